@@ -1,0 +1,3 @@
+//! Shared helpers for Tidemark's benchmarks: loading the real capture in
+//! `../shared/data` and generating synthetic series.
+#![deny(missing_docs)]

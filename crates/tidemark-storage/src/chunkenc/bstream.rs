@@ -1,0 +1,253 @@
+//! Bit-level writer and reader used by the Gorilla codec.
+//!
+//! Bits are written most-significant first into bytes, so the stream is
+//! byte-order independent. The reader keeps a left-aligned 64-bit window and
+//! refills it a byte at a time; reading past the end returns `None` instead
+//! of panicking, which is what makes decoding arbitrary bytes safe.
+
+/// Appends bits to a byte vector.
+#[derive(Debug, Clone, Default)]
+pub struct BitWriter {
+    buf: Vec<u8>,
+    /// Unused low bits in the last byte of `buf` (0..=7; 0 means full).
+    free: u32,
+}
+
+impl BitWriter {
+    /// An empty writer.
+    pub fn new() -> BitWriter {
+        BitWriter::default()
+    }
+
+    /// A writer that continues after `prefix` (whose last byte is full).
+    pub fn with_bytes(prefix: Vec<u8>) -> BitWriter {
+        BitWriter { buf: prefix, free: 0 }
+    }
+
+    /// Writes one bit.
+    #[inline]
+    pub fn write_bit(&mut self, bit: bool) {
+        if self.free == 0 {
+            self.buf.push(0);
+            self.free = 8;
+        }
+        self.free -= 1;
+        if bit {
+            *self.buf.last_mut().expect("pushed above") |= 1 << self.free;
+        }
+    }
+
+    /// Writes the `n` low bits of `v`, most significant first (`n <= 64`).
+    #[inline]
+    pub fn write_bits(&mut self, v: u64, n: u32) {
+        debug_assert!(n <= 64);
+        if n == 0 {
+            return;
+        }
+        // Left-align the payload so the next bit to write is bit 63.
+        let mut v = v << (64 - n);
+        let mut n = n;
+        if self.free > 0 {
+            let take = self.free.min(n);
+            let bits = (v >> (64 - take)) as u8;
+            *self.buf.last_mut().expect("free > 0 implies a byte") |= bits << (self.free - take);
+            self.free -= take;
+            n -= take;
+            v = if take == 64 { 0 } else { v << take };
+        }
+        while n >= 8 {
+            self.buf.push((v >> 56) as u8);
+            v <<= 8;
+            n -= 8;
+        }
+        if n > 0 {
+            self.buf.push((v >> 56) as u8);
+            self.free = 8 - n;
+        }
+    }
+
+    /// The bytes written so far (the last byte may be partly used).
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Mutable access to the underlying bytes (for patching headers).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+
+    /// Consumes the writer, returning its bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// Heap bytes reserved by the writer.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Releases spare capacity.
+    pub fn shrink_to_fit(&mut self) {
+        self.buf.shrink_to_fit();
+    }
+}
+
+/// Reads bits from a byte slice held by `B`.
+#[derive(Debug, Clone)]
+pub struct BitReader<B> {
+    data: B,
+    /// Next byte of `data` to load into `window`.
+    pos: usize,
+    /// Left-aligned unread bits.
+    window: u64,
+    /// Number of valid bits in `window`.
+    valid: u32,
+}
+
+impl<B: AsRef<[u8]>> BitReader<B> {
+    /// A reader starting at byte `start` of `data`.
+    pub fn new(data: B, start: usize) -> BitReader<B> {
+        BitReader { data, pos: start, window: 0, valid: 0 }
+    }
+
+    #[inline]
+    fn refill(&mut self) {
+        let data = self.data.as_ref();
+        if self.valid == 0 && self.pos + 8 <= data.len() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&data[self.pos..self.pos + 8]);
+            self.window = u64::from_be_bytes(b);
+            self.valid = 64;
+            self.pos += 8;
+            return;
+        }
+        while self.valid <= 56 && self.pos < data.len() {
+            self.window |= u64::from(data[self.pos]) << (56 - self.valid);
+            self.valid += 8;
+            self.pos += 1;
+        }
+    }
+
+    /// Reads one bit, or `None` at the end of the data.
+    #[inline]
+    pub fn read_bit(&mut self) -> Option<bool> {
+        if self.valid == 0 {
+            self.refill();
+            if self.valid == 0 {
+                return None;
+            }
+        }
+        let bit = self.window >> 63 == 1;
+        self.window <<= 1;
+        self.valid -= 1;
+        Some(bit)
+    }
+
+    /// Reads `n <= 64` bits as an unsigned integer, or `None` past the end.
+    #[inline]
+    pub fn read_bits(&mut self, n: u32) -> Option<u64> {
+        debug_assert!(n <= 64);
+        if n == 0 {
+            return Some(0);
+        }
+        if self.valid < n {
+            self.refill();
+            if self.valid < n {
+                // A window holds at most 64 bits; a 64-bit read that found a
+                // partial window needs two steps.
+                if n > 32 && self.pos < self.data.as_ref().len() {
+                    let hi = self.read_bits(32)?;
+                    let lo = self.read_bits(n - 32)?;
+                    return Some((hi << (n - 32)) | lo);
+                }
+                return None;
+            }
+        }
+        let v = self.window >> (64 - n);
+        self.window = if n == 64 { 0 } else { self.window << n };
+        self.valid -= n;
+        Some(v)
+    }
+
+    /// Reads an unsigned LEB128 varint aligned on the bit stream.
+    pub fn read_uvarint(&mut self) -> Option<u64> {
+        let mut x: u64 = 0;
+        let mut shift = 0u32;
+        for i in 0..10 {
+            let b = self.read_bits(8)?;
+            if i == 9 && b > 1 {
+                return None;
+            }
+            x |= (b & 0x7f) << shift;
+            if b < 0x80 {
+                return Some(x);
+            }
+            shift += 7;
+        }
+        None
+    }
+
+    /// Reads a zig-zag encoded signed varint.
+    pub fn read_varint(&mut self) -> Option<i64> {
+        let u = self.read_uvarint()?;
+        Some(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+}
+
+impl BitWriter {
+    /// Writes an unsigned LEB128 varint on the bit stream.
+    pub fn write_uvarint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.write_bits((v & 0x7f) | 0x80, 8);
+            v >>= 7;
+        }
+        self.write_bits(v, 8);
+    }
+
+    /// Writes a zig-zag encoded signed varint.
+    pub fn write_varint(&mut self, v: i64) {
+        self.write_uvarint(((v << 1) ^ (v >> 63)) as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn bits_round_trip(items in proptest::collection::vec((any::<u64>(), 0u32..=64), 0..200)) {
+            let mut w = BitWriter::new();
+            for &(v, n) in &items {
+                w.write_bits(v, n);
+            }
+            let bytes = w.into_bytes();
+            let mut r = BitReader::new(&bytes[..], 0);
+            for &(v, n) in &items {
+                let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+                prop_assert_eq!(r.read_bits(n), Some(v & mask));
+            }
+        }
+
+        #[test]
+        fn varints_round_trip(vs in proptest::collection::vec(any::<i64>(), 0..50), pad in 0u32..8) {
+            let mut w = BitWriter::new();
+            w.write_bits(0, pad);
+            for &v in &vs { w.write_varint(v); }
+            let bytes = w.into_bytes();
+            let mut r = BitReader::new(&bytes[..], 0);
+            r.read_bits(pad);
+            for &v in &vs { prop_assert_eq!(r.read_varint(), Some(v)); }
+        }
+    }
+
+    #[test]
+    fn reading_past_the_end_is_none() {
+        let mut r = BitReader::new(&[0xffu8][..], 0);
+        assert_eq!(r.read_bits(4), Some(0xf));
+        assert_eq!(r.read_bits(8), None);
+        let mut r = BitReader::new(&[][..], 0);
+        assert_eq!(r.read_bit(), None);
+    }
+}

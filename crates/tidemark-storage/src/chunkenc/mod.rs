@@ -1,0 +1,175 @@
+//! Chunk encodings: how a run of samples of one series is stored.
+//!
+//! - [`Encoding::Xor`]: the Gorilla codec, used for the head's open chunks
+//!   (appendable, ~120 samples).
+//! - [`Encoding::Sealed`]: a denser, lossless, non-appendable encoding for
+//!   sealed data in blocks (see [`sealed`]).
+//!
+//! A [`Chunk`] pairs an encoding with its bytes, wherever they live (heap or
+//! a mapped block file), and hands out a [`ChunkIterator`].
+
+pub mod bstream;
+pub mod sealed;
+pub mod xor;
+
+use std::sync::Arc;
+
+use crate::error::ChunkError;
+use crate::sample::{Sample, SampleIterator, VecIterator};
+
+pub use xor::{XorAppender, XorIterator};
+
+/// The on-disk encoding byte of a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Encoding {
+    /// Gorilla delta-of-delta timestamps + XOR floats.
+    Xor = 1,
+    /// The sealed block encoding (see [`sealed`]).
+    Sealed = 2,
+}
+
+impl TryFrom<u8> for Encoding {
+    type Error = ChunkError;
+    fn try_from(b: u8) -> Result<Encoding, ChunkError> {
+        match b {
+            1 => Ok(Encoding::Xor),
+            2 => Ok(Encoding::Sealed),
+            other => Err(ChunkError::UnknownEncoding(other)),
+        }
+    }
+}
+
+/// Chunk bytes on the heap or inside a memory-mapped file. Cheap to clone.
+#[derive(Clone)]
+pub enum ChunkBytes {
+    /// Bytes owned on the heap.
+    Heap(Arc<[u8]>),
+    /// A range of a mapped file; the map stays alive while referenced.
+    Mapped {
+        /// The mapped file.
+        map: Arc<memmap2::Mmap>,
+        /// Start offset of the chunk in the map.
+        start: usize,
+        /// Length of the chunk.
+        len: usize,
+    },
+}
+
+impl AsRef<[u8]> for ChunkBytes {
+    #[inline]
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            ChunkBytes::Heap(b) => b,
+            ChunkBytes::Mapped { map, start, len } => &map[*start..*start + *len],
+        }
+    }
+}
+
+impl std::fmt::Debug for ChunkBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ChunkBytes({} bytes)", self.as_ref().len())
+    }
+}
+
+impl From<Vec<u8>> for ChunkBytes {
+    fn from(v: Vec<u8>) -> ChunkBytes {
+        ChunkBytes::Heap(v.into())
+    }
+}
+
+/// An immutable chunk: an encoding, its bytes, and the time range it covers.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    /// Timestamp of the first sample.
+    pub mint: i64,
+    /// Timestamp of the last sample.
+    pub maxt: i64,
+    /// How `bytes` are encoded.
+    pub encoding: Encoding,
+    /// The encoded samples.
+    pub bytes: ChunkBytes,
+}
+
+impl Chunk {
+    /// An iterator over the chunk's samples.
+    pub fn iter(&self) -> ChunkIterator {
+        match self.encoding {
+            Encoding::Xor => ChunkIterator::Xor(XorIterator::new(self.bytes.clone())),
+            Encoding::Sealed => {
+                let mut out = Vec::new();
+                match sealed::decode(self.bytes.as_ref(), &mut out) {
+                    Ok(()) => ChunkIterator::Decoded(VecIterator::new(out), None),
+                    Err(e) => ChunkIterator::Decoded(VecIterator::default(), Some(e.into())),
+                }
+            }
+        }
+    }
+
+    /// Decodes every sample into `out`.
+    pub fn decode_into(&self, out: &mut Vec<Sample>) -> Result<(), crate::Error> {
+        match self.encoding {
+            Encoding::Xor => XorIterator::new(self.bytes.as_ref()).decode_into(out),
+            Encoding::Sealed => Ok(sealed::decode(self.bytes.as_ref(), out)?),
+        }
+    }
+}
+
+/// One series and its chunks from one source (the head or a block), as
+/// returned by a `select`. Chunks are sorted by `mint`; in the head they may
+/// overlap (out-of-order data), in a block they do not.
+#[derive(Debug, Clone)]
+pub struct ChunkSeries {
+    /// The series' labels.
+    pub labels: crate::Labels,
+    /// Chunks overlapping the queried time range.
+    pub chunks: Vec<Chunk>,
+}
+
+/// Iterates over one chunk, whatever its encoding.
+#[derive(Debug)]
+pub enum ChunkIterator {
+    /// Decoding a Gorilla chunk sample by sample.
+    Xor(XorIterator<ChunkBytes>),
+    /// Iterating over samples decoded up front (and the decode error, if any).
+    Decoded(VecIterator, Option<crate::Error>),
+}
+
+impl SampleIterator for ChunkIterator {
+    #[inline]
+    fn next(&mut self) -> bool {
+        match self {
+            ChunkIterator::Xor(it) => it.next(),
+            ChunkIterator::Decoded(it, _) => it.next(),
+        }
+    }
+
+    fn seek(&mut self, t: i64) -> bool {
+        match self {
+            ChunkIterator::Xor(it) => it.seek(t),
+            ChunkIterator::Decoded(it, _) => it.seek(t),
+        }
+    }
+
+    #[inline]
+    fn at(&self) -> Sample {
+        match self {
+            ChunkIterator::Xor(it) => it.at(),
+            ChunkIterator::Decoded(it, _) => it.at(),
+        }
+    }
+
+    fn started(&self) -> bool {
+        match self {
+            ChunkIterator::Xor(it) => it.started(),
+            ChunkIterator::Decoded(it, _) => it.started(),
+        }
+    }
+
+    fn err(&self) -> Option<&crate::Error> {
+        match self {
+            ChunkIterator::Xor(it) => it.err(),
+            ChunkIterator::Decoded(_, e) => e.as_ref(),
+        }
+    }
+}

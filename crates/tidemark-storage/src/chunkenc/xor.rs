@@ -1,0 +1,437 @@
+//! The Gorilla codec: delta-of-delta timestamps and XOR-encoded floats.
+//!
+//! Layout (see `docs/format/chunks.md`): a 2-byte big-endian sample count,
+//! then a bit stream. The first sample stores its timestamp as a zig-zag
+//! varint and its value as 64 raw bits; the second stores the timestamp delta
+//! as a zig-zag varint; later samples store the delta of deltas in one of
+//! five variable-width buckets. Values are XORed with the previous value and
+//! only the meaningful bits are written. All timestamp arithmetic wraps, so
+//! any sequence of `i64` round-trips, and values round-trip bit-exactly.
+
+use super::bstream::{BitReader, BitWriter};
+use crate::error::ChunkError;
+use crate::sample::{Sample, SampleIterator};
+
+/// Bytes before the bit stream: the big-endian sample count.
+pub const HEADER_LEN: usize = 2;
+
+/// Most samples one XOR chunk can hold (the count is a `u16`).
+pub const MAX_SAMPLES: usize = u16::MAX as usize;
+
+/// (prefix bits, prefix length, payload bits) of the delta-of-delta buckets
+/// after the zero bucket (`0`).
+const DOD_BUCKETS: [(u64, u32, u32); 3] = [(0b10, 2, 14), (0b110, 3, 17), (0b1110, 4, 20)];
+
+/// Appends samples to an XOR chunk. Holds the encoder state (about 40 bytes
+/// besides the bytes), so the head keeps one per open chunk.
+#[derive(Debug, Clone)]
+pub struct XorAppender {
+    w: BitWriter,
+    num: u16,
+    t: i64,
+    t_delta: i64,
+    v: u64,
+    leading: u8,
+    trailing: u8,
+}
+
+impl Default for XorAppender {
+    fn default() -> Self {
+        XorAppender::new()
+    }
+}
+
+impl XorAppender {
+    /// A new, empty chunk.
+    pub fn new() -> XorAppender {
+        XorAppender {
+            w: BitWriter::with_bytes(vec![0; HEADER_LEN]),
+            num: 0,
+            t: 0,
+            t_delta: 0,
+            v: 0,
+            leading: 0xff,
+            trailing: 0,
+        }
+    }
+
+    /// Number of samples appended.
+    pub fn num_samples(&self) -> usize {
+        usize::from(self.num)
+    }
+
+    /// Whether the chunk cannot take another sample.
+    pub fn is_full(&self) -> bool {
+        self.num == u16::MAX
+    }
+
+    /// Timestamp of the last appended sample (meaningless when empty).
+    pub fn last_t(&self) -> i64 {
+        self.t
+    }
+
+    /// Bits of the last appended value (meaningless when empty).
+    pub fn last_v_bits(&self) -> u64 {
+        self.v
+    }
+
+    /// Appends a sample. The caller keeps timestamps increasing (the codec
+    /// itself round-trips any order). Panics if the chunk is full; check
+    /// [`XorAppender::is_full`].
+    #[inline]
+    pub fn append(&mut self, t: i64, v: f64) {
+        assert!(!self.is_full(), "XOR chunk is full");
+        let vb = v.to_bits();
+        match self.num {
+            0 => {
+                self.w.write_varint(t);
+                self.w.write_bits(vb, 64);
+            }
+            1 => {
+                let d = t.wrapping_sub(self.t);
+                self.w.write_varint(d);
+                self.t_delta = d;
+                self.write_value(vb);
+            }
+            _ => {
+                let d = t.wrapping_sub(self.t);
+                let dod = d.wrapping_sub(self.t_delta);
+                self.write_dod(dod);
+                self.t_delta = d;
+                self.write_value(vb);
+            }
+        }
+        self.t = t;
+        self.v = vb;
+        self.num += 1;
+        self.w.bytes_mut()[..HEADER_LEN].copy_from_slice(&self.num.to_be_bytes());
+    }
+
+    #[inline]
+    fn write_dod(&mut self, dod: i64) {
+        if dod == 0 {
+            self.w.write_bit(false);
+            return;
+        }
+        for (prefix, plen, bits) in DOD_BUCKETS {
+            if fits(dod, bits) {
+                self.w.write_bits(prefix, plen);
+                self.w.write_bits(dod as u64, bits);
+                return;
+            }
+        }
+        self.w.write_bits(0b1111, 4);
+        self.w.write_bits(dod as u64, 64);
+    }
+
+    #[inline]
+    fn write_value(&mut self, vb: u64) {
+        let delta = vb ^ self.v;
+        if delta == 0 {
+            self.w.write_bit(false);
+            return;
+        }
+        self.w.write_bit(true);
+        // Leading zeros are stored in 5 bits, so clamp to 31.
+        let leading = (delta.leading_zeros() as u8).min(31);
+        let trailing = delta.trailing_zeros() as u8;
+        if self.leading != 0xff && leading >= self.leading && trailing >= self.trailing {
+            // Fits the previous window: reuse it.
+            self.w.write_bit(false);
+            let sig = 64 - u32::from(self.leading) - u32::from(self.trailing);
+            self.w.write_bits(delta >> self.trailing, sig);
+            return;
+        }
+        self.leading = leading;
+        self.trailing = trailing;
+        let sig = 64 - u32::from(leading) - u32::from(trailing);
+        self.w.write_bit(true);
+        self.w.write_bits(u64::from(leading), 5);
+        // 64 significant bits are written as 0 in 6 bits.
+        self.w.write_bits(u64::from(sig) & 0x3f, 6);
+        self.w.write_bits(delta >> trailing, sig);
+    }
+
+    /// The encoded chunk (header included). Valid at any time.
+    pub fn bytes(&self) -> &[u8] {
+        self.w.bytes()
+    }
+
+    /// Heap bytes held (including spare capacity).
+    pub fn heap_bytes(&self) -> usize {
+        self.w.capacity()
+    }
+
+    /// Releases spare capacity (call when the chunk is closed).
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        self.w.shrink_to_fit();
+        self.w.into_bytes()
+    }
+}
+
+/// Whether `x` fits the signed `bits`-wide bucket (Prometheus' `bitRange`).
+#[inline]
+fn fits(x: i64, bits: u32) -> bool {
+    let half = 1i64 << (bits - 1);
+    -(half - 1) <= x && x <= half
+}
+
+/// Decodes an XOR chunk sample by sample. `B` is anything that derefs to the
+/// chunk bytes (a slice, an `Arc<[u8]>`, a mapped region).
+#[derive(Debug, Clone)]
+pub struct XorIterator<B> {
+    r: BitReader<B>,
+    total: u16,
+    read: u16,
+    t: i64,
+    t_delta: i64,
+    v: u64,
+    leading: u8,
+    trailing: u8,
+    done: bool,
+    err: Option<crate::Error>,
+}
+
+impl<B: AsRef<[u8]>> XorIterator<B> {
+    /// Starts decoding `bytes`. A chunk shorter than its header yields an
+    /// error on the first `next`.
+    pub fn new(bytes: B) -> XorIterator<B> {
+        let b = bytes.as_ref();
+        let (total, err) = if b.len() < HEADER_LEN {
+            (0, Some(ChunkError::Corrupt("XOR chunk shorter than its header").into()))
+        } else {
+            (u16::from_be_bytes([b[0], b[1]]), None)
+        };
+        XorIterator {
+            r: BitReader::new(bytes, HEADER_LEN),
+            total,
+            read: 0,
+            t: 0,
+            t_delta: 0,
+            v: 0,
+            leading: 0,
+            trailing: 0,
+            done: err.is_some(),
+            err,
+        }
+    }
+
+    /// Number of samples the chunk declares.
+    pub fn num_samples(&self) -> usize {
+        usize::from(self.total)
+    }
+
+    fn fail(&mut self, why: &'static str) -> bool {
+        self.done = true;
+        self.err = Some(ChunkError::Corrupt(why).into());
+        false
+    }
+
+    #[inline]
+    fn read_dod(&mut self) -> Option<i64> {
+        // Count leading one bits of the prefix (at most 4).
+        let mut ones = 0;
+        while ones < 4 {
+            if !self.r.read_bit()? {
+                break;
+            }
+            ones += 1;
+        }
+        let bits = match ones {
+            0 => return Some(0),
+            1 => 14,
+            2 => 17,
+            3 => 20,
+            _ => return self.r.read_bits(64).map(|v| v as i64),
+        };
+        let raw = self.r.read_bits(bits)?;
+        // Sign-extend within the bucket, matching `fits`.
+        let half = 1u64 << (bits - 1);
+        Some(if raw > half { raw as i64 - (1i64 << bits) } else { raw as i64 })
+    }
+
+    #[inline]
+    fn read_value(&mut self) -> Option<()> {
+        if !self.r.read_bit()? {
+            return Some(());
+        }
+        if self.r.read_bit()? {
+            self.leading = self.r.read_bits(5)? as u8;
+            let mut sig = self.r.read_bits(6)? as u8;
+            if sig == 0 {
+                sig = 64;
+            }
+            if u32::from(self.leading) + u32::from(sig) > 64 {
+                return None;
+            }
+            self.trailing = 64 - self.leading - sig;
+        }
+        let sig = 64 - u32::from(self.leading) - u32::from(self.trailing);
+        let bits = self.r.read_bits(sig)?;
+        self.v ^= bits << self.trailing;
+        Some(())
+    }
+
+    fn step(&mut self) -> Option<()> {
+        match self.read {
+            0 => {
+                self.t = self.r.read_varint()?;
+                self.v = self.r.read_bits(64)?;
+            }
+            1 => {
+                self.t_delta = self.r.read_varint()?;
+                self.t = self.t.wrapping_add(self.t_delta);
+                self.read_value()?;
+            }
+            _ => {
+                let dod = self.read_dod()?;
+                self.t_delta = self.t_delta.wrapping_add(dod);
+                self.t = self.t.wrapping_add(self.t_delta);
+                self.read_value()?;
+            }
+        }
+        Some(())
+    }
+
+    /// Decodes every remaining sample into `out`.
+    pub fn decode_into(&mut self, out: &mut Vec<Sample>) -> Result<(), crate::Error> {
+        out.reserve(usize::from(self.total.saturating_sub(self.read)));
+        while self.next() {
+            out.push(self.at());
+        }
+        match self.err.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<B: AsRef<[u8]>> SampleIterator for XorIterator<B> {
+    #[inline]
+    fn next(&mut self) -> bool {
+        if self.done || self.read >= self.total {
+            self.done = true;
+            return false;
+        }
+        if self.step().is_none() {
+            return self.fail("XOR chunk ends before its declared sample count");
+        }
+        self.read += 1;
+        true
+    }
+
+    fn at(&self) -> Sample {
+        Sample { t: self.t, v: f64::from_bits(self.v) }
+    }
+
+    fn started(&self) -> bool {
+        self.read > 0 && !self.done
+    }
+
+    fn err(&self) -> Option<&crate::Error> {
+        self.err.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::collect_samples;
+    use proptest::prelude::*;
+
+    fn encode(samples: &[Sample]) -> Vec<u8> {
+        let mut a = XorAppender::new();
+        for s in samples {
+            a.append(s.t, s.v);
+        }
+        a.into_bytes()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Vec<Sample>, crate::Error> {
+        collect_samples(&mut XorIterator::new(bytes))
+    }
+
+    fn any_f64_bits() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            any::<u64>().prop_map(f64::from_bits),
+            Just(crate::sample::stale_nan()),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(-0.0),
+            Just(0.0),
+            (0i64..1000).prop_map(|i| i as f64 * 0.25),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips_bit_exactly(samples in proptest::collection::vec((any::<i64>(), any_f64_bits()), 0..300)) {
+            let samples: Vec<Sample> = samples.into_iter().map(|(t, v)| Sample::new(t, v)).collect();
+            prop_assert_eq!(decode(&encode(&samples)).unwrap(), samples);
+        }
+
+        #[test]
+        fn round_trips_regular_series(start in -1i64<<50..1i64<<50, step in 1i64..100_000, jitter in proptest::collection::vec(-3000i64..3000, 1..250), base in any::<f64>()) {
+            let mut t = start;
+            let mut samples = Vec::new();
+            for (i, j) in jitter.iter().enumerate() {
+                t += step + j;
+                samples.push(Sample::new(t, base + i as f64));
+            }
+            prop_assert_eq!(decode(&encode(&samples)).unwrap(), samples);
+        }
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn special_values_survive() {
+        let vals = [
+            crate::sample::stale_nan(),
+            f64::NAN,
+            f64::from_bits(0x7ff8_dead_beef_0001),
+            -0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE / 2.0,
+        ];
+        let samples: Vec<Sample> = vals.iter().enumerate().map(|(i, &v)| Sample::new(i as i64 * 15_000, v)).collect();
+        let got = decode(&encode(&samples)).unwrap();
+        for (a, b) in got.iter().zip(&samples) {
+            assert_eq!(a.v.to_bits(), b.v.to_bits());
+        }
+    }
+
+    #[test]
+    fn regular_scrapes_compress_well() {
+        let samples: Vec<Sample> = (0..120).map(|i| Sample::new(1_700_000_000_000 + i * 15_000, 42.0)).collect();
+        let bytes = encode(&samples);
+        // 19 bytes for the first two samples, then 2 bits per sample.
+        assert!(bytes.len() <= 50, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn truncated_chunk_reports_error() {
+        let samples: Vec<Sample> = (0..50).map(|i| Sample::new(i * 1000 + (i * i) % 7, i as f64 * 1.1)).collect();
+        let bytes = encode(&samples);
+        for cut in 0..bytes.len() - 1 {
+            let r = decode(&bytes[..cut]);
+            assert!(r.is_err(), "cut at {cut} decoded silently");
+        }
+    }
+
+    #[test]
+    fn seek_moves_forward() {
+        let samples: Vec<Sample> = (0..100).map(|i| Sample::new(i * 10, i as f64)).collect();
+        let bytes = encode(&samples);
+        let mut it = XorIterator::new(&bytes[..]);
+        assert!(it.seek(255));
+        assert_eq!(it.at().t, 260);
+        assert!(it.seek(0));
+        assert_eq!(it.at().t, 260);
+        assert!(!it.seek(5000));
+    }
+}

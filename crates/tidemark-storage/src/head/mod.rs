@@ -1,0 +1,1 @@
+//! The in-memory head. (Being written: see the head work item.)

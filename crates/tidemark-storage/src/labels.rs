@@ -1,0 +1,420 @@
+//! Label sets: the identity of a series.
+//!
+//! A [`Labels`] value is a set of `name="value"` pairs sorted by name, stored
+//! in one compact byte buffer (`uvarint(len) bytes` for each name and value).
+//! That buffer is also the canonical encoding used on disk and for hashing,
+//! so a label set costs one allocation and its hash is stable across
+//! processes and versions.
+//!
+//! Invariants enforced at construction:
+//! - names are unique and sorted (byte-wise, as Prometheus sorts them);
+//! - no name is empty;
+//! - pairs with an empty value are dropped: an empty value means "absent".
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use xxhash_rust::xxh3::xxh3_64;
+
+/// The label that holds the metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// Why a label set was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LabelError {
+    /// A label name was empty.
+    #[error("empty label name")]
+    EmptyName,
+    /// The same label name appeared twice.
+    #[error("duplicate label name {0:?}")]
+    DuplicateName(String),
+    /// A label name does not satisfy the validation scheme.
+    #[error("invalid label name {0:?}")]
+    InvalidName(String),
+    /// The metric name does not satisfy the validation scheme.
+    #[error("invalid metric name {0:?}")]
+    InvalidMetricName(String),
+    /// The label set has no `__name__` label.
+    #[error("label set has no metric name (__name__)")]
+    MissingMetricName,
+    /// The canonical encoding could not be decoded.
+    #[error("malformed label encoding: {0}")]
+    Malformed(&'static str),
+}
+
+/// How strictly names are validated, as Prometheus' `metric_name_validation_scheme`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NameValidation {
+    /// Prometheus 3.x default: any non-empty UTF-8 string is a valid name.
+    #[default]
+    Utf8,
+    /// Prometheus 2.x rules: label names match `[a-zA-Z_][a-zA-Z0-9_]*` and
+    /// metric names match `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+    Legacy,
+}
+
+impl NameValidation {
+    /// Whether `name` is a valid label name under this scheme.
+    pub fn is_valid_label_name(self, name: &str) -> bool {
+        match self {
+            NameValidation::Utf8 => !name.is_empty(),
+            NameValidation::Legacy => {
+                let mut bytes = name.bytes();
+                matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+                    && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            }
+        }
+    }
+
+    /// Whether `name` is a valid metric name under this scheme.
+    pub fn is_valid_metric_name(self, name: &str) -> bool {
+        match self {
+            NameValidation::Utf8 => !name.is_empty(),
+            NameValidation::Legacy => {
+                let mut bytes = name.bytes();
+                matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':')
+                    && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+            }
+        }
+    }
+}
+
+/// One label pair, borrowed from a [`Labels`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Label<'a> {
+    /// The label name.
+    pub name: &'a str,
+    /// The label value (never empty).
+    pub value: &'a str,
+}
+
+/// A sorted, validated set of label pairs identifying one series.
+///
+/// ```
+/// use tidemark_storage::Labels;
+/// let l = Labels::new([("job", "api"), ("__name__", "up"), ("env", "")]).unwrap();
+/// assert_eq!(l.get("job"), Some("api"));
+/// assert_eq!(l.get("env"), None); // empty value means absent
+/// assert_eq!(l.metric_name(), Some("up"));
+/// assert_eq!(l.to_string(), r#"{__name__="up", job="api"}"#);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Labels {
+    data: Box<[u8]>,
+}
+
+impl Labels {
+    /// The empty label set.
+    pub fn empty() -> Labels {
+        Labels::default()
+    }
+
+    /// Builds a label set from pairs in any order. Empty values are dropped;
+    /// empty or duplicate names are an error. Names are not checked against a
+    /// validation scheme here; see [`Labels::validate`].
+    pub fn new<N, V, I>(pairs: I) -> Result<Labels, LabelError>
+    where
+        N: AsRef<str>,
+        V: AsRef<str>,
+        I: IntoIterator<Item = (N, V)>,
+    {
+        let mut v: Vec<(N, V)> = pairs.into_iter().filter(|(_, v)| !v.as_ref().is_empty()).collect();
+        v.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+        for w in v.windows(2) {
+            if w[0].0.as_ref() == w[1].0.as_ref() {
+                return Err(LabelError::DuplicateName(w[0].0.as_ref().to_string()));
+            }
+        }
+        let mut data = Vec::with_capacity(v.iter().map(|(n, v)| n.as_ref().len() + v.as_ref().len() + 2).sum());
+        for (n, val) in &v {
+            if n.as_ref().is_empty() {
+                return Err(LabelError::EmptyName);
+            }
+            put_str(&mut data, n.as_ref());
+            put_str(&mut data, val.as_ref());
+        }
+        Ok(Labels { data: data.into_boxed_slice() })
+    }
+
+    /// Builds a label set from pairs that the caller guarantees are sorted by
+    /// name, unique, with non-empty names and values (e.g. from an index that
+    /// was validated when written). Debug builds check the guarantee.
+    pub fn from_sorted<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Labels {
+        let mut data = Vec::new();
+        let mut prev: Option<&str> = None;
+        for (n, v) in pairs {
+            debug_assert!(!n.is_empty() && !v.is_empty());
+            debug_assert!(prev.is_none_or(|p| p < n), "labels not sorted/unique");
+            prev = Some(n);
+            put_str(&mut data, n);
+            put_str(&mut data, v);
+        }
+        Labels { data: data.into_boxed_slice() }
+    }
+
+    /// Decodes the canonical encoding produced by [`Labels::encoded`],
+    /// checking every invariant. Never panics on arbitrary input.
+    pub fn from_encoded(bytes: &[u8]) -> Result<Labels, LabelError> {
+        let mut pos = 0;
+        let mut prev: Option<&str> = None;
+        while pos < bytes.len() {
+            let name = get_str(bytes, &mut pos)?;
+            let value = get_str(bytes, &mut pos)?;
+            if name.is_empty() {
+                return Err(LabelError::EmptyName);
+            }
+            if value.is_empty() {
+                return Err(LabelError::Malformed("empty label value"));
+            }
+            if let Some(p) = prev {
+                match p.cmp(name) {
+                    Ordering::Less => {}
+                    Ordering::Equal => return Err(LabelError::DuplicateName(name.to_string())),
+                    Ordering::Greater => return Err(LabelError::Malformed("labels not sorted")),
+                }
+            }
+            prev = Some(name);
+        }
+        Ok(Labels { data: bytes.into() })
+    }
+
+    /// The canonical encoding: for each pair in name order,
+    /// `uvarint(len(name)) name uvarint(len(value)) value`.
+    pub fn encoded(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Checks names against `scheme` and requires a `__name__` label.
+    pub fn validate(&self, scheme: NameValidation) -> Result<(), LabelError> {
+        let mut has_name = false;
+        for l in self.iter() {
+            if l.name == METRIC_NAME {
+                has_name = true;
+                if !scheme.is_valid_metric_name(l.value) {
+                    return Err(LabelError::InvalidMetricName(l.value.to_string()));
+                }
+            } else if !scheme.is_valid_label_name(l.name) {
+                return Err(LabelError::InvalidName(l.name.to_string()));
+            }
+        }
+        if !has_name {
+            return Err(LabelError::MissingMetricName);
+        }
+        Ok(())
+    }
+
+    /// Iterates over the pairs in name order.
+    pub fn iter(&self) -> LabelsIter<'_> {
+        LabelsIter { data: &self.data, pos: 0 }
+    }
+
+    /// The value of `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter().find(|l| l.name == name).map(|l| l.value)
+    }
+
+    /// The value of `__name__`, if present.
+    pub fn metric_name(&self) -> Option<&str> {
+        self.get(METRIC_NAME)
+    }
+
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// A stable 64-bit hash (xxh3 of the canonical encoding): the same in
+    /// every process and version, so it may be persisted.
+    pub fn stable_hash(&self) -> u64 {
+        xxh3_64(&self.data)
+    }
+
+    /// Bytes of heap memory held by this value.
+    pub fn heap_bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// A copy with `name` set to `value` (removed when `value` is empty).
+    pub fn with(&self, name: &str, value: &str) -> Result<Labels, LabelError> {
+        let pairs =
+            self.iter().filter(|l| l.name != name).map(|l| (l.name, l.value)).chain(std::iter::once((name, value)));
+        Labels::new(pairs)
+    }
+
+    /// A copy without the named labels.
+    pub fn without(&self, names: &[&str]) -> Labels {
+        Labels::from_sorted(self.iter().filter(|l| !names.contains(&l.name)).map(|l| (l.name, l.value)))
+    }
+}
+
+/// Iterator over the pairs of a [`Labels`].
+#[derive(Clone)]
+pub struct LabelsIter<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for LabelsIter<'a> {
+    type Item = Label<'a>;
+
+    fn next(&mut self) -> Option<Label<'a>> {
+        if self.pos >= self.data.len() {
+            return None;
+        }
+        // The buffer was validated at construction, so decoding cannot fail.
+        let name = get_str(self.data, &mut self.pos).expect("labels invariant");
+        let value = get_str(self.data, &mut self.pos).expect("labels invariant");
+        Some(Label { name, value })
+    }
+}
+
+impl<'a> IntoIterator for &'a Labels {
+    type Item = Label<'a>;
+    type IntoIter = LabelsIter<'a>;
+    fn into_iter(self) -> LabelsIter<'a> {
+        self.iter()
+    }
+}
+
+impl Ord for Labels {
+    /// Prometheus' order: pair by pair, name then value; a prefix sorts first.
+    fn cmp(&self, other: &Labels) -> Ordering {
+        let mut a = self.iter();
+        let mut b = other.iter();
+        loop {
+            match (a.next(), b.next()) {
+                (None, None) => return Ordering::Equal,
+                (None, Some(_)) => return Ordering::Less,
+                (Some(_), None) => return Ordering::Greater,
+                (Some(x), Some(y)) => match x.name.cmp(y.name).then_with(|| x.value.cmp(y.value)) {
+                    Ordering::Equal => {}
+                    o => return o,
+                },
+            }
+        }
+    }
+}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Labels) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for Labels {
+    /// Prometheus' format: `{a="1", b="2"}` with Go-style escaping.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, l) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{}=\"", l.name)?;
+            for c in l.value.chars() {
+                match c {
+                    '"' => f.write_str("\\\"")?,
+                    '\\' => f.write_str("\\\\")?,
+                    '\n' => f.write_str("\\n")?,
+                    c => write!(f, "{c}")?,
+                }
+            }
+            f.write_str("\"")?;
+        }
+        f.write_str("}")
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_uvarint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn get_str<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a str, LabelError> {
+    let mut len: u64 = 0;
+    let mut shift = 0;
+    loop {
+        let b = *buf.get(*pos).ok_or(LabelError::Malformed("truncated length"))?;
+        *pos += 1;
+        if shift >= 63 && b > 1 {
+            return Err(LabelError::Malformed("length overflow"));
+        }
+        len |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            break;
+        }
+        shift += 7;
+    }
+    let end = pos
+        .checked_add(usize::try_from(len).map_err(|_| LabelError::Malformed("length overflow"))?)
+        .filter(|&e| e <= buf.len())
+        .ok_or(LabelError::Malformed("truncated string"))?;
+    let s = std::str::from_utf8(&buf[*pos..end]).map_err(|_| LabelError::Malformed("invalid UTF-8"))?;
+    *pos = end;
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_drops_empty_values_and_rejects_duplicates() {
+        let l = Labels::new([("b", "2"), ("a", "1"), ("c", "")]).unwrap();
+        let pairs: Vec<_> = l.iter().map(|l| (l.name, l.value)).collect();
+        assert_eq!(pairs, vec![("a", "1"), ("b", "2")]);
+        assert_eq!(Labels::new([("a", "1"), ("a", "2")]), Err(LabelError::DuplicateName("a".into())));
+        assert_eq!(Labels::new([("", "1")]), Err(LabelError::EmptyName));
+    }
+
+    #[test]
+    fn encoding_round_trips_and_rejects_garbage() {
+        let l = Labels::new([("__name__", "up"), ("job", "a\"b\n"), ("ü", "✓")]).unwrap();
+        assert_eq!(Labels::from_encoded(l.encoded()).unwrap(), l);
+        assert!(Labels::from_encoded(&[5, b'a']).is_err());
+        assert!(Labels::from_encoded(&[1, b'b', 1, b'x', 1, b'a', 1, b'x']).is_err());
+        assert!(Labels::from_encoded(&[0xff; 12]).is_err());
+        assert_eq!(l.to_string(), "{__name__=\"up\", job=\"a\\\"b\\n\", ü=\"✓\"}");
+    }
+
+    #[test]
+    fn validation_schemes() {
+        let ok = Labels::new([("__name__", "http:requests_total"), ("code", "200")]).unwrap();
+        assert!(ok.validate(NameValidation::Legacy).is_ok());
+        let dotted = Labels::new([("__name__", "http.requests"), ("service.name", "x")]).unwrap();
+        assert!(dotted.validate(NameValidation::Utf8).is_ok());
+        assert_eq!(dotted.validate(NameValidation::Legacy), Err(LabelError::InvalidMetricName("http.requests".into())));
+        let noname = Labels::new([("job", "x")]).unwrap();
+        assert_eq!(noname.validate(NameValidation::Utf8), Err(LabelError::MissingMetricName));
+        assert!(!NameValidation::Legacy.is_valid_label_name("1abc"));
+        assert!(!NameValidation::Legacy.is_valid_label_name("a:b"));
+    }
+
+    #[test]
+    fn ordering_matches_prometheus() {
+        let a = Labels::new([("a", "1")]).unwrap();
+        let ab = Labels::new([("a", "1"), ("b", "1")]).unwrap();
+        let a2 = Labels::new([("a", "2")]).unwrap();
+        assert!(a < ab && ab < a2);
+        assert_eq!(a.stable_hash(), Labels::new([("a", "1")]).unwrap().stable_hash());
+    }
+}

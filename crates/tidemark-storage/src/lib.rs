@@ -1,0 +1,24 @@
+//! Tidemark's storage engine: an embeddable, crash-safe time-series store.
+//!
+//! Data model: a series is a sorted label set ([`Labels`], including
+//! `__name__`); a sample is a millisecond timestamp and an `f64`
+//! ([`Sample`]). Samples are appended to an in-memory head (Gorilla chunks,
+//! inverted label index), logged to a write-ahead log, cut into immutable
+//! memory-mapped blocks, compacted and expired by retention.
+#![deny(missing_docs)]
+
+pub mod chunkenc;
+mod error;
+mod labels;
+mod matcher;
+pub mod postings;
+mod sample;
+
+pub mod block;
+pub mod head;
+pub mod wal;
+
+pub use error::{AppendError, BlockError, ChunkError, Error, Result, WalError};
+pub use labels::{Label, LabelError, Labels, LabelsIter, NameValidation, METRIC_NAME};
+pub use matcher::{MatchOp, Matcher};
+pub use sample::{collect_samples, is_stale_nan, stale_nan, Sample, SampleIterator, VecIterator, STALE_NAN_BITS};

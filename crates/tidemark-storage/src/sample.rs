@@ -1,0 +1,162 @@
+//! Samples and the iterator interface every sample source implements.
+
+/// Bit pattern of Prometheus' staleness marker: a NaN that means "this series
+/// ended here". It must survive storage bit-exactly.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// The staleness marker value.
+pub fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+/// Whether `v` is the staleness marker (compares bits, not values).
+pub fn is_stale_nan(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// One float sample: a timestamp in milliseconds since the Unix epoch and a value.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sample {
+    /// Milliseconds since the Unix epoch.
+    pub t: i64,
+    /// The value; every bit pattern (NaN payloads, ±Inf, -0.0) is preserved.
+    pub v: f64,
+}
+
+impl Sample {
+    /// A sample at `t` with value `v`.
+    pub fn new(t: i64, v: f64) -> Sample {
+        Sample { t, v }
+    }
+}
+
+impl PartialEq for Sample {
+    /// Bit-exact equality: NaN equals NaN with the same payload, -0.0 != 0.0.
+    fn eq(&self, other: &Sample) -> bool {
+        self.t == other.t && self.v.to_bits() == other.v.to_bits()
+    }
+}
+
+impl Eq for Sample {}
+
+/// A cursor over samples in strictly increasing timestamp order.
+///
+/// Modelled on Prometheus' `chunkenc.Iterator`: `next` and `seek` move the
+/// cursor and report whether it rests on a sample; `at` reads it. After either
+/// returns `false`, check [`SampleIterator::err`] to tell the end of data
+/// from corrupt data.
+pub trait SampleIterator {
+    /// Moves to the next sample. Returns `false` at the end or on error.
+    fn next(&mut self) -> bool;
+
+    /// Moves to the first sample with timestamp `>= t`. Never moves backwards:
+    /// if the current sample already satisfies the bound it stays put.
+    /// Returns `false` if there is no such sample (or on error).
+    fn seek(&mut self, t: i64) -> bool {
+        if self.started() && self.at().t >= t {
+            return true;
+        }
+        while self.next() {
+            if self.at().t >= t {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The sample under the cursor. Only meaningful after `next`/`seek`
+    /// returned `true`.
+    fn at(&self) -> Sample;
+
+    /// Whether the cursor has been positioned on a sample at least once and
+    /// is not exhausted.
+    fn started(&self) -> bool;
+
+    /// The error that stopped iteration, if any.
+    fn err(&self) -> Option<&crate::Error> {
+        None
+    }
+}
+
+/// A [`SampleIterator`] over an owned, sorted vector of samples.
+#[derive(Debug, Clone, Default)]
+pub struct VecIterator {
+    samples: Vec<Sample>,
+    // Index of the current sample + 1; 0 before the first `next`.
+    pos: usize,
+}
+
+impl VecIterator {
+    /// Iterates over `samples`, which must be sorted by strictly increasing `t`.
+    pub fn new(samples: Vec<Sample>) -> VecIterator {
+        VecIterator { samples, pos: 0 }
+    }
+}
+
+impl SampleIterator for VecIterator {
+    fn next(&mut self) -> bool {
+        if self.pos <= self.samples.len() {
+            self.pos += 1;
+        }
+        self.pos <= self.samples.len()
+    }
+
+    fn seek(&mut self, t: i64) -> bool {
+        let from = self.pos.saturating_sub(1);
+        if from >= self.samples.len() {
+            self.pos = self.samples.len() + 1;
+            return false;
+        }
+        let idx = from + self.samples[from..].partition_point(|s| s.t < t);
+        self.pos = idx + 1;
+        self.pos <= self.samples.len()
+    }
+
+    fn at(&self) -> Sample {
+        self.samples[self.pos - 1]
+    }
+
+    fn started(&self) -> bool {
+        self.pos > 0 && self.pos <= self.samples.len()
+    }
+}
+
+/// Drains an iterator into a vector (useful in tests and for small reads).
+pub fn collect_samples(it: &mut dyn SampleIterator) -> Result<Vec<Sample>, crate::Error> {
+    let mut out = Vec::new();
+    while it.next() {
+        out.push(it.at());
+    }
+    match it.err() {
+        Some(e) => Err(e.clone()),
+        None => Ok(out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_marker_is_a_distinct_nan() {
+        assert!(stale_nan().is_nan());
+        assert!(is_stale_nan(stale_nan()));
+        assert!(!is_stale_nan(f64::NAN));
+        assert_ne!(Sample::new(1, stale_nan()), Sample::new(1, f64::NAN));
+        assert_eq!(Sample::new(1, f64::NAN), Sample::new(1, f64::NAN));
+        assert_ne!(Sample::new(1, 0.0), Sample::new(1, -0.0));
+    }
+
+    #[test]
+    fn vec_iterator_seeks_forward_only() {
+        let mut it = VecIterator::new((0..10).map(|i| Sample::new(i * 10, i as f64)).collect());
+        assert!(it.seek(25));
+        assert_eq!(it.at().t, 30);
+        assert!(it.seek(5));
+        assert_eq!(it.at().t, 30, "seek never moves backwards");
+        assert!(it.next());
+        assert_eq!(it.at().t, 40);
+        assert!(!it.seek(1000));
+        assert!(!it.next());
+    }
+}
