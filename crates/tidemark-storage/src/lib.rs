@@ -12,6 +12,8 @@ mod error;
 mod labels;
 mod matcher;
 pub mod postings;
+mod querier;
+pub mod retention;
 mod sample;
 
 pub mod block;
@@ -21,4 +23,5 @@ pub mod wal;
 pub use error::{AppendError, BlockError, ChunkError, Error, Result, WalError};
 pub use labels::{Label, LabelError, Labels, LabelsIter, NameValidation, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher};
+pub use querier::{Querier, Series, SeriesIterator};
 pub use sample::{collect_samples, is_stale_nan, stale_nan, Sample, SampleIterator, VecIterator, STALE_NAN_BITS};

@@ -1,0 +1,426 @@
+//! Reading: one consistent view over the head and every block that overlaps
+//! a time range.
+//!
+//! Each source (the head, each block) answers `select` with series sorted by
+//! labels. The querier merges those lists by labels, so a series that lives
+//! in several blocks and in the head comes out once, with all its chunks.
+//! Its [`SeriesIterator`] walks the chunks in time order, clipped to the
+//! query range; where chunks overlap (out-of-order data, or blocks that
+//! overlap before vertical compaction) it merges them and keeps one sample
+//! per timestamp.
+
+use std::sync::Arc;
+
+use crate::chunkenc::{Chunk, ChunkIterator, ChunkSeries};
+use crate::sample::{Sample, SampleIterator, VecIterator};
+use crate::{Error, Labels, Matcher};
+
+/// Something that holds series: the head or a block.
+pub(crate) trait SeriesSource: Send + Sync {
+    /// Series matching `matchers` with chunks overlapping `[mint, maxt]`, sorted by labels.
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<ChunkSeries>, Error>;
+    /// Sorted label names of the series matching `matchers`.
+    fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, Error>;
+    /// Sorted values of `name` over the series matching `matchers`.
+    fn label_values(&self, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, Error>;
+}
+
+/// A read view over `[mint, maxt]` (both inclusive, milliseconds).
+///
+/// A querier pins the blocks that existed when it was created, so retention
+/// or compaction running meanwhile does not change (or break) its answers.
+///
+/// ```
+/// use tidemark_storage::{Db, Labels, Matcher};
+/// let db = Db::in_memory().unwrap();
+/// let mut app = db.appender();
+/// app.append(&Labels::new([("__name__", "up"), ("job", "api")]).unwrap(), 1_000, 1.0).unwrap();
+/// app.commit().unwrap();
+/// let q = db.querier(0, 10_000);
+/// let series = q.select(&[Matcher::equal("__name__", "up")]).unwrap();
+/// assert_eq!(series.len(), 1);
+/// assert_eq!(series[0].samples().unwrap()[0].v, 1.0);
+/// ```
+pub struct Querier {
+    sources: Vec<Arc<dyn SeriesSource>>,
+    mint: i64,
+    maxt: i64,
+}
+
+impl Querier {
+    pub(crate) fn new(sources: Vec<Arc<dyn SeriesSource>>, mint: i64, maxt: i64) -> Querier {
+        Querier { sources, mint, maxt }
+    }
+
+    /// Start of the queried range (inclusive).
+    pub fn mint(&self) -> i64 {
+        self.mint
+    }
+
+    /// End of the queried range (inclusive).
+    pub fn maxt(&self) -> i64 {
+        self.maxt
+    }
+
+    /// The series matching all `matchers` (at least one should select
+    /// something specific, as in Prometheus), sorted by labels.
+    pub fn select(&self, matchers: &[Matcher]) -> Result<Vec<Series>, Error> {
+        if self.mint > self.maxt {
+            return Ok(Vec::new());
+        }
+        let mut lists = Vec::with_capacity(self.sources.len());
+        for s in &self.sources {
+            let l = s.select(matchers, self.mint, self.maxt)?;
+            if !l.is_empty() {
+                lists.push(l);
+            }
+        }
+        let merged = merge_by_labels(lists);
+        Ok(merged
+            .into_iter()
+            .filter(|cs| !cs.chunks.is_empty())
+            .map(|cs| Series { labels: cs.labels, chunks: cs.chunks, mint: self.mint, maxt: self.maxt })
+            .collect())
+    }
+
+    /// Sorted, unique label names of the series matching `matchers` (all series if empty).
+    pub fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, Error> {
+        let mut lists = Vec::new();
+        for s in &self.sources {
+            lists.push(s.label_names(matchers, self.mint, self.maxt)?);
+        }
+        Ok(merge_strings(lists))
+    }
+
+    /// Sorted, unique values of label `name` over the series matching `matchers`.
+    pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, Error> {
+        let mut lists = Vec::new();
+        for s in &self.sources {
+            lists.push(s.label_values(name, matchers, self.mint, self.maxt)?);
+        }
+        Ok(merge_strings(lists))
+    }
+}
+
+fn merge_strings(lists: Vec<Vec<String>>) -> Vec<String> {
+    let mut all: Vec<String> = lists.into_iter().flatten().collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// K-way merge of label-sorted lists; equal label sets are combined and
+/// their chunks sorted by `mint`.
+fn merge_by_labels(mut lists: Vec<Vec<ChunkSeries>>) -> Vec<ChunkSeries> {
+    match lists.len() {
+        0 => return Vec::new(),
+        1 => return lists.pop().unwrap_or_default(),
+        _ => {}
+    }
+    let total: usize = lists.iter().map(Vec::len).sum();
+    let mut iters: Vec<std::iter::Peekable<std::vec::IntoIter<ChunkSeries>>> =
+        lists.into_iter().map(|l| l.into_iter().peekable()).collect();
+    let mut out: Vec<ChunkSeries> = Vec::with_capacity(total);
+    loop {
+        // Few sources (the head and a handful of blocks): a linear scan for
+        // the smallest labels beats a heap.
+        let mut best: Option<(usize, &Labels)> = None;
+        for (i, it) in iters.iter_mut().enumerate() {
+            let Some(cs) = it.peek() else { continue };
+            if best.is_none_or(|(_, l)| cs.labels < *l) {
+                best = Some((i, &cs.labels));
+            }
+        }
+        let best = best.map(|(i, _)| i);
+        let Some(b) = best else { break };
+        let Some(mut first) = iters[b].next() else { break };
+        for (i, it) in iters.iter_mut().enumerate() {
+            if i != b && it.peek().is_some_and(|cs| cs.labels == first.labels) {
+                if let Some(cs) = it.next() {
+                    first.chunks.extend(cs.chunks);
+                }
+            }
+        }
+        first.chunks.sort_by_key(|c| (c.mint, c.maxt));
+        out.push(first);
+    }
+    out
+}
+
+/// One series in a query result: its labels and its chunks in the range.
+#[derive(Debug, Clone)]
+pub struct Series {
+    labels: Labels,
+    chunks: Vec<Chunk>,
+    mint: i64,
+    maxt: i64,
+}
+
+impl Series {
+    /// The series' labels.
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    /// The raw chunks (sorted by `mint`, possibly overlapping, possibly
+    /// reaching outside the query range).
+    pub fn chunks(&self) -> &[Chunk] {
+        &self.chunks
+    }
+
+    /// An iterator over the series' samples within the query range.
+    pub fn iter(&self) -> SeriesIterator {
+        SeriesIterator::new(self.chunks.clone(), self.mint, self.maxt)
+    }
+
+    /// Every sample in the query range (convenient for small reads and tests).
+    pub fn samples(&self) -> Result<Vec<Sample>, Error> {
+        crate::sample::collect_samples(&mut self.iter())
+    }
+}
+
+/// Iterates over a series' samples in `[mint, maxt]`, across chunks.
+#[derive(Debug)]
+pub struct SeriesIterator {
+    inner: Inner,
+    mint: i64,
+    maxt: i64,
+    done: bool,
+    err: Option<Error>,
+    /// Timestamp of the sample last returned.
+    last_t: i64,
+}
+
+#[derive(Debug)]
+enum Inner {
+    /// Non-overlapping chunks: decode one after another.
+    Sequential { chunks: std::vec::IntoIter<Chunk>, cur: Option<ChunkIterator>, cur_maxt: i64 },
+    /// Overlapping chunks: merged and deduplicated up front.
+    Merged(VecIterator),
+}
+
+impl SeriesIterator {
+    fn new(chunks: Vec<Chunk>, mint: i64, maxt: i64) -> SeriesIterator {
+        let overlapping = chunks.windows(2).any(|w| w[1].mint <= w[0].maxt);
+        let mut err = None;
+        let inner = if overlapping {
+            Inner::Merged(VecIterator::new(merge_overlapping(&chunks, mint, maxt).unwrap_or_else(|e| {
+                err = Some(e);
+                Vec::new()
+            })))
+        } else {
+            Inner::Sequential { chunks: chunks.into_iter(), cur: None, cur_maxt: i64::MIN }
+        };
+        SeriesIterator { inner, mint, maxt, done: err.is_some(), err, last_t: i64::MIN }
+    }
+
+    /// Moves to the first sample at or after `t` regardless of the range start.
+    fn advance_to(&mut self, t: i64) -> bool {
+        let t = t.max(self.mint);
+        let ok = match &mut self.inner {
+            Inner::Merged(it) => it.seek(t),
+            Inner::Sequential { chunks, cur, cur_maxt } => loop {
+                if let Some(c) = cur {
+                    if *cur_maxt >= t && c.seek(t) {
+                        break true;
+                    }
+                    if let Some(e) = c.err() {
+                        self.err = Some(e.clone());
+                        break false;
+                    }
+                }
+                // Skip chunks that end before `t` without decoding them.
+                match chunks.by_ref().find(|c| c.maxt >= t) {
+                    Some(next) => {
+                        *cur_maxt = next.maxt;
+                        *cur = Some(next.iter());
+                    }
+                    None => {
+                        *cur = None;
+                        break false;
+                    }
+                }
+            },
+        };
+        self.finish(ok)
+    }
+
+    fn finish(&mut self, ok: bool) -> bool {
+        if ok && self.at().t <= self.maxt {
+            self.last_t = self.at().t;
+            return true;
+        }
+        self.done = true;
+        false
+    }
+}
+
+/// Decodes overlapping chunks, keeps samples in `[mint, maxt]`, sorts them
+/// and keeps the first sample at each timestamp (chunks come in source
+/// order: older blocks first, the head last, so a later source cannot
+/// silently replace an earlier one).
+fn merge_overlapping(chunks: &[Chunk], mint: i64, maxt: i64) -> Result<Vec<Sample>, Error> {
+    let mut all = Vec::new();
+    let mut buf = Vec::new();
+    for c in chunks {
+        if c.maxt < mint || c.mint > maxt {
+            continue;
+        }
+        buf.clear();
+        c.decode_into(&mut buf)?;
+        all.extend(buf.iter().copied().filter(|s| s.t >= mint && s.t <= maxt));
+    }
+    all.sort_by_key(|s| s.t);
+    all.dedup_by_key(|s| s.t);
+    Ok(all)
+}
+
+impl SampleIterator for SeriesIterator {
+    fn next(&mut self) -> bool {
+        if self.done {
+            return false;
+        }
+        if !self.started() {
+            return self.advance_to(self.mint);
+        }
+        let ok = match &mut self.inner {
+            Inner::Merged(it) => it.next(),
+            Inner::Sequential { cur, .. } => {
+                let c = cur.as_mut().expect("started implies a current chunk");
+                if c.next() {
+                    true
+                } else if let Some(e) = c.err() {
+                    self.err = Some(e.clone());
+                    false
+                } else {
+                    return self.advance_to(self.last_t.saturating_add(1));
+                }
+            }
+        };
+        self.finish(ok)
+    }
+
+    fn seek(&mut self, t: i64) -> bool {
+        if self.done {
+            return false;
+        }
+        if self.started() && self.at().t >= t {
+            return true;
+        }
+        self.advance_to(t)
+    }
+
+    fn at(&self) -> Sample {
+        match &self.inner {
+            Inner::Merged(it) => it.at(),
+            Inner::Sequential { cur, .. } => cur.as_ref().map(|c| c.at()).unwrap_or_default(),
+        }
+    }
+
+    fn started(&self) -> bool {
+        !self.done
+            && match &self.inner {
+                Inner::Merged(it) => it.started(),
+                Inner::Sequential { cur, .. } => cur.as_ref().is_some_and(|c| c.started()),
+            }
+    }
+
+    fn err(&self) -> Option<&Error> {
+        self.err.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunkenc::{ChunkBytes, Encoding, XorAppender};
+
+    fn chunk(samples: &[(i64, f64)]) -> Chunk {
+        let mut a = XorAppender::new();
+        for &(t, v) in samples {
+            a.append(t, v);
+        }
+        Chunk {
+            mint: samples[0].0,
+            maxt: samples[samples.len() - 1].0,
+            encoding: Encoding::Xor,
+            bytes: ChunkBytes::from(a.into_bytes()),
+        }
+    }
+
+    struct Fixed(Vec<ChunkSeries>);
+
+    impl SeriesSource for Fixed {
+        fn select(&self, ms: &[Matcher], _: i64, _: i64) -> Result<Vec<ChunkSeries>, Error> {
+            Ok(self
+                .0
+                .iter()
+                .filter(|cs| ms.iter().all(|m| m.matches(cs.labels.get(&m.name).unwrap_or(""))))
+                .cloned()
+                .collect())
+        }
+        fn label_names(&self, _: &[Matcher], _: i64, _: i64) -> Result<Vec<String>, Error> {
+            Ok(vec!["__name__".into()])
+        }
+        fn label_values(&self, _: &str, _: &[Matcher], _: i64, _: i64) -> Result<Vec<String>, Error> {
+            Ok(self.0.iter().map(|cs| cs.labels.metric_name().unwrap_or("").to_string()).collect())
+        }
+    }
+
+    fn series(name: &str, chunks: Vec<Chunk>) -> ChunkSeries {
+        ChunkSeries { labels: Labels::new([("__name__", name)]).unwrap(), chunks }
+    }
+
+    #[test]
+    fn merges_sources_by_labels_and_clips_to_range() {
+        let block = Fixed(vec![
+            series("a", vec![chunk(&[(0, 0.0), (10, 1.0)]), chunk(&[(20, 2.0), (30, 3.0)])]),
+            series("c", vec![chunk(&[(0, 9.0)])]),
+        ]);
+        let head =
+            Fixed(vec![series("a", vec![chunk(&[(40, 4.0), (50, 5.0)])]), series("b", vec![chunk(&[(45, 7.0)])])]);
+        let q = Querier::new(vec![Arc::new(block), Arc::new(head)], 10, 40);
+        let out = q.select(&[Matcher::new(crate::MatchOp::Regex, "__name__", ".+").unwrap()]).unwrap();
+        let names: Vec<_> = out.iter().map(|s| s.labels().metric_name().unwrap().to_string()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        let ts: Vec<i64> = out[0].samples().unwrap().iter().map(|s| s.t).collect();
+        assert_eq!(ts, [10, 20, 30, 40]);
+        assert!(out[1].samples().unwrap().is_empty());
+        assert!(out[2].samples().unwrap().is_empty());
+        assert_eq!(q.label_values("__name__", &[]).unwrap(), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn overlapping_chunks_are_merged_and_deduplicated() {
+        let s = series("a", vec![chunk(&[(0, 0.0), (20, 2.0), (40, 4.0)]), chunk(&[(10, 1.0), (20, 2.0), (30, 3.0)])]);
+        let q = Querier::new(vec![Arc::new(Fixed(vec![s]))], i64::MIN, i64::MAX);
+        let out = q.select(&[Matcher::equal("__name__", "a")]).unwrap();
+        let got: Vec<(i64, f64)> = out[0].samples().unwrap().iter().map(|s| (s.t, s.v)).collect();
+        assert_eq!(got, [(0, 0.0), (10, 1.0), (20, 2.0), (30, 3.0), (40, 4.0)]);
+    }
+
+    #[test]
+    fn seek_skips_chunks_and_never_moves_back() {
+        let s = series("a", (0..10).map(|i| chunk(&[(i * 100, i as f64), (i * 100 + 50, i as f64)])).collect());
+        let q = Querier::new(vec![Arc::new(Fixed(vec![s]))], 0, 10_000);
+        let out = q.select(&[Matcher::equal("__name__", "a")]).unwrap();
+        let mut it = out[0].iter();
+        assert!(it.seek(420));
+        assert_eq!(it.at().t, 450);
+        assert!(it.seek(100));
+        assert_eq!(it.at().t, 450);
+        assert!(it.next());
+        assert_eq!(it.at().t, 500);
+        assert!(!it.seek(2000));
+        assert!(!it.next());
+    }
+
+    #[test]
+    fn corrupt_chunk_surfaces_as_error() {
+        let mut c = chunk(&[(0, 1.0), (10, 2.0), (20, 3.0)]);
+        c.bytes = ChunkBytes::from(c.bytes.as_ref()[..4].to_vec());
+        let q = Querier::new(vec![Arc::new(Fixed(vec![series("a", vec![c])]))], 0, 100);
+        let out = q.select(&[Matcher::equal("__name__", "a")]).unwrap();
+        assert!(out[0].samples().is_err());
+    }
+}
