@@ -257,6 +257,9 @@ struct CommitState {
     done_seq: u64,
     /// A caller is writing a batch right now.
     leader: bool,
+    /// Batches written so far (each is one write, and one fsync under
+    /// `EveryCommit`); fewer than `log` calls when commits were grouped.
+    batches: u64,
     /// Set after a failed write or fsync; never cleared.
     poisoned: Option<String>,
     closed: bool,
@@ -355,6 +358,7 @@ impl Wal {
                 next_seq: 0,
                 done_seq: 0,
                 leader: false,
+                batches: 0,
                 poisoned: None,
                 closed: false,
             }),
@@ -437,7 +441,10 @@ impl Wal {
             let res = parking_lot::MutexGuard::unlocked(&mut st, || inner.write_batch(&buf, &ends));
             st.leader = false;
             match res {
-                Ok(()) => st.done_seq = batch_seq,
+                Ok(()) => {
+                    st.done_seq = batch_seq;
+                    st.batches += 1;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "WAL write failed; refusing further writes");
                     st.poisoned.get_or_insert_with(|| e.to_string());

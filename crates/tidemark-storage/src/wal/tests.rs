@@ -536,6 +536,33 @@ fn concurrent_writers_share_commits_and_every_acknowledged_record_replays() {
 }
 
 #[test]
+fn callers_queued_behind_a_slow_write_share_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Arc::new(Wal::open(dir.path(), WalOptions::default()).unwrap());
+    // Holding the segment lock stands in for a slow fsync by the first leader.
+    let io = wal.inner.io.lock();
+    let threads: Vec<_> = (0..8u64)
+        .map(|i| {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || wal.log(&[series([i])]).unwrap())
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while wal.inner.commit.lock().next_seq < 8 {
+        assert!(std::time::Instant::now() < deadline, "writers never queued");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(io);
+    for t in threads {
+        t.join().unwrap();
+    }
+    // The first caller's batch, then one batch (one write + one fsync) for the other seven.
+    assert_eq!(wal.inner.commit.lock().batches, 2);
+    wal.close().unwrap();
+    assert_eq!(replay_all(dir.path()).0.len(), 8);
+}
+
+#[test]
 fn failed_write_poisons_the_wal() {
     let dir = tempfile::tempdir().unwrap();
     let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
@@ -681,4 +708,57 @@ proptest! {
         prop_assert_eq!(&after[..before.len()], &before[..]);
         prop_assert_eq!(&after[before.len()..], &[series([5])][..]);
     }
+}
+
+/// In the child process: log records forever, printing each acknowledged one.
+const KILL_CHILD_ENV: &str = "TIDEMARK_WAL_KILL_CHILD_DIR";
+
+#[test]
+fn acknowledged_records_survive_kill_9() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+
+    if let Ok(dir) = std::env::var(KILL_CHILD_ENV) {
+        // Child: no fsync at all; kill -9 must still not lose acknowledged records,
+        // because every acknowledged record has been written to the kernel.
+        let wal = Wal::open(Path::new(&dir), opts(4096, SyncPolicy::Never)).unwrap();
+        let mut out = std::io::stdout();
+        for i in 0u64.. {
+            wal.log(&[series([i]), samples([(i, i as i64, i as f64)])]).unwrap();
+            writeln!(out, "ACK {i}").unwrap();
+            out.flush().unwrap();
+        }
+        unreachable!();
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "wal::tests::acknowledged_records_survive_kill_9", "--nocapture", "--test-threads=1"])
+        .env(KILL_CHILD_ENV, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut last_ack = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(n) = line.strip_prefix("ACK ") {
+            let n: u64 = n.parse().unwrap();
+            last_ack = Some(n);
+            if n >= 300 {
+                child.kill().unwrap(); // SIGKILL on Unix
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    let last_ack = last_ack.expect("child acknowledged records");
+
+    let (got, stats) = replay_all(dir.path());
+    // Records after the last acknowledgement may or may not be there (a torn
+    // tail is allowed); every acknowledged one must be, in order.
+    let want: Vec<Record> = (0..=last_ack).flat_map(|i| [series([i]), samples([(i, i as i64, i as f64)])]).collect();
+    assert!(got.len() >= want.len(), "lost acknowledged records: {stats:?}");
+    assert_eq!(got[..want.len()], want[..]);
+    assert!(stats.segments > 1);
 }
