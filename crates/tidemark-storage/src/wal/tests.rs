@@ -762,3 +762,40 @@ fn acknowledged_records_survive_kill_9() {
     assert_eq!(got[..want.len()], want[..]);
     assert!(stats.segments > 1);
 }
+
+/// Format version 1, byte for byte (see docs/format/wal.md). If this test
+/// fails, the on-disk format changed: bump the version and keep reading v1.
+const GOLDEN_V1_SEGMENT: [u8; 72] = [
+    84, 77, 87, 76, 1, 0, 0, 0, // "TMWL", version 1, reserved
+    22, 0, 0, 0, 74, 38, 114, 184, // frame: length 22, CRC32-C
+    1, 1, 1, 18, 8, 95, 95, 110, 97, 109, 101, 95, 95, 2, 117, 112, 3, 106, 111, 98, 1, 97, // series
+    26, 0, 0, 0, 72, 6, 139, 228, // frame: length 26, CRC32-C
+    2, 2, 1, 208, 15, // samples: count 2, base ref 1, base t 1000
+    0, 0, 0, 0, 0, 0, 0, 0, 240, 63, // +0, +0, 1.0
+    0, 208, 15, 2, 0, 0, 0, 0, 0, 240, 127, // +0, +1000, stale marker
+];
+
+fn golden_records() -> Vec<Record> {
+    vec![
+        Record::Series(vec![RefSeries {
+            series_ref: 1,
+            labels: Labels::new([("__name__", "up"), ("job", "a")]).unwrap(),
+        }]),
+        samples([(1, 1000, 1.0), (1, 2000, stale_nan())]),
+    ]
+}
+
+#[test]
+fn format_v1_fixture_is_still_written_and_read_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), opts(1 << 20, SyncPolicy::Never)).unwrap();
+    wal.log(&golden_records()).unwrap();
+    drop(wal);
+    assert_eq!(fs::read(segment_path(dir.path(), 1)).unwrap(), GOLDEN_V1_SEGMENT);
+
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(segment_path(dir.path(), 1), GOLDEN_V1_SEGMENT).unwrap();
+    let (got, stats) = replay_all(dir.path());
+    assert_eq!(got, golden_records());
+    assert_eq!(stats.stopped_at, None);
+}
