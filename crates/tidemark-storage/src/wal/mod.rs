@@ -196,7 +196,7 @@ pub struct ReplayStats {
 pub struct CheckpointStats {
     /// The last segment the new checkpoint covers.
     pub upto: u64,
-    /// Series entries kept / dropped.
+    /// Series entries kept.
     pub series_kept: u64,
     /// Series entries dropped because `keep_series` returned false.
     pub series_dropped: u64,

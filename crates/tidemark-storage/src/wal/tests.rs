@@ -700,7 +700,7 @@ proptest! {
         content.extend_from_slice(&bytes);
         fs::write(segment_path(dir.path(), 1), &content).unwrap();
         let (before, _) = replay_all(dir.path());
-        let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+        let wal = Wal::open(dir.path(), opts(1 << 20, SyncPolicy::Never)).unwrap();
         wal.log(&[series([5])]).unwrap();
         drop(wal);
         let (after, stats) = replay_all(dir.path());
