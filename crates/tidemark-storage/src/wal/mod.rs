@@ -1,6 +1,61 @@
-//! Write-ahead log. (Being written: see the WAL work item.)
+//! Write-ahead log: every acknowledged append is logged here first, so the
+//! in-memory head can be rebuilt after a crash.
+//!
+//! The log is a directory of numbered segment files of CRC32-C-checked
+//! records (format: `docs/format/wal.md`). [`Wal::log`] appends records with
+//! group commit: concurrent callers share one `write` and one `fsync`, as
+//! decided by the [`SyncPolicy`]. After the head has been persisted to a
+//! block, [`Wal::checkpoint`] condenses the old segments into a checkpoint
+//! that keeps only live series and recent samples, and deletes them, so the
+//! log does not grow without bound.
+//!
+//! Start-up: call [`Wal::open_and_replay`], which reads everything committed
+//! (the newest checkpoint, then later segments), repairs a torn or corrupt
+//! tail and starts a new segment, in one pass. [`Wal::replay`] reads without
+//! changing anything and [`Wal::open`] repairs without handing records out;
+//! calling `replay` then `open` gives the same result in two passes.
+//!
+//! ```
+//! use tidemark_storage::wal::{Record, RefSample, RefSeries, Wal, WalOptions};
+//! use tidemark_storage::Labels;
+//! let dir = tempfile::tempdir().unwrap();
+//! let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+//! let labels = Labels::new([("__name__", "up")]).unwrap();
+//! wal.log(&[
+//!     Record::Series(vec![RefSeries { series_ref: 1, labels }]),
+//!     Record::Samples(vec![RefSample { series_ref: 1, t: 1000, v: 1.0 }]),
+//! ])
+//! .unwrap();
+//! wal.close().unwrap();
+//!
+//! let mut records = Vec::new();
+//! let (_wal, stats) = Wal::open_and_replay(dir.path(), WalOptions::default(), |r| records.push(r)).unwrap();
+//! assert_eq!(records.len(), 2);
+//! assert_eq!(stats.samples, 1);
+//! assert!(stats.stopped_at.is_none());
+//! ```
 
-use crate::Labels;
+mod record;
+mod segment;
+#[cfg(test)]
+mod tests;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::mem;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use self::record::encode_frame;
+use self::segment::{
+    checkpoint_path, create_segment, list_dir, scan_segment, segment_path, sync_dir, Listing, ScanEnd, SEGMENT_HEADER,
+    TMP_SUFFIX,
+};
+use crate::{Error, Labels};
 
 /// A write-ahead log operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -15,6 +70,26 @@ pub enum WalError {
         offset: u64,
         /// What was wrong.
         reason: String,
+    },
+    /// A record in a checkpoint is damaged. Checkpoints are fsynced before
+    /// they are renamed into place, so this is not a torn write; the files
+    /// are left alone for an operator.
+    #[error("corrupt WAL checkpoint {checkpoint}, segment {segment} at offset {offset}: {reason}")]
+    CorruptCheckpoint {
+        /// The checkpoint's number (the last segment it covers).
+        checkpoint: u64,
+        /// Segment number inside the checkpoint directory.
+        segment: u64,
+        /// Byte offset of the bad record in that segment.
+        offset: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// One record encodes to more than the format's limit (1 GiB); split it.
+    #[error("WAL record of {bytes} bytes exceeds the 1 GiB limit")]
+    RecordTooLarge {
+        /// The encoded size.
+        bytes: u64,
     },
 }
 
@@ -51,4 +126,817 @@ pub enum Record {
     Series(Vec<RefSeries>),
     /// Samples appended in a commit.
     Samples(Vec<RefSample>),
+}
+
+/// When the log is fsynced. Under every policy, [`Wal::log`] has handed the
+/// bytes to the kernel before it returns, so acknowledged records survive the
+/// process being killed; the policy decides what survives a power loss or an
+/// OS crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncPolicy {
+    /// `fdatasync` before every [`Wal::log`] returns (shared by concurrent
+    /// callers): no acknowledged record is lost. The default.
+    #[default]
+    EveryCommit,
+    /// A background thread fsyncs at this interval (must be non-zero): up to
+    /// one interval of acknowledged records may be lost on power loss.
+    /// Segments are fsynced when they are closed.
+    Interval(Duration),
+    /// Never fsync; the OS writes back when it likes. Fastest; records
+    /// acknowledged in the last ~30 s (the kernel's writeback delay) may be
+    /// lost on power loss.
+    Never,
+}
+
+/// Default size at which a segment is closed and the next one started: 128 MiB.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 128 << 20;
+/// Smallest accepted [`WalOptions::segment_size`], in bytes.
+pub const MIN_SEGMENT_SIZE: u64 = 64;
+
+/// Options for [`Wal::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalOptions {
+    /// Bytes after which the writer starts a new segment (a single larger
+    /// record still gets a segment of its own). Default 128 MiB
+    /// ([`DEFAULT_SEGMENT_SIZE`]); at least [`MIN_SEGMENT_SIZE`].
+    pub segment_size: u64,
+    /// When to fsync. Default [`SyncPolicy::EveryCommit`].
+    pub sync: SyncPolicy,
+}
+
+impl Default for WalOptions {
+    fn default() -> WalOptions {
+        WalOptions { segment_size: DEFAULT_SEGMENT_SIZE, sync: SyncPolicy::EveryCommit }
+    }
+}
+
+/// What [`Wal::replay`] read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayStats {
+    /// The checkpoint read first, if any (the last segment it covers).
+    pub checkpoint: Option<u64>,
+    /// Segments read after the checkpoint (including the one replay stopped in).
+    pub segments: u64,
+    /// Records handed to the callback (checkpoint and segments).
+    pub records: u64,
+    /// Series entries in those records.
+    pub series: u64,
+    /// Sample entries in those records.
+    pub samples: u64,
+    /// Bytes of good data read from segments after the checkpoint.
+    pub bytes: u64,
+    /// Where and why replay stopped before the end of the log: a torn tail
+    /// after a crash, or corruption. `None` when everything was read.
+    /// Always a [`WalError::Corrupt`].
+    pub stopped_at: Option<WalError>,
+}
+
+/// What [`Wal::checkpoint`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// The last segment the new checkpoint covers.
+    pub upto: u64,
+    /// Series entries kept.
+    pub series_kept: u64,
+    /// Series entries dropped because `keep_series` returned false.
+    pub series_dropped: u64,
+    /// Sample entries kept.
+    pub samples_kept: u64,
+    /// Sample entries dropped (series not kept, or older than `mint`).
+    pub samples_dropped: u64,
+    /// Segment files deleted.
+    pub segments_removed: u64,
+    /// [`Wal::size_bytes`] before and after.
+    pub size_before: u64,
+    /// [`Wal::size_bytes`] after the old files were deleted.
+    pub size_after: u64,
+}
+
+/// The write-ahead log. `Send + Sync`: share it by reference or `Arc`.
+pub struct Wal {
+    inner: Arc<Inner>,
+    syncer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Injected failures for tests of the poisoned state (a no-op outside tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// The next segment write fails.
+    Write,
+    /// The next fsync of a segment fails.
+    Sync,
+}
+
+struct Inner {
+    dir: PathBuf,
+    segment_size: u64,
+    sync: SyncPolicy,
+    /// Group-commit queue. Lock order: never acquire `commit` while holding `io`.
+    commit: Mutex<CommitState>,
+    /// Signalled when a batch finished (or failed).
+    committed: Condvar,
+    /// The segment being written. Only a group-commit leader, `cut_segment`,
+    /// the interval syncer and `close` touch it.
+    io: Mutex<IoState>,
+    /// Serialises checkpoints.
+    checkpointing: Mutex<()>,
+    /// Set to stop the interval syncer.
+    stop: Mutex<bool>,
+    stop_cv: Condvar,
+    #[cfg(test)]
+    fault: Mutex<Option<Fault>>,
+}
+
+struct CommitState {
+    /// Frames queued for the next batch, and where each one ends in `buf`.
+    buf: Vec<u8>,
+    frame_ends: Vec<usize>,
+    /// Sequence number of the last queued `log` call.
+    next_seq: u64,
+    /// Every `log` call with a sequence number up to this one is written.
+    done_seq: u64,
+    /// A caller is writing a batch right now.
+    leader: bool,
+    /// Batches written so far (each is one write, and one fsync under
+    /// `EveryCommit`); fewer than `log` calls when commits were grouped.
+    batches: u64,
+    /// Set after a failed write or fsync; never cleared.
+    poisoned: Option<String>,
+    closed: bool,
+}
+
+impl CommitState {
+    fn check_writable(&self) -> Result<(), Error> {
+        if let Some(p) = &self.poisoned {
+            return Err(Error::Poisoned(p.clone()));
+        }
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+}
+
+struct IoState {
+    file: Arc<File>,
+    /// Number of the segment being written.
+    seg: u64,
+    /// Its length in bytes.
+    size: u64,
+    /// Oldest segment on disk.
+    first: u64,
+    /// Written since the last fsync.
+    dirty: bool,
+}
+
+const HEADER_LEN: u64 = SEGMENT_HEADER.len() as u64;
+
+impl Wal {
+    /// Opens (creating) the WAL in `dir`. Repairs a torn/corrupt tail
+    /// (truncates at the last good record and deletes later segments, with a
+    /// `tracing::warn!`), deletes an unfinished checkpoint and leftovers of an
+    /// interrupted one, then starts writing a NEW segment.
+    pub fn open(dir: &Path, opts: WalOptions) -> Result<Wal, Error> {
+        Wal::open_and_replay(dir, opts, |_| {}).map(|(wal, _)| wal)
+    }
+
+    /// [`Wal::replay`] and [`Wal::open`] in one pass over the files: calls `f`
+    /// for every committed record, then repairs and opens for writing.
+    pub fn open_and_replay(
+        dir: &Path,
+        opts: WalOptions,
+        mut f: impl FnMut(Record),
+    ) -> Result<(Wal, ReplayStats), Error> {
+        if opts.segment_size < MIN_SEGMENT_SIZE {
+            return Err(Error::InvalidArgument(format!(
+                "WAL segment_size {} is below the minimum {MIN_SEGMENT_SIZE}",
+                opts.segment_size
+            )));
+        }
+        if opts.sync == SyncPolicy::Interval(Duration::ZERO) {
+            return Err(Error::InvalidArgument("WAL sync interval must be non-zero".into()));
+        }
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let out = replay_dir(dir, &mut f)?;
+        let mut listing = out.listing;
+        let mut changed = false;
+        for tmp in &listing.tmp_dirs {
+            tracing::warn!(path = %tmp.display(), "removing unfinished WAL checkpoint");
+            fs::remove_dir_all(tmp).map_err(|e| Error::io(tmp, e))?;
+            changed = true;
+        }
+        if let Some(stop) = &out.stats.stopped_at {
+            repair(dir, stop, &mut listing)?;
+        }
+        let ckpt = out.stats.checkpoint;
+        if let Some(c) = ckpt {
+            // Leftovers of a checkpoint whose cleanup was interrupted.
+            for &s in listing.segments.iter().filter(|&&s| s <= c) {
+                remove_file(&segment_path(dir, s))?;
+                changed = true;
+            }
+            listing.segments.retain(|&s| s > c);
+            for &old in listing.checkpoints.iter().filter(|&&o| o < c) {
+                let p = checkpoint_path(dir, old);
+                fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+                changed = true;
+            }
+        }
+        if changed {
+            sync_dir(dir)?;
+        }
+        let next = listing.segments.last().copied().max(ckpt).map_or(1, |n| n + 1);
+        let first = listing.segments.first().copied().unwrap_or(next);
+        let file = create_segment(dir, next, opts.sync != SyncPolicy::Never)?;
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            segment_size: opts.segment_size,
+            sync: opts.sync,
+            commit: Mutex::new(CommitState {
+                buf: Vec::new(),
+                frame_ends: Vec::new(),
+                next_seq: 0,
+                done_seq: 0,
+                leader: false,
+                batches: 0,
+                poisoned: None,
+                closed: false,
+            }),
+            committed: Condvar::new(),
+            io: Mutex::new(IoState { file: Arc::new(file), seg: next, size: HEADER_LEN, first, dirty: false }),
+            checkpointing: Mutex::new(()),
+            stop: Mutex::new(false),
+            stop_cv: Condvar::new(),
+            #[cfg(test)]
+            fault: Mutex::new(None),
+        });
+        let syncer = match opts.sync {
+            SyncPolicy::Interval(every) => {
+                let inner = Arc::clone(&inner);
+                let handle = std::thread::Builder::new()
+                    .name("tidemark-wal-sync".into())
+                    .spawn(move || inner.run_syncer(every))
+                    .map_err(|e| Error::io(dir, e))?;
+                Some(handle)
+            }
+            _ => None,
+        };
+        Ok((Wal { inner, syncer: Mutex::new(syncer) }, out.stats))
+    }
+
+    /// Reads everything committed: the newest complete checkpoint first (if
+    /// any), then every later segment in order, calling `f` per record.
+    /// Changes nothing on disk. Stops at the first torn or bad record and
+    /// reports where in [`ReplayStats::stopped_at`] (also logged with
+    /// `tracing::warn!`); [`Wal::open`] later truncates there. A missing
+    /// directory replays as empty. Errors: I/O failures, and a damaged
+    /// checkpoint ([`WalError::CorruptCheckpoint`]).
+    pub fn replay(dir: &Path, mut f: impl FnMut(Record)) -> Result<ReplayStats, Error> {
+        replay_dir(dir, &mut f).map(|o| o.stats)
+    }
+
+    /// Logs records, in order, durably as the [`SyncPolicy`] says, and returns
+    /// once they are written. Thread-safe; concurrent callers are batched
+    /// into one write and one fsync (group commit), and each call's records
+    /// stay contiguous and in order. Series records must come before the
+    /// sample records that use them (callers pass them in that order).
+    ///
+    /// After any write or fsync failure the WAL is poisoned: that call and
+    /// every later one return [`Error::Poisoned`]. After [`Wal::close`]:
+    /// [`Error::Closed`].
+    pub fn log(&self, records: &[Record]) -> Result<(), Error> {
+        let mut frames = Vec::new();
+        let mut ends = Vec::with_capacity(records.len());
+        for r in records {
+            encode_frame(r, &mut frames).map_err(|n| WalError::RecordTooLarge { bytes: n as u64 })?;
+            ends.push(frames.len());
+        }
+        let inner = &*self.inner;
+        let mut st = inner.commit.lock();
+        st.check_writable()?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let base = st.buf.len();
+        st.buf.extend_from_slice(&frames);
+        st.frame_ends.extend(ends.iter().map(|e| base + e));
+        st.next_seq += 1;
+        let my_seq = st.next_seq;
+        loop {
+            if st.done_seq >= my_seq {
+                return Ok(());
+            }
+            if let Some(p) = &st.poisoned {
+                return Err(Error::Poisoned(p.clone()));
+            }
+            if st.leader {
+                inner.committed.wait(&mut st);
+                continue;
+            }
+            // Become the leader: write everything queued so far, ours included.
+            st.leader = true;
+            let batch_seq = st.next_seq;
+            let buf = mem::take(&mut st.buf);
+            let ends = mem::take(&mut st.frame_ends);
+            let res = parking_lot::MutexGuard::unlocked(&mut st, || inner.write_batch(&buf, &ends));
+            st.leader = false;
+            match res {
+                Ok(()) => {
+                    st.done_seq = batch_seq;
+                    st.batches += 1;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "WAL write failed; refusing further writes");
+                    st.poisoned.get_or_insert_with(|| e.to_string());
+                }
+            }
+            if st.buf.is_empty() && st.buf.capacity() < buf.capacity() {
+                // Keep the larger buffer for the next batch.
+                let mut buf = buf;
+                buf.clear();
+                st.buf = buf;
+            }
+            inner.committed.notify_all();
+        }
+    }
+
+    /// Closes the current segment (fsynced unless the policy is
+    /// [`SyncPolicy::Never`]) and starts a new one; returns the number of the
+    /// segment just closed. Every record acknowledged before this call is in
+    /// a segment `<=` that number. A failure poisons the WAL.
+    pub fn cut_segment(&self) -> Result<u64, Error> {
+        self.inner.commit.lock().check_writable()?;
+        let mut io = self.inner.io.lock();
+        let closed = io.seg;
+        let res = self.inner.cut_locked(&mut io);
+        drop(io);
+        match res {
+            Ok(()) => Ok(closed),
+            Err(e) => Err(self.inner.poison(&e)),
+        }
+    }
+
+    /// (first, last) segment numbers currently on disk; `last` is the one
+    /// being written.
+    pub fn segment_range(&self) -> (u64, u64) {
+        let io = self.inner.io.lock();
+        (io.first, io.seg)
+    }
+
+    /// Writes `checkpoint.<upto>` from the previous checkpoint and segments
+    /// `<= upto`, keeping series records for which `keep_series(ref)` and
+    /// samples with `t >= mint` of kept series; atomically (tmp dir, fsync,
+    /// rename), then deletes segments `<= upto` and older checkpoints.
+    ///
+    /// `upto` must be below the segment being written (use the number
+    /// [`Wal::cut_segment`] returned) and above the previous checkpoint.
+    /// Writers are not blocked while the checkpoint is built. On error the
+    /// temporary directory is removed and the log is unchanged.
+    pub fn checkpoint(
+        &self,
+        upto: u64,
+        keep_series: impl Fn(u64) -> bool,
+        mint: i64,
+    ) -> Result<CheckpointStats, Error> {
+        let inner = &*self.inner;
+        let _serial = inner.checkpointing.lock();
+        let (first, current) = {
+            let io = inner.io.lock();
+            (io.first, io.seg)
+        };
+        if upto >= current {
+            return Err(Error::InvalidArgument(format!(
+                "cannot checkpoint up to segment {upto}: segment {current} is being written"
+            )));
+        }
+        let listing = list_dir(&inner.dir)?;
+        let prev = listing.checkpoints.last().copied();
+        if prev.is_some_and(|p| upto <= p) || (prev.is_none() && upto < first) {
+            return Err(Error::InvalidArgument(format!("WAL segments up to {upto} are already checkpointed")));
+        }
+        let mut stats = CheckpointStats { upto, size_before: self.size_bytes(), ..CheckpointStats::default() };
+        let final_path = checkpoint_path(&inner.dir, upto);
+        let tmp = PathBuf::from(format!("{}{TMP_SUFFIX}", final_path.display()));
+        let res = inner.write_checkpoint(&tmp, prev, first, upto, &keep_series, mint, &mut stats);
+        if let Err(e) = res {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        fs::rename(&tmp, &final_path).map_err(|e| Error::io(&tmp, e))?;
+        sync_dir(&inner.dir)?;
+
+        // The checkpoint is durable; what it replaces can go. A crash from
+        // here on leaves leftovers that replay ignores and open deletes.
+        inner.io.lock().first = upto + 1;
+        for s in listing.segments.iter().filter(|&&s| s <= upto) {
+            remove_file(&segment_path(&inner.dir, *s))?;
+            stats.segments_removed += 1;
+        }
+        for &old in listing.checkpoints.iter().filter(|&&c| c < upto) {
+            let p = checkpoint_path(&inner.dir, old);
+            fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+        }
+        sync_dir(&inner.dir)?;
+        stats.size_after = self.size_bytes();
+        Ok(stats)
+    }
+
+    /// Bytes on disk: segments and checkpoints (including an unfinished one).
+    pub fn size_bytes(&self) -> u64 {
+        dir_size(&self.inner.dir)
+    }
+
+    /// Waits for in-flight writes, stops the interval syncer and fsyncs the
+    /// current segment (unless the policy is [`SyncPolicy::Never`]). Later
+    /// [`Wal::log`] calls return [`Error::Closed`]. Idempotent. Returns
+    /// [`Error::Poisoned`] if an earlier write failed.
+    pub fn close(&self) -> Result<(), Error> {
+        let inner = &*self.inner;
+        {
+            let mut st = inner.commit.lock();
+            st.closed = true;
+            while st.poisoned.is_none() && (st.leader || st.done_seq < st.next_seq) {
+                inner.committed.wait(&mut st);
+            }
+            if let Some(p) = &st.poisoned {
+                return Err(Error::Poisoned(p.clone()));
+            }
+        }
+        self.stop_syncer();
+        if inner.sync != SyncPolicy::Never {
+            inner.sync_if_dirty()?;
+        }
+        Ok(())
+    }
+
+    fn stop_syncer(&self) {
+        *self.inner.stop.lock() = true;
+        self.inner.stop_cv.notify_all();
+        if let Some(h) = self.syncer.lock().take() {
+            // The syncer never panics; a join error would only repeat a panic.
+            let _ = h.join();
+        }
+    }
+
+    /// Makes the next segment write or fsync fail.
+    #[cfg(test)]
+    pub(crate) fn inject_fault(&self, fault: Fault) {
+        *self.inner.fault.lock() = Some(fault);
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        // Best effort: errors have nowhere to go; close() reports them.
+        let _ = self.close();
+        self.stop_syncer();
+    }
+}
+
+impl Inner {
+    /// Writes a batch of frames (cutting segments as they fill) and fsyncs
+    /// per policy. Called by the group-commit leader only.
+    fn write_batch(&self, buf: &[u8], ends: &[usize]) -> Result<(), Error> {
+        let mut io = self.io.lock();
+        let (mut start, mut prev) = (0usize, 0usize);
+        for &end in ends {
+            let queued = (prev - start) as u64;
+            let len = (end - prev) as u64;
+            // Never split a record; start a new segment if this one has data
+            // and the record would overflow it.
+            if io.size + queued > HEADER_LEN && io.size + queued + len > self.segment_size {
+                self.write_locked(&mut io, &buf[start..prev])?;
+                self.cut_locked(&mut io)?;
+                start = prev;
+            }
+            prev = end;
+        }
+        self.write_locked(&mut io, &buf[start..prev])?;
+        if self.sync == SyncPolicy::EveryCommit {
+            self.fault(Fault::Sync).and_then(|()| io.file.sync_data()).map_err(|e| self.seg_err(io.seg, e))?;
+            io.dirty = false;
+        }
+        Ok(())
+    }
+
+    fn write_locked(&self, io: &mut IoState, bytes: &[u8]) -> Result<(), Error> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        io.dirty = true;
+        self.fault(Fault::Write).and_then(|()| (&*io.file).write_all(bytes)).map_err(|e| self.seg_err(io.seg, e))?;
+        io.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn cut_locked(&self, io: &mut IoState) -> Result<(), Error> {
+        let sync = self.sync != SyncPolicy::Never;
+        if sync {
+            self.fault(Fault::Sync).and_then(|()| io.file.sync_data()).map_err(|e| self.seg_err(io.seg, e))?;
+        }
+        let next = io.seg + 1;
+        let file = create_segment(&self.dir, next, sync)?;
+        io.file = Arc::new(file);
+        io.seg = next;
+        io.size = HEADER_LEN;
+        io.dirty = false;
+        Ok(())
+    }
+
+    /// fsyncs the current segment if it was written since the last fsync.
+    /// A failure poisons the WAL.
+    fn sync_if_dirty(&self) -> Result<(), Error> {
+        let (file, seg) = {
+            let mut io = self.io.lock();
+            if !io.dirty {
+                return Ok(());
+            }
+            io.dirty = false;
+            (Arc::clone(&io.file), io.seg)
+        };
+        // Outside the lock so writers are not blocked by the fsync.
+        match self.fault(Fault::Sync).and_then(|()| file.sync_data()) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.poison(&self.seg_err(seg, e))),
+        }
+    }
+
+    fn run_syncer(&self, every: Duration) {
+        let mut stop = self.stop.lock();
+        while !*stop {
+            self.stop_cv.wait_for(&mut stop, every);
+            if *stop {
+                break;
+            }
+            let res = parking_lot::MutexGuard::unlocked(&mut stop, || self.sync_if_dirty());
+            if let Err(e) = res {
+                tracing::error!(error = %e, "WAL background fsync failed; refusing further writes");
+                break;
+            }
+        }
+    }
+
+    /// Records the failure; returns the error every later call will get.
+    fn poison(&self, e: &Error) -> Error {
+        let mut st = self.commit.lock();
+        let msg = st.poisoned.get_or_insert_with(|| e.to_string()).clone();
+        self.committed.notify_all();
+        Error::Poisoned(msg)
+    }
+
+    fn seg_err(&self, seg: u64, e: io::Error) -> Error {
+        Error::io(segment_path(&self.dir, seg), e)
+    }
+
+    #[cfg(test)]
+    fn fault(&self, kind: Fault) -> io::Result<()> {
+        let mut f = self.fault.lock();
+        if *f == Some(kind) {
+            *f = None;
+            return Err(io::Error::other(format!("injected {kind:?} fault")));
+        }
+        Ok(())
+    }
+
+    #[cfg(not(test))]
+    #[inline(always)]
+    fn fault(&self, _kind: Fault) -> io::Result<()> {
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_checkpoint(
+        &self,
+        tmp: &Path,
+        prev: Option<u64>,
+        first: u64,
+        upto: u64,
+        keep_series: &dyn Fn(u64) -> bool,
+        mint: i64,
+        stats: &mut CheckpointStats,
+    ) -> Result<(), Error> {
+        if tmp.exists() {
+            fs::remove_dir_all(tmp).map_err(|e| Error::io(tmp, e))?;
+        }
+        fs::create_dir(tmp).map_err(|e| Error::io(tmp, e))?;
+        let mut w = CheckpointWriter::new(tmp, self.segment_size)?;
+        let mut failed: Option<Error> = None;
+        let mut on_record = |rec: Record| {
+            if failed.is_some() {
+                return;
+            }
+            let kept = match rec {
+                Record::Series(mut s) => {
+                    let n = s.len() as u64;
+                    s.retain(|s| keep_series(s.series_ref));
+                    stats.series_kept += s.len() as u64;
+                    stats.series_dropped += n - s.len() as u64;
+                    Record::Series(s)
+                }
+                Record::Samples(mut s) => {
+                    let n = s.len() as u64;
+                    s.retain(|s| s.t >= mint && keep_series(s.series_ref));
+                    stats.samples_kept += s.len() as u64;
+                    stats.samples_dropped += n - s.len() as u64;
+                    Record::Samples(s)
+                }
+            };
+            if let Err(e) = w.write(&kept) {
+                failed = Some(e);
+            }
+        };
+        if let Some(c) = prev {
+            read_checkpoint(&self.dir, c, &mut on_record, &mut ReplayStats::default())?;
+        }
+        let from = prev.map_or(first, |c| c + 1);
+        for s in from..=upto {
+            let path = segment_path(&self.dir, s);
+            let scan = scan_segment(&path, &mut on_record)?;
+            if let ScanEnd::Stopped(reason) = scan.end {
+                return Err(WalError::Corrupt { segment: s, offset: scan.valid_len, reason }.into());
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        w.finish()?;
+        sync_dir(tmp)
+    }
+}
+
+/// Writes checkpoint segments (numbered from 0) into a directory.
+struct CheckpointWriter {
+    dir: PathBuf,
+    segment_size: u64,
+    seg: u64,
+    out: BufWriter<File>,
+    size: u64,
+    frame: Vec<u8>,
+}
+
+impl CheckpointWriter {
+    fn new(dir: &Path, segment_size: u64) -> Result<CheckpointWriter, Error> {
+        let file = create_segment(dir, 0, false)?;
+        Ok(CheckpointWriter {
+            dir: dir.to_path_buf(),
+            segment_size,
+            seg: 0,
+            out: BufWriter::with_capacity(1 << 20, file),
+            size: HEADER_LEN,
+            frame: Vec::new(),
+        })
+    }
+
+    fn write(&mut self, rec: &Record) -> Result<(), Error> {
+        let empty = match rec {
+            Record::Series(s) => s.is_empty(),
+            Record::Samples(s) => s.is_empty(),
+        };
+        if empty {
+            return Ok(());
+        }
+        self.frame.clear();
+        encode_frame(rec, &mut self.frame).map_err(|n| WalError::RecordTooLarge { bytes: n as u64 })?;
+        let len = self.frame.len() as u64;
+        if self.size > HEADER_LEN && self.size + len > self.segment_size {
+            self.sync_current()?;
+            self.seg += 1;
+            let file = create_segment(&self.dir, self.seg, false)?;
+            self.out = BufWriter::with_capacity(1 << 20, file);
+            self.size = HEADER_LEN;
+        }
+        self.out.write_all(&self.frame).map_err(|e| Error::io(segment_path(&self.dir, self.seg), e))?;
+        self.size += len;
+        Ok(())
+    }
+
+    fn sync_current(&mut self) -> Result<(), Error> {
+        let path = segment_path(&self.dir, self.seg);
+        self.out.flush().map_err(|e| Error::io(&path, e))?;
+        self.out.get_ref().sync_all().map_err(|e| Error::io(&path, e))
+    }
+
+    fn finish(mut self) -> Result<(), Error> {
+        self.sync_current()
+    }
+}
+
+struct ReplayOutcome {
+    stats: ReplayStats,
+    listing: Listing,
+}
+
+fn count(stats: &mut ReplayStats, rec: &Record) {
+    stats.records += 1;
+    match rec {
+        Record::Series(s) => stats.series += s.len() as u64,
+        Record::Samples(s) => stats.samples += s.len() as u64,
+    }
+}
+
+fn replay_dir(dir: &Path, f: &mut dyn FnMut(Record)) -> Result<ReplayOutcome, Error> {
+    let listing = list_dir(dir)?;
+    let mut stats = ReplayStats::default();
+    let ckpt = listing.checkpoints.last().copied();
+    if let Some(c) = ckpt {
+        stats.checkpoint = Some(c);
+        read_checkpoint(dir, c, f, &mut stats)?;
+    }
+    // After a checkpoint, the log must continue with the next segment.
+    let mut expected = ckpt.map(|c| c + 1);
+    for &s in listing.segments.iter().filter(|&&s| ckpt.is_none_or(|c| s > c)) {
+        if let Some(e) = expected.filter(|&e| e != s) {
+            stats.stopped_at =
+                Some(WalError::Corrupt { segment: e, offset: 0, reason: format!("segment missing before {s}") });
+            break;
+        }
+        let mut counted = |rec: Record| {
+            count(&mut stats, &rec);
+            f(rec)
+        };
+        let scan = scan_segment(&segment_path(dir, s), &mut counted)?;
+        stats.segments += 1;
+        stats.bytes += scan.valid_len;
+        if let ScanEnd::Stopped(reason) = scan.end {
+            stats.stopped_at = Some(WalError::Corrupt { segment: s, offset: scan.valid_len, reason });
+            break;
+        }
+        expected = Some(s + 1);
+    }
+    if let Some(e) = &stats.stopped_at {
+        tracing::warn!(dir = %dir.display(), error = %e, "WAL replay stopped at a torn or corrupt record");
+    }
+    Ok(ReplayOutcome { stats, listing })
+}
+
+/// Reads every record of checkpoint `c`; any damage is an error.
+fn read_checkpoint(dir: &Path, c: u64, f: &mut dyn FnMut(Record), stats: &mut ReplayStats) -> Result<(), Error> {
+    let cdir = checkpoint_path(dir, c);
+    let inner = list_dir(&cdir)?;
+    for (i, &s) in inner.segments.iter().enumerate() {
+        if s != i as u64 {
+            return Err(WalError::CorruptCheckpoint {
+                checkpoint: c,
+                segment: i as u64,
+                offset: 0,
+                reason: "checkpoint segment missing".into(),
+            }
+            .into());
+        }
+        let mut counted = |rec: Record| {
+            count(stats, &rec);
+            f(rec)
+        };
+        let scan = scan_segment(&segment_path(&cdir, s), &mut counted)?;
+        if let ScanEnd::Stopped(reason) = scan.end {
+            return Err(
+                WalError::CorruptCheckpoint { checkpoint: c, segment: s, offset: scan.valid_len, reason }.into()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Truncates the log where replay stopped: the segment is cut back to its
+/// last good record and every later segment is deleted.
+fn repair(dir: &Path, stop: &WalError, listing: &mut Listing) -> Result<(), Error> {
+    let WalError::Corrupt { segment, offset, .. } = *stop else { return Ok(()) };
+    tracing::warn!(dir = %dir.display(), error = %stop, "repairing WAL: truncating at the last good record and deleting later segments");
+    for &s in listing.segments.iter().filter(|&&s| s > segment) {
+        remove_file(&segment_path(dir, s))?;
+    }
+    listing.segments.retain(|&s| s <= segment);
+    if listing.segments.last() == Some(&segment) {
+        let path = segment_path(dir, segment);
+        let io_err = |e| Error::io(&path, e);
+        let mut f = OpenOptions::new().write(true).open(&path).map_err(io_err)?;
+        if offset < HEADER_LEN {
+            // Not even the header survived: make it a valid empty segment.
+            f.set_len(0).map_err(io_err)?;
+            f.write_all(&SEGMENT_HEADER).map_err(io_err)?;
+        } else {
+            f.set_len(offset).map_err(io_err)?;
+        }
+        f.sync_all().map_err(io_err)?;
+    }
+    sync_dir(dir)
+}
+
+fn remove_file(path: &Path) -> Result<(), Error> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
