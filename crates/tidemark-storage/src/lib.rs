@@ -15,6 +15,7 @@ pub mod postings;
 mod sample;
 
 pub mod block;
+pub mod compact;
 pub mod head;
 pub mod wal;
 
