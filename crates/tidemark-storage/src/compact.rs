@@ -296,3 +296,298 @@ pub fn remove_tmp_dirs(parent_dir: &Path) -> Result<Vec<PathBuf>, Error> {
     removed.sort();
     Ok(removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{new_block_id, write_block, BlockStats, META_VERSION};
+    use crate::{stale_nan, Matcher};
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    const H: i64 = 3_600_000;
+
+    fn meta(min: i64, max: i64) -> BlockMeta {
+        let ulid = new_block_id();
+        BlockMeta {
+            ulid: ulid.clone(),
+            min_time: min,
+            max_time: max,
+            stats: BlockStats::default(),
+            compaction: CompactionMeta { level: 1, sources: vec![ulid], parents: vec![] },
+            version: META_VERSION,
+        }
+    }
+
+    fn ids(ms: &[&BlockMeta]) -> Vec<String> {
+        ms.iter().map(|m| m.ulid.clone()).collect()
+    }
+
+    type Model = BTreeMap<Labels, BTreeMap<i64, u64>>;
+
+    fn labels(i: usize) -> Labels {
+        Labels::new([("__name__", "m"), ("i", &format!("{i:03}"))]).unwrap()
+    }
+
+    /// Writes a level-1 block with `samples(i)` for series `i` in `series`,
+    /// and records it in `model` (later writes overwrite, as later ulids win).
+    fn write_l1(
+        dir: &Path,
+        mint: i64,
+        maxt: i64,
+        series: impl Iterator<Item = usize>,
+        samples: impl Fn(usize) -> Vec<Sample>,
+        model: &mut Model,
+    ) -> Block {
+        let mut input: Vec<(Labels, Vec<Sample>)> = series.map(|i| (labels(i), samples(i))).collect();
+        input.sort_by(|a, b| a.0.cmp(&b.0));
+        for (l, s) in &input {
+            let e = model.entry(l.clone()).or_default();
+            for x in s {
+                e.insert(x.t, x.v.to_bits());
+            }
+        }
+        let m = write_block(dir, mint, maxt, CompactionMeta::level1(), input.into_iter(), &BlockWriteOptions::xor())
+            .unwrap();
+        Block::open(&dir.join(m.ulid)).unwrap()
+    }
+
+    fn read_all(b: &Block) -> Model {
+        let mut out = Model::new();
+        for s in b.all_series().unwrap() {
+            let s = s.unwrap();
+            let mut v = Vec::new();
+            for c in &s.chunks {
+                c.decode_into(&mut v).unwrap();
+            }
+            assert!(v.windows(2).all(|w| w[0].t < w[1].t));
+            out.insert(s.labels, v.into_iter().map(|x| (x.t, x.v.to_bits())).collect());
+        }
+        out
+    }
+
+    #[test]
+    fn exponential_ranges_triple_until_the_cap() {
+        assert_eq!(exponential_ranges(2 * H, 2 * H), vec![2 * H]);
+        assert_eq!(exponential_ranges(2 * H, 20 * H), vec![2 * H, 6 * H, 18 * H]);
+        assert!(exponential_ranges(0, 100).is_empty());
+        assert_eq!(exponential_ranges(i64::MAX / 2, i64::MAX), vec![i64::MAX / 2]);
+    }
+
+    #[test]
+    fn planner_climbs_the_ladder_2h_6h_18h() {
+        let ranges = exponential_ranges(2 * H, 54 * H);
+        // Three 2h blocks fill [0, 6h); a fourth starts the next window.
+        let b: Vec<BlockMeta> = (0..4).map(|i| meta(i * 2 * H, (i + 1) * 2 * H)).collect();
+        assert_eq!(plan(&b[..2], &ranges), None, "the newest block is left out, one block remains");
+        // Without the newest block, [0, 4h) ends where the newest starts.
+        assert_eq!(plan(&b[..3], &ranges), Some(ids(&[&b[0], &b[1]])));
+        assert_eq!(plan(&b, &ranges), Some(ids(&[&b[0], &b[1], &b[2]])));
+        // Two blocks that do not fill the window, but lie before the newest one.
+        let c = [meta(0, 2 * H), meta(2 * H, 4 * H), meta(6 * H, 8 * H)];
+        assert_eq!(plan(&c, &ranges), Some(ids(&[&c[0], &c[1]])));
+        // Three 6h blocks fill [0, 18h) once a newer block exists.
+        let d: Vec<BlockMeta> =
+            (0..3).map(|i| meta(i * 6 * H, (i + 1) * 6 * H)).chain([meta(18 * H, 20 * H)]).collect();
+        assert_eq!(plan(&d, &ranges), Some(ids(&[&d[0], &d[1], &d[2]])));
+        // A block spanning the top range is never merged further.
+        let e = [meta(0, 54 * H), meta(54 * H, 56 * H)];
+        assert_eq!(plan(&e, &ranges), None);
+        // Blocks straddling window boundaries are left alone.
+        let f = [meta(H, 3 * H), meta(5 * H, 7 * H), meta(8 * H, 10 * H)];
+        assert_eq!(plan(&f, &ranges[..2]), None);
+        assert_eq!(plan(&[], &ranges), None);
+        assert_eq!(plan(&b, &ranges[..1]), None, "a single range never compacts");
+    }
+
+    #[test]
+    fn planner_merges_overlapping_blocks_first() {
+        let ranges = exponential_ranges(2 * H, 54 * H);
+        let a = meta(0, 2 * H);
+        let b = meta(2 * H, 4 * H);
+        let c = meta(H, 3 * H); // overlaps both
+        let d = meta(4 * H, 6 * H);
+        let e = meta(6 * H, 8 * H);
+        let got = plan(&[d.clone(), a.clone(), e.clone(), b.clone(), c.clone()], &ranges).unwrap();
+        assert_eq!(got, ids(&[&a, &c, &b]));
+        // The newest block is included when it overlaps.
+        let f = meta(7 * H, 9 * H);
+        assert_eq!(plan(&[d.clone(), e.clone(), f.clone()], &ranges), Some(ids(&[&e, &f])));
+    }
+
+    fn arb_metas() -> impl Strategy<Value = Vec<BlockMeta>> {
+        prop::collection::vec((0i64..40, 1i64..10), 0..10)
+            .prop_map(|v| v.into_iter().map(|(s, len)| meta(s * H, (s + len) * H)).collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn plan_invariants(metas in arb_metas()) {
+            let ranges = exponential_ranges(2 * H, 54 * H);
+            let overlapping = metas.iter().enumerate().any(|(i, a)| metas.iter().skip(i + 1)
+                .any(|b| a.min_time < b.max_time && b.min_time < a.max_time));
+            let Some(chosen) = plan(&metas, &ranges) else {
+                prop_assert!(!overlapping, "overlapping blocks must be planned");
+                return Ok(());
+            };
+            prop_assert!(chosen.len() >= 2);
+            let set: BTreeSet<&String> = chosen.iter().collect();
+            prop_assert_eq!(set.len(), chosen.len(), "no block twice");
+            let picked: Vec<&BlockMeta> = metas.iter().filter(|m| set.contains(&m.ulid)).collect();
+            prop_assert_eq!(picked.len(), chosen.len(), "only known blocks");
+            if overlapping {
+                // Every chosen block overlaps another chosen block's span chain.
+                let mut p = picked.clone();
+                p.sort_by_key(|m| m.min_time);
+                let mut maxt = p[0].max_time;
+                for m in &p[1..] {
+                    prop_assert!(m.min_time < maxt, "chosen set is one overlapping run");
+                    maxt = maxt.max(m.max_time);
+                }
+            } else {
+                let newest = metas.iter().map(|m| m.min_time).max().unwrap();
+                prop_assert!(picked.iter().all(|m| m.min_time < newest), "newest block is left alone");
+                let mint = picked.iter().map(|m| m.min_time).min().unwrap();
+                let maxt = picked.iter().map(|m| m.max_time).max().unwrap();
+                let fits = ranges[1..].iter().any(|&r| mint.div_euclid(r) * r + r >= maxt);
+                prop_assert!(fits, "group fits one aligned window of a larger range");
+            }
+        }
+    }
+
+    #[test]
+    fn compacting_adjacent_blocks_gives_exactly_the_union() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = Model::new();
+        let step = 15_000;
+        let mk = |start: i64| {
+            move |i: usize| -> Vec<Sample> {
+                (0..480)
+                    .map(|k| Sample::new(start + k * step, if k == 7 { stale_nan() } else { (i as i64 * k) as f64 }))
+                    .collect()
+            }
+        };
+        // Series come and go between blocks.
+        let a = write_l1(dir.path(), 0, 2 * H, 0..40, mk(0), &mut model);
+        let b = write_l1(dir.path(), 2 * H, 4 * H, 20..60, mk(2 * H), &mut model);
+        let c = write_l1(dir.path(), 4 * H, 6 * H, (0..60).step_by(3), mk(4 * H), &mut model);
+        let m = compact(dir.path(), &[&c, &a, &b], &BlockWriteOptions::default()).unwrap();
+        assert_eq!((m.min_time, m.max_time), (0, 6 * H));
+        assert_eq!(m.compaction.level, 2);
+        let mut srcs = vec![a.meta().ulid.clone(), b.meta().ulid.clone(), c.meta().ulid.clone()];
+        srcs.sort();
+        assert_eq!(m.compaction.sources, srcs);
+        assert_eq!(m.compaction.parents, srcs);
+        let merged = Block::open(&dir.path().join(&m.ulid)).unwrap();
+        assert_eq!(read_all(&merged), model);
+        let total: usize = model.values().map(BTreeMap::len).sum();
+        assert_eq!(m.stats.num_samples, total as u64);
+        assert_eq!(m.stats.num_series, 60);
+        // Inputs are untouched.
+        assert!(a.dir().exists() && b.dir().exists() && c.dir().exists());
+        // And queries on the merged block see series from every input.
+        let sel = merged.select(&[Matcher::equal("i", "057")], 5 * H, 5 * H).unwrap();
+        assert_eq!(sel.len(), 1);
+    }
+
+    #[test]
+    fn compacting_overlapping_blocks_dedups_with_the_later_block_winning() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = Model::new();
+        // Older block: every 10 s; newer, overlapping block (out-of-order
+        // data): every 15 s with different values, shifted by an hour.
+        let a = write_l1(
+            dir.path(),
+            0,
+            2 * H,
+            0..10,
+            |i| (0..720).map(|k| Sample::new(k * 10_000, (i * k as usize) as f64)).collect(),
+            &mut model,
+        );
+        let b = write_l1(
+            dir.path(),
+            H,
+            3 * H,
+            5..15,
+            |i| (0..480).map(|k| Sample::new(H + k * 15_000, -((i + k as usize) as f64))).collect(),
+            &mut model,
+        );
+        assert!(a.meta().ulid < b.meta().ulid);
+        let ranges = exponential_ranges(2 * H, 54 * H);
+        assert_eq!(
+            plan(&[a.meta().clone(), b.meta().clone()], &ranges),
+            Some(vec![a.meta().ulid.clone(), b.meta().ulid.clone()])
+        );
+        // Order of the arguments does not matter: ulid order decides.
+        let m = compact(dir.path(), &[&b, &a], &BlockWriteOptions::xor()).unwrap();
+        assert_eq!((m.min_time, m.max_time), (0, 3 * H));
+        let merged = Block::open(&dir.path().join(&m.ulid)).unwrap();
+        assert_eq!(read_all(&merged), model);
+        // Spot check a collision: t = 1h exists in both; b's value wins.
+        let got = read_all(&merged);
+        assert_eq!(got[&labels(7)][&H], (-7.0f64).to_bits());
+        // Compacting again with a level-2 block bumps the level.
+        let c = write_l1(dir.path(), 3 * H, 4 * H, 0..3, |_| vec![Sample::new(3 * H, 1.0)], &mut model);
+        let m2 = compact(dir.path(), &[&merged, &c], &BlockWriteOptions::default()).unwrap();
+        assert_eq!(m2.compaction.level, 3);
+        assert_eq!(m2.compaction.sources.len(), 3);
+        assert_eq!(read_all(&Block::open(&dir.path().join(&m2.ulid)).unwrap()), model);
+    }
+
+    #[test]
+    fn compaction_input_errors_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = Model::new();
+        let a = write_l1(dir.path(), 0, H, 0..3, |_| vec![Sample::new(1, 1.0)], &mut model);
+        assert!(compact(dir.path(), &[], &BlockWriteOptions::default()).is_err());
+        assert!(compact(dir.path(), &[&a, &a], &BlockWriteOptions::default()).is_err());
+        // Damage a chunk after opening: the merge fails and leaves no block.
+        let chunk = a.dir().join("chunks/000001");
+        let mut bytes = std::fs::read(&chunk).unwrap();
+        let n = bytes.len();
+        bytes[n - 6] ^= 0xff;
+        std::fs::write(&chunk, &bytes).unwrap();
+        let a = Block::open(a.dir()).unwrap();
+        let before = std::fs::read_dir(dir.path()).unwrap().count();
+        assert!(compact(dir.path(), &[&a], &BlockWriteOptions::default()).is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), before);
+    }
+
+    #[test]
+    fn leftover_blocks_after_a_crash_between_compaction_and_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = Model::new();
+        let a = write_l1(dir.path(), 0, 2 * H, 0..3, |_| vec![Sample::new(1, 1.0)], &mut model);
+        let b = write_l1(dir.path(), 2 * H, 4 * H, 0..3, |_| vec![Sample::new(2 * H, 1.0)], &mut model);
+        let c = write_l1(dir.path(), 4 * H, 6 * H, 0..3, |_| vec![Sample::new(4 * H, 1.0)], &mut model);
+        let m = compact(dir.path(), &[&a, &b], &BlockWriteOptions::default()).unwrap();
+        // "Crash": the inputs were never deleted. Reload every meta from disk.
+        let metas: Vec<BlockMeta> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| BlockMeta::read(&e.unwrap().path()).unwrap()).collect();
+        let mut want = vec![a.meta().ulid.clone(), b.meta().ulid.clone()];
+        want.sort();
+        assert_eq!(leftover_blocks(&metas), want);
+        // A level-3 block makes the level-2 block (and its inputs) redundant
+        // even if the level-2 block is not its direct parent.
+        let m2 =
+            compact(dir.path(), &[&Block::open(&dir.path().join(&m.ulid)).unwrap(), &c], &Default::default()).unwrap();
+        let mut metas2 = metas.clone();
+        metas2.push(m2.clone());
+        let mut want2 = vec![a.meta().ulid.clone(), b.meta().ulid.clone(), c.meta().ulid.clone(), m.ulid.clone()];
+        want2.sort();
+        assert_eq!(leftover_blocks(&metas2), want2);
+        // Without the compacted block nothing is redundant.
+        let alone: Vec<BlockMeta> = metas.into_iter().filter(|x| x.ulid != m.ulid).collect();
+        assert!(leftover_blocks(&alone).is_empty());
+    }
+
+    #[test]
+    fn merge_runs_prefers_higher_priority_on_collisions() {
+        let r = |p, v: &[(i64, f64)]| (p, v.iter().map(|&(t, x)| Sample::new(t, x)).collect::<Vec<_>>());
+        let got = merge_runs(vec![r(1, &[(1, 10.0), (3, 30.0)]), r(0, &[(0, 0.0), (1, -1.0), (2, -2.0)])]);
+        assert_eq!(got, vec![Sample::new(0, 0.0), Sample::new(1, 10.0), Sample::new(2, -2.0), Sample::new(3, 30.0)]);
+        let got = merge_runs(vec![r(0, &[(5, 1.0)]), r(1, &[(1, 2.0)]), r(2, &[])]);
+        assert_eq!(got, vec![Sample::new(1, 2.0), Sample::new(5, 1.0)]);
+    }
+}

@@ -91,3 +91,6 @@ pub enum BlockError {
     #[error("invalid compaction input: {0}")]
     InvalidCompaction(String),
 }
+
+#[cfg(test)]
+mod tests;
