@@ -456,6 +456,65 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+        /// Model-based: random (possibly overlapping) level-1 blocks, then
+        /// plan → compact → delete inputs until the planner is done. Every
+        /// sample survives exactly once and no overlap remains.
+        #[test]
+        fn plan_and_compact_until_done_preserves_every_sample(
+            specs in prop::collection::vec((0i64..16, 1i64..5, prop::collection::btree_set(0usize..6, 1..4)), 1..7)
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut model = Model::new();
+            let mut blocks: Vec<Block> = Vec::new();
+            for (start, len, set) in &specs {
+                let (mint, maxt) = (start * H, (start + len) * H);
+                // Values depend only on (series, t), so duplicates agree and
+                // the model does not depend on which block wins.
+                let samples = |i: usize| (0..len * 6).map(|k| {
+                    let t = mint + k * 600_000 + i as i64;
+                    Sample::new(t, (i as i64 * 1_000_000_007 + t) as f64)
+                }).collect();
+                blocks.push(write_l1(dir.path(), mint, maxt, set.iter().copied(), samples, &mut model));
+            }
+            let ranges = exponential_ranges(2 * H, 18 * H);
+            let mut rounds = 0;
+            while let Some(chosen) = plan(&blocks.iter().map(|b| b.meta().clone()).collect::<Vec<_>>(), &ranges) {
+                rounds += 1;
+                prop_assert!(rounds <= specs.len(), "planner does not converge");
+                let (inputs, rest): (Vec<Block>, Vec<Block>) =
+                    blocks.into_iter().partition(|b| chosen.contains(&b.meta().ulid));
+                let refs: Vec<&Block> = inputs.iter().collect();
+                let m = compact(dir.path(), &refs, &BlockWriteOptions::default()).unwrap();
+                let metas: Vec<BlockMeta> = inputs.iter().chain(&rest).map(|b| b.meta().clone()).chain([m.clone()]).collect();
+                let mut left = leftover_blocks(&metas);
+                left.sort();
+                let mut want = chosen.clone();
+                want.sort();
+                prop_assert_eq!(left, want, "inputs are leftovers until deleted");
+                for b in inputs {
+                    std::fs::remove_dir_all(b.dir()).unwrap();
+                }
+                blocks = rest;
+                blocks.push(Block::open(&dir.path().join(&m.ulid)).unwrap());
+            }
+            let mut got = Model::new();
+            for b in &blocks {
+                for (l, s) in read_all(b) {
+                    got.entry(l).or_default().extend(s);
+                }
+            }
+            prop_assert_eq!(got, model);
+            let mut ms: Vec<&BlockMeta> = blocks.iter().map(|b| b.meta()).collect();
+            ms.sort_by_key(|m| m.min_time);
+            for w in ms.windows(2) {
+                prop_assert!(w[0].max_time <= w[1].min_time, "overlap left after planning");
+            }
+            prop_assert!(leftover_blocks(&blocks.iter().map(|b| b.meta().clone()).collect::<Vec<_>>()).is_empty());
+        }
+    }
+
     #[test]
     fn compacting_adjacent_blocks_gives_exactly_the_union() {
         let dir = tempfile::tempdir().unwrap();
