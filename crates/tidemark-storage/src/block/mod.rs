@@ -11,6 +11,25 @@
 //! always complete; [`Block::open`] maps the files, validates magic numbers,
 //! versions and checksums, and answers `select`s zero-copy from the maps.
 //! Byte layouts are specified in `docs/format/{index,chunks,meta}.md`.
+//!
+//! ```
+//! use tidemark_storage::block::{write_block, Block, BlockWriteOptions, CompactionMeta};
+//! use tidemark_storage::{Labels, Matcher, Sample};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let series = vec![
+//!     (Labels::new([("__name__", "up"), ("job", "api")]).unwrap(), vec![Sample::new(1_000, 1.0)]),
+//!     (Labels::new([("__name__", "up"), ("job", "web")]).unwrap(), vec![Sample::new(2_000, 0.0)]),
+//! ];
+//! let meta = write_block(dir.path(), 0, 7_200_000, CompactionMeta::level1(), series.into_iter(),
+//!     &BlockWriteOptions::default()).unwrap();
+//! let block = Block::open(&dir.path().join(&meta.ulid)).unwrap();
+//! let found = block.select(&[Matcher::equal("job", "web")], 0, 10_000).unwrap();
+//! assert_eq!(found.len(), 1);
+//! let mut samples = Vec::new();
+//! found[0].chunks[0].decode_into(&mut samples).unwrap();
+//! assert_eq!(samples, vec![Sample::new(2_000, 0.0)]);
+//! ```
 
 pub mod chunks;
 mod enc;

@@ -394,3 +394,49 @@ fn block_reports_its_size_and_is_send_sync() {
     assert_eq!(b.size_bytes(), on_disk);
     assert_eq!(b.dir(), bdir.as_path());
 }
+
+const FIXTURE_ULID: &str = "01JD0000000000000000000001";
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/block/testdata/v1-xor").join(FIXTURE_ULID)
+}
+
+fn fixture_series() -> Vec<(Labels, Vec<Sample>)> {
+    gen_series(6, 40, 15_000, 1_000)
+}
+
+/// A block written by format version 1 (XOR chunks) is kept in the tree:
+/// every build must still open it, and the writer must still produce the
+/// same bytes for the same input (so a format change is a deliberate act
+/// with a version bump). Set `TIDEMARK_REGEN_FIXTURES=1` to rewrite it.
+#[test]
+fn format_v1_fixture_still_opens_and_writer_output_is_unchanged() {
+    let fixture = fixture_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = write(dir.path(), &fixture_series(), &BlockWriteOptions::xor());
+    let fresh_dir = dir.path().join(&fresh.ulid);
+    let chunk1 = Path::new(CHUNKS_DIRNAME).join(chunk_file_name(1));
+    if std::env::var_os("TIDEMARK_REGEN_FIXTURES").is_some() {
+        let _ = std::fs::remove_dir_all(&fixture);
+        std::fs::create_dir_all(fixture.join(CHUNKS_DIRNAME)).unwrap();
+        std::fs::copy(fresh_dir.join(INDEX_FILENAME), fixture.join(INDEX_FILENAME)).unwrap();
+        std::fs::copy(fresh_dir.join(&chunk1), fixture.join(&chunk1)).unwrap();
+        let mut m = fresh.clone();
+        m.ulid = FIXTURE_ULID.into();
+        m.compaction.sources = vec![FIXTURE_ULID.into()];
+        std::fs::write(fixture.join(META_FILENAME), m.to_json()).unwrap();
+    }
+    let b = Block::open(&fixture).unwrap();
+    assert_eq!(b.meta().ulid, FIXTURE_ULID);
+    assert_eq!((b.meta().min_time, b.meta().max_time), (0, H2));
+    let got: Vec<(Labels, Vec<Sample>)> =
+        b.all_series().unwrap().map(|s| s.unwrap()).map(|s| (s.labels.clone(), decode(&s))).collect();
+    assert_eq!(got, fixture_series());
+    for f in [Path::new(INDEX_FILENAME), chunk1.as_path()] {
+        assert!(
+            std::fs::read(fresh_dir.join(f)).unwrap() == std::fs::read(fixture.join(f)).unwrap(),
+            "writer output for {} changed; bump the format version",
+            f.display()
+        );
+    }
+}
