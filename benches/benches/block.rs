@@ -78,8 +78,9 @@ fn select(c: &mut Criterion) {
         let meta =
             write_block(dir.path(), 0, H2, CompactionMeta::level1(), data.iter().cloned(), &opts(encoding)).unwrap();
         let b = Block::open(&dir.path().join(&meta.ulid)).unwrap();
+        let index_bytes = std::fs::metadata(b.dir().join("index")).unwrap().len();
         eprintln!(
-            "{encoding:?} block: {} series, {} samples, {} chunks, {} bytes ({:.2} bytes/sample)",
+            "{encoding:?} block: {} series, {} samples, {} chunks, index {index_bytes} bytes, {} bytes in all ({:.2} bytes/sample)",
             meta.stats.num_series,
             meta.stats.num_samples,
             meta.stats.num_chunks,

@@ -38,7 +38,9 @@ pub mod meta;
 pub mod reader;
 pub mod writer;
 
-pub use meta::{new_block_id, BlockMeta, BlockStats, CompactionMeta, META_FILENAME, META_VERSION};
+pub use meta::{
+    block_id_time, is_block_id, new_block_id, BlockMeta, BlockStats, CompactionMeta, META_FILENAME, META_VERSION,
+};
 pub use reader::Block;
 pub use writer::{write_block, BlockWriteOptions};
 
