@@ -17,6 +17,7 @@ pub mod retention;
 mod sample;
 
 pub mod block;
+pub mod compact;
 pub mod head;
 pub mod wal;
 

@@ -1,0 +1,724 @@
+//! The block index: symbols, series with chunk references, and postings.
+//!
+//! Layout (see `docs/format/index.md`): an 8-byte header (magic `TMIX`,
+//! version byte, three zero bytes), five sections, and a fixed-size table of
+//! contents at the end giving each section's offset, length and CRC32-C.
+//!
+//! | section        | contents                                                        |
+//! |----------------|-----------------------------------------------------------------|
+//! | symbols        | every label name and value, sorted, unique; id = position       |
+//! | series         | per series, in label order: labels as symbol ids + chunk metas  |
+//! | label names    | per label name: its range of rows in the postings table         |
+//! | postings table | fixed 20-byte rows `(name id, value id, start, count)`, sorted  |
+//! | postings       | series ids (`u32le`), one sorted run per postings-table row     |
+//!
+//! Because symbol ids are assigned in sorted string order, comparing ids
+//! compares strings: the postings table is sorted by `(name, value)` and a
+//! label's values are one contiguous, sorted run of rows found by binary
+//! search. The reader decodes lazily from the mapped file; everything it
+//! reads is bounds-checked, so arbitrary bytes give an error, never a panic.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::enc::{put_u32, put_u64, put_uvarint, put_varint, u32_at, u64_at, Dec, DecResult};
+use crate::postings::PostingsIndex;
+use crate::Labels;
+
+/// Magic number at the start of the index file (`"TMIX"`).
+pub const INDEX_MAGIC: [u8; 4] = *b"TMIX";
+/// Current index format version.
+pub const INDEX_VERSION: u8 = 1;
+/// Bytes of the index header.
+pub const INDEX_HEADER_LEN: usize = 8;
+/// Number of sections listed in the table of contents.
+pub const NUM_SECTIONS: usize = 5;
+/// Bytes of the table of contents: per section `offset:u64 len:u64 crc:u32`,
+/// then a CRC32-C of those bytes.
+pub const TOC_LEN: usize = NUM_SECTIONS * 20 + 4;
+
+const SYMBOLS: usize = 0;
+const SERIES: usize = 1;
+const LABEL_NAMES: usize = 2;
+const POSTINGS_TABLE: usize = 3;
+const POSTINGS: usize = 4;
+const SECTION_NAMES: [&str; NUM_SECTIONS] = ["symbols", "series", "label names", "postings table", "postings"];
+const ROW_LEN: usize = 20;
+const LABEL_NAME_ROW_LEN: usize = 12;
+
+/// Where one chunk of a series lives and what time it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkMeta {
+    /// Timestamp of the chunk's first sample.
+    pub mint: i64,
+    /// Timestamp of the chunk's last sample.
+    pub maxt: i64,
+    /// `file_number << 32 | offset` in the block's chunk files.
+    pub chunk_ref: u64,
+}
+
+/// Serialises an index for `series`, which must be sorted by labels, unique,
+/// with non-empty label sets and chunk metas sorted and non-overlapping.
+pub fn write_index(series: &[(Labels, Vec<ChunkMeta>)]) -> DecResult<Vec<u8>> {
+    let num_series = u32::try_from(series.len()).map_err(|_| "more than 2^32-1 series".to_string())?;
+    // Symbols, sorted; ids follow the order.
+    let mut set: BTreeSet<&str> = BTreeSet::new();
+    for (l, _) in series {
+        for p in l {
+            set.insert(p.name);
+            set.insert(p.value);
+        }
+    }
+    let syms: Vec<&str> = set.into_iter().collect();
+    let nsyms = u32::try_from(syms.len()).map_err(|_| "more than 2^32-1 symbols".to_string())?;
+    let ids: HashMap<&str, u32> = syms.iter().enumerate().map(|(i, s)| (*s, i as u32)).collect();
+
+    let mut out = Vec::new();
+    out.extend_from_slice(&INDEX_MAGIC);
+    out.extend_from_slice(&[INDEX_VERSION, 0, 0, 0]);
+    let mut toc = [(0u64, 0u64); NUM_SECTIONS];
+
+    // Symbols: count, u32 offsets into the string data, string data.
+    let start = out.len();
+    put_u32(&mut out, nsyms);
+    let mut off = 0u64;
+    for s in &syms {
+        put_u32(&mut out, u32::try_from(off).map_err(|_| "symbol data exceeds 4 GiB".to_string())?);
+        off += s.len() as u64;
+    }
+    for s in &syms {
+        out.extend_from_slice(s.as_bytes());
+    }
+    toc[SYMBOLS] = (start as u64, (out.len() - start) as u64);
+
+    // Series: count, u64 offsets into the entry data, entries.
+    let start = out.len();
+    put_u32(&mut out, num_series);
+    let mut entries = Vec::new();
+    let mut postings: BTreeMap<(u32, u32), Vec<u32>> = BTreeMap::new();
+    for (sid, (labels, chunks)) in series.iter().enumerate() {
+        put_u64(&mut out, entries.len() as u64);
+        put_uvarint(&mut entries, labels.len() as u64);
+        for p in labels {
+            let (n, v) = (ids[p.name], ids[p.value]);
+            put_uvarint(&mut entries, u64::from(n));
+            put_uvarint(&mut entries, u64::from(v));
+            postings.entry((n, v)).or_default().push(sid as u32);
+        }
+        put_uvarint(&mut entries, chunks.len() as u64);
+        let mut prev_maxt = 0i64;
+        for (i, c) in chunks.iter().enumerate() {
+            if i == 0 {
+                put_varint(&mut entries, c.mint);
+            } else {
+                put_uvarint(&mut entries, c.mint.wrapping_sub(prev_maxt) as u64);
+            }
+            put_uvarint(&mut entries, c.maxt.wrapping_sub(c.mint) as u64);
+            put_uvarint(&mut entries, c.chunk_ref);
+            prev_maxt = c.maxt;
+        }
+    }
+    out.extend_from_slice(&entries);
+    toc[SERIES] = (start as u64, (out.len() - start) as u64);
+
+    // Label names: count, rows (name id, first postings-table row, row count).
+    let start = out.len();
+    let mut names: Vec<(u32, u32, u32)> = Vec::new();
+    for (row, &(n, _)) in postings.keys().enumerate() {
+        match names.last_mut() {
+            Some(last) if last.0 == n => last.2 += 1,
+            _ => names.push((n, row as u32, 1)),
+        }
+    }
+    put_u32(&mut out, names.len() as u32);
+    for (n, first, count) in names {
+        put_u32(&mut out, n);
+        put_u32(&mut out, first);
+        put_u32(&mut out, count);
+    }
+    toc[LABEL_NAMES] = (start as u64, (out.len() - start) as u64);
+
+    // Postings table: count, rows (name id, value id, first id index, id count).
+    let start = out.len();
+    put_u32(&mut out, u32::try_from(postings.len()).map_err(|_| "too many label pairs".to_string())?);
+    let mut at = 0u64;
+    for (&(n, v), ids) in &postings {
+        put_u32(&mut out, n);
+        put_u32(&mut out, v);
+        put_u64(&mut out, at);
+        put_u32(&mut out, ids.len() as u32);
+        at += ids.len() as u64;
+    }
+    toc[POSTINGS_TABLE] = (start as u64, (out.len() - start) as u64);
+
+    // Postings: the id runs.
+    let start = out.len();
+    for ids in postings.values() {
+        for &id in ids {
+            put_u32(&mut out, id);
+        }
+    }
+    toc[POSTINGS] = (start as u64, (out.len() - start) as u64);
+
+    let toc_start = out.len();
+    for (off, len) in toc {
+        let crc = crc32c::crc32c(&out[off as usize..(off + len) as usize]);
+        put_u64(&mut out, off);
+        put_u64(&mut out, len);
+        put_u32(&mut out, crc);
+    }
+    let crc = crc32c::crc32c(&out[toc_start..]);
+    put_u32(&mut out, crc);
+    Ok(out)
+}
+
+/// Recomputes every section CRC and the TOC CRC of index bytes in place,
+/// for sections whose TOC entry is in bounds. Fuzzers and tests use it to
+/// get damaged bytes past the checksums into the structural checks.
+#[doc(hidden)]
+pub fn repair_checksums(bytes: &mut [u8]) {
+    if bytes.len() < TOC_LEN {
+        return;
+    }
+    let toc_start = bytes.len() - TOC_LEN;
+    for i in 0..NUM_SECTIONS {
+        let at = toc_start + i * 20;
+        let (Ok(off), Ok(len)) = (u64_at(bytes, at), u64_at(bytes, at + 8)) else { return };
+        let Some(end) = off.checked_add(len).filter(|&e| e <= toc_start as u64) else { continue };
+        let crc = crc32c::crc32c(&bytes[off as usize..end as usize]);
+        bytes[at + 16..at + 20].copy_from_slice(&crc.to_le_bytes());
+    }
+    let crc = crc32c::crc32c(&bytes[toc_start..bytes.len() - 4]);
+    let n = bytes.len();
+    bytes[n - 4..].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Runs every lookup an index supports; returns the first error. For fuzzing
+/// and tests: whatever the bytes, this must not panic.
+#[doc(hidden)]
+pub fn exercise<B: AsRef<[u8]>>(ix: &IndexReader<B>) -> DecResult<()> {
+    let names = ix.label_names()?;
+    let mut chunks = Vec::new();
+    for n in names.iter().take(16) {
+        for v in ix.label_values(n)?.iter().take(16) {
+            for id in ix.postings(n, v)? {
+                ix.series(id, &mut chunks)?;
+            }
+        }
+    }
+    for id in 0..ix.num_series().min(64) {
+        ix.series(id, &mut chunks)?;
+    }
+    let lookup = ix.lookup();
+    let ms = [
+        crate::Matcher::new(crate::MatchOp::Regex, "__name__", ".+").expect("valid regex"),
+        crate::Matcher::new(crate::MatchOp::NotEqual, "job", "x").expect("valid matcher"),
+    ];
+    for id in crate::postings::postings_for_matchers(&lookup, &ms) {
+        ix.series(id, &mut chunks)?;
+    }
+    lookup.finish()
+}
+
+/// A section's byte range in the index.
+#[derive(Debug, Clone, Copy, Default)]
+struct Range {
+    start: usize,
+    end: usize,
+}
+
+/// Reads an index from any byte container (a mapped file in a block).
+///
+/// `open` validates the header, the table of contents, every section's
+/// checksum, and the structure of the symbol and postings tables; series
+/// entries and postings runs are decoded and checked on access.
+pub struct IndexReader<B> {
+    bytes: B,
+    num_syms: usize,
+    sym_offsets: usize,
+    sym_data: Range,
+    num_series: u32,
+    series_offsets: usize,
+    series_data: Range,
+    num_names: usize,
+    names: usize,
+    num_rows: usize,
+    rows: usize,
+    postings: Range,
+}
+
+impl<B: AsRef<[u8]>> IndexReader<B> {
+    /// Validates and wraps index bytes.
+    pub fn open(bytes: B) -> DecResult<IndexReader<B>> {
+        let b = bytes.as_ref();
+        if b.len() < INDEX_HEADER_LEN + TOC_LEN {
+            return Err(format!("index of {} bytes is shorter than header and table of contents", b.len()));
+        }
+        if b[..4] != INDEX_MAGIC {
+            return Err("bad index magic".into());
+        }
+        if b[4] != INDEX_VERSION || b[5..8] != [0, 0, 0] {
+            return Err(format!("unsupported index version {}", b[4]));
+        }
+        let toc_start = b.len() - TOC_LEN;
+        let toc_crc = u32_at(b, b.len() - 4)?;
+        if crc32c::crc32c(&b[toc_start..b.len() - 4]) != toc_crc {
+            return Err("index table of contents checksum mismatch".into());
+        }
+        let mut sec = [Range::default(); NUM_SECTIONS];
+        let mut prev_end = INDEX_HEADER_LEN;
+        for (i, s) in sec.iter_mut().enumerate() {
+            let at = toc_start + i * 20;
+            let off = u64_at(b, at)?;
+            let len = u64_at(b, at + 8)?;
+            let crc = u32_at(b, at + 16)?;
+            let end = off.checked_add(len).filter(|&e| e <= toc_start as u64);
+            // Sections are contiguous and in order, so no byte goes unchecked.
+            let Some(end) = end.filter(|_| off == prev_end as u64) else {
+                return Err(format!("index section {} at [{off}, +{len}) is out of place", SECTION_NAMES[i]));
+            };
+            *s = Range { start: off as usize, end: end as usize };
+            if crc32c::crc32c(&b[s.start..s.end]) != crc {
+                return Err(format!("index section {} checksum mismatch", SECTION_NAMES[i]));
+            }
+            prev_end = s.end;
+        }
+        if prev_end != toc_start {
+            return Err("index has bytes between its last section and the table of contents".into());
+        }
+
+        // Symbols.
+        let s = sec[SYMBOLS];
+        let num_syms = u32_at(&b[..s.end], s.start)? as usize;
+        let sym_offsets = s.start + 4;
+        let data_start = num_syms
+            .checked_mul(4)
+            .and_then(|n| n.checked_add(sym_offsets))
+            .filter(|&e| e <= s.end)
+            .ok_or("symbol offsets exceed their section")?;
+        let sym_data = Range { start: data_start, end: s.end };
+        let mut r = IndexReader {
+            bytes,
+            num_syms,
+            sym_offsets,
+            sym_data,
+            num_series: 0,
+            series_offsets: 0,
+            series_data: Range::default(),
+            num_names: 0,
+            names: 0,
+            num_rows: 0,
+            rows: 0,
+            postings: sec[POSTINGS],
+        };
+        let mut prev: Option<&str> = None;
+        for id in 0..num_syms as u32 {
+            let cur = r.symbol(id)?;
+            if prev.is_some_and(|p| p >= cur) {
+                return Err(format!("symbols not sorted and unique at id {id}"));
+            }
+            prev = Some(cur);
+        }
+
+        // Series.
+        let b = r.bytes.as_ref();
+        let s = sec[SERIES];
+        let num_series = u32_at(&b[..s.end], s.start)?;
+        let series_offsets = s.start + 4;
+        let data_start = (num_series as usize)
+            .checked_mul(8)
+            .and_then(|n| n.checked_add(series_offsets))
+            .filter(|&e| e <= s.end)
+            .ok_or("series offsets exceed their section")?;
+        let series_data = Range { start: data_start, end: s.end };
+
+        // Postings table.
+        let s = sec[POSTINGS_TABLE];
+        let num_rows = u32_at(&b[..s.end], s.start)? as usize;
+        let rows = s.start + 4;
+        if num_rows.checked_mul(ROW_LEN).and_then(|n| n.checked_add(rows)) != Some(s.end) {
+            return Err("postings table length does not match its row count".into());
+        }
+        let p = sec[POSTINGS];
+        if (p.end - p.start) % 4 != 0 {
+            return Err("postings section is not a whole number of ids".into());
+        }
+        let total_ids = ((p.end - p.start) / 4) as u64;
+        let mut prev_key: Option<(u32, u32)> = None;
+        let mut next_start = 0u64;
+        for i in 0..num_rows {
+            let at = rows + i * ROW_LEN;
+            let key = (u32_at(b, at)?, u32_at(b, at + 4)?);
+            let (first, count) = (u64_at(b, at + 8)?, u64::from(u32_at(b, at + 16)?));
+            if key.0 as usize >= num_syms || key.1 as usize >= num_syms {
+                return Err(format!("postings table row {i} names a missing symbol"));
+            }
+            if prev_key.is_some_and(|p| p >= key) {
+                return Err(format!("postings table not sorted at row {i}"));
+            }
+            // Runs are back to back, so together they cover the postings section exactly.
+            if first != next_start || count == 0 {
+                return Err(format!("postings table row {i} has a misplaced or empty run"));
+            }
+            next_start = first + count;
+            prev_key = Some(key);
+        }
+        if next_start != total_ids {
+            return Err("postings runs do not cover the postings section".into());
+        }
+
+        // Label names.
+        let s = sec[LABEL_NAMES];
+        let num_names = u32_at(&b[..s.end], s.start)? as usize;
+        let names = s.start + 4;
+        if num_names.checked_mul(LABEL_NAME_ROW_LEN).and_then(|n| n.checked_add(names)) != Some(s.end) {
+            return Err("label names section length does not match its count".into());
+        }
+        let mut next_row = 0usize;
+        for i in 0..num_names {
+            let at = names + i * LABEL_NAME_ROW_LEN;
+            let (name, first, count) = (u32_at(b, at)?, u32_at(b, at + 4)? as usize, u32_at(b, at + 8)? as usize);
+            if first != next_row || count == 0 || first + count > num_rows {
+                return Err(format!("label name {i} has a misplaced row range"));
+            }
+            if u32_at(b, rows + first * ROW_LEN)? != name || u32_at(b, rows + (first + count - 1) * ROW_LEN)? != name {
+                return Err(format!("label name {i} does not match its postings table rows"));
+            }
+            next_row = first + count;
+        }
+        if next_row != num_rows {
+            return Err("label names do not cover the postings table".into());
+        }
+
+        r.num_series = num_series;
+        r.series_offsets = series_offsets;
+        r.series_data = series_data;
+        r.num_rows = num_rows;
+        r.rows = rows;
+        r.num_names = num_names;
+        r.names = names;
+        Ok(r)
+    }
+
+    /// Number of series in the index.
+    pub fn num_series(&self) -> u32 {
+        self.num_series
+    }
+
+    /// Number of symbols.
+    pub fn num_symbols(&self) -> usize {
+        self.num_syms
+    }
+
+    /// The symbol with id `id`.
+    pub fn symbol(&self, id: u32) -> DecResult<&str> {
+        let b = self.bytes.as_ref();
+        let id = id as usize;
+        if id >= self.num_syms {
+            return Err(format!("symbol id {id} out of range ({} symbols)", self.num_syms));
+        }
+        let data_len = self.sym_data.end - self.sym_data.start;
+        let start = u32_at(b, self.sym_offsets + id * 4)? as usize;
+        let end = if id + 1 < self.num_syms { u32_at(b, self.sym_offsets + (id + 1) * 4)? as usize } else { data_len };
+        if start > end || end > data_len {
+            return Err(format!("symbol {id} has invalid bounds [{start}, {end})"));
+        }
+        std::str::from_utf8(&b[self.sym_data.start + start..self.sym_data.start + end])
+            .map_err(|_| format!("symbol {id} is not UTF-8"))
+    }
+
+    /// The id of symbol `s`, if present (binary search; ids are in string order).
+    pub fn symbol_id(&self, s: &str) -> DecResult<Option<u32>> {
+        let (mut lo, mut hi) = (0u32, self.num_syms as u32);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.symbol(mid)?.cmp(s) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(Some(mid)),
+            }
+        }
+        Ok(None)
+    }
+
+    fn row(&self, i: usize) -> DecResult<(u32, u32, u64, u32)> {
+        let b = self.bytes.as_ref();
+        let at = self.rows + i * ROW_LEN;
+        Ok((u32_at(b, at)?, u32_at(b, at + 4)?, u64_at(b, at + 8)?, u32_at(b, at + 16)?))
+    }
+
+    /// The postings-table rows of label name `name_id`: `[first, end)`.
+    fn rows_of(&self, name_id: u32) -> DecResult<Option<(usize, usize)>> {
+        let b = self.bytes.as_ref();
+        let (mut lo, mut hi) = (0usize, self.num_names);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let at = self.names + mid * LABEL_NAME_ROW_LEN;
+            match u32_at(b, at)?.cmp(&name_id) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    let first = u32_at(b, at + 4)? as usize;
+                    return Ok(Some((first, first + u32_at(b, at + 8)? as usize)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every label name, sorted.
+    pub fn label_names(&self) -> DecResult<Vec<String>> {
+        let b = self.bytes.as_ref();
+        (0..self.num_names)
+            .map(|i| self.symbol(u32_at(b, self.names + i * LABEL_NAME_ROW_LEN)?).map(str::to_string))
+            .collect()
+    }
+
+    /// Every value of label `name`, sorted.
+    pub fn label_values(&self, name: &str) -> DecResult<Vec<String>> {
+        let Some(nid) = self.symbol_id(name)? else { return Ok(Vec::new()) };
+        let Some((first, end)) = self.rows_of(nid)? else { return Ok(Vec::new()) };
+        (first..end).map(|i| self.symbol(self.row(i)?.1).map(str::to_string)).collect()
+    }
+
+    /// Sorted ids of the series with `name="value"`.
+    pub fn postings(&self, name: &str, value: &str) -> DecResult<Vec<u32>> {
+        let (Some(nid), Some(vid)) = (self.symbol_id(name)?, self.symbol_id(value)?) else { return Ok(Vec::new()) };
+        let Some((mut lo, mut hi)) = self.rows_of(nid)? else { return Ok(Vec::new()) };
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (_, v, first, count) = self.row(mid)?;
+            match v.cmp(&vid) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return self.run(first, count),
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    fn run(&self, first: u64, count: u32) -> DecResult<Vec<u32>> {
+        let b = self.bytes.as_ref();
+        let start = usize::try_from(first)
+            .ok()
+            .and_then(|f| f.checked_mul(4))
+            .and_then(|f| f.checked_add(self.postings.start))
+            .ok_or("postings run offset overflows")?;
+        let end = start
+            .checked_add(count as usize * 4)
+            .filter(|&e| e <= self.postings.end)
+            .ok_or("postings run exceeds its section")?;
+        let mut out = Vec::with_capacity(count as usize);
+        for c in b[start..end].chunks_exact(4) {
+            let id = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            if id >= self.num_series || out.last().is_some_and(|&p| p >= id) {
+                return Err(format!("postings run holds invalid or unsorted series id {id}"));
+            }
+            out.push(id);
+        }
+        Ok(out)
+    }
+
+    /// The labels and chunk metas of series `id`. `chunks` is cleared and filled.
+    pub fn series(&self, id: u32, chunks: &mut Vec<ChunkMeta>) -> DecResult<Labels> {
+        let b = self.bytes.as_ref();
+        if id >= self.num_series {
+            return Err(format!("series id {id} out of range ({} series)", self.num_series));
+        }
+        let data_len = (self.series_data.end - self.series_data.start) as u64;
+        let start = u64_at(b, self.series_offsets + id as usize * 8)?;
+        let end =
+            if id + 1 < self.num_series { u64_at(b, self.series_offsets + (id as usize + 1) * 8)? } else { data_len };
+        if start > end || end > data_len {
+            return Err(format!("series {id} has invalid bounds [{start}, {end})"));
+        }
+        let entry = &b[self.series_data.start + start as usize..self.series_data.start + end as usize];
+        let mut d = Dec::new(entry);
+        let n = d.uvarint()?;
+        if n == 0 || n > entry.len() as u64 {
+            return Err(format!("series {id} declares {n} labels"));
+        }
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(n as usize);
+        let mut prev_name: Option<u32> = None;
+        for _ in 0..n {
+            let (nid, vid) = (d.uvarint32()?, d.uvarint32()?);
+            if prev_name.is_some_and(|p| p >= nid) {
+                return Err(format!("series {id} labels not sorted"));
+            }
+            prev_name = Some(nid);
+            let (name, value) = (self.symbol(nid)?, self.symbol(vid)?);
+            if name.is_empty() || value.is_empty() {
+                return Err(format!("series {id} has an empty label name or value"));
+            }
+            pairs.push((name, value));
+        }
+        let nchunks = d.uvarint()?;
+        if nchunks > d.remaining() as u64 {
+            return Err(format!("series {id} declares {nchunks} chunks"));
+        }
+        chunks.clear();
+        let mut prev_maxt = 0i64;
+        for i in 0..nchunks {
+            let mint = if i == 0 {
+                d.varint()?
+            } else {
+                let delta = d.uvarint()?;
+                i64::try_from(delta)
+                    .ok()
+                    .filter(|&d| d > 0)
+                    .and_then(|d| prev_maxt.checked_add(d))
+                    .ok_or_else(|| format!("series {id} chunk {i} overlaps its predecessor"))?
+            };
+            let span = d.uvarint()?;
+            let maxt = i64::try_from(span)
+                .ok()
+                .and_then(|s| mint.checked_add(s))
+                .ok_or_else(|| format!("series {id} chunk {i} has an invalid time span"))?;
+            let chunk_ref = d.uvarint()?;
+            chunks.push(ChunkMeta { mint, maxt, chunk_ref });
+            prev_maxt = maxt;
+        }
+        if d.remaining() != 0 {
+            return Err(format!("series {id} entry has {} trailing bytes", d.remaining()));
+        }
+        Ok(Labels::from_sorted(pairs))
+    }
+
+    /// A [`PostingsIndex`] view for matcher selection; decoding errors are
+    /// collected instead of returned (the trait is infallible), so check
+    /// [`Lookup::finish`] afterwards.
+    pub fn lookup(&self) -> Lookup<'_, B> {
+        Lookup { ix: self, err: RefCell::new(None) }
+    }
+}
+
+/// Adapter from [`IndexReader`] to [`PostingsIndex`] that remembers the first
+/// decoding error.
+pub struct Lookup<'a, B> {
+    ix: &'a IndexReader<B>,
+    err: RefCell<Option<String>>,
+}
+
+impl<B: AsRef<[u8]>> Lookup<'_, B> {
+    fn keep<T: Default>(&self, r: DecResult<T>) -> T {
+        r.unwrap_or_else(|e| {
+            self.err.borrow_mut().get_or_insert(e);
+            T::default()
+        })
+    }
+
+    /// The first error met while answering lookups, if any.
+    pub fn finish(self) -> DecResult<()> {
+        match self.err.into_inner() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<B: AsRef<[u8]>> PostingsIndex for Lookup<'_, B> {
+    type Id = u32;
+
+    fn all_postings(&self) -> Vec<u32> {
+        (0..self.ix.num_series).collect()
+    }
+
+    fn label_values(&self, name: &str) -> Vec<String> {
+        self.keep(self.ix.label_values(name))
+    }
+
+    fn postings(&self, name: &str, value: &str) -> Vec<u32> {
+        self.keep(self.ix.postings(name, value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_series() -> Vec<(Labels, Vec<ChunkMeta>)> {
+        let mut v: Vec<(Labels, Vec<ChunkMeta>)> = (0..20)
+            .map(|i| {
+                let l = Labels::new([
+                    ("__name__", if i % 2 == 0 { "a" } else { "b" }),
+                    ("i", &i.to_string()),
+                    ("odd", if i % 3 == 0 { "" } else { "yes" }),
+                ])
+                .unwrap();
+                let c = vec![
+                    ChunkMeta { mint: -5 + i, maxt: 10 + i, chunk_ref: (1 << 32) | 8 },
+                    ChunkMeta { mint: 11 + i, maxt: 11 + i, chunk_ref: (2 << 32) | 100 },
+                ];
+                (l, c)
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    #[test]
+    fn index_round_trips_series_symbols_and_postings() {
+        let series = sample_series();
+        let bytes = write_index(&series).unwrap();
+        let ix = IndexReader::open(&bytes[..]).unwrap();
+        assert_eq!(ix.num_series(), 20);
+        let mut chunks = Vec::new();
+        for (id, (l, c)) in series.iter().enumerate() {
+            assert_eq!(&ix.series(id as u32, &mut chunks).unwrap(), l);
+            assert_eq!(&chunks, c);
+        }
+        assert_eq!(ix.label_names().unwrap(), vec!["__name__", "i", "odd"]);
+        assert_eq!(ix.label_values("__name__").unwrap(), vec!["a", "b"]);
+        assert_eq!(ix.label_values("nope").unwrap(), Vec::<String>::new());
+        let odd = ix.postings("odd", "yes").unwrap();
+        let want: Vec<u32> = (0..20u32).filter(|&i| series[i as usize].0.get("odd") == Some("yes")).collect();
+        assert_eq!(odd, want);
+        assert!(ix.postings("odd", "no").unwrap().is_empty());
+        assert!(ix.postings("a", "yes").unwrap().is_empty(), "value exists but not under this name");
+    }
+
+    #[test]
+    fn damaged_structure_behind_valid_checksums_is_an_error_not_a_panic() {
+        use rand::{Rng, SeedableRng};
+        let bytes = write_index(&sample_series()).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut rejected = 0;
+        for _ in 0..3000 {
+            let mut b = bytes.clone();
+            for _ in 0..rng.gen_range(1..4) {
+                let i = rng.gen_range(0..b.len());
+                b[i] = if rng.gen_bool(0.5) { rng.gen() } else { b[i] ^ (1 << rng.gen_range(0..8)) };
+            }
+            repair_checksums(&mut b);
+            match IndexReader::open(&b[..]) {
+                Ok(ix) => rejected += usize::from(exercise(&ix).is_err()),
+                Err(_) => rejected += 1,
+            }
+        }
+        // Some damage is undetectable (e.g. a chunk reference or timestamp
+        // changed to another valid value), but most is caught structurally.
+        assert!(rejected > 1500, "only {rejected} of 3000 damaged indexes rejected");
+    }
+
+    #[test]
+    fn empty_index_is_valid() {
+        let bytes = write_index(&[]).unwrap();
+        let ix = IndexReader::open(&bytes[..]).unwrap();
+        assert_eq!(ix.num_series(), 0);
+        assert!(ix.label_names().unwrap().is_empty());
+        assert!(ix.postings("a", "b").unwrap().is_empty());
+    }
+
+    #[test]
+    fn truncated_or_flipped_index_is_rejected() {
+        let bytes = write_index(&sample_series()).unwrap();
+        for n in 0..bytes.len() {
+            assert!(IndexReader::open(&bytes[..n]).is_err(), "prefix {n} accepted");
+        }
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x10;
+            assert!(IndexReader::open(&b[..]).is_err(), "flip at {i} accepted");
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! Behaviour of written and reopened blocks.
+
+use std::path::{Path, PathBuf};
+
+use super::chunks::chunk_file_name;
+use super::writer::write_block_with;
+use super::*;
+use crate::chunkenc::{ChunkSeries, Encoding};
+use crate::{stale_nan, Error, Labels, MatchOp, Matcher, Sample};
+
+const H2: i64 = 2 * 3_600_000;
+
+/// Deterministic test series: three metric names, optional `job`, a unique
+/// `i`, and special float values sprinkled in.
+fn gen_series(n: usize, samples: usize, step: i64, t0: i64) -> Vec<(Labels, Vec<Sample>)> {
+    let specials =
+        [f64::NAN, stale_nan(), -0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY, f64::from_bits(0x7ff8_dead_beef_0001)];
+    let mut out: Vec<(Labels, Vec<Sample>)> = (0..n)
+        .map(|i| {
+            let name = ["up", "http_requests_total", "node_cpu"][i % 3];
+            let job = if i % 5 == 0 { "" } else { ["api", "web", "db"][(i / 3) % 3] };
+            let l = Labels::new([
+                ("__name__", name),
+                ("job", job),
+                ("i", &format!("{i:04}")),
+                ("zone", if i % 7 == 0 { "eu\nwest" } else { "us" }),
+            ])
+            .unwrap();
+            let s: Vec<Sample> = (0..samples)
+                .map(|k| {
+                    let t = t0 + k as i64 * step + (k as i64 * 7 + i as i64) % 3;
+                    let v = if k % 17 == 3 { specials[(k + i) % specials.len()] } else { (i * 1000 + k) as f64 * 0.25 };
+                    Sample::new(t, v)
+                })
+                .collect();
+            (l, s)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn write(dir: &Path, series: &[(Labels, Vec<Sample>)], opts: &BlockWriteOptions) -> BlockMeta {
+    write_block(dir, 0, H2, CompactionMeta::level1(), series.iter().cloned(), opts).unwrap()
+}
+
+fn decode(cs: &ChunkSeries) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for c in &cs.chunks {
+        c.decode_into(&mut out).unwrap();
+    }
+    out
+}
+
+fn brute<'a>(series: &'a [(Labels, Vec<Sample>)], ms: &[Matcher]) -> Vec<&'a (Labels, Vec<Sample>)> {
+    series.iter().filter(|(l, _)| ms.iter().all(|m| m.matches(l.get(&m.name).unwrap_or("")))).collect()
+}
+
+fn matcher_cases() -> Vec<Vec<Matcher>> {
+    let m = |op, n: &str, v: &str| Matcher::new(op, n, v).unwrap();
+    use MatchOp::*;
+    vec![
+        vec![],
+        vec![m(Equal, "__name__", "up")],
+        vec![m(Equal, "__name__", "nope")],
+        vec![m(Equal, "job", "")],
+        vec![m(NotEqual, "job", "")],
+        vec![m(NotEqual, "job", "api")],
+        vec![m(Regex, "job", "api|web")],
+        vec![m(Regex, "job", "a.*")],
+        vec![m(Regex, "job", ".*")],
+        vec![m(Regex, "job", ".+")],
+        vec![m(Regex, "job", "api|")],
+        vec![m(NotRegex, "job", "a.*")],
+        vec![m(NotRegex, "job", ".*")],
+        vec![m(Equal, "__name__", "node_cpu"), m(Regex, "i", "00[0-4].")],
+        vec![m(Regex, "zone", "eu.west")],
+        vec![m(NotEqual, "missing", "x"), m(Equal, "zone", "us")],
+        vec![m(Equal, "missing", "")],
+        vec![m(Regex, "__name__", ".*_total"), m(NotRegex, "job", "web|")],
+    ]
+}
+
+#[test]
+fn select_round_trip_matches_brute_force_for_every_matcher_kind() {
+    for opts in [BlockWriteOptions::default(), BlockWriteOptions::xor()] {
+        let dir = tempfile::tempdir().unwrap();
+        let series = gen_series(300, 200, 15_000, 1_000);
+        let meta = write(dir.path(), &series, &opts);
+        assert_eq!(meta.stats.num_series, 300);
+        assert_eq!(meta.stats.num_samples, 300 * 200);
+        assert_eq!(meta.compaction.sources, vec![meta.ulid.clone()]);
+        let b = Block::open(&dir.path().join(&meta.ulid)).unwrap();
+        assert_eq!(b.meta(), &meta);
+        for ms in matcher_cases() {
+            let got = b.select(&ms, i64::MIN, i64::MAX).unwrap();
+            let want = brute(&series, &ms);
+            assert_eq!(got.len(), want.len(), "matchers {ms:?}");
+            for (g, (l, s)) in got.iter().zip(want) {
+                assert_eq!(&g.labels, l);
+                assert!(g.chunks.iter().all(|c| c.encoding == opts.encoding));
+                assert_eq!(&decode(g), s, "bit-exact samples for {l}");
+            }
+        }
+    }
+}
+
+#[test]
+fn select_returns_only_chunks_overlapping_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = gen_series(20, 480, 15_000, 0);
+    let meta = write(dir.path(), &series, &BlockWriteOptions::xor());
+    assert_eq!(meta.stats.num_chunks, 20 * 4, "120 samples per XOR chunk");
+    let b = Block::open(&dir.path().join(&meta.ulid)).unwrap();
+    let all = b.select(&[], i64::MIN, i64::MAX).unwrap();
+    for (mint, maxt) in [(0, 0), (1_000_000, 1_800_000), (1_799_999, 1_800_001), (3_000_000, 9_000_000), (-5, -1)] {
+        let got = b.select(&[], mint, maxt).unwrap();
+        for (full, (l, samples)) in all.iter().zip(&series) {
+            let want: Vec<_> = full.chunks.iter().filter(|c| c.maxt >= mint && c.mint <= maxt).collect();
+            let g = got.iter().find(|g| &g.labels == l);
+            match g {
+                None => assert!(want.is_empty(), "{l} missing for [{mint}, {maxt}]"),
+                Some(g) => {
+                    assert_eq!(g.chunks.len(), want.len());
+                    for (a, w) in g.chunks.iter().zip(want) {
+                        assert_eq!((a.mint, a.maxt), (w.mint, w.maxt));
+                    }
+                    // Every sample in the range is in the returned chunks.
+                    let decoded = decode(g);
+                    for s in samples.iter().filter(|s| s.t >= mint && s.t <= maxt) {
+                        assert!(decoded.contains(s));
+                    }
+                }
+            }
+        }
+    }
+    assert!(b.select(&[], H2, i64::MAX).unwrap().is_empty(), "max_time is exclusive");
+    assert!(b.select(&[], 10, 5).unwrap().is_empty(), "inverted range");
+}
+
+#[test]
+fn label_names_and_values_match_brute_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = gen_series(100, 3, 1000, 0);
+    let meta = write(dir.path(), &series, &BlockWriteOptions::default());
+    let b = Block::open(&dir.path().join(&meta.ulid)).unwrap();
+    for ms in matcher_cases() {
+        let sel = brute(&series, &ms);
+        let mut names: Vec<String> = sel.iter().flat_map(|(l, _)| l.iter().map(|p| p.name.to_string())).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(b.label_names(&ms).unwrap(), names, "{ms:?}");
+        for name in ["__name__", "job", "zone", "missing"] {
+            let mut vals: Vec<String> = sel.iter().filter_map(|(l, _)| l.get(name).map(str::to_string)).collect();
+            vals.sort();
+            vals.dedup();
+            assert_eq!(b.label_values(name, &ms).unwrap(), vals, "{name} {ms:?}");
+        }
+    }
+}
+
+#[test]
+fn series_without_samples_are_skipped_and_empty_blocks_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Labels::new([("__name__", "a")]).unwrap();
+    let b_ = Labels::new([("__name__", "b")]).unwrap();
+    let series = vec![(a.clone(), vec![]), (b_.clone(), vec![Sample::new(5, 1.0)])];
+    let meta = write(dir.path(), &series, &BlockWriteOptions::default());
+    assert_eq!(meta.stats, BlockStats { num_samples: 1, num_series: 1, num_chunks: 1 });
+    let b = Block::open(&dir.path().join(&meta.ulid)).unwrap();
+    assert_eq!(b.label_values("__name__", &[]).unwrap(), vec!["b"]);
+    let meta = write(dir.path(), &[], &BlockWriteOptions::default());
+    let b = Block::open(&dir.path().join(&meta.ulid)).unwrap();
+    assert!(b.select(&[], i64::MIN, i64::MAX).unwrap().is_empty());
+    assert!(b.label_names(&[]).unwrap().is_empty());
+    assert_eq!(b.all_series().unwrap().count(), 0);
+}
+
+fn block_dirs(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect()
+}
+
+#[test]
+fn invalid_writer_input_is_an_error_and_leaves_nothing_behind() {
+    let l = |v: &str| Labels::new([("__name__", v)]).unwrap();
+    let s = |t: i64| Sample::new(t, 1.0);
+    type Case = (Vec<(Labels, Vec<Sample>)>, fn(&Error) -> bool);
+    let cases: Vec<Case> = vec![
+        (vec![(l("b"), vec![s(1)]), (l("a"), vec![s(1)])], |e| {
+            matches!(e, Error::Block(BlockError::SeriesOutOfOrder { .. }))
+        }),
+        (vec![(l("a"), vec![s(1)]), (l("a"), vec![s(2)])], |e| {
+            matches!(e, Error::Block(BlockError::SeriesOutOfOrder { .. }))
+        }),
+        (vec![(l("a"), vec![s(2), s(2)])], |e| matches!(e, Error::Block(BlockError::SampleOutOfOrder { .. }))),
+        (vec![(l("a"), vec![s(3), s(2)])], |e| matches!(e, Error::Block(BlockError::SampleOutOfOrder { .. }))),
+        (vec![(l("a"), vec![s(H2)])], |e| matches!(e, Error::Block(BlockError::SampleOutOfRange { .. }))),
+        (vec![(l("a"), vec![s(-1)])], |e| matches!(e, Error::Block(BlockError::SampleOutOfRange { .. }))),
+        (vec![(Labels::empty(), vec![s(1)])], |e| matches!(e, Error::Block(BlockError::EmptyLabels))),
+    ];
+    for (series, check) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let err = write_block(dir.path(), 0, H2, CompactionMeta::level1(), series.into_iter(), &Default::default())
+            .unwrap_err();
+        assert!(check(&err), "unexpected error {err}");
+        assert!(block_dirs(dir.path()).is_empty(), "failed write left files behind");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let err = write_block(dir.path(), 5, 5, CompactionMeta::level1(), std::iter::empty(), &Default::default());
+    assert!(matches!(err, Err(Error::Block(BlockError::InvalidRange { .. }))));
+    let opts = BlockWriteOptions { encoding: Encoding::Xor, max_samples_per_chunk: 0 };
+    assert!(write_block(dir.path(), 0, 5, CompactionMeta::level1(), std::iter::empty(), &opts).is_err());
+}
+
+#[test]
+fn chunk_files_are_split_at_the_size_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = gen_series(50, 500, 10_000, 0);
+    let meta = write_block_with(
+        dir.path(),
+        0,
+        H2,
+        CompactionMeta::level1(),
+        series.iter().cloned().map(Ok),
+        &BlockWriteOptions::xor(),
+        4096,
+    )
+    .unwrap();
+    let bdir = dir.path().join(&meta.ulid);
+    let files = std::fs::read_dir(bdir.join(CHUNKS_DIRNAME)).unwrap().count();
+    assert!(files > 5, "only {files} chunk files");
+    let b = Block::open(&bdir).unwrap();
+    let got: Vec<_> = b.all_series().unwrap().map(|s| s.unwrap()).collect();
+    assert_eq!(got.len(), series.len());
+    for (g, (l, s)) in got.iter().zip(&series) {
+        assert_eq!(&g.labels, l);
+        assert_eq!(&decode(g), s);
+    }
+    // A missing middle file is detected at open.
+    std::fs::remove_file(bdir.join(CHUNKS_DIRNAME).join(chunk_file_name(2))).unwrap();
+    assert!(matches!(Block::open(&bdir), Err(Error::Block(BlockError::Corrupt { .. }))));
+}
+
+/// Opens the block and decodes every chunk once.
+fn open_and_scan(dir: &Path) -> Result<usize, Error> {
+    let b = Block::open(dir)?;
+    let mut n = 0;
+    for s in b.all_series()? {
+        n += decode_checked(&s?)?;
+    }
+    Ok(n)
+}
+
+/// Opens the block and reads everything; any error is fine, a panic is not.
+fn open_and_read(dir: &Path) -> Result<usize, Error> {
+    let b = Block::open(dir)?;
+    let mut n = 0;
+    for s in b.all_series()? {
+        n += decode_checked(&s?)?;
+    }
+    for ms in matcher_cases() {
+        for s in b.select(&ms, i64::MIN, i64::MAX)? {
+            n += decode_checked(&s)?;
+        }
+        b.label_names(&ms)?;
+        b.label_values("job", &ms)?;
+    }
+    Ok(n)
+}
+
+fn decode_checked(s: &ChunkSeries) -> Result<usize, Error> {
+    let mut out = Vec::new();
+    for c in &s.chunks {
+        c.decode_into(&mut out)?;
+    }
+    Ok(out.len())
+}
+
+fn tiny_block(dir: &Path, opts: &BlockWriteOptions) -> PathBuf {
+    let series = gen_series(4, 5, 1000, 0);
+    dir.join(write(dir, &series, opts).ulid)
+}
+
+#[test]
+fn every_truncation_of_index_or_chunk_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = tiny_block(dir.path(), &BlockWriteOptions::xor());
+    assert_eq!(open_and_read(&bdir).unwrap(), expected_reads(), "baseline");
+    for file in [bdir.join(INDEX_FILENAME), bdir.join(CHUNKS_DIRNAME).join(chunk_file_name(1))] {
+        let orig = std::fs::read(&file).unwrap();
+        for n in 0..orig.len() {
+            std::fs::write(&file, &orig[..n]).unwrap();
+            assert!(open_and_scan(&bdir).is_err(), "{} truncated to {n} bytes was accepted", file.display());
+        }
+        std::fs::write(&file, &orig).unwrap();
+    }
+    assert!(open_and_read(&bdir).is_ok());
+}
+
+/// Samples `open_and_read` decodes from the intact tiny block.
+fn expected_reads() -> usize {
+    let series = gen_series(4, 5, 1000, 0);
+    4 * 5 + matcher_cases().iter().map(|ms| brute(&series, ms).len() * 5).sum::<usize>()
+}
+
+#[test]
+fn every_bit_flip_in_index_or_chunk_file_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    for opts in [BlockWriteOptions::xor(), BlockWriteOptions::default()] {
+        let bdir = tiny_block(dir.path(), &opts);
+        for file in [bdir.join(INDEX_FILENAME), bdir.join(CHUNKS_DIRNAME).join(chunk_file_name(1))] {
+            let orig = std::fs::read(&file).unwrap();
+            for i in 0..orig.len() {
+                let bit = i % 8;
+                let mut b = orig.clone();
+                b[i] ^= 1 << bit;
+                std::fs::write(&file, &b).unwrap();
+                assert!(open_and_scan(&bdir).is_err(), "flip of bit {bit} at {i} in {} accepted", file.display());
+            }
+            std::fs::write(&file, &orig).unwrap();
+        }
+    }
+}
+
+#[test]
+fn arbitrary_index_bytes_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = tiny_block(dir.path(), &BlockWriteOptions::default());
+    let orig = std::fs::read(bdir.join(INDEX_FILENAME)).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for _ in 0..300 {
+        let mut b = orig.clone();
+        for _ in 0..rng.gen_range(1..8) {
+            let i = rng.gen_range(0..b.len());
+            b[i] = rng.gen();
+        }
+        std::fs::write(bdir.join(INDEX_FILENAME), &b).unwrap();
+        let _ = open_and_read(&bdir);
+        let junk: Vec<u8> = (0..rng.gen_range(0..300)).map(|_| rng.gen()).collect();
+        std::fs::write(bdir.join(INDEX_FILENAME), &junk).unwrap();
+        assert!(open_and_read(&bdir).is_err());
+    }
+}
+
+#[test]
+fn missing_or_damaged_meta_fails_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = tiny_block(dir.path(), &BlockWriteOptions::default());
+    let meta = std::fs::read(bdir.join(META_FILENAME)).unwrap();
+    std::fs::write(bdir.join(META_FILENAME), &meta[..meta.len() / 2]).unwrap();
+    assert!(matches!(Block::open(&bdir), Err(Error::Block(BlockError::Corrupt { .. }))));
+    std::fs::remove_file(bdir.join(META_FILENAME)).unwrap();
+    assert!(matches!(Block::open(&bdir), Err(Error::Io { .. })));
+    // A meta whose series count disagrees with the index.
+    let mut m = BlockMeta::from_json(&meta, "x").unwrap();
+    m.stats.num_series += 1;
+    std::fs::write(bdir.join(META_FILENAME), m.to_json()).unwrap();
+    assert!(matches!(Block::open(&bdir), Err(Error::Block(BlockError::Corrupt { .. }))));
+}
+
+#[test]
+fn half_written_block_is_never_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = tiny_block(dir.path(), &BlockWriteOptions::default());
+    // Simulate a crash before meta.json and the rename: a .tmp directory
+    // holding the index and chunks only.
+    let tmp = dir.path().join(format!("{}{TMP_SUFFIX}", new_block_id()));
+    std::fs::create_dir_all(tmp.join(CHUNKS_DIRNAME)).unwrap();
+    std::fs::copy(bdir.join(INDEX_FILENAME), tmp.join(INDEX_FILENAME)).unwrap();
+    std::fs::copy(
+        bdir.join(CHUNKS_DIRNAME).join(chunk_file_name(1)),
+        tmp.join(CHUNKS_DIRNAME).join(chunk_file_name(1)),
+    )
+    .unwrap();
+    assert!(Block::open(&tmp).is_err(), "no meta.json, no block");
+    let removed = crate::compact::remove_tmp_dirs(dir.path()).unwrap();
+    assert_eq!(removed, vec![tmp.clone()]);
+    assert!(!tmp.exists());
+    assert!(Block::open(&bdir).is_ok(), "complete blocks are untouched");
+}
+
+#[test]
+fn block_reports_its_size_and_is_send_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Block>();
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = tiny_block(dir.path(), &BlockWriteOptions::default());
+    let b = Block::open(&bdir).unwrap();
+    let on_disk: u64 = [bdir.join(META_FILENAME), bdir.join(INDEX_FILENAME), bdir.join("chunks/000001")]
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert_eq!(b.size_bytes(), on_disk);
+    assert_eq!(b.dir(), bdir.as_path());
+}
+
+const FIXTURE_ULID: &str = "01JD0000000000000000000001";
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/block/testdata/v1-xor").join(FIXTURE_ULID)
+}
+
+fn fixture_series() -> Vec<(Labels, Vec<Sample>)> {
+    gen_series(6, 40, 15_000, 1_000)
+}
+
+/// A block written by format version 1 (XOR chunks) is kept in the tree:
+/// every build must still open it, and the writer must still produce the
+/// same bytes for the same input (so a format change is a deliberate act
+/// with a version bump). Set `TIDEMARK_REGEN_FIXTURES=1` to rewrite it.
+#[test]
+fn format_v1_fixture_still_opens_and_writer_output_is_unchanged() {
+    let fixture = fixture_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = write(dir.path(), &fixture_series(), &BlockWriteOptions::xor());
+    let fresh_dir = dir.path().join(&fresh.ulid);
+    let chunk1 = Path::new(CHUNKS_DIRNAME).join(chunk_file_name(1));
+    if std::env::var_os("TIDEMARK_REGEN_FIXTURES").is_some() {
+        let _ = std::fs::remove_dir_all(&fixture);
+        std::fs::create_dir_all(fixture.join(CHUNKS_DIRNAME)).unwrap();
+        std::fs::copy(fresh_dir.join(INDEX_FILENAME), fixture.join(INDEX_FILENAME)).unwrap();
+        std::fs::copy(fresh_dir.join(&chunk1), fixture.join(&chunk1)).unwrap();
+        let mut m = fresh.clone();
+        m.ulid = FIXTURE_ULID.into();
+        m.compaction.sources = vec![FIXTURE_ULID.into()];
+        std::fs::write(fixture.join(META_FILENAME), m.to_json()).unwrap();
+    }
+    let b = Block::open(&fixture).unwrap();
+    assert_eq!(b.meta().ulid, FIXTURE_ULID);
+    assert_eq!((b.meta().min_time, b.meta().max_time), (0, H2));
+    let got: Vec<(Labels, Vec<Sample>)> =
+        b.all_series().unwrap().map(|s| s.unwrap()).map(|s| (s.labels.clone(), decode(&s))).collect();
+    assert_eq!(got, fixture_series());
+    for f in [Path::new(INDEX_FILENAME), chunk1.as_path()] {
+        assert!(
+            std::fs::read(fresh_dir.join(f)).unwrap() == std::fs::read(fixture.join(f)).unwrap(),
+            "writer output for {} changed; bump the format version",
+            f.display()
+        );
+    }
+}
