@@ -368,6 +368,13 @@ impl Head {
         }
     }
 
+    /// Refs of the series selected by `matchers` (Prometheus semantics,
+    /// see [`postings_for_matchers`]), sorted by ref, whatever their
+    /// samples. Refs are not in label order.
+    pub fn series_refs(&self, matchers: &[Matcher]) -> Vec<u64> {
+        self.refs_for(matchers)
+    }
+
     /// Refs selected by `matchers`, in ref order.
     fn refs_for(&self, matchers: &[Matcher]) -> Vec<u64> {
         let ix = self.index.read();
