@@ -88,7 +88,7 @@ fn labels(i: usize) -> Labels {
     Labels::new([
         ("__name__", METRICS[i % METRICS.len()].to_string()),
         ("instance", format!("10.{}.{}.{}:9100", host / 65536 % 256, host / 256 % 256, host % 256)),
-        ("job", if i % 3 == 0 { "node-exporter" } else { "kubernetes-pods" }.to_string()),
+        ("job", if i.is_multiple_of(3) { "node-exporter" } else { "kubernetes-pods" }.to_string()),
         ("namespace", format!("team-{ns}-prod")),
         (
             "pod",
