@@ -43,6 +43,24 @@ fn append(c: &mut Criterion) {
         })
     });
 
+    // Remote-write / backfill shape: 10 consecutive samples per series in
+    // one batch, so each series' state is touched while it is hot.
+    let mut t = 1_000_000_000i64;
+    g.throughput(Throughput::Elements(SERIES as u64 * 10));
+    g.bench_function("refs_10k_series_x10_consecutive", |b| {
+        b.iter(|| {
+            let mut app = head.appender();
+            for (i, &r) in refs.iter().enumerate() {
+                for k in 0..10 {
+                    app.append_ref(r, t + k * 15_000, (t / 1000 + k + i as i64) as f64).expect("append_ref");
+                }
+            }
+            t += 150_000;
+            app.commit().expect("commit")
+        })
+    });
+    g.throughput(Throughput::Elements(SERIES as u64));
+
     let head = Head::new(HeadOptions::default(), None);
     let mut t = 0i64;
     g.bench_function("labels_10k_series", |b| {

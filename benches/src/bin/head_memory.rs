@@ -100,6 +100,15 @@ fn labels(i: usize) -> Labels {
     .expect("valid labels")
 }
 
+/// CPU time this process has run, from `/proc/self/schedstat` (Linux), in
+/// seconds. The machine may be shared, so CPU time is a fairer measure of
+/// single-core throughput than wall time.
+fn cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/schedstat").ok()?;
+    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
@@ -110,13 +119,18 @@ fn main() {
     let base = CURRENT.load(Ordering::Relaxed);
     let start = Instant::now();
 
-    let head = Head::new(HeadOptions::default(), None);
+    let mut opts = HeadOptions::default();
+    if let Some(stripes) = std::env::var("STRIPES").ok().and_then(|s| s.parse().ok()) {
+        opts.stripes = stripes;
+    }
+    let head = Head::new(opts, None);
     let after_new = CURRENT.load(Ordering::Relaxed);
     let t0 = 1_700_000_000_000i64;
     let mut app = head.appender();
     let refs: Vec<u64> = all.iter().enumerate().map(|(i, l)| app.append(l, t0, i as f64).expect("append")).collect();
     app.commit().expect("commit");
     let created = start.elapsed();
+    let cpu_created = cpu_seconds();
     drop(all);
     let base = base - label_bytes as isize; // the caller's copies are gone
     for k in 1..per {
@@ -129,6 +143,7 @@ fn main() {
         app.commit().expect("commit");
     }
     let elapsed = start.elapsed();
+    let cpu_appends = cpu_seconds().zip(cpu_created).map(|(b, a)| b - a);
     let refs_bytes = (refs.capacity() * 8) as isize;
     let used = CURRENT.load(Ordering::Relaxed) - base - refs_bytes;
     let stats = head.stats();
@@ -141,8 +156,13 @@ fn main() {
     println!("stats() estimate:      {:.1} bytes/series", stats.memory_bytes as f64 / n as f64);
     println!("peak heap (process):   {} bytes", PEAK.load(Ordering::Relaxed));
     println!("series creation:       {created:.2?}");
+    let appended = n as f64 * (per - 1) as f64;
     println!(
-        "build time:            {elapsed:.2?} ({:.1} M samples/s after creation)",
-        (n as f64 * (per - 1) as f64) / (elapsed - created).as_secs_f64() / 1e6
+        "appends by ref:        {:.2?} wall ({:.1} M samples/s)",
+        elapsed - created,
+        appended / (elapsed - created).as_secs_f64() / 1e6
     );
+    if let Some(cpu) = cpu_appends {
+        println!("appends by ref:        {cpu:.2} s CPU ({:.1} M samples per CPU-second)", appended / cpu / 1e6);
+    }
 }

@@ -34,11 +34,8 @@ pub struct CommitStats {
 struct Batch {
     /// The newest in-order sample buffered for the series, if any.
     last: Option<(i64, u64)>,
-    /// Samples buffered for the series and not yet applied.
+    /// Samples buffered for the series (each holds `MemSeries::pending`).
     buffered: u32,
-    /// Whether this appender's hold on the series (`MemSeries::pending`)
-    /// has been released.
-    released: bool,
 }
 
 /// Where an accepted sample goes.
@@ -107,8 +104,9 @@ impl<'a> HeadAppender<'a> {
             return Err(AppendError::UnknownSeriesRef(r));
         };
         if created {
+            // The creator holds the series until commit or rollback.
             self.created.push(r);
-            self.touch(r, s);
+            s.pending += 1;
         }
         let res = self.check_and_buffer(r, s, t, v);
         drop(shard);
@@ -132,84 +130,40 @@ impl<'a> HeadAppender<'a> {
         self.check_and_buffer(series_ref, s, t, v)
     }
 
-    /// Registers this appender's interest in series `r` (once).
-    #[inline]
-    fn touch(&mut self, r: u64, s: &mut MemSeries) -> &mut Batch {
-        self.batch.entry(r).or_insert_with(|| {
-            s.pending += 1;
-            Batch { last: None, buffered: 0, released: false }
-        })
-    }
-
-    /// Prometheus' `appendable`, with this batch's earlier samples taken
-    /// into account.
-    fn check(&self, r: u64, s: &MemSeries, t: i64, v: f64) -> Result<Kind, AppendError> {
-        let head = self.head;
-        let trunc = head.min_valid_time();
-        if t < trunc {
-            return Err(AppendError::TooOld { t, min_valid_t: trunc });
-        }
-        let head_max = head.max_time();
-        let window = head.opts.ooo_window;
-        // Keep appends out of the range a block may be cut from.
-        let cw_end = if head_max == i64::MIN { i64::MIN } else { head_max.saturating_sub(head.opts.chunk_range / 2) };
-        let min_valid = trunc.max(cw_end);
-        let last = match (self.batch.get(&r).and_then(|b| b.last), s.last()) {
-            (Some(b), Some(c)) => Some(if c.0 > b.0 { c } else { b }),
-            (b, c) => b.or(c),
-        };
-        let vb = v.to_bits();
-        let in_order = |last: Option<(i64, u64)>| -> Option<Result<Kind, AppendError>> {
-            match last {
-                None => Some(Ok(Kind::InOrder)),
-                Some((lt, _)) if t > lt => Some(Ok(Kind::InOrder)),
-                Some((lt, lv)) if t == lt => {
-                    Some(if lv == vb { Ok(Kind::Identical) } else { Err(AppendError::DuplicateTimestamp { t }) })
-                }
-                Some(_) => None,
-            }
-        };
-        if t >= min_valid {
-            if let Some(res) = in_order(last) {
-                return res;
-            }
-        }
-        if window > 0 {
-            let ooo_min = head_max.saturating_sub(window);
-            if t < ooo_min {
-                return Err(AppendError::TooOld { t, min_valid_t: ooo_min });
-            }
-            if let Some(res) = in_order(last) {
-                return res;
-            }
-            return match s.value_at(t) {
-                Some(bits) if bits == vb => Ok(Kind::Identical),
-                Some(_) => Err(AppendError::DuplicateTimestamp { t }),
-                None => Ok(Kind::OutOfOrder),
-            };
-        }
-        if t < min_valid {
-            return Err(AppendError::TooOld { t, min_valid_t: min_valid });
-        }
-        let last_t = last.map_or(i64::MIN, |l| l.0);
-        Err(AppendError::OutOfOrder { t, last_t })
-    }
-
     #[inline]
     fn check_and_buffer(&mut self, r: u64, s: &mut MemSeries, t: i64, v: f64) -> Result<(), AppendError> {
-        match self.check(r, s, t, v) {
-            Ok(Kind::Identical) => Ok(()),
-            Ok(kind) => {
-                let b = self.touch(r, s);
-                b.buffered += 1;
+        use std::collections::hash_map::Entry;
+        let head = self.head;
+        // One hash lookup per sample: the entry serves the check and the
+        // bookkeeping.
+        let res = match self.batch.entry(r) {
+            Entry::Occupied(mut o) => check(head, s, o.get().last, t, v).map(|kind| {
+                let b = o.get_mut();
+                if !matches!(kind, Kind::Identical) {
+                    b.buffered += 1;
+                    s.pending += 1;
+                }
                 if matches!(kind, Kind::InOrder) {
                     b.last = Some((t, v.to_bits()));
                 }
+                kind
+            }),
+            Entry::Vacant(e) => check(head, s, None, t, v).map(|kind| {
+                if !matches!(kind, Kind::Identical) {
+                    s.pending += 1;
+                    e.insert(Batch { last: matches!(kind, Kind::InOrder).then_some((t, v.to_bits())), buffered: 1 });
+                }
+                kind
+            }),
+        };
+        match res {
+            Ok(Kind::Identical) => Ok(()),
+            Ok(_) => {
                 self.samples.push(RefSample { series_ref: r, t, v });
                 Ok(())
             }
             Err(e) => {
-                let c = &self.head.counters;
+                let c = &head.counters;
                 let ctr = match e {
                     AppendError::OutOfOrder { .. } => &c.rejected_out_of_order,
                     AppendError::DuplicateTimestamp { .. } => &c.rejected_duplicate,
@@ -298,20 +252,15 @@ impl<'a> HeadAppender<'a> {
                 }
                 // Consecutive samples of one series share one lock.
                 let mut shard = head.series_shard(r).lock();
+                // Present: the buffered samples hold it (`pending`).
                 if let Some(s) = shard.get_mut(&r) {
                     for smp in &samples[i..j] {
+                        s.pending = s.pending.saturating_sub(1);
                         if smp.t < min_valid {
                             stats.rejected_too_old += 1;
                         } else if stats.record(s.apply(smp.t, smp.v, ooo, p)) {
                             lo = lo.min(smp.t);
                             hi = hi.max(smp.t);
-                        }
-                    }
-                    if let Some(b) = self.batch.get_mut(&r) {
-                        b.buffered = b.buffered.saturating_sub((j - i) as u32);
-                        if b.buffered == 0 && !b.released {
-                            b.released = true;
-                            s.pending = s.pending.saturating_sub(1);
                         }
                     }
                 }
@@ -320,9 +269,8 @@ impl<'a> HeadAppender<'a> {
             head.extend_time_range(lo, hi);
         }
         head.add_commit_stats(&stats);
-        // Series touched without buffered samples (created, sample rejected).
-        for (&r, b) in self.batch.iter_mut().filter(|(_, b)| !b.released) {
-            b.released = true;
+        self.batch.clear();
+        for r in std::mem::take(&mut self.created) {
             if let Some(s) = head.series_shard(r).lock().get_mut(&r) {
                 s.pending = s.pending.saturating_sub(1);
             }
@@ -340,14 +288,17 @@ impl<'a> HeadAppender<'a> {
     fn release(&mut self) {
         let head = self.head;
         self.samples = Vec::new();
-        let created: std::collections::HashSet<u64> = self.created.iter().copied().collect();
+        for (r, b) in std::mem::take(&mut self.batch) {
+            if let Some(s) = head.series_shard(r).lock().get_mut(&r) {
+                s.pending = s.pending.saturating_sub(b.buffered);
+            }
+        }
         let mut candidates = Vec::new();
-        for (&r, b) in self.batch.iter_mut().filter(|(_, b)| !b.released) {
-            b.released = true;
+        for r in std::mem::take(&mut self.created) {
             let mut shard = head.series_shard(r).lock();
             if let Some(s) = shard.get_mut(&r) {
                 s.pending = s.pending.saturating_sub(1);
-                if created.contains(&r) && s.pending == 0 && s.is_empty() {
+                if s.pending == 0 && s.is_empty() {
                     candidates.push((r, s.labels.stable_hash()));
                 }
             }
@@ -367,6 +318,60 @@ impl<'a> HeadAppender<'a> {
             head.index.write().remove(&removed);
         }
     }
+}
+
+/// Prometheus' `appendable`: where sample `(t, v)` may go in series `s`,
+/// given the newest in-order sample this batch buffered for it.
+#[inline]
+fn check(head: &Head, s: &MemSeries, batch_last: Option<(i64, u64)>, t: i64, v: f64) -> Result<Kind, AppendError> {
+    let trunc = head.min_valid_time();
+    if t < trunc {
+        return Err(AppendError::TooOld { t, min_valid_t: trunc });
+    }
+    let head_max = head.max_time();
+    let window = head.opts.ooo_window;
+    // Keep appends out of the range a block may be cut from.
+    let cw_end = if head_max == i64::MIN { i64::MIN } else { head_max.saturating_sub(head.opts.chunk_range / 2) };
+    let min_valid = trunc.max(cw_end);
+    let last = match (batch_last, s.last()) {
+        (Some(b), Some(c)) => Some(if c.0 > b.0 { c } else { b }),
+        (b, c) => b.or(c),
+    };
+    let vb = v.to_bits();
+    let in_order = |last: Option<(i64, u64)>| -> Option<Result<Kind, AppendError>> {
+        match last {
+            None => Some(Ok(Kind::InOrder)),
+            Some((lt, _)) if t > lt => Some(Ok(Kind::InOrder)),
+            Some((lt, lv)) if t == lt => {
+                Some(if lv == vb { Ok(Kind::Identical) } else { Err(AppendError::DuplicateTimestamp { t }) })
+            }
+            Some(_) => None,
+        }
+    };
+    if t >= min_valid {
+        if let Some(res) = in_order(last) {
+            return res;
+        }
+    }
+    if window > 0 {
+        let ooo_min = head_max.saturating_sub(window);
+        if t < ooo_min {
+            return Err(AppendError::TooOld { t, min_valid_t: ooo_min });
+        }
+        if let Some(res) = in_order(last) {
+            return res;
+        }
+        return match s.value_at(t) {
+            Some(bits) if bits == vb => Ok(Kind::Identical),
+            Some(_) => Err(AppendError::DuplicateTimestamp { t }),
+            None => Ok(Kind::OutOfOrder),
+        };
+    }
+    if t < min_valid {
+        return Err(AppendError::TooOld { t, min_valid_t: min_valid });
+    }
+    let last_t = last.map_or(i64::MIN, |l| l.0);
+    Err(AppendError::OutOfOrder { t, last_t })
 }
 
 impl Drop for HeadAppender<'_> {

@@ -3,8 +3,9 @@
 //!
 //! # Structure
 //! - Series live in `stripes` sharded by `ref % stripes`; each shard is a
-//!   `parking_lot::Mutex` over a map `ref → Box<MemSeries>`. A second set of
-//!   shards maps the stable hash of a label set to its ref (collisions are
+//!   `parking_lot::Mutex` over a map `ref → Box<MemSeries>` (boxed, so
+//!   sparse shard maps stay small), each shard on its own cache line. A
+//!   second set of shards maps the stable hash of a label set to its ref (collisions are
 //!   kept in a side map), so lookups by labels never take a global lock.
 //! - The inverted index (`name → value → sorted refs`) sits behind one
 //!   `RwLock`; it is written only when series are created or removed.
@@ -124,6 +125,20 @@ pub struct HeadStats {
 /// A shard of series, keyed by ref.
 type SeriesShard = FxHashMap<u64, Box<MemSeries>>;
 
+/// A lock shard on its own cache line: the lock word and the map header
+/// are fetched together, and neighbouring shards never share a line.
+#[repr(align(64))]
+#[derive(Default)]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// A shard of the label-hash map: hash → ref, with colliding refs aside.
 #[derive(Default)]
 struct HashShard {
@@ -195,8 +210,8 @@ pub struct Head {
     opts: HeadOptions,
     mask: u64,
     log: Option<Arc<dyn CommitLog>>,
-    series: Box<[Mutex<SeriesShard>]>,
-    hashes: Box<[Mutex<HashShard>]>,
+    series: Box<[Padded<Mutex<SeriesShard>>]>,
+    hashes: Box<[Padded<Mutex<HashShard>>]>,
     index: RwLock<MemIndex>,
     next_ref: AtomicU64,
     min_time: AtomicI64,
@@ -230,8 +245,8 @@ impl Head {
             opts,
             mask: n as u64 - 1,
             log,
-            series: (0..n).map(|_| Mutex::new(SeriesShard::default())).collect(),
-            hashes: (0..n).map(|_| Mutex::new(HashShard::default())).collect(),
+            series: (0..n).map(|_| Padded::default()).collect(),
+            hashes: (0..n).map(|_| Padded::default()).collect(),
             index: RwLock::new(MemIndex::default()),
             next_ref: AtomicU64::new(1),
             min_time: AtomicI64::new(i64::MAX),
@@ -539,8 +554,8 @@ impl Head {
         let mut num_series = 0u64;
         let mut num_chunks = 0u64;
         let mut mem = std::mem::size_of::<Head>()
-            + self.series.len() * std::mem::size_of::<Mutex<SeriesShard>>()
-            + self.hashes.len() * std::mem::size_of::<Mutex<HashShard>>();
+            + self.series.len() * std::mem::size_of::<Padded<Mutex<SeriesShard>>>()
+            + self.hashes.len() * std::mem::size_of::<Padded<Mutex<HashShard>>>();
         for shard in self.series.iter() {
             let shard = shard.lock();
             mem += shard.capacity() * (std::mem::size_of::<(u64, Box<MemSeries>)>() + 1);

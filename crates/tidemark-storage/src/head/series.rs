@@ -97,8 +97,9 @@ pub(crate) struct MemSeries {
     /// (Prometheus' `nextAt`).
     pub(crate) next_at: i64,
     pub(crate) ooo: Option<Box<OooData>>,
-    /// Number of open appenders that buffered samples for (or created) this
-    /// series. A series with pending appenders is never garbage-collected.
+    /// Holds by open appenders: one per buffered, not yet applied sample,
+    /// plus one by the appender that created the series until it commits
+    /// or rolls back. A held series is never garbage-collected.
     pub(crate) pending: u32,
     /// Whether the series' `Series` record has reached the commit log.
     pub(crate) logged: bool,
@@ -378,7 +379,7 @@ impl MemSeries {
         self.chunks.len() + usize::from(self.open.is_some()) + self.ooo.as_ref().map_or(0, |o| o.chunks.len())
     }
 
-    /// Approximate heap bytes owned by this series (struct included).
+    /// Approximate heap bytes owned by this series (its box included).
     pub(crate) fn heap_bytes(&self) -> usize {
         let closed = |cs: &Vec<ClosedChunk>| {
             cs.capacity() * std::mem::size_of::<ClosedChunk>() + cs.iter().map(|c| c.bytes.len() + 16).sum::<usize>()
