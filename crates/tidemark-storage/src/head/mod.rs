@@ -1,1 +1,624 @@
-//! The in-memory head. (Being written: see the head work item.)
+//! The in-memory head: the active series, their recent samples in Gorilla
+//! chunks, and an inverted label index.
+//!
+//! # Structure
+//! - Series live in `stripes` sharded by `ref % stripes`; each shard is a
+//!   `parking_lot::Mutex` over a map `ref → Box<MemSeries>` (boxed, so
+//!   sparse shard maps stay small), each shard on its own cache line. A
+//!   second set of shards maps the stable hash of a label set to its ref (collisions are
+//!   kept in a side map), so lookups by labels never take a global lock.
+//! - The inverted index (`name → value → sorted refs`) sits behind one
+//!   `RwLock`; it is written only when series are created or removed.
+//! - Lock order: hash shard → series shard; the index lock is never held
+//!   while taking a shard lock. `truncate_lock` (read by commits and
+//!   replay, written by [`Head::truncate`]) makes truncation atomic with
+//!   respect to applying samples. With a commit log, `commit_lock`
+//!   serialises log+apply so the log order is the apply order.
+//!
+//! # Appending
+//! [`HeadAppender`] buffers samples, checking each one against the series'
+//! committed data and the samples buffered before it in the same batch
+//! (Prometheus' `appendable`). [`HeadAppender::commit`] logs new series and
+//! the samples, then applies them. Applying re-checks each sample against
+//! the series only (never against the head's time bounds), so replaying the
+//! log in order rebuilds exactly the same state; samples that lost a race
+//! with another appender's commit are dropped and counted in
+//! [`CommitStats`], as Prometheus does.
+//!
+//! Series are created (and indexed) at the first append, as in Prometheus.
+//! A series created by an appender that rolls back is removed again if it
+//! holds no samples and no other appender is using it; otherwise it stays
+//! and, if it never receives samples, [`Head::truncate`] collects it.
+//!
+//! # Out-of-order samples
+//! With `ooo_window > 0`, a sample older than its series' newest sample but
+//! no older than `max_time - ooo_window` is kept in the series'
+//! out-of-order buffer (sorted, up to 32 samples) and then compressed into
+//! out-of-order chunks. Reads return those as extra chunks that may overlap
+//! the in-order ones. Deviation from Prometheus: a sample newer than its
+//! series' newest sample always goes to the in-order chunk, even when it is
+//! older than `max_time - chunk_range/2` (Prometheus would route it to the
+//! out-of-order chunk); this keeps the in-order/out-of-order split a pure
+//! function of the series' data, which replay relies on.
+
+mod appender;
+mod index;
+mod series;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::chunkenc::ChunkSeries;
+use crate::matcher::Matcher;
+use crate::postings::postings_for_matchers;
+use crate::sample::Sample;
+use crate::Labels;
+
+pub use appender::{CommitStats, HeadAppender};
+use index::{FxHashMap, MemIndex};
+use series::{Applied, CutParams, MemSeries};
+
+/// Milliseconds in two hours: Prometheus' default block range.
+pub const DEFAULT_CHUNK_RANGE: i64 = 2 * 60 * 60 * 1000;
+
+/// Options of a [`Head`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadOptions {
+    /// The block range in milliseconds: chunks never cross a multiple of it
+    /// (aligned to 0), and without an out-of-order window samples older
+    /// than `max_time - chunk_range / 2` are rejected. Default: 2 h.
+    pub chunk_range: i64,
+    /// Target samples per chunk. Default: 120 (clamped to 4..=32767).
+    pub samples_per_chunk: usize,
+    /// Out-of-order window in milliseconds; 0 disables out-of-order
+    /// ingestion (Prometheus' `out_of_order_time_window`). Default: 0.
+    pub ooo_window: i64,
+    /// Number of lock shards for series (rounded up to a power of two).
+    /// Default: 16384.
+    pub stripes: usize,
+}
+
+impl Default for HeadOptions {
+    fn default() -> HeadOptions {
+        HeadOptions { chunk_range: DEFAULT_CHUNK_RANGE, samples_per_chunk: 120, ooo_window: 0, stripes: 16384 }
+    }
+}
+
+/// Where committed batches go before they are applied (the database plugs
+/// its write-ahead log in here).
+pub trait CommitLog: Send + Sync {
+    /// Durably records `records` (a `Series` record for new series, then a
+    /// `Samples` record). An error aborts the commit: nothing is applied.
+    fn log(&self, records: &[crate::wal::Record]) -> Result<(), crate::Error>;
+}
+
+/// Counters and sizes of a [`Head`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeadStats {
+    /// Series held.
+    pub num_series: u64,
+    /// Chunks held (closed, open and out-of-order).
+    pub num_chunks: u64,
+    /// Samples stored since creation (commits and replay).
+    pub samples_appended: u64,
+    /// Of those, samples stored as out-of-order.
+    pub out_of_order_samples_appended: u64,
+    /// Samples rejected as out of order.
+    pub rejected_out_of_order: u64,
+    /// Samples rejected as too old (out of bounds).
+    pub rejected_too_old: u64,
+    /// Samples rejected for a different value at an existing timestamp.
+    pub rejected_duplicate: u64,
+    /// Replayed samples whose series reference was unknown.
+    pub replay_unknown_refs: u64,
+    /// Oldest sample timestamp (`i64::MAX` when empty).
+    pub min_time: i64,
+    /// Newest sample timestamp (`i64::MIN` when empty).
+    pub max_time: i64,
+    /// Approximate heap bytes held by series, chunks, maps and the index.
+    pub memory_bytes: u64,
+}
+
+/// A shard of series, keyed by ref.
+type SeriesShard = FxHashMap<u64, Box<MemSeries>>;
+
+/// A lock shard on its own cache line: the lock word and the map header
+/// are fetched together, and neighbouring shards never share a line.
+#[repr(align(64))]
+#[derive(Default)]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// A shard of the label-hash map: hash → ref, with colliding refs aside.
+#[derive(Default)]
+struct HashShard {
+    primary: FxHashMap<u64, u64>,
+    collisions: FxHashMap<u64, Vec<u64>>,
+}
+
+impl HashShard {
+    fn candidates(&self, h: u64) -> impl Iterator<Item = u64> + '_ {
+        self.primary.get(&h).copied().into_iter().chain(self.collisions.get(&h).into_iter().flatten().copied())
+    }
+
+    fn insert(&mut self, h: u64, r: u64) {
+        match self.primary.entry(h) {
+            std::collections::hash_map::Entry::Occupied(_) => self.collisions.entry(h).or_default().push(r),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(r);
+            }
+        }
+    }
+
+    fn remove(&mut self, h: u64, r: u64) {
+        if self.primary.get(&h) == Some(&r) {
+            self.primary.remove(&h);
+            if let Some(v) = self.collisions.get_mut(&h) {
+                if let Some(next) = v.pop() {
+                    self.primary.insert(h, next);
+                }
+                if v.is_empty() {
+                    self.collisions.remove(&h);
+                }
+            }
+        } else if let Some(v) = self.collisions.get_mut(&h) {
+            v.retain(|&x| x != r);
+            if v.is_empty() {
+                self.collisions.remove(&h);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    samples_appended: AtomicU64,
+    ooo_appended: AtomicU64,
+    rejected_out_of_order: AtomicU64,
+    rejected_too_old: AtomicU64,
+    rejected_duplicate: AtomicU64,
+    replay_unknown_refs: AtomicU64,
+}
+
+/// The in-memory head of the database. `Send + Sync`: appenders on many
+/// threads and readers may use it concurrently.
+///
+/// ```
+/// use tidemark_storage::head::{Head, HeadOptions};
+/// use tidemark_storage::{Labels, Matcher};
+/// let head = Head::new(HeadOptions::default(), None);
+/// let mut app = head.appender();
+/// let up = Labels::new([("__name__", "up"), ("job", "api")]).unwrap();
+/// let r = app.append(&up, 1000, 1.0).unwrap();
+/// app.append_ref(r, 2000, 1.0).unwrap();
+/// app.commit().unwrap();
+/// let series = head.select(&[Matcher::equal("job", "api")], 0, 5000);
+/// assert_eq!(series.len(), 1);
+/// assert_eq!(head.max_time(), 2000);
+/// ```
+pub struct Head {
+    opts: HeadOptions,
+    mask: u64,
+    log: Option<Arc<dyn CommitLog>>,
+    series: Box<[Padded<Mutex<SeriesShard>>]>,
+    hashes: Box<[Padded<Mutex<HashShard>>]>,
+    index: RwLock<MemIndex>,
+    next_ref: AtomicU64,
+    min_time: AtomicI64,
+    max_time: AtomicI64,
+    /// No sample older than this is accepted (raised by truncation).
+    min_valid_time: AtomicI64,
+    truncate_lock: RwLock<()>,
+    commit_lock: Mutex<()>,
+    /// Replayed series refs that duplicate another ref's labels → that ref.
+    replay_aliases: Mutex<HashMap<u64, u64>>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Head").field("opts", &self.opts).finish_non_exhaustive()
+    }
+}
+
+impl Head {
+    /// An empty head. `log`, if given, receives every commit before it is
+    /// applied.
+    pub fn new(opts: HeadOptions, log: Option<Arc<dyn CommitLog>>) -> Head {
+        let mut opts = opts;
+        opts.samples_per_chunk = opts.samples_per_chunk.clamp(4, crate::chunkenc::xor::MAX_SAMPLES / 2);
+        opts.chunk_range = opts.chunk_range.max(1);
+        opts.ooo_window = opts.ooo_window.max(0);
+        let n = opts.stripes.clamp(1, 1 << 20).next_power_of_two();
+        opts.stripes = n;
+        Head {
+            opts,
+            mask: n as u64 - 1,
+            log,
+            series: (0..n).map(|_| Padded::default()).collect(),
+            hashes: (0..n).map(|_| Padded::default()).collect(),
+            index: RwLock::new(MemIndex::default()),
+            next_ref: AtomicU64::new(1),
+            min_time: AtomicI64::new(i64::MAX),
+            max_time: AtomicI64::new(i64::MIN),
+            min_valid_time: AtomicI64::new(i64::MIN),
+            truncate_lock: RwLock::new(()),
+            commit_lock: Mutex::new(()),
+            replay_aliases: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The options in effect (after clamping).
+    pub fn options(&self) -> &HeadOptions {
+        &self.opts
+    }
+
+    /// A new appender. Appenders are cheap; use one per batch.
+    pub fn appender(&self) -> HeadAppender<'_> {
+        HeadAppender::new(self)
+    }
+
+    #[inline]
+    fn series_shard(&self, r: u64) -> &Mutex<SeriesShard> {
+        &self.series[(r & self.mask) as usize]
+    }
+
+    #[inline]
+    fn hash_shard(&self, h: u64) -> &Mutex<HashShard> {
+        &self.hashes[(h & self.mask) as usize]
+    }
+
+    fn cut_params(&self) -> CutParams {
+        CutParams { chunk_range: self.opts.chunk_range, samples_per_chunk: self.opts.samples_per_chunk }
+    }
+
+    /// Widens the head's time range to include `[lo, hi]`.
+    fn extend_time_range(&self, lo: i64, hi: i64) {
+        if lo <= hi {
+            self.min_time.fetch_min(lo, Ordering::AcqRel);
+            self.max_time.fetch_max(hi, Ordering::AcqRel);
+        }
+    }
+
+    /// Oldest sample timestamp in the head (`i64::MAX` when empty).
+    pub fn min_time(&self) -> i64 {
+        self.min_time.load(Ordering::Acquire)
+    }
+
+    /// Newest sample timestamp in the head (`i64::MIN` when empty).
+    pub fn max_time(&self) -> i64 {
+        self.max_time.load(Ordering::Acquire)
+    }
+
+    /// The oldest timestamp the head accepts (raised by [`Head::truncate`]).
+    pub fn min_valid_time(&self) -> i64 {
+        self.min_valid_time.load(Ordering::Acquire)
+    }
+
+    /// Re-creates a series from the log with its original ref. Refs created
+    /// later are greater than every replayed ref. A second ref for labels
+    /// that already exist becomes an alias of the first.
+    pub fn replay_series(&self, series_ref: u64, labels: Labels) {
+        self.next_ref.fetch_max(series_ref.saturating_add(1), Ordering::AcqRel);
+        let h = labels.stable_hash();
+        let mut hs = self.hash_shard(h).lock();
+        for cand in hs.candidates(h).collect::<Vec<_>>() {
+            let shard = self.series_shard(cand).lock();
+            if shard.get(&cand).is_some_and(|s| s.labels == labels) {
+                if cand != series_ref {
+                    self.replay_aliases.lock().insert(series_ref, cand);
+                }
+                return;
+            }
+        }
+        {
+            let mut shard = self.series_shard(series_ref).lock();
+            if shard.contains_key(&series_ref) {
+                // The ref is taken by other labels: the log is inconsistent.
+                tracing::warn!(series_ref, "replayed series ref already in use; record skipped");
+                return;
+            }
+            let mut s = MemSeries::new(labels.clone());
+            s.logged = true;
+            shard.insert(series_ref, Box::new(s));
+        }
+        hs.insert(h, series_ref);
+        drop(hs);
+        self.index.write().add(series_ref, &labels);
+    }
+
+    /// Re-applies logged samples, in order, without logging them. Samples of
+    /// unknown refs are counted ([`HeadStats::replay_unknown_refs`]) and
+    /// skipped; samples older than the minimum valid time are skipped.
+    pub fn replay_samples(&self, samples: &[crate::wal::RefSample]) {
+        let _t = self.truncate_lock.read();
+        let aliases = self.replay_aliases.lock().clone();
+        let min_valid = self.min_valid_time();
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        let mut stats = CommitStats::default();
+        for s in samples {
+            let r = aliases.get(&s.series_ref).copied().unwrap_or(s.series_ref);
+            let mut shard = self.series_shard(r).lock();
+            let Some(series) = shard.get_mut(&r) else {
+                self.counters.replay_unknown_refs.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            if s.t < min_valid {
+                stats.rejected_too_old += 1;
+                continue;
+            }
+            let applied = series.apply(s.t, s.v, self.opts.ooo_window > 0, self.cut_params());
+            if stats.record(applied) {
+                lo = lo.min(s.t);
+                hi = hi.max(s.t);
+            }
+        }
+        self.extend_time_range(lo, hi);
+        self.add_commit_stats(&stats);
+    }
+
+    fn add_commit_stats(&self, s: &CommitStats) {
+        let c = &self.counters;
+        c.samples_appended.fetch_add(s.samples_applied, Ordering::Relaxed);
+        c.ooo_appended.fetch_add(s.out_of_order_applied, Ordering::Relaxed);
+        for (n, ctr) in [
+            (s.rejected_out_of_order, &c.rejected_out_of_order),
+            (s.rejected_too_old, &c.rejected_too_old),
+            (s.rejected_duplicate, &c.rejected_duplicate),
+        ] {
+            if n > 0 {
+                ctr.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Refs of the series selected by `matchers` (Prometheus semantics,
+    /// see [`postings_for_matchers`]), sorted by ref, whatever their
+    /// samples. Refs are not in label order.
+    pub fn series_refs(&self, matchers: &[Matcher]) -> Vec<u64> {
+        self.refs_for(matchers)
+    }
+
+    /// Refs selected by `matchers`, in ref order.
+    fn refs_for(&self, matchers: &[Matcher]) -> Vec<u64> {
+        let ix = self.index.read();
+        postings_for_matchers(&*ix, matchers)
+    }
+
+    /// The series selected by `matchers` with chunks overlapping
+    /// `[mint, maxt]`, sorted by labels. Closed chunks are shared, the open
+    /// chunk is copied; out-of-order data comes as extra chunks that may
+    /// overlap the others. Series without such chunks are left out.
+    pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<ChunkSeries> {
+        let mut out = Vec::new();
+        if mint > maxt {
+            return out;
+        }
+        for r in self.refs_for(matchers) {
+            let shard = self.series_shard(r).lock();
+            let Some(s) = shard.get(&r) else { continue };
+            let chunks = s.chunks_in(mint, maxt);
+            if !chunks.is_empty() {
+                out.push(ChunkSeries { labels: s.labels.clone(), chunks });
+            }
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+
+    /// Labels of the series selected by `matchers` that have data in
+    /// `[mint, maxt]`.
+    fn labels_with_data(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {
+        let mut out = Vec::new();
+        for r in self.refs_for(matchers) {
+            let shard = self.series_shard(r).lock();
+            if let Some(s) = shard.get(&r) {
+                if s.overlaps(mint, maxt) {
+                    out.push(s.labels.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether `[mint, maxt]` covers everything in the head, so the index
+    /// alone can answer label queries without matchers.
+    fn covers_head(&self, mint: i64, maxt: i64) -> bool {
+        mint <= self.min_time() && maxt >= self.max_time()
+    }
+
+    /// Sorted label names of the series selected by `matchers` with samples
+    /// in `[mint, maxt]` (chunk granularity). Without matchers and over the
+    /// whole head range the index answers directly (it may then include a
+    /// series created by an appender that has not committed yet).
+    pub fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
+        if matchers.is_empty() && self.covers_head(mint, maxt) && self.min_time() <= self.max_time() {
+            return self.index.read().label_names();
+        }
+        let mut names: Vec<String> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for l in self.labels_with_data(matchers, mint, maxt) {
+            for p in &l {
+                if !seen.contains(p.name) {
+                    seen.insert(p.name.to_string());
+                }
+            }
+        }
+        names.extend(seen);
+        names
+    }
+
+    /// Sorted values of label `name` among the series selected by
+    /// `matchers` with samples in `[mint, maxt]` (chunk granularity).
+    pub fn label_values(&self, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
+        use crate::postings::PostingsIndex;
+        if matchers.is_empty() && self.covers_head(mint, maxt) && self.min_time() <= self.max_time() {
+            return self.index.read().label_values(name);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for l in self.labels_with_data(matchers, mint, maxt) {
+            if let Some(v) = l.get(name) {
+                if !seen.contains(v) {
+                    seen.insert(v.to_string());
+                }
+            }
+        }
+        seen.into_iter().collect()
+    }
+
+    /// Every series with samples in `[mint, maxt)`, sorted by labels, with
+    /// its samples in that range sorted and one per timestamp (in-order and
+    /// out-of-order data merged).
+    pub fn samples_for_block(&self, mint: i64, maxt: i64) -> Vec<(Labels, Vec<Sample>)> {
+        let mut out = Vec::new();
+        let refs = self.index.read().all_postings_ref();
+        for r in refs {
+            let shard = self.series_shard(r).lock();
+            let Some(s) = shard.get(&r) else { continue };
+            let samples = s.samples_in(mint, maxt);
+            if !samples.is_empty() {
+                out.push((s.labels.clone(), samples));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Drops every sample with `t < mint` and every series left without
+    /// samples that no open appender is using; raises the minimum valid
+    /// time to `mint`. Returns the dropped refs, sorted.
+    pub fn truncate(&self, mint: i64) -> Vec<u64> {
+        let _t = self.truncate_lock.write();
+        self.min_valid_time.fetch_max(mint, Ordering::AcqRel);
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        let mut candidates: Vec<(u64, u64)> = Vec::new();
+        for shard in self.series.iter() {
+            let mut shard = shard.lock();
+            for (&r, s) in shard.iter_mut() {
+                s.truncate(mint);
+                match s.time_range() {
+                    Some((a, b)) => {
+                        lo = lo.min(a);
+                        hi = hi.max(b);
+                    }
+                    None if s.pending == 0 => candidates.push((r, s.labels.stable_hash())),
+                    None => {}
+                }
+            }
+        }
+        // Appends cannot add samples while we hold the truncate lock, but
+        // appenders may have started using a candidate: re-check under the
+        // hash shard lock, which serialises with lookups by labels.
+        let mut removed: Vec<(u64, Labels)> = Vec::new();
+        for (r, h) in candidates {
+            let mut hs = self.hash_shard(h).lock();
+            let mut shard = self.series_shard(r).lock();
+            if shard.get(&r).is_some_and(|s| s.pending == 0 && s.is_empty()) {
+                if let Some(s) = shard.remove(&r) {
+                    hs.remove(h, r);
+                    removed.push((r, s.labels));
+                }
+            }
+        }
+        self.index.write().remove(&removed);
+        if !removed.is_empty() {
+            let gone: std::collections::HashSet<u64> = removed.iter().map(|(r, _)| *r).collect();
+            self.replay_aliases.lock().retain(|_, to| !gone.contains(to));
+        }
+        self.min_time.store(lo, Ordering::Release);
+        self.max_time.store(hi, Ordering::Release);
+        let mut refs: Vec<u64> = removed.into_iter().map(|(r, _)| r).collect();
+        refs.sort_unstable();
+        refs
+    }
+
+    /// Whether `series_ref` (or the ref it is an alias of) is still held.
+    pub fn is_live(&self, series_ref: u64) -> bool {
+        let r = self.replay_aliases.lock().get(&series_ref).copied().unwrap_or(series_ref);
+        self.series_shard(r).lock().contains_key(&r)
+    }
+
+    /// Counters and sizes. Walks every series, so it costs O(series).
+    pub fn stats(&self) -> HeadStats {
+        let mut num_series = 0u64;
+        let mut num_chunks = 0u64;
+        let mut mem = std::mem::size_of::<Head>()
+            + self.series.len() * std::mem::size_of::<Padded<Mutex<SeriesShard>>>()
+            + self.hashes.len() * std::mem::size_of::<Padded<Mutex<HashShard>>>();
+        for shard in self.series.iter() {
+            let shard = shard.lock();
+            mem += shard.capacity() * (std::mem::size_of::<(u64, Box<MemSeries>)>() + 1);
+            for s in shard.values() {
+                num_series += 1;
+                num_chunks += s.num_chunks() as u64;
+                mem += s.heap_bytes();
+            }
+        }
+        for shard in self.hashes.iter() {
+            let shard = shard.lock();
+            mem += shard.primary.capacity() * 17 + shard.collisions.len() * 64;
+        }
+        mem += self.index.read().heap_bytes();
+        let c = &self.counters;
+        HeadStats {
+            num_series,
+            num_chunks,
+            samples_appended: c.samples_appended.load(Ordering::Relaxed),
+            out_of_order_samples_appended: c.ooo_appended.load(Ordering::Relaxed),
+            rejected_out_of_order: c.rejected_out_of_order.load(Ordering::Relaxed),
+            rejected_too_old: c.rejected_too_old.load(Ordering::Relaxed),
+            rejected_duplicate: c.rejected_duplicate.load(Ordering::Relaxed),
+            replay_unknown_refs: c.replay_unknown_refs.load(Ordering::Relaxed),
+            min_time: self.min_time(),
+            max_time: self.max_time(),
+            memory_bytes: mem as u64,
+        }
+    }
+}
+
+impl MemIndex {
+    fn all_postings_ref(&self) -> Vec<u64> {
+        use crate::postings::PostingsIndex;
+        self.all_postings()
+    }
+}
+
+impl CommitStats {
+    /// Counts one apply outcome; returns whether a sample was stored.
+    fn record(&mut self, a: Applied) -> bool {
+        match a {
+            Applied::InOrder => {
+                self.samples_applied += 1;
+                true
+            }
+            Applied::OutOfOrder => {
+                self.samples_applied += 1;
+                self.out_of_order_applied += 1;
+                true
+            }
+            Applied::Identical => false,
+            Applied::RejectedOutOfOrder => {
+                self.rejected_out_of_order += 1;
+                false
+            }
+            Applied::RejectedDuplicate => {
+                self.rejected_duplicate += 1;
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,80 @@
+//! Head append throughput, in samples per second on one thread: by cached
+//! series refs (the hot path) and by label sets (hash lookup per sample).
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::time::Duration;
+use tidemark_storage::head::{Head, HeadOptions};
+use tidemark_storage::Labels;
+
+const SERIES: usize = 10_000;
+
+fn labels(i: usize) -> Labels {
+    Labels::new([
+        ("__name__", format!("metric_{}", i % 100)),
+        ("instance", format!("10.0.{}.{}:9100", i / 256 % 256, i % 256)),
+        ("job", format!("job-{}", i % 10)),
+        ("mode", ["idle", "user", "system", "iowait"][i % 4].to_string()),
+        ("series", i.to_string()),
+    ])
+    .expect("valid labels")
+}
+
+fn append(c: &mut Criterion) {
+    let mut g = c.benchmark_group("head_append");
+    g.throughput(Throughput::Elements(SERIES as u64));
+    g.sample_size(20).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+
+    let head = Head::new(HeadOptions::default(), None);
+    let all: Vec<Labels> = (0..SERIES).map(labels).collect();
+    let mut app = head.appender();
+    let refs: Vec<u64> = all.iter().map(|l| app.append(l, 0, 0.0).expect("append")).collect();
+    app.commit().expect("commit");
+
+    // One scrape of 10k series per iteration: one appender, one commit.
+    let mut t = 0i64;
+    g.bench_function("refs_10k_series", |b| {
+        b.iter(|| {
+            t += 15_000;
+            let mut app = head.appender();
+            for (i, &r) in refs.iter().enumerate() {
+                app.append_ref(r, t, (t / 1000 + i as i64) as f64).expect("append_ref");
+            }
+            app.commit().expect("commit")
+        })
+    });
+
+    // Remote-write / backfill shape: 10 consecutive samples per series in
+    // one batch, so each series' state is touched while it is hot.
+    let mut t = 1_000_000_000i64;
+    g.throughput(Throughput::Elements(SERIES as u64 * 10));
+    g.bench_function("refs_10k_series_x10_consecutive", |b| {
+        b.iter(|| {
+            let mut app = head.appender();
+            for (i, &r) in refs.iter().enumerate() {
+                for k in 0..10 {
+                    app.append_ref(r, t + k * 15_000, (t / 1000 + k + i as i64) as f64).expect("append_ref");
+                }
+            }
+            t += 150_000;
+            app.commit().expect("commit")
+        })
+    });
+    g.throughput(Throughput::Elements(SERIES as u64));
+
+    let head = Head::new(HeadOptions::default(), None);
+    let mut t = 0i64;
+    g.bench_function("labels_10k_series", |b| {
+        b.iter(|| {
+            t += 15_000;
+            let mut app = head.appender();
+            for (i, l) in all.iter().enumerate() {
+                app.append(l, t, (t / 1000 + i as i64) as f64).expect("append");
+            }
+            app.commit().expect("commit")
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, append);
+criterion_main!(benches);

@@ -1,0 +1,168 @@
+//! Heap bytes per active series in the head, measured with a counting
+//! global allocator (requested bytes, so allocator overhead is excluded).
+//!
+//! Usage: `head_memory [series=200000] [samples_per_series=20]`
+//!
+//! Series carry ~7 realistic labels (node_exporter / kubelet style); each
+//! gets `samples_per_series` samples 15 s apart, appended one scrape at a
+//! time through cached refs.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Instant;
+
+use tidemark_storage::head::{Head, HeadOptions};
+use tidemark_storage::Labels;
+
+/// Wraps the system allocator and tracks the bytes currently allocated.
+struct Counting;
+
+static CURRENT: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+fn add(delta: isize) {
+    let now = CURRENT.fetch_add(delta, Ordering::Relaxed) + delta;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged; the counters have no effect on the returned memory.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            add(layout.size() as isize);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            add(layout.size() as isize);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { System.dealloc(ptr, layout) };
+        add(-(layout.size() as isize));
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            add(new_size as isize - layout.size() as isize);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const METRICS: [&str; 12] = [
+    "node_cpu_seconds_total",
+    "node_memory_MemAvailable_bytes",
+    "node_network_receive_bytes_total",
+    "node_filesystem_avail_bytes",
+    "node_disk_io_time_seconds_total",
+    "container_cpu_usage_seconds_total",
+    "container_memory_working_set_bytes",
+    "container_network_transmit_bytes_total",
+    "kube_pod_container_status_restarts_total",
+    "kube_pod_status_phase",
+    "http_requests_total",
+    "http_request_duration_seconds_bucket",
+];
+
+/// A realistic label set for series `i`: ~7 labels, a few high-cardinality.
+fn labels(i: usize) -> Labels {
+    let host = i / 400;
+    let pod = i / 40;
+    let ns = pod % 25;
+    Labels::new([
+        ("__name__", METRICS[i % METRICS.len()].to_string()),
+        ("instance", format!("10.{}.{}.{}:9100", host / 65536 % 256, host / 256 % 256, host % 256)),
+        ("job", if i.is_multiple_of(3) { "node-exporter" } else { "kubernetes-pods" }.to_string()),
+        ("namespace", format!("team-{ns}-prod")),
+        (
+            "pod",
+            format!("svc-{ns}-deployment-{:08x}-{:05x}", pod.wrapping_mul(2_654_435_761) % 0xffff_ffff, pod % 0xfffff),
+        ),
+        ("container", ["app", "sidecar", "istio-proxy", "init"][i % 4].to_string()),
+        ("le", ["0.1", "0.5", "1", "5", "+Inf", "10"][i / 12 % 6].to_string()),
+    ])
+    .expect("valid labels")
+}
+
+/// CPU time this process has run, from `/proc/self/schedstat` (Linux), in
+/// seconds. The machine may be shared, so CPU time is a fairer measure of
+/// single-core throughput than wall time.
+fn cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/schedstat").ok()?;
+    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
+    let per: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20);
+
+    let all: Vec<Labels> = (0..n).map(labels).collect();
+    let label_bytes: usize = all.iter().map(Labels::heap_bytes).sum();
+    let base = CURRENT.load(Ordering::Relaxed);
+    let start = Instant::now();
+
+    let mut opts = HeadOptions::default();
+    if let Some(stripes) = std::env::var("STRIPES").ok().and_then(|s| s.parse().ok()) {
+        opts.stripes = stripes;
+    }
+    let head = Head::new(opts, None);
+    let after_new = CURRENT.load(Ordering::Relaxed);
+    let t0 = 1_700_000_000_000i64;
+    let mut app = head.appender();
+    let refs: Vec<u64> = all.iter().enumerate().map(|(i, l)| app.append(l, t0, i as f64).expect("append")).collect();
+    app.commit().expect("commit");
+    let created = start.elapsed();
+    let cpu_created = cpu_seconds();
+    drop(all);
+    let base = base - label_bytes as isize; // the caller's copies are gone
+    for k in 1..per {
+        let mut app = head.appender();
+        for (i, &r) in refs.iter().enumerate() {
+            let jitter = ((i as i64 * 7919 + k * 31) % 5) - 2;
+            let v = (k * 1000 + i as i64 % 97) as f64 * 1.5;
+            app.append_ref(r, t0 + k * 15_000 + jitter, v).expect("append_ref");
+        }
+        app.commit().expect("commit");
+    }
+    let elapsed = start.elapsed();
+    let cpu_appends = cpu_seconds().zip(cpu_created).map(|(b, a)| b - a);
+    let refs_bytes = (refs.capacity() * 8) as isize;
+    let used = CURRENT.load(Ordering::Relaxed) - base - refs_bytes;
+    let stats = head.stats();
+    println!("series:                {n}");
+    println!("samples per series:    {per}");
+    println!("chunks:                {}", stats.num_chunks);
+    println!("empty head:            {} bytes (lock shards)", after_new - base - label_bytes as isize);
+    println!("heap held by the head: {used} bytes");
+    println!("bytes per series:      {:.1}", used as f64 / n as f64);
+    println!("stats() estimate:      {:.1} bytes/series", stats.memory_bytes as f64 / n as f64);
+    println!("peak heap (process):   {} bytes", PEAK.load(Ordering::Relaxed));
+    println!("series creation:       {created:.2?}");
+    let appended = n as f64 * (per - 1) as f64;
+    println!(
+        "appends by ref:        {:.2?} wall ({:.1} M samples/s)",
+        elapsed - created,
+        appended / (elapsed - created).as_secs_f64() / 1e6
+    );
+    if let Some(cpu) = cpu_appends {
+        println!("appends by ref:        {cpu:.2} s CPU ({:.1} M samples per CPU-second)", appended / cpu / 1e6);
+    }
+}

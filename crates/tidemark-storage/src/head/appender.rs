@@ -1,0 +1,384 @@
+//! Batched appends with commit/rollback.
+
+use std::sync::atomic::Ordering;
+
+use super::index::FxHashMap;
+use super::series::MemSeries;
+use super::Head;
+use crate::error::AppendError;
+use crate::wal::{Record, RefSample, RefSeries};
+use crate::{Labels, NameValidation};
+
+/// What a commit did. Samples that passed [`HeadAppender::append`] can
+/// still be dropped when applied, if a concurrent commit to the same series
+/// got there first (as in Prometheus); they are counted here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Samples stored (in-order and out-of-order).
+    pub samples_applied: u64,
+    /// Of those, samples stored as out-of-order.
+    pub out_of_order_applied: u64,
+    /// Samples dropped at apply time as out of order.
+    pub rejected_out_of_order: u64,
+    /// Samples dropped at apply time as older than the minimum valid time.
+    pub rejected_too_old: u64,
+    /// Samples dropped at apply time for a different value at an existing
+    /// timestamp.
+    pub rejected_duplicate: u64,
+    /// Series this appender created.
+    pub series_created: u64,
+}
+
+/// Per-series state of one batch.
+#[derive(Debug, Clone, Copy)]
+struct Batch {
+    /// The newest in-order sample buffered for the series, if any.
+    last: Option<(i64, u64)>,
+    /// Samples buffered for the series (each holds `MemSeries::pending`).
+    buffered: u32,
+}
+
+/// Where an accepted sample goes.
+enum Kind {
+    InOrder,
+    OutOfOrder,
+    /// Identical to a stored or buffered sample: accepted, nothing to do.
+    Identical,
+}
+
+/// Buffers samples for a [`Head`] and applies them atomically with respect
+/// to the commit log. Dropping an appender without committing rolls it
+/// back.
+pub struct HeadAppender<'a> {
+    head: &'a Head,
+    samples: Vec<RefSample>,
+    batch: FxHashMap<u64, Batch>,
+    created: Vec<u64>,
+    done: bool,
+}
+
+impl std::fmt::Debug for HeadAppender<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeadAppender")
+            .field("samples", &self.samples.len())
+            .field("series", &self.batch.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> HeadAppender<'a> {
+    pub(super) fn new(head: &'a Head) -> HeadAppender<'a> {
+        HeadAppender { head, samples: Vec::new(), batch: FxHashMap::default(), created: Vec::new(), done: false }
+    }
+
+    /// Appends a sample to the series `labels`, creating the series if it
+    /// is new, and returns the series' ref for [`HeadAppender::append_ref`].
+    /// The labels must be non-empty and include `__name__`. A new series is
+    /// created (and visible to lookups) even if the sample is rejected.
+    pub fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<u64, AppendError> {
+        labels.validate(NameValidation::Utf8)?;
+        let head = self.head;
+        let h = labels.stable_hash();
+        let mut hs = head.hash_shard(h).lock();
+        let mut found = None;
+        for cand in hs.candidates(h) {
+            let shard = head.series_shard(cand).lock();
+            if shard.get(&cand).is_some_and(|s| &s.labels == labels) {
+                found = Some((cand, shard));
+                break;
+            }
+        }
+        let (r, mut shard, created) = match found {
+            Some((r, shard)) => (r, shard, false),
+            None => {
+                let r = head.next_ref.fetch_add(1, Ordering::AcqRel);
+                let mut shard = head.series_shard(r).lock();
+                shard.insert(r, Box::new(MemSeries::new(labels.clone())));
+                hs.insert(h, r);
+                (r, shard, true)
+            }
+        };
+        let Some(s) = shard.get_mut(&r) else {
+            // Unreachable: the series is present while we hold the hash
+            // shard lock, which removal also takes.
+            return Err(AppendError::UnknownSeriesRef(r));
+        };
+        if created {
+            // The creator holds the series until commit or rollback.
+            self.created.push(r);
+            s.pending += 1;
+        }
+        let res = self.check_and_buffer(r, s, t, v);
+        drop(shard);
+        drop(hs);
+        if created {
+            head.index.write().add(r, labels);
+        }
+        res.map(|()| r)
+    }
+
+    /// Appends a sample to the series with ref `series_ref` (from an earlier
+    /// [`HeadAppender::append`]). This is the hot path: one shard lock, no
+    /// allocation besides the batch buffers.
+    #[inline]
+    pub fn append_ref(&mut self, series_ref: u64, t: i64, v: f64) -> Result<(), AppendError> {
+        let head = self.head;
+        let mut shard = head.series_shard(series_ref).lock();
+        let Some(s) = shard.get_mut(&series_ref) else {
+            return Err(AppendError::UnknownSeriesRef(series_ref));
+        };
+        self.check_and_buffer(series_ref, s, t, v)
+    }
+
+    #[inline]
+    fn check_and_buffer(&mut self, r: u64, s: &mut MemSeries, t: i64, v: f64) -> Result<(), AppendError> {
+        use std::collections::hash_map::Entry;
+        let head = self.head;
+        // One hash lookup per sample: the entry serves the check and the
+        // bookkeeping.
+        let res = match self.batch.entry(r) {
+            Entry::Occupied(mut o) => check(head, s, o.get().last, t, v).map(|kind| {
+                let b = o.get_mut();
+                if !matches!(kind, Kind::Identical) {
+                    b.buffered += 1;
+                    s.pending += 1;
+                }
+                if matches!(kind, Kind::InOrder) {
+                    b.last = Some((t, v.to_bits()));
+                }
+                kind
+            }),
+            Entry::Vacant(e) => check(head, s, None, t, v).map(|kind| {
+                if !matches!(kind, Kind::Identical) {
+                    s.pending += 1;
+                    e.insert(Batch { last: matches!(kind, Kind::InOrder).then_some((t, v.to_bits())), buffered: 1 });
+                }
+                kind
+            }),
+        };
+        match res {
+            Ok(Kind::Identical) => Ok(()),
+            Ok(_) => {
+                self.samples.push(RefSample { series_ref: r, t, v });
+                Ok(())
+            }
+            Err(e) => {
+                let c = &head.counters;
+                let ctr = match e {
+                    AppendError::OutOfOrder { .. } => &c.rejected_out_of_order,
+                    AppendError::DuplicateTimestamp { .. } => &c.rejected_duplicate,
+                    _ => &c.rejected_too_old,
+                };
+                ctr.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Number of samples buffered.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Whether nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Logs the `Series` records of series not logged yet (new ones) and
+    /// then a `Samples` record through the head's [`super::CommitLog`], if
+    /// any, then applies the samples. If logging fails nothing is applied,
+    /// the batch is rolled back and the error is returned.
+    pub fn commit(mut self) -> Result<CommitStats, crate::Error> {
+        self.done = true;
+        let head = self.head;
+        let samples = std::mem::take(&mut self.samples);
+        let Some(log) = head.log.clone() else {
+            return Ok(self.apply(&samples));
+        };
+        let _order = head.commit_lock.lock();
+        let mut refs: Vec<u64> = self.batch.keys().copied().collect();
+        refs.sort_unstable();
+        let mut new_series = Vec::new();
+        for r in refs {
+            let shard = head.series_shard(r).lock();
+            if let Some(s) = shard.get(&r).filter(|s| !s.logged) {
+                new_series.push(RefSeries { series_ref: r, labels: s.labels.clone() });
+            }
+        }
+        let logged: Vec<u64> = new_series.iter().map(|s| s.series_ref).collect();
+        let mut records = Vec::with_capacity(2);
+        if !new_series.is_empty() {
+            records.push(Record::Series(new_series));
+        }
+        if !samples.is_empty() {
+            records.push(Record::Samples(samples));
+        }
+        if records.is_empty() {
+            return Ok(self.apply(&[]));
+        }
+        if let Err(e) = log.log(&records) {
+            self.release();
+            return Err(e);
+        }
+        for r in logged {
+            if let Some(s) = head.series_shard(r).lock().get_mut(&r) {
+                s.logged = true;
+            }
+        }
+        let samples = match records.pop() {
+            Some(Record::Samples(s)) => s,
+            _ => Vec::new(),
+        };
+        Ok(self.apply(&samples))
+    }
+
+    /// Applies the buffered samples and releases this appender's holds.
+    fn apply(&mut self, samples: &[RefSample]) -> CommitStats {
+        let head = self.head;
+        let mut stats = CommitStats { series_created: self.created.len() as u64, ..CommitStats::default() };
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        {
+            let _t = head.truncate_lock.read();
+            let min_valid = head.min_valid_time();
+            let ooo = head.opts.ooo_window > 0;
+            let p = head.cut_params();
+            let mut i = 0;
+            while i < samples.len() {
+                let r = samples[i].series_ref;
+                let mut j = i;
+                while j < samples.len() && samples[j].series_ref == r {
+                    j += 1;
+                }
+                // Consecutive samples of one series share one lock.
+                let mut shard = head.series_shard(r).lock();
+                // Present: the buffered samples hold it (`pending`).
+                if let Some(s) = shard.get_mut(&r) {
+                    for smp in &samples[i..j] {
+                        s.pending = s.pending.saturating_sub(1);
+                        if smp.t < min_valid {
+                            stats.rejected_too_old += 1;
+                        } else if stats.record(s.apply(smp.t, smp.v, ooo, p)) {
+                            lo = lo.min(smp.t);
+                            hi = hi.max(smp.t);
+                        }
+                    }
+                }
+                i = j;
+            }
+            head.extend_time_range(lo, hi);
+        }
+        head.add_commit_stats(&stats);
+        self.batch.clear();
+        for r in std::mem::take(&mut self.created) {
+            if let Some(s) = head.series_shard(r).lock().get_mut(&r) {
+                s.pending = s.pending.saturating_sub(1);
+            }
+        }
+        stats
+    }
+
+    /// Discards the buffered samples. Series this appender created are
+    /// removed again unless they hold samples or another appender uses them.
+    pub fn rollback(mut self) {
+        self.done = true;
+        self.release();
+    }
+
+    fn release(&mut self) {
+        let head = self.head;
+        self.samples = Vec::new();
+        for (r, b) in std::mem::take(&mut self.batch) {
+            if let Some(s) = head.series_shard(r).lock().get_mut(&r) {
+                s.pending = s.pending.saturating_sub(b.buffered);
+            }
+        }
+        let mut candidates = Vec::new();
+        for r in std::mem::take(&mut self.created) {
+            let mut shard = head.series_shard(r).lock();
+            if let Some(s) = shard.get_mut(&r) {
+                s.pending = s.pending.saturating_sub(1);
+                if s.pending == 0 && s.is_empty() {
+                    candidates.push((r, s.labels.stable_hash()));
+                }
+            }
+        }
+        let mut removed = Vec::new();
+        for (r, h) in candidates {
+            let mut hs = head.hash_shard(h).lock();
+            let mut shard = head.series_shard(r).lock();
+            if shard.get(&r).is_some_and(|s| s.pending == 0 && s.is_empty()) {
+                if let Some(s) = shard.remove(&r) {
+                    hs.remove(h, r);
+                    removed.push((r, s.labels));
+                }
+            }
+        }
+        if !removed.is_empty() {
+            head.index.write().remove(&removed);
+        }
+    }
+}
+
+/// Prometheus' `appendable`: where sample `(t, v)` may go in series `s`,
+/// given the newest in-order sample this batch buffered for it.
+#[inline]
+fn check(head: &Head, s: &MemSeries, batch_last: Option<(i64, u64)>, t: i64, v: f64) -> Result<Kind, AppendError> {
+    let trunc = head.min_valid_time();
+    if t < trunc {
+        return Err(AppendError::TooOld { t, min_valid_t: trunc });
+    }
+    let head_max = head.max_time();
+    let window = head.opts.ooo_window;
+    // Keep appends out of the range a block may be cut from.
+    let cw_end = if head_max == i64::MIN { i64::MIN } else { head_max.saturating_sub(head.opts.chunk_range / 2) };
+    let min_valid = trunc.max(cw_end);
+    let last = match (batch_last, s.last()) {
+        (Some(b), Some(c)) => Some(if c.0 > b.0 { c } else { b }),
+        (b, c) => b.or(c),
+    };
+    let vb = v.to_bits();
+    let in_order = |last: Option<(i64, u64)>| -> Option<Result<Kind, AppendError>> {
+        match last {
+            None => Some(Ok(Kind::InOrder)),
+            Some((lt, _)) if t > lt => Some(Ok(Kind::InOrder)),
+            Some((lt, lv)) if t == lt => {
+                Some(if lv == vb { Ok(Kind::Identical) } else { Err(AppendError::DuplicateTimestamp { t }) })
+            }
+            Some(_) => None,
+        }
+    };
+    if t >= min_valid {
+        if let Some(res) = in_order(last) {
+            return res;
+        }
+    }
+    if window > 0 {
+        let ooo_min = head_max.saturating_sub(window);
+        if t < ooo_min {
+            return Err(AppendError::TooOld { t, min_valid_t: ooo_min });
+        }
+        if let Some(res) = in_order(last) {
+            return res;
+        }
+        return match s.value_at(t) {
+            Some(bits) if bits == vb => Ok(Kind::Identical),
+            Some(_) => Err(AppendError::DuplicateTimestamp { t }),
+            None => Ok(Kind::OutOfOrder),
+        };
+    }
+    if t < min_valid {
+        return Err(AppendError::TooOld { t, min_valid_t: min_valid });
+    }
+    let last_t = last.map_or(i64::MIN, |l| l.0);
+    Err(AppendError::OutOfOrder { t, last_t })
+}
+
+impl Drop for HeadAppender<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.release();
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The head's inverted index: label name → label value → sorted series refs.
+//!
+//! Names and values are stored once each (the map keys), so a value shared
+//! by many series costs its bytes once plus 8 bytes per series.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::postings::PostingsIndex;
+use crate::Labels;
+
+/// A small, fast, non-cryptographic hasher (FxHash's multiply-rotate) for
+/// in-memory maps keyed by refs, label hashes or label strings. It is never
+/// used for anything persisted.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher {
+    hash: u64,
+}
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ w).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// `HashMap` with [`FxHasher`].
+pub(crate) type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// The inverted index. Every list is sorted and free of duplicates.
+#[derive(Default)]
+pub(crate) struct MemIndex {
+    postings: FxHashMap<Box<str>, FxHashMap<Box<str>, Vec<u64>>>,
+    all: Vec<u64>,
+}
+
+/// Inserts `r` into the sorted list `v`. Refs are mostly created in
+/// increasing order, so this is usually a push.
+fn insert_sorted(v: &mut Vec<u64>, r: u64) {
+    match v.last() {
+        Some(&last) if last >= r => {
+            if let Err(i) = v.binary_search(&r) {
+                v.insert(i, r);
+            }
+        }
+        _ => v.push(r),
+    }
+}
+
+impl MemIndex {
+    /// Adds series `r` with `labels`.
+    pub(crate) fn add(&mut self, r: u64, labels: &Labels) {
+        insert_sorted(&mut self.all, r);
+        for l in labels {
+            let values = match self.postings.get_mut(l.name) {
+                Some(v) => v,
+                None => self.postings.entry(l.name.into()).or_default(),
+            };
+            match values.get_mut(l.value) {
+                Some(list) => insert_sorted(list, r),
+                None => {
+                    // Most values belong to few series: start exact-size
+                    // (`vec![r]` allocates capacity 1).
+                    values.insert(l.value.into(), vec![r]);
+                }
+            }
+        }
+    }
+
+    /// Removes the series in `removed` (sorted refs, with their labels).
+    pub(crate) fn remove(&mut self, removed: &[(u64, Labels)]) {
+        if removed.is_empty() {
+            return;
+        }
+        let mut refs: Vec<u64> = removed.iter().map(|(r, _)| *r).collect();
+        refs.sort_unstable();
+        let gone = |r: &u64| refs.binary_search(r).is_ok();
+        self.all.retain(|r| !gone(r));
+        // Touch each affected list once, whatever the number of removals.
+        let mut keys: Vec<(&str, &str)> =
+            removed.iter().flat_map(|(_, l)| l.iter().map(|l| (l.name, l.value))).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for (name, value) in keys {
+            let Some(values) = self.postings.get_mut(name) else { continue };
+            if let Some(list) = values.get_mut(value) {
+                list.retain(|r| !gone(r));
+                if list.is_empty() {
+                    values.remove(value);
+                } else if list.capacity() > 2 * list.len() + 4 {
+                    list.shrink_to_fit();
+                }
+            }
+            if values.is_empty() {
+                self.postings.remove(name);
+            }
+        }
+    }
+
+    /// Every label name, sorted.
+    pub(crate) fn label_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.postings.keys().map(|k| k.to_string()).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Approximate heap bytes.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(Box<str>, Vec<u64>)>() + 1;
+        self.all.capacity() * 8
+            + self
+                .postings
+                .iter()
+                .map(|(k, vs)| {
+                    k.len()
+                        + vs.capacity() * entry
+                        + vs.iter().map(|(v, l)| v.len() + l.capacity() * 8).sum::<usize>()
+                        + std::mem::size_of::<(Box<str>, FxHashMap<Box<str>, Vec<u64>>)>()
+                })
+                .sum::<usize>()
+    }
+}
+
+impl PostingsIndex for MemIndex {
+    type Id = u64;
+
+    fn all_postings(&self) -> Vec<u64> {
+        self.all.clone()
+    }
+
+    fn label_values(&self, name: &str) -> Vec<String> {
+        let mut v: Vec<String> =
+            self.postings.get(name).map(|vs| vs.keys().map(|k| k.to_string()).collect()).unwrap_or_default();
+        v.sort_unstable();
+        v
+    }
+
+    fn postings(&self, name: &str, value: &str) -> Vec<u64> {
+        self.postings.get(name).and_then(|vs| vs.get(value)).cloned().unwrap_or_default()
+    }
+
+    fn postings_for_values(&self, name: &str, values: &[&str]) -> Vec<u64> {
+        let Some(vs) = self.postings.get(name) else { return Vec::new() };
+        let lists: Vec<&Vec<u64>> = values.iter().filter_map(|v| vs.get(*v)).collect();
+        match lists.as_slice() {
+            [] => Vec::new(),
+            [one] => (*one).clone(),
+            _ => {
+                let mut out: Vec<u64> = lists.iter().flat_map(|l| l.iter().copied()).collect();
+                out.sort_unstable();
+                out.dedup();
+                out
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_and_remove_keep_lists_sorted_and_drop_empty_keys() {
+        let a = Labels::new([("__name__", "up"), ("job", "a")]).unwrap();
+        let b = Labels::new([("__name__", "up"), ("job", "b")]).unwrap();
+        let mut ix = MemIndex::default();
+        ix.add(5, &a);
+        ix.add(2, &b);
+        ix.add(9, &b);
+        assert_eq!(ix.all_postings(), vec![2, 5, 9]);
+        assert_eq!(ix.postings("__name__", "up"), vec![2, 5, 9]);
+        assert_eq!(ix.label_values("job"), vec!["a", "b"]);
+        assert_eq!(ix.postings_for_values("job", &["b", "a", "zz"]), vec![2, 5, 9]);
+        ix.remove(&[(5, a.clone()), (2, b.clone())]);
+        assert_eq!(ix.all_postings(), vec![9]);
+        assert_eq!(ix.label_values("job"), vec!["b"]);
+        assert_eq!(ix.postings("job", "a"), Vec::<u64>::new());
+        ix.remove(&[(9, b)]);
+        assert!(ix.label_names().is_empty());
+    }
+}

@@ -1,0 +1,440 @@
+//! One in-memory series: its labels, closed chunks, the open chunk, and
+//! out-of-order samples. All methods run under the series' stripe lock.
+
+use std::sync::Arc;
+
+use crate::chunkenc::{Chunk, ChunkBytes, Encoding, XorAppender, XorIterator};
+use crate::sample::Sample;
+use crate::Labels;
+
+/// How many out-of-order samples are buffered (sorted, uncompressed) before
+/// they are compressed into an out-of-order chunk (Prometheus' default
+/// `out_of_order_cap_max` is 32).
+pub(crate) const OOO_CAP: usize = 32;
+
+/// A closed, immutable chunk. The bytes are exact-size and shared with
+/// readers without copying.
+#[derive(Debug, Clone)]
+pub(crate) struct ClosedChunk {
+    pub(crate) mint: i64,
+    pub(crate) maxt: i64,
+    pub(crate) bytes: Arc<[u8]>,
+}
+
+impl ClosedChunk {
+    fn from_samples(samples: &[Sample]) -> Option<ClosedChunk> {
+        let (first, last) = (samples.first()?, samples.last()?);
+        let mut app = XorAppender::new();
+        for s in samples {
+            app.append(s.t, s.v);
+        }
+        Some(ClosedChunk { mint: first.t, maxt: last.t, bytes: app.into_bytes().into() })
+    }
+
+    fn to_chunk(&self) -> Chunk {
+        Chunk { mint: self.mint, maxt: self.maxt, encoding: Encoding::Xor, bytes: ChunkBytes::Heap(self.bytes.clone()) }
+    }
+
+    fn decode_into(&self, out: &mut Vec<Sample>) {
+        decode_xor(&self.bytes, out);
+    }
+}
+
+/// Decodes bytes the head itself encoded. They cannot be corrupt; if they
+/// were, the samples decoded before the damage are kept and the error is
+/// reported through `tracing` rather than by panicking.
+fn decode_xor(bytes: &[u8], out: &mut Vec<Sample>) {
+    if let Err(e) = XorIterator::new(bytes).decode_into(out) {
+        tracing::error!(error = %e, "head chunk failed to decode");
+    }
+}
+
+/// The chunk samples are being appended to.
+#[derive(Debug)]
+pub(crate) struct OpenChunk {
+    pub(crate) mint: i64,
+    pub(crate) app: XorAppender,
+}
+
+/// Out-of-order data of a series: closed chunks (which may overlap each
+/// other and the in-order chunks) and a small sorted buffer.
+#[derive(Debug, Default)]
+pub(crate) struct OooData {
+    pub(crate) chunks: Vec<ClosedChunk>,
+    /// Sorted by strictly increasing `t`; at most [`OOO_CAP`] samples.
+    pub(crate) buf: Vec<Sample>,
+}
+
+/// The parameters chunk cutting needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CutParams {
+    pub(crate) chunk_range: i64,
+    pub(crate) samples_per_chunk: usize,
+}
+
+/// What applying one sample did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Applied {
+    InOrder,
+    OutOfOrder,
+    /// An identical sample was already stored: nothing changed.
+    Identical,
+    RejectedOutOfOrder,
+    RejectedDuplicate,
+}
+
+/// One series held by the head.
+///
+/// Invariants: closed in-order chunks are sorted by time, do not overlap
+/// and all end before the open chunk starts; every in-order sample is older
+/// than the open chunk's last sample. Out-of-order samples can be anywhere.
+#[derive(Debug)]
+pub(crate) struct MemSeries {
+    pub(crate) labels: Labels,
+    pub(crate) chunks: Vec<ClosedChunk>,
+    pub(crate) open: Option<OpenChunk>,
+    /// The open chunk is cut when a sample at or after this time arrives
+    /// (Prometheus' `nextAt`).
+    pub(crate) next_at: i64,
+    pub(crate) ooo: Option<Box<OooData>>,
+    /// Holds by open appenders: one per buffered, not yet applied sample,
+    /// plus one by the appender that created the series until it commits
+    /// or rolls back. A held series is never garbage-collected.
+    pub(crate) pending: u32,
+    /// Whether the series' `Series` record has reached the commit log.
+    pub(crate) logged: bool,
+}
+
+impl MemSeries {
+    pub(crate) fn new(labels: Labels) -> MemSeries {
+        MemSeries { labels, chunks: Vec::new(), open: None, next_at: i64::MIN, ooo: None, pending: 0, logged: false }
+    }
+
+    /// The newest in-order sample as (t, value bits).
+    #[inline]
+    pub(crate) fn last(&self) -> Option<(i64, u64)> {
+        self.open.as_ref().map(|c| (c.app.last_t(), c.app.last_v_bits()))
+    }
+
+    /// Whether the series holds no samples at all.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.open.is_none()
+            && self.chunks.is_empty()
+            && self.ooo.as_ref().is_none_or(|o| o.chunks.is_empty() && o.buf.is_empty())
+    }
+
+    /// Value bits of the stored sample at `t`, if any (in-order or OOO).
+    /// Decodes at most the chunks whose range covers `t`; used only on the
+    /// out-of-order path.
+    pub(crate) fn value_at(&self, t: i64) -> Option<u64> {
+        let mut buf = Vec::new();
+        let find = |buf: &Vec<Sample>| buf.iter().find(|s| s.t == t).map(|s| s.v.to_bits());
+        if let Some(o) = &self.ooo {
+            if let Ok(i) = o.buf.binary_search_by_key(&t, |s| s.t) {
+                return Some(o.buf[i].v.to_bits());
+            }
+            for c in o.chunks.iter().filter(|c| c.mint <= t && t <= c.maxt) {
+                buf.clear();
+                c.decode_into(&mut buf);
+                if let Some(v) = find(&buf) {
+                    return Some(v);
+                }
+            }
+        }
+        if let Some(c) = &self.open {
+            if c.mint <= t && t <= c.app.last_t() {
+                buf.clear();
+                decode_xor(c.app.bytes(), &mut buf);
+                return find(&buf);
+            }
+        }
+        let i = self.chunks.partition_point(|c| c.maxt < t);
+        match self.chunks.get(i) {
+            Some(c) if c.mint <= t => {
+                buf.clear();
+                c.decode_into(&mut buf);
+                find(&buf)
+            }
+            _ => None,
+        }
+    }
+
+    /// Stores one sample that passed the appender's checks (or comes from
+    /// replay). The decision depends only on this series' data, so
+    /// replaying a log in commit order reproduces the same state.
+    pub(crate) fn apply(&mut self, t: i64, v: f64, ooo_enabled: bool, p: CutParams) -> Applied {
+        match self.last() {
+            Some((lt, lv)) if t == lt => {
+                if lv == v.to_bits() {
+                    Applied::Identical
+                } else {
+                    Applied::RejectedDuplicate
+                }
+            }
+            Some((lt, _)) if t < lt => {
+                if !ooo_enabled {
+                    return Applied::RejectedOutOfOrder;
+                }
+                match self.value_at(t) {
+                    Some(bits) if bits == v.to_bits() => Applied::Identical,
+                    Some(_) => Applied::RejectedDuplicate,
+                    None => {
+                        self.insert_ooo(t, v);
+                        Applied::OutOfOrder
+                    }
+                }
+            }
+            _ => {
+                self.append_in_order(t, v, p);
+                Applied::InOrder
+            }
+        }
+    }
+
+    /// Appends a sample newer than every in-order sample, cutting chunks by
+    /// Prometheus' rules (`head_append.go`: `appendPreprocessor`).
+    fn append_in_order(&mut self, t: i64, v: f64, p: CutParams) {
+        let cut = match &self.open {
+            None => true,
+            Some(c) => {
+                let n = c.app.num_samples();
+                // At a quarter of the target size, predict an end time that
+                // spreads the rest of this block range evenly over chunks.
+                if n == p.samples_per_chunk / 4 {
+                    self.next_at = compute_chunk_end_time(c.mint, c.app.last_t(), self.next_at, 4);
+                }
+                // Twice the target means the rate went up: cut regardless.
+                t >= self.next_at || n >= p.samples_per_chunk * 2 || c.app.is_full()
+            }
+        };
+        if cut {
+            if let Some(old) = self.open.take() {
+                let maxt = old.app.last_t();
+                self.chunks.push(ClosedChunk { mint: old.mint, maxt, bytes: old.app.into_bytes().into() });
+            }
+            self.open = Some(OpenChunk { mint: t, app: XorAppender::new() });
+            self.next_at = range_end(t, p.chunk_range);
+        }
+        if let Some(c) = &mut self.open {
+            c.app.append(t, v);
+        }
+    }
+
+    fn insert_ooo(&mut self, t: i64, v: f64) {
+        let o = self.ooo.get_or_insert_with(Default::default);
+        let i = o.buf.partition_point(|s| s.t < t);
+        o.buf.insert(i, Sample::new(t, v));
+        if o.buf.len() >= OOO_CAP {
+            if let Some(c) = ClosedChunk::from_samples(&o.buf) {
+                o.chunks.push(c);
+            }
+            o.buf = Vec::new();
+        }
+    }
+
+    /// Time range of all samples, if any.
+    pub(crate) fn time_range(&self) -> Option<(i64, i64)> {
+        let mut r: Option<(i64, i64)> = None;
+        let mut add = |lo: i64, hi: i64| {
+            r = Some(match r {
+                None => (lo, hi),
+                Some((a, b)) => (a.min(lo), b.max(hi)),
+            })
+        };
+        if let Some(c) = self.chunks.first() {
+            add(c.mint, c.maxt);
+        }
+        if let Some(c) = self.chunks.last() {
+            add(c.mint, c.maxt);
+        }
+        if let Some(c) = &self.open {
+            add(c.mint, c.app.last_t());
+        }
+        if let Some(o) = &self.ooo {
+            for c in &o.chunks {
+                add(c.mint, c.maxt);
+            }
+            if let (Some(a), Some(b)) = (o.buf.first(), o.buf.last()) {
+                add(a.t, b.t);
+            }
+        }
+        r
+    }
+
+    /// Whether any sample may lie in `[mint, maxt]` (chunk granularity).
+    pub(crate) fn overlaps(&self, mint: i64, maxt: i64) -> bool {
+        let hit = |lo: i64, hi: i64| lo <= maxt && hi >= mint;
+        self.chunks.iter().any(|c| hit(c.mint, c.maxt))
+            || self.open.as_ref().is_some_and(|c| hit(c.mint, c.app.last_t()))
+            || self.ooo.as_ref().is_some_and(|o| {
+                o.chunks.iter().any(|c| hit(c.mint, c.maxt)) || o.buf.iter().any(|s| mint <= s.t && s.t <= maxt)
+            })
+    }
+
+    /// Chunks overlapping `[mint, maxt]`: in-order ones, the open chunk
+    /// copied, then out-of-order ones; sorted by `mint`.
+    pub(crate) fn chunks_in(&self, mint: i64, maxt: i64) -> Vec<Chunk> {
+        let hit = |lo: i64, hi: i64| lo <= maxt && hi >= mint;
+        let mut out: Vec<Chunk> =
+            self.chunks.iter().filter(|c| hit(c.mint, c.maxt)).map(ClosedChunk::to_chunk).collect();
+        if let Some(c) = &self.open {
+            if hit(c.mint, c.app.last_t()) {
+                out.push(Chunk {
+                    mint: c.mint,
+                    maxt: c.app.last_t(),
+                    encoding: Encoding::Xor,
+                    bytes: ChunkBytes::Heap(c.app.bytes().into()),
+                });
+            }
+        }
+        if let Some(o) = &self.ooo {
+            out.extend(o.chunks.iter().filter(|c| hit(c.mint, c.maxt)).map(ClosedChunk::to_chunk));
+            if o.buf.iter().any(|s| mint <= s.t && s.t <= maxt) {
+                out.extend(ClosedChunk::from_samples(&o.buf).map(|c| c.to_chunk()));
+            }
+        }
+        out.sort_by_key(|c| c.mint);
+        out
+    }
+
+    /// Every sample with `mint <= t < maxt`, sorted, one per timestamp
+    /// (in-order and out-of-order data merged).
+    pub(crate) fn samples_in(&self, mint: i64, maxt: i64) -> Vec<Sample> {
+        let hit = |lo: i64, hi: i64| lo < maxt && hi >= mint;
+        let mut out = Vec::new();
+        for c in self.chunks.iter().filter(|c| hit(c.mint, c.maxt)) {
+            c.decode_into(&mut out);
+        }
+        if let Some(c) = &self.open {
+            if hit(c.mint, c.app.last_t()) {
+                decode_xor(c.app.bytes(), &mut out);
+            }
+        }
+        let mut unsorted = false;
+        if let Some(o) = &self.ooo {
+            for c in o.chunks.iter().filter(|c| hit(c.mint, c.maxt)) {
+                c.decode_into(&mut out);
+                unsorted = true;
+            }
+            out.extend_from_slice(&o.buf);
+            unsorted |= !o.buf.is_empty();
+        }
+        out.retain(|s| mint <= s.t && s.t < maxt);
+        if unsorted {
+            // Stable: for equal timestamps the in-order sample (pushed
+            // first) wins; duplicates hold identical values anyway.
+            out.sort_by_key(|s| s.t);
+            out.dedup_by_key(|s| s.t);
+        }
+        out
+    }
+
+    /// Drops every sample with `t < mint`. Chunks entirely below `mint` are
+    /// freed; a chunk that straddles `mint` is re-encoded without the old
+    /// samples. Returns the number of chunks freed.
+    pub(crate) fn truncate(&mut self, mint: i64) -> usize {
+        let before = self.chunks.len();
+        self.chunks.retain(|c| c.maxt >= mint);
+        let mut freed = before - self.chunks.len();
+        if let Some(first) = self.chunks.first_mut() {
+            if first.mint < mint {
+                *first = reencode_from(first, mint);
+            }
+        }
+        if let Some(c) = &mut self.open {
+            if c.app.last_t() < mint {
+                self.open = None;
+                freed += 1;
+            } else if c.mint < mint {
+                let mut samples = Vec::new();
+                decode_xor(c.app.bytes(), &mut samples);
+                let mut app = XorAppender::new();
+                let mut first = None;
+                for s in samples.iter().filter(|s| s.t >= mint) {
+                    first.get_or_insert(s.t);
+                    app.append(s.t, s.v);
+                }
+                // `last_t >= mint`, so at least one sample survives.
+                c.mint = first.unwrap_or(mint);
+                c.app = app;
+            }
+        }
+        if let Some(o) = &mut self.ooo {
+            let before = o.chunks.len();
+            o.chunks.retain(|c| c.maxt >= mint);
+            freed += before - o.chunks.len();
+            for c in o.chunks.iter_mut().filter(|c| c.mint < mint) {
+                *c = reencode_from(c, mint);
+            }
+            o.buf.retain(|s| s.t >= mint);
+            if o.chunks.is_empty() && o.buf.is_empty() {
+                self.ooo = None;
+            }
+        }
+        freed
+    }
+
+    /// Number of chunks held (in-order closed + open + out-of-order closed).
+    pub(crate) fn num_chunks(&self) -> usize {
+        self.chunks.len() + usize::from(self.open.is_some()) + self.ooo.as_ref().map_or(0, |o| o.chunks.len())
+    }
+
+    /// Approximate heap bytes owned by this series (its box included).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let closed = |cs: &Vec<ClosedChunk>| {
+            cs.capacity() * std::mem::size_of::<ClosedChunk>() + cs.iter().map(|c| c.bytes.len() + 16).sum::<usize>()
+        };
+        std::mem::size_of::<MemSeries>()
+            + self.labels.heap_bytes()
+            + closed(&self.chunks)
+            + self.open.as_ref().map_or(0, |c| c.app.heap_bytes())
+            + self.ooo.as_ref().map_or(0, |o| {
+                std::mem::size_of::<OooData>() + closed(&o.chunks) + o.buf.capacity() * std::mem::size_of::<Sample>()
+            })
+    }
+}
+
+/// A closed chunk without its samples older than `mint` (at least one
+/// sample, its last, is `>= mint`).
+fn reencode_from(c: &ClosedChunk, mint: i64) -> ClosedChunk {
+    let mut samples = Vec::new();
+    c.decode_into(&mut samples);
+    samples.retain(|s| s.t >= mint);
+    ClosedChunk::from_samples(&samples).unwrap_or_else(|| c.clone())
+}
+
+/// End of the block range containing `t`: the next multiple of `range`
+/// (ranges are aligned to 0). Prometheus' `rangeForTimestamp`.
+pub(crate) fn range_end(t: i64, range: i64) -> i64 {
+    t.div_euclid(range).saturating_mul(range).saturating_add(range)
+}
+
+/// Prometheus' `computeChunkEndTime`: assuming samples keep arriving at the
+/// rate seen between `start` and `cur`, and that the chunk is
+/// `1/ratio_to_full` full, the end time that splits `[start, max)` into
+/// equally sized chunks.
+pub(crate) fn compute_chunk_end_time(start: i64, cur: i64, max: i64, ratio_to_full: i64) -> i64 {
+    let span = (max as f64) - (start as f64);
+    let n = span / (((cur as f64) - (start as f64) + 1.0) * ratio_to_full as f64);
+    if n <= 1.0 {
+        return max;
+    }
+    (start as f64 + span / n.floor()) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_end_time_splits_the_range_evenly() {
+        // 15 s scrapes from 0: after 30 samples the 2 h range is predicted
+        // to hold 4 chunks of 120 samples.
+        assert_eq!(compute_chunk_end_time(0, 29 * 15_000, 7_200_000, 4), 1_800_000);
+        // Sparse data: one chunk for the whole range.
+        assert_eq!(compute_chunk_end_time(0, 6_000_000, 7_200_000, 4), 7_200_000);
+        assert_eq!(range_end(-1, 100), 0);
+        assert_eq!(range_end(0, 100), 100);
+        assert_eq!(range_end(199, 100), 200);
+    }
+}
