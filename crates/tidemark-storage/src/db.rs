@@ -402,7 +402,11 @@ impl Db {
 
     /// A batch of appends, applied atomically by [`Appender::commit`].
     pub fn appender(&self) -> Appender<'_> {
-        Appender { inner: self.inner.head.appender(), validation: self.inner.opts.name_validation, closed: &self.inner.closed }
+        Appender {
+            inner: self.inner.head.appender(),
+            validation: self.inner.opts.name_validation,
+            closed: &self.inner.closed,
+        }
     }
 
     /// A read view over `[mint, maxt]` (inclusive, ms).
@@ -584,7 +588,8 @@ impl Inner {
             // window), so nothing slips in between collecting and truncating.
             let series = self.head.samples_for_block(start, end);
             if !series.is_empty() {
-                let meta = block::write_block(&disk.dir, start, end, level1(), series.into_iter(), &self.write_options())?;
+                let meta =
+                    block::write_block(&disk.dir, start, end, level1(), series.into_iter(), &self.write_options())?;
                 let b = Block::open(&disk.dir.join(&meta.ulid))?;
                 let mut blocks = self.blocks.write();
                 blocks.push(Arc::new(b));
@@ -653,7 +658,8 @@ impl Inner {
                 size_bytes: b.size_bytes(),
             })
             .collect();
-        let newest = infos.iter().map(|b| b.max_time - 1).chain(std::iter::once(self.head.max_time())).max().unwrap_or(i64::MIN);
+        let newest =
+            infos.iter().map(|b| b.max_time - 1).chain(std::iter::once(self.head.max_time())).max().unwrap_or(i64::MIN);
         let mut doomed = match self.opts.retention_ms() {
             Some(r) => retention::beyond_time(&infos, newest, r),
             None => Vec::new(),
@@ -750,7 +756,8 @@ impl SeriesSource for BlockSource {
 
 fn lock_dir(dir: &Path) -> Result<File, Error> {
     let path = dir.join("lock");
-    let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+    let f =
+        fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
     match f.try_lock() {
         Ok(()) => Ok(f),
         Err(fs::TryLockError::WouldBlock) => Err(Error::Locked(dir.to_path_buf())),
@@ -768,7 +775,11 @@ fn load_stored_format(dir: &Path, opts: &mut Options) -> Result<(), Error> {
                 return Err(Error::Corrupt { path, reason: "block_range_ms must be positive".into() });
             }
             if stored.block_range_ms != opts.block_range {
-                tracing::warn!(stored = stored.block_range_ms, requested = opts.block_range, "block range is fixed when a data directory is created; using the stored value");
+                tracing::warn!(
+                    stored = stored.block_range_ms,
+                    requested = opts.block_range,
+                    "block range is fixed when a data directory is created; using the stored value"
+                );
                 opts.block_range = stored.block_range_ms;
             }
             Ok(())

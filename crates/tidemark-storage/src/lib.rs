@@ -22,10 +22,10 @@ mod db;
 pub mod head;
 pub mod wal;
 
+pub use db::{Appender, Db, DbBuilder, DbStats, Options};
 pub use error::{AppendError, BlockError, ChunkError, Error, Result, WalError};
 pub use labels::{Label, LabelError, Labels, LabelsIter, NameValidation, METRIC_NAME};
-pub use db::{Appender, Db, DbBuilder, DbStats, Options};
 pub use matcher::{MatchOp, Matcher};
-pub use wal::SyncPolicy;
 pub use querier::{Querier, Series, SeriesIterator};
 pub use sample::{collect_samples, is_stale_nan, stale_nan, Sample, SampleIterator, VecIterator, STALE_NAN_BITS};
+pub use wal::SyncPolicy;

@@ -18,7 +18,8 @@ fn labels(i: u64) -> Labels {
 #[test]
 fn kill9_child_writer() {
     let Ok(dir) = std::env::var(CHILD_ENV) else { return };
-    let db = Db::builder(&dir).block_range(60_000).maintenance_interval(Some(Duration::from_millis(50))).open().unwrap();
+    let db =
+        Db::builder(&dir).block_range(60_000).maintenance_interval(Some(Duration::from_millis(50))).open().unwrap();
     let mut out = std::io::stdout().lock();
     let mut t = 0u64;
     loop {
