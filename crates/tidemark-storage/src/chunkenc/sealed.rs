@@ -1,31 +1,669 @@
-//! The sealed encoding for block data. (Being written: see the sealed-codec
-//! work item.) Until then it stores samples uncompressed.
+//! The sealed encoding: a dense, lossless, non-appendable encoding for the
+//! samples of one series inside an immutable block.
+//!
+//! The byte layout is specified in `docs/format/sealed.md`. In short:
+//!
+//! - timestamps: first timestamp, first delta, then delta-of-deltas, each a
+//!   zig-zag LEB128 varint (aligned scrapes give runs of zero bytes);
+//! - values, one scheme per chunk:
+//!   - *decimal*: every value (bar a few exceptions) equals
+//!     `m as f64 / 10^k` bit for bit, for one `k` in `0..=22` shared by the
+//!     chunk and integers `|m| < 2^53`; the `m` are stored as deltas or
+//!     delta-of-deltas (whichever is smaller), and values that do not fit
+//!     (NaN payloads such as the staleness marker, ±Inf, -0.0, values with
+//!     more decimals) are kept as raw bits in an exception list;
+//!   - *xor*: each value's bits XOR the previous value's bits, split into
+//!     eight byte planes so that the constant high bytes compress;
+//! - the column bytes are compressed with zstd when that is smaller;
+//! - a CRC32-C over the whole chunk closes it.
+//!
+//! Exactness argument for the decimal scheme: `m` (below 2^53) and `10^k`
+//! (for `k <= 22`) are both exactly representable, and IEEE division is
+//! correctly rounded, so the decoder's `m as f64 / 10^k` is a pure function
+//! of `(m, k)`. The encoder evaluates that very expression and keeps `m` only
+//! when it reproduces the original bits, so decoding is bit-exact whatever
+//! the platform's rounding of intermediate steps in the encoder.
+
+use std::cell::RefCell;
 
 use crate::error::ChunkError;
 use crate::sample::Sample;
 
+/// The format version written in the first byte.
+pub const VERSION: u8 = 1;
+
+/// The largest sample count a sealed chunk may declare. Guards the decoder's
+/// allocations against corrupt or hostile counts.
+pub const MAX_SAMPLES: usize = 1 << 24;
+
+/// The zstd level [`encode`] uses (chosen by measurement on the real capture,
+/// see `docs/format/sealed.md`).
+pub const DEFAULT_ZSTD_LEVEL: i32 = 19;
+
+/// Largest decimal exponent: `10^22` is the largest exactly representable
+/// power of ten.
+const MAX_DECIMALS: usize = 22;
+
+/// Values reach exactly up to, not including, `2^53` in magnitude.
+const MAX_MANTISSA: f64 = 9_007_199_254_740_992.0;
+
+/// Exact powers of ten `10^0 ..= 10^22`.
+const POW10: [f64; MAX_DECIMALS + 1] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
+];
+
+// Flag byte layout.
+const SCHEME_MASK: u8 = 0b0000_0011;
+const SCHEME_DECIMAL_DELTA: u8 = 0;
+const SCHEME_DECIMAL_DOD: u8 = 1;
+const SCHEME_XOR: u8 = 2;
+const FLAG_ZSTD: u8 = 0b0000_0100;
+const KNOWN_FLAGS: u8 = SCHEME_MASK | FLAG_ZSTD;
+
+/// Bytes of the trailing checksum.
+const CRC_LEN: usize = 4;
+
+/// The value scheme of a sealed chunk, as reported by [`inspect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueScheme {
+    /// Decimal mantissas stored as deltas.
+    DecimalDelta,
+    /// Decimal mantissas stored as delta-of-deltas.
+    DecimalDeltaOfDelta,
+    /// XOR of consecutive value bits, in byte planes.
+    Xor,
+}
+
+/// What a sealed chunk's header says, as reported by [`inspect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkInfo {
+    /// Number of samples.
+    pub samples: usize,
+    /// The value scheme (`None` for an empty chunk).
+    pub scheme: Option<ValueScheme>,
+    /// Whether the columns are zstd-compressed.
+    pub zstd: bool,
+    /// Number of decimals `k` of the decimal scheme.
+    pub decimals: Option<u8>,
+    /// Number of exceptions of the decimal scheme.
+    pub exceptions: usize,
+}
+
 /// Appends the lossless encoding of `samples` (sorted by strictly increasing
-/// timestamp) to `out`.
+/// timestamp) to `out`, compressing with [`DEFAULT_ZSTD_LEVEL`].
 pub fn encode(samples: &[Sample], out: &mut Vec<u8>) {
-    out.extend_from_slice(&(samples.len() as u32).to_le_bytes());
-    for s in samples {
-        out.extend_from_slice(&s.t.to_le_bytes());
-        out.extend_from_slice(&s.v.to_bits().to_le_bytes());
+    encode_with_level(samples, DEFAULT_ZSTD_LEVEL, out)
+}
+
+/// Like [`encode`] with an explicit zstd level; `0` disables zstd. Any level
+/// produces chunks that [`decode`] reads.
+pub fn encode_with_level(samples: &[Sample], zstd_level: i32, out: &mut Vec<u8>) {
+    debug_assert!(samples.windows(2).all(|w| w[0].t < w[1].t), "samples not strictly increasing");
+    let start = out.len();
+    out.push(VERSION);
+    put_uvarint(out, samples.len() as u64);
+    if !samples.is_empty() {
+        let mut body = Vec::with_capacity(samples.len() * 3 + 16);
+        put_timestamps(&mut body, samples);
+        let scheme = put_values(&mut body, samples);
+        let compressed = if zstd_level != 0 { compress(&body, zstd_level) } else { None };
+        match compressed {
+            Some(c) if c.len() + uvarint_len(body.len() as u64) < body.len() => {
+                out.push(scheme | FLAG_ZSTD);
+                put_uvarint(out, body.len() as u64);
+                out.extend_from_slice(&c);
+            }
+            _ => {
+                out.push(scheme);
+                out.extend_from_slice(&body);
+            }
+        }
+    }
+    let crc = crc32c::crc32c(&out[start..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// Decodes a sealed chunk, appending its samples to `out`. Never panics; on
+/// error `out` is left as it was.
+pub fn decode(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+    let base = out.len();
+    let r = decode_inner(bytes, out);
+    if r.is_err() {
+        out.truncate(base);
+    }
+    r
+}
+
+/// Reads a chunk's header (after checking its checksum) without decoding
+/// the samples.
+pub fn inspect(bytes: &[u8]) -> Result<ChunkInfo, ChunkError> {
+    let mut info = ChunkInfo { samples: 0, scheme: None, zstd: false, decimals: None, exceptions: 0 };
+    let h = parse_header(bytes)?;
+    info.samples = h.n;
+    let Some(flags) = h.flags else { return Ok(info) };
+    info.zstd = flags & FLAG_ZSTD != 0;
+    info.scheme = Some(match flags & SCHEME_MASK {
+        SCHEME_DECIMAL_DELTA => ValueScheme::DecimalDelta,
+        SCHEME_DECIMAL_DOD => ValueScheme::DecimalDeltaOfDelta,
+        _ => ValueScheme::Xor,
+    });
+    if info.scheme != Some(ValueScheme::Xor) {
+        with_body(&h, |body| {
+            let mut r = Reader::new(body);
+            for _ in 0..h.n {
+                r.uvarint()?;
+            }
+            info.decimals = Some(r.byte()?);
+            info.exceptions = r.uvarint()? as usize;
+            Ok(())
+        })?;
+    }
+    Ok(info)
+}
+
+// ---------------------------------------------------------------------------
+// Encoding.
+
+fn put_timestamps(body: &mut Vec<u8>, samples: &[Sample]) {
+    // Wrapping arithmetic: any i64 sequence round-trips, including extremes
+    // whose differences overflow.
+    let mut prev_t = samples[0].t;
+    let mut prev_d = 0i64;
+    put_ivarint(body, prev_t);
+    for (i, s) in samples.iter().enumerate().skip(1) {
+        let d = s.t.wrapping_sub(prev_t);
+        if i == 1 {
+            put_ivarint(body, d);
+        } else {
+            put_ivarint(body, d.wrapping_sub(prev_d));
+        }
+        prev_d = d;
+        prev_t = s.t;
     }
 }
 
-/// Decodes a sealed chunk, appending its samples to `out`. Never panics.
-pub fn decode(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
-    let n = bytes.get(..4).ok_or(ChunkError::Corrupt("sealed chunk too short"))?;
-    let n = u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize;
-    let body = &bytes[4..];
-    if body.len() != n.checked_mul(16).ok_or(ChunkError::Corrupt("sealed count overflow"))? {
-        return Err(ChunkError::Corrupt("sealed chunk length mismatch"));
+/// The decoder's formula. The encoder keeps a mantissa only if this exact
+/// expression gives back the original bits.
+#[inline(always)]
+fn decimal_value(m: i64, k: usize) -> f64 {
+    m as f64 / POW10[k]
+}
+
+/// The mantissa `m` with `decimal_value(m, k)` bit-identical to `bits`, if any.
+#[inline]
+fn decimal_fit(bits: u64, k: usize) -> Option<i64> {
+    let m = (f64::from_bits(bits) * POW10[k]).round();
+    // NaN and ±Inf fail the comparison too.
+    if m.is_nan() || m.abs() >= MAX_MANTISSA {
+        return None;
     }
-    for c in body.chunks_exact(16) {
-        let t = i64::from_le_bytes(c[..8].try_into().expect("8 bytes"));
-        let v = f64::from_bits(u64::from_le_bytes(c[8..].try_into().expect("8 bytes")));
-        out.push(Sample { t, v });
+    let m = m as i64;
+    (decimal_value(m, k).to_bits() == bits).then_some(m)
+}
+
+/// The smallest number of decimals that represents `bits` exactly, searching
+/// from the hint `k` (usually the previous value's).
+fn min_decimals(bits: u64, hint: usize) -> Option<usize> {
+    if decimal_fit(bits, hint).is_some() {
+        let mut k = hint;
+        while k > 0 && decimal_fit(bits, k - 1).is_some() {
+            k -= 1;
+        }
+        return Some(k);
+    }
+    // A fit at `hint` would have been found; look above it, then below (a
+    // value with fewer decimals may still overflow 2^53 at `hint`).
+    ((hint + 1)..=MAX_DECIMALS).chain((0..hint).rev()).find(|&k| decimal_fit(bits, k).is_some()).map(|k| {
+        let mut k = k;
+        while k > 0 && decimal_fit(bits, k - 1).is_some() {
+            k -= 1;
+        }
+        k
+    })
+}
+
+/// Writes the value column; returns the scheme bits.
+fn put_values(body: &mut Vec<u8>, samples: &[Sample]) -> u8 {
+    let n = samples.len();
+    // Allow up to n/32 exceptions (at least one, for a trailing staleness
+    // marker) before giving up on the decimal scheme.
+    let max_exceptions = (n / 32).max(1);
+
+    // Per value: the smallest number of decimals, or None.
+    let mut hist = [0usize; MAX_DECIMALS + 2];
+    let mut hint = 0;
+    for s in samples {
+        match min_decimals(s.v.to_bits(), hint) {
+            Some(k) => {
+                hist[k] += 1;
+                hint = k;
+            }
+            None => hist[MAX_DECIMALS + 1] += 1,
+        }
+    }
+    // The smallest k leaving at most `max_exceptions` values out.
+    let mut above = n;
+    let mut chosen = None;
+    for (k, &count) in hist.iter().enumerate().take(MAX_DECIMALS + 1) {
+        above -= count;
+        if above <= max_exceptions {
+            chosen = Some(k);
+            break;
+        }
+    }
+    if let Some(k) = chosen {
+        let mut mant = Vec::with_capacity(n);
+        let mut exceptions: Vec<(usize, u64)> = Vec::new();
+        let mut prev = 0i64;
+        for (i, s) in samples.iter().enumerate() {
+            let bits = s.v.to_bits();
+            match decimal_fit(bits, k) {
+                Some(m) => {
+                    mant.push(m);
+                    prev = m;
+                }
+                None => {
+                    // Repeat the previous mantissa: a zero delta is cheapest.
+                    exceptions.push((i, bits));
+                    mant.push(prev);
+                }
+            }
+        }
+        if exceptions.len() <= max_exceptions {
+            let decimal_start = body.len();
+            let scheme = put_decimal(body, k, &mant, &exceptions);
+            // With many decimals the mantissas are nearly random; XOR planes
+            // may then be smaller, so measure both.
+            let per_sample = (body.len() - decimal_start) / n;
+            if per_sample < 4 {
+                return scheme;
+            }
+            let mut xor = Vec::with_capacity(n * 8);
+            put_xor(&mut xor, samples);
+            if xor.len() < body.len() - decimal_start {
+                body.truncate(decimal_start);
+                body.extend_from_slice(&xor);
+                return SCHEME_XOR;
+            }
+            return scheme;
+        }
+    }
+    put_xor(body, samples);
+    SCHEME_XOR
+}
+
+fn put_decimal(body: &mut Vec<u8>, k: usize, mant: &[i64], exceptions: &[(usize, u64)]) -> u8 {
+    // Mantissas are below 2^53 in magnitude, so deltas and delta-of-deltas
+    // fit in i64 without wrapping.
+    let mut delta_len = 0usize;
+    let mut dod_len = 0usize;
+    let mut prev_d = 0i64;
+    for i in 0..mant.len() {
+        let d = if i == 0 { mant[0] } else { mant[i] - mant[i - 1] };
+        delta_len += ivarint_len(d);
+        dod_len += ivarint_len(if i <= 1 { d } else { d - prev_d });
+        prev_d = d;
+    }
+    let scheme = if dod_len < delta_len { SCHEME_DECIMAL_DOD } else { SCHEME_DECIMAL_DELTA };
+    body.push(k as u8);
+    put_uvarint(body, exceptions.len() as u64);
+    let mut prev_i = 0usize;
+    for (j, &(i, bits)) in exceptions.iter().enumerate() {
+        put_uvarint(body, if j == 0 { i } else { i - prev_i - 1 } as u64);
+        body.extend_from_slice(&bits.to_le_bytes());
+        prev_i = i;
+    }
+    let mut prev_d = 0i64;
+    for i in 0..mant.len() {
+        let d = if i == 0 { mant[0] } else { mant[i] - mant[i - 1] };
+        if scheme == SCHEME_DECIMAL_DOD && i >= 2 {
+            put_ivarint(body, d - prev_d);
+        } else {
+            put_ivarint(body, d);
+        }
+        prev_d = d;
+    }
+    scheme
+}
+
+fn put_xor(body: &mut Vec<u8>, samples: &[Sample]) {
+    let n = samples.len();
+    let start = body.len();
+    body.resize(start + 8 * n, 0);
+    let planes = &mut body[start..];
+    let mut prev = 0u64;
+    for (i, s) in samples.iter().enumerate() {
+        let bits = s.v.to_bits();
+        let x = (bits ^ prev).to_le_bytes();
+        prev = bits;
+        for (p, b) in x.iter().enumerate() {
+            planes[p * n + i] = *b;
+        }
+    }
+}
+
+thread_local! {
+    // Reused across chunks: creating a zstd context costs more than
+    // (de)compressing a typical chunk.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// zstd-compresses `body` without frame checksum, content size or
+/// dictionary id (the chunk carries its own length and CRC). `None` if zstd
+/// fails, in which case the chunk stays uncompressed.
+fn compress(body: &[u8], level: i32) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            let mut c = zstd::bulk::Compressor::new(level).ok()?;
+            c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(false)).ok()?;
+            c.set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(false)).ok()?;
+            c.set_parameter(zstd::zstd_safe::CParameter::DictIdFlag(false)).ok()?;
+            *slot = Some((level, c));
+        }
+        let (_, c) = slot.as_mut()?;
+        let mut dst = Vec::with_capacity(zstd::zstd_safe::compress_bound(body.len()));
+        c.compress_to_buffer(body, &mut dst).ok()?;
+        Some(dst)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Decoding.
+
+struct Header<'a> {
+    n: usize,
+    /// `None` for an empty chunk.
+    flags: Option<u8>,
+    /// Declared uncompressed length when zstd is used.
+    raw_len: usize,
+    /// Column bytes (compressed or not).
+    payload: &'a [u8],
+}
+
+fn parse_header(bytes: &[u8]) -> Result<Header<'_>, ChunkError> {
+    if bytes.len() < 2 + CRC_LEN {
+        return Err(ChunkError::Corrupt("sealed chunk too short"));
+    }
+    let (data, crc) = bytes.split_at(bytes.len() - CRC_LEN);
+    let want = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    if crc32c::crc32c(data) != want {
+        return Err(ChunkError::Corrupt("sealed chunk checksum mismatch"));
+    }
+    let mut r = Reader::new(data);
+    if r.byte()? != VERSION {
+        return Err(ChunkError::Corrupt("unknown sealed chunk version"));
+    }
+    let n = r.uvarint()?;
+    if n > MAX_SAMPLES as u64 {
+        return Err(ChunkError::Corrupt("sealed chunk declares too many samples"));
+    }
+    let n = n as usize;
+    if n == 0 {
+        if !r.is_empty() {
+            return Err(ChunkError::Corrupt("trailing bytes after empty sealed chunk"));
+        }
+        return Ok(Header { n, flags: None, raw_len: 0, payload: &[] });
+    }
+    let flags = r.byte()?;
+    if flags & !KNOWN_FLAGS != 0 || flags & SCHEME_MASK > SCHEME_XOR {
+        return Err(ChunkError::Corrupt("unknown sealed chunk flags"));
+    }
+    let mut raw_len = 0;
+    if flags & FLAG_ZSTD != 0 {
+        let l = r.uvarint()?;
+        // The largest legitimate column size: 10-byte varints for the
+        // timestamps, and for the values either 8 planes or an exception
+        // (10 + 8 bytes) plus a 10-byte varint per sample, plus a header.
+        if l > (n as u64) * 38 + 32 {
+            return Err(ChunkError::Corrupt("sealed chunk declares an impossible length"));
+        }
+        raw_len = l as usize;
+    }
+    Ok(Header { n, flags: Some(flags), raw_len, payload: r.rest() })
+}
+
+/// Runs `f` on the uncompressed column bytes.
+fn with_body<T>(h: &Header<'_>, f: impl FnOnce(&[u8]) -> Result<T, ChunkError>) -> Result<T, ChunkError> {
+    if h.flags.unwrap_or(0) & FLAG_ZSTD == 0 {
+        return f(h.payload);
+    }
+    SCRATCH.with(|scratch| {
+        // Take the buffer out so that a nested call cannot observe a borrow.
+        let mut buf = std::mem::take(&mut *scratch.borrow_mut());
+        buf.clear();
+        buf.reserve_exact(h.raw_len);
+        let got = DECOMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = zstd::bulk::Decompressor::new().ok();
+            }
+            match slot.as_mut() {
+                // The output buffer's capacity bounds what zstd may write,
+                // so a hostile frame cannot expand beyond the declared size.
+                Some(d) => d.decompress_to_buffer(h.payload, &mut buf).ok(),
+                None => None,
+            }
+        });
+        let r = match got {
+            Some(len) if len == h.raw_len && buf.len() == h.raw_len => f(&buf),
+            _ => Err(ChunkError::Corrupt("sealed chunk zstd data invalid")),
+        };
+        // Do not keep a huge buffer alive after an unusually large chunk.
+        if buf.capacity() <= 1 << 20 {
+            *scratch.borrow_mut() = buf;
+        }
+        r
+    })
+}
+
+fn decode_inner(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+    let h = parse_header(bytes)?;
+    let Some(flags) = h.flags else { return Ok(()) };
+    let n = h.n;
+    with_body(&h, |body| {
+        // Every sample takes at least one byte of timestamps, so a count
+        // larger than the body is corrupt; checked before reserving memory.
+        if n > body.len() {
+            return Err(ChunkError::Corrupt("sealed chunk count exceeds its data"));
+        }
+        let mut r = Reader::new(body);
+        let base = out.len();
+        out.reserve(n);
+        decode_timestamps(&mut r, n, out)?;
+        let samples = &mut out[base..];
+        match flags & SCHEME_MASK {
+            SCHEME_XOR => decode_xor(&mut r, samples)?,
+            scheme => decode_decimal(&mut r, scheme == SCHEME_DECIMAL_DOD, samples)?,
+        }
+        if !r.is_empty() {
+            return Err(ChunkError::Corrupt("trailing bytes in sealed chunk"));
+        }
+        Ok(())
+    })
+}
+
+fn decode_timestamps(r: &mut Reader<'_>, n: usize, out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+    let mut t = r.ivarint()?;
+    out.push(Sample { t, v: 0.0 });
+    let mut d = 0i64;
+    for i in 1..n {
+        let x = r.ivarint()?;
+        d = if i == 1 { x } else { d.wrapping_add(x) };
+        let next = t.wrapping_add(d);
+        if next <= t {
+            return Err(ChunkError::Corrupt("sealed chunk timestamps not increasing"));
+        }
+        t = next;
+        out.push(Sample { t, v: 0.0 });
     }
     Ok(())
 }
+
+fn decode_decimal(r: &mut Reader<'_>, dod: bool, samples: &mut [Sample]) -> Result<(), ChunkError> {
+    let n = samples.len();
+    let k = r.byte()? as usize;
+    if k > MAX_DECIMALS {
+        return Err(ChunkError::Corrupt("sealed chunk decimal exponent out of range"));
+    }
+    let exc_count = r.uvarint()?;
+    if exc_count > n as u64 {
+        return Err(ChunkError::Corrupt("sealed chunk has more exceptions than samples"));
+    }
+    // Exceptions come before the mantissas; remember where, patch after.
+    let exc_start = r.pos;
+    let mut idx = 0u64;
+    for j in 0..exc_count {
+        let gap = r.uvarint()?;
+        idx = if j == 0 { gap } else { idx.saturating_add(gap).saturating_add(1) };
+        if idx >= n as u64 {
+            return Err(ChunkError::Corrupt("sealed chunk exception index out of range"));
+        }
+        r.take(8)?;
+    }
+    let scale = POW10[k];
+    let mut m = 0i64;
+    let mut d = 0i64;
+    for (i, s) in samples.iter_mut().enumerate() {
+        let x = r.ivarint()?;
+        if i == 0 {
+            m = x;
+        } else {
+            d = if dod && i >= 2 { d.wrapping_add(x) } else { x };
+            m = m.wrapping_add(d);
+        }
+        s.v = m as f64 / scale;
+    }
+    // Patch the exceptions (indices were validated above).
+    let mut er = Reader::new(&r.buf[exc_start..]);
+    let mut idx = 0usize;
+    for j in 0..exc_count {
+        let gap = er.uvarint()? as usize;
+        idx = if j == 0 { gap } else { idx + gap + 1 };
+        let b = er.take(8)?;
+        let bits = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        samples[idx].v = f64::from_bits(bits);
+    }
+    Ok(())
+}
+
+fn decode_xor(r: &mut Reader<'_>, samples: &mut [Sample]) -> Result<(), ChunkError> {
+    let n = samples.len();
+    let planes = r.take(8 * n)?;
+    let (p0, rest) = planes.split_at(n);
+    let (p1, rest) = rest.split_at(n);
+    let (p2, rest) = rest.split_at(n);
+    let (p3, rest) = rest.split_at(n);
+    let (p4, rest) = rest.split_at(n);
+    let (p5, rest) = rest.split_at(n);
+    let (p6, p7) = rest.split_at(n);
+    let mut bits = 0u64;
+    for (i, s) in samples.iter_mut().enumerate() {
+        let x = u64::from_le_bytes([p0[i], p1[i], p2[i], p3[i], p4[i], p5[i], p6[i], p7[i]]);
+        bits ^= x;
+        s.v = f64::from_bits(bits);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Varints.
+
+#[inline]
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+#[inline]
+fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+#[inline]
+fn put_ivarint(out: &mut Vec<u8>, v: i64) {
+    put_uvarint(out, zigzag(v))
+}
+
+fn uvarint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+#[inline]
+fn ivarint_len(v: i64) -> usize {
+    uvarint_len(zigzag(v))
+}
+
+/// A bounds-checked cursor over bytes.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf, pos: 0 }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or(&[])
+    }
+
+    fn byte(&mut self) -> Result<u8, ChunkError> {
+        let b = *self.buf.get(self.pos).ok_or(ChunkError::Corrupt("sealed chunk truncated"))?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'a [u8], ChunkError> {
+        let end = self.pos.checked_add(len).ok_or(ChunkError::Corrupt("sealed chunk truncated"))?;
+        let s = self.buf.get(self.pos..end).ok_or(ChunkError::Corrupt("sealed chunk truncated"))?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    #[inline]
+    fn uvarint(&mut self) -> Result<u64, ChunkError> {
+        // Fast path: a one-byte varint (zero deltas, the common case).
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(b as u64);
+            }
+        }
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            if shift == 63 && b > 1 {
+                return Err(ChunkError::Corrupt("sealed chunk varint overflows 64 bits"));
+            }
+            v |= ((b & 0x7f) as u64) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(ChunkError::Corrupt("sealed chunk varint too long"))
+    }
+
+    #[inline]
+    fn ivarint(&mut self) -> Result<i64, ChunkError> {
+        self.uvarint().map(unzigzag)
+    }
+}
+
+#[cfg(test)]
+mod tests;
