@@ -38,7 +38,7 @@ pub const MAX_SAMPLES: usize = 1 << 24;
 
 /// The zstd level [`encode`] uses (chosen by measurement on the real capture,
 /// see `docs/format/sealed.md`).
-pub const DEFAULT_ZSTD_LEVEL: i32 = 19;
+pub const DEFAULT_ZSTD_LEVEL: i32 = 9;
 
 /// Largest decimal exponent: `10^22` is the largest exactly representable
 /// power of ten.
@@ -58,8 +58,11 @@ const SCHEME_MASK: u8 = 0b0000_0011;
 const SCHEME_DECIMAL_DELTA: u8 = 0;
 const SCHEME_DECIMAL_DOD: u8 = 1;
 const SCHEME_XOR: u8 = 2;
+const SCHEME_DECIMAL_RAW: u8 = 3;
 const FLAG_ZSTD: u8 = 0b0000_0100;
-const KNOWN_FLAGS: u8 = SCHEME_MASK | FLAG_ZSTD;
+const FLAG_TIME_GRID: u8 = 0b0000_1000;
+const FLAG_TIME_SHARED: u8 = 0b0001_0000;
+const KNOWN_FLAGS: u8 = SCHEME_MASK | FLAG_ZSTD | FLAG_TIME_GRID | FLAG_TIME_SHARED;
 
 /// Bytes of the trailing checksum.
 const CRC_LEN: usize = 4;
@@ -73,6 +76,8 @@ pub enum ValueScheme {
     DecimalDeltaOfDelta,
     /// XOR of consecutive value bits, in byte planes.
     Xor,
+    /// Decimal mantissas stored as they are (noisy gauges).
+    DecimalRaw,
 }
 
 /// What a sealed chunk's header says, as reported by [`inspect`].
@@ -84,6 +89,12 @@ pub struct ChunkInfo {
     pub scheme: Option<ValueScheme>,
     /// Whether the columns are zstd-compressed.
     pub zstd: bool,
+    /// Whether timestamps are stored as offsets from a fixed grid (else as
+    /// delta-of-deltas).
+    pub time_grid: bool,
+    /// Whether the timestamp column is omitted because the reader supplies
+    /// it (see [`EncodeOptions::shared_timestamps`]).
+    pub shared_timestamps: bool,
     /// Number of decimals `k` of the decimal scheme.
     pub decimals: Option<u8>,
     /// Number of exceptions of the decimal scheme.
@@ -99,15 +110,46 @@ pub fn encode(samples: &[Sample], out: &mut Vec<u8>) {
 /// Like [`encode`] with an explicit zstd level; `0` disables zstd. Any level
 /// produces chunks that [`decode`] reads.
 pub fn encode_with_level(samples: &[Sample], zstd_level: i32, out: &mut Vec<u8>) {
+    encode_with(samples, &EncodeOptions { zstd_level, shared_timestamps: None }, out);
+}
+
+/// Options of [`encode_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct EncodeOptions<'a> {
+    /// zstd level for the columns; `0` disables zstd. Default
+    /// [`DEFAULT_ZSTD_LEVEL`].
+    pub zstd_level: i32,
+    /// A timestamp column the reader will hand to [`decode_with`] (for
+    /// instance one stored once per block for all series scraped together,
+    /// see [`encode_timestamps`]). When the samples' timestamps equal it
+    /// exactly, the chunk omits its own timestamp column. Default `None`.
+    pub shared_timestamps: Option<&'a [i64]>,
+}
+
+impl Default for EncodeOptions<'_> {
+    fn default() -> Self {
+        EncodeOptions { zstd_level: DEFAULT_ZSTD_LEVEL, shared_timestamps: None }
+    }
+}
+
+/// Appends the lossless encoding of `samples` (sorted by strictly
+/// increasing timestamp) to `out`. Returns whether the timestamp column was
+/// left out in favour of `opts.shared_timestamps`; if so, the chunk must be
+/// decoded with [`decode_with`] and that same column.
+pub fn encode_with(samples: &[Sample], opts: &EncodeOptions<'_>, out: &mut Vec<u8>) -> bool {
     debug_assert!(samples.windows(2).all(|w| w[0].t < w[1].t), "samples not strictly increasing");
+    let shared = !samples.is_empty()
+        && opts
+            .shared_timestamps
+            .is_some_and(|ts| ts.len() == samples.len() && ts.iter().zip(samples).all(|(&t, s)| t == s.t));
     let start = out.len();
     out.push(VERSION);
     put_uvarint(out, samples.len() as u64);
     if !samples.is_empty() {
         let mut body = Vec::with_capacity(samples.len() * 3 + 16);
-        put_timestamps(&mut body, samples);
-        let scheme = put_values(&mut body, samples);
-        let compressed = if zstd_level != 0 { compress(&body, zstd_level) } else { None };
+        let time_flags = if shared { FLAG_TIME_SHARED } else { put_timestamps(&mut body, samples) };
+        let scheme = time_flags | put_values(&mut body, samples);
+        let compressed = if opts.zstd_level != 0 { compress(&body, opts.zstd_level) } else { None };
         match compressed {
             Some(c) if c.len() + uvarint_len(body.len() as u64) < body.len() => {
                 out.push(scheme | FLAG_ZSTD);
@@ -122,13 +164,40 @@ pub fn encode_with_level(samples: &[Sample], zstd_level: i32, out: &mut Vec<u8>)
     }
     let crc = crc32c::crc32c(&out[start..]);
     out.extend_from_slice(&crc.to_le_bytes());
+    shared
+}
+
+/// Encodes a timestamp column on its own (to be shared by many chunks, see
+/// [`EncodeOptions::shared_timestamps`]): a sealed chunk whose values are
+/// all `0.0`, which cost next to nothing. `timestamps` must be strictly
+/// increasing.
+pub fn encode_timestamps(timestamps: &[i64], out: &mut Vec<u8>) {
+    let samples: Vec<Sample> = timestamps.iter().map(|&t| Sample { t, v: 0.0 }).collect();
+    encode(&samples, out);
+}
+
+/// Decodes a column written by [`encode_timestamps`], appending to `out`.
+/// Never panics; on error `out` is left as it was.
+pub fn decode_timestamps(bytes: &[u8], out: &mut Vec<i64>) -> Result<(), ChunkError> {
+    let mut samples = Vec::new();
+    decode(bytes, &mut samples)?;
+    out.extend(samples.iter().map(|s| s.t));
+    Ok(())
 }
 
 /// Decodes a sealed chunk, appending its samples to `out`. Never panics; on
 /// error `out` is left as it was.
 pub fn decode(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+    decode_with(bytes, None, out)
+}
+
+/// Decodes a sealed chunk whose timestamp column may have been left out in
+/// favour of `shared_timestamps` (see [`encode_with`]). A chunk that needs
+/// the column but gets none, or one of the wrong length, is an error. Never
+/// panics; on error `out` is left as it was.
+pub fn decode_with(bytes: &[u8], shared_timestamps: Option<&[i64]>, out: &mut Vec<Sample>) -> Result<(), ChunkError> {
     let base = out.len();
-    let r = decode_inner(bytes, out);
+    let r = decode_inner(bytes, shared_timestamps, out);
     if r.is_err() {
         out.truncate(base);
     }
@@ -138,20 +207,36 @@ pub fn decode(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
 /// Reads a chunk's header (after checking its checksum) without decoding
 /// the samples.
 pub fn inspect(bytes: &[u8]) -> Result<ChunkInfo, ChunkError> {
-    let mut info = ChunkInfo { samples: 0, scheme: None, zstd: false, decimals: None, exceptions: 0 };
+    let mut info = ChunkInfo {
+        samples: 0,
+        scheme: None,
+        zstd: false,
+        time_grid: false,
+        shared_timestamps: false,
+        decimals: None,
+        exceptions: 0,
+    };
     let h = parse_header(bytes)?;
     info.samples = h.n;
     let Some(flags) = h.flags else { return Ok(info) };
     info.zstd = flags & FLAG_ZSTD != 0;
+    info.time_grid = flags & FLAG_TIME_GRID != 0;
+    info.shared_timestamps = flags & FLAG_TIME_SHARED != 0;
     info.scheme = Some(match flags & SCHEME_MASK {
         SCHEME_DECIMAL_DELTA => ValueScheme::DecimalDelta,
         SCHEME_DECIMAL_DOD => ValueScheme::DecimalDeltaOfDelta,
+        SCHEME_DECIMAL_RAW => ValueScheme::DecimalRaw,
         _ => ValueScheme::Xor,
     });
     if info.scheme != Some(ValueScheme::Xor) {
         with_body(&h, |body| {
             let mut r = Reader::new(body);
-            for _ in 0..h.n {
+            let time_values = match (info.shared_timestamps, info.time_grid && h.n > 1) {
+                (true, _) => 0,
+                (false, true) => h.n + 1,
+                (false, false) => h.n,
+            };
+            for _ in 0..time_values {
                 r.uvarint()?;
             }
             info.decimals = Some(r.byte()?);
@@ -165,22 +250,61 @@ pub fn inspect(bytes: &[u8]) -> Result<ChunkInfo, ChunkError> {
 // ---------------------------------------------------------------------------
 // Encoding.
 
-fn put_timestamps(body: &mut Vec<u8>, samples: &[Sample]) {
+/// Writes the timestamp column; returns its flag bits.
+///
+/// Two layouts, whichever the entropy estimate favours: delta-of-deltas
+/// (best when the interval drifts or jumps), or offsets from a fixed grid
+/// `t0 + i·step` with `step` the median interval (best for scrapes with
+/// millisecond jitter around a fixed interval: the jitter itself has fewer
+/// distinct values than its differences).
+fn put_timestamps(body: &mut Vec<u8>, samples: &[Sample]) -> u8 {
     // Wrapping arithmetic: any i64 sequence round-trips, including extremes
     // whose differences overflow.
-    let mut prev_t = samples[0].t;
-    let mut prev_d = 0i64;
-    put_ivarint(body, prev_t);
-    for (i, s) in samples.iter().enumerate().skip(1) {
-        let d = s.t.wrapping_sub(prev_t);
-        if i == 1 {
-            put_ivarint(body, d);
-        } else {
-            put_ivarint(body, d.wrapping_sub(prev_d));
-        }
-        prev_d = d;
-        prev_t = s.t;
+    let t0 = samples[0].t;
+    put_ivarint(body, t0);
+    let n = samples.len();
+    if n == 1 {
+        return 0;
     }
+    let mut deltas: Vec<i64> = samples.windows(2).map(|w| w[1].t.wrapping_sub(w[0].t)).collect();
+    let dod = |i: usize, d: &[i64]| if i == 0 { d[0] } else { d[i].wrapping_sub(d[i - 1]) };
+    let dod_cost = estimate_bits((0..deltas.len()).map(|i| dod(i, &deltas)));
+    // The mean interval, so that offsets from the grid stay bounded when
+    // the samples jitter around a fixed period (the median can sit off it).
+    let span = (samples[n - 1].t as i128) - (t0 as i128);
+    let step = (span + (n as i128 - 1) / 2).div_euclid(n as i128 - 1) as i64;
+    let offset = |i: usize| samples[i].t.wrapping_sub(t0.wrapping_add(step.wrapping_mul(i as i64)));
+    let grid_cost = ivarint_len(step) as f64 * 8.0 + estimate_bits((1..n).map(offset));
+    if grid_cost < dod_cost {
+        put_ivarint(body, step);
+        for i in 1..n {
+            put_ivarint(body, offset(i));
+        }
+        FLAG_TIME_GRID
+    } else {
+        for i in 0..deltas.len() {
+            put_ivarint(body, dod(i, &deltas));
+        }
+        deltas.clear();
+        0
+    }
+}
+
+/// Estimated size in bits of `values` after entropy coding, used only to
+/// choose between layouts. A two-part code: each value costs its order-0
+/// entropy (`log2(N / count)`), and each distinct value is spelled out once
+/// (its bit length). Repetitive columns are cheap, noisy ones cost about
+/// their magnitude.
+fn estimate_bits(values: impl Iterator<Item = i64>) -> f64 {
+    let mut z: Vec<u64> = values.map(zigzag).collect();
+    z.sort_unstable();
+    let total = z.len() as f64;
+    let mut bits = 0f64;
+    for run in z.chunk_by(|a, b| a == b) {
+        let c = run.len() as f64;
+        bits += c * (total / c).log2() + (65 - run[0].leading_zeros()) as f64;
+    }
+    bits
 }
 
 /// The decoder's formula. The encoder keeps a mantissa only if this exact
@@ -296,16 +420,16 @@ fn put_values(body: &mut Vec<u8>, samples: &[Sample]) -> u8 {
 fn put_decimal(body: &mut Vec<u8>, k: usize, mant: &[i64], exceptions: &[(usize, u64)]) -> u8 {
     // Mantissas are below 2^53 in magnitude, so deltas and delta-of-deltas
     // fit in i64 without wrapping.
-    let mut delta_len = 0usize;
-    let mut dod_len = 0usize;
-    let mut prev_d = 0i64;
-    for i in 0..mant.len() {
-        let d = if i == 0 { mant[0] } else { mant[i] - mant[i - 1] };
-        delta_len += ivarint_len(d);
-        dod_len += ivarint_len(if i <= 1 { d } else { d - prev_d });
-        prev_d = d;
-    }
-    let scheme = if dod_len < delta_len { SCHEME_DECIMAL_DOD } else { SCHEME_DECIMAL_DELTA };
+    let delta = |i: usize| if i == 0 { mant[0] } else { mant[i] - mant[i - 1] };
+    let dod = |i: usize| if i <= 1 { delta(i) } else { delta(i) - delta(i - 1) };
+    let n = mant.len();
+    let costs = [
+        (estimate_bits((0..n).map(delta)), SCHEME_DECIMAL_DELTA),
+        (estimate_bits((0..n).map(dod)), SCHEME_DECIMAL_DOD),
+        (estimate_bits(mant.iter().copied()), SCHEME_DECIMAL_RAW),
+    ];
+    // Ties go to the earlier (cheaper to decode, more regular) layout.
+    let scheme = costs.iter().fold(costs[0], |best, c| if c.0 < best.0 { *c } else { best }).1;
     body.push(k as u8);
     put_uvarint(body, exceptions.len() as u64);
     let mut prev_i = 0usize;
@@ -314,15 +438,13 @@ fn put_decimal(body: &mut Vec<u8>, k: usize, mant: &[i64], exceptions: &[(usize,
         body.extend_from_slice(&bits.to_le_bytes());
         prev_i = i;
     }
-    let mut prev_d = 0i64;
-    for i in 0..mant.len() {
-        let d = if i == 0 { mant[0] } else { mant[i] - mant[i - 1] };
-        if scheme == SCHEME_DECIMAL_DOD && i >= 2 {
-            put_ivarint(body, d - prev_d);
-        } else {
-            put_ivarint(body, d);
-        }
-        prev_d = d;
+    for (i, &m) in mant.iter().enumerate() {
+        let x = match scheme {
+            SCHEME_DECIMAL_DELTA => delta(i),
+            SCHEME_DECIMAL_DOD => dod(i),
+            _ => m,
+        };
+        put_ivarint(body, x);
     }
     scheme
 }
@@ -409,7 +531,7 @@ fn parse_header(bytes: &[u8]) -> Result<Header<'_>, ChunkError> {
         return Ok(Header { n, flags: None, raw_len: 0, payload: &[] });
     }
     let flags = r.byte()?;
-    if flags & !KNOWN_FLAGS != 0 || flags & SCHEME_MASK > SCHEME_XOR {
+    if flags & !KNOWN_FLAGS != 0 || flags & FLAG_TIME_SHARED != 0 && flags & FLAG_TIME_GRID != 0 {
         return Err(ChunkError::Corrupt("unknown sealed chunk flags"));
     }
     let mut raw_len = 0;
@@ -460,24 +582,32 @@ fn with_body<T>(h: &Header<'_>, f: impl FnOnce(&[u8]) -> Result<T, ChunkError>) 
     })
 }
 
-fn decode_inner(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+fn decode_inner(bytes: &[u8], shared: Option<&[i64]>, out: &mut Vec<Sample>) -> Result<(), ChunkError> {
     let h = parse_header(bytes)?;
     let Some(flags) = h.flags else { return Ok(()) };
     let n = h.n;
     with_body(&h, |body| {
-        // Every sample takes at least one byte of timestamps, so a count
-        // larger than the body is corrupt; checked before reserving memory.
+        // Every sample takes at least one byte of values, so a count larger
+        // than the body is corrupt; checked before reserving memory.
         if n > body.len() {
             return Err(ChunkError::Corrupt("sealed chunk count exceeds its data"));
         }
         let mut r = Reader::new(body);
         let base = out.len();
         out.reserve(n);
-        decode_timestamps(&mut r, n, out)?;
+        if flags & FLAG_TIME_SHARED != 0 {
+            let ts = shared.ok_or(ChunkError::Corrupt("sealed chunk needs a shared timestamp column"))?;
+            if ts.len() != n {
+                return Err(ChunkError::Corrupt("shared timestamp column has the wrong length"));
+            }
+            out.extend(ts.iter().map(|&t| Sample { t, v: 0.0 }));
+        } else {
+            read_timestamps(&mut r, n, flags & FLAG_TIME_GRID != 0, out)?;
+        }
         let samples = &mut out[base..];
         match flags & SCHEME_MASK {
             SCHEME_XOR => decode_xor(&mut r, samples)?,
-            scheme => decode_decimal(&mut r, scheme == SCHEME_DECIMAL_DOD, samples)?,
+            scheme => decode_decimal(&mut r, scheme, samples)?,
         }
         if !r.is_empty() {
             return Err(ChunkError::Corrupt("trailing bytes in sealed chunk"));
@@ -486,13 +616,30 @@ fn decode_inner(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
     })
 }
 
-fn decode_timestamps(r: &mut Reader<'_>, n: usize, out: &mut Vec<Sample>) -> Result<(), ChunkError> {
-    let mut t = r.ivarint()?;
-    out.push(Sample { t, v: 0.0 });
+fn read_timestamps(r: &mut Reader<'_>, n: usize, grid: bool, out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+    let t0 = r.ivarint()?;
+    out.push(Sample { t: t0, v: 0.0 });
+    if n == 1 {
+        return Ok(());
+    }
+    let mut t = t0;
+    if grid {
+        let step = r.ivarint()?;
+        let mut g = t0;
+        for _ in 1..n {
+            g = g.wrapping_add(step);
+            let next = g.wrapping_add(r.ivarint()?);
+            if next <= t {
+                return Err(ChunkError::Corrupt("sealed chunk timestamps not increasing"));
+            }
+            t = next;
+            out.push(Sample { t, v: 0.0 });
+        }
+        return Ok(());
+    }
     let mut d = 0i64;
-    for i in 1..n {
-        let x = r.ivarint()?;
-        d = if i == 1 { x } else { d.wrapping_add(x) };
+    for _ in 1..n {
+        d = d.wrapping_add(r.ivarint()?);
         let next = t.wrapping_add(d);
         if next <= t {
             return Err(ChunkError::Corrupt("sealed chunk timestamps not increasing"));
@@ -503,7 +650,7 @@ fn decode_timestamps(r: &mut Reader<'_>, n: usize, out: &mut Vec<Sample>) -> Res
     Ok(())
 }
 
-fn decode_decimal(r: &mut Reader<'_>, dod: bool, samples: &mut [Sample]) -> Result<(), ChunkError> {
+fn decode_decimal(r: &mut Reader<'_>, scheme: u8, samples: &mut [Sample]) -> Result<(), ChunkError> {
     let n = samples.len();
     let k = r.byte()? as usize;
     if k > MAX_DECIMALS {
@@ -525,17 +672,32 @@ fn decode_decimal(r: &mut Reader<'_>, dod: bool, samples: &mut [Sample]) -> Resu
         r.take(8)?;
     }
     let scale = POW10[k];
-    let mut m = 0i64;
-    let mut d = 0i64;
-    for (i, s) in samples.iter_mut().enumerate() {
-        let x = r.ivarint()?;
-        if i == 0 {
-            m = x;
-        } else {
-            d = if dod && i >= 2 { d.wrapping_add(x) } else { x };
-            m = m.wrapping_add(d);
+    // One loop per layout keeps the hot loops branch-free.
+    match scheme {
+        SCHEME_DECIMAL_RAW => {
+            for s in samples.iter_mut() {
+                s.v = r.ivarint()? as f64 / scale;
+            }
         }
-        s.v = m as f64 / scale;
+        SCHEME_DECIMAL_DELTA => {
+            let mut m = 0i64;
+            for s in samples.iter_mut() {
+                m = m.wrapping_add(r.ivarint()?);
+                s.v = m as f64 / scale;
+            }
+        }
+        _ => {
+            // m_0, then m_1 - m_0, then delta-of-deltas: with d starting at
+            // 0, "d += x; m += d" reproduces all three uniformly.
+            let mut m = r.ivarint()?;
+            samples[0].v = m as f64 / scale;
+            let mut d = 0i64;
+            for s in samples.iter_mut().skip(1) {
+                d = d.wrapping_add(r.ivarint()?);
+                m = m.wrapping_add(d);
+                s.v = m as f64 / scale;
+            }
+        }
     }
     // Patch the exceptions (indices were validated above).
     let mut er = Reader::new(&r.buf[exc_start..]);

@@ -185,7 +185,7 @@ fn unknown_version_and_flags_are_rejected() {
     b[0] = 2;
     reseal(&mut b);
     assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("unknown sealed chunk version")));
-    for flags in [0b1000u8, SCHEME_MASK] {
+    for flags in [0b10_0000u8, 0b1000_0000] {
         let mut b = bytes.clone();
         b[2] = flags;
         reseal(&mut b);
@@ -336,7 +336,7 @@ fn gap_strategy() -> impl Strategy<Value = u64> {
 }
 
 proptest! {
-    // Each case encodes at zstd level 19; keep the count modest.
+    // Each case runs the full encoder with zstd; keep the count modest.
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
@@ -421,5 +421,122 @@ proptest! {
         reseal(&mut b);
         let _ = decode(&b, &mut Vec::new());
         let _ = inspect(&b);
+    }
+}
+
+// --- shared timestamp columns ---------------------------------------------
+
+#[test]
+fn shared_timestamps_omit_the_column_and_round_trip() {
+    let samples = series(T0, 5000, (0..1440).map(|i| (i % 13) as f64 * 0.5));
+    let ts: Vec<i64> = samples.iter().map(|s| s.t).collect();
+    let mut own = Vec::new();
+    encode(&samples, &mut own);
+    let mut shared = Vec::new();
+    assert!(encode_with(&samples, &EncodeOptions { shared_timestamps: Some(&ts), ..Default::default() }, &mut shared));
+    assert!(shared.len() < own.len());
+    assert!(inspect(&shared).unwrap().shared_timestamps);
+
+    let mut got = Vec::new();
+    decode_with(&shared, Some(&ts), &mut got).unwrap();
+    assert_eq!(got, samples);
+
+    // Without the column, or with one of the wrong length: a typed error.
+    assert_eq!(
+        decode(&shared, &mut Vec::new()),
+        Err(ChunkError::Corrupt("sealed chunk needs a shared timestamp column"))
+    );
+    assert_eq!(
+        decode_with(&shared, Some(&ts[1..]), &mut Vec::new()),
+        Err(ChunkError::Corrupt("shared timestamp column has the wrong length"))
+    );
+}
+
+#[test]
+fn mismatching_shared_timestamps_are_not_used() {
+    let samples = series(T0, 5000, (0..100).map(|i| i as f64));
+    let mut ts: Vec<i64> = samples.iter().map(|s| s.t).collect();
+    ts[50] += 1;
+    let mut b = Vec::new();
+    assert!(!encode_with(&samples, &EncodeOptions { shared_timestamps: Some(&ts), ..Default::default() }, &mut b));
+    let mut got = Vec::new();
+    decode_with(&b, Some(&ts), &mut got).unwrap();
+    assert_eq!(got, samples, "a chunk with its own column ignores the shared one");
+}
+
+#[test]
+fn timestamp_columns_round_trip_and_are_tiny_for_regular_scrapes() {
+    let ts: Vec<i64> = (0..1440).map(|i| T0 + i * 5000 + (i * 7 % 5)).collect();
+    let mut b = Vec::new();
+    encode_timestamps(&ts, &mut b);
+    let mut got = vec![1];
+    decode_timestamps(&b, &mut got).unwrap();
+    assert_eq!(got[0], 1);
+    assert_eq!(&got[1..], &ts[..]);
+    assert!(b.len() < 600, "{} bytes", b.len());
+}
+
+#[test]
+fn jittered_scrape_timestamps_use_the_grid_layout() {
+    let samples: Vec<Sample> =
+        (0..1440).map(|i| Sample::new(T0 + i * 5000 + [0, 3, 4, 0, 1][i as usize % 5], 1.0)).collect();
+    let bytes = roundtrip(&samples);
+    assert!(inspect(&bytes).unwrap().time_grid);
+}
+
+#[test]
+fn noisy_gauge_stays_decimal() {
+    // A duration gauge: random 6-digit mantissas at 9 decimals.
+    let mut x = 12_345u64;
+    let vals = (0..1000).map(|_| {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((x >> 40) % 400_000 + 100_000) as f64 / 1e9
+    });
+    let bytes = roundtrip(&series(T0, 5000, vals));
+    let info = inspect(&bytes).unwrap();
+    assert_ne!(info.scheme, Some(ValueScheme::Xor));
+    assert_eq!(info.decimals, Some(9));
+}
+
+#[test]
+fn repetitive_gauge_mantissas_are_stored_raw() {
+    // A gauge flipping between a few levels: raw mantissas repeat, deltas
+    // do not.
+    let vals = (0..1000).map(|i| [0.25, 0.5, 0.75][(i * 7 + i / 3) % 3]);
+    let bytes = roundtrip(&series(T0, 5000, vals));
+    assert_eq!(inspect(&bytes).unwrap().scheme, Some(ValueScheme::DecimalRaw));
+}
+
+#[test]
+fn shared_and_grid_flags_together_are_rejected() {
+    let mut b = vec![VERSION, 1, FLAG_TIME_SHARED | FLAG_TIME_GRID, 0, 0, 0];
+    b.extend_from_slice(&[0; CRC_LEN]);
+    reseal(&mut b);
+    assert_eq!(decode_with(&b, Some(&[1]), &mut Vec::new()), Err(ChunkError::Corrupt("unknown sealed chunk flags")));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn shared_timestamp_chunks_round_trip(
+        start in start_strategy(),
+        rows in proptest::collection::vec((gap_strategy(), prop_oneof![3 => decimal_value_strategy(), 1 => any_bits()]), 1..300),
+    ) {
+        let gaps: Vec<u64> = rows.iter().map(|r| r.0).collect();
+        let mut ts = timestamps(start, &gaps);
+        ts.truncate(rows.len());
+        let samples: Vec<Sample> = ts.iter().zip(rows.iter().map(|r| r.1)).map(|(&t, v)| Sample::new(t, v)).collect();
+        let mut col = Vec::new();
+        encode_timestamps(&ts, &mut col);
+        let mut ts2 = Vec::new();
+        decode_timestamps(&col, &mut ts2).unwrap();
+        prop_assert_eq!(&ts2, &ts);
+        let mut b = Vec::new();
+        let opts = EncodeOptions { shared_timestamps: Some(&ts), ..Default::default() };
+        prop_assert!(encode_with(&samples, &opts, &mut b));
+        let mut got = Vec::new();
+        decode_with(&b, Some(&ts2), &mut got).unwrap();
+        prop_assert_eq!(got, samples);
     }
 }
