@@ -62,7 +62,13 @@ const SCHEME_DECIMAL_RAW: u8 = 3;
 const FLAG_ZSTD: u8 = 0b0000_0100;
 const FLAG_TIME_GRID: u8 = 0b0000_1000;
 const FLAG_TIME_SHARED: u8 = 0b0001_0000;
-const KNOWN_FLAGS: u8 = SCHEME_MASK | FLAG_ZSTD | FLAG_TIME_GRID | FLAG_TIME_SHARED;
+const FLAG_ULP: u8 = 0b0010_0000;
+const KNOWN_FLAGS: u8 = SCHEME_MASK | FLAG_ZSTD | FLAG_TIME_GRID | FLAG_TIME_SHARED | FLAG_ULP;
+
+/// The largest correction (in units in the last place) the encoder stores
+/// for a value that is *nearly* a short decimal (such as
+/// `11.515870999999999`, a float artefact of `11.515871`).
+const MAX_ULP_CORRECTION: i64 = 64;
 
 /// Bytes of the trailing checksum.
 const CRC_LEN: usize = 4;
@@ -99,6 +105,8 @@ pub struct ChunkInfo {
     pub decimals: Option<u8>,
     /// Number of exceptions of the decimal scheme.
     pub exceptions: usize,
+    /// Whether the decimal scheme carries per-value ULP corrections.
+    pub ulp_corrections: bool,
 }
 
 /// Appends the lossless encoding of `samples` (sorted by strictly increasing
@@ -215,6 +223,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ChunkInfo, ChunkError> {
         shared_timestamps: false,
         decimals: None,
         exceptions: 0,
+        ulp_corrections: false,
     };
     let h = parse_header(bytes)?;
     info.samples = h.n;
@@ -222,6 +231,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ChunkInfo, ChunkError> {
     info.zstd = flags & FLAG_ZSTD != 0;
     info.time_grid = flags & FLAG_TIME_GRID != 0;
     info.shared_timestamps = flags & FLAG_TIME_SHARED != 0;
+    info.ulp_corrections = flags & FLAG_ULP != 0;
     info.scheme = Some(match flags & SCHEME_MASK {
         SCHEME_DECIMAL_DELTA => ValueScheme::DecimalDelta,
         SCHEME_DECIMAL_DOD => ValueScheme::DecimalDeltaOfDelta,
@@ -326,98 +336,128 @@ fn decimal_fit(bits: u64, k: usize) -> Option<i64> {
     (decimal_value(m, k).to_bits() == bits).then_some(m)
 }
 
-/// The smallest number of decimals that represents `bits` exactly, searching
-/// from the hint `k` (usually the previous value's).
-fn min_decimals(bits: u64, hint: usize) -> Option<usize> {
-    if decimal_fit(bits, hint).is_some() {
-        let mut k = hint;
-        while k > 0 && decimal_fit(bits, k - 1).is_some() {
-            k -= 1;
-        }
-        return Some(k);
+/// The mantissa and ULP correction with which `decimal_value(m, k)`, its
+/// bits shifted by the correction, gives back `bits`, if the correction is
+/// small. Exact fits have correction 0.
+#[inline]
+fn near_decimal_fit(bits: u64, k: usize) -> Option<(i64, i64)> {
+    let m = (f64::from_bits(bits) * POW10[k]).round();
+    if m.is_nan() || m.abs() >= MAX_MANTISSA {
+        return None;
     }
-    // A fit at `hint` would have been found; look above it, then below (a
-    // value with fewer decimals may still overflow 2^53 at `hint`).
-    ((hint + 1)..=MAX_DECIMALS).chain((0..hint).rev()).find(|&k| decimal_fit(bits, k).is_some()).map(|k| {
+    let m = m as i64;
+    let c = bits.wrapping_sub(decimal_value(m, k).to_bits()) as i64;
+    (c.unsigned_abs() <= MAX_ULP_CORRECTION as u64).then_some((m, c))
+}
+
+/// The smallest number of decimals for which `fits` holds, searching from
+/// the hint `k` (usually the previous value's).
+fn min_decimals(bits: u64, hint: usize, fits: impl Fn(u64, usize) -> bool) -> Option<usize> {
+    let lowest_from = |k: usize| {
         let mut k = k;
-        while k > 0 && decimal_fit(bits, k - 1).is_some() {
+        while k > 0 && fits(bits, k - 1) {
             k -= 1;
         }
         k
-    })
+    };
+    if fits(bits, hint) {
+        return Some(lowest_from(hint));
+    }
+    // Look above the hint, then below (a value with fewer decimals may
+    // still overflow 2^53 at `hint`).
+    ((hint + 1)..=MAX_DECIMALS).chain((0..hint).rev()).find(|&k| fits(bits, k)).map(lowest_from)
+}
+
+/// The smallest `k` for which at most `max_left_out` values have no fit,
+/// given per-value minimal `k`s.
+fn choose_decimals(samples: &[Sample], max_left_out: usize, fits: impl Fn(u64, usize) -> bool) -> Option<usize> {
+    let mut hist = [0usize; MAX_DECIMALS + 1];
+    let mut hint = 0;
+    let mut left_out = 0;
+    for s in samples {
+        match min_decimals(s.v.to_bits(), hint, &fits) {
+            Some(k) => {
+                hist[k] += 1;
+                hint = k;
+            }
+            None => left_out += 1,
+        }
+    }
+    let mut above = samples.len() - left_out;
+    for (k, &count) in hist.iter().enumerate() {
+        above -= count;
+        if above + left_out <= max_left_out {
+            return Some(k);
+        }
+    }
+    None
 }
 
 /// Writes the value column; returns the scheme bits.
 fn put_values(body: &mut Vec<u8>, samples: &[Sample]) -> u8 {
     let n = samples.len();
     // Allow up to n/32 exceptions (at least one, for a trailing staleness
-    // marker) before giving up on the decimal scheme.
+    // marker) before giving up on a decimal scheme.
     let max_exceptions = (n / 32).max(1);
 
-    // Per value: the smallest number of decimals, or None.
-    let mut hist = [0usize; MAX_DECIMALS + 2];
-    let mut hint = 0;
-    for s in samples {
-        match min_decimals(s.v.to_bits(), hint) {
-            Some(k) => {
-                hist[k] += 1;
-                hint = k;
-            }
-            None => hist[MAX_DECIMALS + 1] += 1,
-        }
-    }
-    // The smallest k leaving at most `max_exceptions` values out.
-    let mut above = n;
-    let mut chosen = None;
-    for (k, &count) in hist.iter().enumerate().take(MAX_DECIMALS + 1) {
-        above -= count;
-        if above <= max_exceptions {
-            chosen = Some(k);
-            break;
-        }
-    }
-    if let Some(k) = chosen {
-        let mut mant = Vec::with_capacity(n);
-        let mut exceptions: Vec<(usize, u64)> = Vec::new();
-        let mut prev = 0i64;
-        for (i, s) in samples.iter().enumerate() {
-            let bits = s.v.to_bits();
-            match decimal_fit(bits, k) {
-                Some(m) => {
-                    mant.push(m);
-                    prev = m;
-                }
-                None => {
-                    // Repeat the previous mantissa: a zero delta is cheapest.
-                    exceptions.push((i, bits));
-                    mant.push(prev);
-                }
-            }
-        }
-        if exceptions.len() <= max_exceptions {
-            let decimal_start = body.len();
-            let scheme = put_decimal(body, k, &mant, &exceptions);
-            // With many decimals the mantissas are nearly random; XOR planes
-            // may then be smaller, so measure both.
-            let per_sample = (body.len() - decimal_start) / n;
-            if per_sample < 4 {
-                return scheme;
-            }
-            let mut xor = Vec::with_capacity(n * 8);
-            put_xor(&mut xor, samples);
-            if xor.len() < body.len() - decimal_start {
-                body.truncate(decimal_start);
-                body.extend_from_slice(&xor);
+    // First choice: exact decimals. Second: decimals with small ULP
+    // corrections (float artefacts of short decimals). Else XOR.
+    let exact = choose_decimals(samples, max_exceptions, |b, k| decimal_fit(b, k).is_some());
+    let near = || choose_decimals(samples, max_exceptions, |b, k| near_decimal_fit(b, k).is_some());
+    let (k, with_ulp) = match exact {
+        Some(k) => (k, false),
+        None => match near() {
+            Some(k) => (k, true),
+            None => {
+                put_xor(body, samples);
                 return SCHEME_XOR;
             }
-            return scheme;
+        },
+    };
+    let mut mant = Vec::with_capacity(n);
+    let mut corrections = Vec::with_capacity(if with_ulp { n } else { 0 });
+    let mut exceptions: Vec<(usize, u64)> = Vec::new();
+    let mut prev = 0i64;
+    for (i, s) in samples.iter().enumerate() {
+        let bits = s.v.to_bits();
+        let fit = if with_ulp { near_decimal_fit(bits, k) } else { decimal_fit(bits, k).map(|m| (m, 0)) };
+        match fit {
+            Some((m, c)) => {
+                mant.push(m);
+                corrections.push(c);
+                prev = m;
+            }
+            None => {
+                // Repeat the previous mantissa: a zero delta is cheapest.
+                exceptions.push((i, bits));
+                mant.push(prev);
+                corrections.push(0);
+            }
         }
     }
-    put_xor(body, samples);
-    SCHEME_XOR
+    if exceptions.len() > max_exceptions {
+        // Values that fit at their own k but overflow 2^53 at the chosen one.
+        put_xor(body, samples);
+        return SCHEME_XOR;
+    }
+    let decimal_start = body.len();
+    let scheme = put_decimal(body, k, &mant, &exceptions, with_ulp.then_some(&corrections[..]));
+    // With many decimals the mantissas are nearly random; XOR planes may
+    // then be smaller, so compare.
+    if (body.len() - decimal_start) / n >= 4 {
+        let mut xor = Vec::with_capacity(n * 8);
+        put_xor(&mut xor, samples);
+        if xor.len() < body.len() - decimal_start {
+            body.truncate(decimal_start);
+            body.extend_from_slice(&xor);
+            return SCHEME_XOR;
+        }
+    }
+    scheme
 }
 
-fn put_decimal(body: &mut Vec<u8>, k: usize, mant: &[i64], exceptions: &[(usize, u64)]) -> u8 {
+/// Writes a decimal value column; returns the scheme and flag bits.
+fn put_decimal(body: &mut Vec<u8>, k: usize, mant: &[i64], exceptions: &[(usize, u64)], ulp: Option<&[i64]>) -> u8 {
     // Mantissas are below 2^53 in magnitude, so deltas and delta-of-deltas
     // fit in i64 without wrapping.
     let delta = |i: usize| if i == 0 { mant[0] } else { mant[i] - mant[i - 1] };
@@ -445,6 +485,12 @@ fn put_decimal(body: &mut Vec<u8>, k: usize, mant: &[i64], exceptions: &[(usize,
             _ => m,
         };
         put_ivarint(body, x);
+    }
+    if let Some(corrections) = ulp {
+        for &c in corrections {
+            put_ivarint(body, c);
+        }
+        return scheme | FLAG_ULP;
     }
     scheme
 }
@@ -531,7 +577,10 @@ fn parse_header(bytes: &[u8]) -> Result<Header<'_>, ChunkError> {
         return Ok(Header { n, flags: None, raw_len: 0, payload: &[] });
     }
     let flags = r.byte()?;
-    if flags & !KNOWN_FLAGS != 0 || flags & FLAG_TIME_SHARED != 0 && flags & FLAG_TIME_GRID != 0 {
+    if flags & !KNOWN_FLAGS != 0
+        || flags & FLAG_TIME_SHARED != 0 && flags & FLAG_TIME_GRID != 0
+        || flags & FLAG_ULP != 0 && flags & SCHEME_MASK == SCHEME_XOR
+    {
         return Err(ChunkError::Corrupt("unknown sealed chunk flags"));
     }
     let mut raw_len = 0;
@@ -539,8 +588,9 @@ fn parse_header(bytes: &[u8]) -> Result<Header<'_>, ChunkError> {
         let l = r.uvarint()?;
         // The largest legitimate column size: 10-byte varints for the
         // timestamps, and for the values either 8 planes or an exception
-        // (10 + 8 bytes) plus a 10-byte varint per sample, plus a header.
-        if l > (n as u64) * 38 + 32 {
+        // (10 + 8 bytes), a mantissa and a correction varint (10 + 10)
+        // per sample, plus a header.
+        if l > (n as u64) * 48 + 32 {
             return Err(ChunkError::Corrupt("sealed chunk declares an impossible length"));
         }
         raw_len = l as usize;
@@ -607,7 +657,7 @@ fn decode_inner(bytes: &[u8], shared: Option<&[i64]>, out: &mut Vec<Sample>) -> 
         let samples = &mut out[base..];
         match flags & SCHEME_MASK {
             SCHEME_XOR => decode_xor(&mut r, samples)?,
-            scheme => decode_decimal(&mut r, scheme, samples)?,
+            scheme => decode_decimal(&mut r, scheme, flags & FLAG_ULP != 0, samples)?,
         }
         if !r.is_empty() {
             return Err(ChunkError::Corrupt("trailing bytes in sealed chunk"));
@@ -650,7 +700,7 @@ fn read_timestamps(r: &mut Reader<'_>, n: usize, grid: bool, out: &mut Vec<Sampl
     Ok(())
 }
 
-fn decode_decimal(r: &mut Reader<'_>, scheme: u8, samples: &mut [Sample]) -> Result<(), ChunkError> {
+fn decode_decimal(r: &mut Reader<'_>, scheme: u8, ulp: bool, samples: &mut [Sample]) -> Result<(), ChunkError> {
     let n = samples.len();
     let k = r.byte()? as usize;
     if k > MAX_DECIMALS {
@@ -697,6 +747,12 @@ fn decode_decimal(r: &mut Reader<'_>, scheme: u8, samples: &mut [Sample]) -> Res
                 m = m.wrapping_add(d);
                 s.v = m as f64 / scale;
             }
+        }
+    }
+    if ulp {
+        for s in samples.iter_mut() {
+            let c = r.ivarint()?;
+            s.v = f64::from_bits(s.v.to_bits().wrapping_add(c as u64));
         }
     }
     // Patch the exceptions (indices were validated above).

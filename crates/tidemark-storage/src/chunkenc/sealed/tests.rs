@@ -185,7 +185,7 @@ fn unknown_version_and_flags_are_rejected() {
     b[0] = 2;
     reseal(&mut b);
     assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("unknown sealed chunk version")));
-    for flags in [0b10_0000u8, 0b1000_0000] {
+    for flags in [0b100_0000u8, 0b1000_0000] {
         let mut b = bytes.clone();
         b[2] = flags;
         reseal(&mut b);
@@ -538,5 +538,68 @@ proptest! {
         let mut got = Vec::new();
         decode_with(&b, Some(&ts2), &mut got).unwrap();
         prop_assert_eq!(got, samples);
+    }
+}
+
+// --- ULP corrections ------------------------------------------------------
+
+/// `v` moved by `ulps` units in the last place.
+fn nudge(v: f64, ulps: i64) -> f64 {
+    f64::from_bits(v.to_bits().wrapping_add(ulps as u64))
+}
+
+#[test]
+fn float_artefacts_of_short_decimals_use_ulp_corrections() {
+    // A counter in microsecond precision where a quarter of the values are
+    // one ULP off the short decimal (like 11.515870999999999).
+    let vals = (0..1000).map(|i| {
+        let v = (9_983_188 + i * 351_234) as f64 / 1e6;
+        if i % 4 == 1 {
+            nudge(v, -1)
+        } else {
+            v
+        }
+    });
+    let bytes = roundtrip(&series(T0, 5000, vals));
+    let info = inspect(&bytes).unwrap();
+    assert!(info.ulp_corrections);
+    assert_eq!(info.decimals, Some(6));
+    assert_ne!(info.scheme, Some(ValueScheme::Xor));
+}
+
+#[test]
+fn ulp_flag_on_xor_chunks_is_rejected() {
+    let mut b = vec![VERSION, 1, SCHEME_XOR | FLAG_ULP, 0];
+    b.extend_from_slice(&[0; 8]);
+    b.extend_from_slice(&[0; CRC_LEN]);
+    reseal(&mut b);
+    assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("unknown sealed chunk flags")));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn nearly_decimal_series_round_trip(
+        rows in proptest::collection::vec((-1_000_000_000i64..1_000_000_000, -80i64..80, 0u8..4), 1..400),
+        k in 0i32..9,
+    ) {
+        let scale = 10f64.powi(k);
+        let samples: Vec<Sample> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, &(m, ulps, kind))| {
+                let v = m as f64 / scale;
+                // Mostly exact, some nudged (within and beyond the correction
+                // range), a few specials.
+                let v = match kind {
+                    0 | 1 => v,
+                    2 => nudge(v, ulps),
+                    _ => [f64::from_bits(STALE_NAN_BITS), -0.0, f64::INFINITY, nudge(v, 1 << 40)][i % 4],
+                };
+                Sample::new(T0 + i as i64 * 5000, v)
+            })
+            .collect();
+        roundtrip(&samples);
     }
 }
