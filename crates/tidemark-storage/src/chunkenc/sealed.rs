@@ -593,6 +593,12 @@ fn parse_header(bytes: &[u8]) -> Result<Header<'_>, ChunkError> {
         if l > (n as u64) * 48 + 32 {
             return Err(ChunkError::Corrupt("sealed chunk declares an impossible length"));
         }
+        // zstd blocks decode to at most 128 KiB each and take at least 3
+        // bytes, so a frame of `len` bytes cannot legitimately expand beyond
+        // this: a small hostile chunk cannot make us reserve much memory.
+        if l > (r.rest().len() as u64 / 3 + 1) * (128 << 10) {
+            return Err(ChunkError::Corrupt("sealed chunk declares an impossible length"));
+        }
         raw_len = l as usize;
     }
     Ok(Header { n, flags: Some(flags), raw_len, payload: r.rest() })

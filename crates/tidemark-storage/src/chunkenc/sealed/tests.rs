@@ -211,6 +211,16 @@ fn huge_declared_counts_and_lengths_are_rejected_before_allocating() {
     reseal(&mut b);
     assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("sealed chunk count exceeds its data")));
 
+    // A declared uncompressed length a tiny zstd frame cannot produce.
+    let mut b = vec![VERSION];
+    put_uvarint(&mut b, 1 << 20);
+    b.push(FLAG_ZSTD);
+    put_uvarint(&mut b, 1 << 24);
+    b.extend_from_slice(&[0; 16]);
+    b.extend_from_slice(&[0; CRC_LEN]);
+    reseal(&mut b);
+    assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("sealed chunk declares an impossible length")));
+
     // A declared uncompressed length beyond what `n` samples can need.
     let mut b = vec![VERSION, 2, FLAG_ZSTD];
     put_uvarint(&mut b, 1 << 40);
@@ -602,4 +612,35 @@ proptest! {
             .collect();
         roundtrip(&samples);
     }
+}
+
+// --- format fixtures ----------------------------------------------------------
+
+fn fixture_samples() -> Vec<Sample> {
+    vec![
+        Sample::new(1_000, 1.5),
+        Sample::new(6_002, 2.25),
+        Sample::new(11_000, 3.0),
+        Sample::new(16_001, f64::from_bits(STALE_NAN_BITS)),
+    ]
+}
+
+/// Format version 1 bytes of `fixture_samples()` without zstd. Decoders must
+/// keep reading these bytes whatever the encoder does in future.
+const FIXTURE_V1: &str = "010400d00f944e0706020103020000000000f07fac029601960100b5f93147";
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn version_1_fixture_still_decodes_and_encodes_identically() {
+    let mut b = Vec::new();
+    encode_with_level(&fixture_samples(), 0, &mut b);
+    assert_eq!(hex(&b), FIXTURE_V1);
+    let bytes: Vec<u8> =
+        (0..FIXTURE_V1.len()).step_by(2).map(|i| u8::from_str_radix(&FIXTURE_V1[i..i + 2], 16).unwrap()).collect();
+    let mut got = Vec::new();
+    decode(&bytes, &mut got).unwrap();
+    assert_eq!(got, fixture_samples());
 }
