@@ -238,3 +238,21 @@ mod tests {
         assert!(parse_openmetrics("x abc 1\n".as_bytes()).is_err());
     }
 }
+
+#[cfg(test)]
+mod real_capture {
+    use super::*;
+
+    /// The counts documented in `shared/data/README.md`. Ignored by default
+    /// (loading takes seconds in a debug build); run with `--ignored`.
+    #[test]
+    #[ignore]
+    fn real_capture_has_the_documented_counts() {
+        let series = load_capture(&default_capture_path()).expect("capture present");
+        assert_eq!(series.len(), 941);
+        assert_eq!(series.iter().map(|s| s.1.len()).sum::<usize>(), 1_297_784);
+        for (labels, samples) in &series {
+            assert!(samples.windows(2).all(|w| w[0].t < w[1].t), "{labels} not strictly increasing");
+        }
+    }
+}

@@ -650,17 +650,22 @@ fn decode_inner(bytes: &[u8], shared: Option<&[i64]>, out: &mut Vec<Sample>) -> 
         }
         let mut r = Reader::new(body);
         let base = out.len();
-        out.reserve(n);
-        if flags & FLAG_TIME_SHARED != 0 {
+        let ts = if flags & FLAG_TIME_SHARED != 0 {
             let ts = shared.ok_or(ChunkError::Corrupt("sealed chunk needs a shared timestamp column"))?;
             if ts.len() != n {
                 return Err(ChunkError::Corrupt("shared timestamp column has the wrong length"));
             }
-            out.extend(ts.iter().map(|&t| Sample { t, v: 0.0 }));
+            Some(ts)
         } else {
-            read_timestamps(&mut r, n, flags & FLAG_TIME_GRID != 0, out)?;
-        }
+            None
+        };
+        // Sized up front: the loops below write by position, not push.
+        out.resize(base + n, Sample::default());
         let samples = &mut out[base..];
+        match ts {
+            Some(ts) => samples.iter_mut().zip(ts).for_each(|(s, &t)| s.t = t),
+            None => read_timestamps(&mut r, flags & FLAG_TIME_GRID != 0, samples)?,
+        }
         match flags & SCHEME_MASK {
             SCHEME_XOR => decode_xor(&mut r, samples)?,
             scheme => decode_decimal(&mut r, scheme, flags & FLAG_ULP != 0, samples)?,
@@ -672,36 +677,38 @@ fn decode_inner(bytes: &[u8], shared: Option<&[i64]>, out: &mut Vec<Sample>) -> 
     })
 }
 
-fn read_timestamps(r: &mut Reader<'_>, n: usize, grid: bool, out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+/// Fills `samples[..].t` from the timestamp column.
+fn read_timestamps(r: &mut Reader<'_>, grid: bool, samples: &mut [Sample]) -> Result<(), ChunkError> {
+    let Some((first, rest)) = samples.split_first_mut() else { return Ok(()) };
     let t0 = r.ivarint()?;
-    out.push(Sample { t: t0, v: 0.0 });
-    if n == 1 {
+    first.t = t0;
+    if rest.is_empty() {
         return Ok(());
     }
     let mut t = t0;
     if grid {
         let step = r.ivarint()?;
         let mut g = t0;
-        for _ in 1..n {
+        for s in rest {
             g = g.wrapping_add(step);
             let next = g.wrapping_add(r.ivarint()?);
             if next <= t {
                 return Err(ChunkError::Corrupt("sealed chunk timestamps not increasing"));
             }
             t = next;
-            out.push(Sample { t, v: 0.0 });
+            s.t = t;
         }
         return Ok(());
     }
     let mut d = 0i64;
-    for _ in 1..n {
+    for s in rest {
         d = d.wrapping_add(r.ivarint()?);
         let next = t.wrapping_add(d);
         if next <= t {
             return Err(ChunkError::Corrupt("sealed chunk timestamps not increasing"));
         }
         t = next;
-        out.push(Sample { t, v: 0.0 });
+        s.t = t;
     }
     Ok(())
 }
@@ -860,15 +867,27 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    #[inline]
+    #[inline(always)]
     fn uvarint(&mut self) -> Result<u64, ChunkError> {
-        // Fast path: a one-byte varint (zero deltas, the common case).
-        if let Some(&b) = self.buf.get(self.pos) {
-            if b < 0x80 {
+        // Fast paths for one- and two-byte varints (zero and small deltas,
+        // the common cases); longer ones take the general loop.
+        if let Some(&b0) = self.buf.get(self.pos) {
+            if b0 < 0x80 {
                 self.pos += 1;
-                return Ok(b as u64);
+                return Ok(b0 as u64);
+            }
+            if let Some(&b1) = self.buf.get(self.pos + 1) {
+                if b1 < 0x80 {
+                    self.pos += 2;
+                    return Ok((b0 & 0x7f) as u64 | (b1 as u64) << 7);
+                }
             }
         }
+        self.uvarint_slow()
+    }
+
+    #[inline(never)]
+    fn uvarint_slow(&mut self) -> Result<u64, ChunkError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -883,7 +902,7 @@ impl<'a> Reader<'a> {
         Err(ChunkError::Corrupt("sealed chunk varint too long"))
     }
 
-    #[inline]
+    #[inline(always)]
     fn ivarint(&mut self) -> Result<i64, ChunkError> {
         self.uvarint().map(unzigzag)
     }
