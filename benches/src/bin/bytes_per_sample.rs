@@ -218,10 +218,11 @@ fn split_windows(series: &[(Labels, Vec<Sample>)]) -> Vec<(Labels, Vec<Sample>)>
     out
 }
 
-/// Best-of-five samples per second of `f`, which decodes `samples` samples.
+/// Best-of-25 samples per second of `f`, which decodes `samples` samples
+/// (the minimum filters out time slices lost to other processes).
 fn throughput(samples: usize, mut f: impl FnMut()) -> f64 {
     let mut best = Duration::MAX;
-    for _ in 0..5 {
+    for _ in 0..25 {
         let t = Instant::now();
         f();
         best = best.min(t.elapsed());
