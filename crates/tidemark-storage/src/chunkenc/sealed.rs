@@ -3,15 +3,20 @@
 //!
 //! The byte layout is specified in `docs/format/sealed.md`. In short:
 //!
-//! - timestamps: first timestamp, first delta, then delta-of-deltas, each a
-//!   zig-zag LEB128 varint (aligned scrapes give runs of zero bytes);
+//! - timestamps: zig-zag LEB128 varints, either delta-of-deltas or offsets
+//!   from a fixed grid `t0 + i·step` (scrape jitter), whichever the entropy
+//!   estimate favours; or no column at all when the reader supplies a
+//!   timestamp column shared by many series ([`encode_with`] /
+//!   [`decode_with`], [`encode_timestamps`] for the column itself);
 //! - values, one scheme per chunk:
 //!   - *decimal*: every value (bar a few exceptions) equals
 //!     `m as f64 / 10^k` bit for bit, for one `k` in `0..=22` shared by the
-//!     chunk and integers `|m| < 2^53`; the `m` are stored as deltas or
-//!     delta-of-deltas (whichever is smaller), and values that do not fit
-//!     (NaN payloads such as the staleness marker, ±Inf, -0.0, values with
-//!     more decimals) are kept as raw bits in an exception list;
+//!     chunk and integers `|m| < 2^53`; the `m` are stored raw, as deltas or
+//!     as delta-of-deltas (smallest estimate wins), and values that do not
+//!     fit (NaN payloads such as the staleness marker, ±Inf, -0.0, values
+//!     with more decimals) are kept as raw bits in an exception list.
+//!     Optionally a small per-value ULP correction turns float artefacts
+//!     such as `11.515870999999999` into `11515871 / 10^6` minus one ULP;
 //!   - *xor*: each value's bits XOR the previous value's bits, split into
 //!     eight byte planes so that the constant high bytes compress;
 //! - the column bytes are compressed with zstd when that is smaller;
