@@ -1,3 +1,5 @@
 //! Shared helpers for Tidemark's benchmarks: loading the real capture in
 //! `../shared/data` and generating synthetic series.
 #![deny(missing_docs)]
+
+pub mod capture;

@@ -1,31 +1,917 @@
-//! The sealed encoding for block data. (Being written: see the sealed-codec
-//! work item.) Until then it stores samples uncompressed.
+//! The sealed encoding: a dense, lossless, non-appendable encoding for the
+//! samples of one series inside an immutable block.
+//!
+//! The byte layout is specified in `docs/format/sealed.md`. In short:
+//!
+//! - timestamps: zig-zag LEB128 varints, either delta-of-deltas or offsets
+//!   from a fixed grid `t0 + i·step` (scrape jitter), whichever the entropy
+//!   estimate favours; or no column at all when the reader supplies a
+//!   timestamp column shared by many series ([`encode_with`] /
+//!   [`decode_with`], [`encode_timestamps`] for the column itself);
+//! - values, one scheme per chunk:
+//!   - *decimal*: every value (bar a few exceptions) equals
+//!     `m as f64 / 10^k` bit for bit, for one `k` in `0..=22` shared by the
+//!     chunk and integers `|m| < 2^53`; the `m` are stored raw, as deltas or
+//!     as delta-of-deltas (smallest estimate wins), and values that do not
+//!     fit (NaN payloads such as the staleness marker, ±Inf, -0.0, values
+//!     with more decimals) are kept as raw bits in an exception list.
+//!     Optionally a small per-value ULP correction turns float artefacts
+//!     such as `11.515870999999999` into `11515871 / 10^6` minus one ULP;
+//!   - *xor*: each value's bits XOR the previous value's bits, split into
+//!     eight byte planes so that the constant high bytes compress;
+//! - the column bytes are compressed with zstd when that is smaller;
+//! - a CRC32-C over the whole chunk closes it.
+//!
+//! Exactness argument for the decimal scheme: `m` (below 2^53) and `10^k`
+//! (for `k <= 22`) are both exactly representable, and IEEE division is
+//! correctly rounded, so the decoder's `m as f64 / 10^k` is a pure function
+//! of `(m, k)`. The encoder evaluates that very expression and keeps `m` only
+//! when it reproduces the original bits, so decoding is bit-exact whatever
+//! the platform's rounding of intermediate steps in the encoder.
+
+use std::cell::RefCell;
 
 use crate::error::ChunkError;
 use crate::sample::Sample;
 
+/// The format version written in the first byte.
+pub const VERSION: u8 = 1;
+
+/// The largest sample count a sealed chunk may declare. Guards the decoder's
+/// allocations against corrupt or hostile counts.
+pub const MAX_SAMPLES: usize = 1 << 24;
+
+/// The zstd level [`encode`] uses (chosen by measurement on the real capture,
+/// see `docs/format/sealed.md`).
+pub const DEFAULT_ZSTD_LEVEL: i32 = 9;
+
+/// Largest decimal exponent: `10^22` is the largest exactly representable
+/// power of ten.
+const MAX_DECIMALS: usize = 22;
+
+/// Values reach exactly up to, not including, `2^53` in magnitude.
+const MAX_MANTISSA: f64 = 9_007_199_254_740_992.0;
+
+/// Exact powers of ten `10^0 ..= 10^22`.
+const POW10: [f64; MAX_DECIMALS + 1] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
+];
+
+// Flag byte layout.
+const SCHEME_MASK: u8 = 0b0000_0011;
+const SCHEME_DECIMAL_DELTA: u8 = 0;
+const SCHEME_DECIMAL_DOD: u8 = 1;
+const SCHEME_XOR: u8 = 2;
+const SCHEME_DECIMAL_RAW: u8 = 3;
+const FLAG_ZSTD: u8 = 0b0000_0100;
+const FLAG_TIME_GRID: u8 = 0b0000_1000;
+const FLAG_TIME_SHARED: u8 = 0b0001_0000;
+const FLAG_ULP: u8 = 0b0010_0000;
+const KNOWN_FLAGS: u8 = SCHEME_MASK | FLAG_ZSTD | FLAG_TIME_GRID | FLAG_TIME_SHARED | FLAG_ULP;
+
+/// The largest correction (in units in the last place) the encoder stores
+/// for a value that is *nearly* a short decimal (such as
+/// `11.515870999999999`, a float artefact of `11.515871`).
+const MAX_ULP_CORRECTION: i64 = 64;
+
+/// Bytes of the trailing checksum.
+const CRC_LEN: usize = 4;
+
+/// The value scheme of a sealed chunk, as reported by [`inspect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueScheme {
+    /// Decimal mantissas stored as deltas.
+    DecimalDelta,
+    /// Decimal mantissas stored as delta-of-deltas.
+    DecimalDeltaOfDelta,
+    /// XOR of consecutive value bits, in byte planes.
+    Xor,
+    /// Decimal mantissas stored as they are (noisy gauges).
+    DecimalRaw,
+}
+
+/// What a sealed chunk's header says, as reported by [`inspect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkInfo {
+    /// Number of samples.
+    pub samples: usize,
+    /// The value scheme (`None` for an empty chunk).
+    pub scheme: Option<ValueScheme>,
+    /// Whether the columns are zstd-compressed.
+    pub zstd: bool,
+    /// Whether timestamps are stored as offsets from a fixed grid (else as
+    /// delta-of-deltas).
+    pub time_grid: bool,
+    /// Whether the timestamp column is omitted because the reader supplies
+    /// it (see [`EncodeOptions::shared_timestamps`]).
+    pub shared_timestamps: bool,
+    /// Number of decimals `k` of the decimal scheme.
+    pub decimals: Option<u8>,
+    /// Number of exceptions of the decimal scheme.
+    pub exceptions: usize,
+    /// Whether the decimal scheme carries per-value ULP corrections.
+    pub ulp_corrections: bool,
+}
+
 /// Appends the lossless encoding of `samples` (sorted by strictly increasing
-/// timestamp) to `out`.
+/// timestamp) to `out`, compressing with [`DEFAULT_ZSTD_LEVEL`].
 pub fn encode(samples: &[Sample], out: &mut Vec<u8>) {
-    out.extend_from_slice(&(samples.len() as u32).to_le_bytes());
-    for s in samples {
-        out.extend_from_slice(&s.t.to_le_bytes());
-        out.extend_from_slice(&s.v.to_bits().to_le_bytes());
+    encode_with_level(samples, DEFAULT_ZSTD_LEVEL, out)
+}
+
+/// Like [`encode`] with an explicit zstd level; `0` disables zstd. Any level
+/// produces chunks that [`decode`] reads.
+pub fn encode_with_level(samples: &[Sample], zstd_level: i32, out: &mut Vec<u8>) {
+    encode_with(samples, &EncodeOptions { zstd_level, shared_timestamps: None }, out);
+}
+
+/// Options of [`encode_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct EncodeOptions<'a> {
+    /// zstd level for the columns; `0` disables zstd. Default
+    /// [`DEFAULT_ZSTD_LEVEL`].
+    pub zstd_level: i32,
+    /// A timestamp column the reader will hand to [`decode_with`] (for
+    /// instance one stored once per block for all series scraped together,
+    /// see [`encode_timestamps`]). When the samples' timestamps equal it
+    /// exactly, the chunk omits its own timestamp column. Default `None`.
+    pub shared_timestamps: Option<&'a [i64]>,
+}
+
+impl Default for EncodeOptions<'_> {
+    fn default() -> Self {
+        EncodeOptions { zstd_level: DEFAULT_ZSTD_LEVEL, shared_timestamps: None }
     }
 }
 
-/// Decodes a sealed chunk, appending its samples to `out`. Never panics.
-pub fn decode(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
-    let n = bytes.get(..4).ok_or(ChunkError::Corrupt("sealed chunk too short"))?;
-    let n = u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize;
-    let body = &bytes[4..];
-    if body.len() != n.checked_mul(16).ok_or(ChunkError::Corrupt("sealed count overflow"))? {
-        return Err(ChunkError::Corrupt("sealed chunk length mismatch"));
+/// Appends the lossless encoding of `samples` (sorted by strictly
+/// increasing timestamp) to `out`. Returns whether the timestamp column was
+/// left out in favour of `opts.shared_timestamps`; if so, the chunk must be
+/// decoded with [`decode_with`] and that same column.
+pub fn encode_with(samples: &[Sample], opts: &EncodeOptions<'_>, out: &mut Vec<u8>) -> bool {
+    debug_assert!(samples.windows(2).all(|w| w[0].t < w[1].t), "samples not strictly increasing");
+    let shared = !samples.is_empty()
+        && opts
+            .shared_timestamps
+            .is_some_and(|ts| ts.len() == samples.len() && ts.iter().zip(samples).all(|(&t, s)| t == s.t));
+    let start = out.len();
+    out.push(VERSION);
+    put_uvarint(out, samples.len() as u64);
+    if !samples.is_empty() {
+        let mut body = Vec::with_capacity(samples.len() * 3 + 16);
+        let time_flags = if shared { FLAG_TIME_SHARED } else { put_timestamps(&mut body, samples) };
+        let scheme = time_flags | put_values(&mut body, samples);
+        let compressed = if opts.zstd_level != 0 { compress(&body, opts.zstd_level) } else { None };
+        match compressed {
+            Some(c) if c.len() + uvarint_len(body.len() as u64) < body.len() => {
+                out.push(scheme | FLAG_ZSTD);
+                put_uvarint(out, body.len() as u64);
+                out.extend_from_slice(&c);
+            }
+            _ => {
+                out.push(scheme);
+                out.extend_from_slice(&body);
+            }
+        }
     }
-    for c in body.chunks_exact(16) {
-        let t = i64::from_le_bytes(c[..8].try_into().expect("8 bytes"));
-        let v = f64::from_bits(u64::from_le_bytes(c[8..].try_into().expect("8 bytes")));
-        out.push(Sample { t, v });
+    let crc = crc32c::crc32c(&out[start..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+    shared
+}
+
+/// Encodes a timestamp column on its own (to be shared by many chunks, see
+/// [`EncodeOptions::shared_timestamps`]): a sealed chunk whose values are
+/// all `0.0`, which cost next to nothing. `timestamps` must be strictly
+/// increasing.
+pub fn encode_timestamps(timestamps: &[i64], out: &mut Vec<u8>) {
+    let samples: Vec<Sample> = timestamps.iter().map(|&t| Sample { t, v: 0.0 }).collect();
+    encode(&samples, out);
+}
+
+/// Decodes a column written by [`encode_timestamps`], appending to `out`.
+/// Never panics; on error `out` is left as it was.
+pub fn decode_timestamps(bytes: &[u8], out: &mut Vec<i64>) -> Result<(), ChunkError> {
+    let mut samples = Vec::new();
+    decode(bytes, &mut samples)?;
+    out.extend(samples.iter().map(|s| s.t));
+    Ok(())
+}
+
+/// Decodes a sealed chunk, appending its samples to `out`. Never panics; on
+/// error `out` is left as it was.
+pub fn decode(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+    decode_with(bytes, None, out)
+}
+
+/// Decodes a sealed chunk whose timestamp column may have been left out in
+/// favour of `shared_timestamps` (see [`encode_with`]). A chunk that needs
+/// the column but gets none, or one of the wrong length, is an error. Never
+/// panics; on error `out` is left as it was.
+pub fn decode_with(bytes: &[u8], shared_timestamps: Option<&[i64]>, out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+    let base = out.len();
+    let r = decode_inner(bytes, shared_timestamps, out);
+    if r.is_err() {
+        out.truncate(base);
+    }
+    r
+}
+
+/// Reads a chunk's header (after checking its checksum) without decoding
+/// the samples.
+pub fn inspect(bytes: &[u8]) -> Result<ChunkInfo, ChunkError> {
+    let mut info = ChunkInfo {
+        samples: 0,
+        scheme: None,
+        zstd: false,
+        time_grid: false,
+        shared_timestamps: false,
+        decimals: None,
+        exceptions: 0,
+        ulp_corrections: false,
+    };
+    let h = parse_header(bytes)?;
+    info.samples = h.n;
+    let Some(flags) = h.flags else { return Ok(info) };
+    info.zstd = flags & FLAG_ZSTD != 0;
+    info.time_grid = flags & FLAG_TIME_GRID != 0;
+    info.shared_timestamps = flags & FLAG_TIME_SHARED != 0;
+    info.ulp_corrections = flags & FLAG_ULP != 0;
+    info.scheme = Some(match flags & SCHEME_MASK {
+        SCHEME_DECIMAL_DELTA => ValueScheme::DecimalDelta,
+        SCHEME_DECIMAL_DOD => ValueScheme::DecimalDeltaOfDelta,
+        SCHEME_DECIMAL_RAW => ValueScheme::DecimalRaw,
+        _ => ValueScheme::Xor,
+    });
+    if info.scheme != Some(ValueScheme::Xor) {
+        with_body(&h, |body| {
+            let mut r = Reader::new(body);
+            let time_values = match (info.shared_timestamps, info.time_grid && h.n > 1) {
+                (true, _) => 0,
+                (false, true) => h.n + 1,
+                (false, false) => h.n,
+            };
+            for _ in 0..time_values {
+                r.uvarint()?;
+            }
+            info.decimals = Some(r.byte()?);
+            info.exceptions = r.uvarint()? as usize;
+            Ok(())
+        })?;
+    }
+    Ok(info)
+}
+
+// ---------------------------------------------------------------------------
+// Encoding.
+
+/// Writes the timestamp column; returns its flag bits.
+///
+/// Two layouts, whichever the entropy estimate favours: delta-of-deltas
+/// (best when the interval drifts or jumps), or offsets from a fixed grid
+/// `t0 + i·step` with `step` the median interval (best for scrapes with
+/// millisecond jitter around a fixed interval: the jitter itself has fewer
+/// distinct values than its differences).
+fn put_timestamps(body: &mut Vec<u8>, samples: &[Sample]) -> u8 {
+    // Wrapping arithmetic: any i64 sequence round-trips, including extremes
+    // whose differences overflow.
+    let t0 = samples[0].t;
+    put_ivarint(body, t0);
+    let n = samples.len();
+    if n == 1 {
+        return 0;
+    }
+    let mut deltas: Vec<i64> = samples.windows(2).map(|w| w[1].t.wrapping_sub(w[0].t)).collect();
+    let dod = |i: usize, d: &[i64]| if i == 0 { d[0] } else { d[i].wrapping_sub(d[i - 1]) };
+    let dod_cost = estimate_bits((0..deltas.len()).map(|i| dod(i, &deltas)));
+    // The mean interval, so that offsets from the grid stay bounded when
+    // the samples jitter around a fixed period (the median can sit off it).
+    let span = (samples[n - 1].t as i128) - (t0 as i128);
+    let step = (span + (n as i128 - 1) / 2).div_euclid(n as i128 - 1) as i64;
+    let offset = |i: usize| samples[i].t.wrapping_sub(t0.wrapping_add(step.wrapping_mul(i as i64)));
+    let grid_cost = ivarint_len(step) as f64 * 8.0 + estimate_bits((1..n).map(offset));
+    if grid_cost < dod_cost {
+        put_ivarint(body, step);
+        for i in 1..n {
+            put_ivarint(body, offset(i));
+        }
+        FLAG_TIME_GRID
+    } else {
+        for i in 0..deltas.len() {
+            put_ivarint(body, dod(i, &deltas));
+        }
+        deltas.clear();
+        0
+    }
+}
+
+/// Estimated size in bits of `values` after entropy coding, used only to
+/// choose between layouts. A two-part code: each value costs its order-0
+/// entropy (`log2(N / count)`), and each distinct value is spelled out once
+/// (its bit length). Repetitive columns are cheap, noisy ones cost about
+/// their magnitude.
+fn estimate_bits(values: impl Iterator<Item = i64>) -> f64 {
+    let mut z: Vec<u64> = values.map(zigzag).collect();
+    z.sort_unstable();
+    let total = z.len() as f64;
+    let mut bits = 0f64;
+    for run in z.chunk_by(|a, b| a == b) {
+        let c = run.len() as f64;
+        bits += c * (total / c).log2() + (65 - run[0].leading_zeros()) as f64;
+    }
+    bits
+}
+
+/// The decoder's formula. The encoder keeps a mantissa only if this exact
+/// expression gives back the original bits.
+#[inline(always)]
+fn decimal_value(m: i64, k: usize) -> f64 {
+    m as f64 / POW10[k]
+}
+
+/// The mantissa `m` with `decimal_value(m, k)` bit-identical to `bits`, if any.
+#[inline]
+fn decimal_fit(bits: u64, k: usize) -> Option<i64> {
+    let m = (f64::from_bits(bits) * POW10[k]).round();
+    // NaN and ±Inf fail the comparison too.
+    if m.is_nan() || m.abs() >= MAX_MANTISSA {
+        return None;
+    }
+    let m = m as i64;
+    (decimal_value(m, k).to_bits() == bits).then_some(m)
+}
+
+/// The mantissa and ULP correction with which `decimal_value(m, k)`, its
+/// bits shifted by the correction, gives back `bits`, if the correction is
+/// small. Exact fits have correction 0.
+#[inline]
+fn near_decimal_fit(bits: u64, k: usize) -> Option<(i64, i64)> {
+    let m = (f64::from_bits(bits) * POW10[k]).round();
+    if m.is_nan() || m.abs() >= MAX_MANTISSA {
+        return None;
+    }
+    let m = m as i64;
+    let c = bits.wrapping_sub(decimal_value(m, k).to_bits()) as i64;
+    (c.unsigned_abs() <= MAX_ULP_CORRECTION as u64).then_some((m, c))
+}
+
+/// The smallest number of decimals for which `fits` holds, searching from
+/// the hint `k` (usually the previous value's).
+fn min_decimals(bits: u64, hint: usize, fits: impl Fn(u64, usize) -> bool) -> Option<usize> {
+    let lowest_from = |k: usize| {
+        let mut k = k;
+        while k > 0 && fits(bits, k - 1) {
+            k -= 1;
+        }
+        k
+    };
+    if fits(bits, hint) {
+        return Some(lowest_from(hint));
+    }
+    // Look above the hint, then below (a value with fewer decimals may
+    // still overflow 2^53 at `hint`).
+    ((hint + 1)..=MAX_DECIMALS).chain((0..hint).rev()).find(|&k| fits(bits, k)).map(lowest_from)
+}
+
+/// The smallest `k` for which at most `max_left_out` values have no fit,
+/// given per-value minimal `k`s.
+fn choose_decimals(samples: &[Sample], max_left_out: usize, fits: impl Fn(u64, usize) -> bool) -> Option<usize> {
+    let mut hist = [0usize; MAX_DECIMALS + 1];
+    let mut hint = 0;
+    let mut left_out = 0;
+    for s in samples {
+        match min_decimals(s.v.to_bits(), hint, &fits) {
+            Some(k) => {
+                hist[k] += 1;
+                hint = k;
+            }
+            None => left_out += 1,
+        }
+    }
+    let mut above = samples.len() - left_out;
+    for (k, &count) in hist.iter().enumerate() {
+        above -= count;
+        if above + left_out <= max_left_out {
+            return Some(k);
+        }
+    }
+    None
+}
+
+/// Writes the value column; returns the scheme bits.
+fn put_values(body: &mut Vec<u8>, samples: &[Sample]) -> u8 {
+    let n = samples.len();
+    // Allow up to n/32 exceptions (at least one, for a trailing staleness
+    // marker) before giving up on a decimal scheme.
+    let max_exceptions = (n / 32).max(1);
+
+    // First choice: exact decimals. Second: decimals with small ULP
+    // corrections (float artefacts of short decimals). Else XOR.
+    let exact = choose_decimals(samples, max_exceptions, |b, k| decimal_fit(b, k).is_some());
+    let near = || choose_decimals(samples, max_exceptions, |b, k| near_decimal_fit(b, k).is_some());
+    let (k, with_ulp) = match exact {
+        Some(k) => (k, false),
+        None => match near() {
+            Some(k) => (k, true),
+            None => {
+                put_xor(body, samples);
+                return SCHEME_XOR;
+            }
+        },
+    };
+    let mut mant = Vec::with_capacity(n);
+    let mut corrections = Vec::with_capacity(if with_ulp { n } else { 0 });
+    let mut exceptions: Vec<(usize, u64)> = Vec::new();
+    let mut prev = 0i64;
+    for (i, s) in samples.iter().enumerate() {
+        let bits = s.v.to_bits();
+        let fit = if with_ulp { near_decimal_fit(bits, k) } else { decimal_fit(bits, k).map(|m| (m, 0)) };
+        match fit {
+            Some((m, c)) => {
+                mant.push(m);
+                corrections.push(c);
+                prev = m;
+            }
+            None => {
+                // Repeat the previous mantissa: a zero delta is cheapest.
+                exceptions.push((i, bits));
+                mant.push(prev);
+                corrections.push(0);
+            }
+        }
+    }
+    if exceptions.len() > max_exceptions {
+        // Values that fit at their own k but overflow 2^53 at the chosen one.
+        put_xor(body, samples);
+        return SCHEME_XOR;
+    }
+    let decimal_start = body.len();
+    let scheme = put_decimal(body, k, &mant, &exceptions, with_ulp.then_some(&corrections[..]));
+    // With many decimals the mantissas are nearly random; XOR planes may
+    // then be smaller, so compare.
+    if (body.len() - decimal_start) / n >= 4 {
+        let mut xor = Vec::with_capacity(n * 8);
+        put_xor(&mut xor, samples);
+        if xor.len() < body.len() - decimal_start {
+            body.truncate(decimal_start);
+            body.extend_from_slice(&xor);
+            return SCHEME_XOR;
+        }
+    }
+    scheme
+}
+
+/// Writes a decimal value column; returns the scheme and flag bits.
+fn put_decimal(body: &mut Vec<u8>, k: usize, mant: &[i64], exceptions: &[(usize, u64)], ulp: Option<&[i64]>) -> u8 {
+    // Mantissas are below 2^53 in magnitude, so deltas and delta-of-deltas
+    // fit in i64 without wrapping.
+    let delta = |i: usize| if i == 0 { mant[0] } else { mant[i] - mant[i - 1] };
+    let dod = |i: usize| if i <= 1 { delta(i) } else { delta(i) - delta(i - 1) };
+    let n = mant.len();
+    let costs = [
+        (estimate_bits((0..n).map(delta)), SCHEME_DECIMAL_DELTA),
+        (estimate_bits((0..n).map(dod)), SCHEME_DECIMAL_DOD),
+        (estimate_bits(mant.iter().copied()), SCHEME_DECIMAL_RAW),
+    ];
+    // Ties go to the earlier (cheaper to decode, more regular) layout.
+    let scheme = costs.iter().fold(costs[0], |best, c| if c.0 < best.0 { *c } else { best }).1;
+    body.push(k as u8);
+    put_uvarint(body, exceptions.len() as u64);
+    let mut prev_i = 0usize;
+    for (j, &(i, bits)) in exceptions.iter().enumerate() {
+        put_uvarint(body, if j == 0 { i } else { i - prev_i - 1 } as u64);
+        body.extend_from_slice(&bits.to_le_bytes());
+        prev_i = i;
+    }
+    for (i, &m) in mant.iter().enumerate() {
+        let x = match scheme {
+            SCHEME_DECIMAL_DELTA => delta(i),
+            SCHEME_DECIMAL_DOD => dod(i),
+            _ => m,
+        };
+        put_ivarint(body, x);
+    }
+    if let Some(corrections) = ulp {
+        for &c in corrections {
+            put_ivarint(body, c);
+        }
+        return scheme | FLAG_ULP;
+    }
+    scheme
+}
+
+fn put_xor(body: &mut Vec<u8>, samples: &[Sample]) {
+    let n = samples.len();
+    let start = body.len();
+    body.resize(start + 8 * n, 0);
+    let planes = &mut body[start..];
+    let mut prev = 0u64;
+    for (i, s) in samples.iter().enumerate() {
+        let bits = s.v.to_bits();
+        let x = (bits ^ prev).to_le_bytes();
+        prev = bits;
+        for (p, b) in x.iter().enumerate() {
+            planes[p * n + i] = *b;
+        }
+    }
+}
+
+thread_local! {
+    // Reused across chunks: creating a zstd context costs more than
+    // (de)compressing a typical chunk.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// zstd-compresses `body` without frame checksum, content size or
+/// dictionary id (the chunk carries its own length and CRC). `None` if zstd
+/// fails, in which case the chunk stays uncompressed.
+fn compress(body: &[u8], level: i32) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            let mut c = zstd::bulk::Compressor::new(level).ok()?;
+            c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(false)).ok()?;
+            c.set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(false)).ok()?;
+            c.set_parameter(zstd::zstd_safe::CParameter::DictIdFlag(false)).ok()?;
+            *slot = Some((level, c));
+        }
+        let (_, c) = slot.as_mut()?;
+        let mut dst = Vec::with_capacity(zstd::zstd_safe::compress_bound(body.len()));
+        c.compress_to_buffer(body, &mut dst).ok()?;
+        Some(dst)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Decoding.
+
+struct Header<'a> {
+    n: usize,
+    /// `None` for an empty chunk.
+    flags: Option<u8>,
+    /// Declared uncompressed length when zstd is used.
+    raw_len: usize,
+    /// Column bytes (compressed or not).
+    payload: &'a [u8],
+}
+
+fn parse_header(bytes: &[u8]) -> Result<Header<'_>, ChunkError> {
+    if bytes.len() < 2 + CRC_LEN {
+        return Err(ChunkError::Corrupt("sealed chunk too short"));
+    }
+    let (data, crc) = bytes.split_at(bytes.len() - CRC_LEN);
+    let want = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    if crc32c::crc32c(data) != want {
+        return Err(ChunkError::Corrupt("sealed chunk checksum mismatch"));
+    }
+    let mut r = Reader::new(data);
+    if r.byte()? != VERSION {
+        return Err(ChunkError::Corrupt("unknown sealed chunk version"));
+    }
+    let n = r.uvarint()?;
+    if n > MAX_SAMPLES as u64 {
+        return Err(ChunkError::Corrupt("sealed chunk declares too many samples"));
+    }
+    let n = n as usize;
+    if n == 0 {
+        if !r.is_empty() {
+            return Err(ChunkError::Corrupt("trailing bytes after empty sealed chunk"));
+        }
+        return Ok(Header { n, flags: None, raw_len: 0, payload: &[] });
+    }
+    let flags = r.byte()?;
+    if flags & !KNOWN_FLAGS != 0
+        || flags & FLAG_TIME_SHARED != 0 && flags & FLAG_TIME_GRID != 0
+        || flags & FLAG_ULP != 0 && flags & SCHEME_MASK == SCHEME_XOR
+    {
+        return Err(ChunkError::Corrupt("unknown sealed chunk flags"));
+    }
+    let mut raw_len = 0;
+    if flags & FLAG_ZSTD != 0 {
+        let l = r.uvarint()?;
+        // The largest legitimate column size: 10-byte varints for the
+        // timestamps, and for the values either 8 planes or an exception
+        // (10 + 8 bytes), a mantissa and a correction varint (10 + 10)
+        // per sample, plus a header.
+        if l > (n as u64) * 48 + 32 {
+            return Err(ChunkError::Corrupt("sealed chunk declares an impossible length"));
+        }
+        // zstd blocks decode to at most 128 KiB each and take at least 3
+        // bytes, so a frame of `len` bytes cannot legitimately expand beyond
+        // this: a small hostile chunk cannot make us reserve much memory.
+        if l > (r.rest().len() as u64 / 3 + 1) * (128 << 10) {
+            return Err(ChunkError::Corrupt("sealed chunk declares an impossible length"));
+        }
+        raw_len = l as usize;
+    }
+    Ok(Header { n, flags: Some(flags), raw_len, payload: r.rest() })
+}
+
+/// Runs `f` on the uncompressed column bytes.
+fn with_body<T>(h: &Header<'_>, f: impl FnOnce(&[u8]) -> Result<T, ChunkError>) -> Result<T, ChunkError> {
+    if h.flags.unwrap_or(0) & FLAG_ZSTD == 0 {
+        return f(h.payload);
+    }
+    SCRATCH.with(|scratch| {
+        // Take the buffer out so that a nested call cannot observe a borrow.
+        let mut buf = std::mem::take(&mut *scratch.borrow_mut());
+        buf.clear();
+        buf.reserve_exact(h.raw_len);
+        let got = DECOMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = zstd::bulk::Decompressor::new().ok();
+            }
+            match slot.as_mut() {
+                // The output buffer's capacity bounds what zstd may write,
+                // so a hostile frame cannot expand beyond the declared size.
+                Some(d) => d.decompress_to_buffer(h.payload, &mut buf).ok(),
+                None => None,
+            }
+        });
+        let r = match got {
+            Some(len) if len == h.raw_len && buf.len() == h.raw_len => f(&buf),
+            _ => Err(ChunkError::Corrupt("sealed chunk zstd data invalid")),
+        };
+        // Do not keep a huge buffer alive after an unusually large chunk.
+        if buf.capacity() <= 1 << 20 {
+            *scratch.borrow_mut() = buf;
+        }
+        r
+    })
+}
+
+fn decode_inner(bytes: &[u8], shared: Option<&[i64]>, out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+    let h = parse_header(bytes)?;
+    let Some(flags) = h.flags else { return Ok(()) };
+    let n = h.n;
+    with_body(&h, |body| {
+        // Every sample takes at least one byte of values, so a count larger
+        // than the body is corrupt; checked before reserving memory.
+        if n > body.len() {
+            return Err(ChunkError::Corrupt("sealed chunk count exceeds its data"));
+        }
+        let mut r = Reader::new(body);
+        let base = out.len();
+        let ts = if flags & FLAG_TIME_SHARED != 0 {
+            let ts = shared.ok_or(ChunkError::Corrupt("sealed chunk needs a shared timestamp column"))?;
+            if ts.len() != n {
+                return Err(ChunkError::Corrupt("shared timestamp column has the wrong length"));
+            }
+            Some(ts)
+        } else {
+            None
+        };
+        // Sized up front: the loops below write by position, not push.
+        out.resize(base + n, Sample::default());
+        let samples = &mut out[base..];
+        match ts {
+            Some(ts) => samples.iter_mut().zip(ts).for_each(|(s, &t)| s.t = t),
+            None => read_timestamps(&mut r, flags & FLAG_TIME_GRID != 0, samples)?,
+        }
+        match flags & SCHEME_MASK {
+            SCHEME_XOR => decode_xor(&mut r, samples)?,
+            scheme => decode_decimal(&mut r, scheme, flags & FLAG_ULP != 0, samples)?,
+        }
+        if !r.is_empty() {
+            return Err(ChunkError::Corrupt("trailing bytes in sealed chunk"));
+        }
+        Ok(())
+    })
+}
+
+/// Fills `samples[..].t` from the timestamp column.
+fn read_timestamps(r: &mut Reader<'_>, grid: bool, samples: &mut [Sample]) -> Result<(), ChunkError> {
+    let Some((first, rest)) = samples.split_first_mut() else { return Ok(()) };
+    let t0 = r.ivarint()?;
+    first.t = t0;
+    if rest.is_empty() {
+        return Ok(());
+    }
+    let mut t = t0;
+    if grid {
+        let step = r.ivarint()?;
+        let mut g = t0;
+        for s in rest {
+            g = g.wrapping_add(step);
+            let next = g.wrapping_add(r.ivarint()?);
+            if next <= t {
+                return Err(ChunkError::Corrupt("sealed chunk timestamps not increasing"));
+            }
+            t = next;
+            s.t = t;
+        }
+        return Ok(());
+    }
+    let mut d = 0i64;
+    for s in rest {
+        d = d.wrapping_add(r.ivarint()?);
+        let next = t.wrapping_add(d);
+        if next <= t {
+            return Err(ChunkError::Corrupt("sealed chunk timestamps not increasing"));
+        }
+        t = next;
+        s.t = t;
     }
     Ok(())
 }
+
+fn decode_decimal(r: &mut Reader<'_>, scheme: u8, ulp: bool, samples: &mut [Sample]) -> Result<(), ChunkError> {
+    let n = samples.len();
+    let k = r.byte()? as usize;
+    if k > MAX_DECIMALS {
+        return Err(ChunkError::Corrupt("sealed chunk decimal exponent out of range"));
+    }
+    let exc_count = r.uvarint()?;
+    if exc_count > n as u64 {
+        return Err(ChunkError::Corrupt("sealed chunk has more exceptions than samples"));
+    }
+    // Exceptions come before the mantissas; remember where, patch after.
+    let exc_start = r.pos;
+    let mut idx = 0u64;
+    for j in 0..exc_count {
+        let gap = r.uvarint()?;
+        idx = if j == 0 { gap } else { idx.saturating_add(gap).saturating_add(1) };
+        if idx >= n as u64 {
+            return Err(ChunkError::Corrupt("sealed chunk exception index out of range"));
+        }
+        r.take(8)?;
+    }
+    let scale = POW10[k];
+    // One loop per layout keeps the hot loops branch-free.
+    match scheme {
+        SCHEME_DECIMAL_RAW => {
+            for s in samples.iter_mut() {
+                s.v = r.ivarint()? as f64 / scale;
+            }
+        }
+        SCHEME_DECIMAL_DELTA => {
+            let mut m = 0i64;
+            for s in samples.iter_mut() {
+                m = m.wrapping_add(r.ivarint()?);
+                s.v = m as f64 / scale;
+            }
+        }
+        _ => {
+            // m_0, then m_1 - m_0, then delta-of-deltas: with d starting at
+            // 0, "d += x; m += d" reproduces all three uniformly.
+            let mut m = r.ivarint()?;
+            samples[0].v = m as f64 / scale;
+            let mut d = 0i64;
+            for s in samples.iter_mut().skip(1) {
+                d = d.wrapping_add(r.ivarint()?);
+                m = m.wrapping_add(d);
+                s.v = m as f64 / scale;
+            }
+        }
+    }
+    if ulp {
+        for s in samples.iter_mut() {
+            let c = r.ivarint()?;
+            s.v = f64::from_bits(s.v.to_bits().wrapping_add(c as u64));
+        }
+    }
+    // Patch the exceptions (indices were validated above).
+    let mut er = Reader::new(&r.buf[exc_start..]);
+    let mut idx = 0usize;
+    for j in 0..exc_count {
+        let gap = er.uvarint()? as usize;
+        idx = if j == 0 { gap } else { idx + gap + 1 };
+        let b = er.take(8)?;
+        let bits = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        samples[idx].v = f64::from_bits(bits);
+    }
+    Ok(())
+}
+
+fn decode_xor(r: &mut Reader<'_>, samples: &mut [Sample]) -> Result<(), ChunkError> {
+    let n = samples.len();
+    let planes = r.take(8 * n)?;
+    let (p0, rest) = planes.split_at(n);
+    let (p1, rest) = rest.split_at(n);
+    let (p2, rest) = rest.split_at(n);
+    let (p3, rest) = rest.split_at(n);
+    let (p4, rest) = rest.split_at(n);
+    let (p5, rest) = rest.split_at(n);
+    let (p6, p7) = rest.split_at(n);
+    let mut bits = 0u64;
+    for (i, s) in samples.iter_mut().enumerate() {
+        let x = u64::from_le_bytes([p0[i], p1[i], p2[i], p3[i], p4[i], p5[i], p6[i], p7[i]]);
+        bits ^= x;
+        s.v = f64::from_bits(bits);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Varints.
+
+#[inline]
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+#[inline]
+fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+#[inline]
+fn put_ivarint(out: &mut Vec<u8>, v: i64) {
+    put_uvarint(out, zigzag(v))
+}
+
+fn uvarint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+#[inline]
+fn ivarint_len(v: i64) -> usize {
+    uvarint_len(zigzag(v))
+}
+
+/// A bounds-checked cursor over bytes.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf, pos: 0 }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or(&[])
+    }
+
+    fn byte(&mut self) -> Result<u8, ChunkError> {
+        let b = *self.buf.get(self.pos).ok_or(ChunkError::Corrupt("sealed chunk truncated"))?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'a [u8], ChunkError> {
+        let end = self.pos.checked_add(len).ok_or(ChunkError::Corrupt("sealed chunk truncated"))?;
+        let s = self.buf.get(self.pos..end).ok_or(ChunkError::Corrupt("sealed chunk truncated"))?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    #[inline(always)]
+    fn uvarint(&mut self) -> Result<u64, ChunkError> {
+        // Fast paths for one- and two-byte varints (zero and small deltas,
+        // the common cases); longer ones take the general loop.
+        if let Some(&b0) = self.buf.get(self.pos) {
+            if b0 < 0x80 {
+                self.pos += 1;
+                return Ok(b0 as u64);
+            }
+            if let Some(&b1) = self.buf.get(self.pos + 1) {
+                if b1 < 0x80 {
+                    self.pos += 2;
+                    return Ok((b0 & 0x7f) as u64 | (b1 as u64) << 7);
+                }
+            }
+        }
+        self.uvarint_slow()
+    }
+
+    #[inline(never)]
+    fn uvarint_slow(&mut self) -> Result<u64, ChunkError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            if shift == 63 && b > 1 {
+                return Err(ChunkError::Corrupt("sealed chunk varint overflows 64 bits"));
+            }
+            v |= ((b & 0x7f) as u64) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(ChunkError::Corrupt("sealed chunk varint too long"))
+    }
+
+    #[inline(always)]
+    fn ivarint(&mut self) -> Result<i64, ChunkError> {
+        self.uvarint().map(unzigzag)
+    }
+}
+
+#[cfg(test)]
+mod tests;

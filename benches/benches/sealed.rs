@@ -1,0 +1,98 @@
+//! Sealed block codec throughput: encode and decode, in samples per second,
+//! on real series from the capture (when present) and on synthetic data.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use tidemark_bench::capture::{default_capture_path, load_capture};
+use tidemark_storage::chunkenc::sealed::{self, EncodeOptions};
+use tidemark_storage::Sample;
+
+/// One 2h block's worth at a 5 s scrape.
+const N: usize = 1440;
+
+fn synthetic() -> Vec<(String, Vec<Sample>)> {
+    let t = |i: usize| 1_795_257_283_731 + i as i64 * 5000 + ((i * 7919) % 5) as i64;
+    let mut c = 0.0f64;
+    let counter: Vec<Sample> = (0..N)
+        .map(|i| {
+            c = ((c * 100.0).round() + ((i * 31) % 17) as f64) / 100.0;
+            Sample::new(t(i), c)
+        })
+        .collect();
+    let mut x = 0.1234567f64;
+    let floats: Vec<Sample> = (0..N)
+        .map(|i| {
+            x = (x * 3.9876).fract() + 1e-3;
+            Sample::new(t(i), x)
+        })
+        .collect();
+    vec![("synthetic_counter_2dp".into(), counter), ("synthetic_full_precision".into(), floats)]
+}
+
+/// The first block window of a few typical series of the capture.
+fn real() -> Vec<(String, Vec<Sample>)> {
+    let path = default_capture_path();
+    let Ok(series) = load_capture(&path) else {
+        eprintln!("capture not found at {}; real-data benches skipped", path.display());
+        return Vec::new();
+    };
+    let wanted = [
+        "node_cpu_seconds_total",
+        "node_scrape_collector_duration_seconds",
+        "go_memstats_alloc_bytes",
+        "prometheus_http_request_duration_seconds_bucket",
+        "node_pressure_cpu_waiting_seconds_total",
+    ];
+    wanted
+        .iter()
+        .filter_map(|name| {
+            let (_, samples) = series.iter().find(|(l, _)| l.metric_name() == Some(name))?;
+            let end = samples.partition_point(|s| s.t.div_euclid(7_200_000) == samples[0].t.div_euclid(7_200_000));
+            Some((name.to_string(), samples[..end].to_vec()))
+        })
+        .collect()
+}
+
+fn sealed_codec(c: &mut Criterion) {
+    let inputs: Vec<_> = synthetic().into_iter().chain(real()).collect();
+    let mut g = c.benchmark_group("sealed");
+    for (name, samples) in &inputs {
+        g.throughput(Throughput::Elements(samples.len() as u64));
+        g.bench_with_input(BenchmarkId::new("encode", name), samples, |b, s| {
+            let mut out = Vec::new();
+            b.iter(|| {
+                out.clear();
+                sealed::encode(s, &mut out);
+                out.len()
+            })
+        });
+        let mut bytes = Vec::new();
+        sealed::encode(samples, &mut bytes);
+        g.bench_with_input(BenchmarkId::new("decode", name), &bytes, |b, bytes| {
+            let mut out = Vec::with_capacity(N);
+            b.iter(|| {
+                out.clear();
+                sealed::decode(bytes, &mut out).expect("decodes");
+                out.len()
+            })
+        });
+        let ts: Vec<i64> = samples.iter().map(|s| s.t).collect();
+        let mut shared = Vec::new();
+        sealed::encode_with(
+            samples,
+            &EncodeOptions { shared_timestamps: Some(&ts), ..Default::default() },
+            &mut shared,
+        );
+        g.bench_with_input(BenchmarkId::new("decode_shared_ts", name), &shared, |b, bytes| {
+            let mut out = Vec::with_capacity(N);
+            b.iter(|| {
+                out.clear();
+                sealed::decode_with(bytes, Some(&ts), &mut out).expect("decodes");
+                out.len()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, sealed_codec);
+criterion_main!(benches);

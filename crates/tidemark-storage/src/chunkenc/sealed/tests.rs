@@ -1,0 +1,646 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::sample::STALE_NAN_BITS;
+
+fn roundtrip(samples: &[Sample]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    encode(samples, &mut bytes);
+    let mut got = Vec::new();
+    decode(&bytes, &mut got).expect("own encoding decodes");
+    assert_eq!(got.len(), samples.len());
+    for (g, s) in got.iter().zip(samples) {
+        assert_eq!(g.t, s.t);
+        assert_eq!(g.v.to_bits(), s.v.to_bits(), "value bits differ at t={}", s.t);
+    }
+    bytes
+}
+
+fn series(start: i64, step: i64, values: impl IntoIterator<Item = f64>) -> Vec<Sample> {
+    values.into_iter().enumerate().map(|(i, v)| Sample::new(start + i as i64 * step, v)).collect()
+}
+
+/// Rewrites the trailing CRC so that hand-made corruption reaches the
+/// structural checks behind it.
+fn reseal(bytes: &mut Vec<u8>) {
+    let len = bytes.len() - CRC_LEN;
+    bytes.truncate(len);
+    let crc = crc32c::crc32c(bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+}
+
+const T0: i64 = 1_795_257_283_731;
+
+#[test]
+fn empty_chunk_round_trips() {
+    let bytes = roundtrip(&[]);
+    assert_eq!(bytes.len(), 1 + 1 + CRC_LEN);
+    assert_eq!(inspect(&bytes).unwrap().samples, 0);
+}
+
+#[test]
+fn single_sample_round_trips() {
+    roundtrip(&[Sample::new(T0, 42.5)]);
+    roundtrip(&[Sample::new(i64::MIN, f64::from_bits(STALE_NAN_BITS))]);
+}
+
+#[test]
+fn special_values_round_trip_bit_exactly() {
+    let specials = [
+        f64::from_bits(STALE_NAN_BITS),
+        f64::NAN,
+        f64::from_bits(0xfff8_0000_0000_0001),
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        -0.0,
+        0.0,
+        f64::MIN_POSITIVE,
+        f64::from_bits(1),
+        -f64::from_bits(0x000f_ffff_ffff_ffff),
+        f64::MAX,
+        f64::MIN,
+        f64::EPSILON,
+    ];
+    roundtrip(&series(T0, 5000, specials));
+}
+
+#[test]
+fn two_decimal_counter_uses_decimal_scheme_and_is_dense() {
+    let mut v = 12_345.67f64;
+    let samples = series(
+        T0,
+        5000,
+        (0..1440).map(|i| {
+            v = ((v * 100.0).round() + ((i * 37) % 11) as f64) / 100.0;
+            v
+        }),
+    );
+    let bytes = roundtrip(&samples);
+    let info = inspect(&bytes).unwrap();
+    assert_eq!(info.decimals, Some(2));
+    assert_eq!(info.exceptions, 0);
+    assert!(matches!(info.scheme, Some(ValueScheme::DecimalDelta | ValueScheme::DecimalDeltaOfDelta)));
+    assert!(bytes.len() < 1440, "{} bytes for 1440 samples", bytes.len());
+}
+
+#[test]
+fn integer_gauge_uses_zero_decimals() {
+    let samples = series(T0, 15_000, (0..500).map(|i| (1_000_000_000 + (i * 4096) % 77_777) as f64));
+    let bytes = roundtrip(&samples);
+    assert_eq!(inspect(&bytes).unwrap().decimals, Some(0));
+}
+
+#[test]
+fn constant_series_on_a_regular_grid_compresses_to_a_few_bytes() {
+    let samples = series(T0, 5000, std::iter::repeat_n(0.000037116, 1440));
+    let bytes = roundtrip(&samples);
+    assert!(bytes.len() < 64, "{} bytes", bytes.len());
+}
+
+#[test]
+fn trailing_stale_marker_is_an_exception_not_a_fallback() {
+    let mut samples = series(T0, 5000, (0..200).map(|i| i as f64 * 0.5));
+    samples.push(Sample::new(T0 + 200 * 5000, f64::from_bits(STALE_NAN_BITS)));
+    let bytes = roundtrip(&samples);
+    let info = inspect(&bytes).unwrap();
+    assert_eq!(info.exceptions, 1);
+    assert_eq!(info.decimals, Some(1));
+}
+
+#[test]
+fn negative_zero_inside_a_decimal_series_is_kept() {
+    let vals = (0..100).map(|i| if i == 50 { -0.0 } else { i as f64 * 0.25 });
+    let bytes = roundtrip(&series(T0, 1000, vals));
+    assert_eq!(inspect(&bytes).unwrap().exceptions, 1);
+}
+
+#[test]
+fn full_precision_floats_fall_back_to_xor() {
+    let mut x = 0.123_456_789_012_345_67f64;
+    let samples = series(
+        T0,
+        5000,
+        (0..300).map(|_| {
+            x = (x * 3.987_654_321).fract() + 1e-3 * x.sqrt();
+            x
+        }),
+    );
+    let bytes = roundtrip(&samples);
+    assert_eq!(inspect(&bytes).unwrap().scheme, Some(ValueScheme::Xor));
+}
+
+#[test]
+fn extreme_timestamps_round_trip() {
+    roundtrip(&[Sample::new(i64::MIN, 1.0), Sample::new(-1, 2.0), Sample::new(i64::MAX, 3.0)]);
+    roundtrip(&[Sample::new(i64::MIN, 1.0), Sample::new(i64::MAX, 3.0)]);
+    roundtrip(&[Sample::new(i64::MAX - 2, 1.0), Sample::new(i64::MAX - 1, 3.0), Sample::new(i64::MAX, 3.0)]);
+}
+
+#[test]
+fn uncompressed_chunks_decode_too() {
+    let samples = series(T0, 5000, (0..300).map(|i| (i % 7) as f64));
+    let mut bytes = Vec::new();
+    encode_with_level(&samples, 0, &mut bytes);
+    assert!(!inspect(&bytes).unwrap().zstd);
+    let mut got = Vec::new();
+    decode(&bytes, &mut got).unwrap();
+    assert_eq!(got, samples);
+}
+
+#[test]
+fn decode_appends_and_leaves_output_untouched_on_error() {
+    let samples = series(T0, 5000, (0..50).map(|i| i as f64));
+    let mut bytes = Vec::new();
+    encode(&samples, &mut bytes);
+    let mut out = vec![Sample::new(1, 1.0)];
+    decode(&bytes, &mut out).unwrap();
+    assert_eq!(out.len(), 51);
+    assert_eq!(out[0], Sample::new(1, 1.0));
+    assert_eq!(&out[1..], &samples[..]);
+
+    let mut out = vec![Sample::new(1, 1.0)];
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    assert!(decode(&bytes, &mut out).is_err());
+    assert_eq!(out, vec![Sample::new(1, 1.0)]);
+}
+
+#[test]
+fn every_single_bit_flip_is_detected() {
+    let samples = series(T0, 5000, (0..64).map(|i| i as f64 * 1.5));
+    let mut bytes = Vec::new();
+    encode(&samples, &mut bytes);
+    for bit in 0..bytes.len() * 8 {
+        let mut b = bytes.clone();
+        b[bit / 8] ^= 1 << (bit % 8);
+        assert!(decode(&b, &mut Vec::new()).is_err(), "flip of bit {bit} went unnoticed");
+    }
+}
+
+#[test]
+fn unknown_version_and_flags_are_rejected() {
+    let mut bytes = Vec::new();
+    encode_with_level(&series(T0, 1, [1.0, 2.0]), 0, &mut bytes);
+    let mut b = bytes.clone();
+    b[0] = 2;
+    reseal(&mut b);
+    assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("unknown sealed chunk version")));
+    for flags in [0b100_0000u8, 0b1000_0000] {
+        let mut b = bytes.clone();
+        b[2] = flags;
+        reseal(&mut b);
+        assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("unknown sealed chunk flags")));
+    }
+}
+
+#[test]
+fn huge_declared_counts_and_lengths_are_rejected_before_allocating() {
+    // Count above the cap.
+    let mut b = vec![VERSION];
+    put_uvarint(&mut b, MAX_SAMPLES as u64 + 1);
+    b.push(0);
+    b.extend_from_slice(&[0; CRC_LEN]);
+    reseal(&mut b);
+    assert!(decode(&b, &mut Vec::new()).is_err());
+
+    // Count within the cap but far larger than the data.
+    let mut b = vec![VERSION];
+    put_uvarint(&mut b, MAX_SAMPLES as u64);
+    b.extend_from_slice(&[SCHEME_XOR, 0, 0, 0, 0]);
+    b.extend_from_slice(&[0; CRC_LEN]);
+    reseal(&mut b);
+    assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("sealed chunk count exceeds its data")));
+
+    // A declared uncompressed length a tiny zstd frame cannot produce.
+    let mut b = vec![VERSION];
+    put_uvarint(&mut b, 1 << 20);
+    b.push(FLAG_ZSTD);
+    put_uvarint(&mut b, 1 << 24);
+    b.extend_from_slice(&[0; 16]);
+    b.extend_from_slice(&[0; CRC_LEN]);
+    reseal(&mut b);
+    assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("sealed chunk declares an impossible length")));
+
+    // A declared uncompressed length beyond what `n` samples can need.
+    let mut b = vec![VERSION, 2, FLAG_ZSTD];
+    put_uvarint(&mut b, 1 << 40);
+    b.extend_from_slice(&[0; CRC_LEN]);
+    reseal(&mut b);
+    assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("sealed chunk declares an impossible length")));
+}
+
+#[test]
+fn zstd_frame_larger_than_declared_is_rejected() {
+    // 1000 samples' worth of columns compressed, but a smaller length declared.
+    let samples = series(T0, 5000, (0..1000).map(|i| i as f64));
+    let mut body = Vec::new();
+    put_timestamps(&mut body, &samples);
+    let scheme = put_values(&mut body, &samples);
+    let frame = compress(&body, 3).unwrap();
+    let mut b = vec![VERSION];
+    put_uvarint(&mut b, 1000);
+    b.push(scheme | FLAG_ZSTD);
+    put_uvarint(&mut b, body.len() as u64 - 1);
+    b.extend_from_slice(&frame);
+    b.extend_from_slice(&[0; CRC_LEN]);
+    reseal(&mut b);
+    assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("sealed chunk zstd data invalid")));
+}
+
+#[test]
+fn non_increasing_timestamps_are_rejected() {
+    // Columns for t = 10, 10: first timestamp 10, delta 0.
+    let mut b = vec![VERSION, 2, SCHEME_DECIMAL_DELTA];
+    put_ivarint(&mut b, 10);
+    put_ivarint(&mut b, 0);
+    b.extend_from_slice(&[0, 0, 0, 0]); // k=0, no exceptions, m=0, delta 0
+    b.extend_from_slice(&[0; CRC_LEN]);
+    reseal(&mut b);
+    assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("sealed chunk timestamps not increasing")));
+}
+
+#[test]
+fn exception_index_out_of_range_is_rejected() {
+    let mut b = vec![VERSION, 1, SCHEME_DECIMAL_DELTA, 0];
+    b.extend_from_slice(&[0, 1, 1]); // k=0, one exception at index 1 (n = 1)
+    b.extend_from_slice(&[0; 8]);
+    b.push(0);
+    b.extend_from_slice(&[0; CRC_LEN]);
+    reseal(&mut b);
+    assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("sealed chunk exception index out of range")));
+}
+
+#[test]
+fn decimal_exponent_out_of_range_is_rejected() {
+    let mut b = vec![VERSION, 1, SCHEME_DECIMAL_DELTA, 0, 23, 0, 0];
+    b.extend_from_slice(&[0; CRC_LEN]);
+    reseal(&mut b);
+    assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("sealed chunk decimal exponent out of range")));
+}
+
+#[test]
+fn varint_helpers_agree() {
+    for v in [0u64, 1, 127, 128, 16_383, 16_384, u64::MAX >> 1, u64::MAX] {
+        let mut b = Vec::new();
+        put_uvarint(&mut b, v);
+        assert_eq!(b.len(), uvarint_len(v));
+        assert_eq!(Reader::new(&b).uvarint(), Ok(v));
+    }
+    for v in [0i64, -1, 1, i64::MIN, i64::MAX] {
+        assert_eq!(unzigzag(zigzag(v)), v);
+    }
+    // An 11th continuation byte, or a 10th byte above 1, overflows.
+    assert!(Reader::new(&[0xff; 11]).uvarint().is_err());
+    let mut b = vec![0xff; 9];
+    b.push(0x02);
+    assert!(Reader::new(&b).uvarint().is_err());
+}
+
+// --- property tests ---------------------------------------------------------
+
+fn any_bits() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        any::<u64>().prop_map(f64::from_bits),
+        Just(f64::from_bits(STALE_NAN_BITS)),
+        Just(f64::NAN),
+        Just(f64::INFINITY),
+        Just(f64::NEG_INFINITY),
+        Just(-0.0),
+        Just(0.0),
+        (1u64..0x000f_ffff_ffff_ffff).prop_map(f64::from_bits),
+        (-1e300f64..1e300),
+        (-1e-300f64..1e-300),
+    ]
+}
+
+fn decimal_value_strategy() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        (-1_000_000_000i64..1_000_000_000, 0u32..6).prop_map(|(m, k)| m as f64 / 10f64.powi(k as i32)),
+        (0i64..1 << 53).prop_map(|m| m as f64),
+    ]
+}
+
+/// Strictly increasing timestamps from `start` with arbitrary gaps, stopping
+/// before overflow.
+fn timestamps(start: i64, gaps: &[u64]) -> Vec<i64> {
+    let mut out = vec![start];
+    let mut t = start;
+    for &g in gaps {
+        match t.checked_add_unsigned(g.max(1)) {
+            Some(next) => {
+                out.push(next);
+                t = next;
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+fn start_strategy() -> impl Strategy<Value = i64> {
+    prop_oneof![Just(i64::MIN), Just(i64::MAX - 1000), any::<i64>(), Just(T0)]
+}
+
+fn gap_strategy() -> impl Strategy<Value = u64> {
+    prop_oneof![4 => Just(5000u64), 2 => 4990u64..5010, 1 => any::<u64>(), 1 => 1u64..3]
+}
+
+proptest! {
+    // Each case runs the full encoder with zstd; keep the count modest.
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn arbitrary_bit_patterns_round_trip(
+        start in start_strategy(),
+        rows in proptest::collection::vec((gap_strategy(), any_bits()), 0..300),
+    ) {
+        let gaps: Vec<u64> = rows.iter().map(|r| r.0).collect();
+        let ts = timestamps(start, &gaps);
+        let samples: Vec<Sample> = ts.iter().zip(rows.iter().map(|r| r.1)).map(|(&t, v)| Sample::new(t, v)).collect();
+        roundtrip(&samples);
+    }
+
+    #[test]
+    fn decimal_friendly_series_round_trip(
+        start in start_strategy(),
+        first in decimal_value_strategy(),
+        steps in proptest::collection::vec((gap_strategy(), -500i64..500), 1..600),
+        decimals in 0u32..4,
+    ) {
+        let gaps: Vec<u64> = steps.iter().map(|r| r.0).collect();
+        let ts = timestamps(start, &gaps);
+        let scale = 10f64.powi(decimals as i32);
+        let mut m = (first * scale).round();
+        let samples: Vec<Sample> = ts.iter().zip(steps.iter()).map(|(&t, &(_, d))| {
+            m += d as f64;
+            Sample::new(t, m / scale)
+        }).collect();
+        let bytes = roundtrip(&samples);
+        let info = inspect(&bytes).unwrap();
+        prop_assert!(info.scheme != Some(ValueScheme::Xor) || samples.len() < 32 || m.abs() > 1e15);
+    }
+
+    #[test]
+    fn mixed_series_round_trip(
+        rows in proptest::collection::vec((gap_strategy(), prop_oneof![3 => decimal_value_strategy(), 1 => any_bits()]), 1..400),
+    ) {
+        let gaps: Vec<u64> = rows.iter().map(|r| r.0).collect();
+        let ts = timestamps(T0, &gaps);
+        let samples: Vec<Sample> = ts.iter().zip(rows.iter().map(|r| r.1)).map(|(&t, v)| Sample::new(t, v)).collect();
+        roundtrip(&samples);
+    }
+
+    #[test]
+    fn truncated_encodings_are_rejected(
+        rows in proptest::collection::vec((gap_strategy(), prop_oneof![decimal_value_strategy(), any_bits()]), 1..200),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let gaps: Vec<u64> = rows.iter().map(|r| r.0).collect();
+        let ts = timestamps(T0, &gaps);
+        let samples: Vec<Sample> = ts.iter().zip(rows.iter().map(|r| r.1)).map(|(&t, v)| Sample::new(t, v)).collect();
+        let mut bytes = Vec::new();
+        encode(&samples, &mut bytes);
+        let len = cut.index(bytes.len());
+        prop_assert!(decode(&bytes[..len], &mut Vec::new()).is_err());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let mut out = Vec::new();
+        if decode(&bytes, &mut out).is_err() {
+            prop_assert!(out.is_empty());
+        }
+        let _ = inspect(&bytes);
+    }
+
+    #[test]
+    fn arbitrary_bodies_behind_a_valid_crc_never_panic(
+        n in 0u64..64,
+        flags in any::<u8>(),
+        body in proptest::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let mut b = vec![VERSION];
+        put_uvarint(&mut b, n);
+        b.push(flags & KNOWN_FLAGS);
+        b.extend_from_slice(&body);
+        b.extend_from_slice(&[0; CRC_LEN]);
+        reseal(&mut b);
+        let _ = decode(&b, &mut Vec::new());
+        let _ = inspect(&b);
+    }
+}
+
+// --- shared timestamp columns ---------------------------------------------
+
+#[test]
+fn shared_timestamps_omit_the_column_and_round_trip() {
+    let samples = series(T0, 5000, (0..1440).map(|i| (i % 13) as f64 * 0.5));
+    let ts: Vec<i64> = samples.iter().map(|s| s.t).collect();
+    let mut own = Vec::new();
+    encode(&samples, &mut own);
+    let mut shared = Vec::new();
+    assert!(encode_with(&samples, &EncodeOptions { shared_timestamps: Some(&ts), ..Default::default() }, &mut shared));
+    assert!(shared.len() < own.len());
+    assert!(inspect(&shared).unwrap().shared_timestamps);
+
+    let mut got = Vec::new();
+    decode_with(&shared, Some(&ts), &mut got).unwrap();
+    assert_eq!(got, samples);
+
+    // Without the column, or with one of the wrong length: a typed error.
+    assert_eq!(
+        decode(&shared, &mut Vec::new()),
+        Err(ChunkError::Corrupt("sealed chunk needs a shared timestamp column"))
+    );
+    assert_eq!(
+        decode_with(&shared, Some(&ts[1..]), &mut Vec::new()),
+        Err(ChunkError::Corrupt("shared timestamp column has the wrong length"))
+    );
+}
+
+#[test]
+fn mismatching_shared_timestamps_are_not_used() {
+    let samples = series(T0, 5000, (0..100).map(|i| i as f64));
+    let mut ts: Vec<i64> = samples.iter().map(|s| s.t).collect();
+    ts[50] += 1;
+    let mut b = Vec::new();
+    assert!(!encode_with(&samples, &EncodeOptions { shared_timestamps: Some(&ts), ..Default::default() }, &mut b));
+    let mut got = Vec::new();
+    decode_with(&b, Some(&ts), &mut got).unwrap();
+    assert_eq!(got, samples, "a chunk with its own column ignores the shared one");
+}
+
+#[test]
+fn timestamp_columns_round_trip_and_are_tiny_for_regular_scrapes() {
+    let ts: Vec<i64> = (0..1440).map(|i| T0 + i * 5000 + (i * 7 % 5)).collect();
+    let mut b = Vec::new();
+    encode_timestamps(&ts, &mut b);
+    let mut got = vec![1];
+    decode_timestamps(&b, &mut got).unwrap();
+    assert_eq!(got[0], 1);
+    assert_eq!(&got[1..], &ts[..]);
+    assert!(b.len() < 600, "{} bytes", b.len());
+}
+
+#[test]
+fn jittered_scrape_timestamps_use_the_grid_layout() {
+    let samples: Vec<Sample> =
+        (0..1440).map(|i| Sample::new(T0 + i * 5000 + [0, 3, 4, 0, 1][i as usize % 5], 1.0)).collect();
+    let bytes = roundtrip(&samples);
+    assert!(inspect(&bytes).unwrap().time_grid);
+}
+
+#[test]
+fn noisy_gauge_stays_decimal() {
+    // A duration gauge: random 6-digit mantissas at 9 decimals.
+    let mut x = 12_345u64;
+    let vals = (0..1000).map(|_| {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((x >> 40) % 400_000 + 100_000) as f64 / 1e9
+    });
+    let bytes = roundtrip(&series(T0, 5000, vals));
+    let info = inspect(&bytes).unwrap();
+    assert_ne!(info.scheme, Some(ValueScheme::Xor));
+    assert_eq!(info.decimals, Some(9));
+}
+
+#[test]
+fn repetitive_gauge_mantissas_are_stored_raw() {
+    // A gauge flipping between a few levels: raw mantissas repeat, deltas
+    // do not.
+    let vals = (0..1000).map(|i| [0.25, 0.5, 0.75][(i * 7 + i / 3) % 3]);
+    let bytes = roundtrip(&series(T0, 5000, vals));
+    assert_eq!(inspect(&bytes).unwrap().scheme, Some(ValueScheme::DecimalRaw));
+}
+
+#[test]
+fn shared_and_grid_flags_together_are_rejected() {
+    let mut b = vec![VERSION, 1, FLAG_TIME_SHARED | FLAG_TIME_GRID, 0, 0, 0];
+    b.extend_from_slice(&[0; CRC_LEN]);
+    reseal(&mut b);
+    assert_eq!(decode_with(&b, Some(&[1]), &mut Vec::new()), Err(ChunkError::Corrupt("unknown sealed chunk flags")));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn shared_timestamp_chunks_round_trip(
+        start in start_strategy(),
+        rows in proptest::collection::vec((gap_strategy(), prop_oneof![3 => decimal_value_strategy(), 1 => any_bits()]), 1..300),
+    ) {
+        let gaps: Vec<u64> = rows.iter().map(|r| r.0).collect();
+        let mut ts = timestamps(start, &gaps);
+        ts.truncate(rows.len());
+        let samples: Vec<Sample> = ts.iter().zip(rows.iter().map(|r| r.1)).map(|(&t, v)| Sample::new(t, v)).collect();
+        let mut col = Vec::new();
+        encode_timestamps(&ts, &mut col);
+        let mut ts2 = Vec::new();
+        decode_timestamps(&col, &mut ts2).unwrap();
+        prop_assert_eq!(&ts2, &ts);
+        let mut b = Vec::new();
+        let opts = EncodeOptions { shared_timestamps: Some(&ts), ..Default::default() };
+        prop_assert!(encode_with(&samples, &opts, &mut b));
+        let mut got = Vec::new();
+        decode_with(&b, Some(&ts2), &mut got).unwrap();
+        prop_assert_eq!(got, samples);
+    }
+}
+
+// --- ULP corrections ------------------------------------------------------
+
+/// `v` moved by `ulps` units in the last place.
+fn nudge(v: f64, ulps: i64) -> f64 {
+    f64::from_bits(v.to_bits().wrapping_add(ulps as u64))
+}
+
+#[test]
+fn float_artefacts_of_short_decimals_use_ulp_corrections() {
+    // A counter in microsecond precision where a quarter of the values are
+    // one ULP off the short decimal (like 11.515870999999999).
+    let vals = (0..1000).map(|i| {
+        let v = (9_983_188 + i * 351_234) as f64 / 1e6;
+        if i % 4 == 1 {
+            nudge(v, -1)
+        } else {
+            v
+        }
+    });
+    let bytes = roundtrip(&series(T0, 5000, vals));
+    let info = inspect(&bytes).unwrap();
+    assert!(info.ulp_corrections);
+    assert_eq!(info.decimals, Some(6));
+    assert_ne!(info.scheme, Some(ValueScheme::Xor));
+}
+
+#[test]
+fn ulp_flag_on_xor_chunks_is_rejected() {
+    let mut b = vec![VERSION, 1, SCHEME_XOR | FLAG_ULP, 0];
+    b.extend_from_slice(&[0; 8]);
+    b.extend_from_slice(&[0; CRC_LEN]);
+    reseal(&mut b);
+    assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("unknown sealed chunk flags")));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn nearly_decimal_series_round_trip(
+        rows in proptest::collection::vec((-1_000_000_000i64..1_000_000_000, -80i64..80, 0u8..4), 1..400),
+        k in 0i32..9,
+    ) {
+        let scale = 10f64.powi(k);
+        let samples: Vec<Sample> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, &(m, ulps, kind))| {
+                let v = m as f64 / scale;
+                // Mostly exact, some nudged (within and beyond the correction
+                // range), a few specials.
+                let v = match kind {
+                    0 | 1 => v,
+                    2 => nudge(v, ulps),
+                    _ => [f64::from_bits(STALE_NAN_BITS), -0.0, f64::INFINITY, nudge(v, 1 << 40)][i % 4],
+                };
+                Sample::new(T0 + i as i64 * 5000, v)
+            })
+            .collect();
+        roundtrip(&samples);
+    }
+}
+
+// --- format fixtures ----------------------------------------------------------
+
+fn fixture_samples() -> Vec<Sample> {
+    vec![
+        Sample::new(1_000, 1.5),
+        Sample::new(6_002, 2.25),
+        Sample::new(11_000, 3.0),
+        Sample::new(16_001, f64::from_bits(STALE_NAN_BITS)),
+    ]
+}
+
+/// Format version 1 bytes of `fixture_samples()` without zstd. Decoders must
+/// keep reading these bytes whatever the encoder does in future.
+const FIXTURE_V1: &str = "010400d00f944e0706020103020000000000f07fac029601960100b5f93147";
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn version_1_fixture_still_decodes_and_encodes_identically() {
+    let mut b = Vec::new();
+    encode_with_level(&fixture_samples(), 0, &mut b);
+    assert_eq!(hex(&b), FIXTURE_V1);
+    let bytes: Vec<u8> =
+        (0..FIXTURE_V1.len()).step_by(2).map(|i| u8::from_str_radix(&FIXTURE_V1[i..i + 2], 16).unwrap()).collect();
+    let mut got = Vec::new();
+    decode(&bytes, &mut got).unwrap();
+    assert_eq!(got, fixture_samples());
+}
