@@ -342,7 +342,7 @@ impl Db {
                 let wal_dir = dir.join("wal");
                 let log = Arc::new(LateWal(OnceLock::new()));
                 let head = Arc::new(Head::new(head_opts(&opts), Some(log.clone() as Arc<dyn CommitLog>)));
-                let wal_opts = WalOptions { segment_size: opts.wal_segment_size, sync: opts.wal_sync.clone() };
+                let wal_opts = WalOptions { segment_size: opts.wal_segment_size, sync: opts.wal_sync };
                 let (wal, stats) = Wal::open_and_replay(&wal_dir, wal_opts, |rec| match rec {
                     Record::Series(s) => {
                         for rs in s {
