@@ -223,6 +223,8 @@ pub struct Head {
     /// Replayed series refs that duplicate another ref's labels → that ref.
     replay_aliases: Mutex<HashMap<u64, u64>>,
     counters: Counters,
+    /// Buffers of finished appenders, reused by new ones.
+    buffer_pool: Mutex<Vec<appender::Buffers>>,
 }
 
 impl std::fmt::Debug for Head {
@@ -256,6 +258,7 @@ impl Head {
             commit_lock: Mutex::new(()),
             replay_aliases: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            buffer_pool: Mutex::new(Vec::new()),
         }
     }
 
