@@ -53,7 +53,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::chunkenc::ChunkSeries;
 use crate::matcher::Matcher;
-use crate::postings::postings_for_matchers;
+use crate::postings::{postings_for_matchers, PostingsIndex};
 use crate::sample::Sample;
 use crate::Labels;
 
@@ -449,7 +449,6 @@ impl Head {
         if matchers.is_empty() && self.covers_head(mint, maxt) && self.min_time() <= self.max_time() {
             return self.index.read().label_names();
         }
-        let mut names: Vec<String> = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for l in self.labels_with_data(matchers, mint, maxt) {
             for p in &l {
@@ -458,14 +457,12 @@ impl Head {
                 }
             }
         }
-        names.extend(seen);
-        names
+        seen.into_iter().collect()
     }
 
     /// Sorted values of label `name` among the series selected by
     /// `matchers` with samples in `[mint, maxt]` (chunk granularity).
     pub fn label_values(&self, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
-        use crate::postings::PostingsIndex;
         if matchers.is_empty() && self.covers_head(mint, maxt) && self.min_time() <= self.max_time() {
             return self.index.read().label_values(name);
         }
@@ -485,7 +482,7 @@ impl Head {
     /// out-of-order data merged).
     pub fn samples_for_block(&self, mint: i64, maxt: i64) -> Vec<(Labels, Vec<Sample>)> {
         let mut out = Vec::new();
-        let refs = self.index.read().all_postings_ref();
+        let refs = self.index.read().all_postings();
         for r in refs {
             let shard = self.series_shard(r).lock();
             let Some(s) = shard.get(&r) else { continue };
@@ -587,13 +584,6 @@ impl Head {
             max_time: self.max_time(),
             memory_bytes: mem as u64,
         }
-    }
-}
-
-impl MemIndex {
-    fn all_postings_ref(&self) -> Vec<u64> {
-        use crate::postings::PostingsIndex;
-        self.all_postings()
     }
 }
 
