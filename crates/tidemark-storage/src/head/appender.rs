@@ -31,8 +31,10 @@ pub struct CommitStats {
 
 /// Appender buffers kept for reuse: at most this many sets...
 const MAX_POOLED: usize = 16;
-/// ...each holding at most this many samples' worth of capacity.
-const MAX_POOLED_SAMPLES: usize = 1 << 20;
+/// ...each holding at most this many samples' (and series') worth of
+/// capacity: scrape-sized batches reuse buffers, a rare huge batch does not
+/// pin its memory.
+const MAX_POOLED_SAMPLES: usize = 1 << 16;
 
 /// An appender's reusable buffers.
 #[derive(Default)]
@@ -91,7 +93,8 @@ impl<'a> HeadAppender<'a> {
         self.batch.clear();
         let batch = std::mem::take(&mut self.batch);
         let mut pool = self.head.buffer_pool.lock();
-        if pool.len() < MAX_POOLED && samples.capacity() <= MAX_POOLED_SAMPLES {
+        if pool.len() < MAX_POOLED && samples.capacity() <= MAX_POOLED_SAMPLES && batch.capacity() <= MAX_POOLED_SAMPLES
+        {
             pool.push(Buffers { samples, batch });
         }
     }
