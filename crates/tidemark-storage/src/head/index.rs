@@ -192,6 +192,28 @@ fn merge_all(lists: &[&Vec<u64>]) -> Vec<u64> {
         [one] => return (*one).clone(),
         _ => {}
     }
+    // Many lists over a dense range of refs (e.g. `instance=~".+"`): a
+    // bitmap over the range is linear in the input.
+    let total: usize = lists.iter().map(|l| l.len()).sum();
+    let lo = lists.iter().filter_map(|l| l.first()).min().copied().unwrap_or(0);
+    let hi = lists.iter().filter_map(|l| l.last()).max().copied().unwrap_or(0);
+    let span = hi.saturating_sub(lo).saturating_add(1);
+    if lists.len() > 16 && span / 64 <= total as u64 {
+        let mut bits = vec![0u64; span.div_ceil(64) as usize];
+        for &r in lists.iter().flat_map(|l| l.iter()) {
+            let i = r - lo;
+            bits[(i / 64) as usize] |= 1 << (i % 64);
+        }
+        let mut out = Vec::with_capacity(total);
+        for (w, &word) in bits.iter().enumerate() {
+            let mut word = word;
+            while word != 0 {
+                out.push(lo + w as u64 * 64 + u64::from(word.trailing_zeros()));
+                word &= word - 1;
+            }
+        }
+        return out;
+    }
     let mut work: Vec<Vec<u64>> = Vec::with_capacity(lists.len().div_ceil(2));
     for pair in lists.chunks(2) {
         work.push(match pair {
@@ -259,5 +281,12 @@ mod tests {
         assert_eq!(merge_all(&refs), vec![0, 1, 2, 3, 4, 9, 10]);
         assert_eq!(merge_all(&refs[..1]), vec![1, 4, 9]);
         assert!(merge_all(&[]).is_empty());
+        // Enough lists to take the bitmap path, with overlaps.
+        let many: Vec<Vec<u64>> = (0..40u64).map(|i| (0..50).map(|k| 1000 + i * 7 + k * 13).collect()).collect();
+        let refs: Vec<&Vec<u64>> = many.iter().collect();
+        let mut want: Vec<u64> = many.iter().flatten().copied().collect();
+        want.sort_unstable();
+        want.dedup();
+        assert_eq!(merge_all(&refs), want);
     }
 }
