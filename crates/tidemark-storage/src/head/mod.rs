@@ -5,8 +5,9 @@
 //! - Series live in `stripes` sharded by `ref % stripes`; each shard is a
 //!   `parking_lot::Mutex` over a map `ref → Box<MemSeries>` (boxed, so
 //!   sparse shard maps stay small), each shard on its own cache line. A
-//!   second set of shards maps the stable hash of a label set to its ref (collisions are
-//!   kept in a side map), so lookups by labels never take a global lock.
+//!   second set of shards maps the stable hash of a label set to its ref
+//!   (collisions are kept in a side map), so lookups by labels never take
+//!   a global lock.
 //! - The inverted index (`name → value → sorted refs`) sits behind one
 //!   `RwLock`; it is written only when series are created or removed.
 //! - Lock order: hash shard → series shard; the index lock is never held
@@ -20,10 +21,17 @@
 //! committed data and the samples buffered before it in the same batch
 //! (Prometheus' `appendable`). [`HeadAppender::commit`] logs new series and
 //! the samples, then applies them. Applying re-checks each sample against
-//! the series only (never against the head's time bounds), so replaying the
-//! log in order rebuilds exactly the same state; samples that lost a race
-//! with another appender's commit are dropped and counted in
-//! [`CommitStats`], as Prometheus does.
+//! the series only (never against the head's time bounds, except the
+//! minimum valid time raised by truncation), so replaying the log in order
+//! rebuilds exactly the same state; samples that lost a race with another
+//! appender's commit are dropped and counted in [`CommitStats`], as
+//! Prometheus does. Uncommitted samples are never visible to readers.
+//!
+//! A series cannot be garbage-collected while it is held: each buffered,
+//! not yet applied sample holds it, and so does the appender that created
+//! it until that appender commits or rolls back. Series records reach the
+//! log lazily: the first commit that uses a series not yet logged (whoever
+//! created it) logs it before its samples.
 //!
 //! Series are created (and indexed) at the first append, as in Prometheus.
 //! A series created by an appender that rolls back is removed again if it
