@@ -8,6 +8,14 @@ use tidemark_storage::Labels;
 
 const SERIES: usize = 10_000;
 
+/// CPU time of the calling thread (Linux `/proc/thread-self/schedstat`).
+/// The benchmark machine is shared, so the `*_cpu` variants report time on
+/// CPU instead of wall time: a fairer single-core figure.
+fn thread_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    Some(Duration::from_nanos(s.split_whitespace().next()?.parse().ok()?))
+}
+
 fn labels(i: usize) -> Labels {
     Labels::new([
         ("__name__", format!("metric_{}", i % 100)),
@@ -42,6 +50,25 @@ fn append(c: &mut Criterion) {
             app.commit().expect("commit")
         })
     });
+
+    if thread_cpu().is_some() {
+        g.bench_function("refs_10k_series_cpu", |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    t += 15_000;
+                    let start = thread_cpu().unwrap_or_default();
+                    let mut app = head.appender();
+                    for (i, &r) in refs.iter().enumerate() {
+                        app.append_ref(r, t, (t / 1000 + i as i64) as f64).expect("append_ref");
+                    }
+                    app.commit().expect("commit");
+                    spent += thread_cpu().unwrap_or_default().saturating_sub(start);
+                }
+                spent
+            })
+        });
+    }
 
     // Remote-write / backfill shape: 10 consecutive samples per series in
     // one batch, so each series' state is touched while it is hot.

@@ -29,6 +29,20 @@ pub struct CommitStats {
     pub series_created: u64,
 }
 
+/// Appender buffers kept for reuse: at most this many sets...
+const MAX_POOLED: usize = 16;
+/// ...each holding at most this many samples' (and series') worth of
+/// capacity: scrape-sized batches reuse buffers, a rare huge batch does not
+/// pin its memory.
+const MAX_POOLED_SAMPLES: usize = 1 << 16;
+
+/// An appender's reusable buffers.
+#[derive(Default)]
+pub(super) struct Buffers {
+    samples: Vec<RefSample>,
+    batch: FxHashMap<u64, Batch>,
+}
+
 /// Per-series state of one batch.
 #[derive(Debug, Clone, Copy)]
 struct Batch {
@@ -68,7 +82,21 @@ impl std::fmt::Debug for HeadAppender<'_> {
 
 impl<'a> HeadAppender<'a> {
     pub(super) fn new(head: &'a Head) -> HeadAppender<'a> {
-        HeadAppender { head, samples: Vec::new(), batch: FxHashMap::default(), created: Vec::new(), done: false }
+        let Buffers { samples, batch } = head.buffer_pool.lock().pop().unwrap_or_default();
+        HeadAppender { head, samples, batch, created: Vec::new(), done: false }
+    }
+
+    /// Returns (emptied) buffers to the head's pool so the next appender
+    /// does not grow them again.
+    fn recycle(&mut self, mut samples: Vec<RefSample>) {
+        samples.clear();
+        self.batch.clear();
+        let batch = std::mem::take(&mut self.batch);
+        let mut pool = self.head.buffer_pool.lock();
+        if pool.len() < MAX_POOLED && samples.capacity() <= MAX_POOLED_SAMPLES && batch.capacity() <= MAX_POOLED_SAMPLES
+        {
+            pool.push(Buffers { samples, batch });
+        }
     }
 
     /// Appends a sample to the series `labels`, creating the series if it
@@ -194,7 +222,9 @@ impl<'a> HeadAppender<'a> {
         let head = self.head;
         let samples = std::mem::take(&mut self.samples);
         let Some(log) = head.log.clone() else {
-            return Ok(self.apply(&samples));
+            let stats = self.apply(&samples);
+            self.recycle(samples);
+            return Ok(stats);
         };
         let _order = head.commit_lock.lock();
         let mut refs: Vec<u64> = self.batch.keys().copied().collect();
@@ -230,7 +260,9 @@ impl<'a> HeadAppender<'a> {
             Some(Record::Samples(s)) => s,
             _ => Vec::new(),
         };
-        Ok(self.apply(&samples))
+        let stats = self.apply(&samples);
+        self.recycle(samples);
+        Ok(stats)
     }
 
     /// Applies the buffered samples and releases this appender's holds.
@@ -287,12 +319,13 @@ impl<'a> HeadAppender<'a> {
 
     fn release(&mut self) {
         let head = self.head;
-        self.samples = Vec::new();
-        for (r, b) in std::mem::take(&mut self.batch) {
+        for (&r, b) in &self.batch {
             if let Some(s) = head.series_shard(r).lock().get_mut(&r) {
                 s.pending = s.pending.saturating_sub(b.buffered);
             }
         }
+        let samples = std::mem::take(&mut self.samples);
+        self.recycle(samples);
         let mut candidates = Vec::new();
         for r in std::mem::take(&mut self.created) {
             let mut shard = head.series_shard(r).lock();

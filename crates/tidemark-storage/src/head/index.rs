@@ -180,17 +180,74 @@ impl PostingsIndex for MemIndex {
     fn postings_for_values(&self, name: &str, values: &[&str]) -> Vec<u64> {
         let Some(vs) = self.postings.get(name) else { return Vec::new() };
         let lists: Vec<&Vec<u64>> = values.iter().filter_map(|v| vs.get(*v)).collect();
-        match lists.as_slice() {
-            [] => Vec::new(),
-            [one] => (*one).clone(),
-            _ => {
-                let mut out: Vec<u64> = lists.iter().flat_map(|l| l.iter().copied()).collect();
-                out.sort_unstable();
-                out.dedup();
-                out
+        merge_all(&lists)
+    }
+}
+
+/// Union of sorted, duplicate-free lists by a balanced tree of pairwise
+/// merges: O(total · log(lists)), no sorting.
+fn merge_all(lists: &[&Vec<u64>]) -> Vec<u64> {
+    match lists {
+        [] => return Vec::new(),
+        [one] => return (*one).clone(),
+        _ => {}
+    }
+    // Many lists over a dense range of refs (e.g. `instance=~".+"`): a
+    // bitmap over the range is linear in the input.
+    let total: usize = lists.iter().map(|l| l.len()).sum();
+    let lo = lists.iter().filter_map(|l| l.first()).min().copied().unwrap_or(0);
+    let hi = lists.iter().filter_map(|l| l.last()).max().copied().unwrap_or(0);
+    let span = hi.saturating_sub(lo).saturating_add(1);
+    if lists.len() > 16 && span / 64 <= total as u64 {
+        let mut bits = vec![0u64; span.div_ceil(64) as usize];
+        for &r in lists.iter().flat_map(|l| l.iter()) {
+            let i = r - lo;
+            bits[(i / 64) as usize] |= 1 << (i % 64);
+        }
+        let mut out = Vec::with_capacity(total);
+        for (w, &word) in bits.iter().enumerate() {
+            let mut word = word;
+            while word != 0 {
+                out.push(lo + w as u64 * 64 + u64::from(word.trailing_zeros()));
+                word &= word - 1;
             }
         }
+        return out;
     }
+    let mut work: Vec<Vec<u64>> = Vec::with_capacity(lists.len().div_ceil(2));
+    for pair in lists.chunks(2) {
+        work.push(match pair {
+            [a, b] => merge_two(a, b),
+            [a] => (*a).clone(),
+            _ => Vec::new(),
+        });
+    }
+    while work.len() > 1 {
+        let mut next = Vec::with_capacity(work.len().div_ceil(2));
+        let mut it = work.into_iter();
+        while let Some(a) = it.next() {
+            next.push(match it.next() {
+                Some(b) => merge_two(&a, &b),
+                None => a,
+            });
+        }
+        work = next;
+    }
+    work.pop().unwrap_or_default()
+}
+
+fn merge_two(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (x, y) = (a[i], b[j]);
+        out.push(x.min(y));
+        i += usize::from(x <= y);
+        j += usize::from(y <= x);
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 #[cfg(test)]
@@ -215,5 +272,21 @@ mod tests {
         assert_eq!(ix.postings("job", "a"), Vec::<u64>::new());
         ix.remove(&[(9, b)]);
         assert!(ix.label_names().is_empty());
+    }
+
+    #[test]
+    fn merge_all_is_a_sorted_union() {
+        let lists: Vec<Vec<u64>> = vec![vec![1, 4, 9], vec![2, 4], vec![], vec![0, 9, 10], vec![3]];
+        let refs: Vec<&Vec<u64>> = lists.iter().collect();
+        assert_eq!(merge_all(&refs), vec![0, 1, 2, 3, 4, 9, 10]);
+        assert_eq!(merge_all(&refs[..1]), vec![1, 4, 9]);
+        assert!(merge_all(&[]).is_empty());
+        // Enough lists to take the bitmap path, with overlaps.
+        let many: Vec<Vec<u64>> = (0..40u64).map(|i| (0..50).map(|k| 1000 + i * 7 + k * 13).collect()).collect();
+        let refs: Vec<&Vec<u64>> = many.iter().collect();
+        let mut want: Vec<u64> = many.iter().flatten().copied().collect();
+        want.sort_unstable();
+        want.dedup();
+        assert_eq!(merge_all(&refs), want);
     }
 }

@@ -5,8 +5,9 @@
 //! - Series live in `stripes` sharded by `ref % stripes`; each shard is a
 //!   `parking_lot::Mutex` over a map `ref → Box<MemSeries>` (boxed, so
 //!   sparse shard maps stay small), each shard on its own cache line. A
-//!   second set of shards maps the stable hash of a label set to its ref (collisions are
-//!   kept in a side map), so lookups by labels never take a global lock.
+//!   second set of shards maps the stable hash of a label set to its ref
+//!   (collisions are kept in a side map), so lookups by labels never take
+//!   a global lock.
 //! - The inverted index (`name → value → sorted refs`) sits behind one
 //!   `RwLock`; it is written only when series are created or removed.
 //! - Lock order: hash shard → series shard; the index lock is never held
@@ -20,10 +21,17 @@
 //! committed data and the samples buffered before it in the same batch
 //! (Prometheus' `appendable`). [`HeadAppender::commit`] logs new series and
 //! the samples, then applies them. Applying re-checks each sample against
-//! the series only (never against the head's time bounds), so replaying the
-//! log in order rebuilds exactly the same state; samples that lost a race
-//! with another appender's commit are dropped and counted in
-//! [`CommitStats`], as Prometheus does.
+//! the series only (never against the head's time bounds, except the
+//! minimum valid time raised by truncation), so replaying the log in order
+//! rebuilds exactly the same state; samples that lost a race with another
+//! appender's commit are dropped and counted in [`CommitStats`], as
+//! Prometheus does. Uncommitted samples are never visible to readers.
+//!
+//! A series cannot be garbage-collected while it is held: each buffered,
+//! not yet applied sample holds it, and so does the appender that created
+//! it until that appender commits or rolls back. Series records reach the
+//! log lazily: the first commit that uses a series not yet logged (whoever
+//! created it) logs it before its samples.
 //!
 //! Series are created (and indexed) at the first append, as in Prometheus.
 //! A series created by an appender that rolls back is removed again if it
@@ -53,7 +61,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::chunkenc::ChunkSeries;
 use crate::matcher::Matcher;
-use crate::postings::postings_for_matchers;
+use crate::postings::{postings_for_matchers, PostingsIndex};
 use crate::sample::Sample;
 use crate::Labels;
 
@@ -223,6 +231,8 @@ pub struct Head {
     /// Replayed series refs that duplicate another ref's labels → that ref.
     replay_aliases: Mutex<HashMap<u64, u64>>,
     counters: Counters,
+    /// Buffers of finished appenders, reused by new ones.
+    buffer_pool: Mutex<Vec<appender::Buffers>>,
 }
 
 impl std::fmt::Debug for Head {
@@ -256,6 +266,7 @@ impl Head {
             commit_lock: Mutex::new(()),
             replay_aliases: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            buffer_pool: Mutex::new(Vec::new()),
         }
     }
 
@@ -446,7 +457,6 @@ impl Head {
         if matchers.is_empty() && self.covers_head(mint, maxt) && self.min_time() <= self.max_time() {
             return self.index.read().label_names();
         }
-        let mut names: Vec<String> = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for l in self.labels_with_data(matchers, mint, maxt) {
             for p in &l {
@@ -455,14 +465,12 @@ impl Head {
                 }
             }
         }
-        names.extend(seen);
-        names
+        seen.into_iter().collect()
     }
 
     /// Sorted values of label `name` among the series selected by
     /// `matchers` with samples in `[mint, maxt]` (chunk granularity).
     pub fn label_values(&self, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
-        use crate::postings::PostingsIndex;
         if matchers.is_empty() && self.covers_head(mint, maxt) && self.min_time() <= self.max_time() {
             return self.index.read().label_values(name);
         }
@@ -482,7 +490,7 @@ impl Head {
     /// out-of-order data merged).
     pub fn samples_for_block(&self, mint: i64, maxt: i64) -> Vec<(Labels, Vec<Sample>)> {
         let mut out = Vec::new();
-        let refs = self.index.read().all_postings_ref();
+        let refs = self.index.read().all_postings();
         for r in refs {
             let shard = self.series_shard(r).lock();
             let Some(s) = shard.get(&r) else { continue };
@@ -584,13 +592,6 @@ impl Head {
             max_time: self.max_time(),
             memory_bytes: mem as u64,
         }
-    }
-}
-
-impl MemIndex {
-    fn all_postings_ref(&self) -> Vec<u64> {
-        use crate::postings::PostingsIndex;
-        self.all_postings()
     }
 }
 

@@ -697,3 +697,47 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn truncation_concurrent_with_appends_keeps_everything_newer() {
+    let h = Head::new(HeadOptions { stripes: 8, chunk_range: 50_000, ..HeadOptions::default() }, None);
+    let n = 20;
+    let steps = 1500i64;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            let mut refs = Vec::new();
+            let mut app = h.appender();
+            for i in 0..n {
+                refs.push(app.append(&lbl(&[("__name__", "m"), ("i", &i.to_string())]), 1000, 0.0).unwrap());
+            }
+            app.commit().unwrap();
+            for t in 2..=steps {
+                let mut app = h.appender();
+                for &r in &refs {
+                    app.append_ref(r, t * 1000, t as f64).unwrap();
+                }
+                let st = app.commit().unwrap();
+                assert_eq!(st.samples_applied, n as u64, "nothing newer than the cut is dropped");
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        sc.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let max = h.max_time();
+                if max > 20_000 {
+                    assert!(h.truncate(max - 20_000).is_empty(), "no series becomes empty");
+                }
+                std::thread::yield_now();
+            }
+        });
+    });
+    let cut = h.min_valid_time().max(1000);
+    let want: Vec<i64> = (1..=steps).map(|t| t * 1000).filter(|&t| t >= cut).collect();
+    let sel = h.select(&[], i64::MIN, i64::MAX);
+    assert_eq!(sel.len(), n);
+    for s in &sel {
+        let ts: Vec<i64> = merged(s).iter().map(|x| x.t).collect();
+        assert_eq!(ts, want);
+    }
+}
