@@ -582,10 +582,12 @@ impl Inner {
             if !force && !ready {
                 break;
             }
-            // Unless forced, `ready` guarantees that no sample below `end` can
-            // be accepted any more (in-order appends must be within half a
-            // range of the newest sample, out-of-order ones within the
-            // window), so nothing slips in between collecting and truncating.
+            // From here on no sample below `end` can be applied, so nothing
+            // slips in between copying the range and truncating it. (Unless
+            // forced, `ready` already implies it: in-order appends must be
+            // within half a range of the newest sample, out-of-order ones
+            // within the window.)
+            self.head.set_min_valid_time(end);
             let series = self.head.samples_for_block(start, end);
             if !series.is_empty() {
                 let meta =

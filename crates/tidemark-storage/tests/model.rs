@@ -59,7 +59,8 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn labels(s: usize) -> Labels {
-    Labels::new([("__name__", "m"), ("series", &s.to_string()), ("even", if s.is_multiple_of(2) { "yes" } else { "" })]).unwrap()
+    Labels::new([("__name__", "m"), ("series", &s.to_string()), ("even", if s.is_multiple_of(2) { "yes" } else { "" })])
+        .unwrap()
 }
 
 struct Model {

@@ -317,6 +317,16 @@ impl Head {
         self.min_valid_time.load(Ordering::Acquire)
     }
 
+    /// Raises the oldest timestamp the head accepts to `t` without dropping
+    /// anything. Commits apply under the truncation lock, so once this
+    /// returns no sample below `t` can be applied: the database calls it
+    /// before copying a range out to a block, so nothing lands in the range
+    /// between the copy and the truncation.
+    pub fn set_min_valid_time(&self, t: i64) {
+        let _t = self.truncate_lock.write();
+        self.min_valid_time.fetch_max(t, Ordering::AcqRel);
+    }
+
     /// Re-creates a series from the log with its original ref. Refs created
     /// later are greater than every replayed ref. A second ref for labels
     /// that already exist becomes an alias of the first.

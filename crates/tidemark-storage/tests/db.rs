@@ -1,0 +1,333 @@
+//! End-to-end behaviour of the `Db` facade: lifecycle, persistence,
+//! retention, snapshots, quarantine and concurrency.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidemark_storage::{AppendError, Db, Error, LabelError, Labels, MatchOp, Matcher, NameValidation, Sample};
+
+const MIN: i64 = 60_000;
+
+fn series(i: usize) -> Labels {
+    Labels::new([("__name__", "req_total"), ("instance", &format!("host-{i}")), ("job", "api")]).unwrap()
+}
+
+fn builder(dir: &Path) -> tidemark_storage::DbBuilder {
+    Db::builder(dir).block_range(10 * MIN).maintenance_interval(None)
+}
+
+/// Appends `n_series` series at every `step` in `[from, to)`, value = t.
+fn fill(db: &Db, n_series: usize, from: i64, to: i64, step: i64) {
+    let mut t = from;
+    while t < to {
+        let mut app = db.appender();
+        for i in 0..n_series {
+            app.append(&series(i), t, t as f64).unwrap();
+        }
+        app.commit().unwrap();
+        t += step;
+    }
+}
+
+fn all(db: &Db, mint: i64, maxt: i64) -> Vec<(Labels, Vec<Sample>)> {
+    db.querier(mint, maxt)
+        .select(&[Matcher::equal("__name__", "req_total")])
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.labels().clone(), s.samples().unwrap()))
+        .collect()
+}
+
+fn count(db: &Db) -> usize {
+    all(db, i64::MIN, i64::MAX).iter().map(|(_, s)| s.len()).sum()
+}
+
+#[test]
+fn a_locked_directory_cannot_be_opened_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = builder(dir.path()).open().unwrap();
+    assert!(matches!(builder(dir.path()).open(), Err(Error::Locked(_))));
+    db.close().unwrap();
+    let again = builder(dir.path()).open().unwrap();
+    again.close().unwrap();
+}
+
+#[test]
+fn reopen_restores_committed_samples_but_not_rolled_back_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = builder(dir.path()).open().unwrap();
+        fill(&db, 5, 0, 10 * 15_000, 15_000);
+        let mut app = db.appender();
+        app.append(&series(99), 1_000_000, 1.0).unwrap();
+        app.rollback();
+        db.close().unwrap();
+    }
+    let db = builder(dir.path()).open().unwrap();
+    let got = all(&db, i64::MIN, i64::MAX);
+    assert_eq!(got.len(), 5);
+    assert!(got.iter().all(|(_, s)| s.len() == 10));
+    assert_eq!(got[0].1[3], Sample::new(45_000, 45_000.0));
+}
+
+#[test]
+fn data_moves_from_head_to_blocks_and_reads_back_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = builder(dir.path()).open().unwrap();
+    fill(&db, 20, 0, 60 * MIN, 15_000);
+    let before = all(&db, i64::MIN, i64::MAX);
+    assert!(db.persist_head().unwrap() >= 4, "complete ranges are persisted");
+    assert!(!db.blocks().is_empty());
+    assert_eq!(all(&db, i64::MIN, i64::MAX), before, "same answer from blocks + head");
+    // Partial ranges straddling block and head.
+    let cut = all(&db, 7 * MIN + 1, 33 * MIN - 1);
+    for (_, s) in &cut {
+        assert_eq!(s.first().unwrap().t, 7 * MIN + 15_000);
+        assert_eq!(s.last().unwrap().t, 33 * MIN - 15_000);
+    }
+    db.compact().unwrap();
+    assert!(db.stats().compactions > 0);
+    assert_eq!(all(&db, i64::MIN, i64::MAX), before, "same answer after compaction");
+    db.close().unwrap();
+    let db = builder(dir.path()).open().unwrap();
+    assert_eq!(all(&db, i64::MIN, i64::MAX), before, "same answer after reopen");
+}
+
+#[test]
+fn wal_stays_bounded_as_the_head_is_persisted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = builder(dir.path()).wal_segment_size(64 << 10).open().unwrap();
+    let mut peak = 0;
+    for hour in 0..6 {
+        fill(&db, 50, hour * 60 * MIN, (hour + 1) * 60 * MIN, 15_000);
+        db.maintain().unwrap();
+        peak = peak.max(db.stats().wal_bytes);
+    }
+    let st = db.stats();
+    assert!(st.head_persists >= 30, "{st:?}");
+    // Six hours of data went through the WAL; at most ~1.5 block ranges
+    // (15 of 360 minutes) may remain in it.
+    let all_samples = 50 * 6 * 240;
+    assert!(st.wal_bytes < peak * 2 / 3 || st.wal_bytes < (all_samples as u64) * 2, "{st:?} peak {peak}");
+    assert_eq!(count(&db), all_samples);
+}
+
+#[test]
+fn time_retention_deletes_wholly_expired_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = builder(dir.path())
+        .retention_time(Some(Duration::from_secs(30 * 60)))
+        .max_block_range(Some(10 * MIN))
+        .open()
+        .unwrap();
+    fill(&db, 3, 0, 120 * MIN, 60_000);
+    db.maintain().unwrap();
+    let st = db.stats();
+    assert!(st.retention_time_deletions > 0, "{st:?}");
+    let newest = 120 * MIN - 60_000;
+    for (_, s) in all(&db, i64::MIN, i64::MAX) {
+        // Everything within the retention period is still there...
+        assert!(s.iter().any(|x| x.t <= newest - 30 * MIN));
+        // ...and nothing from blocks that ended before the cutoff.
+        assert!(s.first().unwrap().t >= newest - 30 * MIN - 10 * MIN, "first {}", s.first().unwrap().t);
+    }
+}
+
+#[test]
+fn size_retention_keeps_the_directory_under_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit = 200_000;
+    let db = builder(dir.path())
+        .retention_time(None)
+        .retention_size(Some(limit))
+        .block_encoding(tidemark_storage::chunkenc::Encoding::Xor)
+        .max_block_range(Some(10 * MIN))
+        .wal_segment_size(32 << 10)
+        .open()
+        .unwrap();
+    for hour in 0..8 {
+        fill(&db, 100, hour * 60 * MIN, (hour + 1) * 60 * MIN, 15_000);
+        db.maintain().unwrap();
+    }
+    let st = db.stats();
+    assert!(st.retention_size_deletions > 0, "{st:?}");
+    assert!(st.block_bytes + st.wal_bytes <= limit, "{st:?}");
+    // The newest data is kept.
+    let got = all(&db, 8 * 60 * MIN - MIN, i64::MAX);
+    assert_eq!(got.len(), 100);
+}
+
+#[test]
+fn snapshot_opens_as_a_database_with_every_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = tempfile::tempdir().unwrap();
+    let db = builder(dir.path()).open().unwrap();
+    fill(&db, 10, 0, 45 * MIN, 30_000);
+    db.persist_head().unwrap();
+    assert!(!db.blocks().is_empty());
+    let want = all(&db, i64::MIN, i64::MAX);
+    db.snapshot(&snap.path().join("s"), false).unwrap();
+    let copy = builder(&snap.path().join("s")).open().unwrap();
+    assert_eq!(all(&copy, i64::MIN, i64::MAX), want);
+    // Without the head only persisted data is in the snapshot.
+    db.snapshot(&snap.path().join("blocks-only"), true).unwrap();
+    let blocks_only = builder(&snap.path().join("blocks-only")).open().unwrap();
+    assert!(count(&blocks_only) < want.iter().map(|(_, s)| s.len()).sum::<usize>());
+}
+
+#[test]
+fn a_corrupt_block_is_quarantined_and_the_rest_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = builder(dir.path()).open().unwrap();
+        fill(&db, 4, 0, 40 * MIN, 60_000);
+        db.persist_head().unwrap();
+        db.close().unwrap();
+    }
+    let blocks: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("meta.json").exists())
+        .collect();
+    assert!(blocks.len() >= 2);
+    let victim = blocks[0].path();
+    let index = victim.join("index");
+    let mut bytes = std::fs::read(&index).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&index, bytes).unwrap();
+
+    let db = builder(dir.path()).open().unwrap();
+    assert_eq!(db.stats().quarantined_blocks, 1);
+    assert!(dir.path().join("quarantine").join(victim.file_name().unwrap()).exists());
+    assert_eq!(db.blocks().len(), blocks.len() - 1);
+    assert!(count(&db) > 0);
+}
+
+#[test]
+fn in_memory_database_works_without_a_directory() {
+    let db = Db::builder_in_memory()
+        .retention_time(Some(Duration::from_secs(600)))
+        .maintenance_interval(None)
+        .open()
+        .unwrap();
+    fill(&db, 3, 0, 60 * MIN, 60_000);
+    assert_eq!(count(&db), 180);
+    db.maintain().unwrap();
+    let left = all(&db, i64::MIN, i64::MAX);
+    assert!(left[0].1.first().unwrap().t >= 59 * MIN - 10 * MIN - 2 * 60 * MIN / 2, "old data trimmed");
+    assert!(left[0].1.len() < 60);
+    assert_eq!(db.stats().wal_bytes, 0);
+}
+
+#[test]
+fn appends_are_validated() {
+    let db = Db::builder_in_memory().name_validation(NameValidation::Legacy).open().unwrap();
+    let mut app = db.appender();
+    let dotted = Labels::new([("__name__", "http.requests")]).unwrap();
+    assert!(matches!(app.append(&dotted, 0, 1.0), Err(AppendError::InvalidLabels(LabelError::InvalidMetricName(_)))));
+    let nameless = Labels::new([("job", "x")]).unwrap();
+    assert!(matches!(app.append(&nameless, 0, 1.0), Err(AppendError::InvalidLabels(LabelError::MissingMetricName))));
+    let ok = Labels::new([("__name__", "up")]).unwrap();
+    let r = app.append(&ok, 10, 1.0).unwrap();
+    app.append_ref(r, 20, 2.0).unwrap();
+    assert!(matches!(app.append_ref(r, 15, 2.0), Err(AppendError::OutOfOrder { .. })));
+    app.commit().unwrap();
+    let mut app = db.appender();
+    app.append_ref(r, 20, 2.0).unwrap(); // identical duplicate: accepted silently
+    assert!(matches!(app.append_ref(r, 20, 3.0), Err(AppendError::DuplicateTimestamp { t: 20 })));
+    app.commit().unwrap();
+    db.close().unwrap();
+    assert!(matches!(db.appender().commit(), Err(Error::Closed)));
+}
+
+#[test]
+fn out_of_order_window_accepts_late_samples_durably() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || builder(dir.path()).out_of_order_window(Duration::from_secs(30 * 60)).open().unwrap();
+    {
+        let db = open();
+        let s = series(0);
+        let mut app = db.appender();
+        for t in (0..60).map(|m| m * MIN) {
+            if t % (2 * MIN) == 0 {
+                app.append(&s, t, t as f64).unwrap();
+            }
+        }
+        app.commit().unwrap();
+        // Late samples for the odd minutes within the last 30 minutes.
+        let mut app = db.appender();
+        for m in (31..60).step_by(2) {
+            app.append(&s, m * MIN, (m * MIN) as f64).unwrap();
+        }
+        assert!(matches!(app.append(&s, MIN, 1.0), Err(AppendError::TooOld { .. })), "outside the window");
+        app.commit().unwrap();
+        // 59 min is newer than the last sample (58 min): in order.
+        assert_eq!(db.stats().out_of_order_samples_appended, 14);
+        db.close().unwrap();
+    }
+    let db = open();
+    let got = &all(&db, i64::MIN, i64::MAX)[0].1;
+    assert_eq!(got.len(), 30 + 15, "replayed from the WAL");
+    assert!(got.windows(2).all(|w| w[0].t < w[1].t));
+    db.flush_head().unwrap();
+    assert_eq!(all(&db, i64::MIN, i64::MAX)[0].1, *got, "persisted into blocks");
+}
+
+#[test]
+fn concurrent_appends_queries_and_maintenance_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(
+        Db::builder(dir.path())
+            .block_range(10 * MIN)
+            .maintenance_interval(Some(Duration::from_millis(5)))
+            .open()
+            .unwrap(),
+    );
+    // Writers stay within a few steps of each other: a writer that falls
+    // more than half a block range behind the newest sample is rejected as
+    // out of bounds, correctly.
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let db = db.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                for step in 0..400i64 {
+                    if step % 5 == 0 {
+                        barrier.wait();
+                    }
+                    let mut app = db.appender();
+                    for i in 0..10 {
+                        app.append(&series(w * 10 + i), step * 15_000, step as f64).unwrap();
+                    }
+                    app.commit().unwrap();
+                }
+            })
+        })
+        .collect();
+    let reader = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let mut reads = 0;
+            for _ in 0..200 {
+                let q = db.querier(0, i64::MAX);
+                let m = Matcher::new(MatchOp::Regex, "instance", "host-1.*").unwrap();
+                for s in q.select(&[m]).unwrap() {
+                    let samples = s.samples().unwrap();
+                    assert!(samples.windows(2).all(|w| w[0].t < w[1].t));
+                    reads += samples.len();
+                }
+            }
+            reads
+        })
+    };
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(reader.join().unwrap() > 0);
+    db.maintain().unwrap();
+    assert_eq!(count(&db), 20 * 400);
+    assert!(db.stats().head_persists > 0);
+}
