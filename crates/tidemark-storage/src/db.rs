@@ -256,6 +256,22 @@ struct Inner {
     maintenance: Mutex<()>,
     counters: Counters,
     closed: AtomicBool,
+    /// Wakes the background thread early (size pressure).
+    wake: Mutex<Option<mpsc::Sender<Wake>>>,
+    /// Set when the disk holds more than `retention_size` and retention
+    /// could not bring it under: commits fail with [`Error::StorageFull`].
+    storage_full: AtomicBool,
+    /// Last time (ms since open) a commit looked at the disk usage.
+    last_size_check: AtomicU64,
+    opened_at: std::time::Instant,
+}
+
+/// Messages to the maintenance thread.
+enum Wake {
+    /// Run maintenance now.
+    Now,
+    /// Exit.
+    Stop,
 }
 
 /// An embeddable time-series database.
@@ -277,7 +293,7 @@ struct Inner {
 /// ```
 pub struct Db {
     inner: Arc<Inner>,
-    background: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
+    background: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -372,6 +388,10 @@ impl Db {
             maintenance: Mutex::new(()),
             counters: Counters::default(),
             closed: AtomicBool::new(false),
+            wake: Mutex::new(None),
+            storage_full: AtomicBool::new(false),
+            last_size_check: AtomicU64::new(0),
+            opened_at: started,
         });
         inner.counters.quarantined.store(quarantined, Ordering::Relaxed);
         inner.apply_retention()?;
@@ -382,31 +402,28 @@ impl Db {
 
     fn start_background(&self) {
         let Some(interval) = self.inner.opts.maintenance_interval else { return };
-        let (tx, rx) = mpsc::channel::<()>();
+        let (tx, rx) = mpsc::channel::<Wake>();
         let inner = self.inner.clone();
         let handle = std::thread::Builder::new()
             .name("tidemark-maintenance".into())
             .spawn(move || loop {
                 match rx.recv_timeout(interval) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                    Ok(Wake::Now) | Err(mpsc::RecvTimeoutError::Timeout) => {
                         if let Err(e) = inner.maintain() {
                             tracing::error!(error = %e, "background maintenance failed");
                         }
                     }
-                    _ => return,
+                    Ok(Wake::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 }
             })
             .expect("spawning the maintenance thread");
-        *self.background.lock() = Some((tx, handle));
+        *self.inner.wake.lock() = Some(tx);
+        *self.background.lock() = Some(handle);
     }
 
     /// A batch of appends, applied atomically by [`Appender::commit`].
     pub fn appender(&self) -> Appender<'_> {
-        Appender {
-            inner: self.inner.head.appender(),
-            validation: self.inner.opts.name_validation,
-            closed: &self.inner.closed,
-        }
+        Appender { head: self.inner.head.appender(), db: &self.inner }
     }
 
     /// A read view over `[mint, maxt]` (inclusive, ms).
@@ -518,8 +535,10 @@ impl Db {
         if self.inner.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        if let Some((tx, handle)) = self.background.lock().take() {
-            drop(tx);
+        if let Some(tx) = self.inner.wake.lock().take() {
+            let _ = tx.send(Wake::Stop);
+        }
+        if let Some(handle) = self.background.lock().take() {
             let _ = handle.join();
         }
         let _g = self.inner.maintenance.lock();
@@ -539,6 +558,17 @@ impl Drop for Db {
     }
 }
 
+/// Which head ranges to write to blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PersistMode {
+    /// Ranges no accepted sample can reach any more (the normal case).
+    Ready,
+    /// Ranges the newest sample has passed (under size pressure).
+    Complete,
+    /// Everything, including the range still being written.
+    All,
+}
+
 fn level1() -> CompactionMeta {
     CompactionMeta::level1()
 }
@@ -554,12 +584,66 @@ impl Inner {
 
     fn maintain(&self) -> Result<(), Error> {
         let _g = self.maintenance.lock();
+        // Retention first: never spend disk and CPU compacting blocks that
+        // are about to be deleted.
+        self.apply_retention()?;
         if self.disk.is_some() {
             self.persist_head(false)?;
+            if self.over_size_limit() {
+                // The WAL counts against the limit too: cut every complete
+                // range out of the head now so the WAL can be checkpointed.
+                self.persist_head_ranges(PersistMode::Complete)?;
+            }
             self.compact_all()?;
+            self.apply_retention()?;
         }
-        self.apply_retention()?;
+        self.update_storage_full();
         Ok(())
+    }
+
+    fn disk_usage(&self) -> DiskUsage {
+        let Some(disk) = &self.disk else { return DiskUsage::default() };
+        DiskUsage {
+            blocks: self.blocks.read().iter().map(|b| b.size_bytes()).sum(),
+            wal: disk.wal.size_bytes(),
+            quarantine: dir_size(&disk.dir.join("quarantine")),
+        }
+    }
+
+    fn over_size_limit(&self) -> bool {
+        self.opts.retention_size.is_some_and(|limit| self.disk_usage().total() > limit)
+    }
+
+    /// Refuses writes while over the size limit with nothing left to delete.
+    fn update_storage_full(&self) {
+        let full = self.over_size_limit() && self.blocks.read().is_empty();
+        if full != self.storage_full.swap(full, Ordering::Relaxed) {
+            if full {
+                tracing::error!(usage = ?self.disk_usage(), limit = ?self.opts.retention_size, "over the size limit with no block left to delete: refusing writes");
+            } else {
+                tracing::info!("back under the size limit: accepting writes");
+            }
+        }
+    }
+
+    /// After a commit: at most once a second, compare disk usage with the
+    /// size limit and wake maintenance early instead of waiting for its tick.
+    fn check_size_pressure(&self) {
+        if self.opts.retention_size.is_none() {
+            return;
+        }
+        let now = self.opened_at.elapsed().as_millis() as u64;
+        let last = self.last_size_check.load(Ordering::Relaxed);
+        if now < last + 1000
+            || self.last_size_check.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        if self.over_size_limit() {
+            if let Some(tx) = self.wake.lock().as_ref() {
+                let _ = tx.send(Wake::Now);
+            }
+        }
     }
 
     /// Writes head ranges to blocks. A range `[start, start + block_range)`
@@ -568,6 +652,10 @@ impl Inner {
     /// out-of-order window has moved past it (so no accepted sample can land
     /// in it afterwards). `force` writes everything.
     fn persist_head(&self, force: bool) -> Result<usize, Error> {
+        self.persist_head_ranges(if force { PersistMode::All } else { PersistMode::Ready })
+    }
+
+    fn persist_head_ranges(&self, mode: PersistMode) -> Result<usize, Error> {
         let Some(disk) = &self.disk else { return Ok(0) };
         let range = self.opts.block_range;
         let mut written = 0;
@@ -579,7 +667,12 @@ impl Inner {
             let start = align_down(hmin, range);
             let end = start.saturating_add(range);
             let ready = hmax >= end.saturating_add(range / 2) && hmax.saturating_sub(self.opts.ooo_window_ms()) >= end;
-            if !force && !ready {
+            let go = match mode {
+                PersistMode::Ready => ready,
+                PersistMode::Complete => hmax >= end,
+                PersistMode::All => true,
+            };
+            if !go {
                 break;
             }
             // From here on no sample below `end` can be applied, so nothing
@@ -693,38 +786,63 @@ impl Inner {
 
 /// One batch of appends to a [`Db`].
 pub struct Appender<'a> {
-    inner: HeadAppender<'a>,
-    validation: NameValidation,
-    closed: &'a AtomicBool,
+    head: HeadAppender<'a>,
+    db: &'a Inner,
 }
 
 impl Appender<'_> {
     /// Appends a sample to the series `labels` (created if new) and returns
     /// its reference for [`Appender::append_ref`].
     pub fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<u64, AppendError> {
-        labels.validate(self.validation)?;
-        self.inner.append(labels, t, v)
+        labels.validate(self.db.opts.name_validation)?;
+        self.head.append(labels, t, v)
     }
 
     /// Appends a sample to a series by the reference an earlier `append`
     /// returned: the hot path, with no label lookup.
     pub fn append_ref(&mut self, series_ref: u64, t: i64, v: f64) -> Result<(), AppendError> {
-        self.inner.append_ref(series_ref, t, v)
+        self.head.append_ref(series_ref, t, v)
     }
 
     /// Logs the batch to the WAL and makes it visible to queries. When this
     /// returns `Ok`, the samples survive a crash (per the fsync policy).
+    ///
+    /// Fails with [`Error::StorageFull`] (retryable) while the data
+    /// directory is over `retention_size` and retention cannot bring it
+    /// under the limit, rather than filling the disk.
     pub fn commit(self) -> Result<(), Error> {
-        if self.closed.load(Ordering::SeqCst) {
-            self.inner.rollback();
+        let db = self.db;
+        if db.closed.load(Ordering::SeqCst) {
+            self.head.rollback();
             return Err(Error::Closed);
         }
-        self.inner.commit().map(|_| ())
+        if db.storage_full.load(Ordering::Relaxed) {
+            self.head.rollback();
+            let (used, limit) = (db.disk_usage().total(), db.opts.retention_size.unwrap_or(0));
+            return Err(Error::StorageFull { used, limit });
+        }
+        self.head.commit()?;
+        db.check_size_pressure();
+        Ok(())
     }
 
     /// Discards the batch.
     pub fn rollback(self) {
-        self.inner.rollback();
+        self.head.rollback();
+    }
+}
+
+/// Bytes on disk, by kind.
+#[derive(Debug, Clone, Copy, Default)]
+struct DiskUsage {
+    blocks: u64,
+    wal: u64,
+    quarantine: u64,
+}
+
+impl DiskUsage {
+    fn total(&self) -> u64 {
+        self.blocks + self.wal + self.quarantine
     }
 }
 

@@ -105,6 +105,16 @@ pub enum Error {
     /// the database refuses further writes until reopened.
     #[error("database refuses writes after an earlier failure: {0}")]
     Poisoned(String),
+    /// The data directory is over its size limit and retention cannot free
+    /// space (no block left to delete): writes are refused until it can.
+    /// Retrying later may succeed.
+    #[error("storage full: {used} bytes on disk exceed the retention size limit of {limit} bytes")]
+    StorageFull {
+        /// Bytes used.
+        used: u64,
+        /// The configured limit.
+        limit: u64,
+    },
     /// The database was closed.
     #[error("database is closed")]
     Closed,

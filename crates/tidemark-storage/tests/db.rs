@@ -331,3 +331,46 @@ fn concurrent_appends_queries_and_maintenance_lose_nothing() {
     assert_eq!(count(&db), 20 * 400);
     assert!(db.stats().head_persists > 0);
 }
+
+#[test]
+fn writes_are_refused_instead_of_filling_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit = 20_000;
+    let db = builder(dir.path()).retention_time(None).retention_size(Some(limit)).open().unwrap();
+    // One batch whose WAL record alone is over the limit, all within one
+    // block range, so there is no block retention could delete.
+    let mut app = db.appender();
+    for i in 0..2_000 {
+        app.append(&series(i), 1_000, i as f64).unwrap();
+    }
+    app.commit().unwrap();
+    db.maintain().unwrap();
+    assert!(db.stats().wal_bytes > limit);
+    let mut app = db.appender();
+    app.append(&series(0), 2_000, 1.0).unwrap();
+    match app.commit() {
+        Err(Error::StorageFull { used, limit: l }) => assert!(used > l && l == limit),
+        other => panic!("expected StorageFull, got {other:?}"),
+    }
+    // The refused batch is not visible.
+    let q = db.querier(2_000, 2_000);
+    assert!(q.select(&[Matcher::equal("instance", "host-0")]).unwrap().iter().all(|s| s.samples().unwrap().is_empty()));
+}
+
+#[test]
+fn size_pressure_persists_the_head_early_so_the_wal_shrinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit = 100_000;
+    let db =
+        builder(dir.path()).retention_time(None).retention_size(Some(limit)).wal_segment_size(16 << 10).open().unwrap();
+    // 13 minutes: ranges [0, 10 min) is complete but not yet "ready" (the
+    // head has not reached half a range past it).
+    fill(&db, 200, 0, 13 * MIN, 15_000);
+    let wal_before = db.stats().wal_bytes;
+    assert_eq!(db.persist_head().unwrap(), 0, "not ready under normal rules");
+    assert!(wal_before > limit, "test needs a WAL over the limit, got {wal_before}");
+    db.maintain().unwrap();
+    let st = db.stats();
+    assert!(st.head_persists >= 1, "{st:?}");
+    assert!(st.wal_bytes < wal_before / 2, "{st:?} before {wal_before}");
+}
