@@ -468,7 +468,10 @@ impl Db {
 
     /// Applies time and size retention now. Returns the blocks deleted.
     pub fn apply_retention(&self) -> Result<Vec<String>, Error> {
-        self.inner.apply_retention()
+        let _g = self.inner.maintenance.lock();
+        let deleted = self.inner.apply_retention()?;
+        self.inner.update_storage_full();
+        Ok(deleted)
     }
 
     /// Metadata of every block, oldest first.
@@ -762,7 +765,14 @@ impl Inner {
         let by_time = doomed.len();
         if let Some(limit) = self.opts.retention_size {
             let remaining: Vec<BlockInfo> = infos.iter().filter(|b| !doomed.contains(&b.id)).cloned().collect();
-            let other = disk.wal.size_bytes() + dir_size(&disk.dir.join("quarantine"));
+            let remaining_bytes: u64 = remaining.iter().map(|b| b.size_bytes).sum();
+            // Quarantined blocks count against the limit and, being
+            // unreadable, are the first to go when it is exceeded.
+            let quarantine = disk.dir.join("quarantine");
+            if disk.wal.size_bytes() + remaining_bytes + dir_size(&quarantine) > limit {
+                purge_quarantine(&quarantine)?;
+            }
+            let other = disk.wal.size_bytes() + dir_size(&quarantine);
             doomed.extend(retention::beyond_size(&remaining, other, limit));
         }
         if doomed.is_empty() {
@@ -995,6 +1005,18 @@ fn delete_dir(path: &Path) -> Result<(), Error> {
         sync_dir(parent)?;
     }
     fs::remove_dir_all(&doomed).map_err(|e| Error::io(&doomed, e))
+}
+
+/// Deletes every quarantined block (size pressure).
+fn purge_quarantine(quarantine: &Path) -> Result<(), Error> {
+    let Ok(rd) = fs::read_dir(quarantine) else { return Ok(()) };
+    for e in rd.filter_map(|e| e.ok()) {
+        tracing::warn!(block = %e.path().display(), "size retention deletes a quarantined block");
+        let path = e.path();
+        let r = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+        r.map_err(|err| Error::io(&path, err))?;
+    }
+    Ok(())
 }
 
 fn dir_size(path: &Path) -> u64 {
