@@ -113,12 +113,22 @@ impl<B: AsRef<[u8]>> BitReader<B> {
     #[inline]
     fn refill(&mut self) {
         let data = self.data.as_ref();
-        if self.valid == 0 && self.pos + 8 <= data.len() {
+        if self.pos + 8 <= data.len() {
+            // Fast path: one unaligned 8-byte load, keeping the whole bytes
+            // that fit below the unread bits.
+            let bytes = (64 - self.valid) / 8;
+            if bytes == 0 {
+                return;
+            }
             let mut b = [0u8; 8];
             b.copy_from_slice(&data[self.pos..self.pos + 8]);
-            self.window = u64::from_be_bytes(b);
-            self.valid = 64;
-            self.pos += 8;
+            let chunk = u64::from_be_bytes(b);
+            let add_bits = bytes * 8;
+            // Keep only the first `add_bits` bits of the chunk.
+            let chunk = if add_bits == 64 { chunk } else { chunk & !(u64::MAX >> add_bits) };
+            self.window |= chunk >> self.valid;
+            self.valid += add_bits;
+            self.pos += bytes as usize;
             return;
         }
         while self.valid <= 56 && self.pos < data.len() {
@@ -126,6 +136,25 @@ impl<B: AsRef<[u8]>> BitReader<B> {
             self.valid += 8;
             self.pos += 1;
         }
+    }
+
+    /// The next `n <= 32` bits without consuming them, zero-padded past the
+    /// end of the data. Returns how many of them are real.
+    #[inline]
+    pub fn peek_bits(&mut self, n: u32) -> (u64, u32) {
+        debug_assert!((1..=32).contains(&n));
+        if self.valid < n {
+            self.refill();
+        }
+        (self.window >> (64 - n), self.valid.min(n))
+    }
+
+    /// Consumes `n` bits previously seen with [`BitReader::peek_bits`].
+    #[inline]
+    pub fn skip_bits(&mut self, n: u32) {
+        debug_assert!(n <= self.valid);
+        self.window = if n >= 64 { 0 } else { self.window << n };
+        self.valid -= n;
     }
 
     /// Reads one bit, or `None` at the end of the data.

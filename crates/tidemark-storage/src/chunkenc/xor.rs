@@ -229,14 +229,15 @@ impl<B: AsRef<[u8]>> XorIterator<B> {
 
     #[inline]
     fn read_dod(&mut self) -> Option<i64> {
-        // Count leading one bits of the prefix (at most 4).
-        let mut ones = 0;
-        while ones < 4 {
-            if !self.r.read_bit()? {
-                break;
-            }
-            ones += 1;
+        // The prefix is up to four 1 bits ended by a 0 (or four 1s): peek
+        // four bits and count the leading ones in one step.
+        let (peek, real) = self.r.peek_bits(4);
+        let ones = ((peek << 60).leading_ones()).min(4);
+        let prefix_len = if ones == 4 { 4 } else { ones + 1 };
+        if prefix_len > real {
+            return None;
         }
+        self.r.skip_bits(prefix_len);
         let bits = match ones {
             0 => return Some(0),
             1 => 14,
@@ -252,10 +253,21 @@ impl<B: AsRef<[u8]>> XorIterator<B> {
 
     #[inline]
     fn read_value(&mut self) -> Option<()> {
-        if !self.r.read_bit()? {
+        // Control bits: `0` (same value), `10` (reuse the window) or `11`
+        // (new window follows).
+        let (peek, real) = self.r.peek_bits(2);
+        if real == 0 {
+            return None;
+        }
+        if peek & 0b10 == 0 {
+            self.r.skip_bits(1);
             return Some(());
         }
-        if self.r.read_bit()? {
+        if real < 2 {
+            return None;
+        }
+        self.r.skip_bits(2);
+        if peek & 0b01 == 1 {
             self.leading = self.r.read_bits(5)? as u8;
             let mut sig = self.r.read_bits(6)? as u8;
             if sig == 0 {
