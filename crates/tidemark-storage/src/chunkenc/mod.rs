@@ -78,7 +78,9 @@ impl From<Vec<u8>> for ChunkBytes {
     }
 }
 
-/// An immutable chunk: an encoding, its bytes, and the time range it covers.
+/// An immutable chunk: an encoding, its bytes, the time range it covers and,
+/// for a sealed chunk written without its own timestamps, the shared
+/// timestamp column it decodes against.
 #[derive(Debug, Clone)]
 pub struct Chunk {
     /// Timestamp of the first sample.
@@ -89,6 +91,11 @@ pub struct Chunk {
     pub encoding: Encoding,
     /// The encoded samples.
     pub bytes: ChunkBytes,
+    /// The shared timestamp column of a [`Encoding::Sealed`] chunk written
+    /// without its own (see [`sealed::encode_with`]); `None` for chunks that
+    /// carry their timestamps (every XOR chunk). Shared, so cloning a chunk
+    /// or handing the column to many chunks copies nothing.
+    pub timestamps: Option<Arc<[i64]>>,
 }
 
 impl Chunk {
@@ -98,7 +105,7 @@ impl Chunk {
             Encoding::Xor => ChunkIterator::Xor(XorIterator::new(self.bytes.clone())),
             Encoding::Sealed => {
                 let mut out = Vec::new();
-                match sealed::decode(self.bytes.as_ref(), &mut out) {
+                match sealed::decode_with(self.bytes.as_ref(), self.timestamps.as_deref(), &mut out) {
                     Ok(()) => ChunkIterator::Decoded(VecIterator::new(out), None),
                     Err(e) => ChunkIterator::Decoded(VecIterator::default(), Some(e.into())),
                 }
@@ -110,7 +117,7 @@ impl Chunk {
     pub fn decode_into(&self, out: &mut Vec<Sample>) -> Result<(), crate::Error> {
         match self.encoding {
             Encoding::Xor => XorIterator::new(self.bytes.as_ref()).decode_into(out),
-            Encoding::Sealed => Ok(sealed::decode(self.bytes.as_ref(), out)?),
+            Encoding::Sealed => Ok(sealed::decode_with(self.bytes.as_ref(), self.timestamps.as_deref(), out)?),
         }
     }
 }
