@@ -447,3 +447,107 @@ fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir).and_then(|f| f.sync_all()).map_err(|e| Error::io(dir, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::chunks::ChunkFiles;
+    use crate::chunkenc::Chunk;
+
+    /// Jittered timestamps (pattern `seed`), `n` of them.
+    fn column(seed: u64, n: usize) -> Vec<i64> {
+        let mut x = seed;
+        (0..n as i64)
+            .map(|k| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                k * 15_000 + ((x >> 33) % 250) as i64
+            })
+            .collect()
+    }
+
+    fn samples(ts: &[i64], v: f64) -> Vec<Sample> {
+        ts.iter().enumerate().map(|(i, &t)| Sample::new(t, v + i as f64)).collect()
+    }
+
+    /// Feeds chunks (one per series) through a table with the given bounds
+    /// and returns the metas, after checking every chunk decodes back.
+    fn run(max_held: usize, max_remembered: usize, parts: &[Vec<Sample>]) -> (Vec<ChunkMeta>, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cw = ChunkWriter::new(dir.path(), MAX_CHUNK_FILE_SIZE).unwrap();
+        let mut table = ColumnTable::new(max_held, max_remembered);
+        let mut entries: Vec<(Labels, Vec<ChunkMeta>)> = Vec::new();
+        for (si, p) in parts.iter().enumerate() {
+            let l = Labels::new([("i", si.to_string())]).unwrap();
+            entries.push((l, vec![ChunkMeta { mint: p[0].t, maxt: p[p.len() - 1].t, chunk_ref: 0, shared_ts: None }]));
+            table.add((si, 0), p, &mut cw, &mut entries).unwrap();
+        }
+        let cols = table.finish(&mut cw, &mut entries).unwrap();
+        cw.finish().unwrap();
+        let files = ChunkFiles::open(dir.path(), &|r| Error::InvalidArgument(r)).unwrap();
+        let metas: Vec<ChunkMeta> = entries.iter().map(|e| e.1[0]).collect();
+        for (m, p) in metas.iter().zip(parts) {
+            let mut c: Chunk = files.chunk(m.chunk_ref, m.mint, m.maxt).unwrap();
+            if let Some(k) = m.shared_ts {
+                let mut ts = Vec::new();
+                sealed::decode_timestamps(&cols[k as usize], &mut ts).unwrap();
+                c.timestamps = Some(ts.into());
+            }
+            let mut out = Vec::new();
+            c.decode_into(&mut out).unwrap();
+            assert_eq!(&out, p);
+        }
+        (metas, cols.len())
+    }
+
+    #[test]
+    fn a_column_is_shared_from_its_second_sighting_including_the_held_first_chunk() {
+        let (a, b) = (column(1, 100), column(2, 100));
+        let parts = [samples(&a, 0.0), samples(&b, 1.0), samples(&a, 2.0), samples(&a, 3.0)];
+        let (metas, ncols) = run(usize::MAX, usize::MAX, &parts);
+        assert_eq!(ncols, 1, "column b is used once and not stored");
+        let shared: Vec<Option<u32>> = metas.iter().map(|m| m.shared_ts).collect();
+        assert_eq!(shared, vec![Some(0), None, Some(0), Some(0)]);
+    }
+
+    #[test]
+    fn hitting_the_hold_bound_writes_the_oldest_held_chunk_with_its_own_timestamps() {
+        let (a, b) = (column(1, 100), column(2, 100));
+        // Holding b pushes the held samples past 150: a's chunk is written
+        // on its own; a's next sighting still stores the column.
+        let parts = [samples(&a, 0.0), samples(&b, 1.0), samples(&a, 2.0), samples(&b, 3.0)];
+        let (metas, ncols) = run(150, usize::MAX, &parts);
+        assert_eq!(ncols, 2);
+        let shared: Vec<Option<u32>> = metas.iter().map(|m| m.shared_ts).collect();
+        assert_eq!(shared, vec![None, Some(1), Some(0), Some(1)]);
+    }
+
+    #[test]
+    fn columns_beyond_the_memory_bound_are_not_considered_for_sharing() {
+        let (a, b) = (column(1, 100), column(2, 100));
+        let parts = [samples(&a, 0.0), samples(&b, 1.0), samples(&b, 2.0), samples(&a, 3.0)];
+        let (metas, ncols) = run(usize::MAX, 150, &parts);
+        assert_eq!(ncols, 1);
+        let shared: Vec<Option<u32>> = metas.iter().map(|m| m.shared_ts).collect();
+        assert_eq!(shared, vec![Some(0), None, None, Some(0)]);
+    }
+
+    #[test]
+    fn cheap_columns_are_declined_until_they_repeat_often_enough() {
+        // Perfectly regular timestamps cost a few bytes in a chunk: two
+        // chunks do not pay for a stored column, many do.
+        let regular: Vec<i64> = (0..100).map(|k| k * 15_000).collect();
+        let parts: Vec<Vec<Sample>> = (0..40).map(|i| samples(&regular, f64::from(i))).collect();
+        let (metas, ncols) = run(usize::MAX, usize::MAX, &parts);
+        assert!(metas[0].shared_ts.is_none() && metas[1].shared_ts.is_none());
+        assert!(ncols <= 1);
+        if ncols == 1 {
+            let first = metas.iter().position(|m| m.shared_ts.is_some()).unwrap();
+            assert!(metas[first..].iter().all(|m| m.shared_ts == Some(0)), "once stored, always used");
+        }
+        // Short chunks never share.
+        let short = column(3, MIN_SHARED_LEN - 1);
+        let (metas, ncols) = run(usize::MAX, usize::MAX, &[samples(&short, 0.0), samples(&short, 1.0)]);
+        assert_eq!(ncols, 0);
+        assert!(metas.iter().all(|m| m.shared_ts.is_none()));
+    }
+}

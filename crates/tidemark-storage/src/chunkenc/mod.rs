@@ -180,3 +180,34 @@ impl SampleIterator for ChunkIterator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::collect_samples;
+
+    #[test]
+    fn sealed_chunk_without_timestamps_decodes_only_with_its_shared_column() {
+        let samples: Vec<Sample> = [(1_003, 1.5), (16_001, f64::NAN), (31_240, crate::stale_nan()), (46_002, -0.0)]
+            .iter()
+            .map(|&(t, v)| Sample::new(t, v))
+            .collect();
+        let ts: Vec<i64> = samples.iter().map(|s| s.t).collect();
+        let mut bytes = Vec::new();
+        let opts = sealed::EncodeOptions { shared_timestamps: Some(&ts), ..Default::default() };
+        assert!(sealed::encode_with(&samples, &opts, &mut bytes));
+        let mut c =
+            Chunk { mint: 1_003, maxt: 46_002, encoding: Encoding::Sealed, bytes: bytes.into(), timestamps: None };
+        let mut out = Vec::new();
+        assert!(c.decode_into(&mut out).is_err(), "no column, no timestamps");
+        assert!(collect_samples(&mut c.iter()).is_err());
+        c.timestamps = Some(ts.into());
+        c.decode_into(&mut out).unwrap();
+        let bits = |v: &[Sample]| v.iter().map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>();
+        assert_eq!(bits(&out), bits(&samples));
+        assert_eq!(bits(&collect_samples(&mut c.iter()).unwrap()), bits(&samples));
+        // A column of the wrong length is an error, not a panic.
+        c.timestamps = Some(Arc::from(&[1_003i64, 46_002][..]));
+        assert!(c.decode_into(&mut Vec::new()).is_err());
+    }
+}
