@@ -152,10 +152,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn report(db: &Db, dir: &Path, total: usize, when: &str) -> Result<(), Box<dyn std::error::Error>> {
     let blocks = db.blocks();
     let (mut chunks, mut index, mut meta) = (0u64, 0u64, 0u64);
+    let mut sections = [0u64; 6];
     for b in &blocks {
         let bdir = dir.join(&b.ulid);
         chunks += dir_size(&bdir.join(CHUNKS_DIRNAME));
-        index += std::fs::metadata(bdir.join(INDEX_FILENAME))?.len();
+        let ix = std::fs::read(bdir.join(INDEX_FILENAME))?;
+        index += ix.len() as u64;
+        for (sum, len) in sections.iter_mut().zip(index_sections(&ix)) {
+            *sum += len;
+        }
         meta += std::fs::metadata(bdir.join(META_FILENAME))?.len();
     }
     let all = chunks + index + meta;
@@ -168,7 +173,27 @@ fn report(db: &Db, dir: &Path, total: usize, when: &str) -> Result<(), Box<dyn s
         per(index),
         per(meta)
     );
+    let names = ["symbols", "series", "label names", "postings table", "postings", "shared timestamp columns"];
+    let parts: Vec<String> = names.iter().zip(sections).map(|(n, b)| format!("{n} {b}")).collect();
+    println!("  index sections (bytes): {}", parts.join(", "));
+    let whole = dir_size(dir);
+    println!("  whole data directory (blocks, WAL, everything): {whole} bytes = {:.3} B/sample", per(whole));
     Ok(())
+}
+
+/// Section lengths of a version 2 index, read from its table of contents
+/// (`docs/format/index.md`); empty for other versions.
+fn index_sections(ix: &[u8]) -> Vec<u64> {
+    const TOC_LEN: usize = 6 * 20 + 4;
+    if ix.len() < 8 + TOC_LEN || ix[4] != 2 {
+        return Vec::new();
+    }
+    (0..6)
+        .map(|i| {
+            let at = ix.len() - TOC_LEN + i * 20 + 8;
+            u64::from_le_bytes(ix[at..at + 8].try_into().expect("8 bytes"))
+        })
+        .collect()
 }
 
 /// Bytes of a block's `meta.json`.
