@@ -339,7 +339,8 @@ impl ColumnTable {
                 let own = self.buf.len();
                 self.buf.clear();
                 let opts = sealed::EncodeOptions { shared_timestamps: Some(&self.columns[i].0), ..Default::default() };
-                sealed::encode_with(&samples, &opts, &mut self.buf);
+                let left_out = sealed::encode_with(&samples, &opts, &mut self.buf);
+                debug_assert!(left_out, "the column is the held chunk's own timestamps");
                 let reference = uvarint_len(self.encoded.len() as u64 + 1);
                 let saving = own.saturating_sub(self.buf.len() + reference);
                 let mut col = Vec::new();
@@ -351,7 +352,10 @@ impl ColumnTable {
                     return self.write_own(at, part, cw, entries);
                 }
                 let id = self.store_encoded(col)?;
-                self.write_shared(first, &samples, i, id, cw, entries)?;
+                // `buf` still holds the held chunk encoded without its timestamps.
+                let meta = &mut entries[first.0].1[first.1];
+                meta.chunk_ref = cw.write(Encoding::Sealed, &self.buf)?;
+                meta.shared_ts = Some(id);
                 id
             }
         };
