@@ -7,6 +7,11 @@
 //! removed at startup by [`crate::compact::remove_tmp_dirs`]); after the
 //! rename every file the block needs is durable. `meta.json` is written last,
 //! so even a directory renamed by hand mid-way has no meta and fails to open.
+//!
+//! Sealed chunks whose timestamp column repeats across series are written
+//! without it and the column is stored once in the index (see
+//! `ColumnTable` below and `docs/format/index.md` for when a column is
+//! worth storing).
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
