@@ -550,6 +550,76 @@ mod tests {
         assert_eq!(sel.len(), 1);
     }
 
+    /// Timestamps of scrape target `g` in `[start, start + 2h)`: every 15 s
+    /// plus a jitter below 250 ms that all series of the target repeat.
+    fn target_timestamps(g: usize, start: i64) -> Vec<i64> {
+        let mut x = (g as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ start as u64;
+        (0..480)
+            .map(|k| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                start + k * 15_000 + ((x >> 33) % 250) as i64
+            })
+            .collect()
+    }
+
+    /// Writes a sealed (format v2) block of series `range`, series `i`
+    /// scraped from target `i % 3`, and records it in `model`.
+    fn write_v2(dir: &Path, start: i64, range: std::ops::Range<usize>, model: &mut Model) -> Block {
+        let mut input: Vec<(Labels, Vec<Sample>)> = range
+            .map(|i| {
+                let ts = target_timestamps(i % 3, start);
+                let s = ts
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &t)| Sample::new(t, if k == 9 { stale_nan() } else { (i * 7 + k) as f64 * 0.5 }))
+                    .collect();
+                (labels(i), s)
+            })
+            .collect();
+        input.sort_by(|a, b| a.0.cmp(&b.0));
+        for (l, s) in &input {
+            let e = model.entry(l.clone()).or_default();
+            for x in s {
+                e.insert(x.t, x.v.to_bits());
+            }
+        }
+        let m =
+            write_block(dir, start, start + 2 * H, CompactionMeta::level1(), input.into_iter(), &Default::default())
+                .unwrap();
+        Block::open(&dir.join(m.ulid)).unwrap()
+    }
+
+    #[test]
+    fn compacting_blocks_with_shared_timestamp_columns_keeps_every_sample_and_shares_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = Model::new();
+        let a = write_v2(dir.path(), 0, 0..12, &mut model);
+        let b = write_v2(dir.path(), 2 * H, 0..12, &mut model);
+        assert_eq!((a.num_timestamp_columns(), b.num_timestamp_columns()), (3, 3));
+        let m = compact(dir.path(), &[&a, &b], &BlockWriteOptions::default()).unwrap();
+        let merged = Block::open(&dir.path().join(&m.ulid)).unwrap();
+        assert_eq!(read_all(&merged), model);
+        // Each target's two 2 h columns join into one 4 h column.
+        assert_eq!(merged.num_timestamp_columns(), 3);
+        assert!(merged.size_bytes() < a.size_bytes() + b.size_bytes());
+
+        // A v1 (XOR) block and a v2 block compact into a v2 block; series
+        // 12.. are scraped from the targets too, so they share columns.
+        let c = write_l1(
+            dir.path(),
+            4 * H,
+            6 * H,
+            20..26,
+            |i| target_timestamps(i % 3, 4 * H).iter().map(|&t| Sample::new(t, i as f64)).collect(),
+            &mut model,
+        );
+        assert_eq!(c.num_timestamp_columns(), 0);
+        let m2 = compact(dir.path(), &[&merged, &c], &BlockWriteOptions::default()).unwrap();
+        let all = Block::open(&dir.path().join(&m2.ulid)).unwrap();
+        assert_eq!(read_all(&all), model);
+        assert!(all.num_timestamp_columns() >= 3);
+    }
+
     #[test]
     fn compacting_overlapping_blocks_dedups_with_the_later_block_winning() {
         let dir = tempfile::tempdir().unwrap();

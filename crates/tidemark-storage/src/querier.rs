@@ -345,6 +345,7 @@ mod tests {
             maxt: samples[samples.len() - 1].0,
             encoding: Encoding::Xor,
             bytes: ChunkBytes::from(a.into_bytes()),
+            timestamps: None,
         }
     }
 

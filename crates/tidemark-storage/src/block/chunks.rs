@@ -200,6 +200,12 @@ impl ChunkFiles {
             return Err(format!("chunk {chunk_ref:#x}: checksum {stored:#010x} != computed {crc:#010x}"));
         }
         let encoding = Encoding::try_from(enc_byte).map_err(|e| format!("chunk {chunk_ref:#x}: {e}"))?;
-        Ok(Chunk { mint, maxt, encoding, bytes: ChunkBytes::Mapped { map: Arc::clone(map), start, len } })
+        Ok(Chunk {
+            mint,
+            maxt,
+            encoding,
+            bytes: ChunkBytes::Mapped { map: Arc::clone(map), start, len },
+            timestamps: None,
+        })
     }
 }

@@ -1,8 +1,9 @@
 //! The block index: symbols, series with chunk references, and postings.
 //!
 //! Layout (see `docs/format/index.md`): an 8-byte header (magic `TMIX`,
-//! version byte, three zero bytes), five sections, and a fixed-size table of
-//! contents at the end giving each section's offset, length and CRC32-C.
+//! version byte, three zero bytes), six sections (five in version 1), and a
+//! fixed-size table of contents at the end giving each section's offset,
+//! length and CRC32-C.
 //!
 //! | section        | contents                                                        |
 //! |----------------|-----------------------------------------------------------------|
@@ -11,6 +12,7 @@
 //! | label names    | per label name: its range of rows in the postings table         |
 //! | postings table | fixed 20-byte rows `(name id, value id, start, count)`, sorted  |
 //! | postings       | series ids (`u32le`), one sorted run per postings-table row     |
+//! | timestamps     | (v2) distinct timestamp columns shared by sealed chunks         |
 //!
 //! Because symbol ids are assigned in sorted string order, comparing ids
 //! compares strings: the postings table is sorted by `(name, value)` and a
@@ -27,22 +29,36 @@ use crate::Labels;
 
 /// Magic number at the start of the index file (`"TMIX"`).
 pub const INDEX_MAGIC: [u8; 4] = *b"TMIX";
-/// Current index format version.
-pub const INDEX_VERSION: u8 = 1;
+/// Current index format version (the one the writer produces).
+pub const INDEX_VERSION: u8 = 2;
+/// The first index format version, still readable: no timestamps section,
+/// no `ts` field in chunk metas.
+pub const INDEX_VERSION_1: u8 = 1;
 /// Bytes of the index header.
 pub const INDEX_HEADER_LEN: usize = 8;
-/// Number of sections listed in the table of contents.
-pub const NUM_SECTIONS: usize = 5;
-/// Bytes of the table of contents: per section `offset:u64 len:u64 crc:u32`,
-/// then a CRC32-C of those bytes.
+/// Number of sections listed in the table of contents (version 2).
+pub const NUM_SECTIONS: usize = 6;
+/// Bytes of the table of contents (version 2): per section
+/// `offset:u64 len:u64 crc:u32`, then a CRC32-C of those bytes.
 pub const TOC_LEN: usize = NUM_SECTIONS * 20 + 4;
+
+/// Sections of an index of the given version, if the version is known.
+fn sections_of(version: u8) -> Option<usize> {
+    match version {
+        INDEX_VERSION_1 => Some(5),
+        INDEX_VERSION => Some(NUM_SECTIONS),
+        _ => None,
+    }
+}
 
 const SYMBOLS: usize = 0;
 const SERIES: usize = 1;
 const LABEL_NAMES: usize = 2;
 const POSTINGS_TABLE: usize = 3;
 const POSTINGS: usize = 4;
-const SECTION_NAMES: [&str; NUM_SECTIONS] = ["symbols", "series", "label names", "postings table", "postings"];
+const TIMESTAMPS: usize = 5;
+const SECTION_NAMES: [&str; NUM_SECTIONS] =
+    ["symbols", "series", "label names", "postings table", "postings", "timestamps"];
 const ROW_LEN: usize = 20;
 const LABEL_NAME_ROW_LEN: usize = 12;
 
@@ -55,11 +71,18 @@ pub struct ChunkMeta {
     pub maxt: i64,
     /// `file_number << 32 | offset` in the block's chunk files.
     pub chunk_ref: u64,
+    /// The shared timestamp column the (sealed) chunk was written against,
+    /// as an index into the timestamps section; `None` when the chunk holds
+    /// its own timestamps.
+    pub shared_ts: Option<u32>,
 }
 
-/// Serialises an index for `series`, which must be sorted by labels, unique,
-/// with non-empty label sets and chunk metas sorted and non-overlapping.
-pub fn write_index(series: &[(Labels, Vec<ChunkMeta>)]) -> DecResult<Vec<u8>> {
+/// Serialises an index (current version) for `series`, which must be sorted
+/// by labels, unique, with non-empty label sets and chunk metas sorted and
+/// non-overlapping. `columns` are the shared timestamp columns, each encoded
+/// with [`crate::chunkenc::sealed::encode_timestamps`]; every
+/// [`ChunkMeta::shared_ts`] must index into it.
+pub fn write_index(series: &[(Labels, Vec<ChunkMeta>)], columns: &[Vec<u8>]) -> DecResult<Vec<u8>> {
     let num_series = u32::try_from(series.len()).map_err(|_| "more than 2^32-1 series".to_string())?;
     // Symbols, sorted; ids follow the order.
     let mut set: BTreeSet<&str> = BTreeSet::new();
@@ -115,6 +138,12 @@ pub fn write_index(series: &[(Labels, Vec<ChunkMeta>)]) -> DecResult<Vec<u8>> {
             }
             put_uvarint(&mut entries, c.maxt.wrapping_sub(c.mint) as u64);
             put_uvarint(&mut entries, c.chunk_ref);
+            let ts = match c.shared_ts {
+                None => 0,
+                Some(k) if (k as usize) < columns.len() => u64::from(k) + 1,
+                Some(k) => return Err(format!("chunk meta names timestamp column {k} of {}", columns.len())),
+            };
+            put_uvarint(&mut entries, ts);
             prev_maxt = c.maxt;
         }
     }
@@ -160,6 +189,19 @@ pub fn write_index(series: &[(Labels, Vec<ChunkMeta>)]) -> DecResult<Vec<u8>> {
     }
     toc[POSTINGS] = (start as u64, (out.len() - start) as u64);
 
+    // Timestamps: count, u64 offsets into the column data, columns.
+    let start = out.len();
+    put_u32(&mut out, u32::try_from(columns.len()).map_err(|_| "too many timestamp columns".to_string())?);
+    let mut off = 0u64;
+    for c in columns {
+        put_u64(&mut out, off);
+        off += c.len() as u64;
+    }
+    for c in columns {
+        out.extend_from_slice(c);
+    }
+    toc[TIMESTAMPS] = (start as u64, (out.len() - start) as u64);
+
     let toc_start = out.len();
     for (off, len) in toc {
         let crc = crc32c::crc32c(&out[off as usize..(off + len) as usize]);
@@ -177,11 +219,13 @@ pub fn write_index(series: &[(Labels, Vec<ChunkMeta>)]) -> DecResult<Vec<u8>> {
 /// get damaged bytes past the checksums into the structural checks.
 #[doc(hidden)]
 pub fn repair_checksums(bytes: &mut [u8]) {
-    if bytes.len() < TOC_LEN {
+    let Some(nsec) = bytes.get(4).and_then(|&v| sections_of(v)) else { return };
+    let toc_len = nsec * 20 + 4;
+    if bytes.len() < toc_len {
         return;
     }
-    let toc_start = bytes.len() - TOC_LEN;
-    for i in 0..NUM_SECTIONS {
+    let toc_start = bytes.len() - toc_len;
+    for i in 0..nsec {
         let at = toc_start + i * 20;
         let (Ok(off), Ok(len)) = (u64_at(bytes, at), u64_at(bytes, at + 8)) else { return };
         let Some(end) = off.checked_add(len).filter(|&e| e <= toc_start as u64) else { continue };
@@ -217,7 +261,11 @@ pub fn exercise<B: AsRef<[u8]>>(ix: &IndexReader<B>) -> DecResult<()> {
     for id in crate::postings::postings_for_matchers(&lookup, &ms) {
         ix.series(id, &mut chunks)?;
     }
-    lookup.finish()
+    lookup.finish()?;
+    for i in 0..ix.num_timestamp_columns().min(64) {
+        ix.timestamp_column(i)?;
+    }
+    Ok(())
 }
 
 /// A section's byte range in the index.
@@ -245,29 +293,39 @@ pub struct IndexReader<B> {
     num_rows: usize,
     rows: usize,
     postings: Range,
+    version: u8,
+    num_cols: u32,
+    col_offsets: usize,
+    col_data: Range,
 }
 
 impl<B: AsRef<[u8]>> IndexReader<B> {
     /// Validates and wraps index bytes.
     pub fn open(bytes: B) -> DecResult<IndexReader<B>> {
         let b = bytes.as_ref();
-        if b.len() < INDEX_HEADER_LEN + TOC_LEN {
-            return Err(format!("index of {} bytes is shorter than header and table of contents", b.len()));
+        if b.len() < INDEX_HEADER_LEN {
+            return Err(format!("index of {} bytes is shorter than its header", b.len()));
         }
         if b[..4] != INDEX_MAGIC {
             return Err("bad index magic".into());
         }
-        if b[4] != INDEX_VERSION || b[5..8] != [0, 0, 0] {
-            return Err(format!("unsupported index version {}", b[4]));
+        let version = b[4];
+        let nsec = match sections_of(version) {
+            Some(n) if b[5..8] == [0, 0, 0] => n,
+            _ => return Err(format!("unsupported index version {}", b[4])),
+        };
+        let toc_len = nsec * 20 + 4;
+        if b.len() < INDEX_HEADER_LEN + toc_len {
+            return Err(format!("index of {} bytes is shorter than header and table of contents", b.len()));
         }
-        let toc_start = b.len() - TOC_LEN;
+        let toc_start = b.len() - toc_len;
         let toc_crc = u32_at(b, b.len() - 4)?;
         if crc32c::crc32c(&b[toc_start..b.len() - 4]) != toc_crc {
             return Err("index table of contents checksum mismatch".into());
         }
         let mut sec = [Range::default(); NUM_SECTIONS];
         let mut prev_end = INDEX_HEADER_LEN;
-        for (i, s) in sec.iter_mut().enumerate() {
+        for (i, s) in sec.iter_mut().enumerate().take(nsec) {
             let at = toc_start + i * 20;
             let off = u64_at(b, at)?;
             let len = u64_at(b, at + 8)?;
@@ -310,6 +368,10 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
             num_rows: 0,
             rows: 0,
             postings: sec[POSTINGS],
+            version,
+            num_cols: 0,
+            col_offsets: 0,
+            col_data: Range::default(),
         };
         let mut prev: Option<&str> = None;
         for id in 0..num_syms as u32 {
@@ -390,6 +452,30 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
             return Err("label names do not cover the postings table".into());
         }
 
+        // Timestamp columns (version 2): offsets non-decreasing, in bounds.
+        if version >= INDEX_VERSION {
+            let s = sec[TIMESTAMPS];
+            let num_cols = u32_at(&b[..s.end], s.start)?;
+            let col_offsets = s.start + 4;
+            let data_start = (num_cols as usize)
+                .checked_mul(8)
+                .and_then(|n| n.checked_add(col_offsets))
+                .filter(|&e| e <= s.end)
+                .ok_or("timestamp column offsets exceed their section")?;
+            let data_len = (s.end - data_start) as u64;
+            let mut prev = 0u64;
+            for i in 0..num_cols as usize {
+                let off = u64_at(b, col_offsets + i * 8)?;
+                if off < prev || off > data_len {
+                    return Err(format!("timestamp column {i} has an invalid offset {off}"));
+                }
+                prev = off;
+            }
+            r.num_cols = num_cols;
+            r.col_offsets = col_offsets;
+            r.col_data = Range { start: data_start, end: s.end };
+        }
+
         r.num_series = num_series;
         r.series_offsets = series_offsets;
         r.series_data = series_data;
@@ -403,6 +489,33 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
     /// Number of series in the index.
     pub fn num_series(&self) -> u32 {
         self.num_series
+    }
+
+    /// The index format version (1 or 2).
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// Number of shared timestamp columns (0 for a version 1 index).
+    pub fn num_timestamp_columns(&self) -> u32 {
+        self.num_cols
+    }
+
+    /// The encoded bytes of shared timestamp column `i` (decode them with
+    /// [`crate::chunkenc::sealed::decode_timestamps`]).
+    pub fn timestamp_column(&self, i: u32) -> DecResult<&[u8]> {
+        if i >= self.num_cols {
+            return Err(format!("timestamp column {i} out of range ({} columns)", self.num_cols));
+        }
+        let b = self.bytes.as_ref();
+        let i = i as usize;
+        let data_len = (self.col_data.end - self.col_data.start) as u64;
+        let start = u64_at(b, self.col_offsets + i * 8)?;
+        let end = if i + 1 < self.num_cols as usize { u64_at(b, self.col_offsets + (i + 1) * 8)? } else { data_len };
+        if start > end || end > data_len {
+            return Err(format!("timestamp column {i} has invalid bounds [{start}, {end})"));
+        }
+        Ok(&b[self.col_data.start + start as usize..self.col_data.start + end as usize])
     }
 
     /// Number of symbols.
@@ -575,7 +688,16 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
                 .and_then(|s| mint.checked_add(s))
                 .ok_or_else(|| format!("series {id} chunk {i} has an invalid time span"))?;
             let chunk_ref = d.uvarint()?;
-            chunks.push(ChunkMeta { mint, maxt, chunk_ref });
+            let shared_ts = if self.version >= INDEX_VERSION {
+                match d.uvarint()? {
+                    0 => None,
+                    k if k <= u64::from(self.num_cols) => Some((k - 1) as u32),
+                    k => return Err(format!("series {id} chunk {i} names missing timestamp column {}", k - 1)),
+                }
+            } else {
+                None
+            };
+            chunks.push(ChunkMeta { mint, maxt, chunk_ref, shared_ts });
             prev_maxt = maxt;
         }
         if d.remaining() != 0 {
@@ -646,8 +768,13 @@ mod tests {
                 ])
                 .unwrap();
                 let c = vec![
-                    ChunkMeta { mint: -5 + i, maxt: 10 + i, chunk_ref: (1 << 32) | 8 },
-                    ChunkMeta { mint: 11 + i, maxt: 11 + i, chunk_ref: (2 << 32) | 100 },
+                    ChunkMeta { mint: -5 + i, maxt: 10 + i, chunk_ref: (1 << 32) | 8, shared_ts: None },
+                    ChunkMeta {
+                        mint: 11 + i,
+                        maxt: 11 + i,
+                        chunk_ref: (2 << 32) | 100,
+                        shared_ts: (i % 4 != 0).then_some((i % 2) as u32),
+                    },
                 ];
                 (l, c)
             })
@@ -656,12 +783,26 @@ mod tests {
         v
     }
 
+    fn sample_columns() -> Vec<Vec<u8>> {
+        let mut cols = vec![Vec::new(), Vec::new()];
+        crate::chunkenc::sealed::encode_timestamps(&[1, 2, 3], &mut cols[0]);
+        crate::chunkenc::sealed::encode_timestamps(&[10, 25, 31, 47], &mut cols[1]);
+        cols
+    }
+
     #[test]
-    fn index_round_trips_series_symbols_and_postings() {
+    fn index_round_trips_series_symbols_postings_and_timestamp_columns() {
         let series = sample_series();
-        let bytes = write_index(&series).unwrap();
+        let cols = sample_columns();
+        let bytes = write_index(&series, &cols).unwrap();
         let ix = IndexReader::open(&bytes[..]).unwrap();
+        assert_eq!(ix.version(), INDEX_VERSION);
         assert_eq!(ix.num_series(), 20);
+        assert_eq!(ix.num_timestamp_columns(), 2);
+        for (i, c) in cols.iter().enumerate() {
+            assert_eq!(ix.timestamp_column(i as u32).unwrap(), &c[..]);
+        }
+        assert!(ix.timestamp_column(2).is_err());
         let mut chunks = Vec::new();
         for (id, (l, c)) in series.iter().enumerate() {
             assert_eq!(&ix.series(id as u32, &mut chunks).unwrap(), l);
@@ -680,7 +821,7 @@ mod tests {
     #[test]
     fn damaged_structure_behind_valid_checksums_is_an_error_not_a_panic() {
         use rand::{Rng, SeedableRng};
-        let bytes = write_index(&sample_series()).unwrap();
+        let bytes = write_index(&sample_series(), &sample_columns()).unwrap();
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         let mut rejected = 0;
         for _ in 0..3000 {
@@ -702,16 +843,17 @@ mod tests {
 
     #[test]
     fn empty_index_is_valid() {
-        let bytes = write_index(&[]).unwrap();
+        let bytes = write_index(&[], &[]).unwrap();
         let ix = IndexReader::open(&bytes[..]).unwrap();
         assert_eq!(ix.num_series(), 0);
+        assert_eq!(ix.num_timestamp_columns(), 0);
         assert!(ix.label_names().unwrap().is_empty());
         assert!(ix.postings("a", "b").unwrap().is_empty());
     }
 
     #[test]
     fn truncated_or_flipped_index_is_rejected() {
-        let bytes = write_index(&sample_series()).unwrap();
+        let bytes = write_index(&sample_series(), &sample_columns()).unwrap();
         for n in 0..bytes.len() {
             assert!(IndexReader::open(&bytes[..n]).is_err(), "prefix {n} accepted");
         }
@@ -720,5 +862,43 @@ mod tests {
             b[i] ^= 0x10;
             assert!(IndexReader::open(&b[..]).is_err(), "flip at {i} accepted");
         }
+    }
+
+    #[test]
+    fn chunk_meta_naming_a_missing_timestamp_column_is_rejected() {
+        let mut series = sample_series();
+        series[0].1[0].shared_ts = Some(2);
+        assert!(write_index(&series, &sample_columns()).is_err(), "the writer refuses dangling column ids");
+        // Damage behind valid checksums: set one `ts` field past the column
+        // count. The field is the first byte where the index with a shared
+        // first chunk differs from the one without.
+        series[0].1[0].shared_ts = Some(1);
+        let shared = write_index(&series, &sample_columns()).unwrap();
+        series[0].1[0].shared_ts = None;
+        let own = write_index(&series, &sample_columns()).unwrap();
+        let at = shared.iter().zip(&own).position(|(a, b)| a != b).unwrap();
+        assert_eq!((shared[at], own[at]), (2, 0));
+        let mut damaged = shared.clone();
+        damaged[at] = 3;
+        repair_checksums(&mut damaged);
+        let ix = IndexReader::open(&damaged[..]).unwrap();
+        let mut metas = Vec::new();
+        let err = ix.series(0, &mut metas).unwrap_err();
+        assert!(err.contains("missing timestamp column"), "{err}");
+        assert!(ix.series(1, &mut metas).is_ok());
+    }
+
+    #[test]
+    fn damaged_timestamp_column_offsets_are_rejected_at_open() {
+        let bytes = write_index(&sample_series(), &sample_columns()).unwrap();
+        // The timestamps section starts with the column count, then the
+        // offsets; column 1's offset is the second one.
+        let section = u64_at(&bytes, bytes.len() - TOC_LEN + TIMESTAMPS * 20).unwrap() as usize;
+        let pos = section + 4 + 8;
+        let mut damaged = bytes.clone();
+        damaged[pos..pos + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        repair_checksums(&mut damaged);
+        let err = IndexReader::open(&damaged[..]).err().expect("bad offset rejected");
+        assert!(err.contains("timestamp column"), "{err}");
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! A block is a directory named by its ULID holding
 //! - `chunks/000001`, `chunks/000002`, …: chunk files (see [`chunks`]),
-//! - `index`: symbols, series with chunk references, postings (see [`index`]),
+//! - `index`: symbols, series with chunk references, postings and (format
+//!   version 2) the timestamp columns shared by sealed chunks (see [`index`]),
 //! - `meta.json`: time range, statistics and compaction lineage ([`BlockMeta`]).
 //!
 //! Blocks follow the writer → serializer → reader pattern:
@@ -10,6 +11,10 @@
 //! it and renames it into place, so a directory without the `.tmp` suffix is
 //! always complete; [`Block::open`] maps the files, validates magic numbers,
 //! versions and checksums, and answers `select`s zero-copy from the maps.
+//! Series scraped together repeat the same jittered timestamps; the writer
+//! stores such a column once and writes the sealed chunks without it, and
+//! the reader decodes each column once per block and hands it to the chunks
+//! ([`crate::chunkenc::Chunk::timestamps`]). Version 1 blocks still open.
 //! Byte layouts are specified in `docs/format/{index,chunks,meta}.md`.
 //!
 //! ```

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use memmap2::Mmap;
 
@@ -11,7 +12,7 @@ use super::enc::DecResult;
 use super::index::{ChunkMeta, IndexReader};
 use super::meta::{dir_name, BlockMeta, META_FILENAME};
 use super::{BlockError, CHUNKS_DIRNAME, INDEX_FILENAME};
-use crate::chunkenc::ChunkSeries;
+use crate::chunkenc::{sealed, Chunk, ChunkSeries, Encoding};
 use crate::error::Error;
 use crate::matcher::Matcher;
 use crate::postings::postings_for_matchers;
@@ -23,6 +24,9 @@ pub struct Block {
     meta: BlockMeta,
     index: IndexReader<Mmap>,
     chunks: ChunkFiles,
+    /// Shared timestamp columns, decoded on first use and kept for the
+    /// block's lifetime (one slot per column of the index).
+    columns: Box<[OnceLock<Arc<[i64]>>]>,
     size_bytes: u64,
 }
 
@@ -64,7 +68,8 @@ impl Block {
             )));
         }
         let size_bytes = meta_len + index_len + chunks.size_bytes();
-        Ok(Block { dir: dir.to_path_buf(), name, meta, index, chunks, size_bytes })
+        let columns = (0..index.num_timestamp_columns()).map(|_| OnceLock::new()).collect();
+        Ok(Block { dir: dir.to_path_buf(), name, meta, index, chunks, columns, size_bytes })
     }
 
     /// The block's meta.
@@ -90,6 +95,47 @@ impl Block {
         r.map_err(|e| self.corrupt(e))
     }
 
+    /// Number of shared timestamp columns in the block's index.
+    pub fn num_timestamp_columns(&self) -> u32 {
+        self.index.num_timestamp_columns()
+    }
+
+    /// Shared timestamp column `i`, decoded once and then cached.
+    fn column(&self, i: u32) -> Result<Arc<[i64]>, Error> {
+        let slot = self.columns.get(i as usize).ok_or_else(|| self.corrupt(format!("no timestamp column {i}")))?;
+        if let Some(c) = slot.get() {
+            return Ok(Arc::clone(c));
+        }
+        let bytes = self.check(self.index.timestamp_column(i))?;
+        let mut ts = Vec::new();
+        sealed::decode_timestamps(bytes, &mut ts).map_err(|e| self.corrupt(format!("timestamp column {i}: {e}")))?;
+        // Two threads may decode the same column at once; either result is
+        // the same, and the first one stored is kept.
+        let _ = slot.set(ts.into());
+        Ok(Arc::clone(slot.get().expect("slot was just set")))
+    }
+
+    /// The chunk of `meta`, with its shared timestamp column attached.
+    fn chunk(&self, meta: &ChunkMeta) -> Result<Chunk, Error> {
+        let mut c = self.check(self.chunks.chunk(meta.chunk_ref, meta.mint, meta.maxt))?;
+        if let Some(i) = meta.shared_ts {
+            if c.encoding != Encoding::Sealed {
+                return Err(
+                    self.corrupt(format!("chunk {:#x} names a timestamp column but is not sealed", meta.chunk_ref))
+                );
+            }
+            let ts = self.column(i)?;
+            if ts.first() != Some(&meta.mint) || ts.last() != Some(&meta.maxt) {
+                return Err(self.corrupt(format!(
+                    "timestamp column {i} does not span the chunk's [{}, {}]",
+                    meta.mint, meta.maxt
+                )));
+            }
+            c.timestamps = Some(ts);
+        }
+        Ok(c)
+    }
+
     /// Sorted ids of the series selected by `matchers`.
     fn select_ids(&self, matchers: &[Matcher]) -> Result<Vec<u32>, Error> {
         let lookup = self.index.lookup();
@@ -113,7 +159,7 @@ impl Block {
             let chunks = metas
                 .iter()
                 .filter(|c| c.maxt >= mint && c.mint <= maxt)
-                .map(|c| self.check(self.chunks.chunk(c.chunk_ref, c.mint, c.maxt)))
+                .map(|c| self.chunk(c))
                 .collect::<Result<Vec<_>, Error>>()?;
             if !chunks.is_empty() {
                 out.push(ChunkSeries { labels, chunks });
@@ -166,10 +212,7 @@ impl Block {
         let mut metas: Vec<ChunkMeta> = Vec::new();
         Ok((0..self.index.num_series()).map(move |id| {
             let labels = self.check(self.index.series(id, &mut metas))?;
-            let chunks = metas
-                .iter()
-                .map(|c| self.check(self.chunks.chunk(c.chunk_ref, c.mint, c.maxt)))
-                .collect::<Result<Vec<_>, Error>>()?;
+            let chunks = metas.iter().map(|c| self.chunk(c)).collect::<Result<Vec<_>, Error>>()?;
             Ok(ChunkSeries { labels, chunks })
         }))
     }

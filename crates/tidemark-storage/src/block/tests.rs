@@ -40,6 +40,22 @@ fn gen_series(n: usize, samples: usize, step: i64, t0: i64) -> Vec<(Labels, Vec<
     out
 }
 
+/// Like [`gen_series`], with scrape-like timestamps: series `i` belongs to
+/// jitter group `i % groups`, and a group's timestamps are `k · 15 s` plus
+/// a pseudo-random jitter below 250 ms, the same for every series of the
+/// group (series scraped from one target together).
+fn jitter_series(n: usize, samples: usize, groups: usize) -> Vec<(Labels, Vec<Sample>)> {
+    let mut v = gen_series(n, samples, 15_000, 0);
+    for (i, (_, s)) in v.iter_mut().enumerate() {
+        let mut x = ((i % groups) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) + 1;
+        for (k, smp) in s.iter_mut().enumerate() {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            smp.t = k as i64 * 15_000 + ((x >> 33) % 250) as i64;
+        }
+    }
+    v
+}
+
 fn write(dir: &Path, series: &[(Labels, Vec<Sample>)], opts: &BlockWriteOptions) -> BlockMeta {
     write_block(dir, 0, H2, CompactionMeta::level1(), series.iter().cloned(), opts).unwrap()
 }
@@ -208,7 +224,7 @@ fn invalid_writer_input_is_an_error_and_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let err = write_block(dir.path(), 5, 5, CompactionMeta::level1(), std::iter::empty(), &Default::default());
     assert!(matches!(err, Err(Error::Block(BlockError::InvalidRange { .. }))));
-    let opts = BlockWriteOptions { encoding: Encoding::Xor, max_samples_per_chunk: 0 };
+    let opts = BlockWriteOptions { encoding: Encoding::Xor, max_samples_per_chunk: 0, shared_timestamps: false };
     assert!(write_block(dir.path(), 0, 5, CompactionMeta::level1(), std::iter::empty(), &opts).is_err());
 }
 
@@ -405,15 +421,42 @@ fn fixture_series() -> Vec<(Labels, Vec<Sample>)> {
     gen_series(6, 40, 15_000, 1_000)
 }
 
-/// A block written by format version 1 (XOR chunks) is kept in the tree:
-/// every build must still open it, and the writer must still produce the
-/// same bytes for the same input (so a format change is a deliberate act
-/// with a version bump). Set `TIDEMARK_REGEN_FIXTURES=1` to rewrite it.
+/// A block written by format version 1 (XOR chunks, index without
+/// timestamps section) is kept in the tree: every build must still open it
+/// and read back exactly the series it was written from.
 #[test]
-fn format_v1_fixture_still_opens_and_writer_output_is_unchanged() {
-    let fixture = fixture_dir();
+fn format_v1_fixture_still_opens() {
+    let b = Block::open(&fixture_dir()).unwrap();
+    assert_eq!(b.meta().ulid, FIXTURE_ULID);
+    assert_eq!((b.meta().min_time, b.meta().max_time), (0, H2));
+    assert_eq!(b.num_timestamp_columns(), 0);
+    let got: Vec<(Labels, Vec<Sample>)> =
+        b.all_series().unwrap().map(|s| s.unwrap()).map(|s| (s.labels.clone(), decode(&s))).collect();
+    assert_eq!(got, fixture_series());
+    let sel = b.select(&[Matcher::equal("__name__", "up")], 0, H2).unwrap();
+    assert_eq!(sel.len(), brute(&fixture_series(), &[Matcher::equal("__name__", "up")]).len());
+}
+
+const FIXTURE_V2_ULID: &str = "01JD0000000000000000000002";
+
+fn fixture_v2_series() -> Vec<(Labels, Vec<Sample>)> {
+    jitter_series(6, 40, 3)
+}
+
+fn fixture_v2_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/block/testdata/v2-sealed-shared").join(FIXTURE_V2_ULID)
+}
+
+/// A block of format version 2 (sealed chunks, shared timestamp columns) is
+/// kept in the tree: every build must still open it, and the writer must
+/// still produce the same bytes for the same input (so a format change is a
+/// deliberate act with a version bump). Set `TIDEMARK_REGEN_FIXTURES=1` to
+/// rewrite it.
+#[test]
+fn format_v2_fixture_still_opens_and_writer_output_is_unchanged() {
+    let fixture = fixture_v2_dir();
     let dir = tempfile::tempdir().unwrap();
-    let fresh = write(dir.path(), &fixture_series(), &BlockWriteOptions::xor());
+    let fresh = write(dir.path(), &fixture_v2_series(), &BlockWriteOptions::default());
     let fresh_dir = dir.path().join(&fresh.ulid);
     let chunk1 = Path::new(CHUNKS_DIRNAME).join(chunk_file_name(1));
     if std::env::var_os("TIDEMARK_REGEN_FIXTURES").is_some() {
@@ -422,21 +465,197 @@ fn format_v1_fixture_still_opens_and_writer_output_is_unchanged() {
         std::fs::copy(fresh_dir.join(INDEX_FILENAME), fixture.join(INDEX_FILENAME)).unwrap();
         std::fs::copy(fresh_dir.join(&chunk1), fixture.join(&chunk1)).unwrap();
         let mut m = fresh.clone();
-        m.ulid = FIXTURE_ULID.into();
-        m.compaction.sources = vec![FIXTURE_ULID.into()];
+        m.ulid = FIXTURE_V2_ULID.into();
+        m.compaction.sources = vec![FIXTURE_V2_ULID.into()];
         std::fs::write(fixture.join(META_FILENAME), m.to_json()).unwrap();
     }
     let b = Block::open(&fixture).unwrap();
-    assert_eq!(b.meta().ulid, FIXTURE_ULID);
-    assert_eq!((b.meta().min_time, b.meta().max_time), (0, H2));
+    assert_eq!(b.meta().ulid, FIXTURE_V2_ULID);
+    assert_eq!(b.num_timestamp_columns(), 3, "three jitter patterns, each shared by two series");
     let got: Vec<(Labels, Vec<Sample>)> =
         b.all_series().unwrap().map(|s| s.unwrap()).map(|s| (s.labels.clone(), decode(&s))).collect();
-    assert_eq!(got, fixture_series());
+    let bits = |v: &[(Labels, Vec<Sample>)]| {
+        v.iter()
+            .map(|(l, s)| (l.clone(), s.iter().map(|x| (x.t, x.v.to_bits())).collect::<Vec<_>>()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(bits(&got), bits(&fixture_v2_series()));
     for f in [Path::new(INDEX_FILENAME), chunk1.as_path()] {
         assert!(
             std::fs::read(fresh_dir.join(f)).unwrap() == std::fs::read(fixture.join(f)).unwrap(),
             "writer output for {} changed; bump the format version",
             f.display()
         );
+    }
+}
+
+/// Series with every timestamp pattern the shared-column writer
+/// distinguishes: groups sharing jittered timestamps, groups sharing
+/// regular timestamps (too cheap to be worth a shared column: `gen_series`
+/// gives series `i` the jitter `i % 3`), a series with timestamps of its own,
+/// short series below [`writer::MIN_SHARED_LEN`], and a late-starting
+/// series whose chunks only partly line up with the others.
+fn mixed_series() -> Vec<(Labels, Vec<Sample>)> {
+    let mut v = jitter_series(12, 300, 3);
+    for (l, s) in gen_series(6, 300, 15_000, 0) {
+        let l = Labels::new(l.iter().map(|p| (p.name, p.value)).chain([("regular", "yes")])).unwrap();
+        v.push((l, s));
+    }
+    let own: Vec<Sample> = (0..300).map(|k| Sample::new(k * 15_000 + (k * k) % 11, k as f64)).collect();
+    v.push((Labels::new([("__name__", "own_timestamps")]).unwrap(), own));
+    v.push((Labels::new([("__name__", "short_a")]).unwrap(), (0..5).map(|k| Sample::new(k * 1000, 1.0)).collect()));
+    v.push((Labels::new([("__name__", "short_b")]).unwrap(), (0..5).map(|k| Sample::new(k * 1000, 2.0)).collect()));
+    let late: Vec<Sample> = v[0].1[100..].iter().map(|s| Sample::new(s.t, crate::stale_nan())).collect();
+    v.push((Labels::new([("__name__", "late_stale")]).unwrap(), late));
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn shared_timestamp_columns_round_trip_for_mixed_timestamp_patterns() {
+    let series = mixed_series();
+    for max_samples_per_chunk in [64, 16384] {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = BlockWriteOptions { max_samples_per_chunk, ..BlockWriteOptions::default() };
+        let shared = write(dir.path(), &series, &opts);
+        let own = write(dir.path(), &series, &BlockWriteOptions { shared_timestamps: false, ..opts.clone() });
+        let b = Block::open(&dir.path().join(&shared.ulid)).unwrap();
+        let plain = Block::open(&dir.path().join(&own.ulid)).unwrap();
+        assert_eq!(plain.num_timestamp_columns(), 0);
+        // Three jitter groups; with 64-sample chunks each of the 5 chunk
+        // positions is a column of its own (the last is 44 samples long).
+        // Regular timestamps cost next to nothing in a chunk, so they are
+        // not worth a column.
+        let want_cols = if max_samples_per_chunk == 64 { 15 } else { 3 };
+        assert_eq!(b.num_timestamp_columns(), want_cols);
+        assert!(
+            b.size_bytes() < plain.size_bytes(),
+            "sharing saves space: {} vs {}",
+            b.size_bytes(),
+            plain.size_bytes()
+        );
+        let got: Vec<(Labels, Vec<Sample>)> =
+            b.all_series().unwrap().map(|s| s.unwrap()).map(|s| (s.labels.clone(), decode(&s))).collect();
+        assert_eq!(got.len(), series.len());
+        for ((gl, gs), (wl, ws)) in got.iter().zip(&series) {
+            assert_eq!(gl, wl);
+            let bits = |v: &[Sample]| v.iter().map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>();
+            assert_eq!(bits(gs), bits(ws), "series {gl}");
+        }
+        for ms in matcher_cases() {
+            for (mint, maxt) in [(0, H2), (1_000_000, 2_000_000), (2_000_000, 2_000_000)] {
+                for s in b.select(&ms, mint, maxt).unwrap() {
+                    let got: Vec<Sample> = decode(&s).into_iter().filter(|x| x.t >= mint && x.t <= maxt).collect();
+                    let want: Vec<Sample> = series
+                        .iter()
+                        .find(|(l, _)| *l == s.labels)
+                        .unwrap()
+                        .1
+                        .iter()
+                        .filter(|x| x.t >= mint && x.t <= maxt)
+                        .copied()
+                        .collect();
+                    assert_eq!(got.len(), want.len());
+                    assert!(got.iter().zip(&want).all(|(a, b)| a.t == b.t && a.v.to_bits() == b.v.to_bits()));
+                }
+            }
+        }
+        // Chunks of shared columns carry them; the others do not.
+        let mut with_cols = 0;
+        for s in b.all_series().unwrap() {
+            for c in s.unwrap().chunks {
+                if let Some(ts) = &c.timestamps {
+                    assert_eq!((ts[0], ts[ts.len() - 1]), (c.mint, c.maxt));
+                    with_cols += 1;
+                }
+            }
+        }
+        let total_chunks = b.meta().stats.num_chunks as usize;
+        assert!(with_cols > 0 && with_cols < total_chunks, "{with_cols} of {total_chunks}");
+    }
+}
+
+/// A small block with shared timestamp columns (three, each used by two
+/// series), for damage tests.
+fn shared_block(dir: &Path) -> PathBuf {
+    let series = jitter_series(6, 40, 3);
+    let m = write(dir, &series, &BlockWriteOptions::default());
+    let bdir = dir.join(m.ulid);
+    assert_eq!(Block::open(&bdir).unwrap().num_timestamp_columns(), 3);
+    bdir
+}
+
+#[test]
+fn every_bit_flip_in_a_block_with_shared_columns_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = shared_block(dir.path());
+    assert_eq!(open_and_scan(&bdir).unwrap(), 6 * 40);
+    for file in [bdir.join(INDEX_FILENAME), bdir.join(CHUNKS_DIRNAME).join(chunk_file_name(1))] {
+        let orig = std::fs::read(&file).unwrap();
+        for i in 0..orig.len() {
+            let mut b = orig.clone();
+            b[i] ^= 1 << (i % 8);
+            std::fs::write(&file, &b).unwrap();
+            assert!(open_and_scan(&bdir).is_err(), "flip at {i} in {} accepted", file.display());
+        }
+        std::fs::write(&file, &orig).unwrap();
+    }
+}
+
+#[test]
+fn damaged_shared_column_behind_a_valid_section_checksum_is_a_corrupt_block_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = shared_block(dir.path());
+    let path = bdir.join(INDEX_FILENAME);
+    let orig = std::fs::read(&path).unwrap();
+    // The timestamps section is the last one: 3 columns, 3 offsets, data.
+    let toc = orig.len() - index::TOC_LEN;
+    let start = u64::from_le_bytes(orig[toc + 100..toc + 108].try_into().unwrap()) as usize;
+    let data = start + 4 + 3 * 8;
+    let mut rejected = 0;
+    for i in data..toc {
+        let mut b = orig.clone();
+        b[i] ^= 0x04;
+        index::repair_checksums(&mut b);
+        std::fs::write(&path, &b).unwrap();
+        match open_and_scan(&bdir) {
+            Err(Error::Block(BlockError::Corrupt { reason, .. })) => {
+                assert!(reason.contains("timestamp column"), "{reason}");
+                rejected += 1;
+            }
+            other => panic!("damage at {i} gave {other:?}"),
+        }
+    }
+    assert_eq!(rejected, toc - data);
+    std::fs::write(&path, &orig).unwrap();
+    assert_eq!(open_and_scan(&bdir).unwrap(), 6 * 40);
+}
+
+#[test]
+fn chunk_meta_pointing_at_the_wrong_shared_column_is_a_corrupt_block_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = shared_block(dir.path());
+    let path = bdir.join(INDEX_FILENAME);
+    let orig = std::fs::read(&path).unwrap();
+    let ix = index::IndexReader::open(&orig[..]).unwrap();
+    let mut metas = Vec::new();
+    ix.series(0, &mut metas).unwrap();
+    let k = metas[0].shared_ts.expect("series 0 uses a shared column");
+    // Rewrite the index with series 0 pointing at another column of the
+    // same length: its chunk then decodes against the wrong timestamps,
+    // which the reader notices from the chunk's time range.
+    let mut entries = Vec::new();
+    for id in 0..ix.num_series() {
+        let l = ix.series(id, &mut metas).unwrap();
+        if id == 0 {
+            metas[0].shared_ts = Some((k + 1) % 3);
+        }
+        entries.push((l, metas.clone()));
+    }
+    let cols: Vec<Vec<u8>> = (0..3).map(|i| ix.timestamp_column(i).unwrap().to_vec()).collect();
+    std::fs::write(&path, index::write_index(&entries, &cols).unwrap()).unwrap();
+    match open_and_scan(&bdir) {
+        Err(Error::Block(BlockError::Corrupt { reason, .. })) => assert!(reason.contains("does not span"), "{reason}"),
+        other => panic!("wrong column accepted: {other:?}"),
     }
 }

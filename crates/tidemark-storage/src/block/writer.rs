@@ -7,8 +7,15 @@
 //! removed at startup by [`crate::compact::remove_tmp_dirs`]); after the
 //! rename every file the block needs is durable. `meta.json` is written last,
 //! so even a directory renamed by hand mid-way has no meta and fails to open.
+//!
+//! Sealed chunks whose timestamp column repeats across series are written
+//! without it and the column is stored once in the index (see
+//! `ColumnTable` below and `docs/format/index.md` for when a column is
+//! worth storing).
 
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
+use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::Path;
 
@@ -30,18 +37,22 @@ pub struct BlockWriteOptions {
     /// use 120 ([`BlockWriteOptions::xor`]); values above 65535 are capped
     /// for XOR, whose sample count is 16 bits. Must be at least 1.
     pub max_samples_per_chunk: usize,
+    /// Store a timestamp column repeated by several sealed chunks once, in
+    /// the index, and write those chunks without their own (see
+    /// `docs/format/index.md`). Default: `true`. Ignored for XOR chunks.
+    pub shared_timestamps: bool,
 }
 
 impl Default for BlockWriteOptions {
     fn default() -> Self {
-        BlockWriteOptions { encoding: Encoding::Sealed, max_samples_per_chunk: 16384 }
+        BlockWriteOptions { encoding: Encoding::Sealed, max_samples_per_chunk: 16384, shared_timestamps: true }
     }
 }
 
 impl BlockWriteOptions {
     /// Gorilla XOR chunks of at most 120 samples, as Prometheus writes them.
     pub fn xor() -> BlockWriteOptions {
-        BlockWriteOptions { encoding: Encoding::Xor, max_samples_per_chunk: 120 }
+        BlockWriteOptions { encoding: Encoding::Xor, max_samples_per_chunk: 120, shared_timestamps: false }
     }
 
     fn chunk_limit(&self) -> Result<usize, Error> {
@@ -92,7 +103,7 @@ pub(crate) fn write_block_with(
     let limit = opts.chunk_limit()?;
     let ulid = new_block_id();
     let tmp = parent_dir.join(format!("{ulid}{TMP_SUFFIX}"));
-    let res = write_into(&tmp, mint, maxt, limit, opts.encoding, series, max_chunk_file_size);
+    let res = write_into(&tmp, mint, maxt, limit, opts, series, max_chunk_file_size);
     let stats = match res {
         Ok(stats) => stats,
         Err(e) => {
@@ -129,7 +140,7 @@ fn write_into(
     mint: i64,
     maxt: i64,
     limit: usize,
-    encoding: Encoding,
+    opts: &BlockWriteOptions,
     series: impl Iterator<Item = Result<(Labels, Vec<Sample>), Error>>,
     max_chunk_file_size: u64,
 ) -> Result<BlockStats, Error> {
@@ -138,6 +149,8 @@ fn write_into(
     let mut cw = ChunkWriter::new(&chunks_dir, max_chunk_file_size)?;
     let mut stats = BlockStats::default();
     let mut entries: Vec<(Labels, Vec<ChunkMeta>)> = Vec::new();
+    let mut cols = ColumnTable::new(MAX_HELD_SAMPLES, MAX_REMEMBERED_TIMESTAMPS);
+    let share = opts.shared_timestamps && opts.encoding == Encoding::Sealed;
     let mut buf = Vec::new();
     for item in series {
         let (labels, samples) = item?;
@@ -162,32 +175,275 @@ fn write_into(
         if samples.is_empty() {
             continue;
         }
-        let mut metas = Vec::with_capacity(samples.len().div_ceil(limit));
+        let si = entries.len();
+        entries.push((labels, Vec::with_capacity(samples.len().div_ceil(limit))));
         for part in samples.chunks(limit) {
-            buf.clear();
-            match encoding {
+            let ci = entries[si].1.len();
+            entries[si].1.push(ChunkMeta {
+                mint: part[0].t,
+                maxt: part[part.len() - 1].t,
+                chunk_ref: 0,
+                shared_ts: None,
+            });
+            match opts.encoding {
                 Encoding::Xor => {
                     let mut a = XorAppender::new();
                     for s in part {
                         a.append(s.t, s.v);
                     }
-                    buf.extend_from_slice(a.bytes());
+                    entries[si].1[ci].chunk_ref = cw.write(Encoding::Xor, a.bytes())?;
                 }
-                Encoding::Sealed => sealed::encode(part, &mut buf),
+                Encoding::Sealed if share => cols.add((si, ci), part, &mut cw, &mut entries)?,
+                Encoding::Sealed => {
+                    buf.clear();
+                    sealed::encode(part, &mut buf);
+                    entries[si].1[ci].chunk_ref = cw.write(Encoding::Sealed, &buf)?;
+                }
             }
-            let chunk_ref = cw.write(encoding, &buf)?;
-            metas.push(ChunkMeta { mint: part[0].t, maxt: part[part.len() - 1].t, chunk_ref });
         }
         stats.num_samples += samples.len() as u64;
         stats.num_series += 1;
-        stats.num_chunks += metas.len() as u64;
-        entries.push((labels, metas));
+        stats.num_chunks += entries[si].1.len() as u64;
     }
+    let columns = cols.finish(&mut cw, &mut entries)?;
     cw.finish()?;
     sync_dir(&chunks_dir)?;
-    let index = write_index(&entries).map_err(BlockError::Limit)?;
+    let index = write_index(&entries, &columns).map_err(BlockError::Limit)?;
     write_file_synced(&dir.join(INDEX_FILENAME), &index)?;
     Ok(stats)
+}
+
+/// Shortest timestamp column the writer shares: below this, the column's
+/// own overhead (offset, header, checksum, the chunk meta's reference)
+/// outweighs what leaving it out of two chunks saves.
+pub const MIN_SHARED_LEN: usize = 16;
+/// Most samples of chunks held back waiting for a second chunk with the
+/// same timestamps (about 64 MiB); beyond it the oldest held chunk is
+/// written with its own timestamps.
+const MAX_HELD_SAMPLES: usize = 1 << 22;
+/// Most timestamps of distinct columns remembered for deduplication (about
+/// 128 MiB); beyond it new columns are no longer considered for sharing.
+const MAX_REMEMBERED_TIMESTAMPS: usize = 1 << 24;
+
+/// Bytes of `v` as a uvarint.
+fn uvarint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Where a chunk's meta lives in the writer's entries: (series, chunk).
+type MetaAt = (usize, usize);
+
+/// What the writer knows about one distinct timestamp column.
+enum ColumnState {
+    /// Seen once; the chunk that has it is held back, unwritten, in case a
+    /// second chunk shares it.
+    Held { at: MetaAt, samples: Vec<Sample> },
+    /// Seen once, and that chunk was written with its own timestamps (the
+    /// hold bound was hit); the next sighting stores the column.
+    Seen,
+    /// Seen `seen` times, but storing the column did not pay for two chunks:
+    /// leaving the column out saves `saving` bytes per chunk, storing it
+    /// costs `cost`. Chunks are written with their own timestamps until
+    /// the column has shown up often enough (`seen · saving > cost`) to be
+    /// worth storing for the chunks still to come.
+    Declined { seen: usize, saving: usize, cost: usize },
+    /// Stored as shared column `id`.
+    Shared(u32),
+}
+
+/// Deduplicates the timestamp columns of sealed chunks while a block is
+/// written and decides which are stored once and shared: a column is
+/// shared from its second sighting on, and the first chunk that had it is
+/// held back until then so that it can share it too. Chunks are therefore
+/// not written in series order, which nothing depends on: the index holds
+/// every chunk's reference.
+struct ColumnTable {
+    by_hash: HashMap<u64, Vec<usize>>,
+    columns: Vec<(Box<[i64]>, ColumnState)>,
+    held: VecDeque<usize>,
+    held_samples: usize,
+    max_held: usize,
+    remembered: usize,
+    max_remembered: usize,
+    encoded: Vec<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl ColumnTable {
+    fn new(max_held: usize, max_remembered: usize) -> ColumnTable {
+        ColumnTable {
+            by_hash: HashMap::new(),
+            columns: Vec::new(),
+            held: VecDeque::new(),
+            held_samples: 0,
+            max_held,
+            remembered: 0,
+            max_remembered,
+            encoded: Vec::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Writes (now or later) the sealed chunk of `part`, whose meta is at
+    /// `at` in `entries`, and fills in its reference and column.
+    fn add(
+        &mut self,
+        at: MetaAt,
+        part: &[Sample],
+        cw: &mut ChunkWriter,
+        entries: &mut [(Labels, Vec<ChunkMeta>)],
+    ) -> Result<(), Error> {
+        if part.len() < MIN_SHARED_LEN {
+            return self.write_own(at, part, cw, entries);
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for s in part {
+            s.t.hash(&mut h);
+        }
+        let hash = h.finish();
+        let found = self.by_hash.get(&hash).and_then(|ids| {
+            ids.iter().copied().find(|&i| {
+                let ts = &self.columns[i].0;
+                ts.len() == part.len() && ts.iter().zip(part).all(|(&t, s)| t == s.t)
+            })
+        });
+        let Some(i) = found else {
+            if self.remembered + part.len() > self.max_remembered {
+                return self.write_own(at, part, cw, entries);
+            }
+            self.remembered += part.len();
+            let ts: Box<[i64]> = part.iter().map(|s| s.t).collect();
+            self.columns.push((ts, ColumnState::Held { at, samples: part.to_vec() }));
+            let i = self.columns.len() - 1;
+            self.by_hash.entry(hash).or_default().push(i);
+            self.held.push_back(i);
+            self.held_samples += part.len();
+            while self.held_samples > self.max_held {
+                let Some(oldest) = self.held.pop_front() else { break };
+                self.release(oldest, cw, entries)?;
+            }
+            return Ok(());
+        };
+        let id = match std::mem::replace(&mut self.columns[i].1, ColumnState::Seen) {
+            ColumnState::Shared(id) => id,
+            ColumnState::Seen => self.store(i)?,
+            ColumnState::Declined { seen, saving, cost } => {
+                if (seen + 1) * saving <= cost {
+                    self.columns[i].1 = ColumnState::Declined { seen: seen + 1, saving, cost };
+                    return self.write_own(at, part, cw, entries);
+                }
+                self.store(i)?
+            }
+            ColumnState::Held { at: first, samples } => {
+                self.held_samples -= samples.len();
+                // Measure on the held chunk what leaving its timestamps out
+                // saves, against what storing the column costs (its bytes,
+                // its offset, and a longer reference in each chunk meta).
+                self.buf.clear();
+                sealed::encode(&samples, &mut self.buf);
+                let own = self.buf.len();
+                self.buf.clear();
+                let opts = sealed::EncodeOptions { shared_timestamps: Some(&self.columns[i].0), ..Default::default() };
+                let left_out = sealed::encode_with(&samples, &opts, &mut self.buf);
+                debug_assert!(left_out, "the column is the held chunk's own timestamps");
+                let reference = uvarint_len(self.encoded.len() as u64 + 1);
+                let saving = own.saturating_sub(self.buf.len() + reference);
+                let mut col = Vec::new();
+                sealed::encode_timestamps(&self.columns[i].0, &mut col);
+                let cost = col.len() + 8;
+                if 2 * saving <= cost {
+                    self.columns[i].1 = ColumnState::Declined { seen: 2, saving, cost };
+                    self.write_own(first, &samples, cw, entries)?;
+                    return self.write_own(at, part, cw, entries);
+                }
+                let id = self.store_encoded(col)?;
+                // `buf` still holds the held chunk encoded without its timestamps.
+                let meta = &mut entries[first.0].1[first.1];
+                meta.chunk_ref = cw.write(Encoding::Sealed, &self.buf)?;
+                meta.shared_ts = Some(id);
+                id
+            }
+        };
+        self.columns[i].1 = ColumnState::Shared(id);
+        self.write_shared(at, part, i, id, cw, entries)
+    }
+
+    /// Stores column `i` as the next shared column and returns its id.
+    fn store(&mut self, i: usize) -> Result<u32, Error> {
+        let mut col = Vec::new();
+        sealed::encode_timestamps(&self.columns[i].0, &mut col);
+        self.store_encoded(col)
+    }
+
+    fn store_encoded(&mut self, col: Vec<u8>) -> Result<u32, Error> {
+        let id = u32::try_from(self.encoded.len())
+            .map_err(|_| BlockError::Limit("more than 2^32 shared timestamp columns".into()))?;
+        self.encoded.push(col);
+        Ok(id)
+    }
+
+    fn write_shared(
+        &mut self,
+        at: MetaAt,
+        part: &[Sample],
+        i: usize,
+        id: u32,
+        cw: &mut ChunkWriter,
+        entries: &mut [(Labels, Vec<ChunkMeta>)],
+    ) -> Result<(), Error> {
+        self.buf.clear();
+        let opts = sealed::EncodeOptions { shared_timestamps: Some(&self.columns[i].0), ..Default::default() };
+        let left_out = sealed::encode_with(part, &opts, &mut self.buf);
+        debug_assert!(left_out, "a chunk is only shared against its own timestamps");
+        let meta = &mut entries[at.0].1[at.1];
+        meta.chunk_ref = cw.write(Encoding::Sealed, &self.buf)?;
+        meta.shared_ts = left_out.then_some(id);
+        Ok(())
+    }
+
+    fn write_own(
+        &mut self,
+        at: MetaAt,
+        part: &[Sample],
+        cw: &mut ChunkWriter,
+        entries: &mut [(Labels, Vec<ChunkMeta>)],
+    ) -> Result<(), Error> {
+        self.buf.clear();
+        sealed::encode(part, &mut self.buf);
+        let meta = &mut entries[at.0].1[at.1];
+        meta.chunk_ref = cw.write(Encoding::Sealed, &self.buf)?;
+        meta.shared_ts = None;
+        Ok(())
+    }
+
+    /// Writes the chunk held for column `i`, if it still is, with its own
+    /// timestamps.
+    fn release(
+        &mut self,
+        i: usize,
+        cw: &mut ChunkWriter,
+        entries: &mut [(Labels, Vec<ChunkMeta>)],
+    ) -> Result<(), Error> {
+        match std::mem::replace(&mut self.columns[i].1, ColumnState::Seen) {
+            ColumnState::Held { at, samples } => {
+                self.held_samples -= samples.len();
+                self.write_own(at, &samples, cw, entries)
+            }
+            other => {
+                self.columns[i].1 = other;
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes every chunk still held (their columns turned out to be used
+    /// once) and returns the encoded shared columns.
+    fn finish(mut self, cw: &mut ChunkWriter, entries: &mut [(Labels, Vec<ChunkMeta>)]) -> Result<Vec<Vec<u8>>, Error> {
+        while let Some(i) = self.held.pop_front() {
+            self.release(i, cw, entries)?;
+        }
+        Ok(self.encoded)
+    }
 }
 
 fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
@@ -199,4 +455,108 @@ fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 /// Fsyncs a directory so the entries created or renamed in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir).and_then(|f| f.sync_all()).map_err(|e| Error::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::chunks::ChunkFiles;
+    use crate::chunkenc::Chunk;
+
+    /// Jittered timestamps (pattern `seed`), `n` of them.
+    fn column(seed: u64, n: usize) -> Vec<i64> {
+        let mut x = seed;
+        (0..n as i64)
+            .map(|k| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                k * 15_000 + ((x >> 33) % 250) as i64
+            })
+            .collect()
+    }
+
+    fn samples(ts: &[i64], v: f64) -> Vec<Sample> {
+        ts.iter().enumerate().map(|(i, &t)| Sample::new(t, v + i as f64)).collect()
+    }
+
+    /// Feeds chunks (one per series) through a table with the given bounds
+    /// and returns the metas, after checking every chunk decodes back.
+    fn run(max_held: usize, max_remembered: usize, parts: &[Vec<Sample>]) -> (Vec<ChunkMeta>, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cw = ChunkWriter::new(dir.path(), MAX_CHUNK_FILE_SIZE).unwrap();
+        let mut table = ColumnTable::new(max_held, max_remembered);
+        let mut entries: Vec<(Labels, Vec<ChunkMeta>)> = Vec::new();
+        for (si, p) in parts.iter().enumerate() {
+            let l = Labels::new([("i", si.to_string())]).unwrap();
+            entries.push((l, vec![ChunkMeta { mint: p[0].t, maxt: p[p.len() - 1].t, chunk_ref: 0, shared_ts: None }]));
+            table.add((si, 0), p, &mut cw, &mut entries).unwrap();
+        }
+        let cols = table.finish(&mut cw, &mut entries).unwrap();
+        cw.finish().unwrap();
+        let files = ChunkFiles::open(dir.path(), &|r| Error::InvalidArgument(r)).unwrap();
+        let metas: Vec<ChunkMeta> = entries.iter().map(|e| e.1[0]).collect();
+        for (m, p) in metas.iter().zip(parts) {
+            let mut c: Chunk = files.chunk(m.chunk_ref, m.mint, m.maxt).unwrap();
+            if let Some(k) = m.shared_ts {
+                let mut ts = Vec::new();
+                sealed::decode_timestamps(&cols[k as usize], &mut ts).unwrap();
+                c.timestamps = Some(ts.into());
+            }
+            let mut out = Vec::new();
+            c.decode_into(&mut out).unwrap();
+            assert_eq!(&out, p);
+        }
+        (metas, cols.len())
+    }
+
+    #[test]
+    fn a_column_is_shared_from_its_second_sighting_including_the_held_first_chunk() {
+        let (a, b) = (column(1, 100), column(2, 100));
+        let parts = [samples(&a, 0.0), samples(&b, 1.0), samples(&a, 2.0), samples(&a, 3.0)];
+        let (metas, ncols) = run(usize::MAX, usize::MAX, &parts);
+        assert_eq!(ncols, 1, "column b is used once and not stored");
+        let shared: Vec<Option<u32>> = metas.iter().map(|m| m.shared_ts).collect();
+        assert_eq!(shared, vec![Some(0), None, Some(0), Some(0)]);
+    }
+
+    #[test]
+    fn hitting_the_hold_bound_writes_the_oldest_held_chunk_with_its_own_timestamps() {
+        let (a, b) = (column(1, 100), column(2, 100));
+        // Holding b pushes the held samples past 150: a's chunk is written
+        // on its own; a's next sighting still stores the column.
+        let parts = [samples(&a, 0.0), samples(&b, 1.0), samples(&a, 2.0), samples(&b, 3.0)];
+        let (metas, ncols) = run(150, usize::MAX, &parts);
+        assert_eq!(ncols, 2);
+        let shared: Vec<Option<u32>> = metas.iter().map(|m| m.shared_ts).collect();
+        assert_eq!(shared, vec![None, Some(1), Some(0), Some(1)]);
+    }
+
+    #[test]
+    fn columns_beyond_the_memory_bound_are_not_considered_for_sharing() {
+        let (a, b) = (column(1, 100), column(2, 100));
+        let parts = [samples(&a, 0.0), samples(&b, 1.0), samples(&b, 2.0), samples(&a, 3.0)];
+        let (metas, ncols) = run(usize::MAX, 150, &parts);
+        assert_eq!(ncols, 1);
+        let shared: Vec<Option<u32>> = metas.iter().map(|m| m.shared_ts).collect();
+        assert_eq!(shared, vec![Some(0), None, None, Some(0)]);
+    }
+
+    #[test]
+    fn cheap_columns_are_declined_until_they_repeat_often_enough() {
+        // Perfectly regular timestamps cost a few bytes in a chunk: two
+        // chunks do not pay for a stored column, many do.
+        let regular: Vec<i64> = (0..100).map(|k| k * 15_000).collect();
+        let parts: Vec<Vec<Sample>> = (0..40).map(|i| samples(&regular, f64::from(i))).collect();
+        let (metas, ncols) = run(usize::MAX, usize::MAX, &parts);
+        assert!(metas[0].shared_ts.is_none() && metas[1].shared_ts.is_none());
+        assert!(ncols <= 1);
+        if ncols == 1 {
+            let first = metas.iter().position(|m| m.shared_ts.is_some()).unwrap();
+            assert!(metas[first..].iter().all(|m| m.shared_ts == Some(0)), "once stored, always used");
+        }
+        // Short chunks never share.
+        let short = column(3, MIN_SHARED_LEN - 1);
+        let (metas, ncols) = run(usize::MAX, usize::MAX, &[samples(&short, 0.0), samples(&short, 1.0)]);
+        assert_eq!(ncols, 0);
+        assert!(metas.iter().all(|m| m.shared_ts.is_none()));
+    }
 }

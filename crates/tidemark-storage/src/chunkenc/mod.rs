@@ -78,7 +78,9 @@ impl From<Vec<u8>> for ChunkBytes {
     }
 }
 
-/// An immutable chunk: an encoding, its bytes, and the time range it covers.
+/// An immutable chunk: an encoding, its bytes, the time range it covers and,
+/// for a sealed chunk written without its own timestamps, the shared
+/// timestamp column it decodes against.
 #[derive(Debug, Clone)]
 pub struct Chunk {
     /// Timestamp of the first sample.
@@ -89,6 +91,11 @@ pub struct Chunk {
     pub encoding: Encoding,
     /// The encoded samples.
     pub bytes: ChunkBytes,
+    /// The shared timestamp column of a [`Encoding::Sealed`] chunk written
+    /// without its own (see [`sealed::encode_with`]); `None` for chunks that
+    /// carry their timestamps (every XOR chunk). Shared, so cloning a chunk
+    /// or handing the column to many chunks copies nothing.
+    pub timestamps: Option<Arc<[i64]>>,
 }
 
 impl Chunk {
@@ -98,7 +105,7 @@ impl Chunk {
             Encoding::Xor => ChunkIterator::Xor(XorIterator::new(self.bytes.clone())),
             Encoding::Sealed => {
                 let mut out = Vec::new();
-                match sealed::decode(self.bytes.as_ref(), &mut out) {
+                match sealed::decode_with(self.bytes.as_ref(), self.timestamps.as_deref(), &mut out) {
                     Ok(()) => ChunkIterator::Decoded(VecIterator::new(out), None),
                     Err(e) => ChunkIterator::Decoded(VecIterator::default(), Some(e.into())),
                 }
@@ -110,7 +117,7 @@ impl Chunk {
     pub fn decode_into(&self, out: &mut Vec<Sample>) -> Result<(), crate::Error> {
         match self.encoding {
             Encoding::Xor => XorIterator::new(self.bytes.as_ref()).decode_into(out),
-            Encoding::Sealed => Ok(sealed::decode(self.bytes.as_ref(), out)?),
+            Encoding::Sealed => Ok(sealed::decode_with(self.bytes.as_ref(), self.timestamps.as_deref(), out)?),
         }
     }
 }
@@ -171,5 +178,36 @@ impl SampleIterator for ChunkIterator {
             ChunkIterator::Xor(it) => it.err(),
             ChunkIterator::Decoded(_, e) => e.as_ref(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::collect_samples;
+
+    #[test]
+    fn sealed_chunk_without_timestamps_decodes_only_with_its_shared_column() {
+        let samples: Vec<Sample> = [(1_003, 1.5), (16_001, f64::NAN), (31_240, crate::stale_nan()), (46_002, -0.0)]
+            .iter()
+            .map(|&(t, v)| Sample::new(t, v))
+            .collect();
+        let ts: Vec<i64> = samples.iter().map(|s| s.t).collect();
+        let mut bytes = Vec::new();
+        let opts = sealed::EncodeOptions { shared_timestamps: Some(&ts), ..Default::default() };
+        assert!(sealed::encode_with(&samples, &opts, &mut bytes));
+        let mut c =
+            Chunk { mint: 1_003, maxt: 46_002, encoding: Encoding::Sealed, bytes: bytes.into(), timestamps: None };
+        let mut out = Vec::new();
+        assert!(c.decode_into(&mut out).is_err(), "no column, no timestamps");
+        assert!(collect_samples(&mut c.iter()).is_err());
+        c.timestamps = Some(ts.into());
+        c.decode_into(&mut out).unwrap();
+        let bits = |v: &[Sample]| v.iter().map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>();
+        assert_eq!(bits(&out), bits(&samples));
+        assert_eq!(bits(&collect_samples(&mut c.iter()).unwrap()), bits(&samples));
+        // A column of the wrong length is an error, not a panic.
+        c.timestamps = Some(Arc::from(&[1_003i64, 46_002][..]));
+        assert!(c.decode_into(&mut Vec::new()).is_err());
     }
 }

@@ -32,7 +32,13 @@ impl ClosedChunk {
     }
 
     fn to_chunk(&self) -> Chunk {
-        Chunk { mint: self.mint, maxt: self.maxt, encoding: Encoding::Xor, bytes: ChunkBytes::Heap(self.bytes.clone()) }
+        Chunk {
+            mint: self.mint,
+            maxt: self.maxt,
+            encoding: Encoding::Xor,
+            bytes: ChunkBytes::Heap(self.bytes.clone()),
+            timestamps: None,
+        }
     }
 
     fn decode_into(&self, out: &mut Vec<Sample>) {
@@ -284,6 +290,7 @@ impl MemSeries {
                     maxt: c.app.last_t(),
                     encoding: Encoding::Xor,
                     bytes: ChunkBytes::Heap(c.app.bytes().into()),
+                    timestamps: None,
                 });
             }
         }
