@@ -23,8 +23,15 @@ use tidemark_storage::{Db, Labels, MatchOp, Matcher, Sample, SampleIterator};
 const BATCH: usize = 10_000;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    if let Some(a) = std::env::args().nth(1) {
-        return Err(format!("unknown argument {a}").into());
+    // `--data-dir DIR` keeps the database in DIR (reopened and verified if it
+    // already holds one); otherwise a temporary directory is used.
+    let mut keep: Option<PathBuf> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--data-dir" => keep = Some(args.next().ok_or("--data-dir needs a directory")?.into()),
+            other => return Err(format!("unknown argument {other} (usage: capture_blocks [--data-dir DIR])").into()),
+        }
     }
     let path = default_capture_path();
     let t = Instant::now();
@@ -41,8 +48,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     order.sort_unstable();
 
-    let dir = TempDir::new()?;
+    let dir = match keep {
+        Some(p) => TempDir::kept(p)?,
+        None => TempDir::new()?,
+    };
+    let existing = std::fs::read_dir(dir.path())?.next().is_some();
     let db = Db::builder(dir.path()).maintenance_interval(None).open()?;
+    if existing {
+        println!("{} already holds a database: verifying it against the capture", dir.path().display());
+    } else {
+        ingest(&db, dir.path(), &series, &order, total)?;
+    }
+    verify(&db, dir.path(), &series, total)
+}
+
+fn ingest(
+    db: &Db,
+    dir: &Path,
+    series: &[(Labels, Vec<Sample>)],
+    order: &[(i64, u32, u32)],
+    total: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let mut refs: Vec<Option<u64>> = vec![None; series.len()];
     let mut app = db.appender();
@@ -66,18 +92,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         append_time,
         total as f64 / append_time.as_secs_f64() / 1e6
     );
-    let wal = dir_size(&dir.path().join("wal"));
+    let wal = dir_size(&dir.join("wal"));
     println!("WAL before flush: {wal} bytes ({:.3} B/sample)", wal as f64 / total as f64);
 
     let t = Instant::now();
     let written = db.flush_head()?;
     println!("flush_head: {written} blocks in {:.1?}", t.elapsed());
-    report(&db, dir.path(), total, "after flush")?;
+    report(db, dir, total, "after flush")?;
     let t = Instant::now();
     let compactions = db.compact()?;
     println!("compact: {compactions} compactions in {:.1?}", t.elapsed());
-    report(&db, dir.path(), total, "after compaction")?;
+    report(db, dir, total, "after compaction")?;
+    Ok(())
+}
 
+fn verify(
+    db: &Db,
+    dir: &Path,
+    series: &[(Labels, Vec<Sample>)],
+    total: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     // Read everything back and compare bit for bit.
     let want: HashMap<&Labels, &Vec<Sample>> = series.iter().map(|(l, s)| (l, s)).collect();
     let mint = series.iter().filter_map(|s| s.1.first()).map(|s| s.t).min().unwrap_or(0);
@@ -127,18 +161,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let other = TempDir::new()?;
     let (mut bytes, mut cols) = (0u64, 0u64);
     for m in db.blocks() {
-        let b = Block::open(&dir.path().join(&m.ulid))?;
+        let b = Block::open(&dir.join(&m.ulid))?;
         cols += u64::from(b.num_timestamp_columns());
         let opts = BlockWriteOptions { shared_timestamps: false, ..BlockWriteOptions::default() };
         let out = compact(other.path(), &[&b], &opts)?;
         bytes +=
             Block::open(&other.path().join(&out.ulid))?.size_bytes() - dir_size_meta(&other.path().join(&out.ulid));
     }
-    let with: u64 = db
-        .blocks()
-        .iter()
-        .map(|m| dir_size(&dir.path().join(&m.ulid)) - dir_size_meta(&dir.path().join(&m.ulid)))
-        .sum();
+    let with: u64 = db.blocks().iter().map(|m| dir_size(&dir.join(&m.ulid)) - dir_size_meta(&dir.join(&m.ulid))).sum();
     println!(
         "chunks+index with shared columns ({cols} columns): {with} bytes = {:.3} B/sample; without: {bytes} bytes = {:.3} B/sample",
         with as f64 / total as f64,
@@ -147,8 +177,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The planner leaves two 2 h blocks alone (it merges three into 6 h);
     // merging them into one block by hand shows the cost of one index.
-    let blocks: Vec<Block> =
-        db.blocks().iter().map(|m| Block::open(&dir.path().join(&m.ulid))).collect::<Result<_, _>>()?;
+    let blocks: Vec<Block> = db.blocks().iter().map(|m| Block::open(&dir.join(&m.ulid))).collect::<Result<_, _>>()?;
     let refs: Vec<&Block> = blocks.iter().collect();
     let merged_dir = TempDir::new()?;
     let t = Instant::now();
@@ -265,14 +294,20 @@ fn dir_size(dir: &Path) -> u64 {
 }
 
 /// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
+struct TempDir(PathBuf, bool);
 
 impl TempDir {
+    /// A directory that is kept afterwards.
+    fn kept(p: PathBuf) -> std::io::Result<TempDir> {
+        std::fs::create_dir_all(&p)?;
+        Ok(TempDir(p, true))
+    }
+
     fn new() -> std::io::Result<TempDir> {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let p = std::env::temp_dir().join(format!("tidemark-capture-blocks-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&p)?;
-        Ok(TempDir(p))
+        Ok(TempDir(p, false))
     }
 
     fn path(&self) -> &Path {
@@ -282,6 +317,8 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if !self.1 {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
