@@ -360,6 +360,12 @@ fn get_str<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a str, LabelError> {
         }
         len |= u64::from(b & 0x7f) << shift;
         if b < 0x80 {
+            // Only the shortest form is canonical: a final zero byte after a
+            // continuation would give the same label set a second encoding
+            // (and a different hash).
+            if b == 0 && shift > 0 {
+                return Err(LabelError::Malformed("non-minimal length"));
+            }
             break;
         }
         shift += 7;
@@ -393,6 +399,9 @@ mod tests {
         assert!(Labels::from_encoded(&[5, b'a']).is_err());
         assert!(Labels::from_encoded(&[1, b'b', 1, b'x', 1, b'a', 1, b'x']).is_err());
         assert!(Labels::from_encoded(&[0xff; 12]).is_err());
+        // Found by the labels_decode fuzz target: a non-minimal length varint
+        // decoded into a label set equal in content but not in bytes.
+        assert!(Labels::from_encoded(&[0x01, 0x26, 0x81, 0x00, 0x00]).is_err());
         assert_eq!(l.to_string(), "{__name__=\"up\", job=\"a\\\"b\\n\", ü=\"✓\"}");
     }
 
