@@ -16,6 +16,8 @@ use std::fmt;
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::varint::put_uvarint;
+
 /// The label that holds the metric name.
 pub const METRIC_NAME: &str = "__name__";
 
@@ -334,14 +336,6 @@ impl fmt::Debug for Labels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
     }
-}
-
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {

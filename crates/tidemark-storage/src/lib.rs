@@ -15,6 +15,7 @@ pub mod postings;
 mod querier;
 pub mod retention;
 mod sample;
+mod varint;
 
 pub mod block;
 pub mod compact;

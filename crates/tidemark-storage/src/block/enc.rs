@@ -98,17 +98,7 @@ pub(crate) fn u64_at(buf: &[u8], pos: usize) -> DecResult<u64> {
     Dec::at(buf, pos)?.u64()
 }
 
-pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-pub(crate) fn put_varint(out: &mut Vec<u8>, v: i64) {
-    put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
-}
+pub(crate) use crate::varint::{put_uvarint, put_varint};
 
 pub(crate) fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_le_bytes());

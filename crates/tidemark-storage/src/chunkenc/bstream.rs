@@ -218,8 +218,7 @@ impl<B: AsRef<[u8]>> BitReader<B> {
 
     /// Reads a zig-zag encoded signed varint.
     pub fn read_varint(&mut self) -> Option<i64> {
-        let u = self.read_uvarint()?;
-        Some(((u >> 1) as i64) ^ -((u & 1) as i64))
+        self.read_uvarint().map(crate::varint::unzigzag)
     }
 }
 
@@ -235,7 +234,7 @@ impl BitWriter {
 
     /// Writes a zig-zag encoded signed varint.
     pub fn write_varint(&mut self, v: i64) {
-        self.write_uvarint(((v << 1) ^ (v >> 63)) as u64);
+        self.write_uvarint(crate::varint::zigzag(v));
     }
 }
 

@@ -808,32 +808,7 @@ fn decode_xor(r: &mut Reader<'_>, samples: &mut [Sample]) -> Result<(), ChunkErr
 // ---------------------------------------------------------------------------
 // Varints.
 
-#[inline]
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-#[inline]
-fn unzigzag(u: u64) -> i64 {
-    ((u >> 1) as i64) ^ -((u & 1) as i64)
-}
-
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-#[inline]
-fn put_ivarint(out: &mut Vec<u8>, v: i64) {
-    put_uvarint(out, zigzag(v))
-}
-
-fn uvarint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
+use crate::varint::{put_uvarint, put_varint as put_ivarint, unzigzag, uvarint_len, zigzag};
 
 #[inline]
 fn ivarint_len(v: i64) -> usize {

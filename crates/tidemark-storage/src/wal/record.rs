@@ -111,17 +111,7 @@ fn bounded_capacity(n: u64, remaining: usize, min_size: usize) -> Result<usize, 
     Ok(n as usize)
 }
 
-pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-pub(crate) fn put_varint(out: &mut Vec<u8>, v: i64) {
-    put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
-}
+pub(crate) use crate::varint::{put_uvarint, put_varint};
 
 struct Reader<'a> {
     buf: &'a [u8],
