@@ -72,6 +72,14 @@ struct Model {
 
 /// The database lives for the whole process (an appender borrows it across
 /// reopen steps); `close` releases its directory.
+impl Model {
+    /// After a retention pass: everything newer than the newest committed
+    /// sample minus the retention time (60 s) must still be there.
+    fn note_retention(&mut self) {
+        self.retained_from = self.retained_from.max(newest_committed(self).saturating_sub(60_000));
+    }
+}
+
 fn open(dir: &Path) -> &'static Db {
     let db = Db::builder(dir)
         .block_range(RANGE)
@@ -225,15 +233,7 @@ fn run_case(ops: Vec<Op>, cov: &mut Coverage) {
                         }
                         _ => {
                             db.apply_retention().expect("retention");
-                            let newest = model
-                                .committed
-                                .values()
-                                .filter_map(|m| m.keys().next_back())
-                                .max()
-                                .copied()
-                                .unwrap_or(i64::MIN);
-                            // Retention keeps at least everything newer than newest - 60s.
-                            model.retained_from = model.retained_from.max(newest.saturating_sub(60_000));
+                            model.note_retention();
                         }
                     }
                     app = Some(db.appender());
@@ -258,14 +258,7 @@ fn run_case(ops: Vec<Op>, cov: &mut Coverage) {
                     }
                     db = open(&dir);
                     // Reopen may apply retention.
-                    let newest = model
-                        .committed
-                        .values()
-                        .filter_map(|m| m.keys().next_back())
-                        .max()
-                        .copied()
-                        .unwrap_or(i64::MIN);
-                    model.retained_from = model.retained_from.max(newest.saturating_sub(60_000));
+                    model.note_retention();
                     app = Some(db.appender());
                 }
                 Op::Query { s, from, len } => {
