@@ -336,20 +336,7 @@ impl<'a> HeadAppender<'a> {
                 }
             }
         }
-        let mut removed = Vec::new();
-        for (r, h) in candidates {
-            let mut hs = head.hash_shard(h).lock();
-            let mut shard = head.series_shard(r).lock();
-            if shard.get(&r).is_some_and(|s| s.pending == 0 && s.is_empty()) {
-                if let Some(s) = shard.remove(&r) {
-                    hs.remove(h, r);
-                    removed.push((r, s.labels));
-                }
-            }
-        }
-        if !removed.is_empty() {
-            head.index.write().remove(&removed);
-        }
+        head.remove_if_empty(candidates);
     }
 }
 

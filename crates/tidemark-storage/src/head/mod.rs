@@ -538,6 +538,18 @@ impl Head {
         // Appends cannot add samples while we hold the truncate lock, but
         // appenders may have started using a candidate: re-check under the
         // hash shard lock, which serialises with lookups by labels.
+        let mut refs = self.remove_if_empty(candidates);
+        self.min_time.store(lo, Ordering::Release);
+        self.max_time.store(hi, Ordering::Release);
+        refs.sort_unstable();
+        refs
+    }
+
+    /// Removes the candidate series `(ref, label hash)` that are still empty
+    /// and unused once re-checked under the hash shard lock (which
+    /// serialises with lookups by labels), from the maps, the index and the
+    /// replay aliases. Returns the refs removed.
+    pub(super) fn remove_if_empty(&self, candidates: Vec<(u64, u64)>) -> Vec<u64> {
         let mut removed: Vec<(u64, Labels)> = Vec::new();
         for (r, h) in candidates {
             let mut hs = self.hash_shard(h).lock();
@@ -549,16 +561,13 @@ impl Head {
                 }
             }
         }
-        self.index.write().remove(&removed);
-        if !removed.is_empty() {
-            let gone: std::collections::HashSet<u64> = removed.iter().map(|(r, _)| *r).collect();
-            self.replay_aliases.lock().retain(|_, to| !gone.contains(to));
+        if removed.is_empty() {
+            return Vec::new();
         }
-        self.min_time.store(lo, Ordering::Release);
-        self.max_time.store(hi, Ordering::Release);
-        let mut refs: Vec<u64> = removed.into_iter().map(|(r, _)| r).collect();
-        refs.sort_unstable();
-        refs
+        self.index.write().remove(&removed);
+        let gone: std::collections::HashSet<u64> = removed.iter().map(|(r, _)| *r).collect();
+        self.replay_aliases.lock().retain(|_, to| !gone.contains(to));
+        removed.into_iter().map(|(r, _)| r).collect()
     }
 
     /// Whether `series_ref` (or the ref it is an alias of) is still held.
