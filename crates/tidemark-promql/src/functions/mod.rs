@@ -1,0 +1,8 @@
+//! Function kernels: the arithmetic of PromQL functions, free of evaluation
+//! plumbing. The evaluator (`crate::eval`) selects data and calls these.
+
+pub(crate) mod histogram;
+pub(crate) mod kahan;
+pub(crate) mod math;
+pub(crate) mod quantile;
+pub(crate) mod range;

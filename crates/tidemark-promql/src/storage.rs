@@ -1,0 +1,107 @@
+//! Where the engine reads series from: the [`SeriesSource`] trait, its
+//! implementation for [`tidemark_storage::Db`], and [`MemStorage`] for tests.
+
+use std::collections::BTreeMap;
+
+use parking_lot::RwLock;
+use tidemark_storage::{Db, Labels, Matcher, Sample, SampleIterator, VecIterator};
+
+/// A series returned by [`SeriesSource::select`]: its labels and an iterator
+/// over its samples in the selected time range.
+pub struct SelectedSeries {
+    /// The series' labels, including `__name__`.
+    pub labels: Labels,
+    /// The samples in `[mint, maxt]`, oldest first.
+    pub samples: Box<dyn SampleIterator + Send>,
+}
+
+impl std::fmt::Debug for SelectedSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SelectedSeries").field("labels", &self.labels).finish_non_exhaustive()
+    }
+}
+
+/// Anything the engine can read series from.
+pub trait SeriesSource: Send + Sync {
+    /// The series matching every matcher that have samples in `[mint, maxt]`
+    /// (milliseconds, both inclusive). Order does not matter.
+    fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<SelectedSeries>, String>;
+}
+
+impl SeriesSource for Db {
+    fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<SelectedSeries>, String> {
+        let q = self.querier(mint, maxt);
+        let series = q.select(matchers).map_err(|e| e.to_string())?;
+        Ok(series
+            .into_iter()
+            .map(|s| SelectedSeries { labels: s.labels().clone(), samples: Box::new(s.iter()) })
+            .collect())
+    }
+}
+
+/// A small in-memory series store, for tests and examples.
+///
+/// ```
+/// use tidemark_promql::{Engine, MemStorage, Value};
+/// use tidemark_storage::Labels;
+///
+/// let storage = MemStorage::new();
+/// let labels = Labels::new([("__name__", "up"), ("job", "api")]).unwrap();
+/// storage.add(&labels, 0, 1.0);
+/// let result = Engine::default().instant_query(&storage, "up", 10_000).unwrap();
+/// assert!(matches!(result.value, Value::Vector(ref v) if v.len() == 1));
+/// ```
+#[derive(Debug, Default)]
+pub struct MemStorage {
+    series: RwLock<BTreeMap<Labels, Vec<Sample>>>,
+}
+
+impl MemStorage {
+    /// An empty store.
+    pub fn new() -> MemStorage {
+        MemStorage::default()
+    }
+
+    /// Adds one sample. A sample at an existing timestamp replaces it;
+    /// samples may arrive in any order.
+    pub fn add(&self, labels: &Labels, t: i64, v: f64) {
+        let mut map = self.series.write();
+        let samples = map.entry(labels.clone()).or_default();
+        match samples.binary_search_by_key(&t, |s| s.t) {
+            Ok(i) => samples[i].v = v,
+            Err(i) => samples.insert(i, Sample { t, v }),
+        }
+    }
+
+    /// Removes every series.
+    pub fn clear(&self) {
+        self.series.write().clear();
+    }
+
+    /// Number of series stored.
+    pub fn series_count(&self) -> usize {
+        self.series.read().len()
+    }
+}
+
+impl SeriesSource for MemStorage {
+    fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<SelectedSeries>, String> {
+        let map = self.series.read();
+        let mut out = Vec::new();
+        for (labels, samples) in map.iter() {
+            if !matchers.iter().all(|m| m.matches(labels.get(&m.name).unwrap_or(""))) {
+                continue;
+            }
+            let lo = samples.partition_point(|s| s.t < mint);
+            let hi = samples.partition_point(|s| s.t <= maxt);
+            if lo >= hi {
+                continue;
+            }
+            out.push(SelectedSeries {
+                labels: labels.clone(),
+                samples: Box::new(VecIterator::new(samples[lo..hi].to_vec())),
+            });
+        }
+        Ok(out)
+    }
+}
