@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use promql_parser::parser::{AtModifier, Expr};
+use promql_parser::parser::{AtModifier, Expr, LabelModifier, VectorMatchCardinality};
 
 /// Functions whose result depends on the evaluation time even when their
 /// arguments do not; a query using one gets no `@` variants
@@ -103,6 +103,54 @@ fn add_at(expr: &mut Expr, ts: i64) -> bool {
     }
 }
 
+/// Puts a tree in a canonical form for comparison: matchers sorted, an
+/// empty `by ()` dropped (the printer omits it; both mean "no grouping").
+fn normalize(expr: &mut Expr) {
+    fn sort_matchers(m: &mut promql_parser::label::Matchers) {
+        let key = |m: &promql_parser::label::Matcher| (m.name.clone(), m.op.to_string(), m.value.clone());
+        m.matchers.sort_by_key(key);
+        for g in m.or_matchers.iter_mut() {
+            g.sort_by_key(key);
+        }
+    }
+    match expr {
+        Expr::VectorSelector(vs) => sort_matchers(&mut vs.matchers),
+        Expr::MatrixSelector(ms) => sort_matchers(&mut ms.vs.matchers),
+        Expr::Subquery(sq) => normalize(&mut sq.expr),
+        Expr::Call(c) => c.args.args.iter_mut().for_each(|a| normalize(a)),
+        Expr::Aggregate(a) => {
+            if matches!(&a.modifier, Some(LabelModifier::Include(l)) if l.labels.is_empty()) {
+                a.modifier = None;
+            }
+            normalize(&mut a.expr);
+            if let Some(p) = a.param.as_mut() {
+                normalize(p);
+            }
+        }
+        Expr::Unary(u) => normalize(&mut u.expr),
+        Expr::Binary(b) => {
+            // `ignoring()` is the default matching; the printer omits it.
+            if let Some(m) = b.modifier.as_mut() {
+                if matches!(&m.matching, Some(LabelModifier::Exclude(l)) if l.labels.is_empty()) {
+                    m.matching = None;
+                }
+                let plain = m.matching.is_none()
+                    && !m.return_bool
+                    && matches!(m.card, VectorMatchCardinality::OneToOne)
+                    && m.fill_values.lhs.is_none()
+                    && m.fill_values.rhs.is_none();
+                if plain {
+                    b.modifier = None;
+                }
+            }
+            normalize(&mut b.lhs);
+            normalize(&mut b.rhs);
+        }
+        Expr::Paren(p) => normalize(&mut p.expr),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
 /// Whether the parser can print `expr` faithfully: its printer writes `@`
 /// times before 1970 as `@ 0.000`, so such queries cannot be rewritten.
 fn printable(expr: &Expr) -> bool {
@@ -137,6 +185,21 @@ pub fn at_modifier_variants(expr: &str, ts: i64) -> Result<Vec<AtVariant>, Strin
         return Err(format!("cannot add @ modifiers to {expr:?}: the parser prints @ times before 1970 as 0"));
     }
     let new_expr = parsed.to_string();
+    // The variant must be the rewritten tree, not whatever the printer made
+    // of it: re-parse and compare, ignoring differences without meaning
+    // (matcher order, an empty `by ()`).
+    match promql_parser::parser::parse(&new_expr) {
+        Ok(mut back) => {
+            normalize(&mut back);
+            normalize(&mut parsed);
+            if format!("{back:?}") != format!("{parsed:?}") {
+                return Err(format!(
+                    "the rewritten query {new_expr:?} does not parse back to the rewritten tree: {back:?} vs {parsed:?}"
+                ));
+            }
+        }
+        Err(e) => return Err(format!("the rewritten query {new_expr:?} does not parse: {e}")),
+    }
     let times: Vec<i64> =
         if ts == 0 { vec![-1000, 0, 1000] } else { vec![ts.saturating_mul(-10), 0, ts / 5, ts, ts.saturating_mul(10)] };
     Ok(times.into_iter().map(|t| AtVariant { expr: new_expr.clone(), t }).collect())
