@@ -154,7 +154,10 @@ impl RangeFunction {
             StddevOverTime => Some(variance_over_time(s).sqrt()),
             LastOverTime => Some(last.v),
             FirstOverTime => Some(first.v),
-            TsOfLastOverTime => Some(ms_to_secs(last.t)),
+            // Prometheus takes the later of the last float's and the last
+            // histogram's timestamp, with 0 standing in for "no histogram",
+            // so a last sample before 1970 reports 0. Kept for parity.
+            TsOfLastOverTime => Some(ms_to_secs(last.t.max(0))),
             TsOfFirstOverTime => Some(ms_to_secs(first.t)),
             PresentOverTime => Some(1.0),
             MadOverTime => Some(mad_over_time(s)),
@@ -311,9 +314,10 @@ fn linear_regression(s: &[Sample], intercept_t: i64) -> (f64, f64) {
     let (mut sum_y, mut c_y) = (0.0, 0.0);
     let (mut sum_xy, mut c_xy) = (0.0, 0.0);
     let (mut sum_x2, mut c_x2) = (0.0, 0.0);
-    for p in s {
-        // `!=`, so a NaN anywhere also ends the constant case.
-        if const_y && p.v != init_y {
+    for (i, p) in s.iter().enumerate() {
+        // `!=`, so a NaN anywhere after the first sample also ends the
+        // constant case.
+        if const_y && i > 0 && p.v != init_y {
             const_y = false;
         }
         n += 1.0;
@@ -592,6 +596,16 @@ mod tests {
         for f in ALL {
             assert_eq!(f.eval(&w, &[0.5, 0.5]), None, "{f:?}");
         }
+    }
+
+    #[test]
+    fn missing_scalar_arguments_give_no_result() {
+        let all = load_dense(S, &[1.0, 2.0, 3.0]);
+        let w = RangeWindow { samples: &all, eval_t: 3 * S, range_start: -S, range_end: 3 * S };
+        assert_eq!(PredictLinear.eval(&w, &[]), None);
+        assert_eq!(QuantileOverTime.eval(&w, &[]), None);
+        assert_eq!(DoubleExponentialSmoothing.eval(&w, &[0.5]), None);
+        assert!(DoubleExponentialSmoothing.eval(&w, &[0.5, 0.5]).is_some());
     }
 
     #[test]
@@ -1165,10 +1179,12 @@ mod tests {
         let last = load(10_053, &[Some(1.0), Some(2.0), Some(3.0), None, None]);
         assert_eq!(at(TsOfLastOverTime, &last, 90 * S, 90 * S), Some(20.106));
         assert_eq!(at(TsOfLastOverTime, &last, 95 * S, 90 * S), Some(20.106));
-        // Negative timestamps stay exact.
-        let neg = [Sample::new(-1_500, 1.0)];
+        // Before 1970: the first timestamp is exact, the last one is
+        // clamped to 0 as Prometheus does (see `eval`).
+        let neg = [Sample::new(-2_500, 1.0), Sample::new(-1_500, 1.0)];
         let w = RangeWindow { samples: &neg, eval_t: 0, range_start: -M, range_end: 0 };
-        assert_eq!(TsOfLastOverTime.eval(&w, &[]), Some(-1.5));
+        assert_eq!(TsOfFirstOverTime.eval(&w, &[]), Some(-2.5));
+        assert_eq!(TsOfLastOverTime.eval(&w, &[]), Some(0.0));
     }
 
     // --- stddev, stdvar ----------------------------------------------------
