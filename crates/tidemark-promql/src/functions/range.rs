@@ -1328,14 +1328,3 @@ mod tests {
         assert_eq!(go_format_f(1234.5678901), "1234.567890");
     }
 }
-
-/// Checks `double_exponential_smoothing`'s smoothing and trend factors.
-pub(crate) fn validate_smoothing_args(sf: f64, tf: f64) -> Result<(), String> {
-    if !(sf > 0.0 && sf < 1.0) {
-        return Err(format!("invalid smoothing factor. Expected: 0 < sf < 1, got: {sf}"));
-    }
-    if !(tf > 0.0 && tf < 1.0) {
-        return Err(format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf}"));
-    }
-    Ok(())
-}
