@@ -55,7 +55,8 @@ fn locate(query: &str, message: &str) -> Position {
         }
     }
     if let Some(start) = innermost_reproducing(query, &rec.spans, message) {
-        return position_at(query, start);
+        let arg = mistyped_argument(query, &toks, start, message);
+        return position_at(query, arg.unwrap_or(start));
     }
     // A syntax error the recognizer did not see, or a semantic one no single
     // subexpression shows: the recognizer's stopping point is the best guess,
@@ -104,9 +105,14 @@ fn locate_lex_error(query: &str, message: &str) -> Position {
             lo = mid + 1;
         }
     }
-    // The shortest failing prefix ends with the offending character.
+    // The shortest failing prefix ends with the offending character; a
+    // malformed number is reported where the number starts.
     let byte = query.char_indices().nth(lo - 1).map_or(query.len(), |(b, _)| b);
-    position_at(query, byte)
+    let number = toks.iter().find(|t| t.kind == TokKind::Number && t.start <= byte && byte < t.end);
+    match number {
+        Some(t) if message.starts_with("bad number or duration") => position_at(query, t.start),
+        _ => position_at(query, byte),
+    }
 }
 
 /// The opening `open` tokens that have no closer, outermost first.
@@ -132,6 +138,46 @@ fn innermost_reproducing(query: &str, spans: &[(usize, usize)], message: &str) -
             query.get(s..e).is_some_and(|sub| promql_parser::parser::parse(sub).err().as_deref() == Some(message))
         })
         .map(|&(s, _)| s)
+}
+
+/// For "expected type X in call to function 'f', got Y" (and the same for
+/// aggregation parameters), Prometheus points at the offending argument, not
+/// the call: the first argument of the call starting at byte `start` whose
+/// own type is `Y`.
+fn mistyped_argument(query: &str, toks: &[Tok], start: usize, message: &str) -> Option<usize> {
+    let rest = message.strip_prefix("expected type ")?;
+    let got = &rest[rest.rfind(", got ")? + ", got ".len()..];
+    let first = toks.iter().position(|t| t.start == start)?;
+    if toks.get(first)?.kind != TokKind::Ident {
+        return None;
+    }
+    let closers = matching_closers(query, toks);
+    let mut open = first + 1;
+    // `sum by (x) (…)`: the arguments follow the grouping.
+    if toks.get(open).is_some_and(|t| t.is_kw(query, "by") || t.is_kw(query, "without")) {
+        open = closers.get(&(open + 1)).map(|&c| c + 1)?;
+    }
+    if !toks.get(open)?.is_sym(query, "(") {
+        return None;
+    }
+    let close = *closers.get(&open)?;
+    let mut arg_start = open + 1;
+    let mut i = open + 1;
+    while i <= close {
+        if i == close || toks[i].is_sym(query, ",") {
+            if i > arg_start {
+                let text = &query[toks[arg_start].start..toks[i - 1].end];
+                if promql_parser::parser::parse(text).is_ok_and(|e| e.value_type().to_string() == got) {
+                    return Some(toks[arg_start].start);
+                }
+            }
+            arg_start = i + 1;
+            i += 1;
+        } else {
+            i = closers.get(&i).map_or(i + 1, |&c| c + 1);
+        }
+    }
+    None
 }
 
 /// Aggregation operators: the only calls a `by`/`without` clause may follow.
@@ -163,7 +209,23 @@ fn is_aggregation(name: &str) -> bool {
 /// A `histogram_quantile` call keeps its φ argument outside, and its buckets
 /// are summed keeping `le`: `histogram_quantile(0.95, rate(x[5m])) by (route)`
 /// → `histogram_quantile(0.95, sum by (le, route) (rate(x[5m])))`.
+/// Several such mistakes in one query are all rewritten; the hint is only
+/// given if the rewritten query parses.
 fn grouping_after_call_hint(query: &str) -> Option<String> {
+    let mut text = rewrite_first_grouping_after_call(query)?;
+    // Each rewrite removes one misplaced clause; the bound only guards
+    // against a rewrite that would not.
+    for _ in 0..16 {
+        if promql_parser::parser::parse(&text).is_ok() {
+            return Some(text);
+        }
+        text = rewrite_first_grouping_after_call(&text)?;
+    }
+    None
+}
+
+/// Rewrites the first `f(args) by|without (labels)` of `query`, if any.
+fn rewrite_first_grouping_after_call(query: &str) -> Option<String> {
     let toks = tokenize(query);
     let closers = matching_closers(query, &toks);
     for (g, t) in toks.iter().enumerate() {
