@@ -35,7 +35,10 @@ use runner::Runner;
 const DEFAULT_WATCHDOG_SECS: u64 = 30;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..");
+    // Canonical paths read better in messages; keep the joined one if the
+    // file system cannot resolve it.
+    root.canonicalize().unwrap_or(root)
 }
 
 fn upstream_dir() -> PathBuf {
