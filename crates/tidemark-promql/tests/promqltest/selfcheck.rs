@@ -4,9 +4,12 @@
 
 use tidemark_storage::{stale_nan, Labels};
 
-use crate::compare::{almost_equal, EPSILON};
+use tidemark_promql::{Annotation, Annotations, Position, RangeSeries, Value, VectorSample};
+use tidemark_storage::Sample;
+
+use crate::compare::{almost_equal, check_annotations, compare_result, EPSILON};
 use crate::notation::{go_unquote, parse_duration_ms, parse_go_number, parse_labels, parse_series_desc, Point};
-use crate::script::{parse_script, Command, EvalKind, ExpectKind, Expected};
+use crate::script::{parse_script, Command, Eval, EvalKind, ExpectKind, Expected};
 use crate::variants::{at_modifier_variants, uses_query_context_functions};
 
 macro_rules! check {
@@ -38,6 +41,7 @@ pub fn run() -> Result<(), String> {
     series_notation()?;
     comparison()?;
     scripts()?;
+    results()?;
     at_variants()?;
     Ok(())
 }
@@ -199,6 +203,78 @@ clear
     check!(e.range_vector == Some((0, 60_000, 30_000)) && e.exclude_from_range_query && e.problem.is_none(), "{e:?}");
     let Command::Eval(e) = &cmds[7] else { return Err("string eval missing".into()) };
     check!(e.expected_string.as_deref() == Some("x\ty"), "string {e:?}");
+    Ok(())
+}
+
+/// The single eval of a one-eval script.
+fn one_eval(text: &str) -> Result<Eval, String> {
+    match parse_script(text).into_iter().find_map(|c| match c {
+        Command::Eval(e) => Some(e),
+        _ => None,
+    }) {
+        Some(e) if e.problem.is_none() => Ok(*e),
+        Some(e) => Err(format!("eval has a problem: {:?}", e.problem)),
+        None => Err(format!("no eval in {text:?}")),
+    }
+}
+
+fn sample(l: Labels, t: i64, v: f64) -> VectorSample {
+    VectorSample { labels: l, t, v }
+}
+
+fn results() -> Result<(), String> {
+    let a = labels(&[("__name__", "m"), ("i", "a")]);
+    let b = labels(&[("__name__", "m"), ("i", "b")]);
+    let ev = one_eval("eval instant at 1m m\n  m{i=\"a\"} 1\n  m{i=\"b\"} 2\n")?;
+    let good = Value::Vector(vec![sample(b.clone(), 60_000, 2.0), sample(a.clone(), 60_000, 1.0)]);
+    check!(compare_result(&ev, &good, Some(60_000)).is_ok(), "vectors compare unordered");
+    let wrong_value = Value::Vector(vec![sample(a.clone(), 60_000, 1.0), sample(b.clone(), 60_000, 2.1)]);
+    check!(compare_result(&ev, &wrong_value, Some(60_000)).is_err(), "a wrong value fails");
+    let missing = Value::Vector(vec![sample(a.clone(), 60_000, 1.0)]);
+    check!(compare_result(&ev, &missing, Some(60_000)).is_err(), "a missing series fails");
+    let extra = Value::Vector(vec![
+        sample(a.clone(), 60_000, 1.0),
+        sample(b.clone(), 60_000, 2.0),
+        sample(labels(&[("i", "c")]), 60_000, 3.0),
+    ]);
+    check!(compare_result(&ev, &extra, Some(60_000)).is_err(), "an unexpected series fails");
+    let wrong_time = Value::Vector(vec![sample(a.clone(), 0, 1.0), sample(b.clone(), 60_000, 2.0)]);
+    check!(compare_result(&ev, &wrong_time, Some(60_000)).is_err(), "instant results carry the eval time");
+    check!(
+        compare_result(&ev, &Value::Scalar { t: 60_000, v: 1.0 }, Some(60_000)).is_err(),
+        "a scalar is not a vector"
+    );
+
+    let ev = one_eval("eval instant at 1m m\n  expect ordered\n  m{i=\"a\"} 1\n  m{i=\"b\"} 2\n")?;
+    check!(compare_result(&ev, &good, Some(60_000)).is_err(), "ordered results check the order");
+
+    let ev = one_eval("eval instant at 1m 1 + 1\n  2\n")?;
+    check!(compare_result(&ev, &Value::Scalar { t: 60_000, v: 2.0 }, Some(60_000)).is_ok(), "scalar result");
+    check!(compare_result(&ev, &Value::Vector(vec![]), Some(60_000)).is_err(), "an empty vector is not a scalar");
+
+    let ev = one_eval("eval range from 0 to 2m step 1m m\n  m{i=\"a\"} 1 _ 3\n  m{i=\"b\"} _ 2 2\n")?;
+    let ser = |l: &Labels, pts: &[(i64, f64)]| RangeSeries {
+        labels: l.clone(),
+        samples: pts.iter().map(|&(t, v)| Sample { t, v }).collect(),
+    };
+    let m = Value::Matrix(vec![ser(&a, &[(0, 1.0), (120_000, 3.0)]), ser(&b, &[(60_000, 2.0), (120_000, 2.0)])]);
+    check!(compare_result(&ev, &m, None).is_ok(), "matrix with gaps: {:?}", compare_result(&ev, &m, None));
+    let unsorted = Value::Matrix(vec![ser(&b, &[(60_000, 2.0), (120_000, 2.0)]), ser(&a, &[(0, 1.0), (120_000, 3.0)])]);
+    check!(compare_result(&ev, &unsorted, None).is_err(), "matrices must be sorted by labels");
+    let shifted = Value::Matrix(vec![ser(&a, &[(0, 1.0), (60_000, 3.0)]), ser(&b, &[(60_000, 2.0), (120_000, 2.0)])]);
+    check!(compare_result(&ev, &shifted, None).is_err(), "matrix timestamps are checked");
+
+    let ev = one_eval("eval instant at 0m m\n  expect info msg: PromQL info: x (1:1)\n  expect no_warn\n")?;
+    let mut annos = Annotations::default();
+    check!(check_annotations(&ev, &annos).is_err(), "an expected info is missing");
+    annos.add(Annotation::info("x", Some(Position { line: 1, column: 1 })));
+    check!(check_annotations(&ev, &annos).is_ok(), "the expected info is present");
+    annos.add(Annotation::info("y", Some(Position { line: 1, column: 1 })));
+    check!(check_annotations(&ev, &annos).is_err(), "every info must be expected");
+    let mut warned = Annotations::default();
+    warned.add(Annotation::info("x", Some(Position { line: 1, column: 1 })));
+    warned.add(Annotation::warning("w", None));
+    check!(check_annotations(&ev, &warned).is_err(), "no_warn rejects warnings");
     Ok(())
 }
 
