@@ -313,34 +313,46 @@ impl Runner {
 
     /// Runs a query on a worker thread, turning panics and hangs into errors.
     fn execute(&self, query: &str, kind: QueryKind) -> Result<QueryResult, Error> {
-        let (tx, rx) = mpsc::channel();
         let engine = self.engine.clone();
         let storage = Arc::clone(&self.storage);
         let q = query.to_string();
-        let spawned = std::thread::Builder::new().name(QUERY_THREAD.into()).spawn(move || {
-            let r = panic::catch_unwind(AssertUnwindSafe(|| match kind {
+        run_guarded(
+            move || match kind {
                 QueryKind::Instant(t) => engine.instant_query(&*storage, &q, t),
                 QueryKind::Range(s, e, st) => engine.range_query(&*storage, &q, s, e, st),
-            }));
-            let r = r.map_err(|payload| {
-                let loc = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
-                format!("engine panicked at {loc}: {}", panic_message(&*payload))
-            });
-            // The receiver may have given up (watchdog); nothing to do then.
-            let _ = tx.send(r);
+            },
+            self.watchdog,
+        )
+    }
+}
+
+/// Runs `f` on a fresh query thread: a panic becomes an error naming where
+/// it happened, and a run longer than `watchdog` is abandoned (the thread
+/// is left to finish on its own) and reported as an error.
+pub fn run_guarded<F>(f: F, watchdog: Duration) -> Result<QueryResult, Error>
+where
+    F: FnOnce() -> Result<QueryResult, Error> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    let spawned = std::thread::Builder::new().name(QUERY_THREAD.into()).spawn(move || {
+        let r = panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+            let loc = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
+            format!("engine panicked at {loc}: {}", panic_message(&*payload))
         });
-        if let Err(e) = spawned {
-            return Err(Error::Execution(format!("promqltest: cannot start a query thread: {e}")));
+        // The receiver may have given up (watchdog); nothing to do then.
+        let _ = tx.send(r);
+    });
+    if let Err(e) = spawned {
+        return Err(Error::Execution(format!("promqltest: cannot start a query thread: {e}")));
+    }
+    match rx.recv_timeout(watchdog) {
+        Ok(Ok(r)) => r,
+        Ok(Err(panic_text)) => Err(Error::Execution(format!("promqltest: {panic_text}"))),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            Err(Error::Execution(format!("promqltest: query still running after {watchdog:?}; abandoned")))
         }
-        match rx.recv_timeout(self.watchdog) {
-            Ok(Ok(r)) => r,
-            Ok(Err(panic_text)) => Err(Error::Execution(format!("promqltest: {panic_text}"))),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                Err(Error::Execution(format!("promqltest: query still running after {:?}; abandoned", self.watchdog)))
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                Err(Error::Execution("promqltest: query thread ended without a result".into()))
-            }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Err(Error::Execution("promqltest: query thread ended without a result".into()))
         }
     }
 }

@@ -1,14 +1,15 @@
 //! Checks of the harness itself (script parser, value notation, comparison,
-//! `@` rewriting), run before any script: with `harness = false` there are
+//! `@` rewriting, panic and hang guarding), run before any script: with `harness = false` there are
 //! no `#[test]`s, and a wrong harness would make every number meaningless.
 
-use tidemark_storage::{stale_nan, Labels};
+use std::time::Duration;
 
 use tidemark_promql::{Annotation, Annotations, Position, RangeSeries, Value, VectorSample};
-use tidemark_storage::Sample;
+use tidemark_storage::{stale_nan, Labels, Sample};
 
 use crate::compare::{almost_equal, check_annotations, compare_result, EPSILON};
 use crate::notation::{go_unquote, parse_duration_ms, parse_go_number, parse_labels, parse_series_desc, Point};
+use crate::runner::run_guarded;
 use crate::script::{parse_script, Command, Eval, EvalKind, ExpectKind, Expected};
 use crate::variants::{at_modifier_variants, uses_query_context_functions};
 
@@ -43,6 +44,7 @@ pub fn run() -> Result<(), String> {
     scripts()?;
     results()?;
     at_variants()?;
+    guarded_runs()?;
     Ok(())
 }
 
@@ -298,5 +300,25 @@ fn at_variants() -> Result<(), String> {
     check!(v[0].expr == "foo @ 60.000", "@ start() is replaced: {}", v[0].expr);
     check!(uses_query_context_functions("foo @ end()"), "end() is a query context function");
     check!(!uses_query_context_functions("sum(foo)"), "sum is not");
+    Ok(())
+}
+
+/// A panicking or hanging query becomes an error, not an aborted run.
+fn guarded_runs() -> Result<(), String> {
+    let r = run_guarded(|| panic!("boom"), Duration::from_secs(10));
+    check!(
+        matches!(&r, Err(e) if e.to_string().contains("panicked") && e.to_string().contains("boom")),
+        "panic: {r:?}"
+    );
+    let r = run_guarded(
+        || {
+            std::thread::sleep(Duration::from_millis(500));
+            Err(tidemark_promql::Error::Timeout)
+        },
+        Duration::from_millis(20),
+    );
+    check!(matches!(&r, Err(e) if e.to_string().contains("abandoned")), "hang: {r:?}");
+    let r = run_guarded(|| Err(tidemark_promql::Error::Timeout), Duration::from_secs(10));
+    check!(matches!(r, Err(tidemark_promql::Error::Timeout)), "errors pass through: {r:?}");
     Ok(())
 }
