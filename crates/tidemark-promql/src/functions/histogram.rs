@@ -136,8 +136,9 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut [Bucket]) -> BucketQuantile 
 /// the histogram holds no observations, or when either bound is NaN; 0 when
 /// `lower >= upper`. Bounds inside a bucket are interpolated linearly. The
 /// lowest bucket starts at 0 if its upper bound is positive and at -Inf
-/// otherwise; nothing is interpolated inside a bucket with an infinite bound,
-/// so such a bucket contributes only when a bound lies beyond it.
+/// otherwise. Nothing is interpolated inside a bucket with an infinite
+/// bound: a bound inside the bucket reaching down to -Inf counts that whole
+/// bucket as below it, one inside the +Inf bucket counts none of it.
 pub(crate) fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [Bucket]) -> f64 {
     if buckets.is_empty() {
         return f64::NAN;

@@ -2,9 +2,12 @@
 //! rounding, and the date functions.
 //!
 //! Results follow Prometheus, which uses Go's `math` package: where Go's
-//! special cases or overflow behaviour differ from Rust's standard library
-//! (min/max with NaN and infinities, the hyperbolic functions for large
-//! arguments), Go's algorithm is reproduced here. The date functions
+//! special cases, rounding or overflow behaviour differ from Rust's standard
+//! library (min/max with NaN and infinities, the logarithms, the hyperbolic
+//! functions for large arguments), Go's algorithm is reproduced here. The
+//! remaining functions (exp, sqrt, the circular trigonometric functions and
+//! their inverses, tanh, and the log1p inside asinh/acosh/atanh) use Rust's,
+//! which agree with Go's in special cases and to within an ulp otherwise. The date functions
 //! reproduce Go's `time.Unix(int64(v), 0).UTC()` calendar, including what it
 //! yields for NaN, infinite and out-of-range values.
 
@@ -123,9 +126,9 @@ impl MathFunction {
             Floor => v.floor(),
             Exp => v.exp(),
             Sqrt => v.sqrt(),
-            Ln => v.ln(),
-            Log2 => v.log2(),
-            Log10 => v.log10(),
+            Ln => go_log(v),
+            Log2 => go_log2(v),
+            Log10 => go_log10(v),
             Sgn => {
                 if v < 0.0 {
                     -1.0
@@ -241,6 +244,87 @@ pub(crate) fn go_max(x: f64, y: f64) -> f64 {
     }
 }
 
+/// Go's `math.Log` as its amd64 assembly computes it (FreeBSD's e_log.c
+/// algorithm): split `x = f1·2^k` with `f1` in [√2/2, √2), then a
+/// polynomial in `s = f/(2+f)`, `f = f1 − 1`. It differs from the platform's
+/// `ln` in the last bit for a few percent of inputs. Like the assembly, the
+/// split reads the exponent field directly, so subnormal inputs are not
+/// renormalised (Go's amd64 `Log(5e-324)` is about −709.1, not −744.4).
+fn go_log(x: f64) -> f64 {
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1; // 0x3fe62e42fee00000
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10; // 0x3dea39ef35793c76
+    const L1: f64 = 6.666_666_666_666_735e-1;
+    const L2: f64 = 3.999_999_999_940_942e-1;
+    const L3: f64 = 2.857_142_874_366_239e-1;
+    const L4: f64 = 2.222_219_843_214_978_4e-1;
+    const L5: f64 = 1.818_357_216_161_805e-1;
+    const L6: f64 = 1.531_383_769_920_937_3e-1;
+    const L7: f64 = 1.479_819_860_511_658_6e-1;
+    let bits = x.to_bits();
+    if bits & !(1 << 63) == 0 {
+        return f64::NEG_INFINITY;
+    }
+    if (bits as i64) < 0 {
+        // Negative numbers, -Inf and NaNs with the sign bit set.
+        return f64::NAN;
+    }
+    if bits >= f64::INFINITY.to_bits() {
+        // +Inf and NaN.
+        return x;
+    }
+    let mut f1 = f64::from_bits((bits & 0x000F_FFFF_FFFF_FFFF) | 0.5f64.to_bits());
+    let mut k = ((bits >> 52) & 0x7FF) as f64 - 1022.0;
+    // The assembly compares with "not less than", so f1 = √2/2 also halves.
+    if f1 <= std::f64::consts::FRAC_1_SQRT_2 {
+        k -= 1.0;
+        f1 *= 2.0;
+    }
+    let f = f1 - 1.0;
+    let s = f / (2.0 + f);
+    let s2 = s * s;
+    let s4 = s2 * s2;
+    let t1 = s2 * (L1 + s4 * (L3 + s4 * (L5 + s4 * L7)));
+    let t2 = s4 * (L2 + s4 * (L4 + s4 * L6));
+    let r = t1 + t2;
+    let hfsq = 0.5 * f * f;
+    k * LN2_HI - ((hfsq - (s * (hfsq + r) + k * LN2_LO)) - f)
+}
+
+/// Go's `math.Log10`: `ln(x) · (1/ln 10)`. Not correctly rounded — Go's
+/// `Log10(1e15)` is 14.999999999999998 — but reproduced because results such
+/// as `floor(log10(1e15))` (14 in Prometheus) depend on it.
+fn go_log10(x: f64) -> f64 {
+    go_log(x) * std::f64::consts::LOG10_E
+}
+
+/// Go's `math.Log2`: exact for powers of two, otherwise
+/// `ln(frac) · (1/ln 2) + exp` from the binary exponent split.
+fn go_log2(x: f64) -> f64 {
+    let (frac, exp) = frexp(x);
+    if frac == 0.5 {
+        return f64::from(exp - 1);
+    }
+    go_log(frac) * std::f64::consts::LOG2_E + f64::from(exp)
+}
+
+/// Go's `math.Frexp`: `x = frac · 2^exp` with `|frac|` in [0.5, 1); zero,
+/// infinities and NaN come back unchanged with exponent 0.
+fn frexp(x: f64) -> (f64, i32) {
+    if x == 0.0 || x.is_nan() || x.is_infinite() {
+        return (x, 0);
+    }
+    let (mut x, mut exp) = (x, 0);
+    if x.abs() < f64::MIN_POSITIVE {
+        // Subnormal: scale into the normal range first.
+        x *= (1u64 << 52) as f64;
+        exp = -52;
+    }
+    let bits = x.to_bits();
+    exp += ((bits >> 52) & 0x7ff) as i32 - 1022;
+    let frac = f64::from_bits((bits & !(0x7ff << 52)) | (1022 << 52));
+    (frac, exp)
+}
+
 /// ln 2 (Go's `Ln2` constant is the same double).
 const LN2: f64 = std::f64::consts::LN_2;
 /// 2^28: above it, `x` and `x ± 1/x` are indistinguishable for asinh/acosh.
@@ -298,9 +382,9 @@ fn go_asinh(x: f64) -> f64 {
     let negative = x < 0.0;
     let x = if negative { -x } else { x };
     let r = if x > LARGE {
-        x.ln() + LN2
+        go_log(x) + LN2
     } else if x > 2.0 {
-        (2.0 * x + 1.0 / ((x * x + 1.0).sqrt() + x)).ln()
+        go_log(2.0 * x + 1.0 / ((x * x + 1.0).sqrt() + x))
     } else if x < NEAR_ZERO {
         x
     } else {
@@ -322,10 +406,10 @@ fn go_acosh(x: f64) -> f64 {
         return 0.0;
     }
     if x >= LARGE {
-        return x.ln() + LN2;
+        return go_log(x) + LN2;
     }
     if x > 2.0 {
-        return (2.0 * x - 1.0 / (x + (x * x - 1.0).sqrt())).ln();
+        return go_log(2.0 * x - 1.0 / (x + (x * x - 1.0).sqrt()));
     }
     let t = x - 1.0;
     (t + (2.0 * t + t * t).sqrt()).ln_1p()
@@ -586,11 +670,59 @@ mod tests {
         assert_eq!(ap("ln", 1.0), 0.0);
         assert_eq!(ap("ln", 0.0), f64::NEG_INFINITY);
         assert!(ap("ln", -1.0).is_nan());
-        assert_eq!(ap("log2", 8.0), 3.0);
-        assert_eq!(ap("log10", 1000.0), 3.0);
         for name in ["abs", "ceil", "floor", "exp", "sqrt", "ln", "log2", "log10", "sgn", "round"] {
             assert!(ap(name, f64::NAN).is_nan(), "{name}(NaN)");
         }
+    }
+
+    #[test]
+    fn logarithms_follow_go_rounding() {
+        // Go's Log10 multiplies by 1/ln 10, which misses some exact powers.
+        assert_eq!(ap("log10", 1000.0), 3.0);
+        assert_eq!(ap("log10", 1e15), 14.999999999999998);
+        assert_eq!(ap("log10", 0.1), -0.9999999999999999);
+        assert_eq!(ap("log10", 0.01), -2.0);
+        assert_eq!(ap("log10", 1e-4), -3.9999999999999996);
+        assert_eq!(ap("log10", 1.0), 0.0);
+        assert_eq!(ap("log10", 0.0), f64::NEG_INFINITY);
+        assert_eq!(ap("log10", f64::INFINITY), f64::INFINITY);
+        assert!(ap("log10", -1.0).is_nan());
+        // Go's Log2 is exact for powers of two, including subnormal ones.
+        assert_eq!(ap("log2", 8.0), 3.0);
+        assert_eq!(ap("log2", 0.125), -3.0);
+        assert_eq!(ap("log2", 5e-324), -1074.0);
+        assert_eq!(ap("log2", f64::MAX), 1024.0);
+        assert!(close(ap("log2", 3.0), 1.5849625007211563));
+        assert!(close(ap("log2", 10.0), std::f64::consts::LOG2_10));
+        assert_eq!(ap("log2", 0.0), f64::NEG_INFINITY);
+        assert_eq!(ap("log2", -0.0), f64::NEG_INFINITY);
+        assert_eq!(ap("log2", f64::INFINITY), f64::INFINITY);
+        assert!(ap("log2", -8.0).is_nan());
+        assert!(ap("log2", f64::NEG_INFINITY).is_nan());
+        assert_eq!(frexp(8.0), (0.5, 4));
+        assert_eq!(frexp(-3.0), (-0.75, 2));
+        assert_eq!(frexp(5e-324), (0.5, -1073));
+    }
+
+    #[test]
+    fn ln_is_gos_amd64_logarithm() {
+        assert_eq!(ap("ln", 10.0), std::f64::consts::LN_10);
+        assert_eq!(ap("ln", 20.0), 2.995732273553991);
+        assert_eq!(ap("ln", 1.0), 0.0);
+        assert_eq!(ap("ln", std::f64::consts::E), 1.0);
+        // Inputs where Go's result differs from a correctly rounded ln.
+        assert_eq!(ap("ln", 28.79377648901865), 3.3601592696589027);
+        assert_eq!(ap("ln", 47.40983374196445), 3.8588296700942193);
+        assert_eq!(ap("ln", 6.066942759721972), 1.8028548142233793);
+        // Subnormals are not renormalised by the amd64 assembly.
+        assert_eq!(ap("ln", 5e-324), -709.0895657128241);
+        assert_eq!(ap("ln", 0.0), f64::NEG_INFINITY);
+        assert_eq!(ap("ln", -0.0), f64::NEG_INFINITY);
+        assert_eq!(ap("ln", f64::INFINITY), f64::INFINITY);
+        assert!(ap("ln", f64::NEG_INFINITY).is_nan());
+        assert!(ap("ln", -f64::NAN).is_nan());
+        assert!(close(ap("ln", f64::MAX), 709.782712893384));
+        assert!(close(ap("ln", f64::MIN_POSITIVE), -708.3964185322641));
     }
 
     #[test]
