@@ -1,9 +1,109 @@
 //! Evaluation of a parsed expression over a time range.
+//!
+//! Every node evaluates for all steps of its evaluator at once and returns its
+//! result series-major ([`Val`]): one [`StepSeries`] per output series, holding
+//! a point for each step at which the series has a value. Selectors and range
+//! functions therefore stream storage one series at a time, and only the
+//! per-step operators (binary operators, aggregations, some functions) look
+//! across series, one step at a time, as Prometheus' `rangeEval` does.
+//!
+//! Sub-evaluators with their own start, end and interval run subqueries and
+//! step-invariant sub-trees (those fixed by `@`), which are evaluated once and
+//! repeated for every step, as Prometheus does.
 
-use promql_parser::parser::Expr;
+mod aggregate;
+mod binary;
+mod call;
+mod selector;
+mod series;
 
-use crate::engine::{QueryContext, QueryResult};
+use std::cell::{Cell, RefCell};
+
+use promql_parser::parser::value::ValueType;
+use promql_parser::parser::{AtModifier, Expr, Offset};
+use tidemark_storage::{Labels, Sample};
+
+use crate::annotations::{Annotation, Annotations, Position};
+use crate::engine::{QueryContext, QueryResult, QueryStats};
 use crate::error::Error;
+use crate::position::PositionMap;
+use crate::value::{RangeSeries, Value, VectorSample};
+
+pub(crate) use series::{StepSeries, Val};
+
+/// State shared by the evaluators of one query.
+pub(crate) struct Shared<'a> {
+    pub(crate) ctx: &'a QueryContext<'a>,
+    positions: PositionMap,
+    annotations: RefCell<Annotations>,
+    current_samples: Cell<usize>,
+    peak_samples: Cell<usize>,
+    samples_read: Cell<u64>,
+    /// Start and end of the whole query, for `@ start()` / `@ end()`.
+    query_start: i64,
+    query_end: i64,
+    /// Interrupt checks are rate-limited with this counter.
+    ticks: Cell<u32>,
+}
+
+impl Shared<'_> {
+    /// Records that `n` more samples are held in memory; fails past the limit.
+    pub(crate) fn hold(&self, n: usize) -> Result<(), Error> {
+        let cur = self.current_samples.get() + n;
+        self.current_samples.set(cur);
+        if cur > self.peak_samples.get() {
+            self.peak_samples.set(cur);
+        }
+        if cur > self.ctx.opts.max_samples {
+            return Err(Error::TooManySamples { limit: self.ctx.opts.max_samples });
+        }
+        Ok(())
+    }
+
+    /// Records that `n` samples held earlier were released.
+    pub(crate) fn release(&self, n: usize) {
+        self.current_samples.set(self.current_samples.get().saturating_sub(n));
+    }
+
+    pub(crate) fn count_read(&self, n: usize) {
+        self.samples_read.set(self.samples_read.get() + n as u64);
+    }
+
+    /// Checks cancellation and timeout every so often.
+    pub(crate) fn tick(&self) -> Result<(), Error> {
+        let t = self.ticks.get().wrapping_add(1);
+        self.ticks.set(t);
+        if t % 64 == 0 {
+            self.ctx.check_interrupt()?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn position(&self, e: &Expr) -> Option<Position> {
+        self.positions.get(e)
+    }
+
+    pub(crate) fn warn(&self, msg: impl Into<String>, at: &Expr) {
+        self.annotations.borrow_mut().add(Annotation::warning(msg, self.position(at)));
+    }
+
+    pub(crate) fn info(&self, msg: impl Into<String>, at: &Expr) {
+        self.annotations.borrow_mut().add(Annotation::info(msg, self.position(at)));
+    }
+
+    pub(crate) fn delayed_name_removal(&self) -> bool {
+        self.ctx.opts.delayed_name_removal
+    }
+}
+
+/// Evaluates expressions at `start, start+interval, …, end`.
+#[derive(Clone, Copy)]
+pub(crate) struct Evaluator<'s, 'a> {
+    pub(crate) sh: &'s Shared<'a>,
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    pub(crate) interval: i64,
+}
 
 /// Evaluates `expr` at every `step` in `[start, end]` (`instant` = one step).
 pub(crate) fn evaluate(
@@ -14,6 +114,394 @@ pub(crate) fn evaluate(
     step: i64,
     instant: bool,
 ) -> Result<QueryResult, Error> {
-    let _ = (ctx, expr, start, end, step, instant);
-    Err(Error::InvalidQuery("evaluation not implemented yet".into()))
+    ctx.check_interrupt()?;
+    check_experimental(ctx, expr)?;
+    let sh = Shared {
+        ctx,
+        positions: PositionMap::build(ctx.query, expr),
+        annotations: RefCell::new(Annotations::default()),
+        current_samples: Cell::new(0),
+        peak_samples: Cell::new(0),
+        samples_read: Cell::new(0),
+        query_start: start,
+        query_end: end,
+        ticks: Cell::new(0),
+    };
+    let ev = Evaluator { sh: &sh, start, end, interval: if instant { 1 } else { step } };
+    if !instant && matches!(expr.value_type(), ValueType::Matrix | ValueType::String) {
+        return Err(Error::InvalidQuery(format!(
+            "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+            type_name(expr.value_type())
+        )));
+    }
+    let val = ev.eval(expr)?;
+    let value = match val {
+        Val::Scalar(v) => {
+            if instant {
+                Value::Scalar { t: start, v: v[0] }
+            } else {
+                Value::Matrix(vec![RangeSeries {
+                    labels: Labels::empty(),
+                    samples: v.iter().enumerate().map(|(i, &v)| Sample { t: ev.ts(i), v }).collect(),
+                }])
+            }
+        }
+        Val::String(s) => Value::String { t: start, s },
+        Val::Vector(series) => {
+            let series = ev.finish_names(series)?;
+            if instant {
+                let out: Vec<VectorSample> = series
+                    .into_iter()
+                    .filter_map(|s| s.points.first().map(|p| VectorSample { labels: s.labels, t: p.t, v: p.v }))
+                    .collect();
+                Value::Vector(out)
+            } else {
+                let mut out: Vec<RangeSeries> = series
+                    .into_iter()
+                    .filter(|s| !s.points.is_empty())
+                    .map(|s| RangeSeries { labels: s.labels, samples: s.points })
+                    .collect();
+                out.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Value::Matrix(out)
+            }
+        }
+        Val::Matrix(series) => {
+            let series = ev.finish_names(series)?;
+            let mut out: Vec<RangeSeries> =
+                series.into_iter().map(|s| RangeSeries { labels: s.labels, samples: s.points }).collect();
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+            Value::Matrix(out)
+        }
+    };
+    Ok(QueryResult {
+        value,
+        annotations: sh.annotations.into_inner(),
+        stats: QueryStats { samples_read: sh.samples_read.get(), peak_samples: sh.peak_samples.get() },
+    })
+}
+
+pub(crate) fn type_name(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Vector => "vector",
+        ValueType::Scalar => "scalar",
+        ValueType::Matrix => "range vector",
+        ValueType::String => "string",
+    }
+}
+
+/// Rejects experimental functions and aggregations unless enabled.
+fn check_experimental(ctx: &QueryContext<'_>, expr: &Expr) -> Result<(), Error> {
+    if ctx.opts.enable_experimental_functions {
+        return Ok(());
+    }
+    let mut err = None;
+    walk(expr, &mut |e| {
+        if err.is_some() {
+            return;
+        }
+        match e {
+            Expr::Call(c) if c.func.experimental || is_experimental_function(c.func.name) => {
+                err = Some(Error::InvalidQuery(format!(
+                    "function \"{}\" is not enabled (experimental functions are off)",
+                    c.func.name
+                )));
+            }
+            Expr::Aggregate(a) => {
+                let op = a.op.to_string();
+                if op == "limitk" || op == "limit_ratio" {
+                    err = Some(Error::InvalidQuery(format!(
+                        "limitk() and limit_ratio() are experimental and must be enabled (aggregation \"{op}\")"
+                    )));
+                }
+            }
+            _ => {}
+        }
+    });
+    err.map_or(Ok(()), Err)
+}
+
+fn is_experimental_function(name: &str) -> bool {
+    matches!(
+        name,
+        "mad_over_time"
+            | "sort_by_label"
+            | "sort_by_label_desc"
+            | "double_exponential_smoothing"
+            | "ts_of_min_over_time"
+            | "ts_of_max_over_time"
+            | "ts_of_last_over_time"
+            | "ts_of_first_over_time"
+            | "info"
+            | "histogram_quantiles"
+            | "start"
+            | "end"
+            | "range"
+            | "step"
+            | "min_of"
+            | "max_of"
+    )
+}
+
+/// Calls `f` on every node of the tree, parents first.
+pub(crate) fn walk<'e>(e: &'e Expr, f: &mut impl FnMut(&'e Expr)) {
+    f(e);
+    match e {
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                walk(p, f);
+            }
+            walk(&a.expr, f);
+        }
+        Expr::Unary(u) => walk(&u.expr, f),
+        Expr::Binary(b) => {
+            walk(&b.lhs, f);
+            walk(&b.rhs, f);
+        }
+        Expr::Paren(p) => walk(&p.expr, f),
+        Expr::Subquery(s) => walk(&s.expr, f),
+        Expr::MatrixSelector(_) | Expr::VectorSelector(_) | Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
+        Expr::Call(c) => {
+            for a in &c.args.args {
+                walk(a, f);
+            }
+        }
+        Expr::Extension(_) => {}
+    }
+}
+
+/// Offset in milliseconds (negative offsets look into the future).
+pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+    }
+}
+
+pub(crate) fn duration_ms(d: &std::time::Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+impl<'s, 'a> Evaluator<'s, 'a> {
+    pub(crate) fn nsteps(&self) -> usize {
+        ((self.end - self.start) / self.interval) as usize + 1
+    }
+
+    pub(crate) fn ts(&self, step: usize) -> i64 {
+        self.start + step as i64 * self.interval
+    }
+
+    pub(crate) fn step_of(&self, t: i64) -> usize {
+        ((t - self.start) / self.interval) as usize
+    }
+
+    pub(crate) fn is_instant(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// The timestamp an `@` modifier pins evaluation to.
+    pub(crate) fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
+        match at {
+            None => None,
+            Some(AtModifier::Start) => Some(self.sh.query_start),
+            Some(AtModifier::End) => Some(self.sh.query_end),
+            Some(AtModifier::At(t)) => Some(match t.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => d.as_millis() as i64,
+                Err(e) => -(e.duration().as_millis() as i64),
+            }),
+        }
+    }
+
+    /// A single-step evaluator at this one's start.
+    fn single_step(&self) -> Evaluator<'s, 'a> {
+        Evaluator { end: self.start, ..*self }
+    }
+
+    /// Evaluates any expression.
+    pub(crate) fn eval(&self, e: &Expr) -> Result<Val, Error> {
+        self.sh.ctx.check_interrupt()?;
+        if self.nsteps() > 1 && should_wrap_step_invariant(e) {
+            let one = self.single_step().eval_node(e)?;
+            return self.repeat_steps(one);
+        }
+        self.eval_node(e)
+    }
+
+    /// Repeats a single-step result at every step.
+    fn repeat_steps(&self, one: Val) -> Result<Val, Error> {
+        let n = self.nsteps();
+        Ok(match one {
+            Val::Scalar(v) => Val::Scalar(vec![v[0]; n]),
+            Val::Vector(mut series) => {
+                for s in &mut series {
+                    let Some(p) = s.points.first().copied() else { continue };
+                    self.sh.hold(n - 1)?;
+                    s.points = (0..n).map(|i| Sample { t: self.ts(i), v: p.v }).collect();
+                }
+                Val::Vector(series)
+            }
+            other => other,
+        })
+    }
+
+    fn eval_node(&self, e: &Expr) -> Result<Val, Error> {
+        match e {
+            Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; self.nsteps()])),
+            Expr::StringLiteral(s) => Ok(Val::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr),
+            Expr::Unary(u) => {
+                let v = self.eval(&u.expr)?;
+                self.negate(v)
+            }
+            Expr::VectorSelector(vs) => Ok(Val::Vector(self.eval_vector_selector(vs)?)),
+            Expr::MatrixSelector(ms) => {
+                if !self.is_instant() {
+                    return Err(Error::InvalidQuery("cannot do range evaluation of matrix selector".into()));
+                }
+                Ok(Val::Matrix(self.eval_matrix_selector_raw(ms)?))
+            }
+            Expr::Subquery(sq) => {
+                let (series, _) = self.eval_subquery(sq)?;
+                if !self.is_instant() {
+                    return Err(Error::InvalidQuery("cannot do range evaluation of a subquery".into()));
+                }
+                // As a value, a subquery is the range vector of its points in the window.
+                let t = self.at_ms(&sq.at).unwrap_or(self.start) - offset_ms(&sq.offset);
+                let range = duration_ms(&sq.range);
+                let mut out = Vec::with_capacity(series.len());
+                for mut s in series {
+                    s.points.retain(|p| p.t > t - range && p.t <= t);
+                    if !s.points.is_empty() {
+                        out.push(s);
+                    }
+                }
+                Ok(Val::Matrix(out))
+            }
+            Expr::Call(c) => self.eval_call(e, c),
+            Expr::Aggregate(a) => self.eval_aggregate(a),
+            Expr::Binary(b) => self.eval_binary(e, b),
+            Expr::Extension(_) => Err(Error::InvalidQuery("extension expressions are not supported".into())),
+        }
+    }
+
+    fn negate(&self, v: Val) -> Result<Val, Error> {
+        match v {
+            Val::Scalar(mut v) => {
+                for x in &mut v {
+                    *x = -*x;
+                }
+                Ok(Val::Scalar(v))
+            }
+            Val::Vector(mut series) => {
+                for s in &mut series {
+                    self.mark_drop_name(s);
+                    for p in &mut s.points {
+                        p.v = -p.v;
+                    }
+                }
+                if !self.sh.delayed_name_removal() {
+                    series = series::merge_same_labels(series)?;
+                }
+                Ok(Val::Vector(series))
+            }
+            other => Err(Error::InvalidQuery(format!(
+                "unary expression only allowed on expressions of type scalar or instant vector, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    /// Marks a series' name for removal: now, or at the end with delayed removal.
+    pub(crate) fn mark_drop_name(&self, s: &mut StepSeries) {
+        if !self.sh.delayed_name_removal() {
+            drop_metric_name(&mut s.labels);
+        }
+        s.drop_name = true;
+    }
+
+    /// Applies delayed name removal at the end of evaluation and checks that
+    /// no two series ended up with the same labels at the same time.
+    fn finish_names(&self, mut series: Vec<StepSeries>) -> Result<Vec<StepSeries>, Error> {
+        let mut changed = false;
+        for s in &mut series {
+            if s.drop_name && s.labels.get(tidemark_storage::METRIC_NAME).is_some() {
+                drop_metric_name(&mut s.labels);
+                changed = true;
+            }
+        }
+        if changed || self.sh.delayed_name_removal() {
+            series = series::merge_same_labels(series)?;
+        }
+        Ok(series)
+    }
+}
+
+/// Removes `__name__` (and the metadata labels that travel with it).
+pub(crate) fn drop_metric_name(labels: &mut Labels) {
+    if labels.get(tidemark_storage::METRIC_NAME).is_some() {
+        *labels = labels.without(&[tidemark_storage::METRIC_NAME]);
+    }
+}
+
+/// Functions whose result depends on the evaluation time, so a call to them
+/// can never be step-invariant (Prometheus' `AtModifierUnsafeFunctions`).
+fn at_modifier_unsafe(name: &str) -> bool {
+    matches!(
+        name,
+        "days_in_month"
+            | "day_of_month"
+            | "day_of_week"
+            | "day_of_year"
+            | "end"
+            | "hour"
+            | "minute"
+            | "month"
+            | "year"
+            | "predict_linear"
+            | "range"
+            | "start"
+            | "step"
+            | "time"
+            | "timestamp"
+    )
+}
+
+/// Whether `e` evaluates to the same value at every step (it is pinned by
+/// `@`), following Prometheus' `preprocessExprHelper`.
+pub(crate) fn is_step_invariant(e: &Expr) -> bool {
+    match e {
+        Expr::VectorSelector(vs) => vs.at.is_some(),
+        Expr::MatrixSelector(ms) => ms.vs.at.is_some(),
+        Expr::Subquery(sq) => sq.at.is_some(),
+        Expr::Aggregate(a) => is_step_invariant(&a.expr),
+        Expr::Binary(b) => is_step_invariant(&b.lhs) && is_step_invariant(&b.rhs),
+        Expr::Call(c) => {
+            let args: Vec<&Expr> = c.args.args.iter().map(|a| unparen(a)).collect();
+            let all = args.iter().all(|a| is_step_invariant(a));
+            if c.func.name == "timestamp" {
+                return all && args.iter().all(|a| matches!(a, Expr::VectorSelector(_)));
+            }
+            !at_modifier_unsafe(c.func.name) && all
+        }
+        Expr::Paren(p) => is_step_invariant(&p.expr),
+        Expr::Unary(u) => is_step_invariant(&u.expr),
+        Expr::StringLiteral(_) | Expr::NumberLiteral(_) => true,
+        Expr::Extension(_) => false,
+    }
+}
+
+/// Whether `e` is the top of a step-invariant sub-tree worth evaluating once.
+fn should_wrap_step_invariant(e: &Expr) -> bool {
+    !matches!(
+        e,
+        Expr::MatrixSelector(_) | Expr::Subquery(_) | Expr::StringLiteral(_) | Expr::NumberLiteral(_) | Expr::Paren(_)
+    ) && is_step_invariant(e)
+}
+
+/// Strips any parentheses around an expression.
+pub(crate) fn unparen(mut e: &Expr) -> &Expr {
+    while let Expr::Paren(p) = e {
+        e = &p.expr;
+    }
+    e
 }

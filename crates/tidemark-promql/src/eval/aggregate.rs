@@ -1,0 +1,553 @@
+//! Aggregations: sum, avg, min, max, group, count, stddev, stdvar, quantile,
+//! count_values, topk, bottomk, limitk and limit_ratio, with `by`/`without`.
+
+use std::collections::HashMap;
+
+use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
+use tidemark_storage::{Labels, METRIC_NAME};
+
+use super::call::go_g;
+use super::series::{SeriesBuilder, StepCursor};
+use super::{Evaluator, StepSeries, Val};
+use crate::error::Error;
+use crate::functions::kahan::kahan_sum_inc;
+use crate::functions::quantile::quantile;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Group,
+    Count,
+    Stddev,
+    Stdvar,
+    Quantile,
+    CountValues,
+    Topk,
+    Bottomk,
+    Limitk,
+    LimitRatio,
+}
+
+impl Op {
+    fn from_name(s: &str) -> Option<Op> {
+        Some(match s {
+            "sum" => Op::Sum,
+            "avg" => Op::Avg,
+            "min" => Op::Min,
+            "max" => Op::Max,
+            "group" => Op::Group,
+            "count" => Op::Count,
+            "stddev" => Op::Stddev,
+            "stdvar" => Op::Stdvar,
+            "quantile" => Op::Quantile,
+            "count_values" => Op::CountValues,
+            "topk" => Op::Topk,
+            "bottomk" => Op::Bottomk,
+            "limitk" => Op::Limitk,
+            "limit_ratio" => Op::LimitRatio,
+            _ => return None,
+        })
+    }
+}
+
+/// How series are grouped.
+struct Grouping {
+    without: bool,
+    names: Vec<String>,
+}
+
+impl Grouping {
+    fn of(a: &AggregateExpr) -> Grouping {
+        match &a.modifier {
+            None => Grouping { without: false, names: Vec::new() },
+            Some(LabelModifier::Include(l)) => Grouping { without: false, names: l.labels.clone() },
+            Some(LabelModifier::Exclude(l)) => Grouping { without: true, names: l.labels.clone() },
+        }
+    }
+
+    /// The labels of the group a series belongs to.
+    fn group_labels(&self, labels: &Labels) -> Labels {
+        if self.without {
+            Labels::from_sorted(
+                labels
+                    .iter()
+                    .filter(|l| l.name != METRIC_NAME && !self.names.iter().any(|n| n == l.name))
+                    .map(|l| (l.name, l.value)),
+            )
+        } else if self.names.is_empty() {
+            Labels::empty()
+        } else {
+            Labels::from_sorted(
+                labels.iter().filter(|l| self.names.iter().any(|n| n == l.name)).map(|l| (l.name, l.value)),
+            )
+        }
+    }
+}
+
+/// Running state of one group at one step (Prometheus' `groupedAggregation`).
+#[derive(Debug, Clone, Default)]
+struct GroupState {
+    seen: bool,
+    value: f64,
+    mean: f64,
+    kahan_c: f64,
+    count: f64,
+    incremental_mean: bool,
+    drop_name: bool,
+    values: Vec<f64>,
+}
+
+/// Scalar parameter of topk/bottomk/quantile/limitk/limit_ratio over all steps.
+struct Params {
+    values: Vec<f64>,
+    min: f64,
+    max: f64,
+    any_nan: bool,
+}
+
+impl Params {
+    fn new(values: Vec<f64>) -> Params {
+        let mut min = f64::MAX;
+        let mut max = -f64::MAX;
+        let mut any_nan = false;
+        for &v in &values {
+            // Go's math.Max/Min propagate NaN.
+            max = if v.is_nan() || max.is_nan() { f64::NAN } else { max.max(v) };
+            min = if v.is_nan() || min.is_nan() { f64::NAN } else { min.min(v) };
+            any_nan |= v.is_nan();
+        }
+        Params { values, min, max, any_nan }
+    }
+}
+
+impl Evaluator<'_, '_> {
+    pub(crate) fn eval_aggregate(&self, a: &AggregateExpr) -> Result<Val, Error> {
+        let op_name = a.op.to_string();
+        let op = Op::from_name(&op_name)
+            .ok_or_else(|| Error::InvalidQuery(format!("unknown aggregation operator {op_name:?}")))?;
+        let grouping = Grouping::of(a);
+        if op == Op::CountValues {
+            return self.eval_count_values(a, grouping);
+        }
+        let params = match &a.param {
+            Some(p) if op != Op::CountValues => Some(Params::new(self.eval_scalar(p)?)),
+            _ => None,
+        };
+        let input = self.eval_vector(&a.expr)?;
+        match op {
+            Op::Topk | Op::Bottomk | Op::Limitk | Op::LimitRatio => {
+                let params = params.ok_or_else(|| Error::InvalidQuery(format!("{op_name} needs a parameter")))?;
+                self.aggregate_k(a, op, &grouping, &input, params)
+            }
+            _ => {
+                if op == Op::Quantile {
+                    if let (Some(p), Some(param)) = (&params, &a.param) {
+                        if p.any_nan {
+                            self.sh.warn("quantile value should be between 0 and 1, got NaN", param);
+                        }
+                        if p.max > 1.0 {
+                            self.sh
+                                .warn(format!("quantile value should be between 0 and 1, got {}", go_g(p.max)), param);
+                        }
+                        if p.min < 0.0 {
+                            self.sh
+                                .warn(format!("quantile value should be between 0 and 1, got {}", go_g(p.min)), param);
+                        }
+                    }
+                }
+                self.aggregate(op, &grouping, &input, params.as_ref())
+            }
+        }
+    }
+
+    fn groups_of(&self, grouping: &Grouping, input: &[StepSeries]) -> (Vec<Labels>, Vec<usize>) {
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut labels = Vec::new();
+        let mut member = Vec::with_capacity(input.len());
+        for s in input {
+            let g = grouping.group_labels(&s.labels);
+            let i = *index.entry(g.clone()).or_insert_with(|| {
+                labels.push(g);
+                labels.len() - 1
+            });
+            member.push(i);
+        }
+        (labels, member)
+    }
+
+    fn aggregate(
+        &self,
+        op: Op,
+        grouping: &Grouping,
+        input: &[StepSeries],
+        params: Option<&Params>,
+    ) -> Result<Val, Error> {
+        let (labels, member) = self.groups_of(grouping, input);
+        let mut out: Vec<StepSeries> =
+            labels.into_iter().map(|l| StepSeries { labels: l, drop_name: false, points: Vec::new() }).collect();
+        let mut groups = vec![GroupState::default(); out.len()];
+        let mut cur = StepCursor::new(input.len());
+        for step in 0..self.nsteps() {
+            self.sh.tick()?;
+            let t = self.ts(step);
+            for g in &mut groups {
+                g.seen = false;
+            }
+            for (si, s) in input.iter().enumerate() {
+                let Some(f) = cur.value_at(input, si, t) else { continue };
+                let g = &mut groups[member[si]];
+                if !g.seen {
+                    *g = GroupState {
+                        seen: true,
+                        value: f,
+                        mean: f,
+                        kahan_c: 0.0,
+                        count: 1.0,
+                        incremental_mean: false,
+                        drop_name: s.drop_name,
+                        values: std::mem::take(&mut g.values),
+                    };
+                    match op {
+                        Op::Stddev | Op::Stdvar => g.value = if f.is_nan() || f.is_infinite() { f64::NAN } else { 0.0 },
+                        Op::Quantile => {
+                            g.values.clear();
+                            g.values.push(f);
+                        }
+                        Op::Group => g.value = 1.0,
+                        _ => {}
+                    }
+                    continue;
+                }
+                g.drop_name |= s.drop_name;
+                match op {
+                    Op::Sum => (g.value, g.kahan_c) = kahan_sum_inc(f, g.value, g.kahan_c),
+                    Op::Avg => {
+                        g.count += 1.0;
+                        if !g.incremental_mean {
+                            let (nv, nc) = kahan_sum_inc(f, g.value, g.kahan_c);
+                            if !nv.is_infinite() {
+                                (g.value, g.kahan_c) = (nv, nc);
+                                continue;
+                            }
+                            g.incremental_mean = true;
+                            g.mean = g.value / (g.count - 1.0);
+                            g.kahan_c /= g.count - 1.0;
+                        }
+                        let q = (g.count - 1.0) / g.count;
+                        (g.mean, g.kahan_c) = kahan_sum_inc(f / g.count, q * g.mean, q * g.kahan_c);
+                    }
+                    Op::Group => {}
+                    Op::Max => {
+                        if g.value < f || g.value.is_nan() {
+                            g.value = f;
+                        }
+                    }
+                    Op::Min => {
+                        if g.value > f || g.value.is_nan() {
+                            g.value = f;
+                        }
+                    }
+                    Op::Count => g.count += 1.0,
+                    Op::Stddev | Op::Stdvar => {
+                        g.count += 1.0;
+                        let delta = f - g.mean;
+                        g.mean += delta / g.count;
+                        g.value += delta * (f - g.mean);
+                    }
+                    Op::Quantile => g.values.push(f),
+                    Op::CountValues | Op::Topk | Op::Bottomk | Op::Limitk | Op::LimitRatio => {
+                        unreachable!("handled elsewhere")
+                    }
+                }
+            }
+            for (gi, g) in groups.iter_mut().enumerate() {
+                if !g.seen {
+                    continue;
+                }
+                let v = match op {
+                    Op::Avg => {
+                        if g.incremental_mean {
+                            g.mean + g.kahan_c
+                        } else {
+                            g.value / g.count + g.kahan_c / g.count
+                        }
+                    }
+                    Op::Count => g.count,
+                    Op::Stdvar => g.value / g.count,
+                    Op::Stddev => (g.value / g.count).sqrt(),
+                    Op::Quantile => quantile(params.map_or(f64::NAN, |p| p.values[step]), &mut g.values),
+                    Op::Sum => g.value + g.kahan_c,
+                    _ => g.value,
+                };
+                let o = &mut out[gi];
+                o.points.push(tidemark_storage::Sample { t, v });
+                o.drop_name = g.drop_name;
+            }
+        }
+        out.retain(|s| !s.points.is_empty());
+        self.sh.hold(super::series::total_points(&out))?;
+        Ok(Val::Vector(out))
+    }
+
+    fn eval_count_values(&self, a: &AggregateExpr, mut grouping: Grouping) -> Result<Val, Error> {
+        let label = match a.param.as_deref().map(super::unparen) {
+            Some(Expr::StringLiteral(s)) => s.val.clone(),
+            _ => return Err(Error::InvalidQuery("count_values needs a string parameter".into())),
+        };
+        if label.is_empty() {
+            return Err(Error::InvalidQuery(format!("invalid label name {label:?}")));
+        }
+        if !grouping.without {
+            grouping.names.push(label.clone());
+        }
+        let input = self.eval_vector(&a.expr)?;
+        let mut cur = StepCursor::new(input.len());
+        let mut out = SeriesBuilder::new();
+        for step in 0..self.nsteps() {
+            self.sh.tick()?;
+            let t = self.ts(step);
+            let mut counts: Vec<(Labels, f64)> = Vec::new();
+            let mut index: HashMap<Labels, usize> = HashMap::new();
+            for (si, s) in input.iter().enumerate() {
+                let Some(f) = cur.value_at(&input, si, t) else { continue };
+                let with =
+                    s.labels.with(&label, &format_value_label(f)).map_err(|e| Error::InvalidQuery(e.to_string()))?;
+                let g = grouping.group_labels(&with);
+                match index.get(&g) {
+                    Some(&i) => counts[i].1 += 1.0,
+                    None => {
+                        index.insert(g.clone(), counts.len());
+                        counts.push((g, 1.0));
+                    }
+                }
+            }
+            for (l, c) in counts {
+                out.push(&l, false, t, c)?;
+            }
+        }
+        let out = out.finish();
+        self.sh.hold(super::series::total_points(&out))?;
+        Ok(Val::Vector(out))
+    }
+
+    fn aggregate_k(
+        &self,
+        a: &AggregateExpr,
+        op: Op,
+        grouping: &Grouping,
+        input: &[StepSeries],
+        params: Params,
+    ) -> Result<Val, Error> {
+        match op {
+            Op::Topk | Op::Bottomk | Op::Limitk => {
+                if params.max < 1.0 {
+                    return Ok(Val::Vector(Vec::new()));
+                }
+                if params.any_nan {
+                    return Err(Error::Execution("Parameter value is NaN".into()));
+                }
+                if params.min <= i64::MIN as f64 {
+                    return Err(Error::Execution(format!("Scalar value {} underflows int64", go_g(params.min))));
+                }
+                if params.max >= i64::MAX as f64 {
+                    return Err(Error::Execution(format!("Scalar value {} overflows int64", go_g(params.max))));
+                }
+            }
+            _ => {
+                if params.max == 0.0 && params.min == 0.0 {
+                    return Ok(Val::Vector(Vec::new()));
+                }
+                if params.any_nan {
+                    return Err(Error::Execution("Ratio value is NaN".into()));
+                }
+                if let Some(p) = &a.param {
+                    if params.max > 1.0 {
+                        self.sh.warn(
+                            format!("ratio value should be between -1 and 1, got {}, capping to 1", go_g(params.max)),
+                            p,
+                        );
+                    }
+                    if params.min < -1.0 {
+                        self.sh.warn(
+                            format!("ratio value should be between -1 and 1, got {}, capping to -1", go_g(params.min)),
+                            p,
+                        );
+                    }
+                }
+            }
+        }
+        let (labels, member) = self.groups_of(grouping, input);
+        let ngroups = labels.len();
+        let mut heaps: Vec<Vec<(f64, usize)>> = vec![Vec::new(); ngroups];
+        let mut cur = StepCursor::new(input.len());
+        let instant = self.is_instant();
+        let mut instant_out: Vec<StepSeries> = Vec::new();
+        let mut out = SeriesBuilder::new();
+        for step in 0..self.nsteps() {
+            self.sh.tick()?;
+            let t = self.ts(step);
+            let p = params.values[step];
+            for h in &mut heaps {
+                h.clear();
+            }
+            let k = match op {
+                Op::LimitRatio => 0,
+                _ => (p as i64).min(input.len() as i64),
+            };
+            if op != Op::LimitRatio && k < 1 {
+                continue;
+            }
+            if op == Op::LimitRatio && p == 0.0 {
+                continue;
+            }
+            let r = p.clamp(-1.0, 1.0);
+            for (si, s) in input.iter().enumerate() {
+                let Some(f) = cur.value_at(input, si, t) else { continue };
+                let h = &mut heaps[member[si]];
+                match op {
+                    Op::Topk => {
+                        if (h.len() as i64) < k {
+                            heap_push(h, (f, si), top_less);
+                        } else if h[0].0 < f || (h[0].0.is_nan() && !f.is_nan()) {
+                            h[0] = (f, si);
+                            if k > 1 {
+                                heap_fix(h, 0, top_less);
+                            }
+                        }
+                    }
+                    Op::Bottomk => {
+                        if (h.len() as i64) < k {
+                            heap_push(h, (f, si), bottom_less);
+                        } else if h[0].0 > f || (h[0].0.is_nan() && !f.is_nan()) {
+                            h[0] = (f, si);
+                            if k > 1 {
+                                heap_fix(h, 0, bottom_less);
+                            }
+                        }
+                    }
+                    Op::Limitk => {
+                        if (h.len() as i64) < k {
+                            h.push((f, si));
+                        }
+                    }
+                    _ => {
+                        if ratio_selects(r, &s.labels) {
+                            h.push((f, si));
+                        }
+                    }
+                }
+            }
+            for h in &mut heaps {
+                match op {
+                    // Descending for topk, ascending for bottomk; NaN last.
+                    Op::Topk => h.sort_by(|x, y| desc_nan_last(x.0, y.0)),
+                    Op::Bottomk => h.sort_by(|x, y| asc_nan_last(x.0, y.0)),
+                    _ => {}
+                }
+                for &(f, si) in h.iter() {
+                    let s = &input[si];
+                    if instant {
+                        instant_out.push(StepSeries {
+                            labels: s.labels.clone(),
+                            drop_name: s.drop_name,
+                            points: vec![tidemark_storage::Sample { t, v: f }],
+                        });
+                    } else {
+                        out.push(&s.labels, s.drop_name, t, f)?;
+                    }
+                }
+            }
+        }
+        let result = if instant { instant_out } else { out.finish() };
+        self.sh.hold(super::series::total_points(&result))?;
+        Ok(Val::Vector(result))
+    }
+}
+
+/// Go's `strconv.FormatFloat(f, 'f', -1, 64)`.
+fn format_value_label(f: f64) -> String {
+    if f.is_nan() {
+        "NaN".into()
+    } else if f == f64::INFINITY {
+        "+Inf".into()
+    } else if f == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{f}")
+    }
+}
+
+/// Whether `limit_ratio(r, …)` keeps a series: a stable hash of its labels
+/// mapped to [0, 1) is below `r` (or, for negative `r`, at least `1 + r`).
+fn ratio_selects(r: f64, labels: &Labels) -> bool {
+    let offset = labels.stable_hash() as f64 / u64::MAX as f64;
+    if r >= 0.0 {
+        offset < r
+    } else {
+        offset >= 1.0 + r
+    }
+}
+
+fn top_less(a: f64, b: f64) -> bool {
+    a.is_nan() || a < b
+}
+
+fn bottom_less(a: f64, b: f64) -> bool {
+    a.is_nan() || a > b
+}
+
+fn desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => b.partial_cmp(&a).unwrap_or(std::cmp::Ordering::Equal),
+    }
+}
+
+fn asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal),
+    }
+}
+
+/// Go's `container/heap` push (sift up) with a `less` on values.
+fn heap_push(h: &mut Vec<(f64, usize)>, x: (f64, usize), less: fn(f64, f64) -> bool) {
+    h.push(x);
+    let mut j = h.len() - 1;
+    while j > 0 {
+        let i = (j - 1) / 2;
+        if i == j || !less(h[j].0, h[i].0) {
+            break;
+        }
+        h.swap(i, j);
+        j = i;
+    }
+}
+
+/// Go's `container/heap.Fix` at index 0 (sift down).
+fn heap_fix(h: &mut [(f64, usize)], mut i: usize, less: fn(f64, f64) -> bool) {
+    let n = h.len();
+    loop {
+        let j1 = 2 * i + 1;
+        if j1 >= n {
+            break;
+        }
+        let mut j = j1;
+        let j2 = j1 + 1;
+        if j2 < n && less(h[j2].0, h[j1].0) {
+            j = j2;
+        }
+        if !less(h[j].0, h[i].0) {
+            break;
+        }
+        h.swap(i, j);
+        i = j;
+    }
+}

@@ -1,0 +1,689 @@
+//! Function calls.
+
+use std::collections::HashMap;
+
+use promql_parser::label::MatchOp as ParserOp;
+use promql_parser::parser::{Call, Expr};
+use tidemark_storage::{Labels, Sample, METRIC_NAME};
+
+use super::selector::load_samples;
+use super::series::{merge_same_labels, SeriesBuilder, StepCursor, DUPLICATE_LABELSET};
+use super::{drop_metric_name, duration_ms, offset_ms, unparen, Evaluator, StepSeries, Val};
+use crate::error::Error;
+use crate::functions::histogram::{bucket_fraction, bucket_quantile, Bucket};
+use crate::functions::math::MathFunction;
+use crate::functions::range::{validate_smoothing_args, RangeFunction, RangeWindow};
+
+/// Formats a float as Go's `%g` does for the values annotations print.
+pub(crate) fn go_g(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        let a = v.abs();
+        if a != 0.0 && !(1e-4..1e21).contains(&a) {
+            let s = format!("{v:e}");
+            // Rust prints 1e21 / 1e-5; Go prints 1e+21 / 1e-05.
+            match s.split_once('e') {
+                Some((m, e)) => {
+                    let (sign, digits) = match e.strip_prefix('-') {
+                        Some(d) => ('-', d),
+                        None => ('+', e),
+                    };
+                    format!("{m}e{sign}{digits:0>2}")
+                }
+                None => s,
+            }
+        } else {
+            format!("{v}")
+        }
+    }
+}
+
+/// Where the range-vector argument of a call comes from.
+enum RangeArg<'e> {
+    Selector(&'e promql_parser::parser::MatrixSelector),
+    Subquery(&'e promql_parser::parser::SubqueryExpr),
+}
+
+impl Evaluator<'_, '_> {
+    pub(crate) fn eval_call(&self, call_expr: &Expr, c: &Call) -> Result<Val, Error> {
+        let name = c.func.name;
+        let args: Vec<&Expr> = c.args.args.iter().map(|a| unparen(a)).collect();
+        let n = self.nsteps();
+        match name {
+            "time" => return Ok(Val::Scalar((0..n).map(|i| self.ts(i) as f64 / 1000.0).collect())),
+            "pi" => return Ok(Val::Scalar(vec![std::f64::consts::PI; n])),
+            "start" => return Ok(Val::Scalar(vec![self.sh.query_start as f64 / 1000.0; n])),
+            "end" => return Ok(Val::Scalar(vec![self.sh.query_end as f64 / 1000.0; n])),
+            "range" => return Ok(Val::Scalar(vec![(self.sh.query_end - self.sh.query_start) as f64 / 1000.0; n])),
+            "step" => {
+                let step = if self.sh.query_start == self.sh.query_end { 0.0 } else { self.interval as f64 / 1000.0 };
+                return Ok(Val::Scalar(vec![step; n]));
+            }
+            "vector" => {
+                let v = self.eval_scalar(args[0])?;
+                let points: Vec<Sample> = v.iter().enumerate().map(|(i, &v)| Sample { t: self.ts(i), v }).collect();
+                self.sh.hold(points.len())?;
+                return Ok(Val::Vector(vec![StepSeries { labels: Labels::empty(), drop_name: false, points }]));
+            }
+            "scalar" => {
+                let series = self.eval_vector(args[0])?;
+                let mut cur = StepCursor::new(series.len());
+                let mut out = vec![f64::NAN; n];
+                for (step, slot) in out.iter_mut().enumerate() {
+                    let t = self.ts(step);
+                    let mut found = None;
+                    let mut count = 0;
+                    for i in 0..series.len() {
+                        if let Some(v) = cur.value_at(&series, i, t) {
+                            count += 1;
+                            found = Some(v);
+                        }
+                    }
+                    if count == 1 {
+                        *slot = found.unwrap_or(f64::NAN);
+                    }
+                }
+                return Ok(Val::Scalar(out));
+            }
+            "timestamp" => return self.eval_timestamp(args[0]),
+            "label_replace" => return self.eval_label_replace(&args),
+            "label_join" => return self.eval_label_join(&args),
+            "absent" => return self.eval_absent(args[0]),
+            "absent_over_time" => return self.eval_absent_over_time(args[0]),
+            "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
+                return self.eval_sort(call_expr, name, &args);
+            }
+            "histogram_quantile" => return self.eval_histogram_quantile(&args),
+            "histogram_fraction" => return self.eval_histogram_fraction(&args),
+            "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" => {
+                // These read native histograms only; float samples are ignored.
+                let _ = self.eval_vector(args[0])?;
+                return Ok(Val::Vector(Vec::new()));
+            }
+            "days_in_month" | "day_of_month" | "day_of_week" | "day_of_year" | "hour" | "minute" | "month" | "year"
+                if args.is_empty() =>
+            {
+                let f = MathFunction::from_name(name).ok_or_else(|| unsupported(name))?;
+                let points: Vec<Sample> = (0..n)
+                    .filter_map(|i| {
+                        let t = self.ts(i);
+                        f.apply(t as f64 / 1000.0, &[]).map(|v| Sample { t, v })
+                    })
+                    .collect();
+                return Ok(Val::Vector(vec![StepSeries { labels: Labels::empty(), drop_name: false, points }]));
+            }
+            _ => {}
+        }
+        if let Some(f) = RangeFunction::from_name(name) {
+            return self.eval_range_function(call_expr, c, f, &args);
+        }
+        if let Some(f) = MathFunction::from_name(name) {
+            return self.eval_math(f, &args);
+        }
+        Err(unsupported(name))
+    }
+
+    /// Evaluates an argument that must be a scalar.
+    pub(crate) fn eval_scalar(&self, e: &Expr) -> Result<Vec<f64>, Error> {
+        match self.eval(e)? {
+            Val::Scalar(v) => Ok(v),
+            other => Err(Error::InvalidQuery(format!("expected scalar, got {}", other.type_name()))),
+        }
+    }
+
+    /// Evaluates an argument that must be an instant vector.
+    pub(crate) fn eval_vector(&self, e: &Expr) -> Result<Vec<StepSeries>, Error> {
+        match self.eval(e)? {
+            Val::Vector(v) => Ok(v),
+            other => Err(Error::InvalidQuery(format!("expected instant vector, got {}", other.type_name()))),
+        }
+    }
+
+    fn eval_string(&self, e: &Expr) -> Result<String, Error> {
+        match unparen(e) {
+            Expr::StringLiteral(s) => Ok(s.val.clone()),
+            _ => Err(Error::InvalidQuery("expected string literal".into())),
+        }
+    }
+
+    /// Element-wise functions; the arguments after the vector are scalars.
+    fn eval_math(&self, f: MathFunction, args: &[&Expr]) -> Result<Val, Error> {
+        let mut series = self.eval_vector(args[0])?;
+        let scalars: Vec<Vec<f64>> = args[1..].iter().map(|a| self.eval_scalar(a)).collect::<Result<_, _>>()?;
+        let mut argv = vec![0.0; scalars.len()];
+        for s in &mut series {
+            self.mark_drop_name(s);
+            let mut kept = 0;
+            for i in 0..s.points.len() {
+                let p = s.points[i];
+                let step = self.step_of(p.t);
+                for (slot, vals) in argv.iter_mut().zip(&scalars) {
+                    *slot = vals[step];
+                }
+                if let Some(v) = f.apply(p.v, &argv) {
+                    s.points[kept] = Sample { t: p.t, v };
+                    kept += 1;
+                }
+            }
+            s.points.truncate(kept);
+        }
+        series.retain(|s| !s.points.is_empty());
+        self.check_unique_unless_delayed(series).map(Val::Vector)
+    }
+
+    /// Prometheus fails right away when a function's output has two series
+    /// with the same labels, unless name removal is delayed.
+    fn check_unique_unless_delayed(&self, series: Vec<StepSeries>) -> Result<Vec<StepSeries>, Error> {
+        if self.sh.delayed_name_removal() {
+            return Ok(series);
+        }
+        merge_same_labels(series)
+    }
+
+    fn eval_timestamp(&self, arg: &Expr) -> Result<Val, Error> {
+        let mut series = if let Expr::VectorSelector(vs) = arg {
+            self.eval_vector_selector_with(vs, true)?
+        } else {
+            let mut s = self.eval_vector(arg)?;
+            for x in &mut s {
+                for p in &mut x.points {
+                    p.v = p.t as f64 / 1000.0;
+                }
+            }
+            s
+        };
+        for s in &mut series {
+            self.mark_drop_name(s);
+        }
+        self.check_unique_unless_delayed(series).map(Val::Vector)
+    }
+
+    fn eval_label_replace(&self, args: &[&Expr]) -> Result<Val, Error> {
+        let dst = self.eval_string(args[1])?;
+        let repl = self.eval_string(args[2])?;
+        let src = self.eval_string(args[3])?;
+        let re_str = self.eval_string(args[4])?;
+        let re = regex::Regex::new(&format!("^(?s:{re_str})$"))
+            .map_err(|_| Error::InvalidQuery(format!("invalid regular expression in label_replace(): {re_str}")))?;
+        if dst.is_empty() {
+            return Err(Error::InvalidQuery(format!("invalid destination label name in label_replace(): {dst}")));
+        }
+        let mut series = self.eval_vector(args[0])?;
+        let mut cache: HashMap<Labels, Labels> = HashMap::new();
+        for s in &mut series {
+            let value = s.labels.get(&src).unwrap_or("");
+            let Some(caps) = re.captures(value) else { continue };
+            let new = match cache.get(&s.labels) {
+                Some(l) => l.clone(),
+                None => {
+                    let mut res = String::new();
+                    caps.expand(&repl, &mut res);
+                    let l = s.labels.with(&dst, &res).map_err(|e| Error::InvalidQuery(e.to_string()))?;
+                    cache.insert(s.labels.clone(), l.clone());
+                    l
+                }
+            };
+            s.labels = new;
+            if dst == METRIC_NAME {
+                s.drop_name = false;
+            }
+        }
+        merge_same_labels(series).map(Val::Vector)
+    }
+
+    fn eval_label_join(&self, args: &[&Expr]) -> Result<Val, Error> {
+        let dst = self.eval_string(args[1])?;
+        let sep = self.eval_string(args[2])?;
+        let srcs: Vec<String> = args[3..].iter().map(|a| self.eval_string(a)).collect::<Result<_, _>>()?;
+        if dst.is_empty() {
+            return Err(Error::InvalidQuery(format!("invalid destination label name in label_join(): {dst}")));
+        }
+        let mut series = self.eval_vector(args[0])?;
+        for s in &mut series {
+            let joined: Vec<&str> = srcs.iter().map(|n| s.labels.get(n).unwrap_or("")).collect();
+            let joined = joined.join(&sep);
+            s.labels = s.labels.with(&dst, &joined).map_err(|e| Error::InvalidQuery(e.to_string()))?;
+            if dst == METRIC_NAME {
+                s.drop_name = false;
+            }
+        }
+        merge_same_labels(series).map(Val::Vector)
+    }
+
+    /// `absent(v)`: 1 at the steps where `v` has no series.
+    fn eval_absent(&self, arg: &Expr) -> Result<Val, Error> {
+        let series = self.eval_vector(arg)?;
+        let n = self.nsteps();
+        let mut present = vec![false; n];
+        for s in &series {
+            for p in &s.points {
+                present[self.step_of(p.t)] = true;
+            }
+        }
+        let points: Vec<Sample> = (0..n).filter(|&i| !present[i]).map(|i| Sample { t: self.ts(i), v: 1.0 }).collect();
+        if points.is_empty() {
+            return Ok(Val::Vector(Vec::new()));
+        }
+        Ok(Val::Vector(vec![StepSeries { labels: absent_labels(arg), drop_name: false, points }]))
+    }
+
+    fn eval_absent_over_time(&self, arg: &Expr) -> Result<Val, Error> {
+        let n = self.nsteps();
+        let mut present = vec![false; n];
+        let (range, offset, at, inner) = match arg {
+            Expr::MatrixSelector(ms) => (duration_ms(&ms.range), offset_ms(&ms.vs.offset), self.at_ms(&ms.vs.at), None),
+            Expr::Subquery(sq) => (duration_ms(&sq.range), offset_ms(&sq.offset), self.at_ms(&sq.at), Some(sq)),
+            _ => return Err(Error::InvalidQuery("absent_over_time expects a range vector".into())),
+        };
+        let mut mark = |samples: &[Sample]| {
+            self.for_each_window(samples, range, offset, at, |step, _, _, _, _| present[step] = true);
+        };
+        match (arg, inner) {
+            (Expr::MatrixSelector(ms), _) => {
+                let (lo, hi) = self.window_bounds(range, offset, at);
+                let mut buf = Vec::new();
+                for mut s in self.select(&ms.vs, lo + 1, hi)? {
+                    self.sh.tick()?;
+                    self.load(&mut s, &mut buf, true)?;
+                    mark(&buf);
+                }
+            }
+            (_, Some(sq)) => {
+                let (series, _) = self.eval_subquery(sq)?;
+                for s in &series {
+                    mark(&s.points);
+                }
+            }
+            _ => unreachable!("checked above"),
+        }
+        let points: Vec<Sample> = (0..n).filter(|&i| !present[i]).map(|i| Sample { t: self.ts(i), v: 1.0 }).collect();
+        if points.is_empty() {
+            return Ok(Val::Vector(Vec::new()));
+        }
+        Ok(Val::Vector(vec![StepSeries { labels: absent_labels(arg), drop_name: true, points }]))
+    }
+
+    /// The oldest exclusive window start and newest inclusive window end.
+    fn window_bounds(&self, range: i64, offset: i64, at: Option<i64>) -> (i64, i64) {
+        match at {
+            Some(a) => (a - offset - range, a - offset),
+            None => (self.start - offset - range, self.end - offset),
+        }
+    }
+
+    fn eval_sort(&self, call_expr: &Expr, name: &str, args: &[&Expr]) -> Result<Val, Error> {
+        if !self.is_instant() {
+            self.sh.warn("sort is ineffective for range queries since results are always ordered by labels", call_expr);
+        }
+        let mut series = self.eval_vector(args[0])?;
+        if !self.is_instant() {
+            return Ok(Val::Vector(series));
+        }
+        let value = |s: &StepSeries| s.points.first().map_or(f64::NAN, |p| p.v);
+        match name {
+            "sort" => series.sort_by(|a, b| {
+                // Ascending, NaN last.
+                let (x, y) = (value(a), value(b));
+                match (x.is_nan(), y.is_nan()) {
+                    (true, true) => std::cmp::Ordering::Equal,
+                    (true, false) => std::cmp::Ordering::Greater,
+                    (false, true) => std::cmp::Ordering::Less,
+                    _ => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+                }
+            }),
+            "sort_desc" => series.sort_by(|a, b| {
+                let (x, y) = (value(a), value(b));
+                match (x.is_nan(), y.is_nan()) {
+                    (true, true) => std::cmp::Ordering::Equal,
+                    (true, false) => std::cmp::Ordering::Greater,
+                    (false, true) => std::cmp::Ordering::Less,
+                    _ => y.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Equal),
+                }
+            }),
+            _ => {
+                let names: Vec<String> = args[1..].iter().map(|a| self.eval_string(a)).collect::<Result<_, _>>()?;
+                let desc = name == "sort_by_label_desc";
+                series.sort_by(|a, b| {
+                    for n in &names {
+                        let (x, y) = (a.labels.get(n).unwrap_or(""), b.labels.get(n).unwrap_or(""));
+                        let o = natural_cmp(x, y);
+                        if o != std::cmp::Ordering::Equal {
+                            return if desc { o.reverse() } else { o };
+                        }
+                    }
+                    let o = a.labels.cmp(&b.labels);
+                    if desc {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                });
+            }
+        }
+        Ok(Val::Vector(series))
+    }
+
+    /// Groups classic-histogram bucket series per step and calls `f` with
+    /// each group's buckets.
+    fn per_histogram(
+        &self,
+        series: &[StepSeries],
+        arg: &Expr,
+        mut f: impl FnMut(&mut Vec<Bucket>, &Labels, i64) -> Result<Option<f64>, Error>,
+    ) -> Result<Vec<StepSeries>, Error> {
+        // Group series by labels without `le`; remember each one's bound.
+        let mut groups: HashMap<Labels, usize> = HashMap::new();
+        let mut group_labels: Vec<Labels> = Vec::new();
+        let mut member: Vec<Option<(usize, f64)>> = Vec::with_capacity(series.len());
+        for s in series {
+            let le = s.labels.get("le").unwrap_or("");
+            match parse_go_float(le) {
+                Some(bound) => {
+                    let key = s.labels.without(&["le"]);
+                    let g = *groups.entry(key.clone()).or_insert_with(|| {
+                        group_labels.push(key);
+                        group_labels.len() - 1
+                    });
+                    member.push(Some((g, bound)));
+                }
+                None => {
+                    let name = if self.sh.delayed_name_removal() { s.labels.metric_name().unwrap_or("") } else { "" };
+                    let mut msg = format!("bucket label \"le\" is missing or has a malformed value of {le:?}");
+                    if !name.is_empty() {
+                        msg.push_str(&format!(" for metric name {name:?}"));
+                    }
+                    self.sh.warn(msg, arg);
+                    member.push(None);
+                }
+            }
+        }
+        let mut buckets: Vec<Vec<Bucket>> = vec![Vec::new(); group_labels.len()];
+        let mut cur = StepCursor::new(series.len());
+        let mut out = SeriesBuilder::new();
+        for step in 0..self.nsteps() {
+            let t = self.ts(step);
+            for b in &mut buckets {
+                b.clear();
+            }
+            for (i, m) in member.iter().enumerate() {
+                let Some((g, bound)) = *m else { continue };
+                if let Some(v) = cur.value_at(series, i, t) {
+                    buckets[g].push(Bucket { upper_bound: bound, count: v });
+                }
+            }
+            for (g, b) in buckets.iter_mut().enumerate() {
+                if b.is_empty() {
+                    continue;
+                }
+                if let Some(v) = f(b, &group_labels[g], t)? {
+                    let mut labels = group_labels[g].clone();
+                    if !self.sh.delayed_name_removal() {
+                        drop_metric_name(&mut labels);
+                    }
+                    out.push(&labels, true, t, v)?;
+                }
+            }
+        }
+        Ok(out.finish())
+    }
+
+    fn eval_histogram_quantile(&self, args: &[&Expr]) -> Result<Val, Error> {
+        let q = self.eval_scalar(args[0])?;
+        let series = self.eval_vector(args[1])?;
+        let mut warned = false;
+        let out = self.per_histogram(&series, args[1], |b, labels, t| {
+            let phi = q[self.step_of(t)];
+            if !warned && (phi.is_nan() || !(0.0..=1.0).contains(&phi)) {
+                warned = true;
+                self.sh.warn(format!("quantile value should be between 0 and 1, got {}", go_g(phi)), args[0]);
+            }
+            let r = bucket_quantile(phi, b);
+            if r.forced_monotonicity {
+                let name = if self.sh.delayed_name_removal() { labels.metric_name().unwrap_or("") } else { "" };
+                let mut msg = "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)".to_string();
+                if !name.is_empty() {
+                    msg.push_str(&format!(" for metric name {name:?}"));
+                }
+                self.sh.info(msg, args[1]);
+            }
+            Ok(Some(r.value))
+        })?;
+        Ok(Val::Vector(out))
+    }
+
+    fn eval_histogram_fraction(&self, args: &[&Expr]) -> Result<Val, Error> {
+        let lower = self.eval_scalar(args[0])?;
+        let upper = self.eval_scalar(args[1])?;
+        let series = self.eval_vector(args[2])?;
+        let out = self.per_histogram(&series, args[2], |b, _, t| {
+            let step = self.step_of(t);
+            Ok(Some(bucket_fraction(lower[step], upper[step], b)))
+        })?;
+        Ok(Val::Vector(out))
+    }
+
+    fn eval_range_function(&self, call_expr: &Expr, c: &Call, f: RangeFunction, args: &[&Expr]) -> Result<Val, Error> {
+        let _ = call_expr;
+        let name = c.func.name;
+        let Some(mi) = args.iter().position(|a| matches!(a, Expr::MatrixSelector(_) | Expr::Subquery(_))) else {
+            return Err(Error::InvalidQuery(format!("{name}() expects a range vector argument")));
+        };
+        let range_arg = match args[mi] {
+            Expr::MatrixSelector(ms) => RangeArg::Selector(ms),
+            Expr::Subquery(sq) => RangeArg::Subquery(sq),
+            _ => unreachable!("checked above"),
+        };
+        let scalars: Vec<Vec<f64>> = args
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != mi)
+            .map(|(_, a)| self.eval_scalar(a))
+            .collect::<Result<_, _>>()?;
+        let n = self.nsteps();
+        if f == RangeFunction::QuantileOverTime {
+            if let Some(phi) = scalars[0].iter().find(|p| p.is_nan() || !(0.0..=1.0).contains(*p)) {
+                self.sh.warn(format!("quantile value should be between 0 and 1, got {}", go_g(*phi)), args[0]);
+            }
+        }
+        if f == RangeFunction::DoubleExponentialSmoothing {
+            for step in 0..n {
+                validate_smoothing_args(scalars[0][step], scalars[1][step]).map_err(Error::InvalidQuery)?;
+            }
+        }
+        let keeps_name = matches!(f, RangeFunction::LastOverTime | RangeFunction::FirstOverTime);
+        let grid = self.grid();
+        // Computes one series' output points; pure, so workers can run it.
+        let compute = |samples: &[Sample], range: i64, offset: i64, at: Option<i64>| -> Vec<Sample> {
+            let mut argv = vec![0.0; scalars.len()];
+            let mut points = Vec::new();
+            grid.for_each_window(samples, range, offset, at, |step, ts, window, start, end| {
+                for (slot, vals) in argv.iter_mut().zip(&scalars) {
+                    *slot = vals[step];
+                }
+                let w = RangeWindow { samples: window, eval_t: ts, range_start: start, range_end: end };
+                if let Some(v) = f.eval(&w, &argv) {
+                    points.push(Sample { t: ts, v });
+                }
+            });
+            points
+        };
+        let mut out = Vec::new();
+        let mut emit = |labels: Labels, input_drop: bool, points: Vec<Sample>| -> Result<(), Error> {
+            if points.is_empty() {
+                return Ok(());
+            }
+            if matches!(f, RangeFunction::Rate | RangeFunction::Increase) {
+                if let Some(metric) = labels.metric_name() {
+                    if !["_total", "_sum", "_count", "_bucket"].iter().any(|suf| metric.ends_with(suf)) {
+                        self.sh.info(
+                            format!(
+                                "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"
+                            ),
+                            args[mi],
+                        );
+                    }
+                }
+            }
+            self.sh.hold(points.len())?;
+            let drop = !keeps_name || input_drop;
+            let mut labels = labels;
+            if drop && !self.sh.delayed_name_removal() {
+                drop_metric_name(&mut labels);
+            }
+            out.push(StepSeries { labels, drop_name: drop, points });
+            Ok(())
+        };
+        match range_arg {
+            RangeArg::Selector(ms) => {
+                let range = duration_ms(&ms.range);
+                let offset = offset_ms(&ms.vs.offset);
+                let at = self.at_ms(&ms.vs.at);
+                let (lo, hi) = self.window_bounds(range, offset, at);
+                let selected = self.select(&ms.vs, lo + 1, hi)?;
+                let results = self.map_series_parallel(selected, |s, buf| {
+                    let read = load_samples(s, buf, true)?;
+                    Ok((read, compute(buf, range, offset, at)))
+                })?;
+                for (labels, read, points) in results {
+                    self.sh.count_read(read);
+                    emit(labels, false, points)?;
+                }
+            }
+            RangeArg::Subquery(sq) => {
+                let range = duration_ms(&sq.range);
+                let offset = offset_ms(&sq.offset);
+                let at = self.at_ms(&sq.at);
+                let (series, held) = self.eval_subquery(sq)?;
+                for s in series {
+                    self.sh.tick()?;
+                    let points = compute(&s.points, range, offset, at);
+                    emit(s.labels, s.drop_name, points)?;
+                }
+                self.sh.release(held);
+            }
+        }
+        if !self.sh.delayed_name_removal() {
+            let mut seen = std::collections::HashSet::with_capacity(out.len());
+            if !out.iter().all(|s| seen.insert(s.labels.clone())) {
+                return Err(Error::Execution(DUPLICATE_LABELSET.into()));
+            }
+        }
+        Ok(Val::Vector(out))
+    }
+}
+
+fn unsupported(name: &str) -> Error {
+    Error::InvalidQuery(format!("function \"{name}\" is not supported"))
+}
+
+/// Labels for `absent`: the equality matchers of a plain selector argument,
+/// except labels matched more than once.
+fn absent_labels(arg: &Expr) -> Labels {
+    let vs = match unparen(arg) {
+        Expr::VectorSelector(vs) => vs,
+        Expr::MatrixSelector(ms) => &ms.vs,
+        _ => return Labels::empty(),
+    };
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut has: Vec<&str> = Vec::new();
+    for m in &vs.matchers.matchers {
+        if m.name == METRIC_NAME {
+            continue;
+        }
+        if m.op == ParserOp::Equal && !has.contains(&m.name.as_str()) {
+            pairs.retain(|(n, _)| n != &m.name);
+            pairs.push((m.name.clone(), m.value.clone()));
+            has.push(&m.name);
+        } else {
+            pairs.retain(|(n, _)| n != &m.name);
+        }
+    }
+    Labels::new(pairs).unwrap_or_default()
+}
+
+/// Parses a float the way Go's `strconv.ParseFloat` accepts `le` values.
+pub(crate) fn parse_go_float(s: &str) -> Option<f64> {
+    if s.is_empty() {
+        return None;
+    }
+    let t = s.trim_start_matches(['+', '-']);
+    let lower = t.to_ascii_lowercase();
+    if lower == "inf" || lower == "infinity" || lower == "nan" {
+        return s.parse::<f64>().ok();
+    }
+    if lower.starts_with("0x") {
+        return None;
+    }
+    if !t.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-' | '_')) {
+        return None;
+    }
+    s.replace('_', "").parse::<f64>().ok()
+}
+
+/// Compares strings with embedded numbers in natural order, as
+/// `sort_by_label` does.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (ab, bb) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < ab.len() && j < bb.len() {
+        if ab[i].is_ascii_digit() && bb[j].is_ascii_digit() {
+            let si = i;
+            while i < ab.len() && ab[i].is_ascii_digit() {
+                i += 1;
+            }
+            let sj = j;
+            while j < bb.len() && bb[j].is_ascii_digit() {
+                j += 1;
+            }
+            let na = a[si..i].trim_start_matches('0');
+            let nb = b[sj..j].trim_start_matches('0');
+            let o = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+            if o != Ordering::Equal {
+                return o;
+            }
+        } else {
+            let o = ab[i].cmp(&bb[j]);
+            if o != Ordering::Equal {
+                return o;
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (ab.len() - i).cmp(&(bb.len() - j))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_g_formats_like_go() {
+        assert_eq!(go_g(1.5), "1.5");
+        assert_eq!(go_g(f64::NAN), "NaN");
+        assert_eq!(go_g(-0.5), "-0.5");
+        assert_eq!(go_g(1e21), "1e+21");
+        assert_eq!(go_g(1e-5), "1e-05");
+    }
+
+    #[test]
+    fn le_values_parse_like_go() {
+        assert_eq!(parse_go_float("+Inf"), Some(f64::INFINITY));
+        assert_eq!(parse_go_float("0.5"), Some(0.5));
+        assert_eq!(parse_go_float("1e3"), Some(1000.0));
+        assert_eq!(parse_go_float(""), None);
+        assert_eq!(parse_go_float("Hello World"), None);
+    }
+
+    #[test]
+    fn natural_order_compares_numbers_by_value() {
+        assert_eq!(natural_cmp("a2", "a10"), std::cmp::Ordering::Less);
+        assert_eq!(natural_cmp("b", "a"), std::cmp::Ordering::Greater);
+    }
+}

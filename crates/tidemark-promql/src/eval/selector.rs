@@ -1,0 +1,328 @@
+//! Selecting data: instant vector selectors (lookback and staleness), range
+//! selectors, and subqueries.
+
+use std::collections::HashSet;
+
+use promql_parser::label::MatchOp as ParserOp;
+use promql_parser::parser::{MatrixSelector, SubqueryExpr, VectorSelector};
+use tidemark_storage::{is_stale_nan, Labels, MatchOp, Matcher, Sample, METRIC_NAME};
+
+use super::{duration_ms, offset_ms, Evaluator, StepSeries, Val};
+use crate::error::Error;
+use crate::storage::SelectedSeries;
+
+/// The matcher sets of a selector: usually one; several when the selector
+/// uses `or` between matcher groups.
+fn matcher_sets(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, Error> {
+    let convert = |group: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>, Error> {
+        let mut out = Vec::with_capacity(group.len() + 1);
+        if let Some(name) = &vs.name {
+            if !group.iter().any(|m| m.name == METRIC_NAME && m.op == ParserOp::Equal && &m.value == name) {
+                out.push(Matcher::equal(METRIC_NAME, name.as_str()));
+            }
+        }
+        for m in group {
+            let op = match m.op {
+                ParserOp::Equal => MatchOp::Equal,
+                ParserOp::NotEqual => MatchOp::NotEqual,
+                ParserOp::Re(_) => MatchOp::Regex,
+                ParserOp::NotRe(_) => MatchOp::NotRegex,
+            };
+            let matcher = Matcher::new(op, m.name.as_str(), m.value.as_str())
+                .map_err(|e| Error::InvalidQuery(format!("invalid regular expression {:?}: {e}", m.value)))?;
+            out.push(matcher);
+        }
+        Ok(out)
+    };
+    let mut sets = Vec::new();
+    if vs.matchers.or_matchers.is_empty() {
+        sets.push(convert(&vs.matchers.matchers)?);
+    } else {
+        for g in &vs.matchers.or_matchers {
+            sets.push(convert(g)?);
+        }
+    }
+    Ok(sets)
+}
+
+impl Evaluator<'_, '_> {
+    /// The series a selector matches with samples in `[mint, maxt]`.
+    pub(crate) fn select(&self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<SelectedSeries>, Error> {
+        let sets = matcher_sets(vs)?;
+        if mint > maxt {
+            return Ok(Vec::new());
+        }
+        let source = self.sh.ctx.source;
+        if sets.len() == 1 {
+            return source.select(mint, maxt, &sets[0]).map_err(Error::Storage);
+        }
+        let mut seen: HashSet<Labels> = HashSet::new();
+        let mut out = Vec::new();
+        for set in &sets {
+            for s in source.select(mint, maxt, set).map_err(Error::Storage)? {
+                if seen.insert(s.labels.clone()) {
+                    out.push(s);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads a selected series' samples into `buf` (cleared first).
+    pub(crate) fn load(&self, s: &mut SelectedSeries, buf: &mut Vec<Sample>, drop_stale: bool) -> Result<(), Error> {
+        let read = load_samples(s, buf, drop_stale)?;
+        self.sh.count_read(read);
+        Ok(())
+    }
+
+    /// An instant vector selector at every step: the newest sample within
+    /// the lookback window `(t - lookback, t]`, unless it is a staleness
+    /// marker. With `sample_time`, the value is the sample's own timestamp in
+    /// seconds (what `timestamp()` reports).
+    pub(crate) fn eval_vector_selector_with(
+        &self,
+        vs: &VectorSelector,
+        sample_time: bool,
+    ) -> Result<Vec<StepSeries>, Error> {
+        let offset = offset_ms(&vs.offset);
+        let at = self.at_ms(&vs.at);
+        let lookback = self.sh.ctx.lookback_ms;
+        let (lo, hi) = match at {
+            Some(a) => (a - offset, a - offset),
+            None => (self.start - offset, self.end - offset),
+        };
+        let selected = self.select(vs, lo - lookback + 1, hi)?;
+        let grid = self.grid();
+        let results = self.map_series_parallel(selected, |s, buf| {
+            let read = load_samples(s, buf, false)?;
+            let mut points = Vec::new();
+            let mut j = 0;
+            for step in 0..grid.nsteps {
+                let ts = grid.start + step as i64 * grid.interval;
+                let r = at.unwrap_or(ts) - offset;
+                while j < buf.len() && buf[j].t <= r {
+                    j += 1;
+                }
+                if j == 0 {
+                    continue;
+                }
+                let p = buf[j - 1];
+                if p.t <= r - lookback || is_stale_nan(p.v) {
+                    continue;
+                }
+                let v = if sample_time { p.t as f64 / 1000.0 } else { p.v };
+                points.push(Sample { t: ts, v });
+            }
+            Ok((read, points))
+        })?;
+        let mut out = Vec::with_capacity(results.len());
+        for (labels, read, points) in results {
+            self.sh.count_read(read);
+            if !points.is_empty() {
+                self.sh.hold(points.len())?;
+                out.push(StepSeries { labels, drop_name: false, points });
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn eval_vector_selector(&self, vs: &VectorSelector) -> Result<Vec<StepSeries>, Error> {
+        self.eval_vector_selector_with(vs, false)
+    }
+
+    /// A range selector evaluated on its own (instant queries only): the raw
+    /// samples in `(t - range, t]`, without staleness markers.
+    pub(crate) fn eval_matrix_selector_raw(&self, ms: &MatrixSelector) -> Result<Vec<StepSeries>, Error> {
+        let offset = offset_ms(&ms.vs.offset);
+        let t = self.at_ms(&ms.vs.at).unwrap_or(self.start) - offset;
+        let range = duration_ms(&ms.range);
+        let selected = self.select(&ms.vs, t - range + 1, t)?;
+        let mut out = Vec::with_capacity(selected.len());
+        let mut buf = Vec::new();
+        for mut s in selected {
+            self.sh.tick()?;
+            self.load(&mut s, &mut buf, true)?;
+            buf.retain(|p| p.t > t - range && p.t <= t);
+            if !buf.is_empty() {
+                self.sh.hold(buf.len())?;
+                out.push(StepSeries { labels: s.labels, drop_name: false, points: buf.clone() });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Evaluates a subquery's inner expression on the subquery's own step
+    /// grid, covering every window the outer steps will need. Returns the
+    /// inner series and the number of points held.
+    pub(crate) fn eval_subquery(&self, sq: &SubqueryExpr) -> Result<(Vec<StepSeries>, usize), Error> {
+        let offset = offset_ms(&sq.offset);
+        let range = duration_ms(&sq.range);
+        let step = match sq.step.as_ref().map(duration_ms) {
+            Some(s) if s > 0 => s,
+            _ => self.sh.ctx.opts.default_subquery_step.as_millis() as i64,
+        };
+        if step <= 0 {
+            return Err(Error::InvalidQuery("subquery step must be positive".into()));
+        }
+        let (outer_start, outer_end) = match self.at_ms(&sq.at) {
+            Some(a) => (a, a),
+            None => (self.start, self.start + ((self.end - self.start) / self.interval) * self.interval),
+        };
+        let end = outer_end - offset;
+        let first = outer_start - offset - range;
+        let mut start = step * (first / step);
+        if start <= first {
+            start += step;
+        }
+        if start > end {
+            return Ok((Vec::new(), 0));
+        }
+        let child = Evaluator { sh: self.sh, start, end, interval: step };
+        let series = match child.eval(&sq.expr)? {
+            Val::Vector(s) => s,
+            Val::Scalar(v) => vec![StepSeries {
+                labels: Labels::empty(),
+                drop_name: false,
+                points: v.iter().enumerate().map(|(i, &v)| Sample { t: child.ts(i), v }).collect(),
+            }],
+            other => {
+                return Err(Error::InvalidQuery(format!(
+                    "subquery is only allowed on instant vector, got {} instead",
+                    other.type_name()
+                )))
+            }
+        };
+        let held = super::series::total_points(&series);
+        Ok((series, held))
+    }
+
+    /// Calls `f(step, eval_t, window, range_start, range_end)` for every step
+    /// whose window `(range_start, range_end]` over `samples` is non-empty.
+    /// `at` pins every window to one time.
+    pub(crate) fn for_each_window(
+        &self,
+        samples: &[Sample],
+        range: i64,
+        offset: i64,
+        at: Option<i64>,
+        f: impl FnMut(usize, i64, &[Sample], i64, i64),
+    ) {
+        self.grid().for_each_window(samples, range, offset, at, f)
+    }
+
+    /// The evaluator's step grid, which worker threads can share.
+    pub(crate) fn grid(&self) -> StepGrid {
+        StepGrid { start: self.start, interval: self.interval, nsteps: self.nsteps() }
+    }
+}
+
+/// The steps an evaluator runs at: `start + i * interval` for `i < nsteps`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepGrid {
+    pub(crate) start: i64,
+    pub(crate) interval: i64,
+    pub(crate) nsteps: usize,
+}
+
+impl StepGrid {
+    /// See [`Evaluator::for_each_window`].
+    pub(crate) fn for_each_window(
+        &self,
+        samples: &[Sample],
+        range: i64,
+        offset: i64,
+        at: Option<i64>,
+        mut f: impl FnMut(usize, i64, &[Sample], i64, i64),
+    ) {
+        let (mut lo, mut hi) = (0usize, 0usize);
+        for step in 0..self.nsteps {
+            let ts = self.start + step as i64 * self.interval;
+            let end = at.unwrap_or(ts) - offset;
+            let start = end - range;
+            while hi < samples.len() && samples[hi].t <= end {
+                hi += 1;
+            }
+            while lo < hi && samples[lo].t <= start {
+                lo += 1;
+            }
+            if lo < hi {
+                f(step, ts, &samples[lo..hi], start, end);
+            }
+        }
+    }
+}
+
+/// Reads a selected series' samples into `buf` (cleared first), dropping
+/// staleness markers if asked. Returns the number of samples read.
+pub(crate) fn load_samples(s: &mut SelectedSeries, buf: &mut Vec<Sample>, drop_stale: bool) -> Result<usize, Error> {
+    buf.clear();
+    let mut read = 0;
+    while s.samples.next() {
+        let p = s.samples.at();
+        read += 1;
+        if drop_stale && is_stale_nan(p.v) {
+            continue;
+        }
+        buf.push(p);
+    }
+    if let Some(e) = s.samples.err() {
+        return Err(Error::Storage(e.to_string()));
+    }
+    Ok(read)
+}
+
+/// Below this many series a query runs on the calling thread only.
+const PARALLEL_MIN_SERIES: usize = 512;
+
+impl Evaluator<'_, '_> {
+    /// Runs `work` on every selected series, on up to
+    /// `EngineOptions::parallelism` threads for large selections, and returns
+    /// `(labels, samples read, output)` in selection order. Each worker reuses
+    /// one sample buffer, so memory stays proportional to one series per
+    /// worker plus the outputs.
+    pub(crate) fn map_series_parallel<T: Send>(
+        &self,
+        selected: Vec<SelectedSeries>,
+        work: impl Fn(&mut SelectedSeries, &mut Vec<Sample>) -> Result<(usize, T), Error> + Sync,
+    ) -> Result<Vec<(Labels, usize, T)>, Error> {
+        let ctx = self.sh.ctx;
+        let threads = ctx.opts.parallelism.max(1).min(selected.len() / PARALLEL_MIN_SERIES.max(1)).max(1);
+        let run_chunk = |chunk: Vec<SelectedSeries>| -> Result<Vec<(Labels, usize, T)>, Error> {
+            let mut buf = Vec::new();
+            let mut out = Vec::with_capacity(chunk.len());
+            for (i, mut s) in chunk.into_iter().enumerate() {
+                if i % 64 == 0 {
+                    ctx.check_interrupt()?;
+                }
+                let (read, v) = work(&mut s, &mut buf)?;
+                out.push((s.labels, read, v));
+            }
+            Ok(out)
+        };
+        if threads <= 1 {
+            return run_chunk(selected);
+        }
+        let per = selected.len().div_ceil(threads);
+        let mut chunks: Vec<Vec<SelectedSeries>> = Vec::with_capacity(threads);
+        let mut it = selected.into_iter();
+        loop {
+            let c: Vec<SelectedSeries> = it.by_ref().take(per).collect();
+            if c.is_empty() {
+                break;
+            }
+            chunks.push(c);
+        }
+        let results: Vec<Result<Vec<(Labels, usize, T)>, Error>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks.into_iter().map(|c| scope.spawn(|| run_chunk(c))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(Error::Execution("query worker panicked".into()))))
+                .collect()
+        });
+        let mut out = Vec::new();
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,146 @@
+//! The evaluator's intermediate values and the helpers that assemble them.
+
+use std::collections::HashMap;
+
+use tidemark_storage::{Labels, Sample};
+
+use crate::error::Error;
+
+/// One output series of a node: labels, whether `__name__` is to be dropped
+/// at the end (delayed name removal), and its points (one per step at most,
+/// or raw samples in a range vector), oldest first.
+#[derive(Debug, Clone)]
+pub(crate) struct StepSeries {
+    pub(crate) labels: Labels,
+    pub(crate) drop_name: bool,
+    pub(crate) points: Vec<Sample>,
+}
+
+/// What a node evaluates to, for all steps of its evaluator.
+#[derive(Debug)]
+pub(crate) enum Val {
+    /// One value per step.
+    Scalar(Vec<f64>),
+    String(String),
+    /// An instant vector at every step.
+    Vector(Vec<StepSeries>),
+    /// A range vector (only in instant evaluation): raw samples per series.
+    Matrix(Vec<StepSeries>),
+}
+
+impl Val {
+    pub(crate) fn type_name(&self) -> &'static str {
+        match self {
+            Val::Scalar(_) => "scalar",
+            Val::String(_) => "string",
+            Val::Vector(_) => "instant vector",
+            Val::Matrix(_) => "range vector",
+        }
+    }
+}
+
+pub(crate) const DUPLICATE_LABELSET: &str = "vector cannot contain metrics with the same labelset";
+
+/// Merges series that have the same labels; fails if two of them have a
+/// point at the same time (Prometheus' `mergeSeriesWithSameLabelset`).
+pub(crate) fn merge_same_labels(series: Vec<StepSeries>) -> Result<Vec<StepSeries>, Error> {
+    if series.len() <= 1 {
+        return Ok(series);
+    }
+    let mut index: HashMap<Labels, usize> = HashMap::with_capacity(series.len());
+    let mut out: Vec<StepSeries> = Vec::with_capacity(series.len());
+    let mut merged_any = false;
+    for s in series {
+        match index.get(&s.labels) {
+            Some(&i) => {
+                let target = &mut out[i];
+                target.points.extend_from_slice(&s.points);
+                target.drop_name |= s.drop_name;
+                merged_any = true;
+            }
+            None => {
+                index.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+        }
+    }
+    if merged_any {
+        for s in &mut out {
+            s.points.sort_by_key(|p| p.t);
+            if s.points.windows(2).any(|w| w[0].t == w[1].t) {
+                return Err(Error::Execution(DUPLICATE_LABELSET.into()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Collects the per-step output of an operator into series keyed by labels,
+/// failing when two outputs of the same step have the same labels.
+#[derive(Debug, Default)]
+pub(crate) struct SeriesBuilder {
+    index: HashMap<Labels, usize>,
+    series: Vec<StepSeries>,
+}
+
+impl SeriesBuilder {
+    pub(crate) fn new() -> SeriesBuilder {
+        SeriesBuilder::default()
+    }
+
+    /// Adds the value of series `labels` at time `t`. Steps must be added in
+    /// increasing time order.
+    pub(crate) fn push(&mut self, labels: &Labels, drop_name: bool, t: i64, v: f64) -> Result<(), Error> {
+        match self.index.get(labels) {
+            Some(&i) => {
+                let s = &mut self.series[i];
+                if s.points.last().is_some_and(|p| p.t == t) {
+                    return Err(Error::Execution(DUPLICATE_LABELSET.into()));
+                }
+                s.points.push(Sample { t, v });
+                s.drop_name |= drop_name;
+            }
+            None => {
+                self.index.insert(labels.clone(), self.series.len());
+                self.series.push(StepSeries { labels: labels.clone(), drop_name, points: vec![Sample { t, v }] });
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> Vec<StepSeries> {
+        self.series
+    }
+}
+
+/// Walks the points of many series step by step.
+pub(crate) struct StepCursor {
+    pos: Vec<usize>,
+}
+
+impl StepCursor {
+    pub(crate) fn new(n: usize) -> StepCursor {
+        StepCursor { pos: vec![0; n] }
+    }
+
+    /// The value of series `i` at time `t`, if it has one. Times must be
+    /// asked in increasing order per series.
+    #[inline]
+    pub(crate) fn value_at(&mut self, series: &[StepSeries], i: usize, t: i64) -> Option<f64> {
+        let pts = &series[i].points;
+        let p = &mut self.pos[i];
+        while *p < pts.len() && pts[*p].t < t {
+            *p += 1;
+        }
+        if *p < pts.len() && pts[*p].t == t {
+            Some(pts[*p].v)
+        } else {
+            None
+        }
+    }
+}
+
+/// Points held by a list of series (for the sample limit).
+pub(crate) fn total_points(series: &[StepSeries]) -> usize {
+    series.iter().map(|s| s.points.len()).sum()
+}
