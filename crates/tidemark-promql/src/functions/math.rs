@@ -101,14 +101,6 @@ impl MathFunction {
         })
     }
 
-    /// True for the date functions (`year`, `hour`, …), which PromQL also
-    /// allows without an argument: they then apply to the evaluation time
-    /// (see [`MathFunction::date_at`]).
-    pub(crate) fn is_date(self) -> bool {
-        use MathFunction::*;
-        matches!(self, DayOfMonth | DayOfWeek | DayOfYear | DaysInMonth | Hour | Minute | Month | Year)
-    }
-
     /// Applies the function to `v`. `args` are the scalar arguments at this
     /// step after the vector (`clamp(v, min, max)` → `[min, max]`,
     /// `round(v, to)` → `[to]`). `None` drops the sample (as `clamp` does
@@ -171,9 +163,10 @@ impl MathFunction {
     }
 
     /// A date function of the instant `unix_seconds` (UTC); `None` for a
-    /// function that is not a date function. The evaluator uses this for the
-    /// argument-less form, passing the evaluation time in whole seconds
-    /// (milliseconds divided by 1000, truncated as Prometheus does).
+    /// function that is not a date function. Suits the argument-less form
+    /// (`year()`), which Prometheus evaluates at the step time in whole
+    /// seconds: `date_at(t_ms / 1000)`, integer division truncating toward
+    /// zero.
     pub(crate) fn date_at(self, unix_seconds: i64) -> Option<f64> {
         use MathFunction::*;
         let t = GoTime::from_unix(unix_seconds);
@@ -654,7 +647,6 @@ mod tests {
         for name in ["rate", "pi", "timestamp", "scalar", "vector", "Abs", ""] {
             assert_eq!(MathFunction::from_name(name), None, "{name}");
         }
-        assert!(f("year").is_date() && f("days_in_month").is_date() && !f("abs").is_date());
     }
 
     #[test]
