@@ -620,4 +620,88 @@ mod tests {
             let _ = PositionMap::build(text, &expr);
         }
     }
+
+    /// Queries built from a small grammar: leaves, nesting, operators,
+    /// groupings before and after, subqueries, modifiers, comments and newlines.
+    fn query() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop::sample::select(vec![
+            "x",
+            "sum",
+            "job:r:m",
+            "y{a=\"b\"}",
+            "{a!=\"\"}",
+            "1",
+            "-2",
+            ".5",
+            "Inf",
+            "rate(x[5m])",
+            "x offset 1m",
+            "z @ 10",
+            "time()",
+        ])
+        .prop_map(str::to_string);
+        leaf.prop_recursive(4, 24, 2, |inner| {
+            prop_oneof![
+                inner.clone().prop_map(|e| format!("({e})")),
+                inner.clone().prop_map(|e| format!("-{e}")),
+                inner.clone().prop_map(|e| format!("+ {e}")),
+                inner.clone().prop_map(|e| format!("sum by (a) ({e})")),
+                inner.clone().prop_map(|e| format!("sum({e}) without (a)")),
+                inner.clone().prop_map(|e| format!("topk(2, {e})")),
+                inner.clone().prop_map(|e| format!("abs(\n  {e} # note (\n)")),
+                inner.clone().prop_map(|e| format!("max_over_time({e}[5m:1m] offset 1m)")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} + {b}")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a}^{b}")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} > bool {b}")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} / on(a) group_left {b}")),
+                (inner.clone(), inner).prop_map(|(a, b)| format!("{a} and {b}")),
+            ]
+        })
+    }
+
+    /// Every node of the tree, pre-order.
+    fn nodes(e: &Expr) -> Vec<&Expr> {
+        let mut out = vec![e];
+        match e {
+            Expr::Aggregate(a) => {
+                out.extend(a.param.iter().flat_map(|p| nodes(p)));
+                out.extend(nodes(&a.expr));
+            }
+            Expr::Unary(u) => out.extend(nodes(&u.expr)),
+            Expr::Binary(b) => {
+                out.extend(nodes(&b.lhs));
+                out.extend(nodes(&b.rhs));
+            }
+            Expr::Paren(p) => out.extend(nodes(&p.expr)),
+            Expr::Subquery(s) => out.extend(nodes(&s.expr)),
+            Expr::Call(c) => out.extend(c.args.args.iter().flat_map(|a| nodes(a))),
+            _ => {}
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+
+        /// Every node of a generated query gets a position, and it points at
+        /// the text the node starts with.
+        #[test]
+        fn every_node_of_a_generated_query_is_placed(q in query()) {
+            let Ok(expr) = promql_parser::parser::parse(&q) else { return Ok(()) };
+            let map = PositionMap::build(&q, &expr);
+            let lines: Vec<&str> = q.split('\n').collect();
+            for n in nodes(&expr) {
+                let p = map.get(n);
+                proptest::prop_assert!(p.is_some(), "{n} unplaced in {q:?}");
+                let p = p.unwrap();
+                let at: String = lines[p.line - 1].chars().skip(p.column - 1).collect();
+                let first = at.chars().next().unwrap_or(' ');
+                proptest::prop_assert!(
+                    first.is_alphanumeric() || "+-({.:".contains(first),
+                    "{n} placed at {p} ({at:?}) in {q:?}"
+                );
+            }
+        }
+    }
 }
