@@ -396,7 +396,7 @@ impl Walker<'_> {
             }
             Expr::Binary(b) => {
                 i = self.skip_unary_plus(i);
-                let lhs_start = self.toks.len().min(i);
+                let lhs_start = i;
                 let k = self.walk(&b.lhs, i);
                 // A binary expression starts where its left operand starts.
                 if let Some(p) = self.starts.get(&(&*b.lhs as *const Expr as usize)).copied() {
