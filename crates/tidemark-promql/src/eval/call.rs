@@ -112,7 +112,7 @@ impl Evaluator<'_, '_> {
                 let points: Vec<Sample> = (0..n)
                     .filter_map(|i| {
                         let t = self.ts(i);
-                        f.apply(t as f64 / 1000.0, &[]).map(|v| Sample { t, v })
+                        f.date_at(t / 1000).map(|v| Sample { t, v })
                     })
                     .collect();
                 return Ok(Val::Vector(vec![StepSeries { labels: Labels::empty(), drop_name: false, points }]));
