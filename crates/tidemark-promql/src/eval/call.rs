@@ -484,33 +484,35 @@ impl Evaluator<'_, '_> {
             .filter(|(i, _)| *i != mi)
             .map(|(_, a)| self.eval_scalar(a))
             .collect::<Result<_, _>>()?;
-        let n = self.nsteps();
         if f == RangeFunction::QuantileOverTime {
             if let Some(phi) = scalars[0].iter().find(|p| p.is_nan() || !(0.0..=1.0).contains(*p)) {
                 self.sh.warn(format!("quantile value should be between 0 and 1, got {}", go_g(*phi)), args[0]);
             }
         }
-        if f == RangeFunction::DoubleExponentialSmoothing {
-            for step in 0..n {
-                validate_smoothing_args(scalars[0][step], scalars[1][step]).map_err(Error::InvalidQuery)?;
-            }
-        }
         let keeps_name = matches!(f, RangeFunction::LastOverTime | RangeFunction::FirstOverTime);
         let grid = self.grid();
         // Computes one series' output points; pure, so workers can run it.
-        let compute = |samples: &[Sample], range: i64, offset: i64, at: Option<i64>| -> Vec<Sample> {
+        let smoothing = f == RangeFunction::DoubleExponentialSmoothing;
+        let compute = |samples: &[Sample], range: i64, offset: i64, at: Option<i64>| -> Result<Vec<Sample>, Error> {
             let mut argv = vec![0.0; scalars.len()];
             let mut points = Vec::new();
+            let mut err = None;
             grid.for_each_window(samples, range, offset, at, |step, ts, window, start, end| {
                 for (slot, vals) in argv.iter_mut().zip(&scalars) {
                     *slot = vals[step];
+                }
+                // Like Prometheus, the factors are only checked where there is data.
+                if smoothing && err.is_none() {
+                    if let Err(e) = validate_smoothing_args(argv[0], argv[1]) {
+                        err = Some(Error::InvalidQuery(e));
+                    }
                 }
                 let w = RangeWindow { samples: window, eval_t: ts, range_start: start, range_end: end };
                 if let Some(v) = f.eval(&w, &argv) {
                     points.push(Sample { t: ts, v });
                 }
             });
-            points
+            err.map_or(Ok(points), Err)
         };
         let mut out = Vec::new();
         let mut emit = |labels: Labels, input_drop: bool, points: Vec<Sample>| -> Result<(), Error> {
@@ -547,7 +549,7 @@ impl Evaluator<'_, '_> {
                 let selected = self.select(&ms.vs, lo + 1, hi)?;
                 let results = self.map_series_parallel(selected, |s, buf| {
                     let read = load_samples(s, buf, true)?;
-                    Ok((read, compute(buf, range, offset, at)))
+                    Ok((read, compute(buf, range, offset, at)?))
                 })?;
                 for (labels, read, points) in results {
                     self.sh.count_read(read);
@@ -561,7 +563,7 @@ impl Evaluator<'_, '_> {
                 let (series, held) = self.eval_subquery(sq)?;
                 for s in series {
                     self.sh.tick()?;
-                    let points = compute(&s.points, range, offset, at);
+                    let points = compute(&s.points, range, offset, at)?;
                     emit(s.labels, s.drop_name, points)?;
                 }
                 self.sh.release(held);
