@@ -210,7 +210,7 @@ impl Evaluator<'_, '_> {
         let re_str = self.eval_string(args[4])?;
         let re = regex::Regex::new(&format!("^(?s:{re_str})$"))
             .map_err(|_| Error::InvalidQuery(format!("invalid regular expression in label_replace(): {re_str}")))?;
-        if dst.is_empty() {
+        if dst.is_empty() || !self.string_literal_is_utf8(args[1]) {
             return Err(Error::InvalidQuery(format!("invalid destination label name in label_replace(): {dst}")));
         }
         let mut series = self.eval_vector(args[0])?;
@@ -240,8 +240,13 @@ impl Evaluator<'_, '_> {
         let dst = self.eval_string(args[1])?;
         let sep = self.eval_string(args[2])?;
         let srcs: Vec<String> = args[3..].iter().map(|a| self.eval_string(a)).collect::<Result<_, _>>()?;
-        if dst.is_empty() {
+        if dst.is_empty() || !self.string_literal_is_utf8(args[1]) {
             return Err(Error::InvalidQuery(format!("invalid destination label name in label_join(): {dst}")));
+        }
+        for (a, src) in args[3..].iter().zip(&srcs) {
+            if !self.string_literal_is_utf8(a) {
+                return Err(Error::InvalidQuery(format!("invalid source label name in label_join(): {src}")));
+            }
         }
         let mut series = self.eval_vector(args[0])?;
         for s in &mut series {
@@ -253,6 +258,20 @@ impl Evaluator<'_, '_> {
             }
         }
         merge_same_labels(series).map(Val::Vector)
+    }
+
+    /// Whether a string literal, as Go would decode it from the query text,
+    /// is valid UTF-8. The parser hands us Rust strings, in which `"\xff"`
+    /// has become the valid character U+00FF; Go keeps the single byte 0xFF,
+    /// which is not a valid label name.
+    fn string_literal_is_utf8(&self, e: &Expr) -> bool {
+        let Some(pos) = self.sh.position(e) else { return true };
+        let query = self.sh.ctx.query;
+        let Some(start) = byte_offset(query, pos.line, pos.column) else { return true };
+        match go_unquote_bytes(&query[start..]) {
+            Some(bytes) => std::str::from_utf8(&bytes).is_ok(),
+            None => true,
+        }
     }
 
     /// `absent(v)`: 1 at the steps where `v` has no series.
@@ -435,13 +454,14 @@ impl Evaluator<'_, '_> {
     fn eval_histogram_quantile(&self, args: &[&Expr]) -> Result<Val, Error> {
         let q = self.eval_scalar(args[0])?;
         let series = self.eval_vector(args[1])?;
-        let mut warned = false;
-        let out = self.per_histogram(&series, args[1], |b, labels, t| {
-            let phi = q[self.step_of(t)];
-            if !warned && (phi.is_nan() || !(0.0..=1.0).contains(&phi)) {
-                warned = true;
+        // Prometheus warns about φ at every step, with or without data.
+        for &phi in &q {
+            if phi.is_nan() || !(0.0..=1.0).contains(&phi) {
                 self.sh.warn(format!("quantile value should be between 0 and 1, got {}", go_g(phi)), args[0]);
             }
+        }
+        let out = self.per_histogram(&series, args[1], |b, labels, t| {
+            let phi = q[self.step_of(t)];
             let r = bucket_quantile(phi, b);
             if r.forced_monotonicity {
                 let name = if self.sh.delayed_name_removal() { labels.metric_name().unwrap_or("") } else { "" };
@@ -608,6 +628,67 @@ fn absent_labels(arg: &Expr) -> Labels {
     Labels::new(pairs).unwrap_or_default()
 }
 
+/// The byte offset of a 1-based line and character column.
+fn byte_offset(query: &str, line: usize, column: usize) -> Option<usize> {
+    let mut offset = 0;
+    for (i, l) in query.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            return l.char_indices().nth(column.checked_sub(1)?).map(|(b, _)| offset + b);
+        }
+        offset += l.len();
+    }
+    None
+}
+
+/// Decodes the quoted string at the start of `text` into the bytes Go's
+/// `strconv.Unquote` would produce. `None` if `text` does not start with a
+/// well-formed quoted string.
+fn go_unquote_bytes(text: &str) -> Option<Vec<u8>> {
+    let mut chars = text.chars();
+    let quote = chars.next()?;
+    if !matches!(quote, '"' | '\'' | '`') {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4];
+    while let Some(c) = chars.next() {
+        if c == quote {
+            return Some(out);
+        }
+        if c != '\\' || quote == '`' {
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            continue;
+        }
+        let e = chars.next()?;
+        match e {
+            'a' => out.push(7),
+            'b' => out.push(8),
+            'f' => out.push(12),
+            'n' => out.push(b'\n'),
+            'r' => out.push(b'\r'),
+            't' => out.push(b'\t'),
+            'v' => out.push(11),
+            '\\' | '"' | '\'' => out.push(e as u8),
+            'x' => {
+                let h: String = chars.by_ref().take(2).collect();
+                out.push(u8::from_str_radix(&h, 16).ok()?);
+            }
+            '0'..='7' => {
+                let rest: String = chars.by_ref().take(2).collect();
+                out.push(u8::from_str_radix(&format!("{e}{rest}"), 8).ok()?);
+            }
+            'u' | 'U' => {
+                let n = if e == 'u' { 4 } else { 8 };
+                let h: String = chars.by_ref().take(n).collect();
+                let c = char::from_u32(u32::from_str_radix(&h, 16).ok()?)?;
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// Parses a float the way Go's `strconv.ParseFloat` accepts `le` values.
 pub(crate) fn parse_go_float(s: &str) -> Option<f64> {
     if s.is_empty() {
@@ -681,6 +762,15 @@ mod tests {
         assert_eq!(parse_go_float("1e3"), Some(1000.0));
         assert_eq!(parse_go_float(""), None);
         assert_eq!(parse_go_float("Hello World"), None);
+    }
+
+    #[test]
+    fn go_unquote_keeps_raw_bytes() {
+        assert_eq!(go_unquote_bytes(r#""\xff" rest"#), Some(vec![0xff]));
+        assert_eq!(go_unquote_bytes(r#"'a\n'"#), Some(b"a\n".to_vec()));
+        assert_eq!(go_unquote_bytes("`\\x`"), Some(b"\\x".to_vec()));
+        assert_eq!(go_unquote_bytes(r#""\u00ff""#), Some("\u{ff}".as_bytes().to_vec()));
+        assert_eq!(go_unquote_bytes("no quote"), None);
     }
 
     #[test]
