@@ -396,7 +396,7 @@ impl Walker<'_> {
             }
             Expr::Binary(b) => {
                 i = self.skip_unary_plus(i);
-                let lhs_start = self.toks.len().min(i);
+                let lhs_start = i;
                 let k = self.walk(&b.lhs, i);
                 // A binary expression starts where its left operand starts.
                 if let Some(p) = self.starts.get(&(&*b.lhs as *const Expr as usize)).copied() {
@@ -502,26 +502,206 @@ mod tests {
         out
     }
 
+    /// Where the first node (pre-order) printed as `node` starts in `query`.
+    fn start(query: &str, node: &str) -> String {
+        let all = placed(query);
+        let prefix = format!("{node}@");
+        let hit = all.iter().find(|n| n.starts_with(&prefix) && !n[prefix.len()..].contains('@'));
+        hit.map(|n| n[prefix.len()..].to_string()).unwrap_or_else(|| panic!("no node {node:?} in {all:?}"))
+    }
+
     #[test]
-    fn explore() {
-        for q in [
-            "histogram_quantile(0.8, series)",
-            "sum(sort(series))",
-            "-1 + -(2) - +x offset 5m",
-            "sum by (a) (rate(x{a=\"b\"}[5m] @ 10)) / on(a) group_left(b) sum(y) by (a)",
-            "topk(3, x)[5m:1m] offset -1m",
-            "# c\n  foo # bar\n  > bool on() \n 2 ^ -3 ^ 2",
-            "a or b and c unless d == bool e",
-            "--1 * -x^2 + x atan2 2",
-            "sum(x) by (a) + count_values(\"v\", y) - quantile without (a) (0.5, z)",
-            "rate(x[5m] offset 1m @ start())",
-            "label_replace(up, \"a\", \"$1\", \"b\", \"(.*)\")",
-            "\"héllo\"",
-            "(((x)))[1h:] @ end()",
-            "sum without () (x) / ignoring (a) group_right y",
-            "{__name__=\"x\"} and sum(x)",
-        ] {
-            eprintln!("{q:?} => {:?}", placed(q));
+    fn call_arguments_start_where_prometheus_points() {
+        assert_eq!(start("histogram_quantile(0.8, series)", "series"), "1:25");
+        assert_eq!(start("histogram_quantile(0.8, series)", "0.8"), "1:20");
+        assert_eq!(start("sum(sort(series))", "sort(series)"), "1:5");
+        assert_eq!(start(r#"label_replace(up, "a", "$1", "b", "(.*)")"#, r#""(.*)""#), "1:35");
+    }
+
+    #[test]
+    fn every_node_is_placed_in_a_mixed_query() {
+        let q = r#"sum by (a) (rate(x{a="b"}[5m] @ 10)) / on(a) group_left(b) sum(y) by (a)"#;
+        assert_eq!(
+            placed(q),
+            [
+                r#"sum by (a) (rate(x{a="b"}[5m] @ 10.000)) / on (a) group_left (b) sum by (a) (y)@1:1"#,
+                r#"sum by (a) (rate(x{a="b"}[5m] @ 10.000))@1:1"#,
+                r#"rate(x{a="b"}[5m] @ 10.000)@1:13"#,
+                r#"x{a="b"}[5m] @ 10.000@1:18"#,
+                "sum by (a) (y)@1:60",
+                "y@1:64",
+            ]
+        );
+    }
+
+    #[test]
+    fn grouping_before_or_after_aggregation_arguments() {
+        let q = r#"sum(x) by (a) + count_values("v", y) - quantile without (a) (0.5, z)"#;
+        assert_eq!(start(q, "x"), "1:5");
+        assert_eq!(start(q, r#"count_values("v", y)"#), "1:17");
+        assert_eq!(start(q, r#""v""#), "1:30");
+        assert_eq!(start(q, "y"), "1:35");
+        assert_eq!(start(q, "quantile without (a) (0.5, z)"), "1:40");
+        assert_eq!(start(q, "0.5"), "1:62");
+        assert_eq!(start(q, "z"), "1:67");
+    }
+
+    #[test]
+    fn signs_folded_into_numbers_and_unary_minus() {
+        // `-1` and `--1` become number literals that start at their first sign;
+        // `-(2)` stays a unary node; a unary `+` is dropped from the tree.
+        let q = "-1 + -(2) - +x offset 5m";
+        assert_eq!(start(q, "-1"), "1:1");
+        assert_eq!(start(q, "-(2)"), "1:6");
+        assert_eq!(start(q, "(2)"), "1:7");
+        assert_eq!(start(q, "x offset 5m"), "1:14");
+        assert_eq!(start("--1 * -x^2", "1"), "1:1");
+        assert_eq!(start("--1 * -x^2", "-x ^ 2"), "1:7");
+        assert_eq!(start("--1 * -x^2", "x ^ 2"), "1:8");
+    }
+
+    #[test]
+    fn binary_expressions_start_at_their_left_operand() {
+        let q = "a or b and c unless d == bool e";
+        assert_eq!(start(q, "b and c unless d == bool e"), "1:6");
+        assert_eq!(start(q, "d == bool e"), "1:21");
+        assert_eq!(start(q, "e"), "1:31");
+        let q = "sum without () (x) / ignoring (a) group_right y";
+        assert_eq!(start(q, "y"), "1:47");
+        assert_eq!(start("x atan2 2", "2"), "1:9");
+    }
+
+    #[test]
+    fn subqueries_parens_and_modifiers() {
+        let q = "rate(x[5m] offset 1m @ start()) + max_over_time(topk(3, x)[5m:1m] offset -1m)";
+        assert_eq!(start(q, "x[5m] @ start() offset 1m"), "1:6");
+        assert_eq!(start(q, "max_over_time(topk(3, x)[5m:1m] offset -1m)"), "1:35");
+        assert_eq!(start(q, "topk(3, x)[5m:1m] offset -1m"), "1:49");
+        assert_eq!(start(q, "topk(3, x)"), "1:49");
+        assert_eq!(start(q, "3"), "1:54");
+        assert_eq!(start(q, "x"), "1:57");
+        let q = "max_over_time((((x)))[1h:] @ end()) / {__name__=\"x\"}";
+        assert_eq!(start(q, "(((x)))[1h:] @ end()"), "1:15");
+        assert_eq!(start(q, "((x))"), "1:16");
+        assert_eq!(start(q, "x"), "1:18");
+        assert_eq!(start(q, "{__name__=\"x\"}"), "1:39");
+    }
+
+    #[test]
+    fn comments_and_lines_are_skipped_and_counted() {
+        let q = "# sum(\n  foo # (bar\n  > bool on() \n 2 ^ -3 ^ 2";
+        assert_eq!(start(q, "foo > bool on () 2 ^ -3 ^ 2"), "2:3");
+        assert_eq!(start(q, "2 ^ -3 ^ 2"), "4:2");
+        assert_eq!(start(q, "-3 ^ 2"), "4:6");
+        assert_eq!(start(q, "3 ^ 2"), "4:7");
+        assert_eq!(start(q, "2"), "4:2");
+    }
+
+    #[test]
+    fn names_that_look_like_keywords_and_non_ascii_text() {
+        let q = "count_values(\"é\", sum) + max";
+        assert_eq!(start(q, "sum"), "1:19");
+        assert_eq!(start(q, "max"), "1:26");
+        assert_eq!(start("job:req:rate5m{a=\"é\"} * 2", "2"), "1:25");
+    }
+
+    #[test]
+    fn deep_nesting_places_what_it_can_without_overflowing() {
+        let q = format!("{}x{}", "(".repeat(2000), ")".repeat(2000));
+        let expr = promql_parser::parser::parse(&q).expect("parses");
+        let map = PositionMap::build(&q, &expr);
+        assert_eq!(map.get(&expr), Some(Position { line: 1, column: 1 }));
+    }
+
+    #[test]
+    fn a_tree_from_other_text_never_panics() {
+        let expr = promql_parser::parser::parse("sum(rate(x[5m])) by (a) / -2").unwrap();
+        for text in ["", "(", "sum", "rate(x[5m]) by", "# comment", "é é é", "2 2 2 2 2"] {
+            let _ = PositionMap::build(text, &expr);
+        }
+    }
+
+    /// Queries built from a small grammar: leaves, nesting, operators,
+    /// groupings before and after, subqueries, modifiers, comments and newlines.
+    fn query() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop::sample::select(vec![
+            "x",
+            "sum",
+            "job:r:m",
+            "y{a=\"b\"}",
+            "{a!=\"\"}",
+            "1",
+            "-2",
+            ".5",
+            "Inf",
+            "rate(x[5m])",
+            "x offset 1m",
+            "z @ 10",
+            "time()",
+        ])
+        .prop_map(str::to_string);
+        leaf.prop_recursive(4, 24, 2, |inner| {
+            prop_oneof![
+                inner.clone().prop_map(|e| format!("({e})")),
+                inner.clone().prop_map(|e| format!("-{e}")),
+                inner.clone().prop_map(|e| format!("+ {e}")),
+                inner.clone().prop_map(|e| format!("sum by (a) ({e})")),
+                inner.clone().prop_map(|e| format!("sum({e}) without (a)")),
+                inner.clone().prop_map(|e| format!("topk(2, {e})")),
+                inner.clone().prop_map(|e| format!("abs(\n  {e} # note (\n)")),
+                inner.clone().prop_map(|e| format!("max_over_time({e}[5m:1m] offset 1m)")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} + {b}")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a}^{b}")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} > bool {b}")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} / on(a) group_left {b}")),
+                (inner.clone(), inner).prop_map(|(a, b)| format!("{a} and {b}")),
+            ]
+        })
+    }
+
+    /// Every node of the tree, pre-order.
+    fn nodes(e: &Expr) -> Vec<&Expr> {
+        let mut out = vec![e];
+        match e {
+            Expr::Aggregate(a) => {
+                out.extend(a.param.iter().flat_map(|p| nodes(p)));
+                out.extend(nodes(&a.expr));
+            }
+            Expr::Unary(u) => out.extend(nodes(&u.expr)),
+            Expr::Binary(b) => {
+                out.extend(nodes(&b.lhs));
+                out.extend(nodes(&b.rhs));
+            }
+            Expr::Paren(p) => out.extend(nodes(&p.expr)),
+            Expr::Subquery(s) => out.extend(nodes(&s.expr)),
+            Expr::Call(c) => out.extend(c.args.args.iter().flat_map(|a| nodes(a))),
+            _ => {}
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+
+        /// Every node of a generated query gets a position, and it points at
+        /// the text the node starts with.
+        #[test]
+        fn every_node_of_a_generated_query_is_placed(q in query()) {
+            let Ok(expr) = promql_parser::parser::parse(&q) else { return Ok(()) };
+            let map = PositionMap::build(&q, &expr);
+            let lines: Vec<&str> = q.split('\n').collect();
+            for n in nodes(&expr) {
+                let p = map.get(n);
+                proptest::prop_assert!(p.is_some(), "{n} unplaced in {q:?}");
+                let p = p.unwrap();
+                let at: String = lines[p.line - 1].chars().skip(p.column - 1).collect();
+                let first = at.chars().next().unwrap_or(' ');
+                proptest::prop_assert!(
+                    first.is_alphanumeric() || "+-({.:".contains(first),
+                    "{n} placed at {p} ({at:?}) in {q:?}"
+                );
+            }
         }
     }
 }

@@ -1217,7 +1217,6 @@ mod tests {
     // --- quantile, mad (their arithmetic is `functions::quantile`) --------
 
     #[test]
-    #[ignore = "needs functions::quantile, written by another helper; un-ignore once merged"]
     fn quantile_over_time_interpolates_between_ranks() {
         let two = load_dense(10 * S, &[0.0, 1.0]);
         let three = load_dense(10 * S, &[0.0, 1.0, 2.0]);
@@ -1248,7 +1247,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs functions::quantile, written by another helper; un-ignore once merged"]
     fn mad_over_time_is_the_median_absolute_deviation() {
         // Upstream: metric 4 6 2 1 999 1 2 at 70s over [70s] sees 6 2 1 999
         // 1 2: median 2, deviations 4 0 1 997 1 0, their median 1.
