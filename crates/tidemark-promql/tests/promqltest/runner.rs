@@ -114,6 +114,8 @@ pub struct Runner {
     unsupported: Vec<(Labels, String)>,
     /// Load lines that failed to parse since the last `clear`.
     broken_loads: Vec<String>,
+    /// Series that had `@st` start timestamps, which we skip (out of scope).
+    st_series: Vec<Labels>,
     /// Longest a single query may run before the harness gives up on it.
     watchdog: Duration,
 }
@@ -126,6 +128,7 @@ impl Runner {
             storage: Arc::new(MemStorage::new()),
             unsupported: Vec::new(),
             broken_loads: Vec::new(),
+            st_series: Vec::new(),
             watchdog,
         }
     }
@@ -139,7 +142,14 @@ impl Runner {
                 Command::Load(l) => self.load(l, &mut out.script_errors),
                 Command::Invalid { line, message } => out.script_errors.push(format!("line {line}: {message}")),
                 Command::Eval(ev) => {
-                    let failure = self.run_eval(ev);
+                    let failure = self.run_eval(ev).map(|mut f| {
+                        if self.reads_st_series(ev) {
+                            f.message.push_str(
+                                " (note: the data has @st start timestamps, which this harness does not load)",
+                            );
+                        }
+                        f
+                    });
                     out.evals.push(EvalOutcome { line: ev.line, expr: ev.expr.clone(), failure });
                 }
             }
@@ -153,6 +163,7 @@ impl Runner {
         self.storage = Arc::new(MemStorage::new());
         self.unsupported.clear();
         self.broken_loads.clear();
+        self.st_series.clear();
     }
 
     fn load(&mut self, l: &Load, errors: &mut Vec<String>) {
@@ -160,6 +171,7 @@ impl Runner {
             errors.push(format!("line {line}: {msg}"));
             self.broken_loads.push(format!("line {line}: {msg}"));
         }
+        self.st_series.extend(l.st_series.iter().cloned());
         for s in &l.series {
             if s.points.iter().any(|p| matches!(p, Point::Histogram)) {
                 self.unsupported
@@ -186,6 +198,17 @@ impl Runner {
                 }
             }
         }
+    }
+
+    /// Whether the eval reads a series loaded with `@st` lines.
+    fn reads_st_series(&self, ev: &Eval) -> bool {
+        if self.st_series.is_empty() {
+            return false;
+        }
+        let Ok(expr) = promql_parser::parser::parse(&ev.expr) else { return false };
+        let mut selectors = Vec::new();
+        collect_selectors(&expr, &mut selectors);
+        selectors.iter().any(|vs| self.st_series.iter().any(|l| selector_matches(vs, l)))
     }
 
     /// Why this eval cannot pass with our storage, if it cannot.

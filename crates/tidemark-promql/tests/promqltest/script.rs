@@ -54,6 +54,8 @@ pub struct Load {
     pub errors: Vec<(usize, String)>,
     /// Number of `@st` (start timestamp) lines skipped: out of scope.
     pub st_lines: usize,
+    /// The series those `@st` lines were about (when their selector parses).
+    pub st_series: Vec<Labels>,
 }
 
 /// What kind of query an eval runs.
@@ -284,10 +286,22 @@ fn parse_load(lines: &[&str], i: usize) -> (usize, Command) {
             )
         }
     };
-    let mut load = Load { line: i + 1, step_ms, with_nhcb, series: Vec::new(), errors: Vec::new(), st_lines: 0 };
+    let mut load = Load {
+        line: i + 1,
+        step_ms,
+        with_nhcb,
+        series: Vec::new(),
+        errors: Vec::new(),
+        st_lines: 0,
+        st_series: Vec::new(),
+    };
     for (j, line) in lines.iter().enumerate().take(end).skip(i + 1) {
         if is_st_line(line) {
             load.st_lines += 1;
+            let sel = line.split([' ', '\t']).next().unwrap_or("");
+            if let Ok(l) = crate::notation::parse_labels(sel.trim_end_matches("@st")) {
+                load.st_series.push(l);
+            }
             continue;
         }
         match parse_series_desc(line) {

@@ -298,6 +298,10 @@ fn at_variants() -> Result<(), String> {
     );
     let v = at_modifier_variants("foo @ start()", 60_000)?;
     check!(v[0].expr == "foo @ 60.000", "@ start() is replaced: {}", v[0].expr);
+    let v = at_modifier_variants(r#"label_replace(m, "\xff", "", "src", "(.*)")"#, 0)?;
+    check!(v[0].expr == r#"label_replace(m @ 0.000, "\xff", "", "src", "(.*)")"#, "\\x escapes survive: {}", v[0].expr);
+    let v = at_modifier_variants(r#"count_values("a\xc5z", m)"#, 0)?;
+    check!(v[0].expr == r#"count_values("a\xc5z", m @ 0.000)"#, "\\x escapes survive: {}", v[0].expr);
     check!(uses_query_context_functions("foo @ end()"), "end() is a query context function");
     check!(!uses_query_context_functions("sum(foo)"), "sum is not");
     Ok(())

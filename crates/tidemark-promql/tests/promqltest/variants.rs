@@ -103,6 +103,80 @@ fn add_at(expr: &mut Expr, ts: i64) -> bool {
     }
 }
 
+/// Prints a rewritten query as Prometheus' printer would.
+///
+/// One case needs care: Go strings are bytes, so `"\xff"` in a query is the
+/// (invalid UTF-8) byte 0xFF, and Go prints it back as `"\xff"`. The Rust
+/// parser decodes it to the character U+00FF and prints `"ÿ"`, a different
+/// (valid) string. When the query text has `\x` escapes, string literals
+/// holding U+0080..U+00FF are printed with `\x` escapes again.
+fn print_like_go(original: &str, tree: &Expr) -> String {
+    if !original.contains("\\x") {
+        return tree.to_string();
+    }
+    let mut copy = tree.clone();
+    let mut literals = Vec::new();
+    swap_byte_strings(&mut copy, &mut literals);
+    let mut out = copy.to_string();
+    for (i, value) in literals.iter().enumerate() {
+        out = out.replace(&format!("\"{}\"", placeholder(i)), &go_quote_bytes(value));
+    }
+    out
+}
+
+fn placeholder(i: usize) -> String {
+    format!("promqltest_string_literal_{i}")
+}
+
+/// Replaces string literals with Latin-1 characters by placeholders,
+/// collecting their values in print order.
+fn swap_byte_strings(expr: &mut Expr, out: &mut Vec<String>) {
+    match expr {
+        Expr::StringLiteral(s) => {
+            if s.val.chars().any(|c| ('\u{80}'..='\u{ff}').contains(&c)) {
+                let v = std::mem::replace(&mut s.val, placeholder(out.len()));
+                out.push(v);
+            }
+        }
+        Expr::Subquery(sq) => swap_byte_strings(&mut sq.expr, out),
+        Expr::Call(c) => c.args.args.iter_mut().for_each(|a| swap_byte_strings(a, out)),
+        Expr::Aggregate(a) => {
+            if let Some(p) = a.param.as_mut() {
+                swap_byte_strings(p, out);
+            }
+            swap_byte_strings(&mut a.expr, out);
+        }
+        Expr::Unary(u) => swap_byte_strings(&mut u.expr, out),
+        Expr::Binary(b) => {
+            swap_byte_strings(&mut b.lhs, out);
+            swap_byte_strings(&mut b.rhs, out);
+        }
+        Expr::Paren(p) => swap_byte_strings(&mut p.expr, out),
+        Expr::NumberLiteral(_) | Expr::VectorSelector(_) | Expr::MatrixSelector(_) | Expr::Extension(_) => {}
+    }
+}
+
+/// Quotes a string decoded from `\x` escapes as Go's `%q` quotes the
+/// original bytes: U+0080..U+00FF stand for single bytes.
+fn go_quote_bytes(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || ('\u{7f}'..='\u{ff}').contains(&c) => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Puts a tree in a canonical form for comparison: matchers sorted, an
 /// empty `by ()` dropped (the printer omits it; both mean "no grouping").
 fn normalize(expr: &mut Expr) {
@@ -184,7 +258,7 @@ pub fn at_modifier_variants(expr: &str, ts: i64) -> Result<Vec<AtVariant>, Strin
     if !printable(&parsed) {
         return Err(format!("cannot add @ modifiers to {expr:?}: the parser prints @ times before 1970 as 0"));
     }
-    let new_expr = parsed.to_string();
+    let new_expr = print_like_go(expr, &parsed);
     // The variant must be the rewritten tree, not whatever the printer made
     // of it: re-parse and compare, ignoring differences without meaning
     // (matcher order, an empty `by ()`).
