@@ -96,6 +96,21 @@ impl Verbosity {
 }
 
 fn main() {
+    // Behave like a libtest binary towards `cargo test` arguments: list
+    // ourselves, and stay out of runs filtered to other tests.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        println!("promqltest: test");
+        return;
+    }
+    if let Some(filter) = args.iter().find(|a| !a.starts_with('-')) {
+        let exact = args.iter().any(|a| a == "--exact");
+        let matches = if exact { filter == "promqltest" } else { "promqltest".contains(filter.as_str()) };
+        if !matches {
+            println!("promqltest: not run (filtered out by {filter:?})");
+            return;
+        }
+    }
     let started = Instant::now();
     let verbosity = Verbosity::from_env();
     runner::install_panic_hook(matches!(verbosity, Verbosity::All));
