@@ -11,7 +11,7 @@ use super::series::{merge_same_labels, SeriesBuilder, StepCursor, DUPLICATE_LABE
 use super::{drop_metric_name, duration_ms, offset_ms, unparen, Evaluator, StepSeries, Val};
 use crate::error::Error;
 use crate::functions::histogram::{bucket_fraction, bucket_quantile, Bucket};
-use crate::functions::math::MathFunction;
+use crate::functions::math::{rfc3339_utc, MathFunction};
 use crate::functions::range::{validate_smoothing_args, RangeFunction, RangeWindow};
 
 /// Formats a float as Go's `%g` does for the values annotations print.
@@ -41,6 +41,41 @@ pub(crate) fn go_g(v: f64) -> String {
             format!("{v}")
         }
     }
+}
+
+/// Formats a float as Go's `%.<p>g`.
+pub(crate) fn go_g_precision(v: f64, p: usize) -> String {
+    if !v.is_finite() || v == 0.0 {
+        return go_g(v);
+    }
+    let exp = v.abs().log10().floor() as i32;
+    // Round to p significant digits first; rounding can bump the exponent.
+    let s = format!("{:.*e}", p.saturating_sub(1), v);
+    let (mant, e) = s.split_once('e').unwrap_or((&s, "0"));
+    let e: i32 = e.parse().unwrap_or(exp);
+    if e < -4 || e >= p as i32 {
+        let mant = if mant.contains('.') { mant.trim_end_matches('0').trim_end_matches('.') } else { mant };
+        let sign = if e < 0 { '-' } else { '+' };
+        format!("{mant}e{sign}{:02}", e.abs())
+    } else {
+        let decimals = (p as i32 - 1 - e).max(0) as usize;
+        let f = format!("{:.*}", decimals, v);
+        if f.contains('.') {
+            f.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            f
+        }
+    }
+}
+
+/// Monotonicity fixes of one metric, merged over the steps of a query.
+struct MonotonicityFix {
+    min_t: i64,
+    max_t: i64,
+    min_bucket: f64,
+    max_bucket: f64,
+    max_diff: f64,
+    count: usize,
 }
 
 /// Where the range-vector argument of a call comes from.
@@ -460,19 +495,45 @@ impl Evaluator<'_, '_> {
                 self.sh.warn(format!("quantile value should be between 0 and 1, got {}", go_g(phi)), args[0]);
             }
         }
+        let mut monotonicity: std::collections::BTreeMap<String, MonotonicityFix> = Default::default();
         let out = self.per_histogram(&series, args[1], |b, labels, t| {
             let phi = q[self.step_of(t)];
             let r = bucket_quantile(phi, b);
             if r.forced_monotonicity {
                 let name = if self.sh.delayed_name_removal() { labels.metric_name().unwrap_or("") } else { "" };
-                let mut msg = "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)".to_string();
-                if !name.is_empty() {
-                    msg.push_str(&format!(" for metric name {name:?}"));
-                }
-                self.sh.info(msg, args[1]);
+                let m = monotonicity.entry(name.to_string()).or_insert(MonotonicityFix {
+                    min_t: t,
+                    max_t: t,
+                    min_bucket: r.min_bucket,
+                    max_bucket: r.max_bucket,
+                    max_diff: r.max_diff,
+                    count: 0,
+                });
+                m.min_t = m.min_t.min(t);
+                m.max_t = m.max_t.max(t);
+                m.min_bucket = m.min_bucket.min(r.min_bucket);
+                m.max_bucket = m.max_bucket.max(r.max_bucket);
+                m.max_diff = m.max_diff.max(r.max_diff);
+                m.count += 1;
             }
             Ok(Some(r.value))
         })?;
+        for (name, m) in monotonicity {
+            let mut msg = "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)".to_string();
+            if !name.is_empty() {
+                msg.push_str(&format!(" for metric name {name:?}"));
+            }
+            msg.push_str(&format!(
+                ", from buckets {} to {}, with a max diff of {}, over {} samples from {} to {}",
+                go_g(m.min_bucket),
+                go_g(m.max_bucket),
+                go_g_precision(m.max_diff, 2),
+                m.count,
+                rfc3339_utc(m.min_t / 1000),
+                rfc3339_utc(m.max_t / 1000)
+            ));
+            self.sh.info(msg, args[1]);
+        }
         Ok(Val::Vector(out))
     }
 
@@ -753,6 +814,16 @@ mod tests {
         assert_eq!(go_g(-0.5), "-0.5");
         assert_eq!(go_g(1e21), "1e+21");
         assert_eq!(go_g(1e-5), "1e-05");
+    }
+
+    #[test]
+    fn go_g_precision_matches_go() {
+        assert_eq!(go_g_precision(0.5, 2), "0.5");
+        assert_eq!(go_g_precision(12.34, 2), "12");
+        assert_eq!(go_g_precision(1234.0, 2), "1.2e+03");
+        assert_eq!(go_g_precision(0.000123, 2), "0.00012");
+        assert_eq!(go_g_precision(0.0000123, 2), "1.2e-05");
+        assert_eq!(go_g_precision(99.9, 2), "1e+02");
     }
 
     #[test]
