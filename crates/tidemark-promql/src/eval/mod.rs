@@ -206,6 +206,13 @@ fn check_experimental(ctx: &QueryContext<'_>, expr: &Expr) -> Result<(), Error> 
                     c.func.name
                 )));
             }
+            Expr::Binary(b)
+                if b.modifier.as_ref().is_some_and(|m| m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some()) =>
+            {
+                err = Some(Error::InvalidQuery(
+                    "fill(), fill_left() and fill_right() are experimental and must be enabled".into(),
+                ));
+            }
             Expr::Aggregate(a) => {
                 let op = a.op.to_string();
                 if op == "limitk" || op == "limit_ratio" {
