@@ -11,7 +11,7 @@ use super::series::{merge_same_labels, SeriesBuilder, StepCursor, DUPLICATE_LABE
 use super::{drop_metric_name, duration_ms, offset_ms, unparen, Evaluator, StepSeries, Val};
 use crate::error::Error;
 use crate::functions::histogram::{bucket_fraction, bucket_quantile, Bucket};
-use crate::functions::math::{rfc3339_utc, MathFunction};
+use crate::functions::math::{go_max, go_min, rfc3339_utc, MathFunction};
 use crate::functions::range::{validate_smoothing_args, RangeFunction, RangeWindow};
 
 /// Formats a float as Go's `%g` does for the values annotations print.
@@ -24,7 +24,8 @@ pub(crate) fn go_g(v: f64) -> String {
         "-Inf".into()
     } else {
         let a = v.abs();
-        if a != 0.0 && !(1e-4..1e21).contains(&a) {
+        // Shortest `%g` switches to an exponent below 1e-4 and from 1e6 on.
+        if a != 0.0 && !(1e-4..1e6).contains(&a) {
             let s = format!("{v:e}");
             // Rust prints 1e21 / 1e-5; Go prints 1e+21 / 1e-05.
             match s.split_once('e') {
@@ -65,6 +66,17 @@ pub(crate) fn go_g_precision(v: f64, p: usize) -> String {
         } else {
             f
         }
+    }
+}
+
+/// Go's `labels.FormatOpenMetricsFloat`: shortest form, always with a
+/// decimal point or exponent (`1.0`, `0.25`, `1e-05`, `+Inf`).
+fn format_openmetrics_float(v: f64) -> String {
+    let s = go_g(v);
+    if v.is_finite() && !s.contains(['.', 'e']) {
+        format!("{s}.0")
+    } else {
+        s
     }
 }
 
@@ -134,6 +146,16 @@ impl Evaluator<'_, '_> {
                 return self.eval_sort(call_expr, name, &args);
             }
             "histogram_quantile" => return self.eval_histogram_quantile(&args),
+            "histogram_quantiles" => {
+                let label = self.eval_string(args[1])?;
+                return self.eval_histogram_quantiles(args[0], &args[2..], Some(&label));
+            }
+            "min_of" | "max_of" => {
+                let a = self.eval_scalar(args[0])?;
+                let b = self.eval_scalar(args[1])?;
+                let f = if name == "min_of" { go_min } else { go_max };
+                return Ok(Val::Scalar(a.iter().zip(&b).map(|(&x, &y)| f(x, y)).collect()));
+            }
             "histogram_fraction" => return self.eval_histogram_fraction(&args),
             "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" => {
                 // These read native histograms only; float samples are ignored.
@@ -428,7 +450,20 @@ impl Evaluator<'_, '_> {
         &self,
         series: &[StepSeries],
         arg: &Expr,
-        mut f: impl FnMut(&mut Vec<Bucket>, &Labels, i64) -> Result<Option<f64>, Error>,
+        f: impl FnMut(&mut Vec<Bucket>, &Labels, i64, usize) -> Result<Option<f64>, Error>,
+    ) -> Result<Vec<StepSeries>, Error> {
+        self.per_histogram_variants(series, arg, None, f)
+    }
+
+    /// Like [`per_histogram`](Self::per_histogram), but calls `f` once per
+    /// variant (index into `variants.1`) and labels each output with
+    /// `variants.0 = variants.1[i]`.
+    fn per_histogram_variants(
+        &self,
+        series: &[StepSeries],
+        arg: &Expr,
+        variants: Option<(&str, &[String])>,
+        mut f: impl FnMut(&mut Vec<Bucket>, &Labels, i64, usize) -> Result<Option<f64>, Error>,
     ) -> Result<Vec<StepSeries>, Error> {
         // Group series by labels without `le`; remember each one's bound.
         let mut groups: HashMap<Labels, usize> = HashMap::new();
@@ -470,16 +505,23 @@ impl Evaluator<'_, '_> {
                     buckets[g].push(Bucket { upper_bound: bound, count: v });
                 }
             }
+            let nvariants = variants.map_or(1, |(_, v)| v.len());
             for (g, b) in buckets.iter_mut().enumerate() {
                 if b.is_empty() {
                     continue;
                 }
-                if let Some(v) = f(b, &group_labels[g], t)? {
-                    let mut labels = group_labels[g].clone();
-                    if !self.sh.delayed_name_removal() {
-                        drop_metric_name(&mut labels);
+                for variant in 0..nvariants {
+                    if let Some(v) = f(b, &group_labels[g], t, variant)? {
+                        let mut labels = group_labels[g].clone();
+                        if !self.sh.delayed_name_removal() {
+                            drop_metric_name(&mut labels);
+                        }
+                        if let Some((name, values)) = variants {
+                            labels =
+                                labels.with(name, &values[variant]).map_err(|e| Error::InvalidQuery(e.to_string()))?;
+                        }
+                        out.push(&labels, true, t, v)?;
                     }
-                    out.push(&labels, true, t, v)?;
                 }
             }
         }
@@ -487,17 +529,28 @@ impl Evaluator<'_, '_> {
     }
 
     fn eval_histogram_quantile(&self, args: &[&Expr]) -> Result<Val, Error> {
-        let q = self.eval_scalar(args[0])?;
-        let series = self.eval_vector(args[1])?;
+        self.eval_histogram_quantiles(args[1], &[args[0]], None)
+    }
+
+    /// `histogram_quantile(φ, v)`, and `histogram_quantiles(v, "label", φ…)`
+    /// which labels each φ's output with `label`.
+    fn eval_histogram_quantiles(&self, vector: &Expr, phis: &[&Expr], label: Option<&str>) -> Result<Val, Error> {
+        let qs: Vec<Vec<f64>> = phis.iter().map(|e| self.eval_scalar(e)).collect::<Result<_, _>>()?;
+        let series = self.eval_vector(vector)?;
         // Prometheus warns about φ at every step, with or without data.
-        for &phi in &q {
-            if phi.is_nan() || !(0.0..=1.0).contains(&phi) {
-                self.sh.warn(format!("quantile value should be between 0 and 1, got {}", go_g(phi)), args[0]);
+        for (q, e) in qs.iter().zip(phis) {
+            for &phi in q {
+                if phi.is_nan() || !(0.0..=1.0).contains(&phi) {
+                    self.sh.warn(format!("quantile value should be between 0 and 1, got {}", go_g(phi)), e);
+                }
             }
         }
+        let args = [phis[0], vector];
+        let names: Vec<String> = qs.iter().map(|q| format_openmetrics_float(q[0])).collect();
+        let variants = label.map(|l| (l, names.as_slice()));
         let mut monotonicity: std::collections::BTreeMap<String, MonotonicityFix> = Default::default();
-        let out = self.per_histogram(&series, args[1], |b, labels, t| {
-            let phi = q[self.step_of(t)];
+        let out = self.per_histogram_variants(&series, vector, variants, |b, labels, t, variant| {
+            let phi = qs[variant][self.step_of(t)];
             let r = bucket_quantile(phi, b);
             if r.forced_monotonicity {
                 let name = if self.sh.delayed_name_removal() { labels.metric_name().unwrap_or("") } else { "" };
@@ -541,7 +594,7 @@ impl Evaluator<'_, '_> {
         let lower = self.eval_scalar(args[0])?;
         let upper = self.eval_scalar(args[1])?;
         let series = self.eval_vector(args[2])?;
-        let out = self.per_histogram(&series, args[2], |b, _, t| {
+        let out = self.per_histogram(&series, args[2], |b, _, t, _| {
             let step = self.step_of(t);
             Ok(Some(bucket_fraction(lower[step], upper[step], b)))
         })?;
@@ -813,6 +866,11 @@ mod tests {
         assert_eq!(go_g(f64::NAN), "NaN");
         assert_eq!(go_g(-0.5), "-0.5");
         assert_eq!(go_g(1e21), "1e+21");
+        assert_eq!(go_g(1e6), "1e+06");
+        assert_eq!(go_g(999_999.5), "999999.5");
+        assert_eq!(format_openmetrics_float(1.0), "1.0");
+        assert_eq!(format_openmetrics_float(0.25), "0.25");
+        assert_eq!(format_openmetrics_float(1e6), "1e+06");
         assert_eq!(go_g(1e-5), "1e-05");
     }
 

@@ -431,7 +431,7 @@ impl<'s, 'a> Evaluator<'s, 'a> {
     fn finish_names(&self, mut series: Vec<StepSeries>) -> Result<Vec<StepSeries>, Error> {
         let mut changed = false;
         for s in &mut series {
-            if s.drop_name && s.labels.get(tidemark_storage::METRIC_NAME).is_some() {
+            if s.drop_name && METADATA_LABELS.iter().any(|n| s.labels.get(n).is_some()) {
                 drop_metric_name(&mut s.labels);
                 changed = true;
             }
@@ -443,10 +443,16 @@ impl<'s, 'a> Evaluator<'s, 'a> {
     }
 }
 
-/// Removes `__name__` (and the metadata labels that travel with it).
+/// Labels that describe the metric rather than the series: the name, and
+/// the `__type__`/`__unit__` labels Prometheus' type-and-unit feature adds.
+/// They go together whenever a function or operator changes the meaning of
+/// a value (Prometheus' `DropReserved(schema.IsMetadataLabel)`).
+const METADATA_LABELS: [&str; 3] = [tidemark_storage::METRIC_NAME, "__type__", "__unit__"];
+
+/// Removes `__name__` and the metadata labels that travel with it.
 pub(crate) fn drop_metric_name(labels: &mut Labels) {
-    if labels.get(tidemark_storage::METRIC_NAME).is_some() {
-        *labels = labels.without(&[tidemark_storage::METRIC_NAME]);
+    if METADATA_LABELS.iter().any(|n| labels.get(n).is_some()) {
+        *labels = labels.without(&METADATA_LABELS);
     }
 }
 
