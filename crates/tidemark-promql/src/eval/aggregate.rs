@@ -100,6 +100,92 @@ struct GroupState {
     values: Vec<f64>,
 }
 
+impl GroupState {
+    /// Folds one value into the group (Prometheus' `aggregation`, one step).
+    fn add(&mut self, op: Op, f: f64, drop_name: bool) {
+        if !self.seen {
+            let mut values = std::mem::take(&mut self.values);
+            values.clear();
+            *self = GroupState {
+                seen: true,
+                value: f,
+                mean: f,
+                kahan_c: 0.0,
+                count: 1.0,
+                incremental_mean: false,
+                drop_name,
+                values,
+            };
+            match op {
+                Op::Stddev | Op::Stdvar => self.value = if f.is_nan() || f.is_infinite() { f64::NAN } else { 0.0 },
+                Op::Quantile => self.values.push(f),
+                Op::Group => self.value = 1.0,
+                _ => {}
+            }
+            return;
+        }
+        self.drop_name |= drop_name;
+        match op {
+            Op::Sum => (self.value, self.kahan_c) = kahan_sum_inc(f, self.value, self.kahan_c),
+            Op::Avg => {
+                self.count += 1.0;
+                if !self.incremental_mean {
+                    let (nv, nc) = kahan_sum_inc(f, self.value, self.kahan_c);
+                    if !nv.is_infinite() {
+                        (self.value, self.kahan_c) = (nv, nc);
+                        return;
+                    }
+                    // The sum overflowed: continue with an incremental mean.
+                    self.incremental_mean = true;
+                    self.mean = self.value / (self.count - 1.0);
+                    self.kahan_c /= self.count - 1.0;
+                }
+                let q = (self.count - 1.0) / self.count;
+                (self.mean, self.kahan_c) = kahan_sum_inc(f / self.count, q * self.mean, q * self.kahan_c);
+            }
+            Op::Group => {}
+            Op::Max => {
+                if self.value < f || self.value.is_nan() {
+                    self.value = f;
+                }
+            }
+            Op::Min => {
+                if self.value > f || self.value.is_nan() {
+                    self.value = f;
+                }
+            }
+            Op::Count => self.count += 1.0,
+            Op::Stddev | Op::Stdvar => {
+                self.count += 1.0;
+                let delta = f - self.mean;
+                self.mean += delta / self.count;
+                self.value += delta * (f - self.mean);
+            }
+            Op::Quantile => self.values.push(f),
+            Op::CountValues | Op::Topk | Op::Bottomk | Op::Limitk | Op::LimitRatio => {}
+        }
+    }
+
+    /// The group's result; `q` is the quantile parameter at this step.
+    fn finish(&mut self, op: Op, q: f64) -> f64 {
+        match op {
+            Op::Avg => {
+                if self.incremental_mean {
+                    self.mean + self.kahan_c
+                } else {
+                    self.value / self.count + self.kahan_c / self.count
+                }
+            }
+            Op::Count => self.count,
+            Op::Stdvar => self.value / self.count,
+            Op::Stddev => (self.value / self.count).sqrt(),
+            Op::Quantile => quantile(q, &mut self.values),
+            Op::Sum => self.value + self.kahan_c,
+            _ => self.value,
+        }
+    }
+}
+
 /// Scalar parameter of topk/bottomk/quantile/limitk/limit_ratio over all steps.
 struct Params {
     values: Vec<f64>,
@@ -136,6 +222,11 @@ impl Evaluator<'_, '_> {
             Some(p) if op != Op::CountValues => Some(Params::new(self.eval_scalar(p)?)),
             _ => None,
         };
+        if params.is_none() {
+            if let Some(v) = self.aggregate_streaming(op, &grouping, &a.expr)? {
+                return Ok(v);
+            }
+        }
         let input = self.eval_vector(&a.expr)?;
         match op {
             Op::Topk | Op::Bottomk | Op::Limitk | Op::LimitRatio => {
@@ -198,90 +289,13 @@ impl Evaluator<'_, '_> {
             }
             for (si, s) in input.iter().enumerate() {
                 let Some(f) = cur.value_at(input, si, t) else { continue };
-                let g = &mut groups[member[si]];
-                if !g.seen {
-                    *g = GroupState {
-                        seen: true,
-                        value: f,
-                        mean: f,
-                        kahan_c: 0.0,
-                        count: 1.0,
-                        incremental_mean: false,
-                        drop_name: s.drop_name,
-                        values: std::mem::take(&mut g.values),
-                    };
-                    match op {
-                        Op::Stddev | Op::Stdvar => g.value = if f.is_nan() || f.is_infinite() { f64::NAN } else { 0.0 },
-                        Op::Quantile => {
-                            g.values.clear();
-                            g.values.push(f);
-                        }
-                        Op::Group => g.value = 1.0,
-                        _ => {}
-                    }
-                    continue;
-                }
-                g.drop_name |= s.drop_name;
-                match op {
-                    Op::Sum => (g.value, g.kahan_c) = kahan_sum_inc(f, g.value, g.kahan_c),
-                    Op::Avg => {
-                        g.count += 1.0;
-                        if !g.incremental_mean {
-                            let (nv, nc) = kahan_sum_inc(f, g.value, g.kahan_c);
-                            if !nv.is_infinite() {
-                                (g.value, g.kahan_c) = (nv, nc);
-                                continue;
-                            }
-                            g.incremental_mean = true;
-                            g.mean = g.value / (g.count - 1.0);
-                            g.kahan_c /= g.count - 1.0;
-                        }
-                        let q = (g.count - 1.0) / g.count;
-                        (g.mean, g.kahan_c) = kahan_sum_inc(f / g.count, q * g.mean, q * g.kahan_c);
-                    }
-                    Op::Group => {}
-                    Op::Max => {
-                        if g.value < f || g.value.is_nan() {
-                            g.value = f;
-                        }
-                    }
-                    Op::Min => {
-                        if g.value > f || g.value.is_nan() {
-                            g.value = f;
-                        }
-                    }
-                    Op::Count => g.count += 1.0,
-                    Op::Stddev | Op::Stdvar => {
-                        g.count += 1.0;
-                        let delta = f - g.mean;
-                        g.mean += delta / g.count;
-                        g.value += delta * (f - g.mean);
-                    }
-                    Op::Quantile => g.values.push(f),
-                    Op::CountValues | Op::Topk | Op::Bottomk | Op::Limitk | Op::LimitRatio => {
-                        unreachable!("handled elsewhere")
-                    }
-                }
+                groups[member[si]].add(op, f, s.drop_name);
             }
             for (gi, g) in groups.iter_mut().enumerate() {
                 if !g.seen {
                     continue;
                 }
-                let v = match op {
-                    Op::Avg => {
-                        if g.incremental_mean {
-                            g.mean + g.kahan_c
-                        } else {
-                            g.value / g.count + g.kahan_c / g.count
-                        }
-                    }
-                    Op::Count => g.count,
-                    Op::Stdvar => g.value / g.count,
-                    Op::Stddev => (g.value / g.count).sqrt(),
-                    Op::Quantile => quantile(params.map_or(f64::NAN, |p| p.values[step]), &mut g.values),
-                    Op::Sum => g.value + g.kahan_c,
-                    _ => g.value,
-                };
+                let v = g.finish(op, params.map_or(f64::NAN, |p| p.values[step]));
                 let o = &mut out[gi];
                 o.points.push(tidemark_storage::Sample { t, v });
                 o.drop_name = g.drop_name;
@@ -290,6 +304,60 @@ impl Evaluator<'_, '_> {
         out.retain(|s| !s.points.is_empty());
         self.sh.hold(super::series::total_points(&out))?;
         Ok(Val::Vector(out))
+    }
+
+    /// Aggregates a selector or range function without materialising it:
+    /// each input series is folded into per-group, per-step state as soon as
+    /// it is computed (the model of Grafana Mimir's streaming engine). Peak
+    /// memory is one state per group and step instead of one point per
+    /// input series and step. Returns `None` if `e` cannot be streamed.
+    fn aggregate_streaming(&self, op: Op, grouping: &Grouping, e: &Expr) -> Result<Option<Val>, Error> {
+        if !matches!(op, Op::Sum | Op::Avg | Op::Count | Op::Min | Op::Max | Op::Group | Op::Stddev | Op::Stdvar) {
+            return Ok(None);
+        }
+        let n = self.nsteps();
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut group_labels: Vec<Labels> = Vec::new();
+        let mut states: Vec<Vec<GroupState>> = Vec::new();
+        let streamed = self.try_stream(e, &mut |s| {
+            self.sh.tick()?;
+            let key = grouping.group_labels(&s.labels);
+            let g = match index.get(&key) {
+                Some(&g) => g,
+                None => {
+                    self.sh.hold(n)?;
+                    index.insert(key.clone(), group_labels.len());
+                    group_labels.push(key);
+                    states.push(vec![GroupState::default(); n]);
+                    group_labels.len() - 1
+                }
+            };
+            let cells = &mut states[g];
+            for p in &s.points {
+                cells[self.step_of(p.t)].add(op, p.v, s.drop_name);
+            }
+            Ok(())
+        })?;
+        if !streamed {
+            return Ok(None);
+        }
+        self.sh.release(n * group_labels.len());
+        let mut out = Vec::with_capacity(group_labels.len());
+        for (labels, cells) in group_labels.into_iter().zip(states) {
+            let mut drop_name = false;
+            let mut points = Vec::new();
+            for (step, mut c) in cells.into_iter().enumerate() {
+                if c.seen {
+                    drop_name = c.drop_name;
+                    points.push(tidemark_storage::Sample { t: self.ts(step), v: c.finish(op, f64::NAN) });
+                }
+            }
+            if !points.is_empty() {
+                self.sh.hold(points.len())?;
+                out.push(StepSeries { labels, drop_name, points });
+            }
+        }
+        Ok(Some(Val::Vector(out)))
     }
 
     fn eval_count_values(&self, a: &AggregateExpr, mut grouping: Grouping) -> Result<Val, Error> {

@@ -177,7 +177,7 @@ impl Evaluator<'_, '_> {
             _ => {}
         }
         if let Some(f) = RangeFunction::from_name(name) {
-            return self.eval_range_function(call_expr, c, f, &args);
+            return self.eval_range_function(c, f, &args);
         }
         if let Some(f) = MathFunction::from_name(name) {
             return self.eval_math(f, &args);
@@ -601,8 +601,26 @@ impl Evaluator<'_, '_> {
         Ok(Val::Vector(out))
     }
 
-    fn eval_range_function(&self, call_expr: &Expr, c: &Call, f: RangeFunction, args: &[&Expr]) -> Result<Val, Error> {
-        let _ = call_expr;
+    fn eval_range_function(&self, c: &Call, f: RangeFunction, args: &[&Expr]) -> Result<Val, Error> {
+        let mut out = Vec::new();
+        self.stream_range_function(c, f, args, &mut |s| {
+            self.sh.hold(s.points.len())?;
+            out.push(s);
+            Ok(())
+        })?;
+        Ok(Val::Vector(out))
+    }
+
+    /// Evaluates a function over a range vector and hands each output series
+    /// to `sink` as soon as it is computed, so a consumer that folds series
+    /// (an aggregation) never holds them all.
+    pub(crate) fn stream_range_function(
+        &self,
+        c: &Call,
+        f: RangeFunction,
+        args: &[&Expr],
+        sink: &mut dyn FnMut(StepSeries) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let name = c.func.name;
         let Some(mi) = args.iter().position(|a| matches!(a, Expr::MatrixSelector(_) | Expr::Subquery(_))) else {
             return Err(Error::InvalidQuery(format!("{name}() expects a range vector argument")));
@@ -648,7 +666,10 @@ impl Evaluator<'_, '_> {
             });
             err.map_or(Ok(points), Err)
         };
-        let mut out = Vec::new();
+        // Without delayed name removal, two outputs with the same labels are
+        // an error, as in Prometheus.
+        let check_unique = !self.sh.delayed_name_removal();
+        let mut seen_labels: std::collections::HashSet<Labels> = std::collections::HashSet::new();
         let mut emit = |labels: Labels, input_drop: bool, points: Vec<Sample>| -> Result<(), Error> {
             if points.is_empty() {
                 return Ok(());
@@ -665,14 +686,15 @@ impl Evaluator<'_, '_> {
                     }
                 }
             }
-            self.sh.hold(points.len())?;
             let drop = !keeps_name || input_drop;
             let mut labels = labels;
             if drop && !self.sh.delayed_name_removal() {
                 drop_metric_name(&mut labels);
             }
-            out.push(StepSeries { labels, drop_name: drop, points });
-            Ok(())
+            if check_unique && !seen_labels.insert(labels.clone()) {
+                return Err(Error::Execution(DUPLICATE_LABELSET.into()));
+            }
+            sink(StepSeries { labels, drop_name: drop, points })
         };
         match range_arg {
             RangeArg::Selector(ms) => {
@@ -681,14 +703,17 @@ impl Evaluator<'_, '_> {
                 let at = self.at_ms(&ms.vs.at);
                 let (lo, hi) = self.window_bounds(range, offset, at);
                 let selected = self.select(&ms.vs, lo + 1, hi)?;
-                let results = self.map_series_parallel(selected, |s, buf| {
-                    let read = load_samples(s, buf, true)?;
-                    Ok((read, compute(buf, range, offset, at)?))
-                })?;
-                for (labels, read, points) in results {
-                    self.sh.count_read(read);
-                    emit(labels, false, points)?;
-                }
+                self.map_series(
+                    selected,
+                    |s, buf| {
+                        let read = load_samples(s, buf, true)?;
+                        Ok((read, compute(buf, range, offset, at)?))
+                    },
+                    |labels, read, points| {
+                        self.sh.count_read(read);
+                        emit(labels, false, points)
+                    },
+                )?;
             }
             RangeArg::Subquery(sq) => {
                 let range = duration_ms(&sq.range);
@@ -703,13 +728,7 @@ impl Evaluator<'_, '_> {
                 self.sh.release(held);
             }
         }
-        if !self.sh.delayed_name_removal() {
-            let mut seen = std::collections::HashSet::with_capacity(out.len());
-            if !out.iter().all(|s| seen.insert(s.labels.clone())) {
-                return Err(Error::Execution(DUPLICATE_LABELSET.into()));
-            }
-        }
-        Ok(Val::Vector(out))
+        Ok(())
     }
 }
 

@@ -391,6 +391,37 @@ impl<'s, 'a> Evaluator<'s, 'a> {
         }
     }
 
+    /// Evaluates `e` series by series into `sink` if it is a node that can
+    /// produce its series independently (a selector, or a range function over
+    /// a range selector or subquery). Returns `false`, having done nothing,
+    /// for any other node.
+    pub(crate) fn try_stream(
+        &self,
+        e: &Expr,
+        sink: &mut dyn FnMut(StepSeries) -> Result<(), Error>,
+    ) -> Result<bool, Error> {
+        let e = unparen(e);
+        if self.nsteps() > 1 && should_wrap_step_invariant(e) {
+            return Ok(false);
+        }
+        match e {
+            Expr::VectorSelector(vs) => {
+                self.stream_vector_selector(vs, false, sink)?;
+                Ok(true)
+            }
+            Expr::Call(c) => {
+                let Some(f) = crate::functions::range::RangeFunction::from_name(c.func.name) else { return Ok(false) };
+                let args: Vec<&Expr> = c.args.args.iter().map(|a| unparen(a)).collect();
+                if !args.iter().any(|a| matches!(a, Expr::MatrixSelector(_) | Expr::Subquery(_))) {
+                    return Ok(false);
+                }
+                self.stream_range_function(c, f, &args, sink)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     fn negate(&self, v: Val) -> Result<Val, Error> {
         match v {
             Val::Scalar(mut v) => {

@@ -84,6 +84,23 @@ impl Evaluator<'_, '_> {
         vs: &VectorSelector,
         sample_time: bool,
     ) -> Result<Vec<StepSeries>, Error> {
+        let mut out = Vec::new();
+        self.stream_vector_selector(vs, sample_time, &mut |s| {
+            self.sh.hold(s.points.len())?;
+            out.push(s);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// [`eval_vector_selector_with`](Self::eval_vector_selector_with), handing
+    /// each series to `sink` as soon as it is computed.
+    pub(crate) fn stream_vector_selector(
+        &self,
+        vs: &VectorSelector,
+        sample_time: bool,
+        sink: &mut dyn FnMut(StepSeries) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let offset = offset_ms(&vs.offset);
         let at = self.at_ms(&vs.at);
         let lookback = self.sh.ctx.lookback_ms;
@@ -93,37 +110,38 @@ impl Evaluator<'_, '_> {
         };
         let selected = self.select(vs, lo - lookback + 1, hi)?;
         let grid = self.grid();
-        let results = self.map_series_parallel(selected, |s, buf| {
-            let read = load_samples(s, buf, false)?;
-            let mut points = Vec::new();
-            let mut j = 0;
-            for step in 0..grid.nsteps {
-                let ts = grid.start + step as i64 * grid.interval;
-                let r = at.unwrap_or(ts) - offset;
-                while j < buf.len() && buf[j].t <= r {
-                    j += 1;
+        self.map_series(
+            selected,
+            |s, buf| {
+                let read = load_samples(s, buf, false)?;
+                let mut points = Vec::new();
+                let mut j = 0;
+                for step in 0..grid.nsteps {
+                    let ts = grid.start + step as i64 * grid.interval;
+                    let r = at.unwrap_or(ts) - offset;
+                    while j < buf.len() && buf[j].t <= r {
+                        j += 1;
+                    }
+                    if j == 0 {
+                        continue;
+                    }
+                    let p = buf[j - 1];
+                    if p.t <= r - lookback || is_stale_nan(p.v) {
+                        continue;
+                    }
+                    let v = if sample_time { p.t as f64 / 1000.0 } else { p.v };
+                    points.push(Sample { t: ts, v });
                 }
-                if j == 0 {
-                    continue;
+                Ok((read, points))
+            },
+            |labels, read, points| {
+                self.sh.count_read(read);
+                if points.is_empty() {
+                    return Ok(());
                 }
-                let p = buf[j - 1];
-                if p.t <= r - lookback || is_stale_nan(p.v) {
-                    continue;
-                }
-                let v = if sample_time { p.t as f64 / 1000.0 } else { p.v };
-                points.push(Sample { t: ts, v });
-            }
-            Ok((read, points))
-        })?;
-        let mut out = Vec::with_capacity(results.len());
-        for (labels, read, points) in results {
-            self.sh.count_read(read);
-            if !points.is_empty() {
-                self.sh.hold(points.len())?;
-                out.push(StepSeries { labels, drop_name: false, points });
-            }
-        }
-        Ok(out)
+                sink(StepSeries { labels, drop_name: false, points })
+            },
+        )
     }
 
     pub(crate) fn eval_vector_selector(&self, vs: &VectorSelector) -> Result<Vec<StepSeries>, Error> {
@@ -277,19 +295,34 @@ pub(crate) type Mapped<T> = (Labels, usize, T);
 /// Below this many series a query runs on the calling thread only.
 const PARALLEL_MIN_SERIES: usize = 512;
 
+/// Series each worker takes per batch.
+const PARALLEL_BATCH_PER_THREAD: usize = 1024;
+
 impl Evaluator<'_, '_> {
-    /// Runs `work` on every selected series, on up to
-    /// `EngineOptions::parallelism` threads for large selections, and returns
-    /// `(labels, samples read, output)` in selection order. Each worker reuses
-    /// one sample buffer, so memory stays proportional to one series per
-    /// worker plus the outputs.
-    pub(crate) fn map_series_parallel<T: Send>(
+    /// Runs `work` on every selected series and hands `(labels, samples
+    /// read, output)` to `sink` in selection order. Large selections are
+    /// processed in batches spread over up to `EngineOptions::parallelism`
+    /// threads; each worker reuses one sample buffer, so memory stays
+    /// proportional to one series per worker plus one batch of outputs.
+    pub(crate) fn map_series<T: Send>(
         &self,
         selected: Vec<SelectedSeries>,
         work: impl Fn(&mut SelectedSeries, &mut Vec<Sample>) -> Result<(usize, T), Error> + Sync,
-    ) -> Result<Vec<Mapped<T>>, Error> {
+        mut sink: impl FnMut(Labels, usize, T) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let ctx = self.sh.ctx;
-        let threads = ctx.opts.parallelism.max(1).min(selected.len() / PARALLEL_MIN_SERIES.max(1)).max(1);
+        let threads = ctx.opts.parallelism.max(1).min(selected.len() / PARALLEL_MIN_SERIES).max(1);
+        if threads <= 1 {
+            let mut buf = Vec::new();
+            for (i, mut s) in selected.into_iter().enumerate() {
+                if i % 64 == 0 {
+                    ctx.check_interrupt()?;
+                }
+                let (read, v) = work(&mut s, &mut buf)?;
+                sink(s.labels, read, v)?;
+            }
+            return Ok(());
+        }
         let run_chunk = |chunk: Vec<SelectedSeries>| -> Result<Vec<Mapped<T>>, Error> {
             let mut buf = Vec::new();
             let mut out = Vec::with_capacity(chunk.len());
@@ -302,30 +335,29 @@ impl Evaluator<'_, '_> {
             }
             Ok(out)
         };
-        if threads <= 1 {
-            return run_chunk(selected);
-        }
-        let per = selected.len().div_ceil(threads);
-        let mut chunks: Vec<Vec<SelectedSeries>> = Vec::with_capacity(threads);
-        let mut it = selected.into_iter();
-        loop {
-            let c: Vec<SelectedSeries> = it.by_ref().take(per).collect();
-            if c.is_empty() {
-                break;
+        let per = PARALLEL_BATCH_PER_THREAD;
+        let mut it = selected.into_iter().peekable();
+        while it.peek().is_some() {
+            let mut chunks: Vec<Vec<SelectedSeries>> = Vec::with_capacity(threads);
+            for _ in 0..threads {
+                let c: Vec<SelectedSeries> = it.by_ref().take(per).collect();
+                if !c.is_empty() {
+                    chunks.push(c);
+                }
             }
-            chunks.push(c);
+            let results: Vec<Result<Vec<Mapped<T>>, Error>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = chunks.into_iter().map(|c| scope.spawn(|| run_chunk(c))).collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(Error::Execution("query worker panicked".into()))))
+                    .collect()
+            });
+            for r in results {
+                for (labels, read, v) in r? {
+                    sink(labels, read, v)?;
+                }
+            }
         }
-        let results: Vec<Result<Vec<Mapped<T>>, Error>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks.into_iter().map(|c| scope.spawn(|| run_chunk(c))).collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(Error::Execution("query worker panicked".into()))))
-                .collect()
-        });
-        let mut out = Vec::new();
-        for r in results {
-            out.extend(r?);
-        }
-        Ok(out)
+        Ok(())
     }
 }
