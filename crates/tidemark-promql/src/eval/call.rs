@@ -6,6 +6,7 @@ use promql_parser::label::MatchOp as ParserOp;
 use promql_parser::parser::{Call, Expr};
 use tidemark_storage::{Labels, Sample, METRIC_NAME};
 
+use super::selector::load_samples;
 use super::series::{merge_same_labels, SeriesBuilder, StepCursor, DUPLICATE_LABELSET};
 use super::{drop_metric_name, duration_ms, offset_ms, unparen, Evaluator, StepSeries, Val};
 use crate::error::Error;
@@ -111,7 +112,7 @@ impl Evaluator<'_, '_> {
                 let points: Vec<Sample> = (0..n)
                     .filter_map(|i| {
                         let t = self.ts(i);
-                        f.apply(t as f64 / 1000.0, &[]).map(|v| Sample { t, v })
+                        f.date_at(t / 1000).map(|v| Sample { t, v })
                     })
                     .collect();
                 return Ok(Val::Vector(vec![StepSeries { labels: Labels::empty(), drop_name: false, points }]));
@@ -495,16 +496,12 @@ impl Evaluator<'_, '_> {
             }
         }
         let keeps_name = matches!(f, RangeFunction::LastOverTime | RangeFunction::FirstOverTime);
-        let mut out = Vec::new();
-        let mut argv = vec![0.0; scalars.len()];
-        let mut run = |labels: Labels,
-                       input_drop: bool,
-                       samples: &[Sample],
-                       range: i64,
-                       offset: i64,
-                       at: Option<i64>| {
+        let grid = self.grid();
+        // Computes one series' output points; pure, so workers can run it.
+        let compute = |samples: &[Sample], range: i64, offset: i64, at: Option<i64>| -> Vec<Sample> {
+            let mut argv = vec![0.0; scalars.len()];
             let mut points = Vec::new();
-            self.for_each_window(samples, range, offset, at, |step, ts, window, start, end| {
+            grid.for_each_window(samples, range, offset, at, |step, ts, window, start, end| {
                 for (slot, vals) in argv.iter_mut().zip(&scalars) {
                     *slot = vals[step];
                 }
@@ -513,8 +510,12 @@ impl Evaluator<'_, '_> {
                     points.push(Sample { t: ts, v });
                 }
             });
+            points
+        };
+        let mut out = Vec::new();
+        let mut emit = |labels: Labels, input_drop: bool, points: Vec<Sample>| -> Result<(), Error> {
             if points.is_empty() {
-                return Ok::<(), Error>(());
+                return Ok(());
             }
             if matches!(f, RangeFunction::Rate | RangeFunction::Increase) {
                 if let Some(metric) = labels.metric_name() {
@@ -543,14 +544,14 @@ impl Evaluator<'_, '_> {
                 let offset = offset_ms(&ms.vs.offset);
                 let at = self.at_ms(&ms.vs.at);
                 let (lo, hi) = self.window_bounds(range, offset, at);
-                let mut buf = Vec::new();
-                for mut s in self.select(&ms.vs, lo + 1, hi)? {
-                    self.sh.tick()?;
-                    self.load(&mut s, &mut buf, true)?;
-                    self.sh.hold(buf.len())?;
-                    let r = run(s.labels, false, &buf, range, offset, at);
-                    self.sh.release(buf.len());
-                    r?;
+                let selected = self.select(&ms.vs, lo + 1, hi)?;
+                let results = self.map_series_parallel(selected, |s, buf| {
+                    let read = load_samples(s, buf, true)?;
+                    Ok((read, compute(buf, range, offset, at)))
+                })?;
+                for (labels, read, points) in results {
+                    self.sh.count_read(read);
+                    emit(labels, false, points)?;
                 }
             }
             RangeArg::Subquery(sq) => {
@@ -560,7 +561,8 @@ impl Evaluator<'_, '_> {
                 let (series, held) = self.eval_subquery(sq)?;
                 for s in series {
                     self.sh.tick()?;
-                    run(s.labels, s.drop_name, &s.points, range, offset, at)?;
+                    let points = compute(&s.points, range, offset, at);
+                    emit(s.labels, s.drop_name, points)?;
                 }
                 self.sh.release(held);
             }

@@ -70,18 +70,8 @@ impl Evaluator<'_, '_> {
 
     /// Reads a selected series' samples into `buf` (cleared first).
     pub(crate) fn load(&self, s: &mut SelectedSeries, buf: &mut Vec<Sample>, drop_stale: bool) -> Result<(), Error> {
-        buf.clear();
-        while s.samples.next() {
-            let p = s.samples.at();
-            if drop_stale && is_stale_nan(p.v) {
-                continue;
-            }
-            buf.push(p);
-        }
-        if let Some(e) = s.samples.err() {
-            return Err(Error::Storage(e.to_string()));
-        }
-        self.sh.count_read(buf.len());
+        let read = load_samples(s, buf, drop_stale)?;
+        self.sh.count_read(read);
         Ok(())
     }
 
@@ -102,16 +92,13 @@ impl Evaluator<'_, '_> {
             None => (self.start - offset, self.end - offset),
         };
         let selected = self.select(vs, lo - lookback + 1, hi)?;
-        let n = self.nsteps();
-        let mut buf = Vec::new();
-        let mut out = Vec::with_capacity(selected.len());
-        for mut s in selected {
-            self.sh.tick()?;
-            self.load(&mut s, &mut buf, false)?;
+        let grid = self.grid();
+        let results = self.map_series_parallel(selected, |s, buf| {
+            let read = load_samples(s, buf, false)?;
             let mut points = Vec::new();
             let mut j = 0;
-            for step in 0..n {
-                let ts = self.ts(step);
+            for step in 0..grid.nsteps {
+                let ts = grid.start + step as i64 * grid.interval;
                 let r = at.unwrap_or(ts) - offset;
                 while j < buf.len() && buf[j].t <= r {
                     j += 1;
@@ -126,9 +113,14 @@ impl Evaluator<'_, '_> {
                 let v = if sample_time { p.t as f64 / 1000.0 } else { p.v };
                 points.push(Sample { t: ts, v });
             }
+            Ok((read, points))
+        })?;
+        let mut out = Vec::with_capacity(results.len());
+        for (labels, read, points) in results {
+            self.sh.count_read(read);
             if !points.is_empty() {
                 self.sh.hold(points.len())?;
-                out.push(StepSeries { labels: s.labels, drop_name: false, points });
+                out.push(StepSeries { labels, drop_name: false, points });
             }
         }
         Ok(out)
@@ -213,11 +205,38 @@ impl Evaluator<'_, '_> {
         range: i64,
         offset: i64,
         at: Option<i64>,
+        f: impl FnMut(usize, i64, &[Sample], i64, i64),
+    ) {
+        self.grid().for_each_window(samples, range, offset, at, f)
+    }
+
+    /// The evaluator's step grid, which worker threads can share.
+    pub(crate) fn grid(&self) -> StepGrid {
+        StepGrid { start: self.start, interval: self.interval, nsteps: self.nsteps() }
+    }
+}
+
+/// The steps an evaluator runs at: `start + i * interval` for `i < nsteps`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepGrid {
+    pub(crate) start: i64,
+    pub(crate) interval: i64,
+    pub(crate) nsteps: usize,
+}
+
+impl StepGrid {
+    /// See [`Evaluator::for_each_window`].
+    pub(crate) fn for_each_window(
+        &self,
+        samples: &[Sample],
+        range: i64,
+        offset: i64,
+        at: Option<i64>,
         mut f: impl FnMut(usize, i64, &[Sample], i64, i64),
     ) {
         let (mut lo, mut hi) = (0usize, 0usize);
-        for step in 0..self.nsteps() {
-            let ts = self.ts(step);
+        for step in 0..self.nsteps {
+            let ts = self.start + step as i64 * self.interval;
             let end = at.unwrap_or(ts) - offset;
             let start = end - range;
             while hi < samples.len() && samples[hi].t <= end {
@@ -230,5 +249,80 @@ impl Evaluator<'_, '_> {
                 f(step, ts, &samples[lo..hi], start, end);
             }
         }
+    }
+}
+
+/// Reads a selected series' samples into `buf` (cleared first), dropping
+/// staleness markers if asked. Returns the number of samples read.
+pub(crate) fn load_samples(s: &mut SelectedSeries, buf: &mut Vec<Sample>, drop_stale: bool) -> Result<usize, Error> {
+    buf.clear();
+    let mut read = 0;
+    while s.samples.next() {
+        let p = s.samples.at();
+        read += 1;
+        if drop_stale && is_stale_nan(p.v) {
+            continue;
+        }
+        buf.push(p);
+    }
+    if let Some(e) = s.samples.err() {
+        return Err(Error::Storage(e.to_string()));
+    }
+    Ok(read)
+}
+
+/// Below this many series a query runs on the calling thread only.
+const PARALLEL_MIN_SERIES: usize = 512;
+
+impl Evaluator<'_, '_> {
+    /// Runs `work` on every selected series, on up to
+    /// `EngineOptions::parallelism` threads for large selections, and returns
+    /// `(labels, samples read, output)` in selection order. Each worker reuses
+    /// one sample buffer, so memory stays proportional to one series per
+    /// worker plus the outputs.
+    pub(crate) fn map_series_parallel<T: Send>(
+        &self,
+        selected: Vec<SelectedSeries>,
+        work: impl Fn(&mut SelectedSeries, &mut Vec<Sample>) -> Result<(usize, T), Error> + Sync,
+    ) -> Result<Vec<(Labels, usize, T)>, Error> {
+        let ctx = self.sh.ctx;
+        let threads = ctx.opts.parallelism.max(1).min(selected.len() / PARALLEL_MIN_SERIES.max(1)).max(1);
+        let run_chunk = |chunk: Vec<SelectedSeries>| -> Result<Vec<(Labels, usize, T)>, Error> {
+            let mut buf = Vec::new();
+            let mut out = Vec::with_capacity(chunk.len());
+            for (i, mut s) in chunk.into_iter().enumerate() {
+                if i % 64 == 0 {
+                    ctx.check_interrupt()?;
+                }
+                let (read, v) = work(&mut s, &mut buf)?;
+                out.push((s.labels, read, v));
+            }
+            Ok(out)
+        };
+        if threads <= 1 {
+            return run_chunk(selected);
+        }
+        let per = selected.len().div_ceil(threads);
+        let mut chunks: Vec<Vec<SelectedSeries>> = Vec::with_capacity(threads);
+        let mut it = selected.into_iter();
+        loop {
+            let c: Vec<SelectedSeries> = it.by_ref().take(per).collect();
+            if c.is_empty() {
+                break;
+            }
+            chunks.push(c);
+        }
+        let results: Vec<Result<Vec<(Labels, usize, T)>, Error>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks.into_iter().map(|c| scope.spawn(|| run_chunk(c))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(Error::Execution("query worker panicked".into()))))
+                .collect()
+        });
+        let mut out = Vec::new();
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
     }
 }

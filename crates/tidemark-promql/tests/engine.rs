@@ -1,0 +1,198 @@
+//! Engine-level behaviour: result shapes, limits, cancellation, experimental
+//! gating, delayed name removal, and reading from Tidemark's own storage.
+
+use std::time::Duration;
+
+use tidemark_promql::{
+    AnnotationKind, CancellationToken, Engine, EngineOptions, Error, MemStorage, QueryOptions, Value,
+};
+use tidemark_storage::{Db, Labels};
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    Labels::new(pairs.iter().copied()).unwrap()
+}
+
+/// `n_series` counters `requests_total{instance="i"}` rising by `i+1` per
+/// 15 s scrape for `minutes` minutes.
+fn counters(n_series: usize, minutes: i64) -> MemStorage {
+    let s = MemStorage::new();
+    for i in 0..n_series {
+        let l = labels(&[("__name__", "requests_total"), ("instance", &i.to_string()), ("job", "api")]);
+        for k in 0..=(minutes * 4) {
+            s.add(&l, k * 15_000, (k as f64) * (i as f64 + 1.0));
+        }
+    }
+    s
+}
+
+fn vector(v: Value) -> Vec<(Labels, f64)> {
+    match v {
+        Value::Vector(v) => v.into_iter().map(|s| (s.labels, s.v)).collect(),
+        other => panic!("expected a vector, got {other:?}"),
+    }
+}
+
+#[test]
+fn instant_selector_returns_latest_sample_with_eval_timestamp() {
+    let s = counters(2, 10);
+    let r = Engine::default().instant_query(&s, "requests_total", 100_000).unwrap();
+    let Value::Vector(v) = r.value else { panic!() };
+    assert_eq!(v.len(), 2);
+    assert!(v.iter().all(|x| x.t == 100_000));
+    // Sample at 90 s (k = 6) is the newest at or before 100 s.
+    assert_eq!(v[0].v, 6.0);
+    assert_eq!(v[1].v, 12.0);
+}
+
+#[test]
+fn rate_sum_and_ratio_match_hand_computed_values() {
+    let s = counters(3, 30);
+    let e = Engine::default();
+    // Each series rises by (i+1) every 15 s: rate = (i+1)/15 per second.
+    let v = vector(e.instant_query(&s, "sum(rate(requests_total[5m]))", 1_200_000).unwrap().value);
+    assert_eq!(v.len(), 1);
+    assert!((v[0].1 - 6.0 / 15.0).abs() < 1e-9, "{v:?}");
+    let v = vector(
+        e.instant_query(
+            &s,
+            r#"sum(rate(requests_total{instance="0"}[5m])) / sum(rate(requests_total[5m]))"#,
+            1_200_000,
+        )
+        .unwrap()
+        .value,
+    );
+    assert!((v[0].1 - 1.0 / 6.0).abs() < 1e-9, "{v:?}");
+}
+
+#[test]
+fn range_query_returns_one_point_per_step_sorted_by_labels() {
+    let s = counters(3, 30);
+    let r = Engine::default().range_query(&s, "requests_total * 2", 600_000, 1_200_000, 60_000).unwrap();
+    let Value::Matrix(m) = r.value else { panic!() };
+    assert_eq!(m.len(), 3);
+    assert!(m.windows(2).all(|w| w[0].labels < w[1].labels));
+    for series in &m {
+        assert_eq!(series.samples.len(), 11);
+        assert_eq!(series.samples[0].t, 600_000);
+        // Arithmetic drops the metric name.
+        assert_eq!(series.labels.get("__name__"), None);
+    }
+}
+
+#[test]
+fn range_query_of_a_range_vector_is_rejected() {
+    let s = counters(1, 5);
+    let err = Engine::default().range_query(&s, "requests_total[1m]", 0, 60_000, 15_000).unwrap_err();
+    assert!(matches!(err, Error::InvalidQuery(ref m) if m.contains("range vector")), "{err}");
+}
+
+#[test]
+fn bad_step_and_inverted_range_are_rejected() {
+    let s = MemStorage::new();
+    let e = Engine::default();
+    assert!(matches!(e.range_query(&s, "1", 0, 10, 0), Err(Error::InvalidQuery(_))));
+    assert!(matches!(e.range_query(&s, "1", 10, 0, 1), Err(Error::InvalidQuery(_))));
+}
+
+#[test]
+fn parse_errors_are_typed() {
+    let s = MemStorage::new();
+    let err = Engine::default().instant_query(&s, "sum(rate(x[5m]) by (job)", 0).unwrap_err();
+    assert!(matches!(err, Error::Parse(_)), "{err:?}");
+}
+
+#[test]
+fn too_many_samples_stops_the_query() {
+    let s = counters(20, 30);
+    let e = Engine::new(EngineOptions { max_samples: 100, ..EngineOptions::default() });
+    let err = e.range_query(&s, "requests_total", 0, 1_800_000, 15_000).unwrap_err();
+    assert_eq!(err, Error::TooManySamples { limit: 100 });
+    // A small query under the same limit still works.
+    assert!(e.instant_query(&s, r#"requests_total{instance="1"}"#, 60_000).is_ok());
+}
+
+#[test]
+fn cancelled_query_stops_with_cancelled_error() {
+    let s = counters(5, 30);
+    let token = CancellationToken::new();
+    token.cancel();
+    let opts = QueryOptions { cancellation: Some(token), ..QueryOptions::default() };
+    let err = Engine::default().range_query_with(&s, "requests_total", 0, 1_800_000, 15_000, &opts).unwrap_err();
+    assert_eq!(err, Error::Cancelled);
+}
+
+#[test]
+fn zero_timeout_times_out() {
+    let s = counters(5, 30);
+    let opts = QueryOptions { timeout: Some(Duration::ZERO), ..QueryOptions::default() };
+    let err = Engine::default().range_query_with(&s, "requests_total", 0, 1_800_000, 15_000, &opts).unwrap_err();
+    assert_eq!(err, Error::Timeout);
+}
+
+#[test]
+fn per_query_lookback_overrides_the_engine_default() {
+    let s = MemStorage::new();
+    s.add(&labels(&[("__name__", "g")]), 0, 1.0);
+    let e = Engine::default();
+    assert_eq!(vector(e.instant_query(&s, "g", 200_000).unwrap().value).len(), 1);
+    let opts = QueryOptions { lookback_delta: Some(Duration::from_secs(60)), ..QueryOptions::default() };
+    assert_eq!(vector(e.instant_query_with(&s, "g", 200_000, &opts).unwrap().value).len(), 0);
+}
+
+#[test]
+fn experimental_functions_are_off_by_default() {
+    let s = counters(2, 5);
+    let e = Engine::default();
+    for q in
+        ["limitk(1, requests_total)", "mad_over_time(requests_total[1m])", "sort_by_label(requests_total, \"job\")"]
+    {
+        assert!(matches!(e.instant_query(&s, q, 60_000), Err(Error::InvalidQuery(_))), "{q}");
+    }
+    let on = Engine::new(EngineOptions { enable_experimental_functions: true, ..EngineOptions::default() });
+    assert_eq!(vector(on.instant_query(&s, "limitk(1, requests_total)", 60_000).unwrap().value).len(), 1);
+}
+
+#[test]
+fn name_removal_modes_differ_only_in_when_the_name_goes() {
+    let s = MemStorage::new();
+    s.add(&labels(&[("__name__", "a"), ("x", "1")]), 0, 1.0);
+    s.add(&labels(&[("__name__", "b"), ("x", "1")]), 0, 2.0);
+    let q = r#"abs({x="1"}) > 1"#;
+    // Eagerly, abs() drops both names at once and the two series collide.
+    let eager = Engine::default().instant_query(&s, q, 0);
+    assert!(matches!(eager, Err(Error::Execution(ref m)) if m.contains("same labelset")), "{eager:?}");
+    // Delayed, the comparison first filters `a` out; only `b` loses its name at the end.
+    let delayed = Engine::new(EngineOptions { delayed_name_removal: true, ..EngineOptions::default() });
+    let v = vector(delayed.instant_query(&s, q, 0).unwrap().value);
+    assert_eq!(v, vec![(labels(&[("x", "1")]), 2.0)]);
+    // Without the filter both modes fail.
+    assert!(delayed.instant_query(&s, r#"abs({x="1"})"#, 0).is_err());
+}
+
+#[test]
+fn rate_on_a_gauge_name_adds_an_info_annotation() {
+    let s = MemStorage::new();
+    let l = labels(&[("__name__", "temperature")]);
+    for k in 0..20 {
+        s.add(&l, k * 15_000, k as f64);
+    }
+    let r = Engine::default().instant_query(&s, "rate(temperature[5m])", 290_000).unwrap();
+    let infos: Vec<_> = r.annotations.iter().filter(|a| a.kind == AnnotationKind::Info).collect();
+    assert_eq!(infos.len(), 1, "{:?}", r.annotations);
+    assert!(infos[0].message.contains("metric might not be a counter"));
+}
+
+#[test]
+fn reads_from_tidemark_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    let l = labels(&[("__name__", "http_requests_total"), ("code", "200")]);
+    let mut app = db.appender();
+    for k in 0..=40 {
+        app.append(&l, k * 15_000, (k * 30) as f64).unwrap();
+    }
+    app.commit().unwrap();
+    let v = vector(Engine::default().instant_query(&db, "rate(http_requests_total[5m])", 600_000).unwrap().value);
+    assert_eq!(v.len(), 1);
+    assert!((v[0].1 - 2.0).abs() < 1e-9, "{v:?}");
+}
