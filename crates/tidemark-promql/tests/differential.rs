@@ -35,13 +35,22 @@ use result::{compare, from_ours, Outcome};
 
 /// Queries whose answers differ between Prometheus 2.42 and 3.x by design.
 /// A mismatch on one of these is reported but does not fail the test; each
-/// entry says why the difference is expected. Keep this list short: anything
-/// not explained by a documented 2.x → 3.x change is a bug to fix.
+/// entry says why the difference is expected. Conversely, answering one of
+/// them exactly like 2.42 fails: it means the 3.x behaviour is missing. Keep
+/// this list short: anything not explained by a documented 2.x → 3.x change
+/// is a bug to fix.
 const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
     // Prometheus 3.0 made last_over_time keep the metric name (it acts like an
     // offset: "promql: last_over_time and first_over_time keep __name__");
     // 2.42 drops it, like every other *_over_time function.
     ("last_over_time(http_requests_total{job=\"web\"}[5m])", "3.x keeps __name__ in last_over_time"),
+    // 2.42 keeps the metric name on `atan2` results (its name-dropping list
+    // had only + - * / % ^); 3.x drops it like for every arithmetic operator.
+    ("temperature_celsius atan2 10", "3.x drops __name__ for atan2"),
+    // 3.x accepts any UTF-8 label name (UTF-8 names are on by default since
+    // 3.0), so count_values may create the label `invalid-label`; 2.42
+    // rejects it with "invalid label name".
+    ("count_values(\"invalid-label\", up)", "3.x allows UTF-8 label names"),
 ];
 
 /// Instant query times, in seconds after T0. None is a whole minute, so no
@@ -74,6 +83,7 @@ struct Query {
     ordered: bool,
     invalid: bool,
     may_be_empty: bool,
+    expect_error: bool,
 }
 
 fn load_queries() -> Vec<Query> {
@@ -81,7 +91,8 @@ fn load_queries() -> Vec<Query> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     let mut out = Vec::new();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-        let mut q = Query { text: String::new(), ordered: false, invalid: false, may_be_empty: false };
+        let mut q =
+            Query { text: String::new(), ordered: false, invalid: false, may_be_empty: false, expect_error: false };
         let mut rest = line;
         loop {
             if let Some(r) = rest.strip_prefix("ordered:") {
@@ -89,6 +100,9 @@ fn load_queries() -> Vec<Query> {
                 rest = r.trim_start();
             } else if let Some(r) = rest.strip_prefix("invalid:") {
                 q.invalid = true;
+                rest = r.trim_start();
+            } else if let Some(r) = rest.strip_prefix("error:") {
+                q.expect_error = true;
                 rest = r.trim_start();
             } else if let Some(r) = rest.strip_prefix("empty:") {
                 q.may_be_empty = true;
@@ -213,10 +227,14 @@ fn our_engine_answers_like_prometheus_2_42() {
         evaluations += runs.len();
         let mut any_data = false;
         let mut any_success = false;
+        let mut any_error = false;
         for (at, want, got) in &runs {
-            if let Outcome::Ok(r) = want {
-                any_success = true;
-                any_data |= r.has_data();
+            match want {
+                Outcome::Ok(r) => {
+                    any_success = true;
+                    any_data |= r.has_data();
+                }
+                Outcome::Err { .. } => any_error = true,
             }
             if let Some(detail) = compare(want, got, q.ordered) {
                 let m = Mismatch { query: query.into(), at: at.clone(), detail };
@@ -227,7 +245,19 @@ fn our_engine_answers_like_prometheus_2_42() {
                 }
             }
         }
-        if !any_success {
+        if known_reasons.contains_key(query) && !known.iter().any(|m| m.query == query) {
+            // The listed difference is 3.x behaviour; answering like 2.42 here
+            // means our engine lacks it.
+            problems.push(format!(
+                "{query}: listed in KNOWN_DIFFERENCES ({}), yet we answer exactly like 2.42: the 3.x behaviour is missing",
+                known_reasons[query]
+            ));
+        }
+        if q.expect_error {
+            if !any_error {
+                problems.push(format!("{query}: marked `error:` but Prometheus never fails on it"));
+            }
+        } else if !any_success && !known_reasons.contains_key(query) {
             problems.push(format!("{query}: Prometheus rejects it everywhere (typo in the query list?)"));
         } else if !any_data && !q.may_be_empty {
             problems.push(format!(
