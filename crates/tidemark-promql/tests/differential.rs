@@ -18,6 +18,8 @@
 // its modules beside itself, hence the paths).
 #[path = "differential/data.rs"]
 mod data;
+#[path = "differential/gen.rs"]
+mod gen;
 #[path = "differential/prom.rs"]
 mod prom;
 #[path = "differential/result.rs"]
@@ -51,6 +53,21 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
     // 3.0), so count_values may create the label `invalid-label`; 2.42
     // rejects it with "invalid label name".
     ("count_values(\"invalid-label\", up)", "3.x allows UTF-8 label names"),
+    // 3.x: stddev/stdvar of a group whose first value is NaN or ±Inf is NaN
+    // (the group starts from NaN); 2.42 answers 0 for a one-element group.
+    ("stdvar by (sensor) (temperature_celsius / 0 * 0)", "3.x stdvar of a lone NaN is NaN"),
+    // A generated query (seed 42). Counter zero-point extrapolation in
+    // rate/increase: 2.42 shortens the start extrapolation to the zero point
+    // *before* deciding between "extrapolate to the range start" and "half an
+    // average interval"; 3.x decides first, then caps by the zero point. They
+    // differ when the series starts inside the window and the zero point lies
+    // between half an interval and 1.1 intervals before the first sample:
+    // here, at T0+322s, a 5-point subquery that "resets" at every point
+    // (2.42: 20107396.34, 3.x and ours: 17919869.80).
+    (
+        "rate((sum by (cpu) (quantile by () (0, node_memory_MemAvailable_bytes)))[20m:])",
+        "3.x applies the counter zero point after the extrapolation threshold",
+    ),
 ];
 
 /// Instant query times, in seconds after T0. None is a whole minute, so no
@@ -72,7 +89,13 @@ const RANGES: &[(i64, i64, i64)] = &[
     (1_237, 3_037, 60), // 30 minutes at 60 s, across the web restart
     (3_613, 5_113, 45), // a start and step unaligned to minutes
     (6_637, 7_837, 60), // across the end of the data and the lookback
+    (22, 7_522, 300),   // the whole data at a coarse step
+    (2_962, 3_262, 15), // 5 minutes at the scrape interval
 ];
+
+/// Random queries (see `differential/gen.rs`) run after the listed ones.
+const GENERATED_QUERIES: usize = 250;
+const GENERATOR_SEED: u64 = 42;
 
 /// The whole comparison must stay well inside this (it takes a few seconds).
 const TIME_LIMIT: Duration = Duration::from_secs(240);
@@ -161,8 +184,25 @@ struct Mismatch {
 fn our_engine_answers_like_prometheus_2_42() {
     let started = Instant::now();
     prom::require_binaries();
-    let queries = load_queries();
+    let mut queries = load_queries();
     assert!(queries.len() > 100, "the query list looks truncated ({} queries)", queries.len());
+    // Subquery steps are multiples of 15 s; no evaluation time may be one, or
+    // a subquery range boundary would fall on a subquery point (see INSTANT_TIMES).
+    let times = INSTANT_TIMES.iter().copied().chain(RANGES.iter().flat_map(|&(s, e, st)| (s..=e).step_by(st as usize)));
+    for t in times {
+        assert!(t % 15 != 0, "evaluation time T0+{t}s is a multiple of 15 s");
+    }
+    let listed = queries.len();
+    queries.extend(gen::queries(GENERATOR_SEED, GENERATED_QUERIES).into_iter().map(|text| Query {
+        text,
+        ordered: false,
+        invalid: false,
+        may_be_empty: true,
+        // Random compositions may fail (many-to-many matching) or be empty;
+        // either way both sides must agree.
+        expect_error: false,
+    }));
+
     for (q, _) in KNOWN_DIFFERENCES {
         assert!(queries.iter().any(|x| x.text == *q), "KNOWN_DIFFERENCES names {q:?}, which is not in the query list");
     }
@@ -194,7 +234,8 @@ fn our_engine_answers_like_prometheus_2_42() {
     let total_samples: usize = data.series.iter().map(|s| s.samples.len()).sum();
 
     let known_reasons: BTreeMap<&str, &str> = KNOWN_DIFFERENCES.iter().copied().collect();
-    for q in &queries {
+    for (i, q) in queries.iter().enumerate() {
+        let generated = i >= listed;
         assert!(started.elapsed() < TIME_LIMIT, "the differential test ran longer than {TIME_LIMIT:?}");
         let query = q.text.as_str();
         if q.invalid {
@@ -253,7 +294,9 @@ fn our_engine_answers_like_prometheus_2_42() {
                 known_reasons[query]
             ));
         }
-        if q.expect_error {
+        if generated {
+            // No data requirements for random queries.
+        } else if q.expect_error {
             if !any_error {
                 problems.push(format!("{query}: marked `error:` but Prometheus never fails on it"));
             }
@@ -270,11 +313,12 @@ fn our_engine_answers_like_prometheus_2_42() {
 
     let elapsed = started.elapsed();
     println!(
-        "differential: {} series / {total_samples} samples loaded in {:.1}s; {} queries, {evaluations} evaluations \
-         in {:.1}s; {} mismatches, {} known differences",
+        "differential: {} series / {total_samples} samples loaded in {:.1}s; {} queries ({listed} listed, {} \
+         generated), {evaluations} evaluations in {:.1}s; {} mismatches, {} known differences",
         data.series.len(),
         loaded_at.as_secs_f64(),
         queries.len(),
+        queries.len() - listed,
         elapsed.as_secs_f64(),
         mismatches.len(),
         known.len()
