@@ -143,9 +143,12 @@ fn per_query_lookback_overrides_the_engine_default() {
 fn experimental_functions_are_off_by_default() {
     let s = counters(2, 5);
     let e = Engine::default();
-    for q in
-        ["limitk(1, requests_total)", "mad_over_time(requests_total[1m])", "sort_by_label(requests_total, \"job\")"]
-    {
+    for q in [
+        "limitk(1, requests_total)",
+        "mad_over_time(requests_total[1m])",
+        "sort_by_label(requests_total, \"job\")",
+        "requests_total + fill(0) requests_total",
+    ] {
         assert!(matches!(e.instant_query(&s, q, 60_000), Err(Error::InvalidQuery(_))), "{q}");
     }
     let on = Engine::new(EngineOptions { enable_experimental_functions: true, ..EngineOptions::default() });

@@ -116,6 +116,10 @@ struct Matching {
     on: bool,
     names: Vec<String>,
     include: Vec<String>,
+    /// `fill_left(v)` / `fill(v)`: value for a missing left-hand sample.
+    fill_lhs: Option<f64>,
+    /// `fill_right(v)` / `fill(v)`: value for a missing right-hand sample.
+    fill_rhs: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +153,8 @@ impl Matching {
             card = Card::ManyToMany;
             include.clear();
         }
-        Matching { card, on, names, include }
+        let fills = b.modifier.as_ref().map(|m| (m.fill_values.lhs, m.fill_values.rhs)).unwrap_or_default();
+        Matching { card, on, names, include, fill_lhs: fills.0, fill_rhs: fills.1 }
     }
 
     /// The join signature of a series.
@@ -351,8 +356,7 @@ impl Evaluator<'_, '_> {
         let mut mc = StepCursor::new(many.len());
         let mut oc = StepCursor::new(one.len());
         let mut right: Vec<Option<(usize, f64)>> = vec![None; nsig];
-        let mut matched_one: Vec<bool> = vec![false; nsig];
-        let mut matched_many: Vec<Vec<Labels>> = vec![Vec::new(); nsig];
+        let mut state = MatchState { matched_one: vec![false; nsig], matched_many: vec![Vec::new(); nsig] };
         let mut result_labels: HashMap<(usize, usize), Labels> = HashMap::new();
         let mut out = SeriesBuilder::new();
         let delayed = self.sh.delayed_name_removal();
@@ -374,8 +378,11 @@ impl Evaluator<'_, '_> {
                     one_step.push((i, v));
                 }
             }
-            // Nothing can match when one side is empty.
-            if many_step.is_empty() || one_step.is_empty() {
+            // Nothing can match when one side is empty (unless a fill value stands in).
+            let no_fill = m.fill_lhs.is_none() && m.fill_rhs.is_none();
+            if (many_step.is_empty() && one_step.is_empty())
+                || ((many_step.is_empty() || one_step.is_empty()) && no_fill)
+            {
                 continue;
             }
             for &(i, v) in &one_step {
@@ -393,52 +400,113 @@ impl Evaluator<'_, '_> {
                 }
                 right[sig] = Some((i, v));
             }
-            if m.card == Card::OneToOne {
-                matched_one.iter_mut().for_each(|x| *x = false);
-            } else {
-                matched_many.iter_mut().for_each(|x| x.clear());
-            }
+            state.reset(m.card);
             for &(i, lv) in &many_step {
                 let sig = many_o[i];
-                let Some((j, rv)) = right[sig] else { continue };
-                let (fl, fr) = if swapped { (rv, lv) } else { (lv, rv) };
-                let (mut v, keep) = elem_binop(op, fl, fr);
-                if return_bool {
-                    v = if keep { 1.0 } else { 0.0 };
-                }
-                let labels = match result_labels.get(&(i, j)) {
-                    Some(l) => l.clone(),
+                let (j, rv) = match right[sig] {
+                    Some((j, rv)) => (Some(j), rv),
+                    None => match m.fill_rhs {
+                        Some(fill) => (None, fill),
+                        None => continue,
+                    },
+                };
+                let labels = match j {
+                    Some(j) => match result_labels.get(&(i, j)) {
+                        Some(l) => l.clone(),
+                        None => {
+                            let l = result_metric(&many[i].labels, &one[j].labels, op, m, !delayed && return_bool);
+                            result_labels.insert((i, j), l.clone());
+                            l
+                        }
+                    },
                     None => {
-                        let l = result_metric(&many[i].labels, &one[j].labels, op, m, !delayed && return_bool);
-                        result_labels.insert((i, j), l.clone());
-                        l
+                        let filled = match_labels(&many[i].labels, m);
+                        result_metric(&many[i].labels, &filled, op, m, !delayed && return_bool)
                     }
                 };
-                if m.card == Card::OneToOne {
-                    if matched_one[sig] {
-                        return Err(Error::Execution(
-                            "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
-                                .into(),
-                        ));
+                let st = &mut state;
+                st.apply(op, m, swapped, return_bool, sig, lv, rv, labels, t, &mut out)?;
+            }
+            if let Some(fill) = m.fill_lhs {
+                for &(j, rv) in &one_step {
+                    let sig = one_o[j];
+                    let done = if m.card == Card::OneToOne {
+                        state.matched_one[sig]
+                    } else {
+                        !state.matched_many[sig].is_empty()
+                    };
+                    if done {
+                        continue;
                     }
-                    matched_one[sig] = true;
-                } else {
-                    if matched_many[sig].contains(&labels) {
-                        return Err(Error::Execution(
-                            "multiple matches for labels: grouping labels must ensure unique matches".into(),
-                        ));
-                    }
-                    matched_many[sig].push(labels.clone());
+                    let filled = match_labels(&one[j].labels, m);
+                    let labels = result_metric(&filled, &one[j].labels, op, m, !delayed && return_bool);
+                    state.apply(op, m, swapped, return_bool, sig, fill, rv, labels, t, &mut out)?;
                 }
-                if !keep && !return_bool {
-                    continue;
-                }
-                out.push(&labels, return_bool, t, v)?;
             }
         }
         let out = out.finish();
         self.sh.hold(super::series::total_points(&out))?;
         Ok(out)
+    }
+}
+
+/// Which match groups already produced output at the current step.
+struct MatchState {
+    matched_one: Vec<bool>,
+    matched_many: Vec<Vec<Labels>>,
+}
+
+impl MatchState {
+    fn reset(&mut self, card: Card) {
+        if card == Card::OneToOne {
+            self.matched_one.iter_mut().for_each(|x| *x = false);
+        } else {
+            self.matched_many.iter_mut().for_each(|x| x.clear());
+        }
+    }
+
+    /// Combines one matched pair (`lv` from the "many" side, `rv` from the
+    /// "one" side) into `out`, enforcing the matching's uniqueness rules
+    /// (Prometheus' `doBinOp`).
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &mut self,
+        op: BinOp,
+        m: &Matching,
+        swapped: bool,
+        return_bool: bool,
+        sig: usize,
+        lv: f64,
+        rv: f64,
+        labels: Labels,
+        t: i64,
+        out: &mut SeriesBuilder,
+    ) -> Result<(), Error> {
+        let (fl, fr) = if swapped { (rv, lv) } else { (lv, rv) };
+        let (mut v, keep) = elem_binop(op, fl, fr);
+        if return_bool {
+            v = if keep { 1.0 } else { 0.0 };
+        }
+        if m.card == Card::OneToOne {
+            if self.matched_one[sig] {
+                return Err(Error::Execution(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
+                        .into(),
+                ));
+            }
+            self.matched_one[sig] = true;
+        } else {
+            if self.matched_many[sig].contains(&labels) {
+                return Err(Error::Execution(
+                    "multiple matches for labels: grouping labels must ensure unique matches".into(),
+                ));
+            }
+            self.matched_many[sig].push(labels.clone());
+        }
+        if !keep && !return_bool {
+            return Ok(());
+        }
+        out.push(&labels, return_bool, t, v)
     }
 }
 

@@ -11,7 +11,7 @@ use super::series::{merge_same_labels, SeriesBuilder, StepCursor, DUPLICATE_LABE
 use super::{drop_metric_name, duration_ms, offset_ms, unparen, Evaluator, StepSeries, Val};
 use crate::error::Error;
 use crate::functions::histogram::{bucket_fraction, bucket_quantile, Bucket};
-use crate::functions::math::MathFunction;
+use crate::functions::math::{rfc3339_utc, MathFunction};
 use crate::functions::range::{validate_smoothing_args, RangeFunction, RangeWindow};
 
 /// Formats a float as Go's `%g` does for the values annotations print.
@@ -41,6 +41,41 @@ pub(crate) fn go_g(v: f64) -> String {
             format!("{v}")
         }
     }
+}
+
+/// Formats a float as Go's `%.<p>g`.
+pub(crate) fn go_g_precision(v: f64, p: usize) -> String {
+    if !v.is_finite() || v == 0.0 {
+        return go_g(v);
+    }
+    let exp = v.abs().log10().floor() as i32;
+    // Round to p significant digits first; rounding can bump the exponent.
+    let s = format!("{:.*e}", p.saturating_sub(1), v);
+    let (mant, e) = s.split_once('e').unwrap_or((&s, "0"));
+    let e: i32 = e.parse().unwrap_or(exp);
+    if e < -4 || e >= p as i32 {
+        let mant = if mant.contains('.') { mant.trim_end_matches('0').trim_end_matches('.') } else { mant };
+        let sign = if e < 0 { '-' } else { '+' };
+        format!("{mant}e{sign}{:02}", e.abs())
+    } else {
+        let decimals = (p as i32 - 1 - e).max(0) as usize;
+        let f = format!("{:.*}", decimals, v);
+        if f.contains('.') {
+            f.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            f
+        }
+    }
+}
+
+/// Monotonicity fixes of one metric, merged over the steps of a query.
+struct MonotonicityFix {
+    min_t: i64,
+    max_t: i64,
+    min_bucket: f64,
+    max_bucket: f64,
+    max_diff: f64,
+    count: usize,
 }
 
 /// Where the range-vector argument of a call comes from.
@@ -210,7 +245,7 @@ impl Evaluator<'_, '_> {
         let re_str = self.eval_string(args[4])?;
         let re = regex::Regex::new(&format!("^(?s:{re_str})$"))
             .map_err(|_| Error::InvalidQuery(format!("invalid regular expression in label_replace(): {re_str}")))?;
-        if dst.is_empty() {
+        if dst.is_empty() || !self.string_literal_is_utf8(args[1]) {
             return Err(Error::InvalidQuery(format!("invalid destination label name in label_replace(): {dst}")));
         }
         let mut series = self.eval_vector(args[0])?;
@@ -240,8 +275,13 @@ impl Evaluator<'_, '_> {
         let dst = self.eval_string(args[1])?;
         let sep = self.eval_string(args[2])?;
         let srcs: Vec<String> = args[3..].iter().map(|a| self.eval_string(a)).collect::<Result<_, _>>()?;
-        if dst.is_empty() {
+        if dst.is_empty() || !self.string_literal_is_utf8(args[1]) {
             return Err(Error::InvalidQuery(format!("invalid destination label name in label_join(): {dst}")));
+        }
+        for (a, src) in args[3..].iter().zip(&srcs) {
+            if !self.string_literal_is_utf8(a) {
+                return Err(Error::InvalidQuery(format!("invalid source label name in label_join(): {src}")));
+            }
         }
         let mut series = self.eval_vector(args[0])?;
         for s in &mut series {
@@ -253,6 +293,20 @@ impl Evaluator<'_, '_> {
             }
         }
         merge_same_labels(series).map(Val::Vector)
+    }
+
+    /// Whether a string literal, as Go would decode it from the query text,
+    /// is valid UTF-8. The parser hands us Rust strings, in which `"\xff"`
+    /// has become the valid character U+00FF; Go keeps the single byte 0xFF,
+    /// which is not a valid label name.
+    fn string_literal_is_utf8(&self, e: &Expr) -> bool {
+        let Some(pos) = self.sh.position(e) else { return true };
+        let query = self.sh.ctx.query;
+        let Some(start) = byte_offset(query, pos.line, pos.column) else { return true };
+        match go_unquote_bytes(&query[start..]) {
+            Some(bytes) => std::str::from_utf8(&bytes).is_ok(),
+            None => true,
+        }
     }
 
     /// `absent(v)`: 1 at the steps where `v` has no series.
@@ -435,24 +489,51 @@ impl Evaluator<'_, '_> {
     fn eval_histogram_quantile(&self, args: &[&Expr]) -> Result<Val, Error> {
         let q = self.eval_scalar(args[0])?;
         let series = self.eval_vector(args[1])?;
-        let mut warned = false;
-        let out = self.per_histogram(&series, args[1], |b, labels, t| {
-            let phi = q[self.step_of(t)];
-            if !warned && (phi.is_nan() || !(0.0..=1.0).contains(&phi)) {
-                warned = true;
+        // Prometheus warns about φ at every step, with or without data.
+        for &phi in &q {
+            if phi.is_nan() || !(0.0..=1.0).contains(&phi) {
                 self.sh.warn(format!("quantile value should be between 0 and 1, got {}", go_g(phi)), args[0]);
             }
+        }
+        let mut monotonicity: std::collections::BTreeMap<String, MonotonicityFix> = Default::default();
+        let out = self.per_histogram(&series, args[1], |b, labels, t| {
+            let phi = q[self.step_of(t)];
             let r = bucket_quantile(phi, b);
             if r.forced_monotonicity {
                 let name = if self.sh.delayed_name_removal() { labels.metric_name().unwrap_or("") } else { "" };
-                let mut msg = "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)".to_string();
-                if !name.is_empty() {
-                    msg.push_str(&format!(" for metric name {name:?}"));
-                }
-                self.sh.info(msg, args[1]);
+                let m = monotonicity.entry(name.to_string()).or_insert(MonotonicityFix {
+                    min_t: t,
+                    max_t: t,
+                    min_bucket: r.min_bucket,
+                    max_bucket: r.max_bucket,
+                    max_diff: r.max_diff,
+                    count: 0,
+                });
+                m.min_t = m.min_t.min(t);
+                m.max_t = m.max_t.max(t);
+                m.min_bucket = m.min_bucket.min(r.min_bucket);
+                m.max_bucket = m.max_bucket.max(r.max_bucket);
+                m.max_diff = m.max_diff.max(r.max_diff);
+                m.count += 1;
             }
             Ok(Some(r.value))
         })?;
+        for (name, m) in monotonicity {
+            let mut msg = "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)".to_string();
+            if !name.is_empty() {
+                msg.push_str(&format!(" for metric name {name:?}"));
+            }
+            msg.push_str(&format!(
+                ", from buckets {} to {}, with a max diff of {}, over {} samples from {} to {}",
+                go_g(m.min_bucket),
+                go_g(m.max_bucket),
+                go_g_precision(m.max_diff, 2),
+                m.count,
+                rfc3339_utc(m.min_t / 1000),
+                rfc3339_utc(m.max_t / 1000)
+            ));
+            self.sh.info(msg, args[1]);
+        }
         Ok(Val::Vector(out))
     }
 
@@ -484,33 +565,35 @@ impl Evaluator<'_, '_> {
             .filter(|(i, _)| *i != mi)
             .map(|(_, a)| self.eval_scalar(a))
             .collect::<Result<_, _>>()?;
-        let n = self.nsteps();
         if f == RangeFunction::QuantileOverTime {
             if let Some(phi) = scalars[0].iter().find(|p| p.is_nan() || !(0.0..=1.0).contains(*p)) {
                 self.sh.warn(format!("quantile value should be between 0 and 1, got {}", go_g(*phi)), args[0]);
             }
         }
-        if f == RangeFunction::DoubleExponentialSmoothing {
-            for step in 0..n {
-                validate_smoothing_args(scalars[0][step], scalars[1][step]).map_err(Error::InvalidQuery)?;
-            }
-        }
         let keeps_name = matches!(f, RangeFunction::LastOverTime | RangeFunction::FirstOverTime);
         let grid = self.grid();
         // Computes one series' output points; pure, so workers can run it.
-        let compute = |samples: &[Sample], range: i64, offset: i64, at: Option<i64>| -> Vec<Sample> {
+        let smoothing = f == RangeFunction::DoubleExponentialSmoothing;
+        let compute = |samples: &[Sample], range: i64, offset: i64, at: Option<i64>| -> Result<Vec<Sample>, Error> {
             let mut argv = vec![0.0; scalars.len()];
             let mut points = Vec::new();
+            let mut err = None;
             grid.for_each_window(samples, range, offset, at, |step, ts, window, start, end| {
                 for (slot, vals) in argv.iter_mut().zip(&scalars) {
                     *slot = vals[step];
+                }
+                // Like Prometheus, the factors are only checked where there is data.
+                if smoothing && err.is_none() {
+                    if let Err(e) = validate_smoothing_args(argv[0], argv[1]) {
+                        err = Some(Error::InvalidQuery(e));
+                    }
                 }
                 let w = RangeWindow { samples: window, eval_t: ts, range_start: start, range_end: end };
                 if let Some(v) = f.eval(&w, &argv) {
                     points.push(Sample { t: ts, v });
                 }
             });
-            points
+            err.map_or(Ok(points), Err)
         };
         let mut out = Vec::new();
         let mut emit = |labels: Labels, input_drop: bool, points: Vec<Sample>| -> Result<(), Error> {
@@ -547,7 +630,7 @@ impl Evaluator<'_, '_> {
                 let selected = self.select(&ms.vs, lo + 1, hi)?;
                 let results = self.map_series_parallel(selected, |s, buf| {
                     let read = load_samples(s, buf, true)?;
-                    Ok((read, compute(buf, range, offset, at)))
+                    Ok((read, compute(buf, range, offset, at)?))
                 })?;
                 for (labels, read, points) in results {
                     self.sh.count_read(read);
@@ -561,7 +644,7 @@ impl Evaluator<'_, '_> {
                 let (series, held) = self.eval_subquery(sq)?;
                 for s in series {
                     self.sh.tick()?;
-                    let points = compute(&s.points, range, offset, at);
+                    let points = compute(&s.points, range, offset, at)?;
                     emit(s.labels, s.drop_name, points)?;
                 }
                 self.sh.release(held);
@@ -604,6 +687,67 @@ fn absent_labels(arg: &Expr) -> Labels {
         }
     }
     Labels::new(pairs).unwrap_or_default()
+}
+
+/// The byte offset of a 1-based line and character column.
+fn byte_offset(query: &str, line: usize, column: usize) -> Option<usize> {
+    let mut offset = 0;
+    for (i, l) in query.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            return l.char_indices().nth(column.checked_sub(1)?).map(|(b, _)| offset + b);
+        }
+        offset += l.len();
+    }
+    None
+}
+
+/// Decodes the quoted string at the start of `text` into the bytes Go's
+/// `strconv.Unquote` would produce. `None` if `text` does not start with a
+/// well-formed quoted string.
+fn go_unquote_bytes(text: &str) -> Option<Vec<u8>> {
+    let mut chars = text.chars();
+    let quote = chars.next()?;
+    if !matches!(quote, '"' | '\'' | '`') {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4];
+    while let Some(c) = chars.next() {
+        if c == quote {
+            return Some(out);
+        }
+        if c != '\\' || quote == '`' {
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            continue;
+        }
+        let e = chars.next()?;
+        match e {
+            'a' => out.push(7),
+            'b' => out.push(8),
+            'f' => out.push(12),
+            'n' => out.push(b'\n'),
+            'r' => out.push(b'\r'),
+            't' => out.push(b'\t'),
+            'v' => out.push(11),
+            '\\' | '"' | '\'' => out.push(e as u8),
+            'x' => {
+                let h: String = chars.by_ref().take(2).collect();
+                out.push(u8::from_str_radix(&h, 16).ok()?);
+            }
+            '0'..='7' => {
+                let rest: String = chars.by_ref().take(2).collect();
+                out.push(u8::from_str_radix(&format!("{e}{rest}"), 8).ok()?);
+            }
+            'u' | 'U' => {
+                let n = if e == 'u' { 4 } else { 8 };
+                let h: String = chars.by_ref().take(n).collect();
+                let c = char::from_u32(u32::from_str_radix(&h, 16).ok()?)?;
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Parses a float the way Go's `strconv.ParseFloat` accepts `le` values.
@@ -673,12 +817,31 @@ mod tests {
     }
 
     #[test]
+    fn go_g_precision_matches_go() {
+        assert_eq!(go_g_precision(0.5, 2), "0.5");
+        assert_eq!(go_g_precision(12.34, 2), "12");
+        assert_eq!(go_g_precision(1234.0, 2), "1.2e+03");
+        assert_eq!(go_g_precision(0.000123, 2), "0.00012");
+        assert_eq!(go_g_precision(0.0000123, 2), "1.2e-05");
+        assert_eq!(go_g_precision(99.9, 2), "1e+02");
+    }
+
+    #[test]
     fn le_values_parse_like_go() {
         assert_eq!(parse_go_float("+Inf"), Some(f64::INFINITY));
         assert_eq!(parse_go_float("0.5"), Some(0.5));
         assert_eq!(parse_go_float("1e3"), Some(1000.0));
         assert_eq!(parse_go_float(""), None);
         assert_eq!(parse_go_float("Hello World"), None);
+    }
+
+    #[test]
+    fn go_unquote_keeps_raw_bytes() {
+        assert_eq!(go_unquote_bytes(r#""\xff" rest"#), Some(vec![0xff]));
+        assert_eq!(go_unquote_bytes(r#"'a\n'"#), Some(b"a\n".to_vec()));
+        assert_eq!(go_unquote_bytes("`\\x`"), Some(b"\\x".to_vec()));
+        assert_eq!(go_unquote_bytes(r#""\u00ff""#), Some("\u{ff}".as_bytes().to_vec()));
+        assert_eq!(go_unquote_bytes("no quote"), None);
     }
 
     #[test]

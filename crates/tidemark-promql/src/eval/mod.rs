@@ -73,7 +73,7 @@ impl Shared<'_> {
     pub(crate) fn tick(&self) -> Result<(), Error> {
         let t = self.ticks.get().wrapping_add(1);
         self.ticks.set(t);
-        if t % 64 == 0 {
+        if t.is_multiple_of(64) {
             self.ctx.check_interrupt()?;
         }
         Ok(())
@@ -205,6 +205,13 @@ fn check_experimental(ctx: &QueryContext<'_>, expr: &Expr) -> Result<(), Error> 
                     "function \"{}\" is not enabled (experimental functions are off)",
                     c.func.name
                 )));
+            }
+            Expr::Binary(b)
+                if b.modifier.as_ref().is_some_and(|m| m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some()) =>
+            {
+                err = Some(Error::InvalidQuery(
+                    "fill(), fill_left() and fill_right() are experimental and must be enabled".into(),
+                ));
             }
             Expr::Aggregate(a) => {
                 let op = a.op.to_string();

@@ -475,6 +475,14 @@ const UNIX_TO_ABSOLUTE: i64 = (ABSOLUTE_YEARS as i64 / 400 * 146_097 + MARCH_THR
     * SECONDS_PER_DAY as i64
     + 719_162 * SECONDS_PER_DAY as i64;
 
+/// `time.Unix(secs, 0).UTC().Format(time.RFC3339)`, e.g. `1970-01-01T00:01:00Z`.
+pub(crate) fn rfc3339_utc(secs: i64) -> String {
+    let t = GoTime::from_unix(secs);
+    let d = t.date();
+    let second = t.abs % SECONDS_PER_MINUTE;
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", d.year, d.month, d.day, t.hour(), t.minute(), second)
+}
+
 /// An instant as Go's calendar code sees it: absolute seconds.
 #[derive(Debug, Clone, Copy)]
 struct GoTime {
@@ -992,6 +1000,12 @@ mod tests {
         assert_eq!(go_f64_to_i64(-9.223_372_036_854_776e18), i64::MIN);
         assert_eq!(go_f64_to_i64(-1.9), -1);
         let _ = [date("year", max), date("days_in_month", max), date("day_of_year", -max)];
+    }
+
+    #[test]
+    fn rfc3339_formats_like_go() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(1_454_284_800 + 3_723), "2016-02-01T01:02:03Z");
     }
 
     #[test]
