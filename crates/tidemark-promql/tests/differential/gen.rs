@@ -100,7 +100,10 @@ impl Gen<'_> {
         match self.rng.int(0, 12) {
             0 | 1 => self.range_call(),
             2 => {
-                let f = self.pick(&["abs", "ceil", "floor", "round", "sgn", "sqrt", "ln", "exp", "sin", "cos", "tanh"]);
+                // No sin/cos (they turn the last-bit differences of 2.42's
+                // plain sums against 3.x's Kahan sums on values near 1e11 into
+                // visible ones) and no round (same at a .5 boundary).
+                let f = self.pick(&["abs", "ceil", "floor", "sgn", "sqrt", "ln", "exp", "tanh"]);
                 format!("{f}({})", self.vector(depth - 1, sub))
             }
             3 | 4 => {
@@ -143,7 +146,7 @@ impl Gen<'_> {
                 match self.rng.int(0, 3) {
                     0 => format!("clamp({v}, {}, {})", self.number(), self.number()),
                     1 => format!("clamp_min({v}, {})", self.number()),
-                    2 => format!("round({v}, {})", self.pick(&["0.1", "5", "0.001"])),
+                    2 => format!("clamp_max({v}, {})", self.number()),
                     _ => format!("label_replace({v}, \"x\", \"$1\", \"{}\", \"(.+)\")", self.pick(LABELS)),
                 }
             }
