@@ -247,6 +247,11 @@ fn our_engine_answers_like_prometheus_2_42() {
         panic!("the two stores do not hold the same samples: {d}");
     }
     let total_samples: usize = data.series.iter().map(|s| s.samples.len()).sum();
+    let loaded = match &want {
+        Outcome::Ok(result::Res::Matrix(m)) => m.iter().map(|(_, p)| p.len()).sum(),
+        _ => 0,
+    };
+    assert_eq!(loaded, total_samples, "Prometheus does not hold every generated sample");
 
     let known_reasons: BTreeMap<&str, &str> = KNOWN_DIFFERENCES.iter().copied().collect();
     for (i, q) in queries.iter().enumerate() {
