@@ -42,10 +42,6 @@ use result::{compare, from_ours, Outcome};
 /// this list short: anything not explained by a documented 2.x → 3.x change
 /// is a bug to fix.
 const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
-    // Prometheus 3.0 made last_over_time keep the metric name (it acts like an
-    // offset: "promql: last_over_time and first_over_time keep __name__");
-    // 2.42 drops it, like every other *_over_time function.
-    ("last_over_time(http_requests_total{job=\"web\"}[5m])", "3.x keeps __name__ in last_over_time"),
     // 2.42 keeps the metric name on `atan2` results (its name-dropping list
     // had only + - * / % ^); 3.x drops it like for every arithmetic operator.
     ("temperature_celsius atan2 10", "3.x drops __name__ for atan2"),
