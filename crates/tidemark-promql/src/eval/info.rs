@@ -130,10 +130,10 @@ type Groups = Vec<Vec<usize>>;
 
 /// The identity an info series is matched on: its metric name and the values
 /// of the identifying labels it has.
-type Identity = (String, [Option<String>; 2]);
+type Identity<'l> = (&'l str, [Option<&'l str>; 2]);
 
-fn identifying_values(labels: &Labels) -> [Option<String>; 2] {
-    IDENTIFYING_LABELS.map(|n| labels.get(n).map(str::to_string))
+fn identifying_values(labels: &Labels) -> [Option<&str>; 2] {
+    IDENTIFYING_LABELS.map(|n| labels.get(n))
 }
 
 impl Evaluator<'_, '_> {
@@ -311,13 +311,13 @@ impl Evaluator<'_, '_> {
     ) -> Result<Vec<StepSeries>, Error> {
         // Group the info series by identity; several series of one identity
         // are the same info metric with changing data labels.
-        let mut group_of: HashMap<Identity, usize> = HashMap::new();
+        let mut group_of: HashMap<Identity<'_>, usize> = HashMap::new();
         let mut groups: Groups = Vec::new();
         let mut info_names: BTreeSet<&str> = BTreeSet::new();
         for (k, s) in info.iter().enumerate() {
             let name = s.labels.get(METRIC_NAME).unwrap_or("");
             info_names.insert(name);
-            let id = (name.to_string(), identifying_values(&s.labels));
+            let id = (name, identifying_values(&s.labels));
             let g = *group_of.entry(id).or_insert_with(|| {
                 groups.push(Vec::new());
                 groups.len() - 1
@@ -334,7 +334,7 @@ impl Evaluator<'_, '_> {
                     return Vec::new();
                 }
                 let ids = identifying_values(&s.labels);
-                info_names.iter().filter_map(|name| group_of.get(&(name.to_string(), ids.clone())).copied()).collect()
+                info_names.iter().filter_map(|&name| group_of.get(&(name, ids)).copied()).collect()
             })
             .collect();
 
