@@ -139,6 +139,7 @@ impl Evaluator<'_, '_> {
             }
             "timestamp" => return self.eval_timestamp(args[0]),
             "label_replace" => return self.eval_label_replace(&args),
+            "info" => return self.eval_info(&args),
             "label_join" => return self.eval_label_join(&args),
             "absent" => return self.eval_absent(args[0]),
             "absent_over_time" => return self.eval_absent_over_time(args[0]),

@@ -14,6 +14,7 @@
 mod aggregate;
 mod binary;
 mod call;
+mod info;
 mod selector;
 mod series;
 
