@@ -268,32 +268,36 @@ impl Evaluator<'_, '_> {
         selected.retain(|s| wanted.iter().all(|(name, values)| s.labels.get(name).is_some_and(|v| values.contains(v))));
 
         let grid = self.grid();
-        let results = self.map_series_parallel(selected, |s, buf| {
-            let read = load_samples(s, buf, false)?;
-            let mut points = Vec::new();
-            let mut j = 0;
-            for step in 0..grid.nsteps {
-                let ts = grid.start + step as i64 * grid.interval;
-                let r = pin.unwrap_or(ts).saturating_sub(offset);
-                while j < buf.len() && buf[j].t <= r {
-                    j += 1;
+        let mut out = Vec::new();
+        self.map_series(
+            selected,
+            |s, buf| {
+                let read = load_samples(s, buf, false)?;
+                let mut points = Vec::new();
+                let mut j = 0;
+                for step in 0..grid.nsteps {
+                    let ts = grid.start + step as i64 * grid.interval;
+                    let r = pin.unwrap_or(ts).saturating_sub(offset);
+                    while j < buf.len() && buf[j].t <= r {
+                        j += 1;
+                    }
+                    let Some(p) = j.checked_sub(1).map(|k| buf[k]) else { continue };
+                    if p.t <= r.saturating_sub(lookback) || is_stale_nan(p.v) {
+                        continue;
+                    }
+                    points.push((step, p.t));
                 }
-                let Some(p) = j.checked_sub(1).map(|k| buf[k]) else { continue };
-                if p.t <= r.saturating_sub(lookback) || is_stale_nan(p.v) {
-                    continue;
+                Ok((read, points))
+            },
+            |labels, read, points| {
+                self.sh.count_read(read);
+                if !points.is_empty() {
+                    self.sh.hold(points.len())?;
+                    out.push(InfoSeries { labels, points });
                 }
-                points.push((step, p.t));
-            }
-            Ok((read, points))
-        })?;
-        let mut out = Vec::with_capacity(results.len());
-        for (labels, read, points) in results {
-            self.sh.count_read(read);
-            if !points.is_empty() {
-                self.sh.hold(points.len())?;
-                out.push(InfoSeries { labels, points });
-            }
-        }
+                Ok(())
+            },
+        )?;
         // Label order makes conflict detection and its message deterministic,
         // matching the sorted series Prometheus' storage returns.
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
