@@ -112,7 +112,7 @@ impl Evaluator<'_, '_> {
                 let points: Vec<Sample> = (0..n)
                     .filter_map(|i| {
                         let t = self.ts(i);
-                        f.apply(t as f64 / 1000.0, &[]).map(|v| Sample { t, v })
+                        f.date_at(t / 1000).map(|v| Sample { t, v })
                     })
                     .collect();
                 return Ok(Val::Vector(vec![StepSeries { labels: Labels::empty(), drop_name: false, points }]));
@@ -210,7 +210,7 @@ impl Evaluator<'_, '_> {
         let re_str = self.eval_string(args[4])?;
         let re = regex::Regex::new(&format!("^(?s:{re_str})$"))
             .map_err(|_| Error::InvalidQuery(format!("invalid regular expression in label_replace(): {re_str}")))?;
-        if dst.is_empty() {
+        if dst.is_empty() || !self.string_literal_is_utf8(args[1]) {
             return Err(Error::InvalidQuery(format!("invalid destination label name in label_replace(): {dst}")));
         }
         let mut series = self.eval_vector(args[0])?;
@@ -240,8 +240,13 @@ impl Evaluator<'_, '_> {
         let dst = self.eval_string(args[1])?;
         let sep = self.eval_string(args[2])?;
         let srcs: Vec<String> = args[3..].iter().map(|a| self.eval_string(a)).collect::<Result<_, _>>()?;
-        if dst.is_empty() {
+        if dst.is_empty() || !self.string_literal_is_utf8(args[1]) {
             return Err(Error::InvalidQuery(format!("invalid destination label name in label_join(): {dst}")));
+        }
+        for (a, src) in args[3..].iter().zip(&srcs) {
+            if !self.string_literal_is_utf8(a) {
+                return Err(Error::InvalidQuery(format!("invalid source label name in label_join(): {src}")));
+            }
         }
         let mut series = self.eval_vector(args[0])?;
         for s in &mut series {
@@ -253,6 +258,20 @@ impl Evaluator<'_, '_> {
             }
         }
         merge_same_labels(series).map(Val::Vector)
+    }
+
+    /// Whether a string literal, as Go would decode it from the query text,
+    /// is valid UTF-8. The parser hands us Rust strings, in which `"\xff"`
+    /// has become the valid character U+00FF; Go keeps the single byte 0xFF,
+    /// which is not a valid label name.
+    fn string_literal_is_utf8(&self, e: &Expr) -> bool {
+        let Some(pos) = self.sh.position(e) else { return true };
+        let query = self.sh.ctx.query;
+        let Some(start) = byte_offset(query, pos.line, pos.column) else { return true };
+        match go_unquote_bytes(&query[start..]) {
+            Some(bytes) => std::str::from_utf8(&bytes).is_ok(),
+            None => true,
+        }
     }
 
     /// `absent(v)`: 1 at the steps where `v` has no series.
@@ -435,13 +454,14 @@ impl Evaluator<'_, '_> {
     fn eval_histogram_quantile(&self, args: &[&Expr]) -> Result<Val, Error> {
         let q = self.eval_scalar(args[0])?;
         let series = self.eval_vector(args[1])?;
-        let mut warned = false;
-        let out = self.per_histogram(&series, args[1], |b, labels, t| {
-            let phi = q[self.step_of(t)];
-            if !warned && (phi.is_nan() || !(0.0..=1.0).contains(&phi)) {
-                warned = true;
+        // Prometheus warns about φ at every step, with or without data.
+        for &phi in &q {
+            if phi.is_nan() || !(0.0..=1.0).contains(&phi) {
                 self.sh.warn(format!("quantile value should be between 0 and 1, got {}", go_g(phi)), args[0]);
             }
+        }
+        let out = self.per_histogram(&series, args[1], |b, labels, t| {
+            let phi = q[self.step_of(t)];
             let r = bucket_quantile(phi, b);
             if r.forced_monotonicity {
                 let name = if self.sh.delayed_name_removal() { labels.metric_name().unwrap_or("") } else { "" };
@@ -484,33 +504,35 @@ impl Evaluator<'_, '_> {
             .filter(|(i, _)| *i != mi)
             .map(|(_, a)| self.eval_scalar(a))
             .collect::<Result<_, _>>()?;
-        let n = self.nsteps();
         if f == RangeFunction::QuantileOverTime {
             if let Some(phi) = scalars[0].iter().find(|p| p.is_nan() || !(0.0..=1.0).contains(*p)) {
                 self.sh.warn(format!("quantile value should be between 0 and 1, got {}", go_g(*phi)), args[0]);
             }
         }
-        if f == RangeFunction::DoubleExponentialSmoothing {
-            for step in 0..n {
-                validate_smoothing_args(scalars[0][step], scalars[1][step]).map_err(Error::InvalidQuery)?;
-            }
-        }
         let keeps_name = matches!(f, RangeFunction::LastOverTime | RangeFunction::FirstOverTime);
         let grid = self.grid();
         // Computes one series' output points; pure, so workers can run it.
-        let compute = |samples: &[Sample], range: i64, offset: i64, at: Option<i64>| -> Vec<Sample> {
+        let smoothing = f == RangeFunction::DoubleExponentialSmoothing;
+        let compute = |samples: &[Sample], range: i64, offset: i64, at: Option<i64>| -> Result<Vec<Sample>, Error> {
             let mut argv = vec![0.0; scalars.len()];
             let mut points = Vec::new();
+            let mut err = None;
             grid.for_each_window(samples, range, offset, at, |step, ts, window, start, end| {
                 for (slot, vals) in argv.iter_mut().zip(&scalars) {
                     *slot = vals[step];
+                }
+                // Like Prometheus, the factors are only checked where there is data.
+                if smoothing && err.is_none() {
+                    if let Err(e) = validate_smoothing_args(argv[0], argv[1]) {
+                        err = Some(Error::InvalidQuery(e));
+                    }
                 }
                 let w = RangeWindow { samples: window, eval_t: ts, range_start: start, range_end: end };
                 if let Some(v) = f.eval(&w, &argv) {
                     points.push(Sample { t: ts, v });
                 }
             });
-            points
+            err.map_or(Ok(points), Err)
         };
         let mut out = Vec::new();
         let mut emit = |labels: Labels, input_drop: bool, points: Vec<Sample>| -> Result<(), Error> {
@@ -547,7 +569,7 @@ impl Evaluator<'_, '_> {
                 let selected = self.select(&ms.vs, lo + 1, hi)?;
                 let results = self.map_series_parallel(selected, |s, buf| {
                     let read = load_samples(s, buf, true)?;
-                    Ok((read, compute(buf, range, offset, at)))
+                    Ok((read, compute(buf, range, offset, at)?))
                 })?;
                 for (labels, read, points) in results {
                     self.sh.count_read(read);
@@ -561,7 +583,7 @@ impl Evaluator<'_, '_> {
                 let (series, held) = self.eval_subquery(sq)?;
                 for s in series {
                     self.sh.tick()?;
-                    let points = compute(&s.points, range, offset, at);
+                    let points = compute(&s.points, range, offset, at)?;
                     emit(s.labels, s.drop_name, points)?;
                 }
                 self.sh.release(held);
@@ -604,6 +626,67 @@ fn absent_labels(arg: &Expr) -> Labels {
         }
     }
     Labels::new(pairs).unwrap_or_default()
+}
+
+/// The byte offset of a 1-based line and character column.
+fn byte_offset(query: &str, line: usize, column: usize) -> Option<usize> {
+    let mut offset = 0;
+    for (i, l) in query.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            return l.char_indices().nth(column.checked_sub(1)?).map(|(b, _)| offset + b);
+        }
+        offset += l.len();
+    }
+    None
+}
+
+/// Decodes the quoted string at the start of `text` into the bytes Go's
+/// `strconv.Unquote` would produce. `None` if `text` does not start with a
+/// well-formed quoted string.
+fn go_unquote_bytes(text: &str) -> Option<Vec<u8>> {
+    let mut chars = text.chars();
+    let quote = chars.next()?;
+    if !matches!(quote, '"' | '\'' | '`') {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4];
+    while let Some(c) = chars.next() {
+        if c == quote {
+            return Some(out);
+        }
+        if c != '\\' || quote == '`' {
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            continue;
+        }
+        let e = chars.next()?;
+        match e {
+            'a' => out.push(7),
+            'b' => out.push(8),
+            'f' => out.push(12),
+            'n' => out.push(b'\n'),
+            'r' => out.push(b'\r'),
+            't' => out.push(b'\t'),
+            'v' => out.push(11),
+            '\\' | '"' | '\'' => out.push(e as u8),
+            'x' => {
+                let h: String = chars.by_ref().take(2).collect();
+                out.push(u8::from_str_radix(&h, 16).ok()?);
+            }
+            '0'..='7' => {
+                let rest: String = chars.by_ref().take(2).collect();
+                out.push(u8::from_str_radix(&format!("{e}{rest}"), 8).ok()?);
+            }
+            'u' | 'U' => {
+                let n = if e == 'u' { 4 } else { 8 };
+                let h: String = chars.by_ref().take(n).collect();
+                let c = char::from_u32(u32::from_str_radix(&h, 16).ok()?)?;
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Parses a float the way Go's `strconv.ParseFloat` accepts `le` values.
@@ -679,6 +762,15 @@ mod tests {
         assert_eq!(parse_go_float("1e3"), Some(1000.0));
         assert_eq!(parse_go_float(""), None);
         assert_eq!(parse_go_float("Hello World"), None);
+    }
+
+    #[test]
+    fn go_unquote_keeps_raw_bytes() {
+        assert_eq!(go_unquote_bytes(r#""\xff" rest"#), Some(vec![0xff]));
+        assert_eq!(go_unquote_bytes(r#"'a\n'"#), Some(b"a\n".to_vec()));
+        assert_eq!(go_unquote_bytes("`\\x`"), Some(b"\\x".to_vec()));
+        assert_eq!(go_unquote_bytes(r#""\u00ff""#), Some("\u{ff}".as_bytes().to_vec()));
+        assert_eq!(go_unquote_bytes("no quote"), None);
     }
 
     #[test]

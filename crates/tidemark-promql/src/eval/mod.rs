@@ -73,7 +73,7 @@ impl Shared<'_> {
     pub(crate) fn tick(&self) -> Result<(), Error> {
         let t = self.ticks.get().wrapping_add(1);
         self.ticks.set(t);
-        if t % 64 == 0 {
+        if t.is_multiple_of(64) {
             self.ctx.check_interrupt()?;
         }
         Ok(())

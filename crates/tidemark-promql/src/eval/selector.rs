@@ -271,6 +271,9 @@ pub(crate) fn load_samples(s: &mut SelectedSeries, buf: &mut Vec<Sample>, drop_s
     Ok(read)
 }
 
+/// One series after [`Evaluator::map_series_parallel`]: labels, samples read, output.
+pub(crate) type Mapped<T> = (Labels, usize, T);
+
 /// Below this many series a query runs on the calling thread only.
 const PARALLEL_MIN_SERIES: usize = 512;
 
@@ -284,10 +287,10 @@ impl Evaluator<'_, '_> {
         &self,
         selected: Vec<SelectedSeries>,
         work: impl Fn(&mut SelectedSeries, &mut Vec<Sample>) -> Result<(usize, T), Error> + Sync,
-    ) -> Result<Vec<(Labels, usize, T)>, Error> {
+    ) -> Result<Vec<Mapped<T>>, Error> {
         let ctx = self.sh.ctx;
         let threads = ctx.opts.parallelism.max(1).min(selected.len() / PARALLEL_MIN_SERIES.max(1)).max(1);
-        let run_chunk = |chunk: Vec<SelectedSeries>| -> Result<Vec<(Labels, usize, T)>, Error> {
+        let run_chunk = |chunk: Vec<SelectedSeries>| -> Result<Vec<Mapped<T>>, Error> {
             let mut buf = Vec::new();
             let mut out = Vec::with_capacity(chunk.len());
             for (i, mut s) in chunk.into_iter().enumerate() {
@@ -312,7 +315,7 @@ impl Evaluator<'_, '_> {
             }
             chunks.push(c);
         }
-        let results: Vec<Result<Vec<(Labels, usize, T)>, Error>> = std::thread::scope(|scope| {
+        let results: Vec<Result<Vec<Mapped<T>>, Error>> = std::thread::scope(|scope| {
             let handles: Vec<_> = chunks.into_iter().map(|c| scope.spawn(|| run_chunk(c))).collect();
             handles
                 .into_iter()
