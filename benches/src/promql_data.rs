@@ -27,8 +27,16 @@ pub const T0: i64 = 1_767_225_600_000;
 pub const SCRAPE_MS: i64 = 15_000;
 /// Samples per series: 2 h at 15 s.
 pub const SAMPLES_PER_SERIES: usize = 480;
-/// The last sample's timestamp; instant queries run here.
-pub const END: i64 = T0 + (SAMPLES_PER_SERIES as i64 - 1) * SCRAPE_MS;
+/// The last sample's timestamp.
+pub const LAST_SAMPLE: i64 = T0 + (SAMPLES_PER_SERIES as i64 - 1) * SCRAPE_MS;
+/// Queries are evaluated half a scrape interval off the sample grid, so no
+/// range window starts exactly on a sample. Prometheus 3.x (our semantics)
+/// excludes a sample on a window's left edge and 2.42 (the version we compare
+/// with) includes it; off the grid both read the same samples and must agree.
+pub const EVAL_OFFSET: i64 = SCRAPE_MS / 2;
+/// Instant queries run here, and range queries end here: just after the
+/// last sample.
+pub const END: i64 = LAST_SAMPLE + EVAL_OFFSET;
 
 const JOBS: [&str; 10] = ["api", "web", "auth", "billing", "search", "cart", "checkout", "catalog", "users", "notify"];
 const STATUSES: [&str; 5] = ["200", "201", "404", "500", "503"];
@@ -54,7 +62,8 @@ impl Default for Shape {
 }
 
 /// A query of the benchmark: either instant (at [`END`]) or a range query
-/// over the whole 2 h window with the given step.
+/// over the whole 2 h window (from `T0 + EVAL_OFFSET` to [`END`]) with the
+/// given step.
 #[derive(Debug, Clone, Copy)]
 pub struct BenchQuery {
     /// Short name used in benchmark ids and tables.
@@ -62,7 +71,7 @@ pub struct BenchQuery {
     /// The PromQL text.
     pub promql: &'static str,
     /// `None` for an instant query at [`END`], `Some(step_ms)` for a range
-    /// query from [`T0`] to [`END`].
+    /// query from `T0 + EVAL_OFFSET` to [`END`].
     pub step_ms: Option<i64>,
 }
 
@@ -70,12 +79,15 @@ impl BenchQuery {
     /// Start of the evaluation range (equals [`END`] for instant queries).
     pub fn start(&self) -> i64 {
         if self.step_ms.is_some() {
-            T0
+            T0 + EVAL_OFFSET
         } else {
             END
         }
     }
 }
+
+/// The range of every range selector in [`QUERIES`] (`[5m]`).
+pub const WINDOW_MS: i64 = 300_000;
 
 /// The benchmarked queries.
 pub const QUERIES: [BenchQuery; 6] = [
@@ -299,7 +311,7 @@ mod tests {
         assert_eq!(sample_count(&data), (8 * 5 + 2 * 12) * SAMPLES_PER_SERIES as u64);
         for (_, s) in &data {
             assert_eq!(s.first().map(|s| s.t), Some(T0));
-            assert_eq!(s.last().map(|s| s.t), Some(END));
+            assert_eq!(s.last().map(|s| s.t), Some(LAST_SAMPLE));
         }
         // Buckets of one histogram are cumulative: each count ≤ the next le's.
         let buckets = &data[40..52];
