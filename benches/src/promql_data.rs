@@ -220,7 +220,7 @@ pub fn generate(shape: Shape) -> Vec<(Labels, Vec<Sample>)> {
 }
 
 /// The generator's seed.
-const SEED: u64 = 0x7_1de_4a2c;
+const SEED: u64 = 0x71de_4a2c;
 
 /// Total samples in a dataset.
 pub fn sample_count(data: &[(Labels, Vec<Sample>)]) -> u64 {
