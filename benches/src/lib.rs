@@ -3,3 +3,4 @@
 #![deny(missing_docs)]
 
 pub mod capture;
+pub mod promql_data;
