@@ -29,10 +29,17 @@ use crate::position::{matching_closers, position_at, tokenize, Tok, TokKind};
 /// assert_eq!(err.hint.as_deref(), Some("sum by (reason) (increase(errors_total[5m]))"));
 /// ```
 pub fn parse(query: &str) -> Result<Expr, ParseError> {
-    promql_parser::parser::parse(query).map_err(|message| {
-        let position = Some(locate(query, &message));
-        let hint = grouping_after_call_hint(query);
-        ParseError { message, position, hint }
+    // A panic inside the third-party parser must not take the caller down:
+    // it becomes a parse error like any other bad input.
+    std::panic::catch_unwind(|| {
+        promql_parser::parser::parse(query).map_err(|message| {
+            let position = Some(locate(query, &message));
+            let hint = grouping_after_call_hint(query);
+            ParseError { message, position, hint }
+        })
+    })
+    .unwrap_or_else(|_| {
+        Err(ParseError { message: "the parser failed on this input".into(), position: None, hint: None })
     })
 }
 

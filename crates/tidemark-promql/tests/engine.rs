@@ -199,3 +199,37 @@ fn reads_from_tidemark_storage() {
     assert_eq!(v.len(), 1);
     assert!((v[0].1 - 2.0).abs() < 1e-9, "{v:?}");
 }
+
+#[test]
+fn hostile_queries_fail_cleanly_or_answer() {
+    let s = counters(2, 10);
+    let e = Engine::new(EngineOptions { max_samples: 1_000_000, ..EngineOptions::default() });
+    for q in [
+        "sum_over_time(requests_total[100y:1ms])",
+        "requests_total[100y:1ms]",
+        "count_over_time(requests_total[1y:1ms] offset 1000y)",
+        "requests_total @ 1e18",
+        "requests_total @ 9.2e15 offset -100y",
+        "rate(requests_total[1y] @ -9.2e15 offset 100000000y)",
+        "requests_total[5m:1m] @ 9.2e15 offset -1000000y",
+        "requests_total @ -1e18 offset -100y",
+        "rate(requests_total[300000000y])",
+        "requests_total offset 292y",
+        "max_over_time((time() > 0)[100y:1s])",
+        "absent_over_time(nothing[100y:1ms])",
+        "topk(1e300, requests_total)",
+        "quantile(-Inf, requests_total)",
+        "label_replace(requests_total, \"x\", \"$99999999999\", \"job\", \"(.*)\")",
+        "round(requests_total, 0)",
+        "histogram_quantile(0.5, requests_total)",
+        "vector(1) / on() group_left() vector(0)",
+        "-(-(-(-(-(-(-(-(-(-requests_total))))))))))",
+    ] {
+        // Any answer or a typed error is fine; a panic or an abort is not.
+        let _ = e.instant_query(&s, q, 600_000);
+        let _ = e.range_query(&s, q, 0, 600_000, 60_000);
+    }
+    // Extreme query ranges are refused, not overflowed.
+    assert!(e.range_query(&s, "requests_total", i64::MIN, i64::MAX, 1).is_err());
+    assert!(e.range_query(&s, "requests_total", 0, i64::MAX, 1).is_err());
+}

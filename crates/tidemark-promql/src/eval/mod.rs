@@ -277,17 +277,25 @@ pub(crate) fn walk<'e>(e: &'e Expr, f: &mut impl FnMut(&'e Expr)) {
     }
 }
 
+/// Times and durations are clamped to ±2^60 ms (±36 million years), so
+/// sums of a few of them can never overflow an `i64`.
+const TIME_LIMIT_MS: i64 = 1 << 60;
+
+fn clamp_ms(ms: u128) -> i64 {
+    ms.min(TIME_LIMIT_MS as u128) as i64
+}
+
 /// Offset in milliseconds (negative offsets look into the future).
 pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
     match o {
         None => 0,
-        Some(Offset::Pos(d)) => d.as_millis() as i64,
-        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        Some(Offset::Pos(d)) => clamp_ms(d.as_millis()),
+        Some(Offset::Neg(d)) => -clamp_ms(d.as_millis()),
     }
 }
 
 pub(crate) fn duration_ms(d: &std::time::Duration) -> i64 {
-    d.as_millis() as i64
+    clamp_ms(d.as_millis())
 }
 
 impl<'s, 'a> Evaluator<'s, 'a> {
@@ -314,8 +322,8 @@ impl<'s, 'a> Evaluator<'s, 'a> {
             Some(AtModifier::Start) => Some(self.sh.query_start),
             Some(AtModifier::End) => Some(self.sh.query_end),
             Some(AtModifier::At(t)) => Some(match t.duration_since(std::time::UNIX_EPOCH) {
-                Ok(d) => d.as_millis() as i64,
-                Err(e) => -(e.duration().as_millis() as i64),
+                Ok(d) => clamp_ms(d.as_millis()),
+                Err(e) => -clamp_ms(e.duration().as_millis()),
             }),
         }
     }
@@ -328,6 +336,17 @@ impl<'s, 'a> Evaluator<'s, 'a> {
     /// Evaluates any expression.
     pub(crate) fn eval(&self, e: &Expr) -> Result<Val, Error> {
         self.sh.ctx.check_interrupt()?;
+        // Every step may hold a value, and some loops visit every step: a
+        // grid finer than the sample limit (say `x[100y:1ms]`) cannot be
+        // evaluated within it.
+        if self.end < self.start || self.interval <= 0 {
+            return Err(Error::InvalidQuery("invalid evaluation range".into()));
+        }
+        let span =
+            self.end.checked_sub(self.start).ok_or_else(|| Error::InvalidQuery("time range too large".into()))?;
+        if span / self.interval >= self.sh.ctx.opts.max_samples as i64 {
+            return Err(Error::TooManySamples { limit: self.sh.ctx.opts.max_samples });
+        }
         if self.nsteps() > 1 && should_wrap_step_invariant(e) {
             let one = self.single_step().eval_node(e)?;
             return self.repeat_steps(one);
