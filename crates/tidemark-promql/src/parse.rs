@@ -31,6 +31,7 @@ use crate::position::{matching_closers, position_at, tokenize, Tok, TokKind};
 pub fn parse(query: &str) -> Result<Expr, ParseError> {
     // A panic inside the third-party parser must not take the caller down:
     // it becomes a parse error like any other bad input.
+    check_number_durations(query)?;
     std::panic::catch_unwind(|| {
         promql_parser::parser::parse(query).map_err(|message| {
             let position = Some(locate(query, &message));
@@ -41,6 +42,48 @@ pub fn parse(query: &str) -> Result<Expr, ParseError> {
     .unwrap_or_else(|_| {
         Err(ParseError { message: "the parser failed on this input".into(), position: None, hint: None })
     })
+}
+
+/// Rejects a plain number used as a duration (`x[NaN]`, `x offset 1e30`)
+/// that is not a finite, non-negative number of seconds an `i64` of
+/// nanoseconds can hold, as Prometheus does. `promql-parser` would panic on
+/// these (`Duration::from_secs_f64`), and a panicking build cannot be
+/// caught when it aborts on panic.
+fn check_number_durations(query: &str) -> Result<(), ParseError> {
+    let toks = crate::position::tokenize(query);
+    for (i, t) in toks.iter().enumerate() {
+        let before = |k: usize| i.checked_sub(k).map(|j| &toks[j]);
+        let after_offset_sign = before(1).is_some_and(|p| p.is_sym(query, "-") || p.is_sym(query, "+"))
+            && before(2).is_some_and(|p| p.is_kw(query, "offset"));
+        let in_duration = before(1)
+            .is_some_and(|p| p.is_sym(query, "[") || p.is_sym(query, ":") || p.is_kw(query, "offset"))
+            || after_offset_sign;
+        if !in_duration {
+            continue;
+        }
+        let text = t.text(query);
+        let lower = text.to_ascii_lowercase();
+        let value = match t.kind {
+            TokKind::Ident if lower == "nan" => Some(f64::NAN),
+            TokKind::Ident if lower == "inf" => Some(f64::INFINITY),
+            TokKind::Number => match lower.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16).ok().map(|v| v as f64),
+                None => lower.parse::<f64>().ok(),
+            },
+            _ => None,
+        };
+        if let Some(v) = value {
+            // Go's time.Duration holds at most ~292 years.
+            if !v.is_finite() || !(0.0..=9.2e9).contains(&v) {
+                return Err(ParseError {
+                    message: format!("duration out of range: {text}"),
+                    position: Some(position_at(query, t.start)),
+                    hint: None,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The message `promql-parser` gives for every plain syntax error.

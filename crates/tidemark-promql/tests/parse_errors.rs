@@ -272,3 +272,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn number_durations_out_of_range_are_parse_errors() {
+    for q in [
+        "x[NaN]",
+        "x[Inf]",
+        "x[77777777777777777777777777777777777777777777]",
+        "x offset 1e30",
+        "x offset -Inf",
+        "x[5m:NaN]",
+        "rate(x[0xffffffffffffffffff])",
+    ] {
+        let err = tidemark_promql::parse(q).unwrap_err();
+        assert!(err.message.contains("out of range") || err.position.is_some(), "{q}: {err}");
+    }
+    // Ordinary numbers as durations still parse.
+    for q in ["x[300]", "x offset 60", "x[5m:15]", "x offset -30"] {
+        assert!(tidemark_promql::parse(q).is_ok(), "{q}");
+    }
+}
