@@ -29,6 +29,7 @@ mod eval;
 mod functions;
 mod parse;
 mod position;
+mod regex_compat;
 mod storage;
 mod value;
 

@@ -266,7 +266,7 @@ impl Evaluator<'_, '_> {
         let repl = self.eval_string(args[2])?;
         let src = self.eval_string(args[3])?;
         let re_str = self.eval_string(args[4])?;
-        let re = regex::Regex::new(&format!("^(?s:{re_str})$"))
+        let re = regex::Regex::new(&format!("^(?s:{})$", crate::regex_compat::ascii_perl_classes(&re_str)))
             .map_err(|_| Error::InvalidQuery(format!("invalid regular expression in label_replace(): {re_str}")))?;
         if dst.is_empty() || !self.string_literal_is_utf8(args[1]) {
             return Err(Error::InvalidQuery(format!("invalid destination label name in label_replace(): {dst}")));

@@ -28,7 +28,11 @@ fn matcher_sets(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, Error> {
                 ParserOp::Re(_) => MatchOp::Regex,
                 ParserOp::NotRe(_) => MatchOp::NotRegex,
             };
-            let matcher = Matcher::new(op, m.name.as_str(), m.value.as_str())
+            let value = match op {
+                MatchOp::Regex | MatchOp::NotRegex => crate::regex_compat::ascii_perl_classes(&m.value),
+                _ => m.value.clone(),
+            };
+            let matcher = Matcher::new(op, m.name.as_str(), value)
                 .map_err(|e| Error::InvalidQuery(format!("invalid regular expression {:?}: {e}", m.value)))?;
             out.push(matcher);
         }
