@@ -243,10 +243,9 @@ mod tests {
 mod real_capture {
     use super::*;
 
-    /// The counts documented in `shared/data/README.md`. Ignored by default
-    /// (loading takes seconds in a debug build); run with `--ignored`.
+    /// The counts documented in `shared/data/README.md` (the suite runs in
+    /// release, where loading takes well under a second).
     #[test]
-    #[ignore]
     fn real_capture_has_the_documented_counts() {
         let series = load_capture(&default_capture_path()).expect("capture present");
         assert_eq!(series.len(), 941);
