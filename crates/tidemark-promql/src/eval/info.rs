@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use promql_parser::label::MatchOp as ParserOp;
 use promql_parser::parser::{Expr, SubqueryExpr, VectorSelector};
-use tidemark_storage::{is_stale_nan, Labels, MatchOp, Matcher, METRIC_NAME};
+use tidemark_storage::{Labels, MatchOp, Matcher, METRIC_NAME};
 
 use super::selector::load_samples;
 use super::series::{total_points, SeriesBuilder, StepCursor};
@@ -274,19 +274,7 @@ impl Evaluator<'_, '_> {
             |s, buf| {
                 let read = load_samples(s, buf, false)?;
                 let mut points = Vec::new();
-                let mut j = 0;
-                for step in 0..grid.nsteps {
-                    let ts = grid.start + step as i64 * grid.interval;
-                    let r = pin.unwrap_or(ts).saturating_sub(offset);
-                    while j < buf.len() && buf[j].t <= r {
-                        j += 1;
-                    }
-                    let Some(p) = j.checked_sub(1).map(|k| buf[k]) else { continue };
-                    if p.t <= r.saturating_sub(lookback) || is_stale_nan(p.v) {
-                        continue;
-                    }
-                    points.push((step, p.t));
-                }
+                grid.for_each_latest(buf, pin, offset, lookback, |step, _, p| points.push((step, p.t)));
                 Ok((read, points))
             },
             |labels, read, points| {

@@ -119,23 +119,10 @@ impl Evaluator<'_, '_> {
             |s, buf| {
                 let read = load_samples(s, buf, false)?;
                 let mut points = Vec::new();
-                let mut j = 0;
-                for step in 0..grid.nsteps {
-                    let ts = grid.start + step as i64 * grid.interval;
-                    let r = at.unwrap_or(ts) - offset;
-                    while j < buf.len() && buf[j].t <= r {
-                        j += 1;
-                    }
-                    if j == 0 {
-                        continue;
-                    }
-                    let p = buf[j - 1];
-                    if p.t <= r - lookback || is_stale_nan(p.v) {
-                        continue;
-                    }
+                grid.for_each_latest(buf, at, offset, lookback, |_, ts, p| {
                     let v = if sample_time { p.t as f64 / 1000.0 } else { p.v };
                     points.push(Sample { t: ts, v });
-                }
+                });
                 Ok((read, points))
             },
             |labels, read, points| {
@@ -247,6 +234,33 @@ pub(crate) struct StepGrid {
 }
 
 impl StepGrid {
+    /// Calls `f(step, eval_t, sample)` for every step at which an instant
+    /// selector sees a sample: the newest one at or before `at.unwrap_or(t) -
+    /// offset` and newer than `lookback` before it, unless it is a staleness
+    /// marker (Prometheus' `vectorSelectorSingle`). `samples` must be sorted.
+    pub(crate) fn for_each_latest(
+        &self,
+        samples: &[Sample],
+        at: Option<i64>,
+        offset: i64,
+        lookback: i64,
+        mut f: impl FnMut(usize, i64, Sample),
+    ) {
+        let mut j = 0;
+        for step in 0..self.nsteps {
+            let ts = self.start + step as i64 * self.interval;
+            let r = at.unwrap_or(ts).saturating_sub(offset);
+            while j < samples.len() && samples[j].t <= r {
+                j += 1;
+            }
+            let Some(p) = j.checked_sub(1).map(|k| samples[k]) else { continue };
+            if p.t <= r.saturating_sub(lookback) || is_stale_nan(p.v) {
+                continue;
+            }
+            f(step, ts, p);
+        }
+    }
+
     /// See [`Evaluator::for_each_window`].
     pub(crate) fn for_each_window(
         &self,

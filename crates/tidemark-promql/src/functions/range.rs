@@ -61,40 +61,44 @@ pub(crate) enum RangeFunction {
     TsOfFirstOverTime,
 }
 
+/// Every range function by its PromQL name.
+const NAMES: [(&str, RangeFunction); 26] = {
+    use RangeFunction::*;
+    [
+        ("rate", Rate),
+        ("increase", Increase),
+        ("delta", Delta),
+        ("irate", Irate),
+        ("idelta", Idelta),
+        ("deriv", Deriv),
+        ("predict_linear", PredictLinear),
+        ("resets", Resets),
+        ("changes", Changes),
+        ("avg_over_time", AvgOverTime),
+        ("sum_over_time", SumOverTime),
+        ("count_over_time", CountOverTime),
+        ("min_over_time", MinOverTime),
+        ("max_over_time", MaxOverTime),
+        ("quantile_over_time", QuantileOverTime),
+        ("stddev_over_time", StddevOverTime),
+        ("stdvar_over_time", StdvarOverTime),
+        ("last_over_time", LastOverTime),
+        ("first_over_time", FirstOverTime),
+        ("present_over_time", PresentOverTime),
+        ("mad_over_time", MadOverTime),
+        ("double_exponential_smoothing", DoubleExponentialSmoothing),
+        ("ts_of_min_over_time", TsOfMinOverTime),
+        ("ts_of_max_over_time", TsOfMaxOverTime),
+        ("ts_of_last_over_time", TsOfLastOverTime),
+        ("ts_of_first_over_time", TsOfFirstOverTime),
+    ]
+};
+
 impl RangeFunction {
     /// The function called `name`, if it takes a range vector and is not
     /// `absent_over_time` (which the evaluator handles itself).
     pub(crate) fn from_name(name: &str) -> Option<RangeFunction> {
-        use RangeFunction::*;
-        Some(match name {
-            "rate" => Rate,
-            "increase" => Increase,
-            "delta" => Delta,
-            "irate" => Irate,
-            "idelta" => Idelta,
-            "deriv" => Deriv,
-            "predict_linear" => PredictLinear,
-            "resets" => Resets,
-            "changes" => Changes,
-            "avg_over_time" => AvgOverTime,
-            "sum_over_time" => SumOverTime,
-            "count_over_time" => CountOverTime,
-            "min_over_time" => MinOverTime,
-            "max_over_time" => MaxOverTime,
-            "quantile_over_time" => QuantileOverTime,
-            "stddev_over_time" => StddevOverTime,
-            "stdvar_over_time" => StdvarOverTime,
-            "last_over_time" => LastOverTime,
-            "first_over_time" => FirstOverTime,
-            "present_over_time" => PresentOverTime,
-            "mad_over_time" => MadOverTime,
-            "double_exponential_smoothing" => DoubleExponentialSmoothing,
-            "ts_of_min_over_time" => TsOfMinOverTime,
-            "ts_of_max_over_time" => TsOfMaxOverTime,
-            "ts_of_last_over_time" => TsOfLastOverTime,
-            "ts_of_first_over_time" => TsOfFirstOverTime,
-            _ => return None,
-        })
+        NAMES.iter().find(|(n, _)| *n == name).map(|&(_, f)| f)
     }
 
     /// Evaluates the function on one window. `args` are the function's scalar
@@ -525,35 +529,6 @@ mod tests {
         }
     }
 
-    const ALL: [RangeFunction; 26] = [
-        Rate,
-        Increase,
-        Delta,
-        Irate,
-        Idelta,
-        Deriv,
-        PredictLinear,
-        Resets,
-        Changes,
-        AvgOverTime,
-        SumOverTime,
-        CountOverTime,
-        MinOverTime,
-        MaxOverTime,
-        QuantileOverTime,
-        StddevOverTime,
-        StdvarOverTime,
-        LastOverTime,
-        FirstOverTime,
-        PresentOverTime,
-        MadOverTime,
-        DoubleExponentialSmoothing,
-        TsOfMinOverTime,
-        TsOfMaxOverTime,
-        TsOfLastOverTime,
-        TsOfFirstOverTime,
-    ];
-
     #[test]
     fn every_function_is_named() {
         for name in [
@@ -593,7 +568,7 @@ mod tests {
     #[test]
     fn empty_window_gives_no_result_for_every_function() {
         let w = RangeWindow { samples: &[], eval_t: 60 * S, range_start: 0, range_end: 60 * S };
-        for f in ALL {
+        for (_, f) in NAMES {
             assert_eq!(f.eval(&w, &[0.5, 0.5]), None, "{f:?}");
         }
     }
@@ -623,7 +598,7 @@ mod tests {
         for (eval_t, range_start, range_end) in windows {
             for len in 0..=nasty.len() {
                 let w = RangeWindow { samples: &nasty[..len], eval_t, range_start, range_end };
-                for f in ALL {
+                for (_, f) in NAMES {
                     for args in [&[][..], &[f64::NAN, f64::NAN], &[1e300, -1e300]] {
                         let _ = f.eval(&w, args);
                     }
