@@ -7,7 +7,7 @@ use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use tidemark_storage::{Labels, METRIC_NAME};
 
 use super::call::go_g;
-use super::series::{SeriesBuilder, StepCursor};
+use super::series::{asc_nan_last, desc_nan_last, SeriesBuilder, StepCursor};
 use super::{Evaluator, StepSeries, Val};
 use crate::error::Error;
 use crate::functions::kahan::kahan_sum_inc;
@@ -565,24 +565,6 @@ fn top_less(a: f64, b: f64) -> bool {
 
 fn bottom_less(a: f64, b: f64) -> bool {
     a.is_nan() || a > b
-}
-
-fn desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
-    match (a.is_nan(), b.is_nan()) {
-        (true, true) => std::cmp::Ordering::Equal,
-        (true, false) => std::cmp::Ordering::Greater,
-        (false, true) => std::cmp::Ordering::Less,
-        _ => b.partial_cmp(&a).unwrap_or(std::cmp::Ordering::Equal),
-    }
-}
-
-fn asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
-    match (a.is_nan(), b.is_nan()) {
-        (true, true) => std::cmp::Ordering::Equal,
-        (true, false) => std::cmp::Ordering::Greater,
-        (false, true) => std::cmp::Ordering::Less,
-        _ => a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal),
-    }
 }
 
 /// Go's `container/heap` push (sift up) with a `less` on values.

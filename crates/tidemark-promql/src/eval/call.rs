@@ -7,7 +7,7 @@ use promql_parser::parser::{Call, Expr};
 use tidemark_storage::{Labels, Sample, METRIC_NAME};
 
 use super::selector::load_samples;
-use super::series::{merge_same_labels, SeriesBuilder, StepCursor, DUPLICATE_LABELSET};
+use super::series::{asc_nan_last, desc_nan_last, merge_same_labels, SeriesBuilder, StepCursor, DUPLICATE_LABELSET};
 use super::{drop_metric_name, duration_ms, offset_ms, unparen, Evaluator, StepSeries, Val};
 use crate::error::Error;
 use crate::functions::histogram::{bucket_fraction, bucket_quantile, Bucket};
@@ -403,25 +403,8 @@ impl Evaluator<'_, '_> {
         }
         let value = |s: &StepSeries| s.points.first().map_or(f64::NAN, |p| p.v);
         match name {
-            "sort" => series.sort_by(|a, b| {
-                // Ascending, NaN last.
-                let (x, y) = (value(a), value(b));
-                match (x.is_nan(), y.is_nan()) {
-                    (true, true) => std::cmp::Ordering::Equal,
-                    (true, false) => std::cmp::Ordering::Greater,
-                    (false, true) => std::cmp::Ordering::Less,
-                    _ => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
-                }
-            }),
-            "sort_desc" => series.sort_by(|a, b| {
-                let (x, y) = (value(a), value(b));
-                match (x.is_nan(), y.is_nan()) {
-                    (true, true) => std::cmp::Ordering::Equal,
-                    (true, false) => std::cmp::Ordering::Greater,
-                    (false, true) => std::cmp::Ordering::Less,
-                    _ => y.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Equal),
-                }
-            }),
+            "sort" => series.sort_by(|a, b| asc_nan_last(value(a), value(b))),
+            "sort_desc" => series.sort_by(|a, b| desc_nan_last(value(a), value(b))),
             _ => {
                 let names: Vec<String> = args[1..].iter().map(|a| self.eval_string(a)).collect::<Result<_, _>>()?;
                 let desc = name == "sort_by_label_desc";

@@ -144,3 +144,23 @@ impl StepCursor {
 pub(crate) fn total_points(series: &[StepSeries]) -> usize {
     series.iter().map(|s| s.points.len()).sum()
 }
+
+/// Orders values from largest to smallest, NaN last (`sort_desc`, `topk`).
+pub(crate) fn desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => b.partial_cmp(&a).unwrap_or(std::cmp::Ordering::Equal),
+    }
+}
+
+/// Orders values from smallest to largest, NaN last (`sort`, `bottomk`).
+pub(crate) fn asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal),
+    }
+}
