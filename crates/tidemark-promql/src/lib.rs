@@ -27,6 +27,7 @@ mod engine;
 mod error;
 mod eval;
 mod functions;
+mod go_fmt;
 mod parse;
 mod position;
 mod regex_compat;

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use tidemark_storage::{Labels, METRIC_NAME};
 
-use super::call::go_g;
 use super::series::{asc_nan_last, desc_nan_last, SeriesBuilder, StepCursor};
 use super::{Evaluator, StepSeries, Val};
 use crate::error::Error;
 use crate::functions::kahan::kahan_sum_inc;
 use crate::functions::quantile::quantile;
+use crate::go_fmt::{format_float_f, go_g};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -381,8 +381,7 @@ impl Evaluator<'_, '_> {
             let mut index: HashMap<Labels, usize> = HashMap::new();
             for (si, s) in input.iter().enumerate() {
                 let Some(f) = cur.value_at(&input, si, t) else { continue };
-                let with =
-                    s.labels.with(&label, &format_value_label(f)).map_err(|e| Error::InvalidQuery(e.to_string()))?;
+                let with = s.labels.with(&label, &format_float_f(f)).map_err(|e| Error::InvalidQuery(e.to_string()))?;
                 let g = grouping.group_labels(&with);
                 match index.get(&g) {
                     Some(&i) => counts[i].1 += 1.0,
@@ -532,19 +531,6 @@ impl Evaluator<'_, '_> {
         let result = if instant { instant_out } else { out.finish() };
         self.sh.hold(super::series::total_points(&result))?;
         Ok(Val::Vector(result))
-    }
-}
-
-/// Go's `strconv.FormatFloat(f, 'f', -1, 64)`.
-fn format_value_label(f: f64) -> String {
-    if f.is_nan() {
-        "NaN".into()
-    } else if f == f64::INFINITY {
-        "+Inf".into()
-    } else if f == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{f}")
     }
 }
 

@@ -13,72 +13,7 @@ use crate::error::Error;
 use crate::functions::histogram::{bucket_fraction, bucket_quantile, Bucket};
 use crate::functions::math::{go_max, go_min, rfc3339_utc, MathFunction};
 use crate::functions::range::{validate_smoothing_args, RangeFunction, RangeWindow};
-
-/// Formats a float as Go's `%g` does for the values annotations print.
-pub(crate) fn go_g(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        let a = v.abs();
-        // Shortest `%g` switches to an exponent below 1e-4 and from 1e6 on.
-        if a != 0.0 && !(1e-4..1e6).contains(&a) {
-            let s = format!("{v:e}");
-            // Rust prints 1e21 / 1e-5; Go prints 1e+21 / 1e-05.
-            match s.split_once('e') {
-                Some((m, e)) => {
-                    let (sign, digits) = match e.strip_prefix('-') {
-                        Some(d) => ('-', d),
-                        None => ('+', e),
-                    };
-                    format!("{m}e{sign}{digits:0>2}")
-                }
-                None => s,
-            }
-        } else {
-            format!("{v}")
-        }
-    }
-}
-
-/// Formats a float as Go's `%.<p>g`.
-pub(crate) fn go_g_precision(v: f64, p: usize) -> String {
-    if !v.is_finite() || v == 0.0 {
-        return go_g(v);
-    }
-    let exp = v.abs().log10().floor() as i32;
-    // Round to p significant digits first; rounding can bump the exponent.
-    let s = format!("{:.*e}", p.saturating_sub(1), v);
-    let (mant, e) = s.split_once('e').unwrap_or((&s, "0"));
-    let e: i32 = e.parse().unwrap_or(exp);
-    if e < -4 || e >= p as i32 {
-        let mant = if mant.contains('.') { mant.trim_end_matches('0').trim_end_matches('.') } else { mant };
-        let sign = if e < 0 { '-' } else { '+' };
-        format!("{mant}e{sign}{:02}", e.abs())
-    } else {
-        let decimals = (p as i32 - 1 - e).max(0) as usize;
-        let f = format!("{:.*}", decimals, v);
-        if f.contains('.') {
-            f.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            f
-        }
-    }
-}
-
-/// Go's `labels.FormatOpenMetricsFloat`: shortest form, always with a
-/// decimal point or exponent (`1.0`, `0.25`, `1e-05`, `+Inf`).
-fn format_openmetrics_float(v: f64) -> String {
-    let s = go_g(v);
-    if v.is_finite() && !s.contains(['.', 'e']) {
-        format!("{s}.0")
-    } else {
-        s
-    }
-}
+use crate::go_fmt::{format_openmetrics_float, go_g, go_g_precision};
 
 /// Monotonicity fixes of one metric, merged over the steps of a query.
 struct MonotonicityFix {
@@ -862,30 +797,6 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_g_formats_like_go() {
-        assert_eq!(go_g(1.5), "1.5");
-        assert_eq!(go_g(f64::NAN), "NaN");
-        assert_eq!(go_g(-0.5), "-0.5");
-        assert_eq!(go_g(1e21), "1e+21");
-        assert_eq!(go_g(1e6), "1e+06");
-        assert_eq!(go_g(999_999.5), "999999.5");
-        assert_eq!(format_openmetrics_float(1.0), "1.0");
-        assert_eq!(format_openmetrics_float(0.25), "0.25");
-        assert_eq!(format_openmetrics_float(1e6), "1e+06");
-        assert_eq!(go_g(1e-5), "1e-05");
-    }
-
-    #[test]
-    fn go_g_precision_matches_go() {
-        assert_eq!(go_g_precision(0.5, 2), "0.5");
-        assert_eq!(go_g_precision(12.34, 2), "12");
-        assert_eq!(go_g_precision(1234.0, 2), "1.2e+03");
-        assert_eq!(go_g_precision(0.000123, 2), "0.00012");
-        assert_eq!(go_g_precision(0.0000123, 2), "1.2e-05");
-        assert_eq!(go_g_precision(99.9, 2), "1e+02");
-    }
 
     #[test]
     fn le_values_parse_like_go() {

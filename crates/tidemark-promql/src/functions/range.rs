@@ -10,6 +10,7 @@ use tidemark_storage::Sample;
 
 use super::kahan::kahan_sum_inc;
 use super::quantile::quantile;
+use crate::go_fmt::go_format_f;
 
 /// One window of one series, as a range function sees it.
 #[derive(Debug, Clone, Copy)]
@@ -185,20 +186,6 @@ pub(crate) fn validate_smoothing_args(sf: f64, tf: f64) -> Result<(), String> {
         return Err(format!("invalid trend factor. Expected: 0 < tf < 1, got: {}", go_format_f(tf)));
     }
     Ok(())
-}
-
-/// Formats `v` as Go's `%f` does: six decimals, with `+Inf`, `-Inf` and
-/// `NaN` for the non-finite values.
-fn go_format_f(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_string()
-    } else if v == f64::INFINITY {
-        "+Inf".to_string()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".to_string()
-    } else {
-        format!("{v:.6}")
-    }
 }
 
 /// A millisecond timestamp in seconds.
@@ -1298,6 +1285,5 @@ mod tests {
         );
         // NaN slips through every comparison, as in Prometheus.
         assert_eq!(validate_smoothing_args(f64::NAN, f64::NAN), Ok(()));
-        assert_eq!(go_format_f(1234.5678901), "1234.567890");
     }
 }
