@@ -3,4 +3,5 @@
 #![deny(missing_docs)]
 
 pub mod capture;
+pub mod counting_alloc;
 pub mod promql_data;

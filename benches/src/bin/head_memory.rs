@@ -7,63 +7,14 @@
 //! gets `samples_per_series` samples 15 s apart, appended one scrape at a
 //! time through cached refs.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
+use tidemark_bench::counting_alloc::{self, CountingAlloc};
 use tidemark_storage::head::{Head, HeadOptions};
 use tidemark_storage::Labels;
 
-/// Wraps the system allocator and tracks the bytes currently allocated.
-struct Counting;
-
-static CURRENT: AtomicIsize = AtomicIsize::new(0);
-static PEAK: AtomicIsize = AtomicIsize::new(0);
-
-fn add(delta: isize) {
-    let now = CURRENT.fetch_add(delta, Ordering::Relaxed) + delta;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged; the counters have no effect on the returned memory.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded contract.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            add(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded contract.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            add(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded contract.
-        unsafe { System.dealloc(ptr, layout) };
-        add(-(layout.size() as isize));
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded contract.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            add(new_size as isize - layout.size() as isize);
-        }
-        p
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 const METRICS: [&str; 12] = [
     "node_cpu_seconds_total",
@@ -116,7 +67,7 @@ fn main() {
 
     let all: Vec<Labels> = (0..n).map(labels).collect();
     let label_bytes: usize = all.iter().map(Labels::heap_bytes).sum();
-    let base = CURRENT.load(Ordering::Relaxed);
+    let base = counting_alloc::current();
     let start = Instant::now();
 
     let mut opts = HeadOptions::default();
@@ -124,7 +75,7 @@ fn main() {
         opts.stripes = stripes;
     }
     let head = Head::new(opts, None);
-    let after_new = CURRENT.load(Ordering::Relaxed);
+    let after_new = counting_alloc::current();
     let t0 = 1_700_000_000_000i64;
     let mut app = head.appender();
     let refs: Vec<u64> = all.iter().enumerate().map(|(i, l)| app.append(l, t0, i as f64).expect("append")).collect();
@@ -145,7 +96,7 @@ fn main() {
     let elapsed = start.elapsed();
     let cpu_appends = cpu_seconds().zip(cpu_created).map(|(b, a)| b - a);
     let refs_bytes = (refs.capacity() * 8) as isize;
-    let used = CURRENT.load(Ordering::Relaxed) - base - refs_bytes;
+    let used = counting_alloc::current() - base - refs_bytes;
     let stats = head.stats();
     println!("series:                {n}");
     println!("samples per series:    {per}");
@@ -154,7 +105,7 @@ fn main() {
     println!("heap held by the head: {used} bytes");
     println!("bytes per series:      {:.1}", used as f64 / n as f64);
     println!("stats() estimate:      {:.1} bytes/series", stats.memory_bytes as f64 / n as f64);
-    println!("peak heap (process):   {} bytes", PEAK.load(Ordering::Relaxed));
+    println!("peak heap (process):   {} bytes", counting_alloc::peak());
     println!("series creation:       {created:.2?}");
     let appended = n as f64 * (per - 1) as f64;
     println!(

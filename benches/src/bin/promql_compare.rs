@@ -24,16 +24,15 @@
 //!
 //! `--small` uses a tenth of the series, for a quick check.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
+use tidemark_bench::counting_alloc::{self, CountingAlloc};
 use tidemark_bench::promql_data::{
     build_db, generate, sample_count, write_openmetrics, BenchQuery, Shape, END, QUERIES, T0, WINDOW_MS,
 };
@@ -42,64 +41,8 @@ use tidemark_storage::Db;
 
 type BoxError = Box<dyn std::error::Error>;
 
-/// Wraps the system allocator and tracks bytes currently allocated and the
-/// peak since the last [`reset_peak`].
-struct Counting;
-
-static CURRENT: AtomicIsize = AtomicIsize::new(0);
-static PEAK: AtomicIsize = AtomicIsize::new(0);
-
-fn add(delta: isize) {
-    let now = CURRENT.fetch_add(delta, Ordering::Relaxed) + delta;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-/// Starts a new peak measurement; returns the bytes allocated right now.
-fn reset_peak() -> isize {
-    let now = CURRENT.load(Ordering::Relaxed);
-    PEAK.store(now, Ordering::Relaxed);
-    now
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged; the counters have no effect on the returned memory.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded contract.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            add(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded contract.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            add(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded contract.
-        unsafe { System.dealloc(ptr, layout) };
-        add(-(layout.size() as isize));
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded contract.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            add(new_size as isize - layout.size() as isize);
-        }
-        p
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: CountingAlloc = CountingAlloc;
 
 struct Args {
     runs: usize,
@@ -195,11 +138,11 @@ fn measure_ours(engine: &Engine, db: &Db, q: &BenchQuery, runs: usize) -> Result
     let mut times = Vec::with_capacity(runs);
     let mut heap_peak = 0u64;
     for _ in 0..runs {
-        let base = reset_peak();
+        let base = counting_alloc::reset_peak();
         let t = Instant::now();
         let r = run_ours(engine, db, q)?;
         times.push(t.elapsed().as_secs_f64());
-        heap_peak = heap_peak.max((PEAK.load(Ordering::Relaxed) - base).max(0) as u64);
+        heap_peak = heap_peak.max((counting_alloc::peak() - base).max(0) as u64);
         drop(r);
     }
     Ok(Measured {
