@@ -1,0 +1,13 @@
+//! Prometheus remote write for Tidemark.
+//!
+//! - [`proto`]: the wire messages of remote write 1.0
+//!   (`prometheus.WriteRequest`) and 2.0 (`io.prometheus.write.v2.Request`),
+//!   as `prost` structs.
+//! - [`metadata`]: the metric metadata (type, help, unit) senders attach,
+//!   kept for `/api/v1/metadata`.
+#![deny(missing_docs)]
+
+pub mod metadata;
+pub mod proto;
+
+pub use metadata::{MetadataStore, MetricKind, MetricMetadata};
