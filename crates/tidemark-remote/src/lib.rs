@@ -5,9 +5,13 @@
 //!   as `prost` structs.
 //! - [`metadata`]: the metric metadata (type, help, unit) senders attach,
 //!   kept for `/api/v1/metadata`.
+//! - [`receive`]: the receiver, which decodes, validates and appends requests.
 #![deny(missing_docs)]
 
 pub mod metadata;
 pub mod proto;
 
 pub use metadata::{MetadataStore, MetricKind, MetricMetadata};
+pub mod receive;
+
+pub use receive::{Receiver, ReceiverOptions, WriteResponse};
