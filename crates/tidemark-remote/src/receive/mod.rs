@@ -38,13 +38,17 @@
 //! - if anything was rejected the answer is 400 (the sender must not retry:
 //!   retrying cannot fix bad data) listing counts by reason and the first
 //!   [`ReceiverOptions::max_errors_reported`] series with their reason.
-//!   A retry would be harmless anyway: storage accepts a sample equal
-//!   (same timestamp, same value bits) to a stored one as a no-op;
+//!   A retry would not change what is stored: a re-sent sample identical
+//!   to its series' newest is accepted as a no-op, and re-sent older ones
+//!   are rejected as out of order (so a retry is answered 400 again, with
+//!   larger counts; with an out-of-order window they are no-ops too);
 //! - if the commit itself fails (disk full, I/O error, poisoned WAL),
 //!   nothing of the batch is stored and the answer is 5xx so the sender
 //!   retries the whole batch.
 //!
 //! Staleness markers (and every other NaN payload) are stored bit-exactly.
+//! (`-0.0` arrives as `0.0` from most senders: proto3 encoders, prost's
+//! and Prometheus' gogo alike, omit a double that compares equal to zero.)
 //! Classic histograms and summaries are ordinary series. Exemplars and
 //! native histograms are dropped, counted ([`ReceiverStats`]) and logged
 //! (a warning at most every 10 s). 1.0 metadata entries and 2.0
