@@ -1,0 +1,130 @@
+//! Remote write ingestion: a realistic request (500 node_exporter-like
+//! series × 10 samples, snappy-compressed protobuf) through
+//! `Receiver::handle` into an in-memory database, for 1.0 and 2.0, in
+//! samples per second; plus decoding alone, to show where the time goes.
+//!
+//! Every iteration sends the next 10 samples of every series (a fresh body
+//! is built outside the measurement), so each sample is really appended,
+//! never rejected as a duplicate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use tidemark_remote::codec::{encode_v1, encode_v2, SymbolTable};
+use tidemark_remote::proto::{v1, v2, MetricType, Sample};
+use tidemark_remote::receive::{decompress, Batch, Protocol};
+use tidemark_remote::{MetadataStore, Receiver, ReceiverOptions};
+use tidemark_storage::Db;
+
+const SERIES: usize = 500;
+const SAMPLES: usize = 10;
+const STEP_MS: i64 = 15_000;
+const START: i64 = 1_700_000_000_000;
+
+/// Label pairs of series `i`, sorted by name, as node_exporter exposes them.
+fn labels(i: usize) -> Vec<(String, String)> {
+    const METRICS: [&str; 5] = [
+        "node_cpu_seconds_total",
+        "node_network_receive_bytes_total",
+        "node_filesystem_avail_bytes",
+        "node_disk_io_time_seconds_total",
+        "node_memory_MemAvailable_bytes",
+    ];
+    let mut l = vec![
+        ("__name__".to_string(), METRICS[i % METRICS.len()].to_string()),
+        ("cpu".to_string(), (i / 5 % 16).to_string()),
+        ("instance".to_string(), format!("10.0.{}.{}:9100", i / 80, i % 80)),
+        ("job".to_string(), "node".to_string()),
+        ("mode".to_string(), ["idle", "user", "system", "iowait", "irq"][i / 3 % 5].to_string()),
+    ];
+    l.sort();
+    l
+}
+
+/// 10 samples per series starting at `t0`, counter-like values.
+fn samples(i: usize, t0: i64) -> Vec<Sample> {
+    (0..SAMPLES)
+        .map(|k| {
+            let t = t0 + k as i64 * STEP_MS;
+            Sample { timestamp: t, value: ((t - START) / 1000) as f64 * (1.0 + i as f64 / 100.0) }
+        })
+        .collect()
+}
+
+fn body_v1(all: &[Vec<(String, String)>], t0: i64) -> Vec<u8> {
+    let timeseries = all
+        .iter()
+        .enumerate()
+        .map(|(i, l)| v1::TimeSeries {
+            labels: l.iter().map(|(n, v)| v1::Label { name: n.clone(), value: v.clone() }).collect(),
+            samples: samples(i, t0),
+            ..Default::default()
+        })
+        .collect();
+    encode_v1(&v1::WriteRequest { timeseries, metadata: vec![] })
+}
+
+fn body_v2(all: &[Vec<(String, String)>], t0: i64) -> Vec<u8> {
+    let mut st = SymbolTable::new();
+    let series = all
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut s = st.series(l, samples(i, t0));
+            s.metadata = Some(st.metadata(MetricType::Counter, "A node_exporter metric.", ""));
+            s
+        })
+        .collect();
+    encode_v2(&st.into_request(series))
+}
+
+fn receiver() -> Receiver {
+    let db = Db::builder_in_memory().maintenance_interval(None).open().expect("in-memory db");
+    // The synthetic clock runs ahead of the real one.
+    let opts = ReceiverOptions { max_future: None, ..ReceiverOptions::default() };
+    Receiver::new(Arc::new(db), Arc::new(MetadataStore::new()), opts)
+}
+
+fn remote_write(c: &mut Criterion) {
+    let all: Vec<_> = (0..SERIES).map(labels).collect();
+    let mut g = c.benchmark_group("remote_write");
+    g.throughput(Throughput::Elements((SERIES * SAMPLES) as u64));
+    g.sample_size(30).measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
+
+    type Encode = fn(&[Vec<(String, String)>], i64) -> Vec<u8>;
+    let versions: [(&str, Protocol, Encode); 2] = [("v1", Protocol::V1, body_v1), ("v2", Protocol::V2, body_v2)];
+    for (name, protocol, encode) in versions {
+        let sample_body = encode(&all, START);
+        println!("{name}: {} series x {SAMPLES} samples = {} bytes compressed", SERIES, sample_body.len());
+
+        let r = receiver();
+        let mut t0 = START;
+        g.bench_function(format!("{name}_handle_500x10"), |b| {
+            b.iter_batched(
+                || {
+                    t0 += SAMPLES as i64 * STEP_MS;
+                    encode(&all, t0)
+                },
+                |body| {
+                    let resp = r.handle(Some(protocol.content_type()), Some("snappy"), &body);
+                    assert_eq!(resp.status, 204, "{}", resp.body);
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        let s = r.stats();
+        assert_eq!(s.samples_rejected, [0; 5]);
+
+        g.bench_function(format!("{name}_decode_only_500x10"), |b| {
+            b.iter(|| {
+                let raw = decompress(&sample_body, 128 << 20).expect("snappy");
+                Batch::decode(protocol, &raw).expect("protobuf")
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, remote_write);
+criterion_main!(benches);
