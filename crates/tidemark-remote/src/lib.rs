@@ -10,6 +10,36 @@
 //!   partial-acceptance semantics.
 //! - [`codec`]: encoding requests (protobuf + snappy) and the 2.0 symbol
 //!   table, for senders, tests and benchmarks.
+//!
+//! # Receiving: what is stored, what is answered
+//!
+//! [`Receiver::handle`] takes the `Content-Type` and `Content-Encoding`
+//! headers and the body, and answers as the remote write specs require
+//! (details and the full status table in [`receive`]):
+//!
+//! - **204** when every sample was stored. 2.0 answers (all of them once
+//!   the content type was accepted) carry
+//!   `X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written`.
+//! - **Partial acceptance, both versions.** Valid samples are stored even
+//!   when others in the same request are not; a rejected sample (out of
+//!   order, too old, another value at an existing timestamp, more than
+//!   10 minutes in the future by default) or series (unsorted, duplicate or
+//!   empty label names, invalid names, no `__name__`, unresolvable 2.0
+//!   symbol references) yields **400** with counts by reason and the first
+//!   rejected series, named `{__name__="x", a="b"}`, with their reason. The
+//!   sender does not retry a 400, and its good part is already stored.
+//!   (Prometheus' own 1.0 receiver rolls the whole request back instead.)
+//! - **413** for a body over the limit, or a snappy header declaring more
+//!   decompressed bytes than allowed (checked before allocating); **415**
+//!   for an unsupported content type or encoding; **400** for corrupt
+//!   snappy or protobuf.
+//! - **5xx** only when retrying can help (storage full: 503; I/O error or
+//!   a poisoned WAL: 500), and then nothing of the request was stored.
+//!
+//! Staleness markers are kept bit-exactly; classic histograms and
+//! summaries are plain series; metadata feeds the [`MetadataStore`];
+//! exemplars and native histograms are counted and dropped until storage
+//! keeps them. [`Receiver::stats`] exposes the counters for `/metrics`.
 #![deny(missing_docs)]
 
 pub mod codec;
