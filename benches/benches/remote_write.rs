@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use tidemark_remote::codec::{encode_v1, encode_v2, SymbolTable};
-use tidemark_remote::proto::{v1, v2, MetricType, Sample};
+use tidemark_remote::proto::{v1, MetricType, Sample};
 use tidemark_remote::receive::{decompress, Batch, Protocol};
 use tidemark_remote::{MetadataStore, Receiver, ReceiverOptions};
 use tidemark_storage::Db;
