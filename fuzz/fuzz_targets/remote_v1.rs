@@ -2,12 +2,17 @@
 //! receiver, and every answer must be a 2xx or 4xx (an in-memory store has
 //! no retryable failure). The first byte picks whether the rest is sent
 //! as is (exercising snappy) or snappy-compressed first (exercising the
-//! protobuf decoding, validation and ingestion behind it).
+//! protobuf decoding, validation and ingestion behind it). Whatever the
+//! receiver's zero-copy 1.0 decoder accepts, prost must accept too and
+//! read the same way.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
+use prost::Message;
+use tidemark_remote::proto::v1;
+use tidemark_remote::receive::wire::decode_v1;
 use tidemark_remote::{codec, MetadataStore, Receiver, ReceiverOptions};
 use tidemark_storage::Db;
 
@@ -29,6 +34,9 @@ fn receiver() -> &'static Receiver {
 fuzz_target!(|bytes: &[u8]| {
     let Some((&mode, rest)) = bytes.split_first() else { return };
     let body = if mode & 1 == 0 { codec::compress(rest) } else { rest.to_vec() };
+    if mode & 1 == 0 {
+        check_against_prost(rest);
+    }
     let receiver = receiver();
     let before = receiver.stats();
     let resp = receiver.handle_at(Some(CONTENT_TYPE), Some("snappy"), &body, NOW);
@@ -37,3 +45,23 @@ fuzz_target!(|bytes: &[u8]| {
     let after = receiver.stats();
     assert_eq!(after.requests_v1 + after.requests_v2, before.requests_v1 + before.requests_v2 + 1);
 });
+
+fn check_against_prost(raw: &[u8]) {
+    let Ok(ours) = decode_v1(raw) else { return };
+    let theirs = v1::WriteRequest::decode(raw).expect("prost accepts what the zero-copy decoder accepts");
+    assert_eq!(ours.series.len(), theirs.timeseries.len());
+    for (s, t) in ours.series.iter().zip(&theirs.timeseries) {
+        let labels = &ours.labels[s.labels.0 as usize..s.labels.1 as usize];
+        assert!(labels.iter().map(|&(n, v)| (n, v)).eq(t.labels.iter().map(|l| (l.name.as_str(), l.value.as_str()))));
+        let samples = &ours.samples[s.samples.0 as usize..s.samples.1 as usize];
+        assert!(samples
+            .iter()
+            .map(|x| (x.timestamp, x.value.to_bits()))
+            .eq(t.samples.iter().map(|x| (x.timestamp, x.value.to_bits()))));
+        assert_eq!((s.exemplars as usize, s.histograms as usize), (t.exemplars.len(), t.histograms.len()));
+    }
+    assert_eq!(ours.metadata.len(), theirs.metadata.len());
+    for (m, t) in ours.metadata.iter().zip(&theirs.metadata) {
+        assert_eq!((m.kind, m.family, m.help, m.unit), (t.r#type, t.metric_family_name.as_str(), t.help.as_str(), t.unit.as_str()));
+    }
+}

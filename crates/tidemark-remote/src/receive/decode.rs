@@ -1,17 +1,19 @@
 //! Body decoding: snappy (block format, declared length checked before
 //! allocating) and protobuf, into one form both protocol versions share.
 //!
-//! [`Batch`] keeps prost's decoded message and lends out each series as a
-//! [`SeriesView`]: its label pairs as sent (1.0 strings, or 2.0 symbol
-//! references resolved), its samples, and counts of what we do not store.
-//! The views borrow from the message, so visiting a batch allocates one
-//! scratch vector for the label pairs, reused for every series.
+//! [`Batch`] holds the decoded message (1.0: our zero-copy decoding in
+//! [`super::wire`], borrowing from the decompressed buffer; 2.0: prost's,
+//! whose symbol table already interns every string once) and lends out each
+//! series as a [`SeriesView`]: its label pairs as sent (1.0 strings, or 2.0
+//! symbol references resolved), its samples, and counts of what we do not
+//! store. Visiting a batch allocates at most one scratch vector.
 
 use prost::Message;
 
 use super::error::ReceiveError;
 use super::negotiate::Protocol;
-use crate::proto::{v1, v2, Sample};
+use super::wire::{decode_v1, V1Wire};
+use crate::proto::{v2, Sample};
 use crate::MetricKind;
 
 /// Decompresses a snappy block-format `body`, refusing (before any
@@ -28,11 +30,12 @@ pub fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, ReceiveError> {
     Ok(out)
 }
 
-/// A decoded request of either version.
+/// A decoded request of either version, borrowing from the decompressed
+/// body.
 #[derive(Debug)]
-pub enum Batch {
+pub enum Batch<'a> {
     /// Remote write 1.0.
-    V1(v1::WriteRequest),
+    V1(V1Wire<'a>),
     /// Remote write 2.0 (its symbol table checked).
     V2(v2::Request),
 }
@@ -72,11 +75,11 @@ pub struct BadRefs {
     pub samples: usize,
 }
 
-impl Batch {
+impl<'a> Batch<'a> {
     /// Decodes a decompressed body of `protocol`.
-    pub fn decode(protocol: Protocol, raw: &[u8]) -> Result<Batch, ReceiveError> {
+    pub fn decode(protocol: Protocol, raw: &'a [u8]) -> Result<Batch<'a>, ReceiveError> {
         match protocol {
-            Protocol::V1 => v1::WriteRequest::decode(raw)
+            Protocol::V1 => decode_v1(raw)
                 .map(Batch::V1)
                 .map_err(|e| ReceiveError::BadProtobuf { message: "prometheus.WriteRequest", reason: e.to_string() }),
             Protocol::V2 => {
@@ -99,7 +102,7 @@ impl Batch {
     /// Number of series.
     pub fn len(&self) -> usize {
         match self {
-            Batch::V1(r) => r.timeseries.len(),
+            Batch::V1(r) => r.series.len(),
             Batch::V2(r) => r.timeseries.len(),
         }
     }
@@ -111,16 +114,12 @@ impl Batch {
 
     /// 1.0's per-family metadata entries as (family name, metadata).
     pub fn family_metadata(&self) -> impl Iterator<Item = (&str, MetadataView<'_>)> {
-        let list: &[v1::MetricMetadata] = match self {
+        let list: &[super::wire::WireMetadata<'_>] = match self {
             Batch::V1(r) => &r.metadata,
             Batch::V2(_) => &[],
         };
-        list.iter().map(|m| {
-            (
-                m.metric_family_name.as_str(),
-                MetadataView { kind: MetricKind::from_proto(m.r#type), help: &m.help, unit: &m.unit },
-            )
-        })
+        list.iter()
+            .map(|m| (m.family, MetadataView { kind: MetricKind::from_proto(m.kind), help: m.help, unit: m.unit }))
     }
 
     /// Calls `f` with each series in order, or with why a 2.0 series'
@@ -132,14 +131,12 @@ impl Batch {
         let mut scratch: Vec<(&str, &str)> = Vec::new();
         match self {
             Batch::V1(req) => {
-                for ts in &req.timeseries {
-                    scratch.clear();
-                    scratch.extend(ts.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())));
+                for s in &req.series {
                     f(Ok(SeriesView {
-                        labels: &scratch,
-                        samples: &ts.samples,
-                        exemplars: ts.exemplars.len(),
-                        histograms: ts.histograms.len(),
+                        labels: &req.labels[s.labels.0 as usize..s.labels.1 as usize],
+                        samples: &req.samples[s.samples.0 as usize..s.samples.1 as usize],
+                        exemplars: s.exemplars as usize,
+                        histograms: s.histograms as usize,
                         metadata: None,
                     }));
                 }

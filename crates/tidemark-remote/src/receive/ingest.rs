@@ -80,7 +80,7 @@ impl Outcome {
 /// Appends every series of `batch` and records its metadata. `max_t` is the
 /// newest timestamp accepted (now + the future allowance).
 pub fn ingest(
-    batch: &Batch,
+    batch: &Batch<'_>,
     app: &mut Appender<'_>,
     metadata: &MetadataStore,
     opts: &ReceiverOptions,

@@ -61,6 +61,7 @@ mod ingest;
 pub mod negotiate;
 mod stats;
 mod validate;
+pub mod wire;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -254,14 +255,12 @@ impl Receiver {
         }
         let raw = decompress(body, self.opts.max_decompressed_bytes)?;
         let batch = Batch::decode(protocol, &raw)?;
-        drop(raw);
         let max_t = match self.opts.max_future {
             Some(d) => now_ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
             None => i64::MAX,
         };
         let mut app = self.db.appender();
         let outcome = ingest::ingest(&batch, &mut app, &self.metadata, &self.opts, max_t);
-        drop(batch);
         if let Err(e) = app.commit() {
             tracing::error!(error = %e, protocol = protocol.as_str(), "remote write commit failed; the sender will retry");
             return Err(ReceiveError::Storage(e));
