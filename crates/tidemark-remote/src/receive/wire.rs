@@ -285,9 +285,13 @@ mod tests {
     use super::*;
     use crate::proto::v1;
 
+    /// Series as (labels, samples, exemplar count, histogram count), and
+    /// the metadata entries.
+    type Flat = (Vec<(Vec<v1::Label>, Vec<Sample>, u32, u32)>, Vec<v1::MetricMetadata>);
+
     /// The wire form rebuilt as prost structs (exemplar and histogram
     /// contents are only counted, so they are compared by count).
-    fn to_prost(w: &V1Wire<'_>) -> (Vec<(Vec<v1::Label>, Vec<Sample>, u32, u32)>, Vec<v1::MetricMetadata>) {
+    fn to_prost(w: &V1Wire<'_>) -> Flat {
         let series = w
             .series
             .iter()
@@ -312,7 +316,7 @@ mod tests {
         (series, md)
     }
 
-    fn from_prost(req: &v1::WriteRequest) -> (Vec<(Vec<v1::Label>, Vec<Sample>, u32, u32)>, Vec<v1::MetricMetadata>) {
+    fn from_prost(req: &v1::WriteRequest) -> Flat {
         let series = req
             .timeseries
             .iter()
@@ -321,7 +325,7 @@ mod tests {
         (series, req.metadata.clone())
     }
 
-    fn bits(x: &(Vec<(Vec<v1::Label>, Vec<Sample>, u32, u32)>, Vec<v1::MetricMetadata>)) -> Vec<Vec<(i64, u64)>> {
+    fn bits(x: &Flat) -> Vec<Vec<(i64, u64)>> {
         x.0.iter().map(|s| s.1.iter().map(|p| (p.timestamp, p.value.to_bits())).collect()).collect()
     }
 
@@ -360,7 +364,7 @@ mod tests {
             let (ours, theirs) = (to_prost(&wire), from_prost(&req));
             prop_assert_eq!(bits(&ours), bits(&theirs));
             prop_assert_eq!(&ours.1, &theirs.1);
-            let labels = |x: &(Vec<(Vec<v1::Label>, Vec<Sample>, u32, u32)>, Vec<v1::MetricMetadata>)| {
+            let labels = |x: &Flat| {
                 x.0.iter().map(|s| (s.0.clone(), s.2, s.3)).collect::<Vec<_>>()
             };
             prop_assert_eq!(labels(&ours), labels(&theirs));
