@@ -2,12 +2,17 @@
 //! receiver, and every answer must be a 2xx or 4xx (an in-memory store has
 //! no retryable failure). The first byte picks whether the rest is sent
 //! as is (exercising snappy) or snappy-compressed first (exercising the
-//! protobuf decoding, validation and ingestion behind it).
+//! protobuf decoding, validation and ingestion behind it). Whatever the
+//! receiver's zero-copy 2.0 decoder accepts, prost must accept too and
+//! read the same way.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
+use prost::Message;
+use tidemark_remote::proto::v2;
+use tidemark_remote::receive::wire::decode_v2;
 use tidemark_remote::{codec, MetadataStore, Receiver, ReceiverOptions};
 use tidemark_storage::Db;
 
@@ -29,6 +34,9 @@ fn receiver() -> &'static Receiver {
 fuzz_target!(|bytes: &[u8]| {
     let Some((&mode, rest)) = bytes.split_first() else { return };
     let body = if mode & 1 == 0 { codec::compress(rest) } else { rest.to_vec() };
+    if mode & 1 == 0 {
+        check_against_prost(rest);
+    }
     let receiver = receiver();
     let before = receiver.stats();
     let resp = receiver.handle_at(Some(CONTENT_TYPE), Some("snappy"), &body, NOW);
@@ -37,3 +45,20 @@ fuzz_target!(|bytes: &[u8]| {
     let after = receiver.stats();
     assert_eq!(after.requests_v1 + after.requests_v2, before.requests_v1 + before.requests_v2 + 1);
 });
+
+fn check_against_prost(raw: &[u8]) {
+    let Ok(ours) = decode_v2(raw) else { return };
+    let theirs = v2::Request::decode(raw).expect("prost accepts what the zero-copy decoder accepts");
+    assert!(ours.symbols.iter().copied().eq(theirs.symbols.iter().map(String::as_str)));
+    assert_eq!(ours.series.len(), theirs.timeseries.len());
+    for (s, t) in ours.series.iter().zip(&theirs.timeseries) {
+        assert_eq!(&ours.refs[s.refs.0 as usize..s.refs.1 as usize], t.labels_refs.as_slice());
+        let samples = &ours.samples[s.samples.0 as usize..s.samples.1 as usize];
+        assert!(samples
+            .iter()
+            .map(|x| (x.timestamp, x.value.to_bits()))
+            .eq(t.samples.iter().map(|x| (x.timestamp, x.value.to_bits()))));
+        assert_eq!((s.exemplars as usize, s.histograms as usize), (t.exemplars.len(), t.histograms.len()));
+        assert_eq!(s.metadata, t.metadata.as_ref().map(|m| (m.r#type, m.help_ref, m.unit_ref)));
+    }
+}

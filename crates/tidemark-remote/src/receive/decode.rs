@@ -1,19 +1,16 @@
 //! Body decoding: snappy (block format, declared length checked before
 //! allocating) and protobuf, into one form both protocol versions share.
 //!
-//! [`Batch`] holds the decoded message (1.0: our zero-copy decoding in
-//! [`super::wire`], borrowing from the decompressed buffer; 2.0: prost's,
-//! whose symbol table already interns every string once) and lends out each
+//! [`Batch`] holds the decoded message (our zero-copy decoding in
+//! [`super::wire`], borrowing from the decompressed buffer) and lends out each
 //! series as a [`SeriesView`]: its label pairs as sent (1.0 strings, or 2.0
 //! symbol references resolved), its samples, and counts of what we do not
 //! store. Visiting a batch allocates at most one scratch vector.
 
-use prost::Message;
-
 use super::error::ReceiveError;
 use super::negotiate::Protocol;
-use super::wire::{decode_v1, V1Wire};
-use crate::proto::{v2, Sample};
+use super::wire::{decode_v1, decode_v2, V1Wire, V2Span, V2Wire};
+use crate::proto::Sample;
 use crate::MetricKind;
 
 /// Decompresses a snappy block-format `body`, refusing (before any
@@ -37,7 +34,7 @@ pub enum Batch<'a> {
     /// Remote write 1.0.
     V1(V1Wire<'a>),
     /// Remote write 2.0 (its symbol table checked).
-    V2(v2::Request),
+    V2(V2Wire<'a>),
 }
 
 /// Metadata a series (2.0) or a family (1.0) carries.
@@ -83,7 +80,7 @@ impl<'a> Batch<'a> {
                 .map(Batch::V1)
                 .map_err(|e| ReceiveError::BadProtobuf { message: "prometheus.WriteRequest", reason: e.to_string() }),
             Protocol::V2 => {
-                let req = v2::Request::decode(raw).map_err(|e| ReceiveError::BadProtobuf {
+                let req = decode_v2(raw).map_err(|e| ReceiveError::BadProtobuf {
                     message: "io.prometheus.write.v2.Request",
                     reason: e.to_string(),
                 })?;
@@ -103,7 +100,7 @@ impl<'a> Batch<'a> {
     pub fn len(&self) -> usize {
         match self {
             Batch::V1(r) => r.series.len(),
-            Batch::V2(r) => r.timeseries.len(),
+            Batch::V2(r) => r.series.len(),
         }
     }
 
@@ -142,18 +139,18 @@ impl<'a> Batch<'a> {
                 }
             }
             Batch::V2(req) => {
-                let symbols = &req.symbols;
-                for ts in &req.timeseries {
+                for span in &req.series {
                     scratch.clear();
-                    match resolve(symbols, ts, &mut scratch) {
+                    let samples = &req.samples[span.samples.0 as usize..span.samples.1 as usize];
+                    match resolve(req, span, &mut scratch) {
                         Ok(metadata) => f(Ok(SeriesView {
                             labels: &scratch,
-                            samples: &ts.samples,
-                            exemplars: ts.exemplars.len(),
-                            histograms: ts.histograms.len(),
+                            samples,
+                            exemplars: span.exemplars as usize,
+                            histograms: span.histograms as usize,
                             metadata,
                         })),
-                        Err(reason) => f(Err(BadRefs { reason, samples: ts.samples.len() })),
+                        Err(reason) => f(Err(BadRefs { reason, samples: samples.len() })),
                     }
                 }
             }
@@ -163,27 +160,28 @@ impl<'a> Batch<'a> {
 
 /// Resolves a 2.0 series' label and metadata references into `out`.
 fn resolve<'a>(
-    symbols: &'a [String],
-    ts: &'a v2::TimeSeries,
+    req: &V2Wire<'a>,
+    span: &V2Span,
     out: &mut Vec<(&'a str, &'a str)>,
 ) -> Result<Option<MetadataView<'a>>, String> {
-    let refs = &ts.labels_refs;
+    let symbols = &req.symbols;
+    let refs = &req.refs[span.refs.0 as usize..span.refs.1 as usize];
     if !refs.len().is_multiple_of(2) {
         return Err(format!("labels_refs has an odd length {} ({refs:?})", refs.len()));
     }
     let sym = |r: u32, what: &str| -> Result<&'a str, String> {
         symbols
             .get(r as usize)
-            .map(String::as_str)
+            .copied()
             .ok_or_else(|| format!("{what} reference {r} is outside the symbol table (size {})", symbols.len()))
     };
     for pair in refs.chunks_exact(2) {
         out.push((sym(pair[0], "label name")?, sym(pair[1], "label value")?));
     }
-    let Some(m) = &ts.metadata else { return Ok(None) };
-    let help = sym(m.help_ref, "metadata help")?;
-    let unit = sym(m.unit_ref, "metadata unit")?;
-    let kind = MetricKind::from_proto(m.r#type);
+    let Some((kind, help_ref, unit_ref)) = span.metadata else { return Ok(None) };
+    let help = sym(help_ref, "metadata help")?;
+    let unit = sym(unit_ref, "metadata unit")?;
+    let kind = MetricKind::from_proto(kind);
     if kind == MetricKind::Unknown && help.is_empty() && unit.is_empty() {
         return Ok(None);
     }

@@ -1,12 +1,16 @@
-//! A zero-copy decoder for remote write 1.0 bodies.
+//! Zero-copy decoders for remote write 1.0 and 2.0 bodies.
 //!
 //! prost would allocate a `String` for every label name and value and a
 //! `Vec` per series; on a typical request (5 labels per series) that is
 //! most of the decoding time. This decoder reads the same wire format and
 //! borrows every string from the decompressed buffer, keeping all series'
-//! labels and samples in two flat vectors. It accepts exactly what the
-//! message definition in [`crate::proto::v1`] describes (tests check it
-//! against prost on random requests, and a fuzz target on arbitrary bytes).
+//! labels and samples in two flat vectors. 2.0 gets the same treatment
+//! (symbols borrowed, references and samples flat). Exemplars and native
+//! histograms are only counted, but their structure is checked so that a
+//! body prost would refuse is refused here too. Both accept exactly
+//! what the message definitions in [`crate::proto`] describe (tests check
+//! them against prost on random requests, and fuzz targets on arbitrary
+//! bytes).
 
 use crate::proto::Sample;
 
@@ -191,12 +195,12 @@ fn time_series<'a>(buf: &'a [u8], out: &mut V1Wire<'a>) -> Result<(), WireError>
             }
             (3, wt) => {
                 expect(wt, LEN)?;
-                r.bytes()?;
+                check_v1_exemplar(r.bytes()?)?;
                 exemplars = exemplars.saturating_add(1);
             }
             (4, wt) => {
                 expect(wt, LEN)?;
-                r.bytes()?;
+                check_histogram(r.bytes()?)?;
                 histograms = histograms.saturating_add(1);
             }
             (_, wt) => r.skip(wt)?,
@@ -277,13 +281,219 @@ fn metadata(buf: &[u8]) -> Result<WireMetadata<'_>, WireError> {
     Ok(m)
 }
 
+/// A 2.0 series' place in [`V2Wire`]'s flat vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V2Span {
+    /// Range of the series' `labels_refs` in [`V2Wire::refs`].
+    pub refs: (u32, u32),
+    /// Range of the series' samples in [`V2Wire::samples`].
+    pub samples: (u32, u32),
+    /// Exemplars sent.
+    pub exemplars: u32,
+    /// Native histogram samples sent.
+    pub histograms: u32,
+    /// The metadata message, if present: (type, help_ref, unit_ref).
+    pub metadata: Option<(i32, u32, u32)>,
+}
+
+/// A decoded 2.0 `Request` borrowing its symbols from the buffer.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct V2Wire<'a> {
+    /// The symbol table.
+    pub symbols: Vec<&'a str>,
+    /// Every series' `labels_refs`, in order.
+    pub refs: Vec<u32>,
+    /// Every series' samples, in order.
+    pub samples: Vec<Sample>,
+    /// The series.
+    pub series: Vec<V2Span>,
+}
+
+/// Decodes a 2.0 `Request` (symbol references are resolved later).
+pub fn decode_v2(buf: &[u8]) -> Result<V2Wire<'_>, WireError> {
+    let mut out = V2Wire::default();
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        match r.key()? {
+            (4, wt) => {
+                expect(wt, LEN)?;
+                let sym = r.str()?;
+                out.symbols.push(sym);
+            }
+            (5, wt) => {
+                expect(wt, LEN)?;
+                let ts = r.bytes()?;
+                v2_series(ts, &mut out)?;
+            }
+            (_, wt) => r.skip(wt)?,
+        }
+    }
+    Ok(out)
+}
+
+fn v2_series<'a>(buf: &'a [u8], out: &mut V2Wire<'a>) -> Result<(), WireError> {
+    let (r0, s0) = (out.refs.len(), out.samples.len());
+    let mut span = V2Span { refs: (0, 0), samples: (0, 0), exemplars: 0, histograms: 0, metadata: None };
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        match r.key()? {
+            // Repeated scalars may come packed (the norm) or one by one.
+            (1, LEN) => {
+                let mut p = Reader::new(r.bytes()?);
+                while !p.done() {
+                    out.refs.push(p.varint()? as u32);
+                }
+            }
+            (1, wt) => {
+                expect(wt, VARINT)?;
+                out.refs.push(r.varint()? as u32);
+            }
+            (2, wt) => {
+                expect(wt, LEN)?;
+                let b = r.bytes()?;
+                out.samples.push(sample(b)?);
+            }
+            (3, wt) => {
+                expect(wt, LEN)?;
+                check_histogram(r.bytes()?)?;
+                span.histograms = span.histograms.saturating_add(1);
+            }
+            (4, wt) => {
+                expect(wt, LEN)?;
+                check_v2_exemplar(r.bytes()?)?;
+                span.exemplars = span.exemplars.saturating_add(1);
+            }
+            (5, wt) => {
+                expect(wt, LEN)?;
+                // A repeated occurrence merges into the earlier one.
+                let b = r.bytes()?;
+                span.metadata = Some(v2_metadata(b, span.metadata.unwrap_or((0, 0, 0)))?);
+            }
+            (6, wt) => {
+                expect(wt, VARINT)?;
+                r.varint()?;
+            }
+            (_, wt) => r.skip(wt)?,
+        }
+    }
+    span.refs = (len32(r0)?, len32(out.refs.len())?);
+    span.samples = (len32(s0)?, len32(out.samples.len())?);
+    out.series.push(span);
+    Ok(())
+}
+
+fn v2_metadata(buf: &[u8], mut m: (i32, u32, u32)) -> Result<(i32, u32, u32), WireError> {
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        match r.key()? {
+            (1, wt) => {
+                expect(wt, VARINT)?;
+                m.0 = r.varint()? as i32;
+            }
+            (3, wt) => {
+                expect(wt, VARINT)?;
+                m.1 = r.varint()? as u32;
+            }
+            (4, wt) => {
+                expect(wt, VARINT)?;
+                m.2 = r.varint()? as u32;
+            }
+            (_, wt) => r.skip(wt)?,
+        }
+    }
+    Ok(m)
+}
+
+/// What a field of a message we do not store must look like, so that a
+/// body prost would refuse is refused here too even though its exemplars
+/// and histograms are only counted.
+#[derive(Clone, Copy)]
+enum Shape {
+    Varint,
+    Fixed64,
+    Str,
+    Msg(fn(&[u8]) -> Result<(), WireError>),
+    /// A repeated varint scalar: packed or not.
+    RepeatedVarint,
+    /// A repeated 8-byte scalar: packed or not.
+    RepeatedFixed64,
+}
+
+fn check(buf: &[u8], schema: fn(u32) -> Option<Shape>) -> Result<(), WireError> {
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        let (field, wt) = r.key()?;
+        let Some(shape) = schema(field) else {
+            r.skip(wt)?;
+            continue;
+        };
+        match (shape, wt) {
+            (Shape::Varint | Shape::RepeatedVarint, VARINT) => drop(r.varint()?),
+            (Shape::Fixed64 | Shape::RepeatedFixed64, FIXED64) => drop(r.fixed64()?),
+            (Shape::Str, LEN) => drop(r.str()?),
+            (Shape::Msg(f), LEN) => f(r.bytes()?)?,
+            (Shape::RepeatedVarint, LEN) => {
+                let mut p = Reader::new(r.bytes()?);
+                while !p.done() {
+                    p.varint()?;
+                }
+            }
+            (Shape::RepeatedFixed64, LEN) => {
+                if r.bytes()?.len() % 8 != 0 {
+                    return Err(WireError("packed doubles not a multiple of 8 bytes"));
+                }
+            }
+            _ => return Err(WireError("invalid wire type for a known field")),
+        }
+    }
+    Ok(())
+}
+
+fn check_label(buf: &[u8]) -> Result<(), WireError> {
+    check(buf, |f| matches!(f, 1 | 2).then_some(Shape::Str))
+}
+
+fn check_v1_exemplar(buf: &[u8]) -> Result<(), WireError> {
+    check(buf, |f| match f {
+        1 => Some(Shape::Msg(check_label)),
+        2 => Some(Shape::Fixed64),
+        3 => Some(Shape::Varint),
+        _ => None,
+    })
+}
+
+fn check_v2_exemplar(buf: &[u8]) -> Result<(), WireError> {
+    check(buf, |f| match f {
+        1 => Some(Shape::RepeatedVarint),
+        2 => Some(Shape::Fixed64),
+        3 => Some(Shape::Varint),
+        _ => None,
+    })
+}
+
+fn check_span(buf: &[u8]) -> Result<(), WireError> {
+    check(buf, |f| matches!(f, 1 | 2).then_some(Shape::Varint))
+}
+
+/// The native histogram message (identical in both versions).
+fn check_histogram(buf: &[u8]) -> Result<(), WireError> {
+    check(buf, |f| match f {
+        1 | 4 | 6 | 14 | 15 => Some(Shape::Varint),
+        2 | 3 | 5 | 7 => Some(Shape::Fixed64),
+        8 | 11 => Some(Shape::Msg(check_span)),
+        9 | 12 => Some(Shape::RepeatedVarint),
+        10 | 13 | 16 => Some(Shape::RepeatedFixed64),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
     use prost::Message;
 
     use super::*;
-    use crate::proto::v1;
+    use crate::proto::{v1, v2};
 
     /// Series as (labels, samples, exemplar count, histogram count), and
     /// the metadata entries.
@@ -374,6 +584,58 @@ mod tests {
         fn never_accepts_what_prost_rejects(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
             if decode_v1(&bytes).is_ok() {
                 prop_assert!(v1::WriteRequest::decode(bytes.as_slice()).is_ok());
+            }
+        }
+    }
+
+    fn arb_request_v2() -> impl Strategy<Value = v2::Request> {
+        let sample = (any::<i64>(), any::<u64>()).prop_map(|(t, v)| Sample { timestamp: t, value: f64::from_bits(v) });
+        let meta = (any::<i32>(), any::<u32>(), any::<u32>()).prop_map(|(t, h, u)| v2::Metadata {
+            r#type: t,
+            help_ref: h,
+            unit_ref: u,
+        });
+        let series = (
+            prop::collection::vec(any::<u32>(), 0..6),
+            prop::collection::vec(sample, 0..5),
+            0..2usize,
+            0..2usize,
+            prop::option::of(meta),
+            any::<i64>(),
+        )
+            .prop_map(|(labels_refs, samples, e, h, metadata, created_timestamp)| v2::TimeSeries {
+                labels_refs,
+                samples,
+                exemplars: vec![v2::Exemplar { labels_refs: vec![1], value: 1.0, timestamp: 5 }; e],
+                histograms: vec![crate::proto::Histogram::default(); h],
+                metadata,
+                created_timestamp,
+            });
+        (prop::collection::vec("\\PC{0,6}", 0..5), prop::collection::vec(series, 0..5))
+            .prop_map(|(symbols, timeseries)| v2::Request { symbols, timeseries })
+    }
+
+    proptest! {
+        #[test]
+        fn v2_agrees_with_prost(req in arb_request_v2()) {
+            let buf = req.encode_to_vec();
+            let w = decode_v2(&buf).expect("valid encoding");
+            prop_assert_eq!(&w.symbols, &req.symbols.iter().map(String::as_str).collect::<Vec<_>>());
+            prop_assert_eq!(w.series.len(), req.timeseries.len());
+            for (s, t) in w.series.iter().zip(&req.timeseries) {
+                prop_assert_eq!(&w.refs[s.refs.0 as usize..s.refs.1 as usize], t.labels_refs.as_slice());
+                let ours: Vec<_> = w.samples[s.samples.0 as usize..s.samples.1 as usize].iter().map(|x| (x.timestamp, x.value.to_bits())).collect();
+                let theirs: Vec<_> = t.samples.iter().map(|x| (x.timestamp, x.value.to_bits())).collect();
+                prop_assert_eq!(ours, theirs);
+                prop_assert_eq!((s.exemplars as usize, s.histograms as usize), (t.exemplars.len(), t.histograms.len()));
+                prop_assert_eq!(s.metadata, t.metadata.as_ref().map(|m| (m.r#type, m.help_ref, m.unit_ref)));
+            }
+        }
+
+        #[test]
+        fn v2_never_accepts_what_prost_rejects(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            if decode_v2(&bytes).is_ok() {
+                prop_assert!(v2::Request::decode(bytes.as_slice()).is_ok());
             }
         }
     }
