@@ -712,3 +712,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn receiver_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Receiver>();
+    // Concurrent requests to different series all land.
+    let (db, r) = receiver();
+    std::thread::scope(|s| {
+        for i in 0..4 {
+            let r = &r;
+            s.spawn(move || {
+                let name = format!("m{i}");
+                let body = v1_body(vec![v1_series(&[("__name__", &name)], &[(NOW, i as f64)])]);
+                assert_eq!(send(r, V1, &body).status, 204);
+            });
+        }
+    });
+    assert_eq!(r.stats().samples_appended, 4);
+    assert_eq!(stored(&db, "m3")[0].1, vec![(NOW, 3f64.to_bits())]);
+}

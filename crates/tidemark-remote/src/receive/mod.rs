@@ -12,7 +12,7 @@
 //! | 204 | every sample stored (or the request held none) | done |
 //! | 400 | bad snappy or protobuf, a bad 2.0 symbol table, or some samples or series rejected (see below) | must not retry |
 //! | 413 | body over [`ReceiverOptions::max_body_bytes`], or snappy declares more than [`ReceiverOptions::max_decompressed_bytes`] | must not retry |
-//! | 415 | `Content-Type` or `Content-Encoding` not supported ([`negotiate`](self::negotiate)) | must not retry |
+//! | 415 | `Content-Type` or `Content-Encoding` not supported ([`negotiate`](mod@self::negotiate)) | must not retry |
 //! | 503 | storage full (retention cannot free space) or closing | retries later |
 //! | 500 | I/O error, poisoned WAL | retries |
 //!
