@@ -37,6 +37,12 @@ pub fn encode_v2(req: &v2::Request) -> Vec<u8> {
 }
 
 /// Snappy block compression of `raw`.
+///
+/// # Panics
+///
+/// If `raw` is larger than snappy's block format can describe (about
+/// 4 GiB); [`encode_v1`] and [`encode_v2`] inherit this. Requests are
+/// limited far below that by every receiver.
 pub fn compress(raw: &[u8]) -> Vec<u8> {
     // Only fails for inputs over snappy's 4 GiB-ish maximum, which no
     // request reaches (bodies are limited far below that).
