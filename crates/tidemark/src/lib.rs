@@ -8,3 +8,6 @@
 pub use tidemark_promql as promql;
 pub use tidemark_remote as remote;
 pub use tidemark_storage as storage;
+
+pub mod config;
+pub mod metrics;
