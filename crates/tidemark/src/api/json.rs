@@ -59,6 +59,24 @@ pub(crate) fn timestamp(out: &mut String, t: i64) {
     }
 }
 
+/// Appends a millisecond timestamp as Go's encoding/json writes the float
+/// `t / 1000`: the shortest decimal (`1700000000.12`).
+pub(crate) fn float_seconds(out: &mut String, t: i64) {
+    let _ = write!(out, "{}", t as f64 / 1000.0);
+}
+
+/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`: never an exponent; `NaN`,
+/// `+Inf`, `-Inf`.
+pub(crate) fn push_go_f(out: &mut String, v: f64) {
+    if v.is_finite() {
+        // Rust's `Display` for f64 is the shortest round-tripping decimal
+        // without an exponent, exactly Go's 'f' with precision -1.
+        let _ = write!(out, "{v}");
+    } else {
+        push_go_float(out, v);
+    }
+}
+
 /// Appends a sample value as a quoted string, formatted as Prometheus'
 /// `jsonutil.MarshalFloat`: `strconv.FormatFloat(v, 'f', -1, 64)`, switching
 /// to the exponent form below 1e-6 and from 1e21 on; `NaN`, `+Inf`, `-Inf`.
@@ -190,6 +208,19 @@ mod tests {
         assert_eq!(v(f64::NAN), "\"NaN\"");
         assert_eq!(v(f64::INFINITY), "\"+Inf\"");
         assert_eq!(v(f64::NEG_INFINITY), "\"-Inf\"");
+    }
+
+    #[test]
+    fn scalar_forms_match_go_encoding_json() {
+        let mut s = String::new();
+        float_seconds(&mut s, 1_700_000_000_120);
+        s.push(' ');
+        push_go_f(&mut s, 1e21);
+        s.push(' ');
+        push_go_f(&mut s, 1e-7);
+        s.push(' ');
+        float_seconds(&mut s, -1_500);
+        assert_eq!(s, "1700000000.12 1000000000000000000000 0.0000001 -1.5");
     }
 
     #[test]

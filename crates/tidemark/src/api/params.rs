@@ -403,16 +403,27 @@ fn prom_duration(s: &str) -> Option<i64> {
     Some(total as i64)
 }
 
+const EMPTY_MATCHERS: &str = "match[] must contain at least one non-empty matcher";
+
 /// Parses `match[]` selectors into matcher sets; every set must contain a
 /// matcher that does not match the empty string.
 pub fn parse_matchers(selectors: &[&str]) -> Result<Vec<Vec<Matcher>>, String> {
     let mut sets = Vec::new();
     for s in selectors {
-        let groups = tidemark_promql::parse_metric_selector(s).map_err(|e| e.to_string())?;
+        let groups = tidemark_promql::parse_metric_selector(s).map_err(|e| {
+            // Prometheus' selector parser leaves this check to the API,
+            // which words it its own way.
+            let msg = e.to_string();
+            if msg.ends_with("vector selector must contain at least one non-empty matcher") {
+                EMPTY_MATCHERS.to_string()
+            } else {
+                msg
+            }
+        })?;
         sets.extend(groups);
     }
     if sets.iter().any(|set| set.iter().all(|m| m.matches_empty())) {
-        return Err("match[] must contain at least one non-empty matcher".into());
+        return Err(EMPTY_MATCHERS.into());
     }
     Ok(sets)
 }

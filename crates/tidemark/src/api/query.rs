@@ -125,16 +125,20 @@ fn render(res: QueryResult, limit: usize) -> Reply {
     out.push_str(res.value.type_name());
     out.push_str("\",\"result\":");
     match &res.value {
+        // Prometheus marshals scalars and strings through Go's
+        // encoding/json: the time as the float `t/1000` (shortest form, so
+        // `…0.12`, not `…0.120`) and a scalar as `FormatFloat(v, 'f', -1)`
+        // (never an exponent).
         Value::Scalar { t, v } => {
             out.push('[');
-            json::timestamp(&mut out, *t);
-            out.push(',');
-            json::value(&mut out, *v);
-            out.push(']');
+            json::float_seconds(&mut out, *t);
+            out.push_str(",\"");
+            json::push_go_f(&mut out, *v);
+            out.push_str("\"]");
         }
         Value::String { t, s } => {
             out.push('[');
-            json::timestamp(&mut out, *t);
+            json::float_seconds(&mut out, *t);
             out.push(',');
             json::string(&mut out, s);
             out.push(']');

@@ -177,7 +177,6 @@ pub(crate) async fn config(State(st): State<Arc<ApiState>>) -> Reply {
             let e = st.engine.options();
             let mut y = String::from("global:\n");
             let _ = writeln!(y, "  evaluation_interval: {}", prom_duration(e.default_subquery_step));
-            let _ = writeln!(y, "  query_lookback_delta: {}", prom_duration(e.lookback_delta));
             if !st.options.external_labels.is_empty() {
                 y.push_str("  external_labels:\n");
                 for (k, v) in &st.options.external_labels {
