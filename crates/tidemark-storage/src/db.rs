@@ -551,6 +551,25 @@ impl Db {
         }
         Ok(())
     }
+
+    /// Cardinality statistics of the head (what `/api/v1/status/tsdb`
+    /// shows), each list limited to the `limit` largest entries.
+    ///
+    /// ```
+    /// use tidemark_storage::{Db, Labels};
+    /// let db = Db::in_memory().unwrap();
+    /// let mut app = db.appender();
+    /// for job in ["api", "db"] {
+    ///     app.append(&Labels::new([("__name__", "up"), ("job", job)]).unwrap(), 1_000, 1.0).unwrap();
+    /// }
+    /// app.commit().unwrap();
+    /// let c = db.head_cardinality(10);
+    /// assert_eq!(c.num_series, 2);
+    /// assert_eq!(c.series_count_by_metric_name, vec![("up".to_string(), 2)]);
+    /// ```
+    pub fn head_cardinality(&self, limit: usize) -> crate::head::Cardinality {
+        self.inner.head.cardinality(limit)
+    }
 }
 
 impl Drop for Db {

@@ -5,6 +5,8 @@
 //! write ([`remote`]).
 #![deny(missing_docs)]
 
+pub mod api;
+
 pub use tidemark_promql as promql;
 pub use tidemark_remote as remote;
 pub use tidemark_storage as storage;
