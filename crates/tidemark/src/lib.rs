@@ -13,3 +13,7 @@ pub use tidemark_storage as storage;
 
 pub mod config;
 pub mod metrics;
+pub mod server;
+
+mod instance;
+pub use instance::{OpenError, Tidemark, TidemarkOptions};
