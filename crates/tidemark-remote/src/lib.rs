@@ -6,11 +6,14 @@
 //! - [`metadata`]: the metric metadata (type, help, unit) senders attach,
 //!   kept for `/api/v1/metadata`.
 //! - [`receive`]: the receiver, which decodes, validates and appends requests.
+//! - [`forward`]: the forwarder, which ships the WAL to another endpoint.
 #![deny(missing_docs)]
 
+pub mod forward;
 pub mod metadata;
 pub mod proto;
 
+pub use forward::{Forwarder, ForwarderOptions, ForwarderStats};
 pub use metadata::{MetadataStore, MetricKind, MetricMetadata};
 pub mod receive;
 
