@@ -425,3 +425,37 @@ fn invalid_options_and_in_memory_databases_are_refused() {
     let mem = Db::in_memory().unwrap();
     assert!(Forwarder::start(&mem, ForwarderOptions::new("ok", "http://127.0.0.1:1/")).is_err());
 }
+
+#[test]
+fn series_that_died_are_forgotten_after_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db(dir.path());
+    let rx = Receiver::start();
+    let mut expect = BTreeMap::new();
+    let fwd = Forwarder::start(&db, opts("gc", &rx.url)).unwrap();
+    let mut n = write(&db, 4, 0, 5_000, &mut expect); // series 0..4
+    n += write(&db, 1, 5_000, 60_000, &mut expect); // only series 0 goes on
+    rx.wait_for(n);
+    assert_eq!(wait_stats(&fwd, "acknowledged", |s| s.pending_samples == 0).series_tracked, 4);
+    db.persist_head().unwrap();
+    // The checkpoint waits for the forwarder's hold to move (the position
+    // is persisted once a second); maintenance retries it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let wal = db.wal_dir().unwrap();
+    while !std::fs::read_dir(&wal)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("checkpoint."))
+    {
+        assert!(Instant::now() < deadline, "no checkpoint after the forwarder caught up");
+        std::thread::sleep(Duration::from_millis(50));
+        db.maintain().unwrap();
+    }
+    // Something new to read makes the reader notice the checkpoint.
+    n += write(&db, 1, 60_000, 61_000, &mut expect);
+    rx.wait_for(n);
+    let s = wait_stats(&fwd, "the dead series forgotten", |s| s.series_tracked == 1);
+    assert_eq!(s.wal_skips, 0);
+    fwd.stop().unwrap();
+    assert_eq!(rx.samples(), expect);
+}

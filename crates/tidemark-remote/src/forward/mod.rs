@@ -273,6 +273,9 @@ pub struct ForwarderStats {
     pub acked_position: WalPosition,
     /// WAL bytes after `read_position` (the reader's own backlog).
     pub wal_bytes_unread: u64,
+    /// Series whose labels the reader keeps (forgotten when a WAL
+    /// checkpoint shows they are gone).
+    pub series_tracked: u64,
     /// The last failure (request, drop, skip or I/O), for operators.
     pub last_error: Option<String>,
 }
@@ -289,6 +292,7 @@ struct Counters {
     requests: u64,
     bytes_sent: u64,
     read_position: WalPosition,
+    series_tracked: u64,
     last_error: Option<String>,
 }
 
@@ -452,6 +456,7 @@ impl Forwarder {
             read_position: c.read_position,
             acked_position: acked,
             wal_bytes_unread: unread_bytes(&sh.wal_dir, c.read_position),
+            series_tracked: c.series_tracked,
             last_error: c.last_error.clone(),
         }
     }
@@ -500,8 +505,10 @@ fn shard_of(series_ref: u64, shards: usize) -> usize {
 
 /// The reader thread: WAL → shards.
 fn run_reader(sh: &Shared, mut tailer: WalTailer, senders: Vec<SyncSender<QueuedSample>>) {
-    // Labels of every series seen, by WAL reference.
-    let mut series: HashMap<u64, Arc<Labels>> = HashMap::new();
+    // Labels of the series seen, by WAL reference, with the segment the
+    // series record was read from (or a later one: a read can span
+    // segments), to forget series that died (see `TailRead::checkpoint`).
+    let mut series: HashMap<u64, (Arc<Labels>, u64)> = HashMap::new();
     let mut last_persist = Instant::now();
     let mut out: Vec<(usize, QueuedSample)> = Vec::new();
     let mut last_pushed = tailer.position();
@@ -531,16 +538,17 @@ fn run_reader(sh: &Shared, mut tailer: WalTailer, senders: Vec<SyncSender<Queued
         let empty = read.records.is_empty();
         out.clear();
         let (mut min_t, mut max_t, mut unknown) = (None::<i64>, None::<i64>, 0u64);
+        let mark = read.position.segment.max(read.checkpoint.map_or(0, |c| c + 1));
         for rec in read.records {
             match rec {
                 Record::Series(list) => {
                     for s in list {
-                        series.insert(s.series_ref, Arc::new(s.labels));
+                        series.insert(s.series_ref, (Arc::new(s.labels), mark));
                     }
                 }
                 Record::Samples(list) => {
                     for s in list {
-                        let Some(labels) = series.get(&s.series_ref) else {
+                        let Some((labels, _)) = series.get(&s.series_ref) else {
                             unknown += 1;
                             continue;
                         };
@@ -553,9 +561,15 @@ fn run_reader(sh: &Shared, mut tailer: WalTailer, senders: Vec<SyncSender<Queued
                 }
             }
         }
+        if let Some(c) = read.checkpoint {
+            // Live series were just re-read from the checkpoint (and marked
+            // with a segment > c); the others have no samples to come.
+            series.retain(|_, (_, seg)| *seg > c);
+        }
         {
             let mut c = sh.counters.lock();
             c.read_position = read.position;
+            c.series_tracked = series.len() as u64;
             c.samples_read += out.len() as u64 + unknown;
             if unknown > 0 {
                 *c.samples_dropped.entry("unknown_series".into()).or_default() += unknown;

@@ -104,6 +104,12 @@ pub struct TailRead {
     pub position: WalPosition,
     /// Data jumped over during this read; the caller should count it as lost.
     pub skips: Vec<WalSkip>,
+    /// Set when this read handed out the series of checkpoint `n` (first,
+    /// after an open or a skip, or when a newer checkpoint appeared). The
+    /// checkpoint holds every series still alive up to segment `n`: series
+    /// last seen in segments `<= n` and absent from it are gone, and a
+    /// caller keeping a map of series may forget them.
+    pub checkpoint: Option<u64>,
 }
 
 /// Reads a WAL directory from a position onwards while the database writes
@@ -114,6 +120,8 @@ pub struct WalTailer {
     pos: WalPosition,
     /// The series before `pos` still have to be handed out.
     need_series: bool,
+    /// The newest checkpoint whose series were handed out.
+    seen_checkpoint: Option<u64>,
 }
 
 impl WalTailer {
@@ -130,7 +138,7 @@ impl WalTailer {
                 WalPosition::start_of(first.or(ckpt.map(|c| c + 1)).unwrap_or(0))
             }
         };
-        Ok(WalTailer { dir: dir.to_path_buf(), pos, need_series: true })
+        Ok(WalTailer { dir: dir.to_path_buf(), pos, need_series: true, seen_checkpoint: None })
     }
 
     /// The position after everything read so far.
@@ -165,8 +173,28 @@ impl WalTailer {
             }
             if need_series {
                 match self.series_before(ckpt, &live, pos, &mut out.records) {
-                    Ok(()) => need_series = false,
+                    Ok(()) => {
+                        need_series = false;
+                        out.checkpoint = ckpt;
+                    }
                     Err(e) if is_not_found(&e) => continue,
+                    Err(e) => return Err(e),
+                }
+            } else if ckpt > self.seen_checkpoint.max(out.checkpoint) {
+                // A checkpoint appeared behind the reader: its series tell
+                // the caller which of the older series are still alive.
+                let (c, start) = (ckpt.unwrap_or(0), out.records.len());
+                let mut keep = |rec: Record| {
+                    if matches!(rec, Record::Series(_)) {
+                        out.records.push(rec);
+                    }
+                };
+                match read_checkpoint(&self.dir, c, &mut keep, &mut ReplayStats::default()) {
+                    Ok(()) => out.checkpoint = ckpt,
+                    Err(e) if is_not_found(&e) => {
+                        out.records.truncate(start);
+                        continue;
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -178,6 +206,7 @@ impl WalTailer {
         }
         self.pos = pos;
         self.need_series = need_series;
+        self.seen_checkpoint = self.seen_checkpoint.max(out.checkpoint);
         out.position = pos;
         Ok(out)
     }

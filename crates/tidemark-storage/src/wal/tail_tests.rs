@@ -305,3 +305,23 @@ fn a_stalled_hold_is_overridden_beyond_the_byte_limit() {
     assert!(db.hold_wal("bad/name").is_err());
     assert!(Db::in_memory().unwrap().hold_wal("x").is_err());
 }
+
+#[test]
+fn a_checkpoint_behind_the_reader_is_announced_with_its_live_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), opts(DEFAULT_SEGMENT_SIZE)).unwrap();
+    let mut t = WalTailer::open(dir.path(), None).unwrap();
+    wal.log(&[series([1, 2]), samples([(1, 1, 1.0), (2, 1, 1.0)])]).unwrap();
+    let first = t.read(1 << 20).unwrap();
+    assert_eq!(first.checkpoint, None, "no checkpoint yet");
+    let closed = wal.cut_segment().unwrap();
+    wal.log(&[samples([(1, 2, 1.0)])]).unwrap();
+    assert_eq!(sample_list(&drain(&mut t, 1 << 20).0).len(), 1);
+    assert_eq!(t.position().segment, closed + 1);
+    wal.checkpoint(closed, |r| r == 1, 0).unwrap();
+    let r = t.read(1 << 20).unwrap();
+    assert!(r.skips.is_empty(), "the reader was past the checkpointed segments");
+    assert_eq!(r.checkpoint, Some(closed));
+    assert_eq!(series_refs(&r.records), vec![1], "only the live series");
+    assert_eq!(t.read(1 << 20).unwrap().checkpoint, None, "announced once");
+}
