@@ -24,7 +24,9 @@ type Points = Vec<(i64, u64)>;
 struct State {
     /// Samples by series, in arrival order: (t, value bits).
     samples: BTreeMap<Series, Vec<(i64, u64)>>,
-    /// Statuses (and `Retry-After`) for the next requests; then 204.
+    /// Statuses for the next requests, with a header value: `Retry-After`
+    /// for errors, `X-Prometheus-Remote-Write-Samples-Written` for 2xx.
+    /// Then 204.
     script: VecDeque<(u16, Option<&'static str>)>,
     /// Headers of every request (lower-cased names).
     headers: Vec<BTreeMap<String, String>>,
@@ -115,7 +117,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         if r.read_exact(&mut body).is_err() {
             return;
         }
-        let (status, retry_after) = {
+        let (status, header) = {
             let mut st = state.lock().unwrap();
             st.requests += 1;
             st.headers.push(headers.clone());
@@ -136,8 +138,10 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
             text = format!("scripted failure {status}");
         }
         let mut resp = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", text.len());
-        if let Some(ra) = retry_after {
-            resp.push_str(&format!("Retry-After: {ra}\r\n"));
+        match header {
+            Some(v) if status < 300 => resp.push_str(&format!("X-Prometheus-Remote-Write-Samples-Written: {v}\r\n")),
+            Some(v) => resp.push_str(&format!("Retry-After: {v}\r\n")),
+            None => {}
         }
         resp.push_str("\r\n");
         resp.push_str(&text);
@@ -458,4 +462,30 @@ fn series_that_died_are_forgotten_after_a_checkpoint() {
     assert_eq!(s.wal_skips, 0);
     fwd.stop().unwrap();
     assert_eq!(rx.samples(), expect);
+}
+
+#[test]
+fn remote_write_2_written_counts_below_the_batch_are_counted_as_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db(dir.path());
+    let rx = Receiver::start();
+    rx.script(&[(204, Some("0")), (204, Some("3"))]);
+    let mut o = opts("written", &rx.url);
+    o.protocol = Protocol::V2;
+    o.shards = 1;
+    o.max_samples_per_send = 1000;
+    let mut expect = BTreeMap::new();
+    let first = write(&db, 3, 0, 5_000, &mut expect) as u64;
+    let fwd = Forwarder::start(&db, o).unwrap();
+    let s = wait_stats(&fwd, "nothing written", |s| s.pending_samples == 0 && !s.samples_dropped.is_empty());
+    assert_eq!(s.samples_dropped.get("v2_nothing_written"), Some(&first), "{s:?}");
+    let second = write(&db, 3, 5_000, 10_000, &mut expect) as u64;
+    let s = wait_stats(&fwd, "partial write", |s| s.samples_dropped.len() == 2 && s.pending_samples == 0);
+    assert_eq!(s.samples_dropped.get("v2_partially_written"), Some(&(second - 3)));
+    assert_eq!(s.samples_sent, 3);
+    assert_eq!(s.retries, 0, "a 2xx is never retried");
+    let third = write(&db, 3, 10_000, 15_000, &mut expect) as u64;
+    let s = wait_stats(&fwd, "a full write without the header", |s| s.samples_sent == 3 + third);
+    assert_eq!(s.samples_read, first + second + third);
+    fwd.stop().unwrap();
 }

@@ -16,8 +16,12 @@ pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// How one request ended.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    /// 2xx: the endpoint has the data.
-    Sent,
+    /// 2xx: the endpoint has the data. A 2.0 receiver says how many
+    /// samples it wrote (`X-Prometheus-Remote-Write-Samples-Written`).
+    Sent {
+        /// The header's value, if the endpoint sent it.
+        samples_written: Option<u64>,
+    },
     /// 5xx, 429 or a network error: send the same batch again later.
     Retry {
         /// Short reason for the counters (`http_503`, `network`, `timeout`).
@@ -103,10 +107,15 @@ impl Client {
         };
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {
+            let samples_written = resp
+                .headers()
+                .get("x-prometheus-remote-write-samples-written")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok());
             // Drain a little so the connection can be reused; errors here
             // do not change that the endpoint accepted the data.
             let _ = resp.body_mut().as_reader().take(MAX_ERROR_BODY).read_to_end(&mut Vec::new());
-            return Outcome::Sent;
+            return Outcome::Sent { samples_written };
         }
         let retry_after = resp
             .headers()

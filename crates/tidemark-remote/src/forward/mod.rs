@@ -25,6 +25,11 @@
 //!   with the response body. WAL data deleted before it was read (a stalled
 //!   forwarder overridden by the hold limit) is counted in
 //!   [`ForwarderStats::wal_segments_skipped`] and logged at `error`.
+//!   A remote write 2.0 endpoint that answers 2xx but reports (in
+//!   `X-Prometheus-Remote-Write-Samples-Written`) fewer samples written
+//!   than sent has the difference counted as dropped
+//!   (`v2_partially_written`, or `v2_nothing_written` for none: typically
+//!   a 1.0-only receiver); a 2xx is never retried.
 //! - **At least once**: the position persisted in
 //!   `<data_dir>/forward/<name>.position` covers only data the endpoint
 //!   acknowledged (or that was dropped as above). After a crash the

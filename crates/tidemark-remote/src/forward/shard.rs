@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::client::Outcome;
 use super::encode::{encode, QueuedSample};
-use super::Shared;
+use super::{Protocol, Shared};
 
 /// The shard thread: runs until the reader drops the sender, then sends
 /// what it holds (within the stop deadline) and returns.
@@ -49,7 +49,7 @@ fn send_batch(sh: &Shared, batch: &mut Vec<QueuedSample>) {
         Err(e) => {
             // Only a body over snappy's 4 GiB limit fails; unreachable with
             // sane batch sizes, but never silent.
-            finish(sh, batch, Some(("encode".into(), format!("encoding the request failed: {e}"))));
+            finish_counted(sh, batch, Some(("encode".into(), format!("encoding the request failed: {e}"), n)));
             return;
         }
     };
@@ -66,9 +66,22 @@ fn send_batch(sh: &Shared, batch: &mut Vec<QueuedSample>) {
             c.bytes_sent += body.len() as u64;
         }
         match sh.client.send(&body) {
-            Outcome::Sent => {
-                sh.counters.lock().samples_sent += n;
-                finish(sh, batch, None);
+            Outcome::Sent { samples_written } => {
+                // Remote write 2.0 receivers report what they wrote. None
+                // written means the endpoint did not understand the request
+                // (a 1.0-only receiver ignoring Content-Type); fewer means a
+                // partial write. Both are final: the spec forbids retrying
+                // a 2xx. 1.0 receivers send no header: all were written.
+                let written = match (sh.opts.protocol, samples_written) {
+                    (Protocol::V2, Some(w)) => w.min(n),
+                    _ => n,
+                };
+                sh.counters.lock().samples_sent += written;
+                let dropped = (written < n).then(|| {
+                    let reason = if written == 0 { "v2_nothing_written" } else { "v2_partially_written" };
+                    (reason.to_string(), format!("the endpoint answered 2xx but wrote {written} of {n} samples"))
+                });
+                finish_counted(sh, batch, dropped.map(|(r, d)| (r, d, n - written)));
                 return;
             }
             Outcome::Retry { reason, detail, retry_after } => {
@@ -84,19 +97,18 @@ fn send_batch(sh: &Shared, batch: &mut Vec<QueuedSample>) {
                 backoff = (backoff * 2).min(sh.opts.max_backoff);
             }
             Outcome::Drop { reason, detail } => {
-                finish(sh, batch, Some((reason, detail)));
+                finish_counted(sh, batch, Some((reason, detail, n)));
                 return;
             }
         }
     }
 }
 
-/// Acknowledges the batch's samples per read chunk; with `dropped`,
-/// counts and logs them as dropped first.
-fn finish(sh: &Shared, batch: &mut Vec<QueuedSample>, dropped: Option<(String, String)>) {
-    let n = batch.len() as u64;
-    if let Some((reason, detail)) = dropped {
-        tracing::error!(name = %sh.opts.name, url = %sh.opts.url, samples = n, %reason, %detail, "remote write rejected a batch that retrying cannot fix; dropped");
+/// Acknowledges the batch's samples per read chunk; with `dropped`
+/// (reason, detail, count), counts and logs that many as dropped first.
+fn finish_counted(sh: &Shared, batch: &mut Vec<QueuedSample>, dropped: Option<(String, String, u64)>) {
+    if let Some((reason, detail, n)) = dropped {
+        tracing::error!(name = %sh.opts.name, url = %sh.opts.url, samples = n, %reason, %detail, "remote write rejected samples that retrying cannot fix; dropped");
         let mut c = sh.counters.lock();
         *c.samples_dropped.entry(reason).or_default() += n;
         c.last_error = Some(detail);
