@@ -489,3 +489,34 @@ fn remote_write_2_written_counts_below_the_batch_are_counted_as_dropped() {
     assert_eq!(s.samples_read, first + second + third);
     fwd.stop().unwrap();
 }
+
+#[test]
+fn stop_is_bounded_when_the_endpoint_is_down_and_unacknowledged_data_is_sent_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db(dir.path());
+    // A port nobody listens on: every attempt is a network error.
+    let dead = format!(
+        "http://127.0.0.1:{}/api/v1/write",
+        TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    );
+    let mut expect = BTreeMap::new();
+    let n = write(&db, 3, 0, 10_000, &mut expect);
+    let mut o = opts("down", &dead);
+    o.flush_deadline = Duration::from_millis(300);
+    let fwd = Forwarder::start(&db, o).unwrap();
+    let s = wait_stats(&fwd, "network failures", |s| s.retries >= 3);
+    assert!(s.samples_failed.contains_key("network"), "{s:?}");
+    assert_eq!(s.pending_samples, n as u64);
+    let t = Instant::now();
+    let stopped = fwd.stop().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(3), "stop took {:?}", t.elapsed());
+    assert_eq!(stopped.samples_sent, 0);
+    assert_eq!(stopped.acked_position.offset, 0, "nothing acknowledged, nothing skipped: {stopped:?}");
+
+    // The same forwarder, now pointed at a working endpoint, sends it all.
+    let rx = Receiver::start();
+    let fwd = Forwarder::start(&db, opts("down", &rx.url)).unwrap();
+    rx.wait_for(n);
+    fwd.stop().unwrap();
+    assert_eq!(rx.samples(), expect);
+}
