@@ -122,6 +122,9 @@ pub struct WalTailer {
     need_series: bool,
     /// The newest checkpoint whose series were handed out.
     seen_checkpoint: Option<u64>,
+    /// Opened at "the oldest segment" of an empty directory: the position
+    /// is fixed by the first segment that appears, without a skip.
+    floating: bool,
 }
 
 impl WalTailer {
@@ -130,15 +133,18 @@ impl WalTailer {
     /// reading starts with the first [`WalTailer::read`].
     pub fn open(dir: &Path, from: Option<WalPosition>) -> Result<WalTailer, Error> {
         let listing = list_dir(dir)?;
-        let pos = match from {
-            Some(p) => p,
+        let (pos, floating) = match from {
+            Some(p) => (p, false),
             None => {
                 let ckpt = listing.checkpoints.last().copied();
                 let first = listing.segments.iter().copied().find(|&s| ckpt.is_none_or(|c| s > c));
-                WalPosition::start_of(first.or(ckpt.map(|c| c + 1)).unwrap_or(0))
+                match first.or(ckpt.map(|c| c + 1)) {
+                    Some(f) => (WalPosition::start_of(f), false),
+                    None => (WalPosition::default(), true),
+                }
             }
         };
-        Ok(WalTailer { dir: dir.to_path_buf(), pos, need_series: true, seen_checkpoint: None })
+        Ok(WalTailer { dir: dir.to_path_buf(), pos, need_series: true, seen_checkpoint: None, floating })
     }
 
     /// The position after everything read so far.
@@ -163,6 +169,15 @@ impl WalTailer {
             let ckpt = listing.checkpoints.last().copied();
             let live: Vec<u64> = listing.segments.iter().copied().filter(|&s| ckpt.is_none_or(|c| s > c)).collect();
             let first = live.first().copied().or(ckpt.map(|c| c + 1));
+            if self.floating {
+                match first {
+                    Some(f) => {
+                        pos = WalPosition::start_of(f);
+                        self.floating = false;
+                    }
+                    None => break, // still nothing written
+                }
+            }
             if let Some(first) = first.filter(|&f| pos.segment < f) {
                 let to = WalPosition::start_of(first);
                 let skip = WalSkip { from: pos, to, segments: first - pos.segment, reason: SkipReason::Deleted };
