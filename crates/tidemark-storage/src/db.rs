@@ -6,7 +6,8 @@
 //! ```text
 //! <dir>/lock            exclusive lock held while open
 //! <dir>/tidemark.json   format-affecting options (block range), fixed at creation
-//! <dir>/wal/            write-ahead log segments and checkpoints
+//! <dir>/wal/            write-ahead log segments and checkpoints (and
+//!                       wal/holds/: readers' holds on segments)
 //! <dir>/<block id>/     immutable blocks (meta.json, index, chunks/)
 //! <dir>/quarantine/     blocks that failed to open, moved aside
 //! ```
