@@ -32,9 +32,10 @@
 //!   a 1.0-only receiver); a 2xx is never retried.
 //! - **At least once**: the position persisted in
 //!   `<data_dir>/forward/<name>.position` covers only data the endpoint
-//!   acknowledged (or that was dropped as above). After a crash the
-//!   unacknowledged tail is sent again; receivers treat identical
-//!   duplicates as no-ops.
+//!   acknowledged (or that was dropped as above); it is written once a
+//!   second and at [`Forwarder::stop`]. After a crash the tail since the
+//!   last write is sent again; receivers treat identical duplicates as
+//!   no-ops. Run at most one forwarder per name at a time.
 //! - **Lag**: [`ForwarderStats::lag_seconds`] is measured in sample time:
 //!   the newest timestamp read from the WAL minus the newest timestamp of
 //!   the acknowledged prefix (0 when nothing is outstanding).
@@ -43,6 +44,10 @@
 //!
 //! Starting a forwarder for the first time ships the WAL from its oldest
 //! segment (typically the last two to three hours), then follows it.
+//! The reader keeps the labels of the series it has seen and forgets those
+//! that a WAL checkpoint shows are gone
+//! ([`ForwarderStats::series_tracked`]). Float samples only: the store
+//! holds no exemplars, native histograms or metadata to forward.
 //!
 //! ```no_run
 //! use tidemark_remote::forward::{Forwarder, ForwarderOptions, Protocol};
