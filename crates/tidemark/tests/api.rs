@@ -678,6 +678,24 @@ async fn health_and_unknown_paths() {
 }
 
 #[tokio::test]
+async fn features_tidemark_lacks_answer_empty() {
+    let app = app();
+    ok(&get(&app, "/api/v1/rules").await, r#"{"status":"success","data":{"groups":[]}}"#);
+    ok(&get(&app, "/api/v1/alerts").await, r#"{"status":"success","data":{"alerts":[]}}"#);
+    ok(&get(&app, "/api/v1/targets").await, r#"{"status":"success","data":{"activeTargets":[],"droppedTargets":[]}}"#);
+    ok(
+        &post_form(&app, "/api/v1/query_exemplars", "query=up&start=0&end=1").await,
+        r#"{"status":"success","data":[]}"#,
+    );
+    err(
+        &get(&app, "/api/v1/query_exemplars?query=up&start=2&end=1").await,
+        400,
+        "bad_data",
+        "end timestamp must not be before start timestamp",
+    );
+}
+
+#[tokio::test]
 async fn post_body_values_come_before_query_string_values() {
     let app = app();
     // Go's r.FormValue: the body's `query` wins over the URL's.
