@@ -677,6 +677,47 @@ async fn health_and_unknown_paths() {
     );
 }
 
+/// Hostile or absurd parameters get an answer, never a crashed handler.
+#[tokio::test]
+async fn extreme_inputs_get_answers() {
+    let app = app();
+    let queries = ["up", "up offset -5y", "up[100y]", "max_over_time(up[1y:1s])", "timestamp(up)", "", "{", "\u{0}"];
+    let times =
+        ["-9.1e15", "9.1e15", "1e300", "-0", "0.0005", "9999-12-31T23:59:59.999999999Z", "0000-01-01T00:00:00Z"];
+    for q in queries {
+        for t in times {
+            let a = get(&app, &format!("/api/v1/query?query={}&time={}", enc(q), enc(t))).await;
+            assert!(!a.body.contains("request handler failed"), "{q} @ {t}: {}", a.body);
+        }
+        for (start, end, step) in
+            [("-9.1e15", "9.1e15", "1e12"), ("0", "1", "1e-9"), ("0", "1e15", "1e11"), ("1", "1", "1ms")]
+        {
+            let a =
+                get(&app, &format!("/api/v1/query_range?query={}&start={start}&end={end}&step={step}", enc(q))).await;
+            assert!(!a.body.contains("request handler failed"), "{q} {start}..{end}/{step}: {}", a.body);
+        }
+    }
+    for path in [
+        "/api/v1/series?match[]=up&start=-9.1e15&end=9.1e15",
+        "/api/v1/labels?start=9e15&end=-9e15",
+        "/api/v1/label/%FF/values",
+        "/api/v1/label/U__%F0%9F%98%80/values",
+        "/api/v1/label/U___110000_/values",
+        "/api/v1/status/tsdb?limit=99999999999999999999999",
+        "/federate?match[]=up&match[]=%7B__name__%3D~%22.%2B%22%7D",
+        "/api/v1/query?query=up&timeout=1e300",
+        "/api/v1/query?query=up&limit=99999999999999999999",
+    ] {
+        let a = get(&app, path).await;
+        assert!(
+            !a.body.contains("request handler failed") && a.status != StatusCode::INTERNAL_SERVER_ERROR,
+            "{path}: {} {}",
+            a.status,
+            a.body
+        );
+    }
+}
+
 #[tokio::test]
 async fn features_tidemark_lacks_answer_empty() {
     let app = app();
