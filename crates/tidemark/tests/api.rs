@@ -656,6 +656,15 @@ async fn remote_write_route_reaches_the_receiver() {
 
     let a = send(&app, post(vec![0u8; 5000])).await;
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", a.body);
+    // (The request above declares no length, so the body was read up to the
+    // limit.) A declared length over the limit is refused without reading.
+    let declared = Request::post("/api/v1/write")
+        .header(header::CONTENT_TYPE, ct)
+        .header(header::CONTENT_LENGTH, "999999")
+        .body(Body::from(vec![0u8; 10]))
+        .unwrap();
+    let a = send(&app, declared).await;
+    assert_eq!((a.status, a.body.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "request body larger than 4096 bytes\n"));
     assert_eq!(get(&app, "/api/v1/write").await.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
