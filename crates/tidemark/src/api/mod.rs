@@ -190,6 +190,35 @@ impl ApiState {
 /// The API routes with `state` applied. Unknown paths under `/api/v1/` get
 /// a JSON `not_found` error; other unknown paths are left to the caller's
 /// router (this one has no fallback, so it can be merged into another).
+///
+/// ```
+/// use std::sync::Arc;
+/// use axum::body::Body;
+/// use axum::http::Request;
+/// use tidemark::api::{router, ApiOptions, ApiState};
+/// use tidemark::storage::{Db, Labels};
+/// use tower::ServiceExt;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let db = Arc::new(Db::in_memory().unwrap());
+/// let mut app = db.appender();
+/// app.append(&Labels::new([("__name__", "up"), ("job", "api")]).unwrap(), 1_700_000_000_000, 1.0).unwrap();
+/// app.commit().unwrap();
+///
+/// // Mount the API inside your own service's router.
+/// let service = axum::Router::new()
+///     .route("/hello", axum::routing::get(|| async { "hi" }))
+///     .merge(router(Arc::new(ApiState::new(db, ApiOptions::default()))));
+///
+/// let req = Request::get("/api/v1/query?query=up&time=1700000000").body(Body::empty()).unwrap();
+/// let resp = service.oneshot(req).await.unwrap();
+/// let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+/// assert_eq!(
+///     body,
+///     r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","job":"api"},"value":[1700000000,"1"]}]}}"#
+/// );
+/// # });
+/// ```
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/v1/query", get(query::instant).post(query::instant))
