@@ -656,6 +656,15 @@ async fn remote_write_route_reaches_the_receiver() {
 
     let a = send(&app, post(vec![0u8; 5000])).await;
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", a.body);
+    // (The request above declares no length, so the body was read up to the
+    // limit.) A declared length over the limit is refused without reading.
+    let declared = Request::post("/api/v1/write")
+        .header(header::CONTENT_TYPE, ct)
+        .header(header::CONTENT_LENGTH, "999999")
+        .body(Body::from(vec![0u8; 10]))
+        .unwrap();
+    let a = send(&app, declared).await;
+    assert_eq!((a.status, a.body.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "request body larger than 4096 bytes\n"));
     assert_eq!(get(&app, "/api/v1/write").await.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -674,6 +683,65 @@ async fn health_and_unknown_paths() {
         404,
         "not_found",
         "unknown API endpoint /api/v1/read",
+    );
+}
+
+/// Hostile or absurd parameters get an answer, never a crashed handler.
+#[tokio::test]
+async fn extreme_inputs_get_answers() {
+    let app = app();
+    let queries = ["up", "up offset -5y", "up[100y]", "max_over_time(up[1y:1s])", "timestamp(up)", "", "{", "\u{0}"];
+    let times =
+        ["-9.1e15", "9.1e15", "1e300", "-0", "0.0005", "9999-12-31T23:59:59.999999999Z", "0000-01-01T00:00:00Z"];
+    for q in queries {
+        for t in times {
+            let a = get(&app, &format!("/api/v1/query?query={}&time={}", enc(q), enc(t))).await;
+            assert!(!a.body.contains("request handler failed"), "{q} @ {t}: {}", a.body);
+        }
+        for (start, end, step) in
+            [("-9.1e15", "9.1e15", "1e12"), ("0", "1", "1e-9"), ("0", "1e15", "1e11"), ("1", "1", "1ms")]
+        {
+            let a =
+                get(&app, &format!("/api/v1/query_range?query={}&start={start}&end={end}&step={step}", enc(q))).await;
+            assert!(!a.body.contains("request handler failed"), "{q} {start}..{end}/{step}: {}", a.body);
+        }
+    }
+    for path in [
+        "/api/v1/series?match[]=up&start=-9.1e15&end=9.1e15",
+        "/api/v1/labels?start=9e15&end=-9e15",
+        "/api/v1/label/%FF/values",
+        "/api/v1/label/U__%F0%9F%98%80/values",
+        "/api/v1/label/U___110000_/values",
+        "/api/v1/status/tsdb?limit=99999999999999999999999",
+        "/federate?match[]=up&match[]=%7B__name__%3D~%22.%2B%22%7D",
+        "/api/v1/query?query=up&timeout=1e300",
+        "/api/v1/query?query=up&limit=99999999999999999999",
+    ] {
+        let a = get(&app, path).await;
+        assert!(
+            !a.body.contains("request handler failed") && a.status != StatusCode::INTERNAL_SERVER_ERROR,
+            "{path}: {} {}",
+            a.status,
+            a.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn features_tidemark_lacks_answer_empty() {
+    let app = app();
+    ok(&get(&app, "/api/v1/rules").await, r#"{"status":"success","data":{"groups":[]}}"#);
+    ok(&get(&app, "/api/v1/alerts").await, r#"{"status":"success","data":{"alerts":[]}}"#);
+    ok(&get(&app, "/api/v1/targets").await, r#"{"status":"success","data":{"activeTargets":[],"droppedTargets":[]}}"#);
+    ok(
+        &post_form(&app, "/api/v1/query_exemplars", "query=up&start=0&end=1").await,
+        r#"{"status":"success","data":[]}"#,
+    );
+    err(
+        &get(&app, "/api/v1/query_exemplars?query=up&start=2&end=1").await,
+        400,
+        "bad_data",
+        "end timestamp must not be before start timestamp",
     );
 }
 

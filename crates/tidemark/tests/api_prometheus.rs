@@ -283,6 +283,12 @@ async fn answers_match_prometheus_2_42() {
         "/api/v1/metadata?limit=x".into(),
         format!("/federate?match[]=fed_up&match[]={}", enc(r#"{__name__="fed_bytes"}"#)),
         "/federate?match[]=nothing".into(),
+        "/api/v1/rules".into(),
+        "/api/v1/alerts".into(),
+        "/api/v1/targets".into(),
+        format!("/api/v1/query_exemplars?query={}&start=1700000000&end=1700000600", enc("up")),
+        "/api/v1/query_exemplars?query=up&start=1700000600&end=1700000000".into(),
+        q("", "time=1700000000"),
     ];
     let formats = [
         r#"sum by (job, instance) (rate(http_requests_total{job="api", code=~"5.."}[5m])) / on (job, instance) group_left sum by (job, instance) (rate(http_requests_total{job="api"}[5m])) > 0.01"#,

@@ -1,6 +1,8 @@
 //! The Prometheus HTTP API as an axum [`Router`]: queries, series and label
 //! lookups, metadata, status, `format_query`, the snapshot admin endpoint,
-//! `/federate`, remote write (`/api/v1/write`) and the health checks.
+//! `/federate`, remote write (`/api/v1/write`) and the health checks; plus
+//! empty answers for rules, alerts, targets and exemplars, which Tidemark
+//! does not have but Grafana asks for.
 //!
 //! Behaviour follows Prometheus' `web/api/v1`: GET and form-encoded POST
 //! with Go's parameter merging, the same JSON shapes and number formatting,
@@ -21,6 +23,7 @@
 //! tokio's blocking pool (storage and engine are synchronous). A query whose
 //! HTTP request goes away (client disconnect, server timeout) is cancelled.
 
+mod absent;
 mod admin;
 mod federate;
 mod format;
@@ -187,6 +190,35 @@ impl ApiState {
 /// The API routes with `state` applied. Unknown paths under `/api/v1/` get
 /// a JSON `not_found` error; other unknown paths are left to the caller's
 /// router (this one has no fallback, so it can be merged into another).
+///
+/// ```
+/// use std::sync::Arc;
+/// use axum::body::Body;
+/// use axum::http::Request;
+/// use tidemark::api::{router, ApiOptions, ApiState};
+/// use tidemark::storage::{Db, Labels};
+/// use tower::ServiceExt;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let db = Arc::new(Db::in_memory().unwrap());
+/// let mut app = db.appender();
+/// app.append(&Labels::new([("__name__", "up"), ("job", "api")]).unwrap(), 1_700_000_000_000, 1.0).unwrap();
+/// app.commit().unwrap();
+///
+/// // Mount the API inside your own service's router.
+/// let service = axum::Router::new()
+///     .route("/hello", axum::routing::get(|| async { "hi" }))
+///     .merge(router(Arc::new(ApiState::new(db, ApiOptions::default()))));
+///
+/// let req = Request::get("/api/v1/query?query=up&time=1700000000").body(Body::empty()).unwrap();
+/// let resp = service.oneshot(req).await.unwrap();
+/// let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+/// assert_eq!(
+///     body,
+///     r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","job":"api"},"value":[1700000000,"1"]}]}}"#
+/// );
+/// # });
+/// ```
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/v1/query", get(query::instant).post(query::instant))
@@ -203,6 +235,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/api/v1/admin/tsdb/snapshot", post(admin::snapshot).put(admin::snapshot))
         .route("/api/v1/write", post(write::write))
+        .route("/api/v1/rules", get(absent::rules))
+        .route("/api/v1/alerts", get(absent::alerts))
+        .route("/api/v1/targets", get(absent::targets))
+        .route("/api/v1/query_exemplars", get(absent::query_exemplars).post(absent::query_exemplars))
         .route("/api/v1/{*rest}", any(not_found))
         .route("/federate", get(federate::federate).post(federate::federate))
         .route("/-/healthy", get(health::healthy))

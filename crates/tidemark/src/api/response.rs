@@ -159,29 +159,38 @@ impl Reply {
 
     /// The whole JSON body.
     pub fn body(&self) -> String {
-        let mut out = String::with_capacity(self.data.len() + 64);
-        out.push_str("{\"status\":\"success\",\"data\":");
-        out.push_str(&self.data);
+        self.clone().into_body()
+    }
+
+    /// The whole JSON body, built around `data` in place: a large result
+    /// is moved within its own buffer, never copied into a second one.
+    pub fn into_body(self) -> String {
+        const PREFIX: &str = "{\"status\":\"success\",\"data\":";
+        let mut suffix = String::new();
         for (key, list, what) in [("warnings", &self.warnings, "warning"), ("infos", &self.infos, "info")] {
             if list.is_empty() {
                 continue;
             }
-            out.push_str(",\"");
-            out.push_str(key);
-            out.push_str("\":");
+            suffix.push_str(",\"");
+            suffix.push_str(key);
+            suffix.push_str("\":");
             let shown = list.iter().take(MAX_ANNOTATIONS).map(String::as_str);
             let more = list.len().saturating_sub(MAX_ANNOTATIONS);
             let summary = (more > 0).then(|| format!("{more} more {what} annotations omitted"));
-            json::string_array(&mut out, shown.chain(summary.as_deref()));
+            json::string_array(&mut suffix, shown.chain(summary.as_deref()));
         }
-        out.push('}');
+        suffix.push('}');
+        let mut out = self.data;
+        out.reserve(PREFIX.len() + suffix.len());
+        out.insert_str(0, PREFIX);
+        out.push_str(&suffix);
         out
     }
 }
 
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
-        json_response(StatusCode::OK, self.body())
+        json_response(StatusCode::OK, self.into_body())
     }
 }
 

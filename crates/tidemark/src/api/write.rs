@@ -25,13 +25,20 @@ pub(crate) async fn write(State(st): State<Arc<ApiState>>, req: Request) -> Resp
     let content_type = header_str(header::CONTENT_TYPE);
     let content_encoding = header_str(header::CONTENT_ENCODING);
     let limit = st.options.max_remote_write_body;
+    let too_large = || plain(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {limit} bytes\n"));
+    // A declared length over the limit is refused before reading anything.
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
     let bytes = match axum::body::to_bytes(Body::new(body), limit).await {
         Ok(b) => b,
         Err(e) => {
-            let too_large = std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit"))
+            // axum reports the limit as an error whose text names it.
+            let over = std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit"))
                 || e.to_string().contains("length limit");
-            return if too_large {
-                plain(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {limit} bytes\n"))
+            return if over {
+                too_large()
             } else {
                 plain(StatusCode::BAD_REQUEST, format!("reading the request body failed: {e}\n"))
             };
