@@ -34,11 +34,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidemark_promql::{Engine, EngineOptions, QueryResult};
-use tidemark_remote::{MetadataStore, Receiver, ReceiverOptions};
+use tidemark_remote::forward::ForwardError;
+use tidemark_remote::{Forwarder, ForwarderOptions, ForwarderStats, MetadataStore, Receiver, ReceiverOptions};
 use tidemark_storage::{Db, SyncPolicy};
 
 use crate::api::{self, ApiOptions, ApiState};
-use crate::metrics::{self, ServerMetrics};
+use crate::metrics::{self, ForwarderCollector, ForwarderList, ReceiverCollector, ServerMetrics};
 
 /// Options of an embedded [`Tidemark`]. Defaults match `tidemark serve`.
 #[derive(Debug, Clone)]
@@ -102,6 +103,7 @@ pub struct Tidemark {
     metadata: Arc<MetadataStore>,
     receiver: Arc<Receiver>,
     metrics: Arc<ServerMetrics>,
+    forwarders: ForwarderList,
     api_options: ApiOptions,
     opened_in: Duration,
 }
@@ -132,28 +134,35 @@ impl Tidemark {
         }));
         let metadata = Arc::new(MetadataStore::new());
         let receiver = Arc::new(Receiver::new(db.clone(), metadata.clone(), opts.receiver.clone()));
-        let metrics = Arc::new(ServerMetrics::new(db.clone()));
+        let forwarders = ForwarderList::default();
+        let mut server_metrics = ServerMetrics::new(db.clone());
+        server_metrics.register_collector(Box::new(ReceiverCollector(receiver.clone())));
+        server_metrics.register_collector(Box::new(ForwarderCollector(forwarders.clone())));
+        let metrics = Arc::new(server_metrics);
         let api_options = ApiOptions {
             query_timeout: opts.query_timeout,
             lookback_delta: opts.lookback_delta,
             data_dir: opts.data_dir.clone(),
             max_remote_write_body: opts.receiver.max_body_bytes,
+            storage_retention: retention_text(opts.retention_time, opts.retention_size),
             ..ApiOptions::default()
         };
-        Ok(Tidemark { db, engine, metadata, receiver, metrics, api_options, opened_in })
+        Ok(Tidemark { db, engine, metadata, receiver, metrics, forwarders, api_options, opened_in })
     }
 
-    /// Like [`Tidemark::open`], registering extra collectors (e.g. forwarder
-    /// statistics) on the `/metrics` registry before it is shared.
-    pub fn with_collectors(mut self, collectors: Vec<Box<dyn prometheus_client::collector::Collector>>) -> Tidemark {
-        if let Some(m) = Arc::get_mut(&mut self.metrics) {
-            for c in collectors {
-                m.register_collector(c);
-            }
-        } else {
-            tracing::warn!("collectors registered after the router was built are ignored");
-        }
-        self
+    /// Starts forwarding everything this database ingests (from its WAL)
+    /// to a remote-write endpoint. The forwarder's statistics appear on
+    /// `/metrics`; [`Tidemark::close`] stops it, persisting its position.
+    /// Needs a data directory (an in-memory instance has no WAL).
+    pub fn start_forwarder(&self, opts: ForwarderOptions) -> Result<(), ForwardError> {
+        let f = Forwarder::start(&self.db, opts)?;
+        self.forwarders.lock().push(f);
+        Ok(())
+    }
+
+    /// Statistics of the running forwarders, by name.
+    pub fn forwarder_stats(&self) -> Vec<(String, ForwarderStats)> {
+        self.forwarders.lock().iter().map(|f| (f.name().to_owned(), f.stats())).collect()
     }
 
     /// The database.
@@ -225,9 +234,34 @@ impl Tidemark {
             .layer(axum::middleware::from_fn_with_state(self.metrics.clone(), metrics::track_requests))
     }
 
-    /// Flushes and closes the database (the WAL is synced; the head is
-    /// replayed from it at the next open).
+    /// Stops the forwarders (each sends what it can within its flush
+    /// deadline and persists its position), then flushes and closes the
+    /// database (the WAL is synced; the head is replayed from it at the
+    /// next open).
     pub fn close(&self) -> Result<(), tidemark_storage::Error> {
+        let forwarders = std::mem::take(&mut *self.forwarders.lock());
+        for f in forwarders {
+            let name = f.name().to_owned();
+            match f.stop() {
+                Ok(s) => {
+                    tracing::info!(forwarder = %name, sent = s.samples_sent, pending = s.pending_samples, "forwarder stopped")
+                }
+                Err(e) => tracing::error!(forwarder = %name, error = %e, "forwarder did not stop cleanly"),
+            }
+        }
         self.db.close()
+    }
+}
+
+/// Retention as `/api/v1/status/runtimeinfo` reports it (Prometheus: "15d",
+/// "10GiB", "15d or 10GiB").
+fn retention_text(time: Option<Duration>, size: Option<u64>) -> String {
+    let t = time.map(|d| promql_parser::util::display_duration(&d));
+    let s = size.map(|b| format!("{}MiB", b >> 20));
+    match (t, s) {
+        (Some(t), Some(s)) => format!("{t} or {s}"),
+        (Some(t), None) => t,
+        (None, Some(s)) => s,
+        (None, None) => "forever".to_owned(),
     }
 }

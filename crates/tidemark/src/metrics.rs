@@ -33,6 +33,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+use tidemark_remote::receive::STATUSES;
+use tidemark_remote::{Forwarder, ForwarderStats, Protocol, Receiver, RejectReason};
 use tidemark_storage::Db;
 
 /// The content type of [`ServerMetrics::encode`]'s output.
@@ -145,6 +147,36 @@ pub(crate) fn labelled_counter(
     Ok(())
 }
 
+/// Encodes a counter family: one series per label set.
+fn counter_family(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    series: &[(Vec<(&'static str, String)>, u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, n) in series {
+        let fam = m.encode_family(labels)?;
+        ConstCounter::new(*n).encode(fam)?;
+    }
+    Ok(())
+}
+
+/// Encodes a float gauge family: one series per label set.
+fn gauge_family(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    series: &[(Vec<(&'static str, String)>, f64)],
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in series {
+        let fam = m.encode_family(labels)?;
+        ConstGauge::new(*v).encode(fam)?;
+    }
+    Ok(())
+}
+
 fn clamp_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -188,6 +220,149 @@ impl prometheus_client::collector::Collector for DbCollector {
             s.quarantined_blocks,
         )?;
         Ok(())
+    }
+}
+
+/// Remote-write receiver counters, read at scrape time.
+#[derive(Debug)]
+pub(crate) struct ReceiverCollector(pub(crate) Arc<Receiver>);
+
+impl prometheus_client::collector::Collector for ReceiverCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let s = self.0.stats();
+        labelled_counter(
+            &mut enc,
+            "tidemark_remote_write_requests",
+            "Remote-write requests received, by protocol version.",
+            "protocol",
+            &[("1.0", s.requests(Protocol::V1)), ("2.0", s.requests(Protocol::V2))],
+        )?;
+        counter(
+            &mut enc,
+            "tidemark_remote_write_samples_appended",
+            "Samples from remote write stored.",
+            s.samples_appended,
+        )?;
+        let rejected: Vec<(&str, u64)> = RejectReason::ALL.iter().map(|&r| (r.as_str(), s.rejected(r))).collect();
+        labelled_counter(
+            &mut enc,
+            "tidemark_remote_write_samples_rejected",
+            "Samples from remote write not stored, by reason.",
+            "reason",
+            &rejected,
+        )?;
+        counter(
+            &mut enc,
+            "tidemark_remote_write_exemplars_dropped",
+            "Exemplars received and dropped (not stored yet).",
+            s.exemplars_dropped,
+        )?;
+        counter(
+            &mut enc,
+            "tidemark_remote_write_histograms_dropped",
+            "Native histogram samples received and dropped (not stored yet).",
+            s.histograms_dropped,
+        )?;
+        counter(
+            &mut enc,
+            "tidemark_remote_write_metadata_entries",
+            "Metric metadata entries received.",
+            s.metadata_entries,
+        )?;
+        let codes: Vec<String> = STATUSES.iter().map(|c| c.to_string()).collect();
+        let responses: Vec<(&str, u64)> =
+            STATUSES.iter().zip(&codes).map(|(&c, name)| (name.as_str(), s.responses_with(c))).collect();
+        labelled_counter(
+            &mut enc,
+            "tidemark_remote_write_responses",
+            "Remote-write responses, by status code.",
+            "code",
+            &responses,
+        )
+    }
+}
+
+/// The running forwarders, shared between the server (which starts and
+/// stops them) and the collector (which reads their statistics).
+pub(crate) type ForwarderList = Arc<parking_lot::Mutex<Vec<Forwarder>>>;
+
+/// Forwarder statistics, read at scrape time.
+#[derive(Debug)]
+pub(crate) struct ForwarderCollector(pub(crate) ForwarderList);
+
+impl prometheus_client::collector::Collector for ForwarderCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let stats: Vec<(String, ForwarderStats)> =
+            self.0.lock().iter().map(|f| (f.name().to_owned(), f.stats())).collect();
+        if stats.is_empty() {
+            return Ok(());
+        }
+        let by = |f: &dyn Fn(&ForwarderStats) -> u64| -> Vec<(Vec<(&'static str, String)>, u64)> {
+            stats.iter().map(|(n, s)| (vec![("forwarder", n.clone())], f(s))).collect()
+        };
+        counter_family(
+            &mut enc,
+            "tidemark_forwarder_samples_read",
+            "Samples read from the WAL.",
+            &by(&|s| s.samples_read),
+        )?;
+        counter_family(
+            &mut enc,
+            "tidemark_forwarder_samples_sent",
+            "Samples the endpoint acknowledged.",
+            &by(&|s| s.samples_sent),
+        )?;
+        let by_reason = |m: &dyn Fn(&ForwarderStats) -> &std::collections::BTreeMap<String, u64>| {
+            let mut out = Vec::new();
+            for (n, s) in &stats {
+                for (reason, v) in m(s) {
+                    out.push((vec![("forwarder", n.clone()), ("reason", reason.clone())], *v));
+                }
+            }
+            out
+        };
+        counter_family(
+            &mut enc,
+            "tidemark_forwarder_samples_failed",
+            "Samples in attempts that failed and were retried, by reason.",
+            &by_reason(&|s| &s.samples_failed),
+        )?;
+        counter_family(
+            &mut enc,
+            "tidemark_forwarder_samples_dropped",
+            "Samples given up on (non-retryable answers, WAL data lost), by reason.",
+            &by_reason(&|s| &s.samples_dropped),
+        )?;
+        counter_family(&mut enc, "tidemark_forwarder_requests", "Requests sent.", &by(&|s| s.requests))?;
+        counter_family(&mut enc, "tidemark_forwarder_retries", "Requests retried.", &by(&|s| s.retries))?;
+        counter_family(&mut enc, "tidemark_forwarder_bytes_sent", "Compressed bytes sent.", &by(&|s| s.bytes_sent))?;
+        counter_family(
+            &mut enc,
+            "tidemark_forwarder_wal_segments_skipped",
+            "WAL segments deleted before the forwarder read them (data lost).",
+            &by(&|s| s.wal_segments_skipped),
+        )?;
+        let gauges = |f: &dyn Fn(&ForwarderStats) -> f64| -> Vec<(Vec<(&'static str, String)>, f64)> {
+            stats.iter().map(|(n, s)| (vec![("forwarder", n.clone())], f(s))).collect()
+        };
+        gauge_family(
+            &mut enc,
+            "tidemark_forwarder_lag_seconds",
+            "Newest sample timestamp read from the WAL minus the newest acknowledged one.",
+            &gauges(&|s| s.lag_seconds),
+        )?;
+        gauge_family(
+            &mut enc,
+            "tidemark_forwarder_pending_samples",
+            "Samples read but not yet acknowledged.",
+            &gauges(&|s| s.pending_samples as f64),
+        )?;
+        gauge_family(
+            &mut enc,
+            "tidemark_forwarder_wal_bytes_unread",
+            "WAL bytes written but not yet read by the forwarder.",
+            &gauges(&|s| s.wal_bytes_unread as f64),
+        )
     }
 }
 

@@ -6,7 +6,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::config::ServeConfig;
+use tidemark_remote::forward::Protocol;
+use tidemark_remote::ForwarderOptions;
+
+use crate::config::{ForwardProtocol, ServeConfig};
 use crate::instance::{OpenError, Tidemark, TidemarkOptions};
 
 /// Why the server stopped with an error.
@@ -23,6 +26,14 @@ pub enum ServeError {
         addr: std::net::SocketAddr,
         /// Why.
         source: std::io::Error,
+    },
+    /// A forwarder could not be started.
+    #[error("cannot start forwarder {name}: {source}")]
+    Forward {
+        /// The forwarder's name.
+        name: String,
+        /// Why.
+        source: tidemark_remote::forward::ForwardError,
     },
     /// Serving failed.
     #[error("server error: {0}")]
@@ -53,6 +64,20 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
     let tm = tokio::task::spawn_blocking(move || Tidemark::open(opts))
         .await
         .map_err(|e| std::io::Error::other(format!("open task failed: {e}")))??;
+
+    for target in &config.forward {
+        let mut o = ForwarderOptions::new(target.name.clone(), target.url.clone());
+        o.protocol = match target.protocol {
+            ForwardProtocol::V1 => Protocol::V1,
+            ForwardProtocol::V2 => Protocol::V2,
+        };
+        o.headers = target.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let tm2 = tm.clone();
+        tokio::task::spawn_blocking(move || tm2.start_forwarder(o))
+            .await
+            .map_err(|e| std::io::Error::other(format!("forwarder start task failed: {e}")))?
+            .map_err(|source| ServeError::Forward { name: target.name.clone(), source })?;
+    }
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -441,6 +441,11 @@ impl Forwarder {
         Ok(fwd)
     }
 
+    /// The forwarder's name (from its options).
+    pub fn name(&self) -> &str {
+        &self.shared.opts.name
+    }
+
     /// Current counters and gauges.
     pub fn stats(&self) -> ForwarderStats {
         let sh = &self.shared;
