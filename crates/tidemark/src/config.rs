@@ -13,8 +13,8 @@
 //! }
 //! let cli = Cli::parse_from(["tidemark", "--listen", "127.0.0.1:0", "--retention.time", "7d"]);
 //! let config = ServeConfig::resolve(&cli.serve).unwrap();
-//! assert_eq!(config.retention_time, Some(std::time::Duration::from_secs(7 * 86_400)));
-//! assert_eq!(config.data_dir, std::path::PathBuf::from("./data"));
+//! assert_eq!(config.instance.retention_time, Some(std::time::Duration::from_secs(7 * 86_400)));
+//! assert_eq!(config.data_dir(), std::path::Path::new("./data"));
 //! ```
 //!
 //! A configuration file (`--config.file tidemark.toml`) holds the same
@@ -51,6 +51,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tidemark_storage::SyncPolicy;
+
+use crate::TidemarkOptions;
 
 /// The default listen address: loopback only, and a port that does not
 /// clash with Prometheus (9090), the Pushgateway (9091), Alertmanager
@@ -164,30 +166,19 @@ pub struct ForwardTarget {
 pub struct ServeConfig {
     /// Where to listen.
     pub listen: SocketAddr,
-    /// The data directory.
-    pub data_dir: PathBuf,
-    /// Time retention; `None` keeps data forever.
-    pub retention_time: Option<Duration>,
-    /// Size retention in bytes; `None` disables it.
-    pub retention_size: Option<u64>,
-    /// Out-of-order window (zero disables).
-    pub out_of_order_window: Duration,
-    /// WAL fsync policy.
-    pub wal_sync: SyncPolicy,
-    /// Query timeout.
-    pub query_timeout: Duration,
-    /// Query sample limit.
-    pub query_max_samples: usize,
-    /// Lookback delta.
-    pub lookback_delta: Duration,
-    /// Largest compressed remote-write body, in bytes.
-    pub remote_write_max_body: usize,
-    /// Largest decompressed remote-write body, in bytes.
-    pub remote_write_max_decompressed: usize,
+    /// The database, query and remote-write settings (`data_dir` is always set).
+    pub instance: TidemarkOptions,
     /// Forward targets.
     pub forward: Vec<ForwardTarget>,
     /// Log filter.
     pub log_filter: String,
+}
+
+impl ServeConfig {
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.instance.data_dir.as_deref().unwrap_or(Path::new(DEFAULT_DATA_DIR))
+    }
 }
 
 /// The TOML file's shape.
@@ -328,21 +319,17 @@ impl ServeConfig {
         }
 
         let log_filter = pick(&args.log_level, &file.log_level).unwrap_or_else(|| "info".to_owned());
-        Ok(ServeConfig {
-            listen,
-            data_dir,
-            retention_time,
-            retention_size,
-            out_of_order_window,
-            wal_sync,
-            query_timeout,
-            query_max_samples,
-            lookback_delta,
-            remote_write_max_body,
-            remote_write_max_decompressed,
-            forward,
-            log_filter,
-        })
+        let mut instance = TidemarkOptions::new(data_dir);
+        instance.retention_time = retention_time;
+        instance.retention_size = retention_size;
+        instance.out_of_order_window = out_of_order_window;
+        instance.wal_sync = wal_sync;
+        instance.query_timeout = query_timeout;
+        instance.query_max_samples = query_max_samples;
+        instance.lookback_delta = lookback_delta;
+        instance.receiver.max_body_bytes = remote_write_max_body;
+        instance.receiver.max_decompressed_bytes = remote_write_max_decompressed;
+        Ok(ServeConfig { listen, instance, forward, log_filter })
     }
 }
 
@@ -451,12 +438,12 @@ mod tests {
     fn defaults_listen_on_loopback_9201_with_15d_retention() {
         let c = ServeConfig::resolve(&ServeArgs::default()).unwrap();
         assert_eq!(c.listen, "127.0.0.1:9201".parse().unwrap());
-        assert_eq!(c.data_dir, PathBuf::from("./data"));
-        assert_eq!(c.retention_time, Some(Duration::from_secs(15 * 86_400)));
-        assert_eq!(c.retention_size, None);
-        assert_eq!(c.wal_sync, SyncPolicy::EveryCommit);
-        assert_eq!(c.query_timeout, Duration::from_secs(120));
-        assert_eq!(c.lookback_delta, Duration::from_secs(300));
+        assert_eq!(c.data_dir(), Path::new("./data"));
+        assert_eq!(c.instance.retention_time, Some(Duration::from_secs(15 * 86_400)));
+        assert_eq!(c.instance.retention_size, None);
+        assert_eq!(c.instance.wal_sync, SyncPolicy::EveryCommit);
+        assert_eq!(c.instance.query_timeout, Duration::from_secs(120));
+        assert_eq!(c.instance.lookback_delta, Duration::from_secs(300));
         assert!(c.forward.is_empty());
     }
 
@@ -487,10 +474,10 @@ headers = { "X-Scope-OrgID" = "a" }
         }))
         .unwrap();
         assert_eq!(c.listen.port(), 7001);
-        assert_eq!(c.retention_time, Some(Duration::from_secs(30 * 86_400)));
-        assert_eq!(c.retention_size, Some(2 << 30));
-        assert_eq!(c.wal_sync, SyncPolicy::Interval(Duration::from_secs(1)));
-        assert_eq!(c.query_timeout, Duration::from_secs(30));
+        assert_eq!(c.instance.retention_time, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(c.instance.retention_size, Some(2 << 30));
+        assert_eq!(c.instance.wal_sync, SyncPolicy::Interval(Duration::from_secs(1)));
+        assert_eq!(c.instance.query_timeout, Duration::from_secs(30));
         assert_eq!(c.forward.len(), 1);
         assert_eq!(c.forward[0].protocol, ForwardProtocol::V2);
         assert_eq!(c.forward[0].headers["X-Scope-OrgID"], "a");
@@ -499,7 +486,7 @@ headers = { "X-Scope-OrgID" = "a" }
     #[test]
     fn zero_retention_keeps_data_forever() {
         let c = ServeConfig::resolve(&args(|a| a.retention_time = Some("0".into()))).unwrap();
-        assert_eq!(c.retention_time, None);
+        assert_eq!(c.instance.retention_time, None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tidemark_remote::forward::Protocol;
 use tidemark_remote::ForwarderOptions;
 
 use crate::config::{ForwardProtocol, ServeConfig};
-use crate::instance::{OpenError, Tidemark, TidemarkOptions};
+use crate::instance::{OpenError, Tidemark};
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -43,24 +43,9 @@ pub enum ServeError {
     Close(#[from] tidemark_storage::Error),
 }
 
-/// Options for the embedded instance from the resolved server config.
-pub fn instance_options(config: &ServeConfig) -> TidemarkOptions {
-    let mut o = TidemarkOptions::new(config.data_dir.clone());
-    o.retention_time = config.retention_time;
-    o.retention_size = config.retention_size;
-    o.out_of_order_window = config.out_of_order_window;
-    o.wal_sync = config.wal_sync;
-    o.query_timeout = config.query_timeout;
-    o.query_max_samples = config.query_max_samples;
-    o.lookback_delta = config.lookback_delta;
-    o.receiver.max_body_bytes = config.remote_write_max_body;
-    o.receiver.max_decompressed_bytes = config.remote_write_max_decompressed;
-    o
-}
-
 /// Runs the server until `shutdown` completes, then shuts down gracefully.
 pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
-    let opts = instance_options(&config);
+    let opts = config.instance.clone();
     let tm = tokio::task::spawn_blocking(move || Tidemark::open(opts))
         .await
         .map_err(|e| std::io::Error::other(format!("open task failed: {e}")))??;
@@ -86,9 +71,9 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
     let stats = tm.db().stats();
     tracing::info!(
         listen = %local,
-        data_dir = %config.data_dir.display(),
-        retention_time = %config.retention_time.map(|d| promql_parser::util::display_duration(&d)).unwrap_or_else(|| "forever".into()),
-        retention_size = %config.retention_size.map(|b| format!("{b}B")).unwrap_or_else(|| "none".into()),
+        data_dir = %config.data_dir().display(),
+        retention_time = %config.instance.retention_time.map(|d| promql_parser::util::display_duration(&d)).unwrap_or_else(|| "forever".into()),
+        retention_size = %config.instance.retention_size.map(|b| format!("{b}B")).unwrap_or_else(|| "none".into()),
         series_loaded = stats.head_series,
         blocks = stats.blocks,
         replay_seconds = format!("{:.3}", tm.opened_in().as_secs_f64()),
