@@ -126,6 +126,26 @@ impl MetadataStore {
         }
     }
 
+    /// Like [`MetadataStore::record`], from borrowed parts: allocates only
+    /// when the entry is new (the receiver calls this for every 2.0 series,
+    /// which nearly always repeats a known entry). Returns whether it was
+    /// added.
+    pub fn record_parts(&self, family: &str, kind: MetricKind, help: &str, unit: &str) -> bool {
+        let same = |m: &MetricMetadata| m.kind == kind && m.help == help && m.unit == unit;
+        if let Some(list) = self.families.read().get(family) {
+            if list.iter().any(same) || list.len() >= MAX_ENTRIES_PER_FAMILY {
+                return false;
+            }
+        }
+        let mut families = self.families.write();
+        let list = families.entry(family.to_owned()).or_default();
+        if list.iter().any(same) || list.len() >= MAX_ENTRIES_PER_FAMILY {
+            return false;
+        }
+        list.push(MetricMetadata { kind, help: help.to_owned(), unit: unit.to_owned() });
+        true
+    }
+
     /// Number of families known.
     pub fn len(&self) -> usize {
         self.families.read().len()

@@ -1,0 +1,216 @@
+//! Body decoding: snappy (block format, declared length checked before
+//! allocating) and protobuf, into one form both protocol versions share.
+//!
+//! [`Batch`] keeps prost's decoded message and lends out each series as a
+//! [`SeriesView`]: its label pairs as sent (1.0 strings, or 2.0 symbol
+//! references resolved), its samples, and counts of what we do not store.
+//! The views borrow from the message, so visiting a batch allocates one
+//! scratch vector for the label pairs, reused for every series.
+
+use prost::Message;
+
+use super::error::ReceiveError;
+use super::negotiate::Protocol;
+use crate::proto::{v1, v2, Sample};
+use crate::MetricKind;
+
+/// Decompresses a snappy block-format `body`, refusing (before any
+/// allocation) a declared decompressed size over `limit`.
+pub fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, ReceiveError> {
+    let declared = snap::raw::decompress_len(body).map_err(|e| ReceiveError::CorruptSnappy(e.to_string()))?;
+    if declared > limit {
+        return Err(ReceiveError::DecompressedTooLarge { declared, limit });
+    }
+    let mut out = vec![0; declared];
+    let n =
+        snap::raw::Decoder::new().decompress(body, &mut out).map_err(|e| ReceiveError::CorruptSnappy(e.to_string()))?;
+    out.truncate(n);
+    Ok(out)
+}
+
+/// A decoded request of either version.
+#[derive(Debug)]
+pub enum Batch {
+    /// Remote write 1.0.
+    V1(v1::WriteRequest),
+    /// Remote write 2.0 (its symbol table checked).
+    V2(v2::Request),
+}
+
+/// Metadata a series (2.0) or a family (1.0) carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetadataView<'a> {
+    /// The type.
+    pub kind: MetricKind,
+    /// Help text.
+    pub help: &'a str,
+    /// Unit.
+    pub unit: &'a str,
+}
+
+/// One series of a [`Batch`].
+#[derive(Debug)]
+pub struct SeriesView<'a, 's> {
+    /// Label pairs in the order sent (validation checks the order).
+    pub labels: &'s [(&'a str, &'a str)],
+    /// Float samples.
+    pub samples: &'a [Sample],
+    /// Exemplars sent (not stored).
+    pub exemplars: usize,
+    /// Native histogram samples sent (not stored).
+    pub histograms: usize,
+    /// 2.0 per-series metadata, when any field is set.
+    pub metadata: Option<MetadataView<'a>>,
+}
+
+/// A 2.0 series whose references do not resolve; it is rejected alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRefs {
+    /// What is wrong.
+    pub reason: String,
+    /// Samples it carried (counted as rejected).
+    pub samples: usize,
+}
+
+impl Batch {
+    /// Decodes a decompressed body of `protocol`.
+    pub fn decode(protocol: Protocol, raw: &[u8]) -> Result<Batch, ReceiveError> {
+        match protocol {
+            Protocol::V1 => v1::WriteRequest::decode(raw)
+                .map(Batch::V1)
+                .map_err(|e| ReceiveError::BadProtobuf { message: "prometheus.WriteRequest", reason: e.to_string() }),
+            Protocol::V2 => {
+                let req = v2::Request::decode(raw).map_err(|e| ReceiveError::BadProtobuf {
+                    message: "io.prometheus.write.v2.Request",
+                    reason: e.to_string(),
+                })?;
+                if let Some(first) = req.symbols.first() {
+                    if !first.is_empty() {
+                        return Err(ReceiveError::BadSymbolTable(format!(
+                            "the first symbol must be the empty string, got {first:?}"
+                        )));
+                    }
+                }
+                Ok(Batch::V2(req))
+            }
+        }
+    }
+
+    /// Number of series.
+    pub fn len(&self) -> usize {
+        match self {
+            Batch::V1(r) => r.timeseries.len(),
+            Batch::V2(r) => r.timeseries.len(),
+        }
+    }
+
+    /// Whether the batch holds no series.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// 1.0's per-family metadata entries as (family name, metadata).
+    pub fn family_metadata(&self) -> impl Iterator<Item = (&str, MetadataView<'_>)> {
+        let list: &[v1::MetricMetadata] = match self {
+            Batch::V1(r) => &r.metadata,
+            Batch::V2(_) => &[],
+        };
+        list.iter().map(|m| {
+            (
+                m.metric_family_name.as_str(),
+                MetadataView { kind: MetricKind::from_proto(m.r#type), help: &m.help, unit: &m.unit },
+            )
+        })
+    }
+
+    /// Calls `f` with each series in order, or with why a 2.0 series'
+    /// references do not resolve.
+    pub fn for_each_series<F>(&self, mut f: F)
+    where
+        F: FnMut(Result<SeriesView<'_, '_>, BadRefs>),
+    {
+        let mut scratch: Vec<(&str, &str)> = Vec::new();
+        match self {
+            Batch::V1(req) => {
+                for ts in &req.timeseries {
+                    scratch.clear();
+                    scratch.extend(ts.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())));
+                    f(Ok(SeriesView {
+                        labels: &scratch,
+                        samples: &ts.samples,
+                        exemplars: ts.exemplars.len(),
+                        histograms: ts.histograms.len(),
+                        metadata: None,
+                    }));
+                }
+            }
+            Batch::V2(req) => {
+                let symbols = &req.symbols;
+                for ts in &req.timeseries {
+                    scratch.clear();
+                    match resolve(symbols, ts, &mut scratch) {
+                        Ok(metadata) => f(Ok(SeriesView {
+                            labels: &scratch,
+                            samples: &ts.samples,
+                            exemplars: ts.exemplars.len(),
+                            histograms: ts.histograms.len(),
+                            metadata,
+                        })),
+                        Err(reason) => f(Err(BadRefs { reason, samples: ts.samples.len() })),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Resolves a 2.0 series' label and metadata references into `out`.
+fn resolve<'a>(
+    symbols: &'a [String],
+    ts: &'a v2::TimeSeries,
+    out: &mut Vec<(&'a str, &'a str)>,
+) -> Result<Option<MetadataView<'a>>, String> {
+    let refs = &ts.labels_refs;
+    if !refs.len().is_multiple_of(2) {
+        return Err(format!("labels_refs has an odd length {} ({refs:?})", refs.len()));
+    }
+    let sym = |r: u32, what: &str| -> Result<&'a str, String> {
+        symbols
+            .get(r as usize)
+            .map(String::as_str)
+            .ok_or_else(|| format!("{what} reference {r} is outside the symbol table (size {})", symbols.len()))
+    };
+    for pair in refs.chunks_exact(2) {
+        out.push((sym(pair[0], "label name")?, sym(pair[1], "label value")?));
+    }
+    let Some(m) = &ts.metadata else { return Ok(None) };
+    let help = sym(m.help_ref, "metadata help")?;
+    let unit = sym(m.unit_ref, "metadata unit")?;
+    let kind = MetricKind::from_proto(m.r#type);
+    if kind == MetricKind::Unknown && help.is_empty() && unit.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(MetadataView { kind, help, unit }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_length_is_checked_before_decompressing() {
+        // A snappy header is a uvarint of the decompressed length: declare
+        // 1 GiB and send nothing else.
+        let bomb = [0x80, 0x80, 0x80, 0x80, 0x04];
+        match decompress(&bomb, 1 << 20) {
+            Err(ReceiveError::DecompressedTooLarge { declared, limit }) => {
+                assert_eq!((declared, limit), (1 << 30, 1 << 20));
+            }
+            other => panic!("expected DecompressedTooLarge, got {other:?}"),
+        }
+        let ok = crate::codec::compress(b"hello");
+        assert_eq!(decompress(&ok, 5).unwrap(), b"hello");
+        assert!(matches!(decompress(&ok, 4), Err(ReceiveError::DecompressedTooLarge { .. })));
+        assert!(matches!(decompress(&[], 10), Err(ReceiveError::CorruptSnappy(_))));
+    }
+}

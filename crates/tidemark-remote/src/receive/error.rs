@@ -1,0 +1,77 @@
+//! Why a request was refused, and the HTTP status each reason maps to.
+
+use tidemark_storage::Error as StorageError;
+
+/// Why a remote write request was not (fully) accepted. Each variant maps to
+/// one HTTP status ([`ReceiveError::status`]) following the remote write
+/// specs: 4xx when the sender must not retry, 5xx when retrying can succeed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    /// `Content-Type` is not protobuf or names an unknown message (415).
+    #[error("unsupported content type {0:?}: expected application/x-protobuf with proto=prometheus.WriteRequest (1.0) or proto=io.prometheus.write.v2.Request (2.0)")]
+    UnsupportedContentType(String),
+    /// `Content-Encoding` is not snappy (415).
+    #[error("unsupported content encoding {0:?}: only snappy is accepted")]
+    UnsupportedEncoding(String),
+    /// The compressed body is larger than the limit (413).
+    #[error("request body of {size} bytes exceeds the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// Body size in bytes.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The decompressed size snappy declares is larger than the limit (413).
+    /// Checked before decompressing, so a small "bomb" allocates nothing.
+    #[error("decompressed size of {declared} bytes exceeds the limit of {limit} bytes")]
+    DecompressedTooLarge {
+        /// The size the snappy header declares.
+        declared: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The body is not valid snappy block-format data (400).
+    #[error("corrupt snappy data: {0}")]
+    CorruptSnappy(String),
+    /// The decompressed body is not a valid protobuf message of the
+    /// negotiated type (400).
+    #[error("cannot decode {message}: {reason}")]
+    BadProtobuf {
+        /// The message type expected.
+        message: &'static str,
+        /// What prost reported.
+        reason: String,
+    },
+    /// The 2.0 symbol table is malformed (400): its first entry must be
+    /// the empty string.
+    #[error("invalid symbol table: {0}")]
+    BadSymbolTable(String),
+    /// Part of the batch was invalid or could not be stored (400). The rest
+    /// was stored; the message lists the first rejected series and reasons.
+    #[error("{0}")]
+    PartiallyRejected(String),
+    /// Storing the batch failed in a way retrying can fix (e.g. the disk is
+    /// full): nothing of the batch was stored (503 or 500).
+    #[error("storage error, nothing of this request was stored: {0}")]
+    Storage(#[source] StorageError),
+}
+
+impl ReceiveError {
+    /// The HTTP status to answer with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ReceiveError::UnsupportedContentType(_) | ReceiveError::UnsupportedEncoding(_) => 415,
+            ReceiveError::BodyTooLarge { .. } | ReceiveError::DecompressedTooLarge { .. } => 413,
+            ReceiveError::CorruptSnappy(_)
+            | ReceiveError::BadProtobuf { .. }
+            | ReceiveError::BadSymbolTable(_)
+            | ReceiveError::PartiallyRejected(_) => 400,
+            // Temporary conditions: come back later.
+            ReceiveError::Storage(StorageError::StorageFull { .. } | StorageError::Closed) => 503,
+            // I/O failures and a poisoned WAL: the sender must keep the data
+            // and retry (5xx), but the cause is internal.
+            ReceiveError::Storage(_) => 500,
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Appending a decoded [`Batch`] to the database, sample by sample, keeping
+//! every valid sample and accounting for every rejected one.
+//!
+//! Per series: the labels are validated and built once; the first sample
+//! goes through [`Appender::append`] (label lookup, series creation) and the
+//! rest through [`Appender::append_ref`]. A rejected sample does not stop
+//! the series or the batch: the storage appender keeps its other samples.
+
+use std::fmt::Write as _;
+
+use tidemark_storage::{AppendError, Appender, Labels, METRIC_NAME};
+
+use super::decode::{Batch, SeriesView};
+use super::stats::RejectReason;
+use super::validate::{family_name, series_labels, DisplayPairs, SeriesError};
+use super::ReceiverOptions;
+use crate::MetadataStore;
+
+/// What ingesting a batch did (before the commit).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Samples accepted by the appender.
+    pub samples_written: u64,
+    /// Samples rejected, by [`RejectReason`] index.
+    pub rejected: [u64; 5],
+    /// Series with at least one problem.
+    pub series_rejected: u64,
+    /// Exemplars dropped.
+    pub exemplars_dropped: u64,
+    /// Native histogram samples dropped.
+    pub histograms_dropped: u64,
+    /// Metadata entries received.
+    pub metadata_entries: u64,
+    /// One line per problem series, the first [`ReceiverOptions::max_errors_reported`].
+    pub messages: Vec<String>,
+}
+
+impl Outcome {
+    /// Samples rejected, all reasons.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().sum()
+    }
+
+    /// The 400 body: totals, counts by reason, then the first problems.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "stored {} samples, rejected {} samples of {} series (",
+            self.samples_written,
+            self.rejected_total(),
+            self.series_rejected
+        );
+        let mut first = true;
+        for r in RejectReason::ALL {
+            let n = self.rejected[r.index()];
+            if n > 0 {
+                let _ = write!(s, "{}{}: {n}", if first { "" } else { ", " }, r.as_str());
+                first = false;
+            }
+        }
+        s.push_str("); the valid samples were stored, retrying this request is not needed\n");
+        for m in &self.messages {
+            s.push_str(m);
+            s.push('\n');
+        }
+        let omitted = self.series_rejected.saturating_sub(self.messages.len() as u64);
+        if omitted > 0 {
+            let _ = writeln!(s, "... and {omitted} more series");
+        }
+        s
+    }
+
+    fn note(&mut self, limit: usize, msg: impl FnOnce() -> String) {
+        self.series_rejected += 1;
+        if self.messages.len() < limit {
+            self.messages.push(msg());
+        }
+    }
+}
+
+/// Appends every series of `batch` and records its metadata. `max_t` is the
+/// newest timestamp accepted (now + the future allowance).
+pub fn ingest(
+    batch: &Batch,
+    app: &mut Appender<'_>,
+    metadata: &MetadataStore,
+    opts: &ReceiverOptions,
+    max_t: i64,
+) -> Outcome {
+    let mut out = Outcome::default();
+    let limit = opts.max_errors_reported;
+    let v2 = matches!(batch, Batch::V2(_));
+    for (family, m) in batch.family_metadata() {
+        out.metadata_entries += 1;
+        metadata.record_parts(family, m.kind, m.help, m.unit);
+    }
+    batch.for_each_series(|series| {
+        let series = match series {
+            Ok(s) => s,
+            Err(bad) => {
+                out.rejected[RejectReason::InvalidSeries.index()] += bad.samples as u64;
+                let reason = SeriesError::BadRefs(bad.reason);
+                out.note(limit, || format!("invalid series: {reason}"));
+                return;
+            }
+        };
+        out.exemplars_dropped += series.exemplars as u64;
+        out.histograms_dropped += series.histograms as u64;
+        let labels = match series_labels(series.labels, opts.name_validation) {
+            Ok(l) if v2 && series.samples.is_empty() && series.histograms == 0 => {
+                drop(l);
+                out.note(limit, || format!("{}: {}", DisplayPairs(series.labels), SeriesError::NoSamples));
+                return;
+            }
+            Ok(l) => l,
+            Err(e) => {
+                out.rejected[RejectReason::InvalidSeries.index()] += series.samples.len() as u64;
+                out.note(limit, || format!("{}: invalid series: {e}", DisplayPairs(series.labels)));
+                return;
+            }
+        };
+        if let Some(m) = series.metadata {
+            out.metadata_entries += 1;
+            if let Some(name) = labels.get(METRIC_NAME) {
+                metadata.record_parts(&family_name(name, m.kind), m.kind, m.help, m.unit);
+            }
+        }
+        append_series(app, &labels, &series, max_t, &mut out, limit);
+    });
+    out
+}
+
+/// Appends one valid series' samples.
+fn append_series(
+    app: &mut Appender<'_>,
+    labels: &Labels,
+    series: &SeriesView<'_, '_>,
+    max_t: i64,
+    out: &mut Outcome,
+    limit: usize,
+) {
+    let mut series_ref: Option<u64> = None;
+    // The first rejection of the series (reported) and how many followed.
+    let mut first: Option<(RejectReason, String)> = None;
+    let mut rejected = 0u64;
+    let mut reject = |reason: RejectReason, describe: &dyn Fn() -> String, out: &mut Outcome| {
+        out.rejected[reason.index()] += 1;
+        rejected += 1;
+        // Formatting only what may be reported keeps a batch of rejected
+        // samples cheap.
+        if first.is_none() && out.messages.len() < limit {
+            first = Some((reason, describe()));
+        }
+    };
+    for s in series.samples {
+        let (t, v) = (s.timestamp, s.value);
+        if t > max_t {
+            reject(
+                RejectReason::FutureTimestamp,
+                &|| format!("sample timestamp {t} is too far in the future (newest accepted: {max_t})"),
+                out,
+            );
+            continue;
+        }
+        let res = match series_ref {
+            Some(r) => match app.append_ref(r, t, v) {
+                // The series went away under us (head truncation): look it
+                // up again by labels.
+                Err(AppendError::UnknownSeriesRef(_)) => app.append(labels, t, v).map(|r| series_ref = Some(r)),
+                other => other,
+            },
+            None => app.append(labels, t, v).map(|r| series_ref = Some(r)),
+        };
+        match res {
+            Ok(()) => out.samples_written += 1,
+            Err(e) => reject(RejectReason::of(&e), &|| e.to_string(), out),
+        }
+    }
+    if rejected > 0 {
+        let (_, first) = first.unwrap_or((RejectReason::InvalidSeries, String::new()));
+        let more = if rejected > 1 { format!(" (and {} more rejected samples)", rejected - 1) } else { String::new() };
+        out.note(limit, || format!("{}: {first}{more}", DisplayPairs(series.labels)));
+    }
+}

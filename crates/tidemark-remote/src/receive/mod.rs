@@ -1,0 +1,314 @@
+//! The remote write receiver: decodes a request body (1.0 or 2.0, chosen by
+//! `Content-Type`), validates it and appends it to a [`Db`].
+//!
+//! [`Receiver::handle`] is independent of any HTTP framework: the server
+//! passes the two headers and the body and turns the [`WriteResponse`] into
+//! its own response type.
+//!
+//! # Responses
+//!
+//! | status | when | sender |
+//! |---|---|---|
+//! | 204 | every sample stored (or the request held none) | done |
+//! | 400 | bad snappy or protobuf, a bad 2.0 symbol table, or some samples or series rejected (see below) | must not retry |
+//! | 413 | body over [`ReceiverOptions::max_body_bytes`], or snappy declares more than [`ReceiverOptions::max_decompressed_bytes`] | must not retry |
+//! | 415 | `Content-Type` or `Content-Encoding` not supported ([`negotiate`](self::negotiate)) | must not retry |
+//! | 503 | storage full (retention cannot free space) or closing | retries later |
+//! | 500 | I/O error, poisoned WAL | retries |
+//!
+//! 2.0 responses (every one after content negotiation succeeded, errors
+//! included) carry `X-Prometheus-Remote-Write-Samples-Written`,
+//! `-Histograms-Written` and `-Exemplars-Written` with what was actually
+//! stored; histograms and exemplars are always 0 until storage keeps them.
+//!
+//! # Partial acceptance
+//!
+//! Both protocol versions get the same semantics (2.0's "partial write";
+//! Prometheus' 1.0 receiver instead rolls the whole batch back on one
+//! out-of-order sample, so a sender's retry loop can never make progress
+//! on data that mixes good and bad samples):
+//!
+//! - every valid sample of the batch is stored, in one commit;
+//! - a sample is rejected alone when it is out of order, too old, a
+//!   different value at an existing timestamp, or more than
+//!   [`ReceiverOptions::max_future`] ahead of the receiver's clock; a whole
+//!   series is rejected when its labels are invalid (unsorted, duplicate or
+//!   empty names, names invalid under the validation scheme, no
+//!   `__name__`) or its 2.0 symbol references do not resolve;
+//! - if anything was rejected the answer is 400 (the sender must not retry:
+//!   retrying cannot fix bad data) listing counts by reason and the first
+//!   [`ReceiverOptions::max_errors_reported`] series with their reason.
+//!   A retry would not change what is stored: a re-sent sample identical
+//!   to its series' newest is accepted as a no-op, and re-sent older ones
+//!   are rejected as out of order (so a retry is answered 400 again, with
+//!   larger counts; with an out-of-order window they are no-ops too);
+//! - if the commit itself fails (disk full, I/O error, poisoned WAL),
+//!   nothing of the batch is stored and the answer is 5xx so the sender
+//!   retries the whole batch.
+//!
+//! Staleness markers (and every other NaN payload) are stored bit-exactly.
+//! (`-0.0` arrives as `0.0` from most senders: proto3 encoders, prost's
+//! and Prometheus' gogo alike, omit a double that compares equal to zero.)
+//! Classic histograms and summaries are ordinary series. Exemplars and
+//! native histograms are dropped, counted ([`ReceiverStats`]) and logged
+//! (a warning at most every 10 s). 1.0 metadata entries and 2.0
+//! per-series metadata go to the [`MetadataStore`]; 2.0's
+//! `created_timestamp` is ignored.
+
+mod decode;
+mod error;
+mod ingest;
+pub mod negotiate;
+mod stats;
+mod validate;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tidemark_storage::{Db, NameValidation};
+
+pub use self::decode::{decompress, BadRefs, Batch, MetadataView, SeriesView};
+pub use self::error::ReceiveError;
+pub use self::ingest::Outcome;
+pub use self::negotiate::{negotiate, Protocol};
+use self::stats::Counters;
+pub use self::stats::{ReceiverStats, RejectReason, STATUSES};
+pub use self::validate::{family_name, series_labels, DisplayPairs, SeriesError};
+use crate::MetadataStore;
+
+/// Response header: samples stored (2.0).
+pub const SAMPLES_WRITTEN: &str = "X-Prometheus-Remote-Write-Samples-Written";
+/// Response header: native histogram samples stored (2.0).
+pub const HISTOGRAMS_WRITTEN: &str = "X-Prometheus-Remote-Write-Histograms-Written";
+/// Response header: exemplars stored (2.0).
+pub const EXEMPLARS_WRITTEN: &str = "X-Prometheus-Remote-Write-Exemplars-Written";
+
+/// How often, at most, dropped exemplars and histograms are logged.
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Limits and policies of a [`Receiver`].
+#[derive(Debug, Clone)]
+pub struct ReceiverOptions {
+    /// Largest compressed body accepted, in bytes (413 above). Default 32 MiB.
+    pub max_body_bytes: usize,
+    /// Largest decompressed body accepted, in bytes, checked against the
+    /// length snappy declares before anything is allocated. Default 128 MiB.
+    pub max_decompressed_bytes: usize,
+    /// Samples further than this ahead of the receiver's clock are rejected
+    /// (`future_timestamp`), as Prometheus' receiver does: a sender with a
+    /// wrong clock would otherwise push the head's time forward and make
+    /// every later correct sample "too old". Default 10 minutes; `None`
+    /// accepts any timestamp.
+    pub max_future: Option<Duration>,
+    /// Which label and metric names are valid. Default UTF-8 (Prometheus 3);
+    /// should match the database's own setting.
+    pub name_validation: NameValidation,
+    /// Most rejected series listed in a 400 body. Default 10.
+    pub max_errors_reported: usize,
+}
+
+impl Default for ReceiverOptions {
+    fn default() -> ReceiverOptions {
+        ReceiverOptions {
+            max_body_bytes: 32 << 20,
+            max_decompressed_bytes: 128 << 20,
+            max_future: Some(Duration::from_secs(600)),
+            name_validation: NameValidation::Utf8,
+            max_errors_reported: 10,
+        }
+    }
+}
+
+/// What to answer: status, extra headers and a plain-text body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// Extra response headers (e.g. 2.0's `X-Prometheus-Remote-Write-Samples-Written`).
+    pub headers: Vec<(&'static str, String)>,
+    /// Plain-text body: empty on success, the reason otherwise.
+    pub body: String,
+}
+
+impl WriteResponse {
+    /// The value of header `name` (case-insensitive), if set.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Receives remote write requests into a database.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tidemark_remote::codec::encode_v1;
+/// use tidemark_remote::proto::v1;
+/// use tidemark_remote::{MetadataStore, Receiver, ReceiverOptions};
+/// use tidemark_storage::{Db, Matcher};
+///
+/// let db = Arc::new(Db::in_memory().unwrap());
+/// let receiver = Receiver::new(db.clone(), Arc::new(MetadataStore::new()), ReceiverOptions::default());
+/// let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+/// let body = encode_v1(&v1::WriteRequest {
+///     timeseries: vec![v1::TimeSeries {
+///         labels: vec![
+///             v1::Label { name: "__name__".into(), value: "up".into() },
+///             v1::Label { name: "job".into(), value: "api".into() },
+///         ],
+///         samples: vec![v1::Sample { value: 1.0, timestamp: now }],
+///         ..Default::default()
+///     }],
+///     metadata: vec![],
+/// });
+/// let resp = receiver.handle(Some("application/x-protobuf"), Some("snappy"), &body);
+/// assert_eq!(resp.status, 204, "{}", resp.body);
+/// let series = db.querier(now, now).select(&[Matcher::equal("job", "api")]).unwrap();
+/// assert_eq!(series[0].samples().unwrap()[0].v, 1.0);
+/// ```
+#[derive(Debug)]
+pub struct Receiver {
+    db: Arc<Db>,
+    metadata: Arc<MetadataStore>,
+    opts: ReceiverOptions,
+    counters: Counters,
+    created: Instant,
+    /// When dropped data was last logged, in ms since `created` (-1: never).
+    last_drop_log: AtomicI64,
+}
+
+impl Receiver {
+    /// A receiver appending to `db` and recording metadata in `metadata`.
+    pub fn new(db: Arc<Db>, metadata: Arc<MetadataStore>, opts: ReceiverOptions) -> Receiver {
+        Receiver {
+            db,
+            metadata,
+            opts,
+            counters: Counters::default(),
+            created: Instant::now(),
+            last_drop_log: AtomicI64::new(-1),
+        }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &ReceiverOptions {
+        &self.opts
+    }
+
+    /// The metadata store requests feed.
+    pub fn metadata(&self) -> &Arc<MetadataStore> {
+        &self.metadata
+    }
+
+    /// The database requests are appended to.
+    pub fn db(&self) -> &Arc<Db> {
+        &self.db
+    }
+
+    /// The counters since creation.
+    pub fn stats(&self) -> ReceiverStats {
+        self.counters.snapshot()
+    }
+
+    /// Handles one request: `content_type` and `content_encoding` are the
+    /// request's headers (if present), `body` its raw bytes. Blocking (the
+    /// append waits for the WAL): call it off the async executor.
+    pub fn handle(&self, content_type: Option<&str>, content_encoding: Option<&str>, body: &[u8]) -> WriteResponse {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        self.handle_at(content_type, content_encoding, body, now_ms)
+    }
+
+    /// [`Receiver::handle`] with the clock given (ms since the epoch), for
+    /// the future-timestamp check.
+    pub fn handle_at(
+        &self,
+        content_type: Option<&str>,
+        content_encoding: Option<&str>,
+        body: &[u8],
+        now_ms: i64,
+    ) -> WriteResponse {
+        let protocol = match negotiate(content_type, content_encoding) {
+            Ok(p) => p,
+            Err(e) => return self.respond(None, Outcome::default(), Some(e)),
+        };
+        self.counters.request(protocol);
+        let (outcome, error) = match self.process(protocol, body, now_ms) {
+            Ok((outcome, error)) => (outcome, error),
+            Err(e) => (Outcome::default(), Some(e)),
+        };
+        self.respond(Some(protocol), outcome, error)
+    }
+
+    /// Decodes and stores a request: `Err` when nothing was stored, else
+    /// what was stored and, for a partial write, the 400 to answer.
+    fn process(
+        &self,
+        protocol: Protocol,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<(Outcome, Option<ReceiveError>), ReceiveError> {
+        if body.len() > self.opts.max_body_bytes {
+            return Err(ReceiveError::BodyTooLarge { size: body.len(), limit: self.opts.max_body_bytes });
+        }
+        let raw = decompress(body, self.opts.max_decompressed_bytes)?;
+        let batch = Batch::decode(protocol, &raw)?;
+        drop(raw);
+        let max_t = match self.opts.max_future {
+            Some(d) => now_ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            None => i64::MAX,
+        };
+        let mut app = self.db.appender();
+        let outcome = ingest::ingest(&batch, &mut app, &self.metadata, &self.opts, max_t);
+        drop(batch);
+        if let Err(e) = app.commit() {
+            tracing::error!(error = %e, protocol = protocol.as_str(), "remote write commit failed; the sender will retry");
+            return Err(ReceiveError::Storage(e));
+        }
+        self.counters.add_outcome(&outcome);
+        self.log_drops(&outcome);
+        if outcome.series_rejected > 0 {
+            let summary = outcome.summary();
+            tracing::debug!(protocol = protocol.as_str(), "remote write partially rejected: {summary}");
+            return Ok((outcome, Some(ReceiveError::PartiallyRejected(summary))));
+        }
+        Ok((outcome, None))
+    }
+
+    fn respond(&self, protocol: Option<Protocol>, outcome: Outcome, error: Option<ReceiveError>) -> WriteResponse {
+        let (status, body) = match error {
+            None => (204, String::new()),
+            Some(e) => (e.status(), e.to_string()),
+        };
+        self.counters.response(status);
+        let mut headers = Vec::new();
+        if protocol == Some(Protocol::V2) {
+            headers.push((SAMPLES_WRITTEN, outcome.samples_written.to_string()));
+            headers.push((HISTOGRAMS_WRITTEN, "0".to_owned()));
+            headers.push((EXEMPLARS_WRITTEN, "0".to_owned()));
+        }
+        WriteResponse { status, headers, body }
+    }
+
+    /// Warns about dropped exemplars and histograms, at most every
+    /// [`DROP_LOG_INTERVAL`] so a steady stream does not flood the log.
+    fn log_drops(&self, o: &Outcome) {
+        if o.exemplars_dropped == 0 && o.histograms_dropped == 0 {
+            return;
+        }
+        let now = i64::try_from(self.created.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let last = self.last_drop_log.load(Ordering::Relaxed);
+        let due = last < 0 || now - last >= DROP_LOG_INTERVAL.as_millis() as i64;
+        if due && self.last_drop_log.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            let s = self.counters.snapshot();
+            tracing::warn!(
+                exemplars = o.exemplars_dropped,
+                histograms = o.histograms_dropped,
+                exemplars_total = s.exemplars_dropped,
+                histograms_total = s.histograms_dropped,
+                "remote write: dropped exemplars and native histograms (storage does not keep them yet)"
+            );
+        }
+    }
+}
