@@ -40,8 +40,8 @@ use prost::Message;
 use tidemark_bench::capture::{default_capture_path, load_capture};
 use tidemark_remote::proto::v1;
 use tidemark_testkit::{
-    find_binary, now_ms, secs, url_encode, Http, PeerProcess, ProcessStats, Prometheus, PrometheusConfig, Tidemark,
-    TidemarkConfig, VictoriaMetrics, VictoriaMetricsConfig,
+    now_ms, secs, url_encode, Http, PeerProcess, ProcessStats, Prometheus, PrometheusConfig, Tidemark, TidemarkConfig,
+    VictoriaMetrics, VictoriaMetricsConfig,
 };
 
 type BoxError = Box<dyn std::error::Error>;
@@ -399,24 +399,36 @@ fn run(
     })
 }
 
-/// How many samples the server holds, by asking it in PromQL.
+/// How many samples the server holds, by asking it in PromQL, one metric
+/// name at a time (`count_over_time` drops the name, so one query over all
+/// names would collide on label sets that differ only in the name).
 fn stored_samples(server: &Server, span_ms: i64, end_ms: i64) -> Result<u64, String> {
     let http = Http::new(Duration::from_secs(120));
     let base = server.process().url();
     if let Server::Victoria(_) = server {
         http.get(&format!("{base}/internal/force_flush")).map_err(|e| e.to_string())?;
     }
+    let get = |path: &str| -> Result<serde_json::Value, String> {
+        let r = http.get(&format!("{base}{path}")).map_err(|e| e.to_string())?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&r.body).map_err(|e| format!("{} {path}: {e}", r.status))?;
+        if json["status"] != "success" {
+            return Err(format!("{} {path}: {}", r.status, r.text()));
+        }
+        Ok(json)
+    };
+    let (start, end) = (secs(end_ms - span_ms - 60_000), secs(end_ms + 1_000));
+    let names = get(&format!("/api/v1/label/__name__/values?start={start}&end={end}"))?;
     let window_s = span_ms / 1000 + 60;
-    let q = format!(r#"sum(count_over_time({{__name__=~".+"}}[{window_s}s]))"#);
-    let r = http
-        .get(&format!("{base}/api/v1/query?query={}&time={}", url_encode(&q), secs(end_ms + 1_000)))
-        .map_err(|e| e.to_string())?;
-    let json: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| format!("{}: {e}", r.status))?;
-    let v = &json["data"]["result"][0]["value"][1];
-    v.as_str()
-        .and_then(|s| s.parse::<f64>().ok())
-        .map(|f| f as u64)
-        .ok_or_else(|| format!("unexpected answer {}: {}", r.status, r.text()))
+    let mut total = 0u64;
+    for name in names["data"].as_array().ok_or("no label values")? {
+        let name = name.as_str().ok_or("label value is not a string")?;
+        let q = format!(r#"sum(count_over_time({{__name__="{name}"}}[{window_s}s]))"#);
+        let json = get(&format!("/api/v1/query?query={}&time={end}", url_encode(&q)))?;
+        let v = &json["data"]["result"][0]["value"][1];
+        total += v.as_str().and_then(|s| s.parse::<f64>().ok()).ok_or_else(|| format!("{q}: {json}"))? as u64;
+    }
+    Ok(total)
 }
 
 fn machine() -> String {
@@ -431,15 +443,16 @@ fn machine() -> String {
     format!("{} × {}, {:.1} GiB RAM", cores, model.unwrap_or("unknown CPU"), mem as f64 / (1 << 20) as f64)
 }
 
-fn version(bin: &str, flag: &str) -> String {
-    find_binary(bin)
+/// The installed Debian package's version (the Debian build of
+/// VictoriaMetrics prints no version of its own).
+fn package_version(package: &str) -> String {
+    std::process::Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", package])
+        .output()
         .ok()
-        .and_then(|b| std::process::Command::new(b).arg(flag).output().ok())
-        .map(|o| {
-            let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-            text.lines().next().unwrap_or("").trim().to_string()
-        })
-        .unwrap_or_else(|| "not installed".into())
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown version".into())
 }
 
 fn main() -> Result<(), BoxError> {
