@@ -490,9 +490,9 @@ fn main() -> Result<(), BoxError> {
     );
     println!("machine: {}", machine());
     println!(
-        "prometheus: {}; victoria-metrics: {}",
-        version("prometheus", "--version"),
-        version("victoria-metrics", "-version")
+        "Debian packages: prometheus {}, victoria-metrics {}",
+        package_version("prometheus"),
+        package_version("victoria-metrics")
     );
 
     let mut outcomes = Vec::new();
