@@ -18,21 +18,17 @@
 //! Fails (never skips) when `prometheus` or `promtool` is missing.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::http::{header, Request};
 use axum::Router;
 use tidemark::api::{router, ApiOptions, ApiState};
 use tidemark::storage::{Db, Labels, NameValidation};
+use tidemark_testkit::{Prometheus, PrometheusConfig};
 use tower::ServiceExt;
-
-const INSTALL_HINT: &str = "this test needs Debian's Prometheus 2.42 (`prometheus` and `promtool` on PATH): \
-     run ./scripts/test, which installs it, or `apt-get install -y prometheus`";
 
 /// 2023-11-14T22:13:20Z, in seconds.
 const T0: i64 = 1_700_000_000;
@@ -83,69 +79,6 @@ fn load(db: &Db, d: &Data) {
     app.commit().unwrap();
 }
 
-fn require_binaries() {
-    for bin in ["prometheus", "promtool"] {
-        match Command::new(bin).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status() {
-            Ok(s) if s.success() => {}
-            Ok(s) => panic!("`{bin} --version` failed ({s}); {INSTALL_HINT}"),
-            Err(e) => panic!("cannot run `{bin}` ({e}); {INSTALL_HINT}"),
-        }
-    }
-}
-
-/// A running Prometheus, killed and reaped on drop (also on panic).
-struct Prometheus {
-    child: Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Prometheus {
-    fn start(tsdb: &Path, work: &Path) -> Prometheus {
-        let config = work.join("prometheus.yml");
-        std::fs::write(&config, "scrape_configs: []\n").unwrap();
-        let log = work.join("prometheus.log");
-        let log_file = std::fs::File::create(&log).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--storage.tsdb.retention.time=100y")
-            .arg("--query.lookback-delta=5m")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start prometheus: {e}; {INSTALL_HINT}"));
-        let mut p = Prometheus { child, port, log };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = p.child.try_wait() {
-                panic!("prometheus exited early ({status}); log:\n{}", p.log_tail());
-            }
-            if matches!(http(port, "GET", "/-/ready", None), Ok((200, _, _))) {
-                return p;
-            }
-            assert!(Instant::now() < deadline, "prometheus not ready after 30 s; log:\n{}", p.log_tail());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
 /// A plain HTTP/1.0 request: status, content type, body.
 fn http(port: u16, method: &str, path: &str, form: Option<&str>) -> Result<(u16, String, String), String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
@@ -187,36 +120,25 @@ async fn ours(app: &Router, method: &str, path: &str, form: Option<&str>) -> (u1
 }
 
 fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    tidemark_testkit::url_encode(s)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_match_prometheus_2_42() {
-    require_binaries();
     let now_s = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
     let d = data(now_s);
     let work = tempfile::tempdir().unwrap();
     let om = work.path().join("data.om");
     std::fs::write(&om, openmetrics(&d)).unwrap();
     let tsdb = work.path().join("tsdb");
-    let out = Command::new("promtool")
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(&om)
-        .arg(&tsdb)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run promtool: {e}; {INSTALL_HINT}"));
-    assert!(out.status.success(), "promtool failed: {}", String::from_utf8_lossy(&out.stderr));
-    let prom = tokio::task::spawn_blocking({
-        let (tsdb, work) = (tsdb.clone(), work.path().to_path_buf());
-        move || Prometheus::start(&tsdb, &work)
+    let (om_arg, tsdb_arg) = (om.display().to_string(), tsdb.display().to_string());
+    tidemark_testkit::promtool(["tsdb", "create-blocks-from", "openmetrics", &om_arg, &tsdb_arg])
+        .and_then(|o| o.into_stdout())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let prom = tokio::task::spawn_blocking(move || {
+        let mut config = PrometheusConfig::new(tsdb);
+        config.args = vec!["--storage.tsdb.retention.time=100y".into(), "--query.lookback-delta=5m".into()];
+        Prometheus::start(config).unwrap_or_else(|e| panic!("{e}"))
     })
     .await
     .unwrap();
@@ -313,11 +235,11 @@ async fn answers_match_prometheus_2_42() {
     for (path, form) in &requests {
         let method = if form.is_some() { "POST" } else { "GET" };
         let theirs = {
-            let (p, f, port) = (path.clone(), form.clone(), prom.port);
+            let (p, f, port) = (path.clone(), form.clone(), prom.port());
             tokio::task::spawn_blocking(move || http(port, method, &p, f.as_deref()))
                 .await
                 .unwrap()
-                .unwrap_or_else(|e| panic!("request to prometheus failed: {e}; log:\n{}", prom.log_tail()))
+                .unwrap_or_else(|e| panic!("request to prometheus failed: {e}; log:\n{}", prom.log_tail(30)))
         };
         let mine = ours(&app, method, path, form.as_deref()).await;
         if mine != theirs {
