@@ -22,10 +22,15 @@
 //!    clients, waits 3 s for deferred work (VictoriaMetrics flushes in the
 //!    background), then reads the server's CPU time (`/proc/<pid>/stat`
 //!    utime + stime, before and after) and peak RSS (`VmHWM`), and counts
-//!    the stored samples with `sum(count_over_time({__name__=~".+"}[…]))`.
+//!    the stored samples with `sum(count_over_time({__name__="…"}[…]))`
+//!    for every metric name.
 //! 3. Repeats that `--runs` times, the systems interleaved, and prints a
-//!    markdown table of the medians (peak RSS: the largest). Any non-2xx answer or a stored count that
-//!    differs from what was sent is reported, and the exit status is 1.
+//!    markdown table of the medians (peak RSS: the largest). Any non-2xx
+//!    answer or a stored count that differs from what was sent is
+//!    reported, and the exit status is 1.
+//!
+//! The sending threads run on the same machine and take CPU from the
+//! servers; the CPU column counts the server process only.
 //!
 //! `tidemark` runs with its default `--wal.sync=every-commit` (durable when
 //! the answer is sent); `tidemark-nosync` with `--wal.sync=never`, the
