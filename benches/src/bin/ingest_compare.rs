@@ -5,7 +5,7 @@
 //! cargo build --release -p tidemark
 //! cargo run --release -p tidemark-bench --bin ingest_compare -- \
 //!     [--tidemark-bin target/release/tidemark] [--systems tidemark,tidemark-nosync,prometheus,victoria-metrics] \
-//!     [--series 10000] [--samples 100] [--per-request 2000] [--senders 4] [--capture [PATH]]
+//!     [--series 10000] [--samples 100] [--per-request 2000] [--senders 4] [--runs 3] [--capture [PATH]]
 //! ```
 //!
 //! 1. Builds remote write 1.0 requests once, the way Prometheus' sender
@@ -22,9 +22,15 @@
 //!    clients, waits 3 s for deferred work (VictoriaMetrics flushes in the
 //!    background), then reads the server's CPU time (`/proc/<pid>/stat`
 //!    utime + stime, before and after) and peak RSS (`VmHWM`), and counts
-//!    the stored samples with `sum(count_over_time({__name__=~".+"}[…]))`.
-//! 3. Prints a markdown table. Any non-2xx answer or a stored count that
-//!    differs from what was sent is reported, and the exit status is 1.
+//!    the stored samples with `sum(count_over_time({__name__="…"}[…]))`
+//!    for every metric name.
+//! 3. Repeats that `--runs` times, the systems interleaved, and prints a
+//!    markdown table of the medians (peak RSS: the largest). Any non-2xx
+//!    answer or a stored count that differs from what was sent is
+//!    reported, and the exit status is 1.
+//!
+//! The sending threads run on the same machine and take CPU from the
+//! servers; the CPU column counts the server process only.
 //!
 //! `tidemark` runs with its default `--wal.sync=every-commit` (durable when
 //! the answer is sent); `tidemark-nosync` with `--wal.sync=never`, the
@@ -55,11 +61,12 @@ struct Args {
     samples: usize,
     per_request: usize,
     senders: usize,
+    runs: usize,
     capture: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: ingest_compare [--tidemark-bin PATH] [--systems a,b,…] [--series N] [--samples N] \
-                     [--per-request N] [--senders N] [--capture [PATH]]";
+                     [--per-request N] [--senders N] [--runs N] [--capture [PATH]]";
 
 fn parse_args() -> Result<Args, BoxError> {
     let mut a = Args {
@@ -69,6 +76,7 @@ fn parse_args() -> Result<Args, BoxError> {
         samples: 100,
         per_request: 2_000,
         senders: 4,
+        runs: 3,
         capture: None,
     };
     let mut it = std::env::args().skip(1).peekable();
@@ -81,6 +89,7 @@ fn parse_args() -> Result<Args, BoxError> {
             "--samples" => a.samples = value("--samples")?.parse()?,
             "--per-request" => a.per_request = value("--per-request")?.parse()?,
             "--senders" => a.senders = value("--senders")?.parse()?,
+            "--runs" => a.runs = value("--runs")?.parse()?,
             "--capture" => {
                 a.capture = Some(match it.peek() {
                     Some(p) if !p.starts_with("--") => PathBuf::from(it.next().unwrap_or_default()),
@@ -95,8 +104,8 @@ fn parse_args() -> Result<Args, BoxError> {
             return Err(format!("unknown system {s} (known: {})", SYSTEMS.join(", ")).into());
         }
     }
-    if a.series == 0 || a.samples == 0 || a.per_request == 0 || a.senders == 0 {
-        return Err("--series, --samples, --per-request and --senders must be at least 1".into());
+    if a.series == 0 || a.samples == 0 || a.per_request == 0 || a.senders == 0 || a.runs == 0 {
+        return Err("--series, --samples, --per-request, --senders and --runs must be at least 1".into());
     }
     Ok(a)
 }
@@ -474,6 +483,10 @@ fn main() -> Result<(), BoxError> {
         None => synthetic(args.series, args.samples, end_ms),
     };
     let samples: usize = series.iter().map(|s| s.1.len()).sum();
+    // MetricsQL's count_over_time skips NaN samples (the capture has some:
+    // summaries with no observations), so VictoriaMetrics' count is checked
+    // against the non-NaN ones.
+    let nan_samples: usize = series.iter().flat_map(|s| &s.1).filter(|p| p.value.is_nan()).count();
     let first = series.iter().filter_map(|s| s.1.first().map(|p| p.timestamp)).min().unwrap_or(end_ms);
     let requests = build_requests(&series, args.senders, args.per_request)?;
     drop(series);
@@ -495,57 +508,79 @@ fn main() -> Result<(), BoxError> {
         package_version("victoria-metrics")
     );
 
-    let mut outcomes = Vec::new();
-    for system in &args.systems {
-        let o = run(system, &args, &requests, samples, end_ms - first, end_ms)?;
-        println!(
-            "{:<17} {:>6.2} s  {:>10.0} samples/s  CPU {:.2} s  peak RSS {:.0} MiB  non-2xx {}  failed {}  stored {}",
-            o.system,
-            o.wall.as_secs_f64(),
-            o.samples as f64 / o.wall.as_secs_f64(),
-            o.cpu_seconds,
-            o.peak_rss as f64 / (1 << 20) as f64,
-            o.non_2xx,
-            o.failed,
-            match &o.stored {
-                Ok(n) => n.to_string(),
-                Err(e) => format!("? ({e})"),
+    // Runs interleave the systems, so a change in the machine's load
+    // (it may be shared) hits all of them alike; medians are reported.
+    let mut outcomes: Vec<Vec<Outcome>> = args.systems.iter().map(|_| Vec::new()).collect();
+    for round in 1..=args.runs {
+        for (i, system) in args.systems.iter().enumerate() {
+            let o = run(system, &args, &requests, samples, end_ms - first, end_ms)?;
+            println!(
+                "run {round} {:<17} {:>6.2} s  {:>10.0} samples/s  CPU {:.2} s  peak RSS {:.0} MiB  non-2xx {}  failed {}  stored {}",
+                o.system,
+                o.wall.as_secs_f64(),
+                o.samples as f64 / o.wall.as_secs_f64(),
+                o.cpu_seconds,
+                o.peak_rss as f64 / (1 << 20) as f64,
+                o.non_2xx,
+                o.failed,
+                match &o.stored {
+                    Ok(n) => n.to_string(),
+                    Err(e) => format!("? ({e})"),
+                }
+            );
+            if let Some(e) = &o.first_error {
+                println!("  first error: {e}");
             }
-        );
-        if let Some(e) = &o.first_error {
-            println!("  first error: {e}");
+            outcomes[i].push(o);
         }
-        outcomes.push(o);
     }
 
     println!();
     println!("| system | samples/s | CPU s per 1 M samples | peak RSS | non-2xx | stored samples |");
     println!("|---|---:|---:|---:|---:|---:|");
     let mut ok = true;
-    for o in &outcomes {
-        let stored = match &o.stored {
-            Ok(n) if *n == o.samples as u64 => format!("{n} (all)"),
-            Ok(n) => {
-                ok = false;
-                format!("{n} of {}", o.samples)
-            }
-            Err(_) => {
-                ok = false;
-                "?".into()
-            }
-        };
-        ok &= o.non_2xx == 0 && o.failed == 0;
+    for (system, runs) in args.systems.iter().zip(&outcomes) {
+        let nan_skipped = if system == "victoria-metrics" { nan_samples } else { 0 };
+        let mut stored = Vec::new();
+        for o in runs {
+            stored.push(match &o.stored {
+                Ok(n) if *n == o.samples as u64 => format!("{n} (all)"),
+                Ok(n) if *n == (o.samples - nan_skipped) as u64 => {
+                    format!("{n} (all; MetricsQL does not count the {nan_skipped} NaN)")
+                }
+                Ok(n) => {
+                    ok = false;
+                    format!("{n} of {}", o.samples)
+                }
+                Err(_) => {
+                    ok = false;
+                    "?".into()
+                }
+            });
+            ok &= o.non_2xx == 0 && o.failed == 0;
+        }
+        stored.dedup();
+        let rate = median(runs.iter().map(|o| o.samples as f64 / o.wall.as_secs_f64()).collect());
+        let cpu = median(runs.iter().map(|o| o.cpu_seconds / (o.samples as f64 / 1e6)).collect());
+        let rss = runs.iter().map(|o| o.peak_rss).max().unwrap_or(0);
         println!(
-            "| {} | {:.0} | {:.2} | {:.0} MiB | {} | {stored} |",
-            o.system,
-            o.samples as f64 / o.wall.as_secs_f64(),
-            o.cpu_seconds / (o.samples as f64 / 1e6),
-            o.peak_rss as f64 / (1 << 20) as f64,
-            o.non_2xx + o.failed,
+            "| {system} | {rate:.0} | {cpu:.2} | {:.0} MiB | {} | {} |",
+            rss as f64 / (1 << 20) as f64,
+            runs.iter().map(|o| o.non_2xx + o.failed).sum::<usize>(),
+            stored.join("; "),
         );
     }
     if !ok {
         return Err("some requests failed or some samples were not stored (see above)".into());
     }
     Ok(())
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
 }

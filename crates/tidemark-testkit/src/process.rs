@@ -289,6 +289,17 @@ mod tests {
     }
 
     #[test]
+    fn terminate_sends_sigterm_and_reaps() {
+        use std::os::unix::process::ExitStatusExt;
+        let sleep = find_binary("sleep").expect("coreutils sleep");
+        let work = tempfile::tempdir().expect("tempdir");
+        let mut p = PeerProcess::spawn("sleeper", &sleep, &["30".into()], free_port(), work).expect("spawn");
+        let status = p.terminate(Duration::from_secs(10)).expect("terminate");
+        assert_eq!(status.signal(), Some(15), "{status}");
+        assert!(p.check_alive().is_err(), "a terminated peer is not alive");
+    }
+
+    #[test]
     fn an_exited_peer_reports_its_log() {
         let sh = find_binary("sh").expect("sh");
         let work = tempfile::tempdir().expect("tempdir");
