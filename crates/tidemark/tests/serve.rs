@@ -3,54 +3,19 @@
 //! on SIGTERM, and keeps every acknowledged sample across `kill -9`.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use prost::Message;
 use tidemark::remote::proto::v1;
+use tidemark_testkit::{Tidemark, TidemarkConfig};
 
-/// Kills the server if a test fails before stopping it.
-struct Server {
-    child: Option<Child>,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn start(data_dir: &Path, extra: &[&str]) -> Server {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_tidemark"))
-        .args(["serve", "--listen", &listen, "--data-dir"])
-        .arg(data_dir)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tidemark serve");
-    let server = Server { child: Some(child), base: format!("http://{listen}") };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(mut r) = ureq::get(&format!("{}/-/ready", server.base)).call() {
-            if r.status() == 200 {
-                let _ = r.body_mut().read_to_string();
-                return server;
-            }
-        }
-        assert!(Instant::now() < deadline, "tidemark serve did not become ready on {listen}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Starts `tidemark serve` on a free loopback port (killed when dropped,
+/// also when a test fails).
+fn start(data_dir: &Path, extra: &[&str]) -> Tidemark {
+    let mut config = TidemarkConfig::new(env!("CARGO_BIN_EXE_tidemark"), data_dir);
+    config.args = extra.iter().map(|s| s.to_string()).collect();
+    Tidemark::start(config).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn write(base: &str, name: &str, samples: &[(i64, f64)]) -> u16 {
@@ -98,14 +63,14 @@ fn serves_writes_queries_and_metrics_then_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = start(dir.path(), &[]);
     let samples: Vec<(i64, f64)> = (0..10).map(|i| (T0 + i * 15_000, i as f64)).collect();
-    assert_eq!(write(&server.base, "jobs_total", &samples), 204);
+    assert_eq!(write(&server.url(), "jobs_total", &samples), 204);
 
-    let answer = count_over_time(&server.base, "jobs_total", (T0 + 150_000) as f64 / 1000.0);
+    let answer = count_over_time(&server.url(), "jobs_total", (T0 + 150_000) as f64 / 1000.0);
     assert!(answer.contains(r#""value":[1700000150,"10"]"#), "{answer}");
-    let meta = get(&format!("{}/api/v1/metadata", server.base));
+    let meta = get(&format!("{}/api/v1/metadata", server.url()));
     assert!(meta.contains(r#""jobs_total":[{"type":"counter","help":"Test counter.","unit":""}]"#), "{meta}");
 
-    let metrics = get(&format!("{}/metrics", server.base));
+    let metrics = get(&format!("{}/metrics", server.url()));
     for line in [
         "tidemark_remote_write_samples_appended_total 10",
         "tidemark_remote_write_requests_total{protocol=\"1.0\"} 1",
@@ -116,39 +81,28 @@ fn serves_writes_queries_and_metrics_then_stops_on_sigterm() {
     }
 
     // SIGTERM: a graceful stop with exit status 0.
-    let mut child = server.child.take().unwrap();
-    let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = server.terminate(Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
     assert!(status.success(), "exit status after SIGTERM: {status}");
+    drop(server);
 
     // Everything is there after a restart.
     let server = start(dir.path(), &[]);
-    let answer = count_over_time(&server.base, "jobs_total", (T0 + 150_000) as f64 / 1000.0);
+    let answer = count_over_time(&server.url(), "jobs_total", (T0 + 150_000) as f64 / 1000.0);
     assert!(answer.contains(r#""value":[1700000150,"10"]"#), "{answer}");
 }
 
 #[test]
 fn acknowledged_samples_survive_kill_dash_9() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = start(dir.path(), &[]);
+    let server = start(dir.path(), &[]);
     for batch in 0..20 {
         let samples: Vec<(i64, f64)> = (0..50).map(|i| (T0 + (batch * 50 + i) * 1_000, 1.0)).collect();
-        assert_eq!(write(&server.base, "acked", &samples), 204);
+        assert_eq!(write(&server.url(), "acked", &samples), 204);
     }
-    let mut child = server.child.take().unwrap();
-    child.kill().unwrap(); // SIGKILL: no shutdown code runs
-    child.wait().unwrap();
+    drop(server); // SIGKILL: no shutdown code runs
 
     let server = start(dir.path(), &[]);
-    let answer = count_over_time(&server.base, "acked", (T0 + 1_000_000) as f64 / 1000.0);
+    let answer = count_over_time(&server.url(), "acked", (T0 + 1_000_000) as f64 / 1000.0);
     assert!(answer.contains(r#""value":[1700001000,"1000"]"#), "{answer}");
 }
 
@@ -166,21 +120,21 @@ fn forwards_everything_to_another_tidemark() {
     let sink_dir = tempfile::tempdir().unwrap();
     let sink = start(sink_dir.path(), &[]);
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("{}/api/v1/write", sink.base);
+    let url = format!("{}/api/v1/write", sink.url());
     let source = start(dir.path(), &["--forward.url", &url]);
     let samples: Vec<(i64, f64)> = (0..300).map(|i| (T0 + i * 1_000, i as f64)).collect();
     for chunk in samples.chunks(100) {
-        assert_eq!(write(&source.base, "forwarded", chunk), 204);
+        assert_eq!(write(&source.url(), "forwarded", chunk), 204);
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let answer = count_over_time(&sink.base, "forwarded", (T0 + 300_000) as f64 / 1000.0);
+        let answer = count_over_time(&sink.url(), "forwarded", (T0 + 300_000) as f64 / 1000.0);
         if answer.contains(r#""value":[1700000300,"300"]"#) {
             break;
         }
         assert!(Instant::now() < deadline, "the sink never got all 300 samples: {answer}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let metrics = get(&format!("{}/metrics", source.base));
+    let metrics = get(&format!("{}/metrics", source.url()));
     assert!(metrics.contains("tidemark_forwarder_samples_sent_total{forwarder=\"flag-0\"} 300"), "{metrics}");
 }
