@@ -25,10 +25,8 @@
 //! `--small` uses a tenth of the series, for a quick check.
 
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::BufWriter;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
@@ -38,6 +36,7 @@ use tidemark_bench::promql_data::{
 };
 use tidemark_promql::{Engine, EngineOptions, QueryResult, Value};
 use tidemark_storage::Db;
+use tidemark_testkit::{find_binary, promtool_with_timeout, secs, url_encode, Http, Prometheus, PrometheusConfig};
 
 type BoxError = Box<dyn std::error::Error>;
 
@@ -154,25 +153,8 @@ fn measure_ours(engine: &Engine, db: &Db, q: &BenchQuery, runs: usize) -> Result
     })
 }
 
-/// A running Prometheus, killed when dropped.
-struct Prometheus {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn on_path(bin: &str) -> bool {
-    Command::new(bin).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
-}
-
 /// Writes the data as OpenMetrics, builds a block with promtool, and starts
-/// Prometheus on a free local port over it.
+/// Prometheus on a free local port over it (killed when dropped).
 fn start_prometheus(
     dir: &Path,
     data: &[(tidemark_storage::Labels, Vec<tidemark_storage::Sample>)],
@@ -183,77 +165,31 @@ fn start_prometheus(
     println!("wrote {} ({:.0} MB) in {:.1?}", om.display(), std::fs::metadata(&om)?.len() as f64 / 1e6, t.elapsed());
     let tsdb = dir.join("prometheus-data");
     let t = Instant::now();
-    let out = Command::new("promtool")
-        .args(["tsdb", "create-blocks-from", "openmetrics", "--quiet"])
-        .arg(&om)
-        .arg(&tsdb)
-        .output()?;
-    if !out.status.success() {
-        return Err(format!("promtool failed: {}", String::from_utf8_lossy(&out.stderr)).into());
-    }
+    let args = [
+        "tsdb".as_ref(),
+        "create-blocks-from".as_ref(),
+        "openmetrics".as_ref(),
+        "--quiet".as_ref(),
+        om.as_os_str(),
+        tsdb.as_os_str(),
+    ];
+    promtool_with_timeout(args, Duration::from_secs(1800))?.into_stdout()?;
     println!("promtool tsdb create-blocks-from openmetrics: {:.1?}", t.elapsed());
     std::fs::remove_file(&om)?;
 
-    let config = dir.join("prometheus.yml");
-    std::fs::write(&config, "global:\n  scrape_interval: 15s\nscrape_configs: []\n")?;
-    // A port the OS just handed out is very likely still free.
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+    let mut config = PrometheusConfig::new(&tsdb);
+    config.config_yaml = "global:\n  scrape_interval: 15s\nscrape_configs: []\n".into();
+    config.args = vec![
         // Retention is measured from the newest block, but make sure the
         // (old) benchmark block is never a candidate.
-        .arg("--storage.tsdb.retention.time=100y")
-        .arg("--log.level=warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let p = Prometheus { child, port };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok((200, _)) = http_get(port, "/-/ready") {
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err("Prometheus did not become ready in 120 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Ok(p)
+        "--storage.tsdb.retention.time=100y".into(),
+        "--log.level=warn".into(),
+    ];
+    config.ready_timeout = Duration::from_secs(120);
+    Ok(Prometheus::start(config)?)
 }
 
-/// A minimal HTTP/1.0 GET (so the body is neither chunked nor compressed).
-fn http_get(port: u16, path: &str) -> Result<(u16, Vec<u8>), BoxError> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(300)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n")?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").ok_or("malformed HTTP response")?;
-    let head = std::str::from_utf8(&buf[..split])?;
-    let status: u16 = head.split_whitespace().nth(1).ok_or("no HTTP status")?.parse()?;
-    Ok((status, buf[split + 4..].to_vec()))
-}
-
-fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Milliseconds as the decimal seconds Prometheus' API takes.
-fn secs(ms: i64) -> String {
-    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
-}
-
-fn prom_query(port: u16, q: &BenchQuery) -> Result<Json, BoxError> {
+fn prom_query(http: &Http, prom: &Prometheus, q: &BenchQuery) -> Result<Json, BoxError> {
     let path = match q.step_ms {
         None => format!("/api/v1/query?query={}&time={}&stats=all", url_encode(q.promql), secs(END)),
         Some(step) => format!(
@@ -264,8 +200,9 @@ fn prom_query(port: u16, q: &BenchQuery) -> Result<Json, BoxError> {
             secs(step)
         ),
     };
-    let (status, body) = http_get(port, &path)?;
-    let json: Json = serde_json::from_slice(&body)?;
+    let resp = http.get(&format!("{}{path}", prom.url()))?;
+    let status = resp.status;
+    let json: Json = serde_json::from_slice(&resp.body)?;
     if status != 200 || json["status"] != "success" {
         return Err(format!("Prometheus answered {status} to {}: {}", q.name, json["error"]).into());
     }
@@ -308,11 +245,11 @@ fn prom_series(json: &Json) -> Result<Series, BoxError> {
     Ok(out)
 }
 
-fn measure_prometheus(port: u16, q: &BenchQuery, runs: usize) -> Result<Measured, BoxError> {
-    let warm = prom_query(port, q)?;
+fn measure_prometheus(http: &Http, prom: &Prometheus, q: &BenchQuery, runs: usize) -> Result<Measured, BoxError> {
+    let warm = prom_query(http, prom, q)?;
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
-        let j = prom_query(port, q)?;
+        let j = prom_query(http, prom, q)?;
         times.push(j["data"]["stats"]["timings"]["evalTotalTime"].as_f64().ok_or("no evalTotalTime in stats")?);
     }
     let samples = &warm["data"]["stats"]["samples"];
@@ -426,13 +363,15 @@ fn main() -> Result<(), BoxError> {
     let mut theirs: Vec<Option<Measured>> = vec![None; QUERIES.len()];
     if !args.prometheus {
         println!("--no-prometheus: skipping Prometheus");
-    } else if !(on_path("promtool") && on_path("prometheus")) {
-        println!("promtool/prometheus not on PATH: skipping Prometheus (apt-get install -y prometheus)");
+    } else if let Err(e) = find_binary("promtool").and_then(|_| find_binary("prometheus")) {
+        println!("skipping Prometheus: {e}");
     } else {
         let prom = start_prometheus(dir.path(), &data)?;
+        // Long queries: the 2 h range queries over 10 M samples take seconds.
+        let http = Http::new(Duration::from_secs(300));
         drop(data);
         for (i, q) in QUERIES.iter().enumerate() {
-            let m = measure_prometheus(prom.port, q, args.runs)?;
+            let m = measure_prometheus(&http, &prom, q, args.runs)?;
             println!(
                 "Prometheus   {:<34} {:>9.2} ms  {:>10} queryable samples  peak {:>9} samples",
                 q.name,

@@ -37,7 +37,7 @@ mod value;
 pub use annotations::{Annotation, AnnotationKind, Annotations, Position};
 pub use engine::{CancellationToken, Engine, EngineOptions, QueryOptions, QueryResult, QueryStats};
 pub use error::{Error, ParseError};
-pub use parse::parse;
+pub use parse::{parse, parse_metric_selector};
 pub use storage::{MemStorage, SelectedSeries, SeriesSource};
 pub use value::{RangeSeries, Value, VectorSample};
 

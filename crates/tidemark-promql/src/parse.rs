@@ -44,6 +44,42 @@ pub fn parse(query: &str) -> Result<Expr, ParseError> {
     })
 }
 
+/// Parses a series selector as the HTTP API's `match[]` parameters carry
+/// it (`up{job="api"}`, `{__name__=~"http_.+"}`) into storage matchers, one
+/// set per `or` group. Anything but a plain vector selector is an error.
+///
+/// ```
+/// let sets = tidemark_promql::parse_metric_selector(r#"up{job=~"api|db"}"#).unwrap();
+/// assert_eq!(sets.len(), 1);
+/// assert_eq!(sets[0].len(), 2);
+/// assert!(tidemark_promql::parse_metric_selector("up[5m]").is_err());
+/// ```
+pub fn parse_metric_selector(input: &str) -> Result<Vec<Vec<tidemark_storage::Matcher>>, crate::Error> {
+    match parse(input)? {
+        Expr::VectorSelector(vs) if vs.offset.is_none() && vs.at.is_none() => crate::eval::selector::matcher_sets(&vs),
+        other => Err(crate::Error::Parse(ParseError {
+            message: format!("expected a series selector, got {}", describe(&other)),
+            position: Some(Position { line: 1, column: 1 }),
+            hint: None,
+        })),
+    }
+}
+
+/// Names the kind of an expression for error messages.
+fn describe(e: &Expr) -> &'static str {
+    match e {
+        Expr::VectorSelector(_) => "a selector with a modifier",
+        Expr::MatrixSelector(_) => "a range selector",
+        Expr::Call(_) => "a function call",
+        Expr::Aggregate(_) => "an aggregation",
+        Expr::Binary(_) => "a binary expression",
+        Expr::NumberLiteral(_) => "a number",
+        Expr::StringLiteral(_) => "a string",
+        Expr::Subquery(_) => "a subquery",
+        _ => "an expression",
+    }
+}
+
 /// Rejects a plain number used as a duration (`x[NaN]`, `x offset 1e30`)
 /// that is not a finite, non-negative number of seconds an `i64` of
 /// nanoseconds can hold, as Prometheus does. `promql-parser` would panic on

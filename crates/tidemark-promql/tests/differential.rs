@@ -225,7 +225,7 @@ fn our_engine_answers_like_prometheus_2_42() {
     std::fs::write(&om, data.openmetrics()).expect("write openmetrics");
     let tsdb = dir.path().join("tsdb");
     prom::create_blocks(&om, &tsdb);
-    let prometheus = prom::Prometheus::start(&tsdb, dir.path());
+    let prometheus = prom::Prometheus::start(&tsdb);
     let engine = Engine::default();
     let loaded_at = started.elapsed();
 

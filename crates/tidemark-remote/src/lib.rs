@@ -10,6 +10,7 @@
 //!   partial-acceptance semantics.
 //! - [`codec`]: encoding requests (protobuf + snappy) and the 2.0 symbol
 //!   table, for senders, tests and benchmarks.
+//! - [`forward`]: the forwarder, which ships the WAL to another endpoint.
 //!
 //! # Receiving: what is stored, what is answered
 //!
@@ -43,9 +44,11 @@
 #![deny(missing_docs)]
 
 pub mod codec;
+pub mod forward;
 pub mod metadata;
 pub mod proto;
 
+pub use forward::{Forwarder, ForwarderOptions, ForwarderStats};
 pub use metadata::{MetadataStore, MetricKind, MetricMetadata};
 pub mod receive;
 

@@ -6,7 +6,8 @@
 //! ```text
 //! <dir>/lock            exclusive lock held while open
 //! <dir>/tidemark.json   format-affecting options (block range), fixed at creation
-//! <dir>/wal/            write-ahead log segments and checkpoints
+//! <dir>/wal/            write-ahead log segments and checkpoints (and
+//!                       wal/holds/: readers' holds on segments)
 //! <dir>/<block id>/     immutable blocks (meta.json, index, chunks/)
 //! <dir>/quarantine/     blocks that failed to open, moved aside
 //! ```
@@ -27,7 +28,7 @@ use crate::chunkenc::{ChunkSeries, Encoding};
 use crate::head::{CommitLog, Head, HeadAppender, HeadOptions};
 use crate::querier::{Querier, SeriesSource};
 use crate::retention::{self, BlockInfo};
-use crate::wal::{Record, SyncPolicy, Wal, WalOptions};
+use crate::wal::{checkpoint_bound, Record, SyncPolicy, Wal, WalHold, WalHolds, WalOptions};
 use crate::{compact, AppendError, Error, Labels, Matcher, NameValidation};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -67,6 +68,10 @@ pub struct Options {
     /// applies retention. Default: 30 s. `None` disables the thread: call
     /// [`Db::maintain`] yourself.
     pub maintenance_interval: Option<Duration>,
+    /// Most bytes of WAL segments kept for [`Db::hold_wal`] readers beyond
+    /// what the database itself needs; older unread segments are deleted
+    /// anyway (the reader sees a skip). Default: 1 GiB.
+    pub wal_hold_max_bytes: u64,
 }
 
 impl Default for Options {
@@ -83,6 +88,7 @@ impl Default for Options {
             block_encoding: Encoding::Sealed,
             name_validation: NameValidation::Utf8,
             maintenance_interval: Some(Duration::from_secs(30)),
+            wal_hold_max_bytes: 1 << 30,
         }
     }
 }
@@ -190,6 +196,12 @@ impl DbBuilder {
         self
     }
 
+    /// See [`Options::wal_hold_max_bytes`].
+    pub fn wal_hold_max_bytes(mut self, bytes: u64) -> Self {
+        self.opts.wal_hold_max_bytes = bytes;
+        self
+    }
+
     /// Opens (creating if needed) the database.
     pub fn open(self) -> Result<Db, Error> {
         Db::open_with(self.dir, self.opts)
@@ -245,6 +257,11 @@ struct Disk {
     wal: Arc<Wal>,
     /// The locked `lock` file; dropped (unlocking) by `close`.
     lock: Mutex<Option<File>>,
+    /// Readers' holds on WAL segments (`wal/holds/`).
+    holds: WalHolds,
+    /// A checkpoint cut short by a hold: (segment wanted, mint), retried by
+    /// maintenance once the holder has moved on.
+    deferred_checkpoint: Mutex<Option<(u64, i64)>>,
 }
 
 struct Inner {
@@ -377,7 +394,10 @@ impl Db {
                     unreachable!("the commit log is bound once");
                 }
                 tracing::info!(dir = %dir.display(), series = head.stats().num_series, blocks = blocks.len(), replay = ?stats, elapsed = ?started.elapsed(), "opened database");
-                (Some(Disk { dir, wal, lock: Mutex::new(Some(lock)) }), head, blocks, quarantined)
+                let holds = WalHolds::load(&wal_dir.join("holds"))?;
+                let disk =
+                    Disk { dir, wal, lock: Mutex::new(Some(lock)), holds, deferred_checkpoint: Mutex::new(None) };
+                (Some(disk), head, blocks, quarantined)
             }
         };
         let inner = Arc::new(Inner {
@@ -508,6 +528,43 @@ impl Db {
         sync_dir(dir)
     }
 
+    /// The WAL directory, for readers such as
+    /// [`WalTailer`](crate::wal::WalTailer); `None` in memory.
+    pub fn wal_dir(&self) -> Option<PathBuf> {
+        self.inner.disk.as_ref().map(|d| d.wal.dir().to_path_buf())
+    }
+
+    /// A named, persisted hold on WAL segments for a reader of the WAL (a
+    /// forwarder): checkpoints keep the segments from
+    /// [`WalHold::segment`] on, up to [`Options::wal_hold_max_bytes`].
+    /// Returns the existing hold of that name, or a new one at the oldest
+    /// segment. Names are 1 to 100 of `[A-Za-z0-9._-]`.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = tidemark_storage::Db::open(dir.path()).unwrap();
+    /// let hold = db.hold_wal("forwarder").unwrap();
+    /// hold.advance(hold.segment() + 1).unwrap(); // read everything before
+    /// assert!(db.release_wal_hold("forwarder").unwrap());
+    /// ```
+    pub fn hold_wal(&self, name: &str) -> Result<WalHold, Error> {
+        let disk = self
+            .inner
+            .disk
+            .as_ref()
+            .ok_or_else(|| Error::InvalidArgument("an in-memory database has no WAL".into()))?;
+        disk.holds.acquire(name, disk.wal.segment_range().0)
+    }
+
+    /// Removes the hold `name` (see [`Db::hold_wal`]); returns whether it
+    /// existed. Segments it kept are deleted by the next checkpoint.
+    pub fn release_wal_hold(&self, name: &str) -> Result<bool, Error> {
+        match &self.inner.disk {
+            Some(disk) => disk.holds.release(name),
+            None => Ok(false),
+        }
+    }
+
     /// Current statistics.
     pub fn stats(&self) -> DbStats {
         let inner = &self.inner;
@@ -551,6 +608,25 @@ impl Db {
         }
         Ok(())
     }
+
+    /// Cardinality statistics of the head (what `/api/v1/status/tsdb`
+    /// shows), each list limited to the `limit` largest entries.
+    ///
+    /// ```
+    /// use tidemark_storage::{Db, Labels};
+    /// let db = Db::in_memory().unwrap();
+    /// let mut app = db.appender();
+    /// for job in ["api", "db"] {
+    ///     app.append(&Labels::new([("__name__", "up"), ("job", job)]).unwrap(), 1_000, 1.0).unwrap();
+    /// }
+    /// app.commit().unwrap();
+    /// let c = db.head_cardinality(10);
+    /// assert_eq!(c.num_series, 2);
+    /// assert_eq!(c.series_count_by_metric_name, vec![("up".to_string(), 2)]);
+    /// ```
+    pub fn head_cardinality(&self, limit: usize) -> crate::head::Cardinality {
+        self.inner.head.cardinality(limit)
+    }
 }
 
 impl Drop for Db {
@@ -590,7 +666,11 @@ impl Inner {
         // Retention first: never spend disk and CPU compacting blocks that
         // are about to be deleted.
         self.apply_retention()?;
-        if self.disk.is_some() {
+        if let Some(disk) = &self.disk {
+            let deferred = disk.deferred_checkpoint.lock().take();
+            if let Some((wanted, mint)) = deferred {
+                self.checkpoint_wal(disk, wanted, mint)?;
+            }
             self.persist_head(false)?;
             if self.over_size_limit() {
                 // The WAL counts against the limit too: cut every complete
@@ -697,10 +777,25 @@ impl Inner {
             }
             self.head.truncate(end);
             let closed = disk.wal.cut_segment()?;
-            let head = self.head.clone();
-            disk.wal.checkpoint(closed, move |r| head.is_live(r), end)?;
+            self.checkpoint_wal(disk, closed, end)?;
         }
         Ok(written)
+    }
+
+    /// Checkpoints the WAL up to segment `wanted`, or less far when readers
+    /// hold segments ([`Db::hold_wal`]); what is held back is retried by
+    /// the next maintenance.
+    fn checkpoint_wal(&self, disk: &Disk, wanted: u64, mint: i64) -> Result<(), Error> {
+        let first = disk.wal.segment_range().0;
+        let max = self.opts.wal_hold_max_bytes;
+        let upto = checkpoint_bound(wanted, first, disk.holds.min(), max, |s| disk.wal.segment_bytes(s));
+        if let Some(upto) = upto {
+            let head = self.head.clone();
+            disk.wal.checkpoint(upto, move |r| head.is_live(r), mint)?;
+        }
+        let deferred = (upto < Some(wanted)).then_some((wanted, mint));
+        *disk.deferred_checkpoint.lock() = deferred;
+        Ok(())
     }
 
     fn compact_all(&self) -> Result<usize, Error> {

@@ -5,6 +5,15 @@
 //! write ([`remote`]).
 #![deny(missing_docs)]
 
+pub mod api;
+
 pub use tidemark_promql as promql;
 pub use tidemark_remote as remote;
 pub use tidemark_storage as storage;
+
+pub mod config;
+pub mod metrics;
+pub mod server;
+
+mod instance;
+pub use instance::{OpenError, Tidemark, TidemarkOptions};

@@ -1,6 +1,59 @@
-//! The `tidemark` binary.
+//! The `tidemark` binary: `tidemark serve` runs the server.
 
-fn main() {
-    eprintln!("tidemark: the server is being assembled (issue 4)");
-    std::process::exit(2);
+use clap::{Parser, Subcommand};
+use tidemark::config::{ServeArgs, ServeConfig};
+
+/// Tidemark: a Prometheus-compatible time-series database.
+#[derive(Parser)]
+#[command(name = "tidemark", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Accept remote write and serve the Prometheus HTTP API.
+    Serve(ServeArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = match ServeConfig::resolve(&args) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("tidemark: {e}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            init_logging(&config.log_filter);
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("tidemark: cannot start the async runtime: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            let result = runtime.block_on(tidemark::server::serve(config, tidemark::server::shutdown_signal()));
+            runtime.shutdown_timeout(tidemark::server::SHUTDOWN_GRACE);
+            match result {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "tidemark stopped with an error");
+                    eprintln!("tidemark: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("tidemark: invalid --log.level {filter:?} ({e}); using info");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }

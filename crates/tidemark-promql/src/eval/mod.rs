@@ -15,7 +15,7 @@ mod aggregate;
 mod binary;
 mod call;
 mod info;
-mod selector;
+pub(crate) mod selector;
 mod series;
 
 use std::cell::{Cell, RefCell};

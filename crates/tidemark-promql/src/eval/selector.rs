@@ -13,7 +13,7 @@ use crate::storage::SelectedSeries;
 
 /// The matcher sets of a selector: usually one; several when the selector
 /// uses `or` between matcher groups.
-fn matcher_sets(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, Error> {
+pub(crate) fn matcher_sets(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, Error> {
     let convert = |group: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>, Error> {
         let mut out = Vec::with_capacity(group.len() + 1);
         if let Some(name) = &vs.name {

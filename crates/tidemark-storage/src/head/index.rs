@@ -135,11 +135,51 @@ impl MemIndex {
         }
     }
 
+    /// Number of series indexed.
+    pub(crate) fn all_postings_len(&self) -> usize {
+        self.all.len()
+    }
+
     /// Every label name, sorted.
     pub(crate) fn label_names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.postings.keys().map(|k| k.to_string()).collect();
         v.sort_unstable();
         v
+    }
+
+    /// Cardinality statistics, each list the `limit` largest entries by
+    /// count (ties by name), as Prometheus' `MemPostings.Stats` computes
+    /// them: series per value of `by_label` (normally `__name__`), distinct
+    /// values per label name, bytes of the distinct values per label name
+    /// (Prometheus 2.x's measure), and series per `name=value` pair.
+    pub(crate) fn cardinality(&self, by_label: &str, limit: usize) -> IndexCardinality {
+        let mut metrics = TopK::new(limit);
+        let mut names = TopK::new(limit);
+        let mut bytes = TopK::new(limit);
+        let mut pairs = TopK::new(limit);
+        let mut num_label_pairs = 0u64;
+        for (name, values) in &self.postings {
+            names.push(values.len() as u64, || name.to_string());
+            num_label_pairs += values.len() as u64;
+            let mut size = 0u64;
+            for (value, refs) in values {
+                let n = refs.len() as u64;
+                if &**name == by_label {
+                    metrics.push(n, || value.to_string());
+                }
+                // Only pairs that can enter the top list pay for a string.
+                pairs.push(n, || format!("{name}={value}"));
+                size += value.len() as u64;
+            }
+            bytes.push(size, || name.to_string());
+        }
+        IndexCardinality {
+            num_label_pairs,
+            series_count_by_metric_name: metrics.into_sorted(),
+            label_value_count_by_label_name: names.into_sorted(),
+            memory_in_bytes_by_label_name: bytes.into_sorted(),
+            series_count_by_label_value_pair: pairs.into_sorted(),
+        }
     }
 
     /// Approximate heap bytes.
@@ -156,6 +196,54 @@ impl MemIndex {
                         + std::mem::size_of::<(Box<str>, FxHashMap<Box<str>, Vec<u64>>)>()
                 })
                 .sum::<usize>()
+    }
+}
+
+/// What [`MemIndex::cardinality`] computes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct IndexCardinality {
+    pub(crate) num_label_pairs: u64,
+    pub(crate) series_count_by_metric_name: Vec<(String, u64)>,
+    pub(crate) label_value_count_by_label_name: Vec<(String, u64)>,
+    pub(crate) memory_in_bytes_by_label_name: Vec<(String, u64)>,
+    pub(crate) series_count_by_label_value_pair: Vec<(String, u64)>,
+}
+
+/// The `k` entries with the largest counts (ties: smallest name), kept in a
+/// min-heap so a pass over `n` entries costs O(n log k).
+struct TopK {
+    k: usize,
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<(u64, std::cmp::Reverse<String>)>>,
+}
+
+impl TopK {
+    fn new(k: usize) -> TopK {
+        TopK { k, heap: std::collections::BinaryHeap::with_capacity(k.min(1024) + 1) }
+    }
+
+    /// Offers an entry; `name` is only built when the entry is kept.
+    fn push(&mut self, count: u64, name: impl FnOnce() -> String) {
+        use std::cmp::Reverse;
+        if self.k == 0 {
+            return;
+        }
+        if self.heap.len() == self.k {
+            let Some(Reverse((min, _))) = self.heap.peek() else { return };
+            if count < *min {
+                return;
+            }
+        }
+        self.heap.push(Reverse((count, Reverse(name()))));
+        if self.heap.len() > self.k {
+            self.heap.pop();
+        }
+    }
+
+    /// Largest count first; equal counts by name.
+    fn into_sorted(self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self.heap.into_iter().map(|r| (r.0 .1 .0, r.0 .0)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v
     }
 }
 
@@ -272,6 +360,36 @@ mod tests {
         assert_eq!(ix.postings("job", "a"), Vec::<u64>::new());
         ix.remove(&[(9, b)]);
         assert!(ix.label_names().is_empty());
+    }
+
+    #[test]
+    fn cardinality_counts_series_values_bytes_and_pairs() {
+        let mut ix = MemIndex::default();
+        let series = [
+            [("__name__", "up"), ("job", "api"), ("instance", "a")],
+            [("__name__", "up"), ("job", "api"), ("instance", "b")],
+            [("__name__", "up"), ("job", "db"), ("instance", "c")],
+            [("__name__", "http_requests_total"), ("job", "api"), ("instance", "a")],
+        ];
+        for (r, s) in series.iter().enumerate() {
+            ix.add(r as u64, &Labels::new(*s).unwrap());
+        }
+        let c = ix.cardinality("__name__", 10);
+        let own = |v: &[(&str, u64)]| v.iter().map(|(n, c)| (n.to_string(), *c)).collect::<Vec<_>>();
+        assert_eq!(c.num_label_pairs, 2 + 2 + 3);
+        assert_eq!(c.series_count_by_metric_name, own(&[("up", 3), ("http_requests_total", 1)]));
+        assert_eq!(c.label_value_count_by_label_name, own(&[("instance", 3), ("__name__", 2), ("job", 2)]));
+        assert_eq!(c.memory_in_bytes_by_label_name, own(&[("__name__", 21), ("job", 5), ("instance", 3)]));
+        assert_eq!(c.series_count_by_label_value_pair.len(), 7);
+        assert_eq!(
+            c.series_count_by_label_value_pair[..3],
+            own(&[("__name__=up", 3), ("job=api", 3), ("instance=a", 2)])
+        );
+        // The limit keeps the largest entries, ties broken by name.
+        let top = ix.cardinality("__name__", 2);
+        assert_eq!(top.series_count_by_label_value_pair, own(&[("__name__=up", 3), ("job=api", 3)]));
+        assert_eq!(top.label_value_count_by_label_name, own(&[("instance", 3), ("__name__", 2)]));
+        assert!(ix.cardinality("__name__", 0).series_count_by_metric_name.is_empty());
     }
 
     #[test]

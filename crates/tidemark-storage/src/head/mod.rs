@@ -103,6 +103,31 @@ pub trait CommitLog: Send + Sync {
     fn log(&self, records: &[crate::wal::Record]) -> Result<(), crate::Error>;
 }
 
+/// Cardinality of the head's index, as Prometheus' `/api/v1/status/tsdb`
+/// reports it. Each list holds at most the requested number of entries,
+/// largest count first (equal counts by name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Cardinality {
+    /// Series in the head.
+    pub num_series: u64,
+    /// Distinct `name=value` pairs in the index.
+    pub num_label_pairs: u64,
+    /// Oldest timestamp in the head (`i64::MAX` when empty).
+    pub min_time: i64,
+    /// Newest timestamp in the head (`i64::MIN` when empty).
+    pub max_time: i64,
+    /// Series per metric name.
+    pub series_count_by_metric_name: Vec<(String, u64)>,
+    /// Distinct values per label name.
+    pub label_value_count_by_label_name: Vec<(String, u64)>,
+    /// Bytes of the distinct values of each label name (each value counted
+    /// once, however many series carry it; Prometheus 2.x's measure).
+    pub memory_in_bytes_by_label_name: Vec<(String, u64)>,
+    /// Series per `name=value` pair.
+    pub series_count_by_label_value_pair: Vec<(String, u64)>,
+}
+
 /// Counters and sizes of a [`Head`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeadStats {
@@ -574,6 +599,26 @@ impl Head {
     pub fn is_live(&self, series_ref: u64) -> bool {
         let r = self.replay_aliases.lock().get(&series_ref).copied().unwrap_or(series_ref);
         self.series_shard(r).lock().contains_key(&r)
+    }
+
+    /// Cardinality statistics of the index, each list limited to the
+    /// `limit` largest entries. Walks the whole index under its read lock:
+    /// O(label pairs · log limit).
+    pub fn cardinality(&self, limit: usize) -> Cardinality {
+        let (c, num_series) = {
+            let ix = self.index.read();
+            (ix.cardinality(crate::METRIC_NAME, limit), ix.all_postings_len())
+        };
+        Cardinality {
+            num_series: num_series as u64,
+            num_label_pairs: c.num_label_pairs,
+            min_time: self.min_time(),
+            max_time: self.max_time(),
+            series_count_by_metric_name: c.series_count_by_metric_name,
+            label_value_count_by_label_name: c.label_value_count_by_label_name,
+            memory_in_bytes_by_label_name: c.memory_in_bytes_by_label_name,
+            series_count_by_label_value_pair: c.series_count_by_label_value_pair,
+        }
     }
 
     /// Counters and sizes. Walks every series, so it costs O(series).

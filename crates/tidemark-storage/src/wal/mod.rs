@@ -35,10 +35,18 @@
 //! assert!(stats.stopped_at.is_none());
 //! ```
 
+mod hold;
 mod record;
 mod segment;
+mod tail;
+#[cfg(test)]
+mod tail_tests;
 #[cfg(test)]
 mod tests;
+
+pub use self::hold::WalHold;
+pub(crate) use self::hold::{checkpoint_bound, WalHolds};
+pub use self::tail::{SkipReason, TailRead, WalPosition, WalSkip, WalTailer};
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};

@@ -2,7 +2,7 @@
 //! reading frames back. The layout is specified in `docs/format/wal.md`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::record::{decode_body, frame_crc, FRAME_HEADER_LEN, MAX_BODY_LEN};
@@ -112,29 +112,50 @@ pub(crate) struct SegmentScan {
 /// until the end of its data or the first bad frame. I/O errors are returned
 /// as `Err`; damaged bytes are reported in [`SegmentScan::end`]. Never panics.
 pub(crate) fn scan_segment(path: &Path, f: &mut dyn FnMut(Record)) -> Result<SegmentScan, Error> {
-    let io_err = |e| Error::io(path, e);
-    let file = File::open(path).map_err(io_err)?;
-    let file_len = file.metadata().map_err(io_err)?.len();
-    let mut r = BufReader::with_capacity(256 * 1024, file);
-    let mut scan = SegmentScan { valid_len: 0, end: ScanEnd::Clean, records: 0 };
+    scan_segment_from(path, 0, &mut |rec, _| {
+        f(rec);
+        true
+    })
+}
 
-    let mut header = [0u8; 8];
-    let n = read_full(&mut r, &mut header).map_err(io_err)?;
-    if n < header.len() {
-        scan.end = ScanEnd::Stopped(format!("torn segment header ({n} of 8 bytes)"));
-        return Ok(scan);
+/// Like [`scan_segment`], but starts at byte `start` (0, or the end of an
+/// earlier frame: a position a previous scan returned) and hands `f` each
+/// record with the offset just past its frame. `f` returns `false` to stop
+/// early; the scan then ends [`ScanEnd::Clean`] with `valid_len` just past
+/// the record it was given. A `start` past the end of the file reads nothing.
+pub(crate) fn scan_segment_from(
+    path: &Path,
+    start: u64,
+    f: &mut dyn FnMut(Record, u64) -> bool,
+) -> Result<SegmentScan, Error> {
+    let io_err = |e| Error::io(path, e);
+    let mut file = File::open(path).map_err(io_err)?;
+    let file_len = file.metadata().map_err(io_err)?.len();
+    let mut scan = SegmentScan { valid_len: 0, end: ScanEnd::Clean, records: 0 };
+    let mut pos;
+    if start < SEGMENT_HEADER.len() as u64 {
+        let mut header = [0u8; 8];
+        let n = read_full(&mut file, &mut header).map_err(io_err)?;
+        if n < header.len() {
+            scan.end = ScanEnd::Stopped(format!("torn segment header ({n} of 8 bytes)"));
+            return Ok(scan);
+        }
+        if header != SEGMENT_HEADER {
+            let reason = if header[..4] == SEGMENT_HEADER[..4] {
+                format!("unsupported segment version {}", header[4])
+            } else {
+                "bad segment magic".to_string()
+            };
+            scan.end = ScanEnd::Stopped(reason);
+            return Ok(scan);
+        }
+        pos = header.len() as u64;
+    } else {
+        file.seek(SeekFrom::Start(start)).map_err(io_err)?;
+        pos = start;
     }
-    if header != SEGMENT_HEADER {
-        let reason = if header[..4] == SEGMENT_HEADER[..4] {
-            format!("unsupported segment version {}", header[4])
-        } else {
-            "bad segment magic".to_string()
-        };
-        scan.end = ScanEnd::Stopped(reason);
-        return Ok(scan);
-    }
-    let mut pos = header.len() as u64;
     scan.valid_len = pos;
+    let mut r = BufReader::with_capacity(256 * 1024, file);
 
     let mut body = Vec::new();
     loop {
@@ -172,16 +193,19 @@ pub(crate) fn scan_segment(path: &Path, f: &mut dyn FnMut(Record)) -> Result<Seg
             scan.end = ScanEnd::Stopped("frame checksum mismatch".to_string());
             return Ok(scan);
         }
-        match decode_body(&body) {
-            Ok(rec) => f(rec),
+        let rec = match decode_body(&body) {
+            Ok(rec) => rec,
             Err(reason) => {
                 scan.end = ScanEnd::Stopped(reason.to_string());
                 return Ok(scan);
             }
-        }
+        };
         scan.records += 1;
         pos += (FRAME_HEADER_LEN + len) as u64;
         scan.valid_len = pos;
+        if !f(rec, pos) {
+            return Ok(scan);
+        }
     }
 }
 

@@ -1,0 +1,184 @@
+//! Encoding a batch of samples as a remote-write request body: protobuf
+//! (1.0 `WriteRequest` or 2.0 `Request` with its symbol table), then the
+//! snappy block format.
+//!
+//! The protobuf is written by hand rather than through the `prost` structs
+//! in [`crate::proto`] for one reason: proto3 encoders leave out fields equal
+//! to their default, and `-0.0 == 0.0`, so a negative zero would arrive as
+//! `+0.0`. Here every sample's value is written, so values arrive bit-exact
+//! (negative zero, every NaN payload, the staleness marker). The bytes are
+//! ordinary protobuf that any decoder (and the `prost` structs) reads.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tidemark_storage::Labels;
+
+use super::Protocol;
+
+/// One sample waiting in a shard, with everything needed to send it.
+#[derive(Debug, Clone)]
+pub(crate) struct QueuedSample {
+    /// The series' WAL reference: samples are grouped by it.
+    pub series_ref: u64,
+    pub labels: Arc<Labels>,
+    pub t: i64,
+    pub v: f64,
+    /// The read chunk it came from, for acknowledgement.
+    pub chunk: u64,
+}
+
+/// The snappy-compressed protobuf body of `batch`. Samples of one series
+/// become one time series entry, in the order they were queued.
+pub(crate) fn encode(protocol: Protocol, batch: &[QueuedSample]) -> Result<Vec<u8>, snap::Error> {
+    let raw = match protocol {
+        Protocol::V1 => encode_v1(batch),
+        Protocol::V2 => encode_v2(batch),
+    };
+    snap::raw::Encoder::new().compress_vec(&raw)
+}
+
+/// Groups samples by series, keeping first-appearance order of series and
+/// queue order of samples within a series.
+fn group(batch: &[QueuedSample]) -> Vec<(&Labels, Vec<(i64, f64)>)> {
+    let mut index: HashMap<u64, usize> = HashMap::new();
+    let mut out: Vec<(&Labels, Vec<(i64, f64)>)> = Vec::new();
+    for s in batch {
+        let i = *index.entry(s.series_ref).or_insert_with(|| {
+            out.push((&s.labels, Vec::new()));
+            out.len() - 1
+        });
+        out[i].1.push((s.t, s.v));
+    }
+    out
+}
+
+const VARINT: u64 = 0;
+const FIXED64: u64 = 1;
+const LEN: u64 = 2;
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_tag(out: &mut Vec<u8>, field: u64, wire: u64) {
+    put_varint(out, (field << 3) | wire);
+}
+
+fn put_bytes(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
+    put_tag(out, field, LEN);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// A `Sample` message (same in both versions): value always written.
+fn put_samples(out: &mut Vec<u8>, field: u64, samples: &[(i64, f64)], scratch: &mut Vec<u8>) {
+    for &(t, v) in samples {
+        scratch.clear();
+        put_tag(scratch, 1, FIXED64);
+        scratch.extend_from_slice(&v.to_bits().to_le_bytes());
+        if t != 0 {
+            put_tag(scratch, 2, VARINT);
+            put_varint(scratch, t as u64); // int64: two's complement
+        }
+        put_bytes(out, field, scratch);
+    }
+}
+
+/// `prometheus.WriteRequest` { 1: repeated TimeSeries { 1: Label, 2: Sample } }.
+pub(crate) fn encode_v1(batch: &[QueuedSample]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut ts, mut item, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+    for (labels, samples) in group(batch) {
+        ts.clear();
+        for l in labels.iter() {
+            item.clear();
+            put_bytes(&mut item, 1, l.name.as_bytes());
+            put_bytes(&mut item, 2, l.value.as_bytes());
+            put_bytes(&mut ts, 1, &item);
+        }
+        put_samples(&mut ts, 2, &samples, &mut scratch);
+        put_bytes(&mut out, 1, &ts);
+    }
+    out
+}
+
+/// `io.prometheus.write.v2.Request` { 4: symbols, 5: TimeSeries { 1: packed
+/// labels_refs, 2: Sample } }.
+pub(crate) fn encode_v2(batch: &[QueuedSample]) -> Vec<u8> {
+    // The spec requires the empty string as symbol 0.
+    let mut symbols: Vec<&str> = vec![""];
+    let mut refs: HashMap<&str, u32> = HashMap::new();
+    let groups = group(batch);
+    let mut series = Vec::new();
+    let (mut ts, mut packed, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+    for (labels, samples) in &groups {
+        ts.clear();
+        packed.clear();
+        for l in labels.iter() {
+            for s in [l.name, l.value] {
+                let r = *refs.entry(s).or_insert_with(|| {
+                    symbols.push(s);
+                    symbols.len() as u32 - 1
+                });
+                put_varint(&mut packed, u64::from(r));
+            }
+        }
+        put_bytes(&mut ts, 1, &packed);
+        put_samples(&mut ts, 2, samples, &mut scratch);
+        put_bytes(&mut series, 5, &ts);
+    }
+    let mut out = Vec::with_capacity(series.len() + symbols.iter().map(|s| s.len() + 2).sum::<usize>());
+    for s in &symbols {
+        put_bytes(&mut out, 4, s.as_bytes());
+    }
+    out.extend_from_slice(&series);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{v1, v2};
+    use prost::Message;
+
+    fn q(series_ref: u64, labels: &Arc<Labels>, t: i64, v: f64) -> QueuedSample {
+        QueuedSample { series_ref, labels: labels.clone(), t, v, chunk: 0 }
+    }
+
+    #[test]
+    fn v1_and_v2_round_trip_grouped_by_series_in_order() {
+        let a = Arc::new(Labels::new([("__name__", "up"), ("job", "a")]).unwrap());
+        let b = Arc::new(Labels::new([("__name__", "up"), ("job", "b")]).unwrap());
+        let stale = tidemark_storage::stale_nan();
+        let batch = vec![q(1, &a, 1, 1.0), q(2, &b, 1, 2.0), q(1, &a, 2, stale), q(2, &b, 2, -0.0), q(2, &b, -5, 0.0)];
+
+        let body = encode(Protocol::V1, &batch).unwrap();
+        let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+        let req = v1::WriteRequest::decode(raw.as_slice()).unwrap();
+        assert_eq!(req.timeseries.len(), 2);
+        assert_eq!(req.timeseries[0].labels[1].value, "a");
+        let ts: Vec<i64> = req.timeseries[0].samples.iter().map(|s| s.timestamp).collect();
+        assert_eq!(ts, vec![1, 2]);
+        assert_eq!(req.timeseries[0].samples[1].value.to_bits(), stale.to_bits());
+        assert_eq!(req.timeseries[1].samples[1].value.to_bits(), (-0.0f64).to_bits());
+        assert_eq!(req.timeseries[1].samples[2].timestamp, -5);
+        assert_eq!(req.timeseries[1].samples[2].value.to_bits(), 0);
+
+        let body = encode(Protocol::V2, &batch).unwrap();
+        let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+        let req = v2::Request::decode(raw.as_slice()).unwrap();
+        assert_eq!(req.symbols[0], "");
+        let names: Vec<&str> =
+            req.timeseries[1].labels_refs.iter().map(|&r| req.symbols[r as usize].as_str()).collect();
+        assert_eq!(names, vec!["__name__", "up", "job", "b"]);
+        // Shared strings appear once in the symbol table.
+        assert_eq!(req.symbols.len(), 6);
+        assert_eq!(req.timeseries[0].samples[1].value.to_bits(), stale.to_bits());
+        assert_eq!(req.timeseries[1].samples[1].value.to_bits(), (-0.0f64).to_bits());
+    }
+}

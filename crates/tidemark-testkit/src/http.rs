@@ -1,0 +1,118 @@
+//! A minimal blocking HTTP client for talking to peers on loopback.
+
+use std::time::Duration;
+
+use crate::KitError;
+
+/// An HTTP answer of any status (4xx and 5xx are answers, not errors).
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Header names (lower case) and values, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The body, as sent (the client asks for no compression).
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// A blocking HTTP client with a per-request timeout that keeps connections
+/// alive between requests (one per thread is the cheap way to send in
+/// parallel).
+#[derive(Debug, Clone)]
+pub struct Http {
+    agent: ureq::Agent,
+}
+
+impl Http {
+    /// A client whose every request (connect, send, receive) must finish
+    /// within `timeout`.
+    pub fn new(timeout: Duration) -> Http {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            // Status codes are data here: tests assert on 4xx answers.
+            .http_status_as_error(false)
+            // On loopback compression only costs CPU on both ends (and
+            // would skew the benchmarks that measure a server's CPU).
+            .accept_encoding(ureq::config::AutoHeaderValue::None)
+            .build();
+        Http { agent: ureq::Agent::new_with_config(config) }
+    }
+
+    /// `GET url`.
+    pub fn get(&self, url: &str) -> Result<HttpResponse, KitError> {
+        let resp = self.agent.get(url).call().map_err(|e| http_err("GET", url, e))?;
+        read("GET", url, resp)
+    }
+
+    /// `POST url` with `body` and extra `headers` (e.g. `Content-Type`,
+    /// `Content-Encoding`).
+    pub fn post(&self, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<HttpResponse, KitError> {
+        let mut req = self.agent.post(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send(body).map_err(|e| http_err("POST", url, e))?;
+        read("POST", url, resp)
+    }
+}
+
+fn http_err(method: &'static str, url: &str, e: ureq::Error) -> KitError {
+    KitError::Http { method, url: url.to_string(), message: e.to_string() }
+}
+
+fn read(method: &'static str, url: &str, mut resp: ureq::http::Response<ureq::Body>) -> Result<HttpResponse, KitError> {
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    // ureq caps bodies at 10 MB by default; query answers can be larger.
+    let body = resp.body_mut().with_config().limit(u64::MAX).read_to_vec().map_err(|e| http_err(method, url, e))?;
+    Ok(HttpResponse { status, headers, body })
+}
+
+/// `GET url` with a 30 s timeout (a fresh connection each time).
+pub fn get(url: &str) -> Result<HttpResponse, KitError> {
+    Http::new(Duration::from_secs(30)).get(url)
+}
+
+/// `POST url` with a 30 s timeout (a fresh connection each time).
+pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<HttpResponse, KitError> {
+    Http::new(Duration::from_secs(30)).post(url, headers, body)
+}
+
+/// Percent-encodes a query-string parameter (everything but unreserved
+/// characters).
+///
+/// ```
+/// assert_eq!(tidemark_testkit::url_encode("rate(x[5m])"), "rate%28x%5B5m%5D%29");
+/// ```
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

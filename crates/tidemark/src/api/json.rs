@@ -1,0 +1,260 @@
+//! JSON encoding that produces the bytes Prometheus' Go encoder produces:
+//! strings escaped like `encoding/json` (HTML-safe: `<`, `>` and `&` as
+//! `\u003c`, `\u003e`, `\u0026`), sample values as quoted
+//! `strconv.FormatFloat` strings, timestamps as seconds with millisecond
+//! decimals.
+//!
+//! Responses are written into one growing buffer, never through an
+//! intermediate tree, so a large result costs one pass and one allocation
+//! pattern proportional to its size.
+
+use std::fmt::Write as _;
+
+use tidemark_storage::Labels;
+
+/// Appends `s` as a JSON string literal.
+pub(crate) fn string(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let esc: Option<&str> = match c {
+            '"' => Some("\\\""),
+            '\\' => Some("\\\\"),
+            '\n' => Some("\\n"),
+            '\r' => Some("\\r"),
+            '\t' => Some("\\t"),
+            '<' => Some("\\u003c"),
+            '>' => Some("\\u003e"),
+            '&' => Some("\\u0026"),
+            '\u{2028}' => Some("\\u2028"),
+            '\u{2029}' => Some("\\u2029"),
+            c if (c as u32) < 0x20 => None,
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        match esc {
+            Some(e) => out.push_str(e),
+            None => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+        }
+        start = i + c.len_utf8();
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Appends a millisecond timestamp as Prometheus writes it: seconds, and a
+/// three-digit fraction only when the milliseconds are not zero
+/// (`1700000000`, `1700000000.120`, `-1.500`).
+pub(crate) fn timestamp(out: &mut String, t: i64) {
+    if t < 0 {
+        out.push('-');
+    }
+    let a = t.unsigned_abs();
+    let _ = write!(out, "{}", a / 1000);
+    let frac = a % 1000;
+    if frac != 0 {
+        let _ = write!(out, ".{frac:03}");
+    }
+}
+
+/// Appends a millisecond timestamp as Go's encoding/json writes the float
+/// `t / 1000`: the shortest decimal (`1700000000.12`).
+pub(crate) fn float_seconds(out: &mut String, t: i64) {
+    let _ = write!(out, "{}", t as f64 / 1000.0);
+}
+
+/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`: never an exponent; `NaN`,
+/// `+Inf`, `-Inf`.
+pub(crate) fn push_go_f(out: &mut String, v: f64) {
+    if v.is_finite() {
+        // Rust's `Display` for f64 is the shortest round-tripping decimal
+        // without an exponent, exactly Go's 'f' with precision -1.
+        let _ = write!(out, "{v}");
+    } else {
+        push_go_float(out, v);
+    }
+}
+
+/// Appends a sample value as a quoted string, formatted as Prometheus'
+/// `jsonutil.MarshalFloat`: `strconv.FormatFloat(v, 'f', -1, 64)`, switching
+/// to the exponent form below 1e-6 and from 1e21 on; `NaN`, `+Inf`, `-Inf`.
+pub(crate) fn value(out: &mut String, v: f64) {
+    out.push('"');
+    push_go_float(out, v);
+    out.push('"');
+}
+
+/// The unquoted form of [`value`].
+pub(crate) fn push_go_float(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v == f64::INFINITY {
+        out.push_str("+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.push_str("-Inf");
+    } else {
+        let a = v.abs();
+        if a != 0.0 && !(1e-6..1e21).contains(&a) {
+            push_go_exp(out, v);
+        } else {
+            // Rust's `Display` for f64 is the shortest round-tripping
+            // decimal without an exponent, exactly Go's 'f' with precision -1.
+            let _ = write!(out, "{v}");
+        }
+    }
+}
+
+/// Go's `strconv.FormatFloat(v, 'e', -1, 64)` for a finite `v`: shortest
+/// digits, an exponent with a sign and at least two digits (`1e-07`,
+/// `1.5e+21`).
+pub(crate) fn push_go_exp(out: &mut String, v: f64) {
+    let s = format!("{v:e}");
+    match s.split_once('e') {
+        Some((mantissa, exp)) => {
+            out.push_str(mantissa);
+            out.push('e');
+            let (sign, digits) = match exp.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', exp),
+            };
+            out.push(sign);
+            if digits.len() < 2 {
+                out.push('0');
+            }
+            out.push_str(digits);
+        }
+        None => out.push_str(&s),
+    }
+}
+
+/// Go's `strconv.FormatFloat(v, 'g', -1, 64)`, as the text exposition
+/// format writes values: shortest digits, in exponent form when the decimal
+/// exponent is below -4 or at least 6 (`1e+06`, `1.234567e+06`, `1e-05`).
+pub(crate) fn push_go_g(out: &mut String, v: f64) {
+    if !v.is_finite() {
+        push_go_float(out, v);
+        return;
+    }
+    if v == 0.0 {
+        out.push_str(if v.is_sign_negative() { "-0" } else { "0" });
+        return;
+    }
+    let e = format!("{v:e}");
+    let exp: i32 = e.split_once('e').and_then(|(_, x)| x.parse().ok()).unwrap_or(0);
+    if !(-4..6).contains(&exp) {
+        push_go_exp(out, v);
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// Appends a label set as a JSON object in label order (Go marshals the
+/// label map with sorted keys, which is the same order).
+pub(crate) fn labels(out: &mut String, l: &Labels) {
+    out.push('{');
+    for (i, lbl) in l.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        string(out, lbl.name);
+        out.push(':');
+        string(out, lbl.value);
+    }
+    out.push('}');
+}
+
+/// Appends a JSON array of strings.
+pub(crate) fn string_array<'a>(out: &mut String, items: impl IntoIterator<Item = &'a str>) {
+    out.push('[');
+    for (i, s) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        string(out, s);
+    }
+    out.push(']');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(x: f64) -> String {
+        let mut s = String::new();
+        value(&mut s, x);
+        s
+    }
+
+    fn ts(t: i64) -> String {
+        let mut s = String::new();
+        timestamp(&mut s, t);
+        s
+    }
+
+    #[test]
+    fn values_match_go() {
+        assert_eq!(v(1.5), "\"1.5\"");
+        assert_eq!(v(0.0), "\"0\"");
+        assert_eq!(v(-0.0), "\"-0\"");
+        assert_eq!(v(1e20), "\"100000000000000000000\"");
+        assert_eq!(v(1e21), "\"1e+21\"");
+        assert_eq!(v(1.5e300), "\"1.5e+300\"");
+        assert_eq!(v(0.000001), "\"0.000001\"");
+        assert_eq!(v(1e-7), "\"1e-07\"");
+        assert_eq!(v(-2.5e-10), "\"-2.5e-10\"");
+        assert_eq!(v(0.1 + 0.2), "\"0.30000000000000004\"");
+        assert_eq!(v(f64::NAN), "\"NaN\"");
+        assert_eq!(v(f64::INFINITY), "\"+Inf\"");
+        assert_eq!(v(f64::NEG_INFINITY), "\"-Inf\"");
+    }
+
+    #[test]
+    fn scalar_forms_match_go_encoding_json() {
+        let mut s = String::new();
+        float_seconds(&mut s, 1_700_000_000_120);
+        s.push(' ');
+        push_go_f(&mut s, 1e21);
+        s.push(' ');
+        push_go_f(&mut s, 1e-7);
+        s.push(' ');
+        float_seconds(&mut s, -1_500);
+        assert_eq!(s, "1700000000.12 1000000000000000000000 0.0000001 -1.5");
+    }
+
+    #[test]
+    fn timestamps_match_prometheus() {
+        assert_eq!(ts(1_700_000_000_000), "1700000000");
+        assert_eq!(ts(1_700_000_000_123), "1700000000.123");
+        assert_eq!(ts(1_700_000_000_120), "1700000000.120");
+        assert_eq!(ts(1_700_000_000_005), "1700000000.005");
+        assert_eq!(ts(-1_500), "-1.500");
+        assert_eq!(ts(0), "0");
+        assert_eq!(ts(i64::MIN), "-9223372036854775.808");
+    }
+
+    #[test]
+    fn g_format_matches_go() {
+        let g = |x: f64| {
+            let mut s = String::new();
+            push_go_g(&mut s, x);
+            s
+        };
+        assert_eq!(g(1.0), "1");
+        assert_eq!(g(123456.0), "123456");
+        assert_eq!(g(1_000_000.0), "1e+06");
+        assert_eq!(g(1_234_567.0), "1.234567e+06");
+        assert_eq!(g(0.0001), "0.0001");
+        assert_eq!(g(0.00001), "1e-05");
+        assert_eq!(g(f64::NAN), "NaN");
+        assert_eq!(g(-0.5), "-0.5");
+    }
+
+    #[test]
+    fn strings_are_escaped_like_go() {
+        let mut s = String::new();
+        string(&mut s, "a\"b\\c\n<&>\u{1}\u{2028}é");
+        assert_eq!(s, r#""a\"b\\c\n\u003c\u0026\u003e\u0001\u2028é""#);
+    }
+}

@@ -1,0 +1,272 @@
+//! The Prometheus HTTP API as an axum [`Router`]: queries, series and label
+//! lookups, metadata, status, `format_query`, the snapshot admin endpoint,
+//! `/federate`, remote write (`/api/v1/write`) and the health checks; plus
+//! empty answers for rules, alerts, targets and exemplars, which Tidemark
+//! does not have but Grafana asks for.
+//!
+//! Behaviour follows Prometheus' `web/api/v1`: GET and form-encoded POST
+//! with Go's parameter merging, the same JSON shapes and number formatting,
+//! the same error types, messages and status codes.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tidemark::api::{router, ApiOptions, ApiState};
+//! use tidemark::storage::Db;
+//!
+//! let db = Arc::new(Db::in_memory().unwrap());
+//! let state = Arc::new(ApiState::new(db, ApiOptions::default()));
+//! let app: axum::Router = router(state); // serve it, or nest it in your own router
+//! # drop(app);
+//! ```
+//!
+//! Every handler that touches the database or runs a query does so on
+//! tokio's blocking pool (storage and engine are synchronous). A query whose
+//! HTTP request goes away (client disconnect, server timeout) is cancelled.
+
+mod absent;
+mod admin;
+mod federate;
+mod format;
+mod health;
+mod json;
+mod metadata;
+pub mod params;
+mod query;
+pub mod response;
+mod series;
+mod status;
+mod write;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::routing::{any, get, post};
+use axum::Router;
+use tidemark_promql::{Engine, EngineOptions};
+use tidemark_remote::{MetadataStore, Receiver, ReceiverOptions};
+use tidemark_storage::{Db, NameValidation};
+
+pub use response::{ApiError, ApiResult, ErrorType, Reply};
+
+/// What `/api/v1/status/buildinfo` reports.
+///
+/// Grafana reads `version` to decide which Prometheus API features it may
+/// use, so `version` is the Prometheus version whose API and PromQL we
+/// implement ("3.0.0": Prometheus 3 semantics), not Tidemark's own version,
+/// which `tidemark_version` (an extra `tidemarkVersion` field) carries. No
+/// `application` field is sent: Grafana takes its absence to mean
+/// "Prometheus" (Mimir and Cortex announce themselves there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildInfo {
+    /// Prometheus-compatible version (default "3.0.0").
+    pub version: String,
+    /// Source revision (default "unknown").
+    pub revision: String,
+    /// Source branch (default "unknown").
+    pub branch: String,
+    /// Who built it (default "unknown").
+    pub build_user: String,
+    /// When it was built (default "unknown").
+    pub build_date: String,
+    /// Prometheus reports its Go version here; we report the toolchain
+    /// family (default "rust").
+    pub go_version: String,
+    /// Tidemark's own version (default: this crate's `CARGO_PKG_VERSION`).
+    pub tidemark_version: String,
+}
+
+impl Default for BuildInfo {
+    fn default() -> BuildInfo {
+        BuildInfo {
+            version: "3.0.0".into(),
+            revision: "unknown".into(),
+            branch: "unknown".into(),
+            build_user: "unknown".into(),
+            build_date: "unknown".into(),
+            go_version: "rust".into(),
+            tidemark_version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// Limits and settings of the API.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Most points per series a range query may ask for (default 11,000).
+    pub max_points_per_series: usize,
+    /// Longest a query may run (default 2 minutes); a request's `timeout`
+    /// parameter can only shorten it.
+    pub query_timeout: Duration,
+    /// How far back `/federate` looks for each series' latest sample
+    /// (default 5 minutes; Prometheus uses its query lookback delta).
+    pub lookback_delta: Duration,
+    /// Directory under `data_dir` that receives snapshots (default "snapshots").
+    pub snapshot_dir_name: String,
+    /// The database's directory; `None` for an in-memory database (then
+    /// snapshots are unavailable).
+    pub data_dir: Option<PathBuf>,
+    /// Largest remote write body read, in bytes (default 32 MiB); larger
+    /// requests get 413.
+    pub max_remote_write_body: usize,
+    /// Identity reported by `/api/v1/status/buildinfo`.
+    pub build_info: BuildInfo,
+    /// Label name rules for `/api/v1/label/<name>/values` (default UTF-8,
+    /// as the storage's default).
+    pub name_validation: NameValidation,
+    /// Serve `/api/v1/admin/*` (default true: the only admin endpoint is the
+    /// non-destructive snapshot; Prometheus keeps admin endpoints behind
+    /// `--web.enable-admin-api`).
+    pub enable_admin_api: bool,
+    /// Labels `/federate` adds to every series that lacks them (Prometheus'
+    /// `external_labels`); default none.
+    pub external_labels: Vec<(String, String)>,
+    /// Command-line flags reported by `/api/v1/status/flags`, added to the
+    /// ones derived from these options; default none.
+    pub flags: Vec<(String, String)>,
+    /// The configuration `/api/v1/status/config` reports, as YAML; `None`
+    /// (the default) renders the settings these options carry.
+    pub config_yaml: Option<String>,
+    /// Retention reported by `/api/v1/status/runtimeinfo` (e.g. "15d"); default empty.
+    pub storage_retention: String,
+    /// When the server started (default: when the options were made).
+    pub start_time: SystemTime,
+}
+
+impl Default for ApiOptions {
+    fn default() -> ApiOptions {
+        ApiOptions {
+            max_points_per_series: 11_000,
+            query_timeout: Duration::from_secs(120),
+            lookback_delta: Duration::from_secs(300),
+            snapshot_dir_name: "snapshots".into(),
+            data_dir: None,
+            max_remote_write_body: 32 << 20,
+            build_info: BuildInfo::default(),
+            name_validation: NameValidation::Utf8,
+            enable_admin_api: true,
+            external_labels: Vec::new(),
+            flags: Vec::new(),
+            config_yaml: None,
+            storage_retention: String::new(),
+            start_time: SystemTime::now(),
+        }
+    }
+}
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct ApiState {
+    /// The database queried and written to.
+    pub db: Arc<Db>,
+    /// The PromQL engine.
+    pub engine: Arc<Engine>,
+    /// Metric metadata received by remote write.
+    pub metadata: Arc<MetadataStore>,
+    /// The remote write receiver behind `/api/v1/write`.
+    pub receiver: Arc<Receiver>,
+    /// Settings.
+    pub options: ApiOptions,
+}
+
+impl ApiState {
+    /// State over `db` with a default engine (its lookback delta and timeout
+    /// taken from `options`), an empty metadata store and a receiver with
+    /// default limits (body limit from `options`).
+    pub fn new(db: Arc<Db>, options: ApiOptions) -> ApiState {
+        let engine = Engine::new(EngineOptions {
+            lookback_delta: options.lookback_delta,
+            timeout: Some(options.query_timeout),
+            ..EngineOptions::default()
+        });
+        let metadata = Arc::new(MetadataStore::new());
+        let receiver_opts =
+            ReceiverOptions { max_body_bytes: options.max_remote_write_body, ..ReceiverOptions::default() };
+        let receiver = Arc::new(Receiver::new(db.clone(), metadata.clone(), receiver_opts));
+        ApiState { db, engine: Arc::new(engine), metadata, receiver, options }
+    }
+}
+
+/// The API routes with `state` applied. Unknown paths under `/api/v1/` get
+/// a JSON `not_found` error; other unknown paths are left to the caller's
+/// router (this one has no fallback, so it can be merged into another).
+///
+/// ```
+/// use std::sync::Arc;
+/// use axum::body::Body;
+/// use axum::http::Request;
+/// use tidemark::api::{router, ApiOptions, ApiState};
+/// use tidemark::storage::{Db, Labels};
+/// use tower::ServiceExt;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let db = Arc::new(Db::in_memory().unwrap());
+/// let mut app = db.appender();
+/// app.append(&Labels::new([("__name__", "up"), ("job", "api")]).unwrap(), 1_700_000_000_000, 1.0).unwrap();
+/// app.commit().unwrap();
+///
+/// // Mount the API inside your own service's router.
+/// let service = axum::Router::new()
+///     .route("/hello", axum::routing::get(|| async { "hi" }))
+///     .merge(router(Arc::new(ApiState::new(db, ApiOptions::default()))));
+///
+/// let req = Request::get("/api/v1/query?query=up&time=1700000000").body(Body::empty()).unwrap();
+/// let resp = service.oneshot(req).await.unwrap();
+/// let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+/// assert_eq!(
+///     body,
+///     r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","job":"api"},"value":[1700000000,"1"]}]}}"#
+/// );
+/// # });
+/// ```
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/api/v1/query", get(query::instant).post(query::instant))
+        .route("/api/v1/query_range", get(query::range).post(query::range))
+        .route("/api/v1/format_query", get(format::format_query).post(format::format_query))
+        .route("/api/v1/series", get(series::series).post(series::series))
+        .route("/api/v1/labels", get(series::labels).post(series::labels))
+        .route("/api/v1/label/{name}/values", get(series::label_values))
+        .route("/api/v1/metadata", get(metadata::metadata))
+        .route("/api/v1/status/buildinfo", get(status::buildinfo))
+        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
+        .route("/api/v1/status/flags", get(status::flags))
+        .route("/api/v1/status/config", get(status::config))
+        .route("/api/v1/status/tsdb", get(status::tsdb))
+        .route("/api/v1/admin/tsdb/snapshot", post(admin::snapshot).put(admin::snapshot))
+        .route("/api/v1/write", post(write::write))
+        .route("/api/v1/rules", get(absent::rules))
+        .route("/api/v1/alerts", get(absent::alerts))
+        .route("/api/v1/targets", get(absent::targets))
+        .route("/api/v1/query_exemplars", get(absent::query_exemplars).post(absent::query_exemplars))
+        .route("/api/v1/{*rest}", any(not_found))
+        .route("/federate", get(federate::federate).post(federate::federate))
+        .route("/-/healthy", get(health::healthy))
+        .route("/-/ready", get(health::ready))
+        .with_state(state)
+}
+
+/// Unknown `/api/v1/…` paths.
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(ErrorType::NotFound, format!("unknown API endpoint {}", uri.path()))
+}
+
+/// Runs `f` on the blocking pool with the request's parameters; a panic in
+/// `f` becomes an `internal` error instead of a dropped connection.
+pub(crate) async fn blocking<F>(f: F) -> ApiResult
+where
+    F: FnOnce() -> ApiResult + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(ApiError::internal(format!("request handler failed: {e}"))),
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    match SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}

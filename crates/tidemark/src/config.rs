@@ -1,0 +1,528 @@
+//! Configuration of `tidemark serve`: command-line flags, an optional TOML
+//! file, and defaults, resolved in that order of precedence into one
+//! [`ServeConfig`].
+//!
+//! ```
+//! use clap::Parser;
+//! use tidemark::config::{ServeArgs, ServeConfig};
+//!
+//! #[derive(Parser)]
+//! struct Cli {
+//!     #[command(flatten)]
+//!     serve: ServeArgs,
+//! }
+//! let cli = Cli::parse_from(["tidemark", "--listen", "127.0.0.1:0", "--retention.time", "7d"]);
+//! let config = ServeConfig::resolve(&cli.serve).unwrap();
+//! assert_eq!(config.instance.retention_time, Some(std::time::Duration::from_secs(7 * 86_400)));
+//! assert_eq!(config.data_dir(), std::path::Path::new("./data"));
+//! ```
+//!
+//! A configuration file (`--config.file tidemark.toml`) holds the same
+//! settings; a flag given on the command line wins over the file:
+//!
+//! ```toml
+//! listen = "127.0.0.1:9201"
+//! data_dir = "/var/lib/tidemark"
+//! retention_time = "30d"
+//! retention_size = "100GB"
+//! out_of_order_window = "10m"
+//! wal_sync = "every-commit"      # or "never", or an interval like "1s"
+//!
+//! [query]
+//! timeout = "2m"
+//! max_samples = 50000000
+//! lookback_delta = "5m"
+//!
+//! [remote_write]
+//! max_body_size = "32MB"
+//! max_decompressed_size = "128MB"
+//!
+//! [[forward]]
+//! name = "mimir"
+//! url = "http://mimir:9009/api/v1/push"
+//! protocol = "1.0"               # or "2.0"
+//! headers = { "X-Scope-OrgID" = "team-a" }
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tidemark_storage::SyncPolicy;
+
+use crate::TidemarkOptions;
+
+/// The default listen address: loopback only, and a port that does not
+/// clash with Prometheus (9090), the Pushgateway (9091), Alertmanager
+/// (9093) or node_exporter (9100). 9201 is the port remote-storage
+/// adapters customarily use.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9201";
+/// The default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+
+/// A setting could not be understood.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid TOML for our settings.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML parser's message (line and column included).
+        message: String,
+    },
+    /// One setting has an invalid value.
+    #[error("invalid value {value:?} for {setting}: {reason}")]
+    Invalid {
+        /// The flag or key.
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+}
+
+/// The flags of `tidemark serve`. Every flag is optional; unset flags take
+/// the config file's value, then the default.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (see the docs of `tidemark::config`).
+    #[arg(long = "config.file", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:9201].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// Data directory [default: ./data].
+    #[arg(long = "data-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Delete data older than this (e.g. 15d, 12h; 0 keeps data forever) [default: 15d].
+    #[arg(long = "retention.time", value_name = "DURATION")]
+    pub retention_time: Option<String>,
+    /// Keep blocks and WAL under this size (e.g. 50GB; units are powers of 1024; 0 disables) [default: none].
+    #[arg(long = "retention.size", value_name = "SIZE")]
+    pub retention_size: Option<String>,
+    /// Accept samples this far behind a series' newest sample (e.g. 10m) [default: 0, disabled].
+    #[arg(long = "out-of-order-window", value_name = "DURATION")]
+    pub out_of_order_window: Option<String>,
+    /// When the WAL is fsynced: every-commit, never, or an interval such as 1s [default: every-commit].
+    #[arg(long = "wal.sync", value_name = "POLICY")]
+    pub wal_sync: Option<String>,
+    /// Longest a query may run [default: 2m].
+    #[arg(long = "query.timeout", value_name = "DURATION")]
+    pub query_timeout: Option<String>,
+    /// Most samples a query may hold in memory at once [default: 50000000].
+    #[arg(long = "query.max-samples", value_name = "N")]
+    pub query_max_samples: Option<usize>,
+    /// How far back a selector looks for a sample [default: 5m].
+    #[arg(long = "query.lookback-delta", value_name = "DURATION")]
+    pub query_lookback_delta: Option<String>,
+    /// Largest compressed remote-write body [default: 32MB].
+    #[arg(long = "remote-write.max-body-size", value_name = "SIZE")]
+    pub remote_write_max_body_size: Option<String>,
+    /// Forward everything ingested to this remote-write URL (repeatable; protocol 1.0).
+    #[arg(long = "forward.url", value_name = "URL")]
+    pub forward_url: Vec<String>,
+    /// Log filter, in `RUST_LOG` syntax (e.g. info, tidemark=debug) [default: info].
+    #[arg(long = "log.level", value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+/// The remote-write protocol a forward target speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardProtocol {
+    /// Remote write 1.0 (`prometheus.WriteRequest`): every receiver speaks it.
+    V1,
+    /// Remote write 2.0 (`io.prometheus.write.v2.Request`).
+    V2,
+}
+
+/// One endpoint that receives a copy of everything ingested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardTarget {
+    /// A name for logs, metrics and the position file (unique).
+    pub name: String,
+    /// The remote-write URL.
+    pub url: String,
+    /// The protocol.
+    pub protocol: ForwardProtocol,
+    /// Extra request headers (authentication, tenant).
+    pub headers: BTreeMap<String, String>,
+}
+
+/// The resolved configuration of the server.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The database, query and remote-write settings (`data_dir` is always set).
+    pub instance: TidemarkOptions,
+    /// Forward targets.
+    pub forward: Vec<ForwardTarget>,
+    /// Log filter.
+    pub log_filter: String,
+}
+
+impl ServeConfig {
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.instance.data_dir.as_deref().unwrap_or(Path::new(DEFAULT_DATA_DIR))
+    }
+}
+
+/// The TOML file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    retention_time: Option<String>,
+    retention_size: Option<String>,
+    out_of_order_window: Option<String>,
+    wal_sync: Option<String>,
+    log_level: Option<String>,
+    #[serde(default)]
+    query: FileQuery,
+    #[serde(default)]
+    remote_write: FileRemoteWrite,
+    #[serde(default)]
+    forward: Vec<FileForward>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileQuery {
+    timeout: Option<String>,
+    max_samples: Option<usize>,
+    lookback_delta: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRemoteWrite {
+    max_body_size: Option<String>,
+    max_decompressed_size: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileForward {
+    name: Option<String>,
+    url: String,
+    protocol: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+impl ServeConfig {
+    /// Resolves flags, the config file they name (if any) and defaults.
+    pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
+        let file = match &args.config_file {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let pick = |flag: &Option<String>, file: &Option<String>| flag.clone().or_else(|| file.clone());
+
+        let listen_s = pick(&args.listen, &file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_s.parse::<SocketAddr>().map_err(|e| ConfigError::Invalid {
+            setting: "listen",
+            value: listen_s.clone(),
+            reason: e.to_string(),
+        })?;
+        let data_dir =
+            args.data_dir.clone().or_else(|| file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+
+        let retention_time = match pick(&args.retention_time, &file.retention_time) {
+            None => Some(Duration::from_secs(15 * 86_400)),
+            Some(s) => parse_duration_or_zero("retention.time", &s)?.filter(|d| !d.is_zero()),
+        };
+        let retention_size = match pick(&args.retention_size, &file.retention_size) {
+            None => None,
+            Some(s) => Some(parse_size("retention.size", &s)?).filter(|&b| b > 0),
+        };
+        let out_of_order_window = match pick(&args.out_of_order_window, &file.out_of_order_window) {
+            None => Duration::ZERO,
+            Some(s) => parse_duration_or_zero("out-of-order-window", &s)?.unwrap_or(Duration::ZERO),
+        };
+        let wal_sync = match pick(&args.wal_sync, &file.wal_sync) {
+            None => SyncPolicy::EveryCommit,
+            Some(s) => parse_sync_policy(&s)?,
+        };
+        let query_timeout = match pick(&args.query_timeout, &file.query.timeout) {
+            None => Duration::from_secs(120),
+            Some(s) => parse_positive_duration("query.timeout", &s)?,
+        };
+        let query_max_samples = args.query_max_samples.or(file.query.max_samples).unwrap_or(50_000_000);
+        let lookback_delta = match pick(&args.query_lookback_delta, &file.query.lookback_delta) {
+            None => Duration::from_secs(300),
+            Some(s) => parse_positive_duration("query.lookback-delta", &s)?,
+        };
+        let remote_write_max_body = match pick(&args.remote_write_max_body_size, &file.remote_write.max_body_size) {
+            None => 32 << 20,
+            Some(s) => size_to_usize("remote-write.max-body-size", &s)?,
+        };
+        let remote_write_max_decompressed = match &file.remote_write.max_decompressed_size {
+            None => (remote_write_max_body.saturating_mul(4)).max(128 << 20),
+            Some(s) => size_to_usize("remote_write.max_decompressed_size", s)?,
+        };
+
+        let mut forward = Vec::new();
+        for (i, f) in file.forward.iter().enumerate() {
+            let protocol = match f.protocol.as_deref() {
+                None | Some("1.0") | Some("1") | Some("v1") => ForwardProtocol::V1,
+                Some("2.0") | Some("2") | Some("v2") => ForwardProtocol::V2,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        setting: "forward.protocol",
+                        value: other.to_owned(),
+                        reason: "expected \"1.0\" or \"2.0\"".into(),
+                    })
+                }
+            };
+            let name = f.name.clone().unwrap_or_else(|| format!("forward-{i}"));
+            forward.push(ForwardTarget { name, url: check_url(&f.url)?, protocol, headers: f.headers.clone() });
+        }
+        for (i, url) in args.forward_url.iter().enumerate() {
+            forward.push(ForwardTarget {
+                name: format!("flag-{i}"),
+                url: check_url(url)?,
+                protocol: ForwardProtocol::V1,
+                headers: BTreeMap::new(),
+            });
+        }
+        let mut names: Vec<&str> = forward.iter().map(|f| f.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ConfigError::Invalid {
+                setting: "forward.name",
+                value: w[0].to_owned(),
+                reason: "forward names must be unique".into(),
+            });
+        }
+        if let Some(bad) = forward.iter().find(|f| !valid_forward_name(&f.name)) {
+            return Err(ConfigError::Invalid {
+                setting: "forward.name",
+                value: bad.name.clone(),
+                reason: "use letters, digits, '-' and '_' only".into(),
+            });
+        }
+
+        let log_filter = pick(&args.log_level, &file.log_level).unwrap_or_else(|| "info".to_owned());
+        let mut instance = TidemarkOptions::new(data_dir);
+        instance.retention_time = retention_time;
+        instance.retention_size = retention_size;
+        instance.out_of_order_window = out_of_order_window;
+        instance.wal_sync = wal_sync;
+        instance.query_timeout = query_timeout;
+        instance.query_max_samples = query_max_samples;
+        instance.lookback_delta = lookback_delta;
+        instance.receiver.max_body_bytes = remote_write_max_body;
+        instance.receiver.max_decompressed_bytes = remote_write_max_decompressed;
+        Ok(ServeConfig { listen, instance, forward, log_filter })
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+}
+
+/// Forward names become file names (`<data>/forward/<name>.position`).
+fn valid_forward_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn check_url(url: &str) -> Result<String, ConfigError> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url.to_owned())
+    } else {
+        Err(ConfigError::Invalid {
+            setting: "forward.url",
+            value: url.to_owned(),
+            reason: "expected an http:// or https:// URL".into(),
+        })
+    }
+}
+
+/// Parses a Prometheus-style duration (`1h30m`, `15d`, `500ms`, `2w`, `1y`)
+/// where `0` means "off" (`None`).
+pub fn parse_duration_or_zero(setting: &'static str, s: &str) -> Result<Option<Duration>, ConfigError> {
+    if s.trim() == "0" {
+        return Ok(None);
+    }
+    parse_positive_duration(setting, s).map(Some)
+}
+
+/// Parses a Prometheus-style duration that must be positive.
+pub fn parse_positive_duration(setting: &'static str, s: &str) -> Result<Duration, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { setting, value: s.to_owned(), reason };
+    let s = s.trim();
+    // The parser reads bare numbers as float seconds through a function that
+    // panics on negative or huge values; we only take unit-suffixed forms.
+    if s.parse::<f64>().is_ok() {
+        return Err(invalid("give a unit, e.g. 30s, 5m, 2h, 15d".into()));
+    }
+    let d = promql_parser::util::parse_duration(s).map_err(invalid)?;
+    if d.is_zero() {
+        return Err(invalid("must be greater than zero".into()));
+    }
+    Ok(d)
+}
+
+/// Parses a byte size: a plain number of bytes, or a number with one of the
+/// units B, KB, MB, GB, TB, PB (powers of 1024, as Prometheus'
+/// `--storage.tsdb.retention.size` reads them; `KiB`… are accepted too).
+pub fn parse_size(setting: &'static str, s: &str) -> Result<u64, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid { setting, value: s.to_owned(), reason: reason.to_owned() };
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| invalid("expected a whole number with an optional unit, e.g. 512MB"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "KB" | "KIB" | "K" => 10,
+        "MB" | "MIB" | "M" => 20,
+        "GB" | "GIB" | "G" => 30,
+        "TB" | "TIB" | "T" => 40,
+        "PB" | "PIB" | "P" => 50,
+        _ => return Err(invalid("unknown unit; use B, KB, MB, GB, TB or PB")),
+    };
+    n.checked_mul(1u64 << shift).ok_or_else(|| invalid("too large"))
+}
+
+fn size_to_usize(setting: &'static str, s: &str) -> Result<usize, ConfigError> {
+    let b = parse_size(setting, s)?;
+    if b == 0 {
+        return Err(ConfigError::Invalid { setting, value: s.to_owned(), reason: "must be greater than zero".into() });
+    }
+    usize::try_from(b).map_err(|_| ConfigError::Invalid { setting, value: s.to_owned(), reason: "too large".into() })
+}
+
+fn parse_sync_policy(s: &str) -> Result<SyncPolicy, ConfigError> {
+    match s.trim() {
+        "every-commit" => Ok(SyncPolicy::EveryCommit),
+        "never" => Ok(SyncPolicy::Never),
+        other => match parse_positive_duration("wal.sync", other) {
+            Ok(d) => Ok(SyncPolicy::Interval(d)),
+            Err(_) => Err(ConfigError::Invalid {
+                setting: "wal.sync",
+                value: other.to_owned(),
+                reason: "expected every-commit, never, or an interval such as 1s".into(),
+            }),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(f: impl FnOnce(&mut ServeArgs)) -> ServeArgs {
+        let mut a = ServeArgs::default();
+        f(&mut a);
+        a
+    }
+
+    #[test]
+    fn defaults_listen_on_loopback_9201_with_15d_retention() {
+        let c = ServeConfig::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9201".parse().unwrap());
+        assert_eq!(c.data_dir(), Path::new("./data"));
+        assert_eq!(c.instance.retention_time, Some(Duration::from_secs(15 * 86_400)));
+        assert_eq!(c.instance.retention_size, None);
+        assert_eq!(c.instance.wal_sync, SyncPolicy::EveryCommit);
+        assert_eq!(c.instance.query_timeout, Duration::from_secs(120));
+        assert_eq!(c.instance.lookback_delta, Duration::from_secs(300));
+        assert!(c.forward.is_empty());
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            r#"
+listen = "127.0.0.1:7000"
+retention_time = "30d"
+retention_size = "2GB"
+wal_sync = "1s"
+[query]
+timeout = "30s"
+[[forward]]
+name = "vm"
+url = "http://127.0.0.1:8428/api/v1/write"
+protocol = "2.0"
+headers = { "X-Scope-OrgID" = "a" }
+"#,
+        )
+        .unwrap();
+        let c = ServeConfig::resolve(&args(|a| {
+            a.config_file = Some(path.clone());
+            a.listen = Some("127.0.0.1:7001".into());
+        }))
+        .unwrap();
+        assert_eq!(c.listen.port(), 7001);
+        assert_eq!(c.instance.retention_time, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(c.instance.retention_size, Some(2 << 30));
+        assert_eq!(c.instance.wal_sync, SyncPolicy::Interval(Duration::from_secs(1)));
+        assert_eq!(c.instance.query_timeout, Duration::from_secs(30));
+        assert_eq!(c.forward.len(), 1);
+        assert_eq!(c.forward[0].protocol, ForwardProtocol::V2);
+        assert_eq!(c.forward[0].headers["X-Scope-OrgID"], "a");
+    }
+
+    #[test]
+    fn zero_retention_keeps_data_forever() {
+        let c = ServeConfig::resolve(&args(|a| a.retention_time = Some("0".into()))).unwrap();
+        assert_eq!(c.instance.retention_time, None);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let cases: Vec<(ServeArgs, &str)> = vec![
+            (args(|a| a.listen = Some("nowhere".into())), "listen"),
+            (args(|a| a.retention_time = Some("-5d".into())), "retention.time"),
+            (args(|a| a.retention_time = Some("1e300".into())), "retention.time"),
+            (args(|a| a.retention_size = Some("12XB".into())), "retention.size"),
+            (args(|a| a.retention_size = Some("99999999999PB".into())), "retention.size"),
+            (args(|a| a.wal_sync = Some("sometimes".into())), "wal.sync"),
+            (args(|a| a.query_timeout = Some("0".into())), "query.timeout"),
+            (args(|a| a.forward_url = vec!["ftp://x".into()]), "forward.url"),
+        ];
+        for (a, setting) in cases {
+            let e = ServeConfig::resolve(&a).unwrap_err();
+            assert!(e.to_string().contains(setting), "{e} should name {setting}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_errors_with_a_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\nretention = \"1d\"\n").unwrap();
+        let e = ServeConfig::resolve(&args(|a| a.config_file = Some(path.clone()))).unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
+        assert!(e.to_string().contains("retention"), "{e}");
+    }
+
+    #[test]
+    fn sizes_use_powers_of_1024() {
+        assert_eq!(parse_size("s", "512MB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("s", "1KiB").unwrap(), 1024);
+        assert_eq!(parse_size("s", "10").unwrap(), 10);
+        assert!(parse_size("s", "").is_err());
+        assert!(parse_size("s", "1.5GB").is_err());
+    }
+}

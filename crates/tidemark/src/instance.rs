@@ -1,0 +1,267 @@
+//! [`Tidemark`]: one database, its PromQL engine, its remote-write receiver
+//! and its HTTP API, assembled for a service to embed.
+//!
+//! `tidemark serve` is this type plus a listener, signal handling and
+//! forwarders; a service that already runs an axum server mounts
+//! [`Tidemark::router`] inside its own instead.
+//!
+//! ```
+//! use tidemark::{Tidemark, TidemarkOptions};
+//! let dir = tempfile::tempdir().unwrap();
+//! let tm = Tidemark::open(TidemarkOptions::new(dir.path())).unwrap();
+//!
+//! // Record a sample directly through the storage API...
+//! let up = tidemark::storage::Labels::new([("__name__", "up"), ("job", "api")]).unwrap();
+//! let mut app = tm.db().appender();
+//! app.append(&up, 1_700_000_000_000, 1.0).unwrap();
+//! app.commit().unwrap();
+//!
+//! // ...and answer PromQL over it.
+//! let result = tm.instant_query("sum by (job) (up)", 1_700_000_010_000).unwrap();
+//! match result.value {
+//!     tidemark::promql::Value::Vector(v) => assert_eq!(v[0].v, 1.0),
+//!     other => panic!("expected a vector, got {other:?}"),
+//! }
+//!
+//! // `tm.router()` is an axum Router with remote write and the Prometheus
+//! // HTTP API, ready to be served or nested in another router.
+//! let _router: axum::Router = tm.router();
+//! tm.close().unwrap();
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidemark_promql::{Engine, EngineOptions, QueryResult};
+use tidemark_remote::forward::ForwardError;
+use tidemark_remote::{Forwarder, ForwarderOptions, ForwarderStats, MetadataStore, Receiver, ReceiverOptions};
+use tidemark_storage::{Db, SyncPolicy};
+
+use crate::api::{self, ApiOptions, ApiState};
+use crate::metrics::{self, ForwarderCollector, ForwarderList, ReceiverCollector, ServerMetrics};
+
+/// Options of an embedded [`Tidemark`]. Defaults match `tidemark serve`.
+#[derive(Debug, Clone)]
+pub struct TidemarkOptions {
+    /// Data directory; `None` keeps everything in memory (no WAL, no blocks).
+    pub data_dir: Option<PathBuf>,
+    /// Time retention (default 15 days; `None` keeps data forever).
+    pub retention_time: Option<Duration>,
+    /// Size retention in bytes (default none).
+    pub retention_size: Option<u64>,
+    /// Out-of-order window (default zero: disabled).
+    pub out_of_order_window: Duration,
+    /// WAL fsync policy (default every commit).
+    pub wal_sync: SyncPolicy,
+    /// Query timeout (default 2 minutes).
+    pub query_timeout: Duration,
+    /// Most samples one query may hold (default 50 million).
+    pub query_max_samples: usize,
+    /// Lookback delta (default 5 minutes).
+    pub lookback_delta: Duration,
+    /// Remote-write limits.
+    pub receiver: ReceiverOptions,
+}
+
+impl TidemarkOptions {
+    /// Defaults, storing in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> TidemarkOptions {
+        TidemarkOptions { data_dir: Some(data_dir.into()), ..TidemarkOptions::in_memory() }
+    }
+
+    /// Defaults, in memory only.
+    pub fn in_memory() -> TidemarkOptions {
+        TidemarkOptions {
+            data_dir: None,
+            retention_time: Some(Duration::from_secs(15 * 86_400)),
+            retention_size: None,
+            out_of_order_window: Duration::ZERO,
+            wal_sync: SyncPolicy::EveryCommit,
+            query_timeout: Duration::from_secs(120),
+            query_max_samples: 50_000_000,
+            lookback_delta: Duration::from_secs(300),
+            receiver: ReceiverOptions::default(),
+        }
+    }
+}
+
+/// Why [`Tidemark::open`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The database could not be opened.
+    #[error("cannot open the database: {0}")]
+    Storage(#[from] tidemark_storage::Error),
+}
+
+/// A database with its query engine, receiver and HTTP API.
+#[derive(Debug, Clone)]
+pub struct Tidemark {
+    db: Arc<Db>,
+    engine: Arc<Engine>,
+    metadata: Arc<MetadataStore>,
+    receiver: Arc<Receiver>,
+    metrics: Arc<ServerMetrics>,
+    forwarders: ForwarderList,
+    api_options: ApiOptions,
+    opened_in: Duration,
+}
+
+impl Tidemark {
+    /// Opens (creating if needed) the database and assembles the rest.
+    /// Opening replays the WAL, which takes a while for a large head.
+    pub fn open(opts: TidemarkOptions) -> Result<Tidemark, OpenError> {
+        let started = std::time::Instant::now();
+        let builder = match &opts.data_dir {
+            Some(dir) => Db::builder(dir.clone()),
+            None => Db::builder_in_memory(),
+        };
+        let db = Arc::new(
+            builder
+                .retention_time(opts.retention_time)
+                .retention_size(opts.retention_size)
+                .out_of_order_window(opts.out_of_order_window)
+                .wal_sync(opts.wal_sync)
+                .open()?,
+        );
+        let opened_in = started.elapsed();
+        let engine = Arc::new(Engine::new(EngineOptions {
+            lookback_delta: opts.lookback_delta,
+            max_samples: opts.query_max_samples,
+            timeout: Some(opts.query_timeout),
+            ..EngineOptions::default()
+        }));
+        let metadata = Arc::new(MetadataStore::new());
+        let receiver = Arc::new(Receiver::new(db.clone(), metadata.clone(), opts.receiver.clone()));
+        let forwarders = ForwarderList::default();
+        let mut server_metrics = ServerMetrics::new(db.clone());
+        server_metrics.register_collector(Box::new(ReceiverCollector(receiver.clone())));
+        server_metrics.register_collector(Box::new(ForwarderCollector(forwarders.clone())));
+        let metrics = Arc::new(server_metrics);
+        let api_options = ApiOptions {
+            query_timeout: opts.query_timeout,
+            lookback_delta: opts.lookback_delta,
+            data_dir: opts.data_dir.clone(),
+            max_remote_write_body: opts.receiver.max_body_bytes,
+            storage_retention: retention_text(opts.retention_time, opts.retention_size),
+            ..ApiOptions::default()
+        };
+        Ok(Tidemark { db, engine, metadata, receiver, metrics, forwarders, api_options, opened_in })
+    }
+
+    /// Starts forwarding everything this database ingests (from its WAL)
+    /// to a remote-write endpoint. The forwarder's statistics appear on
+    /// `/metrics`; [`Tidemark::close`] stops it, persisting its position.
+    /// Needs a data directory (an in-memory instance has no WAL).
+    pub fn start_forwarder(&self, opts: ForwarderOptions) -> Result<(), ForwardError> {
+        let f = Forwarder::start(&self.db, opts)?;
+        self.forwarders.lock().push(f);
+        Ok(())
+    }
+
+    /// Statistics of the running forwarders, by name.
+    pub fn forwarder_stats(&self) -> Vec<(String, ForwarderStats)> {
+        self.forwarders.lock().iter().map(|f| (f.name().to_owned(), f.stats())).collect()
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Arc<Db> {
+        &self.db
+    }
+
+    /// The PromQL engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The remote-write receiver.
+    pub fn receiver(&self) -> &Arc<Receiver> {
+        &self.receiver
+    }
+
+    /// Metric metadata received by remote write.
+    pub fn metadata(&self) -> &Arc<MetadataStore> {
+        &self.metadata
+    }
+
+    /// The server's own metrics.
+    pub fn metrics(&self) -> &Arc<ServerMetrics> {
+        &self.metrics
+    }
+
+    /// How long opening the database (WAL replay included) took.
+    pub fn opened_in(&self) -> Duration {
+        self.opened_in
+    }
+
+    /// Evaluates an instant query at `t_ms` (milliseconds since the epoch).
+    pub fn instant_query(&self, query: &str, t_ms: i64) -> Result<QueryResult, tidemark_promql::Error> {
+        self.engine.instant_query(&*self.db, query, t_ms)
+    }
+
+    /// Evaluates a range query from `start_ms` to `end_ms` every `step_ms`.
+    pub fn range_query(
+        &self,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<QueryResult, tidemark_promql::Error> {
+        self.engine.range_query(&*self.db, query, start_ms, end_ms, step_ms)
+    }
+
+    /// The HTTP layer: remote write (`/api/v1/write`), the Prometheus HTTP
+    /// API, `/federate`, health endpoints and `/metrics`, with every request
+    /// counted and timed by handler.
+    pub fn router(&self) -> axum::Router {
+        let state = Arc::new(ApiState {
+            db: self.db.clone(),
+            engine: self.engine.clone(),
+            metadata: self.metadata.clone(),
+            receiver: self.receiver.clone(),
+            options: self.api_options.clone(),
+        });
+        let metrics_for_route = self.metrics.clone();
+        api::router(state)
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let m = metrics_for_route.clone();
+                    async move { ([(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)], m.encode()) }
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(self.metrics.clone(), metrics::track_requests))
+    }
+
+    /// Stops the forwarders (each sends what it can within its flush
+    /// deadline and persists its position), then flushes and closes the
+    /// database (the WAL is synced; the head is replayed from it at the
+    /// next open).
+    pub fn close(&self) -> Result<(), tidemark_storage::Error> {
+        let forwarders = std::mem::take(&mut *self.forwarders.lock());
+        for f in forwarders {
+            let name = f.name().to_owned();
+            match f.stop() {
+                Ok(s) => {
+                    tracing::info!(forwarder = %name, sent = s.samples_sent, pending = s.pending_samples, "forwarder stopped")
+                }
+                Err(e) => tracing::error!(forwarder = %name, error = %e, "forwarder did not stop cleanly"),
+            }
+        }
+        self.db.close()
+    }
+}
+
+/// Retention as `/api/v1/status/runtimeinfo` reports it (Prometheus: "15d",
+/// "10GiB", "15d or 10GiB").
+fn retention_text(time: Option<Duration>, size: Option<u64>) -> String {
+    let t = time.map(|d| promql_parser::util::display_duration(&d));
+    let s = size.map(|b| format!("{}MiB", b >> 20));
+    match (t, s) {
+        (Some(t), Some(s)) => format!("{t} or {s}"),
+        (Some(t), None) => t,
+        (None, Some(s)) => s,
+        (None, None) => "forever".to_owned(),
+    }
+}

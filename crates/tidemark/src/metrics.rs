@@ -1,0 +1,471 @@
+//! The server's own metrics, served at `/metrics` in the OpenMetrics text
+//! format with the official `prometheus-client` crate.
+//!
+//! Two kinds of metric live here:
+//! - instruments the server updates as it works (HTTP request counts and
+//!   latency histograms by handler, recorded by [`track_requests`]);
+//! - collectors that read the components' own counters at scrape time
+//!   (storage [`DbStats`], the receiver's and forwarders' statistics, the
+//!   process' CPU, memory and file descriptors), so the hot paths keep
+//!   plain atomics and pay nothing for being observed.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tidemark::metrics::ServerMetrics;
+//! let db = Arc::new(tidemark::storage::Db::in_memory().unwrap());
+//! let metrics = ServerMetrics::new(db);
+//! metrics.observe_request("/api/v1/query", 200, 0.004);
+//! let text = metrics.encode();
+//! assert!(text.contains("tidemark_http_requests_total{handler=\"/api/v1/query\",code=\"200\"} 1"));
+//! assert!(text.contains("tidemark_head_series 0"));
+//! ```
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use tidemark_remote::receive::STATUSES;
+use tidemark_remote::{Forwarder, ForwarderStats, Protocol, Receiver, RejectReason};
+use tidemark_storage::Db;
+
+/// The content type of [`ServerMetrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type LabelPairs = Vec<(&'static str, String)>;
+
+/// The registry and the instruments the server updates.
+#[derive(Debug)]
+pub struct ServerMetrics {
+    registry: Registry,
+    requests: Family<LabelPairs, Counter>,
+    durations: Family<LabelPairs, Histogram>,
+}
+
+impl ServerMetrics {
+    /// Metrics for a server over `db`, with the HTTP instruments, the
+    /// storage collector and the process collector registered.
+    pub fn new(db: Arc<Db>) -> ServerMetrics {
+        let mut registry = Registry::default();
+        let requests = Family::<LabelPairs, Counter>::default();
+        registry.register(
+            "tidemark_http_requests",
+            "HTTP requests answered, by handler (route pattern) and status code.",
+            requests.clone(),
+        );
+        let durations = Family::<LabelPairs, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register(
+            "tidemark_http_request_duration_seconds",
+            "Time to answer HTTP requests (queries, remote write, metadata), by handler.",
+            durations.clone(),
+        );
+        registry.register_collector(Box::new(DbCollector(db)));
+        registry.register_collector(Box::new(ProcessCollector { started: std::time::SystemTime::now() }));
+        ServerMetrics { registry, requests, durations }
+    }
+
+    /// Registers another collector (e.g. a forwarder's statistics).
+    pub fn register_collector(&mut self, collector: Box<dyn prometheus_client::collector::Collector>) {
+        self.registry.register_collector(collector);
+    }
+
+    /// Records one answered request.
+    pub fn observe_request(&self, handler: &str, status: u16, seconds: f64) {
+        self.requests.get_or_create(&vec![("handler", handler.to_owned()), ("code", status.to_string())]).inc();
+        self.durations.get_or_create(&vec![("handler", handler.to_owned())]).observe(seconds);
+    }
+
+    /// The exposition text of every registered metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(16 << 10);
+        // Writing into a String cannot fail; a collector error would only
+        // come from a formatting bug, which we would rather show than hide.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding /metrics failed");
+        }
+        out
+    }
+}
+
+/// 0.5 ms to about 65 s in powers of two: queries span that whole range.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 18))
+}
+
+/// Axum middleware recording every request's handler, status and latency.
+/// Requests that matched no route count under the handler `other`, so a
+/// scan of random paths cannot create unbounded label values.
+pub async fn track_requests(State(metrics): State<Arc<ServerMetrics>>, req: Request, next: Next) -> Response {
+    let handler = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let handler = handler.as_deref().unwrap_or("other");
+    metrics.observe_request(handler, response.status().as_u16(), start.elapsed().as_secs_f64());
+    response
+}
+
+/// Encodes one unlabelled gauge.
+fn gauge(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: i64) -> Result<(), std::fmt::Error> {
+    let m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    ConstGauge::new(v).encode(m)
+}
+
+/// Encodes one unlabelled float gauge.
+fn gauge_f64(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: f64) -> Result<(), std::fmt::Error> {
+    let m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    ConstGauge::new(v).encode(m)
+}
+
+/// Encodes one unlabelled counter (`name` without `_total`).
+fn counter(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: u64) -> Result<(), std::fmt::Error> {
+    let m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    ConstCounter::new(v).encode(m)
+}
+
+/// Encodes a counter with one label (`name` without `_total`).
+pub(crate) fn labelled_counter(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    label: &'static str,
+    values: &[(&str, u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (value, n) in values {
+        let labels = [(label, *value)];
+        let fam = m.encode_family(&labels)?;
+        ConstCounter::new(*n).encode(fam)?;
+    }
+    Ok(())
+}
+
+/// Encodes a counter family: one series per label set.
+fn counter_family(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    series: &[(Vec<(&'static str, String)>, u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, n) in series {
+        let fam = m.encode_family(labels)?;
+        ConstCounter::new(*n).encode(fam)?;
+    }
+    Ok(())
+}
+
+/// Encodes a float gauge family: one series per label set.
+fn gauge_family(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    series: &[(Vec<(&'static str, String)>, f64)],
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in series {
+        let fam = m.encode_family(labels)?;
+        ConstGauge::new(*v).encode(fam)?;
+    }
+    Ok(())
+}
+
+fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Storage statistics, read at scrape time.
+#[derive(Debug)]
+struct DbCollector(Arc<Db>);
+
+impl prometheus_client::collector::Collector for DbCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let s = self.0.stats();
+        gauge(&mut enc, "tidemark_head_series", "Series in the in-memory head.", clamp_i64(s.head_series))?;
+        gauge(&mut enc, "tidemark_head_chunks", "Chunks in the in-memory head.", clamp_i64(s.head_chunks))?;
+        if s.head_min_time <= s.head_max_time {
+            gauge(&mut enc, "tidemark_head_min_time_ms", "Oldest timestamp in the head, ms.", s.head_min_time)?;
+            gauge(&mut enc, "tidemark_head_max_time_ms", "Newest timestamp in the head, ms.", s.head_max_time)?;
+        }
+        counter(&mut enc, "tidemark_samples_appended", "Samples appended to storage since start.", s.samples_appended)?;
+        counter(
+            &mut enc,
+            "tidemark_out_of_order_samples_appended",
+            "Out-of-order samples accepted since start.",
+            s.out_of_order_samples_appended,
+        )?;
+        gauge(&mut enc, "tidemark_wal_bytes", "Bytes of WAL segments and checkpoints.", clamp_i64(s.wal_bytes))?;
+        gauge(&mut enc, "tidemark_blocks", "Persisted blocks.", clamp_i64(s.blocks))?;
+        gauge(&mut enc, "tidemark_block_bytes", "Bytes of all persisted blocks.", clamp_i64(s.block_bytes))?;
+        counter(&mut enc, "tidemark_head_persists", "Blocks written from the head since start.", s.head_persists)?;
+        counter(&mut enc, "tidemark_compactions", "Compactions run since start.", s.compactions)?;
+        labelled_counter(
+            &mut enc,
+            "tidemark_retention_deletions",
+            "Blocks deleted by retention since start, by reason.",
+            "reason",
+            &[("time", s.retention_time_deletions), ("size", s.retention_size_deletions)],
+        )?;
+        counter(
+            &mut enc,
+            "tidemark_quarantined_blocks",
+            "Blocks moved to quarantine/ because they failed to open.",
+            s.quarantined_blocks,
+        )?;
+        Ok(())
+    }
+}
+
+/// Remote-write receiver counters, read at scrape time.
+#[derive(Debug)]
+pub(crate) struct ReceiverCollector(pub(crate) Arc<Receiver>);
+
+impl prometheus_client::collector::Collector for ReceiverCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let s = self.0.stats();
+        labelled_counter(
+            &mut enc,
+            "tidemark_remote_write_requests",
+            "Remote-write requests received, by protocol version.",
+            "protocol",
+            &[("1.0", s.requests(Protocol::V1)), ("2.0", s.requests(Protocol::V2))],
+        )?;
+        counter(
+            &mut enc,
+            "tidemark_remote_write_samples_appended",
+            "Samples from remote write stored.",
+            s.samples_appended,
+        )?;
+        let rejected: Vec<(&str, u64)> = RejectReason::ALL.iter().map(|&r| (r.as_str(), s.rejected(r))).collect();
+        labelled_counter(
+            &mut enc,
+            "tidemark_remote_write_samples_rejected",
+            "Samples from remote write not stored, by reason.",
+            "reason",
+            &rejected,
+        )?;
+        counter(
+            &mut enc,
+            "tidemark_remote_write_exemplars_dropped",
+            "Exemplars received and dropped (not stored yet).",
+            s.exemplars_dropped,
+        )?;
+        counter(
+            &mut enc,
+            "tidemark_remote_write_histograms_dropped",
+            "Native histogram samples received and dropped (not stored yet).",
+            s.histograms_dropped,
+        )?;
+        counter(
+            &mut enc,
+            "tidemark_remote_write_metadata_entries",
+            "Metric metadata entries received.",
+            s.metadata_entries,
+        )?;
+        let codes: Vec<String> = STATUSES.iter().map(|c| c.to_string()).collect();
+        let responses: Vec<(&str, u64)> =
+            STATUSES.iter().zip(&codes).map(|(&c, name)| (name.as_str(), s.responses_with(c))).collect();
+        labelled_counter(
+            &mut enc,
+            "tidemark_remote_write_responses",
+            "Remote-write responses, by status code.",
+            "code",
+            &responses,
+        )
+    }
+}
+
+/// The running forwarders, shared between the server (which starts and
+/// stops them) and the collector (which reads their statistics).
+pub(crate) type ForwarderList = Arc<parking_lot::Mutex<Vec<Forwarder>>>;
+
+/// Forwarder statistics, read at scrape time.
+#[derive(Debug)]
+pub(crate) struct ForwarderCollector(pub(crate) ForwarderList);
+
+impl prometheus_client::collector::Collector for ForwarderCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let stats: Vec<(String, ForwarderStats)> =
+            self.0.lock().iter().map(|f| (f.name().to_owned(), f.stats())).collect();
+        if stats.is_empty() {
+            return Ok(());
+        }
+        let by = |f: &dyn Fn(&ForwarderStats) -> u64| -> Vec<(Vec<(&'static str, String)>, u64)> {
+            stats.iter().map(|(n, s)| (vec![("forwarder", n.clone())], f(s))).collect()
+        };
+        counter_family(
+            &mut enc,
+            "tidemark_forwarder_samples_read",
+            "Samples read from the WAL.",
+            &by(&|s| s.samples_read),
+        )?;
+        counter_family(
+            &mut enc,
+            "tidemark_forwarder_samples_sent",
+            "Samples the endpoint acknowledged.",
+            &by(&|s| s.samples_sent),
+        )?;
+        let by_reason = |m: &dyn Fn(&ForwarderStats) -> &std::collections::BTreeMap<String, u64>| {
+            let mut out = Vec::new();
+            for (n, s) in &stats {
+                for (reason, v) in m(s) {
+                    out.push((vec![("forwarder", n.clone()), ("reason", reason.clone())], *v));
+                }
+            }
+            out
+        };
+        counter_family(
+            &mut enc,
+            "tidemark_forwarder_samples_failed",
+            "Samples in attempts that failed and were retried, by reason.",
+            &by_reason(&|s| &s.samples_failed),
+        )?;
+        counter_family(
+            &mut enc,
+            "tidemark_forwarder_samples_dropped",
+            "Samples given up on (non-retryable answers, WAL data lost), by reason.",
+            &by_reason(&|s| &s.samples_dropped),
+        )?;
+        counter_family(&mut enc, "tidemark_forwarder_requests", "Requests sent.", &by(&|s| s.requests))?;
+        counter_family(&mut enc, "tidemark_forwarder_retries", "Requests retried.", &by(&|s| s.retries))?;
+        counter_family(&mut enc, "tidemark_forwarder_bytes_sent", "Compressed bytes sent.", &by(&|s| s.bytes_sent))?;
+        counter_family(
+            &mut enc,
+            "tidemark_forwarder_wal_segments_skipped",
+            "WAL segments deleted before the forwarder read them (data lost).",
+            &by(&|s| s.wal_segments_skipped),
+        )?;
+        let gauges = |f: &dyn Fn(&ForwarderStats) -> f64| -> Vec<(Vec<(&'static str, String)>, f64)> {
+            stats.iter().map(|(n, s)| (vec![("forwarder", n.clone())], f(s))).collect()
+        };
+        gauge_family(
+            &mut enc,
+            "tidemark_forwarder_lag_seconds",
+            "Newest sample timestamp read from the WAL minus the newest acknowledged one.",
+            &gauges(&|s| s.lag_seconds),
+        )?;
+        gauge_family(
+            &mut enc,
+            "tidemark_forwarder_pending_samples",
+            "Samples read but not yet acknowledged.",
+            &gauges(&|s| s.pending_samples as f64),
+        )?;
+        gauge_family(
+            &mut enc,
+            "tidemark_forwarder_wal_bytes_unread",
+            "WAL bytes written but not yet read by the forwarder.",
+            &gauges(&|s| s.wal_bytes_unread as f64),
+        )
+    }
+}
+
+/// The process' own resource use, from `/proc/self` (Linux; elsewhere only
+/// the start time is reported).
+#[derive(Debug)]
+struct ProcessCollector {
+    started: std::time::SystemTime,
+}
+
+impl prometheus_client::collector::Collector for ProcessCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let start = self.started.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        gauge_f64(&mut enc, "process_start_time_seconds", "Start time of the process since the Unix epoch.", start)?;
+        if let Some(p) = read_proc_self() {
+            let m = enc.encode_descriptor(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds.",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(p.cpu_seconds).encode(m)?;
+            gauge(&mut enc, "process_resident_memory_bytes", "Resident memory size in bytes.", p.rss_bytes)?;
+            gauge(&mut enc, "process_virtual_memory_bytes", "Virtual memory size in bytes.", p.vsize_bytes)?;
+            gauge(&mut enc, "process_open_fds", "Number of open file descriptors.", p.open_fds)?;
+        }
+        Ok(())
+    }
+}
+
+struct ProcSelf {
+    cpu_seconds: f64,
+    rss_bytes: i64,
+    vsize_bytes: i64,
+    open_fds: i64,
+}
+
+/// Reads `/proc/self/stat` (fields after the parenthesised command name,
+/// which may itself contain spaces) and counts `/proc/self/fd`.
+fn read_proc_self() -> Option<ProcSelf> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3 of stat(5), i.e. index 0 here.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    let vsize: i64 = fields.get(20)?.parse().ok()?;
+    let rss_pages: i64 = fields.get(21)?.parse().ok()?;
+    // USER_HZ is 100 on every Linux configuration Rust supports, and the
+    // page size 4 KiB on the platforms we build for.
+    let ticks = 100.0;
+    let open_fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(0);
+    Some(ProcSelf {
+        cpu_seconds: (utime + stime) / ticks,
+        rss_bytes: rss_pages.saturating_mul(4096),
+        vsize_bytes: vsize,
+        open_fds,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidemark_storage::Labels;
+
+    #[test]
+    fn storage_counters_follow_appends() {
+        let db = Arc::new(Db::in_memory().unwrap());
+        let mut app = db.appender();
+        app.append(&Labels::new([("__name__", "up")]).unwrap(), 1_000, 1.0).unwrap();
+        app.commit().unwrap();
+        let text = ServerMetrics::new(db).encode();
+        assert!(text.contains("tidemark_head_series 1\n"), "{text}");
+        assert!(text.contains("tidemark_samples_appended_total 1\n"), "{text}");
+        assert!(text.contains("tidemark_retention_deletions_total{reason=\"size\"} 0\n"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn latency_histogram_counts_by_handler() {
+        let m = ServerMetrics::new(Arc::new(Db::in_memory().unwrap()));
+        m.observe_request("/api/v1/query_range", 200, 0.001);
+        m.observe_request("/api/v1/query_range", 200, 2.0);
+        m.observe_request("/api/v1/query_range", 400, 0.0001);
+        let text = m.encode();
+        assert!(
+            text.contains("tidemark_http_request_duration_seconds_count{handler=\"/api/v1/query_range\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tidemark_http_requests_total{handler=\"/api/v1/query_range\",code=\"400\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn process_metrics_are_read_from_proc() {
+        let text = ServerMetrics::new(Arc::new(Db::in_memory().unwrap())).encode();
+        assert!(text.contains("process_start_time_seconds "), "{text}");
+        if cfg!(target_os = "linux") {
+            let rss_line = text.lines().find(|l| l.starts_with("process_resident_memory_bytes ")).expect(&text);
+            let rss: f64 = rss_line.split(' ').nth(1).unwrap().parse().unwrap();
+            assert!(rss > 1e6, "{rss_line}");
+        }
+    }
+}
