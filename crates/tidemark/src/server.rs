@@ -76,7 +76,7 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
         retention_size = %config.instance.retention_size.map(|b| format!("{b}B")).unwrap_or_else(|| "none".into()),
         series_loaded = stats.head_series,
         blocks = stats.blocks,
-        replay_seconds = format!("{:.3}", tm.opened_in().as_secs_f64()),
+        replay_seconds = (tm.opened_in().as_secs_f64() * 1000.0).round() / 1000.0,
         forwarders = config.forward.len(),
         "tidemark serving: remote write at http://{local}/api/v1/write, Prometheus API at http://{local}/"
     );
