@@ -110,24 +110,6 @@ fn parse_args() -> Result<Args, BoxError> {
     Ok(a)
 }
 
-/// A tiny deterministic generator (SplitMix64), so every run sends the
-/// same values.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// One series of a host: metric name, labels besides name/instance/job,
 /// and whether it is a counter.
 type Family = (String, Vec<(&'static str, String)>, bool);
@@ -215,7 +197,7 @@ fn label(name: &str, value: &str) -> v1::Label {
 /// `n` node_exporter-like series of `samples` samples at 15 s ending at `end_ms`.
 fn synthetic(n: usize, samples: usize, end_ms: i64) -> Vec<Series> {
     let families = host_families();
-    let mut rng = Rng(42);
+    let mut rng = tidemark_bench::promql_data::Rng(42);
     let start = end_ms - (samples as i64 - 1) * 15_000;
     (0..n)
         .map(|i| {
@@ -230,7 +212,7 @@ fn synthetic(n: usize, samples: usize, end_ms: i64) -> Vec<Series> {
             labels.sort_by(|a, b| a.name.cmp(&b.name));
             // Counters climb by a per-series rate with noise; gauges wander
             // around a per-series level (integers for byte-like gauges).
-            let scale = 10f64.powi((rng.next() % 10) as i32);
+            let scale = 10f64.powi((rng.next_u64() % 10) as i32);
             let mut v = (rng.unit() * scale * 1000.0).round();
             let points = (0..samples)
                 .map(|j| {
