@@ -3,5 +3,6 @@
 #![deny(missing_docs)]
 
 pub mod capture;
+pub mod compare;
 pub mod counting_alloc;
 pub mod promql_data;

@@ -1,0 +1,378 @@
+//! The query set, its latency as each system answers it over HTTP, and how
+//! each answer agrees with Prometheus'.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tidemark_testkit::{secs, url_encode, Http};
+
+use super::load::{Load, LoadKind};
+
+/// How a query is evaluated.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Evaluation {
+    /// `/api/v1/query` at `time_ms`.
+    Instant {
+        /// Evaluation time.
+        time_ms: i64,
+    },
+    /// `/api/v1/query_range` from `start_ms` to `end_ms` every `step_ms`.
+    Range {
+        /// First step.
+        start_ms: i64,
+        /// Last step.
+        end_ms: i64,
+        /// Resolution.
+        step_ms: i64,
+    },
+}
+
+/// One query of the set.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QuerySpec {
+    /// Short name for tables.
+    pub name: String,
+    /// The PromQL.
+    pub promql: String,
+    /// Instant or range.
+    pub evaluation: Evaluation,
+    /// A heavy query (the latency goals are judged on these); the seed
+    /// queries are not.
+    pub heavy: bool,
+}
+
+impl QuerySpec {
+    fn new(name: &str, promql: &str, evaluation: Evaluation, heavy: bool) -> QuerySpec {
+        QuerySpec { name: name.into(), promql: promql.into(), evaluation, heavy }
+    }
+
+    /// The request path and query string.
+    pub fn path(&self) -> String {
+        let q = url_encode(&self.promql);
+        match self.evaluation {
+            Evaluation::Instant { time_ms } => format!("/api/v1/query?query={q}&time={}", secs(time_ms)),
+            Evaluation::Range { start_ms, end_ms, step_ms } => format!(
+                "/api/v1/query_range?query={q}&start={}&end={}&step={}",
+                secs(start_ms),
+                secs(end_ms),
+                secs(step_ms)
+            ),
+        }
+    }
+}
+
+/// Where queries are evaluated: just after the load's last sample, on an
+/// odd millisecond (sample timestamps of the synthetic load are even, so no
+/// range window starts exactly on a sample, where Prometheus 2.42 and 3.x
+/// read different samples).
+pub fn query_time(load: &Load) -> i64 {
+    let t = load.last_ms + 1;
+    if t % 2 == 0 {
+        t + 1
+    } else {
+        t
+    }
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// The heavy queries for `load`, evaluated at `at`: a rate over every
+/// series of the busiest counter, a `sum by` and a `histogram_quantile`
+/// over every bucket as 1 h range queries at a 15 s step (what a Grafana
+/// panel asks for), a `topk` range query, and one query touching every
+/// series.
+pub fn heavy_queries(load: &Load, at: i64) -> Vec<QuerySpec> {
+    let instant = Evaluation::Instant { time_ms: at };
+    let range = |step_ms| Evaluation::Range { start_ms: at - HOUR_MS, end_ms: at, step_ms };
+    let (counter, by, buckets, topk_counter) = match load.kind {
+        LoadKind::Synthetic => {
+            ("http_requests_total", "job, status", "http_request_duration_seconds_bucket", "http_requests_total")
+        }
+        LoadKind::Capture => (
+            "node_cpu_seconds_total",
+            "mode",
+            "prometheus_http_request_duration_seconds_bucket",
+            "node_cpu_seconds_total",
+        ),
+    };
+    vec![
+        QuerySpec::new("rate, every series of a counter", &format!("rate({counter}[5m])"), instant, true),
+        QuerySpec::new(
+            "sum by, 1 h range, 15 s step",
+            &format!("sum by ({by}) (rate({counter}[5m]))"),
+            range(15_000),
+            true,
+        ),
+        QuerySpec::new(
+            "histogram_quantile, 1 h range, 15 s step",
+            &format!("histogram_quantile(0.99, sum by (le) (rate({buckets}[5m])))"),
+            range(15_000),
+            true,
+        ),
+        QuerySpec::new(
+            "topk, 1 h range, 60 s step",
+            &format!("topk(10, rate({topk_counter}[5m]))"),
+            range(60_000),
+            true,
+        ),
+        QuerySpec::new(
+            "CPU busy by instance, 1 h range, 60 s step",
+            r#"100 - (avg by (instance) (irate(node_cpu_seconds_total{mode="idle"}[5m])) * 100)"#,
+            range(60_000),
+            true,
+        ),
+        QuerySpec::new("count of every series", r#"count({__name__=~".+"})"#, instant, true),
+    ]
+}
+
+/// The seed queries (`../shared/seed-queries.md`): every line inside a
+/// fenced block, each evaluated as an instant query at `at`.
+pub fn seed_queries(path: &Path, at: i64) -> Result<Vec<QuerySpec>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            inside = !inside;
+            continue;
+        }
+        if inside && !line.trim().is_empty() {
+            let q = line.trim();
+            out.push(QuerySpec::new(q, q, Evaluation::Instant { time_ms: at }, false));
+        }
+    }
+    Ok(out)
+}
+
+/// Where the seed queries live: `$TIDEMARK_SEED_QUERIES`, else
+/// `shared/seed-queries.md` beside the workspace (or an ancestor of it).
+pub fn default_seed_queries_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("TIDEMARK_SEED_QUERIES") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|d| d.join("shared/seed-queries.md"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("../shared/seed-queries.md"))
+}
+
+/// How one system answered one query.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Timed {
+    /// Latency of each measured run (ms), in run order.
+    pub runs_ms: Vec<f64>,
+    /// Median of `runs_ms`.
+    pub median_ms: f64,
+    /// 99th percentile of `runs_ms` (nearest rank).
+    pub p99_ms: f64,
+    /// Series (or points, for a scalar) in the answer.
+    pub result_series: usize,
+    /// The error, if the system refused the query.
+    pub error: Option<String>,
+    /// The `data` of the last answer, for the agreement check (not written
+    /// to the JSON report).
+    #[serde(skip)]
+    pub data: Option<serde_json::Value>,
+}
+
+/// Runs `q` once to warm up, then `runs` times, timing each request from
+/// sending it to having read the whole answer.
+pub fn time_query(http: &Http, base: &str, q: &QuerySpec, runs: usize) -> Timed {
+    let url = format!("{base}{}", q.path());
+    let once = || -> Result<(f64, serde_json::Value), String> {
+        let t0 = Instant::now();
+        let r = http.get(&url).map_err(|e| e.to_string())?;
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        let json: serde_json::Value =
+            serde_json::from_slice(&r.body).map_err(|e| format!("{}: not JSON ({e}): {:.200}", r.status, r.text()))?;
+        if json["status"] != "success" {
+            return Err(format!("{}: {}", r.status, json["error"].as_str().unwrap_or(&r.text())));
+        }
+        Ok((ms, json["data"].clone()))
+    };
+    let mut timed =
+        Timed { runs_ms: Vec::new(), median_ms: f64::NAN, p99_ms: f64::NAN, result_series: 0, error: None, data: None };
+    match once() {
+        Err(e) => {
+            timed.error = Some(e);
+            return timed;
+        }
+        Ok((_, data)) => timed.data = Some(data),
+    }
+    for _ in 0..runs {
+        match once() {
+            Ok((ms, data)) => {
+                timed.runs_ms.push(ms);
+                timed.data = Some(data);
+            }
+            Err(e) => {
+                timed.error = Some(e);
+                break;
+            }
+        }
+    }
+    timed.median_ms = percentile(&timed.runs_ms, 0.5);
+    timed.p99_ms = percentile(&timed.runs_ms, 0.99);
+    timed.result_series = timed.data.as_ref().map_or(0, |d| match &d["result"] {
+        serde_json::Value::Array(a) if d["resultType"] == "scalar" || d["resultType"] == "string" => a.len().min(1),
+        serde_json::Value::Array(a) => a.len(),
+        _ => 0,
+    });
+    timed
+}
+
+/// Nearest-rank percentile (`p` in (0, 1]); the median of an even count is
+/// the mean of the two middle values.
+pub fn percentile(xs: &[f64], p: f64) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    if p == 0.5 {
+        let n = v.len();
+        return if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+    }
+    let rank = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
+/// How an answer agrees with the reference (Prometheus') answer.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Agreement {
+    /// Series in the reference answer with no series of the same labels here.
+    pub missing_series: usize,
+    /// Series here that the reference does not have.
+    pub extra_series: usize,
+    /// Points compared (same series, same timestamp), and how many of
+    /// those differ by more than 1e-6 relative or are missing on one side.
+    pub points: usize,
+    /// See `points`.
+    pub differing_points: usize,
+}
+
+impl Agreement {
+    /// Same series and every point within tolerance.
+    pub fn agrees(&self) -> bool {
+        self.missing_series == 0 && self.extra_series == 0 && self.differing_points == 0
+    }
+}
+
+type Points = HashMap<i64, f64>;
+
+/// Series of a Prometheus API `data` object, keyed by their label set.
+fn series_of(data: &serde_json::Value) -> HashMap<String, Points> {
+    let point = |p: &serde_json::Value| -> Option<(i64, f64)> {
+        let t = p[0].as_f64()?;
+        let v = p[1].as_str()?;
+        let v = match v {
+            "NaN" => f64::NAN,
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            s => s.parse().ok()?,
+        };
+        Some(((t * 1e3).round() as i64, v))
+    };
+    let mut out = HashMap::new();
+    match data["resultType"].as_str() {
+        Some("scalar") | Some("string") => {
+            out.insert(String::new(), point(&data["result"]).into_iter().collect());
+        }
+        _ => {
+            for s in data["result"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                let mut labels: Vec<(String, String)> = s["metric"]
+                    .as_object()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+                    .unwrap_or_default();
+                labels.sort();
+                let key = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join(",");
+                let points: Points = match s.get("values") {
+                    Some(vs) => vs.as_array().map(Vec::as_slice).unwrap_or_default().iter().filter_map(point).collect(),
+                    None => point(&s["value"]).into_iter().collect(),
+                };
+                out.insert(key, points);
+            }
+        }
+    }
+    out
+}
+
+/// Compares `answer` with `reference` series by series and point by point.
+pub fn agreement(reference: &serde_json::Value, answer: &serde_json::Value) -> Agreement {
+    let (want, got) = (series_of(reference), series_of(answer));
+    let mut a = Agreement::default();
+    for (key, want_points) in &want {
+        let Some(got_points) = got.get(key) else {
+            a.missing_series += 1;
+            continue;
+        };
+        for (t, w) in want_points {
+            a.points += 1;
+            match got_points.get(t) {
+                Some(g) if close(*w, *g) => {}
+                _ => a.differing_points += 1,
+            }
+        }
+        a.differing_points += got_points.keys().filter(|t| !want_points.contains_key(t)).count();
+    }
+    a.extra_series = got.keys().filter(|k| !want.contains_key(*k)).count();
+    a
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-6 * a.abs().max(b.abs())
+}
+
+/// An HTTP client for queries (long timeout: the heaviest queries at 1M
+/// series take a while on the peers).
+pub fn client() -> Http {
+    Http::new(Duration::from_secs(600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn percentiles() {
+        assert_eq!(percentile(&[3.0, 1.0, 2.0], 0.5), 2.0);
+        assert_eq!(percentile(&[4.0, 1.0, 2.0, 3.0], 0.5), 2.5);
+        let xs: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&xs, 0.99), 99.0);
+        assert_eq!(percentile(&xs[..10], 0.99), 10.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn agreement_counts_differences() {
+        let reference = json!({"resultType": "matrix", "result": [
+            {"metric": {"a": "1"}, "values": [[1.0, "1"], [2.0, "2"]]},
+            {"metric": {"a": "2"}, "values": [[1.0, "NaN"]]},
+        ]});
+        assert!(agreement(&reference, &reference).agrees());
+        let other = json!({"resultType": "matrix", "result": [
+            {"metric": {"a": "1"}, "values": [[1.0, "1.0000000001"], [2.0, "3"], [3.0, "3"]]},
+            {"metric": {"a": "3"}, "values": [[1.0, "1"]]},
+        ]});
+        let a = agreement(&reference, &other);
+        assert_eq!(a, Agreement { missing_series: 1, extra_series: 1, points: 2, differing_points: 2 });
+        let vector = json!({"resultType": "vector", "result": [{"metric": {}, "value": [5.5, "+Inf"]}]});
+        assert!(agreement(&vector, &vector).agrees());
+        let scalar = json!({"resultType": "scalar", "result": [5.5, "2"]});
+        assert!(!agreement(&scalar, &json!({"resultType": "scalar", "result": [5.5, "3"]})).agrees());
+    }
+
+    #[test]
+    fn seed_queries_are_read_from_fenced_blocks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("seeds.md");
+        std::fs::write(&path, "# t\ntext `x`\n```\nup\n\nrate(x[5m])\n```\nprose\n```\nsum(y)\n```\n").expect("write");
+        let qs = seed_queries(&path, 1_000).expect("read");
+        assert_eq!(qs.iter().map(|q| q.promql.as_str()).collect::<Vec<_>>(), ["up", "rate(x[5m])", "sum(y)"]);
+        assert_eq!(qs[0].path(), "/api/v1/query?query=up&time=1.000");
+    }
+}
