@@ -35,7 +35,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tidemark_testkit::{now_ms, url_encode, Http, KitError};
 
 use load::{Load, SyntheticOptions};
-use queries::{agreement, heavy_queries, query_time, seed_queries, time_query, QuerySpec, Timed};
+use queries::{agreement, heavy_queries, query_time, seed_queries, ties_free_to_differ, time_query, QuerySpec, Timed};
 use report::{IngestFigures, LoadReport, QueryBySystem, QueryReport, Report, SystemReport};
 use systems::{Running, SystemKind};
 
@@ -96,6 +96,11 @@ pub struct CompareArgs {
     /// -p tidemark`).
     #[arg(long)]
     pub tidemark_bin: Option<PathBuf>,
+    /// Fail (exit status 1) when any answer of Tidemark's differs from
+    /// Prometheus' (for CI; the peers' versions differ in a few documented
+    /// corner cases, which this load avoids).
+    #[arg(long)]
+    pub require_agreement: bool,
     /// Where to write the JSON report.
     #[arg(long, default_value = "target/compare.json")]
     pub json: PathBuf,
@@ -138,12 +143,50 @@ pub fn run(args: &CompareArgs) -> Result<Report, CompareError> {
         let load = make()?;
         let load_report = run_load(args, &load, &tidemark_bin, &seeds_path)?;
         report::print_load(&load_report);
+        let disagreements = disagreements(&load_report);
         report.loads.push(load_report);
         report.write_json(&args.json)?;
+        if args.require_agreement && !disagreements.is_empty() {
+            return Err(CompareError::Peer(format!(
+                "Tidemark's answers differ from Prometheus' on: {}",
+                disagreements.join("; ")
+            )));
+        }
     }
     report::print_goals(&report);
     eprintln!("JSON report: {}", args.json.display());
     Ok(report)
+}
+
+/// Queries where a Tidemark answer differs from Prometheus', or where one
+/// of them answered and the other refused.
+fn disagreements(l: &LoadReport) -> Vec<String> {
+    let mut out = Vec::new();
+    for q in &l.queries {
+        let prom = q.by_system.iter().find(|b| b.system == SystemKind::Prometheus);
+        for b in q.by_system.iter().filter(|b| matches!(b.system, SystemKind::Tidemark | SystemKind::TidemarkNosync)) {
+            let problem = match (&b.agreement, prom) {
+                (Some(a), _) if !a.agrees() => Some(format!(
+                    "{} of {} points differ, {} missing / {} extra series; e.g. {}",
+                    a.differing_points,
+                    a.points,
+                    a.missing_series,
+                    a.extra_series,
+                    a.example.as_deref().unwrap_or("?")
+                )),
+                (None, Some(p)) if b.timed.error.is_some() != p.timed.error.is_some() => Some(format!(
+                    "tidemark: {}, prometheus: {}",
+                    b.timed.error.as_deref().unwrap_or("answered"),
+                    p.timed.error.as_deref().unwrap_or("answered")
+                )),
+                _ => None,
+            };
+            if let Some(p) = problem {
+                out.push(format!("{} `{}` ({p})", b.system.name(), q.query.promql));
+            }
+        }
+    }
+    out
 }
 
 fn progress_bar(len: u64, prefix: String) -> ProgressBar {
@@ -195,7 +238,7 @@ fn run_load(
             let agreement = reference.and_then(|r| {
                 let want = systems[r].1[i].data.as_ref()?;
                 let got = t.data.as_ref()?;
-                Some(agreement(want, got))
+                Some(agreement(want, got, ties_free_to_differ(&specs[i].promql)))
             });
             query_reports[i].by_system.push(QueryBySystem { system: report.system, timed: t.clone(), agreement });
         }

@@ -252,6 +252,8 @@ pub struct Agreement {
     pub points: usize,
     /// See `points`.
     pub differing_points: usize,
+    /// The first difference found, for a human to look at.
+    pub example: Option<String>,
 }
 
 impl Agreement {
@@ -301,25 +303,69 @@ fn series_of(data: &serde_json::Value) -> HashMap<String, Points> {
 }
 
 /// Compares `answer` with `reference` series by series and point by point.
-pub fn agreement(reference: &serde_json::Value, answer: &serde_json::Value) -> Agreement {
-    let (want, got) = (series_of(reference), series_of(answer));
+///
+/// For `topk` and `bottomk` (`ties_free_to_differ`), which of several
+/// series with equal values is kept depends on the order the engine meets
+/// them in, and Prometheus meets a head's series in the order they were
+/// created, i.e. in whatever order concurrent remote-write requests
+/// arrived. Those answers are compared as the sorted values at each
+/// timestamp instead, which still catches any wrong value.
+pub fn agreement(reference: &serde_json::Value, answer: &serde_json::Value, ties_free_to_differ: bool) -> Agreement {
+    let (mut want, mut got) = (series_of(reference), series_of(answer));
+    if ties_free_to_differ {
+        (want, got) = (values_by_time(&want), values_by_time(&got));
+    }
     let mut a = Agreement::default();
     for (key, want_points) in &want {
         let Some(got_points) = got.get(key) else {
             a.missing_series += 1;
+            a.example.get_or_insert_with(|| format!("{{{key}}} missing"));
             continue;
         };
-        for (t, w) in want_points {
-            a.points += 1;
-            match got_points.get(t) {
-                Some(g) if close(*w, *g) => {}
-                _ => a.differing_points += 1,
+        let mut times: Vec<&i64> = want_points.keys().chain(got_points.keys()).collect();
+        times.sort();
+        times.dedup();
+        for t in times {
+            let (w, g) = (want_points.get(t), got_points.get(t));
+            if w.is_some() {
+                a.points += 1;
+            }
+            let same = matches!((w, g), (Some(w), Some(g)) if close(*w, *g));
+            if !same {
+                a.differing_points += 1;
+                a.example.get_or_insert_with(|| format!("{{{key}}} at {t} ms: want {w:?}, got {g:?}"));
             }
         }
-        a.differing_points += got_points.keys().filter(|t| !want_points.contains_key(t)).count();
     }
-    a.extra_series = got.keys().filter(|k| !want.contains_key(*k)).count();
+    for key in got.keys().filter(|k| !want.contains_key(*k)) {
+        a.extra_series += 1;
+        a.example.get_or_insert_with(|| format!("{{{key}}} extra"));
+    }
     a
+}
+
+/// Re-keys series' points as one "series" per timestamp whose points are
+/// its values in descending order, keyed by rank.
+fn values_by_time(series: &HashMap<String, Points>) -> HashMap<String, Points> {
+    let mut by_time: HashMap<i64, Vec<f64>> = HashMap::new();
+    for points in series.values() {
+        for (t, v) in points {
+            by_time.entry(*t).or_default().push(*v);
+        }
+    }
+    by_time
+        .into_iter()
+        .map(|(t, mut vs)| {
+            vs.sort_by(|a, b| b.total_cmp(a));
+            (format!("@{t}"), vs.into_iter().enumerate().map(|(i, v)| (i as i64, v)).collect())
+        })
+        .collect()
+}
+
+/// Whether a query's answer may legitimately pick different series among
+/// equal values (see [`agreement`]).
+pub fn ties_free_to_differ(promql: &str) -> bool {
+    promql.contains("topk") || promql.contains("bottomk")
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -353,17 +399,40 @@ mod tests {
             {"metric": {"a": "1"}, "values": [[1.0, "1"], [2.0, "2"]]},
             {"metric": {"a": "2"}, "values": [[1.0, "NaN"]]},
         ]});
-        assert!(agreement(&reference, &reference).agrees());
+        assert!(agreement(&reference, &reference, false).agrees());
         let other = json!({"resultType": "matrix", "result": [
             {"metric": {"a": "1"}, "values": [[1.0, "1.0000000001"], [2.0, "3"], [3.0, "3"]]},
             {"metric": {"a": "3"}, "values": [[1.0, "1"]]},
         ]});
-        let a = agreement(&reference, &other);
-        assert_eq!(a, Agreement { missing_series: 1, extra_series: 1, points: 2, differing_points: 2 });
+        let a = agreement(&reference, &other, false);
+        assert_eq!((a.missing_series, a.extra_series, a.points, a.differing_points), (1, 1, 2, 2), "{a:?}");
+        assert!(a.example.is_some());
         let vector = json!({"resultType": "vector", "result": [{"metric": {}, "value": [5.5, "+Inf"]}]});
-        assert!(agreement(&vector, &vector).agrees());
+        assert!(agreement(&vector, &vector, false).agrees());
         let scalar = json!({"resultType": "scalar", "result": [5.5, "2"]});
-        assert!(!agreement(&scalar, &json!({"resultType": "scalar", "result": [5.5, "3"]})).agrees());
+        assert!(!agreement(&scalar, &json!({"resultType": "scalar", "result": [5.5, "3"]}), false).agrees());
+    }
+
+    #[test]
+    fn topk_ties_may_pick_other_series() {
+        let reference = json!({"resultType": "matrix", "result": [
+            {"metric": {"a": "1"}, "values": [[1.0, "5"], [2.0, "7"]]},
+            {"metric": {"a": "2"}, "values": [[1.0, "3"]]},
+        ]});
+        // At t=1 the second place is a tie between a=2 and a=3.
+        let other = json!({"resultType": "matrix", "result": [
+            {"metric": {"a": "1"}, "values": [[1.0, "5"], [2.0, "7"]]},
+            {"metric": {"a": "3"}, "values": [[1.0, "3"]]},
+        ]});
+        assert!(!agreement(&reference, &other, false).agrees());
+        assert!(agreement(&reference, &other, true).agrees());
+        let wrong = json!({"resultType": "matrix", "result": [
+            {"metric": {"a": "1"}, "values": [[1.0, "5"], [2.0, "7"]]},
+            {"metric": {"a": "3"}, "values": [[1.0, "2"]]},
+        ]});
+        assert!(!agreement(&reference, &wrong, true).agrees());
+        assert!(ties_free_to_differ("topk(10, rate(x[5m]))"));
+        assert!(!ties_free_to_differ("rate(x[5m])"));
     }
 
     #[test]
