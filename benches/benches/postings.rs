@@ -1,9 +1,16 @@
-//! Matcher selection over the head's inverted index (100k series):
-//! `postings_for_matchers` throughput for typical PromQL selectors.
+//! Postings: matcher selection over the head's inverted index (100k
+//! series) for typical PromQL selectors, in series selected per second; and
+//! the list operations under it (`intersect`, `union`, `difference` of
+//! sorted id lists) on large lists, in input ids per second.
+//!
+//! ```text
+//! cargo bench -p tidemark-bench --bench postings -- --warm-up-time 1 --measurement-time 3
+//! ```
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::time::Duration;
 use tidemark_storage::head::{Head, HeadOptions};
+use tidemark_storage::postings::{difference, intersect, union};
 use tidemark_storage::{Labels, MatchOp, Matcher};
 
 const SERIES: usize = 100_000;
@@ -50,10 +57,58 @@ fn postings(c: &mut Criterion) {
     let mut g = c.benchmark_group("head_postings_100k");
     g.sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
     for (name, ms) in &cases {
+        // Throughput in series selected: the size of the answer, what the
+        // caller then has to read.
+        let selected = head.series_refs(ms).len() as u64;
+        assert!(selected > 0, "{name} selects nothing");
+        g.throughput(Throughput::Elements(selected));
         g.bench_function(*name, |b| b.iter(|| head.series_refs(ms).len()));
     }
     g.finish();
 }
 
-criterion_group!(benches, postings);
+/// Sorted ids `start, start + stride, …` below `end`: a postings list.
+fn ids(start: u64, stride: u64, end: u64) -> Vec<u64> {
+    (start..end).step_by(stride as usize).collect()
+}
+
+/// The list operations on 1M-id lists (a large Prometheus' `job="…"` or
+/// `__name__="…"` postings). Inputs are cloned outside the measurement;
+/// throughput is the number of input ids.
+fn list_ops(c: &mut Criterion) {
+    const N: u64 = 1_000_000;
+    let cases: Vec<(&str, &str, Vec<Vec<u64>>)> = vec![
+        // Two big lists sharing a sixth of the ids.
+        ("intersect", "2_lists_500k_333k", vec![ids(0, 2, N), ids(0, 3, N)]),
+        // A small list against a big one: the binary-search path.
+        ("intersect", "1k_vs_1M", vec![ids(7, 997, N), ids(0, 1, N)]),
+        // Five lists, as `name="…", job="…", instance=~"…", mode!="…"` gives.
+        (
+            "intersect",
+            "5_lists_1M_to_100k",
+            vec![ids(0, 1, N), ids(0, 2, N), ids(0, 3, N), ids(0, 5, N), ids(0, 10, N)],
+        ),
+        // Two lists: the merge path.
+        ("union", "2_lists_500k", vec![ids(0, 2, N), ids(1, 2, N)]),
+        // Many lists, as a regex over a high-cardinality label gives.
+        ("union", "100_lists_10k", (0..100).map(|i| ids(i, 100, N)).collect()),
+    ];
+    let mut g = c.benchmark_group("postings_lists");
+    g.sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    for (op, name, lists) in &cases {
+        let input: u64 = lists.iter().map(|l| l.len() as u64).sum();
+        g.throughput(Throughput::Elements(input));
+        let f: fn(Vec<Vec<u64>>) -> Vec<u64> = if *op == "intersect" { intersect } else { union };
+        assert!(!f(lists.clone()).is_empty());
+        g.bench_function(format!("{op}_{name}"), |b| b.iter_batched(|| lists.clone(), f, BatchSize::LargeInput));
+    }
+    // `mode!="idle"`-style subtraction: all ids minus a quarter of them.
+    let (all, idle) = (ids(0, 1, N), ids(0, 4, N));
+    g.throughput(Throughput::Elements(N + idle.len() as u64));
+    assert_eq!(difference(&all, &idle).len() as u64, N - idle.len() as u64);
+    g.bench_function("difference_1M_minus_250k", |b| b.iter(|| difference(&all, &idle).len()));
+    g.finish();
+}
+
+criterion_group!(benches, postings, list_ops);
 criterion_main!(benches);

@@ -1,7 +1,15 @@
-//! WAL append throughput: samples per second for commits of 1000 samples,
-//! without fsync and with an fsync per commit.
+//! WAL throughput in samples per second: appending commits of 1000 samples
+//! (without fsync and with an fsync per commit), reading the log back, and
+//! replaying a log of 100k series into a fresh head (what a restart does).
+//!
+//! ```text
+//! cargo bench -p tidemark-bench --bench wal -- --warm-up-time 1 --measurement-time 3
+//! ```
+
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use tidemark_storage::head::{Head, HeadOptions};
 use tidemark_storage::wal::{Record, RefSample, RefSeries, SyncPolicy, Wal, WalOptions};
 use tidemark_storage::Labels;
 
@@ -71,5 +79,71 @@ fn log_throughput(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, log_throughput);
+/// Series in the many-series replay: a mid-sized Prometheus' head.
+const MANY: u64 = 100_000;
+/// Scrapes logged per series in the many-series replay.
+const SCRAPES: i64 = 10;
+
+/// Labels of series `r` of the many-series log, node_exporter-like.
+fn many_labels(r: u64) -> Labels {
+    Labels::new([
+        ("__name__", format!("node_metric_{}", r % 200)),
+        ("instance", format!("10.1.{}.{}:9100", r / 256 % 256, r % 256)),
+        ("job", "node".to_string()),
+        ("cpu", (r / 200 % 8).to_string()),
+    ])
+    .expect("valid labels")
+}
+
+/// Replays a log of 100k series and 10 scrapes of each (1M samples, 20
+/// records of 10k series or samples, as commits of a 10k-series scrape
+/// write them) into a fresh head: decoding, creating series with their
+/// index entries, and appending samples. The throughput is samples; the
+/// series records are part of the work measured.
+fn replay_many_series(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), WalOptions { sync: SyncPolicy::Never, ..WalOptions::default() }).unwrap();
+    let chunk = 10_000;
+    for first in (0..MANY).step_by(chunk) {
+        let refs = first..(first + chunk as u64).min(MANY);
+        wal.log(&[Record::Series(refs.map(|r| RefSeries { series_ref: r, labels: many_labels(r) }).collect())])
+            .unwrap();
+    }
+    for k in 0..SCRAPES {
+        let t = 1_700_000_000_000 + k * 15_000;
+        for first in (0..MANY).step_by(chunk) {
+            let refs = first..(first + chunk as u64).min(MANY);
+            let samples = refs.map(|r| RefSample { series_ref: r, t, v: (k as u64 * 7 + r) as f64 }).collect();
+            wal.log(&[Record::Samples(samples)]).unwrap();
+        }
+    }
+    let bytes = wal.size_bytes();
+    wal.close().unwrap();
+    eprintln!("many-series WAL: {MANY} series, {} samples, {bytes} bytes", MANY * SCRAPES as u64);
+
+    let replay = || {
+        let head = Head::new(HeadOptions::default(), None);
+        Wal::replay(dir.path(), |r| match r {
+            Record::Series(s) => s.into_iter().for_each(|s| head.replay_series(s.series_ref, s.labels)),
+            Record::Samples(s) => head.replay_samples(&s),
+        })
+        .unwrap();
+        head
+    };
+    let stats = replay().stats();
+    assert_eq!(stats.num_series, MANY);
+    assert_eq!(stats.replay_unknown_refs, 0);
+
+    let mut g = c.benchmark_group("wal_replay");
+    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    g.throughput(Throughput::Elements(MANY * SCRAPES as u64));
+    // The head is returned as the batch output, so dropping 100k series
+    // happens outside the measurement.
+    g.bench_function("replay_into_head_100k_series_1M_samples", |b| {
+        b.iter_batched(|| (), |()| replay(), BatchSize::PerIteration)
+    });
+    g.finish();
+}
+
+criterion_group!(benches, log_throughput, replay_many_series);
 criterion_main!(benches);

@@ -1,6 +1,7 @@
 //! The synthetic dataset and queries of the PromQL engine benchmarks
 //! (`benches/benches/promql.rs` and the `promql_compare` binary), so both
-//! measure exactly the same thing.
+//! measure exactly the same thing; plus gauges and a wider query list for
+//! the function and aggregation benchmark (`promql_functions.rs`).
 //!
 //! Two metrics over one 2 h block `[T0, T0 + 2h)` at a 15 s scrape interval
 //! (480 samples per series):
@@ -229,6 +230,132 @@ pub fn generate(shape: Shape) -> Vec<(Labels, Vec<Sample>)> {
 /// The generator's seed.
 const SEED: u64 = 0x71de_4a2c;
 
+/// Seed of [`generate_gauges`], separate from [`SEED`] so adding gauges
+/// leaves the counters and histograms of [`generate`] untouched.
+const GAUGE_SEED: u64 = 0x9a06_e5ed;
+
+/// Page size of the memory gauge: resident memory moves in whole pages.
+const PAGE: u64 = 4096;
+
+/// Gauges for the function benchmarks (`benches/benches/promql_functions.rs`):
+/// `process_resident_memory_bytes{job, instance}`, one per request instance
+/// of `shape`, over the same 480 scrapes as [`generate`]. Each is a random
+/// walk of whole pages around a per-instance base of 64–1088 MiB that goes
+/// up and down (so `delta`, `deriv` and `predict_linear` see both signs)
+/// and stays unchanged on about a third of the scrapes (so `changes` has
+/// something to count).
+pub fn generate_gauges(shape: Shape) -> Vec<(Labels, Vec<Sample>)> {
+    let mut rng = Rng(GAUGE_SEED);
+    (0..shape.request_instances)
+        .map(|i| {
+            let labels = Labels::new([
+                ("__name__", "process_resident_memory_bytes"),
+                ("job", JOBS[i % JOBS.len()]),
+                ("instance", &instance(i)),
+            ])
+            .expect("valid labels");
+            let base_pages = (64 << 20) / PAGE + rng.below((1024 << 20) / PAGE);
+            let mut pages = base_pages as i64;
+            let samples = (0..SAMPLES_PER_SERIES)
+                .map(|k| {
+                    if rng.below(3) != 0 {
+                        // ±2 MiB per scrape, never below 16 MiB.
+                        pages = (pages + rng.below(1025) as i64 - 512).max(((16 << 20) / PAGE) as i64);
+                    }
+                    Sample::new(T0 + k as i64 * SCRAPE_MS, (pages as u64 * PAGE) as f64)
+                })
+                .collect();
+            (labels, samples)
+        })
+        .collect()
+}
+
+/// Queries of the function and aggregation benchmark
+/// (`benches/benches/promql_functions.rs`), over [`generate`] plus
+/// [`generate_gauges`]. Range queries cover the whole 2 h at a 60 s step
+/// (121 steps), like the range queries of [`QUERIES`]; the few instant ones
+/// run at [`END`].
+pub const FUNCTION_QUERIES: [BenchQuery; 42] = [
+    // Counter functions.
+    q("irate", "irate(http_requests_total[5m])"),
+    q("increase", "increase(http_requests_total[5m])"),
+    q("resets_30m", "resets(http_requests_total[30m])"),
+    // Gauge functions.
+    q("delta_gauge", "delta(process_resident_memory_bytes[5m])"),
+    q("idelta_gauge", "idelta(process_resident_memory_bytes[5m])"),
+    q("deriv_gauge", "deriv(process_resident_memory_bytes[5m])"),
+    q("predict_linear_gauge", "predict_linear(process_resident_memory_bytes[15m], 3600)"),
+    q("changes_gauge_30m", "changes(process_resident_memory_bytes[30m])"),
+    // `*_over_time` on the gauges.
+    q("avg_over_time", "avg_over_time(process_resident_memory_bytes[5m])"),
+    q("max_over_time", "max_over_time(process_resident_memory_bytes[5m])"),
+    q("quantile_over_time", "quantile_over_time(0.9, process_resident_memory_bytes[5m])"),
+    q("stddev_over_time", "stddev_over_time(process_resident_memory_bytes[5m])"),
+    q("count_over_time", "count_over_time(process_resident_memory_bytes[5m])"),
+    q("last_over_time", "last_over_time(process_resident_memory_bytes[5m])"),
+    // Label manipulation and element-wise math on the 10k counters.
+    q("label_replace", r#"label_replace(http_requests_total, "host", "$1", "instance", "(.*):\\d+")"#),
+    q("abs", "abs(http_requests_total)"),
+    q("clamp", "clamp(http_requests_total, 1000, 500000)"),
+    q("round", "round(http_requests_total, 10)"),
+    // Aggregations over the 10k per-series rates.
+    q("sum_rate", "sum(rate(http_requests_total[5m]))"),
+    q("avg_by_job_rate", "avg by (job) (rate(http_requests_total[5m]))"),
+    q("min_by_status_rate", "min by (status) (rate(http_requests_total[5m]))"),
+    q("max_by_status_rate", "max by (status) (rate(http_requests_total[5m]))"),
+    q("count_by_job", "count by (job) (http_requests_total)"),
+    q("stddev_by_job_rate", "stddev by (job) (rate(http_requests_total[5m]))"),
+    q("quantile_by_job_rate", "quantile by (job) (0.9, rate(http_requests_total[5m]))"),
+    // This query and the two `group_left` ones below cost per series and
+    // step, not per sample: over all 10k counters they took 2.2–3.1 s at
+    // p=1 (against 0.3–0.4 s for the `rate` alone), a minute of the run
+    // with criterion's 10 samples each, so they select one job (1k
+    // counters, 200 instances).
+    q("count_values_rate_job", r#"count_values("rps", round(rate(http_requests_total{job="api"}[5m])))"#),
+    q("bottomk_rate", "bottomk(10, rate(http_requests_total[5m]))"),
+    q("group_by_job_instance", "group by (job, instance) (http_requests_total)"),
+    // Vector-vector binary operators.
+    q(
+        "div_ignoring_status",
+        r#"rate(http_requests_total{status="500"}[5m]) / ignoring (status) rate(http_requests_total{status="200"}[5m])"#,
+    ),
+    q(
+        "div_on_group_left_job",
+        r#"rate(http_requests_total{job="api"}[5m]) / on (job, instance) group_left sum by (job, instance) (rate(http_requests_total{job="api"}[5m]))"#,
+    ),
+    q(
+        "mul_on_group_left_gauge_job",
+        r#"rate(http_requests_total{job="api"}[5m]) * on (job, instance) group_left process_resident_memory_bytes{job="api"}"#,
+    ),
+    // Comparison filters.
+    q("gt_filter_rate", "rate(http_requests_total[5m]) > 10"),
+    q("gt_bool_rate", "rate(http_requests_total[5m]) > bool 10"),
+    q(
+        "gt_vector_filter",
+        "process_resident_memory_bytes > on (job, instance) avg_over_time(process_resident_memory_bytes[30m])",
+    ),
+    // Subquery.
+    q("subquery_max_rate_30m_1m", "max_over_time(rate(http_requests_total[5m])[30m:1m])"),
+    // Instant queries.
+    i("quantile_over_time_1h_instant", "quantile_over_time(0.99, process_resident_memory_bytes[1h])"),
+    i("predict_linear_1h_instant", "predict_linear(process_resident_memory_bytes[1h], 14400)"),
+    i("increase_1h_instant", "increase(http_requests_total[1h])"),
+    i("count_values_instant", r#"count_values("rps", round(rate(http_requests_total[5m])))"#),
+    i("quantile_by_job_instant", "quantile by (job) (0.99, rate(http_request_duration_seconds_bucket[5m]))"),
+    i("div_on_group_left_instant", "rate(http_requests_total[5m]) / on (job, instance) group_left sum by (job, instance) (rate(http_requests_total[5m]))"),
+    i("subquery_max_rate_30m_1m_instant", "max_over_time(rate(http_requests_total[5m])[30m:1m])"),
+];
+
+/// A range query of [`FUNCTION_QUERIES`]: the whole 2 h at a 60 s step.
+const fn q(name: &'static str, promql: &'static str) -> BenchQuery {
+    BenchQuery { name, promql, step_ms: Some(60_000) }
+}
+
+/// An instant query of [`FUNCTION_QUERIES`], at [`END`].
+const fn i(name: &'static str, promql: &'static str) -> BenchQuery {
+    BenchQuery { name, promql, step_ms: None }
+}
+
 /// Total samples in a dataset.
 pub fn sample_count(data: &[(Labels, Vec<Sample>)]) -> u64 {
     data.iter().map(|(_, s)| s.len() as u64).sum()
@@ -331,6 +458,42 @@ mod tests {
         let drops = |i: usize| data[i].1.windows(2).filter(|w| w[1].v < w[0].v).count();
         assert_eq!(drops(0), 0);
         assert_eq!(drops(7 * 5), 1);
+    }
+
+    #[test]
+    fn gauges_cover_the_window_move_both_ways_and_sometimes_stay() {
+        let shape = Shape { request_instances: 20, histogram_instances: 1 };
+        let gauges = generate_gauges(shape);
+        assert_eq!(gauges.len(), 20);
+        assert_eq!(gauges, generate_gauges(shape));
+        let (mut up, mut down, mut same) = (0, 0, 0);
+        for (l, s) in &gauges {
+            assert_eq!(l.get("__name__"), Some("process_resident_memory_bytes"));
+            assert_eq!(s.len(), SAMPLES_PER_SERIES);
+            assert_eq!(s.first().map(|s| s.t), Some(T0));
+            assert_eq!(s.last().map(|s| s.t), Some(LAST_SAMPLE));
+            for w in s.windows(2) {
+                assert_eq!(w[1].v % PAGE as f64, 0.0);
+                match w[1].v.partial_cmp(&w[0].v) {
+                    Some(std::cmp::Ordering::Greater) => up += 1,
+                    Some(std::cmp::Ordering::Less) => down += 1,
+                    _ => same += 1,
+                }
+            }
+        }
+        // Every kind of step is common, none dominates.
+        let all = (up + down + same) as f64;
+        for n in [up, down, same] {
+            assert!(n as f64 > all / 5.0, "up {up} down {down} same {same}");
+        }
+    }
+
+    #[test]
+    fn function_query_names_are_unique() {
+        let mut names: Vec<_> = FUNCTION_QUERIES.iter().map(|q| q.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), FUNCTION_QUERIES.len());
     }
 
     #[test]
