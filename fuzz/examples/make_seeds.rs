@@ -301,7 +301,7 @@ fn remote(out: &mut Seeds, series: &[(Labels, Vec<Sample>)]) -> Result<()> {
             ..Default::default()
         })
         .collect();
-    let v2req = v2::Request { symbols, timeseries, ..Default::default() };
+    let v2req = v2::Request { symbols, timeseries };
     for (target, raw) in [("remote_v1", v1req.encode_to_vec()), ("remote_v2", v2req.encode_to_vec())] {
         let mut plain = vec![0u8];
         plain.extend_from_slice(&raw);
