@@ -2,7 +2,8 @@
 //! never a panic: both as raw bytes (checksums almost always fail) and with
 //! checksums repaired so the structural checks and lazy decoding are reached.
 //! Every few inputs the bytes are also written as the `index` file of a real
-//! block directory and the block is opened and queried.
+//! block directory and the block is opened and queried. The first byte's
+//! low bit says whether to repair checksums; the rest is the index.
 #![no_main]
 
 use std::path::PathBuf;
@@ -27,8 +28,10 @@ fn block_dir() -> &'static PathBuf {
     })
 }
 
-fuzz_target!(|input: (bool, Vec<u8>)| {
-    let (repair, mut bytes) = input;
+fuzz_target!(|input: &[u8]| {
+    let Some((&flags, rest)) = input.split_first() else { return };
+    let repair = flags & 1 == 1;
+    let mut bytes = rest.to_vec();
     if repair {
         repair_checksums(&mut bytes);
     }

@@ -1,20 +1,23 @@
 //! Decoding arbitrary bytes as a sealed chunk must never panic (with or
 //! without a shared timestamp column), and any strictly increasing sequence
 //! of samples must round-trip bit-exactly, with its own timestamps and with
-//! a shared column.
+//! a shared column. The input is both: the whole of it is decoded as a
+//! chunk (so real chunks make good seeds), and the same bytes, read with
+//! `arbitrary`, give the samples and zstd level to encode.
 #![no_main]
 
+use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use tidemark_storage::chunkenc::sealed::{self, EncodeOptions};
 use tidemark_storage::Sample;
 
-fuzz_target!(|input: (Vec<u8>, Vec<(i64, u64)>, u8)| {
-    let (bytes, rows, level) = input;
+fuzz_target!(|bytes: &[u8]| {
+    let (level, rows) = <(u8, Vec<(i64, u64)>)>::arbitrary_take_rest(Unstructured::new(bytes)).unwrap_or_default();
     let mut out = Vec::new();
-    let _ = sealed::decode(&bytes, &mut out);
+    let _ = sealed::decode(bytes, &mut out);
     let shared: Vec<i64> = (0..64).map(|i| i * 5000).collect();
-    let _ = sealed::decode_with(&bytes, Some(&shared), &mut Vec::new());
-    let _ = sealed::inspect(&bytes);
+    let _ = sealed::decode_with(bytes, Some(&shared), &mut Vec::new());
+    let _ = sealed::inspect(bytes);
 
     // Sort and dedup timestamps: the encoder requires strictly increasing t.
     let mut rows: Vec<(i64, u64)> = rows.into_iter().take(2000).collect();

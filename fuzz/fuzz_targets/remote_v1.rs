@@ -62,6 +62,9 @@ fn check_against_prost(raw: &[u8]) {
     }
     assert_eq!(ours.metadata.len(), theirs.metadata.len());
     for (m, t) in ours.metadata.iter().zip(&theirs.metadata) {
-        assert_eq!((m.kind, m.family, m.help, m.unit), (t.r#type, t.metric_family_name.as_str(), t.help.as_str(), t.unit.as_str()));
+        assert_eq!(
+            (m.kind, m.family, m.help, m.unit),
+            (t.r#type, t.metric_family_name.as_str(), t.help.as_str(), t.unit.as_str())
+        );
     }
 }

@@ -1,17 +1,20 @@
 //! Arbitrary bytes as a WAL segment: replay and open must never panic, open
 //! must repair the log so that a new record replays right after whatever
-//! replay returned before.
+//! replay returned before. The first byte's low bit says whether a segment
+//! header is prepended to the rest (real segments, the seeds, carry their
+//! own).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use tidemark_storage::wal::{Record, RefSeries, SyncPolicy, Wal, WalOptions};
 use tidemark_storage::Labels;
 
-fuzz_target!(|input: (bool, Vec<u8>)| {
-    let (with_header, bytes) = input;
+fuzz_target!(|input: &[u8]| {
+    let Some((&flags, bytes)) = input.split_first() else { return };
+    let with_header = flags & 1 == 1;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut content = if with_header { b"TMWL\x01\x00\x00\x00".to_vec() } else { Vec::new() };
-    content.extend_from_slice(&bytes);
+    content.extend_from_slice(bytes);
     std::fs::write(dir.path().join("00000001"), &content).expect("write segment");
 
     let mut before = Vec::new();
