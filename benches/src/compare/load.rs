@@ -272,16 +272,18 @@ impl Load {
         let mut pending: Vec<(Vec<u8>, usize)> = vec![(Vec::new(), 0); senders];
         let mut encoder = snap::raw::Encoder::new();
         let mut done = 0u64;
-        let mut ts = Vec::with_capacity(256);
         self.for_each_sample(|series, t, v| {
             let shard = shard_of[series];
-            ts.clear();
-            ts.extend_from_slice(&label_bytes[series]);
-            prost::encoding::message::encode(2, &v1::Sample { value: v, timestamp: t }, &mut ts);
+            let sample = v1::Sample { value: v, timestamp: t };
+            let labels = &label_bytes[series];
+            // The `TimeSeries` goes straight into the body: its length is
+            // known up front, so no per-sample scratch buffer is copied.
+            let len = labels.len() + prost::encoding::message::encoded_len(2, &sample);
             let (body, n) = &mut pending[shard];
             prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, body);
-            prost::encoding::encode_varint(ts.len() as u64, body);
-            body.extend_from_slice(&ts);
+            prost::encoding::encode_varint(len as u64, body);
+            body.extend_from_slice(labels);
+            prost::encoding::message::encode(2, &sample, body);
             *n += 1;
             if *n == per_request {
                 out[shard].push(Request { body: encoder.compress_vec(body).unwrap_or_default(), samples: *n as u32 });

@@ -122,7 +122,7 @@ pub fn run(args: &CompareArgs) -> Result<Report, CompareError> {
         None => PathBuf::new(),
     };
     let seeds_path = args.seed_queries.clone().unwrap_or_else(queries::default_seed_queries_path);
-    let mut report = Report::new(args, &tidemark_bin);
+    let mut report = Report::new(&tidemark_bin);
     eprintln!("machine: {}", report.machine);
 
     // End a minute ago on a whole interval: every system takes the data as
@@ -142,7 +142,7 @@ pub fn run(args: &CompareArgs) -> Result<Report, CompareError> {
     for make in loads {
         let load = make()?;
         let load_report = run_load(args, &load, &tidemark_bin, &seeds_path)?;
-        report::print_load(&load_report);
+        report::print_load(&load_report, &report.versions);
         let disagreements = disagreements(&load_report);
         report.loads.push(load_report);
         report.write_json(&args.json)?;
@@ -377,12 +377,11 @@ fn run_system(
         SystemReport {
             system: kind,
             ingest,
+            bytes_per_sample: persisted.bytes as f64 / load.samples as f64,
             persisted,
-            bytes_per_sample: 0.0,
             stored_samples: stored,
             peak_rss_after_queries: end.peak_rss_bytes,
-        }
-        .with_bytes_per_sample(load.samples),
+        },
         timed,
     ))
 }

@@ -86,16 +86,9 @@ const HOUR_MS: i64 = 3_600_000;
 pub fn heavy_queries(load: &Load, at: i64) -> Vec<QuerySpec> {
     let instant = Evaluation::Instant { time_ms: at };
     let range = |step_ms| Evaluation::Range { start_ms: at - HOUR_MS, end_ms: at, step_ms };
-    let (counter, by, buckets, topk_counter) = match load.kind {
-        LoadKind::Synthetic => {
-            ("http_requests_total", "job, status", "http_request_duration_seconds_bucket", "http_requests_total")
-        }
-        LoadKind::Capture => (
-            "node_cpu_seconds_total",
-            "mode",
-            "prometheus_http_request_duration_seconds_bucket",
-            "node_cpu_seconds_total",
-        ),
+    let (counter, by, buckets) = match load.kind {
+        LoadKind::Synthetic => ("http_requests_total", "job, status", "http_request_duration_seconds_bucket"),
+        LoadKind::Capture => ("node_cpu_seconds_total", "mode", "prometheus_http_request_duration_seconds_bucket"),
     };
     vec![
         QuerySpec::new("rate, every series of a counter", &format!("rate({counter}[5m])"), instant, true),
@@ -111,12 +104,7 @@ pub fn heavy_queries(load: &Load, at: i64) -> Vec<QuerySpec> {
             range(15_000),
             true,
         ),
-        QuerySpec::new(
-            "topk, 1 h range, 60 s step",
-            &format!("topk(10, rate({topk_counter}[5m]))"),
-            range(60_000),
-            true,
-        ),
+        QuerySpec::new("topk, 1 h range, 60 s step", &format!("topk(10, rate({counter}[5m]))"), range(60_000), true),
         QuerySpec::new(
             "CPU busy by instance, 1 h range, 60 s step",
             r#"100 - (avg by (instance) (irate(node_cpu_seconds_total{mode="idle"}[5m])) * 100)"#,

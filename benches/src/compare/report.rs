@@ -6,7 +6,7 @@ use std::path::Path;
 use super::load::LoadKind;
 use super::queries::{Agreement, QuerySpec, Timed};
 use super::systems::{package_version, Persisted, SystemKind};
-use super::{CompareArgs, CompareError};
+use super::CompareError;
 
 /// Everything one run measured.
 #[derive(Debug, serde::Serialize)]
@@ -80,14 +80,6 @@ pub struct SystemReport {
     pub peak_rss_after_queries: u64,
 }
 
-impl SystemReport {
-    /// Fills `bytes_per_sample` for a load of `samples`.
-    pub fn with_bytes_per_sample(mut self, samples: u64) -> SystemReport {
-        self.bytes_per_sample = self.persisted.bytes as f64 / samples as f64;
-        self
-    }
-}
-
 /// One query's figures on every system.
 #[derive(Debug, serde::Serialize)]
 pub struct QueryReport {
@@ -112,14 +104,13 @@ pub struct QueryBySystem {
 
 impl Report {
     /// An empty report for this run.
-    pub fn new(args: &CompareArgs, tidemark_bin: &Path) -> Report {
+    pub fn new(tidemark_bin: &Path) -> Report {
         let tidemark_version = std::process::Command::new(tidemark_bin)
             .arg("--version")
             .output()
             .ok()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_default();
-        let _ = args;
         Report {
             started: rfc3339_now(),
             machine: machine(),
@@ -174,11 +165,13 @@ pub fn machine() -> String {
     format!("{cores} × {}, {:.1} GiB RAM", model.unwrap_or("unknown CPU"), mem_kib as f64 / (1 << 20) as f64)
 }
 
-fn label(kind: SystemKind) -> String {
+/// A system's column title, with the peer's version from the report's
+/// `versions` (read once, when the report was made).
+fn label(kind: SystemKind, versions: &[(String, String)]) -> String {
     match kind {
-        SystemKind::Prometheus => format!("prometheus {}", short_version(&package_version("prometheus"))),
-        SystemKind::VictoriaMetrics => {
-            format!("victoria-metrics {}", short_version(&package_version("victoria-metrics")))
+        SystemKind::Prometheus | SystemKind::VictoriaMetrics => {
+            let version = versions.iter().find(|(name, _)| name == kind.name()).map_or("", |(_, v)| v.as_str());
+            format!("{} {}", kind.name(), short_version(version))
         }
         k => k.name().to_string(),
     }
@@ -210,7 +203,7 @@ fn thousands(x: f64) -> String {
 }
 
 /// Prints one load's tables (markdown) to stdout.
-pub fn print_load(l: &LoadReport) {
+pub fn print_load(l: &LoadReport, versions: &[(String, String)]) {
     let prom = l.systems.iter().find(|s| s.system == SystemKind::Prometheus);
     println!("\n### {}\n", l.description);
     println!(
@@ -219,7 +212,7 @@ pub fn print_load(l: &LoadReport) {
         l.requests,
         l.request_bytes as f64 / 1e6
     );
-    let header: Vec<String> = l.systems.iter().map(|s| label(s.system)).collect();
+    let header: Vec<String> = l.systems.iter().map(|s| label(s.system, versions)).collect();
     println!("| | {} |", header.join(" | "));
     println!("|---|{}", "---:|".repeat(header.len()));
     type Row<'a> = (&'a str, Box<dyn Fn(&SystemReport) -> f64>, Box<dyn Fn(f64) -> String>);
