@@ -26,8 +26,10 @@ pub mod annotations;
 mod engine;
 mod error;
 mod eval;
+mod format;
 mod functions;
 mod go_fmt;
+pub mod limits;
 mod parse;
 mod position;
 mod regex_compat;
@@ -35,7 +37,10 @@ mod storage;
 mod value;
 
 pub use annotations::{Annotation, AnnotationKind, Annotations, Position};
-pub use engine::{CancellationToken, Engine, EngineOptions, QueryOptions, QueryResult, QueryStats};
+pub use engine::{
+    CancellationToken, ConcurrencyStats, Engine, EngineOptions, QueryOptions, QueryResult, QueryStats,
+};
+pub use limits::{LimitError, LimitKind, QueryLimits};
 pub use error::{Error, ParseError};
 pub use parse::{parse, parse_metric_selector};
 pub use storage::{MemStorage, SelectedSeries, SeriesSource};
