@@ -35,8 +35,9 @@ use std::fmt;
 
 use promql_parser::parser::Expr;
 
+use crate::annotations::Position;
 use crate::error::Error;
-use crate::position::{tokenize, TokKind};
+use crate::position::{position_at, tokenize, TokKind};
 
 /// Limits on the size and shape of a query. The defaults suit any real query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,11 +85,14 @@ pub struct LimitError {
     pub value: usize,
     /// The configured limit.
     pub limit: usize,
+    /// Where in the text the limit was passed: the first bracket too deep,
+    /// the first operator too many (none for the length and tree depth).
+    pub position: Option<Position>,
 }
 
 impl fmt::Display for LimitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let LimitError { value, limit, .. } = self;
+        let LimitError { value, limit, .. } = *self;
         match self.kind {
             LimitKind::QueryBytes => write!(f, "query length of {value} bytes exceeds the limit of {limit} bytes"),
             LimitKind::NestingDepth => write!(f, "query nesting depth {value} exceeds the limit of {limit}"),
@@ -104,17 +108,24 @@ impl QueryLimits {
     /// Checks the text of a query against the length, nesting and operator
     /// limits, in time linear in its length and without recursion.
     pub fn check_text(&self, query: &str) -> Result<(), Error> {
-        let exceeded = |kind, value, limit| Err(Error::Limit(LimitError { kind, value, limit }));
+        let exceeded = |kind, value, limit, at: Option<usize>| {
+            let position = at.map(|b| position_at(query, b));
+            Err(Error::Limit(LimitError { kind, value, limit, position }))
+        };
         if query.len() > self.max_query_bytes {
-            return exceeded(LimitKind::QueryBytes, query.len(), self.max_query_bytes);
+            return exceeded(LimitKind::QueryBytes, query.len(), self.max_query_bytes, None);
         }
         let (mut depth, mut deepest, mut in_braces, mut operators) = (0usize, 0usize, 0usize, 0usize);
+        let (mut too_deep_at, mut too_many_at) = (None, None);
         for t in tokenize(query) {
             match t.kind {
                 TokKind::Sym => match t.text(query) {
                     "(" | "[" | "{" => {
                         depth += 1;
                         deepest = deepest.max(depth);
+                        if depth > self.max_nesting_depth && too_deep_at.is_none() {
+                            too_deep_at = Some(t.start);
+                        }
                         if t.text(query) == "{" {
                             in_braces += 1;
                         }
@@ -127,7 +138,10 @@ impl QueryLimits {
                     }
                     // Inside braces these are label matchers, not operators.
                     "+" | "-" | "*" | "/" | "%" | "^" | "==" | "!=" | ">" | "<" | ">=" | "<=" if in_braces == 0 => {
-                        operators += 1
+                        operators += 1;
+                        if operators > self.max_operators && too_many_at.is_none() {
+                            too_many_at = Some(t.start);
+                        }
                     }
                     _ => {}
                 },
@@ -135,16 +149,19 @@ impl QueryLimits {
                     let w = t.text(query);
                     if ["and", "or", "unless", "atan2"].iter().any(|k| w.eq_ignore_ascii_case(k)) {
                         operators += 1;
+                        if operators > self.max_operators && too_many_at.is_none() {
+                            too_many_at = Some(t.start);
+                        }
                     }
                 }
                 _ => {}
             }
         }
         if deepest > self.max_nesting_depth {
-            return exceeded(LimitKind::NestingDepth, deepest, self.max_nesting_depth);
+            return exceeded(LimitKind::NestingDepth, deepest, self.max_nesting_depth, too_deep_at);
         }
         if operators > self.max_operators {
-            return exceeded(LimitKind::Operators, operators, self.max_operators);
+            return exceeded(LimitKind::Operators, operators, self.max_operators, too_many_at);
         }
         Ok(())
     }
@@ -159,6 +176,7 @@ impl QueryLimits {
                     kind: LimitKind::TreeDepth,
                     value: depth,
                     limit: self.max_tree_depth,
+                    position: None,
                 }));
             }
             for child in children(e) {
@@ -205,6 +223,8 @@ mod tests {
         assert_eq!(kind(l.check_text("((((1))))")), Some(LimitKind::NestingDepth));
         let err = l.check_text("abs(abs(abs(abs(x))))").unwrap_err();
         assert_eq!(err.to_string(), "query nesting depth 4 exceeds the limit of 3");
+        let Error::Limit(e) = err else { unreachable!() };
+        assert_eq!(e.position, Some(Position { line: 1, column: 13 }), "the first bracket too deep");
     }
 
     #[test]

@@ -38,11 +38,17 @@ use crate::position::{matching_closers, position_at, tokenize, Tok, TokKind};
 /// ```
 /// let deep = format!("{}1{}", "(".repeat(5_000), ")".repeat(5_000));
 /// let err = tidemark_promql::parse(&deep).unwrap_err();
-/// assert_eq!(err.to_string(), "parse error: query nesting depth 5000 exceeds the limit of 256");
+/// assert_eq!(err.to_string(), "1:257: parse error: query nesting depth 5000 exceeds the limit of 256");
 /// ```
 pub fn parse(query: &str) -> Result<Expr, ParseError> {
     let limits = QueryLimits::default();
-    let as_parse_error = |e: crate::Error| ParseError { message: e.to_string(), position: None, hint: None };
+    let as_parse_error = |e: crate::Error| {
+        let position = match &e {
+            crate::Error::Limit(l) => l.position,
+            _ => None,
+        };
+        ParseError { message: e.to_string(), position, hint: None }
+    };
     limits.check_text(query).map_err(as_parse_error)?;
     let expr = parse_unlimited(query)?;
     limits.check_tree(&expr).map_err(as_parse_error)?;

@@ -293,7 +293,7 @@ impl Evaluator<'_, '_> {
             _ => return Err(Error::InvalidQuery("absent_over_time expects a range vector".into())),
         };
         let mut mark = |samples: &[Sample]| {
-            self.for_each_window(samples, range, offset, at, |step, _, _, _, _| present[step] = true);
+            self.for_each_window(samples, range, offset, at, |step, _, _, _, _| present[step] = true)
         };
         match (arg, inner) {
             (Expr::MatrixSelector(ms), _) => {
@@ -302,13 +302,13 @@ impl Evaluator<'_, '_> {
                 for mut s in self.select(&ms.vs, lo + 1, hi)? {
                     self.sh.tick()?;
                     self.load(&mut s, &mut buf, true)?;
-                    mark(&buf);
+                    mark(&buf)?;
                 }
             }
             (_, Some(sq)) => {
                 let (series, _) = self.eval_subquery(sq)?;
                 for s in &series {
-                    mark(&s.points);
+                    mark(&s.points)?;
                 }
             }
             _ => unreachable!("checked above"),
@@ -562,13 +562,15 @@ impl Evaluator<'_, '_> {
         }
         let keeps_name = matches!(f, RangeFunction::LastOverTime | RangeFunction::FirstOverTime);
         let grid = self.grid();
+        let ctx = self.sh.ctx;
+        let interrupt = || ctx.check_interrupt();
         // Computes one series' output points; pure, so workers can run it.
         let smoothing = f == RangeFunction::DoubleExponentialSmoothing;
         let compute = |samples: &[Sample], range: i64, offset: i64, at: Option<i64>| -> Result<Vec<Sample>, Error> {
             let mut argv = vec![0.0; scalars.len()];
             let mut points = Vec::new();
             let mut err = None;
-            grid.for_each_window(samples, range, offset, at, |step, ts, window, start, end| {
+            grid.for_each_window(samples, range, offset, at, &interrupt, |step, ts, window, start, end| {
                 for (slot, vals) in argv.iter_mut().zip(&scalars) {
                     *slot = vals[step];
                 }
@@ -582,7 +584,7 @@ impl Evaluator<'_, '_> {
                 if let Some(v) = f.eval(&w, &argv) {
                     points.push(Sample { t: ts, v });
                 }
-            });
+            })?;
             err.map_or(Ok(points), Err)
         };
         // Without delayed name removal, two outputs with the same labels are
