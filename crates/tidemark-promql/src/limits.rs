@@ -224,7 +224,7 @@ mod tests {
         let err = l.check_text("abs(abs(abs(abs(x))))").unwrap_err();
         assert_eq!(err.to_string(), "query nesting depth 4 exceeds the limit of 3");
         let Error::Limit(e) = err else { unreachable!() };
-        assert_eq!(e.position, Some(Position { line: 1, column: 13 }), "the first bracket too deep");
+        assert_eq!(e.position, Some(Position { line: 1, column: 16 }), "the first bracket too deep");
     }
 
     #[test]
