@@ -305,3 +305,42 @@ pub(crate) fn now_ms() -> i64 {
         Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("boom at the handler")
+    }
+
+    #[test]
+    fn a_panicking_handler_answers_500_with_the_error_envelope() {
+        let db = Arc::new(Db::in_memory().unwrap());
+        let state = Arc::new(ApiState::new(db, ApiOptions::default()));
+        // The API's own routes and a route of the embedding service beside them.
+        let app = router(state).merge(Router::new().route("/boom", get(boom)).layer(catch_panic_layer()));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            for _ in 0..2 {
+                let resp = app.clone().oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
+                assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+                assert_eq!(resp.headers()["content-type"], "application/json");
+                let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+                assert_eq!(
+                    body,
+                    r#"{"status":"error","errorType":"internal","error":"request handler panicked: boom at the handler"}"#
+                );
+            }
+            // The rest of the API still answers.
+            let req = Request::get("/api/v1/query?query=vector(1)&time=0").body(Body::empty()).unwrap();
+            let resp = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+        });
+    }
+}
