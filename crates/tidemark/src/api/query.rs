@@ -173,13 +173,14 @@ const RENDER_CHECK_EVERY: usize = 256;
 
 /// The `data` of a query answer, truncated to `limit` series (0: all).
 /// `interrupt` is asked every few series whether to stop.
-fn render(res: QueryResult, limit: usize, interrupt: &dyn Fn() -> Result<(), ApiError>) -> Result<Reply, ApiError> {
+fn render(mut res: QueryResult, limit: usize, interrupt: &dyn Fn() -> Result<(), ApiError>) -> Result<Reply, ApiError> {
     let mut truncated = false;
     let mut out = String::with_capacity(256);
     out.push_str("{\"resultType\":\"");
     out.push_str(res.value.type_name());
     out.push_str("\",\"result\":");
-    match &res.value {
+    let mut reply = Reply::new(String::new()).with_annotations(&res.annotations);
+    match &mut res.value {
         // Prometheus marshals scalars and strings through Go's
         // encoding/json: the time as the float `t/1000` (shortest form, so
         // `…0.12`, not `…0.120`) and a scalar as `FormatFloat(v, 'f', -1)`
@@ -224,7 +225,9 @@ fn render(res: QueryResult, limit: usize, interrupt: &dyn Fn() -> Result<(), Api
             let n = if limit > 0 && series.len() > limit { limit } else { series.len() };
             truncated = n < series.len();
             out.push('[');
-            for (i, s) in series[..n].iter().enumerate() {
+            // Each series' points are freed once written, so the points and
+            // their JSON are not both held in full at the peak.
+            for (i, s) in std::mem::take(series).into_iter().take(n).enumerate() {
                 if i % RENDER_CHECK_EVERY == RENDER_CHECK_EVERY - 1 {
                     interrupt()?;
                 }
@@ -251,7 +254,7 @@ fn render(res: QueryResult, limit: usize, interrupt: &dyn Fn() -> Result<(), Api
         }
     }
     out.push('}');
-    let mut reply = Reply::new(out).with_annotations(&res.annotations);
+    reply.data = out;
     if truncated {
         reply.warnings.push("results truncated due to limit".into());
     }
