@@ -370,8 +370,7 @@ impl Engine {
     ) -> Result<T, Error> {
         let deadline = self.deadline(qopts);
         self.opts.limits.check_text(query)?;
-        let _permit =
-            self.gate.acquire(self.opts.max_concurrency, deadline, qopts.cancellation.as_ref())?;
+        let _permit = self.gate.acquire(self.opts.max_concurrency, deadline, qopts.cancellation.as_ref())?;
         let limits = self.opts.limits;
         on_query_stack(&limits, || {
             let ctx = self.context(source, query, qopts, deadline);

@@ -225,7 +225,11 @@ mod tests {
         ];
         leaf.prop_recursive(5, 32, 2, |inner| {
             prop_oneof![
-                (inner.clone(), inner.clone(), prop_oneof![Just("+"), Just(" / on (a) "), Just(" > bool "), Just(" or ")])
+                (
+                    inner.clone(),
+                    inner.clone(),
+                    prop_oneof![Just("+"), Just(" / on (a) "), Just(" > bool "), Just(" or ")]
+                )
                     .prop_map(|(a, b, op)| format!("{a}{op}{b}")),
                 inner.clone().prop_map(|a| format!("({a})")),
                 inner.clone().prop_map(|a| format!("-({a})")),

@@ -37,11 +37,9 @@ mod storage;
 mod value;
 
 pub use annotations::{Annotation, AnnotationKind, Annotations, Position};
-pub use engine::{
-    CancellationToken, ConcurrencyStats, Engine, EngineOptions, QueryOptions, QueryResult, QueryStats,
-};
-pub use limits::{LimitError, LimitKind, QueryLimits};
+pub use engine::{CancellationToken, ConcurrencyStats, Engine, EngineOptions, QueryOptions, QueryResult, QueryStats};
 pub use error::{Error, ParseError};
+pub use limits::{LimitError, LimitKind, QueryLimits};
 pub use parse::{parse, parse_metric_selector};
 pub use storage::{MemStorage, SelectedSeries, SeriesSource};
 pub use value::{RangeSeries, Value, VectorSample};

@@ -36,8 +36,16 @@ fn shapes_beyond_the_limits_are_refused_naming_the_limit() {
     let engine = Engine::default();
     let s = MemStorage::new();
     let cases: Vec<(String, LimitKind, &str)> = vec![
-        (nest("abs(", "vector(1)", ")", 2_000), LimitKind::NestingDepth, "query nesting depth 2001 exceeds the limit of 256"),
-        (nest("sum(", "vector(1)", ")", 2_000), LimitKind::NestingDepth, "query nesting depth 2001 exceeds the limit of 256"),
+        (
+            nest("abs(", "vector(1)", ")", 2_000),
+            LimitKind::NestingDepth,
+            "query nesting depth 2001 exceeds the limit of 256",
+        ),
+        (
+            nest("sum(", "vector(1)", ")", 2_000),
+            LimitKind::NestingDepth,
+            "query nesting depth 2001 exceeds the limit of 256",
+        ),
         (nest("1+(", "1", ")", 3_000), LimitKind::NestingDepth, "query nesting depth 3000 exceeds the limit of 256"),
         (nest("(", "1", ")", 30_000), LimitKind::NestingDepth, "query nesting depth 30000 exceeds the limit of 256"),
         (
@@ -50,9 +58,21 @@ fn shapes_beyond_the_limits_are_refused_naming_the_limit() {
             LimitKind::NestingDepth,
             "query nesting depth 1000 exceeds the limit of 256",
         ),
-        (format!("1{}", "+1".repeat(5_000)), LimitKind::Operators, "query has 5000 operators, more than the limit of 1000"),
-        (format!("x{}", " or x".repeat(2_000)), LimitKind::Operators, "query has 2000 operators, more than the limit of 1000"),
-        (format!("{}1", "-".repeat(5_000)), LimitKind::Operators, "query has 5000 operators, more than the limit of 1000"),
+        (
+            format!("1{}", "+1".repeat(5_000)),
+            LimitKind::Operators,
+            "query has 5000 operators, more than the limit of 1000",
+        ),
+        (
+            format!("x{}", " or x".repeat(2_000)),
+            LimitKind::Operators,
+            "query has 2000 operators, more than the limit of 1000",
+        ),
+        (
+            format!("{}1", "-".repeat(5_000)),
+            LimitKind::Operators,
+            "query has 5000 operators, more than the limit of 1000",
+        ),
         (
             format!("x{{a=\"{}\"}}", "a".repeat(300 << 10)),
             LimitKind::QueryBytes,
@@ -118,7 +138,12 @@ fn shapes_at_the_limits_evaluate_and_format_on_a_small_caller_stack() {
 
 #[test]
 fn the_tree_depth_limit_holds_when_the_text_limits_are_raised() {
-    let limits = QueryLimits { max_nesting_depth: 100_000, max_operators: 100_000, max_tree_depth: 500, ..QueryLimits::default() };
+    let limits = QueryLimits {
+        max_nesting_depth: 100_000,
+        max_operators: 100_000,
+        max_tree_depth: 500,
+        ..QueryLimits::default()
+    };
     let engine = Engine::new(EngineOptions { limits, ..EngineOptions::default() });
     let s = MemStorage::new();
     let q = nest("abs(", "vector(1)", ")", 600);
@@ -195,7 +220,12 @@ fn queries_beyond_max_concurrency_queue_within_their_timeout() {
     let token = CancellationToken::new();
     let (e3, s3, tok) = (engine.clone(), source.clone(), token.clone());
     let third = std::thread::spawn(move || {
-        e3.instant_query_with(&*s3, "vector(1)", 0, &QueryOptions { cancellation: Some(tok), ..QueryOptions::default() })
+        e3.instant_query_with(
+            &*s3,
+            "vector(1)",
+            0,
+            &QueryOptions { cancellation: Some(tok), ..QueryOptions::default() },
+        )
     });
     wait_for(1, 1);
     token.cancel();

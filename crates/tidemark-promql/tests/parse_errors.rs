@@ -242,10 +242,9 @@ fn deeply_nested_queries_do_not_overflow() {
     let balanced = format!("{}x{} +", "(".repeat(250), ")".repeat(250));
     assert_eq!(at(&balanced), "1:504");
     // Beyond the nesting limit the error points at the first bracket too deep.
-    for q in [
-        format!("{}x{}", "(".repeat(3000), ")".repeat(2999)),
-        format!("{}x{} +", "(".repeat(3000), ")".repeat(3000)),
-    ] {
+    for q in
+        [format!("{}x{}", "(".repeat(3000), ")".repeat(2999)), format!("{}x{} +", "(".repeat(3000), ")".repeat(3000))]
+    {
         let e = error(&q);
         assert_eq!(e.message, "query nesting depth 3000 exceeds the limit of 256");
         assert_eq!(at(&q), "1:257");

@@ -153,20 +153,36 @@ fn hostile_queries_get_precise_errors_and_the_server_lives_on() {
         ("1+( x3000", nest("1+(", "1", ")", 3_000), "query nesting depth 3000 exceeds the limit of 256"),
         ("( x30000", nest("(", "1", ")", 30_000), "query nesting depth 30000 exceeds the limit of 256"),
         ("subqueries x500", nest("max_over_time((", "hostile", ")[5m:1m])", 500), "query nesting depth 1000"),
-        ("label_replace x1000", nest("label_replace(", "hostile", ", \"a\", \"b\", \"c\", \"d\")", 1_000), "depth 1000"),
+        (
+            "label_replace x1000",
+            nest("label_replace(", "hostile", ", \"a\", \"b\", \"c\", \"d\")", 1_000),
+            "depth 1000",
+        ),
         ("[ x2000", nest("[", "", "]", 2_000), "query nesting depth 2000 exceeds the limit of 256"),
         ("{ x2000", nest("{", "", "}", 2_000), "query nesting depth 2000 exceeds the limit of 256"),
-        ("unary minus x5000", format!("{}1", "-".repeat(5_000)), "query has 5000 operators, more than the limit of 1000"),
+        (
+            "unary minus x5000",
+            format!("{}1", "-".repeat(5_000)),
+            "query has 5000 operators, more than the limit of 1000",
+        ),
         ("1+1 x5000", format!("1{}", "+1".repeat(5_000)), "query has 5000 operators, more than the limit of 1000"),
         ("1+1 x100000", format!("1{}", "+1".repeat(100_000)), "query has 100000 operators"),
         ("or x2000", format!("hostile{}", " or hostile".repeat(2_000)), "query has 2000 operators"),
         ("1-1 to the body limit", chain_to_body_limit, "bytes exceeds the limit of 262144 bytes"),
-        ("huge label value", format!("hostile{{i=\"{}\"}}", "a".repeat(300 << 10)), "exceeds the limit of 262144 bytes"),
+        (
+            "huge label value",
+            format!("hostile{{i=\"{}\"}}", "a".repeat(300 << 10)),
+            "exceeds the limit of 262144 bytes",
+        ),
     ];
     for (case, q, text) in &over {
         let t = Instant::now();
         assert_error(case, query(&base, q), 400, "bad_data", text);
-        let range = post(&base, "/api/v1/query_range", &[("query", q), ("start", "1700000000"), ("end", "1700000600"), ("step", "15")]);
+        let range = post(
+            &base,
+            "/api/v1/query_range",
+            &[("query", q), ("start", "1700000000"), ("end", "1700000600"), ("step", "15")],
+        );
         assert_error(case, range, 400, "bad_data", text);
         assert_error(case, post(&base, "/api/v1/format_query", &[("query", q)]), 400, "bad_data", text);
         assert!(t.elapsed() < Duration::from_secs(5), "{case} took {:?}", t.elapsed());
@@ -242,7 +258,8 @@ fn hostile_queries_get_precise_errors_and_the_server_lives_on() {
         ("start beyond i64 ms", "-9223372036854775808", "0", "1", "cannot parse"),
         ("time 1e300", "1e300", "1e301", "1e299", "cannot parse"),
     ] {
-        let r = post(&base, "/api/v1/query_range", &[("query", "hostile"), ("start", start), ("end", end), ("step", step)]);
+        let r =
+            post(&base, "/api/v1/query_range", &[("query", "hostile"), ("start", start), ("end", end), ("step", step)]);
         assert_error(case, r, 400, "bad_data", text);
         assert_alive(&mut server, case);
     }
