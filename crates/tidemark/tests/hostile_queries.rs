@@ -185,6 +185,9 @@ fn hostile_queries_get_precise_errors_and_the_server_lives_on() {
         );
         assert_error(case, range, 400, "bad_data", text);
         assert_error(case, post(&base, "/api/v1/format_query", &[("query", q)]), 400, "bad_data", text);
+        // Endpoints that parse a query or selector without evaluating it.
+        assert_error(case, post(&base, "/api/v1/query_exemplars", &[("query", q)]), 400, "bad_data", text);
+        assert_error(case, post(&base, "/api/v1/series", &[("match[]", q)]), 400, "bad_data", text);
         assert!(t.elapsed() < Duration::from_secs(5), "{case} took {:?}", t.elapsed());
         assert_alive(&mut server, case);
     }
@@ -214,6 +217,8 @@ fn hostile_queries_get_precise_errors_and_the_server_lives_on() {
         assert_eq!(status, 200, "{case}: {}", &body[..body.len().min(300)]);
         assert!(body.contains(want), "{case}: {}", &body[..body.len().min(300)]);
         let (status, body) = post(&base, "/api/v1/format_query", &[("query", q)]);
+        assert_eq!(status, 200, "{case}: {}", &body[..body.len().min(300)]);
+        let (status, body) = post(&base, "/api/v1/query_exemplars", &[("query", q)]);
         assert_eq!(status, 200, "{case}: {}", &body[..body.len().min(300)]);
         assert!(t.elapsed() < Duration::from_secs(5), "{case} took {:?}", t.elapsed());
         assert_alive(&mut server, case);
