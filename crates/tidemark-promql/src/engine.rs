@@ -8,6 +8,7 @@
 //! deepest tree the limits allow, so no allowed query can overflow a stack
 //! and a panic becomes [`Error::Internal`] instead of ending the process.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,8 +56,8 @@ pub struct EngineOptions {
     /// Worker threads a large query may use (default: available cores).
     pub parallelism: usize,
     /// Most queries evaluated at once (default 20, as Prometheus'
-    /// `--query.max-concurrency`); more wait in a queue, in arrival order
-    /// of wake-up, within their own timeout. 0 means no limit.
+    /// `--query.max-concurrency`); more wait in a queue, first come first
+    /// served, within their own timeout. 0 means no limit.
     pub max_concurrency: usize,
     /// Limits on the size and shape of a query (defaults: see [`QueryLimits`]).
     pub limits: QueryLimits,
@@ -146,17 +147,20 @@ impl CancellationToken {
     }
 }
 
-/// The concurrency slots: how many queries run and how many wait.
+/// The concurrency slots: how many queries run, and the queue of those
+/// waiting, served first come, first served.
 #[derive(Debug, Default)]
 struct Gate {
     state: Mutex<GateState>,
     freed: Condvar,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 struct GateState {
     active: usize,
-    queued: usize,
+    /// Tickets of the waiting queries, oldest first.
+    waiting: VecDeque<u64>,
+    next_ticket: u64,
 }
 
 /// A running query's slot, given back when dropped.
@@ -165,13 +169,14 @@ struct Permit<'a>(&'a Gate);
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         self.0.state.lock().active -= 1;
-        self.0.freed.notify_one();
+        // Every waiter checks whether it is now at the head of the queue.
+        self.0.freed.notify_all();
     }
 }
 
 impl Gate {
     /// Waits for a slot (`max` 0: no limit) until `deadline`, giving up
-    /// when `cancel` fires.
+    /// when `cancel` fires. Queries get slots in the order they asked.
     fn acquire(
         &self,
         max: usize,
@@ -179,12 +184,18 @@ impl Gate {
         cancel: Option<&CancellationToken>,
     ) -> Result<Permit<'_>, Error> {
         let mut st = self.state.lock();
-        if max == 0 || st.active < max {
+        if max == 0 || (st.active < max && st.waiting.is_empty()) {
             st.active += 1;
             return Ok(Permit(self));
         }
-        st.queued += 1;
+        let ticket = st.next_ticket;
+        st.next_ticket += 1;
+        st.waiting.push_back(ticket);
         let outcome = loop {
+            if st.active < max && st.waiting.front() == Some(&ticket) {
+                st.active += 1;
+                break Ok(Permit(self));
+            }
             if cancel.is_some_and(|c| c.is_cancelled()) {
                 break Err(Error::Cancelled);
             }
@@ -192,18 +203,15 @@ impl Gate {
             if deadline.is_some_and(|d| now >= d) {
                 break Err(Error::Timeout);
             }
+            // Woken when a slot frees; the poll notices cancellation.
             let wait = deadline.map_or(QUEUE_POLL, |d| (d - now).min(QUEUE_POLL));
             self.freed.wait_for(&mut st, wait);
-            if st.active < max {
-                st.active += 1;
-                break Ok(Permit(self));
-            }
         };
-        st.queued -= 1;
-        if outcome.is_err() {
-            // The slot this waiter may have been woken for goes to the next one.
-            self.freed.notify_one();
+        if let Some(i) = st.waiting.iter().position(|&t| t == ticket) {
+            st.waiting.remove(i);
         }
+        // Leaving the queue may put another waiter at its head.
+        self.freed.notify_all();
         outcome
     }
 }
@@ -276,8 +284,8 @@ impl Engine {
 
     /// How many queries run and wait now (shared by every clone of this engine).
     pub fn concurrency(&self) -> ConcurrencyStats {
-        let st = *self.gate.state.lock();
-        ConcurrencyStats { active: st.active, queued: st.queued, max: self.opts.max_concurrency }
+        let st = self.gate.state.lock();
+        ConcurrencyStats { active: st.active, queued: st.waiting.len(), max: self.opts.max_concurrency }
     }
 
     /// Evaluates `query` at time `t` (milliseconds since the Unix epoch).

@@ -255,3 +255,44 @@ fn a_panic_under_a_query_is_an_internal_error() {
     assert_eq!(engine.concurrency().active, 0);
     assert!(engine.instant_query(&MemStorage::new(), "vector(1)", 0).is_ok());
 }
+
+/// A source that blocks until opened and records which metric each query asked for.
+struct Recorder {
+    open: AtomicBool,
+    order: parking_lot::Mutex<Vec<String>>,
+}
+
+impl SeriesSource for Recorder {
+    fn select(&self, _: i64, _: i64, matchers: &[Matcher]) -> Result<Vec<SelectedSeries>, String> {
+        while !self.open.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.order.lock().push(format!("{matchers:?}"));
+        Ok(Vec::new())
+    }
+}
+
+#[test]
+fn queued_queries_get_slots_first_come_first_served() {
+    let engine = Engine::new(EngineOptions { max_concurrency: 1, ..EngineOptions::default() });
+    let source = Arc::new(Recorder { open: AtomicBool::new(false), order: parking_lot::Mutex::new(Vec::new()) });
+    let mut threads = Vec::new();
+    for (i, name) in ["first", "second", "third", "fourth", "fifth"].into_iter().enumerate() {
+        let (e, s) = (engine.clone(), source.clone());
+        threads.push(std::thread::spawn(move || e.instant_query(&*s, name, 0)));
+        // Each query is running or queued before the next one asks.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while engine.concurrency().active + engine.concurrency().queued < i + 1 {
+            assert!(Instant::now() < deadline, "{:?}", engine.concurrency());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    source.open.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    let order = source.order.lock().clone();
+    let at = |n: &str| order.iter().position(|o| o.contains(&format!("\"{n}\""))).unwrap();
+    let positions: Vec<usize> = ["first", "second", "third", "fourth", "fifth"].into_iter().map(at).collect();
+    assert_eq!(positions, [0, 1, 2, 3, 4], "{order:?}");
+}
