@@ -224,6 +224,20 @@ fn hostile_queries_get_precise_errors_and_the_server_lives_on() {
         assert_alive(&mut server, case);
     }
 
+    // Syntax and type errors at the limits: locating the error walks the
+    // text too (on the async worker for `query_exemplars`).
+    for (case, q) in [
+        ("abs( x255, trailing +", format!("{} +", nest("abs(", "vector(1)", ")", 255))),
+        ("( x256, unclosed", format!("{}1{}", "(".repeat(256), ")".repeat(255))),
+        ("sum( x255, bad argument", nest("sum(", "rate(hostile)", ")", 255)),
+        ("1+1 x1000, trailing +", format!("1{} +", "+1".repeat(999))),
+    ] {
+        for path in ["/api/v1/query", "/api/v1/format_query", "/api/v1/query_exemplars"] {
+            assert_error(case, post(&base, path, &[("query", &q)]), 400, "bad_data", "parse error");
+        }
+        assert_alive(&mut server, case);
+    }
+
     // Huge matchers: many matchers, a huge regex, a huge label value.
     let many = format!("sum(hostile{{{}}})", vec!["i!=\"x\""; 5_000].join(","));
     let alternatives: Vec<String> = (0..15_000).map(|i| format!("v{i}")).collect();
