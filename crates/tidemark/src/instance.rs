@@ -33,7 +33,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidemark_promql::{CancellationToken, Engine, EngineOptions, QueryResult};
+use tidemark_promql::{CancellationToken, Engine, EngineOptions, QueryLimits, QueryResult};
 use tidemark_remote::forward::ForwardError;
 use tidemark_remote::{Forwarder, ForwarderOptions, ForwarderStats, MetadataStore, Receiver, ReceiverOptions};
 use tidemark_storage::{Db, SyncPolicy};
@@ -61,6 +61,9 @@ pub struct TidemarkOptions {
     /// Most queries evaluated at once (default 20); more wait in a queue
     /// within their timeout.
     pub query_max_concurrency: usize,
+    /// Limits on the length and shape of a query (defaults: see
+    /// [`tidemark_promql::QueryLimits`] and `docs/limits.md`).
+    pub query_limits: QueryLimits,
     /// Lookback delta (default 5 minutes).
     pub lookback_delta: Duration,
     /// Remote-write limits.
@@ -84,6 +87,7 @@ impl TidemarkOptions {
             query_timeout: Duration::from_secs(120),
             query_max_samples: 50_000_000,
             query_max_concurrency: 20,
+            query_limits: QueryLimits::default(),
             lookback_delta: Duration::from_secs(300),
             receiver: ReceiverOptions::default(),
         }
@@ -137,6 +141,7 @@ impl Tidemark {
             max_samples: opts.query_max_samples,
             timeout: Some(opts.query_timeout),
             max_concurrency: opts.query_max_concurrency,
+            limits: opts.query_limits,
             ..EngineOptions::default()
         }));
         let metadata = Arc::new(MetadataStore::new());

@@ -388,6 +388,18 @@ fn sigterm_under_heavy_queries_stops_within_5_seconds() {
             })
         })
         .collect();
+    // And a client trickling a body, which the 10-minute timeout would let
+    // take its time: the shutdown must not wait for it.
+    let mut slow = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    write!(slow, "POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\nquery=").unwrap();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..200 {
+            if slow.write_all(b"1").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
     let deadline = Instant::now() + Duration::from_secs(5);
     while gauge(&base, "tidemark_queries_active") < 4 {
         assert!(Instant::now() < deadline, "the heavy queries did not start");
@@ -396,8 +408,10 @@ fn sigterm_under_heavy_queries_stops_within_5_seconds() {
     let t = Instant::now();
     let status = server.terminate(Duration::from_secs(10)).unwrap();
     let took = t.elapsed();
+    println!("SIGTERM with 4 heavy queries and a trickling client: stopped in {took:?}");
     assert!(status.success(), "{status}: {}", server.log_tail(20));
     assert!(took < Duration::from_secs(5), "SIGTERM took {took:?} to stop the server");
+    trickle.join().unwrap();
     for w in workers {
         // Either the cancelled query's answer or a closed connection, never a hang.
         if let Ok((code, body)) = w.join().unwrap() {
