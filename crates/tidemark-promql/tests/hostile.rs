@@ -296,3 +296,46 @@ fn queued_queries_get_slots_first_come_first_served() {
     let positions: Vec<usize> = ["first", "second", "third", "fourth", "fifth"].into_iter().map(at).collect();
     assert_eq!(positions, [0, 1, 2, 3, 4], "{order:?}");
 }
+
+#[test]
+fn label_functions_cannot_multiply_a_label_into_gigabytes() {
+    let engine = Engine::default();
+    let s = MemStorage::new();
+    // Each label_join doubles `a`: 40 levels would be 4 TiB.
+    let doubling = nest(
+        "label_join(",
+        "label_replace(vector(1), \"a\", \"xxxx\", \"\", \"\")",
+        ", \"a\", \"\", \"a\", \"a\")",
+        40,
+    );
+    // 60,000 copies of a 100,000-byte capture: 6 GB.
+    let copies = format!(
+        "label_replace(label_replace(vector(1), \"a\", \"{}\", \"\", \"\"), \"a\", \"{}\", \"a\", \"(.*)\")",
+        "x".repeat(100_000),
+        "$1".repeat(60_000)
+    );
+    for (q, func) in [(doubling, "label_join"), (copies, "label_replace")] {
+        let t = Instant::now();
+        match engine.instant_query(&s, &q, 0) {
+            Err(Error::Execution(m)) => {
+                assert!(m.starts_with(func) && m.ends_with("exceeds the limit of 1048576 bytes"), "{m}")
+            }
+            other => panic!("{func}: {other:?}"),
+        }
+        assert!(t.elapsed() < Duration::from_secs(2), "{func} took {:?}", t.elapsed());
+    }
+    // Up to the limit they work...
+    let join = nest(
+        "label_join(",
+        "label_replace(vector(1), \"a\", \"xxxx\", \"\", \"\")",
+        ", \"a\", \"\", \"a\", \"a\")",
+        18,
+    );
+    let r = engine.instant_query(&s, &join, 0).unwrap();
+    let Value::Vector(v) = r.value else { panic!() };
+    assert_eq!(v[0].labels.get("a").map(str::len), Some(4 << 18));
+    // ...and the bytes they make count against the sample limit.
+    let small = Engine::new(EngineOptions { max_samples: 1_000, ..EngineOptions::default() });
+    let q = format!("label_replace(vector(1), \"a\", \"{}\", \"\", \"\")", "x".repeat(100_000));
+    assert_eq!(small.instant_query(&s, &q, 0).unwrap_err(), Error::TooManySamples { limit: 1_000 });
+}

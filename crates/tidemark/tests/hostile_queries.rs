@@ -256,6 +256,23 @@ fn hostile_queries_get_precise_errors_and_the_server_lives_on() {
         assert_alive(&mut server, case);
     }
 
+    // Label functions that would multiply a label into terabytes.
+    let doubling = nest(
+        "label_join(",
+        "label_replace(vector(1), \"a\", \"xxxx\", \"\", \"\")",
+        ", \"a\", \"\", \"a\", \"a\")",
+        40,
+    );
+    assert_error(
+        "label_join doubling",
+        query(&base, &doubling),
+        422,
+        "execution",
+        "exceeds the limit of 1048576 bytes",
+    );
+    assert_goes_idle(&server, "label_join doubling", Duration::from_millis(300), 0.1, Duration::from_secs(2));
+    assert_alive(&mut server, "label_join doubling");
+
     // Extreme ranges, steps and times.
     for (case, q, time) in [
         ("[100000y]", "count_over_time(hostile[100000y])", T_EVAL.to_string()),
