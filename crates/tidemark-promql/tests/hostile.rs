@@ -339,3 +339,30 @@ fn label_functions_cannot_multiply_a_label_into_gigabytes() {
     let q = format!("label_replace(vector(1), \"a\", \"{}\", \"\", \"\")", "x".repeat(100_000));
     assert_eq!(small.instant_query(&s, &q, 0).unwrap_err(), Error::TooManySamples { limit: 1_000 });
 }
+
+#[test]
+fn a_tree_from_parse_at_the_limits_is_safe_on_a_2_mib_stack() {
+    let shapes = [
+        nest("abs(", "vector(1)", ")", 255),
+        nest("sum(", "x", ")", 255),
+        nest("max_over_time((", "x", ")[5m:1m])", 127),
+        nest("1+(", "1", ")", 255),
+        format!("1{}", "+1".repeat(1_000)),
+        format!("2{}", "^2".repeat(1_000)),
+        format!("{}x", "-".repeat(1_000)),
+    ];
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            for q in shapes {
+                let e = tidemark_promql::parse(&q).unwrap();
+                assert!(!e.to_string().is_empty());
+                assert!(!e.prettify().is_empty());
+                let _ = e.value_type();
+                drop(e);
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
