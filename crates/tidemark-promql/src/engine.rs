@@ -30,7 +30,7 @@ const STACK_PER_TREE_LEVEL: usize = 32 << 10;
 /// the pages a query actually uses are ever backed.
 const MIN_QUERY_STACK: usize = 16 << 20;
 /// How often a query waiting for a slot looks at its cancellation token.
-const QUEUE_POLL: Duration = Duration::from_millis(10);
+const QUEUE_POLL: Duration = Duration::from_millis(25);
 
 /// Engine-wide settings. The defaults are Prometheus 3.x's.
 #[derive(Debug, Clone)]
