@@ -59,4 +59,11 @@ pub enum Error {
     /// The storage failed to return series.
     #[error("storage error: {0}")]
     Storage(String),
+    /// The query text or tree exceeds one of the [`crate::QueryLimits`].
+    #[error("{0}")]
+    Limit(#[from] crate::limits::LimitError),
+    /// The engine itself failed (a bug: a panic while evaluating, or no
+    /// thread could be started); the process carries on.
+    #[error("internal error: {0}")]
+    Internal(String),
 }

@@ -17,6 +17,7 @@ use promql_parser::parser::Expr;
 
 use crate::annotations::Position;
 use crate::error::ParseError;
+use crate::limits::QueryLimits;
 use crate::position::{matching_closers, position_at, tokenize, Tok, TokKind};
 
 /// Parses a PromQL expression.
@@ -28,7 +29,35 @@ use crate::position::{matching_closers, position_at, tokenize, Tok, TokKind};
 /// assert_eq!(err.position.map(|p| p.column), Some(28));
 /// assert_eq!(err.hint.as_deref(), Some("sum by (reason) (increase(errors_total[5m]))"));
 /// ```
+///
+/// The query must be within the default [`QueryLimits`] (length, nesting,
+/// operators, tree depth), so that the tree can be printed, walked and
+/// dropped on an ordinary thread's stack; a query beyond them is an error
+/// that names the limit:
+///
+/// ```
+/// let deep = format!("{}1{}", "(".repeat(5_000), ")".repeat(5_000));
+/// let err = tidemark_promql::parse(&deep).unwrap_err();
+/// assert_eq!(err.to_string(), "1:257: parse error: query nesting depth 5000 exceeds the limit of 256");
+/// ```
 pub fn parse(query: &str) -> Result<Expr, ParseError> {
+    let limits = QueryLimits::default();
+    let as_parse_error = |e: crate::Error| {
+        let position = match &e {
+            crate::Error::Limit(l) => l.position,
+            _ => None,
+        };
+        ParseError { message: e.to_string(), position, hint: None }
+    };
+    limits.check_text(query).map_err(as_parse_error)?;
+    let expr = parse_unlimited(query)?;
+    limits.check_tree(&expr).map_err(as_parse_error)?;
+    Ok(expr)
+}
+
+/// [`parse`] without the limits: for callers that checked them already
+/// (with their own settings) and run on a stack sized for them.
+pub(crate) fn parse_unlimited(query: &str) -> Result<Expr, ParseError> {
     // A panic inside the third-party parser must not take the caller down:
     // it becomes a parse error like any other bad input.
     check_number_durations(query)?;
@@ -211,15 +240,31 @@ fn unclosed<'t>(query: &str, toks: &'t [Tok], open: &str) -> Vec<&'t Tok> {
 /// full parse, so this bounds the work on very large queries.
 const MAX_REPRODUCTIONS: usize = 256;
 
+/// Most bytes of subexpressions re-parsed when locating a semantic error:
+/// with [`MAX_REPRODUCTIONS`] alone, a long query of long subexpressions
+/// would be parsed hundreds of times over (the parser cannot be
+/// interrupted, so its total input is what bounds the time).
+const MAX_REPRODUCED_BYTES: usize = 512 << 10;
+
+/// Longest query for which a "did you mean" rewrite is tried (each try
+/// re-parses the whole query).
+const MAX_HINT_QUERY_BYTES: usize = 16 << 10;
+
 /// The start of the shortest recognized subexpression that, parsed on its
 /// own, fails with `message`.
 fn innermost_reproducing(query: &str, spans: &[(usize, usize)], message: &str) -> Option<usize> {
     let mut spans: Vec<(usize, usize)> = spans.to_vec();
     spans.sort_by_key(|&(s, e)| (e - s, s));
     spans.dedup();
+    let mut budget = MAX_REPRODUCED_BYTES;
     spans
         .iter()
         .take(MAX_REPRODUCTIONS)
+        .take_while(|&&(s, e)| {
+            let fits = e - s <= budget;
+            budget = budget.saturating_sub(e - s);
+            fits
+        })
         .find(|&&(s, e)| {
             query.get(s..e).is_some_and(|sub| promql_parser::parser::parse(sub).err().as_deref() == Some(message))
         })
@@ -298,6 +343,9 @@ fn is_aggregation(name: &str) -> bool {
 /// Several such mistakes in one query are all rewritten; the hint is only
 /// given if the rewritten query parses.
 fn grouping_after_call_hint(query: &str) -> Option<String> {
+    if query.len() > MAX_HINT_QUERY_BYTES {
+        return None;
+    }
     let mut text = rewrite_first_grouping_after_call(query)?;
     // Each rewrite removes one misplaced clause; the bound only guards
     // against a rewrite that would not.

@@ -237,13 +237,18 @@ fn empty_queries_are_rejected() {
 
 #[test]
 fn deeply_nested_queries_do_not_overflow() {
-    let unclosed = format!("{}x{}", "(".repeat(3000), ")".repeat(2999));
+    let unclosed = format!("{}x{}", "(".repeat(200), ")".repeat(199));
     assert_eq!(at(&unclosed), "1:1");
-    let balanced = format!("{}x{} +", "(".repeat(500), ")".repeat(500));
-    assert_eq!(at(&balanced), "1:1004");
-    // Beyond the locator's nesting limit the error still has a position.
-    let very_deep = format!("{}x{} +", "(".repeat(3000), ")".repeat(3000));
-    assert!(error(&very_deep).position.is_some());
+    let balanced = format!("{}x{} +", "(".repeat(250), ")".repeat(250));
+    assert_eq!(at(&balanced), "1:504");
+    // Beyond the nesting limit the error points at the first bracket too deep.
+    for q in
+        [format!("{}x{}", "(".repeat(3000), ")".repeat(2999)), format!("{}x{} +", "(".repeat(3000), ")".repeat(3000))]
+    {
+        let e = error(&q);
+        assert_eq!(e.message, "query nesting depth 3000 exceeds the limit of 256");
+        assert_eq!(at(&q), "1:257");
+    }
 }
 
 proptest! {

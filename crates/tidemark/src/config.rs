@@ -32,6 +32,7 @@
 //! timeout = "2m"
 //! max_samples = 50000000
 //! lookback_delta = "5m"
+//! max_concurrency = 20           # queries evaluated at once; more wait
 //!
 //! [remote_write]
 //! max_body_size = "32MB"
@@ -128,6 +129,9 @@ pub struct ServeArgs {
     /// How far back a selector looks for a sample [default: 5m].
     #[arg(long = "query.lookback-delta", value_name = "DURATION")]
     pub query_lookback_delta: Option<String>,
+    /// Most queries evaluated at once; more wait in a queue, within their timeout [default: 20].
+    #[arg(long = "query.max-concurrency", value_name = "N")]
+    pub query_max_concurrency: Option<usize>,
     /// Largest compressed remote-write body [default: 32MB].
     #[arg(long = "remote-write.max-body-size", value_name = "SIZE")]
     pub remote_write_max_body_size: Option<String>,
@@ -206,6 +210,7 @@ struct FileQuery {
     timeout: Option<String>,
     max_samples: Option<usize>,
     lookback_delta: Option<String>,
+    max_concurrency: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -264,6 +269,14 @@ impl ServeConfig {
             Some(s) => parse_positive_duration("query.timeout", &s)?,
         };
         let query_max_samples = args.query_max_samples.or(file.query.max_samples).unwrap_or(50_000_000);
+        let query_max_concurrency = args.query_max_concurrency.or(file.query.max_concurrency).unwrap_or(20);
+        if query_max_concurrency == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "query.max-concurrency",
+                value: "0".into(),
+                reason: "at least one query must be able to run".into(),
+            });
+        }
         let lookback_delta = match pick(&args.query_lookback_delta, &file.query.lookback_delta) {
             None => Duration::from_secs(300),
             Some(s) => parse_positive_duration("query.lookback-delta", &s)?,
@@ -326,6 +339,7 @@ impl ServeConfig {
         instance.wal_sync = wal_sync;
         instance.query_timeout = query_timeout;
         instance.query_max_samples = query_max_samples;
+        instance.query_max_concurrency = query_max_concurrency;
         instance.lookback_delta = lookback_delta;
         instance.receiver.max_body_bytes = remote_write_max_body;
         instance.receiver.max_decompressed_bytes = remote_write_max_decompressed;
@@ -444,6 +458,7 @@ mod tests {
         assert_eq!(c.instance.wal_sync, SyncPolicy::EveryCommit);
         assert_eq!(c.instance.query_timeout, Duration::from_secs(120));
         assert_eq!(c.instance.lookback_delta, Duration::from_secs(300));
+        assert_eq!(c.instance.query_max_concurrency, 20);
         assert!(c.forward.is_empty());
     }
 
@@ -460,6 +475,7 @@ retention_size = "2GB"
 wal_sync = "1s"
 [query]
 timeout = "30s"
+max_concurrency = 4
 [[forward]]
 name = "vm"
 url = "http://127.0.0.1:8428/api/v1/write"
@@ -478,6 +494,7 @@ headers = { "X-Scope-OrgID" = "a" }
         assert_eq!(c.instance.retention_size, Some(2 << 30));
         assert_eq!(c.instance.wal_sync, SyncPolicy::Interval(Duration::from_secs(1)));
         assert_eq!(c.instance.query_timeout, Duration::from_secs(30));
+        assert_eq!(c.instance.query_max_concurrency, 4);
         assert_eq!(c.forward.len(), 1);
         assert_eq!(c.forward[0].protocol, ForwardProtocol::V2);
         assert_eq!(c.forward[0].headers["X-Scope-OrgID"], "a");
@@ -499,6 +516,7 @@ headers = { "X-Scope-OrgID" = "a" }
             (args(|a| a.retention_size = Some("99999999999PB".into())), "retention.size"),
             (args(|a| a.wal_sync = Some("sometimes".into())), "wal.sync"),
             (args(|a| a.query_timeout = Some("0".into())), "query.timeout"),
+            (args(|a| a.query_max_concurrency = Some(0)), "query.max-concurrency"),
             (args(|a| a.forward_url = vec!["ftp://x".into()]), "forward.url"),
         ];
         for (a, setting) in cases {

@@ -33,13 +33,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidemark_promql::{Engine, EngineOptions, QueryResult};
+use tidemark_promql::{CancellationToken, Engine, EngineOptions, QueryLimits, QueryResult};
 use tidemark_remote::forward::ForwardError;
 use tidemark_remote::{Forwarder, ForwarderOptions, ForwarderStats, MetadataStore, Receiver, ReceiverOptions};
 use tidemark_storage::{Db, SyncPolicy};
 
 use crate::api::{self, ApiOptions, ApiState};
-use crate::metrics::{self, ForwarderCollector, ForwarderList, ReceiverCollector, ServerMetrics};
+use crate::metrics::{self, ForwarderCollector, ForwarderList, QueryCollector, ReceiverCollector, ServerMetrics};
 
 /// Options of an embedded [`Tidemark`]. Defaults match `tidemark serve`.
 #[derive(Debug, Clone)]
@@ -58,6 +58,12 @@ pub struct TidemarkOptions {
     pub query_timeout: Duration,
     /// Most samples one query may hold (default 50 million).
     pub query_max_samples: usize,
+    /// Most queries evaluated at once (default 20); more wait in a queue
+    /// within their timeout.
+    pub query_max_concurrency: usize,
+    /// Limits on the length and shape of a query (defaults: see
+    /// [`tidemark_promql::QueryLimits`] and `docs/limits.md`).
+    pub query_limits: QueryLimits,
     /// Lookback delta (default 5 minutes).
     pub lookback_delta: Duration,
     /// Remote-write limits.
@@ -80,6 +86,8 @@ impl TidemarkOptions {
             wal_sync: SyncPolicy::EveryCommit,
             query_timeout: Duration::from_secs(120),
             query_max_samples: 50_000_000,
+            query_max_concurrency: 20,
+            query_limits: QueryLimits::default(),
             lookback_delta: Duration::from_secs(300),
             receiver: ReceiverOptions::default(),
         }
@@ -106,6 +114,8 @@ pub struct Tidemark {
     forwarders: ForwarderList,
     api_options: ApiOptions,
     opened_in: Duration,
+    /// Parent of every HTTP query's cancellation token.
+    queries: CancellationToken,
 }
 
 impl Tidemark {
@@ -130,6 +140,8 @@ impl Tidemark {
             lookback_delta: opts.lookback_delta,
             max_samples: opts.query_max_samples,
             timeout: Some(opts.query_timeout),
+            max_concurrency: opts.query_max_concurrency,
+            limits: opts.query_limits,
             ..EngineOptions::default()
         }));
         let metadata = Arc::new(MetadataStore::new());
@@ -138,6 +150,7 @@ impl Tidemark {
         let mut server_metrics = ServerMetrics::new(db.clone());
         server_metrics.register_collector(Box::new(ReceiverCollector(receiver.clone())));
         server_metrics.register_collector(Box::new(ForwarderCollector(forwarders.clone())));
+        server_metrics.register_collector(Box::new(QueryCollector(engine.clone())));
         let metrics = Arc::new(server_metrics);
         let api_options = ApiOptions {
             query_timeout: opts.query_timeout,
@@ -145,9 +158,11 @@ impl Tidemark {
             data_dir: opts.data_dir.clone(),
             max_remote_write_body: opts.receiver.max_body_bytes,
             storage_retention: retention_text(opts.retention_time, opts.retention_size),
+            max_concurrency: opts.query_max_concurrency,
             ..ApiOptions::default()
         };
-        Ok(Tidemark { db, engine, metadata, receiver, metrics, forwarders, api_options, opened_in })
+        let queries = CancellationToken::new();
+        Ok(Tidemark { db, engine, metadata, receiver, metrics, forwarders, api_options, opened_in, queries })
     }
 
     /// Starts forwarding everything this database ingests (from its WAL)
@@ -221,6 +236,7 @@ impl Tidemark {
             metadata: self.metadata.clone(),
             receiver: self.receiver.clone(),
             options: self.api_options.clone(),
+            shutdown: self.queries.clone(),
         });
         let metrics_for_route = self.metrics.clone();
         api::router(state)
@@ -229,9 +245,19 @@ impl Tidemark {
                 axum::routing::get(move || {
                     let m = metrics_for_route.clone();
                     async move { ([(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)], m.encode()) }
-                }),
+                })
+                .layer(api::catch_panic_layer()),
             )
             .layer(axum::middleware::from_fn_with_state(self.metrics.clone(), metrics::track_requests))
+    }
+
+    /// Cancels every query running or queued through the HTTP API (they
+    /// answer `canceled` within milliseconds), and every later one: for a
+    /// shutdown that must not wait for long queries. Queries made through
+    /// [`Tidemark::instant_query`] and [`Tidemark::range_query`] are not
+    /// affected.
+    pub fn cancel_queries(&self) {
+        self.queries.cancel();
     }
 
     /// Stops the forwarders (each sends what it can within its flush

@@ -286,6 +286,26 @@ impl prometheus_client::collector::Collector for ReceiverCollector {
 /// stops them) and the collector (which reads their statistics).
 pub(crate) type ForwarderList = Arc<parking_lot::Mutex<Vec<Forwarder>>>;
 
+/// The query engine's concurrency slots, read at scrape time (Prometheus
+/// exposes the same as `prometheus_engine_queries` and
+/// `prometheus_engine_queries_concurrent_max`).
+#[derive(Debug)]
+pub(crate) struct QueryCollector(pub(crate) Arc<tidemark_promql::Engine>);
+
+impl prometheus_client::collector::Collector for QueryCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let c = self.0.concurrency();
+        gauge(&mut enc, "tidemark_queries_active", "Queries being evaluated.", c.active as i64)?;
+        gauge(
+            &mut enc,
+            "tidemark_queries_queued",
+            "Queries waiting for one of the --query.max-concurrency slots.",
+            c.queued as i64,
+        )?;
+        gauge(&mut enc, "tidemark_queries_concurrent_max", "The --query.max-concurrency setting.", c.max as i64)
+    }
+}
+
 /// Forwarder statistics, read at scrape time.
 #[derive(Debug)]
 pub(crate) struct ForwarderCollector(pub(crate) ForwarderList);

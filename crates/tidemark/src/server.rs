@@ -1,7 +1,9 @@
 //! `tidemark serve`: a [`Tidemark`] behind a TCP listener, with forwarders,
 //! a startup summary, and a graceful shutdown on SIGINT/SIGTERM that stops
-//! accepting requests, lets in-flight ones finish, stops the forwarders
-//! (persisting their positions) and closes the database (syncing the WAL).
+//! accepting requests, cancels the queries in flight (they answer
+//! `canceled`), gives other requests [`SHUTDOWN_DRAIN`] to finish, stops the
+//! forwarders (persisting their positions) and closes the database (syncing
+//! the WAL).
 
 use std::future::Future;
 use std::time::Duration;
@@ -82,7 +84,16 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
     );
 
     let router = tm.router();
-    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    // On the signal, cancel every query first, then drain for a bounded time.
+    let (signalled, drain_started) = tokio::sync::oneshot::channel::<()>();
+    let queries = tm.clone();
+    let shutdown = async move {
+        shutdown.await;
+        queries.cancel_queries();
+        let _ = signalled.send(());
+    };
+    let serving = std::future::IntoFuture::into_future(axum::serve(listener, router).with_graceful_shutdown(shutdown));
+    let served = drain_bounded(serving, drain_started).await;
     tracing::info!("shutting down: closing the database");
     let closing = tm.clone();
     let closed = tokio::task::spawn_blocking(move || closing.close())
@@ -122,6 +133,32 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// How long in-flight work may take after a shutdown signal before the
-/// process exits anyway.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Runs `serving` to its end, but for at most [`SHUTDOWN_DRAIN`] once
+/// `drain_started` fires: a client that keeps a request open (a body sent
+/// byte by byte) cannot hold the shutdown up.
+async fn drain_bounded(
+    serving: impl Future<Output = std::io::Result<()>>,
+    drain_started: tokio::sync::oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    tokio::pin!(serving);
+    tokio::select! {
+        r = &mut serving => return r,
+        _ = drain_started => {}
+    }
+    match tokio::time::timeout(SHUTDOWN_DRAIN, serving).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!("requests still open after {SHUTDOWN_DRAIN:?}; closing them");
+            Ok(())
+        }
+    }
+}
+
+/// How long requests still open after a shutdown signal (queries are
+/// cancelled at once) may take before their connections are closed.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
+
+/// How long blocking work still running when the server has stopped may
+/// take before the process exits anyway (cancelled queries stop within
+/// milliseconds; the database is closed before this starts).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);

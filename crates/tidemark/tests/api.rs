@@ -444,7 +444,7 @@ async fn status_endpoints() {
     );
     ok(
         &get(&app, "/api/v1/status/flags").await,
-        r#"{"status":"success","data":{"query.lookback-delta":"5m","query.max-samples":"50000000","query.timeout":"2m","storage.tsdb.path":"","storage.tsdb.retention":"","web.enable-admin-api":"true","web.enable-remote-write-receiver":"true"}}"#,
+        r#"{"status":"success","data":{"query.lookback-delta":"5m","query.max-concurrency":"20","query.max-samples":"50000000","query.timeout":"2m","storage.tsdb.path":"","storage.tsdb.retention":"","web.enable-admin-api":"true","web.enable-remote-write-receiver":"true"}}"#,
     );
     ok(
         &get(&app, "/api/v1/status/config").await,

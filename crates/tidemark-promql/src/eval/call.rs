@@ -15,6 +15,16 @@ use crate::functions::math::{go_max, go_min, rfc3339_utc, MathFunction};
 use crate::functions::range::{validate_smoothing_args, RangeFunction, RangeWindow};
 use crate::go_fmt::{format_openmetrics_float, go_g, go_g_precision};
 
+/// Longest label value `label_replace` and `label_join` may make. Each can
+/// multiply the length of what it reads (`label_join(x, "a", "", "a", "a")`
+/// doubles `a`), and nesting them multiplies again: without a bound a short
+/// query could ask for terabytes and end the process.
+const MAX_LABEL_VALUE_BYTES: usize = 1 << 20;
+
+/// Label bytes made by the label functions count against the sample limit
+/// as this many bytes per sample (a sample held is 16 bytes).
+const LABEL_BYTES_PER_SAMPLE: usize = 16;
+
 /// Monotonicity fixes of one metric, merged over the steps of a query.
 struct MonotonicityFix {
     min_t: i64,
@@ -214,8 +224,13 @@ impl Evaluator<'_, '_> {
             let new = match cache.get(&s.labels) {
                 Some(l) => l.clone(),
                 None => {
+                    // Every `$` of the replacement adds at most one capture,
+                    // and a capture is at most the whole source value.
+                    let most = repl.len().saturating_add(repl.matches('$').count().saturating_mul(value.len()));
+                    self.check_label_value("label_replace", most)?;
                     let mut res = String::new();
                     caps.expand(&repl, &mut res);
+                    self.sh.hold(res.len().div_ceil(LABEL_BYTES_PER_SAMPLE))?;
                     let l = s.labels.with(&dst, &res).map_err(|e| Error::InvalidQuery(e.to_string()))?;
                     cache.insert(s.labels.clone(), l.clone());
                     l
@@ -244,6 +259,10 @@ impl Evaluator<'_, '_> {
         let mut series = self.eval_vector(args[0])?;
         for s in &mut series {
             let joined: Vec<&str> = srcs.iter().map(|n| s.labels.get(n).unwrap_or("")).collect();
+            let len = joined.iter().map(|v| v.len()).fold(0usize, usize::saturating_add);
+            let len = len.saturating_add(sep.len().saturating_mul(joined.len().saturating_sub(1)));
+            self.check_label_value("label_join", len)?;
+            self.sh.hold(len.div_ceil(LABEL_BYTES_PER_SAMPLE))?;
             let joined = joined.join(&sep);
             s.labels = s.labels.with(&dst, &joined).map_err(|e| Error::InvalidQuery(e.to_string()))?;
             if dst == METRIC_NAME {
@@ -251,6 +270,17 @@ impl Evaluator<'_, '_> {
             }
         }
         merge_same_labels(series).map(Val::Vector)
+    }
+
+    /// Fails if a label value `len` bytes long, made by `func`, is longer
+    /// than [`MAX_LABEL_VALUE_BYTES`].
+    fn check_label_value(&self, func: &str, len: usize) -> Result<(), Error> {
+        if len > MAX_LABEL_VALUE_BYTES {
+            return Err(Error::Execution(format!(
+                "{func}: the resulting label value of {len} bytes exceeds the limit of {MAX_LABEL_VALUE_BYTES} bytes"
+            )));
+        }
+        Ok(())
     }
 
     /// Whether a string literal, as Go would decode it from the query text,
@@ -293,7 +323,7 @@ impl Evaluator<'_, '_> {
             _ => return Err(Error::InvalidQuery("absent_over_time expects a range vector".into())),
         };
         let mut mark = |samples: &[Sample]| {
-            self.for_each_window(samples, range, offset, at, |step, _, _, _, _| present[step] = true);
+            self.for_each_window(samples, range, offset, at, |step, _, _, _, _| present[step] = true)
         };
         match (arg, inner) {
             (Expr::MatrixSelector(ms), _) => {
@@ -302,13 +332,13 @@ impl Evaluator<'_, '_> {
                 for mut s in self.select(&ms.vs, lo + 1, hi)? {
                     self.sh.tick()?;
                     self.load(&mut s, &mut buf, true)?;
-                    mark(&buf);
+                    mark(&buf)?;
                 }
             }
             (_, Some(sq)) => {
                 let (series, _) = self.eval_subquery(sq)?;
                 for s in &series {
-                    mark(&s.points);
+                    mark(&s.points)?;
                 }
             }
             _ => unreachable!("checked above"),
@@ -562,13 +592,15 @@ impl Evaluator<'_, '_> {
         }
         let keeps_name = matches!(f, RangeFunction::LastOverTime | RangeFunction::FirstOverTime);
         let grid = self.grid();
+        let ctx = self.sh.ctx;
+        let interrupt = || ctx.check_interrupt();
         // Computes one series' output points; pure, so workers can run it.
         let smoothing = f == RangeFunction::DoubleExponentialSmoothing;
         let compute = |samples: &[Sample], range: i64, offset: i64, at: Option<i64>| -> Result<Vec<Sample>, Error> {
             let mut argv = vec![0.0; scalars.len()];
             let mut points = Vec::new();
             let mut err = None;
-            grid.for_each_window(samples, range, offset, at, |step, ts, window, start, end| {
+            grid.for_each_window(samples, range, offset, at, &interrupt, |step, ts, window, start, end| {
                 for (slot, vals) in argv.iter_mut().zip(&scalars) {
                     *slot = vals[step];
                 }
@@ -582,7 +614,7 @@ impl Evaluator<'_, '_> {
                 if let Some(v) = f.eval(&w, &argv) {
                     points.push(Sample { t: ts, v });
                 }
-            });
+            })?;
             err.map_or(Ok(points), Err)
         };
         // Without delayed name removal, two outputs with the same labels are

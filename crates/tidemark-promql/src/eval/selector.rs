@@ -207,7 +207,8 @@ impl Evaluator<'_, '_> {
 
     /// Calls `f(step, eval_t, window, range_start, range_end)` for every step
     /// whose window `(range_start, range_end]` over `samples` is non-empty.
-    /// `at` pins every window to one time.
+    /// `at` pins every window to one time. Fails if the query is cancelled
+    /// or times out meanwhile.
     pub(crate) fn for_each_window(
         &self,
         samples: &[Sample],
@@ -215,8 +216,9 @@ impl Evaluator<'_, '_> {
         offset: i64,
         at: Option<i64>,
         f: impl FnMut(usize, i64, &[Sample], i64, i64),
-    ) {
-        self.grid().for_each_window(samples, range, offset, at, f)
+    ) -> Result<(), Error> {
+        let ctx = self.sh.ctx;
+        self.grid().for_each_window(samples, range, offset, at, &|| ctx.check_interrupt(), f)
     }
 
     /// The evaluator's step grid, which worker threads can share.
@@ -261,17 +263,28 @@ impl StepGrid {
         }
     }
 
-    /// See [`Evaluator::for_each_window`].
+    /// See [`Evaluator::for_each_window`]. `interrupt` is called whenever
+    /// about [`WINDOW_WORK_PER_CHECK`] samples of windows were handed to
+    /// `f`: one series with many steps and long windows (a subquery over a
+    /// subquery) can take minutes on its own, so checking between series is
+    /// not enough.
     pub(crate) fn for_each_window(
         &self,
         samples: &[Sample],
         range: i64,
         offset: i64,
         at: Option<i64>,
+        interrupt: &(dyn Fn() -> Result<(), Error> + Sync),
         mut f: impl FnMut(usize, i64, &[Sample], i64, i64),
-    ) {
+    ) -> Result<(), Error> {
         let (mut lo, mut hi) = (0usize, 0usize);
+        let mut work = 0usize;
         for step in 0..self.nsteps {
+            work += 1 + (hi - lo);
+            if work >= WINDOW_WORK_PER_CHECK {
+                work = 0;
+                interrupt()?;
+            }
             let ts = self.start + step as i64 * self.interval;
             let end = at.unwrap_or(ts) - offset;
             let start = end - range;
@@ -285,8 +298,13 @@ impl StepGrid {
                 f(step, ts, &samples[lo..hi], start, end);
             }
         }
+        Ok(())
     }
 }
+
+/// Samples of range windows processed between two interrupt checks (about
+/// a millisecond of work).
+const WINDOW_WORK_PER_CHECK: usize = 1 << 20;
 
 /// Reads a selected series' samples into `buf` (cleared first), dropping
 /// staleness markers if asked. Returns the number of samples read.

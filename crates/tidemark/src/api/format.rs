@@ -1,31 +1,30 @@
 //! `/api/v1/format_query`: a query pretty-printed as Prometheus'
-//! `promtool promql format` would (the parser's `prettify`).
+//! `promtool promql format` would (the parser's `prettify`, reimplemented
+//! in `tidemark-promql` to run in linear time), under the query limits,
+//! timeout and cancellation.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 
-use super::params::Params;
-use super::response::{ApiError, Reply};
-use super::{json, ApiState};
+use super::query::Arrived;
+use super::{blocking, json, ApiState};
+use crate::api::response::Reply;
 
 /// `GET|POST /api/v1/format_query?query=…`: `data` is the formatted query.
-pub(crate) async fn format_query(State(_st): State<Arc<ApiState>>, req: Request) -> Response {
-    let (p, _) = match Params::from_request(req).await {
-        Ok(p) => p,
+pub(crate) async fn format_query(State(st): State<Arc<ApiState>>, req: Request) -> Response {
+    let (a, _cancel_on_drop) = match Arrived::read(&st, req).await {
+        Ok(a) => a,
         Err(e) => return e.into_response(),
     };
-    format(p.get("query").unwrap_or("")).into_response()
-}
-
-fn format(query: &str) -> Result<Reply, ApiError> {
-    let expr = tidemark_promql::parse(query).map_err(|e| ApiError::invalid_param("query", e))?;
-    // The printer is third-party code: a panic on some odd tree must not
-    // take the connection down.
-    let pretty = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| expr.prettify()))
-        .map_err(|_| ApiError::internal("formatting the query failed"))?;
-    let mut out = String::with_capacity(pretty.len() + 2);
-    json::string(&mut out, &pretty);
-    Ok(Reply::new(out))
+    blocking(move || {
+        let qopts = a.plain_options(&st);
+        let pretty = st.engine.format_query(a.params.get("query").unwrap_or(""), &qopts)?;
+        let mut out = String::with_capacity(pretty.len() + 2);
+        json::string(&mut out, &pretty);
+        Ok(Reply::new(out))
+    })
+    .await
+    .into_response()
 }

@@ -21,7 +21,11 @@
 //!
 //! Every handler that touches the database or runs a query does so on
 //! tokio's blocking pool (storage and engine are synchronous). A query whose
-//! HTTP request goes away (client disconnect, server timeout) is cancelled.
+//! HTTP request goes away (client disconnect, server timeout) is cancelled,
+//! and so is every query when [`ApiState::shutdown`] fires. The whole
+//! request (reading the form body, queueing, parsing, evaluation,
+//! formatting, serialisation) counts against the query timeout. A panic in
+//! any handler answers that request with a 500 `internal` error.
 
 mod absent;
 mod admin;
@@ -37,15 +41,18 @@ mod series;
 mod status;
 mod write;
 
+use std::any::Any;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
-use tidemark_promql::{Engine, EngineOptions};
+use tidemark_promql::{CancellationToken, Engine, EngineOptions};
 use tidemark_remote::{MetadataStore, Receiver, ReceiverOptions};
 use tidemark_storage::{Db, NameValidation};
+use tower_http::catch_panic::CatchPanicLayer;
 
 pub use response::{ApiError, ApiResult, ErrorType, Reply};
 
@@ -131,6 +138,9 @@ pub struct ApiOptions {
     pub storage_retention: String,
     /// When the server started (default: when the options were made).
     pub start_time: SystemTime,
+    /// Most queries evaluated at once by the engine [`ApiState::new`]
+    /// makes (default 20); more wait within their timeout.
+    pub max_concurrency: usize,
 }
 
 impl Default for ApiOptions {
@@ -150,6 +160,7 @@ impl Default for ApiOptions {
             config_yaml: None,
             storage_retention: String::new(),
             start_time: SystemTime::now(),
+            max_concurrency: 20,
         }
     }
 }
@@ -167,6 +178,10 @@ pub struct ApiState {
     pub receiver: Arc<Receiver>,
     /// Settings.
     pub options: ApiOptions,
+    /// Cancelling this token cancels every query in flight or queued, and
+    /// every later one (each request's token is a child of it): a server
+    /// fires it when it shuts down.
+    pub shutdown: CancellationToken,
 }
 
 impl ApiState {
@@ -177,13 +192,14 @@ impl ApiState {
         let engine = Engine::new(EngineOptions {
             lookback_delta: options.lookback_delta,
             timeout: Some(options.query_timeout),
+            max_concurrency: options.max_concurrency,
             ..EngineOptions::default()
         });
         let metadata = Arc::new(MetadataStore::new());
         let receiver_opts =
             ReceiverOptions { max_body_bytes: options.max_remote_write_body, ..ReceiverOptions::default() };
         let receiver = Arc::new(Receiver::new(db.clone(), metadata.clone(), receiver_opts));
-        ApiState { db, engine: Arc::new(engine), metadata, receiver, options }
+        ApiState { db, engine: Arc::new(engine), metadata, receiver, options, shutdown: CancellationToken::new() }
     }
 }
 
@@ -244,6 +260,25 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/-/healthy", get(health::healthy))
         .route("/-/ready", get(health::ready))
         .with_state(state)
+        .layer(catch_panic_layer())
+}
+
+/// A layer that turns a panic in a handler into a 500 answer with
+/// Prometheus' error body (`errorType` internal) for that request; the
+/// connection and the process carry on. [`router`] applies it to its
+/// routes; apply it to routes of your own that sit beside them.
+pub fn catch_panic_layer() -> CatchPanicLayer<fn(Box<dyn Any + Send + 'static>) -> Response> {
+    CatchPanicLayer::custom(panic_response as fn(Box<dyn Any + Send + 'static>) -> Response)
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    tracing::error!(panic = %what, "request handler panicked");
+    ApiError::internal(format!("request handler panicked: {what}")).into_response()
 }
 
 /// Unknown `/api/v1/…` paths.
@@ -268,5 +303,44 @@ pub(crate) fn now_ms() -> i64 {
     match SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("boom at the handler")
+    }
+
+    #[test]
+    fn a_panicking_handler_answers_500_with_the_error_envelope() {
+        let db = Arc::new(Db::in_memory().unwrap());
+        let state = Arc::new(ApiState::new(db, ApiOptions::default()));
+        // The API's own routes and a route of the embedding service beside them.
+        let app = router(state).merge(Router::new().route("/boom", get(boom)).layer(catch_panic_layer()));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            for _ in 0..2 {
+                let resp = app.clone().oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
+                assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+                assert_eq!(resp.headers()["content-type"], "application/json");
+                let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+                assert_eq!(
+                    body,
+                    r#"{"status":"error","errorType":"internal","error":"request handler panicked: boom at the handler"}"#
+                );
+            }
+            // The rest of the API still answers.
+            let req = Request::get("/api/v1/query?query=vector(1)&time=0").body(Body::empty()).unwrap();
+            let resp = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+        });
     }
 }

@@ -1,7 +1,7 @@
 //! `/api/v1/query` and `/api/v1/query_range`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +13,7 @@ use super::{blocking, json, now_ms, ApiState};
 
 /// Cancels the query when the request goes away before it finishes (the
 /// handler's future is dropped with this guard in it).
-struct CancelOnDrop(CancellationToken);
+pub(crate) struct CancelOnDrop(CancellationToken);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
@@ -21,41 +21,92 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// `timeout` and `lookback_delta`, shared by both query endpoints.
-fn query_options(st: &ApiState, p: &Params, token: CancellationToken) -> Result<QueryOptions, ApiError> {
-    let mut timeout = st.options.query_timeout;
-    if let Some(s) = p.get("timeout") {
-        let ns = parse_duration(s).map_err(|e| ApiError::invalid_param("timeout", e))?;
-        timeout = timeout.min(Duration::from_nanos(ns.max(0) as u64));
+/// A query request as it arrives: its parameters, when it arrived (its
+/// timeout counts from then), and its cancellation token, which fires when
+/// the request goes away (the [`CancelOnDrop`] guard that [`Arrived::read`]
+/// returns beside it is dropped with the handler's future) or the server
+/// shuts down (it is a child of [`ApiState::shutdown`]).
+pub(crate) struct Arrived {
+    pub(crate) params: Params,
+    pub(crate) at: Instant,
+    pub(crate) token: CancellationToken,
+}
+
+impl Arrived {
+    /// Reads the parameters; a form body must arrive within the query timeout.
+    pub(crate) async fn read(st: &ApiState, req: Request) -> Result<(Arrived, CancelOnDrop), ApiError> {
+        let at = Instant::now();
+        let token = st.shutdown.child();
+        let guard = CancelOnDrop(token.clone());
+        let params = match tokio::time::timeout(st.options.query_timeout, Params::from_request(req)).await {
+            Ok(read) => read?.0,
+            Err(_) => {
+                return Err(ApiError::bad_data(format!(
+                    "error parsing form values: the request body did not arrive within the query timeout of {}",
+                    promql_parser::util::display_duration(&st.options.query_timeout)
+                )))
+            }
+        };
+        Ok((Arrived { params, at, token }, guard))
     }
-    let mut lookback_delta = None;
-    if let Some(s) = p.get("lookback_delta") {
-        let ns =
-            parse_duration(s).map_err(|e| ApiError::bad_data(format!("error parsing lookback delta duration: {e}")))?;
-        // Zero (or less) means the engine's default, as in Prometheus.
-        if ns > 0 {
-            lookback_delta = Some(Duration::from_nanos(ns as u64));
+
+    /// `timeout` and `lookback_delta` as query options. The timeout is what
+    /// is left of the server's (or the request's shorter) timeout.
+    pub(crate) fn query_options(&self, st: &ApiState) -> Result<QueryOptions, ApiError> {
+        let p = &self.params;
+        let mut timeout = st.options.query_timeout;
+        if let Some(s) = p.get("timeout") {
+            let ns = parse_duration(s).map_err(|e| ApiError::invalid_param("timeout", e))?;
+            timeout = timeout.min(Duration::from_nanos(ns.max(0) as u64));
         }
+        let mut lookback_delta = None;
+        if let Some(s) = p.get("lookback_delta") {
+            let ns = parse_duration(s)
+                .map_err(|e| ApiError::bad_data(format!("error parsing lookback delta duration: {e}")))?;
+            // Zero (or less) means the engine's default, as in Prometheus.
+            if ns > 0 {
+                lookback_delta = Some(Duration::from_nanos(ns as u64));
+            }
+        }
+        let left = timeout.saturating_sub(self.at.elapsed());
+        Ok(QueryOptions { lookback_delta, timeout: Some(left), cancellation: Some(self.token.clone()) })
     }
-    Ok(QueryOptions { lookback_delta, timeout: Some(timeout), cancellation: Some(token) })
+
+    /// Options carrying only the cancellation and what is left of the
+    /// server's timeout (for endpoints without `timeout` parameters).
+    pub(crate) fn plain_options(&self, st: &ApiState) -> QueryOptions {
+        let left = st.options.query_timeout.saturating_sub(self.at.elapsed());
+        QueryOptions { lookback_delta: None, timeout: Some(left), cancellation: Some(self.token.clone()) }
+    }
+
+    /// Fails once the request was cancelled or its time is up: for the work
+    /// after evaluation (serialising a large result).
+    pub(crate) fn check(&self, qopts: &QueryOptions, started: Instant) -> Result<(), ApiError> {
+        if self.token.is_cancelled() {
+            return Err(tidemark_promql::Error::Cancelled.into());
+        }
+        if qopts.timeout.is_some_and(|t| started.elapsed() >= t) {
+            return Err(tidemark_promql::Error::Timeout.into());
+        }
+        Ok(())
+    }
 }
 
 /// `GET|POST /api/v1/query`: `query`, `time` (default now), `timeout`,
 /// `lookback_delta`, `limit`.
 pub(crate) async fn instant(State(st): State<Arc<ApiState>>, req: Request) -> Response {
-    let (p, _) = match Params::from_request(req).await {
-        Ok(p) => p,
+    let (a, _cancel_on_drop) = match Arrived::read(&st, req).await {
+        Ok(a) => a,
         Err(e) => return e.into_response(),
     };
-    let token = CancellationToken::new();
-    let _guard = CancelOnDrop(token.clone());
     blocking(move || {
-        let limit = p.limit()?;
-        let t = p.time("time", now_ms())?;
-        let qopts = query_options(&st, &p, token)?;
-        let query = p.get("query").unwrap_or("");
+        let limit = a.params.limit()?;
+        let t = a.params.time("time", now_ms())?;
+        let started = Instant::now();
+        let qopts = a.query_options(&st)?;
+        let query = a.params.get("query").unwrap_or("");
         let res = st.engine.instant_query_with(&*st.db, query, t, &qopts)?;
-        Ok(render(res, limit))
+        render(res, limit, &|| a.check(&qopts, started))
     })
     .await
     .into_response()
@@ -64,13 +115,12 @@ pub(crate) async fn instant(State(st): State<Arc<ApiState>>, req: Request) -> Re
 /// `GET|POST /api/v1/query_range`: `query`, `start`, `end`, `step`
 /// (all required), `timeout`, `lookback_delta`, `limit`.
 pub(crate) async fn range(State(st): State<Arc<ApiState>>, req: Request) -> Response {
-    let (p, _) = match Params::from_request(req).await {
-        Ok(p) => p,
+    let (a, _cancel_on_drop) = match Arrived::read(&st, req).await {
+        Ok(a) => a,
         Err(e) => return e.into_response(),
     };
-    let token = CancellationToken::new();
-    let _guard = CancelOnDrop(token.clone());
     blocking(move || {
+        let p = &a.params;
         let limit = p.limit()?;
         let start = parse_time(p.get("start").unwrap_or("")).map_err(|e| ApiError::invalid_param("start", e))?;
         let end = parse_time(p.get("end").unwrap_or("")).map_err(|e| ApiError::invalid_param("end", e))?;
@@ -95,10 +145,11 @@ pub(crate) async fn range(State(st): State<Arc<ApiState>>, req: Request) -> Resp
                 thousands(max)
             )));
         }
-        let qopts = query_options(&st, &p, token)?;
+        let started = Instant::now();
+        let qopts = a.query_options(&st)?;
         let query = p.get("query").unwrap_or("");
         let res = st.engine.range_query_with(&*st.db, query, start, end, step, &qopts)?;
-        Ok(render(res, limit))
+        render(res, limit, &|| a.check(&qopts, started))
     })
     .await
     .into_response()
@@ -117,14 +168,19 @@ fn thousands(n: usize) -> String {
     out
 }
 
+/// Series serialised between two interrupt checks.
+const RENDER_CHECK_EVERY: usize = 256;
+
 /// The `data` of a query answer, truncated to `limit` series (0: all).
-fn render(res: QueryResult, limit: usize) -> Reply {
+/// `interrupt` is asked every few series whether to stop.
+fn render(mut res: QueryResult, limit: usize, interrupt: &dyn Fn() -> Result<(), ApiError>) -> Result<Reply, ApiError> {
     let mut truncated = false;
     let mut out = String::with_capacity(256);
     out.push_str("{\"resultType\":\"");
     out.push_str(res.value.type_name());
     out.push_str("\",\"result\":");
-    match &res.value {
+    let mut reply = Reply::new(String::new()).with_annotations(&res.annotations);
+    match &mut res.value {
         // Prometheus marshals scalars and strings through Go's
         // encoding/json: the time as the float `t/1000` (shortest form, so
         // `…0.12`, not `…0.120`) and a scalar as `FormatFloat(v, 'f', -1)`
@@ -149,6 +205,9 @@ fn render(res: QueryResult, limit: usize) -> Reply {
             out.reserve(n * 64);
             out.push('[');
             for (i, s) in samples[..n].iter().enumerate() {
+                if i % RENDER_CHECK_EVERY == RENDER_CHECK_EVERY - 1 {
+                    interrupt()?;
+                }
                 if i > 0 {
                     out.push(',');
                 }
@@ -166,7 +225,12 @@ fn render(res: QueryResult, limit: usize) -> Reply {
             let n = if limit > 0 && series.len() > limit { limit } else { series.len() };
             truncated = n < series.len();
             out.push('[');
-            for (i, s) in series[..n].iter().enumerate() {
+            // Each series' points are freed once written, so the points and
+            // their JSON are not both held in full at the peak.
+            for (i, s) in std::mem::take(series).into_iter().take(n).enumerate() {
+                if i % RENDER_CHECK_EVERY == RENDER_CHECK_EVERY - 1 {
+                    interrupt()?;
+                }
                 if i > 0 {
                     out.push(',');
                 }
@@ -190,11 +254,11 @@ fn render(res: QueryResult, limit: usize) -> Reply {
         }
     }
     out.push('}');
-    let mut reply = Reply::new(out).with_annotations(&res.annotations);
+    reply.data = out;
     if truncated {
         reply.warnings.push("results truncated due to limit".into());
     }
-    reply
+    Ok(reply)
 }
 
 #[cfg(test)]

@@ -121,6 +121,8 @@ impl From<tidemark_promql::Error> for ApiError {
             E::Timeout => ApiError::new(ErrorType::Timeout, "query timed out in query execution"),
             E::Cancelled => ApiError::new(ErrorType::Canceled, "query was canceled in query execution"),
             E::Storage(m) => ApiError::internal(m),
+            E::Limit(l) => ApiError::invalid_param("query", l),
+            E::Internal(m) => ApiError::internal(m),
         }
     }
 }

@@ -137,6 +137,7 @@ fn flag_map(st: &ApiState) -> BTreeMap<String, String> {
     let data_dir = o.data_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default();
     for (k, v) in [
         ("query.lookback-delta", prom_duration(e.lookback_delta)),
+        ("query.max-concurrency", e.max_concurrency.to_string()),
         ("query.max-samples", e.max_samples.to_string()),
         ("query.timeout", prom_duration(o.query_timeout)),
         ("storage.tsdb.path", data_dir),
