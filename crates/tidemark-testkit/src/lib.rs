@@ -32,7 +32,7 @@ mod process;
 mod promtool;
 
 pub use error::KitError;
-pub use http::{get, post, url_encode, Http, HttpResponse};
+pub use http::{get, post, url_encode, Http, HttpResponse, TlsClient};
 pub use peers::{
     NodeExporter, Prometheus, PrometheusConfig, Tidemark, TidemarkConfig, VictoriaMetrics, VictoriaMetricsConfig,
 };

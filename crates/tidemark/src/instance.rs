@@ -62,6 +62,9 @@ pub struct TidemarkOptions {
     pub lookback_delta: Duration,
     /// Remote-write limits.
     pub receiver: ReceiverOptions,
+    /// Serve `/api/v1/admin/*` (default false, as Prometheus without
+    /// `--web.enable-admin-api`).
+    pub enable_admin_api: bool,
 }
 
 impl TidemarkOptions {
@@ -82,6 +85,7 @@ impl TidemarkOptions {
             query_max_samples: 50_000_000,
             lookback_delta: Duration::from_secs(300),
             receiver: ReceiverOptions::default(),
+            enable_admin_api: false,
         }
     }
 }
@@ -145,6 +149,7 @@ impl Tidemark {
             data_dir: opts.data_dir.clone(),
             max_remote_write_body: opts.receiver.max_body_bytes,
             storage_retention: retention_text(opts.retention_time, opts.retention_size),
+            enable_admin_api: opts.enable_admin_api,
             ..ApiOptions::default()
         };
         Ok(Tidemark { db, engine, metadata, receiver, metrics, forwarders, api_options, opened_in })

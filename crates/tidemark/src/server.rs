@@ -1,9 +1,12 @@
-//! `tidemark serve`: a [`Tidemark`] behind a TCP listener, with forwarders,
-//! a startup summary, and a graceful shutdown on SIGINT/SIGTERM that stops
-//! accepting requests, lets in-flight ones finish, stops the forwarders
-//! (persisting their positions) and closes the database (syncing the WAL).
+//! `tidemark serve`: a [`Tidemark`] behind a TCP listener (with the web
+//! configuration, connection limit and timeouts of [`crate::web`]), with
+//! forwarders, a startup summary, and a graceful shutdown on SIGINT/SIGTERM
+//! that stops accepting requests, lets in-flight ones finish within the
+//! drain timeout, stops the forwarders (persisting their positions) and
+//! closes the database (syncing the WAL).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tidemark_remote::forward::Protocol;
@@ -11,6 +14,7 @@ use tidemark_remote::ForwarderOptions;
 
 use crate::config::{ForwardProtocol, ServeConfig};
 use crate::instance::{OpenError, Tidemark};
+use crate::web::{WebConfigError, WebState};
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +23,9 @@ pub enum ServeError {
     /// The database could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// The web configuration file cannot be used.
+    #[error(transparent)]
+    Web(#[from] WebConfigError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -45,6 +52,9 @@ pub enum ServeError {
 
 /// Runs the server until `shutdown` completes, then shuts down gracefully.
 pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    // Before anything else: a broken TLS or auth setup must not start an
+    // unprotected server.
+    let web = Arc::new(WebState::load(config.web_config_file.as_deref())?);
     let opts = config.instance.clone();
     let tm = tokio::task::spawn_blocking(move || Tidemark::open(opts))
         .await
@@ -57,6 +67,8 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
             ForwardProtocol::V2 => Protocol::V2,
         };
         o.headers = target.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        o.auth = target.auth.clone();
+        o.tls = target.tls.clone();
         let tm2 = tm.clone();
         tokio::task::spawn_blocking(move || tm2.start_forwarder(o))
             .await
@@ -69,6 +81,8 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
         .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let local = listener.local_addr()?;
     let stats = tm.db().stats();
+    let loaded = web.current();
+    let scheme = loaded.scheme();
     tracing::info!(
         listen = %local,
         data_dir = %config.data_dir().display(),
@@ -78,11 +92,16 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
         blocks = stats.blocks,
         replay_seconds = (tm.opened_in().as_secs_f64() * 1000.0).round() / 1000.0,
         forwarders = config.forward.len(),
-        "tidemark serving: remote write at http://{local}/api/v1/write, Prometheus API at http://{local}/"
+        tls = loaded.tls.is_some(),
+        basic_auth = loaded.auth.is_enabled(),
+        admin_api = config.instance.enable_admin_api,
+        max_connections = config.web.max_connections,
+        "tidemark serving: remote write at {scheme}://{local}/api/v1/write, Prometheus API at {scheme}://{local}/"
     );
+    drop(loaded);
 
     let router = tm.router();
-    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    let served = crate::web::serve(listener, router, web, config.web.clone(), shutdown).await;
     tracing::info!("shutting down: closing the database");
     let closing = tm.clone();
     let closed = tokio::task::spawn_blocking(move || closing.close())

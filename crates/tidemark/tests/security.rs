@@ -1,0 +1,445 @@
+//! `tidemark serve` behind `--web.config.file` (TLS, client certificates,
+//! basic auth), with its connection timeouts and limit, driven by real
+//! clients: Prometheus 2.42 remote-writing over TLS with basic auth,
+//! `promtool query` with `--http.config.file`, ureq, raw TCP sockets; and a
+//! forwarder whose URL carries credentials that must never be printed.
+//!
+//! Certificates are made at test time (a throwaway CA, a server certificate
+//! for 127.0.0.1, a client certificate). Needs Debian's `prometheus` (with
+//! `promtool`): fails, never skips, without it.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use tidemark::remote::proto::v1;
+use tidemark_testkit::{promtool_with_timeout, Http, Prometheus, PrometheusConfig, Tidemark, TidemarkConfig, TlsClient};
+
+const USER: &str = "alice";
+const PASSWORD: &str = "correct horse";
+
+/// A throwaway PKI written to a directory.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca_pem: String,
+    client_cert_pem: String,
+    client_key_pem: String,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca("tidemark test CA");
+        let server_key = KeyPair::generate().unwrap();
+        let mut sp = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        sp.distinguished_name.push(DnType::CommonName, "tidemark test server");
+        let server = sp.signed_by(&server_key, &ca).unwrap();
+        let client_key = KeyPair::generate().unwrap();
+        let mut cp = CertificateParams::new(Vec::<String>::new()).unwrap();
+        cp.distinguished_name.push(DnType::CommonName, "tidemark test client");
+        let client = cp.signed_by(&client_key, &ca).unwrap();
+        let pki = Pki {
+            dir,
+            ca_pem: ca.pem(),
+            client_cert_pem: client.pem(),
+            client_key_pem: client_key.serialize_pem(),
+        };
+        pki.write("ca.crt", &pki.ca_pem);
+        pki.write("server.crt", &server.pem());
+        pki.write("server.key", &server_key.serialize_pem());
+        pki.write("client.crt", &pki.client_cert_pem);
+        pki.write("client.key", &pki.client_key_pem);
+        pki
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// A web config with TLS (relative file names: resolved against the
+    /// config's own directory) and basic auth, plus `extra` TLS lines.
+    fn web_config(&self, name: &str, tls_extra: &str, auth: bool) -> PathBuf {
+        let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+        let mut text = format!("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n{tls_extra}");
+        text.push_str("http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n");
+        if auth {
+            text.push_str(&format!("basic_auth_users:\n  {USER}: '{hash}'\n"));
+        }
+        self.write(name, &text)
+    }
+
+    fn client(&self, with_cert: bool) -> Http {
+        let tls = TlsClient {
+            ca_pem: Some(self.ca_pem.clone().into_bytes()),
+            client_cert: with_cert
+                .then(|| (self.client_cert_pem.clone().into_bytes(), self.client_key_pem.clone().into_bytes())),
+        };
+        Http::with_tls(Duration::from_secs(10), &tls).unwrap()
+    }
+}
+
+fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, name);
+    CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+}
+
+fn start(data: &Path, args: Vec<String>, ready: Option<(Http, bool)>) -> Tidemark {
+    let mut config = TidemarkConfig::new(env!("CARGO_BIN_EXE_tidemark"), data);
+    config.args = args;
+    config.ready_client = ready;
+    Tidemark::start(config).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn write_body(name: &str, t_ms: i64) -> Vec<u8> {
+    let req = v1::WriteRequest {
+        timeseries: vec![v1::TimeSeries {
+            labels: vec![
+                v1::Label { name: "__name__".into(), value: name.into() },
+                v1::Label { name: "job".into(), value: "sec".into() },
+            ],
+            samples: vec![v1::Sample { value: 1.0, timestamp: t_ms }],
+            ..Default::default()
+        }],
+        metadata: vec![],
+    };
+    snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).unwrap()
+}
+
+const RW_HEADERS: [(&str, &str); 3] = [
+    ("Content-Type", "application/x-protobuf"),
+    ("Content-Encoding", "snappy"),
+    ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+];
+
+/// Polls `cond` every 200 ms for up to `limit`.
+fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    cond()
+}
+
+#[test]
+fn tls_and_basic_auth_guard_every_endpoint_including_remote_write() {
+    let pki = Pki::new();
+    let web = pki.web_config("web.yml", "", true);
+    let data = tempfile::tempdir().unwrap();
+    let good = pki.client(false).basic_auth(USER, PASSWORD);
+    let server = start(data.path(), vec![format!("--web.config.file={}", web.display())], Some((good.clone(), true)));
+    let base = server.base_url();
+    assert!(base.starts_with("https://"), "{base}");
+
+    let now = tidemark_testkit::now_ms();
+    let w = good.post(&format!("{base}/api/v1/write"), &RW_HEADERS, &write_body("secured", now)).unwrap();
+    assert_eq!(w.status, 204, "{}", w.text());
+    let q = good.get(&format!("{base}/api/v1/query?query=secured")).unwrap();
+    assert_eq!(q.status, 200, "{}", q.text());
+    assert!(q.text().contains(r#""__name__":"secured""#), "{}", q.text());
+    assert_eq!(q.header("x-content-type-options"), Some("nosniff"), "configured response headers are sent");
+
+    let wrong = pki.client(false).basic_auth(USER, "wrong");
+    let anonymous = pki.client(false);
+    let unknown = pki.client(false).basic_auth("mallory", PASSWORD);
+    for path in ["/-/healthy", "/-/ready", "/api/v1/query?query=up", "/metrics", "/api/v1/status/flags"] {
+        for (who, client) in [("wrong password", &wrong), ("no credentials", &anonymous), ("unknown user", &unknown)] {
+            let r = client.get(&format!("{base}{path}")).unwrap();
+            assert_eq!(r.status, 401, "{who} on {path}: {}", r.text());
+            assert_eq!(r.header("www-authenticate"), Some("Basic"), "{who} on {path}");
+        }
+    }
+    let r = anonymous.post(&format!("{base}/api/v1/write"), &RW_HEADERS, &write_body("intruder", now)).unwrap();
+    assert_eq!(r.status, 401, "remote write without credentials: {}", r.text());
+    let r = good.get(&format!("{base}/api/v1/query?query=intruder")).unwrap();
+    assert!(r.text().contains(r#""result":[]"#), "an unauthenticated write was stored: {}", r.text());
+
+    // Plain HTTP to the TLS port gets no HTTP answer at all.
+    let plain = Http::new(Duration::from_secs(5)).basic_auth(USER, PASSWORD);
+    let r = plain.get(&format!("{}/-/healthy", server.url()));
+    assert!(r.is_err(), "plain HTTP to the TLS port answered: {:?}", r.map(|r| (r.status, r.text())));
+    // A client that does not trust the server's CA refuses it.
+    let untrusting = Http::with_tls(Duration::from_secs(5), &TlsClient::default()).unwrap().basic_auth(USER, PASSWORD);
+    assert!(untrusting.get(&format!("{base}/-/healthy")).is_err());
+    // The admin API is off unless enabled.
+    let s = good.post(&format!("{base}/api/v1/admin/tsdb/snapshot"), &[], b"").unwrap();
+    assert_eq!(s.status, 500, "{}", s.text());
+    assert!(s.text().contains("admin APIs disabled"), "{}", s.text());
+}
+
+#[test]
+fn client_certificates_are_required_and_verified_when_configured() {
+    let pki = Pki::new();
+    let web = pki.web_config(
+        "web.yml",
+        "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  min_version: TLS13\n",
+        false,
+    );
+    let data = tempfile::tempdir().unwrap();
+    let with_cert = pki.client(true);
+    let server =
+        start(data.path(), vec![format!("--web.config.file={}", web.display())], Some((with_cert.clone(), true)));
+    let url = format!("{}/api/v1/query?query=1", server.base_url());
+    assert_eq!(with_cert.get(&url).unwrap().status, 200);
+    let r = pki.client(false).get(&url);
+    assert!(r.is_err(), "no client certificate, yet answered: {:?}", r.map(|r| r.status));
+
+    // A certificate from another CA is refused too.
+    let other = ca("another CA");
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(Vec::<String>::new()).unwrap().signed_by(&key, &other).unwrap();
+    let stranger = Http::with_tls(
+        Duration::from_secs(5),
+        &TlsClient {
+            ca_pem: Some(pki.ca_pem.clone().into_bytes()),
+            client_cert: Some((cert.pem().into_bytes(), key.serialize_pem().into_bytes())),
+        },
+    )
+    .unwrap();
+    let r = stranger.get(&url);
+    assert!(r.is_err(), "a certificate of another CA was accepted: {:?}", r.map(|r| r.status));
+    // The server is still fine.
+    assert_eq!(with_cert.get(&url).unwrap().status, 200);
+}
+
+#[test]
+fn an_invalid_web_config_stops_the_server_from_starting() {
+    let pki = Pki::new();
+    let web = pki.write("web.yml", "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS10\n");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(pki.path("data"))
+        .arg(format!("--web.config.file={}", web.display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tls_server_config.min_version") && stderr.contains("TLS10"), "{stderr}");
+    assert!(!pki.path("data").join("wal").exists(), "the database was opened before the web config was checked");
+}
+
+#[test]
+fn prometheus_remote_writes_over_tls_with_basic_auth_and_promtool_queries() {
+    let pki = Pki::new();
+    let web = pki.web_config("web.yml", "", true);
+    let data = tempfile::tempdir().unwrap();
+    let client = pki.client(false).basic_auth(USER, PASSWORD);
+    let server = start(data.path(), vec![format!("--web.config.file={}", web.display())], Some((client.clone(), true)));
+    let base = server.base_url();
+
+    let prom_dir = tempfile::tempdir().unwrap();
+    let mut config = PrometheusConfig::new(prom_dir.path().join("tsdb"));
+    let port = tidemark_testkit::free_port();
+    config.port = Some(port);
+    config.config_yaml = format!(
+        r#"global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: prom
+    static_configs: [{{targets: ["127.0.0.1:{port}"]}}]
+remote_write:
+  - url: {base}/api/v1/write
+    remote_timeout: 10s
+    basic_auth:
+      username: {USER}
+      password: '{PASSWORD}'
+    tls_config:
+      ca_file: {ca}
+    queue_config:
+      batch_send_deadline: 500ms
+      min_backoff: 100ms
+      max_backoff: 1s
+"#,
+        ca = pki.path("ca.crt").display(),
+    );
+    config.args = vec!["--log.level=warn".into()];
+    let prom = Prometheus::start(config).unwrap_or_else(|e| panic!("{e}"));
+
+    let url = format!("{base}/api/v1/query?query=up%7Bjob%3D%22prom%22%7D");
+    let arrived = eventually(Duration::from_secs(60), || {
+        client.get(&url).map(|r| r.status == 200 && r.text().contains(r#""job":"prom""#)).unwrap_or(false)
+    });
+    assert!(arrived, "Prometheus' samples did not arrive over TLS; Prometheus log:\n{}", prom.log_tail(30));
+    let m = client.get(&format!("{base}/metrics")).unwrap().text();
+    assert!(m.contains("tidemark_remote_write_samples_appended_total"), "{m}");
+
+    // promtool over TLS with basic auth, through its HTTP client config.
+    let http_config = pki.write(
+        "promtool-http.yml",
+        &format!(
+            "basic_auth:\n  username: {USER}\n  password: '{PASSWORD}'\ntls_config:\n  ca_file: {}\n",
+            pki.path("ca.crt").display()
+        ),
+    );
+    let out = promtool_with_timeout(
+        ["query", "instant", "--http.config.file", http_config.to_str().unwrap(), &base, "up{job=\"prom\"}"],
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert!(out.success(), "promtool failed: {}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("job=\"prom\""), "{}", out.stdout);
+    // Without credentials promtool is refused.
+    let no_auth = pki.write("promtool-noauth.yml", &format!("tls_config:\n  ca_file: {}\n", pki.path("ca.crt").display()));
+    let out = promtool_with_timeout(
+        ["query", "instant", "--http.config.file", no_auth.to_str().unwrap(), &base, "up"],
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert!(!out.success(), "promtool without credentials succeeded: {}", out.stdout);
+    assert!(out.stderr.contains("401") || out.stderr.contains("Unauthorized"), "{}", out.stderr);
+}
+
+/// Whether the server has closed `s` (EOF or reset) within `wait`.
+fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 256];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // e.g. an error response before the close
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn idle_and_slowloris_connections_are_closed_and_the_server_keeps_answering() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(
+        data.path(),
+        vec!["--web.idle-timeout=2s".into(), "--web.read-header-timeout=1s".into()],
+        None,
+    );
+    let addr = format!("127.0.0.1:{}", server.port());
+
+    // 200 connections that never send a byte.
+    let started = Instant::now();
+    let mut idle: Vec<TcpStream> = (0..200).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    for (i, s) in idle.iter_mut().enumerate() {
+        let left = Duration::from_secs(6).saturating_sub(started.elapsed()).max(Duration::from_millis(10));
+        assert!(closed_within(s, left), "idle connection {i} still open after {:?}", started.elapsed());
+    }
+    let closed_after = started.elapsed();
+    assert!(closed_after >= Duration::from_millis(900), "closed too early: {closed_after:?}");
+
+    // A kept-alive connection that served a request is closed after the
+    // idle timeout, not the header timeout.
+    let mut ka = TcpStream::connect(&addr).unwrap();
+    ka.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    ka.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 512];
+    let n = ka.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    assert!(!closed_within(&mut ka, Duration::from_millis(1500)), "closed at the header timeout while idle");
+    assert!(closed_within(&mut ka, Duration::from_secs(3)), "kept-alive idle connection not closed");
+
+    // Slowloris: headers trickled one line every 300 ms never complete.
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    let t0 = Instant::now();
+    slow.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut cut = None;
+    for i in 0..40 {
+        std::thread::sleep(Duration::from_millis(300));
+        if slow.write_all(format!("X-Slow-{i}: y\r\n").as_bytes()).is_err() {
+            cut = Some(t0.elapsed());
+            break;
+        }
+        if closed_within(&mut slow, Duration::from_millis(1)) {
+            cut = Some(t0.elapsed());
+            break;
+        }
+    }
+    let cut = cut.expect("a slowloris connection stayed open for 12 s");
+    assert!(cut < Duration::from_secs(4), "slowloris closed only after {cut:?}");
+
+    // The server is fine.
+    let r = tidemark_testkit::get(&format!("{}/-/healthy", server.url())).unwrap();
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn connections_over_the_limit_wait_until_one_closes() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path(), vec!["--web.max-connections=2".into(), "--web.idle-timeout=30s".into()], None);
+    let addr = format!("127.0.0.1:{}", server.port());
+    // Let the readiness poller's connection go (it closes after its request).
+    std::thread::sleep(Duration::from_millis(300));
+    let request = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut a = TcpStream::connect(&addr).unwrap();
+    let mut b = TcpStream::connect(&addr).unwrap();
+    for s in [&mut a, &mut b] {
+        s.write_all(request).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    }
+    // A third waits in the backlog: connected by the kernel, not served.
+    let mut c = TcpStream::connect(&addr).unwrap();
+    c.write_all(request).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    let mut buf = [0u8; 512];
+    assert!(c.read(&mut buf).is_err(), "a third connection was served over the limit of 2");
+    drop(a);
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let n = c.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+}
+
+#[test]
+fn forward_url_credentials_become_basic_auth_and_are_never_printed() {
+    const SECRET: &str = "s3cr3t-pa55";
+    // The receiver: plain HTTP with basic auth for user "fwd".
+    let dir = tempfile::tempdir().unwrap();
+    let hash = bcrypt::hash(SECRET, 4).unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, format!("basic_auth_users:\n  fwd: '{hash}'\n")).unwrap();
+    let rx_client = Http::new(Duration::from_secs(10)).basic_auth("fwd", SECRET);
+    let receiver = start(
+        &dir.path().join("rx"),
+        vec![format!("--web.config.file={}", web.display())],
+        Some((rx_client.clone(), false)),
+    );
+    // The sender forwards to it with the credentials in the URL, logging at debug.
+    let fwd_url = format!("http://fwd:{SECRET}@127.0.0.1:{}/api/v1/write", receiver.port());
+    let sender = start(
+        &dir.path().join("tx"),
+        vec![format!("--forward.url={fwd_url}"), "--log.level=debug".into()],
+        None,
+    );
+    let now = tidemark_testkit::now_ms();
+    let w = tidemark_testkit::post(&sender.remote_write_url(), &RW_HEADERS, &write_body("forwarded", now)).unwrap();
+    assert_eq!(w.status, 204);
+    let arrived = eventually(Duration::from_secs(30), || {
+        rx_client
+            .get(&format!("{}/api/v1/query?query=forwarded", receiver.url()))
+            .map(|r| r.text().contains(r#""job":"sec""#))
+            .unwrap_or(false)
+    });
+    assert!(arrived, "the forwarder did not authenticate with the URL's credentials:\n{}", sender.log_tail(30));
+
+    for path in ["/api/v1/status/flags", "/api/v1/status/config", "/metrics", "/api/v1/status/runtimeinfo"] {
+        let body = tidemark_testkit::get(&format!("{}{path}", sender.url())).unwrap().text();
+        assert!(!body.contains(SECRET), "{path} shows the password:\n{body}");
+    }
+    let log = std::fs::read_to_string(sender.log_path()).unwrap();
+    assert!(log.contains("starting the forwarder"), "no forwarder log line at all:\n{log}");
+    assert!(!log.contains(SECRET), "the sender's log shows the password:\n{log}");
+}
