@@ -734,6 +734,82 @@ headers = { "X-Scope-OrgID" = "a" }
     }
 
     #[test]
+    fn forward_url_credentials_become_basic_auth_and_are_not_printed() {
+        let c = ServeConfig::resolve(&args(|a| {
+            a.forward_url = vec!["http://bob:hunter2@127.0.0.1:9/api/v1/write?api_key=k3y".into()];
+        }))
+        .unwrap();
+        let f = &c.forward[0];
+        assert_eq!(f.url, "http://127.0.0.1:9/api/v1/write?api_key=k3y");
+        assert_eq!(f.auth, Some(Auth::Basic { username: "bob".into(), password: "hunter2".into() }));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("k3y"), "{shown}");
+        // A bad scheme's error does not echo the password either.
+        let e = ServeConfig::resolve(&args(|a| a.forward_url = vec!["ftp://bob:hunter2@h/x".into()])).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn forward_auth_and_tls_come_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = dir.path().join("pass");
+        std::fs::write(&pass, "from-file\n").unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            format!(
+                r#"
+[web]
+enable_admin_api = true
+max_connections = 7
+read_header_timeout = "3s"
+idle_timeout = "1m"
+config_file = "web.yml"
+[[forward]]
+name = "a"
+url = "https://h/api/v1/write"
+basic_auth = {{ username = "u", password_file = "{}" }}
+tls_config = {{ ca_file = "/ca.crt", insecure_skip_verify = true }}
+[[forward]]
+name = "b"
+url = "https://h/api/v1/write"
+headers = {{ "Authorization" = "Bearer abc", "X-Scope-OrgID" = "t" }}
+[[forward]]
+name = "c"
+url = "https://h/api/v1/write"
+authorization = {{ credentials = "tok" }}
+"#,
+                pass.display()
+            ),
+        )
+        .unwrap();
+        let c = ServeConfig::resolve(&args(|a| a.config_file = Some(path.clone()))).unwrap();
+        assert!(c.instance.enable_admin_api);
+        assert_eq!(c.web.max_connections, 7);
+        assert_eq!(c.web.read_header_timeout, Duration::from_secs(3));
+        assert_eq!(c.web.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.web_config_file.as_deref(), Some(Path::new("web.yml")));
+        assert_eq!(c.forward[0].auth, Some(Auth::Basic { username: "u".into(), password: "from-file".into() }));
+        assert_eq!(c.forward[0].tls.ca_file.as_deref(), Some(Path::new("/ca.crt")));
+        assert!(c.forward[0].tls.insecure_skip_verify);
+        assert_eq!(c.forward[2].auth, Some(Auth::Bearer("tok".into())));
+        let shown = format!("{:?}", c.forward);
+        for secret in ["from-file", "abc", "tok"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("X-Scope-OrgID"), "{shown}");
+        // Defaults: admin API off, Prometheus' connection limit.
+        let d = ServeConfig::resolve(&ServeArgs::default()).unwrap();
+        assert!(!d.instance.enable_admin_api);
+        assert_eq!(d.web, ListenOptions::default());
+        let both = ServeConfig::resolve(&args(|a| {
+            a.config_file = Some(path.clone());
+            a.forward_url = vec!["http://x:y@h/".into()];
+        }));
+        assert!(both.is_ok(), "flag targets are separate from file targets");
+    }
+
+    #[test]
     fn sizes_use_powers_of_1024() {
         assert_eq!(parse_size("s", "512MB").unwrap(), 512 << 20);
         assert_eq!(parse_size("s", "1KiB").unwrap(), 1024);

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use prost::Message;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tidemark::remote::proto::v1;
-use tidemark_testkit::{promtool_with_timeout, Http, Prometheus, PrometheusConfig, Tidemark, TidemarkConfig, TlsClient};
+use tidemark_testkit::{promtool_with_env, Http, Prometheus, PrometheusConfig, Tidemark, TidemarkConfig, TlsClient};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "correct horse";
@@ -277,30 +277,22 @@ remote_write:
     let m = client.get(&format!("{base}/metrics")).unwrap().text();
     assert!(m.contains("tidemark_remote_write_samples_appended_total"), "{m}");
 
-    // promtool over TLS with basic auth, through its HTTP client config.
-    let http_config = pki.write(
-        "promtool-http.yml",
-        &format!(
-            "basic_auth:\n  username: {USER}\n  password: '{PASSWORD}'\ntls_config:\n  ca_file: {}\n",
-            pki.path("ca.crt").display()
-        ),
-    );
-    let out = promtool_with_timeout(
-        ["query", "instant", "--http.config.file", http_config.to_str().unwrap(), &base, "up{job=\"prom\"}"],
-        Duration::from_secs(60),
-    )
-    .unwrap();
+    // promtool over TLS with basic auth. promtool 2.42 has no
+    // --http.config.file: the credentials go in the URL (Go's HTTP client
+    // sends them as basic auth) and Go takes its CA roots from SSL_CERT_FILE.
+    let ca = pki.path("ca.crt");
+    let env = [("SSL_CERT_FILE", ca.to_str().unwrap())];
+    let with_auth = base.replacen("https://", &format!("https://{USER}:{}@", PASSWORD.replace(' ', "%20")), 1);
+    let out = promtool_with_env(["query", "instant", &with_auth, "up{job=\"prom\"}"], Duration::from_secs(60), &env)
+        .unwrap();
     assert!(out.success(), "promtool failed: {}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("job=\"prom\""), "{}", out.stdout);
-    // Without credentials promtool is refused.
-    let no_auth = pki.write("promtool-noauth.yml", &format!("tls_config:\n  ca_file: {}\n", pki.path("ca.crt").display()));
-    let out = promtool_with_timeout(
-        ["query", "instant", "--http.config.file", no_auth.to_str().unwrap(), &base, "up"],
-        Duration::from_secs(60),
-    )
-    .unwrap();
+    // Without credentials promtool is refused; without the CA it cannot connect.
+    let out = promtool_with_env(["query", "instant", &base, "up"], Duration::from_secs(60), &env).unwrap();
     assert!(!out.success(), "promtool without credentials succeeded: {}", out.stdout);
     assert!(out.stderr.contains("401") || out.stderr.contains("Unauthorized"), "{}", out.stderr);
+    let out = promtool_with_env(["query", "instant", &with_auth, "up"], Duration::from_secs(60), &[]).unwrap();
+    assert!(!out.success(), "promtool trusted an unknown CA: {}", out.stdout);
 }
 
 /// Whether the server has closed `s` (EOF or reset) within `wait`.
@@ -442,4 +434,38 @@ fn forward_url_credentials_become_basic_auth_and_are_never_printed() {
     let log = std::fs::read_to_string(sender.log_path()).unwrap();
     assert!(log.contains("starting the forwarder"), "no forwarder log line at all:\n{log}");
     assert!(!log.contains(SECRET), "the sender's log shows the password:\n{log}");
+}
+
+#[test]
+fn forwarder_sends_over_tls_with_basic_auth_from_the_config_file() {
+    let pki = Pki::new();
+    let web = pki.web_config("web.yml", "", true);
+    let client = pki.client(false).basic_auth(USER, PASSWORD);
+    let rx_data = tempfile::tempdir().unwrap();
+    let receiver =
+        start(rx_data.path(), vec![format!("--web.config.file={}", web.display())], Some((client.clone(), true)));
+    let pass = pki.write("forward.pass", &format!("{PASSWORD}\n"));
+    let toml = pki.write(
+        "tidemark.toml",
+        &format!(
+            "[[forward]]\nname = \"tls\"\nurl = \"{}\"\nbasic_auth = {{ username = \"{USER}\", password_file = \"{}\" }}\ntls_config = {{ ca_file = \"{}\" }}\n",
+            receiver.remote_write_url(),
+            pass.display(),
+            pki.path("ca.crt").display()
+        ),
+    );
+    let tx_data = tempfile::tempdir().unwrap();
+    let sender = start(tx_data.path(), vec![format!("--config.file={}", toml.display())], None);
+    let now = tidemark_testkit::now_ms();
+    let w = tidemark_testkit::post(&sender.remote_write_url(), &RW_HEADERS, &write_body("over_tls", now)).unwrap();
+    assert_eq!(w.status, 204);
+    let arrived = eventually(Duration::from_secs(30), || {
+        client
+            .get(&format!("{}/api/v1/query?query=over_tls", receiver.base_url()))
+            .map(|r| r.text().contains(r#""job":"sec""#))
+            .unwrap_or(false)
+    });
+    assert!(arrived, "nothing arrived over TLS:\n{}", sender.log_tail(30));
+    let log = std::fs::read_to_string(sender.log_path()).unwrap();
+    assert!(!log.contains(PASSWORD), "{log}");
 }
