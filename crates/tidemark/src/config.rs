@@ -777,7 +777,7 @@ headers = {{ "Authorization" = "Bearer abc", "X-Scope-OrgID" = "t" }}
 [[forward]]
 name = "c"
 url = "https://h/api/v1/write"
-authorization = {{ credentials = "tok" }}
+authorization = {{ credentials = "t0k3n-xyz" }}
 "#,
                 pass.display()
             ),
@@ -792,9 +792,9 @@ authorization = {{ credentials = "tok" }}
         assert_eq!(c.forward[0].auth, Some(Auth::Basic { username: "u".into(), password: "from-file".into() }));
         assert_eq!(c.forward[0].tls.ca_file.as_deref(), Some(Path::new("/ca.crt")));
         assert!(c.forward[0].tls.insecure_skip_verify);
-        assert_eq!(c.forward[2].auth, Some(Auth::Bearer("tok".into())));
+        assert_eq!(c.forward[2].auth, Some(Auth::Bearer("t0k3n-xyz".into())));
         let shown = format!("{:?}", c.forward);
-        for secret in ["from-file", "abc", "tok"] {
+        for secret in ["from-file", "abc", "t0k3n-xyz"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         assert!(shown.contains("X-Scope-OrgID"), "{shown}");
