@@ -697,3 +697,35 @@ fn unread_bytes(wal_dir: &Path, pos: WalPosition) -> u64 {
         })
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_credentials_become_basic_auth_and_debug_redacts_them() {
+        let mut o = ForwarderOptions::new("t", "https://bob:hunter2@h:1/api/v1/write?token=abc");
+        o.headers.push(("Authorization".into(), "Bearer xyz-secret".into()));
+        let shown = format!("{o:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("xyz-secret") && !shown.contains("abc"), "{shown}");
+        o.take_url_credentials().unwrap();
+        assert_eq!(o.url, "https://h:1/api/v1/write?token=abc");
+        assert_eq!(o.auth, Some(Auth::Basic { username: "bob".into(), password: "hunter2".into() }));
+        // Both the URL and `auth` carrying credentials is ambiguous.
+        let mut both = ForwarderOptions::new("t", "https://bob:hunter2@h:1/x");
+        both.auth = Some(Auth::Bearer("t".into()));
+        let e = both.take_url_credentials().unwrap_err().to_string();
+        assert!(e.contains("give one") && !e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key() {
+        let mut o = ForwarderOptions::new("t", "https://h:1/x");
+        o.tls.cert_file = Some("/nonexistent/c.crt".into());
+        let e = Client::new(&o).err().expect("refused").to_string();
+        assert!(e.contains("cert_file and key_file must be given together"), "{e}");
+        o.tls = TlsOptions { ca_file: Some("/nonexistent/ca.crt".into()), ..TlsOptions::default() };
+        let e = Client::new(&o).err().expect("refused").to_string();
+        assert!(e.contains("/nonexistent/ca.crt"), "{e}");
+    }
+}
