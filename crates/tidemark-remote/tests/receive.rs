@@ -458,7 +458,8 @@ fn a_v1_body_with_the_v2_content_type_is_400_naming_the_mix_up() {
     let resp = send(&r, V2, &body);
     assert_eq!(resp.status, 400, "{}", resp.body);
     assert!(
-        resp.body.contains("looks like a remote write 1.0 body (prometheus.WriteRequest) sent with the 2.0 content type"),
+        resp.body
+            .contains("looks like a remote write 1.0 body (prometheus.WriteRequest) sent with the 2.0 content type"),
         "{}",
         resp.body
     );

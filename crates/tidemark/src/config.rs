@@ -368,11 +368,7 @@ fn forward_auth(f: &FileForward) -> Result<Option<Auth>, ConfigError> {
                     reason: "only Bearer is supported".into(),
                 });
             }
-            Ok(Some(Auth::Bearer(secret(
-                "forward.authorization.credentials",
-                &a.credentials,
-                &a.credentials_file,
-            )?)))
+            Ok(Some(Auth::Bearer(secret("forward.authorization.credentials", &a.credentials, &a.credentials_file)?)))
         }
         (None, None) => Ok(None),
     }

@@ -41,12 +41,8 @@ impl Pki {
         let mut cp = CertificateParams::new(Vec::<String>::new()).unwrap();
         cp.distinguished_name.push(DnType::CommonName, "tidemark test client");
         let client = cp.signed_by(&client_key, &ca).unwrap();
-        let pki = Pki {
-            dir,
-            ca_pem: ca.pem(),
-            client_cert_pem: client.pem(),
-            client_key_pem: client_key.serialize_pem(),
-        };
+        let pki =
+            Pki { dir, ca_pem: ca.pem(), client_cert_pem: client.pem(), client_key_pem: client_key.serialize_pem() };
         pki.write("ca.crt", &pki.ca_pem);
         pki.write("server.crt", &server.pem());
         pki.write("server.key", &server_key.serialize_pem());
@@ -218,7 +214,10 @@ fn client_certificates_are_required_and_verified_when_configured() {
 #[test]
 fn an_invalid_web_config_stops_the_server_from_starting() {
     let pki = Pki::new();
-    let web = pki.write("web.yml", "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS10\n");
+    let web = pki.write(
+        "web.yml",
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS10\n",
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(pki.path("data"))
@@ -283,8 +282,8 @@ remote_write:
     let ca = pki.path("ca.crt");
     let env = [("SSL_CERT_FILE", ca.to_str().unwrap())];
     let with_auth = base.replacen("https://", &format!("https://{USER}:{}@", PASSWORD.replace(' ', "%20")), 1);
-    let out = promtool_with_env(["query", "instant", &with_auth, "up{job=\"prom\"}"], Duration::from_secs(60), &env)
-        .unwrap();
+    let out =
+        promtool_with_env(["query", "instant", &with_auth, "up{job=\"prom\"}"], Duration::from_secs(60), &env).unwrap();
     assert!(out.success(), "promtool failed: {}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("job=\"prom\""), "{}", out.stdout);
     // Without credentials promtool is refused; without the CA it cannot connect.
@@ -314,11 +313,7 @@ fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
 #[test]
 fn idle_and_slowloris_connections_are_closed_and_the_server_keeps_answering() {
     let data = tempfile::tempdir().unwrap();
-    let server = start(
-        data.path(),
-        vec!["--web.idle-timeout=2s".into(), "--web.read-header-timeout=1s".into()],
-        None,
-    );
+    let server = start(data.path(), vec!["--web.idle-timeout=2s".into(), "--web.read-header-timeout=1s".into()], None);
     let addr = format!("127.0.0.1:{}", server.port());
 
     // 200 connections that never send a byte.
@@ -411,11 +406,8 @@ fn forward_url_credentials_become_basic_auth_and_are_never_printed() {
     );
     // The sender forwards to it with the credentials in the URL, logging at debug.
     let fwd_url = format!("http://fwd:{SECRET}@127.0.0.1:{}/api/v1/write", receiver.port());
-    let sender = start(
-        &dir.path().join("tx"),
-        vec![format!("--forward.url={fwd_url}"), "--log.level=debug".into()],
-        None,
-    );
+    let sender =
+        start(&dir.path().join("tx"), vec![format!("--forward.url={fwd_url}"), "--log.level=debug".into()], None);
     let now = tidemark_testkit::now_ms();
     let w = tidemark_testkit::post(&sender.remote_write_url(), &RW_HEADERS, &write_body("forwarded", now)).unwrap();
     assert_eq!(w.status, 204);

@@ -50,8 +50,10 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn new(opts: &ForwarderOptions) -> Result<Client, ForwardError> {
-        let uri: ureq::http::Uri =
-            opts.url.parse().map_err(|e| ForwardError::InvalidOptions(format!("url {}: {e}", redact_url(&opts.url))))?;
+        let uri: ureq::http::Uri = opts
+            .url
+            .parse()
+            .map_err(|e| ForwardError::InvalidOptions(format!("url {}: {e}", redact_url(&opts.url))))?;
         if !matches!(uri.scheme_str(), Some("http") | Some("https")) || uri.host().is_none() {
             return Err(ForwardError::InvalidOptions(format!(
                 "url {} must be http:// or https:// with a host",

@@ -110,6 +110,8 @@ mod tests {
         assert_eq!(redact_url("http://user:secret@h:1/p"), "http://<redacted>@h:1/p");
         assert_eq!(redact_url("http://h/p?access_token=x&b=2#f"), "http://h/p?access_token=<redacted>&b=2#f");
         assert_eq!(redact_url("http://h/p"), "http://h/p");
-        assert!(is_secret_header("Authorization") && is_secret_header("X-Api-Key") && !is_secret_header("X-Scope-OrgID"));
+        assert!(
+            is_secret_header("Authorization") && is_secret_header("X-Api-Key") && !is_secret_header("X-Scope-OrgID")
+        );
     }
 }

@@ -445,7 +445,10 @@ fn check_tls(t: TlsServerConfig, dir: &Path) -> Result<TlsSettings, WebConfigErr
         if super::tls::cipher_suite(s).is_none() {
             return Err(WebConfigError::invalid(
                 "tls_server_config.cipher_suites",
-                format!("unknown or unsupported cipher suite {s:?}; rustls supports {}", super::tls::CIPHER_SUITE_NAMES.join(", ")),
+                format!(
+                    "unknown or unsupported cipher suite {s:?}; rustls supports {}",
+                    super::tls::CIPHER_SUITE_NAMES.join(", ")
+                ),
             ));
         }
     }
@@ -511,12 +514,18 @@ mod tests {
             ("tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS10\n", "TLS10 is not supported"),
             ("tls_server_config:\n  cert_file: a\n  key_file: b\n  max_version: TLS9\n", "unknown TLS version"),
             ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: Maybe\n", "invalid ClientAuth"),
-            ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: c\n", "without a client auth policy"),
+            (
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: c\n",
+                "without a client auth policy",
+            ),
             (
                 "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAndVerifyClientCert\n",
                 "client_ca_file (or client_ca) is required",
             ),
-            ("tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\n", "TLS_RSA_WITH_RC4_128_SHA"),
+            (
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\n",
+                "TLS_RSA_WITH_RC4_128_SHA",
+            ),
             ("tls_server_config:\n  cert_file: a\n  key_file: b\n  curve_preferences: [CurveP521]\n", "CurveP521"),
             ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_allowed_sans: [x]\n", "client_allowed_sans"),
             ("http_server_config:\n  headers:\n    Server: x\n", "headers.Server"),

@@ -226,17 +226,15 @@ pub async fn serve(
                     let io = Tracked { inner: tcp, activity: activity.clone() };
                     serve_connection(io, false, router, loaded.clone(), activity, &opts, stop).await;
                 }
-                Some(acceptor) => {
-                    match tokio::time::timeout(opts.read_header_timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => {
-                            let h2 = loaded.config.http2 && tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                            let io = Tracked { inner: tls, activity: activity.clone() };
-                            serve_connection(io, h2, router, loaded.clone(), activity, &opts, stop).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                Some(acceptor) => match tokio::time::timeout(opts.read_header_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => {
+                        let h2 = loaded.config.http2 && tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                        let io = Tracked { inner: tls, activity: activity.clone() };
+                        serve_connection(io, h2, router, loaded.clone(), activity, &opts, stop).await;
                     }
-                }
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                },
             }
         });
     }
@@ -290,8 +288,8 @@ async fn serve_connection<I>(
     });
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    let check_every = (opts.read_header_timeout.min(opts.idle_timeout) / 4)
-        .clamp(Duration::from_millis(25), Duration::from_secs(1));
+    let check_every =
+        (opts.read_header_timeout.min(opts.idle_timeout) / 4).clamp(Duration::from_millis(25), Duration::from_secs(1));
     let mut tick = tokio::time::interval(check_every);
     let mut stopping = false;
     loop {

@@ -15,7 +15,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme, SupportedCipherSuite};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme, SupportedCipherSuite,
+};
 
 use super::config::{ClientAuth, PemSource, TlsSettings, TlsVersion, WebConfigError};
 
@@ -134,9 +136,7 @@ pub fn server_config(t: &TlsSettings, http2: bool) -> Result<ServerConfig, WebCo
             } else {
                 builder
             };
-            builder
-                .build()
-                .map_err(|e| WebConfigError::invalid("tls_server_config.client_ca_file", e.to_string()))?
+            builder.build().map_err(|e| WebConfigError::invalid("tls_server_config.client_ca_file", e.to_string()))?
         }
     };
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -146,8 +146,7 @@ pub fn server_config(t: &TlsSettings, http2: bool) -> Result<ServerConfig, WebCo
         .with_single_cert(chain, key)
         .map_err(|e| WebConfigError::invalid("tls_server_config.key_file", format!("does not fit cert_file: {e}")))?;
     config.ignore_client_order = t.prefer_server_cipher_suites;
-    config.alpn_protocols =
-        if http2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
+    config.alpn_protocols = if http2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
     Ok(config)
 }
 
