@@ -461,3 +461,42 @@ fn forwarder_sends_over_tls_with_basic_auth_from_the_config_file() {
     let log = std::fs::read_to_string(sender.log_path()).unwrap();
     assert!(!log.contains(PASSWORD), "{log}");
 }
+
+#[test]
+fn the_web_config_is_reloaded_when_it_changes_and_a_broken_one_is_not_applied() {
+    let pki = Pki::new();
+    let web = pki.web_config("web.yml", "", true);
+    let data = tempfile::tempdir().unwrap();
+    let alice = pki.client(false).basic_auth(USER, PASSWORD);
+    let server = start(data.path(), vec![format!("--web.config.file={}", web.display())], Some((alice.clone(), true)));
+    let url = format!("{}/api/v1/query?query=1", server.base_url());
+    assert_eq!(pki.client(false).basic_auth("bob", "builder").get(&url).unwrap().status, 401);
+
+    // Replace alice by bob (the size changes, so the change is seen even
+    // within the file system's timestamp granularity).
+    let hash = bcrypt::hash("builder", 4).unwrap();
+    let text = format!(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  bob: '{hash}'\n  carol: '{hash}'\n"
+    );
+    std::fs::write(&web, text).unwrap();
+    // The file is checked at each new connection: a fresh client each time
+    // (clones of a client share its connection pool).
+    let bob_fresh = || pki.client(false).basic_auth("bob", "builder");
+    assert!(
+        eventually(Duration::from_secs(10), || bob_fresh().get(&url).map(|r| r.status == 200).unwrap_or(false)),
+        "the new user is not accepted:\n{}",
+        server.log_tail(20)
+    );
+    let alice_now = pki.client(false).basic_auth(USER, PASSWORD);
+    assert_eq!(alice_now.get(&url).unwrap().status, 401, "the removed user is still accepted");
+
+    // A broken file is logged and the previous configuration stays.
+    std::fs::write(&web, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS10\n")
+        .unwrap();
+    let again = pki.client(false).basic_auth("bob", "builder");
+    assert_eq!(again.get(&url).unwrap().status, 200, "a broken config replaced a working one");
+    let anonymous = pki.client(false);
+    assert_eq!(anonymous.get(&url).unwrap().status, 401, "a broken config turned authentication off");
+    let log = std::fs::read_to_string(server.log_path()).unwrap();
+    assert!(log.contains("web config changed but cannot be used"), "{log}");
+}
