@@ -500,3 +500,26 @@ fn the_web_config_is_reloaded_when_it_changes_and_a_broken_one_is_not_applied() 
     let log = std::fs::read_to_string(server.log_path()).unwrap();
     assert!(log.contains("web config changed but cannot be used"), "{log}");
 }
+
+#[test]
+fn tls_handshakes_are_bounded_in_time() {
+    let pki = Pki::new();
+    let web = pki.web_config("web.yml", "", false);
+    let data = tempfile::tempdir().unwrap();
+    let client = pki.client(false);
+    let server = start(
+        data.path(),
+        vec![format!("--web.config.file={}", web.display()), "--web.read-header-timeout=1s".into()],
+        Some((client.clone(), true)),
+    );
+    let addr = format!("127.0.0.1:{}", server.port());
+    // Silent, and a ClientHello's first bytes then nothing.
+    let mut silent = TcpStream::connect(&addr).unwrap();
+    let mut partial = TcpStream::connect(&addr).unwrap();
+    partial.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+    let t0 = Instant::now();
+    assert!(closed_within(&mut silent, Duration::from_secs(4)), "a silent TLS connection stayed open");
+    assert!(closed_within(&mut partial, Duration::from_secs(4)), "a stalled handshake stayed open");
+    assert!(t0.elapsed() >= Duration::from_millis(800), "closed before the timeout: {:?}", t0.elapsed());
+    assert_eq!(client.get(&format!("{}/-/healthy", server.base_url())).unwrap().status, 200);
+}

@@ -8,7 +8,20 @@
 //! against a dummy hash so that the answer takes as long as for a known one.
 //!
 //! [`require_basic_auth`] is the same check as an axum middleware, for a
-//! service that mounts [`crate::Tidemark::router`] in its own server.
+//! service that mounts [`crate::Tidemark::router`] in its own server:
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use std::sync::Arc;
+//! use tidemark::web::{require_basic_auth, BasicAuth};
+//! use tidemark::{Tidemark, TidemarkOptions};
+//!
+//! let tm = Tidemark::open(TidemarkOptions::in_memory()).unwrap();
+//! let hash = bcrypt::hash("s3cret", 10).unwrap(); // or a hash from `htpasswd -nBC 10 ""`
+//! let auth = Arc::new(BasicAuth::new(BTreeMap::from([("grafana".to_owned(), hash)])));
+//! let app: axum::Router = tm.router().layer(axum::middleware::from_fn_with_state(auth, require_basic_auth));
+//! # drop(app);
+//! ```
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -73,7 +86,10 @@ impl BasicAuth {
         if let Some(&ok) = self.cache.lock().get(&key) {
             return ok;
         }
-        let ok = known && bcrypt::verify(password, hash).unwrap_or(false);
+        // bcrypt runs for unknown users too (against the dummy hash), so the
+        // answer's timing does not tell which user names exist.
+        let matches = bcrypt::verify(password, hash).unwrap_or(false);
+        let ok = known && matches;
         let mut cache = self.cache.lock();
         if cache.len() >= CACHE_ENTRIES {
             cache.clear();
@@ -203,5 +219,21 @@ mod tests {
     fn the_dummy_hash_is_a_valid_bcrypt_hash() {
         // Otherwise unknown users would answer faster than known ones.
         assert!(bcrypt::verify("x", DUMMY_HASH).is_ok());
+        assert_eq!(bcrypt_cost_of(DUMMY_HASH), 10);
+    }
+
+    fn bcrypt_cost_of(hash: &str) -> u32 {
+        hash.split('$').nth(2).and_then(|c| c.parse().ok()).unwrap_or(0)
+    }
+
+    #[test]
+    fn an_unknown_user_costs_a_bcrypt_like_a_known_one() {
+        // Cost 10 takes tens of milliseconds on any machine; a lookup that
+        // skips bcrypt takes microseconds.
+        let auth = BasicAuth::new(BTreeMap::from([("alice".to_owned(), bcrypt::hash("pw", 10).unwrap())]));
+        let t = std::time::Instant::now();
+        assert!(!auth.verify("mallory", "pw"));
+        let unknown = t.elapsed();
+        assert!(unknown >= std::time::Duration::from_millis(5), "unknown user answered in {unknown:?}");
     }
 }
