@@ -43,6 +43,7 @@
 //! max_connections = 512
 //! read_header_timeout = "10s"
 //! idle_timeout = "2m"
+//! read_timeout = "5m"
 //!
 //! [[forward]]
 //! name = "mimir"
@@ -169,6 +170,9 @@ pub struct ServeArgs {
     /// Close connections idle (no request) this long [default: 2m].
     #[arg(long = "web.idle-timeout", value_name = "DURATION")]
     pub web_idle_timeout: Option<String>,
+    /// Longest a request body may take to arrive after its headers [default: 5m].
+    #[arg(long = "web.read-timeout", value_name = "DURATION")]
+    pub web_read_timeout: Option<String>,
 }
 
 /// The remote-write protocol a forward target speaks.
@@ -269,6 +273,7 @@ struct FileWeb {
     max_connections: Option<usize>,
     read_header_timeout: Option<String>,
     idle_timeout: Option<String>,
+    read_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -537,6 +542,10 @@ impl ServeConfig {
             idle_timeout: match pick(&args.web_idle_timeout, &file.web.idle_timeout) {
                 None => defaults.idle_timeout,
                 Some(s) => parse_positive_duration("web.idle-timeout", &s)?,
+            },
+            read_timeout: match pick(&args.web_read_timeout, &file.web.read_timeout) {
+                None => defaults.read_timeout,
+                Some(s) => parse_positive_duration("web.read-timeout", &s)?,
             },
             drain_timeout: defaults.drain_timeout,
         };

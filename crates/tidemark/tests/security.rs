@@ -523,3 +523,38 @@ fn tls_handshakes_are_bounded_in_time() {
     assert!(t0.elapsed() >= Duration::from_millis(800), "closed before the timeout: {:?}", t0.elapsed());
     assert_eq!(client.get(&format!("{}/-/healthy", server.base_url())).unwrap().status, 200);
 }
+
+#[test]
+fn a_trickled_request_body_is_cut_off_at_the_read_timeout() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path(), vec!["--web.read-timeout=1s".into()], None);
+    let mut s = TcpStream::connect(format!("127.0.0.1:{}", server.port())).unwrap();
+    s.write_all(
+        b"POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\nContent-Length: 1000\r\n\r\n",
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut answer = Vec::new();
+    while t0.elapsed() < Duration::from_secs(8) {
+        // One body byte every 200 ms: never complete before the timeout.
+        if s.write_all(b"x").is_err() {
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+        if !answer.is_empty() {
+            break;
+        }
+    }
+    let took = t0.elapsed();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 400"), "after {took:?}: {text:?}");
+    assert!(text.contains("read timeout"), "{text}");
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "{took:?}");
+}

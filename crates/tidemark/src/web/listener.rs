@@ -10,6 +10,9 @@
 //!   within `read_header_timeout`, counted from the connection's start for
 //!   the first request and from the first byte of each later one; a
 //!   connection that trickles its headers (slowloris) is closed.
+//! - **Body-read timeout**: a request's body must arrive within
+//!   `read_timeout` of its headers; after that, reading it fails (see
+//!   [`super::deadline`]), so a client trickling a body is cut off too.
 //! - **Idle timeout**: a connection with no request in flight that sends
 //!   nothing for `idle_timeout` after its previous response is closed
 //!   (HTTP/2: with a GOAWAY).
@@ -43,6 +46,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use super::deadline::DeadlineBody;
 use super::{Loaded, WebState};
 
 /// Limits and timeouts of the listener.
@@ -56,6 +60,9 @@ pub struct ListenOptions {
     pub read_header_timeout: Duration,
     /// Longest a connection may sit without a request (default 2 min).
     pub idle_timeout: Duration,
+    /// Longest a request's body may take to arrive, from the end of its
+    /// headers (default 5 min, Prometheus' `--web.read-timeout`).
+    pub read_timeout: Duration,
     /// Longest in-flight requests may take to finish after shutdown begins
     /// (default 4 s).
     pub drain_timeout: Duration,
@@ -67,6 +74,7 @@ impl Default for ListenOptions {
             max_connections: 512,
             read_header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
+            read_timeout: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(4),
         }
     }
@@ -267,6 +275,7 @@ async fn serve_connection<I>(
     let builder = auto::Builder::new(TokioExecutor::new());
     let builder = if h2 { builder.http2_only() } else { builder.http1_only() };
     let act = activity.clone();
+    let read_timeout = opts.read_timeout;
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let router = router.clone();
         let loaded = loaded.clone();
@@ -275,10 +284,12 @@ async fn serve_connection<I>(
             let _guard = guard;
             let mut resp = match loaded.auth.authorize(req.headers()).await {
                 Err(r) => r,
-                Ok(()) => match router.oneshot(req.map(axum::body::Body::new)).await {
-                    Ok(r) => r,
-                    Err(never) => match never {},
-                },
+                Ok(()) => {
+                    match router.oneshot(req.map(|b| axum::body::Body::new(DeadlineBody::new(b, read_timeout)))).await {
+                        Ok(r) => r,
+                        Err(never) => match never {},
+                    }
+                }
             };
             for (k, v) in &loaded.headers {
                 resp.headers_mut().insert(k.clone(), v.clone());

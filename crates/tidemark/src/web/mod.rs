@@ -8,7 +8,9 @@
 //! - [`auth`]: basic authentication against bcrypt hashes, with a verdict
 //!   cache; also an axum middleware for embedders.
 //! - [`listener`]: the accept loop: connection limit, TLS handshake,
-//!   header-read and idle timeouts, graceful shutdown with a bounded drain.
+//!   header-read, body-read and idle timeouts, graceful shutdown with a
+//!   bounded drain.
+//! - [`deadline`]: a request body that must arrive by a deadline.
 //!
 //! The web configuration file is re-read when it or a file it names
 //! changes (checked at every new connection, by modification time and
@@ -18,6 +20,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod deadline;
 pub mod listener;
 pub mod tls;
 
