@@ -90,7 +90,7 @@ mod tests {
 
         let started = std::time::Instant::now();
         let late = axum::body::Body::new(DeadlineBody::new(Never, Duration::from_millis(200)));
-        let e = axum::body::to_bytes(late, 100).await.err().expect("the deadline fails the body");
+        let e = axum::body::to_bytes(late, 100).await.expect_err("the deadline fails the body");
         let chain = format!("{e} {:?}", std::error::Error::source(&e));
         assert!(chain.contains("read timeout of 200ms"), "{chain}");
         assert!(started.elapsed() >= Duration::from_millis(200));
