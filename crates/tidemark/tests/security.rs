@@ -558,3 +558,27 @@ fn a_trickled_request_body_is_cut_off_at_the_read_timeout() {
     assert!(text.contains("read timeout"), "{text}");
     assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "{took:?}");
 }
+
+#[test]
+fn http2_is_offered_over_tls_unless_turned_off() {
+    let curl = tidemark_testkit::find_binary("curl").unwrap_or_else(|e| panic!("{e}"));
+    let pki = Pki::new();
+    for (http2, want) in [(true, "2"), (false, "1.1")] {
+        let web = pki.write(
+            &format!("web-{http2}.yml"),
+            &format!("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nhttp_server_config:\n  http2: {http2}\n"),
+        );
+        let data = tempfile::tempdir().unwrap();
+        let server =
+            start(data.path(), vec![format!("--web.config.file={}", web.display())], Some((pki.client(false), true)));
+        let out = std::process::Command::new(&curl)
+            .args(["-sS", "--http2", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_version} %{http_code}"])
+            .arg("--cacert")
+            .arg(pki.path("ca.crt"))
+            .arg(format!("{}/api/v1/query?query=1", server.base_url()))
+            .output()
+            .unwrap();
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(got, format!("{want} 200"), "http2: {http2}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

@@ -115,12 +115,15 @@ impl Activity {
         }
     }
 
-    /// Whether the connection should be closed now, and why.
-    fn expired(&self, opts: &ListenOptions, now: Instant) -> Option<&'static str> {
+    /// Whether the connection should be closed now, and why. On HTTP/2,
+    /// bytes between requests are mostly control frames (PING,
+    /// WINDOW_UPDATE, SETTINGS acknowledgements) rather than a request's
+    /// first bytes, so only the idle rules apply there.
+    fn expired(&self, opts: &ListenOptions, now: Instant, h2: bool) -> Option<&'static str> {
         if self.inflight.load(Ordering::SeqCst) > 0 {
             return None;
         }
-        if let Some(t) = *self.first_byte.lock() {
+        if let Some(t) = (*self.first_byte.lock()).filter(|_| !h2) {
             return (now.duration_since(t) > opts.read_header_timeout).then_some("header read timeout");
         }
         let since = now.duration_since(*self.idle_since.lock());
@@ -319,9 +322,9 @@ async fn serve_connection<I>(
                 conn.as_mut().graceful_shutdown();
             }
             _ = tick.tick() => {
-                if let Some(why) = activity.expired(opts, Instant::now()) {
-                    tracing::debug!(reason = why, "closing connection");
-                    if h2 && why == "idle timeout" && !stopping {
+                if let Some(why) = activity.expired(opts, Instant::now(), h2) {
+                    tracing::debug!(reason = why, h2, "closing connection");
+                    if h2 && !stopping {
                         // GOAWAY, then hyper closes the connection itself.
                         stopping = true;
                         conn.as_mut().graceful_shutdown();
