@@ -582,3 +582,35 @@ fn http2_is_offered_over_tls_unless_turned_off() {
         assert_eq!(got, format!("{want} 200"), "http2: {http2}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn open_connections_do_not_hold_up_shutdown() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server =
+        start(data.path(), vec!["--web.idle-timeout=60s".into(), "--web.read-header-timeout=60s".into()], None);
+    let addr = format!("127.0.0.1:{}", server.port());
+    // Idle connections that never sent anything, kept-alive ones that did,
+    // and one in the middle of its headers.
+    let mut conns: Vec<TcpStream> = (0..50).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 256];
+        assert!(s.read(&mut buf).unwrap() > 0);
+        conns.push(s);
+    }
+    let mut partial = TcpStream::connect(&addr).unwrap();
+    partial.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n").unwrap();
+    conns.push(partial);
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
+    let status = server.terminate(Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
+    let took = t0.elapsed();
+    assert!(status.success(), "{status}");
+    // The drain is 4 s at most; idle connections are closed at once.
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?} with open connections");
+    let log = std::fs::read_to_string(server.log_path()).unwrap();
+    assert!(log.contains("stopped cleanly"), "{log}");
+    drop(conns);
+}
