@@ -556,7 +556,22 @@ impl ServeConfig {
 
 fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: toml_message(&text, &e) })
+}
+
+/// The parser's message with a line and column, but without the excerpt of
+/// the file that `toml`'s `Display` adds: that line may hold a password.
+fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_owned(),
+    }
 }
 
 /// Forward names become file names (`<data>/forward/<name>.position`).
@@ -812,6 +827,20 @@ authorization = {{ credentials = "t0k3n-xyz" }}
             a.forward_url = vec!["http://x:y@h/".into()];
         }));
         assert!(both.is_ok(), "flag targets are separate from file targets");
+    }
+
+    #[test]
+    fn a_malformed_file_is_reported_without_echoing_its_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            "[[forward]]\nurl = \"http://h/\"\nbasic_auth = { username = \"u\", password = \"hunter2 }\n",
+        )
+        .unwrap();
+        let e = ServeConfig::resolve(&args(|a| a.config_file = Some(path.clone()))).unwrap_err().to_string();
+        assert!(e.contains("line 3"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]
