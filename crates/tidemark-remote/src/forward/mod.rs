@@ -233,6 +233,9 @@ impl ForwarderOptions {
         if !name_ok {
             return bad(format!("name {:?}: use 1 to 90 of [A-Za-z0-9._-], not starting with '.'", self.name));
         }
+        if self.auth.is_some() && self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
+            return bad("an Authorization header and auth are both set; give one".into());
+        }
         if self.shards == 0 || self.shards > 1024 {
             return bad(format!("shards must be 1..=1024, not {}", self.shards));
         }
@@ -716,6 +719,12 @@ mod tests {
         both.auth = Some(Auth::Bearer("t".into()));
         let e = both.take_url_credentials().unwrap_err().to_string();
         assert!(e.contains("give one") && !e.contains("hunter2"), "{e}");
+        // So is an Authorization header next to `auth`.
+        let mut header = ForwarderOptions::new("t", "https://h:1/x");
+        header.auth = Some(Auth::Bearer("t".into()));
+        header.headers.push(("authorization".into(), "Bearer u".into()));
+        let e = header.validate().unwrap_err().to_string();
+        assert!(e.contains("Authorization header and auth are both set"), "{e}");
     }
 
     #[test]
