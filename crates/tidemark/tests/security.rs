@@ -614,3 +614,48 @@ fn open_connections_do_not_hold_up_shutdown() {
     assert!(log.contains("stopped cleanly"), "{log}");
     drop(conns);
 }
+
+#[test]
+fn a_large_answer_read_slowly_is_not_cut_off_as_idle() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path(), vec!["--web.idle-timeout=1s".into(), "--web.read-header-timeout=1s".into()], None);
+    // ~6 MB of JSON: far more than the socket buffers hold.
+    let now = tidemark_testkit::now_ms();
+    let pad = "p".repeat(200);
+    let req = v1::WriteRequest {
+        timeseries: (0..20_000)
+            .map(|i| v1::TimeSeries {
+                labels: vec![
+                    v1::Label { name: "__name__".into(), value: "big".into() },
+                    v1::Label { name: "i".into(), value: format!("{i:05}{pad}") },
+                ],
+                samples: vec![v1::Sample { value: 1.0, timestamp: now }],
+                ..Default::default()
+            })
+            .collect(),
+        metadata: vec![],
+    };
+    let body = snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).unwrap();
+    let w = tidemark_testkit::post(&server.remote_write_url(), &RW_HEADERS, &body).unwrap();
+    assert_eq!(w.status, 204, "{}", w.text());
+
+    let mut s = TcpStream::connect(format!("127.0.0.1:{}", server.port())).unwrap();
+    s.write_all(b"GET /api/v1/query?query=big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = vec![0u8; 4096];
+    let n = s.read(&mut got).unwrap();
+    got.truncate(n);
+    // Stall for three idle timeouts with most of the answer unsent.
+    std::thread::sleep(Duration::from_secs(3));
+    s.read_to_end(&mut got).unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{}", &text[..text.len().min(200)]);
+    assert!(got.len() > 4_000_000, "only {} bytes arrived", got.len());
+    let json_end = text.trim_end();
+    assert!(
+        json_end.ends_with("]}}") || json_end.ends_with("0"),
+        "the answer was cut off: …{}",
+        &json_end[json_end.len().saturating_sub(80)..]
+    );
+    assert_eq!(text.matches(r#""__name__":"big""#).count(), 20_000);
+}

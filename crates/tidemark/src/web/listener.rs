@@ -15,7 +15,10 @@
 //!   [`super::deadline`]), so a client trickling a body is cut off too.
 //! - **Idle timeout**: a connection with no request in flight that sends
 //!   nothing for `idle_timeout` after its previous response is closed
-//!   (HTTP/2: with a GOAWAY).
+//!   (HTTP/2: with a GOAWAY). An answer still being sent (the client reads
+//!   slowly, the socket buffer is full) is in flight: like Prometheus,
+//!   Tidemark has no write timeout; slow readers are bounded by the
+//!   connection limit.
 //! - **HTTP/2** only over TLS, chosen by ALPN (as Go's server does); plain
 //!   connections speak HTTP/1.1.
 //! - **Graceful shutdown**: when `shutdown` completes the loop stops
@@ -90,6 +93,10 @@ struct Activity {
     idle_since: Mutex<Instant>,
     /// First byte read while idle: a request's headers are arriving.
     first_byte: Mutex<Option<Instant>>,
+    /// The last write could not complete: an answer is waiting for the
+    /// client to read. Not idle, whatever the request guards say (hyper
+    /// takes a buffered body in one frame, long before it is sent).
+    write_blocked: AtomicBool,
 }
 
 impl Activity {
@@ -99,6 +106,7 @@ impl Activity {
             served: AtomicBool::new(false),
             idle_since: Mutex::new(Instant::now()),
             first_byte: Mutex::new(None),
+            write_blocked: AtomicBool::new(false),
         }
     }
 
@@ -115,12 +123,17 @@ impl Activity {
         }
     }
 
+    /// A request is being handled or its answer is still being sent.
+    fn busy(&self) -> bool {
+        self.inflight.load(Ordering::SeqCst) > 0 || self.write_blocked.load(Ordering::SeqCst)
+    }
+
     /// Whether the connection should be closed now, and why. On HTTP/2,
     /// bytes between requests are mostly control frames (PING,
     /// WINDOW_UPDATE, SETTINGS acknowledgements) rather than a request's
     /// first bytes, so only the idle rules apply there.
     fn expired(&self, opts: &ListenOptions, now: Instant, h2: bool) -> Option<&'static str> {
-        if self.inflight.load(Ordering::SeqCst) > 0 {
+        if self.busy() {
             return None;
         }
         if let Some(t) = (*self.first_byte.lock()).filter(|_| !h2) {
@@ -148,6 +161,32 @@ impl Drop for RequestGuard {
     }
 }
 
+/// A response body that holds its request's [`RequestGuard`].
+struct GuardedBody {
+    inner: axum::body::Body,
+    _guard: RequestGuard,
+}
+
+impl hyper::body::Body for GuardedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// I/O that tells the watchdog when bytes arrive.
 struct Tracked<T> {
     inner: T,
@@ -165,12 +204,21 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
     }
 }
 
+impl<T> Tracked<T> {
+    fn note_write<R>(&self, r: Poll<R>) -> Poll<R> {
+        self.activity.write_blocked.store(r.is_pending(), Ordering::SeqCst);
+        r
+    }
+}
+
 impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note_write(r)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.note_write(r)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
@@ -180,7 +228,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note_write(r)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
@@ -284,7 +333,6 @@ async fn serve_connection<I>(
         let loaded = loaded.clone();
         let guard = act.begin();
         async move {
-            let _guard = guard;
             let mut resp = match loaded.auth.authorize(req.headers()).await {
                 Err(r) => r,
                 Ok(()) => {
@@ -297,7 +345,10 @@ async fn serve_connection<I>(
             for (k, v) in &loaded.headers {
                 resp.headers_mut().insert(k.clone(), v.clone());
             }
-            Ok::<_, Infallible>(resp)
+            // The request stays "in flight" until its answer is fully sent
+            // (hyper drops the body then), so a large answer to a slow
+            // reader is not cut off as an idle connection.
+            Ok::<_, Infallible>(resp.map(|body| GuardedBody { inner: body, _guard: guard }))
         }
     });
     let conn = builder.serve_connection(TokioIo::new(io), service);
@@ -316,7 +367,7 @@ async fn serve_connection<I>(
             }
             _ = stop.changed(), if !stopping => {
                 stopping = true;
-                if activity.inflight.load(Ordering::SeqCst) == 0 {
+                if !activity.busy() {
                     return; // idle: close at once
                 }
                 conn.as_mut().graceful_shutdown();
