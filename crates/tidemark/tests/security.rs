@@ -428,6 +428,12 @@ fn forward_url_credentials_become_basic_auth_and_are_never_printed() {
     let log = std::fs::read_to_string(sender.log_path()).unwrap();
     assert!(log.contains("starting the forwarder"), "no forwarder log line at all:\n{log}");
     assert!(!log.contains(SECRET), "the sender's log shows the password:\n{log}");
+    // Nor in the Authorization header's encoding (HTTP client debug logs).
+    let encoded = tidemark_testkit::Http::new(Duration::from_secs(1)).basic_auth("fwd", SECRET);
+    let header = format!("{encoded:?}");
+    let b64 = header.split("Basic ").nth(1).and_then(|r| r.split('"').next()).unwrap().to_owned();
+    assert!(!log.contains(&b64), "the sender's log shows the encoded credentials:\n{log}");
+    assert!(log.contains("DEBUG"), "the log is not at debug level:\n{log}");
 }
 
 #[test]
