@@ -667,3 +667,56 @@ fn a_large_answer_read_slowly_is_not_cut_off_as_idle() {
     );
     assert_eq!(text.matches(r#""__name__":"big""#).count(), 20_000);
 }
+
+#[test]
+fn idle_http2_connections_get_a_goaway_and_close() {
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject;
+
+    let pki = Pki::new();
+    let web = pki.web_config("web.yml", "", false);
+    let data = tempfile::tempdir().unwrap();
+    let server = start(
+        data.path(),
+        vec![format!("--web.config.file={}", web.display()), "--web.idle-timeout=1s".into()],
+        Some((pki.client(false), true)),
+    );
+    let port = server.port();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(pki.ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let tls = connector.connect(name, tcp).await.unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "HTTP/2 not negotiated");
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tls),
+        )
+        .await
+        .unwrap();
+        let conn = tokio::spawn(conn);
+        let req =
+            hyper::Request::get(format!("https://127.0.0.1:{port}/-/healthy")).body(axum::body::Body::empty()).unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        drop(resp);
+        let t0 = Instant::now();
+        let ended = tokio::time::timeout(Duration::from_secs(8), conn).await;
+        assert!(ended.is_ok(), "an idle HTTP/2 connection is still open after 8 s");
+        let took = t0.elapsed();
+        assert!(took >= Duration::from_millis(900), "closed before the idle timeout: {took:?}");
+        eprintln!("idle HTTP/2 connection closed {took:?} after its last response");
+    });
+}
