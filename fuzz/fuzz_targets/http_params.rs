@@ -34,6 +34,9 @@ fn instance() -> &'static Tidemark {
             query_max_samples: 100_000,
             // Keep everything: the fixed data set is far in the past.
             retention_time: None,
+            // The snapshot endpoint's parameters are fuzzed too (in memory
+            // it answers `unavailable` after parsing them).
+            enable_admin_api: true,
             ..TidemarkOptions::in_memory()
         };
         let t = Tidemark::open(opts).expect("in-memory instance");

@@ -85,6 +85,8 @@ impl Running {
                 let mut config = TidemarkConfig::new(tidemark_bin, &dir);
                 config.args = vec![
                     "--log.level=warn".into(),
+                    // The on-disk size is measured through a snapshot.
+                    "--web.enable-admin-api".into(),
                     format!("--query.timeout={QUERY_TIMEOUT}"),
                     format!("--query.max-samples={MAX_SAMPLES}"),
                 ];

@@ -451,6 +451,41 @@ fn v2_symbol_table_errors_are_400() {
 }
 
 #[test]
+fn a_v1_body_with_the_v2_content_type_is_400_naming_the_mix_up() {
+    let (db, r) = receiver();
+    let body = v1_body(vec![v1_series(&[("__name__", "mixed_up"), ("job", "a")], &[(NOW, 1.0)])]);
+    // The same body with the right content type is stored…
+    let resp = send(&r, V2, &body);
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert!(
+        resp.body
+            .contains("looks like a remote write 1.0 body (prometheus.WriteRequest) sent with the 2.0 content type"),
+        "{}",
+        resp.body
+    );
+    assert_eq!(header(&resp, SAMPLES_WRITTEN), Some("0"), "nothing was written");
+    assert!(stored(&db, "mixed_up").is_empty());
+    // …with 1.0's content type it is stored.
+    assert_eq!(send(&r, V1, &body).status, 204);
+    assert_eq!(stored(&db, "mixed_up").len(), 1);
+    // A metadata-only 1.0 body (field 3) is caught too.
+    let meta_only = v1::WriteRequest {
+        timeseries: vec![],
+        metadata: vec![v1::MetricMetadata {
+            r#type: MetricType::Gauge as i32,
+            metric_family_name: "g".into(),
+            help: "h".into(),
+            unit: String::new(),
+        }],
+    };
+    let resp = send(&r, V2, &compress(&meta_only.encode_to_vec()));
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    // An empty 2.0 request is still a valid no-op.
+    let empty = v2::Request { symbols: vec![], timeseries: vec![] };
+    assert_eq!(send(&r, V2, &encode_v2(&empty)).status, 204);
+}
+
+#[test]
 fn v2_series_without_samples_is_400() {
     let (_db, r) = receiver();
     let mut st = SymbolTable::new();

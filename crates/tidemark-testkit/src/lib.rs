@@ -32,12 +32,12 @@ mod process;
 mod promtool;
 
 pub use error::KitError;
-pub use http::{get, post, url_encode, Http, HttpResponse};
+pub use http::{get, post, url_encode, Http, HttpResponse, TlsClient};
 pub use peers::{
     NodeExporter, Prometheus, PrometheusConfig, Tidemark, TidemarkConfig, VictoriaMetrics, VictoriaMetricsConfig,
 };
 pub use process::{find_binary, free_port, PeerProcess, ProcessStats};
-pub use promtool::{promtool, promtool_with_timeout, PromtoolOutput};
+pub use promtool::{promtool, promtool_with_env, promtool_with_timeout, PromtoolOutput};
 
 /// Milliseconds since the Unix epoch as the decimal seconds that
 /// Prometheus' HTTP API and `promtool` accept (`1700000000.123`).

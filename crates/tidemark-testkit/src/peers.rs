@@ -6,7 +6,7 @@ use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::{find_binary, free_port, KitError, PeerProcess};
+use crate::{find_binary, free_port, Http, KitError, PeerProcess};
 
 fn work_dir(name: &str) -> Result<tempfile::TempDir, KitError> {
     tempfile::Builder::new().prefix(&format!("tidemark-testkit-{name}-")).tempdir().map_err(|source| KitError::Io {
@@ -191,6 +191,10 @@ pub struct TidemarkConfig {
     pub args: Vec<String>,
     /// How long to wait for `/-/ready` (WAL replay included). Default: 30 s.
     pub ready_timeout: Duration,
+    /// The client that polls `/-/ready`, and whether the server speaks
+    /// HTTPS: set it when `args` include a `--web.config.file` with TLS or
+    /// basic auth. Default: `None`, plain HTTP without credentials.
+    pub ready_client: Option<(Http, bool)>,
 }
 
 impl TidemarkConfig {
@@ -201,6 +205,7 @@ impl TidemarkConfig {
             data_dir: data_dir.into(),
             args: Vec::new(),
             ready_timeout: Duration::from_secs(30),
+            ready_client: None,
         }
     }
 }
@@ -209,6 +214,7 @@ impl TidemarkConfig {
 #[derive(Debug)]
 pub struct Tidemark {
     process: PeerProcess,
+    https: bool,
 }
 peer_deref!(Tidemark);
 
@@ -237,12 +243,33 @@ impl Tidemark {
         ];
         args.extend(config.args.iter().map(OsString::from));
         let mut process = PeerProcess::spawn("tidemark", &config.binary, &args, port, work)?;
-        process.wait_ready("/-/ready", config.ready_timeout)?;
-        Ok(Tidemark { process })
+        let https = match &config.ready_client {
+            None => {
+                process.wait_ready("/-/ready", config.ready_timeout)?;
+                false
+            }
+            Some((client, https)) => {
+                let scheme = if *https { "https" } else { "http" };
+                let url = format!("{scheme}://127.0.0.1:{port}/-/ready");
+                process.wait_ready_with(client, &url, config.ready_timeout)?;
+                *https
+            }
+        };
+        Ok(Tidemark { process, https })
+    }
+
+    /// `https://127.0.0.1:<port>` when served over TLS, else the plain
+    /// [`PeerProcess::url`].
+    pub fn base_url(&self) -> String {
+        if self.https {
+            format!("https://127.0.0.1:{}", self.port())
+        } else {
+            self.url()
+        }
     }
 
     /// The remote-write URL (`/api/v1/write`).
     pub fn remote_write_url(&self) -> String {
-        format!("{}/api/v1/write", self.url())
+        format!("{}/api/v1/write", self.base_url())
     }
 }

@@ -164,7 +164,13 @@ impl PeerProcess {
     /// most `timeout`; fails early if the process exits.
     pub fn wait_ready(&mut self, path: &str, timeout: Duration) -> Result<(), KitError> {
         let url = format!("{}{path}", self.url());
-        let http = Http::new(Duration::from_secs(5));
+        self.wait_ready_with(&Http::new(Duration::from_secs(5)), &url, timeout)
+    }
+
+    /// [`PeerProcess::wait_ready`] with a given client and full URL (an
+    /// HTTPS server, credentials).
+    pub fn wait_ready_with(&mut self, http: &Http, url: &str, timeout: Duration) -> Result<(), KitError> {
+        let url = url.to_string();
         let deadline = Instant::now() + timeout;
         loop {
             self.check_alive()?;

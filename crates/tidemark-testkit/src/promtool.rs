@@ -60,11 +60,23 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    promtool_with_env(args, timeout, &[])
+}
+
+/// [`promtool_with_timeout`] with extra environment variables, e.g.
+/// `SSL_CERT_FILE` to make it trust a test CA (promtool 2.42 has no
+/// `--http.config.file`; Go reads that variable for its roots).
+pub fn promtool_with_env<I, S>(args: I, timeout: Duration, env: &[(&str, &str)]) -> Result<PromtoolOutput, KitError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let bin = find_binary("promtool")?;
     let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
     let shown = args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
     let mut child = Command::new(&bin)
         .args(&args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

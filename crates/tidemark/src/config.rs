@@ -38,12 +38,28 @@
 //! max_body_size = "32MB"
 //! max_decompressed_size = "128MB"
 //!
+//! [web]
+//! config_file = "web.yml"        # TLS and basic auth, Prometheus' format (docs/security.md)
+//! enable_admin_api = false
+//! max_connections = 512
+//! read_header_timeout = "10s"
+//! idle_timeout = "2m"
+//! read_timeout = "5m"
+//!
 //! [[forward]]
 //! name = "mimir"
-//! url = "http://mimir:9009/api/v1/push"
+//! url = "https://mimir:9009/api/v1/push"
 //! protocol = "1.0"               # or "2.0"
 //! headers = { "X-Scope-OrgID" = "team-a" }
+//! basic_auth = { username = "tidemark", password_file = "/etc/tidemark/mimir.pass" }
+//! # or: authorization = { type = "Bearer", credentials_file = "/etc/tidemark/token" }
+//! tls_config = { ca_file = "/etc/tidemark/ca.crt" }
 //! ```
+//!
+//! Credentials are never printed: a forward URL's userinfo
+//! (`https://user:pass@host/…`) becomes basic auth and is removed from the
+//! URL, and logs, `Debug` output and error messages show URLs through
+//! [`redact_url`](tidemark_remote::forward::redact_url).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -51,8 +67,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use tidemark_remote::forward::{is_secret_header, redact_url, split_userinfo, Auth, TlsOptions};
 use tidemark_storage::SyncPolicy;
 
+use crate::web::ListenOptions;
 use crate::TidemarkOptions;
 
 /// The default listen address: loopback only, and a port that does not
@@ -141,6 +159,24 @@ pub struct ServeArgs {
     /// Log filter, in `RUST_LOG` syntax (e.g. info, tidemark=debug) [default: info].
     #[arg(long = "log.level", value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// Web configuration file: TLS, HTTP/2, response headers and basic auth users, in Prometheus' exporter-toolkit format (see docs/security.md) [default: none: plain HTTP, no authentication].
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+    /// Serve the admin endpoints (/api/v1/admin/tsdb/snapshot) [default: off].
+    #[arg(long = "web.enable-admin-api")]
+    pub web_enable_admin_api: bool,
+    /// Most connections served at once; more wait in the kernel's backlog (0: no limit) [default: 512].
+    #[arg(long = "web.max-connections", value_name = "N")]
+    pub web_max_connections: Option<usize>,
+    /// Longest a client may take to complete a TLS handshake or send a request's headers [default: 10s].
+    #[arg(long = "web.read-header-timeout", value_name = "DURATION")]
+    pub web_read_header_timeout: Option<String>,
+    /// Close connections idle (no request) this long [default: 2m].
+    #[arg(long = "web.idle-timeout", value_name = "DURATION")]
+    pub web_idle_timeout: Option<String>,
+    /// Longest a request body may take to arrive after its headers [default: 5m].
+    #[arg(long = "web.read-timeout", value_name = "DURATION")]
+    pub web_read_timeout: Option<String>,
 }
 
 /// The remote-write protocol a forward target speaks.
@@ -152,17 +188,40 @@ pub enum ForwardProtocol {
     V2,
 }
 
-/// One endpoint that receives a copy of everything ingested.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One endpoint that receives a copy of everything ingested. Its `Debug`
+/// output redacts credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ForwardTarget {
     /// A name for logs, metrics and the position file (unique).
     pub name: String,
-    /// The remote-write URL.
+    /// The remote-write URL, without userinfo.
     pub url: String,
     /// The protocol.
     pub protocol: ForwardProtocol,
     /// Extra request headers (authentication, tenant).
     pub headers: BTreeMap<String, String>,
+    /// Basic auth (also from the URL's userinfo) or a bearer token.
+    pub auth: Option<Auth>,
+    /// TLS settings.
+    pub tls: TlsOptions,
+}
+
+impl std::fmt::Debug for ForwardTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: BTreeMap<&str, &str> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), if is_secret_header(k) { "<redacted>" } else { v.as_str() }))
+            .collect();
+        f.debug_struct("ForwardTarget")
+            .field("name", &self.name)
+            .field("url", &redact_url(&self.url))
+            .field("protocol", &self.protocol)
+            .field("headers", &headers)
+            .field("auth", &self.auth)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// The resolved configuration of the server.
@@ -176,6 +235,10 @@ pub struct ServeConfig {
     pub forward: Vec<ForwardTarget>,
     /// Log filter.
     pub log_filter: String,
+    /// `--web.config.file`, if any.
+    pub web_config_file: Option<PathBuf>,
+    /// Connection limit and timeouts.
+    pub web: ListenOptions,
 }
 
 impl ServeConfig {
@@ -202,6 +265,47 @@ struct FileConfig {
     remote_write: FileRemoteWrite,
     #[serde(default)]
     forward: Vec<FileForward>,
+    #[serde(default)]
+    web: FileWeb,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWeb {
+    config_file: Option<PathBuf>,
+    enable_admin_api: Option<bool>,
+    max_connections: Option<usize>,
+    read_header_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    read_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBasicAuth {
+    username: String,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAuthorization {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    credentials: Option<String>,
+    credentials_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    ca_file: Option<PathBuf>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    server_name: Option<String>,
+    #[serde(default)]
+    insecure_skip_verify: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -228,6 +332,98 @@ struct FileForward {
     protocol: Option<String>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    basic_auth: Option<FileBasicAuth>,
+    authorization: Option<FileAuthorization>,
+    tls_config: Option<FileTls>,
+}
+
+/// A secret given inline or in a file (read once, at startup; surrounding
+/// whitespace trimmed, as Prometheus does).
+fn secret(setting: &'static str, inline: &Option<String>, file: &Option<PathBuf>) -> Result<String, ConfigError> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid {
+            setting,
+            value: "<redacted>".into(),
+            reason: "give the secret inline or as a file, not both".into(),
+        }),
+        (Some(s), None) => Ok(s.clone()),
+        (None, Some(p)) => std::fs::read_to_string(p)
+            .map(|s| s.trim().to_owned())
+            .map_err(|source| ConfigError::Read { path: p.clone(), source }),
+        (None, None) => Err(ConfigError::Invalid {
+            setting,
+            value: String::new(),
+            reason: "missing: give it inline or as a file".into(),
+        }),
+    }
+}
+
+fn forward_auth(f: &FileForward) -> Result<Option<Auth>, ConfigError> {
+    match (&f.basic_auth, &f.authorization) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid {
+            setting: "forward.basic_auth",
+            value: f.name.clone().unwrap_or_default(),
+            reason: "basic_auth and authorization are mutually exclusive".into(),
+        }),
+        (Some(b), None) => Ok(Some(Auth::Basic {
+            username: b.username.clone(),
+            password: secret("forward.basic_auth.password", &b.password, &b.password_file)?,
+        })),
+        (None, Some(a)) => {
+            let kind = a.kind.as_deref().unwrap_or("Bearer");
+            if !kind.eq_ignore_ascii_case("bearer") {
+                return Err(ConfigError::Invalid {
+                    setting: "forward.authorization.type",
+                    value: kind.to_owned(),
+                    reason: "only Bearer is supported".into(),
+                });
+            }
+            Ok(Some(Auth::Bearer(secret("forward.authorization.credentials", &a.credentials, &a.credentials_file)?)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn forward_tls(t: Option<&FileTls>) -> Result<TlsOptions, ConfigError> {
+    let Some(t) = t else {
+        return Ok(TlsOptions::default());
+    };
+    if let Some(name) = &t.server_name {
+        return Err(ConfigError::Invalid {
+            setting: "forward.tls_config.server_name",
+            value: name.clone(),
+            reason: "not supported: the URL's host name is verified; use that name in the URL".into(),
+        });
+    }
+    if t.cert_file.is_some() != t.key_file.is_some() {
+        return Err(ConfigError::Invalid {
+            setting: "forward.tls_config.cert_file",
+            value: String::new(),
+            reason: "cert_file and key_file must be given together".into(),
+        });
+    }
+    Ok(TlsOptions {
+        ca_file: t.ca_file.clone(),
+        cert_file: t.cert_file.clone(),
+        key_file: t.key_file.clone(),
+        insecure_skip_verify: t.insecure_skip_verify,
+    })
+}
+
+/// A forward URL checked, with credentials in its userinfo moved into basic
+/// auth (an error if `auth` is already set).
+fn forward_url(url: &str, auth: Option<Auth>) -> Result<(String, Option<Auth>), ConfigError> {
+    let url = check_url(url)?;
+    let (clean, userinfo) = split_userinfo(&url);
+    match (userinfo, auth) {
+        (None, auth) => Ok((clean, auth)),
+        (Some((username, password)), None) => Ok((clean, Some(Auth::Basic { username, password }))),
+        (Some(_), Some(_)) => Err(ConfigError::Invalid {
+            setting: "forward.url",
+            value: redact_url(&url),
+            reason: "the URL carries credentials and basic_auth/authorization is set too; give one".into(),
+        }),
+    }
 }
 
 impl ServeConfig {
@@ -304,14 +500,19 @@ impl ServeConfig {
                 }
             };
             let name = f.name.clone().unwrap_or_else(|| format!("forward-{i}"));
-            forward.push(ForwardTarget { name, url: check_url(&f.url)?, protocol, headers: f.headers.clone() });
+            let (url, auth) = forward_url(&f.url, forward_auth(f)?)?;
+            let tls = forward_tls(f.tls_config.as_ref())?;
+            forward.push(ForwardTarget { name, url, protocol, headers: f.headers.clone(), auth, tls });
         }
         for (i, url) in args.forward_url.iter().enumerate() {
+            let (url, auth) = forward_url(url, None)?;
             forward.push(ForwardTarget {
                 name: format!("flag-{i}"),
-                url: check_url(url)?,
+                url,
                 protocol: ForwardProtocol::V1,
                 headers: BTreeMap::new(),
+                auth,
+                tls: TlsOptions::default(),
             });
         }
         let mut names: Vec<&str> = forward.iter().map(|f| f.name.as_str()).collect();
@@ -343,13 +544,48 @@ impl ServeConfig {
         instance.lookback_delta = lookback_delta;
         instance.receiver.max_body_bytes = remote_write_max_body;
         instance.receiver.max_decompressed_bytes = remote_write_max_decompressed;
-        Ok(ServeConfig { listen, instance, forward, log_filter })
+        instance.enable_admin_api = args.web_enable_admin_api || file.web.enable_admin_api.unwrap_or(false);
+
+        let defaults = ListenOptions::default();
+        let web = ListenOptions {
+            max_connections: args.web_max_connections.or(file.web.max_connections).unwrap_or(defaults.max_connections),
+            read_header_timeout: match pick(&args.web_read_header_timeout, &file.web.read_header_timeout) {
+                None => defaults.read_header_timeout,
+                Some(s) => parse_positive_duration("web.read-header-timeout", &s)?,
+            },
+            idle_timeout: match pick(&args.web_idle_timeout, &file.web.idle_timeout) {
+                None => defaults.idle_timeout,
+                Some(s) => parse_positive_duration("web.idle-timeout", &s)?,
+            },
+            read_timeout: match pick(&args.web_read_timeout, &file.web.read_timeout) {
+                None => defaults.read_timeout,
+                Some(s) => parse_positive_duration("web.read-timeout", &s)?,
+            },
+            drain_timeout: defaults.drain_timeout,
+        };
+        let web_config_file = args.web_config_file.clone().or_else(|| file.web.config_file.clone());
+        Ok(ServeConfig { listen, instance, forward, log_filter, web_config_file, web })
     }
 }
 
 fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: toml_message(&text, &e) })
+}
+
+/// The parser's message with a line and column, but without the excerpt of
+/// the file that `toml`'s `Display` adds: that line may hold a password.
+fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_owned(),
+    }
 }
 
 /// Forward names become file names (`<data>/forward/<name>.position`).
@@ -363,7 +599,7 @@ fn check_url(url: &str) -> Result<String, ConfigError> {
     } else {
         Err(ConfigError::Invalid {
             setting: "forward.url",
-            value: url.to_owned(),
+            value: redact_url(url),
             reason: "expected an http:// or https:// URL".into(),
         })
     }
@@ -533,6 +769,96 @@ headers = { "X-Scope-OrgID" = "a" }
         let e = ServeConfig::resolve(&args(|a| a.config_file = Some(path.clone()))).unwrap_err();
         assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
         assert!(e.to_string().contains("retention"), "{e}");
+    }
+
+    #[test]
+    fn forward_url_credentials_become_basic_auth_and_are_not_printed() {
+        let c = ServeConfig::resolve(&args(|a| {
+            a.forward_url = vec!["http://bob:hunter2@127.0.0.1:9/api/v1/write?api_key=k3y".into()];
+        }))
+        .unwrap();
+        let f = &c.forward[0];
+        assert_eq!(f.url, "http://127.0.0.1:9/api/v1/write?api_key=k3y");
+        assert_eq!(f.auth, Some(Auth::Basic { username: "bob".into(), password: "hunter2".into() }));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("k3y"), "{shown}");
+        // A bad scheme's error does not echo the password either.
+        let e = ServeConfig::resolve(&args(|a| a.forward_url = vec!["ftp://bob:hunter2@h/x".into()])).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn forward_auth_and_tls_come_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = dir.path().join("pass");
+        std::fs::write(&pass, "from-file\n").unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            format!(
+                r#"
+[web]
+enable_admin_api = true
+max_connections = 7
+read_header_timeout = "3s"
+idle_timeout = "1m"
+config_file = "web.yml"
+[[forward]]
+name = "a"
+url = "https://h/api/v1/write"
+basic_auth = {{ username = "u", password_file = "{}" }}
+tls_config = {{ ca_file = "/ca.crt", insecure_skip_verify = true }}
+[[forward]]
+name = "b"
+url = "https://h/api/v1/write"
+headers = {{ "Authorization" = "Bearer abc", "X-Scope-OrgID" = "t" }}
+[[forward]]
+name = "c"
+url = "https://h/api/v1/write"
+authorization = {{ credentials = "t0k3n-xyz" }}
+"#,
+                pass.display()
+            ),
+        )
+        .unwrap();
+        let c = ServeConfig::resolve(&args(|a| a.config_file = Some(path.clone()))).unwrap();
+        assert!(c.instance.enable_admin_api);
+        assert_eq!(c.web.max_connections, 7);
+        assert_eq!(c.web.read_header_timeout, Duration::from_secs(3));
+        assert_eq!(c.web.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.web_config_file.as_deref(), Some(Path::new("web.yml")));
+        assert_eq!(c.forward[0].auth, Some(Auth::Basic { username: "u".into(), password: "from-file".into() }));
+        assert_eq!(c.forward[0].tls.ca_file.as_deref(), Some(Path::new("/ca.crt")));
+        assert!(c.forward[0].tls.insecure_skip_verify);
+        assert_eq!(c.forward[2].auth, Some(Auth::Bearer("t0k3n-xyz".into())));
+        let shown = format!("{:?}", c.forward);
+        for secret in ["from-file", "abc", "t0k3n-xyz"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("X-Scope-OrgID"), "{shown}");
+        // Defaults: admin API off, Prometheus' connection limit.
+        let d = ServeConfig::resolve(&ServeArgs::default()).unwrap();
+        assert!(!d.instance.enable_admin_api);
+        assert_eq!(d.web, ListenOptions::default());
+        let both = ServeConfig::resolve(&args(|a| {
+            a.config_file = Some(path.clone());
+            a.forward_url = vec!["http://x:y@h/".into()];
+        }));
+        assert!(both.is_ok(), "flag targets are separate from file targets");
+    }
+
+    #[test]
+    fn a_malformed_file_is_reported_without_echoing_its_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            "[[forward]]\nurl = \"http://h/\"\nbasic_auth = { username = \"u\", password = \"hunter2 }\n",
+        )
+        .unwrap();
+        let e = ServeConfig::resolve(&args(|a| a.config_file = Some(path.clone()))).unwrap_err().to_string();
+        assert!(e.contains("line 3"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub struct TidemarkOptions {
     pub lookback_delta: Duration,
     /// Remote-write limits.
     pub receiver: ReceiverOptions,
+    /// Serve `/api/v1/admin/*` (default false, as Prometheus without
+    /// `--web.enable-admin-api`).
+    pub enable_admin_api: bool,
 }
 
 impl TidemarkOptions {
@@ -90,6 +93,7 @@ impl TidemarkOptions {
             query_limits: QueryLimits::default(),
             lookback_delta: Duration::from_secs(300),
             receiver: ReceiverOptions::default(),
+            enable_admin_api: false,
         }
     }
 }
@@ -159,6 +163,7 @@ impl Tidemark {
             max_remote_write_body: opts.receiver.max_body_bytes,
             storage_retention: retention_text(opts.retention_time, opts.retention_size),
             max_concurrency: opts.query_max_concurrency,
+            enable_admin_api: opts.enable_admin_api,
             ..ApiOptions::default()
         };
         let queries = CancellationToken::new();

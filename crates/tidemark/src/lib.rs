@@ -17,3 +17,4 @@ pub mod server;
 
 mod instance;
 pub use instance::{OpenError, Tidemark, TidemarkOptions};
+pub mod web;

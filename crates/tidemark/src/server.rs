@@ -1,11 +1,13 @@
-//! `tidemark serve`: a [`Tidemark`] behind a TCP listener, with forwarders,
-//! a startup summary, and a graceful shutdown on SIGINT/SIGTERM that stops
-//! accepting requests, cancels the queries in flight (they answer
+//! `tidemark serve`: a [`Tidemark`] behind a TCP listener (with the web
+//! configuration, connection limit and timeouts of [`crate::web`]), with
+//! forwarders, a startup summary, and a graceful shutdown on SIGINT/SIGTERM
+//! that stops accepting requests, cancels the queries in flight (they answer
 //! `canceled`), gives other requests [`SHUTDOWN_DRAIN`] to finish, stops the
 //! forwarders (persisting their positions) and closes the database (syncing
 //! the WAL).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tidemark_remote::forward::Protocol;
@@ -13,6 +15,7 @@ use tidemark_remote::ForwarderOptions;
 
 use crate::config::{ForwardProtocol, ServeConfig};
 use crate::instance::{OpenError, Tidemark};
+use crate::web::{WebConfigError, WebState};
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +24,9 @@ pub enum ServeError {
     /// The database could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// The web configuration file cannot be used.
+    #[error(transparent)]
+    Web(#[from] WebConfigError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -47,6 +53,9 @@ pub enum ServeError {
 
 /// Runs the server until `shutdown` completes, then shuts down gracefully.
 pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    // Before anything else: a broken TLS or auth setup must not start an
+    // unprotected server.
+    let web = Arc::new(WebState::load(config.web_config_file.as_deref())?);
     let opts = config.instance.clone();
     let tm = tokio::task::spawn_blocking(move || Tidemark::open(opts))
         .await
@@ -59,6 +68,8 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
             ForwardProtocol::V2 => Protocol::V2,
         };
         o.headers = target.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        o.auth = target.auth.clone();
+        o.tls = target.tls.clone();
         let tm2 = tm.clone();
         tokio::task::spawn_blocking(move || tm2.start_forwarder(o))
             .await
@@ -71,6 +82,8 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
         .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let local = listener.local_addr()?;
     let stats = tm.db().stats();
+    let loaded = web.current();
+    let scheme = loaded.scheme();
     tracing::info!(
         listen = %local,
         data_dir = %config.data_dir().display(),
@@ -80,20 +93,24 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
         blocks = stats.blocks,
         replay_seconds = (tm.opened_in().as_secs_f64() * 1000.0).round() / 1000.0,
         forwarders = config.forward.len(),
-        "tidemark serving: remote write at http://{local}/api/v1/write, Prometheus API at http://{local}/"
+        tls = loaded.tls.is_some(),
+        basic_auth = loaded.auth.is_enabled(),
+        admin_api = config.instance.enable_admin_api,
+        max_connections = config.web.max_connections,
+        "tidemark serving: remote write at {scheme}://{local}/api/v1/write, Prometheus API at {scheme}://{local}/"
     );
+    drop(loaded);
 
     let router = tm.router();
-    // On the signal, cancel every query first, then drain for a bounded time.
-    let (signalled, drain_started) = tokio::sync::oneshot::channel::<()>();
+    // On the signal, cancel every query first; the listener then drains the
+    // other requests for at most `SHUTDOWN_DRAIN`.
     let queries = tm.clone();
     let shutdown = async move {
         shutdown.await;
         queries.cancel_queries();
-        let _ = signalled.send(());
     };
-    let serving = std::future::IntoFuture::into_future(axum::serve(listener, router).with_graceful_shutdown(shutdown));
-    let served = drain_bounded(serving, drain_started).await;
+    let listen = crate::web::ListenOptions { drain_timeout: SHUTDOWN_DRAIN, ..config.web.clone() };
+    let served = crate::web::serve(listener, router, web, listen, shutdown).await;
     tracing::info!("shutting down: closing the database");
     let closing = tm.clone();
     let closed = tokio::task::spawn_blocking(move || closing.close())
@@ -130,27 +147,6 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => tracing::info!("received SIGINT"),
         _ = term => tracing::info!("received SIGTERM"),
-    }
-}
-
-/// Runs `serving` to its end, but for at most [`SHUTDOWN_DRAIN`] once
-/// `drain_started` fires: a client that keeps a request open (a body sent
-/// byte by byte) cannot hold the shutdown up.
-async fn drain_bounded(
-    serving: impl Future<Output = std::io::Result<()>>,
-    drain_started: tokio::sync::oneshot::Receiver<()>,
-) -> std::io::Result<()> {
-    tokio::pin!(serving);
-    tokio::select! {
-        r = &mut serving => return r,
-        _ = drain_started => {}
-    }
-    match tokio::time::timeout(SHUTDOWN_DRAIN, serving).await {
-        Ok(r) => r,
-        Err(_) => {
-            tracing::warn!("requests still open after {SHUTDOWN_DRAIN:?}; closing them");
-            Ok(())
-        }
     }
 }
 

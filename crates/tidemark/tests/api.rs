@@ -444,7 +444,7 @@ async fn status_endpoints() {
     );
     ok(
         &get(&app, "/api/v1/status/flags").await,
-        r#"{"status":"success","data":{"query.lookback-delta":"5m","query.max-concurrency":"20","query.max-samples":"50000000","query.timeout":"2m","storage.tsdb.path":"","storage.tsdb.retention":"","web.enable-admin-api":"true","web.enable-remote-write-receiver":"true"}}"#,
+        r#"{"status":"success","data":{"query.lookback-delta":"5m","query.max-concurrency":"20","query.max-samples":"50000000","query.timeout":"2m","storage.tsdb.path":"","storage.tsdb.retention":"","web.enable-admin-api":"false","web.enable-remote-write-receiver":"true"}}"#,
     );
     ok(
         &get(&app, "/api/v1/status/config").await,
@@ -513,7 +513,7 @@ async fn snapshot_creates_an_openable_database() {
     let data = dir.path().join("data");
     let db = Arc::new(Db::open(&data).unwrap());
     load(&db);
-    let opts = ApiOptions { data_dir: Some(data.clone()), ..ApiOptions::default() };
+    let opts = ApiOptions { data_dir: Some(data.clone()), enable_admin_api: true, ..ApiOptions::default() };
     let app = router(Arc::new(ApiState::new(db.clone(), opts)));
     let up = [Matcher::equal("__name__", "up")];
     let a = send(&app, Request::post("/api/v1/admin/tsdb/snapshot").body(Body::empty()).unwrap()).await;
@@ -551,20 +551,92 @@ async fn snapshot_creates_an_openable_database() {
     assert_eq!(get(&app, "/api/v1/admin/tsdb/snapshot").await.status, StatusCode::METHOD_NOT_ALLOWED);
     db.close().unwrap();
 
-    let in_memory = self::app();
+    let in_memory = router(state_with(ApiOptions { enable_admin_api: true, ..ApiOptions::default() }));
     err(
         &send(&in_memory, Request::post("/api/v1/admin/tsdb/snapshot").body(Body::empty()).unwrap()).await,
         500,
         "unavailable",
         "snapshots need an on-disk database; this one is in memory",
     );
-    let disabled = router(state_with(ApiOptions { enable_admin_api: false, ..ApiOptions::default() }));
+    // Off by default, as in Prometheus without --web.enable-admin-api.
+    let disabled = self::app();
     err(
         &send(&disabled, Request::post("/api/v1/admin/tsdb/snapshot").body(Body::empty()).unwrap()).await,
         500,
         "unavailable",
         "admin APIs disabled",
     );
+}
+
+#[tokio::test]
+async fn snapshots_are_bounded_in_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = Arc::new(Db::open(&data).unwrap());
+    load(&db);
+    let opts =
+        ApiOptions { data_dir: Some(data.clone()), enable_admin_api: true, max_snapshots: 2, ..ApiOptions::default() };
+    let app = router(Arc::new(ApiState::new(db.clone(), opts)));
+    let snap = || Request::post("/api/v1/admin/tsdb/snapshot").body(Body::empty()).unwrap();
+    for _ in 0..2 {
+        let a = send(&app, snap()).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    }
+    let third = send(&app, snap()).await;
+    let root = data.join("snapshots");
+    err(
+        &third,
+        500,
+        "unavailable",
+        &format!(
+            "snapshot limit reached: 2 snapshots in {} (at most 2 are kept); delete old ones first",
+            root.display()
+        ),
+    );
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 2);
+    // Deleting one makes room again.
+    let first = std::fs::read_dir(&root).unwrap().next().unwrap().unwrap().path();
+    std::fs::remove_dir_all(first).unwrap();
+    assert_eq!(send(&app, snap()).await.status, StatusCode::OK);
+    db.close().unwrap();
+}
+
+#[tokio::test]
+async fn state_changing_endpoints_refuse_cross_origin_browser_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = Arc::new(Db::open(&data).unwrap());
+    let opts = ApiOptions { data_dir: Some(data.clone()), enable_admin_api: true, ..ApiOptions::default() };
+    let app = router(Arc::new(ApiState::new(db.clone(), opts)));
+    // What a browser sends for a form on http://evil.example posting to us.
+    let form_post = |uri: &str, extra: (&str, &str)| {
+        Request::post(uri)
+            .header(header::HOST, "127.0.0.1:9201")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(extra.0, extra.1)
+            .body(Body::from("skip_head=false"))
+            .unwrap()
+    };
+    for extra in [("origin", "http://evil.example"), ("sec-fetch-site", "cross-site"), ("origin", "null")] {
+        for uri in ["/api/v1/admin/tsdb/snapshot", "/api/v1/write"] {
+            let a = send(&app, form_post(uri, extra)).await;
+            assert_eq!(a.status, StatusCode::FORBIDDEN, "{uri} {extra:?}: {}", a.body);
+            let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+            assert_eq!(v["errorType"], "forbidden", "{}", a.body);
+            assert!(v["error"].as_str().unwrap().starts_with("cross-origin request refused"), "{}", a.body);
+        }
+    }
+    assert!(!data.join("snapshots").exists(), "a refused snapshot call wrote to disk");
+    // The same page origin (Prometheus-style UI on our own host) passes,
+    // and so do clients that send no Origin at all.
+    let same = send(&app, form_post("/api/v1/admin/tsdb/snapshot", ("origin", "http://127.0.0.1:9201"))).await;
+    assert_eq!(same.status, StatusCode::OK, "{}", same.body);
+    let curl = Request::post("/api/v1/admin/tsdb/snapshot").body(Body::empty()).unwrap();
+    assert_eq!(send(&app, curl).await.status, StatusCode::OK);
+    // Read-only endpoints are not affected.
+    let q = Request::get("/api/v1/query?query=1").header("origin", "http://evil.example").body(Body::empty()).unwrap();
+    assert_eq!(send(&app, q).await.status, StatusCode::OK);
+    db.close().unwrap();
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Auth, ForwardError, ForwarderOptions, Protocol};
+use super::{redact_url, Auth, ForwardError, ForwarderOptions, Protocol, TlsOptions};
 
 /// Longest response body kept for the log of a failed request.
 const MAX_ERROR_BODY: u64 = 1024;
@@ -50,12 +50,14 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn new(opts: &ForwarderOptions) -> Result<Client, ForwardError> {
-        let uri: ureq::http::Uri =
-            opts.url.parse().map_err(|e| ForwardError::InvalidOptions(format!("url {:?}: {e}", opts.url)))?;
+        let uri: ureq::http::Uri = opts
+            .url
+            .parse()
+            .map_err(|e| ForwardError::InvalidOptions(format!("url {}: {e}", redact_url(&opts.url))))?;
         if !matches!(uri.scheme_str(), Some("http") | Some("https")) || uri.host().is_none() {
             return Err(ForwardError::InvalidOptions(format!(
-                "url {:?} must be http:// or https:// with a host",
-                opts.url
+                "url {} must be http:// or https:// with a host",
+                redact_url(&opts.url)
             )));
         }
         let mut headers = opts.headers.clone();
@@ -74,6 +76,7 @@ impl Client {
                 .map_err(|_| ForwardError::InvalidOptions(format!("invalid value for header {k:?}")))?;
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls_config(&opts.tls)?)
             .timeout_global(Some(opts.timeout))
             // Statuses are classified here, not turned into errors.
             .http_status_as_error(false)
@@ -132,6 +135,46 @@ impl Client {
             Outcome::Drop { reason, detail }
         }
     }
+}
+
+/// ureq's TLS settings from ours: the CA file replaces the web PKI roots; a
+/// client certificate needs both its chain and its key.
+fn tls_config(t: &TlsOptions) -> Result<ureq::tls::TlsConfig, ForwardError> {
+    let read = |what: &str, p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| ForwardError::InvalidOptions(format!("tls {what} {}: {e}", p.display())))
+    };
+    let pem_certs = |what: &str, p: &std::path::Path| -> Result<Vec<ureq::tls::Certificate<'static>>, ForwardError> {
+        let bytes = read(what, p)?;
+        let mut out = Vec::new();
+        for item in ureq::tls::parse_pem(&bytes) {
+            match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => out.push(c),
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(ForwardError::InvalidOptions(format!("tls {what} {}: {e}", p.display())));
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(ForwardError::InvalidOptions(format!("tls {what} {}: no CERTIFICATE found", p.display())));
+        }
+        Ok(out)
+    };
+    let mut b = ureq::tls::TlsConfig::builder().disable_verification(t.insecure_skip_verify);
+    if let Some(ca) = &t.ca_file {
+        b = b.root_certs(ureq::tls::RootCerts::new_with_certs(&pem_certs("ca_file", ca)?));
+    }
+    match (&t.cert_file, &t.key_file) {
+        (None, None) => {}
+        (Some(cert), Some(key)) => {
+            let chain = pem_certs("cert_file", cert)?;
+            let key = ureq::tls::PrivateKey::from_pem(&read("key_file", key)?)
+                .map_err(|e| ForwardError::InvalidOptions(format!("tls key_file {}: {e}", key.display())))?;
+            b = b.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&chain, key)));
+        }
+        _ => return Err(ForwardError::InvalidOptions("tls cert_file and key_file must be given together".into())),
+    }
+    Ok(b.build())
 }
 
 /// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3),

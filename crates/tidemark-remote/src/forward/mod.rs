@@ -67,6 +67,9 @@ mod encode;
 mod position;
 mod queue;
 mod shard;
+mod url;
+
+pub use url::{is_secret_header, redact_url, split_userinfo};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -123,14 +126,31 @@ impl std::fmt::Debug for Auth {
     }
 }
 
+/// TLS settings of the connection to the endpoint (`https://` URLs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// CA certificates (PEM) to verify the endpoint with, instead of the
+    /// built-in web PKI roots. Default none.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM) to present. Default none.
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM). Default none.
+    pub key_file: Option<PathBuf>,
+    /// Accept any server certificate (testing only). Default false.
+    pub insecure_skip_verify: bool,
+}
+
 /// Options of a [`Forwarder`]. Build with [`ForwarderOptions::new`] and
-/// change fields; every field documents its default.
-#[derive(Debug, Clone)]
+/// change fields; every field documents its default. Their `Debug` output
+/// redacts the URL's credentials and secret header values.
+#[derive(Clone)]
 pub struct ForwarderOptions {
     /// Identifies the forwarder: its position file and its WAL hold
     /// (`forward.<name>`). 1 to 90 of `[A-Za-z0-9._-]`.
     pub name: String,
-    /// The endpoint, e.g. `http://host:9090/api/v1/write`.
+    /// The endpoint, e.g. `http://host:9090/api/v1/write`. Credentials in
+    /// its userinfo (`https://user:pass@host/…`) become basic auth when
+    /// `auth` is unset (both set is an error); they are never printed.
     pub url: String,
     /// Default [`Protocol::V1`].
     pub protocol: Protocol,
@@ -138,6 +158,8 @@ pub struct ForwarderOptions {
     pub headers: Vec<(String, String)>,
     /// Credentials. Default none.
     pub auth: Option<Auth>,
+    /// TLS settings. Default: verify against the web PKI roots.
+    pub tls: TlsOptions,
     /// Parallel senders; series are spread over them by reference. Default 2.
     pub shards: usize,
     /// Most samples in one request. Default 2000.
@@ -172,6 +194,7 @@ impl ForwarderOptions {
             protocol: Protocol::V1,
             headers: Vec::new(),
             auth: None,
+            tls: TlsOptions::default(),
             shards: 2,
             max_samples_per_send: 2000,
             batch_send_deadline: Duration::from_secs(5),
@@ -185,6 +208,22 @@ impl ForwarderOptions {
         }
     }
 
+    /// Moves credentials from the URL's userinfo into `auth`.
+    fn take_url_credentials(&mut self) -> Result<(), ForwardError> {
+        let (clean, userinfo) = split_userinfo(&self.url);
+        if let Some((username, password)) = userinfo {
+            if self.auth.is_some() {
+                return Err(ForwardError::InvalidOptions(format!(
+                    "url {} has credentials and auth is set too; give one",
+                    redact_url(&self.url)
+                )));
+            }
+            self.auth = Some(Auth::Basic { username, password });
+            self.url = clean;
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ForwardError> {
         let bad = |m: String| Err(ForwardError::InvalidOptions(m));
         let name_ok = !self.name.is_empty()
@@ -193,6 +232,9 @@ impl ForwarderOptions {
             && self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         if !name_ok {
             return bad(format!("name {:?}: use 1 to 90 of [A-Za-z0-9._-], not starting with '.'", self.name));
+        }
+        if self.auth.is_some() && self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
+            return bad("an Authorization header and auth are both set; give one".into());
         }
         if self.shards == 0 || self.shards > 1024 {
             return bad(format!("shards must be 1..=1024, not {}", self.shards));
@@ -207,6 +249,27 @@ impl ForwarderOptions {
             return bad("timeout, poll_interval and batch_send_deadline must be positive".into());
         }
         Ok(())
+    }
+}
+
+impl std::fmt::Debug for ForwarderOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), if is_secret_header(k) { "<redacted>" } else { v.as_str() }))
+            .collect();
+        f.debug_struct("ForwarderOptions")
+            .field("name", &self.name)
+            .field("url", &redact_url(&self.url))
+            .field("protocol", &self.protocol)
+            .field("headers", &headers)
+            .field("auth", &self.auth)
+            .field("tls", &self.tls)
+            .field("shards", &self.shards)
+            .field("max_samples_per_send", &self.max_samples_per_send)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -383,7 +446,10 @@ pub struct Forwarder {
 
 impl std::fmt::Debug for Forwarder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Forwarder").field("name", &self.shared.opts.name).field("url", &self.shared.opts.url).finish()
+        f.debug_struct("Forwarder")
+            .field("name", &self.shared.opts.name)
+            .field("url", &redact_url(&self.shared.opts.url))
+            .finish()
     }
 }
 
@@ -391,7 +457,8 @@ impl Forwarder {
     /// Starts forwarding `db`'s WAL: from the persisted position of a
     /// forwarder of this name, or from the oldest WAL segment the first
     /// time. Spawns one reader thread and `shards` sender threads.
-    pub fn start(db: &Db, opts: ForwarderOptions) -> Result<Forwarder, ForwardError> {
+    pub fn start(db: &Db, mut opts: ForwarderOptions) -> Result<Forwarder, ForwardError> {
+        opts.take_url_credentials()?;
         opts.validate()?;
         let client = Client::new(&opts)?;
         let wal_dir = db.wal_dir().ok_or(ForwardError::NoWal)?;
@@ -404,7 +471,7 @@ impl Forwarder {
         let position_path = position::position_path(&data_dir, &opts.name);
         let start = position::load(&position_path)?.unwrap_or(WalPosition::start_of(hold.segment()));
         let tailer = WalTailer::open(&wal_dir, Some(start))?;
-        tracing::info!(name = %opts.name, url = %opts.url, from = %start, "starting the forwarder");
+        tracing::info!(name = %opts.name, url = %redact_url(&opts.url), from = %start, "starting the forwarder");
 
         let capacity = opts.queue_capacity.unwrap_or(opts.max_samples_per_send.saturating_mul(5)).max(1);
         let n_shards = opts.shards;
@@ -632,4 +699,42 @@ fn unread_bytes(wal_dir: &Path, pos: WalPosition) -> u64 {
             }
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_credentials_become_basic_auth_and_debug_redacts_them() {
+        let mut o = ForwarderOptions::new("t", "https://bob:hunter2@h:1/api/v1/write?token=abc");
+        o.headers.push(("Authorization".into(), "Bearer xyz-secret".into()));
+        let shown = format!("{o:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("xyz-secret") && !shown.contains("abc"), "{shown}");
+        o.take_url_credentials().unwrap();
+        assert_eq!(o.url, "https://h:1/api/v1/write?token=abc");
+        assert_eq!(o.auth, Some(Auth::Basic { username: "bob".into(), password: "hunter2".into() }));
+        // Both the URL and `auth` carrying credentials is ambiguous.
+        let mut both = ForwarderOptions::new("t", "https://bob:hunter2@h:1/x");
+        both.auth = Some(Auth::Bearer("t".into()));
+        let e = both.take_url_credentials().unwrap_err().to_string();
+        assert!(e.contains("give one") && !e.contains("hunter2"), "{e}");
+        // So is an Authorization header next to `auth`.
+        let mut header = ForwarderOptions::new("t", "https://h:1/x");
+        header.auth = Some(Auth::Bearer("t".into()));
+        header.headers.push(("authorization".into(), "Bearer u".into()));
+        let e = header.validate().unwrap_err().to_string();
+        assert!(e.contains("Authorization header and auth are both set"), "{e}");
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key() {
+        let mut o = ForwarderOptions::new("t", "https://h:1/x");
+        o.tls.cert_file = Some("/nonexistent/c.crt".into());
+        let e = Client::new(&o).err().expect("refused").to_string();
+        assert!(e.contains("cert_file and key_file must be given together"), "{e}");
+        o.tls = TlsOptions { ca_file: Some("/nonexistent/ca.crt".into()), ..TlsOptions::default() };
+        let e = Client::new(&o).err().expect("refused").to_string();
+        assert!(e.contains("/nonexistent/ca.crt"), "{e}");
+    }
 }

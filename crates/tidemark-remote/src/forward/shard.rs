@@ -108,7 +108,7 @@ fn send_batch(sh: &Shared, batch: &mut Vec<QueuedSample>) {
 /// (reason, detail, count), counts and logs that many as dropped first.
 fn finish_counted(sh: &Shared, batch: &mut Vec<QueuedSample>, dropped: Option<(String, String, u64)>) {
     if let Some((reason, detail, n)) = dropped {
-        tracing::error!(name = %sh.opts.name, url = %sh.opts.url, samples = n, %reason, %detail, "remote write rejected samples that retrying cannot fix; dropped");
+        tracing::error!(name = %sh.opts.name, url = %super::redact_url(&sh.opts.url), samples = n, %reason, %detail, "remote write rejected samples that retrying cannot fix; dropped");
         let mut c = sh.counters.lock();
         *c.samples_dropped.entry(reason).or_default() += n;
         c.last_error = Some(detail);

@@ -84,6 +84,9 @@ impl<'a> Batch<'a> {
                     message: "io.prometheus.write.v2.Request",
                     reason: e.to_string(),
                 })?;
+                if req.symbols.is_empty() && req.series.is_empty() && req.v1_fields > 0 {
+                    return Err(ReceiveError::V1BodyWithV2ContentType { fields: req.v1_fields });
+                }
                 if let Some(first) = req.symbols.first() {
                     if !first.is_empty() {
                         return Err(ReceiveError::BadSymbolTable(format!(

@@ -43,6 +43,14 @@ pub enum ReceiveError {
         /// What prost reported.
         reason: String,
     },
+    /// A body negotiated as 2.0 holds none of 2.0's fields but some of the
+    /// fields 2.0 reserves and 1.0 uses (400): answering 204 would tell the
+    /// sender its samples were stored when none were.
+    #[error("the body looks like a remote write 1.0 body (prometheus.WriteRequest) sent with the 2.0 content type (proto=io.prometheus.write.v2.Request): it has {fields} field(s) numbered 1 to 3, which 1.0 uses for timeseries and metadata and 2.0 does not define, and no 2.0 symbols or timeseries; send it with Content-Type: application/x-protobuf (or proto=prometheus.WriteRequest), or encode it as 2.0")]
+    V1BodyWithV2ContentType {
+        /// How many such fields the body held.
+        fields: usize,
+    },
     /// The 2.0 symbol table is malformed (400): its first entry must be
     /// the empty string.
     #[error("invalid symbol table: {0}")]
@@ -66,6 +74,7 @@ impl ReceiveError {
             ReceiveError::CorruptSnappy(_)
             | ReceiveError::BadProtobuf { .. }
             | ReceiveError::BadSymbolTable(_)
+            | ReceiveError::V1BodyWithV2ContentType { .. }
             | ReceiveError::PartiallyRejected(_) => 400,
             // Temporary conditions: come back later.
             ReceiveError::Storage(StorageError::StorageFull { .. } | StorageError::Closed) => 503,

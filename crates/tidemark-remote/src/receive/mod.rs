@@ -10,7 +10,7 @@
 //! | status | when | sender |
 //! |---|---|---|
 //! | 204 | every sample stored (or the request held none) | done |
-//! | 400 | bad snappy or protobuf, a bad 2.0 symbol table, or some samples or series rejected (see below) | must not retry |
+//! | 400 | bad snappy or protobuf, a bad 2.0 symbol table, a 1.0 body sent with the 2.0 content type (only fields 1–3, which 1.0 uses and 2.0 reserves), or some samples or series rejected (see below) | must not retry |
 //! | 413 | body over [`ReceiverOptions::max_body_bytes`], or snappy declares more than [`ReceiverOptions::max_decompressed_bytes`] | must not retry |
 //! | 415 | `Content-Type` or `Content-Encoding` not supported ([`negotiate`](mod@self::negotiate)) | must not retry |
 //! | 503 | storage full (retention cannot free space) or closing | retries later |

@@ -307,6 +307,10 @@ pub struct V2Wire<'a> {
     pub samples: Vec<Sample>,
     /// The series.
     pub series: Vec<V2Span>,
+    /// Top-level fields numbered 1 to 3, which 2.0 reserves and 1.0's
+    /// `WriteRequest` uses (`timeseries` = 1, `metadata` = 3): a 1.0 body
+    /// sent with the 2.0 content type shows up as these and nothing else.
+    pub v1_fields: usize,
 }
 
 /// Decodes a 2.0 `Request` (symbol references are resolved later).
@@ -324,6 +328,10 @@ pub fn decode_v2(buf: &[u8]) -> Result<V2Wire<'_>, WireError> {
                 expect(wt, LEN)?;
                 let ts = r.bytes()?;
                 v2_series(ts, &mut out)?;
+            }
+            (1..=3, wt) => {
+                out.v1_fields += 1;
+                r.skip(wt)?;
             }
             (_, wt) => r.skip(wt)?,
         }

@@ -1,7 +1,11 @@
-//! `/api/v1/admin/tsdb/snapshot`.
+//! `/api/v1/admin/tsdb/snapshot`, bounded: off unless the admin API is
+//! enabled, refused for cross-origin browser requests, one snapshot at a
+//! time per snapshot directory, and at most `max_snapshots` kept.
 
+use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -28,18 +32,52 @@ fn random63() -> u64 {
     h.finish() >> 1
 }
 
+/// Snapshot directories with a snapshot being taken. Process-wide, so that
+/// every router over the same data directory shares it.
+static IN_PROGRESS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+/// Holds a snapshot directory's slot in [`IN_PROGRESS`] until dropped.
+struct Busy(PathBuf);
+
+impl Busy {
+    fn take(root: &Path) -> Option<Busy> {
+        let mut set = IN_PROGRESS.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(root.to_owned()).then(|| Busy(root.to_owned()))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        IN_PROGRESS.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.0);
+    }
+}
+
+/// Snapshots already under `root` (directories; a missing root has none).
+fn count_snapshots(root: &Path) -> Result<usize, ApiError> {
+    match std::fs::read_dir(root) {
+        Ok(entries) => Ok(entries.filter_map(Result::ok).filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).count()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(ApiError::internal(format!("list snapshots in {}: {e}", root.display()))),
+    }
+}
+
 /// `POST|PUT /api/v1/admin/tsdb/snapshot[?skip_head=true]`: hard-links the
 /// blocks (and writes the head as blocks unless `skip_head`) into
 /// `<data-dir>/snapshots/<UTC time>-<random hex>`; answers
-/// `{"name": "<that name>"}`.
+/// `{"name": "<that name>"}`. A second call while one runs, and a call when
+/// `max_snapshots` snapshots exist, get `unavailable` naming the reason; a
+/// failed snapshot's directory is removed.
 pub(crate) async fn snapshot(State(st): State<Arc<ApiState>>, req: Request) -> Response {
+    if let Some(refused) = super::origin::check(req.headers(), req.uri()) {
+        return refused;
+    }
+    if !st.options.enable_admin_api {
+        return ApiError::new(ErrorType::Unavailable, "admin APIs disabled").into_response();
+    }
     let (p, _) = match Params::from_request(req).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    if !st.options.enable_admin_api {
-        return ApiError::new(ErrorType::Unavailable, "admin APIs disabled").into_response();
-    }
     blocking(move || {
         let skip_head = match p.get("skip_head") {
             None => false,
@@ -52,10 +90,32 @@ pub(crate) async fn snapshot(State(st): State<Arc<ApiState>>, req: Request) -> R
                 "snapshots need an on-disk database; this one is in memory",
             ));
         };
+        let root = data_dir.join(&st.options.snapshot_dir_name);
+        let Some(_busy) = Busy::take(&root) else {
+            return Err(ApiError::new(
+                ErrorType::Unavailable,
+                "a snapshot is already being taken; try again when it has finished",
+            ));
+        };
+        let max = st.options.max_snapshots;
+        let existing = count_snapshots(&root)?;
+        if max > 0 && existing >= max {
+            return Err(ApiError::new(
+                ErrorType::Unavailable,
+                format!(
+                    "snapshot limit reached: {existing} snapshots in {} (at most {max} are kept); delete old ones first",
+                    root.display()
+                ),
+            ));
+        }
         let name = format!("{}-{:016x}", format_compact_utc(now_ms()), random63());
-        let dir = data_dir.join(&st.options.snapshot_dir_name).join(&name);
+        let dir = root.join(&name);
         std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(format!("create snapshot directory: {e}")))?;
-        st.db.snapshot(&dir, skip_head).map_err(|e| ApiError::internal(format!("create snapshot: {e}")))?;
+        if let Err(e) = st.db.snapshot(&dir, skip_head) {
+            // A half-written snapshot must not count against the limit or hold disk.
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(ApiError::internal(format!("create snapshot: {e}")));
+        }
         let mut out = String::from("{\"name\":");
         json::string(&mut out, &name);
         out.push('}');
@@ -72,5 +132,16 @@ mod tests {
         assert_eq!(super::go_parse_bool("True"), Ok(true));
         assert_eq!(super::go_parse_bool("0"), Ok(false));
         assert_eq!(super::go_parse_bool("yes").unwrap_err(), "strconv.ParseBool: parsing \"yes\": invalid syntax");
+    }
+
+    #[test]
+    fn one_snapshot_at_a_time_per_directory() {
+        let a = std::path::Path::new("/nonexistent/a/snapshots");
+        let first = super::Busy::take(a).expect("free");
+        assert!(super::Busy::take(a).is_none(), "a second snapshot of the same directory must wait");
+        let other = super::Busy::take(std::path::Path::new("/nonexistent/b/snapshots"));
+        assert!(other.is_some(), "another database is independent");
+        drop(first);
+        assert!(super::Busy::take(a).is_some(), "released when the first finishes");
     }
 }

@@ -34,6 +34,7 @@ mod format;
 mod health;
 mod json;
 mod metadata;
+mod origin;
 pub mod params;
 mod query;
 pub mod response;
@@ -121,10 +122,16 @@ pub struct ApiOptions {
     /// Label name rules for `/api/v1/label/<name>/values` (default UTF-8,
     /// as the storage's default).
     pub name_validation: NameValidation,
-    /// Serve `/api/v1/admin/*` (default true: the only admin endpoint is the
-    /// non-destructive snapshot; Prometheus keeps admin endpoints behind
-    /// `--web.enable-admin-api`).
+    /// Serve `/api/v1/admin/*` (default false, as Prometheus without
+    /// `--web.enable-admin-api`: every snapshot writes the head to disk, so
+    /// it is opt-in). When off, the endpoint answers `unavailable`
+    /// "admin APIs disabled", as Prometheus does.
     pub enable_admin_api: bool,
+    /// Most snapshots kept under the snapshot directory (default 10): one
+    /// more is refused with an error naming the directory, so a loop of
+    /// snapshot calls cannot fill the disk (old snapshots also keep blocks
+    /// that retention deleted, through their hard links). 0: no limit.
+    pub max_snapshots: usize,
     /// Labels `/federate` adds to every series that lacks them (Prometheus'
     /// `external_labels`); default none.
     pub external_labels: Vec<(String, String)>,
@@ -154,7 +161,8 @@ impl Default for ApiOptions {
             max_remote_write_body: 32 << 20,
             build_info: BuildInfo::default(),
             name_validation: NameValidation::Utf8,
-            enable_admin_api: true,
+            enable_admin_api: false,
+            max_snapshots: 10,
             external_labels: Vec::new(),
             flags: Vec::new(),
             config_yaml: None,

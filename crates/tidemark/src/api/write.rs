@@ -15,10 +15,14 @@ fn plain(status: StatusCode, body: String) -> Response {
     r
 }
 
-/// `POST /api/v1/write`: reads at most `max_remote_write_body` bytes (413
+/// `POST /api/v1/write`: refuses cross-origin browser requests (403, see
+/// `origin.rs`), reads at most `max_remote_write_body` bytes (413
 /// beyond), then lets the receiver decode, validate and append on the
 /// blocking pool (appends wait for the WAL) and relays its answer.
 pub(crate) async fn write(State(st): State<Arc<ApiState>>, req: Request) -> Response {
+    if let Some(refused) = super::origin::check(req.headers(), req.uri()) {
+        return refused;
+    }
     let (parts, body) = req.into_parts();
     let header_str =
         |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
