@@ -37,6 +37,7 @@
 
 mod hold;
 mod record;
+mod recover;
 mod segment;
 mod tail;
 #[cfg(test)]
@@ -45,6 +46,7 @@ mod tail_tests;
 mod tests;
 
 pub use self::hold::WalHold;
+pub use self::recover::{DamagedRegion, WalDamage};
 pub(crate) use self::hold::{checkpoint_bound, WalHolds};
 pub use self::tail::{SkipReason, TailRead, WalPosition, WalSkip, WalTailer};
 
@@ -195,8 +197,12 @@ pub struct ReplayStats {
     pub bytes: u64,
     /// Where and why replay stopped before the end of the log: a torn tail
     /// after a crash, or corruption. `None` when everything was read.
-    /// Always a [`WalError::Corrupt`].
+    /// Always a [`WalError::Corrupt`]. Only the newest segment's end is
+    /// reported here; damage anywhere else is in [`ReplayStats::damage`].
     pub stopped_at: Option<WalError>,
+    /// Damage in the middle of the log or in the checkpoint, which replay
+    /// skipped while reading every later record. `None` for a clean log.
+    pub damage: Option<WalDamage>,
 }
 
 /// What [`Wal::checkpoint`] did.
@@ -310,9 +316,23 @@ impl Wal {
 
     /// [`Wal::replay`] and [`Wal::open`] in one pass over the files: calls `f`
     /// for every committed record, then repairs and opens for writing.
-    pub fn open_and_replay(
+    ///
+    /// Damaged files (see [`WalDamage`]) are copied to `<dir>/damaged/`;
+    /// use [`Wal::open_and_replay_with_quarantine`] to choose the place.
+    pub fn open_and_replay(dir: &Path, opts: WalOptions, f: impl FnMut(Record)) -> Result<(Wal, ReplayStats), Error> {
+        Wal::open_and_replay_with_quarantine(dir, opts, &dir.join("damaged"), f)
+    }
+
+    /// [`Wal::open_and_replay`], copying damaged files into a new
+    /// `wal-<unix ms>` directory under `quarantine`. Damage in the middle of
+    /// the log or in the checkpoint never stops the open: every intact
+    /// record is replayed, the loss is reported in [`ReplayStats::damage`]
+    /// (and logged at ERROR), and the log is rewritten as a fresh
+    /// checkpoint of exactly what was replayed, so the next open is clean.
+    pub fn open_and_replay_with_quarantine(
         dir: &Path,
         opts: WalOptions,
+        quarantine: &Path,
         mut f: impl FnMut(Record),
     ) -> Result<(Wal, ReplayStats), Error> {
         if opts.segment_size < MIN_SEGMENT_SIZE {
@@ -325,7 +345,7 @@ impl Wal {
             return Err(Error::InvalidArgument("WAL sync interval must be non-zero".into()));
         }
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let out = replay_dir(dir, &mut f)?;
+        let mut out = replay_dir(dir, &mut f)?;
         let mut listing = out.listing;
         let mut changed = false;
         for tmp in &listing.tmp_dirs {
@@ -333,10 +353,26 @@ impl Wal {
             fs::remove_dir_all(tmp).map_err(|e| Error::io(tmp, e))?;
             changed = true;
         }
-        if let Some(stop) = &out.stats.stopped_at {
+        let mut ckpt = out.stats.checkpoint;
+        if let Some(damage) = &mut out.stats.damage {
+            let upto = recover::rewrite(dir, quarantine, &listing, opts.segment_size, damage)?;
+            tracing::error!(
+                dir = %dir.display(),
+                regions = damage.regions.len(),
+                records_skipped = damage.records_skipped,
+                samples_lost = damage.samples_lost,
+                orphan_samples = damage.orphan_samples,
+                orphan_series_refs = damage.orphan_series_refs,
+                lost_time_range = ?damage.lost_time_range,
+                quarantined_to = ?damage.quarantined_to,
+                recovery_checkpoint = upto,
+                "WAL damaged: skipped the damaged records, kept every intact one and rewrote the log as a checkpoint"
+            );
+            listing.checkpoints.push(upto);
+            ckpt = Some(upto);
+        } else if let Some(stop) = &out.stats.stopped_at {
             repair(dir, stop, &mut listing)?;
         }
-        let ckpt = out.stats.checkpoint;
         if let Some(c) = ckpt {
             // Leftovers of a checkpoint whose cleanup was interrupted.
             for &s in listing.segments.iter().filter(|&&s| s <= c) {
@@ -394,11 +430,14 @@ impl Wal {
 
     /// Reads everything committed: the newest complete checkpoint first (if
     /// any), then every later segment in order, calling `f` per record.
-    /// Changes nothing on disk. Stops at the first torn or bad record and
-    /// reports where in [`ReplayStats::stopped_at`] (also logged with
-    /// `tracing::warn!`); [`Wal::open`] later truncates there. A missing
-    /// directory replays as empty. Errors: I/O failures, and a damaged
-    /// checkpoint ([`WalError::CorruptCheckpoint`]).
+    /// Changes nothing on disk. A torn record at the end of the newest
+    /// segment ends the read there ([`ReplayStats::stopped_at`], logged with
+    /// `tracing::warn!`; [`Wal::open`] later truncates there). Damage
+    /// anywhere else (a bad frame followed by more data, a bad frame in an
+    /// older segment, a missing segment, a damaged checkpoint) is skipped and
+    /// reported in [`ReplayStats::damage`] (each region logged at ERROR);
+    /// every later record is still read. A missing directory replays as
+    /// empty. Errors: I/O failures only.
     pub fn replay(dir: &Path, mut f: impl FnMut(Record)) -> Result<ReplayStats, Error> {
         replay_dir(dir, &mut f).map(|o| o.stats)
     }
@@ -780,6 +819,9 @@ struct CheckpointWriter {
     out: BufWriter<File>,
     size: u64,
     frame: Vec<u8>,
+    /// Write empty records too (a recovery checkpoint reproduces a replay
+    /// exactly); a regular checkpoint leaves them out.
+    keep_empty: bool,
 }
 
 impl CheckpointWriter {
@@ -792,6 +834,7 @@ impl CheckpointWriter {
             out: BufWriter::with_capacity(1 << 20, file),
             size: HEADER_LEN,
             frame: Vec::new(),
+            keep_empty: false,
         })
     }
 
@@ -800,7 +843,7 @@ impl CheckpointWriter {
             Record::Series(s) => s.is_empty(),
             Record::Samples(s) => s.is_empty(),
         };
-        if empty {
+        if empty && !self.keep_empty {
             return Ok(());
         }
         self.frame.clear();
@@ -843,38 +886,16 @@ fn count(stats: &mut ReplayStats, rec: &Record) {
 }
 
 fn replay_dir(dir: &Path, f: &mut dyn FnMut(Record)) -> Result<ReplayOutcome, Error> {
-    let listing = list_dir(dir)?;
-    let mut stats = ReplayStats::default();
-    let ckpt = listing.checkpoints.last().copied();
-    if let Some(c) = ckpt {
-        stats.checkpoint = Some(c);
-        read_checkpoint(dir, c, f, &mut stats)?;
+    let out = recover::read_all(dir, f)?;
+    if let Some(e) = &out.stats.stopped_at {
+        tracing::warn!(dir = %dir.display(), error = %e, "WAL replay stopped at a torn record at the end of the log");
     }
-    // After a checkpoint, the log must continue with the next segment.
-    let mut expected = ckpt.map(|c| c + 1);
-    for &s in listing.segments.iter().filter(|&&s| ckpt.is_none_or(|c| s > c)) {
-        if let Some(e) = expected.filter(|&e| e != s) {
-            stats.stopped_at =
-                Some(WalError::Corrupt { segment: e, offset: 0, reason: format!("segment missing before {s}") });
-            break;
+    if let Some(d) = &out.stats.damage {
+        for r in &d.regions {
+            tracing::error!(file = %r.file.display(), offset = r.offset, bytes = r.len, reason = %r.reason, "damaged WAL records skipped");
         }
-        let mut counted = |rec: Record| {
-            count(&mut stats, &rec);
-            f(rec)
-        };
-        let scan = scan_segment(&segment_path(dir, s), &mut counted)?;
-        stats.segments += 1;
-        stats.bytes += scan.valid_len;
-        if let ScanEnd::Stopped(reason) = scan.end {
-            stats.stopped_at = Some(WalError::Corrupt { segment: s, offset: scan.valid_len, reason });
-            break;
-        }
-        expected = Some(s + 1);
     }
-    if let Some(e) = &stats.stopped_at {
-        tracing::warn!(dir = %dir.display(), error = %e, "WAL replay stopped at a torn or corrupt record");
-    }
-    Ok(ReplayOutcome { stats, listing })
+    Ok(ReplayOutcome { stats: out.stats, listing: out.listing })
 }
 
 /// Reads every record of checkpoint `c`; any damage is an error.

@@ -243,22 +243,20 @@ fn garbage_tail_is_truncated_at_the_last_good_record() {
 }
 
 #[test]
-fn bit_flip_in_the_middle_stops_replay_and_open_drops_everything_after_it() {
+fn bit_flip_in_the_middle_skips_only_the_damaged_record_and_open_keeps_later_segments() {
     let dir = tempfile::tempdir().unwrap();
     let recs = varied_records(5);
     let wal = Wal::open(dir.path(), opts(1 << 20, SyncPolicy::Never)).unwrap();
-    let mut boundaries = Vec::new();
     for (i, r) in recs.iter().enumerate() {
         wal.log(std::slice::from_ref(r)).unwrap();
-        boundaries.push(fs::metadata(segment_path(dir.path(), 1)).unwrap().len());
         if i == recs.len() / 2 {
             wal.cut_segment().unwrap();
-            boundaries.clear();
         }
     }
     drop(wal);
     let first_in_seg2 = recs.len() / 2 + 1;
-    // Segment 1 holds recs[..first_in_seg2]; flip one bit inside its 3rd record.
+    // Segment 1 holds recs[..first_in_seg2]; flip one bit inside its 3rd
+    // record, the series record of refs 2 and 3.
     let seg1 = segment_path(dir.path(), 1);
     let mut bytes = fs::read(&seg1).unwrap();
     let probe = tempfile::tempdir().unwrap();
@@ -267,26 +265,38 @@ fn bit_flip_in_the_middle_stops_replay_and_open_drops_everything_after_it() {
     bytes[flip_at as usize] ^= 0x10;
     fs::write(&seg1, &bytes).unwrap();
 
+    // Everything but the damaged record and the samples of its series
+    // (recs[3] only holds samples of refs 2 and 3) comes back.
+    let mut want: Vec<Record> = recs[..2].to_vec();
+    want.extend_from_slice(&recs[4..]);
     let (got, stats) = replay_all(dir.path());
-    assert_eq!(got, recs[..2]);
-    assert_eq!(
-        stats.stopped_at,
-        Some(WalError::Corrupt { segment: 1, offset: offs[2], reason: "frame checksum mismatch".into() })
-    );
-    let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
-    // The old segment 2 was deleted; the new segment 2 is empty.
-    assert_eq!(wal.segment_range(), (1, 2));
-    assert_eq!(fs::metadata(segment_path(dir.path(), 2)).unwrap().len(), SEGMENT_HEADER.len() as u64);
+    assert_eq!(got, want);
+    assert_eq!(stats.stopped_at, None);
+    let d = stats.damage.clone().expect("damage is reported");
+    assert_eq!(d.regions.len(), 1);
+    assert_eq!((d.regions[0].segment, d.regions[0].offset), (1, offs[2]));
+    assert_eq!(d.regions[0].len, offs[3] - offs[2]);
+    assert_eq!(d.regions[0].reason, "frame checksum mismatch");
+    assert_eq!(d.records_skipped, 1);
+    assert_eq!((d.orphan_samples, d.orphan_series_refs), (5, 2));
+    assert_eq!(d.quarantined_to, None, "replay changes nothing");
+
+    let (wal, stats) = Wal::open_and_replay(dir.path(), WalOptions::default(), |_| {}).unwrap();
+    let q = stats.damage.unwrap().quarantined_to.expect("damaged files were copied aside");
+    assert_eq!(fs::read(q.join("00000001")).unwrap(), bytes, "the damaged segment is kept as it was");
+    // The log was rewritten as checkpoint.2; writing continues in segment 3.
+    assert!(checkpoint_path(dir.path(), 2).exists());
+    assert_eq!(wal.segment_range(), (3, 3));
     wal.log(&[series([42])]).unwrap();
     drop(wal);
     let (got, stats) = replay_all(dir.path());
-    assert_eq!(stats.stopped_at, None);
-    assert_eq!(got[..2], recs[..2]);
-    assert_eq!(got[2..], [series([42])]);
+    assert_eq!((stats.stopped_at, stats.damage), (None, None), "the second open is clean");
+    assert_eq!(got[..want.len()], want[..]);
+    assert_eq!(got[want.len()..], [series([42])]);
 }
 
 #[test]
-fn every_single_bit_flip_is_detected_or_harmless() {
+fn every_single_bit_flip_is_detected_and_never_alters_a_record() {
     let dir = tempfile::tempdir().unwrap();
     let recs = vec![series([1]), samples([(1, 1, 1.0), (1, 2, f64::NAN)])];
     write_log(dir.path(), &recs);
@@ -298,9 +308,14 @@ fn every_single_bit_flip_is_detected_or_harmless() {
             b[byte] ^= 1 << bit;
             fs::write(&seg, &b).unwrap();
             let (got, stats) = replay_all(dir.path());
-            // A flip can only shorten what is returned, never alter it.
-            assert!(got.len() < recs.len() && got[..] == recs[..got.len()], "byte {byte} bit {bit}: {got:?}");
-            assert!(stats.stopped_at.is_some() || byte >= SEGMENT_HEADER.len());
+            // A flip can only drop records, never alter one.
+            let mut it = recs.iter();
+            assert!(got.iter().all(|g| it.any(|r| r == g)), "byte {byte} bit {bit}: {got:?}");
+            assert!(stats.stopped_at.is_some() || stats.damage.is_some(), "byte {byte} bit {bit} undetected");
+            // A damaged header alone loses nothing: the frames are intact.
+            if byte < SEGMENT_HEADER.len() {
+                assert_eq!(got, recs, "byte {byte} bit {bit}");
+            }
         }
     }
 }
@@ -326,7 +341,7 @@ fn torn_or_empty_segment_header_is_repaired() {
 }
 
 #[test]
-fn missing_segment_stops_replay_and_open_continues_the_sequence() {
+fn missing_segment_is_reported_and_later_segments_are_kept() {
     let dir = tempfile::tempdir().unwrap();
     let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
     for i in 0..3 {
@@ -336,10 +351,14 @@ fn missing_segment_stops_replay_and_open_continues_the_sequence() {
     drop(wal);
     fs::remove_file(segment_path(dir.path(), 2)).unwrap();
     let (got, stats) = replay_all(dir.path());
-    assert_eq!(got, [series([0])]);
-    assert!(matches!(stats.stopped_at, Some(WalError::Corrupt { segment: 2, offset: 0, .. })));
+    assert_eq!(got, [series([0]), series([2])]);
+    let d = stats.damage.unwrap();
+    assert_eq!((d.regions.len(), d.regions[0].segment, d.regions[0].len), (1, 2, 0));
     let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
-    assert_eq!(wal.segment_range(), (1, 2));
+    assert_eq!(wal.segment_range(), (5, 5));
+    drop(wal);
+    let (got, stats) = replay_all(dir.path());
+    assert_eq!((got, stats.damage), (vec![series([0]), series([2])], None));
 }
 
 #[test]
@@ -475,24 +494,35 @@ fn crash_after_checkpoint_rename_ignores_and_removes_leftover_segments() {
 }
 
 #[test]
-fn corrupt_checkpoint_is_an_error_not_a_silent_loss() {
+fn corrupt_checkpoint_is_set_aside_and_open_continues_with_later_segments() {
     let dir = tempfile::tempdir().unwrap();
     let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
     wal.log(&[series([1, 2, 3])]).unwrap();
+    wal.log(&[series([4])]).unwrap();
     let upto = wal.cut_segment().unwrap();
     wal.checkpoint(upto, |_| true, 0).unwrap();
+    wal.log(&[samples([(4, 10, 1.0), (1, 10, 2.0)])]).unwrap();
     drop(wal);
+    // Damage the first record of the checkpoint (series 1, 2, 3).
     let seg = checkpoint_path(dir.path(), upto).join("00000000");
     let mut b = fs::read(&seg).unwrap();
-    let last = b.len() - 1;
-    b[last] ^= 0xff;
-    fs::write(&seg, b).unwrap();
-    let err = Wal::replay(dir.path(), |_| {}).unwrap_err();
-    assert!(
-        matches!(err, Error::Wal(WalError::CorruptCheckpoint { checkpoint, segment: 0, .. }) if checkpoint == upto)
-    );
-    assert!(Wal::open(dir.path(), WalOptions::default()).is_err());
-    assert!(seg.exists(), "the damaged checkpoint is left for an operator");
+    b[SEGMENT_HEADER.len() + 12] ^= 0xff;
+    fs::write(&seg, &b).unwrap();
+    let (got, stats) = replay_all(dir.path());
+    assert_eq!(got, [series([4]), samples([(4, 10, 1.0)])]);
+    let d = stats.damage.unwrap();
+    assert_eq!(d.checkpoint, Some(upto));
+    assert_eq!((d.records_skipped, d.orphan_samples, d.orphan_series_refs), (1, 1, 1));
+    assert_eq!(d.lost_time_range, Some((10, 10)));
+
+    let (wal, stats) = Wal::open_and_replay(dir.path(), WalOptions::default(), |_| {}).unwrap();
+    let q = stats.damage.unwrap().quarantined_to.unwrap();
+    let name = checkpoint_path(dir.path(), upto).file_name().unwrap().to_owned();
+    assert_eq!(fs::read(q.join(name).join("00000000")).unwrap(), b, "the damaged checkpoint is kept aside");
+    assert!(!checkpoint_path(dir.path(), upto).exists());
+    drop(wal);
+    let (got, stats) = replay_all(dir.path());
+    assert_eq!((got, stats.damage), (vec![series([4]), samples([(4, 10, 1.0)])], None));
 }
 
 #[test]
