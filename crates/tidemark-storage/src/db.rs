@@ -874,7 +874,10 @@ impl Inner {
         let upto = checkpoint_bound(wanted, first, disk.holds.min(), max, |s| disk.wal.segment_bytes(s));
         if let Some(upto) = upto {
             let head = self.head.clone();
-            disk.wal.checkpoint(upto, move |r| head.is_live(r), mint)?;
+            let stats = disk.wal.checkpoint(upto, move |r| head.is_live(r), mint)?;
+            if let Some(d) = stats.damage {
+                self.damage.wal(d);
+            }
         }
         let deferred = (upto < Some(wanted)).then_some((wanted, mint));
         *disk.deferred_checkpoint.lock() = deferred;

@@ -224,6 +224,12 @@ pub struct CheckpointStats {
     pub size_before: u64,
     /// [`Wal::size_bytes`] after the old files were deleted.
     pub size_after: u64,
+    /// Damage found in the files being condensed (a segment or the previous
+    /// checkpoint rotted after it was written). The damaged records are
+    /// skipped, the damaged files are copied to the quarantine directory
+    /// (see [`Wal::open_and_replay_with_quarantine`]) and the checkpoint
+    /// holds everything intact, so the damage is gone from the live log.
+    pub damage: Option<WalDamage>,
 }
 
 /// The write-ahead log. `Send + Sync`: share it by reference or `Arc`.
@@ -243,6 +249,8 @@ pub(crate) enum Fault {
 
 struct Inner {
     dir: PathBuf,
+    /// Where damaged files are copied.
+    quarantine: PathBuf,
     segment_size: u64,
     sync: SyncPolicy,
     /// Group-commit queue. Lock order: never acquire `commit` while holding `io`.
@@ -394,6 +402,7 @@ impl Wal {
         let file = create_segment(dir, next, opts.sync != SyncPolicy::Never)?;
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
+            quarantine: quarantine.to_path_buf(),
             segment_size: opts.segment_size,
             sync: opts.sync,
             commit: Mutex::new(CommitState {
@@ -792,16 +801,19 @@ impl Inner {
                 failed = Some(e);
             }
         };
-        if let Some(c) = prev {
-            read_checkpoint(&self.dir, c, &mut on_record, &mut ReplayStats::default())?;
-        }
         let from = prev.map_or(first, |c| c + 1);
-        for s in from..=upto {
-            let path = segment_path(&self.dir, s);
-            let scan = scan_segment(&path, &mut on_record)?;
-            if let ScanEnd::Stopped(reason) = scan.end {
-                return Err(WalError::Corrupt { segment: s, offset: scan.valid_len, reason }.into());
-            }
+        let damage = recover::read_for_checkpoint(&self.dir, prev, from, upto, &mut on_record)?;
+        if let Some(mut d) = damage {
+            recover::copy_damaged(&self.dir, &self.quarantine, &mut d)?;
+            tracing::error!(
+                dir = %self.dir.display(),
+                regions = d.regions.len(),
+                records_skipped = d.records_skipped,
+                samples_lost = d.total_samples_lost(),
+                quarantined_to = ?d.quarantined_to,
+                "damaged WAL records skipped while checkpointing; the checkpoint keeps every intact record"
+            );
+            stats.damage = Some(d);
         }
         if let Some(e) = failed {
             return Err(e);

@@ -270,26 +270,7 @@ pub(crate) fn read_all(dir: &Path, f: &mut dyn FnMut(Record)) -> Result<LenientR
     let ckpt = listing.checkpoints.last().copied();
     if let Some(c) = ckpt {
         stats.checkpoint = Some(c);
-        let cdir = checkpoint_path(dir, c);
-        let inner = list_dir(&cdir)?;
-        let mut expected = 0u64;
-        for &s in &inner.segments {
-            if s != expected {
-                em.damage(
-                    DamagedRegion {
-                        file: segment_path(&cdir, expected),
-                        checkpoint: Some(c),
-                        segment: expected,
-                        offset: 0,
-                        len: 0,
-                        reason: format!("checkpoint segments {expected}..{s} missing"),
-                    },
-                    None,
-                );
-            }
-            expected = s + 1;
-            read_file(&segment_path(&cdir, s), Some(c), s, false, &mut em, &mut stats)?;
-        }
+        read_checkpoint_lenient(dir, c, &mut em, &mut stats)?;
     }
     let segs: Vec<u64> = listing.segments.iter().copied().filter(|&s| ckpt.is_none_or(|c| s > c)).collect();
     let mut expected = ckpt.map(|c| c + 1);
@@ -321,6 +302,61 @@ pub(crate) fn read_all(dir: &Path, f: &mut dyn FnMut(Record)) -> Result<LenientR
         stats.damage = Some(d);
     }
     Ok(LenientReplay { stats, listing })
+}
+
+fn read_checkpoint_lenient(dir: &Path, c: u64, em: &mut Emitter<'_>, stats: &mut ReplayStats) -> Result<(), Error> {
+    let cdir = checkpoint_path(dir, c);
+    let inner = list_dir(&cdir)?;
+    let mut expected = 0u64;
+    for &s in &inner.segments {
+        if s != expected {
+            em.damage(
+                DamagedRegion {
+                    file: segment_path(&cdir, expected),
+                    checkpoint: Some(c),
+                    segment: expected,
+                    offset: 0,
+                    len: 0,
+                    reason: format!("checkpoint segments {expected}..{s} missing"),
+                },
+                None,
+            );
+        }
+        expected = s + 1;
+        read_file(&segment_path(&cdir, s), Some(c), s, false, em, stats)?;
+    }
+    Ok(())
+}
+
+/// Reads checkpoint `prev` (if any) and the complete segments
+/// `from..=upto` for a new checkpoint, skipping damage as replay does (a
+/// bad end of any of them is damage: none is being written). Returns the
+/// damage, if any.
+pub(crate) fn read_for_checkpoint(
+    dir: &Path,
+    prev: Option<u64>,
+    from: u64,
+    upto: u64,
+    f: &mut dyn FnMut(Record),
+) -> Result<Option<WalDamage>, Error> {
+    let mut stats = ReplayStats::default();
+    let mut em = Emitter { f, known: HashSet::new(), orphan_refs: HashSet::new(), damage: None };
+    if let Some(c) = prev {
+        read_checkpoint_lenient(dir, c, &mut em, &mut stats)?;
+    }
+    for s in from..=upto {
+        let path = segment_path(dir, s);
+        if !path.exists() {
+            let reason = format!("segment {s} missing");
+            em.damage(DamagedRegion { file: path, checkpoint: None, segment: s, offset: 0, len: 0, reason }, None);
+            continue;
+        }
+        read_file(&path, None, s, false, &mut em, &mut stats)?;
+    }
+    Ok(em.damage.take().map(|mut d| {
+        d.orphan_series_refs = em.orphan_refs.len() as u64;
+        d
+    }))
 }
 
 /// Reads one file into the emitter. A bad end of a file is damage unless
@@ -359,30 +395,7 @@ pub(crate) fn rewrite(
     segment_size: u64,
     damage: &mut WalDamage,
 ) -> Result<u64, Error> {
-    let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    let q = quarantine.join(format!("wal-{stamp}"));
-    fs::create_dir_all(&q).map_err(|e| Error::io(&q, e))?;
-    let mut copied: HashSet<PathBuf> = HashSet::new();
-    for r in &damage.regions {
-        let (src, name) = match r.checkpoint {
-            Some(c) => {
-                let p = checkpoint_path(dir, c);
-                let name = p.file_name().map(|n| n.to_owned()).unwrap_or_default();
-                (p, name)
-            }
-            None => (r.file.clone(), r.file.file_name().map(|n| n.to_owned()).unwrap_or_default()),
-        };
-        if !src.exists() || !copied.insert(src.clone()) {
-            continue;
-        }
-        copy_tree(&src, &q.join(name))?;
-    }
-    sync_dir(&q)?;
-    if let Some(parent) = q.parent() {
-        sync_dir(parent)?;
-    }
-    damage.quarantined_to = Some(q);
-
+    copy_damaged(dir, quarantine, damage)?;
     let ckpt = listing.checkpoints.last().copied();
     let upto = listing.segments.last().copied().max(ckpt.map(|c| c + 1)).unwrap_or(1);
     let final_path = checkpoint_path(dir, upto);
@@ -421,6 +434,35 @@ pub(crate) fn rewrite(
     fs::rename(&tmp, &final_path).map_err(|e| Error::io(&tmp, e))?;
     sync_dir(dir)?;
     Ok(upto)
+}
+
+/// Copies every file named by `damage` (whole directories for a damaged
+/// checkpoint) into a new `wal-<unix ms>` directory under `quarantine`.
+pub(crate) fn copy_damaged(dir: &Path, quarantine: &Path, damage: &mut WalDamage) -> Result<(), Error> {
+    let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let q = quarantine.join(format!("wal-{stamp}"));
+    fs::create_dir_all(&q).map_err(|e| Error::io(&q, e))?;
+    let mut copied: HashSet<PathBuf> = HashSet::new();
+    for r in &damage.regions {
+        let (src, name) = match r.checkpoint {
+            Some(c) => {
+                let p = checkpoint_path(dir, c);
+                let name = p.file_name().map(|n| n.to_owned()).unwrap_or_default();
+                (p, name)
+            }
+            None => (r.file.clone(), r.file.file_name().map(|n| n.to_owned()).unwrap_or_default()),
+        };
+        if !src.exists() || !copied.insert(src.clone()) {
+            continue;
+        }
+        copy_tree(&src, &q.join(name))?;
+    }
+    sync_dir(&q)?;
+    if let Some(parent) = q.parent() {
+        sync_dir(parent)?;
+    }
+    damage.quarantined_to = Some(q);
+    Ok(())
 }
 
 fn copy_tree(src: &Path, dst: &Path) -> Result<(), Error> {

@@ -935,3 +935,70 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+#[test]
+fn checkpoint_over_a_segment_that_rotted_keeps_every_intact_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), opts(1 << 20, SyncPolicy::Never)).unwrap();
+    wal.log(&[series([1, 2])]).unwrap();
+    let s1 = wal.cut_segment().unwrap();
+    wal.log(&[samples([(1, 10, 1.0), (2, 10, 2.0)])]).unwrap();
+    wal.log(&[samples([(1, 20, 3.0)])]).unwrap();
+    wal.log(&[samples([(2, 30, 4.0)])]).unwrap();
+    let s2 = wal.cut_segment().unwrap();
+    // The middle record of segment s2 rots while the WAL is open.
+    let path = segment_path(dir.path(), s2);
+    let offs = {
+        let probe = tempfile::tempdir().unwrap();
+        log_recording_offsets(probe.path(), &[samples([(1, 10, 1.0), (2, 10, 2.0)]), samples([(1, 20, 3.0)])])
+    };
+    let mut b = fs::read(&path).unwrap();
+    b[offs[1] as usize + 12] ^= 0x01;
+    fs::write(&path, &b).unwrap();
+    let stats = wal.checkpoint(s2, |_| true, i64::MIN).unwrap();
+    let d = stats.damage.expect("damage is reported");
+    assert_eq!((d.records_skipped, d.samples_lost), (1, 1));
+    let q = d.quarantined_to.unwrap();
+    assert_eq!(fs::read(q.join(path.file_name().unwrap())).unwrap(), b);
+    assert!(s1 < s2 && !path.exists());
+    drop(wal);
+    let (got, stats) = replay_all(dir.path());
+    assert_eq!(stats.damage, None);
+    assert_eq!(got, [series([1, 2]), samples([(1, 10, 1.0), (2, 10, 2.0)]), samples([(2, 30, 4.0)])]);
+}
+
+#[test]
+fn a_tailer_behind_a_recovered_log_reports_the_skip_and_reads_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = varied_records(4);
+    let wal = Wal::open(dir.path(), opts(1 << 20, SyncPolicy::Never)).unwrap();
+    for (i, r) in recs.iter().enumerate() {
+        wal.log(std::slice::from_ref(r)).unwrap();
+        if i % 3 == 2 {
+            wal.cut_segment().unwrap();
+        }
+    }
+    drop(wal);
+    let mut tail = WalTailer::open(dir.path(), None).unwrap();
+    let first = tail.read(200).unwrap();
+    assert!(!first.records.is_empty());
+    // Damage the second segment, then open (recovering) and log more.
+    let seg2 = segment_path(dir.path(), 2);
+    let mut b = fs::read(&seg2).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x40;
+    fs::write(&seg2, b).unwrap();
+    let (wal, stats) = Wal::open_and_replay(dir.path(), opts(1 << 20, SyncPolicy::Never), |_| {}).unwrap();
+    assert!(stats.damage.is_some());
+    wal.log(&[series([99])]).unwrap();
+    let mut skips = Vec::new();
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        let r = tail.read(1 << 20).unwrap();
+        skips.extend(r.skips);
+        got.extend(r.records);
+    }
+    assert!(skips.iter().any(|s| s.reason == SkipReason::Deleted), "{skips:?}");
+    assert_eq!(got.last(), Some(&series([99])), "reading continues after the recovery");
+    drop(wal);
+}
