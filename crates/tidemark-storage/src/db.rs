@@ -25,8 +25,8 @@ use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use crate::block::{self, Block, BlockMeta, BlockWriteOptions, CompactionMeta};
-use crate::damage::{self, DamageLog, DamageReport, QuarantinedBlock};
 use crate::chunkenc::{ChunkSeries, Encoding};
+use crate::damage::{self, DamageLog, DamageReport, QuarantinedBlock};
 use crate::head::{CommitLog, Head, HeadAppender, HeadOptions};
 use crate::querier::{Querier, SeriesSource};
 use crate::retention::{self, BlockInfo};
@@ -432,14 +432,15 @@ impl Db {
                 // Damaged WAL files are copied to quarantine/, which size
                 // retention counts and may purge.
                 let quarantine = dir.join("quarantine");
-                let (wal, mut stats) = Wal::open_and_replay_with_quarantine(&wal_dir, wal_opts, &quarantine, |rec| match rec {
-                    Record::Series(s) => {
-                        for rs in s {
-                            head.replay_series(rs.series_ref, rs.labels);
+                let (wal, mut stats) =
+                    Wal::open_and_replay_with_quarantine(&wal_dir, wal_opts, &quarantine, |rec| match rec {
+                        Record::Series(s) => {
+                            for rs in s {
+                                head.replay_series(rs.series_ref, rs.labels);
+                            }
                         }
-                    }
-                    Record::Samples(s) => head.replay_samples(&s),
-                })?;
+                        Record::Samples(s) => head.replay_samples(&s),
+                    })?;
                 // Samples already persisted in blocks (a crash between writing a
                 // block and checkpointing the WAL) must not come back to the head.
                 if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {

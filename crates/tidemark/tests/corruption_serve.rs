@@ -95,17 +95,18 @@ fn serve_starts_on_damaged_files_serves_the_rest_and_reports_the_loss() {
     let base = server.url();
 
     // The whole range: answered, with a warning naming the damaged block.
-    let url = format!("{base}/api/v1/query_range?query=count_over_time(m[1m])&start={}&end={}&step=60", T0 / 1000, (W + HOUR) / 1000);
+    let url = format!(
+        "{base}/api/v1/query_range?query=count_over_time(m[1m])&start={}&end={}&step=60",
+        T0 / 1000,
+        (W + HOUR) / 1000
+    );
     let body = get(&url);
     let tail = &body[body.len().saturating_sub(400)..];
     assert!(body.starts_with(r#"{"status":"success""#), "{tail}");
     let warning = format!("damaged data skipped: 1 unreadable chunk(s) of 1 series in block {block_id}");
     assert!(body.contains(r#""warnings":["PromQL warning: "#) && body.contains(&warning), "{tail}");
     // The WAL-backed hour lost exactly one commit: 5 samples at one step.
-    let wal_hour = format!(
-        "{base}/api/v1/query?query=sum(count_over_time(m[1h]))&time={}",
-        (W + HOUR - 1) / 1000
-    );
+    let wal_hour = format!("{base}/api/v1/query?query=sum(count_over_time(m[1h]))&time={}", (W + HOUR - 1) / 1000);
     let body = get(&wal_hour);
     assert!(body.contains(&format!(r#""{}"]"#, 60 * SERIES - SERIES)), "{body}");
 

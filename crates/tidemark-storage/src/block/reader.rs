@@ -207,7 +207,7 @@ impl Block {
             for c in metas.iter().filter(|c| c.maxt >= mint && c.mint <= maxt) {
                 match self.readable_chunk(&labels, c) {
                     Ok(chunk) => chunks.push(chunk),
-                    Err(d) => skipped.push(d),
+                    Err(d) => skipped.push(*d),
                 }
             }
             if !chunks.is_empty() {
@@ -219,11 +219,11 @@ impl Block {
 
     /// The chunk of `meta`, or the damage that makes it unreadable (recorded
     /// in the block's damaged set the first time).
-    pub(super) fn readable_chunk(&self, labels: &crate::Labels, meta: &ChunkMeta) -> Result<Chunk, ChunkDamage> {
+    pub(super) fn readable_chunk(&self, labels: &crate::Labels, meta: &ChunkMeta) -> Result<Chunk, Box<ChunkDamage>> {
         if let Some(d) = self.damaged.lock().get(&meta.chunk_ref) {
-            return Err(d.clone());
+            return Err(Box::new(d.clone()));
         }
-        self.chunk(meta).map_err(|e| self.note_damage(labels, meta, e.to_string()))
+        self.chunk(meta).map_err(|e| Box::new(self.note_damage(labels, meta, e.to_string())))
     }
 
     /// Records `meta`'s chunk as damaged; returns the record.

@@ -75,9 +75,7 @@ impl Block {
         let corrupt = |reason: String| Error::from(BlockError::Corrupt { block: self.name.clone(), reason });
         let index_path = self.dir.join(INDEX_FILENAME);
         let mut bytes = Vec::new();
-        File::open(&index_path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|e| Error::io(&index_path, e))?;
+        File::open(&index_path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| Error::io(&index_path, e))?;
         let on_disk = IndexReader::open(bytes.as_slice()).map_err(|e| corrupt(format!("index: {e}")))?;
         super::index::exercise(&on_disk).map_err(|e| corrupt(format!("index: {e}")))?;
         if on_disk.num_series() != self.index.num_series() {

@@ -149,7 +149,12 @@ impl Inner {
 
     /// Drops `b` from the block list and moves its directory to
     /// `quarantine/`. Caller holds the maintenance lock.
-    pub(super) fn quarantine_block(&self, b: &Arc<Block>, reason: &str, replaced_by: Option<String>) -> Result<(), Error> {
+    pub(super) fn quarantine_block(
+        &self,
+        b: &Arc<Block>,
+        reason: &str,
+        replaced_by: Option<String>,
+    ) -> Result<(), Error> {
         let present = {
             let mut blocks = self.blocks.write();
             let n = blocks.len();

@@ -10,8 +10,9 @@
 //! log does not grow without bound.
 //!
 //! Start-up: call [`Wal::open_and_replay`], which reads everything committed
-//! (the newest checkpoint, then later segments), repairs a torn or corrupt
-//! tail and starts a new segment, in one pass. [`Wal::replay`] reads without
+//! (the newest checkpoint, then later segments), truncates a torn tail,
+//! skips and repairs damage elsewhere ([`WalDamage`]: every intact record is
+//! kept) and starts a new segment, in one pass. [`Wal::replay`] reads without
 //! changing anything and [`Wal::open`] repairs without handing records out;
 //! calling `replay` then `open` gives the same result in two passes.
 //!
@@ -46,8 +47,8 @@ mod tail_tests;
 mod tests;
 
 pub use self::hold::WalHold;
-pub use self::recover::{DamagedRegion, WalDamage};
 pub(crate) use self::hold::{checkpoint_bound, WalHolds};
+pub use self::recover::{DamagedRegion, WalDamage};
 pub use self::tail::{SkipReason, TailRead, WalPosition, WalSkip, WalTailer};
 
 use std::fs::{self, File, OpenOptions};
@@ -81,9 +82,10 @@ pub enum WalError {
         /// What was wrong.
         reason: String,
     },
-    /// A record in a checkpoint is damaged. Checkpoints are fsynced before
-    /// they are renamed into place, so this is not a torn write; the files
-    /// are left alone for an operator.
+    /// A record in a checkpoint is damaged (returned by strict readers: the
+    /// WAL tailer). Checkpoints are fsynced before they are renamed into
+    /// place, so this is not a torn write. Replay and open skip such damage
+    /// instead and report it in [`ReplayStats::damage`].
     #[error("corrupt WAL checkpoint {checkpoint}, segment {segment} at offset {offset}: {reason}")]
     CorruptCheckpoint {
         /// The checkpoint's number (the last segment it covers).
@@ -314,10 +316,12 @@ struct IoState {
 const HEADER_LEN: u64 = SEGMENT_HEADER.len() as u64;
 
 impl Wal {
-    /// Opens (creating) the WAL in `dir`. Repairs a torn/corrupt tail
-    /// (truncates at the last good record and deletes later segments, with a
-    /// `tracing::warn!`), deletes an unfinished checkpoint and leftovers of an
-    /// interrupted one, then starts writing a NEW segment.
+    /// Opens (creating) the WAL in `dir`. Truncates a torn tail of the
+    /// newest segment at the last good record (with a `tracing::warn!`),
+    /// repairs damage anywhere else without losing intact records (see
+    /// [`Wal::open_and_replay_with_quarantine`]), deletes an unfinished
+    /// checkpoint and leftovers of an interrupted one, then starts writing a
+    /// NEW segment.
     pub fn open(dir: &Path, opts: WalOptions) -> Result<Wal, Error> {
         Wal::open_and_replay(dir, opts, |_| {}).map(|(wal, _)| wal)
     }
@@ -938,8 +942,9 @@ fn read_checkpoint(dir: &Path, c: u64, f: &mut dyn FnMut(Record), stats: &mut Re
     Ok(())
 }
 
-/// Truncates the log where replay stopped: the segment is cut back to its
-/// last good record and every later segment is deleted.
+/// Truncates a torn tail: the newest segment is cut back to its last good
+/// record. (Replay only reports a stop there; later segments cannot exist,
+/// and are deleted if they somehow do.)
 fn repair(dir: &Path, stop: &WalError, listing: &mut Listing) -> Result<(), Error> {
     let WalError::Corrupt { segment, offset, .. } = *stop else { return Ok(()) };
     tracing::warn!(dir = %dir.display(), error = %stop, "repairing WAL: truncating at the last good record and deleting later segments");

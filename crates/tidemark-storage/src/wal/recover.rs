@@ -374,8 +374,14 @@ fn read_file(
         Event::Damage(region, lost) => em.damage(region, lost),
     })?;
     if let (Some((offset, len, reason)), false) = (&end.tail, last) {
-        let region =
-            DamagedRegion { file: path.to_path_buf(), checkpoint, segment, offset: *offset, len: *len, reason: reason.clone() };
+        let region = DamagedRegion {
+            file: path.to_path_buf(),
+            checkpoint,
+            segment,
+            offset: *offset,
+            len: *len,
+            reason: reason.clone(),
+        };
         em.damage(region, None);
     }
     Ok(end)
