@@ -327,6 +327,7 @@ fn a_checkpoint_cut_in_half_starts_and_keeps_everything_before_the_cut_and_after
     let (got, _) = read(&db, 0, 50 * MIN);
     let lost = missing(&want, &got);
     assert_eq!(lost.len() as u64, lost_in_cut);
+    eprintln!("checkpoint cut in half: {lost_in_cut} of {} samples lost", 10 * 200);
     assert!(lost.iter().all(|(_, s)| (30 * MIN..40 * MIN).contains(&s.t)), "only checkpointed samples are lost");
     assert_eq!(db.stats().wal_corruptions, 1);
     assert!(db.damage_report().wal[0].damage.checkpoint.is_some());
@@ -420,6 +421,7 @@ fn a_chunk_file_cut_in_half_loses_the_chunks_past_the_cut() {
     assert!(found.len() > n / 3 && found.len() < 2 * n / 3, "{} of {n}", found.len());
     let st = db.stats();
     assert_eq!((st.chunks_corrupt, st.quarantined_blocks), (found.len() as u64, 1));
+    eprintln!("chunk file cut in half: {} of {n} chunks lost, {} of {} samples", found.len(), lost.len(), n * 48);
 }
 
 #[test]
@@ -470,4 +472,98 @@ fn the_background_scrub_finds_and_cuts_out_damage_nobody_queried() {
     assert_eq!(missing(&want, &got).len(), 40);
     assert!(warnings.is_empty());
     db.close().unwrap();
+}
+
+#[test]
+fn a_chunk_file_cut_short_is_found_right_after_open_without_any_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let (want, block) = db_with_block(dir.path(), 100);
+    let chunk_file = block.join("chunks").join("000001");
+    let len = fs::metadata(&chunk_file).unwrap().len();
+    fs::OpenOptions::new().write(true).open(&chunk_file).unwrap().set_len(len * 3 / 4).unwrap();
+    // Default scrub interval (24 h): only the check at open can find it.
+    let db = Db::builder(dir.path()).block_range(10 * MIN).maintenance_interval(None).open().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while db.stats().quarantined_blocks == 0 {
+        assert!(Instant::now() < deadline, "not found within 20 s: {:?}", db.stats());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let st = db.stats();
+    assert!(st.chunks_corrupt > 0 && st.chunks_corrupt < 100, "{st:?}");
+    let (got, warnings) = read(&db, 0, 12 * MIN);
+    assert_eq!(missing(&want, &got).len() as u64, st.chunks_corrupt * 40);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    eprintln!(
+        "cut to 3/4: {} of 100 chunks lost, {} of {} samples",
+        st.chunks_corrupt,
+        st.chunks_corrupt * 40,
+        100 * 48
+    );
+}
+
+#[test]
+fn a_block_whose_only_chunk_is_damaged_is_quarantined_without_a_replacement() {
+    let dir = tempfile::tempdir().unwrap();
+    let (want, block) = db_with_block(dir.path(), 1);
+    let chunk_file = block.join("chunks").join("000001");
+    let len = fs::metadata(&chunk_file).unwrap().len() as usize;
+    flip(&chunk_file, len / 2, 1);
+    let db = builder(dir.path()).open().unwrap();
+    assert_eq!(db.scrub().unwrap().len(), 1);
+    assert!(db.blocks().is_empty());
+    let st = db.stats();
+    assert_eq!((st.chunks_corrupt, st.quarantined_blocks), (1, 1));
+    let (got, warnings) = read(&db, 0, 12 * MIN);
+    assert_eq!(missing(&want, &got).len(), 40);
+    let name = block.file_name().unwrap().to_str().unwrap();
+    assert!(warnings.len() == 1 && warnings[0].contains(name), "{warnings:?}");
+    assert_eq!(db.damage_report().quarantined_blocks[0].replaced_by, None);
+}
+
+/// The issue's case: 134,400 samples over several segments, 8 bytes flipped
+/// in the middle of the middle segment (wherever they fall). Before, replay
+/// stopped there and open deleted every later segment (28,800 samples lost
+/// in the issue's run); now exactly the records the 8 bytes touch are lost.
+#[test]
+fn the_issue_case_loses_only_the_records_the_flipped_bytes_touch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (n, steps) = (112usize, 1200i64);
+    let db = builder(dir.path()).wal_segment_size(256 << 10).open().unwrap();
+    fill(&db, n, 0, steps * STEP);
+    db.close().unwrap();
+    drop(db);
+    let segs = wal_segments(dir.path());
+    let victim = &segs[segs.len() / 2];
+    let bytes = fs::read(victim).unwrap();
+    let at = bytes.len() / 2;
+    let touched: Vec<Frame> = frames(&bytes).into_iter().filter(|f| f.off < at + 8 && f.end() > at).collect();
+    assert!(touched.iter().all(|f| f.ty == 2));
+    let expect_lost: u64 = touched.iter().map(|f| f.count).sum();
+    // What the old rule (truncate at the bad frame, delete later segments) dropped.
+    let old_rule: u64 = frames(&bytes).iter().filter(|f| f.end() > at && f.ty == 2).map(|f| f.count).sum::<u64>()
+        + segs
+            .iter()
+            .filter(|s| *s > victim)
+            .map(|s| frames(&fs::read(s).unwrap()).iter().filter(|f| f.ty == 2).map(|f| f.count).sum::<u64>())
+            .sum::<u64>();
+    flip(victim, at, 8);
+
+    let t = Instant::now();
+    let db = builder(dir.path()).open().unwrap();
+    let open_time = t.elapsed();
+    let want = expected(n, 0, steps * STEP);
+    let (got, _) = read(&db, 0, steps * STEP);
+    let lost = missing(&want, &got);
+    assert_eq!(lost.len() as u64, expect_lost);
+    let st = db.stats();
+    assert_eq!((st.wal_corruptions, st.wal_records_skipped), (1, touched.len() as u64));
+    eprintln!(
+        "issue case: {} segments, 8 bytes flipped at offset {at} of {}: {} of {} samples lost ({:.3} %), reported lost {}, open with repair took {open_time:?}; the old rule would have lost {old_rule}",
+        segs.len(),
+        victim.display(),
+        lost.len(),
+        n as i64 * steps,
+        lost.len() as f64 * 100.0 / (n as f64 * steps as f64),
+        st.wal_samples_lost,
+    );
 }

@@ -84,7 +84,7 @@ impl Block {
         pace(bytes.len() as u64);
         drop(bytes);
 
-        let lens = disk_lengths(&self.dir.join(CHUNKS_DIRNAME), &self.chunks);
+        let lens = disk_lengths(&self.dir.join(CHUNKS_DIRNAME), &self.chunks)?;
         let mut metas = Vec::new();
         for id in 0..self.index.num_series() {
             let labels = self.index.series(id, &mut metas).map_err(|e| corrupt(format!("index: {e}")))?;
@@ -104,6 +104,29 @@ impl Block {
             }
         }
         Ok(self.damaged_chunks())
+    }
+
+    /// A cheap check that reads only the index and file sizes: whether some
+    /// chunk reference points at or past the end of its chunk file (a file
+    /// cut short). Run at open; a block that fails it is then
+    /// [verified](Block::verify) to find exactly which chunks are lost.
+    pub fn chunk_files_cut_short(&self) -> Result<bool, Error> {
+        let mut max_off: Vec<u64> = vec![0; self.chunks.num_files() as usize];
+        let mut metas = Vec::new();
+        for id in 0..self.index.num_series() {
+            self.check_index(self.index.series(id, &mut metas))?;
+            for m in &metas {
+                let file = (m.chunk_ref >> 32) as usize;
+                match file.checked_sub(1).and_then(|i| max_off.get_mut(i)) {
+                    Some(o) => *o = (*o).max(m.chunk_ref & 0xffff_ffff),
+                    None => return Ok(true),
+                }
+            }
+        }
+        let lens = disk_lengths(&self.dir.join(CHUNKS_DIRNAME), &self.chunks)?;
+        // The last chunk needs at least a length byte, an encoding byte and
+        // a 4-byte CRC after its offset.
+        Ok(max_off.iter().zip(&lens).any(|(&off, &(disk, mapped))| off > 0 && off + 6 > disk.min(mapped)))
     }
 
     /// Writes a replacement of this block into `parent_dir` holding every
@@ -146,14 +169,15 @@ impl Block {
     }
 }
 
-/// (length on disk, mapped length) of each chunk file; a file that cannot
-/// be read counts as empty on disk.
-fn disk_lengths(dir: &Path, files: &ChunkFiles) -> Vec<(u64, u64)> {
+/// (length on disk, mapped length) of each chunk file. A file that is gone
+/// is an I/O error (the block was deleted under the scrub), not damage.
+fn disk_lengths(dir: &Path, files: &ChunkFiles) -> Result<Vec<(u64, u64)>, Error> {
     (1..=files.num_files())
         .map(|n| {
             let mapped = files.mapped_len(n).unwrap_or(0);
-            let disk = std::fs::metadata(dir.join(chunk_file_name(n))).map_or(0, |m| m.len());
-            (disk, mapped)
+            let path = dir.join(chunk_file_name(n));
+            let disk = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+            Ok((disk, mapped))
         })
         .collect()
 }

@@ -33,6 +33,7 @@ impl Db {
         let handle = std::thread::Builder::new()
             .name("tidemark-scrub".into())
             .spawn(move || {
+                inner.check_cut_chunk_files();
                 let mut wait = interval.min(SCRUB_FIRST_DELAY);
                 loop {
                     match rx.recv_timeout(wait) {
@@ -100,6 +101,9 @@ impl Inner {
                     }
                 }
             };
+            if !self.has_block(b) {
+                continue;
+            }
             match b.verify(&mut pace) {
                 Ok(d) => {
                     self.damage.chunks(&d);
@@ -109,6 +113,8 @@ impl Inner {
                     let _g = self.maintenance.lock();
                     self.quarantine_block(b, &e.to_string(), None).map_err(Err)?;
                 }
+                // Deleted by compaction or retention meanwhile: nothing to check.
+                Err(_) if !self.has_block(b) => {}
                 Err(e) => tracing::error!(block = %b.meta().ulid, error = %e, "scrubbing a block failed"),
             }
             if stopped {
@@ -122,6 +128,43 @@ impl Inner {
         Ok(found)
     }
 
+    fn has_block(&self, b: &Block) -> bool {
+        self.blocks.read().iter().any(|x| x.meta().ulid == b.meta().ulid)
+    }
+
+    /// Right after open, without rate limit but reading only indexes and
+    /// file sizes: finds chunk files cut short, verifies those blocks fully
+    /// and cuts the lost chunks out.
+    fn check_cut_chunk_files(&self) {
+        let blocks: Vec<Arc<Block>> = self.blocks.read().clone();
+        let mut any = false;
+        for b in &blocks {
+            match b.chunk_files_cut_short() {
+                Ok(false) => {}
+                Ok(true) => match b.verify(&mut |_| {}) {
+                    Ok(d) => {
+                        self.damage.chunks(&d);
+                        any = true;
+                    }
+                    Err(e @ Error::Block(_)) => {
+                        let _g = self.maintenance.lock();
+                        if let Err(e) = self.quarantine_block(b, &e.to_string(), None) {
+                            tracing::error!(error = %e, "moving a damaged block to quarantine/ failed");
+                        }
+                    }
+                    Err(e) => tracing::error!(block = %b.meta().ulid, error = %e, "checking a block failed"),
+                },
+                Err(e) => tracing::error!(block = %b.meta().ulid, error = %e, "checking a block failed"),
+            }
+        }
+        if any {
+            let _g = self.maintenance.lock();
+            if let Err(e) = self.repair_damaged_blocks() {
+                tracing::error!(error = %e, "cutting damaged chunks out of blocks failed");
+            }
+        }
+    }
+
     /// Rewrites every block with damaged chunks without them and moves the
     /// original to `quarantine/`. Caller holds the maintenance lock.
     pub(super) fn repair_damaged_blocks(&self) -> Result<(), Error> {
@@ -132,6 +175,14 @@ impl Inner {
             let meta = b.rewrite_without_damaged(&disk.dir, &self.write_options())?;
             let chunks = b.damaged_chunks();
             self.damage.chunks(&chunks);
+            let first = chunks.first().map(|d| d.reason.clone()).unwrap_or_default();
+            let reason = format!("{} damaged chunk(s) cut out (first: {first})", chunks.len());
+            if meta.stats.num_samples == 0 {
+                // Nothing intact is left: no replacement block.
+                super::delete_dir(&disk.dir.join(&meta.ulid))?;
+                self.quarantine_block(&b, &reason, None)?;
+                continue;
+            }
             let fresh = Arc::new(Block::open(&disk.dir.join(&meta.ulid))?);
             {
                 let mut blocks = self.blocks.write();
@@ -139,8 +190,6 @@ impl Inner {
                 blocks.push(fresh);
                 blocks.sort_by_key(|x| (x.meta().min_time, x.meta().ulid.clone()));
             }
-            let first = chunks.first().map(|d| d.reason.clone()).unwrap_or_default();
-            let reason = format!("{} damaged chunk(s) cut out (first: {first})", chunks.len());
             tracing::error!(block = %b.meta().ulid, replacement = %meta.ulid, damaged_chunks = chunks.len(), "rewrote a block without its damaged chunks; the original is in quarantine/");
             self.move_to_quarantine(&b, reason, Some(meta.ulid))?;
         }
