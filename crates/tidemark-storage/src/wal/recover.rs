@@ -129,22 +129,23 @@ fn frame_at(bytes: &[u8], p: usize) -> Option<(usize, Record)> {
 }
 
 /// The next valid frame after damage at `off`, and the damaged frame's
-/// record when its own length led straight to that frame and its body
-/// still decodes (it is then known exactly what was lost).
+/// record when its own length leads exactly to that frame and its body
+/// still decodes (it is then known exactly what was lost). The first valid
+/// frame after `off` is always taken: trusting a damaged length could jump
+/// over intact frames.
 fn resync(bytes: &[u8], off: usize) -> Option<(usize, Option<Record>)> {
     let header = SEGMENT_HEADER.len();
-    if off >= header {
-        if let Some(h) = bytes.get(off..off + FRAME_HEADER_LEN) {
-            let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
-            let next = off + FRAME_HEADER_LEN + len;
-            if len > 0 && len <= MAX_BODY_LEN && frame_at(bytes, next).is_some() {
-                let lost = decode_body(&bytes[off + FRAME_HEADER_LEN..next]).ok();
-                return Some((next, lost));
-            }
+    let from = (off + 1).max(header);
+    let next = (from..bytes.len().saturating_sub(FRAME_HEADER_LEN - 1)).find(|&p| frame_at(bytes, p).is_some())?;
+    let mut lost = None;
+    if off >= header && next >= off + FRAME_HEADER_LEN {
+        let h = &bytes[off..off + FRAME_HEADER_LEN];
+        let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        if off + FRAME_HEADER_LEN + len == next {
+            lost = decode_body(&bytes[off + FRAME_HEADER_LEN..next]).ok();
         }
     }
-    let from = (off + 1).max(header);
-    (from..bytes.len().saturating_sub(FRAME_HEADER_LEN)).find(|&p| frame_at(bytes, p).is_some()).map(|p| (p, None))
+    Some((next, lost))
 }
 
 /// Reads every good frame of a segment file, resynchronising after damage.
