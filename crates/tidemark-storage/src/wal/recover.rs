@@ -121,11 +121,43 @@ fn frame_at(bytes: &[u8], p: usize) -> Option<(usize, Record)> {
     }
     let end = (p + FRAME_HEADER_LEN).checked_add(len)?;
     let body = bytes.get(p + FRAME_HEADER_LEN..end)?;
+    if !plausible_body(body) {
+        return None;
+    }
     let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
     if frame_crc([head[0], head[1], head[2], head[3]], body) != crc {
         return None;
     }
     decode_body(body).ok().map(|r| (end, r))
+}
+
+/// A cheap filter run before the checksum while scanning damaged bytes, so
+/// that garbage whose length field happens to be plausible rarely costs a
+/// CRC over a large body: a known type, and an entry count that fits the
+/// body's length (a sample entry takes 10 to 28 bytes, a series entry at
+/// least 2).
+fn plausible_body(body: &[u8]) -> bool {
+    let Some((&ty, rest)) = body.split_first() else { return false };
+    let mut count = 0u64;
+    let mut n = 0usize;
+    loop {
+        let Some(&b) = rest.get(n) else { return false };
+        if n == 10 {
+            return false;
+        }
+        count |= u64::from(b & 0x7f) << (7 * n);
+        n += 1;
+        if b < 0x80 {
+            break;
+        }
+    }
+    let payload = (body.len() - 1 - n) as u64;
+    match ty {
+        1 => payload >= count.saturating_mul(2) && (count > 0 || payload == 0),
+        2 if count == 0 => payload == 0,
+        2 => payload >= count.saturating_mul(10) && payload <= count.saturating_mul(28).saturating_add(20),
+        _ => false,
+    }
 }
 
 /// The next valid frame after damage at `off`, and the damaged frame's
