@@ -193,7 +193,9 @@ pub(crate) async fn config(State(st): State<Arc<ApiState>>) -> Reply {
 }
 
 /// `GET /api/v1/status/tsdb`: head statistics and the top `limit` (default
-/// 10, at most 10,000) entries of each cardinality list.
+/// 10, at most 10,000) entries of each cardinality list, as Prometheus, plus
+/// `tidemarkDamage`: what damaged files cost since start (WAL damage
+/// recovered at open, damaged chunks, quarantined blocks, scrubs).
 pub(crate) async fn tsdb(State(st): State<Arc<ApiState>>, req: Request) -> Response {
     let (p, _) = match Params::from_request(req).await {
         Ok(p) => p,
