@@ -367,21 +367,40 @@ impl Wal {
         }
         let mut ckpt = out.stats.checkpoint;
         if let Some(damage) = &mut out.stats.damage {
-            let upto = recover::rewrite(dir, quarantine, &listing, opts.segment_size, damage)?;
-            tracing::error!(
-                dir = %dir.display(),
-                regions = damage.regions.len(),
-                records_skipped = damage.records_skipped,
-                samples_lost = damage.samples_lost,
-                orphan_samples = damage.orphan_samples,
-                orphan_series_refs = damage.orphan_series_refs,
-                lost_time_range = ?damage.lost_time_range,
-                quarantined_to = ?damage.quarantined_to,
-                recovery_checkpoint = upto,
-                "WAL damaged: skipped the damaged records, kept every intact one and rewrote the log as a checkpoint"
-            );
-            listing.checkpoints.push(upto);
-            ckpt = Some(upto);
+            match recover::rewrite(dir, quarantine, &listing, opts.segment_size, damage) {
+                Ok(upto) => {
+                    tracing::error!(
+                        dir = %dir.display(),
+                        regions = damage.regions.len(),
+                        records_skipped = damage.records_skipped,
+                        samples_lost = damage.samples_lost,
+                        orphan_samples = damage.orphan_samples,
+                        orphan_series_refs = damage.orphan_series_refs,
+                        lost_time_range = ?damage.lost_time_range,
+                        quarantined_to = ?damage.quarantined_to,
+                        recovery_checkpoint = upto,
+                        "WAL damaged: skipped the damaged records, kept every intact one and rewrote the log as a checkpoint"
+                    );
+                    listing.checkpoints.push(upto);
+                    ckpt = Some(upto);
+                }
+                Err(e) => {
+                    // Fail safe: start with what was replayed. The damaged
+                    // files stay where they are; the next open (or
+                    // checkpoint) skips the same damage again.
+                    tracing::error!(
+                        dir = %dir.display(),
+                        error = %e,
+                        regions = damage.regions.len(),
+                        records_skipped = damage.records_skipped,
+                        samples_lost = damage.total_samples_lost(),
+                        "WAL damaged and the repair failed: starting with every intact record, the damaged files are left in place"
+                    );
+                    if let Some(stop) = &out.stats.stopped_at {
+                        repair(dir, stop, &mut listing)?;
+                    }
+                }
+            }
         } else if let Some(stop) = &out.stats.stopped_at {
             repair(dir, stop, &mut listing)?;
         }

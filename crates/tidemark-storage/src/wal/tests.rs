@@ -1139,3 +1139,36 @@ fn megabytes_of_garbage_between_good_records_are_skipped_in_bounded_time() {
     eprintln!("4 MiB of garbage scanned in {took:?}");
     assert!(took < Duration::from_secs(60), "{took:?}");
 }
+
+#[test]
+fn a_failed_repair_still_opens_with_every_intact_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), opts(1 << 20, SyncPolicy::Never)).unwrap();
+    for i in 0..3 {
+        wal.log(&[series([i])]).unwrap();
+        wal.cut_segment().unwrap();
+    }
+    drop(wal);
+    let seg2 = segment_path(dir.path(), 2);
+    let mut b = fs::read(&seg2).unwrap();
+    let last = b.len() - 1;
+    b[last] ^= 0x01;
+    fs::write(&seg2, &b).unwrap();
+    // The quarantine path is a file: copying the damaged segment fails.
+    let blocker = dir.path().join("not-a-dir");
+    fs::write(&blocker, b"x").unwrap();
+    let mut got = Vec::new();
+    let (wal, stats) =
+        Wal::open_and_replay_with_quarantine(dir.path(), WalOptions::default(), &blocker, |r| got.push(r)).unwrap();
+    assert_eq!(got, [series([0]), series([2])]);
+    assert_eq!(stats.damage.unwrap().quarantined_to, None);
+    assert!(seg2.exists(), "the damaged segment is left in place");
+    wal.log(&[series([7])]).unwrap();
+    drop(wal);
+    // A later open with a usable quarantine repairs it.
+    let (wal, stats) = Wal::open_and_replay(dir.path(), WalOptions::default(), |_| {}).unwrap();
+    assert!(stats.damage.unwrap().quarantined_to.is_some());
+    drop(wal);
+    let (got, stats) = replay_all(dir.path());
+    assert_eq!((got, stats.damage), (vec![series([0]), series([2]), series([7])], None));
+}
