@@ -1,5 +1,5 @@
 //! What the database lost to damaged files, for the operator: the WAL
-//! damage each open recovered from, damaged chunks found by reads and
+//! damage recovered from (at open or while checkpointing), damaged chunks found by reads and
 //! scrubs, and blocks moved to `quarantine/`. Kept in memory since open
 //! (the log has the history); read with [`crate::Db::damage_report`].
 
@@ -16,7 +16,8 @@ use crate::wal::WalDamage;
 /// counting past it).
 pub const MAX_REPORTED_CHUNKS: usize = 100;
 
-/// WAL damage found when the database was opened.
+/// WAL damage found when the database was opened or while it checkpointed
+/// the WAL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalDamageEvent {
     /// When it was found, ms since the epoch.
@@ -47,7 +48,7 @@ pub struct QuarantinedBlock {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DamageReport {
-    /// WAL damage recovered from at open.
+    /// WAL damage recovered from (at open, or while checkpointing).
     pub wal: Vec<WalDamageEvent>,
     /// Damaged chunks (first [`MAX_REPORTED_CHUNKS`]).
     pub chunks: Vec<ChunkDamage>,

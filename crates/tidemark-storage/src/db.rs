@@ -274,7 +274,8 @@ pub struct DbStats {
     /// Blocks moved to `quarantine/`: blocks that failed to open or to
     /// scrub, and originals of blocks rewritten without damaged chunks.
     pub quarantined_blocks: u64,
-    /// Damaged regions of the WAL (or its checkpoint) skipped at open.
+    /// Damaged regions of the WAL (or its checkpoint) skipped at open or
+    /// while checkpointing.
     pub wal_corruptions: u64,
     /// WAL records skipped because they were damaged (a lower bound).
     pub wal_records_skipped: u64,

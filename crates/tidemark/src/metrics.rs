@@ -222,13 +222,13 @@ impl prometheus_client::collector::Collector for DbCollector {
         counter(
             &mut enc,
             "tidemark_wal_corruptions",
-            "Damaged regions of the WAL or its checkpoint skipped at open (not torn tails).",
+            "Damaged regions of the WAL or its checkpoint skipped at open or while checkpointing (not torn tails).",
             s.wal_corruptions,
         )?;
         counter(
             &mut enc,
             "tidemark_wal_records_skipped",
-            "Damaged WAL records skipped at open (a lower bound).",
+            "Damaged WAL records skipped (a lower bound).",
             s.wal_records_skipped,
         )?;
         counter(
