@@ -1082,7 +1082,17 @@ impl SeriesSource for BlockSource {
         // A damaged chunk costs only its own samples: it is left out, logged
         // and counted once, and the query is told.
         let mut skipped = Vec::new();
-        let out = self.0.select_readable(ms, mint, maxt, &mut skipped)?;
+        let out = match self.0.select_readable(ms, mint, maxt, &mut skipped) {
+            Ok(out) => out,
+            // The index was verified at open, so this is damage since then:
+            // answer from the other sources; the next scrub quarantines it.
+            Err(e @ Error::Block(_)) => {
+                tracing::error!(block = %self.0.meta().ulid, error = %e, "block index unreadable; its data is left out of queries");
+                warn.push(format!("damaged data skipped: block {} could not be read ({e})", self.0.meta().ulid));
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
         self.1.chunks(&skipped);
         warn.extend(damage::chunk_warnings(&skipped));
         Ok(out)

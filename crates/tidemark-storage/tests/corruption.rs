@@ -567,3 +567,33 @@ fn the_issue_case_loses_only_the_records_the_flipped_bytes_touch() {
         st.wal_samples_lost,
     );
 }
+
+#[test]
+fn an_index_that_rots_while_open_is_found_by_the_scrub_and_quarantined() {
+    use std::io::{Seek, SeekFrom, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (want, block) = db_with_block(dir.path(), 10);
+    let db = builder(dir.path()).open().unwrap();
+    let (before, warnings) = read(&db, 0, 12 * MIN);
+    assert!(missing(&want, &before).is_empty() && warnings.is_empty());
+    // Rewrite one byte in place (never truncate a mapped file).
+    let index = block.join("index");
+    let len = fs::metadata(&index).unwrap().len();
+    let mut f = fs::OpenOptions::new().read(true).write(true).open(&index).unwrap();
+    f.seek(SeekFrom::Start(len / 2)).unwrap();
+    let mut b = [0u8; 1];
+    std::io::Read::read_exact(&mut f, &mut b).unwrap();
+    f.seek(SeekFrom::Start(len / 2)).unwrap();
+    f.write_all(&[b[0] ^ 0x20]).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+
+    assert_eq!(db.scrub().unwrap(), vec![]);
+    let st = db.stats();
+    assert_eq!((st.quarantined_blocks, st.blocks), (1, 0));
+    let name = block.file_name().unwrap().to_str().unwrap();
+    assert!(db.damage_report().quarantined_blocks[0].reason.contains("index"));
+    let (got, warnings) = read(&db, 0, 12 * MIN);
+    assert_eq!(got, expected(10, 10 * MIN, 12 * MIN), "the head is still served");
+    assert!(warnings.len() == 1 && warnings[0].contains(name), "{warnings:?}");
+}
