@@ -26,16 +26,38 @@ pub trait SeriesSource: Send + Sync {
     /// The series matching every matcher that have samples in `[mint, maxt]`
     /// (milliseconds, both inclusive). Order does not matter.
     fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<SelectedSeries>, String>;
+
+    /// [`SeriesSource::select`], plus warnings about data in the range that
+    /// could not be read and is missing from the series (damaged storage).
+    /// The engine adds them to the query's warnings. Default: no warnings.
+    fn select_with_warnings(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<(Vec<SelectedSeries>, Vec<String>), String> {
+        self.select(mint, maxt, matchers).map(|s| (s, Vec::new()))
+    }
 }
 
 impl SeriesSource for Db {
     fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<SelectedSeries>, String> {
+        self.select_with_warnings(mint, maxt, matchers).map(|(s, _)| s)
+    }
+
+    fn select_with_warnings(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<(Vec<SelectedSeries>, Vec<String>), String> {
         let q = self.querier(mint, maxt);
         let series = q.select(matchers).map_err(|e| e.to_string())?;
-        Ok(series
+        let series = series
             .into_iter()
             .map(|s| SelectedSeries { labels: s.labels().clone(), samples: Box::new(s.iter()) })
-            .collect())
+            .collect();
+        Ok((series, q.warnings()))
     }
 }
 

@@ -9,7 +9,8 @@
 //! <dir>/wal/            write-ahead log segments and checkpoints (and
 //!                       wal/holds/: readers' holds on segments)
 //! <dir>/<block id>/     immutable blocks (meta.json, index, chunks/)
-//! <dir>/quarantine/     blocks that failed to open, moved aside
+//! <dir>/quarantine/     damaged files moved aside: blocks that failed to
+//!                       open or had damaged chunks cut out, WAL files
 //! ```
 
 use std::fs::{self, File};
@@ -25,11 +26,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::block::{self, Block, BlockMeta, BlockWriteOptions, CompactionMeta};
 use crate::chunkenc::{ChunkSeries, Encoding};
+use crate::damage::{self, DamageLog, DamageReport, QuarantinedBlock};
 use crate::head::{CommitLog, Head, HeadAppender, HeadOptions};
 use crate::querier::{Querier, SeriesSource};
 use crate::retention::{self, BlockInfo};
 use crate::wal::{checkpoint_bound, Record, SyncPolicy, Wal, WalHold, WalHolds, WalOptions};
 use crate::{compact, AppendError, Error, Labels, Matcher, NameValidation};
+
+mod scrub;
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -72,7 +76,22 @@ pub struct Options {
     /// what the database itself needs; older unread segments are deleted
     /// anyway (the reader sees a skip). Default: 1 GiB.
     pub wal_hold_max_bytes: u64,
+    /// How often a background thread verifies every block (every chunk's
+    /// CRC32-C and the index's checksums). The first scrub starts
+    /// [`SCRUB_FIRST_DELAY`] after open (or after one interval, if that is
+    /// shorter). Damaged chunks are logged at ERROR, counted, left out of
+    /// queries and cut out of their block at the next maintenance.
+    /// Default: 24 hours. `None` disables the thread ([`Db::scrub`] still
+    /// works, and reads still verify every chunk they touch).
+    pub scrub_interval: Option<Duration>,
+    /// Most bytes per second a background scrub reads, so it does not
+    /// compete with ingestion and queries. Default: 64 MiB/s. 0: unlimited.
+    pub scrub_bytes_per_sec: u64,
 }
+
+/// Delay between open and the first background scrub (unless
+/// [`Options::scrub_interval`] is shorter): 5 minutes.
+pub const SCRUB_FIRST_DELAY: Duration = Duration::from_secs(300);
 
 impl Default for Options {
     fn default() -> Options {
@@ -89,6 +108,8 @@ impl Default for Options {
             name_validation: NameValidation::Utf8,
             maintenance_interval: Some(Duration::from_secs(30)),
             wal_hold_max_bytes: 1 << 30,
+            scrub_interval: Some(Duration::from_secs(24 * 3600)),
+            scrub_bytes_per_sec: 64 << 20,
         }
     }
 }
@@ -202,6 +223,18 @@ impl DbBuilder {
         self
     }
 
+    /// See [`Options::scrub_interval`].
+    pub fn scrub_interval(mut self, d: Option<Duration>) -> Self {
+        self.opts.scrub_interval = d;
+        self
+    }
+
+    /// See [`Options::scrub_bytes_per_sec`].
+    pub fn scrub_bytes_per_sec(mut self, bytes: u64) -> Self {
+        self.opts.scrub_bytes_per_sec = bytes;
+        self
+    }
+
     /// Opens (creating if needed) the database.
     pub fn open(self) -> Result<Db, Error> {
         Db::open_with(self.dir, self.opts)
@@ -238,8 +271,21 @@ pub struct DbStats {
     pub retention_time_deletions: u64,
     /// Blocks deleted by size retention since open.
     pub retention_size_deletions: u64,
-    /// Blocks moved to `quarantine/` because they failed to open.
+    /// Blocks moved to `quarantine/`: blocks that failed to open or to
+    /// scrub, and originals of blocks rewritten without damaged chunks.
     pub quarantined_blocks: u64,
+    /// Damaged regions of the WAL (or its checkpoint) skipped at open or
+    /// while checkpointing.
+    pub wal_corruptions: u64,
+    /// WAL records skipped because they were damaged (a lower bound).
+    pub wal_records_skipped: u64,
+    /// WAL samples lost to damage: in damaged records that still decoded,
+    /// plus samples whose series record was lost.
+    pub wal_samples_lost: u64,
+    /// Distinct damaged chunks found by reads and scrubs.
+    pub chunks_corrupt: u64,
+    /// Completed scrubs of all blocks.
+    pub scrubs: u64,
 }
 
 #[derive(Default)]
@@ -248,7 +294,6 @@ struct Counters {
     compactions: AtomicU64,
     retention_time: AtomicU64,
     retention_size: AtomicU64,
-    quarantined: AtomicU64,
 }
 
 /// What the disk holds, for size retention.
@@ -281,6 +326,10 @@ struct Inner {
     /// Last time (ms since open) a commit looked at the disk usage.
     last_size_check: AtomicU64,
     opened_at: std::time::Instant,
+    /// What damaged files cost (WAL damage, damaged chunks, quarantine).
+    damage: Arc<DamageLog>,
+    /// Stops the scrub thread.
+    scrub_stop: Mutex<Option<mpsc::Sender<()>>>,
 }
 
 /// Messages to the maintenance thread.
@@ -311,6 +360,7 @@ enum Wake {
 pub struct Db {
     inner: Arc<Inner>,
     background: Mutex<Option<JoinHandle<()>>>,
+    scrubber: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -364,26 +414,34 @@ impl Db {
             ooo_window: opts.ooo_window_ms(),
             ..HeadOptions::default()
         };
-        let (disk, head, blocks, quarantined) = match dir {
-            None => (None, Arc::new(Head::new(head_opts(&opts), None)), Vec::new(), 0),
+        let damage = Arc::new(DamageLog::default());
+        let (disk, head, blocks) = match dir {
+            None => (None, Arc::new(Head::new(head_opts(&opts), None)), Vec::new()),
             Some(dir) => {
                 fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
                 let lock = lock_dir(&dir)?;
                 load_stored_format(&dir, &mut opts)?;
                 remove_tmp_dirs(&dir)?;
                 let (blocks, quarantined) = open_blocks(&dir)?;
+                for q in quarantined {
+                    damage.quarantined(q);
+                }
                 let wal_dir = dir.join("wal");
                 let log = Arc::new(LateWal(OnceLock::new()));
                 let head = Arc::new(Head::new(head_opts(&opts), Some(log.clone() as Arc<dyn CommitLog>)));
                 let wal_opts = WalOptions { segment_size: opts.wal_segment_size, sync: opts.wal_sync };
-                let (wal, stats) = Wal::open_and_replay(&wal_dir, wal_opts, |rec| match rec {
-                    Record::Series(s) => {
-                        for rs in s {
-                            head.replay_series(rs.series_ref, rs.labels);
+                // Damaged WAL files are copied to quarantine/, which size
+                // retention counts and may purge.
+                let quarantine = dir.join("quarantine");
+                let (wal, mut stats) =
+                    Wal::open_and_replay_with_quarantine(&wal_dir, wal_opts, &quarantine, |rec| match rec {
+                        Record::Series(s) => {
+                            for rs in s {
+                                head.replay_series(rs.series_ref, rs.labels);
+                            }
                         }
-                    }
-                    Record::Samples(s) => head.replay_samples(&s),
-                })?;
+                        Record::Samples(s) => head.replay_samples(&s),
+                    })?;
                 // Samples already persisted in blocks (a crash between writing a
                 // block and checkpointing the WAL) must not come back to the head.
                 if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
@@ -393,11 +451,14 @@ impl Db {
                 if log.0.set(wal.clone()).is_err() {
                     unreachable!("the commit log is bound once");
                 }
+                if let Some(d) = stats.damage.take() {
+                    damage.wal(d);
+                }
                 tracing::info!(dir = %dir.display(), series = head.stats().num_series, blocks = blocks.len(), replay = ?stats, elapsed = ?started.elapsed(), "opened database");
                 let holds = WalHolds::load(&wal_dir.join("holds"))?;
                 let disk =
                     Disk { dir, wal, lock: Mutex::new(Some(lock)), holds, deferred_checkpoint: Mutex::new(None) };
-                (Some(disk), head, blocks, quarantined)
+                (Some(disk), head, blocks)
             }
         };
         let inner = Arc::new(Inner {
@@ -412,11 +473,13 @@ impl Db {
             storage_full: AtomicBool::new(false),
             last_size_check: AtomicU64::new(0),
             opened_at: started,
+            damage,
+            scrub_stop: Mutex::new(None),
         });
-        inner.counters.quarantined.store(quarantined, Ordering::Relaxed);
         inner.apply_retention()?;
-        let db = Db { inner, background: Mutex::new(None) };
+        let db = Db { inner, background: Mutex::new(None), scrubber: Mutex::new(None) };
         db.start_background();
+        db.start_scrubber();
         Ok(db)
     }
 
@@ -452,11 +515,18 @@ impl Db {
         for b in self.inner.blocks.read().iter() {
             let m = b.meta();
             if m.max_time > mint && m.min_time <= maxt {
-                sources.push(Arc::new(BlockSource(b.clone())));
+                sources.push(Arc::new(BlockSource(b.clone(), self.inner.damage.clone())));
             }
         }
         sources.push(Arc::new(HeadSource(self.inner.head.clone())));
-        Querier::new(sources, mint, maxt)
+        let q = Querier::new(sources, mint, maxt);
+        for qb in self.inner.damage.quarantined_overlapping(mint, maxt) {
+            q.add_warning(format!(
+                "damaged data skipped: block {} is quarantined ({}); its samples are missing from this range",
+                qb.block, qb.reason
+            ));
+        }
+        q
     }
 
     /// Runs one round of maintenance now: persists complete head ranges to
@@ -571,6 +641,7 @@ impl Db {
         let hs = inner.head.stats();
         let blocks = inner.blocks.read();
         let c = &inner.counters;
+        let damage = inner.damage.snapshot();
         DbStats {
             head_series: hs.num_series,
             head_chunks: hs.num_chunks,
@@ -585,8 +656,20 @@ impl Db {
             compactions: c.compactions.load(Ordering::Relaxed),
             retention_time_deletions: c.retention_time.load(Ordering::Relaxed),
             retention_size_deletions: c.retention_size.load(Ordering::Relaxed),
-            quarantined_blocks: c.quarantined.load(Ordering::Relaxed),
+            quarantined_blocks: damage.blocks_quarantined,
+            wal_corruptions: damage.wal_corruptions,
+            wal_records_skipped: damage.wal_records_skipped,
+            wal_samples_lost: damage.wal_samples_lost,
+            chunks_corrupt: damage.chunks_corrupt,
+            scrubs: damage.scrubs,
         }
+    }
+
+    /// What damaged files have cost since open: WAL damage recovered from,
+    /// damaged chunks, quarantined blocks, scrubs (what
+    /// `/api/v1/status/tsdb` shows as `tidemarkDamage`).
+    pub fn damage_report(&self) -> DamageReport {
+        self.inner.damage.snapshot()
     }
 
     /// Stops background work, flushes and fsyncs the WAL, and releases the
@@ -601,6 +684,7 @@ impl Db {
         if let Some(handle) = self.background.lock().take() {
             let _ = handle.join();
         }
+        self.stop_scrubber();
         let _g = self.inner.maintenance.lock();
         if let Some(d) = &self.inner.disk {
             d.wal.close()?;
@@ -672,6 +756,7 @@ impl Inner {
                 self.checkpoint_wal(disk, wanted, mint)?;
             }
             self.persist_head(false)?;
+            self.repair_damaged_blocks()?;
             if self.over_size_limit() {
                 // The WAL counts against the limit too: cut every complete
                 // range out of the head now so the WAL can be checkpointed.
@@ -791,7 +876,10 @@ impl Inner {
         let upto = checkpoint_bound(wanted, first, disk.holds.min(), max, |s| disk.wal.segment_bytes(s));
         if let Some(upto) = upto {
             let head = self.head.clone();
-            disk.wal.checkpoint(upto, move |r| head.is_live(r), mint)?;
+            let stats = disk.wal.checkpoint(upto, move |r| head.is_live(r), mint)?;
+            if let Some(d) = stats.damage {
+                self.damage.wal(d);
+            }
         }
         let deferred = (upto < Some(wanted)).then_some((wanted, mint));
         *disk.deferred_checkpoint.lock() = deferred;
@@ -811,7 +899,29 @@ impl Inner {
                 return Err(Error::InvalidArgument("compaction planner returned unknown blocks".into()));
             }
             let refs: Vec<&Block> = inputs.iter().map(|b| b.as_ref()).collect();
-            let meta = compact::compact(&disk.dir, &refs, &self.write_options())?;
+            let meta = match compact::compact(&disk.dir, &refs, &self.write_options()) {
+                Ok(m) => m,
+                Err(e @ Error::Block(_)) => {
+                    // Unknown damage in an input: find it, cut it out, plan again.
+                    let mut damaged = false;
+                    for b in &inputs {
+                        match b.verify(&mut |_| {}) {
+                            Ok(d) => damaged |= !d.is_empty(),
+                            Err(ie @ Error::Block(_)) => {
+                                self.quarantine_block(b, &ie.to_string(), None)?;
+                                damaged = true;
+                            }
+                            Err(ie) => return Err(ie),
+                        }
+                    }
+                    if !damaged {
+                        return Err(e);
+                    }
+                    self.repair_damaged_blocks()?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let out = Arc::new(Block::open(&disk.dir.join(&meta.ulid))?);
             {
                 let mut blocks = self.blocks.write();
@@ -954,7 +1064,7 @@ impl DiskUsage {
 struct HeadSource(Arc<Head>);
 
 impl SeriesSource for HeadSource {
-    fn select(&self, ms: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<ChunkSeries>, Error> {
+    fn select(&self, ms: &[Matcher], mint: i64, maxt: i64, _: &mut Vec<String>) -> Result<Vec<ChunkSeries>, Error> {
         Ok(self.0.select(ms, mint, maxt))
     }
     fn label_names(&self, ms: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, Error> {
@@ -965,11 +1075,27 @@ impl SeriesSource for HeadSource {
     }
 }
 
-struct BlockSource(Arc<Block>);
+struct BlockSource(Arc<Block>, Arc<DamageLog>);
 
 impl SeriesSource for BlockSource {
-    fn select(&self, ms: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<ChunkSeries>, Error> {
-        self.0.select(ms, mint, maxt)
+    fn select(&self, ms: &[Matcher], mint: i64, maxt: i64, warn: &mut Vec<String>) -> Result<Vec<ChunkSeries>, Error> {
+        // A damaged chunk costs only its own samples: it is left out, logged
+        // and counted once, and the query is told.
+        let mut skipped = Vec::new();
+        let out = match self.0.select_readable(ms, mint, maxt, &mut skipped) {
+            Ok(out) => out,
+            // The index was verified at open, so this is damage since then:
+            // answer from the other sources; the next scrub quarantines it.
+            Err(e @ Error::Block(_)) => {
+                tracing::error!(block = %self.0.meta().ulid, error = %e, "block index unreadable; its data is left out of queries");
+                warn.push(format!("damaged data skipped: block {} could not be read ({e})", self.0.meta().ulid));
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        self.1.chunks(&skipped);
+        warn.extend(damage::chunk_warnings(&skipped));
+        Ok(out)
     }
     fn label_names(&self, ms: &[Matcher], _: i64, _: i64) -> Result<Vec<String>, Error> {
         self.0.label_names(ms)
@@ -1052,9 +1178,9 @@ fn is_block_dir_name(name: &str) -> bool {
 }
 
 /// Opens every block; moves the ones that fail aside into `quarantine/`.
-fn open_blocks(dir: &Path) -> Result<(Vec<Arc<Block>>, u64), Error> {
+fn open_blocks(dir: &Path) -> Result<(Vec<Arc<Block>>, Vec<QuarantinedBlock>), Error> {
     let mut blocks = Vec::new();
-    let mut quarantined = 0;
+    let mut quarantined = Vec::new();
     let mut names: Vec<String> = fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok())
@@ -1071,8 +1197,16 @@ fn open_blocks(dir: &Path) -> Result<(Vec<Arc<Block>>, u64), Error> {
                 let q = dir.join("quarantine");
                 fs::create_dir_all(&q).map_err(|e| Error::io(&q, e))?;
                 tracing::error!(block = %name, error = %e, "block failed to open; moved to quarantine/");
+                let time_range = BlockMeta::read(&path).ok().map(|m| (m.min_time, m.max_time));
                 fs::rename(&path, q.join(&name)).map_err(|e| Error::io(&path, e))?;
-                quarantined += 1;
+                quarantined.push(QuarantinedBlock {
+                    block: name.clone(),
+                    reason: e.to_string(),
+                    moved_to: q.join(&name),
+                    time_range,
+                    replaced_by: None,
+                    at_ms: damage::now_ms(),
+                });
             }
         }
     }

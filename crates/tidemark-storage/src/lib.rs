@@ -19,11 +19,13 @@ mod varint;
 
 pub mod block;
 pub mod compact;
+pub mod damage;
 mod db;
 pub mod head;
 pub mod wal;
 
-pub use db::{Appender, Db, DbBuilder, DbStats, Options};
+pub use damage::DamageReport;
+pub use db::{Appender, Db, DbBuilder, DbStats, Options, SCRUB_FIRST_DELAY};
 pub use error::{AppendError, BlockError, ChunkError, Error, Result, WalError};
 pub use labels::{Label, LabelError, Labels, LabelsIter, NameValidation, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher};

@@ -11,14 +11,24 @@
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use crate::chunkenc::{Chunk, ChunkIterator, ChunkSeries};
 use crate::sample::{Sample, SampleIterator, VecIterator};
 use crate::{Error, Labels, Matcher};
 
 /// Something that holds series: the head or a block.
 pub(crate) trait SeriesSource: Send + Sync {
-    /// Series matching `matchers` with chunks overlapping `[mint, maxt]`, sorted by labels.
-    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<ChunkSeries>, Error>;
+    /// Series matching `matchers` with chunks overlapping `[mint, maxt]`,
+    /// sorted by labels. Data left out because it is damaged is described
+    /// in `warnings` (one line per problem) instead of failing the call.
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<ChunkSeries>, Error>;
     /// Sorted label names of the series matching `matchers`.
     fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, Error>;
     /// Sorted values of `name` over the series matching `matchers`.
@@ -45,11 +55,27 @@ pub struct Querier {
     sources: Vec<Arc<dyn SeriesSource>>,
     mint: i64,
     maxt: i64,
+    /// Damaged data left out of answers, one line per problem, de-duplicated.
+    warnings: Mutex<Vec<String>>,
 }
 
 impl Querier {
     pub(crate) fn new(sources: Vec<Arc<dyn SeriesSource>>, mint: i64, maxt: i64) -> Querier {
-        Querier { sources, mint, maxt }
+        Querier { sources, mint, maxt, warnings: Mutex::new(Vec::new()) }
+    }
+
+    pub(crate) fn add_warning(&self, w: String) {
+        let mut ws = self.warnings.lock();
+        if !ws.contains(&w) {
+            ws.push(w);
+        }
+    }
+
+    /// Warnings about data in the range that could not be read (damaged
+    /// chunks skipped, quarantined blocks) and is missing from the answers
+    /// so far; empty when everything was readable.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().clone()
     }
 
     /// Start of the queried range (inclusive).
@@ -69,11 +95,15 @@ impl Querier {
             return Ok(Vec::new());
         }
         let mut lists = Vec::with_capacity(self.sources.len());
+        let mut warnings = Vec::new();
         for s in &self.sources {
-            let l = s.select(matchers, self.mint, self.maxt)?;
+            let l = s.select(matchers, self.mint, self.maxt, &mut warnings)?;
             if !l.is_empty() {
                 lists.push(l);
             }
+        }
+        for w in warnings {
+            self.add_warning(w);
         }
         let merged = merge_by_labels(lists);
         Ok(merged
@@ -352,7 +382,7 @@ mod tests {
     struct Fixed(Vec<ChunkSeries>);
 
     impl SeriesSource for Fixed {
-        fn select(&self, ms: &[Matcher], _: i64, _: i64) -> Result<Vec<ChunkSeries>, Error> {
+        fn select(&self, ms: &[Matcher], _: i64, _: i64, _: &mut Vec<String>) -> Result<Vec<ChunkSeries>, Error> {
             Ok(self
                 .0
                 .iter()

@@ -216,9 +216,34 @@ impl prometheus_client::collector::Collector for DbCollector {
         counter(
             &mut enc,
             "tidemark_quarantined_blocks",
-            "Blocks moved to quarantine/ because they failed to open.",
+            "Blocks moved to quarantine/: unreadable blocks, and originals of blocks rewritten without damaged chunks.",
             s.quarantined_blocks,
         )?;
+        counter(
+            &mut enc,
+            "tidemark_wal_corruptions",
+            "Damaged regions of the WAL or its checkpoint skipped at open or while checkpointing (not torn tails).",
+            s.wal_corruptions,
+        )?;
+        counter(
+            &mut enc,
+            "tidemark_wal_records_skipped",
+            "Damaged WAL records skipped (a lower bound).",
+            s.wal_records_skipped,
+        )?;
+        counter(
+            &mut enc,
+            "tidemark_wal_samples_lost",
+            "WAL samples lost to damage: in damaged records, or whose series record was damaged.",
+            s.wal_samples_lost,
+        )?;
+        counter(
+            &mut enc,
+            "tidemark_chunks_corrupt",
+            "Damaged block chunks found by queries and scrubs; their samples are unreadable.",
+            s.chunks_corrupt,
+        )?;
+        counter(&mut enc, "tidemark_scrubs", "Completed scrubs of every block's checksums.", s.scrubs)?;
         Ok(())
     }
 }

@@ -478,7 +478,7 @@ async fn tsdb_status() {
     let app = app();
     ok(
         &get(&app, "/api/v1/status/tsdb?limit=2").await,
-        r#"{"status":"success","data":{"headStats":{"numSeries":4,"numLabelPairs":8,"chunkCount":4,"minTime":1700000000000,"maxTime":1700000600000},"seriesCountByMetricName":[{"name":"up","value":3},{"name":"http_requests_total","value":1}],"labelValueCountByLabelName":[{"name":"instance","value":3},{"name":"__name__","value":2}],"memoryInBytesByLabelName":[{"name":"__name__","value":21},{"name":"job","value":5}],"seriesCountByLabelValuePair":[{"name":"__name__=up","value":3},{"name":"job=api","value":3}]}}"#,
+        r#"{"status":"success","data":{"headStats":{"numSeries":4,"numLabelPairs":8,"chunkCount":4,"minTime":1700000000000,"maxTime":1700000600000},"seriesCountByMetricName":[{"name":"up","value":3},{"name":"http_requests_total","value":1}],"labelValueCountByLabelName":[{"name":"instance","value":3},{"name":"__name__","value":2}],"memoryInBytesByLabelName":[{"name":"__name__","value":21},{"name":"job","value":5}],"seriesCountByLabelValuePair":[{"name":"__name__=up","value":3},{"name":"job=api","value":3}],"tidemarkDamage":{"walCorruptions":0,"walRecordsSkipped":0,"walSamplesLost":0,"chunksCorrupt":0,"blocksQuarantined":0,"scrubs":0,"lastScrubTime":null,"wal":[],"chunks":[],"quarantinedBlocks":[]}}}"#,
     );
     let a = get(&app, "/api/v1/status/tsdb").await;
     let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();

@@ -8,6 +8,7 @@ use promql_parser::parser::{MatrixSelector, SubqueryExpr, VectorSelector};
 use tidemark_storage::{is_stale_nan, Labels, MatchOp, Matcher, Sample, METRIC_NAME};
 
 use super::{duration_ms, offset_ms, Evaluator, StepSeries, Val};
+use crate::annotations::Annotation;
 use crate::error::Error;
 use crate::storage::SelectedSeries;
 
@@ -57,13 +58,23 @@ impl Evaluator<'_, '_> {
             return Ok(Vec::new());
         }
         let source = self.sh.ctx.source;
+        // Data the storage could not read (damaged files) is reported as a
+        // warning on the whole query rather than failing it.
+        let select = |set: &[Matcher]| -> Result<Vec<SelectedSeries>, Error> {
+            let (series, warnings) = source.select_with_warnings(mint, maxt, set).map_err(Error::Storage)?;
+            let mut ann = self.sh.annotations.borrow_mut();
+            for w in warnings {
+                ann.add(Annotation::warning(w, None));
+            }
+            Ok(series)
+        };
         if sets.len() == 1 {
-            return source.select(mint, maxt, &sets[0]).map_err(Error::Storage);
+            return select(&sets[0]);
         }
         let mut seen: HashSet<Labels> = HashSet::new();
         let mut out = Vec::new();
         for set in &sets {
-            for s in source.select(mint, maxt, set).map_err(Error::Storage)? {
+            for s in select(set)? {
                 if seen.insert(s.labels.clone()) {
                     out.push(s);
                 }

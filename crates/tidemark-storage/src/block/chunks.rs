@@ -172,6 +172,17 @@ impl ChunkFiles {
         Ok(ChunkFiles { maps })
     }
 
+    /// Bytes mapped of chunk file `file_no` (1-based), if it exists.
+    pub(crate) fn mapped_len(&self, file_no: u32) -> Option<u64> {
+        let i = (file_no as usize).checked_sub(1)?;
+        self.maps.get(i).map(|m| m.len() as u64)
+    }
+
+    /// Number of chunk files.
+    pub(crate) fn num_files(&self) -> u32 {
+        self.maps.len() as u32
+    }
+
     /// Total bytes of all chunk files.
     pub(crate) fn size_bytes(&self) -> u64 {
         self.maps.iter().map(|m| m.len() as u64).sum()

@@ -41,12 +41,14 @@ mod enc;
 pub mod index;
 pub mod meta;
 pub mod reader;
+pub mod scrub;
 pub mod writer;
 
 pub use meta::{
     block_id_time, is_block_id, new_block_id, BlockMeta, BlockStats, CompactionMeta, META_FILENAME, META_VERSION,
 };
 pub use reader::Block;
+pub use scrub::ChunkDamage;
 pub use writer::{write_block, BlockWriteOptions};
 
 /// Name of the index file inside a block directory.

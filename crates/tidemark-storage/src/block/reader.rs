@@ -5,12 +5,16 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use std::collections::BTreeMap;
+
 use memmap2::Mmap;
+use parking_lot::Mutex;
 
 use super::chunks::ChunkFiles;
 use super::enc::DecResult;
 use super::index::{ChunkMeta, IndexReader};
 use super::meta::{dir_name, BlockMeta, META_FILENAME};
+use super::scrub::ChunkDamage;
 use super::{BlockError, CHUNKS_DIRNAME, INDEX_FILENAME};
 use crate::chunkenc::{sealed, Chunk, ChunkSeries, Encoding};
 use crate::error::Error;
@@ -19,15 +23,18 @@ use crate::postings::postings_for_matchers;
 
 /// An open, immutable block. `Send + Sync`: readers share it freely.
 pub struct Block {
-    dir: PathBuf,
-    name: String,
+    pub(super) dir: PathBuf,
+    pub(super) name: String,
     meta: BlockMeta,
-    index: IndexReader<Mmap>,
-    chunks: ChunkFiles,
+    pub(super) index: IndexReader<Mmap>,
+    pub(super) chunks: ChunkFiles,
     /// Shared timestamp columns, decoded on first use and kept for the
     /// block's lifetime (one slot per column of the index).
     columns: Box<[OnceLock<Arc<[i64]>>]>,
     size_bytes: u64,
+    /// Chunks found damaged (by a read or a scrub), by chunk reference:
+    /// reads skip them, and the database rewrites the block without them.
+    pub(super) damaged: Mutex<BTreeMap<u64, ChunkDamage>>,
 }
 
 impl std::fmt::Debug for Block {
@@ -69,7 +76,16 @@ impl Block {
         }
         let size_bytes = meta_len + index_len + chunks.size_bytes();
         let columns = (0..index.num_timestamp_columns()).map(|_| OnceLock::new()).collect();
-        Ok(Block { dir: dir.to_path_buf(), name, meta, index, chunks, columns, size_bytes })
+        Ok(Block {
+            dir: dir.to_path_buf(),
+            name,
+            meta,
+            index,
+            chunks,
+            columns,
+            size_bytes,
+            damaged: Mutex::new(BTreeMap::new()),
+        })
     }
 
     /// The block's meta.
@@ -116,7 +132,7 @@ impl Block {
     }
 
     /// The chunk of `meta`, with its shared timestamp column attached.
-    fn chunk(&self, meta: &ChunkMeta) -> Result<Chunk, Error> {
+    pub(super) fn chunk(&self, meta: &ChunkMeta) -> Result<Chunk, Error> {
         let mut c = self.check(self.chunks.chunk(meta.chunk_ref, meta.mint, meta.maxt))?;
         if let Some(i) = meta.shared_ts {
             if c.encoding != Encoding::Sealed {
@@ -166,6 +182,59 @@ impl Block {
             }
         }
         Ok(out)
+    }
+
+    /// Like [`Block::select`], but a chunk that fails its checks (checksum,
+    /// bounds, encoding) does not fail the call: it is recorded as damaged
+    /// (see [`Block::damaged_chunks`]), left out, and reported in `skipped`
+    /// together with already known damaged chunks that overlap the range.
+    /// Damage to the index itself is still an error.
+    pub fn select_readable(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        skipped: &mut Vec<ChunkDamage>,
+    ) -> Result<Vec<ChunkSeries>, Error> {
+        let mut out = Vec::new();
+        if mint > maxt || !self.meta.overlaps_closed(mint, maxt) {
+            return Ok(out);
+        }
+        let mut metas = Vec::new();
+        for id in self.select_ids(matchers)? {
+            let labels = self.check(self.index.series(id, &mut metas))?;
+            let mut chunks = Vec::new();
+            for c in metas.iter().filter(|c| c.maxt >= mint && c.mint <= maxt) {
+                match self.readable_chunk(&labels, c) {
+                    Ok(chunk) => chunks.push(chunk),
+                    Err(d) => skipped.push(*d),
+                }
+            }
+            if !chunks.is_empty() {
+                out.push(ChunkSeries { labels, chunks });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The chunk of `meta`, or the damage that makes it unreadable (recorded
+    /// in the block's damaged set the first time).
+    pub(super) fn readable_chunk(&self, labels: &crate::Labels, meta: &ChunkMeta) -> Result<Chunk, Box<ChunkDamage>> {
+        if let Some(d) = self.damaged.lock().get(&meta.chunk_ref) {
+            return Err(Box::new(d.clone()));
+        }
+        self.chunk(meta).map_err(|e| Box::new(self.note_damage(labels, meta, e.to_string())))
+    }
+
+    /// Records `meta`'s chunk as damaged; returns the record.
+    pub(super) fn note_damage(&self, labels: &crate::Labels, meta: &ChunkMeta, reason: String) -> ChunkDamage {
+        let d = ChunkDamage::new(&self.name, labels, meta, reason);
+        self.damaged.lock().entry(meta.chunk_ref).or_insert(d).clone()
+    }
+
+    /// Every chunk found damaged so far (by reads and scrubs), by reference.
+    pub fn damaged_chunks(&self) -> Vec<ChunkDamage> {
+        self.damaged.lock().values().cloned().collect()
     }
 
     /// Label names of the series selected by `matchers`, sorted; every

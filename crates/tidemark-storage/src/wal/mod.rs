@@ -10,8 +10,9 @@
 //! log does not grow without bound.
 //!
 //! Start-up: call [`Wal::open_and_replay`], which reads everything committed
-//! (the newest checkpoint, then later segments), repairs a torn or corrupt
-//! tail and starts a new segment, in one pass. [`Wal::replay`] reads without
+//! (the newest checkpoint, then later segments), truncates a torn tail,
+//! skips and repairs damage elsewhere ([`WalDamage`]: every intact record is
+//! kept) and starts a new segment, in one pass. [`Wal::replay`] reads without
 //! changing anything and [`Wal::open`] repairs without handing records out;
 //! calling `replay` then `open` gives the same result in two passes.
 //!
@@ -37,6 +38,7 @@
 
 mod hold;
 mod record;
+mod recover;
 mod segment;
 mod tail;
 #[cfg(test)]
@@ -46,6 +48,7 @@ mod tests;
 
 pub use self::hold::WalHold;
 pub(crate) use self::hold::{checkpoint_bound, WalHolds};
+pub use self::recover::{DamagedRegion, WalDamage};
 pub use self::tail::{SkipReason, TailRead, WalPosition, WalSkip, WalTailer};
 
 use std::fs::{self, File, OpenOptions};
@@ -79,9 +82,10 @@ pub enum WalError {
         /// What was wrong.
         reason: String,
     },
-    /// A record in a checkpoint is damaged. Checkpoints are fsynced before
-    /// they are renamed into place, so this is not a torn write; the files
-    /// are left alone for an operator.
+    /// A record in a checkpoint is damaged (returned by strict readers: the
+    /// WAL tailer). Checkpoints are fsynced before they are renamed into
+    /// place, so this is not a torn write. Replay and open skip such damage
+    /// instead and report it in [`ReplayStats::damage`].
     #[error("corrupt WAL checkpoint {checkpoint}, segment {segment} at offset {offset}: {reason}")]
     CorruptCheckpoint {
         /// The checkpoint's number (the last segment it covers).
@@ -195,8 +199,12 @@ pub struct ReplayStats {
     pub bytes: u64,
     /// Where and why replay stopped before the end of the log: a torn tail
     /// after a crash, or corruption. `None` when everything was read.
-    /// Always a [`WalError::Corrupt`].
+    /// Always a [`WalError::Corrupt`]. Only the newest segment's end is
+    /// reported here; damage anywhere else is in [`ReplayStats::damage`].
     pub stopped_at: Option<WalError>,
+    /// Damage in the middle of the log or in the checkpoint, which replay
+    /// skipped while reading every later record. `None` for a clean log.
+    pub damage: Option<WalDamage>,
 }
 
 /// What [`Wal::checkpoint`] did.
@@ -218,6 +226,12 @@ pub struct CheckpointStats {
     pub size_before: u64,
     /// [`Wal::size_bytes`] after the old files were deleted.
     pub size_after: u64,
+    /// Damage found in the files being condensed (a segment or the previous
+    /// checkpoint rotted after it was written). The damaged records are
+    /// skipped, the damaged files are copied to the quarantine directory
+    /// (see [`Wal::open_and_replay_with_quarantine`]) and the checkpoint
+    /// holds everything intact, so the damage is gone from the live log.
+    pub damage: Option<WalDamage>,
 }
 
 /// The write-ahead log. `Send + Sync`: share it by reference or `Arc`.
@@ -237,6 +251,8 @@ pub(crate) enum Fault {
 
 struct Inner {
     dir: PathBuf,
+    /// Where damaged files are copied.
+    quarantine: PathBuf,
     segment_size: u64,
     sync: SyncPolicy,
     /// Group-commit queue. Lock order: never acquire `commit` while holding `io`.
@@ -300,19 +316,35 @@ struct IoState {
 const HEADER_LEN: u64 = SEGMENT_HEADER.len() as u64;
 
 impl Wal {
-    /// Opens (creating) the WAL in `dir`. Repairs a torn/corrupt tail
-    /// (truncates at the last good record and deletes later segments, with a
-    /// `tracing::warn!`), deletes an unfinished checkpoint and leftovers of an
-    /// interrupted one, then starts writing a NEW segment.
+    /// Opens (creating) the WAL in `dir`. Truncates a torn tail of the
+    /// newest segment at the last good record (with a `tracing::warn!`),
+    /// repairs damage anywhere else without losing intact records (see
+    /// [`Wal::open_and_replay_with_quarantine`]), deletes an unfinished
+    /// checkpoint and leftovers of an interrupted one, then starts writing a
+    /// NEW segment.
     pub fn open(dir: &Path, opts: WalOptions) -> Result<Wal, Error> {
         Wal::open_and_replay(dir, opts, |_| {}).map(|(wal, _)| wal)
     }
 
     /// [`Wal::replay`] and [`Wal::open`] in one pass over the files: calls `f`
     /// for every committed record, then repairs and opens for writing.
-    pub fn open_and_replay(
+    ///
+    /// Damaged files (see [`WalDamage`]) are copied to `<dir>/damaged/`;
+    /// use [`Wal::open_and_replay_with_quarantine`] to choose the place.
+    pub fn open_and_replay(dir: &Path, opts: WalOptions, f: impl FnMut(Record)) -> Result<(Wal, ReplayStats), Error> {
+        Wal::open_and_replay_with_quarantine(dir, opts, &dir.join("damaged"), f)
+    }
+
+    /// [`Wal::open_and_replay`], copying damaged files into a new
+    /// `wal-<unix ms>` directory under `quarantine`. Damage in the middle of
+    /// the log or in the checkpoint never stops the open: every intact
+    /// record is replayed, the loss is reported in [`ReplayStats::damage`]
+    /// (and logged at ERROR), and the log is rewritten as a fresh
+    /// checkpoint of exactly what was replayed, so the next open is clean.
+    pub fn open_and_replay_with_quarantine(
         dir: &Path,
         opts: WalOptions,
+        quarantine: &Path,
         mut f: impl FnMut(Record),
     ) -> Result<(Wal, ReplayStats), Error> {
         if opts.segment_size < MIN_SEGMENT_SIZE {
@@ -325,7 +357,7 @@ impl Wal {
             return Err(Error::InvalidArgument("WAL sync interval must be non-zero".into()));
         }
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let out = replay_dir(dir, &mut f)?;
+        let mut out = replay_dir(dir, &mut f)?;
         let mut listing = out.listing;
         let mut changed = false;
         for tmp in &listing.tmp_dirs {
@@ -333,10 +365,45 @@ impl Wal {
             fs::remove_dir_all(tmp).map_err(|e| Error::io(tmp, e))?;
             changed = true;
         }
-        if let Some(stop) = &out.stats.stopped_at {
+        let mut ckpt = out.stats.checkpoint;
+        if let Some(damage) = &mut out.stats.damage {
+            match recover::rewrite(dir, quarantine, &listing, opts.segment_size, damage) {
+                Ok(upto) => {
+                    tracing::error!(
+                        dir = %dir.display(),
+                        regions = damage.regions.len(),
+                        records_skipped = damage.records_skipped,
+                        samples_lost = damage.samples_lost,
+                        orphan_samples = damage.orphan_samples,
+                        orphan_series_refs = damage.orphan_series_refs,
+                        lost_time_range = ?damage.lost_time_range,
+                        quarantined_to = ?damage.quarantined_to,
+                        recovery_checkpoint = upto,
+                        "WAL damaged: skipped the damaged records, kept every intact one and rewrote the log as a checkpoint"
+                    );
+                    listing.checkpoints.push(upto);
+                    ckpt = Some(upto);
+                }
+                Err(e) => {
+                    // Fail safe: start with what was replayed. The damaged
+                    // files stay where they are; the next open (or
+                    // checkpoint) skips the same damage again.
+                    tracing::error!(
+                        dir = %dir.display(),
+                        error = %e,
+                        regions = damage.regions.len(),
+                        records_skipped = damage.records_skipped,
+                        samples_lost = damage.total_samples_lost(),
+                        "WAL damaged and the repair failed: starting with every intact record, the damaged files are left in place"
+                    );
+                    if let Some(stop) = &out.stats.stopped_at {
+                        repair(dir, stop, &mut listing)?;
+                    }
+                }
+            }
+        } else if let Some(stop) = &out.stats.stopped_at {
             repair(dir, stop, &mut listing)?;
         }
-        let ckpt = out.stats.checkpoint;
         if let Some(c) = ckpt {
             // Leftovers of a checkpoint whose cleanup was interrupted.
             for &s in listing.segments.iter().filter(|&&s| s <= c) {
@@ -358,6 +425,7 @@ impl Wal {
         let file = create_segment(dir, next, opts.sync != SyncPolicy::Never)?;
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
+            quarantine: quarantine.to_path_buf(),
             segment_size: opts.segment_size,
             sync: opts.sync,
             commit: Mutex::new(CommitState {
@@ -394,11 +462,14 @@ impl Wal {
 
     /// Reads everything committed: the newest complete checkpoint first (if
     /// any), then every later segment in order, calling `f` per record.
-    /// Changes nothing on disk. Stops at the first torn or bad record and
-    /// reports where in [`ReplayStats::stopped_at`] (also logged with
-    /// `tracing::warn!`); [`Wal::open`] later truncates there. A missing
-    /// directory replays as empty. Errors: I/O failures, and a damaged
-    /// checkpoint ([`WalError::CorruptCheckpoint`]).
+    /// Changes nothing on disk. A torn record at the end of the newest
+    /// segment ends the read there ([`ReplayStats::stopped_at`], logged with
+    /// `tracing::warn!`; [`Wal::open`] later truncates there). Damage
+    /// anywhere else (a bad frame followed by more data, a bad frame in an
+    /// older segment, a missing segment, a damaged checkpoint) is skipped and
+    /// reported in [`ReplayStats::damage`] (each region logged at ERROR);
+    /// every later record is still read. A missing directory replays as
+    /// empty. Errors: I/O failures only.
     pub fn replay(dir: &Path, mut f: impl FnMut(Record)) -> Result<ReplayStats, Error> {
         replay_dir(dir, &mut f).map(|o| o.stats)
     }
@@ -753,16 +824,19 @@ impl Inner {
                 failed = Some(e);
             }
         };
-        if let Some(c) = prev {
-            read_checkpoint(&self.dir, c, &mut on_record, &mut ReplayStats::default())?;
-        }
         let from = prev.map_or(first, |c| c + 1);
-        for s in from..=upto {
-            let path = segment_path(&self.dir, s);
-            let scan = scan_segment(&path, &mut on_record)?;
-            if let ScanEnd::Stopped(reason) = scan.end {
-                return Err(WalError::Corrupt { segment: s, offset: scan.valid_len, reason }.into());
-            }
+        let damage = recover::read_for_checkpoint(&self.dir, prev, from, upto, &mut on_record)?;
+        if let Some(mut d) = damage {
+            recover::copy_damaged(&self.dir, &self.quarantine, &mut d)?;
+            tracing::error!(
+                dir = %self.dir.display(),
+                regions = d.regions.len(),
+                records_skipped = d.records_skipped,
+                samples_lost = d.total_samples_lost(),
+                quarantined_to = ?d.quarantined_to,
+                "damaged WAL records skipped while checkpointing; the checkpoint keeps every intact record"
+            );
+            stats.damage = Some(d);
         }
         if let Some(e) = failed {
             return Err(e);
@@ -780,6 +854,9 @@ struct CheckpointWriter {
     out: BufWriter<File>,
     size: u64,
     frame: Vec<u8>,
+    /// Write empty records too (a recovery checkpoint reproduces a replay
+    /// exactly); a regular checkpoint leaves them out.
+    keep_empty: bool,
 }
 
 impl CheckpointWriter {
@@ -792,6 +869,7 @@ impl CheckpointWriter {
             out: BufWriter::with_capacity(1 << 20, file),
             size: HEADER_LEN,
             frame: Vec::new(),
+            keep_empty: false,
         })
     }
 
@@ -800,7 +878,7 @@ impl CheckpointWriter {
             Record::Series(s) => s.is_empty(),
             Record::Samples(s) => s.is_empty(),
         };
-        if empty {
+        if empty && !self.keep_empty {
             return Ok(());
         }
         self.frame.clear();
@@ -843,38 +921,16 @@ fn count(stats: &mut ReplayStats, rec: &Record) {
 }
 
 fn replay_dir(dir: &Path, f: &mut dyn FnMut(Record)) -> Result<ReplayOutcome, Error> {
-    let listing = list_dir(dir)?;
-    let mut stats = ReplayStats::default();
-    let ckpt = listing.checkpoints.last().copied();
-    if let Some(c) = ckpt {
-        stats.checkpoint = Some(c);
-        read_checkpoint(dir, c, f, &mut stats)?;
+    let out = recover::read_all(dir, f)?;
+    if let Some(e) = &out.stats.stopped_at {
+        tracing::warn!(dir = %dir.display(), error = %e, "WAL replay stopped at a torn record at the end of the log");
     }
-    // After a checkpoint, the log must continue with the next segment.
-    let mut expected = ckpt.map(|c| c + 1);
-    for &s in listing.segments.iter().filter(|&&s| ckpt.is_none_or(|c| s > c)) {
-        if let Some(e) = expected.filter(|&e| e != s) {
-            stats.stopped_at =
-                Some(WalError::Corrupt { segment: e, offset: 0, reason: format!("segment missing before {s}") });
-            break;
+    if let Some(d) = &out.stats.damage {
+        for r in &d.regions {
+            tracing::error!(file = %r.file.display(), offset = r.offset, bytes = r.len, reason = %r.reason, "damaged WAL records skipped");
         }
-        let mut counted = |rec: Record| {
-            count(&mut stats, &rec);
-            f(rec)
-        };
-        let scan = scan_segment(&segment_path(dir, s), &mut counted)?;
-        stats.segments += 1;
-        stats.bytes += scan.valid_len;
-        if let ScanEnd::Stopped(reason) = scan.end {
-            stats.stopped_at = Some(WalError::Corrupt { segment: s, offset: scan.valid_len, reason });
-            break;
-        }
-        expected = Some(s + 1);
     }
-    if let Some(e) = &stats.stopped_at {
-        tracing::warn!(dir = %dir.display(), error = %e, "WAL replay stopped at a torn or corrupt record");
-    }
-    Ok(ReplayOutcome { stats, listing })
+    Ok(ReplayOutcome { stats: out.stats, listing: out.listing })
 }
 
 /// Reads every record of checkpoint `c`; any damage is an error.
@@ -905,8 +961,9 @@ fn read_checkpoint(dir: &Path, c: u64, f: &mut dyn FnMut(Record), stats: &mut Re
     Ok(())
 }
 
-/// Truncates the log where replay stopped: the segment is cut back to its
-/// last good record and every later segment is deleted.
+/// Truncates a torn tail: the newest segment is cut back to its last good
+/// record. (Replay only reports a stop there; later segments cannot exist,
+/// and are deleted if they somehow do.)
 fn repair(dir: &Path, stop: &WalError, listing: &mut Listing) -> Result<(), Error> {
     let WalError::Corrupt { segment, offset, .. } = *stop else { return Ok(()) };
     tracing::warn!(dir = %dir.display(), error = %stop, "repairing WAL: truncating at the last good record and deleting later segments");

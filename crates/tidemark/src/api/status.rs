@@ -194,7 +194,9 @@ pub(crate) async fn config(State(st): State<Arc<ApiState>>) -> Reply {
 }
 
 /// `GET /api/v1/status/tsdb`: head statistics and the top `limit` (default
-/// 10, at most 10,000) entries of each cardinality list.
+/// 10, at most 10,000) entries of each cardinality list, as Prometheus, plus
+/// `tidemarkDamage`: what damaged files cost since start (WAL damage
+/// recovered at open, damaged chunks, quarantined blocks, scrubs).
 pub(crate) async fn tsdb(State(st): State<Arc<ApiState>>, req: Request) -> Response {
     let (p, _) = match Params::from_request(req).await {
         Ok(p) => p,
@@ -236,11 +238,106 @@ pub(crate) async fn tsdb(State(st): State<Arc<ApiState>>, req: Request) -> Respo
             }
             out.push(']');
         }
+        out.push_str(",\"tidemarkDamage\":");
+        damage_json(&mut out, &st.db.damage_report());
         out.push('}');
         Ok(Reply::new(out))
     })
     .await
     .into_response()
+}
+
+fn opt_i64(out: &mut String, v: Option<i64>) {
+    match v {
+        Some(v) => {
+            let _ = write!(out, "{v}");
+        }
+        None => out.push_str("null"),
+    }
+}
+
+fn opt_str(out: &mut String, v: Option<&str>) {
+    match v {
+        Some(v) => json::string(out, v),
+        None => out.push_str("null"),
+    }
+}
+
+/// Tidemark's addition to `/status/tsdb`: what damaged files cost since
+/// start (WAL damage recovered at open, damaged chunks, quarantined blocks).
+fn damage_json(out: &mut String, d: &tidemark_storage::DamageReport) {
+    let _ = write!(
+        out,
+        "{{\"walCorruptions\":{},\"walRecordsSkipped\":{},\"walSamplesLost\":{},\"chunksCorrupt\":{},\"blocksQuarantined\":{},\"scrubs\":{},\"lastScrubTime\":",
+        d.wal_corruptions, d.wal_records_skipped, d.wal_samples_lost, d.chunks_corrupt, d.blocks_quarantined, d.scrubs
+    );
+    opt_i64(out, d.last_scrub_ms);
+    out.push_str(",\"wal\":[");
+    for (i, e) in d.wal.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let w = &e.damage;
+        let _ = write!(out, "{{\"time\":{},\"checkpoint\":", e.at_ms);
+        opt_i64(out, w.checkpoint.map(|c| c as i64));
+        let _ = write!(
+            out,
+            ",\"recordsSkipped\":{},\"seriesLost\":{},\"samplesLost\":{},\"orphanSamples\":{},\"orphanSeriesRefs\":{},\"lostMinTime\":",
+            w.records_skipped, w.series_lost, w.samples_lost, w.orphan_samples, w.orphan_series_refs
+        );
+        opt_i64(out, w.lost_time_range.map(|r| r.0));
+        out.push_str(",\"lostMaxTime\":");
+        opt_i64(out, w.lost_time_range.map(|r| r.1));
+        out.push_str(",\"quarantinedTo\":");
+        opt_str(out, w.quarantined_to.as_ref().map(|p| p.display().to_string()).as_deref());
+        out.push_str(",\"regions\":[");
+        for (j, r) in w.regions.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"file\":");
+            json::string(out, &r.file.display().to_string());
+            let _ = write!(out, ",\"offset\":{},\"bytes\":{},\"reason\":", r.offset, r.len);
+            json::string(out, &r.reason);
+            out.push('}');
+        }
+        out.push_str("]}");
+    }
+    out.push_str("],\"chunks\":[");
+    for (i, c) in d.chunks.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"block\":");
+        json::string(out, &c.block);
+        out.push_str(",\"file\":");
+        json::string(out, &c.file);
+        let _ = write!(out, ",\"offset\":{},\"series\":", c.offset);
+        json::string(out, &c.series);
+        let _ = write!(out, ",\"minTime\":{},\"maxTime\":{},\"reason\":", c.mint, c.maxt);
+        json::string(out, &c.reason);
+        out.push('}');
+    }
+    out.push_str("],\"quarantinedBlocks\":[");
+    for (i, q) in d.quarantined_blocks.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"block\":");
+        json::string(out, &q.block);
+        out.push_str(",\"reason\":");
+        json::string(out, &q.reason);
+        out.push_str(",\"movedTo\":");
+        json::string(out, &q.moved_to.display().to_string());
+        out.push_str(",\"minTime\":");
+        opt_i64(out, q.time_range.map(|r| r.0));
+        out.push_str(",\"maxTime\":");
+        opt_i64(out, q.time_range.map(|r| r.1));
+        out.push_str(",\"replacedBy\":");
+        opt_str(out, q.replaced_by.as_deref());
+        let _ = write!(out, ",\"time\":{}}}", q.at_ms);
+    }
+    out.push_str("]}");
 }
 
 #[cfg(test)]
