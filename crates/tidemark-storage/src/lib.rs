@@ -16,6 +16,7 @@ mod querier;
 pub mod retention;
 mod sample;
 mod varint;
+pub mod vfs;
 
 pub mod block;
 pub mod compact;
