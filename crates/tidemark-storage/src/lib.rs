@@ -9,6 +9,7 @@
 
 pub mod chunkenc;
 mod error;
+mod floor;
 mod labels;
 mod matcher;
 pub mod postings;

@@ -245,6 +245,8 @@ struct Inner {
     /// Set to stop the interval syncer.
     stop: Mutex<bool>,
     stop_cv: Condvar,
+    /// Bytes handed to segment files since open (including rolled-back ones).
+    written: std::sync::atomic::AtomicU64,
     /// Why the log cannot be written right now (`None`: it can); a mirror
     /// of [`IoState::broken`] readable without waiting for an fsync.
     health: Mutex<Option<String>>,
@@ -423,6 +425,7 @@ impl Wal {
             checkpointing: Mutex::new(()),
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
+            written: std::sync::atomic::AtomicU64::new(0),
             health: Mutex::new(None),
         });
         let syncer = match opts.sync {
@@ -541,6 +544,12 @@ impl Wal {
                 Err(e)
             }
         }
+    }
+
+    /// Bytes written to segments since open: a cheap way to follow the
+    /// log's growth between [`Wal::size_bytes`] calls.
+    pub fn bytes_written(&self) -> u64 {
+        self.inner.written.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Why the log cannot be written right now, or `None` when it can
@@ -743,6 +752,7 @@ impl Inner {
             (self.seg_err(io.seg, e), fresh)
         })?;
         io.size += bytes.len() as u64;
+        self.written.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
