@@ -69,6 +69,9 @@ impl ReceiveError {
             | ReceiveError::PartiallyRejected(_) => 400,
             // Temporary conditions: come back later.
             ReceiveError::Storage(StorageError::StorageFull { .. } | StorageError::Closed) => 503,
+            // The disk is full: as temporary as the size limit (writes
+            // resume by themselves once space is freed).
+            ReceiveError::Storage(StorageError::Io { source, .. }) if tidemark_storage::vfs::is_no_space(source) => 503,
             // I/O failures and a poisoned WAL: the sender must keep the data
             // and retry (5xx), but the cause is internal.
             ReceiveError::Storage(_) => 500,
