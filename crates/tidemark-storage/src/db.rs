@@ -367,6 +367,12 @@ struct Inner {
     /// Largest WAL estimate of one commit seen (size limit set): retention
     /// keeps room for a few of them so commits are not refused meanwhile.
     largest_batch: AtomicU64,
+    /// The error of the last commit, if it failed on I/O and none succeeded
+    /// since (the WAL may have rolled back and be writable, but the disk is
+    /// still full): reported by [`Db::write_failure`].
+    commit_failing: Mutex<Option<Error>>,
+    /// `commit_failing.is_some()`, readable without the lock on the hot path.
+    commit_failing_flag: AtomicBool,
 }
 
 /// Messages to the maintenance thread.
@@ -516,6 +522,8 @@ impl Db {
             wake_pending: AtomicBool::new(false),
             storage_full: AtomicBool::new(false),
             largest_batch: AtomicU64::new(0),
+            commit_failing: Mutex::new(None),
+            commit_failing_flag: AtomicBool::new(false),
         });
         inner.counters.quarantined.store(quarantined, Ordering::Relaxed);
         inner.measure();
@@ -803,7 +811,11 @@ impl Inner {
         if let Some(disk) = &self.disk {
             // Writes resume by themselves once the cause of a failed write
             // is gone, even if no commit comes to retry it.
-            note("repair WAL", disk.wal.try_repair());
+            let repaired = disk.wal.try_repair();
+            if repaired.is_ok() {
+                self.probe_commit_failure(disk);
+            }
+            note("repair WAL", repaired);
         }
         self.measure();
         // Retention first: never spend disk and CPU compacting blocks that
@@ -916,9 +928,32 @@ impl Inner {
         }
     }
 
+    /// Clears the last commit's failure when its cause looks gone without
+    /// waiting for a commit to prove it: the WAL is writable and, after
+    /// ENOSPC, the file system has room again.
+    fn probe_commit_failure(&self, disk: &Disk) {
+        if !self.commit_failing_flag.load(Ordering::Acquire) {
+            return;
+        }
+        let mut failing = self.commit_failing.lock();
+        let space_back = match &*failing {
+            Some(Error::Io { source, .. }) if vfs::is_no_space(source) => {
+                disk.fs.available_space(&disk.dir).is_ok_and(|a| a >= FREE_SPACE_MARGIN)
+            }
+            _ => true,
+        };
+        if space_back {
+            *failing = None;
+            self.commit_failing_flag.store(false, Ordering::Release);
+        }
+    }
+
     fn write_failure(&self) -> Option<String> {
         if let Some(f) = self.disk.as_ref().and_then(|d| d.wal.failure()) {
             return Some(format!("the WAL cannot be written: {f}"));
+        }
+        if let Some(e) = &*self.commit_failing.lock() {
+            return Some(format!("the last WAL write failed: {e}"));
         }
         if self.storage_full.load(Ordering::Relaxed) {
             return Some("the data directory is at its size limit; maintenance is making room".into());
@@ -937,6 +972,8 @@ impl Inner {
             _ => return,
         };
         if !matches!(e, Error::StorageFull { .. }) {
+            *self.commit_failing.lock() = Some(e.clone());
+            self.commit_failing_flag.store(true, Ordering::Release);
             self.wake_maintenance();
         }
     }
@@ -1205,6 +1242,10 @@ impl Appender<'_> {
         if let Err(e) = self.head.commit() {
             db.count_commit_failure(&e);
             return Err(e);
+        }
+        if db.commit_failing_flag.load(Ordering::Acquire) {
+            *db.commit_failing.lock() = None;
+            db.commit_failing_flag.store(false, Ordering::Release);
         }
         Ok(())
     }
