@@ -10,7 +10,11 @@
 //!                       wal/holds/: readers' holds on segments)
 //! <dir>/<block id>/     immutable blocks (meta.json, index, chunks/)
 //! <dir>/quarantine/     blocks that failed to open, moved aside
+//! <dir>/deleted_before  the retention floor (floor.rs)
 //! ```
+//!
+//! Every write goes through the file layer ([`crate::vfs`]). A failed
+//! write never stops ingestion for good: see `docs/durability.md`.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -23,11 +27,11 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
+use crate::block::chunks::MAX_CHUNK_FILE_SIZE;
 use crate::block::{self, Block, BlockMeta, BlockWriteOptions, CompactionMeta};
 use crate::chunkenc::{ChunkSeries, Encoding};
 use crate::head::{CommitLog, Head, HeadAppender, HeadOptions};
 use crate::querier::{Querier, SeriesSource};
-use crate::block::chunks::MAX_CHUNK_FILE_SIZE;
 use crate::retention::{self, BlockInfo};
 use crate::vfs::{self, FileSystem, SharedFs};
 use crate::wal::{checkpoint_bound, Record, SyncPolicy, Wal, WalHold, WalHolds, WalOptions};
@@ -906,7 +910,12 @@ impl Inner {
         if needed > budget {
             self.wake_maintenance();
             if !self.storage_full.swap(true, Ordering::Relaxed) {
-                tracing::warn!(used = total, reserved = needed - total, limit = budget, "at the size limit: refusing writes until maintenance makes room");
+                tracing::warn!(
+                    used = total,
+                    reserved = needed - total,
+                    limit = budget,
+                    "at the size limit: refusing writes until maintenance makes room"
+                );
             }
             return Err(Error::StorageFull { used: needed, limit: budget });
         }

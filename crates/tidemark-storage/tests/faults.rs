@@ -120,7 +120,10 @@ fn eio_in_block_writes_and_checkpoints_fails_maintenance_not_ingestion() {
     assert!(db.maintain().is_err());
     assert!(db.blocks().is_empty());
     assert!(db.stats().maintenance_failures >= 1);
-    assert!(!dir.path().read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp")), "a failed block write leaves no temporary directory");
+    assert!(
+        !dir.path().read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp")),
+        "a failed block write leaves no temporary directory"
+    );
     // Ingestion continues meanwhile.
     commit(&db, 10, 20 * MIN).unwrap();
     acked.push(20 * MIN);
@@ -270,7 +273,8 @@ fn size_retention_deletions_stay_deleted_after_a_crash() {
     let copy = tempfile::tempdir().unwrap();
     copy_tree(dir.path(), copy.path());
     drop(db);
-    let db = Db::builder(copy.path()).block_range(10 * MIN).retention_time(None).maintenance_interval(None).open().unwrap();
+    let db =
+        Db::builder(copy.path()).block_range(10 * MIN).retention_time(None).maintenance_interval(None).open().unwrap();
     let after = contents(&db);
     let old: Vec<_> = after.iter().filter(|&&(_, t)| t < floor).take(3).collect();
     assert!(old.is_empty(), "deleted samples came back after a crash: {old:?} (floor {floor})");

@@ -118,7 +118,12 @@ fn count_at(agent: &ureq::Agent, base: &str, selector: &str, t_ms: i64) -> u64 {
     let q = format!("count({selector})");
     let url = format!(
         "{base}/api/v1/query?query={}&time={}",
-        q.replace('{', "%7B").replace('}', "%7D").replace('"', "%22").replace('=', "%3D").replace('[', "%5B").replace(']', "%5D"),
+        q.replace('{', "%7B")
+            .replace('}', "%7D")
+            .replace('"', "%22")
+            .replace('=', "%3D")
+            .replace('[', "%5B")
+            .replace(']', "%5D"),
         t_ms as f64 / 1000.0
     );
     let (status, body) = get(agent, &url);

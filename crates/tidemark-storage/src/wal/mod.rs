@@ -680,7 +680,6 @@ impl Wal {
             let _ = h.join();
         }
     }
-
 }
 
 impl Drop for Wal {
