@@ -89,7 +89,8 @@ pub struct Options {
     pub maintenance_interval: Option<Duration>,
     /// Most bytes of WAL segments kept for [`Db::hold_wal`] readers beyond
     /// what the database itself needs; older unread segments are deleted
-    /// anyway (the reader sees a skip). Default: 1 GiB.
+    /// anyway (the reader sees a skip). Default: 1 GiB; under a size limit
+    /// at most a sixteenth of the limit.
     pub wal_hold_max_bytes: u64,
     /// The file layer every write goes through. Default: the operating
     /// system's ([`vfs::OsFs`]); tests pass a [`vfs::FaultFs`].
@@ -377,6 +378,8 @@ struct Inner {
     commit_failing: Mutex<Option<Error>>,
     /// `commit_failing.is_some()`, readable without the lock on the hot path.
     commit_failing_flag: AtomicBool,
+    /// A commit is re-measuring the directory.
+    measuring: AtomicBool,
 }
 
 /// Messages to the maintenance thread.
@@ -528,6 +531,7 @@ impl Db {
             largest_batch: AtomicU64::new(0),
             commit_failing: Mutex::new(None),
             commit_failing_flag: AtomicBool::new(false),
+            measuring: AtomicBool::new(false),
         });
         inner.counters.quarantined.store(quarantined, Ordering::Relaxed);
         inner.measure();
@@ -871,8 +875,11 @@ impl Inner {
         let disk = self.disk.as_ref()?;
         self.opts.retention_size?;
         let stale = disk.usage.lock().is_none_or(|u| u.at.elapsed() >= MEASURE_EVERY);
-        if stale {
+        // One commit re-measures; concurrent ones use the last measurement
+        // plus the WAL's growth rather than all walking the directory.
+        if stale && !self.measuring.swap(true, Ordering::AcqRel) {
             self.measure();
+            self.measuring.store(false, Ordering::Release);
         }
         let u = (*disk.usage.lock())?;
         let (total, wal) = u.now(disk.wal.bytes_written());
@@ -1061,7 +1068,12 @@ impl Inner {
     fn checkpoint_wal(&self, disk: &Disk, wanted: u64, mint: i64) -> Result<(), Error> {
         let mint = mint.max(disk.floor.load(Ordering::Acquire));
         let first = disk.wal.segment_range().0;
-        let max = self.opts.wal_hold_max_bytes;
+        // Under a size limit, segments kept for readers count against it:
+        // never let a stalled reader hold more than half the WAL budget.
+        let max = match self.usage_now() {
+            Some((_, _, budget)) => self.opts.wal_hold_max_bytes.min(retention::wal_budget(budget) / 2),
+            None => self.opts.wal_hold_max_bytes,
+        };
         let upto = checkpoint_bound(wanted, first, disk.holds.min(), max, |s| disk.wal.segment_bytes(s));
         let deferred = (upto < Some(wanted)).then_some((wanted, mint));
         if let Some(upto) = upto {

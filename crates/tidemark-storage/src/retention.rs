@@ -107,6 +107,18 @@ mod tests {
     }
 
     #[test]
+    fn room_kept_under_a_limit() {
+        assert_eq!(maintenance_reserve(1000), 1500);
+        assert_eq!(maintenance_reserve(u64::MAX), u64::MAX, "saturates");
+        assert_eq!(wal_budget(32 << 20), 4 << 20);
+        // 128 MiB configured, 32 MiB limit: 1 MiB segments.
+        assert_eq!(segment_size_for_limit(128 << 20, 32 << 20), 1 << 20);
+        // Tiny limits still get usable segments; never above what is configured.
+        assert_eq!(segment_size_for_limit(128 << 20, 100_000), 64 << 10);
+        assert_eq!(segment_size_for_limit(16 << 10, 100_000), 16 << 10);
+    }
+
+    #[test]
     fn size_retention_deletes_everything_older_than_the_first_misfit() {
         // A big middle block that does not fit also evicts the small older one,
         // so retention never leaves a gap of missing time in the middle.
