@@ -535,7 +535,13 @@ impl Db {
         });
         inner.counters.quarantined.store(quarantined, Ordering::Relaxed);
         inner.measure();
-        inner.apply_retention()?;
+        // Not fatal: on a full disk even the floor file may not be writable
+        // yet; maintenance retries, and refusing to open would stop
+        // ingestion for good.
+        if let Err(e) = inner.apply_retention() {
+            inner.counters.maintenance_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "retention at open failed; retried by maintenance");
+        }
         inner.measure();
         let db = Db { inner, background: Mutex::new(None) };
         db.start_background();
