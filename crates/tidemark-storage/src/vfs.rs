@@ -312,19 +312,24 @@ impl FaultFs {
             }
             true
         });
-        let Some(i) = hit else {
-            if op == Op::Open && st.space == Some(0) {
-                st.injected += 1;
-                return Err(FaultKind::NoSpace.error(op, path));
-            }
-            return Ok(());
-        };
+        let Some(i) = hit else { return Ok(()) };
         let rule = st.rules[i].clone();
         if rule.once {
             st.rules.remove(i);
         }
         st.injected += 1;
         Err(rule.kind.error(op, path))
+    }
+
+    /// [`FaultFs::check`] for creating a file, which a full disk refuses.
+    fn check_create(&self, path: &Path) -> io::Result<()> {
+        self.check(Op::Open, path)?;
+        let mut st = self.state.lock();
+        if st.space == Some(0) {
+            st.injected += 1;
+            return Err(FaultKind::NoSpace.error(Op::Open, path));
+        }
+        Ok(())
     }
 
     fn wrap(&self, path: &Path, f: Box<dyn WritableFile>) -> Box<dyn WritableFile> {
@@ -381,11 +386,11 @@ impl WritableFile for FaultFile {
 
 impl FileSystem for FaultFs {
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        self.check(Op::Open, path)?;
+        self.check_create(path)?;
         Ok(self.wrap(path, OsFs.create_new(path)?))
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        self.check(Op::Open, path)?;
+        self.check_create(path)?;
         Ok(self.wrap(path, OsFs.create(path)?))
     }
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {

@@ -293,3 +293,26 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn a_full_disk_at_open_does_not_keep_the_database_from_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = FaultFs::new();
+    let db = builder(dir.path(), &faults).open().unwrap();
+    commit(&db, 4, 1_000).unwrap();
+    db.close().unwrap();
+    drop(db);
+    // Not even a new WAL segment fits.
+    faults.set_space(Some(0));
+    let db = builder(dir.path(), &faults).open().unwrap();
+    assert_eq!(contents(&db), expect(&[1_000], 4), "queries are served");
+    assert!(db.write_failure().is_some());
+    assert!(matches!(commit(&db, 4, 2_000), Err(Error::Io { .. })));
+    faults.set_space(None);
+    commit(&db, 4, 3_000).unwrap();
+    assert_eq!(db.write_failure(), None);
+    db.close().unwrap();
+    drop(db);
+    let db = builder(dir.path(), &FaultFs::new()).open().unwrap();
+    assert_eq!(contents(&db), expect(&[1_000, 3_000], 4));
+}

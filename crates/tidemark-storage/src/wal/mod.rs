@@ -397,7 +397,26 @@ impl Wal {
         }
         let next = listing.segments.last().copied().max(ckpt).map_or(1, |n| n + 1);
         let first = listing.segments.first().copied().unwrap_or(next);
-        let file = create_segment(&*fs, dir, next, opts.sync != SyncPolicy::Never)?;
+        let (file, seg, size, broken) = match create_segment(&*fs, dir, next, opts.sync != SyncPolicy::Never) {
+            Ok(f) => (Arc::<dyn WritableFile>::from(f), next, HEADER_LEN, None),
+            // A full disk must not keep the database from opening (and
+            // serving queries); the new segment is created by the first
+            // write that finds room, as after any failed write. Until then
+            // the handle of the last segment stands in, never written to.
+            Err(Error::Io { source, .. })
+                if vfs::is_no_space(&source) && listing.segments.last() == Some(&(next - 1)) =>
+            {
+                let last = next - 1;
+                let path = segment_path(dir, last);
+                let f = fs.open_write(&path).map_err(|e| Error::io(&path, e))?;
+                let len = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+                tracing::error!(dir = %dir.display(), error = %source, "no space for a new WAL segment: writes fail until there is");
+                let reason = format!("no space for a new WAL segment: {source}");
+                (Arc::from(f), last, len, Some(Broken { truncate: Vec::new(), fresh_segment: true, reason }))
+            }
+            Err(e) => return Err(e),
+        };
+        let health = broken.as_ref().map(|b: &Broken| b.reason.clone());
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
             fs,
@@ -414,19 +433,12 @@ impl Wal {
                 closed: false,
             }),
             committed: Condvar::new(),
-            io: Mutex::new(IoState {
-                file: Arc::from(file),
-                seg: next,
-                size: HEADER_LEN,
-                first,
-                dirty: false,
-                broken: None,
-            }),
+            io: Mutex::new(IoState { file, seg, size, first, dirty: false, broken }),
             checkpointing: Mutex::new(()),
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
             written: std::sync::atomic::AtomicU64::new(0),
-            health: Mutex::new(None),
+            health: Mutex::new(health),
         });
         let syncer = match opts.sync {
             SyncPolicy::Interval(every) => {
