@@ -380,6 +380,9 @@ struct Inner {
     commit_failing_flag: AtomicBool,
     /// A commit is re-measuring the directory.
     measuring: AtomicBool,
+    /// Bytes of the inputs of a compaction being written (its output's
+    /// upper bound), 0 when none runs.
+    compacting: AtomicU64,
 }
 
 /// Messages to the maintenance thread.
@@ -532,6 +535,7 @@ impl Db {
             commit_failing: Mutex::new(None),
             commit_failing_flag: AtomicBool::new(false),
             measuring: AtomicBool::new(false),
+            compacting: AtomicU64::new(0),
         });
         inner.counters.quarantined.store(quarantined, Ordering::Relaxed);
         inner.measure();
@@ -919,7 +923,9 @@ impl Inner {
         self.largest_batch.fetch_max(batch, Ordering::Relaxed);
         let wal = wal.saturating_add(batch);
         let total = total.saturating_add(batch);
-        let needed = total.saturating_add(retention::maintenance_reserve(wal));
+        let needed = total
+            .saturating_add(retention::maintenance_reserve(wal))
+            .saturating_add(self.compacting.load(Ordering::Acquire));
         if needed > budget {
             self.wake_maintenance();
             if !self.storage_full.swap(true, Ordering::Relaxed) {
@@ -1041,6 +1047,11 @@ impl Inner {
             // forced, `ready` already implies it: in-order appends must be
             // within half a range of the newest sample, out-of-order ones
             // within the window.)
+            // The block and then the checkpoint must fit whatever commits
+            // did since retention last ran.
+            if let Some((_, wal, _)) = self.usage_now() {
+                self.make_room(retention::maintenance_reserve(wal))?;
+            }
             self.head.set_min_valid_time(end);
             let series = self.head.samples_for_block(mint, end);
             if !series.is_empty() {
@@ -1117,7 +1128,12 @@ impl Inner {
                 }
             }
             let refs: Vec<&Block> = inputs.iter().map(|b| b.as_ref()).collect();
-            let meta = compact::compact_with(&disk.fs, &disk.dir, &refs, &self.write_options(), MAX_CHUNK_FILE_SIZE)?;
+            // Admission keeps room for the output while it is written (it
+            // only sees it at the next measurement otherwise).
+            self.compacting.store(input_bytes, Ordering::Release);
+            let res = compact::compact_with(&disk.fs, &disk.dir, &refs, &self.write_options(), MAX_CHUNK_FILE_SIZE);
+            self.compacting.store(0, Ordering::Release);
+            let meta = res?;
             let out = Arc::new(Block::open(&disk.dir.join(&meta.ulid))?);
             {
                 let mut blocks = self.blocks.write();
@@ -1137,6 +1153,23 @@ impl Inner {
 
     /// Applies retention; returns the ids of deleted blocks.
     fn apply_retention(&self) -> Result<Vec<String>, Error> {
+        self.apply_retention_for(None)
+    }
+
+    /// Deletes the oldest blocks (if needed) so that `needed` more bytes fit
+    /// under the size limit right now: called before maintenance writes a
+    /// block or a checkpoint, whatever commits did since the last round.
+    fn make_room(&self, needed: u64) -> Result<(), Error> {
+        if self.opts.retention_size.is_some() {
+            self.apply_retention_for(Some(needed))?;
+        }
+        Ok(())
+    }
+
+    /// Retention; with `room`, size retention keeps that many bytes free
+    /// below the budget itself instead of the maintenance reserve below the
+    /// target.
+    fn apply_retention_for(&self, room: Option<u64>) -> Result<Vec<String>, Error> {
         let Some(disk) = &self.disk else {
             // In memory: only time retention, applied to the head.
             if let Some(r) = self.opts.retention_ms() {
@@ -1161,8 +1194,8 @@ impl Inner {
         let newest =
             infos.iter().map(|b| b.max_time - 1).chain(std::iter::once(self.head.max_time())).max().unwrap_or(i64::MIN);
         let mut doomed = match self.opts.retention_ms() {
-            Some(r) => retention::beyond_time(&infos, newest, r),
-            None => Vec::new(),
+            Some(r) if room.is_none() => retention::beyond_time(&infos, newest, r),
+            _ => Vec::new(),
         };
         let by_time = doomed.len();
         if self.opts.retention_size.is_some() {
@@ -1173,8 +1206,10 @@ impl Inner {
                 // Everything that is not a block (WAL, quarantine, leftovers),
                 // plus the room maintenance needs, must fit with the blocks
                 // kept, below the budget so commits are not refused meanwhile.
-                let reserve = retention::maintenance_reserve(wal);
-                let target = self.size_target(budget);
+                let (reserve, target) = match room {
+                    Some(n) => (n, budget),
+                    None => (retention::maintenance_reserve(wal), self.size_target(budget)),
+                };
                 let quarantine = disk.dir.join("quarantine");
                 if total.saturating_add(reserve) > target && dir_size(&quarantine) > 0 {
                     // Quarantined blocks cannot be read anyway: they go first.

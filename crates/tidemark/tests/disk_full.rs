@@ -150,11 +150,30 @@ fn du(dir: &Path) -> u64 {
         .sum()
 }
 
-/// Samples `du` of `dir` every 100 ms until stopped; returns the peak.
+/// What each top-level entry of `dir` holds, for a report of an overshoot.
+fn breakdown(dir: &Path) -> String {
+    let mut parts: Vec<(u64, String)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| {
+                    let size = if e.path().is_dir() { du(&e.path()) } else { e.metadata().map_or(0, |m| m.len()) };
+                    (size, e.file_name().to_string_lossy().into_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    parts.sort_by(|a, b| b.cmp(a));
+    parts.iter().take(8).map(|(n, name)| format!("{name}={n}")).collect::<Vec<_>>().join(" ")
+}
+
+/// Samples `du` of `dir` every 100 ms until stopped; returns the peak. The
+/// test sets `phase` so an overshoot can be placed.
 struct DuSampler {
     stop: Arc<AtomicBool>,
     peak: Arc<AtomicU64>,
     samples: Arc<AtomicU64>,
+    phase: Arc<AtomicU64>,
+    over: Arc<std::sync::Mutex<Vec<String>>>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -163,25 +182,42 @@ impl DuSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let peak = Arc::new(AtomicU64::new(0));
         let samples = Arc::new(AtomicU64::new(0));
+        let phase = Arc::new(AtomicU64::new(0));
+        let over = Arc::new(std::sync::Mutex::new(Vec::new()));
         let handle = {
-            let (stop, peak, samples) = (stop.clone(), peak.clone(), samples.clone());
+            let (stop, peak, samples, phase, over) =
+                (stop.clone(), peak.clone(), samples.clone(), phase.clone(), over.clone());
+            let t0 = Instant::now();
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    peak.fetch_max(du(&dir), Ordering::Relaxed);
+                    let n = du(&dir);
+                    peak.fetch_max(n, Ordering::Relaxed);
                     samples.fetch_add(1, Ordering::Relaxed);
+                    if n > LIMIT {
+                        let mut o = over.lock().unwrap();
+                        if o.len() < 5 {
+                            o.push(format!(
+                                "{n} B at {:.1} s, phase {}: {}",
+                                t0.elapsed().as_secs_f64(),
+                                phase.load(Ordering::Relaxed),
+                                breakdown(&dir)
+                            ));
+                        }
+                    }
                     std::thread::sleep(Duration::from_millis(100));
                 }
             })
         };
-        DuSampler { stop, peak, samples, handle: Some(handle) }
+        DuSampler { stop, peak, samples, phase, over, handle: Some(handle) }
     }
 
-    fn finish(mut self) -> (u64, u64) {
+    fn finish(mut self) -> (u64, u64, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.handle.take() {
             h.join().unwrap();
         }
-        (self.peak.load(Ordering::Relaxed), self.samples.load(Ordering::Relaxed))
+        let over = self.over.lock().unwrap().clone();
+        (self.peak.load(Ordering::Relaxed), self.samples.load(Ordering::Relaxed), over)
     }
 }
 
@@ -254,12 +290,14 @@ fn size_limit_holds_on_a_small_tmpfs_under_a_filling_load() {
     assert_eq!(count_at(&agent, &base, "load", below), 0, "data below the floor is still served");
 
     // kill -9, restart: acknowledged data is there, deleted data is not.
+    sampler.phase.store(1, Ordering::Relaxed);
     drop(server);
     let server = start(&data, &args);
     let base = server.url();
     assert_eq!(count_at(&agent, &base, "load", last), SERIES as u64, "acknowledged samples lost by kill -9");
     assert_eq!(count_at(&agent, &base, "load", below), 0, "deleted data came back after kill -9");
     // More load after the restart, then SIGTERM and another restart.
+    sampler.phase.store(2, Ordering::Relaxed);
     let mut t2 = last + STEP_MS;
     let mut last2 = last;
     for _ in 0..100 {
@@ -268,6 +306,7 @@ fn size_limit_holds_on_a_small_tmpfs_under_a_filling_load() {
             t2 += STEP_MS;
         }
     }
+    sampler.phase.store(3, Ordering::Relaxed);
     let mut server = server;
     let status = server.terminate(Duration::from_secs(30)).unwrap();
     assert_eq!(status.code(), Some(0), "SIGTERM exit status; log:\n{}", server.log_tail(30));
@@ -276,7 +315,7 @@ fn size_limit_holds_on_a_small_tmpfs_under_a_filling_load() {
     let base = server.url();
     assert_eq!(count_at(&agent, &base, "load", last2), SERIES as u64);
     assert_eq!(count_at(&agent, &base, "load", below), 0, "deleted data came back after a restart");
-    let (peak, du_samples) = sampler.finish();
+    let (peak, du_samples, over) = sampler.finish();
     let mut server = server;
     assert_eq!(server.terminate(Duration::from_secs(30)).unwrap().code(), Some(0));
 
@@ -297,7 +336,11 @@ fn size_limit_holds_on_a_small_tmpfs_under_a_filling_load() {
         (floor - t0) as f64 / 3_600_000.0,
         deletions.lines().find(|l| l.starts_with("tidemark_retention_deletions_total{reason=\"size\"}")).unwrap_or("?"),
     );
-    assert!(peak <= LIMIT, "the data directory reached {peak} bytes, over the {LIMIT}-byte limit");
+    assert!(
+        peak <= LIMIT,
+        "the data directory reached {peak} bytes, over the {LIMIT}-byte limit:\n{}",
+        over.join("\n")
+    );
     assert!(ok * 10 >= total * 9, "too many refusals: {refused} of {total}");
     assert!(longest_5xx < Duration::from_secs(10), "writes were refused for {longest_5xx:?} in a row");
 }
@@ -311,16 +354,7 @@ fn without_a_limit_a_full_disk_fails_writes_until_space_is_freed() {
     let agent = agent();
     // Fill the file system but for ~2 MiB with a file that is not ours.
     let filler = fs.path().join("filler");
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&filler).unwrap();
-        let chunk = vec![0x5Au8; 1 << 20];
-        let avail = statvfs_avail(fs.path());
-        for _ in 0..(avail >> 20).saturating_sub(2) {
-            f.write_all(&chunk).unwrap();
-        }
-        f.sync_all().unwrap();
-    }
+    fill_but(fs.path(), &filler, 2);
     let t0 = tidemark_testkit::now_ms() - 86_400_000;
     let mut t = t0;
     let mut last_acked = None;
@@ -366,15 +400,50 @@ fn without_a_limit_a_full_disk_fails_writes_until_space_is_freed() {
     assert_eq!(status.code(), Some(0), "SIGTERM after a disk-full episode; log:\n{}", server.log_tail(30));
     drop(server);
     let server = start(&data, &[]);
-    assert_eq!(count_at(&agent, &server.url(), "load", first_fail), 500, "acknowledged samples survive a restart");
+    let base = server.url();
+    assert_eq!(count_at(&agent, &base, "load", first_fail), 500, "acknowledged samples survive a restart");
+    // Fill again and stop while the disk is still full: still exit 0.
+    fill_but(fs.path(), &filler, 2);
+    let mut t = first_fail + 1_000;
+    let mut last_acked = first_fail;
+    let refill = Instant::now();
+    loop {
+        assert!(refill.elapsed() < Duration::from_secs(120), "the disk never filled again");
+        if (200..300).contains(&post(&agent, &base, &request(500, t))) {
+            last_acked = t;
+            t += 1_000;
+        } else {
+            break;
+        }
+    }
+    assert_eq!(get(&agent, &format!("{base}/-/ready")).0, 503);
+    let mut server = server;
+    let status = server.terminate(Duration::from_secs(30)).unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM while the disk is full; log:\n{}", server.log_tail(30));
+    drop(server);
+    std::fs::remove_file(&filler).unwrap();
+    let server = start(&data, &[]);
+    assert_eq!(count_at(&agent, &server.url(), "load", last_acked), 500, "acknowledged before SIGTERM on a full disk");
     eprintln!(
         "disk-full run without a limit: tmpfs 24 MiB with a filler leaving ~2 MiB, 500 series/request: \
          {} requests accepted before ENOSPC ({:.1} s), 503 + /-/ready 503 + writable 0 while full, \
-         writes resumed {:.2} s after the filler was deleted, SIGTERM exit 0, data intact after restart",
+         writes resumed {:.2} s after the filler was deleted, SIGTERM exit 0 (also while full), data intact after restarts",
         (last - t0) / 1_000 + 1,
         started.elapsed().as_secs_f64(),
         resumed.as_secs_f64()
     );
+}
+
+/// Writes `filler` so that only about `mib_left` MiB stay free on `fs`.
+fn fill_but(fs: &Path, filler: &Path, mib_left: u64) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(filler).unwrap();
+    let chunk = vec![0x5Au8; 1 << 20];
+    let avail = statvfs_avail(fs);
+    for _ in 0..(avail >> 20).saturating_sub(mib_left) {
+        f.write_all(&chunk).unwrap();
+    }
+    f.sync_all().unwrap();
 }
 
 fn statvfs_avail(path: &Path) -> u64 {
