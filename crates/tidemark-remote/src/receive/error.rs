@@ -78,3 +78,19 @@ impl ReceiveError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_failures_map_to_retryable_statuses() {
+        let io = |e: std::io::Error| ReceiveError::Storage(StorageError::io("wal/00000001", e));
+        // A full disk is as temporary as the size limit: 503.
+        assert_eq!(io(std::io::Error::from_raw_os_error(28)).status(), 503);
+        assert_eq!(io(std::io::Error::new(std::io::ErrorKind::StorageFull, "full")).status(), 503);
+        assert_eq!(ReceiveError::Storage(StorageError::StorageFull { used: 2, limit: 1 }).status(), 503);
+        // Other I/O failures (EIO, failed fsync) are internal, still retryable.
+        assert_eq!(io(std::io::Error::from_raw_os_error(5)).status(), 500);
+    }
+}
