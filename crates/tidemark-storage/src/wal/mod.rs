@@ -718,7 +718,16 @@ impl Inner {
             self.repair_locked(&mut io)?;
         }
         let (start_seg, start_size) = (io.seg, io.size);
-        let Err((err, fresh_segment)) = self.write_frames(&mut io, buf, ends) else { return Ok(()) };
+        let Err((err, mut fresh_segment)) = self.write_frames(&mut io, buf, ends) else { return Ok(()) };
+        // A reader tailing the log may already have consumed a complete
+        // frame of the failed batch; writing different frames at the same
+        // offset would then corrupt its position. Reuse the segment only if
+        // no complete frame landed (the usual ENOSPC: the first frame torn).
+        if !fresh_segment {
+            let landed = fs::metadata(segment_path(&self.dir, io.seg)).map(|m| m.len().saturating_sub(start_size));
+            let first_frame = ends.first().copied().unwrap_or(0) as u64;
+            fresh_segment = io.seg != start_seg || landed.map_or(true, |n| n >= first_frame);
+        }
         let truncate =
             (start_seg..=io.seg).map(|s| (s, if s == start_seg { start_size } else { HEADER_LEN })).collect();
         self.set_broken(&mut io, Broken { truncate, fresh_segment, reason: err.to_string() });

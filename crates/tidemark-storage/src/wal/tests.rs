@@ -608,6 +608,28 @@ fn enospc_mid_record_fails_the_commit_rolls_it_back_and_later_commits_succeed() 
 }
 
 #[test]
+fn enospc_after_a_complete_frame_moves_to_a_fresh_segment_for_tailers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, faults) = open_faulty(dir.path(), WalOptions::default());
+    wal.log(&[series([1])]).unwrap();
+    let seg = wal.segment_range().1;
+    // The first frame of the batch fits completely, the second is torn: a
+    // tailer may have read the first, so its offset is not reused.
+    let mut first = Vec::new();
+    super::record::encode_frame(&series([2]), &mut first).unwrap();
+    faults.set_space(Some(first.len() as u64 + 3));
+    assert!(wal.log(&[series([2]), series([3])]).is_err());
+    // The disk is still full: the fresh segment cannot be created yet.
+    assert!(wal.failure().is_some());
+    faults.set_space(None);
+    wal.log(&[series([4])]).unwrap();
+    assert_eq!(wal.segment_range().1, seg + 1);
+    wal.close().unwrap();
+    drop(wal);
+    assert_eq!(replay_all(dir.path()).0, [series([1]), series([4])]);
+}
+
+#[test]
 fn failed_fsync_is_not_acknowledged_and_writing_moves_to_a_fresh_segment() {
     use crate::vfs::{FaultKind, Op};
     let dir = tempfile::tempdir().unwrap();
