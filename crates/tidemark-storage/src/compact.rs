@@ -140,10 +140,12 @@ fn split_by_range<'a>(ms: &[&'a BlockMeta], r: i64) -> Vec<Vec<&'a BlockMeta>> {
 /// NOT deleted: the caller does that once the new block is durable (a crash
 /// in between is repaired by [`leftover_blocks`]).
 pub fn compact(parent_dir: &Path, blocks: &[&Block], opts: &BlockWriteOptions) -> Result<BlockMeta, Error> {
-    compact_with(parent_dir, blocks, opts, MAX_CHUNK_FILE_SIZE)
+    compact_with(&crate::vfs::os(), parent_dir, blocks, opts, MAX_CHUNK_FILE_SIZE)
 }
 
+/// [`compact`] through the file layer `fs`, with a configurable chunk file size.
 pub(crate) fn compact_with(
+    fs: &crate::vfs::SharedFs,
     parent_dir: &Path,
     blocks: &[&Block],
     opts: &BlockWriteOptions,
@@ -172,7 +174,7 @@ pub(crate) fn compact_with(
         iters.push(b.all_series()?.peekable());
     }
     let merged = MergeSeries { iters, failed: false };
-    write_block_with(parent_dir, mint, maxt, compaction, merged, opts, max_chunk_file_size)
+    write_block_with(fs, parent_dir, mint, maxt, compaction, merged, opts, max_chunk_file_size)
 }
 
 /// K-way merge of the inputs' series streams by labels.

@@ -11,11 +11,15 @@
 //! <dir>/<block id>/     immutable blocks (meta.json, index, chunks/)
 //! <dir>/quarantine/     damaged files moved aside: blocks that failed to
 //!                       open or had damaged chunks cut out, WAL files
+//! <dir>/deleted_before  the retention floor (floor.rs)
 //! ```
+//!
+//! Every write goes through the file layer ([`crate::vfs`]). A failed
+//! write never stops ingestion for good: see `docs/durability.md`.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -24,19 +28,32 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
+use crate::block::chunks::MAX_CHUNK_FILE_SIZE;
 use crate::block::{self, Block, BlockMeta, BlockWriteOptions, CompactionMeta};
 use crate::chunkenc::{ChunkSeries, Encoding};
 use crate::damage::{self, DamageLog, DamageReport, QuarantinedBlock};
 use crate::head::{CommitLog, Head, HeadAppender, HeadOptions};
 use crate::querier::{Querier, SeriesSource};
 use crate::retention::{self, BlockInfo};
+use crate::vfs::{self, FileSystem, SharedFs};
 use crate::wal::{checkpoint_bound, Record, SyncPolicy, Wal, WalHold, WalHolds, WalOptions};
-use crate::{compact, AppendError, Error, Labels, Matcher, NameValidation};
+use crate::{compact, floor, AppendError, Error, Labels, Matcher, NameValidation};
 
 mod scrub;
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
+/// See [`Options::pressure_lag_ms`]: one minute covers the usual scrape
+/// intervals and remote-write delays.
+const PRESSURE_LAG_MS: i64 = 60_000;
+/// Room left on the file system that size retention does not plan to use
+/// (other writers, file system overhead).
+const FREE_SPACE_MARGIN: u64 = 1 << 20;
+/// Upper bound of WAL bytes per appended sample used to admit a batch
+/// (varint deltas and an 8-byte value, plus room for a series record).
+const WAL_BYTES_PER_SAMPLE_BOUND: u64 = 32;
+/// How often commits re-measure the directory under a size limit.
+const MEASURE_EVERY: Duration = Duration::from_millis(250);
 
 /// Options of a database. Every field documents its default and unit.
 #[derive(Debug, Clone)]
@@ -52,8 +69,10 @@ pub struct Options {
     /// Delete blocks whose samples are all older than this, measured back
     /// from the newest sample. Default: 15 days. `None` keeps data forever.
     pub retention_time: Option<Duration>,
-    /// Keep everything on disk (blocks, WAL, checkpoints, leftovers) under
-    /// this many bytes by deleting the oldest blocks. Default: none.
+    /// Keep everything in the data directory (blocks, WAL, checkpoints,
+    /// quarantine, temporary files of a block or checkpoint being written)
+    /// under this many bytes — or under what the file system has room for,
+    /// if that is less. See `docs/retention.md`. Default: none.
     pub retention_size: Option<u64>,
     /// Accept samples up to this far behind the newest sample even when they
     /// are older than their series' last sample. Default: 0 (disabled).
@@ -74,7 +93,8 @@ pub struct Options {
     pub maintenance_interval: Option<Duration>,
     /// Most bytes of WAL segments kept for [`Db::hold_wal`] readers beyond
     /// what the database itself needs; older unread segments are deleted
-    /// anyway (the reader sees a skip). Default: 1 GiB.
+    /// anyway (the reader sees a skip). Default: 1 GiB; under a size limit
+    /// at most a sixteenth of the limit.
     pub wal_hold_max_bytes: u64,
     /// How often a background thread verifies every block (every chunk's
     /// CRC32-C and the index's checksums). The first scrub starts
@@ -87,6 +107,9 @@ pub struct Options {
     /// Most bytes per second a background scrub reads, so it does not
     /// compete with ingestion and queries. Default: 64 MiB/s. 0: unlimited.
     pub scrub_bytes_per_sec: u64,
+    /// The file layer every write goes through. Default: the operating
+    /// system's ([`vfs::OsFs`]); tests pass a [`vfs::FaultFs`].
+    pub file_system: SharedFs,
 }
 
 /// Delay between open and the first background scrub (unless
@@ -110,6 +133,7 @@ impl Default for Options {
             wal_hold_max_bytes: 1 << 30,
             scrub_interval: Some(Duration::from_secs(24 * 3600)),
             scrub_bytes_per_sec: 64 << 20,
+            file_system: vfs::os(),
         }
     }
 }
@@ -121,6 +145,12 @@ impl Options {
 
     fn ooo_window_ms(&self) -> i64 {
         i64::try_from(self.out_of_order_window.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Under size pressure the head is persisted up to this far behind its
+    /// newest sample: later samples older than that are refused as too old.
+    fn pressure_lag_ms(&self) -> i64 {
+        self.ooo_window_ms().max(PRESSURE_LAG_MS)
     }
 
     fn effective_max_block_range(&self) -> i64 {
@@ -235,6 +265,12 @@ impl DbBuilder {
         self
     }
 
+    /// See [`Options::file_system`].
+    pub fn file_system(mut self, fs: SharedFs) -> Self {
+        self.opts.file_system = fs;
+        self
+    }
+
     /// Opens (creating if needed) the database.
     pub fn open(self) -> Result<Db, Error> {
         Db::open_with(self.dir, self.opts)
@@ -286,6 +322,26 @@ pub struct DbStats {
     pub chunks_corrupt: u64,
     /// Completed scrubs of all blocks.
     pub scrubs: u64,
+    /// Why commits fail right now (the WAL cannot be written, or the
+    /// directory is at its size limit); `None` while writes are accepted.
+    pub write_failure: Option<String>,
+    /// Commits refused because the directory is at its size limit.
+    pub commit_failures_storage_full: u64,
+    /// Commits that failed because the disk is full (`ENOSPC`).
+    pub commit_failures_no_space: u64,
+    /// Commits that failed on another I/O error (EIO, failed fsync).
+    pub commit_failures_io: u64,
+    /// Maintenance steps (WAL repair, head persistence, compaction,
+    /// retention, checkpoints) that failed; each is retried next round.
+    pub maintenance_failures: u64,
+    /// Bytes in the data directory at the last measurement (size limit set).
+    pub disk_bytes: u64,
+    /// The size the directory is kept under: `retention_size`, or less when
+    /// the file system has less room; 0 without a size limit.
+    pub disk_limit_bytes: u64,
+    /// Samples older than this were deleted by retention and are refused
+    /// (`i64::MIN`: nothing was deleted).
+    pub retention_floor: i64,
 }
 
 #[derive(Default)]
@@ -294,6 +350,33 @@ struct Counters {
     compactions: AtomicU64,
     retention_time: AtomicU64,
     retention_size: AtomicU64,
+    fail_storage_full: AtomicU64,
+    fail_no_space: AtomicU64,
+    fail_io: AtomicU64,
+    maintenance_failures: AtomicU64,
+}
+
+/// The data directory's size at the last measurement, under a size limit.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    /// Every byte in the directory.
+    total: u64,
+    /// Of which the WAL.
+    wal: u64,
+    /// [`Wal::bytes_written`] at the measurement: growth since is added.
+    wal_written: u64,
+    /// The limit in force: `retention_size`, or less if the file system has
+    /// less room.
+    budget: u64,
+    at: std::time::Instant,
+}
+
+impl Usage {
+    /// Current estimate: the measurement plus what the WAL wrote since.
+    fn now(&self, wal_written: u64) -> (u64, u64) {
+        let grown = wal_written.saturating_sub(self.wal_written);
+        (self.total + grown, self.wal + grown)
+    }
 }
 
 /// What the disk holds, for size retention.
@@ -307,6 +390,12 @@ struct Disk {
     /// A checkpoint cut short by a hold: (segment wanted, mint), retried by
     /// maintenance once the holder has moved on.
     deferred_checkpoint: Mutex<Option<(u64, i64)>>,
+    /// Every write goes through it.
+    fs: SharedFs,
+    /// The retention floor (see `floor.rs`); `i64::MIN` when nothing was deleted.
+    floor: AtomicI64,
+    /// Last measurement, when a size limit is set.
+    usage: Mutex<Option<Usage>>,
 }
 
 struct Inner {
@@ -318,18 +407,31 @@ struct Inner {
     maintenance: Mutex<()>,
     counters: Counters,
     closed: AtomicBool,
-    /// Wakes the background thread early (size pressure).
+    /// Wakes the background thread early (size pressure, failed writes).
     wake: Mutex<Option<mpsc::Sender<Wake>>>,
-    /// Set when the disk holds more than `retention_size` and retention
-    /// could not bring it under: commits fail with [`Error::StorageFull`].
+    /// A wake is queued and not yet picked up: later ones are dropped.
+    wake_pending: AtomicBool,
+    /// Set while commits are refused with [`Error::StorageFull`] (the
+    /// directory is at its size limit); cleared by the next accepted one.
     storage_full: AtomicBool,
-    /// Last time (ms since open) a commit looked at the disk usage.
-    last_size_check: AtomicU64,
-    opened_at: std::time::Instant,
     /// What damaged files cost (WAL damage, damaged chunks, quarantine).
     damage: Arc<DamageLog>,
     /// Stops the scrub thread.
     scrub_stop: Mutex<Option<mpsc::Sender<()>>>,
+    /// Largest WAL estimate of one commit seen (size limit set): retention
+    /// keeps room for a few of them so commits are not refused meanwhile.
+    largest_batch: AtomicU64,
+    /// The error of the last commit, if it failed on I/O and none succeeded
+    /// since (the WAL may have rolled back and be writable, but the disk is
+    /// still full): reported by [`Db::write_failure`].
+    commit_failing: Mutex<Option<Error>>,
+    /// `commit_failing.is_some()`, readable without the lock on the hot path.
+    commit_failing_flag: AtomicBool,
+    /// A commit is re-measuring the directory.
+    measuring: AtomicBool,
+    /// Bytes of the inputs of a compaction being written (its output's
+    /// upper bound), 0 when none runs.
+    compacting: AtomicU64,
 }
 
 /// Messages to the maintenance thread.
@@ -422,19 +524,29 @@ impl Db {
                 let lock = lock_dir(&dir)?;
                 load_stored_format(&dir, &mut opts)?;
                 remove_tmp_dirs(&dir)?;
-                let (blocks, quarantined) = open_blocks(&dir)?;
+                let (mut blocks, quarantined) = open_blocks(&dir)?;
                 for q in quarantined {
                     damage.quarantined(q);
                 }
+                let fs = opts.file_system.clone();
+                let floor = load_floor(&*fs, &dir, &mut blocks)?;
                 let wal_dir = dir.join("wal");
                 let log = Arc::new(LateWal(OnceLock::new()));
                 let head = Arc::new(Head::new(head_opts(&opts), Some(log.clone() as Arc<dyn CommitLog>)));
-                let wal_opts = WalOptions { segment_size: opts.wal_segment_size, sync: opts.wal_sync };
+                // Deleted data stays deleted: replay drops samples below the floor.
+                if floor != i64::MIN {
+                    head.set_min_valid_time(floor);
+                }
+                let segment_size = match opts.retention_size {
+                    Some(limit) => retention::segment_size_for_limit(opts.wal_segment_size, limit),
+                    None => opts.wal_segment_size,
+                };
+                let wal_opts = WalOptions { segment_size, sync: opts.wal_sync };
                 // Damaged WAL files are copied to quarantine/, which size
                 // retention counts and may purge.
                 let quarantine = dir.join("quarantine");
                 let (wal, mut stats) =
-                    Wal::open_and_replay_with_quarantine(&wal_dir, wal_opts, &quarantine, |rec| match rec {
+                    Wal::open_and_replay_on(fs.clone(), &wal_dir, wal_opts, &quarantine, |rec| match rec {
                         Record::Series(s) => {
                             for rs in s {
                                 head.replay_series(rs.series_ref, rs.labels);
@@ -456,8 +568,16 @@ impl Db {
                 }
                 tracing::info!(dir = %dir.display(), series = head.stats().num_series, blocks = blocks.len(), replay = ?stats, elapsed = ?started.elapsed(), "opened database");
                 let holds = WalHolds::load(&wal_dir.join("holds"))?;
-                let disk =
-                    Disk { dir, wal, lock: Mutex::new(Some(lock)), holds, deferred_checkpoint: Mutex::new(None) };
+                let disk = Disk {
+                    dir,
+                    wal,
+                    lock: Mutex::new(Some(lock)),
+                    holds,
+                    deferred_checkpoint: Mutex::new(None),
+                    fs,
+                    floor: AtomicI64::new(floor),
+                    usage: Mutex::new(None),
+                };
                 (Some(disk), head, blocks)
             }
         };
@@ -470,13 +590,25 @@ impl Db {
             counters: Counters::default(),
             closed: AtomicBool::new(false),
             wake: Mutex::new(None),
+            wake_pending: AtomicBool::new(false),
             storage_full: AtomicBool::new(false),
-            last_size_check: AtomicU64::new(0),
-            opened_at: started,
             damage,
             scrub_stop: Mutex::new(None),
+            largest_batch: AtomicU64::new(0),
+            commit_failing: Mutex::new(None),
+            commit_failing_flag: AtomicBool::new(false),
+            measuring: AtomicBool::new(false),
+            compacting: AtomicU64::new(0),
         });
-        inner.apply_retention()?;
+        inner.measure();
+        // Not fatal: on a full disk even the floor file may not be writable
+        // yet; maintenance retries, and refusing to open would stop
+        // ingestion for good.
+        if let Err(e) = inner.apply_retention() {
+            inner.counters.maintenance_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "retention at open failed; retried by maintenance");
+        }
+        inner.measure();
         let db = Db { inner, background: Mutex::new(None), scrubber: Mutex::new(None) };
         db.start_background();
         db.start_scrubber();
@@ -492,9 +624,8 @@ impl Db {
             .spawn(move || loop {
                 match rx.recv_timeout(interval) {
                     Ok(Wake::Now) | Err(mpsc::RecvTimeoutError::Timeout) => {
-                        if let Err(e) = inner.maintain() {
-                            tracing::error!(error = %e, "background maintenance failed");
-                        }
+                        // Errors are logged and counted step by step.
+                        let _ = inner.maintain();
                     }
                     Ok(Wake::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 }
@@ -560,8 +691,16 @@ impl Db {
     pub fn apply_retention(&self) -> Result<Vec<String>, Error> {
         let _g = self.inner.maintenance.lock();
         let deleted = self.inner.apply_retention()?;
-        self.inner.update_storage_full();
+        self.inner.measure();
         Ok(deleted)
+    }
+
+    /// Why commits fail right now, or `None` while writes are accepted:
+    /// the WAL cannot be written (a failed write or fsync not yet repaired,
+    /// e.g. the disk is still full), or the directory is at its size limit.
+    /// What `/-/ready` reports.
+    pub fn write_failure(&self) -> Option<String> {
+        self.inner.write_failure()
     }
 
     /// Metadata of every block, oldest first.
@@ -662,6 +801,14 @@ impl Db {
             wal_samples_lost: damage.wal_samples_lost,
             chunks_corrupt: damage.chunks_corrupt,
             scrubs: damage.scrubs,
+            write_failure: inner.write_failure(),
+            commit_failures_storage_full: c.fail_storage_full.load(Ordering::Relaxed),
+            commit_failures_no_space: c.fail_no_space.load(Ordering::Relaxed),
+            commit_failures_io: c.fail_io.load(Ordering::Relaxed),
+            maintenance_failures: c.maintenance_failures.load(Ordering::Relaxed),
+            disk_bytes: inner.disk.as_ref().and_then(|d| *d.usage.lock()).map_or(0, |u| u.total),
+            disk_limit_bytes: inner.disk.as_ref().and_then(|d| *d.usage.lock()).map_or(0, |u| u.budget),
+            retention_floor: inner.disk.as_ref().map_or(i64::MIN, |d| d.floor.load(Ordering::Acquire)),
         }
     }
 
@@ -728,6 +875,10 @@ enum PersistMode {
     Ready,
     /// Ranges the newest sample has passed (under size pressure).
     Complete,
+    /// Under size pressure with the WAL over its budget: everything up to
+    /// [`Options::pressure_lag_ms`] behind the newest sample, complete range
+    /// or not, so the WAL can be checkpointed down.
+    Pressure,
     /// Everything, including the range still being written.
     All,
 }
@@ -745,72 +896,198 @@ impl Inner {
         BlockWriteOptions { encoding: self.opts.block_encoding, ..BlockWriteOptions::default() }
     }
 
+    /// One round of maintenance. Every step runs even if an earlier one
+    /// failed (each failure is logged and counted, and retried next round);
+    /// returns the first error.
     fn maintain(&self) -> Result<(), Error> {
         let _g = self.maintenance.lock();
+        self.wake_pending.store(false, Ordering::Release);
+        let mut first: Option<Error> = None;
+        let mut note = |what: &str, r: Result<(), Error>| {
+            if let Err(e) = r {
+                self.counters.maintenance_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(step = what, error = %e, "maintenance step failed; retried next round");
+                first.get_or_insert(e);
+            }
+        };
+        if let Some(disk) = &self.disk {
+            // Writes resume by themselves once the cause of a failed write
+            // is gone, even if no commit comes to retry it.
+            let repaired = disk.wal.try_repair();
+            if repaired.is_ok() {
+                self.probe_commit_failure(disk);
+            }
+            note("repair WAL", repaired);
+        }
+        self.measure();
         // Retention first: never spend disk and CPU compacting blocks that
         // are about to be deleted.
-        self.apply_retention()?;
+        note("retention", self.apply_retention().map(drop));
         if let Some(disk) = &self.disk {
             let deferred = disk.deferred_checkpoint.lock().take();
             if let Some((wanted, mint)) = deferred {
-                self.checkpoint_wal(disk, wanted, mint)?;
+                note("deferred checkpoint", self.checkpoint_wal(disk, wanted, mint));
             }
-            self.persist_head(false)?;
-            self.repair_damaged_blocks()?;
-            if self.over_size_limit() {
-                // The WAL counts against the limit too: cut every complete
-                // range out of the head now so the WAL can be checkpointed.
-                self.persist_head_ranges(PersistMode::Complete)?;
+            note("persist head", self.persist_head(false).map(drop));
+            note("repair damaged blocks", self.repair_damaged_blocks());
+            self.measure();
+            if self.wal_over_budget() {
+                // The WAL counts against the limit too: cut the head out to
+                // blocks (complete ranges, then up to shortly before the
+                // newest sample) so the WAL can be checkpointed.
+                note("persist head (size pressure)", self.persist_head_ranges(PersistMode::Complete).map(drop));
+                self.measure();
+                if self.wal_over_budget() {
+                    note("persist head (size pressure)", self.persist_head_ranges(PersistMode::Pressure).map(drop));
+                }
             }
-            self.compact_all()?;
-            self.apply_retention()?;
+            note("compaction", self.compact_all().map(drop));
+            self.measure();
+            note("retention", self.apply_retention().map(drop));
         }
-        self.update_storage_full();
+        self.measure();
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Re-measures the directory (size limit set only) and updates the
+    /// admission state.
+    fn measure(&self) {
+        let Some(disk) = &self.disk else { return };
+        let Some(limit) = self.opts.retention_size else { return };
+        let wal_written = disk.wal.bytes_written();
+        let total = dir_size(&disk.dir);
+        let wal = disk.wal.size_bytes();
+        let budget = match disk.fs.available_space(&disk.dir) {
+            Ok(avail) => limit.min(total.saturating_add(avail.saturating_sub(FREE_SPACE_MARGIN))),
+            Err(_) => limit,
+        };
+        *disk.usage.lock() = Some(Usage { total, wal, wal_written, budget, at: std::time::Instant::now() });
+    }
+
+    /// (estimated bytes in the directory, of which WAL, budget), under a
+    /// size limit; re-measured when the last measurement is stale.
+    fn usage_now(&self) -> Option<(u64, u64, u64)> {
+        let disk = self.disk.as_ref()?;
+        self.opts.retention_size?;
+        let stale = disk.usage.lock().is_none_or(|u| u.at.elapsed() >= MEASURE_EVERY);
+        // One commit re-measures; concurrent ones use the last measurement
+        // plus the WAL's growth rather than all walking the directory.
+        if stale && !self.measuring.swap(true, Ordering::AcqRel) {
+            self.measure();
+            self.measuring.store(false, Ordering::Release);
+        }
+        let u = (*disk.usage.lock())?;
+        let (total, wal) = u.now(disk.wal.bytes_written());
+        Some((total, wal, u.budget))
+    }
+
+    fn wal_over_budget(&self) -> bool {
+        self.usage_now().is_some_and(|(total, wal, budget)| {
+            wal > retention::wal_budget(budget)
+                || total.saturating_add(retention::maintenance_reserve(wal)) > self.size_target(budget)
+        })
+    }
+
+    /// What maintenance brings the directory (plus its reserve) down to:
+    /// the budget less room for a few commits of the largest size seen
+    /// (each costs its WAL bytes and their reserve), at least 10%.
+    fn size_target(&self, budget: u64) -> u64 {
+        let batch = self.largest_batch.load(Ordering::Relaxed);
+        budget.saturating_sub((budget / 10).max(batch.saturating_mul(8)))
+    }
+
+    /// Admission of a commit under a size limit: refused (retryably) while
+    /// the directory plus the room maintenance needs is at the limit, so
+    /// the limit holds by construction; maintenance is woken early, before
+    /// that point, to make room.
+    fn admit(&self, samples: usize) -> Result<(), Error> {
+        let Some((total, wal, budget)) = self.usage_now() else { return Ok(()) };
+        // The batch's own WAL bytes, generously: a sample record entry is
+        // at most ~28 bytes, plus a share of a series record.
+        let batch = (samples as u64).saturating_mul(WAL_BYTES_PER_SAMPLE_BOUND);
+        self.largest_batch.fetch_max(batch, Ordering::Relaxed);
+        let wal = wal.saturating_add(batch);
+        let total = total.saturating_add(batch);
+        let needed = total
+            .saturating_add(retention::maintenance_reserve(wal))
+            .saturating_add(self.compacting.load(Ordering::Acquire));
+        if needed > budget {
+            self.wake_maintenance();
+            if !self.storage_full.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    used = total,
+                    reserved = needed - total,
+                    limit = budget,
+                    "at the size limit: refusing writes until maintenance makes room"
+                );
+            }
+            return Err(Error::StorageFull { used: needed, limit: budget });
+        }
+        if self.storage_full.swap(false, Ordering::Relaxed) {
+            tracing::info!("room made under the size limit: accepting writes");
+        }
+        if needed > self.size_target(budget) || wal > retention::wal_budget(budget) {
+            self.wake_maintenance();
+        }
         Ok(())
     }
 
-    fn disk_usage(&self) -> DiskUsage {
-        let Some(disk) = &self.disk else { return DiskUsage::default() };
-        DiskUsage {
-            blocks: self.blocks.read().iter().map(|b| b.size_bytes()).sum(),
-            wal: disk.wal.size_bytes(),
-            quarantine: dir_size(&disk.dir.join("quarantine")),
-        }
-    }
-
-    fn over_size_limit(&self) -> bool {
-        self.opts.retention_size.is_some_and(|limit| self.disk_usage().total() > limit)
-    }
-
-    /// Refuses writes while over the size limit with nothing left to delete.
-    fn update_storage_full(&self) {
-        let full = self.over_size_limit() && self.blocks.read().is_empty();
-        if full != self.storage_full.swap(full, Ordering::Relaxed) {
-            if full {
-                tracing::error!(usage = ?self.disk_usage(), limit = ?self.opts.retention_size, "over the size limit with no block left to delete: refusing writes");
-            } else {
-                tracing::info!("back under the size limit: accepting writes");
-            }
-        }
-    }
-
-    /// After a commit: at most once a second, compare disk usage with the
-    /// size limit and wake maintenance early instead of waiting for its tick.
-    fn check_size_pressure(&self) {
-        if self.opts.retention_size.is_none() {
+    fn wake_maintenance(&self) {
+        if self.wake_pending.swap(true, Ordering::AcqRel) {
             return;
         }
-        let now = self.opened_at.elapsed().as_millis() as u64;
-        let last = self.last_size_check.load(Ordering::Relaxed);
-        if now < last + 1000
-            || self.last_size_check.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
-        {
+        if let Some(tx) = self.wake.lock().as_ref() {
+            let _ = tx.send(Wake::Now);
+        }
+    }
+
+    /// Clears the last commit's failure when its cause looks gone without
+    /// waiting for a commit to prove it: the WAL is writable and, after
+    /// ENOSPC, the file system has room again.
+    fn probe_commit_failure(&self, disk: &Disk) {
+        if !self.commit_failing_flag.load(Ordering::Acquire) {
             return;
         }
-        if self.over_size_limit() {
-            if let Some(tx) = self.wake.lock().as_ref() {
-                let _ = tx.send(Wake::Now);
+        let mut failing = self.commit_failing.lock();
+        let space_back = match &*failing {
+            Some(Error::Io { source, .. }) if vfs::is_no_space(source) => {
+                disk.fs.available_space(&disk.dir).is_ok_and(|a| a >= FREE_SPACE_MARGIN)
             }
+            _ => true,
+        };
+        if space_back {
+            *failing = None;
+            self.commit_failing_flag.store(false, Ordering::Release);
+        }
+    }
+
+    fn write_failure(&self) -> Option<String> {
+        if let Some(f) = self.disk.as_ref().and_then(|d| d.wal.failure()) {
+            return Some(format!("the WAL cannot be written: {f}"));
+        }
+        if let Some(e) = &*self.commit_failing.lock() {
+            return Some(format!("the last WAL write failed: {e}"));
+        }
+        if self.storage_full.load(Ordering::Relaxed) {
+            return Some("the data directory is at its size limit; maintenance is making room".into());
+        }
+        None
+    }
+
+    /// Counts a failed commit by cause; a failed WAL write also wakes
+    /// maintenance (which retries the repair).
+    fn count_commit_failure(&self, e: &Error) {
+        let c = &self.counters;
+        match e {
+            Error::StorageFull { .. } => c.fail_storage_full.fetch_add(1, Ordering::Relaxed),
+            Error::Io { source, .. } if vfs::is_no_space(source) => c.fail_no_space.fetch_add(1, Ordering::Relaxed),
+            Error::Io { .. } | Error::Poisoned(_) => c.fail_io.fetch_add(1, Ordering::Relaxed),
+            _ => return,
+        };
+        if !matches!(e, Error::StorageFull { .. }) {
+            *self.commit_failing.lock() = Some(e.clone());
+            self.commit_failing_flag.store(true, Ordering::Release);
+            self.wake_maintenance();
         }
     }
 
@@ -833,26 +1110,46 @@ impl Inner {
                 break;
             }
             let start = align_down(hmin, range);
-            let end = start.saturating_add(range);
+            let mut end = start.saturating_add(range);
             let ready = hmax >= end.saturating_add(range / 2) && hmax.saturating_sub(self.opts.ooo_window_ms()) >= end;
             let go = match mode {
                 PersistMode::Ready => ready,
                 PersistMode::Complete => hmax >= end,
+                PersistMode::Pressure => {
+                    end = end.min(hmax.saturating_sub(self.opts.pressure_lag_ms()));
+                    end > hmin
+                }
                 PersistMode::All => true,
             };
             if !go {
                 break;
             }
+            // A range the head was already cut into under size pressure
+            // starts where the earlier block ended: blocks never overlap.
+            let mint = start.max(self.head.min_valid_time()).min(hmin);
             // From here on no sample below `end` can be applied, so nothing
             // slips in between copying the range and truncating it. (Unless
             // forced, `ready` already implies it: in-order appends must be
             // within half a range of the newest sample, out-of-order ones
             // within the window.)
+            // The block and then the checkpoint must fit whatever commits
+            // did since retention last ran.
+            if let Some((_, wal, _)) = self.usage_now() {
+                self.make_room(retention::maintenance_reserve(wal))?;
+            }
             self.head.set_min_valid_time(end);
-            let series = self.head.samples_for_block(start, end);
+            let series = self.head.samples_for_block(mint, end);
             if !series.is_empty() {
-                let meta =
-                    block::write_block(&disk.dir, start, end, level1(), series.into_iter(), &self.write_options())?;
+                let meta = block::writer::write_block_with(
+                    &disk.fs,
+                    &disk.dir,
+                    mint,
+                    end,
+                    level1(),
+                    series.into_iter().map(Ok),
+                    &self.write_options(),
+                    MAX_CHUNK_FILE_SIZE,
+                )?;
                 let b = Block::open(&disk.dir.join(&meta.ulid))?;
                 let mut blocks = self.blocks.write();
                 blocks.push(Arc::new(b));
@@ -871,17 +1168,31 @@ impl Inner {
     /// hold segments ([`Db::hold_wal`]); what is held back is retried by
     /// the next maintenance.
     fn checkpoint_wal(&self, disk: &Disk, wanted: u64, mint: i64) -> Result<(), Error> {
+        let mint = mint.max(disk.floor.load(Ordering::Acquire));
         let first = disk.wal.segment_range().0;
-        let max = self.opts.wal_hold_max_bytes;
+        // Under a size limit, segments kept for readers count against it:
+        // never let a stalled reader hold more than half the WAL budget.
+        let max = match self.usage_now() {
+            Some((_, _, budget)) => self.opts.wal_hold_max_bytes.min(retention::wal_budget(budget) / 2),
+            None => self.opts.wal_hold_max_bytes,
+        };
         let upto = checkpoint_bound(wanted, first, disk.holds.min(), max, |s| disk.wal.segment_bytes(s));
+        let deferred = (upto < Some(wanted)).then_some((wanted, mint));
         if let Some(upto) = upto {
             let head = self.head.clone();
-            let stats = disk.wal.checkpoint(upto, move |r| head.is_live(r), mint)?;
-            if let Some(d) = stats.damage {
-                self.damage.wal(d);
+            match disk.wal.checkpoint(upto, move |r| head.is_live(r), mint) {
+                Ok(stats) => {
+                    if let Some(d) = stats.damage {
+                        self.damage.wal(d);
+                    }
+                }
+                Err(e) => {
+                    // Retried by the next maintenance round.
+                    *disk.deferred_checkpoint.lock() = Some((wanted, mint));
+                    return Err(e);
+                }
             }
         }
-        let deferred = (upto < Some(wanted)).then_some((wanted, mint));
         *disk.deferred_checkpoint.lock() = deferred;
         Ok(())
     }
@@ -898,8 +1209,23 @@ impl Inner {
             if inputs.len() != ids.len() {
                 return Err(Error::InvalidArgument("compaction planner returned unknown blocks".into()));
             }
+            // The output is written before the inputs are deleted: under a
+            // size limit, compact only when that transient copy fits.
+            let input_bytes: u64 = inputs.iter().map(|b| b.size_bytes()).sum();
+            if let Some((total, wal, budget)) = self.usage_now() {
+                let peak = total.saturating_add(retention::maintenance_reserve(wal)).saturating_add(input_bytes);
+                if peak > budget {
+                    tracing::debug!(peak, budget, "compaction postponed: no room for its output under the size limit");
+                    break;
+                }
+            }
             let refs: Vec<&Block> = inputs.iter().map(|b| b.as_ref()).collect();
-            let meta = match compact::compact(&disk.dir, &refs, &self.write_options()) {
+            // Admission keeps room for the output while it is written (it
+            // only sees it at the next measurement otherwise).
+            self.compacting.store(input_bytes, Ordering::Release);
+            let res = compact::compact_with(&disk.fs, &disk.dir, &refs, &self.write_options(), MAX_CHUNK_FILE_SIZE);
+            self.compacting.store(0, Ordering::Release);
+            let meta = match res {
                 Ok(m) => m,
                 Err(e @ Error::Block(_)) => {
                     // Unknown damage in an input: find it, cut it out, plan again.
@@ -930,16 +1256,34 @@ impl Inner {
                 blocks.sort_by_key(|b| (b.meta().min_time, b.meta().ulid.clone()));
             }
             for b in &inputs {
-                delete_dir(b.dir())?;
+                delete_dir_on(&*disk.fs, b.dir())?;
             }
             n += 1;
             self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+            self.measure();
         }
         Ok(n)
     }
 
     /// Applies retention; returns the ids of deleted blocks.
     fn apply_retention(&self) -> Result<Vec<String>, Error> {
+        self.apply_retention_for(None)
+    }
+
+    /// Deletes the oldest blocks (if needed) so that `needed` more bytes fit
+    /// under the size limit right now: called before maintenance writes a
+    /// block or a checkpoint, whatever commits did since the last round.
+    fn make_room(&self, needed: u64) -> Result<(), Error> {
+        if self.opts.retention_size.is_some() {
+            self.apply_retention_for(Some(needed))?;
+        }
+        Ok(())
+    }
+
+    /// Retention; with `room`, size retention keeps that many bytes free
+    /// below the budget itself instead of the maintenance reserve below the
+    /// target.
+    fn apply_retention_for(&self, room: Option<u64>) -> Result<Vec<String>, Error> {
         let Some(disk) = &self.disk else {
             // In memory: only time retention, applied to the head.
             if let Some(r) = self.opts.retention_ms() {
@@ -964,25 +1308,40 @@ impl Inner {
         let newest =
             infos.iter().map(|b| b.max_time - 1).chain(std::iter::once(self.head.max_time())).max().unwrap_or(i64::MIN);
         let mut doomed = match self.opts.retention_ms() {
-            Some(r) => retention::beyond_time(&infos, newest, r),
-            None => Vec::new(),
+            Some(r) if room.is_none() => retention::beyond_time(&infos, newest, r),
+            _ => Vec::new(),
         };
         let by_time = doomed.len();
-        if let Some(limit) = self.opts.retention_size {
-            let remaining: Vec<BlockInfo> = infos.iter().filter(|b| !doomed.contains(&b.id)).cloned().collect();
-            let remaining_bytes: u64 = remaining.iter().map(|b| b.size_bytes).sum();
-            // Quarantined blocks count against the limit and, being
-            // unreadable, are the first to go when it is exceeded.
-            let quarantine = disk.dir.join("quarantine");
-            if disk.wal.size_bytes() + remaining_bytes + dir_size(&quarantine) > limit {
-                purge_quarantine(&quarantine)?;
+        if self.opts.retention_size.is_some() {
+            self.measure();
+            if let Some((total, wal, budget)) = self.usage_now() {
+                let remaining: Vec<BlockInfo> = infos.iter().filter(|b| !doomed.contains(&b.id)).cloned().collect();
+                let all_blocks: u64 = infos.iter().map(|b| b.size_bytes).sum();
+                // Everything that is not a block (WAL, quarantine, leftovers),
+                // plus the room maintenance needs, must fit with the blocks
+                // kept, below the budget so commits are not refused meanwhile.
+                let (reserve, target) = match room {
+                    Some(n) => (n, budget),
+                    None => (retention::maintenance_reserve(wal), self.size_target(budget)),
+                };
+                let quarantine = disk.dir.join("quarantine");
+                if total.saturating_add(reserve) > target && dir_size(&quarantine) > 0 {
+                    // Quarantined blocks cannot be read anyway: they go first.
+                    purge_quarantine(&*disk.fs, &quarantine)?;
+                    self.measure();
+                }
+                let (total, _, _) = self.usage_now().unwrap_or((total, wal, budget));
+                let other = total.saturating_sub(all_blocks).saturating_add(reserve);
+                doomed.extend(retention::beyond_size(&remaining, other, target));
             }
-            let other = disk.wal.size_bytes() + dir_size(&quarantine);
-            doomed.extend(retention::beyond_size(&remaining, other, limit));
         }
         if doomed.is_empty() {
             return Ok(doomed);
         }
+        // Deleted data must stay deleted: persist the floor before deleting,
+        // so a crash in between cannot bring the WAL's copy back.
+        let new_floor = infos.iter().filter(|b| doomed.contains(&b.id)).map(|b| b.max_time).max().unwrap_or(i64::MIN);
+        self.raise_floor(disk, new_floor)?;
         let victims: Vec<Arc<Block>> = {
             let mut blocks = self.blocks.write();
             let v = blocks.iter().filter(|b| doomed.contains(&b.meta().ulid)).cloned().collect();
@@ -990,12 +1349,29 @@ impl Inner {
             v
         };
         for b in &victims {
-            delete_dir(b.dir())?;
+            delete_dir_on(&*disk.fs, b.dir())?;
         }
         self.counters.retention_time.fetch_add(by_time as u64, Ordering::Relaxed);
         self.counters.retention_size.fetch_add((doomed.len() - by_time) as u64, Ordering::Relaxed);
-        tracing::info!(blocks = ?doomed, "retention deleted blocks");
+        tracing::info!(blocks = ?doomed, floor = new_floor, "retention deleted blocks");
+        self.measure();
         Ok(doomed)
+    }
+
+    /// Raises the retention floor to `t` (persisted first), and drops
+    /// anything below it from the head.
+    fn raise_floor(&self, disk: &Disk, t: i64) -> Result<(), Error> {
+        if t <= disk.floor.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        floor::write(&*disk.fs, &disk.dir, t)?;
+        disk.floor.store(t, Ordering::Release);
+        if self.head.min_time() < t {
+            self.head.truncate(t);
+        } else {
+            self.head.set_min_valid_time(t);
+        }
+        Ok(())
     }
 }
 
@@ -1020,44 +1396,39 @@ impl Appender<'_> {
     }
 
     /// Logs the batch to the WAL and makes it visible to queries. When this
-    /// returns `Ok`, the samples survive a crash (per the fsync policy).
+    /// returns `Ok`, the samples survive a crash (per the fsync policy);
+    /// when it returns an error, nothing of the batch was applied and the
+    /// caller may retry it.
     ///
     /// Fails with [`Error::StorageFull`] (retryable) while the data
-    /// directory is over `retention_size` and retention cannot bring it
-    /// under the limit, rather than filling the disk.
+    /// directory is at `retention_size` and maintenance has not yet made
+    /// room, and with [`Error::Io`] when the WAL write or fsync failed (e.g.
+    /// `ENOSPC`); both clear by themselves once room is back.
     pub fn commit(self) -> Result<(), Error> {
         let db = self.db;
         if db.closed.load(Ordering::SeqCst) {
             self.head.rollback();
             return Err(Error::Closed);
         }
-        if db.storage_full.load(Ordering::Relaxed) {
+        if let Err(e) = db.admit(self.head.len()) {
             self.head.rollback();
-            let (used, limit) = (db.disk_usage().total(), db.opts.retention_size.unwrap_or(0));
-            return Err(Error::StorageFull { used, limit });
+            db.count_commit_failure(&e);
+            return Err(e);
         }
-        self.head.commit()?;
-        db.check_size_pressure();
+        if let Err(e) = self.head.commit() {
+            db.count_commit_failure(&e);
+            return Err(e);
+        }
+        if db.commit_failing_flag.load(Ordering::Acquire) {
+            *db.commit_failing.lock() = None;
+            db.commit_failing_flag.store(false, Ordering::Release);
+        }
         Ok(())
     }
 
     /// Discards the batch.
     pub fn rollback(self) {
         self.head.rollback();
-    }
-}
-
-/// Bytes on disk, by kind.
-#[derive(Debug, Clone, Copy, Default)]
-struct DiskUsage {
-    blocks: u64,
-    wal: u64,
-    quarantine: u64,
-}
-
-impl DiskUsage {
-    fn total(&self) -> u64 {
-        self.blocks + self.wal + self.quarantine
     }
 }
 
@@ -1236,13 +1607,49 @@ fn delete_dir(path: &Path) -> Result<(), Error> {
     fs::remove_dir_all(&doomed).map_err(|e| Error::io(&doomed, e))
 }
 
+/// [`delete_dir`] through the file layer.
+fn delete_dir_on(fs: &dyn FileSystem, path: &Path) -> Result<(), Error> {
+    let mut doomed = path.as_os_str().to_owned();
+    doomed.push(".deleted");
+    let doomed = PathBuf::from(doomed);
+    fs.rename(path, &doomed).map_err(|e| Error::io(path, e))?;
+    if let Some(parent) = path.parent() {
+        fs.sync_dir(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    fs.remove_dir_all(&doomed).map_err(|e| Error::io(&doomed, e))
+}
+
+/// The retention floor at open (`i64::MIN` if nothing was ever deleted).
+/// Blocks wholly below it are deleted (a crash after the floor was raised
+/// and before its blocks were gone). A damaged floor file does not stop the
+/// database: the oldest block's start is a safe floor (retention never
+/// leaves holes, so everything older was deleted), and it is rewritten.
+fn load_floor(fs: &dyn FileSystem, dir: &Path, blocks: &mut Vec<Arc<Block>>) -> Result<i64, Error> {
+    let floor = match floor::read(dir) {
+        Ok(f) => f.unwrap_or(i64::MIN),
+        Err(e) => {
+            let f = blocks.iter().map(|b| b.meta().min_time).min().unwrap_or(i64::MIN);
+            tracing::error!(error = %e, floor = f, "retention floor unreadable; using the oldest block's start");
+            floor::write(fs, dir, f)?;
+            f
+        }
+    };
+    let below: Vec<Arc<Block>> = blocks.iter().filter(|b| b.meta().max_time <= floor).cloned().collect();
+    for b in &below {
+        tracing::warn!(block = %b.meta().ulid, floor, "deleting a block retention had already given up");
+        delete_dir_on(fs, b.dir())?;
+    }
+    blocks.retain(|b| b.meta().max_time > floor);
+    Ok(floor)
+}
+
 /// Deletes every quarantined block (size pressure).
-fn purge_quarantine(quarantine: &Path) -> Result<(), Error> {
-    let Ok(rd) = fs::read_dir(quarantine) else { return Ok(()) };
+fn purge_quarantine(fs: &dyn FileSystem, quarantine: &Path) -> Result<(), Error> {
+    let Ok(rd) = std::fs::read_dir(quarantine) else { return Ok(()) };
     for e in rd.filter_map(|e| e.ok()) {
         tracing::warn!(block = %e.path().display(), "size retention deletes a quarantined block");
         let path = e.path();
-        let r = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+        let r = if path.is_dir() { fs.remove_dir_all(&path) } else { fs.remove_file(&path) };
         r.map_err(|err| Error::io(&path, err))?;
     }
     Ok(())

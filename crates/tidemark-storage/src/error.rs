@@ -105,12 +105,14 @@ pub enum Error {
     /// the database refuses further writes until reopened.
     #[error("database refuses writes after an earlier failure: {0}")]
     Poisoned(String),
-    /// The data directory is over its size limit and retention cannot free
-    /// space (no block left to delete): writes are refused until it can.
-    /// Retrying later may succeed.
-    #[error("storage full: {used} bytes on disk exceed the retention size limit of {limit} bytes")]
+    /// Accepting the commit would take the data directory past its size
+    /// limit, counting the room kept free for persisting the head: writes
+    /// are refused until maintenance (already woken) has made room.
+    /// Retrying later succeeds.
+    #[error("storage full: {used} bytes (data directory, this commit and room reserved for maintenance) would exceed the size limit of {limit} bytes")]
     StorageFull {
-        /// Bytes used.
+        /// Bytes the directory would need: what it holds, this commit's WAL
+        /// bytes and the room reserved for maintenance.
         used: u64,
         /// The configured limit.
         limit: u64,

@@ -9,6 +9,7 @@
 
 pub mod chunkenc;
 mod error;
+mod floor;
 mod labels;
 mod matcher;
 pub mod postings;
@@ -16,6 +17,7 @@ mod querier;
 pub mod retention;
 mod sample;
 mod varint;
+pub mod vfs;
 
 pub mod block;
 pub mod compact;

@@ -52,6 +52,30 @@ pub fn beyond_size(blocks: &[BlockInfo], other_bytes: u64, limit: u64) -> Vec<St
     out
 }
 
+/// Bytes the database keeps free under a size limit so that maintenance can
+/// always persist the head to a block and checkpoint the WAL without
+/// passing the limit: the block and the new checkpoint together hold at
+/// most what the WAL holds (each sample goes to one of them) plus a second
+/// copy of the series' labels, which this bounds by half the WAL.
+pub fn maintenance_reserve(wal_bytes: u64) -> u64 {
+    wal_bytes.saturating_add(wal_bytes / 2)
+}
+
+/// Size of the WAL beyond which, under a size limit of `limit` bytes, the
+/// head is persisted (up to shortly before its newest sample) and the WAL
+/// checkpointed, instead of waiting for a block range to complete: one
+/// eighth of the limit, so WAL and reserve stay well inside it.
+pub fn wal_budget(limit: u64) -> u64 {
+    limit / 8
+}
+
+/// WAL segment size used under a size limit: at most `limit / 32` (so that
+/// checkpoints can free space in small steps and one segment never
+/// overshoots the limit), at least 64 KiB, never above `configured`.
+pub fn segment_size_for_limit(configured: u64, limit: u64) -> u64 {
+    configured.min((limit / 32).max(64 << 10))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +104,18 @@ mod tests {
         assert_eq!(beyond_size(&blocks, 50, 300), ["a"]);
         assert_eq!(beyond_size(&blocks, 50, 149), ["c", "b", "a"]);
         assert_eq!(beyond_size(&blocks, 0, 0), Vec::<String>::new(), "0 disables");
+    }
+
+    #[test]
+    fn room_kept_under_a_limit() {
+        assert_eq!(maintenance_reserve(1000), 1500);
+        assert_eq!(maintenance_reserve(u64::MAX), u64::MAX, "saturates");
+        assert_eq!(wal_budget(32 << 20), 4 << 20);
+        // 128 MiB configured, 32 MiB limit: 1 MiB segments.
+        assert_eq!(segment_size_for_limit(128 << 20, 32 << 20), 1 << 20);
+        // Tiny limits still get usable segments; never above what is configured.
+        assert_eq!(segment_size_for_limit(128 << 20, 100_000), 64 << 10);
+        assert_eq!(segment_size_for_limit(16 << 10, 100_000), 16 << 10);
     }
 
     #[test]

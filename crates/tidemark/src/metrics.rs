@@ -244,6 +244,46 @@ impl prometheus_client::collector::Collector for DbCollector {
             s.chunks_corrupt,
         )?;
         counter(&mut enc, "tidemark_scrubs", "Completed scrubs of every block's checksums.", s.scrubs)?;
+        gauge(
+            &mut enc,
+            "tidemark_storage_writable",
+            "1 while commits are accepted; 0 while they fail (WAL unwritable, size limit reached; see /-/ready).",
+            i64::from(s.write_failure.is_none()),
+        )?;
+        labelled_counter(
+            &mut enc,
+            "tidemark_storage_commit_failures",
+            "Commits that failed, by reason: storage_full (size limit), no_space (ENOSPC), io (EIO, failed fsync).",
+            "reason",
+            &[
+                ("storage_full", s.commit_failures_storage_full),
+                ("no_space", s.commit_failures_no_space),
+                ("io", s.commit_failures_io),
+            ],
+        )?;
+        counter(
+            &mut enc,
+            "tidemark_maintenance_failures",
+            "Maintenance steps (WAL repair, head persistence, compaction, retention) that failed; retried next round.",
+            s.maintenance_failures,
+        )?;
+        if s.disk_limit_bytes > 0 {
+            gauge(&mut enc, "tidemark_storage_disk_bytes", "Bytes in the data directory.", clamp_i64(s.disk_bytes))?;
+            gauge(
+                &mut enc,
+                "tidemark_storage_disk_limit_bytes",
+                "Size the data directory is kept under (retention size, or less if the disk has less room).",
+                clamp_i64(s.disk_limit_bytes),
+            )?;
+        }
+        if s.retention_floor != i64::MIN {
+            gauge(
+                &mut enc,
+                "tidemark_retention_floor_ms",
+                "Samples older than this were deleted by retention and are refused.",
+                s.retention_floor,
+            )?;
+        }
         Ok(())
     }
 }

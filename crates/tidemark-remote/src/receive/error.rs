@@ -78,9 +78,28 @@ impl ReceiveError {
             | ReceiveError::PartiallyRejected(_) => 400,
             // Temporary conditions: come back later.
             ReceiveError::Storage(StorageError::StorageFull { .. } | StorageError::Closed) => 503,
+            // The disk is full: as temporary as the size limit (writes
+            // resume by themselves once space is freed).
+            ReceiveError::Storage(StorageError::Io { source, .. }) if tidemark_storage::vfs::is_no_space(source) => 503,
             // I/O failures and a poisoned WAL: the sender must keep the data
             // and retry (5xx), but the cause is internal.
             ReceiveError::Storage(_) => 500,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_failures_map_to_retryable_statuses() {
+        let io = |e: std::io::Error| ReceiveError::Storage(StorageError::io("wal/00000001", e));
+        // A full disk is as temporary as the size limit: 503.
+        assert_eq!(io(std::io::Error::from_raw_os_error(28)).status(), 503);
+        assert_eq!(io(std::io::Error::new(std::io::ErrorKind::StorageFull, "full")).status(), 503);
+        assert_eq!(ReceiveError::Storage(StorageError::StorageFull { used: 2, limit: 1 }).status(), 503);
+        // Other I/O failures (EIO, failed fsync) are internal, still retryable.
+        assert_eq!(io(std::io::Error::from_raw_os_error(5)).status(), 500);
     }
 }

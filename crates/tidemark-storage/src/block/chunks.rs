@@ -17,6 +17,7 @@ use memmap2::Mmap;
 use super::enc::{put_uvarint, Dec, DecResult};
 use crate::chunkenc::{Chunk, ChunkBytes, Encoding};
 use crate::error::Error;
+use crate::vfs::{FileWriter, SharedFs};
 
 /// Magic number at the start of every chunk file (`"TMCK"`).
 pub const CHUNKS_MAGIC: [u8; 4] = *b"TMCK";
@@ -38,18 +39,20 @@ pub fn chunk_file_name(n: u32) -> String {
 /// Writes chunk files into a directory, cutting a new file when the current
 /// one would exceed the size limit.
 pub(crate) struct ChunkWriter {
+    fs: SharedFs,
     dir: PathBuf,
     max_file_size: u64,
-    file: Option<(BufWriter<File>, PathBuf)>,
+    file: Option<(BufWriter<FileWriter>, PathBuf)>,
     file_no: u32,
     offset: u64,
     scratch: Vec<u8>,
 }
 
 impl ChunkWriter {
-    pub(crate) fn new(dir: &Path, max_file_size: u64) -> Result<ChunkWriter, Error> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    pub(crate) fn new(fs: SharedFs, dir: &Path, max_file_size: u64) -> Result<ChunkWriter, Error> {
+        fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         Ok(ChunkWriter {
+            fs,
             dir: dir.to_path_buf(),
             max_file_size,
             file: None,
@@ -98,8 +101,8 @@ impl ChunkWriter {
         }
         self.file_no += 1;
         let path = self.dir.join(chunk_file_name(self.file_no));
-        let f = File::create(&path).map_err(|e| Error::io(&path, e))?;
-        let mut w = BufWriter::with_capacity(1 << 20, f);
+        let f = self.fs.create(&path).map_err(|e| Error::io(&path, e))?;
+        let mut w = BufWriter::with_capacity(1 << 20, FileWriter(f));
         let mut header = [0u8; CHUNKS_HEADER_LEN];
         header[..4].copy_from_slice(&CHUNKS_MAGIC);
         header[4] = CHUNKS_VERSION;
@@ -113,7 +116,7 @@ impl ChunkWriter {
     fn finish_file(&mut self) -> Result<(), Error> {
         if let Some((w, path)) = self.file.take() {
             let f = w.into_inner().map_err(|e| Error::io(&path, e.into_error()))?;
-            f.sync_all().map_err(|e| Error::io(&path, e))?;
+            f.0.sync_all().map_err(|e| Error::io(&path, e))?;
         }
         Ok(())
     }

@@ -136,6 +136,16 @@ impl Block {
     /// directories the original is recognised as a leftover at open.
     /// Returns the new block's meta; this block is not touched.
     pub fn rewrite_without_damaged(&self, parent_dir: &Path, opts: &BlockWriteOptions) -> Result<BlockMeta, Error> {
+        self.rewrite_without_damaged_on(&crate::vfs::os(), parent_dir, opts)
+    }
+
+    /// [`Block::rewrite_without_damaged`], writing through `fs`.
+    pub(crate) fn rewrite_without_damaged_on(
+        &self,
+        fs: &crate::vfs::SharedFs,
+        parent_dir: &Path,
+        opts: &BlockWriteOptions,
+    ) -> Result<BlockMeta, Error> {
         let m = self.meta();
         let compaction = CompactionMeta {
             level: m.compaction.level,
@@ -161,7 +171,7 @@ impl Block {
             samples.dedup_by_key(|s| s.t);
             Ok((labels, samples))
         });
-        write_block_with(parent_dir, m.min_time, m.max_time, compaction, series, opts, MAX_CHUNK_FILE_SIZE)
+        write_block_with(fs, parent_dir, m.min_time, m.max_time, compaction, series, opts, MAX_CHUNK_FILE_SIZE)
     }
 
     fn check_index<T>(&self, r: Result<T, String>) -> Result<T, Error> {

@@ -233,6 +233,7 @@ fn chunk_files_are_split_at_the_size_limit() {
     let dir = tempfile::tempdir().unwrap();
     let series = gen_series(50, 500, 10_000, 0);
     let meta = write_block_with(
+        &crate::vfs::os(),
         dir.path(),
         0,
         H2,

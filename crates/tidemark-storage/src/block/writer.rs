@@ -16,7 +16,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::Path;
 
 use super::chunks::{ChunkWriter, MAX_CHUNK_FILE_SIZE};
@@ -25,6 +24,7 @@ use super::meta::{new_block_id, BlockMeta, BlockStats, CompactionMeta, META_FILE
 use super::{BlockError, CHUNKS_DIRNAME, INDEX_FILENAME, TMP_SUFFIX};
 use crate::chunkenc::{sealed, xor, Encoding, XorAppender};
 use crate::error::Error;
+use crate::vfs::{self, SharedFs};
 use crate::{Labels, Sample};
 
 /// How a block's chunks are encoded.
@@ -83,12 +83,15 @@ pub fn write_block(
     series: impl Iterator<Item = (Labels, Vec<Sample>)>,
     opts: &BlockWriteOptions,
 ) -> Result<BlockMeta, Error> {
-    write_block_with(parent_dir, mint, maxt, compaction, series.map(Ok), opts, MAX_CHUNK_FILE_SIZE)
+    write_block_with(&vfs::os(), parent_dir, mint, maxt, compaction, series.map(Ok), opts, MAX_CHUNK_FILE_SIZE)
 }
 
-/// [`write_block`] over a fallible series source and with a configurable
-/// chunk file size (tests use small files to exercise splitting).
+/// [`write_block`] through the file layer `fs`, over a fallible series
+/// source and with a configurable chunk file size (tests use small files to
+/// exercise splitting).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_block_with(
+    fs: &SharedFs,
     parent_dir: &Path,
     mint: i64,
     maxt: i64,
@@ -103,13 +106,13 @@ pub(crate) fn write_block_with(
     let limit = opts.chunk_limit()?;
     let ulid = new_block_id();
     let tmp = parent_dir.join(format!("{ulid}{TMP_SUFFIX}"));
-    let res = write_into(&tmp, mint, maxt, limit, opts, series, max_chunk_file_size);
+    let res = write_into(fs, &tmp, mint, maxt, limit, opts, series, max_chunk_file_size);
     let stats = match res {
         Ok(stats) => stats,
         Err(e) => {
             // Best effort: the .tmp directory is garbage either way and is
             // also removed at the next startup.
-            let _ = std::fs::remove_dir_all(&tmp);
+            let _ = fs.remove_dir_all(&tmp);
             return Err(e);
         }
     };
@@ -122,20 +125,22 @@ pub(crate) fn write_block_with(
     let meta =
         BlockMeta { ulid: ulid.clone(), min_time: mint, max_time: maxt, stats, compaction, version: META_VERSION };
     let finish = || -> Result<(), Error> {
-        write_file_synced(&tmp.join(META_FILENAME), &meta.to_json())?;
-        sync_dir(&tmp)?;
+        write_file_synced(&**fs, &tmp.join(META_FILENAME), &meta.to_json())?;
+        fs.sync_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let dst = parent_dir.join(&ulid);
-        std::fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
-        sync_dir(parent_dir)
+        fs.rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
+        fs.sync_dir(parent_dir).map_err(|e| Error::io(parent_dir, e))
     };
     if let Err(e) = finish() {
-        let _ = std::fs::remove_dir_all(&tmp);
+        let _ = fs.remove_dir_all(&tmp);
         return Err(e);
     }
     Ok(meta)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_into(
+    fs: &SharedFs,
     dir: &Path,
     mint: i64,
     maxt: i64,
@@ -144,9 +149,9 @@ fn write_into(
     series: impl Iterator<Item = Result<(Labels, Vec<Sample>), Error>>,
     max_chunk_file_size: u64,
 ) -> Result<BlockStats, Error> {
-    std::fs::create_dir(dir).map_err(|e| Error::io(dir, e))?;
+    fs.create_dir(dir).map_err(|e| Error::io(dir, e))?;
     let chunks_dir = dir.join(CHUNKS_DIRNAME);
-    let mut cw = ChunkWriter::new(&chunks_dir, max_chunk_file_size)?;
+    let mut cw = ChunkWriter::new(fs.clone(), &chunks_dir, max_chunk_file_size)?;
     let mut stats = BlockStats::default();
     let mut entries: Vec<(Labels, Vec<ChunkMeta>)> = Vec::new();
     let mut cols = ColumnTable::new(MAX_HELD_SAMPLES, MAX_REMEMBERED_TIMESTAMPS);
@@ -207,9 +212,9 @@ fn write_into(
     }
     let columns = cols.finish(&mut cw, &mut entries)?;
     cw.finish()?;
-    sync_dir(&chunks_dir)?;
+    fs.sync_dir(&chunks_dir).map_err(|e| Error::io(&chunks_dir, e))?;
     let index = write_index(&entries, &columns).map_err(BlockError::Limit)?;
-    write_file_synced(&dir.join(INDEX_FILENAME), &index)?;
+    write_file_synced(&**fs, &dir.join(INDEX_FILENAME), &index)?;
     Ok(stats)
 }
 
@@ -446,8 +451,8 @@ impl ColumnTable {
     }
 }
 
-fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let mut f = File::create(path).map_err(|e| Error::io(path, e))?;
+fn write_file_synced(fs: &dyn vfs::FileSystem, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let f = fs.create(path).map_err(|e| Error::io(path, e))?;
     f.write_all(bytes).map_err(|e| Error::io(path, e))?;
     f.sync_all().map_err(|e| Error::io(path, e))
 }
@@ -482,7 +487,7 @@ mod tests {
     /// and returns the metas, after checking every chunk decodes back.
     fn run(max_held: usize, max_remembered: usize, parts: &[Vec<Sample>]) -> (Vec<ChunkMeta>, usize) {
         let dir = tempfile::tempdir().unwrap();
-        let mut cw = ChunkWriter::new(dir.path(), MAX_CHUNK_FILE_SIZE).unwrap();
+        let mut cw = ChunkWriter::new(vfs::os(), dir.path(), MAX_CHUNK_FILE_SIZE).unwrap();
         let mut table = ColumnTable::new(max_held, max_remembered);
         let mut entries: Vec<(Labels, Vec<ChunkMeta>)> = Vec::new();
         for (si, p) in parts.iter().enumerate() {

@@ -172,7 +172,7 @@ impl Inner {
         let damaged: Vec<Arc<Block>> =
             self.blocks.read().iter().filter(|b| !b.damaged_chunks().is_empty()).cloned().collect();
         for b in damaged {
-            let meta = b.rewrite_without_damaged(&disk.dir, &self.write_options())?;
+            let meta = b.rewrite_without_damaged_on(&disk.fs, &disk.dir, &self.write_options())?;
             let chunks = b.damaged_chunks();
             self.damage.chunks(&chunks);
             let first = chunks.first().map(|d| d.reason.clone()).unwrap_or_default();

@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 
 use super::segment::{segment_path, sync_dir};
 use super::Wal;
+use crate::vfs::OsFs;
 use crate::Error;
 
 /// Longest accepted hold name.
@@ -124,7 +125,7 @@ impl WalHolds {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&slot.path, e)),
             _ => {}
         }
-        sync_dir(&self.dir)?;
+        sync_dir(&OsFs, &self.dir)?;
         Ok(true)
     }
 
@@ -160,7 +161,7 @@ fn persist(path: &Path, segment: u64) -> Result<(), Error> {
         f.sync_all().map_err(|e| Error::io(&tmp, e))?;
     }
     fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    sync_dir(&OsFs, path.parent().unwrap_or(Path::new(".")))
 }
 
 /// The highest segment a checkpoint may cover when it wants to cover up to

@@ -51,7 +51,7 @@ pub(crate) use self::hold::{checkpoint_bound, WalHolds};
 pub use self::recover::{DamagedRegion, WalDamage};
 pub use self::tail::{SkipReason, TailRead, WalPosition, WalSkip, WalTailer};
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::mem;
 use std::path::{Path, PathBuf};
@@ -66,6 +66,7 @@ use self::segment::{
     checkpoint_path, create_segment, list_dir, scan_segment, segment_path, sync_dir, Listing, ScanEnd, SEGMENT_HEADER,
     TMP_SUFFIX,
 };
+use crate::vfs::{self, FileWriter, SharedFs, WritableFile};
 use crate::{Error, Labels};
 
 /// A write-ahead log operation failed.
@@ -240,19 +241,12 @@ pub struct Wal {
     syncer: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// Injected failures for tests of the poisoned state (a no-op outside tests).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fault {
-    /// The next segment write fails.
-    Write,
-    /// The next fsync of a segment fails.
-    Sync,
-}
-
 struct Inner {
     dir: PathBuf,
     /// Where damaged files are copied.
     quarantine: PathBuf,
+    /// Every write, fsync, create, rename and delete goes through it.
+    fs: SharedFs,
     segment_size: u64,
     sync: SyncPolicy,
     /// Group-commit queue. Lock order: never acquire `commit` while holding `io`.
@@ -267,8 +261,11 @@ struct Inner {
     /// Set to stop the interval syncer.
     stop: Mutex<bool>,
     stop_cv: Condvar,
-    #[cfg(test)]
-    fault: Mutex<Option<Fault>>,
+    /// Bytes handed to segment files since open (including rolled-back ones).
+    written: std::sync::atomic::AtomicU64,
+    /// Why the log cannot be written right now (`None`: it can); a mirror
+    /// of [`IoState::broken`] readable without waiting for an fsync.
+    health: Mutex<Option<String>>,
 }
 
 struct CommitState {
@@ -284,25 +281,61 @@ struct CommitState {
     /// Batches written so far (each is one write, and one fsync under
     /// `EveryCommit`); fewer than `log` calls when commits were grouped.
     batches: u64,
-    /// Set after a failed write or fsync; never cleared.
-    poisoned: Option<String>,
+    /// Batches that failed and callers of them that have not yet picked up
+    /// their error.
+    failures: Vec<FailedBatch>,
     closed: bool,
+}
+
+/// The `log` calls with sequence numbers `from..=to` were written in one
+/// batch that failed: none of them is acknowledged.
+struct FailedBatch {
+    from: u64,
+    to: u64,
+    /// Callers that still have to collect the error.
+    left: u64,
+    err: Error,
 }
 
 impl CommitState {
     fn check_writable(&self) -> Result<(), Error> {
-        if let Some(p) = &self.poisoned {
-            return Err(Error::Poisoned(p.clone()));
-        }
         if self.closed {
             return Err(Error::Closed);
         }
         Ok(())
     }
+
+    /// The outcome of the `log` call `seq`, once its batch is done.
+    fn outcome(&mut self, seq: u64) -> Result<(), Error> {
+        let Some(i) = self.failures.iter().position(|f| f.from <= seq && seq <= f.to) else { return Ok(()) };
+        let f = &mut self.failures[i];
+        f.left -= 1;
+        let err = f.err.clone();
+        if f.left == 0 {
+            self.failures.remove(i);
+        }
+        Err(err)
+    }
+}
+
+/// The log cannot be appended to until [`Inner::repair_locked`] succeeds.
+///
+/// Invariant: everything acknowledged lies before the truncation points, so
+/// a crash in this state loses nothing acknowledged (open cuts a torn tail).
+struct Broken {
+    /// Segments to cut back to a length: rolls a failed batch out of the log.
+    truncate: Vec<(u64, u64)>,
+    /// Continue in a new segment instead of the current one. Needed after a
+    /// failed fsync (the kernel may have dropped dirty pages, so the file is
+    /// not trusted) or EIO; not after ENOSPC, whose partial write the
+    /// truncation removes completely.
+    fresh_segment: bool,
+    /// The failure, for logs and health reporting.
+    reason: String,
 }
 
 struct IoState {
-    file: Arc<File>,
+    file: Arc<dyn WritableFile>,
     /// Number of the segment being written.
     seg: u64,
     /// Its length in bytes.
@@ -311,6 +344,8 @@ struct IoState {
     first: u64,
     /// Written since the last fsync.
     dirty: bool,
+    /// Set after a failed write or fsync; cleared by a successful repair.
+    broken: Option<Broken>,
 }
 
 const HEADER_LEN: u64 = SEGMENT_HEADER.len() as u64;
@@ -345,6 +380,18 @@ impl Wal {
         dir: &Path,
         opts: WalOptions,
         quarantine: &Path,
+        f: impl FnMut(Record),
+    ) -> Result<(Wal, ReplayStats), Error> {
+        Wal::open_and_replay_on(vfs::os(), dir, opts, quarantine, f)
+    }
+
+    /// [`Wal::open_and_replay_with_quarantine`] with every write going
+    /// through `fs` (a [`vfs::FaultFs`] in tests).
+    pub fn open_and_replay_on(
+        fs: SharedFs,
+        dir: &Path,
+        opts: WalOptions,
+        quarantine: &Path,
         mut f: impl FnMut(Record),
     ) -> Result<(Wal, ReplayStats), Error> {
         if opts.segment_size < MIN_SEGMENT_SIZE {
@@ -367,7 +414,7 @@ impl Wal {
         }
         let mut ckpt = out.stats.checkpoint;
         if let Some(damage) = &mut out.stats.damage {
-            match recover::rewrite(dir, quarantine, &listing, opts.segment_size, damage) {
+            match recover::rewrite(&fs, dir, quarantine, &listing, opts.segment_size, damage) {
                 Ok(upto) => {
                     tracing::error!(
                         dir = %dir.display(),
@@ -418,14 +465,34 @@ impl Wal {
             }
         }
         if changed {
-            sync_dir(dir)?;
+            sync_dir(&*fs, dir)?;
         }
         let next = listing.segments.last().copied().max(ckpt).map_or(1, |n| n + 1);
         let first = listing.segments.first().copied().unwrap_or(next);
-        let file = create_segment(dir, next, opts.sync != SyncPolicy::Never)?;
+        let (file, seg, size, broken) = match create_segment(&*fs, dir, next, opts.sync != SyncPolicy::Never) {
+            Ok(f) => (Arc::<dyn WritableFile>::from(f), next, HEADER_LEN, None),
+            // A full disk must not keep the database from opening (and
+            // serving queries); the new segment is created by the first
+            // write that finds room, as after any failed write. Until then
+            // the handle of the last segment stands in, never written to.
+            Err(Error::Io { source, .. })
+                if vfs::is_no_space(&source) && listing.segments.last() == Some(&(next - 1)) =>
+            {
+                let last = next - 1;
+                let path = segment_path(dir, last);
+                let f = fs.open_write(&path).map_err(|e| Error::io(&path, e))?;
+                let len = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+                tracing::error!(dir = %dir.display(), error = %source, "no space for a new WAL segment: writes fail until there is");
+                let reason = format!("no space for a new WAL segment: {source}");
+                (Arc::from(f), last, len, Some(Broken { truncate: Vec::new(), fresh_segment: true, reason }))
+            }
+            Err(e) => return Err(e),
+        };
+        let health = broken.as_ref().map(|b: &Broken| b.reason.clone());
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
             quarantine: quarantine.to_path_buf(),
+            fs,
             segment_size: opts.segment_size,
             sync: opts.sync,
             commit: Mutex::new(CommitState {
@@ -435,16 +502,16 @@ impl Wal {
                 done_seq: 0,
                 leader: false,
                 batches: 0,
-                poisoned: None,
+                failures: Vec::new(),
                 closed: false,
             }),
             committed: Condvar::new(),
-            io: Mutex::new(IoState { file: Arc::new(file), seg: next, size: HEADER_LEN, first, dirty: false }),
+            io: Mutex::new(IoState { file, seg, size, first, dirty: false, broken }),
             checkpointing: Mutex::new(()),
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
-            #[cfg(test)]
-            fault: Mutex::new(None),
+            written: std::sync::atomic::AtomicU64::new(0),
+            health: Mutex::new(health),
         });
         let syncer = match opts.sync {
             SyncPolicy::Interval(every) => {
@@ -480,9 +547,15 @@ impl Wal {
     /// stay contiguous and in order. Series records must come before the
     /// sample records that use them (callers pass them in that order).
     ///
-    /// After any write or fsync failure the WAL is poisoned: that call and
-    /// every later one return [`Error::Poisoned`]. After [`Wal::close`]:
-    /// [`Error::Closed`].
+    /// A failed write or fsync fails every call of its batch (nothing of it
+    /// is acknowledged) and rolls the batch out of the log: the segment is
+    /// truncated back to where the batch started. After a failed fsync (or
+    /// EIO) writing continues in a new segment, since the kernel may have
+    /// dropped the old one's dirty pages; after ENOSPC in the same one. When
+    /// the roll-back itself fails (the disk is still full, the device still
+    /// failing), the next call retries it first and fails with its error
+    /// until it succeeds: the log heals by itself once the cause is gone.
+    /// After [`Wal::close`]: [`Error::Closed`].
     pub fn log(&self, records: &[Record]) -> Result<(), Error> {
         let mut frames = Vec::new();
         let mut ends = Vec::with_capacity(records.len());
@@ -503,10 +576,7 @@ impl Wal {
         let my_seq = st.next_seq;
         loop {
             if st.done_seq >= my_seq {
-                return Ok(());
-            }
-            if let Some(p) = &st.poisoned {
-                return Err(Error::Poisoned(p.clone()));
+                return st.outcome(my_seq);
             }
             if st.leader {
                 inner.committed.wait(&mut st);
@@ -514,19 +584,19 @@ impl Wal {
             }
             // Become the leader: write everything queued so far, ours included.
             st.leader = true;
+            let first_seq = st.done_seq + 1;
             let batch_seq = st.next_seq;
             let buf = mem::take(&mut st.buf);
             let ends = mem::take(&mut st.frame_ends);
             let res = parking_lot::MutexGuard::unlocked(&mut st, || inner.write_batch(&buf, &ends));
             st.leader = false;
+            st.done_seq = batch_seq;
             match res {
-                Ok(()) => {
-                    st.done_seq = batch_seq;
-                    st.batches += 1;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "WAL write failed; refusing further writes");
-                    st.poisoned.get_or_insert_with(|| e.to_string());
+                Ok(()) => st.batches += 1,
+                Err(err) => {
+                    tracing::error!(error = %err, "WAL write failed; the commits of this batch are not acknowledged");
+                    let left = batch_seq - first_seq + 1;
+                    st.failures.push(FailedBatch { from: first_seq, to: batch_seq, left, err });
                 }
             }
             if st.buf.is_empty() && st.buf.capacity() < buf.capacity() {
@@ -542,17 +612,50 @@ impl Wal {
     /// Closes the current segment (fsynced unless the policy is
     /// [`SyncPolicy::Never`]) and starts a new one; returns the number of the
     /// segment just closed. Every record acknowledged before this call is in
-    /// a segment `<=` that number. A failure poisons the WAL.
+    /// a segment `<=` that number. Repairs the log first if an earlier
+    /// failure left it unwritable; a failed fsync of the closed segment
+    /// leaves it to be repaired by the next call.
     pub fn cut_segment(&self) -> Result<u64, Error> {
         self.inner.commit.lock().check_writable()?;
         let mut io = self.inner.io.lock();
-        let closed = io.seg;
-        let res = self.inner.cut_locked(&mut io);
-        drop(io);
-        match res {
-            Ok(()) => Ok(closed),
-            Err(e) => Err(self.inner.poison(&e)),
+        if io.broken.is_some() {
+            self.inner.repair_locked(&mut io)?;
         }
+        let closed = io.seg;
+        match self.inner.cut_locked(&mut io) {
+            Ok(()) => Ok(closed),
+            Err((e, fresh_segment)) => {
+                if fresh_segment {
+                    let b = Broken { truncate: Vec::new(), fresh_segment, reason: e.to_string() };
+                    self.inner.set_broken(&mut io, b);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Bytes written to segments since open: a cheap way to follow the
+    /// log's growth between [`Wal::size_bytes`] calls.
+    pub fn bytes_written(&self) -> u64 {
+        self.inner.written.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Why the log cannot be written right now, or `None` when it can
+    /// (the next [`Wal::log`] would try to write). Cheap: never waits for
+    /// a write or fsync in progress.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.health.lock().clone()
+    }
+
+    /// Retries the repair of a log an earlier failure left unwritable (see
+    /// [`Wal::log`]); `Ok` when the log is writable afterwards. Maintenance
+    /// calls this so writes resume even before the next commit.
+    pub fn try_repair(&self) -> Result<(), Error> {
+        let mut io = self.inner.io.lock();
+        if io.broken.is_some() {
+            self.inner.repair_locked(&mut io)?;
+        }
+        Ok(())
     }
 
     /// (first, last) segment numbers currently on disk; `last` is the one
@@ -598,24 +701,27 @@ impl Wal {
         let tmp = PathBuf::from(format!("{}{TMP_SUFFIX}", final_path.display()));
         let res = inner.write_checkpoint(&tmp, prev, first, upto, &keep_series, mint, &mut stats);
         if let Err(e) = res {
-            let _ = fs::remove_dir_all(&tmp);
+            let _ = inner.fs.remove_dir_all(&tmp);
             return Err(e);
         }
-        fs::rename(&tmp, &final_path).map_err(|e| Error::io(&tmp, e))?;
-        sync_dir(&inner.dir)?;
+        if let Err(e) = inner.fs.rename(&tmp, &final_path) {
+            let _ = inner.fs.remove_dir_all(&tmp);
+            return Err(Error::io(&tmp, e));
+        }
+        sync_dir(&*inner.fs, &inner.dir)?;
 
         // The checkpoint is durable; what it replaces can go. A crash from
         // here on leaves leftovers that replay ignores and open deletes.
         inner.io.lock().first = upto + 1;
         for s in listing.segments.iter().filter(|&&s| s <= upto) {
-            remove_file(&segment_path(&inner.dir, *s))?;
+            remove_file_on(&*inner.fs, &segment_path(&inner.dir, *s))?;
             stats.segments_removed += 1;
         }
         for &old in listing.checkpoints.iter().filter(|&&c| c < upto) {
             let p = checkpoint_path(&inner.dir, old);
-            fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+            inner.fs.remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
         }
-        sync_dir(&inner.dir)?;
+        sync_dir(&*inner.fs, &inner.dir)?;
         stats.size_after = self.size_bytes();
         Ok(stats)
     }
@@ -627,19 +733,25 @@ impl Wal {
 
     /// Waits for in-flight writes, stops the interval syncer and fsyncs the
     /// current segment (unless the policy is [`SyncPolicy::Never`]). Later
-    /// [`Wal::log`] calls return [`Error::Closed`]. Idempotent. Returns
-    /// [`Error::Poisoned`] if an earlier write failed.
+    /// [`Wal::log`] calls return [`Error::Closed`]. Idempotent.
+    ///
+    /// A log left unwritable by an earlier failure is repaired if possible;
+    /// if not, that is logged but not an error: what remains to repair is
+    /// the unacknowledged tail of a failed batch, which the next open cuts
+    /// away. Errors: the final fsync of acknowledged records failed.
     pub fn close(&self) -> Result<(), Error> {
         let inner = &*self.inner;
         {
             let mut st = inner.commit.lock();
             st.closed = true;
-            while st.poisoned.is_none() && (st.leader || st.done_seq < st.next_seq) {
+            while st.leader || st.done_seq < st.next_seq {
                 inner.committed.wait(&mut st);
             }
-            if let Some(p) = &st.poisoned {
-                return Err(Error::Poisoned(p.clone()));
-            }
+        }
+        if let Err(e) = self.try_repair() {
+            tracing::warn!(error = %e, "closing the WAL with an unrepaired failed write; the next open cuts its tail");
+            self.stop_syncer();
+            return Ok(());
         }
         self.stop_syncer();
         if inner.sync != SyncPolicy::Never {
@@ -656,12 +768,6 @@ impl Wal {
             let _ = h.join();
         }
     }
-
-    /// Makes the next segment write or fsync fail.
-    #[cfg(test)]
-    pub(crate) fn inject_fault(&self, fault: Fault) {
-        *self.inner.fault.lock() = Some(fault);
-    }
 }
 
 impl Drop for Wal {
@@ -672,11 +778,45 @@ impl Drop for Wal {
     }
 }
 
+/// Whether a failure must move writing to a fresh segment: after any fsync
+/// failure and after write errors other than "no space" (see [`Broken`]).
+fn needs_fresh_segment(e: &io::Error, during_sync: bool) -> bool {
+    during_sync || !vfs::is_no_space(e)
+}
+
 impl Inner {
     /// Writes a batch of frames (cutting segments as they fill) and fsyncs
-    /// per policy. Called by the group-commit leader only.
+    /// per policy. Called by the group-commit leader only. On failure the
+    /// batch is rolled out of the log (see [`Wal::log`]).
     fn write_batch(&self, buf: &[u8], ends: &[usize]) -> Result<(), Error> {
         let mut io = self.io.lock();
+        if io.broken.is_some() {
+            self.repair_locked(&mut io)?;
+        }
+        let (start_seg, start_size) = (io.seg, io.size);
+        let Err((err, mut fresh_segment)) = self.write_frames(&mut io, buf, ends) else { return Ok(()) };
+        // A reader tailing the log may already have consumed a complete
+        // frame of the failed batch; writing different frames at the same
+        // offset would then corrupt its position. Reuse the segment only if
+        // no complete frame landed (the usual ENOSPC: the first frame torn).
+        if !fresh_segment {
+            let landed = fs::metadata(segment_path(&self.dir, io.seg)).map(|m| m.len().saturating_sub(start_size));
+            let first_frame = ends.first().copied().unwrap_or(0) as u64;
+            fresh_segment = io.seg != start_seg || landed.map_or(true, |n| n >= first_frame);
+        }
+        let truncate =
+            (start_seg..=io.seg).map(|s| (s, if s == start_seg { start_size } else { HEADER_LEN })).collect();
+        self.set_broken(&mut io, Broken { truncate, fresh_segment, reason: err.to_string() });
+        // Roll back at once: after ENOSPC the truncation frees the space, so
+        // this usually succeeds and the next commit finds a healthy log.
+        if let Err(e) = self.repair_locked(&mut io) {
+            tracing::warn!(error = %e, "rolling back a failed WAL write failed; retried by the next write");
+        }
+        Err(err)
+    }
+
+    /// The failure's error, and whether it requires a fresh segment.
+    fn write_frames(&self, io: &mut IoState, buf: &[u8], ends: &[usize]) -> Result<(), (Error, bool)> {
         let (mut start, mut prev) = (0usize, 0usize);
         for &end in ends {
             let queued = (prev - start) as u64;
@@ -684,46 +824,119 @@ impl Inner {
             // Never split a record; start a new segment if this one has data
             // and the record would overflow it.
             if io.size + queued > HEADER_LEN && io.size + queued + len > self.segment_size {
-                self.write_locked(&mut io, &buf[start..prev])?;
-                self.cut_locked(&mut io)?;
+                self.write_locked(io, &buf[start..prev])?;
+                self.cut_locked(io)?;
                 start = prev;
             }
             prev = end;
         }
-        self.write_locked(&mut io, &buf[start..prev])?;
+        self.write_locked(io, &buf[start..prev])?;
         if self.sync == SyncPolicy::EveryCommit {
-            self.fault(Fault::Sync).and_then(|()| io.file.sync_data()).map_err(|e| self.seg_err(io.seg, e))?;
+            io.file.sync_data().map_err(|e| (self.seg_err(io.seg, e), true))?;
             io.dirty = false;
         }
         Ok(())
     }
 
-    fn write_locked(&self, io: &mut IoState, bytes: &[u8]) -> Result<(), Error> {
+    fn write_locked(&self, io: &mut IoState, bytes: &[u8]) -> Result<(), (Error, bool)> {
         if bytes.is_empty() {
             return Ok(());
         }
         io.dirty = true;
-        self.fault(Fault::Write).and_then(|()| (&*io.file).write_all(bytes)).map_err(|e| self.seg_err(io.seg, e))?;
+        io.file.write_all(bytes).map_err(|e| {
+            let fresh = needs_fresh_segment(&e, false);
+            (self.seg_err(io.seg, e), fresh)
+        })?;
         io.size += bytes.len() as u64;
+        self.written.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
-    fn cut_locked(&self, io: &mut IoState) -> Result<(), Error> {
+    /// Closes the current segment and starts the next. If creating the next
+    /// one fails, writing simply continues in the current one (nothing is
+    /// lost, `Ok` is not returned); a failed fsync of the current one needs a
+    /// fresh segment (the `bool`).
+    fn cut_locked(&self, io: &mut IoState) -> Result<(), (Error, bool)> {
         let sync = self.sync != SyncPolicy::Never;
         if sync {
-            self.fault(Fault::Sync).and_then(|()| io.file.sync_data()).map_err(|e| self.seg_err(io.seg, e))?;
+            io.file.sync_data().map_err(|e| (self.seg_err(io.seg, e), true))?;
         }
         let next = io.seg + 1;
-        let file = create_segment(&self.dir, next, sync)?;
-        io.file = Arc::new(file);
+        let file = create_segment(&*self.fs, &self.dir, next, sync).map_err(|e| (e, false))?;
+        io.file = Arc::from(file);
         io.seg = next;
         io.size = HEADER_LEN;
         io.dirty = false;
         Ok(())
     }
 
+    fn set_broken(&self, io: &mut IoState, b: Broken) {
+        *self.health.lock() = Some(b.reason.clone());
+        match &mut io.broken {
+            // A second failure before the first was repaired: keep the
+            // earliest truncation point of each segment.
+            Some(old) => {
+                for (seg, len) in b.truncate {
+                    match old.truncate.iter_mut().find(|(s, _)| *s == seg) {
+                        Some(t) => t.1 = t.1.min(len),
+                        None => old.truncate.push((seg, len)),
+                    }
+                }
+                old.fresh_segment |= b.fresh_segment;
+                old.reason = b.reason;
+            }
+            None => io.broken = Some(b),
+        }
+    }
+
+    /// Rolls failed writes out of the log and, if needed, moves writing to a
+    /// new segment; clears [`IoState::broken`] on success. Idempotent: on
+    /// failure everything stays recorded for the next attempt.
+    fn repair_locked(&self, io: &mut IoState) -> Result<(), Error> {
+        let Some(b) = &io.broken else { return Ok(()) };
+        let sync = self.sync != SyncPolicy::Never;
+        let res = (|| {
+            for &(seg, len) in &b.truncate {
+                let path = segment_path(&self.dir, seg);
+                let cut = |f: &dyn WritableFile| f.set_len(len).and_then(|()| if sync { f.sync_all() } else { Ok(()) });
+                let r = if seg == io.seg { cut(&*io.file) } else { self.fs.open_write(&path).and_then(|f| cut(&*f)) };
+                r.map_err(|e| Error::io(&path, e))?;
+            }
+            if b.fresh_segment {
+                let next = io.seg + 1;
+                // A leftover of an earlier attempt never held acknowledged data.
+                remove_file_on(&*self.fs, &segment_path(&self.dir, next))?;
+                let file = create_segment(&*self.fs, &self.dir, next, sync)?;
+                Ok(Some((Arc::<dyn WritableFile>::from(file), next)))
+            } else {
+                Ok(None)
+            }
+        })();
+        match res {
+            Ok(fresh) => {
+                let current_len = b.truncate.iter().find(|(s, _)| *s == io.seg).map(|&(_, l)| l);
+                if let Some((file, next)) = fresh {
+                    io.file = file;
+                    io.seg = next;
+                    io.size = HEADER_LEN;
+                } else if let Some(len) = current_len {
+                    io.size = len;
+                }
+                io.dirty = false;
+                tracing::info!(reason = %b.reason, segment = io.seg, "WAL repaired after a failed write; writes resume");
+                io.broken = None;
+                *self.health.lock() = None;
+                Ok(())
+            }
+            Err(e) => {
+                *self.health.lock() = Some(format!("{} (repair failed: {e})", b.reason));
+                Err(e)
+            }
+        }
+    }
+
     /// fsyncs the current segment if it was written since the last fsync.
-    /// A failure poisons the WAL.
+    /// A failure leaves the log to be continued in a fresh segment.
     fn sync_if_dirty(&self) -> Result<(), Error> {
         let (file, seg) = {
             let mut io = self.io.lock();
@@ -734,9 +947,17 @@ impl Inner {
             (Arc::clone(&io.file), io.seg)
         };
         // Outside the lock so writers are not blocked by the fsync.
-        match self.fault(Fault::Sync).and_then(|()| file.sync_data()) {
+        match file.sync_data() {
             Ok(()) => Ok(()),
-            Err(e) => Err(self.poison(&self.seg_err(seg, e))),
+            Err(e) => {
+                let err = self.seg_err(seg, e);
+                let mut io = self.io.lock();
+                if io.seg == seg {
+                    let b = Broken { truncate: Vec::new(), fresh_segment: true, reason: err.to_string() };
+                    self.set_broken(&mut io, b);
+                }
+                Err(err)
+            }
         }
     }
 
@@ -749,38 +970,13 @@ impl Inner {
             }
             let res = parking_lot::MutexGuard::unlocked(&mut stop, || self.sync_if_dirty());
             if let Err(e) = res {
-                tracing::error!(error = %e, "WAL background fsync failed; refusing further writes");
-                break;
+                tracing::error!(error = %e, "WAL background fsync failed: records acknowledged since the last fsync may be lost on power failure; continuing in a new segment");
             }
         }
     }
 
-    /// Records the failure; returns the error every later call will get.
-    fn poison(&self, e: &Error) -> Error {
-        let mut st = self.commit.lock();
-        let msg = st.poisoned.get_or_insert_with(|| e.to_string()).clone();
-        self.committed.notify_all();
-        Error::Poisoned(msg)
-    }
-
     fn seg_err(&self, seg: u64, e: io::Error) -> Error {
         Error::io(segment_path(&self.dir, seg), e)
-    }
-
-    #[cfg(test)]
-    fn fault(&self, kind: Fault) -> io::Result<()> {
-        let mut f = self.fault.lock();
-        if *f == Some(kind) {
-            *f = None;
-            return Err(io::Error::other(format!("injected {kind:?} fault")));
-        }
-        Ok(())
-    }
-
-    #[cfg(not(test))]
-    #[inline(always)]
-    fn fault(&self, _kind: Fault) -> io::Result<()> {
-        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -795,10 +991,10 @@ impl Inner {
         stats: &mut CheckpointStats,
     ) -> Result<(), Error> {
         if tmp.exists() {
-            fs::remove_dir_all(tmp).map_err(|e| Error::io(tmp, e))?;
+            self.fs.remove_dir_all(tmp).map_err(|e| Error::io(tmp, e))?;
         }
-        fs::create_dir(tmp).map_err(|e| Error::io(tmp, e))?;
-        let mut w = CheckpointWriter::new(tmp, self.segment_size)?;
+        self.fs.create_dir(tmp).map_err(|e| Error::io(tmp, e))?;
+        let mut w = CheckpointWriter::new(self.fs.clone(), tmp, self.segment_size)?;
         let mut failed: Option<Error> = None;
         let mut on_record = |rec: Record| {
             if failed.is_some() {
@@ -842,16 +1038,17 @@ impl Inner {
             return Err(e);
         }
         w.finish()?;
-        sync_dir(tmp)
+        sync_dir(&*self.fs, tmp)
     }
 }
 
 /// Writes checkpoint segments (numbered from 0) into a directory.
 struct CheckpointWriter {
+    fs: SharedFs,
     dir: PathBuf,
     segment_size: u64,
     seg: u64,
-    out: BufWriter<File>,
+    out: BufWriter<FileWriter>,
     size: u64,
     frame: Vec<u8>,
     /// Write empty records too (a recovery checkpoint reproduces a replay
@@ -860,13 +1057,14 @@ struct CheckpointWriter {
 }
 
 impl CheckpointWriter {
-    fn new(dir: &Path, segment_size: u64) -> Result<CheckpointWriter, Error> {
-        let file = create_segment(dir, 0, false)?;
+    fn new(fs: SharedFs, dir: &Path, segment_size: u64) -> Result<CheckpointWriter, Error> {
+        let file = create_segment(&*fs, dir, 0, false)?;
         Ok(CheckpointWriter {
+            fs,
             dir: dir.to_path_buf(),
             segment_size,
             seg: 0,
-            out: BufWriter::with_capacity(1 << 20, file),
+            out: BufWriter::with_capacity(1 << 20, FileWriter(file)),
             size: HEADER_LEN,
             frame: Vec::new(),
             keep_empty: false,
@@ -887,8 +1085,8 @@ impl CheckpointWriter {
         if self.size > HEADER_LEN && self.size + len > self.segment_size {
             self.sync_current()?;
             self.seg += 1;
-            let file = create_segment(&self.dir, self.seg, false)?;
-            self.out = BufWriter::with_capacity(1 << 20, file);
+            let file = create_segment(&*self.fs, &self.dir, self.seg, false)?;
+            self.out = BufWriter::with_capacity(1 << 20, FileWriter(file));
             self.size = HEADER_LEN;
         }
         self.out.write_all(&self.frame).map_err(|e| Error::io(segment_path(&self.dir, self.seg), e))?;
@@ -899,7 +1097,7 @@ impl CheckpointWriter {
     fn sync_current(&mut self) -> Result<(), Error> {
         let path = segment_path(&self.dir, self.seg);
         self.out.flush().map_err(|e| Error::io(&path, e))?;
-        self.out.get_ref().sync_all().map_err(|e| Error::io(&path, e))
+        self.out.get_ref().0.sync_all().map_err(|e| Error::io(&path, e))
     }
 
     fn finish(mut self) -> Result<(), Error> {
@@ -984,11 +1182,18 @@ fn repair(dir: &Path, stop: &WalError, listing: &mut Listing) -> Result<(), Erro
         }
         f.sync_all().map_err(io_err)?;
     }
-    sync_dir(dir)
+    sync_dir(&vfs::OsFs, dir)
 }
 
 fn remove_file(path: &Path) -> Result<(), Error> {
     match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+fn remove_file_on(fs: &dyn vfs::FileSystem, path: &Path) -> Result<(), Error> {
+    match fs.remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(path, e)),
         _ => Ok(()),
     }

@@ -33,6 +33,7 @@ use super::segment::{
     checkpoint_path, list_dir, scan_segment_from, segment_path, sync_dir, Listing, ScanEnd, SEGMENT_HEADER, TMP_SUFFIX,
 };
 use super::{count, CheckpointWriter, Record, ReplayStats, WalError};
+use crate::vfs::{OsFs, SharedFs};
 use crate::Error;
 
 /// One damaged stretch of a WAL file that replay skipped.
@@ -428,6 +429,7 @@ fn read_file(
 /// the damaged log as it was (plus a `.tmp` directory that open deletes);
 /// after it, the old files are leftovers that replay ignores.
 pub(crate) fn rewrite(
+    files: &SharedFs,
     dir: &Path,
     quarantine: &Path,
     listing: &Listing,
@@ -444,7 +446,7 @@ pub(crate) fn rewrite(
     }
     fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let res = (|| {
-        let mut w = CheckpointWriter::new(&tmp, segment_size)?;
+        let mut w = CheckpointWriter::new(files.clone(), &tmp, segment_size)?;
         w.keep_empty = true;
         let mut failed: Option<Error> = None;
         read_all(dir, &mut |rec| {
@@ -458,7 +460,7 @@ pub(crate) fn rewrite(
             return Err(e);
         }
         w.finish()?;
-        sync_dir(&tmp)
+        sync_dir(&**files, &tmp)
     })();
     if let Err(e) = res {
         let _ = fs::remove_dir_all(&tmp);
@@ -470,8 +472,8 @@ pub(crate) fn rewrite(
         let _ = fs::remove_dir_all(&tmp);
         return Err(Error::InvalidArgument(format!("{} already exists", final_path.display())));
     }
-    fs::rename(&tmp, &final_path).map_err(|e| Error::io(&tmp, e))?;
-    sync_dir(dir)?;
+    files.rename(&tmp, &final_path).map_err(|e| Error::io(&tmp, e))?;
+    sync_dir(&**files, dir)?;
     Ok(upto)
 }
 
@@ -496,9 +498,9 @@ pub(crate) fn copy_damaged(dir: &Path, quarantine: &Path, damage: &mut WalDamage
         }
         copy_tree(&src, &q.join(name))?;
     }
-    sync_dir(&q)?;
+    sync_dir(&OsFs, &q)?;
     if let Some(parent) = q.parent() {
-        sync_dir(parent)?;
+        sync_dir(&OsFs, parent)?;
     }
     damage.quarantined_to = Some(q);
     Ok(())
@@ -511,7 +513,7 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<(), Error> {
             let e = e.map_err(|e| Error::io(src, e))?;
             copy_tree(&e.path(), &dst.join(e.file_name()))?;
         }
-        sync_dir(dst)
+        sync_dir(&OsFs, dst)
     } else {
         fs::copy(src, dst).map_err(|e| Error::io(dst, e))?;
         fs::File::open(dst).and_then(|f| f.sync_all()).map_err(|e| Error::io(dst, e))

@@ -1,12 +1,13 @@
 //! Segment files: names, the header, creating them, listing a directory and
 //! reading frames back. The layout is specified in `docs/format/wal.md`.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::record::{decode_body, frame_crc, FRAME_HEADER_LEN, MAX_BODY_LEN};
 use super::Record;
+use crate::vfs::{FileSystem, WritableFile};
 use crate::Error;
 
 /// The fixed segment header: magic `TMWL`, version 1, three reserved zeros.
@@ -73,19 +74,30 @@ pub(crate) fn list_dir(dir: &Path) -> Result<Listing, Error> {
 }
 
 /// fsyncs a directory so that creations, renames and deletions in it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+pub(crate) fn sync_dir(fs: &dyn FileSystem, dir: &Path) -> Result<(), Error> {
+    fs.sync_dir(dir).map_err(|e| Error::io(dir, e))
 }
 
 /// Creates segment `n` in `dir` with its header. With `sync`, the file and
 /// the directory are fsynced so the empty segment itself survives a crash.
-pub(crate) fn create_segment(dir: &Path, n: u64, sync: bool) -> Result<File, Error> {
+/// On failure the partial file is removed (best effort; a leftover is a torn
+/// header at the end of the log, which open repairs).
+pub(crate) fn create_segment(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    n: u64,
+    sync: bool,
+) -> Result<Box<dyn WritableFile>, Error> {
     let path = segment_path(dir, n);
-    let mut f = OpenOptions::new().write(true).create_new(true).open(&path).map_err(|e| Error::io(&path, e))?;
-    f.write_all(&SEGMENT_HEADER).map_err(|e| Error::io(&path, e))?;
+    let f = fs.create_new(&path).map_err(|e| Error::io(&path, e))?;
+    let res = f.write_all(&SEGMENT_HEADER).and_then(|()| if sync { f.sync_all() } else { Ok(()) });
+    if let Err(e) = res {
+        drop(f);
+        let _ = fs.remove_file(&path);
+        return Err(Error::io(&path, e));
+    }
     if sync {
-        f.sync_all().map_err(|e| Error::io(&path, e))?;
-        sync_dir(dir)?;
+        sync_dir(fs, dir)?;
     }
     Ok(f)
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::segment::{checkpoint_path, segment_path, SEGMENT_HEADER};
+use super::segment::{checkpoint_path, list_dir, segment_path, SEGMENT_HEADER};
 use super::*;
 use crate::{stale_nan, Labels};
 
@@ -592,57 +592,158 @@ fn callers_queued_behind_a_slow_write_share_one_batch() {
     assert_eq!(replay_all(dir.path()).0.len(), 8);
 }
 
-#[test]
-fn failed_write_poisons_the_wal() {
-    let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
-    wal.log(&[series([1])]).unwrap();
-    wal.inject_fault(Fault::Write);
-    assert!(matches!(wal.log(&[series([2])]), Err(Error::Poisoned(m)) if m.contains("injected")));
-    assert!(matches!(wal.log(&[series([3])]), Err(Error::Poisoned(_))));
-    assert!(matches!(wal.log(&[]), Err(Error::Poisoned(_))));
-    assert!(matches!(wal.cut_segment(), Err(Error::Poisoned(_))));
-    assert!(matches!(wal.close(), Err(Error::Poisoned(_))));
-    drop(wal);
-    assert_eq!(replay_all(dir.path()).0, [series([1])]);
+fn open_faulty(dir: &Path, o: WalOptions) -> (Wal, crate::vfs::FaultFs) {
+    let faults = crate::vfs::FaultFs::new();
+    let (wal, _) = Wal::open_and_replay_on(Arc::new(faults.clone()), dir, o, &dir.join("damaged"), |_| {}).unwrap();
+    (wal, faults)
+}
+
+fn seg_files(dir: &Path) -> Vec<u64> {
+    list_dir(dir).unwrap().segments
 }
 
 #[test]
-fn failed_fsync_poisons_the_wal_under_every_policy_that_syncs() {
+fn enospc_mid_record_fails_the_commit_rolls_it_back_and_later_commits_succeed() {
+    use crate::vfs::{FaultKind, Op};
     let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
-    wal.inject_fault(Fault::Sync);
-    assert!(matches!(wal.log(&[series([1])]), Err(Error::Poisoned(_))));
-    assert!(matches!(wal.log(&[series([2])]), Err(Error::Poisoned(_))));
+    let (wal, faults) = open_faulty(dir.path(), WalOptions::default());
+    wal.log(&[series([1])]).unwrap();
+    let seg = wal.segment_range().1;
+    let len_before = fs::metadata(segment_path(dir.path(), seg)).unwrap().len();
+    // Three bytes fit: a torn frame header lands in the file.
+    faults.set_space(Some(3));
+    let err = wal.log(&[series([2]), samples([(2, 5, 1.0)])]).unwrap_err();
+    assert!(matches!(&err, Error::Io { source, .. } if crate::vfs::is_no_space(source)), "{err}");
+    // Rolled back at once: the partial frame is gone, same segment, writable.
+    assert_eq!(fs::metadata(segment_path(dir.path(), seg)).unwrap().len(), len_before);
+    assert_eq!(wal.segment_range().1, seg, "ENOSPC keeps the segment");
+    assert_eq!(wal.failure(), None);
+    // Still full: fails again, never poisoned for good.
+    assert!(wal.log(&[series([3])]).is_err());
+    faults.set_space(None);
+    wal.log(&[series([4])]).unwrap();
+    // Truncation itself failing: the log stays unwritable until it succeeds.
+    faults.set_space(Some(0));
+    faults.fail(Op::SetLen, "", FaultKind::Io);
+    assert!(wal.log(&[series([5])]).is_err());
+    assert!(wal.failure().is_some());
+    assert!(wal.log(&[series([6])]).is_err(), "refused while the tail cannot be cut");
+    faults.clear();
+    wal.log(&[series([7])]).unwrap();
+    assert_eq!(wal.failure(), None);
+    wal.close().unwrap();
     drop(wal);
+    assert_eq!(replay_all(dir.path()).0, [series([1]), series([4]), series([7])]);
+    assert!(faults.injected() >= 4);
+}
 
+#[test]
+fn enospc_after_a_complete_frame_moves_to_a_fresh_segment_for_tailers() {
     let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(dir.path(), opts(1 << 20, SyncPolicy::Interval(Duration::from_millis(5)))).unwrap();
-    wal.inject_fault(Fault::Sync);
+    let (wal, faults) = open_faulty(dir.path(), WalOptions::default());
+    wal.log(&[series([1])]).unwrap();
+    let seg = wal.segment_range().1;
+    // The first frame of the batch fits completely, the second is torn: a
+    // tailer may have read the first, so its offset is not reused.
+    let mut first = Vec::new();
+    super::record::encode_frame(&series([2]), &mut first).unwrap();
+    faults.set_space(Some(first.len() as u64 + 3));
+    assert!(wal.log(&[series([2]), series([3])]).is_err());
+    // The disk is still full: the fresh segment cannot be created yet.
+    assert!(wal.failure().is_some());
+    faults.set_space(None);
+    wal.log(&[series([4])]).unwrap();
+    assert_eq!(wal.segment_range().1, seg + 1);
+    wal.close().unwrap();
+    drop(wal);
+    assert_eq!(replay_all(dir.path()).0, [series([1]), series([4])]);
+}
+
+#[test]
+fn failed_fsync_is_not_acknowledged_and_writing_moves_to_a_fresh_segment() {
+    use crate::vfs::{FaultKind, Op};
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, faults) = open_faulty(dir.path(), WalOptions::default());
+    wal.log(&[series([1])]).unwrap();
+    let seg = wal.segment_range().1;
+    faults.fail_once(Op::Sync, "", FaultKind::Io);
+    assert!(matches!(wal.log(&[series([2])]), Err(Error::Io { .. })));
+    assert_eq!(wal.segment_range().1, seg + 1, "a segment whose fsync failed is not appended to");
+    wal.log(&[series([3])]).unwrap();
+    wal.close().unwrap();
+    drop(wal);
+    // The unacknowledged record was cut out of the old segment.
+    assert_eq!(replay_all(dir.path()).0, [series([1]), series([3])]);
+    assert_eq!(seg_files(dir.path()), [seg, seg + 1]);
+
+    // Under the interval policy a failed background fsync also moves on.
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, faults) = open_faulty(dir.path(), opts(1 << 20, SyncPolicy::Interval(Duration::from_millis(5))));
+    let seg = wal.segment_range().1;
+    faults.fail_once(Op::Sync, "", FaultKind::Io);
     wal.log(&[series([1])]).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while wal.log(&[series([2])]).is_ok() {
-        assert!(std::time::Instant::now() < deadline, "background fsync failure never poisoned the WAL");
+    while faults.injected() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the background fsync never ran");
         std::thread::sleep(Duration::from_millis(2));
     }
-    assert!(matches!(wal.log(&[series([3])]), Err(Error::Poisoned(_))));
+    wal.log(&[series([2])]).unwrap();
+    assert_eq!(wal.segment_range().1, seg + 1);
+    wal.close().unwrap();
+    drop(wal);
+    assert_eq!(replay_all(dir.path()).0, [series([1]), series([2])]);
 
+    // A failed fsync while cutting: the cut fails, the next write repairs.
     let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(dir.path(), opts(1 << 20, SyncPolicy::Interval(Duration::from_secs(3600)))).unwrap();
-    wal.inject_fault(Fault::Sync);
-    assert!(matches!(wal.cut_segment(), Err(Error::Poisoned(_))));
-    assert!(matches!(wal.log(&[series([3])]), Err(Error::Poisoned(_))));
+    let (wal, faults) = open_faulty(dir.path(), opts(1 << 20, SyncPolicy::Interval(Duration::from_secs(3600))));
+    faults.fail_once(Op::Sync, "", FaultKind::Io);
+    assert!(matches!(wal.cut_segment(), Err(Error::Io { .. })));
+    wal.log(&[series([3])]).unwrap();
+    wal.close().unwrap();
 }
 
 #[test]
-fn removed_directory_poisons_on_the_next_segment_cut() {
+fn grouped_commits_of_a_failed_batch_all_fail_and_later_ones_succeed() {
+    use crate::vfs::{FaultKind, Op};
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, faults) = open_faulty(dir.path(), WalOptions::default());
+    let wal = Arc::new(wal);
+    // Hold the io lock so eight callers queue into one batch behind a leader.
+    let io = wal.inner.io.lock();
+    let threads: Vec<_> = (0..8u64)
+        .map(|i| {
+            let wal = wal.clone();
+            std::thread::spawn(move || wal.log(&[series([i])]))
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while wal.inner.commit.lock().next_seq < 8 {
+        assert!(std::time::Instant::now() < deadline, "writers never queued");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    faults.fail(Op::Sync, "", FaultKind::Io);
+    drop(io);
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(results.iter().all(|r| r.is_err()), "no commit of a failed fsync is acknowledged");
+    assert!(wal.inner.commit.lock().failures.is_empty(), "every caller collected its error");
+    faults.clear();
+    wal.log(&[series([100])]).unwrap();
+    wal.close().unwrap();
+    drop(wal);
+    assert_eq!(replay_all(dir.path()).0, [series([100])]);
+}
+
+#[test]
+fn removed_directory_fails_writes_until_it_is_back() {
     let dir = tempfile::tempdir().unwrap();
     let wal_dir = dir.path().join("wal");
     let wal = Wal::open(&wal_dir, opts(MIN_SEGMENT_SIZE, SyncPolicy::Never)).unwrap();
     wal.log(&[series([1])]).unwrap();
     fs::remove_dir_all(&wal_dir).unwrap();
-    assert!(matches!(wal.log(&[series([2]), series([3])]), Err(Error::Poisoned(_))));
-    assert!(matches!(wal.log(&[series([4])]), Err(Error::Poisoned(_))));
+    assert!(matches!(wal.log(&[series([2]), series([3])]), Err(Error::Io { .. })));
+    assert!(matches!(wal.log(&[series([4])]), Err(Error::Io { .. })));
+    fs::create_dir(&wal_dir).unwrap();
+    wal.log(&[series([5])]).unwrap();
 }
 
 #[test]
