@@ -43,6 +43,8 @@ fn main() -> Result<()> {
     remote(&mut out, &series)?;
     http(&mut out)?;
     model(&mut out)?;
+    web_config(&mut out)?;
+    retention_floor(&mut out)?;
     out.report();
     Ok(())
 }
@@ -315,6 +317,36 @@ fn remote(out: &mut Seeds, series: &[(Labels, Vec<Sample>)]) -> Result<()> {
 
 /// Parameter sets in the http_params text form, as Grafana and the
 /// Prometheus UI send them, with some invalid ones among them.
+/// `--web.config.file` texts: the documented example, each TLS version,
+/// client-auth policy and a few cipher suites and curves, an empty file,
+/// and files that must be refused (TLS 1.0, an unknown field).
+fn web_config(out: &mut Seeds) -> Result<()> {
+    let hash = "$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG";
+    let full = format!(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  min_version: TLS12\n  max_version: TLS13\n  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305]\n  curve_preferences: [X25519, CurveP256]\n  prefer_server_cipher_suites: true\nhttp_server_config:\n  http2: false\n  headers:\n    Strict-Transport-Security: max-age=31536000\n    X-Frame-Options: deny\nbasic_auth_users:\n  grafana: {hash}\n  alloy: {hash}\n"
+    );
+    out.put("web_config", "full", full.as_bytes())?;
+    out.put("web_config", "empty", b"")?;
+    out.put("web_config", "auth-only", format!("basic_auth_users:\n  u: {hash}\n").as_bytes())?;
+    for policy in ["NoClientCert", "RequestClientCert", "RequireAnyClientCert", "VerifyClientCertIfGiven"] {
+        let text = format!("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: {policy}\n");
+        out.put("web_config", &format!("policy-{policy}"), text.as_bytes())?;
+    }
+    out.put("web_config", "inline-cert", b"tls_server_config:\n  cert: |\n    -----BEGIN CERTIFICATE-----\n    MIIB\n    -----END CERTIFICATE-----\n  key: secret\n")?;
+    out.put("web_config", "tls10", b"tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS10\n")?;
+    out.put("web_config", "unknown-field", b"tls_server_config:\n  cert_file: a\n  key_file: b\n  bogus: 1\n")?;
+    out.put("web_config", "anchors", b"a: &x [1, 2]\nbasic_auth_users: *x\n")?;
+    Ok(())
+}
+
+/// Retention floor files: valid ones for a few timestamps.
+fn retention_floor(out: &mut Seeds) -> Result<()> {
+    for (name, t) in [("zero", 0i64), ("2026", 1_764_000_000_000), ("min", i64::MIN), ("max", i64::MAX)] {
+        out.put("retention_floor", name, &tidemark_storage::floor::encode(t))?;
+    }
+    Ok(())
+}
+
 fn http(out: &mut Seeds) -> Result<()> {
     let sets: &[(&str, &str)] = &[
         ("query", "GET /api/v1/query\nquery=up\ntime=1700000300"),

@@ -19,11 +19,12 @@ use crate::Error;
 pub(crate) const FLOOR_FILE: &str = "deleted_before";
 const MAGIC: [u8; 4] = *b"TMFL";
 const VERSION: u8 = 1;
-const LEN: usize = 20;
+/// Length of the floor file in bytes.
+pub const LEN: usize = 20;
 
 /// Encodes the floor: magic, version, three zero bytes, the timestamp (i64
 /// little-endian) and a CRC32-C of the 16 bytes before it.
-pub(crate) fn encode(floor: i64) -> [u8; LEN] {
+pub fn encode(floor: i64) -> [u8; LEN] {
     let mut b = [0u8; LEN];
     b[..4].copy_from_slice(&MAGIC);
     b[4] = VERSION;
@@ -34,7 +35,7 @@ pub(crate) fn encode(floor: i64) -> [u8; LEN] {
 }
 
 /// Decodes a floor file; `Err` names what is wrong.
-pub(crate) fn decode(b: &[u8]) -> Result<i64, String> {
+pub fn decode(b: &[u8]) -> Result<i64, String> {
     if b.len() != LEN {
         return Err(format!("{} bytes, expected {LEN}", b.len()));
     }

@@ -9,7 +9,7 @@
 
 pub mod chunkenc;
 mod error;
-mod floor;
+pub mod floor;
 mod labels;
 mod matcher;
 pub mod postings;
