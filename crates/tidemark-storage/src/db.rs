@@ -1655,15 +1655,29 @@ fn purge_quarantine(fs: &dyn FileSystem, quarantine: &Path) -> Result<(), Error>
     Ok(())
 }
 
+/// Bytes in the directory tree `path`, hard-linked files counted once.
 fn dir_size(path: &Path) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    dir_size_once(path, &mut seen)
+}
+
+/// Bytes of the files under `path`, each file counted once however many
+/// hard links it has: a snapshot hard-links every block, and counting the
+/// links again would make size retention delete real blocks to pay for
+/// bytes that take no extra room.
+fn dir_size_once(path: &Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     let Ok(rd) = fs::read_dir(path) else { return 0 };
-    rd.filter_map(|e| e.ok())
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
+    let mut total = 0;
+    for e in rd.filter_map(|e| e.ok()) {
+        match e.metadata() {
+            Ok(m) if m.is_dir() => total += dir_size_once(&e.path(), seen),
+            Ok(m) if m.nlink() > 1 && !seen.insert((m.dev(), m.ino())) => {}
+            Ok(m) => total += m.len(),
+            Err(_) => {}
+        }
+    }
+    total
 }
 
 /// Recreates the tree `from` under `to` with hard links (copies when the

@@ -203,6 +203,29 @@ fn size_retention_keeps_the_directory_under_the_limit() {
     assert_eq!(got.len(), 100);
 }
 
+/// A snapshot inside the data directory hard-links every block: it takes
+/// no extra room, so size retention must not delete blocks to pay for it.
+#[test]
+fn snapshots_hard_links_do_not_count_twice_against_the_size_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = builder(dir.path()).retention_time(None).open().unwrap();
+        fill(&db, 50, 0, 120 * MIN, 15_000);
+        db.flush_head().unwrap();
+        db.close().unwrap();
+    }
+    // A limit with room for the data once, not twice.
+    let used = du(dir.path());
+    let db = builder(dir.path()).retention_time(None).retention_size(Some(used * 2 - used / 3)).open().unwrap();
+    let blocks = db.blocks().len();
+    assert!(blocks >= 2, "{blocks} blocks");
+    db.snapshot(&dir.path().join("snapshots").join("s1"), true).unwrap();
+    db.snapshot(&dir.path().join("snapshots").join("s2"), true).unwrap();
+    db.apply_retention().unwrap();
+    assert_eq!(db.blocks().len(), blocks, "retention deleted blocks for hard links: {:?}", db.stats());
+    assert_eq!(db.stats().retention_size_deletions, 0);
+}
+
 #[test]
 fn snapshot_opens_as_a_database_with_every_sample() {
     let dir = tempfile::tempdir().unwrap();
