@@ -774,6 +774,17 @@ impl Db {
         }
     }
 
+    /// Measures the data directory now (hard-linked files counted once):
+    /// `(bytes used, size limit in force)`, or `None` without a size limit
+    /// or for an in-memory database. [`DbStats::disk_bytes`] is the last
+    /// measurement, which may be a moment old.
+    pub fn measure_disk(&self) -> Option<(u64, u64)> {
+        self.inner.opts.retention_size?;
+        self.inner.measure();
+        let u = (*self.inner.disk.as_ref()?.usage.lock())?;
+        Some((u.total, u.budget))
+    }
+
     /// Current statistics.
     pub fn stats(&self) -> DbStats {
         let inner = &self.inner;

@@ -601,6 +601,39 @@ async fn snapshots_are_bounded_in_number() {
     db.close().unwrap();
 }
 
+/// Under a size limit, a snapshot of the head that would not fit is refused
+/// (size retention would otherwise delete blocks to pay for it); one
+/// without the head (hard links only) still works.
+#[tokio::test]
+async fn snapshots_that_would_pass_the_size_limit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = Arc::new(Db::builder(&data).retention_size(Some(1 << 20)).maintenance_interval(None).open().unwrap());
+    // About 1.2 MB of WAL (a fresh series per sample) in a 1 MiB directory
+    // limit: the head's snapshot cannot fit beside it.
+    let t0 = 1_700_000_000_000i64;
+    for batch in 0..30 {
+        let mut app = db.appender();
+        for i in 0..400 {
+            let l = Labels::new([("__name__", "snap_room"), ("i", &format!("{batch}-{i}"))]).unwrap();
+            app.append(&l, t0 + i64::from(batch), 1.0).unwrap();
+        }
+        if app.commit().is_err() {
+            break; // the limit itself refused more: enough data for the test
+        }
+    }
+    let opts = ApiOptions { data_dir: Some(data.clone()), enable_admin_api: true, ..ApiOptions::default() };
+    let app = router(Arc::new(ApiState::new(db.clone(), opts)));
+    let with_head = send(&app, Request::post("/api/v1/admin/tsdb/snapshot").body(Body::empty()).unwrap()).await;
+    assert_eq!(with_head.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", with_head.body);
+    assert!(with_head.body.contains("would push the data directory"), "{}", with_head.body);
+    assert!(!data.join("snapshots").exists() || std::fs::read_dir(data.join("snapshots")).unwrap().count() == 0);
+    let blocks_only =
+        send(&app, Request::post("/api/v1/admin/tsdb/snapshot?skip_head=true").body(Body::empty()).unwrap()).await;
+    assert_eq!(blocks_only.status, StatusCode::OK, "{}", blocks_only.body);
+    db.close().unwrap();
+}
+
 #[tokio::test]
 async fn state_changing_endpoints_refuse_cross_origin_browser_requests() {
     let dir = tempfile::tempdir().unwrap();

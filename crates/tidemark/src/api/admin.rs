@@ -1,6 +1,7 @@
 //! `/api/v1/admin/tsdb/snapshot`, bounded: off unless the admin API is
 //! enabled, refused for cross-origin browser requests, one snapshot at a
-//! time per snapshot directory, and at most `max_snapshots` kept.
+//! time per snapshot directory, at most `max_snapshots` kept, and never one
+//! that would fill the disk or pass the size limit.
 
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
@@ -61,12 +62,52 @@ fn count_snapshots(root: &Path) -> Result<usize, ApiError> {
     }
 }
 
+/// Free space a snapshot leaves on the file system at least, beyond what it
+/// writes, so that ingestion is never the one that meets a full disk.
+const SNAPSHOT_FREE_MARGIN: u64 = 64 << 20;
+
+/// Refuses a snapshot that would fill the disk or push the data directory
+/// over its size limit. Blocks are hard-linked (no room needed; the size
+/// accounting counts a hard-linked file once); the head is written as new
+/// blocks, which take less than the WAL that holds the same samples (the WAL
+/// also holds series records and full-width timestamps), so the WAL's size
+/// bounds what the snapshot writes.
+fn check_room(db: &tidemark_storage::Db, data_dir: &std::path::Path, skip_head: bool) -> Result<(), ApiError> {
+    use tidemark_storage::vfs::{FileSystem, OsFs};
+    let stats = db.stats();
+    let writes = if skip_head { 0 } else { stats.wal_bytes };
+    let free = OsFs.available_space(data_dir).unwrap_or(u64::MAX);
+    if free < writes.saturating_add(SNAPSHOT_FREE_MARGIN) {
+        return Err(ApiError::new(
+            ErrorType::Unavailable,
+            format!(
+                "not enough free space for a snapshot: it writes up to {writes} bytes and must leave {SNAPSHOT_FREE_MARGIN} free; {free} bytes are free in {}",
+                data_dir.display()
+            ),
+        ));
+    }
+    // Under a size limit the snapshot must also leave the room maintenance
+    // keeps for persisting the head and checkpointing the WAL.
+    let reserve = tidemark_storage::retention::maintenance_reserve(stats.wal_bytes);
+    let Some((used, limit)) = db.measure_disk() else { return Ok(()) };
+    if used.saturating_add(writes).saturating_add(reserve) > limit {
+        return Err(ApiError::new(
+            ErrorType::Unavailable,
+            format!(
+                "a snapshot of the head (up to {writes} bytes) would push the data directory ({used} bytes, plus {reserve} kept free for maintenance) over its size limit ({limit} bytes), and size retention would delete blocks to pay for it; use skip_head=true or raise the size limit"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// `POST|PUT /api/v1/admin/tsdb/snapshot[?skip_head=true]`: hard-links the
 /// blocks (and writes the head as blocks unless `skip_head`) into
 /// `<data-dir>/snapshots/<UTC time>-<random hex>`; answers
 /// `{"name": "<that name>"}`. A second call while one runs, and a call when
-/// `max_snapshots` snapshots exist, get `unavailable` naming the reason; a
-/// failed snapshot's directory is removed.
+/// `max_snapshots` snapshots exist, or when the snapshot would fill the disk
+/// or pass the size limit ([`check_room`]), get `unavailable` naming the
+/// reason; a failed snapshot's directory is removed.
 pub(crate) async fn snapshot(State(st): State<Arc<ApiState>>, req: Request) -> Response {
     if let Some(refused) = super::origin::check(req.headers(), req.uri()) {
         return refused;
@@ -108,6 +149,7 @@ pub(crate) async fn snapshot(State(st): State<Arc<ApiState>>, req: Request) -> R
                 ),
             ));
         }
+        check_room(&st.db, data_dir, skip_head)?;
         let name = format!("{}-{:016x}", format_compact_utc(now_ms()), random63());
         let dir = root.join(&name);
         std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(format!("create snapshot directory: {e}")))?;
