@@ -866,3 +866,20 @@ async fn post_body_values_come_before_query_string_values() {
         .unwrap();
     ok(&send(&app, req).await, r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"1"]}}"#);
 }
+
+/// `/series`, `/labels`, label values and `/federate` run within the query
+/// timeout like queries do (here a zero timeout: nothing may run at all),
+/// and answer `timeout` rather than working on.
+#[tokio::test]
+async fn index_lookups_and_federation_observe_the_query_timeout() {
+    let db = Arc::new(Db::in_memory().unwrap());
+    load(&db);
+    let opts = ApiOptions { query_timeout: Duration::ZERO, ..ApiOptions::default() };
+    let app = router(Arc::new(ApiState::new(db, opts)));
+    for uri in ["/api/v1/series?match[]=up", "/api/v1/labels", "/api/v1/label/job/values"] {
+        err(&get(&app, uri).await, 503, "timeout", "query timed out in query execution");
+    }
+    let f = get(&app, "/federate?match[]=up").await;
+    assert_eq!(f.status, StatusCode::SERVICE_UNAVAILABLE, "{}", f.body);
+    assert_eq!(f.body, "query timed out in query execution\n");
+}

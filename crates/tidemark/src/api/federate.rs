@@ -23,8 +23,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tidemark_storage::{is_stale_nan, Labels, SampleIterator, METRIC_NAME};
 
-use super::params::{parse_matchers, Params};
-use super::{json, now_ms, ApiState};
+use super::params::parse_matchers;
+use super::query::Arrived;
+use super::response::{ApiError, ErrorType};
+use super::{bounded, json, now_ms, ApiState, Interrupt, Reply};
 
 fn plain(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
@@ -34,10 +36,11 @@ fn plain(status: StatusCode, body: String) -> Response {
 
 /// `GET|POST /federate?match[]=…`.
 pub(crate) async fn federate(State(st): State<Arc<ApiState>>, req: Request) -> Response {
-    let (p, _) = match Params::from_request(req).await {
-        Ok(p) => p,
+    let (a, _cancel_on_drop) = match Arrived::read(&st, req).await {
+        Ok(a) => a,
         Err(e) => return plain(StatusCode::BAD_REQUEST, format!("{}\n", e.message)),
     };
+    let p = &a.params;
     if let Some(e) = &p.error {
         return plain(StatusCode::BAD_REQUEST, format!("error parsing form values: {e}\n"));
     }
@@ -45,27 +48,45 @@ pub(crate) async fn federate(State(st): State<Arc<ApiState>>, req: Request) -> R
         Ok(s) => s,
         Err(e) => return plain(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
-    let result = tokio::task::spawn_blocking(move || collect_and_render(&st, &sets)).await;
+    let st2 = st.clone();
+    // The text travels in a `Reply` body; the JSON envelope is not used.
+    let result = bounded(&st, a.at, a.token.clone(), move |interrupt| {
+        collect_and_render(&st2, &sets, interrupt).map(Reply::new)
+    })
+    .await;
     match result {
-        Ok(Ok(text)) => {
-            let mut r = (StatusCode::OK, text).into_response();
+        Ok(reply) => {
+            let mut r = (StatusCode::OK, reply.data).into_response();
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
             r
         }
-        Ok(Err(e)) => plain(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
-        Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, format!("federation failed: {e}\n")),
+        Err(e) => {
+            let status = match e.kind {
+                ErrorType::Timeout | ErrorType::Canceled => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            plain(status, format!("{}\n", e.message))
+        }
     }
 }
 
-fn collect_and_render(st: &ApiState, sets: &[Vec<tidemark_storage::Matcher>]) -> Result<String, String> {
+fn collect_and_render(
+    st: &ApiState,
+    sets: &[Vec<tidemark_storage::Matcher>],
+    interrupt: Interrupt<'_>,
+) -> Result<String, ApiError> {
     let maxt = now_ms();
     let lookback = i64::try_from(st.options.lookback_delta.as_millis()).unwrap_or(i64::MAX);
     let q = st.db.querier(maxt.saturating_sub(lookback), maxt);
     let mut latest: Vec<(Labels, i64, f64)> = Vec::new();
     let mut seen: BTreeSet<Labels> = BTreeSet::new();
     for set in sets {
-        for s in q.select(set).map_err(|e| e.to_string())? {
+        interrupt()?;
+        for (i, s) in q.select(set).map_err(|e| ApiError::internal(e.to_string()))?.into_iter().enumerate() {
+            if i % 1024 == 1023 {
+                interrupt()?;
+            }
             if sets.len() > 1 && !seen.insert(s.labels().clone()) {
                 continue;
             }
@@ -75,7 +96,7 @@ fn collect_and_render(st: &ApiState, sets: &[Vec<tidemark_storage::Matcher>]) ->
                 last = Some(it.at());
             }
             if let Some(e) = it.err() {
-                return Err(e.to_string());
+                return Err(ApiError::internal(e.to_string()));
             }
             match last {
                 Some(smp) if !is_stale_nan(smp.v) => latest.push((s.labels().clone(), smp.t, smp.v)),

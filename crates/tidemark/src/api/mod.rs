@@ -306,6 +306,49 @@ where
     }
 }
 
+/// Checks, between units of a lookup's work, whether it must stop.
+pub(crate) type Interrupt<'a> = &'a dyn Fn() -> Result<(), ApiError>;
+
+/// Runs an index lookup (`/series`, `/labels`, label values, `/federate`)
+/// on the blocking pool within the server's query timeout, counted from the
+/// request's arrival: the answer is `timeout` once it passes, and `f`'s
+/// interrupt check (called between series and between matcher sets) fails
+/// as soon as the deadline passes, the client goes away (`token` is
+/// cancelled with the request) or the server shuts down, so no work outlives
+/// its request by more than one unit.
+pub(crate) async fn bounded<F>(
+    st: &ApiState,
+    arrived_at: std::time::Instant,
+    token: CancellationToken,
+    f: F,
+) -> ApiResult
+where
+    F: FnOnce(Interrupt<'_>) -> ApiResult + Send + 'static,
+{
+    let deadline = arrived_at + st.options.query_timeout;
+    let work_token = token.clone();
+    let work = blocking(move || {
+        let interrupt = || {
+            if work_token.is_cancelled() {
+                return Err(tidemark_promql::Error::Cancelled.into());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(tidemark_promql::Error::Timeout.into());
+            }
+            Ok(())
+        };
+        interrupt()?;
+        f(&interrupt)
+    });
+    match tokio::time::timeout_at(deadline.into(), work).await {
+        Ok(r) => r,
+        Err(_) => {
+            token.cancel();
+            Err(tidemark_promql::Error::Timeout.into())
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub(crate) fn now_ms() -> i64 {
     match SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {

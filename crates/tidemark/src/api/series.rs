@@ -7,9 +7,10 @@ use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use tidemark_storage::{Labels, Matcher};
 
-use super::params::{unescape_label_name, Params, MAX_TIME, MIN_TIME};
+use super::params::{unescape_label_name, MAX_TIME, MIN_TIME};
+use super::query::Arrived;
 use super::response::{ApiError, ErrorType, Reply};
-use super::{blocking, json, ApiState};
+use super::{bounded, json, ApiState, Interrupt};
 
 const TRUNCATED: &str = "results truncated due to limit";
 
@@ -20,11 +21,12 @@ fn storage_error(e: tidemark_storage::Error) -> ApiError {
 /// `GET|POST /api/v1/series`: the label sets of the series matching any
 /// `match[]` (required) with data in `[start, end]`, sorted, at most `limit`.
 pub(crate) async fn series(State(st): State<Arc<ApiState>>, req: Request) -> Response {
-    let (p, _) = match Params::from_request(req).await {
-        Ok(p) => p,
+    let (a, _cancel_on_drop) = match Arrived::read(&st, req).await {
+        Ok(a) => a,
         Err(e) => return e.into_response(),
     };
-    blocking(move || {
+    let (p, at, token, st2) = (a.params, a.at, a.token, st.clone());
+    bounded(&st2, at, token, move |interrupt| {
         if let Some(e) = &p.error {
             return Err(ApiError::bad_data(format!("error parsing form values: {e}")));
         }
@@ -44,10 +46,12 @@ pub(crate) async fn series(State(st): State<Arc<ApiState>>, req: Request) -> Res
         } else {
             let mut merged = BTreeSet::new();
             for set in &sets {
+                interrupt()?;
                 merged.extend(q.select(set).map_err(storage_error)?.into_iter().map(|s| s.labels().clone()));
             }
             all.extend(merged);
         }
+        interrupt()?;
         let truncated = limit > 0 && all.len() > limit;
         if truncated {
             all.truncate(limit);
@@ -57,6 +61,9 @@ pub(crate) async fn series(State(st): State<Arc<ApiState>>, req: Request) -> Res
         for (i, l) in all.iter().enumerate() {
             if i > 0 {
                 out.push(',');
+            }
+            if i % 4096 == 4095 {
+                interrupt()?;
             }
             json::labels(&mut out, l);
         }
@@ -77,6 +84,7 @@ fn with_truncation(mut r: Reply, truncated: bool) -> Reply {
 /// Sorted union of `f` over the matcher sets (or over "no matchers").
 fn union(
     sets: &[Vec<Matcher>],
+    interrupt: Interrupt<'_>,
     f: impl Fn(&[Matcher]) -> Result<Vec<String>, tidemark_storage::Error>,
 ) -> Result<Vec<String>, ApiError> {
     if sets.len() <= 1 {
@@ -85,6 +93,7 @@ fn union(
     }
     let mut all = BTreeSet::new();
     for set in sets {
+        interrupt()?;
         all.extend(f(set).map_err(storage_error)?);
     }
     Ok(all.into_iter().collect())
@@ -104,17 +113,18 @@ fn string_list(mut v: Vec<String>, limit: usize) -> Reply {
 /// `GET|POST /api/v1/labels`: label names, optionally of the series
 /// matching `match[]`, in `[start, end]`, at most `limit`.
 pub(crate) async fn labels(State(st): State<Arc<ApiState>>, req: Request) -> Response {
-    let (p, _) = match Params::from_request(req).await {
-        Ok(p) => p,
+    let (a, _cancel_on_drop) = match Arrived::read(&st, req).await {
+        Ok(a) => a,
         Err(e) => return e.into_response(),
     };
-    blocking(move || {
+    let (p, at, token, st2) = (a.params, a.at, a.token, st.clone());
+    bounded(&st2, at, token, move |interrupt| {
         let limit = p.limit()?;
         let start = p.time("start", MIN_TIME)?;
         let end = p.time("end", MAX_TIME)?;
         let sets = p.matchers().map_err(ApiError::bad_data)?;
         let q = st.db.querier(start, end);
-        let names = union(&sets, |m| q.label_names(m))?;
+        let names = union(&sets, interrupt, |m| q.label_names(m))?;
         Ok(string_list(names, limit))
     })
     .await
@@ -125,11 +135,12 @@ pub(crate) async fn labels(State(st): State<Arc<ApiState>>, req: Request) -> Res
 /// for metric names; `U__`-escaped names are unescaped), optionally of the
 /// series matching `match[]`, in `[start, end]`, at most `limit`.
 pub(crate) async fn label_values(State(st): State<Arc<ApiState>>, Path(name): Path<String>, req: Request) -> Response {
-    let (p, _) = match Params::from_request(req).await {
-        Ok(p) => p,
+    let (a, _cancel_on_drop) = match Arrived::read(&st, req).await {
+        Ok(a) => a,
         Err(e) => return e.into_response(),
     };
-    blocking(move || {
+    let (p, at, token, st2) = (a.params, a.at, a.token, st.clone());
+    bounded(&st2, at, token, move |interrupt| {
         let name = unescape_label_name(&name);
         if !st.options.name_validation.is_valid_label_name(&name) {
             return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
@@ -139,7 +150,7 @@ pub(crate) async fn label_values(State(st): State<Arc<ApiState>>, Path(name): Pa
         let end = p.time("end", MAX_TIME)?;
         let sets = p.matchers().map_err(ApiError::bad_data)?;
         let q = st.db.querier(start, end);
-        let values = union(&sets, |m| q.label_values(&name, m))?;
+        let values = union(&sets, interrupt, |m| q.label_values(&name, m))?;
         Ok(string_list(values, limit))
     })
     .await
