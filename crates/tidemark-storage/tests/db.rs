@@ -375,11 +375,18 @@ fn concurrent_appends_queries_and_maintenance_lose_nothing() {
             })
         })
         .collect();
+    // The reader keeps reading until the writers are done (200 reads at
+    // least): a fixed number of reads can all finish before the first
+    // commit, and then prove nothing.
+    let writers_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
         let db = db.clone();
+        let writers_done = writers_done.clone();
         std::thread::spawn(move || {
             let mut reads = 0;
-            for _ in 0..200 {
+            let mut rounds = 0;
+            while rounds < 200 || !writers_done.load(std::sync::atomic::Ordering::Acquire) {
+                rounds += 1;
                 let q = db.querier(0, i64::MAX);
                 let m = Matcher::new(MatchOp::Regex, "instance", "host-1.*").unwrap();
                 for s in q.select(&[m]).unwrap() {
@@ -394,6 +401,7 @@ fn concurrent_appends_queries_and_maintenance_lose_nothing() {
     for w in writers {
         w.join().unwrap();
     }
+    writers_done.store(true, std::sync::atomic::Ordering::Release);
     assert!(reader.join().unwrap() > 0);
     db.maintain().unwrap();
     assert_eq!(count(&db), 20 * 400);
