@@ -45,6 +45,11 @@ pub fn decode(b: &[u8]) -> Result<i64, String> {
     if b[4] != VERSION {
         return Err(format!("unsupported version {}", b[4]));
     }
+    // Reserved for later versions; version 1 writes zeros, so anything else
+    // is not a file version 1 wrote (and the format keeps one spelling).
+    if b[5..8] != [0, 0, 0] {
+        return Err("reserved bytes are not zero".into());
+    }
     let crc = u32::from_le_bytes([b[16], b[17], b[18], b[19]]);
     if crc32c::crc32c(&b[..16]) != crc {
         return Err("checksum mismatch".into());
@@ -92,6 +97,18 @@ mod tests {
             assert!(decode(&b).is_err(), "flipped byte {i} accepted");
         }
         assert!(decode(&good[..19]).is_err());
+    }
+
+    /// Found by the `retention_floor` fuzz target: non-zero reserved bytes
+    /// under a matching checksum were accepted, so two files decoded to the
+    /// same floor.
+    #[test]
+    fn nonzero_reserved_bytes_are_refused_even_with_a_valid_checksum() {
+        let mut b = encode(0x25 << 24);
+        b[5] = 0x32;
+        let crc = crc32c::crc32c(&b[..16]);
+        b[16..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(&b), Err("reserved bytes are not zero".to_string()));
     }
 
     #[test]
