@@ -67,7 +67,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use tidemark_remote::forward::{is_secret_header, redact_url, split_userinfo, Auth, TlsOptions};
+use tidemark_remote::forward::{redact_url, redacted_headers, split_userinfo, Auth, TlsOptions};
 use tidemark_storage::SyncPolicy;
 
 use crate::web::ListenOptions;
@@ -208,11 +208,7 @@ pub struct ForwardTarget {
 
 impl std::fmt::Debug for ForwardTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let headers: BTreeMap<&str, &str> = self
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), if is_secret_header(k) { "<redacted>" } else { v.as_str() }))
-            .collect();
+        let headers = redacted_headers(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         f.debug_struct("ForwardTarget")
             .field("name", &self.name)
             .field("url", &redact_url(&self.url))

@@ -69,7 +69,7 @@ mod queue;
 mod shard;
 mod url;
 
-pub use url::{is_secret_header, redact_url, split_userinfo};
+pub use url::{is_secret_header, redact_url, redacted_headers, split_userinfo};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -254,11 +254,7 @@ impl ForwarderOptions {
 
 impl std::fmt::Debug for ForwarderOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let headers: Vec<(&str, &str)> = self
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), if is_secret_header(k) { "<redacted>" } else { v.as_str() }))
-            .collect();
+        let headers = redacted_headers(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         f.debug_struct("ForwarderOptions")
             .field("name", &self.name)
             .field("url", &redact_url(&self.url))

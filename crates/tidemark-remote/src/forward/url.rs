@@ -71,6 +71,12 @@ pub fn is_secret_header(name: &str) -> bool {
     n == "authorization" || n == "proxy-authorization" || n == "cookie" || SECRET_PARAMS.iter().any(|s| n.contains(s))
 }
 
+/// Request headers as they may be printed: the value of every header that
+/// [`is_secret_header`] names is replaced by `<redacted>`.
+pub fn redacted_headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<(&'a str, &'a str)> {
+    headers.into_iter().map(|(k, v)| (k, if is_secret_header(k) { "<redacted>" } else { v })).collect()
+}
+
 fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
