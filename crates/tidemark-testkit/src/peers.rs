@@ -208,6 +208,12 @@ impl TidemarkConfig {
             ready_client: None,
         }
     }
+
+    /// These defaults with `args` as the extra arguments.
+    pub fn with_args(mut self, args: &[&str]) -> TidemarkConfig {
+        self.args = args.iter().map(|s| s.to_string()).collect();
+        self
+    }
 }
 
 /// A running `tidemark serve`. Derefs to its [`PeerProcess`].

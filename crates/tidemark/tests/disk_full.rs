@@ -55,8 +55,7 @@ impl Drop for Tmpfs {
 }
 
 fn start(data_dir: &Path, extra: &[&str]) -> Tidemark {
-    let mut config = TidemarkConfig::new(env!("CARGO_BIN_EXE_tidemark"), data_dir);
-    config.args = extra.iter().map(|s| s.to_string()).collect();
+    let config = TidemarkConfig::new(env!("CARGO_BIN_EXE_tidemark"), data_dir).with_args(extra);
     Tidemark::start(config).unwrap_or_else(|e| panic!("{e}"))
 }
 

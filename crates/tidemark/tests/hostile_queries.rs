@@ -22,8 +22,7 @@ const T_EVAL: f64 = (T0 + 600_000) as f64 / 1000.0;
 const HEAVY: &str = "max_over_time(max_over_time(max_over_time(vector(1)[1d:1s])[1d:1s])[1d:1s])";
 
 fn start(data_dir: &Path, extra: &[&str]) -> Tidemark {
-    let mut config = TidemarkConfig::new(env!("CARGO_BIN_EXE_tidemark"), data_dir);
-    config.args = extra.iter().map(|s| s.to_string()).collect();
+    let config = TidemarkConfig::new(env!("CARGO_BIN_EXE_tidemark"), data_dir).with_args(extra);
     Tidemark::start(config).unwrap_or_else(|e| panic!("{e}"))
 }
 
