@@ -1,0 +1,13 @@
+//! Recording and alerting rules for Tidemark, as Prometheus evaluates them.
+//!
+//! Rule files in Prometheus' format are loaded and checked, each group is
+//! evaluated on its own schedule against the database with the PromQL
+//! engine, recorded samples and the `ALERTS` series are appended to the
+//! database, and alerts are sent to Alertmanager. Storage and the engine
+//! know nothing of rules; the `tidemark` facade and server wire this crate
+//! to flags, reloads and HTTP routes.
+#![deny(missing_docs)]
+
+mod model;
+
+pub use model::{GroupSpec, RuleKind, RuleSpec};
