@@ -242,6 +242,7 @@ impl Tidemark {
             receiver: self.receiver.clone(),
             options: self.api_options.clone(),
             shutdown: self.queries.clone(),
+            rules: None,
         });
         let metrics_for_route = self.metrics.clone();
         api::router(state)
