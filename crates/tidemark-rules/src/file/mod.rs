@@ -71,5 +71,20 @@ pub fn load_rule_file(
 
 /// Expands globs.
 pub fn expand_globs(patterns: &[String]) -> Result<Vec<PathBuf>, RuleFileErrors> {
-    Ok(patterns.iter().map(PathBuf::from).collect())
+    let mut out = Vec::new();
+    for p in patterns {
+        match p.strip_suffix("*.yml") {
+            Some(dir) => {
+                let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+                    .map_err(|e| RuleFileErrors(e.to_string()))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+                    .collect();
+                v.sort();
+                out.extend(v);
+            }
+            None => out.push(PathBuf::from(p)),
+        }
+    }
+    Ok(out)
 }
