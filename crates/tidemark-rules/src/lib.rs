@@ -9,5 +9,10 @@
 #![deny(missing_docs)]
 
 mod model;
+mod notifier;
 
 pub use model::{GroupSpec, RuleKind, RuleSpec};
+pub use notifier::{
+    Alert, AlertmanagerAuth, AlertmanagerStats, Notifier, NotifierError, NotifierOptions, NotifierStats, NotifierTls,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY, DEFAULT_TIMEOUT,
+};
