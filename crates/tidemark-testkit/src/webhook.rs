@@ -51,6 +51,9 @@ struct Shared {
     requests: Mutex<Vec<ReceivedRequest>>,
     arrived: Condvar,
     status: AtomicU16,
+    /// While true, answers wait (the request is recorded first).
+    held: Mutex<bool>,
+    released: Condvar,
     stop: AtomicBool,
     connections: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -92,6 +95,8 @@ impl WebhookReceiver {
             requests: Mutex::new(Vec::new()),
             arrived: Condvar::new(),
             status: AtomicU16::new(200),
+            held: Mutex::new(false),
+            released: Condvar::new(),
             stop: AtomicBool::new(false),
             connections: Mutex::new(Vec::new()),
         });
@@ -117,6 +122,18 @@ impl WebhookReceiver {
     /// failing Alertmanager).
     pub fn set_status(&self, status: u16) {
         self.shared.status.store(status, Ordering::Relaxed);
+    }
+
+    /// From now on, record each request but hold its answer until
+    /// [`WebhookReceiver::release`] (or drop): a slow Alertmanager.
+    pub fn hold(&self) {
+        *self.shared.held.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    }
+
+    /// Answers every held request and stops holding.
+    pub fn release(&self) {
+        *self.shared.held.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.shared.released.notify_all();
     }
 
     /// Every request received so far, in arrival order.
@@ -155,6 +172,7 @@ impl WebhookReceiver {
 impl Drop for WebhookReceiver {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
+        self.release();
         if let Some(h) = self.accept.take() {
             let _ = h.join();
         }
@@ -200,6 +218,11 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
                 // look at the receiver at once.
                 shared.requests().push(req);
                 shared.arrived.notify_all();
+                let mut held = shared.held.lock().unwrap_or_else(|p| p.into_inner());
+                while *held && !shared.stop.load(Ordering::Relaxed) {
+                    held = shared.released.wait(held).unwrap_or_else(|p| p.into_inner());
+                }
+                drop(held);
                 let status = shared.status.load(Ordering::Relaxed);
                 let reason = if status == 200 { "OK" } else { "Status" };
                 let answer = format!("HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\n\r\n");

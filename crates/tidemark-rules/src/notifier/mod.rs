@@ -122,7 +122,7 @@ pub struct NotifierOptions {
     /// TLS for `https://` URLs. Default: web PKI roots, verification on.
     pub tls: NotifierTls,
     /// How long [`Notifier::stop`] keeps sending what is queued before it
-    /// drops the rest. Default: [`DEFAULT_DRAIN_TIMEOUT`] (10 s).
+    /// drops the rest (see there for a request already in flight). Default: [`DEFAULT_DRAIN_TIMEOUT`] (10 s).
     pub drain_timeout: Duration,
 }
 
@@ -364,8 +364,11 @@ impl Notifier {
     }
 
     /// Stops accepting alerts, sends what is queued for at most
-    /// `drain_timeout` (no request outlives it), counts what is left as
-    /// dropped, and returns. Calling it again returns at once.
+    /// `drain_timeout`, counts what is left as dropped, and returns: within
+    /// `drain_timeout` plus a 250 ms grace. Requests started during the
+    /// drain end by its deadline; a request already in flight when `stop()`
+    /// is called keeps its own `timeout` on a detached thread, and its
+    /// outcome is counted when it ends. Calling it again returns at once.
     pub fn stop(&self) {
         if self.stopped.swap(true, Ordering::AcqRel) {
             return;
@@ -391,11 +394,14 @@ impl Notifier {
             if h.is_finished() {
                 let _ = h.join();
             }
-            // An unfinished thread is detached: its request is bounded by
-            // the deadline, after which it drops what is left and exits.
+            // An unfinished thread is detached: it is inside a request
+            // that began before stop(), and exits when that ends.
         }
         if left > 0 {
-            tracing::warn!(threads = left, "alert notification threads still sending after the shutdown drain");
+            for s in &self.senders {
+                s.abandon();
+            }
+            tracing::warn!(threads = left, "alert notification requests still in flight after the shutdown drain");
         }
     }
 }

@@ -99,6 +99,17 @@ impl Sender {
         self.work.notify_one();
     }
 
+    /// Called when the drain deadline passed with this sender's thread
+    /// still inside a request that began before `stop()`: drops and counts
+    /// what is still queued, so the thread exits once that request ends.
+    pub(crate) fn abandon(&self) {
+        let n = self.state.lock().queue.clear();
+        if n > 0 {
+            self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+            tracing::warn!(alertmanager = %self.endpoint.name, count = n, "alert notifications still queued at the end of the shutdown drain, dropping them");
+        }
+    }
+
     pub(crate) fn queue_len(&self) -> usize {
         self.state.lock().queue.len()
     }
