@@ -22,9 +22,9 @@ fn notifications_with(reqs: &[ReceivedRequest], alertname: &str, status: &str) -
     reqs.iter()
         .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
         .filter(|v| {
-            v["alerts"].as_array().is_some_and(|a| {
-                a.iter().any(|a| a["labels"]["alertname"] == alertname && a["status"] == status)
-            })
+            v["alerts"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|a| a["labels"]["alertname"] == alertname && a["status"] == status))
         })
         .collect()
 }
@@ -40,10 +40,7 @@ fn a_firing_alert_and_its_resolution_reach_the_webhook() {
     let now = now_ms();
     let firing = Alert {
         labels: map(&[("alertname", "TidemarkNotifierTest"), ("severity", "page"), ("job", "api")]),
-        annotations: map(&[
-            ("summary", "api error rate 5.2% <&> \"quoted\" é"),
-            ("description", "line one\nline two"),
-        ]),
+        annotations: map(&[("summary", "api error rate 5.2% <&> \"quoted\" é"), ("description", "line one\nline two")]),
         starts_at_ms: now - 60_000,
         ends_at_ms: Some(now + 3_600_000),
         generator_url: "http://tidemark:9090/graph?g0.expr=rate%28x%5B5m%5D%29&g0.tab=1".into(),
@@ -60,7 +57,10 @@ fn a_firing_alert_and_its_resolution_reach_the_webhook() {
         a["labels"],
         json!({"alertname": "TidemarkNotifierTest", "severity": "page", "job": "api", "cluster": "eu1"})
     );
-    assert_eq!(a["annotations"], json!({"summary": "api error rate 5.2% <&> \"quoted\" é", "description": "line one\nline two"}));
+    assert_eq!(
+        a["annotations"],
+        json!({"summary": "api error rate 5.2% <&> \"quoted\" é", "description": "line one\nline two"})
+    );
     assert_eq!(a["generatorURL"], firing.generator_url.as_str());
     let starts = a["startsAt"].as_str().expect("startsAt");
     assert!(starts.starts_with(&format_secs(firing.starts_at_ms)), "{starts} vs {}", firing.starts_at_ms);

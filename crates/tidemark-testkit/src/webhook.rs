@@ -156,8 +156,7 @@ impl WebhookReceiver {
             }
             let now = Instant::now();
             if now >= deadline {
-                let seen: Vec<String> =
-                    reqs.iter().map(|r| format!("{} {} {}", r.method, r.path, r.text())).collect();
+                let seen: Vec<String> = reqs.iter().map(|r| format!("{} {} {}", r.method, r.path, r.text())).collect();
                 return Err(KitError::Timeout {
                     what: format!("the expected requests at {}", self.url()),
                     timeout,
@@ -232,7 +231,9 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
                 continue;
             }
             Parse::Bad(status) => {
-                let _ = stream.write_all(format!("HTTP/1.1 {status} Bad\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").as_bytes());
+                let _ = stream.write_all(
+                    format!("HTTP/1.1 {status} Bad\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+                );
                 return;
             }
             Parse::Incomplete => {}

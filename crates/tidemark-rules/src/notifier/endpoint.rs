@@ -109,7 +109,8 @@ pub(crate) fn agent(timeout: Duration, tls: &NotifierTls) -> Result<ureq::Agent,
 }
 
 fn tls_config(t: &NotifierTls) -> Result<ureq::tls::TlsConfig, NotifierError> {
-    let bad = |what: &str, p: &Path, reason: String| NotifierError::Tls { what: what.to_string(), path: p.into(), reason };
+    let bad =
+        |what: &str, p: &Path, reason: String| NotifierError::Tls { what: what.to_string(), path: p.into(), reason };
     let certs = |what: &str, p: &Path| -> Result<Vec<ureq::tls::Certificate<'static>>, NotifierError> {
         let bytes = std::fs::read(p).map_err(|e| bad(what, p, e.to_string()))?;
         let mut out = Vec::new();
