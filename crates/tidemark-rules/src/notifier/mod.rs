@@ -7,26 +7,6 @@
 //! the oldest queued alerts, at most `max_batch` per request, to
 //! `<url>/api/v2/alerts`. What is sent when (resend delay, `endsAt`) is the
 //! alerting code's business, not this module's.
-//!
-//! ```no_run
-//! use std::collections::BTreeMap;
-//! use tidemark_rules::{Alert, Notifier, NotifierOptions};
-//!
-//! let mut opts = NotifierOptions::new(["http://127.0.0.1:9093"]);
-//! opts.external_labels.insert("cluster".into(), "eu1".into());
-//! let notifier = Notifier::start(opts)?;
-//! notifier.send(vec![Alert {
-//!     labels: BTreeMap::from([("alertname".into(), "HighErrorRate".into())]),
-//!     annotations: BTreeMap::new(),
-//!     starts_at_ms: 1_700_000_000_000,
-//!     ends_at_ms: Some(1_700_000_240_000),
-//!     generator_url: String::new(),
-//! }]);
-//! let stats = notifier.stats();
-//! assert_eq!(stats.alertmanagers.len(), 1);
-//! notifier.stop(); // sends what is queued, for at most `drain_timeout`
-//! # Ok::<(), tidemark_rules::NotifierError>(())
-//! ```
 
 mod alert;
 mod endpoint;
@@ -247,6 +227,26 @@ pub struct AlertmanagerStats {
 /// Notifies Alertmanagers; `Send + Sync`, share it behind an `Arc`.
 ///
 /// Dropping it calls [`Notifier::stop`].
+///
+/// ```no_run
+/// use std::collections::BTreeMap;
+/// use tidemark_rules::{Alert, Notifier, NotifierOptions};
+///
+/// let mut opts = NotifierOptions::new(["http://127.0.0.1:9093"]);
+/// opts.external_labels.insert("cluster".into(), "eu1".into());
+/// let notifier = Notifier::start(opts)?;
+/// notifier.send(vec![Alert {
+///     labels: BTreeMap::from([("alertname".into(), "HighErrorRate".into())]),
+///     annotations: BTreeMap::new(),
+///     starts_at_ms: 1_700_000_000_000,
+///     ends_at_ms: Some(1_700_000_240_000),
+///     generator_url: String::new(),
+/// }]);
+/// let stats = notifier.stats();
+/// assert_eq!(stats.alertmanagers.len(), 1);
+/// notifier.stop(); // sends what is queued, for at most `drain_timeout`
+/// # Ok::<(), tidemark_rules::NotifierError>(())
+/// ```
 #[derive(Debug)]
 pub struct Notifier {
     senders: Vec<Arc<Sender>>,
