@@ -127,3 +127,96 @@ fn format_secs(ms: i64) -> String {
         .expect("date(1)");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// A CA and a server certificate for 127.0.0.1, and an Alertmanager web
+/// config with TLS and basic auth (`alice` / `correct horse`), in `dir`.
+fn tls_web_config(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, "notifier test CA");
+    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().expect("key")).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let mut sp = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("server params");
+    sp.distinguished_name.push(DnType::CommonName, "alertmanager");
+    let cert = sp.signed_by(&key, &ca).expect("server cert");
+    let write = |name: &str, text: &str| std::fs::write(dir.join(name), text).expect("write");
+    write("ca.crt", &ca.pem());
+    write("server.crt", &cert.pem());
+    write("server.key", &key.serialize_pem());
+    let hash = bcrypt::hash("correct horse", 4).expect("bcrypt");
+    let web = dir.join("web.yml");
+    let cfg = format!(
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  alice: '{hash}'\n",
+        dir.join("server.crt").display(),
+        dir.join("server.key").display()
+    );
+    std::fs::write(&web, cfg).expect("write web.yml");
+    (web, ca.pem())
+}
+
+#[test]
+fn https_with_a_ca_file_and_url_credentials_reaches_a_tls_alertmanager() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (web, ca_pem) = tls_web_config(dir.path());
+    let hook = WebhookReceiver::start().expect("webhook receiver");
+    let mut cfg = AlertmanagerConfig::new(format!("{}/hook", hook.url()));
+    cfg.args = vec![format!("--web.config.file={}", web.display())];
+    let tls = tidemark_testkit::TlsClient { ca_pem: Some(ca_pem.into_bytes()), client_cert: None };
+    let client = tidemark_testkit::Http::with_tls(Duration::from_secs(10), &tls).expect("client");
+    cfg.client = Some((client.basic_auth("alice", "correct horse"), true));
+    let am = Alertmanager::start(cfg).expect("alertmanager over TLS");
+    let port = am.port();
+
+    let with = |url: String, ca: bool| {
+        let mut o = NotifierOptions::new([url]);
+        if ca {
+            o.tls.ca_file = Some(dir.path().join("ca.crt"));
+        }
+        o.timeout = Duration::from_secs(10);
+        Notifier::start(o).expect("notifier")
+    };
+    let good = with(format!("https://alice:correct%20horse@127.0.0.1:{port}"), true);
+    let wrong_password = with(format!("https://alice:wrong@127.0.0.1:{port}"), true);
+    let untrusted = with(format!("https://alice:correct%20horse@127.0.0.1:{port}"), false);
+    let alert = |name: &str| Alert {
+        labels: map(&[("alertname", name)]),
+        annotations: BTreeMap::new(),
+        starts_at_ms: now_ms(),
+        ends_at_ms: Some(now_ms() + 600_000),
+        generator_url: String::new(),
+    };
+    good.send(vec![alert("TidemarkTls")]);
+    wrong_password.send(vec![alert("TidemarkWrongPassword")]);
+    untrusted.send(vec![alert("TidemarkUntrusted")]);
+    hook.wait_for(|r| !notifications_with(r, "TidemarkTls", "firing").is_empty(), WAIT)
+        .unwrap_or_else(|e| panic!("{e}\nalertmanager log:\n{}", am.log_tail(30)));
+    assert_eq!(good.stats().alertmanagers[0].sent_total, 1);
+
+    let failed = |n: &Notifier| {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let s = n.stats().alertmanagers[0].clone();
+            if s.failed_requests_total > 0 {
+                return s;
+            }
+            assert!(std::time::Instant::now() < deadline, "no failure recorded: {s:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let s = failed(&wrong_password);
+    assert!(s.last_error.as_deref().unwrap_or("").contains("401"), "{s:?}");
+    assert_eq!((s.sent_total, s.errors_total), (0, 1));
+    let s = failed(&untrusted);
+    assert!(s.last_error.as_deref().unwrap_or("").contains("UnknownIssuer"), "{s:?}");
+    assert_eq!((s.sent_total, s.errors_total), (0, 1), "{s:?}");
+    // Neither failure leaks the password into what is shown.
+    for n in [&good, &wrong_password, &untrusted] {
+        let shown = format!("{:?}", n.stats());
+        assert!(!shown.contains("correct") && !shown.contains("wrong"), "{shown}");
+    }
+    let held: Value = serde_json::from_str(&am.api_v2_alerts().expect("GET over TLS")).expect("JSON");
+    let names: Vec<&str> =
+        held.as_array().expect("array").iter().filter_map(|a| a["labels"]["alertname"].as_str()).collect();
+    assert_eq!(names, ["TidemarkTls"]);
+}

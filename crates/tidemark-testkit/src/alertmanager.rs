@@ -35,6 +35,11 @@ pub struct AlertmanagerConfig {
     pub args: Vec<String>,
     /// How long to wait for `/-/ready`. Default: 30 s.
     pub ready_timeout: Duration,
+    /// The client for `/-/ready` and [`Alertmanager::api_v2_alerts`], and
+    /// whether the server speaks HTTPS: set it when `args` include a
+    /// `--web.config.file` with TLS or basic auth. Default: `None`, plain
+    /// HTTP without credentials.
+    pub client: Option<(Http, bool)>,
 }
 
 impl AlertmanagerConfig {
@@ -50,6 +55,7 @@ impl AlertmanagerConfig {
             config_yaml: None,
             args: Vec::new(),
             ready_timeout: Duration::from_secs(30),
+            client: None,
         }
     }
 
@@ -94,6 +100,8 @@ impl AlertmanagerConfig {
 #[derive(Debug)]
 pub struct Alertmanager {
     process: PeerProcess,
+    client: Http,
+    https: bool,
 }
 
 impl Deref for Alertmanager {
@@ -133,20 +141,32 @@ impl Alertmanager {
         ];
         args.extend(config.args.iter().map(OsString::from));
         let mut process = PeerProcess::spawn("alertmanager", &bin, &args, port, work)?;
-        process.wait_ready("/-/ready", config.ready_timeout)?;
-        Ok(Alertmanager { process })
+        let (client, https) = config.client.unwrap_or_else(|| (Http::new(Duration::from_secs(10)), false));
+        let scheme = if https { "https" } else { "http" };
+        process.wait_ready_with(&client, &format!("{scheme}://127.0.0.1:{port}/-/ready"), config.ready_timeout)?;
+        Ok(Alertmanager { process, client, https })
     }
 
-    /// `http://127.0.0.1:<port>/api/v2/alerts`, where alerts are posted.
+    /// `https://127.0.0.1:<port>` when served over TLS, else the plain
+    /// [`PeerProcess::url`].
+    pub fn base_url(&self) -> String {
+        if self.https {
+            format!("https://127.0.0.1:{}", self.port())
+        } else {
+            self.url()
+        }
+    }
+
+    /// `<base_url>/api/v2/alerts`, where alerts are posted.
     pub fn alerts_url(&self) -> String {
-        format!("{}/api/v2/alerts", self.url())
+        format!("{}/api/v2/alerts", self.base_url())
     }
 
     /// `GET /api/v2/alerts`: the JSON array of the alerts it holds (with
     /// `status.state`, `startsAt`, `endsAt`, `labels`, `annotations`).
     pub fn api_v2_alerts(&self) -> Result<String, KitError> {
         let url = self.alerts_url();
-        let r = Http::new(Duration::from_secs(10)).get(&url)?;
+        let r = self.client.get(&url)?;
         if !r.is_success() {
             return Err(KitError::Http { method: "GET", url, message: format!("status {}: {}", r.status, r.text()) });
         }
