@@ -9,10 +9,9 @@
 #![deny(missing_docs)]
 
 mod model;
-mod notifier;
+pub mod notifier;
 
 pub use model::{GroupSpec, RuleKind, RuleSpec};
 pub use notifier::{
-    Alert, AlertmanagerAuth, AlertmanagerStats, Notifier, NotifierError, NotifierOptions, NotifierStats, NotifierTls,
-    DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY, DEFAULT_TIMEOUT,
+    AlertmanagerAuth, AlertmanagerStats, Notifier, NotifierError, NotifierOptions, NotifierStats, NotifierTls,
 };

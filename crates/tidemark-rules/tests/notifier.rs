@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tidemark_rules::{Alert, AlertmanagerStats, Notifier, NotifierOptions};
+use tidemark_rules::notifier::Alert;
+use tidemark_rules::{AlertmanagerStats, Notifier, NotifierOptions};
 use tidemark_testkit::{free_port, ReceivedRequest, WebhookReceiver};
 
 const WAIT: Duration = Duration::from_secs(20);

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tidemark_rules::{Alert, Notifier, NotifierOptions};
+use tidemark_rules::notifier::Alert;
+use tidemark_rules::{Notifier, NotifierOptions};
 use tidemark_testkit::{now_ms, Alertmanager, AlertmanagerConfig, ReceivedRequest, WebhookReceiver};
 
 const WAIT: Duration = Duration::from_secs(60);

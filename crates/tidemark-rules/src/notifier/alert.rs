@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 ///
 /// ```
 /// use std::collections::BTreeMap;
-/// use tidemark_rules::Alert;
+/// use tidemark_rules::notifier::Alert;
 ///
 /// let alert = Alert {
 ///     labels: BTreeMap::from([("alertname".to_string(), "HighErrorRate".to_string())]),

@@ -230,7 +230,8 @@ pub struct AlertmanagerStats {
 ///
 /// ```no_run
 /// use std::collections::BTreeMap;
-/// use tidemark_rules::{Alert, Notifier, NotifierOptions};
+/// use tidemark_rules::notifier::Alert;
+/// use tidemark_rules::{Notifier, NotifierOptions};
 ///
 /// let mut opts = NotifierOptions::new(["http://127.0.0.1:9093"]);
 /// opts.external_labels.insert("cluster".into(), "eu1".into());
