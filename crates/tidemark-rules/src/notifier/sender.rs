@@ -104,6 +104,11 @@ impl Sender {
     /// what is still queued, so the thread exits once that request ends.
     pub(crate) fn abandon(&self) {
         let n = self.state.lock().queue.clear();
+        self.count_undrained(n);
+    }
+
+    /// Counts `n` alerts left unsent by the shutdown drain as dropped.
+    fn count_undrained(&self, n: usize) {
         if n > 0 {
             self.dropped.fetch_add(n as u64, Ordering::Relaxed);
             tracing::warn!(alertmanager = %self.endpoint.name, count = n, "alert notifications still queued at the end of the shutdown drain, dropping them");
@@ -140,9 +145,7 @@ impl Sender {
                     let deadline = st.drain_until;
                     if !st.queue.is_empty() {
                         if deadline.is_some_and(|d| Instant::now() >= d) {
-                            let n = st.queue.clear();
-                            self.dropped.fetch_add(n as u64, Ordering::Relaxed);
-                            tracing::warn!(alertmanager = %self.endpoint.name, count = n, "alert notifications still queued at the end of the shutdown drain, dropping them");
+                            self.count_undrained(st.queue.clear());
                             return;
                         }
                         break (st.queue.pop_batch(self.max_batch), deadline);
@@ -158,6 +161,12 @@ impl Sender {
                 Some(d) => timeout.min(d.saturating_duration_since(Instant::now())),
                 None => timeout,
             };
+            if limit.is_zero() {
+                // The deadline passed between taking the batch and sending it.
+                let queued = self.state.lock().queue.clear();
+                self.count_undrained(batch.len() + queued);
+                return;
+            }
             self.post(agent, &batch, limit);
         }
     }
@@ -167,12 +176,7 @@ impl Sender {
         let body = encode_batch(batch);
         let begin = Instant::now();
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let result = if limit.is_zero() {
-            Err("no time left before the shutdown deadline".to_string())
-        } else {
-            self.request(agent, body.as_bytes(), limit)
-        };
-        match result {
+        match self.request(agent, body.as_bytes(), limit) {
             Ok(()) => {
                 let nanos = u64::try_from(begin.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
                 self.last_latency_nanos.store(nanos, Ordering::Relaxed);
