@@ -28,3 +28,6 @@ pub use manager::RuleManager;
 pub use model::{GroupSpec, RuleKind, RuleSpec};
 pub use recording::RecordingRule;
 pub use status::{RuleHealth, RuleStatus};
+pub use notifier::{
+    AlertmanagerAuth, AlertmanagerStats, Notifier, NotifierError, NotifierOptions, NotifierStats, NotifierTls,
+};
