@@ -9,5 +9,7 @@
 #![deny(missing_docs)]
 
 mod model;
+mod template;
 
 pub use model::{GroupSpec, RuleKind, RuleSpec};
+pub use template::{check_alert_template, expand_alert_template, QueryRunner, QuerySample, TemplateData, TemplateError};

@@ -1,0 +1,202 @@
+//! Alert label and annotation templates, expanded as Prometheus expands
+//! them: Go's `text/template` with `missingkey=zero`, Prometheus' function
+//! table (`template/template.go`), the `$labels`/`$value` prefix and the
+//! `__alert_<name>` template name of `rules/alerting.go`.
+//!
+//! The rendered text, and the text of every error, is meant to equal
+//! Prometheus 2.42's byte for byte; `tests/template_oracle.rs` checks that
+//! against `promtool test rules`.
+//!
+//! # Why not `gtmpl`
+//!
+//! The `gtmpl` crate implements Go templates over its own dynamic value
+//! type. It does not give Go's output where alerts need it: numbers are
+//! printed through Rust's formatting (`1000000` where Go prints `1e+06`,
+//! no `+Inf`), `printf` is not Go's `fmt`, errors do not carry Go's
+//! `template: NAME:LINE:COL: executing "NAME" at <...>` text, and functions
+//! see untyped values, so Go's argument checks (`wrong type for value;
+//! expected string; got float64`) cannot be reproduced. Closing those gaps
+//! would mean replacing its value model, printer and executor, so this
+//! module has its own lexer, parser and executor for the language, small
+//! enough to follow Go's source closely:
+//!
+//! - `lex`, `parse`: Go's `text/template/parse`, with node positions and
+//!   Go's `Node.String()` for error messages;
+//! - `exec`: Go's `exec.go` (pipelines, variables, `if`/`else if`/`range`/
+//!   `with`/`break`/`continue`, `define`/`template`/`block`);
+//! - `value`: the Go types Prometheus exposes (strings, float64, maps,
+//!   `*sample`, `queryResult`, `*time.Time`, the alert data struct);
+//! - `gofmt`, `gotime`: `fmt.Sprint*`, `strconv.Quote`, `time.Time.String`;
+//! - `funcs`: Go's builtins and Prometheus' functions with their Go
+//!   parameter types.
+//!
+//! Known differences from Go, all outside what alert templates do: nesting
+//! is limited to 100 levels of parentheses/blocks and 100 nested
+//! `{{template}}` calls (Go: 10000 and 100000); one expansion may evaluate
+//! at most 10 million nodes and build at most 16 MiB; complex number
+//! literals are rejected; `%x` of a float is not supported; `sortByLabel`
+//! returns a sorted copy (Go sorts the argument in place); a printed
+//! `*sample` inside a list shows an address no Go run would reproduce
+//! either; only the `Unix`, `UnixMilli`, `UnixNano` and `String` methods
+//! of `toTime`'s result are callable.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+mod exec;
+mod funcs;
+mod gofmt;
+mod gotime;
+mod lex;
+mod parse;
+mod value;
+
+use value::{AlertData, Value};
+
+/// What an alert's templates see: Prometheus' `AlertTemplateData`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TemplateData {
+    /// The alert's labels (the expression result's labels), `$labels`.
+    pub labels: BTreeMap<String, String>,
+    /// The configured external labels, `$externalLabels`.
+    pub external_labels: BTreeMap<String, String>,
+    /// The external URL, `$externalURL`; also what the `externalURL` and
+    /// `pathPrefix` functions use. Empty means none: those two functions
+    /// then fail as they do in Prometheus without one (as in `promtool`).
+    pub external_url: String,
+    /// The sample value, `$value`.
+    pub value: f64,
+}
+
+/// One sample of an instant query run by the `query` template function.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuerySample {
+    /// The series' labels, `__name__` included when present.
+    pub labels: BTreeMap<String, String>,
+    /// The sample value.
+    pub value: f64,
+}
+
+/// Runs PromQL for the `query` template function.
+pub trait QueryRunner: Send + Sync {
+    /// Evaluates `expr` as an instant query at `t_ms` (milliseconds since
+    /// the epoch). An `Err` is shown as
+    /// `error calling query: <text>`, so give the engine's own message.
+    fn query(&self, expr: &str, t_ms: i64) -> Result<Vec<QuerySample>, String>;
+}
+
+/// A template that cannot be parsed or fails while running. `Display`
+/// is Prometheus' error text, so an alert's annotation reads
+/// `format!("<error expanding template: {e}>")` exactly as Prometheus'.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TemplateError {
+    /// Expansion could not parse the template:
+    /// `error parsing template __alert_X: template: __alert_X:1: ...`.
+    #[error("error parsing template {name}: {message}")]
+    Parse {
+        /// The template's name (`__alert_<alert>`).
+        name: String,
+        /// Go's parse error (`template: NAME:LINE: ...`).
+        message: String,
+    },
+    /// Expansion failed while running:
+    /// `error executing template __alert_X: template: __alert_X:1:52: executing ...`.
+    #[error("error executing template {name}: {message}")]
+    Exec {
+        /// The template's name.
+        name: String,
+        /// Go's execution error (`template: NAME:LINE:COL: executing ...`).
+        message: String,
+    },
+    /// [`check_alert_template`] found a syntax error; `Display` is Go's
+    /// parse error alone, as `promtool check rules` prints it.
+    #[error("{message}")]
+    Check {
+        /// The template's name.
+        name: String,
+        /// Go's parse error (`template: NAME:LINE: ...`).
+        message: String,
+    },
+}
+
+impl TemplateError {
+    /// Go's error text without Prometheus' `error ... template NAME: ` prefix.
+    pub fn go_message(&self) -> &str {
+        match self {
+            TemplateError::Parse { message, .. }
+            | TemplateError::Exec { message, .. }
+            | TemplateError::Check { message, .. } => message,
+        }
+    }
+}
+
+/// The variables `rules/alerting.go` defines before every alert template.
+const DEFS: &str =
+    "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}";
+
+fn has_func(name: &str) -> bool {
+    funcs::lookup(name).is_some()
+}
+
+/// Expands an alert template as `rules/alerting.go` does (defs prefix,
+/// name `__alert_<alert>`), at evaluation time `t_ms`; `query` runs the
+/// `query` function (without one, `query` fails as with a nil query
+/// function).
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use tidemark_rules::{expand_alert_template, TemplateData};
+///
+/// let data = TemplateData {
+///     labels: BTreeMap::from([("instance".to_string(), "db-1:9100".to_string())]),
+///     value: 0.9512,
+///     ..TemplateData::default()
+/// };
+/// let text = "{{ $labels.instance | stripPort }} at {{ $value | humanizePercentage }}";
+/// assert_eq!(expand_alert_template("DiskFull", text, &data, 0, None).unwrap(), "db-1 at 95.12%");
+///
+/// let err = expand_alert_template("DiskFull", "{{ humanize \"x\" }}", &data, 0, None).unwrap_err();
+/// assert_eq!(
+///     format!("<error expanding template: {err}>"),
+///     "<error expanding template: error executing template __alert_DiskFull: template: __alert_DiskFull:1:117: \
+///      executing \"__alert_DiskFull\" at <humanize \"x\">: error calling humanize: \
+///      strconv.ParseFloat: parsing \"x\": invalid syntax>"
+/// );
+/// ```
+pub fn expand_alert_template(
+    alert_name: &str,
+    text: &str,
+    data: &TemplateData,
+    t_ms: i64,
+    query: Option<&dyn QueryRunner>,
+) -> Result<String, TemplateError> {
+    let name = format!("__alert_{alert_name}");
+    let full = format!("{DEFS}{text}");
+    let parsed = parse::parse(&name, &full, &has_func)
+        .map_err(|message| TemplateError::Parse { name: name.clone(), message })?;
+    let root = Value::Data(Rc::new(AlertData {
+        labels: Value::string_map(&data.labels),
+        external_labels: Value::string_map(&data.external_labels),
+        external_url: Rc::from(data.external_url.as_str()),
+        value: data.value,
+    }));
+    let env = funcs::Env { query, t_ms, external_url: &data.external_url };
+    exec::execute(&parsed, &full, &name, root, &env).map_err(|message| TemplateError::Exec { name, message })
+}
+
+/// Parses an alert template without running it, as `promtool check rules`
+/// does, so rule files can be rejected before they are loaded.
+///
+/// ```
+/// use tidemark_rules::check_alert_template;
+///
+/// assert!(check_alert_template("X", "{{ $value | humanize }}").is_ok());
+/// let err = check_alert_template("X", "{{ nope }}").unwrap_err();
+/// assert_eq!(err.to_string(), "template: __alert_X:1: function \"nope\" not defined");
+/// ```
+pub fn check_alert_template(alert_name: &str, text: &str) -> Result<(), TemplateError> {
+    let name = format!("__alert_{alert_name}");
+    let full = format!("{DEFS}{text}");
+    parse::parse(&name, &full, &has_func).map(|_| ()).map_err(|message| TemplateError::Check { name, message })
+}
