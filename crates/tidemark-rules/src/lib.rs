@@ -12,4 +12,5 @@ mod model;
 mod template;
 
 pub use model::{GroupSpec, RuleKind, RuleSpec};
-pub use template::{check_alert_template, expand_alert_template, QueryRunner, QuerySample, TemplateData, TemplateError};
+pub use template::{
+    check_alert_template, expand_alert_template, expand_alert_template_with_url, QueryRunner, QuerySample, TemplateData, TemplateError};

@@ -231,7 +231,7 @@ impl<'a> State<'a> {
         let r = (|| {
             let val = self.eval_pipeline(dot, pipe)?;
             let mark = self.vars.len();
-            let mut one = |s: &mut Self, index: Value, elem: Value| -> EResult<Flow> {
+            let one = |s: &mut Self, index: Value, elem: Value| -> EResult<Flow> {
                 let n = s.vars.len();
                 if !pipe.decl.is_empty() {
                     s.vars[n - 1].1 = elem.clone();
@@ -558,7 +558,6 @@ impl<'a> State<'a> {
             (Value::Invalid, p) => Err(self.errorf(format!("invalid value; expected {}", p.type_name()))),
             (_, Param::Any)
             | (Value::Str(_), Param::Str)
-            | (Value::Float(_), Param::Float)
             | (Value::Sample(_) | Value::NilSample, Param::SamplePtr)
             | (Value::Vector(_), Param::QueryResult) => Ok(value),
             (v, p) => Err(self.errorf(format!("wrong type for value; expected {}; got {}", p.type_name(), v.type_name()))),
@@ -587,17 +586,12 @@ impl<'a> State<'a> {
                 return match typ {
                     Some(Param::Any) | None => Ok(Value::Bool(*val)),
                     Some(Param::Str) => Err(self.errorf(format!("expected string; found {n}"))),
-                    Some(Param::Float) => Err(self.errorf(format!("expected float; found {n}"))),
                     Some(p) => Err(self.errorf(format!("can't handle {n} for arg of type {}", p.type_name()))),
                 };
             }
-            Arg::Number { num, .. } => {
+            Arg::Number { .. } => {
                 return match typ {
                     Some(Param::Any) | None => self.ideal_constant(n),
-                    Some(Param::Float) => match num.float {
-                        Some(f) => Ok(Value::Float(f)),
-                        None => Err(self.errorf(format!("expected float; found {n}"))),
-                    },
                     Some(Param::Str) => Err(self.errorf(format!("expected string; found {n}"))),
                     Some(p) => Err(self.errorf(format!("can't handle {n} for arg of type {}", p.type_name()))),
                 };
@@ -605,7 +599,6 @@ impl<'a> State<'a> {
             Arg::Str { text, .. } => {
                 return match typ {
                     Some(Param::Any | Param::Str) | None => Ok(Value::str(text)),
-                    Some(Param::Float) => Err(self.errorf(format!("expected float; found {n}"))),
                     Some(p) => Err(self.errorf(format!("can't handle {n} for arg of type {}", p.type_name()))),
                 };
             }

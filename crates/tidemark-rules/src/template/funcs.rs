@@ -17,7 +17,6 @@ pub(crate) enum Param {
     /// `interface{}` or `reflect.Value`: anything goes.
     Any,
     Str,
-    Float,
     SamplePtr,
     QueryResult,
 }
@@ -27,7 +26,6 @@ impl Param {
         match self {
             Param::Any => "interface {}",
             Param::Str => "string",
-            Param::Float => "float64",
             Param::SamplePtr => "*template.sample",
             Param::QueryResult => "template.queryResult",
         }
@@ -47,11 +45,11 @@ pub(crate) const NO_FUNC: Spec = Spec { params: &[], variadic: None };
 pub(crate) struct Env<'a> {
     pub query: Option<&'a dyn QueryRunner>,
     pub t_ms: i64,
-    /// The external URL; empty means none (Prometheus' nil URL).
-    pub external_url: &'a str,
+    /// The external URL; `None` is Prometheus' nil URL.
+    pub external_url: Option<&'a str>,
 }
 
-use Param::{Any, Float, QueryResult, SamplePtr, Str};
+use Param::{Any, QueryResult, SamplePtr, Str};
 
 const fn fixed(params: &'static [Param]) -> Spec {
     Spec { params, variadic: None }
@@ -197,12 +195,12 @@ pub(crate) fn call(name: &str, args: Vec<Value>, env: &Env<'_>) -> Result<Value,
             None => return Err("value is NaN or Inf".into()),
             Some(ns) => Value::Time(ns),
         },
-        "pathPrefix" => match parse_url(env.external_url) {
+        "pathPrefix" => match env.external_url.and_then(parse_url) {
             Some(u) => Value::str(&u.path),
             None => return Err(NIL_DEREF.into()),
         },
-        "externalURL" => match parse_url(env.external_url) {
-            Some(_) => Value::str(env.external_url),
+        "externalURL" => match env.external_url.and_then(parse_url) {
+            Some(u) => Value::str(&u.text),
             None => return Err(NIL_DEREF.into()),
         },
         "parseDuration" => Value::Float(parse_duration(s(0))?),
@@ -587,6 +585,7 @@ fn strip_domain(hp: &str) -> String {
 }
 
 struct Url {
+    text: String,
     path: String,
 }
 
@@ -598,10 +597,10 @@ fn parse_url(s: &str) -> Option<Url> {
     let rest = s.split(['?', '#']).next().unwrap_or("");
     let after_scheme = match rest.find("://") {
         Some(i) => &rest[i + 3..],
-        None => return Some(Url { path: percent_decode(rest) }),
+        None => return Some(Url { text: s.to_string(), path: percent_decode(rest) }),
     };
     let path = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
-    Some(Url { path: percent_decode(path) })
+    Some(Url { text: s.to_string(), path: percent_decode(path) })
 }
 
 fn percent_decode(s: &str) -> String {

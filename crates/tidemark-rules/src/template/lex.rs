@@ -408,11 +408,12 @@ impl Lexer<'_> {
                 State::InsideAction
             }
             ')' => {
+                // The parser sees the paren first and reports it in context.
+                self.emit(Kind::RightParen);
                 self.paren_depth -= 1;
                 if self.paren_depth < 0 {
                     return self.errorf(format!("unexpected right paren {}", sharp_u(r)));
                 }
-                self.emit(Kind::RightParen);
                 State::InsideAction
             }
             c if c.is_ascii() && !c.is_ascii_control() => {

@@ -159,7 +159,7 @@ fn has_func(name: &str) -> bool {
 /// let err = expand_alert_template("DiskFull", "{{ humanize \"x\" }}", &data, 0, None).unwrap_err();
 /// assert_eq!(
 ///     format!("<error expanding template: {err}>"),
-///     "<error expanding template: error executing template __alert_DiskFull: template: __alert_DiskFull:1:117: \
+///     "<error expanding template: error executing template __alert_DiskFull: template: __alert_DiskFull:1:115: \
 ///      executing \"__alert_DiskFull\" at <humanize \"x\">: error calling humanize: \
 ///      strconv.ParseFloat: parsing \"x\": invalid syntax>"
 /// );
@@ -171,6 +171,23 @@ pub fn expand_alert_template(
     t_ms: i64,
     query: Option<&dyn QueryRunner>,
 ) -> Result<String, TemplateError> {
+    let url = (!data.external_url.is_empty()).then_some(data.external_url.as_str());
+    expand_alert_template_with_url(alert_name, text, data, t_ms, query, url)
+}
+
+/// [`expand_alert_template`] with the URL that the `externalURL` and
+/// `pathPrefix` functions see given apart from `$externalURL`. Prometheus
+/// takes them from two places (the rule's external URL string, and the
+/// rule manager's parsed URL); `promtool test rules` sets only the first,
+/// so its `externalURL`/`pathPrefix` fail as with `None` here.
+pub fn expand_alert_template_with_url(
+    alert_name: &str,
+    text: &str,
+    data: &TemplateData,
+    t_ms: i64,
+    query: Option<&dyn QueryRunner>,
+    function_url: Option<&str>,
+) -> Result<String, TemplateError> {
     let name = format!("__alert_{alert_name}");
     let full = format!("{DEFS}{text}");
     let parsed = parse::parse(&name, &full, &has_func)
@@ -181,7 +198,7 @@ pub fn expand_alert_template(
         external_url: Rc::from(data.external_url.as_str()),
         value: data.value,
     }));
-    let env = funcs::Env { query, t_ms, external_url: &data.external_url };
+    let env = funcs::Env { query, t_ms, external_url: function_url };
     exec::execute(&parsed, &full, &name, root, &env).map_err(|message| TemplateError::Exec { name, message })
 }
 

@@ -230,6 +230,8 @@ struct Parser<'a> {
     trees: BTreeMap<String, List>,
     depth: usize,
     range_depth: usize,
+    /// Line of the `{{` of the action being parsed (0 outside actions).
+    action_line: usize,
 }
 
 type PResult<T> = Result<T, String>;
@@ -239,7 +241,7 @@ type PResult<T> = Result<T, String>;
 pub(crate) fn parse(name: &str, text: &str, has_func: &dyn Fn(&str) -> bool) -> Result<Parsed, String> {
     let toks = lex(text);
     let mut p =
-        Parser { name, toks, i: 0, hi: 0, vars: vec!["$".into()], has_func, trees: BTreeMap::new(), depth: 0, range_depth: 0 };
+        Parser { name, toks, i: 0, hi: 0, vars: vec!["$".into()], has_func, trees: BTreeMap::new(), depth: 0, range_depth: 0, action_line: 0 };
     let root = p.parse_top()?;
     p.add(name.to_string(), root)?;
     Ok(Parsed { trees: p.trees })
@@ -291,6 +293,16 @@ impl Parser<'_> {
     }
 
     fn unexpected<T>(&self, t: &Token, context: &str) -> PResult<T> {
+        if t.kind == Kind::Error {
+            let mut extra = String::new();
+            if self.action_line != 0 && self.action_line != t.line {
+                extra = format!(" in action started at {}:{}", self.name, self.action_line);
+                if t.val.ends_with(" action") {
+                    extra = extra[" in action".len()..].to_string();
+                }
+            }
+            return self.errorf(format!("{t}{extra}"));
+        }
         self.errorf(format!("unexpected {t} in {context}"))
     }
 
@@ -381,7 +393,12 @@ impl Parser<'_> {
         let t = self.next_non_space();
         match t.kind {
             Kind::Text => Ok(Item::Node(Node::Text { text: t.val })),
-            Kind::LeftDelim => self.action(),
+            Kind::LeftDelim => {
+                self.action_line = t.line;
+                let r = self.action();
+                self.action_line = 0;
+                r
+            }
             _ => self.unexpected(&t, "input"),
         }
     }
@@ -418,18 +435,18 @@ impl Parser<'_> {
         }
         self.backup();
         let t = self.peek();
-        let pipe = self.pipeline("command")?;
+        let pipe = self.pipeline("command", Kind::RightDelim)?;
         Ok(Item::Node(Node::Action { pos: t.pos, pipe }))
     }
 
-    fn pipeline(&mut self, context: &str) -> PResult<Pipe> {
+    fn pipeline(&mut self, context: &str, end: Kind) -> PResult<Pipe> {
         self.enter()?;
-        let r = self.pipeline_inner(context);
+        let r = self.pipeline_inner(context, end);
         self.depth -= 1;
         r
     }
 
-    fn pipeline_inner(&mut self, context: &str) -> PResult<Pipe> {
+    fn pipeline_inner(&mut self, context: &str, end: Kind) -> PResult<Pipe> {
         let start = self.peek_non_space();
         let mut pipe = Pipe { pos: start.pos, is_assign: false, decl: Vec::new(), cmds: Vec::new() };
         'decls: loop {
@@ -466,7 +483,7 @@ impl Parser<'_> {
         loop {
             let t = self.next_non_space();
             match t.kind {
-                Kind::RightDelim | Kind::RightParen => {
+                k if k == end => {
                     if pipe.cmds.is_empty() {
                         return self.errorf(format!("missing value for {context}"));
                     }
@@ -477,9 +494,6 @@ impl Parser<'_> {
                         ) {
                             return self.errorf(format!("non executable command in pipeline stage {}", i + 1));
                         }
-                    }
-                    if t.kind == Kind::RightParen {
-                        self.backup();
                     }
                     return Ok(pipe);
                 }
@@ -519,7 +533,7 @@ impl Parser<'_> {
             Control::Range => "range",
             Control::With => "with",
         };
-        let pipe = self.pipeline(context)?;
+        let pipe = self.pipeline(context, Kind::RightDelim)?;
         if kind == Control::Range {
             self.range_depth += 1;
         }
@@ -569,7 +583,7 @@ impl Parser<'_> {
         let context = "block clause";
         let t = self.next_non_space();
         let name = self.template_name(&t, context)?;
-        let pipe = self.pipeline(context)?;
+        let pipe = self.pipeline(context, Kind::RightDelim)?;
         let saved = std::mem::replace(&mut self.vars, vec!["$".into()]);
         self.enter()?;
         let listed = self.item_list();
@@ -590,7 +604,7 @@ impl Parser<'_> {
         let mut pipe = None;
         if self.next_non_space().kind != Kind::RightDelim {
             self.backup();
-            pipe = Some(self.pipeline(context)?);
+            pipe = Some(self.pipeline(context, Kind::RightDelim)?);
         }
         Ok(Node::Template { pos: t.pos, name, pipe })
     }
@@ -679,12 +693,7 @@ impl Parser<'_> {
                 Arg::Number { pos: t.pos, num }
             }
             Kind::LeftParen => {
-                let pipe = self.pipeline("parenthesized pipeline")?;
-                let next = self.next();
-                if next.kind != Kind::RightParen {
-                    return self.errorf(format!("unclosed right paren: unexpected {next}"));
-                }
-                Arg::Pipe(Box::new(pipe))
+                Arg::Pipe(Box::new(self.pipeline("parenthesized pipeline", Kind::RightParen)?))
             }
             Kind::String | Kind::RawString => match unquote(&t.val) {
                 Some(text) => Arg::Str { pos: t.pos, quoted: t.val, text },

@@ -23,6 +23,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PAIR = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
+def represent_str(dumper, data):
+    """Quotes strings a YAML 1.2 reader would take for numbers or booleans."""
+    style = None
+    try:
+        float(data)
+        style = "'"
+    except ValueError:
+        if data.lower() in ('', 'true', 'false', 'null', '~', 'yes', 'no', 'on', 'off'):
+            style = "'"
+    return dumper.represent_scalar('tag:yaml.org,2002:str', data, style=style)
+
+
+yaml.SafeDumper.add_representer(str, represent_str)
+
+
 def go_unquote(s):
     out, i = [], 0
     simple = {'n': '\n', 't': '\t', 'r': '\r', 'a': '\a', 'b': '\b', 'f': '\f', 'v': '\v', '\\': '\\', '"': '"', "'": "'"}
