@@ -33,7 +33,7 @@ pub(crate) fn quote(s: &str) -> String {
 
 /// An approximation of Go's `unicode.IsPrint`: no controls, no format
 /// characters, no separators other than the ASCII space.
-fn is_print(c: char) -> bool {
+pub(crate) fn is_print(c: char) -> bool {
     if c == ' ' {
         return true;
     }
@@ -100,105 +100,206 @@ impl Flags {
     }
 }
 
-/// Go's `fmt.Sprintf` for the verbs templates use: `v s q d x X o b c t
-/// e E f F g G T %`, flags `+ - # 0 space`, width and precision (also as
-/// `*`). Misuse reads as Go's does: `%!d(string=x)`, `%!s(MISSING)`,
-/// `%!(EXTRA int=1)`, `%!(NOVERB)`.
+/// Go's `fmt.Sprintf` for the verbs templates use: `v s q d x X o O b c U
+/// t e E f F g G T %`, flags `+ - # 0 space`, width and precision (also
+/// as `*`), argument indexes (`%[2]d`). Misuse reads as Go's does:
+/// `%!d(string=x)`, `%!s(MISSING)`, `%!(EXTRA int=1)`, `%!(NOVERB)`,
+/// `%!d(BADINDEX)`, `%!(BADWIDTH)`, `%!(BADPREC)`.
 pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
+    let b = format.as_bytes();
+    let end = b.len();
     let mut out = String::new();
-    let mut arg_num = 0;
-    let mut chars = format.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
+    let mut p = Printf { arg_num: 0, reordered: false, good_arg_num: true };
+    let mut i = 0;
+    while i < end {
+        p.good_arg_num = true;
+        let last = i;
+        while i < end && b[i] != b'%' {
+            i += 1;
         }
+        if i > last {
+            out.push_str(&format[last..i]);
+        }
+        if i >= end {
+            break;
+        }
+        i += 1;
         let mut f = Flags::default();
-        while let Some(&c) = chars.peek() {
-            match c {
-                '#' => f.sharp = true,
-                '0' => f.zero = !f.minus,
-                '+' => f.plus = true,
-                '-' => {
+        while i < end {
+            match b[i] {
+                b'#' => f.sharp = true,
+                b'0' => f.zero = !f.minus,
+                b'+' => f.plus = true,
+                b'-' => {
                     f.minus = true;
                     f.zero = false;
                 }
-                ' ' => f.space = true,
+                b' ' => f.space = true,
                 _ => break,
             }
-            chars.next();
+            i += 1;
         }
-        if chars.peek() == Some(&'*') {
-            chars.next();
-            match args.get(arg_num) {
-                Some(Value::Int(n)) if (0..=1_000_000).contains(n) => f.wid = Some(*n as usize),
-                Some(Value::Int(n)) if (-1_000_000..0).contains(n) => {
-                    f.wid = Some(n.unsigned_abs() as usize);
+        let mut after_index;
+        (i, after_index) = p.arg_number(format, i, args.len());
+        if i < end && b[i] == b'*' {
+            i += 1;
+            match p.int_from_arg(args) {
+                Some(w) if w < 0 => {
+                    f.wid = Some(w.unsigned_abs() as usize);
                     f.minus = true;
                     f.zero = false;
                 }
-                _ => out.push_str("%!(BADWIDTH)"),
+                Some(w) => f.wid = Some(w as usize),
+                None => out.push_str("%!(BADWIDTH)"),
             }
-            arg_num += 1;
+            after_index = false;
         } else {
-            f.wid = read_num(&mut chars);
-        }
-        if chars.peek() == Some(&'.') {
-            chars.next();
-            if chars.peek() == Some(&'*') {
-                chars.next();
-                match args.get(arg_num) {
-                    Some(Value::Int(n)) if (0..=1_000_000).contains(n) => f.prec = Some(*n as usize),
-                    _ => out.push_str("%!(BADPREC)"),
-                }
-                arg_num += 1;
-            } else {
-                f.prec = Some(read_num(&mut chars).unwrap_or(0));
+            let (w, ni) = parse_num(b, i, end);
+            f.wid = w;
+            i = ni;
+            if after_index && f.wid.is_some() {
+                p.good_arg_num = false;
             }
         }
-        let Some(verb) = chars.next() else {
+        if i + 1 < end && b[i] == b'.' {
+            i += 1;
+            if after_index {
+                p.good_arg_num = false;
+            }
+            (i, after_index) = p.arg_number(format, i, args.len());
+            if i < end && b[i] == b'*' {
+                i += 1;
+                match p.int_from_arg(args) {
+                    Some(n) if n >= 0 => f.prec = Some(n as usize),
+                    Some(_) => f.prec = None,
+                    None => out.push_str("%!(BADPREC)"),
+                }
+                after_index = false;
+            } else {
+                let (n, ni) = parse_num(b, i, end);
+                f.prec = Some(n.unwrap_or(0));
+                i = ni;
+            }
+        }
+        if !after_index {
+            (i, _) = p.arg_number(format, i, args.len());
+        }
+        if i >= end {
             out.push_str("%!(NOVERB)");
             break;
-        };
+        }
+        let verb = format[i..].chars().next().unwrap_or('\u{FFFD}');
+        i += verb.len_utf8();
         if verb == '%' {
             out.push('%');
-            continue;
-        }
-        match args.get(arg_num) {
-            None => {
-                out.push_str("%!");
-                out.push(verb);
-                out.push_str("(MISSING)");
+        } else if !p.good_arg_num {
+            out.push_str("%!");
+            out.push(verb);
+            out.push_str("(BADINDEX)");
+        } else if p.arg_num >= args.len() {
+            out.push_str("%!");
+            out.push(verb);
+            out.push_str("(MISSING)");
+        } else {
+            if verb == 'v' {
+                // `%+v` and `%#v` select Go's struct-field and Go-syntax
+                // forms; neither shows a sign or prefix on a number.
+                f.plus = false;
+                f.sharp = false;
             }
-            Some(a) => {
-                fmt_arg(&mut out, a, verb, f, 0);
-                arg_num += 1;
-            }
+            fmt_arg(&mut out, &args[p.arg_num], verb, f, 0);
+            p.arg_num += 1;
         }
     }
-    if arg_num < args.len() {
+    if !p.reordered && p.arg_num < args.len() {
         out.push_str("%!(EXTRA ");
-        for (i, a) in args[arg_num..].iter().enumerate() {
+        for (i, a) in args[p.arg_num..].iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
             }
-            out.push_str(a.type_name());
-            out.push('=');
-            a.fmt_v(&mut out, 0);
+            if let Value::Invalid = a {
+                out.push_str("<nil>");
+            } else {
+                out.push_str(a.type_name());
+                out.push('=');
+                a.fmt_v(&mut out, 0);
+            }
         }
         out.push(')');
     }
     out
 }
 
-fn read_num(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<usize> {
-    let mut n: Option<usize> = None;
-    while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
-        chars.next();
-        // Go rejects absurd widths; so do we, without overflowing.
-        n = Some((n.unwrap_or(0) * 10 + d as usize).min(1_000_000));
+struct Printf {
+    arg_num: usize,
+    reordered: bool,
+    good_arg_num: bool,
+}
+
+impl Printf {
+    /// Go's `argNumber`: an explicit `[n]` index at `i`, if any.
+    fn arg_number(&mut self, format: &str, i: usize, num_args: usize) -> (usize, bool) {
+        let b = format.as_bytes();
+        if i >= b.len() || b[i] != b'[' {
+            return (i, false);
+        }
+        self.reordered = true;
+        let rest = &b[i..];
+        let (index, wid, ok) = parse_arg_number(rest);
+        if ok && index >= 0 && (index as usize) < num_args {
+            self.arg_num = index as usize;
+            return (i + wid, true);
+        }
+        self.good_arg_num = false;
+        (i + wid, ok)
     }
-    n
+
+    /// Go's `intFromArg`: an `int` argument for `*`, at most 1e6 in size.
+    fn int_from_arg(&mut self, args: &[Value]) -> Option<i64> {
+        let v = args.get(self.arg_num)?;
+        self.arg_num += 1;
+        match v {
+            Value::Int(n) if n.unsigned_abs() <= 1_000_000 => Some(*n),
+            Value::Byte(n) => Some(i64::from(*n)),
+            _ => None,
+        }
+    }
+}
+
+fn parse_arg_number(b: &[u8]) -> (i64, usize, bool) {
+    if b.len() < 3 {
+        return (0, 1, false);
+    }
+    for i in 1..b.len() {
+        if b[i] == b']' {
+            let (n, ni) = parse_num(b, 1, i);
+            return match n {
+                Some(n) if ni == i => (n as i64 - 1, i + 1, true),
+                _ => (0, i + 1, false),
+            };
+        }
+    }
+    (0, 1, false)
+}
+
+/// Go's `parsenum`: digits from `start`; a number over 1e6 consumes the
+/// rest of the format and counts as none.
+fn parse_num(b: &[u8], start: usize, end: usize) -> (Option<usize>, usize) {
+    if start >= end {
+        return (None, end);
+    }
+    let mut n: usize = 0;
+    let mut any = false;
+    let mut i = start;
+    while i < end && b[i].is_ascii_digit() {
+        if n > 1_000_000 {
+            return (None, end);
+        }
+        n = n * 10 + (b[i] - b'0') as usize;
+        any = true;
+        i += 1;
+    }
+    (any.then_some(n), i)
 }
 
 fn bad_verb(out: &mut String, a: &Value, verb: char) {
