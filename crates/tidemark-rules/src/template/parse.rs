@@ -620,10 +620,9 @@ impl Parser<'_> {
             let t = self.next();
             match t.kind {
                 Kind::Space => continue,
-                Kind::Error => return self.errorf(&t.val),
                 Kind::RightDelim | Kind::RightParen => self.backup(),
                 Kind::Pipe => {}
-                _ => return self.errorf(format!("unexpected {t} in operand")),
+                _ => return self.unexpected(&t, "operand"),
             }
             break;
         }
@@ -665,7 +664,7 @@ impl Parser<'_> {
     fn term(&mut self) -> PResult<Option<Arg>> {
         let t = self.next_non_space();
         Ok(Some(match t.kind {
-            Kind::Error => return self.errorf(&t.val),
+            Kind::Error => return self.unexpected(&t, "operand"),
             Kind::Identifier => {
                 if !(self.has_func)(&t.val) {
                     return self.errorf(format!("function {} not defined", super::gofmt::quote(&t.val)));
