@@ -11,9 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_norway::Value as Yaml;
-use tidemark_rules::{
-    check_alert_template, expand_alert_template_with_url, QueryRunner, QuerySample, TemplateData,
-};
+use tidemark_rules::{check_alert_template, expand_alert_template_with_url, QueryRunner, QuerySample, TemplateData};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/template")
@@ -277,7 +275,8 @@ fn test_files() -> Vec<PathBuf> {
 #[test]
 fn promtool_passes_every_fixture() {
     for f in test_files() {
-        let out = tidemark_testkit::promtool(["test", "rules", f.to_str().expect("utf-8 path")]).expect("promtool runs");
+        let out =
+            tidemark_testkit::promtool(["test", "rules", f.to_str().expect("utf-8 path")]).expect("promtool runs");
         assert!(out.success(), "promtool test rules {} failed:\n{}\n{}", f.display(), out.stdout, out.stderr);
     }
 }
@@ -342,13 +341,15 @@ fn check_matches_promtool_check_rules() {
         ("ok_everything", "{{ range $i, $v := query \"up\" }}{{ $v.Value | humanize }}{{ end }}{{/* c */}}{{- 3 -}}"),
     ];
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut yaml = String::from("groups:\n- name: g\n  rules:\n  - alert: Check\n    expr: vector(1)\n    annotations:\n");
+    let mut yaml =
+        String::from("groups:\n- name: g\n  rules:\n  - alert: Check\n    expr: vector(1)\n    annotations:\n");
     for (name, text) in cases {
         yaml.push_str(&format!("      {name}: {}\n", serde_json::to_string(text).expect("json string")));
     }
     let path = dir.path().join("check.rules.yml");
     std::fs::write(&path, yaml).expect("write rule file");
-    let out = tidemark_testkit::promtool(["check", "rules", path.to_str().expect("utf-8 path")]).expect("promtool runs");
+    let out =
+        tidemark_testkit::promtool(["check", "rules", path.to_str().expect("utf-8 path")]).expect("promtool runs");
     let text = format!("{}{}", out.stdout, out.stderr);
     let mut promtool: BTreeMap<String, String> = BTreeMap::new();
     for line in text.lines() {

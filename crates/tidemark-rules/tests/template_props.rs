@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use tidemark_rules::{check_alert_template, expand_alert_template, QueryRunner, QuerySample, TemplateData, TemplateError};
+use tidemark_rules::{
+    check_alert_template, expand_alert_template, QueryRunner, QuerySample, TemplateData, TemplateError,
+};
 
 struct TwoSeries;
 

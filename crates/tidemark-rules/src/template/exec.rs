@@ -415,7 +415,8 @@ impl<'a> State<'a> {
                 let spec = funcs::time_method(field).unwrap_or(funcs::NO_FUNC);
                 let mut values = self.eval_call_args(dot, field, spec, args, final_)?;
                 values.insert(0, receiver.clone());
-                return funcs::call(field, values, self.env).map_err(|e| self.errorf(format!("error calling {field}: {e}")));
+                return funcs::call(field, values, self.env)
+                    .map_err(|e| self.errorf(format!("error calling {field}: {e}")));
             }
             Value::Data(d) => {
                 let v = match field {
@@ -513,7 +514,9 @@ impl<'a> State<'a> {
                 )));
             }
         } else if num_in != spec.params.len() {
-            return Err(self.errorf(format!("wrong number of args for {name}: want {} got {num_in}", spec.params.len())));
+            return Err(
+                self.errorf(format!("wrong number of args for {name}: want {} got {num_in}", spec.params.len()))
+            );
         }
         Ok(())
     }
@@ -539,7 +542,7 @@ impl<'a> State<'a> {
         }
         if let Some(f) = final_ {
             let p = match spec.variadic {
-                Some(v) if num_in - 1 >= num_fixed => v,
+                Some(v) if num_in > num_fixed => v,
                 _ => spec.params.get(num_in - 1).copied().unwrap_or(Param::Any),
             };
             out.push(self.validate_type(f, Some(p))?);
@@ -560,7 +563,9 @@ impl<'a> State<'a> {
             | (Value::Str(_), Param::Str)
             | (Value::Sample(_) | Value::NilSample, Param::SamplePtr)
             | (Value::Vector(_), Param::QueryResult) => Ok(value),
-            (v, p) => Err(self.errorf(format!("wrong type for value; expected {}; got {}", p.type_name(), v.type_name()))),
+            (v, p) => {
+                Err(self.errorf(format!("wrong type for value; expected {}; got {}", p.type_name(), v.type_name())))
+            }
         }
     }
 
@@ -577,7 +582,9 @@ impl<'a> State<'a> {
                     None => Ok(Value::Invalid),
                 };
             }
-            Arg::Field { idents, .. } => self.eval_field_chain(dot, dot.clone(), idents, std::slice::from_ref(n), None)?,
+            Arg::Field { idents, .. } => {
+                self.eval_field_chain(dot, dot.clone(), idents, std::slice::from_ref(n), None)?
+            }
             Arg::Variable { idents, .. } => self.eval_variable(dot, n, idents, &[], None)?,
             Arg::Pipe(p) => self.eval_pipeline(dot, p)?,
             Arg::Identifier { name, .. } => self.eval_function(dot, name, At::Arg(n), std::slice::from_ref(n), None)?,

@@ -288,7 +288,7 @@ fn parse_hex_float(s: &str) -> Option<f64> {
 
 /// Go's `int64(f)` on amd64: out of range and NaN give the minimum.
 fn go_int64(f: f64) -> i64 {
-    if f.is_nan() || f >= 9_223_372_036_854_775_808.0 || f < -9_223_372_036_854_775_808.0 {
+    if f.is_nan() || !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) {
         i64::MIN
     } else {
         f as i64
@@ -730,9 +730,7 @@ fn eq(a: &Value, rest: &[Value]) -> Result<bool, String> {
                 (Value::Int(_) | Value::Byte(_), _) => int_of(a) == int_of(b),
                 (Value::Float(x), Value::Float(y)) => x == y,
                 _ if k1 == Some(5) => a.as_str() == b.as_str(),
-                (Value::Invalid, _) | (_, Value::Invalid) => {
-                    matches!(a, Value::Invalid) && matches!(b, Value::Invalid)
-                }
+                (Value::Invalid, _) | (_, Value::Invalid) => matches!(a, Value::Invalid) && matches!(b, Value::Invalid),
                 _ => {
                     if !comparable(b) {
                         return Err(format!("uncomparable type {}: {}", b.type_name(), b.to_v()));

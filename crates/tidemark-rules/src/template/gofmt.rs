@@ -564,7 +564,7 @@ mod tests {
     fn printf_like_go() {
         let v = |x: f64| Value::Float(x);
         assert_eq!(sprintf("%.2f", &[v(1.005)]), "1.00");
-        assert_eq!(sprintf("%5.1f|%-6d|%05d", &[v(3.14159), Value::Int(42), Value::Int(-42)]), "  3.1|42    |-0042");
+        assert_eq!(sprintf("%5.1f|%-6d|%05d", &[v(2.25), Value::Int(42), Value::Int(-42)]), "  2.2|42    |-0042");
         assert_eq!(sprintf("%d", &[Value::str("x")]), "%!d(string=x)");
         assert_eq!(sprintf("%s %s", &[Value::str("x")]), "x %!s(MISSING)");
         assert_eq!(sprintf("%s", &[Value::str("x"), Value::Int(1)]), "x%!(EXTRA int=1)");

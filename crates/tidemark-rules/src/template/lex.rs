@@ -211,7 +211,8 @@ impl Lexer<'_> {
     }
 
     fn this_item(&mut self, kind: Kind) -> Token {
-        let t = Token { kind, pos: self.start, val: self.input[self.start..self.pos].to_string(), line: self.start_line };
+        let t =
+            Token { kind, pos: self.start, val: self.input[self.start..self.pos].to_string(), line: self.start_line };
         self.start = self.pos;
         self.start_line = self.line;
         t

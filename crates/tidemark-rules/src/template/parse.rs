@@ -155,7 +155,9 @@ impl Node {
     pub fn pos(&self) -> usize {
         match self {
             Node::Text { .. } => 0,
-            Node::Action { pos, .. } | Node::Template { pos, .. } | Node::Break { pos } | Node::Continue { pos } => *pos,
+            Node::Action { pos, .. } | Node::Template { pos, .. } | Node::Break { pos } | Node::Continue { pos } => {
+                *pos
+            }
             Node::Control { pipe, .. } => pipe.pos,
         }
     }
@@ -240,8 +242,18 @@ type PResult<T> = Result<T, String>;
 /// exist. The error is Go's text (`template: NAME:LINE: ...`).
 pub(crate) fn parse(name: &str, text: &str, has_func: &dyn Fn(&str) -> bool) -> Result<Parsed, String> {
     let toks = lex(text);
-    let mut p =
-        Parser { name, toks, i: 0, hi: 0, vars: vec!["$".into()], has_func, trees: BTreeMap::new(), depth: 0, range_depth: 0, action_line: 0 };
+    let mut p = Parser {
+        name,
+        toks,
+        i: 0,
+        hi: 0,
+        vars: vec!["$".into()],
+        has_func,
+        trees: BTreeMap::new(),
+        depth: 0,
+        range_depth: 0,
+        action_line: 0,
+    };
     let root = p.parse_top()?;
     p.add(name.to_string(), root)?;
     Ok(Parsed { trees: p.trees })
@@ -326,7 +338,8 @@ impl Parser<'_> {
         match self.trees.get(&name) {
             Some(existing) if !is_empty_tree(existing) => {
                 if !is_empty_tree(&root) {
-                    return self.errorf(format!("template: multiple definition of template {}", super::gofmt::quote(&name)));
+                    return self
+                        .errorf(format!("template: multiple definition of template {}", super::gofmt::quote(&name)));
                 }
                 Ok(())
             }
@@ -680,9 +693,7 @@ impl Parser<'_> {
                 }
                 Arg::Variable { pos: t.pos, idents }
             }
-            Kind::Field => {
-                Arg::Field { pos: t.pos, idents: t.val[1..].split('.').map(str::to_string).collect() }
-            }
+            Kind::Field => Arg::Field { pos: t.pos, idents: t.val[1..].split('.').map(str::to_string).collect() },
             Kind::Bool => Arg::Bool { pos: t.pos, val: t.val == "true" },
             Kind::CharConstant | Kind::Complex | Kind::Number => {
                 let num = match parse_number(&t.val, t.kind) {
@@ -691,9 +702,7 @@ impl Parser<'_> {
                 };
                 Arg::Number { pos: t.pos, num }
             }
-            Kind::LeftParen => {
-                Arg::Pipe(Box::new(self.pipeline("parenthesized pipeline", Kind::RightParen)?))
-            }
+            Kind::LeftParen => Arg::Pipe(Box::new(self.pipeline("parenthesized pipeline", Kind::RightParen)?)),
             Kind::String | Kind::RawString => match unquote(&t.val) {
                 Some(text) => Arg::Str { pos: t.pos, quoted: t.val, text },
                 None => return self.errorf("invalid syntax"),
