@@ -2,8 +2,6 @@
 //! sets `missingkey=zero`): the walk, pipelines, variables, field access,
 //! argument typing and the error messages that name the node being run.
 
-use std::rc::Rc;
-
 use super::funcs::{self, Env, Param};
 use super::gofmt::quote;
 use super::parse::{Arg, Command, Control, List, Node, Parsed, Pipe};
@@ -244,8 +242,9 @@ impl<'a> State<'a> {
                 f
             };
             match &val {
-                Value::Vector(v) if !v.is_empty() => {
-                    for (i, smp) in v.iter().enumerate() {
+                Value::Vector(v) if !v.borrow().is_empty() => {
+                    let items = v.borrow().clone();
+                    for (i, smp) in items.iter().enumerate() {
                         if one(self, Value::Int(i as i64), Value::Sample(smp.clone()))? == Flow::Break {
                             break;
                         }
@@ -557,7 +556,7 @@ impl<'a> State<'a> {
         match (&value, typ) {
             (Value::Invalid, Param::Any) => Ok(Value::Invalid),
             (Value::Invalid, Param::SamplePtr) => Ok(Value::NilSample),
-            (Value::Invalid, Param::QueryResult) => Ok(Value::Vector(Rc::new(Vec::new()))),
+            (Value::Invalid, Param::QueryResult) => Ok(Value::vector(Vec::new())),
             (Value::Invalid, p) => Err(self.errorf(format!("invalid value; expected {}", p.type_name()))),
             (_, Param::Any)
             | (Value::Str(_), Param::Str)
@@ -577,7 +576,7 @@ impl<'a> State<'a> {
                 return match typ {
                     Some(Param::Any) => Ok(Value::Invalid),
                     Some(Param::SamplePtr) => Ok(Value::NilSample),
-                    Some(Param::QueryResult) => Ok(Value::Vector(Rc::new(Vec::new()))),
+                    Some(Param::QueryResult) => Ok(Value::vector(Vec::new())),
                     Some(p) => Err(self.errorf(format!("cannot assign nil to {}", p.type_name()))),
                     None => Ok(Value::Invalid),
                 };

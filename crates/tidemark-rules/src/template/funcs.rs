@@ -128,12 +128,12 @@ pub(crate) fn call(name: &str, args: Vec<Value>, env: &Env<'_>) -> Result<Value,
                 return Err(NIL_DEREF.into());
             };
             let samples = q.query(s(0), env.t_ms)?;
-            Value::Vector(Rc::new(
+            Value::vector(
                 samples.into_iter().map(|x| Rc::new(Sample { labels: Rc::new(x.labels), value: x.value })).collect(),
-            ))
+            )
         }
         "first" => match &args[0] {
-            Value::Vector(v) if !v.is_empty() => Value::Sample(v[0].clone()),
+            Value::Vector(v) if !v.borrow().is_empty() => Value::Sample(v.borrow()[0].clone()),
             _ => return Err("first() called on vector with no elements".into()),
         },
         "label" => match &args[1] {
@@ -164,15 +164,14 @@ pub(crate) fn call(name: &str, args: Vec<Value>, env: &Env<'_>) -> Result<Value,
         "graphLink" => Value::str(&format!("/graph?g0.expr={}&g0.tab=0", query_escape(s(0)))),
         "tableLink" => Value::str(&format!("/graph?g0.expr={}&g0.tab=1", query_escape(s(0)))),
         "sortByLabel" => {
-            let Value::Vector(v) = &args[1] else {
-                return Ok(args[1].clone());
-            };
-            let mut sorted: Vec<Rc<Sample>> = v.as_ref().clone();
-            let key = s(0);
-            sorted.sort_by(|a, b| {
-                a.labels.get(key).map_or("", String::as_str).cmp(b.labels.get(key).map_or("", String::as_str))
-            });
-            Value::Vector(Rc::new(sorted))
+            // Go sorts the argument's backing array in place and returns it.
+            if let Value::Vector(v) = &args[1] {
+                let key = s(0);
+                v.borrow_mut().sort_by(|a, b| {
+                    a.labels.get(key).map_or("", String::as_str).cmp(b.labels.get(key).map_or("", String::as_str))
+                });
+            }
+            args[1].clone()
         }
         "stripPort" => Value::str(match split_host_port(s(0)) {
             Some((h, _)) => h,
@@ -241,22 +240,62 @@ pub(crate) fn parse_float(s: &str) -> Result<f64, String> {
     let syntax = || format!("strconv.ParseFloat: parsing {}: invalid syntax", quote(s));
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
     let lower = body.to_ascii_lowercase();
-    if matches!(lower.as_str(), "inf" | "infinity" | "nan") {
+    if matches!(lower.as_str(), "inf" | "infinity") {
         return s.parse::<f64>().map_err(|_| syntax());
     }
-    if lower.starts_with("0x") {
-        return parse_hex_float(s).ok_or_else(syntax);
+    if lower == "nan" {
+        // Go takes no sign on NaN.
+        return if s.len() == 3 { Ok(f64::NAN) } else { Err(syntax()) };
     }
-    // Rust accepts what Go accepts here, except underscores (Go allows
-    // them only after a base prefix) and the words handled above.
-    if s.contains('_') || !body.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+    if s.contains('_') && !underscore_ok(s) {
         return Err(syntax());
     }
-    let v: f64 = s.parse().map_err(|_| syntax())?;
+    let v = if lower.starts_with("0x") {
+        parse_hex_float(s).ok_or_else(syntax)?
+    } else {
+        let digits: String = s.chars().filter(|c| *c != '_').collect();
+        let body = digits.strip_prefix(['+', '-']).unwrap_or(&digits);
+        if !body.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+            return Err(syntax());
+        }
+        digits.parse::<f64>().map_err(|_| syntax())?
+    };
     if v.is_infinite() {
         return Err(format!("strconv.ParseFloat: parsing {}: value out of range", quote(s)));
     }
     Ok(v)
+}
+
+/// Go's `underscoreOK`: underscores only between digits (a base prefix
+/// counting as a digit).
+fn underscore_ok(s: &str) -> bool {
+    let b = s.strip_prefix(['+', '-']).unwrap_or(s).as_bytes();
+    let mut saw = b'^';
+    let mut i = 0;
+    let mut hex = false;
+    if b.len() >= 2 && b[0] == b'0' && matches!(b[1].to_ascii_lowercase(), b'b' | b'o' | b'x') {
+        i = 2;
+        saw = b'0';
+        hex = b[1].to_ascii_lowercase() == b'x';
+    }
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_digit() || hex && c.is_ascii_hexdigit() {
+            saw = b'0';
+        } else if c == b'_' {
+            if saw != b'0' {
+                return false;
+            }
+            saw = b'_';
+        } else {
+            if saw == b'_' {
+                return false;
+            }
+            saw = b'!';
+        }
+        i += 1;
+    }
+    saw != b'_'
 }
 
 /// Go's hexadecimal float syntax: `0x1.8p3` (the exponent is required).
@@ -781,7 +820,7 @@ fn builtin_len(v: &Value) -> Result<Value, String> {
         Value::NilSample => return Err("len of nil pointer".into()),
         Value::Str(s) | Value::Html(s) => s.len() as i64,
         Value::Map(_, m) => m.len() as i64,
-        Value::Vector(x) => x.len() as i64,
+        Value::Vector(x) => x.borrow().len() as i64,
         Value::Invalid => return Err("reflect: call of reflect.Value.Type on zero Value".into()),
         other => return Err(format!("len of type {}", indirect_type(other))),
     }))
@@ -825,6 +864,7 @@ fn builtin_index(item: &Value, indexes: &[Value]) -> Result<Value, String> {
                 }
             }
             Value::Vector(v) => {
+                let v = v.borrow();
                 let x = index_arg(index, v.len())?;
                 match v.get(x) {
                     Some(smp) => Value::Sample(smp.clone()),
@@ -864,7 +904,7 @@ fn builtin_slice(item: &Value, indexes: &[Value]) -> Result<Value, String> {
             }
             s.len()
         }
-        Value::Vector(v) => v.len(),
+        Value::Vector(v) => v.borrow().len(),
         other => return Err(format!("can't slice item of type {}", other.type_name())),
     };
     let mut idx = [0, len, len];
@@ -880,7 +920,7 @@ fn builtin_slice(item: &Value, indexes: &[Value]) -> Result<Value, String> {
     Ok(match item {
         Value::Str(s) => Value::str(&String::from_utf8_lossy(&s.as_bytes()[idx[0]..idx[1]])),
         Value::Html(s) => Value::Html(Rc::from(String::from_utf8_lossy(&s.as_bytes()[idx[0]..idx[1]]).as_ref())),
-        Value::Vector(v) => Value::Vector(Rc::new(v[idx[0]..idx[1]].to_vec())),
+        Value::Vector(v) => Value::vector(v.borrow()[idx[0]..idx[1]].to_vec()),
         _ => Value::Invalid,
     })
 }

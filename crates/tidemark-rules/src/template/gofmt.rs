@@ -370,7 +370,7 @@ fn fmt_arg(out: &mut String, a: &Value, verb: char, f: Flags, depth: usize) {
         }
         Value::Vector(v) => {
             out.push('[');
-            for (i, s) in v.iter().enumerate() {
+            for (i, s) in v.borrow().iter().enumerate() {
                 if i > 0 {
                     out.push(' ');
                 }

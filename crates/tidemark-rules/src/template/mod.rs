@@ -34,8 +34,9 @@
 //! is limited to 100 levels of parentheses/blocks and 100 nested
 //! `{{template}}` calls (Go: 10000 and 100000); one expansion may evaluate
 //! at most 10 million nodes and build at most 16 MiB; complex number
-//! literals are rejected; `%x` of a float is not supported; `sortByLabel`
-//! returns a sorted copy (Go sorts the argument in place); a printed
+//! literals are rejected; `%x` of a float and `%#v` are not Go's; `slice`
+//! of a query result copies it (Go shares the array, which only
+//! `sortByLabel` on the slice could reveal); a printed
 //! `*sample` inside a list shows an address no Go run would reproduce
 //! either; only the `Unix`, `UnixMilli`, `UnixNano` and `String` methods
 //! of `toTime`'s result are callable.
@@ -56,7 +57,9 @@ use value::{AlertData, Value};
 /// What an alert's templates see: Prometheus' `AlertTemplateData`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TemplateData {
-    /// The alert's labels (the expression result's labels), `$labels`.
+    /// The alert's labels, `$labels`: the expression result's labels as
+    /// Prometheus passes them, `__name__` included when the result has one
+    /// (before the rule's own labels are added).
     pub labels: BTreeMap<String, String>,
     /// The configured external labels, `$externalLabels`.
     pub external_labels: BTreeMap<String, String>,

@@ -2,6 +2,7 @@
 //! to its templates, so that printing, comparing and type errors read as
 //! Go's do.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -42,8 +43,9 @@ pub(crate) enum Value {
     Map(MapKind, Rc<BTreeMap<String, Value>>),
     /// `*template.sample`.
     Sample(Rc<Sample>),
-    /// `template.queryResult` (`[]*sample`).
-    Vector(Rc<Vec<Rc<Sample>>>),
+    /// `template.queryResult` (`[]*sample`). Shared and mutable because
+    /// Go's `sortByLabel` sorts its argument in place.
+    Vector(Rc<RefCell<Vec<Rc<Sample>>>>),
     /// `*time.Time`, as nanoseconds since the epoch, UTC.
     Time(i64),
     /// The alert template data struct.
@@ -63,6 +65,10 @@ pub(crate) const DATA_TYPE: &str =
     "struct { Labels map[string]string; ExternalLabels map[string]string; ExternalURL string; Value float64 }";
 
 impl Value {
+    pub fn vector(samples: Vec<Rc<Sample>>) -> Value {
+        Value::Vector(Rc::new(RefCell::new(samples)))
+    }
+
     pub fn str(s: &str) -> Value {
         Value::Str(Rc::from(s))
     }
@@ -108,7 +114,7 @@ impl Value {
             Value::Float(f) => *f != 0.0,
             Value::Str(s) | Value::Html(s) => !s.is_empty(),
             Value::Map(_, m) => !m.is_empty(),
-            Value::Vector(v) => !v.is_empty(),
+            Value::Vector(v) => !v.borrow().is_empty(),
             Value::Sample(_) | Value::Time(_) | Value::Data(_) => true,
         }
     }
@@ -147,7 +153,7 @@ impl Value {
             }
             Value::Vector(v) => {
                 out.push('[');
-                for (i, s) in v.iter().enumerate() {
+                for (i, s) in v.borrow().iter().enumerate() {
                     if i > 0 {
                         out.push(' ');
                     }
