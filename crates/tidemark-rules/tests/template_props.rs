@@ -201,6 +201,13 @@ fn runaway_strings_stop_at_the_size_limit() {
 }
 
 #[test]
+fn huge_printf_widths_stop_at_the_size_limit() {
+    let text = format!("{{{{ printf \"{}\" {}}}}}", "%1000000d".repeat(100), "1 ".repeat(100));
+    let msg = exec_error(&text);
+    assert!(msg.contains("printf built a string over"), "{msg}");
+}
+
+#[test]
 fn deep_nesting_is_a_parse_error_not_a_stack_overflow() {
     let text = format!("{{{{ {}1{} }}}}", "(".repeat(5000), ")".repeat(5000));
     let err = check_alert_template("N", &text).expect_err("too deep");

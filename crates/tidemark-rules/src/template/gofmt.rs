@@ -112,6 +112,11 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
     let mut p = Printf { arg_num: 0, reordered: false, good_arg_num: true };
     let mut i = 0;
     while i < end {
+        if out.len() > super::exec::MAX_OUTPUT {
+            // Widths of up to 1e6 per verb could otherwise build gigabytes;
+            // the caller rejects a result this long.
+            break;
+        }
         p.good_arg_num = true;
         let last = i;
         while i < end && b[i] != b'%' {
