@@ -13,6 +13,6 @@ mod template;
 
 pub use model::{GroupSpec, RuleKind, RuleSpec};
 pub use template::{
-    check_alert_template, expand_alert_template, expand_alert_template_with_url, QueryRunner, QuerySample,
-    TemplateData, TemplateError,
+    check_alert_template, expand_alert_template, expand_alert_template_with_url, AlertTemplate, QueryRunner,
+    QuerySample, TemplateData, TemplateError,
 };

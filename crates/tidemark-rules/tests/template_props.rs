@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use tidemark_rules::{
-    check_alert_template, expand_alert_template, QueryRunner, QuerySample, TemplateData, TemplateError,
+    check_alert_template, expand_alert_template, AlertTemplate, QueryRunner, QuerySample, TemplateData, TemplateError,
 };
 
 struct TwoSeries;
@@ -148,6 +148,10 @@ proptest! {
             }
             (Err(c), Err(e)) => prop_assert_eq!(c.go_message(), e.go_message()),
             _ => {}
+        }
+        if let Ok(compiled) = AlertTemplate::parse("P", &text) {
+            let again = compiled.expand(&data(value), 1_700_000_000_000, Some(&TwoSeries));
+            prop_assert_eq!(&again, &expanded);
         }
         if let Err(e) = &expanded {
             let shown = e.to_string();

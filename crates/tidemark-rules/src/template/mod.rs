@@ -142,6 +142,80 @@ fn has_func(name: &str) -> bool {
     funcs::lookup(name).is_some()
 }
 
+/// An alert template parsed once, to be expanded for many alerts and
+/// evaluations: the same text as [`expand_alert_template`] gives, without
+/// parsing again each time (Prometheus parses at every expansion; the
+/// result is the same).
+///
+/// ```
+/// use tidemark_rules::{AlertTemplate, TemplateData};
+///
+/// let t = AlertTemplate::parse("HighLatency", "p99 is {{ $value | humanizeDuration }}").unwrap();
+/// let data = TemplateData { value: 0.25, ..TemplateData::default() };
+/// assert_eq!(t.expand(&data, 0, None).unwrap(), "p99 is 250ms");
+/// ```
+#[derive(Debug, Clone)]
+pub struct AlertTemplate {
+    name: String,
+    full: String,
+    parsed: parse::Parsed,
+}
+
+impl AlertTemplate {
+    /// Parses `text` as the template of alert `alert_name`; the error is
+    /// what [`check_alert_template`] reports.
+    pub fn parse(alert_name: &str, text: &str) -> Result<AlertTemplate, TemplateError> {
+        let name = format!("__alert_{alert_name}");
+        let full = format!("{DEFS}{text}");
+        match parse::parse(&name, &full, &has_func) {
+            Ok(parsed) => Ok(AlertTemplate { name, full, parsed }),
+            Err(message) => Err(TemplateError::Check { name, message }),
+        }
+    }
+
+    /// Expands the template as [`expand_alert_template`] does.
+    pub fn expand(
+        &self,
+        data: &TemplateData,
+        t_ms: i64,
+        query: Option<&dyn QueryRunner>,
+    ) -> Result<String, TemplateError> {
+        let url = (!data.external_url.is_empty()).then_some(data.external_url.as_str());
+        self.expand_with_url(data, t_ms, query, url)
+    }
+
+    /// Expands the template as [`expand_alert_template_with_url`] does.
+    pub fn expand_with_url(
+        &self,
+        data: &TemplateData,
+        t_ms: i64,
+        query: Option<&dyn QueryRunner>,
+        function_url: Option<&str>,
+    ) -> Result<String, TemplateError> {
+        run(&self.name, &self.full, &self.parsed, data, t_ms, query, function_url)
+    }
+}
+
+fn run(
+    name: &str,
+    full: &str,
+    parsed: &parse::Parsed,
+    data: &TemplateData,
+    t_ms: i64,
+    query: Option<&dyn QueryRunner>,
+    function_url: Option<&str>,
+) -> Result<String, TemplateError> {
+    let root = Value::Data(Rc::new(AlertData {
+        labels: Value::string_map(&data.labels),
+        external_labels: Value::string_map(&data.external_labels),
+        external_url: Rc::from(data.external_url.as_str()),
+        value: data.value,
+    }));
+    let env = funcs::Env { query, t_ms, external_url: function_url };
+    exec::execute(parsed, full, name, root, &env)
+        .map_err(|message| TemplateError::Exec { name: name.to_string(), message })
+}
+
 /// Expands an alert template as `rules/alerting.go` does (defs prefix,
 /// name `__alert_<alert>`), at evaluation time `t_ms`; `query` runs the
 /// `query` function (without one, `query` fails as with a nil query
@@ -195,14 +269,7 @@ pub fn expand_alert_template_with_url(
     let full = format!("{DEFS}{text}");
     let parsed = parse::parse(&name, &full, &has_func)
         .map_err(|message| TemplateError::Parse { name: name.clone(), message })?;
-    let root = Value::Data(Rc::new(AlertData {
-        labels: Value::string_map(&data.labels),
-        external_labels: Value::string_map(&data.external_labels),
-        external_url: Rc::from(data.external_url.as_str()),
-        value: data.value,
-    }));
-    let env = funcs::Env { query, t_ms, external_url: function_url };
-    exec::execute(&parsed, &full, &name, root, &env).map_err(|message| TemplateError::Exec { name, message })
+    run(&name, &full, &parsed, data, t_ms, query, function_url)
 }
 
 /// Parses an alert template without running it, as `promtool check rules`
