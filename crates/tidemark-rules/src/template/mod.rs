@@ -10,12 +10,14 @@
 //! # Why not `gtmpl`
 //!
 //! The `gtmpl` crate implements Go templates over its own dynamic value
-//! type. It does not give Go's output where alerts need it: numbers are
-//! printed through Rust's formatting (`1000000` where Go prints `1e+06`,
-//! no `+Inf`), `printf` is not Go's `fmt`, errors do not carry Go's
-//! `template: NAME:LINE:COL: executing "NAME" at <...>` text, and functions
-//! see untyped values, so Go's argument checks (`wrong type for value;
-//! expected string; got float64`) cannot be reproduced. Closing those gaps
+//! type. It does not give Go's output where alerts need it: its `printf`
+//! documents `%g`/`%G` as not implemented, yet Go's `%g` is how every
+//! float prints (`{{ $value }}` is `%v`, i.e. `1e+06`, `+Inf`) and what
+//! all `humanize*` functions use (`%.4g`); its errors are its own, not
+//! Go's `template: NAME:LINE:COL: executing "NAME" at <...>` text; and
+//! functions receive untyped `&[Value]`, so Go's argument checks
+//! (`wrong type for value; expected string; got float64`, `expected
+//! string; found 1`) cannot be reproduced. Closing those gaps
 //! would mean replacing its value model, printer and executor, so this
 //! module has its own lexer, parser and executor for the language, small
 //! enough to follow Go's source closely:
