@@ -259,6 +259,26 @@ pub fn expand_alert_template(
 /// takes them from two places (the rule's external URL string, and the
 /// rule manager's parsed URL); `promtool test rules` sets only the first,
 /// so its `externalURL`/`pathPrefix` fail as with `None` here.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use tidemark_rules::{expand_alert_template_with_url, QueryRunner, QuerySample, TemplateData};
+///
+/// struct Up;
+/// impl QueryRunner for Up {
+///     fn query(&self, _expr: &str, _t_ms: i64) -> Result<Vec<QuerySample>, String> {
+///         Ok(vec![QuerySample { labels: BTreeMap::from([("job".into(), "api".into())]), value: 0.0 }])
+///     }
+/// }
+///
+/// let data = TemplateData { external_url: "http://prom:9090/p".into(), ..TemplateData::default() };
+/// let text = r#"{{ range query "up == 0" }}{{ .Labels.job }} down, see {{ pathPrefix }}/alerts{{ end }}"#;
+/// let out = expand_alert_template_with_url("Down", text, &data, 0, Some(&Up), Some("http://prom:9090/p"));
+/// assert_eq!(out.unwrap(), "api down, see /p/alerts");
+/// // As in `promtool test rules`: no URL for the functions.
+/// let err = expand_alert_template_with_url("Down", "{{ pathPrefix }}", &data, 0, None, None).unwrap_err();
+/// assert!(err.to_string().ends_with("error calling pathPrefix: runtime error: invalid memory address or nil pointer dereference"));
+/// ```
 pub fn expand_alert_template_with_url(
     alert_name: &str,
     text: &str,
