@@ -69,7 +69,8 @@ impl Kind {
 pub(crate) struct Token {
     pub kind: Kind,
     pub pos: usize,
-    pub val: String,
+    /// Shared so that the parser's look-ahead copies cost no allocation.
+    pub val: std::rc::Rc<str>,
     pub line: usize,
 }
 
@@ -211,8 +212,7 @@ impl Lexer<'_> {
     }
 
     fn this_item(&mut self, kind: Kind) -> Token {
-        let t =
-            Token { kind, pos: self.start, val: self.input[self.start..self.pos].to_string(), line: self.start_line };
+        let t = Token { kind, pos: self.start, val: self.input[self.start..self.pos].into(), line: self.start_line };
         self.start = self.pos;
         self.start_line = self.line;
         t
@@ -230,7 +230,7 @@ impl Lexer<'_> {
     }
 
     fn errorf(&mut self, msg: String) -> State {
-        self.out.push(Token { kind: Kind::Error, pos: self.start, val: msg, line: self.start_line });
+        self.out.push(Token { kind: Kind::Error, pos: self.start, val: msg.into(), line: self.start_line });
         State::Done
     }
 

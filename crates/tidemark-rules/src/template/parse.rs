@@ -405,7 +405,7 @@ impl Parser<'_> {
     fn text_or_action(&mut self) -> PResult<Item> {
         let t = self.next_non_space();
         match t.kind {
-            Kind::Text => Ok(Item::Node(Node::Text { text: t.val })),
+            Kind::Text => Ok(Item::Node(Node::Text { text: t.val.to_string() })),
             Kind::LeftDelim => {
                 self.action_line = t.line;
                 let r = self.action();
@@ -474,13 +474,13 @@ impl Parser<'_> {
                 Kind::Assign | Kind::Declare => {
                     pipe.is_assign = next.kind == Kind::Assign;
                     self.next_non_space();
-                    pipe.decl.push(v.val.clone());
-                    self.vars.push(v.val);
+                    pipe.decl.push(v.val.to_string());
+                    self.vars.push(v.val.to_string());
                 }
-                Kind::Char if next.val == "," => {
+                Kind::Char if &*next.val == "," => {
                     self.next_non_space();
-                    pipe.decl.push(v.val.clone());
-                    self.vars.push(v.val);
+                    pipe.decl.push(v.val.to_string());
+                    self.vars.push(v.val.to_string());
                     if context == "range" && pipe.decl.len() < 2 {
                         match self.peek_non_space().kind {
                             Kind::Variable | Kind::RightDelim | Kind::RightParen => continue 'decls,
@@ -682,7 +682,7 @@ impl Parser<'_> {
                 if !(self.has_func)(&t.val) {
                     return self.errorf(format!("function {} not defined", super::gofmt::quote(&t.val)));
                 }
-                Arg::Identifier { pos: t.pos, name: t.val }
+                Arg::Identifier { pos: t.pos, name: t.val.to_string() }
             }
             Kind::Dot => Arg::Dot { pos: t.pos },
             Kind::Nil => Arg::Nil { pos: t.pos },
@@ -694,7 +694,7 @@ impl Parser<'_> {
                 Arg::Variable { pos: t.pos, idents }
             }
             Kind::Field => Arg::Field { pos: t.pos, idents: t.val[1..].split('.').map(str::to_string).collect() },
-            Kind::Bool => Arg::Bool { pos: t.pos, val: t.val == "true" },
+            Kind::Bool => Arg::Bool { pos: t.pos, val: &*t.val == "true" },
             Kind::CharConstant | Kind::Complex | Kind::Number => {
                 let num = match parse_number(&t.val, t.kind) {
                     Ok(n) => n,
@@ -704,7 +704,7 @@ impl Parser<'_> {
             }
             Kind::LeftParen => Arg::Pipe(Box::new(self.pipeline("parenthesized pipeline", Kind::RightParen)?)),
             Kind::String | Kind::RawString => match unquote(&t.val) {
-                Some(text) => Arg::Str { pos: t.pos, quoted: t.val, text },
+                Some(text) => Arg::Str { pos: t.pos, quoted: t.val.to_string(), text },
                 None => return self.errorf("invalid syntax"),
             },
             _ => {
