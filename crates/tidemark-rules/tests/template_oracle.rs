@@ -338,6 +338,8 @@ fn check_matches_promtool_check_rules() {
         ("bad_escape", "{{ \"\\q\" }}"),
         ("big_int", "{{ 99999999999999999999 }}"),
         ("char_const", "{{ 'ab' }}"),
+        ("break_in_block", "{{ range $labels }}{{ block \"b\" . }}{{ break }}{{ end }}{{ end }}"),
+        ("outer_var_in_block", "{{ $x := 1 }}{{ block \"b\" . }}{{ $x }}{{ end }}"),
         ("ok_everything", "{{ range $i, $v := query \"up\" }}{{ $v.Value | humanize }}{{ end }}{{/* c */}}{{- 3 -}}"),
     ];
     let dir = tempfile::tempdir().expect("temp dir");

@@ -597,11 +597,14 @@ impl Parser<'_> {
         let t = self.next_non_space();
         let name = self.template_name(&t, context)?;
         let pipe = self.pipeline(context, Kind::RightDelim)?;
+        // A block is a template of its own: no outer variables or range.
         let saved = std::mem::replace(&mut self.vars, vec!["$".into()]);
+        let saved_range = std::mem::replace(&mut self.range_depth, 0);
         self.enter()?;
         let listed = self.item_list();
         self.depth -= 1;
         self.vars = saved;
+        self.range_depth = saved_range;
         let (list, stop) = listed?;
         if let Stop::Else { .. } = stop {
             return self.errorf(format!("unexpected {{{{else}}}} in {context}"));
