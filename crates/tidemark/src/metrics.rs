@@ -552,9 +552,10 @@ impl prometheus_client::collector::Collector for RulesCollector {
         let counters = |f: &dyn Fn(&Stats) -> u64| -> Vec<(Vec<(&'static str, String)>, u64)> {
             groups.iter().map(|(k, _, _, s)| (label(k), f(s))).collect()
         };
-        let gauges = |f: &dyn Fn(std::time::Duration, usize, &Stats) -> f64| -> Vec<(Vec<(&'static str, String)>, f64)> {
-            groups.iter().map(|(k, interval, rules, s)| (label(k), f(*interval, *rules, s))).collect()
-        };
+        let gauges =
+            |f: &dyn Fn(std::time::Duration, usize, &Stats) -> f64| -> Vec<(Vec<(&'static str, String)>, f64)> {
+                groups.iter().map(|(k, interval, rules, s)| (label(k), f(*interval, *rules, s))).collect()
+            };
         gauge_family(
             &mut enc,
             "tidemark_rule_group_last_duration_seconds",
@@ -746,7 +747,13 @@ mod tests {
             assert!(v > 0.0 && v < 60.0, "{line}");
         }
         // Only the group that restored has a restore duration.
-        assert!(text.contains("tidemark_rule_group_last_restore_duration_seconds{rule_group=\"rules/a.yml;ok\"} "), "{text}");
-        assert!(!text.contains("tidemark_rule_group_last_restore_duration_seconds{rule_group=\"rules/b.yml;bad\"}"), "{text}");
+        assert!(
+            text.contains("tidemark_rule_group_last_restore_duration_seconds{rule_group=\"rules/a.yml;ok\"} "),
+            "{text}"
+        );
+        assert!(
+            !text.contains("tidemark_rule_group_last_restore_duration_seconds{rule_group=\"rules/b.yml;bad\"}"),
+            "{text}"
+        );
     }
 }

@@ -330,7 +330,8 @@ fn groups(gs: &[String]) -> String {
 }
 
 fn all_groups() -> String {
-    let api = api_group(&[rec_errors(), rec_plain(), alert_high_errors(&format!("[{}]", high_errors_alerts()))].join(","));
+    let api =
+        api_group(&[rec_errors(), rec_plain(), alert_high_errors(&format!("[{}]", high_errors_alerts()))].join(","));
     groups(&[api, broken_group(), alpha_group(true, &format!("[{KEEP_FIRING_ALERT}]")), IDLE_GROUP.to_string()])
 }
 
@@ -381,7 +382,10 @@ async fn type_filter_selects_alerting_or_recording_rules_in_any_case() {
         .iter()
         .map(|g| {
             let rules = g["rules"].as_array().unwrap();
-            (g["name"].as_str().unwrap().to_string(), rules.iter().map(|r| r["name"].as_str().unwrap().to_string()).collect())
+            (
+                g["name"].as_str().unwrap().to_string(),
+                rules.iter().map(|r| r["name"].as_str().unwrap().to_string()).collect(),
+            )
         })
         .collect();
     // Only alerting rules; `idle`, which has none, is left out.
@@ -393,7 +397,12 @@ async fn type_filter_selects_alerting_or_recording_rules_in_any_case() {
             ("alpha".to_string(), vec!["Flapping".to_string(), "KeepFiring".to_string()]),
         ]
     );
-    assert!(v["data"]["groups"].as_array().unwrap().iter().flat_map(|g| g["rules"].as_array().unwrap()).all(|r| r["type"] == "alerting"));
+    assert!(v["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .all(|r| r["type"] == "alerting"));
     // Upper case is the same filter; the URL is where `type` is read.
     let upper = get(&f.app, "/api/v1/rules?type=ALERT").await;
     assert_eq!(normalise(&upper.body, f.started_ms), normalise(&a.body, f.started_ms));
@@ -439,7 +448,11 @@ async fn name_group_file_and_label_filters_combine() {
     // match[] on the rules' labels (group labels included), OR across selectors.
     ok(&get(&f.app, &format!("/api/v1/rules?match[]={}", enc(r#"{severity="page"}"#))).await, &f, &groups(&[high()]));
     ok(
-        &get(&f.app, &format!("/api/v1/rules?match[]={}&match[]={}", enc(r#"{severity="page"}"#), enc(r#"{team=~"co.*"}"#))).await,
+        &get(
+            &f.app,
+            &format!("/api/v1/rules?match[]={}&match[]={}", enc(r#"{severity="page"}"#), enc(r#"{team=~"co.*"}"#)),
+        )
+        .await,
         &f,
         &groups(&[high(), alpha_group(true, &format!("[{KEEP_FIRING_ALERT}]"))]),
     );
@@ -465,7 +478,8 @@ async fn name_group_file_and_label_filters_combine() {
 fn page(a: &Answer) -> (Vec<String>, Option<String>) {
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     let v: Value = serde_json::from_str(&a.body).unwrap();
-    let names = v["data"]["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap().to_string()).collect();
+    let names =
+        v["data"]["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap().to_string()).collect();
     (names, v["data"]["groupNextToken"].as_str().map(str::to_string))
 }
 
@@ -493,11 +507,16 @@ async fn group_limit_pages_through_the_groups() {
     }
     assert_eq!(seen, ["api", "broken", "alpha", "idle"]);
     // Exactly as many groups as the limit: no token.
-    assert_eq!(page(&get(&f.app, "/api/v1/rules?group_limit=4").await), (vec!["api".into(), "broken".into(), "alpha".into(), "idle".into()], None));
+    assert_eq!(
+        page(&get(&f.app, "/api/v1/rules?group_limit=4").await),
+        (vec!["api".into(), "broken".into(), "alpha".into(), "idle".into()], None)
+    );
     // Filters apply within pages: the groups left out do not count.
     let (names, token) = page(&get(&f.app, "/api/v1/rules?group_limit=1&type=record").await);
     assert_eq!(names, ["api"]);
-    let (names, _) = page(&get(&f.app, &format!("/api/v1/rules?group_limit=1&type=record&group_next_token={}", token.unwrap())).await);
+    let (names, _) = page(
+        &get(&f.app, &format!("/api/v1/rules?group_limit=1&type=record&group_next_token={}", token.unwrap())).await,
+    );
     assert_eq!(names, ["broken"]);
 }
 
@@ -512,8 +531,14 @@ async fn bad_parameters_answer_bad_data_with_prometheus_messages() {
         &get(&f.app, "/api/v1/rules?exclude_alerts=yes").await,
         r#"invalid parameter "exclude_alerts": error converting exclude_alerts: strconv.ParseBool: parsing "yes": invalid syntax"#,
     );
-    bad(&get(&f.app, "/api/v1/rules?group_limit=0").await, r#"invalid parameter "group_limit": group_limit needs to be greater than 0"#);
-    bad(&get(&f.app, "/api/v1/rules?group_limit=-2").await, r#"invalid parameter "group_limit": group_limit needs to be greater than 0"#);
+    bad(
+        &get(&f.app, "/api/v1/rules?group_limit=0").await,
+        r#"invalid parameter "group_limit": group_limit needs to be greater than 0"#,
+    );
+    bad(
+        &get(&f.app, "/api/v1/rules?group_limit=-2").await,
+        r#"invalid parameter "group_limit": group_limit needs to be greater than 0"#,
+    );
     bad(
         &get(&f.app, "/api/v1/rules?group_limit=ten").await,
         r#"invalid parameter "group_limit": group_limit needs to be a valid number: strconv.ParseInt: parsing "ten": invalid syntax"#,
@@ -640,7 +665,9 @@ fn diff_specs(file: &str) -> Vec<GroupSpec> {
                 .annotation("summary", "static"),
         )
         .rule(RuleSpec::alerting("NeverFires", "vector(1) < 0"))
-        .rule(RuleSpec::recording("dup", r#"vector(1) or label_replace(vector(2), "x", "y", "", "")"#).label("x", "same"))
+        .rule(
+            RuleSpec::recording("dup", r#"vector(1) or label_replace(vector(2), "x", "y", "", "")"#).label("x", "same"),
+        )
         .rule(
             RuleSpec::alerting(
                 "DupAlert",
@@ -659,7 +686,12 @@ const TIMING_KEYS: [&str; 4] = ["evaluationTime", "lastEvaluation", "activeAt", 
 fn is_rfc3339(s: &str) -> bool {
     // Prometheus writes local time; the form is what matters here.
     let b = s.as_bytes();
-    b.len() >= 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[16] == b':'
+    b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
         && (s.ends_with('Z') || s[19..].contains(['+', '-']))
 }
 
@@ -809,7 +841,11 @@ async fn shapes_and_values_match_prometheus_2_42() {
         if prometheus_settled(&v) {
             break (text, v);
         }
-        assert!(std::time::Instant::now() < deadline, "Prometheus did not evaluate the rules in 30 s: {v}\n{}", prom.log_tail(20));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Prometheus did not evaluate the rules in 30 s: {v}\n{}",
+            prom.log_tail(20)
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
 

@@ -116,8 +116,9 @@ impl RulesFilter {
         }
         let exclude_alerts = match url.get("exclude_alerts") {
             None => false,
-            Some(v) => go_parse_bool(&v.to_lowercase())
-                .map_err(|e| ApiError::invalid_param("exclude_alerts", format!("error converting exclude_alerts: {e}")))?,
+            Some(v) => go_parse_bool(&v.to_lowercase()).map_err(|e| {
+                ApiError::invalid_param("exclude_alerts", format!("error converting exclude_alerts: {e}"))
+            })?,
         };
         Ok(RulesFilter {
             rule_names: set("rule_name[]"),
@@ -159,9 +160,8 @@ fn parse_page(url: &Params) -> Result<Option<Page>, ApiError> {
         }
         return Ok(None);
     };
-    let n = go_parse_int32(limit).map_err(|e| {
-        ApiError::invalid_param("group_limit", format!("group_limit needs to be a valid number: {e}"))
-    })?;
+    let n = go_parse_int32(limit)
+        .map_err(|e| ApiError::invalid_param("group_limit", format!("group_limit needs to be a valid number: {e}")))?;
     if n <= 0 {
         return Err(ApiError::invalid_param("group_limit", "group_limit needs to be greater than 0"));
     }
@@ -213,9 +213,7 @@ fn render_rules(groups: &[Arc<Group>], f: &RulesFilter) -> Result<String, ApiErr
             }
             n += 1;
             match rule {
-                Rule::Alerting(a) => {
-                    alerting_rule(&mut rules_json, a, rule.labels(), &rule.status(), f.exclude_alerts)
-                }
+                Rule::Alerting(a) => alerting_rule(&mut rules_json, a, rule.labels(), &rule.status(), f.exclude_alerts),
                 Rule::Recording(r) => recording_rule(&mut rules_json, r, rule.labels(), &rule.status()),
             }
         }
