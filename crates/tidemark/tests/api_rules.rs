@@ -472,6 +472,13 @@ async fn name_group_file_and_label_filters_combine() {
         &f,
         &groups(&[alpha_group(false, &format!("[{KEEP_FIRING_ALERT}]"))]),
     );
+    // Prometheus reads `exclude_alerts` from the URL only: in a form body it
+    // changes nothing.
+    ok(
+        &post_form(&f.app, "/api/v1/rules?rule_name[]=KeepFiring", "exclude_alerts=true").await,
+        &f,
+        &groups(&[alpha_group(false, &format!("[{KEEP_FIRING_ALERT}]"))]),
+    );
 }
 
 /// Group names of a `/api/v1/rules` answer and its next-page token.
