@@ -8,6 +8,12 @@
 //! to flags, reloads and HTTP routes.
 #![deny(missing_docs)]
 
+pub mod check;
+mod file;
 mod model;
 
+pub use file::{
+    expand_globs, load_rule_file, parse_duration, parse_rule_text, DurationError, RuleFileError, RuleFileErrorKind,
+    RuleFileErrors, RuleRef,
+};
 pub use model::{GroupSpec, RuleKind, RuleSpec};
