@@ -76,6 +76,8 @@ pub(crate) type Pairs = Vec<(At<String>, At<String>)>;
 pub(crate) struct RawGroup {
     pub(crate) pos: Option<Position>,
     pub(crate) name: String,
+    /// `name` is present but not a string (already reported).
+    pub(crate) name_invalid: bool,
     pub(crate) interval: Option<Duration>,
     pub(crate) query_offset: Option<Duration>,
     /// As written; a negative limit is a semantic error.
@@ -168,6 +170,7 @@ fn decode_group(value: &Value, at: Cursor<'_>, errors: &mut Vec<Problem>) -> Raw
     let mut group = RawGroup {
         pos: at.pos(),
         name: String::new(),
+        name_invalid: false,
         interval: None,
         query_offset: None,
         limit: At { value: 0, pos: None },
@@ -185,7 +188,10 @@ fn decode_group(value: &Value, at: Cursor<'_>, errors: &mut Vec<Problem>) -> Raw
     };
     // The name first, so every error of the group can name it.
     if let Some(v) = map.get("name") {
-        group.name = string_field(v, at.get("name").pos(), "name", &mut sink).unwrap_or_default();
+        match string_field(v, at.get("name").pos(), "name", &mut sink) {
+            Some(name) => group.name = name,
+            None => group.name_invalid = true,
+        }
     }
     sink.group = Some(group.name.clone());
     for_each_field(map, at, GROUP_FIELDS, &mut sink, |key, value, key_pos, value_at, sink| match key {

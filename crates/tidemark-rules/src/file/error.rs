@@ -124,6 +124,14 @@ pub enum RuleFileErrorKind {
         /// The fields that object has.
         expected: &'static [&'static str],
     },
+    /// A key given twice in one mapping.
+    #[error("mapping key {} already defined at line {first_line}", go_quote(.key))]
+    DuplicateKey {
+        /// The key.
+        key: String,
+        /// Line of its first occurrence.
+        first_line: usize,
+    },
     /// A value of the wrong YAML type.
     #[error("field '{field}': expected {expected}, got {found}")]
     WrongType {

@@ -88,6 +88,14 @@ pub fn parse_rule_text(
     let doc = match first_document(text) {
         Ok(doc) => doc,
         Err(e) => {
+            // serde_norway places a duplicate key at the first occurrence
+            // and without a column; the position pass finds the second.
+            if e.to_string().contains("duplicate entry") {
+                if let Some((key, first, second)) = PosTree::build(text).first_duplicate_key() {
+                    let kind = RuleFileErrorKind::DuplicateKey { key, first_line: first.line };
+                    return Err(RuleFileErrors::one(error(Some(second), kind)));
+                }
+            }
             let pos = e.location().map(|l| Position { line: l.line(), column: l.column() });
             return Err(RuleFileErrors::one(error(pos, RuleFileErrorKind::Yaml(e.to_string()))));
         }

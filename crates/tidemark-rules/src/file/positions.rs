@@ -132,6 +132,23 @@ impl PosTree {
         id
     }
 
+    /// The first key written twice in one mapping, in document order: the
+    /// key, where it first is, where it is again.
+    pub(crate) fn first_duplicate_key(&self) -> Option<(String, Position, Position)> {
+        let mut found: Option<(String, Position, Position)> = None;
+        for node in &self.nodes {
+            let Kind::Map(entries) = &node.kind else { continue };
+            for (i, (key, second, _)) in entries.iter().enumerate() {
+                let Some((_, first, _)) = entries[..i].iter().find(|(k, _, _)| k == key) else { continue };
+                let earlier = found.as_ref().is_none_or(|(_, _, f)| (second.line, second.column) < (f.line, f.column));
+                if earlier {
+                    found = Some((key.clone(), *first, *second));
+                }
+            }
+        }
+        found
+    }
+
     /// The document's root node.
     pub(crate) fn root(&self) -> Cursor<'_> {
         Cursor { tree: self, id: self.root }
@@ -280,5 +297,7 @@ mod tests {
         let tree = PosTree::build("a: 1\nb: 2\na: 3\n");
         assert_eq!(tree.root().entry("a", 1).0, p(3, 1));
         assert_eq!(tree.root().entry("a", 2).0, None);
+        let tree = PosTree::build("x:\n  - b: 1\n    c: 2\n    b: 3\n  - d: 1\n    d: 2\n");
+        assert_eq!(tree.first_duplicate_key(), Some(("b".to_string(), p(2, 5).unwrap(), p(4, 5).unwrap())));
     }
 }

@@ -26,10 +26,10 @@ pub(crate) fn validate(
     for g in groups {
         let group_problem =
             |pos: Option<Position>, kind| Problem { pos, pos_alt: None, group: Some(g.name.clone()), rule: None, kind };
-        if g.name.is_empty() {
+        if g.name.is_empty() && !g.name_invalid {
             problems.push(group_problem(g.pos, RuleFileErrorKind::EmptyGroupName));
         }
-        if !seen.insert(g.name.as_str()) {
+        if !g.name_invalid && !seen.insert(g.name.as_str()) {
             problems.push(group_problem(g.pos, RuleFileErrorKind::DuplicateGroupName(g.name.clone())));
         }
         if g.limit.value < 0 {
