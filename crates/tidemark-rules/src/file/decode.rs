@@ -253,7 +253,7 @@ fn decode_rule(value: &Value, at: Cursor<'_>, index: usize, sink: &mut Sink<'_>)
     };
     // The rule's name for its errors is known only once `alert` and
     // `record` are read; read them quietly first.
-    let quiet = |key: &str| map.get(key).and_then(|v| scalar_text(v)).unwrap_or_default();
+    let quiet = |key: &str| map.get(key).and_then(scalar_text).unwrap_or_default();
     let name = if quiet("alert").is_empty() { quiet("record") } else { quiet("alert") };
     let mut sink = Sink { errors: sink.errors, group: sink.group.clone(), rule: Some(RuleRef { index, name }) };
     for_each_field(map, at, RULE_FIELDS, &mut sink, |key, value, key_pos, value_at, sink| {
