@@ -476,6 +476,32 @@ groups: [{name: second, rules: [{bogus: 1}]}]
 }
 
 #[test]
+fn crlf_line_ends_keep_positions() {
+    let text = "groups:\r\n  - name: g\r\n    rules:\r\n      - alert: A\r\n        expr: |\r\n          sum(up\r\n      - record: 1x\r\n        expr: up\r\n";
+    let err = parse_rule_text("crlf.yml", text, &balanced_braces).unwrap_err();
+    let lines: Vec<String> = err.errors.iter().map(|e| e.to_string()).collect();
+    // Positions of the nodes as promtool 2.42 prints them for this file.
+    assert_eq!(
+        lines,
+        [
+            r#"crlf.yml: 5:15: group "g", rule 1, "A": could not parse expression: 1:4: parse error: unclosed left parenthesis"#,
+            r#"crlf.yml: 7:17: group "g", rule 2, "1x": invalid recording rule name: 1x"#,
+        ]
+    );
+}
+
+#[test]
+fn columns_count_characters() {
+    let text = "groups:\n- name: g\n  rules:\n  - {alert: \"ééé\", expr: \"up +\"}\n";
+    let err = parse_rule_text("utf.yml", text, &balanced_braces).unwrap_err();
+    // promtool 2.42 places this expression at 4:26 too (in bytes it would be 4:29).
+    assert!(
+        err.to_string().starts_with(r#"utf.yml: 4:26: group "g", rule 1, "ééé": could not parse expression: "#),
+        "{err}"
+    );
+}
+
+#[test]
 fn unreadable_files_are_errors_naming_them() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.yml");

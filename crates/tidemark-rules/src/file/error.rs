@@ -192,7 +192,7 @@ pub enum RuleFileErrorKind {
         message: String,
     },
     /// A glob pattern that is not well formed.
-    #[error("bad rule file pattern {}: syntax error in pattern", go_quote(.0))]
+    #[error("syntax error in pattern")]
     BadPattern(String),
 }
 

@@ -331,6 +331,8 @@ mod tests {
         assert!(got("*/none*").is_empty());
         assert_eq!(got("[ab]"), ["a", "b"]);
         assert_eq!(glob(&format!("{r}/x/[")), Err(BadPattern));
+        let err = expand_globs(&["rules/*.yml".to_string(), "rules/[z-".to_string()]).unwrap_err();
+        assert_eq!(err.to_string(), "rules/[z-: syntax error in pattern");
         // expand_globs: sorted across patterns and deduplicated.
         let files = expand_globs(&[format!("{r}/b/*.yml"), format!("{r}/a/*.yml"), format!("{r}/*/2.yml")]).unwrap();
         assert_eq!(files, vec![root.join("a/.hidden.yml"), root.join("a/1.yml"), root.join("b/2.yml")]);

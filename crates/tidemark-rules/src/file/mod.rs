@@ -148,9 +148,10 @@ fn first_document(text: &str) -> Result<serde_norway::Value, serde_norway::Error
 /// assert!(err.to_string().starts_with(&format!("{}: open {}: ", missing.display(), missing.display())));
 /// ```
 pub fn load_rule_file(
-    path: &Path,
+    path: impl AsRef<Path>,
     check_template: &dyn Fn(&str, &str) -> Result<(), String>,
 ) -> Result<Vec<crate::GroupSpec>, RuleFileErrors> {
+    let path = path.as_ref();
     let file = path.display().to_string();
     let error = |kind| {
         RuleFileErrors::one(RuleFileError {
