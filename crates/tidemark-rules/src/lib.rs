@@ -13,7 +13,7 @@ mod file;
 mod model;
 
 pub use file::{
-    expand_globs, load_rule_file, parse_duration, parse_rule_text, DurationError, RuleFileError, RuleFileErrorKind,
-    RuleFileErrors, RuleRef,
+    expand_globs, load_rule_file, load_rule_files, parse_duration, parse_rule_text, DurationError, RuleFileError,
+    RuleFileErrorKind, RuleFileErrors, RuleRef,
 };
 pub use model::{GroupSpec, RuleKind, RuleSpec};

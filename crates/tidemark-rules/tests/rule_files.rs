@@ -610,3 +610,102 @@ proptest! {
         let _ = parse_rule_text("p.yml", &text, &balanced_braces);
     }
 }
+
+/// A rule as a generated file writes it: (alert or record name, is alert,
+/// expression, `for` in minutes, labels, annotations).
+type GenRule = (String, bool, String, u64, Vec<(String, String)>, Vec<(String, String)>);
+
+fn gen_rule() -> impl Strategy<Value = GenRule> {
+    (
+        "[a-zA-Z_:][a-zA-Z0-9_:]{0,12}",
+        any::<bool>(),
+        prop::sample::select(vec!["up", "sum by (job) (rate(x_total[5m]))", "a / b > 0.5", "vector(1)"]),
+        0u64..120,
+        // Printable text without braces: the stand-in template check
+        // rejects unbalanced `{{`.
+        prop::collection::vec(("[a-z_][a-z0-9_]{0,6}", "[ -z|~]{0,12}"), 0..3),
+        prop::collection::vec(("[a-z_][a-z0-9_]{0,6}", "[ -z|~é\n]{0,12}"), 0..3),
+    )
+        .prop_map(|(name, alert, expr, for_min, labels, annotations)| {
+            // Recording rules have no `for` or annotations.
+            let (for_min, annotations) = if alert { (for_min, annotations) } else { (0, Vec::new()) };
+            (name, alert, expr.to_string(), for_min, labels, annotations)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn generated_files_load_back_as_written(
+        groups in prop::collection::vec(
+            (prop::option::of(1u64..600), 0usize..50, prop::collection::vec(gen_rule(), 0..5)),
+            0..4,
+        )
+    ) {
+        use serde_norway::{Mapping, Value};
+        let s = |t: &str| Value::String(t.to_string());
+        let pairs = |p: &[(String, String)]| {
+            let mut m = Mapping::new();
+            for (k, v) in p {
+                m.insert(s(k), s(v));
+            }
+            Value::Mapping(m)
+        };
+        let mut doc_groups = Vec::new();
+        for (i, (interval, limit, rules)) in groups.iter().enumerate() {
+            let mut g = Mapping::new();
+            g.insert(s("name"), s(&format!("group-{i}")));
+            if let Some(secs) = interval {
+                g.insert(s("interval"), s(&format!("{secs}s")));
+            }
+            g.insert(s("limit"), Value::Number((*limit as u64).into()));
+            let mut rs = Vec::new();
+            for (name, alert, expr, for_min, labels, annotations) in rules {
+                let mut r = Mapping::new();
+                r.insert(s(if *alert { "alert" } else { "record" }), s(name));
+                r.insert(s("expr"), s(expr));
+                if *for_min > 0 {
+                    r.insert(s("for"), s(&format!("{for_min}m")));
+                }
+                r.insert(s("labels"), pairs(labels));
+                if *alert {
+                    r.insert(s("annotations"), pairs(annotations));
+                }
+                rs.push(Value::Mapping(r));
+            }
+            g.insert(s("rules"), Value::Sequence(rs));
+            doc_groups.push(Value::Mapping(g));
+        }
+        let mut doc = Mapping::new();
+        doc.insert(s("groups"), Value::Sequence(doc_groups));
+        let text = serde_norway::to_string(&Value::Mapping(doc)).unwrap();
+
+        let loaded = parse_rule_text("gen.yml", &text, &balanced_braces).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        prop_assert_eq!(loaded.len(), groups.len());
+        let lines: Vec<&str> = text.lines().collect();
+        for (g, (interval, limit, rules)) in loaded.iter().zip(&groups) {
+            prop_assert_eq!(g.interval, interval.map(Duration::from_secs));
+            prop_assert_eq!(g.limit, *limit);
+            prop_assert_eq!(g.rules.len(), rules.len());
+            for (r, (name, alert, expr, for_min, labels, annotations)) in g.rules.iter().zip(rules) {
+                prop_assert_eq!(r.name(), name.as_str());
+                prop_assert_eq!(&r.expr, expr);
+                let want_labels: std::collections::BTreeMap<String, String> = labels.iter().cloned().collect();
+                prop_assert_eq!(&r.labels, &want_labels);
+                match &r.kind {
+                    RuleKind::Alerting { for_duration, annotations: a, .. } => {
+                        prop_assert!(*alert);
+                        prop_assert_eq!(*for_duration, Duration::from_secs(for_min * 60));
+                        let want: std::collections::BTreeMap<String, String> = annotations.iter().cloned().collect();
+                        prop_assert_eq!(a, &want);
+                    }
+                    RuleKind::Recording { .. } => prop_assert!(!*alert),
+                }
+                // The rule's line is where its first key is written.
+                let key = if *alert { "alert:" } else { "record:" };
+                prop_assert!(lines[r.line - 1].trim_start().starts_with(&format!("- {key}")), "line {}: {}", r.line, lines[r.line - 1]);
+            }
+        }
+    }
+}

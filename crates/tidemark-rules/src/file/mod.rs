@@ -169,6 +169,40 @@ pub fn load_rule_file(
     parse_rule_text(&file, &text, check_template)
 }
 
+/// Loads several rule files, in order, reporting the errors of all of them
+/// together. Group names need only be unique within a file.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let (a, b) = (dir.path().join("a.yml"), dir.path().join("b.yml"));
+/// std::fs::write(&a, "groups:\n- name: g\n  rules:\n  - record: x:y\n    expr: up\n").unwrap();
+/// std::fs::write(&b, "groups:\n- name: g\n  rules:\n  - record: x:z\n    expr: up\n").unwrap();
+/// let groups = tidemark_rules::load_rule_files(&[a.clone(), b.clone()], &|_, _| Ok(())).unwrap();
+/// assert_eq!(groups.len(), 2);
+///
+/// std::fs::write(&b, "groups:\n- name: g\n  rules:\n  - record: x-z\n    expr: up\n").unwrap();
+/// let err = tidemark_rules::load_rule_files(&[a, b.clone()], &|_, _| Ok(())).unwrap_err();
+/// assert_eq!(err.to_string(), format!("{}: 4:13: group \"g\", rule 1, \"x-z\": invalid recording rule name: x-z", b.display()));
+/// ```
+pub fn load_rule_files(
+    paths: &[std::path::PathBuf],
+    check_template: &dyn Fn(&str, &str) -> Result<(), String>,
+) -> Result<Vec<crate::GroupSpec>, RuleFileErrors> {
+    let mut groups = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        match load_rule_file(path, check_template) {
+            Ok(g) => groups.extend(g),
+            Err(e) => errors.extend(e.errors),
+        }
+    }
+    if errors.is_empty() {
+        Ok(groups)
+    } else {
+        Err(RuleFileErrors { errors })
+    }
+}
+
 /// An I/O error as Go words it (`no such file or directory`), without
 /// Rust's `(os error 2)` suffix.
 fn io_text(e: &std::io::Error) -> String {
