@@ -9,7 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod check;
-mod file;
+pub mod file;
 mod model;
 
 pub use file::{
