@@ -444,6 +444,52 @@ fn all_errors_of_a_file_are_reported_together() {
 }
 
 #[test]
+fn a_value_of_the_wrong_type_is_one_error() {
+    let cases = [
+        ("groups: [1]\n", r#"t.yml: 1:10: field 'groups': expected a list of mappings, got number 1"#),
+        ("groups: {a: 1}\n", r#"t.yml: 1:1: field 'groups': expected a list, got a mapping"#),
+        ("- a\n", r#"t.yml: 1:1: field 'groups': expected a mapping with a 'groups' list, got a list"#),
+        ("groups:\n- name: [x]\n", r#"t.yml: 2:9: field 'name': expected a string, got a list"#),
+        (
+            "groups:\n- name: g\n  rules: [up]\n",
+            r#"t.yml: 3:11: group "g", rule 1, "": field 'rules': expected a list of mappings, got string "up""#,
+        ),
+        (
+            "groups:\n- name: g\n  rules:\n  - record: r\n    expr: up\n    labels: {a: {b: c}}\n",
+            r#"t.yml: 6:17: group "g", rule 1, "r": field 'labels': expected a string, got a mapping"#,
+        ),
+    ];
+    for (text, want) in cases {
+        let err = parse_rule_text("t.yml", text, &balanced_braces).unwrap_err();
+        assert_eq!(err.to_string(), want, "{text}");
+    }
+}
+
+#[test]
+fn hostile_yaml_is_an_error_not_a_crash() {
+    // serde_norway (libyaml) takes time quadratic in flow depth: these
+    // would take a minute each without the position pass's depth check.
+    let deep_flow = format!("groups: {}", "[".repeat(100_000));
+    // Only the first document is read, as Prometheus reads only the first.
+    let deep_second_document = format!("groups: []\n---\n{}", "{a: ".repeat(100_000));
+    assert_eq!(parse_rule_text("h.yml", &deep_second_document, &balanced_braces), Ok(Vec::new()));
+    let deep_block: String = (0..5_000).map(|i| format!("{}- \n", " ".repeat(i * 2))).collect();
+    let mut laughs = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    for (i, c) in ('b'..='j').enumerate() {
+        let prev = (b'a' + i as u8) as char;
+        laughs.push_str(&format!(
+            "{c}: &{c} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
+        ));
+    }
+    laughs.push_str("groups: *j\n");
+    for text in [deep_flow, deep_block, laughs] {
+        let err = parse_rule_text("h.yml", &text, &balanced_braces).unwrap_err();
+        assert_eq!(err.len(), 1, "{err}");
+        assert!(err.to_string().starts_with("h.yml: "), "{err}");
+    }
+}
+
+#[test]
 fn odd_but_valid_yaml_loads_as_go_reads_it() {
     // Flow style, anchors and merges, a number as a record name's text,
     // null fields, a second document (ignored, as Prometheus ignores it).

@@ -183,6 +183,8 @@ fn decode_group(value: &Value, at: Cursor<'_>, errors: &mut Vec<Problem>) -> Raw
         Value::Null => return group,
         other => {
             sink.wrong_type(at.pos(), "groups", "a list of mappings", other);
+            // Already reported: not also an empty name.
+            group.name_invalid = true;
             return group;
         }
     };

@@ -85,13 +85,17 @@ pub fn parse_rule_text(
         rule: None,
         kind,
     };
+    let tree = PosTree::build(text);
+    if let Some(pos) = tree.too_deep {
+        return Err(RuleFileErrors::one(error(Some(pos), RuleFileErrorKind::Yaml("recursion limit exceeded".into()))));
+    }
     let doc = match first_document(text) {
         Ok(doc) => doc,
         Err(e) => {
             // serde_norway places a duplicate key at the first occurrence
             // and without a column; the position pass finds the second.
             if e.to_string().contains("duplicate entry") {
-                if let Some((key, first, second)) = PosTree::build(text).first_duplicate_key() {
+                if let Some((key, first, second)) = tree.first_duplicate_key() {
                     let kind = RuleFileErrorKind::DuplicateKey { key, first_line: first.line };
                     return Err(RuleFileErrors::one(error(Some(second), kind)));
                 }
@@ -100,7 +104,6 @@ pub fn parse_rule_text(
             return Err(RuleFileErrors::one(error(pos, RuleFileErrorKind::Yaml(e.to_string()))));
         }
     };
-    let tree = PosTree::build(text);
     let mut problems = Vec::new();
     let groups = decode::decode_file(&doc, tree.root(), &mut problems);
     let specs = validate::validate(file, &groups, check_template, &mut problems);

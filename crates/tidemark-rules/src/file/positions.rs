@@ -42,6 +42,10 @@ pub(crate) struct PosTree {
     nodes: Vec<Node>,
     anchors: HashMap<usize, NodeId>,
     root: Option<NodeId>,
+    /// Where the text nests flow collections deeper than the position
+    /// pass allows (255 levels): `serde_norway` would reject it too, but
+    /// only after time quadratic in the depth (a minute for 100,000 `[`).
+    pub(crate) too_deep: Option<Position>,
 }
 
 /// A node in progress while its children are read.
@@ -67,7 +71,17 @@ impl PosTree {
         // the first `|` or `>` after it.
         let mut prev_end = Marker::new(0, 1, 0);
         let mut chars = CharCursor::new(text);
-        while let Some(Ok((event, span))) = parser.next_event() {
+        while let Some(next) = parser.next_event() {
+            let (event, span) = match next {
+                Ok(e) => e,
+                Err(e) => {
+                    if e.info().contains("recursion limit exceeded") {
+                        let m = e.marker();
+                        tree.too_deep = Some(Position { line: m.line(), column: m.col() + 1 });
+                    }
+                    break;
+                }
+            };
             let mut pos = position(&span);
             if let Event::Scalar(_, ScalarStyle::Literal | ScalarStyle::Folded, _, _) = &event {
                 if let Some(p) = chars.block_indicator(prev_end) {
