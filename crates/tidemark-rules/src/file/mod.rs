@@ -3,8 +3,8 @@
 //!
 //! A file is decoded with `serde_norway` (the first YAML document only, as
 //! Prometheus reads it), positions come from a second pass over its event
-//! stream ([`positions`]), then every field is decoded ([`decode`]) and
-//! checked as Prometheus' `rulefmt` checks it ([`validate`]). All problems
+//! stream (`positions`), then every field is decoded (`decode`) and
+//! checked as Prometheus' `rulefmt` checks it (`validate`). All problems
 //! of a file are reported together, each naming the file, line and column,
 //! group and rule, in the text shape of `promtool check rules`.
 //!
@@ -18,7 +18,13 @@
 //!   fields by line only);
 //! - errors about a label or annotation carry the position of its name (or
 //!   of its template), and errors about an absent `record`/`alert`/`expr`
-//!   the position of the rule, where promtool prints none or `0:0`.
+//!   the position of the rule, where promtool prints none or `0:0`;
+//! - like 2.42, and unlike Prometheus 3 (UTF-8 names), names follow the
+//!   legacy rules: metric names `[a-zA-Z_:][a-zA-Z0-9_:]*`, label names
+//!   `[a-zA-Z_][a-zA-Z0-9_]*`;
+//! - YAML nested deeper than 128 levels is refused (Go's library allows
+//!   10,000), and flow nesting beyond 255 levels is refused before
+//!   `serde_norway` sees it, whose parser takes time quadratic in it.
 
 mod decode;
 mod duration;
