@@ -555,6 +555,10 @@ fn unreadable_files_are_errors_naming_them() {
     let m = missing.display();
     assert_eq!(err.to_string(), format!("{m}: open {m}: no such file or directory"));
 
+    let err = load(dir.path()).unwrap_err();
+    let d = dir.path().display();
+    assert_eq!(err.to_string(), format!("{d}: read {d}: is a directory"));
+
     let latin1 = dir.path().join("latin1.yml");
     std::fs::write(&latin1, b"groups:\n- name: caf\xe9\n").unwrap();
     let err = load(&latin1).unwrap_err();

@@ -172,8 +172,11 @@ pub fn load_rule_file(
             kind,
         })
     };
-    let bytes =
-        std::fs::read(path).map_err(|e| error(RuleFileErrorKind::Io(format!("open {file}: {}", io_text(&e)))))?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        // Go's wording: opening a directory succeeds, reading it fails.
+        let op = if e.kind() == std::io::ErrorKind::IsADirectory { "read" } else { "open" };
+        error(RuleFileErrorKind::Io(format!("{op} {file}: {}", io_text(&e))))
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| error(RuleFileErrorKind::NotUtf8(e.utf8_error().valid_up_to())))?;
     parse_rule_text(&file, &text, check_template)
 }
