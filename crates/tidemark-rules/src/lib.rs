@@ -8,6 +8,22 @@
 //! to flags, reloads and HTTP routes.
 #![deny(missing_docs)]
 
+pub mod alerting;
+mod env;
+mod error;
+mod group;
+mod manager;
 mod model;
+pub mod notifier;
+mod recording;
+mod status;
+pub mod template;
 
+pub use alerting::{Alert, AlertState, AlertingRule};
+pub use env::{AlertSink, RuleEnv};
+pub use error::RuleError;
+pub use group::{Group, GroupStats, Rule};
+pub use manager::RuleManager;
 pub use model::{GroupSpec, RuleKind, RuleSpec};
+pub use recording::RecordingRule;
+pub use status::{RuleHealth, RuleStatus};

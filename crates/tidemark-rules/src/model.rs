@@ -124,7 +124,12 @@ pub struct RuleSpec {
 impl RuleSpec {
     /// A recording rule.
     pub fn recording(record: impl Into<String>, expr: impl Into<String>) -> RuleSpec {
-        RuleSpec { kind: RuleKind::Recording { record: record.into() }, expr: expr.into(), labels: BTreeMap::new(), line: 0 }
+        RuleSpec {
+            kind: RuleKind::Recording { record: record.into() },
+            expr: expr.into(),
+            labels: BTreeMap::new(),
+            line: 0,
+        }
     }
 
     /// An alerting rule that fires at once (no `for`).
