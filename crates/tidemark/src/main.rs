@@ -1,4 +1,5 @@
-//! The `tidemark` binary: `tidemark serve` runs the server.
+//! The `tidemark` binary: `tidemark serve` runs the server; `tidemark test
+//! rules` runs rule unit tests.
 
 use clap::{Parser, Subcommand};
 use tidemark::config::{ServeArgs, ServeConfig};
@@ -15,11 +16,36 @@ struct Cli {
 enum Command {
     /// Accept remote write and serve the Prometheus HTTP API.
     Serve(ServeArgs),
+    /// Run tests.
+    #[command(subcommand)]
+    Test(TestCommand),
+}
+
+#[derive(Subcommand)]
+enum TestCommand {
+    /// Unit-test rule files, in the format and with the output of
+    /// `promtool test rules`; exits 1 if any test fails.
+    Rules {
+        /// The test files.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Test(TestCommand::Rules { files }) => {
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            match tidemark_rules::unittest::test_rules(&files, &mut out, &mut err) {
+                Ok(true) => std::process::ExitCode::SUCCESS,
+                Ok(false) => std::process::ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("tidemark: writing the test report: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(args) => {
             let config = match ServeConfig::resolve(&args) {
                 Ok(c) => c,
