@@ -68,7 +68,13 @@ fn corpus_passes_with_promtool() {
     assert!(files.len() >= 5, "corpus files missing: {files:?}");
     for f in &files {
         let out = promtool_test(f);
-        assert!(out.success(), "promtool test rules {} failed (a wrong test):\n{}\n{}", f.display(), out.stdout, out.stderr);
+        assert!(
+            out.success(),
+            "promtool test rules {} failed (a wrong test):\n{}\n{}",
+            f.display(),
+            out.stdout,
+            out.stderr
+        );
         assert!(out.stdout.contains("  SUCCESS"), "{}", out.stdout);
     }
 }

@@ -35,7 +35,7 @@ use tidemark_storage::{Db, Labels};
 
 use crate::{AlertState, Group, Rule, RuleEnv};
 
-pub use report::{format_float_e, AlertLabelsAndAnnotations, go_duration_string, labels_string, model_duration_string};
+pub use report::{format_float_e, go_duration_string, labels_string, model_duration_string, AlertLabelsAndAnnotations};
 pub use series::{expand_values, parse_metric, SeriesError};
 pub use spec::{parse_duration, parse_test_file, TestFile, TestGroup};
 
@@ -310,7 +310,8 @@ impl LazyInput {
         // loader (keyed by label hash) does.
         let mut defs: HashMap<Labels, Vec<Option<f64>>> = HashMap::new();
         for s in &tg.input_series {
-            let bad = |source| UnitTestError::InputSeries { series: s.series.clone(), values: s.values.clone(), source };
+            let bad =
+                |source| UnitTestError::InputSeries { series: s.series.clone(), values: s.values.clone(), source };
             let metric = parse_metric(&s.series).map_err(bad)?;
             let values = expand_values(&s.values).map_err(bad)?;
             let labels = Labels::new(metric.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -393,7 +394,10 @@ fn run_test_group(
     let mut alert_tests: BTreeMap<i64, Vec<&spec::AlertTestCase>> = BTreeMap::new();
     for a in &tg.alert_rule_test {
         if a.alertname.is_empty() {
-            return Err(one(UnitTestError::MissingAlertname { eval_time_ms: a.eval_time, test_group: tg.name.clone() }));
+            return Err(one(UnitTestError::MissingAlertname {
+                eval_time_ms: a.eval_time,
+                test_group: tg.name.clone(),
+            }));
         }
         alert_tests.entry(a.eval_time).or_default().push(a);
     }
@@ -461,7 +465,11 @@ fn run_test_group(
         let got = match env.query(&case.expr, case.eval_time) {
             Ok(v) => v,
             Err(message) => {
-                errors.push(UnitTestError::ExprError { expr: case.expr.clone(), eval_time_ms: case.eval_time, message });
+                errors.push(UnitTestError::ExprError {
+                    expr: case.expr.clone(),
+                    eval_time_ms: case.eval_time,
+                    message,
+                });
                 continue;
             }
         };

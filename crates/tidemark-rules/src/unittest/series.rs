@@ -145,7 +145,8 @@ impl Cursor<'_> {
                 if id == "stale" {
                     Ok(stale_nan())
                 } else {
-                    special_number(&id).ok_or_else(|| format!("unexpected identifier {id:?}, expected number or \"stale\""))
+                    special_number(&id)
+                        .ok_or_else(|| format!("unexpected identifier {id:?}, expected number or \"stale\""))
                 }
             }
             _ => self.number(),
@@ -204,7 +205,9 @@ impl Cursor<'_> {
         }
         let tok = String::from_utf8_lossy(&self.s[start..self.pos]).into_owned();
         match self.peek() {
-            Some(c) if c != b'x' && (c.is_ascii_alphanumeric() || c == b'_') => Err(format!("bad number syntax: {tok:?}")),
+            Some(c) if c != b'x' && (c.is_ascii_alphanumeric() || c == b'_') => {
+                Err(format!("bad number syntax: {tok:?}"))
+            }
             _ => Ok(tok),
         }
     }
@@ -455,11 +458,17 @@ mod tests {
 
     #[test]
     fn malformed_items_are_refused() {
-        for bad in ["NaNx2", "Infx2", "foo", "1x", "1+1", "1x2.5", "1xx2", "1+x2", "_x", "_2", "1a", "x3", "1x-2", "1x3 4y", "0x10+1"] {
+        for bad in [
+            "NaNx2", "Infx2", "foo", "1x", "1+1", "1x2.5", "1xx2", "1+x2", "_x", "_2", "1a", "x3", "1x-2", "1x3 4y",
+            "0x10+1",
+        ] {
             assert!(expand_values(bad).is_err(), "{bad:?} should be refused");
         }
         let e = expand_values("1 NaNx2").unwrap_err();
-        assert_eq!(e.to_string(), "bad series values item \"NaNx2\": unexpected identifier \"NaNx2\", expected number or \"stale\"");
+        assert_eq!(
+            e.to_string(),
+            "bad series values item \"NaNx2\": unexpected identifier \"NaNx2\", expected number or \"stale\""
+        );
     }
 
     #[test]
@@ -486,7 +495,19 @@ mod tests {
 
     #[test]
     fn malformed_metrics_are_refused() {
-        for bad in ["", "up{", "up{a}", "up{a=b}", r#"up{a="b""#, r#"up{a=~"b"}"#, r#"up{a="1",a="2"}"#, r#"up{a="1"} x"#, "1up", r#"up{1a="x"}"#, r#"{a="\q"}"#] {
+        for bad in [
+            "",
+            "up{",
+            "up{a}",
+            "up{a=b}",
+            r#"up{a="b""#,
+            r#"up{a=~"b"}"#,
+            r#"up{a="1",a="2"}"#,
+            r#"up{a="1"} x"#,
+            "1up",
+            r#"up{1a="x"}"#,
+            r#"{a="\q"}"#,
+        ] {
             assert!(parse_metric(bad).is_err(), "{bad:?} should be refused");
         }
     }

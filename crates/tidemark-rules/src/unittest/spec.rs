@@ -180,7 +180,10 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
         rest = &rest[unit_len..];
         let idx = UNITS[next_unit..].iter().position(|(u, _)| *u == unit).map(|i| i + next_unit).ok_or_else(bad)?;
         next_unit = idx + 1;
-        total = n.checked_mul(UNITS[idx].1).and_then(|v| total.checked_add(v)).ok_or_else(|| "duration out of range".to_string())?;
+        total = n
+            .checked_mul(UNITS[idx].1)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| "duration out of range".to_string())?;
     }
     Ok(total)
 }
