@@ -198,6 +198,7 @@ fn a_missing_test_file_fails_and_the_others_still_run() {
     let files = vec![corpus_dir().join("no-such.test.yml"), corpus_dir().join("series.test.yml")];
     let (ok, out, err) = ours(&files);
     assert!(!ok);
-    assert!(err.starts_with("  FAILED:\n"), "{err}");
+    assert!(err.starts_with("  FAILED:\nopen "), "{err}");
+    assert!(err.contains("no-such.test.yml: no such file or directory\n"), "{err}");
     assert!(out.ends_with("  SUCCESS\n\n"), "{out}");
 }

@@ -48,7 +48,7 @@ use report::{alerts_string, go_quote, indent_lines, sample_string};
 #[non_exhaustive]
 pub enum UnitTestError {
     /// The test file cannot be read.
-    #[error("{path}: {message}")]
+    #[error("open {path}: {message}")]
     Read {
         /// The file.
         path: String,
@@ -207,7 +207,7 @@ pub fn run_test_file(path: &Path) -> Result<(), Vec<UnitTestError>> {
 fn run_test_file_with_warnings(path: &Path, warnings: &mut Vec<String>) -> Result<(), Vec<UnitTestError>> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path)
-        .map_err(|e| vec![UnitTestError::Read { path: shown.clone(), message: e.to_string() }])?;
+        .map_err(|e| vec![UnitTestError::Read { path: shown.clone(), message: go_io_message(&e) }])?;
     let file = parse_test_file(&text).map_err(|message| vec![UnitTestError::Yaml { path: shown.clone(), message }])?;
     let base = path.parent().unwrap_or(Path::new(""));
     let mut rule_files = Vec::new();
@@ -241,6 +241,16 @@ fn run_test_file_with_warnings(path: &Path, warnings: &mut Vec<String>) -> Resul
         Ok(())
     } else {
         Err(errors)
+    }
+}
+
+/// Go's wording for the common reasons a file cannot be opened.
+fn go_io_message(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "no such file or directory".to_string(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        io::ErrorKind::IsADirectory => "is a directory".to_string(),
+        _ => e.to_string(),
     }
 }
 
