@@ -202,3 +202,33 @@ fn a_missing_test_file_fails_and_the_others_still_run() {
     assert!(err.contains("no-such.test.yml: no such file or directory\n"), "{err}");
     assert!(out.ends_with("  SUCCESS\n\n"), "{out}");
 }
+
+/// Writes `test` (and an empty rule file) to a temporary directory and
+/// checks that promtool and our runner both fail with the same report.
+fn same_failure_as_promtool(test: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yml"), "groups: []\n").unwrap();
+    let path = dir.path().join("t.test.yml");
+    std::fs::write(&path, test).unwrap();
+    let p = promtool_test(&path);
+    assert!(!p.success(), "promtool should fail:\n{}", p.stdout);
+    let (ok, out, err) = ours(std::slice::from_ref(&path));
+    assert!(!ok);
+    assert_eq!(err, p.stderr, "stderr differs from promtool's");
+    assert_eq!(out, p.stdout, "stdout differs from promtool's");
+    err
+}
+
+#[test]
+fn a_missing_alertname_is_reported_as_promtool_reports_it() {
+    let err = same_failure_as_promtool(
+        "rule_files: [rules.yml]\ntests:\n  - name: nameless\n    input_series: []\n    alert_rule_test:\n      - eval_time: 90s\n        exp_alerts: []\n",
+    );
+    assert!(err.contains("misses required attribute alertname at eval_time 1m30s (in TestGroup nameless)"), "{err}");
+}
+
+#[test]
+fn a_repeated_group_in_the_evaluation_order_is_reported_as_promtool_reports_it() {
+    let err = same_failure_as_promtool("rule_files: [rules.yml]\ngroup_eval_order: [a, b, a]\ntests: []\n");
+    assert!(err.contains("group name repeated in evaluation order: a"), "{err}");
+}
