@@ -11,6 +11,7 @@
 pub mod alerting;
 mod env;
 mod error;
+pub mod file;
 mod group;
 mod manager;
 mod model;

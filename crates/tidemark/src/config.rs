@@ -27,6 +27,7 @@
 //! retention_size = "100GB"
 //! out_of_order_window = "10m"
 //! wal_sync = "every-commit"      # or "never", or an interval like "1s"
+//! external_labels = { cluster = "eu-1" }   # added to alerts and /federate
 //!
 //! [query]
 //! timeout = "2m"
@@ -38,8 +39,22 @@
 //! max_body_size = "32MB"
 //! max_decompressed_size = "128MB"
 //!
+//! [rules]
+//! files = ["rules/*.yml"]        # Prometheus rule files (docs/rules.md)
+//! evaluation_interval = "1m"
+//! query_offset = "0s"
+//! for_outage_tolerance = "1h"
+//! for_grace_period = "10m"
+//! resend_delay = "1m"
+//!
+//! [alerting]
+//! alertmanagers = ["http://127.0.0.1:9093"]
+//! notification_queue_capacity = 10000
+//! timeout = "10s"
+//!
 //! [web]
 //! config_file = "web.yml"        # TLS and basic auth, Prometheus' format (docs/security.md)
+//! external_url = "https://tidemark.example.com"
 //! enable_admin_api = false
 //! max_connections = 512
 //! read_header_timeout = "10s"
@@ -70,6 +85,7 @@ use serde::Deserialize;
 use tidemark_remote::forward::{redact_url, redacted_headers, split_userinfo, Auth, TlsOptions};
 use tidemark_storage::SyncPolicy;
 
+use crate::rules::RulesOptions;
 use crate::web::ListenOptions;
 use crate::TidemarkOptions;
 
@@ -177,6 +193,39 @@ pub struct ServeArgs {
     /// Longest a request body may take to arrive after its headers [default: 5m].
     #[arg(long = "web.read-timeout", value_name = "DURATION")]
     pub web_read_timeout: Option<String>,
+    /// The URL users reach Tidemark at: `$externalURL` in templates and the base of alerts' generatorURL [default: http://<hostname>:<port>].
+    #[arg(long = "web.external-url", value_name = "URL")]
+    pub web_external_url: Option<String>,
+    /// Rule files to load, as a glob (repeatable; re-read on SIGHUP and POST /-/reload).
+    #[arg(long = "rules.file", value_name = "GLOB")]
+    pub rules_file: Vec<String>,
+    /// Evaluation interval of rule groups that set none; also the default subquery step [default: 1m].
+    #[arg(long = "rules.evaluation-interval", value_name = "DURATION")]
+    pub rules_evaluation_interval: Option<String>,
+    /// How far in the past rule groups that set no query_offset evaluate [default: 0s].
+    #[arg(long = "rules.query-offset", value_name = "DURATION")]
+    pub rules_query_offset: Option<String>,
+    /// Longest outage after which an alert's 'for' state is still restored at startup [default: 1h].
+    #[arg(long = "rules.alert.for-outage-tolerance", value_name = "DURATION")]
+    pub rules_alert_for_outage_tolerance: Option<String>,
+    /// Least time an alert with a restored 'for' state waits before firing [default: 10m].
+    #[arg(long = "rules.alert.for-grace-period", value_name = "DURATION")]
+    pub rules_alert_for_grace_period: Option<String>,
+    /// Least time between two sends of the same alert to Alertmanager [default: 1m].
+    #[arg(long = "rules.alert.resend-delay", value_name = "DURATION")]
+    pub rules_alert_resend_delay: Option<String>,
+    /// Alertmanager to send alerts to (repeatable), e.g. http://127.0.0.1:9093.
+    #[arg(long = "alertmanager.url", value_name = "URL")]
+    pub alertmanager_url: Vec<String>,
+    /// Alerts queued for Alertmanager at most; more drop the oldest [default: 10000].
+    #[arg(long = "alertmanager.notification-queue-capacity", value_name = "N")]
+    pub alertmanager_notification_queue_capacity: Option<usize>,
+    /// Timeout of one request to an Alertmanager [default: 10s].
+    #[arg(long = "alertmanager.timeout", value_name = "DURATION")]
+    pub alertmanager_timeout: Option<String>,
+    /// A label added to every alert sent and to /federate output, as NAME=VALUE (repeatable).
+    #[arg(long = "external-label", value_name = "NAME=VALUE")]
+    pub external_label: Vec<String>,
 }
 
 /// The remote-write protocol a forward target speaks.
@@ -263,12 +312,40 @@ struct FileConfig {
     forward: Vec<FileForward>,
     #[serde(default)]
     web: FileWeb,
+    #[serde(default)]
+    external_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    rules: FileRules,
+    #[serde(default)]
+    alerting: FileAlerting,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRules {
+    #[serde(default)]
+    files: Vec<String>,
+    evaluation_interval: Option<String>,
+    query_offset: Option<String>,
+    for_outage_tolerance: Option<String>,
+    for_grace_period: Option<String>,
+    resend_delay: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAlerting {
+    #[serde(default)]
+    alertmanagers: Vec<String>,
+    notification_queue_capacity: Option<usize>,
+    timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileWeb {
     config_file: Option<PathBuf>,
+    external_url: Option<String>,
     enable_admin_api: Option<bool>,
     max_connections: Option<usize>,
     read_header_timeout: Option<String>,
@@ -559,9 +636,107 @@ impl ServeConfig {
             },
             drain_timeout: defaults.drain_timeout,
         };
+        instance.rules = resolve_rules(args, &file, listen)?;
         let web_config_file = args.web_config_file.clone().or_else(|| file.web.config_file.clone());
         Ok(ServeConfig { listen, instance, forward, log_filter, web_config_file, web })
     }
+}
+
+/// Rule and alerting settings: flags win over the file; a repeatable flag
+/// given at all replaces the file's list.
+fn resolve_rules(args: &ServeArgs, file: &FileConfig, listen: SocketAddr) -> Result<RulesOptions, ConfigError> {
+    let pick = |flag: &Option<String>, file: &Option<String>| flag.clone().or_else(|| file.clone());
+    let list = |flag: &Vec<String>, file: &Vec<String>| if flag.is_empty() { file.clone() } else { flag.clone() };
+    let defaults = RulesOptions::default();
+    let positive = |setting, v: Option<String>, default: Duration| match v {
+        None => Ok(default),
+        Some(s) => parse_positive_duration(setting, &s),
+    };
+    let mut external_labels = file.external_labels.clone();
+    if !args.external_label.is_empty() {
+        external_labels.clear();
+        for pair in &args.external_label {
+            let Some((k, v)) = pair.split_once('=') else {
+                return Err(ConfigError::Invalid {
+                    setting: "external-label",
+                    value: pair.clone(),
+                    reason: "expected NAME=VALUE".into(),
+                });
+            };
+            external_labels.insert(k.to_owned(), v.to_owned());
+        }
+    }
+    for (k, v) in &external_labels {
+        if !tidemark_storage::NameValidation::Legacy.is_valid_label_name(k) || k.starts_with("__") || v.is_empty() {
+            return Err(ConfigError::Invalid {
+                setting: "external-label",
+                value: format!("{k}={v}"),
+                reason: "the name must be a valid label name not starting with __, and the value non-empty".into(),
+            });
+        }
+    }
+    let alertmanagers = list(&args.alertmanager_url, &file.alerting.alertmanagers);
+    for url in &alertmanagers {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                setting: "alertmanager.url",
+                value: redact_url(url),
+                reason: "expected an http:// or https:// URL".into(),
+            });
+        }
+    }
+    let external_url = match pick(&args.web_external_url, &file.web.external_url) {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None => format!("http://{}:{}", hostname(), listen.port()),
+    };
+    Ok(RulesOptions {
+        files: list(&args.rules_file, &file.rules.files),
+        evaluation_interval: positive(
+            "rules.evaluation-interval",
+            pick(&args.rules_evaluation_interval, &file.rules.evaluation_interval),
+            defaults.evaluation_interval,
+        )?,
+        query_offset: match pick(&args.rules_query_offset, &file.rules.query_offset) {
+            None => defaults.query_offset,
+            Some(s) => parse_duration_allow_zero("rules.query-offset", &s)?,
+        },
+        outage_tolerance: positive(
+            "rules.alert.for-outage-tolerance",
+            pick(&args.rules_alert_for_outage_tolerance, &file.rules.for_outage_tolerance),
+            defaults.outage_tolerance,
+        )?,
+        for_grace_period: match pick(&args.rules_alert_for_grace_period, &file.rules.for_grace_period) {
+            None => defaults.for_grace_period,
+            Some(s) => parse_duration_allow_zero("rules.alert.for-grace-period", &s)?,
+        },
+        resend_delay: positive(
+            "rules.alert.resend-delay",
+            pick(&args.rules_alert_resend_delay, &file.rules.resend_delay),
+            defaults.resend_delay,
+        )?,
+        external_labels,
+        external_url,
+        alertmanagers,
+        notification_queue_capacity: args
+            .alertmanager_notification_queue_capacity
+            .or(file.alerting.notification_queue_capacity)
+            .unwrap_or(defaults.notification_queue_capacity),
+        alertmanager_timeout: positive(
+            "alertmanager.timeout",
+            pick(&args.alertmanager_timeout, &file.alerting.timeout),
+            defaults.alertmanager_timeout,
+        )?,
+    })
+}
+
+/// This machine's host name, for the default external URL (as Prometheus).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -608,6 +783,20 @@ pub fn parse_duration_or_zero(setting: &'static str, s: &str) -> Result<Option<D
         return Ok(None);
     }
     parse_positive_duration(setting, s).map(Some)
+}
+
+/// Parses a Prometheus-style duration that may be zero (`0`, `0s`).
+pub fn parse_duration_allow_zero(setting: &'static str, s: &str) -> Result<Duration, ConfigError> {
+    let t = s.trim();
+    // `0`, `0s`, `0ms`, `0h`…: zero in any unit.
+    let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if !digits.is_empty()
+        && digits.bytes().all(|b| b == b'0')
+        && matches!(&t[digits.len()..], "" | "ms" | "s" | "m" | "h" | "d" | "w" | "y")
+    {
+        return Ok(Duration::ZERO);
+    }
+    parse_positive_duration(setting, s)
 }
 
 /// Parses a Prometheus-style duration that must be positive.
@@ -864,5 +1053,68 @@ authorization = {{ credentials = "t0k3n-xyz" }}
         assert_eq!(parse_size("s", "10").unwrap(), 10);
         assert!(parse_size("s", "").is_err());
         assert!(parse_size("s", "1.5GB").is_err());
+    }
+
+    #[test]
+    fn rules_and_alerting_settings_from_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            r#"
+external_labels = { cluster = "eu-1", replica = "a" }
+[rules]
+files = ["rules/*.yml", "more.yml"]
+evaluation_interval = "30s"
+for_grace_period = "0s"
+[alerting]
+alertmanagers = ["http://127.0.0.1:9093"]
+timeout = "3s"
+[web]
+external_url = "https://tm.example.com/prefix/"
+"#,
+        )
+        .unwrap();
+        let c = ServeConfig::resolve(&args(|a| a.config_file = Some(path.clone()))).unwrap();
+        let r = &c.instance.rules;
+        assert_eq!(r.files, vec!["rules/*.yml", "more.yml"]);
+        assert_eq!(r.evaluation_interval, Duration::from_secs(30));
+        assert_eq!(r.for_grace_period, Duration::ZERO);
+        assert_eq!(r.outage_tolerance, Duration::from_secs(3600));
+        assert_eq!(r.alertmanagers, vec!["http://127.0.0.1:9093"]);
+        assert_eq!(r.alertmanager_timeout, Duration::from_secs(3));
+        assert_eq!(r.external_url, "https://tm.example.com/prefix");
+        assert_eq!(r.external_labels.len(), 2);
+
+        // Flags win; a repeatable flag replaces the file's list.
+        let c = ServeConfig::resolve(&args(|a| {
+            a.config_file = Some(path.clone());
+            a.rules_file = vec!["only.yml".into()];
+            a.external_label = vec!["cluster=us-2".into()];
+            a.rules_evaluation_interval = Some("15s".into());
+        }))
+        .unwrap();
+        assert_eq!(c.instance.rules.files, vec!["only.yml"]);
+        assert_eq!(
+            c.instance.rules.external_labels.into_iter().collect::<Vec<_>>(),
+            vec![("cluster".into(), "us-2".into())]
+        );
+        assert_eq!(c.instance.rules.evaluation_interval, Duration::from_secs(15));
+
+        // Defaults without either.
+        let c = ServeConfig::resolve(&ServeArgs::default()).unwrap();
+        assert!(
+            c.instance.rules.external_url.starts_with("http://") && c.instance.rules.external_url.ends_with(":9201")
+        );
+
+        for (f, why) in [
+            (args(|a| a.external_label = vec!["novalue".into()]), "NAME=VALUE"),
+            (args(|a| a.external_label = vec!["__x=1".into()]), "valid label name"),
+            (args(|a| a.alertmanager_url = vec!["127.0.0.1:9093".into()]), "http://"),
+            (args(|a| a.rules_evaluation_interval = Some("0s".into())), "rules.evaluation-interval"),
+        ] {
+            let e = ServeConfig::resolve(&f).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
     }
 }

@@ -40,6 +40,8 @@ use tidemark_storage::{Db, SyncPolicy};
 
 use crate::api::{self, ApiOptions, ApiState};
 use crate::metrics::{self, ForwarderCollector, ForwarderList, QueryCollector, ReceiverCollector, ServerMetrics};
+use crate::rules::{ReloadStatus, RuleSources, RulesError, RulesOptions};
+use tidemark_rules::{GroupSpec, RuleEnv, RuleManager};
 
 /// Options of an embedded [`Tidemark`]. Defaults match `tidemark serve`.
 #[derive(Debug, Clone)]
@@ -71,6 +73,8 @@ pub struct TidemarkOptions {
     /// Serve `/api/v1/admin/*` (default false, as Prometheus without
     /// `--web.enable-admin-api`).
     pub enable_admin_api: bool,
+    /// Rule evaluation and alert notification (default: no rules).
+    pub rules: RulesOptions,
 }
 
 impl TidemarkOptions {
@@ -94,6 +98,7 @@ impl TidemarkOptions {
             lookback_delta: Duration::from_secs(300),
             receiver: ReceiverOptions::default(),
             enable_admin_api: false,
+            rules: RulesOptions::default(),
         }
     }
 }
@@ -105,6 +110,9 @@ pub enum OpenError {
     /// The database could not be opened.
     #[error("cannot open the database: {0}")]
     Storage(#[from] tidemark_storage::Error),
+    /// The rule files are invalid.
+    #[error("cannot load rules: {0}")]
+    Rules(#[from] RulesError),
 }
 
 /// A database with its query engine, receiver and HTTP API.
@@ -120,6 +128,7 @@ pub struct Tidemark {
     opened_in: Duration,
     /// Parent of every HTTP query's cancellation token.
     queries: CancellationToken,
+    rules: Arc<RuleSources>,
 }
 
 impl Tidemark {
@@ -146,6 +155,7 @@ impl Tidemark {
             timeout: Some(opts.query_timeout),
             max_concurrency: opts.query_max_concurrency,
             limits: opts.query_limits,
+            default_subquery_step: opts.rules.evaluation_interval,
             ..EngineOptions::default()
         }));
         let metadata = Arc::new(MetadataStore::new());
@@ -164,10 +174,22 @@ impl Tidemark {
             storage_retention: retention_text(opts.retention_time, opts.retention_size),
             max_concurrency: opts.query_max_concurrency,
             enable_admin_api: opts.enable_admin_api,
+            external_labels: opts.rules.external_labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             ..ApiOptions::default()
         };
         let queries = CancellationToken::new();
-        Ok(Tidemark { db, engine, metadata, receiver, metrics, forwarders, api_options, opened_in, queries })
+        let rules = Arc::new(RuleSources::new(
+            Arc::new(RuleManager::new(rule_env(&db, &engine, &opts.rules))),
+            opts.rules.files.clone(),
+        ));
+        if !opts.rules.files.is_empty() {
+            if let Err(e) = rules.reload() {
+                rules.manager.stop();
+                let _ = db.close();
+                return Err(e.into());
+            }
+        }
+        Ok(Tidemark { db, engine, metadata, receiver, metrics, forwarders, api_options, opened_in, queries, rules })
     }
 
     /// Starts forwarding everything this database ingests (from its WAL)
@@ -183,6 +205,43 @@ impl Tidemark {
     /// Statistics of the running forwarders, by name.
     pub fn forwarder_stats(&self) -> Vec<(String, ForwarderStats)> {
         self.forwarders.lock().iter().map(|f| (f.name().to_owned(), f.stats())).collect()
+    }
+
+    /// The rule manager: running groups, their rules, alerts and statistics.
+    pub fn rules(&self) -> &Arc<RuleManager> {
+        &self.rules.manager
+    }
+
+    /// Replaces the rule files (globs) and loads them with the groups set in
+    /// code. On error nothing changes and the old rules keep running.
+    /// Returns the number of rules loaded.
+    pub fn load_rule_files(&self, patterns: &[String]) -> Result<usize, RulesError> {
+        self.rules.set_files(patterns.to_vec())
+    }
+
+    /// Replaces the rule groups built in code (they run beside those of the
+    /// rule files). On error nothing changes.
+    ///
+    /// ```
+    /// use tidemark::rules::{GroupSpec, RuleSpec};
+    /// let tm = tidemark::Tidemark::open(tidemark::TidemarkOptions::in_memory()).unwrap();
+    /// tm.set_rule_groups(vec![GroupSpec::new("slo").rule(RuleSpec::recording("one", "vector(1)"))]).unwrap();
+    /// assert_eq!(tm.rules().groups()[0].name(), "slo");
+    /// tm.close().unwrap();
+    /// ```
+    pub fn set_rule_groups(&self, groups: Vec<GroupSpec>) -> Result<usize, RulesError> {
+        self.rules.set_code_groups(groups)
+    }
+
+    /// Re-reads the rule files (what SIGHUP and `POST /-/reload` do). On
+    /// error the old rules keep running; the outcome shows on `/metrics`.
+    pub fn reload_rules(&self) -> Result<usize, RulesError> {
+        self.rules.reload()
+    }
+
+    /// The outcome of the last rule (re)load.
+    pub fn reload_status(&self) -> &Arc<ReloadStatus> {
+        &self.rules.status
     }
 
     /// The database.
@@ -242,9 +301,20 @@ impl Tidemark {
             receiver: self.receiver.clone(),
             options: self.api_options.clone(),
             shutdown: self.queries.clone(),
+            rules: Some(self.rules.manager.clone()),
         });
         let metrics_for_route = self.metrics.clone();
+        let for_reload = self.clone();
         api::router(state)
+            .route(
+                "/-/reload",
+                axum::routing::post(move || reload_handler(for_reload.clone()))
+                    .put({
+                        let tm = self.clone();
+                        move || reload_handler(tm.clone())
+                    })
+                    .layer(api::catch_panic_layer()),
+            )
             .route(
                 "/metrics",
                 axum::routing::get(move || {
@@ -270,6 +340,7 @@ impl Tidemark {
     /// database (the WAL is synced; the head is replayed from it at the
     /// next open).
     pub fn close(&self) -> Result<(), tidemark_storage::Error> {
+        self.rules.manager.stop();
         let forwarders = std::mem::take(&mut *self.forwarders.lock());
         for f in forwarders {
             let name = f.name().to_owned();
@@ -282,6 +353,35 @@ impl Tidemark {
         }
         self.db.close()
     }
+}
+
+/// `POST|PUT /-/reload`: re-reads the rule files, as Prometheus' lifecycle
+/// endpoint (200 with an empty body; 500 with `failed to reload config: …`,
+/// the old rules still running).
+async fn reload_handler(tm: Tidemark) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::task::spawn_blocking(move || tm.reload_rules()).await {
+        Ok(Ok(_)) => axum::http::StatusCode::OK.into_response(),
+        Ok(Err(e)) => {
+            (axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}\n")).into_response()
+        }
+        Err(e) => {
+            (axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}\n")).into_response()
+        }
+    }
+}
+
+/// The environment rules are evaluated in.
+fn rule_env(db: &Arc<Db>, engine: &Arc<Engine>, opts: &RulesOptions) -> RuleEnv {
+    let mut env = RuleEnv::new(db.clone(), engine.clone());
+    env.evaluation_interval = opts.evaluation_interval;
+    env.query_offset = opts.query_offset;
+    env.outage_tolerance = opts.outage_tolerance;
+    env.for_grace_period = opts.for_grace_period;
+    env.resend_delay = opts.resend_delay;
+    env.external_labels = opts.external_labels.clone();
+    env.external_url = opts.external_url.clone();
+    env
 }
 
 /// Retention as `/api/v1/status/runtimeinfo` reports it (Prometheus: "15d",

@@ -13,6 +13,7 @@ pub use tidemark_storage as storage;
 
 pub mod config;
 pub mod metrics;
+pub mod rules;
 pub mod server;
 
 mod instance;

@@ -93,6 +93,8 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
         blocks = stats.blocks,
         replay_seconds = (tm.opened_in().as_secs_f64() * 1000.0).round() / 1000.0,
         forwarders = config.forward.len(),
+        rule_groups = tm.rules().groups().len(),
+        alertmanagers = config.instance.rules.alertmanagers.len(),
         tls = loaded.tls.is_some(),
         basic_auth = loaded.auth.is_enabled(),
         admin_api = config.instance.enable_admin_api,
@@ -100,6 +102,24 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
         "tidemark serving: remote write at {scheme}://{local}/api/v1/write, Prometheus API at {scheme}://{local}/"
     );
     drop(loaded);
+
+    // SIGHUP re-reads the rule files, as Prometheus re-reads its configuration.
+    #[cfg(unix)]
+    {
+        let tm = tm.clone();
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::info!("received SIGHUP: reloading rules");
+                        let tm = tm.clone();
+                        let _ = tokio::task::spawn_blocking(move || tm.reload_rules()).await;
+                    }
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "cannot listen for SIGHUP: reloads only through POST /-/reload"),
+        }
+    }
 
     let router = tm.router();
     // On the signal, cancel every query first; the listener then drains the

@@ -190,6 +190,9 @@ pub struct ApiState {
     /// every later one (each request's token is a child of it): a server
     /// fires it when it shuts down.
     pub shutdown: CancellationToken,
+    /// The rule manager whose groups and alerts `/api/v1/rules` and
+    /// `/api/v1/alerts` show (`None`: no rules, empty answers).
+    pub rules: Option<Arc<tidemark_rules::RuleManager>>,
 }
 
 impl ApiState {
@@ -207,7 +210,15 @@ impl ApiState {
         let receiver_opts =
             ReceiverOptions { max_body_bytes: options.max_remote_write_body, ..ReceiverOptions::default() };
         let receiver = Arc::new(Receiver::new(db.clone(), metadata.clone(), receiver_opts));
-        ApiState { db, engine: Arc::new(engine), metadata, receiver, options, shutdown: CancellationToken::new() }
+        ApiState {
+            db,
+            engine: Arc::new(engine),
+            metadata,
+            receiver,
+            options,
+            shutdown: CancellationToken::new(),
+            rules: None,
+        }
     }
 }
 
