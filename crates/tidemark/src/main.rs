@@ -12,6 +12,8 @@ struct Cli {
     command: Command,
 }
 
+// Built once per process: the size of the serve arguments does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Accept remote write and serve the Prometheus HTTP API.
