@@ -332,7 +332,12 @@ impl LazyInput {
         for (labels, values) in defs {
             for (i, v) in values.into_iter().enumerate() {
                 if let Some(v) = v {
-                    samples.push((i as i64 * interval, labels.clone(), v));
+                    let t = (i as i64).checked_mul(interval).ok_or_else(|| {
+                        UnitTestError::Load(format!(
+                            "sample {i} of {labels:?} lies beyond the representable time range"
+                        ))
+                    })?;
+                    samples.push((t, labels.clone(), v));
                 }
             }
         }
@@ -438,7 +443,8 @@ fn run_test_group(
             errors.append(&mut eval_errors);
             return Err(errors);
         }
-        while curr < alert_times.len() && ts <= alert_times[curr] && alert_times[curr] < ts + eval_interval {
+        let next = ts.saturating_add(eval_interval);
+        while curr < alert_times.len() && ts <= alert_times[curr] && alert_times[curr] < next {
             let t = alert_times[curr];
             let cases = &alert_tests[&t];
             let names: BTreeSet<&str> = cases.iter().map(|c| c.alertname.as_str()).collect();
@@ -468,7 +474,10 @@ fn run_test_group(
             }
             curr += 1;
         }
-        ts += eval_interval;
+        if next == ts || next == i64::MAX {
+            break;
+        }
+        ts = next;
     }
 
     for case in &tg.promql_expr_test {

@@ -477,6 +477,37 @@ mod tests {
         assert!(expand_values("_x99999999999").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_expanded_or_refused_without_panicking(text in "[0-9x+_. eEinfaNIstl-]{0,40}") {
+            let _ = expand_values(&text);
+        }
+
+        #[test]
+        fn well_formed_sequences_have_the_expected_length(
+            items in proptest::collection::vec((-1000i64..1000, -50i64..50, 0u64..20, 0u8..3), 0..8)
+        ) {
+            let mut text = String::new();
+            let mut expected = 0u64;
+            for (start, step, n, kind) in &items {
+                let item = match kind {
+                    0 => { expected += 1; format!("{start}") }
+                    1 => { expected += n + 1; format!("{start}{step:+}x{n}") }
+                    _ => { expected += n; format!("_x{n}") }
+                };
+                text.push_str(&item);
+                text.push(' ');
+            }
+            let v = expand_values(&text).unwrap();
+            proptest::prop_assert_eq!(v.len() as u64, expected);
+        }
+
+        #[test]
+        fn any_metric_text_is_parsed_or_refused_without_panicking(text in r#"[a-z_:{}="',\ é`0-9]{0,30}"#) {
+            let _ = parse_metric(&text);
+        }
+    }
+
     #[test]
     fn metrics() {
         let m = parse_metric("up").unwrap();
