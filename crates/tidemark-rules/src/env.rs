@@ -118,3 +118,9 @@ impl QueryRunner for RuleEnv {
 pub(crate) fn labels_to_map(l: &Labels) -> BTreeMap<String, String> {
     l.iter().map(|p| (p.name.to_string(), p.value.to_string())).collect()
 }
+
+impl AlertSink for crate::notifier::Notifier {
+    fn send(&self, alerts: Vec<Alert>) {
+        crate::notifier::Notifier::send(self, alerts);
+    }
+}

@@ -27,5 +27,8 @@ pub use error::RuleError;
 pub use group::{Group, GroupStats, Rule};
 pub use manager::RuleManager;
 pub use model::{GroupSpec, RuleKind, RuleSpec};
+pub use notifier::{
+    AlertmanagerAuth, AlertmanagerStats, Notifier, NotifierError, NotifierOptions, NotifierStats, NotifierTls,
+};
 pub use recording::RecordingRule;
 pub use status::{RuleHealth, RuleStatus};

@@ -80,6 +80,16 @@ pub enum KitError {
         /// What it printed on stderr.
         stderr: String,
     },
+    /// Something a test waits for did not happen in time.
+    #[error("timed out after {timeout:?} waiting for {what}; {detail}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long we waited.
+        timeout: std::time::Duration,
+        /// What was seen instead.
+        detail: String,
+    },
     /// `/proc/<pid>/…` could not be read or parsed.
     #[error("cannot read /proc/{pid}/{file}: {reason}")]
     Proc {

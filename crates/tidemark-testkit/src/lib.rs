@@ -25,12 +25,15 @@
 //! ```
 #![deny(missing_docs)]
 
+mod alertmanager;
 mod error;
 mod http;
 mod peers;
 mod process;
 mod promtool;
+mod webhook;
 
+pub use alertmanager::{Alertmanager, AlertmanagerConfig};
 pub use error::KitError;
 pub use http::{get, post, url_encode, Http, HttpResponse, TlsClient};
 pub use peers::{
@@ -38,6 +41,7 @@ pub use peers::{
 };
 pub use process::{find_binary, free_port, PeerProcess, ProcessStats};
 pub use promtool::{promtool, promtool_with_env, promtool_with_timeout, PromtoolOutput};
+pub use webhook::{ReceivedRequest, WebhookReceiver};
 
 /// Milliseconds since the Unix epoch as the decimal seconds that
 /// Prometheus' HTTP API and `promtool` accept (`1700000000.123`).

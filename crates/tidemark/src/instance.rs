@@ -39,9 +39,11 @@ use tidemark_remote::{Forwarder, ForwarderOptions, ForwarderStats, MetadataStore
 use tidemark_storage::{Db, SyncPolicy};
 
 use crate::api::{self, ApiOptions, ApiState};
-use crate::metrics::{self, ForwarderCollector, ForwarderList, QueryCollector, ReceiverCollector, ServerMetrics};
+use crate::metrics::{
+    self, ForwarderCollector, ForwarderList, NotifierCollector, QueryCollector, ReceiverCollector, ServerMetrics,
+};
 use crate::rules::{ReloadStatus, RuleSources, RulesError, RulesOptions};
-use tidemark_rules::{GroupSpec, RuleEnv, RuleManager};
+use tidemark_rules::{GroupSpec, Notifier, NotifierOptions, RuleEnv, RuleManager};
 
 /// Options of an embedded [`Tidemark`]. Defaults match `tidemark serve`.
 #[derive(Debug, Clone)]
@@ -113,6 +115,9 @@ pub enum OpenError {
     /// The rule files are invalid.
     #[error("cannot load rules: {0}")]
     Rules(#[from] RulesError),
+    /// The Alertmanager settings are invalid.
+    #[error("cannot start the notifier: {0}")]
+    Notifier(#[from] tidemark_rules::NotifierError),
 }
 
 /// A database with its query engine, receiver and HTTP API.
@@ -129,6 +134,7 @@ pub struct Tidemark {
     /// Parent of every HTTP query's cancellation token.
     queries: CancellationToken,
     rules: Arc<RuleSources>,
+    notifier: Option<Arc<Notifier>>,
 }
 
 impl Tidemark {
@@ -165,6 +171,29 @@ impl Tidemark {
         server_metrics.register_collector(Box::new(ReceiverCollector(receiver.clone())));
         server_metrics.register_collector(Box::new(ForwarderCollector(forwarders.clone())));
         server_metrics.register_collector(Box::new(QueryCollector(engine.clone())));
+        let notifier = match opts.rules.alertmanagers.is_empty() {
+            true => None,
+            false => {
+                let mut n = NotifierOptions::new(opts.rules.alertmanagers.iter().cloned());
+                n.queue_capacity = opts.rules.notification_queue_capacity;
+                n.timeout = opts.rules.alertmanager_timeout;
+                n.external_labels = opts.rules.external_labels.clone();
+                match Notifier::start(n) {
+                    Ok(n) => Some(Arc::new(n)),
+                    Err(e) => {
+                        let _ = db.close();
+                        return Err(e.into());
+                    }
+                }
+            }
+        };
+        let mut env = rule_env(&db, &engine, &opts.rules);
+        env.sink = notifier.clone().map(|n| n as Arc<dyn tidemark_rules::AlertSink>);
+        let rules = Arc::new(RuleSources::new(Arc::new(RuleManager::new(env)), opts.rules.files.clone()));
+        server_metrics.register_collector(Box::new(NotifierCollector {
+            notifier: notifier.clone(),
+            reload: rules.status.clone(),
+        }));
         let metrics = Arc::new(server_metrics);
         let api_options = ApiOptions {
             query_timeout: opts.query_timeout,
@@ -178,18 +207,31 @@ impl Tidemark {
             ..ApiOptions::default()
         };
         let queries = CancellationToken::new();
-        let rules = Arc::new(RuleSources::new(
-            Arc::new(RuleManager::new(rule_env(&db, &engine, &opts.rules))),
-            opts.rules.files.clone(),
-        ));
         if !opts.rules.files.is_empty() {
             if let Err(e) = rules.reload() {
                 rules.manager.stop();
+                if let Some(n) = &notifier {
+                    n.stop();
+                }
                 let _ = db.close();
                 return Err(e.into());
             }
+        } else {
+            rules.status.record(&Ok(()));
         }
-        Ok(Tidemark { db, engine, metadata, receiver, metrics, forwarders, api_options, opened_in, queries, rules })
+        Ok(Tidemark {
+            db,
+            engine,
+            metadata,
+            receiver,
+            metrics,
+            forwarders,
+            api_options,
+            opened_in,
+            queries,
+            rules,
+            notifier,
+        })
     }
 
     /// Starts forwarding everything this database ingests (from its WAL)
@@ -237,6 +279,11 @@ impl Tidemark {
     /// error the old rules keep running; the outcome shows on `/metrics`.
     pub fn reload_rules(&self) -> Result<usize, RulesError> {
         self.rules.reload()
+    }
+
+    /// The Alertmanager notifier, if `--alertmanager.url`s are set.
+    pub fn notifier(&self) -> Option<&Arc<Notifier>> {
+        self.notifier.as_ref()
     }
 
     /// The outcome of the last rule (re)load.
@@ -340,7 +387,11 @@ impl Tidemark {
     /// database (the WAL is synced; the head is replayed from it at the
     /// next open).
     pub fn close(&self) -> Result<(), tidemark_storage::Error> {
+        // Rules first (no new alerts), then the notifier sends what is queued.
         self.rules.manager.stop();
+        if let Some(n) = &self.notifier {
+            n.stop();
+        }
         let forwarders = std::mem::take(&mut *self.forwarders.lock());
         for f in forwarders {
             let name = f.name().to_owned();

@@ -371,6 +371,92 @@ impl prometheus_client::collector::Collector for QueryCollector {
     }
 }
 
+/// Alertmanager notification statistics and the outcome of the last rule
+/// reload, read at scrape time (Prometheus' `prometheus_notifications_*`
+/// and `prometheus_config_last_reload_*`, with our prefix).
+#[derive(Debug)]
+pub(crate) struct NotifierCollector {
+    pub(crate) notifier: Option<Arc<tidemark_rules::Notifier>>,
+    pub(crate) reload: Arc<crate::rules::ReloadStatus>,
+}
+
+impl prometheus_client::collector::Collector for NotifierCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        gauge(
+            &mut enc,
+            "tidemark_config_last_reload_successful",
+            "Whether the last load of the rule files succeeded (1) or failed (0); a failed one keeps the previous rules.",
+            i64::from(self.reload.successful()),
+        )?;
+        gauge_f64(
+            &mut enc,
+            "tidemark_config_last_reload_success_timestamp_seconds",
+            "When the rule files were last loaded successfully.",
+            self.reload.last_success_ms() as f64 / 1000.0,
+        )?;
+        let Some(n) = &self.notifier else {
+            return Ok(());
+        };
+        let st = n.stats();
+        gauge(
+            &mut enc,
+            "tidemark_notifications_queue_length",
+            "Alerts waiting to be sent (the longest Alertmanager queue).",
+            st.queue_length as i64,
+        )?;
+        gauge(
+            &mut enc,
+            "tidemark_notifications_queue_capacity",
+            "Alerts each Alertmanager queue holds at most.",
+            st.queue_capacity as i64,
+        )?;
+        counter(
+            &mut enc,
+            "tidemark_notifications_dropped",
+            "Alerts dropped: queue overflow, failed requests, or sent after stop.",
+            st.dropped_total,
+        )?;
+        gauge(
+            &mut enc,
+            "tidemark_notifications_alertmanagers_discovered",
+            "Alertmanagers alerts are sent to.",
+            st.alertmanagers.len() as i64,
+        )?;
+        let by = |f: &dyn Fn(&tidemark_rules::AlertmanagerStats) -> u64| -> Vec<(Vec<(&'static str, String)>, u64)> {
+            st.alertmanagers.iter().map(|a| (vec![("alertmanager", a.alertmanager.clone())], f(a))).collect()
+        };
+        counter_family(
+            &mut enc,
+            "tidemark_notifications_sent",
+            "Alerts an Alertmanager accepted.",
+            &by(&|a| a.sent_total),
+        )?;
+        counter_family(
+            &mut enc,
+            "tidemark_notifications_errors",
+            "Alerts in requests that failed.",
+            &by(&|a| a.errors_total),
+        )?;
+        counter_family(
+            &mut enc,
+            "tidemark_notifications_alertmanager_dropped",
+            "Alerts dropped for one Alertmanager.",
+            &by(&|a| a.dropped_total),
+        )?;
+        let latency: Vec<(Vec<(&'static str, String)>, f64)> = st
+            .alertmanagers
+            .iter()
+            .map(|a| (vec![("alertmanager", a.alertmanager.clone())], a.last_latency.map_or(0.0, |d| d.as_secs_f64())))
+            .collect();
+        gauge_family(
+            &mut enc,
+            "tidemark_notifications_last_latency_seconds",
+            "Duration of the last successful request to each Alertmanager.",
+            &latency,
+        )
+    }
+}
+
 /// Forwarder statistics, read at scrape time.
 #[derive(Debug)]
 pub(crate) struct ForwarderCollector(pub(crate) ForwarderList);

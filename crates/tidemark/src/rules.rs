@@ -108,7 +108,7 @@ impl ReloadStatus {
         self.last_error.lock().clone()
     }
 
-    fn record(&self, result: &Result<(), RulesError>) {
+    pub(crate) fn record(&self, result: &Result<(), RulesError>) {
         match result {
             Ok(()) => {
                 self.successful.store(true, Ordering::Release);

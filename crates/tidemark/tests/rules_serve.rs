@@ -41,6 +41,12 @@ fn wait_for(base: &str, query: &str, want: &str) {
     }
 }
 
+/// A metric of `/metrics` without labels.
+fn metric(base: &str, name: &str) -> Option<f64> {
+    let text = agent().get(&format!("{base}/metrics")).call().ok()?.body_mut().read_to_string().ok()?;
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 fn rule_file(record: &str, expr: &str) -> String {
     format!("groups:\n  - name: fast\n    interval: 1s\n    rules:\n      - record: {record}\n        expr: {expr}\n")
 }
@@ -63,6 +69,7 @@ fn rules_run_reload_on_http_and_sighup_and_bad_files_keep_the_old_rules() {
     let text = resp.body_mut().read_to_string().unwrap();
     assert!(text.starts_with("failed to reload config: "), "{text}");
     assert!(text.contains("could not parse expression"), "{text}");
+    assert_eq!(metric(&base, "tidemark_config_last_reload_successful"), Some(0.0));
     let before = Instant::now();
     std::thread::sleep(Duration::from_millis(1500));
     let mut resp = agent().get(&format!("{base}/api/v1/query")).query("query", "timestamp(tm:answer)").call().unwrap();
@@ -76,6 +83,7 @@ fn rules_run_reload_on_http_and_sighup_and_bad_files_keep_the_old_rules() {
     let status = Command::new("kill").args(["-HUP", &tm.pid().to_string()]).status().unwrap();
     assert!(status.success());
     wait_for(&base, "tm:answer2", "7");
+    assert_eq!(metric(&base, "tidemark_config_last_reload_successful"), Some(1.0));
 
     // And through the API, a new file matched by the glob.
     std::fs::write(rules.join("b.yml"), rule_file("tm:answer3", "vector(3)").replace("fast", "other")).unwrap();
