@@ -32,3 +32,7 @@ pub use notifier::{
 };
 pub use recording::RecordingRule;
 pub use status::{RuleHealth, RuleStatus};
+pub use template::{
+    check_alert_template, expand_alert_template, expand_alert_template_with_url, AlertTemplate, QueryRunner,
+    QuerySample, TemplateData, TemplateError,
+};

@@ -74,8 +74,8 @@ impl Load {
         vec![
             (vec![("__name__", "http_requests_total"), ("job", "api"), ("status", "200")], 6.0 * secs + jump),
             (vec![("__name__", "http_requests_total"), ("job", "api"), ("status", "500")], 20.0 / 15.0 * secs),
-            (vec![("__name__", "http_requests_total"), ("job", "api-gateway"), ("code", "200")], 97.0 / 15.0 * secs + jump),
-            (vec![("__name__", "http_requests_total"), ("job", "api-gateway"), ("code", "500")], 3.0 / 15.0 * secs),
+            (vec![("__name__", "http_requests_total"), ("code", "200"), ("job", "api-gateway")], 97.0 / 15.0 * secs + jump),
+            (vec![("__name__", "http_requests_total"), ("code", "500"), ("job", "api-gateway")], 3.0 / 15.0 * secs),
             (vec![("__name__", "ml_tasks_queued"), ("job", "ml")], queued),
         ]
     }
@@ -107,10 +107,12 @@ fn write(base: &str, load: &Load, times: &[i64]) -> Result<(), String> {
         .header("X-Prometheus-Remote-Write-Version", "0.1.0")
         .send(&body[..])
         .map_err(|e| e.to_string())?;
-    if resp.status().is_success() {
+    let status = resp.status();
+    if status.is_success() {
         Ok(())
     } else {
-        Err(format!("write answered {}", resp.status()))
+        let mut resp = resp;
+        Err(format!("write answered {status}: {}", resp.body_mut().read_to_string().unwrap_or_default()))
     }
 }
 
