@@ -232,3 +232,21 @@ fn a_repeated_group_in_the_evaluation_order_is_reported_as_promtool_reports_it()
     let err = same_failure_as_promtool("rule_files: [rules.yml]\ngroup_eval_order: [a, b, a]\ntests: []\n");
     assert!(err.contains("group name repeated in evaluation order: a"), "{err}");
 }
+
+#[test]
+fn a_template_that_does_not_parse_fails_the_file_on_both() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: g\n    rules:\n      - alert: Bad\n        expr: vector(1)\n        annotations:\n          summary: '{{ nope }}'\n",
+    )
+    .unwrap();
+    let test = dir.path().join("t.test.yml");
+    std::fs::write(&test, "rule_files: [rules.yml]\ntests:\n  - input_series: []\n").unwrap();
+    let p = promtool_test(&test);
+    assert!(!p.success());
+    assert!(p.stderr.contains("function \"nope\" not defined"), "{}", p.stderr);
+    let (ok, _, err) = ours(std::slice::from_ref(&test));
+    assert!(!ok);
+    assert!(err.contains("function \"nope\" not defined"), "{err}");
+}

@@ -65,6 +65,8 @@ fn dur(file: &str, what: &str, text: Option<&str>) -> Result<Option<Duration>, S
 }
 
 /// Reads one rule file into its groups (each with `file` set to `path`).
+/// Once `crate::file` is the real module, this becomes
+/// `crate::file::load_rule_file(path, &|alert, text| crate::template::check_alert_template(alert, text).map_err(|e| e.to_string()))`.
 pub(crate) fn load_groups(path: &Path) -> Result<Vec<GroupSpec>, String> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
@@ -84,12 +86,28 @@ pub(crate) fn load_groups(path: &Path) -> Result<Vec<GroupSpec>, String> {
         for (i, r) in g.rules.into_iter().enumerate() {
             let kind = match (r.record, r.alert) {
                 (Some(record), None) => RuleKind::Recording { record },
-                (None, Some(alert)) => RuleKind::Alerting {
-                    alert,
-                    for_duration: dur(&file, "for", r.for_duration.as_deref())?.unwrap_or_default(),
-                    keep_firing_for: dur(&file, "keep_firing_for", r.keep_firing_for.as_deref())?.unwrap_or_default(),
-                    annotations: r.annotations,
-                },
+                (None, Some(alert)) => {
+                    // Templates must parse, as rulefmt's validation requires.
+                    for (what, texts) in [("label", &r.labels), ("annotation", &r.annotations)] {
+                        for (k, text) in texts {
+                            crate::template::check_alert_template(&alert, text).map_err(|e| {
+                                format!(
+                                    "{file}: group {:?}, rule {}, {:?}: msg=invalid {what} {k:?}: {e}",
+                                    g.name,
+                                    i + 1,
+                                    alert
+                                )
+                            })?;
+                        }
+                    }
+                    RuleKind::Alerting {
+                        alert,
+                        for_duration: dur(&file, "for", r.for_duration.as_deref())?.unwrap_or_default(),
+                        keep_firing_for: dur(&file, "keep_firing_for", r.keep_firing_for.as_deref())?
+                            .unwrap_or_default(),
+                        annotations: r.annotations,
+                    }
+                }
                 _ => {
                     return Err(format!(
                         "{file}: group {:?}, rule {}: one of 'record' or 'alert' must be set",
