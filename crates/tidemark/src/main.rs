@@ -1,5 +1,6 @@
-//! The `tidemark` binary: `tidemark serve` runs the server; `tidemark test
-//! rules` runs rule unit tests.
+//! The `tidemark` binary: `tidemark serve` runs the server; `tidemark check
+//! rules FILE…` checks rule files as `promtool check rules` does; `tidemark
+//! test rules FILE…` runs rule unit tests as `promtool test rules` does.
 
 use clap::{Parser, Subcommand};
 use tidemark::config::{ServeArgs, ServeConfig};
@@ -12,12 +13,15 @@ struct Cli {
     command: Command,
 }
 
-// Built once per process: the size of the serve arguments does not matter.
+// Parsed once at start-up: the size of the serve flags costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Accept remote write and serve the Prometheus HTTP API.
     Serve(ServeArgs),
+    /// Check files without running anything.
+    #[command(subcommand)]
+    Check(CheckCommand),
     /// Run tests.
     #[command(subcommand)]
     Test(TestCommand),
@@ -29,6 +33,16 @@ enum TestCommand {
     /// `promtool test rules`; exits 1 if any test fails.
     Rules {
         /// The test files.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// Check rule files as `promtool check rules` does: exit 0 if all are valid, 1 otherwise.
+    Rules {
+        /// The rule files.
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
@@ -46,6 +60,19 @@ fn main() -> std::process::ExitCode {
                     eprintln!("tidemark: writing the test report: {e}");
                     std::process::ExitCode::FAILURE
                 }
+            }
+        }
+        Command::Check(CheckCommand::Rules { files }) => {
+            let ok = tidemark_rules::check::check_rules(
+                &files,
+                &tidemark::rules::check_template,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            );
+            if ok {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
             }
         }
         Command::Serve(args) => {

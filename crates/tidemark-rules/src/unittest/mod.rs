@@ -21,7 +21,6 @@
 //! ```
 
 mod report;
-mod rulefile;
 mod series;
 mod spec;
 
@@ -217,11 +216,12 @@ fn run_test_file_with_warnings(path: &Path, warnings: &mut Vec<String>) -> Resul
         } else {
             base.join(pattern)
         };
-        let matched = glob(&full);
-        if matched.is_empty() {
-            warnings.push(format!("  WARNING: no file match pattern {}", full.display()));
+        let full = full.display().to_string();
+        match crate::expand_globs(std::slice::from_ref(&full)) {
+            Ok(matched) if matched.is_empty() => warnings.push(format!("  WARNING: no file match pattern {full}")),
+            Ok(matched) => rule_files.extend(matched),
+            Err(e) => return Err(e.errors.iter().map(|e| UnitTestError::RuleFile(e.to_string())).collect()),
         }
-        rule_files.extend(matched);
     }
     let eval_interval = file.evaluation_interval.filter(|&i| i > 0).unwrap_or(60_000);
     let mut order = HashMap::new();
@@ -251,60 +251,6 @@ fn go_io_message(e: &io::Error) -> String {
         io::ErrorKind::PermissionDenied => "permission denied".to_string(),
         io::ErrorKind::IsADirectory => "is a directory".to_string(),
         _ => e.to_string(),
-    }
-}
-
-/// Paths matching `pattern`, sorted: `*`, `?` and `[…]` in the last path
-/// component (as Go's `filepath.Glob`, for the patterns rule files use); a
-/// pattern without them matches itself when the file exists.
-fn glob(pattern: &Path) -> Vec<PathBuf> {
-    let name = pattern.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    if !name.contains(['*', '?', '[']) {
-        return if pattern.exists() { vec![pattern.to_path_buf()] } else { Vec::new() };
-    }
-    let dir = match pattern.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
-    let mut out: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| wildcard_match(name.as_bytes(), e.file_name().to_string_lossy().as_bytes()))
-        .map(|e| pattern.with_file_name(e.file_name()))
-        .collect();
-    out.sort();
-    out
-}
-
-/// Shell-style matching of one path component.
-fn wildcard_match(pat: &[u8], s: &[u8]) -> bool {
-    match pat.first() {
-        None => s.is_empty(),
-        Some(b'*') => (0..=s.len()).any(|i| wildcard_match(&pat[1..], &s[i..])),
-        Some(b'?') => !s.is_empty() && wildcard_match(&pat[1..], &s[1..]),
-        Some(b'[') => {
-            let Some(end) = pat.iter().skip(1).position(|&c| c == b']').map(|p| p + 1) else {
-                return !s.is_empty() && s[0] == b'[' && wildcard_match(&pat[1..], &s[1..]);
-            };
-            let Some(&c) = s.first() else { return false };
-            let (neg, set) = match pat.get(1) {
-                Some(b'^') => (true, &pat[2..end]),
-                _ => (false, &pat[1..end]),
-            };
-            let mut hit = false;
-            let mut i = 0;
-            while i < set.len() {
-                if i + 2 < set.len() && set[i + 1] == b'-' {
-                    hit |= set[i] <= c && c <= set[i + 2];
-                    i += 3;
-                } else {
-                    hit |= set[i] == c;
-                    i += 1;
-                }
-            }
-            hit != neg && wildcard_match(&pat[end + 1..], &s[1..])
-        }
-        Some(&p) => s.first() == Some(&p) && wildcard_match(&pat[1..], &s[1..]),
     }
 }
 
@@ -386,7 +332,7 @@ fn run_test_group(
     let mut groups = Vec::new();
     let mut load_errors = Vec::new();
     for f in rule_files {
-        match rulefile::load_groups(f) {
+        match crate::load_rule_file(f, &check_template) {
             Ok(specs) => {
                 for spec in specs {
                     match Group::new(spec, env.clone(), false) {
@@ -395,7 +341,7 @@ fn run_test_group(
                     }
                 }
             }
-            Err(e) => load_errors.push(UnitTestError::RuleFile(e)),
+            Err(e) => load_errors.extend(e.errors.iter().map(|e| UnitTestError::RuleFile(e.to_string()))),
         }
     }
     if !load_errors.is_empty() {
@@ -532,6 +478,12 @@ fn run_test_group(
     }
 }
 
+/// Alert templates must parse when a rule file loads, as Prometheus'
+/// rule-file validation requires.
+fn check_template(alert: &str, text: &str) -> Result<(), String> {
+    crate::template::check_alert_template(alert, text).map_err(|e| e.to_string())
+}
+
 /// The firing alerts of the alerting rules named in `names`, across every
 /// group (one alert name may be in several groups).
 fn firing_alerts(groups: &[Group], names: &BTreeSet<&str>) -> HashMap<String, Vec<AlertLabelsAndAnnotations>> {
@@ -551,20 +503,4 @@ fn firing_alerts(groups: &[Group], names: &BTreeSet<&str>) -> HashMap<String, Ve
         }
     }
     got
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wildcards() {
-        assert!(wildcard_match(b"*.yml", b"a.yml"));
-        assert!(wildcard_match(b"*.yml", b".yml"));
-        assert!(!wildcard_match(b"*.yml", b"a.yaml"));
-        assert!(wildcard_match(b"r?.yml", b"r1.yml"));
-        assert!(wildcard_match(b"r[0-9].yml", b"r7.yml"));
-        assert!(!wildcard_match(b"r[^0-9].yml", b"r7.yml"));
-        assert!(wildcard_match(b"a*b*c", b"axxbyyc"));
-    }
 }
