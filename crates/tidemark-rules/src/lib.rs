@@ -20,6 +20,7 @@ pub mod notifier;
 mod recording;
 mod status;
 pub mod template;
+pub mod unittest;
 
 pub use alerting::{Alert, AlertState, AlertingRule};
 pub use env::{AlertSink, RuleEnv};

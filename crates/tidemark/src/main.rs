@@ -1,5 +1,6 @@
 //! The `tidemark` binary: `tidemark serve` runs the server; `tidemark check
-//! rules FILE…` checks rule files as `promtool check rules` does.
+//! rules FILE…` checks rule files as `promtool check rules` does; `tidemark
+//! test rules FILE…` runs rule unit tests as `promtool test rules` does.
 
 use clap::{Parser, Subcommand};
 use tidemark::config::{ServeArgs, ServeConfig};
@@ -21,6 +22,20 @@ enum Command {
     /// Check files without running anything.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Run tests.
+    #[command(subcommand)]
+    Test(TestCommand),
+}
+
+#[derive(Subcommand)]
+enum TestCommand {
+    /// Unit-test rule files, in the format and with the output of
+    /// `promtool test rules`; exits 1 if any test fails.
+    Rules {
+        /// The test files.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -36,6 +51,17 @@ enum CheckCommand {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Test(TestCommand::Rules { files }) => {
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            match tidemark_rules::unittest::test_rules(&files, &mut out, &mut err) {
+                Ok(true) => std::process::ExitCode::SUCCESS,
+                Ok(false) => std::process::ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("tidemark: writing the test report: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
         Command::Check(CheckCommand::Rules { files }) => {
             let ok = tidemark_rules::check::check_rules(
                 &files,
