@@ -25,12 +25,12 @@ pub mod unittest;
 pub use alerting::{Alert, AlertState, AlertingRule};
 pub use env::{AlertSink, RuleEnv};
 pub use error::RuleError;
-pub use group::{Group, GroupStats, Rule};
-pub use manager::RuleManager;
 pub use file::{
     expand_globs, load_rule_file, load_rule_files, parse_duration, parse_rule_text, DurationError, RuleFileError,
     RuleFileErrorKind, RuleFileErrors, RuleRef,
 };
+pub use group::{Group, GroupStats, Rule};
+pub use manager::RuleManager;
 pub use model::{GroupSpec, RuleKind, RuleSpec};
 pub use notifier::{
     AlertmanagerAuth, AlertmanagerStats, Notifier, NotifierError, NotifierOptions, NotifierStats, NotifierTls,

@@ -39,8 +39,9 @@ use tidemark_remote::{Forwarder, ForwarderOptions, ForwarderStats, MetadataStore
 use tidemark_storage::{Db, SyncPolicy};
 
 use crate::api::{self, ApiOptions, ApiState};
-use crate::metrics::{RulesCollector, 
-    self, ForwarderCollector, ForwarderList, NotifierCollector, QueryCollector, ReceiverCollector, ServerMetrics,
+use crate::metrics::{
+    self, ForwarderCollector, ForwarderList, NotifierCollector, QueryCollector, ReceiverCollector, RulesCollector,
+    ServerMetrics,
 };
 use crate::rules::{ReloadStatus, RuleSources, RulesError, RulesOptions};
 use tidemark_rules::{GroupSpec, Notifier, NotifierOptions, RuleEnv, RuleManager};

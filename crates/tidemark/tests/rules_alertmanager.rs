@@ -74,7 +74,10 @@ impl Load {
         vec![
             (vec![("__name__", "http_requests_total"), ("job", "api"), ("status", "200")], 6.0 * secs + jump),
             (vec![("__name__", "http_requests_total"), ("job", "api"), ("status", "500")], 20.0 / 15.0 * secs),
-            (vec![("__name__", "http_requests_total"), ("code", "200"), ("job", "api-gateway")], 97.0 / 15.0 * secs + jump),
+            (
+                vec![("__name__", "http_requests_total"), ("code", "200"), ("job", "api-gateway")],
+                97.0 / 15.0 * secs + jump,
+            ),
             (vec![("__name__", "http_requests_total"), ("code", "500"), ("job", "api-gateway")], 3.0 / 15.0 * secs),
             (vec![("__name__", "ml_tasks_queued"), ("job", "ml")], queued),
         ]
@@ -128,7 +131,10 @@ fn query(base: &str, q: &str) -> Vec<serde_json::Value> {
 fn metric(base: &str, name: &str) -> f64 {
     let agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().new_agent();
     let text = agent.get(&format!("{base}/metrics")).call().unwrap().body_mut().read_to_string().unwrap();
-    text.lines().filter_map(|l| l.strip_prefix(name)).filter_map(|rest| rest.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name))
+        .filter_map(|rest| rest.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Every alert Alertmanager posted to the webhook, with when it arrived.
@@ -170,7 +176,10 @@ fn rfc3339_seconds(s: &str) -> f64 {
 }
 
 /// The expected labels and annotations per alert, from the promtool test file.
-fn promtool_expectations(test_file: &Path) -> BTreeMap<String, (BTreeMap<String, String>, BTreeMap<String, String>)> {
+/// Labels and annotations of one expected alert.
+type Expected = (BTreeMap<String, String>, BTreeMap<String, String>);
+
+fn promtool_expectations(test_file: &Path) -> BTreeMap<String, Expected> {
     let doc: serde_json::Value = serde_norway::from_str(&std::fs::read_to_string(test_file).unwrap()).unwrap();
     let mut out = BTreeMap::new();
     for t in doc["tests"][0]["alert_rule_test"].as_array().unwrap() {
@@ -213,15 +222,20 @@ fn seed_alerts_reach_a_real_alertmanager_fire_resolve_and_survive_kill_9_while_p
     std::fs::create_dir(&oracle).unwrap();
     std::fs::copy(seed_rules_path(), oracle.join("seed-rules.yml")).unwrap();
     let test_file = oracle.join("seed-alerts.test.yml");
-    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rules_alertmanager/seed-alerts.test.yml"), &test_file)
-        .unwrap();
-    let out = tidemark_testkit::promtool(["test", "rules", test_file.to_str().unwrap()]).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rules_alertmanager/seed-alerts.test.yml"),
+        &test_file,
+    )
+    .unwrap();
+    let out =
+        tidemark_testkit::promtool(["test", "rules", test_file.to_str().unwrap()]).unwrap_or_else(|e| panic!("{e}"));
     assert!(out.success(), "promtool test rules failed: {out:?}");
     let expected = promtool_expectations(&test_file);
 
     // 2. Alertmanager with a webhook, Tidemark with the compressed rules.
     let hook = WebhookReceiver::start().unwrap_or_else(|e| panic!("{e}"));
-    let am = Alertmanager::start(AlertmanagerConfig::new(format!("{}/hook", hook.url()))).unwrap_or_else(|e| panic!("{e}"));
+    let am =
+        Alertmanager::start(AlertmanagerConfig::new(format!("{}/hook", hook.url()))).unwrap_or_else(|e| panic!("{e}"));
     let rules = dir.path().join("rules.yml");
     std::fs::write(&rules, compressed_rules(&std::fs::read_to_string(seed_rules_path()).unwrap())).unwrap();
     let data = dir.path().join("data");
@@ -304,8 +318,12 @@ fn seed_alerts_reach_a_real_alertmanager_fire_resolve_and_survive_kill_9_while_p
         let (labels, annotations) = &expected[name];
         let got_labels: BTreeMap<String, String> =
             a["labels"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().into())).collect();
-        let got_annotations: BTreeMap<String, String> =
-            a["annotations"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().into())).collect();
+        let got_annotations: BTreeMap<String, String> = a["annotations"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().into()))
+            .collect();
         assert_eq!(&got_labels, labels, "{name} labels");
         assert_eq!(&got_annotations, annotations, "{name} annotations");
         assert!(a["generatorURL"].as_str().unwrap().starts_with("http://tidemark.test:9201/graph?g0.expr="), "{a}");
