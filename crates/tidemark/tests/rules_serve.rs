@@ -108,3 +108,15 @@ fn a_bad_rule_file_at_startup_stops_the_server_with_the_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot load rules") && stderr.contains("could not parse expression"), "{stderr}");
 }
+
+#[test]
+fn recorded_samples_reach_the_forwarder_like_any_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let downstream = start(&dir.path().join("downstream"), &[]);
+    let file = dir.path().join("r.yml");
+    std::fs::write(&file, rule_file("tm:forwarded", "vector(5)")).unwrap();
+    let forward = format!("{}/api/v1/write", downstream.base_url());
+    let _upstream =
+        start(&dir.path().join("upstream"), &["--rules.file", file.to_str().unwrap(), "--forward.url", &forward]);
+    wait_for(&downstream.base_url(), "tm:forwarded", "5");
+}
