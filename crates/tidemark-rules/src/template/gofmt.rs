@@ -6,8 +6,13 @@ use tidemark_promql::go_fmt::{go_g, go_g_precision};
 
 use super::value::Value;
 
-/// Go's `strconv.Quote`.
-pub(crate) fn quote(s: &str) -> String {
+/// Go's `strconv.Quote` (`%q` of a string): escapes for quotes,
+/// backslashes, control and non-printable characters.
+///
+/// ```
+/// assert_eq!(tidemark_rules::template::go_quote("a\"b\n"), r#""a\"b\n""#);
+/// ```
+pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

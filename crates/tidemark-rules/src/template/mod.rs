@@ -49,6 +49,8 @@ use std::rc::Rc;
 mod exec;
 mod funcs;
 mod gofmt;
+
+pub use gofmt::quote as go_quote;
 mod gotime;
 mod lex;
 mod parse;

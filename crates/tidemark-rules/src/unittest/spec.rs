@@ -149,43 +149,8 @@ fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error
 /// assert!(parse_duration("1.5h").is_err());
 /// ```
 pub fn parse_duration(text: &str) -> Result<i64, String> {
-    const UNITS: [(&str, i64); 7] = [
-        ("y", 365 * 24 * 3_600_000),
-        ("w", 7 * 24 * 3_600_000),
-        ("d", 24 * 3_600_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
-    let bad = || format!("not a valid duration string: {text:?}");
-    if text == "0" {
-        return Ok(0);
-    }
-    if text.is_empty() {
-        return Err("empty duration string".to_string());
-    }
-    let mut rest = text;
-    let mut next_unit = 0;
-    let mut total: i64 = 0;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let idx = UNITS[next_unit..].iter().position(|(u, _)| *u == unit).map(|i| i + next_unit).ok_or_else(bad)?;
-        next_unit = idx + 1;
-        total = n
-            .checked_mul(UNITS[idx].1)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| "duration out of range".to_string())?;
-    }
-    Ok(total)
+    let d = crate::file::parse_duration(text).map_err(|e| e.to_string())?;
+    i64::try_from(d.as_millis()).map_err(|_| "duration out of range".to_string())
 }
 
 /// Parses a test file's YAML.

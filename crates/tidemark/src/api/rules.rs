@@ -460,33 +460,7 @@ fn go_e_format(out: &mut String, v: f64) {
     }
 }
 
-/// Go's `%q` of a string (`strconv.Quote`) for what a URL parameter can
-/// hold: backslash escapes for quotes, backslashes and the named control
-/// characters, `\xNN` for other ASCII controls; other characters as they
-/// are (Go also escapes non-printable Unicode, which we do not expect here).
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+use tidemark_rules::template::go_quote;
 
 /// Go's `strconv.ParseBool` with its error message.
 fn go_parse_bool(s: &str) -> Result<bool, String> {
