@@ -1,5 +1,6 @@
 //! A service that embeds Tidemark in a few lines: it records its own
-//! metrics, accepts Prometheus remote write, and answers PromQL, all inside
+//! metrics, accepts Prometheus remote write, answers PromQL and evaluates
+//! recording and alerting rules built in code, all inside
 //! its own axum server (Tidemark's routes mounted under `/tidemark`, which is
 //! also the URL to give Grafana as a Prometheus data source).
 //!
@@ -13,6 +14,7 @@ use axum::routing::get;
 use axum::Router;
 use prost::Message;
 use tidemark::remote::proto::v1;
+use tidemark::rules::{GroupSpec, RuleSpec};
 use tidemark::storage::Labels;
 use tidemark::{Tidemark, TidemarkOptions};
 
@@ -74,10 +76,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let json = tokio::task::spawn_blocking(move || ureq::get(&query_url).call()?.body_mut().read_to_string()).await??;
     println!("over HTTP: {json}");
 
+    // 4. Rules built in code, evaluated every second like a rule file's.
+    //    (Appending keeps jobs_processed_total fresh while they run.)
+    tm.set_rule_groups(vec![GroupSpec::new("example")
+        .interval(Duration::from_secs(1))
+        .rule(RuleSpec::recording("service:jobs:rate30s", "rate(jobs_processed_total[30s])"))
+        .rule(
+            RuleSpec::alerting("JobsFlowing", "service:jobs:rate30s > 1")
+                .label("severity", "info")
+                .annotation("summary", "{{ $labels.service }} processes {{ $value | humanize }} jobs/s"),
+        )])?;
+    let mut recorded = None;
+    for i in 61..=80 {
+        let mut app = tm.db().appender();
+        app.append(&jobs, now_ms(), (i * 3) as f64)?;
+        app.commit()?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let tidemark::promql::Value::Vector(v) = tm.instant_query("service:jobs:rate30s", now_ms())?.value {
+            if let Some(s) = v.first() {
+                recorded = Some(s.v);
+                break;
+            }
+        }
+    }
+    println!("recorded by a rule: service:jobs:rate30s = {recorded:?}");
+    let alerts_url = format!("{base}/api/v1/alerts");
+    let alerts =
+        tokio::task::spawn_blocking(move || ureq::get(&alerts_url).call()?.body_mut().read_to_string()).await??;
+    println!("alerts: {alerts}");
+
     server.abort();
     tokio::time::sleep(Duration::from_millis(10)).await;
     tm.close()?;
-    if status != 204 || !json.contains("\"job\":\"node\"") {
+    if status != 204 || !json.contains("\"job\":\"node\"") || recorded.is_none() || !alerts.contains("JobsFlowing") {
         return Err("the example did not get the expected answers".into());
     }
     Ok(())
