@@ -126,7 +126,7 @@ struct GroupState {
 /// let up = Labels::new([("__name__", "up"), ("job", "api")]).unwrap();
 /// let mut app = db.appender();
 /// app.append(&up, 0, 0.0).unwrap();
-/// app.commit().unwrap();
+/// app.commit_relaxed().unwrap();
 ///
 /// let env = Arc::new(RuleEnv::new(db.clone(), Arc::new(tidemark_promql::Engine::default())));
 /// let spec = GroupSpec::new("example")
@@ -379,7 +379,7 @@ impl Group {
                 let _ = app.append(lset, t, stale_nan());
             }
         }
-        app.commit().map_err(|e| RuleError::Append(e.to_string()))?;
+        app.commit_relaxed().map_err(|e| RuleError::Append(e.to_string()))?;
         state.previous[index] = returned;
         match first_error {
             Some(e) => Err(RuleError::Append(e)),
@@ -399,7 +399,7 @@ impl Group {
         for s in &state.stale {
             let _ = app.append(s, t, stale_nan());
         }
-        match app.commit() {
+        match app.commit_relaxed() {
             Ok(()) => state.stale.clear(),
             Err(e) => {
                 tracing::warn!(group = %self.spec.name, error = %e, "writing staleness markers for removed rules failed")

@@ -481,6 +481,13 @@ impl CommitLog for LateWal {
             None => Err(Error::InvalidArgument("commit before the WAL was opened".into())),
         }
     }
+
+    fn log_relaxed(&self, records: &[Record]) -> Result<(), Error> {
+        match self.0.get() {
+            Some(wal) => wal.log_relaxed(records),
+            None => Err(Error::InvalidArgument("commit before the WAL was opened".into())),
+        }
+    }
 }
 
 impl Db {
@@ -1416,6 +1423,21 @@ impl Appender<'_> {
     /// room, and with [`Error::Io`] when the WAL write or fsync failed (e.g.
     /// `ENOSPC`); both clear by themselves once room is back.
     pub fn commit(self) -> Result<(), Error> {
+        self.commit_with(true)
+    }
+
+    /// [`Appender::commit`] for data that can be recomputed, such as rule
+    /// results: the batch is written to the WAL and visible to queries when
+    /// this returns, but under `SyncPolicy::EveryCommit` it is not fsynced
+    /// on its own; the next durable commit, segment cut or close makes it
+    /// durable. A killed process loses nothing of it (the bytes are in the
+    /// page cache); a power failure may lose the last such batches, as with
+    /// Prometheus, which never fsyncs rule results.
+    pub fn commit_relaxed(self) -> Result<(), Error> {
+        self.commit_with(false)
+    }
+
+    fn commit_with(self, durable: bool) -> Result<(), Error> {
         let db = self.db;
         if db.closed.load(Ordering::SeqCst) {
             self.head.rollback();
@@ -1426,7 +1448,8 @@ impl Appender<'_> {
             db.count_commit_failure(&e);
             return Err(e);
         }
-        if let Err(e) = self.head.commit() {
+        let committed = if durable { self.head.commit() } else { self.head.commit_relaxed() };
+        if let Err(e) = committed {
             db.count_commit_failure(&e);
             return Err(e);
         }

@@ -217,7 +217,17 @@ impl<'a> HeadAppender<'a> {
     /// then a `Samples` record through the head's [`super::CommitLog`], if
     /// any, then applies the samples. If logging fails nothing is applied,
     /// the batch is rolled back and the error is returned.
-    pub fn commit(mut self) -> Result<CommitStats, crate::Error> {
+    pub fn commit(self) -> Result<CommitStats, crate::Error> {
+        self.commit_with(true)
+    }
+
+    /// [`HeadAppender::commit`] whose log write need not be fsynced (see
+    /// [`super::CommitLog::log_relaxed`]).
+    pub fn commit_relaxed(self) -> Result<CommitStats, crate::Error> {
+        self.commit_with(false)
+    }
+
+    fn commit_with(mut self, durable: bool) -> Result<CommitStats, crate::Error> {
         self.done = true;
         let head = self.head;
         let samples = std::mem::take(&mut self.samples);
@@ -247,7 +257,8 @@ impl<'a> HeadAppender<'a> {
         if records.is_empty() {
             return Ok(self.apply(&[]));
         }
-        if let Err(e) = log.log(&records) {
+        let logged_ok = if durable { log.log(&records) } else { log.log_relaxed(&records) };
+        if let Err(e) = logged_ok {
             self.release();
             return Err(e);
         }

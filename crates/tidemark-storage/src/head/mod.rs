@@ -101,6 +101,13 @@ pub trait CommitLog: Send + Sync {
     /// Durably records `records` (a `Series` record for new series, then a
     /// `Samples` record). An error aborts the commit: nothing is applied.
     fn log(&self, records: &[crate::wal::Record]) -> Result<(), crate::Error>;
+
+    /// Records `records` for data that can be recomputed (rule results): as
+    /// [`CommitLog::log`], but the write need not be fsynced before it
+    /// returns. Default: [`CommitLog::log`].
+    fn log_relaxed(&self, records: &[crate::wal::Record]) -> Result<(), crate::Error> {
+        self.log(records)
+    }
 }
 
 /// Cardinality of the head's index, as Prometheus' `/api/v1/status/tsdb`

@@ -278,6 +278,9 @@ struct CommitState {
     done_seq: u64,
     /// A caller is writing a batch right now.
     leader: bool,
+    /// A call queued for the next batch needs it fsynced (not only
+    /// [`Wal::log_relaxed`] calls).
+    want_sync: bool,
     /// Batches written so far (each is one write, and one fsync under
     /// `EveryCommit`); fewer than `log` calls when commits were grouped.
     batches: u64,
@@ -501,6 +504,7 @@ impl Wal {
                 next_seq: 0,
                 done_seq: 0,
                 leader: false,
+                want_sync: false,
                 batches: 0,
                 failures: Vec::new(),
                 closed: false,
@@ -557,6 +561,21 @@ impl Wal {
     /// until it succeeds: the log heals by itself once the cause is gone.
     /// After [`Wal::close`]: [`Error::Closed`].
     pub fn log(&self, records: &[Record]) -> Result<(), Error> {
+        self.log_with(records, true)
+    }
+
+    /// [`Wal::log`] without its fsync under [`SyncPolicy::EveryCommit`]: the
+    /// records are written (so they survive the process being killed: they
+    /// are in the page cache) and the next fsync (of a durable `log`, a
+    /// segment cut, or close) makes them durable too. For data that can be
+    /// recomputed, such as rule results, whose loss in a power failure costs
+    /// one evaluation, not an acknowledged sample. Shares batches with
+    /// concurrent durable calls (the batch is fsynced if any call needs it).
+    pub fn log_relaxed(&self, records: &[Record]) -> Result<(), Error> {
+        self.log_with(records, false)
+    }
+
+    fn log_with(&self, records: &[Record], durable: bool) -> Result<(), Error> {
         let mut frames = Vec::new();
         let mut ends = Vec::with_capacity(records.len());
         for r in records {
@@ -570,6 +589,7 @@ impl Wal {
             return Ok(());
         }
         let base = st.buf.len();
+        st.want_sync |= durable;
         st.buf.extend_from_slice(&frames);
         st.frame_ends.extend(ends.iter().map(|e| base + e));
         st.next_seq += 1;
@@ -588,7 +608,8 @@ impl Wal {
             let batch_seq = st.next_seq;
             let buf = mem::take(&mut st.buf);
             let ends = mem::take(&mut st.frame_ends);
-            let res = parking_lot::MutexGuard::unlocked(&mut st, || inner.write_batch(&buf, &ends));
+            let sync = mem::take(&mut st.want_sync);
+            let res = parking_lot::MutexGuard::unlocked(&mut st, || inner.write_batch(&buf, &ends, sync));
             st.leader = false;
             st.done_seq = batch_seq;
             match res {
@@ -788,13 +809,13 @@ impl Inner {
     /// Writes a batch of frames (cutting segments as they fill) and fsyncs
     /// per policy. Called by the group-commit leader only. On failure the
     /// batch is rolled out of the log (see [`Wal::log`]).
-    fn write_batch(&self, buf: &[u8], ends: &[usize]) -> Result<(), Error> {
+    fn write_batch(&self, buf: &[u8], ends: &[usize], sync: bool) -> Result<(), Error> {
         let mut io = self.io.lock();
         if io.broken.is_some() {
             self.repair_locked(&mut io)?;
         }
         let (start_seg, start_size) = (io.seg, io.size);
-        let Err((err, mut fresh_segment)) = self.write_frames(&mut io, buf, ends) else { return Ok(()) };
+        let Err((err, mut fresh_segment)) = self.write_frames(&mut io, buf, ends, sync) else { return Ok(()) };
         // A reader tailing the log may already have consumed a complete
         // frame of the failed batch; writing different frames at the same
         // offset would then corrupt its position. Reuse the segment only if
@@ -816,7 +837,7 @@ impl Inner {
     }
 
     /// The failure's error, and whether it requires a fresh segment.
-    fn write_frames(&self, io: &mut IoState, buf: &[u8], ends: &[usize]) -> Result<(), (Error, bool)> {
+    fn write_frames(&self, io: &mut IoState, buf: &[u8], ends: &[usize], sync: bool) -> Result<(), (Error, bool)> {
         let (mut start, mut prev) = (0usize, 0usize);
         for &end in ends {
             let queued = (prev - start) as u64;
@@ -831,7 +852,7 @@ impl Inner {
             prev = end;
         }
         self.write_locked(io, &buf[start..prev])?;
-        if self.sync == SyncPolicy::EveryCommit {
+        if self.sync == SyncPolicy::EveryCommit && sync {
             io.file.sync_data().map_err(|e| (self.seg_err(io.seg, e), true))?;
             io.dirty = false;
         }

@@ -1273,3 +1273,27 @@ fn a_failed_repair_still_opens_with_every_intact_record() {
     let (got, stats) = replay_all(dir.path());
     assert_eq!((got, stats.damage), (vec![series([0]), series([2]), series([7])], None));
 }
+
+#[test]
+fn relaxed_logs_are_written_without_their_own_fsync_and_made_durable_by_the_next() {
+    use crate::vfs::{FaultKind, Op};
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, faults) = open_faulty(dir.path(), WalOptions::default());
+    wal.log(&[series([1])]).unwrap();
+    // Every fsync fails from now on: a relaxed log does not fsync, so it
+    // succeeds; a durable one fails.
+    faults.fail(Op::Sync, "", FaultKind::Io);
+    wal.log_relaxed(&[series([2])]).unwrap();
+    wal.log_relaxed(&[series([3])]).unwrap();
+    assert_eq!(faults.injected(), 0, "no fsync was attempted for relaxed logs");
+    assert!(matches!(wal.log(&[series([4])]), Err(Error::Io { .. })));
+    assert!(faults.injected() > 0);
+    faults.clear();
+    wal.log(&[series([5])]).unwrap();
+    wal.close().unwrap();
+    drop(wal);
+    let records = replay_all(dir.path()).0;
+    assert!(records.contains(&series([2])) && records.contains(&series([3])), "relaxed records are kept: {records:?}");
+    assert!(!records.contains(&series([4])), "the failed durable batch is rolled back");
+    assert_eq!(records.last(), Some(&series([5])));
+}
