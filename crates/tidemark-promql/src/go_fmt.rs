@@ -17,18 +17,18 @@ fn non_finite(v: f64) -> Option<&'static str> {
 }
 
 /// Go's `%f`: six decimals.
-pub(crate) fn go_format_f(v: f64) -> String {
+pub fn go_format_f(v: f64) -> String {
     non_finite(v).map_or_else(|| format!("{v:.6}"), str::to_string)
 }
 
 /// Go's `strconv.FormatFloat(f, 'f', -1, 64)`: the shortest decimal that
 /// reads back exactly, never with an exponent.
-pub(crate) fn format_float_f(v: f64) -> String {
+pub fn format_float_f(v: f64) -> String {
     non_finite(v).map_or_else(|| format!("{v}"), str::to_string)
 }
 
 /// Formats a float as Go's `%g` does for the values annotations print.
-pub(crate) fn go_g(v: f64) -> String {
+pub fn go_g(v: f64) -> String {
     if let Some(s) = non_finite(v) {
         s.into()
     } else {
@@ -54,7 +54,7 @@ pub(crate) fn go_g(v: f64) -> String {
 }
 
 /// Formats a float as Go's `%.<p>g`.
-pub(crate) fn go_g_precision(v: f64, p: usize) -> String {
+pub fn go_g_precision(v: f64, p: usize) -> String {
     if !v.is_finite() || v == 0.0 {
         return go_g(v);
     }
@@ -80,7 +80,7 @@ pub(crate) fn go_g_precision(v: f64, p: usize) -> String {
 
 /// Go's `labels.FormatOpenMetricsFloat`: shortest form, always with a
 /// decimal point or exponent (`1.0`, `0.25`, `1e-05`, `+Inf`).
-pub(crate) fn format_openmetrics_float(v: f64) -> String {
+pub fn format_openmetrics_float(v: f64) -> String {
     let s = go_g(v);
     if v.is_finite() && !s.contains(['.', 'e']) {
         format!("{s}.0")

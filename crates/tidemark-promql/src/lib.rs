@@ -28,11 +28,11 @@ mod error;
 mod eval;
 mod format;
 mod functions;
-mod go_fmt;
+pub mod go_fmt;
 pub mod limits;
 mod parse;
 mod position;
-mod regex_compat;
+pub mod regex_compat;
 mod storage;
 mod value;
 

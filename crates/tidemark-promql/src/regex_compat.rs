@@ -9,7 +9,7 @@
 
 /// Rewrites `\d \D \w \W \s \S \b \B` (outside and inside character classes)
 /// to the ASCII meaning Go gives them.
-pub(crate) fn ascii_perl_classes(pattern: &str) -> String {
+pub fn ascii_perl_classes(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len() + 8);
     let mut chars = pattern.chars().peekable();
     let mut class_depth = 0usize;

@@ -145,6 +145,27 @@ impl AlertingRule {
         &self.name
     }
 
+    /// The expression as Prometheus prints it (`expr.String()`), as the
+    /// rules API shows it.
+    pub fn query(&self) -> &str {
+        &self.expr_display
+    }
+
+    /// How long a result must persist before its alert fires (`for`).
+    pub fn hold_duration(&self) -> Duration {
+        self.hold
+    }
+
+    /// How long a firing alert keeps firing after its result is gone.
+    pub fn keep_firing_for(&self) -> Duration {
+        self.keep_firing_for
+    }
+
+    /// The annotations as written (templates unexpanded).
+    pub fn annotations(&self) -> &BTreeMap<String, String> {
+        &self.annotations
+    }
+
     /// All alerts the rule tracks, resolved ones included, sorted by labels.
     pub fn alerts(&self) -> Vec<Alert> {
         let mut v: Vec<Alert> = self.active.lock().values().cloned().collect();

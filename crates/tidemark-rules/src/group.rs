@@ -44,6 +44,15 @@ impl Rule {
         }
     }
 
+    /// The expression as Prometheus prints it (`expr.String()`), as the
+    /// rules API shows it.
+    pub fn query(&self) -> &str {
+        match self {
+            Rule::Recording(r) => r.query(),
+            Rule::Alerting(r) => r.query(),
+        }
+    }
+
     /// The rule's labels (group labels merged in).
     pub fn labels(&self) -> &BTreeMap<String, String> {
         match self {
@@ -159,7 +168,7 @@ impl Group {
             labels.extend(r.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
             rules.push(match &r.kind {
                 RuleKind::Recording { record } => {
-                    Rule::Recording(RecordingRule::new(record.clone(), r.expr.clone(), labels))
+                    Rule::Recording(RecordingRule::new(record.clone(), r.expr.clone(), parsed.to_string(), labels))
                 }
                 RuleKind::Alerting { alert, for_duration, keep_firing_for, annotations } => {
                     Rule::Alerting(AlertingRule::new(

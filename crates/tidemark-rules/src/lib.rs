@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod alerting;
+pub mod check;
 mod env;
 mod error;
 pub mod file;
@@ -25,9 +26,17 @@ pub use env::{AlertSink, RuleEnv};
 pub use error::RuleError;
 pub use group::{Group, GroupStats, Rule};
 pub use manager::RuleManager;
+pub use file::{
+    expand_globs, load_rule_file, load_rule_files, parse_duration, parse_rule_text, DurationError, RuleFileError,
+    RuleFileErrorKind, RuleFileErrors, RuleRef,
+};
 pub use model::{GroupSpec, RuleKind, RuleSpec};
 pub use notifier::{
     AlertmanagerAuth, AlertmanagerStats, Notifier, NotifierError, NotifierOptions, NotifierStats, NotifierTls,
 };
 pub use recording::RecordingRule;
 pub use status::{RuleHealth, RuleStatus};
+pub use template::{
+    check_alert_template, expand_alert_template, expand_alert_template_with_url, AlertTemplate, QueryRunner,
+    QuerySample, TemplateData, TemplateError,
+};

@@ -91,17 +91,45 @@ pub struct RuleManager {
     /// Removed groups waiting to mark their series stale.
     removed: Mutex<Vec<JoinHandle<()>>>,
     stopping: Arc<StopSignal>,
+    /// False for [`RuleManager::unscheduled`]: groups get no thread.
+    scheduled: bool,
 }
 
 impl RuleManager {
     /// A manager with no groups.
     pub fn new(env: RuleEnv) -> RuleManager {
+        RuleManager::with_schedule(env, true)
+    }
+
+    /// A manager whose groups are never evaluated on their own: the caller
+    /// drives them ([`groups`](Self::groups), then
+    /// [`Group::eval_iteration`] at timestamps of its choosing). For tests
+    /// of what reads the manager (the HTTP API, self-metrics) and for
+    /// embedders with their own clock; [`update`](Self::update) works as
+    /// for a scheduled manager.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tidemark_rules::{GroupSpec, RuleEnv, RuleManager, RuleSpec};
+    ///
+    /// let db = Arc::new(tidemark_storage::Db::in_memory().unwrap());
+    /// let manager = RuleManager::unscheduled(RuleEnv::new(db, Arc::new(tidemark_promql::Engine::default())));
+    /// manager.update(vec![GroupSpec::new("g").rule(RuleSpec::recording("one", "vector(1)"))]).unwrap();
+    /// manager.groups()[0].eval_iteration(60_000);
+    /// assert_eq!(manager.groups()[0].stats().last_eval_timestamp_ms, 60_000);
+    /// ```
+    pub fn unscheduled(env: RuleEnv) -> RuleManager {
+        RuleManager::with_schedule(env, false)
+    }
+
+    fn with_schedule(env: RuleEnv, scheduled: bool) -> RuleManager {
         RuleManager {
             env: Arc::new(env),
             groups: Mutex::default(),
             started: AtomicBool::new(false),
             removed: Mutex::default(),
             stopping: Arc::default(),
+            scheduled,
         }
     }
 
@@ -174,6 +202,9 @@ impl RuleManager {
 
     fn spawn(&self, group: Arc<Group>) -> Running {
         let stop = Arc::new(StopSignal::default());
+        if !self.scheduled {
+            return Running { group, stop, thread: None };
+        }
         let thread = {
             let g = group.clone();
             let stop = stop.clone();

@@ -14,19 +14,27 @@ use crate::status::RuleStatus;
 pub struct RecordingRule {
     pub(crate) name: String,
     pub(crate) expr: String,
+    /// The expression as Prometheus prints it, for the API.
+    pub(crate) query: String,
     /// Rule labels with the group's labels merged in (the rule's win).
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) status: Mutex<RuleStatus>,
 }
 
 impl RecordingRule {
-    pub(crate) fn new(name: String, expr: String, labels: BTreeMap<String, String>) -> RecordingRule {
-        RecordingRule { name, expr, labels, status: Mutex::default() }
+    pub(crate) fn new(name: String, expr: String, query: String, labels: BTreeMap<String, String>) -> RecordingRule {
+        RecordingRule { name, expr, query, labels, status: Mutex::default() }
     }
 
     /// The recorded metric name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The expression as Prometheus prints it (`expr.String()`), as the
+    /// rules API shows it.
+    pub fn query(&self) -> &str {
+        &self.query
     }
 
     /// Evaluates the rule at `ts_ms - offset_ms`: the result with `__name__`

@@ -39,7 +39,7 @@ use tidemark_remote::{Forwarder, ForwarderOptions, ForwarderStats, MetadataStore
 use tidemark_storage::{Db, SyncPolicy};
 
 use crate::api::{self, ApiOptions, ApiState};
-use crate::metrics::{
+use crate::metrics::{RulesCollector, 
     self, ForwarderCollector, ForwarderList, NotifierCollector, QueryCollector, ReceiverCollector, ServerMetrics,
 };
 use crate::rules::{ReloadStatus, RuleSources, RulesError, RulesOptions};
@@ -190,6 +190,7 @@ impl Tidemark {
         let mut env = rule_env(&db, &engine, &opts.rules);
         env.sink = notifier.clone().map(|n| n as Arc<dyn tidemark_rules::AlertSink>);
         let rules = Arc::new(RuleSources::new(Arc::new(RuleManager::new(env)), opts.rules.files.clone()));
+        server_metrics.register_collector(Box::new(RulesCollector::new(rules.manager.clone())));
         server_metrics.register_collector(Box::new(NotifierCollector {
             notifier: notifier.clone(),
             reload: rules.status.clone(),

@@ -1,4 +1,5 @@
-//! The `tidemark` binary: `tidemark serve` runs the server.
+//! The `tidemark` binary: `tidemark serve` runs the server; `tidemark check
+//! rules FILE…` checks rule files as `promtool check rules` does.
 
 use clap::{Parser, Subcommand};
 use tidemark::config::{ServeArgs, ServeConfig};
@@ -11,15 +12,43 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start-up: the size of the serve flags costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Accept remote write and serve the Prometheus HTTP API.
     Serve(ServeArgs),
+    /// Check files without running anything.
+    #[command(subcommand)]
+    Check(CheckCommand),
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// Check rule files as `promtool check rules` does: exit 0 if all are valid, 1 otherwise.
+    Rules {
+        /// The rule files.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Check(CheckCommand::Rules { files }) => {
+            let ok = tidemark_rules::check::check_rules(
+                &files,
+                &tidemark::rules::check_template,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            );
+            if ok {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            }
+        }
         Command::Serve(args) => {
             let config = match ServeConfig::resolve(&args) {
                 Ok(c) => c,

@@ -594,6 +594,126 @@ fn read_proc_self() -> Option<ProcSelf> {
     })
 }
 
+/// The rule groups' self-metrics, read at scrape time from the manager:
+/// Prometheus' `prometheus_rule_*` families under the `tidemark_` prefix,
+/// one series per group labelled `rule_group="<file>;<name>"`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tidemark::metrics::RulesCollector;
+/// use tidemark_rules::{GroupSpec, RuleEnv, RuleManager, RuleSpec};
+///
+/// let db = Arc::new(tidemark::storage::Db::in_memory().unwrap());
+/// let manager = Arc::new(RuleManager::unscheduled(RuleEnv::new(db, Arc::new(tidemark_promql::Engine::default()))));
+/// manager.update(vec![GroupSpec::new("g").rule(RuleSpec::recording("one", "vector(1)"))]).unwrap();
+/// manager.groups()[0].eval_iteration(60_000);
+///
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// registry.register_collector(Box::new(RulesCollector::new(manager)));
+/// let mut text = String::new();
+/// prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+/// assert!(text.contains("tidemark_rule_group_last_evaluation_timestamp_seconds{rule_group=\";g\"} 60.0"));
+/// ```
+#[derive(Debug)]
+pub struct RulesCollector(Arc<tidemark_rules::RuleManager>);
+
+impl RulesCollector {
+    /// A collector over `manager`'s groups (whichever are loaded at each
+    /// scrape; a reload needs no new collector).
+    pub fn new(manager: Arc<tidemark_rules::RuleManager>) -> RulesCollector {
+        RulesCollector(manager)
+    }
+}
+
+impl prometheus_client::collector::Collector for RulesCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let groups: Vec<(String, std::time::Duration, usize, tidemark_rules::GroupStats)> =
+            self.0.groups().iter().map(|g| (g.key(), g.interval(), g.rules().len(), g.stats())).collect();
+        // Prometheus' client leaves out a family without series; so do we.
+        if groups.is_empty() {
+            return Ok(());
+        }
+        type Stats = tidemark_rules::GroupStats;
+        let label = |key: &str| vec![("rule_group", key.to_owned())];
+        let counters = |f: &dyn Fn(&Stats) -> u64| -> Vec<(Vec<(&'static str, String)>, u64)> {
+            groups.iter().map(|(k, _, _, s)| (label(k), f(s))).collect()
+        };
+        let gauges =
+            |f: &dyn Fn(std::time::Duration, usize, &Stats) -> f64| -> Vec<(Vec<(&'static str, String)>, f64)> {
+                groups.iter().map(|(k, interval, rules, s)| (label(k), f(*interval, *rules, s))).collect()
+            };
+        gauge_family(
+            &mut enc,
+            "tidemark_rule_group_last_duration_seconds",
+            "The duration of the last rule group evaluation.",
+            &gauges(&|_, _, s| s.last_duration.as_secs_f64()),
+        )?;
+        gauge_family(
+            &mut enc,
+            "tidemark_rule_group_last_evaluation_timestamp_seconds",
+            "The timestamp of the last rule group evaluation in seconds (its evaluation time, not when it ran).",
+            &gauges(&|_, _, s| s.last_eval_timestamp_ms as f64 / 1000.0),
+        )?;
+        gauge_family(
+            &mut enc,
+            "tidemark_rule_group_interval_seconds",
+            "The interval of a rule group.",
+            &gauges(&|interval, _, _| interval.as_secs_f64()),
+        )?;
+        counter_family(
+            &mut enc,
+            "tidemark_rule_group_iterations_missed",
+            "The total number of rule group evaluations missed due to slow rule group evaluation.",
+            &counters(&|s| s.iterations_missed),
+        )?;
+        counter_family(
+            &mut enc,
+            "tidemark_rule_group_iterations",
+            "The total number of scheduled rule group evaluations, whether executed or missed.",
+            &counters(&|s| s.iterations_scheduled),
+        )?;
+        counter_family(
+            &mut enc,
+            "tidemark_rule_evaluations",
+            "The total number of rule evaluations.",
+            &counters(&|s| s.rule_evaluations),
+        )?;
+        counter_family(
+            &mut enc,
+            "tidemark_rule_evaluation_failures",
+            "The total number of rule evaluation failures.",
+            &counters(&|s| s.rule_evaluation_failures),
+        )?;
+        gauge_family(
+            &mut enc,
+            "tidemark_rule_group_rules",
+            "The number of rules.",
+            &gauges(&|_, rules, _| rules as f64),
+        )?;
+        gauge_family(
+            &mut enc,
+            "tidemark_rule_group_last_evaluation_samples",
+            "The number of samples returned during the last rule group evaluation.",
+            &gauges(&|_, _, s| s.last_samples as f64),
+        )?;
+        // Set once the group has restored its alerts' `for` state, as in
+        // Prometheus, whose series appears only then.
+        let restored: Vec<(Vec<(&'static str, String)>, f64)> = groups
+            .iter()
+            .filter_map(|(k, _, _, s)| s.last_restore_duration.map(|d| (label(k), d.as_secs_f64())))
+            .collect();
+        if !restored.is_empty() {
+            gauge_family(
+                &mut enc,
+                "tidemark_rule_group_last_restore_duration_seconds",
+                "The duration of the last alert rules alerts restoration using the `ALERTS_FOR_STATE` series.",
+                &restored,
+            )?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -638,5 +758,88 @@ mod tests {
             let rss: f64 = rss_line.split(' ').nth(1).unwrap().parse().unwrap();
             assert!(rss > 1e6, "{rss_line}");
         }
+    }
+
+    #[test]
+    fn rule_group_metrics_follow_evaluations_failures_and_restoration() {
+        use std::time::Duration;
+        use tidemark_rules::{GroupSpec, RuleEnv, RuleManager, RuleSpec};
+
+        let db = Arc::new(Db::in_memory().unwrap());
+        let env = RuleEnv::new(db, Arc::new(tidemark_promql::Engine::default()));
+        let manager = Arc::new(RuleManager::unscheduled(env));
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(RulesCollector::new(manager.clone())));
+        let encode = |r: &Registry| {
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, r).unwrap();
+            text
+        };
+        // No groups: no rule families at all.
+        assert!(!encode(&registry).contains("tidemark_rule"), "{}", encode(&registry));
+
+        let a = GroupSpec {
+            file: "rules/a.yml".into(),
+            ..GroupSpec::new("ok")
+                .interval(Duration::from_millis(1500))
+                .rule(RuleSpec::recording("two", "vector(1) or label_replace(vector(2), \"x\", \"y\", \"\", \"\")"))
+                .rule(RuleSpec::alerting("Always", "vector(1)").for_duration(Duration::from_secs(3600)))
+        };
+        let b = GroupSpec {
+            file: "rules/b.yml".into(),
+            // Both results get the same labels: the rule fails every time.
+            ..GroupSpec::new("bad").rule(
+                RuleSpec::recording("dup", "vector(1) or label_replace(vector(2), \"x\", \"y\", \"\", \"\")")
+                    .label("x", "same"),
+            )
+        };
+        manager.update(vec![a, b]).unwrap();
+        let groups = manager.groups();
+        assert_eq!(groups.len(), 2);
+        groups[0].eval_iteration(1_700_000_000_000);
+        groups[0].eval_iteration(1_700_000_001_500);
+        groups[1].eval_iteration(1_700_000_000_250);
+        groups[1].count_missed(3);
+        // The first update of a manager restores `for` state.
+        assert!(groups[0].should_restore());
+        groups[0].restore_for_state(1_700_000_002_000);
+
+        let text = encode(&registry);
+        let has = |line: &str| assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        has("tidemark_rule_group_last_evaluation_timestamp_seconds{rule_group=\"rules/a.yml;ok\"} 1700000001.5");
+        has("tidemark_rule_group_last_evaluation_timestamp_seconds{rule_group=\"rules/b.yml;bad\"} 1700000000.25");
+        has("tidemark_rule_group_interval_seconds{rule_group=\"rules/a.yml;ok\"} 1.5");
+        has("tidemark_rule_group_interval_seconds{rule_group=\"rules/b.yml;bad\"} 60.0");
+        has("tidemark_rule_group_iterations_total{rule_group=\"rules/a.yml;ok\"} 2");
+        has("tidemark_rule_group_iterations_total{rule_group=\"rules/b.yml;bad\"} 4");
+        has("tidemark_rule_group_iterations_missed_total{rule_group=\"rules/a.yml;ok\"} 0");
+        has("tidemark_rule_group_iterations_missed_total{rule_group=\"rules/b.yml;bad\"} 3");
+        has("tidemark_rule_evaluations_total{rule_group=\"rules/a.yml;ok\"} 4");
+        has("tidemark_rule_evaluations_total{rule_group=\"rules/b.yml;bad\"} 1");
+        has("tidemark_rule_evaluation_failures_total{rule_group=\"rules/a.yml;ok\"} 0");
+        has("tidemark_rule_evaluation_failures_total{rule_group=\"rules/b.yml;bad\"} 1");
+        has("tidemark_rule_group_rules{rule_group=\"rules/a.yml;ok\"} 2.0");
+        has("tidemark_rule_group_rules{rule_group=\"rules/b.yml;bad\"} 1.0");
+        // Two recorded series; the alert's `ALERTS` samples are written only
+        // after restoration, which came after these evaluations.
+        has("tidemark_rule_group_last_evaluation_samples{rule_group=\"rules/a.yml;ok\"} 2.0");
+        has("tidemark_rule_group_last_evaluation_samples{rule_group=\"rules/b.yml;bad\"} 0.0");
+        has("# TYPE tidemark_rule_group_last_duration_seconds gauge");
+        has("# TYPE tidemark_rule_evaluations counter");
+        for key in ["rules/a.yml;ok", "rules/b.yml;bad"] {
+            let prefix = format!("tidemark_rule_group_last_duration_seconds{{rule_group=\"{key}\"}} ");
+            let line = text.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("{prefix} in\n{text}"));
+            let v: f64 = line[prefix.len()..].parse().unwrap();
+            assert!(v > 0.0 && v < 60.0, "{line}");
+        }
+        // Only the group that restored has a restore duration.
+        assert!(
+            text.contains("tidemark_rule_group_last_restore_duration_seconds{rule_group=\"rules/a.yml;ok\"} "),
+            "{text}"
+        );
+        assert!(
+            !text.contains("tidemark_rule_group_last_restore_duration_seconds{rule_group=\"rules/b.yml;bad\"}"),
+            "{text}"
+        );
     }
 }

@@ -199,7 +199,8 @@ pub fn load_groups(patterns: &[String]) -> Result<Vec<GroupSpec>, RulesError> {
     }
 }
 
-/// The template check rule files are validated with.
-pub(crate) fn check_template(_alert: &str, _text: &str) -> Result<(), String> {
-    Ok(())
+/// The template check rule files are validated with (as `promtool check
+/// rules`: parsed, not executed).
+pub fn check_template(alert: &str, text: &str) -> Result<(), String> {
+    tidemark_rules::check_alert_template(alert, text).map_err(|e| e.to_string())
 }

@@ -1,7 +1,7 @@
-//! Endpoints for Prometheus features Tidemark does not have — recording and
-//! alerting rules, scrape targets, exemplars — answered the way Prometheus
-//! answers them when none are configured, so clients such as Grafana that
-//! probe them see "nothing here" rather than an error.
+//! Endpoints for Prometheus features Tidemark does not have — scrape
+//! targets, exemplars — answered the way Prometheus answers them when none
+//! are configured, so clients such as Grafana that probe them see "nothing
+//! here" rather than an error.
 
 use std::sync::Arc;
 
@@ -11,16 +11,6 @@ use axum::response::{IntoResponse, Response};
 use super::params::{Params, MAX_TIME, MIN_TIME};
 use super::response::{ApiError, Reply};
 use super::ApiState;
-
-/// `GET /api/v1/rules`: no rule groups.
-pub(crate) async fn rules() -> Reply {
-    Reply::new(r#"{"groups":[]}"#.into())
-}
-
-/// `GET /api/v1/alerts`: no alerts.
-pub(crate) async fn alerts() -> Reply {
-    Reply::new(r#"{"alerts":[]}"#.into())
-}
 
 /// `GET /api/v1/targets`: no targets (Tidemark does not scrape).
 pub(crate) async fn targets() -> Reply {

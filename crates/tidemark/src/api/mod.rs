@@ -1,8 +1,8 @@
 //! The Prometheus HTTP API as an axum [`Router`]: queries, series and label
 //! lookups, metadata, status, `format_query`, the snapshot admin endpoint,
-//! `/federate`, remote write (`/api/v1/write`) and the health checks; plus
-//! empty answers for rules, alerts, targets and exemplars, which Tidemark
-//! does not have but Grafana asks for.
+//! `/federate`, remote write (`/api/v1/write`), the rule manager's rules and
+//! alerts, and the health checks; plus empty answers for targets and
+//! exemplars, which Tidemark does not have but Grafana asks for.
 //!
 //! Behaviour follows Prometheus' `web/api/v1`: GET and form-encoded POST
 //! with Go's parameter merging, the same JSON shapes and number formatting,
@@ -38,6 +38,7 @@ mod origin;
 pub mod params;
 mod query;
 pub mod response;
+mod rules;
 mod series;
 mod status;
 mod write;
@@ -270,8 +271,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/api/v1/admin/tsdb/snapshot", post(admin::snapshot).put(admin::snapshot))
         .route("/api/v1/write", post(write::write))
-        .route("/api/v1/rules", get(absent::rules))
-        .route("/api/v1/alerts", get(absent::alerts))
+        .route("/api/v1/rules", get(rules::rules).post(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts).post(rules::alerts))
         .route("/api/v1/targets", get(absent::targets))
         .route("/api/v1/query_exemplars", get(absent::query_exemplars).post(absent::query_exemplars))
         .route("/api/v1/{*rest}", any(not_found))
