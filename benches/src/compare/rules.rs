@@ -97,6 +97,13 @@ const ANCHOR_MS: i64 = 30_000;
 /// Longest group interval, for the phase's time limit.
 const MAX_INTERVAL_MS: i64 = 30_000;
 
+// The load spans every rule window before the first evaluation, stays within
+// the 10 min both receivers accept ahead of their clock, and anchors fall on
+// every group's slot grid.
+const _: () = assert!(HISTORY_MS > generate::LONGEST_WINDOW_MS);
+const _: () = assert!(FUTURE_MS + SYNTHETIC_INTERVAL_MS < 10 * 60_000);
+const _: () = assert!(ANCHOR_MS % 15_000 == 0 && ANCHOR_MS % MAX_INTERVAL_MS == 0);
+
 /// Everything one run measured.
 #[derive(Debug, serde::Serialize)]
 pub struct RulesReport {
@@ -164,6 +171,10 @@ pub struct SystemRules {
     /// Whether the phase ended before the load's last sample (else the last
     /// evaluations read data that was running out).
     pub phase_within_data: bool,
+    /// Alerts pending and firing at the end of the phase (`/api/v1/alerts`).
+    pub alerts_pending: usize,
+    /// See `alerts_pending`.
+    pub alerts_firing: usize,
     /// Series of the sampled recordings read back, and their samples.
     pub recorded_series: usize,
     /// See `recorded_series`.
@@ -223,7 +234,9 @@ pub fn run(args: &CompareRulesArgs) -> Result<RulesReport, CompareError> {
         )));
     }
     if args.series == 0 || args.iterations == 0 || args.senders == 0 || args.per_request == 0 {
-        return Err(CompareError::Setup("--series, --iterations, --senders and --per-request must be at least 1".into()));
+        return Err(CompareError::Setup(
+            "--series, --iterations, --senders and --per-request must be at least 1".into(),
+        ));
     }
     systems::ensure_peers_installed(&args.systems)?;
     let needs_tidemark = args.systems.iter().any(|s| matches!(s, SystemKind::Tidemark | SystemKind::TidemarkNosync));
@@ -450,7 +463,8 @@ fn measure(
     let peer = |what: String| CompareError::Peer(format!("{}: {what}", kind.name()));
 
     let t0 = Instant::now();
-    send(&format!("{base}/api/v1/write"), requests).map_err(|e| peer(format!("{e}; log:\n{}", process.log_tail(20))))?;
+    send(&format!("{base}/api/v1/write"), requests)
+        .map_err(|e| peer(format!("{e}; log:\n{}", process.log_tail(20))))?;
     let ingest_seconds = t0.elapsed().as_secs_f64();
     eprintln!("  ingested in {ingest_seconds:.1} s");
     std::thread::sleep(Duration::from_secs(3));
@@ -468,16 +482,18 @@ fn measure(
     let mut failed = 0usize;
     let mut first_failure = None;
     let mut rss_max = before.rss_bytes;
-    let limit = Duration::from_millis((args.iterations as i64 + 3) as u64 * MAX_INTERVAL_MS as u64) + Duration::from_secs(120);
+    let limit =
+        Duration::from_millis((args.iterations as i64 + 3) as u64 * MAX_INTERVAL_MS as u64) + Duration::from_secs(120);
     loop {
         std::thread::sleep(Duration::from_millis(args.poll_ms));
         rss_max = rss_max.max(process.stats()?.rss_bytes);
         let r = http.get(&format!("{base}/api/v1/rules")).map_err(|e| peer(format!("/api/v1/rules: {e}")))?;
-        let json: serde_json::Value = serde_json::from_slice(&r.body)
-            .map_err(|e| peer(format!("/api/v1/rules: {} {e}: {}", r.status, r.text().chars().take(300).collect::<String>())))?;
-        let groups = json["data"]["groups"]
-            .as_array()
-            .ok_or_else(|| peer(format!("/api/v1/rules: no data.groups: {}", json.to_string().chars().take(300).collect::<String>())))?;
+        let json: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| {
+            peer(format!("/api/v1/rules: {} {e}: {}", r.status, r.text().chars().take(300).collect::<String>()))
+        })?;
+        let groups = json["data"]["groups"].as_array().ok_or_else(|| {
+            peer(format!("/api/v1/rules: no data.groups: {}", json.to_string().chars().take(300).collect::<String>()))
+        })?;
         for g in groups {
             let name = g["name"].as_str().unwrap_or("?").to_string();
             let last = g["lastEvaluation"].as_str().unwrap_or("").to_string();
@@ -539,6 +555,7 @@ fn measure(
     let iterations: usize = per_group.values().map(|v| v.2).sum();
     let cpu_seconds = after.cpu_seconds - before.cpu_seconds;
 
+    let (alerts_pending, alerts_firing) = alert_counts(&http, &base).map_err(peer)?;
     let recorded = read_recorded(&http, &base, file, anchor).map_err(peer)?;
     let figures = SystemRules {
         system: kind,
@@ -558,10 +575,22 @@ fn measure(
         failed_evaluations: failed,
         first_failure,
         phase_within_data,
+        alerts_pending,
+        alerts_firing,
         recorded_series: recorded.len(),
         recorded_samples: recorded.values().map(Vec::len).sum(),
     };
     Ok((figures, recorded))
+}
+
+/// Alerts pending and firing, from `/api/v1/alerts`.
+fn alert_counts(http: &Http, base: &str) -> Result<(usize, usize), String> {
+    let r = http.get(&format!("{base}/api/v1/alerts")).map_err(|e| format!("/api/v1/alerts: {e}"))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&r.body).map_err(|e| format!("/api/v1/alerts: {} {e}", r.status))?;
+    let alerts = json["data"]["alerts"].as_array().ok_or_else(|| format!("/api/v1/alerts: {}", r.text()))?;
+    let count = |state: &str| alerts.iter().filter(|a| a["state"].as_str() == Some(state)).count();
+    Ok((count("pending"), count("firing")))
 }
 
 fn median(sorted: &[f64]) -> f64 {
@@ -780,6 +809,8 @@ pub fn print_report(r: &RulesReport) {
         })
         .collect();
     println!("| group iterations seen, rule phase wall time | {} |", info.join(" | "));
+    let alerts: Vec<String> = r.systems.iter().map(|s| format!("{} / {}", s.alerts_pending, s.alerts_firing)).collect();
+    println!("| alerts pending / firing at the end | {} |", alerts.join(" | "));
     let ingest: Vec<String> = r.systems.iter().map(|s| format!("{:.1}", s.ingest_seconds)).collect();
     println!("| (ingest before the phase, s; not part of the figures) | {} |", ingest.join(" | "));
     for (k, a) in &r.agreement {
@@ -810,7 +841,8 @@ mod tests {
     #[test]
     fn recorded_samples_are_compared_at_common_relative_times() {
         let prom = rec(&[("a", &[(0, 1.0), (15_000, 2.0), (30_000, f64::NAN)]), ("b", &[(0, 5.0)])]);
-        let same = rec(&[("a", &[(15_000, 2.0 * (1.0 + 1e-12)), (30_000, f64::NAN), (45_000, 9.0)]), ("b", &[(0, 5.0)])]);
+        let same =
+            rec(&[("a", &[(15_000, 2.0 * (1.0 + 1e-12)), (30_000, f64::NAN), (45_000, 9.0)]), ("b", &[(0, 5.0)])]);
         let a = compare_recorded(&prom, &same);
         assert_eq!((a.common_series, a.common_points, a.differing_points), (2, 3, 0));
         assert!(a.agrees(), "{a:?}");
@@ -853,16 +885,9 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == want), "{want} not sampled");
         }
-        assert!(!names.iter().any(|n| n == "instance:node_cpu_utilisation:rate1m"), "one window of the node groups is enough");
-    }
-
-    /// The load spans every rule window before the first evaluation and
-    /// stays within the 10 min both receivers accept ahead of their clock.
-    #[test]
-    fn the_load_covers_the_windows_and_the_phase() {
-        assert!(HISTORY_MS > generate::LONGEST_WINDOW_MS);
-        assert!(FUTURE_MS + SYNTHETIC_INTERVAL_MS < 10 * 60_000);
-        assert_eq!(ANCHOR_MS % 15_000, 0);
-        assert_eq!(ANCHOR_MS % MAX_INTERVAL_MS, 0);
+        assert!(
+            !names.iter().any(|n| n == "instance:node_cpu_utilisation:rate1m"),
+            "one window of the node groups is enough"
+        );
     }
 }

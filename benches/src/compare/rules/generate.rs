@@ -168,7 +168,8 @@ fn slug(route: &str) -> String {
 /// One service route's SLO rules.
 fn slo_group(job: &str, route: &str) -> Group {
     let sel = format!(r#"job="{job}",route="{route}""#);
-    let rate = |w: &str, extra: &str| format!(r#"sum by (job, route) (rate(http_requests_total{{{sel}{extra}}}[{w}]))"#);
+    let rate =
+        |w: &str, extra: &str| format!(r#"sum by (job, route) (rate(http_requests_total{{{sel}{extra}}}[{w}]))"#);
     let mut rules = Vec::with_capacity(20);
     for w in ["1m", "5m"] {
         rules.push(Rule::record(&format!("job_route:http_requests:rate{w}"), rate(w, "")));
@@ -211,12 +212,17 @@ fn slo_group(job: &str, route: &str) -> Group {
         format!("1 - ((1 - job_route:sli_availability:ratio_rate5m{{{sel}}}) / (1 - 0.999))"),
     ));
     rules.push(
-        Rule::alert("HTTPErrorRateHigh", format!("job_route:http_error_ratio:rate5m{{{sel}}} > 0.05"), "5m", "critical")
-            .label("team", "platform")
-            .annotate(
-                "High error rate on {{ $labels.job }} {{ $labels.route }}",
-                "{{ $value | humanizePercentage }} of requests to {{ $labels.route }} fail (SLO: 5%)",
-            ),
+        Rule::alert(
+            "HTTPErrorRateHigh",
+            format!("job_route:http_error_ratio:rate5m{{{sel}}} > 0.05"),
+            "5m",
+            "critical",
+        )
+        .label("team", "platform")
+        .annotate(
+            "High error rate on {{ $labels.job }} {{ $labels.route }}",
+            "{{ $value | humanizePercentage }} of requests to {{ $labels.route }} fail (SLO: 5%)",
+        ),
     );
     rules.push(
         Rule::alert(
@@ -319,11 +325,16 @@ sum by (instance, job, pool) (db_pool_connections{{{j}}})"#
         Rule::record("job:up:ratio", format!("avg by (job) (up{{{j}}})")),
         Rule::record("job:http_requests:rate5m", format!("sum by (job) (rate(http_requests_total{{{j}}}[5m]))")),
         Rule::alert("ProcessMemoryHigh", format!("process_resident_memory_bytes{{{j}}} > 5e8"), "5m", "warning")
-            .annotate("{{ $labels.instance }} uses much memory", "{{ $labels.instance }} uses {{ $value | humanize1024 }}B"),
+            .annotate(
+                "{{ $labels.instance }} uses much memory",
+                "{{ $labels.instance }} uses {{ $value | humanize1024 }}B",
+            ),
         Rule::alert("DatabaseReplicationLag", format!("db_replication_lag_seconds{{{j}}} > 5e6"), "5m", "critical")
             .annotate("High database replication lag", "Replication lag is {{ $value | humanizeDuration }}"),
-        Rule::alert("MLQueueBacklog", format!("ml_tasks_queued{{{j}}} > 1e8"), "10m", "warning")
-            .annotate("ML processing queue backlog", "{{ $value | humanize }} tasks in queue on {{ $labels.instance }}"),
+        Rule::alert("MLQueueBacklog", format!("ml_tasks_queued{{{j}}} > 1e8"), "10m", "warning").annotate(
+            "ML processing queue backlog",
+            "{{ $value | humanize }} tasks in queue on {{ $labels.instance }}",
+        ),
         Rule::alert("DBPoolSaturated", format!("job:db_pool_utilisation:max{{{j}}} > 0.9"), "5m", "warning")
             .annotate("{{ $labels.pool }} pool nearly full", "{{ $value | humanizePercentage }} of connections in use"),
         Rule::alert("InstanceDown", format!("up{{{j}}} == 0"), "1m", "critical")
@@ -414,13 +425,9 @@ fn node_memory_filesystem_group(w: &str) -> Group {
     let n = r#"job="node""#;
     let fs = r#"job="node",fstype!="tmpfs""#;
     let mut rules = Vec::with_capacity(20);
-    for (name, metric) in [
-        ("available", "MemAvailable"),
-        ("free", "MemFree"),
-        ("cached", "Cached"),
-        ("dirty", "Dirty"),
-        ("slab", "Slab"),
-    ] {
+    for (name, metric) in
+        [("available", "MemAvailable"), ("free", "MemFree"), ("cached", "Cached"), ("dirty", "Dirty"), ("slab", "Slab")]
+    {
         rules.push(Rule::record(
             &format!("instance:node_memory_{name}_bytes:avg{w}"),
             format!("avg_over_time(node_memory_{metric}_bytes{{{n}}}[{w}])"),
@@ -428,7 +435,9 @@ fn node_memory_filesystem_group(w: &str) -> Group {
     }
     rules.push(Rule::record(
         &format!("instance:node_memory_utilisation:ratio{w}"),
-        format!("1 - (instance:node_memory_available_bytes:avg{w} / on (instance, job) node_memory_MemTotal_bytes{{{n}}})"),
+        format!(
+            "1 - (instance:node_memory_available_bytes:avg{w} / on (instance, job) node_memory_MemTotal_bytes{{{n}}})"
+        ),
     ));
     rules.push(Rule::record(
         &format!("instance:node_memory_swap_used:ratio{w}"),
@@ -479,7 +488,10 @@ fn node_memory_filesystem_group(w: &str) -> Group {
     rules.push(
         Rule::alert("NodeMemoryHigh", format!("instance:node_memory_utilisation:ratio{w} > 0.95"), "15m", "warning")
             .label("window", w)
-            .annotate("Memory nearly full on {{ $labels.instance }}", "{{ $value | humanizePercentage }} of memory in use"),
+            .annotate(
+                "Memory nearly full on {{ $labels.instance }}",
+                "{{ $value | humanizePercentage }} of memory in use",
+            ),
     );
     rules.push(
         Rule::alert(
@@ -647,17 +659,19 @@ fn node_disk_group(w: &str) -> Group {
         &format!("job:node_disk_busy_devices:sum{w}"),
         format!("sum by (job) (instance:node_disk_busy_devices:count{w})"),
     ));
-    rules.push(Rule::record(
-        &format!("instance:up:avg{w}"),
-        format!("avg_over_time(up{{{n}}}[{w}])"),
-    ));
+    rules.push(Rule::record(&format!("instance:up:avg{w}"), format!("avg_over_time(up{{{n}}}[{w}])")));
     rules.push(
-        Rule::alert("NodeDiskIOSaturated", format!("instance_device:node_disk_io_time_seconds:rate{w} > 50"), "30m", "warning")
-            .label("window", w)
-            .annotate(
-                "{{ $labels.device }} on {{ $labels.instance }} is busy",
-                "{{ $labels.device }} spends {{ $value | humanizePercentage }} of its time on IO",
-            ),
+        Rule::alert(
+            "NodeDiskIOSaturated",
+            format!("instance_device:node_disk_io_time_seconds:rate{w} > 50"),
+            "30m",
+            "warning",
+        )
+        .label("window", w)
+        .annotate(
+            "{{ $labels.device }} on {{ $labels.instance }} is busy",
+            "{{ $labels.device }} spends {{ $value | humanizePercentage }} of its time on IO",
+        ),
     );
     rules.push(
         Rule::alert("NodeDiskWritesHigh", format!("instance:node_disk_written_bytes:sum_rate{w} > 5e8"), "15m", "info")
@@ -667,7 +681,10 @@ fn node_disk_group(w: &str) -> Group {
     rules.push(
         Rule::alert("NodeExporterDown", format!("instance:up:avg{w} < 1"), "5m", "critical")
             .label("window", w)
-            .annotate("node_exporter on {{ $labels.instance }} missed scrapes", "Up {{ $value | humanizePercentage }} of the time"),
+            .annotate(
+                "node_exporter on {{ $labels.instance }} missed scrapes",
+                "Up {{ $value | humanizePercentage }} of the time",
+            ),
     );
     Group { name: format!("node-disk-{w}"), interval: "30s".into(), rules }
 }
@@ -702,7 +719,12 @@ mod tests {
             let mut earlier: HashSet<&str> = HashSet::new();
             for r in &g.rules {
                 for name in all.iter().filter(|n| mentions(&r.expr, n)) {
-                    assert!(earlier.contains(name.as_str()), "{}: `{}` reads {name} before or outside its group", g.name, r.expr);
+                    assert!(
+                        earlier.contains(name.as_str()),
+                        "{}: `{}` reads {name} before or outside its group",
+                        g.name,
+                        r.expr
+                    );
                     reads += 1;
                 }
                 if let Some(n) = &r.record {
@@ -745,7 +767,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("rules-at-scale.yml");
         std::fs::write(&path, RuleFile::at_scale().to_yaml()).expect("write");
-        let out = tidemark_testkit::promtool([std::ffi::OsStr::new("check"), std::ffi::OsStr::new("rules"), path.as_os_str()]).expect("promtool runs");
+        let out = tidemark_testkit::promtool([
+            std::ffi::OsStr::new("check"),
+            std::ffi::OsStr::new("rules"),
+            path.as_os_str(),
+        ])
+        .expect("promtool runs");
         assert!(out.success(), "promtool check rules failed:\n{}\n{}", out.stdout, out.stderr);
         assert!(out.stdout.contains("SUCCESS: 1000 rules found"), "{}", out.stdout);
     }
