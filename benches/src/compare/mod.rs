@@ -24,6 +24,7 @@
 pub mod load;
 pub mod queries;
 pub mod report;
+pub mod rules;
 pub mod systems;
 
 use std::path::PathBuf;
