@@ -277,19 +277,8 @@ fn run_system(
             let (url, bar, sent, non_2xx, first_error) = (&url, &bar, &sent, &non_2xx, &first_error);
             s.spawn(move || {
                 let http = Http::new(Duration::from_secs(300));
-                let headers = [
-                    ("Content-Type", "application/x-protobuf"),
-                    ("Content-Encoding", "snappy"),
-                    ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-                    ("User-Agent", "tidemark-bench-compare"),
-                ];
                 for r in mine {
-                    let problem = match http.post(url, &headers, &r.body) {
-                        Ok(resp) if resp.is_success() => None,
-                        Ok(resp) => Some(format!("{}: {}", resp.status, resp.text().trim())),
-                        Err(e) => Some(e.to_string()),
-                    };
-                    if let Some(p) = problem {
+                    if let Some(p) = post_remote_write(&http, url, &r.body, "tidemark-bench-compare") {
                         non_2xx.fetch_add(1, Ordering::Relaxed);
                         if let Ok(mut f) = first_error.lock() {
                             f.get_or_insert(p);
@@ -413,4 +402,20 @@ fn stored_samples(running: &Running, load: &Load) -> Result<u64, CompareError> {
         total += n;
     }
     Ok(total)
+}
+
+/// Posts one remote-write 1.0 body (snappy protobuf) as Prometheus' queue
+/// manager does; `None` if the server answered 2xx, else what went wrong.
+pub(crate) fn post_remote_write(http: &Http, url: &str, body: &[u8], user_agent: &str) -> Option<String> {
+    let headers = [
+        ("Content-Type", "application/x-protobuf"),
+        ("Content-Encoding", "snappy"),
+        ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+        ("User-Agent", user_agent),
+    ];
+    match http.post(url, &headers, body) {
+        Ok(resp) if resp.is_success() => None,
+        Ok(resp) => Some(format!("{}: {}", resp.status, resp.text().trim())),
+        Err(e) => Some(e.to_string()),
+    }
 }

@@ -610,19 +610,8 @@ fn send(url: &str, requests: &[Vec<Request>]) -> Result<(), String> {
             let (failures, first) = (&failures, &first);
             s.spawn(move || {
                 let http = Http::new(Duration::from_secs(300));
-                let headers = [
-                    ("Content-Type", "application/x-protobuf"),
-                    ("Content-Encoding", "snappy"),
-                    ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-                    ("User-Agent", "tidemark-bench-compare-rules"),
-                ];
                 for r in mine {
-                    let problem = match http.post(url, &headers, &r.body) {
-                        Ok(resp) if resp.is_success() => None,
-                        Ok(resp) => Some(format!("{}: {}", resp.status, resp.text().trim())),
-                        Err(e) => Some(e.to_string()),
-                    };
-                    if let Some(p) = problem {
+                    if let Some(p) = super::post_remote_write(&http, url, &r.body, "tidemark-bench-compare-rules") {
                         failures.fetch_add(1, Ordering::Relaxed);
                         if let Ok(mut f) = first.lock() {
                             f.get_or_insert(p);

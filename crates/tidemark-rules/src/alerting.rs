@@ -14,7 +14,7 @@ use crate::env::{labels_to_map, RuleEnv};
 use crate::error::RuleError;
 use crate::notifier;
 use crate::status::RuleStatus;
-use crate::template::{expand_alert_template, TemplateData};
+use crate::template::{AlertTemplate, TemplateData, TemplateError};
 
 /// How long a resolved alert is kept (and re-sent) after it resolves.
 pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
@@ -106,6 +106,12 @@ pub struct AlertingRule {
     /// Rule labels with the group's labels merged in (templates, unexpanded).
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) annotations: BTreeMap<String, String>,
+    /// The label and annotation templates, parsed once when the rule is
+    /// built (Prometheus parses them again for every alert at every
+    /// evaluation; the output is the same). A template that does not parse
+    /// keeps the text its expansion would have failed with.
+    label_templates: Vec<ParsedTemplate>,
+    annotation_templates: Vec<ParsedTemplate>,
     /// Alerts by label set.
     pub(crate) active: Mutex<HashMap<Labels, Alert>>,
     /// False until `for` state has been restored after a start; `ALERTS`
@@ -126,6 +132,8 @@ impl AlertingRule {
         annotations: BTreeMap<String, String>,
         restored: bool,
     ) -> AlertingRule {
+        let label_templates = labels.values().map(|t| ParsedTemplate::parse(&name, t)).collect();
+        let annotation_templates = annotations.values().map(|t| ParsedTemplate::parse(&name, t)).collect();
         AlertingRule {
             name,
             expr,
@@ -134,6 +142,8 @@ impl AlertingRule {
             keep_firing_for,
             labels,
             annotations,
+            label_templates,
+            annotation_templates,
             active: Mutex::default(),
             restored: AtomicBool::new(restored),
             status: Mutex::default(),
@@ -205,19 +215,20 @@ impl AlertingRule {
                 external_url: env.external_url.clone(),
                 value,
             };
-            let expand = |text: &str| -> String {
-                match expand_alert_template(&self.name, text, &data, ts, Some(env)) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(alert = %self.name, error = %e, "expanding alert template failed");
-                        format!("<error expanding template: {e}>")
-                    }
-                }
+            let expand = |template: &ParsedTemplate| -> String {
+                let expanded = match template {
+                    ParsedTemplate::Ok(t) => t.expand(&data, ts, Some(env)),
+                    ParsedTemplate::Err(e) => Err(e.clone()),
+                };
+                expanded.unwrap_or_else(|e| {
+                    tracing::warn!(alert = %self.name, error = %e, "expanding alert template failed");
+                    format!("<error expanding template: {e}>")
+                })
             };
             let mut alert_labels = data.labels.clone();
             alert_labels.remove("__name__");
-            for (k, v) in &self.labels {
-                let expanded = expand(v);
+            for (k, template) in self.labels.keys().zip(&self.label_templates) {
+                let expanded = expand(template);
                 // As Prometheus' label builder: an empty value removes the label.
                 if expanded.is_empty() {
                     alert_labels.remove(k);
@@ -227,7 +238,7 @@ impl AlertingRule {
             }
             alert_labels.insert("alertname".to_string(), self.name.clone());
             let annotations: BTreeMap<String, String> =
-                self.annotations.iter().map(|(k, v)| (k.clone(), expand(v))).collect();
+                self.annotations.keys().zip(&self.annotation_templates).map(|(k, t)| (k.clone(), expand(t))).collect();
             let key = Labels::new(&alert_labels).map_err(|e| RuleError::Labels(e.to_string()))?;
             if fresh.contains_key(&key) {
                 return Err(RuleError::DuplicateAlertLabelSet);
@@ -372,6 +383,26 @@ impl AlertingRule {
         m.insert("__name__".into(), ALERTS_FOR_STATE_METRIC.into());
         m.insert("alertname".into(), self.name.clone());
         m.into_iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| tidemark_storage::Matcher::equal(k, v)).collect()
+    }
+}
+
+/// A label or annotation template of a rule, parsed once.
+#[derive(Debug)]
+enum ParsedTemplate {
+    Ok(AlertTemplate),
+    /// The error expanding it gives (Prometheus' "error parsing template").
+    Err(TemplateError),
+}
+
+impl ParsedTemplate {
+    fn parse(alert: &str, text: &str) -> ParsedTemplate {
+        match AlertTemplate::parse(alert, text) {
+            Ok(t) => ParsedTemplate::Ok(t),
+            // `parse` reports as `check rules` does; expansion reports a
+            // parse failure as Prometheus' expander does.
+            Err(TemplateError::Check { name, message }) => ParsedTemplate::Err(TemplateError::Parse { name, message }),
+            Err(e) => ParsedTemplate::Err(e),
+        }
     }
 }
 

@@ -414,3 +414,26 @@ fn manager_runs_groups_on_their_schedule_and_reload_replaces_them() {
     assert!(d < 1_000_000 || d > second - 1_000_000, "the scheduler used the slot (to the ms): {d}");
     manager.stop();
 }
+
+#[test]
+fn templates_are_parsed_once_and_expand_as_the_one_shot_expander_does() {
+    use tidemark_rules::{expand_alert_template, TemplateData};
+    let f = fixture();
+    add(&f.db, &[("__name__", "q"), ("job", "api")], [(0, 0.25)]);
+    let (good, bad) = ("{{ $labels.job }} at {{ $value | humanizePercentage }}", "{{ nope }}");
+    let spec =
+        GroupSpec::new("t").rule(RuleSpec::alerting("T", "q > 0").annotation("good", good).annotation("bad", bad));
+    let g = Group::new(spec, f.env.clone(), false).unwrap();
+    eval_at(&f, &g, MIN);
+    let a = &g.alerts()[0].1;
+    let data = TemplateData {
+        labels: [("__name__", "q"), ("job", "api")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        external_labels: Default::default(),
+        external_url: f.env.external_url.clone(),
+        value: 0.25,
+    };
+    assert_eq!(a.annotations["good"], expand_alert_template("T", good, &data, MIN, None).unwrap());
+    assert_eq!(a.annotations["good"], "api at 25%");
+    let e = expand_alert_template("T", bad, &data, MIN, None).unwrap_err();
+    assert_eq!(a.annotations["bad"], format!("<error expanding template: {e}>"));
+}

@@ -349,6 +349,13 @@ fn humanize(mut v: f64) -> String {
         }
         return format!("{}{prefix}", g4(v));
     }
+    let (v, prefix) = small_si(v);
+    format!("{}{prefix}", g4(v))
+}
+
+/// Scales a magnitude below 1 up by thousands with its SI prefix (`m`, `u`,
+/// … `y`), as Prometheus' `humanize` and `humanizeDuration` both do.
+fn small_si(mut v: f64) -> (f64, &'static str) {
     let mut prefix = "";
     for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
         if v.abs() >= 1.0 {
@@ -357,7 +364,7 @@ fn humanize(mut v: f64) -> String {
         prefix = p;
         v *= 1000.0;
     }
-    format!("{}{prefix}", g4(v))
+    (v, prefix)
 }
 
 fn humanize1024(mut v: f64) -> String {
@@ -404,14 +411,7 @@ fn humanize_duration(mut v: f64) -> String {
         }
         return format!("{sign}{}s", g4(v));
     }
-    let mut prefix = "";
-    for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
-        if v.abs() >= 1.0 {
-            break;
-        }
-        prefix = p;
-        v *= 1000.0;
-    }
+    let (v, prefix) = small_si(v);
     format!("{}{prefix}s", g4(v))
 }
 

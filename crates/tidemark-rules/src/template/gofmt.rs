@@ -227,13 +227,7 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             if i > 0 {
                 out.push_str(", ");
             }
-            if let Value::Invalid = a {
-                out.push_str("<nil>");
-            } else {
-                out.push_str(a.type_name());
-                out.push('=');
-                a.fmt_v(&mut out, 0);
-            }
+            type_and_value(&mut out, a);
         }
         out.push(')');
     }
@@ -316,6 +310,12 @@ fn bad_verb(out: &mut String, a: &Value, verb: char) {
     out.push_str("%!");
     out.push(verb);
     out.push('(');
+    type_and_value(out, a);
+    out.push(')');
+}
+
+/// Go's `type=value` inside `%!verb(…)` and `%!(EXTRA …)`; `<nil>` for nil.
+fn type_and_value(out: &mut String, a: &Value) {
     if let Value::Invalid = a {
         out.push_str("<nil>");
     } else {
@@ -323,7 +323,6 @@ fn bad_verb(out: &mut String, a: &Value, verb: char) {
         out.push('=');
         a.fmt_v(out, 0);
     }
-    out.push(')');
 }
 
 fn fmt_arg(out: &mut String, a: &Value, verb: char, f: Flags, depth: usize) {

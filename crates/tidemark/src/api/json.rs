@@ -153,14 +153,20 @@ pub(crate) fn push_go_g(out: &mut String, v: f64) {
 /// Appends a label set as a JSON object in label order (Go marshals the
 /// label map with sorted keys, which is the same order).
 pub(crate) fn labels(out: &mut String, l: &Labels) {
+    string_object(out, l.iter().map(|lbl| (lbl.name, lbl.value)));
+}
+
+/// Appends name → string pairs as a JSON object, in the order given (label
+/// and annotation maps, build info fields).
+pub(crate) fn string_object<'a>(out: &mut String, fields: impl IntoIterator<Item = (&'a str, &'a str)>) {
     out.push('{');
-    for (i, lbl) in l.iter().enumerate() {
+    for (i, (k, v)) in fields.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        string(out, lbl.name);
+        string(out, k);
         out.push(':');
-        string(out, lbl.value);
+        string(out, v);
     }
     out.push('}');
 }

@@ -390,16 +390,7 @@ fn alert(out: &mut String, a: &Alert) {
 /// A label or annotation map as a JSON object in name order (Go sorts map
 /// keys by bytes, which is `BTreeMap<String, _>` order).
 fn map(out: &mut String, m: &BTreeMap<String, String>) {
-    out.push('{');
-    for (i, (k, v)) in m.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        json::string(out, k);
-        out.push(':');
-        json::string(out, v);
-    }
-    out.push('}');
+    json::string_object(out, m.iter().map(|(k, v)| (k.as_str(), v.as_str())));
 }
 
 /// A wall-clock start in ms, 0 meaning "never": Go's zero `time.Time`.

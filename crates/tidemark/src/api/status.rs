@@ -9,25 +9,13 @@ use std::time::{Duration, SystemTime};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 
+use super::json::string_object as object;
 use super::params::{format_rfc3339_nanos, go_atoi, Params};
 use super::response::{ApiError, Reply};
 use super::{json, ApiState};
 
 /// Most entries a `/status/tsdb` list may hold (Prometheus' cap).
 const MAX_TSDB_LIMIT: i64 = 10_000;
-
-fn object<'a>(out: &mut String, fields: impl IntoIterator<Item = (&'a str, &'a str)>) {
-    out.push('{');
-    for (i, (k, v)) in fields.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        json::string(out, k);
-        out.push(':');
-        json::string(out, v);
-    }
-    out.push('}');
-}
 
 /// `GET /api/v1/status/buildinfo`.
 pub(crate) async fn buildinfo(State(st): State<Arc<ApiState>>) -> Reply {
