@@ -29,11 +29,19 @@ use crate::Labels;
 
 /// Magic number at the start of the index file (`"TMIX"`).
 pub const INDEX_MAGIC: [u8; 4] = *b"TMIX";
-/// Current index format version (the one the writer produces).
-pub const INDEX_VERSION: u8 = 2;
+/// Current index format version (the one the writer produces): series
+/// entries in groups of [`SERIES_GROUP`], each coded against the one before
+/// it, and postings runs as delta varints.
+pub const INDEX_VERSION: u8 = 3;
+/// Index format version 2, still readable: one `u64` offset per series,
+/// every series entry self-contained, postings as `u32le` ids.
+pub const INDEX_VERSION_2: u8 = 2;
 /// The first index format version, still readable: no timestamps section,
 /// no `ts` field in chunk metas.
 pub const INDEX_VERSION_1: u8 = 1;
+/// Series entries per group in a version 3 index: one offset per group, and
+/// an entry is coded against the entry before it in its group.
+pub const SERIES_GROUP: usize = 16;
 /// Bytes of the index header.
 pub const INDEX_HEADER_LEN: usize = 8;
 /// Number of sections listed in the table of contents (version 2).
@@ -46,7 +54,7 @@ pub const TOC_LEN: usize = NUM_SECTIONS * 20 + 4;
 fn sections_of(version: u8) -> Option<usize> {
     match version {
         INDEX_VERSION_1 => Some(5),
-        INDEX_VERSION => Some(NUM_SECTIONS),
+        INDEX_VERSION_2 | INDEX_VERSION => Some(NUM_SECTIONS),
         _ => None,
     }
 }
@@ -83,6 +91,21 @@ pub struct ChunkMeta {
 /// with [`crate::chunkenc::sealed::encode_timestamps`]; every
 /// [`ChunkMeta::shared_ts`] must index into it.
 pub fn write_index(series: &[(Labels, Vec<ChunkMeta>)], columns: &[Vec<u8>]) -> DecResult<Vec<u8>> {
+    write_index_version(series, columns, INDEX_VERSION)
+}
+
+/// [`write_index`] in an older version (2 or 3), for tests that check old
+/// indexes keep reading.
+#[doc(hidden)]
+pub fn write_index_version(
+    series: &[(Labels, Vec<ChunkMeta>)],
+    columns: &[Vec<u8>],
+    version: u8,
+) -> DecResult<Vec<u8>> {
+    if version != INDEX_VERSION && version != INDEX_VERSION_2 {
+        return Err(format!("cannot write index version {version}"));
+    }
+    let v3 = version == INDEX_VERSION;
     let num_series = u32::try_from(series.len()).map_err(|_| "more than 2^32-1 series".to_string())?;
     // Symbols, sorted; ids follow the order.
     let mut set: BTreeSet<&str> = BTreeSet::new();
@@ -98,7 +121,7 @@ pub fn write_index(series: &[(Labels, Vec<ChunkMeta>)], columns: &[Vec<u8>]) -> 
 
     let mut out = Vec::new();
     out.extend_from_slice(&INDEX_MAGIC);
-    out.extend_from_slice(&[INDEX_VERSION, 0, 0, 0]);
+    out.extend_from_slice(&[version, 0, 0, 0]);
     let mut toc = [(0u64, 0u64); NUM_SECTIONS];
 
     // Symbols: count, u32 offsets into the string data, string data.
@@ -114,37 +137,74 @@ pub fn write_index(series: &[(Labels, Vec<ChunkMeta>)], columns: &[Vec<u8>]) -> 
     }
     toc[SYMBOLS] = (start as u64, (out.len() - start) as u64);
 
-    // Series: count, u64 offsets into the entry data, entries.
+    // Series: count, u64 offsets (per series in v2, per group in v3), entries.
     let start = out.len();
     put_u32(&mut out, num_series);
     let mut entries = Vec::new();
     let mut postings: BTreeMap<(u32, u32), Vec<u32>> = BTreeMap::new();
+    let mut prev = EntryBase::default();
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
     for (sid, (labels, chunks)) in series.iter().enumerate() {
-        put_u64(&mut out, entries.len() as u64);
-        put_uvarint(&mut entries, labels.len() as u64);
-        for p in labels {
-            let (n, v) = (ids[p.name], ids[p.value]);
-            put_uvarint(&mut entries, u64::from(n));
-            put_uvarint(&mut entries, u64::from(v));
+        let group_start = sid.is_multiple_of(SERIES_GROUP);
+        if !v3 || group_start {
+            put_u64(&mut out, entries.len() as u64);
+        }
+        pairs.clear();
+        pairs.extend(labels.iter().map(|p| (ids[p.name], ids[p.value])));
+        for &(n, v) in &pairs {
             postings.entry((n, v)).or_default().push(sid as u32);
         }
-        put_uvarint(&mut entries, chunks.len() as u64);
-        let mut prev_maxt = 0i64;
-        for (i, c) in chunks.iter().enumerate() {
-            if i == 0 {
-                put_varint(&mut entries, c.mint);
-            } else {
-                put_uvarint(&mut entries, c.mint.wrapping_sub(prev_maxt) as u64);
+        let ts_of = |c: &ChunkMeta| match c.shared_ts {
+            None => Ok(0),
+            Some(k) if (k as usize) < columns.len() => Ok(u64::from(k) + 1),
+            Some(k) => Err(format!("chunk meta names timestamp column {k} of {}", columns.len())),
+        };
+        if v3 {
+            if group_start {
+                prev = EntryBase::default();
             }
-            put_uvarint(&mut entries, c.maxt.wrapping_sub(c.mint) as u64);
-            put_uvarint(&mut entries, c.chunk_ref);
-            let ts = match c.shared_ts {
-                None => 0,
-                Some(k) if (k as usize) < columns.len() => u64::from(k) + 1,
-                Some(k) => return Err(format!("chunk meta names timestamp column {k} of {}", columns.len())),
-            };
-            put_uvarint(&mut entries, ts);
-            prev_maxt = c.maxt;
+            let shared = prev.pairs.iter().zip(&pairs).take_while(|(a, b)| a == b).count();
+            put_uvarint(&mut entries, shared as u64);
+            put_uvarint(&mut entries, (pairs.len() - shared) as u64);
+            for &(n, v) in &pairs[shared..] {
+                put_uvarint(&mut entries, u64::from(n));
+                put_uvarint(&mut entries, u64::from(v));
+            }
+            put_uvarint(&mut entries, chunks.len() as u64);
+            let mut prev_maxt = 0i64;
+            for (i, c) in chunks.iter().enumerate() {
+                if i == 0 {
+                    put_varint(&mut entries, c.mint.wrapping_sub(prev.mint));
+                    prev.mint = c.mint;
+                } else {
+                    put_uvarint(&mut entries, c.mint.wrapping_sub(prev_maxt) as u64);
+                }
+                put_uvarint(&mut entries, c.maxt.wrapping_sub(c.mint) as u64);
+                put_varint(&mut entries, c.chunk_ref.wrapping_sub(prev.chunk_ref) as i64);
+                prev.chunk_ref = c.chunk_ref;
+                put_uvarint(&mut entries, ts_of(c)?);
+                prev_maxt = c.maxt;
+            }
+            std::mem::swap(&mut prev.pairs, &mut pairs);
+        } else {
+            put_uvarint(&mut entries, pairs.len() as u64);
+            for &(n, v) in &pairs {
+                put_uvarint(&mut entries, u64::from(n));
+                put_uvarint(&mut entries, u64::from(v));
+            }
+            put_uvarint(&mut entries, chunks.len() as u64);
+            let mut prev_maxt = 0i64;
+            for (i, c) in chunks.iter().enumerate() {
+                if i == 0 {
+                    put_varint(&mut entries, c.mint);
+                } else {
+                    put_uvarint(&mut entries, c.mint.wrapping_sub(prev_maxt) as u64);
+                }
+                put_uvarint(&mut entries, c.maxt.wrapping_sub(c.mint) as u64);
+                put_uvarint(&mut entries, c.chunk_ref);
+                put_uvarint(&mut entries, ts_of(c)?);
+                prev_maxt = c.maxt;
+            }
         }
     }
     out.extend_from_slice(&entries);
@@ -167,26 +227,39 @@ pub fn write_index(series: &[(Labels, Vec<ChunkMeta>)], columns: &[Vec<u8>]) -> 
     }
     toc[LABEL_NAMES] = (start as u64, (out.len() - start) as u64);
 
-    // Postings table: count, rows (name id, value id, first id index, id count).
+    // Postings: the id runs, as `u32le` ids (v2) or delta uvarints (v3).
+    let mut runs = Vec::new();
+    let mut firsts = Vec::with_capacity(postings.len());
+    for ids in postings.values() {
+        if v3 {
+            firsts.push(runs.len() as u64);
+            let mut prev_id = 0u32;
+            for (k, &id) in ids.iter().enumerate() {
+                put_uvarint(&mut runs, u64::from(if k == 0 { id } else { id - prev_id }));
+                prev_id = id;
+            }
+        } else {
+            firsts.push((runs.len() / 4) as u64);
+            for &id in ids {
+                put_u32(&mut runs, id);
+            }
+        }
+    }
+
+    // Postings table: count, rows (name id, value id, first, id count);
+    // `first` counts ids (v2) or bytes (v3) into the postings section.
     let start = out.len();
     put_u32(&mut out, u32::try_from(postings.len()).map_err(|_| "too many label pairs".to_string())?);
-    let mut at = 0u64;
-    for (&(n, v), ids) in &postings {
+    for ((&(n, v), ids), first) in postings.iter().zip(firsts) {
         put_u32(&mut out, n);
         put_u32(&mut out, v);
-        put_u64(&mut out, at);
+        put_u64(&mut out, first);
         put_u32(&mut out, ids.len() as u32);
-        at += ids.len() as u64;
     }
     toc[POSTINGS_TABLE] = (start as u64, (out.len() - start) as u64);
 
-    // Postings: the id runs.
     let start = out.len();
-    for ids in postings.values() {
-        for &id in ids {
-            put_u32(&mut out, id);
-        }
-    }
+    out.extend_from_slice(&runs);
     toc[POSTINGS] = (start as u64, (out.len() - start) as u64);
 
     // Timestamps: count, u64 offsets into the column data, columns.
@@ -212,6 +285,18 @@ pub fn write_index(series: &[(Labels, Vec<ChunkMeta>)], columns: &[Vec<u8>]) -> 
     let crc = crc32c::crc32c(&out[toc_start..]);
     put_u32(&mut out, crc);
     Ok(out)
+}
+
+/// What a version 3 series entry is coded against: the previous entry of
+/// its group (all zero at the start of a group).
+#[derive(Debug, Default, Clone)]
+struct EntryBase {
+    /// The previous entry's label pairs as symbol ids.
+    pairs: Vec<(u32, u32)>,
+    /// The previous entry's first chunk's `mint`.
+    mint: i64,
+    /// The last chunk reference written.
+    chunk_ref: u64,
 }
 
 /// Recomputes every section CRC and the TOC CRC of index bytes in place,
@@ -252,6 +337,10 @@ pub fn exercise<B: AsRef<[u8]>>(ix: &IndexReader<B>) -> DecResult<()> {
     }
     for id in 0..ix.num_series().min(64) {
         ix.series(id, &mut chunks)?;
+    }
+    let mut cursor = ix.cursor();
+    for id in (0..ix.num_series().min(64)).chain((0..ix.num_series().min(40)).rev().step_by(3)) {
+        cursor.series(id, &mut chunks)?;
     }
     let lookup = ix.lookup();
     let ms = [
@@ -387,12 +476,26 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
         let s = sec[SERIES];
         let num_series = u32_at(&b[..s.end], s.start)?;
         let series_offsets = s.start + 4;
-        let data_start = (num_series as usize)
+        let num_offsets =
+            if version == INDEX_VERSION { (num_series as usize).div_ceil(SERIES_GROUP) } else { num_series as usize };
+        let data_start = num_offsets
             .checked_mul(8)
             .and_then(|n| n.checked_add(series_offsets))
             .filter(|&e| e <= s.end)
             .ok_or("series offsets exceed their section")?;
         let series_data = Range { start: data_start, end: s.end };
+        if version == INDEX_VERSION {
+            // Group offsets start at 0, never decrease and stay in the data.
+            let data_len = (s.end - data_start) as u64;
+            let mut prev = 0u64;
+            for g in 0..num_offsets {
+                let off = u64_at(b, series_offsets + g * 8)?;
+                if off < prev || off > data_len || (g == 0 && off != 0) {
+                    return Err(format!("series group {g} has an invalid offset {off}"));
+                }
+                prev = off;
+            }
+        }
 
         // Postings table.
         let s = sec[POSTINGS_TABLE];
@@ -401,11 +504,16 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
         if num_rows.checked_mul(ROW_LEN).and_then(|n| n.checked_add(rows)) != Some(s.end) {
             return Err("postings table length does not match its row count".into());
         }
+        // Runs are back to back, so together they cover the postings
+        // section exactly: v2 counts `first` in ids, v3 in bytes (a v3 run
+        // of `count` ids takes at least `count` bytes; its exact end is the
+        // next run's start, checked when the run is decoded).
         let p = sec[POSTINGS];
-        if (p.end - p.start) % 4 != 0 {
+        let v3 = version == INDEX_VERSION;
+        if !v3 && (p.end - p.start) % 4 != 0 {
             return Err("postings section is not a whole number of ids".into());
         }
-        let total_ids = ((p.end - p.start) / 4) as u64;
+        let total = if v3 { (p.end - p.start) as u64 } else { ((p.end - p.start) / 4) as u64 };
         let mut prev_key: Option<(u32, u32)> = None;
         let mut next_start = 0u64;
         for i in 0..num_rows {
@@ -418,14 +526,14 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
             if prev_key.is_some_and(|p| p >= key) {
                 return Err(format!("postings table not sorted at row {i}"));
             }
-            // Runs are back to back, so together they cover the postings section exactly.
-            if first != next_start || count == 0 {
+            let placed = if v3 { first >= next_start && (i > 0 || first == 0) } else { first == next_start };
+            if !placed || count == 0 {
                 return Err(format!("postings table row {i} has a misplaced or empty run"));
             }
-            next_start = first + count;
+            next_start = first.checked_add(count).ok_or("postings run overflows")?;
             prev_key = Some(key);
         }
-        if next_start != total_ids {
+        if (v3 && next_start > total) || (!v3 && next_start != total) || (num_rows == 0 && total != 0) {
             return Err("postings runs do not cover the postings section".into());
         }
 
@@ -453,7 +561,7 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
         }
 
         // Timestamp columns (version 2): offsets non-decreasing, in bounds.
-        if version >= INDEX_VERSION {
+        if version >= INDEX_VERSION_2 {
             let s = sec[TIMESTAMPS];
             let num_cols = u32_at(&b[..s.end], s.start)?;
             let col_offsets = s.start + 4;
@@ -491,7 +599,7 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
         self.num_series
     }
 
-    /// The index format version (1 or 2).
+    /// The index format version (1, 2 or 3).
     pub fn version(&self) -> u8 {
         self.version
     }
@@ -604,14 +712,49 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
             match v.cmp(&vid) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return self.run(first, count),
+                std::cmp::Ordering::Equal => return self.run(mid, first, count),
             }
         }
         Ok(Vec::new())
     }
 
-    fn run(&self, first: u64, count: u32) -> DecResult<Vec<u32>> {
+    /// Decodes the postings run of table row `row`, which starts at `first`
+    /// and holds `count` ids.
+    fn run(&self, row: usize, first: u64, count: u32) -> DecResult<Vec<u32>> {
         let b = self.bytes.as_ref();
+        let mut out = Vec::with_capacity(count as usize);
+        if self.version == INDEX_VERSION {
+            // The run ends where the next one starts (or with the section).
+            let end = if row + 1 < self.num_rows {
+                self.row(row + 1)?.2
+            } else {
+                (self.postings.end - self.postings.start) as u64
+            };
+            let bytes = usize::try_from(first)
+                .ok()
+                .zip(usize::try_from(end).ok())
+                .filter(|&(f, e)| f <= e && self.postings.start + e <= self.postings.end)
+                .map(|(f, e)| &b[self.postings.start + f..self.postings.start + e])
+                .ok_or("postings run exceeds its section")?;
+            let mut d = Dec::new(bytes);
+            let mut id = 0u32;
+            for k in 0..count {
+                let v = d.uvarint32()?;
+                id = if k == 0 {
+                    v
+                } else {
+                    id.checked_add(v).filter(|_| v > 0).ok_or("postings run holds unsorted series ids")?
+                };
+                if id >= self.num_series {
+                    return Err(format!("postings run holds invalid series id {id}"));
+                }
+                out.push(id);
+            }
+            if d.remaining() != 0 {
+                return Err(format!("postings run of row {row} has {} trailing bytes", d.remaining()));
+            }
+            return Ok(out);
+        }
         let start = usize::try_from(first)
             .ok()
             .and_then(|f| f.checked_mul(4))
@@ -621,7 +764,6 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
             .checked_add(count as usize * 4)
             .filter(|&e| e <= self.postings.end)
             .ok_or("postings run exceeds its section")?;
-        let mut out = Vec::with_capacity(count as usize);
         for c in b[start..end].chunks_exact(4) {
             let id = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             if id >= self.num_series || out.last().is_some_and(|&p| p >= id) {
@@ -632,8 +774,21 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
         Ok(out)
     }
 
-    /// The labels and chunk metas of series `id`. `chunks` is cleared and filled.
+    /// The labels and chunk metas of series `id`. `chunks` is cleared and
+    /// filled. Reading many series in increasing id order is cheaper through
+    /// one [`SeriesCursor`] ([`IndexReader::cursor`]).
     pub fn series(&self, id: u32, chunks: &mut Vec<ChunkMeta>) -> DecResult<Labels> {
+        self.cursor().series(id, chunks)
+    }
+
+    /// A cursor for reading series entries, cheapest in increasing id order.
+    pub fn cursor(&self) -> SeriesCursor<'_, B> {
+        SeriesCursor { ix: self, next_id: 0, pos: 0, group_end: 0, base: EntryBase::default() }
+    }
+
+    /// Series `id` of a version 1 or 2 index: entries are self-contained,
+    /// with one offset each.
+    fn series_direct(&self, id: u32, chunks: &mut Vec<ChunkMeta>) -> DecResult<Labels> {
         let b = self.bytes.as_ref();
         if id >= self.num_series {
             return Err(format!("series id {id} out of range ({} series)", self.num_series));
@@ -688,7 +843,7 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
                 .and_then(|s| mint.checked_add(s))
                 .ok_or_else(|| format!("series {id} chunk {i} has an invalid time span"))?;
             let chunk_ref = d.uvarint()?;
-            let shared_ts = if self.version >= INDEX_VERSION {
+            let shared_ts = if self.version >= INDEX_VERSION_2 {
                 match d.uvarint()? {
                     0 => None,
                     k if k <= u64::from(self.num_cols) => Some((k - 1) as u32),
@@ -711,6 +866,148 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
     /// [`Lookup::finish`] afterwards.
     pub fn lookup(&self) -> Lookup<'_, B> {
         Lookup { ix: self, err: RefCell::new(None) }
+    }
+}
+
+/// Reads series entries of an index. In a version 3 index an entry is coded
+/// against the one before it in its group of [`SERIES_GROUP`], so the
+/// cursor remembers where it stopped: reading ids in increasing order
+/// decodes each entry once; going back, or to another group, restarts at
+/// that group's first entry.
+pub struct SeriesCursor<'a, B> {
+    ix: &'a IndexReader<B>,
+    /// The id of the entry at `pos`.
+    next_id: u32,
+    /// Where entry `next_id` starts in the series data.
+    pos: usize,
+    /// Where the current group ends in the series data.
+    group_end: usize,
+    /// What entry `next_id` is coded against.
+    base: EntryBase,
+}
+
+impl<B: AsRef<[u8]>> SeriesCursor<'_, B> {
+    /// The labels and chunk metas of series `id`; `chunks` is cleared and
+    /// filled.
+    pub fn series(&mut self, id: u32, chunks: &mut Vec<ChunkMeta>) -> DecResult<Labels> {
+        let ix = self.ix;
+        if ix.version != INDEX_VERSION {
+            return ix.series_direct(id, chunks);
+        }
+        if id >= ix.num_series {
+            return Err(format!("series id {id} out of range ({} series)", ix.num_series));
+        }
+        let group = SERIES_GROUP as u32;
+        if id < self.next_id || id / group != self.next_id / group || self.next_id.is_multiple_of(group) {
+            self.seek_group(id / group).inspect_err(|_| self.reset())?;
+        }
+        while self.next_id < id {
+            self.decode(None).inspect_err(|_| self.reset())?;
+        }
+        let pairs = self.decode(Some(chunks)).inspect_err(|_| self.reset())?;
+        let mut labels = Vec::with_capacity(pairs.len());
+        for &(nid, vid) in &pairs {
+            let (name, value) = (ix.symbol(nid)?, ix.symbol(vid)?);
+            if name.is_empty() || value.is_empty() {
+                return Err(format!("series {id} has an empty label name or value"));
+            }
+            labels.push((name, value));
+        }
+        Ok(Labels::from_sorted(labels))
+    }
+
+    /// Forgets the position (after an error, the state is not trusted).
+    fn reset(&mut self) {
+        self.next_id = 0;
+        self.pos = 0;
+        self.group_end = 0;
+        self.base = EntryBase::default();
+    }
+
+    /// Moves to the first entry of group `g`.
+    fn seek_group(&mut self, g: u32) -> DecResult<()> {
+        let ix = self.ix;
+        let b = ix.bytes.as_ref();
+        let data_len = ix.series_data.end - ix.series_data.start;
+        let groups = (ix.num_series as usize).div_ceil(SERIES_GROUP);
+        let g = g as usize;
+        let start = u64_at(b, ix.series_offsets + g * 8)?;
+        let end = if g + 1 < groups { u64_at(b, ix.series_offsets + (g + 1) * 8)? } else { data_len as u64 };
+        if start > end || end > data_len as u64 {
+            return Err(format!("series group {g} has invalid bounds [{start}, {end})"));
+        }
+        self.next_id = (g * SERIES_GROUP) as u32;
+        self.pos = start as usize;
+        self.group_end = end as usize;
+        self.base = EntryBase::default();
+        Ok(())
+    }
+
+    /// Decodes entry `next_id` and advances; fills `chunks` if given and
+    /// returns the entry's label pairs (as symbol ids).
+    fn decode(&mut self, chunks: Option<&mut Vec<ChunkMeta>>) -> DecResult<Vec<(u32, u32)>> {
+        let ix = self.ix;
+        let id = self.next_id;
+        let data = &ix.bytes.as_ref()[ix.series_data.start..ix.series_data.start + self.group_end];
+        let mut d = Dec::at(data, self.pos)?;
+        let shared = d.uvarint()?;
+        let new = d.uvarint()?;
+        if shared > self.base.pairs.len() as u64 || new > d.remaining() as u64 || shared + new == 0 {
+            return Err(format!("series {id} declares {shared} shared and {new} new labels"));
+        }
+        self.base.pairs.truncate(shared as usize);
+        for _ in 0..new {
+            let (nid, vid) = (d.uvarint32()?, d.uvarint32()?);
+            if self.base.pairs.last().is_some_and(|p| p.0 >= nid) {
+                return Err(format!("series {id} labels not sorted"));
+            }
+            self.base.pairs.push((nid, vid));
+        }
+        let nchunks = d.uvarint()?;
+        if nchunks > d.remaining() as u64 {
+            return Err(format!("series {id} declares {nchunks} chunks"));
+        }
+        let mut out = chunks;
+        if let Some(c) = out.as_deref_mut() {
+            c.clear();
+        }
+        let mut prev_maxt = 0i64;
+        for i in 0..nchunks {
+            let mint = if i == 0 {
+                self.base.mint = self.base.mint.wrapping_add(d.varint()?);
+                self.base.mint
+            } else {
+                let delta = d.uvarint()?;
+                i64::try_from(delta)
+                    .ok()
+                    .filter(|&d| d > 0)
+                    .and_then(|d| prev_maxt.checked_add(d))
+                    .ok_or_else(|| format!("series {id} chunk {i} overlaps its predecessor"))?
+            };
+            let span = d.uvarint()?;
+            let maxt = i64::try_from(span)
+                .ok()
+                .and_then(|s| mint.checked_add(s))
+                .ok_or_else(|| format!("series {id} chunk {i} has an invalid time span"))?;
+            self.base.chunk_ref = self.base.chunk_ref.wrapping_add(d.varint()? as u64);
+            let shared_ts = match d.uvarint()? {
+                0 => None,
+                k if k <= u64::from(ix.num_cols) => Some((k - 1) as u32),
+                k => return Err(format!("series {id} chunk {i} names missing timestamp column {}", k - 1)),
+            };
+            if let Some(c) = out.as_deref_mut() {
+                c.push(ChunkMeta { mint, maxt, chunk_ref: self.base.chunk_ref, shared_ts });
+            }
+            prev_maxt = maxt;
+        }
+        self.pos = d.pos();
+        self.next_id += 1;
+        // The last entry of a group must end exactly where the group ends.
+        let last_of_group = self.next_id.is_multiple_of(SERIES_GROUP as u32) || self.next_id == ix.num_series;
+        if last_of_group && self.pos != self.group_end {
+            return Err(format!("series group of {id} has {} trailing bytes", self.group_end - self.pos));
+        }
+        Ok(if out.is_some() { self.base.pairs.clone() } else { Vec::new() })
     }
 }
 
@@ -841,6 +1138,88 @@ mod tests {
         assert!(rejected > 1500, "only {rejected} of 3000 damaged indexes rejected");
     }
 
+    /// Many series in several groups, with chunk references that go back
+    /// and forth and label sets sharing prefixes of every length.
+    fn many_series(n: u32) -> Vec<(Labels, Vec<ChunkMeta>)> {
+        let mut v: Vec<(Labels, Vec<ChunkMeta>)> = (0..n)
+            .map(|i| {
+                let l = Labels::new([
+                    ("__name__", format!("m{}", i % 3).as_str()),
+                    ("a", format!("{}", i % 5).as_str()),
+                    ("b", format!("{}", i % 7).as_str()),
+                    ("c", format!("{i}").as_str()),
+                ])
+                .unwrap();
+                let base = 1_700_000_000_000i64 + i64::from(i % 11) * 1000 - 5000;
+                let chunks = (0..(i % 4))
+                    .map(|k| ChunkMeta {
+                        mint: base + i64::from(k) * 100_000,
+                        maxt: base + i64::from(k) * 100_000 + 50_000,
+                        chunk_ref: (u64::from(k % 2 + 1) << 32) | u64::from((i * 7919) % 100_000),
+                        shared_ts: (k == 1).then_some(i % 2),
+                    })
+                    .collect();
+                (l, chunks)
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    #[test]
+    fn version_3_and_version_2_read_back_the_same_in_any_order() {
+        let series = many_series(150);
+        let cols = sample_columns();
+        for version in [INDEX_VERSION_2, INDEX_VERSION] {
+            let bytes = write_index_version(&series, &cols, version).unwrap();
+            let ix = IndexReader::open(&bytes[..]).unwrap();
+            assert_eq!(ix.version(), version);
+            let mut chunks = Vec::new();
+            let mut cursor = ix.cursor();
+            // In order, backwards, by strides, and repeated ids.
+            let order: Vec<u32> = (0..150)
+                .chain((0..150).rev())
+                .chain((0..150).step_by(7))
+                .chain([5, 5, 40, 17, 149, 0, 16, 15, 16])
+                .collect();
+            for id in order {
+                let got = cursor.series(id, &mut chunks).unwrap();
+                assert_eq!(got, series[id as usize].0, "version {version} series {id}");
+                assert_eq!(chunks, series[id as usize].1, "version {version} series {id}");
+            }
+            assert!(cursor.series(150, &mut chunks).is_err());
+            for (n, v) in [("a", "3"), ("b", "0"), ("__name__", "m1"), ("c", "77")] {
+                let want: Vec<u32> = (0..150u32).filter(|&i| series[i as usize].0.get(n) == Some(v)).collect();
+                assert_eq!(ix.postings(n, v).unwrap(), want, "version {version} {n}={v}");
+            }
+            exercise(&ix).unwrap();
+        }
+        let v2 = write_index_version(&series, &cols, INDEX_VERSION_2).unwrap();
+        let v3 = write_index(&series, &cols).unwrap();
+        assert!(v3.len() * 4 < v2.len() * 3, "v3 {} bytes, v2 {}", v3.len(), v2.len());
+    }
+
+    #[test]
+    fn damaged_version_3_groups_are_errors_not_panics() {
+        use rand::{Rng, SeedableRng};
+        let bytes = write_index(&many_series(100), &sample_columns()).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        let mut rejected = 0;
+        for _ in 0..3000 {
+            let mut b = bytes.clone();
+            for _ in 0..rng.gen_range(1..4) {
+                let i = rng.gen_range(0..b.len());
+                b[i] = if rng.gen_bool(0.5) { rng.gen() } else { b[i] ^ (1 << rng.gen_range(0..8)) };
+            }
+            repair_checksums(&mut b);
+            match IndexReader::open(&b[..]) {
+                Ok(ix) => rejected += usize::from(exercise(&ix).is_err()),
+                Err(_) => rejected += 1,
+            }
+        }
+        assert!(rejected > 1000, "only {rejected} of 3000 damaged indexes rejected");
+    }
+
     #[test]
     fn empty_index_is_valid() {
         let bytes = write_index(&[], &[]).unwrap();
@@ -885,7 +1264,10 @@ mod tests {
         let mut metas = Vec::new();
         let err = ix.series(0, &mut metas).unwrap_err();
         assert!(err.contains("missing timestamp column"), "{err}");
-        assert!(ix.series(1, &mut metas).is_ok());
+        // Entries of the same group are coded against series 0; the next
+        // group's are not.
+        assert!(ix.series(1, &mut metas).is_err());
+        assert!(ix.series(SERIES_GROUP as u32, &mut metas).is_ok());
     }
 
     #[test]

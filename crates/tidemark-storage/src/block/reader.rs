@@ -170,8 +170,9 @@ impl Block {
             return Ok(out);
         }
         let mut metas = Vec::new();
+        let mut cursor = self.index.cursor();
         for id in self.select_ids(matchers)? {
-            let labels = self.check(self.index.series(id, &mut metas))?;
+            let labels = self.check(cursor.series(id, &mut metas))?;
             let chunks = metas
                 .iter()
                 .filter(|c| c.maxt >= mint && c.mint <= maxt)
@@ -201,8 +202,9 @@ impl Block {
             return Ok(out);
         }
         let mut metas = Vec::new();
+        let mut cursor = self.index.cursor();
         for id in self.select_ids(matchers)? {
-            let labels = self.check(self.index.series(id, &mut metas))?;
+            let labels = self.check(cursor.series(id, &mut metas))?;
             let mut chunks = Vec::new();
             for c in metas.iter().filter(|c| c.maxt >= mint && c.mint <= maxt) {
                 match self.readable_chunk(&labels, c) {
@@ -245,8 +247,9 @@ impl Block {
         }
         let mut names = std::collections::BTreeSet::new();
         let mut metas = Vec::new();
+        let mut cursor = self.index.cursor();
         for id in self.select_ids(matchers)? {
-            let labels = self.check(self.index.series(id, &mut metas))?;
+            let labels = self.check(cursor.series(id, &mut metas))?;
             for l in &labels {
                 if !names.contains(l.name) {
                     names.insert(l.name.to_string());
@@ -264,8 +267,9 @@ impl Block {
         }
         let mut values = std::collections::BTreeSet::new();
         let mut metas = Vec::new();
+        let mut cursor = self.index.cursor();
         for id in self.select_ids(matchers)? {
-            let labels = self.check(self.index.series(id, &mut metas))?;
+            let labels = self.check(cursor.series(id, &mut metas))?;
             if let Some(v) = labels.get(name) {
                 if !values.contains(v) {
                     values.insert(v.to_string());
@@ -279,8 +283,9 @@ impl Block {
     /// Items are decoded lazily; a damaged series yields an `Err` item.
     pub fn all_series(&self) -> Result<impl Iterator<Item = Result<ChunkSeries, Error>> + '_, Error> {
         let mut metas: Vec<ChunkMeta> = Vec::new();
+        let mut cursor = self.index.cursor();
         Ok((0..self.index.num_series()).map(move |id| {
-            let labels = self.check(self.index.series(id, &mut metas))?;
+            let labels = self.check(cursor.series(id, &mut metas))?;
             let chunks = metas.iter().map(|c| self.chunk(c)).collect::<Result<Vec<_>, Error>>()?;
             Ok(ChunkSeries { labels, chunks })
         }))

@@ -86,8 +86,9 @@ impl Block {
 
         let lens = disk_lengths(&self.dir.join(CHUNKS_DIRNAME), &self.chunks)?;
         let mut metas = Vec::new();
+        let mut cursor = self.index.cursor();
         for id in 0..self.index.num_series() {
-            let labels = self.index.series(id, &mut metas).map_err(|e| corrupt(format!("index: {e}")))?;
+            let labels = cursor.series(id, &mut metas).map_err(|e| corrupt(format!("index: {e}")))?;
             for m in &metas {
                 let file_no = (m.chunk_ref >> 32) as u32;
                 let offset = m.chunk_ref & 0xffff_ffff;
@@ -113,8 +114,9 @@ impl Block {
     pub fn chunk_files_cut_short(&self) -> Result<bool, Error> {
         let mut max_off: Vec<u64> = vec![0; self.chunks.num_files() as usize];
         let mut metas = Vec::new();
+        let mut cursor = self.index.cursor();
         for id in 0..self.index.num_series() {
-            self.check_index(self.index.series(id, &mut metas))?;
+            self.check_index(cursor.series(id, &mut metas))?;
             for m in &metas {
                 let file = (m.chunk_ref >> 32) as usize;
                 match file.checked_sub(1).and_then(|i| max_off.get_mut(i)) {
@@ -153,8 +155,9 @@ impl Block {
             parents: vec![m.ulid.clone()],
         };
         let mut metas = Vec::new();
+        let mut cursor = self.index.cursor();
         let series = (0..self.index.num_series()).map(move |id| {
-            let labels = self.check_index(self.index.series(id, &mut metas))?;
+            let labels = self.check_index(cursor.series(id, &mut metas))?;
             let mut samples: Vec<Sample> = Vec::new();
             let mut buf = Vec::new();
             for c in &metas {

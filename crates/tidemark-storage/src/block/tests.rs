@@ -414,11 +414,7 @@ fn block_reports_its_size_and_is_send_sync() {
 
 const FIXTURE_ULID: &str = "01JD0000000000000000000001";
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/block/testdata/v1-xor").join(FIXTURE_ULID)
-}
-
-fn fixture_series() -> Vec<(Labels, Vec<Sample>)> {
+fn fixture_v1_series() -> Vec<(Labels, Vec<Sample>)> {
     gen_series(6, 40, 15_000, 1_000)
 }
 
@@ -427,51 +423,34 @@ fn fixture_series() -> Vec<(Labels, Vec<Sample>)> {
 /// and read back exactly the series it was written from.
 #[test]
 fn format_v1_fixture_still_opens() {
-    let b = Block::open(&fixture_dir()).unwrap();
+    let b = Block::open(&fixture_dir("v1-xor", FIXTURE_ULID)).unwrap();
     assert_eq!(b.meta().ulid, FIXTURE_ULID);
     assert_eq!((b.meta().min_time, b.meta().max_time), (0, H2));
     assert_eq!(b.num_timestamp_columns(), 0);
     let got: Vec<(Labels, Vec<Sample>)> =
         b.all_series().unwrap().map(|s| s.unwrap()).map(|s| (s.labels.clone(), decode(&s))).collect();
-    assert_eq!(got, fixture_series());
+    assert_eq!(got, fixture_v1_series());
     let sel = b.select(&[Matcher::equal("__name__", "up")], 0, H2).unwrap();
-    assert_eq!(sel.len(), brute(&fixture_series(), &[Matcher::equal("__name__", "up")]).len());
+    assert_eq!(sel.len(), brute(&fixture_v1_series(), &[Matcher::equal("__name__", "up")]).len());
 }
 
 const FIXTURE_V2_ULID: &str = "01JD0000000000000000000002";
+const FIXTURE_V3_ULID: &str = "01JD0000000000000000000003";
 
-fn fixture_v2_series() -> Vec<(Labels, Vec<Sample>)> {
+fn fixture_series() -> Vec<(Labels, Vec<Sample>)> {
     jitter_series(6, 40, 3)
 }
 
-fn fixture_v2_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/block/testdata/v2-sealed-shared").join(FIXTURE_V2_ULID)
+fn fixture_dir(name: &str, ulid: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/block/testdata").join(name).join(ulid)
 }
 
-/// A block of format version 2 (sealed chunks, shared timestamp columns) is
-/// kept in the tree: every build must still open it, and the writer must
-/// still produce the same bytes for the same input (so a format change is a
-/// deliberate act with a version bump). Set `TIDEMARK_REGEN_FIXTURES=1` to
-/// rewrite it.
-#[test]
-fn format_v2_fixture_still_opens_and_writer_output_is_unchanged() {
-    let fixture = fixture_v2_dir();
-    let dir = tempfile::tempdir().unwrap();
-    let fresh = write(dir.path(), &fixture_v2_series(), &BlockWriteOptions::default());
-    let fresh_dir = dir.path().join(&fresh.ulid);
-    let chunk1 = Path::new(CHUNKS_DIRNAME).join(chunk_file_name(1));
-    if std::env::var_os("TIDEMARK_REGEN_FIXTURES").is_some() {
-        let _ = std::fs::remove_dir_all(&fixture);
-        std::fs::create_dir_all(fixture.join(CHUNKS_DIRNAME)).unwrap();
-        std::fs::copy(fresh_dir.join(INDEX_FILENAME), fixture.join(INDEX_FILENAME)).unwrap();
-        std::fs::copy(fresh_dir.join(&chunk1), fixture.join(&chunk1)).unwrap();
-        let mut m = fresh.clone();
-        m.ulid = FIXTURE_V2_ULID.into();
-        m.compaction.sources = vec![FIXTURE_V2_ULID.into()];
-        std::fs::write(fixture.join(META_FILENAME), m.to_json()).unwrap();
-    }
-    let b = Block::open(&fixture).unwrap();
-    assert_eq!(b.meta().ulid, FIXTURE_V2_ULID);
+/// Opens the fixture block in `fixture` and checks every sample against
+/// [`fixture_series`].
+fn check_fixture(fixture: &Path, ulid: &str, index_version: u8) {
+    let b = Block::open(fixture).unwrap();
+    assert_eq!(b.meta().ulid, ulid);
+    assert_eq!(b.index.version(), index_version);
     assert_eq!(b.num_timestamp_columns(), 3, "three jitter patterns, each shared by two series");
     let got: Vec<(Labels, Vec<Sample>)> =
         b.all_series().unwrap().map(|s| s.unwrap()).map(|s| (s.labels.clone(), decode(&s))).collect();
@@ -480,7 +459,40 @@ fn format_v2_fixture_still_opens_and_writer_output_is_unchanged() {
             .map(|(l, s)| (l.clone(), s.iter().map(|x| (x.t, x.v.to_bits())).collect::<Vec<_>>()))
             .collect::<Vec<_>>()
     };
-    assert_eq!(bits(&got), bits(&fixture_v2_series()));
+    assert_eq!(bits(&got), bits(&fixture_series()));
+}
+
+/// A block written with index format version 2 (sealed chunks, shared
+/// timestamp columns, one offset per series, `u32` postings) is kept in the
+/// tree: every build must still open it and read every sample back.
+#[test]
+fn format_v2_fixture_still_opens() {
+    check_fixture(&fixture_dir("v2-sealed-shared", FIXTURE_V2_ULID), FIXTURE_V2_ULID, index::INDEX_VERSION_2);
+}
+
+/// The current format (index version 3) is kept in the tree too: every
+/// build must open it, and the writer must still produce the same bytes
+/// for the same input (so a format change is a deliberate act with a
+/// version bump and a new fixture). Set `TIDEMARK_REGEN_FIXTURES=1` to
+/// rewrite it.
+#[test]
+fn format_v3_fixture_still_opens_and_writer_output_is_unchanged() {
+    let fixture = fixture_dir("v3-grouped", FIXTURE_V3_ULID);
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = write(dir.path(), &fixture_series(), &BlockWriteOptions::default());
+    let fresh_dir = dir.path().join(&fresh.ulid);
+    let chunk1 = Path::new(CHUNKS_DIRNAME).join(chunk_file_name(1));
+    if std::env::var_os("TIDEMARK_REGEN_FIXTURES").is_some() {
+        let _ = std::fs::remove_dir_all(&fixture);
+        std::fs::create_dir_all(fixture.join(CHUNKS_DIRNAME)).unwrap();
+        std::fs::copy(fresh_dir.join(INDEX_FILENAME), fixture.join(INDEX_FILENAME)).unwrap();
+        std::fs::copy(fresh_dir.join(&chunk1), fixture.join(&chunk1)).unwrap();
+        let mut m = fresh.clone();
+        m.ulid = FIXTURE_V3_ULID.into();
+        m.compaction.sources = vec![FIXTURE_V3_ULID.into()];
+        std::fs::write(fixture.join(META_FILENAME), m.to_json()).unwrap();
+    }
+    check_fixture(&fixture, FIXTURE_V3_ULID, index::INDEX_VERSION);
     for f in [Path::new(INDEX_FILENAME), chunk1.as_path()] {
         assert!(
             std::fs::read(fresh_dir.join(f)).unwrap() == std::fs::read(fixture.join(f)).unwrap(),
