@@ -726,18 +726,16 @@ impl Db {
             link_tree(b.dir(), &dir.join(name))?;
         }
         if !skip_head {
+            // One block for the whole head, as Prometheus' snapshot writes
+            // it: cutting it at block-range boundaries would store every
+            // series' index entry and chunk overhead once per piece.
             let head = &self.inner.head;
             let (hmin, hmax) = (head.min_time(), head.max_time());
             if hmin <= hmax {
-                let range = self.inner.opts.block_range;
-                let mut start = align_down(hmin, range);
-                while start <= hmax {
-                    let end = start.saturating_add(range);
-                    let series = head.samples_for_block(start, end);
-                    if !series.is_empty() {
-                        block::write_block(dir, start, end, level1(), series.into_iter(), &self.inner.write_options())?;
-                    }
-                    start = end;
+                let end = hmax.saturating_add(1);
+                let mut series = head.series_for_block(hmin, end).peekable();
+                if series.peek().is_some() {
+                    block::write_block(dir, hmin, end, level1(), series, &self.inner.write_options())?;
                 }
             }
         }
@@ -1156,15 +1154,15 @@ impl Inner {
                 self.make_room(retention::maintenance_reserve(wal))?;
             }
             self.head.set_min_valid_time(end);
-            let series = self.head.samples_for_block(mint, end);
-            if !series.is_empty() {
+            let mut series = self.head.series_for_block(mint, end).peekable();
+            if series.peek().is_some() {
                 let meta = block::writer::write_block_with(
                     &disk.fs,
                     &disk.dir,
                     mint,
                     end,
                     level1(),
-                    series.into_iter().map(Ok),
+                    series.map(Ok),
                     &self.write_options(),
                     MAX_CHUNK_FILE_SIZE,
                 )?;

@@ -244,6 +244,25 @@ fn snapshot_opens_as_a_database_with_every_sample() {
     assert!(count(&blocks_only) < want.iter().map(|(_, s)| s.len()).sum::<usize>());
 }
 
+/// The head goes into a snapshot as one block, as Prometheus writes it,
+/// even when its data crosses block-range boundaries (10 min here): cutting
+/// it would store each series' index entry and chunk overhead per piece.
+#[test]
+fn snapshot_writes_the_head_as_one_block_across_block_boundaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = tempfile::tempdir().unwrap();
+    let db = builder(dir.path()).open().unwrap();
+    fill(&db, 7, 5 * MIN, 17 * MIN, 15_000);
+    assert!(db.blocks().is_empty());
+    let want = all(&db, i64::MIN, i64::MAX);
+    db.snapshot(&snap.path().join("s"), false).unwrap();
+    let copy = builder(&snap.path().join("s")).open().unwrap();
+    let metas = copy.blocks();
+    assert_eq!(metas.len(), 1, "{metas:?}");
+    assert_eq!((metas[0].min_time, metas[0].max_time), (5 * MIN, 17 * MIN - 15_000 + 1));
+    assert_eq!(all(&copy, i64::MIN, i64::MAX), want);
+}
+
 #[test]
 fn a_corrupt_block_is_quarantined_and_the_rest_still_opens() {
     let dir = tempfile::tempdir().unwrap();

@@ -545,6 +545,31 @@ impl Head {
         out
     }
 
+    /// [`Head::samples_for_block`] without holding every sample at once:
+    /// the series overlapping `[mint, maxt)` are listed and sorted by labels
+    /// first, then each one's samples are read when the iterator reaches
+    /// it. Memory is one series' samples plus the label list, where the
+    /// whole range of every series would be gigabytes at a million series.
+    /// A series is read at the moment the iterator reaches it (as every
+    /// series was read at a different moment before): callers that need a
+    /// stable range raise the minimum valid time first, as persistence does.
+    pub fn series_for_block(&self, mint: i64, maxt: i64) -> impl Iterator<Item = (Labels, Vec<Sample>)> + '_ {
+        let refs = self.index.read().all_postings();
+        let mut list: Vec<(Labels, u64)> = Vec::with_capacity(refs.len());
+        for r in refs {
+            let shard = self.series_shard(r).lock();
+            let Some(s) = shard.get(&r) else { continue };
+            if mint < maxt && s.overlaps(mint, maxt - 1) {
+                list.push((s.labels.clone(), r));
+            }
+        }
+        list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        list.into_iter().filter_map(move |(labels, r)| {
+            let samples = self.series_shard(r).lock().get(&r)?.samples_in(mint, maxt);
+            (!samples.is_empty()).then_some((labels, samples))
+        })
+    }
+
     /// Drops every sample with `t < mint` and every series left without
     /// samples that no open appender is using; raises the minimum valid
     /// time to `mint`. Returns the dropped refs, sorted.
