@@ -34,8 +34,18 @@ use std::cell::RefCell;
 use crate::error::ChunkError;
 use crate::sample::Sample;
 
-/// The format version written in the first byte.
-pub const VERSION: u8 = 1;
+/// The format version written in the first byte: 2, whose chunks carry no
+/// checksum of their own (their container checks them: a block's chunk
+/// file record, the index section of shared timestamp columns) and store
+/// their zstd frame without its 4-byte magic number.
+pub const VERSION: u8 = 2;
+/// Format version 1, still decoded: a trailing CRC32-C, zstd frames with
+/// their magic number.
+pub const VERSION_1: u8 = 1;
+
+/// The 4 bytes every zstd frame starts with (little-endian `0xFD2FB528`);
+/// version 2 leaves them out.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// The largest sample count a sealed chunk may declare. Guards the decoder's
 /// allocations against corrupt or hostile counts.
@@ -150,24 +160,37 @@ impl Default for EncodeOptions<'_> {
 /// left out in favour of `opts.shared_timestamps`; if so, the chunk must be
 /// decoded with [`decode_with`] and that same column.
 pub fn encode_with(samples: &[Sample], opts: &EncodeOptions<'_>, out: &mut Vec<u8>) -> bool {
+    encode_version(samples, opts, VERSION, out)
+}
+
+/// [`encode_with`] in format `version` (1 or 2; tests keep writing version
+/// 1 to check that it still decodes).
+pub(crate) fn encode_version(samples: &[Sample], opts: &EncodeOptions<'_>, version: u8, out: &mut Vec<u8>) -> bool {
+    debug_assert!(version == VERSION || version == VERSION_1);
     debug_assert!(samples.windows(2).all(|w| w[0].t < w[1].t), "samples not strictly increasing");
     let shared = !samples.is_empty()
         && opts
             .shared_timestamps
             .is_some_and(|ts| ts.len() == samples.len() && ts.iter().zip(samples).all(|(&t, s)| t == s.t));
     let start = out.len();
-    out.push(VERSION);
+    out.push(version);
     put_uvarint(out, samples.len() as u64);
     if !samples.is_empty() {
         let mut body = Vec::with_capacity(samples.len() * 3 + 16);
         let time_flags = if shared { FLAG_TIME_SHARED } else { put_timestamps(&mut body, samples) };
         let scheme = time_flags | put_values(&mut body, samples);
         let compressed = if opts.zstd_level != 0 { compress(&body, opts.zstd_level) } else { None };
-        match compressed {
+        // Version 2 stores the frame without the magic number every frame
+        // starts with.
+        let frame = compressed.as_deref().map(|c| match c.strip_prefix(&ZSTD_MAGIC) {
+            Some(rest) if version == VERSION => rest,
+            _ => c,
+        });
+        match frame {
             Some(c) if c.len() + uvarint_len(body.len() as u64) < body.len() => {
                 out.push(scheme | FLAG_ZSTD);
                 put_uvarint(out, body.len() as u64);
-                out.extend_from_slice(&c);
+                out.extend_from_slice(c);
             }
             _ => {
                 out.push(scheme);
@@ -175,8 +198,10 @@ pub fn encode_with(samples: &[Sample], opts: &EncodeOptions<'_>, out: &mut Vec<u
             }
         }
     }
-    let crc = crc32c::crc32c(&out[start..]);
-    out.extend_from_slice(&crc.to_le_bytes());
+    if version == VERSION_1 {
+        let crc = crc32c::crc32c(&out[start..]);
+        out.extend_from_slice(&crc.to_le_bytes());
+    }
     shared
 }
 
@@ -186,7 +211,10 @@ pub fn encode_with(samples: &[Sample], opts: &EncodeOptions<'_>, out: &mut Vec<u
 /// increasing.
 pub fn encode_timestamps(timestamps: &[i64], out: &mut Vec<u8>) {
     let samples: Vec<Sample> = timestamps.iter().map(|&t| Sample { t, v: 0.0 }).collect();
-    encode(&samples, out);
+    // Version 1, with its own CRC: a column is shared by many chunks, so
+    // damage to it must be caught whenever it is decoded, not only by the
+    // index section's checksum at open. Columns are few; 4 bytes each.
+    encode_version(&samples, &EncodeOptions::default(), VERSION_1, out);
 }
 
 /// Decodes a column written by [`encode_timestamps`], appending to `out`.
@@ -217,7 +245,8 @@ pub fn decode_with(bytes: &[u8], shared_timestamps: Option<&[i64]>, out: &mut Ve
     r
 }
 
-/// Reads a chunk's header (after checking its checksum) without decoding
+/// Reads a chunk's header (after checking the checksum of a version 1
+/// chunk) without decoding
 /// the samples.
 pub fn inspect(bytes: &[u8]) -> Result<ChunkInfo, ChunkError> {
     let mut info = ChunkInfo {
@@ -522,6 +551,8 @@ thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    // A version 2 frame with its magic number put back, for the decoder.
+    static FRAME: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// zstd-compresses `body` without frame checksum, content size or
@@ -548,6 +579,8 @@ fn compress(body: &[u8], level: i32) -> Option<Vec<u8>> {
 // Decoding.
 
 struct Header<'a> {
+    /// Whether the zstd frame is stored without its magic number (v2).
+    magicless: bool,
     n: usize,
     /// `None` for an empty chunk.
     flags: Option<u8>,
@@ -558,18 +591,24 @@ struct Header<'a> {
 }
 
 fn parse_header(bytes: &[u8]) -> Result<Header<'_>, ChunkError> {
-    if bytes.len() < 2 + CRC_LEN {
-        return Err(ChunkError::Corrupt("sealed chunk too short"));
-    }
-    let (data, crc) = bytes.split_at(bytes.len() - CRC_LEN);
-    let want = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-    if crc32c::crc32c(data) != want {
-        return Err(ChunkError::Corrupt("sealed chunk checksum mismatch"));
-    }
+    let data = match bytes.first() {
+        Some(&VERSION) if bytes.len() >= 2 => bytes,
+        Some(&VERSION_1) => {
+            if bytes.len() < 2 + CRC_LEN {
+                return Err(ChunkError::Corrupt("sealed chunk too short"));
+            }
+            let (data, crc) = bytes.split_at(bytes.len() - CRC_LEN);
+            let want = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+            if crc32c::crc32c(data) != want {
+                return Err(ChunkError::Corrupt("sealed chunk checksum mismatch"));
+            }
+            data
+        }
+        Some(&VERSION) | None => return Err(ChunkError::Corrupt("sealed chunk too short")),
+        Some(_) => return Err(ChunkError::Corrupt("unknown sealed chunk version")),
+    };
     let mut r = Reader::new(data);
-    if r.byte()? != VERSION {
-        return Err(ChunkError::Corrupt("unknown sealed chunk version"));
-    }
+    let magicless = r.byte()? == VERSION;
     let n = r.uvarint()?;
     if n > MAX_SAMPLES as u64 {
         return Err(ChunkError::Corrupt("sealed chunk declares too many samples"));
@@ -579,7 +618,7 @@ fn parse_header(bytes: &[u8]) -> Result<Header<'_>, ChunkError> {
         if !r.is_empty() {
             return Err(ChunkError::Corrupt("trailing bytes after empty sealed chunk"));
         }
-        return Ok(Header { n, flags: None, raw_len: 0, payload: &[] });
+        return Ok(Header { magicless, n, flags: None, raw_len: 0, payload: &[] });
     }
     let flags = r.byte()?;
     if flags & !KNOWN_FLAGS != 0
@@ -606,7 +645,7 @@ fn parse_header(bytes: &[u8]) -> Result<Header<'_>, ChunkError> {
         }
         raw_len = l as usize;
     }
-    Ok(Header { n, flags: Some(flags), raw_len, payload: r.rest() })
+    Ok(Header { magicless, n, flags: Some(flags), raw_len, payload: r.rest() })
 }
 
 /// Runs `f` on the uncompressed column bytes.
@@ -627,6 +666,17 @@ fn with_body<T>(h: &Header<'_>, f: impl FnOnce(&[u8]) -> Result<T, ChunkError>) 
             match slot.as_mut() {
                 // The output buffer's capacity bounds what zstd may write,
                 // so a hostile frame cannot expand beyond the declared size.
+                Some(d) if h.magicless => FRAME.with(|frame| {
+                    let mut frame = frame.borrow_mut();
+                    frame.clear();
+                    frame.extend_from_slice(&ZSTD_MAGIC);
+                    frame.extend_from_slice(h.payload);
+                    let r = d.decompress_to_buffer(&frame[..], &mut buf).ok();
+                    if frame.capacity() > 1 << 20 {
+                        *frame = Vec::new();
+                    }
+                    r
+                }),
                 Some(d) => d.decompress_to_buffer(h.payload, &mut buf).ok(),
                 None => None,
             }

@@ -29,12 +29,18 @@ fn reseal(bytes: &mut Vec<u8>) {
     bytes.extend_from_slice(&crc.to_le_bytes());
 }
 
+/// Encodes in format version 1 (with its own CRC), which decoders keep
+/// reading.
+fn encode_v1(samples: &[Sample], zstd_level: i32, out: &mut Vec<u8>) {
+    encode_version(samples, &EncodeOptions { zstd_level, shared_timestamps: None }, VERSION_1, out);
+}
+
 const T0: i64 = 1_795_257_283_731;
 
 #[test]
 fn empty_chunk_round_trips() {
     let bytes = roundtrip(&[]);
-    assert_eq!(bytes.len(), 1 + 1 + CRC_LEN);
+    assert_eq!(bytes.len(), 1 + 1, "version and count");
     assert_eq!(inspect(&bytes).unwrap().samples, 0);
 }
 
@@ -151,7 +157,7 @@ fn uncompressed_chunks_decode_too() {
 fn decode_appends_and_leaves_output_untouched_on_error() {
     let samples = series(T0, 5000, (0..50).map(|i| i as f64));
     let mut bytes = Vec::new();
-    encode(&samples, &mut bytes);
+    encode_v1(&samples, DEFAULT_ZSTD_LEVEL, &mut bytes);
     let mut out = vec![Sample::new(1, 1.0)];
     decode(&bytes, &mut out).unwrap();
     assert_eq!(out.len(), 51);
@@ -165,11 +171,14 @@ fn decode_appends_and_leaves_output_untouched_on_error() {
     assert_eq!(out, vec![Sample::new(1, 1.0)]);
 }
 
+/// Version 1 chunks carry their own CRC, which catches any flipped bit.
+/// (Version 2 chunks rely on their container's CRC; see
+/// `version_2_damage_never_panics`.)
 #[test]
-fn every_single_bit_flip_is_detected() {
+fn every_single_bit_flip_of_a_version_1_chunk_is_detected() {
     let samples = series(T0, 5000, (0..64).map(|i| i as f64 * 1.5));
     let mut bytes = Vec::new();
-    encode(&samples, &mut bytes);
+    encode_v1(&samples, DEFAULT_ZSTD_LEVEL, &mut bytes);
     for bit in 0..bytes.len() * 8 {
         let mut b = bytes.clone();
         b[bit / 8] ^= 1 << (bit % 8);
@@ -180,9 +189,9 @@ fn every_single_bit_flip_is_detected() {
 #[test]
 fn unknown_version_and_flags_are_rejected() {
     let mut bytes = Vec::new();
-    encode_with_level(&series(T0, 1, [1.0, 2.0]), 0, &mut bytes);
+    encode_v1(&series(T0, 1, [1.0, 2.0]), 0, &mut bytes);
     let mut b = bytes.clone();
-    b[0] = 2;
+    b[0] = 3;
     reseal(&mut b);
     assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("unknown sealed chunk version")));
     for flags in [0b100_0000u8, 0b1000_0000] {
@@ -196,7 +205,7 @@ fn unknown_version_and_flags_are_rejected() {
 #[test]
 fn huge_declared_counts_and_lengths_are_rejected_before_allocating() {
     // Count above the cap.
-    let mut b = vec![VERSION];
+    let mut b = vec![VERSION_1];
     put_uvarint(&mut b, MAX_SAMPLES as u64 + 1);
     b.push(0);
     b.extend_from_slice(&[0; CRC_LEN]);
@@ -204,7 +213,7 @@ fn huge_declared_counts_and_lengths_are_rejected_before_allocating() {
     assert!(decode(&b, &mut Vec::new()).is_err());
 
     // Count within the cap but far larger than the data.
-    let mut b = vec![VERSION];
+    let mut b = vec![VERSION_1];
     put_uvarint(&mut b, MAX_SAMPLES as u64);
     b.extend_from_slice(&[SCHEME_XOR, 0, 0, 0, 0]);
     b.extend_from_slice(&[0; CRC_LEN]);
@@ -212,7 +221,7 @@ fn huge_declared_counts_and_lengths_are_rejected_before_allocating() {
     assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("sealed chunk count exceeds its data")));
 
     // A declared uncompressed length a tiny zstd frame cannot produce.
-    let mut b = vec![VERSION];
+    let mut b = vec![VERSION_1];
     put_uvarint(&mut b, 1 << 20);
     b.push(FLAG_ZSTD);
     put_uvarint(&mut b, 1 << 24);
@@ -222,7 +231,7 @@ fn huge_declared_counts_and_lengths_are_rejected_before_allocating() {
     assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("sealed chunk declares an impossible length")));
 
     // A declared uncompressed length beyond what `n` samples can need.
-    let mut b = vec![VERSION, 2, FLAG_ZSTD];
+    let mut b = vec![VERSION_1, 2, FLAG_ZSTD];
     put_uvarint(&mut b, 1 << 40);
     b.extend_from_slice(&[0; CRC_LEN]);
     reseal(&mut b);
@@ -237,7 +246,7 @@ fn zstd_frame_larger_than_declared_is_rejected() {
     put_timestamps(&mut body, &samples);
     let scheme = put_values(&mut body, &samples);
     let frame = compress(&body, 3).unwrap();
-    let mut b = vec![VERSION];
+    let mut b = vec![VERSION_1];
     put_uvarint(&mut b, 1000);
     b.push(scheme | FLAG_ZSTD);
     put_uvarint(&mut b, body.len() as u64 - 1);
@@ -250,7 +259,7 @@ fn zstd_frame_larger_than_declared_is_rejected() {
 #[test]
 fn non_increasing_timestamps_are_rejected() {
     // Columns for t = 10, 10: first timestamp 10, delta 0.
-    let mut b = vec![VERSION, 2, SCHEME_DECIMAL_DELTA];
+    let mut b = vec![VERSION_1, 2, SCHEME_DECIMAL_DELTA];
     put_ivarint(&mut b, 10);
     put_ivarint(&mut b, 0);
     b.extend_from_slice(&[0, 0, 0, 0]); // k=0, no exceptions, m=0, delta 0
@@ -261,7 +270,7 @@ fn non_increasing_timestamps_are_rejected() {
 
 #[test]
 fn exception_index_out_of_range_is_rejected() {
-    let mut b = vec![VERSION, 1, SCHEME_DECIMAL_DELTA, 0];
+    let mut b = vec![VERSION_1, 1, SCHEME_DECIMAL_DELTA, 0];
     b.extend_from_slice(&[0, 1, 1]); // k=0, one exception at index 1 (n = 1)
     b.extend_from_slice(&[0; 8]);
     b.push(0);
@@ -272,7 +281,7 @@ fn exception_index_out_of_range_is_rejected() {
 
 #[test]
 fn decimal_exponent_out_of_range_is_rejected() {
-    let mut b = vec![VERSION, 1, SCHEME_DECIMAL_DELTA, 0, 23, 0, 0];
+    let mut b = vec![VERSION_1, 1, SCHEME_DECIMAL_DELTA, 0, 23, 0, 0];
     b.extend_from_slice(&[0; CRC_LEN]);
     reseal(&mut b);
     assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("sealed chunk decimal exponent out of range")));
@@ -423,7 +432,7 @@ proptest! {
         flags in any::<u8>(),
         body in proptest::collection::vec(any::<u8>(), 0..256),
     ) {
-        let mut b = vec![VERSION];
+        let mut b = vec![VERSION_1];
         put_uvarint(&mut b, n);
         b.push(flags & KNOWN_FLAGS);
         b.extend_from_slice(&body);
@@ -519,7 +528,7 @@ fn repetitive_gauge_mantissas_are_stored_raw() {
 
 #[test]
 fn shared_and_grid_flags_together_are_rejected() {
-    let mut b = vec![VERSION, 1, FLAG_TIME_SHARED | FLAG_TIME_GRID, 0, 0, 0];
+    let mut b = vec![VERSION_1, 1, FLAG_TIME_SHARED | FLAG_TIME_GRID, 0, 0, 0];
     b.extend_from_slice(&[0; CRC_LEN]);
     reseal(&mut b);
     assert_eq!(decode_with(&b, Some(&[1]), &mut Vec::new()), Err(ChunkError::Corrupt("unknown sealed chunk flags")));
@@ -579,7 +588,7 @@ fn float_artefacts_of_short_decimals_use_ulp_corrections() {
 
 #[test]
 fn ulp_flag_on_xor_chunks_is_rejected() {
-    let mut b = vec![VERSION, 1, SCHEME_XOR | FLAG_ULP, 0];
+    let mut b = vec![VERSION_1, 1, SCHEME_XOR | FLAG_ULP, 0];
     b.extend_from_slice(&[0; 8]);
     b.extend_from_slice(&[0; CRC_LEN]);
     reseal(&mut b);
@@ -636,11 +645,69 @@ fn hex(b: &[u8]) -> String {
 #[test]
 fn version_1_fixture_still_decodes_and_encodes_identically() {
     let mut b = Vec::new();
-    encode_with_level(&fixture_samples(), 0, &mut b);
+    encode_v1(&fixture_samples(), 0, &mut b);
     assert_eq!(hex(&b), FIXTURE_V1);
     let bytes: Vec<u8> =
         (0..FIXTURE_V1.len()).step_by(2).map(|i| u8::from_str_radix(&FIXTURE_V1[i..i + 2], 16).unwrap()).collect();
     let mut got = Vec::new();
     decode(&bytes, &mut got).unwrap();
     assert_eq!(got, fixture_samples());
+}
+
+/// Format version 2 bytes of `fixture_samples()` without zstd: version 1's
+/// bytes with the version byte changed and no CRC.
+const FIXTURE_V2: &str = "020400d00f944e0706020103020000000000f07fac029601960100";
+
+#[test]
+fn version_2_fixture_still_decodes_and_encodes_identically() {
+    let mut b = Vec::new();
+    encode_with_level(&fixture_samples(), 0, &mut b);
+    assert_eq!(hex(&b), FIXTURE_V2);
+    let mut got = Vec::new();
+    decode(&b, &mut got).unwrap();
+    assert_eq!(got, fixture_samples());
+}
+
+#[test]
+fn version_2_stores_zstd_frames_without_their_magic_number() {
+    let samples = series(T0, 5000, (0..500).map(|i| (i as f64 * 0.37).sin()));
+    let (mut v1, mut v2) = (Vec::new(), Vec::new());
+    encode_v1(&samples, DEFAULT_ZSTD_LEVEL, &mut v1);
+    encode(&samples, &mut v2);
+    assert!(inspect(&v2).unwrap().zstd);
+    assert_eq!(v2.len() + ZSTD_MAGIC.len() + CRC_LEN, v1.len());
+    assert!(!v2.windows(4).any(|w| w == ZSTD_MAGIC));
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    decode(&v1, &mut a).unwrap();
+    decode(&v2, &mut b).unwrap();
+    assert_eq!(a, samples);
+    assert_eq!(b, samples);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Without a CRC of its own, a damaged version 2 chunk may decode to
+    /// other samples (its container's CRC catches that), but never panics
+    /// and never yields a partial result.
+    #[test]
+    fn version_2_damage_never_panics(
+        values in proptest::collection::vec(prop_oneof![decimal_value_strategy(), any_bits()], 1..200),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..4),
+        level in prop_oneof![Just(0), Just(DEFAULT_ZSTD_LEVEL)],
+    ) {
+        let samples = series(T0, 15_000, values);
+        let mut b = Vec::new();
+        encode_with_level(&samples, level, &mut b);
+        for (at, bit) in flips {
+            let i = at.index(b.len());
+            b[i] ^= 1 << bit;
+        }
+        let mut out = Vec::new();
+        match decode(&b, &mut out) {
+            Ok(()) => prop_assert!(out.windows(2).all(|w| w[0].t < w[1].t)),
+            Err(_) => prop_assert!(out.is_empty()),
+        }
+        let _ = inspect(&b);
+    }
 }
