@@ -261,11 +261,11 @@ fn report(db: &Db, dir: &Path, total: usize, when: &str) -> Result<(), Box<dyn s
     Ok(())
 }
 
-/// Section lengths of a version 2 index, read from its table of contents
-/// (`docs/format/index.md`); empty for other versions.
+/// Section lengths of a version 2 or 3 index, read from its table of
+/// contents (`docs/format/index.md`); empty for other versions.
 fn index_sections(ix: &[u8]) -> Vec<u64> {
     const TOC_LEN: usize = 6 * 20 + 4;
-    if ix.len() < 8 + TOC_LEN || ix[4] != 2 {
+    if ix.len() < 8 + TOC_LEN || !(2..=3).contains(&ix[4]) {
         return Vec::new();
     }
     (0..6)
