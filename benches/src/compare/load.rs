@@ -986,13 +986,14 @@ mod tests {
     #[test]
     fn query_times_follow_the_rounds_sent() {
         let load = small();
-        let mut last_t = vec![i64::MIN; 20];
         let mut cursor = load.cursor();
-        for round in 0..20 {
-            let mut max_t = i64::MIN;
-            cursor.advance(1, |_, t, _| max_t = max_t.max(t));
-            last_t[round] = max_t;
-        }
+        let last_t: Vec<i64> = (0..20)
+            .map(|_| {
+                let mut max_t = i64::MIN;
+                cursor.advance(1, |_, t, _| max_t = max_t.max(t));
+                max_t
+            })
+            .collect();
         for rounds in 1..=20 {
             let at = load.time_after_rounds(rounds);
             assert_eq!(at % 2, 1, "odd");

@@ -292,6 +292,9 @@ impl CompareArgs {
     }
 }
 
+/// Makes a load and says at how many points its query set runs.
+type MakeLoad = Box<dyn Fn() -> Result<(Load, usize), CompareError>>;
+
 /// Runs the whole comparison and returns its report (also printed).
 pub fn run(args: &CompareArgs) -> Result<Report, CompareError> {
     if args.systems.is_empty() {
@@ -317,7 +320,7 @@ pub fn run(args: &CompareArgs) -> Result<Report, CompareError> {
     // End a minute ago on a whole interval: every system takes the data as
     // recent, and VictoriaMetrics (latency offset 0) shows all of it.
     let end_ms = (now_ms() - 60_000).div_euclid(SYNTHETIC_INTERVAL_MS) * SYNTHETIC_INTERVAL_MS;
-    let mut loads: Vec<Box<dyn Fn() -> Result<(Load, usize), CompareError>>> = Vec::new();
+    let mut loads: Vec<MakeLoad> = Vec::new();
     if shape.capture {
         let path = args.capture_path.clone().unwrap_or_else(crate::capture::default_capture_path);
         loads.push(Box::new(move || Ok((Load::capture(&path, end_ms)?, 1))));

@@ -374,7 +374,7 @@ pub fn render_load(l: &LoadReport, versions: &[(String, String)]) -> String {
         }),
     ];
     for (name, get, fmt) in &rows {
-        let vals: Vec<f64> = l.systems.iter().map(|s| get(s)).collect();
+        let vals: Vec<f64> = l.systems.iter().map(get).collect();
         let cells: Vec<String> = vals.iter().map(|&x| if x.is_finite() { fmt(x) } else { "–".into() }).collect();
         let at = |i: Option<usize>| i.map(|i| vals[i]);
         let _ = writeln!(o, "| {name} | {} | {} | {} |", cells.join(" | "), ratio(at(t), at(v)), ratio(at(t), at(p)));
