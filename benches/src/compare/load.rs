@@ -46,6 +46,9 @@ use crate::promql_data::Rng;
 /// Scrape interval of the synthetic fleet.
 pub const SYNTHETIC_INTERVAL_MS: i64 = 15_000;
 
+/// The latest a late scrape comes after its slot (see `TargetState::jitter`).
+const MAX_JITTER_MS: i64 = 24;
+
 /// One series: its label pairs, sorted by name, `__name__` included.
 pub type SeriesLabels = Vec<(String, String)>;
 
@@ -67,6 +70,8 @@ pub struct Load {
     pub first_ms: i64,
     /// No sample is newer than this (ms).
     pub last_ms: i64,
+    /// Routes of each host's service (synthetic fleet; empty otherwise).
+    routes: Vec<usize>,
     source: Source,
 }
 
@@ -99,6 +104,11 @@ enum Source {
 pub struct SyntheticOptions {
     /// Total series (the last host is cut short to hit it exactly).
     pub series: usize,
+    /// Scrape targets (two per host). `None`: hosts of the default shape
+    /// (services with 5 routes, ~219 series per host) until `series` is
+    /// reached. `Some(n)`: `n / 2` hosts whose services get as many routes
+    /// as it takes to reach `series` (busier services, as in production).
+    pub targets: Option<usize>,
     /// Samples per series.
     pub samples_per_series: usize,
     /// The last scrape round starts here (ms); each target adds its offset.
@@ -110,11 +120,13 @@ pub struct SyntheticOptions {
 impl Load {
     /// The synthetic fleet of `opts.series` series.
     pub fn synthetic(opts: SyntheticOptions) -> Load {
+        let routes = routes_per_host(opts.series, opts.targets);
         let mut series = Vec::with_capacity(opts.series);
         let mut targets = Vec::new();
         let mut host = 0usize;
         while series.len() < opts.series {
-            for target in host_targets(host) {
+            let r = routes.get(host).copied().unwrap_or(ROUTES.len());
+            for target in host_targets(host, r) {
                 let start = series.len();
                 for family in &target.families {
                     for labels in family.series_labels(&target) {
@@ -129,21 +141,33 @@ impl Load {
             }
             host += 1;
         }
+        let routes = (0..host).map(|h| routes.get(h).copied().unwrap_or(ROUTES.len())).collect::<Vec<_>>();
         let rounds = opts.samples_per_series as i64;
         let first_round = opts.end_ms - (rounds - 1) * SYNTHETIC_INTERVAL_MS;
+        let (min_routes, max_routes) =
+            (routes.iter().copied().min().unwrap_or(0), routes.iter().copied().max().unwrap_or(0));
+        let route_text =
+            if min_routes == max_routes { format!("{min_routes}") } else { format!("{min_routes}–{max_routes}") };
         Load {
             description: format!(
-                "synthetic fleet: {} series ({} hosts × node_exporter + service), {} samples per series at 15 s",
-                opts.series, host, opts.samples_per_series
+                "synthetic fleet: {} series, {} targets ({} hosts × node_exporter + service with {} routes), {} samples per series at 15 s ({:.2} h)",
+                opts.series,
+                targets.len(),
+                host,
+                route_text,
+                opts.samples_per_series,
+                opts.samples_per_series as f64 * SYNTHETIC_INTERVAL_MS as f64 / 3.6e6
             ),
             kind: LoadKind::Synthetic,
             samples: opts.series as u64 * opts.samples_per_series as u64,
             nan_samples: 0,
-            // Bounds: targets scrape at an offset under one interval.
+            // Bounds: targets scrape at an offset under one interval, plus
+            // a late scrape's jitter.
             first_ms: first_round,
-            last_ms: opts.end_ms + SYNTHETIC_INTERVAL_MS,
+            last_ms: opts.end_ms + SYNTHETIC_INTERVAL_MS + MAX_JITTER_MS,
             series,
             targets,
+            routes,
             source: Source::Synthetic(opts),
         }
     }
@@ -184,6 +208,7 @@ impl Load {
             last_ms: end_ms,
             series,
             targets,
+            routes: Vec::new(),
             source: Source::Capture(samples),
         })
     }
@@ -200,54 +225,76 @@ impl Load {
         names
     }
 
-    /// Calls `f(series, t, v)` for every sample in scrape order: round by
-    /// round, target by target, so each series' samples come in time order.
-    pub fn for_each_sample(&self, mut f: impl FnMut(usize, i64, f64)) {
+    /// Scrape rounds in the load: samples per series (synthetic), or the
+    /// longest series' sample count (capture, replayed round-robin).
+    pub fn rounds(&self) -> usize {
         match &self.source {
-            Source::Capture(samples) => {
-                let mut next = vec![0usize; samples.len()];
-                let rounds = samples.iter().map(Vec::len).max().unwrap_or(0);
-                for _ in 0..rounds {
-                    for (i, s) in samples.iter().enumerate() {
-                        if let Some(&(t, v)) = s.get(next[i]) {
-                            next[i] += 1;
-                            f(i, t, v);
-                        }
-                    }
-                }
-            }
-            Source::Synthetic(opts) => {
-                let mut rng = Rng(opts.seed);
-                let mut states: Vec<TargetState> =
-                    self.targets.iter().enumerate().map(|(i, r)| TargetState::new(i, r.len(), &mut rng)).collect();
-                let mut values = Vec::new();
-                let first_round = opts.end_ms - (opts.samples_per_series as i64 - 1) * SYNTHETIC_INTERVAL_MS;
-                for round in 0..opts.samples_per_series {
-                    let base = first_round + round as i64 * SYNTHETIC_INTERVAL_MS;
-                    for (target, state) in self.targets.iter().zip(&mut states) {
-                        let t = base + state.offset_ms + state.jitter(&mut rng);
-                        values.clear();
-                        state.scrape(round, &mut rng, &mut values);
-                        for (k, v) in values.iter().take(target.len()).enumerate() {
-                            f(target.start + k, t, *v);
-                        }
-                    }
-                }
-            }
+            Source::Synthetic(opts) => opts.samples_per_series,
+            Source::Capture(samples) => samples.iter().map(Vec::len).max().unwrap_or(0),
         }
     }
 
-    /// Builds the requests: for each of `senders`, its snappy-compressed
-    /// `WriteRequest` bodies in send order. `progress` is told how many
-    /// samples have been encoded so far.
-    pub fn build_requests(
-        &self,
-        senders: usize,
-        per_request: usize,
-        mut progress: impl FnMut(u64),
-    ) -> Vec<Vec<Request>> {
+    /// Query time once the first `rounds` scrape rounds are stored: just
+    /// after their last sample, on an odd millisecond (sample timestamps of
+    /// the synthetic load are even, so no range window starts exactly on a
+    /// sample, where Prometheus 2.42 and 3.x read different samples). For
+    /// the capture, only the whole load has a time (`last_ms + 1`).
+    pub fn time_after_rounds(&self, rounds: usize) -> i64 {
+        let t = match &self.source {
+            Source::Synthetic(opts) if rounds < opts.samples_per_series => {
+                let first_round = opts.end_ms - (opts.samples_per_series as i64 - 1) * SYNTHETIC_INTERVAL_MS;
+                // Round `rounds - 1` starts at first_round + (rounds - 1) ×
+                // interval; its samples are under one interval plus jitter later.
+                first_round + rounds as i64 * SYNTHETIC_INTERVAL_MS + MAX_JITTER_MS + 1
+            }
+            _ => self.last_ms + 1,
+        };
+        if t % 2 == 0 {
+            t + 1
+        } else {
+            t
+        }
+    }
+
+    /// Calls `f(series, t, v)` for every sample in scrape order: round by
+    /// round, target by target, so each series' samples come in time order.
+    pub fn for_each_sample(&self, f: impl FnMut(usize, i64, f64)) {
+        self.cursor().advance(usize::MAX, f);
+    }
+
+    /// A cursor at the first scrape round.
+    pub fn cursor(&self) -> SampleCursor<'_> {
+        let state = match &self.source {
+            Source::Capture(samples) => CursorState::Capture { next: vec![0; samples.len()] },
+            Source::Synthetic(opts) => {
+                let mut rng = Rng(opts.seed);
+                let states = self
+                    .targets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| TargetState::new(i, r.len(), self.routes.get(i / 2).copied().unwrap_or(0), &mut rng))
+                    .collect();
+                CursorState::Synthetic { rng, states, values: Vec::new() }
+            }
+        };
+        SampleCursor { load: self, round: 0, state }
+    }
+
+    /// Builds all the requests at once: for each of `senders`, its
+    /// snappy-compressed `WriteRequest` bodies in send order. `progress` is
+    /// told how many samples have been encoded so far.
+    pub fn build_requests(&self, senders: usize, per_request: usize, progress: impl FnMut(u64)) -> Vec<Vec<Request>> {
+        self.request_builder(senders, per_request).next_rounds(usize::MAX, progress)
+    }
+
+    /// A builder that encodes the load a few scrape rounds at a time, so a
+    /// load whose request bodies would not fit in memory (1 M series, hours
+    /// of data) is sent phase by phase. Concatenating its phases gives
+    /// requests carrying the same samples in the same order per sender as
+    /// [`Load::build_requests`] (a phase ends with a short request per
+    /// sender).
+    pub fn request_builder(&self, senders: usize, per_request: usize) -> RequestBuilder<'_> {
         let senders = senders.max(1);
-        let per_request = per_request.max(1);
         // Each series' labels encoded once as the `labels` fields of a
         // `TimeSeries`; a sample's `TimeSeries` is those bytes plus its
         // `samples` field, exactly what prost writes for the whole message.
@@ -268,11 +315,119 @@ impl Load {
                 shard_of[s] = i % senders;
             }
         }
-        let mut out: Vec<Vec<Request>> = (0..senders).map(|_| Vec::new()).collect();
-        let mut pending: Vec<(Vec<u8>, usize)> = vec![(Vec::new(), 0); senders];
-        let mut encoder = snap::raw::Encoder::new();
-        let mut done = 0u64;
-        self.for_each_sample(|series, t, v| {
+        RequestBuilder {
+            cursor: self.cursor(),
+            label_bytes,
+            shard_of,
+            senders,
+            per_request: per_request.max(1),
+            encoder: snap::raw::Encoder::new(),
+            done: 0,
+        }
+    }
+}
+
+/// Where a walk through a load's samples is: the next scrape round and,
+/// for the synthetic fleet, the generator's state.
+pub struct SampleCursor<'a> {
+    load: &'a Load,
+    round: usize,
+    state: CursorState,
+}
+
+enum CursorState {
+    /// Per series, the index of its next sample.
+    Capture {
+        next: Vec<usize>,
+    },
+    Synthetic {
+        rng: Rng,
+        states: Vec<TargetState>,
+        values: Vec<f64>,
+    },
+}
+
+impl SampleCursor<'_> {
+    /// Rounds already walked.
+    pub fn round(&self) -> usize {
+        self.round
+    }
+
+    /// Whether every round has been walked.
+    pub fn finished(&self) -> bool {
+        self.round >= self.load.rounds()
+    }
+
+    /// Calls `f(series, t, v)` for every sample of the next `rounds` scrape
+    /// rounds (fewer at the end of the load), in scrape order.
+    pub fn advance(&mut self, rounds: usize, mut f: impl FnMut(usize, i64, f64)) {
+        let end = self.round.saturating_add(rounds).min(self.load.rounds());
+        match (&mut self.state, &self.load.source) {
+            (CursorState::Capture { next }, Source::Capture(samples)) => {
+                for _ in self.round..end {
+                    for (i, s) in samples.iter().enumerate() {
+                        if let Some(&(t, v)) = s.get(next[i]) {
+                            next[i] += 1;
+                            f(i, t, v);
+                        }
+                    }
+                }
+            }
+            (CursorState::Synthetic { rng, states, values }, Source::Synthetic(opts)) => {
+                let first_round = opts.end_ms - (opts.samples_per_series as i64 - 1) * SYNTHETIC_INTERVAL_MS;
+                for round in self.round..end {
+                    let base = first_round + round as i64 * SYNTHETIC_INTERVAL_MS;
+                    for (target, state) in self.load.targets.iter().zip(states.iter_mut()) {
+                        let t = base + state.offset_ms + state.jitter(rng);
+                        values.clear();
+                        state.scrape(round, rng, values);
+                        for (k, v) in values.iter().take(target.len()).enumerate() {
+                            f(target.start + k, t, *v);
+                        }
+                    }
+                }
+            }
+            // A cursor is made by its load (`Load::cursor`), so its state
+            // always matches the load's source.
+            _ => {}
+        }
+        self.round = end;
+    }
+}
+
+/// Encodes a load into remote-write requests a phase at a time; see
+/// [`Load::request_builder`].
+pub struct RequestBuilder<'a> {
+    cursor: SampleCursor<'a>,
+    label_bytes: Vec<Vec<u8>>,
+    shard_of: Vec<usize>,
+    senders: usize,
+    per_request: usize,
+    encoder: snap::raw::Encoder,
+    done: u64,
+}
+
+impl RequestBuilder<'_> {
+    /// Rounds encoded so far.
+    pub fn round(&self) -> usize {
+        self.cursor.round()
+    }
+
+    /// Whether the whole load has been encoded.
+    pub fn finished(&self) -> bool {
+        self.cursor.finished()
+    }
+
+    /// The requests of the next `rounds` scrape rounds: for each sender,
+    /// its bodies in send order. `progress` is told how many samples have
+    /// been encoded since the builder was made.
+    pub fn next_rounds(&mut self, rounds: usize, mut progress: impl FnMut(u64)) -> Vec<Vec<Request>> {
+        let (label_bytes, shard_of, per_request) = (&self.label_bytes, &self.shard_of, self.per_request);
+        let encoder = &mut self.encoder;
+        let done = &mut self.done;
+        let mut out: Vec<Vec<Request>> = (0..self.senders).map(|_| Vec::new()).collect();
+        let mut pending: Vec<(Vec<u8>, usize)> = vec![(Vec::new(), 0); self.senders];
+        self.cursor.advance(rounds, |series, t, v| {
             let shard = shard_of[series];
             let sample = v1::Sample { value: v, timestamp: t };
             let labels = &label_bytes[series];
@@ -290,9 +445,9 @@ impl Load {
                 body.clear();
                 *n = 0;
             }
-            done += 1;
+            *done += 1;
             if done.is_multiple_of(100_000) {
-                progress(done);
+                progress(*done);
             }
         });
         for (shard, (body, n)) in pending.into_iter().enumerate() {
@@ -300,7 +455,7 @@ impl Load {
                 out[shard].push(Request { body: encoder.compress_vec(&body).unwrap_or_default(), samples: n as u32 });
             }
         }
-        progress(done);
+        progress(*done);
         out
     }
 }
@@ -323,7 +478,7 @@ enum Family {
     /// A constant (`up`).
     Constant { name: &'static str, value: f64 },
     /// A classic histogram of request latency for one route.
-    Histogram { name: &'static str, route: &'static str },
+    Histogram { name: &'static str, route: String },
 }
 
 /// Bucket bounds of the classic client-library default histogram.
@@ -374,17 +529,62 @@ fn format_le(le: f64) -> String {
 }
 
 const SERVICE_JOBS: [&str; 5] = ["api-gateway", "video-ingestion", "ml-pipeline", "analytics-engine", "hypersdk"];
+/// The routes of the default service; busier services (a fleet with a set
+/// number of targets) add [`MORE_ROUTES`], then numbered ones.
 const ROUTES: [&str; 5] = ["/api/users", "/api/orders", "/api/search", "/api/upload", "/health"];
+const MORE_ROUTES: [&str; 11] = [
+    "/api/carts",
+    "/api/payments",
+    "/api/sessions",
+    "/api/products",
+    "/api/reviews",
+    "/api/inventory",
+    "/api/shipping",
+    "/api/notifications",
+    "/api/recommendations",
+    "/api/accounts",
+    "/metrics",
+];
 
-/// The two targets of host `host`: its node_exporter and its service.
-fn host_targets(host: usize) -> [TargetSpec; 2] {
+/// Series of a service's histogram and counters per route: 5 status
+/// counters, 12 buckets, `_sum` and `_count`.
+const SERIES_PER_ROUTE: usize = 5 + BUCKETS.len() + 3;
+
+/// Route number `i` of a service.
+fn route_name(i: usize) -> String {
+    match i.checked_sub(ROUTES.len()) {
+        None => ROUTES[i].to_string(),
+        Some(j) if j < MORE_ROUTES.len() => MORE_ROUTES[j].to_string(),
+        Some(j) => format!("/api/v2/resource{}", j - MORE_ROUTES.len()),
+    }
+}
+
+/// How many routes each host's service has, for `series` series over
+/// `targets` targets (two per host): the routes the total needs beyond
+/// every host's fixed series, spread evenly (the first hosts get one more).
+/// `None` (the default shape): empty, i.e. [`ROUTES`]'s 5 everywhere.
+fn routes_per_host(series: usize, targets: Option<usize>) -> Vec<usize> {
+    let Some(targets) = targets else { return Vec::new() };
+    let hosts = (targets / 2).max(1);
+    let fixed = series_of(&node_families()) + series_of(&service_families(0));
+    let needed = series.saturating_sub(hosts * fixed).div_ceil(SERIES_PER_ROUTE);
+    (0..hosts).map(|h| (needed / hosts + usize::from(h < needed % hosts)).max(1)).collect()
+}
+
+fn series_of(families: &[Family]) -> usize {
+    families.iter().map(Family::series_count).sum()
+}
+
+/// The two targets of host `host`: its node_exporter and its service
+/// with `routes` routes.
+fn host_targets(host: usize, routes: usize) -> [TargetSpec; 2] {
     let ip = format!("10.{}.{}.{}", host >> 16 & 255, host >> 8 & 255, host & 255);
     [
         TargetSpec { job: "node".into(), instance: format!("{ip}:9100"), families: node_families() },
         TargetSpec {
             job: SERVICE_JOBS[host % SERVICE_JOBS.len()].into(),
             instance: format!("{ip}:8080"),
-            families: service_families(),
+            families: service_families(routes),
         },
     ]
 }
@@ -492,19 +692,21 @@ fn node_families() -> Vec<Family> {
     out
 }
 
-/// What an instrumented service exposes (~115 series).
-fn service_families() -> Vec<Family> {
+/// What an instrumented service with `routes` routes exposes (18 series
+/// plus 19 per route: 113 with the default 5 routes).
+fn service_families(routes: usize) -> Vec<Family> {
     let mut out = Vec::new();
-    for route in ROUTES {
+    let routes: Vec<String> = (0..routes).map(route_name).collect();
+    for route in &routes {
         for (method, status) in [("GET", "200"), ("GET", "404"), ("GET", "500"), ("POST", "200"), ("POST", "503")] {
             out.push(counter(
                 "http_requests_total",
-                vec![("method", method.into()), ("route", route.into()), ("status", status.into())],
+                vec![("method", method.into()), ("route", route.clone()), ("status", status.into())],
                 0,
             ));
         }
     }
-    for route in ROUTES {
+    for route in routes {
         out.push(Family::Histogram { name: "http_request_duration_seconds", route });
     }
     out.push(counter("process_cpu_seconds_total", vec![], 2));
@@ -545,9 +747,11 @@ enum FamilyState {
 
 impl TargetState {
     /// State for target number `index` (its kind follows from the fleet's
-    /// layout: even targets are node_exporters, odd ones services).
-    fn new(index: usize, series: usize, rng: &mut Rng) -> TargetState {
-        let specs = host_targets(index / 2);
+    /// layout: even targets are node_exporters, odd ones services with
+    /// `routes` routes, 0 for the default).
+    fn new(index: usize, series: usize, routes: usize, rng: &mut Rng) -> TargetState {
+        let routes = if routes == 0 { ROUTES.len() } else { routes };
+        let specs = host_targets(index / 2, routes);
         let spec = &specs[index % 2];
         let mut families = Vec::new();
         let mut covered = 0;
@@ -690,7 +894,113 @@ mod tests {
     use super::*;
 
     fn small() -> Load {
-        Load::synthetic(SyntheticOptions { series: 1_000, samples_per_series: 20, end_ms: 1_800_000_000_000, seed: 7 })
+        Load::synthetic(SyntheticOptions {
+            series: 1_000,
+            targets: None,
+            samples_per_series: 20,
+            end_ms: 1_800_000_000_000,
+            seed: 7,
+        })
+    }
+
+    fn label<'a>(labels: &'a SeriesLabels, name: &str) -> Option<&'a str> {
+        labels.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn default_hosts_have_219_series() {
+        assert_eq!(series_of(&node_families()), 106);
+        assert_eq!(series_of(&service_families(ROUTES.len())), 113);
+        assert_eq!(series_of(&service_families(13)), 18 + 13 * SERIES_PER_ROUTE);
+        let load = small();
+        // 4 full hosts (876 series), the fifth cut short.
+        assert_eq!(load.targets.len(), 10);
+        assert_eq!(load.targets[0].len(), 106);
+        assert_eq!(load.targets[1].len(), 113);
+    }
+
+    #[test]
+    fn a_set_target_count_makes_busier_services() {
+        // Issue 13's production shape: 2,000 targets, 368,695 series.
+        let routes = routes_per_host(368_695, Some(2_000));
+        assert_eq!(routes.len(), 1_000);
+        let total: usize = routes.iter().map(|&r| 124 + r * SERIES_PER_ROUTE).sum();
+        assert!(total >= 368_695 && total - 368_695 < SERIES_PER_ROUTE, "{total}");
+        assert!(routes.iter().all(|&r| r == 12 || r == 13), "{:?}", &routes[..5]);
+        // A small fleet of the same kind, checked series by series.
+        let load = Load::synthetic(SyntheticOptions {
+            series: 5_000,
+            targets: Some(20),
+            samples_per_series: 3,
+            end_ms: 1_800_000_000_000,
+            seed: 7,
+        });
+        assert_eq!(load.series.len(), 5_000);
+        assert_eq!(load.targets.len(), 20);
+        assert_eq!(load.targets.iter().map(|t| t.len()).sum::<usize>(), 5_000);
+        let unique: std::collections::HashSet<_> = load.series.iter().collect();
+        assert_eq!(unique.len(), 5_000, "no duplicate series");
+        let jobs: std::collections::HashSet<_> = load.series.iter().filter_map(|l| label(l, "job")).collect();
+        assert!(jobs.contains("node") && jobs.contains("api-gateway"), "{jobs:?}");
+        let routes: std::collections::HashSet<_> = load.series.iter().filter_map(|l| label(l, "route")).collect();
+        // (5,000 / 10 hosts − 124) / 19 ≈ 20 routes per service.
+        assert!(routes.len() >= 19, "{routes:?}");
+        let mut n = 0u64;
+        load.for_each_sample(|_, _, _| n += 1);
+        assert_eq!(n, load.samples);
+    }
+
+    #[test]
+    fn phases_carry_the_same_samples_as_one_build() {
+        let load = small();
+        let whole = load.build_requests(3, 500, |_| {});
+        let mut builder = load.request_builder(3, 500);
+        let mut phased: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 3];
+        let mut phases = 0;
+        while !builder.finished() {
+            for (shard, requests) in builder.next_rounds(7, |_| {}).into_iter().enumerate() {
+                phased[shard].extend(requests.into_iter().map(|r| r.body));
+            }
+            phases += 1;
+        }
+        assert_eq!(phases, 3, "20 rounds in phases of 7");
+        assert_eq!(builder.round(), 20);
+        // Decoded per sender, the phases give the same (labels, t, v)
+        // stream as the single build.
+        let decode = |bodies: Vec<&[u8]>| -> Vec<v1::TimeSeries> {
+            let mut d = snap::raw::Decoder::new();
+            bodies
+                .into_iter()
+                .flat_map(|b| {
+                    v1::WriteRequest::decode(d.decompress_vec(b).expect("snappy").as_slice()).expect("pb").timeseries
+                })
+                .collect()
+        };
+        for shard in 0..3 {
+            let a = decode(whole[shard].iter().map(|r| r.body.as_slice()).collect());
+            let b = decode(phased[shard].iter().map(Vec::as_slice).collect());
+            assert_eq!(a, b, "shard {shard}");
+        }
+    }
+
+    #[test]
+    fn query_times_follow_the_rounds_sent() {
+        let load = small();
+        let mut cursor = load.cursor();
+        let last_t: Vec<i64> = (0..20)
+            .map(|_| {
+                let mut max_t = i64::MIN;
+                cursor.advance(1, |_, t, _| max_t = max_t.max(t));
+                max_t
+            })
+            .collect();
+        for rounds in 1..=20 {
+            let at = load.time_after_rounds(rounds);
+            assert_eq!(at % 2, 1, "odd");
+            assert!(at > last_t[rounds - 1], "after every sample sent");
+            assert!(at <= load.last_ms + 1);
+        }
+        assert_eq!(load.time_after_rounds(20), crate::compare::queries::query_time(&load));
     }
 
     #[test]

@@ -2,24 +2,40 @@
 //! by side, in one run, on 127.0.0.1.
 //!
 //! For each load (the real capture replayed, then the synthetic fleet at
-//! each requested size), one system at a time:
+//! each requested size; or a named [`Preset`] such as `production`, the
+//! shape of issue 13):
 //!
-//! 1. start it on a fresh data directory;
-//! 2. send every request of the load (the same bytes to every system) with
-//!    concurrent keep-alive senders; any non-2xx answer is an error;
-//! 3. after 3 s of settling, read its CPU time (user + system, from
-//!    `/proc`, compared with before the load) and memory (`VmHWM`, `VmRSS`);
-//! 4. persist the data in its long-term format and measure the bytes (see
-//!    [`systems::Running::persist`]);
-//! 5. check that every sample is stored, counting them back per metric name
-//!    with `count_over_time`;
-//! 6. time the query set over HTTP (warm-up, then several runs; median and
-//!    p99), keeping the answers;
-//! 7. stop it.
+//! 1. every system starts on a fresh data directory, and (in the default
+//!    interleaved timing) all of them stay up until the load is done;
+//! 2. the load is encoded phase by phase (a few scrape rounds of data-time
+//!    at a time, so 1 M series never need all their request bodies in
+//!    memory) into the same remote write 1.0 bytes for every system; each
+//!    phase is sent to one system after the other with concurrent
+//!    keep-alive senders (any non-2xx answer is an error), so ingest
+//!    figures are taken one system at a time;
+//! 3. at each query point (the end of the load, and for the `long` preset
+//!    points during ingest too, so queries read blocks and the head while
+//!    blocks are being written and compacted) the query set runs with
+//!    every system up: each query A, B, C, B, C, A, … for the set number of
+//!    rounds ([`queries::time_interleaved`]), so the machine's drift hits
+//!    every system alike; the memory the set adds is read before and after;
+//! 4. after ingest and 3 s of settling: CPU time (user + system, from
+//!    `/proc`, less the CPU of the query points in between), memory
+//!    (`VmHWM`, `VmRSS`) and the live data directory (before any snapshot:
+//!    mostly the WAL while data is in the head);
+//! 5. then each system persists its data in its long-term format and the
+//!    bytes are measured ([`systems::Running::persist`]), and every sample
+//!    is counted back per metric name with `count_over_time`.
 //!
-//! Then every answer is compared with Prometheus' (the reference for PromQL
-//! semantics), and the figures are printed as tables with ratios to
-//! Prometheus and written as JSON.
+//! `--timing sequential` keeps the older mode: one system at a time goes
+//! through all of it and is stopped before the next starts (its query
+//! timings are minutes apart from the others', so drift can decide a
+//! ratio; use it for ingest figures with no other system resident).
+//!
+//! Every answer is compared with Prometheus' (the reference for PromQL
+//! semantics), and the figures are printed as markdown tables with
+//! Tidemark's ratios to VictoriaMetrics and Prometheus, and written as
+//! markdown and JSON.
 
 pub mod load;
 pub mod queries;
@@ -27,7 +43,7 @@ pub mod report;
 pub mod rules;
 pub mod systems;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -35,9 +51,13 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use tidemark_testkit::{now_ms, url_encode, Http, KitError};
 
-use load::{Load, SyntheticOptions};
-use queries::{agreement, heavy_queries, query_time, seed_queries, ties_free_to_differ, time_query, QuerySpec, Timed};
-use report::{IngestFigures, LoadReport, QueryBySystem, QueryReport, Report, SystemReport};
+use load::{Load, RequestBuilder, SyntheticOptions, SYNTHETIC_INTERVAL_MS};
+use queries::{
+    agreement, heavy_queries, seed_queries, ties_free_to_differ, time_interleaved, time_query, QuerySpec, Timed,
+};
+use report::{
+    IngestFigures, LoadReport, QueryBySystem, QueryMemory, QueryPointReport, QueryReport, Report, SystemReport,
+};
 use systems::{Running, SystemKind};
 
 /// What can stop a comparison.
@@ -54,19 +74,131 @@ pub enum CompareError {
     Peer(String),
 }
 
+/// A named load shape (`--preset`); explicit flags override its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// Issue 13's production shape: 2,000 scrape targets (1,000 hosts ×
+    /// node_exporter + a busy service with 12–13 routes), 368,695 series,
+    /// 264 samples per series at 15 s (1.1 h: everything is still in the
+    /// head), no capture, one query point at the end.
+    Production,
+    /// The production shape at 1,000,000 series (5,424 targets).
+    Million,
+    /// At least 6 h of the default fleet: 50,000 series, 8 h 5 min at 15 s
+    /// (1,941 samples per series), sent in time order so that blocks are
+    /// written (and compacted) during ingest; the query set runs at 4
+    /// points (after 2 h, 4 h, 6 h and 8 h of data-time), reading blocks as
+    /// well as the head.
+    Long,
+}
+
+/// The shape a preset (or the defaults) gives a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shape {
+    /// Synthetic fleet sizes, in series.
+    pub series: Vec<usize>,
+    /// Targets for a fleet of `n` series (`None`: the default shape).
+    pub targets_per: TargetsRule,
+    /// Samples per synthetic series.
+    pub samples_per_series: usize,
+    /// Replay the real capture too.
+    pub capture: bool,
+    /// Query points per load (evenly spaced in data-time, the last at the
+    /// end).
+    pub query_points: usize,
+}
+
+/// How many scrape targets a fleet of a given size has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetsRule {
+    /// Hosts of the default shape (services with 5 routes) until the
+    /// series are reached.
+    Default,
+    /// Exactly this many targets.
+    Fixed(usize),
+    /// The production ratio: 2,000 targets per 368,695 series (an even
+    /// count, at least 2).
+    Production,
+}
+
+/// Series of issue 13's production run.
+pub const PRODUCTION_SERIES: usize = 368_695;
+/// Scrape targets of issue 13's production run.
+pub const PRODUCTION_TARGETS: usize = 2_000;
+
+impl TargetsRule {
+    /// Targets for `series` series (`None`: the default shape).
+    pub fn targets(self, series: usize) -> Option<usize> {
+        match self {
+            TargetsRule::Default => None,
+            TargetsRule::Fixed(n) => Some(n),
+            TargetsRule::Production => {
+                let t = (series as f64 * PRODUCTION_TARGETS as f64 / PRODUCTION_SERIES as f64 / 2.0).round() as usize;
+                Some((2 * t).max(2))
+            }
+        }
+    }
+}
+
+impl Preset {
+    /// The preset's shape.
+    pub fn shape(self) -> Shape {
+        match self {
+            Preset::Production => Shape {
+                series: vec![PRODUCTION_SERIES],
+                targets_per: TargetsRule::Production,
+                samples_per_series: 264,
+                capture: false,
+                query_points: 1,
+            },
+            Preset::Million => Shape { series: vec![1_000_000], ..Preset::Production.shape() },
+            Preset::Long => Shape {
+                series: vec![50_000],
+                targets_per: TargetsRule::Default,
+                samples_per_series: 8 * 240 + 21,
+                capture: false,
+                query_points: 4,
+            },
+        }
+    }
+}
+
+/// How query latency is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Timing {
+    /// Every system up at once; each query's runs alternate between them.
+    Interleaved,
+    /// One system at a time, started, loaded, queried and stopped.
+    Sequential,
+}
+
 /// Options of `tidemark-bench compare`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CompareArgs {
-    /// Synthetic fleet sizes to run, in series (comma-separated); 0 for none.
-    #[arg(long, value_delimiter = ',', default_value = "100000")]
+    /// A named shape: `production` (issue 13: 2,000 targets, 368,695
+    /// series, 1.1 h), `million` (the same at 1 M series) or `long` (50,000
+    /// series over 8 h, queried at 4 points during ingest). Flags given
+    /// explicitly override the preset's values.
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    /// Synthetic fleet sizes to run, in series (comma-separated); 0 for
+    /// none [default: 100000, or the preset's].
+    #[arg(long, value_delimiter = ',')]
     pub series: Vec<usize>,
-    /// Samples per synthetic series, at 15 s (261 = 65 min: the 1 h range
-    /// queries plus their first 5 min window).
-    #[arg(long, default_value_t = 261)]
-    pub samples_per_series: usize,
-    /// Replay the real capture too (the default; `--capture false` skips it).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    pub capture: bool,
+    /// Scrape targets of the synthetic fleet (two per host; services get
+    /// as many routes as the series need) [default: hosts of ~219 series,
+    /// or the preset's].
+    #[arg(long)]
+    pub targets: Option<usize>,
+    /// Samples per synthetic series, at 15 s [default: 261 = 65 min, the
+    /// 1 h range queries plus their first 5 min window; or the preset's].
+    #[arg(long)]
+    pub samples_per_series: Option<usize>,
+    /// Replay the real capture too [default: true, false for presets].
+    #[arg(long, action = clap::ArgAction::Set)]
+    pub capture: Option<bool>,
     /// The capture file (default: `shared/data/node-and-prometheus-5s.om.zst`
     /// beside the workspace, or `$TIDEMARK_CAPTURE`).
     #[arg(long)]
@@ -74,6 +206,18 @@ pub struct CompareArgs {
     /// Systems, in run order.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "tidemark,prometheus,victoria-metrics")]
     pub systems: Vec<SystemKind>,
+    /// How query latency is taken [default: interleaved when more than one
+    /// system runs].
+    #[arg(long, value_enum)]
+    pub timing: Option<Timing>,
+    /// Query points per synthetic load, evenly spaced in data-time, the
+    /// last at the end [default: 1, or the preset's].
+    #[arg(long)]
+    pub query_points: Option<usize>,
+    /// Samples encoded per ingest phase (bounds the request bodies held in
+    /// memory: ~18 bytes per sample).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub phase_samples: u64,
     /// Concurrent remote-write senders.
     #[arg(long, default_value_t = 4)]
     pub senders: usize,
@@ -105,15 +249,62 @@ pub struct CompareArgs {
     /// Where to write the JSON report.
     #[arg(long, default_value = "target/compare.json")]
     pub json: PathBuf,
+    /// Where to write the markdown report (the tables printed).
+    #[arg(long, default_value = "target/compare.md")]
+    pub markdown: PathBuf,
 }
+
+impl CompareArgs {
+    /// The run's shape: the preset's (or the defaults), overridden by the
+    /// flags given.
+    pub fn shape(&self) -> Shape {
+        let mut shape = match self.preset {
+            Some(p) => p.shape(),
+            None => Shape {
+                series: vec![100_000],
+                targets_per: TargetsRule::Default,
+                samples_per_series: 261,
+                capture: true,
+                query_points: 1,
+            },
+        };
+        if !self.series.is_empty() {
+            shape.series = self.series.clone();
+        }
+        if let Some(t) = self.targets {
+            shape.targets_per = TargetsRule::Fixed(t);
+        }
+        if let Some(n) = self.samples_per_series {
+            shape.samples_per_series = n;
+        }
+        if let Some(c) = self.capture {
+            shape.capture = c;
+        }
+        if let Some(q) = self.query_points {
+            shape.query_points = q;
+        }
+        shape
+    }
+
+    /// The timing mode: the flag's, else interleaved for several systems.
+    pub fn timing(&self) -> Timing {
+        self.timing.unwrap_or(if self.systems.len() > 1 { Timing::Interleaved } else { Timing::Sequential })
+    }
+}
+
+/// Makes a load and says at how many points its query set runs.
+type MakeLoad = Box<dyn Fn() -> Result<(Load, usize), CompareError>>;
 
 /// Runs the whole comparison and returns its report (also printed).
 pub fn run(args: &CompareArgs) -> Result<Report, CompareError> {
     if args.systems.is_empty() {
         return Err(CompareError::Setup("--systems is empty".into()));
     }
-    if args.senders == 0 || args.per_request == 0 || args.samples_per_series == 0 {
-        return Err(CompareError::Setup("--senders, --per-request and --samples-per-series must be at least 1".into()));
+    let shape = args.shape();
+    if args.senders == 0 || args.per_request == 0 || shape.samples_per_series == 0 || args.phase_samples == 0 {
+        return Err(CompareError::Setup(
+            "--senders, --per-request, --samples-per-series and --phase-samples must be at least 1".into(),
+        ));
     }
     systems::ensure_peers_installed(&args.systems)?;
     let needs_tidemark = args.systems.iter().any(|s| matches!(s, SystemKind::Tidemark | SystemKind::TidemarkNosync));
@@ -128,25 +319,31 @@ pub fn run(args: &CompareArgs) -> Result<Report, CompareError> {
 
     // End a minute ago on a whole interval: every system takes the data as
     // recent, and VictoriaMetrics (latency offset 0) shows all of it.
-    let end_ms = (now_ms() - 60_000).div_euclid(15_000) * 15_000;
-    let mut loads: Vec<Box<dyn Fn() -> Result<Load, CompareError>>> = Vec::new();
-    if args.capture {
+    let end_ms = (now_ms() - 60_000).div_euclid(SYNTHETIC_INTERVAL_MS) * SYNTHETIC_INTERVAL_MS;
+    let mut loads: Vec<MakeLoad> = Vec::new();
+    if shape.capture {
         let path = args.capture_path.clone().unwrap_or_else(crate::capture::default_capture_path);
-        loads.push(Box::new(move || Load::capture(&path, end_ms)));
+        loads.push(Box::new(move || Ok((Load::capture(&path, end_ms)?, 1))));
     }
-    for &series in args.series.iter().filter(|&&s| s > 0) {
-        let samples_per_series = args.samples_per_series;
+    for &series in shape.series.iter().filter(|&&s| s > 0) {
+        let (samples_per_series, targets) = (shape.samples_per_series, shape.targets_per.targets(series));
+        let points = shape.query_points.max(1);
         loads.push(Box::new(move || {
-            Ok(Load::synthetic(SyntheticOptions { series, samples_per_series, end_ms, seed: 42 }))
+            let opts = SyntheticOptions { series, targets, samples_per_series, end_ms, seed: 42 };
+            Ok((Load::synthetic(opts), points))
         }));
     }
+    let mut markdown = String::new();
     for make in loads {
-        let load = make()?;
-        let load_report = run_load(args, &load, &tidemark_bin, &seeds_path)?;
-        report::print_load(&load_report, &report.versions);
+        let (load, points) = make()?;
+        let load_report = run_load(args, &load, points, &tidemark_bin, &seeds_path)?;
+        let text = report::render_load(&load_report, &report.versions);
+        println!("{text}");
+        markdown.push_str(&text);
         let disagreements = disagreements(&load_report);
         report.loads.push(load_report);
         report.write_json(&args.json)?;
+        report::write_text(&args.markdown, &format!("{}{markdown}", report::render_header(&report)))?;
         if args.require_agreement && !disagreements.is_empty() {
             return Err(CompareError::Peer(format!(
                 "Tidemark's answers differ from Prometheus' on: {}",
@@ -154,16 +351,19 @@ pub fn run(args: &CompareArgs) -> Result<Report, CompareError> {
             )));
         }
     }
-    report::print_goals(&report);
-    eprintln!("JSON report: {}", args.json.display());
+    let goals = report::render_goals(&report);
+    println!("{goals}");
+    markdown.push_str(&goals);
+    report::write_text(&args.markdown, &format!("{}{markdown}", report::render_header(&report)))?;
+    eprintln!("JSON report: {}; markdown: {}", args.json.display(), args.markdown.display());
     Ok(report)
 }
 
 /// Queries where a Tidemark answer differs from Prometheus', or where one
-/// of them answered and the other refused.
+/// of them answered and the other refused, at any query point.
 fn disagreements(l: &LoadReport) -> Vec<String> {
     let mut out = Vec::new();
-    for q in &l.queries {
+    for q in l.query_points.iter().flat_map(|p| &p.queries) {
         let prom = q.by_system.iter().find(|b| b.system == SystemKind::Prometheus);
         for b in q.by_system.iter().filter(|b| matches!(b.system, SystemKind::Tidemark | SystemKind::TidemarkNosync)) {
             let problem = match (&b.agreement, prom) {
@@ -201,80 +401,290 @@ fn progress_bar(len: u64, prefix: String) -> ProgressBar {
     bar
 }
 
+/// The ingest phases of a load of `rounds` scrape rounds: how many rounds
+/// each phase sends, and whether the query set runs after it. Phases hold
+/// at most `phase_rounds` rounds; the `points` query points are evenly
+/// spaced (the point `k` of `points` after `⌈k × rounds / points⌉`
+/// rounds), the last at the end.
+pub fn plan_phases(rounds: usize, phase_rounds: usize, points: usize) -> Vec<(usize, bool)> {
+    let phase_rounds = phase_rounds.max(1);
+    let points = points.clamp(1, rounds.max(1));
+    let stops: Vec<usize> = (1..=points).map(|k| (k * rounds).div_ceil(points)).collect();
+    let mut out = Vec::new();
+    let mut done = 0;
+    for stop in stops {
+        while done < stop {
+            let n = phase_rounds.min(stop - done);
+            done += n;
+            out.push((n, done == stop));
+        }
+    }
+    out
+}
+
 /// One load against every system.
 fn run_load(
     args: &CompareArgs,
     load: &Load,
-    tidemark_bin: &std::path::Path,
-    seeds_path: &std::path::Path,
+    points: usize,
+    tidemark_bin: &Path,
+    seeds_path: &Path,
 ) -> Result<LoadReport, CompareError> {
     eprintln!("\nload: {}", load.description);
-    let t = Instant::now();
-    let bar = progress_bar(load.samples, "building requests".into());
-    let requests = load.build_requests(args.senders, args.per_request, |n| bar.set_position(n));
-    bar.finish_and_clear();
-    let bodies: usize = requests.iter().map(Vec::len).sum();
-    let bytes: usize = requests.iter().flatten().map(|r| r.body.len()).sum();
-    eprintln!(
-        "  {bodies} requests, {:.1} MB snappy ({:.1} bytes/sample), built in {:.1?}",
-        bytes as f64 / 1e6,
-        bytes as f64 / load.samples as f64,
-        t.elapsed()
-    );
-    let at = query_time(load);
-    let mut specs = heavy_queries(load, at);
-    if !args.no_seed_queries {
-        specs.extend(seed_queries(seeds_path, at).map_err(CompareError::Setup)?);
-    }
-    let mut systems = Vec::new();
-    for &kind in &args.systems {
-        systems.push(run_system(args, kind, load, &requests, &specs, tidemark_bin)?);
-    }
-    // Agreement with Prometheus' answers, where Prometheus answered.
-    let reference = systems.iter().position(|s: &(SystemReport, Vec<Timed>)| s.0.system == SystemKind::Prometheus);
-    let mut query_reports: Vec<QueryReport> =
-        specs.iter().map(|q| QueryReport { query: q.clone(), by_system: Vec::new() }).collect();
-    for (report, timed) in &systems {
-        for (i, t) in timed.iter().enumerate() {
-            let agreement = reference.and_then(|r| {
-                let want = systems[r].1[i].data.as_ref()?;
-                let got = t.data.as_ref()?;
-                Some(agreement(want, got, ties_free_to_differ(&specs[i].promql)))
-            });
-            query_reports[i].by_system.push(QueryBySystem { system: report.system, timed: t.clone(), agreement });
+    let loadavg_start = report::loadavg();
+    let seeds = if args.no_seed_queries {
+        Vec::new()
+    } else {
+        // Only the time matters here; each point sets its own.
+        seed_queries(seeds_path, 0).map_err(CompareError::Setup)?
+    };
+    let groups: Vec<Vec<SystemKind>> = match args.timing() {
+        Timing::Interleaved => vec![args.systems.clone()],
+        Timing::Sequential => args.systems.iter().map(|&k| vec![k]).collect(),
+    };
+    let mut systems: Vec<SystemReport> = Vec::new();
+    let mut point_results: Vec<PointResult> = Vec::new();
+    let (mut requests, mut request_bytes, mut phases) = (0usize, 0u64, 0usize);
+    for group in &groups {
+        let g = run_group(args, group, load, points, &seeds, tidemark_bin)?;
+        systems.extend(g.systems);
+        (requests, request_bytes, phases) = (g.requests, g.request_bytes, g.phases);
+        if point_results.is_empty() {
+            point_results = g.points;
+        } else {
+            for (mine, theirs) in point_results.iter_mut().zip(g.points) {
+                mine.memory.extend(theirs.memory);
+                for (q, t) in mine.timed.iter_mut().zip(theirs.timed) {
+                    q.extend(t);
+                }
+            }
         }
     }
+    let kinds: Vec<SystemKind> = systems.iter().map(|s| s.system).collect();
+    let reference = kinds.iter().position(|&k| k == SystemKind::Prometheus);
+    let query_points = point_results
+        .into_iter()
+        .map(|p| {
+            let queries = p
+                .specs
+                .iter()
+                .zip(p.timed)
+                .map(|(spec, timed)| {
+                    let by_system = kinds
+                        .iter()
+                        .zip(&timed)
+                        .map(|(&system, t)| {
+                            let agreement = reference.and_then(|r| {
+                                let want = timed[r].data.as_ref()?;
+                                let got = t.data.as_ref()?;
+                                Some(agreement(want, got, ties_free_to_differ(&spec.promql)))
+                            });
+                            QueryBySystem { system, timed: t.clone(), agreement }
+                        })
+                        .collect();
+                    QueryReport { query: spec.clone(), by_system }
+                })
+                .collect();
+            QueryPointReport {
+                after_rounds: p.after_rounds,
+                data_hours: p.after_rounds as f64 * load_interval_ms(load) as f64 / 3.6e6,
+                at_ms: p.at_ms,
+                memory: p.memory,
+                queries,
+            }
+        })
+        .collect();
     Ok(LoadReport {
         description: load.description.clone(),
         kind: load.kind,
         series: load.series.len(),
+        targets: load.targets.len(),
         samples: load.samples,
-        request_bytes: bytes as u64,
-        requests: bodies,
-        systems: systems.into_iter().map(|s| s.0).collect(),
-        queries: query_reports,
+        request_bytes,
+        requests,
+        phases,
+        timing: args.timing(),
+        loadavg_start,
+        loadavg_end: report::loadavg(),
+        bench_peak_rss_bytes: report::own_peak_rss(),
+        systems,
+        query_points,
     })
 }
 
-fn run_system(
+/// Interval between scrape rounds (the capture's is 5 s).
+fn load_interval_ms(load: &Load) -> i64 {
+    match load.kind {
+        load::LoadKind::Synthetic => SYNTHETIC_INTERVAL_MS,
+        load::LoadKind::Capture => 5_000,
+    }
+}
+
+/// What one group of systems (all up at once) gave.
+struct GroupResult {
+    systems: Vec<SystemReport>,
+    points: Vec<PointResult>,
+    requests: usize,
+    request_bytes: u64,
+    phases: usize,
+}
+
+/// One query point: per query, per system of the group, its timings.
+struct PointResult {
+    after_rounds: usize,
+    at_ms: i64,
+    specs: Vec<QuerySpec>,
+    memory: Vec<QueryMemory>,
+    /// `[query][system]`.
+    timed: Vec<Vec<Timed>>,
+}
+
+/// A system of a group and its running totals.
+struct Member {
+    running: Running,
+    url: String,
+    cpu_start: f64,
+    cpu_in_queries: f64,
+    send_seconds: f64,
+}
+
+/// Starts every system of `kinds`, sends them the load phase by phase and
+/// runs the query points, then persists, counts and stops them.
+fn run_group(
     args: &CompareArgs,
-    kind: SystemKind,
+    kinds: &[SystemKind],
     load: &Load,
-    requests: &[Vec<load::Request>],
-    specs: &[QuerySpec],
-    tidemark_bin: &std::path::Path,
-) -> Result<(SystemReport, Vec<Timed>), CompareError> {
-    let running = Running::start(kind, tidemark_bin)?;
-    let url = format!("{}/api/v1/write", running.process().url());
-    let before = running.process().stats()?;
-    let bar = progress_bar(load.samples, format!("→ {}", kind.name()));
+    points: usize,
+    seeds: &[QuerySpec],
+    tidemark_bin: &Path,
+) -> Result<GroupResult, CompareError> {
+    let mut members = Vec::new();
+    for &kind in kinds {
+        let running = Running::start(kind, tidemark_bin)?;
+        let url = format!("{}/api/v1/write", running.process().url());
+        let cpu_start = running.process().stats()?.cpu_seconds;
+        members.push(Member { running, url, cpu_start, cpu_in_queries: 0.0, send_seconds: 0.0 });
+    }
+    let rounds = load.rounds();
+    let per_round = (load.samples / rounds.max(1) as u64).max(1);
+    let phase_rounds = (args.phase_samples / per_round).max(1) as usize;
+    let plan = plan_phases(rounds, phase_rounds, points);
+    let mut builder: RequestBuilder<'_> = load.request_builder(args.senders, args.per_request);
+    let (mut requests, mut request_bytes) = (0usize, 0u64);
+    let mut point_results = Vec::new();
+    let bar = progress_bar(load.samples * members.len() as u64, "ingest".into());
     let sent = AtomicU64::new(0);
+    let build_time = Instant::now();
+    let mut build_seconds = 0.0;
+    for &(phase_rounds, query_after) in &plan {
+        let t = Instant::now();
+        let phase = builder.next_rounds(phase_rounds, |_| {});
+        build_seconds += t.elapsed().as_secs_f64();
+        requests += phase.iter().map(Vec::len).sum::<usize>();
+        request_bytes += phase.iter().flatten().map(|r| r.body.len() as u64).sum::<u64>();
+        for m in &mut members {
+            bar.set_prefix(format!("→ {}", m.running.kind.name()));
+            m.send_seconds += send_phase(&m.running, &m.url, &phase, &bar, &sent)?;
+        }
+        drop(phase);
+        if query_after && !builder.finished() {
+            let r = run_point(args, &mut members, load, builder.round(), seeds, &bar)?;
+            point_results.push(r);
+        }
+    }
+    bar.finish_and_clear();
+    eprintln!(
+        "  {} phases, {requests} requests, {:.1} MB snappy ({:.1} bytes/sample), encoded in {build_seconds:.1} s of {:.1?}",
+        plan.len(),
+        request_bytes as f64 / 1e6,
+        request_bytes as f64 / load.samples as f64,
+        build_time.elapsed()
+    );
+    drop(builder);
+    // Deferred work (VictoriaMetrics' in-memory parts, head bookkeeping)
+    // belongs to ingestion too.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut ingest = Vec::new();
+    for m in &members {
+        let after = m.running.process().stats()?;
+        let cpu = after.cpu_seconds - m.cpu_start - m.cpu_in_queries;
+        let figures = IngestFigures {
+            seconds: m.send_seconds,
+            samples_per_second: load.samples as f64 / m.send_seconds,
+            cpu_seconds: cpu,
+            cpu_seconds_per_million: cpu / (load.samples as f64 / 1e6),
+            peak_rss_bytes: after.peak_rss_bytes,
+            rss_bytes: after.rss_bytes,
+            peak_rss_per_series: after.peak_rss_bytes as f64 / load.series.len() as f64,
+        };
+        let live = systems::dir_bytes(m.running.data_dir());
+        eprintln!(
+            "  {:<17} {:>8.0} samples/s  {:.2} CPU-s/M samples  peak RSS {:.0} MiB ({:.2} KiB/series)  data dir {:.0} MiB",
+            m.running.kind.name(),
+            figures.samples_per_second,
+            figures.cpu_seconds_per_million,
+            figures.peak_rss_bytes as f64 / (1 << 20) as f64,
+            figures.peak_rss_per_series / 1024.0,
+            live as f64 / (1 << 20) as f64
+        );
+        ingest.push((figures, live));
+    }
+    point_results.push(run_point(args, &mut members, load, rounds, seeds, &ProgressBar::hidden())?);
+    let mut reports = Vec::new();
+    for (m, (ingest, live)) in members.iter().zip(ingest) {
+        let after_queries = m.running.process().stats()?;
+        let persisted = m.running.persist()?;
+        eprintln!(
+            "  {:<17} persisted {:.1} MB = {:.3} bytes/sample in {:.1} s",
+            m.running.kind.name(),
+            persisted.bytes as f64 / 1e6,
+            persisted.bytes as f64 / load.samples as f64,
+            persisted.seconds
+        );
+        let stored = stored_samples(&m.running, load)?;
+        let expected = match m.running.kind {
+            // MetricsQL's count_over_time skips NaN samples.
+            SystemKind::VictoriaMetrics => load.samples - load.nan_samples,
+            _ => load.samples,
+        };
+        if stored != expected {
+            return Err(CompareError::Peer(format!(
+                "{}: stores {stored} samples of the {expected} sent (counted with count_over_time per metric name)",
+                m.running.kind.name()
+            )));
+        }
+        reports.push(SystemReport {
+            system: m.running.kind,
+            ingest,
+            live_data_dir_bytes: live,
+            bytes_per_sample: persisted.bytes as f64 / load.samples as f64,
+            persisted,
+            stored_samples: stored,
+            peak_rss_after_queries: after_queries.peak_rss_bytes,
+            rss_after_queries: after_queries.rss_bytes,
+        });
+    }
+    for m in members {
+        m.running.stop()?;
+    }
+    Ok(GroupResult { systems: reports, points: point_results, requests, request_bytes, phases: plan.len() })
+}
+
+/// Sends one phase's requests to one system (each sender's requests in
+/// order, on its own keep-alive connection); the wall time it took.
+fn send_phase(
+    running: &Running,
+    url: &str,
+    phase: &[Vec<load::Request>],
+    bar: &ProgressBar,
+    sent: &AtomicU64,
+) -> Result<f64, CompareError> {
     let non_2xx = AtomicUsize::new(0);
     let first_error = Mutex::new(None::<String>);
     let t0 = Instant::now();
     std::thread::scope(|s| {
-        for mine in requests {
-            let (url, bar, sent, non_2xx, first_error) = (&url, &bar, &sent, &non_2xx, &first_error);
+        for mine in phase {
+            let (non_2xx, first_error) = (&non_2xx, &first_error);
             s.spawn(move || {
                 let http = Http::new(Duration::from_secs(300));
                 for r in mine {
@@ -290,90 +700,82 @@ fn run_system(
             });
         }
     });
-    let wall = t0.elapsed();
-    bar.finish_and_clear();
+    let wall = t0.elapsed().as_secs_f64();
     let non_2xx = non_2xx.load(Ordering::Relaxed);
     if non_2xx > 0 {
         let first = first_error.lock().ok().and_then(|f| f.clone()).unwrap_or_default();
         return Err(CompareError::Peer(format!(
             "{}: {non_2xx} write requests failed; first: {first}; log:\n{}",
-            kind.name(),
+            running.kind.name(),
             running.process().log_tail(20)
         )));
     }
-    // Deferred work (VictoriaMetrics' in-memory parts, head bookkeeping)
-    // belongs to ingestion too.
-    std::thread::sleep(Duration::from_secs(3));
-    let after = running.process().stats()?;
-    let ingest = IngestFigures {
-        seconds: wall.as_secs_f64(),
-        samples_per_second: load.samples as f64 / wall.as_secs_f64(),
-        cpu_seconds: after.cpu_seconds - before.cpu_seconds,
-        cpu_seconds_per_million: (after.cpu_seconds - before.cpu_seconds) / (load.samples as f64 / 1e6),
-        peak_rss_bytes: after.peak_rss_bytes,
-        rss_bytes: after.rss_bytes,
-        peak_rss_per_series: after.peak_rss_bytes as f64 / load.series.len() as f64,
-    };
-    eprintln!(
-        "  {:<17} {:>8.0} samples/s  {:.2} CPU-s/M samples  peak RSS {:.0} MiB ({:.2} KiB/series)",
-        kind.name(),
-        ingest.samples_per_second,
-        ingest.cpu_seconds_per_million,
-        ingest.peak_rss_bytes as f64 / (1 << 20) as f64,
-        ingest.peak_rss_per_series / 1024.0
+    Ok(wall)
+}
+
+/// Runs the query set with every member up, once the first `rounds`
+/// rounds are stored: interleaved when there are several members. The CPU
+/// the members spend meanwhile is kept out of their ingest figures.
+fn run_point(
+    args: &CompareArgs,
+    members: &mut [Member],
+    load: &Load,
+    rounds: usize,
+    seeds: &[QuerySpec],
+    bar: &ProgressBar,
+) -> Result<PointResult, CompareError> {
+    let at = load.time_after_rounds(rounds);
+    let mut specs = heavy_queries(load, at);
+    specs.extend(
+        seeds.iter().map(|q| QuerySpec { evaluation: queries::Evaluation::Instant { time_ms: at }, ..q.clone() }),
     );
-    let persisted = running.persist()?;
-    eprintln!(
-        "  {:<17} persisted {:.1} MB = {:.3} bytes/sample in {:.1} s",
-        kind.name(),
-        persisted.bytes as f64 / 1e6,
-        persisted.bytes as f64 / load.samples as f64,
-        persisted.seconds
-    );
-    let stored = stored_samples(&running, load)?;
-    let expected = match kind {
-        // MetricsQL's count_over_time skips NaN samples.
-        SystemKind::VictoriaMetrics => load.samples - load.nan_samples,
-        _ => load.samples,
-    };
-    if stored != expected {
-        return Err(CompareError::Peer(format!(
-            "{}: stores {stored} samples of the {expected} sent (counted with count_over_time per metric name)",
-            kind.name()
-        )));
-    }
+    let before: Vec<_> = members.iter().map(|m| m.running.process().stats()).collect::<Result<_, _>>()?;
     let http = queries::client();
-    let base = running.process().url();
-    let bar = ProgressBar::new(specs.len() as u64);
-    bar.set_style(
+    let bases: Vec<String> = members.iter().map(|m| m.running.process().url()).collect();
+    bar.suspend(|| {
+        eprintln!(
+            "  query set at {:.2} h of data ({} queries, {} systems)",
+            rounds as f64 * load_interval_ms(load) as f64 / 3.6e6,
+            specs.len(),
+            members.len()
+        )
+    });
+    let qbar = ProgressBar::new(specs.len() as u64);
+    qbar.set_style(
         ProgressStyle::with_template("{prefix:>24} [{bar:40}] {pos}/{len} queries  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    bar.set_prefix(format!("? {}", kind.name()));
-    let timed: Vec<Timed> = specs
+    qbar.set_prefix("? queries");
+    let timed: Vec<Vec<Timed>> = specs
         .iter()
         .map(|q| {
-            bar.set_message(q.name.chars().take(40).collect::<String>());
-            let t = time_query(&http, &base, q, if q.heavy { args.query_runs } else { args.seed_runs });
-            bar.inc(1);
+            qbar.set_message(q.name.chars().take(40).collect::<String>());
+            let runs = if q.heavy { args.query_runs } else { args.seed_runs };
+            let t = if bases.len() == 1 {
+                vec![time_query(&http, &bases[0], q, runs)]
+            } else {
+                time_interleaved(&http, &bases, q, runs)
+            };
+            qbar.inc(1);
             t
         })
         .collect();
-    bar.finish_and_clear();
-    let end = running.process().stats()?;
-    running.stop()?;
-    Ok((
-        SystemReport {
-            system: kind,
-            ingest,
-            bytes_per_sample: persisted.bytes as f64 / load.samples as f64,
-            persisted,
-            stored_samples: stored,
-            peak_rss_after_queries: end.peak_rss_bytes,
-        },
-        timed,
-    ))
+    qbar.finish_and_clear();
+    let mut memory = Vec::new();
+    for (m, b) in members.iter_mut().zip(before) {
+        let after = m.running.process().stats()?;
+        m.cpu_in_queries += after.cpu_seconds - b.cpu_seconds;
+        memory.push(QueryMemory {
+            system: m.running.kind,
+            peak_rss_before: b.peak_rss_bytes,
+            peak_rss_after: after.peak_rss_bytes,
+            rss_before: b.rss_bytes,
+            rss_after: after.rss_bytes,
+            cpu_seconds: after.cpu_seconds - b.cpu_seconds,
+        });
+    }
+    Ok(PointResult { after_rounds: rounds, at_ms: at, specs, memory, timed })
 }
 
 /// How many samples `running` holds, asked in PromQL one metric name at a
@@ -383,7 +785,7 @@ fn stored_samples(running: &Running, load: &Load) -> Result<u64, CompareError> {
     let http = queries::client();
     let base = running.process().url();
     let fail = |e: String| CompareError::Peer(format!("{}: counting stored samples: {e}", running.kind.name()));
-    let at = query_time(load);
+    let at = queries::query_time(load);
     let window_s = (at - load.first_ms) / 1000 + 60;
     let mut total = 0u64;
     for name in load.metric_names() {
@@ -417,5 +819,87 @@ pub(crate) fn post_remote_write(http: &Http, url: &str, body: &[u8], user_agent:
         Ok(resp) if resp.is_success() => None,
         Ok(resp) => Some(format!("{}: {}", resp.status, resp.text().trim())),
         Err(e) => Some(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: CompareArgs,
+    }
+
+    fn args(line: &[&str]) -> CompareArgs {
+        Cli::parse_from(std::iter::once("compare").chain(line.iter().copied())).args
+    }
+
+    #[test]
+    fn the_production_preset_is_issue_13s_shape() {
+        let shape = args(&["--preset", "production"]).shape();
+        assert_eq!(shape.series, [368_695]);
+        assert_eq!(shape.samples_per_series, 264);
+        assert!(!shape.capture);
+        assert_eq!(shape.targets_per.targets(368_695), Some(2_000));
+        assert_eq!(shape.targets_per.targets(1_000_000), Some(5_424));
+        assert_eq!(shape.targets_per.targets(10), Some(2));
+        // 1.1 h at 15 s.
+        assert!((shape.samples_per_series as f64 * 15.0 / 3600.0 - 1.1).abs() < 0.01);
+        let million = args(&["--preset", "million"]).shape();
+        assert_eq!(million.series, [1_000_000]);
+        assert_eq!(million.samples_per_series, 264);
+    }
+
+    #[test]
+    fn the_long_preset_spans_6_hours_and_queries_during_ingest() {
+        let shape = args(&["--preset", "long"]).shape();
+        assert!(shape.samples_per_series as i64 * SYNTHETIC_INTERVAL_MS >= 6 * 3_600_000);
+        assert!(shape.query_points >= 3);
+        assert_eq!(shape.targets_per, TargetsRule::Default);
+        let series = shape.series[0];
+        assert!((50_000..=100_000).contains(&series));
+    }
+
+    #[test]
+    fn flags_override_presets_and_defaults_stay() {
+        let a = args(&["--preset", "production", "--series", "1000", "--capture", "true", "--query-points", "2"]);
+        let shape = a.shape();
+        assert_eq!(shape.series, [1_000]);
+        assert!(shape.capture);
+        assert_eq!(shape.query_points, 2);
+        assert_eq!(shape.targets_per.targets(1_000), Some(6));
+        // The CI invocation of scripts/test.
+        let ci = args(&["--series", "3000", "--query-runs", "1", "--seed-runs", "1", "--require-agreement"]);
+        let shape = ci.shape();
+        assert_eq!((shape.series.as_slice(), shape.samples_per_series, shape.capture), (&[3_000][..], 261, true));
+        assert_eq!(shape.targets_per.targets(3_000), None);
+        assert_eq!(ci.timing(), Timing::Interleaved);
+        assert_eq!(args(&["--systems", "tidemark"]).timing(), Timing::Sequential);
+        assert_eq!(args(&["--timing", "sequential"]).timing(), Timing::Sequential);
+        assert_eq!(args(&[]).shape().series, [100_000]);
+    }
+
+    #[test]
+    fn phases_stop_at_the_query_points() {
+        assert_eq!(plan_phases(10, 100, 1), [(10, true)]);
+        assert_eq!(plan_phases(10, 4, 1), [(4, false), (4, false), (2, true)]);
+        assert_eq!(plan_phases(10, 4, 2), [(4, false), (1, true), (4, false), (1, true)]);
+        let long = plan_phases(1_941, 200, 4);
+        assert_eq!(long.iter().map(|p| p.0).sum::<usize>(), 1_941);
+        assert!(long.iter().all(|p| p.0 <= 200));
+        let mut done = 0;
+        let stops: Vec<usize> = long
+            .iter()
+            .filter_map(|&(n, q)| {
+                done += n;
+                q.then_some(done)
+            })
+            .collect();
+        assert_eq!(stops, [486, 971, 1_456, 1_941]);
+        // More points than rounds: one per round.
+        assert_eq!(plan_phases(2, 5, 9), [(1, true), (1, true)]);
     }
 }

@@ -63,56 +63,73 @@ impl QuerySpec {
     }
 }
 
-/// Where queries are evaluated: just after the load's last sample, on an
-/// odd millisecond (sample timestamps of the synthetic load are even, so no
-/// range window starts exactly on a sample, where Prometheus 2.42 and 3.x
-/// read different samples).
+/// Where queries are evaluated once the whole load is stored (see
+/// [`Load::time_after_rounds`]).
 pub fn query_time(load: &Load) -> i64 {
-    let t = load.last_ms + 1;
-    if t % 2 == 0 {
-        t + 1
-    } else {
-        t
-    }
+    load.time_after_rounds(load.rounds())
 }
 
 const HOUR_MS: i64 = 3_600_000;
 
-/// The heavy queries for `load`, evaluated at `at`: a rate over every
-/// series of the busiest counter, a `sum by` and a `histogram_quantile`
-/// over every bucket as 1 h range queries at a 15 s step (what a Grafana
-/// panel asks for), a `topk` range query, and one query touching every
-/// series.
+/// The heavy queries for `load`, evaluated at `at`: every shape of issue
+/// 13's table (a rate over every series of the busiest counter; `sum by`
+/// and `histogram_quantile` over every bucket as 1 h range queries; a
+/// `histogram_quantile` by route, a `topk` of per-instance CPU, a count of
+/// every series and a 1 h `max_over_time`, instant), each range shape at
+/// both a 60 s step (a dashboard over a longer range) and a 15 s step (what
+/// a Grafana panel of the last hour asks for).
 pub fn heavy_queries(load: &Load, at: i64) -> Vec<QuerySpec> {
     let instant = Evaluation::Instant { time_ms: at };
     let range = |step_ms| Evaluation::Range { start_ms: at - HOUR_MS, end_ms: at, step_ms };
-    let (counter, by, buckets) = match load.kind {
-        LoadKind::Synthetic => ("http_requests_total", "job, status", "http_request_duration_seconds_bucket"),
-        LoadKind::Capture => ("node_cpu_seconds_total", "mode", "prometheus_http_request_duration_seconds_bucket"),
+    let (counter, by, buckets, route) = match load.kind {
+        LoadKind::Synthetic => ("http_requests_total", "job, status", "http_request_duration_seconds_bucket", "route"),
+        LoadKind::Capture => {
+            ("node_cpu_seconds_total", "mode", "prometheus_http_request_duration_seconds_bucket", "handler")
+        }
     };
-    vec![
-        QuerySpec::new("rate, every series of a counter", &format!("rate({counter}[5m])"), instant, true),
+    let mut out =
+        vec![QuerySpec::new("rate, every series of a counter", &format!("rate({counter}[5m])"), instant, true)];
+    let ranged: [(&str, String); 4] = [
+        ("sum by", format!("sum by ({by}) (rate({counter}[5m]))")),
+        ("histogram_quantile", format!("histogram_quantile(0.99, sum by (le) (rate({buckets}[5m])))")),
+        ("topk", format!("topk(10, rate({counter}[5m]))")),
+        (
+            "CPU busy by instance",
+            r#"100 - (avg by (instance) (irate(node_cpu_seconds_total{mode="idle"}[5m])) * 100)"#.to_string(),
+        ),
+    ];
+    for (name, promql) in &ranged {
+        for step_s in [60, 15] {
+            out.push(QuerySpec::new(
+                &format!("{name}, 1 h range, {step_s} s step"),
+                promql,
+                range(step_s * 1_000),
+                true,
+            ));
+        }
+    }
+    out.extend([
         QuerySpec::new(
-            "sum by, 1 h range, 15 s step",
-            &format!("sum by ({by}) (rate({counter}[5m]))"),
-            range(15_000),
+            "histogram_quantile by route, instant",
+            &format!("histogram_quantile(0.95, sum by (le, {route}) (rate({buckets}[5m])))"),
+            instant,
             true,
         ),
         QuerySpec::new(
-            "histogram_quantile, 1 h range, 15 s step",
-            &format!("histogram_quantile(0.99, sum by (le) (rate({buckets}[5m])))"),
-            range(15_000),
-            true,
-        ),
-        QuerySpec::new("topk, 1 h range, 60 s step", &format!("topk(10, rate({counter}[5m]))"), range(60_000), true),
-        QuerySpec::new(
-            "CPU busy by instance, 1 h range, 60 s step",
-            r#"100 - (avg by (instance) (irate(node_cpu_seconds_total{mode="idle"}[5m])) * 100)"#,
-            range(60_000),
+            "topk of CPU by instance, instant",
+            r#"topk(10, sum by (instance) (rate(node_cpu_seconds_total{mode!="idle"}[5m])))"#,
+            instant,
             true,
         ),
         QuerySpec::new("count of every series", r#"count({__name__=~".+"})"#, instant, true),
-    ]
+        QuerySpec::new(
+            "max_over_time 1 h, instant",
+            "max(max_over_time(process_resident_memory_bytes[1h]))",
+            instant,
+            true,
+        ),
+    ]);
+    out
 }
 
 /// The seed queries (`../shared/seed-queries.md`): every line inside a
@@ -147,15 +164,55 @@ pub fn default_seed_queries_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("../shared/seed-queries.md"))
 }
 
+/// The spread of a sample of latencies (ms).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Spread {
+    /// Fastest run.
+    pub min_ms: f64,
+    /// 10th percentile (nearest rank).
+    pub p10_ms: f64,
+    /// First quartile (nearest rank).
+    pub p25_ms: f64,
+    /// Median (the mean of the middle two for an even count).
+    pub median_ms: f64,
+    /// Third quartile (nearest rank).
+    pub p75_ms: f64,
+    /// 90th percentile (nearest rank).
+    pub p90_ms: f64,
+    /// 99th percentile (nearest rank).
+    pub p99_ms: f64,
+    /// Slowest run.
+    pub max_ms: f64,
+}
+
+impl Spread {
+    /// The spread of `runs` (all NaN when empty).
+    pub fn of(runs: &[f64]) -> Spread {
+        Spread {
+            min_ms: percentile(runs, 0.0),
+            p10_ms: percentile(runs, 0.1),
+            p25_ms: percentile(runs, 0.25),
+            median_ms: percentile(runs, 0.5),
+            p75_ms: percentile(runs, 0.75),
+            p90_ms: percentile(runs, 0.9),
+            p99_ms: percentile(runs, 0.99),
+            max_ms: percentile(runs, 1.0),
+        }
+    }
+}
+
 /// How one system answered one query.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Timed {
     /// Latency of each measured run (ms), in run order.
     pub runs_ms: Vec<f64>,
-    /// Median of `runs_ms`.
+    /// Median of `runs_ms` (also in `spread`; kept for readers of older
+    /// reports).
     pub median_ms: f64,
     /// 99th percentile of `runs_ms` (nearest rank).
     pub p99_ms: f64,
+    /// Min, percentiles and max of `runs_ms`.
+    pub spread: Spread,
     /// Series (or points, for a scalar) in the answer.
     pub result_series: usize,
     /// The error, if the system refused the query.
@@ -166,54 +223,98 @@ pub struct Timed {
     pub data: Option<serde_json::Value>,
 }
 
-/// Runs `q` once to warm up, then `runs` times, timing each request from
-/// sending it to having read the whole answer.
-pub fn time_query(http: &Http, base: &str, q: &QuerySpec, runs: usize) -> Timed {
-    let url = format!("{base}{}", q.path());
-    let once = || -> Result<(f64, serde_json::Value), String> {
-        let t0 = Instant::now();
-        let r = http.get(&url).map_err(|e| e.to_string())?;
-        let ms = t0.elapsed().as_secs_f64() * 1e3;
-        let json: serde_json::Value =
-            serde_json::from_slice(&r.body).map_err(|e| format!("{}: not JSON ({e}): {:.200}", r.status, r.text()))?;
-        if json["status"] != "success" {
-            return Err(format!("{}: {}", r.status, json["error"].as_str().unwrap_or(&r.text())));
-        }
-        Ok((ms, json["data"].clone()))
-    };
-    let mut timed =
-        Timed { runs_ms: Vec::new(), median_ms: f64::NAN, p99_ms: f64::NAN, result_series: 0, error: None, data: None };
-    match once() {
-        Err(e) => {
-            timed.error = Some(e);
-            return timed;
-        }
-        Ok((_, data)) => timed.data = Some(data),
+impl Timed {
+    /// Figures from the measured runs, the last answer's `data` and the
+    /// error that stopped the runs, if any.
+    pub fn from_runs(runs_ms: Vec<f64>, data: Option<serde_json::Value>, error: Option<String>) -> Timed {
+        let spread = Spread::of(&runs_ms);
+        let result_series = data.as_ref().map_or(0, |d| match &d["result"] {
+            serde_json::Value::Array(a) if d["resultType"] == "scalar" || d["resultType"] == "string" => a.len().min(1),
+            serde_json::Value::Array(a) => a.len(),
+            _ => 0,
+        });
+        Timed { runs_ms, median_ms: spread.median_ms, p99_ms: spread.p99_ms, spread, result_series, error, data }
     }
+}
+
+/// Sends `q` once, timing the request from sending it to having read the
+/// whole answer; the latency (ms) and the answer's `data`.
+pub fn run_once(http: &Http, base: &str, q: &QuerySpec) -> Result<(f64, serde_json::Value), String> {
+    let url = format!("{base}{}", q.path());
+    let t0 = Instant::now();
+    let r = http.get(&url).map_err(|e| e.to_string())?;
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    let json: serde_json::Value =
+        serde_json::from_slice(&r.body).map_err(|e| format!("{}: not JSON ({e}): {:.200}", r.status, r.text()))?;
+    if json["status"] != "success" {
+        return Err(format!("{}: {}", r.status, json["error"].as_str().unwrap_or(&r.text())));
+    }
+    Ok((ms, json["data"].clone()))
+}
+
+/// Runs `q` once to warm up, then `runs` times (the sequential mode: one
+/// system's runs back to back).
+pub fn time_query(http: &Http, base: &str, q: &QuerySpec, runs: usize) -> Timed {
+    let data = match run_once(http, base, q) {
+        Err(e) => return Timed::from_runs(Vec::new(), None, Some(e)),
+        Ok((_, data)) => data,
+    };
+    let (mut measured, mut data, mut error) = (Vec::new(), Some(data), None);
     for _ in 0..runs {
-        match once() {
-            Ok((ms, data)) => {
-                timed.runs_ms.push(ms);
-                timed.data = Some(data);
+        match run_once(http, base, q) {
+            Ok((ms, d)) => {
+                measured.push(ms);
+                data = Some(d);
             }
             Err(e) => {
-                timed.error = Some(e);
+                error = Some(e);
                 break;
             }
         }
     }
-    timed.median_ms = percentile(&timed.runs_ms, 0.5);
-    timed.p99_ms = percentile(&timed.runs_ms, 0.99);
-    timed.result_series = timed.data.as_ref().map_or(0, |d| match &d["result"] {
-        serde_json::Value::Array(a) if d["resultType"] == "scalar" || d["resultType"] == "string" => a.len().min(1),
-        serde_json::Value::Array(a) => a.len(),
-        _ => 0,
-    });
-    timed
+    Timed::from_runs(measured, data, error)
 }
 
-/// Nearest-rank percentile (`p` in (0, 1]); the median of an even count is
-/// the mean of the two middle values.
+/// The order in which `systems` answer round `round` of an interleaved
+/// query: each system once, the first place rotating from round to round
+/// (A B C, B C A, C A B, …) so that no system always runs right after the
+/// heaviest one or first on a cold cache.
+pub fn interleaved_order(systems: usize, round: usize) -> impl Iterator<Item = usize> {
+    (0..systems).map(move |k| (k + round) % systems.max(1))
+}
+
+/// Times `q` on every one of `bases` (base URLs of systems that are all up)
+/// interleaved: one warm-up run each, then `runs` rounds in
+/// [`interleaved_order`], so drift of the machine's load hits every system
+/// alike. A system that refuses the query is not asked again.
+pub fn time_interleaved(http: &Http, bases: &[String], q: &QuerySpec, runs: usize) -> Vec<Timed> {
+    let n = bases.len();
+    let mut measured: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut data: Vec<Option<serde_json::Value>> = vec![None; n];
+    let mut errors: Vec<Option<String>> = vec![None; n];
+    for round in 0..=runs {
+        for s in interleaved_order(n, round) {
+            if errors[s].is_some() {
+                continue;
+            }
+            match run_once(http, &bases[s], q) {
+                Ok((ms, d)) => {
+                    // Round 0 is the warm-up.
+                    if round > 0 {
+                        measured[s].push(ms);
+                    }
+                    data[s] = Some(d);
+                }
+                Err(e) => errors[s] = Some(e),
+            }
+        }
+    }
+    measured.into_iter().zip(data).zip(errors).map(|((m, d), e)| Timed::from_runs(m, d, e)).collect()
+}
+
+/// Nearest-rank percentile (`p` in [0, 1]: 0 is the minimum, 1 the
+/// maximum); the median of an even count is the mean of the two middle
+/// values.
 pub fn percentile(xs: &[f64], p: f64) -> f64 {
     if xs.is_empty() {
         return f64::NAN;
@@ -379,6 +480,37 @@ mod tests {
         assert_eq!(percentile(&xs, 0.99), 99.0);
         assert_eq!(percentile(&xs[..10], 0.99), 10.0);
         assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn spread_of_runs() {
+        let xs: Vec<f64> = (1..=10).rev().map(f64::from).collect();
+        let s = Spread::of(&xs);
+        assert_eq!((s.min_ms, s.p10_ms, s.p25_ms, s.median_ms), (1.0, 1.0, 3.0, 5.5));
+        assert_eq!((s.p75_ms, s.p90_ms, s.p99_ms, s.max_ms), (8.0, 9.0, 10.0, 10.0));
+        let one = Spread::of(&[4.0]);
+        assert_eq!((one.min_ms, one.median_ms, one.max_ms), (4.0, 4.0, 4.0));
+        assert!(Spread::of(&[]).median_ms.is_nan());
+        let t = Timed::from_runs(vec![3.0, 1.0, 2.0], None, None);
+        assert_eq!((t.median_ms, t.spread.min_ms, t.spread.max_ms), (2.0, 1.0, 3.0));
+    }
+
+    #[test]
+    fn interleaving_rotates_the_first_place() {
+        let rounds: Vec<Vec<usize>> = (0..4).map(|r| interleaved_order(3, r).collect()).collect();
+        assert_eq!(rounds, [vec![0, 1, 2], vec![1, 2, 0], vec![2, 0, 1], vec![0, 1, 2]]);
+        // Over any 3 consecutive rounds each system holds each place once,
+        // and every round asks every system exactly once.
+        for start in 0..5 {
+            for place in 0..3 {
+                let mut who: Vec<usize> =
+                    (start..start + 3).map(|r| interleaved_order(3, r).nth(place).unwrap_or(9)).collect();
+                who.sort();
+                assert_eq!(who, [0, 1, 2]);
+            }
+        }
+        assert_eq!(interleaved_order(1, 5).collect::<Vec<_>>(), [0]);
+        assert_eq!(interleaved_order(0, 5).count(), 0);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::load::LoadKind;
 use super::queries::{Agreement, QuerySpec, Timed};
 use super::systems::{package_version, Persisted, SystemKind};
-use super::CompareError;
+use super::{CompareError, Timing};
 
 /// Everything one run measured.
 #[derive(Debug, serde::Serialize)]
@@ -32,26 +32,49 @@ pub struct LoadReport {
     pub kind: LoadKind,
     /// Series in the load.
     pub series: usize,
+    /// Scrape targets in the load.
+    pub targets: usize,
     /// Samples in the load.
     pub samples: u64,
     /// Remote-write requests sent to each system, and their total bytes.
     pub requests: usize,
     /// See `requests`.
     pub request_bytes: u64,
+    /// Ingest phases the load was encoded and sent in.
+    pub phases: usize,
+    /// How query latency was taken.
+    pub timing: Timing,
+    /// `/proc/loadavg` when the load started and when it ended (the
+    /// machine is shared: wall-clock figures depend on it).
+    pub loadavg_start: String,
+    /// See `loadavg_start`.
+    pub loadavg_end: String,
+    /// Peak RSS of the bench process itself so far (request bodies,
+    /// series labels, answers kept for the agreement check).
+    pub bench_peak_rss_bytes: u64,
     /// Each system's ingestion and storage figures.
     pub systems: Vec<SystemReport>,
-    /// Each query's latency per system.
-    pub queries: Vec<QueryReport>,
+    /// The query set at each query point (the last is the end of the load).
+    pub query_points: Vec<QueryPointReport>,
+}
+
+impl LoadReport {
+    /// The query set at the end of the load.
+    pub fn final_queries(&self) -> &[QueryReport] {
+        self.query_points.last().map_or(&[], |p| p.queries.as_slice())
+    }
 }
 
 /// Ingestion figures of one system.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IngestFigures {
-    /// Wall time from the first request to the last answer.
+    /// Wall time spent sending (the sum over phases, from each phase's
+    /// first request to its last answer).
     pub seconds: f64,
     /// Samples ÷ `seconds`.
     pub samples_per_second: f64,
-    /// Server CPU (user + system) during the load and 3 s after.
+    /// Server CPU (user + system) from before the first write to 3 s after
+    /// the last, less the CPU spent during query points in between.
     pub cpu_seconds: f64,
     /// `cpu_seconds` per million samples.
     pub cpu_seconds_per_million: f64,
@@ -70,14 +93,51 @@ pub struct SystemReport {
     pub system: SystemKind,
     /// Ingestion.
     pub ingest: IngestFigures,
+    /// The data directory right after ingest, before any snapshot or
+    /// forced flush (while data is in the head: mostly the WAL).
+    pub live_data_dir_bytes: u64,
     /// Persisted form.
     pub persisted: Persisted,
     /// Persisted bytes ÷ samples.
     pub bytes_per_sample: f64,
     /// Samples counted back with `count_over_time`.
     pub stored_samples: u64,
-    /// Peak RSS at the end, queries included.
+    /// Peak RSS (`VmHWM`) after the final query set.
     pub peak_rss_after_queries: u64,
+    /// RSS (`VmRSS`) after the final query set.
+    pub rss_after_queries: u64,
+}
+
+/// The query set at one point of the load.
+#[derive(Debug, serde::Serialize)]
+pub struct QueryPointReport {
+    /// Scrape rounds stored when the set ran.
+    pub after_rounds: usize,
+    /// The same in hours of data-time.
+    pub data_hours: f64,
+    /// Evaluation time of the instant queries (end of the range ones).
+    pub at_ms: i64,
+    /// Each system's memory and CPU around the set.
+    pub memory: Vec<QueryMemory>,
+    /// Each query's figures.
+    pub queries: Vec<QueryReport>,
+}
+
+/// What a query set cost a system in memory and CPU.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueryMemory {
+    /// Which system.
+    pub system: SystemKind,
+    /// `VmHWM` before and after the set.
+    pub peak_rss_before: u64,
+    /// See `peak_rss_before`.
+    pub peak_rss_after: u64,
+    /// `VmRSS` before and after the set.
+    pub rss_before: u64,
+    /// See `rss_before`.
+    pub rss_after: u64,
+    /// CPU (user + system) the system spent during the set.
+    pub cpu_seconds: f64,
 }
 
 /// One query's figures on every system.
@@ -181,15 +241,10 @@ fn short_version(v: &str) -> &str {
     v.split(['+', '-']).next().unwrap_or(v)
 }
 
-/// `x` next to its ratio to Prometheus' figure, `x (0.52×)`.
-fn with_ratio(x: f64, prometheus: Option<f64>, fmt: impl Fn(f64) -> String) -> String {
-    match prometheus {
-        Some(p) if p > 0.0 && x.is_finite() => format!("{} ({:.2}×)", fmt(x), x / p),
-        _ => fmt(x),
-    }
-}
-
 fn thousands(x: f64) -> String {
+    if !x.is_finite() {
+        return "–".into();
+    }
     let s = format!("{:.0}", x);
     let (sign, digits) = s.strip_prefix('-').map_or(("", s.as_str()), |d| ("-", d));
     let mut out = String::new();
@@ -202,120 +257,249 @@ fn thousands(x: f64) -> String {
     format!("{sign}{out}")
 }
 
-/// Prints one load's tables (markdown) to stdout.
-pub fn print_load(l: &LoadReport, versions: &[(String, String)]) {
-    let prom = l.systems.iter().find(|s| s.system == SystemKind::Prometheus);
-    println!("\n### {}\n", l.description);
-    println!(
-        "{} samples in {} remote-write 1.0 requests ({:.1} MB snappy). Ratios are to Prometheus (below 1 is less).\n",
-        thousands(l.samples as f64),
-        l.requests,
-        l.request_bytes as f64 / 1e6
+/// `ours / theirs` as `0.52×`, or `–` when either is missing.
+fn ratio(ours: Option<f64>, theirs: Option<f64>) -> String {
+    match (ours, theirs) {
+        (Some(a), Some(b)) if b > 0.0 && a.is_finite() && b.is_finite() => format!("{:.2}×", a / b),
+        _ => "–".into(),
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+/// `/proc/loadavg` (the 1, 5 and 15 min load averages, runnable/total
+/// threads), or empty off Linux.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// This process' peak RSS (`VmHWM`), 0 if unknown.
+pub fn own_peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |k| k * 1024)
+}
+
+/// Writes `text` to `path` (creating its directory).
+pub fn write_text(path: &Path, text: &str) -> Result<(), CompareError> {
+    let io = |e: std::io::Error| CompareError::Setup(format!("cannot write {}: {e}", path.display()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    std::fs::write(path, text).map_err(io)
+}
+
+/// The markdown report's heading: when, where, what.
+pub fn render_header(r: &Report) -> String {
+    let versions: Vec<String> = r.versions.iter().map(|(n, v)| format!("{n} {v}")).collect();
+    format!(
+        "# tidemark-bench compare, {}\n\n`{}`\n\nMachine: {}. Versions: {}.\n",
+        r.started,
+        r.command,
+        r.machine,
+        versions.join(", ")
+    )
+}
+
+/// The Tidemark system a load's ratios are about: `tidemark`, else
+/// `tidemark-nosync`.
+fn ours(kinds: &[SystemKind]) -> Option<usize> {
+    kinds
+        .iter()
+        .position(|&k| k == SystemKind::Tidemark)
+        .or_else(|| kinds.iter().position(|&k| k == SystemKind::TidemarkNosync))
+}
+
+/// One load's tables as markdown: every figure of issue 13's table per
+/// system with Tidemark's ratios to VictoriaMetrics and Prometheus, then
+/// each query point's latencies (median and spread) and memory.
+pub fn render_load(l: &LoadReport, versions: &[(String, String)]) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let kinds: Vec<SystemKind> = l.systems.iter().map(|s| s.system).collect();
+    let (t, v, p) = (
+        ours(&kinds),
+        kinds.iter().position(|&k| k == SystemKind::VictoriaMetrics),
+        kinds.iter().position(|&k| k == SystemKind::Prometheus),
     );
-    let header: Vec<String> = l.systems.iter().map(|s| label(s.system, versions)).collect();
-    println!("| | {} |", header.join(" | "));
-    println!("|---|{}", "---:|".repeat(header.len()));
-    type Row<'a> = (&'a str, Box<dyn Fn(&SystemReport) -> f64>, Box<dyn Fn(f64) -> String>);
+    let _ = writeln!(o, "\n## {}\n", l.description);
+    let _ = writeln!(
+        o,
+        "{} series in {} targets, {} samples in {} remote-write 1.0 requests ({:.1} MB snappy), sent in {} phases to one system at a time; queries timed {}. Load average {} at the start, {} at the end; the bench process peaked at {:.0} MiB RSS.\n",
+        thousands(l.series as f64),
+        thousands(l.targets as f64),
+        thousands(l.samples as f64),
+        thousands(l.requests as f64),
+        l.request_bytes as f64 / 1e6,
+        l.phases,
+        match l.timing {
+            Timing::Interleaved => "interleaved (every system up, each query's runs alternating between them)",
+            Timing::Sequential => "sequentially (one system up at a time)",
+        },
+        l.loadavg_start,
+        l.loadavg_end,
+        mib(l.bench_peak_rss_bytes)
+    );
+    let header: Vec<String> = kinds.iter().map(|&k| label(k, versions)).collect();
+    let _ = writeln!(o, "| figure | {} | Tidemark / VM | Tidemark / Prometheus |", header.join(" | "));
+    let _ = writeln!(o, "|---|{}---:|---:|", "---:|".repeat(header.len()));
+    let final_memory = l.query_points.last().map(|p| p.memory.as_slice()).unwrap_or_default();
+    let query_growth = |s: &SystemReport| {
+        final_memory
+            .iter()
+            .find(|m| m.system == s.system)
+            .map_or(f64::NAN, |m| mib(m.peak_rss_after.saturating_sub(m.peak_rss_before)))
+    };
+    type Row<'a> = (&'a str, Box<dyn Fn(&SystemReport) -> f64 + 'a>, fn(f64) -> String);
     let rows: Vec<Row<'_>> = vec![
-        ("ingestion, samples/s", Box::new(|s| s.ingest.samples_per_second), Box::new(thousands)),
-        (
-            "server CPU-s per 1 M samples",
-            Box::new(|s| s.ingest.cpu_seconds_per_million),
-            Box::new(|x| format!("{x:.2}")),
-        ),
-        (
-            "peak RSS, MiB",
-            Box::new(|s| s.ingest.peak_rss_bytes as f64 / (1 << 20) as f64),
-            Box::new(|x| format!("{x:.0}")),
-        ),
-        (
-            "peak RSS per series, KiB",
-            Box::new(|s| s.ingest.peak_rss_per_series / 1024.0),
-            Box::new(|x| format!("{x:.2}")),
-        ),
-        ("persisted bytes/sample", Box::new(|s| s.bytes_per_sample), Box::new(|x| format!("{x:.3}"))),
-        (
-            "data dir after the load, MB",
-            Box::new(|s| s.persisted.data_dir_bytes as f64 / 1e6),
-            Box::new(|x| format!("{x:.1}")),
-        ),
+        ("ingest samples/s", Box::new(|s| s.ingest.samples_per_second), thousands),
+        ("server CPU-s per 1 M samples", Box::new(|s| s.ingest.cpu_seconds_per_million), |x| format!("{x:.2}")),
+        ("peak RSS after ingest, MiB", Box::new(|s| mib(s.ingest.peak_rss_bytes)), |x| format!("{x:.0}")),
+        ("RSS after ingest, MiB", Box::new(|s| mib(s.ingest.rss_bytes)), |x| format!("{x:.0}")),
+        ("peak RSS after ingest per series, KiB", Box::new(|s| s.ingest.peak_rss_per_series / 1024.0), |x| {
+            format!("{x:.2}")
+        }),
+        ("peak RSS after the query set, MiB", Box::new(|s| mib(s.peak_rss_after_queries)), |x| format!("{x:.0}")),
+        ("peak RSS the final query set added, MiB", Box::new(query_growth), |x| format!("{x:.0}")),
+        ("bytes/sample persisted", Box::new(|s| s.bytes_per_sample), |x| format!("{x:.3}")),
+        ("live data dir after ingest (before any snapshot), MiB", Box::new(|s| mib(s.live_data_dir_bytes)), |x| {
+            format!("{x:.0}")
+        }),
     ];
     for (name, get, fmt) in &rows {
-        let cells: Vec<String> = l.systems.iter().map(|s| with_ratio(get(s), prom.map(get), fmt)).collect();
-        println!("| {name} | {} |", cells.join(" | "));
+        let vals: Vec<f64> = l.systems.iter().map(get).collect();
+        let cells: Vec<String> = vals.iter().map(|&x| if x.is_finite() { fmt(x) } else { "–".into() }).collect();
+        let at = |i: Option<usize>| i.map(|i| vals[i]);
+        let _ = writeln!(o, "| {name} | {} | {} | {} |", cells.join(" | "), ratio(at(t), at(v)), ratio(at(t), at(p)));
     }
-    println!();
-    println!("| query (median / p99 ms; ratio of medians) | {} |", header.join(" | "));
-    println!("|---|{}", "---:|".repeat(header.len()));
-    let mut seed_totals = vec![(0.0f64, 0usize, 0usize, 0usize); l.systems.len()];
-    for q in &l.queries {
-        let prom_median = q.by_system.iter().find(|b| b.system == SystemKind::Prometheus).map(|b| b.timed.median_ms);
+    let _ = writeln!(o);
+    for s in &l.systems {
+        let _ = writeln!(o, "- {} persisted: {}", s.system.name(), s.persisted.how);
+    }
+    for point in &l.query_points {
+        render_point(&mut o, point, &kinds, &header, (t, v, p));
+    }
+    o
+}
+
+fn render_point(
+    o: &mut String,
+    point: &QueryPointReport,
+    kinds: &[SystemKind],
+    header: &[String],
+    (t, v, p): (Option<usize>, Option<usize>, Option<usize>),
+) {
+    use std::fmt::Write;
+    let _ = writeln!(o, "\n### Query set after {:.2} h of data\n", point.data_hours);
+    let _ = writeln!(o, "Each cell: median ms [p10–p90] (min–max) over the timed runs; ratios are of medians.\n");
+    let _ = writeln!(o, "| query | {} | Tidemark / VM | Tidemark / Prometheus |", header.join(" | "));
+    let _ = writeln!(o, "|---|{}---:|---:|", "---:|".repeat(header.len()));
+    let mut seed_totals = vec![(0.0f64, 0usize, 0usize, 0usize); kinds.len()];
+    for q in &point.queries {
+        let by: Vec<Option<&QueryBySystem>> =
+            kinds.iter().map(|&k| q.by_system.iter().find(|b| b.system == k)).collect();
+        let median =
+            |i: Option<usize>| i.and_then(|i| by[i]).filter(|b| b.timed.error.is_none()).map(|b| b.timed.median_ms);
         if !q.query.heavy {
-            for (i, b) in q.by_system.iter().enumerate() {
-                let (t, a) = (&b.timed, &b.agreement);
-                if t.error.is_none() {
-                    seed_totals[i].0 += t.median_ms;
+            for (i, b) in by.iter().enumerate() {
+                let Some(b) = b else { continue };
+                if b.timed.error.is_none() {
+                    seed_totals[i].0 += b.timed.median_ms;
                     seed_totals[i].1 += 1;
                 }
-                if a.as_ref().is_some_and(Agreement::agrees) {
+                if b.agreement.as_ref().is_some_and(Agreement::agrees) {
                     seed_totals[i].2 += 1;
                 }
-                if a.is_some() {
+                if b.agreement.is_some() {
                     seed_totals[i].3 += 1;
                 }
             }
             continue;
         }
-        let cells: Vec<String> = q
-            .by_system
+        let cells: Vec<String> = by
             .iter()
-            .map(|b| (&b.system, &b.timed, &b.agreement))
-            .map(|(kind, t, a)| match &t.error {
-                Some(e) => format!("error: {}", e.chars().take(60).collect::<String>()),
-                None => {
-                    let ratio = match prom_median {
-                        Some(p) if p > 0.0 && *kind != SystemKind::Prometheus => format!(" ({:.2}×)", t.median_ms / p),
-                        _ => String::new(),
-                    };
-                    let agrees = match a {
-                        Some(a) if *kind != SystemKind::Prometheus && !a.agrees() => format!(
-                            " ≠ {} of {} points, {} missing / {} extra series",
-                            a.differing_points, a.points, a.missing_series, a.extra_series
-                        ),
-                        _ => String::new(),
-                    };
-                    format!("{:.1} / {:.1}{ratio}{agrees}", t.median_ms, t.p99_ms)
-                }
+            .map(|b| match b {
+                None => "–".into(),
+                Some(b) => match &b.timed.error {
+                    Some(e) => format!("error: {}", e.chars().take(60).collect::<String>()),
+                    None => {
+                        let s = &b.timed.spread;
+                        let agrees = match &b.agreement {
+                            Some(a) if b.system != SystemKind::Prometheus && !a.agrees() => format!(
+                                " ≠ {} of {} points, {} missing / {} extra series",
+                                a.differing_points, a.points, a.missing_series, a.extra_series
+                            ),
+                            _ => String::new(),
+                        };
+                        format!(
+                            "{:.1} [{:.1}–{:.1}] ({:.1}–{:.1}){agrees}",
+                            s.median_ms, s.p10_ms, s.p90_ms, s.min_ms, s.max_ms
+                        )
+                    }
+                },
             })
             .collect();
-        println!("| {} `{}` | {} |", q.query.name, q.query.promql.replace('|', "\\|"), cells.join(" | "));
+        let _ = writeln!(
+            o,
+            "| {} `{}` | {} | {} | {} |",
+            q.query.name,
+            q.query.promql.replace('|', "\\|"),
+            cells.join(" | "),
+            ratio(median(t), median(v)),
+            ratio(median(t), median(p))
+        );
     }
-    if l.queries.iter().any(|q| !q.query.heavy) {
-        let n = l.queries.iter().filter(|q| !q.query.heavy).count();
-        let prom_total = l.systems.iter().position(|s| s.system == SystemKind::Prometheus).map(|i| seed_totals[i].0);
+    if point.queries.iter().any(|q| !q.query.heavy) {
+        let n = point.queries.iter().filter(|q| !q.query.heavy).count();
+        let total = |i: Option<usize>| i.map(|i| seed_totals[i].0);
         let cells: Vec<String> = seed_totals
             .iter()
-            .zip(&l.systems)
-            .map(|((total, answered, agree, compared), s)| {
-                let ratio = match prom_total {
-                    Some(p) if p > 0.0 && s.system != SystemKind::Prometheus => format!(" ({:.2}×)", total / p),
-                    _ => String::new(),
-                };
-                let agreement = if s.system == SystemKind::Prometheus {
-                    String::new()
-                } else {
-                    format!(", {agree}/{compared} agree")
-                };
-                format!("{total:.1} total, {answered} answered{agreement}{ratio}")
+            .zip(kinds)
+            .map(|((total, answered, agree, compared), k)| {
+                let agreement =
+                    if *k == SystemKind::Prometheus { String::new() } else { format!(", {agree}/{compared} agree") };
+                format!("{total:.1} total, {answered} answered{agreement}")
             })
             .collect();
-        println!("| the {n} seed queries, instant (sum of medians) | {} |", cells.join(" | "));
+        let _ = writeln!(
+            o,
+            "| the {n} seed queries, instant (sum of medians) | {} | {} | {} |",
+            cells.join(" | "),
+            ratio(total(t), total(v)),
+            ratio(total(t), total(p))
+        );
+    }
+    let _ = writeln!(o, "\n| memory and CPU of this query set | {} |", header.join(" | "));
+    let _ = writeln!(o, "|---|{}", "---:|".repeat(header.len()));
+    let mem: Vec<Option<&QueryMemory>> = kinds.iter().map(|&k| point.memory.iter().find(|m| m.system == k)).collect();
+    type MemRow = (&'static str, fn(&QueryMemory) -> String);
+    let rows: [MemRow; 4] = [
+        ("peak RSS (VmHWM) before → after, MiB", |m| {
+            format!("{:.0} → {:.0}", mib(m.peak_rss_before), mib(m.peak_rss_after))
+        }),
+        ("peak RSS added, MiB", |m| format!("{:.0}", mib(m.peak_rss_after.saturating_sub(m.peak_rss_before)))),
+        ("RSS (VmRSS) before → after, MiB", |m| format!("{:.0} → {:.0}", mib(m.rss_before), mib(m.rss_after))),
+        ("server CPU-s during the set", |m| format!("{:.1}", m.cpu_seconds)),
+    ];
+    for (name, f) in rows {
+        let cells: Vec<String> = mem.iter().map(|m| m.map_or("–".into(), f)).collect();
+        let _ = writeln!(o, "| {name} | {} |", cells.join(" | "));
     }
 }
 
-/// Prints the issue's goals with a verdict from the measured ratios.
-pub fn print_goals(r: &Report) {
-    println!("\n### Goals (Tidemark against both peers, per load)\n");
+/// Issue 13's goals, each with a verdict from the measured ratios of the
+/// `tidemark` system to the peers.
+pub fn render_goals(r: &Report) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let _ = writeln!(o, "\n## Goals of issue 13 (Tidemark against both peers, per load)\n");
     for l in &r.loads {
         let get = |k: SystemKind| l.systems.iter().find(|s| s.system == k);
         let (Some(t), Some(p), Some(v)) =
@@ -323,48 +507,73 @@ pub fn print_goals(r: &Report) {
         else {
             continue;
         };
-        println!("{}:", l.description);
-        let verdict = |ours: f64, a: f64, b: f64| {
-            let met = ours < a && ours < b;
-            format!(
-                "{} ({:.2}× Prometheus, {:.2}× VictoriaMetrics)",
-                if met { "met" } else { "NOT met" },
-                ours / a,
-                ours / b
-            )
+        let _ = writeln!(o, "{}:\n", l.description);
+        let mut goal = |what: &str, ours: f64, theirs: f64, met: bool| {
+            let _ = writeln!(o, "- {what}: {} ({:.2}×)", if met { "met" } else { "NOT met" }, ours / theirs);
         };
-        println!("- fewer bytes per sample: {}", verdict(t.bytes_per_sample, p.bytes_per_sample, v.bytes_per_sample));
-        println!(
-            "- less server CPU per sample: {}",
-            verdict(
-                t.ingest.cpu_seconds_per_million,
-                p.ingest.cpu_seconds_per_million,
-                v.ingest.cpu_seconds_per_million
-            )
+        let cpu = t.ingest.cpu_seconds_per_million / v.ingest.cpu_seconds_per_million;
+        goal(
+            "server CPU per sample ≤ 0.5× VictoriaMetrics'",
+            t.ingest.cpu_seconds_per_million,
+            v.ingest.cpu_seconds_per_million,
+            cpu <= 0.5,
         );
-        println!(
-            "- less RSS per series: {}",
-            verdict(t.ingest.peak_rss_per_series, p.ingest.peak_rss_per_series, v.ingest.peak_rss_per_series)
+        let rate = t.ingest.samples_per_second / v.ingest.samples_per_second;
+        goal(
+            "ingest rate ≥ 1.5× VictoriaMetrics'",
+            t.ingest.samples_per_second,
+            v.ingest.samples_per_second,
+            rate >= 1.5,
         );
-        let mut slower = Vec::new();
-        for q in l.queries.iter().filter(|q| q.query.heavy) {
+        let rss = t.ingest.peak_rss_bytes as f64 / v.ingest.peak_rss_bytes as f64;
+        goal(
+            "peak RSS after ingest ≤ 0.8× VictoriaMetrics'",
+            t.ingest.peak_rss_bytes as f64,
+            v.ingest.peak_rss_bytes as f64,
+            rss <= 0.8,
+        );
+        let wal = t.live_data_dir_bytes as f64 / p.live_data_dir_bytes as f64;
+        goal(
+            "live data dir after ingest ≤ 0.5× Prometheus'",
+            t.live_data_dir_bytes as f64,
+            p.live_data_dir_bytes as f64,
+            wal <= 0.5,
+        );
+        goal(
+            "fewer persisted bytes per sample than VictoriaMetrics",
+            t.bytes_per_sample,
+            v.bytes_per_sample,
+            t.bytes_per_sample < v.bytes_per_sample,
+        );
+        let mut slow = Vec::new();
+        let mut compared = 0;
+        for q in l.final_queries().iter().filter(|q| q.query.heavy) {
             let m = |k: SystemKind| {
                 q.by_system.iter().find(|b| b.system == k && b.timed.error.is_none()).map(|b| b.timed.median_ms)
             };
             if let (Some(ours), Some(pm), Some(vm)) =
                 (m(SystemKind::Tidemark), m(SystemKind::Prometheus), m(SystemKind::VictoriaMetrics))
             {
-                if !(ours < pm && ours < vm) {
-                    slower.push(format!("{} ({:.2}× / {:.2}×)", q.query.name, ours / pm, ours / vm));
+                compared += 1;
+                if !(ours <= 0.7 * vm && ours <= 0.3 * pm) {
+                    slow.push(format!("{} ({:.2}× VM, {:.2}× Prometheus)", q.query.name, ours / vm, ours / pm));
                 }
             }
         }
-        if slower.is_empty() {
-            println!("- lower median latency on every heavy query: met");
+        if slow.is_empty() {
+            let _ =
+                writeln!(o, "- every heavy query ≤ 0.7× VM's and ≤ 0.3× Prometheus' median: met ({compared} queries)");
         } else {
-            println!("- lower median latency on every heavy query: NOT met on {}", slower.join("; "));
+            let _ = writeln!(
+                o,
+                "- every heavy query ≤ 0.7× VM's and ≤ 0.3× Prometheus' median: NOT met on {} of {compared}: {}",
+                slow.len(),
+                slow.join("; ")
+            );
         }
+        let _ = writeln!(o);
     }
+    o
 }
 
 #[cfg(test)]
@@ -376,8 +585,10 @@ mod tests {
         assert_eq!(thousands(1_234_567.4), "1,234,567");
         assert_eq!(thousands(999.0), "999");
         assert_eq!(thousands(-1000.0), "-1,000");
-        assert_eq!(with_ratio(2.0, Some(4.0), |x| format!("{x:.1}")), "2.0 (0.50×)");
-        assert_eq!(with_ratio(2.0, None, |x| format!("{x:.1}")), "2.0");
+        assert_eq!(thousands(f64::NAN), "–");
+        assert_eq!(ratio(Some(2.0), Some(4.0)), "0.50×");
+        assert_eq!(ratio(Some(2.0), None), "–");
+        assert_eq!(ratio(Some(2.0), Some(0.0)), "–");
         assert_eq!(short_version("2.42.0+ds-5+deb12u1"), "2.42.0");
         let now = rfc3339_now();
         assert_eq!(now.len(), 20, "{now}");

@@ -421,6 +421,7 @@ fn run_system(
     let samples_per_series = ((HISTORY_MS + FUTURE_MS) / SYNTHETIC_INTERVAL_MS + 1) as usize;
     let load = Load::synthetic(SyntheticOptions {
         series: args.series,
+        targets: None,
         samples_per_series,
         end_ms: anchor + FUTURE_MS,
         seed: 42,
