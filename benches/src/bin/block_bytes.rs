@@ -8,7 +8,9 @@
 //! cargo run --release -p tidemark-bench --bin block_bytes -- --series 100000 --samples 264 --split 0.5
 //! ```
 //!
-//! `--split F` puts a block boundary after the fraction `F` of the rounds,
+//! `--targets N` gives the fleet the comparison's production shape (`N`
+//! targets, busier services; `--series 368695 --targets 2000` is the
+//! `production` preset). `--split F` puts a block boundary after the fraction `F` of the rounds,
 //! as when the data crosses a 2 h boundary of the block range.
 
 use std::collections::BTreeMap;
@@ -25,10 +27,11 @@ struct Args {
     split: Option<f64>,
     families: bool,
     dict: bool,
+    targets: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { series: 100_000, samples: 264, split: None, families: true, dict: false };
+    let mut a = Args { series: 100_000, samples: 264, split: None, families: true, dict: false, targets: None };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{k} needs a value"));
@@ -38,6 +41,7 @@ fn parse_args() -> Result<Args, String> {
             "--split" => a.split = Some(val()?.parse().map_err(|e| format!("--split: {e}"))?),
             "--no-families" => a.families = false,
             "--dict" => a.dict = true,
+            "--targets" => a.targets = Some(val()?.parse().map_err(|e| format!("--targets: {e}"))?),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -137,8 +141,13 @@ fn dict_experiment(data: &[Vec<Sample>], ranges: &[(i64, i64)]) {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let end_ms = 1_700_000_000_000 / 7_200_000 * 7_200_000 + 3_600_000;
-    let load =
-        Load::synthetic(SyntheticOptions { series: args.series, samples_per_series: args.samples, end_ms, seed: 42 });
+    let load = Load::synthetic(SyntheticOptions {
+        series: args.series,
+        targets: args.targets,
+        samples_per_series: args.samples,
+        end_ms,
+        seed: 42,
+    });
     let mut data: Vec<Vec<Sample>> = vec![Vec::with_capacity(args.samples); load.series.len()];
     load.for_each_sample(|i, t, v| data[i].push(Sample { t, v }));
     let total: usize = data.iter().map(Vec::len).sum();
