@@ -46,15 +46,8 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, BoxError> {
-    let mut a = Args {
-        series: 368_695,
-        samples: 257,
-        runs: 5,
-        parallelism: 1,
-        only: None,
-        loop_secs: 0.0,
-        digests: None,
-    };
+    let mut a =
+        Args { series: 368_695, samples: 257, runs: 5, parallelism: 1, only: None, loop_secs: 0.0, digests: None };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{arg} needs a value"));
