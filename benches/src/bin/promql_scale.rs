@@ -13,8 +13,9 @@
 //! threads, from `/proc/self/stat`), the peak heap the query adds (counting
 //! allocator: bytes requested, not RSS), samples read and result size.
 //!
-//! `--only NAME` runs one query (by its short name) over and over for
-//! `--loop-secs` seconds, for `perf record`. `--digests FILE` writes one line
+//! `--only NAME,…` measures only those queries (by short name); with
+//! `--loop-secs S` it runs each over and over for S seconds instead, for
+//! `perf record`. `--digests FILE` writes one line
 //! per query with a hash of the exact result (labels, timestamps and the bits
 //! of every value): two builds answer identically iff their files are equal.
 
@@ -228,7 +229,7 @@ fn main() -> Result<(), BoxError> {
         timeout: None,
         ..EngineOptions::default()
     });
-    if let Some(only) = &args.only {
+    if let (Some(only), true) = (&args.only, args.loop_secs > 0.0) {
         // Comma-separated names, each looped for `--loop-secs`; a line
         // `START <name>` on stderr marks the start of each (for `perf record -p`).
         for name in only.split(',') {
@@ -247,7 +248,8 @@ fn main() -> Result<(), BoxError> {
     let mut digests = String::new();
     println!("| query | kind | wall ms (median) | CPU ms (median) | peak extra heap | samples read | result series |");
     println!("|---|---|---:|---:|---:|---:|---:|");
-    for q in QUERIES {
+    let wanted = |q: &Q| args.only.as_ref().is_none_or(|o| o.split(',').any(|n| n == q.name));
+    for q in QUERIES.iter().filter(|q| wanted(q)) {
         let r = run(&engine, &db, q, at)?;
         let (d, nseries) = digest(&r.value);
         digests.push_str(&format!("{} {d:016x} {nseries}\n", q.name));

@@ -206,7 +206,10 @@ impl Series {
     /// The labels and an iterator over the samples in the query range, taking
     /// the series apart instead of copying its labels and chunk list (a
     /// query that selects every series would otherwise copy both once more).
-    pub fn into_parts(self) -> (Labels, SeriesIterator) {
+    pub fn into_parts(mut self) -> (Labels, SeriesIterator) {
+        // The list was grown by pushes; held for the whole query, its spare
+        // capacity would add a fifth to the heap of a query over every series.
+        self.chunks.shrink_to_fit();
         (self.labels, SeriesIterator::new(self.chunks, self.mint, self.maxt))
     }
 
