@@ -91,7 +91,7 @@ impl BenchQuery {
 pub const WINDOW_MS: i64 = 300_000;
 
 /// The benchmarked queries.
-pub const QUERIES: [BenchQuery; 6] = [
+pub const QUERIES: [BenchQuery; 8] = [
     BenchQuery { name: "sum_rate_instant", promql: "sum(rate(http_requests_total[5m]))", step_ms: None },
     BenchQuery { name: "rate_range_60s", promql: "rate(http_requests_total[5m])", step_ms: Some(60_000) },
     BenchQuery {
@@ -114,6 +114,11 @@ pub const QUERIES: [BenchQuery; 6] = [
         promql: "topk(10, rate(http_requests_total[5m]))",
         step_ms: Some(60_000),
     },
+    // Every window of a 15 s step overlaps 19 others: the case where `rate`
+    // takes each window's counter resets from a per-series list.
+    BenchQuery { name: "rate_range_15s", promql: "rate(http_requests_total[5m])", step_ms: Some(15_000) },
+    // Every series selected and sorted by labels (issue 13's heaviest instant query).
+    BenchQuery { name: "count_all_instant", promql: r#"count({__name__=~".+"})"#, step_ms: None },
 ];
 
 /// splitmix64: a tiny fixed-seed generator, so the data never depends on a

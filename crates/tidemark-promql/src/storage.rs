@@ -55,7 +55,10 @@ impl SeriesSource for Db {
         let series = q.select(matchers).map_err(|e| e.to_string())?;
         let series = series
             .into_iter()
-            .map(|s| SelectedSeries { labels: s.labels().clone(), samples: Box::new(s.iter()) })
+            .map(|s| {
+                let (labels, samples) = s.into_parts();
+                SelectedSeries { labels, samples: Box::new(samples) }
+            })
             .collect();
         Ok((series, q.warnings()))
     }

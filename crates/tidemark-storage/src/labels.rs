@@ -213,7 +213,15 @@ impl Labels {
 
     /// The value of `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.iter().find(|l| l.name == name).map(|l| l.value)
+        // Names are compared as bytes; only the value found is decoded.
+        let mut pos = 0;
+        while let Some(n) = raw_str(&self.data, &mut pos) {
+            if n == name.as_bytes() {
+                return get_str(&self.data, &mut pos).ok();
+            }
+            raw_str(&self.data, &mut pos)?;
+        }
+        None
     }
 
     /// The value of `__name__`, if present.
@@ -286,15 +294,20 @@ impl<'a> IntoIterator for &'a Labels {
 
 impl Ord for Labels {
     /// Prometheus' order: pair by pair, name then value; a prefix sorts first.
+    ///
+    /// Compares the encoded strings as bytes (the order of `str`) without
+    /// decoding them as UTF-8 again: sorting the series of a query compares
+    /// label sets millions of times.
     fn cmp(&self, other: &Labels) -> Ordering {
-        let mut a = self.iter();
-        let mut b = other.iter();
+        let (mut pa, mut pb) = (0usize, 0usize);
+        // Names and values alternate, so comparing string by string is
+        // comparing pair by pair, name then value.
         loop {
-            match (a.next(), b.next()) {
+            match (raw_str(&self.data, &mut pa), raw_str(&other.data, &mut pb)) {
                 (None, None) => return Ordering::Equal,
                 (None, Some(_)) => return Ordering::Less,
                 (Some(_), None) => return Ordering::Greater,
-                (Some(x), Some(y)) => match x.name.cmp(y.name).then_with(|| x.value.cmp(y.value)) {
+                (Some(x), Some(y)) => match x.cmp(y) {
                     Ordering::Equal => {}
                     o => return o,
                 },
@@ -341,6 +354,38 @@ impl fmt::Debug for Labels {
 fn put_str(out: &mut Vec<u8>, s: &str) {
     put_uvarint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
+}
+
+/// The next string of a validated encoding as bytes, without checking it
+/// again (`None` at the end). The encoding was checked when the [`Labels`]
+/// was built; on bytes that are not a valid encoding this returns `None`
+/// instead of panicking.
+#[inline]
+fn raw_str<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+    let first = *buf.get(*pos)?;
+    let (len, skip) = if first < 0x80 {
+        (usize::from(first), 1)
+    } else {
+        let mut p = *pos;
+        get_str(buf, &mut p).ok()?;
+        let mut len = 0usize;
+        let mut shift = 0;
+        let mut i = *pos;
+        loop {
+            let b = buf[i];
+            i += 1;
+            len |= usize::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                break;
+            }
+            shift += 7;
+        }
+        (len, i - *pos)
+    };
+    let start = *pos + skip;
+    let s = buf.get(start..start.checked_add(len)?)?;
+    *pos = start + len;
+    Some(s)
 }
 
 fn get_str<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a str, LabelError> {
@@ -419,5 +464,47 @@ mod tests {
         let a2 = Labels::new([("a", "2")]).unwrap();
         assert!(a < ab && ab < a2);
         assert_eq!(a.stable_hash(), Labels::new([("a", "1")]).unwrap().stable_hash());
+    }
+
+    /// The reference order: pair by pair, name then value, as `str`s.
+    fn pairwise_cmp(a: &Labels, b: &Labels) -> Ordering {
+        let pa: Vec<(&str, &str)> = a.iter().map(|l| (l.name, l.value)).collect();
+        let pb: Vec<(&str, &str)> = b.iter().map(|l| (l.name, l.value)).collect();
+        pa.cmp(&pb)
+    }
+
+    #[test]
+    fn long_values_compare_and_get_like_short_ones() {
+        // Lengths of 128 bytes and more take a multi-byte length prefix.
+        let long = "x".repeat(300);
+        let a = Labels::new([("a", long.as_str()), ("b", "1")]).unwrap();
+        let b = Labels::new([("a", &long[..200]), ("b", "2")]).unwrap();
+        assert_eq!(a.get("b"), Some("1"));
+        assert_eq!(a.get("a"), Some(long.as_str()));
+        assert_eq!(a.get("c"), None);
+        assert_eq!(a.cmp(&b), pairwise_cmp(&a, &b));
+        assert_eq!(b.cmp(&a), pairwise_cmp(&b, &a));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn byte_order_is_the_pairwise_order(
+            x in proptest::collection::vec(("[a-c]{1,3}", "[a-cé]{0,3}|x{120,140}"), 0..4),
+            y in proptest::collection::vec(("[a-c]{1,3}", "[a-cé]{0,3}|x{120,140}"), 0..4),
+        ) {
+            let dedup = |v: Vec<(String, String)>| {
+                let mut m = std::collections::BTreeMap::new();
+                for (n, val) in v { m.insert(n, val); }
+                Labels::new(m).unwrap()
+            };
+            let (a, b) = (dedup(x), dedup(y));
+            proptest::prop_assert_eq!(a.cmp(&b), pairwise_cmp(&a, &b));
+            for l in a.iter() {
+                proptest::prop_assert_eq!(a.get(l.name), Some(l.value));
+            }
+            for l in b.iter() {
+                proptest::prop_assert_eq!(a.get(l.name), a.iter().find(|p| p.name == l.name).map(|p| p.value));
+            }
+        }
     }
 }

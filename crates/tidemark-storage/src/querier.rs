@@ -203,6 +203,16 @@ impl Series {
         SeriesIterator::new(self.chunks.clone(), self.mint, self.maxt)
     }
 
+    /// The labels and an iterator over the samples in the query range, taking
+    /// the series apart instead of copying its labels and chunk list (a
+    /// query that selects every series would otherwise copy both once more).
+    pub fn into_parts(mut self) -> (Labels, SeriesIterator) {
+        // The list was grown by pushes; held for the whole query, its spare
+        // capacity would add a fifth to the heap of a query over every series.
+        self.chunks.shrink_to_fit();
+        (self.labels, SeriesIterator::new(self.chunks, self.mint, self.maxt))
+    }
+
     /// Every sample in the query range (convenient for small reads and tests).
     pub fn samples(&self) -> Result<Vec<Sample>, Error> {
         crate::sample::collect_samples(&mut self.iter())
@@ -436,6 +446,9 @@ mod tests {
         let q = Querier::new(vec![Arc::new(Fixed(vec![s]))], 0, 10_000);
         let out = q.select(&[Matcher::equal("__name__", "a")]).unwrap();
         let mut it = out[0].iter();
+        let (labels, mut parts) = out[0].clone().into_parts();
+        assert_eq!(&labels, out[0].labels());
+        assert!(parts.seek(420) && parts.at().t == 450);
         assert!(it.seek(420));
         assert_eq!(it.at().t, 450);
         assert!(it.seek(100));

@@ -12,7 +12,7 @@ use super::{drop_metric_name, duration_ms, offset_ms, unparen, Evaluator, StepSe
 use crate::error::Error;
 use crate::functions::histogram::{bucket_fraction, bucket_quantile, Bucket};
 use crate::functions::math::{go_max, go_min, rfc3339_utc, MathFunction};
-use crate::functions::range::{validate_smoothing_args, RangeFunction, RangeWindow};
+use crate::functions::range::{counter_resets, validate_smoothing_args, RangeFunction, RangeWindow};
 use crate::go_fmt::{format_openmetrics_float, go_g, go_g_precision};
 
 /// Longest label value `label_replace` and `label_join` may make. Each can
@@ -600,6 +600,25 @@ impl Evaluator<'_, '_> {
             let mut argv = vec![0.0; scalars.len()];
             let mut points = Vec::new();
             let mut err = None;
+            if f.uses_counter_resets() && grid.nsteps > 1 {
+                // Windows of neighbouring steps overlap: list the series'
+                // resets once and add, per window, those whose both samples
+                // lie inside it (in the order a scan would meet them).
+                let mut resets = Vec::new();
+                counter_resets(samples, &mut resets);
+                let mut first = 0usize;
+                grid.for_each_window_at(samples, range, offset, at, &interrupt, |_, ts, lo, hi, start, end| {
+                    while first < resets.len() && resets[first].0 <= lo {
+                        first += 1;
+                    }
+                    let inside = resets[first..].iter().take_while(|r| r.0 < hi).map(|r| r.1);
+                    let w = RangeWindow { samples: &samples[lo..hi], eval_t: ts, range_start: start, range_end: end };
+                    if let Some(v) = f.eval_with_resets(&w, inside) {
+                        points.push(Sample { t: ts, v });
+                    }
+                })?;
+                return Ok(points);
+            }
             grid.for_each_window(samples, range, offset, at, &interrupt, |step, ts, window, start, end| {
                 for (slot, vals) in argv.iter_mut().zip(&scalars) {
                     *slot = vals[step];

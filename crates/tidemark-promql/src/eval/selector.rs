@@ -288,6 +288,23 @@ impl StepGrid {
         interrupt: &(dyn Fn() -> Result<(), Error> + Sync),
         mut f: impl FnMut(usize, i64, &[Sample], i64, i64),
     ) -> Result<(), Error> {
+        self.for_each_window_at(samples, range, offset, at, interrupt, |step, ts, lo, hi, start, end| {
+            f(step, ts, &samples[lo..hi], start, end)
+        })
+    }
+
+    /// [`for_each_window`](Self::for_each_window), handing `f` the window
+    /// as the index range `lo..hi` of `samples` (non-empty; both ends only
+    /// move forward from step to step).
+    pub(crate) fn for_each_window_at(
+        &self,
+        samples: &[Sample],
+        range: i64,
+        offset: i64,
+        at: Option<i64>,
+        interrupt: &(dyn Fn() -> Result<(), Error> + Sync),
+        mut f: impl FnMut(usize, i64, usize, usize, i64, i64),
+    ) -> Result<(), Error> {
         let (mut lo, mut hi) = (0usize, 0usize);
         let mut work = 0usize;
         for step in 0..self.nsteps {
@@ -306,7 +323,7 @@ impl StepGrid {
                 lo += 1;
             }
             if lo < hi {
-                f(step, ts, &samples[lo..hi], start, end);
+                f(step, ts, lo, hi, start, end);
             }
         }
         Ok(())

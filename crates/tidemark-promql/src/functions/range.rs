@@ -220,6 +220,59 @@ fn duration_secs(ms: i64) -> f64 {
 /// assumed to start or end inside the window). A counter is never
 /// extrapolated below zero.
 fn extrapolated_rate(w: &RangeWindow<'_>, is_counter: bool, is_rate: bool) -> Option<f64> {
+    // A drop means the counter restarted from zero; what it had counted
+    // before the drop is part of the increase.
+    let resets = w.samples.windows(2).filter(|pair| is_reset(pair[0].v, pair[1].v)).map(|pair| pair[0].v);
+    extrapolated_rate_with(w, is_counter, is_rate, resets)
+}
+
+/// Whether a counter going from `prev` to `cur` was reset (a NaN on either
+/// side is not a reset).
+#[inline]
+pub(crate) fn is_reset(prev: f64, cur: f64) -> bool {
+    cur < prev
+}
+
+/// The counter resets of a series: for every sample `i` whose value is below
+/// the one before, `(i, value before)`, in sample order. A range function
+/// sliding over many windows of one series looks up each window's resets
+/// here instead of scanning the window again at every step.
+pub(crate) fn counter_resets(s: &[Sample], out: &mut Vec<(usize, f64)>) {
+    out.clear();
+    for (i, pair) in s.windows(2).enumerate() {
+        if is_reset(pair[0].v, pair[1].v) {
+            out.push((i + 1, pair[0].v));
+        }
+    }
+}
+
+impl RangeFunction {
+    /// Whether [`eval_with_resets`](Self::eval_with_resets) applies.
+    pub(crate) fn uses_counter_resets(self) -> bool {
+        matches!(self, RangeFunction::Rate | RangeFunction::Increase)
+    }
+
+    /// `rate` or `increase` of a window whose counter resets are given
+    /// (the values before each reset inside the window, in sample order, as
+    /// [`counter_resets`] lists them). The result is the very same float as
+    /// [`eval`](Self::eval)'s: the same corrections added in the same order.
+    pub(crate) fn eval_with_resets(self, w: &RangeWindow<'_>, resets: impl Iterator<Item = f64>) -> Option<f64> {
+        match self {
+            RangeFunction::Rate => extrapolated_rate_with(w, true, true, resets),
+            RangeFunction::Increase => extrapolated_rate_with(w, true, false, resets),
+            other => other.eval(w, &[]),
+        }
+    }
+}
+
+/// [`extrapolated_rate`] with the counter corrections (the value before each
+/// reset, oldest first) supplied by the caller; ignored unless `is_counter`.
+fn extrapolated_rate_with(
+    w: &RangeWindow<'_>,
+    is_counter: bool,
+    is_rate: bool,
+    resets: impl Iterator<Item = f64>,
+) -> Option<f64> {
     let s = w.samples;
     if s.len() < 2 {
         return None;
@@ -228,12 +281,8 @@ fn extrapolated_rate(w: &RangeWindow<'_>, is_counter: bool, is_rate: bool) -> Op
 
     let mut result = last.v - first.v;
     if is_counter {
-        // A drop means the counter restarted from zero; what it had counted
-        // before the drop is part of the increase.
-        for pair in s.windows(2) {
-            if pair[1].v < pair[0].v {
-                result += pair[0].v;
-            }
+        for before in resets {
+            result += before;
         }
     }
 
@@ -1285,5 +1334,39 @@ mod tests {
         );
         // NaN slips through every comparison, as in Prometheus.
         assert_eq!(validate_smoothing_args(f64::NAN, f64::NAN), Ok(()));
+    }
+
+    proptest::proptest! {
+        /// Every window's `rate`/`increase` from the series' reset list is
+        /// bit-for-bit the value of scanning the window.
+        #[test]
+        fn resets_from_the_list_equal_a_scan(
+            values in proptest::collection::vec(
+                proptest::prop_oneof![8 => 0.0..1e6f64, 1 => proptest::strategy::Just(f64::NAN), 1 => proptest::strategy::Just(0.0)],
+                2..60,
+            ),
+            gaps in proptest::collection::vec(1i64..40_000, 60),
+            range in 1i64..400_000,
+        ) {
+            let mut t = 0;
+            let all: Vec<Sample> = values.iter().zip(&gaps).map(|(&v, &g)| { t += g; Sample::new(t, v) }).collect();
+            let mut resets = Vec::new();
+            counter_resets(&all, &mut resets);
+            for f in [Rate, Increase] {
+                for eval_t in (0..t + range).step_by(7_001) {
+                    let (range_start, range_end) = (eval_t - range, eval_t);
+                    let lo = all.partition_point(|s| s.t <= range_start);
+                    let hi = all.partition_point(|s| s.t <= range_end);
+                    if lo >= hi {
+                        continue;
+                    }
+                    let w = RangeWindow { samples: &all[lo..hi], eval_t, range_start, range_end };
+                    let inside = resets.iter().filter(|r| r.0 > lo && r.0 < hi).map(|r| r.1);
+                    let a = f.eval(&w, &[]).map(f64::to_bits);
+                    let b = f.eval_with_resets(&w, inside).map(f64::to_bits);
+                    proptest::prop_assert_eq!(a, b);
+                }
+            }
+        }
     }
 }
