@@ -122,6 +122,7 @@ fn cpu_secs() -> f64 {
 fn build(args: &Args) -> Result<(Db, i64), BoxError> {
     let load = Load::synthetic(SyntheticOptions {
         series: args.series,
+        targets: None,
         samples_per_series: args.samples,
         end_ms: END_MS,
         seed: 42,
