@@ -32,7 +32,7 @@ use crate::block::chunks::MAX_CHUNK_FILE_SIZE;
 use crate::block::{self, Block, BlockMeta, BlockWriteOptions, CompactionMeta};
 use crate::chunkenc::{ChunkSeries, Encoding};
 use crate::damage::{self, DamageLog, DamageReport, QuarantinedBlock};
-use crate::head::{CommitLog, Head, HeadAppender, HeadOptions};
+use crate::head::{CommitLog, Head, HeadAppender, HeadChunks, HeadOptions};
 use crate::querier::{Querier, SeriesSource};
 use crate::retention::{self, BlockInfo};
 use crate::vfs::{self, FileSystem, SharedFs};
@@ -539,7 +539,23 @@ impl Db {
                 let floor = load_floor(&*fs, &dir, &mut blocks)?;
                 let wal_dir = dir.join("wal");
                 let log = Arc::new(LateWal(OnceLock::new()));
-                let head = Arc::new(Head::new(head_opts(&opts), Some(log.clone() as Arc<dyn CommitLog>)));
+                // Closed head chunks go to chunks_head/, emptied here and
+                // rebuilt by the replay below (docs/format/head_chunks.md),
+                // in segments as large as the WAL's.
+                let chunk_segment = match opts.retention_size {
+                    Some(limit) => retention::segment_size_for_limit(opts.wal_segment_size, limit),
+                    None => opts.wal_segment_size,
+                };
+                let chunk_store = HeadChunks::open(
+                    fs.clone(),
+                    &dir.join(crate::head::chunk_file::DIR_NAME),
+                    usize::try_from(chunk_segment).unwrap_or(usize::MAX),
+                )?;
+                let head = Arc::new(Head::with_chunks(
+                    head_opts(&opts),
+                    Some(log.clone() as Arc<dyn CommitLog>),
+                    chunk_store,
+                ));
                 // Deleted data stays deleted: replay drops samples below the floor.
                 if floor != i64::MIN {
                     head.set_min_valid_time(floor);
@@ -733,7 +749,7 @@ impl Db {
                 let mut start = align_down(hmin, range);
                 while start <= hmax {
                     let end = start.saturating_add(range);
-                    let series = head.samples_for_block(start, end);
+                    let series = head.try_samples_for_block(start, end)?;
                     if !series.is_empty() {
                         block::write_block(dir, start, end, level1(), series.into_iter(), &self.inner.write_options())?;
                     }
@@ -1156,7 +1172,7 @@ impl Inner {
                 self.make_room(retention::maintenance_reserve(wal))?;
             }
             self.head.set_min_valid_time(end);
-            let series = self.head.samples_for_block(mint, end);
+            let series = self.head.try_samples_for_block(mint, end)?;
             if !series.is_empty() {
                 let meta = block::writer::write_block_with(
                     &disk.fs,
@@ -1469,8 +1485,8 @@ impl Appender<'_> {
 struct HeadSource(Arc<Head>);
 
 impl SeriesSource for HeadSource {
-    fn select(&self, ms: &[Matcher], mint: i64, maxt: i64, _: &mut Vec<String>) -> Result<Vec<ChunkSeries>, Error> {
-        Ok(self.0.select(ms, mint, maxt))
+    fn select(&self, ms: &[Matcher], mint: i64, maxt: i64, warn: &mut Vec<String>) -> Result<Vec<ChunkSeries>, Error> {
+        Ok(self.0.select_reporting(ms, mint, maxt, warn))
     }
     fn label_names(&self, ms: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, Error> {
         Ok(self.0.label_names(ms, mint, maxt))
