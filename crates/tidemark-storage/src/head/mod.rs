@@ -68,6 +68,7 @@ use crate::Labels;
 
 pub use appender::{CommitStats, HeadAppender};
 pub use chunk_file::{HeadChunkError, HeadChunks};
+
 use index::{FxHashMap, MemIndex};
 use series::{Applied, CutParams, MemSeries};
 
@@ -167,6 +168,38 @@ pub struct HeadStats {
     pub chunk_file_bytes: u64,
     /// Closed head chunks that failed to read back (checksum, bounds).
     pub damaged_chunk_reads: u64,
+}
+
+/// Where the head's heap bytes go (approximate, from capacities): what
+/// [`Head::memory_breakdown`] reports, for measuring bytes per series.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeadMemory {
+    /// Series held.
+    pub series: u64,
+    /// Label sets' byte buffers.
+    pub labels: u64,
+    /// The `MemSeries` structs (boxed, one allocation each).
+    pub series_structs: u64,
+    /// The ref → series maps (entries, control bytes, spare slots).
+    pub series_maps: u64,
+    /// The label-hash → ref maps.
+    pub hash_maps: u64,
+    /// The inverted index (names, values, postings lists).
+    pub index: u64,
+    /// Lists of closed in-order chunk references (capacity).
+    pub closed_chunk_refs: u64,
+    /// Closed in-order chunk bytes held in RAM by the chunk store (all of
+    /// them without a directory; only its write buffer with one).
+    pub closed_chunk_bytes_in_ram: u64,
+    /// Closed in-order chunk bytes in head chunk files (page cache).
+    pub closed_chunk_bytes_on_disk: u64,
+    /// Open chunks' encoded bytes.
+    pub open_chunk_bytes: u64,
+    /// Open chunks' spare buffer capacity.
+    pub open_chunk_spare: u64,
+    /// Out-of-order chunks and buffers.
+    pub out_of_order: u64,
 }
 
 /// A shard of series, keyed by ref.
@@ -700,6 +733,41 @@ impl Head {
             memory_in_bytes_by_label_name: c.memory_in_bytes_by_label_name,
             series_count_by_label_value_pair: c.series_count_by_label_value_pair,
         }
+    }
+
+    /// Where the heap bytes go. Walks every series, so it costs O(series).
+    pub fn memory_breakdown(&self) -> HeadMemory {
+        let mut m = HeadMemory::default();
+        for shard in self.series.iter() {
+            let shard = shard.lock();
+            m.series_maps += (shard.capacity() * (std::mem::size_of::<(u64, Box<MemSeries>)>() + 1)) as u64;
+            for s in shard.values() {
+                m.series += 1;
+                m.labels += s.labels.heap_bytes() as u64;
+                m.series_structs += std::mem::size_of::<MemSeries>() as u64;
+                m.closed_chunk_refs += (s.chunks.capacity() * std::mem::size_of::<series::StoredChunk>()) as u64;
+                if let Some(c) = &s.open {
+                    let used = c.app.bytes().len() as u64;
+                    m.open_chunk_bytes += used;
+                    m.open_chunk_spare += (c.app.heap_bytes() as u64).saturating_sub(used);
+                }
+                let total = s.heap_bytes() as u64;
+                let known = std::mem::size_of::<MemSeries>()
+                    + s.labels.heap_bytes()
+                    + s.chunks.capacity() * std::mem::size_of::<series::StoredChunk>()
+                    + s.open.as_ref().map_or(0, |c| c.app.heap_bytes());
+                m.out_of_order += total.saturating_sub(known as u64);
+            }
+        }
+        for shard in self.hashes.iter() {
+            let shard = shard.lock();
+            m.hash_maps += (shard.primary.capacity() * 17 + shard.collisions.len() * 64) as u64;
+        }
+        m.index = self.index.read().heap_bytes() as u64;
+        let (_, disk, ram) = self.chunks.sizes();
+        m.closed_chunk_bytes_in_ram = ram;
+        m.closed_chunk_bytes_on_disk = disk;
+        m
     }
 
     /// Counters and sizes. Walks every series, so it costs O(series).
