@@ -67,9 +67,8 @@ fn cpu_seconds() -> Option<f64> {
 /// `VmRSS`, `RssAnon` and `RssFile` of this process in KiB (Linux).
 fn rss_kib() -> Option<(u64, u64, u64)> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let get = |k: &str| -> Option<u64> {
-        s.lines().find(|l| l.starts_with(k))?.split_whitespace().nth(1)?.parse().ok()
-    };
+    let get =
+        |k: &str| -> Option<u64> { s.lines().find(|l| l.starts_with(k))?.split_whitespace().nth(1)?.parse().ok() };
     Some((get("VmRSS:")?, get("RssAnon:")?, get("RssFile:")?))
 }
 

@@ -551,11 +551,8 @@ impl Db {
                     &dir.join(crate::head::chunk_file::DIR_NAME),
                     usize::try_from(chunk_segment).unwrap_or(usize::MAX),
                 )?;
-                let head = Arc::new(Head::with_chunks(
-                    head_opts(&opts),
-                    Some(log.clone() as Arc<dyn CommitLog>),
-                    chunk_store,
-                ));
+                let head =
+                    Arc::new(Head::with_chunks(head_opts(&opts), Some(log.clone() as Arc<dyn CommitLog>), chunk_store));
                 // Deleted data stays deleted: replay drops samples below the floor.
                 if floor != i64::MIN {
                     head.set_min_valid_time(floor);

@@ -274,15 +274,8 @@ impl HeadChunks {
             // Pending bytes are final now: give back spare capacity.
             seg.pending.shrink_to_fit();
         }
-        let mut seg = Segment {
-            file: None,
-            path: None,
-            map: None,
-            mapped: 0,
-            written: 0,
-            pending: Vec::new(),
-            max_t: i64::MIN,
-        };
+        let mut seg =
+            Segment { file: None, path: None, map: None, mapped: 0, written: 0, pending: Vec::new(), max_t: i64::MIN };
         let mut header = [0u8; SEGMENT_HEADER_LEN];
         header[..4].copy_from_slice(&MAGIC);
         header[4] = VERSION;
@@ -335,7 +328,13 @@ impl HeadChunks {
     /// The bytes of the chunk at `r`, checked against its CRC, time range
     /// and (if given) `series_ref`. Bytes on disk are shared through the
     /// map; bytes still in RAM are copied.
-    pub(crate) fn read(&self, r: ChunkRef, series_ref: Option<u64>, mint: i64, maxt: i64) -> Result<ChunkBytes, HeadChunkError> {
+    pub(crate) fn read(
+        &self,
+        r: ChunkRef,
+        series_ref: Option<u64>,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<ChunkBytes, HeadChunkError> {
         let res = self.read_inner(r, series_ref, mint, maxt);
         if res.is_err() {
             self.damaged.fetch_add(1, Ordering::Relaxed);
@@ -343,7 +342,13 @@ impl HeadChunks {
         res
     }
 
-    fn read_inner(&self, r: ChunkRef, series_ref: Option<u64>, mint: i64, maxt: i64) -> Result<ChunkBytes, HeadChunkError> {
+    fn read_inner(
+        &self,
+        r: ChunkRef,
+        series_ref: Option<u64>,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<ChunkBytes, HeadChunkError> {
         let (segment, offset) = (r.segment(), r.offset());
         let oob = || HeadChunkError::OutOfBounds { segment, offset };
         let mut st = self.state.lock();
@@ -389,7 +394,8 @@ impl HeadChunks {
             self.rotate(&mut st);
         }
         let cur = st.current;
-        let doomed: Vec<u32> = st.segments.iter().filter(|(&i, s)| i != cur && s.max_t < mint).map(|(&i, _)| i).collect();
+        let doomed: Vec<u32> =
+            st.segments.iter().filter(|(&i, s)| i != cur && s.max_t < mint).map(|(&i, _)| i).collect();
         for i in &doomed {
             if let Some(seg) = st.segments.remove(i) {
                 if let (Some(path), Some(fs)) = (&seg.path, &self.fs) {
@@ -432,7 +438,13 @@ fn record_len(buf: &[u8], off: usize) -> Option<usize> {
 
 /// Checks a whole record's CRC and identity; returns where its data bytes
 /// are within it (start, length).
-fn check(r: ChunkRef, b: &[u8], series_ref: Option<u64>, mint: i64, maxt: i64) -> Result<(usize, usize), HeadChunkError> {
+fn check(
+    r: ChunkRef,
+    b: &[u8],
+    series_ref: Option<u64>,
+    mint: i64,
+    maxt: i64,
+) -> Result<(usize, usize), HeadChunkError> {
     let (segment, offset) = (r.segment(), r.offset());
     let n = b.len();
     if n < RECORD_HEADER_LEN + CRC_LEN {
@@ -443,7 +455,11 @@ fn check(r: ChunkRef, b: &[u8], series_ref: Option<u64>, mint: i64, maxt: i64) -
         return Err(HeadChunkError::Checksum { segment, offset });
     }
     let u = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-    if series_ref.is_some_and(|r| u(0) != r) || u(8) as i64 != mint || u(16) as i64 != maxt || b[24] != Encoding::Xor as u8 {
+    if series_ref.is_some_and(|r| u(0) != r)
+        || u(8) as i64 != mint
+        || u(16) as i64 != maxt
+        || b[24] != Encoding::Xor as u8
+    {
         return Err(HeadChunkError::Mismatch { segment, offset });
     }
     Ok((RECORD_HEADER_LEN, n - RECORD_HEADER_LEN - CRC_LEN))

@@ -385,7 +385,11 @@ impl Head {
     }
 
     fn cut_params(&self) -> CutParams<'_> {
-        CutParams { chunk_range: self.opts.chunk_range, samples_per_chunk: self.opts.samples_per_chunk, store: &self.chunks }
+        CutParams {
+            chunk_range: self.opts.chunk_range,
+            samples_per_chunk: self.opts.samples_per_chunk,
+            store: &self.chunks,
+        }
     }
 
     /// Widens the head's time range to include `[lo, hi]`.

@@ -117,7 +117,11 @@ fn damage_on_disk_is_reported_not_panicked_on() {
     let at2 = refs[1].offset() as usize + 25;
     bytes[at2..at2 + 4].copy_from_slice(&u32::MAX.to_le_bytes());
     // Rewriting in place keeps the inode the map refers to.
-    std::fs::OpenOptions::new().write(true).open(&path).and_then(|mut f| std::io::Write::write_all(&mut f, &bytes)).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
+        .unwrap();
     assert!(matches!(s.read(refs[0], Some(0), 0, 5), Err(HeadChunkError::Checksum { .. })));
     assert!(matches!(s.read(refs[1], Some(1), 10, 15), Err(HeadChunkError::OutOfBounds { .. })));
     s.read(refs[2], Some(2), 20, 25).unwrap();
