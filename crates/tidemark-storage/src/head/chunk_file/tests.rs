@@ -2,7 +2,7 @@ use super::*;
 use crate::vfs::{self, FaultFs, FaultKind, Op};
 
 fn chunk(i: u64) -> Vec<u8> {
-    (0..(20 + i % 200)).map(|k| (k as u64 * 31 + i) as u8).collect()
+    (0..(20 + i % 200)).map(|k| (k * 31 + i) as u8).collect()
 }
 
 fn store(dir: &Path, segment_size: usize) -> HeadChunks {
