@@ -1,6 +1,8 @@
 //! Head append throughput, in samples per second on one thread: by cached
 //! series refs (the hot path), by label sets (hash lookup per sample), and
-//! out of order within the out-of-order window.
+//! out of order within the out-of-order window; the same hot path with
+//! closed chunks going to a head chunk file; and reading 10k series' closed
+//! chunks back (`head_read`: from the file's map versus RAM).
 //!
 //! ```text
 //! cargo bench -p tidemark-bench --bench head -- --warm-up-time 1 --measurement-time 3
@@ -8,7 +10,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
-use tidemark_storage::head::{Head, HeadOptions};
+use tidemark_storage::head::{Head, HeadChunks, HeadOptions};
 use tidemark_storage::Labels;
 
 const SERIES: usize = 10_000;
@@ -134,5 +136,87 @@ fn append(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append);
+/// A head whose closed chunks go to a head chunk file in `dir`.
+fn file_head(dir: &std::path::Path) -> Head {
+    let store = HeadChunks::open(tidemark_storage::vfs::os(), &dir.join("chunks_head"), 128 << 20).expect("store");
+    Head::with_chunks(HeadOptions::default(), None, store)
+}
+
+/// One scrape of 10k series per iteration, by refs, CPU time, with closed
+/// chunks written to a head chunk file (compare `refs_10k_series_cpu`).
+fn append_chunk_file(c: &mut Criterion) {
+    let Some(_) = thread_cpu() else { return };
+    let mut g = c.benchmark_group("head_append");
+    g.throughput(Throughput::Elements(SERIES as u64));
+    g.sample_size(20).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let head = file_head(dir.path());
+    let all: Vec<Labels> = (0..SERIES).map(labels).collect();
+    let mut app = head.appender();
+    let refs: Vec<u64> = all.iter().map(|l| app.append(l, 0, 0.0).expect("append")).collect();
+    app.commit().expect("commit");
+    let mut t = 0i64;
+    g.bench_function("refs_10k_series_chunk_file_cpu", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                t += 15_000;
+                let start = thread_cpu().unwrap_or_default();
+                let mut app = head.appender();
+                for (i, &r) in refs.iter().enumerate() {
+                    app.append_ref(r, t, (t / 1000 + i as i64) as f64).expect("append_ref");
+                }
+                app.commit().expect("commit");
+                spent += thread_cpu().unwrap_or_default().saturating_sub(start);
+            }
+            spent
+        })
+    });
+    g.finish();
+}
+
+/// Selecting every series of a head with 480 samples per series (3 closed
+/// chunks and an open one each) and decoding all samples: closed chunks
+/// read from the head chunk file (CRC-checked, through the map) versus from
+/// RAM segments (copied).
+fn read(c: &mut Criterion) {
+    let mut g = c.benchmark_group("head_read");
+    g.throughput(Throughput::Elements(SERIES as u64 * 480));
+    g.sample_size(10).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let all: Vec<Labels> = (0..SERIES).map(labels).collect();
+    for (name, head) in [
+        ("select_decode_480_chunk_file", file_head(dir.path())),
+        ("select_decode_480_ram", Head::new(HeadOptions::default(), None)),
+    ] {
+        let mut app = head.appender();
+        let refs: Vec<u64> = all.iter().map(|l| app.append(l, 0, 0.0).expect("append")).collect();
+        app.commit().expect("commit");
+        for k in 1..480i64 {
+            let mut app = head.appender();
+            for (i, &r) in refs.iter().enumerate() {
+                app.append_ref(r, k * 15_000, (k * 7 + i as i64 % 13) as f64).expect("append_ref");
+            }
+            app.commit().expect("commit");
+        }
+        let mut buf = Vec::new();
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut n = 0;
+                for s in head.select(&[], i64::MIN, i64::MAX) {
+                    for c in &s.chunks {
+                        buf.clear();
+                        c.decode_into(&mut buf).expect("decode");
+                        n += buf.len();
+                    }
+                }
+                assert_eq!(n, SERIES * 480);
+                n
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, append, append_chunk_file, read);
 criterion_main!(benches);

@@ -1,7 +1,11 @@
 //! Heap bytes per active series in the head, measured with a counting
 //! global allocator (requested bytes, so allocator overhead is excluded).
 //!
-//! Usage: `head_memory [series=200000] [samples_per_series=20]`
+//! Usage: `head_memory [series=200000] [samples_per_series=20] [file|ram]`
+//!
+//! `file` (the default, as in a `Db` with a directory) writes closed head
+//! chunks to a head chunk file in a temporary directory; `ram` keeps them
+//! on the heap (a `Db` without a directory).
 //!
 //! Series carry ~7 realistic labels (node_exporter / kubelet style); each
 //! gets `samples_per_series` samples 15 s apart, appended one scrape at a
@@ -10,7 +14,7 @@
 use std::time::Instant;
 
 use tidemark_bench::counting_alloc::{self, CountingAlloc};
-use tidemark_storage::head::{Head, HeadOptions};
+use tidemark_storage::head::{Head, HeadChunks, HeadMemory, HeadOptions};
 use tidemark_storage::Labels;
 
 #[global_allocator]
@@ -60,10 +64,40 @@ fn cpu_seconds() -> Option<f64> {
     Some(ns / 1e9)
 }
 
+/// `VmRSS`, `RssAnon` and `RssFile` of this process in KiB (Linux).
+fn rss_kib() -> Option<(u64, u64, u64)> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let get =
+        |k: &str| -> Option<u64> { s.lines().find(|l| l.starts_with(k))?.split_whitespace().nth(1)?.parse().ok() };
+    Some((get("VmRSS:")?, get("RssAnon:")?, get("RssFile:")?))
+}
+
+fn print_breakdown(m: &HeadMemory, label_bytes_outside: bool) {
+    let n = m.series.max(1) as f64;
+    let row = |name: &str, b: u64| println!("  {name:<34} {:>8.1} B/series", b as f64 / n);
+    println!("breakdown (requested heap bytes unless noted):");
+    row("labels", m.labels);
+    row("MemSeries structs", m.series_structs);
+    row("ref -> series maps", m.series_maps);
+    row("label hash -> ref maps", m.hash_maps);
+    row("inverted index", m.index);
+    row("closed chunk refs (Vec)", m.closed_chunk_refs);
+    row("closed chunk bytes in RAM", m.closed_chunk_bytes_in_ram);
+    row("open chunk bytes", m.open_chunk_bytes);
+    row("open chunk spare capacity", m.open_chunk_spare);
+    row("out-of-order data", m.out_of_order);
+    row("closed chunk bytes on disk (not heap)", m.closed_chunk_bytes_on_disk);
+    if label_bytes_outside {
+        println!("  (boxes of the series structs and allocator slack are not included)");
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let per: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20);
+    let in_ram = args.next().is_some_and(|a| a == "ram");
+    let tmp = tempfile::tempdir().expect("temporary directory");
 
     let all: Vec<Labels> = (0..n).map(labels).collect();
     let label_bytes: usize = all.iter().map(Labels::heap_bytes).sum();
@@ -74,7 +108,13 @@ fn main() {
     if let Some(stripes) = std::env::var("STRIPES").ok().and_then(|s| s.parse().ok()) {
         opts.stripes = stripes;
     }
-    let head = Head::new(opts, None);
+    let store = if in_ram {
+        HeadChunks::in_memory()
+    } else {
+        let fs = tidemark_storage::vfs::os();
+        HeadChunks::open(fs, &tmp.path().join("chunks_head"), 128 << 20).expect("head chunk directory")
+    };
+    let head = Head::with_chunks(opts, None, store);
     let after_new = counting_alloc::current();
     let t0 = 1_700_000_000_000i64;
     let mut app = head.appender();
@@ -98,6 +138,7 @@ fn main() {
     let refs_bytes = (refs.capacity() * 8) as isize;
     let used = counting_alloc::current() - base - refs_bytes;
     let stats = head.stats();
+    println!("closed chunks:         {}", if in_ram { "in RAM" } else { "head chunk file" });
     println!("series:                {n}");
     println!("samples per series:    {per}");
     println!("chunks:                {}", stats.num_chunks);
@@ -106,6 +147,10 @@ fn main() {
     println!("bytes per series:      {:.1}", used as f64 / n as f64);
     println!("stats() estimate:      {:.1} bytes/series", stats.memory_bytes as f64 / n as f64);
     println!("peak heap (process):   {} bytes", counting_alloc::peak());
+    if let Some((rss, anon, file)) = rss_kib() {
+        println!("RSS now:               {rss} KiB (anon {anon} KiB, file {file} KiB)");
+    }
+    print_breakdown(&head.memory_breakdown(), true);
     println!("series creation:       {created:.2?}");
     let appended = n as f64 * (per - 1) as f64;
     println!(

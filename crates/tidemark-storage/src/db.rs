@@ -32,7 +32,7 @@ use crate::block::chunks::MAX_CHUNK_FILE_SIZE;
 use crate::block::{self, Block, BlockMeta, BlockWriteOptions, CompactionMeta};
 use crate::chunkenc::{ChunkSeries, Encoding};
 use crate::damage::{self, DamageLog, DamageReport, QuarantinedBlock};
-use crate::head::{CommitLog, Head, HeadAppender, HeadOptions};
+use crate::head::{CommitLog, Head, HeadAppender, HeadChunks, HeadOptions};
 use crate::querier::{Querier, SeriesSource};
 use crate::retention::{self, BlockInfo};
 use crate::vfs::{self, FileSystem, SharedFs};
@@ -539,7 +539,20 @@ impl Db {
                 let floor = load_floor(&*fs, &dir, &mut blocks)?;
                 let wal_dir = dir.join("wal");
                 let log = Arc::new(LateWal(OnceLock::new()));
-                let head = Arc::new(Head::new(head_opts(&opts), Some(log.clone() as Arc<dyn CommitLog>)));
+                // Closed head chunks go to chunks_head/, emptied here and
+                // rebuilt by the replay below (docs/format/head_chunks.md),
+                // in segments as large as the WAL's.
+                let chunk_segment = match opts.retention_size {
+                    Some(limit) => retention::segment_size_for_limit(opts.wal_segment_size, limit),
+                    None => opts.wal_segment_size,
+                };
+                let chunk_store = HeadChunks::open(
+                    fs.clone(),
+                    &dir.join(crate::head::chunk_file::DIR_NAME),
+                    usize::try_from(chunk_segment).unwrap_or(usize::MAX),
+                )?;
+                let head =
+                    Arc::new(Head::with_chunks(head_opts(&opts), Some(log.clone() as Arc<dyn CommitLog>), chunk_store));
                 // Deleted data stays deleted: replay drops samples below the floor.
                 if floor != i64::MIN {
                     head.set_min_valid_time(floor);
@@ -735,7 +748,16 @@ impl Db {
                 let end = hmax.saturating_add(1);
                 let mut series = head.series_for_block(hmin, end).peekable();
                 if series.peek().is_some() {
-                    block::write_block(dir, hmin, end, level1(), series, &self.inner.write_options())?;
+                    block::writer::write_block_with(
+                        &vfs::os(),
+                        dir,
+                        hmin,
+                        end,
+                        level1(),
+                        series,
+                        &self.inner.write_options(),
+                        MAX_CHUNK_FILE_SIZE,
+                    )?;
                 }
             }
         }
@@ -1162,7 +1184,7 @@ impl Inner {
                     mint,
                     end,
                     level1(),
-                    series.map(Ok),
+                    series,
                     &self.write_options(),
                     MAX_CHUNK_FILE_SIZE,
                 )?;
@@ -1467,8 +1489,8 @@ impl Appender<'_> {
 struct HeadSource(Arc<Head>);
 
 impl SeriesSource for HeadSource {
-    fn select(&self, ms: &[Matcher], mint: i64, maxt: i64, _: &mut Vec<String>) -> Result<Vec<ChunkSeries>, Error> {
-        Ok(self.0.select(ms, mint, maxt))
+    fn select(&self, ms: &[Matcher], mint: i64, maxt: i64, warn: &mut Vec<String>) -> Result<Vec<ChunkSeries>, Error> {
+        Ok(self.0.select_reporting(ms, mint, maxt, warn))
     }
     fn label_names(&self, ms: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, Error> {
         Ok(self.0.label_names(ms, mint, maxt))

@@ -81,6 +81,19 @@ impl BitWriter {
         self.buf
     }
 
+    /// Makes room for at least `additional` more bytes, growing the
+    /// buffer by exactly `additional` when it must grow (no doubling).
+    #[inline]
+    pub fn reserve_exact(&mut self, additional: usize) {
+        self.buf.reserve_exact(additional);
+    }
+
+    /// Bytes that fit before the buffer must grow.
+    #[inline]
+    pub fn spare(&self) -> usize {
+        self.buf.capacity() - self.buf.len()
+    }
+
     /// Heap bytes reserved by the writer.
     pub fn capacity(&self) -> usize {
         self.buf.capacity()

@@ -301,7 +301,7 @@ impl<'a> HeadAppender<'a> {
                         s.pending = s.pending.saturating_sub(1);
                         if smp.t < min_valid {
                             stats.rejected_too_old += 1;
-                        } else if stats.record(s.apply(smp.t, smp.v, ooo, p)) {
+                        } else if stats.record(s.apply(r, smp.t, smp.v, ooo, p)) {
                             lo = lo.min(smp.t);
                             hi = hi.max(smp.t);
                         }
@@ -392,7 +392,7 @@ fn check(head: &Head, s: &MemSeries, batch_last: Option<(i64, u64)>, t: i64, v: 
         if let Some(res) = in_order(last) {
             return res;
         }
-        return match s.value_at(t) {
+        return match s.value_at(None, t, head.chunk_store()) {
             Some(bits) if bits == vb => Ok(Kind::Identical),
             Some(_) => Err(AppendError::DuplicateTimestamp { t }),
             None => Ok(Kind::OutOfOrder),

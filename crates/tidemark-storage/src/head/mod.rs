@@ -50,6 +50,7 @@
 //! function of the series' data, which replay relies on.
 
 mod appender;
+pub mod chunk_file;
 mod index;
 mod series;
 
@@ -66,6 +67,8 @@ use crate::sample::Sample;
 use crate::Labels;
 
 pub use appender::{CommitStats, HeadAppender};
+pub use chunk_file::{HeadChunkError, HeadChunks};
+
 use index::{FxHashMap, MemIndex};
 use series::{Applied, CutParams, MemSeries};
 
@@ -160,6 +163,43 @@ pub struct HeadStats {
     pub max_time: i64,
     /// Approximate heap bytes held by series, chunks, maps and the index.
     pub memory_bytes: u64,
+    /// Bytes of closed in-order chunks in the head chunk files (page cache,
+    /// not heap).
+    pub chunk_file_bytes: u64,
+    /// Closed head chunks that failed to read back (checksum, bounds).
+    pub damaged_chunk_reads: u64,
+}
+
+/// Where the head's heap bytes go (approximate, from capacities): what
+/// [`Head::memory_breakdown`] reports, for measuring bytes per series.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeadMemory {
+    /// Series held.
+    pub series: u64,
+    /// Label sets' byte buffers.
+    pub labels: u64,
+    /// The `MemSeries` structs (boxed, one allocation each).
+    pub series_structs: u64,
+    /// The ref → series maps (entries, control bytes, spare slots).
+    pub series_maps: u64,
+    /// The label-hash → ref maps.
+    pub hash_maps: u64,
+    /// The inverted index (names, values, postings lists).
+    pub index: u64,
+    /// Lists of closed in-order chunk references (capacity).
+    pub closed_chunk_refs: u64,
+    /// Closed in-order chunk bytes held in RAM by the chunk store (all of
+    /// them without a directory; only its write buffer with one).
+    pub closed_chunk_bytes_in_ram: u64,
+    /// Closed in-order chunk bytes in head chunk files (page cache).
+    pub closed_chunk_bytes_on_disk: u64,
+    /// Open chunks' encoded bytes.
+    pub open_chunk_bytes: u64,
+    /// Open chunks' spare buffer capacity.
+    pub open_chunk_spare: u64,
+    /// Out-of-order chunks and buffers.
+    pub out_of_order: u64,
 }
 
 /// A shard of series, keyed by ref.
@@ -265,6 +305,8 @@ pub struct Head {
     counters: Counters,
     /// Buffers of finished appenders, reused by new ones.
     buffer_pool: Mutex<Vec<appender::Buffers>>,
+    /// Where closed in-order chunks go (files, or RAM without a directory).
+    chunks: HeadChunks,
 }
 
 impl std::fmt::Debug for Head {
@@ -275,8 +317,22 @@ impl std::fmt::Debug for Head {
 
 impl Head {
     /// An empty head. `log`, if given, receives every commit before it is
-    /// applied.
+    /// applied. Closed chunks stay in RAM ([`HeadChunks::in_memory`]).
     pub fn new(opts: HeadOptions, log: Option<Arc<dyn CommitLog>>) -> Head {
+        Head::with_chunks(opts, log, HeadChunks::in_memory())
+    }
+
+    /// An empty head whose closed in-order chunks go to `chunks` (e.g. a
+    /// [`HeadChunks::open`] directory, so they leave the heap).
+    ///
+    /// ```
+    /// use tidemark_storage::head::{Head, HeadChunks, HeadOptions};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = HeadChunks::open(tidemark_storage::vfs::os(), &dir.path().join("chunks_head"), 1 << 20).unwrap();
+    /// let head = Head::with_chunks(HeadOptions::default(), None, store);
+    /// assert_eq!(head.stats().chunk_file_bytes, 0);
+    /// ```
+    pub fn with_chunks(opts: HeadOptions, log: Option<Arc<dyn CommitLog>>, chunks: HeadChunks) -> Head {
         let mut opts = opts;
         opts.samples_per_chunk = opts.samples_per_chunk.clamp(4, crate::chunkenc::xor::MAX_SAMPLES / 2);
         opts.chunk_range = opts.chunk_range.max(1);
@@ -299,7 +355,13 @@ impl Head {
             replay_aliases: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             buffer_pool: Mutex::new(Vec::new()),
+            chunks,
         }
+    }
+
+    /// The store of closed in-order chunks.
+    pub fn chunk_store(&self) -> &HeadChunks {
+        &self.chunks
     }
 
     /// The options in effect (after clamping).
@@ -322,8 +384,12 @@ impl Head {
         &self.hashes[(h & self.mask) as usize]
     }
 
-    fn cut_params(&self) -> CutParams {
-        CutParams { chunk_range: self.opts.chunk_range, samples_per_chunk: self.opts.samples_per_chunk }
+    fn cut_params(&self) -> CutParams<'_> {
+        CutParams {
+            chunk_range: self.opts.chunk_range,
+            samples_per_chunk: self.opts.samples_per_chunk,
+            store: &self.chunks,
+        }
     }
 
     /// Widens the head's time range to include `[lo, hi]`.
@@ -411,7 +477,7 @@ impl Head {
                 stats.rejected_too_old += 1;
                 continue;
             }
-            let applied = series.apply(s.t, s.v, self.opts.ooo_window > 0, self.cut_params());
+            let applied = series.apply(r, s.t, s.v, self.opts.ooo_window > 0, self.cut_params());
             if stats.record(applied) {
                 lo = lo.min(s.t);
                 hi = hi.max(s.t);
@@ -453,15 +519,36 @@ impl Head {
     /// `[mint, maxt]`, sorted by labels. Closed chunks are shared, the open
     /// chunk is copied; out-of-order data comes as extra chunks that may
     /// overlap the others. Series without such chunks are left out.
+    /// Closed chunks that cannot be read back from the head chunk file are
+    /// left out and logged (see [`Head::select_reporting`]).
     pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<ChunkSeries> {
+        self.select_reporting(matchers, mint, maxt, &mut Vec::new())
+    }
+
+    /// [`Head::select`], pushing one warning per series with chunks that
+    /// could not be read back (damaged head chunk file) to `warnings`.
+    pub fn select_reporting(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        warnings: &mut Vec<String>,
+    ) -> Vec<ChunkSeries> {
         let mut out = Vec::new();
         if mint > maxt {
             return out;
         }
+        let mut damaged = Vec::new();
         for r in self.refs_for(matchers) {
             let shard = self.series_shard(r).lock();
             let Some(s) = shard.get(&r) else { continue };
-            let chunks = s.chunks_in(mint, maxt);
+            let chunks = s.chunks_in(r, mint, maxt, &self.chunks, &mut damaged);
+            if !damaged.is_empty() {
+                for e in damaged.drain(..) {
+                    tracing::error!(series = %s.labels, error = %e, "head chunk unreadable; its samples are left out");
+                    warnings.push(format!("damaged data skipped: series {} in the head: {e}", s.labels));
+                }
+            }
             if !chunks.is_empty() {
                 out.push(ChunkSeries { labels: s.labels.clone(), chunks });
             }
@@ -529,23 +616,45 @@ impl Head {
 
     /// Every series with samples in `[mint, maxt)`, sorted by labels, with
     /// its samples in that range sorted and one per timestamp (in-order and
-    /// out-of-order data merged).
+    /// out-of-order data merged). A series whose chunks cannot be read back
+    /// is left out and logged; [`Head::try_samples_for_block`] fails instead.
     pub fn samples_for_block(&self, mint: i64, maxt: i64) -> Vec<(Labels, Vec<Sample>)> {
+        self.collect_samples(mint, maxt, false).unwrap_or_default()
+    }
+
+    /// [`Head::samples_for_block`], failing if any closed chunk in the range
+    /// cannot be read back from the head chunk file: what goes to a block
+    /// must be complete (the WAL still holds the samples).
+    pub fn try_samples_for_block(&self, mint: i64, maxt: i64) -> Result<Vec<(Labels, Vec<Sample>)>, crate::Error> {
+        self.collect_samples(mint, maxt, true)
+    }
+
+    fn collect_samples(&self, mint: i64, maxt: i64, strict: bool) -> Result<Vec<(Labels, Vec<Sample>)>, crate::Error> {
         let mut out = Vec::new();
         let refs = self.index.read().all_postings();
         for r in refs {
             let shard = self.series_shard(r).lock();
             let Some(s) = shard.get(&r) else { continue };
-            let samples = s.samples_in(mint, maxt);
+            let samples = match s.samples_in(r, mint, maxt, &self.chunks) {
+                Ok(samples) => samples,
+                Err(e) => {
+                    tracing::error!(series = %s.labels, error = %e, "head chunk unreadable");
+                    if strict {
+                        let path = self.chunks.dir().map(std::path::Path::to_path_buf).unwrap_or_default();
+                        return Err(crate::Error::Corrupt { path, reason: format!("series {}: {e}", s.labels) });
+                    }
+                    continue;
+                }
+            };
             if !samples.is_empty() {
                 out.push((s.labels.clone(), samples));
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+        Ok(out)
     }
 
-    /// [`Head::samples_for_block`] without holding every sample at once:
+    /// [`Head::try_samples_for_block`] without holding every sample at once:
     /// the series overlapping `[mint, maxt)` are listed and sorted by labels
     /// first, then each one's samples are read when the iterator reaches
     /// it. Memory is one series' samples plus the label list, where the
@@ -553,7 +662,13 @@ impl Head {
     /// A series is read at the moment the iterator reaches it (as every
     /// series was read at a different moment before): callers that need a
     /// stable range raise the minimum valid time first, as persistence does.
-    pub fn series_for_block(&self, mint: i64, maxt: i64) -> impl Iterator<Item = (Labels, Vec<Sample>)> + '_ {
+    /// A closed chunk that cannot be read back from the head chunk file
+    /// yields an `Err` item: what goes to a block must be complete.
+    pub fn series_for_block(
+        &self,
+        mint: i64,
+        maxt: i64,
+    ) -> impl Iterator<Item = Result<(Labels, Vec<Sample>), crate::Error>> + '_ {
         let refs = self.index.read().all_postings();
         let mut list: Vec<(Labels, u64)> = Vec::with_capacity(refs.len());
         for r in refs {
@@ -565,8 +680,15 @@ impl Head {
         }
         list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         list.into_iter().filter_map(move |(labels, r)| {
-            let samples = self.series_shard(r).lock().get(&r)?.samples_in(mint, maxt);
-            (!samples.is_empty()).then_some((labels, samples))
+            let samples = self.series_shard(r).lock().get(&r)?.samples_in(r, mint, maxt, &self.chunks);
+            match samples {
+                Ok(samples) => (!samples.is_empty()).then_some(Ok((labels, samples))),
+                Err(e) => {
+                    tracing::error!(series = %labels, error = %e, "head chunk unreadable");
+                    let path = self.chunks.dir().map(std::path::Path::to_path_buf).unwrap_or_default();
+                    Some(Err(crate::Error::Corrupt { path, reason: format!("series {labels}: {e}") }))
+                }
+            }
         })
     }
 
@@ -581,7 +703,7 @@ impl Head {
         for shard in self.series.iter() {
             let mut shard = shard.lock();
             for (&r, s) in shard.iter_mut() {
-                s.truncate(mint);
+                s.truncate(r, mint, &self.chunks);
                 match s.time_range() {
                     Some((a, b)) => {
                         lo = lo.min(a);
@@ -596,6 +718,8 @@ impl Head {
         // appenders may have started using a candidate: re-check under the
         // hash shard lock, which serialises with lookups by labels.
         let mut refs = self.remove_if_empty(candidates);
+        // No series refers to a chunk ending before `mint` any more.
+        self.chunks.truncate(mint);
         self.min_time.store(lo, Ordering::Release);
         self.max_time.store(hi, Ordering::Release);
         refs.sort_unstable();
@@ -653,6 +777,41 @@ impl Head {
         }
     }
 
+    /// Where the heap bytes go. Walks every series, so it costs O(series).
+    pub fn memory_breakdown(&self) -> HeadMemory {
+        let mut m = HeadMemory::default();
+        for shard in self.series.iter() {
+            let shard = shard.lock();
+            m.series_maps += (shard.capacity() * (std::mem::size_of::<(u64, Box<MemSeries>)>() + 1)) as u64;
+            for s in shard.values() {
+                m.series += 1;
+                m.labels += s.labels.heap_bytes() as u64;
+                m.series_structs += std::mem::size_of::<MemSeries>() as u64;
+                m.closed_chunk_refs += (s.chunks.capacity() * std::mem::size_of::<series::StoredChunk>()) as u64;
+                if let Some(c) = &s.open {
+                    let used = c.app.bytes().len() as u64;
+                    m.open_chunk_bytes += used;
+                    m.open_chunk_spare += (c.app.heap_bytes() as u64).saturating_sub(used);
+                }
+                let total = s.heap_bytes() as u64;
+                let known = std::mem::size_of::<MemSeries>()
+                    + s.labels.heap_bytes()
+                    + s.chunks.capacity() * std::mem::size_of::<series::StoredChunk>()
+                    + s.open.as_ref().map_or(0, |c| c.app.heap_bytes());
+                m.out_of_order += total.saturating_sub(known as u64);
+            }
+        }
+        for shard in self.hashes.iter() {
+            let shard = shard.lock();
+            m.hash_maps += (shard.primary.capacity() * 17 + shard.collisions.len() * 64) as u64;
+        }
+        m.index = self.index.read().heap_bytes() as u64;
+        let (_, disk, ram) = self.chunks.sizes();
+        m.closed_chunk_bytes_in_ram = ram;
+        m.closed_chunk_bytes_on_disk = disk;
+        m
+    }
+
     /// Counters and sizes. Walks every series, so it costs O(series).
     pub fn stats(&self) -> HeadStats {
         let mut num_series = 0u64;
@@ -674,6 +833,8 @@ impl Head {
             mem += shard.primary.capacity() * 17 + shard.collisions.len() * 64;
         }
         mem += self.index.read().heap_bytes();
+        let (_, chunk_file_bytes, chunk_ram) = self.chunks.sizes();
+        mem += chunk_ram as usize;
         let c = &self.counters;
         HeadStats {
             num_series,
@@ -687,6 +848,8 @@ impl Head {
             min_time: self.min_time(),
             max_time: self.max_time(),
             memory_bytes: mem as u64,
+            chunk_file_bytes,
+            damaged_chunk_reads: self.chunks.damaged_reads(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::chunk_file::{ChunkRef, HeadChunkError, HeadChunks};
 use crate::chunkenc::{Chunk, ChunkBytes, Encoding, XorAppender, XorIterator};
 use crate::sample::Sample;
 use crate::Labels;
@@ -12,8 +13,35 @@ use crate::Labels;
 /// `out_of_order_cap_max` is 32).
 pub(crate) const OOO_CAP: usize = 32;
 
-/// A closed, immutable chunk. The bytes are exact-size and shared with
-/// readers without copying.
+/// A closed in-order chunk, its bytes in the head chunk store: 24 bytes
+/// in RAM whatever the chunk's size.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoredChunk {
+    pub(crate) mint: i64,
+    pub(crate) maxt: i64,
+    pub(crate) at: ChunkRef,
+}
+
+impl StoredChunk {
+    fn to_chunk(self, series_ref: u64, store: &HeadChunks) -> Result<Chunk, HeadChunkError> {
+        let bytes = store.read(self.at, Some(series_ref), self.mint, self.maxt)?;
+        Ok(Chunk { mint: self.mint, maxt: self.maxt, encoding: Encoding::Xor, bytes, timestamps: None })
+    }
+
+    fn decode_into(
+        self,
+        series_ref: Option<u64>,
+        store: &HeadChunks,
+        out: &mut Vec<Sample>,
+    ) -> Result<(), HeadChunkError> {
+        let bytes = store.read(self.at, series_ref, self.mint, self.maxt)?;
+        decode_xor(bytes.as_ref(), out);
+        Ok(())
+    }
+}
+
+/// A closed, immutable out-of-order chunk (these stay on the heap). The
+/// bytes are exact-size and shared with readers without copying.
 #[derive(Debug, Clone)]
 pub(crate) struct ClosedChunk {
     pub(crate) mint: i64,
@@ -71,11 +99,12 @@ pub(crate) struct OooData {
     pub(crate) buf: Vec<Sample>,
 }
 
-/// The parameters chunk cutting needs.
+/// The parameters chunk cutting needs, and where closed chunks go.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct CutParams {
+pub(crate) struct CutParams<'a> {
     pub(crate) chunk_range: i64,
     pub(crate) samples_per_chunk: usize,
+    pub(crate) store: &'a HeadChunks,
 }
 
 /// What applying one sample did.
@@ -97,7 +126,9 @@ pub(crate) enum Applied {
 #[derive(Debug)]
 pub(crate) struct MemSeries {
     pub(crate) labels: Labels,
-    pub(crate) chunks: Vec<ClosedChunk>,
+    /// Closed in-order chunks (exact capacity: one is added per ~120
+    /// samples, and spare slots would cost 24 bytes each).
+    pub(crate) chunks: Vec<StoredChunk>,
     pub(crate) open: Option<OpenChunk>,
     /// The open chunk is cut when a sample at or after this time arrives
     /// (Prometheus' `nextAt`).
@@ -132,7 +163,8 @@ impl MemSeries {
     /// Value bits of the stored sample at `t`, if any (in-order or OOO).
     /// Decodes at most the chunks whose range covers `t`; used only on the
     /// out-of-order path.
-    pub(crate) fn value_at(&self, t: i64) -> Option<u64> {
+    /// `series_ref`, when known, is checked against the stored chunk.
+    pub(crate) fn value_at(&self, series_ref: Option<u64>, t: i64, store: &HeadChunks) -> Option<u64> {
         let mut buf = Vec::new();
         let find = |buf: &Vec<Sample>| buf.iter().find(|s| s.t == t).map(|s| s.v.to_bits());
         if let Some(o) = &self.ooo {
@@ -158,7 +190,10 @@ impl MemSeries {
         match self.chunks.get(i) {
             Some(c) if c.mint <= t => {
                 buf.clear();
-                c.decode_into(&mut buf);
+                if let Err(e) = c.decode_into(series_ref, store, &mut buf) {
+                    // Unreadable: the sample cannot be a known duplicate.
+                    tracing::error!(?series_ref, error = %e, "head chunk unreadable");
+                }
                 find(&buf)
             }
             _ => None,
@@ -168,7 +203,7 @@ impl MemSeries {
     /// Stores one sample that passed the appender's checks (or comes from
     /// replay). The decision depends only on this series' data, so
     /// replaying a log in commit order reproduces the same state.
-    pub(crate) fn apply(&mut self, t: i64, v: f64, ooo_enabled: bool, p: CutParams) -> Applied {
+    pub(crate) fn apply(&mut self, series_ref: u64, t: i64, v: f64, ooo_enabled: bool, p: CutParams<'_>) -> Applied {
         match self.last() {
             Some((lt, lv)) if t == lt => {
                 if lv == v.to_bits() {
@@ -181,7 +216,7 @@ impl MemSeries {
                 if !ooo_enabled {
                     return Applied::RejectedOutOfOrder;
                 }
-                match self.value_at(t) {
+                match self.value_at(Some(series_ref), t, p.store) {
                     Some(bits) if bits == v.to_bits() => Applied::Identical,
                     Some(_) => Applied::RejectedDuplicate,
                     None => {
@@ -191,7 +226,7 @@ impl MemSeries {
                 }
             }
             _ => {
-                self.append_in_order(t, v, p);
+                self.append_in_order(series_ref, t, v, p);
                 Applied::InOrder
             }
         }
@@ -199,7 +234,7 @@ impl MemSeries {
 
     /// Appends a sample newer than every in-order sample, cutting chunks by
     /// Prometheus' rules (`head_append.go`: `appendPreprocessor`).
-    fn append_in_order(&mut self, t: i64, v: f64, p: CutParams) {
+    fn append_in_order(&mut self, series_ref: u64, t: i64, v: f64, p: CutParams<'_>) {
         let cut = match &self.open {
             None => true,
             Some(c) => {
@@ -215,8 +250,7 @@ impl MemSeries {
         };
         if cut {
             if let Some(old) = self.open.take() {
-                let maxt = old.app.last_t();
-                self.chunks.push(ClosedChunk { mint: old.mint, maxt, bytes: old.app.into_bytes().into() });
+                self.push_closed(series_ref, old.mint, old.app.last_t(), old.app.bytes(), p.store);
             }
             self.open = Some(OpenChunk { mint: t, app: XorAppender::new() });
             self.next_at = range_end(t, p.chunk_range);
@@ -224,6 +258,13 @@ impl MemSeries {
         if let Some(c) = &mut self.open {
             c.app.append(t, v);
         }
+    }
+
+    /// Writes a closed in-order chunk to the store and keeps its reference.
+    fn push_closed(&mut self, series_ref: u64, mint: i64, maxt: i64, bytes: &[u8], store: &HeadChunks) {
+        let at = store.write(series_ref, mint, maxt, bytes);
+        self.chunks.reserve_exact(1);
+        self.chunks.push(StoredChunk { mint, maxt, at });
     }
 
     fn insert_ooo(&mut self, t: i64, v: f64) {
@@ -278,11 +319,24 @@ impl MemSeries {
     }
 
     /// Chunks overlapping `[mint, maxt]`: in-order ones, the open chunk
-    /// copied, then out-of-order ones; sorted by `mint`.
-    pub(crate) fn chunks_in(&self, mint: i64, maxt: i64) -> Vec<Chunk> {
+    /// copied, then out-of-order ones; sorted by `mint`. Stored chunks that
+    /// cannot be read back are left out and their errors pushed to `damaged`.
+    pub(crate) fn chunks_in(
+        &self,
+        series_ref: u64,
+        mint: i64,
+        maxt: i64,
+        store: &HeadChunks,
+        damaged: &mut Vec<HeadChunkError>,
+    ) -> Vec<Chunk> {
         let hit = |lo: i64, hi: i64| lo <= maxt && hi >= mint;
-        let mut out: Vec<Chunk> =
-            self.chunks.iter().filter(|c| hit(c.mint, c.maxt)).map(ClosedChunk::to_chunk).collect();
+        let mut out: Vec<Chunk> = Vec::new();
+        for c in self.chunks.iter().filter(|c| hit(c.mint, c.maxt)) {
+            match c.to_chunk(series_ref, store) {
+                Ok(c) => out.push(c),
+                Err(e) => damaged.push(e),
+            }
+        }
         if let Some(c) = &self.open {
             if hit(c.mint, c.app.last_t()) {
                 out.push(Chunk {
@@ -305,12 +359,19 @@ impl MemSeries {
     }
 
     /// Every sample with `mint <= t < maxt`, sorted, one per timestamp
-    /// (in-order and out-of-order data merged).
-    pub(crate) fn samples_in(&self, mint: i64, maxt: i64) -> Vec<Sample> {
+    /// (in-order and out-of-order data merged). Fails if a stored chunk
+    /// cannot be read back.
+    pub(crate) fn samples_in(
+        &self,
+        series_ref: u64,
+        mint: i64,
+        maxt: i64,
+        store: &HeadChunks,
+    ) -> Result<Vec<Sample>, HeadChunkError> {
         let hit = |lo: i64, hi: i64| lo < maxt && hi >= mint;
         let mut out = Vec::new();
         for c in self.chunks.iter().filter(|c| hit(c.mint, c.maxt)) {
-            c.decode_into(&mut out);
+            c.decode_into(Some(series_ref), store, &mut out)?;
         }
         if let Some(c) = &self.open {
             if hit(c.mint, c.app.last_t()) {
@@ -333,19 +394,39 @@ impl MemSeries {
             out.sort_by_key(|s| s.t);
             out.dedup_by_key(|s| s.t);
         }
-        out
+        Ok(out)
     }
 
     /// Drops every sample with `t < mint`. Chunks entirely below `mint` are
     /// freed; a chunk that straddles `mint` is re-encoded without the old
     /// samples. Returns the number of chunks freed.
-    pub(crate) fn truncate(&mut self, mint: i64) -> usize {
+    pub(crate) fn truncate(&mut self, series_ref: u64, mint: i64, store: &HeadChunks) -> usize {
         let before = self.chunks.len();
         self.chunks.retain(|c| c.maxt >= mint);
         let mut freed = before - self.chunks.len();
-        if let Some(first) = self.chunks.first_mut() {
+        if self.chunks.len() < before {
+            self.chunks.shrink_to_fit();
+        }
+        if let Some(first) = self.chunks.first().copied() {
             if first.mint < mint {
-                *first = reencode_from(first, mint);
+                // Re-encoded without the old samples, as a new record; the
+                // old one goes with its segment.
+                let mut samples = Vec::new();
+                match first.decode_into(Some(series_ref), store, &mut samples) {
+                    Ok(()) => {
+                        samples.retain(|s| s.t >= mint);
+                        if let Some(c) = ClosedChunk::from_samples(&samples) {
+                            self.chunks[0] = StoredChunk {
+                                mint: c.mint,
+                                maxt: c.maxt,
+                                at: store.write(series_ref, c.mint, c.maxt, &c.bytes),
+                            };
+                        }
+                    }
+                    // Kept as it is: readers report it, and it is dropped
+                    // once wholly older than the head.
+                    Err(e) => tracing::error!(series_ref, error = %e, "head chunk unreadable at truncation"),
+                }
             }
         }
         if let Some(c) = &mut self.open {
@@ -386,14 +467,15 @@ impl MemSeries {
         self.chunks.len() + usize::from(self.open.is_some()) + self.ooo.as_ref().map_or(0, |o| o.chunks.len())
     }
 
-    /// Approximate heap bytes owned by this series (its box included).
+    /// Approximate heap bytes owned by this series (its box included; the
+    /// bytes of stored chunks are the store's).
     pub(crate) fn heap_bytes(&self) -> usize {
         let closed = |cs: &Vec<ClosedChunk>| {
             cs.capacity() * std::mem::size_of::<ClosedChunk>() + cs.iter().map(|c| c.bytes.len() + 16).sum::<usize>()
         };
         std::mem::size_of::<MemSeries>()
             + self.labels.heap_bytes()
-            + closed(&self.chunks)
+            + self.chunks.capacity() * std::mem::size_of::<StoredChunk>()
             + self.open.as_ref().map_or(0, |c| c.app.heap_bytes())
             + self.ooo.as_ref().map_or(0, |o| {
                 std::mem::size_of::<OooData>() + closed(&o.chunks) + o.buf.capacity() * std::mem::size_of::<Sample>()

@@ -480,8 +480,9 @@ fn samples_for_block_merges_sorts_and_bounds() {
     let mut app = h.appender();
     app.append_ref(rb, 1_500, 1.5).unwrap();
     app.commit().unwrap();
-    assert_eq!(h.series_for_block(1_000, 3_000).collect::<Vec<_>>(), h.samples_for_block(1_000, 3_000));
-    assert_eq!(h.series_for_block(0, 10_000).collect::<Vec<_>>(), h.samples_for_block(0, 10_000));
+    let streamed = |lo, hi| h.series_for_block(lo, hi).collect::<Result<Vec<_>, _>>().unwrap();
+    assert_eq!(streamed(1_000, 3_000), h.samples_for_block(1_000, 3_000));
+    assert_eq!(streamed(0, 10_000), h.samples_for_block(0, 10_000));
     assert_eq!(h.series_for_block(4_000, 5_000).count(), 0);
     let got = h.samples_for_block(1_000, 3_000);
     assert_eq!(got, vec![(b.clone(), vec![Sample::new(1_000, 1.0), Sample::new(1_500, 1.5), Sample::new(2_000, 2.0)])]);
