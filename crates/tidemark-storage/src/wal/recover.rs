@@ -135,8 +135,10 @@ fn frame_at(bytes: &[u8], p: usize) -> Option<(usize, Record)> {
 /// A cheap filter run before the checksum while scanning damaged bytes, so
 /// that garbage whose length field happens to be plausible rarely costs a
 /// CRC over a large body: a known type, and an entry count that fits the
-/// body's length (a sample entry takes 10 to 28 bytes, a series entry at
-/// least 2).
+/// body's length (a version-1 sample entry takes 10 to 28 bytes, a series
+/// entry at least 2; in the version-2 types 3 and 4 a flags byte of 0 or 1
+/// follows the count, and uncompressed columns take 2 bytes per series and
+/// 4 to 31 bytes per sample).
 fn plausible_body(body: &[u8]) -> bool {
     let Some((&ty, rest)) = body.split_first() else { return false };
     let mut count = 0u64;
@@ -157,6 +159,17 @@ fn plausible_body(body: &[u8]) -> bool {
         1 => payload >= count.saturating_mul(2) && (count > 0 || payload == 0),
         2 if count == 0 => payload == 0,
         2 => payload >= count.saturating_mul(10) && payload <= count.saturating_mul(28).saturating_add(20),
+        3 | 4 => {
+            let Some(&flags) = rest.get(n) else { return false };
+            let cols = payload - 1;
+            let (min, max) = if ty == 3 { (2, u64::MAX) } else { (4, 31) };
+            match flags {
+                0 => cols >= count.saturating_mul(min) && cols <= count.saturating_mul(max) && (count > 0 || cols == 0),
+                // A compressed record is never empty: its length and data follow.
+                1 => count > 0 && cols >= 2,
+                _ => false,
+            }
+        }
         _ => false,
     }
 }
