@@ -8,6 +8,15 @@
 //! cargo run --release -p tidemark-bench --bin wal_records -- [series] [samples_per_series]
 //! ```
 //!
+//! With `db` first, it instead appends the same load through a `Db` with
+//! default options (fsync per commit, one commit per request) into a temp
+//! directory, and reports append CPU, the live data directory's size, and
+//! the time and CPU of reopening it (WAL replay):
+//!
+//! ```text
+//! cargo run --release -p tidemark-bench --bin wal_records -- db [series] [samples_per_series]
+//! ```
+//!
 //! The candidates here are prototypes written for the measurement; the one
 //! chosen lives in `crates/tidemark-storage/src/wal/record.rs` (`v2`) and is
 //! measured here too through the public WAL (`wal-v2 (shipped)`).
@@ -234,8 +243,82 @@ fn v1_len(s: &[RefSample]) -> usize {
     out.len() + 1 + 8
 }
 
+/// CPU seconds (user + system) of the whole process, from `/proc/self/stat`.
+fn process_cpu() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the command name, which ends with ')'.
+    let rest = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                dir_size(&e.path())
+            } else {
+                m.len()
+            }
+        })
+        .sum()
+}
+
+/// The `db` mode: the load through a `Db` with default options.
+fn through_db(load: &Load, requests: &[Vec<(usize, i64, f64)>]) {
+    use tidemark_storage::Db;
+    let labels: Vec<Labels> =
+        load.series.iter().map(|l| Labels::new(l.iter().map(|(n, v)| (n.as_str(), v.as_str()))).unwrap()).collect();
+    let samples: usize = requests.iter().map(Vec::len).sum();
+    let dir = tempfile::tempdir_in(std::env::var("WAL_RECORDS_DIR").unwrap_or_else(|_| "/tmp".into())).unwrap();
+    let db = Db::builder(dir.path()).maintenance_interval(None).open().unwrap();
+    let (cpu0, t0) = (process_cpu(), Instant::now());
+    for req in requests {
+        let mut app = db.appender();
+        for &(s, t, v) in req {
+            app.append(&labels[s], t, v).unwrap();
+        }
+        app.commit().unwrap();
+    }
+    let (cpu, wall) = (process_cpu() - cpu0, t0.elapsed());
+    let wal_bytes = dir_size(&dir.path().join("wal"));
+    let total = dir_size(dir.path());
+    db.close().unwrap();
+    drop(db);
+    println!(
+        "append: {samples} samples in {} commits, {:.2} s wall, {:.2} CPU-s ({:.3} CPU-s per 1M samples)",
+        requests.len(),
+        wall.as_secs_f64(),
+        cpu,
+        cpu / samples as f64 * 1e6
+    );
+    println!(
+        "live data dir: {total} bytes ({:.1} MiB), WAL {wal_bytes} bytes, {:.3} WAL bytes/sample",
+        total as f64 / (1 << 20) as f64,
+        wal_bytes as f64 / samples as f64
+    );
+    let (cpu0, t0) = (process_cpu(), Instant::now());
+    let db = Db::builder(dir.path()).maintenance_interval(None).open().unwrap();
+    let (cpu, wall) = (process_cpu() - cpu0, t0.elapsed());
+    println!(
+        "reopen (WAL replay): {:.2} s wall, {:.2} CPU-s, {:.2} M samples/s of CPU",
+        wall.as_secs_f64(),
+        cpu,
+        samples as f64 / cpu / 1e6
+    );
+    db.close().unwrap();
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    let db_mode = args.get(1).is_some_and(|a| a == "db");
+    if db_mode {
+        args.remove(1);
+    }
     let series: usize = args.get(1).map_or(100_000, |a| a.parse().unwrap());
     let per_series: usize = args.get(2).map_or(20, |a| a.parse().unwrap());
     let load =
@@ -260,6 +343,11 @@ fn main() {
         }
     });
     requests.extend(pending.into_iter().filter(|p| !p.is_empty()));
+    if db_mode {
+        println!("{}; {} requests", load.description, requests.len());
+        through_db(&load, &requests);
+        return;
+    }
 
     let mut refs: HashMap<usize, u64> = HashMap::new();
     let mut series_records: Vec<Record> = Vec::new();
