@@ -359,6 +359,24 @@ fn read_sample_columns(r: &mut Reader<'_>, n: u64) -> Result<Vec<RefSample>, &'s
     Ok(samples)
 }
 
+/// For a body of the v2 types (3, 4) that does not decode: whether it is a
+/// samples record, and the entry count its uncompressed envelope states,
+/// if the envelope itself is well-formed. Lets damage reports count what a
+/// record whose compressed columns were damaged held.
+pub(crate) fn envelope_count(body: &[u8]) -> Option<(bool, u64)> {
+    let (&ty, payload) = body.split_first()?;
+    if ty != TYPE_SERIES_V2 && ty != TYPE_SAMPLES_V2 {
+        return None;
+    }
+    let mut r = Reader { buf: payload, pos: 0 };
+    let n = r.uvarint().ok()?;
+    let flags = r.byte().ok()?;
+    let min_entry = if ty == TYPE_SAMPLES_V2 { MIN_SAMPLE_COLUMN_LEN } else { 2 };
+    // Only a count the declared columns could hold is believed.
+    let cols = if flags == FLAG_ZSTD { r.uvarint().ok()? } else if flags == 0 { r.remaining() as u64 } else { return None };
+    (n <= cols / min_entry as u64).then_some((ty == TYPE_SAMPLES_V2, n))
+}
+
 /// `n` entries of at least `min_size` bytes must fit in `remaining` bytes.
 fn bounded_capacity(n: u64, remaining: usize, min_size: usize) -> Result<usize, &'static str> {
     if n > (remaining / min_size) as u64 {

@@ -28,7 +28,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::record::{decode_body, frame_crc, FRAME_HEADER_LEN, MAX_BODY_LEN};
+use super::record::{decode_body, envelope_count, frame_crc, FRAME_HEADER_LEN, MAX_BODY_LEN};
 use super::segment::{
     checkpoint_path, list_dir, scan_segment_from, segment_path, sync_dir, Listing, ScanEnd, SEGMENT_HEADER, TMP_SUFFIX,
 };
@@ -101,7 +101,25 @@ impl WalDamage {
 enum Event {
     Record(Record),
     /// Damage that later frames of the file follow.
-    Damage(DamagedRegion, Option<Record>),
+    Damage(DamagedRegion, Option<Lost>),
+}
+
+/// What a skipped record held, as far as its damaged bytes still tell.
+enum Lost {
+    /// The body still decodes: exactly these entries were lost.
+    Record(Record),
+    /// The body does not decode (damage inside compressed columns), but its
+    /// uncompressed envelope still gives the type and entry count; the
+    /// samples' times are unknown.
+    Counted { samples: bool, count: u64 },
+}
+
+/// What the damaged frame `body` held, if anything can be told.
+fn lost_entries(body: &[u8]) -> Option<Lost> {
+    match decode_body(body) {
+        Ok(r) => Some(Lost::Record(r)),
+        Err(_) => envelope_count(body).map(|(samples, count)| Lost::Counted { samples, count }),
+    }
 }
 
 /// How a file read with [`scan_lenient`] ended.
@@ -179,7 +197,7 @@ fn plausible_body(body: &[u8]) -> bool {
 /// still decodes (it is then known exactly what was lost). The first valid
 /// frame after `off` is always taken: trusting a damaged length could jump
 /// over intact frames.
-fn resync(bytes: &[u8], off: usize) -> Option<(usize, Option<Record>)> {
+fn resync(bytes: &[u8], off: usize) -> Option<(usize, Option<Lost>)> {
     let header = SEGMENT_HEADER.len();
     let from = (off + 1).max(header);
     let next = (from..bytes.len().saturating_sub(FRAME_HEADER_LEN - 1)).find(|&p| frame_at(bytes, p).is_some())?;
@@ -188,7 +206,7 @@ fn resync(bytes: &[u8], off: usize) -> Option<(usize, Option<Record>)> {
         let h = &bytes[off..off + FRAME_HEADER_LEN];
         let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
         if off + FRAME_HEADER_LEN + len == next {
-            lost = decode_body(&bytes[off + FRAME_HEADER_LEN..next]).ok();
+            lost = lost_entries(&bytes[off + FRAME_HEADER_LEN..next]);
         }
     }
     Some((next, lost))
@@ -280,12 +298,14 @@ impl Emitter<'_> {
         (self.f)(rec);
     }
 
-    fn damage(&mut self, region: DamagedRegion, lost: Option<Record>) {
+    fn damage(&mut self, region: DamagedRegion, lost: Option<Lost>) {
         let d = self.damage.get_or_insert_with(WalDamage::default);
         d.records_skipped += 1;
         match lost {
-            Some(Record::Series(s)) => d.series_lost += s.len() as u64,
-            Some(Record::Samples(s)) => {
+            Some(Lost::Counted { samples: false, count }) => d.series_lost += count,
+            Some(Lost::Counted { samples: true, count }) => d.samples_lost += count,
+            Some(Lost::Record(Record::Series(s))) => d.series_lost += s.len() as u64,
+            Some(Lost::Record(Record::Samples(s))) => {
                 d.samples_lost += s.len() as u64;
                 for x in &s {
                     d.note_time(x.t);
