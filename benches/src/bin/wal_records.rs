@@ -65,7 +65,7 @@ fn decimal(bits: u64, hint: usize) -> Option<(usize, i64)> {
     let v = f64::from_bits(bits);
     let fit = |k: usize| {
         let m = (v * POW10[k]).round();
-        if !(m.abs() < 9_007_199_254_740_992.0) {
+        if m.is_nan() || m.abs() >= 9_007_199_254_740_992.0 {
             return None;
         }
         let m = m as i64;
@@ -321,8 +321,12 @@ fn main() {
     }
     let series: usize = args.get(1).map_or(100_000, |a| a.parse().unwrap());
     let per_series: usize = args.get(2).map_or(20, |a| a.parse().unwrap());
-    let load =
-        Load::synthetic(SyntheticOptions { series, samples_per_series: per_series, end_ms: 1_764_000_000_000, seed: 42 });
+    let load = Load::synthetic(SyntheticOptions {
+        series,
+        samples_per_series: per_series,
+        end_ms: 1_764_000_000_000,
+        seed: 42,
+    });
 
     // Cut the load into requests as `build_requests` does (4 senders, 2,000
     // samples each), in the order the senders would interleave.
@@ -390,10 +394,7 @@ fn main() {
         Candidate { name: "columns, decimal, zstd3", values: Values::Decimal, zstd: Some(3) },
         Candidate { name: "columns, dec-delta, zstd1", values: Values::DecimalDelta, zstd: Some(1) },
     ];
-    println!(
-        "{:<28} {:>12} {:>14} {:>14}",
-        "candidate", "bytes/sample", "encode Ms/s", "decode Ms/s"
-    );
+    println!("{:<28} {:>12} {:>14} {:>14}", "candidate", "bytes/sample", "encode Ms/s", "decode Ms/s");
     for c in candidates {
         let (mut out, mut scratch) = (Vec::new(), Vec::new());
         let mut bodies = Vec::with_capacity(sample_records.len());

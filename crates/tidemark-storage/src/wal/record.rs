@@ -139,8 +139,7 @@ fn decimal_of(bits: u64) -> Option<(usize, i64)> {
     let v = f64::from_bits(bits);
     let fit = |k: usize| {
         let m = (v * POW10[k]).round();
-        // NaN fails this comparison too.
-        if !(m.abs() < MAX_MANTISSA) {
+        if m.is_nan() || m.abs() >= MAX_MANTISSA {
             return None;
         }
         let m = m as i64;
@@ -311,7 +310,13 @@ fn with_columns<T>(
         let res = match got {
             Some(len) if len == raw_len && buf.len() == raw_len => {
                 let mut c = Reader { buf: &buf, pos: 0 };
-                f(&mut c).and_then(|out| if c.remaining() == 0 { Ok(out) } else { Err("trailing bytes after record columns") })
+                f(&mut c).and_then(|out| {
+                    if c.remaining() == 0 {
+                        Ok(out)
+                    } else {
+                        Err("trailing bytes after record columns")
+                    }
+                })
             }
             _ => Err("invalid zstd data in record"),
         };
@@ -373,7 +378,13 @@ pub(crate) fn envelope_count(body: &[u8]) -> Option<(bool, u64)> {
     let flags = r.byte().ok()?;
     let min_entry = if ty == TYPE_SAMPLES_V2 { MIN_SAMPLE_COLUMN_LEN } else { 2 };
     // Only a count the declared columns could hold is believed.
-    let cols = if flags == FLAG_ZSTD { r.uvarint().ok()? } else if flags == 0 { r.remaining() as u64 } else { return None };
+    let cols = if flags == FLAG_ZSTD {
+        r.uvarint().ok()?
+    } else if flags == 0 {
+        r.remaining() as u64
+    } else {
+        return None;
+    };
     (n <= cols / min_entry as u64).then_some((ty == TYPE_SAMPLES_V2, n))
 }
 
@@ -493,9 +504,8 @@ mod tests {
             Just(0.1 + 0.2),
             (any::<i32>(), 0usize..=12).prop_map(|(m, k)| f64::from(m) / 10f64.powi(k as i32)),
             // One ULP beside a short decimal: must not be taken for it.
-            (any::<i32>(), 0usize..=9, -2i64..=2).prop_map(|(m, k, d)| {
-                f64::from_bits((f64::from(m) / POW10[k]).to_bits().wrapping_add(d as u64))
-            }),
+            (any::<i32>(), 0usize..=9, -2i64..=2)
+                .prop_map(|(m, k, d)| { f64::from_bits((f64::from(m) / POW10[k]).to_bits().wrapping_add(d as u64)) }),
             (0u64..1 << 40).prop_map(|c| c as f64),
         ]
     }

@@ -928,7 +928,7 @@ const GOLDEN_V2_SEGMENT: [u8; 67] = [
     2, 0, // refs: +1, +0
     208, 15, 208, 15, // times: +1000, +1000
     0, 255, // kinds: 0 decimals, raw
-    2, // mantissa 1
+    2,   // mantissa 1
     2, 0, 0, 0, 0, 0, 240, 127, // raw: stale marker
 ];
 
