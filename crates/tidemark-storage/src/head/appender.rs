@@ -145,6 +145,18 @@ impl<'a> HeadAppender<'a> {
         res.map(|()| r)
     }
 
+    /// Whether `series_ref` names a series the head holds whose labels
+    /// satisfy `matches` (called under the series' shard lock, so it must
+    /// not append). A caller that keeps its own map from how a sender
+    /// spells a label set to refs checks an entry with it before
+    /// [`HeadAppender::append_ref`], instead of building a [`Labels`] and
+    /// looking it up: the check costs one shard lock and no allocation. The
+    /// series can still go away before the append (head truncation), which
+    /// `append_ref` then reports as [`AppendError::UnknownSeriesRef`].
+    pub fn ref_matches(&self, series_ref: u64, matches: impl FnOnce(&Labels) -> bool) -> bool {
+        self.head.series_shard(series_ref).lock().get(&series_ref).is_some_and(|s| matches(&s.labels))
+    }
+
     /// Appends a sample to the series with ref `series_ref` (from an earlier
     /// [`HeadAppender::append`]). This is the hot path: one shard lock, no
     /// allocation besides the batch buffers.
