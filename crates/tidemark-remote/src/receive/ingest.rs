@@ -114,7 +114,8 @@ pub fn ingest(
         out.histograms_dropped += series.histograms as u64;
         // A series without samples takes the full path: its validation
         // (and 2.0's "no samples" rule) decide what to answer.
-        let key = (cache.enabled() && !series.samples.is_empty()).then(|| series_cache::key(series.labels, &mut scratch));
+        let key =
+            (cache.enabled() && !series.samples.is_empty()).then(|| series_cache::key(series.labels, &mut scratch));
         let cached = key
             .and_then(|k| cache.get(k))
             .filter(|&r| app.ref_matches(r, |l| series_cache::pairs_match(series.labels, l)));
