@@ -1433,6 +1433,14 @@ impl Appender<'_> {
         self.head.append_ref(series_ref, t, v)
     }
 
+    /// Whether `series_ref` is a series held in the head whose labels
+    /// satisfy `matches`: lets a caller that caches refs by its own key
+    /// check an entry without building [`Labels`] (see
+    /// [`HeadAppender::ref_matches`]).
+    pub fn ref_matches(&self, series_ref: u64, matches: impl FnOnce(&Labels) -> bool) -> bool {
+        self.head.ref_matches(series_ref, matches)
+    }
+
     /// Logs the batch to the WAL and makes it visible to queries. When this
     /// returns `Ok`, the samples survive a crash (per the fsync policy);
     /// when it returns an error, nothing of the batch was applied and the

@@ -211,6 +211,33 @@ impl Labels {
         LabelsIter { data: &self.data, pos: 0 }
     }
 
+    /// Whether `pairs` are exactly these labels, in order: every name and
+    /// value equal, none missing or extra. A pair with an empty value never
+    /// matches (a label set holds none). Compares bytes of the canonical
+    /// encoding without decoding it, so it costs no UTF-8 check.
+    ///
+    /// ```
+    /// use tidemark_storage::Labels;
+    /// let l = Labels::new([("__name__", "up"), ("job", "api")]).unwrap();
+    /// assert!(l.matches_pairs([("__name__", "up"), ("job", "api")]));
+    /// assert!(!l.matches_pairs([("job", "api"), ("__name__", "up")]));
+    /// assert!(!l.matches_pairs([("__name__", "up"), ("env", ""), ("job", "api")]));
+    /// ```
+    pub fn matches_pairs<'a>(&self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
+        let data = &self.data[..];
+        let mut pos = 0;
+        for (n, v) in pairs {
+            for s in [n, v] {
+                // The buffer is canonical, so its lengths decode.
+                let Ok(b) = get_bytes(data, &mut pos) else { return false };
+                if b != s.as_bytes() {
+                    return false;
+                }
+            }
+        }
+        pos == data.len()
+    }
+
     /// The value of `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         // Names are compared as bytes; only the value found is decoded.
@@ -389,6 +416,16 @@ fn raw_str<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
 }
 
 fn get_str<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a str, LabelError> {
+    let start = *pos;
+    let b = get_bytes(buf, pos)?;
+    std::str::from_utf8(b).map_err(|_| {
+        *pos = start;
+        LabelError::Malformed("invalid UTF-8")
+    })
+}
+
+/// One length-prefixed string of the encoding, as bytes.
+fn get_bytes<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a [u8], LabelError> {
     let mut len: u64 = 0;
     let mut shift = 0;
     loop {
@@ -413,7 +450,7 @@ fn get_str<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a str, LabelError> {
         .checked_add(usize::try_from(len).map_err(|_| LabelError::Malformed("length overflow"))?)
         .filter(|&e| e <= buf.len())
         .ok_or(LabelError::Malformed("truncated string"))?;
-    let s = std::str::from_utf8(&buf[*pos..end]).map_err(|_| LabelError::Malformed("invalid UTF-8"))?;
+    let s = &buf[*pos..end];
     *pos = end;
     Ok(s)
 }
@@ -455,6 +492,22 @@ mod tests {
         assert_eq!(noname.validate(NameValidation::Utf8), Err(LabelError::MissingMetricName));
         assert!(!NameValidation::Legacy.is_valid_label_name("1abc"));
         assert!(!NameValidation::Legacy.is_valid_label_name("a:b"));
+    }
+
+    #[test]
+    fn matches_pairs_compares_exactly() {
+        let l = Labels::new([("__name__", "up"), ("job", "a\"b"), ("ü", "✓")]).unwrap();
+        assert!(l.matches_pairs([("__name__", "up"), ("job", "a\"b"), ("ü", "✓")]));
+        assert!(!l.matches_pairs([("__name__", "up"), ("job", "a\"b")]));
+        assert!(!l.matches_pairs([("__name__", "up"), ("job", "a\"b"), ("ü", "✓"), ("z", "1")]));
+        assert!(!l.matches_pairs([("__name__", "up"), ("job", "a\"c"), ("ü", "✓")]));
+        assert!(!l.matches_pairs([("__name__", "up"), ("jo", "ba\"b"), ("ü", "✓")]));
+        assert!(!l.matches_pairs([("__name__", "up"), ("env", ""), ("job", "a\"b"), ("ü", "✓")]));
+        assert!(Labels::empty().matches_pairs([]));
+        assert!(!Labels::empty().matches_pairs([("a", "")]));
+        for pairs in [vec![("a", "1")], vec![("__name__", "x"), ("a", "1")], vec![]] {
+            assert!(Labels::from_sorted(pairs.iter().copied()).matches_pairs(pairs.iter().copied()));
+        }
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Appending a decoded [`Batch`] to the database, sample by sample, keeping
 //! every valid sample and accounting for every rejected one.
 //!
-//! Per series: the labels are validated and built once; the first sample
-//! goes through [`Appender::append`] (label lookup, series creation) and the
-//! rest through [`Appender::append_ref`]. A rejected sample does not stop
+//! Per series: a series the receiver has seen before is found by its label
+//! pairs as sent ([`SeriesCache`], checked against the stored labels) and
+//! appended by ref. Otherwise the labels are validated and built once; the
+//! first sample goes through [`Appender::append`] (label lookup, series
+//! creation) and the rest through [`Appender::append_ref`]. A rejected sample does not stop
 //! the series or the batch: the storage appender keeps its other samples.
 
 use std::fmt::Write as _;
@@ -11,6 +13,7 @@ use std::fmt::Write as _;
 use tidemark_storage::{AppendError, Appender, Labels, METRIC_NAME};
 
 use super::decode::{Batch, SeriesView};
+use super::series_cache::{self, SeriesCache};
 use super::stats::RejectReason;
 use super::validate::{family_name, series_labels, DisplayPairs, SeriesError};
 use super::ReceiverOptions;
@@ -78,17 +81,21 @@ impl Outcome {
 }
 
 /// Appends every series of `batch` and records its metadata. `max_t` is the
-/// newest timestamp accepted (now + the future allowance).
+/// newest timestamp accepted (now + the future allowance). `cache` maps
+/// label pairs as sent to refs (see [`SeriesCache`]): a series found there
+/// skips validation, building its [`Labels`] and the label lookup.
 pub fn ingest(
     batch: &Batch<'_>,
     app: &mut Appender<'_>,
     metadata: &MetadataStore,
     opts: &ReceiverOptions,
+    cache: &SeriesCache,
     max_t: i64,
 ) -> Outcome {
     let mut out = Outcome::default();
     let limit = opts.max_errors_reported;
     let v2 = matches!(batch, Batch::V2(_));
+    let mut scratch = Vec::new();
     for (family, m) in batch.family_metadata() {
         out.metadata_entries += 1;
         metadata.record_parts(family, m.kind, m.help, m.unit);
@@ -105,40 +112,87 @@ pub fn ingest(
         };
         out.exemplars_dropped += series.exemplars as u64;
         out.histograms_dropped += series.histograms as u64;
-        let labels = match series_labels(series.labels, opts.name_validation) {
-            Ok(l) if v2 && series.samples.is_empty() && series.histograms == 0 => {
-                drop(l);
-                out.note(limit, || format!("{}: {}", DisplayPairs(series.labels), SeriesError::NoSamples));
-                return;
+        // A series without samples takes the full path: its validation
+        // (and 2.0's "no samples" rule) decide what to answer.
+        let key =
+            (cache.enabled() && !series.samples.is_empty()).then(|| series_cache::key(series.labels, &mut scratch));
+        let cached = key
+            .and_then(|k| cache.get(k))
+            .filter(|&r| app.ref_matches(r, |l| series_cache::pairs_match(series.labels, l)));
+        let (series_ref, labels) = match cached {
+            Some(r) => {
+                // The pairs equal a stored, validated label set: valid.
+                if let Some(m) = series.metadata {
+                    out.metadata_entries += 1;
+                    if let Some(&(_, name)) = series.labels.iter().find(|(n, _)| *n == METRIC_NAME) {
+                        metadata.record_parts(&family_name(name, m.kind), m.kind, m.help, m.unit);
+                    }
+                }
+                (Some(r), None)
             }
-            Ok(l) => l,
-            Err(e) => {
-                out.rejected[RejectReason::InvalidSeries.index()] += series.samples.len() as u64;
-                out.note(limit, || format!("{}: invalid series: {e}", DisplayPairs(series.labels)));
-                return;
+            None => {
+                let labels = match series_labels(series.labels, opts.name_validation) {
+                    Ok(l) if v2 && series.samples.is_empty() && series.histograms == 0 => {
+                        drop(l);
+                        out.note(limit, || format!("{}: {}", DisplayPairs(series.labels), SeriesError::NoSamples));
+                        return;
+                    }
+                    Ok(l) => l,
+                    Err(e) => {
+                        out.rejected[RejectReason::InvalidSeries.index()] += series.samples.len() as u64;
+                        out.note(limit, || format!("{}: invalid series: {e}", DisplayPairs(series.labels)));
+                        return;
+                    }
+                };
+                if let Some(m) = series.metadata {
+                    out.metadata_entries += 1;
+                    if let Some(name) = labels.get(METRIC_NAME) {
+                        metadata.record_parts(&family_name(name, m.kind), m.kind, m.help, m.unit);
+                    }
+                }
+                (None, Some(labels))
             }
         };
-        if let Some(m) = series.metadata {
-            out.metadata_entries += 1;
-            if let Some(name) = labels.get(METRIC_NAME) {
-                metadata.record_parts(&family_name(name, m.kind), m.kind, m.help, m.unit);
-            }
+        let mut target = Target { series_ref, labels, pairs: series.labels };
+        append_series(app, &mut target, &series, max_t, &mut out, limit);
+        if let (Some(k), None, Some(r)) = (key, cached, target.series_ref) {
+            cache.insert(k, r);
         }
-        append_series(app, &labels, &series, max_t, &mut out, limit);
     });
     out
+}
+
+/// The series samples are appended to: its ref once known, its [`Labels`]
+/// when built (built on demand for a cached series whose ref went away).
+struct Target<'a, 'p> {
+    series_ref: Option<u64>,
+    labels: Option<Labels>,
+    pairs: &'p [(&'a str, &'a str)],
+}
+
+impl Target<'_, '_> {
+    /// Appends by labels (looking the series up, creating it if new) and
+    /// remembers the ref.
+    fn append_by_labels(&mut self, app: &mut Appender<'_>, t: i64, v: f64) -> Result<(), AppendError> {
+        // Without labels the series came from the cache: its pairs equal a
+        // stored label set (sorted, unique, no empty value), which is what
+        // `from_sorted` requires.
+        let labels = self.labels.get_or_insert_with(|| Labels::from_sorted(self.pairs.iter().copied()));
+        let r = app.append(labels, t, v)?;
+        self.series_ref = Some(r);
+        Ok(())
+    }
 }
 
 /// Appends one valid series' samples.
 fn append_series(
     app: &mut Appender<'_>,
-    labels: &Labels,
+    target: &mut Target<'_, '_>,
     series: &SeriesView<'_, '_>,
     max_t: i64,
     out: &mut Outcome,
     limit: usize,
 ) {
-    let mut series_ref: Option<u64> = None;
     // The first rejection of the series (reported) and how many followed.
     let mut first: Option<(RejectReason, String)> = None;
     let mut rejected = 0u64;
@@ -161,14 +215,14 @@ fn append_series(
             );
             continue;
         }
-        let res = match series_ref {
+        let res = match target.series_ref {
             Some(r) => match app.append_ref(r, t, v) {
                 // The series went away under us (head truncation): look it
                 // up again by labels.
-                Err(AppendError::UnknownSeriesRef(_)) => app.append(labels, t, v).map(|r| series_ref = Some(r)),
+                Err(AppendError::UnknownSeriesRef(_)) => target.append_by_labels(app, t, v),
                 other => other,
             },
-            None => app.append(labels, t, v).map(|r| series_ref = Some(r)),
+            None => target.append_by_labels(app, t, v),
         };
         match res {
             Ok(()) => out.samples_written += 1,

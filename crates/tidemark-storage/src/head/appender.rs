@@ -68,6 +68,9 @@ pub struct HeadAppender<'a> {
     samples: Vec<RefSample>,
     batch: FxHashMap<u64, Batch>,
     created: Vec<u64>,
+    /// Series of the batch whose `Series` record was not yet logged when
+    /// their first sample was buffered: the only ones commit must check.
+    unlogged: Vec<u64>,
     done: bool,
 }
 
@@ -83,7 +86,7 @@ impl std::fmt::Debug for HeadAppender<'_> {
 impl<'a> HeadAppender<'a> {
     pub(super) fn new(head: &'a Head) -> HeadAppender<'a> {
         let Buffers { samples, batch } = head.buffer_pool.lock().pop().unwrap_or_default();
-        HeadAppender { head, samples, batch, created: Vec::new(), done: false }
+        HeadAppender { head, samples, batch, created: Vec::new(), unlogged: Vec::new(), done: false }
     }
 
     /// Returns (emptied) buffers to the head's pool so the next appender
@@ -145,6 +148,18 @@ impl<'a> HeadAppender<'a> {
         res.map(|()| r)
     }
 
+    /// Whether `series_ref` names a series the head holds whose labels
+    /// satisfy `matches` (called under the series' shard lock, so it must
+    /// not append). A caller that keeps its own map from how a sender
+    /// spells a label set to refs checks an entry with it before
+    /// [`HeadAppender::append_ref`], instead of building a [`Labels`] and
+    /// looking it up: the check costs one shard lock and no allocation. The
+    /// series can still go away before the append (head truncation), which
+    /// `append_ref` then reports as [`AppendError::UnknownSeriesRef`].
+    pub fn ref_matches(&self, series_ref: u64, matches: impl FnOnce(&Labels) -> bool) -> bool {
+        self.head.series_shard(series_ref).lock().get(&series_ref).is_some_and(|s| matches(&s.labels))
+    }
+
     /// Appends a sample to the series with ref `series_ref` (from an earlier
     /// [`HeadAppender::append`]). This is the hot path: one shard lock, no
     /// allocation besides the batch buffers.
@@ -178,6 +193,9 @@ impl<'a> HeadAppender<'a> {
             }),
             Entry::Vacant(e) => check(head, s, None, t, v).map(|kind| {
                 if !matches!(kind, Kind::Identical) {
+                    if !s.logged {
+                        self.unlogged.push(r);
+                    }
                     s.pending += 1;
                     e.insert(Batch { last: matches!(kind, Kind::InOrder).then_some((t, v.to_bits())), buffered: 1 });
                 }
@@ -237,7 +255,10 @@ impl<'a> HeadAppender<'a> {
             return Ok(stats);
         };
         let _order = head.commit_lock.lock();
-        let mut refs: Vec<u64> = self.batch.keys().copied().collect();
+        // Series logged since their first sample was buffered (by another
+        // commit) are skipped by the check below; series logged before it
+        // were never listed.
+        let mut refs = std::mem::take(&mut self.unlogged);
         refs.sort_unstable();
         let mut new_series = Vec::new();
         for r in refs {

@@ -1,0 +1,122 @@
+//! Sends the comparison tool's synthetic remote-write load to one
+//! `tidemark serve` and reports only the ingest figures: wall rate and the
+//! server's CPU time (user + system from `/proc/<pid>/stat`) per million
+//! samples. No queries, no persisting: a quick A/B of two server builds,
+//! and a window to attach `perf` to (`--pause`).
+//!
+//! ```sh
+//! cargo run --release -p tidemark-bench --bin ingest_drive -- \
+//!     --bin target/release/tidemark --series 100000 --samples-per-series 60
+//! ```
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use tidemark_bench::compare::load::{Load, SyntheticOptions};
+use tidemark_bench::compare::systems::{Running, SystemKind};
+use tidemark_testkit::{now_ms, Http};
+
+#[derive(Parser)]
+struct Args {
+    /// The `tidemark` binary to run.
+    #[arg(long)]
+    bin: PathBuf,
+    /// Series of the synthetic fleet.
+    #[arg(long, default_value_t = 100_000)]
+    series: usize,
+    /// Samples per series (15 s apart).
+    #[arg(long, default_value_t = 60)]
+    samples_per_series: usize,
+    /// Concurrent senders.
+    #[arg(long, default_value_t = 4)]
+    senders: usize,
+    /// Samples per request.
+    #[arg(long, default_value_t = 2000)]
+    per_request: usize,
+    /// Seconds to wait after printing the server's pid before sending (to
+    /// attach a profiler).
+    #[arg(long, default_value_t = 0)]
+    pause: u64,
+    /// Run the load this many times, each on a fresh server (A/B runs
+    /// interleave by calling the binary per build in turn).
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+}
+
+fn main() {
+    let args = Args::parse();
+    let end_ms = (now_ms() - 60_000).div_euclid(15_000) * 15_000;
+    let load = Load::synthetic(SyntheticOptions {
+        series: args.series,
+        samples_per_series: args.samples_per_series,
+        end_ms,
+        seed: 42,
+    });
+    let requests = load.build_requests(args.senders, args.per_request, |_| {});
+    let bytes: usize = requests.iter().flatten().map(|r| r.body.len()).sum();
+    eprintln!(
+        "load: {} series, {} samples, {} requests, {:.1} MB compressed",
+        load.series.len(),
+        load.samples,
+        requests.iter().map(Vec::len).sum::<usize>(),
+        bytes as f64 / 1e6
+    );
+    for run in 0..args.runs {
+        let running = Running::start(SystemKind::Tidemark, &args.bin).expect("start tidemark");
+        let pid = running.process().pid();
+        eprintln!("run {run}: tidemark pid {pid}");
+        if args.pause > 0 {
+            std::thread::sleep(Duration::from_secs(args.pause));
+        }
+        let url = format!("{}/api/v1/write", running.process().url());
+        let before = running.process().stats().expect("stats");
+        let failed = AtomicUsize::new(0);
+        let sent = AtomicU64::new(0);
+        let t0 = Instant::now();
+        std::thread::scope(|s| {
+            for mine in &requests {
+                let (url, failed, sent) = (&url, &failed, &sent);
+                s.spawn(move || {
+                    let http = Http::new(Duration::from_secs(300));
+                    let headers = [
+                        ("Content-Type", "application/x-protobuf"),
+                        ("Content-Encoding", "snappy"),
+                        ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+                    ];
+                    for r in mine {
+                        match http.post(url, &headers, &r.body) {
+                            Ok(resp) if resp.is_success() => {}
+                            Ok(resp) => {
+                                if failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                                    eprintln!("{}: {}", resp.status, resp.text().trim());
+                                }
+                            }
+                            Err(e) => {
+                                if failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                                    eprintln!("{e}");
+                                }
+                            }
+                        }
+                        sent.fetch_add(u64::from(r.samples), Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        let wall = t0.elapsed().as_secs_f64();
+        let during = running.process().stats().expect("stats");
+        std::thread::sleep(Duration::from_secs(3));
+        let after = running.process().stats().expect("stats");
+        let m = load.samples as f64 / 1e6;
+        println!(
+            "run {run}: {:.0} samples/s, {:.3} CPU-s/M samples ({:.3} during the sends), peak RSS {:.0} MiB, {} failed",
+            load.samples as f64 / wall,
+            (after.cpu_seconds - before.cpu_seconds) / m,
+            (during.cpu_seconds - before.cpu_seconds) / m,
+            after.peak_rss_bytes as f64 / (1 << 20) as f64,
+            failed.load(Ordering::Relaxed)
+        );
+        running.stop().expect("stop");
+    }
+}
