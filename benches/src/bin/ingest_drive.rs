@@ -50,6 +50,7 @@ fn main() {
     let end_ms = (now_ms() - 60_000).div_euclid(15_000) * 15_000;
     let load = Load::synthetic(SyntheticOptions {
         series: args.series,
+        targets: None,
         samples_per_series: args.samples_per_series,
         end_ms,
         seed: 42,

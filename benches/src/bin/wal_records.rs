@@ -323,6 +323,7 @@ fn main() {
     let per_series: usize = args.get(2).map_or(20, |a| a.parse().unwrap());
     let load = Load::synthetic(SyntheticOptions {
         series,
+        targets: None,
         samples_per_series: per_series,
         end_ms: 1_764_000_000_000,
         seed: 42,
