@@ -23,6 +23,23 @@ fn thread_cpu() -> Option<Duration> {
     Some(Duration::from_nanos(s.split_whitespace().next()?.parse().ok()?))
 }
 
+/// Appends one sample to each series of `refs` per iteration (one commit
+/// each, 15 s apart from `*t` on) and returns the thread CPU time spent.
+fn append_rounds_cpu(head: &Head, refs: &[u64], t: &mut i64, iters: u64) -> Duration {
+    let mut spent = Duration::ZERO;
+    for _ in 0..iters {
+        *t += 15_000;
+        let start = thread_cpu().unwrap_or_default();
+        let mut app = head.appender();
+        for (i, &r) in refs.iter().enumerate() {
+            app.append_ref(r, *t, (*t / 1000 + i as i64) as f64).expect("append_ref");
+        }
+        app.commit().expect("commit");
+        spent += thread_cpu().unwrap_or_default().saturating_sub(start);
+    }
+    spent
+}
+
 fn labels(i: usize) -> Labels {
     Labels::new([
         ("__name__", format!("metric_{}", i % 100)),
@@ -60,20 +77,7 @@ fn append(c: &mut Criterion) {
 
     if thread_cpu().is_some() {
         g.bench_function("refs_10k_series_cpu", |b| {
-            b.iter_custom(|iters| {
-                let mut spent = Duration::ZERO;
-                for _ in 0..iters {
-                    t += 15_000;
-                    let start = thread_cpu().unwrap_or_default();
-                    let mut app = head.appender();
-                    for (i, &r) in refs.iter().enumerate() {
-                        app.append_ref(r, t, (t / 1000 + i as i64) as f64).expect("append_ref");
-                    }
-                    app.commit().expect("commit");
-                    spent += thread_cpu().unwrap_or_default().saturating_sub(start);
-                }
-                spent
-            })
+            b.iter_custom(|iters| append_rounds_cpu(&head, &refs, &mut t, iters))
         });
     }
 
@@ -157,20 +161,7 @@ fn append_chunk_file(c: &mut Criterion) {
     app.commit().expect("commit");
     let mut t = 0i64;
     g.bench_function("refs_10k_series_chunk_file_cpu", |b| {
-        b.iter_custom(|iters| {
-            let mut spent = Duration::ZERO;
-            for _ in 0..iters {
-                t += 15_000;
-                let start = thread_cpu().unwrap_or_default();
-                let mut app = head.appender();
-                for (i, &r) in refs.iter().enumerate() {
-                    app.append_ref(r, t, (t / 1000 + i as i64) as f64).expect("append_ref");
-                }
-                app.commit().expect("commit");
-                spent += thread_cpu().unwrap_or_default().saturating_sub(start);
-            }
-            spent
-        })
+        b.iter_custom(|iters| append_rounds_cpu(&head, &refs, &mut t, iters))
     });
     g.finish();
 }

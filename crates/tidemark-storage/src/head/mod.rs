@@ -619,39 +619,14 @@ impl Head {
     /// out-of-order data merged). A series whose chunks cannot be read back
     /// is left out and logged; [`Head::try_samples_for_block`] fails instead.
     pub fn samples_for_block(&self, mint: i64, maxt: i64) -> Vec<(Labels, Vec<Sample>)> {
-        self.collect_samples(mint, maxt, false).unwrap_or_default()
+        self.series_for_block(mint, maxt).filter_map(Result::ok).collect()
     }
 
     /// [`Head::samples_for_block`], failing if any closed chunk in the range
     /// cannot be read back from the head chunk file: what goes to a block
     /// must be complete (the WAL still holds the samples).
     pub fn try_samples_for_block(&self, mint: i64, maxt: i64) -> Result<Vec<(Labels, Vec<Sample>)>, crate::Error> {
-        self.collect_samples(mint, maxt, true)
-    }
-
-    fn collect_samples(&self, mint: i64, maxt: i64, strict: bool) -> Result<Vec<(Labels, Vec<Sample>)>, crate::Error> {
-        let mut out = Vec::new();
-        let refs = self.index.read().all_postings();
-        for r in refs {
-            let shard = self.series_shard(r).lock();
-            let Some(s) = shard.get(&r) else { continue };
-            let samples = match s.samples_in(r, mint, maxt, &self.chunks) {
-                Ok(samples) => samples,
-                Err(e) => {
-                    tracing::error!(series = %s.labels, error = %e, "head chunk unreadable");
-                    if strict {
-                        let path = self.chunks.dir().map(std::path::Path::to_path_buf).unwrap_or_default();
-                        return Err(crate::Error::Corrupt { path, reason: format!("series {}: {e}", s.labels) });
-                    }
-                    continue;
-                }
-            };
-            if !samples.is_empty() {
-                out.push((s.labels.clone(), samples));
-            }
-        }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
+        self.series_for_block(mint, maxt).collect()
     }
 
     /// [`Head::try_samples_for_block`] without holding every sample at once:
