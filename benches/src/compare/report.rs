@@ -495,90 +495,159 @@ fn render_point(
 }
 
 /// Issue 13's goals, each with a verdict from the measured ratios of the
-/// `tidemark` system to the peers.
+/// `tidemark` system to the peers. A goal whose peer is not in the run is
+/// listed as not judged, so a partial run still says what it could and
+/// could not decide.
 pub fn render_goals(r: &Report) -> String {
     use std::fmt::Write;
     let mut o = String::new();
     let _ = writeln!(o, "\n## Goals of issue 13 (Tidemark against both peers, per load)\n");
     for l in &r.loads {
         let get = |k: SystemKind| l.systems.iter().find(|s| s.system == k);
-        let (Some(t), Some(p), Some(v)) =
-            (get(SystemKind::Tidemark), get(SystemKind::Prometheus), get(SystemKind::VictoriaMetrics))
-        else {
+        let Some(t) = get(SystemKind::Tidemark) else {
+            let _ = writeln!(o, "{}: not judged (Tidemark is not in this run)\n", l.description);
             continue;
         };
+        let (p, v) = (get(SystemKind::Prometheus), get(SystemKind::VictoriaMetrics));
         let _ = writeln!(o, "{}:\n", l.description);
-        let mut goal = |what: &str, ours: f64, theirs: f64, met: bool| {
-            let _ = writeln!(o, "- {what}: {} ({:.2}×)", if met { "met" } else { "NOT met" }, ours / theirs);
-        };
-        let cpu = t.ingest.cpu_seconds_per_million / v.ingest.cpu_seconds_per_million;
-        goal(
-            "server CPU per sample ≤ 0.5× VictoriaMetrics'",
-            t.ingest.cpu_seconds_per_million,
-            v.ingest.cpu_seconds_per_million,
-            cpu <= 0.5,
-        );
-        let rate = t.ingest.samples_per_second / v.ingest.samples_per_second;
-        goal(
-            "ingest rate ≥ 1.5× VictoriaMetrics'",
-            t.ingest.samples_per_second,
-            v.ingest.samples_per_second,
-            rate >= 1.5,
-        );
-        let rss = t.ingest.peak_rss_bytes as f64 / v.ingest.peak_rss_bytes as f64;
-        goal(
-            "peak RSS after ingest ≤ 0.8× VictoriaMetrics'",
-            t.ingest.peak_rss_bytes as f64,
-            v.ingest.peak_rss_bytes as f64,
-            rss <= 0.8,
-        );
-        let wal = t.live_data_dir_bytes as f64 / p.live_data_dir_bytes as f64;
-        goal(
-            "live data dir after ingest ≤ 0.5× Prometheus'",
-            t.live_data_dir_bytes as f64,
-            p.live_data_dir_bytes as f64,
-            wal <= 0.5,
-        );
-        goal(
-            "fewer persisted bytes per sample than VictoriaMetrics",
-            t.bytes_per_sample,
-            v.bytes_per_sample,
-            t.bytes_per_sample < v.bytes_per_sample,
-        );
-        let mut slow = Vec::new();
-        let mut compared = 0;
-        for q in l.final_queries().iter().filter(|q| q.query.heavy) {
-            let m = |k: SystemKind| {
-                q.by_system.iter().find(|b| b.system == k && b.timed.error.is_none()).map(|b| b.timed.median_ms)
-            };
-            if let (Some(ours), Some(pm), Some(vm)) =
-                (m(SystemKind::Tidemark), m(SystemKind::Prometheus), m(SystemKind::VictoriaMetrics))
-            {
-                compared += 1;
-                if !(ours <= 0.7 * vm && ours <= 0.3 * pm) {
-                    slow.push(format!("{} ({:.2}× VM, {:.2}× Prometheus)", q.query.name, ours / vm, ours / pm));
-                }
-            }
-        }
-        if slow.is_empty() {
-            let _ =
-                writeln!(o, "- every heavy query ≤ 0.7× VM's and ≤ 0.3× Prometheus' median: met ({compared} queries)");
-        } else {
-            let _ = writeln!(
-                o,
-                "- every heavy query ≤ 0.7× VM's and ≤ 0.3× Prometheus' median: NOT met on {} of {compared}: {}",
-                slow.len(),
-                slow.join("; ")
-            );
+        for g in goal_verdicts(t, p, v, l.final_queries()) {
+            let _ = writeln!(o, "- {g}");
         }
         let _ = writeln!(o);
     }
     o
 }
 
+/// One line per goal of issue 13: "met", "NOT met" with the ratio, or "not
+/// judged" when the peer it is measured against did not run.
+fn goal_verdicts(
+    t: &SystemReport,
+    p: Option<&SystemReport>,
+    v: Option<&SystemReport>,
+    queries: &[QueryReport],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut goal = |what: &str, peer: Option<(f64, f64)>, met: fn(f64) -> bool, missing: &str| {
+        out.push(match peer {
+            Some((ours, theirs)) if theirs > 0.0 && ours.is_finite() && theirs.is_finite() => {
+                let ratio = ours / theirs;
+                format!("{what}: {} ({ratio:.2}×)", if met(ratio) { "met" } else { "NOT met" })
+            }
+            Some(_) => format!("{what}: not judged (no figure measured)"),
+            None => format!("{what}: not judged ({missing} not in this run)"),
+        });
+    };
+    const VM: &str = "VictoriaMetrics";
+    const PROM: &str = "Prometheus";
+    goal(
+        "server CPU per sample ≤ 0.5× VictoriaMetrics'",
+        v.map(|v| (t.ingest.cpu_seconds_per_million, v.ingest.cpu_seconds_per_million)),
+        |r| r <= 0.5,
+        VM,
+    );
+    goal(
+        "ingest rate ≥ 1.5× VictoriaMetrics'",
+        v.map(|v| (t.ingest.samples_per_second, v.ingest.samples_per_second)),
+        |r| r >= 1.5,
+        VM,
+    );
+    goal(
+        "peak RSS after ingest ≤ 0.8× VictoriaMetrics'",
+        v.map(|v| (t.ingest.peak_rss_bytes as f64, v.ingest.peak_rss_bytes as f64)),
+        |r| r <= 0.8,
+        VM,
+    );
+    goal(
+        "live data dir after ingest ≤ 0.5× Prometheus'",
+        p.map(|p| (t.live_data_dir_bytes as f64, p.live_data_dir_bytes as f64)),
+        |r| r <= 0.5,
+        PROM,
+    );
+    goal(
+        "fewer persisted bytes per sample than VictoriaMetrics",
+        v.map(|v| (t.bytes_per_sample, v.bytes_per_sample)),
+        |r| r < 1.0,
+        VM,
+    );
+    // Heavy queries: each bound is judged against the peers that ran.
+    let median = |q: &QueryReport, k: SystemKind| {
+        q.by_system.iter().find(|b| b.system == k && b.timed.error.is_none()).map(|b| b.timed.median_ms)
+    };
+    for (peer, kind, bound, name, possessive) in
+        [(v, SystemKind::VictoriaMetrics, 0.7, VM, "VM's"), (p, SystemKind::Prometheus, 0.3, PROM, "Prometheus'")]
+    {
+        let what = format!("every heavy query ≤ {bound}× {possessive} median");
+        if peer.is_none() {
+            out.push(format!("{what}: not judged ({name} not in this run)"));
+            continue;
+        }
+        let mut slow = Vec::new();
+        let mut compared = 0;
+        for q in queries.iter().filter(|q| q.query.heavy) {
+            if let (Some(ours), Some(theirs)) = (median(q, SystemKind::Tidemark), median(q, kind)) {
+                compared += 1;
+                if ours > bound * theirs {
+                    slow.push(format!("{} ({:.2}×)", q.query.name, ours / theirs));
+                }
+            }
+        }
+        out.push(if compared == 0 {
+            format!("{what}: not judged (no heavy query answered by both)")
+        } else if slow.is_empty() {
+            format!("{what}: met ({compared} queries)")
+        } else {
+            format!("{what}: NOT met on {} of {compared}: {}", slow.len(), slow.join("; "))
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn system(system: SystemKind, cpu: f64, rate: f64, rss: u64, live: u64, bps: f64) -> SystemReport {
+        SystemReport {
+            system,
+            ingest: IngestFigures {
+                seconds: 1.0,
+                samples_per_second: rate,
+                cpu_seconds: cpu,
+                cpu_seconds_per_million: cpu,
+                peak_rss_bytes: rss,
+                rss_bytes: rss,
+                peak_rss_per_series: 0.0,
+            },
+            live_data_dir_bytes: live,
+            persisted: Persisted { bytes: 0, how: String::new(), data_dir_bytes: 0, seconds: 0.0 },
+            bytes_per_sample: bps,
+            stored_samples: 0,
+            peak_rss_after_queries: 0,
+            rss_after_queries: 0,
+        }
+    }
+
+    #[test]
+    fn goals_are_judged_against_the_peers_that_ran() {
+        let t = system(SystemKind::Tidemark, 1.0, 300.0, 70, 10, 1.2);
+        let v = system(SystemKind::VictoriaMetrics, 1.0, 100.0, 100, 99, 1.3);
+        let lines = goal_verdicts(&t, None, Some(&v), &[]);
+        assert_eq!(lines.len(), 7, "{lines:#?}");
+        assert_eq!(lines[0], "server CPU per sample ≤ 0.5× VictoriaMetrics': NOT met (1.00×)");
+        assert_eq!(lines[1], "ingest rate ≥ 1.5× VictoriaMetrics': met (3.00×)");
+        assert_eq!(lines[2], "peak RSS after ingest ≤ 0.8× VictoriaMetrics': met (0.70×)");
+        assert_eq!(lines[3], "live data dir after ingest ≤ 0.5× Prometheus': not judged (Prometheus not in this run)");
+        assert!(lines[4].ends_with(": met (0.92×)"), "{}", lines[4]);
+        assert_eq!(lines[5], "every heavy query ≤ 0.7× VM's median: not judged (no heavy query answered by both)");
+        assert_eq!(lines[6], "every heavy query ≤ 0.3× Prometheus' median: not judged (Prometheus not in this run)");
+        let p = system(SystemKind::Prometheus, 3.0, 50.0, 300, 40, 1.5);
+        let lines = goal_verdicts(&t, Some(&p), None, &[]);
+        assert_eq!(
+            lines[0],
+            "server CPU per sample ≤ 0.5× VictoriaMetrics': not judged (VictoriaMetrics not in this run)"
+        );
+        assert_eq!(lines[3], "live data dir after ingest ≤ 0.5× Prometheus': met (0.25×)");
+    }
 
     #[test]
     fn formatting() {
