@@ -338,17 +338,15 @@ const WINDOW_WORK_PER_CHECK: usize = 1 << 20;
 /// staleness markers if asked. Returns the number of samples read.
 pub(crate) fn load_samples(s: &mut SelectedSeries, buf: &mut Vec<Sample>, drop_stale: bool) -> Result<usize, Error> {
     buf.clear();
-    let mut read = 0;
-    while s.samples.next() {
-        let p = s.samples.at();
-        read += 1;
-        if drop_stale && is_stale_nan(p.v) {
-            continue;
-        }
-        buf.push(p);
-    }
+    // One batch call: storage iterators decode a chunk at a time instead of
+    // a chain of dynamic calls per sample.
+    s.samples.drain_into(buf);
     if let Some(e) = s.samples.err() {
         return Err(Error::Storage(e.to_string()));
+    }
+    let read = buf.len();
+    if drop_stale {
+        buf.retain(|p| !is_stale_nan(p.v));
     }
     Ok(read)
 }
