@@ -9,6 +9,11 @@
 //! and the default, one worker per core) before measuring, to report how
 //! many samples it reads; that count is the criterion throughput.
 //!
+//! The `promql_read` group reads every sample of head series (open and
+//! closed XOR chunks, 257 samples each, the production shape) once sample
+//! by sample through `SampleIterator::next` and once in batches through
+//! `SampleIterator::drain_into`, the way the engine loads a series.
+//!
 //! ```text
 //! cargo bench -p tidemark-bench --bench promql
 //! ```
@@ -18,6 +23,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tidemark_bench::promql_data::{build_db, generate, sample_count, BenchQuery, Shape, END, QUERIES};
 use tidemark_promql::{Engine, EngineOptions, QueryResult, SeriesSource, Value};
+use tidemark_storage::{Db, Labels, Matcher, Sample, SampleIterator};
 
 fn run(engine: &Engine, db: &dyn SeriesSource, q: &BenchQuery) -> QueryResult {
     let result = match q.step_ms {
@@ -67,5 +73,49 @@ fn promql(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, promql);
+/// Head series read whole: per-sample `next` against batch `drain_into`.
+fn promql_read(c: &mut Criterion) {
+    const SERIES: usize = 5_000;
+    const SAMPLES: i64 = 257;
+    let db = Db::in_memory().expect("in-memory database");
+    let labels: Vec<Labels> = (0..SERIES)
+        .map(|i| Labels::new([("__name__", "c"), ("instance", &format!("i{i}"))]).expect("labels"))
+        .collect();
+    for k in 0..SAMPLES {
+        let mut app = db.appender();
+        for (i, l) in labels.iter().enumerate() {
+            let v = (k * (i as i64 % 7 + 1)) as f64 + 0.25 * (k % 3) as f64;
+            app.append(l, k * 15_000 + (i as i64 % 13), v).expect("append");
+        }
+        app.commit().expect("commit");
+    }
+    let read = |batch: bool| -> usize {
+        let q = db.querier(0, SAMPLES * 15_000);
+        let series = q.select(&[Matcher::equal("__name__", "c")]).expect("select");
+        let mut buf: Vec<Sample> = Vec::new();
+        let mut n = 0;
+        for s in series {
+            let (_, mut it) = s.into_parts();
+            buf.clear();
+            if batch {
+                it.drain_into(&mut buf);
+            } else {
+                while it.next() {
+                    buf.push(it.at());
+                }
+            }
+            n += buf.len();
+        }
+        n
+    };
+    assert_eq!(read(true), read(false));
+    let mut g = c.benchmark_group("promql_read");
+    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    g.throughput(Throughput::Elements(SERIES as u64 * SAMPLES as u64));
+    g.bench_function("next", |b| b.iter(|| read(false)));
+    g.bench_function("drain_into", |b| b.iter(|| read(true)));
+    g.finish();
+}
+
+criterion_group!(benches, promql, promql_read);
 criterion_main!(benches);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::chunkenc::{Chunk, ChunkIterator, ChunkSeries};
+use crate::chunkenc::{Chunk, ChunkIterator, ChunkSeries, DrainEnd};
 use crate::sample::{Sample, SampleIterator, VecIterator};
 use crate::{Error, Labels, Matcher};
 
@@ -368,6 +368,70 @@ impl SampleIterator for SeriesIterator {
     fn err(&self) -> Option<&Error> {
         self.err.as_ref()
     }
+
+    /// The rest of the series in one loop per chunk, with exactly the
+    /// samples (and the error) that `next` would give: each chunk is entered
+    /// as `advance_to` enters it (the first sample after the last one handed
+    /// out), and the first sample past `maxt` ends the series.
+    fn drain_into(&mut self, out: &mut Vec<Sample>) {
+        if self.done {
+            return;
+        }
+        let started = self.started();
+        let maxt = self.maxt;
+        let end = match &mut self.inner {
+            Inner::Merged(it) => {
+                while it.next() {
+                    let s = it.at();
+                    if s.t > maxt {
+                        break;
+                    }
+                    out.push(s);
+                }
+                DrainEnd::Exhausted
+            }
+            Inner::Sequential { chunks, cur, cur_maxt } => {
+                // The current chunk continues after the sample it rests on;
+                // a chunk entered fresh starts at the first sample at or
+                // after `from`.
+                let mut from = if started { i64::MIN } else { self.mint };
+                let mut next_from = if started { self.last_t.saturating_add(1).max(self.mint) } else { self.mint };
+                loop {
+                    if let Some(c) = cur.as_mut() {
+                        let before = out.len();
+                        let end = c.drain_range(from, maxt, out);
+                        if out.len() > before {
+                            self.last_t = out[out.len() - 1].t;
+                            next_from = self.last_t.saturating_add(1).max(self.mint);
+                        }
+                        match end {
+                            DrainEnd::Exhausted => {}
+                            DrainEnd::PastEnd => break DrainEnd::PastEnd,
+                            DrainEnd::Failed => {
+                                self.err = c.err().cloned();
+                                break DrainEnd::Failed;
+                            }
+                        }
+                    }
+                    // Skip chunks that end before the next sample wanted
+                    // without decoding them.
+                    match chunks.by_ref().find(|c| c.maxt >= next_from) {
+                        Some(next) => {
+                            *cur_maxt = next.maxt;
+                            *cur = Some(next.iter());
+                            from = next_from;
+                        }
+                        None => {
+                            *cur = None;
+                            break DrainEnd::Exhausted;
+                        }
+                    }
+                }
+            }
+        };
+        debug_assert!(end != DrainEnd::Failed || self.err.is_some());
+        self.done = true;
+    }
 }
 
 #[cfg(test)]
@@ -457,6 +521,68 @@ mod tests {
         assert_eq!(it.at().t, 500);
         assert!(!it.seek(2000));
         assert!(!it.next());
+    }
+
+    /// Chunks of a random series: `(kind, start, deltas)` where kind 0 is
+    /// XOR, 1 sealed (strictly increasing timestamps), 2 a truncated XOR.
+    fn random_chunk(kind: u8, start: i64, deltas: &[i64]) -> Chunk {
+        let mut t = start;
+        let mut samples = Vec::new();
+        for (i, d) in deltas.iter().enumerate() {
+            t += if kind == 1 { d.abs() + 1 } else { *d };
+            samples.push((t, i as f64 * 0.5 - 3.0));
+        }
+        let mut c = chunk(&samples);
+        match kind {
+            1 => {
+                let s: Vec<Sample> = samples.iter().map(|&(t, v)| Sample::new(t, v)).collect();
+                let mut bytes = Vec::new();
+                crate::chunkenc::sealed::encode_with_level(&s, 0, &mut bytes);
+                c.encoding = crate::chunkenc::Encoding::Sealed;
+                c.bytes = ChunkBytes::from(bytes);
+            }
+            2 => c.bytes = ChunkBytes::from(c.bytes.as_ref()[..c.bytes.as_ref().len() / 2].to_vec()),
+            _ => {}
+        }
+        c
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn drain_gives_what_next_gives(
+            chunks in proptest::collection::vec(
+                (proptest::prop_oneof![8 => proptest::strategy::Just(0u8), 3 => proptest::strategy::Just(1u8), 1 => proptest::strategy::Just(2u8)],
+                 -50i64..400,
+                 proptest::collection::vec(-3i64..25, 1..40)),
+                0..6),
+            mint in -100i64..500,
+            len in 0i64..600,
+            first_nexts in 0usize..5,
+        ) {
+            let mut cs: Vec<Chunk> = chunks.iter().map(|(k, s, d)| random_chunk(*k, *s, d)).collect();
+            cs.sort_by_key(|c| (c.mint, c.maxt));
+            let maxt = mint + len;
+            let mut a = SeriesIterator::new(cs.clone(), mint, maxt);
+            let mut b = SeriesIterator::new(cs, mint, maxt);
+            let mut head = Vec::new();
+            for _ in 0..first_nexts {
+                let (x, y) = (a.next(), b.next());
+                proptest::prop_assert_eq!(x, y);
+                if x {
+                    proptest::prop_assert_eq!(a.at(), b.at());
+                    head.push(a.at());
+                }
+            }
+            let mut by_next = head.clone();
+            while a.next() {
+                by_next.push(a.at());
+            }
+            let mut drained = head;
+            b.drain_into(&mut drained);
+            proptest::prop_assert_eq!(&drained, &by_next);
+            proptest::prop_assert_eq!(a.err().map(|e| e.to_string()), b.err().map(|e| e.to_string()));
+            proptest::prop_assert!(!b.next() && !b.started());
+        }
     }
 
     #[test]

@@ -76,6 +76,16 @@ pub trait SampleIterator {
     fn err(&self) -> Option<&crate::Error> {
         None
     }
+
+    /// Appends every sample `next` would still return to `out`, leaving the
+    /// iterator exhausted; check [`SampleIterator::err`] afterwards. Readers
+    /// that want a whole series override it with a tight loop per chunk: one
+    /// call instead of a chain of calls per sample.
+    fn drain_into(&mut self, out: &mut Vec<Sample>) {
+        while self.next() {
+            out.push(self.at());
+        }
+    }
 }
 
 /// A [`SampleIterator`] over an owned, sorted vector of samples.
@@ -118,6 +128,13 @@ impl SampleIterator for VecIterator {
 
     fn started(&self) -> bool {
         self.pos > 0 && self.pos <= self.samples.len()
+    }
+
+    fn drain_into(&mut self, out: &mut Vec<Sample>) {
+        if self.pos < self.samples.len() {
+            out.extend_from_slice(&self.samples[self.pos..]);
+        }
+        self.pos = self.samples.len() + 1;
     }
 }
 

@@ -274,6 +274,20 @@ impl StepGrid {
         }
     }
 
+    /// An upper bound on the steps whose window of length `range` can hold
+    /// one of `samples` (sorted): no more than the steps, nor than the steps
+    /// spanned by the samples plus one window. A capacity for one point per
+    /// such step, so a sparse series over a long range reserves little.
+    pub(crate) fn max_windows(&self, samples: &[Sample], range: i64) -> usize {
+        let (Some(first), Some(last)) = (samples.first(), samples.last()) else { return 0 };
+        if self.interval <= 0 {
+            return self.nsteps;
+        }
+        let span = last.t.saturating_sub(first.t).saturating_add(range.max(0));
+        let steps = usize::try_from(span / self.interval).unwrap_or(usize::MAX).saturating_add(2);
+        steps.min(self.nsteps)
+    }
+
     /// See [`Evaluator::for_each_window`]. `interrupt` is called whenever
     /// about [`WINDOW_WORK_PER_CHECK`] samples of windows were handed to
     /// `f`: one series with many steps and long windows (a subquery over a
@@ -338,17 +352,15 @@ const WINDOW_WORK_PER_CHECK: usize = 1 << 20;
 /// staleness markers if asked. Returns the number of samples read.
 pub(crate) fn load_samples(s: &mut SelectedSeries, buf: &mut Vec<Sample>, drop_stale: bool) -> Result<usize, Error> {
     buf.clear();
-    let mut read = 0;
-    while s.samples.next() {
-        let p = s.samples.at();
-        read += 1;
-        if drop_stale && is_stale_nan(p.v) {
-            continue;
-        }
-        buf.push(p);
-    }
+    // One batch call: storage iterators decode a chunk at a time instead of
+    // a chain of dynamic calls per sample.
+    s.samples.drain_into(buf);
     if let Some(e) = s.samples.err() {
         return Err(Error::Storage(e.to_string()));
+    }
+    let read = buf.len();
+    if drop_stale {
+        buf.retain(|p| !is_stale_nan(p.v));
     }
     Ok(read)
 }
@@ -423,5 +435,26 @@ impl Evaluator<'_, '_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_windows_bounds_the_windows_that_hold_samples() {
+        let grid = StepGrid { start: 0, interval: 15_000, nsteps: 241 };
+        let never = |_: ()| -> Result<(), Error> { Ok(()) };
+        for (first, count, every, range) in
+            [(0, 241, 15_000, 300_000), (1_000_000, 3, 7_000, 60_000), (3_500_000, 1, 1, 0), (-90_000, 5, 30_000, 10)]
+        {
+            let samples: Vec<Sample> = (0..count).map(|i| Sample::new(first + i * every, 1.0)).collect();
+            let mut windows = 0;
+            grid.for_each_window_at(&samples, range, 0, None, &|| never(()), |_, _, _, _, _, _| windows += 1).unwrap();
+            let bound = grid.max_windows(&samples, range);
+            assert!(windows <= bound && bound <= grid.nsteps, "{windows} windows, bound {bound}");
+        }
+        assert_eq!(grid.max_windows(&[], 300_000), 0);
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::error::ChunkError;
 use crate::sample::{Sample, SampleIterator, VecIterator};
 
-pub use xor::{XorAppender, XorIterator};
+pub use xor::{DrainEnd, XorAppender, XorIterator};
 
 /// The on-disk encoding byte of a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -140,6 +140,38 @@ pub enum ChunkIterator {
     Xor(XorIterator<ChunkBytes>),
     /// Iterating over samples decoded up front (and the decode error, if any).
     Decoded(VecIterator, Option<crate::Error>),
+}
+
+impl ChunkIterator {
+    /// Appends the remaining samples from the first one at or after `from`
+    /// up to `maxt` to `out` (see [`XorIterator::drain_range`]): the batch
+    /// form of `seek(from)` then `next` while in range. A started iterator
+    /// continues after the sample it rests on.
+    pub fn drain_range(&mut self, from: i64, maxt: i64, out: &mut Vec<Sample>) -> DrainEnd {
+        match self {
+            ChunkIterator::Xor(it) => it.drain_range(from, maxt, out),
+            ChunkIterator::Decoded(_, Some(_)) => DrainEnd::Failed,
+            ChunkIterator::Decoded(it, None) => {
+                // A started iterator has handed out its current sample.
+                if it.started() && !it.next() {
+                    return DrainEnd::Exhausted;
+                }
+                if !it.seek(from) {
+                    return DrainEnd::Exhausted;
+                }
+                loop {
+                    let s = it.at();
+                    if s.t > maxt {
+                        return DrainEnd::PastEnd;
+                    }
+                    out.push(s);
+                    if !it.next() {
+                        return DrainEnd::Exhausted;
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl SampleIterator for ChunkIterator {

@@ -189,6 +189,19 @@ fn fits(x: i64, bits: u32) -> bool {
     -(half - 1) <= x && x <= half
 }
 
+/// Why a batch decode ([`XorIterator::drain_range`],
+/// [`super::ChunkIterator::drain_range`]) stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainEnd {
+    /// The chunk has no more samples.
+    Exhausted,
+    /// A sample newer than the bound was reached (and not appended): later
+    /// chunks cannot be in range either.
+    PastEnd,
+    /// The chunk is corrupt; the iterator's `err` says how.
+    Failed,
+}
+
 /// Decodes an XOR chunk sample by sample. `B` is anything that derefs to the
 /// chunk bytes (a slice, an `Arc<[u8]>`, a mapped region).
 #[derive(Debug, Clone)]
@@ -316,6 +329,39 @@ impl<B: AsRef<[u8]>> XorIterator<B> {
             }
         }
         Some(())
+    }
+
+    /// Decodes the remaining samples into `out` in one loop, as `seek(from)`
+    /// followed by `next` until a sample is newer than `maxt` would return
+    /// them: samples older than `from` are skipped only until the first one
+    /// at or after it (so a chunk whose timestamps are out of order yields
+    /// the same samples both ways). Says why it stopped.
+    pub fn drain_range(&mut self, from: i64, maxt: i64, out: &mut Vec<Sample>) -> DrainEnd {
+        let mut seeking = true;
+        while !self.done && self.read < self.total {
+            if self.step().is_none() {
+                self.fail("XOR chunk ends before its declared sample count");
+                return DrainEnd::Failed;
+            }
+            self.read += 1;
+            let t = self.t;
+            if seeking {
+                if t < from {
+                    continue;
+                }
+                seeking = false;
+            }
+            if t > maxt {
+                return DrainEnd::PastEnd;
+            }
+            out.push(Sample { t, v: f64::from_bits(self.v) });
+        }
+        self.done = true;
+        if self.err.is_some() {
+            DrainEnd::Failed
+        } else {
+            DrainEnd::Exhausted
+        }
     }
 
     /// Decodes every remaining sample into `out`.
