@@ -85,6 +85,39 @@ pub(crate) fn encode_frame(rec: &Record, out: &mut Vec<u8>) -> Result<(), usize>
     Ok(())
 }
 
+/// Bytes `rec` takes as a frame of the uncompressed format-1 types (1 and
+/// 2), computed without encoding it. Size retention bounds what persisting
+/// the head and checkpointing write by the log's size in these terms
+/// (`docs/retention.md`), which compression does not shrink.
+pub(crate) fn v1_frame_len(rec: &Record) -> u64 {
+    let ulen = |v: u64| crate::varint::uvarint_len(v) as u64;
+    let vlen = |v: i64| ulen(crate::varint::zigzag(v));
+    let body = match rec {
+        Record::Series(series) => {
+            ulen(series.len() as u64)
+                + series
+                    .iter()
+                    .map(|s| {
+                        let l = s.labels.encoded().len() as u64;
+                        ulen(s.series_ref) + ulen(l) + l
+                    })
+                    .sum::<u64>()
+        }
+        Record::Samples(samples) => {
+            let head = samples.first().map_or(0, |f| ulen(f.series_ref) + vlen(f.t));
+            let entries: u64 = samples
+                .iter()
+                .map(|s| {
+                    let (r0, t0) = (samples[0].series_ref, samples[0].t);
+                    vlen(s.series_ref.wrapping_sub(r0) as i64) + vlen(s.t.wrapping_sub(t0)) + 8
+                })
+                .sum();
+            ulen(samples.len() as u64) + head + entries
+        }
+    };
+    FRAME_HEADER_LEN as u64 + 1 + body
+}
+
 /// The entries of a series record (types 1 and 3 share them).
 fn put_series_entries(out: &mut Vec<u8>, series: &[RefSeries]) {
     for s in series {
@@ -522,6 +555,7 @@ mod tests {
         #[test]
         fn samples_round_trip_in_both_formats(samples in prop::collection::vec(sample(), 0..300)) {
             let rec = Record::Samples(samples);
+            prop_assert_eq!(v1_frame_len(&rec), (FRAME_HEADER_LEN + body_v1(&rec).len()) as u64);
             prop_assert_eq!(decode_body(&body(&rec)).unwrap(), rec.clone());
             prop_assert_eq!(decode_body(&body_v1(&rec)).unwrap(), rec);
         }
@@ -538,6 +572,7 @@ mod tests {
                 })
                 .collect();
             let rec = Record::Series(series);
+            prop_assert_eq!(v1_frame_len(&rec), (FRAME_HEADER_LEN + body_v1(&rec).len()) as u64);
             prop_assert_eq!(decode_body(&body(&rec)).unwrap(), rec.clone());
             prop_assert_eq!(decode_body(&body_v1(&rec)).unwrap(), rec);
         }
