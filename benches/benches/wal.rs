@@ -1,6 +1,9 @@
 //! WAL throughput in samples per second: appending commits of 1000 samples
-//! (without fsync and with an fsync per commit), reading the log back, and
-//! replaying a log of 100k series into a fresh head (what a restart does).
+//! (without fsync and with an fsync per commit), appending and reading back
+//! remote-write-shaped commits (2,000 samples of 11 targets: the compressed
+//! record types' encoder and decoder on realistic values), reading the log
+//! back, and replaying a log of 100k series into a fresh head (what a
+//! restart does).
 //!
 //! ```text
 //! cargo bench -p tidemark-bench --bench wal -- --warm-up-time 1 --measurement-time 3
@@ -145,5 +148,70 @@ fn replay_many_series(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, log_throughput, replay_many_series);
+/// One remote-write request as the receiver commits it: 2,000 samples of
+/// 11 targets (consecutive references, one timestamp per target), values
+/// as a service exposes them: integer counters, two-decimal counters,
+/// page-sized gauges and one in ten with full float precision.
+fn remote_write_record(round: i64) -> Record {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ round as u64;
+    Record::Samples(
+        (0..2000u64)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let target = i / 184;
+                let t = 1_700_000_000_000 + round * 15_000 + target as i64 * 730;
+                let v = match i % 10 {
+                    0..=3 => (round as u64 * 40 + i * 1000 + x % 40) as f64,
+                    4..=6 => ((round as u64 * 700 + i * 100_000 + x % 700) as f64) / 100.0,
+                    7 | 8 => ((x % 1_000_000) * 4096) as f64,
+                    _ => f64::from_bits(0x3fe0_0000_0000_0000 | (x & 0x000f_ffff_ffff_ffff)),
+                };
+                RefSample { series_ref: 1 + (round as u64 % 4) * 2000 + i, t, v }
+            })
+            .collect(),
+    )
+}
+
+fn remote_write_records(c: &mut Criterion) {
+    let batches: Vec<Record> = (0..64).map(remote_write_record).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), WalOptions { sync: SyncPolicy::Never, ..WalOptions::default() }).unwrap();
+    let mut g = c.benchmark_group("wal_log");
+    g.throughput(Throughput::Elements(2000));
+    let mut i = 0;
+    g.bench_function("never_remote_write_2000", |b| {
+        b.iter(|| {
+            wal.log(std::slice::from_ref(&batches[i % batches.len()])).unwrap();
+            i += 1;
+        })
+    });
+    g.finish();
+    let upto = wal.cut_segment().unwrap();
+    wal.checkpoint(upto, |_| true, i64::MAX).unwrap();
+    let before = wal.size_bytes();
+    wal.log(&batches).unwrap();
+    let bytes = wal.size_bytes() - before;
+    wal.close().unwrap();
+    eprintln!("remote-write records: {:.3} WAL bytes/sample", bytes as f64 / (2000.0 * batches.len() as f64));
+
+    let mut g = c.benchmark_group("wal_replay");
+    g.throughput(Throughput::Elements(2000 * batches.len() as u64));
+    g.bench_function("replay_remote_write_128k_samples", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            Wal::replay(dir.path(), |r| {
+                if let Record::Samples(s) = r {
+                    n += s.len()
+                }
+            })
+            .unwrap();
+            n
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, log_throughput, remote_write_records, replay_many_series);
 criterion_main!(benches);

@@ -164,6 +164,13 @@ impl Options {
     }
 }
 
+/// Data directory format this code reads and writes (`docs/format/datadir.md`):
+/// 2 since the WAL's compressed record types 3 and 4. A directory of a
+/// higher version is refused at open ([`Error::UnsupportedFormat`]) before
+/// anything in it is read, so records this code does not know are never
+/// taken for damage; a lower one is raised to it before the WAL is written.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+
 /// Format-affecting options, stored in `<dir>/tidemark.json`.
 #[derive(Debug, Serialize, Deserialize)]
 struct StoredFormat {
@@ -295,6 +302,10 @@ pub struct DbStats {
     pub head_max_time: i64,
     /// Bytes of WAL segments and checkpoints.
     pub wal_bytes: u64,
+    /// [`Wal::uncompressed_bytes`]: what the WAL would take in uncompressed
+    /// records, at least `wal_bytes`. Persisting the head and checkpointing
+    /// write at most [`crate::retention::maintenance_reserve`] of it.
+    pub wal_uncompressed_bytes: u64,
     /// Number of blocks.
     pub blocks: u64,
     /// Bytes of all blocks.
@@ -361,10 +372,13 @@ struct Counters {
 struct Usage {
     /// Every byte in the directory.
     total: u64,
-    /// Of which the WAL.
+    /// [`Wal::uncompressed_bytes`]: what maintenance's writes are bounded
+    /// by (not the WAL's size on disk, which compression shrinks).
     wal: u64,
     /// [`Wal::bytes_written`] at the measurement: growth since is added.
     wal_written: u64,
+    /// [`Wal::uncompressed_bytes_written`] at the measurement.
+    wal_uncompressed_written: u64,
     /// The limit in force: `retention_size`, or less if the file system has
     /// less room.
     budget: u64,
@@ -372,10 +386,12 @@ struct Usage {
 }
 
 impl Usage {
-    /// Current estimate: the measurement plus what the WAL wrote since.
-    fn now(&self, wal_written: u64) -> (u64, u64) {
+    /// Current estimate (bytes in the directory, WAL in uncompressed
+    /// terms): the measurement plus what the WAL wrote since.
+    fn now(&self, wal_written: u64, wal_uncompressed_written: u64) -> (u64, u64) {
         let grown = wal_written.saturating_sub(self.wal_written);
-        (self.total + grown, self.wal + grown)
+        let grown_uncompressed = wal_uncompressed_written.saturating_sub(self.wal_uncompressed_written);
+        (self.total + grown, self.wal + grown_uncompressed)
     }
 }
 
@@ -827,6 +843,7 @@ impl Db {
             head_min_time: inner.head.min_time(),
             head_max_time: inner.head.max_time(),
             wal_bytes: inner.disk.as_ref().map_or(0, |d| d.wal.size_bytes()),
+            wal_uncompressed_bytes: inner.disk.as_ref().map_or(0, |d| d.wal.uncompressed_bytes()),
             blocks: blocks.len() as u64,
             block_bytes: blocks.iter().map(|b| b.size_bytes()).sum(),
             head_persists: c.head_persists.load(Ordering::Relaxed),
@@ -993,17 +1010,20 @@ impl Inner {
         let Some(disk) = &self.disk else { return };
         let Some(limit) = self.opts.retention_size else { return };
         let wal_written = disk.wal.bytes_written();
+        let wal_uncompressed_written = disk.wal.uncompressed_bytes_written();
         let total = dir_size(&disk.dir);
-        let wal = disk.wal.size_bytes();
+        let wal = disk.wal.uncompressed_bytes();
         let budget = match disk.fs.available_space(&disk.dir) {
             Ok(avail) => limit.min(total.saturating_add(avail.saturating_sub(FREE_SPACE_MARGIN))),
             Err(_) => limit,
         };
-        *disk.usage.lock() = Some(Usage { total, wal, wal_written, budget, at: std::time::Instant::now() });
+        *disk.usage.lock() =
+            Some(Usage { total, wal, wal_written, wal_uncompressed_written, budget, at: std::time::Instant::now() });
     }
 
-    /// (estimated bytes in the directory, of which WAL, budget), under a
-    /// size limit; re-measured when the last measurement is stale.
+    /// (estimated bytes in the directory, the WAL's
+    /// [`Wal::uncompressed_bytes`], budget), under a size limit;
+    /// re-measured when the last measurement is stale.
     fn usage_now(&self) -> Option<(u64, u64, u64)> {
         let disk = self.disk.as_ref()?;
         self.opts.retention_size?;
@@ -1015,7 +1035,7 @@ impl Inner {
             self.measuring.store(false, Ordering::Release);
         }
         let u = (*disk.usage.lock())?;
-        let (total, wal) = u.now(disk.wal.bytes_written());
+        let (total, wal) = u.now(disk.wal.bytes_written(), disk.wal.uncompressed_bytes_written());
         Some((total, wal, u.budget))
     }
 
@@ -1558,6 +1578,12 @@ fn load_stored_format(dir: &Path, opts: &mut Options) -> Result<(), Error> {
             if stored.block_range_ms <= 0 {
                 return Err(Error::Corrupt { path, reason: "block_range_ms must be positive".into() });
             }
+            if stored.format_version == 0 {
+                return Err(Error::Corrupt { path, reason: "format_version must be positive".into() });
+            }
+            if stored.format_version > FORMAT_VERSION {
+                return Err(Error::UnsupportedFormat { path, found: stored.format_version, supported: FORMAT_VERSION });
+            }
             if stored.block_range_ms != opts.block_range {
                 tracing::warn!(
                     stored = stored.block_range_ms,
@@ -1566,10 +1592,22 @@ fn load_stored_format(dir: &Path, opts: &mut Options) -> Result<(), Error> {
                 );
                 opts.block_range = stored.block_range_ms;
             }
+            if stored.format_version < FORMAT_VERSION {
+                // The WAL is about to receive records of the new types:
+                // from here on older code must refuse the directory.
+                tracing::info!(
+                    from = stored.format_version,
+                    to = FORMAT_VERSION,
+                    "raising the data directory's format version"
+                );
+                let stored = StoredFormat { format_version: FORMAT_VERSION, block_range_ms: stored.block_range_ms };
+                let bytes = serde_json::to_vec_pretty(&stored).expect("serializing a plain struct");
+                write_file_atomically(&path, &bytes)?;
+            }
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let stored = StoredFormat { format_version: 1, block_range_ms: opts.block_range };
+            let stored = StoredFormat { format_version: FORMAT_VERSION, block_range_ms: opts.block_range };
             let bytes = serde_json::to_vec_pretty(&stored).expect("serializing a plain struct");
             write_file_atomically(&path, &bytes)
         }

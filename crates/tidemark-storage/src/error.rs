@@ -117,6 +117,18 @@ pub enum Error {
         /// The configured limit.
         limit: u64,
     },
+    /// The data directory was written by a newer version of the format
+    /// (`format_version` in `tidemark.json`) than this code knows; nothing
+    /// in it was read or changed. Open it with a newer version.
+    #[error("data directory format version {found} in {path} is newer than this version supports ({supported}); nothing was read or changed: open it with a newer version")]
+    UnsupportedFormat {
+        /// The `tidemark.json` file.
+        path: PathBuf,
+        /// The version it records.
+        found: u32,
+        /// The newest version this code reads.
+        supported: u32,
+    },
     /// The database was closed.
     #[error("database is closed")]
     Closed,

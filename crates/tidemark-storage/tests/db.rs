@@ -161,7 +161,10 @@ fn fill_under_limit(db: &Db, dir: &Path, n_series: usize, from: i64, to: i64, st
     while t < to {
         let mut app = db.appender();
         for i in 0..n_series {
-            app.append(&series(i), t, t as f64).unwrap();
+            // Full-precision values: the WAL compresses them little, so it
+            // grows about as fast as before compressed records existed.
+            let bits = (t as u64 ^ (i as u64) << 40).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 12;
+            app.append(&series(i), t, f64::from_bits(0x3ff0_0000_0000_0000 | bits)).unwrap();
         }
         match app.commit() {
             Ok(()) => t += step,
@@ -455,10 +458,12 @@ fn writes_are_refused_instead_of_filling_the_disk() {
 #[test]
 fn size_pressure_persists_the_head_early_so_the_wal_stays_small() {
     let dir = tempfile::tempdir().unwrap();
-    let limit = 100_000;
+    // (100 kB before WAL records were compressed; the same samples now take
+    // about 9 bytes each instead of 12.)
+    let limit = 60_000;
     let db =
         builder(dir.path()).retention_time(None).retention_size(Some(limit)).wal_segment_size(16 << 10).open().unwrap();
-    // 13 minutes of 200 series: about 500 KB of WAL, five times the limit,
+    // 13 minutes of 200 series: about 95 KB of WAL, above the limit,
     // all within two block ranges, the first never "ready" by normal rules.
     let (refused, peak) = fill_under_limit(&db, dir.path(), 200, 0, 13 * MIN, 15_000);
     let st = db.stats();
@@ -471,4 +476,208 @@ fn size_pressure_persists_the_head_early_so_the_wal_stays_small() {
     let kept_steps = (0..13 * MIN).step_by(15_000).filter(|&t| t >= floor).count();
     assert_eq!(count(&db), 200 * kept_steps, "floor {floor}");
     assert!(kept_steps >= 4, "at least the last minute is kept, floor {floor}");
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// One load for [`maintenance_never_writes_more_than_the_reserve`].
+#[derive(Debug, Clone)]
+struct Load {
+    series: usize,
+    samples_per_series: usize,
+    label_len: usize,
+    /// Values: integers counting up (compress best) or arbitrary doubles.
+    float_values: bool,
+}
+
+fn load() -> impl proptest::strategy::Strategy<Value = Load> {
+    use proptest::prelude::*;
+    prop_oneof![
+        // Many series, few samples: the WAL compresses them far better
+        // than a block's index of those series.
+        (1usize..3000, 1usize..4, 1usize..40, any::<bool>()),
+        // Few series, many samples.
+        (1usize..20, 100usize..2000, 1usize..20, any::<bool>()),
+        // Long label values.
+        (10usize..300, 1usize..50, 100usize..2000, any::<bool>()),
+    ]
+    .prop_map(|(series, samples_per_series, label_len, float_values)| Load {
+        series,
+        samples_per_series,
+        label_len,
+        float_values,
+    })
+}
+
+/// What maintenance writes (a block of the head up to some time `end`, and
+/// a checkpoint of the series still live and the samples from `end` on:
+/// each sample goes to one of them) never exceeds
+/// `maintenance_reserve(wal_uncompressed_bytes)` computed before, whatever
+/// the load and however well the WAL's records compress. Checked at both
+/// extremes: the whole head as a block plus a checkpoint keeping every
+/// series, and no block plus a checkpoint keeping everything. The bound is
+/// recomputed at open (it survives a restart).
+#[test]
+fn maintenance_never_writes_more_than_the_reserve() {
+    use proptest::prelude::*;
+    use tidemark_storage::retention::maintenance_reserve;
+    use tidemark_storage::wal::{Wal, WalOptions};
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 16, ..ProptestConfig::default() });
+    runner
+        .run(&load(), |l| {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Db::builder(dir.path()).maintenance_interval(None).open().unwrap();
+            let pad = "x".repeat(l.label_len);
+            let labels: Vec<Labels> = (0..l.series)
+                .map(|i| {
+                    Labels::new([
+                        ("__name__", "load_metric"),
+                        ("instance", &format!("host-{i}.{pad}")),
+                        ("job", "load"),
+                    ])
+                    .unwrap()
+                })
+                .collect();
+            let t0 = 1_700_000_000_000i64;
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            for k in 0..l.samples_per_series {
+                let mut app = db.appender();
+                for (i, s) in labels.iter().enumerate() {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let v = if l.float_values { f64::from_bits(x >> 2) } else { (k * 10 + i) as f64 };
+                    app.append(s, t0 + k as i64 * 15_000, v).unwrap();
+                }
+                app.commit().unwrap();
+            }
+            let before = db.stats();
+            let reserve = maintenance_reserve(before.wal_uncompressed_bytes);
+            prop_assert!(before.wal_uncompressed_bytes >= before.wal_bytes);
+            db.close().unwrap();
+            drop(db);
+
+            // The largest checkpoints, of copies of the WAL: every series,
+            // with no samples and with all of them.
+            let checkpoint = |mint: i64| {
+                let copy = tempfile::tempdir().unwrap();
+                copy_dir(&dir.path().join("wal"), copy.path());
+                let wal = Wal::open(copy.path(), WalOptions::default()).unwrap();
+                let upto = wal.cut_segment().unwrap();
+                wal.checkpoint(upto, |_| true, mint).unwrap();
+                dir_bytes(&copy.path().join(format!("checkpoint.{upto:08}")))
+            };
+            let (series_only, everything) = (checkpoint(i64::MAX), checkpoint(i64::MIN));
+            prop_assert!(
+                everything <= reserve,
+                "{l:?}: checkpoint of everything {everything} > reserve {reserve} (WAL {} bytes, {} uncompressed)",
+                before.wal_bytes,
+                before.wal_uncompressed_bytes
+            );
+
+            let db = Db::builder(dir.path()).maintenance_interval(None).open().unwrap();
+            let reopened = db.stats();
+            prop_assert!(
+                reopened.wal_uncompressed_bytes >= before.wal_uncompressed_bytes,
+                "the bound shrank on reopen: {} -> {}",
+                before.wal_uncompressed_bytes,
+                reopened.wal_uncompressed_bytes
+            );
+            db.flush_head().unwrap();
+            let block = db.stats().block_bytes;
+            prop_assert!(
+                block + series_only <= reserve,
+                "{l:?}: block {block} + checkpoint of the series {series_only} > reserve {reserve} (WAL {} bytes, {} uncompressed)",
+                before.wal_bytes,
+                before.wal_uncompressed_bytes
+            );
+            db.close().unwrap();
+            Ok(())
+        })
+        .unwrap();
+}
+
+fn stored_version(dir: &Path) -> u64 {
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("tidemark.json")).unwrap()).unwrap();
+    json["format_version"].as_u64().unwrap()
+}
+
+/// A directory written by a newer format (WAL records this code does not
+/// know) is refused with a typed error before anything is read: not taken
+/// for damage, nothing quarantined, nothing changed.
+#[test]
+fn a_directory_of_a_newer_format_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = builder(dir.path()).open().unwrap();
+        fill(&db, 3, 0, 5 * MIN, 15_000);
+        db.close().unwrap();
+    }
+    assert_eq!(stored_version(dir.path()), 2, "new directories are of format 2");
+    let path = dir.path().join("tidemark.json");
+    let newer = String::from_utf8(std::fs::read(&path).unwrap())
+        .unwrap()
+        .replace("\"format_version\": 2", "\"format_version\": 3");
+    std::fs::write(&path, &newer).unwrap();
+    let wal = dir.path().join("wal");
+    let listing = |d: &Path| {
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len()))
+            .collect();
+        v.sort();
+        v
+    };
+    let (top, wal_files) = (listing(dir.path()), listing(&wal));
+    match builder(dir.path()).open() {
+        Err(Error::UnsupportedFormat { found: 3, supported: 2, .. }) => {}
+        other => panic!("expected UnsupportedFormat, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(listing(dir.path()), top, "nothing created or removed");
+    assert_eq!(listing(&wal), wal_files, "the WAL is untouched");
+    assert!(!dir.path().join("quarantine").exists());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), newer);
+    // Put back at the version this code writes: everything is there.
+    std::fs::write(&path, newer.replace("\"format_version\": 3", "\"format_version\": 2")).unwrap();
+    let db = builder(dir.path()).open().unwrap();
+    assert_eq!(count(&db), 3 * 20);
+    db.close().unwrap();
+}
+
+/// A format-1 directory opens and is raised to format 2 (its WAL gets
+/// records of the new types from then on).
+#[test]
+fn a_format_1_directory_is_raised_to_format_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tidemark.json"), r#"{ "format_version": 1, "block_range_ms": 600000 }"#).unwrap();
+    let db = builder(dir.path()).open().unwrap();
+    fill(&db, 2, 0, MIN, 15_000);
+    db.close().unwrap();
+    assert_eq!(stored_version(dir.path()), 2);
 }

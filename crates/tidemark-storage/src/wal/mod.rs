@@ -227,6 +227,9 @@ pub struct CheckpointStats {
     pub size_before: u64,
     /// [`Wal::size_bytes`] after the old files were deleted.
     pub size_after: u64,
+    /// What the new checkpoint's records would take as uncompressed
+    /// format-1 frames (see [`Wal::uncompressed_bytes`]).
+    pub uncompressed_bytes: u64,
     /// Damage found in the files being condensed (a segment or the previous
     /// checkpoint rotted after it was written). The damaged records are
     /// skipped, the damaged files are copied to the quarantine directory
@@ -266,6 +269,46 @@ struct Inner {
     /// Why the log cannot be written right now (`None`: it can); a mirror
     /// of [`IoState::broken`] readable without waiting for an fsync.
     health: Mutex<Option<String>>,
+    /// What the log's records would take as format-1 frames.
+    uncompressed: Mutex<Uncompressed>,
+    /// Format-1 bytes of the records written since open (including
+    /// rolled-back ones): follows [`Wal::uncompressed_bytes`]' growth.
+    uncompressed_written: std::sync::atomic::AtomicU64,
+}
+
+/// Bytes the log's records would take if every record were a frame of the
+/// uncompressed format-1 types ([`record::v1_frame_len`]), by file: the
+/// quantity behind [`Wal::uncompressed_bytes`]. Rolled-back batches stay
+/// counted until their segment is checkpointed: over-counting only makes
+/// the bound looser. At open it is recomputed from the records replayed,
+/// which gives the same sum (less any rolled-back batches).
+#[derive(Debug, Default)]
+struct Uncompressed {
+    /// Of the checkpoint and of the segments found at open (`<= base_upto`).
+    base: u64,
+    base_upto: u64,
+    /// Of each segment written since open (a batch that spans a segment cut
+    /// counts in its last segment, which is checkpointed after the others).
+    segs: std::collections::BTreeMap<u64, u64>,
+}
+
+impl Uncompressed {
+    fn total(&self) -> u64 {
+        self.segs.values().fold(self.base, |a, &b| a.saturating_add(b))
+    }
+
+    /// Checkpoint `upto` (of `ckpt` format-1 bytes) replaced the older
+    /// checkpoint and every segment `<= upto`.
+    fn checkpointed(&mut self, upto: u64, ckpt: u64) {
+        if self.base_upto > upto {
+            // Segments found at open outlive it: keep counting all of them.
+            self.base = self.base.saturating_add(ckpt);
+        } else {
+            self.base = ckpt;
+            self.base_upto = upto;
+        }
+        self.segs.retain(|&s, _| s > upto);
+    }
 }
 
 struct CommitState {
@@ -276,6 +319,8 @@ struct CommitState {
     next_seq: u64,
     /// Every `log` call with a sequence number up to this one is written.
     done_seq: u64,
+    /// Format-1 bytes of the queued records ([`Uncompressed`]).
+    uncompressed: u64,
     /// A caller is writing a batch right now.
     leader: bool,
     /// A call queued for the next batch needs it fsynced (not only
@@ -407,7 +452,11 @@ impl Wal {
             return Err(Error::InvalidArgument("WAL sync interval must be non-zero".into()));
         }
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let mut out = replay_dir(dir, &mut f)?;
+        let mut v1_at_open = 0u64;
+        let mut out = replay_dir(dir, &mut |rec| {
+            v1_at_open = v1_at_open.saturating_add(record::v1_frame_len(&rec));
+            f(rec)
+        })?;
         let mut listing = out.listing;
         let mut changed = false;
         for tmp in &listing.tmp_dirs {
@@ -470,6 +519,7 @@ impl Wal {
         if changed {
             sync_dir(&*fs, dir)?;
         }
+        // Everything replayed is in the checkpoint and segments below `next`.
         let next = listing.segments.last().copied().max(ckpt).map_or(1, |n| n + 1);
         let first = listing.segments.first().copied().unwrap_or(next);
         let (file, seg, size, broken) = match create_segment(&*fs, dir, next, opts.sync != SyncPolicy::Never) {
@@ -503,6 +553,7 @@ impl Wal {
                 frame_ends: Vec::new(),
                 next_seq: 0,
                 done_seq: 0,
+                uncompressed: 0,
                 leader: false,
                 want_sync: false,
                 batches: 0,
@@ -516,6 +567,8 @@ impl Wal {
             stop_cv: Condvar::new(),
             written: std::sync::atomic::AtomicU64::new(0),
             health: Mutex::new(health),
+            uncompressed: Mutex::new(Uncompressed { base: v1_at_open, base_upto: next - 1, segs: Default::default() }),
+            uncompressed_written: std::sync::atomic::AtomicU64::new(0),
         });
         let syncer = match opts.sync {
             SyncPolicy::Interval(every) => {
@@ -578,9 +631,11 @@ impl Wal {
     fn log_with(&self, records: &[Record], durable: bool) -> Result<(), Error> {
         let mut frames = Vec::new();
         let mut ends = Vec::with_capacity(records.len());
+        let mut uncompressed = 0u64;
         for r in records {
             encode_frame(r, &mut frames).map_err(|n| WalError::RecordTooLarge { bytes: n as u64 })?;
             ends.push(frames.len());
+            uncompressed += record::v1_frame_len(r);
         }
         let inner = &*self.inner;
         let mut st = inner.commit.lock();
@@ -590,6 +645,7 @@ impl Wal {
         }
         let base = st.buf.len();
         st.want_sync |= durable;
+        st.uncompressed += uncompressed;
         st.buf.extend_from_slice(&frames);
         st.frame_ends.extend(ends.iter().map(|e| base + e));
         st.next_seq += 1;
@@ -609,7 +665,8 @@ impl Wal {
             let buf = mem::take(&mut st.buf);
             let ends = mem::take(&mut st.frame_ends);
             let sync = mem::take(&mut st.want_sync);
-            let res = parking_lot::MutexGuard::unlocked(&mut st, || inner.write_batch(&buf, &ends, sync));
+            let uncompressed = mem::take(&mut st.uncompressed);
+            let res = parking_lot::MutexGuard::unlocked(&mut st, || inner.write_batch(&buf, &ends, sync, uncompressed));
             st.leader = false;
             st.done_seq = batch_seq;
             match res {
@@ -734,6 +791,7 @@ impl Wal {
         // The checkpoint is durable; what it replaces can go. A crash from
         // here on leaves leftovers that replay ignores and open deletes.
         inner.io.lock().first = upto + 1;
+        inner.uncompressed.lock().checkpointed(upto, stats.uncompressed_bytes);
         for s in listing.segments.iter().filter(|&&s| s <= upto) {
             remove_file_on(&*inner.fs, &segment_path(&inner.dir, *s))?;
             stats.segments_removed += 1;
@@ -750,6 +808,22 @@ impl Wal {
     /// Bytes on disk: segments and checkpoints (including an unfinished one).
     pub fn size_bytes(&self) -> u64 {
         dir_size(&self.inner.dir)
+    }
+
+    /// What the log's records would take as frames of the uncompressed
+    /// format-1 types, or [`Wal::size_bytes`] if that is more: the quantity
+    /// size retention bounds maintenance's writes by (`docs/retention.md`).
+    /// Compression does not shrink it: it counts per series its reference
+    /// and labels in full, per sample its deltas and an 8-byte value.
+    /// Recomputed from the records at open.
+    pub fn uncompressed_bytes(&self) -> u64 {
+        self.size_bytes().max(self.inner.uncompressed.lock().total())
+    }
+
+    /// [`Wal::bytes_written`] in the terms of [`Wal::uncompressed_bytes`]:
+    /// follows that quantity's growth between calls.
+    pub fn uncompressed_bytes_written(&self) -> u64 {
+        self.inner.uncompressed_written.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits for in-flight writes, stops the interval syncer and fsyncs the
@@ -809,13 +883,19 @@ impl Inner {
     /// Writes a batch of frames (cutting segments as they fill) and fsyncs
     /// per policy. Called by the group-commit leader only. On failure the
     /// batch is rolled out of the log (see [`Wal::log`]).
-    fn write_batch(&self, buf: &[u8], ends: &[usize], sync: bool) -> Result<(), Error> {
+    fn write_batch(&self, buf: &[u8], ends: &[usize], sync: bool, uncompressed: u64) -> Result<(), Error> {
         let mut io = self.io.lock();
         if io.broken.is_some() {
             self.repair_locked(&mut io)?;
         }
         let (start_seg, start_size) = (io.seg, io.size);
-        let Err((err, mut fresh_segment)) = self.write_frames(&mut io, buf, ends, sync) else { return Ok(()) };
+        let res = self.write_frames(&mut io, buf, ends, sync);
+        // Counted whether or not the write succeeded: a failed batch is
+        // rolled back, but over-counting it is safe (see `Uncompressed`). A
+        // batch that ended in a later segment counts there.
+        *self.uncompressed.lock().segs.entry(io.seg).or_default() += uncompressed;
+        self.uncompressed_written.fetch_add(uncompressed, std::sync::atomic::Ordering::Relaxed);
+        let Err((err, mut fresh_segment)) = res else { return Ok(()) };
         // A reader tailing the log may already have consumed a complete
         // frame of the failed batch; writing different frames at the same
         // offset would then corrupt its position. Reuse the segment only if
@@ -1058,6 +1138,7 @@ impl Inner {
         if let Some(e) = failed {
             return Err(e);
         }
+        stats.uncompressed_bytes = w.uncompressed;
         w.finish()?;
         sync_dir(&*self.fs, tmp)
     }
@@ -1072,6 +1153,8 @@ struct CheckpointWriter {
     out: BufWriter<FileWriter>,
     size: u64,
     frame: Vec<u8>,
+    /// Format-1 bytes ([`Uncompressed`]) of the records written.
+    uncompressed: u64,
     /// Write empty records too (a recovery checkpoint reproduces a replay
     /// exactly); a regular checkpoint leaves them out.
     keep_empty: bool,
@@ -1088,6 +1171,7 @@ impl CheckpointWriter {
             out: BufWriter::with_capacity(1 << 20, FileWriter(file)),
             size: HEADER_LEN,
             frame: Vec::new(),
+            uncompressed: 0,
             keep_empty: false,
         })
     }
@@ -1103,6 +1187,7 @@ impl CheckpointWriter {
         self.frame.clear();
         encode_frame(rec, &mut self.frame).map_err(|n| WalError::RecordTooLarge { bytes: n as u64 })?;
         let len = self.frame.len() as u64;
+        self.uncompressed += record::v1_frame_len(rec);
         if self.size > HEADER_LEN && self.size + len > self.segment_size {
             self.sync_current()?;
             self.seg += 1;

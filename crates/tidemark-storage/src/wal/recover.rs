@@ -28,7 +28,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::record::{decode_body, frame_crc, FRAME_HEADER_LEN, MAX_BODY_LEN};
+use super::record::{decode_body, envelope_count, frame_crc, FRAME_HEADER_LEN, MAX_BODY_LEN};
 use super::segment::{
     checkpoint_path, list_dir, scan_segment_from, segment_path, sync_dir, Listing, ScanEnd, SEGMENT_HEADER, TMP_SUFFIX,
 };
@@ -101,7 +101,25 @@ impl WalDamage {
 enum Event {
     Record(Record),
     /// Damage that later frames of the file follow.
-    Damage(DamagedRegion, Option<Record>),
+    Damage(DamagedRegion, Option<Lost>),
+}
+
+/// What a skipped record held, as far as its damaged bytes still tell.
+enum Lost {
+    /// The body still decodes: exactly these entries were lost.
+    Record(Record),
+    /// The body does not decode (damage inside compressed columns), but its
+    /// uncompressed envelope still gives the type and entry count; the
+    /// samples' times are unknown.
+    Counted { samples: bool, count: u64 },
+}
+
+/// What the damaged frame `body` held, if anything can be told.
+fn lost_entries(body: &[u8]) -> Option<Lost> {
+    match decode_body(body) {
+        Ok(r) => Some(Lost::Record(r)),
+        Err(_) => envelope_count(body).map(|(samples, count)| Lost::Counted { samples, count }),
+    }
 }
 
 /// How a file read with [`scan_lenient`] ended.
@@ -135,8 +153,10 @@ fn frame_at(bytes: &[u8], p: usize) -> Option<(usize, Record)> {
 /// A cheap filter run before the checksum while scanning damaged bytes, so
 /// that garbage whose length field happens to be plausible rarely costs a
 /// CRC over a large body: a known type, and an entry count that fits the
-/// body's length (a sample entry takes 10 to 28 bytes, a series entry at
-/// least 2).
+/// body's length (a version-1 sample entry takes 10 to 28 bytes, a series
+/// entry at least 2; in the version-2 types 3 and 4 a flags byte of 0 or 1
+/// follows the count, and uncompressed columns take 2 bytes per series and
+/// 4 to 31 bytes per sample).
 fn plausible_body(body: &[u8]) -> bool {
     let Some((&ty, rest)) = body.split_first() else { return false };
     let mut count = 0u64;
@@ -157,6 +177,17 @@ fn plausible_body(body: &[u8]) -> bool {
         1 => payload >= count.saturating_mul(2) && (count > 0 || payload == 0),
         2 if count == 0 => payload == 0,
         2 => payload >= count.saturating_mul(10) && payload <= count.saturating_mul(28).saturating_add(20),
+        3 | 4 => {
+            let Some(&flags) = rest.get(n) else { return false };
+            let cols = payload - 1;
+            let (min, max) = if ty == 3 { (2, u64::MAX) } else { (4, 31) };
+            match flags {
+                0 => cols >= count.saturating_mul(min) && cols <= count.saturating_mul(max) && (count > 0 || cols == 0),
+                // A compressed record is never empty: its length and data follow.
+                1 => count > 0 && cols >= 2,
+                _ => false,
+            }
+        }
         _ => false,
     }
 }
@@ -166,7 +197,7 @@ fn plausible_body(body: &[u8]) -> bool {
 /// still decodes (it is then known exactly what was lost). The first valid
 /// frame after `off` is always taken: trusting a damaged length could jump
 /// over intact frames.
-fn resync(bytes: &[u8], off: usize) -> Option<(usize, Option<Record>)> {
+fn resync(bytes: &[u8], off: usize) -> Option<(usize, Option<Lost>)> {
     let header = SEGMENT_HEADER.len();
     let from = (off + 1).max(header);
     let next = (from..bytes.len().saturating_sub(FRAME_HEADER_LEN - 1)).find(|&p| frame_at(bytes, p).is_some())?;
@@ -175,7 +206,7 @@ fn resync(bytes: &[u8], off: usize) -> Option<(usize, Option<Record>)> {
         let h = &bytes[off..off + FRAME_HEADER_LEN];
         let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
         if off + FRAME_HEADER_LEN + len == next {
-            lost = decode_body(&bytes[off + FRAME_HEADER_LEN..next]).ok();
+            lost = lost_entries(&bytes[off + FRAME_HEADER_LEN..next]);
         }
     }
     Some((next, lost))
@@ -267,12 +298,14 @@ impl Emitter<'_> {
         (self.f)(rec);
     }
 
-    fn damage(&mut self, region: DamagedRegion, lost: Option<Record>) {
+    fn damage(&mut self, region: DamagedRegion, lost: Option<Lost>) {
         let d = self.damage.get_or_insert_with(WalDamage::default);
         d.records_skipped += 1;
         match lost {
-            Some(Record::Series(s)) => d.series_lost += s.len() as u64,
-            Some(Record::Samples(s)) => {
+            Some(Lost::Counted { samples: false, count }) => d.series_lost += count,
+            Some(Lost::Counted { samples: true, count }) => d.samples_lost += count,
+            Some(Lost::Record(Record::Series(s))) => d.series_lost += s.len() as u64,
+            Some(Lost::Record(Record::Samples(s))) => {
                 d.samples_lost += s.len() as u64;
                 for x in &s {
                     d.note_time(x.t);

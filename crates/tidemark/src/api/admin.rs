@@ -69,13 +69,15 @@ const SNAPSHOT_FREE_MARGIN: u64 = 64 << 20;
 /// Refuses a snapshot that would fill the disk or push the data directory
 /// over its size limit. Blocks are hard-linked (no room needed; the size
 /// accounting counts a hard-linked file once); the head is written as new
-/// blocks, which take less than the WAL that holds the same samples (the WAL
-/// also holds series records and full-width timestamps), so the WAL's size
-/// bounds what the snapshot writes.
+/// blocks, which take less than the WAL's records would uncompressed (they
+/// also hold series records and full-width timestamps and values), so
+/// `wal_uncompressed_bytes` bounds what the snapshot writes. (Not the WAL's
+/// size on disk: its compressed records can be far smaller than a block's
+/// index of the same series.)
 fn check_room(db: &tidemark_storage::Db, data_dir: &std::path::Path, skip_head: bool) -> Result<(), ApiError> {
     use tidemark_storage::vfs::{FileSystem, OsFs};
     let stats = db.stats();
-    let writes = if skip_head { 0 } else { stats.wal_bytes };
+    let writes = if skip_head { 0 } else { stats.wal_uncompressed_bytes };
     let free = OsFs.available_space(data_dir).unwrap_or(u64::MAX);
     if free < writes.saturating_add(SNAPSHOT_FREE_MARGIN) {
         return Err(ApiError::new(
@@ -88,7 +90,7 @@ fn check_room(db: &tidemark_storage::Db, data_dir: &std::path::Path, skip_head: 
     }
     // Under a size limit the snapshot must also leave the room maintenance
     // keeps for persisting the head and checkpointing the WAL.
-    let reserve = tidemark_storage::retention::maintenance_reserve(stats.wal_bytes);
+    let reserve = tidemark_storage::retention::maintenance_reserve(stats.wal_uncompressed_bytes);
     let Some((used, limit)) = db.measure_disk() else { return Ok(()) };
     if used.saturating_add(writes).saturating_add(reserve) > limit {
         return Err(ApiError::new(
