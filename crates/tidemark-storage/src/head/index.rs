@@ -521,8 +521,7 @@ mod tests {
             v.iter().for_each(|&r| l.insert(r));
             l
         };
-        let lists: Vec<RefList> =
-            [&[1, 4, 9][..], &[2, 4], &[], &[0, 9, 10], &[3]].into_iter().map(list).collect();
+        let lists: Vec<RefList> = [&[1, 4, 9][..], &[2, 4], &[], &[0, 9, 10], &[3]].into_iter().map(list).collect();
         let refs: Vec<&RefList> = lists.iter().collect();
         assert_eq!(merge_all(&refs), vec![0, 1, 2, 3, 4, 9, 10]);
         assert_eq!(merge_all(&refs[..1]), vec![1, 4, 9]);

@@ -145,7 +145,15 @@ pub(crate) struct MemSeries {
 
 impl MemSeries {
     pub(crate) fn new(labels: Labels) -> MemSeries {
-        MemSeries { labels, chunks: Box::default(), open: None, next_at: i64::MIN, ooo: None, pending: 0, logged: false }
+        MemSeries {
+            labels,
+            chunks: Box::default(),
+            open: None,
+            next_at: i64::MIN,
+            ooo: None,
+            pending: 0,
+            logged: false,
+        }
     }
 
     /// The newest in-order sample as (t, value bits).
