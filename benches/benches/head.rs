@@ -2,7 +2,8 @@
 //! series refs (the hot path), by label sets (hash lookup per sample), and
 //! out of order within the out-of-order window; the same hot path with
 //! closed chunks going to a head chunk file; and reading 10k series' closed
-//! chunks back (`head_read`: from the file's map versus RAM).
+//! chunks back (`head_read`: from the file's map versus RAM); creating
+//! series (`head_create`: maps and inverted index).
 //!
 //! ```text
 //! cargo bench -p tidemark-bench --bench head -- --warm-up-time 1 --measurement-time 3
@@ -209,5 +210,30 @@ fn read(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append, append_chunk_file, read);
+/// Creating 10k series in a fresh head (one sample each, one commit):
+/// the series structs, label-hash and ref maps and the inverted index's
+/// postings lists (4-byte ids, grown by an eighth) are all built here.
+fn create(c: &mut Criterion) {
+    let mut g = c.benchmark_group("head_create");
+    g.throughput(Throughput::Elements(SERIES as u64));
+    g.sample_size(20).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    let all: Vec<Labels> = (0..SERIES).map(labels).collect();
+    g.bench_function("series_10k", |b| {
+        b.iter_batched(
+            || Head::new(HeadOptions { stripes: 1024, ..HeadOptions::default() }, None),
+            |head| {
+                let mut app = head.appender();
+                for l in &all {
+                    app.append(l, 0, 1.0).expect("append");
+                }
+                app.commit().expect("commit");
+                head
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, append, append_chunk_file, read, create);
 criterion_main!(benches);

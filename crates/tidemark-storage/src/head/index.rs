@@ -1,7 +1,8 @@
 //! The head's inverted index: label name → label value → sorted series refs.
 //!
 //! Names and values are stored once each (the map keys), so a value shared
-//! by many series costs its bytes once plus 8 bytes per series.
+//! by many series costs its bytes once plus 4 bytes per series (8 once refs
+//! pass `u32::MAX`, see [`RefList`]).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -68,38 +69,161 @@ pub(crate) type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 /// The inverted index. Every list is sorted and free of duplicates.
 #[derive(Default)]
 pub(crate) struct MemIndex {
-    postings: FxHashMap<Box<str>, FxHashMap<Box<str>, Vec<u64>>>,
-    all: Vec<u64>,
+    postings: FxHashMap<Box<str>, FxHashMap<Box<str>, RefList>>,
+    all: RefList,
 }
 
-/// Inserts `r` into the sorted list `v`. Refs are mostly created in
-/// increasing order, so this is usually a push.
-fn insert_sorted(v: &mut Vec<u64>, r: u64) {
-    match v.last() {
-        Some(&last) if last >= r => {
-            if let Err(i) = v.binary_search(&r) {
-                v.insert(i, r);
+/// A sorted, duplicate-free list of series refs.
+///
+/// The head's refs count up from 1, so they fit in 32 bits until four
+/// billion series have been created: the list holds 4-byte ids (half the
+/// memory of the 7 or so lists every series is in) and widens to 8-byte
+/// ids for good the first time a larger ref arrives. Readers always get
+/// `u64`s.
+///
+/// Large lists grow by an eighth of their length instead of doubling, so
+/// the big lists (`job`, common metric names) carry at most ~12% spare
+/// capacity instead of up to 50%.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RefList {
+    /// Every ref fits in `u32`.
+    Narrow(Vec<u32>),
+    /// Some ref did not fit in `u32`.
+    Wide(Vec<u64>),
+}
+
+impl Default for RefList {
+    fn default() -> RefList {
+        RefList::Narrow(Vec::new())
+    }
+}
+
+/// Inserts `r` into the sorted list `v`, growing it by an eighth of its
+/// length (at least 4) when full. Refs are mostly created in increasing
+/// order, so this is usually a push.
+fn insert_sorted<T: Ord + Copy>(v: &mut Vec<T>, r: T) {
+    let at = match v.last() {
+        Some(&last) if last >= r => match v.binary_search(&r) {
+            Ok(_) => return,
+            Err(i) => i,
+        },
+        _ => v.len(),
+    };
+    if v.len() == v.capacity() {
+        v.reserve_exact((v.len() / 8).max(4));
+    }
+    v.insert(at, r);
+}
+
+impl RefList {
+    /// A list holding only `r`, with capacity 1 (most values belong to
+    /// few series).
+    fn one(r: u64) -> RefList {
+        match u32::try_from(r) {
+            Ok(n) => RefList::Narrow(vec![n]),
+            Err(_) => RefList::Wide(vec![r]),
+        }
+    }
+
+    /// Inserts `r` (no-op if present).
+    fn insert(&mut self, r: u64) {
+        match self {
+            RefList::Narrow(v) => match u32::try_from(r) {
+                Ok(n) => insert_sorted(v, n),
+                Err(_) => {
+                    let mut wide: Vec<u64> = v.iter().map(|&n| u64::from(n)).collect();
+                    insert_sorted(&mut wide, r);
+                    *self = RefList::Wide(wide);
+                }
+            },
+            RefList::Wide(v) => insert_sorted(v, r),
+        }
+    }
+
+    /// Keeps the refs for which `keep` holds; releases spare capacity when
+    /// more than half of it is unused.
+    fn retain(&mut self, keep: impl Fn(u64) -> bool) {
+        fn shrink<T>(v: &mut Vec<T>) {
+            if v.capacity() > 2 * v.len() + 4 {
+                v.shrink_to_fit();
             }
         }
-        _ => v.push(r),
+        match self {
+            RefList::Narrow(v) => {
+                v.retain(|&n| keep(u64::from(n)));
+                shrink(v);
+            }
+            RefList::Wide(v) => {
+                v.retain(|&r| keep(r));
+                shrink(v);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            RefList::Narrow(v) => v.len(),
+            RefList::Wide(v) => v.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn first(&self) -> Option<u64> {
+        match self {
+            RefList::Narrow(v) => v.first().map(|&n| u64::from(n)),
+            RefList::Wide(v) => v.first().copied(),
+        }
+    }
+
+    fn last(&self) -> Option<u64> {
+        match self {
+            RefList::Narrow(v) => v.last().map(|&n| u64::from(n)),
+            RefList::Wide(v) => v.last().copied(),
+        }
+    }
+
+    /// The refs, in order.
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        let (narrow, wide) = match self {
+            RefList::Narrow(v) => (&v[..], &[][..]),
+            RefList::Wide(v) => (&[][..], &v[..]),
+        };
+        narrow.iter().map(|&n| u64::from(n)).chain(wide.iter().copied())
+    }
+
+    /// The refs as a new vector.
+    fn to_vec(&self) -> Vec<u64> {
+        match self {
+            RefList::Narrow(v) => v.iter().map(|&n| u64::from(n)).collect(),
+            RefList::Wide(v) => v.clone(),
+        }
+    }
+
+    /// Heap bytes reserved.
+    fn heap_bytes(&self) -> usize {
+        match self {
+            RefList::Narrow(v) => v.capacity() * 4,
+            RefList::Wide(v) => v.capacity() * 8,
+        }
     }
 }
 
 impl MemIndex {
     /// Adds series `r` with `labels`.
     pub(crate) fn add(&mut self, r: u64, labels: &Labels) {
-        insert_sorted(&mut self.all, r);
+        self.all.insert(r);
         for l in labels {
             let values = match self.postings.get_mut(l.name) {
                 Some(v) => v,
                 None => self.postings.entry(l.name.into()).or_default(),
             };
             match values.get_mut(l.value) {
-                Some(list) => insert_sorted(list, r),
+                Some(list) => list.insert(r),
                 None => {
-                    // Most values belong to few series: start exact-size
-                    // (`vec![r]` allocates capacity 1).
-                    values.insert(l.value.into(), vec![r]);
+                    values.insert(l.value.into(), RefList::one(r));
                 }
             }
         }
@@ -113,7 +237,7 @@ impl MemIndex {
         let mut refs: Vec<u64> = removed.iter().map(|(r, _)| *r).collect();
         refs.sort_unstable();
         let gone = |r: &u64| refs.binary_search(r).is_ok();
-        self.all.retain(|r| !gone(r));
+        self.all.retain(|r| !gone(&r));
         // Touch each affected list once, whatever the number of removals.
         let mut keys: Vec<(&str, &str)> =
             removed.iter().flat_map(|(_, l)| l.iter().map(|l| (l.name, l.value))).collect();
@@ -122,11 +246,9 @@ impl MemIndex {
         for (name, value) in keys {
             let Some(values) = self.postings.get_mut(name) else { continue };
             if let Some(list) = values.get_mut(value) {
-                list.retain(|r| !gone(r));
+                list.retain(|r| !gone(&r));
                 if list.is_empty() {
                     values.remove(value);
-                } else if list.capacity() > 2 * list.len() + 4 {
-                    list.shrink_to_fit();
                 }
             }
             if values.is_empty() {
@@ -184,16 +306,16 @@ impl MemIndex {
 
     /// Approximate heap bytes.
     pub(crate) fn heap_bytes(&self) -> usize {
-        let entry = std::mem::size_of::<(Box<str>, Vec<u64>)>() + 1;
-        self.all.capacity() * 8
+        let entry = std::mem::size_of::<(Box<str>, RefList)>() + 1;
+        self.all.heap_bytes()
             + self
                 .postings
                 .iter()
                 .map(|(k, vs)| {
                     k.len()
                         + vs.capacity() * entry
-                        + vs.iter().map(|(v, l)| v.len() + l.capacity() * 8).sum::<usize>()
-                        + std::mem::size_of::<(Box<str>, FxHashMap<Box<str>, Vec<u64>>)>()
+                        + vs.iter().map(|(v, l)| v.len() + l.heap_bytes()).sum::<usize>()
+                        + std::mem::size_of::<(Box<str>, FxHashMap<Box<str>, RefList>)>()
                 })
                 .sum::<usize>()
     }
@@ -251,7 +373,7 @@ impl PostingsIndex for MemIndex {
     type Id = u64;
 
     fn all_postings(&self) -> Vec<u64> {
-        self.all.clone()
+        self.all.to_vec()
     }
 
     fn label_values(&self, name: &str) -> Vec<String> {
@@ -262,33 +384,33 @@ impl PostingsIndex for MemIndex {
     }
 
     fn postings(&self, name: &str, value: &str) -> Vec<u64> {
-        self.postings.get(name).and_then(|vs| vs.get(value)).cloned().unwrap_or_default()
+        self.postings.get(name).and_then(|vs| vs.get(value)).map(RefList::to_vec).unwrap_or_default()
     }
 
     fn postings_for_values(&self, name: &str, values: &[&str]) -> Vec<u64> {
         let Some(vs) = self.postings.get(name) else { return Vec::new() };
-        let lists: Vec<&Vec<u64>> = values.iter().filter_map(|v| vs.get(*v)).collect();
+        let lists: Vec<&RefList> = values.iter().filter_map(|v| vs.get(*v)).collect();
         merge_all(&lists)
     }
 }
 
 /// Union of sorted, duplicate-free lists by a balanced tree of pairwise
 /// merges: O(total · log(lists)), no sorting.
-fn merge_all(lists: &[&Vec<u64>]) -> Vec<u64> {
+fn merge_all(lists: &[&RefList]) -> Vec<u64> {
     match lists {
         [] => return Vec::new(),
-        [one] => return (*one).clone(),
+        [one] => return one.to_vec(),
         _ => {}
     }
     // Many lists over a dense range of refs (e.g. `instance=~".+"`): a
     // bitmap over the range is linear in the input.
     let total: usize = lists.iter().map(|l| l.len()).sum();
-    let lo = lists.iter().filter_map(|l| l.first()).min().copied().unwrap_or(0);
-    let hi = lists.iter().filter_map(|l| l.last()).max().copied().unwrap_or(0);
+    let lo = lists.iter().filter_map(|l| l.first()).min().unwrap_or(0);
+    let hi = lists.iter().filter_map(|l| l.last()).max().unwrap_or(0);
     let span = hi.saturating_sub(lo).saturating_add(1);
     if lists.len() > 16 && span / 64 <= total as u64 {
         let mut bits = vec![0u64; span.div_ceil(64) as usize];
-        for &r in lists.iter().flat_map(|l| l.iter()) {
+        for r in lists.iter().flat_map(|l| l.iter()) {
             let i = r - lo;
             bits[(i / 64) as usize] |= 1 << (i % 64);
         }
@@ -305,8 +427,8 @@ fn merge_all(lists: &[&Vec<u64>]) -> Vec<u64> {
     let mut work: Vec<Vec<u64>> = Vec::with_capacity(lists.len().div_ceil(2));
     for pair in lists.chunks(2) {
         work.push(match pair {
-            [a, b] => merge_two(a, b),
-            [a] => (*a).clone(),
+            [a, b] => merge_two(&a.to_vec(), &b.to_vec()),
+            [a] => a.to_vec(),
             _ => Vec::new(),
         });
     }
@@ -394,17 +516,76 @@ mod tests {
 
     #[test]
     fn merge_all_is_a_sorted_union() {
-        let lists: Vec<Vec<u64>> = vec![vec![1, 4, 9], vec![2, 4], vec![], vec![0, 9, 10], vec![3]];
-        let refs: Vec<&Vec<u64>> = lists.iter().collect();
+        let list = |v: &[u64]| {
+            let mut l = RefList::default();
+            v.iter().for_each(|&r| l.insert(r));
+            l
+        };
+        let lists: Vec<RefList> = [&[1, 4, 9][..], &[2, 4], &[], &[0, 9, 10], &[3]].into_iter().map(list).collect();
+        let refs: Vec<&RefList> = lists.iter().collect();
         assert_eq!(merge_all(&refs), vec![0, 1, 2, 3, 4, 9, 10]);
         assert_eq!(merge_all(&refs[..1]), vec![1, 4, 9]);
         assert!(merge_all(&[]).is_empty());
         // Enough lists to take the bitmap path, with overlaps.
         let many: Vec<Vec<u64>> = (0..40u64).map(|i| (0..50).map(|k| 1000 + i * 7 + k * 13).collect()).collect();
-        let refs: Vec<&Vec<u64>> = many.iter().collect();
+        let lists: Vec<RefList> = many.iter().map(|v| list(v)).collect();
+        let refs: Vec<&RefList> = lists.iter().collect();
         let mut want: Vec<u64> = many.iter().flatten().copied().collect();
         want.sort_unstable();
         want.dedup();
         assert_eq!(merge_all(&refs), want);
+    }
+
+    #[test]
+    fn refs_past_u32_widen_the_list_and_keep_order() {
+        let a = Labels::new([("__name__", "up"), ("job", "a")]).unwrap();
+        let big = u64::from(u32::MAX) + 7;
+        let mut ix = MemIndex::default();
+        ix.add(3, &a);
+        ix.add(big, &a);
+        ix.add(1, &a);
+        assert_eq!(ix.postings("job", "a"), vec![1, 3, big]);
+        assert_eq!(ix.all_postings(), vec![1, 3, big]);
+        assert!(matches!(ix.all, RefList::Wide(_)));
+        assert_eq!(ix.postings_for_values("job", &["a"]), vec![1, 3, big]);
+        ix.remove(&[(big, a.clone())]);
+        assert_eq!(ix.postings("job", "a"), vec![1, 3]);
+    }
+
+    #[test]
+    fn narrow_lists_take_four_bytes_per_ref() {
+        let mut l = RefList::default();
+        for r in 1..=1000u64 {
+            l.insert(r);
+        }
+        // Growth by an eighth: at most ~1/8 spare (plus the minimum step).
+        assert!(l.heap_bytes() <= 1000 * 4 * 9 / 8 + 16, "{}", l.heap_bytes());
+        assert_eq!(RefList::one(5).heap_bytes(), 4);
+    }
+
+    proptest::proptest! {
+        /// A `RefList` behaves as a sorted set of `u64`, whatever the mix
+        /// of refs below and above `u32::MAX` and the order of inserts.
+        #[test]
+        fn ref_list_is_a_sorted_set(
+            ops in proptest::collection::vec((0u8..3, proptest::prop_oneof![0u64..200, (u64::from(u32::MAX) - 3)..(u64::from(u32::MAX) + 3)]), 0..200),
+        ) {
+            let mut l = RefList::default();
+            let mut model = std::collections::BTreeSet::new();
+            for (op, r) in ops {
+                if op < 2 {
+                    l.insert(r);
+                    model.insert(r);
+                } else {
+                    l.retain(|x| x != r);
+                    model.remove(&r);
+                }
+                proptest::prop_assert_eq!(l.to_vec(), model.iter().copied().collect::<Vec<_>>());
+                proptest::prop_assert_eq!(l.iter().collect::<Vec<_>>(), l.to_vec());
+                proptest::prop_assert_eq!(l.len(), model.len());
+                proptest::prop_assert_eq!(l.first(), model.first().copied());
+                proptest::prop_assert_eq!(l.last(), model.last().copied());
+            }
+        }
     }
 }

@@ -762,7 +762,7 @@ impl Head {
                 m.series += 1;
                 m.labels += s.labels.heap_bytes() as u64;
                 m.series_structs += std::mem::size_of::<MemSeries>() as u64;
-                m.closed_chunk_refs += (s.chunks.capacity() * std::mem::size_of::<series::StoredChunk>()) as u64;
+                m.closed_chunk_refs += (std::mem::size_of_val(&*s.chunks)) as u64;
                 if let Some(c) = &s.open {
                     let used = c.app.bytes().len() as u64;
                     m.open_chunk_bytes += used;
@@ -771,7 +771,7 @@ impl Head {
                 let total = s.heap_bytes() as u64;
                 let known = std::mem::size_of::<MemSeries>()
                     + s.labels.heap_bytes()
-                    + s.chunks.capacity() * std::mem::size_of::<series::StoredChunk>()
+                    + std::mem::size_of_val(&*s.chunks)
                     + s.open.as_ref().map_or(0, |c| c.app.heap_bytes());
                 m.out_of_order += total.saturating_sub(known as u64);
             }

@@ -126,9 +126,10 @@ pub(crate) enum Applied {
 #[derive(Debug)]
 pub(crate) struct MemSeries {
     pub(crate) labels: Labels,
-    /// Closed in-order chunks (exact capacity: one is added per ~120
-    /// samples, and spare slots would cost 24 bytes each).
-    pub(crate) chunks: Vec<StoredChunk>,
+    /// Closed in-order chunks, exact-size: one is added per ~120 samples,
+    /// so a spare slot (24 bytes) would rarely be used, and a boxed slice
+    /// has no capacity word (8 bytes less per series than a `Vec`).
+    pub(crate) chunks: Box<[StoredChunk]>,
     pub(crate) open: Option<OpenChunk>,
     /// The open chunk is cut when a sample at or after this time arrives
     /// (Prometheus' `nextAt`).
@@ -144,7 +145,15 @@ pub(crate) struct MemSeries {
 
 impl MemSeries {
     pub(crate) fn new(labels: Labels) -> MemSeries {
-        MemSeries { labels, chunks: Vec::new(), open: None, next_at: i64::MIN, ooo: None, pending: 0, logged: false }
+        MemSeries {
+            labels,
+            chunks: Box::default(),
+            open: None,
+            next_at: i64::MIN,
+            ooo: None,
+            pending: 0,
+            logged: false,
+        }
     }
 
     /// The newest in-order sample as (t, value bits).
@@ -263,8 +272,10 @@ impl MemSeries {
     /// Writes a closed in-order chunk to the store and keeps its reference.
     fn push_closed(&mut self, series_ref: u64, mint: i64, maxt: i64, bytes: &[u8], store: &HeadChunks) {
         let at = store.write(series_ref, mint, maxt, bytes);
-        self.chunks.reserve_exact(1);
-        self.chunks.push(StoredChunk { mint, maxt, at });
+        let mut chunks = std::mem::take(&mut self.chunks).into_vec();
+        chunks.reserve_exact(1);
+        chunks.push(StoredChunk { mint, maxt, at });
+        self.chunks = chunks.into_boxed_slice();
     }
 
     fn insert_ooo(&mut self, t: i64, v: f64) {
@@ -402,11 +413,12 @@ impl MemSeries {
     /// samples. Returns the number of chunks freed.
     pub(crate) fn truncate(&mut self, series_ref: u64, mint: i64, store: &HeadChunks) -> usize {
         let before = self.chunks.len();
-        self.chunks.retain(|c| c.maxt >= mint);
-        let mut freed = before - self.chunks.len();
-        if self.chunks.len() < before {
-            self.chunks.shrink_to_fit();
+        if self.chunks.iter().any(|c| c.maxt < mint) {
+            let mut chunks = std::mem::take(&mut self.chunks).into_vec();
+            chunks.retain(|c| c.maxt >= mint);
+            self.chunks = chunks.into_boxed_slice();
         }
+        let mut freed = before - self.chunks.len();
         if let Some(first) = self.chunks.first().copied() {
             if first.mint < mint {
                 // Re-encoded without the old samples, as a new record; the
@@ -475,7 +487,7 @@ impl MemSeries {
         };
         std::mem::size_of::<MemSeries>()
             + self.labels.heap_bytes()
-            + self.chunks.capacity() * std::mem::size_of::<StoredChunk>()
+            + std::mem::size_of_val(&*self.chunks)
             + self.open.as_ref().map_or(0, |c| c.app.heap_bytes())
             + self.ooo.as_ref().map_or(0, |o| {
                 std::mem::size_of::<OooData>() + closed(&o.chunks) + o.buf.capacity() * std::mem::size_of::<Sample>()
@@ -514,6 +526,13 @@ pub(crate) fn compute_chunk_end_time(start: i64, cur: i64, max: i64, ratio_to_fu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_struct_stays_small() {
+        // One per series, boxed: every word here costs ~3 MB at 370k series.
+        assert!(std::mem::size_of::<MemSeries>() <= 128, "{}", std::mem::size_of::<MemSeries>());
+        assert_eq!(std::mem::size_of::<StoredChunk>(), 24);
+    }
 
     #[test]
     fn chunk_end_time_splits_the_range_evenly() {
