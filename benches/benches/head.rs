@@ -82,6 +82,31 @@ fn append(c: &mut Criterion) {
         });
     }
 
+    // The receiver's shape for a series it has seen: check the stored
+    // labels, then append. Fused (one lookup) and in two steps (two).
+    g.bench_function("checked_refs_10k_series_fused", |b| {
+        b.iter(|| {
+            t += 15_000;
+            let mut app = head.appender();
+            for (i, &r) in refs.iter().enumerate() {
+                let res = app.append_ref_if(r, |l| l.len() == 5, t, (t / 1000 + i as i64) as f64);
+                assert!(matches!(res, Some(Ok(()))));
+            }
+            app.commit().expect("commit")
+        })
+    });
+    g.bench_function("checked_refs_10k_series_two_steps", |b| {
+        b.iter(|| {
+            t += 15_000;
+            let mut app = head.appender();
+            for (i, &r) in refs.iter().enumerate() {
+                assert!(app.ref_matches(r, |l| l.len() == 5));
+                app.append_ref(r, t, (t / 1000 + i as i64) as f64).expect("append_ref");
+            }
+            app.commit().expect("commit")
+        })
+    });
+
     // Remote-write / backfill shape: 10 consecutive samples per series in
     // one batch, so each series' state is touched while it is hot.
     let mut t = 1_000_000_000i64;

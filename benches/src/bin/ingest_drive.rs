@@ -26,6 +26,11 @@ struct Args {
     /// Series of the synthetic fleet.
     #[arg(long, default_value_t = 100_000)]
     series: usize,
+    /// Scrape targets (two per host): with `--targets 2000 --series
+    /// 368695`, the production shape (busier services). Default: the
+    /// default host shape.
+    #[arg(long)]
+    targets: Option<usize>,
     /// Samples per series (15 s apart).
     #[arg(long, default_value_t = 60)]
     samples_per_series: usize,
@@ -50,7 +55,7 @@ fn main() {
     let end_ms = (now_ms() - 60_000).div_euclid(15_000) * 15_000;
     let load = Load::synthetic(SyntheticOptions {
         series: args.series,
-        targets: None,
+        targets: args.targets,
         samples_per_series: args.samples_per_series,
         end_ms,
         seed: 42,

@@ -1461,6 +1461,21 @@ impl Appender<'_> {
         self.head.ref_matches(series_ref, matches)
     }
 
+    /// [`Appender::ref_matches`] and [`Appender::append_ref`] in one step
+    /// (one lookup of the series): appends `(t, v)` if `series_ref` is held
+    /// and its labels satisfy `matches`, returning the append's result;
+    /// `None` (nothing appended) otherwise. See
+    /// [`HeadAppender::append_ref_if`].
+    pub fn append_ref_if(
+        &mut self,
+        series_ref: u64,
+        matches: impl FnOnce(&Labels) -> bool,
+        t: i64,
+        v: f64,
+    ) -> Option<Result<(), AppendError>> {
+        self.head.append_ref_if(series_ref, matches, t, v)
+    }
+
     /// Logs the batch to the WAL and makes it visible to queries. When this
     /// returns `Ok`, the samples survive a crash (per the fsync policy);
     /// when it returns an error, nothing of the batch was applied and the

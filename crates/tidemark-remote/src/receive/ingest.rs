@@ -2,8 +2,9 @@
 //! every valid sample and accounting for every rejected one.
 //!
 //! Per series: a series the receiver has seen before is found by its label
-//! pairs as sent ([`SeriesCache`], checked against the stored labels) and
-//! appended by ref. Otherwise the labels are validated and built once; the
+//! pairs as sent ([`SeriesCache`]), checked against the stored labels and
+//! given its first sample under one lookup of the series
+//! ([`Appender::append_ref_if`]), and the rest by ref. Otherwise the labels are validated and built once; the
 //! first sample goes through [`Appender::append`] (label lookup, series
 //! creation) and the rest through [`Appender::append_ref`]. A rejected sample does not stop
 //! the series or the batch: the storage appender keeps its other samples.
@@ -116,9 +117,22 @@ pub fn ingest(
         // (and 2.0's "no samples" rule) decide what to answer.
         let key =
             (cache.enabled() && !series.samples.is_empty()).then(|| series_cache::key(series.labels, &mut scratch));
-        let cached = key
-            .and_then(|k| cache.get(k))
-            .filter(|&r| app.ref_matches(r, |l| series_cache::pairs_match(series.labels, l)));
+        // A hit is checked against the stored labels under the series'
+        // lock; the series' first sample (unless it is in the future, which
+        // is rejected before the appender sees it) is appended in the same
+        // step, so the common case, one sample per series (1.0), looks the
+        // series up once.
+        let mut first_result = None;
+        let cached = key.and_then(|k| cache.get(k)).filter(|&r| {
+            let matches = |l: &Labels| series_cache::pairs_match(series.labels, l);
+            match series.samples.first() {
+                Some(s) if s.timestamp <= max_t => {
+                    first_result = app.append_ref_if(r, matches, s.timestamp, s.value);
+                    first_result.is_some()
+                }
+                _ => app.ref_matches(r, matches),
+            }
+        });
         let (series_ref, labels) = match cached {
             Some(r) => {
                 // The pairs equal a stored, validated label set: valid.
@@ -154,7 +168,7 @@ pub fn ingest(
             }
         };
         let mut target = Target { series_ref, labels, pairs: series.labels };
-        append_series(app, &mut target, &series, max_t, &mut out, limit);
+        append_series(app, &mut target, &series, first_result, max_t, &mut out, limit);
         if let (Some(k), None, Some(r)) = (key, cached, target.series_ref) {
             cache.insert(k, r);
         }
@@ -184,11 +198,13 @@ impl Target<'_, '_> {
     }
 }
 
-/// Appends one valid series' samples.
+/// Appends one valid series' samples. `first_result`, when set, is the
+/// result of appending the first sample already (with the cache check).
 fn append_series(
     app: &mut Appender<'_>,
     target: &mut Target<'_, '_>,
     series: &SeriesView<'_, '_>,
+    mut first_result: Option<Result<(), AppendError>>,
     max_t: i64,
     out: &mut Outcome,
     limit: usize,
@@ -215,14 +231,15 @@ fn append_series(
             );
             continue;
         }
-        let res = match target.series_ref {
-            Some(r) => match app.append_ref(r, t, v) {
+        let res = match (first_result.take(), target.series_ref) {
+            (Some(done), _) => done,
+            (None, Some(r)) => match app.append_ref(r, t, v) {
                 // The series went away under us (head truncation): look it
                 // up again by labels.
                 Err(AppendError::UnknownSeriesRef(_)) => target.append_by_labels(app, t, v),
                 other => other,
             },
-            None => target.append_by_labels(app, t, v),
+            (None, None) => target.append_by_labels(app, t, v),
         };
         match res {
             Ok(()) => out.samples_written += 1,

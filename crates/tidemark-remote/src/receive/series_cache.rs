@@ -6,8 +6,8 @@
 //! built into a [`Labels`] (one allocation), hashed and looked up in the
 //! head's label-hash shards; with it, a series seen before costs a hash of
 //! its pairs, one lookup here and a check of the stored labels under the
-//! series' shard lock ([`Appender::ref_matches`]), which it needs anyway to
-//! append.
+//! series' shard lock, in the same step as its first append
+//! ([`Appender::append_ref_if`]).
 //!
 //! Invariants:
 //! - an entry is only inserted for pairs that passed validation and were
@@ -20,10 +20,7 @@
 //!   emptied (entries of series that no longer arrive are dropped that way;
 //!   live ones come back at the cost of one full lookup each).
 //!
-//! [`Appender::ref_matches`]: tidemark_storage::Appender::ref_matches
-
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+//! [`Appender::append_ref_if`]: tidemark_storage::Appender::append_ref_if
 
 use parking_lot::Mutex;
 use tidemark_storage::Labels;
@@ -32,28 +29,79 @@ use xxhash_rust::xxh3::xxh3_64;
 /// Shards (a power of two): concurrent requests rarely meet on one lock.
 const SHARDS: usize = 64;
 
-/// Passes a key that is already a good 64-bit hash through unchanged.
-#[derive(Default, Clone, Copy)]
-struct KeyHasher(u64);
+/// The key stored for the key 0, which marks an empty slot. A key is only
+/// a hint (see the module invariants), so merging 0 into 1 is harmless.
+const EMPTY: u64 = 0;
 
-impl Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u64` keys are hashed; fold anything else in for safety.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+/// One shard: an open-addressing table of `(key, ref)` pairs with linear
+/// probing. A pair sits in one 16-byte slot, so a lookup that hits reads
+/// one cache line (a general-purpose map reads its control bytes and then
+/// its bucket: two). Nothing is ever removed alone (the shard is emptied
+/// when full), so probing needs no tombstones.
+#[derive(Default)]
+struct Shard {
+    /// Power-of-two length (or empty before the first insert); at most
+    /// three quarters full.
+    slots: Vec<(u64, u64)>,
+    len: usize,
+}
+
+impl Shard {
+    /// The slot `key` is in, or the empty slot where it would go. The
+    /// table must not be empty.
+    #[inline]
+    fn find(&self, key: u64) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut i = key as usize & mask;
+        loop {
+            let k = self.slots[i].0;
+            if k == key || k == EMPTY {
+                return i;
+            }
+            i = (i + 1) & mask;
         }
     }
 
-    fn write_u64(&mut self, i: u64) {
-        self.0 = i;
+    #[inline]
+    fn get(&self, key: u64) -> Option<u64> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let (k, r) = self.slots[self.find(key)];
+        (k == key).then_some(r)
     }
 
-    fn finish(&self) -> u64 {
-        self.0
+    /// Inserts or overwrites; empties the table first if it holds `cap`
+    /// entries and `key` is not one of them.
+    fn insert(&mut self, key: u64, series_ref: u64, cap: usize) {
+        if self.slots.is_empty() {
+            self.slots = vec![(EMPTY, 0); 16];
+        }
+        let mut i = self.find(key);
+        if self.slots[i].0 == EMPTY {
+            if self.len >= cap {
+                self.slots.fill((EMPTY, 0));
+                self.len = 0;
+            } else if (self.len + 1) * 4 > self.slots.len() * 3 {
+                self.grow();
+            }
+            i = self.find(key);
+            self.len += 1;
+        }
+        self.slots[i] = (key, series_ref);
+    }
+
+    fn grow(&mut self) {
+        let doubled = vec![(EMPTY, 0); self.slots.len() * 2];
+        let old = std::mem::replace(&mut self.slots, doubled);
+        for (k, r) in old {
+            if k != EMPTY {
+                let i = self.find(k);
+                self.slots[i] = (k, r);
+            }
+        }
     }
 }
-
-type Shard = HashMap<u64, u64, BuildHasherDefault<KeyHasher>>;
 
 /// Key of a series' label pairs → its storage ref, bounded in size.
 pub(crate) struct SeriesCache {
@@ -80,15 +128,15 @@ impl SeriesCache {
     }
 
     fn shard(&self, key: u64) -> &Mutex<Shard> {
-        // Bits 32.. pick the shard; the map itself uses the low bits for the
-        // bucket and the top 7 for its tag, so neither is constant within
-        // a shard.
+        // Bits 32.. pick the shard; the table uses the low bits for the
+        // slot, so they are not constant within a shard.
         &self.shards[(key >> 32) as usize & (SHARDS - 1)]
     }
 
     /// The ref last stored for `key`, if any.
     pub(crate) fn get(&self, key: u64) -> Option<u64> {
-        self.shard(key).lock().get(&key).copied()
+        let key = key.max(1);
+        self.shard(key).lock().get(key)
     }
 
     /// Stores `series_ref` for `key`, emptying the shard first when full.
@@ -96,17 +144,14 @@ impl SeriesCache {
         if !self.enabled() {
             return;
         }
-        let mut shard = self.shard(key).lock();
-        if shard.len() >= self.per_shard && !shard.contains_key(&key) {
-            shard.clear();
-        }
-        shard.insert(key, series_ref);
+        let key = key.max(1);
+        self.shard(key).lock().insert(key, series_ref, self.per_shard);
     }
 
     /// Entries held (for tests).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
+        self.shards.iter().map(|s| s.lock().len).sum()
     }
 }
 
@@ -157,6 +202,53 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(a, c);
         assert_eq!(a, key(&[("ab", "c")], &mut s));
+    }
+
+    #[test]
+    fn table_grows_and_overwrites() {
+        let mut t = Shard::default();
+        assert_eq!(t.get(5), None);
+        // Keys sharing their low bits probe past each other.
+        for k in 1..=1000u64 {
+            t.insert(k << 20, k, usize::MAX);
+            t.insert(k, k + 7, usize::MAX);
+        }
+        assert_eq!(t.len, 2000);
+        assert!(t.len * 4 <= t.slots.len() * 3);
+        for k in 1..=1000u64 {
+            assert_eq!(t.get(k << 20), Some(k));
+            assert_eq!(t.get(k), Some(k + 7));
+        }
+        t.insert(3, 42, usize::MAX);
+        assert_eq!((t.get(3), t.len), (Some(42), 2000));
+        assert_eq!(t.get(1001), None);
+    }
+
+    proptest::proptest! {
+        /// Against a plain map: a hit is always the last ref stored for the
+        /// key, and nothing is lost until a shard reaches its capacity.
+        #[test]
+        fn agrees_with_a_map(ops in proptest::collection::vec((0u64..40, 0u64..5, proptest::bool::ANY), 1..300), cap in 1usize..40) {
+            let c = SeriesCache::new(cap * SHARDS);
+            let mut model = std::collections::HashMap::new();
+            for (k, r, insert) in ops {
+                // Keys 0 and 1 share a slot on purpose; spread the rest.
+                let key = if k < 2 { k } else { xxh3_64(&k.to_le_bytes()) & !0xff };
+                let key_of_model = key.max(1);
+                if insert {
+                    c.insert(key, r);
+                    model.insert(key_of_model, r);
+                    proptest::prop_assert_eq!(c.get(key), Some(r));
+                } else if let Some(got) = c.get(key) {
+                    proptest::prop_assert_eq!(Some(&got), model.get(&key_of_model));
+                }
+            }
+            if cap >= 40 {
+                for (k, r) in &model {
+                    proptest::prop_assert_eq!(c.get(*k), Some(*r));
+                }
+            }
+        }
     }
 
     #[test]

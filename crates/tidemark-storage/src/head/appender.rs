@@ -160,6 +160,42 @@ impl<'a> HeadAppender<'a> {
         self.head.series_shard(series_ref).lock().get(&series_ref).is_some_and(|s| matches(&s.labels))
     }
 
+    /// [`HeadAppender::ref_matches`] and [`HeadAppender::append_ref`] under
+    /// one shard lock and one map lookup: if `series_ref` names a series
+    /// whose labels satisfy `matches`, buffers `(t, v)` for it and returns
+    /// the append's result; otherwise returns `None` and appends nothing.
+    /// This is the receiver's hot path for a series it has seen before:
+    /// the check needs the series anyway, so the append reuses it.
+    ///
+    /// ```
+    /// use tidemark_storage::head::{Head, HeadOptions};
+    /// use tidemark_storage::Labels;
+    ///
+    /// let head = Head::new(HeadOptions::default(), None);
+    /// let up = Labels::new([("__name__", "up")]).unwrap();
+    /// let mut app = head.appender();
+    /// let r = app.append(&up, 1_000, 1.0).unwrap();
+    /// assert!(matches!(app.append_ref_if(r, |l| l == &up, 2_000, 1.0), Some(Ok(()))));
+    /// assert!(app.append_ref_if(r, |_| false, 3_000, 1.0).is_none());
+    /// assert_eq!(app.len(), 2);
+    /// ```
+    #[inline]
+    pub fn append_ref_if(
+        &mut self,
+        series_ref: u64,
+        matches: impl FnOnce(&Labels) -> bool,
+        t: i64,
+        v: f64,
+    ) -> Option<Result<(), AppendError>> {
+        let head = self.head;
+        let mut shard = head.series_shard(series_ref).lock();
+        let s = shard.get_mut(&series_ref)?;
+        if !matches(&s.labels) {
+            return None;
+        }
+        Some(self.check_and_buffer(series_ref, s, t, v))
+    }
+
     /// Appends a sample to the series with ref `series_ref` (from an earlier
     /// [`HeadAppender::append`]). This is the hot path: one shard lock, no
     /// allocation besides the batch buffers.
