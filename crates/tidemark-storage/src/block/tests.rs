@@ -224,7 +224,7 @@ fn invalid_writer_input_is_an_error_and_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let err = write_block(dir.path(), 5, 5, CompactionMeta::level1(), std::iter::empty(), &Default::default());
     assert!(matches!(err, Err(Error::Block(BlockError::InvalidRange { .. }))));
-    let opts = BlockWriteOptions { encoding: Encoding::Xor, max_samples_per_chunk: 0, shared_timestamps: false };
+    let opts = BlockWriteOptions { max_samples_per_chunk: 0, ..BlockWriteOptions::xor() };
     assert!(write_block(dir.path(), 0, 5, CompactionMeta::level1(), std::iter::empty(), &opts).is_err());
 }
 
@@ -470,14 +470,24 @@ fn format_v2_fixture_still_opens() {
     check_fixture(&fixture_dir("v2-sealed-shared", FIXTURE_V2_ULID), FIXTURE_V2_ULID, index::INDEX_VERSION_2);
 }
 
-/// The current format (index version 3) is kept in the tree too: every
-/// build must open it, and the writer must still produce the same bytes
-/// for the same input (so a format change is a deliberate act with a
-/// version bump and a new fixture). Set `TIDEMARK_REGEN_FIXTURES=1` to
-/// rewrite it.
+/// A block written with index format version 3 (series entries in
+/// groups of 16, delta postings, every chunk a record of its own) is kept
+/// in the tree: every build must still open it and read every sample back.
 #[test]
-fn format_v3_fixture_still_opens_and_writer_output_is_unchanged() {
-    let fixture = fixture_dir("v3-grouped", FIXTURE_V3_ULID);
+fn format_v3_fixture_still_opens() {
+    check_fixture(&fixture_dir("v3-grouped", FIXTURE_V3_ULID), FIXTURE_V3_ULID, index::INDEX_VERSION_3);
+}
+
+const FIXTURE_V4_ULID: &str = "01JD0000000000000000000004";
+
+/// The current format (index version 4, small sealed chunks in chunk
+/// groups) is kept in the tree too: every build must open it, and the
+/// writer must still produce the same bytes for the same input (so a format
+/// change is a deliberate act with a version bump and a new fixture). Set
+/// `TIDEMARK_REGEN_FIXTURES=1` to rewrite it.
+#[test]
+fn format_v4_fixture_still_opens_and_writer_output_is_unchanged() {
+    let fixture = fixture_dir("v4-chunk-groups", FIXTURE_V4_ULID);
     let dir = tempfile::tempdir().unwrap();
     let fresh = write(dir.path(), &fixture_series(), &BlockWriteOptions::default());
     let fresh_dir = dir.path().join(&fresh.ulid);
@@ -488,11 +498,11 @@ fn format_v3_fixture_still_opens_and_writer_output_is_unchanged() {
         std::fs::copy(fresh_dir.join(INDEX_FILENAME), fixture.join(INDEX_FILENAME)).unwrap();
         std::fs::copy(fresh_dir.join(&chunk1), fixture.join(&chunk1)).unwrap();
         let mut m = fresh.clone();
-        m.ulid = FIXTURE_V3_ULID.into();
-        m.compaction.sources = vec![FIXTURE_V3_ULID.into()];
+        m.ulid = FIXTURE_V4_ULID.into();
+        m.compaction.sources = vec![FIXTURE_V4_ULID.into()];
         std::fs::write(fixture.join(META_FILENAME), m.to_json()).unwrap();
     }
-    check_fixture(&fixture, FIXTURE_V3_ULID, index::INDEX_VERSION);
+    check_fixture(&fixture, FIXTURE_V4_ULID, index::INDEX_VERSION);
     for f in [Path::new(INDEX_FILENAME), chunk1.as_path()] {
         assert!(
             std::fs::read(fresh_dir.join(f)).unwrap() == std::fs::read(fixture.join(f)).unwrap(),
