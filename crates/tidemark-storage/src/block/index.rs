@@ -819,6 +819,17 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
         SeriesCursor { ix: self, next_id: 0, pos: 0, group_end: 0, base: EntryBase::default() }
     }
 
+    /// Every chunk reference, series by series (tests).
+    #[cfg(test)]
+    pub(crate) fn cursor_refs(&self) -> Vec<u64> {
+        let (mut c, mut metas, mut out) = (self.cursor(), Vec::new(), Vec::new());
+        for id in 0..self.num_series {
+            c.series(id, &mut metas).unwrap();
+            out.extend(metas.iter().map(|m| m.chunk_ref));
+        }
+        out
+    }
+
     /// Series `id` of a version 1 or 2 index: entries are self-contained,
     /// with one offset each.
     fn series_direct(&self, id: u32, chunks: &mut Vec<ChunkMeta>) -> DecResult<Labels> {
