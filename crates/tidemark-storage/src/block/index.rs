@@ -127,6 +127,7 @@ pub fn write_index_version(
         return Err(format!("cannot write index version {version}"));
     }
     let v3 = version >= INDEX_VERSION_3;
+    let v4 = version == INDEX_VERSION;
     // Version 4 stores references packed; earlier versions cannot name a
     // group member.
     let pack = |r: u64| -> DecResult<u64> {
@@ -211,11 +212,23 @@ pub fn write_index_version(
                 } else {
                     put_uvarint(&mut entries, c.mint.wrapping_sub(prev_maxt) as u64);
                 }
-                put_uvarint(&mut entries, c.maxt.wrapping_sub(c.mint) as u64);
+                let span = c.maxt.wrapping_sub(c.mint);
+                if v4 {
+                    put_varint(&mut entries, span.wrapping_sub(prev.span));
+                    prev.span = span;
+                } else {
+                    put_uvarint(&mut entries, span as u64);
+                }
                 let r = pack(c.chunk_ref)?;
                 put_varint(&mut entries, r.wrapping_sub(prev.chunk_ref) as i64);
                 prev.chunk_ref = r;
-                put_uvarint(&mut entries, ts_of(c)?);
+                let ts = ts_of(c)?;
+                if v4 {
+                    put_varint(&mut entries, ts.wrapping_sub(prev.ts) as i64);
+                    prev.ts = ts;
+                } else {
+                    put_uvarint(&mut entries, ts);
+                }
                 prev_maxt = c.maxt;
             }
             std::mem::swap(&mut prev.pairs, &mut pairs);
@@ -330,6 +343,10 @@ struct EntryBase {
     mint: i64,
     /// The last chunk reference written.
     chunk_ref: u64,
+    /// The last chunk's `maxt − mint` (version 4).
+    span: i64,
+    /// The last chunk's `ts` field (version 4).
+    ts: u64,
 }
 
 /// Recomputes every section CRC and the TOC CRC of index bytes in place,
@@ -1028,14 +1045,26 @@ impl<B: AsRef<[u8]>> SeriesCursor<'_, B> {
                     .and_then(|d| prev_maxt.checked_add(d))
                     .ok_or_else(|| format!("series {id} chunk {i} overlaps its predecessor"))?
             };
-            let span = d.uvarint()?;
+            let v4 = ix.version == INDEX_VERSION;
+            let span = if v4 {
+                self.base.span = self.base.span.wrapping_add(d.varint()?);
+                self.base.span as u64
+            } else {
+                d.uvarint()?
+            };
             let maxt = i64::try_from(span)
                 .ok()
                 .and_then(|s| mint.checked_add(s))
                 .ok_or_else(|| format!("series {id} chunk {i} has an invalid time span"))?;
             self.base.chunk_ref = self.base.chunk_ref.wrapping_add(d.varint()? as u64);
-            let chunk_ref = if ix.version == INDEX_VERSION { unpack_ref(self.base.chunk_ref) } else { self.base.chunk_ref };
-            let shared_ts = match d.uvarint()? {
+            let chunk_ref = if v4 { unpack_ref(self.base.chunk_ref) } else { self.base.chunk_ref };
+            let ts = if v4 {
+                self.base.ts = self.base.ts.wrapping_add(d.varint()? as u64);
+                self.base.ts
+            } else {
+                d.uvarint()?
+            };
+            let shared_ts = match ts {
                 0 => None,
                 k if k <= u64::from(ix.num_cols) => Some((k - 1) as u32),
                 k => return Err(format!("series {id} chunk {i} names missing timestamp column {}", k - 1)),
@@ -1293,9 +1322,10 @@ mod tests {
         series[0].1[0].shared_ts = None;
         let own = write_index(&series, &sample_columns()).unwrap();
         let at = shared.iter().zip(&own).position(|(a, b)| a != b).unwrap();
-        assert_eq!((shared[at], own[at]), (2, 0));
+        // Version 4 codes `ts` as a zig-zag difference: 2 is stored as 4.
+        assert_eq!((shared[at], own[at]), (4, 0));
         let mut damaged = shared.clone();
-        damaged[at] = 3;
+        damaged[at] = 6;
         repair_checksums(&mut damaged);
         let ix = IndexReader::open(&damaged[..]).unwrap();
         let mut metas = Vec::new();
