@@ -223,7 +223,13 @@ impl ChunkFiles {
             });
         }
         let encoding = Encoding::try_from(enc_byte).map_err(|e| format!("chunk {chunk_ref:#x}: {e}"))?;
-        Ok(Chunk { mint, maxt, encoding, bytes: ChunkBytes::Mapped { map: Arc::clone(map), start, len }, timestamps: None })
+        Ok(Chunk {
+            mint,
+            maxt,
+            encoding,
+            bytes: ChunkBytes::Mapped { map: Arc::clone(map), start, len },
+            timestamps: None,
+        })
     }
 
     /// The record at `chunk_ref` (no slot bits), checksum-verified: its
