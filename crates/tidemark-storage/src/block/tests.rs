@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::chunks::chunk_file_name;
 use super::writer::write_block_with;
 use super::*;
-use crate::chunkenc::{ChunkSeries, Encoding};
+use crate::chunkenc::ChunkSeries;
 use crate::{stale_nan, Error, Labels, MatchOp, Matcher, Sample};
 
 const H2: i64 = 2 * 3_600_000;
