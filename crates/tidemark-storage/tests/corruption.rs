@@ -366,7 +366,7 @@ fn a_flipped_chunk_byte_loses_that_chunk_only_and_queries_warn_instead_of_failin
     // `docs/format/chunks.md`): the flip costs the chunks of its group,
     // 40 block samples per series, and nothing else.
     let k = lost.len() / 40;
-    assert!(lost.len() % 40 == 0 && (1..=15).contains(&k), "{} samples lost", lost.len());
+    assert!(lost.len().is_multiple_of(40) && (1..=15).contains(&k), "{} samples lost", lost.len());
     assert!(lost.iter().all(|(_, s)| s.t < 10 * MIN));
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains(&ulid) && warnings[0].contains(&format!("{k} unreadable chunk")), "{}", warnings[0]);
