@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use tidemark_storage::block::{write_block, Block, CompactionMeta};
+use tidemark_storage::block::{write_block, Block, BlockWriteOptions, CompactionMeta};
 use tidemark_storage::chunkenc::Encoding;
 use tidemark_storage::{MatchOp, Matcher, SampleIterator};
 
@@ -76,5 +76,52 @@ fn select(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, select);
+/// Chunk groups (index version 4) against one record per chunk, on a
+/// block that holds only a slice of each series (as when data crosses a
+/// block boundary): 10k series × 32 samples (8 min) and × 480 (2 h).
+/// Reading all series decompresses each group once (the per-thread group
+/// cache); reading one series decompresses its whole group, which is what
+/// `read_one_series` measures (64 series far apart, so every read misses
+/// the cache).
+fn groups(c: &mut Criterion) {
+    for samples in [32usize, 480] {
+        let data: Vec<_> = series(10_000, 0)
+            .into_iter()
+            .map(|(l, mut s)| {
+                s.truncate(samples);
+                (l, s)
+            })
+            .collect();
+        let total: u64 = data.iter().map(|(_, s)| s.len() as u64).sum();
+        let maxt = (samples as i64) * common::STEP;
+        let mut g = c.benchmark_group(format!("block_groups_{samples}_samples"));
+        g.sample_size(10).measurement_time(Duration::from_secs(3));
+        for group_chunks in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let o = BlockWriteOptions { group_chunks, ..BlockWriteOptions::default() };
+            let meta = write_block(dir.path(), 0, maxt, CompactionMeta::level1(), data.iter().cloned(), &o).unwrap();
+            let b = Block::open(&dir.path().join(&meta.ulid)).unwrap();
+            eprintln!(
+                "groups={group_chunks}, {samples} samples per series: {} bytes in all ({:.3} bytes/sample)",
+                b.size_bytes(),
+                b.size_bytes() as f64 / meta.stats.num_samples as f64
+            );
+            let name = if group_chunks { "grouped" } else { "one_record_per_chunk" };
+            g.throughput(Throughput::Elements(total));
+            g.bench_function(format!("{name}/select_iterate_all"), |bench| {
+                let all = [Matcher::new(MatchOp::Regex, "__name__", ".+").unwrap()];
+                bench.iter(|| iterate_all(&b, &all))
+            });
+            let picks: Vec<[Matcher; 1]> =
+                (0..64).map(|k| [Matcher::equal("series", ((k * 157) % 10_000).to_string())]).collect();
+            g.throughput(Throughput::Elements(picks.len() as u64));
+            g.bench_function(format!("{name}/read_one_series_x64"), |bench| {
+                bench.iter(|| picks.iter().map(|m| iterate_all(&b, m).0).sum::<usize>())
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, select, groups);
 criterion_main!(benches);

@@ -3,11 +3,14 @@
 //! of samples must round-trip bit-exactly, with its own timestamps and with
 //! a shared column. The input is both: the whole of it is decoded as a
 //! chunk (so real chunks make good seeds), and the same bytes, read with
-//! `arbitrary`, give the samples and zstd level to encode.
+//! `arbitrary`, give the samples and zstd level to encode. The bytes are
+//! also decoded as a block's chunk group (every member as a sealed chunk),
+//! and the encoded chunks must come back out of a group of them.
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
+use tidemark_storage::block::group;
 use tidemark_storage::chunkenc::sealed::{self, EncodeOptions};
 use tidemark_storage::Sample;
 
@@ -18,6 +21,12 @@ fuzz_target!(|bytes: &[u8]| {
     let shared: Vec<i64> = (0..64).map(|i| i * 5000).collect();
     let _ = sealed::decode_with(bytes, Some(&shared), &mut Vec::new());
     let _ = sealed::inspect(bytes);
+    if let Ok(g) = group::decode_group(bytes) {
+        assert!(!g.is_empty() && g.len() <= group::MAX_MEMBERS);
+        for k in 0..g.len() {
+            let _ = sealed::decode(g.member(k).expect("member in range"), &mut Vec::new());
+        }
+    }
 
     // Sort and dedup timestamps: the encoder requires strictly increasing t.
     let mut rows: Vec<(i64, u64)> = rows.into_iter().take(2000).collect();
@@ -37,5 +46,18 @@ fuzz_target!(|bytes: &[u8]| {
     sealed::encode_with(&samples, &EncodeOptions { zstd_level: level, shared_timestamps: Some(&ts) }, &mut enc);
     let mut got = Vec::new();
     sealed::decode_with(&enc, Some(&ts), &mut got).expect("own encoding decodes");
+    assert_eq!(got, samples);
+
+    // Both encodings of the samples as members of one group, without zstd
+    // (as the block writer stores members) and with.
+    let mut raw = Vec::new();
+    sealed::encode_with(&samples, &EncodeOptions { zstd_level: 0, shared_timestamps: Some(&ts) }, &mut raw);
+    let mut grp = Vec::new();
+    group::encode_group(&[&raw, &enc], level, &mut grp);
+    let g = group::decode_group(&grp).expect("own group decodes");
+    assert_eq!(g.member(0), Some(&raw[..]));
+    assert_eq!(g.member(1), Some(&enc[..]));
+    let mut got = Vec::new();
+    sealed::decode_with(g.member(0).unwrap(), Some(&ts), &mut got).expect("member decodes");
     assert_eq!(got, samples);
 });

@@ -11,7 +11,7 @@
 //! `--targets N` gives the fleet the comparison's production shape (`N`
 //! targets, busier services; `--series 368695 --targets 2000` is the
 //! `production` preset). `--split F` puts a block boundary after the fraction `F` of the rounds,
-//! as when the data crosses a 2 h boundary of the block range.
+//! as when the data crosses a 2 h boundary of the block range; repeat it for three or more blocks.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,21 +24,21 @@ use tidemark_storage::{Labels, Sample};
 struct Args {
     series: usize,
     samples: usize,
-    split: Option<f64>,
+    split: Vec<f64>,
     families: bool,
     dict: bool,
     targets: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { series: 100_000, samples: 264, split: None, families: true, dict: false, targets: None };
+    let mut a = Args { series: 100_000, samples: 264, split: Vec::new(), families: true, dict: false, targets: None };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{k} needs a value"));
         match k.as_str() {
             "--series" => a.series = val()?.parse().map_err(|e| format!("--series: {e}"))?,
             "--samples" => a.samples = val()?.parse().map_err(|e| format!("--samples: {e}"))?,
-            "--split" => a.split = Some(val()?.parse().map_err(|e| format!("--split: {e}"))?),
+            "--split" => a.split.push(val()?.parse().map_err(|e| format!("--split: {e}"))?),
             "--no-families" => a.families = false,
             "--dict" => a.dict = true,
             "--targets" => a.targets = Some(val()?.parse().map_err(|e| format!("--targets: {e}"))?),
@@ -160,13 +160,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     order.sort_by(|&a, &b| labels[a].cmp(&labels[b]));
     let mint = data.iter().filter_map(|s| s.first()).map(|s| s.t).min().unwrap_or(0);
     let maxt = data.iter().filter_map(|s| s.last()).map(|s| s.t).max().unwrap_or(0) + 1;
-    let ranges: Vec<(i64, i64)> = match args.split {
-        Some(f) => {
-            let cut = mint + ((maxt - mint) as f64 * f) as i64;
-            vec![(mint, cut), (cut, maxt)]
-        }
-        None => vec![(mint, maxt)],
-    };
+    // Each `--split F` adds a block boundary after the fraction F of the
+    // time range (several give three or more blocks).
+    let mut cuts: Vec<i64> = args.split.iter().map(|f| mint + ((maxt - mint) as f64 * f) as i64).collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let bounds: Vec<i64> = std::iter::once(mint).chain(cuts).chain(std::iter::once(maxt)).collect();
+    let ranges: Vec<(i64, i64)> = bounds.windows(2).map(|w| (w[0], w[1])).filter(|r| r.0 < r.1).collect();
     println!("{}: {} samples", load.description, total);
     let tmp = std::env::temp_dir().join(format!("block_bytes-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;

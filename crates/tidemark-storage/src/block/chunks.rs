@@ -15,6 +15,7 @@ use std::sync::Arc;
 use memmap2::Mmap;
 
 use super::enc::{put_uvarint, Dec, DecResult};
+use super::group;
 use crate::chunkenc::{Chunk, ChunkBytes, Encoding};
 use crate::error::Error;
 use crate::vfs::{FileWriter, SharedFs};
@@ -64,6 +65,12 @@ impl ChunkWriter {
 
     /// Appends one chunk and returns its reference.
     pub(crate) fn write(&mut self, encoding: Encoding, data: &[u8]) -> Result<u64, Error> {
+        self.write_record(encoding as u8, data)
+    }
+
+    /// Appends one record with encoding byte `encoding` (a chunk encoding
+    /// or [`super::group::GROUP_ENCODING`]) and returns its reference.
+    pub(crate) fn write_record(&mut self, encoding: u8, data: &[u8]) -> Result<u64, Error> {
         self.scratch.clear();
         put_uvarint(&mut self.scratch, data.len() as u64);
         let rec_len = self.scratch.len() as u64 + 1 + data.len() as u64 + 4;
@@ -78,7 +85,7 @@ impl ChunkWriter {
         if need_new {
             self.cut()?;
         }
-        let enc = [encoding as u8];
+        let enc = [encoding];
         let mut crc = crc32c::crc32c(&enc);
         crc = crc32c::crc32c_append(crc, data);
         let (w, path) = self.file.as_mut().expect("cut() opened a file");
@@ -191,8 +198,43 @@ impl ChunkFiles {
         self.maps.iter().map(|m| m.len() as u64).sum()
     }
 
-    /// The chunk at `chunk_ref`, checksum-verified, as a zero-copy view.
+    /// The chunk at `chunk_ref`, checksum-verified: a zero-copy view of a
+    /// chunk with a record of its own, or a copy of a group member's bytes
+    /// (see [`super::group`]).
     pub(crate) fn chunk(&self, chunk_ref: u64, mint: i64, maxt: i64) -> DecResult<Chunk> {
+        let slot = group::slot_of(chunk_ref);
+        let record = group::record_of(chunk_ref);
+        let (map, enc_byte, start, len) = self.record(record)?;
+        if slot != 0 {
+            if enc_byte != group::GROUP_ENCODING {
+                return Err(format!("chunk {chunk_ref:#x} names a group member, record has encoding {enc_byte}"));
+            }
+            let g = group::cached_group(map, record, &map[start..start + len])
+                .map_err(|e| format!("chunk {chunk_ref:#x}: {e}"))?;
+            let bytes = g
+                .member(usize::from(slot) - 1)
+                .ok_or_else(|| format!("chunk {chunk_ref:#x}: group of {} has no member {slot}", g.len()))?;
+            return Ok(Chunk {
+                mint,
+                maxt,
+                encoding: Encoding::Sealed,
+                bytes: ChunkBytes::Heap(Arc::from(bytes)),
+                timestamps: None,
+            });
+        }
+        let encoding = Encoding::try_from(enc_byte).map_err(|e| format!("chunk {chunk_ref:#x}: {e}"))?;
+        Ok(Chunk {
+            mint,
+            maxt,
+            encoding,
+            bytes: ChunkBytes::Mapped { map: Arc::clone(map), start, len },
+            timestamps: None,
+        })
+    }
+
+    /// The record at `chunk_ref` (no slot bits), checksum-verified: its
+    /// map, encoding byte, and the data's start and length in the map.
+    fn record(&self, chunk_ref: u64) -> DecResult<(&Arc<Mmap>, u8, usize, usize)> {
         let file_no = (chunk_ref >> 32) as usize;
         let offset = (chunk_ref & 0xffff_ffff) as usize;
         let map = file_no
@@ -213,13 +255,6 @@ impl ChunkFiles {
         if crc != stored {
             return Err(format!("chunk {chunk_ref:#x}: checksum {stored:#010x} != computed {crc:#010x}"));
         }
-        let encoding = Encoding::try_from(enc_byte).map_err(|e| format!("chunk {chunk_ref:#x}: {e}"))?;
-        Ok(Chunk {
-            mint,
-            maxt,
-            encoding,
-            bytes: ChunkBytes::Mapped { map: Arc::clone(map), start, len },
-            timestamps: None,
-        })
+        Ok((map, enc_byte, start, len))
     }
 }

@@ -29,10 +29,14 @@ use crate::Labels;
 
 /// Magic number at the start of the index file (`"TMIX"`).
 pub const INDEX_MAGIC: [u8; 4] = *b"TMIX";
-/// Current index format version (the one the writer produces): series
-/// entries in groups of [`SERIES_GROUP`], each coded against the one before
-/// it, and postings runs as delta varints.
-pub const INDEX_VERSION: u8 = 3;
+/// Current index format version (the one the writer produces): version 3's
+/// layout, with chunk references that may name a member of a chunk group
+/// (see [`crate::block::group`]) stored packed (`record << 4 | slot`).
+pub const INDEX_VERSION: u8 = 4;
+/// Index format version 3, still readable: series entries in groups of
+/// [`SERIES_GROUP`], each coded against the one before it, and postings
+/// runs as delta varints; chunk references are plain `file << 32 | offset`.
+pub const INDEX_VERSION_3: u8 = 3;
 /// Index format version 2, still readable: one `u64` offset per series,
 /// every series entry self-contained, postings as `u32le` ids.
 pub const INDEX_VERSION_2: u8 = 2;
@@ -54,7 +58,7 @@ pub const TOC_LEN: usize = NUM_SECTIONS * 20 + 4;
 fn sections_of(version: u8) -> Option<usize> {
     match version {
         INDEX_VERSION_1 => Some(5),
-        INDEX_VERSION_2 | INDEX_VERSION => Some(NUM_SECTIONS),
+        INDEX_VERSION_2 | INDEX_VERSION_3 | INDEX_VERSION => Some(NUM_SECTIONS),
         _ => None,
     }
 }
@@ -70,6 +74,21 @@ const SECTION_NAMES: [&str; NUM_SECTIONS] =
 const ROW_LEN: usize = 20;
 const LABEL_NAME_ROW_LEN: usize = 12;
 
+/// A chunk reference as version 4 stores it: the record's reference
+/// shifted up by 4 bits, the group slot (0: a chunk record of its own,
+/// `k ≥ 1`: member `k − 1` of a group record) in the low 4 bits, so the
+/// members of one group differ by 1 and delta-code in one byte.
+fn pack_ref(r: u64) -> u64 {
+    (super::group::record_of(r) << 4) | u64::from(super::group::slot_of(r))
+}
+
+/// The in-memory reference of a packed version 4 reference. References
+/// whose record part does not fit 60 bits cannot name a real chunk file;
+/// they keep their low bits and fail at read time.
+fn unpack_ref(p: u64) -> u64 {
+    (p >> 4) | ((p & 0xf) << super::group::SLOT_SHIFT)
+}
+
 /// Where one chunk of a series lives and what time it covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkMeta {
@@ -77,7 +96,9 @@ pub struct ChunkMeta {
     pub mint: i64,
     /// Timestamp of the chunk's last sample.
     pub maxt: i64,
-    /// `file_number << 32 | offset` in the block's chunk files.
+    /// `file_number << 32 | offset` in the block's chunk files, plus, for a
+    /// member of a chunk group, its slot + 1 in bits 60–63 (see
+    /// [`crate::block::group`]).
     pub chunk_ref: u64,
     /// The shared timestamp column the (sealed) chunk was written against,
     /// as an index into the timestamps section; `None` when the chunk holds
@@ -94,7 +115,7 @@ pub fn write_index(series: &[(Labels, Vec<ChunkMeta>)], columns: &[Vec<u8>]) -> 
     write_index_version(series, columns, INDEX_VERSION)
 }
 
-/// [`write_index`] in an older version (2 or 3), for tests that check old
+/// [`write_index`] in an older version (2, 3 or 4), for tests that check old
 /// indexes keep reading.
 #[doc(hidden)]
 pub fn write_index_version(
@@ -102,10 +123,22 @@ pub fn write_index_version(
     columns: &[Vec<u8>],
     version: u8,
 ) -> DecResult<Vec<u8>> {
-    if version != INDEX_VERSION && version != INDEX_VERSION_2 {
+    if version != INDEX_VERSION && version != INDEX_VERSION_3 && version != INDEX_VERSION_2 {
         return Err(format!("cannot write index version {version}"));
     }
-    let v3 = version == INDEX_VERSION;
+    let v3 = version >= INDEX_VERSION_3;
+    let v4 = version == INDEX_VERSION;
+    // Version 4 stores references packed; earlier versions cannot name a
+    // group member.
+    let pack = |r: u64| -> DecResult<u64> {
+        if version == INDEX_VERSION {
+            Ok(pack_ref(r))
+        } else if super::group::slot_of(r) != 0 {
+            Err(format!("index version {version} cannot reference chunk group members"))
+        } else {
+            Ok(r)
+        }
+    };
     let num_series = u32::try_from(series.len()).map_err(|_| "more than 2^32-1 series".to_string())?;
     // Symbols, sorted; ids follow the order.
     let mut set: BTreeSet<&str> = BTreeSet::new();
@@ -179,10 +212,23 @@ pub fn write_index_version(
                 } else {
                     put_uvarint(&mut entries, c.mint.wrapping_sub(prev_maxt) as u64);
                 }
-                put_uvarint(&mut entries, c.maxt.wrapping_sub(c.mint) as u64);
-                put_varint(&mut entries, c.chunk_ref.wrapping_sub(prev.chunk_ref) as i64);
-                prev.chunk_ref = c.chunk_ref;
-                put_uvarint(&mut entries, ts_of(c)?);
+                let span = c.maxt.wrapping_sub(c.mint);
+                if v4 {
+                    put_varint(&mut entries, span.wrapping_sub(prev.span));
+                    prev.span = span;
+                } else {
+                    put_uvarint(&mut entries, span as u64);
+                }
+                let r = pack(c.chunk_ref)?;
+                put_varint(&mut entries, r.wrapping_sub(prev.chunk_ref) as i64);
+                prev.chunk_ref = r;
+                let ts = ts_of(c)?;
+                if v4 {
+                    put_varint(&mut entries, ts.wrapping_sub(prev.ts) as i64);
+                    prev.ts = ts;
+                } else {
+                    put_uvarint(&mut entries, ts);
+                }
                 prev_maxt = c.maxt;
             }
             std::mem::swap(&mut prev.pairs, &mut pairs);
@@ -201,7 +247,7 @@ pub fn write_index_version(
                     put_uvarint(&mut entries, c.mint.wrapping_sub(prev_maxt) as u64);
                 }
                 put_uvarint(&mut entries, c.maxt.wrapping_sub(c.mint) as u64);
-                put_uvarint(&mut entries, c.chunk_ref);
+                put_uvarint(&mut entries, pack(c.chunk_ref)?);
                 put_uvarint(&mut entries, ts_of(c)?);
                 prev_maxt = c.maxt;
             }
@@ -297,6 +343,10 @@ struct EntryBase {
     mint: i64,
     /// The last chunk reference written.
     chunk_ref: u64,
+    /// The last chunk's `maxt − mint` (version 4).
+    span: i64,
+    /// The last chunk's `ts` field (version 4).
+    ts: u64,
 }
 
 /// Recomputes every section CRC and the TOC CRC of index bytes in place,
@@ -477,14 +527,14 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
         let num_series = u32_at(&b[..s.end], s.start)?;
         let series_offsets = s.start + 4;
         let num_offsets =
-            if version == INDEX_VERSION { (num_series as usize).div_ceil(SERIES_GROUP) } else { num_series as usize };
+            if version >= INDEX_VERSION_3 { (num_series as usize).div_ceil(SERIES_GROUP) } else { num_series as usize };
         let data_start = num_offsets
             .checked_mul(8)
             .and_then(|n| n.checked_add(series_offsets))
             .filter(|&e| e <= s.end)
             .ok_or("series offsets exceed their section")?;
         let series_data = Range { start: data_start, end: s.end };
-        if version == INDEX_VERSION {
+        if version >= INDEX_VERSION_3 {
             // Group offsets start at 0, never decrease and stay in the data.
             let data_len = (s.end - data_start) as u64;
             let mut prev = 0u64;
@@ -509,7 +559,7 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
         // of `count` ids takes at least `count` bytes; its exact end is the
         // next run's start, checked when the run is decoded).
         let p = sec[POSTINGS];
-        let v3 = version == INDEX_VERSION;
+        let v3 = version >= INDEX_VERSION_3;
         if !v3 && (p.end - p.start) % 4 != 0 {
             return Err("postings section is not a whole number of ids".into());
         }
@@ -723,7 +773,7 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
     fn run(&self, row: usize, first: u64, count: u32) -> DecResult<Vec<u32>> {
         let b = self.bytes.as_ref();
         let mut out = Vec::with_capacity(count as usize);
-        if self.version == INDEX_VERSION {
+        if self.version >= INDEX_VERSION_3 {
             // The run ends where the next one starts (or with the section).
             let end = if row + 1 < self.num_rows {
                 self.row(row + 1)?.2
@@ -784,6 +834,17 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
     /// A cursor for reading series entries, cheapest in increasing id order.
     pub fn cursor(&self) -> SeriesCursor<'_, B> {
         SeriesCursor { ix: self, next_id: 0, pos: 0, group_end: 0, base: EntryBase::default() }
+    }
+
+    /// Every chunk reference, series by series (tests).
+    #[cfg(test)]
+    pub(crate) fn cursor_refs(&self) -> Vec<u64> {
+        let (mut c, mut metas, mut out) = (self.cursor(), Vec::new(), Vec::new());
+        for id in 0..self.num_series {
+            c.series(id, &mut metas).unwrap();
+            out.extend(metas.iter().map(|m| m.chunk_ref));
+        }
+        out
     }
 
     /// Series `id` of a version 1 or 2 index: entries are self-contained,
@@ -891,7 +952,7 @@ impl<B: AsRef<[u8]>> SeriesCursor<'_, B> {
     /// filled.
     pub fn series(&mut self, id: u32, chunks: &mut Vec<ChunkMeta>) -> DecResult<Labels> {
         let ix = self.ix;
-        if ix.version != INDEX_VERSION {
+        if ix.version < INDEX_VERSION_3 {
             return ix.series_direct(id, chunks);
         }
         if id >= ix.num_series {
@@ -984,19 +1045,32 @@ impl<B: AsRef<[u8]>> SeriesCursor<'_, B> {
                     .and_then(|d| prev_maxt.checked_add(d))
                     .ok_or_else(|| format!("series {id} chunk {i} overlaps its predecessor"))?
             };
-            let span = d.uvarint()?;
+            let v4 = ix.version == INDEX_VERSION;
+            let span = if v4 {
+                self.base.span = self.base.span.wrapping_add(d.varint()?);
+                self.base.span as u64
+            } else {
+                d.uvarint()?
+            };
             let maxt = i64::try_from(span)
                 .ok()
                 .and_then(|s| mint.checked_add(s))
                 .ok_or_else(|| format!("series {id} chunk {i} has an invalid time span"))?;
             self.base.chunk_ref = self.base.chunk_ref.wrapping_add(d.varint()? as u64);
-            let shared_ts = match d.uvarint()? {
+            let chunk_ref = if v4 { unpack_ref(self.base.chunk_ref) } else { self.base.chunk_ref };
+            let ts = if v4 {
+                self.base.ts = self.base.ts.wrapping_add(d.varint()? as u64);
+                self.base.ts
+            } else {
+                d.uvarint()?
+            };
+            let shared_ts = match ts {
                 0 => None,
                 k if k <= u64::from(ix.num_cols) => Some((k - 1) as u32),
                 k => return Err(format!("series {id} chunk {i} names missing timestamp column {}", k - 1)),
             };
             if let Some(c) = out.as_deref_mut() {
-                c.push(ChunkMeta { mint, maxt, chunk_ref: self.base.chunk_ref, shared_ts });
+                c.push(ChunkMeta { mint, maxt, chunk_ref, shared_ts });
             }
             prev_maxt = maxt;
         }
@@ -1177,7 +1251,7 @@ mod tests {
     fn version_3_and_version_2_read_back_the_same_in_any_order() {
         let series = many_series(150);
         let cols = sample_columns();
-        for version in [INDEX_VERSION_2, INDEX_VERSION] {
+        for version in [INDEX_VERSION_2, INDEX_VERSION_3, INDEX_VERSION] {
             let bytes = write_index_version(&series, &cols, version).unwrap();
             let ix = IndexReader::open(&bytes[..]).unwrap();
             assert_eq!(ix.version(), version);
@@ -1248,9 +1322,10 @@ mod tests {
         series[0].1[0].shared_ts = None;
         let own = write_index(&series, &sample_columns()).unwrap();
         let at = shared.iter().zip(&own).position(|(a, b)| a != b).unwrap();
-        assert_eq!((shared[at], own[at]), (2, 0));
+        // Version 4 codes `ts` as a zig-zag difference: 2 is stored as 4.
+        assert_eq!((shared[at], own[at]), (4, 0));
         let mut damaged = shared.clone();
-        damaged[at] = 3;
+        damaged[at] = 6;
         repair_checksums(&mut damaged);
         let ix = IndexReader::open(&damaged[..]).unwrap();
         let mut metas = Vec::new();

@@ -38,6 +38,7 @@
 
 pub mod chunks;
 mod enc;
+pub mod group;
 pub mod index;
 pub mod meta;
 pub mod reader;

@@ -35,7 +35,8 @@ pub struct ChunkDamage {
     pub file: String,
     /// Byte offset of the chunk in that file.
     pub offset: u64,
-    /// The chunk reference (`file << 32 | offset`).
+    /// The chunk reference (`file << 32 | offset`, plus a group member's
+    /// slot in bits 60–63).
     pub chunk_ref: u64,
     /// The series the chunk belongs to, in PromQL notation.
     pub series: String,
@@ -49,11 +50,12 @@ pub struct ChunkDamage {
 
 impl ChunkDamage {
     pub(super) fn new(block: &str, labels: &Labels, meta: &ChunkMeta, reason: String) -> ChunkDamage {
-        let file_no = (meta.chunk_ref >> 32) as u32;
+        let record = super::group::record_of(meta.chunk_ref);
+        let file_no = (record >> 32) as u32;
         ChunkDamage {
             block: block.to_string(),
             file: format!("{CHUNKS_DIRNAME}/{}", chunk_file_name(file_no)),
-            offset: meta.chunk_ref & 0xffff_ffff,
+            offset: record & 0xffff_ffff,
             chunk_ref: meta.chunk_ref,
             series: labels.to_string(),
             mint: meta.mint,
@@ -90,8 +92,9 @@ impl Block {
         for id in 0..self.index.num_series() {
             let labels = cursor.series(id, &mut metas).map_err(|e| corrupt(format!("index: {e}")))?;
             for m in &metas {
-                let file_no = (m.chunk_ref >> 32) as u32;
-                let offset = m.chunk_ref & 0xffff_ffff;
+                let record = super::group::record_of(m.chunk_ref);
+                let file_no = (record >> 32) as u32;
+                let offset = record & 0xffff_ffff;
                 let (disk, mapped) = lens.get((file_no as usize).wrapping_sub(1)).copied().unwrap_or((0, 0));
                 if disk < mapped && offset + 16 > disk {
                     // Never touch mapped pages past the file's new end.
@@ -118,9 +121,10 @@ impl Block {
         for id in 0..self.index.num_series() {
             self.check_index(cursor.series(id, &mut metas))?;
             for m in &metas {
-                let file = (m.chunk_ref >> 32) as usize;
+                let record = super::group::record_of(m.chunk_ref);
+                let file = (record >> 32) as usize;
                 match file.checked_sub(1).and_then(|i| max_off.get_mut(i)) {
-                    Some(o) => *o = (*o).max(m.chunk_ref & 0xffff_ffff),
+                    Some(o) => *o = (*o).max(record & 0xffff_ffff),
                     None => return Ok(true),
                 }
             }

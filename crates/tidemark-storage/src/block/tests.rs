@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::chunks::chunk_file_name;
 use super::writer::write_block_with;
 use super::*;
-use crate::chunkenc::{ChunkSeries, Encoding};
+use crate::chunkenc::ChunkSeries;
 use crate::{stale_nan, Error, Labels, MatchOp, Matcher, Sample};
 
 const H2: i64 = 2 * 3_600_000;
@@ -224,7 +224,7 @@ fn invalid_writer_input_is_an_error_and_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let err = write_block(dir.path(), 5, 5, CompactionMeta::level1(), std::iter::empty(), &Default::default());
     assert!(matches!(err, Err(Error::Block(BlockError::InvalidRange { .. }))));
-    let opts = BlockWriteOptions { encoding: Encoding::Xor, max_samples_per_chunk: 0, shared_timestamps: false };
+    let opts = BlockWriteOptions { max_samples_per_chunk: 0, ..BlockWriteOptions::xor() };
     assert!(write_block(dir.path(), 0, 5, CompactionMeta::level1(), std::iter::empty(), &opts).is_err());
 }
 
@@ -470,14 +470,24 @@ fn format_v2_fixture_still_opens() {
     check_fixture(&fixture_dir("v2-sealed-shared", FIXTURE_V2_ULID), FIXTURE_V2_ULID, index::INDEX_VERSION_2);
 }
 
-/// The current format (index version 3) is kept in the tree too: every
-/// build must open it, and the writer must still produce the same bytes
-/// for the same input (so a format change is a deliberate act with a
-/// version bump and a new fixture). Set `TIDEMARK_REGEN_FIXTURES=1` to
-/// rewrite it.
+/// A block written with index format version 3 (series entries in
+/// groups of 16, delta postings, every chunk a record of its own) is kept
+/// in the tree: every build must still open it and read every sample back.
 #[test]
-fn format_v3_fixture_still_opens_and_writer_output_is_unchanged() {
-    let fixture = fixture_dir("v3-grouped", FIXTURE_V3_ULID);
+fn format_v3_fixture_still_opens() {
+    check_fixture(&fixture_dir("v3-grouped", FIXTURE_V3_ULID), FIXTURE_V3_ULID, index::INDEX_VERSION_3);
+}
+
+const FIXTURE_V4_ULID: &str = "01JD0000000000000000000004";
+
+/// The current format (index version 4, small sealed chunks in chunk
+/// groups) is kept in the tree too: every build must open it, and the
+/// writer must still produce the same bytes for the same input (so a format
+/// change is a deliberate act with a version bump and a new fixture). Set
+/// `TIDEMARK_REGEN_FIXTURES=1` to rewrite it.
+#[test]
+fn format_v4_fixture_still_opens_and_writer_output_is_unchanged() {
+    let fixture = fixture_dir("v4-chunk-groups", FIXTURE_V4_ULID);
     let dir = tempfile::tempdir().unwrap();
     let fresh = write(dir.path(), &fixture_series(), &BlockWriteOptions::default());
     let fresh_dir = dir.path().join(&fresh.ulid);
@@ -488,11 +498,11 @@ fn format_v3_fixture_still_opens_and_writer_output_is_unchanged() {
         std::fs::copy(fresh_dir.join(INDEX_FILENAME), fixture.join(INDEX_FILENAME)).unwrap();
         std::fs::copy(fresh_dir.join(&chunk1), fixture.join(&chunk1)).unwrap();
         let mut m = fresh.clone();
-        m.ulid = FIXTURE_V3_ULID.into();
-        m.compaction.sources = vec![FIXTURE_V3_ULID.into()];
+        m.ulid = FIXTURE_V4_ULID.into();
+        m.compaction.sources = vec![FIXTURE_V4_ULID.into()];
         std::fs::write(fixture.join(META_FILENAME), m.to_json()).unwrap();
     }
-    check_fixture(&fixture, FIXTURE_V3_ULID, index::INDEX_VERSION);
+    check_fixture(&fixture, FIXTURE_V4_ULID, index::INDEX_VERSION);
     for f in [Path::new(INDEX_FILENAME), chunk1.as_path()] {
         assert!(
             std::fs::read(fresh_dir.join(f)).unwrap() == std::fs::read(fixture.join(f)).unwrap(),
@@ -670,5 +680,138 @@ fn chunk_meta_pointing_at_the_wrong_shared_column_is_a_corrupt_block_error() {
     match open_and_scan(&bdir) {
         Err(Error::Block(BlockError::Corrupt { reason, .. })) => assert!(reason.contains("does not span"), "{reason}"),
         other => panic!("wrong column accepted: {other:?}"),
+    }
+}
+
+/// Chunk groups: the same series written split at a boundary into two
+/// blocks, with and without groups, read back bit for bit, and the grouped
+/// blocks are smaller. Every member is read in label order (one group
+/// decompression per group) and again backwards (cache misses).
+#[test]
+fn grouped_chunks_read_back_exactly_and_take_fewer_bytes() {
+    let series = jitter_series(200, 60, 4);
+    let cut = 20 * 15_000;
+    let bits = |v: &[Sample]| v.iter().map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>();
+    let mut sizes = Vec::new();
+    for group_chunks in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = BlockWriteOptions { group_chunks, ..BlockWriteOptions::default() };
+        let mut total = 0;
+        for (lo, hi) in [(0, cut), (cut, H2)] {
+            let part: Vec<(Labels, Vec<Sample>)> = series
+                .iter()
+                .map(|(l, s)| (l.clone(), s.iter().filter(|x| x.t >= lo && x.t < hi).copied().collect()))
+                .collect();
+            let meta = write_block(dir.path(), lo, hi, CompactionMeta::level1(), part.iter().cloned(), &opts).unwrap();
+            let b = Block::open(&dir.path().join(&meta.ulid)).unwrap();
+            total += b.size_bytes();
+            let got: Vec<ChunkSeries> = b.all_series().unwrap().map(|s| s.unwrap()).collect();
+            assert_eq!(got.len(), part.len());
+            for (cs, (l, s)) in got.iter().zip(&part) {
+                assert_eq!(&cs.labels, l);
+                assert_eq!(bits(&decode(cs)), bits(s), "groups={group_chunks} {l}");
+            }
+            for (l, s) in part.iter().rev() {
+                let ms: Vec<Matcher> = l.iter().map(|p| Matcher::equal(p.name, p.value)).collect();
+                let sel = b.select(&ms, lo, hi).unwrap();
+                assert_eq!(sel.len(), 1);
+                assert_eq!(bits(&decode(&sel[0])), bits(s));
+            }
+            let grouped = b.index.cursor_refs().into_iter().filter(|&r| group::slot_of(r) != 0).count();
+            assert_eq!(grouped > 0, group_chunks, "groups={group_chunks}: {grouped} grouped chunks");
+        }
+        sizes.push(total);
+    }
+    assert!(sizes[1] < sizes[0], "grouped {} bytes, one record per chunk {}", sizes[1], sizes[0]);
+}
+
+/// A damaged group record costs the chunks of its members, and only them:
+/// every other chunk still reads, and `verify` names exactly the members.
+#[test]
+fn a_damaged_group_record_damages_only_its_members() {
+    let series = jitter_series(40, 30, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let meta = write(dir.path(), &series, &BlockWriteOptions::default());
+    let bdir = dir.path().join(&meta.ulid);
+    let refs = Block::open(&bdir).unwrap().index.cursor_refs();
+    let victim = group::record_of(*refs.iter().find(|&&r| group::slot_of(r) != 0).unwrap());
+    let members = refs.iter().filter(|&&r| group::record_of(r) == victim).count();
+    let path = bdir.join(CHUNKS_DIRNAME).join(chunk_file_name((victim >> 32) as u32));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[(victim & 0xffff_ffff) as usize + 6] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let b = Block::open(&bdir).unwrap();
+    let damaged = b.verify(&mut |_| {}).unwrap();
+    assert_eq!(damaged.len(), members);
+    assert!(damaged.iter().all(|d| group::record_of(d.chunk_ref) == victim));
+}
+
+mod group_props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Random series (any float bits, random scrape grids, some series
+        /// sharing timestamps), split at a random boundary into two grouped
+        /// blocks: every sample comes back with its exact bits.
+        #[test]
+        fn random_series_split_anywhere_round_trip_bit_exactly(
+            nseries in 1usize..60,
+            nsamples in 1usize..90,
+            split in 0.0f64..1.0,
+            seed in any::<u64>(),
+        ) {
+            let mut x = seed | 1;
+            let mut next = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let mut series: Vec<(Labels, Vec<Sample>)> = (0..nseries)
+                .map(|i| {
+                    let l = Labels::new([("__name__", format!("m{}", i % 3)), ("i", format!("{i:03}"))]).unwrap();
+                    let jitter = i % 3 != 0;
+                    let mut t = (next() % 1000) as i64 * (i as i64 % 2);
+                    let s = (0..nsamples)
+                        .map(|k| {
+                            t += if jitter { 15_000 + (next() % 100) as i64 } else { 15_000 };
+                            let v = match next() % 5 {
+                                0 => f64::from_bits(next()),
+                                1 => stale_nan(),
+                                2 => -0.0,
+                                _ => (k * (i + 1)) as f64 * 0.5,
+                            };
+                            Sample::new(t, v)
+                        })
+                        .collect();
+                    (l, s)
+                })
+                .collect();
+            series.sort_by(|a, b| a.0.cmp(&b.0));
+            let end = series.iter().map(|(_, s)| s.last().unwrap().t).max().unwrap() + 1;
+            let cut = ((end as f64) * split) as i64;
+            let dir = tempfile::tempdir().unwrap();
+            let bits = |v: &[Sample]| v.iter().map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>();
+            for (lo, hi) in [(i64::MIN / 2, cut), (cut, end)] {
+                if lo >= hi {
+                    continue;
+                }
+                let part: Vec<(Labels, Vec<Sample>)> = series
+                    .iter()
+                    .map(|(l, s)| (l.clone(), s.iter().filter(|x| x.t >= lo && x.t < hi).copied().collect::<Vec<_>>()))
+                    .filter(|(_, s)| !s.is_empty())
+                    .collect();
+                let meta = write_block(dir.path(), lo, hi, CompactionMeta::level1(), part.iter().cloned(), &BlockWriteOptions::default()).unwrap();
+                let b = Block::open(&dir.path().join(&meta.ulid)).unwrap();
+                let got: Vec<(Labels, Vec<(i64, u64)>)> =
+                    b.all_series().unwrap().map(|s| s.unwrap()).map(|s| (s.labels.clone(), bits(&decode(&s)))).collect();
+                let want: Vec<(Labels, Vec<(i64, u64)>)> = part.iter().map(|(l, s)| (l.clone(), bits(s))).collect();
+                prop_assert_eq!(got, want);
+            }
+        }
     }
 }

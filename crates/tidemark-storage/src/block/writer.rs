@@ -19,6 +19,7 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 
 use super::chunks::{ChunkWriter, MAX_CHUNK_FILE_SIZE};
+use super::group;
 use super::index::{write_index, ChunkMeta};
 use super::meta::{new_block_id, BlockMeta, BlockStats, CompactionMeta, META_FILENAME, META_VERSION};
 use super::{BlockError, CHUNKS_DIRNAME, INDEX_FILENAME, TMP_SUFFIX};
@@ -41,18 +42,33 @@ pub struct BlockWriteOptions {
     /// the index, and write those chunks without their own (see
     /// `docs/format/index.md`). Default: `true`. Ignored for XOR chunks.
     pub shared_timestamps: bool,
+    /// Store small sealed chunks of neighbouring series together, up to 15
+    /// in one record compressed as one zstd frame (see
+    /// [`crate::block::group`]), so that their fixed costs are paid once
+    /// per group. Default: `true`. Ignored for XOR chunks.
+    pub group_chunks: bool,
 }
 
 impl Default for BlockWriteOptions {
     fn default() -> Self {
-        BlockWriteOptions { encoding: Encoding::Sealed, max_samples_per_chunk: 16384, shared_timestamps: true }
+        BlockWriteOptions {
+            encoding: Encoding::Sealed,
+            max_samples_per_chunk: 16384,
+            shared_timestamps: true,
+            group_chunks: true,
+        }
     }
 }
 
 impl BlockWriteOptions {
     /// Gorilla XOR chunks of at most 120 samples, as Prometheus writes them.
     pub fn xor() -> BlockWriteOptions {
-        BlockWriteOptions { encoding: Encoding::Xor, max_samples_per_chunk: 120, shared_timestamps: false }
+        BlockWriteOptions {
+            encoding: Encoding::Xor,
+            max_samples_per_chunk: 120,
+            shared_timestamps: false,
+            group_chunks: false,
+        }
     }
 
     fn chunk_limit(&self) -> Result<usize, Error> {
@@ -151,12 +167,12 @@ fn write_into(
 ) -> Result<BlockStats, Error> {
     fs.create_dir(dir).map_err(|e| Error::io(dir, e))?;
     let chunks_dir = dir.join(CHUNKS_DIRNAME);
-    let mut cw = ChunkWriter::new(fs.clone(), &chunks_dir, max_chunk_file_size)?;
+    let cw = ChunkWriter::new(fs.clone(), &chunks_dir, max_chunk_file_size)?;
+    let mut out = SealedOut::new(cw, opts.group_chunks);
     let mut stats = BlockStats::default();
     let mut entries: Vec<(Labels, Vec<ChunkMeta>)> = Vec::new();
     let mut cols = ColumnTable::new(MAX_HELD_SAMPLES, MAX_REMEMBERED_TIMESTAMPS);
     let share = opts.shared_timestamps && opts.encoding == Encoding::Sealed;
-    let mut buf = Vec::new();
     for item in series {
         let (labels, samples) = item?;
         if labels.is_empty() {
@@ -196,13 +212,11 @@ fn write_into(
                     for s in part {
                         a.append(s.t, s.v);
                     }
-                    entries[si].1[ci].chunk_ref = cw.write(Encoding::Xor, a.bytes())?;
+                    entries[si].1[ci].chunk_ref = out.cw.write(Encoding::Xor, a.bytes())?;
                 }
-                Encoding::Sealed if share => cols.add((si, ci), part, &mut cw, &mut entries)?,
+                Encoding::Sealed if share => cols.add((si, ci), part, &mut out, &mut entries)?,
                 Encoding::Sealed => {
-                    buf.clear();
-                    sealed::encode(part, &mut buf);
-                    entries[si].1[ci].chunk_ref = cw.write(Encoding::Sealed, &buf)?;
+                    out.put((si, ci), part, None, &mut entries)?;
                 }
             }
         }
@@ -210,8 +224,8 @@ fn write_into(
         stats.num_series += 1;
         stats.num_chunks += entries[si].1.len() as u64;
     }
-    let columns = cols.finish(&mut cw, &mut entries)?;
-    cw.finish()?;
+    let columns = cols.finish(&mut out, &mut entries)?;
+    out.finish(&mut entries)?;
     fs.sync_dir(&chunks_dir).map_err(|e| Error::io(&chunks_dir, e))?;
     let index = write_index(&entries, &columns).map_err(BlockError::Limit)?;
     write_file_synced(&**fs, &dir.join(INDEX_FILENAME), &index)?;
@@ -295,11 +309,11 @@ impl ColumnTable {
         &mut self,
         at: MetaAt,
         part: &[Sample],
-        cw: &mut ChunkWriter,
+        out: &mut SealedOut,
         entries: &mut [(Labels, Vec<ChunkMeta>)],
     ) -> Result<(), Error> {
         if part.len() < MIN_SHARED_LEN {
-            return self.write_own(at, part, cw, entries);
+            return self.write_own(at, part, out, entries);
         }
         let mut h = std::collections::hash_map::DefaultHasher::new();
         for s in part {
@@ -314,7 +328,7 @@ impl ColumnTable {
         });
         let Some(i) = found else {
             if self.remembered + part.len() > self.max_remembered {
-                return self.write_own(at, part, cw, entries);
+                return self.write_own(at, part, out, entries);
             }
             self.remembered += part.len();
             let ts: Box<[i64]> = part.iter().map(|s| s.t).collect();
@@ -325,7 +339,7 @@ impl ColumnTable {
             self.held_samples += part.len();
             while self.held_samples > self.max_held {
                 let Some(oldest) = self.held.pop_front() else { break };
-                self.release(oldest, cw, entries)?;
+                self.release(oldest, out, entries)?;
             }
             return Ok(());
         };
@@ -335,7 +349,7 @@ impl ColumnTable {
             ColumnState::Declined { seen, saving, cost } => {
                 if (seen + 1) * saving <= cost {
                     self.columns[i].1 = ColumnState::Declined { seen: seen + 1, saving, cost };
-                    return self.write_own(at, part, cw, entries);
+                    return self.write_own(at, part, out, entries);
                 }
                 self.store(i)?
             }
@@ -358,19 +372,18 @@ impl ColumnTable {
                 let cost = col.len() + 8;
                 if 2 * saving <= cost {
                     self.columns[i].1 = ColumnState::Declined { seen: 2, saving, cost };
-                    self.write_own(first, &samples, cw, entries)?;
-                    return self.write_own(at, part, cw, entries);
+                    self.write_own(first, &samples, out, entries)?;
+                    return self.write_own(at, part, out, entries);
                 }
                 let id = self.store_encoded(col)?;
-                // `buf` still holds the held chunk encoded without its timestamps.
-                let meta = &mut entries[first.0].1[first.1];
-                meta.chunk_ref = cw.write(Encoding::Sealed, &self.buf)?;
-                meta.shared_ts = Some(id);
+                let left_out = out.put(first, &samples, Some(&self.columns[i].0), entries)?;
+                debug_assert!(left_out);
+                entries[first.0].1[first.1].shared_ts = Some(id);
                 id
             }
         };
         self.columns[i].1 = ColumnState::Shared(id);
-        self.write_shared(at, part, i, id, cw, entries)
+        self.write_shared(at, part, i, id, out, entries)
     }
 
     /// Stores column `i` as the next shared column and returns its id.
@@ -393,16 +406,12 @@ impl ColumnTable {
         part: &[Sample],
         i: usize,
         id: u32,
-        cw: &mut ChunkWriter,
+        out: &mut SealedOut,
         entries: &mut [(Labels, Vec<ChunkMeta>)],
     ) -> Result<(), Error> {
-        self.buf.clear();
-        let opts = sealed::EncodeOptions { shared_timestamps: Some(&self.columns[i].0), ..Default::default() };
-        let left_out = sealed::encode_with(part, &opts, &mut self.buf);
+        let left_out = out.put(at, part, Some(&self.columns[i].0), entries)?;
         debug_assert!(left_out, "a chunk is only shared against its own timestamps");
-        let meta = &mut entries[at.0].1[at.1];
-        meta.chunk_ref = cw.write(Encoding::Sealed, &self.buf)?;
-        meta.shared_ts = left_out.then_some(id);
+        entries[at.0].1[at.1].shared_ts = left_out.then_some(id);
         Ok(())
     }
 
@@ -410,14 +419,11 @@ impl ColumnTable {
         &mut self,
         at: MetaAt,
         part: &[Sample],
-        cw: &mut ChunkWriter,
+        out: &mut SealedOut,
         entries: &mut [(Labels, Vec<ChunkMeta>)],
     ) -> Result<(), Error> {
-        self.buf.clear();
-        sealed::encode(part, &mut self.buf);
-        let meta = &mut entries[at.0].1[at.1];
-        meta.chunk_ref = cw.write(Encoding::Sealed, &self.buf)?;
-        meta.shared_ts = None;
+        out.put(at, part, None, entries)?;
+        entries[at.0].1[at.1].shared_ts = None;
         Ok(())
     }
 
@@ -426,13 +432,13 @@ impl ColumnTable {
     fn release(
         &mut self,
         i: usize,
-        cw: &mut ChunkWriter,
+        out: &mut SealedOut,
         entries: &mut [(Labels, Vec<ChunkMeta>)],
     ) -> Result<(), Error> {
         match std::mem::replace(&mut self.columns[i].1, ColumnState::Seen) {
             ColumnState::Held { at, samples } => {
                 self.held_samples -= samples.len();
-                self.write_own(at, &samples, cw, entries)
+                self.write_own(at, &samples, out, entries)
             }
             other => {
                 self.columns[i].1 = other;
@@ -443,11 +449,88 @@ impl ColumnTable {
 
     /// Writes every chunk still held (their columns turned out to be used
     /// once) and returns the encoded shared columns.
-    fn finish(mut self, cw: &mut ChunkWriter, entries: &mut [(Labels, Vec<ChunkMeta>)]) -> Result<Vec<Vec<u8>>, Error> {
+    fn finish(mut self, out: &mut SealedOut, entries: &mut [(Labels, Vec<ChunkMeta>)]) -> Result<Vec<Vec<u8>>, Error> {
         while let Some(i) = self.held.pop_front() {
-            self.release(i, cw, entries)?;
+            self.release(i, out, entries)?;
         }
         Ok(self.encoded)
+    }
+}
+
+/// Where the writer's sealed chunks go: a small chunk joins the current
+/// chunk group (written as one record once it is full, see
+/// [`crate::block::group`]), a larger one gets a record of its own. A
+/// group member's reference is known only when its group is written, so
+/// until then its meta's `chunk_ref` is 0; [`SealedOut::finish`] writes the
+/// last group before the index is built.
+pub(crate) struct SealedOut {
+    pub(crate) cw: ChunkWriter,
+    group: bool,
+    /// Members of the open group: where their metas are, their bytes.
+    pending: Vec<(MetaAt, Vec<u8>)>,
+    pending_raw: usize,
+    buf: Vec<u8>,
+}
+
+impl SealedOut {
+    pub(crate) fn new(cw: ChunkWriter, group: bool) -> SealedOut {
+        SealedOut { cw, group, pending: Vec::new(), pending_raw: 0, buf: Vec::new() }
+    }
+
+    /// Writes (now or with its group) the sealed chunk of `part`, whose
+    /// meta is at `at`, without its timestamps if they equal `shared`;
+    /// returns whether they were left out. Sets the meta's reference, not
+    /// its `shared_ts`.
+    pub(crate) fn put(
+        &mut self,
+        at: MetaAt,
+        part: &[Sample],
+        shared: Option<&[i64]>,
+        entries: &mut [(Labels, Vec<ChunkMeta>)],
+    ) -> Result<bool, Error> {
+        if self.group {
+            // Members are stored without zstd: the group compresses them
+            // together.
+            let mut raw = Vec::new();
+            let opts = sealed::EncodeOptions { zstd_level: 0, shared_timestamps: shared };
+            let left_out = sealed::encode_with(part, &opts, &mut raw);
+            if raw.len() <= group::MAX_MEMBER_RAW {
+                self.pending_raw += raw.len();
+                self.pending.push((at, raw));
+                if self.pending.len() == group::MAX_MEMBERS || self.pending_raw >= group::GROUP_TARGET_RAW {
+                    self.flush(entries)?;
+                }
+                return Ok(left_out);
+            }
+        }
+        self.buf.clear();
+        let opts = sealed::EncodeOptions { shared_timestamps: shared, ..Default::default() };
+        let left_out = sealed::encode_with(part, &opts, &mut self.buf);
+        entries[at.0].1[at.1].chunk_ref = self.cw.write(Encoding::Sealed, &self.buf)?;
+        Ok(left_out)
+    }
+
+    /// Writes the open group, if any, and fills in its members' references.
+    fn flush(&mut self, entries: &mut [(Labels, Vec<ChunkMeta>)]) -> Result<(), Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.buf.clear();
+        let members: Vec<&[u8]> = self.pending.iter().map(|(_, b)| b.as_slice()).collect();
+        group::encode_group(&members, sealed::DEFAULT_ZSTD_LEVEL, &mut self.buf);
+        let record = self.cw.write_record(group::GROUP_ENCODING, &self.buf)?;
+        for (k, (at, _)) in self.pending.iter().enumerate() {
+            entries[at.0].1[at.1].chunk_ref = group::member_ref(record, k);
+        }
+        self.pending.clear();
+        self.pending_raw = 0;
+        Ok(())
+    }
+
+    /// Writes the last group, then flushes and fsyncs the chunk files.
+    pub(crate) fn finish(mut self, entries: &mut [(Labels, Vec<ChunkMeta>)]) -> Result<u32, Error> {
+        self.flush(entries)?;
+        self.cw.finish()
     }
 }
 
@@ -487,16 +570,17 @@ mod tests {
     /// and returns the metas, after checking every chunk decodes back.
     fn run(max_held: usize, max_remembered: usize, parts: &[Vec<Sample>]) -> (Vec<ChunkMeta>, usize) {
         let dir = tempfile::tempdir().unwrap();
-        let mut cw = ChunkWriter::new(vfs::os(), dir.path(), MAX_CHUNK_FILE_SIZE).unwrap();
+        let cw = ChunkWriter::new(vfs::os(), dir.path(), MAX_CHUNK_FILE_SIZE).unwrap();
+        let mut out = SealedOut::new(cw, true);
         let mut table = ColumnTable::new(max_held, max_remembered);
         let mut entries: Vec<(Labels, Vec<ChunkMeta>)> = Vec::new();
         for (si, p) in parts.iter().enumerate() {
             let l = Labels::new([("i", si.to_string())]).unwrap();
             entries.push((l, vec![ChunkMeta { mint: p[0].t, maxt: p[p.len() - 1].t, chunk_ref: 0, shared_ts: None }]));
-            table.add((si, 0), p, &mut cw, &mut entries).unwrap();
+            table.add((si, 0), p, &mut out, &mut entries).unwrap();
         }
-        let cols = table.finish(&mut cw, &mut entries).unwrap();
-        cw.finish().unwrap();
+        let cols = table.finish(&mut out, &mut entries).unwrap();
+        out.finish(&mut entries).unwrap();
         let files = ChunkFiles::open(dir.path(), &|r| Error::InvalidArgument(r)).unwrap();
         let metas: Vec<ChunkMeta> = entries.iter().map(|e| e.1[0]).collect();
         for (m, p) in metas.iter().zip(parts) {

@@ -575,6 +575,46 @@ fn compress(body: &[u8], level: i32) -> Option<Vec<u8>> {
     })
 }
 
+/// zstd-compresses `body` at `level` into a frame without magic number,
+/// checksum, content size or dictionary id (as version 2 chunks store it),
+/// for containers that compress several chunks together (the block's chunk
+/// groups). `None` if zstd fails.
+pub(crate) fn compress_magicless(body: &[u8], level: i32) -> Option<Vec<u8>> {
+    let c = compress(body, level)?;
+    c.strip_prefix(&ZSTD_MAGIC).map(<[u8]>::to_vec)
+}
+
+/// Decompresses a frame written by [`compress_magicless`] into `out`
+/// (cleared), which must come out exactly `raw_len` bytes long; the
+/// output's capacity is `raw_len`, so a hostile frame cannot expand
+/// further. The caller bounds `raw_len`.
+pub(crate) fn decompress_magicless(payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), ChunkError> {
+    out.clear();
+    out.reserve_exact(raw_len);
+    let got = DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = zstd::bulk::Decompressor::new().ok();
+        }
+        let d = slot.as_mut()?;
+        FRAME.with(|frame| {
+            let mut frame = frame.borrow_mut();
+            frame.clear();
+            frame.extend_from_slice(&ZSTD_MAGIC);
+            frame.extend_from_slice(payload);
+            let r = d.decompress_to_buffer(&frame[..], out).ok();
+            if frame.capacity() > 1 << 20 {
+                *frame = Vec::new();
+            }
+            r
+        })
+    });
+    match got {
+        Some(len) if len == raw_len && out.len() == raw_len => Ok(()),
+        _ => Err(ChunkError::Corrupt("zstd frame invalid")),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Decoding.
 
