@@ -141,9 +141,7 @@ impl SampleIterator for VecIterator {
 /// Drains an iterator into a vector (useful in tests and for small reads).
 pub fn collect_samples(it: &mut dyn SampleIterator) -> Result<Vec<Sample>, crate::Error> {
     let mut out = Vec::new();
-    while it.next() {
-        out.push(it.at());
-    }
+    it.drain_into(&mut out);
     match it.err() {
         Some(e) => Err(e.clone()),
         None => Ok(out),

@@ -367,9 +367,7 @@ impl<B: AsRef<[u8]>> XorIterator<B> {
     /// Decodes every remaining sample into `out`.
     pub fn decode_into(&mut self, out: &mut Vec<Sample>) -> Result<(), crate::Error> {
         out.reserve(usize::from(self.total.saturating_sub(self.read)));
-        while self.next() {
-            out.push(self.at());
-        }
+        self.drain_range(i64::MIN, i64::MAX, out);
         match self.err.take() {
             Some(e) => Err(e),
             None => Ok(()),
