@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use tidemark_storage::{Labels, METRIC_NAME};
 
+use super::key_index::KeyIndex;
 use super::series::{asc_nan_last, desc_nan_last, SeriesBuilder, StepCursor};
 use super::{Evaluator, StepSeries, Val};
 use crate::error::Error;
@@ -68,22 +69,26 @@ impl Grouping {
         }
     }
 
+    /// The pairs (in label order) of the group a series belongs to.
+    fn pairs<'a>(&'a self, labels: &'a Labels) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        labels
+            .iter()
+            .filter(move |l| {
+                if self.without {
+                    l.name != METRIC_NAME && !self.names.iter().any(|n| n == l.name)
+                } else {
+                    self.names.iter().any(|n| n == l.name)
+                }
+            })
+            .map(|l| (l.name, l.value))
+    }
+
     /// The labels of the group a series belongs to.
     fn group_labels(&self, labels: &Labels) -> Labels {
-        if self.without {
-            Labels::from_sorted(
-                labels
-                    .iter()
-                    .filter(|l| l.name != METRIC_NAME && !self.names.iter().any(|n| n == l.name))
-                    .map(|l| (l.name, l.value)),
-            )
-        } else if self.names.is_empty() {
-            Labels::empty()
-        } else {
-            Labels::from_sorted(
-                labels.iter().filter(|l| self.names.iter().any(|n| n == l.name)).map(|l| (l.name, l.value)),
-            )
+        if !self.without && self.names.is_empty() {
+            return Labels::empty();
         }
+        Labels::from_sorted(self.pairs(labels))
     }
 }
 
@@ -255,15 +260,14 @@ impl Evaluator<'_, '_> {
     }
 
     fn groups_of(&self, grouping: &Grouping, input: &[StepSeries]) -> (Vec<Labels>, Vec<usize>) {
-        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut index = KeyIndex::new();
         let mut labels = Vec::new();
         let mut member = Vec::with_capacity(input.len());
         for s in input {
-            let g = grouping.group_labels(&s.labels);
-            let i = *index.entry(g.clone()).or_insert_with(|| {
-                labels.push(g);
-                labels.len() - 1
-            });
+            let (i, new) = index.find_or_insert_pairs(grouping.pairs(&s.labels));
+            if new {
+                labels.push(grouping.group_labels(&s.labels));
+            }
             member.push(i);
         }
         (labels, member)
@@ -316,22 +320,19 @@ impl Evaluator<'_, '_> {
             return Ok(None);
         }
         let n = self.nsteps();
-        let mut index: HashMap<Labels, usize> = HashMap::new();
+        // A series' group is found from its grouping labels' bytes; the
+        // group's `Labels` is built only when a series opens a new group.
+        let mut index = KeyIndex::new();
         let mut group_labels: Vec<Labels> = Vec::new();
         let mut states: Vec<Vec<GroupState>> = Vec::new();
         let streamed = self.try_stream(e, &mut |s| {
             self.sh.tick()?;
-            let key = grouping.group_labels(&s.labels);
-            let g = match index.get(&key) {
-                Some(&g) => g,
-                None => {
-                    self.sh.hold(n)?;
-                    index.insert(key.clone(), group_labels.len());
-                    group_labels.push(key);
-                    states.push(vec![GroupState::default(); n]);
-                    group_labels.len() - 1
-                }
-            };
+            let (g, new) = index.find_or_insert_pairs(grouping.pairs(&s.labels));
+            if new {
+                self.sh.hold(n)?;
+                group_labels.push(grouping.group_labels(&s.labels));
+                states.push(vec![GroupState::default(); n]);
+            }
             let cells = &mut states[g];
             for p in &s.points {
                 cells[self.step_of(p.t)].add(op, p.v, s.drop_name);

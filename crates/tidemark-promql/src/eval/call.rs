@@ -642,7 +642,9 @@ impl Evaluator<'_, '_> {
         // Without delayed name removal, two outputs with the same labels are
         // an error, as in Prometheus.
         let check_unique = !self.sh.delayed_name_removal();
-        let mut seen_labels: std::collections::HashSet<Labels> = std::collections::HashSet::new();
+        // The output label sets seen so far, by their bytes: no clone and no
+        // SipHash per series (see `KeyIndex`).
+        let mut seen_labels = super::key_index::KeyIndex::new();
         let mut emit = |labels: Labels, input_drop: bool, points: Vec<Sample>| -> Result<(), Error> {
             if points.is_empty() {
                 return Ok(());
@@ -664,7 +666,7 @@ impl Evaluator<'_, '_> {
             if drop && !self.sh.delayed_name_removal() {
                 drop_metric_name(&mut labels);
             }
-            if check_unique && !seen_labels.insert(labels.clone()) {
+            if check_unique && !seen_labels.find_or_insert(labels.encoded()).1 {
                 return Err(Error::Execution(DUPLICATE_LABELSET.into()));
             }
             sink(StepSeries { labels, drop_name: drop, points })

@@ -15,6 +15,7 @@ mod aggregate;
 mod binary;
 mod call;
 mod info;
+mod key_index;
 pub(crate) mod selector;
 mod series;
 

@@ -47,21 +47,19 @@ pub(crate) fn merge_same_labels(series: Vec<StepSeries>) -> Result<Vec<StepSerie
     if series.len() <= 1 {
         return Ok(series);
     }
-    let mut index: HashMap<Labels, usize> = HashMap::with_capacity(series.len());
+    // Label sets are found by their bytes: no clone per series.
+    let mut index = super::key_index::KeyIndex::new();
     let mut out: Vec<StepSeries> = Vec::with_capacity(series.len());
     let mut merged_any = false;
     for s in series {
-        match index.get(&s.labels) {
-            Some(&i) => {
-                let target = &mut out[i];
-                target.points.extend_from_slice(&s.points);
-                target.drop_name |= s.drop_name;
-                merged_any = true;
-            }
-            None => {
-                index.insert(s.labels.clone(), out.len());
-                out.push(s);
-            }
+        let (i, new) = index.find_or_insert(s.labels.encoded());
+        if new {
+            out.push(s);
+        } else {
+            let target = &mut out[i];
+            target.points.extend_from_slice(&s.points);
+            target.drop_name |= s.drop_name;
+            merged_any = true;
         }
     }
     if merged_any {
