@@ -18,6 +18,7 @@ use promql_parser::parser::Expr;
 
 use crate::annotations::Annotations;
 use crate::error::Error;
+use crate::eval::points_pool::PointsPool;
 use crate::limits::QueryLimits;
 use crate::storage::SeriesSource;
 use crate::value::Value;
@@ -407,6 +408,8 @@ impl Engine {
             lookback_ms: lookback.as_millis() as i64,
             deadline,
             cancellation: qopts.cancellation.clone(),
+            // A worker batch's outputs are alive at once at most.
+            spare_points: PointsPool::new(crate::eval::selector::max_spare_point_buffers(self.opts.parallelism)),
         }
     }
 }
@@ -465,6 +468,8 @@ pub(crate) struct QueryContext<'a> {
     pub(crate) lookback_ms: i64,
     pub(crate) deadline: Option<Instant>,
     pub(crate) cancellation: Option<CancellationToken>,
+    /// Point buffers that folding consumers hand back for reuse.
+    pub(crate) spare_points: PointsPool,
 }
 
 impl QueryContext<'_> {

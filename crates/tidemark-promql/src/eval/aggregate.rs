@@ -334,9 +334,21 @@ impl Evaluator<'_, '_> {
                 states.push(vec![GroupState::default(); n]);
             }
             let cells = &mut states[g];
+            // Streamed points lie on this evaluator's grid, oldest first:
+            // walk the grid alongside them instead of dividing per point
+            // (a point off the grid, which no streamed source produces,
+            // would still land on its step through `step_of`).
+            let (mut step, mut ts) = (0usize, self.start);
             for p in &s.points {
-                cells[self.step_of(p.t)].add(op, p.v, s.drop_name);
+                while ts < p.t && step + 1 < n {
+                    step += 1;
+                    ts += self.interval;
+                }
+                let at = if ts == p.t { step } else { self.step_of(p.t) };
+                cells[at].add(op, p.v, s.drop_name);
             }
+            // Folded: the buffer serves the next series.
+            self.sh.ctx.spare_points.give(s.points);
             Ok(())
         })?;
         if !streamed {

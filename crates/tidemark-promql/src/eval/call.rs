@@ -601,7 +601,8 @@ impl Evaluator<'_, '_> {
             // At most one point per step whose window can hold a sample:
             // sized once instead of grown by doubling (seven reallocations
             // and copies per series over 241 steps).
-            let mut points = Vec::with_capacity(grid.max_windows(samples, range));
+            // (A buffer a folding consumer handed back, if there is one.)
+            let mut points = ctx.spare_points.take(grid.max_windows(samples, range));
             let mut err = None;
             if f.uses_counter_resets() && grid.nsteps > 1 {
                 // Windows of neighbouring steps overlap: list the series'
@@ -647,6 +648,7 @@ impl Evaluator<'_, '_> {
         let mut seen_labels = super::key_index::KeyIndex::new();
         let mut emit = |labels: Labels, input_drop: bool, points: Vec<Sample>| -> Result<(), Error> {
             if points.is_empty() {
+                ctx.spare_points.give(points);
                 return Ok(());
             }
             if matches!(f, RangeFunction::Rate | RangeFunction::Increase) {

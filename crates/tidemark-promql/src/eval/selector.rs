@@ -125,11 +125,12 @@ impl Evaluator<'_, '_> {
         };
         let selected = self.select(vs, lo - lookback + 1, hi)?;
         let grid = self.grid();
+        let spare = &self.sh.ctx.spare_points;
         self.map_series(
             selected,
             |s, buf| {
                 let read = load_samples(s, buf, false)?;
-                let mut points = Vec::new();
+                let mut points = spare.take(0);
                 grid.for_each_latest(buf, at, offset, lookback, |_, ts, p| {
                     let v = if sample_time { p.t as f64 / 1000.0 } else { p.v };
                     points.push(Sample { t: ts, v });
@@ -139,6 +140,7 @@ impl Evaluator<'_, '_> {
             |labels, read, points| {
                 self.sh.count_read(read);
                 if points.is_empty() {
+                    spare.give(points);
                     return Ok(());
                 }
                 sink(StepSeries { labels, drop_name: false, points })
@@ -373,6 +375,13 @@ const PARALLEL_MIN_SERIES: usize = 512;
 
 /// Series each worker takes per batch.
 const PARALLEL_BATCH_PER_THREAD: usize = 1024;
+
+/// How many spare point buffers a query keeps for reuse: the outputs of one
+/// round of worker batches are alive at once at most, so keeping that many
+/// recycles every one of them without raising the peak.
+pub(crate) fn max_spare_point_buffers(parallelism: usize) -> usize {
+    parallelism.max(1) * PARALLEL_BATCH_PER_THREAD
+}
 
 impl Evaluator<'_, '_> {
     /// Runs `work` on every selected series and hands `(labels, samples
