@@ -48,7 +48,8 @@ impl KeyIndex {
     }
 
     /// Number of distinct keys seen.
-    pub(crate) fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.entries.len()
     }
 
