@@ -44,6 +44,10 @@ struct Args {
     /// attach a profiler).
     #[arg(long, default_value_t = 0)]
     pause: u64,
+    /// Seconds to keep each server up after its sends, its URL printed
+    /// (to time queries against the loaded data by hand).
+    #[arg(long, default_value_t = 0)]
+    hold: u64,
     /// Run the load this many times, each on a fresh server (A/B runs
     /// interleave by calling the binary per build in turn).
     #[arg(long, default_value_t = 1)]
@@ -123,6 +127,10 @@ fn main() {
             after.peak_rss_bytes as f64 / (1 << 20) as f64,
             failed.load(Ordering::Relaxed)
         );
+        if args.hold > 0 {
+            eprintln!("run {run}: holding {} s at {}", args.hold, running.process().url());
+            std::thread::sleep(Duration::from_secs(args.hold));
+        }
         running.stop().expect("stop");
     }
 }

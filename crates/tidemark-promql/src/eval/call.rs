@@ -12,7 +12,7 @@ use super::{drop_metric_name, duration_ms, offset_ms, unparen, Evaluator, StepSe
 use crate::error::Error;
 use crate::functions::histogram::{bucket_fraction, bucket_quantile, Bucket};
 use crate::functions::math::{go_max, go_min, rfc3339_utc, MathFunction};
-use crate::functions::range::{counter_resets, validate_smoothing_args, RangeFunction, RateMemo, RangeWindow};
+use crate::functions::range::{counter_resets, validate_smoothing_args, RangeFunction, RangeWindow, RateMemo};
 use crate::go_fmt::{format_openmetrics_float, go_g, go_g_precision};
 
 /// Longest label value `label_replace` and `label_join` may make. Each can

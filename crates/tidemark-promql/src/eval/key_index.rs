@@ -61,7 +61,10 @@ impl KeyIndex {
 
     /// [`find_or_insert`](Self::find_or_insert) for a list of label pairs
     /// (in label order), encoded as `name 0xFF value 0xFF …`.
-    pub(crate) fn find_or_insert_pairs<'a>(&mut self, pairs: impl Iterator<Item = (&'a str, &'a str)>) -> (usize, bool) {
+    pub(crate) fn find_or_insert_pairs<'a>(
+        &mut self,
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> (usize, bool) {
         let mut key = std::mem::take(&mut self.scratch);
         key.clear();
         for (name, value) in pairs {

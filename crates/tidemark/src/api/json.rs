@@ -12,8 +12,41 @@ use std::fmt::Write as _;
 
 use tidemark_storage::Labels;
 
+/// Bytes at which [`string`] may have to escape something: control
+/// characters, `"`, the backslash, the HTML-unsafe `<`, `>`, `&`, and 0xE2, the first
+/// byte of U+2028 and U+2029 (and of other characters, which then pass).
+const MAY_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'&' as usize] = true;
+    t[0xE2] = true;
+    t
+};
+
 /// Appends `s` as a JSON string literal.
 pub(crate) fn string(out: &mut String, s: &str) {
+    // Label names and values almost never need escaping: one byte scan, one
+    // copy. Anything else takes the character-by-character path.
+    if !s.bytes().any(|b| MAY_ESCAPE[usize::from(b)]) {
+        out.reserve(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
+    string_escaped(out, s);
+}
+
+/// [`string`]'s general path: escapes like Go's `encoding/json`.
+fn string_escaped(out: &mut String, s: &str) {
     out.push('"');
     let mut start = 0;
     for (i, c) in s.char_indices() {
@@ -52,11 +85,29 @@ pub(crate) fn timestamp(out: &mut String, t: i64) {
         out.push('-');
     }
     let a = t.unsigned_abs();
-    let _ = write!(out, "{}", a / 1000);
+    push_u64(out, a / 1000);
     let frac = a % 1000;
     if frac != 0 {
-        let _ = write!(out, ".{frac:03}");
+        // Three digits, zero-padded: `.005`, `.120`.
+        let digits = [b'.', b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8];
+        out.push_str(std::str::from_utf8(&digits).unwrap_or_default());
     }
+}
+
+/// Appends `n` in decimal, without going through `fmt` (a large answer
+/// writes one timestamp per point).
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// Appends a millisecond timestamp as Go's encoding/json writes the float
@@ -255,6 +306,51 @@ mod tests {
         assert_eq!(g(0.00001), "1e-05");
         assert_eq!(g(f64::NAN), "NaN");
         assert_eq!(g(-0.5), "-0.5");
+    }
+
+    /// The fast paths write what the general ones write.
+    #[test]
+    fn fast_paths_equal_the_general_ones() {
+        let samples = [
+            "",
+            "plain",
+            "a\"b",
+            "tab\there",
+            "<>&",
+            "\u{2028}x\u{2029}",
+            "é€ — ✓",
+            "\u{7f}\u{1f}",
+            "\\",
+            "job:api/v1",
+            "\u{e000}\u{2027}\u{202a}",
+        ];
+        let mut all: Vec<String> = samples.iter().map(|x| x.to_string()).collect();
+        // Every character up to U+2FFF (all of those from U+2000 start with
+        // the byte 0xE2), alone and between others.
+        for c in (0u32..0x3000).filter_map(char::from_u32) {
+            all.push(c.to_string());
+            all.push(format!("ab{c}cd{c}"));
+        }
+        for x in &all {
+            let (mut fast, mut slow) = (String::new(), String::new());
+            string(&mut fast, x);
+            string_escaped(&mut slow, x);
+            assert_eq!(fast, slow, "{x:?}");
+        }
+        for t in [0i64, 1, 999, 1000, 1001, 1_700_000_000_120, -1, -1000, -1_500, i64::MAX, i64::MIN, 1_796_472_000_000]
+        {
+            let want = {
+                let a = t.unsigned_abs();
+                let frac = a % 1000;
+                let sign = if t < 0 { "-" } else { "" };
+                if frac != 0 {
+                    format!("{sign}{}.{frac:03}", a / 1000)
+                } else {
+                    format!("{sign}{}", a / 1000)
+                }
+            };
+            assert_eq!(ts(t), want);
+        }
     }
 
     #[test]
