@@ -12,7 +12,7 @@ use super::{drop_metric_name, duration_ms, offset_ms, unparen, Evaluator, StepSe
 use crate::error::Error;
 use crate::functions::histogram::{bucket_fraction, bucket_quantile, Bucket};
 use crate::functions::math::{go_max, go_min, rfc3339_utc, MathFunction};
-use crate::functions::range::{counter_resets, validate_smoothing_args, RangeFunction, RangeWindow, RateMemo};
+use crate::functions::range::{counter_resets, validate_smoothing_args, RangeFunction, RangeWindow};
 use crate::go_fmt::{format_openmetrics_float, go_g, go_g_precision};
 
 /// Longest label value `label_replace` and `label_join` may make. Each can
@@ -611,14 +611,13 @@ impl Evaluator<'_, '_> {
                 let mut resets = Vec::new();
                 counter_resets(samples, &mut resets);
                 let mut first = 0usize;
-                let mut memo = RateMemo::default();
                 grid.for_each_window_at(samples, range, offset, at, &interrupt, |_, ts, lo, hi, start, end| {
                     while first < resets.len() && resets[first].0 <= lo {
                         first += 1;
                     }
                     let inside = resets[first..].iter().take_while(|r| r.0 < hi).map(|r| r.1);
                     let w = RangeWindow { samples: &samples[lo..hi], eval_t: ts, range_start: start, range_end: end };
-                    if let Some(v) = f.eval_with_resets(&w, inside, &mut memo) {
+                    if let Some(v) = f.eval_with_resets(&w, inside) {
                         points.push(Sample { t: ts, v });
                     }
                 })?;

@@ -223,49 +223,7 @@ fn extrapolated_rate(w: &RangeWindow<'_>, is_counter: bool, is_rate: bool) -> Op
     // A drop means the counter restarted from zero; what it had counted
     // before the drop is part of the increase.
     let resets = w.samples.windows(2).filter(|pair| is_reset(pair[0].v, pair[1].v)).map(|pair| pair[0].v);
-    extrapolated_rate_with(w, is_counter, is_rate, resets, &mut RateMemo::default())
-}
-
-/// The last input and result of one division.
-#[derive(Debug, Default, Clone, Copy)]
-struct Last<K> {
-    key: Option<K>,
-    value: f64,
-}
-
-impl<K: PartialEq + Copy> Last<K> {
-    /// `f()` for the input `key`: the remembered result if `key` is the last
-    /// one seen, else computed and remembered.
-    #[inline]
-    fn get(&mut self, key: K, f: impl FnOnce() -> f64) -> f64 {
-        if self.key != Some(key) {
-            self.value = f();
-            self.key = Some(key);
-        }
-        self.value
-    }
-}
-
-/// The divisions of [`extrapolated_rate_with`] remembered from one window of
-/// a series to the next.
-///
-/// A range query slides the window one step at a time over the same series;
-/// with a regular scrape, most windows have the same distances to their
-/// edges, the same sample count and span, so the same six floating-point
-/// divisions (three ms → s conversions, the average interval, the
-/// extrapolation factor, the range in seconds) give the same results again.
-/// Each is keyed by its exact inputs (floats by their bits), so a remembered
-/// result is the very float the division would give: answers are unchanged
-/// bit for bit, only the repeated divisions (about 14% of a heavy `rate`
-/// range query's CPU) are skipped.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct RateMemo {
-    to_start: Last<i64>,
-    to_end: Last<i64>,
-    sampled: Last<i64>,
-    average: Last<(u64, usize)>,
-    factor: Last<(u64, u64)>,
-    per_second: Last<(u64, i64)>,
+    extrapolated_rate_with(w, is_counter, is_rate, resets)
 }
 
 /// Whether a counter going from `prev` to `cur` was reset (a NaN on either
@@ -298,18 +256,10 @@ impl RangeFunction {
     /// (the values before each reset inside the window, in sample order, as
     /// [`counter_resets`] lists them). The result is the very same float as
     /// [`eval`](Self::eval)'s: the same corrections added in the same order.
-    ///
-    /// `memo` keeps the results of the last divisions for the next window of
-    /// the same series (see [`RateMemo`]); any memo gives the same result.
-    pub(crate) fn eval_with_resets(
-        self,
-        w: &RangeWindow<'_>,
-        resets: impl Iterator<Item = f64>,
-        memo: &mut RateMemo,
-    ) -> Option<f64> {
+    pub(crate) fn eval_with_resets(self, w: &RangeWindow<'_>, resets: impl Iterator<Item = f64>) -> Option<f64> {
         match self {
-            RangeFunction::Rate => extrapolated_rate_with(w, true, true, resets, memo),
-            RangeFunction::Increase => extrapolated_rate_with(w, true, false, resets, memo),
+            RangeFunction::Rate => extrapolated_rate_with(w, true, true, resets),
+            RangeFunction::Increase => extrapolated_rate_with(w, true, false, resets),
             other => other.eval(w, &[]),
         }
     }
@@ -322,7 +272,6 @@ fn extrapolated_rate_with(
     is_counter: bool,
     is_rate: bool,
     resets: impl Iterator<Item = f64>,
-    memo: &mut RateMemo,
 ) -> Option<f64> {
     let s = w.samples;
     if s.len() < 2 {
@@ -337,15 +286,10 @@ fn extrapolated_rate_with(
         }
     }
 
-    // Every division below goes through `memo`: same inputs, same float.
-    let to_start_ms = first.t.wrapping_sub(w.range_start);
-    let to_end_ms = w.range_end.wrapping_sub(last.t);
-    let sampled_ms = last.t.wrapping_sub(first.t);
-    let mut duration_to_start = memo.to_start.get(to_start_ms, || secs_between(first.t, w.range_start));
-    let mut duration_to_end = memo.to_end.get(to_end_ms, || secs_between(w.range_end, last.t));
-    let sampled_interval = memo.sampled.get(sampled_ms, || secs_between(last.t, first.t));
-    let average_interval =
-        memo.average.get((sampled_interval.to_bits(), s.len()), || sampled_interval / (s.len() - 1) as f64);
+    let mut duration_to_start = secs_between(first.t, w.range_start);
+    let mut duration_to_end = secs_between(w.range_end, last.t);
+    let sampled_interval = secs_between(last.t, first.t);
+    let average_interval = sampled_interval / (s.len() - 1) as f64;
     let threshold = average_interval * 1.1;
 
     if duration_to_start >= threshold {
@@ -368,13 +312,10 @@ fn extrapolated_rate_with(
 
     let mut factor = 1.0;
     if sampled_interval != 0.0 {
-        let extended = sampled_interval + duration_to_start + duration_to_end;
-        factor = memo.factor.get((extended.to_bits(), sampled_interval.to_bits()), || extended / sampled_interval);
+        factor = (sampled_interval + duration_to_start + duration_to_end) / sampled_interval;
     }
     if is_rate {
-        let range_ms = w.range_end.wrapping_sub(w.range_start);
-        let f = factor;
-        factor = memo.per_second.get((f.to_bits(), range_ms), || f / duration_secs(range_ms));
+        factor /= duration_secs(w.range_end.wrapping_sub(w.range_start));
     }
     Some(result * factor)
 }
@@ -1396,41 +1337,6 @@ mod tests {
     }
 
     proptest::proptest! {
-        #[test]
-        /// A regular scrape (with a few late and missing samples) and a step
-        /// that is a multiple of it: most windows repeat the last one's
-        /// divisions, which the memo then supplies.
-        fn memoised_divisions_equal_fresh_ones(
-            values in proptest::collection::vec(
-                proptest::prop_oneof![8 => 0.0..1e6f64, 1 => proptest::strategy::Just(f64::NAN), 1 => proptest::strategy::Just(0.0)],
-                2..80,
-            ),
-            gaps in proptest::collection::vec(proptest::sample::select(vec![15_000i64, 15_000, 15_000, 15_000, 30_000, 14_999, 15_001]), 80),
-            range in proptest::sample::select(vec![60_000i64, 300_000, 299_999, 15_000]),
-            step in proptest::sample::select(vec![15_000i64, 30_000, 60_000, 7_500]),
-        ) {
-            let mut t = 0;
-            let all: Vec<Sample> = values.iter().zip(&gaps).map(|(&v, &g)| { t += g; Sample::new(t, v) }).collect();
-            let mut resets = Vec::new();
-            counter_resets(&all, &mut resets);
-            for f in [Rate, Increase] {
-                let mut memo = RateMemo::default();
-                for eval_t in (0..t + range).step_by(step as usize) {
-                    let (range_start, range_end) = (eval_t - range, eval_t);
-                    let lo = all.partition_point(|s| s.t <= range_start);
-                    let hi = all.partition_point(|s| s.t <= range_end);
-                    if lo >= hi {
-                        continue;
-                    }
-                    let w = RangeWindow { samples: &all[lo..hi], eval_t, range_start, range_end };
-                    let inside = resets.iter().filter(|r| r.0 > lo && r.0 < hi).map(|r| r.1);
-                    let a = f.eval(&w, &[]).map(f64::to_bits);
-                    let b = f.eval_with_resets(&w, inside, &mut memo).map(f64::to_bits);
-                    proptest::prop_assert_eq!(a, b);
-                }
-            }
-        }
-
         /// Every window's `rate`/`increase` from the series' reset list is
         /// bit-for-bit the value of scanning the window.
         #[test]
@@ -1447,8 +1353,6 @@ mod tests {
             let mut resets = Vec::new();
             counter_resets(&all, &mut resets);
             for f in [Rate, Increase] {
-                // One memo across the windows, as a range query uses it.
-                let mut memo = RateMemo::default();
                 for eval_t in (0..t + range).step_by(7_001) {
                     let (range_start, range_end) = (eval_t - range, eval_t);
                     let lo = all.partition_point(|s| s.t <= range_start);
@@ -1459,7 +1363,7 @@ mod tests {
                     let w = RangeWindow { samples: &all[lo..hi], eval_t, range_start, range_end };
                     let inside = resets.iter().filter(|r| r.0 > lo && r.0 < hi).map(|r| r.1);
                     let a = f.eval(&w, &[]).map(f64::to_bits);
-                    let b = f.eval_with_resets(&w, inside, &mut memo).map(f64::to_bits);
+                    let b = f.eval_with_resets(&w, inside).map(f64::to_bits);
                     proptest::prop_assert_eq!(a, b);
                 }
             }
