@@ -539,7 +539,11 @@ impl Head {
             return out;
         }
         let mut damaged = Vec::new();
-        for r in self.refs_for(matchers) {
+        let refs = self.refs_for(matchers);
+        // At most one entry per ref: reserved once rather than grown by
+        // doubling (copies, and a peak of 1.5–2× the list).
+        out.reserve_exact(refs.len());
+        for r in refs {
             let shard = self.series_shard(r).lock();
             let Some(s) = shard.get(&r) else { continue };
             let chunks = s.chunks_in(r, mint, maxt, &self.chunks, &mut damaged);
