@@ -22,6 +22,7 @@
 //! comparing label sets. Ties (equal label sets) keep their input order,
 //! so the result is the one of a stable `sort_by(Labels::cmp)`.
 
+#[cfg(test)]
 use std::cmp::Ordering;
 
 use crate::Labels;
@@ -48,34 +49,33 @@ pub(crate) fn sort_by_labels<T>(items: &mut [T], labels: impl Fn(&T) -> &Labels)
         return;
     }
     let mut order: Vec<(u64, u32)> = (0..n as u32).map(|i| (0, i)).collect();
-    {
-        let enc = |i: u32| labels(&items[i as usize]).encoded();
-        sort_order(&mut order, &enc);
-    }
+    sort_order(&mut order, &|i: u32| labels(&items[i as usize]));
     let mut perm: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
     apply_permutation(items, &mut perm);
 }
 
-/// Sorts `order` (`(scratch key, index)` pairs) by the encoded label sets
-/// `enc(index)`, ties by index. An explicit stack of groups instead of
+/// Sorts `order` (`(scratch key, index)` pairs) by the label sets
+/// `lab(index)`, ties by index. An explicit stack of groups instead of
 /// recursion: a group can only be split further where its label sets
 /// still differ, but very long shared label values could make deep levels.
-fn sort_order<'a>(order: &mut [(u64, u32)], enc: &impl Fn(u32) -> &'a [u8]) {
+fn sort_order<'a>(order: &mut [(u64, u32)], lab: &impl Fn(u32) -> &'a Labels) {
+    let enc = |i: u32| lab(i).encoded();
     // (start, end, depth in symbols): every item of the group shares its
     // first `depth` symbols.
     let mut stack: Vec<(usize, usize, usize)> = vec![(0, order.len(), 0)];
     while let Some((start, end, depth)) = stack.pop() {
         let group = &mut order[start..end];
         if group.len() < SMALL {
-            group.sort_by(|a, b| cmp_encoded(enc(a.1), enc(b.1)).then(a.1.cmp(&b.1)));
+            group.sort_by(|a, b| lab(a.1).cmp(lab(b.1)).then(a.1.cmp(&b.1)));
             continue;
         }
         // Skip what the whole group shares: the first item's stream against
-        // every other's, the shortest common run wins.
+        // every other's, the shortest common run wins (each walk stops at
+        // the shortest so far, so a group costs about its size in steps).
         let first = enc(group[0].1);
         let mut shared = usize::MAX;
         for &(_, i) in &group[1..] {
-            shared = shared.min(common_prefix(first, enc(i), depth));
+            shared = common_prefix(first, enc(i), depth, shared);
             if shared == 0 {
                 break;
             }
@@ -106,7 +106,9 @@ fn sort_order<'a>(order: &mut [(u64, u32)], enc: &impl Fn(u32) -> &'a [u8]) {
     }
 }
 
-/// [`Labels::cmp`] on encoded label sets.
+/// [`Labels::cmp`] on encoded label sets through the symbol streams: what
+/// the tests check the symbol order against.
+#[cfg(test)]
 fn cmp_encoded(a: &[u8], b: &[u8]) -> Ordering {
     let (mut x, mut y) = (Symbols::at(a, 0), Symbols::at(b, 0));
     loop {
@@ -119,12 +121,15 @@ fn cmp_encoded(a: &[u8], b: &[u8]) -> Ordering {
     }
 }
 
-/// How many symbols from `depth` on the two streams share; `usize::MAX`
-/// if they are equal to the end.
-fn common_prefix(a: &[u8], b: &[u8], depth: usize) -> usize {
+/// How many symbols from `depth` on the two streams share, at most
+/// `limit`; `usize::MAX` if they are equal to the end (and `limit` is).
+fn common_prefix(a: &[u8], b: &[u8], depth: usize, limit: usize) -> usize {
     let (mut x, mut y) = (Symbols::at(a, depth), Symbols::at(b, depth));
     let mut n = 0;
     loop {
+        if n == limit {
+            return n;
+        }
         let (s, t) = (x.next_symbol(), y.next_symbol());
         if s != t {
             return n;
