@@ -10,6 +10,7 @@
 pub mod chunkenc;
 mod error;
 pub mod floor;
+mod label_sort;
 mod labels;
 mod matcher;
 pub mod postings;

@@ -220,8 +220,63 @@ impl Series {
 }
 
 /// Iterates over a series' samples in `[mint, maxt]`, across chunks.
+///
+/// Nothing is decoded, and the decoding state (a few hundred bytes) is not
+/// even allocated, until the series is first read: a query holds one
+/// iterator per selected series at once (every series, for
+/// `count({__name__=~".+"})`) but reads them one after another, so only
+/// the chunk list is held per series until its turn.
 #[derive(Debug)]
 pub struct SeriesIterator {
+    /// The chunks, until the series is first read.
+    pending: Vec<Chunk>,
+    mint: i64,
+    maxt: i64,
+    /// The decoding state, from the first read on.
+    cursor: Option<Box<Cursor>>,
+}
+
+impl SeriesIterator {
+    fn new(chunks: Vec<Chunk>, mint: i64, maxt: i64) -> SeriesIterator {
+        SeriesIterator { pending: chunks, mint, maxt, cursor: None }
+    }
+
+    /// The decoding state, created on first use.
+    fn cursor(&mut self) -> &mut Cursor {
+        let (pending, mint, maxt) = (&mut self.pending, self.mint, self.maxt);
+        self.cursor.get_or_insert_with(|| Box::new(Cursor::new(std::mem::take(pending), mint, maxt)))
+    }
+}
+
+impl SampleIterator for SeriesIterator {
+    fn next(&mut self) -> bool {
+        self.cursor().next()
+    }
+
+    fn seek(&mut self, t: i64) -> bool {
+        self.cursor().seek(t)
+    }
+
+    fn at(&self) -> Sample {
+        self.cursor.as_ref().map(|c| c.at()).unwrap_or_default()
+    }
+
+    fn started(&self) -> bool {
+        self.cursor.as_ref().is_some_and(|c| c.started())
+    }
+
+    fn err(&self) -> Option<&Error> {
+        self.cursor.as_ref().and_then(|c| c.err())
+    }
+
+    fn drain_into(&mut self, out: &mut Vec<Sample>) {
+        self.cursor().drain_into(out)
+    }
+}
+
+/// The decoding state of a [`SeriesIterator`] being read.
+#[derive(Debug)]
+struct Cursor {
     inner: Inner,
     mint: i64,
     maxt: i64,
@@ -239,8 +294,8 @@ enum Inner {
     Merged(VecIterator),
 }
 
-impl SeriesIterator {
-    fn new(chunks: Vec<Chunk>, mint: i64, maxt: i64) -> SeriesIterator {
+impl Cursor {
+    fn new(chunks: Vec<Chunk>, mint: i64, maxt: i64) -> Cursor {
         let overlapping = chunks.windows(2).any(|w| w[1].mint <= w[0].maxt);
         let mut err = None;
         let inner = if overlapping {
@@ -251,7 +306,7 @@ impl SeriesIterator {
         } else {
             Inner::Sequential { chunks: chunks.into_iter(), cur: None, cur_maxt: i64::MIN }
         };
-        SeriesIterator { inner, mint, maxt, done: err.is_some(), err, last_t: i64::MIN }
+        Cursor { inner, mint, maxt, done: err.is_some(), err, last_t: i64::MIN }
     }
 
     /// Moves to the first sample at or after `t` regardless of the range start.
@@ -315,7 +370,7 @@ fn merge_overlapping(chunks: &[Chunk], mint: i64, maxt: i64) -> Result<Vec<Sampl
     Ok(all)
 }
 
-impl SampleIterator for SeriesIterator {
+impl SampleIterator for Cursor {
     fn next(&mut self) -> bool {
         if self.done {
             return false;
@@ -583,6 +638,17 @@ mod tests {
             proptest::prop_assert_eq!(a.err().map(|e| e.to_string()), b.err().map(|e| e.to_string()));
             proptest::prop_assert!(!b.next() && !b.started());
         }
+    }
+
+    #[test]
+    fn series_iterator_is_small_until_read() {
+        // A query holds one per selected series before reading any.
+        assert!(std::mem::size_of::<SeriesIterator>() <= 48, "{}", std::mem::size_of::<SeriesIterator>());
+        let q = Querier::new(vec![Arc::new(Fixed(vec![series("a", vec![chunk(&[(0, 1.0), (10, 2.0)])])]))], 0, 100);
+        let (_, mut it) = q.select(&[Matcher::equal("__name__", "a")]).unwrap().remove(0).into_parts();
+        assert!(!it.started() && it.err().is_none() && it.cursor.is_none());
+        assert!(it.seek(5) && it.at() == Sample { t: 10, v: 2.0 } && it.started());
+        assert!(!it.next() && !it.started());
     }
 
     #[test]

@@ -539,7 +539,11 @@ impl Head {
             return out;
         }
         let mut damaged = Vec::new();
-        for r in self.refs_for(matchers) {
+        let refs = self.refs_for(matchers);
+        // At most one entry per ref: reserved once rather than grown by
+        // doubling (copies, and a peak of 1.5–2× the list).
+        out.reserve_exact(refs.len());
+        for r in refs {
             let shard = self.series_shard(r).lock();
             let Some(s) = shard.get(&r) else { continue };
             let chunks = s.chunks_in(r, mint, maxt, &self.chunks, &mut damaged);
@@ -553,7 +557,10 @@ impl Head {
                 out.push(ChunkSeries { labels: s.labels.clone(), chunks });
             }
         }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        // Refs come in ref order; label order takes a string sort (see
+        // `label_sort`), a third of an all-series selection's CPU as a
+        // comparison sort.
+        crate::label_sort::sort_by_labels(&mut out, |cs| &cs.labels);
         out
     }
 

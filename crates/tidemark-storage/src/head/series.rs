@@ -341,31 +341,39 @@ impl MemSeries {
         damaged: &mut Vec<HeadChunkError>,
     ) -> Vec<Chunk> {
         let hit = |lo: i64, hi: i64| lo <= maxt && hi >= mint;
-        let mut out: Vec<Chunk> = Vec::new();
-        for c in self.chunks.iter().filter(|c| hit(c.mint, c.maxt)) {
+        // Closed chunks are sorted and do not overlap: the ones in range
+        // are one run, found by binary search instead of a scan.
+        let first = self.chunks.partition_point(|c| c.maxt < mint);
+        let last = first + self.chunks[first..].partition_point(|c| c.mint <= maxt);
+        let open = self.open.as_ref().filter(|c| hit(c.mint, c.app.last_t()));
+        // Sized once: the list is held for the whole query, and growing it
+        // from empty allocated room for four chunks where one or two is usual.
+        let ooo_hint = self.ooo.as_ref().map_or(0, |o| o.chunks.len() + 1);
+        let mut out: Vec<Chunk> = Vec::with_capacity(last - first + usize::from(open.is_some()) + ooo_hint);
+        for c in &self.chunks[first..last] {
             match c.to_chunk(series_ref, store) {
                 Ok(c) => out.push(c),
                 Err(e) => damaged.push(e),
             }
         }
-        if let Some(c) = &self.open {
-            if hit(c.mint, c.app.last_t()) {
-                out.push(Chunk {
-                    mint: c.mint,
-                    maxt: c.app.last_t(),
-                    encoding: Encoding::Xor,
-                    bytes: ChunkBytes::Heap(c.app.bytes().into()),
-                    timestamps: None,
-                });
-            }
+        if let Some(c) = open {
+            out.push(Chunk {
+                mint: c.mint,
+                maxt: c.app.last_t(),
+                encoding: Encoding::Xor,
+                bytes: ChunkBytes::Heap(c.app.bytes().into()),
+                timestamps: None,
+            });
         }
+        // In-order chunks (closed, then the open one) are already sorted by
+        // `mint`; only out-of-order chunks need sorting in.
         if let Some(o) = &self.ooo {
             out.extend(o.chunks.iter().filter(|c| hit(c.mint, c.maxt)).map(ClosedChunk::to_chunk));
             if o.buf.iter().any(|s| mint <= s.t && s.t <= maxt) {
                 out.extend(ClosedChunk::from_samples(&o.buf).map(|c| c.to_chunk()));
             }
+            out.sort_by_key(|c| c.mint);
         }
-        out.sort_by_key(|c| c.mint);
         out
     }
 
