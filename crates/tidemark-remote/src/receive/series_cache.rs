@@ -173,7 +173,7 @@ pub(crate) fn key(pairs: &[(&str, &str)], scratch: &mut Vec<u8>) -> u64 {
 /// values in the same order, none with an empty value. (Pairs with empty
 /// values would be valid too but must be checked for order by the full
 /// path; senders do not send them in practice.)
-pub(crate) fn pairs_match(pairs: &[(&str, &str)], labels: &Labels) -> bool {
+pub(crate) fn pairs_match(pairs: &[(&str, &str)], labels: tidemark_storage::head::LabelsView<'_>) -> bool {
     labels.matches_pairs(pairs.iter().copied())
 }
 
@@ -183,14 +183,19 @@ mod tests {
 
     #[test]
     fn pairs_match_exactly() {
+        use tidemark_storage::head::{Head, HeadOptions};
         let l = Labels::new([("__name__", "up"), ("job", "a")]).unwrap();
-        assert!(pairs_match(&[("__name__", "up"), ("job", "a")], &l));
-        assert!(!pairs_match(&[("__name__", "up")], &l));
-        assert!(!pairs_match(&[("__name__", "up"), ("job", "a"), ("x", "1")], &l));
-        assert!(!pairs_match(&[("__name__", "up"), ("job", "b")], &l));
+        let head = Head::new(HeadOptions::default(), None);
+        let mut app = head.appender();
+        let r = app.append(&l, 1_000, 1.0).unwrap();
+        let m = |pairs: &[(&str, &str)]| app.ref_matches(r, |stored| pairs_match(pairs, stored));
+        assert!(m(&[("__name__", "up"), ("job", "a")]));
+        assert!(!m(&[("__name__", "up")]));
+        assert!(!m(&[("__name__", "up"), ("job", "a"), ("x", "1")]));
+        assert!(!m(&[("__name__", "up"), ("job", "b")]));
         // Valid, but the empty value is left to the full path.
-        assert!(!pairs_match(&[("__name__", "up"), ("env", ""), ("job", "a")], &l));
-        assert!(!pairs_match(&[("job", "a"), ("__name__", "up")], &l));
+        assert!(!m(&[("__name__", "up"), ("env", ""), ("job", "a")]));
+        assert!(!m(&[("job", "a"), ("__name__", "up")]));
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::chunk_file::{ChunkRef, HeadChunkError, HeadChunks};
 use crate::chunkenc::{Chunk, ChunkBytes, Encoding, XorAppender, XorIterator};
+use super::symbols::SymLabels;
 use crate::sample::Sample;
-use crate::Labels;
 
 /// How many out-of-order samples are buffered (sorted, uncompressed) before
 /// they are compressed into an out-of-order chunk (Prometheus' default
@@ -125,7 +125,8 @@ pub(crate) enum Applied {
 /// than the open chunk's last sample. Out-of-order samples can be anywhere.
 #[derive(Debug)]
 pub(crate) struct MemSeries {
-    pub(crate) labels: Labels,
+    /// The labels as ids in the head's symbol table (see `symbols.rs`).
+    pub(crate) labels: SymLabels,
     /// Closed in-order chunks, exact-size: one is added per ~120 samples,
     /// so a spare slot (24 bytes) would rarely be used, and a boxed slice
     /// has no capacity word (8 bytes less per series than a `Vec`).
@@ -144,7 +145,7 @@ pub(crate) struct MemSeries {
 }
 
 impl MemSeries {
-    pub(crate) fn new(labels: Labels) -> MemSeries {
+    pub(crate) fn new(labels: SymLabels) -> MemSeries {
         MemSeries {
             labels,
             chunks: Box::default(),
