@@ -3,7 +3,7 @@
 //!
 //! Senders repeat every series' labels in every request (1.0 even once per
 //! sample). Without this map each series of each request is validated,
-//! built into a [`Labels`] (one allocation), hashed and looked up in the
+//! built into a [`Labels`](tidemark_storage::Labels) (one allocation), hashed and looked up in the
 //! head's label-hash shards; with it, a series seen before costs a hash of
 //! its pairs, one lookup here and a check of the stored labels under the
 //! series' shard lock, in the same step as its first append
@@ -23,7 +23,6 @@
 //! [`Appender::append_ref_if`]: tidemark_storage::Appender::append_ref_if
 
 use parking_lot::Mutex;
-use tidemark_storage::Labels;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Shards (a power of two): concurrent requests rarely meet on one lock.
@@ -180,6 +179,7 @@ pub(crate) fn pairs_match(pairs: &[(&str, &str)], labels: tidemark_storage::head
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tidemark_storage::Labels;
 
     #[test]
     fn pairs_match_exactly() {
