@@ -404,6 +404,16 @@ impl<B: AsRef<[u8]>> SampleIterator for XorIterator<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_t_is_decoded_from_the_bytes() {
+        let mut a = XorAppender::new();
+        assert_eq!(a.first_t(), None);
+        for t in [-5_000_000_000_000i64, -4, 17, 1_700_000_000_000] {
+            a.append(t, 1.5);
+            assert_eq!(a.first_t(), Some(-5_000_000_000_000));
+        }
+    }
     use crate::sample::collect_samples;
     use proptest::prelude::*;
 

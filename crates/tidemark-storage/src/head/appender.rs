@@ -158,7 +158,10 @@ impl<'a> HeadAppender<'a> {
     /// `append_ref` then reports as [`AppendError::UnknownSeriesRef`].
     pub fn ref_matches(&self, series_ref: u64, matches: impl FnOnce(LabelsView<'_>) -> bool) -> bool {
         let head = self.head;
-        head.series_shard(series_ref).lock().get(&series_ref).is_some_and(|s| matches(s.labels.view(&head.symbols.read())))
+        head.series_shard(series_ref)
+            .lock()
+            .get(&series_ref)
+            .is_some_and(|s| matches(s.labels.view(&head.symbols.read())))
     }
 
     /// [`HeadAppender::ref_matches`] and [`HeadAppender::append_ref`] under

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::chunk_file::{ChunkRef, HeadChunkError, HeadChunks};
-use crate::chunkenc::{Chunk, ChunkBytes, Encoding, XorAppender, XorIterator};
 use super::symbols::SymLabels;
+use crate::chunkenc::{Chunk, ChunkBytes, Encoding, XorAppender, XorIterator};
 use crate::sample::Sample;
 
 /// How many out-of-order samples are buffered (sorted, uncompressed) before
