@@ -76,7 +76,8 @@ fn print_breakdown(m: &HeadMemory, label_bytes_outside: bool) {
     let n = m.series.max(1) as f64;
     let row = |name: &str, b: u64| println!("  {name:<34} {:>8.1} B/series", b as f64 / n);
     println!("breakdown (requested heap bytes unless noted):");
-    row("labels", m.labels);
+    row("labels (symbol ids)", m.labels);
+    row("symbol table", m.symbol_table);
     row("MemSeries structs", m.series_structs);
     row("ref -> series maps", m.series_maps);
     row("label hash -> ref maps", m.hash_maps);
@@ -87,6 +88,7 @@ fn print_breakdown(m: &HeadMemory, label_bytes_outside: bool) {
     row("open chunk spare capacity", m.open_chunk_spare);
     row("out-of-order data", m.out_of_order);
     row("closed chunk bytes on disk (not heap)", m.closed_chunk_bytes_on_disk);
+    println!("  symbols: {} distinct label names and values", m.symbols);
     if label_bytes_outside {
         println!("  (boxes of the series structs and allocator slack are not included)");
     }

@@ -1457,7 +1457,7 @@ impl Appender<'_> {
     /// satisfy `matches`: lets a caller that caches refs by its own key
     /// check an entry without building [`Labels`] (see
     /// [`HeadAppender::ref_matches`]).
-    pub fn ref_matches(&self, series_ref: u64, matches: impl FnOnce(&Labels) -> bool) -> bool {
+    pub fn ref_matches(&self, series_ref: u64, matches: impl FnOnce(crate::head::LabelsView<'_>) -> bool) -> bool {
         self.head.ref_matches(series_ref, matches)
     }
 
@@ -1469,7 +1469,7 @@ impl Appender<'_> {
     pub fn append_ref_if(
         &mut self,
         series_ref: u64,
-        matches: impl FnOnce(&Labels) -> bool,
+        matches: impl FnOnce(crate::head::LabelsView<'_>) -> bool,
         t: i64,
         v: f64,
     ) -> Option<Result<(), AppendError>> {

@@ -124,7 +124,7 @@ pub fn ingest(
         // series up once.
         let mut first_result = None;
         let cached = key.and_then(|k| cache.get(k)).filter(|&r| {
-            let matches = |l: &Labels| series_cache::pairs_match(series.labels, l);
+            let matches = |l: tidemark_storage::head::LabelsView<'_>| series_cache::pairs_match(series.labels, l);
             match series.samples.first() {
                 Some(s) if s.timestamp <= max_t => {
                     first_result = app.append_ref_if(r, matches, s.timestamp, s.value);

@@ -3,7 +3,7 @@
 //!
 //! Senders repeat every series' labels in every request (1.0 even once per
 //! sample). Without this map each series of each request is validated,
-//! built into a [`Labels`] (one allocation), hashed and looked up in the
+//! built into a [`Labels`](tidemark_storage::Labels) (one allocation), hashed and looked up in the
 //! head's label-hash shards; with it, a series seen before costs a hash of
 //! its pairs, one lookup here and a check of the stored labels under the
 //! series' shard lock, in the same step as its first append
@@ -23,7 +23,6 @@
 //! [`Appender::append_ref_if`]: tidemark_storage::Appender::append_ref_if
 
 use parking_lot::Mutex;
-use tidemark_storage::Labels;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Shards (a power of two): concurrent requests rarely meet on one lock.
@@ -173,24 +172,30 @@ pub(crate) fn key(pairs: &[(&str, &str)], scratch: &mut Vec<u8>) -> u64 {
 /// values in the same order, none with an empty value. (Pairs with empty
 /// values would be valid too but must be checked for order by the full
 /// path; senders do not send them in practice.)
-pub(crate) fn pairs_match(pairs: &[(&str, &str)], labels: &Labels) -> bool {
+pub(crate) fn pairs_match(pairs: &[(&str, &str)], labels: tidemark_storage::head::LabelsView<'_>) -> bool {
     labels.matches_pairs(pairs.iter().copied())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tidemark_storage::Labels;
 
     #[test]
     fn pairs_match_exactly() {
+        use tidemark_storage::head::{Head, HeadOptions};
         let l = Labels::new([("__name__", "up"), ("job", "a")]).unwrap();
-        assert!(pairs_match(&[("__name__", "up"), ("job", "a")], &l));
-        assert!(!pairs_match(&[("__name__", "up")], &l));
-        assert!(!pairs_match(&[("__name__", "up"), ("job", "a"), ("x", "1")], &l));
-        assert!(!pairs_match(&[("__name__", "up"), ("job", "b")], &l));
+        let head = Head::new(HeadOptions::default(), None);
+        let mut app = head.appender();
+        let r = app.append(&l, 1_000, 1.0).unwrap();
+        let m = |pairs: &[(&str, &str)]| app.ref_matches(r, |stored| pairs_match(pairs, stored));
+        assert!(m(&[("__name__", "up"), ("job", "a")]));
+        assert!(!m(&[("__name__", "up")]));
+        assert!(!m(&[("__name__", "up"), ("job", "a"), ("x", "1")]));
+        assert!(!m(&[("__name__", "up"), ("job", "b")]));
         // Valid, but the empty value is left to the full path.
-        assert!(!pairs_match(&[("__name__", "up"), ("env", ""), ("job", "a")], &l));
-        assert!(!pairs_match(&[("job", "a"), ("__name__", "up")], &l));
+        assert!(!m(&[("__name__", "up"), ("env", ""), ("job", "a")]));
+        assert!(!m(&[("job", "a"), ("__name__", "up")]));
     }
 
     #[test]

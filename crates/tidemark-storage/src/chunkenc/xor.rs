@@ -18,10 +18,6 @@ pub const HEADER_LEN: usize = 2;
 /// Most samples one XOR chunk can hold (the count is a `u16`).
 pub const MAX_SAMPLES: usize = u16::MAX as usize;
 
-/// Most bytes one sample can add: a 10-byte varint timestamp plus 64 value
-/// bits (first sample), or a 68-bit delta of delta plus a 77-bit value.
-const MAX_SAMPLE_BYTES: usize = 19;
-
 /// (prefix bits, prefix length, payload bits) of the delta-of-delta buckets
 /// after the zero bucket (`0`).
 const DOD_BUCKETS: [(u64, u32, u32); 3] = [(0b10, 2, 14), (0b110, 3, 17), (0b1110, 4, 20)];
@@ -69,6 +65,16 @@ impl XorAppender {
         self.num == u16::MAX
     }
 
+    /// Timestamp of the first sample, decoded from the chunk's bytes (the
+    /// head derives its open chunks' start from it instead of keeping a
+    /// copy); `None` when empty.
+    pub fn first_t(&self) -> Option<i64> {
+        if self.num == 0 {
+            return None;
+        }
+        BitReader::new(self.w.bytes(), HEADER_LEN).read_varint()
+    }
+
     /// Timestamp of the last appended sample (meaningless when empty).
     pub fn last_t(&self) -> i64 {
         self.t
@@ -85,15 +91,8 @@ impl XorAppender {
     #[inline]
     pub fn append(&mut self, t: i64, v: f64) {
         assert!(!self.is_full(), "XOR chunk is full");
-        // Grow by a quarter (at least 32 bytes) instead of doubling: the
-        // head keeps one open chunk per series, and a doubled buffer is on
-        // average a quarter empty (~70 bytes per series at 120 samples).
-        // A 400-byte chunk still grows about 8 times, as with doubling
-        // (each growth is a realloc: finer steps cost measurable CPU).
-        if self.w.spare() < MAX_SAMPLE_BYTES {
-            let len = self.w.bytes().len();
-            self.w.reserve_exact(MAX_SAMPLE_BYTES + (len / 4).max(32));
-        }
+        // The writer grows its buffer by an eighth when a byte does not fit
+        // (see `BitWriter::push_byte`): no spare room is reserved ahead.
         let vb = v.to_bits();
         match self.num {
             0 => {
@@ -405,6 +404,16 @@ impl<B: AsRef<[u8]>> SampleIterator for XorIterator<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_t_is_decoded_from_the_bytes() {
+        let mut a = XorAppender::new();
+        assert_eq!(a.first_t(), None);
+        for t in [-5_000_000_000_000i64, -4, 17, 1_700_000_000_000] {
+            a.append(t, 1.5);
+            assert_eq!(a.first_t(), Some(-5_000_000_000_000));
+        }
+    }
     use crate::sample::collect_samples;
     use proptest::prelude::*;
 

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use super::index::FxHashMap;
 use super::series::MemSeries;
-use super::Head;
+use super::{Head, LabelsView};
 use crate::error::AppendError;
 use crate::wal::{Record, RefSample, RefSeries};
 use crate::{Labels, NameValidation};
@@ -114,7 +114,7 @@ impl<'a> HeadAppender<'a> {
         let mut found = None;
         for cand in hs.candidates(h) {
             let shard = head.series_shard(cand).lock();
-            if shard.get(&cand).is_some_and(|s| &s.labels == labels) {
+            if shard.get(&cand).is_some_and(|s| s.labels.view(&head.symbols.read()) == labels) {
                 found = Some((cand, shard));
                 break;
             }
@@ -124,7 +124,7 @@ impl<'a> HeadAppender<'a> {
             None => {
                 let r = head.next_ref.fetch_add(1, Ordering::AcqRel);
                 let mut shard = head.series_shard(r).lock();
-                shard.insert(r, Box::new(MemSeries::new(labels.clone())));
+                shard.insert(r, Box::new(MemSeries::new(head.symbols.write().encode(labels))));
                 hs.insert(h, r);
                 (r, shard, true)
             }
@@ -156,8 +156,12 @@ impl<'a> HeadAppender<'a> {
     /// looking it up: the check costs one shard lock and no allocation. The
     /// series can still go away before the append (head truncation), which
     /// `append_ref` then reports as [`AppendError::UnknownSeriesRef`].
-    pub fn ref_matches(&self, series_ref: u64, matches: impl FnOnce(&Labels) -> bool) -> bool {
-        self.head.series_shard(series_ref).lock().get(&series_ref).is_some_and(|s| matches(&s.labels))
+    pub fn ref_matches(&self, series_ref: u64, matches: impl FnOnce(LabelsView<'_>) -> bool) -> bool {
+        let head = self.head;
+        head.series_shard(series_ref)
+            .lock()
+            .get(&series_ref)
+            .is_some_and(|s| matches(s.labels.view(&head.symbols.read())))
     }
 
     /// [`HeadAppender::ref_matches`] and [`HeadAppender::append_ref`] under
@@ -175,7 +179,7 @@ impl<'a> HeadAppender<'a> {
     /// let up = Labels::new([("__name__", "up")]).unwrap();
     /// let mut app = head.appender();
     /// let r = app.append(&up, 1_000, 1.0).unwrap();
-    /// assert!(matches!(app.append_ref_if(r, |l| l == &up, 2_000, 1.0), Some(Ok(()))));
+    /// assert!(matches!(app.append_ref_if(r, |l| l == up, 2_000, 1.0), Some(Ok(()))));
     /// assert!(app.append_ref_if(r, |_| false, 3_000, 1.0).is_none());
     /// assert_eq!(app.len(), 2);
     /// ```
@@ -183,14 +187,14 @@ impl<'a> HeadAppender<'a> {
     pub fn append_ref_if(
         &mut self,
         series_ref: u64,
-        matches: impl FnOnce(&Labels) -> bool,
+        matches: impl FnOnce(LabelsView<'_>) -> bool,
         t: i64,
         v: f64,
     ) -> Option<Result<(), AppendError>> {
         let head = self.head;
         let mut shard = head.series_shard(series_ref).lock();
         let s = shard.get_mut(&series_ref)?;
-        if !matches(&s.labels) {
+        if !matches(s.labels.view(&head.symbols.read())) {
             return None;
         }
         Some(self.check_and_buffer(series_ref, s, t, v))
@@ -300,7 +304,7 @@ impl<'a> HeadAppender<'a> {
         for r in refs {
             let shard = head.series_shard(r).lock();
             if let Some(s) = shard.get(&r).filter(|s| !s.logged) {
-                new_series.push(RefSeries { series_ref: r, labels: s.labels.clone() });
+                new_series.push(RefSeries { series_ref: r, labels: head.labels_of(s) });
             }
         }
         let logged: Vec<u64> = new_series.iter().map(|s| s.series_ref).collect();
@@ -400,7 +404,7 @@ impl<'a> HeadAppender<'a> {
             if let Some(s) = shard.get_mut(&r) {
                 s.pending = s.pending.saturating_sub(1);
                 if s.pending == 0 && s.is_empty() {
-                    candidates.push((r, s.labels.stable_hash()));
+                    candidates.push((r, head.labels_of(s).stable_hash()));
                 }
             }
         }

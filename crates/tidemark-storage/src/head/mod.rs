@@ -53,6 +53,7 @@ mod appender;
 pub mod chunk_file;
 mod index;
 mod series;
+mod symbols;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -68,9 +69,11 @@ use crate::Labels;
 
 pub use appender::{CommitStats, HeadAppender};
 pub use chunk_file::{HeadChunkError, HeadChunks};
+pub use symbols::LabelsView;
 
 use index::{FxHashMap, MemIndex};
 use series::{Applied, CutParams, MemSeries};
+use symbols::SymbolTable;
 
 /// Milliseconds in two hours: Prometheus' default block range.
 pub const DEFAULT_CHUNK_RANGE: i64 = 2 * 60 * 60 * 1000;
@@ -177,10 +180,15 @@ pub struct HeadStats {
 pub struct HeadMemory {
     /// Series held.
     pub series: u64,
-    /// Label sets' byte buffers.
+    /// Series' label sets as symbol ids (the strings are in
+    /// [`HeadMemory::symbol_table`]).
     pub labels: u64,
     /// The `MemSeries` structs (boxed, one allocation each).
     pub series_structs: u64,
+    /// The head's symbol table (each distinct label name and value once).
+    pub symbol_table: u64,
+    /// Distinct label names and values in the symbol table.
+    pub symbols: u64,
     /// The ref → series maps (entries, control bytes, spare slots).
     pub series_maps: u64,
     /// The label-hash → ref maps.
@@ -293,6 +301,9 @@ pub struct Head {
     series: Box<[Padded<Mutex<SeriesShard>>]>,
     hashes: Box<[Padded<Mutex<HashShard>>]>,
     index: RwLock<MemIndex>,
+    /// Label names and values of the series (see `symbols.rs`). Always
+    /// the last lock taken: never held while waiting for another.
+    symbols: RwLock<SymbolTable>,
     next_ref: AtomicU64,
     min_time: AtomicI64,
     max_time: AtomicI64,
@@ -346,6 +357,7 @@ impl Head {
             series: (0..n).map(|_| Padded::default()).collect(),
             hashes: (0..n).map(|_| Padded::default()).collect(),
             index: RwLock::new(MemIndex::default()),
+            symbols: RwLock::new(SymbolTable::default()),
             next_ref: AtomicU64::new(1),
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
@@ -392,6 +404,14 @@ impl Head {
         }
     }
 
+    /// The labels of `s`, materialised (one allocation). Takes the symbol
+    /// table's read lock briefly: callers hold `s`'s shard lock, which
+    /// comes before it in the lock order.
+    #[inline]
+    fn labels_of(&self, s: &MemSeries) -> Labels {
+        s.labels.view(&self.symbols.read()).to_labels()
+    }
+
     /// Widens the head's time range to include `[lo, hi]`.
     fn extend_time_range(&self, lo: i64, hi: i64) {
         if lo <= hi {
@@ -434,7 +454,7 @@ impl Head {
         let mut hs = self.hash_shard(h).lock();
         for cand in hs.candidates(h).collect::<Vec<_>>() {
             let shard = self.series_shard(cand).lock();
-            if shard.get(&cand).is_some_and(|s| s.labels == labels) {
+            if shard.get(&cand).is_some_and(|s| s.labels.view(&self.symbols.read()) == labels) {
                 if cand != series_ref {
                     self.replay_aliases.lock().insert(series_ref, cand);
                 }
@@ -448,7 +468,7 @@ impl Head {
                 tracing::warn!(series_ref, "replayed series ref already in use; record skipped");
                 return;
             }
-            let mut s = MemSeries::new(labels.clone());
+            let mut s = MemSeries::new(self.symbols.write().encode(&labels));
             s.logged = true;
             shard.insert(series_ref, Box::new(s));
         }
@@ -548,13 +568,14 @@ impl Head {
             let Some(s) = shard.get(&r) else { continue };
             let chunks = s.chunks_in(r, mint, maxt, &self.chunks, &mut damaged);
             if !damaged.is_empty() {
+                let labels = self.labels_of(s);
                 for e in damaged.drain(..) {
-                    tracing::error!(series = %s.labels, error = %e, "head chunk unreadable; its samples are left out");
-                    warnings.push(format!("damaged data skipped: series {} in the head: {e}", s.labels));
+                    tracing::error!(series = %labels, error = %e, "head chunk unreadable; its samples are left out");
+                    warnings.push(format!("damaged data skipped: series {labels} in the head: {e}"));
                 }
             }
             if !chunks.is_empty() {
-                out.push(ChunkSeries { labels: s.labels.clone(), chunks });
+                out.push(ChunkSeries { labels: self.labels_of(s), chunks });
             }
         }
         // Refs come in ref order; label order takes a string sort (see
@@ -572,7 +593,7 @@ impl Head {
             let shard = self.series_shard(r).lock();
             if let Some(s) = shard.get(&r) {
                 if s.overlaps(mint, maxt) {
-                    out.push(s.labels.clone());
+                    out.push(self.labels_of(s));
                 }
             }
         }
@@ -657,7 +678,7 @@ impl Head {
             let shard = self.series_shard(r).lock();
             let Some(s) = shard.get(&r) else { continue };
             if mint < maxt && s.overlaps(mint, maxt - 1) {
-                list.push((s.labels.clone(), r));
+                list.push((self.labels_of(s), r));
             }
         }
         list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -691,7 +712,7 @@ impl Head {
                         lo = lo.min(a);
                         hi = hi.max(b);
                     }
-                    None if s.pending == 0 => candidates.push((r, s.labels.stable_hash())),
+                    None if s.pending == 0 => candidates.push((r, self.labels_of(s).stable_hash())),
                     None => {}
                 }
             }
@@ -720,7 +741,11 @@ impl Head {
             if shard.get(&r).is_some_and(|s| s.pending == 0 && s.is_empty()) {
                 if let Some(s) = shard.remove(&r) {
                     hs.remove(h, r);
-                    removed.push((r, s.labels));
+                    // The series is unreachable now: its symbols go (the
+                    // index still needs the strings, so they are copied).
+                    let mut syms = self.symbols.write();
+                    removed.push((r, s.labels.view(&syms).to_labels()));
+                    syms.release_labels(&s.labels);
                 }
             }
         }
@@ -788,6 +813,10 @@ impl Head {
             m.hash_maps += (shard.primary.capacity() * 17 + shard.collisions.len() * 64) as u64;
         }
         m.index = self.index.read().heap_bytes() as u64;
+        let syms = self.symbols.read();
+        m.symbol_table = syms.heap_bytes() as u64;
+        m.symbols = syms.len() as u64;
+        drop(syms);
         let (_, disk, ram) = self.chunks.sizes();
         m.closed_chunk_bytes_in_ram = ram;
         m.closed_chunk_bytes_on_disk = disk;
@@ -815,6 +844,7 @@ impl Head {
             mem += shard.primary.capacity() * 17 + shard.collisions.len() * 64;
         }
         mem += self.index.read().heap_bytes();
+        mem += self.symbols.read().heap_bytes();
         let (_, chunk_file_bytes, chunk_ram) = self.chunks.sizes();
         mem += chunk_ram as usize;
         let c = &self.counters;

@@ -745,3 +745,37 @@ fn truncation_concurrent_with_appends_keeps_everything_newer() {
         assert_eq!(ts, want);
     }
 }
+
+#[test]
+fn symbol_table_shrinks_when_truncation_drops_series() {
+    let h = head();
+    let mut app = h.appender();
+    for i in 0..200 {
+        let l = lbl(&[("__name__", "up"), ("job", "api"), ("pod", &format!("pod-{i}"))]);
+        // The first 50 series get a late sample, so they survive truncation.
+        app.append(&l, 1_000, 1.0).unwrap();
+        if i < 50 {
+            app.append(&l, 100_000, 2.0).unwrap();
+        }
+    }
+    app.commit().unwrap();
+    assert_eq!(h.memory_breakdown().symbols, 5 + 200);
+    let before = h.memory_breakdown().symbol_table;
+    assert_eq!(h.truncate(50_000).len(), 150);
+    let m = h.memory_breakdown();
+    assert_eq!(m.symbols, 5 + 50, "the dropped pods' values are freed");
+    assert!(m.symbol_table < before);
+    // The survivors read back exactly, and a dropped label set can come back.
+    for i in 0..50 {
+        let l = lbl(&[("__name__", "up"), ("job", "api"), ("pod", &format!("pod-{i}"))]);
+        assert_eq!(series_samples(&h, &l), vec![Sample::new(100_000, 2.0)]);
+    }
+    let back = lbl(&[("__name__", "up"), ("job", "api"), ("pod", "pod-199")]);
+    let mut app = h.appender();
+    app.append(&back, 200_000, 3.0).unwrap();
+    app.commit().unwrap();
+    assert_eq!(series_samples(&h, &back), vec![Sample::new(200_000, 3.0)]);
+    let sel = h.select(&[Matcher::equal("job", "api")], 0, i64::MAX);
+    assert_eq!(sel.len(), 51);
+    assert!(sel.windows(2).all(|w| w[0].labels < w[1].labels), "sorted by labels");
+}
