@@ -122,7 +122,11 @@ pub trait CommitLog: Send + Sync {
     /// with group commit (the WAL) returns at once, so concurrent commits
     /// share one write and fsync. Default: logs synchronously here and
     /// returns no ticket.
-    fn submit(&self, records: &[crate::wal::Record], durable: bool) -> Result<Option<crate::wal::WalTicket>, crate::Error> {
+    fn submit(
+        &self,
+        records: &[crate::wal::Record],
+        durable: bool,
+    ) -> Result<Option<crate::wal::WalTicket>, crate::Error> {
         if durable {
             self.log(records)?;
         } else {
