@@ -374,22 +374,6 @@ impl Encoded {
         Ok(())
     }
 
-    /// Prepends `other`'s records to these (a `Series` record encoded
-    /// later than the `Samples` record it must precede).
-    pub fn prepend(&mut self, other: Encoded) {
-        if other.ends.is_empty() {
-            return;
-        }
-        let n = other.frames.len();
-        let mut frames = other.frames;
-        frames.extend_from_slice(&self.frames);
-        self.frames = frames;
-        let mut ends = other.ends;
-        ends.extend(self.ends.iter().map(|e| e + n));
-        self.ends = ends;
-        self.uncompressed += other.uncompressed;
-    }
-
     /// Whether no record is encoded.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()

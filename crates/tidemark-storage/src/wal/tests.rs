@@ -618,16 +618,6 @@ fn enqueued_records_keep_their_order_in_one_batch_and_close_writes_unwaited_ones
     assert_eq!(ts, [-1, 10, 20, 30]);
 }
 
-#[test]
-fn encoded_prepend_puts_the_other_records_first() {
-    let mut e = Encoded::new(&[samples([(1, 10, 1.0)])]).unwrap();
-    e.prepend(Encoded::new(&[series([1])]).unwrap());
-    let mut want = Encoded::new(&[series([1]), samples([(1, 10, 1.0)])]).unwrap();
-    assert_eq!((&e.frames, &e.ends, e.uncompressed), (&want.frames, &want.ends, want.uncompressed));
-    want.prepend(Encoded::default());
-    assert_eq!(want.ends.len(), 2);
-}
-
 fn open_faulty(dir: &Path, o: WalOptions) -> (Wal, crate::vfs::FaultFs) {
     let faults = crate::vfs::FaultFs::new();
     let (wal, _) = Wal::open_and_replay_on(Arc::new(faults.clone()), dir, o, &dir.join("damaged"), |_| {}).unwrap();
