@@ -3,7 +3,9 @@
 //! out of order within the out-of-order window; the same hot path with
 //! closed chunks going to a head chunk file; and reading 10k series' closed
 //! chunks back (`head_read`: from the file's map versus RAM); creating
-//! series (`head_create`: maps and inverted index).
+//! series (`head_create`: maps and inverted index); durable commits of
+//! four threads at once through a database's WAL (`head_commit_wal`: the
+//! fsync each commit waits for is shared by the commits queued with it).
 //!
 //! ```text
 //! cargo bench -p tidemark-bench --bench head -- --warm-up-time 1 --measurement-time 3
@@ -260,5 +262,47 @@ fn create(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append, append_chunk_file, read, create);
+/// Four threads commit at once, each 500 samples of its own series, to a
+/// database with a WAL fsynced before every commit returns: the time of one
+/// round (four durable commits). Commits that wait for the fsync together
+/// share it.
+fn commit_wal(c: &mut Criterion) {
+    const THREADS: usize = 4;
+    const PER_COMMIT: usize = 500;
+    let mut g = c.benchmark_group("head_commit_wal");
+    g.throughput(Throughput::Elements((THREADS * PER_COMMIT) as u64));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = tidemark_storage::Db::builder(dir.path()).maintenance_interval(None).open().expect("open db");
+    let refs: Vec<Vec<u64>> = (0..THREADS)
+        .map(|th| {
+            let mut app = db.appender();
+            let refs =
+                (0..PER_COMMIT).map(|i| app.append(&labels(th * PER_COMMIT + i), 0, 0.0).expect("append")).collect();
+            app.commit().expect("commit");
+            refs
+        })
+        .collect();
+    let t = std::sync::atomic::AtomicI64::new(0);
+    g.bench_function("4_threads_x_500_samples_every_commit", |b| {
+        b.iter(|| {
+            let t = t.fetch_add(15_000, std::sync::atomic::Ordering::Relaxed) + 15_000;
+            std::thread::scope(|sc| {
+                for refs in &refs {
+                    let db = &db;
+                    sc.spawn(move || {
+                        let mut app = db.appender();
+                        for &r in refs {
+                            app.append_ref(r, t, 1.0).expect("append_ref");
+                        }
+                        app.commit().expect("commit");
+                    });
+                }
+            });
+        });
+    });
+    g.finish();
+    db.close().expect("close");
+}
+
+criterion_group!(benches, append, append_chunk_file, read, create, commit_wal);
 criterion_main!(benches);

@@ -120,10 +120,13 @@ fn main() {
         let after = running.process().stats().expect("stats");
         let m = load.samples as f64 / 1e6;
         println!(
-            "run {run}: {:.0} samples/s, {:.3} CPU-s/M samples ({:.3} during the sends), peak RSS {:.0} MiB, {} failed",
+            "run {run}: {:.0} samples/s, {:.3} CPU-s/M samples ({:.3} during the sends, {:.2} cores busy), peak RSS {:.0} MiB, {} failed",
             load.samples as f64 / wall,
             (after.cpu_seconds - before.cpu_seconds) / m,
             (during.cpu_seconds - before.cpu_seconds) / m,
+            // The server's CPU utilisation while the senders ran: what it
+            // leaves idle shows what serialises it.
+            (during.cpu_seconds - before.cpu_seconds) / wall,
             after.peak_rss_bytes as f64 / (1 << 20) as f64,
             failed.load(Ordering::Relaxed)
         );

@@ -36,7 +36,7 @@ use crate::head::{CommitLog, Head, HeadAppender, HeadChunks, HeadOptions};
 use crate::querier::{Querier, SeriesSource};
 use crate::retention::{self, BlockInfo};
 use crate::vfs::{self, FileSystem, SharedFs};
-use crate::wal::{checkpoint_bound, Record, SyncPolicy, Wal, WalHold, WalHolds, WalOptions};
+use crate::wal::{checkpoint_bound, Encoded, Record, SyncPolicy, Wal, WalHold, WalHolds, WalOptions, WalTicket};
 use crate::{compact, floor, AppendError, Error, Labels, Matcher, NameValidation};
 
 mod scrub;
@@ -501,6 +501,21 @@ impl CommitLog for LateWal {
     fn log_relaxed(&self, records: &[Record]) -> Result<(), Error> {
         match self.0.get() {
             Some(wal) => wal.log_relaxed(records),
+            None => Err(Error::InvalidArgument("commit before the WAL was opened".into())),
+        }
+    }
+
+    fn submit(&self, records: &[Record], durable: bool) -> Result<Option<WalTicket>, Error> {
+        match self.0.get() {
+            Some(wal) => wal.enqueue(Encoded::new(records)?, durable),
+            None => Err(Error::InvalidArgument("commit before the WAL was opened".into())),
+        }
+    }
+
+    fn wait(&self, ticket: WalTicket) -> Result<(), Error> {
+        match self.0.get() {
+            Some(wal) => wal.wait(ticket),
+            // Unreachable: tickets come from the bound WAL.
             None => Err(Error::InvalidArgument("commit before the WAL was opened".into())),
         }
     }

@@ -16,15 +16,36 @@ use crate::MetricKind;
 /// Decompresses a snappy block-format `body`, refusing (before any
 /// allocation) a declared decompressed size over `limit`.
 pub fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, ReceiveError> {
+    let mut out = Vec::new();
+    decompress_into(body, limit, &mut out)?;
+    Ok(out)
+}
+
+/// [`decompress`] into `out`, replacing its contents and reusing its
+/// capacity: a receiver thread that keeps one buffer across requests
+/// neither allocates nor zeroes (and page-faults in) a fresh body-sized
+/// buffer per request. On error `out` holds nothing meaningful.
+///
+/// ```
+/// use tidemark_remote::receive::decompress_into;
+/// let body = snap::raw::Encoder::new().compress_vec(b"hello").unwrap();
+/// let mut buf = b"previous request".to_vec();
+/// decompress_into(&body, 1 << 20, &mut buf).unwrap();
+/// assert_eq!(buf, b"hello");
+/// ```
+pub fn decompress_into(body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), ReceiveError> {
     let declared = snap::raw::decompress_len(body).map_err(|e| ReceiveError::CorruptSnappy(e.to_string()))?;
     if declared > limit {
         return Err(ReceiveError::DecompressedTooLarge { declared, limit });
     }
-    let mut out = vec![0; declared];
-    let n =
-        snap::raw::Decoder::new().decompress(body, &mut out).map_err(|e| ReceiveError::CorruptSnappy(e.to_string()))?;
+    // Only bytes past the old length are zeroed: the decoder overwrites
+    // the first `declared` bytes before anything reads them.
+    out.resize(declared.max(out.len()), 0);
+    let n = snap::raw::Decoder::new()
+        .decompress(body, &mut out[..declared])
+        .map_err(|e| ReceiveError::CorruptSnappy(e.to_string()))?;
     out.truncate(n);
-    Ok(out)
+    Ok(())
 }
 
 /// A decoded request of either version, borrowing from the decompressed
@@ -210,5 +231,21 @@ mod tests {
         assert_eq!(decompress(&ok, 5).unwrap(), b"hello");
         assert!(matches!(decompress(&ok, 4), Err(ReceiveError::DecompressedTooLarge { .. })));
         assert!(matches!(decompress(&[], 10), Err(ReceiveError::CorruptSnappy(_))));
+    }
+
+    #[test]
+    fn a_reused_buffer_holds_exactly_each_body_whatever_came_before() {
+        let mut buf = Vec::new();
+        for body in [&b"a much longer first body"[..], b"short", b"", b"a much longer body, longer than the first"] {
+            decompress_into(&crate::codec::compress(body), 1 << 20, &mut buf).unwrap();
+            assert_eq!(buf, body);
+        }
+        // Errors in between leave the next request's body intact.
+        assert!(decompress_into(&[0x80, 0x80, 0x80, 0x80, 0x04], 1 << 20, &mut buf).is_err());
+        let mut corrupt = crate::codec::compress(b"0123456789");
+        corrupt.truncate(corrupt.len() - 3);
+        assert!(matches!(decompress_into(&corrupt, 1 << 20, &mut buf), Err(ReceiveError::CorruptSnappy(_))));
+        decompress_into(&crate::codec::compress(b"next"), 1 << 20, &mut buf).unwrap();
+        assert_eq!(buf, b"next");
     }
 }

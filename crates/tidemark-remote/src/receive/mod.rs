@@ -70,7 +70,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tidemark_storage::{Db, NameValidation};
 
-pub use self::decode::{decompress, BadRefs, Batch, MetadataView, SeriesView};
+pub use self::decode::{decompress, decompress_into, BadRefs, Batch, MetadataView, SeriesView};
 pub use self::error::ReceiveError;
 pub use self::ingest::Outcome;
 pub use self::negotiate::{negotiate, Protocol};
@@ -147,6 +147,16 @@ impl WriteResponse {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
+
+thread_local! {
+    /// The decompressed body of this thread's previous request, kept for
+    /// the next one (the server handles requests on a pool of threads).
+    static BODY_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A thread keeps its body buffer only up to this capacity: a rare huge
+/// request does not pin its memory on every pool thread.
+const MAX_KEPT_BODY_BUFFER: usize = 4 << 20;
 
 /// Receives remote write requests into a database.
 ///
@@ -264,8 +274,25 @@ impl Receiver {
         if body.len() > self.opts.max_body_bytes {
             return Err(ReceiveError::BodyTooLarge { size: body.len(), limit: self.opts.max_body_bytes });
         }
-        let raw = decompress(body, self.opts.max_decompressed_bytes)?;
-        let batch = Batch::decode(protocol, &raw)?;
+        let mut raw = BODY_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        let res = self.process_raw(protocol, body, now_ms, &mut raw);
+        if raw.capacity() <= MAX_KEPT_BODY_BUFFER {
+            BODY_BUFFER.with(|b| *b.borrow_mut() = raw);
+        }
+        res
+    }
+
+    /// [`Receiver::process`] with the thread's reusable buffer for the
+    /// decompressed body.
+    fn process_raw(
+        &self,
+        protocol: Protocol,
+        body: &[u8],
+        now_ms: i64,
+        raw: &mut Vec<u8>,
+    ) -> Result<(Outcome, Option<ReceiveError>), ReceiveError> {
+        decompress_into(body, self.opts.max_decompressed_bytes, raw)?;
+        let batch = Batch::decode(protocol, raw)?;
         let max_t = match self.opts.max_future {
             Some(d) => now_ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
             None => i64::MAX,

@@ -294,31 +294,55 @@ impl<'a> HeadAppender<'a> {
             self.recycle(samples);
             return Ok(stats);
         };
-        let _order = head.commit_lock.lock();
-        // Series logged since their first sample was buffered (by another
-        // commit) are skipped by the check below; series logged before it
-        // were never listed.
-        let mut refs = std::mem::take(&mut self.unlogged);
-        refs.sort_unstable();
-        let mut new_series = Vec::new();
-        for r in refs {
-            let shard = head.series_shard(r).lock();
-            if let Some(s) = shard.get(&r).filter(|s| !s.logged) {
-                new_series.push(RefSeries { series_ref: r, labels: head.labels_of(s) });
-            }
-        }
-        let logged: Vec<u64> = new_series.iter().map(|s| s.series_ref).collect();
+        // Under the commit lock: pick the series records to log, queue the
+        // records and take the apply ticket, so log order = ticket order.
         let mut records = Vec::with_capacity(2);
-        if !new_series.is_empty() {
-            records.push(Record::Series(new_series));
-        }
-        if !samples.is_empty() {
-            records.push(Record::Samples(samples));
-        }
-        if records.is_empty() {
-            return Ok(self.apply(&[]));
-        }
-        let logged_ok = if durable { log.log(&records) } else { log.log_relaxed(&records) };
+        let mut logged = Vec::new();
+        let (ticket, queued) = {
+            let mut next_ticket = head.commit_lock.lock();
+            // Series logged since their first sample was buffered (by
+            // another commit) are skipped by the check below; series logged
+            // before it were never listed. A series whose record another
+            // commit has queued but not yet written is logged again (a
+            // duplicate record replay skips): that commit's batch may fail
+            // and be rolled out of the log while ours succeeds.
+            let mut refs = std::mem::take(&mut self.unlogged);
+            refs.sort_unstable();
+            let mut new_series = Vec::new();
+            for r in refs {
+                let shard = head.series_shard(r).lock();
+                if let Some(s) = shard.get(&r).filter(|s| !s.logged) {
+                    new_series.push(RefSeries { series_ref: r, labels: head.labels_of(s) });
+                }
+            }
+            logged.extend(new_series.iter().map(|s| s.series_ref));
+            if !new_series.is_empty() {
+                records.push(Record::Series(new_series));
+            }
+            if !samples.is_empty() {
+                records.push(Record::Samples(samples));
+            }
+            if records.is_empty() {
+                drop(next_ticket);
+                return Ok(self.apply(&[]));
+            }
+            match log.submit(&records, durable) {
+                Ok(queued) => {
+                    let ticket = *next_ticket;
+                    *next_ticket += 1;
+                    (ticket, queued)
+                }
+                Err(e) => {
+                    drop(next_ticket);
+                    self.release();
+                    return Err(e);
+                }
+            }
+        };
+        // The write and fsync, shared with concurrent commits; no head lock
+        // is held.
+        let logged_ok = queued.map_or(Ok(()), |t| log.wait(t));
+        let _turn = head.apply_turns.wait(ticket);
         if let Err(e) = logged_ok {
             self.release();
             return Err(e);

@@ -14,7 +14,9 @@
 //!   while taking a shard lock. `truncate_lock` (read by commits and
 //!   replay, written by [`Head::truncate`]) makes truncation atomic with
 //!   respect to applying samples. With a commit log, `commit_lock`
-//!   serialises log+apply so the log order is the apply order.
+//!   orders commits into the log and `apply_turns` applies them in that
+//!   order; the wait for the log's write and fsync holds neither, so
+//!   concurrent commits share one (group commit).
 //!
 //! # Appending
 //! [`HeadAppender`] buffers samples, checking each one against the series'
@@ -59,7 +61,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::chunkenc::ChunkSeries;
 use crate::matcher::Matcher;
@@ -113,6 +115,36 @@ pub trait CommitLog: Send + Sync {
     /// returns. Default: [`CommitLog::log`].
     fn log_relaxed(&self, records: &[crate::wal::Record]) -> Result<(), crate::Error> {
         self.log(records)
+    }
+
+    /// The first half of a commit's logging, called under the head's
+    /// commit lock (so log order is the order commits are applied in):
+    /// queues `records` ([`CommitLog::log`] when `durable`, else
+    /// [`CommitLog::log_relaxed`]) and returns a ticket that
+    /// [`CommitLog::wait`] turns into the outcome, outside that lock. A log
+    /// with group commit (the WAL) returns at once, so concurrent commits
+    /// share one write and fsync. Default: logs synchronously here and
+    /// returns no ticket.
+    fn submit(
+        &self,
+        records: &[crate::wal::Record],
+        durable: bool,
+    ) -> Result<Option<crate::wal::WalTicket>, crate::Error> {
+        if durable {
+            self.log(records)?;
+        } else {
+            self.log_relaxed(records)?;
+        }
+        Ok(None)
+    }
+
+    /// The second half: returns once the records of `ticket` are logged as
+    /// their [`CommitLog::submit`] asked, or with the error that lost them
+    /// (then nothing of them counts as logged). Default: `Ok` (a log
+    /// without [`CommitLog::submit`] of its own never hands out tickets).
+    fn wait(&self, ticket: crate::wal::WalTicket) -> Result<(), crate::Error> {
+        let _ = ticket;
+        Ok(())
     }
 }
 
@@ -310,7 +342,11 @@ pub struct Head {
     /// No sample older than this is accepted (raised by truncation).
     min_valid_time: AtomicI64,
     truncate_lock: RwLock<()>,
-    commit_lock: Mutex<()>,
+    /// Held while a commit picks the series records it logs and queues its
+    /// records; holds the next apply ticket (see [`ApplyTurns`]).
+    commit_lock: Mutex<u64>,
+    /// Commits apply in the order they were queued in the log.
+    apply_turns: ApplyTurns,
     /// Replayed series refs that duplicate another ref's labels → that ref.
     replay_aliases: Mutex<HashMap<u64, u64>>,
     counters: Counters,
@@ -318,6 +354,44 @@ pub struct Head {
     buffer_pool: Mutex<Vec<appender::Buffers>>,
     /// Where closed in-order chunks go (files, or RAM without a directory).
     chunks: HeadChunks,
+}
+
+/// Orders the apply step of logged commits: a commit takes a ticket (in
+/// log order, under the commit lock), waits for its records to be logged
+/// without any head lock, then waits for its turn to apply. Invariant:
+/// commits apply in exactly the order their records sit in the log, which
+/// replay depends on (apply re-checks each sample against what its series
+/// holds, so two commits to one series applied in the other order could
+/// keep different samples than replay would).
+#[derive(Default)]
+struct ApplyTurns {
+    /// The ticket whose turn it is.
+    next: Mutex<u64>,
+    turned: Condvar,
+}
+
+impl ApplyTurns {
+    /// Waits until it is `ticket`'s turn; the turn passes on when the
+    /// returned guard drops (also on a failed commit, or a panic).
+    fn wait(&self, ticket: u64) -> Turn<'_> {
+        let mut next = self.next.lock();
+        while *next != ticket {
+            self.turned.wait(&mut next);
+        }
+        Turn { turns: self }
+    }
+}
+
+/// The apply turn of one commit, passed on when dropped.
+struct Turn<'a> {
+    turns: &'a ApplyTurns,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        *self.turns.next.lock() += 1;
+        self.turns.turned.notify_all();
+    }
 }
 
 impl std::fmt::Debug for Head {
@@ -363,7 +437,8 @@ impl Head {
             max_time: AtomicI64::new(i64::MIN),
             min_valid_time: AtomicI64::new(i64::MIN),
             truncate_lock: RwLock::new(()),
-            commit_lock: Mutex::new(()),
+            commit_lock: Mutex::new(0),
+            apply_turns: ApplyTurns::default(),
             replay_aliases: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             buffer_pool: Mutex::new(Vec::new()),

@@ -345,6 +345,46 @@ struct FailedBatch {
     err: Error,
 }
 
+/// Records encoded as log frames, ready for [`Wal::enqueue`]. Encoding
+/// (and compressing) needs no lock: do it before taking any.
+#[derive(Debug, Default)]
+pub struct Encoded {
+    frames: Vec<u8>,
+    /// Where each record's frame ends in `frames`.
+    ends: Vec<usize>,
+    /// Format-1 bytes of the records ([`Uncompressed`]).
+    uncompressed: u64,
+}
+
+impl Encoded {
+    /// Encodes `records` in order. Errors: a record too large for one frame.
+    pub fn new(records: &[Record]) -> Result<Encoded, Error> {
+        let mut e = Encoded { frames: Vec::new(), ends: Vec::with_capacity(records.len()), uncompressed: 0 };
+        for r in records {
+            e.push(r)?;
+        }
+        Ok(e)
+    }
+
+    /// Appends one more record's frame.
+    pub fn push(&mut self, record: &Record) -> Result<(), Error> {
+        encode_frame(record, &mut self.frames).map_err(|n| WalError::RecordTooLarge { bytes: n as u64 })?;
+        self.ends.push(self.frames.len());
+        self.uncompressed += record::v1_frame_len(record);
+        Ok(())
+    }
+
+    /// Whether no record is encoded.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
+/// A queued [`Wal::enqueue`] call, to [`Wal::wait`] on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "queued records are written only when some caller waits"]
+pub struct WalTicket(u64);
+
 impl CommitState {
     fn check_writable(&self) -> Result<(), Error> {
         if self.closed {
@@ -629,62 +669,58 @@ impl Wal {
     }
 
     fn log_with(&self, records: &[Record], durable: bool) -> Result<(), Error> {
-        let mut frames = Vec::new();
-        let mut ends = Vec::with_capacity(records.len());
-        let mut uncompressed = 0u64;
-        for r in records {
-            encode_frame(r, &mut frames).map_err(|n| WalError::RecordTooLarge { bytes: n as u64 })?;
-            ends.push(frames.len());
-            uncompressed += record::v1_frame_len(r);
+        let encoded = Encoded::new(records)?;
+        match self.enqueue(encoded, durable)? {
+            Some(ticket) => self.wait(ticket),
+            None => Ok(()),
         }
+    }
+
+    /// The first half of [`Wal::log`]: queues already encoded records for
+    /// the next group-commit batch and returns at once, with the ticket to
+    /// [`Wal::wait`] on (`None` when there was nothing to queue). Records
+    /// reach the log in the order of `enqueue` calls, so a caller that
+    /// needs its log order to match some other order (the head applies
+    /// commits in log order) enqueues under its own lock and waits outside
+    /// it: concurrent commits then share one write and one fsync instead
+    /// of queueing behind each other's. The records are not written until
+    /// some caller waits: every ticket must be waited on (or the log
+    /// closed, which writes what is queued).
+    ///
+    /// ```
+    /// use tidemark_storage::wal::{Encoded, Record, RefSample, Wal, WalOptions};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    /// let rec = [Record::Samples(vec![RefSample { series_ref: 1, t: 1000, v: 1.0 }])];
+    /// let ticket = wal.enqueue(Encoded::new(&rec).unwrap(), true).unwrap().unwrap();
+    /// wal.wait(ticket).unwrap(); // written and fsynced
+    /// ```
+    pub fn enqueue(&self, encoded: Encoded, durable: bool) -> Result<Option<WalTicket>, Error> {
         let inner = &*self.inner;
         let mut st = inner.commit.lock();
         st.check_writable()?;
-        if records.is_empty() {
-            return Ok(());
+        if encoded.ends.is_empty() {
+            return Ok(None);
         }
         let base = st.buf.len();
         st.want_sync |= durable;
-        st.uncompressed += uncompressed;
-        st.buf.extend_from_slice(&frames);
-        st.frame_ends.extend(ends.iter().map(|e| base + e));
+        st.uncompressed += encoded.uncompressed;
+        st.buf.extend_from_slice(&encoded.frames);
+        st.frame_ends.extend(encoded.ends.iter().map(|e| base + e));
         st.next_seq += 1;
-        let my_seq = st.next_seq;
-        loop {
-            if st.done_seq >= my_seq {
-                return st.outcome(my_seq);
-            }
-            if st.leader {
-                inner.committed.wait(&mut st);
-                continue;
-            }
-            // Become the leader: write everything queued so far, ours included.
-            st.leader = true;
-            let first_seq = st.done_seq + 1;
-            let batch_seq = st.next_seq;
-            let buf = mem::take(&mut st.buf);
-            let ends = mem::take(&mut st.frame_ends);
-            let sync = mem::take(&mut st.want_sync);
-            let uncompressed = mem::take(&mut st.uncompressed);
-            let res = parking_lot::MutexGuard::unlocked(&mut st, || inner.write_batch(&buf, &ends, sync, uncompressed));
-            st.leader = false;
-            st.done_seq = batch_seq;
-            match res {
-                Ok(()) => st.batches += 1,
-                Err(err) => {
-                    tracing::error!(error = %err, "WAL write failed; the commits of this batch are not acknowledged");
-                    let left = batch_seq - first_seq + 1;
-                    st.failures.push(FailedBatch { from: first_seq, to: batch_seq, left, err });
-                }
-            }
-            if st.buf.is_empty() && st.buf.capacity() < buf.capacity() {
-                // Keep the larger buffer for the next batch.
-                let mut buf = buf;
-                buf.clear();
-                st.buf = buf;
-            }
-            inner.committed.notify_all();
-        }
+        Ok(Some(WalTicket(st.next_seq)))
+    }
+
+    /// The second half of [`Wal::log`]: returns once the records of
+    /// `ticket` are written (and fsynced as the policy and the `durable`
+    /// flag of their [`Wal::enqueue`] say), or with the error of the batch
+    /// that carried them (then none of them is acknowledged, see
+    /// [`Wal::log`]). The first waiter whose records are not yet written
+    /// writes every queued record in one batch (group commit).
+    pub fn wait(&self, ticket: WalTicket) -> Result<(), Error> {
+        let mut st = self.inner.commit.lock();
+        self.inner.drive(&mut st, ticket.0);
+        st.outcome(ticket.0)
     }
 
     /// Closes the current segment (fsynced unless the policy is
@@ -839,9 +875,9 @@ impl Wal {
         {
             let mut st = inner.commit.lock();
             st.closed = true;
-            while st.leader || st.done_seq < st.next_seq {
-                inner.committed.wait(&mut st);
-            }
+            // Writes what is queued even if no caller waits for it.
+            let upto = st.next_seq;
+            inner.drive(&mut st, upto);
         }
         if let Err(e) = self.try_repair() {
             tracing::warn!(error = %e, "closing the WAL with an unrepaired failed write; the next open cuts its tail");
@@ -880,6 +916,44 @@ fn needs_fresh_segment(e: &io::Error, during_sync: bool) -> bool {
 }
 
 impl Inner {
+    /// Returns once every `enqueue` call up to sequence number `upto` is
+    /// written (successfully or not): waits while another caller leads a
+    /// batch, else leads one itself, writing everything queued so far.
+    fn drive(&self, st: &mut parking_lot::MutexGuard<'_, CommitState>, upto: u64) {
+        while st.done_seq < upto {
+            if st.leader {
+                self.committed.wait(st);
+                continue;
+            }
+            // Become the leader: write everything queued so far, ours included.
+            st.leader = true;
+            let first_seq = st.done_seq + 1;
+            let batch_seq = st.next_seq;
+            let buf = mem::take(&mut st.buf);
+            let ends = mem::take(&mut st.frame_ends);
+            let sync = mem::take(&mut st.want_sync);
+            let uncompressed = mem::take(&mut st.uncompressed);
+            let res = parking_lot::MutexGuard::unlocked(st, || self.write_batch(&buf, &ends, sync, uncompressed));
+            st.leader = false;
+            st.done_seq = batch_seq;
+            match res {
+                Ok(()) => st.batches += 1,
+                Err(err) => {
+                    tracing::error!(error = %err, "WAL write failed; the commits of this batch are not acknowledged");
+                    let left = batch_seq - first_seq + 1;
+                    st.failures.push(FailedBatch { from: first_seq, to: batch_seq, left, err });
+                }
+            }
+            if st.buf.is_empty() && st.buf.capacity() < buf.capacity() {
+                // Keep the larger buffer for the next batch.
+                let mut buf = buf;
+                buf.clear();
+                st.buf = buf;
+            }
+            self.committed.notify_all();
+        }
+    }
+
     /// Writes a batch of frames (cutting segments as they fill) and fsyncs
     /// per policy. Called by the group-commit leader only. On failure the
     /// batch is rolled out of the log (see [`Wal::log`]).

@@ -592,6 +592,32 @@ fn callers_queued_behind_a_slow_write_share_one_batch() {
     assert_eq!(replay_all(dir.path()).0.len(), 8);
 }
 
+#[test]
+fn enqueued_records_keep_their_order_in_one_batch_and_close_writes_unwaited_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let a = wal.enqueue(Encoded::new(&[series([1]), samples([(1, 10, 1.0)])]).unwrap(), true).unwrap().unwrap();
+    let b = wal.enqueue(Encoded::new(&[samples([(1, 20, 2.0)])]).unwrap(), true).unwrap().unwrap();
+    assert!(wal.enqueue(Encoded::new(&[]).unwrap(), true).unwrap().is_none());
+    // Waiting on the later ticket writes both, in queue order, in one batch.
+    wal.wait(b).unwrap();
+    wal.wait(a).unwrap();
+    assert_eq!(wal.inner.commit.lock().batches, 1);
+    // Queued, never waited on: close writes it.
+    let _unwaited = wal.enqueue(Encoded::new(&[samples([(1, 30, 3.0)])]).unwrap(), true).unwrap();
+    wal.close().unwrap();
+    assert!(matches!(wal.enqueue(Encoded::new(&[samples([(1, 40, 4.0)])]).unwrap(), true), Err(Error::Closed)));
+    let (records, _) = replay_all(dir.path());
+    let ts: Vec<i64> = records
+        .iter()
+        .flat_map(|r| match r {
+            Record::Samples(s) => s.iter().map(|s| s.t).collect(),
+            Record::Series(_) => vec![-1],
+        })
+        .collect();
+    assert_eq!(ts, [-1, 10, 20, 30]);
+}
+
 fn open_faulty(dir: &Path, o: WalOptions) -> (Wal, crate::vfs::FaultFs) {
     let faults = crate::vfs::FaultFs::new();
     let (wal, _) = Wal::open_and_replay_on(Arc::new(faults.clone()), dir, o, &dir.join("damaged"), |_| {}).unwrap();
