@@ -25,6 +25,7 @@
 #[cfg(test)]
 use std::cmp::Ordering;
 
+use crate::labels::raw_str;
 use crate::Labels;
 
 /// Symbols packed into one key: 7 × 9 bits (258 symbol values) fit a `u64`.
@@ -153,15 +154,15 @@ fn key_at(enc: &[u8], depth: usize) -> u64 {
 }
 
 /// The symbol stream of an encoded label set (see the module comment).
-/// Reads the canonical encoding (`uvarint(len) bytes`, repeated); a
-/// malformed buffer (which [`Labels`] never holds) ends the stream early
-/// instead of panicking.
+/// Reads the strings with [`crate::labels::raw_str`]; a malformed buffer
+/// (which [`Labels`] never holds) ends the stream early instead of
+/// panicking.
 struct Symbols<'a> {
     buf: &'a [u8],
     pos: usize,
     /// Bytes of the current string not yet returned; `None` at a boundary
     /// between strings.
-    left: Option<usize>,
+    left: Option<&'a [u8]>,
 }
 
 impl<'a> Symbols<'a> {
@@ -169,15 +170,14 @@ impl<'a> Symbols<'a> {
     fn at(buf: &'a [u8], mut skip: usize) -> Symbols<'a> {
         let mut pos = 0;
         loop {
-            let Some(len) = read_len(buf, &mut pos) else {
+            let Some(s) = raw_str(buf, &mut pos) else {
                 return Symbols { buf, pos: buf.len(), left: None };
             };
-            if skip > len {
+            if skip > s.len() {
                 // The whole string and its terminator are skipped.
-                skip -= len + 1;
-                pos += len;
+                skip -= s.len() + 1;
             } else {
-                return Symbols { buf, pos: pos + skip, left: Some(len - skip) };
+                return Symbols { buf, pos, left: Some(&s[skip..]) };
             }
         }
     }
@@ -186,22 +186,16 @@ impl<'a> Symbols<'a> {
     fn next_symbol(&mut self) -> u16 {
         loop {
             match self.left {
-                Some(0) => {
+                Some([]) => {
                     self.left = None;
                     return TERM;
                 }
-                Some(n) => {
-                    let Some(&b) = self.buf.get(self.pos) else {
-                        self.pos = self.buf.len();
-                        self.left = None;
-                        return END;
-                    };
-                    self.pos += 1;
-                    self.left = Some(n - 1);
-                    return u16::from(b) + 2;
+                Some([b, rest @ ..]) => {
+                    self.left = Some(rest);
+                    return u16::from(*b) + 2;
                 }
-                None => match read_len(self.buf, &mut self.pos) {
-                    Some(len) => self.left = Some(len),
+                None => match raw_str(self.buf, &mut self.pos) {
+                    Some(s) => self.left = Some(s),
                     None => {
                         self.pos = self.buf.len();
                         return END;
@@ -210,32 +204,6 @@ impl<'a> Symbols<'a> {
             }
         }
     }
-}
-
-/// Reads a string's `uvarint` length at `pos`, checking that the string
-/// fits in `buf`; `None` at the end (or on a malformed length).
-#[inline]
-fn read_len(buf: &[u8], pos: &mut usize) -> Option<usize> {
-    let mut len = 0usize;
-    let mut shift = 0u32;
-    let mut p = *pos;
-    loop {
-        let b = *buf.get(p)?;
-        p += 1;
-        if shift >= usize::BITS {
-            return None;
-        }
-        len |= usize::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            break;
-        }
-        shift += 7;
-    }
-    if len > buf.len() - p {
-        return None;
-    }
-    *pos = p;
-    Some(len)
 }
 
 /// Reorders `items` so that position `k` holds what was at `perm[k]`

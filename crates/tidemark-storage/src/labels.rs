@@ -388,7 +388,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 /// was built; on bytes that are not a valid encoding this returns `None`
 /// instead of panicking.
 #[inline]
-fn raw_str<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+pub(crate) fn raw_str<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
     let first = *buf.get(*pos)?;
     let (len, skip) = if first < 0x80 {
         (usize::from(first), 1)
