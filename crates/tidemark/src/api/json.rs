@@ -85,29 +85,14 @@ pub(crate) fn timestamp(out: &mut String, t: i64) {
         out.push('-');
     }
     let a = t.unsigned_abs();
-    push_u64(out, a / 1000);
+    // Without `fmt`: a large answer writes one timestamp per point.
+    out.push_str(itoa::Buffer::new().format(a / 1000));
     let frac = a % 1000;
     if frac != 0 {
         // Three digits, zero-padded: `.005`, `.120`.
         let digits = [b'.', b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8];
         out.push_str(std::str::from_utf8(&digits).unwrap_or_default());
     }
-}
-
-/// Appends `n` in decimal, without going through `fmt` (a large answer
-/// writes one timestamp per point).
-fn push_u64(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// Appends a millisecond timestamp as Go's encoding/json writes the float
