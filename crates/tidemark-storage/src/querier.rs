@@ -272,6 +272,26 @@ impl SampleIterator for SeriesIterator {
     fn drain_into(&mut self, out: &mut Vec<Sample>) {
         self.cursor().drain_into(out)
     }
+
+    /// Before the first read, over chunks that do not overlap, decodes only
+    /// the last chunk that starts at or before the range's end: chunks after
+    /// it hold nothing in range, and every sample of the chunks before it is
+    /// older than its first, so its samples in range are a suffix of the
+    /// series' (empty only if the series has none in range). An instant
+    /// selector at the end of a chunk would otherwise decode the previous
+    /// chunk from its start for the minutes of lookback it reaches into.
+    /// Damage in a skipped chunk is not seen, as it would not be by a
+    /// reader that stopped before it.
+    fn drain_last_into(&mut self, out: &mut Vec<Sample>) {
+        if self.cursor.is_none() && !self.pending.windows(2).any(|w| w[1].mint <= w[0].maxt) {
+            let last = self.pending.partition_point(|c| c.mint <= self.maxt);
+            if last > 1 {
+                self.pending.truncate(last);
+                self.pending.drain(..last - 1);
+            }
+        }
+        self.cursor().drain_into(out)
+    }
 }
 
 /// The decoding state of a [`SeriesIterator`] being read.
@@ -638,6 +658,64 @@ mod tests {
             proptest::prop_assert_eq!(a.err().map(|e| e.to_string()), b.err().map(|e| e.to_string()));
             proptest::prop_assert!(!b.next() && !b.started());
         }
+    }
+
+    proptest::proptest! {
+        /// `drain_last_into` gives a suffix of what `drain_into` gives that
+        /// holds its last sample, over chunks that do or do not overlap;
+        /// on undamaged chunks it never fails where `drain_into` does not.
+        #[test]
+        fn drain_last_is_a_suffix_with_the_newest_sample(
+            chunks in proptest::collection::vec(
+                (proptest::prop_oneof![4 => proptest::strategy::Just(0u8), 1 => proptest::strategy::Just(1u8)],
+                 -50i64..400,
+                 proptest::collection::vec(0i64..25, 1..40)),
+                0..6),
+            disjoint in proptest::bool::ANY,
+            mint in -100i64..500,
+            len in 0i64..600,
+        ) {
+            let mut cs: Vec<Chunk> = chunks.iter().map(|(k, s, d)| random_chunk(*k, *s, d)).collect();
+            if disjoint {
+                // Shift each chunk past the previous one's end.
+                let mut end = i64::MIN;
+                for (c, (k, s, d)) in cs.iter_mut().zip(&chunks) {
+                    let shift = if c.mint <= end { end - c.mint + 1 + s.rem_euclid(7) } else { 0 };
+                    *c = random_chunk(*k, s + shift, d);
+                    end = c.maxt;
+                }
+            }
+            cs.sort_by_key(|c| (c.mint, c.maxt));
+            let maxt = mint + len;
+            let mut all = Vec::new();
+            let mut a = SeriesIterator::new(cs.clone(), mint, maxt);
+            a.drain_into(&mut all);
+            let mut last = Vec::new();
+            let mut b = SeriesIterator::new(cs, mint, maxt);
+            b.drain_last_into(&mut last);
+            proptest::prop_assert!(a.err().is_none() && b.err().is_none());
+            proptest::prop_assert!(last.len() <= all.len());
+            proptest::prop_assert_eq!(&all[all.len() - last.len()..], &last[..]);
+            proptest::prop_assert_eq!(all.last(), last.last());
+            proptest::prop_assert!(!b.next() && !b.started());
+        }
+    }
+
+    #[test]
+    fn drain_last_decodes_only_the_last_chunk_in_range() {
+        // The first chunk is damaged: a reader of the newest sample never
+        // decodes it, a reader of the whole range fails on it.
+        let mut bad = chunk(&[(0, 1.0), (10, 2.0), (20, 3.0)]);
+        bad.bytes = ChunkBytes::from(bad.bytes.as_ref()[..4].to_vec());
+        let cs = vec![bad, chunk(&[(30, 4.0), (40, 5.0)]), chunk(&[(200, 6.0)])];
+        let mut it = SeriesIterator::new(cs.clone(), 0, 100);
+        let mut out = Vec::new();
+        it.drain_last_into(&mut out);
+        assert!(it.err().is_none());
+        assert_eq!(out, [Sample::new(30, 4.0), Sample::new(40, 5.0)]);
+        let mut whole = SeriesIterator::new(cs, 0, 100);
+        whole.drain_into(&mut Vec::new());
+        assert!(whole.err().is_some());
     }
 
     #[test]

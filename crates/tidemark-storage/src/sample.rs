@@ -86,6 +86,24 @@ pub trait SampleIterator {
             out.push(self.at());
         }
     }
+
+    /// Appends a suffix of what [`SampleIterator::drain_into`] would append
+    /// that holds at least its last sample (nothing if it would append
+    /// nothing), leaving the iterator exhausted; check
+    /// [`SampleIterator::err`] afterwards. For readers that want only the
+    /// newest sample (an instant selector): a reader over several chunks can
+    /// then decode the last one alone. Default: everything, as `drain_into`.
+    ///
+    /// ```
+    /// use tidemark_storage::{Sample, SampleIterator, VecIterator};
+    /// let mut it = VecIterator::new(vec![Sample::new(1, 1.0), Sample::new(2, 2.0)]);
+    /// let mut out = Vec::new();
+    /// it.drain_last_into(&mut out);
+    /// assert_eq!(out.last(), Some(&Sample::new(2, 2.0)));
+    /// ```
+    fn drain_last_into(&mut self, out: &mut Vec<Sample>) {
+        self.drain_into(out)
+    }
 }
 
 /// A [`SampleIterator`] over an owned, sorted vector of samples.

@@ -125,11 +125,14 @@ impl Evaluator<'_, '_> {
         };
         let selected = self.select(vs, lo - lookback + 1, hi)?;
         let grid = self.grid();
+        // One evaluation time for every step (an instant query, or `@`):
+        // only each series' newest sample in the window can be chosen.
+        let newest_only = at.is_some() || grid.nsteps <= 1;
         let spare = &self.sh.ctx.spare_points;
         self.map_series(
             selected,
             |s, buf| {
-                let read = load_samples(s, buf, false)?;
+                let read = if newest_only { load_newest_samples(s, buf)? } else { load_samples(s, buf, false)? };
                 let mut points = spare.take(0);
                 grid.for_each_latest(buf, at, offset, lookback, |_, ts, p| {
                     let v = if sample_time { p.t as f64 / 1000.0 } else { p.v };
@@ -365,6 +368,20 @@ pub(crate) fn load_samples(s: &mut SelectedSeries, buf: &mut Vec<Sample>, drop_s
         buf.retain(|p| !is_stale_nan(p.v));
     }
     Ok(read)
+}
+
+/// Reads into `buf` (cleared first) at least a selected series' newest
+/// sample: a suffix of what [`load_samples`] would read, all that an instant
+/// selector evaluated at one time looks at (see
+/// `SampleIterator::drain_last_into`). Staleness markers are kept. Returns
+/// the number of samples read.
+pub(crate) fn load_newest_samples(s: &mut SelectedSeries, buf: &mut Vec<Sample>) -> Result<usize, Error> {
+    buf.clear();
+    s.samples.drain_last_into(buf);
+    if let Some(e) = s.samples.err() {
+        return Err(Error::Storage(e.to_string()));
+    }
+    Ok(buf.len())
 }
 
 /// One series after [`Evaluator::map_series_parallel`]: labels, samples read, output.
