@@ -12,7 +12,10 @@
 //! The `promql_read` group reads every sample of head series (open and
 //! closed XOR chunks, 257 samples each, the production shape) once sample
 //! by sample through `SampleIterator::next` and once in batches through
-//! `SampleIterator::drain_into`, the way the engine loads a series.
+//! `SampleIterator::drain_into`, the way the engine loads a series. The
+//! `promql_instant` group reads what an instant selector needs one minute
+//! past a chunk boundary: the whole lookback window, or the newest sample
+//! only (`SampleIterator::drain_last_into`), and an instant `count`.
 //!
 //! ```text
 //! cargo bench -p tidemark-bench --bench promql
@@ -114,6 +117,39 @@ fn promql_read(c: &mut Criterion) {
     g.throughput(Throughput::Elements(SERIES as u64 * SAMPLES as u64));
     g.bench_function("next", |b| b.iter(|| read(false)));
     g.bench_function("drain_into", |b| b.iter(|| read(true)));
+    g.finish();
+
+    // An instant selector's read: the 5 minutes before a time one minute
+    // past a chunk boundary (chunks of 120 samples end at 30 and 60 min),
+    // as a whole window (`drain_into`) and as the newest sample only
+    // (`drain_last_into`, which decodes the last chunk alone); then the
+    // engine's instant `count` over the same series.
+    let at = 3_600_000 + 60_000;
+    let newest = |last_only: bool| -> usize {
+        let q = db.querier(at - 300_000 + 1, at);
+        let series = q.select(&[Matcher::equal("__name__", "c")]).expect("select");
+        let mut buf: Vec<Sample> = Vec::new();
+        let mut n = 0;
+        for s in series {
+            let (_, mut it) = s.into_parts();
+            buf.clear();
+            if last_only {
+                it.drain_last_into(&mut buf);
+            } else {
+                it.drain_into(&mut buf);
+            }
+            n += usize::from(buf.last().is_some());
+        }
+        n
+    };
+    assert_eq!(newest(true), newest(false));
+    let engine = Engine::new(EngineOptions { parallelism: 1, ..EngineOptions::default() });
+    let mut g = c.benchmark_group("promql_instant");
+    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    g.throughput(Throughput::Elements(SERIES as u64));
+    g.bench_function("window_drain_into", |b| b.iter(|| newest(false)));
+    g.bench_function("newest_drain_last_into", |b| b.iter(|| newest(true)));
+    g.bench_function("count_instant", |b| b.iter(|| engine.instant_query(&db, "count(c)", at).expect("count").value));
     g.finish();
 }
 
