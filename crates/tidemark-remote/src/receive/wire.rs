@@ -124,6 +124,21 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.bytes()?).map_err(|_| WireError("string field is not valid UTF-8"))
     }
 
+    /// [`Reader::str`] for a reader whose whole buffer is known to be
+    /// ASCII (`ascii`): then every string in it is valid UTF-8 and is not
+    /// checked again.
+    #[inline]
+    fn str_in(&mut self, ascii: bool) -> Result<&'a str, WireError> {
+        if ascii {
+            let b = self.bytes()?;
+            // SAFETY: `b` is part of the reader's buffer, which is all
+            // ASCII, and ASCII bytes are valid UTF-8.
+            Ok(unsafe { std::str::from_utf8_unchecked(b) })
+        } else {
+            self.str()
+        }
+    }
+
     fn fixed64(&mut self) -> Result<u64, WireError> {
         let end = self.pos.checked_add(8).filter(|&e| e <= self.buf.len()).ok_or(WireError("truncated fixed64"))?;
         let mut b = [0u8; 8];
@@ -241,16 +256,21 @@ fn time_series<'a>(buf: &'a [u8], out: &mut V1Wire<'a>) -> Result<(), WireError>
 
 fn label(buf: &[u8]) -> Result<(&str, &str), WireError> {
     let (mut name, mut value) = ("", "");
+    // One ASCII check of the whole message (word at a time) stands for
+    // the UTF-8 checks of both strings when, as usual, labels are ASCII
+    // (their keys and lengths under 128 are ASCII too); otherwise each
+    // string is checked. What is accepted does not change.
+    let ascii = buf.is_ascii();
     let mut r = Reader::new(buf);
     while !r.done() {
         match r.key()? {
             (1, wt) => {
                 expect(wt, LEN)?;
-                name = r.str()?;
+                name = r.str_in(ascii)?;
             }
             (2, wt) => {
                 expect(wt, LEN)?;
-                value = r.str()?;
+                value = r.str_in(ascii)?;
             }
             (_, wt) => r.skip(wt)?,
         }
@@ -703,6 +723,29 @@ mod tests {
         // No labels at all: empty bytes.
         let none = series(&[&field(2, &sample)]);
         assert_eq!(decode_v1(&none).unwrap().label_bytes, vec![Some(&[][..])]);
+    }
+
+    #[test]
+    fn label_strings_are_checked_whatever_their_neighbours() {
+        let body = |name: &[u8], value: &[u8]| {
+            let mut label = vec![0x0a, name.len() as u8];
+            label.extend_from_slice(name);
+            label.extend_from_slice(&[0x12, value.len() as u8]);
+            label.extend_from_slice(value);
+            let mut series = vec![0x0a, label.len() as u8];
+            series.extend_from_slice(&label);
+            let mut req = vec![0x0a, series.len() as u8];
+            req.extend_from_slice(&series);
+            req
+        };
+        let ok = |n: &[u8], v: &[u8]| decode_v1(&body(n, v)).map(|w| w.labels[0].0.len() + w.labels[0].1.len());
+        assert_eq!(ok(b"job", b"api"), Ok(6));
+        assert_eq!(ok("j\u{f6}b".as_bytes(), "\u{1f600}".as_bytes()), Ok(8));
+        assert!(ok(b"job", b"a\xffb").is_err());
+        assert!(ok(b"j\xc3", b"x").is_err());
+        assert!(ok("\u{f6}".as_bytes(), b"\x80").is_err());
+        // A sequence cut between name and value is invalid in both.
+        assert!(ok(b"a\xe2\x82", b"\xac").is_err());
     }
 
     #[test]
