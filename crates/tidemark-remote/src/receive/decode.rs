@@ -74,6 +74,10 @@ pub struct MetadataView<'a> {
 pub struct SeriesView<'a, 's> {
     /// Label pairs in the order sent (validation checks the order).
     pub labels: &'s [(&'a str, &'a str)],
+    /// 1.0: the series' label fields as sent, when they sit together
+    /// ([`V1Wire::label_bytes`]); equal bytes are equal pairs. `None` for
+    /// 2.0 (its labels are references into a per-request symbol table).
+    pub label_bytes: Option<&'a [u8]>,
     /// Float samples.
     pub samples: &'a [Sample],
     /// Exemplars sent (not stored).
@@ -152,9 +156,10 @@ impl<'a> Batch<'a> {
         let mut scratch: Vec<(&str, &str)> = Vec::new();
         match self {
             Batch::V1(req) => {
-                for s in &req.series {
+                for (s, &label_bytes) in req.series.iter().zip(&req.label_bytes) {
                     f(Ok(SeriesView {
                         labels: &req.labels[s.labels.0 as usize..s.labels.1 as usize],
+                        label_bytes,
                         samples: &req.samples[s.samples.0 as usize..s.samples.1 as usize],
                         exemplars: s.exemplars as usize,
                         histograms: s.histograms as usize,
@@ -169,6 +174,7 @@ impl<'a> Batch<'a> {
                     match resolve(req, span, &mut scratch) {
                         Ok(metadata) => f(Ok(SeriesView {
                             labels: &scratch,
+                            label_bytes: None,
                             samples,
                             exemplars: span.exemplars as usize,
                             histograms: span.histograms as usize,

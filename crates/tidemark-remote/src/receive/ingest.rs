@@ -1,10 +1,9 @@
 //! Appending a decoded [`Batch`] to the database, sample by sample, keeping
 //! every valid sample and accounting for every rejected one.
 //!
-//! Per series: a series the receiver has seen before is found by its label
-//! pairs as sent ([`SeriesCache`]), checked against the stored labels and
-//! given its first sample under one lookup of the series
-//! ([`Appender::append_ref_if`]), and the rest by ref. Otherwise the labels are validated and built once; the
+//! Per series: a series the receiver has seen before is found by its labels
+//! as sent ([`SeriesCache`], a trusted 128-bit key) and its samples go to
+//! its ref ([`Appender::append_ref`]). Otherwise the labels are validated and built once; the
 //! first sample goes through [`Appender::append`] (label lookup, series
 //! creation) and the rest through [`Appender::append_ref`]. A rejected sample does not stop
 //! the series or the batch: the storage appender keeps its other samples.
@@ -14,7 +13,7 @@ use std::fmt::Write as _;
 use tidemark_storage::{AppendError, Appender, Labels, METRIC_NAME};
 
 use super::decode::{Batch, SeriesView};
-use super::series_cache::{self, SeriesCache};
+use super::series_cache::SeriesCache;
 use super::stats::RejectReason;
 use super::validate::{family_name, series_labels, DisplayPairs, SeriesError};
 use super::ReceiverOptions;
@@ -83,7 +82,7 @@ impl Outcome {
 
 /// Appends every series of `batch` and records its metadata. `max_t` is the
 /// newest timestamp accepted (now + the future allowance). `cache` maps
-/// label pairs as sent to refs (see [`SeriesCache`]): a series found there
+/// labels as sent to refs (see [`SeriesCache`]): a series found there
 /// skips validation, building its [`Labels`] and the label lookup.
 pub fn ingest(
     batch: &Batch<'_>,
@@ -115,23 +114,22 @@ pub fn ingest(
         out.histograms_dropped += series.histograms as u64;
         // A series without samples takes the full path: its validation
         // (and 2.0's "no samples" rule) decide what to answer.
-        let key =
-            (cache.enabled() && !series.samples.is_empty()).then(|| series_cache::key(series.labels, &mut scratch));
-        // A hit is checked against the stored labels under the series'
-        // lock; the series' first sample (unless it is in the future, which
-        // is rejected before the appender sees it) is appended in the same
-        // step, so the common case, one sample per series (1.0), looks the
-        // series up once.
+        let key = (cache.enabled() && !series.samples.is_empty())
+            .then(|| cache.key(series.label_bytes, series.labels, &mut scratch));
+        // A hit is trusted (see the cache's invariants): the series' first
+        // sample (unless it is in the future, which is rejected before the
+        // appender sees it) goes straight to its ref. Only a ref the head
+        // no longer holds sends the series down the full path.
         let mut first_result = None;
-        let cached = key.and_then(|k| cache.get(k)).filter(|&r| {
-            let matches = |l: tidemark_storage::head::LabelsView<'_>| series_cache::pairs_match(series.labels, l);
-            match series.samples.first() {
-                Some(s) if s.timestamp <= max_t => {
-                    first_result = app.append_ref_if(r, matches, s.timestamp, s.value);
-                    first_result.is_some()
+        let cached = key.and_then(|k| cache.get(k)).filter(|&r| match series.samples.first() {
+            Some(s) if s.timestamp <= max_t => match app.append_ref(r, s.timestamp, s.value) {
+                Err(AppendError::UnknownSeriesRef(_)) => false,
+                res => {
+                    first_result = Some(res);
+                    true
                 }
-                _ => app.ref_matches(r, matches),
-            }
+            },
+            _ => true,
         });
         let (series_ref, labels) = match cached {
             Some(r) => {
@@ -167,9 +165,12 @@ pub fn ingest(
                 (None, Some(labels))
             }
         };
+        // Invariant (a) of the cache: only pairs that are exactly the
+        // validated labels (none dropped for an empty value) are entered.
+        let exact = labels.as_ref().is_some_and(|l| l.len() == series.labels.len());
         let mut target = Target { series_ref, labels, pairs: series.labels };
         append_series(app, &mut target, &series, first_result, max_t, &mut out, limit);
-        if let (Some(k), None, Some(r)) = (key, cached, target.series_ref) {
+        if let (Some(k), None, Some(r), true) = (key, cached, target.series_ref, exact) {
             cache.insert(k, r);
         }
     });
@@ -250,5 +251,92 @@ fn append_series(
         let (_, first) = first.unwrap_or((RejectReason::InvalidSeries, String::new()));
         let more = if rejected > 1 { format!(" (and {} more rejected samples)", rejected - 1) } else { String::new() };
         out.note(limit, || format!("{}: {first}{more}", DisplayPairs(series.labels)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+    use tidemark_storage::{Db, Matcher};
+
+    use super::*;
+    use crate::proto::{v1, Sample};
+    use crate::receive::decode::Batch;
+    use crate::receive::negotiate::Protocol;
+
+    fn request(job: &str, t: i64) -> Vec<u8> {
+        v1::WriteRequest {
+            timeseries: vec![v1::TimeSeries {
+                labels: vec![
+                    v1::Label { name: "__name__".into(), value: "up".into() },
+                    v1::Label { name: "job".into(), value: job.into() },
+                ],
+                samples: vec![Sample { timestamp: t, value: 1.0 }],
+                ..Default::default()
+            }],
+            metadata: vec![],
+        }
+        .encode_to_vec()
+    }
+
+    fn send(db: &Db, cache: &SeriesCache, raw: &[u8]) -> Outcome {
+        let batch = Batch::decode(Protocol::V1, raw).expect("valid body");
+        let mut app = db.appender();
+        let out = ingest(&batch, &mut app, &MetadataStore::new(), &ReceiverOptions::default(), cache, i64::MAX);
+        app.commit().expect("commit");
+        out
+    }
+
+    fn jobs(db: &Db) -> Vec<(String, usize)> {
+        let series = db.querier(0, i64::MAX / 2).select(&[Matcher::equal("__name__", "up")]).expect("select");
+        series
+            .iter()
+            .map(|s| (s.labels().get("job").unwrap_or("").to_owned(), s.samples().expect("samples").len()))
+            .collect()
+    }
+
+    /// What the cache's invariant (c) rules out in practice: if two label
+    /// sets shared a key, the second one's samples would be stored under
+    /// the first series (and nothing would be refused). With the key
+    /// forced equal for every series, that is what happens.
+    #[test]
+    fn a_forced_collision_files_the_second_series_under_the_first() {
+        let db = Db::in_memory().expect("db");
+        let cache = SeriesCache::with_forced_key(100, 7);
+        assert_eq!(send(&db, &cache, &request("a", 1_000)).samples_written, 1);
+        assert_eq!(send(&db, &cache, &request("b", 2_000)).samples_written, 1);
+        assert_eq!(jobs(&db), vec![("a".to_owned(), 2)]);
+        // With real keys the two stay apart.
+        let db = Db::in_memory().expect("db");
+        let cache = SeriesCache::new(100);
+        send(&db, &cache, &request("a", 1_000));
+        send(&db, &cache, &request("b", 2_000));
+        send(&db, &cache, &request("a", 3_000));
+        assert_eq!(jobs(&db), vec![("a".to_owned(), 2), ("b".to_owned(), 1)]);
+        assert_eq!(cache.len(), 2);
+    }
+
+    /// Pairs that validation changes (an empty value dropped) are never
+    /// entered: a hit must be the stored labels exactly.
+    #[test]
+    fn only_exact_label_sets_are_entered() {
+        let db = Db::in_memory().expect("db");
+        let cache = SeriesCache::new(100);
+        let raw = v1::WriteRequest {
+            timeseries: vec![v1::TimeSeries {
+                labels: vec![
+                    v1::Label { name: "__name__".into(), value: "up".into() },
+                    v1::Label { name: "env".into(), value: String::new() },
+                ],
+                samples: vec![Sample { timestamp: 1_000, value: 1.0 }],
+                ..Default::default()
+            }],
+            metadata: vec![],
+        }
+        .encode_to_vec();
+        assert_eq!(send(&db, &cache, &raw).samples_written, 1);
+        assert_eq!(cache.len(), 0);
+        send(&db, &cache, &request("a", 1_000));
+        assert_eq!(cache.len(), 1);
     }
 }

@@ -49,6 +49,13 @@ pub struct V1Wire<'a> {
     pub samples: Vec<Sample>,
     /// The series.
     pub series: Vec<SeriesSpan>,
+    /// Per series (parallel to `series`): the bytes of its label fields as
+    /// sent (each field's key, length and `Label` message, back to back),
+    /// when they sit together in its `TimeSeries` message with no other
+    /// field between them (as every sender writes them); `None` otherwise.
+    /// Equal bytes decode to equal label pairs, so the receiver keys its
+    /// series cache by them without splitting them again.
+    pub label_bytes: Vec<Option<&'a [u8]>>,
     /// The metadata entries.
     pub metadata: Vec<WireMetadata<'a>>,
 }
@@ -117,6 +124,21 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.bytes()?).map_err(|_| WireError("string field is not valid UTF-8"))
     }
 
+    /// [`Reader::str`] for a reader whose whole buffer is known to be
+    /// ASCII (`ascii`): then every string in it is valid UTF-8 and is not
+    /// checked again.
+    #[inline]
+    fn str_in(&mut self, ascii: bool) -> Result<&'a str, WireError> {
+        if ascii {
+            let b = self.bytes()?;
+            // SAFETY: `b` is part of the reader's buffer, which is all
+            // ASCII, and ASCII bytes are valid UTF-8.
+            Ok(unsafe { std::str::from_utf8_unchecked(b) })
+        } else {
+            self.str()
+        }
+    }
+
     fn fixed64(&mut self) -> Result<u64, WireError> {
         let end = self.pos.checked_add(8).filter(|&e| e <= self.buf.len()).ok_or(WireError("truncated fixed64"))?;
         let mut b = [0u8; 8];
@@ -180,13 +202,25 @@ fn len32(n: usize) -> Result<u32, WireError> {
 fn time_series<'a>(buf: &'a [u8], out: &mut V1Wire<'a>) -> Result<(), WireError> {
     let (l0, s0) = (out.labels.len(), out.samples.len());
     let (mut exemplars, mut histograms) = (0u32, 0u32);
+    // The label fields' byte range so far, and whether another field
+    // came between two of them.
+    let mut region: Option<(usize, usize)> = None;
+    let mut split = false;
     let mut r = Reader::new(buf);
     while !r.done() {
+        let start = r.pos;
         match r.key()? {
             (1, wt) => {
                 expect(wt, LEN)?;
                 let b = r.bytes()?;
                 out.labels.push(label(b)?);
+                region = match region {
+                    None => Some((start, r.pos)),
+                    Some((s, e)) => {
+                        split |= e != start;
+                        Some((s, r.pos))
+                    }
+                };
             }
             (2, wt) => {
                 expect(wt, LEN)?;
@@ -212,21 +246,31 @@ fn time_series<'a>(buf: &'a [u8], out: &mut V1Wire<'a>) -> Result<(), WireError>
         exemplars,
         histograms,
     });
+    out.label_bytes.push(match region {
+        _ if split => None,
+        Some((s, e)) => Some(&buf[s..e]),
+        None => Some(&[]),
+    });
     Ok(())
 }
 
 fn label(buf: &[u8]) -> Result<(&str, &str), WireError> {
     let (mut name, mut value) = ("", "");
+    // One ASCII check of the whole message (word at a time) stands for
+    // the UTF-8 checks of both strings when, as usual, labels are ASCII
+    // (their keys and lengths under 128 are ASCII too); otherwise each
+    // string is checked. What is accepted does not change.
+    let ascii = buf.is_ascii();
     let mut r = Reader::new(buf);
     while !r.done() {
         match r.key()? {
             (1, wt) => {
                 expect(wt, LEN)?;
-                name = r.str()?;
+                name = r.str_in(ascii)?;
             }
             (2, wt) => {
                 expect(wt, LEN)?;
-                value = r.str()?;
+                value = r.str_in(ascii)?;
             }
             (_, wt) => r.skip(wt)?,
         }
@@ -586,6 +630,14 @@ mod tests {
                 x.0.iter().map(|s| (s.0.clone(), s.2, s.3)).collect::<Vec<_>>()
             };
             prop_assert_eq!(labels(&ours), labels(&theirs));
+            // Label bytes, when given, are exactly the series' labels.
+            prop_assert_eq!(wire.label_bytes.len(), wire.series.len());
+            for (b, t) in wire.label_bytes.iter().zip(&req.timeseries) {
+                let b = b.expect("an encoder writes labels together");
+                let only_labels = v1::TimeSeries::decode(b).expect("label fields");
+                prop_assert_eq!(&only_labels.labels, &t.labels);
+                prop_assert!(only_labels.samples.is_empty());
+            }
         }
 
         #[test]
@@ -646,6 +698,54 @@ mod tests {
                 prop_assert!(v2::Request::decode(bytes.as_slice()).is_ok());
             }
         }
+    }
+
+    #[test]
+    fn label_bytes_only_when_the_labels_sit_together() {
+        let label = |n: &str, v: &str| v1::Label { name: n.into(), value: v.into() }.encode_to_vec();
+        let field = |num: u8, body: &[u8]| {
+            let mut f = vec![num << 3 | 2, body.len() as u8];
+            f.extend_from_slice(body);
+            f
+        };
+        let sample = Sample { value: 1.0, timestamp: 5 }.encode_to_vec();
+        let (a, b) = (field(1, &label("__name__", "up")), field(1, &label("job", "x")));
+        let series = |parts: &[&[u8]]| field(1, &parts.concat());
+        // Together (samples before or after them do not matter).
+        let w_body = series(&[&field(2, &sample), &a, &b, &field(2, &sample)]);
+        let w = decode_v1(&w_body).unwrap();
+        assert_eq!(w.label_bytes, vec![Some(&[a.as_slice(), b.as_slice()].concat()[..])]);
+        // A sample between two labels: no bytes, the labels still decode.
+        let split = series(&[&a, &field(2, &sample), &b]);
+        let w = decode_v1(&split).unwrap();
+        assert_eq!(w.label_bytes, vec![None]);
+        assert_eq!(w.labels, vec![("__name__", "up"), ("job", "x")]);
+        // No labels at all: empty bytes.
+        let none = series(&[&field(2, &sample)]);
+        assert_eq!(decode_v1(&none).unwrap().label_bytes, vec![Some(&[][..])]);
+    }
+
+    #[test]
+    fn label_strings_are_checked_whatever_their_neighbours() {
+        let body = |name: &[u8], value: &[u8]| {
+            let mut label = vec![0x0a, name.len() as u8];
+            label.extend_from_slice(name);
+            label.extend_from_slice(&[0x12, value.len() as u8]);
+            label.extend_from_slice(value);
+            let mut series = vec![0x0a, label.len() as u8];
+            series.extend_from_slice(&label);
+            let mut req = vec![0x0a, series.len() as u8];
+            req.extend_from_slice(&series);
+            req
+        };
+        let ok = |n: &[u8], v: &[u8]| decode_v1(&body(n, v)).map(|w| w.labels[0].0.len() + w.labels[0].1.len());
+        assert_eq!(ok(b"job", b"api"), Ok(6));
+        assert_eq!(ok("j\u{f6}b".as_bytes(), "\u{1f600}".as_bytes()), Ok(8));
+        assert!(ok(b"job", b"a\xffb").is_err());
+        assert!(ok(b"j\xc3", b"x").is_err());
+        assert!(ok("\u{f6}".as_bytes(), b"\x80").is_err());
+        // A sequence cut between name and value is invalid in both.
+        assert!(ok(b"a\xe2\x82", b"\xac").is_err());
     }
 
     #[test]

@@ -40,8 +40,28 @@ const MAX_POOLED_SAMPLES: usize = 1 << 16;
 #[derive(Default)]
 pub(super) struct Buffers {
     samples: Vec<RefSample>,
+    series: Vec<SeriesPtr>,
     batch: FxHashMap<u64, Batch>,
 }
+
+/// Where a buffered sample's series lives, so that applying the sample
+/// does not look the series up by ref again.
+///
+/// Valid while the sample is buffered: the series is boxed (its address
+/// does not change when its shard's map grows), buffering raised its
+/// `pending` count, and a series is only removed from its shard (under the
+/// shard lock) when `pending` is 0, which apply or rollback bring about
+/// only after the last use of the pointer. It is dereferenced only under
+/// the series' shard lock, like every other access to the series.
+#[derive(Clone, Copy)]
+struct SeriesPtr(std::ptr::NonNull<MemSeries>);
+
+// SAFETY: a `SeriesPtr` is only dereferenced under the shard lock that
+// guards the series (see above), whichever thread holds it; `MemSeries`
+// itself is `Send` (it lives in the head's `Mutex`ed shards).
+unsafe impl Send for SeriesPtr {}
+// SAFETY: as for `Send`: shared references to a `SeriesPtr` only copy it.
+unsafe impl Sync for SeriesPtr {}
 
 /// Per-series state of one batch.
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +86,8 @@ enum Kind {
 pub struct HeadAppender<'a> {
     head: &'a Head,
     samples: Vec<RefSample>,
+    /// The series of each of `samples`, at the same index.
+    series: Vec<SeriesPtr>,
     batch: FxHashMap<u64, Batch>,
     created: Vec<u64>,
     /// Series of the batch whose `Series` record was not yet logged when
@@ -85,8 +107,8 @@ impl std::fmt::Debug for HeadAppender<'_> {
 
 impl<'a> HeadAppender<'a> {
     pub(super) fn new(head: &'a Head) -> HeadAppender<'a> {
-        let Buffers { samples, batch } = head.buffer_pool.lock().pop().unwrap_or_default();
-        HeadAppender { head, samples, batch, created: Vec::new(), unlogged: Vec::new(), done: false }
+        let Buffers { samples, series, batch } = head.buffer_pool.lock().pop().unwrap_or_default();
+        HeadAppender { head, samples, series, batch, created: Vec::new(), unlogged: Vec::new(), done: false }
     }
 
     /// Returns (emptied) buffers to the head's pool so the next appender
@@ -94,11 +116,13 @@ impl<'a> HeadAppender<'a> {
     fn recycle(&mut self, mut samples: Vec<RefSample>) {
         samples.clear();
         self.batch.clear();
+        self.series.clear();
         let batch = std::mem::take(&mut self.batch);
+        let series = std::mem::take(&mut self.series);
         let mut pool = self.head.buffer_pool.lock();
         if pool.len() < MAX_POOLED && samples.capacity() <= MAX_POOLED_SAMPLES && batch.capacity() <= MAX_POOLED_SAMPLES
         {
-            pool.push(Buffers { samples, batch });
+            pool.push(Buffers { samples, series, batch });
         }
     }
 
@@ -246,6 +270,7 @@ impl<'a> HeadAppender<'a> {
             Ok(Kind::Identical) => Ok(()),
             Ok(_) => {
                 self.samples.push(RefSample { series_ref: r, t, v });
+                self.series.push(SeriesPtr(std::ptr::NonNull::from(s)));
                 Ok(())
             }
             Err(e) => {
@@ -361,8 +386,11 @@ impl<'a> HeadAppender<'a> {
         Ok(stats)
     }
 
-    /// Applies the buffered samples and releases this appender's holds.
+    /// Applies the buffered samples (`samples` is what was buffered, in
+    /// order, so `self.series` holds their series) and releases this
+    /// appender's holds.
     fn apply(&mut self, samples: &[RefSample]) -> CommitStats {
+        assert_eq!(samples.len(), self.series.len(), "a buffered sample without its series");
         let head = self.head;
         let mut stats = CommitStats { series_created: self.created.len() as u64, ..CommitStats::default() };
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
@@ -379,19 +407,28 @@ impl<'a> HeadAppender<'a> {
                     j += 1;
                 }
                 // Consecutive samples of one series share one lock.
-                let mut shard = head.series_shard(r).lock();
-                // Present: the buffered samples hold it (`pending`).
-                if let Some(s) = shard.get_mut(&r) {
-                    for smp in &samples[i..j] {
-                        s.pending = s.pending.saturating_sub(1);
-                        if smp.t < min_valid {
-                            stats.rejected_too_old += 1;
-                        } else if stats.record(s.apply(r, smp.t, smp.v, ooo, p)) {
-                            lo = lo.min(smp.t);
-                            hi = hi.max(smp.t);
-                        }
+                let shard = head.series_shard(r).lock();
+                // Checked in the unit tests (run optimised, without debug
+                // assertions), which include concurrent truncation.
+                #[cfg(test)]
+                assert!(
+                    shard.get(&r).is_some_and(|b| std::ptr::eq(&**b, self.series[i].0.as_ptr())),
+                    "series {r} moved or went away while buffered"
+                );
+                // SAFETY: the series is present and at this address while
+                // its samples are buffered (see `SeriesPtr`), and we hold
+                // its shard lock, so this is the only reference to it.
+                let s = unsafe { &mut *self.series[i].0.as_ptr() };
+                for smp in &samples[i..j] {
+                    s.pending = s.pending.saturating_sub(1);
+                    if smp.t < min_valid {
+                        stats.rejected_too_old += 1;
+                    } else if stats.record(s.apply(r, smp.t, smp.v, ooo, p)) {
+                        lo = lo.min(smp.t);
+                        hi = hi.max(smp.t);
                     }
                 }
+                drop(shard);
                 i = j;
             }
             head.extend_time_range(lo, hi);
