@@ -692,7 +692,11 @@ fn run_group(
             }
         );
         if block == Some(cut == BlockCut::None) && load.kind == load::LoadKind::Synthetic {
-            eprintln!("  WARNING: block cut {} asked for, but a head block is {}", cut.name(), if cut == BlockCut::None { "written" } else { "not written" });
+            eprintln!(
+                "  WARNING: block cut {} asked for, but a head block is {}",
+                cut.name(),
+                if cut == BlockCut::None { "written" } else { "not written" }
+            );
         }
         ingest.push((figures, live, by_entry, block));
     }

@@ -129,12 +129,13 @@ mod tests {
     /// The production preset: 264 rounds at 15 s, targets offset under
     /// 15 s, plus jitter.
     const PRODUCTION_SPAN: i64 = 263 * 15_000 + 15_000 + 24;
+    // Prometheus never compacts a head of under 3 h: no case cuts there.
+    const _: () = assert!(PRODUCTION_SPAN < 3 * HOUR);
 
     /// Tidemark's rule: is `[B - 2 h, B)` cut once the newest sample is
     /// `newest` (with data below `B`)?
     fn tidemark_cuts(p: Placement, newest: i64) -> bool {
-        p.first_ms < p.boundary_ms && newest >= p.boundary_ms + HOUR
-            || newest >= p.boundary_ms + BLOCK_RANGE_MS + HOUR
+        p.first_ms < p.boundary_ms && newest >= p.boundary_ms + HOUR || newest >= p.boundary_ms + BLOCK_RANGE_MS + HOUR
     }
 
     #[test]
@@ -153,8 +154,6 @@ mod tests {
                 assert!(newest > now - 60_000 - BLOCK_RANGE_MS, "{cut:?} at {now}");
                 // The cut happens in one case and not in the other.
                 assert_eq!(tidemark_cuts(p, newest), cut == BlockCut::During, "{cut:?} at {now}");
-                // Prometheus never compacts a head of under 3 h.
-                assert!(PRODUCTION_SPAN < 3 * HOUR);
                 seen.push(p.first_ms - p.boundary_ms);
             }
             seen.dedup();

@@ -757,7 +757,8 @@ fn a_block_cut_deletes_the_wal_segments_it_covers_and_keeps_the_rest() {
     // The checkpoint holds the series, not the samples the head still has.
     let cp = dir.path().join("wal").join(&checkpoints[0]);
     let cp_bytes: u64 = std::fs::read_dir(&cp).unwrap().flatten().map(|e| e.metadata().unwrap().len()).sum();
-    let seg_bytes: u64 = after.iter().map(|s| std::fs::metadata(dir.path().join(format!("wal/{s:08}"))).unwrap().len()).sum();
+    let seg_bytes: u64 =
+        after.iter().map(|s| std::fs::metadata(dir.path().join(format!("wal/{s:08}"))).unwrap().len()).sum();
     assert!(cp_bytes < seg_bytes / 4, "checkpoint {cp_bytes} bytes, segments kept {seg_bytes}");
     let want = count(&db);
     assert_eq!(want, 20 * 61);
