@@ -83,7 +83,9 @@ pub enum Preset {
     /// Issue 13's production shape: 2,000 scrape targets (1,000 hosts ×
     /// node_exporter + a busy service with 12–13 routes), 368,695 series,
     /// 264 samples per series at 15 s (1.1 h: everything is still in the
-    /// head), no capture, one query point at the end.
+    /// head), no capture, one query point at the end; the first scrape
+    /// round on a 2 h boundary (`--block-cut none`), whatever the time of
+    /// day.
     Production,
     /// The production shape at 1,000,000 series (5,424 targets).
     Million,
@@ -91,7 +93,8 @@ pub enum Preset {
     /// (1,941 samples per series), sent in time order so that blocks are
     /// written (and compacted) during ingest; the query set runs at 4
     /// points (after 2 h, 4 h, 6 h and 8 h of data-time), reading blocks as
-    /// well as the head.
+    /// well as the head. The first scrape round 2 min before a 2 h
+    /// boundary (`--block-cut during`): the first block is cut 62 min in.
     Long,
 }
 
