@@ -723,10 +723,13 @@ impl Db {
     }
 
     /// Persists every head range that is complete (see [`Db::maintain`]).
-    /// Returns the number of blocks written.
+    /// Returns the number of blocks written. Unlike maintenance, which
+    /// deletes only the WAL segments a block covers entirely, an explicit
+    /// call then checkpoints the whole WAL down to the head (rewriting the
+    /// samples the head still holds into the checkpoint).
     pub fn persist_head(&self) -> Result<usize, Error> {
         let _g = self.inner.maintenance.lock();
-        self.inner.persist_head(false)
+        self.inner.persist_head_ranges(PersistMode::ReadyWholeWal)
     }
 
     /// Persists everything in the head, complete ranges or not, e.g. before
@@ -948,6 +951,9 @@ impl Drop for Db {
 enum PersistMode {
     /// Ranges no accepted sample can reach any more (the normal case).
     Ready,
+    /// As `Ready`, then the whole WAL is checkpointed down to the head
+    /// (an explicit [`Db::persist_head`]).
+    ReadyWholeWal,
     /// Ranges the newest sample has passed (under size pressure).
     Complete,
     /// Under size pressure with the WAL over its budget: everything up to
@@ -1192,7 +1198,7 @@ impl Inner {
             let mut end = start.saturating_add(range);
             let ready = hmax >= end.saturating_add(range / 2) && hmax.saturating_sub(self.opts.ooo_window_ms()) >= end;
             let go = match mode {
-                PersistMode::Ready => ready,
+                PersistMode::Ready | PersistMode::ReadyWholeWal => ready,
                 PersistMode::Complete => hmax >= end,
                 PersistMode::Pressure => {
                     end = end.min(hmax.saturating_sub(self.opts.pressure_lag_ms()));
@@ -1246,7 +1252,9 @@ impl Inner {
             // forced, the WAL is cut down as far as the head was.
             let wanted = match mode {
                 PersistMode::Ready => disk.segment_times.all_older_than(end).map(|s| s.min(closed)),
-                PersistMode::Complete | PersistMode::Pressure | PersistMode::All => Some(closed),
+                PersistMode::ReadyWholeWal | PersistMode::Complete | PersistMode::Pressure | PersistMode::All => {
+                    Some(closed)
+                }
             };
             // The next cut knows these segments hold nothing newer than now.
             self.observe_segment_times(disk);
