@@ -657,11 +657,17 @@ fn run_group(
         // it. Its CPU counts as ingest.
         let t0 = Instant::now();
         for m in members.iter().filter(|m| is_tidemark(m.running.kind)) {
-            while !placement::has_block(m.running.data_dir()) && t0.elapsed() < Duration::from_secs(120) {
+            let dir = m.running.data_dir();
+            while (!placement::has_block(dir) || placement::checkpoint_in_progress(dir))
+                && t0.elapsed() < Duration::from_secs(300)
+            {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
-        eprintln!("  waited {:.1} s after ingest for Tidemark's block cut", t0.elapsed().as_secs_f64());
+        eprintln!(
+            "  waited {:.1} s after ingest for Tidemark's block cut and its checkpoint",
+            t0.elapsed().as_secs_f64()
+        );
     }
     let mut ingest = Vec::new();
     for m in &members {

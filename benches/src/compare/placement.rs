@@ -24,8 +24,9 @@
 //! * [`BlockCut::During`]: the first scrape round starts
 //!   [`DURING_LEAD_MS`] (2 min) before `B`. Tidemark writes the block
 //!   `[B - 2 h, B)` (those 2 minutes) once the data reaches `B + 1 h`, i.e.
-//!   62 min into the load; the tool then waits for that block before it
-//!   measures (the cut lands in a maintenance round up to 30 s later),
+//!   62 min into the load; the tool then waits for that block, and for
+//!   any WAL checkpoint after it to finish, before it measures (the cut
+//!   lands in a maintenance round up to 30 s later),
 //!   so the figures always include one block cut and its WAL truncation.
 //!
 //! `B` is the latest boundary for which the whole load still ends a minute
@@ -121,6 +122,20 @@ pub fn has_block(data_dir: &std::path::Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether Tidemark is writing a WAL checkpoint (a `wal/checkpoint.N.tmp`
+/// directory exists): the directory then holds the WAL twice for a while.
+pub fn checkpoint_in_progress(data_dir: &std::path::Path) -> bool {
+    std::fs::read_dir(data_dir.join("wal"))
+        .map(|entries| {
+            entries.flatten().any(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with("checkpoint.") && name.ends_with(".tmp")
+            })
+        })
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +205,8 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("01XYZ")).unwrap();
         std::fs::write(dir.path().join("01XYZ/meta.json"), b"{}").unwrap();
         assert!(has_block(dir.path()));
+        assert!(!checkpoint_in_progress(dir.path()));
+        std::fs::create_dir_all(dir.path().join("wal/checkpoint.00000002.tmp")).unwrap();
+        assert!(checkpoint_in_progress(dir.path()));
     }
 }
