@@ -49,6 +49,14 @@ pub const SYNTHETIC_INTERVAL_MS: i64 = 15_000;
 /// The latest a late scrape comes after its slot (see `TargetState::jitter`).
 const MAX_JITTER_MS: i64 = 24;
 
+/// How far the newest sample of a synthetic load of `samples_per_series`
+/// rounds can be from the start of its first round: the last round's
+/// start, plus a target's offset (under one interval) and a late scrape's
+/// jitter.
+pub fn synthetic_span_ms(samples_per_series: usize) -> i64 {
+    (samples_per_series as i64 - 1).max(0) * SYNTHETIC_INTERVAL_MS + SYNTHETIC_INTERVAL_MS + MAX_JITTER_MS
+}
+
 /// One series: its label pairs, sorted by name, `__name__` included.
 pub type SeriesLabels = Vec<(String, String)>;
 
@@ -174,6 +182,16 @@ impl Load {
 
     /// The capture at `path`, shifted so its last sample is at `end_ms`.
     pub fn capture(path: &std::path::Path, end_ms: i64) -> Result<Load, CompareError> {
+        Load::capture_placed(path, |_| Ok(end_ms))
+    }
+
+    /// The capture at `path`, shifted so its last sample is at
+    /// `end_for(span)`, where `span` is its last sample's time minus its
+    /// first's.
+    pub fn capture_placed(
+        path: &std::path::Path,
+        end_for: impl FnOnce(i64) -> Result<i64, CompareError>,
+    ) -> Result<Load, CompareError> {
         let data = load_capture(path)
             .map_err(|e| CompareError::Setup(format!("cannot read the capture {}: {e}", path.display())))?;
         let last = data.iter().filter_map(|(_, s)| s.last().map(|s| s.t)).max();
@@ -181,6 +199,7 @@ impl Load {
         let (Some(first), Some(last)) = (first, last) else {
             return Err(CompareError::Setup(format!("the capture {} is empty", path.display())));
         };
+        let end_ms = end_for(last - first)?;
         let shift = end_ms - last;
         let mut series = Vec::with_capacity(data.len());
         let mut samples = Vec::with_capacity(data.len());

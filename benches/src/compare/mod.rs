@@ -38,6 +38,7 @@
 //! markdown and JSON.
 
 pub mod load;
+pub mod placement;
 pub mod queries;
 pub mod report;
 pub mod rules;
@@ -52,6 +53,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tidemark_testkit::{now_ms, url_encode, Http, KitError};
 
 use load::{Load, RequestBuilder, SyntheticOptions, SYNTHETIC_INTERVAL_MS};
+use placement::BlockCut;
 use queries::{
     agreement, heavy_queries, seed_queries, ties_free_to_differ, time_interleaved, time_query, QuerySpec, Timed,
 };
@@ -81,7 +83,9 @@ pub enum Preset {
     /// Issue 13's production shape: 2,000 scrape targets (1,000 hosts ×
     /// node_exporter + a busy service with 12–13 routes), 368,695 series,
     /// 264 samples per series at 15 s (1.1 h: everything is still in the
-    /// head), no capture, one query point at the end.
+    /// head), no capture, one query point at the end; the first scrape
+    /// round on a 2 h boundary (`--block-cut none`), whatever the time of
+    /// day.
     Production,
     /// The production shape at 1,000,000 series (5,424 targets).
     Million,
@@ -89,7 +93,8 @@ pub enum Preset {
     /// (1,941 samples per series), sent in time order so that blocks are
     /// written (and compacted) during ingest; the query set runs at 4
     /// points (after 2 h, 4 h, 6 h and 8 h of data-time), reading blocks as
-    /// well as the head.
+    /// well as the head. The first scrape round 2 min before a 2 h
+    /// boundary (`--block-cut during`): the first block is cut 62 min in.
     Long,
 }
 
@@ -107,6 +112,8 @@ pub struct Shape {
     /// Query points per load (evenly spaced in data-time, the last at the
     /// end).
     pub query_points: usize,
+    /// Where the load sits against the 2 h block boundaries.
+    pub block_cut: BlockCut,
 }
 
 /// How many scrape targets a fleet of a given size has.
@@ -151,6 +158,7 @@ impl Preset {
                 samples_per_series: 264,
                 capture: false,
                 query_points: 1,
+                block_cut: BlockCut::None,
             },
             Preset::Million => Shape { series: vec![1_000_000], ..Preset::Production.shape() },
             Preset::Long => Shape {
@@ -159,6 +167,7 @@ impl Preset {
                 samples_per_series: 8 * 240 + 21,
                 capture: false,
                 query_points: 4,
+                block_cut: BlockCut::During,
             },
         }
     }
@@ -214,6 +223,16 @@ pub struct CompareArgs {
     /// last at the end [default: 1, or the preset's].
     #[arg(long)]
     pub query_points: Option<usize>,
+    /// Where the load's timestamps sit against the 2 h ranges a head cuts
+    /// blocks at (`placement`): `none` starts the first scrape round on a
+    /// 2 h boundary, so Tidemark keeps everything in its head; `during`
+    /// starts it 2 min before one, so Tidemark cuts one block 62 min into
+    /// the load (the figures are taken once it has). Either way the load
+    /// ends at least a minute before the run starts, at the same offset
+    /// from the boundary whatever the time of day [default: `none`;
+    /// `during` for the `long` preset].
+    #[arg(long, value_enum)]
+    pub block_cut: Option<BlockCut>,
     /// Samples encoded per ingest phase (bounds the request bodies held in
     /// memory: ~18 bytes per sample).
     #[arg(long, default_value_t = 10_000_000)]
@@ -266,6 +285,7 @@ impl CompareArgs {
                 samples_per_series: 261,
                 capture: true,
                 query_points: 1,
+                block_cut: BlockCut::None,
             },
         };
         if !self.series.is_empty() {
@@ -282,6 +302,9 @@ impl CompareArgs {
         }
         if let Some(q) = self.query_points {
             shape.query_points = q;
+        }
+        if let Some(c) = self.block_cut {
+            shape.block_cut = c;
         }
         shape
     }
@@ -317,17 +340,27 @@ pub fn run(args: &CompareArgs) -> Result<Report, CompareError> {
     let mut report = Report::new(&tidemark_bin);
     eprintln!("machine: {}", report.machine);
 
-    // End a minute ago on a whole interval: every system takes the data as
-    // recent, and VictoriaMetrics (latency offset 0) shows all of it.
-    let end_ms = (now_ms() - 60_000).div_euclid(SYNTHETIC_INTERVAL_MS) * SYNTHETIC_INTERVAL_MS;
+    // Each load at the same offset from a 2 h boundary whatever the time
+    // of day, ending at least a minute ago (see `placement`).
+    let (now, cut) = (now_ms(), shape.block_cut);
+    eprintln!("block cut: {} ({})", cut.name(), cut_description(cut));
     let mut loads: Vec<MakeLoad> = Vec::new();
     if shape.capture {
         let path = args.capture_path.clone().unwrap_or_else(crate::capture::default_capture_path);
-        loads.push(Box::new(move || Ok((Load::capture(&path, end_ms)?, 1))));
+        loads.push(Box::new(move || {
+            let load = Load::capture_placed(&path, |span| {
+                placement::place(cut, span, now).map(|p| p.first_ms + span).map_err(CompareError::Setup)
+            })?;
+            Ok((load, 1))
+        }));
     }
     for &series in shape.series.iter().filter(|&&s| s > 0) {
         let (samples_per_series, targets) = (shape.samples_per_series, shape.targets_per.targets(series));
         let points = shape.query_points.max(1);
+        // Check the case is possible before anything starts.
+        let span = load::synthetic_span_ms(samples_per_series);
+        let first = placement::place(cut, span, now).map_err(CompareError::Setup)?.first_ms;
+        let end_ms = first + (samples_per_series as i64 - 1) * SYNTHETIC_INTERVAL_MS;
         loads.push(Box::new(move || {
             let opts = SyntheticOptions { series, targets, samples_per_series, end_ms, seed: 42 };
             Ok((Load::synthetic(opts), points))
@@ -357,6 +390,17 @@ pub fn run(args: &CompareArgs) -> Result<Report, CompareError> {
     report::write_text(&args.markdown, &format!("{}{markdown}", report::render_header(&report)))?;
     eprintln!("JSON report: {}; markdown: {}", args.json.display(), args.markdown.display());
     Ok(report)
+}
+
+/// The case in words, for the log and the report.
+pub fn cut_description(cut: BlockCut) -> String {
+    match cut {
+        BlockCut::None => "first scrape round on a 2 h boundary: no system cuts a block (loads under 3 h)".into(),
+        BlockCut::During => format!(
+            "first scrape round {} min before a 2 h boundary: Tidemark cuts one block once the data reaches 1 h past it",
+            placement::DURING_LEAD_MS / 60_000
+        ),
+    }
 }
 
 /// Queries where a Tidemark answer differs from Prometheus', or where one
@@ -504,6 +548,8 @@ fn run_load(
         requests,
         phases,
         timing: args.timing(),
+        block_cut: args.shape().block_cut,
+        first_ms: load.first_ms,
         loadavg_start,
         loadavg_end: report::loadavg(),
         bench_peak_rss_bytes: report::own_peak_rss(),
@@ -604,6 +650,25 @@ fn run_group(
     // Deferred work (VictoriaMetrics' in-memory parts, head bookkeeping)
     // belongs to ingestion too.
     std::thread::sleep(Duration::from_secs(3));
+    let cut = args.shape().block_cut;
+    if cut == BlockCut::During && load.kind == load::LoadKind::Synthetic {
+        // The cut lands in a maintenance round (every 30 s) after the data
+        // reached it: take the figures once it has, so they always include
+        // it. Its CPU counts as ingest.
+        let t0 = Instant::now();
+        for m in members.iter().filter(|m| is_tidemark(m.running.kind)) {
+            let dir = m.running.data_dir();
+            while (!placement::has_block(dir) || placement::checkpoint_in_progress(dir))
+                && t0.elapsed() < Duration::from_secs(300)
+            {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        eprintln!(
+            "  waited {:.1} s after ingest for Tidemark's block cut and its checkpoint",
+            t0.elapsed().as_secs_f64()
+        );
+    }
     let mut ingest = Vec::new();
     for m in &members {
         let after = m.running.process().stats()?;
@@ -618,20 +683,35 @@ fn run_group(
             peak_rss_per_series: after.peak_rss_bytes as f64 / load.series.len() as f64,
         };
         let live = systems::dir_bytes(m.running.data_dir());
+        let by_entry = systems::dir_bytes_by_entry(m.running.data_dir());
+        let block = is_tidemark(m.running.kind).then(|| placement::has_block(m.running.data_dir()));
         eprintln!(
-            "  {:<17} {:>8.0} samples/s  {:.2} CPU-s/M samples  peak RSS {:.0} MiB ({:.2} KiB/series)  data dir {:.0} MiB",
+            "  {:<17} {:>8.0} samples/s  {:.2} CPU-s/M samples  peak RSS {:.0} MiB ({:.2} KiB/series)  data dir {:.0} MiB ({}){}",
             m.running.kind.name(),
             figures.samples_per_second,
             figures.cpu_seconds_per_million,
             figures.peak_rss_bytes as f64 / (1 << 20) as f64,
             figures.peak_rss_per_series / 1024.0,
-            live as f64 / (1 << 20) as f64
+            live as f64 / (1 << 20) as f64,
+            by_entry.iter().map(|(n, b)| format!("{n} {:.1}", *b as f64 / (1 << 20) as f64)).collect::<Vec<_>>().join(", "),
+            match block {
+                Some(true) => "; a head block is written",
+                Some(false) => "; no head block",
+                None => "",
+            }
         );
-        ingest.push((figures, live));
+        if block == Some(cut == BlockCut::None) && load.kind == load::LoadKind::Synthetic {
+            eprintln!(
+                "  WARNING: block cut {} asked for, but a head block is {}",
+                cut.name(),
+                if cut == BlockCut::None { "written" } else { "not written" }
+            );
+        }
+        ingest.push((figures, live, by_entry, block));
     }
     point_results.push(run_point(args, &mut members, load, rounds, seeds, &ProgressBar::hidden())?);
     let mut reports = Vec::new();
-    for (m, (ingest, live)) in members.iter().zip(ingest) {
+    for (m, (ingest, live, by_entry, block)) in members.iter_mut().zip(ingest) {
         let after_queries = m.running.process().stats()?;
         let persisted = m.running.persist()?;
         eprintln!(
@@ -653,10 +733,17 @@ fn run_group(
                 m.running.kind.name()
             )));
         }
+        let replay = m.running.kill_and_replay(tidemark_bin)?;
+        if let Some(r) = replay {
+            eprintln!("  {:<17} restart after SIGKILL to ready (WAL replay) in {r:.1} s", m.running.kind.name());
+        }
         reports.push(SystemReport {
             system: m.running.kind,
             ingest,
             live_data_dir_bytes: live,
+            live_data_dir_by_entry: by_entry,
+            block_written: block,
+            replay_seconds: replay,
             bytes_per_sample: persisted.bytes as f64 / load.samples as f64,
             persisted,
             stored_samples: stored,
@@ -668,6 +755,10 @@ fn run_group(
         m.running.stop()?;
     }
     Ok(GroupResult { systems: reports, points: point_results, requests, request_bytes, phases: plan.len() })
+}
+
+fn is_tidemark(kind: SystemKind) -> bool {
+    matches!(kind, SystemKind::Tidemark | SystemKind::TidemarkNosync)
 }
 
 /// Sends one phase's requests to one system (each sender's requests in
@@ -851,6 +942,22 @@ mod tests {
         let million = args(&["--preset", "million"]).shape();
         assert_eq!(million.series, [1_000_000]);
         assert_eq!(million.samples_per_series, 264);
+        // "Everything still in the head", whatever the time of day.
+        assert_eq!((shape.block_cut, million.block_cut), (BlockCut::None, BlockCut::None));
+    }
+
+    #[test]
+    fn the_block_cut_is_chosen_explicitly() {
+        assert_eq!(args(&["--preset", "long"]).shape().block_cut, BlockCut::During);
+        assert_eq!(args(&[]).shape().block_cut, BlockCut::None);
+        let a = args(&["--preset", "production", "--block-cut", "during"]);
+        assert_eq!(a.shape().block_cut, BlockCut::During);
+        assert_eq!(a.shape().series, [PRODUCTION_SERIES]);
+        // Both cases are possible at the production shape.
+        let span = load::synthetic_span_ms(a.shape().samples_per_series);
+        for cut in [BlockCut::None, BlockCut::During] {
+            assert!(placement::place(cut, span, 1_800_000_000_000).is_ok());
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::load::LoadKind;
+use super::placement::BlockCut;
 use super::queries::{Agreement, QuerySpec, Timed};
 use super::systems::{package_version, Persisted, SystemKind};
 use super::{CompareError, Timing};
@@ -44,6 +45,10 @@ pub struct LoadReport {
     pub phases: usize,
     /// How query latency was taken.
     pub timing: Timing,
+    /// Where the load sits against the 2 h block boundaries.
+    pub block_cut: BlockCut,
+    /// The load's first sample time (ms), placed by `block_cut`.
+    pub first_ms: i64,
     /// `/proc/loadavg` when the load started and when it ended (the
     /// machine is shared: wall-clock figures depend on it).
     pub loadavg_start: String,
@@ -96,6 +101,15 @@ pub struct SystemReport {
     /// The data directory right after ingest, before any snapshot or
     /// forced flush (while data is in the head: mostly the WAL).
     pub live_data_dir_bytes: u64,
+    /// `live_data_dir_bytes` by top-level entry (`wal`, `chunks_head`,
+    /// `blocks (n)`, …), largest first.
+    pub live_data_dir_by_entry: Vec<(String, u64)>,
+    /// Whether Tidemark had cut a head block when the figures were taken
+    /// (`None` for the other systems).
+    pub block_written: Option<bool>,
+    /// Tidemark: seconds from a restart after SIGKILL (at the end of the
+    /// run) to ready, i.e. opening blocks and replaying the WAL.
+    pub replay_seconds: Option<f64>,
     /// Persisted form.
     pub persisted: Persisted,
     /// Persisted bytes ÷ samples.
@@ -380,8 +394,24 @@ pub fn render_load(l: &LoadReport, versions: &[(String, String)]) -> String {
         let _ = writeln!(o, "| {name} | {} | {} | {} |", cells.join(" | "), ratio(at(t), at(v)), ratio(at(t), at(p)));
     }
     let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "Block cut: **{}** ({}); the first sample at {} ms.\n",
+        l.block_cut.name(),
+        super::cut_description(l.block_cut),
+        l.first_ms
+    );
     for s in &l.systems {
         let _ = writeln!(o, "- {} persisted: {}", s.system.name(), s.persisted.how);
+        let entries: Vec<String> =
+            s.live_data_dir_by_entry.iter().map(|(name, b)| format!("{name} {:.1}", mib(*b))).collect();
+        let _ = writeln!(o, "- {} live data dir by entry, MiB: {}", s.system.name(), entries.join(", "));
+        if let Some(w) = s.block_written {
+            let _ = writeln!(o, "- {} had written a head block when measured: {}", s.system.name(), w);
+        }
+        if let Some(r) = s.replay_seconds {
+            let _ = writeln!(o, "- {} restart after SIGKILL to ready (WAL replay): {r:.1} s", s.system.name());
+        }
     }
     for point in &l.query_points {
         render_point(&mut o, point, &kinds, &header, (t, v, p));
@@ -619,6 +649,9 @@ mod tests {
                 peak_rss_per_series: 0.0,
             },
             live_data_dir_bytes: live,
+            live_data_dir_by_entry: Vec::new(),
+            block_written: None,
+            replay_seconds: None,
             persisted: Persisted { bytes: 0, how: String::new(), data_dir_bytes: 0, seconds: 0.0 },
             bytes_per_sample: bps,
             stored_samples: 0,

@@ -82,19 +82,7 @@ impl Running {
         let dir = data_dir.path().to_path_buf();
         let server = match kind {
             SystemKind::Tidemark | SystemKind::TidemarkNosync => {
-                let mut config = TidemarkConfig::new(tidemark_bin, &dir);
-                config.args = vec![
-                    "--log.level=warn".into(),
-                    // The on-disk size is measured through a snapshot.
-                    "--web.enable-admin-api".into(),
-                    format!("--query.timeout={QUERY_TIMEOUT}"),
-                    format!("--query.max-samples={MAX_SAMPLES}"),
-                ];
-                if kind == SystemKind::TidemarkNosync {
-                    config.args.push("--wal.sync=never".into());
-                }
-                config.ready_timeout = Duration::from_secs(120);
-                Server::Tidemark(Tidemark::start(config)?)
+                Server::Tidemark(Tidemark::start(tidemark_config(kind, tidemark_bin, &dir))?)
             }
             SystemKind::Prometheus => {
                 let mut config = PrometheusConfig::new(&dir);
@@ -218,6 +206,30 @@ impl Running {
         }
     }
 
+    /// Tidemark only: kills the server with SIGKILL (so nothing is written
+    /// on the way out, as in a crash) and starts it again on the same data
+    /// directory; returns the seconds until `/-/ready` answered, i.e. the
+    /// time to open the blocks and replay the WAL (checkpoint, segments,
+    /// head chunk files). `None` for the other systems.
+    pub fn kill_and_replay(&mut self, tidemark_bin: &Path) -> Result<Option<f64>, CompareError> {
+        let Server::Tidemark(t) = &mut self.server else { return Ok(None) };
+        let kill = tidemark_testkit::find_binary("kill")?;
+        let status = std::process::Command::new(kill)
+            .arg("-KILL")
+            .arg(t.pid().to_string())
+            .status()
+            .map_err(|e| CompareError::Setup(format!("cannot run kill: {e}")))?;
+        if !status.success() {
+            return Err(CompareError::Setup(format!("kill -KILL {} failed ({status})", t.pid())));
+        }
+        // Reaps it (already dead: the SIGTERM that goes first finds a zombie).
+        let _ = t.terminate(Duration::from_secs(10));
+        let t0 = Instant::now();
+        let config = tidemark_config(self.kind, tidemark_bin, self.data_dir.path());
+        self.server = Server::Tidemark(Tidemark::start(config)?);
+        Ok(Some(t0.elapsed().as_secs_f64()))
+    }
+
     /// Stops the system (SIGTERM, then kill after 60 s).
     pub fn stop(mut self) -> Result<(), CompareError> {
         let p: &mut PeerProcess = match &mut self.server {
@@ -228,6 +240,52 @@ impl Running {
         p.terminate(Duration::from_secs(60))?;
         Ok(())
     }
+}
+
+/// How `tidemark serve` runs in the comparison.
+fn tidemark_config(kind: SystemKind, tidemark_bin: &Path, dir: &Path) -> TidemarkConfig {
+    let mut config = TidemarkConfig::new(tidemark_bin, dir);
+    config.args = vec![
+        "--log.level=warn".into(),
+        // The on-disk size is measured through a snapshot.
+        "--web.enable-admin-api".into(),
+        format!("--query.timeout={QUERY_TIMEOUT}"),
+        format!("--query.max-samples={MAX_SAMPLES}"),
+    ];
+    if kind == SystemKind::TidemarkNosync {
+        config.args.push("--wal.sync=never".into());
+    }
+    config.ready_timeout = Duration::from_secs(600);
+    config
+}
+
+/// Bytes under each top-level entry of `dir`, largest first; blocks (any
+/// directory holding a `meta.json`) are summed as one `blocks (n)` entry,
+/// loose files as `files`.
+pub fn dir_bytes_by_entry(dir: &Path) -> Vec<(String, u64)> {
+    let (mut out, mut blocks, mut block_bytes, mut files) = (Vec::new(), 0usize, 0u64, 0u64);
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let path = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() && path.join("meta.json").is_file() => {
+                    blocks += 1;
+                    block_bytes += dir_bytes(&path);
+                }
+                Ok(t) if t.is_dir() => out.push((e.file_name().to_string_lossy().into_owned(), dir_bytes(&path))),
+                Ok(t) if t.is_file() => files += e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    if blocks > 0 {
+        out.push((format!("blocks ({blocks})"), block_bytes));
+    }
+    if files > 0 {
+        out.push(("files".into(), files));
+    }
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out
 }
 
 /// Total size of the regular files under `dir` (0 if it does not exist).

@@ -40,6 +40,7 @@ use crate::wal::{checkpoint_bound, Encoded, Record, SyncPolicy, Wal, WalHold, Wa
 use crate::{compact, floor, AppendError, Error, Labels, Matcher, NameValidation};
 
 mod scrub;
+mod segment_times;
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -412,6 +413,9 @@ struct Disk {
     floor: AtomicI64,
     /// Last measurement, when a size limit is set.
     usage: Mutex<Option<Usage>>,
+    /// How new each WAL segment's samples are: which segments a block
+    /// covers entirely.
+    segment_times: segment_times::SegmentTimes,
 }
 
 struct Inner {
@@ -628,6 +632,7 @@ impl Db {
                     fs,
                     floor: AtomicI64::new(floor),
                     usage: Mutex::new(None),
+                    segment_times: segment_times::SegmentTimes::default(),
                 };
                 (Some(disk), head, blocks)
             }
@@ -718,10 +723,13 @@ impl Db {
     }
 
     /// Persists every head range that is complete (see [`Db::maintain`]).
-    /// Returns the number of blocks written.
+    /// Returns the number of blocks written. Unlike maintenance, which
+    /// deletes only the WAL segments a block covers entirely, an explicit
+    /// call then checkpoints the whole WAL down to the head (rewriting the
+    /// samples the head still holds into the checkpoint).
     pub fn persist_head(&self) -> Result<usize, Error> {
         let _g = self.inner.maintenance.lock();
-        self.inner.persist_head(false)
+        self.inner.persist_head_ranges(PersistMode::ReadyWholeWal)
     }
 
     /// Persists everything in the head, complete ranges or not, e.g. before
@@ -943,6 +951,9 @@ impl Drop for Db {
 enum PersistMode {
     /// Ranges no accepted sample can reach any more (the normal case).
     Ready,
+    /// As `Ready`, then the whole WAL is checkpointed down to the head
+    /// (an explicit [`Db::persist_head`]).
+    ReadyWholeWal,
     /// Ranges the newest sample has passed (under size pressure).
     Complete,
     /// Under size pressure with the WAL over its budget: everything up to
@@ -994,6 +1005,7 @@ impl Inner {
         // are about to be deleted.
         note("retention", self.apply_retention().map(drop));
         if let Some(disk) = &self.disk {
+            self.observe_segment_times(disk);
             let deferred = disk.deferred_checkpoint.lock().take();
             if let Some((wanted, mint)) = deferred {
                 note("deferred checkpoint", self.checkpoint_wal(disk, wanted, mint));
@@ -1186,7 +1198,7 @@ impl Inner {
             let mut end = start.saturating_add(range);
             let ready = hmax >= end.saturating_add(range / 2) && hmax.saturating_sub(self.opts.ooo_window_ms()) >= end;
             let go = match mode {
-                PersistMode::Ready => ready,
+                PersistMode::Ready | PersistMode::ReadyWholeWal => ready,
                 PersistMode::Complete => hmax >= end,
                 PersistMode::Pressure => {
                     end = end.min(hmax.saturating_sub(self.opts.pressure_lag_ms()));
@@ -1232,9 +1244,33 @@ impl Inner {
             }
             self.head.truncate(end);
             let closed = disk.wal.cut_segment()?;
-            self.checkpoint_wal(disk, closed, end)?;
+            // Segments the block covers entirely go (their series records
+            // into the checkpoint); the others stay as they are, rather than
+            // having every sample they share with the head rewritten into a
+            // checkpoint that would be as large as they are (and, while
+            // written, double the WAL's bytes). Under size pressure or
+            // forced, the WAL is cut down as far as the head was.
+            let wanted = match mode {
+                PersistMode::Ready => disk.segment_times.all_older_than(end).map(|s| s.min(closed)),
+                PersistMode::ReadyWholeWal | PersistMode::Complete | PersistMode::Pressure | PersistMode::All => {
+                    Some(closed)
+                }
+            };
+            // The next cut knows these segments hold nothing newer than now.
+            self.observe_segment_times(disk);
+            match wanted {
+                Some(w) if w >= disk.wal.segment_range().0 => self.checkpoint_wal(disk, w, end)?,
+                _ => {}
+            }
         }
         Ok(written)
+    }
+
+    /// Notes the segment being written and then the head's newest sample:
+    /// the segments below it hold nothing newer (see `segment_times`).
+    fn observe_segment_times(&self, disk: &Disk) {
+        let open = disk.wal.segment_range().1;
+        disk.segment_times.observe(open, self.head.max_time());
     }
 
     /// Checkpoints the WAL up to segment `wanted`, or less far when readers
@@ -1267,6 +1303,9 @@ impl Inner {
             }
         }
         *disk.deferred_checkpoint.lock() = deferred;
+        if let Some(upto) = upto {
+            disk.segment_times.forget_upto(upto);
+        }
         Ok(())
     }
 

@@ -286,6 +286,18 @@ fn db_with_checkpoint(dir: &Path) -> Data {
     let db = builder(dir).open().unwrap();
     fill(&db, 10, 0, 40 * MIN);
     assert_eq!(db.persist_head().unwrap(), 3);
+    db.close().unwrap();
+    drop(db);
+    // The database checkpoints only segments its blocks cover entirely
+    // (these hold [30m, 40m) too, so it keeps them): checkpoint them here,
+    // keeping the samples from 30m on, as a checkpoint under size pressure
+    // would.
+    let wal = tidemark_storage::wal::Wal::open(&dir.join("wal"), tidemark_storage::wal::WalOptions::default()).unwrap();
+    let closed = wal.cut_segment().unwrap();
+    wal.checkpoint(closed, |_| true, 30 * MIN).unwrap();
+    wal.close().unwrap();
+    drop(wal);
+    let db = builder(dir).open().unwrap();
     fill(&db, 10, 40 * MIN, 50 * MIN);
     db.close().unwrap();
     expected(10, 0, 50 * MIN)

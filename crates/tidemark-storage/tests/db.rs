@@ -721,3 +721,82 @@ fn a_format_1_directory_is_raised_to_format_2() {
     db.close().unwrap();
     assert_eq!(stored_version(dir.path()), 2);
 }
+
+/// WAL segment numbers and checkpoint names in `wal/`.
+fn wal_listing(dir: &Path) -> (Vec<u64>, Vec<String>) {
+    let (mut segments, mut checkpoints) = (Vec::new(), Vec::new());
+    for e in std::fs::read_dir(dir.join("wal")).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Ok(n) = name.parse::<u64>() {
+            segments.push(n);
+        } else if name.starts_with("checkpoint.") {
+            checkpoints.push(name);
+        }
+    }
+    segments.sort_unstable();
+    (segments, checkpoints)
+}
+
+#[test]
+fn a_block_cut_deletes_the_wal_segments_it_covers_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = builder(dir.path()).wal_segment_size(512).open().unwrap();
+    // One block range (10 min) of data in segments of their own, noted by a
+    // maintenance round, then more data in later segments.
+    fill(&db, 20, 0, 10 * MIN, 15_000);
+    db.maintain().unwrap();
+    let (before, _) = wal_listing(dir.path());
+    assert!(before.len() >= 3, "{before:?}");
+    fill(&db, 20, 10 * MIN, 15 * MIN + 15_000, 15_000);
+    db.maintain().unwrap();
+    assert_eq!(db.blocks().len(), 1, "[0, 10 min) is cut once the head is half a range past it");
+    let (after, checkpoints) = wal_listing(dir.path());
+    assert_eq!(checkpoints.len(), 1, "{checkpoints:?} {before:?} {after:?}");
+    let last_covered = *before.last().unwrap() - 1;
+    assert!(after.iter().all(|&s| s > last_covered), "segments {after:?} up to {last_covered} deleted");
+    // The checkpoint holds the series, not the samples the head still has.
+    let cp = dir.path().join("wal").join(&checkpoints[0]);
+    let cp_bytes: u64 = std::fs::read_dir(&cp).unwrap().flatten().map(|e| e.metadata().unwrap().len()).sum();
+    let seg_bytes: u64 =
+        after.iter().map(|s| std::fs::metadata(dir.path().join(format!("wal/{s:08}"))).unwrap().len()).sum();
+    assert!(cp_bytes < seg_bytes / 4, "checkpoint {cp_bytes} bytes, segments kept {seg_bytes}");
+    let want = count(&db);
+    assert_eq!(want, 20 * 61);
+    // Every sample comes back after a crash-like reopen (no close: the WAL
+    // and the block are all there is).
+    drop(db);
+    let db = builder(dir.path()).open().unwrap();
+    assert_eq!(count(&db), want);
+    assert_eq!(all(&db, 0, i64::MAX)[0].1.first().map(|s| s.t), Some(0));
+}
+
+#[test]
+fn segments_shared_by_a_block_and_the_head_stay_and_replay_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = builder(dir.path()).wal_segment_size(512).open().unwrap();
+    // No maintenance round sees the segments before the cut: every one
+    // may hold samples on both sides of the block's end, so none goes.
+    fill(&db, 20, 8 * MIN, 15 * MIN + 15_000, 15_000);
+    let (before, _) = wal_listing(dir.path());
+    db.maintain().unwrap();
+    assert_eq!(db.blocks().len(), 1);
+    let (after, checkpoints) = wal_listing(dir.path());
+    assert!(checkpoints.is_empty(), "{checkpoints:?}");
+    assert!(before.iter().all(|s| after.contains(s)), "{before:?} {after:?}");
+    let want = count(&db);
+    assert_eq!(want, 20 * 29);
+    // Replay reads samples the block holds too; they do not come back twice.
+    drop(db);
+    let db = builder(dir.path()).open().unwrap();
+    assert_eq!(count(&db), want);
+    // The next cut deletes them (a round noted them meanwhile).
+    fill(&db, 20, 15 * MIN + 15_000, 20 * MIN, 15_000);
+    db.maintain().unwrap();
+    fill(&db, 20, 20 * MIN, 26 * MIN, 15_000);
+    db.maintain().unwrap();
+    assert_eq!(db.blocks().len(), 2);
+    let (later, checkpoints) = wal_listing(dir.path());
+    assert_eq!(checkpoints.len(), 1, "{later:?}");
+    assert!(later.iter().all(|s| !before.contains(s)), "{before:?} {later:?}");
+    assert_eq!(count(&db), want + 20 * 43);
+}

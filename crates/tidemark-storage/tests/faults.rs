@@ -109,9 +109,15 @@ fn failed_fsync_acknowledges_nothing_and_later_commits_survive_reopen() {
 fn eio_in_block_writes_and_checkpoints_fails_maintenance_not_ingestion() {
     let dir = tempfile::tempdir().unwrap();
     let faults = FaultFs::new();
-    let db = builder(dir.path(), &faults).retention_time(None).open().unwrap();
+    // Small segments and a maintenance round once the first range is
+    // written, as the server's periodic rounds would: the checkpoint after
+    // the block then has segments that the block covers entirely.
+    let db = builder(dir.path(), &faults).retention_time(None).wal_segment_size(1024).open().unwrap();
     let mut acked = Vec::new();
     for t in (0..20 * MIN).step_by(15_000) {
+        if t == 10 * MIN {
+            db.maintain().unwrap();
+        }
         commit(&db, 10, t).unwrap();
         acked.push(t);
     }
