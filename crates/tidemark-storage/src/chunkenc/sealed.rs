@@ -167,8 +167,27 @@ pub fn encode_with(samples: &[Sample], opts: &EncodeOptions<'_>, out: &mut Vec<u
     encode_version(samples, opts, VERSION, out)
 }
 
-/// [`encode_with`] in format `version` (1 or 2; tests keep writing version
-/// 1 to check that it still decodes).
+/// [`encode_with`] in format version 2 (decimal columns as ivarints, never
+/// byte planes), which decoders keep reading: for comparisons (benches,
+/// `block_bytes`) and tests. Returns whether the timestamps were left out.
+///
+/// ```
+/// use tidemark_storage::chunkenc::sealed::{self, EncodeOptions};
+/// use tidemark_storage::Sample;
+/// let samples: Vec<Sample> = (0..100).map(|i| Sample::new(i * 15_000, (i * 1_013 % 977) as f64 / 100.0)).collect();
+/// let mut v2 = Vec::new();
+/// sealed::encode_version_2(&samples, &EncodeOptions::default(), &mut v2);
+/// assert_eq!(v2[0], sealed::VERSION_2);
+/// let mut out = Vec::new();
+/// sealed::decode(&v2, &mut out).unwrap();
+/// assert_eq!(out, samples);
+/// ```
+pub fn encode_version_2(samples: &[Sample], opts: &EncodeOptions<'_>, out: &mut Vec<u8>) -> bool {
+    encode_version(samples, opts, VERSION_2, out)
+}
+
+/// [`encode_with`] in format `version` (1, 2 or 3; tests keep writing
+/// versions 1 and 2 to check that they still decode).
 pub(crate) fn encode_version(samples: &[Sample], opts: &EncodeOptions<'_>, version: u8, out: &mut Vec<u8>) -> bool {
     debug_assert!(version == VERSION || version == VERSION_2 || version == VERSION_1);
     debug_assert!(samples.windows(2).all(|w| w[0].t < w[1].t), "samples not strictly increasing");
