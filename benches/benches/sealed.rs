@@ -25,7 +25,23 @@ fn synthetic() -> Vec<(String, Vec<Sample>)> {
             Sample::new(t(i), x)
         })
         .collect();
-    vec![("synthetic_counter_2dp".into(), counter), ("synthetic_full_precision".into(), floats)]
+    // A busy counter like the comparison fleet's (`node_cpu_seconds_total`:
+    // two decimals, increments of a few thousand hundredths ± noise), whose
+    // mantissa deltas version 3 stores as byte planes.
+    let mut m = 4_000_000i64;
+    let mut r = 7u64;
+    let busy: Vec<Sample> = (0..N)
+        .map(|i| {
+            r = r.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            m += 3_000 + ((r >> 33) % 400) as i64;
+            Sample::new(t(i), m as f64 / 100.0)
+        })
+        .collect();
+    vec![
+        ("synthetic_counter_2dp".into(), counter),
+        ("synthetic_busy_counter_2dp".into(), busy),
+        ("synthetic_full_precision".into(), floats),
+    ]
 }
 
 /// The first block window of a few typical series of the capture.
@@ -83,6 +99,23 @@ fn sealed_codec(c: &mut Criterion) {
             &mut shared,
         );
         g.bench_with_input(BenchmarkId::new("decode_shared_ts", name), &shared, |b, bytes| {
+            let mut out = Vec::with_capacity(N);
+            b.iter(|| {
+                out.clear();
+                sealed::decode_with(bytes, Some(&ts), &mut out).expect("decodes");
+                out.len()
+            })
+        });
+        // The same in format version 2 (ivarint columns, no byte planes),
+        // for an A/B of the version 3 layout in one process.
+        let mut v2 = Vec::new();
+        sealed::encode_version_2(
+            samples,
+            &EncodeOptions { shared_timestamps: Some(&ts), ..Default::default() },
+            &mut v2,
+        );
+        eprintln!("{name}: shared-ts chunk {} B (v3), {} B (v2)", shared.len(), v2.len());
+        g.bench_with_input(BenchmarkId::new("decode_shared_ts_v2", name), &v2, |b, bytes| {
             let mut out = Vec::with_capacity(N);
             b.iter(|| {
                 out.clear();

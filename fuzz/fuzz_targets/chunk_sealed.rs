@@ -5,7 +5,8 @@
 //! chunk (so real chunks make good seeds), and the same bytes, read with
 //! `arbitrary`, give the samples and zstd level to encode. The bytes are
 //! also decoded as a block's chunk group (every member as a sealed chunk),
-//! and the encoded chunks must come back out of a group of them.
+//! and the encoded chunks must come back out of a group of them. The rows
+//! are encoded once more as two-decimal values (decimal schemes, byte planes).
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -60,4 +61,16 @@ fuzz_target!(|bytes: &[u8]| {
     let mut got = Vec::new();
     sealed::decode_with(g.member(0).unwrap(), Some(&ts), &mut got).expect("member decodes");
     assert_eq!(got, samples);
+
+    // The same rows as short decimals (a counter or gauge with two
+    // decimals), which take the decimal schemes and their byte-plane
+    // layout rather than xor.
+    let decimal: Vec<Sample> =
+        rows.iter().map(|&(t, v)| Sample::new(t, ((v >> 24) as i64 - (1 << 39)) as f64 / 100.0)).collect();
+    let mut enc = Vec::new();
+    sealed::encode_with(&decimal, &EncodeOptions { zstd_level: level, shared_timestamps: Some(&ts) }, &mut enc);
+    let mut got = Vec::new();
+    sealed::decode_with(&enc, Some(&ts), &mut got).expect("own encoding decodes");
+    assert_eq!(got.len(), decimal.len());
+    assert!(got.iter().zip(&decimal).all(|(a, b)| a.t == b.t && a.v.to_bits() == b.v.to_bits()));
 });

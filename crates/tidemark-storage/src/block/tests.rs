@@ -480,14 +480,25 @@ fn format_v3_fixture_still_opens() {
 
 const FIXTURE_V4_ULID: &str = "01JD0000000000000000000004";
 
+/// A block written with index format version 4 and sealed chunks of
+/// format version 2 (ivarint decimal columns) is kept in the tree: every
+/// build must still open it and read every sample back.
+#[test]
+fn format_v4_fixture_still_opens() {
+    check_fixture(&fixture_dir("v4-chunk-groups", FIXTURE_V4_ULID), FIXTURE_V4_ULID, index::INDEX_VERSION);
+}
+
+const FIXTURE_V4_SEALED_V3_ULID: &str = "01JD0000000000000000000005";
+
 /// The current format (index version 4, small sealed chunks in chunk
-/// groups) is kept in the tree too: every build must open it, and the
-/// writer must still produce the same bytes for the same input (so a format
-/// change is a deliberate act with a version bump and a new fixture). Set
+/// groups, sealed chunks of format version 3 with byte-plane columns) is
+/// kept in the tree too: every build must open it, and the writer must
+/// still produce the same bytes for the same input (so a format change is
+/// a deliberate act with a version bump and a new fixture). Set
 /// `TIDEMARK_REGEN_FIXTURES=1` to rewrite it.
 #[test]
-fn format_v4_fixture_still_opens_and_writer_output_is_unchanged() {
-    let fixture = fixture_dir("v4-chunk-groups", FIXTURE_V4_ULID);
+fn format_v4_sealed_v3_fixture_still_opens_and_writer_output_is_unchanged() {
+    let fixture = fixture_dir("v4-sealed-v3", FIXTURE_V4_SEALED_V3_ULID);
     let dir = tempfile::tempdir().unwrap();
     let fresh = write(dir.path(), &fixture_series(), &BlockWriteOptions::default());
     let fresh_dir = dir.path().join(&fresh.ulid);
@@ -498,11 +509,11 @@ fn format_v4_fixture_still_opens_and_writer_output_is_unchanged() {
         std::fs::copy(fresh_dir.join(INDEX_FILENAME), fixture.join(INDEX_FILENAME)).unwrap();
         std::fs::copy(fresh_dir.join(&chunk1), fixture.join(&chunk1)).unwrap();
         let mut m = fresh.clone();
-        m.ulid = FIXTURE_V4_ULID.into();
-        m.compaction.sources = vec![FIXTURE_V4_ULID.into()];
+        m.ulid = FIXTURE_V4_SEALED_V3_ULID.into();
+        m.compaction.sources = vec![FIXTURE_V4_SEALED_V3_ULID.into()];
         std::fs::write(fixture.join(META_FILENAME), m.to_json()).unwrap();
     }
-    check_fixture(&fixture, FIXTURE_V4_ULID, index::INDEX_VERSION);
+    check_fixture(&fixture, FIXTURE_V4_SEALED_V3_ULID, index::INDEX_VERSION);
     for f in [Path::new(INDEX_FILENAME), chunk1.as_path()] {
         assert!(
             std::fs::read(fresh_dir.join(f)).unwrap() == std::fs::read(fixture.join(f)).unwrap(),
@@ -510,6 +521,10 @@ fn format_v4_fixture_still_opens_and_writer_output_is_unchanged() {
             f.display()
         );
     }
+    // The fixture's chunks use the version 3 byte planes somewhere (the
+    // jittered counters of `fixture_series`), so the test covers them.
+    let raw = std::fs::read(fixture.join(&chunk1)).unwrap();
+    assert_ne!(raw, std::fs::read(fixture_dir("v4-chunk-groups", FIXTURE_V4_ULID).join(&chunk1)).unwrap());
 }
 
 /// Series with every timestamp pattern the shared-column writer

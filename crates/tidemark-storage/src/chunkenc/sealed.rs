@@ -34,11 +34,14 @@ use std::cell::RefCell;
 use crate::error::ChunkError;
 use crate::sample::Sample;
 
-/// The format version written in the first byte: 2, whose chunks carry no
-/// checksum of their own (their container checks them: a block's chunk
-/// file record, the index section of shared timestamp columns) and store
-/// their zstd frame without its 4-byte magic number.
-pub const VERSION: u8 = 2;
+/// The format version written in the first byte: 3, which is version 2
+/// plus byte-plane decimal columns (flag bit 6, see [`plane_layout`]).
+pub const VERSION: u8 = 3;
+/// Format version 2, still decoded: chunks carry no checksum of their own
+/// (their container checks them: a block's chunk file record, the index
+/// section of shared timestamp columns) and store their zstd frame without
+/// its 4-byte magic number.
+pub const VERSION_2: u8 = 2;
 /// Format version 1, still decoded: a trailing CRC32-C, zstd frames with
 /// their magic number.
 pub const VERSION_1: u8 = 1;
@@ -78,7 +81,8 @@ const FLAG_ZSTD: u8 = 0b0000_0100;
 const FLAG_TIME_GRID: u8 = 0b0000_1000;
 const FLAG_TIME_SHARED: u8 = 0b0001_0000;
 const FLAG_ULP: u8 = 0b0010_0000;
-const KNOWN_FLAGS: u8 = SCHEME_MASK | FLAG_ZSTD | FLAG_TIME_GRID | FLAG_TIME_SHARED | FLAG_ULP;
+const FLAG_PLANES: u8 = 0b0100_0000;
+const KNOWN_FLAGS: u8 = SCHEME_MASK | FLAG_ZSTD | FLAG_TIME_GRID | FLAG_TIME_SHARED | FLAG_ULP | FLAG_PLANES;
 
 /// The largest correction (in units in the last place) the encoder stores
 /// for a value that is *nearly* a short decimal (such as
@@ -163,10 +167,29 @@ pub fn encode_with(samples: &[Sample], opts: &EncodeOptions<'_>, out: &mut Vec<u
     encode_version(samples, opts, VERSION, out)
 }
 
-/// [`encode_with`] in format `version` (1 or 2; tests keep writing version
-/// 1 to check that it still decodes).
+/// [`encode_with`] in format version 2 (decimal columns as ivarints, never
+/// byte planes), which decoders keep reading: for comparisons (benches,
+/// `block_bytes`) and tests. Returns whether the timestamps were left out.
+///
+/// ```
+/// use tidemark_storage::chunkenc::sealed::{self, EncodeOptions};
+/// use tidemark_storage::Sample;
+/// let samples: Vec<Sample> = (0..100).map(|i| Sample::new(i * 15_000, (i * 1_013 % 977) as f64 / 100.0)).collect();
+/// let mut v2 = Vec::new();
+/// sealed::encode_version_2(&samples, &EncodeOptions::default(), &mut v2);
+/// assert_eq!(v2[0], sealed::VERSION_2);
+/// let mut out = Vec::new();
+/// sealed::decode(&v2, &mut out).unwrap();
+/// assert_eq!(out, samples);
+/// ```
+pub fn encode_version_2(samples: &[Sample], opts: &EncodeOptions<'_>, out: &mut Vec<u8>) -> bool {
+    encode_version(samples, opts, VERSION_2, out)
+}
+
+/// [`encode_with`] in format `version` (1, 2 or 3; tests keep writing
+/// versions 1 and 2 to check that they still decode).
 pub(crate) fn encode_version(samples: &[Sample], opts: &EncodeOptions<'_>, version: u8, out: &mut Vec<u8>) -> bool {
-    debug_assert!(version == VERSION || version == VERSION_1);
+    debug_assert!(version == VERSION || version == VERSION_2 || version == VERSION_1);
     debug_assert!(samples.windows(2).all(|w| w[0].t < w[1].t), "samples not strictly increasing");
     let shared = !samples.is_empty()
         && opts
@@ -178,12 +201,12 @@ pub(crate) fn encode_version(samples: &[Sample], opts: &EncodeOptions<'_>, versi
     if !samples.is_empty() {
         let mut body = Vec::with_capacity(samples.len() * 3 + 16);
         let time_flags = if shared { FLAG_TIME_SHARED } else { put_timestamps(&mut body, samples) };
-        let scheme = time_flags | put_values(&mut body, samples);
+        let scheme = time_flags | put_values(&mut body, samples, version == VERSION);
         let compressed = if opts.zstd_level != 0 { compress(&body, opts.zstd_level) } else { None };
         // Version 2 stores the frame without the magic number every frame
         // starts with.
         let frame = compressed.as_deref().map(|c| match c.strip_prefix(&ZSTD_MAGIC) {
-            Some(rest) if version == VERSION => rest,
+            Some(rest) if version != VERSION_1 => rest,
             _ => c,
         });
         match frame {
@@ -428,7 +451,7 @@ fn choose_decimals(samples: &[Sample], max_left_out: usize, fits: impl Fn(u64, u
 }
 
 /// Writes the value column; returns the scheme bits.
-fn put_values(body: &mut Vec<u8>, samples: &[Sample]) -> u8 {
+fn put_values(body: &mut Vec<u8>, samples: &[Sample], planes: bool) -> u8 {
     let n = samples.len();
     // Allow up to n/32 exceptions (at least one, for a trailing staleness
     // marker) before giving up on a decimal scheme.
@@ -475,7 +498,7 @@ fn put_values(body: &mut Vec<u8>, samples: &[Sample]) -> u8 {
         return SCHEME_XOR;
     }
     let decimal_start = body.len();
-    let scheme = put_decimal(body, k, &mant, &exceptions, with_ulp.then_some(&corrections[..]));
+    let scheme = put_decimal(body, k, &mant, &exceptions, with_ulp.then_some(&corrections[..]), planes);
     // With many decimals the mantissas are nearly random; XOR planes may
     // then be smaller, so compare.
     if (body.len() - decimal_start) / n >= 4 {
@@ -491,7 +514,14 @@ fn put_values(body: &mut Vec<u8>, samples: &[Sample]) -> u8 {
 }
 
 /// Writes a decimal value column; returns the scheme and flag bits.
-fn put_decimal(body: &mut Vec<u8>, k: usize, mant: &[i64], exceptions: &[(usize, u64)], ulp: Option<&[i64]>) -> u8 {
+fn put_decimal(
+    body: &mut Vec<u8>,
+    k: usize,
+    mant: &[i64],
+    exceptions: &[(usize, u64)],
+    ulp: Option<&[i64]>,
+    planes: bool,
+) -> u8 {
     // Mantissas are below 2^53 in magnitude, so deltas and delta-of-deltas
     // fit in i64 without wrapping.
     let delta = |i: usize| if i == 0 { mant[0] } else { mant[i] - mant[i - 1] };
@@ -512,21 +542,68 @@ fn put_decimal(body: &mut Vec<u8>, k: usize, mant: &[i64], exceptions: &[(usize,
         body.extend_from_slice(&bits.to_le_bytes());
         prev_i = i;
     }
-    for (i, &m) in mant.iter().enumerate() {
-        let x = match scheme {
-            SCHEME_DECIMAL_DELTA => delta(i),
-            SCHEME_DECIMAL_DOD => dod(i),
-            _ => m,
-        };
-        put_ivarint(body, x);
+    let x = |i: usize| match scheme {
+        SCHEME_DECIMAL_DELTA => delta(i),
+        SCHEME_DECIMAL_DOD => dod(i),
+        _ => mant[i],
+    };
+    let mut flags = scheme;
+    match plane_layout(n, x).filter(|_| planes) {
+        Some((base, width)) => {
+            flags |= FLAG_PLANES;
+            put_ivarint(body, x(0));
+            put_ivarint(body, base);
+            body.push(width as u8);
+            let start = body.len();
+            body.resize(start + width * (n - 1), 0);
+            let planes = &mut body[start..];
+            for i in 1..n {
+                let u = (x(i).wrapping_sub(base) as u64).to_le_bytes();
+                for (p, &b) in u[..width].iter().enumerate() {
+                    planes[p * (n - 1) + i - 1] = b;
+                }
+            }
+        }
+        None => {
+            for i in 0..n {
+                put_ivarint(body, x(i));
+            }
+        }
     }
     if let Some(corrections) = ulp {
         for &c in corrections {
             put_ivarint(body, c);
         }
-        return scheme | FLAG_ULP;
+        return flags | FLAG_ULP;
     }
-    scheme
+    flags
+}
+
+/// Whether to store a decimal column's entries `x(1..n)` as byte planes
+/// (flag bit 6) rather than as ivarints, and if so with which base and
+/// width: `Some((base, width))` unless the planes would take more than
+/// twice the ivarints' bytes (an outlier, such as a counter reset, widens
+/// every entry; zstd then removes most but not all of that).
+///
+/// Why planes: zstd codes literals with one Huffman table per block, so
+/// in an ivarint stream the nearly uniform low bytes and the nearly
+/// constant high bytes of a column share one table and each byte costs at
+/// least a bit. As offsets from the column's minimum in fixed-width
+/// little-endian planes, the constant high bytes become runs (matched for
+/// almost nothing) and the low bytes lose the continuation bit. A column
+/// with one outlier (a counter reset) needs wide planes throughout and
+/// keeps ivarints; so does a constant one (`width` would be 0).
+fn plane_layout(n: usize, x: impl Fn(usize) -> i64) -> Option<(i64, usize)> {
+    if n < 2 {
+        return None;
+    }
+    let base = (1..n).map(&x).min()?;
+    let width = (1..n).map(|i| 8 - (x(i).wrapping_sub(base) as u64).leading_zeros() as usize / 8).max()?;
+    if width == 0 {
+        return None;
+    }
+    let varint_bytes: usize = (1..n).map(|i| ivarint_len(x(i))).sum();
+    (width * (n - 1) <= 2 * varint_bytes).then_some((base, width))
 }
 
 fn put_xor(body: &mut Vec<u8>, samples: &[Sample]) {
@@ -632,7 +709,7 @@ struct Header<'a> {
 
 fn parse_header(bytes: &[u8]) -> Result<Header<'_>, ChunkError> {
     let data = match bytes.first() {
-        Some(&VERSION) if bytes.len() >= 2 => bytes,
+        Some(&(VERSION | VERSION_2)) if bytes.len() >= 2 => bytes,
         Some(&VERSION_1) => {
             if bytes.len() < 2 + CRC_LEN {
                 return Err(ChunkError::Corrupt("sealed chunk too short"));
@@ -644,11 +721,12 @@ fn parse_header(bytes: &[u8]) -> Result<Header<'_>, ChunkError> {
             }
             data
         }
-        Some(&VERSION) | None => return Err(ChunkError::Corrupt("sealed chunk too short")),
+        Some(&(VERSION | VERSION_2)) | None => return Err(ChunkError::Corrupt("sealed chunk too short")),
         Some(_) => return Err(ChunkError::Corrupt("unknown sealed chunk version")),
     };
     let mut r = Reader::new(data);
-    let magicless = r.byte()? == VERSION;
+    let version = r.byte()?;
+    let magicless = version != VERSION_1;
     let n = r.uvarint()?;
     if n > MAX_SAMPLES as u64 {
         return Err(ChunkError::Corrupt("sealed chunk declares too many samples"));
@@ -663,7 +741,8 @@ fn parse_header(bytes: &[u8]) -> Result<Header<'_>, ChunkError> {
     let flags = r.byte()?;
     if flags & !KNOWN_FLAGS != 0
         || flags & FLAG_TIME_SHARED != 0 && flags & FLAG_TIME_GRID != 0
-        || flags & FLAG_ULP != 0 && flags & SCHEME_MASK == SCHEME_XOR
+        || flags & (FLAG_ULP | FLAG_PLANES) != 0 && flags & SCHEME_MASK == SCHEME_XOR
+        || flags & FLAG_PLANES != 0 && version != VERSION
     {
         return Err(ChunkError::Corrupt("unknown sealed chunk flags"));
     }
@@ -763,7 +842,7 @@ fn decode_inner(bytes: &[u8], shared: Option<&[i64]>, out: &mut Vec<Sample>) -> 
         }
         match flags & SCHEME_MASK {
             SCHEME_XOR => decode_xor(&mut r, samples)?,
-            scheme => decode_decimal(&mut r, scheme, flags & FLAG_ULP != 0, samples)?,
+            scheme => decode_decimal(&mut r, scheme, flags & FLAG_ULP != 0, flags & FLAG_PLANES != 0, samples)?,
         }
         if !r.is_empty() {
             return Err(ChunkError::Corrupt("trailing bytes in sealed chunk"));
@@ -808,7 +887,13 @@ fn read_timestamps(r: &mut Reader<'_>, grid: bool, samples: &mut [Sample]) -> Re
     Ok(())
 }
 
-fn decode_decimal(r: &mut Reader<'_>, scheme: u8, ulp: bool, samples: &mut [Sample]) -> Result<(), ChunkError> {
+fn decode_decimal(
+    r: &mut Reader<'_>,
+    scheme: u8,
+    ulp: bool,
+    planes: bool,
+    samples: &mut [Sample],
+) -> Result<(), ChunkError> {
     let n = samples.len();
     let k = r.byte()? as usize;
     if k > MAX_DECIMALS {
@@ -830,32 +915,29 @@ fn decode_decimal(r: &mut Reader<'_>, scheme: u8, ulp: bool, samples: &mut [Samp
         r.take(8)?;
     }
     let scale = POW10[k];
-    // One loop per layout keeps the hot loops branch-free.
-    match scheme {
-        SCHEME_DECIMAL_RAW => {
-            for s in samples.iter_mut() {
-                s.v = r.ivarint()? as f64 / scale;
+    if planes {
+        // x_0 as an ivarint, then `base`, `width` and `width` planes of
+        // n - 1 bytes: x_i = base + (little-endian u64 of the planes' bytes).
+        let x0 = r.ivarint()?;
+        let base = r.ivarint()?;
+        let width = r.byte()? as usize;
+        if width == 0 || width > 8 || n < 2 {
+            return Err(ChunkError::Corrupt("sealed chunk byte planes invalid"));
+        }
+        let bytes = r.take(width * (n - 1))?;
+        // Plane by plane: each pass is a straight loop the compiler
+        // vectorises, unlike gathering `width` strided bytes per entry.
+        let mut xs = vec![0u64; n - 1];
+        for (p, plane) in bytes.chunks_exact(n - 1).enumerate() {
+            for (x, &b) in xs.iter_mut().zip(plane) {
+                *x |= (b as u64) << (8 * p);
             }
         }
-        SCHEME_DECIMAL_DELTA => {
-            let mut m = 0i64;
-            for s in samples.iter_mut() {
-                m = m.wrapping_add(r.ivarint()?);
-                s.v = m as f64 / scale;
-            }
-        }
-        _ => {
-            // m_0, then m_1 - m_0, then delta-of-deltas: with d starting at
-            // 0, "d += x; m += d" reproduces all three uniformly.
-            let mut m = r.ivarint()?;
-            samples[0].v = m as f64 / scale;
-            let mut d = 0i64;
-            for s in samples.iter_mut().skip(1) {
-                d = d.wrapping_add(r.ivarint()?);
-                m = m.wrapping_add(d);
-                s.v = m as f64 / scale;
-            }
-        }
+        let mut it = std::iter::once(x0).chain(xs.into_iter().map(|u| base.wrapping_add(u as i64)));
+        let mut next = || it.next().ok_or(ChunkError::Corrupt("sealed chunk byte planes too short"));
+        mantissas(scheme, scale, samples, &mut next)?;
+    } else {
+        mantissas(scheme, scale, samples, &mut || r.ivarint())?;
     }
     if ulp {
         for s in samples.iter_mut() {
@@ -872,6 +954,46 @@ fn decode_decimal(r: &mut Reader<'_>, scheme: u8, ulp: bool, samples: &mut [Samp
         let b = er.take(8)?;
         let bits = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
         samples[idx].v = f64::from_bits(bits);
+    }
+    Ok(())
+}
+
+/// Turns the column's entries (from `next`, in order) into values by the
+/// layout `scheme`; generic over the source so that each layout's loop
+/// stays branch-free for both ivarints and planes.
+#[inline(always)]
+fn mantissas(
+    scheme: u8,
+    scale: f64,
+    samples: &mut [Sample],
+    next: &mut impl FnMut() -> Result<i64, ChunkError>,
+) -> Result<(), ChunkError> {
+    match scheme {
+        SCHEME_DECIMAL_RAW => {
+            for s in samples.iter_mut() {
+                s.v = next()? as f64 / scale;
+            }
+        }
+        SCHEME_DECIMAL_DELTA => {
+            let mut m = 0i64;
+            for s in samples.iter_mut() {
+                m = m.wrapping_add(next()?);
+                s.v = m as f64 / scale;
+            }
+        }
+        _ => {
+            // m_0, then m_1 - m_0, then delta-of-deltas: with d starting at
+            // 0, "d += x; m += d" reproduces all three uniformly.
+            let Some((first, rest)) = samples.split_first_mut() else { return Ok(()) };
+            let mut m = next()?;
+            first.v = m as f64 / scale;
+            let mut d = 0i64;
+            for s in rest.iter_mut() {
+                d = d.wrapping_add(next()?);
+                m = m.wrapping_add(d);
+                s.v = m as f64 / scale;
+            }
+        }
     }
     Ok(())
 }

@@ -191,7 +191,7 @@ fn unknown_version_and_flags_are_rejected() {
     let mut bytes = Vec::new();
     encode_v1(&series(T0, 1, [1.0, 2.0]), 0, &mut bytes);
     let mut b = bytes.clone();
-    b[0] = 3;
+    b[0] = 4;
     reseal(&mut b);
     assert_eq!(decode(&b, &mut Vec::new()), Err(ChunkError::Corrupt("unknown sealed chunk version")));
     for flags in [0b100_0000u8, 0b1000_0000] {
@@ -244,7 +244,7 @@ fn zstd_frame_larger_than_declared_is_rejected() {
     let samples = series(T0, 5000, (0..1000).map(|i| i as f64));
     let mut body = Vec::new();
     put_timestamps(&mut body, &samples);
-    let scheme = put_values(&mut body, &samples);
+    let scheme = put_values(&mut body, &samples, false);
     let frame = compress(&body, 3).unwrap();
     let mut b = vec![VERSION_1];
     put_uvarint(&mut b, 1000);
@@ -661,7 +661,7 @@ const FIXTURE_V2: &str = "020400d00f944e0706020103020000000000f07fac029601960100
 #[test]
 fn version_2_fixture_still_decodes_and_encodes_identically() {
     let mut b = Vec::new();
-    encode_with_level(&fixture_samples(), 0, &mut b);
+    encode_version(&fixture_samples(), &EncodeOptions { zstd_level: 0, shared_timestamps: None }, VERSION_2, &mut b);
     assert_eq!(hex(&b), FIXTURE_V2);
     let mut got = Vec::new();
     decode(&b, &mut got).unwrap();
@@ -709,5 +709,162 @@ proptest! {
             Err(_) => prop_assert!(out.is_empty()),
         }
         let _ = inspect(&b);
+    }
+}
+
+// --- byte planes (version 3) --------------------------------------------------
+
+/// Format version 3 bytes of a counter whose mantissa column is stored as
+/// byte planes: version 3, `n = 5`, flags `0x41` (planes, decimal
+/// delta-of-delta), timestamps `0, +15000, 0, 0, 0`; then `k = 1`, no
+/// exceptions, `x_0 = 1000` (`d00f`), base `-2` (`03`), width 1 and the
+/// plane `1b 05 00 03`: `x_1..x_4 = 25, 3, -2, 1` (deltas 25, 28, 26, 27).
+/// Decoders must keep reading these bytes.
+const FIXTURE_V3: &str = "03054100b0ea010000000100d00f03011b050003";
+
+fn planes_fixture_samples() -> Vec<Sample> {
+    let mut m = 1000i64;
+    let mut out = vec![Sample::new(0, m as f64 / 10.0)];
+    for (i, d) in [25, 28, 26, 27].into_iter().enumerate() {
+        m += d;
+        out.push(Sample::new(15_000 * (i as i64 + 1), m as f64 / 10.0));
+    }
+    out
+}
+
+#[test]
+fn version_3_fixture_decodes_and_encodes_identically() {
+    let samples = planes_fixture_samples();
+    let mut b = Vec::new();
+    encode_with_level(&samples, 0, &mut b);
+    let info = inspect(&b).unwrap();
+    assert_eq!(info.samples, 5);
+    assert_eq!(hex(&b), FIXTURE_V3);
+    let mut got = Vec::new();
+    decode(&b, &mut got).unwrap();
+    assert_eq!(got, samples);
+}
+
+fn flags_of(chunk: &[u8]) -> u8 {
+    parse_header(chunk).unwrap().flags.unwrap()
+}
+
+/// Mantissa deltas of a busy counter (about 10,000 ± 170 per scrape): the
+/// encoder stores them as byte planes, and they take fewer bytes after zstd
+/// than the version 2 ivarints. It starts near 2^52 so that a reset to 0
+/// makes the planes 7 bytes wide.
+fn busy_counter(n: usize, reset_at: Option<usize>) -> Vec<Sample> {
+    let mut x = 7u64;
+    let mut m = 4_000_000_000_000_000i64;
+    (0..n)
+        .map(|i| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            m += 9_830 + ((x >> 33) % 340) as i64;
+            if Some(i) == reset_at {
+                m = 17;
+            }
+            Sample::new(T0 + i as i64 * 15_000, m as f64 / 100.0)
+        })
+        .collect()
+}
+
+#[test]
+fn byte_planes_are_used_for_noisy_decimal_columns_and_are_smaller() {
+    let samples = busy_counter(2000, None);
+    let v3 = roundtrip(&samples);
+    let mut v3_raw = Vec::new();
+    encode_with_level(&samples, 0, &mut v3_raw);
+    assert_eq!(flags_of(&v3_raw) & FLAG_PLANES, FLAG_PLANES);
+    let mut v2 = Vec::new();
+    encode_version(&samples, &EncodeOptions::default(), VERSION_2, &mut v2);
+    assert!(v3.len() < v2.len(), "planes {} bytes, ivarints {}", v3.len(), v2.len());
+}
+
+#[test]
+fn a_counter_reset_keeps_ivarints_and_a_constant_column_has_no_planes() {
+    let mut b = Vec::new();
+    encode_with_level(&busy_counter(2000, Some(1000)), 0, &mut b);
+    assert_eq!(flags_of(&b) & FLAG_PLANES, 0, "one outlier would widen every entry");
+    roundtrip(&busy_counter(2000, Some(1000)));
+    let mut b = Vec::new();
+    let constant = series(T0, 15_000, std::iter::repeat_n(3.5, 500));
+    encode_with_level(&constant, 0, &mut b);
+    assert_eq!(flags_of(&b) & FLAG_PLANES, 0);
+    roundtrip(&constant);
+}
+
+#[test]
+fn byte_plane_flag_is_rejected_before_version_3_and_bad_widths_are_corrupt() {
+    let samples = busy_counter(50, None);
+    let mut b = Vec::new();
+    encode_with_level(&samples, 0, &mut b);
+    assert_eq!(flags_of(&b) & FLAG_PLANES, FLAG_PLANES);
+    let mut v2 = b.clone();
+    v2[0] = VERSION_2;
+    assert_eq!(decode(&v2, &mut Vec::new()), Err(ChunkError::Corrupt("unknown sealed chunk flags")));
+    // The width byte follows k, the exception count, x_0 and the base;
+    // shared timestamps keep the timestamps out of the way.
+    let ts: Vec<i64> = samples.iter().map(|s| s.t).collect();
+    let mut b = Vec::new();
+    encode_with(&samples, &EncodeOptions { zstd_level: 0, shared_timestamps: Some(&ts) }, &mut b);
+    let mut r = Reader::new(&b[3..]);
+    r.byte().unwrap();
+    r.uvarint().unwrap();
+    r.ivarint().unwrap();
+    r.ivarint().unwrap();
+    let width_at = 3 + r.pos;
+    for bad in [0u8, 9, 200] {
+        let mut c = b.clone();
+        c[width_at] = bad;
+        assert!(decode_with(&c, Some(&ts), &mut Vec::new()).is_err());
+    }
+    // A width that claims more bytes than there are.
+    let mut c = b.clone();
+    c[width_at] = 8;
+    assert!(decode_with(&c, Some(&ts), &mut Vec::new()).is_err());
+    let mut got = Vec::new();
+    decode_with(&b, Some(&ts), &mut got).unwrap();
+    assert_eq!(got, samples);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Columns that choose byte planes (noisy deltas of any magnitude, now
+    /// and then an outlier) round-trip bit for bit, own or shared
+    /// timestamps.
+    #[test]
+    fn byte_plane_columns_round_trip(
+        base in -1_000_000_000_000i64..1_000_000_000_000,
+        step in 0i64..1_000_000,
+        noise in 1u64..100_000,
+        seed in any::<u64>(),
+        outlier in proptest::option::of((0usize..300, any::<i32>())),
+        n in 2usize..300,
+        k in 0i32..6,
+    ) {
+        let scale = 10f64.powi(k);
+        let mut x = seed;
+        let mut m = base;
+        let samples: Vec<Sample> = (0..n)
+            .map(|i| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                m += step + ((x >> 20) % noise) as i64;
+                if outlier.is_some_and(|(at, _)| at == i) {
+                    m += outlier.map_or(0, |(_, d)| d as i64);
+                }
+                Sample::new(T0 + i as i64 * 15_000, m as f64 / scale)
+            })
+            .collect();
+        roundtrip(&samples);
+        let ts: Vec<i64> = samples.iter().map(|s| s.t).collect();
+        let mut b = Vec::new();
+        encode_with(&samples, &EncodeOptions { zstd_level: 0, shared_timestamps: Some(&ts) }, &mut b);
+        let mut got = Vec::new();
+        decode_with(&b, Some(&ts), &mut got).unwrap();
+        prop_assert_eq!(got.len(), samples.len());
+        for (g, s) in got.iter().zip(&samples) {
+            prop_assert_eq!(g.v.to_bits(), s.v.to_bits());
+        }
     }
 }
