@@ -93,23 +93,16 @@ fn promql_read(c: &mut Criterion) {
         app.commit().expect("commit");
     }
     let read = |batch: bool| -> usize {
-        let q = db.querier(0, SAMPLES * 15_000);
-        let series = q.select(&[Matcher::equal("__name__", "c")]).expect("select");
-        let mut buf: Vec<Sample> = Vec::new();
-        let mut n = 0;
-        for s in series {
-            let (_, mut it) = s.into_parts();
-            buf.clear();
+        for_each_series(&db, 0, SAMPLES * 15_000, |it, buf| {
             if batch {
-                it.drain_into(&mut buf);
+                it.drain_into(buf);
             } else {
                 while it.next() {
                     buf.push(it.at());
                 }
             }
-            n += buf.len();
-        }
-        n
+            buf.len()
+        })
     };
     assert_eq!(read(true), read(false));
     let mut g = c.benchmark_group("promql_read");
@@ -126,21 +119,14 @@ fn promql_read(c: &mut Criterion) {
     // engine's instant `count` over the same series.
     let at = 3_600_000 + 60_000;
     let newest = |last_only: bool| -> usize {
-        let q = db.querier(at - 300_000 + 1, at);
-        let series = q.select(&[Matcher::equal("__name__", "c")]).expect("select");
-        let mut buf: Vec<Sample> = Vec::new();
-        let mut n = 0;
-        for s in series {
-            let (_, mut it) = s.into_parts();
-            buf.clear();
+        for_each_series(&db, at - 300_000 + 1, at, |it, buf| {
             if last_only {
-                it.drain_last_into(&mut buf);
+                it.drain_last_into(buf);
             } else {
-                it.drain_into(&mut buf);
+                it.drain_into(buf);
             }
-            n += usize::from(buf.last().is_some());
-        }
-        n
+            usize::from(buf.last().is_some())
+        })
     };
     assert_eq!(newest(true), newest(false));
     let engine = Engine::new(EngineOptions { parallelism: 1, ..EngineOptions::default() });
@@ -151,6 +137,26 @@ fn promql_read(c: &mut Criterion) {
     g.bench_function("newest_drain_last_into", |b| b.iter(|| newest(true)));
     g.bench_function("count_instant", |b| b.iter(|| engine.instant_query(&db, "count(c)", at).expect("count").value));
     g.finish();
+}
+
+/// Reads every series `c` of `db` in `[mint, maxt]` through `read` (given
+/// the series' iterator and an emptied buffer) and sums what it returns.
+fn for_each_series(
+    db: &Db,
+    mint: i64,
+    maxt: i64,
+    mut read: impl FnMut(&mut tidemark_storage::SeriesIterator, &mut Vec<Sample>) -> usize,
+) -> usize {
+    let q = db.querier(mint, maxt);
+    let series = q.select(&[Matcher::equal("__name__", "c")]).expect("select");
+    let mut buf: Vec<Sample> = Vec::new();
+    let mut n = 0;
+    for s in series {
+        let (_, mut it) = s.into_parts();
+        buf.clear();
+        n += read(&mut it, &mut buf);
+    }
+    n
 }
 
 criterion_group!(benches, promql, promql_read);
