@@ -98,14 +98,18 @@ fn sealed_codec(c: &mut Criterion) {
             &EncodeOptions { shared_timestamps: Some(&ts), ..Default::default() },
             &mut shared,
         );
-        g.bench_with_input(BenchmarkId::new("decode_shared_ts", name), &shared, |b, bytes| {
-            let mut out = Vec::with_capacity(N);
-            b.iter(|| {
-                out.clear();
-                sealed::decode_with(bytes, Some(&ts), &mut out).expect("decodes");
-                out.len()
-            })
-        });
+        // Decoding a chunk whose timestamps are the shared column `ts`.
+        let mut decode_shared = |id: &str, chunk: &Vec<u8>| {
+            g.bench_with_input(BenchmarkId::new(id, name), chunk, |b, bytes| {
+                let mut out = Vec::with_capacity(N);
+                b.iter(|| {
+                    out.clear();
+                    sealed::decode_with(bytes, Some(&ts), &mut out).expect("decodes");
+                    out.len()
+                })
+            });
+        };
+        decode_shared("decode_shared_ts", &shared);
         // The same in format version 2 (ivarint columns, no byte planes),
         // for an A/B of the version 3 layout in one process.
         let mut v2 = Vec::new();
@@ -115,14 +119,7 @@ fn sealed_codec(c: &mut Criterion) {
             &mut v2,
         );
         eprintln!("{name}: shared-ts chunk {} B (v3), {} B (v2)", shared.len(), v2.len());
-        g.bench_with_input(BenchmarkId::new("decode_shared_ts_v2", name), &v2, |b, bytes| {
-            let mut out = Vec::with_capacity(N);
-            b.iter(|| {
-                out.clear();
-                sealed::decode_with(bytes, Some(&ts), &mut out).expect("decodes");
-                out.len()
-            })
-        });
+        decode_shared("decode_shared_ts_v2", &v2);
     }
     g.finish();
 }
