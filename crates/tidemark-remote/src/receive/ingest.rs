@@ -108,15 +108,17 @@ pub fn ingest(
         out.metadata_entries += 1;
         metadata.record_parts(family, m.kind, m.help, m.unit);
     }
-    // First pass (1.0: the label bytes come with each series): every
-    // cacheable series' key, then all their entries at once.
+    // First pass (1.0: the labels come with each series): every cacheable
+    // series' key, then all their entries at once.
     let mut keys: Vec<Option<Key>> = Vec::new();
     let mut hits: Vec<Option<SeriesHandle>> = Vec::new();
     if cache.enabled() && !v2 {
         let mut lookups: Vec<(Key, u32)> = Vec::new();
         batch.for_each_series(|series| {
             let key = match series {
-                Ok(s) if !s.samples.is_empty() => s.label_bytes.map(|b| cache.key(Some(b), &[], &mut scratch)),
+                // Labels not sent together are keyed by their pairs, as in
+                // the second pass for 2.0.
+                Ok(s) if !s.samples.is_empty() => Some(cache.key(s.label_bytes, s.labels, &mut scratch)),
                 _ => None,
             };
             if let Some(k) = key {
