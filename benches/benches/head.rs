@@ -1,5 +1,6 @@
 //! Head append throughput, in samples per second on one thread: by cached
-//! series refs (the hot path), by label sets (hash lookup per sample), and
+//! series refs (the hot path) and by series handles (the receiver's), by
+//! label sets (hash lookup per sample), and
 //! out of order within the out-of-order window; the same hot path with
 //! closed chunks going to a head chunk file; and reading 10k series' closed
 //! chunks back (`head_read`: from the file's map versus RAM); creating
@@ -81,6 +82,31 @@ fn append(c: &mut Criterion) {
     if thread_cpu().is_some() {
         g.bench_function("refs_10k_series_cpu", |b| {
             b.iter_custom(|iters| append_rounds_cpu(&head, &refs, &mut t, iters))
+        });
+    }
+
+    // The receiver's hot path since round 5: handles (ref + address,
+    // checked against the head's removal epoch) instead of the search by
+    // ref, with and without prefetching a few series ahead.
+    let mut handles: Vec<_> = {
+        let app = head.appender();
+        refs.iter().map(|&r| app.handle(r).expect("handle")).collect()
+    };
+    for ahead in [0usize, 4] {
+        g.bench_function(format!("handles_10k_series_prefetch_{ahead}"), |b| {
+            b.iter(|| {
+                t += 15_000;
+                let mut app = head.appender();
+                for i in 0..handles.len() {
+                    if ahead > 0 {
+                        if let Some(h) = handles.get(i + ahead) {
+                            app.prefetch(h);
+                        }
+                    }
+                    app.append_handle(&mut handles[i], t, (t / 1000 + i as i64) as f64).expect("append_handle");
+                }
+                app.commit().expect("commit")
+            })
         });
     }
 

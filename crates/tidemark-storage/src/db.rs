@@ -1507,6 +1507,27 @@ impl Appender<'_> {
         self.head.append_ref(series_ref, t, v)
     }
 
+    /// A handle to the series `series_ref` for [`Appender::append_handle`],
+    /// if the head holds it (see [`crate::head::SeriesHandle`]).
+    pub fn handle(&self, series_ref: u64) -> Option<crate::head::SeriesHandle> {
+        self.head.handle(series_ref)
+    }
+
+    /// [`Appender::append_ref`] through a handle, reaching the series by
+    /// its address while that is known to be valid; a stale handle is
+    /// refreshed in place (see [`HeadAppender::append_handle`]).
+    #[inline]
+    pub fn append_handle(&mut self, h: &mut crate::head::SeriesHandle, t: i64, v: f64) -> Result<(), AppendError> {
+        self.head.append_handle(h, t, v)
+    }
+
+    /// Starts loading what [`Appender::append_handle`] will touch for `h`
+    /// (a hint; see [`HeadAppender::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, h: &crate::head::SeriesHandle) {
+        self.head.prefetch(h)
+    }
+
     /// Whether `series_ref` is a series held in the head whose labels
     /// satisfy `matches`: lets a caller that caches refs by its own key
     /// check an entry without building [`Labels`] (see

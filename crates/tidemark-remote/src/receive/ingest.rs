@@ -3,17 +3,21 @@
 //!
 //! Per series: a series the receiver has seen before is found by its labels
 //! as sent ([`SeriesCache`], a trusted 128-bit key) and its samples go to
-//! its ref ([`Appender::append_ref`]). Otherwise the labels are validated and built once; the
+//! it through its handle ([`Appender::append_handle`]). The keys of a 1.0
+//! request's series are computed and looked up first, all together (one
+//! lock per cache shard, slots prefetched); appending then prefetches the
+//! series a few ahead, so the cache misses of a large head overlap. Otherwise the labels are validated and built once; the
 //! first sample goes through [`Appender::append`] (label lookup, series
 //! creation) and the rest through [`Appender::append_ref`]. A rejected sample does not stop
 //! the series or the batch: the storage appender keeps its other samples.
 
 use std::fmt::Write as _;
 
+use tidemark_storage::head::SeriesHandle;
 use tidemark_storage::{AppendError, Appender, Labels, METRIC_NAME};
 
 use super::decode::{Batch, SeriesView};
-use super::series_cache::SeriesCache;
+use super::series_cache::{Key, SeriesCache};
 use super::stats::RejectReason;
 use super::validate::{family_name, series_labels, DisplayPairs, SeriesError};
 use super::ReceiverOptions;
@@ -80,6 +84,10 @@ impl Outcome {
     }
 }
 
+/// How many series ahead appending prefetches a cached series: enough to
+/// cover a memory access with the work of the series in between.
+const PREFETCH_AHEAD: usize = 4;
+
 /// Appends every series of `batch` and records its metadata. `max_t` is the
 /// newest timestamp accepted (now + the future allowance). `cache` maps
 /// labels as sent to refs (see [`SeriesCache`]): a series found there
@@ -100,7 +108,34 @@ pub fn ingest(
         out.metadata_entries += 1;
         metadata.record_parts(family, m.kind, m.help, m.unit);
     }
+    // First pass (1.0: the labels come with each series): every cacheable
+    // series' key, then all their entries at once.
+    let mut keys: Vec<Option<Key>> = Vec::new();
+    let mut hits: Vec<Option<SeriesHandle>> = Vec::new();
+    if cache.enabled() && !v2 {
+        let mut lookups: Vec<(Key, u32)> = Vec::new();
+        batch.for_each_series(|series| {
+            let key = match series {
+                // Labels not sent together are keyed by their pairs, as in
+                // the second pass for 2.0.
+                Ok(s) if !s.samples.is_empty() => Some(cache.key(s.label_bytes, s.labels, &mut scratch)),
+                _ => None,
+            };
+            if let Some(k) = key {
+                lookups.push((k, keys.len() as u32));
+            }
+            keys.push(key);
+        });
+        hits = vec![None; keys.len()];
+        cache.get_many(&mut lookups, &mut hits);
+    }
+    let mut idx = 0usize;
     batch.for_each_series(|series| {
+        let i = idx;
+        idx += 1;
+        if let Some(Some(h)) = hits.get(i + PREFETCH_AHEAD) {
+            app.prefetch(h);
+        }
         let series = match series {
             Ok(s) => s,
             Err(bad) => {
@@ -114,25 +149,42 @@ pub fn ingest(
         out.histograms_dropped += series.histograms as u64;
         // A series without samples takes the full path: its validation
         // (and 2.0's "no samples" rule) decide what to answer.
-        let key = (cache.enabled() && !series.samples.is_empty())
-            .then(|| cache.key(series.label_bytes, series.labels, &mut scratch));
+        let (key, entry) = match keys.get(i) {
+            // Looked up in the first pass (or not cacheable there).
+            Some(&key) => (key, hits[i]),
+            None => {
+                let key = (cache.enabled() && !series.samples.is_empty())
+                    .then(|| cache.key(series.label_bytes, series.labels, &mut scratch));
+                (key, key.and_then(|k| cache.get(k)))
+            }
+        };
         // A hit is trusted (see the cache's invariants): the series' first
         // sample (unless it is in the future, which is rejected before the
-        // appender sees it) goes straight to its ref. Only a ref the head
-        // no longer holds sends the series down the full path.
+        // appender sees it) goes straight to its handle. Only a series the
+        // head no longer holds takes the full path.
         let mut first_result = None;
-        let cached = key.and_then(|k| cache.get(k)).filter(|&r| match series.samples.first() {
-            Some(s) if s.timestamp <= max_t => match app.append_ref(r, s.timestamp, s.value) {
-                Err(AppendError::UnknownSeriesRef(_)) => false,
-                res => {
-                    first_result = Some(res);
-                    true
+        let cached = entry.and_then(|mut h| {
+            let before = h;
+            let keep = match series.samples.first() {
+                Some(s) if s.timestamp <= max_t => match app.append_handle(&mut h, s.timestamp, s.value) {
+                    Err(AppendError::UnknownSeriesRef(_)) => false,
+                    res => {
+                        first_result = Some(res);
+                        true
+                    }
+                },
+                _ => true,
+            };
+            if keep && h != before {
+                // Refreshed (series were removed since it was stored).
+                if let Some(k) = key {
+                    cache.insert(k, h);
                 }
-            },
-            _ => true,
+            }
+            keep.then_some(h)
         });
-        let (series_ref, labels) = match cached {
-            Some(r) => {
+        let (handle, labels) = match cached {
+            Some(h) => {
                 // The pairs equal a stored, validated label set: valid.
                 if let Some(m) = series.metadata {
                     out.metadata_entries += 1;
@@ -140,7 +192,7 @@ pub fn ingest(
                         metadata.record_parts(&family_name(name, m.kind), m.kind, m.help, m.unit);
                     }
                 }
-                (Some(r), None)
+                (Some(h), None)
             }
             None => {
                 let labels = match series_labels(series.labels, opts.name_validation) {
@@ -168,19 +220,23 @@ pub fn ingest(
         // Invariant (a) of the cache: only pairs that are exactly the
         // validated labels (none dropped for an empty value) are entered.
         let exact = labels.as_ref().is_some_and(|l| l.len() == series.labels.len());
-        let mut target = Target { series_ref, labels, pairs: series.labels };
+        let mut target = Target { series_ref: handle.map(|h| h.series_ref()), handle, labels, pairs: series.labels };
         append_series(app, &mut target, &series, first_result, max_t, &mut out, limit);
         if let (Some(k), None, Some(r), true) = (key, cached, target.series_ref, exact) {
-            cache.insert(k, r);
+            if let Some(h) = app.handle(r) {
+                cache.insert(k, h);
+            }
         }
     });
     out
 }
 
-/// The series samples are appended to: its ref once known, its [`Labels`]
-/// when built (built on demand for a cached series whose ref went away).
+/// The series samples are appended to: its ref once known (and its handle
+/// when it came from the cache), its [`Labels`] when built (built on demand
+/// for a cached series whose ref went away).
 struct Target<'a, 'p> {
     series_ref: Option<u64>,
+    handle: Option<SeriesHandle>,
     labels: Option<Labels>,
     pairs: &'p [(&'a str, &'a str)],
 }
@@ -195,6 +251,7 @@ impl Target<'_, '_> {
         let labels = self.labels.get_or_insert_with(|| Labels::from_sorted(self.pairs.iter().copied()));
         let r = app.append(labels, t, v)?;
         self.series_ref = Some(r);
+        self.handle = None;
         Ok(())
     }
 }
@@ -234,7 +291,10 @@ fn append_series(
         }
         let res = match (first_result.take(), target.series_ref) {
             (Some(done), _) => done,
-            (None, Some(r)) => match app.append_ref(r, t, v) {
+            (None, Some(r)) => match match target.handle.as_mut() {
+                Some(h) => app.append_handle(h, t, v),
+                None => app.append_ref(r, t, v),
+            } {
                 // The series went away under us (head truncation): look it
                 // up again by labels.
                 Err(AppendError::UnknownSeriesRef(_)) => target.append_by_labels(app, t, v),

@@ -1,13 +1,18 @@
 //! The receiver's map from a series' labels as a sender spells them to the
-//! storage ref of that series, trusted on a hit.
+//! storage series (a [`SeriesHandle`]: its ref and address), trusted on a
+//! hit.
 //!
 //! Senders repeat every series' labels in every request (1.0 even once per
 //! sample). Without this map each series of each request is validated,
 //! built into a [`Labels`](tidemark_storage::Labels) (one allocation),
 //! hashed and looked up in the head's label-hash shards. With it, a series
 //! seen before costs one 128-bit hash of its label bytes as sent and one
-//! lookup here, and its samples go straight to [`Appender::append_ref`]:
-//! no validation, no label walk through the head's symbol table.
+//! lookup here, and its samples go straight to
+//! [`Appender::append_handle`]: no validation, no label walk through the
+//! head's symbol table, and (while no series has been removed from the
+//! head since the handle was taken) no search of the head's series map.
+//! Lookups of a request are made together ([`SeriesCache::get_many`]),
+//! one lock per shard, their slots prefetched.
 //!
 //! # Keys
 //!
@@ -32,10 +37,13 @@
 //!     the same series.
 //! (b) Series refs are never reused within a process: the head hands out
 //!     `next_ref` by `fetch_add` and replay only raises it (`fetch_max`);
-//!     nothing lowers it. A series removed since (head truncation) makes
-//!     the cached ref fail [`Appender::append_ref`] with
-//!     `UnknownSeriesRef`, and the series takes the full path, which
-//!     overwrites the entry: a stale entry never reaches another series.
+//!     nothing lowers it. A handle's address is used only while the
+//!     head's removal epoch is the one it was taken at (the invariant of
+//!     [`SeriesHandle`]); otherwise the series is searched for by ref. A
+//!     series removed since (head truncation) makes the cached handle
+//!     fail [`Appender::append_handle`] with `UnknownSeriesRef`, and the
+//!     series takes the full path, which overwrites the entry: a stale
+//!     entry never reaches another series.
 //!     (Refs may repeat across restarts, but this map lives in memory and
 //!     starts empty.)
 //! (c) Two different label spellings share a key only by a collision of a
@@ -50,39 +58,53 @@
 //!
 //! # Memory
 //!
-//! A slot is 24 bytes (key and ref); each of the [`SHARDS`] tables is a
-//! power of two at most three quarters full, so a table is 1.33–2.67 slots
-//! per entry: 368,695 series ⇒ 64 × 8,192 slots = 12.6 MB; 1 M series ⇒
-//! 64 × 32,768 slots = 50 MB. A shard that reaches its share of the
+//! A slot is 40 bytes (key 16, handle 24: ref, address, epoch); each of the
+//! [`SHARDS`] tables is a power of two at most three quarters full, so a
+//! table is 1.33–2.67 slots per entry: 368,695 series ⇒ 64 × 8,192 slots =
+//! 21 MB; 1 M series ⇒ 64 × 32,768 slots = 84 MB. A shard that reaches its share of the
 //! capacity is emptied (entries of series that no longer arrive go that
 //! way; live ones come back at the cost of one full lookup each).
 //!
-//! [`Appender::append_ref`]: tidemark_storage::Appender::append_ref
+//! [`Appender::append_handle`]: tidemark_storage::Appender::append_handle
 
 use std::hash::{BuildHasher, Hasher};
 
 use parking_lot::Mutex;
+use tidemark_storage::head::SeriesHandle;
 use xxhash_rust::xxh3::xxh3_128_with_seed;
 
 /// Shards (a power of two): concurrent requests rarely meet on one lock.
 pub(crate) const SHARDS: usize = 64;
 
-/// The ref stored in an empty slot: the head's refs start at 1.
-const EMPTY: u64 = 0;
-
 /// A series' key: 128 bits of a seeded hash of its labels as sent.
 pub(crate) type Key = u128;
 
-/// One shard: an open-addressing table of `(key, ref)` slots with linear
-/// probing (a slot whose ref is [`EMPTY`] is free). Nothing is ever
-/// removed alone (the shard is emptied when full), so probing needs no
-/// tombstones.
-#[derive(Default)]
-struct Shard {
+/// One slot: the key's halves and the value (`None`: a free slot).
+#[derive(Clone, Copy)]
+struct Slot<V> {
+    lo: u64,
+    hi: u64,
+    value: Option<V>,
+}
+
+impl<V> Slot<V> {
+    const FREE: Slot<V> = Slot { lo: 0, hi: 0, value: None };
+}
+
+/// One shard: an open-addressing table of slots with linear probing.
+/// Nothing is ever removed alone (the shard is emptied when full), so
+/// probing needs no tombstones.
+struct Shard<V> {
     /// Power-of-two length (or empty before the first insert); at most
-    /// three quarters full. Each slot: key low, key high, ref.
-    slots: Vec<[u64; 3]>,
+    /// three quarters full.
+    slots: Vec<Slot<V>>,
     len: usize,
+}
+
+impl<V> Default for Shard<V> {
+    fn default() -> Self {
+        Shard { slots: Vec::new(), len: 0 }
+    }
 }
 
 #[inline]
@@ -90,17 +112,36 @@ fn halves(key: Key) -> (u64, u64) {
     (key as u64, (key >> 64) as u64)
 }
 
-impl Shard {
-    /// The slot `key` is in, or the empty slot where it would go. The
+/// Starts loading the cache line at `p` (a hint: never faults).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing architecturally and cannot fault;
+    // SSE is part of x86_64.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+impl<V: Copy> Shard<V> {
+    /// The slot probing for `key` starts at. The table must not be empty.
+    #[inline]
+    fn home(&self, key: Key) -> usize {
+        key as u64 as usize & (self.slots.len() - 1)
+    }
+
+    /// The slot `key` is in, or the free slot where it would go. The
     /// table must not be empty.
     #[inline]
     fn find(&self, key: Key) -> usize {
         let (lo, hi) = halves(key);
         let mask = self.slots.len() - 1;
-        let mut i = lo as usize & mask;
+        let mut i = self.home(key);
         loop {
-            let [k0, k1, r] = self.slots[i];
-            if r == EMPTY || (k0 == lo && k1 == hi) {
+            let slot = &self.slots[i];
+            if slot.value.is_none() || (slot.lo == lo && slot.hi == hi) {
                 return i;
             }
             i = (i + 1) & mask;
@@ -108,24 +149,23 @@ impl Shard {
     }
 
     #[inline]
-    fn get(&self, key: Key) -> Option<u64> {
+    fn get(&self, key: Key) -> Option<V> {
         if self.slots.is_empty() {
             return None;
         }
-        let r = self.slots[self.find(key)][2];
-        (r != EMPTY).then_some(r)
+        self.slots[self.find(key)].value
     }
 
     /// Inserts or overwrites; empties the table first if it holds `cap`
-    /// entries and `key` is not one of them. `series_ref` is not [`EMPTY`].
-    fn insert(&mut self, key: Key, series_ref: u64, cap: usize) {
+    /// entries and `key` is not one of them.
+    fn insert(&mut self, key: Key, value: V, cap: usize) {
         if self.slots.is_empty() {
-            self.slots = vec![[0; 3]; 16];
+            self.slots = vec![Slot::FREE; 16];
         }
         let mut i = self.find(key);
-        if self.slots[i][2] == EMPTY {
+        if self.slots[i].value.is_none() {
             if self.len >= cap {
-                self.slots.fill([0; 3]);
+                self.slots.fill(Slot::FREE);
                 self.len = 0;
             } else if (self.len + 1) * 4 > self.slots.len() * 3 {
                 self.grow();
@@ -134,24 +174,32 @@ impl Shard {
             self.len += 1;
         }
         let (lo, hi) = halves(key);
-        self.slots[i] = [lo, hi, series_ref];
+        self.slots[i] = Slot { lo, hi, value: Some(value) };
     }
 
     fn grow(&mut self) {
-        let doubled = vec![[0; 3]; self.slots.len() * 2];
+        let doubled = vec![Slot::FREE; self.slots.len() * 2];
         let old = std::mem::replace(&mut self.slots, doubled);
         for slot in old {
-            if slot[2] != EMPTY {
-                let i = self.find(u128::from(slot[0]) | u128::from(slot[1]) << 64);
+            if slot.value.is_some() {
+                let i = self.find(u128::from(slot.lo) | u128::from(slot.hi) << 64);
                 self.slots[i] = slot;
             }
         }
     }
 }
 
-/// Key of a series' labels as sent → its storage ref, bounded in size.
-pub(crate) struct SeriesCache {
-    shards: Box<[Mutex<Shard>]>,
+/// The shard of `key`: its high half picks it; the table uses the low bits
+/// of the low half for the slot.
+#[inline]
+fn shard_of(key: Key) -> usize {
+    (key >> 64) as usize & (SHARDS - 1)
+}
+
+/// Key of a series' labels as sent → the series in storage (its
+/// [`SeriesHandle`], or for tests any `V`), bounded in size.
+pub(crate) struct SeriesCache<V = SeriesHandle> {
+    shards: Box<[Mutex<Shard<V>>]>,
     per_shard: usize,
     /// Seeds of the two spellings' keys (see the module docs).
     seed_bytes: u64,
@@ -161,7 +209,7 @@ pub(crate) struct SeriesCache {
     forced_key: Option<Key>,
 }
 
-impl std::fmt::Debug for SeriesCache {
+impl<V> std::fmt::Debug for SeriesCache<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SeriesCache").field("capacity", &(self.per_shard * SHARDS)).finish_non_exhaustive()
     }
@@ -175,9 +223,9 @@ fn random_seed() -> u64 {
     h.finish()
 }
 
-impl SeriesCache {
+impl<V: Copy> SeriesCache<V> {
     /// A cache of at most about `max_entries` entries; 0 disables it.
-    pub(crate) fn new(max_entries: usize) -> SeriesCache {
+    pub(crate) fn new(max_entries: usize) -> SeriesCache<V> {
         let per_shard = max_entries.div_ceil(SHARDS);
         let seed_bytes = random_seed();
         // Distinct from `seed_bytes` whatever the draw.
@@ -195,7 +243,7 @@ impl SeriesCache {
     /// [`SeriesCache::new`] whose every key is `key`: a collision on every
     /// pair of series.
     #[cfg(test)]
-    pub(crate) fn with_forced_key(max_entries: usize, key: Key) -> SeriesCache {
+    pub(crate) fn with_forced_key(max_entries: usize, key: Key) -> SeriesCache<V> {
         SeriesCache { forced_key: Some(key), ..SeriesCache::new(max_entries) }
     }
 
@@ -204,10 +252,8 @@ impl SeriesCache {
         self.per_shard > 0
     }
 
-    fn shard(&self, key: Key) -> &Mutex<Shard> {
-        // The high half picks the shard; the table uses the low bits of
-        // the low half for the slot.
-        &self.shards[(key >> 64) as usize & (SHARDS - 1)]
+    fn shard(&self, key: Key) -> &Mutex<Shard<V>> {
+        &self.shards[shard_of(key)]
     }
 
     /// The key of a series: of its label bytes when given (1.0), else of
@@ -233,19 +279,41 @@ impl SeriesCache {
         }
     }
 
-    /// The ref last stored for `key`, if any.
+    /// The value last stored for `key`, if any.
     #[inline]
-    pub(crate) fn get(&self, key: Key) -> Option<u64> {
+    pub(crate) fn get(&self, key: Key) -> Option<V> {
         self.shard(key).lock().get(key)
     }
 
-    /// Stores `series_ref` for `key`, emptying the shard first when full.
-    /// The caller upholds the module's invariant (a).
-    pub(crate) fn insert(&self, key: Key, series_ref: u64) {
-        if !self.enabled() || series_ref == EMPTY {
+    /// [`SeriesCache::get`] of many keys at once: `out[i]` is set to the
+    /// entry of each `(key, i)` of `keys` (which this reorders). Each
+    /// shard's lock is taken once, and the slots of all its keys are
+    /// prefetched before the first is read, so their cache misses overlap
+    /// instead of following one another (a table of several MB does not
+    /// stay in the CPU's caches).
+    pub(crate) fn get_many(&self, keys: &mut [(Key, u32)], out: &mut [Option<V>]) {
+        keys.sort_unstable_by_key(|&(k, _)| shard_of(k));
+        for group in keys.chunk_by(|a, b| shard_of(a.0) == shard_of(b.0)) {
+            let shard = self.shards[shard_of(group[0].0)].lock();
+            if shard.slots.is_empty() {
+                continue;
+            }
+            for &(k, _) in group {
+                prefetch(&shard.slots[shard.home(k)]);
+            }
+            for &(k, i) in group {
+                out[i as usize] = shard.get(k);
+            }
+        }
+    }
+
+    /// Stores `value` for `key`, emptying the shard first when full. The
+    /// caller upholds the module's invariant (a).
+    pub(crate) fn insert(&self, key: Key, value: V) {
+        if !self.enabled() {
             return;
         }
-        self.shard(key).lock().insert(key, series_ref, self.per_shard);
+        self.shard(key).lock().insert(key, value, self.per_shard);
     }
 
     /// Entries held (for tests).
@@ -267,7 +335,7 @@ mod tests {
 
     #[test]
     fn keys_separate_names_from_values_and_spellings() {
-        let c = SeriesCache::new(100);
+        let c = SeriesCache::<u64>::new(100);
         let mut s = Vec::new();
         let a = c.key(None, &[("ab", "c")], &mut s);
         let b = c.key(None, &[("a", "bc")], &mut s);
@@ -282,13 +350,13 @@ mod tests {
         assert_ne!(c.key(Some(&same_bytes), &[], &mut s), a);
         assert_eq!(c.key(Some(b"xyz"), &[], &mut s), c.key(Some(b"xyz"), &[("ignored", "")], &mut s));
         // Seeds differ between caches (processes).
-        let other = SeriesCache::new(100);
+        let other = SeriesCache::<u64>::new(100);
         assert_ne!(other.key(Some(b"xyz"), &[], &mut s), c.key(Some(b"xyz"), &[], &mut s));
     }
 
     #[test]
     fn table_grows_and_overwrites() {
-        let mut t = Shard::default();
+        let mut t = Shard::<u64>::default();
         assert_eq!(t.get(5), None);
         // Keys sharing their low bits probe past each other; keys equal in
         // one half differ in the other.
@@ -307,7 +375,7 @@ mod tests {
         t.insert(3, 42, usize::MAX);
         assert_eq!((t.get(3), t.len), (Some(42), 3000));
         assert_eq!(t.get(1001), None);
-        // The key 0 is a key like any other (emptiness is in the ref).
+        // The key 0 is a key like any other (emptiness is in the value).
         t.insert(0, 5, usize::MAX);
         assert_eq!(t.get(0), Some(5));
     }
@@ -317,7 +385,7 @@ mod tests {
         /// key, and nothing is lost until a shard reaches its capacity.
         #[test]
         fn agrees_with_a_map(ops in proptest::collection::vec((0u64..40, 1u64..5, proptest::bool::ANY), 1..300), cap in 1usize..40) {
-            let c = SeriesCache::new(cap * SHARDS);
+            let c = SeriesCache::<u64>::new(cap * SHARDS);
             let mut model = std::collections::HashMap::new();
             for (k, r, insert) in ops {
                 // Keys 0 and 1 differ in one bit of one half; spread the rest.
@@ -330,6 +398,16 @@ mod tests {
                     proptest::prop_assert_eq!(Some(&got), model.get(&key));
                 }
             }
+            // `get_many` answers as `get` does, key by key.
+            let mut keys: Vec<(Key, u32)> = (0..45u64)
+                .map(|k| if k < 2 { u128::from(k) } else { spread(k) & !0xff })
+                .zip(0..)
+                .collect();
+            let mut many = vec![None; keys.len()];
+            c.get_many(&mut keys, &mut many);
+            for (k, i) in keys {
+                proptest::prop_assert_eq!(many[i as usize], c.get(k));
+            }
             if cap >= 40 {
                 for (k, r) in &model {
                     proptest::prop_assert_eq!(c.get(*k), Some(*r));
@@ -340,17 +418,14 @@ mod tests {
 
     #[test]
     fn bounded_and_disabled() {
-        let c = SeriesCache::new(SHARDS * 2);
+        let c = SeriesCache::<u64>::new(SHARDS * 2);
         for k in 1..10_000u64 {
             let key = spread(k);
             c.insert(key, k);
             assert_eq!(c.get(key), Some(k));
         }
         assert!(c.len() <= SHARDS * 2);
-        // Ref 0 (never a series) is not stored.
-        c.insert(spread(0), 0);
-        assert_eq!(c.get(spread(0)), None);
-        let off = SeriesCache::new(0);
+        let off = SeriesCache::<u64>::new(0);
         assert!(!off.enabled());
         off.insert(1, 1);
         assert_eq!(off.get(1), None);

@@ -2,6 +2,8 @@
 
 use std::sync::atomic::Ordering;
 
+use parking_lot::Mutex;
+
 use super::index::FxHashMap;
 use super::series::MemSeries;
 use super::{Head, LabelsView};
@@ -62,6 +64,71 @@ struct SeriesPtr(std::ptr::NonNull<MemSeries>);
 unsafe impl Send for SeriesPtr {}
 // SAFETY: as for `Send`: shared references to a `SeriesPtr` only copy it.
 unsafe impl Sync for SeriesPtr {}
+
+/// A direct handle to one series of one head, for
+/// [`HeadAppender::append_handle`]: its ref, its address and the head's
+/// removal epoch when the address was read. A caller that keeps its own
+/// map to series (the remote-write receiver's cache) stores handles there,
+/// so a hit reaches the series without searching the head's series map.
+///
+/// Invariant: while the head's removal epoch equals `epoch`, the series is
+/// at `ptr`. Series are boxed (the address survives the shard map
+/// growing) and leave their box only when removed; a removal first moves
+/// the head's epoch to a value drawn from a process-wide counter, under
+/// the series' shard lock. `append_handle` reads the epoch under the same
+/// shard lock, so it either sees the move (and looks the series up by ref
+/// instead) or the series is still there. Epochs are never handed out
+/// twice in a process, so a handle from another head (or a dropped one)
+/// never passes the check. The address is dereferenced only under the
+/// series' shard lock, after that check.
+///
+/// ```
+/// use tidemark_storage::head::{Head, HeadOptions};
+/// use tidemark_storage::Labels;
+///
+/// let head = Head::new(HeadOptions::default(), None);
+/// let up = Labels::new([("__name__", "up")]).unwrap();
+/// let mut app = head.appender();
+/// let r = app.append(&up, 1_000, 1.0).unwrap();
+/// let mut h = app.handle(r).unwrap();
+/// assert_eq!(h.series_ref(), r);
+/// app.append_handle(&mut h, 2_000, 1.0).unwrap();
+/// assert_eq!(app.len(), 2);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeriesHandle {
+    series_ref: u64,
+    ptr: std::ptr::NonNull<MemSeries>,
+    epoch: u64,
+}
+
+// SAFETY: the address is only dereferenced by `append_handle`, under the
+// series' shard lock and after the epoch check (see the type's invariant);
+// otherwise a handle is plain data.
+unsafe impl Send for SeriesHandle {}
+// SAFETY: as for `Send`: shared references to a handle only copy it.
+unsafe impl Sync for SeriesHandle {}
+
+impl SeriesHandle {
+    /// The series' ref (as [`HeadAppender::append`] returned it).
+    pub fn series_ref(&self) -> u64 {
+        self.series_ref
+    }
+}
+
+/// Starts loading the cache line at `p` (a hint: never faults, whatever
+/// `p` is; a no-op where no stable prefetch instruction is available).
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing architecturally and cannot fault,
+    // even for a dangling or unmapped address; SSE is part of x86_64.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
 
 /// Per-series state of one batch.
 #[derive(Debug, Clone, Copy)]
@@ -235,6 +302,71 @@ impl<'a> HeadAppender<'a> {
             return Err(AppendError::UnknownSeriesRef(series_ref));
         };
         self.check_and_buffer(series_ref, s, t, v)
+    }
+
+    /// A handle to the series `series_ref` for
+    /// [`HeadAppender::append_handle`], if the head holds it.
+    pub fn handle(&self, series_ref: u64) -> Option<SeriesHandle> {
+        let head = self.head;
+        let mut shard = head.series_shard(series_ref).lock();
+        let s = shard.get_mut(&series_ref)?;
+        Some(SeriesHandle {
+            series_ref,
+            ptr: std::ptr::NonNull::from(&mut **s),
+            epoch: head.epoch.load(Ordering::Relaxed),
+        })
+    }
+
+    /// [`HeadAppender::append_ref`] through a handle: while no series of
+    /// the head has been removed since the handle was made, the series is
+    /// reached by its address instead of being searched for by ref. A
+    /// stale handle falls back to the search and, if the series is still
+    /// held, is refreshed in place (compare it before and after to know
+    /// whether to store it again); `UnknownSeriesRef` if it is gone.
+    #[inline]
+    pub fn append_handle(&mut self, h: &mut SeriesHandle, t: i64, v: f64) -> Result<(), AppendError> {
+        let head = self.head;
+        let r = h.series_ref;
+        let mut shard = head.series_shard(r).lock();
+        // Under the shard lock: a removal of this series moved the epoch
+        // before it freed the box, under this same lock (see the type).
+        let epoch = head.epoch.load(Ordering::Relaxed);
+        let s: &mut MemSeries = if epoch == h.epoch {
+            // Checked in the unit tests (run optimised, without debug
+            // assertions), which include concurrent truncation.
+            #[cfg(test)]
+            assert!(
+                shard.get(&r).is_some_and(|b| std::ptr::eq(&**b, h.ptr.as_ptr())),
+                "series {r} moved or went away under an unchanged epoch"
+            );
+            // SAFETY: the epoch is unchanged, so the series is still boxed
+            // at this address (the handle's invariant), and we hold its
+            // shard lock, so this is the only reference to it.
+            unsafe { &mut *h.ptr.as_ptr() }
+        } else {
+            let Some(s) = shard.get_mut(&r) else {
+                return Err(AppendError::UnknownSeriesRef(r));
+            };
+            h.ptr = std::ptr::NonNull::from(&mut **s);
+            h.epoch = epoch;
+            s
+        };
+        self.check_and_buffer(r, s, t, v)
+    }
+
+    /// Hints the CPU to start loading what [`HeadAppender::append_handle`]
+    /// will touch for `h` (its shard lock and the series): calling it a few
+    /// series ahead overlaps those cache misses. Never dereferences
+    /// anything, so a stale handle is harmless here.
+    #[inline]
+    pub fn prefetch(&self, h: &SeriesHandle) {
+        prefetch((self.head.series_shard(h.series_ref) as *const Mutex<_>).cast());
+        let p = h.ptr.as_ptr().cast::<u8>().cast_const();
+        // The series' hot fields (open chunk, last sample, pending) span
+        // its first lines.
+        for line in (0..std::mem::size_of::<MemSeries>().min(192)).step_by(64) {
+            prefetch(p.wrapping_add(line));
+        }
     }
 
     #[inline]

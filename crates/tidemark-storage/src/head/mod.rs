@@ -69,7 +69,7 @@ use crate::postings::{postings_for_matchers, PostingsIndex};
 use crate::sample::Sample;
 use crate::Labels;
 
-pub use appender::{CommitStats, HeadAppender};
+pub use appender::{CommitStats, HeadAppender, SeriesHandle};
 pub use chunk_file::{HeadChunkError, HeadChunks};
 pub use symbols::LabelsView;
 
@@ -342,6 +342,12 @@ pub struct Head {
     /// No sample older than this is accepted (raised by truncation).
     min_valid_time: AtomicI64,
     truncate_lock: RwLock<()>,
+    /// The removal epoch (see [`SeriesHandle`]): a value drawn from the
+    /// process-wide [`next_epoch`] when the head is made and again before
+    /// each series is removed (under its shard lock). While it is
+    /// unchanged, no series of this head has been removed since it was
+    /// read, so every series address read with it is still live.
+    epoch: AtomicU64,
     /// Held while a commit picks the series records it logs and queues its
     /// records; holds the next apply ticket (see [`ApplyTurns`]).
     commit_lock: Mutex<u64>,
@@ -354,6 +360,14 @@ pub struct Head {
     buffer_pool: Mutex<Vec<appender::Buffers>>,
     /// Where closed in-order chunks go (files, or RAM without a directory).
     chunks: HeadChunks,
+}
+
+/// A removal epoch never handed out before in this process: the epochs of
+/// different heads never meet, so a [`SeriesHandle`] made by one head never
+/// passes the epoch check of another.
+fn next_epoch() -> u64 {
+    static EPOCHS: AtomicU64 = AtomicU64::new(1);
+    EPOCHS.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Orders the apply step of logged commits: a commit takes a ticket (in
@@ -437,6 +451,7 @@ impl Head {
             max_time: AtomicI64::new(i64::MIN),
             min_valid_time: AtomicI64::new(i64::MIN),
             truncate_lock: RwLock::new(()),
+            epoch: AtomicU64::new(next_epoch()),
             commit_lock: Mutex::new(0),
             apply_turns: ApplyTurns::default(),
             replay_aliases: Mutex::new(HashMap::new()),
@@ -814,6 +829,9 @@ impl Head {
             let mut hs = self.hash_shard(h).lock();
             let mut shard = self.series_shard(r).lock();
             if shard.get(&r).is_some_and(|s| s.pending == 0 && s.is_empty()) {
+                // Before the series goes (and under its shard lock): a
+                // handle read before this can no longer match the epoch.
+                self.epoch.store(next_epoch(), Ordering::Relaxed);
                 if let Some(s) = shard.remove(&r) {
                     hs.remove(h, r);
                     // The series is unreachable now: its symbols go (the

@@ -779,3 +779,103 @@ fn symbol_table_shrinks_when_truncation_drops_series() {
     assert_eq!(sel.len(), 51);
     assert!(sel.windows(2).all(|w| w[0].labels < w[1].labels), "sorted by labels");
 }
+
+#[test]
+fn a_handle_reaches_its_series_until_series_are_removed() {
+    let h = Head::new(HeadOptions { stripes: 4, ..HeadOptions::default() }, None);
+    let mut app = h.appender();
+    let a = app.append(&lbl(&[("__name__", "a")]), 1_000, 1.0).unwrap();
+    let b = app.append(&lbl(&[("__name__", "b")]), 100_000, 1.0).unwrap();
+    app.commit().unwrap();
+    let mut app = h.appender();
+    let (mut ha, mut hb) = (app.handle(a).unwrap(), app.handle(b).unwrap());
+    assert_eq!((ha.series_ref(), hb.series_ref()), (a, b));
+    assert!(app.handle(999).is_none());
+    // Nothing removed: the handle is used as it is.
+    let before = hb;
+    app.append_handle(&mut hb, 101_000, 2.0).unwrap();
+    assert_eq!(hb, before);
+    app.commit().unwrap();
+    // Truncation removes `a`: its handle reports it gone; `b`'s is
+    // refreshed (the epoch moved) and still reaches `b`.
+    assert_eq!(h.truncate(50_000), vec![a]);
+    let mut app = h.appender();
+    assert!(matches!(app.append_handle(&mut ha, 60_000, 1.0), Err(AppendError::UnknownSeriesRef(r)) if r == a));
+    app.append_handle(&mut hb, 102_000, 3.0).unwrap();
+    assert_ne!(hb, before);
+    assert_eq!(hb.series_ref(), b);
+    let refreshed = hb;
+    app.append_handle(&mut hb, 103_000, 4.0).unwrap();
+    assert_eq!(hb, refreshed);
+    app.commit().unwrap();
+    let sel = h.select(&[Matcher::equal("__name__", "b")], i64::MIN, i64::MAX);
+    let ts: Vec<i64> = merged(&sel[0]).iter().map(|x| x.t).collect();
+    assert_eq!(ts, vec![100_000, 101_000, 102_000, 103_000]);
+    // A handle of another head never passes its epoch check: there it is
+    // only a ref (unknown here).
+    let other = Head::new(HeadOptions::default(), None);
+    let mut app = other.appender();
+    assert!(matches!(app.append_handle(&mut hb, 104_000, 1.0), Err(AppendError::UnknownSeriesRef(_))));
+}
+
+/// Handles kept across commits while truncation removes series that went
+/// quiet: every append through a handle either reaches its series (the
+/// `cfg(test)` assertions in `append_handle` and `apply` check the address
+/// against the map) or reports it gone, never another series.
+#[test]
+fn handles_stay_sound_under_concurrent_removal() {
+    let h = Head::new(HeadOptions { stripes: 8, chunk_range: 50_000, ..HeadOptions::default() }, None);
+    let n = 24;
+    let steps = 1200i64;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let applied = std::thread::scope(|sc| {
+        let writer = sc.spawn(|| {
+            let labels: Vec<Labels> = (0..n).map(|i| lbl(&[("__name__", "m"), ("i", &i.to_string())])).collect();
+            let mut handles: Vec<Option<SeriesHandle>> = vec![None; n];
+            let (mut applied, mut gone) = (0u64, 0u64);
+            for t in 1..=steps {
+                let mut app = h.appender();
+                for (i, slot) in handles.iter_mut().enumerate() {
+                    // Each series goes quiet for 60 steps in turn, long
+                    // enough for truncation to remove it.
+                    if (t / 60 + i as i64) % 3 == 0 {
+                        continue;
+                    }
+                    let res = match slot {
+                        Some(hd) => app.append_handle(hd, t * 1000, t as f64),
+                        None => Err(AppendError::UnknownSeriesRef(0)),
+                    };
+                    match res {
+                        Ok(()) => {}
+                        Err(AppendError::UnknownSeriesRef(_)) => {
+                            gone += u64::from(slot.is_some());
+                            let r = app.append(&labels[i], t * 1000, t as f64).unwrap();
+                            *slot = app.handle(r);
+                        }
+                        Err(AppendError::TooOld { .. }) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                applied += app.commit().unwrap().samples_applied;
+                // Removals also happen here, whatever the scheduling.
+                if t % 50 == 0 {
+                    h.truncate(t * 1000 - 20_000);
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            assert!(gone > 0, "truncation removed series under live handles");
+            applied
+        });
+        sc.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let max = h.max_time();
+                if max > 20_000 {
+                    h.truncate(max - 20_000);
+                }
+                std::thread::yield_now();
+            }
+        });
+        writer.join().unwrap()
+    });
+    assert_eq!(h.stats().samples_appended, applied);
+}
