@@ -132,9 +132,9 @@ fn main() {
     let cpu_created = cpu_seconds();
     drop(all);
     let base = base - label_bytes as isize; // the caller's copies are gone
-    // The largest heap the head held after any scrape round: with chunks
-    // cut at the same instants in every series, the open chunks are all
-    // full together just before a cut, which the end state may not show.
+                                            // The largest heap the head held after any scrape round: with chunks
+                                            // cut at the same instants in every series, the open chunks are all
+                                            // full together just before a cut, which the end state may not show.
     let mut peak_held = counting_alloc::current() - base;
     let mut peak_round = 0;
     for k in 1..per {

@@ -561,7 +561,7 @@ pub(crate) fn staggered_chunk_end(series_ref: u64, start: i64, cur: i64, range: 
         return end;
     }
     let len = i128::from(range) / n;
-    let phase = (u128::from(series_ref.wrapping_mul(0x9E37_79B9_7F4A_7C15)) * len as u128 >> 64) as i128;
+    let phase = ((u128::from(series_ref.wrapping_mul(0x9E37_79B9_7F4A_7C15)) * len as u128) >> 64) as i128;
     let base = i128::from(end) - i128::from(range) + phase;
     let cur = i128::from(cur);
     let k = if cur < base { 0 } else { (cur - base) / len + 1 };
