@@ -2,6 +2,7 @@
 //! global allocator (requested bytes, so allocator overhead is excluded).
 //!
 //! Usage: `head_memory [series=200000] [samples_per_series=20] [file|ram]`
+//! (`STRIPES=n` sets the lock shards, `STAGGER=0` aligns chunk cuts).
 //!
 //! `file` (the default, as in a `Db` with a directory) writes closed head
 //! chunks to a head chunk file in a temporary directory; `ram` keeps them
@@ -110,6 +111,11 @@ fn main() {
     if let Some(stripes) = std::env::var("STRIPES").ok().and_then(|s| s.parse().ok()) {
         opts.stripes = stripes;
     }
+    // `STAGGER=0`: every series cuts its chunks at the same instants
+    // (Prometheus' rule), for an A/B against the staggered default.
+    if std::env::var("STAGGER").is_ok_and(|s| s == "0") {
+        opts.stagger_chunk_cuts = false;
+    }
     let store = if in_ram {
         HeadChunks::in_memory()
     } else {
@@ -126,6 +132,11 @@ fn main() {
     let cpu_created = cpu_seconds();
     drop(all);
     let base = base - label_bytes as isize; // the caller's copies are gone
+                                            // The largest heap the head held after any scrape round: with chunks
+                                            // cut at the same instants in every series, the open chunks are all
+                                            // full together just before a cut, which the end state may not show.
+    let mut peak_held = counting_alloc::current() - base;
+    let mut peak_round = 0;
     for k in 1..per {
         let mut app = head.appender();
         for (i, &r) in refs.iter().enumerate() {
@@ -134,6 +145,10 @@ fn main() {
             app.append_ref(r, t0 + k * 15_000 + jitter, v).expect("append_ref");
         }
         app.commit().expect("commit");
+        let held = counting_alloc::current() - base;
+        if held > peak_held {
+            (peak_held, peak_round) = (held, k);
+        }
     }
     let elapsed = start.elapsed();
     let cpu_appends = cpu_seconds().zip(cpu_created).map(|(b, a)| b - a);
@@ -147,6 +162,12 @@ fn main() {
     println!("empty head:            {} bytes (lock shards)", after_new - base - label_bytes as isize);
     println!("heap held by the head: {used} bytes");
     println!("bytes per series:      {:.1}", used as f64 / n as f64);
+    let refs_bytes = refs_bytes as f64;
+    println!(
+        "peak over the rounds:  {:.1} bytes/series (after sample {})",
+        (peak_held as f64 - refs_bytes) / n as f64,
+        peak_round + 1
+    );
     println!("stats() estimate:      {:.1} bytes/series", stats.memory_bytes as f64 / n as f64);
     println!("peak heap (process):   {} bytes", counting_alloc::peak());
     if let Some((rss, anon, file)) = rss_kib() {

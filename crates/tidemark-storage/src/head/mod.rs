@@ -95,11 +95,25 @@ pub struct HeadOptions {
     /// Number of lock shards for series (rounded up to a power of two).
     /// Default: 16384.
     pub stripes: usize,
+    /// Whether each series cuts its chunks on its own grid, shifted by a
+    /// fraction of a chunk derived from its ref, instead of all series
+    /// cutting at the same instants (Prometheus' rule). With aligned cuts
+    /// every open chunk is full at the same moment, and the head's peak
+    /// memory holds a full chunk per series; staggered, the open chunks
+    /// average half a chunk at any time. Costs about one more (shorter)
+    /// chunk per series per block range. Default: true.
+    pub stagger_chunk_cuts: bool,
 }
 
 impl Default for HeadOptions {
     fn default() -> HeadOptions {
-        HeadOptions { chunk_range: DEFAULT_CHUNK_RANGE, samples_per_chunk: 120, ooo_window: 0, stripes: 16384 }
+        HeadOptions {
+            chunk_range: DEFAULT_CHUNK_RANGE,
+            samples_per_chunk: 120,
+            ooo_window: 0,
+            stripes: 16384,
+            stagger_chunk_cuts: true,
+        }
     }
 }
 
@@ -490,6 +504,7 @@ impl Head {
         CutParams {
             chunk_range: self.opts.chunk_range,
             samples_per_chunk: self.opts.samples_per_chunk,
+            stagger: self.opts.stagger_chunk_cuts,
             store: &self.chunks,
         }
     }

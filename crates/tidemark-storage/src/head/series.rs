@@ -116,6 +116,8 @@ pub(crate) struct OooData {
 pub(crate) struct CutParams<'a> {
     pub(crate) chunk_range: i64,
     pub(crate) samples_per_chunk: usize,
+    /// Cut on a grid shifted per series (see `staggered_chunk_end`).
+    pub(crate) stagger: bool,
     pub(crate) store: &'a HeadChunks,
 }
 
@@ -262,9 +264,14 @@ impl MemSeries {
             Some(c) => {
                 let n = c.app.num_samples();
                 // At a quarter of the target size, predict an end time that
-                // spreads the rest of this block range evenly over chunks.
+                // spreads the rest of this block range evenly over chunks
+                // (staggered: the next point of this series' own grid).
                 if n == p.samples_per_chunk / 4 {
-                    self.next_at = compute_chunk_end_time(c.mint(), c.app.last_t(), self.next_at, 4);
+                    self.next_at = if p.stagger {
+                        staggered_chunk_end(series_ref, c.mint(), c.app.last_t(), p.chunk_range)
+                    } else {
+                        compute_chunk_end_time(c.mint(), c.app.last_t(), self.next_at, 4)
+                    };
                 }
                 // Twice the target means the rate went up: cut regardless.
                 t >= self.next_at || n >= p.samples_per_chunk * 2 || c.app.is_full()
@@ -529,6 +536,39 @@ pub(crate) fn range_end(t: i64, range: i64) -> i64 {
     t.div_euclid(range).saturating_mul(range).saturating_add(range)
 }
 
+/// Where a series cuts the chunk it started at `start`, seen at `cur`
+/// (the chunk is a quarter of its target size), when cuts are staggered.
+///
+/// The rate seen so far gives the chunk length `len` that splits a whole
+/// block range into `n` equal chunks (as Prometheus' prediction does from a
+/// range start). The series cuts on the grid `range_start + phase + k·len`,
+/// `phase` in `[0, len)` fixed by its ref (a Fibonacci hash, so consecutive
+/// refs spread evenly), and always at the range's end. The chunk ends at
+/// the first grid point after `cur`: between a quarter and 1¼ of `len`.
+/// Every series of a fleet scraped together is then at a different point
+/// of its chunk at any moment, so the open chunks hold half a chunk each on
+/// average instead of all filling up at once (the head's peak memory), for
+/// about one more chunk per range. When a range holds one chunk or less
+/// (sparse series) the rule is Prometheus' own: cut at the range's end.
+///
+/// Depends only on the ref and the chunk's samples, so replaying the same
+/// samples cuts the same chunks.
+pub(crate) fn staggered_chunk_end(series_ref: u64, start: i64, cur: i64, range: i64) -> i64 {
+    let end = range_end(start, range);
+    let quarter = i128::from(cur) - i128::from(start) + 1;
+    let n = i128::from(range) / (quarter * 4).max(1);
+    if n <= 1 {
+        return end;
+    }
+    let len = i128::from(range) / n;
+    let phase = ((u128::from(series_ref.wrapping_mul(0x9E37_79B9_7F4A_7C15)) * len as u128) >> 64) as i128;
+    let base = i128::from(end) - i128::from(range) + phase;
+    let cur = i128::from(cur);
+    let k = if cur < base { 0 } else { (cur - base) / len + 1 };
+    // `base + k·len > cur >= start`; capped at the range end, which fits.
+    (base + k * len).min(i128::from(end)) as i64
+}
+
 /// Prometheus' `computeChunkEndTime`: assuming samples keep arriving at the
 /// rate seen between `start` and `cur`, and that the chunk is
 /// `1/ratio_to_full` full, the end time that splits `[start, max)` into
@@ -565,5 +605,89 @@ mod tests {
         assert_eq!(range_end(-1, 100), 0);
         assert_eq!(range_end(0, 100), 100);
         assert_eq!(range_end(199, 100), 200);
+    }
+
+    const RANGE: i64 = 7_200_000;
+
+    fn params(store: &HeadChunks, stagger: bool) -> CutParams<'_> {
+        CutParams { chunk_range: RANGE, samples_per_chunk: 120, stagger, store }
+    }
+
+    /// Samples in each chunk (closed ones, then the open one).
+    fn chunk_sizes(s: &MemSeries, store: &HeadChunks) -> Vec<usize> {
+        let mut sizes = Vec::new();
+        for c in s.chunks.iter() {
+            let mut out = Vec::new();
+            c.decode_into(None, store, &mut out).unwrap();
+            sizes.push(out.len());
+        }
+        sizes.extend(s.open.as_ref().map(|c| c.app.num_samples()));
+        sizes
+    }
+
+    #[test]
+    fn staggered_cuts_stay_within_a_quarter_and_one_and_a_quarter_chunks() {
+        let store = HeadChunks::in_memory();
+        for r in 1..=300u64 {
+            let mut s = MemSeries::new(SymLabels::default());
+            // 15 s scrapes over two whole block ranges.
+            for i in 0..960 {
+                assert_eq!(s.apply(r, i * 15_000, i as f64, false, params(&store, true)), Applied::InOrder);
+            }
+            let sizes = chunk_sizes(&s, &store);
+            assert_eq!(sizes.iter().sum::<usize>(), 960, "ref {r}: {sizes:?}");
+            assert!(sizes.iter().all(|&n| (1..=150).contains(&n)), "ref {r}: {sizes:?}");
+            // The interior chunks are whole: 120 samples.
+            assert!(sizes.iter().filter(|&&n| n != 120).count() <= 4, "ref {r}: {sizes:?}");
+            assert!((8..=10).contains(&sizes.len()), "ref {r}: {sizes:?}");
+            // No chunk crosses the range boundary.
+            for c in s.chunks.iter() {
+                assert_eq!(range_end(c.mint, RANGE), range_end(c.maxt, RANGE), "ref {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn staggered_open_chunks_hold_half_a_chunk_on_average() {
+        // 1,000 series scraped together: with aligned cuts every open chunk
+        // holds 120 samples just before each cut; staggered, the sum over
+        // the series stays near half that at every scrape.
+        let store = HeadChunks::in_memory();
+        let n = 1000u64;
+        for stagger in [false, true] {
+            let mut fleet: Vec<MemSeries> = (0..n).map(|_| MemSeries::new(SymLabels::default())).collect();
+            let mut peak = 0usize;
+            for i in 0..480i64 {
+                for (r, s) in fleet.iter_mut().enumerate() {
+                    s.apply(r as u64 + 1, i * 15_000, 1.0, false, params(&store, stagger));
+                }
+                if i >= 120 {
+                    let open: usize = fleet.iter().map(|s| s.open.as_ref().map_or(0, |c| c.app.num_samples())).sum();
+                    peak = peak.max(open);
+                }
+            }
+            let per_series = peak as f64 / n as f64;
+            if stagger {
+                assert!(per_series < 75.0, "{per_series}");
+            } else {
+                assert_eq!(peak, 120 * n as usize);
+            }
+        }
+    }
+
+    #[test]
+    fn staggered_end_falls_back_to_the_range_end() {
+        // Sparse: a quarter chunk spans more than a quarter range.
+        assert_eq!(staggered_chunk_end(7, 0, 2_000_000, RANGE), RANGE);
+        // Extreme times do not overflow.
+        let t = i64::MAX - 10;
+        assert!(staggered_chunk_end(u64::MAX, t - 5, t, RANGE) > t);
+        let t = i64::MIN + 10;
+        assert!(staggered_chunk_end(3, t, t + 5, RANGE) > t + 5);
+        // Always after `cur`, never past the range's end.
+        for r in 0..1000u64 {
+            let e = staggered_chunk_end(r, 0, 29 * 15_000, RANGE);
+            assert!(e > 29 * 15_000 && e <= RANGE, "{r}: {e}");
+        }
     }
 }

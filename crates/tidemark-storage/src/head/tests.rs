@@ -168,7 +168,8 @@ fn label_names_and_values_respect_matchers_and_time() {
 
 #[test]
 fn chunks_are_cut_at_120_samples_for_regular_scrapes() {
-    let h = head();
+    // Prometheus' rule: every series cuts at the same instants.
+    let h = head_with(|o| o.stagger_chunk_cuts = false);
     let l = lbl(&[("__name__", "up")]);
     let mut app = h.appender();
     let r = app.append(&l, 0, 0.0).unwrap();
