@@ -42,7 +42,9 @@ fn load(series: usize, samples_per_series: usize) -> Load {
         series,
         targets: Some((2 * t).max(2)),
         samples_per_series,
-        end_ms: 1_780_000_000_000,
+        // The first scrape round on a 2 h boundary, as the production
+        // preset places it (`--block-cut none`): chunks are cut by count.
+        end_ms: 1_779_998_400_000 + (samples_per_series as i64 - 1) * 15_000,
         seed: 42,
     })
 }
@@ -129,7 +131,10 @@ fn main() {
             dec.clear();
             XorIterator::new(&x[..]).decode_into(&mut want).expect("xor decodes");
             sealed::decode(s, &mut dec).expect("sealed decodes");
-            assert!(dec.len() == want.len() && dec.iter().zip(&want).all(|(a, b)| a.t == b.t && a.v.to_bits() == b.v.to_bits()));
+            assert!(
+                dec.len() == want.len()
+                    && dec.iter().zip(&want).all(|(a, b)| a.t == b.t && a.v.to_bits() == b.v.to_bits())
+            );
         }
     }
     println!("{chunks} closed chunks of 120 samples, {n} samples (wall ns, one pass per encoding; the sealed encode includes decoding the XOR chunk)");
@@ -151,8 +156,8 @@ fn main() {
 /// file's size per sample in closed chunks and the append CPU.
 fn run_head(load: &Load, series: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = HeadChunks::open(tidemark_storage::vfs::os(), &dir.path().join("chunks_head"), 128 << 20)
-        .expect("chunk store");
+    let store =
+        HeadChunks::open(tidemark_storage::vfs::os(), &dir.path().join("chunks_head"), 128 << 20).expect("chunk store");
     let head = Head::with_chunks(HeadOptions::default(), None, store);
     let labels: Vec<tidemark_storage::Labels> = load
         .series

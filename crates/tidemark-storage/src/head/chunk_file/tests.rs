@@ -14,7 +14,8 @@ fn store(dir: &Path, segment_size: usize) -> HeadChunks {
 /// Writes `n` chunks (series `i % 7`, times `i*10..=i*10+5`) and reads them
 /// all back.
 fn round_trip(s: &HeadChunks, n: u64) -> Vec<ChunkRef> {
-    let refs: Vec<ChunkRef> = (0..n).map(|i| s.write_record(i % 7, i as i64 * 10, i as i64 * 10 + 5, Encoding::Xor, &chunk(i))).collect();
+    let refs: Vec<ChunkRef> =
+        (0..n).map(|i| s.write_record(i % 7, i as i64 * 10, i as i64 * 10 + 5, Encoding::Xor, &chunk(i))).collect();
     for (i, r) in refs.iter().enumerate() {
         let i = i as u64;
         let b = s.read(*r, Some(i % 7), i as i64 * 10, i as i64 * 10 + 5).unwrap();
@@ -142,8 +143,9 @@ fn write_failures_keep_chunks_in_ram() {
     let refs = round_trip(&s, 3_000); // > WRITE_BUFFER: some reached the file
     assert!(s.sizes().1 > 0);
     faults.fail(Op::Write, DIR_NAME, FaultKind::NoSpace);
-    let more: Vec<ChunkRef> =
-        (3_000..6_000u64).map(|i| s.write_record(i % 7, i as i64 * 10, i as i64 * 10 + 5, Encoding::Xor, &chunk(i))).collect();
+    let more: Vec<ChunkRef> = (3_000..6_000u64)
+        .map(|i| s.write_record(i % 7, i as i64 * 10, i as i64 * 10 + 5, Encoding::Xor, &chunk(i)))
+        .collect();
     assert!(s.write_failures() > 0);
     for (i, r) in refs.iter().chain(&more).enumerate() {
         let i = i as u64;
@@ -243,7 +245,7 @@ fn scan_reads_every_record_and_stops_at_a_torn_or_damaged_tail() {
         want.push((i * 3, mint, maxt, samples));
     }
     s.truncate(i64::MIN); // nothing older: no-op
-    // Start a new segment so that segment 0 is flushed whole.
+                          // Start a new segment so that segment 0 is flushed whole.
     let full = {
         let mut st = s.state.lock();
         s.rotate(&mut st);
