@@ -314,3 +314,31 @@ proptest::proptest! {
         proptest::prop_assert!(same_bits(&got, &samples));
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+    /// Arbitrary bytes after a valid segment header (what the fuzz target
+    /// `head_chunk_file` feeds, without its coverage guidance): the scan
+    /// never panics, returns intact records only, and what it returns decodes
+    /// or fails without panicking.
+    #[test]
+    fn scanning_arbitrary_bytes_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+        let mut seg = b"TMHC\x02\0\0\0".to_vec();
+        seg.extend_from_slice(&body);
+        let scan = scan_segment(&seg).unwrap();
+        proptest::prop_assert!(scan.valid_len <= seg.len());
+        proptest::prop_assert_eq!(scan.stopped.is_none(), scan.valid_len == seg.len());
+        for r in &scan.records {
+            let chunk = crate::chunkenc::Chunk {
+                mint: r.mint,
+                maxt: r.maxt,
+                encoding: r.encoding,
+                bytes: r.data.to_vec().into(),
+                timestamps: None,
+            };
+            let _ = chunk.decode_into(&mut Vec::new());
+        }
+        let _ = scan_segment(&body);
+    }
+}
