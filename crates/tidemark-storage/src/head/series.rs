@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::chunk_file::{ChunkRef, HeadChunkError, HeadChunks};
 use super::symbols::SymLabels;
-use crate::chunkenc::{Chunk, ChunkBytes, Encoding, XorAppender, XorIterator};
+use crate::chunkenc::{sealed, Chunk, ChunkBytes, Encoding, XorAppender, XorIterator};
 use crate::sample::Sample;
 
 /// How many out-of-order samples are buffered (sorted, uncompressed) before
@@ -24,8 +24,9 @@ pub(crate) struct StoredChunk {
 
 impl StoredChunk {
     fn to_chunk(self, series_ref: u64, store: &HeadChunks) -> Result<Chunk, HeadChunkError> {
-        let bytes = store.read(self.at, Some(series_ref), self.mint, self.maxt)?;
-        Ok(Chunk { mint: self.mint, maxt: self.maxt, encoding: Encoding::Xor, bytes, timestamps: None })
+        // XOR or sealed, as the store chose (see `chunk_file`).
+        let (encoding, bytes) = store.read(self.at, Some(series_ref), self.mint, self.maxt)?;
+        Ok(Chunk { mint: self.mint, maxt: self.maxt, encoding, bytes, timestamps: None })
     }
 
     fn decode_into(
@@ -34,8 +35,15 @@ impl StoredChunk {
         store: &HeadChunks,
         out: &mut Vec<Sample>,
     ) -> Result<(), HeadChunkError> {
-        let bytes = store.read(self.at, series_ref, self.mint, self.maxt)?;
-        decode_xor(bytes.as_ref(), out);
+        match store.read(self.at, series_ref, self.mint, self.maxt)? {
+            (Encoding::Xor, bytes) => decode_xor(bytes.as_ref(), out),
+            (Encoding::Sealed, bytes) => {
+                // Checked by the record's CRC: only a bug could fail here.
+                if let Err(e) = sealed::decode(bytes.as_ref(), out) {
+                    tracing::error!(error = %e, "head chunk failed to decode");
+                }
+            }
+        }
         Ok(())
     }
 }
