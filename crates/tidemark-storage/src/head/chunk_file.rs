@@ -8,7 +8,10 @@
 //! (`chunkenc::sealed`, zstd level [`ZSTD_LEVEL`]) before it is written,
 //! when that is smaller (it nearly always is: ~1.7 instead of ~3.1 bytes per
 //! sample at 15 s scrapes), and read back in whichever encoding its record
-//! names. A series keeps a packed [`ChunkRef`] (segment, offset) per closed
+//! names. While the WAL is replayed at open ([`HeadChunks::set_reencode`]
+//! off) closed chunks are stored as XOR, so a restart costs no more CPU than
+//! before the re-encoding existed; chunks closed after the replay are
+//! re-encoded again. A series keeps a packed [`ChunkRef`] (segment, offset) per closed
 //! chunk plus its time range. The file is derived data, rebuilt from the WAL at
 //! every open (the directory is emptied first), so writing it needs no
 //! fsync and a crash can only leave a file that is thrown away.
@@ -33,7 +36,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use std::cell::RefCell;
@@ -189,6 +192,8 @@ pub struct HeadChunks {
     state: Mutex<State>,
     write_failures: AtomicU64,
     damaged: AtomicU64,
+    /// Whether [`HeadChunks::write`] re-encodes chunks with the sealed codec.
+    reencode: AtomicBool,
 }
 
 impl std::fmt::Debug for HeadChunks {
@@ -206,6 +211,7 @@ impl HeadChunks {
             segment_size: MEM_SEGMENT_SIZE,
             state: Mutex::new(State { segments: BTreeMap::new(), current: 0, on_disk: false }),
             write_failures: AtomicU64::new(0),
+            reencode: AtomicBool::new(true),
             damaged: AtomicU64::new(0),
         }
     }
@@ -225,6 +231,7 @@ impl HeadChunks {
             segment_size: segment_size.clamp(min, u32::MAX as usize),
             state: Mutex::new(State { segments: BTreeMap::new(), current: 0, on_disk: true }),
             write_failures: AtomicU64::new(0),
+            reencode: AtomicBool::new(true),
             damaged: AtomicU64::new(0),
         })
     }
@@ -240,6 +247,9 @@ impl HeadChunks {
     /// file cannot be written, the chunk (and every later one) stays in RAM,
     /// and the failure is logged and counted.
     pub(crate) fn write(&self, series_ref: u64, mint: i64, maxt: i64, xor: &[u8]) -> ChunkRef {
+        if !self.reencode.load(Ordering::Relaxed) {
+            return self.write_record(series_ref, mint, maxt, Encoding::Xor, xor);
+        }
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => {
                 let (samples, out) = &mut *scratch;
@@ -249,6 +259,26 @@ impl HeadChunks {
             // Not reachable (nothing here re-enters); XOR is always right.
             Err(_) => self.write_record(series_ref, mint, maxt, Encoding::Xor, xor),
         })
+    }
+
+    /// Turns the sealed re-encoding of [`HeadChunks::write`] on (the
+    /// default) or off. The database turns it off while it replays the WAL
+    /// at open: the re-encoding costs ~40% more replay CPU, and the chunks
+    /// rebuilt then are stored as XOR, which every reader reads as well.
+    ///
+    /// ```
+    /// use tidemark_storage::head::HeadChunks;
+    /// let store = HeadChunks::in_memory();
+    /// store.set_reencode(false);
+    /// assert!(!store.reencodes());
+    /// ```
+    pub fn set_reencode(&self, on: bool) {
+        self.reencode.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether closed chunks are re-encoded with the sealed codec.
+    pub fn reencodes(&self) -> bool {
+        self.reencode.load(Ordering::Relaxed)
     }
 
     /// Appends one record to the current segment (starting a new one when
