@@ -219,6 +219,24 @@ fn closed_xor_chunks_are_stored_sealed_and_read_back_exactly() {
 }
 
 #[test]
+fn with_reencoding_off_chunks_are_stored_as_xor_and_mix_with_sealed_ones() {
+    let s = HeadChunks::in_memory();
+    let (samples, xor) = xor_chunk(5, 120);
+    let (mint, maxt) = (samples[0].t, samples[119].t);
+    s.set_reencode(false);
+    let replayed = s.write(1, mint, maxt, &xor);
+    s.set_reencode(true);
+    let live = s.write(2, mint, maxt, &xor);
+    let (encoding, got) = samples_of(&s, replayed, 1, mint, maxt);
+    assert_eq!(encoding, Encoding::Xor);
+    assert_eq!(s.read(replayed, Some(1), mint, maxt).unwrap().1.as_ref(), &xor[..]);
+    assert!(same_bits(&got, &samples));
+    let (encoding, got) = samples_of(&s, live, 2, mint, maxt);
+    assert_eq!(encoding, Encoding::Sealed);
+    assert!(same_bits(&got, &samples));
+}
+
+#[test]
 fn chunks_that_do_not_shrink_stay_xor() {
     let s = HeadChunks::in_memory();
     // One sample: the XOR chunk is as small as it gets.
