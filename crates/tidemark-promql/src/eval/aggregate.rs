@@ -7,8 +7,8 @@ use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use tidemark_storage::{Labels, METRIC_NAME};
 
 use super::key_index::KeyIndex;
-use super::series::{asc_nan_last, desc_nan_last, SeriesBuilder, StepCursor};
 use super::selector::Order;
+use super::series::{asc_nan_last, desc_nan_last, SeriesBuilder, StepCursor};
 use super::{Evaluator, StepSeries, Val};
 use crate::error::Error;
 use crate::functions::kahan::kahan_sum_inc;
@@ -337,11 +337,8 @@ impl Evaluator<'_, '_> {
         // operator or grouping keeps label order, as float sums round by
         // the order of their terms and groups are output in the order they
         // are first seen.
-        let order = if matches!(op, Op::Count | Op::Group) && grouping.is_single_group() {
-            Order::Any
-        } else {
-            Order::Labels
-        };
+        let order =
+            if matches!(op, Op::Count | Op::Group) && grouping.is_single_group() { Order::Any } else { Order::Labels };
         let streamed = self.try_stream(e, order, &mut |s| {
             self.sh.tick()?;
             let (g, new) = index.find_or_insert_pairs(grouping.pairs(&s.labels));
