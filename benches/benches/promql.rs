@@ -15,7 +15,10 @@
 //! `SampleIterator::drain_into`, the way the engine loads a series. The
 //! `promql_instant` group reads what an instant selector needs one minute
 //! past a chunk boundary: the whole lookback window, or the newest sample
-//! only (`SampleIterator::drain_last_into`), and an instant `count`.
+//! only (`SampleIterator::drain_last_into`), and an instant `count` and
+//! `sum`. The `promql_select_order` group selects every head series in
+//! label order (`Querier::select`) and in the head's own order
+//! (`Querier::select_unordered`, which `count` uses).
 //!
 //! ```text
 //! cargo bench -p tidemark-bench --bench promql
@@ -136,6 +139,23 @@ fn promql_read(c: &mut Criterion) {
     g.bench_function("window_drain_into", |b| b.iter(|| newest(false)));
     g.bench_function("newest_drain_last_into", |b| b.iter(|| newest(true)));
     g.bench_function("count_instant", |b| b.iter(|| engine.instant_query(&db, "count(c)", at).expect("count").value));
+    // `sum` over the same series: the same read, but selected in label order.
+    g.bench_function("sum_instant", |b| b.iter(|| engine.instant_query(&db, "sum(c)", at).expect("sum").value));
+    g.finish();
+
+    // The head's selection of every series (created in an order that is not
+    // label order: `i10` sorts before `i2`), sorted into label order as most
+    // readers need it, and in ref order for readers that only count
+    // (`Querier::select_unordered`, what `count` and `group` into one group
+    // use).
+    let all = [Matcher::equal("__name__", "c")];
+    let q = db.querier(at - 300_000 + 1, at);
+    assert_eq!(q.select(&all).expect("select").len(), q.select_unordered(&all).expect("select").len());
+    let mut g = c.benchmark_group("promql_select_order");
+    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    g.throughput(Throughput::Elements(SERIES as u64));
+    g.bench_function("select_label_order", |b| b.iter(|| q.select(&all).expect("select").len()));
+    g.bench_function("select_unordered", |b| b.iter(|| q.select_unordered(&all).expect("select").len()));
     g.finish();
 }
 

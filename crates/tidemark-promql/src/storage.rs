@@ -38,6 +38,18 @@ pub trait SeriesSource: Send + Sync {
     ) -> Result<(Vec<SelectedSeries>, Vec<String>), String> {
         self.select(mint, maxt, matchers).map(|s| (s, Vec::new()))
     }
+
+    /// [`SeriesSource::select_with_warnings`] for a reader to whom the
+    /// order of the series is unobservable (it only counts them): a source
+    /// may then skip sorting them. Default: `select_with_warnings`.
+    fn select_unordered_with_warnings(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<(Vec<SelectedSeries>, Vec<String>), String> {
+        self.select_with_warnings(mint, maxt, matchers)
+    }
 }
 
 impl SeriesSource for Db {
@@ -51,17 +63,39 @@ impl SeriesSource for Db {
         maxt: i64,
         matchers: &[Matcher],
     ) -> Result<(Vec<SelectedSeries>, Vec<String>), String> {
-        let q = self.querier(mint, maxt);
-        let series = q.select(matchers).map_err(|e| e.to_string())?;
-        let series = series
-            .into_iter()
-            .map(|s| {
-                let (labels, samples) = s.into_parts();
-                SelectedSeries { labels, samples: Box::new(samples) }
-            })
-            .collect();
-        Ok((series, q.warnings()))
+        db_select(self, mint, maxt, matchers, true)
     }
+
+    fn select_unordered_with_warnings(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<(Vec<SelectedSeries>, Vec<String>), String> {
+        // The head hands its series out in ref order when nothing else in
+        // the range has any: no sort into label order.
+        db_select(self, mint, maxt, matchers, false)
+    }
+}
+
+fn db_select(
+    db: &Db,
+    mint: i64,
+    maxt: i64,
+    matchers: &[Matcher],
+    sorted: bool,
+) -> Result<(Vec<SelectedSeries>, Vec<String>), String> {
+    let q = db.querier(mint, maxt);
+    let series = if sorted { q.select(matchers) } else { q.select_unordered(matchers) };
+    let series = series
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|s| {
+            let (labels, samples) = s.into_parts();
+            SelectedSeries { labels, samples: Box::new(samples) }
+        })
+        .collect();
+    Ok((series, q.warnings()))
 }
 
 /// A small in-memory series store, for tests and examples.

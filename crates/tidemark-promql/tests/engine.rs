@@ -233,3 +233,113 @@ fn hostile_queries_fail_cleanly_or_answer() {
     assert!(e.range_query(&s, "requests_total", i64::MIN, i64::MAX, 1).is_err());
     assert!(e.range_query(&s, "requests_total", 0, i64::MAX, 1).is_err());
 }
+
+/// A store that records in which order each selection was asked for.
+struct OrderLog {
+    mem: MemStorage,
+    unordered: std::sync::atomic::AtomicUsize,
+    ordered: std::sync::atomic::AtomicUsize,
+}
+
+impl tidemark_promql::SeriesSource for OrderLog {
+    fn select(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[tidemark_storage::Matcher],
+    ) -> Result<Vec<tidemark_promql::SelectedSeries>, String> {
+        self.ordered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.mem.select(mint, maxt, matchers)
+    }
+
+    fn select_unordered_with_warnings(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[tidemark_storage::Matcher],
+    ) -> Result<(Vec<tidemark_promql::SelectedSeries>, Vec<String>), String> {
+        self.unordered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Reversed: an order the engine must not depend on.
+        let mut s = self.mem.select(mint, maxt, matchers)?;
+        s.reverse();
+        Ok((s, Vec::new()))
+    }
+}
+
+#[test]
+fn only_a_count_into_one_group_selects_unordered() {
+    let src = OrderLog { mem: counters(6, 10), unordered: Default::default(), ordered: Default::default() };
+    let reference = counters(6, 10);
+    let engine = Engine::default();
+    for (q, unordered) in [
+        ("count(requests_total)", 1),
+        ("group(requests_total)", 1),
+        ("count by () (requests_total)", 1),
+        ("count(requests_total offset 1m)", 1),
+        ("count(requests_total or requests_total)", 0),
+        ("count(requests_total) + sum(requests_total)", 1),
+        ("sum(requests_total)", 0),
+        ("max(requests_total)", 0),
+        ("count by (instance) (requests_total)", 0),
+        ("count without (job) (requests_total)", 0),
+        ("count(rate(requests_total[5m]))", 0),
+        ("count(sum by (instance) (requests_total))", 0),
+        ("count_values(\"v\", requests_total)", 0),
+        ("requests_total", 0),
+    ] {
+        for range in [false, true] {
+            src.unordered.store(0, std::sync::atomic::Ordering::Relaxed);
+            let (got, want) = if range {
+                (
+                    engine.range_query(&src, q, 0, 600_000, 60_000).unwrap().value,
+                    engine.range_query(&reference, q, 0, 600_000, 60_000).unwrap().value,
+                )
+            } else {
+                (
+                    engine.instant_query(&src, q, 600_000).unwrap().value,
+                    engine.instant_query(&reference, q, 600_000).unwrap().value,
+                )
+            };
+            assert_eq!(format!("{got:?}"), format!("{want:?}"), "{q} (range: {range})");
+            let n = src.unordered.load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(n, unordered, "unordered selections of {q} (range: {range})");
+        }
+    }
+    assert!(src.ordered.load(std::sync::atomic::Ordering::Relaxed) > 0);
+}
+
+#[test]
+fn counts_over_tidemark_storage_match_the_sorted_answers() {
+    // Series created out of label order: the head's ref order is not label
+    // order, and `count`/`group` read it unsorted.
+    let db = Db::in_memory().unwrap();
+    let mem = MemStorage::new();
+    let mut app = db.appender();
+    for job in ["z", "b", "x", "a"] {
+        for i in (0..40).rev() {
+            let l = labels(&[("__name__", "up"), ("instance", &format!("{i}")), ("job", job)]);
+            for k in 0..8 {
+                let v = if i % 7 == 0 && k == 7 { f64::NAN } else { i as f64 * 0.1 + k as f64 };
+                app.append(&l, k * 15_000, v).unwrap();
+                mem.add(&l, k * 15_000, v);
+            }
+        }
+    }
+    app.commit().unwrap();
+    let engine = Engine::default();
+    for q in [
+        "count(up)",
+        "group(up)",
+        "count(up{job!=\"b\"})",
+        "count({__name__=~\".+\"})",
+        "sum(up)",
+        "count by (job) (up)",
+    ] {
+        let got = engine.instant_query(&db, q, 105_000).unwrap().value;
+        let want = engine.instant_query(&mem, q, 105_000).unwrap().value;
+        assert_eq!(format!("{got:?}"), format!("{want:?}"), "{q}");
+        let got = engine.range_query(&db, q, 0, 105_000, 15_000).unwrap().value;
+        let want = engine.range_query(&mem, q, 0, 105_000, 15_000).unwrap().value;
+        assert_eq!(format!("{got:?}"), format!("{want:?}"), "{q} range");
+    }
+}

@@ -1614,6 +1614,15 @@ impl SeriesSource for HeadSource {
     fn select(&self, ms: &[Matcher], mint: i64, maxt: i64, warn: &mut Vec<String>) -> Result<Vec<ChunkSeries>, Error> {
         Ok(self.0.select_reporting(ms, mint, maxt, warn))
     }
+    fn select_unordered(
+        &self,
+        ms: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        warn: &mut Vec<String>,
+    ) -> Result<(Vec<ChunkSeries>, bool), Error> {
+        Ok((self.0.select_in_ref_order(ms, mint, maxt, warn), false))
+    }
     fn label_names(&self, ms: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, Error> {
         Ok(self.0.label_names(ms, mint, maxt))
     }

@@ -29,6 +29,17 @@ pub(crate) trait SeriesSource: Send + Sync {
         maxt: i64,
         warnings: &mut Vec<String>,
     ) -> Result<Vec<ChunkSeries>, Error>;
+    /// [`SeriesSource::select`] in whatever order is cheapest, and whether
+    /// that order is label order. Default: `select`, sorted.
+    fn select_unordered(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        warnings: &mut Vec<String>,
+    ) -> Result<(Vec<ChunkSeries>, bool), Error> {
+        Ok((self.select(matchers, mint, maxt, warnings)?, true))
+    }
     /// Sorted label names of the series matching `matchers`.
     fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, Error>;
     /// Sorted values of `name` over the series matching `matchers`.
@@ -106,6 +117,68 @@ impl Querier {
             self.add_warning(w);
         }
         let merged = merge_by_labels(lists);
+        Ok(merged
+            .into_iter()
+            .filter(|cs| !cs.chunks.is_empty())
+            .map(|cs| Series { labels: cs.labels, chunks: cs.chunks, mint: self.mint, maxt: self.maxt })
+            .collect())
+    }
+
+    /// [`Querier::select`] for a reader to whom the order of the series is
+    /// unobservable (one that only counts them, say): the same series with
+    /// the same chunks, in an unspecified order. When only one source (the
+    /// head, usually) has series in the range, they come in its cheapest
+    /// order and the sort into label order is skipped; when several do,
+    /// they are sorted and merged as by `select`, so that a series held by
+    /// several sources still comes out once.
+    ///
+    /// ```
+    /// use tidemark_storage::{Db, Labels, Matcher};
+    /// let db = Db::in_memory().unwrap();
+    /// let mut app = db.appender();
+    /// for job in ["b", "a"] {
+    ///     app.append(&Labels::new([("__name__", "up"), ("job", job)]).unwrap(), 1_000, 1.0).unwrap();
+    /// }
+    /// app.commit().unwrap();
+    /// let q = db.querier(0, 10_000);
+    /// let mut jobs: Vec<String> = q
+    ///     .select_unordered(&[Matcher::equal("__name__", "up")])
+    ///     .unwrap()
+    ///     .iter()
+    ///     .map(|s| s.labels().get("job").unwrap().to_string())
+    ///     .collect();
+    /// jobs.sort();
+    /// assert_eq!(jobs, ["a", "b"]);
+    /// ```
+    pub fn select_unordered(&self, matchers: &[Matcher]) -> Result<Vec<Series>, Error> {
+        if self.mint > self.maxt {
+            return Ok(Vec::new());
+        }
+        let mut lists = Vec::with_capacity(self.sources.len());
+        let mut warnings = Vec::new();
+        for s in &self.sources {
+            let (l, sorted) = s.select_unordered(matchers, self.mint, self.maxt, &mut warnings)?;
+            if !l.is_empty() {
+                lists.push((l, sorted));
+            }
+        }
+        for w in warnings {
+            self.add_warning(w);
+        }
+        let merged = if lists.len() == 1 {
+            lists.pop().map(|(l, _)| l).unwrap_or_default()
+        } else {
+            let sorted = lists
+                .into_iter()
+                .map(|(mut l, sorted)| {
+                    if !sorted {
+                        crate::label_sort::sort_by_labels(&mut l, |cs| &cs.labels);
+                    }
+                    l
+                })
+                .collect();
+            merge_by_labels(sorted)
+        };
         Ok(merged
             .into_iter()
             .filter(|cs| !cs.chunks.is_empty())
@@ -568,6 +641,98 @@ mod tests {
         assert!(out[1].samples().unwrap().is_empty());
         assert!(out[2].samples().unwrap().is_empty());
         assert_eq!(q.label_values("__name__", &[]).unwrap(), ["a", "b", "c"]);
+    }
+
+    /// A source whose cheap order is the reverse of label order.
+    struct Reversed(Vec<ChunkSeries>);
+
+    impl SeriesSource for Reversed {
+        fn select(&self, ms: &[Matcher], a: i64, b: i64, w: &mut Vec<String>) -> Result<Vec<ChunkSeries>, Error> {
+            Fixed(self.0.clone()).select(ms, a, b, w)
+        }
+        fn select_unordered(
+            &self,
+            ms: &[Matcher],
+            a: i64,
+            b: i64,
+            w: &mut Vec<String>,
+        ) -> Result<(Vec<ChunkSeries>, bool), Error> {
+            let mut l = self.select(ms, a, b, w)?;
+            l.reverse();
+            Ok((l, false))
+        }
+        fn label_names(&self, _: &[Matcher], _: i64, _: i64) -> Result<Vec<String>, Error> {
+            Ok(vec!["__name__".into()])
+        }
+        fn label_values(&self, _: &str, _: &[Matcher], _: i64, _: i64) -> Result<Vec<String>, Error> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn names_and_samples(out: &[Series]) -> Vec<(String, Vec<(i64, f64)>)> {
+        out.iter()
+            .map(|s| {
+                let samples = s.samples().unwrap().iter().map(|p| (p.t, p.v)).collect();
+                (s.labels().metric_name().unwrap().to_string(), samples)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn select_unordered_is_select_in_another_order() {
+        let all = [Matcher::new(crate::MatchOp::Regex, "__name__", ".+").unwrap()];
+        let head = || {
+            Reversed(vec![
+                series("a", vec![chunk(&[(40, 4.0), (50, 5.0)])]),
+                series("b", vec![chunk(&[(45, 7.0)])]),
+                series("d", vec![chunk(&[(12, 1.5)])]),
+            ])
+        };
+        // The head alone: its own order, nothing merged.
+        let q = Querier::new(vec![Arc::new(head())], 10, 60);
+        let names: Vec<_> = names_and_samples(&q.select_unordered(&all).unwrap()).into_iter().map(|x| x.0).collect();
+        assert_eq!(names, ["d", "b", "a"]);
+        // With a block holding data too: sorted and merged as by `select`
+        // ("a" in both sources comes out once, with every chunk).
+        let block = Fixed(vec![
+            series("a", vec![chunk(&[(0, 0.0), (10, 1.0)]), chunk(&[(20, 2.0), (30, 3.0)])]),
+            series("c", vec![chunk(&[(15, 9.0)])]),
+        ]);
+        let q = Querier::new(vec![Arc::new(block), Arc::new(head())], 10, 60);
+        let unordered = names_and_samples(&q.select_unordered(&all).unwrap());
+        assert_eq!(unordered, names_and_samples(&q.select(&all).unwrap()));
+        assert_eq!(unordered[0], ("a".to_string(), vec![(10, 1.0), (20, 2.0), (30, 3.0), (40, 4.0), (50, 5.0)]));
+        // An empty range, as `select`.
+        assert!(Querier::new(vec![Arc::new(head())], 60, 10).select_unordered(&all).unwrap().is_empty());
+    }
+
+    #[test]
+    fn head_select_unordered_holds_what_select_holds() {
+        let db = crate::Db::in_memory().unwrap();
+        let mut app = db.appender();
+        // Created out of label order, so ref order differs from it.
+        for (i, job) in ["z", "m", "a", "q", "b"].iter().enumerate() {
+            for inst in 0..30 {
+                let l = Labels::new([("__name__", "up"), ("job", job), ("i", &format!("{inst:02}"))]).unwrap();
+                app.append(&l, 1_000 + i as i64, inst as f64).unwrap();
+            }
+        }
+        app.commit().unwrap();
+        let q = db.querier(0, 10_000);
+        for ms in [
+            vec![Matcher::equal("__name__", "up")],
+            vec![Matcher::new(crate::MatchOp::NotEqual, "job", "m").unwrap()],
+            vec![Matcher::equal("job", "none")],
+        ] {
+            let sorted = q.select(&ms).unwrap();
+            let mut unordered = q.select_unordered(&ms).unwrap();
+            assert_eq!(unordered.len(), sorted.len());
+            unordered.sort_by(|a, b| a.labels().cmp(b.labels()));
+            for (u, s) in unordered.iter().zip(&sorted) {
+                assert_eq!(u.labels(), s.labels());
+                assert_eq!(u.samples().unwrap(), s.samples().unwrap());
+            }
+        }
     }
 
     #[test]

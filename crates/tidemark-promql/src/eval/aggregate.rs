@@ -7,6 +7,7 @@ use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use tidemark_storage::{Labels, METRIC_NAME};
 
 use super::key_index::KeyIndex;
+use super::selector::Order;
 use super::series::{asc_nan_last, desc_nan_last, SeriesBuilder, StepCursor};
 use super::{Evaluator, StepSeries, Val};
 use crate::error::Error;
@@ -83,9 +84,14 @@ impl Grouping {
             .map(|l| (l.name, l.value))
     }
 
+    /// Whether every series falls into one group (no grouping, or `by ()`).
+    fn is_single_group(&self) -> bool {
+        !self.without && self.names.is_empty()
+    }
+
     /// The labels of the group a series belongs to.
     fn group_labels(&self, labels: &Labels) -> Labels {
-        if !self.without && self.names.is_empty() {
+        if self.is_single_group() {
             return Labels::empty();
         }
         Labels::from_sorted(self.pairs(labels))
@@ -325,7 +331,15 @@ impl Evaluator<'_, '_> {
         let mut index = KeyIndex::new();
         let mut group_labels: Vec<Labels> = Vec::new();
         let mut states: Vec<Vec<GroupState>> = Vec::new();
-        let streamed = self.try_stream(e, &mut |s| {
+        // `count` and `group` into one group give the same answer whatever
+        // order the series come in (a count of them; `drop_name` is or-ed):
+        // the selection may skip its sort into label order. Any other
+        // operator or grouping keeps label order, as float sums round by
+        // the order of their terms and groups are output in the order they
+        // are first seen.
+        let order =
+            if matches!(op, Op::Count | Op::Group) && grouping.is_single_group() { Order::Any } else { Order::Labels };
+        let streamed = self.try_stream(e, order, &mut |s| {
             self.sh.tick()?;
             let (g, new) = index.find_or_insert_pairs(grouping.pairs(&s.labels));
             if new {

@@ -416,10 +416,13 @@ impl<'s, 'a> Evaluator<'s, 'a> {
     /// Evaluates `e` series by series into `sink` if it is a node that can
     /// produce its series independently (a selector, or a range function over
     /// a range selector or subquery). Returns `false`, having done nothing,
-    /// for any other node.
+    /// for any other node. `order` is the order the sink needs the series
+    /// in; only a selector streamed directly may take [`selector::Order::Any`]
+    /// (a range function's annotations follow its input's order).
     pub(crate) fn try_stream(
         &self,
         e: &Expr,
+        order: selector::Order,
         sink: &mut dyn FnMut(StepSeries) -> Result<(), Error>,
     ) -> Result<bool, Error> {
         let e = unparen(e);
@@ -428,7 +431,7 @@ impl<'s, 'a> Evaluator<'s, 'a> {
         }
         match e {
             Expr::VectorSelector(vs) => {
-                self.stream_vector_selector(vs, false, sink)?;
+                self.stream_vector_selector(vs, false, order, sink)?;
                 Ok(true)
             }
             Expr::Call(c) => {

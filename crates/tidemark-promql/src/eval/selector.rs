@@ -50,9 +50,34 @@ pub(crate) fn matcher_sets(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, Err
     Ok(sets)
 }
 
+/// The order a selection's series are wanted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// Sorted by labels: what every evaluation whose answer can depend on
+    /// the order gets (float sums add in this order, groups are output in
+    /// the order they are first seen).
+    Labels,
+    /// Any order: the consumer only counts series (`count`/`group` into a
+    /// single group).
+    Any,
+}
+
 impl Evaluator<'_, '_> {
     /// The series a selector matches with samples in `[mint, maxt]`.
     pub(crate) fn select(&self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<SelectedSeries>, Error> {
+        self.select_in(vs, mint, maxt, Order::Labels)
+    }
+
+    /// [`Evaluator::select`], in label order or (with [`Order::Any`], for a
+    /// consumer whose answer cannot depend on the order) in whatever order
+    /// the storage finds cheapest.
+    pub(crate) fn select_in(
+        &self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+        order: Order,
+    ) -> Result<Vec<SelectedSeries>, Error> {
         let sets = matcher_sets(vs)?;
         if mint > maxt {
             return Ok(Vec::new());
@@ -61,7 +86,11 @@ impl Evaluator<'_, '_> {
         // Data the storage could not read (damaged files) is reported as a
         // warning on the whole query rather than failing it.
         let select = |set: &[Matcher]| -> Result<Vec<SelectedSeries>, Error> {
-            let (series, warnings) = source.select_with_warnings(mint, maxt, set).map_err(Error::Storage)?;
+            let (series, warnings) = match order {
+                Order::Labels => source.select_with_warnings(mint, maxt, set),
+                Order::Any => source.select_unordered_with_warnings(mint, maxt, set),
+            }
+            .map_err(Error::Storage)?;
             let mut ann = self.sh.annotations.borrow_mut();
             for w in warnings {
                 ann.add(Annotation::warning(w, None));
@@ -100,7 +129,7 @@ impl Evaluator<'_, '_> {
         sample_time: bool,
     ) -> Result<Vec<StepSeries>, Error> {
         let mut out = Vec::new();
-        self.stream_vector_selector(vs, sample_time, &mut |s| {
+        self.stream_vector_selector(vs, sample_time, Order::Labels, &mut |s| {
             self.sh.hold(s.points.len())?;
             out.push(s);
             Ok(())
@@ -114,6 +143,7 @@ impl Evaluator<'_, '_> {
         &self,
         vs: &VectorSelector,
         sample_time: bool,
+        order: Order,
         sink: &mut dyn FnMut(StepSeries) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let offset = offset_ms(&vs.offset);
@@ -123,7 +153,7 @@ impl Evaluator<'_, '_> {
             Some(a) => (a - offset, a - offset),
             None => (self.start - offset, self.end - offset),
         };
-        let selected = self.select(vs, lo - lookback + 1, hi)?;
+        let selected = self.select_in(vs, lo - lookback + 1, hi, order)?;
         let grid = self.grid();
         // One evaluation time for every step (an instant query, or `@`):
         // only each series' newest sample in the window can be chosen.
