@@ -209,24 +209,26 @@ fn value(i: usize, t: i64) -> f64 {
 /// Appends samples at `from..to` (1 s apart) for `n` series, one commit per
 /// timestamp; returns what was written, by series.
 fn write(db: &Db, n: usize, from: i64, to: i64, expect: &mut BTreeMap<Series, Vec<(i64, u64)>>) -> usize {
-    let mut count = 0;
-    for t in (from..to).step_by(1000) {
-        let mut app = db.appender();
-        for i in 0..n {
-            let v = value(i, t);
-            app.append(&labels(i), t, v).unwrap();
-            expect.entry(series_key(&labels(i))).or_default().push((t, v.to_bits()));
-            count += 1;
-        }
-        app.commit().unwrap();
-    }
-    count
+    write_commits(db, n, from, to, expect, false)
 }
 
 /// Like [`write`], but every sample in one commit: the forwarder then reads
 /// them as one WAL record and sends them in one request, whatever the
 /// scheduling between this thread and its reader.
 fn write_in_one_commit(db: &Db, n: usize, from: i64, to: i64, expect: &mut BTreeMap<Series, Vec<(i64, u64)>>) -> usize {
+    write_commits(db, n, from, to, expect, true)
+}
+
+/// `n` series with a sample every second in `[from, to)`: one commit per
+/// second, or a single commit.
+fn write_commits(
+    db: &Db,
+    n: usize,
+    from: i64,
+    to: i64,
+    expect: &mut BTreeMap<Series, Vec<(i64, u64)>>,
+    one_commit: bool,
+) -> usize {
     let mut count = 0;
     let mut app = db.appender();
     for t in (from..to).step_by(1000) {
@@ -236,8 +238,13 @@ fn write_in_one_commit(db: &Db, n: usize, from: i64, to: i64, expect: &mut BTree
             expect.entry(series_key(&labels(i))).or_default().push((t, v.to_bits()));
             count += 1;
         }
+        if !one_commit {
+            std::mem::replace(&mut app, db.appender()).commit().unwrap();
+        }
     }
-    app.commit().unwrap();
+    if one_commit {
+        app.commit().unwrap();
+    }
     count
 }
 
