@@ -11,22 +11,11 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
+use tidemark_fuzz::crc32c;
 use tidemark_storage::chunkenc::{Chunk, Encoding};
 use tidemark_storage::head::chunk_file::scan_segment;
 
 const HEADER: [u8; 8] = *b"TMHC\x02\0\0\0";
-
-/// CRC32-C, bitwise: independent of the implementation under test.
-fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0x82f6_3b78 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
 
 fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {

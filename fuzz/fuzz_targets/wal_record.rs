@@ -11,19 +11,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use tidemark_fuzz::crc32c;
 use tidemark_storage::wal::{Record, RefSample, SyncPolicy, Wal, WalOptions};
-
-/// CRC32-C (Castagnoli), bit by bit: small and obviously right.
-fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0x82f6_3b78 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
 
 fn opts() -> WalOptions {
     WalOptions { sync: SyncPolicy::Never, ..WalOptions::default() }
@@ -71,8 +60,7 @@ fuzz_target!(|input: &[u8]| {
                 RefSample { series_ref: word(0), t: word(1) as i64, v: f64::from_bits(word(2)) }
             })
             .collect();
-        let records: Vec<Record> =
-            samples.chunks(usize::from(per) + 1).map(|c| Record::Samples(c.to_vec())).collect();
+        let records: Vec<Record> = samples.chunks(usize::from(per) + 1).map(|c| Record::Samples(c.to_vec())).collect();
         if !records.is_empty() {
             round_trip(&records);
         }

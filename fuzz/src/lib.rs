@@ -1,5 +1,19 @@
 //! Input types shared by the fuzz targets and the seed generator
-//! (`examples/make_seeds.rs`), which needs them to pick useful seeds.
+//! (`examples/make_seeds.rs`), which needs them to pick useful seeds, and
+//! the reference checksum the targets frame their records with.
+
+/// CRC32-C (Castagnoli), bit by bit: small and obviously right, and
+/// independent of the implementation under test.
+pub fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0x82f6_3b78 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
 
 pub mod model {
     //! The `model` target's input: a sequence of database operations.
