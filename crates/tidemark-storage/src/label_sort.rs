@@ -55,6 +55,87 @@ pub(crate) fn sort_by_labels<T>(items: &mut [T], labels: impl Fn(&T) -> &Labels)
     apply_permutation(items, &mut perm);
 }
 
+/// Below this many items a selection is read and sorted on one thread.
+const PARALLEL_MIN: usize = 16_384;
+
+/// At most this many threads read or sort one selection.
+const PARALLEL_MAX: usize = 4;
+
+/// Threads worth using on `n` items of a selection: one below
+/// [`PARALLEL_MIN`], else the machine's cores (at most [`PARALLEL_MAX`]),
+/// each with at least `PARALLEL_MIN / 2` items.
+pub(crate) fn threads_for(n: usize) -> usize {
+    if n < PARALLEL_MIN {
+        return 1;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    cores.min(PARALLEL_MAX).min(n / (PARALLEL_MIN / 2)).max(1)
+}
+
+/// [`sort_by_labels`] on a large list split over [`threads_for`] threads:
+/// each sorts a contiguous run, then the runs are merged, the earlier run
+/// first on ties. That is the order of one stable sort of the whole list,
+/// so the result is exactly [`sort_by_labels`]'s.
+pub(crate) fn sort_by_labels_parallel<T: Send>(items: Vec<T>, labels: impl Fn(&T) -> &Labels + Sync) -> Vec<T> {
+    let threads = threads_for(items.len());
+    sort_in_runs(items, labels, threads)
+}
+
+/// [`sort_by_labels_parallel`] with `threads` runs.
+fn sort_in_runs<T: Send>(mut items: Vec<T>, labels: impl Fn(&T) -> &Labels + Sync, threads: usize) -> Vec<T> {
+    if threads <= 1 || items.len() < threads {
+        sort_by_labels(&mut items, &labels);
+        return items;
+    }
+    let per = items.len().div_ceil(threads);
+    let mut runs: Vec<Vec<T>> = Vec::with_capacity(threads);
+    while items.len() > per {
+        let tail = items.split_off(per);
+        runs.push(std::mem::replace(&mut items, tail));
+    }
+    runs.push(items);
+    let labels = &labels;
+    std::thread::scope(|scope| {
+        let (first, rest) = runs.split_at_mut(1);
+        let handles: Vec<_> = rest.iter_mut().map(|r| scope.spawn(move || sort_by_labels(r, labels))).collect();
+        sort_by_labels(&mut first[0], labels);
+        for h in handles {
+            h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        }
+    });
+    // Merge the runs pairwise, in order (stable: ties take the earlier run).
+    while runs.len() > 1 {
+        let mut next = Vec::with_capacity(runs.len().div_ceil(2));
+        let mut it = runs.into_iter();
+        while let Some(a) = it.next() {
+            match it.next() {
+                Some(b) => next.push(merge_two(a, b, labels)),
+                None => next.push(a),
+            }
+        }
+        runs = next;
+    }
+    runs.pop().unwrap_or_default()
+}
+
+/// Merges two lists sorted by labels, `a`'s item first on ties.
+fn merge_two<T>(a: Vec<T>, b: Vec<T>, labels: &impl Fn(&T) -> &Labels) -> Vec<T> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let mut a = a.into_iter().peekable();
+    let mut b = b.into_iter().peekable();
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => labels(y) >= labels(x),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let next = if take_a { a.next() } else { b.next() };
+        out.extend(next);
+    }
+    out
+}
+
 /// Sorts `order` (`(scratch key, index)` pairs) by the label sets
 /// `lab(index)`, ties by index. An explicit stack of groups instead of
 /// recursion: a group can only be split further where its label sets
@@ -235,6 +316,29 @@ mod tests {
             seen.insert(n.clone(), v.clone());
         }
         Labels::from_sorted(seen.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+    }
+
+    #[test]
+    fn sorting_in_runs_is_one_stable_sort() {
+        // Many equal label sets, so ties cross the runs' borders.
+        let mut items: Vec<(Labels, usize)> = Vec::new();
+        for i in 0..20_000usize {
+            let k = (i * 7919) % 4_001;
+            let l = Labels::new([("__name__", "up"), ("instance", &format!("h{k}")), ("job", "api")]).unwrap();
+            items.push((l, i));
+        }
+        let mut want = items.clone();
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        for threads in [1, 2, 3, 4, 7] {
+            let got = sort_in_runs(items.clone(), |x| &x.0, threads);
+            assert!(got.iter().map(|x| x.1).eq(want.iter().map(|x| x.1)), "{threads} runs");
+        }
+        let got = sort_by_labels_parallel(items.clone(), |x| &x.0);
+        assert!(got.iter().map(|x| x.1).eq(want.iter().map(|x| x.1)));
+        assert!(sort_in_runs(Vec::<(Labels, usize)>::new(), |x| &x.0, 2).is_empty());
+        assert_eq!(sort_in_runs(items[..1].to_vec(), |x| &x.0, 2).len(), 1);
+        assert_eq!(threads_for(10), 1);
+        assert!((1..=PARALLEL_MAX).contains(&threads_for(1 << 20)));
     }
 
     #[test]

@@ -149,6 +149,38 @@ fn select_matches_brute_force_for_every_matcher_shape() {
 }
 
 #[test]
+fn a_large_selection_read_by_several_threads_is_the_one_thread_answer() {
+    // More series than `label_sort::PARALLEL_MIN`, created out of label
+    // order, with samples at different times so some fall outside the range.
+    let h = head();
+    let mut app = h.appender();
+    let n = 40_000usize;
+    for i in 0..n {
+        let k = (i * 7919) % n;
+        let l = lbl(&[("__name__", "up"), ("instance", &format!("h{k}")), ("job", if k % 3 == 0 { "a" } else { "b" })]);
+        app.append(&l, (k % 10) as i64 * 100, k as f64).unwrap();
+    }
+    app.commit().unwrap();
+    for ms in [vec![Matcher::equal("__name__", "up")], vec![Matcher::new(MatchOp::NotEqual, "job", "a").unwrap()]] {
+        let (mint, maxt) = (100, 700);
+        let refs = h.series_refs(&ms);
+        let mut warnings = Vec::new();
+        let one_thread = h.select_refs(&refs, mint, maxt, &mut warnings);
+        let in_ref_order = h.select_in_ref_order(&ms, mint, maxt, &mut warnings);
+        assert!(warnings.is_empty());
+        assert!(one_thread.len() > crate::label_sort::threads_for(0) * 16_384);
+        let labels = |v: &[ChunkSeries]| v.iter().map(|c| c.labels.clone()).collect::<Vec<_>>();
+        assert_eq!(labels(&in_ref_order), labels(&one_thread));
+        for (a, b) in in_ref_order.iter().zip(&one_thread) {
+            assert_eq!(merged(a), merged(b));
+        }
+        let mut want = labels(&one_thread);
+        want.sort();
+        assert_eq!(labels(&h.select(&ms, mint, maxt)), want);
+    }
+}
+
+#[test]
 fn label_names_and_values_respect_matchers_and_time() {
     let h = head();
     let mut app = h.appender();
