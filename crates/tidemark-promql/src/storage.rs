@@ -50,6 +50,31 @@ pub trait SeriesSource: Send + Sync {
     ) -> Result<(Vec<SelectedSeries>, Vec<String>), String> {
         self.select_with_warnings(mint, maxt, matchers)
     }
+
+    /// [`SeriesSource::select_unordered_with_warnings`] for a reader that
+    /// uses neither the order nor the labels of the series (it only counts
+    /// those with a point at each step): a source may then hand some or all
+    /// of them out with empty labels. Default:
+    /// `select_unordered_with_warnings`.
+    fn select_unlabelled_with_warnings(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<(Vec<SelectedSeries>, Vec<String>), String> {
+        self.select_unordered_with_warnings(mint, maxt, matchers)
+    }
+}
+
+/// How [`db_select`] asks the querier.
+#[derive(Clone, Copy)]
+enum Wanted {
+    /// Sorted by labels.
+    Sorted,
+    /// Any order.
+    Unordered,
+    /// Any order, labels optional.
+    Unlabelled,
 }
 
 impl SeriesSource for Db {
@@ -63,7 +88,7 @@ impl SeriesSource for Db {
         maxt: i64,
         matchers: &[Matcher],
     ) -> Result<(Vec<SelectedSeries>, Vec<String>), String> {
-        db_select(self, mint, maxt, matchers, true)
+        db_select(self, mint, maxt, matchers, Wanted::Sorted)
     }
 
     fn select_unordered_with_warnings(
@@ -74,7 +99,18 @@ impl SeriesSource for Db {
     ) -> Result<(Vec<SelectedSeries>, Vec<String>), String> {
         // The head hands its series out in ref order when nothing else in
         // the range has any: no sort into label order.
-        db_select(self, mint, maxt, matchers, false)
+        db_select(self, mint, maxt, matchers, Wanted::Unordered)
+    }
+
+    fn select_unlabelled_with_warnings(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<(Vec<SelectedSeries>, Vec<String>), String> {
+        // The head skips building each series' label set when nothing
+        // else in the range has series.
+        db_select(self, mint, maxt, matchers, Wanted::Unlabelled)
     }
 }
 
@@ -83,10 +119,14 @@ fn db_select(
     mint: i64,
     maxt: i64,
     matchers: &[Matcher],
-    sorted: bool,
+    wanted: Wanted,
 ) -> Result<(Vec<SelectedSeries>, Vec<String>), String> {
     let q = db.querier(mint, maxt);
-    let series = if sorted { q.select(matchers) } else { q.select_unordered(matchers) };
+    let series = match wanted {
+        Wanted::Sorted => q.select(matchers),
+        Wanted::Unordered => q.select_unordered(matchers),
+        Wanted::Unlabelled => q.select_unlabelled(matchers),
+    };
     let series = series
         .map_err(|e| e.to_string())?
         .into_iter()

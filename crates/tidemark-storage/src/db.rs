@@ -1623,6 +1623,15 @@ impl SeriesSource for HeadSource {
     ) -> Result<(Vec<ChunkSeries>, bool), Error> {
         Ok((self.0.select_in_ref_order(ms, mint, maxt, warn), false))
     }
+    fn select_unlabelled(
+        &self,
+        ms: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        warn: &mut Vec<String>,
+    ) -> Result<Option<Vec<ChunkSeries>>, Error> {
+        Ok(Some(self.0.select_unlabelled(ms, mint, maxt, warn)))
+    }
     fn label_names(&self, ms: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, Error> {
         Ok(self.0.label_names(ms, mint, maxt))
     }

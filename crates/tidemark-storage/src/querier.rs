@@ -40,6 +40,18 @@ pub(crate) trait SeriesSource: Send + Sync {
     ) -> Result<(Vec<ChunkSeries>, bool), Error> {
         Ok((self.select(matchers, mint, maxt, warnings)?, true))
     }
+    /// [`SeriesSource::select_unordered`] with the labels left empty, for
+    /// a reader that only counts series; `None` when the source has no
+    /// cheaper way than `select_unordered` (the default).
+    fn select_unlabelled(
+        &self,
+        _matchers: &[Matcher],
+        _mint: i64,
+        _maxt: i64,
+        _warnings: &mut Vec<String>,
+    ) -> Result<Option<Vec<ChunkSeries>>, Error> {
+        Ok(None)
+    }
     /// Sorted label names of the series matching `matchers`.
     fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, Error>;
     /// Sorted values of `name` over the series matching `matchers`.
@@ -177,6 +189,77 @@ impl Querier {
                     l
                 })
                 .collect();
+            merge_by_labels(sorted)
+        };
+        Ok(merged
+            .into_iter()
+            .filter(|cs| !cs.chunks.is_empty())
+            .map(|cs| Series { labels: cs.labels, chunks: cs.chunks, mint: self.mint, maxt: self.maxt })
+            .collect())
+    }
+
+    /// [`Querier::select_unordered`] for a reader that only counts the
+    /// selected series (or their points): the same series with the same
+    /// chunks, in an unspecified order, where a series may come with empty
+    /// labels. When only one source has series in the range (the head,
+    /// usually) and it can, it skips building each series' label set;
+    /// when several do, the series are merged by labels as by
+    /// `select_unordered` (so a series held by several sources still comes
+    /// out once) and keep them.
+    ///
+    /// ```
+    /// use tidemark_storage::{Db, Labels, Matcher};
+    /// let db = Db::in_memory().unwrap();
+    /// let mut app = db.appender();
+    /// for job in ["b", "a"] {
+    ///     app.append(&Labels::new([("__name__", "up"), ("job", job)]).unwrap(), 1_000, 1.0).unwrap();
+    /// }
+    /// app.commit().unwrap();
+    /// let q = db.querier(0, 10_000);
+    /// let series = q.select_unlabelled(&[Matcher::equal("__name__", "up")]).unwrap();
+    /// assert_eq!(series.len(), 2);
+    /// assert!(series.iter().all(|s| s.samples().unwrap().len() == 1));
+    /// ```
+    pub fn select_unlabelled(&self, matchers: &[Matcher]) -> Result<Vec<Series>, Error> {
+        if self.mint > self.maxt {
+            return Ok(Vec::new());
+        }
+        // Which sources have series in the range, each as cheaply as it
+        // can; an unlabelled list is only usable if it is the only one.
+        let mut lists: Vec<(usize, Vec<ChunkSeries>, bool)> = Vec::with_capacity(self.sources.len());
+        let mut warnings = Vec::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            let (l, labelled) = match s.select_unlabelled(matchers, self.mint, self.maxt, &mut warnings)? {
+                Some(l) => (l, false),
+                None => (s.select(matchers, self.mint, self.maxt, &mut warnings)?, true),
+            };
+            if !l.is_empty() {
+                lists.push((i, l, labelled));
+            }
+        }
+        let merged = if lists.len() <= 1 {
+            for w in warnings {
+                self.add_warning(w);
+            }
+            lists.pop().map(|(_, l, _)| l).unwrap_or_default()
+        } else {
+            // Several sources: series are matched up by labels, so a list
+            // left unlabelled is read again, with them and sorted (its
+            // warnings were already taken from the first read).
+            let mut sorted = Vec::with_capacity(lists.len());
+            for (i, l, labelled) in lists {
+                if labelled {
+                    sorted.push(l);
+                    continue;
+                }
+                drop(l);
+                let mut again = Vec::new();
+                let l = self.sources[i].select(matchers, self.mint, self.maxt, &mut again)?;
+                sorted.push(l);
+            }
+            for w in warnings {
+                self.add_warning(w);
+            }
             merge_by_labels(sorted)
         };
         Ok(merged
@@ -667,6 +750,111 @@ mod tests {
         fn label_values(&self, _: &str, _: &[Matcher], _: i64, _: i64) -> Result<Vec<String>, Error> {
             Ok(Vec::new())
         }
+    }
+
+    /// A head-like source that can hand its series out without labels.
+    struct Unlabelled(Reversed);
+
+    impl SeriesSource for Unlabelled {
+        fn select(&self, ms: &[Matcher], a: i64, b: i64, w: &mut Vec<String>) -> Result<Vec<ChunkSeries>, Error> {
+            self.0.select(ms, a, b, w)
+        }
+        fn select_unordered(
+            &self,
+            ms: &[Matcher],
+            a: i64,
+            b: i64,
+            w: &mut Vec<String>,
+        ) -> Result<(Vec<ChunkSeries>, bool), Error> {
+            self.0.select_unordered(ms, a, b, w)
+        }
+        fn select_unlabelled(
+            &self,
+            ms: &[Matcher],
+            a: i64,
+            b: i64,
+            w: &mut Vec<String>,
+        ) -> Result<Option<Vec<ChunkSeries>>, Error> {
+            w.push("unlabelled read".into());
+            let (mut l, _) = self.select_unordered(ms, a, b, w)?;
+            for cs in &mut l {
+                cs.labels = Labels::empty();
+            }
+            Ok(Some(l))
+        }
+        fn label_names(&self, ms: &[Matcher], a: i64, b: i64) -> Result<Vec<String>, Error> {
+            self.0.label_names(ms, a, b)
+        }
+        fn label_values(&self, n: &str, ms: &[Matcher], a: i64, b: i64) -> Result<Vec<String>, Error> {
+            self.0.label_values(n, ms, a, b)
+        }
+    }
+
+    #[test]
+    fn select_unlabelled_keeps_the_series_and_labels_them_only_to_merge() {
+        let all = [Matcher::new(crate::MatchOp::Regex, "__name__", ".+").unwrap()];
+        let head = || {
+            Unlabelled(Reversed(vec![
+                series("a", vec![chunk(&[(40, 4.0), (50, 5.0)])]),
+                series("b", vec![chunk(&[(45, 7.0)])]),
+                series("d", vec![chunk(&[(12, 1.5)])]),
+            ]))
+        };
+        let samples = |out: &[Series]| -> Vec<Vec<(i64, f64)>> {
+            out.iter().map(|s| s.samples().unwrap().iter().map(|p| (p.t, p.v)).collect()).collect()
+        };
+        // The head alone: its own order, no labels, the same samples.
+        let q = Querier::new(vec![Arc::new(head())], 10, 60);
+        let got = q.select_unlabelled(&all).unwrap();
+        assert!(got.iter().all(|s| s.labels().is_empty()));
+        assert_eq!(samples(&got), [vec![(12, 1.5)], vec![(45, 7.0)], vec![(40, 4.0), (50, 5.0)]]);
+        assert_eq!(q.warnings(), ["unlabelled read"]);
+        // With a block holding data too: merged by labels as by `select`
+        // ("a" in both sources comes out once, with every chunk), the
+        // first read's warning reported once.
+        let block = Fixed(vec![
+            series("a", vec![chunk(&[(0, 0.0), (10, 1.0)]), chunk(&[(20, 2.0), (30, 3.0)])]),
+            series("c", vec![chunk(&[(15, 9.0)])]),
+        ]);
+        let q = Querier::new(vec![Arc::new(block), Arc::new(head())], 10, 60);
+        let got = q.select_unlabelled(&all).unwrap();
+        assert_eq!(names_and_samples(&got), names_and_samples(&q.select(&all).unwrap()));
+        assert_eq!(q.warnings(), ["unlabelled read"]);
+        // A source without a cheaper way is read with its labels; an empty
+        // range gives nothing.
+        let q = Querier::new(vec![Arc::new(Fixed(vec![series("a", vec![chunk(&[(40, 4.0)])])]))], 10, 60);
+        assert_eq!(names_and_samples(&q.select_unlabelled(&all).unwrap()), [("a".to_string(), vec![(40, 4.0)])]);
+        assert!(Querier::new(vec![Arc::new(head())], 60, 10).select_unlabelled(&all).unwrap().is_empty());
+    }
+
+    #[test]
+    fn head_select_unlabelled_holds_what_select_holds() {
+        let db = crate::Db::in_memory().unwrap();
+        let mut app = db.appender();
+        for (i, job) in ["z", "m", "a"].iter().enumerate() {
+            for inst in 0..30 {
+                let l = Labels::new([("__name__", "up"), ("job", job), ("i", &format!("{inst:02}"))]).unwrap();
+                app.append(&l, 1_000 + i as i64, inst as f64).unwrap();
+            }
+        }
+        app.commit().unwrap();
+        let q = db.querier(0, 10_000);
+        for ms in [
+            vec![Matcher::equal("__name__", "up")],
+            vec![Matcher::equal("job", "m")],
+            vec![Matcher::equal("job", "none")],
+        ] {
+            let mut want: Vec<Vec<Sample>> = q.select(&ms).unwrap().iter().map(|s| s.samples().unwrap()).collect();
+            let got = q.select_unlabelled(&ms).unwrap();
+            assert!(got.iter().all(|s| s.labels().is_empty()));
+            let mut got: Vec<Vec<Sample>> = got.iter().map(|s| s.samples().unwrap()).collect();
+            let key = |v: &Vec<Sample>| v.iter().map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>();
+            got.sort_by_key(key);
+            want.sort_by_key(key);
+            assert_eq!(got, want);
+        }
+        // Outside the head's data: nothing.
+        assert!(db.querier(20_000, 30_000).select_unlabelled(&[Matcher::equal("__name__", "up")]).unwrap().is_empty());
     }
 
     fn names_and_samples(out: &[Series]) -> Vec<(String, Vec<(i64, f64)>)> {

@@ -332,13 +332,17 @@ impl Evaluator<'_, '_> {
         let mut group_labels: Vec<Labels> = Vec::new();
         let mut states: Vec<Vec<GroupState>> = Vec::new();
         // `count` and `group` into one group give the same answer whatever
-        // order the series come in (a count of them; `drop_name` is or-ed):
-        // the selection may skip its sort into label order. Any other
-        // operator or grouping keeps label order, as float sums round by
-        // the order of their terms and groups are output in the order they
-        // are first seen.
-        let order =
-            if matches!(op, Op::Count | Op::Group) && grouping.is_single_group() { Order::Any } else { Order::Labels };
+        // order the series come in and whatever their labels (a count of
+        // those with a point at each step; `drop_name` is or-ed): the
+        // selection may skip its sort into label order and building each
+        // series' labels. Any other operator or grouping keeps label order,
+        // as float sums round by the order of their terms and groups are
+        // output in the order they are first seen.
+        let order = if matches!(op, Op::Count | Op::Group) && grouping.is_single_group() {
+            Order::Unlabelled
+        } else {
+            Order::Labels
+        };
         let streamed = self.try_stream(e, order, &mut |s| {
             self.sh.tick()?;
             let (g, new) = index.find_or_insert_pairs(grouping.pairs(&s.labels));

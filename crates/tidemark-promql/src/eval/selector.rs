@@ -60,6 +60,11 @@ pub(crate) enum Order {
     /// Any order: the consumer only counts series (`count`/`group` into a
     /// single group).
     Any,
+    /// Any order, and the labels may be empty: the consumer uses neither
+    /// (`count`/`group` into a single group of a selector streamed
+    /// directly). With several matcher sets (`or`), which are de-duplicated
+    /// by labels, it is [`Order::Any`].
+    Unlabelled,
 }
 
 impl Evaluator<'_, '_> {
@@ -82,6 +87,7 @@ impl Evaluator<'_, '_> {
         if mint > maxt {
             return Ok(Vec::new());
         }
+        let order = if order == Order::Unlabelled && sets.len() > 1 { Order::Any } else { order };
         let source = self.sh.ctx.source;
         // Data the storage could not read (damaged files) is reported as a
         // warning on the whole query rather than failing it.
@@ -89,6 +95,7 @@ impl Evaluator<'_, '_> {
             let (series, warnings) = match order {
                 Order::Labels => source.select_with_warnings(mint, maxt, set),
                 Order::Any => source.select_unordered_with_warnings(mint, maxt, set),
+                Order::Unlabelled => source.select_unlabelled_with_warnings(mint, maxt, set),
             }
             .map_err(Error::Storage)?;
             let mut ann = self.sh.annotations.borrow_mut();

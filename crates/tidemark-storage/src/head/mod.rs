@@ -678,13 +678,40 @@ impl Head {
         maxt: i64,
         warnings: &mut Vec<String>,
     ) -> Vec<ChunkSeries> {
+        self.select_ref_order(matchers, mint, maxt, true, warnings)
+    }
+
+    /// [`Head::select_in_ref_order`] with every series' labels left empty:
+    /// for readers that only count the selected series that have points
+    /// (`count` or `group` into one group). Building each series' `Labels`
+    /// (a symbol table lookup and an allocation per series) is most of
+    /// such a selection's cost besides the cache misses.
+    pub(crate) fn select_unlabelled(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        warnings: &mut Vec<String>,
+    ) -> Vec<ChunkSeries> {
+        self.select_ref_order(matchers, mint, maxt, false, warnings)
+    }
+
+    /// The selection in ref order, with labels when `labelled`.
+    fn select_ref_order(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        labelled: bool,
+        warnings: &mut Vec<String>,
+    ) -> Vec<ChunkSeries> {
         if mint > maxt {
             return Vec::new();
         }
         let refs = self.refs_for(matchers);
         let threads = crate::label_sort::threads_for(refs.len());
         if threads <= 1 {
-            return self.select_refs(&refs, mint, maxt, warnings);
+            return self.select_refs(&refs, mint, maxt, labelled, warnings);
         }
         // A large selection is read by several threads, each a contiguous
         // run of the refs, and the runs are put back in order: the same
@@ -698,13 +725,13 @@ impl Head {
                 .map(|part| {
                     scope.spawn(move || {
                         let mut w = Vec::new();
-                        let out = self.select_refs(part, mint, maxt, &mut w);
+                        let out = self.select_refs(part, mint, maxt, labelled, &mut w);
                         (out, w)
                     })
                 })
                 .collect();
             let mut w = Vec::new();
-            let first = self.select_refs(&refs[..per], mint, maxt, &mut w);
+            let first = self.select_refs(&refs[..per], mint, maxt, labelled, &mut w);
             let mut parts = vec![(first, w)];
             for h in rest {
                 parts.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
@@ -719,8 +746,16 @@ impl Head {
         out
     }
 
-    /// The series of `refs` (in that order) with chunks in `[mint, maxt]`.
-    fn select_refs(&self, refs: &[u64], mint: i64, maxt: i64, warnings: &mut Vec<String>) -> Vec<ChunkSeries> {
+    /// The series of `refs` (in that order) with chunks in `[mint, maxt]`,
+    /// with their labels when `labelled` (else empty ones).
+    fn select_refs(
+        &self,
+        refs: &[u64],
+        mint: i64,
+        maxt: i64,
+        labelled: bool,
+        warnings: &mut Vec<String>,
+    ) -> Vec<ChunkSeries> {
         let mut damaged = Vec::new();
         // At most one entry per ref: reserved once rather than grown by
         // doubling (copies, and a peak of 1.5–2× the list).
@@ -737,7 +772,8 @@ impl Head {
                 }
             }
             if !chunks.is_empty() {
-                out.push(ChunkSeries { labels: self.labels_of(s), chunks });
+                let labels = if labelled { self.labels_of(s) } else { Labels::empty() };
+                out.push(ChunkSeries { labels, chunks });
             }
         }
         out

@@ -165,7 +165,7 @@ fn a_large_selection_read_by_several_threads_is_the_one_thread_answer() {
         let (mint, maxt) = (100, 700);
         let refs = h.series_refs(&ms);
         let mut warnings = Vec::new();
-        let one_thread = h.select_refs(&refs, mint, maxt, &mut warnings);
+        let one_thread = h.select_refs(&refs, mint, maxt, true, &mut warnings);
         let in_ref_order = h.select_in_ref_order(&ms, mint, maxt, &mut warnings);
         assert!(warnings.is_empty());
         assert!(one_thread.len() > crate::label_sort::threads_for(0) * 16_384);
