@@ -157,7 +157,11 @@ fn a_large_selection_read_by_several_threads_is_the_one_thread_answer() {
     let n = 40_000usize;
     for i in 0..n {
         let k = (i * 7919) % n;
-        let l = lbl(&[("__name__", "up"), ("instance", &format!("h{k}")), ("job", if k.is_multiple_of(3) { "a" } else { "b" })]);
+        let l = lbl(&[
+            ("__name__", "up"),
+            ("instance", &format!("h{k}")),
+            ("job", if k.is_multiple_of(3) { "a" } else { "b" }),
+        ]);
         app.append(&l, (k % 10) as i64 * 100, k as f64).unwrap();
     }
     app.commit().unwrap();
