@@ -18,7 +18,8 @@
 //! only (`SampleIterator::drain_last_into`), and an instant `count` and
 //! `sum`. The `promql_select_order` group selects every head series in
 //! label order (`Querier::select`) and in the head's own order
-//! (`Querier::select_unordered`, which `count` uses).
+//! (`Querier::select_unordered`), and without labels
+//! (`Querier::select_unlabelled`, which `count` uses).
 //!
 //! ```text
 //! cargo bench -p tidemark-bench --bench promql
@@ -156,6 +157,10 @@ fn promql_read(c: &mut Criterion) {
     g.throughput(Throughput::Elements(SERIES as u64));
     g.bench_function("select_label_order", |b| b.iter(|| q.select(&all).expect("select").len()));
     g.bench_function("select_unordered", |b| b.iter(|| q.select_unordered(&all).expect("select").len()));
+    // Without labels (`Querier::select_unlabelled`, what `count` and
+    // `group` into one group use since round 6).
+    assert_eq!(q.select(&all).expect("select").len(), q.select_unlabelled(&all).expect("select").len());
+    g.bench_function("select_unlabelled", |b| b.iter(|| q.select_unlabelled(&all).expect("select").len()));
     g.finish();
 }
 
