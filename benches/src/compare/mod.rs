@@ -60,7 +60,7 @@ use queries::{
 use report::{
     IngestFigures, LoadReport, QueryBySystem, QueryMemory, QueryPointReport, QueryReport, Report, SystemReport,
 };
-use systems::{Running, SystemKind};
+use systems::{Running, SystemKind, TidemarkBins};
 
 /// What can stop a comparison.
 #[derive(Debug, thiserror::Error)]
@@ -260,6 +260,14 @@ pub struct CompareArgs {
     /// -p tidemark`).
     #[arg(long)]
     pub tidemark_bin: Option<PathBuf>,
+    /// A second `tidemark` binary for an A/B comparison: adds the system
+    /// `tidemark-b` (this binary, default durability) after `tidemark`
+    /// (the A: `--tidemark-bin` or the build), sends it the same load and
+    /// times its queries interleaved with the others; the tables get a
+    /// B / A column, and its answers are compared with Prometheus' (or
+    /// with A's when Prometheus is not in the run).
+    #[arg(long)]
+    pub tidemark_b_bin: Option<PathBuf>,
     /// Fail (exit status 1) when any answer of Tidemark's differs from
     /// Prometheus' (for CI; the peers' versions differ in a few documented
     /// corner cases, which this load avoids).
@@ -309,9 +317,27 @@ impl CompareArgs {
         shape
     }
 
+    /// The systems in run order: `--systems`, with `tidemark-b` right
+    /// after `tidemark` when `--tidemark-b-bin` is given (and `tidemark`
+    /// added first if it was not listed: B is always measured beside A).
+    pub fn systems(&self) -> Vec<SystemKind> {
+        let mut systems: Vec<SystemKind> = self.systems.clone();
+        if self.tidemark_b_bin.is_none() {
+            systems.retain(|&k| k != SystemKind::TidemarkB);
+            return systems;
+        }
+        if !systems.contains(&SystemKind::Tidemark) {
+            systems.insert(0, SystemKind::Tidemark);
+        }
+        systems.retain(|&k| k != SystemKind::TidemarkB);
+        let a = systems.iter().position(|&k| k == SystemKind::Tidemark).unwrap_or(0);
+        systems.insert(a + 1, SystemKind::TidemarkB);
+        systems
+    }
+
     /// The timing mode: the flag's, else interleaved for several systems.
     pub fn timing(&self) -> Timing {
-        self.timing.unwrap_or(if self.systems.len() > 1 { Timing::Interleaved } else { Timing::Sequential })
+        self.timing.unwrap_or(if self.systems().len() > 1 { Timing::Interleaved } else { Timing::Sequential })
     }
 }
 
@@ -320,7 +346,8 @@ type MakeLoad = Box<dyn Fn() -> Result<(Load, usize), CompareError>>;
 
 /// Runs the whole comparison and returns its report (also printed).
 pub fn run(args: &CompareArgs) -> Result<Report, CompareError> {
-    if args.systems.is_empty() {
+    let systems = args.systems();
+    if systems.is_empty() {
         return Err(CompareError::Setup("--systems is empty".into()));
     }
     let shape = args.shape();
@@ -329,13 +356,14 @@ pub fn run(args: &CompareArgs) -> Result<Report, CompareError> {
             "--senders, --per-request, --samples-per-series and --phase-samples must be at least 1".into(),
         ));
     }
-    systems::ensure_peers_installed(&args.systems)?;
-    let needs_tidemark = args.systems.iter().any(|s| matches!(s, SystemKind::Tidemark | SystemKind::TidemarkNosync));
+    systems::ensure_peers_installed(&systems)?;
+    let needs_tidemark = systems.iter().any(|s| s.is_tidemark());
     let tidemark_bin = match &args.tidemark_bin {
         Some(p) => p.clone(),
         None if needs_tidemark => systems::build_tidemark()?,
         None => PathBuf::new(),
     };
+    let bins = TidemarkBins { a: tidemark_bin.clone(), b: args.tidemark_b_bin.clone() };
     let seeds_path = args.seed_queries.clone().unwrap_or_else(queries::default_seed_queries_path);
     let mut report = Report::new(&tidemark_bin);
     eprintln!("machine: {}", report.machine);
@@ -369,7 +397,7 @@ pub fn run(args: &CompareArgs) -> Result<Report, CompareError> {
     let mut markdown = String::new();
     for make in loads {
         let (load, points) = make()?;
-        let load_report = run_load(args, &load, points, &tidemark_bin, &seeds_path)?;
+        let load_report = run_load(args, &load, points, &bins, &seeds_path)?;
         let text = report::render_load(&load_report, &report.versions);
         println!("{text}");
         markdown.push_str(&text);
@@ -409,7 +437,7 @@ fn disagreements(l: &LoadReport) -> Vec<String> {
     let mut out = Vec::new();
     for q in l.query_points.iter().flat_map(|p| &p.queries) {
         let prom = q.by_system.iter().find(|b| b.system == SystemKind::Prometheus);
-        for b in q.by_system.iter().filter(|b| matches!(b.system, SystemKind::Tidemark | SystemKind::TidemarkNosync)) {
+        for b in q.by_system.iter().filter(|b| b.system.is_tidemark()) {
             let problem = match (&b.agreement, prom) {
                 (Some(a), _) if !a.agrees() => Some(format!(
                     "{} of {} points differ, {} missing / {} extra series; e.g. {}",
@@ -471,7 +499,7 @@ fn run_load(
     args: &CompareArgs,
     load: &Load,
     points: usize,
-    tidemark_bin: &Path,
+    bins: &TidemarkBins,
     seeds_path: &Path,
 ) -> Result<LoadReport, CompareError> {
     eprintln!("\nload: {}", load.description);
@@ -483,14 +511,14 @@ fn run_load(
         seed_queries(seeds_path, 0).map_err(CompareError::Setup)?
     };
     let groups: Vec<Vec<SystemKind>> = match args.timing() {
-        Timing::Interleaved => vec![args.systems.clone()],
-        Timing::Sequential => args.systems.iter().map(|&k| vec![k]).collect(),
+        Timing::Interleaved => vec![args.systems()],
+        Timing::Sequential => args.systems().iter().map(|&k| vec![k]).collect(),
     };
     let mut systems: Vec<SystemReport> = Vec::new();
     let mut point_results: Vec<PointResult> = Vec::new();
     let (mut requests, mut request_bytes, mut phases) = (0usize, 0u64, 0usize);
     for group in &groups {
-        let g = run_group(args, group, load, points, &seeds, tidemark_bin)?;
+        let g = run_group(args, group, load, points, &seeds, bins)?;
         systems.extend(g.systems);
         (requests, request_bytes, phases) = (g.requests, g.request_bytes, g.phases);
         if point_results.is_empty() {
@@ -505,7 +533,7 @@ fn run_load(
         }
     }
     let kinds: Vec<SystemKind> = systems.iter().map(|s| s.system).collect();
-    let reference = kinds.iter().position(|&k| k == SystemKind::Prometheus);
+    let reference = answer_reference(&kinds);
     let query_points = point_results
         .into_iter()
         .map(|p| {
@@ -602,11 +630,11 @@ fn run_group(
     load: &Load,
     points: usize,
     seeds: &[QuerySpec],
-    tidemark_bin: &Path,
+    bins: &TidemarkBins,
 ) -> Result<GroupResult, CompareError> {
     let mut members = Vec::new();
     for &kind in kinds {
-        let running = Running::start(kind, tidemark_bin)?;
+        let running = Running::start(kind, &bins.for_kind(kind))?;
         let url = format!("{}/api/v1/write", running.process().url());
         let cpu_start = running.process().stats()?.cpu_seconds;
         members.push(Member { running, url, cpu_start, cpu_in_queries: 0.0, send_seconds: 0.0 });
@@ -733,7 +761,7 @@ fn run_group(
                 m.running.kind.name()
             )));
         }
-        let replay = m.running.kill_and_replay(tidemark_bin)?;
+        let replay = m.running.kill_and_replay()?;
         if let Some(r) = replay {
             eprintln!("  {:<17} restart after SIGKILL to ready (WAL replay) in {r:.1} s", m.running.kind.name());
         }
@@ -758,7 +786,16 @@ fn run_group(
 }
 
 fn is_tidemark(kind: SystemKind) -> bool {
-    matches!(kind, SystemKind::Tidemark | SystemKind::TidemarkNosync)
+    kind.is_tidemark()
+}
+
+/// The system whose answers the others' are compared with: Prometheus,
+/// else (an A/B run without it) `tidemark`, so B's answers are checked
+/// against A's.
+fn answer_reference(kinds: &[SystemKind]) -> Option<usize> {
+    kinds.iter().position(|&k| k == SystemKind::Prometheus).or_else(|| {
+        kinds.contains(&SystemKind::TidemarkB).then(|| kinds.iter().position(|&k| k == SystemKind::Tidemark)).flatten()
+    })
 }
 
 /// Sends one phase's requests to one system (each sender's requests in
@@ -987,6 +1024,38 @@ mod tests {
         assert_eq!(args(&["--systems", "tidemark"]).timing(), Timing::Sequential);
         assert_eq!(args(&["--timing", "sequential"]).timing(), Timing::Sequential);
         assert_eq!(args(&[]).shape().series, [100_000]);
+    }
+
+    #[test]
+    fn a_b_bin_adds_tidemark_b_right_after_tidemark() {
+        use SystemKind::*;
+        // Without a B binary nothing changes (and a listed tidemark-b is dropped).
+        assert_eq!(args(&[]).systems(), [Tidemark, Prometheus, VictoriaMetrics]);
+        assert_eq!(args(&["--systems", "tidemark,tidemark-b"]).systems(), [Tidemark]);
+        let ab = args(&["--systems", "tidemark", "--tidemark-b-bin", "/tmp/new"]);
+        assert_eq!(ab.systems(), [Tidemark, TidemarkB]);
+        // Two systems: timed interleaved.
+        assert_eq!(ab.timing(), Timing::Interleaved);
+        assert_eq!(ab.tidemark_b_bin.as_deref(), Some(Path::new("/tmp/new")));
+        let all = args(&["--tidemark-b-bin", "b", "--systems", "prometheus,tidemark,victoria-metrics"]);
+        assert_eq!(all.systems(), [Prometheus, Tidemark, TidemarkB, VictoriaMetrics]);
+        // B is always measured beside A, once.
+        let only_b = args(&["--tidemark-b-bin", "b", "--systems", "tidemark-b,victoria-metrics,tidemark-b"]);
+        assert_eq!(only_b.systems(), [Tidemark, TidemarkB, VictoriaMetrics]);
+        // Names in tables and JSON.
+        assert_eq!(TidemarkB.name(), "tidemark-b");
+        assert_eq!(serde_json::to_value(TidemarkB).ok(), Some(serde_json::json!("tidemark-b")));
+        assert!(TidemarkB.is_tidemark() && !Prometheus.is_tidemark());
+        // Each Tidemark system runs its binary.
+        let bins = TidemarkBins { a: "a".into(), b: Some("b".into()) };
+        assert_eq!(bins.for_kind(Tidemark), Path::new("a"));
+        assert_eq!(bins.for_kind(TidemarkNosync), Path::new("a"));
+        assert_eq!(bins.for_kind(TidemarkB), Path::new("b"));
+        assert_eq!(bins.for_kind(VictoriaMetrics), Path::new(""));
+        // B's answers are checked against Prometheus', else against A's.
+        assert_eq!(answer_reference(&[Tidemark, TidemarkB, Prometheus]), Some(2));
+        assert_eq!(answer_reference(&[Tidemark, TidemarkB]), Some(0));
+        assert_eq!(answer_reference(&[Tidemark, VictoriaMetrics]), None);
     }
 
     #[test]

@@ -331,6 +331,31 @@ fn ours(kinds: &[SystemKind]) -> Option<usize> {
         .or_else(|| kinds.iter().position(|&k| k == SystemKind::TidemarkNosync))
 }
 
+/// The positions of `tidemark` (A) and `tidemark-b` (B) in an A/B run.
+fn ab_pair(kinds: &[SystemKind]) -> Option<(usize, usize)> {
+    let a = kinds.iter().position(|&k| k == SystemKind::Tidemark)?;
+    let b = kinds.iter().position(|&k| k == SystemKind::TidemarkB)?;
+    Some((a, b))
+}
+
+/// The B / A column's title (nothing outside an A/B run).
+fn ab_title(ab: Option<(usize, usize)>) -> &'static str {
+    if ab.is_some() {
+        " tidemark-b / tidemark |"
+    } else {
+        ""
+    }
+}
+
+/// The B / A column's alignment row cell.
+fn ab_rule(ab: Option<(usize, usize)>) -> &'static str {
+    if ab.is_some() {
+        "---:|"
+    } else {
+        ""
+    }
+}
+
 /// One load's tables as markdown: every figure of issue 13's table per
 /// system with Tidemark's ratios to VictoriaMetrics and Prometheus, then
 /// each query point's latencies (median and spread) and memory.
@@ -362,8 +387,9 @@ pub fn render_load(l: &LoadReport, versions: &[(String, String)]) -> String {
         mib(l.bench_peak_rss_bytes)
     );
     let header: Vec<String> = kinds.iter().map(|&k| label(k, versions)).collect();
-    let _ = writeln!(o, "| figure | {} | Tidemark / VM | Tidemark / Prometheus |", header.join(" | "));
-    let _ = writeln!(o, "|---|{}---:|---:|", "---:|".repeat(header.len()));
+    let ab = ab_pair(&kinds);
+    let _ = writeln!(o, "| figure | {} | Tidemark / VM | Tidemark / Prometheus |{}", header.join(" | "), ab_title(ab));
+    let _ = writeln!(o, "|---|{}---:|---:|{}", "---:|".repeat(header.len()), ab_rule(ab));
     let final_memory = l.query_points.last().map(|p| p.memory.as_slice()).unwrap_or_default();
     let query_growth = |s: &SystemReport| {
         final_memory
@@ -391,7 +417,14 @@ pub fn render_load(l: &LoadReport, versions: &[(String, String)]) -> String {
         let vals: Vec<f64> = l.systems.iter().map(get).collect();
         let cells: Vec<String> = vals.iter().map(|&x| if x.is_finite() { fmt(x) } else { "–".into() }).collect();
         let at = |i: Option<usize>| i.map(|i| vals[i]);
-        let _ = writeln!(o, "| {name} | {} | {} | {} |", cells.join(" | "), ratio(at(t), at(v)), ratio(at(t), at(p)));
+        let ab_cell = ab.map(|(a, b)| format!(" {} |", ratio(at(Some(b)), at(Some(a))))).unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "| {name} | {} | {} | {} |{ab_cell}",
+            cells.join(" | "),
+            ratio(at(t), at(v)),
+            ratio(at(t), at(p))
+        );
     }
     let _ = writeln!(o);
     let _ = writeln!(
@@ -429,8 +462,9 @@ fn render_point(
     use std::fmt::Write;
     let _ = writeln!(o, "\n### Query set after {:.2} h of data\n", point.data_hours);
     let _ = writeln!(o, "Each cell: median ms [p10–p90] (min–max) over the timed runs; ratios are of medians.\n");
-    let _ = writeln!(o, "| query | {} | Tidemark / VM | Tidemark / Prometheus |", header.join(" | "));
-    let _ = writeln!(o, "|---|{}---:|---:|", "---:|".repeat(header.len()));
+    let ab = ab_pair(kinds);
+    let _ = writeln!(o, "| query | {} | Tidemark / VM | Tidemark / Prometheus |{}", header.join(" | "), ab_title(ab));
+    let _ = writeln!(o, "|---|{}---:|---:|{}", "---:|".repeat(header.len()), ab_rule(ab));
     let mut seed_totals = vec![(0.0f64, 0usize, 0usize, 0usize); kinds.len()];
     for q in &point.queries {
         let by: Vec<Option<&QueryBySystem>> =
@@ -476,9 +510,10 @@ fn render_point(
                 },
             })
             .collect();
+        let ab_cell = ab.map(|(a, b)| format!(" {} |", ratio(median(Some(b)), median(Some(a))))).unwrap_or_default();
         let _ = writeln!(
             o,
-            "| {} `{}` | {} | {} | {} |",
+            "| {} `{}` | {} | {} | {} |{ab_cell}",
             q.query.name,
             q.query.promql.replace('|', "\\|"),
             cells.join(" | "),
@@ -498,9 +533,10 @@ fn render_point(
                 format!("{total:.1} total, {answered} answered{agreement}")
             })
             .collect();
+        let ab_cell = ab.map(|(a, b)| format!(" {} |", ratio(total(Some(b)), total(Some(a))))).unwrap_or_default();
         let _ = writeln!(
             o,
-            "| the {n} seed queries, instant (sum of medians) | {} | {} | {} |",
+            "| the {n} seed queries, instant (sum of medians) | {} | {} | {} |{ab_cell}",
             cells.join(" | "),
             ratio(total(t), total(v)),
             ratio(total(t), total(p))

@@ -399,6 +399,9 @@ fn start(kind: SystemKind, rule_path: &Path, data_dir: &Path, tidemark_bin: &Pat
         SystemKind::VictoriaMetrics => {
             return Err(CompareError::Setup("victoria-metrics does not evaluate rules itself".into()))
         }
+        SystemKind::TidemarkB => {
+            return Err(CompareError::Setup("tidemark-b is only for compare's A/B mode (--tidemark-b-bin)".into()))
+        }
     })
 }
 

@@ -25,6 +25,9 @@ pub enum SystemKind {
     Prometheus,
     /// Single-node VictoriaMetrics (Debian's 1.79).
     VictoriaMetrics,
+    /// A second `tidemark serve` (default durability) from the binary of
+    /// `--tidemark-b-bin`: the B of an A/B comparison with `tidemark`.
+    TidemarkB,
 }
 
 impl SystemKind {
@@ -35,6 +38,33 @@ impl SystemKind {
             SystemKind::TidemarkNosync => "tidemark-nosync",
             SystemKind::Prometheus => "prometheus",
             SystemKind::VictoriaMetrics => "victoria-metrics",
+            SystemKind::TidemarkB => "tidemark-b",
+        }
+    }
+
+    /// Whether it is a `tidemark serve`.
+    pub fn is_tidemark(self) -> bool {
+        matches!(self, SystemKind::Tidemark | SystemKind::TidemarkNosync | SystemKind::TidemarkB)
+    }
+}
+
+/// The `tidemark` binaries of a run: the one every Tidemark system runs,
+/// and the one `tidemark-b` runs instead when an A/B comparison is asked.
+#[derive(Debug, Clone, Default)]
+pub struct TidemarkBins {
+    /// `tidemark` and `tidemark-nosync`.
+    pub a: PathBuf,
+    /// `tidemark-b` (`--tidemark-b-bin`).
+    pub b: Option<PathBuf>,
+}
+
+impl TidemarkBins {
+    /// The binary `kind` runs (empty for the peers).
+    pub fn for_kind(&self, kind: SystemKind) -> PathBuf {
+        match (kind, &self.b) {
+            (SystemKind::TidemarkB, Some(b)) => b.clone(),
+            (k, _) if k.is_tidemark() => self.a.clone(),
+            _ => PathBuf::new(),
         }
     }
 }
@@ -49,6 +79,8 @@ const MAX_SAMPLES: &str = "1000000000";
 pub struct Running {
     /// Which system.
     pub kind: SystemKind,
+    /// Its binary (Tidemark only; empty for the peers).
+    bin: PathBuf,
     server: Server,
     data_dir: tempfile::TempDir,
 }
@@ -73,7 +105,8 @@ pub struct Persisted {
 }
 
 impl Running {
-    /// Starts `kind` on a fresh temporary data directory.
+    /// Starts `kind` on a fresh temporary data directory (a Tidemark
+    /// system from `tidemark_bin`).
     pub fn start(kind: SystemKind, tidemark_bin: &Path) -> Result<Running, CompareError> {
         let data_dir = tempfile::Builder::new()
             .prefix(&format!("tidemark-compare-{}-", kind.name()))
@@ -81,7 +114,7 @@ impl Running {
             .map_err(|e| CompareError::Setup(format!("cannot create a data directory: {e}")))?;
         let dir = data_dir.path().to_path_buf();
         let server = match kind {
-            SystemKind::Tidemark | SystemKind::TidemarkNosync => {
+            SystemKind::Tidemark | SystemKind::TidemarkNosync | SystemKind::TidemarkB => {
                 Server::Tidemark(Tidemark::start(tidemark_config(kind, tidemark_bin, &dir))?)
             }
             SystemKind::Prometheus => {
@@ -113,7 +146,8 @@ impl Running {
                 Server::Victoria(VictoriaMetrics::start(config)?)
             }
         };
-        Ok(Running { kind, server, data_dir })
+        let bin = if kind.is_tidemark() { tidemark_bin.to_path_buf() } else { PathBuf::new() };
+        Ok(Running { kind, bin, server, data_dir })
     }
 
     /// The process, for its URL and `/proc` figures.
@@ -211,7 +245,7 @@ impl Running {
     /// directory; returns the seconds until `/-/ready` answered, i.e. the
     /// time to open the blocks and replay the WAL (checkpoint, segments,
     /// head chunk files). `None` for the other systems.
-    pub fn kill_and_replay(&mut self, tidemark_bin: &Path) -> Result<Option<f64>, CompareError> {
+    pub fn kill_and_replay(&mut self) -> Result<Option<f64>, CompareError> {
         let Server::Tidemark(t) = &mut self.server else { return Ok(None) };
         let kill = tidemark_testkit::find_binary("kill")?;
         let status = std::process::Command::new(kill)
@@ -225,7 +259,7 @@ impl Running {
         // Reaps it (already dead: the SIGTERM that goes first finds a zombie).
         let _ = t.terminate(Duration::from_secs(10));
         let t0 = Instant::now();
-        let config = tidemark_config(self.kind, tidemark_bin, self.data_dir.path());
+        let config = tidemark_config(self.kind, &self.bin, self.data_dir.path());
         self.server = Server::Tidemark(Tidemark::start(config)?);
         Ok(Some(t0.elapsed().as_secs_f64()))
     }
