@@ -4,6 +4,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tidemark_bench::capture::{default_capture_path, load_capture};
 use tidemark_storage::chunkenc::sealed::{self, EncodeOptions};
+use tidemark_storage::chunkenc::{Chunk, Encoding};
 use tidemark_storage::Sample;
 
 /// One 2h block's worth at a 5 s scrape.
@@ -88,6 +89,24 @@ fn sealed_codec(c: &mut Criterion) {
             b.iter(|| {
                 out.clear();
                 sealed::decode(bytes, &mut out).expect("decodes");
+                out.len()
+            })
+        });
+        // As a query reads a sealed chunk: through `Chunk::iter`, keeping
+        // the samples of the last 5 minutes (a `[5m]` window reaching into
+        // the chunk before the head's open one).
+        let chunk = Chunk {
+            mint: samples[0].t,
+            maxt: samples[samples.len() - 1].t,
+            encoding: Encoding::Sealed,
+            bytes: bytes.clone().into(),
+            timestamps: None,
+        };
+        g.bench_with_input(BenchmarkId::new("iter_drain_last_5m", name), &chunk, |b, chunk| {
+            let mut out = Vec::with_capacity(N);
+            b.iter(|| {
+                out.clear();
+                chunk.iter().drain_range(chunk.maxt - 300_000, i64::MAX, &mut out);
                 out.len()
             })
         });

@@ -103,6 +103,11 @@ const QUERIES: &[Q] = &[
         promql: r#"100 - (avg by (instance) (irate(node_cpu_seconds_total{mode="idle"}[5m])) * 100)"#,
         step_ms: Some(60_000),
     },
+    Q {
+        name: "cpu_busy_15s",
+        promql: r#"100 - (avg by (instance) (irate(node_cpu_seconds_total{mode="idle"}[5m])) * 100)"#,
+        step_ms: Some(15_000),
+    },
     Q { name: "count_all", promql: r#"count({__name__=~".+"})"#, step_ms: None },
     Q { name: "max_max_1h", promql: "max(max_over_time(process_resident_memory_bytes[1h]))", step_ms: None },
 ];

@@ -9,14 +9,16 @@
 //! a mapped block file), and hands out a [`ChunkIterator`].
 
 pub mod bstream;
+mod decoded;
 pub mod sealed;
 pub mod xor;
 
 use std::sync::Arc;
 
 use crate::error::ChunkError;
-use crate::sample::{Sample, SampleIterator, VecIterator};
+use crate::sample::{Sample, SampleIterator};
 
+pub use decoded::DecodedIterator;
 pub use xor::{DrainEnd, XorAppender, XorIterator};
 
 /// The on-disk encoding byte of a chunk.
@@ -104,10 +106,11 @@ impl Chunk {
         match self.encoding {
             Encoding::Xor => ChunkIterator::Xor(XorIterator::new(self.bytes.clone())),
             Encoding::Sealed => {
-                let mut out = Vec::new();
+                // A buffer another chunk's iterator gave back, if any.
+                let mut out = decoded::take_buffer();
                 match sealed::decode_with(self.bytes.as_ref(), self.timestamps.as_deref(), &mut out) {
-                    Ok(()) => ChunkIterator::Decoded(VecIterator::new(out), None),
-                    Err(e) => ChunkIterator::Decoded(VecIterator::default(), Some(e.into())),
+                    Ok(()) => ChunkIterator::Decoded(DecodedIterator::new(out)),
+                    Err(e) => ChunkIterator::Decoded(DecodedIterator::failed(e.into(), out)),
                 }
             }
         }
@@ -138,8 +141,8 @@ pub struct ChunkSeries {
 pub enum ChunkIterator {
     /// Decoding a Gorilla chunk sample by sample.
     Xor(XorIterator<ChunkBytes>),
-    /// Iterating over samples decoded up front (and the decode error, if any).
-    Decoded(VecIterator, Option<crate::Error>),
+    /// Iterating over samples decoded up front (or the decode error).
+    Decoded(DecodedIterator),
 }
 
 impl ChunkIterator {
@@ -150,26 +153,7 @@ impl ChunkIterator {
     pub fn drain_range(&mut self, from: i64, maxt: i64, out: &mut Vec<Sample>) -> DrainEnd {
         match self {
             ChunkIterator::Xor(it) => it.drain_range(from, maxt, out),
-            ChunkIterator::Decoded(_, Some(_)) => DrainEnd::Failed,
-            ChunkIterator::Decoded(it, None) => {
-                // A started iterator has handed out its current sample.
-                if it.started() && !it.next() {
-                    return DrainEnd::Exhausted;
-                }
-                if !it.seek(from) {
-                    return DrainEnd::Exhausted;
-                }
-                loop {
-                    let s = it.at();
-                    if s.t > maxt {
-                        return DrainEnd::PastEnd;
-                    }
-                    out.push(s);
-                    if !it.next() {
-                        return DrainEnd::Exhausted;
-                    }
-                }
-            }
+            ChunkIterator::Decoded(it) => it.drain_range(from, maxt, out),
         }
     }
 }
@@ -179,14 +163,14 @@ impl SampleIterator for ChunkIterator {
     fn next(&mut self) -> bool {
         match self {
             ChunkIterator::Xor(it) => it.next(),
-            ChunkIterator::Decoded(it, _) => it.next(),
+            ChunkIterator::Decoded(it) => it.next(),
         }
     }
 
     fn seek(&mut self, t: i64) -> bool {
         match self {
             ChunkIterator::Xor(it) => it.seek(t),
-            ChunkIterator::Decoded(it, _) => it.seek(t),
+            ChunkIterator::Decoded(it) => it.seek(t),
         }
     }
 
@@ -194,21 +178,28 @@ impl SampleIterator for ChunkIterator {
     fn at(&self) -> Sample {
         match self {
             ChunkIterator::Xor(it) => it.at(),
-            ChunkIterator::Decoded(it, _) => it.at(),
+            ChunkIterator::Decoded(it) => it.at(),
         }
     }
 
     fn started(&self) -> bool {
         match self {
             ChunkIterator::Xor(it) => it.started(),
-            ChunkIterator::Decoded(it, _) => it.started(),
+            ChunkIterator::Decoded(it) => it.started(),
         }
     }
 
     fn err(&self) -> Option<&crate::Error> {
         match self {
             ChunkIterator::Xor(it) => it.err(),
-            ChunkIterator::Decoded(_, e) => e.as_ref(),
+            ChunkIterator::Decoded(it) => it.err(),
+        }
+    }
+
+    fn drain_into(&mut self, out: &mut Vec<Sample>) {
+        match self {
+            ChunkIterator::Xor(it) => it.drain_into(out),
+            ChunkIterator::Decoded(it) => it.drain_into(out),
         }
     }
 }

@@ -105,12 +105,139 @@ pub(crate) fn float_seconds(out: &mut String, t: i64) {
 /// `+Inf`, `-Inf`.
 pub(crate) fn push_go_f(out: &mut String, v: f64) {
     if v.is_finite() {
-        // Rust's `Display` for f64 is the shortest round-tripping decimal
-        // without an exponent, exactly Go's 'f' with precision -1.
-        let _ = write!(out, "{v}");
+        push_shortest_fixed(out, v);
     } else {
         push_go_float(out, v);
     }
+}
+
+/// Appends a finite `v` as the shortest decimal that reads back as `v`,
+/// without an exponent: what Rust's `Display` for f64 and Go's
+/// `FormatFloat(v, 'f', -1, 64)` write (`0.000001`, `1234.5`, `-0`,
+/// `100000000000000000000`).
+///
+/// The digits come from `ryu` (the same shortest, closest digits, several
+/// times faster than `fmt`), which writes some magnitudes with an exponent
+/// or a trailing `.0`; they are laid out again here. A range answer writes
+/// one value per point, so this is the hot path of a large JSON response.
+pub(crate) fn push_shortest_fixed(out: &mut String, v: f64) {
+    match exactness(v) {
+        Exactness::SmallInteger => {
+            if v == 0.0 && v.is_sign_negative() {
+                out.push('-');
+            }
+            out.push_str(itoa::Buffer::new().format(v as i64));
+            return;
+        }
+        // Two shortest decimals may be equally close to `v` (a tie):
+        // `ryu` picks the even one where `fmt` rounds up, so leave those
+        // (and anything else unusual) to `fmt`.
+        Exactness::MayTie => {
+            let _ = write!(out, "{v}");
+            return;
+        }
+        Exactness::NoTie => {}
+    }
+    let mut buf = ryu::Buffer::new();
+    let text = buf.format_finite(v);
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exp) = match text.split_once('e') {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (text, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // The significant digits (at most 17) and where the decimal point goes
+    // after `point` of them (negative: that many zeros come first).
+    let mut digits = [0u8; 40];
+    let mut n = 0;
+    for b in int_part.bytes().chain(frac_part.bytes()) {
+        if n < digits.len() {
+            digits[n] = b;
+            n += 1;
+        }
+    }
+    let mut point = int_part.len() as i32 + exp;
+    let lead = digits[..n].iter().take_while(|&&b| b == b'0').count();
+    let digits_all = &digits[lead..n];
+    point -= lead as i32;
+    let keep = digits_all.len() - digits_all.iter().rev().take_while(|&&b| b == b'0').count();
+    let digits = &digits_all[..keep];
+    if negative {
+        out.push('-');
+    }
+    if digits.is_empty() {
+        out.push('0');
+        return;
+    }
+    if point <= 0 {
+        out.push_str("0.");
+        for _ in 0..-point {
+            out.push('0');
+        }
+        out.push_str(ascii(digits));
+    } else if point as usize >= digits.len() {
+        out.push_str(ascii(digits));
+        for _ in digits.len()..point as usize {
+            out.push('0');
+        }
+    } else {
+        let (a, b) = digits.split_at(point as usize);
+        out.push_str(ascii(a));
+        out.push('.');
+        out.push_str(ascii(b));
+    }
+}
+
+/// What [`push_shortest_fixed`] needs to know of a finite value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exactness {
+    /// An integer below 2^53 in magnitude: written exactly, digit for digit.
+    SmallInteger,
+    /// The exact binary value has a decimal expansion of at most 18
+    /// significant digits, so it may lie exactly halfway between two
+    /// shortest candidates (of at most 17 digits); or a large integer.
+    MayTie,
+    /// Its exact decimal expansion is longer than 18 significant digits:
+    /// the closest shortest decimal is unique.
+    NoTie,
+}
+
+/// Classifies a finite `v` for [`push_shortest_fixed`]. A value `m·2^-k`
+/// (`m` odd) equals `m·5^k / 10^k`: its exact expansion has as many
+/// significant digits as the integer `m·5^k`, which has at least `0.69·k`.
+fn exactness(v: f64) -> Exactness {
+    let bits = v.to_bits();
+    let field = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1u64 << 52) - 1);
+    let (mut m, mut e) = if field == 0 { (fraction, -1074) } else { (fraction | (1u64 << 52), field - 1075) };
+    if m == 0 {
+        return Exactness::SmallInteger;
+    }
+    let tz = m.trailing_zeros();
+    m >>= tz;
+    e += tz as i32;
+    if e >= 0 {
+        return if v.abs() < 9_007_199_254_740_992.0 { Exactness::SmallInteger } else { Exactness::MayTie };
+    }
+    let k = (-e) as u32;
+    if k >= 27 {
+        // m·5^k ≥ 5^27 > 10^18: 19 digits or more.
+        return Exactness::NoTie;
+    }
+    let exact = u128::from(m) * 5u128.pow(k);
+    if exact >= 1_000_000_000_000_000_000 {
+        Exactness::NoTie
+    } else {
+        Exactness::MayTie
+    }
+}
+
+/// ASCII digits as text.
+fn ascii(d: &[u8]) -> &str {
+    std::str::from_utf8(d).unwrap_or_default()
 }
 
 /// Appends a sample value as a quoted string, formatted as Prometheus'
@@ -135,9 +262,9 @@ pub(crate) fn push_go_float(out: &mut String, v: f64) {
         if a != 0.0 && !(1e-6..1e21).contains(&a) {
             push_go_exp(out, v);
         } else {
-            // Rust's `Display` for f64 is the shortest round-tripping
-            // decimal without an exponent, exactly Go's 'f' with precision -1.
-            let _ = write!(out, "{v}");
+            // The shortest round-tripping decimal without an exponent,
+            // exactly Go's 'f' with precision -1.
+            push_shortest_fixed(out, v);
         }
     }
 }
@@ -335,6 +462,69 @@ mod tests {
                 }
             };
             assert_eq!(ts(t), want);
+        }
+    }
+
+    /// The fast fixed-point form writes exactly what `Display` writes (the
+    /// shortest round-tripping decimal without an exponent), over edge
+    /// cases and 400,000 bit patterns spread over every exponent.
+    #[test]
+    fn shortest_fixed_is_display() {
+        let check = |v: f64| {
+            if !v.is_finite() {
+                return;
+            }
+            let mut fast = String::new();
+            push_shortest_fixed(&mut fast, v);
+            assert_eq!(fast, format!("{v}"), "bits {:#x}", v.to_bits());
+        };
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.1,
+            0.30000000000000004,
+            1e-6,
+            1e-7,
+            123456789.0,
+            1e15,
+            1e16,
+            1e17,
+            1.5e20,
+            1e21,
+            1e22,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            5e-324,
+            9007199254740993.0,
+            0.000123,
+            12.3456,
+            4.35,
+            f64::from_bits(0x4317_9085_685d_83c9),
+            0.5,
+            0.25,
+            123.75,
+            2.5e-5,
+            9007199254740991.0,
+            9007199254740992.0,
+            1.0000000000000002,
+        ] {
+            check(v);
+            check(-v);
+        }
+        // A fixed xorshift sequence: any bit pattern, so every exponent.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..400_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            check(f64::from_bits(x));
+            // Values shaped like metrics: integers and few decimals, and
+            // ones with few significant bits (ties are possible there).
+            check((x % 100_000_000) as f64 / 1000.0);
+            check((x >> 11) as f64 / 1024.0);
+            check(((x >> 30) as f64) * 0.25);
         }
     }
 
