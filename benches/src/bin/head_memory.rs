@@ -3,6 +3,7 @@
 //!
 //! Usage: `head_memory [series=200000] [samples_per_series=20] [file|ram]`
 //! (`STRIPES=n` sets the lock shards, `STAGGER=0` aligns chunk cuts).
+//! Prints the process's RSS at the end and its peak (`VmHWM`).
 //!
 //! `file` (the default, as in a `Db` with a directory) writes closed head
 //! chunks to a head chunk file in a temporary directory; `ram` keeps them
@@ -65,12 +66,13 @@ fn cpu_seconds() -> Option<f64> {
     Some(ns / 1e9)
 }
 
-/// `VmRSS`, `RssAnon` and `RssFile` of this process in KiB (Linux).
-fn rss_kib() -> Option<(u64, u64, u64)> {
+/// `VmRSS`, `RssAnon`, `RssFile` and `VmHWM` (the peak RSS) of this
+/// process in KiB (Linux).
+fn rss_kib() -> Option<(u64, u64, u64, u64)> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let get =
         |k: &str| -> Option<u64> { s.lines().find(|l| l.starts_with(k))?.split_whitespace().nth(1)?.parse().ok() };
-    Some((get("VmRSS:")?, get("RssAnon:")?, get("RssFile:")?))
+    Some((get("VmRSS:")?, get("RssAnon:")?, get("RssFile:")?, get("VmHWM:")?))
 }
 
 fn print_breakdown(m: &HeadMemory, label_bytes_outside: bool) {
@@ -170,8 +172,10 @@ fn main() {
     );
     println!("stats() estimate:      {:.1} bytes/series", stats.memory_bytes as f64 / n as f64);
     println!("peak heap (process):   {} bytes", counting_alloc::peak());
-    if let Some((rss, anon, file)) = rss_kib() {
+    if let Some((rss, anon, file, hwm)) = rss_kib() {
         println!("RSS now:               {rss} KiB (anon {anon} KiB, file {file} KiB)");
+        // Includes the label sets the program builds before the head's.
+        println!("peak RSS (VmHWM):      {hwm} KiB");
     }
     print_breakdown(&head.memory_breakdown(), true);
     println!("series creation:       {created:.2?}");

@@ -3,11 +3,11 @@
 //!
 //! # Structure
 //! - Series live in `stripes` sharded by `ref % stripes`; each shard is a
-//!   `parking_lot::Mutex` over a map `ref → Box<MemSeries>` (boxed, so
-//!   sparse shard maps stay small), each shard on its own cache line. A
-//!   second set of shards maps the stable hash of a label set to its ref
-//!   (collisions are kept in a side map), so lookups by labels never take
-//!   a global lock.
+//!   `parking_lot::Mutex` over a dense array of `Box<MemSeries>` indexed
+//!   by `ref / stripes` (see `slots.rs`), each shard on its own cache
+//!   line. A second set of shards maps the stable hash of a label set to
+//!   its ref (collisions are kept in a side map), so lookups by labels
+//!   never take a global lock.
 //! - The inverted index (`name → value → sorted refs`) sits behind one
 //!   `RwLock`; it is written only when series are created or removed.
 //! - Lock order: hash shard → series shard; the index lock is never held
@@ -55,6 +55,7 @@ mod appender;
 pub mod chunk_file;
 mod index;
 mod series;
+mod slots;
 mod symbols;
 
 use std::collections::HashMap;
@@ -75,6 +76,7 @@ pub use symbols::LabelsView;
 
 use index::{FxHashMap, MemIndex};
 use series::{Applied, CutParams, MemSeries};
+use slots::SeriesSlots;
 use symbols::SymbolTable;
 
 /// Milliseconds in two hours: Prometheus' default block range.
@@ -257,7 +259,7 @@ pub struct HeadMemory {
 }
 
 /// A shard of series, keyed by ref.
-type SeriesShard = FxHashMap<u64, Box<MemSeries>>;
+type SeriesShard = SeriesSlots;
 
 /// A lock shard on its own cache line: the lock word and the map header
 /// are fetched together, and neighbouring shards never share a line.
@@ -273,44 +275,79 @@ impl<T> std::ops::Deref for Padded<T> {
     }
 }
 
-/// A shard of the label-hash map: hash → ref, with colliding refs aside.
+/// A shard of the label-hash map: label hash → candidate refs.
+///
+/// The shard is picked by the hash's low bits, so the map is keyed by its
+/// high 32 bits (the key) and holds 32-bit refs: 8 bytes per entry instead
+/// of 16. Callers compare the labels of every candidate, so two label sets
+/// whose hashes share a key only cost a second candidate: the first ref of
+/// a key is in `primary`, any other (and any ref past `u32::MAX`) in
+/// `collisions`.
 #[derive(Default)]
 struct HashShard {
-    primary: FxHashMap<u64, u64>,
-    collisions: FxHashMap<u64, Vec<u64>>,
+    primary: FxHashMap<u32, u32>,
+    collisions: FxHashMap<u32, Vec<u64>>,
 }
 
 impl HashShard {
+    /// The map key of label hash `h`.
+    #[inline]
+    fn key(h: u64) -> u32 {
+        (h >> 32) as u32
+    }
+
+    /// The refs whose label hash may be `h`, to be checked by labels.
     fn candidates(&self, h: u64) -> impl Iterator<Item = u64> + '_ {
-        self.primary.get(&h).copied().into_iter().chain(self.collisions.get(&h).into_iter().flatten().copied())
+        let k = HashShard::key(h);
+        let first = self.primary.get(&k).map(|&r| u64::from(r));
+        let rest = if self.collisions.is_empty() { None } else { self.collisions.get(&k) };
+        first.into_iter().chain(rest.into_iter().flatten().copied())
     }
 
     fn insert(&mut self, h: u64, r: u64) {
-        match self.primary.entry(h) {
-            std::collections::hash_map::Entry::Occupied(_) => self.collisions.entry(h).or_default().push(r),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(r);
+        let k = HashShard::key(h);
+        match (self.primary.entry(k), u32::try_from(r)) {
+            (std::collections::hash_map::Entry::Vacant(v), Ok(narrow)) => {
+                v.insert(narrow);
             }
+            _ => self.collisions.entry(k).or_default().push(r),
         }
     }
 
     fn remove(&mut self, h: u64, r: u64) {
-        if self.primary.get(&h) == Some(&r) {
-            self.primary.remove(&h);
-            if let Some(v) = self.collisions.get_mut(&h) {
-                if let Some(next) = v.pop() {
-                    self.primary.insert(h, next);
-                }
-                if v.is_empty() {
-                    self.collisions.remove(&h);
-                }
+        let k = HashShard::key(h);
+        if self.primary.get(&k).is_some_and(|&p| u64::from(p) == r) {
+            self.primary.remove(&k);
+            let Some(v) = self.collisions.get_mut(&k) else { return };
+            // Keep the first ref of the key in `primary` when it fits.
+            if let Some(i) = v.iter().position(|&x| u32::try_from(x).is_ok()) {
+                let next = v.swap_remove(i);
+                self.primary.insert(k, next as u32);
             }
-        } else if let Some(v) = self.collisions.get_mut(&h) {
+            if v.is_empty() {
+                self.collisions.remove(&k);
+            }
+        } else if let Some(v) = self.collisions.get_mut(&k) {
             v.retain(|&x| x != r);
             if v.is_empty() {
-                self.collisions.remove(&h);
+                self.collisions.remove(&k);
             }
         }
+    }
+
+    /// Heap bytes: the tables' buckets (an entry and a control byte each;
+    /// hashbrown keeps at least an eighth of its buckets free) and the
+    /// collision lists.
+    fn heap_bytes(&self) -> usize {
+        fn buckets(capacity: usize) -> usize {
+            if capacity == 0 {
+                0
+            } else {
+                (capacity * 8 / 7).next_power_of_two()
+            }
+        }
+        let lists: usize = self.collisions.values().map(|v| v.capacity() * 8).sum();
+        buckets(self.primary.capacity()) * 9 + buckets(self.collisions.capacity()) * 33 + lists
     }
 }
 
@@ -456,7 +493,7 @@ impl Head {
             opts,
             mask: n as u64 - 1,
             log,
-            series: (0..n).map(|_| Padded::default()).collect(),
+            series: (0..n).map(|low| Padded(Mutex::new(SeriesSlots::new(low as u32, n.trailing_zeros())))).collect(),
             hashes: (0..n).map(|_| Padded::default()).collect(),
             index: RwLock::new(MemIndex::default()),
             symbols: RwLock::new(SymbolTable::default()),
@@ -899,7 +936,7 @@ impl Head {
         let mut candidates: Vec<(u64, u64)> = Vec::new();
         for shard in self.series.iter() {
             let mut shard = shard.lock();
-            for (&r, s) in shard.iter_mut() {
+            for (r, s) in shard.iter_mut() {
                 s.truncate(r, mint, &self.chunks);
                 match s.time_range() {
                     Some((a, b)) => {
@@ -986,8 +1023,8 @@ impl Head {
         let mut m = HeadMemory::default();
         for shard in self.series.iter() {
             let shard = shard.lock();
-            m.series_maps += (shard.capacity() * (std::mem::size_of::<(u64, Box<MemSeries>)>() + 1)) as u64;
-            for s in shard.values() {
+            m.series_maps += shard.heap_bytes() as u64;
+            for (_, s) in shard.iter() {
                 m.series += 1;
                 m.labels += s.labels.heap_bytes() as u64;
                 m.series_structs += std::mem::size_of::<MemSeries>() as u64;
@@ -1007,7 +1044,7 @@ impl Head {
         }
         for shard in self.hashes.iter() {
             let shard = shard.lock();
-            m.hash_maps += (shard.primary.capacity() * 17 + shard.collisions.len() * 64) as u64;
+            m.hash_maps += shard.heap_bytes() as u64;
         }
         m.index = self.index.read().heap_bytes() as u64;
         let syms = self.symbols.read();
@@ -1029,8 +1066,8 @@ impl Head {
             + self.hashes.len() * std::mem::size_of::<Padded<Mutex<HashShard>>>();
         for shard in self.series.iter() {
             let shard = shard.lock();
-            mem += shard.capacity() * (std::mem::size_of::<(u64, Box<MemSeries>)>() + 1);
-            for s in shard.values() {
+            mem += shard.heap_bytes();
+            for (_, s) in shard.iter() {
                 num_series += 1;
                 num_chunks += s.num_chunks() as u64;
                 mem += s.heap_bytes();
@@ -1038,7 +1075,7 @@ impl Head {
         }
         for shard in self.hashes.iter() {
             let shard = shard.lock();
-            mem += shard.primary.capacity() * 17 + shard.collisions.len() * 64;
+            mem += shard.heap_bytes();
         }
         mem += self.index.read().heap_bytes();
         mem += self.symbols.read().heap_bytes();
@@ -1091,3 +1128,48 @@ impl CommitStats {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod hash_shard_tests {
+    use super::HashShard;
+
+    fn candidates(s: &HashShard, h: u64) -> Vec<u64> {
+        let mut v: Vec<u64> = s.candidates(h).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn hashes_sharing_a_key_and_wide_refs_are_all_candidates() {
+        let mut s = HashShard::default();
+        // Same high 32 bits (the key), different low bits.
+        let (a, b, c) = (0xdead_beef_0000_0001u64, 0xdead_beef_0000_0002u64, 0x1234_5678_0000_0001u64);
+        let wide = u64::from(u32::MAX) + 7;
+        s.insert(a, 1);
+        s.insert(b, 2);
+        s.insert(a, wide);
+        s.insert(c, 3);
+        assert_eq!(candidates(&s, a), vec![1, 2, wide]);
+        assert_eq!(candidates(&s, b), vec![1, 2, wide]);
+        assert_eq!(candidates(&s, c), vec![3]);
+        assert!(candidates(&s, 0x0000_0001_0000_0001).is_empty());
+        // Removing the primary ref keeps the others, a narrow one promoted.
+        s.remove(a, 1);
+        assert_eq!(candidates(&s, a), vec![2, wide]);
+        assert_eq!(s.primary.get(&0xdead_beef), Some(&2));
+        s.remove(b, 2);
+        assert_eq!(candidates(&s, a), vec![wide]);
+        assert!(!s.primary.contains_key(&0xdead_beef));
+        // A new narrow ref takes the free primary slot; the wide one stays.
+        s.insert(b, 9);
+        assert_eq!(candidates(&s, b), vec![9, wide]);
+        s.remove(a, wide);
+        s.remove(b, 9);
+        assert!(candidates(&s, a).is_empty());
+        assert!(s.collisions.is_empty());
+        assert_eq!(candidates(&s, c), vec![3]);
+        // Removing a ref that is not there changes nothing.
+        s.remove(c, 4);
+        assert_eq!(candidates(&s, c), vec![3]);
+    }
+}
