@@ -463,6 +463,19 @@ impl<'a> HeadAppender<'a> {
             self.recycle(samples);
             return Ok(stats);
         };
+        // The samples' record is encoded before the commit lock is taken
+        // when the log takes it encoded: concurrent commits then encode
+        // (and compress) in parallel, and the lock is held only to pick
+        // the series records and queue.
+        let mut samples_record = (!samples.is_empty()).then(|| Record::Samples(samples));
+        let encoded = match samples_record.as_ref().and_then(|r| log.encode(std::slice::from_ref(r))) {
+            Some(Ok(e)) => Some(e),
+            Some(Err(e)) => {
+                self.release();
+                return Err(e);
+            }
+            None => None,
+        };
         // Under the commit lock: pick the series records to log, queue the
         // records and take the apply ticket, so log order = ticket order.
         let mut records = Vec::with_capacity(2);
@@ -488,14 +501,22 @@ impl<'a> HeadAppender<'a> {
             if !new_series.is_empty() {
                 records.push(Record::Series(new_series));
             }
-            if !samples.is_empty() {
-                records.push(Record::Samples(samples));
-            }
-            if records.is_empty() {
-                drop(next_ticket);
-                return Ok(self.apply(&[]));
-            }
-            match log.submit(&records, durable) {
+            let submitted = match encoded {
+                // The series first: a sample's series is always logged before it.
+                Some(e) => log.submit_encoded(&records, e, durable),
+                None => {
+                    if records.is_empty() && samples_record.is_none() {
+                        drop(next_ticket);
+                        return Ok(self.apply(&[]));
+                    }
+                    let n = records.len();
+                    records.extend(samples_record.take());
+                    let res = log.submit(&records, durable);
+                    samples_record = if records.len() > n { records.pop() } else { None };
+                    res
+                }
+            };
+            match submitted {
                 Ok(queued) => {
                     let ticket = *next_ticket;
                     *next_ticket += 1;
@@ -521,7 +542,7 @@ impl<'a> HeadAppender<'a> {
                 s.logged = true;
             }
         }
-        let samples = match records.pop() {
+        let samples = match samples_record {
             Some(Record::Samples(s)) => s,
             _ => Vec::new(),
         };
