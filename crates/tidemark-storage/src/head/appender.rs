@@ -467,7 +467,7 @@ impl<'a> HeadAppender<'a> {
         // when the log takes it encoded: concurrent commits then encode
         // (and compress) in parallel, and the lock is held only to pick
         // the series records and queue.
-        let mut samples_record = (!samples.is_empty()).then(|| Record::Samples(samples));
+        let mut samples_record = (!samples.is_empty()).then_some(Record::Samples(samples));
         let encoded = match samples_record.as_ref().and_then(|r| log.encode(std::slice::from_ref(r))) {
             Some(Ok(e)) => Some(e),
             Some(Err(e)) => {
