@@ -516,6 +516,22 @@ impl CommitLog for LateWal {
         }
     }
 
+    fn encode(&self, records: &[Record]) -> Option<Result<Encoded, Error>> {
+        // Encoding needs no WAL state: only a bound WAL takes it back.
+        self.0.get().map(|_| Encoded::new(records))
+    }
+
+    fn submit_encoded(&self, first: &[Record], then: Encoded, durable: bool) -> Result<Option<WalTicket>, Error> {
+        match self.0.get() {
+            Some(wal) => {
+                let mut encoded = Encoded::new(first)?;
+                encoded.append(then);
+                wal.enqueue(encoded, durable)
+            }
+            None => Err(Error::InvalidArgument("commit before the WAL was opened".into())),
+        }
+    }
+
     fn wait(&self, ticket: WalTicket) -> Result<(), Error> {
         match self.0.get() {
             Some(wal) => wal.wait(ticket),

@@ -124,6 +124,14 @@ impl<'a> Batch<'a> {
         }
     }
 
+    /// Gives the decoded vectors back for the thread's next request (see
+    /// [`V1Wire::recycle`]); dropping the batch instead is always fine.
+    pub fn recycle(self) {
+        if let Batch::V1(w) = self {
+            w.recycle();
+        }
+    }
+
     /// Number of series.
     pub fn len(&self) -> usize {
         match self {

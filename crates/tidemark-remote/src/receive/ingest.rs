@@ -110,10 +110,9 @@ pub fn ingest(
     }
     // First pass (1.0: the labels come with each series): every cacheable
     // series' key, then all their entries at once.
-    let mut keys: Vec<Option<Key>> = Vec::new();
-    let mut hits: Vec<Option<SeriesHandle>> = Vec::new();
+    let mut lists = LISTS.with(|l| std::mem::take(&mut *l.borrow_mut()));
+    let Lists { keys, hits, lookups } = &mut lists;
     if cache.enabled() && !v2 {
-        let mut lookups: Vec<(Key, u32)> = Vec::new();
         batch.for_each_series(|series| {
             let key = match series {
                 // Labels not sent together are keyed by their pairs, as in
@@ -126,8 +125,8 @@ pub fn ingest(
             }
             keys.push(key);
         });
-        hits = vec![None; keys.len()];
-        cache.get_many(&mut lookups, &mut hits);
+        hits.resize(keys.len(), None);
+        cache.get_many(lookups, hits);
     }
     let mut idx = 0usize;
     batch.for_each_series(|series| {
@@ -228,8 +227,40 @@ pub fn ingest(
             }
         }
     });
+    lists.clear();
+    if lists.keys.capacity() <= MAX_KEPT_LIST {
+        LISTS.with(|l| *l.borrow_mut() = lists);
+    }
     out
 }
+
+/// A request's per-series lists of the first pass, kept by the thread for
+/// its next request (emptied) instead of being allocated each time.
+#[derive(Default)]
+struct Lists {
+    /// Each series' cache key (`None`: not cacheable).
+    keys: Vec<Option<Key>>,
+    /// Each series' handle, for the series found in the cache.
+    hits: Vec<Option<SeriesHandle>>,
+    /// The keys to look up, with their series' index.
+    lookups: Vec<(Key, u32)>,
+}
+
+impl Lists {
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.hits.clear();
+        self.lookups.clear();
+    }
+}
+
+thread_local! {
+    static LISTS: std::cell::RefCell<Lists> = std::cell::RefCell::new(Lists::default());
+}
+
+/// A thread keeps its lists only up to this many series: a rare huge
+/// request does not pin its memory on every thread.
+const MAX_KEPT_LIST: usize = 1 << 16;
 
 /// The series samples are appended to: its ref once known (and its handle
 /// when it came from the cache), its [`Labels`] when built (built on demand

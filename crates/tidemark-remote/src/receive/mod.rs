@@ -300,6 +300,7 @@ impl Receiver {
         };
         let mut app = self.db.appender();
         let outcome = ingest::ingest(&batch, &mut app, &self.metadata, &self.opts, &self.cache, max_t);
+        batch.recycle();
         if let Err(e) = app.commit() {
             tracing::error!(error = %e, protocol = protocol.as_str(), "remote write commit failed; the sender will retry");
             return Err(ReceiveError::Storage(e));

@@ -84,7 +84,22 @@ impl<'a> Reader<'a> {
         self.pos >= self.buf.len()
     }
 
+    /// A varint. Most of a request's varints (keys, short lengths, small
+    /// deltas) are one byte: that case is inline, the rest out of line.
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64, WireError> {
+        match self.buf.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            _ => self.varint_long(),
+        }
+    }
+
+    /// [`Reader::varint`] of two bytes or more (or truncated).
+    #[inline(never)]
+    fn varint_long(&mut self) -> Result<u64, WireError> {
         let mut x = 0u64;
         for i in 0..10 {
             let b = *self.buf.get(self.pos).ok_or(WireError("truncated varint"))?;
@@ -101,6 +116,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field's number and wire type.
+    #[inline(always)]
     fn key(&mut self) -> Result<(u32, u8), WireError> {
         let k = self.varint()?;
         let k = u32::try_from(k).map_err(|_| WireError("invalid field key"))?;
@@ -111,6 +127,7 @@ impl<'a> Reader<'a> {
         Ok((field, wt))
     }
 
+    #[inline(always)]
     fn bytes(&mut self) -> Result<&'a [u8], WireError> {
         let n = self.varint()?;
         let n = usize::try_from(n).map_err(|_| WireError("length overflows"))?;
@@ -173,9 +190,72 @@ fn expect(wt: u8, want: u8) -> Result<(), WireError> {
     }
 }
 
+/// The emptied vectors of a decoded 1.0 request ([`V1Wire::recycle`]),
+/// kept by the thread for its next request: a request of 2,000 series
+/// would otherwise grow four vectors from nothing (with their copies) on
+/// every call.
+#[derive(Default)]
+struct Spare {
+    labels: Vec<(&'static str, &'static str)>,
+    samples: Vec<Sample>,
+    series: Vec<SeriesSpan>,
+    label_bytes: Vec<Option<&'static [u8]>>,
+    metadata: Vec<WireMetadata<'static>>,
+}
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Spare> = std::cell::RefCell::new(Spare::default());
+}
+
+/// A thread keeps a vector for reuse only up to this many elements: a rare
+/// huge request does not pin its memory on every thread.
+const MAX_KEPT_ELEMENTS: usize = 1 << 17;
+
+/// `v` emptied, as a vector of another lifetime's elements. Nothing of
+/// `'a` survives (no element is left), and the standard library collects
+/// an emptied vector into one of the same layout in place, so the
+/// allocation is kept (were it not, the result would merely be a new empty
+/// vector).
+fn relabel<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
+/// Keeps `v` (emptied) unless it grew past [`MAX_KEPT_ELEMENTS`].
+fn keep<T, U>(v: Vec<T>) -> Vec<U> {
+    if v.capacity() > MAX_KEPT_ELEMENTS {
+        Vec::new()
+    } else {
+        relabel(v)
+    }
+}
+
+impl V1Wire<'_> {
+    /// Gives the vectors back to the thread for its next [`decode_v1`].
+    /// Optional: dropping a `V1Wire` is always fine; this only saves
+    /// the next request growing them again.
+    pub fn recycle(self) {
+        let spare = Spare {
+            labels: keep(self.labels),
+            samples: keep(self.samples),
+            series: keep(self.series),
+            label_bytes: keep(self.label_bytes),
+            metadata: keep(self.metadata),
+        };
+        SPARE.with(|s| *s.borrow_mut() = spare);
+    }
+}
+
 /// Decodes a 1.0 `WriteRequest`.
 pub fn decode_v1(buf: &[u8]) -> Result<V1Wire<'_>, WireError> {
-    let mut out = V1Wire::default();
+    let spare = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let mut out = V1Wire {
+        labels: relabel(spare.labels),
+        samples: spare.samples,
+        series: spare.series,
+        label_bytes: relabel(spare.label_bytes),
+        metadata: relabel(spare.metadata),
+    };
     let mut r = Reader::new(buf);
     while !r.done() {
         match r.key()? {
@@ -255,6 +335,9 @@ fn time_series<'a>(buf: &'a [u8], out: &mut V1Wire<'a>) -> Result<(), WireError>
 }
 
 fn label(buf: &[u8]) -> Result<(&str, &str), WireError> {
+    if let Some(pair) = label_usual(buf) {
+        return Ok(pair);
+    }
     let (mut name, mut value) = ("", "");
     // One ASCII check of the whole message (word at a time) stands for
     // the UTF-8 checks of both strings when, as usual, labels are ASCII
@@ -278,7 +361,39 @@ fn label(buf: &[u8]) -> Result<(&str, &str), WireError> {
     Ok((name, value))
 }
 
+/// A `Label` as every sender writes it, read without the general loop:
+/// the name (field 1), then the value (field 2), each under 128 bytes,
+/// nothing else, all ASCII. `None` for any other shape, which [`label`]
+/// then reads field by field (with the same result for this shape).
+#[inline(always)]
+fn label_usual(buf: &[u8]) -> Option<(&str, &str)> {
+    let [0x0a, n, rest @ ..] = buf else { return None };
+    if *n >= 0x80 {
+        return None;
+    }
+    let (name, rest) = rest.split_at_checked(usize::from(*n))?;
+    let [0x12, m, value @ ..] = rest else { return None };
+    if *m >= 0x80 || value.len() != usize::from(*m) || !buf.is_ascii() {
+        return None;
+    }
+    // SAFETY: both are part of `buf`, which is all ASCII, and ASCII bytes
+    // are valid UTF-8.
+    Some(unsafe { (std::str::from_utf8_unchecked(name), std::str::from_utf8_unchecked(value)) })
+}
+
 fn sample(buf: &[u8]) -> Result<Sample, WireError> {
+    // As every sender writes it: the value (field 1), then the timestamp
+    // (field 2), nothing else. Any other shape (a zero value left out,
+    // fields reordered or repeated) takes the general loop below.
+    if let [0x09, v0, v1, v2, v3, v4, v5, v6, v7, 0x10, ..] = *buf {
+        let mut r = Reader { buf, pos: 10 };
+        if let Ok(t) = r.varint() {
+            if r.done() {
+                let value = f64::from_bits(u64::from_le_bytes([v0, v1, v2, v3, v4, v5, v6, v7]));
+                return Ok(Sample { value, timestamp: t as i64 });
+            }
+        }
+    }
     let mut s = Sample { value: 0.0, timestamp: 0 };
     let mut r = Reader::new(buf);
     while !r.done() {
@@ -723,6 +838,70 @@ mod tests {
         // No labels at all: empty bytes.
         let none = series(&[&field(2, &sample)]);
         assert_eq!(decode_v1(&none).unwrap().label_bytes, vec![Some(&[][..])]);
+    }
+
+    /// The shortcuts for the usual shape of a label and a sample give way
+    /// to the general loop for every other shape, with prost's answer.
+    #[test]
+    fn unusual_labels_and_samples_decode_as_prost_does() {
+        let field = |key: u8, body: &[u8]| {
+            let mut f = vec![key];
+            let mut n = body.len();
+            while n >= 0x80 {
+                f.push((n as u8) | 0x80);
+                n >>= 7;
+            }
+            f.push(n as u8);
+            f.extend_from_slice(body);
+            f
+        };
+        let long = "n".repeat(200);
+        let labels: Vec<Vec<u8>> = vec![
+            [field(0x0a, b"job"), field(0x12, b"api")].concat(),
+            // Value first; a repeated name (the last one counts).
+            [field(0x12, b"api"), field(0x0a, b"job")].concat(),
+            [field(0x0a, b"a"), field(0x0a, b"job"), field(0x12, b"api")].concat(),
+            // No value (an empty one is left out), no name.
+            field(0x0a, b"job"),
+            field(0x12, b"api"),
+            // Over 127 bytes: a two-byte length.
+            [field(0x0a, long.as_bytes()), field(0x12, b"x")].concat(),
+            [field(0x0a, b"x"), field(0x12, long.as_bytes())].concat(),
+            // An unknown field after them.
+            [field(0x0a, b"job"), field(0x12, b"api"), vec![0x18, 0x01]].concat(),
+            // Not ASCII.
+            [field(0x0a, b"job"), field(0x12, "\u{f6}".as_bytes())].concat(),
+        ];
+        let value = 2.5f64.to_bits().to_le_bytes();
+        let samples: Vec<Vec<u8>> = vec![
+            [&[0x09][..], &value, &[0x10, 0x05]].concat(),
+            // Timestamp first; a long (negative) timestamp; no value.
+            [&[0x10, 0x05, 0x09][..], &value].concat(),
+            [&[0x09][..], &value, &[0x10], &[0xff; 9], &[0x01]].concat(),
+            vec![0x10, 0x05],
+            // A repeated value; trailing bytes after the timestamp.
+            [&[0x09][..], &value, &[0x10, 0x05, 0x09], &value].concat(),
+            [&[0x09][..], &value, &[0x10, 0x05, 0x18, 0x01]].concat(),
+        ];
+        for l in &labels {
+            for s in &samples {
+                let body = field(0x0a, &[field(0x0a, l), field(0x12, s)].concat());
+                let ours = decode_v1(&body).expect("valid body");
+                let theirs = v1::WriteRequest::decode(body.as_slice()).expect("prost decodes it");
+                assert_eq!(
+                    ours.labels,
+                    vec![(theirs.timeseries[0].labels[0].name.as_str(), theirs.timeseries[0].labels[0].value.as_str())]
+                );
+                let (a, b) = (ours.samples[0], theirs.timeseries[0].samples[0]);
+                assert_eq!((a.timestamp, a.value.to_bits()), (b.timestamp, b.value.to_bits()), "{s:?}");
+            }
+        }
+        // A length past the end, in either string: refused by both.
+        for bad in [vec![0x0a, 0x05, b'j', 0x12, 0x00], vec![0x0a, 0x01, b'j', 0x12, 0x05, b'a']] {
+            let body = field(0x0a, &field(0x0a, &bad));
+            assert!(decode_v1(&body).is_err());
+            assert!(v1::WriteRequest::decode(body.as_slice()).is_err());
+        }
     }
 
     #[test]

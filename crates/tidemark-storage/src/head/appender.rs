@@ -130,6 +130,11 @@ fn prefetch(p: *const u8) {
     let _ = p;
 }
 
+/// How many samples ahead applying a batch prefetches their series: a
+/// batch from remote write holds one sample of each of ~2,000 series, each
+/// a cache miss in a large head.
+const APPLY_PREFETCH_AHEAD: usize = 4;
+
 /// Per-series state of one batch.
 #[derive(Debug, Clone, Copy)]
 struct Batch {
@@ -360,8 +365,15 @@ impl<'a> HeadAppender<'a> {
     /// anything, so a stale handle is harmless here.
     #[inline]
     pub fn prefetch(&self, h: &SeriesHandle) {
-        prefetch((self.head.series_shard(h.series_ref) as *const Mutex<_>).cast());
-        let p = h.ptr.as_ptr().cast::<u8>().cast_const();
+        self.prefetch_series(h.series_ref, h.ptr.as_ptr());
+    }
+
+    /// Prefetches the shard lock of `r` and the first lines of the series
+    /// at `series` (a hint: nothing is dereferenced).
+    #[inline]
+    fn prefetch_series(&self, r: u64, series: *mut MemSeries) {
+        prefetch((self.head.series_shard(r) as *const Mutex<_>).cast());
+        let p = series.cast::<u8>().cast_const();
         // The series' hot fields (open chunk, last sample, pending) span
         // its first lines.
         for line in (0..std::mem::size_of::<MemSeries>().min(192)).step_by(64) {
@@ -451,6 +463,19 @@ impl<'a> HeadAppender<'a> {
             self.recycle(samples);
             return Ok(stats);
         };
+        // The samples' record is encoded before the commit lock is taken
+        // when the log takes it encoded: concurrent commits then encode
+        // (and compress) in parallel, and the lock is held only to pick
+        // the series records and queue.
+        let mut samples_record = (!samples.is_empty()).then_some(Record::Samples(samples));
+        let encoded = match samples_record.as_ref().and_then(|r| log.encode(std::slice::from_ref(r))) {
+            Some(Ok(e)) => Some(e),
+            Some(Err(e)) => {
+                self.release();
+                return Err(e);
+            }
+            None => None,
+        };
         // Under the commit lock: pick the series records to log, queue the
         // records and take the apply ticket, so log order = ticket order.
         let mut records = Vec::with_capacity(2);
@@ -476,14 +501,22 @@ impl<'a> HeadAppender<'a> {
             if !new_series.is_empty() {
                 records.push(Record::Series(new_series));
             }
-            if !samples.is_empty() {
-                records.push(Record::Samples(samples));
-            }
-            if records.is_empty() {
-                drop(next_ticket);
-                return Ok(self.apply(&[]));
-            }
-            match log.submit(&records, durable) {
+            let submitted = match encoded {
+                // The series first: a sample's series is always logged before it.
+                Some(e) => log.submit_encoded(&records, e, durable),
+                None => {
+                    if records.is_empty() && samples_record.is_none() {
+                        drop(next_ticket);
+                        return Ok(self.apply(&[]));
+                    }
+                    let n = records.len();
+                    records.extend(samples_record.take());
+                    let res = log.submit(&records, durable);
+                    samples_record = if records.len() > n { records.pop() } else { None };
+                    res
+                }
+            };
+            match submitted {
                 Ok(queued) => {
                     let ticket = *next_ticket;
                     *next_ticket += 1;
@@ -509,7 +542,7 @@ impl<'a> HeadAppender<'a> {
                 s.logged = true;
             }
         }
-        let samples = match records.pop() {
+        let samples = match samples_record {
             Some(Record::Samples(s)) => s,
             _ => Vec::new(),
         };
@@ -534,6 +567,13 @@ impl<'a> HeadAppender<'a> {
             let mut i = 0;
             while i < samples.len() {
                 let r = samples[i].series_ref;
+                // Overlap the cache misses of the series a few ahead (their
+                // shard lock and hot lines), as appending does.
+                if let (Some(ahead), Some(p)) =
+                    (samples.get(i + APPLY_PREFETCH_AHEAD), self.series.get(i + APPLY_PREFETCH_AHEAD))
+                {
+                    self.prefetch_series(ahead.series_ref, p.0.as_ptr());
+                }
                 let mut j = i;
                 while j < samples.len() && samples[j].series_ref == r {
                     j += 1;

@@ -154,6 +154,29 @@ pub trait CommitLog: Send + Sync {
         Ok(None)
     }
 
+    /// Encodes `records` for [`CommitLog::submit_encoded`]. A commit calls
+    /// it for its `Samples` record before taking the commit lock, so the
+    /// encoding (the costly part of logging) of concurrent commits overlaps
+    /// instead of queueing behind that lock. `None` (the default): this log
+    /// takes only records ([`CommitLog::submit`]).
+    fn encode(&self, records: &[crate::wal::Record]) -> Option<Result<crate::wal::Encoded, crate::Error>> {
+        let _ = records;
+        None
+    }
+
+    /// [`CommitLog::submit`] of `first` (encoded here, under the commit
+    /// lock) followed by `then` (from this log's [`CommitLog::encode`]).
+    /// Default: refused, as a log without `encode` never gets here.
+    fn submit_encoded(
+        &self,
+        first: &[crate::wal::Record],
+        then: crate::wal::Encoded,
+        durable: bool,
+    ) -> Result<Option<crate::wal::WalTicket>, crate::Error> {
+        let _ = (first, then, durable);
+        Err(crate::Error::InvalidArgument("this commit log takes records, not encoded frames".into()))
+    }
+
     /// The second half: returns once the records of `ticket` are logged as
     /// their [`CommitLog::submit`] asked, or with the error that lost them
     /// (then nothing of them counts as logged). Default: `Ok` (a log

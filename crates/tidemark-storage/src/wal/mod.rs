@@ -374,6 +374,36 @@ impl Encoded {
         Ok(())
     }
 
+    /// Appends `other`'s records after these (as if they had been pushed
+    /// here, in order).
+    ///
+    /// ```
+    /// use tidemark_storage::wal::{Encoded, Record, RefSample, RefSeries, Wal, WalOptions};
+    /// use tidemark_storage::Labels;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    /// let series = Record::Series(vec![RefSeries { series_ref: 1, labels: Labels::new([("__name__", "up")]).unwrap() }]);
+    /// let samples = Record::Samples(vec![RefSample { series_ref: 1, t: 1000, v: 1.0 }]);
+    /// let mut first = Encoded::new(&[series.clone()]).unwrap();
+    /// first.append(Encoded::new(&[samples.clone()]).unwrap());
+    /// let ticket = wal.enqueue(first, true).unwrap().unwrap();
+    /// wal.wait(ticket).unwrap();
+    /// wal.close().unwrap();
+    /// let mut records = Vec::new();
+    /// Wal::replay(dir.path(), |r| records.push(r)).unwrap();
+    /// assert_eq!(records, vec![series, samples]);
+    /// ```
+    pub fn append(&mut self, other: Encoded) {
+        if self.ends.is_empty() {
+            *self = other;
+            return;
+        }
+        let base = self.frames.len();
+        self.frames.extend_from_slice(&other.frames);
+        self.ends.extend(other.ends.iter().map(|e| base + e));
+        self.uncompressed += other.uncompressed;
+    }
+
     /// Whether no record is encoded.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
