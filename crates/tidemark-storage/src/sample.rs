@@ -109,9 +109,9 @@ pub trait SampleIterator {
 /// A [`SampleIterator`] over an owned, sorted vector of samples.
 #[derive(Debug, Clone, Default)]
 pub struct VecIterator {
-    samples: Vec<Sample>,
-    // Index of the current sample + 1; 0 before the first `next`.
-    pos: usize,
+    pub(crate) samples: Vec<Sample>,
+    /// Index of the current sample + 1; 0 before the first `next`.
+    pub(crate) pos: usize,
 }
 
 impl VecIterator {
@@ -122,6 +122,7 @@ impl VecIterator {
 }
 
 impl SampleIterator for VecIterator {
+    #[inline]
     fn next(&mut self) -> bool {
         if self.pos <= self.samples.len() {
             self.pos += 1;
@@ -140,6 +141,7 @@ impl SampleIterator for VecIterator {
         self.pos <= self.samples.len()
     }
 
+    #[inline]
     fn at(&self) -> Sample {
         self.samples[self.pos - 1]
     }

@@ -10,7 +10,7 @@
 
 use std::cell::RefCell;
 
-use crate::sample::{Sample, SampleIterator};
+use crate::sample::{Sample, SampleIterator, VecIterator};
 
 use super::DrainEnd;
 
@@ -48,12 +48,10 @@ fn give_buffer(mut buf: Vec<Sample>) {
 
 /// A [`SampleIterator`] over samples decoded up front (sorted by strictly
 /// increasing `t`), and the decode error if there was one (then it holds no
-/// samples).
+/// samples). The cursor is a [`VecIterator`] over a pooled buffer.
 #[derive(Debug, Default)]
 pub struct DecodedIterator {
-    samples: Vec<Sample>,
-    /// Index of the current sample + 1; 0 before the first `next`.
-    pos: usize,
+    inner: VecIterator,
     err: Option<crate::Error>,
 }
 
@@ -61,12 +59,15 @@ impl DecodedIterator {
     /// Iterates over `samples`, which must be sorted by strictly increasing
     /// `t`; the buffer is handed to the pool when the iterator is dropped.
     pub(crate) fn new(samples: Vec<Sample>) -> DecodedIterator {
-        DecodedIterator { samples, pos: 0, err: None }
+        DecodedIterator { inner: VecIterator::new(samples), err: None }
     }
 
-    /// An iterator that holds no samples and reports `err`.
-    pub(crate) fn failed(err: crate::Error, buf: Vec<Sample>) -> DecodedIterator {
-        DecodedIterator { samples: buf, pos: 0, err: Some(err) }
+    /// An iterator that holds no samples and reports `err`; `buf` (which a
+    /// failed decode may have partly filled) is emptied and kept only for
+    /// the pool.
+    pub(crate) fn failed(err: crate::Error, mut buf: Vec<Sample>) -> DecodedIterator {
+        buf.clear();
+        DecodedIterator { inner: VecIterator::new(buf), err: Some(err) }
     }
 
     /// Appends the remaining samples from the first one at or after `from`
@@ -78,23 +79,24 @@ impl DecodedIterator {
         if self.err.is_some() {
             return DrainEnd::Failed;
         }
-        let len = self.samples.len();
+        let it = &mut self.inner;
+        let len = it.samples.len();
         // The first candidate: after the current sample if started, else
         // the first one.
-        let first = if self.started() { self.pos } else { self.pos.saturating_sub(1) };
+        let first = if it.started() { it.pos } else { it.pos.saturating_sub(1) };
         if first >= len {
-            self.pos = len + 1;
+            it.pos = len + 1;
             return DrainEnd::Exhausted;
         }
-        let lo = first + self.samples[first..].partition_point(|s| s.t < from);
+        let lo = first + it.samples[first..].partition_point(|s| s.t < from);
         // The first sample after `maxt`, by a scan as the loop finds it.
-        let hi = self.samples[lo..].iter().position(|s| s.t > maxt).map_or(len, |k| lo + k);
-        out.extend_from_slice(&self.samples[lo..hi]);
+        let hi = it.samples[lo..].iter().position(|s| s.t > maxt).map_or(len, |k| lo + k);
+        out.extend_from_slice(&it.samples[lo..hi]);
         if hi < len {
-            self.pos = hi + 1;
+            it.pos = hi + 1;
             DrainEnd::PastEnd
         } else {
-            self.pos = len + 1;
+            it.pos = len + 1;
             DrainEnd::Exhausted
         }
     }
@@ -102,37 +104,27 @@ impl DecodedIterator {
 
 impl Drop for DecodedIterator {
     fn drop(&mut self) {
-        give_buffer(std::mem::take(&mut self.samples));
+        give_buffer(std::mem::take(&mut self.inner.samples));
     }
 }
 
 impl SampleIterator for DecodedIterator {
     #[inline]
     fn next(&mut self) -> bool {
-        if self.pos <= self.samples.len() {
-            self.pos += 1;
-        }
-        self.pos <= self.samples.len()
+        self.inner.next()
     }
 
     fn seek(&mut self, t: i64) -> bool {
-        let from = self.pos.saturating_sub(1);
-        if from >= self.samples.len() {
-            self.pos = self.samples.len() + 1;
-            return false;
-        }
-        let idx = from + self.samples[from..].partition_point(|s| s.t < t);
-        self.pos = idx + 1;
-        self.pos <= self.samples.len()
+        self.inner.seek(t)
     }
 
     #[inline]
     fn at(&self) -> Sample {
-        self.samples[self.pos - 1]
+        self.inner.at()
     }
 
     fn started(&self) -> bool {
-        self.pos > 0 && self.pos <= self.samples.len()
+        self.inner.started()
     }
 
     fn err(&self) -> Option<&crate::Error> {
@@ -140,10 +132,7 @@ impl SampleIterator for DecodedIterator {
     }
 
     fn drain_into(&mut self, out: &mut Vec<Sample>) {
-        if self.pos < self.samples.len() {
-            out.extend_from_slice(&self.samples[self.pos..]);
-        }
-        self.pos = self.samples.len() + 1;
+        self.inner.drain_into(out)
     }
 }
 
@@ -208,6 +197,14 @@ mod tests {
         let mut failed = DecodedIterator::failed(err, Vec::new());
         assert_eq!(failed.drain_range(i64::MIN, i64::MAX, &mut Vec::new()), DrainEnd::Failed);
         assert!(failed.err().is_some() && !failed.next());
+        // A decode that failed part way hands over a partly filled buffer:
+        // none of it is read back.
+        let err = crate::Error::from(crate::ChunkError::Corrupt("test"));
+        let mut failed = DecodedIterator::failed(err, samples.clone());
+        assert!(!failed.next() && !failed.seek(i64::MIN));
+        let mut out = Vec::new();
+        failed.drain_into(&mut out);
+        assert!(out.is_empty() && failed.err().is_some());
     }
 
     #[test]
