@@ -94,6 +94,22 @@ impl Querier {
         }
     }
 
+    fn add_warnings(&self, warnings: Vec<String>) {
+        for w in warnings {
+            self.add_warning(w);
+        }
+    }
+
+    /// The merged selection as the querier's series: those with chunks in
+    /// the range, bounded by it.
+    fn bounded_series(&self, merged: Vec<ChunkSeries>) -> Vec<Series> {
+        merged
+            .into_iter()
+            .filter(|cs| !cs.chunks.is_empty())
+            .map(|cs| Series { labels: cs.labels, chunks: cs.chunks, mint: self.mint, maxt: self.maxt })
+            .collect()
+    }
+
     /// Warnings about data in the range that could not be read (damaged
     /// chunks skipped, quarantined blocks) and is missing from the answers
     /// so far; empty when everything was readable.
@@ -125,15 +141,9 @@ impl Querier {
                 lists.push(l);
             }
         }
-        for w in warnings {
-            self.add_warning(w);
-        }
+        self.add_warnings(warnings);
         let merged = merge_by_labels(lists);
-        Ok(merged
-            .into_iter()
-            .filter(|cs| !cs.chunks.is_empty())
-            .map(|cs| Series { labels: cs.labels, chunks: cs.chunks, mint: self.mint, maxt: self.maxt })
-            .collect())
+        Ok(self.bounded_series(merged))
     }
 
     /// [`Querier::select`] for a reader to whom the order of the series is
@@ -174,9 +184,7 @@ impl Querier {
                 lists.push((l, sorted));
             }
         }
-        for w in warnings {
-            self.add_warning(w);
-        }
+        self.add_warnings(warnings);
         let merged = if lists.len() == 1 {
             lists.pop().map(|(l, _)| l).unwrap_or_default()
         } else {
@@ -191,11 +199,7 @@ impl Querier {
                 .collect();
             merge_by_labels(sorted)
         };
-        Ok(merged
-            .into_iter()
-            .filter(|cs| !cs.chunks.is_empty())
-            .map(|cs| Series { labels: cs.labels, chunks: cs.chunks, mint: self.mint, maxt: self.maxt })
-            .collect())
+        Ok(self.bounded_series(merged))
     }
 
     /// [`Querier::select_unordered`] for a reader that only counts the
@@ -238,9 +242,7 @@ impl Querier {
             }
         }
         let merged = if lists.len() <= 1 {
-            for w in warnings {
-                self.add_warning(w);
-            }
+            self.add_warnings(warnings);
             lists.pop().map(|(_, l, _)| l).unwrap_or_default()
         } else {
             // Several sources: series are matched up by labels, so a list
@@ -257,16 +259,10 @@ impl Querier {
                 let l = self.sources[i].select(matchers, self.mint, self.maxt, &mut again)?;
                 sorted.push(l);
             }
-            for w in warnings {
-                self.add_warning(w);
-            }
+            self.add_warnings(warnings);
             merge_by_labels(sorted)
         };
-        Ok(merged
-            .into_iter()
-            .filter(|cs| !cs.chunks.is_empty())
-            .map(|cs| Series { labels: cs.labels, chunks: cs.chunks, mint: self.mint, maxt: self.maxt })
-            .collect())
+        Ok(self.bounded_series(merged))
     }
 
     /// Sorted, unique label names of the series matching `matchers` (all series if empty).
