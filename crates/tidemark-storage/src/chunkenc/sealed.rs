@@ -199,15 +199,20 @@ pub(crate) fn encode_version(samples: &[Sample], opts: &EncodeOptions<'_>, versi
     out.push(version);
     put_uvarint(out, samples.len() as u64);
     if !samples.is_empty() {
-        let mut body = Vec::with_capacity(samples.len() * 3 + 16);
+        // The columns and their compressed frame are built in per-thread
+        // buffers kept from chunk to chunk (a head closes a chunk every few
+        // appends: growing fresh vectors each time cost more than zstd).
+        let (mut body, mut frame_buf) = ENCODE.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+        body.clear();
+        body.reserve(samples.len() * 10 + 32);
         let time_flags = if shared { FLAG_TIME_SHARED } else { put_timestamps(&mut body, samples) };
         let scheme = time_flags | put_values(&mut body, samples, version == VERSION);
-        let compressed = if opts.zstd_level != 0 { compress(&body, opts.zstd_level) } else { None };
+        let compressed = opts.zstd_level != 0 && compress_into(&body, opts.zstd_level, &mut frame_buf);
         // Version 2 stores the frame without the magic number every frame
         // starts with.
-        let frame = compressed.as_deref().map(|c| match c.strip_prefix(&ZSTD_MAGIC) {
+        let frame = compressed.then(|| match frame_buf.strip_prefix(&ZSTD_MAGIC) {
             Some(rest) if version != VERSION_1 => rest,
-            _ => c,
+            _ => &frame_buf[..],
         });
         match frame {
             Some(c) if c.len() + uvarint_len(body.len() as u64) < body.len() => {
@@ -219,6 +224,10 @@ pub(crate) fn encode_version(samples: &[Sample], opts: &EncodeOptions<'_>, versi
                 out.push(scheme);
                 out.extend_from_slice(&body);
             }
+        }
+        // Keep the buffers unless a huge chunk made them huge.
+        if body.capacity() <= 1 << 20 && frame_buf.capacity() <= 1 << 20 {
+            ENCODE.with(|cell| *cell.borrow_mut() = (body, frame_buf));
         }
     }
     if version == VERSION_1 {
@@ -362,16 +371,54 @@ fn put_timestamps(body: &mut Vec<u8>, samples: &[Sample]) -> u8 {
 /// entropy (`log2(N / count)`), and each distinct value is spelled out once
 /// (its bit length). Repetitive columns are cheap, noisy ones cost about
 /// their magnitude.
+///
+/// Cost: one sort of the zig-zagged values in a per-thread scratch buffer
+/// (no allocation per call), and one `log2` per distinct value that occurs
+/// more than once: a value seen once costs `log2(N)`, computed once
+/// (`1 * (N / 1).log2()` is that very number, so the sum is bit for bit
+/// what the plain formula gives).
 fn estimate_bits(values: impl Iterator<Item = i64>) -> f64 {
-    let mut z: Vec<u64> = values.map(zigzag).collect();
-    z.sort_unstable();
-    let total = z.len() as f64;
-    let mut bits = 0f64;
-    for run in z.chunk_by(|a, b| a == b) {
-        let c = run.len() as f64;
-        bits += c * (total / c).log2() + (65 - run[0].leading_zeros()) as f64;
+    ESTIMATE.with(|cell| {
+        // A nested call cannot happen; take the buffer anyway rather than
+        // hold a borrow across the caller's iterator.
+        let mut z = std::mem::take(&mut *cell.borrow_mut());
+        z.clear();
+        z.extend(values.map(zigzag));
+        z.sort_unstable();
+        let total = z.len() as f64;
+        let once = total.log2();
+        let mut bits = 0f64;
+        for run in z.chunk_by(|a, b| a == b) {
+            let c = run.len() as f64;
+            let entropy = if run.len() == 1 { once } else { c * (total / c).log2() };
+            bits += entropy + (65 - run[0].leading_zeros()) as f64;
+        }
+        if z.capacity() <= 1 << 16 {
+            *cell.borrow_mut() = z;
+        }
+        bits
+    })
+}
+
+/// `x.round()` (half away from zero) as an integer, for `|x| < 2^53`;
+/// `None` otherwise (NaN and ±Inf included). Same result as
+/// `f64::round`, without its library call: below 2^53 the truncation
+/// through `i64` is exact and so is `x - trunc(x)`.
+#[inline(always)]
+fn round_small(x: f64) -> Option<i64> {
+    if x.abs() < MAX_MANTISSA {
+        let t = x as i64;
+        let frac = x - t as f64;
+        Some(if frac >= 0.5 {
+            t + 1
+        } else if frac <= -0.5 {
+            t - 1
+        } else {
+            t
+        })
+    } else {
+        None
     }
-    bits
 }
 
 /// The decoder's formula. The encoder keeps a mantissa only if this exact
@@ -384,12 +431,11 @@ fn decimal_value(m: i64, k: usize) -> f64 {
 /// The mantissa `m` with `decimal_value(m, k)` bit-identical to `bits`, if any.
 #[inline]
 fn decimal_fit(bits: u64, k: usize) -> Option<i64> {
-    let m = (f64::from_bits(bits) * POW10[k]).round();
-    // NaN and ±Inf fail the comparison too.
-    if m.is_nan() || m.abs() >= MAX_MANTISSA {
+    // NaN and ±Inf fail the range check too.
+    let m = round_small(f64::from_bits(bits) * POW10[k])?;
+    if m.unsigned_abs() >= 1 << 53 {
         return None;
     }
-    let m = m as i64;
     (decimal_value(m, k).to_bits() == bits).then_some(m)
 }
 
@@ -398,11 +444,10 @@ fn decimal_fit(bits: u64, k: usize) -> Option<i64> {
 /// small. Exact fits have correction 0.
 #[inline]
 fn near_decimal_fit(bits: u64, k: usize) -> Option<(i64, i64)> {
-    let m = (f64::from_bits(bits) * POW10[k]).round();
-    if m.is_nan() || m.abs() >= MAX_MANTISSA {
+    let m = round_small(f64::from_bits(bits) * POW10[k])?;
+    if m.unsigned_abs() >= 1 << 53 {
         return None;
     }
-    let m = m as i64;
     let c = bits.wrapping_sub(decimal_value(m, k).to_bits()) as i64;
     (c.unsigned_abs() <= MAX_ULP_CORRECTION as u64).then_some((m, c))
 }
@@ -628,6 +673,10 @@ thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    // The column bytes and the zstd frame of [`encode_version`].
+    static ENCODE: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    // The zig-zagged values [`estimate_bits`] sorts.
+    static ESTIMATE: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
     // A version 2 frame with its magic number put back, for the decoder.
     static FRAME: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -636,19 +685,31 @@ thread_local! {
 /// dictionary id (the chunk carries its own length and CRC). `None` if zstd
 /// fails, in which case the chunk stays uncompressed.
 fn compress(body: &[u8], level: i32) -> Option<Vec<u8>> {
+    let mut dst = Vec::new();
+    compress_into(body, level, &mut dst).then_some(dst)
+}
+
+/// [`compress`] into `dst` (cleared first, grown as needed); false if zstd
+/// fails.
+fn compress_into(body: &[u8], level: i32, dst: &mut Vec<u8>) -> bool {
+    dst.clear();
+    dst.reserve(zstd::zstd_safe::compress_bound(body.len()));
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_none_or(|(l, _)| *l != level) {
-            let mut c = zstd::bulk::Compressor::new(level).ok()?;
-            c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(false)).ok()?;
-            c.set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(false)).ok()?;
-            c.set_parameter(zstd::zstd_safe::CParameter::DictIdFlag(false)).ok()?;
+            let Ok(mut c) = zstd::bulk::Compressor::new(level) else { return false };
+            let params = [
+                zstd::zstd_safe::CParameter::ChecksumFlag(false),
+                zstd::zstd_safe::CParameter::ContentSizeFlag(false),
+                zstd::zstd_safe::CParameter::DictIdFlag(false),
+            ];
+            if params.into_iter().any(|p| c.set_parameter(p).is_err()) {
+                return false;
+            }
             *slot = Some((level, c));
         }
-        let (_, c) = slot.as_mut()?;
-        let mut dst = Vec::with_capacity(zstd::zstd_safe::compress_bound(body.len()));
-        c.compress_to_buffer(body, &mut dst).ok()?;
-        Some(dst)
+        let Some((_, c)) = slot.as_mut() else { return false };
+        c.compress_to_buffer(body, dst).is_ok()
     })
 }
 

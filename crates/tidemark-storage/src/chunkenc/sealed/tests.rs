@@ -868,3 +868,93 @@ proptest! {
         }
     }
 }
+
+/// The size estimate as first written (a fresh vector, one `log2` per
+/// distinct value): the encoder's choices must not depend on the faster
+/// form.
+fn estimate_bits_plain(values: &[i64]) -> f64 {
+    let mut z: Vec<u64> = values.iter().map(|&v| zigzag(v)).collect();
+    z.sort_unstable();
+    let total = z.len() as f64;
+    let mut bits = 0f64;
+    for run in z.chunk_by(|a, b| a == b) {
+        let c = run.len() as f64;
+        bits += c * (total / c).log2() + (65 - run[0].leading_zeros()) as f64;
+    }
+    bits
+}
+
+#[test]
+fn round_small_is_f64_round_below_2_pow_53() {
+    let edges = [
+        0.0,
+        -0.0,
+        0.5,
+        -0.5,
+        1.5,
+        -1.5,
+        2.5,
+        -2.5,
+        0.49999999999999994,
+        -0.49999999999999994,
+        4_503_599_627_370_495.5,
+        -4_503_599_627_370_495.5,
+        9_007_199_254_740_991.0,
+        -9_007_199_254_740_991.0,
+        f64::MIN_POSITIVE,
+        -f64::MIN_POSITIVE,
+        f64::from_bits(1),
+        1e-300,
+        123_456.789,
+    ];
+    for &x in &edges {
+        assert_eq!(round_small(x), Some(x.round() as i64), "{x:e}");
+    }
+    for x in [MAX_MANTISSA, -MAX_MANTISSA, 1e300, f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
+        assert_eq!(round_small(x), None, "{x:e}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn round_small_matches_f64_round(bits in any::<u64>(), scale in 0usize..=MAX_DECIMALS) {
+        // Values of every magnitude, and values scaled as `decimal_fit` scales them.
+        for x in [f64::from_bits(bits), f64::from_bits(bits >> 12) * POW10[scale], (bits >> 11) as f64 / 7.0] {
+            let want = (x.abs() < MAX_MANTISSA).then(|| x.round() as i64);
+            prop_assert_eq!(round_small(x), want, "{:e}", x);
+        }
+    }
+
+    #[test]
+    fn estimate_bits_is_the_plain_formula_bit_for_bit(
+        values in proptest::collection::vec(prop_oneof![any::<i64>(), -3i64..3], 0..300),
+    ) {
+        let got = estimate_bits(values.iter().copied());
+        prop_assert_eq!(got.to_bits(), estimate_bits_plain(&values).to_bits());
+        // Again, through the buffer the first call left behind.
+        prop_assert_eq!(estimate_bits(values.iter().copied()).to_bits(), got.to_bits());
+    }
+}
+
+#[test]
+fn negative_zstd_levels_round_trip_bit_exactly() {
+    // A noisy gauge: with zstd at a negative level the literals are stored
+    // raw; the chunk must still decode bit for bit.
+    let mut x = 7u64;
+    let samples: Vec<Sample> = (0..120)
+        .map(|i| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            Sample::new(T0 + i * 15_000 + (x >> 60) as i64, ((x >> 20) % 1_000_000) as f64 / 100.0)
+        })
+        .collect();
+    for level in [-5, -1, 1] {
+        let mut b = Vec::new();
+        encode_with_level(&samples, level, &mut b);
+        let mut got = Vec::new();
+        decode(&b, &mut got).unwrap();
+        assert_eq!(got.len(), samples.len());
+        for (g, s) in got.iter().zip(&samples) {
+            assert_eq!((g.t, g.v.to_bits()), (s.t, s.v.to_bits()), "level {level}");
+        }
+    }
+}
