@@ -5,9 +5,9 @@
 //! Format: `docs/format/head_chunks.md`.
 //!
 //! The head closes XOR chunks; each is re-encoded with the sealed codec
-//! (`chunkenc::sealed`, zstd level [`ZSTD_LEVEL`]) before it is written,
-//! when that is smaller (it nearly always is: ~1.7 instead of ~3.1 bytes per
-//! sample at 15 s scrapes), and read back in whichever encoding its record
+//! (`chunkenc::sealed`, zstd level [`ZSTD_LEVEL`], without a Huffman
+//! stage) before it is written, when that is smaller (it nearly always is:
+//! ~1.8 instead of ~3.1 bytes per sample at 15 s scrapes), and read back in whichever encoding its record
 //! names. While the WAL is replayed at open ([`HeadChunks::set_reencode`]
 //! off) closed chunks are stored as XOR, so a restart costs no more CPU than
 //! before the re-encoding existed; chunks closed after the replay are
@@ -74,10 +74,14 @@ pub const DEFAULT_SEGMENT_SIZE: usize = 128 << 20;
 const MEM_SEGMENT_SIZE: usize = 1 << 20;
 /// Bytes buffered before they are written to the current segment file.
 const WRITE_BUFFER: usize = 256 << 10;
-/// zstd level of the sealed re-encoding. Level 1 is within 3% of level 9's
-/// bytes on the production shape at a quarter less CPU
-/// (`benches/results/perf-live5-2026-12-06e.md`).
-pub const ZSTD_LEVEL: i32 = 1;
+/// zstd level of the sealed re-encoding: -1, a "fast" level that stores
+/// literals raw (no Huffman stage). On the production shape it takes ~9%
+/// more bytes than level 1 (1.84 instead of 1.69 per sample), and in return
+/// writing a chunk spends ~60% fewer instructions in zstd and reading one
+/// back builds no Huffman table: a query reading 3 samples of the chunk
+/// before the open one decodes it ~3× faster
+/// (`benches/results/perf-hchunk7-2026-12-06g.md`).
+pub const ZSTD_LEVEL: i32 = -1;
 
 thread_local! {
     /// Scratch of [`HeadChunks::write`]: decoded samples, the sealed bytes.
