@@ -1,12 +1,14 @@
-//! Closed head chunks as the head chunk file stores them (round 5: sealed,
-//! zstd level `chunk_file::ZSTD_LEVEL`, when smaller than the XOR chunk), on
+//! Closed head chunks as the head chunk file stores them (sealed at zstd
+//! level `chunk_file::ZSTD_LEVEL`, -1 since round 7, when smaller than the
+//! XOR chunk; level 1, rounds 5 and 6, alongside for comparison), on
 //! 120-sample chunks of the production shape's synthetic fleet (the first
 //! 1,000 series: node_exporter counters and gauges, service histograms):
 //!
 //! - `write/*`: what closing a chunk costs: XOR encode (the head does it
 //!   anyway), and the re-encode the chunk file adds (XOR decode + sealed);
 //! - `read/*`: what a query pays per chunk read back: XOR vs sealed, as a
-//!   whole decode and through the chunk iterator queries use;
+//!   whole decode, through the chunk iterator queries use, and for the last
+//!   20 samples only (a `[5m]` window at the end of the data);
 //! - `scan`: reading a whole segment file record by record.
 //!
 //! Throughput is in samples.
@@ -45,33 +47,44 @@ fn head_chunk_file(c: &mut Criterion) {
     let chunks = chunks();
     let n: usize = chunks.iter().map(Vec::len).sum();
     let xors: Vec<Vec<u8>> = chunks.iter().map(|c| xor(c)).collect();
-    let sealeds: Vec<Vec<u8>> = chunks
-        .iter()
-        .map(|c| {
-            let mut out = Vec::new();
-            sealed::encode_with_level(c, ZSTD_LEVEL, &mut out);
-            out
-        })
-        .collect();
+    let sealed_at = |level: i32| -> Vec<Vec<u8>> {
+        chunks
+            .iter()
+            .map(|c| {
+                let mut out = Vec::new();
+                sealed::encode_with_level(c, level, &mut out);
+                out
+            })
+            .collect()
+    };
+    // What the file stores, and level 1 (rounds 5 and 6) for comparison.
+    let sealeds = sealed_at(ZSTD_LEVEL);
+    let sealeds_l1 = sealed_at(1);
     let mut g = c.benchmark_group("head_chunk_file");
     g.throughput(Throughput::Elements(n as u64));
     g.sample_size(20);
     g.bench_function("write/xor_encode", |b| b.iter(|| chunks.iter().map(|c| xor(c).len()).sum::<usize>()));
-    g.bench_function("write/reencode_sealed", |b| {
-        let (mut dec, mut out) = (Vec::with_capacity(256), Vec::new());
-        b.iter(|| {
-            let mut bytes = 0;
-            for x in &xors {
-                dec.clear();
-                out.clear();
-                XorIterator::new(&x[..]).decode_into(&mut dec).expect("decodes");
-                sealed::encode_with_level(&dec, ZSTD_LEVEL, &mut out);
-                bytes += out.len();
-            }
-            bytes
-        })
-    });
-    for (name, encoding, all) in [("xor", Encoding::Xor, &xors), ("sealed", Encoding::Sealed, &sealeds)] {
+    for (name, level) in [("write/reencode_sealed", ZSTD_LEVEL), ("write/reencode_sealed_level1", 1)] {
+        g.bench_function(name, |b| {
+            let (mut dec, mut out) = (Vec::with_capacity(256), Vec::new());
+            b.iter(|| {
+                let mut bytes = 0;
+                for x in &xors {
+                    dec.clear();
+                    out.clear();
+                    XorIterator::new(&x[..]).decode_into(&mut dec).expect("decodes");
+                    sealed::encode_with_level(&dec, level, &mut out);
+                    bytes += out.len();
+                }
+                bytes
+            })
+        });
+    }
+    for (name, encoding, all) in [
+        ("xor", Encoding::Xor, &xors),
+        ("sealed", Encoding::Sealed, &sealeds),
+        ("sealed_level1", Encoding::Sealed, &sealeds_l1),
+    ] {
         let as_chunks: Vec<Chunk> = all
             .iter()
             .zip(&chunks)
@@ -90,6 +103,20 @@ fn head_chunk_file(c: &mut Criterion) {
                 for c in &as_chunks {
                     out.clear();
                     c.decode_into(&mut out).expect("decodes");
+                    k += out.len();
+                }
+                k
+            })
+        });
+        // A `[5m]` window at the end of the data: the last 20 samples of
+        // the chunk before the open one (the whole chunk is decoded for them).
+        g.bench_function(format!("read/{name}_tail_20"), |b| {
+            let mut out = Vec::with_capacity(256);
+            b.iter(|| {
+                let mut k = 0;
+                for c in &as_chunks {
+                    out.clear();
+                    c.iter().drain_range(c.maxt - 19 * 15_000, c.maxt, &mut out);
                     k += out.len();
                 }
                 k
