@@ -612,7 +612,7 @@ impl Db {
                     Some(limit) => retention::segment_size_for_limit(opts.wal_segment_size, limit),
                     None => opts.wal_segment_size,
                 };
-                let wal_opts = WalOptions { segment_size, sync: opts.wal_sync };
+                let wal_opts = WalOptions { segment_size, sync: opts.wal_sync, ..WalOptions::default() };
                 // Damaged WAL files are copied to quarantine/, which size
                 // retention counts and may purge.
                 let quarantine = dir.join("quarantine");
