@@ -279,6 +279,9 @@ struct Inner {
     stop_cv: Condvar,
     /// Bytes handed to segment files since open (including rolled-back ones).
     written: std::sync::atomic::AtomicU64,
+    /// Zeros written ahead of the current segment's data
+    /// ([`IoState::end`] - [`IoState::size`]), readable without the I/O lock.
+    ahead: std::sync::atomic::AtomicU64,
     /// Why the log cannot be written right now (`None`: it can); a mirror
     /// of [`IoState::broken`] readable without waiting for an fsync.
     health: Mutex<Option<String>>,
@@ -659,6 +662,7 @@ impl Wal {
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
             written: std::sync::atomic::AtomicU64::new(0),
+            ahead: std::sync::atomic::AtomicU64::new(0),
             health: Mutex::new(health),
             uncompressed: Mutex::new(Uncompressed { base: v1_at_open, base_upto: next - 1, segs: Default::default() }),
             uncompressed_written: std::sync::atomic::AtomicU64::new(0),
@@ -894,9 +898,13 @@ impl Wal {
         Ok(stats)
     }
 
-    /// Bytes on disk: segments and checkpoints (including an unfinished one).
+    /// Bytes of the log on disk: segments and checkpoints (including an
+    /// unfinished one), not counting the zeros written ahead of the current
+    /// segment's data ([`WalOptions::zero_ahead`]; the directory's files
+    /// take up to that much more).
     pub fn size_bytes(&self) -> u64 {
-        dir_size(&self.inner.dir)
+        let ahead = self.inner.ahead.load(std::sync::atomic::Ordering::Relaxed);
+        dir_size(&self.inner.dir).saturating_sub(ahead)
     }
 
     /// What the log's records would take as frames of the uncompressed
@@ -1104,6 +1112,7 @@ impl Inner {
         io.file.write_at(bytes, io.size).map_err(|e| fail(io, e))?;
         io.size = end;
         io.end = io.end.max(end);
+        self.ahead.store(io.end - io.size, std::sync::atomic::Ordering::Relaxed);
         self.written.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
@@ -1114,7 +1123,10 @@ impl Inner {
     fn trim_locked(&self, io: &mut IoState) {
         if io.end > io.size && io.broken.is_none() {
             match io.file.set_len(io.size) {
-                Ok(()) => io.end = io.size,
+                Ok(()) => {
+                    io.end = io.size;
+                    self.ahead.store(0, std::sync::atomic::Ordering::Relaxed);
+                }
                 Err(e) => tracing::debug!(segment = io.seg, error = %e, "could not cut a WAL segment's zero tail"),
             }
         }
@@ -1138,6 +1150,7 @@ impl Inner {
         io.end = HEADER_LEN;
         io.attempted = HEADER_LEN;
         io.dirty = false;
+        self.ahead.store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -1196,6 +1209,7 @@ impl Inner {
                     io.end = len;
                 }
                 io.attempted = io.size;
+                self.ahead.store(0, std::sync::atomic::Ordering::Relaxed);
                 io.dirty = false;
                 tracing::info!(reason = %b.reason, segment = io.seg, "WAL repaired after a failed write; writes resume");
                 io.broken = None;

@@ -642,6 +642,7 @@ fn segment_runs_ahead_with_zeros_and_is_cut_to_its_data_when_closed() {
     wal.log(&[series([1, 2])]).unwrap();
     let data = SEGMENT_HEADER.len() as u64 + wal.bytes_written();
     assert_eq!(fs::metadata(&path).unwrap().len(), data + (64 << 10), "zeros written ahead");
+    assert_eq!(wal.size_bytes(), data, "the log's size leaves the zeros out");
     // A commit inside the zeros leaves the length alone.
     wal.log(&[samples([(1, 5, 1.0)])]).unwrap();
     assert_eq!(fs::metadata(&path).unwrap().len(), data + (64 << 10));
