@@ -1104,8 +1104,15 @@ impl Inner {
             let target = (end + self.zero_ahead).min(self.segment_size.max(end));
             while io.end < target {
                 let n = (target - io.end).min(ZEROS.len() as u64) as usize;
-                io.file.write_at(&ZEROS[..n], io.end).map_err(|e| fail(io, e))?;
-                io.end += n as u64;
+                match io.file.write_at(&ZEROS[..n], io.end) {
+                    Ok(()) => io.end += n as u64,
+                    // A nearly full disk has no room for the zeros ahead,
+                    // which this write does not need: it grows the file as
+                    // an append would (bytes of a partial zero write past
+                    // `end` only lengthen the zero tail).
+                    Err(e) if vfs::is_no_space(&e) => break,
+                    Err(e) => return Err(fail(io, e)),
+                }
             }
         }
         io.attempted = end;
