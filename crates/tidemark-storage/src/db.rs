@@ -82,6 +82,12 @@ pub struct Options {
     pub wal_sync: SyncPolicy,
     /// WAL segment size in bytes. Default: 128 MiB.
     pub wal_segment_size: u64,
+    /// Zeros the WAL keeps written ahead of its data
+    /// ([`crate::wal::WalOptions::zero_ahead`]): commits then overwrite
+    /// instead of growing the file, and their fsync writes no metadata. 0:
+    /// every commit grows the file. With a size limit
+    /// ([`Options::retention_size`]) at most 1/64 of it. Default: 4 MiB.
+    pub wal_zero_ahead: u64,
     /// Samples per head chunk before a new one is cut. Default: 120.
     pub samples_per_chunk: usize,
     /// How block chunks are encoded. Default: [`Encoding::Sealed`].
@@ -127,6 +133,7 @@ impl Default for Options {
             out_of_order_window: Duration::ZERO,
             wal_sync: SyncPolicy::EveryCommit,
             wal_segment_size: 128 << 20,
+            wal_zero_ahead: crate::wal::DEFAULT_ZERO_AHEAD,
             samples_per_chunk: 120,
             block_encoding: Encoding::Sealed,
             name_validation: NameValidation::Utf8,
@@ -237,6 +244,11 @@ impl DbBuilder {
     /// See [`Options::wal_segment_size`].
     pub fn wal_segment_size(mut self, bytes: u64) -> Self {
         self.opts.wal_segment_size = bytes;
+        self
+    }
+    /// See [`Options::wal_zero_ahead`].
+    pub fn wal_zero_ahead(mut self, bytes: u64) -> Self {
+        self.opts.wal_zero_ahead = bytes;
         self
     }
     /// See [`Options::block_encoding`].
@@ -612,7 +624,10 @@ impl Db {
                     Some(limit) => retention::segment_size_for_limit(opts.wal_segment_size, limit),
                     None => opts.wal_segment_size,
                 };
-                let wal_opts = WalOptions { segment_size, sync: opts.wal_sync };
+                // The zeros count against a size limit and maintenance cannot
+                // free them: at most 1/64 of the limit.
+                let zero_ahead = opts.retention_size.map_or(opts.wal_zero_ahead, |l| opts.wal_zero_ahead.min(l / 64));
+                let wal_opts = WalOptions { segment_size, sync: opts.wal_sync, zero_ahead };
                 // Damaged WAL files are copied to quarantine/, which size
                 // retention counts and may purge.
                 let quarantine = dir.join("quarantine");

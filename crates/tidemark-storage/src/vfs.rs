@@ -33,6 +33,12 @@ pub trait WritableFile: Send + Sync + fmt::Debug {
     /// Truncates (or extends with zeros) to `len` bytes. Later writes go to
     /// the end of the file.
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Writes all of `buf` at byte `offset` (`pwrite`), extending the file
+    /// if it ends before. Only for files made by
+    /// [`FileSystem::create_new_positional`]: in append mode the kernel
+    /// would put the bytes at the end instead. On error an unknown prefix
+    /// of `buf` may have been written.
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
 }
 
 /// The file operations of the write paths. Implementations must be cheap to
@@ -41,6 +47,10 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     /// Creates `path`, failing if it exists (`O_CREAT | O_EXCL`), in append
     /// mode: after [`WritableFile::set_len`] writes continue at the new end.
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Creates `path`, failing if it exists, for positional writes
+    /// ([`WritableFile::write_at`]), not in append mode: `write_all` writes
+    /// at a cursor that starts at 0.
+    fn create_new_positional(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
     /// Creates or truncates `path`.
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
     /// Opens an existing file for writing (to truncate or append to it).
@@ -82,11 +92,23 @@ impl WritableFile for OsFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
     }
+    #[cfg(unix)]
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(&self.0, buf, offset)
+    }
+    #[cfg(not(unix))]
+    fn write_at(&self, _buf: &[u8], _offset: u64) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "positional writes need a unix system"))
+    }
 }
 
 impl FileSystem for OsFs {
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         let f = OpenOptions::new().append(true).create_new(true).open(path)?;
+        Ok(Box::new(OsFile(f)))
+    }
+    fn create_new_positional(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        let f = OpenOptions::new().write(true).create_new(true).open(path)?;
         Ok(Box::new(OsFile(f)))
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
@@ -382,12 +404,45 @@ impl WritableFile for FaultFile {
         self.fs.check(Op::SetLen, &self.path)?;
         self.inner.set_len(len)
     }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.fs.check(Op::Write, &self.path)?;
+        // Only bytes past the file's end take space: overwriting does not.
+        let file_len = fs::metadata(&self.path)?.len();
+        let grows = (offset + buf.len() as u64).saturating_sub(file_len.max(offset));
+        let fit = {
+            let mut st = self.fs.state.lock();
+            match st.space {
+                Some(left) if grows > left => {
+                    st.space = Some(0);
+                    st.injected += 1;
+                    // What fits: up to the old end, plus `left` bytes.
+                    Some((file_len.max(offset) + left - offset) as usize)
+                }
+                Some(left) => {
+                    st.space = Some(left - grows);
+                    None
+                }
+                None => None,
+            }
+        };
+        match fit {
+            Some(n) => {
+                self.inner.write_at(&buf[..n.min(buf.len())], offset)?;
+                Err(FaultKind::NoSpace.error(Op::Write, &self.path))
+            }
+            None => self.inner.write_at(buf, offset),
+        }
+    }
 }
 
 impl FileSystem for FaultFs {
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         self.check_create(path)?;
         Ok(self.wrap(path, OsFs.create_new(path)?))
+    }
+    fn create_new_positional(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.check_create(path)?;
+        Ok(self.wrap(path, OsFs.create_new_positional(path)?))
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         self.check_create(path)?;

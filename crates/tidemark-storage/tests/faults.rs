@@ -17,8 +17,14 @@ fn series(i: usize) -> Labels {
     Labels::new([("__name__", "m"), ("i", &format!("{i}"))]).unwrap()
 }
 
+/// Every WAL commit grows its segment (no zeros written ahead), so that a
+/// full disk fails the next commit.
 fn builder(dir: &Path, faults: &FaultFs) -> DbBuilder {
-    Db::builder(dir).block_range(10 * MIN).maintenance_interval(None).file_system(Arc::new(faults.clone()))
+    Db::builder(dir)
+        .block_range(10 * MIN)
+        .maintenance_interval(None)
+        .wal_zero_ahead(0)
+        .file_system(Arc::new(faults.clone()))
 }
 
 /// Commits one sample per series at `t`; returns whether it was acknowledged.
@@ -188,6 +194,7 @@ fn background_maintenance_resumes_writes_within_one_interval() {
     let faults = FaultFs::new();
     let db = Db::builder(dir.path())
         .maintenance_interval(Some(Duration::from_millis(200)))
+        .wal_zero_ahead(0)
         .file_system(Arc::new(faults.clone()))
         .open()
         .unwrap();

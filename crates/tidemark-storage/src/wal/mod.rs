@@ -175,11 +175,22 @@ pub struct WalOptions {
     pub segment_size: u64,
     /// When to fsync. Default [`SyncPolicy::EveryCommit`].
     pub sync: SyncPolicy,
+    /// Bytes of zeros the writer keeps written ahead of the segment's data
+    /// (at most up to `segment_size`), so that a commit overwrites blocks
+    /// that already exist instead of growing the file, and its `fdatasync`
+    /// writes only the data, not the inode and extent map too. The segment
+    /// being written takes up to this much more room than its data; a
+    /// segment is cut to its data when it is closed. 0: every write grows
+    /// the file. Default [`DEFAULT_ZERO_AHEAD`].
+    pub zero_ahead: u64,
 }
+
+/// Default [`WalOptions::zero_ahead`]: 4 MiB.
+pub const DEFAULT_ZERO_AHEAD: u64 = 4 << 20;
 
 impl Default for WalOptions {
     fn default() -> WalOptions {
-        WalOptions { segment_size: DEFAULT_SEGMENT_SIZE, sync: SyncPolicy::EveryCommit }
+        WalOptions { segment_size: DEFAULT_SEGMENT_SIZE, sync: SyncPolicy::EveryCommit, zero_ahead: DEFAULT_ZERO_AHEAD }
     }
 }
 
@@ -252,6 +263,8 @@ struct Inner {
     fs: SharedFs,
     segment_size: u64,
     sync: SyncPolicy,
+    /// [`WalOptions::zero_ahead`].
+    zero_ahead: u64,
     /// Group-commit queue. Lock order: never acquire `commit` while holding `io`.
     commit: Mutex<CommitState>,
     /// Signalled when a batch finished (or failed).
@@ -266,6 +279,9 @@ struct Inner {
     stop_cv: Condvar,
     /// Bytes handed to segment files since open (including rolled-back ones).
     written: std::sync::atomic::AtomicU64,
+    /// Zeros written ahead of the current segment's data
+    /// ([`IoState::end`] - [`IoState::size`]), readable without the I/O lock.
+    ahead: std::sync::atomic::AtomicU64,
     /// Why the log cannot be written right now (`None`: it can); a mirror
     /// of [`IoState::broken`] readable without waiting for an fsync.
     health: Mutex<Option<String>>,
@@ -456,8 +472,14 @@ struct IoState {
     file: Arc<dyn WritableFile>,
     /// Number of the segment being written.
     seg: u64,
-    /// Its length in bytes.
+    /// Its length in bytes: where the next frame is written.
     size: u64,
+    /// The file's length: `size` plus the zeros written ahead of it (see
+    /// [`Inner::write_locked`]).
+    end: u64,
+    /// Where the data write in progress (or the last one) ends: after a
+    /// failure, frames before it may have landed.
+    attempted: u64,
     /// Oldest segment on disk.
     first: u64,
     /// Written since the last fsync.
@@ -467,6 +489,9 @@ struct IoState {
 }
 
 const HEADER_LEN: u64 = SEGMENT_HEADER.len() as u64;
+
+/// Source of the zero fill.
+static ZEROS: [u8; 256 << 10] = [0; 256 << 10];
 
 impl Wal {
     /// Opens (creating) the WAL in `dir`. Truncates a torn tail of the
@@ -618,6 +643,7 @@ impl Wal {
             fs,
             segment_size: opts.segment_size,
             sync: opts.sync,
+            zero_ahead: opts.zero_ahead,
             commit: Mutex::new(CommitState {
                 buf: Vec::new(),
                 frame_ends: Vec::new(),
@@ -631,11 +657,12 @@ impl Wal {
                 closed: false,
             }),
             committed: Condvar::new(),
-            io: Mutex::new(IoState { file, seg, size, first, dirty: false, broken }),
+            io: Mutex::new(IoState { file, seg, size, end: size, attempted: size, first, dirty: false, broken }),
             checkpointing: Mutex::new(()),
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
             written: std::sync::atomic::AtomicU64::new(0),
+            ahead: std::sync::atomic::AtomicU64::new(0),
             health: Mutex::new(health),
             uncompressed: Mutex::new(Uncompressed { base: v1_at_open, base_upto: next - 1, segs: Default::default() }),
             uncompressed_written: std::sync::atomic::AtomicU64::new(0),
@@ -871,9 +898,13 @@ impl Wal {
         Ok(stats)
     }
 
-    /// Bytes on disk: segments and checkpoints (including an unfinished one).
+    /// Bytes of the log on disk: segments and checkpoints (including an
+    /// unfinished one), not counting the zeros written ahead of the current
+    /// segment's data ([`WalOptions::zero_ahead`]; the directory's files
+    /// take up to that much more).
     pub fn size_bytes(&self) -> u64 {
-        dir_size(&self.inner.dir)
+        let ahead = self.inner.ahead.load(std::sync::atomic::Ordering::Relaxed);
+        dir_size(&self.inner.dir).saturating_sub(ahead)
     }
 
     /// What the log's records would take as frames of the uncompressed
@@ -918,6 +949,8 @@ impl Wal {
         if inner.sync != SyncPolicy::Never {
             inner.sync_if_dirty()?;
         }
+        let mut io = inner.io.lock();
+        inner.trim_locked(&mut io);
         Ok(())
     }
 
@@ -993,6 +1026,7 @@ impl Inner {
             self.repair_locked(&mut io)?;
         }
         let (start_seg, start_size) = (io.seg, io.size);
+        io.attempted = io.size;
         let res = self.write_frames(&mut io, buf, ends, sync);
         // Counted whether or not the write succeeded: a failed batch is
         // rolled back, but over-counting it is safe (see `Uncompressed`). A
@@ -1005,9 +1039,14 @@ impl Inner {
         // offset would then corrupt its position. Reuse the segment only if
         // no complete frame landed (the usual ENOSPC: the first frame torn).
         if !fresh_segment {
-            let landed = fs::metadata(segment_path(&self.dir, io.seg)).map(|m| m.len().saturating_sub(start_size));
+            // What may have landed: at most what a data write was attempted
+            // for (a failed zero fill lands nothing; zeros written ahead
+            // make the file's length say nothing), and at most what the
+            // file holds (a write that grew the file and was cut short).
+            let len = fs::metadata(segment_path(&self.dir, io.seg)).map_or(u64::MAX, |m| m.len());
+            let landed = io.attempted.min(len).saturating_sub(start_size);
             let first_frame = ends.first().copied().unwrap_or(0) as u64;
-            fresh_segment = io.seg != start_seg || landed.map_or(true, |n| n >= first_frame);
+            fresh_segment = io.seg != start_seg || landed >= first_frame;
         }
         let truncate =
             (start_seg..=io.seg).map(|s| (s, if s == start_seg { start_size } else { HEADER_LEN })).collect();
@@ -1043,18 +1082,61 @@ impl Inner {
         Ok(())
     }
 
+    /// Writes `bytes` at the end of the segment's data. The file is kept
+    /// ahead of the data with written zeros ([`WalOptions::zero_ahead`]), so
+    /// most writes overwrite blocks that exist and are initialised and
+    /// leave the file's length alone: their `fdatasync` then writes only
+    /// the data, not the inode and the extent map as an append would
+    /// (readers already take a zero tail as the end of the data).
     fn write_locked(&self, io: &mut IoState, bytes: &[u8]) -> Result<(), (Error, bool)> {
         if bytes.is_empty() {
             return Ok(());
         }
-        io.dirty = true;
-        io.file.write_all(bytes).map_err(|e| {
+        let fail = |io: &IoState, e: io::Error| {
             let fresh = needs_fresh_segment(&e, false);
             (self.seg_err(io.seg, e), fresh)
-        })?;
-        io.size += bytes.len() as u64;
+        };
+        io.dirty = true;
+        let end = io.size + bytes.len() as u64;
+        if end > io.end && self.zero_ahead > 0 {
+            // Up to `zero_ahead` past this write, and not past the segment
+            // size unless this write itself is.
+            let target = (end + self.zero_ahead).min(self.segment_size.max(end));
+            while io.end < target {
+                let n = (target - io.end).min(ZEROS.len() as u64) as usize;
+                match io.file.write_at(&ZEROS[..n], io.end) {
+                    Ok(()) => io.end += n as u64,
+                    // A nearly full disk has no room for the zeros ahead,
+                    // which this write does not need: it grows the file as
+                    // an append would (bytes of a partial zero write past
+                    // `end` only lengthen the zero tail).
+                    Err(e) if vfs::is_no_space(&e) => break,
+                    Err(e) => return Err(fail(io, e)),
+                }
+            }
+        }
+        io.attempted = end;
+        io.file.write_at(bytes, io.size).map_err(|e| fail(io, e))?;
+        io.size = end;
+        io.end = io.end.max(end);
+        self.ahead.store(io.end - io.size, std::sync::atomic::Ordering::Relaxed);
         self.written.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Cuts the zeros written ahead of the current segment's data (a closed
+    /// segment then has its exact length). Best effort: a zero tail that
+    /// stays, or comes back after a crash, reads as the end of the data.
+    fn trim_locked(&self, io: &mut IoState) {
+        if io.end > io.size && io.broken.is_none() {
+            match io.file.set_len(io.size) {
+                Ok(()) => {
+                    io.end = io.size;
+                    self.ahead.store(0, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) => tracing::debug!(segment = io.seg, error = %e, "could not cut a WAL segment's zero tail"),
+            }
+        }
     }
 
     /// Closes the current segment and starts the next. If creating the next
@@ -1068,10 +1150,14 @@ impl Inner {
         }
         let next = io.seg + 1;
         let file = create_segment(&*self.fs, &self.dir, next, sync).map_err(|e| (e, false))?;
+        self.trim_locked(io);
         io.file = Arc::from(file);
         io.seg = next;
         io.size = HEADER_LEN;
+        io.end = HEADER_LEN;
+        io.attempted = HEADER_LEN;
         io.dirty = false;
+        self.ahead.store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -1124,9 +1210,13 @@ impl Inner {
                     io.file = file;
                     io.seg = next;
                     io.size = HEADER_LEN;
+                    io.end = HEADER_LEN;
                 } else if let Some(len) = current_len {
                     io.size = len;
+                    io.end = len;
                 }
+                io.attempted = io.size;
+                self.ahead.store(0, std::sync::atomic::Ordering::Relaxed);
                 io.dirty = false;
                 tracing::info!(reason = %b.reason, segment = io.seg, "WAL repaired after a failed write; writes resume");
                 io.broken = None;

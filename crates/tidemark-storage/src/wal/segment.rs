@@ -78,8 +78,10 @@ pub(crate) fn sync_dir(fs: &dyn FileSystem, dir: &Path) -> Result<(), Error> {
     fs.sync_dir(dir).map_err(|e| Error::io(dir, e))
 }
 
-/// Creates segment `n` in `dir` with its header. With `sync`, the file and
-/// the directory are fsynced so the empty segment itself survives a crash.
+/// Creates segment `n` in `dir` with its header, for positional writes
+/// ([`WritableFile::write_at`]; `write_all` continues after the header).
+/// With `sync`, the file and the directory are fsynced so the empty
+/// segment itself survives a crash.
 /// On failure the partial file is removed (best effort; a leftover is a torn
 /// header at the end of the log, which open repairs).
 pub(crate) fn create_segment(
@@ -89,7 +91,7 @@ pub(crate) fn create_segment(
     sync: bool,
 ) -> Result<Box<dyn WritableFile>, Error> {
     let path = segment_path(dir, n);
-    let f = fs.create_new(&path).map_err(|e| Error::io(&path, e))?;
+    let f = fs.create_new_positional(&path).map_err(|e| Error::io(&path, e))?;
     let res = f.write_all(&SEGMENT_HEADER).and_then(|()| if sync { f.sync_all() } else { Ok(()) });
     if let Err(e) = res {
         drop(f);

@@ -56,7 +56,7 @@ fn drain(t: &mut WalTailer, budget: u64) -> (Vec<Record>, Vec<WalSkip>) {
 }
 
 fn opts(segment_size: u64) -> WalOptions {
-    WalOptions { segment_size, sync: SyncPolicy::Never }
+    WalOptions { segment_size, sync: SyncPolicy::Never, ..WalOptions::default() }
 }
 
 #[test]

@@ -25,7 +25,7 @@ fn samples(items: impl IntoIterator<Item = (u64, i64, f64)>) -> Record {
 }
 
 fn opts(segment_size: u64, sync: SyncPolicy) -> WalOptions {
-    WalOptions { segment_size, sync }
+    WalOptions { segment_size, sync, ..WalOptions::default() }
 }
 
 fn replay_all(dir: &Path) -> (Vec<Record>, ReplayStats) {
@@ -138,11 +138,13 @@ fn invalid_options_are_rejected() {
 /// Logs each record in its own call and returns the segment length after each.
 fn log_recording_offsets(dir: &Path, recs: &[Record]) -> Vec<u64> {
     let wal = Wal::open(dir, opts(1 << 20, SyncPolicy::Never)).unwrap();
-    let seg = segment_path(dir, wal.segment_range().1);
-    let mut offsets = vec![fs::metadata(&seg).unwrap().len()];
+    // The file runs ahead of the data with zeros: the data ends after the
+    // header and what was written.
+    let header = SEGMENT_HEADER.len() as u64;
+    let mut offsets = vec![header + wal.bytes_written()];
     for r in recs {
         wal.log(std::slice::from_ref(r)).unwrap();
-        offsets.push(fs::metadata(&seg).unwrap().len());
+        offsets.push(header + wal.bytes_written());
     }
     offsets
 }
@@ -624,6 +626,72 @@ fn open_faulty(dir: &Path, o: WalOptions) -> (Wal, crate::vfs::FaultFs) {
     (wal, faults)
 }
 
+/// Options whose writes grow the file (no zeros written ahead), so that a
+/// full disk can tear a frame.
+fn plain_appends() -> WalOptions {
+    WalOptions { zero_ahead: 0, ..WalOptions::default() }
+}
+
+#[test]
+fn segment_runs_ahead_with_zeros_and_is_cut_to_its_data_when_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = WalOptions { segment_size: 1 << 20, zero_ahead: 64 << 10, ..WalOptions::default() };
+    let wal = Wal::open(dir.path(), o.clone()).unwrap();
+    let first = wal.segment_range().1;
+    let path = segment_path(dir.path(), first);
+    wal.log(&[series([1, 2])]).unwrap();
+    let data = SEGMENT_HEADER.len() as u64 + wal.bytes_written();
+    assert_eq!(fs::metadata(&path).unwrap().len(), data + (64 << 10), "zeros written ahead");
+    assert_eq!(wal.size_bytes(), data, "the log's size leaves the zeros out");
+    // A commit inside the zeros leaves the length alone.
+    wal.log(&[samples([(1, 5, 1.0)])]).unwrap();
+    assert_eq!(fs::metadata(&path).unwrap().len(), data + (64 << 10));
+    // A reader of the live log (a crash now: nothing more is written)
+    // sees every record and a clean end.
+    let (got, stats) = replay_all(dir.path());
+    assert_eq!(got, [series([1, 2]), samples([(1, 5, 1.0)])]);
+    assert_eq!(stats.stopped_at, None);
+    assert_eq!(stats.damage, None);
+    // Closing a segment cuts its zeros.
+    let closed = wal.cut_segment().unwrap();
+    let data = SEGMENT_HEADER.len() as u64 + wal.bytes_written();
+    assert_eq!(fs::metadata(&path).unwrap().len(), data, "closed segment is exact");
+    wal.log(&[samples([(2, 9, 2.5)])]).unwrap();
+    wal.close().unwrap();
+    drop(wal);
+    let (got, stats) = replay_all(dir.path());
+    assert_eq!(got, [series([1, 2]), samples([(1, 5, 1.0)]), samples([(2, 9, 2.5)])]);
+    assert_eq!(stats.stopped_at, None);
+    assert!(closed < list_dir(dir.path()).unwrap().segments.last().copied().unwrap());
+
+    // Never past the segment size: the zeros stop there.
+    let small = tempfile::tempdir().unwrap();
+    let wal = Wal::open(small.path(), WalOptions { segment_size: 4096, zero_ahead: 64 << 10, ..o }).unwrap();
+    wal.log(&[series([1])]).unwrap();
+    let cur = segment_path(small.path(), wal.segment_range().1);
+    assert_eq!(fs::metadata(&cur).unwrap().len(), 4096);
+}
+
+#[test]
+fn a_nearly_full_disk_without_room_for_the_zeros_ahead_still_takes_commits_that_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = WalOptions { zero_ahead: 1 << 20, ..WalOptions::default() };
+    let (wal, faults) = open_faulty(dir.path(), o);
+    let path = segment_path(dir.path(), wal.segment_range().1);
+    // Room for the record, not for 1 MiB of zeros.
+    faults.set_space(Some(2000));
+    wal.log(&[series([1])]).unwrap();
+    assert!(fs::metadata(&path).unwrap().len() <= SEGMENT_HEADER.len() as u64 + 2000);
+    assert_eq!(wal.failure(), None);
+    // Space is back: the zeros ahead are written again.
+    faults.set_space(None);
+    wal.log(&[series([2])]).unwrap();
+    assert!(fs::metadata(&path).unwrap().len() > 1 << 20);
+    wal.close().unwrap();
+    drop(wal);
+    assert_eq!(replay_all(dir.path()).0, [series([1]), series([2])]);
+}
+
 fn seg_files(dir: &Path) -> Vec<u64> {
     list_dir(dir).unwrap().segments
 }
@@ -632,7 +700,7 @@ fn seg_files(dir: &Path) -> Vec<u64> {
 fn enospc_mid_record_fails_the_commit_rolls_it_back_and_later_commits_succeed() {
     use crate::vfs::{FaultKind, Op};
     let dir = tempfile::tempdir().unwrap();
-    let (wal, faults) = open_faulty(dir.path(), WalOptions::default());
+    let (wal, faults) = open_faulty(dir.path(), plain_appends());
     wal.log(&[series([1])]).unwrap();
     let seg = wal.segment_range().1;
     let len_before = fs::metadata(segment_path(dir.path(), seg)).unwrap().len();
@@ -666,7 +734,7 @@ fn enospc_mid_record_fails_the_commit_rolls_it_back_and_later_commits_succeed() 
 #[test]
 fn enospc_after_a_complete_frame_moves_to_a_fresh_segment_for_tailers() {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, faults) = open_faulty(dir.path(), WalOptions::default());
+    let (wal, faults) = open_faulty(dir.path(), plain_appends());
     wal.log(&[series([1])]).unwrap();
     let seg = wal.segment_range().1;
     // The first frame of the batch fits completely, the second is torn: a

@@ -49,10 +49,16 @@ pub(crate) async fn write(State(st): State<Arc<ApiState>>, req: Request) -> Resp
         }
     };
     let receiver = st.receiver.clone();
-    let answer = tokio::task::spawn_blocking(move || {
-        receiver.handle(content_type.as_deref(), content_encoding.as_deref(), &bytes)
-    })
-    .await;
+    let handle = move || receiver.handle(content_type.as_deref(), content_encoding.as_deref(), &bytes);
+    // On the multi-threaded runtime the request is handled on this worker
+    // thread (its other tasks move to another thread meanwhile): one
+    // thread hand-off less each way than the blocking pool. A
+    // current-thread runtime (tests) cannot block in place.
+    let answer = if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+        Ok(tokio::task::block_in_place(handle))
+    } else {
+        tokio::task::spawn_blocking(handle).await
+    };
     let answer = match answer {
         Ok(a) => a,
         Err(e) => return plain(StatusCode::INTERNAL_SERVER_ERROR, format!("remote write handler failed: {e}\n")),
