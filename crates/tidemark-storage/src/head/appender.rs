@@ -119,7 +119,7 @@ impl SeriesHandle {
 /// Starts loading the cache line at `p` (a hint: never faults, whatever
 /// `p` is; a no-op where no stable prefetch instruction is available).
 #[inline(always)]
-fn prefetch(p: *const u8) {
+pub(super) fn prefetch(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch reads nothing architecturally and cannot fault,
     // even for a dangling or unmapped address; SSE is part of x86_64.

@@ -284,6 +284,11 @@ pub struct HeadMemory {
 /// A shard of series, keyed by ref.
 type SeriesShard = SeriesSlots;
 
+/// Refs between two stages of the select loop's prefetching (see
+/// `Head::prefetch_ahead`): a stage's loads have this many series' work
+/// to arrive in.
+const SELECT_PREFETCH_STRIDE: usize = 8;
+
 /// A lock shard on its own cache line: the lock word and the map header
 /// are fetched together, and neighbouring shards never share a line.
 #[repr(align(64))]
@@ -820,7 +825,8 @@ impl Head {
         // At most one entry per ref: reserved once rather than grown by
         // doubling (copies, and a peak of 1.5–2× the list).
         let mut out = Vec::with_capacity(refs.len());
-        for &r in refs {
+        for (i, &r) in refs.iter().enumerate() {
+            self.prefetch_ahead(refs, i);
             let shard = self.series_shard(r).lock();
             let Some(s) = shard.get(&r) else { continue };
             let chunks = s.chunks_in(r, mint, maxt, &self.chunks, &mut damaged);
@@ -837,6 +843,54 @@ impl Head {
             }
         }
         out
+    }
+
+    /// Starts loading what the select loop will read for the refs a few
+    /// places after `refs[i]`, one link of the chain per stage: the shard's
+    /// lock, then its slot, then the series, then what the series points to
+    /// (its closed-chunk list, the open chunk's bytes, its label ids). Each
+    /// link is a cache miss in a large head and depends on the previous
+    /// one, so read in turn they cost one memory latency after the other
+    /// per series (the select loop's time at 100k+ series); staged over
+    /// several refs they overlap. A stage that must read a pointer takes
+    /// the shard's lock for that moment (uncontended, and its line is
+    /// already loaded by then); nothing is read without it, and a prefetch
+    /// of a stale address is harmless.
+    #[inline]
+    fn prefetch_ahead(&self, refs: &[u64], i: usize) {
+        use appender::prefetch;
+        if let Some(&r) = refs.get(i + 3 * SELECT_PREFETCH_STRIDE) {
+            prefetch((self.series_shard(r) as *const Mutex<SeriesShard>).cast());
+        }
+        if let Some(&r) = refs.get(i + 2 * SELECT_PREFETCH_STRIDE) {
+            if let Some(p) = self.series_shard(r).lock().slot_addr(r) {
+                prefetch(p);
+            }
+        }
+        if let Some(&r) = refs.get(i + SELECT_PREFETCH_STRIDE) {
+            if let Some(s) = self.series_shard(r).lock().get(&r) {
+                // Every line the series spans (it need not start on one).
+                let p = (&**s as *const MemSeries).cast::<u8>();
+                let size = std::mem::size_of::<MemSeries>();
+                for off in (0..size).step_by(64).chain([size - 1]) {
+                    prefetch(p.wrapping_add(off));
+                }
+            }
+        }
+        if let Some(&r) = refs.get(i + SELECT_PREFETCH_STRIDE / 2) {
+            if let Some(s) = self.series_shard(r).lock().get(&r) {
+                // The newest closed chunks (a query's range is usually at
+                // the end), the open chunk's first bytes (its start time is
+                // decoded from them and the chunk is copied), the label ids.
+                if let Some(c) = s.chunks.last() {
+                    prefetch((c as *const series::StoredChunk).cast());
+                }
+                if let Some(c) = &s.open {
+                    prefetch(c.app.bytes().as_ptr());
+                }
+                prefetch(s.labels.addr());
+            }
+        }
     }
 
     /// Labels of the series selected by `matchers` that have data in

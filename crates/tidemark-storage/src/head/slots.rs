@@ -75,6 +75,13 @@ impl SeriesSlots {
         }
     }
 
+    /// Where the slot of `r` is (`None` for a ref outside the dense
+    /// window), for a prefetch hint: the slot is not read.
+    #[inline]
+    pub(crate) fn slot_addr(&self, r: u64) -> Option<*const u8> {
+        self.index(r).map(|i| self.slots.as_ptr().wrapping_add(i).cast::<u8>())
+    }
+
     /// The series `r`, mutably, if held.
     #[inline]
     pub(crate) fn get_mut(&mut self, r: &u64) -> Option<&mut Box<MemSeries>> {

@@ -54,6 +54,12 @@ impl SymLabels {
         self.0.len()
     }
 
+    /// Where the id string starts (for a prefetch hint).
+    #[inline]
+    pub(crate) fn addr(&self) -> *const u8 {
+        self.0.as_ptr()
+    }
+
     /// A view that resolves the ids through `syms` (which must be the table
     /// these labels were interned in).
     pub(crate) fn view<'a>(&'a self, syms: &'a SymbolTable) -> LabelsView<'a> {
