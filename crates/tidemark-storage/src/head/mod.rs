@@ -70,7 +70,7 @@ use crate::postings::{postings_for_matchers, PostingsIndex};
 use crate::sample::Sample;
 use crate::Labels;
 
-pub use appender::{CommitStats, HeadAppender, SeriesHandle};
+pub use appender::{CommitStats, HeadAppender, PackedHandle, SeriesHandle};
 pub use chunk_file::{HeadChunkError, HeadChunks};
 pub use symbols::LabelsView;
 
