@@ -122,7 +122,10 @@ impl SeriesHandle {
     /// caller then keeps no handle and looks the series up by labels).
     pub fn pack(&self) -> Option<PackedHandle> {
         let fits = self.series_ref >> PackedHandle::REF_BITS == 0 && self.epoch >> (64 - PackedHandle::REF_BITS) == 0;
-        fits.then(|| PackedHandle { ptr: self.ptr, ref_epoch: self.series_ref | self.epoch << PackedHandle::REF_BITS })
+        fits.then_some(PackedHandle {
+            ptr: self.ptr,
+            ref_epoch: self.series_ref | self.epoch << PackedHandle::REF_BITS,
+        })
     }
 }
 
