@@ -58,10 +58,12 @@
 //!
 //! # Memory
 //!
-//! A slot is 40 bytes (key 16, handle 24: ref, address, epoch); each of the
-//! [`SHARDS`] tables is a power of two at most three quarters full, so a
-//! table is 1.33–2.67 slots per entry: 368,695 series ⇒ 64 × 8,192 slots =
-//! 21 MB; 1 M series ⇒ 64 × 32,768 slots = 84 MB. A shard that reaches its share of the
+//! A slot is 32 bytes: the key (16) and the handle packed into 16
+//! ([`PackedHandle`]: the address, and the ref and epoch in one word; a
+//! handle that does not fit, past 2^40 refs or 2^24 epochs, is not
+//! cached). Each of the [`SHARDS`] tables is a power of two at most three
+//! quarters full, so a table is 1.33–2.67 slots per entry: 368,695 series
+//! ⇒ 64 × 8,192 slots = 17 MB; 1 M series ⇒ 64 × 32,768 slots = 67 MB. A shard that reaches its share of the
 //! capacity is emptied (entries of series that no longer arrive go that
 //! way; live ones come back at the cost of one full lookup each).
 //!
@@ -70,7 +72,7 @@
 use std::hash::{BuildHasher, Hasher};
 
 use parking_lot::Mutex;
-use tidemark_storage::head::SeriesHandle;
+use tidemark_storage::head::{PackedHandle, SeriesHandle};
 use xxhash_rust::xxh3::xxh3_128_with_seed;
 
 /// Shards (a power of two): concurrent requests rarely meet on one lock.
@@ -79,7 +81,43 @@ pub(crate) const SHARDS: usize = 64;
 /// A series' key: 128 bits of a seeded hash of its labels as sent.
 pub(crate) type Key = u128;
 
-/// One slot: the key's halves and the value (`None`: a free slot).
+/// A value as the cache stores it: packed into (at most) 16 bytes, so a
+/// slot with its key is 32.
+pub(crate) trait Packable: Copy {
+    /// The stored form (`Option` of it 16 bytes for the handle).
+    type Packed: Copy;
+    /// The stored form; `None` if this value cannot be stored.
+    fn pack(&self) -> Option<Self::Packed>;
+    /// The value back, exactly.
+    fn unpack(p: Self::Packed) -> Self;
+}
+
+impl Packable for SeriesHandle {
+    type Packed = PackedHandle;
+    #[inline]
+    fn pack(&self) -> Option<PackedHandle> {
+        SeriesHandle::pack(self)
+    }
+    #[inline]
+    fn unpack(p: PackedHandle) -> SeriesHandle {
+        p.unpack()
+    }
+}
+
+/// Tests store plain numbers.
+#[cfg(test)]
+impl Packable for u64 {
+    type Packed = u64;
+    fn pack(&self) -> Option<u64> {
+        Some(*self)
+    }
+    fn unpack(p: u64) -> u64 {
+        p
+    }
+}
+
+/// One slot: the key's halves and the (packed) value (`None`: a free
+/// slot).
 #[derive(Clone, Copy)]
 struct Slot<V> {
     lo: u64,
@@ -198,8 +236,8 @@ fn shard_of(key: Key) -> usize {
 
 /// Key of a series' labels as sent → the series in storage (its
 /// [`SeriesHandle`], or for tests any `V`), bounded in size.
-pub(crate) struct SeriesCache<V = SeriesHandle> {
-    shards: Box<[Mutex<Shard<V>>]>,
+pub(crate) struct SeriesCache<V: Packable = SeriesHandle> {
+    shards: Box<[Mutex<Shard<V::Packed>>]>,
     per_shard: usize,
     /// Seeds of the two spellings' keys (see the module docs).
     seed_bytes: u64,
@@ -209,7 +247,7 @@ pub(crate) struct SeriesCache<V = SeriesHandle> {
     forced_key: Option<Key>,
 }
 
-impl<V> std::fmt::Debug for SeriesCache<V> {
+impl<V: Packable> std::fmt::Debug for SeriesCache<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SeriesCache").field("capacity", &(self.per_shard * SHARDS)).finish_non_exhaustive()
     }
@@ -223,7 +261,7 @@ fn random_seed() -> u64 {
     h.finish()
 }
 
-impl<V: Copy> SeriesCache<V> {
+impl<V: Packable> SeriesCache<V> {
     /// A cache of at most about `max_entries` entries; 0 disables it.
     pub(crate) fn new(max_entries: usize) -> SeriesCache<V> {
         let per_shard = max_entries.div_ceil(SHARDS);
@@ -252,7 +290,7 @@ impl<V: Copy> SeriesCache<V> {
         self.per_shard > 0
     }
 
-    fn shard(&self, key: Key) -> &Mutex<Shard<V>> {
+    fn shard(&self, key: Key) -> &Mutex<Shard<V::Packed>> {
         &self.shards[shard_of(key)]
     }
 
@@ -282,7 +320,7 @@ impl<V: Copy> SeriesCache<V> {
     /// The value last stored for `key`, if any.
     #[inline]
     pub(crate) fn get(&self, key: Key) -> Option<V> {
-        self.shard(key).lock().get(key)
+        self.shard(key).lock().get(key).map(V::unpack)
     }
 
     /// [`SeriesCache::get`] of many keys at once: `out[i]` is set to the
@@ -302,18 +340,21 @@ impl<V: Copy> SeriesCache<V> {
                 prefetch(&shard.slots[shard.home(k)]);
             }
             for &(k, i) in group {
-                out[i as usize] = shard.get(k);
+                out[i as usize] = shard.get(k).map(V::unpack);
             }
         }
     }
 
     /// Stores `value` for `key`, emptying the shard first when full. The
-    /// caller upholds the module's invariant (a).
+    /// caller upholds the module's invariant (a). A value that cannot be
+    /// packed is not stored (an older entry for `key`, if any, stays: it
+    /// names the same series, and a stale handle is caught by its epoch).
     pub(crate) fn insert(&self, key: Key, value: V) {
         if !self.enabled() {
             return;
         }
-        self.shard(key).lock().insert(key, value, self.per_shard);
+        let Some(packed) = value.pack() else { return };
+        self.shard(key).lock().insert(key, packed, self.per_shard);
     }
 
     /// Entries held (for tests).
@@ -414,6 +455,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn slots_are_32_bytes() {
+        assert_eq!(std::mem::size_of::<Slot<PackedHandle>>(), 32);
+    }
+
+    #[test]
+    fn handles_round_trip_and_unpackable_ones_are_not_stored() {
+        use tidemark_storage::head::{Head, HeadOptions};
+        use tidemark_storage::Labels;
+        let head = Head::new(HeadOptions::default(), None);
+        let mut app = head.appender();
+        let r = app.append(&Labels::new([("__name__", "up")]).unwrap(), 1_000, 1.0).unwrap();
+        let wide = 1u64 << PackedHandle::REF_BITS;
+        head.replay_series(wide, Labels::new([("__name__", "wide")]).unwrap());
+        let c = SeriesCache::<SeriesHandle>::new(1000);
+        let h = app.handle(r).unwrap();
+        c.insert(7, h);
+        assert_eq!(c.get(7), Some(h));
+        // A ref past 2^40 does not fit the packed word: not cached, and an
+        // older entry for the key stays as it was.
+        let w = app.handle(wide).unwrap();
+        assert_eq!(w.series_ref(), wide);
+        assert_eq!(w.pack(), None);
+        c.insert(7, w);
+        c.insert(8, w);
+        assert_eq!((c.get(7), c.get(8)), (Some(h), None));
     }
 
     #[test]

@@ -94,7 +94,8 @@ thread_local! {
 pub(crate) struct ChunkRef(u64);
 
 impl ChunkRef {
-    fn new(segment: u32, offset: u32) -> ChunkRef {
+    /// The reference to `offset` in `segment`.
+    pub(crate) fn new(segment: u32, offset: u32) -> ChunkRef {
         ChunkRef((u64::from(segment) << 32) | u64::from(offset))
     }
     /// Segment index.

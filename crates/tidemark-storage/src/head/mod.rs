@@ -70,7 +70,7 @@ use crate::postings::{postings_for_matchers, PostingsIndex};
 use crate::sample::Sample;
 use crate::Labels;
 
-pub use appender::{CommitStats, HeadAppender, SeriesHandle};
+pub use appender::{CommitStats, HeadAppender, PackedHandle, SeriesHandle};
 pub use chunk_file::{HeadChunkError, HeadChunks};
 pub use symbols::LabelsView;
 
@@ -1105,7 +1105,7 @@ impl Head {
                 m.series += 1;
                 m.labels += s.labels.heap_bytes() as u64;
                 m.series_structs += std::mem::size_of::<MemSeries>() as u64;
-                m.closed_chunk_refs += (std::mem::size_of_val(&*s.chunks)) as u64;
+                m.closed_chunk_refs += s.labels.tail().len() as u64;
                 if let Some(c) = &s.open {
                     let used = c.app.bytes().len() as u64;
                     m.open_chunk_bytes += used;
@@ -1114,7 +1114,7 @@ impl Head {
                 let total = s.heap_bytes() as u64;
                 let known = std::mem::size_of::<MemSeries>()
                     + s.labels.heap_bytes()
-                    + std::mem::size_of_val(&*s.chunks)
+                    + s.labels.tail().len()
                     + s.open.as_ref().map_or(0, |c| c.app.heap_bytes());
                 m.out_of_order += total.saturating_sub(known as u64);
             }

@@ -14,15 +14,50 @@ use crate::sample::Sample;
 pub(crate) const OOO_CAP: usize = 32;
 
 /// A closed in-order chunk, its bytes in the head chunk store: 24 bytes
-/// in RAM whatever the chunk's size.
-#[derive(Debug, Clone, Copy)]
+/// in RAM whatever the chunk's size ([`STORED_CHUNK_LEN`] when kept in a
+/// series' buffer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StoredChunk {
     pub(crate) mint: i64,
     pub(crate) maxt: i64,
     pub(crate) at: ChunkRef,
 }
 
+/// Bytes of one [`StoredChunk`] in a series' buffer: `mint`, `maxt`,
+/// segment and offset, little-endian.
+pub(crate) const STORED_CHUNK_LEN: usize = 24;
+
+/// Reads a little-endian `u64` at `at` (the caller passes whole records).
+#[inline]
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
 impl StoredChunk {
+    /// The record's bytes.
+    fn to_bytes(self) -> [u8; STORED_CHUNK_LEN] {
+        let mut b = [0u8; STORED_CHUNK_LEN];
+        b[..8].copy_from_slice(&self.mint.to_le_bytes());
+        b[8..16].copy_from_slice(&self.maxt.to_le_bytes());
+        b[16..20].copy_from_slice(&self.at.segment().to_le_bytes());
+        b[20..].copy_from_slice(&self.at.offset().to_le_bytes());
+        b
+    }
+
+    /// Decodes a record written by [`StoredChunk::to_bytes`]; `b` is
+    /// exactly [`STORED_CHUNK_LEN`] bytes.
+    #[inline]
+    fn from_bytes(b: &[u8]) -> StoredChunk {
+        let at = le_u64(b, 16);
+        StoredChunk {
+            mint: le_u64(b, 0) as i64,
+            maxt: le_u64(b, 8) as i64,
+            at: ChunkRef::new(at as u32, (at >> 32) as u32),
+        }
+    }
+
     fn to_chunk(self, series_ref: u64, store: &HeadChunks) -> Result<Chunk, HeadChunkError> {
         // XOR or sealed, as the store chose (see `chunk_file`).
         let (encoding, bytes) = store.read(self.at, Some(series_ref), self.mint, self.maxt)?;
@@ -91,6 +126,65 @@ fn decode_xor(bytes: &[u8], out: &mut Vec<Sample>) {
     }
 }
 
+/// A series' closed in-order chunks, sorted by time: the records kept
+/// after its labels (see [`SymLabels`]), read in place.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoredChunks<'a>(&'a [u8]);
+
+impl<'a> StoredChunks<'a> {
+    /// Number of chunks.
+    #[inline]
+    pub(crate) fn len(self) -> usize {
+        self.0.len() / STORED_CHUNK_LEN
+    }
+
+    /// Whether there are none.
+    #[inline]
+    pub(crate) fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `i`-th chunk.
+    #[inline]
+    pub(crate) fn get(self, i: usize) -> Option<StoredChunk> {
+        self.0.get(i * STORED_CHUNK_LEN..(i + 1) * STORED_CHUNK_LEN).map(StoredChunk::from_bytes)
+    }
+
+    /// The oldest chunk.
+    pub(crate) fn first(self) -> Option<StoredChunk> {
+        self.get(0)
+    }
+
+    /// The newest chunk.
+    pub(crate) fn last(self) -> Option<StoredChunk> {
+        self.len().checked_sub(1).and_then(|i| self.get(i))
+    }
+
+    /// The chunks in order.
+    pub(crate) fn iter(self) -> impl Iterator<Item = StoredChunk> + 'a {
+        self.0.chunks_exact(STORED_CHUNK_LEN).map(StoredChunk::from_bytes)
+    }
+
+    /// The chunks from `from` (inclusive) to `to` (exclusive).
+    fn range(self, from: usize, to: usize) -> StoredChunks<'a> {
+        StoredChunks(&self.0[from * STORED_CHUNK_LEN..to * STORED_CHUNK_LEN])
+    }
+
+    /// The index of the first chunk for which `pred` is false (`pred`
+    /// true for a prefix of the chunks), as `slice::partition_point`.
+    pub(crate) fn partition_point(self, mut pred: impl FnMut(&StoredChunk) -> bool) -> usize {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.get(mid) {
+                Some(c) if pred(&c) => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        lo
+    }
+}
+
 /// The chunk samples are being appended to. It is never empty (created
 /// with its first sample), and its start time is that sample's, decoded
 /// from the bytes when needed (rarely: chunk cuts and reads) rather than
@@ -147,12 +241,13 @@ pub(crate) enum Applied {
 /// than the open chunk's last sample. Out-of-order samples can be anywhere.
 #[derive(Debug)]
 pub(crate) struct MemSeries {
-    /// The labels as ids in the head's symbol table (see `symbols.rs`).
+    /// The labels as ids in the head's symbol table (see `symbols.rs`),
+    /// and after them, in the same exact-size allocation, the closed
+    /// in-order chunks ([`MemSeries::chunks`]): one is added per ~120
+    /// samples, so a spare slot would rarely be used; sharing the labels'
+    /// allocation saves a pointer and a length in the series and one
+    /// allocation (its header and rounding) per series.
     pub(crate) labels: SymLabels,
-    /// Closed in-order chunks, exact-size: one is added per ~120 samples,
-    /// so a spare slot (24 bytes) would rarely be used, and a boxed slice
-    /// has no capacity word (8 bytes less per series than a `Vec`).
-    pub(crate) chunks: Box<[StoredChunk]>,
     pub(crate) open: Option<OpenChunk>,
     /// The open chunk is cut when a sample at or after this time arrives
     /// (Prometheus' `nextAt`).
@@ -168,15 +263,13 @@ pub(crate) struct MemSeries {
 
 impl MemSeries {
     pub(crate) fn new(labels: SymLabels) -> MemSeries {
-        MemSeries {
-            labels,
-            chunks: Box::default(),
-            open: None,
-            next_at: i64::MIN,
-            ooo: None,
-            pending: 0,
-            logged: false,
-        }
+        MemSeries { labels, open: None, next_at: i64::MIN, ooo: None, pending: 0, logged: false }
+    }
+
+    /// The closed in-order chunks, sorted by time.
+    #[inline]
+    pub(crate) fn chunks(&self) -> StoredChunks<'_> {
+        StoredChunks(self.labels.tail())
     }
 
     /// The newest in-order sample as (t, value bits).
@@ -188,7 +281,7 @@ impl MemSeries {
     /// Whether the series holds no samples at all.
     pub(crate) fn is_empty(&self) -> bool {
         self.open.is_none()
-            && self.chunks.is_empty()
+            && self.chunks().is_empty()
             && self.ooo.as_ref().is_none_or(|o| o.chunks.is_empty() && o.buf.is_empty())
     }
 
@@ -218,8 +311,8 @@ impl MemSeries {
                 return find(&buf);
             }
         }
-        let i = self.chunks.partition_point(|c| c.maxt < t);
-        match self.chunks.get(i) {
+        let i = self.chunks().partition_point(|c| c.maxt < t);
+        match self.chunks().get(i) {
             Some(c) if c.mint <= t => {
                 buf.clear();
                 if let Err(e) = c.decode_into(series_ref, store, &mut buf) {
@@ -300,10 +393,7 @@ impl MemSeries {
     /// Writes a closed in-order chunk to the store and keeps its reference.
     fn push_closed(&mut self, series_ref: u64, mint: i64, maxt: i64, bytes: &[u8], store: &HeadChunks) {
         let at = store.write(series_ref, mint, maxt, bytes);
-        let mut chunks = std::mem::take(&mut self.chunks).into_vec();
-        chunks.reserve_exact(1);
-        chunks.push(StoredChunk { mint, maxt, at });
-        self.chunks = chunks.into_boxed_slice();
+        self.labels.extend_tail(&StoredChunk { mint, maxt, at }.to_bytes());
     }
 
     fn insert_ooo(&mut self, t: i64, v: f64) {
@@ -327,10 +417,10 @@ impl MemSeries {
                 Some((a, b)) => (a.min(lo), b.max(hi)),
             })
         };
-        if let Some(c) = self.chunks.first() {
+        if let Some(c) = self.chunks().first() {
             add(c.mint, c.maxt);
         }
-        if let Some(c) = self.chunks.last() {
+        if let Some(c) = self.chunks().last() {
             add(c.mint, c.maxt);
         }
         if let Some(c) = &self.open {
@@ -350,7 +440,7 @@ impl MemSeries {
     /// Whether any sample may lie in `[mint, maxt]` (chunk granularity).
     pub(crate) fn overlaps(&self, mint: i64, maxt: i64) -> bool {
         let hit = |lo: i64, hi: i64| lo <= maxt && hi >= mint;
-        self.chunks.iter().any(|c| hit(c.mint, c.maxt))
+        self.chunks().iter().any(|c| hit(c.mint, c.maxt))
             || self.open.as_ref().is_some_and(|c| hit(c.mint(), c.app.last_t()))
             || self.ooo.as_ref().is_some_and(|o| {
                 o.chunks.iter().any(|c| hit(c.mint, c.maxt)) || o.buf.iter().any(|s| mint <= s.t && s.t <= maxt)
@@ -371,14 +461,15 @@ impl MemSeries {
         let hit = |lo: i64, hi: i64| lo <= maxt && hi >= mint;
         // Closed chunks are sorted and do not overlap: the ones in range
         // are one run, found by binary search instead of a scan.
-        let first = self.chunks.partition_point(|c| c.maxt < mint);
-        let last = first + self.chunks[first..].partition_point(|c| c.mint <= maxt);
+        let first = self.chunks().partition_point(|c| c.maxt < mint);
+        let closed = self.chunks();
+        let last = first + closed.range(first, closed.len()).partition_point(|c| c.mint <= maxt);
         let open = self.open.as_ref().filter(|c| hit(c.mint(), c.app.last_t()));
         // Sized once: the list is held for the whole query, and growing it
         // from empty allocated room for four chunks where one or two is usual.
         let ooo_hint = self.ooo.as_ref().map_or(0, |o| o.chunks.len() + 1);
         let mut out: Vec<Chunk> = Vec::with_capacity(last - first + usize::from(open.is_some()) + ooo_hint);
-        for c in &self.chunks[first..last] {
+        for c in self.chunks().range(first, last).iter() {
             match c.to_chunk(series_ref, store) {
                 Ok(c) => out.push(c),
                 Err(e) => damaged.push(e),
@@ -417,7 +508,7 @@ impl MemSeries {
     ) -> Result<Vec<Sample>, HeadChunkError> {
         let hit = |lo: i64, hi: i64| lo < maxt && hi >= mint;
         let mut out = Vec::new();
-        for c in self.chunks.iter().filter(|c| hit(c.mint, c.maxt)) {
+        for c in self.chunks().iter().filter(|c| hit(c.mint, c.maxt)) {
             c.decode_into(Some(series_ref), store, &mut out)?;
         }
         if let Some(c) = &self.open {
@@ -448,14 +539,14 @@ impl MemSeries {
     /// freed; a chunk that straddles `mint` is re-encoded without the old
     /// samples. Returns the number of chunks freed.
     pub(crate) fn truncate(&mut self, series_ref: u64, mint: i64, store: &HeadChunks) -> usize {
-        let before = self.chunks.len();
-        if self.chunks.iter().any(|c| c.maxt < mint) {
-            let mut chunks = std::mem::take(&mut self.chunks).into_vec();
-            chunks.retain(|c| c.maxt >= mint);
-            self.chunks = chunks.into_boxed_slice();
+        let before = self.chunks().len();
+        if self.chunks().iter().any(|c| c.maxt < mint) {
+            let kept: Vec<u8> =
+                self.chunks().iter().filter(|c| c.maxt >= mint).flat_map(StoredChunk::to_bytes).collect();
+            self.labels.set_tail(&kept);
         }
-        let mut freed = before - self.chunks.len();
-        if let Some(first) = self.chunks.first().copied() {
+        let mut freed = before - self.chunks().len();
+        if let Some(first) = self.chunks().first() {
             if first.mint < mint {
                 // Re-encoded without the old samples, as a new record; the
                 // old one goes with its segment.
@@ -464,11 +555,9 @@ impl MemSeries {
                     Ok(()) => {
                         samples.retain(|s| s.t >= mint);
                         if let Some(c) = ClosedChunk::from_samples(&samples) {
-                            self.chunks[0] = StoredChunk {
-                                mint: c.mint,
-                                maxt: c.maxt,
-                                at: store.write(series_ref, c.mint, c.maxt, &c.bytes),
-                            };
+                            let at = store.write(series_ref, c.mint, c.maxt, &c.bytes);
+                            let rec = StoredChunk { mint: c.mint, maxt: c.maxt, at }.to_bytes();
+                            self.labels.tail_mut()[..STORED_CHUNK_LEN].copy_from_slice(&rec);
                         }
                     }
                     // Kept as it is: readers report it, and it is dropped
@@ -510,7 +599,7 @@ impl MemSeries {
 
     /// Number of chunks held (in-order closed + open + out-of-order closed).
     pub(crate) fn num_chunks(&self) -> usize {
-        self.chunks.len() + usize::from(self.open.is_some()) + self.ooo.as_ref().map_or(0, |o| o.chunks.len())
+        self.chunks().len() + usize::from(self.open.is_some()) + self.ooo.as_ref().map_or(0, |o| o.chunks.len())
     }
 
     /// Approximate heap bytes owned by this series (its box included; the
@@ -521,7 +610,7 @@ impl MemSeries {
         };
         std::mem::size_of::<MemSeries>()
             + self.labels.heap_bytes()
-            + std::mem::size_of_val(&*self.chunks)
+            + self.labels.tail().len()
             + self.open.as_ref().map_or(0, |c| c.app.heap_bytes())
             + self.ooo.as_ref().map_or(0, |o| {
                 std::mem::size_of::<OooData>() + closed(&o.chunks) + o.buf.capacity() * std::mem::size_of::<Sample>()
@@ -596,10 +685,10 @@ mod tests {
 
     #[test]
     fn series_struct_stays_small() {
-        // One per series, boxed: every word here costs ~3 MB at 370k series.
-        // ≤ 120 bytes: glibc serves the box from a 128-byte chunk (8 bytes
-        // of header), where 128 took a 144-byte one.
-        assert!(std::mem::size_of::<MemSeries>() <= 120, "{}", std::mem::size_of::<MemSeries>());
+        // One per series, boxed: every word here costs ~8 MB at 1 M series.
+        // ≤ 104 bytes: glibc serves the box from a 112-byte chunk (8 bytes
+        // of header, 16-byte steps), where 120 took a 128-byte one.
+        assert!(std::mem::size_of::<MemSeries>() <= 104, "{}", std::mem::size_of::<MemSeries>());
         assert_eq!(std::mem::size_of::<StoredChunk>(), 24);
     }
 
@@ -624,7 +713,7 @@ mod tests {
     /// Samples in each chunk (closed ones, then the open one).
     fn chunk_sizes(s: &MemSeries, store: &HeadChunks) -> Vec<usize> {
         let mut sizes = Vec::new();
-        for c in s.chunks.iter() {
+        for c in s.chunks().iter() {
             let mut out = Vec::new();
             c.decode_into(None, store, &mut out).unwrap();
             sizes.push(out.len());
@@ -649,7 +738,7 @@ mod tests {
             assert!(sizes.iter().filter(|&&n| n != 120).count() <= 4, "ref {r}: {sizes:?}");
             assert!((8..=10).contains(&sizes.len()), "ref {r}: {sizes:?}");
             // No chunk crosses the range boundary.
-            for c in s.chunks.iter() {
+            for c in s.chunks().iter() {
                 assert_eq!(range_end(c.mint, RANGE), range_end(c.maxt, RANGE), "ref {r}");
             }
         }

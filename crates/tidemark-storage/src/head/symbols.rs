@@ -43,15 +43,79 @@ pub(crate) struct SymbolTable {
     free: BinaryHeap<std::cmp::Reverse<u32>>,
 }
 
-/// A series' labels as symbol ids: for each pair in name order,
-/// `uvarint(name id) uvarint(value id)`. Exact size, one allocation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A series' labels as symbol ids, with bytes the series attaches after
+/// them, in one exact-size allocation:
+/// `uvarint(len(ids)) ids tail`, where `ids` holds for each pair in name
+/// order `uvarint(name id) uvarint(value id)`.
+///
+/// The tail is opaque here: the head's series keep the references of their
+/// closed chunks in it (`series.rs`), so a series' labels and chunk list
+/// share one allocation (and one pointer in the series) instead of two.
+/// Empty (the default) means no labels and no tail.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct SymLabels(Box<[u8]>);
 
 impl SymLabels {
-    /// Heap bytes of the id string.
+    /// A buffer of `ids` followed by `tail`.
+    fn build(ids: &[u8], tail: &[u8]) -> SymLabels {
+        let mut out = Vec::with_capacity(2 + ids.len() + tail.len());
+        put_uvarint(&mut out, ids.len() as u64);
+        out.extend_from_slice(ids);
+        out.extend_from_slice(tail);
+        SymLabels(out.into_boxed_slice())
+    }
+
+    /// Where the ids start and end in the buffer.
+    #[inline]
+    fn ids_span(&self) -> (usize, usize) {
+        let mut pos = 0;
+        // The prefix is always a well-formed length (written by `build`);
+        // an empty buffer has no prefix, no ids and no tail.
+        let len = next_len(&self.0, &mut pos);
+        (pos, (pos + len).min(self.0.len()))
+    }
+
+    /// The id string.
+    #[inline]
+    fn ids(&self) -> &[u8] {
+        let (a, b) = self.ids_span();
+        &self.0[a..b]
+    }
+
+    /// The bytes attached after the ids.
+    #[inline]
+    pub(crate) fn tail(&self) -> &[u8] {
+        &self.0[self.ids_span().1..]
+    }
+
+    /// The attached bytes, to overwrite in place (same length).
+    pub(crate) fn tail_mut(&mut self) -> &mut [u8] {
+        let end = self.ids_span().1;
+        &mut self.0[end..]
+    }
+
+    /// Replaces the attached bytes by `tail` (one reallocation: the buffer
+    /// stays exact-size).
+    pub(crate) fn set_tail(&mut self, tail: &[u8]) {
+        *self = SymLabels::build(self.ids(), tail);
+    }
+
+    /// Appends `more` to the attached bytes (one reallocation).
+    pub(crate) fn extend_tail(&mut self, more: &[u8]) {
+        let mut buf = std::mem::take(&mut self.0).into_vec();
+        if buf.is_empty() {
+            // No prefix yet: no labels.
+            buf.push(0);
+        }
+        buf.reserve_exact(more.len());
+        buf.extend_from_slice(more);
+        self.0 = buf.into_boxed_slice();
+    }
+
+    /// Heap bytes of the ids and their length prefix (the tail is its
+    /// owner's to count).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.0.len()
+        self.ids_span().1
     }
 
     /// Where the id string starts (for a prefetch hint).
@@ -63,7 +127,21 @@ impl SymLabels {
     /// A view that resolves the ids through `syms` (which must be the table
     /// these labels were interned in).
     pub(crate) fn view<'a>(&'a self, syms: &'a SymbolTable) -> LabelsView<'a> {
-        LabelsView { ids: &self.0, syms }
+        LabelsView { ids: self.ids(), syms }
+    }
+}
+
+/// Decodes the ids' length prefix at `pos` (0 if there is none).
+#[inline]
+fn next_len(b: &[u8], pos: &mut usize) -> usize {
+    // Fast path: fewer than 128 bytes of ids, a one-byte prefix.
+    match b.first() {
+        None => 0,
+        Some(&n) if n < 0x80 => {
+            *pos = 1;
+            usize::from(n)
+        }
+        Some(_) => next_id(b, pos).map_or(0, |n| n as usize),
     }
 }
 
@@ -150,18 +228,28 @@ impl SymbolTable {
 
     /// Interns `labels` (one use of each name and value).
     pub(crate) fn encode(&mut self, labels: &Labels) -> SymLabels {
-        let mut out = Vec::with_capacity(labels.len() * 3);
+        // A one-byte length prefix first (fewer than 128 bytes of ids, the
+        // usual case); rebuilt with a longer prefix otherwise.
+        let mut out = Vec::with_capacity(1 + labels.len() * 3);
+        out.push(0);
         for l in labels {
             put_uvarint(&mut out, u64::from(self.intern(l.name)));
             put_uvarint(&mut out, u64::from(self.intern(l.value)));
         }
-        SymLabels(out.into_boxed_slice())
+        match u8::try_from(out.len() - 1) {
+            Ok(n) if n < 0x80 => {
+                out[0] = n;
+                SymLabels(out.into_boxed_slice())
+            }
+            _ => SymLabels::build(&out[1..], &[]),
+        }
     }
 
     /// Releases every symbol `labels` uses (the series is gone).
     pub(crate) fn release_labels(&mut self, labels: &SymLabels) {
         let mut pos = 0;
-        while let Some(id) = next_id(&labels.0, &mut pos) {
+        let ids = labels.ids();
+        while let Some(id) = next_id(ids, &mut pos) {
             self.release(id);
         }
     }
@@ -391,7 +479,41 @@ mod tests {
         let mut syms = SymbolTable::default();
         let l = Labels::new([("__name__", "up"), ("job", "api"), ("le", "0.5")]).unwrap();
         let c = syms.encode(&l);
-        assert_eq!(c.heap_bytes(), 6, "one byte per string while ids are < 128");
-        assert!(syms.encode(&l) == c);
+        assert_eq!(c.heap_bytes(), 7, "a length byte, then one byte per string while ids are < 128");
+        assert_eq!(syms.encode(&l).0, c.0);
+    }
+
+    #[test]
+    fn tail_rides_behind_the_ids() {
+        let mut syms = SymbolTable::default();
+        // Short and long id strings (the long one needs a two-byte prefix).
+        let short = Labels::new([("__name__", "up"), ("job", "api")]).unwrap();
+        let long = Labels::new((0..100).map(|i| (format!("n{i:03}"), format!("v{i}")))).unwrap();
+        for l in [&short, &long] {
+            let mut c = syms.encode(l);
+            assert!(c.tail().is_empty());
+            c.extend_tail(&[1, 2, 3]);
+            c.extend_tail(&[4]);
+            assert_eq!(c.tail(), &[1, 2, 3, 4]);
+            c.tail_mut()[0] = 9;
+            assert_eq!(c.tail(), &[9, 2, 3, 4]);
+            assert_eq!(c.view(&syms).to_labels(), *l);
+            c.set_tail(&[7]);
+            assert_eq!(c.tail(), &[7]);
+            assert_eq!(c.view(&syms).to_labels(), *l);
+            assert_eq!(c.0.len(), c.heap_bytes() + 1);
+            c.set_tail(&[]);
+            assert!(c.tail().is_empty());
+            syms.release_labels(&c);
+        }
+        assert_eq!(syms.len(), 0, "the tail is never read as ids");
+        // No labels: a tail alone.
+        let mut none = SymLabels::default();
+        assert!(none.tail().is_empty() && none.view(&syms).is_empty());
+        none.extend_tail(&[5, 6]);
+        assert_eq!(none.tail(), &[5, 6]);
+        assert!(none.view(&syms).is_empty());
+        none.set_tail(&[]);
+        assert!(none.tail().is_empty());
     }
 }
