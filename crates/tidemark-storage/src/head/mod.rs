@@ -286,8 +286,10 @@ type SeriesShard = SeriesSlots;
 
 /// Refs between two stages of the select loop's prefetching (see
 /// `Head::prefetch_ahead`): a stage's loads have this many series' work
-/// to arrive in.
-const SELECT_PREFETCH_STRIDE: usize = 8;
+/// to arrive in. 4 is the distance measured against the build without
+/// prefetching (`benches/results/perf-query7-2026-12-06g.md`); 8 measured
+/// within noise of 4.
+const SELECT_PREFETCH_STRIDE: usize = 4;
 
 /// A lock shard on its own cache line: the lock word and the map header
 /// are fetched together, and neighbouring shards never share a line.
