@@ -881,16 +881,17 @@ impl Head {
         }
         if let Some(&r) = refs.get(i + SELECT_PREFETCH_STRIDE / 2) {
             if let Some(s) = self.series_shard(r).lock().get(&r) {
-                // The newest closed chunks (a query's range is usually at
-                // the end), the open chunk's first bytes (its start time is
-                // decoded from them and the chunk is copied), the label ids.
-                if let Some(c) = s.chunks.last() {
-                    prefetch((c as *const series::StoredChunk).cast());
+                // The label ids, the newest closed chunk's record (a query's
+                // range is usually at the end; the records ride behind the
+                // ids in the same buffer), the open chunk's first bytes (its
+                // start time is decoded from them and the chunk is copied).
+                prefetch(s.labels.addr());
+                if let Some(last) = s.labels.tail().last() {
+                    prefetch(last as *const u8);
                 }
                 if let Some(c) = &s.open {
                     prefetch(c.app.bytes().as_ptr());
                 }
-                prefetch(s.labels.addr());
             }
         }
     }
