@@ -886,8 +886,8 @@ impl Head {
                 // ids in the same buffer), the open chunk's first bytes (its
                 // start time is decoded from them and the chunk is copied).
                 prefetch(s.labels.addr());
-                if let Some(last) = s.labels.tail().last() {
-                    prefetch(last as *const u8);
+                if let Some(p) = s.chunks().newest_record_end() {
+                    prefetch(p);
                 }
                 if let Some(c) = &s.open {
                     prefetch(c.app.bytes().as_ptr());
@@ -1108,7 +1108,7 @@ impl Head {
                 m.series += 1;
                 m.labels += s.labels.heap_bytes() as u64;
                 m.series_structs += std::mem::size_of::<MemSeries>() as u64;
-                m.closed_chunk_refs += s.labels.tail().len() as u64;
+                m.closed_chunk_refs += s.chunks().byte_len() as u64;
                 if let Some(c) = &s.open {
                     let used = c.app.bytes().len() as u64;
                     m.open_chunk_bytes += used;
@@ -1117,7 +1117,7 @@ impl Head {
                 let total = s.heap_bytes() as u64;
                 let known = std::mem::size_of::<MemSeries>()
                     + s.labels.heap_bytes()
-                    + s.labels.tail().len()
+                    + s.chunks().byte_len()
                     + s.open.as_ref().map_or(0, |c| c.app.heap_bytes());
                 m.out_of_order += total.saturating_sub(known as u64);
             }

@@ -160,6 +160,19 @@ impl<'a> StoredChunks<'a> {
         self.len().checked_sub(1).and_then(|i| self.get(i))
     }
 
+    /// Heap bytes of the records.
+    #[inline]
+    pub(crate) fn byte_len(self) -> usize {
+        self.0.len()
+    }
+
+    /// Where the newest chunk's record ends (its last byte), for a
+    /// prefetch hint.
+    #[inline]
+    pub(crate) fn newest_record_end(self) -> Option<*const u8> {
+        self.0.last().map(|b| b as *const u8)
+    }
+
     /// The chunks in order.
     pub(crate) fn iter(self) -> impl Iterator<Item = StoredChunk> + 'a {
         self.0.chunks_exact(STORED_CHUNK_LEN).map(StoredChunk::from_bytes)
@@ -311,8 +324,8 @@ impl MemSeries {
                 return find(&buf);
             }
         }
-        let i = self.chunks().partition_point(|c| c.maxt < t);
-        match self.chunks().get(i) {
+        let closed = self.chunks();
+        match closed.get(closed.partition_point(|c| c.maxt < t)) {
             Some(c) if c.mint <= t => {
                 buf.clear();
                 if let Err(e) = c.decode_into(series_ref, store, &mut buf) {
@@ -461,15 +474,15 @@ impl MemSeries {
         let hit = |lo: i64, hi: i64| lo <= maxt && hi >= mint;
         // Closed chunks are sorted and do not overlap: the ones in range
         // are one run, found by binary search instead of a scan.
-        let first = self.chunks().partition_point(|c| c.maxt < mint);
         let closed = self.chunks();
+        let first = closed.partition_point(|c| c.maxt < mint);
         let last = first + closed.range(first, closed.len()).partition_point(|c| c.mint <= maxt);
         let open = self.open.as_ref().filter(|c| hit(c.mint(), c.app.last_t()));
         // Sized once: the list is held for the whole query, and growing it
         // from empty allocated room for four chunks where one or two is usual.
         let ooo_hint = self.ooo.as_ref().map_or(0, |o| o.chunks.len() + 1);
         let mut out: Vec<Chunk> = Vec::with_capacity(last - first + usize::from(open.is_some()) + ooo_hint);
-        for c in self.chunks().range(first, last).iter() {
+        for c in closed.range(first, last).iter() {
             match c.to_chunk(series_ref, store) {
                 Ok(c) => out.push(c),
                 Err(e) => damaged.push(e),
@@ -610,7 +623,7 @@ impl MemSeries {
         };
         std::mem::size_of::<MemSeries>()
             + self.labels.heap_bytes()
-            + self.labels.tail().len()
+            + self.chunks().byte_len()
             + self.open.as_ref().map_or(0, |c| c.app.heap_bytes())
             + self.ooo.as_ref().map_or(0, |o| {
                 std::mem::size_of::<OooData>() + closed(&o.chunks) + o.buf.capacity() * std::mem::size_of::<Sample>()
