@@ -421,6 +421,13 @@ fn round_small(x: f64) -> Option<i64> {
     }
 }
 
+/// The mantissa nearest the value `bits` scaled by `10^k`, if it is below
+/// 2^53 in magnitude (NaN and ±Inf have none).
+#[inline(always)]
+fn nearest_mantissa(bits: u64, k: usize) -> Option<i64> {
+    round_small(f64::from_bits(bits) * POW10[k]).filter(|m| m.unsigned_abs() < 1 << 53)
+}
+
 /// The decoder's formula. The encoder keeps a mantissa only if this exact
 /// expression gives back the original bits.
 #[inline(always)]
@@ -431,11 +438,7 @@ fn decimal_value(m: i64, k: usize) -> f64 {
 /// The mantissa `m` with `decimal_value(m, k)` bit-identical to `bits`, if any.
 #[inline]
 fn decimal_fit(bits: u64, k: usize) -> Option<i64> {
-    // NaN and ±Inf fail the range check too.
-    let m = round_small(f64::from_bits(bits) * POW10[k])?;
-    if m.unsigned_abs() >= 1 << 53 {
-        return None;
-    }
+    let m = nearest_mantissa(bits, k)?;
     (decimal_value(m, k).to_bits() == bits).then_some(m)
 }
 
@@ -444,10 +447,7 @@ fn decimal_fit(bits: u64, k: usize) -> Option<i64> {
 /// small. Exact fits have correction 0.
 #[inline]
 fn near_decimal_fit(bits: u64, k: usize) -> Option<(i64, i64)> {
-    let m = round_small(f64::from_bits(bits) * POW10[k])?;
-    if m.unsigned_abs() >= 1 << 53 {
-        return None;
-    }
+    let m = nearest_mantissa(bits, k)?;
     let c = bits.wrapping_sub(decimal_value(m, k).to_bits()) as i64;
     (c.unsigned_abs() <= MAX_ULP_CORRECTION as u64).then_some((m, c))
 }
