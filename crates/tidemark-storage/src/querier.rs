@@ -825,15 +825,7 @@ mod tests {
 
     #[test]
     fn head_select_unlabelled_holds_what_select_holds() {
-        let db = crate::Db::in_memory().unwrap();
-        let mut app = db.appender();
-        for (i, job) in ["z", "m", "a"].iter().enumerate() {
-            for inst in 0..30 {
-                let l = Labels::new([("__name__", "up"), ("job", job), ("i", &format!("{inst:02}"))]).unwrap();
-                app.append(&l, 1_000 + i as i64, inst as f64).unwrap();
-            }
-        }
-        app.commit().unwrap();
+        let db = db_of_up_series(&["z", "m", "a"]);
         let q = db.querier(0, 10_000);
         for ms in [
             vec![Matcher::equal("__name__", "up")],
@@ -851,6 +843,21 @@ mod tests {
         }
         // Outside the head's data: nothing.
         assert!(db.querier(20_000, 30_000).select_unlabelled(&[Matcher::equal("__name__", "up")]).unwrap().is_empty());
+    }
+
+    /// A database holding 30 `up` series per job, created job by job in
+    /// the order given (one sample each, at 1,000 + the job's position).
+    fn db_of_up_series(jobs: &[&str]) -> crate::Db {
+        let db = crate::Db::in_memory().unwrap();
+        let mut app = db.appender();
+        for (i, job) in jobs.iter().enumerate() {
+            for inst in 0..30 {
+                let l = Labels::new([("__name__", "up"), ("job", job), ("i", &format!("{inst:02}"))]).unwrap();
+                app.append(&l, 1_000 + i as i64, inst as f64).unwrap();
+            }
+        }
+        app.commit().unwrap();
+        db
     }
 
     fn names_and_samples(out: &[Series]) -> Vec<(String, Vec<(i64, f64)>)> {
@@ -892,16 +899,8 @@ mod tests {
 
     #[test]
     fn head_select_unordered_holds_what_select_holds() {
-        let db = crate::Db::in_memory().unwrap();
-        let mut app = db.appender();
         // Created out of label order, so ref order differs from it.
-        for (i, job) in ["z", "m", "a", "q", "b"].iter().enumerate() {
-            for inst in 0..30 {
-                let l = Labels::new([("__name__", "up"), ("job", job), ("i", &format!("{inst:02}"))]).unwrap();
-                app.append(&l, 1_000 + i as i64, inst as f64).unwrap();
-            }
-        }
-        app.commit().unwrap();
+        let db = db_of_up_series(&["z", "m", "a", "q", "b"]);
         let q = db.querier(0, 10_000);
         for ms in [
             vec![Matcher::equal("__name__", "up")],
