@@ -42,6 +42,7 @@ pub mod placement;
 pub mod queries;
 pub mod report;
 pub mod rules;
+pub mod sweep;
 pub mod systems;
 
 use std::path::{Path, PathBuf};
@@ -240,6 +241,18 @@ pub struct CompareArgs {
     /// Concurrent remote-write senders.
     #[arg(long, default_value_t = 4)]
     pub senders: usize,
+    /// After the main run, measure ingest alone at each of these sender
+    /// counts (comma-separated, e.g. `2,4,8,16`; `--senders` is always
+    /// added): for each count every system starts on a fresh data directory
+    /// and gets the whole load, and its wall rate, server CPU per sample and
+    /// peak RSS are reported per system and count, with the ratios at each
+    /// system's best count and at `--senders`.
+    #[arg(long, value_delimiter = ',')]
+    pub ingest_sweep: Vec<usize>,
+    /// Run only the `--ingest-sweep`, not the main run (no queries, no
+    /// persisted bytes).
+    #[arg(long, requires = "ingest_sweep")]
+    pub ingest_sweep_only: bool,
     /// Samples per remote-write request (Prometheus 3.x sends up to 2000).
     #[arg(long, default_value_t = 2000)]
     pub per_request: usize,
@@ -394,9 +407,14 @@ pub fn run(args: &CompareArgs) -> Result<Report, CompareError> {
             Ok((Load::synthetic(opts), points))
         }));
     }
+    let sweep_counts = sweep::sender_counts(&args.ingest_sweep, args.senders)?;
     let mut markdown = String::new();
     for make in loads {
         let (load, points) = make()?;
+        if !sweep_counts.is_empty() && args.ingest_sweep_only {
+            run_sweep(args, &systems, &sweep_counts, &load, &bins, &mut report, &mut markdown)?;
+            continue;
+        }
         let load_report = run_load(args, &load, points, &bins, &seeds_path)?;
         let text = report::render_load(&load_report, &report.versions);
         println!("{text}");
@@ -411,6 +429,9 @@ pub fn run(args: &CompareArgs) -> Result<Report, CompareError> {
                 disagreements.join("; ")
             )));
         }
+        if !sweep_counts.is_empty() {
+            run_sweep(args, &systems, &sweep_counts, &load, &bins, &mut report, &mut markdown)?;
+        }
     }
     let goals = report::render_goals(&report);
     println!("{goals}");
@@ -418,6 +439,26 @@ pub fn run(args: &CompareArgs) -> Result<Report, CompareError> {
     report::write_text(&args.markdown, &format!("{}{markdown}", report::render_header(&report)))?;
     eprintln!("JSON report: {}; markdown: {}", args.json.display(), args.markdown.display());
     Ok(report)
+}
+
+/// Runs the ingest sweep of one load, adds it to the report and its tables
+/// to the markdown, and writes both files.
+fn run_sweep(
+    args: &CompareArgs,
+    systems: &[SystemKind],
+    counts: &[usize],
+    load: &Load,
+    bins: &TidemarkBins,
+    report: &mut Report,
+    markdown: &mut String,
+) -> Result<(), CompareError> {
+    let s = sweep::run(args, systems, counts, load, bins)?;
+    let text = sweep::render(&s, &report.versions);
+    println!("{text}");
+    markdown.push_str(&text);
+    report.sweeps.push(s);
+    report.write_json(&args.json)?;
+    report::write_text(&args.markdown, &format!("{}{markdown}", report::render_header(report)))
 }
 
 /// The case in words, for the log and the report.
@@ -575,6 +616,7 @@ fn run_load(
         request_bytes,
         requests,
         phases,
+        senders: args.senders,
         timing: args.timing(),
         block_cut: args.shape().block_cut,
         first_ms: load.first_ms,
@@ -632,84 +674,16 @@ fn run_group(
     seeds: &[QuerySpec],
     bins: &TidemarkBins,
 ) -> Result<GroupResult, CompareError> {
-    let mut members = Vec::new();
-    for &kind in kinds {
-        let running = Running::start(kind, &bins.for_kind(kind))?;
-        let url = format!("{}/api/v1/write", running.process().url());
-        let cpu_start = running.process().stats()?.cpu_seconds;
-        members.push(Member { running, url, cpu_start, cpu_in_queries: 0.0, send_seconds: 0.0 });
-    }
+    let mut members = start_members(kinds, bins)?;
+    let sent = send_load(args, &mut members, load, args.senders, points, seeds)?;
+    let (requests, request_bytes) = (sent.requests, sent.request_bytes);
+    let (plan_len, mut point_results) = (sent.phases, sent.points);
     let rounds = load.rounds();
-    let per_round = (load.samples / rounds.max(1) as u64).max(1);
-    let phase_rounds = (args.phase_samples / per_round).max(1) as usize;
-    let plan = plan_phases(rounds, phase_rounds, points);
-    let mut builder: RequestBuilder<'_> = load.request_builder(args.senders, args.per_request);
-    let (mut requests, mut request_bytes) = (0usize, 0u64);
-    let mut point_results = Vec::new();
-    let bar = progress_bar(load.samples * members.len() as u64, "ingest".into());
-    let sent = AtomicU64::new(0);
-    let build_time = Instant::now();
-    let mut build_seconds = 0.0;
-    for &(phase_rounds, query_after) in &plan {
-        let t = Instant::now();
-        let phase = builder.next_rounds(phase_rounds, |_| {});
-        build_seconds += t.elapsed().as_secs_f64();
-        requests += phase.iter().map(Vec::len).sum::<usize>();
-        request_bytes += phase.iter().flatten().map(|r| r.body.len() as u64).sum::<u64>();
-        for m in &mut members {
-            bar.set_prefix(format!("→ {}", m.running.kind.name()));
-            m.send_seconds += send_phase(&m.running, &m.url, &phase, &bar, &sent)?;
-        }
-        drop(phase);
-        if query_after && !builder.finished() {
-            let r = run_point(args, &mut members, load, builder.round(), seeds, &bar)?;
-            point_results.push(r);
-        }
-    }
-    bar.finish_and_clear();
-    eprintln!(
-        "  {} phases, {requests} requests, {:.1} MB snappy ({:.1} bytes/sample), encoded in {build_seconds:.1} s of {:.1?}",
-        plan.len(),
-        request_bytes as f64 / 1e6,
-        request_bytes as f64 / load.samples as f64,
-        build_time.elapsed()
-    );
-    drop(builder);
-    // Deferred work (VictoriaMetrics' in-memory parts, head bookkeeping)
-    // belongs to ingestion too.
-    std::thread::sleep(Duration::from_secs(3));
+    settle(args, &members, load);
     let cut = args.shape().block_cut;
-    if cut == BlockCut::During && load.kind == load::LoadKind::Synthetic {
-        // The cut lands in a maintenance round (every 30 s) after the data
-        // reached it: take the figures once it has, so they always include
-        // it. Its CPU counts as ingest.
-        let t0 = Instant::now();
-        for m in members.iter().filter(|m| is_tidemark(m.running.kind)) {
-            let dir = m.running.data_dir();
-            while (!placement::has_block(dir) || placement::checkpoint_in_progress(dir))
-                && t0.elapsed() < Duration::from_secs(300)
-            {
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-        eprintln!(
-            "  waited {:.1} s after ingest for Tidemark's block cut and its checkpoint",
-            t0.elapsed().as_secs_f64()
-        );
-    }
     let mut ingest = Vec::new();
     for m in &members {
-        let after = m.running.process().stats()?;
-        let cpu = after.cpu_seconds - m.cpu_start - m.cpu_in_queries;
-        let figures = IngestFigures {
-            seconds: m.send_seconds,
-            samples_per_second: load.samples as f64 / m.send_seconds,
-            cpu_seconds: cpu,
-            cpu_seconds_per_million: cpu / (load.samples as f64 / 1e6),
-            peak_rss_bytes: after.peak_rss_bytes,
-            rss_bytes: after.rss_bytes,
-            peak_rss_per_series: after.peak_rss_bytes as f64 / load.series.len() as f64,
-        };
+        let figures = ingest_figures(m, load)?;
         let live = systems::dir_bytes(m.running.data_dir());
         let by_entry = systems::dir_bytes_by_entry(m.running.data_dir());
         let block = is_tidemark(m.running.kind).then(|| placement::has_block(m.running.data_dir()));
@@ -782,7 +756,119 @@ fn run_group(
     for m in members {
         m.running.stop()?;
     }
-    Ok(GroupResult { systems: reports, points: point_results, requests, request_bytes, phases: plan.len() })
+    Ok(GroupResult { systems: reports, points: point_results, requests, request_bytes, phases: plan_len })
+}
+
+/// Starts every system of `kinds` on a fresh data directory, noting the
+/// CPU each has used before the first write.
+fn start_members(kinds: &[SystemKind], bins: &TidemarkBins) -> Result<Vec<Member>, CompareError> {
+    let mut members = Vec::new();
+    for &kind in kinds {
+        let running = Running::start(kind, &bins.for_kind(kind))?;
+        let url = format!("{}/api/v1/write", running.process().url());
+        let cpu_start = running.process().stats()?.cpu_seconds;
+        members.push(Member { running, url, cpu_start, cpu_in_queries: 0.0, send_seconds: 0.0 });
+    }
+    Ok(members)
+}
+
+/// What sending a whole load gave.
+struct Sent {
+    requests: usize,
+    request_bytes: u64,
+    phases: usize,
+    /// The query points run during ingest (not the one at the end).
+    points: Vec<PointResult>,
+}
+
+/// Encodes the load phase by phase for `senders` concurrent senders and
+/// sends each phase to every member in turn (their order as given), running
+/// the query points that fall before the end of the load.
+fn send_load(
+    args: &CompareArgs,
+    members: &mut [Member],
+    load: &Load,
+    senders: usize,
+    points: usize,
+    seeds: &[QuerySpec],
+) -> Result<Sent, CompareError> {
+    let rounds = load.rounds();
+    let per_round = (load.samples / rounds.max(1) as u64).max(1);
+    let phase_rounds = (args.phase_samples / per_round).max(1) as usize;
+    let plan = plan_phases(rounds, phase_rounds, points);
+    let mut builder: RequestBuilder<'_> = load.request_builder(senders, args.per_request);
+    let (mut requests, mut request_bytes) = (0usize, 0u64);
+    let mut point_results = Vec::new();
+    let bar = progress_bar(load.samples * members.len() as u64, "ingest".into());
+    let sent = AtomicU64::new(0);
+    let build_time = Instant::now();
+    let mut build_seconds = 0.0;
+    for &(phase_rounds, query_after) in &plan {
+        let t = Instant::now();
+        let phase = builder.next_rounds(phase_rounds, |_| {});
+        build_seconds += t.elapsed().as_secs_f64();
+        requests += phase.iter().map(Vec::len).sum::<usize>();
+        request_bytes += phase.iter().flatten().map(|r| r.body.len() as u64).sum::<u64>();
+        for m in members.iter_mut() {
+            bar.set_prefix(format!("→ {}", m.running.kind.name()));
+            m.send_seconds += send_phase(&m.running, &m.url, &phase, &bar, &sent)?;
+        }
+        drop(phase);
+        if query_after && !builder.finished() {
+            let r = run_point(args, members, load, builder.round(), seeds, &bar)?;
+            point_results.push(r);
+        }
+    }
+    bar.finish_and_clear();
+    eprintln!(
+        "  {} phases, {requests} requests from {senders} senders, {:.1} MB snappy ({:.1} bytes/sample), encoded in {build_seconds:.1} s of {:.1?}",
+        plan.len(),
+        request_bytes as f64 / 1e6,
+        request_bytes as f64 / load.samples as f64,
+        build_time.elapsed()
+    );
+    Ok(Sent { requests, request_bytes, phases: plan.len(), points: point_results })
+}
+
+/// Lets deferred ingest work finish before the figures are taken: 3 s for
+/// every system (VictoriaMetrics' in-memory parts, head bookkeeping), and
+/// with `--block-cut during` until Tidemark has cut its block and
+/// checkpointed (at most 5 min). That CPU counts as ingest.
+fn settle(args: &CompareArgs, members: &[Member], load: &Load) {
+    std::thread::sleep(Duration::from_secs(3));
+    if args.shape().block_cut == BlockCut::During && load.kind == load::LoadKind::Synthetic {
+        // The cut lands in a maintenance round (every 30 s) after the data
+        // reached it: take the figures once it has, so they always include
+        // it.
+        let t0 = Instant::now();
+        for m in members.iter().filter(|m| is_tidemark(m.running.kind)) {
+            let dir = m.running.data_dir();
+            while (!placement::has_block(dir) || placement::checkpoint_in_progress(dir))
+                && t0.elapsed() < Duration::from_secs(300)
+            {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        eprintln!(
+            "  waited {:.1} s after ingest for Tidemark's block cut and its checkpoint",
+            t0.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// A member's ingest figures for the whole load, now (after [`settle`]).
+fn ingest_figures(m: &Member, load: &Load) -> Result<IngestFigures, CompareError> {
+    let after = m.running.process().stats()?;
+    let cpu = after.cpu_seconds - m.cpu_start - m.cpu_in_queries;
+    Ok(IngestFigures {
+        seconds: m.send_seconds,
+        samples_per_second: load.samples as f64 / m.send_seconds,
+        cpu_seconds: cpu,
+        cpu_seconds_per_million: cpu / (load.samples as f64 / 1e6),
+        peak_rss_bytes: after.peak_rss_bytes,
+        rss_bytes: after.rss_bytes,
+        peak_rss_per_series: after.peak_rss_bytes as f64 / load.series.len() as f64,
+    })
 }
 
 fn is_tidemark(kind: SystemKind) -> bool {

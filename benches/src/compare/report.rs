@@ -6,6 +6,7 @@ use std::path::Path;
 use super::load::LoadKind;
 use super::placement::BlockCut;
 use super::queries::{Agreement, QuerySpec, Timed};
+use super::sweep::{self, IngestSweep};
 use super::systems::{package_version, Persisted, SystemKind};
 use super::{CompareError, Timing};
 
@@ -20,8 +21,10 @@ pub struct Report {
     pub versions: Vec<(String, String)>,
     /// The command line.
     pub command: String,
-    /// One entry per load.
+    /// One entry per load (none with `--ingest-sweep-only`).
     pub loads: Vec<LoadReport>,
+    /// The ingest sweep of each load (`--ingest-sweep`; empty without).
+    pub sweeps: Vec<IngestSweep>,
 }
 
 /// One load's figures.
@@ -43,6 +46,8 @@ pub struct LoadReport {
     pub request_bytes: u64,
     /// Ingest phases the load was encoded and sent in.
     pub phases: usize,
+    /// Concurrent remote-write senders (`--senders`): the fixed client.
+    pub senders: usize,
     /// How query latency was taken.
     pub timing: Timing,
     /// Where the load sits against the 2 h block boundaries.
@@ -195,6 +200,7 @@ impl Report {
             ],
             command: std::env::args().collect::<Vec<_>>().join(" "),
             loads: Vec::new(),
+            sweeps: Vec::new(),
         }
     }
 
@@ -241,7 +247,7 @@ pub fn machine() -> String {
 
 /// A system's column title, with the peer's version from the report's
 /// `versions` (read once, when the report was made).
-fn label(kind: SystemKind, versions: &[(String, String)]) -> String {
+pub(super) fn label(kind: SystemKind, versions: &[(String, String)]) -> String {
     match kind {
         SystemKind::Prometheus | SystemKind::VictoriaMetrics => {
             let version = versions.iter().find(|(name, _)| name == kind.name()).map_or("", |(_, v)| v.as_str());
@@ -255,7 +261,7 @@ fn short_version(v: &str) -> &str {
     v.split(['+', '-']).next().unwrap_or(v)
 }
 
-fn thousands(x: f64) -> String {
+pub(super) fn thousands(x: f64) -> String {
     if !x.is_finite() {
         return "–".into();
     }
@@ -272,14 +278,14 @@ fn thousands(x: f64) -> String {
 }
 
 /// `ours / theirs` as `0.52×`, or `–` when either is missing.
-fn ratio(ours: Option<f64>, theirs: Option<f64>) -> String {
+pub(super) fn ratio(ours: Option<f64>, theirs: Option<f64>) -> String {
     match (ours, theirs) {
         (Some(a), Some(b)) if b > 0.0 && a.is_finite() && b.is_finite() => format!("{:.2}×", a / b),
         _ => "–".into(),
     }
 }
 
-fn mib(bytes: u64) -> f64 {
+pub(super) fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
 
@@ -576,12 +582,44 @@ pub fn render_goals(r: &Report) -> String {
         };
         let (p, v) = (get(SystemKind::Prometheus), get(SystemKind::VictoriaMetrics));
         let _ = writeln!(o, "{}:\n", l.description);
-        for g in goal_verdicts(t, p, v, l.final_queries()) {
+        for g in goal_verdicts(t, p, v, l.final_queries(), l.senders) {
             let _ = writeln!(o, "- {g}");
         }
         let _ = writeln!(o);
     }
+    for s in &r.sweeps {
+        let _ = writeln!(
+            o,
+            "{}, ingest sweep over {:?} senders (the ingest goals both ways: with the fixed client every system gets the same sender count; at its best count each system gets the concurrency that suits it):\n",
+            s.description, s.sender_counts
+        );
+        match sweep::goal_lines(s) {
+            Some(lines) => {
+                for g in lines {
+                    let _ = writeln!(o, "- {g}");
+                }
+            }
+            None => {
+                let _ = writeln!(o, "- not judged (Tidemark is not in this run)");
+            }
+        }
+        let _ = writeln!(o);
+    }
     o
+}
+
+/// One goal's line: "met" or "NOT met" with the ratio of Tidemark's figure
+/// to the peer's (`peer`: both figures), or "not judged" when the peer
+/// (`missing`) did not run or a figure is missing.
+pub(super) fn judge(what: &str, peer: Option<(f64, f64)>, met: fn(f64) -> bool, missing: &str) -> String {
+    match peer {
+        Some((ours, theirs)) if theirs > 0.0 && ours.is_finite() && theirs.is_finite() => {
+            let ratio = ours / theirs;
+            format!("{what}: {} ({ratio:.2}×)", if met(ratio) { "met" } else { "NOT met" })
+        }
+        Some(_) => format!("{what}: not judged (no figure measured)"),
+        None => format!("{what}: not judged ({missing} not in this run)"),
+    }
 }
 
 /// One line per goal of issue 13: "met", "NOT met" with the ratio, or "not
@@ -591,28 +629,22 @@ fn goal_verdicts(
     p: Option<&SystemReport>,
     v: Option<&SystemReport>,
     queries: &[QueryReport],
+    senders: usize,
 ) -> Vec<String> {
     let mut out = Vec::new();
     let mut goal = |what: &str, peer: Option<(f64, f64)>, met: fn(f64) -> bool, missing: &str| {
-        out.push(match peer {
-            Some((ours, theirs)) if theirs > 0.0 && ours.is_finite() && theirs.is_finite() => {
-                let ratio = ours / theirs;
-                format!("{what}: {} ({ratio:.2}×)", if met(ratio) { "met" } else { "NOT met" })
-            }
-            Some(_) => format!("{what}: not judged (no figure measured)"),
-            None => format!("{what}: not judged ({missing} not in this run)"),
-        });
+        out.push(judge(what, peer, met, missing));
     };
     const VM: &str = "VictoriaMetrics";
     const PROM: &str = "Prometheus";
     goal(
-        "server CPU per sample ≤ 0.5× VictoriaMetrics'",
+        &format!("server CPU per sample ≤ 0.5× VictoriaMetrics' — fixed client, both at {senders} senders"),
         v.map(|v| (t.ingest.cpu_seconds_per_million, v.ingest.cpu_seconds_per_million)),
         |r| r <= 0.5,
         VM,
     );
     goal(
-        "ingest rate ≥ 1.5× VictoriaMetrics'",
+        &format!("ingest rate ≥ 1.5× VictoriaMetrics' — fixed client, both at {senders} senders"),
         v.map(|v| (t.ingest.samples_per_second, v.ingest.samples_per_second)),
         |r| r >= 1.5,
         VM,
@@ -700,20 +732,23 @@ mod tests {
     fn goals_are_judged_against_the_peers_that_ran() {
         let t = system(SystemKind::Tidemark, 1.0, 300.0, 70, 10, 1.2);
         let v = system(SystemKind::VictoriaMetrics, 1.0, 100.0, 100, 99, 1.3);
-        let lines = goal_verdicts(&t, None, Some(&v), &[]);
+        let lines = goal_verdicts(&t, None, Some(&v), &[], 4);
         assert_eq!(lines.len(), 7, "{lines:#?}");
-        assert_eq!(lines[0], "server CPU per sample ≤ 0.5× VictoriaMetrics': NOT met (1.00×)");
-        assert_eq!(lines[1], "ingest rate ≥ 1.5× VictoriaMetrics': met (3.00×)");
+        assert_eq!(
+            lines[0],
+            "server CPU per sample ≤ 0.5× VictoriaMetrics' — fixed client, both at 4 senders: NOT met (1.00×)"
+        );
+        assert_eq!(lines[1], "ingest rate ≥ 1.5× VictoriaMetrics' — fixed client, both at 4 senders: met (3.00×)");
         assert_eq!(lines[2], "peak RSS after ingest ≤ 0.8× VictoriaMetrics': met (0.70×)");
         assert_eq!(lines[3], "live data dir after ingest ≤ 0.5× Prometheus': not judged (Prometheus not in this run)");
         assert!(lines[4].ends_with(": met (0.92×)"), "{}", lines[4]);
         assert_eq!(lines[5], "every heavy query ≤ 0.7× VM's median: not judged (no heavy query answered by both)");
         assert_eq!(lines[6], "every heavy query ≤ 0.3× Prometheus' median: not judged (Prometheus not in this run)");
         let p = system(SystemKind::Prometheus, 3.0, 50.0, 300, 40, 1.5);
-        let lines = goal_verdicts(&t, Some(&p), None, &[]);
+        let lines = goal_verdicts(&t, Some(&p), None, &[], 8);
         assert_eq!(
             lines[0],
-            "server CPU per sample ≤ 0.5× VictoriaMetrics': not judged (VictoriaMetrics not in this run)"
+            "server CPU per sample ≤ 0.5× VictoriaMetrics' — fixed client, both at 8 senders: not judged (VictoriaMetrics not in this run)"
         );
         assert_eq!(lines[3], "live data dir after ingest ≤ 0.5× Prometheus': met (0.25×)");
     }
