@@ -355,6 +355,19 @@ mod tests {
         }
     }
 
+    /// Tidemark and VictoriaMetrics at 4 (the fixed count) and 8 senders;
+    /// both are fastest at 8.
+    fn two_systems_two_counts() -> IngestSweep {
+        use SystemKind::*;
+        let points = vec![
+            point(Tidemark, 4, 1.2e6, 0.8),
+            point(VictoriaMetrics, 4, 1.0e6, 1.6),
+            point(VictoriaMetrics, 8, 1.25e6, 1.5),
+            point(Tidemark, 8, 2.0e6, 0.6),
+        ];
+        sweep(points, 4)
+    }
+
     #[test]
     fn the_sender_counts_include_the_fixed_one_once() {
         assert_eq!(sender_counts(&[], 4).ok(), Some(vec![]));
@@ -394,16 +407,7 @@ mod tests {
 
     #[test]
     fn the_summary_gives_ratios_at_the_best_and_at_the_fixed_count() {
-        use SystemKind::*;
-        let s = sweep(
-            vec![
-                point(Tidemark, 4, 1.2e6, 0.8),
-                point(VictoriaMetrics, 4, 1.0e6, 1.6),
-                point(VictoriaMetrics, 8, 1.25e6, 1.5),
-                point(Tidemark, 8, 2.0e6, 0.6),
-            ],
-            4,
-        );
+        let s = two_systems_two_counts();
         let versions = [("victoria-metrics".to_string(), "1.79.0+ds-1".to_string())];
         let rows = summary_rows(&s, &versions);
         let find = |start: &str| rows.iter().find(|r| r.starts_with(start)).cloned().unwrap_or_default();
@@ -436,15 +440,7 @@ mod tests {
     #[test]
     fn the_ingest_goals_are_judged_both_ways() {
         use SystemKind::*;
-        let s = sweep(
-            vec![
-                point(Tidemark, 4, 1.2e6, 0.8),
-                point(VictoriaMetrics, 4, 1.0e6, 1.6),
-                point(VictoriaMetrics, 8, 1.25e6, 1.5),
-                point(Tidemark, 8, 2.0e6, 0.6),
-            ],
-            4,
-        );
+        let s = two_systems_two_counts();
         let lines = goal_lines(&s).unwrap_or_default();
         assert_eq!(
             lines,
