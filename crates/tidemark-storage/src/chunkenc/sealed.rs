@@ -372,32 +372,123 @@ fn put_timestamps(body: &mut Vec<u8>, samples: &[Sample]) -> u8 {
 /// (its bit length). Repetitive columns are cheap, noisy ones cost about
 /// their magnitude.
 ///
-/// Cost: one sort of the zig-zagged values in a per-thread scratch buffer
-/// (no allocation per call), and one `log2` per distinct value that occurs
-/// more than once: a value seen once costs `log2(N)`, computed once
-/// (`1 * (N / 1).log2()` is that very number, so the sum is bit for bit
-/// what the plain formula gives).
+/// The terms are summed in ascending order of the zig-zagged distinct
+/// values, so that the floating-point sum (and with it every choice the
+/// encoder makes) is the same whichever way the counts are found:
+///
+/// - a column with at most [`TABLE_DISTINCT`] distinct values (regular
+///   timestamps, steady counters) is counted in a small hash table, and only
+///   its distinct values are sorted;
+/// - a noisier column falls back to sorting all the values.
+///
+/// Both work in per-thread scratch (no allocation per call) and take one
+/// `log2` per distinct value that occurs more than once: a value seen once
+/// costs `log2(N)`, computed once (`1 * (N / 1).log2()` is that very
+/// number, so the sum is bit for bit what the plain formula gives).
 fn estimate_bits(values: impl Iterator<Item = i64>) -> f64 {
-    ESTIMATE.with(|cell| {
-        // A nested call cannot happen; take the buffer anyway rather than
-        // hold a borrow across the caller's iterator.
-        let mut z = std::mem::take(&mut *cell.borrow_mut());
-        z.clear();
-        z.extend(values.map(zigzag));
+    // A nested call cannot happen; take the buffer anyway rather than hold
+    // a borrow across the caller's iterator.
+    let mut z = ESTIMATE.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+    z.clear();
+    z.extend(values.map(zigzag));
+    let total = z.len() as f64;
+    let once = total.log2();
+    let term = |value: u64, count: usize| {
+        let c = count as f64;
+        let entropy = if count == 1 { once } else { c * (total / c).log2() };
+        entropy + (65 - value.leading_zeros()) as f64
+    };
+    let mut bits = 0f64;
+    // The table's borrow covers no code but its own.
+    let counted = DISTINCT.with(|cell| {
+        let Ok(mut table) = cell.try_borrow_mut() else { return false };
+        if !table.count(&z) {
+            return false;
+        }
+        for &(value, count) in table.distinct_sorted() {
+            bits += term(value, count as usize);
+        }
+        true
+    });
+    if !counted {
         z.sort_unstable();
-        let total = z.len() as f64;
-        let once = total.log2();
-        let mut bits = 0f64;
         for run in z.chunk_by(|a, b| a == b) {
-            let c = run.len() as f64;
-            let entropy = if run.len() == 1 { once } else { c * (total / c).log2() };
-            bits += entropy + (65 - run[0].leading_zeros()) as f64;
+            bits += term(run[0], run.len());
         }
-        if z.capacity() <= 1 << 16 {
-            *cell.borrow_mut() = z;
+    }
+    if z.capacity() <= 1 << 16 {
+        ESTIMATE.with(|cell| *cell.borrow_mut() = z);
+    }
+    bits
+}
+
+/// Most distinct values [`DistinctTable`] counts before [`estimate_bits`]
+/// sorts the column instead.
+const TABLE_DISTINCT: usize = 32;
+/// Slots of [`DistinctTable`]: twice [`TABLE_DISTINCT`], so probes stay short.
+const TABLE_SLOTS: usize = 2 * TABLE_DISTINCT;
+
+/// An open-addressing hash table counting up to [`TABLE_DISTINCT`] distinct
+/// values (linear probing; a slot with count 0 is free).
+struct DistinctTable {
+    keys: [u64; TABLE_SLOTS],
+    counts: [u32; TABLE_SLOTS],
+    /// The distinct values and their counts after [`DistinctTable::count`].
+    distinct: Vec<(u64, u32)>,
+}
+
+impl Default for DistinctTable {
+    fn default() -> Self {
+        DistinctTable { keys: [0; TABLE_SLOTS], counts: [0; TABLE_SLOTS], distinct: Vec::with_capacity(TABLE_DISTINCT) }
+    }
+}
+
+impl DistinctTable {
+    /// Counts `values`; false (and the table left unusable until the next
+    /// call) if they hold more than [`TABLE_DISTINCT`] distinct values or
+    /// more than `u32::MAX` of them.
+    fn count(&mut self, values: &[u64]) -> bool {
+        if values.len() > u32::MAX as usize {
+            return false;
         }
-        bits
-    })
+        self.counts = [0; TABLE_SLOTS];
+        let mut distinct = 0;
+        for &v in values {
+            // Fibonacci hashing: the multiply spreads small and strided
+            // values over the top bits.
+            let mut slot = (v.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - TABLE_SLOTS.trailing_zeros())) as usize;
+            loop {
+                if self.counts[slot] == 0 {
+                    if distinct == TABLE_DISTINCT {
+                        return false;
+                    }
+                    distinct += 1;
+                    self.keys[slot] = v;
+                    self.counts[slot] = 1;
+                    break;
+                }
+                if self.keys[slot] == v {
+                    self.counts[slot] += 1;
+                    break;
+                }
+                slot = (slot + 1) % TABLE_SLOTS;
+            }
+        }
+        self.distinct.clear();
+        for (slot, &c) in self.counts.iter().enumerate() {
+            if c != 0 {
+                self.distinct.push((self.keys[slot], c));
+            }
+        }
+        true
+    }
+
+    /// The distinct values counted by the last successful
+    /// [`DistinctTable::count`] and their counts, in ascending order of value.
+    fn distinct_sorted(&mut self) -> &[(u64, u32)] {
+        self.distinct.sort_unstable_by_key(|&(v, _)| v);
+        &self.distinct
+    }
 }
 
 /// `x.round()` (half away from zero) as an integer, for `|x| < 2^53`;
@@ -675,8 +766,10 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     // The column bytes and the zstd frame of [`encode_version`].
     static ENCODE: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-    // The zig-zagged values [`estimate_bits`] sorts.
+    // The zig-zagged values [`estimate_bits`] counts or sorts.
     static ESTIMATE: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    // The table [`estimate_bits`] counts few distinct values in.
+    static DISTINCT: RefCell<DistinctTable> = RefCell::new(DistinctTable::default());
     // A version 2 frame with its magic number put back, for the decoder.
     static FRAME: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }

@@ -934,6 +934,21 @@ proptest! {
         // Again, through the buffer the first call left behind.
         prop_assert_eq!(estimate_bits(values.iter().copied()).to_bits(), got.to_bits());
     }
+
+    #[test]
+    fn estimate_bits_is_the_plain_formula_around_the_table_limit(
+        // Around `TABLE_DISTINCT` distinct values (counted in the table or
+        // sorted), with strided and huge ones that share hash slots.
+        values in proptest::collection::vec(
+            prop_oneof![-20i64..20, (0i64..40).prop_map(|v| v << 40), (0i64..40).prop_map(|v| i64::MIN + v)],
+            0..300,
+        ),
+    ) {
+        let got = estimate_bits(values.iter().copied());
+        prop_assert_eq!(got.to_bits(), estimate_bits_plain(&values).to_bits());
+        // Again, through the buffer the first call left behind.
+        prop_assert_eq!(estimate_bits(values.iter().copied()).to_bits(), got.to_bits());
+    }
 }
 
 #[test]
@@ -956,5 +971,24 @@ fn negative_zstd_levels_round_trip_bit_exactly() {
         for (g, s) in got.iter().zip(&samples) {
             assert_eq!((g.t, g.v.to_bits()), (s.t, s.v.to_bits()), "level {level}");
         }
+    }
+}
+
+#[test]
+fn estimate_bits_counts_up_to_the_table_limit_and_sorts_beyond() {
+    for distinct in [1, 2, TABLE_DISTINCT - 1, TABLE_DISTINCT, TABLE_DISTINCT + 1, 2 * TABLE_DISTINCT, 120] {
+        // Each distinct value repeated a different number of times, in an
+        // order that is not sorted.
+        let values: Vec<i64> = (0..240).map(|i| ((i * 7) % distinct) as i64 * 1_000 - 30_000).collect();
+        let mut table = DistinctTable::default();
+        let z: Vec<u64> = values.iter().map(|&v| zigzag(v)).collect();
+        assert_eq!(table.count(&z), distinct <= TABLE_DISTINCT, "{distinct} distinct");
+        if distinct <= TABLE_DISTINCT {
+            let got = table.distinct_sorted();
+            assert_eq!(got.len(), distinct);
+            assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+            assert_eq!(got.iter().map(|&(_, c)| c as usize).sum::<usize>(), values.len());
+        }
+        assert_eq!(estimate_bits(values.iter().copied()).to_bits(), estimate_bits_plain(&values).to_bits());
     }
 }
