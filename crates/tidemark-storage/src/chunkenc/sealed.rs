@@ -342,28 +342,38 @@ fn put_timestamps(body: &mut Vec<u8>, samples: &[Sample]) -> u8 {
     if n == 1 {
         return 0;
     }
-    let mut deltas: Vec<i64> = samples.windows(2).map(|w| w[1].t.wrapping_sub(w[0].t)).collect();
-    let dod = |i: usize, d: &[i64]| if i == 0 { d[0] } else { d[i].wrapping_sub(d[i - 1]) };
-    let dod_cost = estimate_bits((0..deltas.len()).map(|i| dod(i, &deltas)));
+    // The delta-of-deltas, built once in a per-thread buffer.
+    let (mut dods, spare) = COLUMNS.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+    dods.clear();
+    let mut prev_d = 0i64;
+    for (i, w) in samples.windows(2).enumerate() {
+        let d = w[1].t.wrapping_sub(w[0].t);
+        dods.push(if i == 0 { d } else { d.wrapping_sub(prev_d) });
+        prev_d = d;
+    }
+    let dod_cost = estimate_bits(dods.iter().copied());
     // The mean interval, so that offsets from the grid stay bounded when
     // the samples jitter around a fixed period (the median can sit off it).
     let span = (samples[n - 1].t as i128) - (t0 as i128);
     let step = (span + (n as i128 - 1) / 2).div_euclid(n as i128 - 1) as i64;
     let offset = |i: usize| samples[i].t.wrapping_sub(t0.wrapping_add(step.wrapping_mul(i as i64)));
     let grid_cost = ivarint_len(step) as f64 * 8.0 + estimate_bits((1..n).map(offset));
-    if grid_cost < dod_cost {
+    let flags = if grid_cost < dod_cost {
         put_ivarint(body, step);
         for i in 1..n {
             put_ivarint(body, offset(i));
         }
         FLAG_TIME_GRID
     } else {
-        for i in 0..deltas.len() {
-            put_ivarint(body, dod(i, &deltas));
+        for &v in &dods {
+            put_ivarint(body, v);
         }
-        deltas.clear();
         0
+    };
+    if dods.capacity() <= 1 << 16 {
+        COLUMNS.with(|cell| *cell.borrow_mut() = (dods, spare));
     }
+    flags
 }
 
 /// Estimated size in bits of `values` after entropy coding, used only to
@@ -659,13 +669,21 @@ fn put_decimal(
     planes: bool,
 ) -> u8 {
     // Mantissas are below 2^53 in magnitude, so deltas and delta-of-deltas
-    // fit in i64 without wrapping.
-    let delta = |i: usize| if i == 0 { mant[0] } else { mant[i] - mant[i - 1] };
-    let dod = |i: usize| if i <= 1 { delta(i) } else { delta(i) - delta(i - 1) };
-    let n = mant.len();
+    // fit in i64 without wrapping. The three candidate columns are built
+    // once (in per-thread buffers), then estimated and written from slices.
+    let (mut deltas, mut dods) = COLUMNS.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+    deltas.clear();
+    dods.clear();
+    let (mut prev_m, mut prev_d) = (0i64, 0i64);
+    for (i, &m) in mant.iter().enumerate() {
+        let d = if i == 0 { m } else { m - prev_m };
+        deltas.push(d);
+        dods.push(if i <= 1 { d } else { d - prev_d });
+        (prev_m, prev_d) = (m, d);
+    }
     let costs = [
-        (estimate_bits((0..n).map(delta)), SCHEME_DECIMAL_DELTA),
-        (estimate_bits((0..n).map(dod)), SCHEME_DECIMAL_DOD),
+        (estimate_bits(deltas.iter().copied()), SCHEME_DECIMAL_DELTA),
+        (estimate_bits(dods.iter().copied()), SCHEME_DECIMAL_DOD),
         (estimate_bits(mant.iter().copied()), SCHEME_DECIMAL_RAW),
     ];
     // Ties go to the earlier (cheaper to decode, more regular) layout.
@@ -678,33 +696,37 @@ fn put_decimal(
         body.extend_from_slice(&bits.to_le_bytes());
         prev_i = i;
     }
-    let x = |i: usize| match scheme {
-        SCHEME_DECIMAL_DELTA => delta(i),
-        SCHEME_DECIMAL_DOD => dod(i),
-        _ => mant[i],
+    let x: &[i64] = match scheme {
+        SCHEME_DECIMAL_DELTA => &deltas,
+        SCHEME_DECIMAL_DOD => &dods,
+        _ => mant,
     };
     let mut flags = scheme;
-    match plane_layout(n, x).filter(|_| planes) {
+    match if planes { plane_layout(x) } else { None } {
         Some((base, width)) => {
             flags |= FLAG_PLANES;
-            put_ivarint(body, x(0));
+            put_ivarint(body, x[0]);
             put_ivarint(body, base);
             body.push(width as u8);
             let start = body.len();
-            body.resize(start + width * (n - 1), 0);
+            let rows = x.len() - 1;
+            body.resize(start + width * rows, 0);
             let planes = &mut body[start..];
-            for i in 1..n {
-                let u = (x(i).wrapping_sub(base) as u64).to_le_bytes();
+            for (i, &v) in x[1..].iter().enumerate() {
+                let u = (v.wrapping_sub(base) as u64).to_le_bytes();
                 for (p, &b) in u[..width].iter().enumerate() {
-                    planes[p * (n - 1) + i - 1] = b;
+                    planes[p * rows + i] = b;
                 }
             }
         }
         None => {
-            for i in 0..n {
-                put_ivarint(body, x(i));
+            for &v in x {
+                put_ivarint(body, v);
             }
         }
+    }
+    if deltas.capacity() <= 1 << 16 {
+        COLUMNS.with(|cell| *cell.borrow_mut() = (deltas, dods));
     }
     if let Some(corrections) = ulp {
         for &c in corrections {
@@ -715,7 +737,7 @@ fn put_decimal(
     flags
 }
 
-/// Whether to store a decimal column's entries `x(1..n)` as byte planes
+/// Whether to store a decimal column's entries `x[1..]` as byte planes
 /// (flag bit 6) rather than as ivarints, and if so with which base and
 /// width: `Some((base, width))` unless the planes would take more than
 /// twice the ivarints' bytes (an outlier, such as a counter reset, widens
@@ -729,17 +751,15 @@ fn put_decimal(
 /// almost nothing) and the low bytes lose the continuation bit. A column
 /// with one outlier (a counter reset) needs wide planes throughout and
 /// keeps ivarints; so does a constant one (`width` would be 0).
-fn plane_layout(n: usize, x: impl Fn(usize) -> i64) -> Option<(i64, usize)> {
-    if n < 2 {
-        return None;
-    }
-    let base = (1..n).map(&x).min()?;
-    let width = (1..n).map(|i| 8 - (x(i).wrapping_sub(base) as u64).leading_zeros() as usize / 8).max()?;
+fn plane_layout(x: &[i64]) -> Option<(i64, usize)> {
+    let rest = x.get(1..).filter(|r| !r.is_empty())?;
+    let base = *rest.iter().min()?;
+    let width = rest.iter().map(|&v| 8 - (v.wrapping_sub(base) as u64).leading_zeros() as usize / 8).max()?;
     if width == 0 {
         return None;
     }
-    let varint_bytes: usize = (1..n).map(|i| ivarint_len(x(i))).sum();
-    (width * (n - 1) <= 2 * varint_bytes).then_some((base, width))
+    let varint_bytes: usize = rest.iter().map(|&v| ivarint_len(v)).sum();
+    (width * rest.len() <= 2 * varint_bytes).then_some((base, width))
 }
 
 fn put_xor(body: &mut Vec<u8>, samples: &[Sample]) {
@@ -768,6 +788,8 @@ thread_local! {
     static ENCODE: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
     // The zig-zagged values [`estimate_bits`] counts or sorts.
     static ESTIMATE: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    // The delta and delta-of-delta columns of [`put_decimal`].
+    static COLUMNS: RefCell<(Vec<i64>, Vec<i64>)> = const { RefCell::new((Vec::new(), Vec::new())) };
     // The table [`estimate_bits`] counts few distinct values in.
     static DISTINCT: RefCell<DistinctTable> = RefCell::new(DistinctTable::default());
     // A version 2 frame with its magic number put back, for the decoder.
