@@ -342,28 +342,38 @@ fn put_timestamps(body: &mut Vec<u8>, samples: &[Sample]) -> u8 {
     if n == 1 {
         return 0;
     }
-    let mut deltas: Vec<i64> = samples.windows(2).map(|w| w[1].t.wrapping_sub(w[0].t)).collect();
-    let dod = |i: usize, d: &[i64]| if i == 0 { d[0] } else { d[i].wrapping_sub(d[i - 1]) };
-    let dod_cost = estimate_bits((0..deltas.len()).map(|i| dod(i, &deltas)));
+    // The delta-of-deltas, built once in a per-thread buffer.
+    let (mut dods, spare) = COLUMNS.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+    dods.clear();
+    let mut prev_d = 0i64;
+    for (i, w) in samples.windows(2).enumerate() {
+        let d = w[1].t.wrapping_sub(w[0].t);
+        dods.push(if i == 0 { d } else { d.wrapping_sub(prev_d) });
+        prev_d = d;
+    }
+    let dod_cost = estimate_bits(dods.iter().copied());
     // The mean interval, so that offsets from the grid stay bounded when
     // the samples jitter around a fixed period (the median can sit off it).
     let span = (samples[n - 1].t as i128) - (t0 as i128);
     let step = (span + (n as i128 - 1) / 2).div_euclid(n as i128 - 1) as i64;
     let offset = |i: usize| samples[i].t.wrapping_sub(t0.wrapping_add(step.wrapping_mul(i as i64)));
     let grid_cost = ivarint_len(step) as f64 * 8.0 + estimate_bits((1..n).map(offset));
-    if grid_cost < dod_cost {
+    let flags = if grid_cost < dod_cost {
         put_ivarint(body, step);
         for i in 1..n {
             put_ivarint(body, offset(i));
         }
         FLAG_TIME_GRID
     } else {
-        for i in 0..deltas.len() {
-            put_ivarint(body, dod(i, &deltas));
+        for &v in &dods {
+            put_ivarint(body, v);
         }
-        deltas.clear();
         0
+    };
+    if dods.capacity() <= 1 << 16 {
+        COLUMNS.with(|cell| *cell.borrow_mut() = (dods, spare));
     }
+    flags
 }
 
 /// Estimated size in bits of `values` after entropy coding, used only to
@@ -372,32 +382,123 @@ fn put_timestamps(body: &mut Vec<u8>, samples: &[Sample]) -> u8 {
 /// (its bit length). Repetitive columns are cheap, noisy ones cost about
 /// their magnitude.
 ///
-/// Cost: one sort of the zig-zagged values in a per-thread scratch buffer
-/// (no allocation per call), and one `log2` per distinct value that occurs
-/// more than once: a value seen once costs `log2(N)`, computed once
-/// (`1 * (N / 1).log2()` is that very number, so the sum is bit for bit
-/// what the plain formula gives).
+/// The terms are summed in ascending order of the zig-zagged distinct
+/// values, so that the floating-point sum (and with it every choice the
+/// encoder makes) is the same whichever way the counts are found:
+///
+/// - a column with at most [`TABLE_DISTINCT`] distinct values (regular
+///   timestamps, steady counters) is counted in a small hash table, and only
+///   its distinct values are sorted;
+/// - a noisier column falls back to sorting all the values.
+///
+/// Both work in per-thread scratch (no allocation per call) and take one
+/// `log2` per distinct value that occurs more than once: a value seen once
+/// costs `log2(N)`, computed once (`1 * (N / 1).log2()` is that very
+/// number, so the sum is bit for bit what the plain formula gives).
 fn estimate_bits(values: impl Iterator<Item = i64>) -> f64 {
-    ESTIMATE.with(|cell| {
-        // A nested call cannot happen; take the buffer anyway rather than
-        // hold a borrow across the caller's iterator.
-        let mut z = std::mem::take(&mut *cell.borrow_mut());
-        z.clear();
-        z.extend(values.map(zigzag));
+    // A nested call cannot happen; take the buffer anyway rather than hold
+    // a borrow across the caller's iterator.
+    let mut z = ESTIMATE.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+    z.clear();
+    z.extend(values.map(zigzag));
+    let total = z.len() as f64;
+    let once = total.log2();
+    let term = |value: u64, count: usize| {
+        let c = count as f64;
+        let entropy = if count == 1 { once } else { c * (total / c).log2() };
+        entropy + (65 - value.leading_zeros()) as f64
+    };
+    let mut bits = 0f64;
+    // The table's borrow covers no code but its own.
+    let counted = DISTINCT.with(|cell| {
+        let Ok(mut table) = cell.try_borrow_mut() else { return false };
+        if !table.count(&z) {
+            return false;
+        }
+        for &(value, count) in table.distinct_sorted() {
+            bits += term(value, count as usize);
+        }
+        true
+    });
+    if !counted {
         z.sort_unstable();
-        let total = z.len() as f64;
-        let once = total.log2();
-        let mut bits = 0f64;
         for run in z.chunk_by(|a, b| a == b) {
-            let c = run.len() as f64;
-            let entropy = if run.len() == 1 { once } else { c * (total / c).log2() };
-            bits += entropy + (65 - run[0].leading_zeros()) as f64;
+            bits += term(run[0], run.len());
         }
-        if z.capacity() <= 1 << 16 {
-            *cell.borrow_mut() = z;
+    }
+    if z.capacity() <= 1 << 16 {
+        ESTIMATE.with(|cell| *cell.borrow_mut() = z);
+    }
+    bits
+}
+
+/// Most distinct values [`DistinctTable`] counts before [`estimate_bits`]
+/// sorts the column instead.
+const TABLE_DISTINCT: usize = 32;
+/// Slots of [`DistinctTable`]: twice [`TABLE_DISTINCT`], so probes stay short.
+const TABLE_SLOTS: usize = 2 * TABLE_DISTINCT;
+
+/// An open-addressing hash table counting up to [`TABLE_DISTINCT`] distinct
+/// values (linear probing; a slot with count 0 is free).
+struct DistinctTable {
+    keys: [u64; TABLE_SLOTS],
+    counts: [u32; TABLE_SLOTS],
+    /// The distinct values and their counts after [`DistinctTable::count`].
+    distinct: Vec<(u64, u32)>,
+}
+
+impl Default for DistinctTable {
+    fn default() -> Self {
+        DistinctTable { keys: [0; TABLE_SLOTS], counts: [0; TABLE_SLOTS], distinct: Vec::with_capacity(TABLE_DISTINCT) }
+    }
+}
+
+impl DistinctTable {
+    /// Counts `values`; false (and the table left unusable until the next
+    /// call) if they hold more than [`TABLE_DISTINCT`] distinct values or
+    /// more than `u32::MAX` of them.
+    fn count(&mut self, values: &[u64]) -> bool {
+        if values.len() > u32::MAX as usize {
+            return false;
         }
-        bits
-    })
+        self.counts = [0; TABLE_SLOTS];
+        let mut distinct = 0;
+        for &v in values {
+            // Fibonacci hashing: the multiply spreads small and strided
+            // values over the top bits.
+            let mut slot = (v.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - TABLE_SLOTS.trailing_zeros())) as usize;
+            loop {
+                if self.counts[slot] == 0 {
+                    if distinct == TABLE_DISTINCT {
+                        return false;
+                    }
+                    distinct += 1;
+                    self.keys[slot] = v;
+                    self.counts[slot] = 1;
+                    break;
+                }
+                if self.keys[slot] == v {
+                    self.counts[slot] += 1;
+                    break;
+                }
+                slot = (slot + 1) % TABLE_SLOTS;
+            }
+        }
+        self.distinct.clear();
+        for (slot, &c) in self.counts.iter().enumerate() {
+            if c != 0 {
+                self.distinct.push((self.keys[slot], c));
+            }
+        }
+        true
+    }
+
+    /// The distinct values counted by the last successful
+    /// [`DistinctTable::count`] and their counts, in ascending order of value.
+    fn distinct_sorted(&mut self) -> &[(u64, u32)] {
+        self.distinct.sort_unstable_by_key(|&(v, _)| v);
+        &self.distinct
+    }
 }
 
 /// `x.round()` (half away from zero) as an integer, for `|x| < 2^53`;
@@ -568,13 +669,21 @@ fn put_decimal(
     planes: bool,
 ) -> u8 {
     // Mantissas are below 2^53 in magnitude, so deltas and delta-of-deltas
-    // fit in i64 without wrapping.
-    let delta = |i: usize| if i == 0 { mant[0] } else { mant[i] - mant[i - 1] };
-    let dod = |i: usize| if i <= 1 { delta(i) } else { delta(i) - delta(i - 1) };
-    let n = mant.len();
+    // fit in i64 without wrapping. The three candidate columns are built
+    // once (in per-thread buffers), then estimated and written from slices.
+    let (mut deltas, mut dods) = COLUMNS.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+    deltas.clear();
+    dods.clear();
+    let (mut prev_m, mut prev_d) = (0i64, 0i64);
+    for (i, &m) in mant.iter().enumerate() {
+        let d = if i == 0 { m } else { m - prev_m };
+        deltas.push(d);
+        dods.push(if i <= 1 { d } else { d - prev_d });
+        (prev_m, prev_d) = (m, d);
+    }
     let costs = [
-        (estimate_bits((0..n).map(delta)), SCHEME_DECIMAL_DELTA),
-        (estimate_bits((0..n).map(dod)), SCHEME_DECIMAL_DOD),
+        (estimate_bits(deltas.iter().copied()), SCHEME_DECIMAL_DELTA),
+        (estimate_bits(dods.iter().copied()), SCHEME_DECIMAL_DOD),
         (estimate_bits(mant.iter().copied()), SCHEME_DECIMAL_RAW),
     ];
     // Ties go to the earlier (cheaper to decode, more regular) layout.
@@ -587,33 +696,37 @@ fn put_decimal(
         body.extend_from_slice(&bits.to_le_bytes());
         prev_i = i;
     }
-    let x = |i: usize| match scheme {
-        SCHEME_DECIMAL_DELTA => delta(i),
-        SCHEME_DECIMAL_DOD => dod(i),
-        _ => mant[i],
+    let x: &[i64] = match scheme {
+        SCHEME_DECIMAL_DELTA => &deltas,
+        SCHEME_DECIMAL_DOD => &dods,
+        _ => mant,
     };
     let mut flags = scheme;
-    match plane_layout(n, x).filter(|_| planes) {
+    match if planes { plane_layout(x) } else { None } {
         Some((base, width)) => {
             flags |= FLAG_PLANES;
-            put_ivarint(body, x(0));
+            put_ivarint(body, x[0]);
             put_ivarint(body, base);
             body.push(width as u8);
             let start = body.len();
-            body.resize(start + width * (n - 1), 0);
+            let rows = x.len() - 1;
+            body.resize(start + width * rows, 0);
             let planes = &mut body[start..];
-            for i in 1..n {
-                let u = (x(i).wrapping_sub(base) as u64).to_le_bytes();
+            for (i, &v) in x[1..].iter().enumerate() {
+                let u = (v.wrapping_sub(base) as u64).to_le_bytes();
                 for (p, &b) in u[..width].iter().enumerate() {
-                    planes[p * (n - 1) + i - 1] = b;
+                    planes[p * rows + i] = b;
                 }
             }
         }
         None => {
-            for i in 0..n {
-                put_ivarint(body, x(i));
+            for &v in x {
+                put_ivarint(body, v);
             }
         }
+    }
+    if deltas.capacity() <= 1 << 16 {
+        COLUMNS.with(|cell| *cell.borrow_mut() = (deltas, dods));
     }
     if let Some(corrections) = ulp {
         for &c in corrections {
@@ -624,7 +737,7 @@ fn put_decimal(
     flags
 }
 
-/// Whether to store a decimal column's entries `x(1..n)` as byte planes
+/// Whether to store a decimal column's entries `x[1..]` as byte planes
 /// (flag bit 6) rather than as ivarints, and if so with which base and
 /// width: `Some((base, width))` unless the planes would take more than
 /// twice the ivarints' bytes (an outlier, such as a counter reset, widens
@@ -638,17 +751,15 @@ fn put_decimal(
 /// almost nothing) and the low bytes lose the continuation bit. A column
 /// with one outlier (a counter reset) needs wide planes throughout and
 /// keeps ivarints; so does a constant one (`width` would be 0).
-fn plane_layout(n: usize, x: impl Fn(usize) -> i64) -> Option<(i64, usize)> {
-    if n < 2 {
-        return None;
-    }
-    let base = (1..n).map(&x).min()?;
-    let width = (1..n).map(|i| 8 - (x(i).wrapping_sub(base) as u64).leading_zeros() as usize / 8).max()?;
+fn plane_layout(x: &[i64]) -> Option<(i64, usize)> {
+    let rest = x.get(1..).filter(|r| !r.is_empty())?;
+    let base = *rest.iter().min()?;
+    let width = rest.iter().map(|&v| 8 - (v.wrapping_sub(base) as u64).leading_zeros() as usize / 8).max()?;
     if width == 0 {
         return None;
     }
-    let varint_bytes: usize = (1..n).map(|i| ivarint_len(x(i))).sum();
-    (width * (n - 1) <= 2 * varint_bytes).then_some((base, width))
+    let varint_bytes: usize = rest.iter().map(|&v| ivarint_len(v)).sum();
+    (width * rest.len() <= 2 * varint_bytes).then_some((base, width))
 }
 
 fn put_xor(body: &mut Vec<u8>, samples: &[Sample]) {
@@ -675,8 +786,12 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     // The column bytes and the zstd frame of [`encode_version`].
     static ENCODE: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-    // The zig-zagged values [`estimate_bits`] sorts.
+    // The zig-zagged values [`estimate_bits`] counts or sorts.
     static ESTIMATE: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    // The delta and delta-of-delta columns of [`put_decimal`].
+    static COLUMNS: RefCell<(Vec<i64>, Vec<i64>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    // The table [`estimate_bits`] counts few distinct values in.
+    static DISTINCT: RefCell<DistinctTable> = RefCell::new(DistinctTable::default());
     // A version 2 frame with its magic number put back, for the decoder.
     static FRAME: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }

@@ -934,6 +934,21 @@ proptest! {
         // Again, through the buffer the first call left behind.
         prop_assert_eq!(estimate_bits(values.iter().copied()).to_bits(), got.to_bits());
     }
+
+    #[test]
+    fn estimate_bits_is_the_plain_formula_around_the_table_limit(
+        // Around `TABLE_DISTINCT` distinct values (counted in the table or
+        // sorted), with strided and huge ones that share hash slots.
+        values in proptest::collection::vec(
+            prop_oneof![-20i64..20, (0i64..40).prop_map(|v| v << 40), (0i64..40).prop_map(|v| i64::MIN + v)],
+            0..300,
+        ),
+    ) {
+        let got = estimate_bits(values.iter().copied());
+        prop_assert_eq!(got.to_bits(), estimate_bits_plain(&values).to_bits());
+        // Again, through the buffer the first call left behind.
+        prop_assert_eq!(estimate_bits(values.iter().copied()).to_bits(), got.to_bits());
+    }
 }
 
 #[test]
@@ -958,3 +973,106 @@ fn negative_zstd_levels_round_trip_bit_exactly() {
         }
     }
 }
+
+#[test]
+fn estimate_bits_counts_up_to_the_table_limit_and_sorts_beyond() {
+    for distinct in [1, 2, TABLE_DISTINCT - 1, TABLE_DISTINCT, TABLE_DISTINCT + 1, 2 * TABLE_DISTINCT, 120] {
+        // Each distinct value repeated a different number of times, in an
+        // order that is not sorted.
+        let values: Vec<i64> = (0..240).map(|i| ((i * 7) % distinct) as i64 * 1_000 - 30_000).collect();
+        let mut table = DistinctTable::default();
+        let z: Vec<u64> = values.iter().map(|&v| zigzag(v)).collect();
+        assert_eq!(table.count(&z), distinct <= TABLE_DISTINCT, "{distinct} distinct");
+        if distinct <= TABLE_DISTINCT {
+            let got = table.distinct_sorted();
+            assert_eq!(got.len(), distinct);
+            assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+            assert_eq!(got.iter().map(|&(_, c)| c as usize).sum::<usize>(), values.len());
+        }
+        assert_eq!(estimate_bits(values.iter().copied()).to_bits(), estimate_bits_plain(&values).to_bits());
+    }
+}
+
+/// A corpus of chunks of every shape the encoder chooses between: integer
+/// and decimal counters (with resets and staleness markers), noisy gauges,
+/// float artefacts needing ULP corrections, full-precision floats, regular
+/// and jittered timestamps, lengths from 1 to 240.
+fn encoder_corpus() -> Vec<Vec<Sample>> {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut corpus = Vec::new();
+    for c in 0..600u64 {
+        let n = [1usize, 2, 3, 7, 31, 120, 120, 120, 240][(c % 9) as usize];
+        let shape = (c / 9) % 8;
+        let jitter = c % 3;
+        let mut t = T0 + (next() % 15_000) as i64;
+        let mut v = (next() % 1_000) as f64;
+        let mut m = (next() % 100_000) as i64;
+        let samples: Vec<Sample> = (0..n)
+            .map(|i| {
+                t += 15_000
+                    + match jitter {
+                        0 => 0,
+                        1 if next() % 10 == 0 => 2 * (1 + (next() % 12) as i64),
+                        1 => 0,
+                        _ => (next() % 41) as i64 - 20,
+                    };
+                let value = match shape {
+                    0 => {
+                        m += (next() % 50) as i64;
+                        m as f64
+                    }
+                    1 => {
+                        m += (next() % 5_000) as i64;
+                        m as f64 / 100.0
+                    }
+                    2 => {
+                        if next() % 60 == 0 {
+                            m = 0;
+                        }
+                        m += (next() % 7) as i64;
+                        m as f64
+                    }
+                    3 => (next() % 1_000_000) as f64 / 1_000.0,
+                    4 => {
+                        v += 0.1;
+                        v
+                    }
+                    5 => f64::from_bits(next() >> 2),
+                    6 if i + 1 == n => f64::from_bits(STALE_NAN_BITS),
+                    6 => (m + (i as i64 % 3)) as f64,
+                    _ => 42.0,
+                };
+                Sample::new(t, value)
+            })
+            .collect();
+        corpus.push(samples);
+    }
+    corpus
+}
+
+#[test]
+fn encoder_bytes_are_pinned() {
+    // A checksum of every chunk of the corpus as written at several zstd
+    // levels and in versions 2 and 3. The encoder's speed-ups must not
+    // change a single byte: the value below is what the encoder wrote
+    // before them (main 67aecb7).
+    let mut all = Vec::new();
+    for samples in encoder_corpus() {
+        for level in [0, -1, 1] {
+            encode_with_level(&samples, level, &mut all);
+        }
+        encode_version_2(&samples, &EncodeOptions::default(), &mut all);
+    }
+    println!("encoder corpus: {} bytes, crc32c {:#010x}", all.len(), crc32c::crc32c(&all));
+    assert_eq!((all.len(), crc32c::crc32c(&all)), ENCODER_CORPUS_DIGEST);
+}
+
+/// What `encoder_bytes_are_pinned` found with the encoder of main 67aecb7:
+/// total bytes and their CRC32-C.
+const ENCODER_CORPUS_DIGEST: (usize, u32) = (522_367, 0xc538_d175);
