@@ -6,10 +6,15 @@
 //! it through its handle ([`Appender::append_handle`]). The keys of a 1.0
 //! request's series are computed and looked up first, all together (one
 //! lock per cache shard, slots prefetched); appending then prefetches the
-//! series a few ahead, so the cache misses of a large head overlap. Otherwise the labels are validated and built once; the
+//! series a few ahead, so the cache misses of a large head overlap. A hit's
+//! labels, sent together, are never split into pairs (the batch comes from
+//! [`Batch::decode_lazy`]); every other series' labels are split and
+//! checked before the first sample is appended, so a malformed body still
+//! appends nothing. Otherwise the labels are validated and built once; the
 //! first sample goes through [`Appender::append`] (label lookup, series
-//! creation) and the rest through [`Appender::append_ref`]. A rejected sample does not stop
-//! the series or the batch: the storage appender keeps its other samples.
+//! creation) and the rest through [`Appender::append_ref`]. A rejected
+//! sample does not stop the series or the batch: the storage appender
+//! keeps its other samples.
 
 use std::fmt::Write as _;
 
