@@ -190,6 +190,14 @@ fn remote_write(c: &mut Criterion) {
                 Batch::decode(protocol, &raw).expect("protobuf").len()
             })
         });
+        // What the receiver does: 1.0 labels sent together stay bytes
+        // until a cache miss needs them split.
+        g.bench_function(format!("{name}_decode_lazy_only_500x10"), |b| {
+            b.iter(|| {
+                let raw = decompress(&sample_body, 128 << 20).expect("snappy");
+                Batch::decode_lazy(protocol, &raw).expect("protobuf").len()
+            })
+        });
     }
     g.finish();
 }

@@ -9,7 +9,9 @@
 
 use super::error::ReceiveError;
 use super::negotiate::Protocol;
-use super::wire::{decode_v1, decode_v2, V1Wire, V2Span, V2Wire};
+use std::borrow::Cow;
+
+use super::wire::{decode_v1, decode_v1_lazy, decode_v2, split_label_fields, V1Wire, V2Span, V2Wire, WireError};
 use crate::proto::Sample;
 use crate::MetricKind;
 
@@ -73,7 +75,12 @@ pub struct MetadataView<'a> {
 #[derive(Debug)]
 pub struct SeriesView<'a, 's> {
     /// Label pairs in the order sent (validation checks the order).
+    /// Empty while [`SeriesView::labels_pending`]: see [`SeriesView::pairs`].
     pub labels: &'s [(&'a str, &'a str)],
+    /// The labels are not split yet (a batch from [`Batch::decode_lazy`]
+    /// whose [`Batch::split_labels`] left this series out): they are only
+    /// `label_bytes`, unchecked.
+    pub labels_pending: bool,
     /// 1.0: the series' label fields as sent, when they sit together
     /// ([`V1Wire::label_bytes`]); equal bytes are equal pairs. `None` for
     /// 2.0 (its labels are references into a per-request symbol table).
@@ -97,31 +104,72 @@ pub struct BadRefs {
     pub samples: usize,
 }
 
+impl<'a, 's> SeriesView<'a, 's> {
+    /// The label pairs: [`SeriesView::labels`], or the label bytes split
+    /// (and checked) when they are pending.
+    pub fn pairs(&self) -> Result<Cow<'s, [(&'a str, &'a str)]>, ReceiveError> {
+        if !self.labels_pending {
+            return Ok(Cow::Borrowed(self.labels));
+        }
+        let mut out = Vec::new();
+        split_label_fields(self.label_bytes.unwrap_or_default(), &mut out).map_err(v1_error)?;
+        Ok(Cow::Owned(out))
+    }
+}
+
+/// A 1.0 body's decoding error as the receiver answers it.
+fn v1_error(e: WireError) -> ReceiveError {
+    ReceiveError::BadProtobuf { message: "prometheus.WriteRequest", reason: e.to_string() }
+}
+
 impl<'a> Batch<'a> {
-    /// Decodes a decompressed body of `protocol`.
+    /// Decodes a decompressed body of `protocol`, every part of it checked.
     pub fn decode(protocol: Protocol, raw: &'a [u8]) -> Result<Batch<'a>, ReceiveError> {
         match protocol {
-            Protocol::V1 => decode_v1(raw)
-                .map(Batch::V1)
-                .map_err(|e| ReceiveError::BadProtobuf { message: "prometheus.WriteRequest", reason: e.to_string() }),
-            Protocol::V2 => {
-                let req = decode_v2(raw).map_err(|e| ReceiveError::BadProtobuf {
-                    message: "io.prometheus.write.v2.Request",
-                    reason: e.to_string(),
-                })?;
-                if req.symbols.is_empty() && req.series.is_empty() && req.v1_fields > 0 {
-                    return Err(ReceiveError::V1BodyWithV2ContentType { fields: req.v1_fields });
-                }
-                if let Some(first) = req.symbols.first() {
-                    if !first.is_empty() {
-                        return Err(ReceiveError::BadSymbolTable(format!(
-                            "the first symbol must be the empty string, got {first:?}"
-                        )));
-                    }
-                }
-                Ok(Batch::V2(req))
+            Protocol::V1 => decode_v1(raw).map(Batch::V1).map_err(v1_error),
+            Protocol::V2 => Self::decode_v2(raw),
+        }
+    }
+
+    /// [`Batch::decode`], except that a 1.0 series' labels sent together
+    /// are left unsplit and unchecked ([`super::wire::decode_v1_lazy`]).
+    /// The batch is not checked until [`Batch::split_labels`] has split
+    /// every pending series except those whose label bytes the caller
+    /// knows to be those of a label set it validated before.
+    pub fn decode_lazy(protocol: Protocol, raw: &'a [u8]) -> Result<Batch<'a>, ReceiveError> {
+        match protocol {
+            Protocol::V1 => decode_v1_lazy(raw).map(Batch::V1).map_err(v1_error),
+            Protocol::V2 => Self::decode_v2(raw),
+        }
+    }
+
+    /// Splits and checks the pending labels of every series (by index)
+    /// for which `want` holds; an error means the body is malformed. A 2.0
+    /// batch has none pending.
+    pub fn split_labels(&mut self, want: impl FnMut(usize) -> bool) -> Result<(), ReceiveError> {
+        match self {
+            Batch::V1(w) => w.split_labels(want).map_err(v1_error),
+            Batch::V2(_) => Ok(()),
+        }
+    }
+
+    /// Decodes a 2.0 body and checks its symbol table.
+    fn decode_v2(raw: &'a [u8]) -> Result<Batch<'a>, ReceiveError> {
+        let req = decode_v2(raw).map_err(|e| ReceiveError::BadProtobuf {
+            message: "io.prometheus.write.v2.Request",
+            reason: e.to_string(),
+        })?;
+        if req.symbols.is_empty() && req.series.is_empty() && req.v1_fields > 0 {
+            return Err(ReceiveError::V1BodyWithV2ContentType { fields: req.v1_fields });
+        }
+        if let Some(first) = req.symbols.first() {
+            if !first.is_empty() {
+                return Err(ReceiveError::BadSymbolTable(format!(
+                    "the first symbol must be the empty string, got {first:?}"
+                )));
             }
         }
+        Ok(Batch::V2(req))
     }
 
     /// Gives the decoded vectors back for the thread's next request (see
@@ -164,9 +212,10 @@ impl<'a> Batch<'a> {
         let mut scratch: Vec<(&str, &str)> = Vec::new();
         match self {
             Batch::V1(req) => {
-                for (s, &label_bytes) in req.series.iter().zip(&req.label_bytes) {
+                for (i, (s, &label_bytes)) in req.series.iter().zip(&req.label_bytes).enumerate() {
                     f(Ok(SeriesView {
                         labels: &req.labels[s.labels.0 as usize..s.labels.1 as usize],
+                        labels_pending: req.labels_pending(i),
                         label_bytes,
                         samples: &req.samples[s.samples.0 as usize..s.samples.1 as usize],
                         exemplars: s.exemplars as usize,
@@ -182,6 +231,7 @@ impl<'a> Batch<'a> {
                     match resolve(req, span, &mut scratch) {
                         Ok(metadata) => f(Ok(SeriesView {
                             labels: &scratch,
+                            labels_pending: false,
                             label_bytes: None,
                             samples,
                             exemplars: span.exemplars as usize,

@@ -6,17 +6,23 @@
 //! it through its handle ([`Appender::append_handle`]). The keys of a 1.0
 //! request's series are computed and looked up first, all together (one
 //! lock per cache shard, slots prefetched); appending then prefetches the
-//! series a few ahead, so the cache misses of a large head overlap. Otherwise the labels are validated and built once; the
+//! series a few ahead, so the cache misses of a large head overlap. A hit's
+//! labels, sent together, are never split into pairs (the batch comes from
+//! [`Batch::decode_lazy`]); every other series' labels are split and
+//! checked before the first sample is appended, so a malformed body still
+//! appends nothing. Otherwise the labels are validated and built once; the
 //! first sample goes through [`Appender::append`] (label lookup, series
-//! creation) and the rest through [`Appender::append_ref`]. A rejected sample does not stop
-//! the series or the batch: the storage appender keeps its other samples.
+//! creation) and the rest through [`Appender::append_ref`]. A rejected
+//! sample does not stop the series or the batch: the storage appender
+//! keeps its other samples.
 
 use std::fmt::Write as _;
 
 use tidemark_storage::head::SeriesHandle;
-use tidemark_storage::{AppendError, Appender, Labels, METRIC_NAME};
+use tidemark_storage::{AppendError, Appender, LabelError, Labels, METRIC_NAME};
 
 use super::decode::{Batch, SeriesView};
+use super::error::ReceiveError;
 use super::series_cache::{Key, SeriesCache};
 use super::stats::RejectReason;
 use super::validate::{family_name, series_labels, DisplayPairs, SeriesError};
@@ -91,15 +97,19 @@ const PREFETCH_AHEAD: usize = 4;
 /// Appends every series of `batch` and records its metadata. `max_t` is the
 /// newest timestamp accepted (now + the future allowance). `cache` maps
 /// labels as sent to refs (see [`SeriesCache`]): a series found there
-/// skips validation, building its [`Labels`] and the label lookup.
+/// skips splitting its labels (`batch` may come from
+/// [`Batch::decode_lazy`]), validation, building its [`Labels`] and the
+/// label lookup. The pending labels of every other series are split and
+/// checked before anything is appended: a malformed body is an error and
+/// appends nothing.
 pub fn ingest(
-    batch: &Batch<'_>,
+    batch: &mut Batch<'_>,
     app: &mut Appender<'_>,
     metadata: &MetadataStore,
     opts: &ReceiverOptions,
     cache: &SeriesCache,
     max_t: i64,
-) -> Outcome {
+) -> Result<Outcome, ReceiveError> {
     let mut out = Outcome::default();
     let limit = opts.max_errors_reported;
     let v2 = matches!(batch, Batch::V2(_));
@@ -128,6 +138,13 @@ pub fn ingest(
         hits.resize(keys.len(), None);
         cache.get_many(lookups, hits);
     }
+    // A hit's label bytes equal those of a label set validated before (the
+    // cache's trusted key): only the others need splitting and checking.
+    if let Err(e) = batch.split_labels(|i| !matches!(hits.get(i), Some(Some(_)))) {
+        lists.clear();
+        return Err(e);
+    }
+    let batch = &*batch;
     let mut idx = 0usize;
     batch.for_each_series(|series| {
         let i = idx;
@@ -187,23 +204,34 @@ pub fn ingest(
                 // The pairs equal a stored, validated label set: valid.
                 if let Some(m) = series.metadata {
                     out.metadata_entries += 1;
-                    if let Some(&(_, name)) = series.labels.iter().find(|(n, _)| *n == METRIC_NAME) {
+                    let pairs = series.pairs().unwrap_or_default();
+                    if let Some(&(_, name)) = pairs.iter().find(|(n, _)| *n == METRIC_NAME) {
                         metadata.record_parts(&family_name(name, m.kind), m.kind, m.help, m.unit);
                     }
                 }
                 (Some(h), None)
             }
             None => {
-                let labels = match series_labels(series.labels, opts.name_validation) {
+                // A hit whose series went away still has its labels as
+                // bytes; they split as they did when validated.
+                let pairs = match series.pairs() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        out.rejected[RejectReason::InvalidSeries.index()] += series.samples.len() as u64;
+                        out.note(limit, || format!("invalid series: {e}"));
+                        return;
+                    }
+                };
+                let labels = match series_labels(&pairs, opts.name_validation) {
                     Ok(l) if v2 && series.samples.is_empty() && series.histograms == 0 => {
                         drop(l);
-                        out.note(limit, || format!("{}: {}", DisplayPairs(series.labels), SeriesError::NoSamples));
+                        out.note(limit, || format!("{}: {}", DisplayPairs(&pairs), SeriesError::NoSamples));
                         return;
                     }
                     Ok(l) => l,
                     Err(e) => {
                         out.rejected[RejectReason::InvalidSeries.index()] += series.samples.len() as u64;
-                        out.note(limit, || format!("{}: invalid series: {e}", DisplayPairs(series.labels)));
+                        out.note(limit, || format!("{}: invalid series: {e}", DisplayPairs(&pairs)));
                         return;
                     }
                 };
@@ -218,8 +246,8 @@ pub fn ingest(
         };
         // Invariant (a) of the cache: only pairs that are exactly the
         // validated labels (none dropped for an empty value) are entered.
-        let exact = labels.as_ref().is_some_and(|l| l.len() == series.labels.len());
-        let mut target = Target { series_ref: handle.map(|h| h.series_ref()), handle, labels, pairs: series.labels };
+        let exact = labels.as_ref().is_some_and(|l| Some(l.len()) == series.pairs().ok().map(|p| p.len()));
+        let mut target = Target { series_ref: handle.map(|h| h.series_ref()), handle, labels, series: &series };
         append_series(app, &mut target, &series, first_result, max_t, &mut out, limit);
         if let (Some(k), None, Some(r), true) = (key, cached, target.series_ref, exact) {
             if let Some(h) = app.handle(r) {
@@ -231,7 +259,7 @@ pub fn ingest(
     if lists.keys.capacity() <= MAX_KEPT_LIST {
         LISTS.with(|l| *l.borrow_mut() = lists);
     }
-    out
+    Ok(out)
 }
 
 /// A request's per-series lists of the first pass, kept by the thread for
@@ -265,21 +293,32 @@ const MAX_KEPT_LIST: usize = 1 << 16;
 /// The series samples are appended to: its ref once known (and its handle
 /// when it came from the cache), its [`Labels`] when built (built on demand
 /// for a cached series whose ref went away).
-struct Target<'a, 'p> {
+struct Target<'v, 'a, 's> {
     series_ref: Option<u64>,
     handle: Option<SeriesHandle>,
     labels: Option<Labels>,
-    pairs: &'p [(&'a str, &'a str)],
+    series: &'v SeriesView<'a, 's>,
 }
 
-impl Target<'_, '_> {
+impl Target<'_, '_, '_> {
     /// Appends by labels (looking the series up, creating it if new) and
     /// remembers the ref.
     fn append_by_labels(&mut self, app: &mut Appender<'_>, t: i64, v: f64) -> Result<(), AppendError> {
         // Without labels the series came from the cache: its pairs equal a
         // stored label set (sorted, unique, no empty value), which is what
-        // `from_sorted` requires.
-        let labels = self.labels.get_or_insert_with(|| Labels::from_sorted(self.pairs.iter().copied()));
+        // `from_sorted` requires. Its label bytes, when pending, split as
+        // they did when that set was validated; were they ever not to, the
+        // sample is refused as of an invalid series.
+        let labels = match &mut self.labels {
+            Some(l) => l,
+            slot @ None => {
+                let pairs = self
+                    .series
+                    .pairs()
+                    .map_err(|e| AppendError::InvalidLabels(LabelError::InvalidName(e.to_string())))?;
+                slot.insert(Labels::from_sorted(pairs.iter().copied()))
+            }
+        };
         let r = app.append(labels, t, v)?;
         self.series_ref = Some(r);
         self.handle = None;
@@ -291,7 +330,7 @@ impl Target<'_, '_> {
 /// result of appending the first sample already (with the cache check).
 fn append_series(
     app: &mut Appender<'_>,
-    target: &mut Target<'_, '_>,
+    target: &mut Target<'_, '_, '_>,
     series: &SeriesView<'_, '_>,
     mut first_result: Option<Result<(), AppendError>>,
     max_t: i64,
@@ -341,7 +380,7 @@ fn append_series(
     if rejected > 0 {
         let (_, first) = first.unwrap_or((RejectReason::InvalidSeries, String::new()));
         let more = if rejected > 1 { format!(" (and {} more rejected samples)", rejected - 1) } else { String::new() };
-        out.note(limit, || format!("{}: {first}{more}", DisplayPairs(series.labels)));
+        out.note(limit, || format!("{}: {first}{more}", DisplayPairs(&series.pairs().unwrap_or_default())));
     }
 }
 
@@ -371,11 +410,72 @@ mod tests {
     }
 
     fn send(db: &Db, cache: &SeriesCache, raw: &[u8]) -> Outcome {
-        let batch = Batch::decode(Protocol::V1, raw).expect("valid body");
+        send_pending(db, cache, raw).expect("valid body").0
+    }
+
+    /// Sends `raw` and tells, per series, whether its labels were left
+    /// unsplit.
+    fn send_pending(db: &Db, cache: &SeriesCache, raw: &[u8]) -> Result<(Outcome, Vec<bool>), ReceiveError> {
+        let mut batch = Batch::decode_lazy(Protocol::V1, raw).expect("valid structure");
         let mut app = db.appender();
-        let out = ingest(&batch, &mut app, &MetadataStore::new(), &ReceiverOptions::default(), cache, i64::MAX);
+        let out = ingest(&mut batch, &mut app, &MetadataStore::new(), &ReceiverOptions::default(), cache, i64::MAX)?;
         app.commit().expect("commit");
-        out
+        let mut pending = Vec::new();
+        batch.for_each_series(|s| pending.push(s.map(|s| s.labels_pending).unwrap_or(false)));
+        Ok((out, pending))
+    }
+
+    /// A series found in the cache keeps its labels as bytes; every other
+    /// one is split and checked before anything is appended, so a
+    /// malformed label in a new series refuses the whole request.
+    #[test]
+    fn only_cache_hits_skip_the_split_and_a_bad_label_appends_nothing() {
+        let db = Db::in_memory().expect("db");
+        let cache = SeriesCache::new(100);
+        let (out, pending) = send_pending(&db, &cache, &request("a", 1_000)).unwrap();
+        assert_eq!((out.samples_written, pending), (1, vec![false]));
+        let (out, pending) = send_pending(&db, &cache, &request("a", 2_000)).unwrap();
+        assert_eq!((out.samples_written, pending), (1, vec![true]));
+        // A known series and a new one whose job value is not UTF-8.
+        let mut bad = request("a", 3_000);
+        bad.extend(request("b", 3_000));
+        let at = bad.iter().rposition(|&c| c == b'b').expect("the value");
+        bad[at] = 0xff;
+        assert!(matches!(send_pending(&db, &cache, &bad), Err(ReceiveError::BadProtobuf { .. })));
+        assert_eq!(jobs(&db), vec![("a".to_owned(), 2)]);
+        // Without a cache everything is split.
+        let db = Db::in_memory().expect("db");
+        let off = SeriesCache::new(0);
+        for t in [1_000, 2_000] {
+            assert_eq!(send_pending(&db, &off, &request("a", t)).unwrap().1, vec![false]);
+        }
+        assert_eq!(jobs(&db), vec![("a".to_owned(), 2)]);
+    }
+
+    /// A hit whose series the head no longer holds is appended by its
+    /// labels, split from the bytes then.
+    #[test]
+    fn a_hit_on_a_removed_series_is_found_again_by_its_labels() {
+        let cache = SeriesCache::new(100);
+        let dir = tempfile::tempdir().expect("dir");
+        let db = Db::open(dir.path()).expect("db");
+        send(&db, &cache, &request("a", 1_000));
+        assert_eq!(cache.len(), 1);
+        // Persisting the whole head removes the series from it: the
+        // cached handle no longer reaches it.
+        db.flush_head().expect("flush");
+        let raw = request("a", 86_400_000);
+        let bytes = crate::receive::wire::decode_v1(&raw).expect("body").label_bytes[0].expect("together");
+        let mut h = cache.get(cache.key(Some(bytes), &[], &mut Vec::new())).expect("cached");
+        let mut app = db.appender();
+        assert!(matches!(app.append_handle(&mut h, 86_400_000, 1.0), Err(AppendError::UnknownSeriesRef(_))));
+        drop(app);
+        let (out, pending) = send_pending(&db, &cache, &raw).unwrap();
+        assert_eq!((out.samples_written, out.rejected_total()), (1, 0));
+        // Split for the lookup by labels (a view of the batch after the
+        // request still shows the bytes: the split went to a copy).
+        assert_eq!(pending, vec![true]);
+        assert_eq!(jobs(&db), vec![("a".to_owned(), 2)]);
     }
 
     fn jobs(db: &Db) -> Vec<(String, usize)> {

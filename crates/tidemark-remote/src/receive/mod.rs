@@ -293,13 +293,13 @@ impl Receiver {
         raw: &mut Vec<u8>,
     ) -> Result<(Outcome, Option<ReceiveError>), ReceiveError> {
         decompress_into(body, self.opts.max_decompressed_bytes, raw)?;
-        let batch = Batch::decode(protocol, raw)?;
+        let mut batch = Batch::decode_lazy(protocol, raw)?;
         let max_t = match self.opts.max_future {
             Some(d) => now_ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
             None => i64::MAX,
         };
         let mut app = self.db.appender();
-        let outcome = ingest::ingest(&batch, &mut app, &self.metadata, &self.opts, &self.cache, max_t);
+        let outcome = ingest::ingest(&mut batch, &mut app, &self.metadata, &self.opts, &self.cache, max_t)?;
         batch.recycle();
         if let Err(e) = app.commit() {
             tracing::error!(error = %e, protocol = protocol.as_str(), "remote write commit failed; the sender will retry");

@@ -246,8 +246,21 @@ impl V1Wire<'_> {
     }
 }
 
-/// Decodes a 1.0 `WriteRequest`.
+/// Decodes a 1.0 `WriteRequest`, every part of it checked.
 pub fn decode_v1(buf: &[u8]) -> Result<V1Wire<'_>, WireError> {
+    let mut w = decode_v1_lazy(buf)?;
+    w.split_labels(|_| true)?;
+    Ok(w)
+}
+
+/// Decodes a 1.0 `WriteRequest` except the label fields of each series
+/// whose labels sit together ([`V1Wire::label_bytes`] is `Some`): those
+/// are neither split into pairs nor checked ([`V1Wire::labels_pending`]).
+/// Everything else is checked as by [`decode_v1`]. A receiver that finds
+/// a series in its cache by those bytes (bytes equal to a label set it
+/// split and validated before) never needs them split; it splits the
+/// others with [`V1Wire::split_labels`] before trusting the request.
+pub fn decode_v1_lazy(buf: &[u8]) -> Result<V1Wire<'_>, WireError> {
     let spare = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
     let mut out = V1Wire {
         labels: relabel(spare.labels),
@@ -292,8 +305,7 @@ fn time_series<'a>(buf: &'a [u8], out: &mut V1Wire<'a>) -> Result<(), WireError>
         match r.key()? {
             (1, wt) => {
                 expect(wt, LEN)?;
-                let b = r.bytes()?;
-                out.labels.push(label(b)?);
+                r.bytes()?;
                 region = match region {
                     None => Some((start, r.pos)),
                     Some((s, e)) => {
@@ -320,6 +332,17 @@ fn time_series<'a>(buf: &'a [u8], out: &mut V1Wire<'a>) -> Result<(), WireError>
             (_, wt) => r.skip(wt)?,
         }
     }
+    // Labels apart from one another are split now (no bytes stand for
+    // them); together, they are left for `split_labels`.
+    if split {
+        let mut r = Reader::new(buf);
+        while !r.done() {
+            match r.key()? {
+                (1, _) => out.labels.push(label(r.bytes()?)?),
+                (_, wt) => r.skip(wt)?,
+            }
+        }
+    }
     out.series.push(SeriesSpan {
         labels: (len32(l0)?, len32(out.labels.len())?),
         samples: (len32(s0)?, len32(out.samples.len())?),
@@ -332,6 +355,50 @@ fn time_series<'a>(buf: &'a [u8], out: &mut V1Wire<'a>) -> Result<(), WireError>
         None => Some(&[]),
     });
     Ok(())
+}
+
+/// Splits the label fields of one series as sent (each field's key, length
+/// and `Label` message, back to back: [`V1Wire::label_bytes`]) into pairs,
+/// appended to `out`, checking them as [`decode_v1`] does.
+pub fn split_label_fields<'a>(bytes: &'a [u8], out: &mut Vec<(&'a str, &'a str)>) -> Result<(), WireError> {
+    let mut r = Reader::new(bytes);
+    while !r.done() {
+        match r.key()? {
+            (1, wt) => {
+                expect(wt, LEN)?;
+                out.push(label(r.bytes()?)?);
+            }
+            _ => return Err(WireError("a field other than a label among the label fields")),
+        }
+    }
+    Ok(())
+}
+
+impl<'a> V1Wire<'a> {
+    /// Whether series `i`'s labels are still only its label bytes (a
+    /// [`decode_v1_lazy`] left them unsplit and unchecked): its span in
+    /// [`V1Wire::labels`] is then empty. Each label field splits into one
+    /// pair, so a series with label bytes but no pairs is exactly that.
+    pub fn labels_pending(&self, i: usize) -> bool {
+        let (s, e) = self.series[i].labels;
+        s == e && self.label_bytes[i].is_some_and(|b| !b.is_empty())
+    }
+
+    /// Splits (and checks) the pending labels of every series `i` for
+    /// which `want(i)` holds, appending their pairs to
+    /// [`V1Wire::labels`] and pointing their spans at them.
+    pub fn split_labels(&mut self, mut want: impl FnMut(usize) -> bool) -> Result<(), WireError> {
+        for i in 0..self.series.len() {
+            if !self.labels_pending(i) || !want(i) {
+                continue;
+            }
+            let bytes = self.label_bytes[i].unwrap_or_default();
+            let l0 = len32(self.labels.len())?;
+            split_label_fields(bytes, &mut self.labels)?;
+            self.series[i].labels = (l0, len32(self.labels.len())?);
+        }
+        Ok(())
+    }
 }
 
 fn label(buf: &[u8]) -> Result<(&str, &str), WireError> {
@@ -760,6 +827,10 @@ mod tests {
             if decode_v1(&bytes).is_ok() {
                 prop_assert!(v1::WriteRequest::decode(bytes.as_slice()).is_ok());
             }
+            // A lazy decode and its full split accept exactly what the
+            // full decode accepts.
+            let lazy = decode_v1_lazy(&bytes).and_then(|mut w| w.split_labels(|_| true));
+            prop_assert_eq!(lazy.is_ok(), decode_v1(&bytes).is_ok());
         }
     }
 
@@ -838,6 +909,63 @@ mod tests {
         // No labels at all: empty bytes.
         let none = series(&[&field(2, &sample)]);
         assert_eq!(decode_v1(&none).unwrap().label_bytes, vec![Some(&[][..])]);
+    }
+
+    /// A lazy decode leaves labels sent together as bytes, unchecked;
+    /// splitting them gives what a full decode gives, and a malformed
+    /// label among them is found by the split (as by the full decode).
+    #[test]
+    fn lazy_decoding_leaves_labels_together_for_the_split() {
+        let label = |n: &str, v: &str| v1::Label { name: n.into(), value: v.into() }.encode_to_vec();
+        let field = |num: u8, body: &[u8]| {
+            let mut f = vec![num << 3 | 2, body.len() as u8];
+            f.extend_from_slice(body);
+            f
+        };
+        let sample = Sample { value: 1.0, timestamp: 5 }.encode_to_vec();
+        let (a, b, c) = (field(1, &label("__name__", "up")), field(1, &label("job", "x")), field(1, &label("i", "1")));
+        let series = |parts: &[&[u8]]| field(1, &parts.concat());
+        // Together, apart (split at once), together.
+        let body = [
+            series(&[&a, &b, &field(2, &sample)]),
+            series(&[&a, &field(2, &sample), &c]),
+            series(&[&b, &c]),
+            series(&[&field(2, &sample)]),
+        ]
+        .concat();
+        let full = decode_v1(&body).unwrap();
+        let mut lazy = decode_v1_lazy(&body).unwrap();
+        let pending: Vec<bool> = (0..4).map(|i| lazy.labels_pending(i)).collect();
+        assert_eq!(pending, [true, false, true, false]);
+        assert_eq!(lazy.label_bytes, full.label_bytes);
+        assert_eq!(lazy.samples, full.samples);
+        // Split only the third: the first stays pending.
+        lazy.split_labels(|i| i == 2).unwrap();
+        assert!(lazy.labels_pending(0) && !lazy.labels_pending(2));
+        lazy.split_labels(|_| true).unwrap();
+        fn pairs<'a>(w: &V1Wire<'a>, i: usize) -> Vec<(&'a str, &'a str)> {
+            let (s, e) = w.series[i].labels;
+            w.labels[s as usize..e as usize].to_vec()
+        }
+        for i in 0..4 {
+            assert!(!lazy.labels_pending(i));
+            assert_eq!(pairs(&lazy, i), pairs(&full, i), "series {i}");
+        }
+        assert_eq!(pairs(&full, 0), vec![("__name__", "up"), ("job", "x")]);
+        assert_eq!(pairs(&full, 1), vec![("__name__", "up"), ("i", "1")]);
+        // A value that is not UTF-8 among labels sent together: the lazy
+        // decode takes the body, its split and the full decode refuse it.
+        let bad = series(&[&a, &field(1, &[0x0a, 0x01, b'j', 0x12, 0x01, 0xff]), &field(2, &sample)]);
+        assert!(decode_v1(&bad).is_err());
+        let mut lazy = decode_v1_lazy(&bad).unwrap();
+        assert!(lazy.labels_pending(0));
+        assert!(lazy.split_labels(|_| true).is_err());
+        // Apart, the same label is refused by the lazy decode itself.
+        let bad_apart = series(&[&field(1, &[0x0a, 0x01, b'j', 0x12, 0x01, 0xff]), &field(2, &sample), &a]);
+        assert!(decode_v1_lazy(&bad_apart).is_err());
+        // Split by itself, a region holding another field is refused.
+        let mut out = Vec::new();
+        assert!(split_label_fields(&[&a[..], &field(2, &sample)].concat(), &mut out).is_err());
     }
 
     /// The shortcuts for the usual shape of a label and a sample give way
