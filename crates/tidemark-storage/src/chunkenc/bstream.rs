@@ -136,13 +136,22 @@ pub struct BitReader<B> {
     valid: u32,
 }
 
+/// A [`BitReader`]'s position: the next byte to load and the unread bits
+/// already loaded.
+#[derive(Debug, Clone, Copy)]
+pub struct BitPos {
+    pos: usize,
+    window: u64,
+    valid: u32,
+}
+
 impl<B: AsRef<[u8]>> BitReader<B> {
     /// A reader starting at byte `start` of `data`.
     pub fn new(data: B, start: usize) -> BitReader<B> {
         BitReader { data, pos: start, window: 0, valid: 0 }
     }
 
-    #[inline]
+    #[inline(always)]
     fn refill(&mut self) {
         let data = self.data.as_ref();
         if self.pos + 8 <= data.len() {
@@ -163,6 +172,15 @@ impl<B: AsRef<[u8]>> BitReader<B> {
             self.pos += bytes as usize;
             return;
         }
+        self.refill_tail();
+    }
+
+    /// Refills byte by byte near the end of the data (out of line: a chunk
+    /// reaches it only for its last 8 bytes).
+    #[cold]
+    #[inline(never)]
+    fn refill_tail(&mut self) {
+        let data = self.data.as_ref();
         while self.valid <= 56 && self.pos < data.len() {
             self.window |= u64::from(data[self.pos]) << (56 - self.valid);
             self.valid += 8;
@@ -170,9 +188,33 @@ impl<B: AsRef<[u8]>> BitReader<B> {
         }
     }
 
+    /// A reader over the same bytes at the same position that borrows them,
+    /// so that a decoding loop can keep it in locals (registers) and hand its
+    /// position back with [`BitReader::resume_from`].
+    #[inline(always)]
+    pub fn borrowed(&self) -> BitReader<&[u8]> {
+        BitReader { data: self.data.as_ref(), pos: self.pos, window: self.window, valid: self.valid }
+    }
+
+    /// Where this reader is, to hand back with [`BitReader::resume_at`].
+    #[inline(always)]
+    pub fn position(&self) -> BitPos {
+        BitPos { pos: self.pos, window: self.window, valid: self.valid }
+    }
+
+    /// Continues from `at`, the [`BitReader::position`] of a reader over the
+    /// same bytes (such as one from [`BitReader::borrowed`]).
+    #[inline(always)]
+    pub fn resume_at(&mut self, at: BitPos) {
+        debug_assert!(at.pos <= self.data.as_ref().len());
+        self.pos = at.pos;
+        self.window = at.window;
+        self.valid = at.valid;
+    }
+
     /// The next `n <= 32` bits without consuming them, zero-padded past the
     /// end of the data. Returns how many of them are real.
-    #[inline]
+    #[inline(always)]
     pub fn peek_bits(&mut self, n: u32) -> (u64, u32) {
         debug_assert!((1..=32).contains(&n));
         if self.valid < n {
@@ -182,7 +224,7 @@ impl<B: AsRef<[u8]>> BitReader<B> {
     }
 
     /// Consumes `n` bits previously seen with [`BitReader::peek_bits`].
-    #[inline]
+    #[inline(always)]
     pub fn skip_bits(&mut self, n: u32) {
         debug_assert!(n <= self.valid);
         self.window = if n >= 64 { 0 } else { self.window << n };
@@ -205,7 +247,7 @@ impl<B: AsRef<[u8]>> BitReader<B> {
     }
 
     /// Reads `n <= 64` bits as an unsigned integer, or `None` past the end.
-    #[inline]
+    #[inline(always)]
     pub fn read_bits(&mut self, n: u32) -> Option<u64> {
         debug_assert!(n <= 64);
         if n == 0 {
@@ -214,20 +256,28 @@ impl<B: AsRef<[u8]>> BitReader<B> {
         if self.valid < n {
             self.refill();
             if self.valid < n {
-                // A window holds at most 64 bits; a 64-bit read that found a
-                // partial window needs two steps.
-                if n > 32 && self.pos < self.data.as_ref().len() {
-                    let hi = self.read_bits(32)?;
-                    let lo = self.read_bits(n - 32)?;
-                    return Some((hi << (n - 32)) | lo);
-                }
-                return None;
+                return self.read_bits_split(n);
             }
         }
         let v = self.window >> (64 - n);
         self.window = if n == 64 { 0 } else { self.window << n };
         self.valid -= n;
         Some(v)
+    }
+
+    /// A read of `n` bits that the window cannot hold after a refill: near
+    /// the end of the data, or a read of more than 32 bits after a refill
+    /// that kept a partial byte out. A window holds at most 64 bits, so such
+    /// a read takes two steps.
+    #[cold]
+    #[inline(never)]
+    fn read_bits_split(&mut self, n: u32) -> Option<u64> {
+        if n > 32 && self.pos < self.data.as_ref().len() {
+            let hi = self.read_bits(32)?;
+            let lo = self.read_bits(n - 32)?;
+            return Some((hi << (n - 32)) | lo);
+        }
+        None
     }
 
     /// Reads an unsigned LEB128 varint aligned on the bit stream.
