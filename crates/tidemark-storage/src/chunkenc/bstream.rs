@@ -181,11 +181,19 @@ impl<B: AsRef<[u8]>> BitReader<B> {
     #[inline(never)]
     fn refill_tail(&mut self) {
         let data = self.data.as_ref();
-        while self.valid <= 56 && self.pos < data.len() {
-            self.window |= u64::from(data[self.pos]) << (56 - self.valid);
-            self.valid += 8;
-            self.pos += 1;
+        let rest = data.get(self.pos..).unwrap_or(&[]);
+        // As many whole bytes as fit below the unread bits, as the fast
+        // path takes, but no more than are left; loaded in one step.
+        let bytes = ((64 - self.valid) / 8).min(rest.len() as u32);
+        if bytes == 0 {
+            return;
         }
+        let mut b = [0u8; 8];
+        b[..bytes as usize].copy_from_slice(&rest[..bytes as usize]);
+        // `bytes >= 1`, so `valid <= 56`: the shift is in range.
+        self.window |= u64::from_be_bytes(b) >> self.valid;
+        self.valid += bytes * 8;
+        self.pos += bytes as usize;
     }
 
     /// A reader over the same bytes at the same position that borrows them,
@@ -282,6 +290,31 @@ impl<B: AsRef<[u8]>> BitReader<B> {
 
     /// Reads an unsigned LEB128 varint aligned on the bit stream.
     pub fn read_uvarint(&mut self) -> Option<u64> {
+        // Fast path: a varint of up to 8 bytes whose bytes are all in the
+        // window. The window's bits past `valid` are zero, so only a stop
+        // byte (top bit clear) among the valid bytes counts.
+        if self.valid < 64 {
+            self.refill();
+        }
+        let whole = self.valid / 8;
+        let stops = !self.window & 0x8080_8080_8080_8080;
+        let last = stops.leading_zeros() / 8;
+        if last < whole {
+            let mut x = 0u64;
+            for i in 0..=last {
+                x |= ((self.window >> (56 - 8 * i)) & 0x7f) << (7 * i);
+            }
+            self.skip_bits(8 * (last + 1));
+            return Some(x);
+        }
+        self.read_uvarint_slow()
+    }
+
+    /// [`BitReader::read_uvarint`] byte by byte: a varint longer than 8
+    /// bytes, or one that runs to or past the end of the data.
+    #[cold]
+    #[inline(never)]
+    fn read_uvarint_slow(&mut self) -> Option<u64> {
         let mut x: u64 = 0;
         let mut shift = 0u32;
         for i in 0..10 {
@@ -350,6 +383,39 @@ mod tests {
             r.read_bits(pad);
             for &v in &vs { prop_assert_eq!(r.read_varint(), Some(v)); }
         }
+    }
+
+    #[test]
+    fn varints_read_at_every_offset_and_at_the_end() {
+        // Every length (1 to 10 bytes), after 0..=13 pad bits, with nothing
+        // after it (the byte-by-byte tail) and with more data after it.
+        let values = [0u64, 1, 127, 128, 16_383, 16_384, 1 << 35, 1 << 49, 1 << 56, 1 << 63, u64::MAX];
+        for &v in &values {
+            for pad in 0u32..=13 {
+                for trailer in [0u32, 8, 64] {
+                    let mut w = BitWriter::new();
+                    w.write_bits(0, pad);
+                    w.write_uvarint(v);
+                    w.write_bits(u64::MAX, trailer);
+                    let bytes = w.into_bytes();
+                    let mut r = BitReader::new(&bytes[..], 0);
+                    r.read_bits(pad);
+                    assert_eq!(r.read_uvarint(), Some(v), "v {v} pad {pad} trailer {trailer}");
+                    if trailer > 0 {
+                        assert_eq!(r.read_bits(trailer), Some(u64::MAX >> (64 - trailer)));
+                    }
+                }
+            }
+        }
+        // A varint cut short, or with its 10th byte too large, is refused.
+        let mut w = BitWriter::new();
+        w.write_uvarint(1 << 40);
+        let bytes = w.into_bytes();
+        for cut in 0..bytes.len() {
+            assert_eq!(BitReader::new(&bytes[..cut], 0).read_uvarint(), None, "cut {cut}");
+        }
+        let overlong = [0xffu8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
+        assert_eq!(BitReader::new(&overlong[..], 0).read_uvarint(), None);
     }
 
     #[test]
