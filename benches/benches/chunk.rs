@@ -44,6 +44,18 @@ fn xor(c: &mut Criterion) {
             sum
         })
     });
+    // What a `[5m]` window at the end of a full open chunk asks: the last 20
+    // samples of 120, reached by decoding the chunk from its start.
+    let from = samples[100].t;
+    g.bench_function("drain_last_20_of_120", |b| {
+        let mut out = Vec::with_capacity(120);
+        b.iter(|| {
+            out.clear();
+            let mut it = XorIterator::new(&bytes[..]);
+            it.drain_range(from, i64::MAX, &mut out);
+            out.len()
+        })
+    });
     g.finish();
 }
 

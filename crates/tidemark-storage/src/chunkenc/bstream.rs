@@ -136,13 +136,22 @@ pub struct BitReader<B> {
     valid: u32,
 }
 
+/// A [`BitReader`]'s position: the next byte to load and the unread bits
+/// already loaded.
+#[derive(Debug, Clone, Copy)]
+pub struct BitPos {
+    pos: usize,
+    window: u64,
+    valid: u32,
+}
+
 impl<B: AsRef<[u8]>> BitReader<B> {
     /// A reader starting at byte `start` of `data`.
     pub fn new(data: B, start: usize) -> BitReader<B> {
         BitReader { data, pos: start, window: 0, valid: 0 }
     }
 
-    #[inline]
+    #[inline(always)]
     fn refill(&mut self) {
         let data = self.data.as_ref();
         if self.pos + 8 <= data.len() {
@@ -163,16 +172,57 @@ impl<B: AsRef<[u8]>> BitReader<B> {
             self.pos += bytes as usize;
             return;
         }
-        while self.valid <= 56 && self.pos < data.len() {
-            self.window |= u64::from(data[self.pos]) << (56 - self.valid);
-            self.valid += 8;
-            self.pos += 1;
+        self.refill_tail();
+    }
+
+    /// Refills byte by byte near the end of the data (out of line: a chunk
+    /// reaches it only for its last 8 bytes).
+    #[cold]
+    #[inline(never)]
+    fn refill_tail(&mut self) {
+        let data = self.data.as_ref();
+        let rest = data.get(self.pos..).unwrap_or(&[]);
+        // As many whole bytes as fit below the unread bits, as the fast
+        // path takes, but no more than are left; loaded in one step.
+        let bytes = ((64 - self.valid) / 8).min(rest.len() as u32);
+        if bytes == 0 {
+            return;
         }
+        let mut b = [0u8; 8];
+        b[..bytes as usize].copy_from_slice(&rest[..bytes as usize]);
+        // `bytes >= 1`, so `valid <= 56`: the shift is in range.
+        self.window |= u64::from_be_bytes(b) >> self.valid;
+        self.valid += bytes * 8;
+        self.pos += bytes as usize;
+    }
+
+    /// A reader over the same bytes at the same position that borrows them,
+    /// so that a decoding loop can keep it in locals (registers) and hand its
+    /// position back with [`BitReader::resume_from`].
+    #[inline(always)]
+    pub fn borrowed(&self) -> BitReader<&[u8]> {
+        BitReader { data: self.data.as_ref(), pos: self.pos, window: self.window, valid: self.valid }
+    }
+
+    /// Where this reader is, to hand back with [`BitReader::resume_at`].
+    #[inline(always)]
+    pub fn position(&self) -> BitPos {
+        BitPos { pos: self.pos, window: self.window, valid: self.valid }
+    }
+
+    /// Continues from `at`, the [`BitReader::position`] of a reader over the
+    /// same bytes (such as one from [`BitReader::borrowed`]).
+    #[inline(always)]
+    pub fn resume_at(&mut self, at: BitPos) {
+        debug_assert!(at.pos <= self.data.as_ref().len());
+        self.pos = at.pos;
+        self.window = at.window;
+        self.valid = at.valid;
     }
 
     /// The next `n <= 32` bits without consuming them, zero-padded past the
     /// end of the data. Returns how many of them are real.
-    #[inline]
+    #[inline(always)]
     pub fn peek_bits(&mut self, n: u32) -> (u64, u32) {
         debug_assert!((1..=32).contains(&n));
         if self.valid < n {
@@ -182,7 +232,7 @@ impl<B: AsRef<[u8]>> BitReader<B> {
     }
 
     /// Consumes `n` bits previously seen with [`BitReader::peek_bits`].
-    #[inline]
+    #[inline(always)]
     pub fn skip_bits(&mut self, n: u32) {
         debug_assert!(n <= self.valid);
         self.window = if n >= 64 { 0 } else { self.window << n };
@@ -205,7 +255,7 @@ impl<B: AsRef<[u8]>> BitReader<B> {
     }
 
     /// Reads `n <= 64` bits as an unsigned integer, or `None` past the end.
-    #[inline]
+    #[inline(always)]
     pub fn read_bits(&mut self, n: u32) -> Option<u64> {
         debug_assert!(n <= 64);
         if n == 0 {
@@ -214,14 +264,7 @@ impl<B: AsRef<[u8]>> BitReader<B> {
         if self.valid < n {
             self.refill();
             if self.valid < n {
-                // A window holds at most 64 bits; a 64-bit read that found a
-                // partial window needs two steps.
-                if n > 32 && self.pos < self.data.as_ref().len() {
-                    let hi = self.read_bits(32)?;
-                    let lo = self.read_bits(n - 32)?;
-                    return Some((hi << (n - 32)) | lo);
-                }
-                return None;
+                return self.read_bits_split(n);
             }
         }
         let v = self.window >> (64 - n);
@@ -230,8 +273,48 @@ impl<B: AsRef<[u8]>> BitReader<B> {
         Some(v)
     }
 
+    /// A read of `n` bits that the window cannot hold after a refill: near
+    /// the end of the data, or a read of more than 32 bits after a refill
+    /// that kept a partial byte out. A window holds at most 64 bits, so such
+    /// a read takes two steps.
+    #[cold]
+    #[inline(never)]
+    fn read_bits_split(&mut self, n: u32) -> Option<u64> {
+        if n > 32 && self.pos < self.data.as_ref().len() {
+            let hi = self.read_bits(32)?;
+            let lo = self.read_bits(n - 32)?;
+            return Some((hi << (n - 32)) | lo);
+        }
+        None
+    }
+
     /// Reads an unsigned LEB128 varint aligned on the bit stream.
     pub fn read_uvarint(&mut self) -> Option<u64> {
+        // Fast path: a varint of up to 8 bytes whose bytes are all in the
+        // window. The window's bits past `valid` are zero, so only a stop
+        // byte (top bit clear) among the valid bytes counts.
+        if self.valid < 64 {
+            self.refill();
+        }
+        let whole = self.valid / 8;
+        let stops = !self.window & 0x8080_8080_8080_8080;
+        let last = stops.leading_zeros() / 8;
+        if last < whole {
+            let mut x = 0u64;
+            for i in 0..=last {
+                x |= ((self.window >> (56 - 8 * i)) & 0x7f) << (7 * i);
+            }
+            self.skip_bits(8 * (last + 1));
+            return Some(x);
+        }
+        self.read_uvarint_slow()
+    }
+
+    /// [`BitReader::read_uvarint`] byte by byte: a varint longer than 8
+    /// bytes, or one that runs to or past the end of the data.
+    #[cold]
+    #[inline(never)]
+    fn read_uvarint_slow(&mut self) -> Option<u64> {
         let mut x: u64 = 0;
         let mut shift = 0u32;
         for i in 0..10 {
@@ -300,6 +383,39 @@ mod tests {
             r.read_bits(pad);
             for &v in &vs { prop_assert_eq!(r.read_varint(), Some(v)); }
         }
+    }
+
+    #[test]
+    fn varints_read_at_every_offset_and_at_the_end() {
+        // Every length (1 to 10 bytes), after 0..=13 pad bits, with nothing
+        // after it (the byte-by-byte tail) and with more data after it.
+        let values = [0u64, 1, 127, 128, 16_383, 16_384, 1 << 35, 1 << 49, 1 << 56, 1 << 63, u64::MAX];
+        for &v in &values {
+            for pad in 0u32..=13 {
+                for trailer in [0u32, 8, 64] {
+                    let mut w = BitWriter::new();
+                    w.write_bits(0, pad);
+                    w.write_uvarint(v);
+                    w.write_bits(u64::MAX, trailer);
+                    let bytes = w.into_bytes();
+                    let mut r = BitReader::new(&bytes[..], 0);
+                    r.read_bits(pad);
+                    assert_eq!(r.read_uvarint(), Some(v), "v {v} pad {pad} trailer {trailer}");
+                    if trailer > 0 {
+                        assert_eq!(r.read_bits(trailer), Some(u64::MAX >> (64 - trailer)));
+                    }
+                }
+            }
+        }
+        // A varint cut short, or with its 10th byte too large, is refused.
+        let mut w = BitWriter::new();
+        w.write_uvarint(1 << 40);
+        let bytes = w.into_bytes();
+        for cut in 0..bytes.len() {
+            assert_eq!(BitReader::new(&bytes[..cut], 0).read_uvarint(), None, "cut {cut}");
+        }
+        let overlong = [0xffu8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
+        assert_eq!(BitReader::new(&overlong[..], 0).read_uvarint(), None);
     }
 
     #[test]

@@ -217,6 +217,67 @@ pub struct XorIterator<B> {
     err: Option<crate::Error>,
 }
 
+/// Reads one delta of delta of a timestamp (the third sample on).
+#[inline(always)]
+fn read_dod<B: AsRef<[u8]>>(r: &mut BitReader<B>) -> Option<i64> {
+    // The prefix is up to four 1 bits ended by a 0 (or four 1s): peek
+    // four bits and count the leading ones in one step.
+    let (peek, real) = r.peek_bits(4);
+    let ones = ((peek << 60).leading_ones()).min(4);
+    let prefix_len = if ones == 4 { 4 } else { ones + 1 };
+    if prefix_len > real {
+        return None;
+    }
+    r.skip_bits(prefix_len);
+    let bits = match ones {
+        0 => return Some(0),
+        1 => 14,
+        2 => 17,
+        3 => 20,
+        _ => return r.read_bits(64).map(|v| v as i64),
+    };
+    let raw = r.read_bits(bits)?;
+    // Sign-extend within the bucket, matching `fits`.
+    let half = 1u64 << (bits - 1);
+    Some(if raw > half { raw as i64 - (1i64 << bits) } else { raw as i64 })
+}
+
+/// Reads one XOR'd value (the second sample on) into `v`, updating the
+/// window of meaningful bits (`leading`, `trailing`).
+#[inline(always)]
+fn read_value<B: AsRef<[u8]>>(r: &mut BitReader<B>, v: &mut u64, leading: &mut u8, trailing: &mut u8) -> Option<()> {
+    // Control bits: `0` (same value), `10` (reuse the window) or `11`
+    // (new window follows).
+    let (peek, real) = r.peek_bits(2);
+    if real == 0 {
+        return None;
+    }
+    if peek & 0b10 == 0 {
+        r.skip_bits(1);
+        return Some(());
+    }
+    if real < 2 {
+        return None;
+    }
+    r.skip_bits(2);
+    if peek & 0b01 == 1 {
+        let lead = r.read_bits(5)? as u8;
+        let mut sig = r.read_bits(6)? as u8;
+        if sig == 0 {
+            sig = 64;
+        }
+        if u32::from(lead) + u32::from(sig) > 64 {
+            return None;
+        }
+        *leading = lead;
+        *trailing = 64 - lead - sig;
+    }
+    let sig = 64 - u32::from(*leading) - u32::from(*trailing);
+    let bits = r.read_bits(sig)?;
+    *v ^= bits << *trailing;
+    Some(())
+}
+
 impl<B: AsRef<[u8]>> XorIterator<B> {
     /// Starts decoding `bytes`. A chunk shorter than its header yields an
     /// error on the first `next`.
@@ -252,63 +313,6 @@ impl<B: AsRef<[u8]>> XorIterator<B> {
         false
     }
 
-    #[inline]
-    fn read_dod(&mut self) -> Option<i64> {
-        // The prefix is up to four 1 bits ended by a 0 (or four 1s): peek
-        // four bits and count the leading ones in one step.
-        let (peek, real) = self.r.peek_bits(4);
-        let ones = ((peek << 60).leading_ones()).min(4);
-        let prefix_len = if ones == 4 { 4 } else { ones + 1 };
-        if prefix_len > real {
-            return None;
-        }
-        self.r.skip_bits(prefix_len);
-        let bits = match ones {
-            0 => return Some(0),
-            1 => 14,
-            2 => 17,
-            3 => 20,
-            _ => return self.r.read_bits(64).map(|v| v as i64),
-        };
-        let raw = self.r.read_bits(bits)?;
-        // Sign-extend within the bucket, matching `fits`.
-        let half = 1u64 << (bits - 1);
-        Some(if raw > half { raw as i64 - (1i64 << bits) } else { raw as i64 })
-    }
-
-    #[inline]
-    fn read_value(&mut self) -> Option<()> {
-        // Control bits: `0` (same value), `10` (reuse the window) or `11`
-        // (new window follows).
-        let (peek, real) = self.r.peek_bits(2);
-        if real == 0 {
-            return None;
-        }
-        if peek & 0b10 == 0 {
-            self.r.skip_bits(1);
-            return Some(());
-        }
-        if real < 2 {
-            return None;
-        }
-        self.r.skip_bits(2);
-        if peek & 0b01 == 1 {
-            self.leading = self.r.read_bits(5)? as u8;
-            let mut sig = self.r.read_bits(6)? as u8;
-            if sig == 0 {
-                sig = 64;
-            }
-            if u32::from(self.leading) + u32::from(sig) > 64 {
-                return None;
-            }
-            self.trailing = 64 - self.leading - sig;
-        }
-        let sig = 64 - u32::from(self.leading) - u32::from(self.trailing);
-        let bits = self.r.read_bits(sig)?;
-        self.v ^= bits << self.trailing;
-        Some(())
-    }
-
     fn step(&mut self) -> Option<()> {
         match self.read {
             0 => {
@@ -318,13 +322,13 @@ impl<B: AsRef<[u8]>> XorIterator<B> {
             1 => {
                 self.t_delta = self.r.read_varint()?;
                 self.t = self.t.wrapping_add(self.t_delta);
-                self.read_value()?;
+                read_value(&mut self.r, &mut self.v, &mut self.leading, &mut self.trailing)?;
             }
             _ => {
-                let dod = self.read_dod()?;
+                let dod = read_dod(&mut self.r)?;
                 self.t_delta = self.t_delta.wrapping_add(dod);
                 self.t = self.t.wrapping_add(self.t_delta);
-                self.read_value()?;
+                read_value(&mut self.r, &mut self.v, &mut self.leading, &mut self.trailing)?;
             }
         }
         Some(())
@@ -337,7 +341,8 @@ impl<B: AsRef<[u8]>> XorIterator<B> {
     /// the same samples both ways). Says why it stopped.
     pub fn drain_range(&mut self, from: i64, maxt: i64, out: &mut Vec<Sample>) -> DrainEnd {
         let mut seeking = true;
-        while !self.done && self.read < self.total {
+        // The first two samples have encodings of their own: one by one.
+        while !self.done && self.read < self.total.min(2) {
             if self.step().is_none() {
                 self.fail("XOR chunk ends before its declared sample count");
                 return DrainEnd::Failed;
@@ -354,6 +359,52 @@ impl<B: AsRef<[u8]>> XorIterator<B> {
                 return DrainEnd::PastEnd;
             }
             out.push(Sample { t, v: f64::from_bits(self.v) });
+        }
+        if !self.done && self.read < self.total {
+            // The rest in one loop whose whole state (the bit reader
+            // included) lives in locals, written back once at the end.
+            let mut r = self.r.borrowed();
+            let (mut t, mut t_delta, mut v) = (self.t, self.t_delta, self.v);
+            let (mut leading, mut trailing) = (self.leading, self.trailing);
+            let mut read = self.read;
+            let total = self.total;
+            let mut end = DrainEnd::Exhausted;
+            while read < total {
+                let Some(dod) = read_dod(&mut r) else {
+                    end = DrainEnd::Failed;
+                    break;
+                };
+                t_delta = t_delta.wrapping_add(dod);
+                t = t.wrapping_add(t_delta);
+                if read_value(&mut r, &mut v, &mut leading, &mut trailing).is_none() {
+                    end = DrainEnd::Failed;
+                    break;
+                }
+                read += 1;
+                if seeking {
+                    if t < from {
+                        continue;
+                    }
+                    seeking = false;
+                }
+                if t > maxt {
+                    end = DrainEnd::PastEnd;
+                    break;
+                }
+                out.push(Sample { t, v: f64::from_bits(v) });
+            }
+            let at = r.position();
+            self.r.resume_at(at);
+            (self.t, self.t_delta, self.v, self.leading, self.trailing, self.read) =
+                (t, t_delta, v, leading, trailing, read);
+            match end {
+                DrainEnd::Exhausted => {}
+                DrainEnd::PastEnd => return DrainEnd::PastEnd,
+                DrainEnd::Failed => {
+                    self.fail("XOR chunk ends before its declared sample count");
+                    return DrainEnd::Failed;
+                }
+            }
         }
         self.done = true;
         if self.err.is_some() {
