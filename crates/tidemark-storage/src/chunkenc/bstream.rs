@@ -74,6 +74,25 @@ impl BitWriter {
         }
         // Left-align the payload so the next bit to write is bit 63.
         let mut v = v << (64 - n);
+        if self.buf.len() - self.len >= 8 {
+            // Room for 8 more bytes: OR the payload into the 8 bytes from
+            // the partly used one (or the next one) with one load and
+            // store; the bytes past `len` are zero, and so are the payload's
+            // bits past `n`, so they stay zero.
+            let (start, used) = if self.free == 0 { (self.len, 0) } else { (self.len - 1, 8 - self.free) };
+            let word = &mut self.buf[start..start + 8];
+            let cur = u64::from_be_bytes(<[u8; 8]>::try_from(&*word).expect("8 bytes"));
+            word.copy_from_slice(&(cur | (v >> used)).to_be_bytes());
+            if used + n > 64 {
+                // The last `used` bits spill into a ninth byte (`start + 8`
+                // is below `len + 8`, so in the buffer).
+                self.buf[start + 8] |= (v << (64 - used) >> 56) as u8;
+            }
+            let end = used + n;
+            self.len = start + end.div_ceil(8) as usize;
+            self.free = (8 - end % 8) % 8;
+            return;
+        }
         let mut n = n;
         if self.free > 0 {
             let take = self.free.min(n);
@@ -340,6 +359,25 @@ mod tests {
             let mut r = BitReader::new(&bytes[..], 0);
             r.read_bits(pad);
             for &v in &vs { prop_assert_eq!(r.read_varint(), Some(v)); }
+        }
+    }
+
+    proptest! {
+        /// Writing with room to spare (the 8-byte path) gives the same
+        /// bytes as writing into a full buffer (the byte-at-a-time path),
+        /// and the spare room stays zero.
+        #[test]
+        fn spare_room_does_not_change_the_bytes(items in proptest::collection::vec((any::<u64>(), 0u32..=64), 0..100), room in 0usize..64) {
+            let mut tight = BitWriter::new();
+            let mut roomy = BitWriter::new();
+            for &(v, n) in &items {
+                tight.write_bits(v, n);
+                roomy.reserve_exact(room);
+                roomy.write_bits(v, n);
+                prop_assert_eq!(tight.bytes(), roomy.bytes());
+                prop_assert_eq!(tight.free, roomy.free);
+                prop_assert!(roomy.buf[roomy.len..].iter().all(|&b| b == 0));
+            }
         }
     }
 
