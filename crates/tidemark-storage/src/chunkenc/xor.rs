@@ -145,24 +145,28 @@ impl XorAppender {
             w.write_bit(false);
             return;
         }
-        w.write_bit(true);
         // Leading zeros are stored in 5 bits, so clamp to 31.
         let leading = (delta.leading_zeros() as u8).min(31);
         let trailing = delta.trailing_zeros() as u8;
         if self.leading != 0xff && leading >= self.leading && trailing >= self.trailing {
-            // Fits the previous window: reuse it.
-            w.write_bit(false);
+            // Fits the previous window: reuse it (control bits `10`, then
+            // the window's bits; one write when they fit a word).
             let sig = 64 - u32::from(self.leading) - u32::from(self.trailing);
-            w.write_bits(delta >> self.trailing, sig);
+            let bits = delta >> self.trailing;
+            if sig <= 62 {
+                w.write_bits((0b10 << sig) | bits, sig + 2);
+            } else {
+                w.write_bits(0b10, 2);
+                w.write_bits(bits, sig);
+            }
             return;
         }
         self.leading = leading;
         self.trailing = trailing;
         let sig = 64 - u32::from(leading) - u32::from(trailing);
-        w.write_bit(true);
-        w.write_bits(u64::from(leading), 5);
-        // 64 significant bits are written as 0 in 6 bits.
-        w.write_bits(u64::from(sig) & 0x3f, 6);
+        // Control bits `11`, leading zeros in 5 bits, and the significant
+        // bit count in 6 (64 is written as 0), in one write.
+        w.write_bits((0b11 << 11) | (u64::from(leading) << 6) | (u64::from(sig) & 0x3f), 13);
         w.write_bits(delta >> trailing, sig);
     }
 
@@ -193,8 +197,9 @@ fn write_dod(w: &mut BitWriter, dod: i64) {
     }
     for (prefix, plen, bits) in DOD_BUCKETS {
         if fits(dod, bits) {
-            w.write_bits(prefix, plen);
-            w.write_bits(dod as u64, bits);
+            // The prefix and the payload's low `bits` bits in one write.
+            let payload = dod as u64 & ((1u64 << bits) - 1);
+            w.write_bits((prefix << bits) | payload, plen + bits);
             return;
         }
     }
