@@ -5,11 +5,19 @@
 //! refills it a byte at a time; reading past the end returns `None` instead
 //! of panicking, which is what makes decoding arbitrary bytes safe.
 
-/// Appends bits to a byte vector.
+/// Appends bits to a byte buffer.
+///
+/// The buffer is a boxed slice plus a used length rather than a `Vec`, so
+/// that an owner keeping many writers' state at rest (the head keeps one
+/// XOR appender per series) can store it in 16 + 4 + 1 bytes beside its own
+/// small fields: see [`BitWriter::from_parts`] and [`BitWriter::into_parts`].
+/// Bytes past the used length are always zero.
 #[derive(Debug, Clone, Default)]
 pub struct BitWriter {
-    buf: Vec<u8>,
-    /// Unused low bits in the last byte of `buf` (0..=7; 0 means full).
+    buf: Box<[u8]>,
+    /// Used bytes of `buf`.
+    len: usize,
+    /// Unused low bits in the last used byte (0..=7; 0 means full).
     free: u32,
 }
 
@@ -21,7 +29,27 @@ impl BitWriter {
 
     /// A writer that continues after `prefix` (whose last byte is full).
     pub fn with_bytes(prefix: Vec<u8>) -> BitWriter {
-        BitWriter { buf: prefix, free: 0 }
+        let len = prefix.len();
+        BitWriter { buf: prefix.into_boxed_slice(), len, free: 0 }
+    }
+
+    /// A writer resuming from the parts [`BitWriter::into_parts`] gave.
+    /// Inconsistent parts (a length past the buffer, `free` over 7 or
+    /// non-zero with nothing written) are clamped, never trusted.
+    #[inline]
+    pub fn from_parts(buf: Box<[u8]>, len: u32, free: u8) -> BitWriter {
+        let len = (len as usize).min(buf.len());
+        let free = if len == 0 { 0 } else { u32::from(free.min(7)) };
+        BitWriter { buf, len, free }
+    }
+
+    /// The writer's state as (buffer including spare room, used length,
+    /// unused bits of the last used byte). The length fits a `u32`: a
+    /// writer longer than 4 GiB panics here.
+    #[inline]
+    pub fn into_parts(self) -> (Box<[u8]>, u32, u8) {
+        let len = u32::try_from(self.len).expect("bit stream over 4 GiB");
+        (self.buf, len, self.free as u8)
     }
 
     /// Writes one bit.
@@ -33,7 +61,7 @@ impl BitWriter {
         }
         self.free -= 1;
         if bit {
-            *self.buf.last_mut().expect("pushed above") |= 1 << self.free;
+            self.buf[self.len - 1] |= 1 << self.free;
         }
     }
 
@@ -46,11 +74,30 @@ impl BitWriter {
         }
         // Left-align the payload so the next bit to write is bit 63.
         let mut v = v << (64 - n);
+        if self.buf.len() - self.len >= 8 {
+            // Room for 8 more bytes: OR the payload into the 8 bytes from
+            // the partly used one (or the next one) with one load and
+            // store; the bytes past `len` are zero, and so are the payload's
+            // bits past `n`, so they stay zero.
+            let (start, used) = if self.free == 0 { (self.len, 0) } else { (self.len - 1, 8 - self.free) };
+            let word = &mut self.buf[start..start + 8];
+            let cur = u64::from_be_bytes(<[u8; 8]>::try_from(&*word).expect("8 bytes"));
+            word.copy_from_slice(&(cur | (v >> used)).to_be_bytes());
+            if used + n > 64 {
+                // The last `used` bits spill into a ninth byte (`start + 8`
+                // is below `len + 8`, so in the buffer).
+                self.buf[start + 8] |= (v << (64 - used) >> 56) as u8;
+            }
+            let end = used + n;
+            self.len = start + end.div_ceil(8) as usize;
+            self.free = (8 - end % 8) % 8;
+            return;
+        }
         let mut n = n;
         if self.free > 0 {
             let take = self.free.min(n);
             let bits = (v >> (64 - take)) as u8;
-            *self.buf.last_mut().expect("free > 0 implies a byte") |= bits << (self.free - take);
+            self.buf[self.len - 1] |= bits << (self.free - take);
             self.free -= take;
             n -= take;
             v = if take == 64 { 0 } else { v << take };
@@ -72,55 +119,68 @@ impl BitWriter {
     /// a quarter empty, an eighth-step one ~1/16 (~26 bytes at 420).
     #[inline(always)]
     fn push_byte(&mut self, b: u8) {
-        if self.buf.len() == self.buf.capacity() {
-            self.grow();
+        if self.len == self.buf.len() {
+            self.grow((self.len / 8).max(32));
         }
-        self.buf.push(b);
+        self.buf[self.len] = b;
+        self.len += 1;
     }
 
+    /// Grows the buffer by exactly `additional` zeroed bytes.
     #[cold]
     #[inline(never)]
-    fn grow(&mut self) {
-        let len = self.buf.len();
-        self.buf.reserve_exact((len / 8).max(32));
+    fn grow(&mut self, additional: usize) {
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        v.reserve_exact(additional);
+        v.resize(v.len() + additional, 0);
+        self.buf = v.into_boxed_slice();
     }
 
     /// The bytes written so far (the last byte may be partly used).
     pub fn bytes(&self) -> &[u8] {
-        &self.buf
+        &self.buf[..self.len]
     }
 
-    /// Mutable access to the underlying bytes (for patching headers).
+    /// Mutable access to the written bytes (for patching headers).
     pub fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.buf
+        &mut self.buf[..self.len]
     }
 
-    /// Consumes the writer, returning its bytes.
+    /// Consumes the writer, returning its bytes (spare room dropped).
     pub fn into_bytes(self) -> Vec<u8> {
-        self.buf
+        let mut v = self.buf.into_vec();
+        v.truncate(self.len);
+        v
     }
 
     /// Makes room for at least `additional` more bytes, growing the
-    /// buffer by exactly `additional` when it must grow (no doubling).
+    /// buffer by exactly what is missing when it must grow (no doubling).
     #[inline]
     pub fn reserve_exact(&mut self, additional: usize) {
-        self.buf.reserve_exact(additional);
+        let spare = self.spare();
+        if spare < additional {
+            self.grow(additional - spare);
+        }
     }
 
     /// Bytes that fit before the buffer must grow.
     #[inline]
     pub fn spare(&self) -> usize {
-        self.buf.capacity() - self.buf.len()
+        self.buf.len() - self.len
     }
 
     /// Heap bytes reserved by the writer.
     pub fn capacity(&self) -> usize {
-        self.buf.capacity()
+        self.buf.len()
     }
 
     /// Releases spare capacity.
     pub fn shrink_to_fit(&mut self) {
-        self.buf.shrink_to_fit();
+        if self.spare() > 0 {
+            let mut v = std::mem::take(&mut self.buf).into_vec();
+            v.truncate(self.len);
+            self.buf = v.into_boxed_slice();
+        }
     }
 }
 
@@ -382,6 +442,25 @@ mod tests {
             let mut r = BitReader::new(&bytes[..], 0);
             r.read_bits(pad);
             for &v in &vs { prop_assert_eq!(r.read_varint(), Some(v)); }
+        }
+    }
+
+    proptest! {
+        /// Writing with room to spare (the 8-byte path) gives the same
+        /// bytes as writing into a full buffer (the byte-at-a-time path),
+        /// and the spare room stays zero.
+        #[test]
+        fn spare_room_does_not_change_the_bytes(items in proptest::collection::vec((any::<u64>(), 0u32..=64), 0..100), room in 0usize..64) {
+            let mut tight = BitWriter::new();
+            let mut roomy = BitWriter::new();
+            for &(v, n) in &items {
+                tight.write_bits(v, n);
+                roomy.reserve_exact(room);
+                roomy.write_bits(v, n);
+                prop_assert_eq!(tight.bytes(), roomy.bytes());
+                prop_assert_eq!(tight.free, roomy.free);
+                prop_assert!(roomy.buf[roomy.len..].iter().all(|&b| b == 0));
+            }
         }
     }
 

@@ -22,17 +22,27 @@ pub const MAX_SAMPLES: usize = u16::MAX as usize;
 /// after the zero bucket (`0`).
 const DOD_BUCKETS: [(u64, u32, u32); 3] = [(0b10, 2, 14), (0b110, 3, 17), (0b1110, 4, 20)];
 
-/// Appends samples to an XOR chunk. Holds the encoder state (about 40 bytes
-/// besides the bytes), so the head keeps one per open chunk.
+/// Appends samples to an XOR chunk. Holds the encoder state in 48 bytes
+/// besides the bytes, so the head keeps one per open chunk.
+///
+/// The bit writer's state is kept as its parts (buffer, used length, free
+/// bits) beside the appender's own small fields rather than as a nested
+/// [`BitWriter`], whose padding could not be shared: 48 bytes instead of 64.
+/// The sample count is not kept either: it is the chunk's 2-byte header.
 #[derive(Debug, Clone)]
 pub struct XorAppender {
-    w: BitWriter,
-    num: u16,
+    /// The chunk's bytes (header included) and spare room, all zero past
+    /// `len`.
+    buf: Box<[u8]>,
+    /// Used bytes of `buf`.
+    len: u32,
+    /// Unused low bits in the last used byte.
+    free: u8,
+    leading: u8,
+    trailing: u8,
     t: i64,
     t_delta: i64,
     v: u64,
-    leading: u8,
-    trailing: u8,
 }
 
 impl Default for XorAppender {
@@ -45,8 +55,9 @@ impl XorAppender {
     /// A new, empty chunk.
     pub fn new() -> XorAppender {
         XorAppender {
-            w: BitWriter::with_bytes(vec![0; HEADER_LEN]),
-            num: 0,
+            buf: vec![0; HEADER_LEN].into_boxed_slice(),
+            len: HEADER_LEN as u32,
+            free: 0,
             t: 0,
             t_delta: 0,
             v: 0,
@@ -55,24 +66,30 @@ impl XorAppender {
         }
     }
 
+    /// The sample count, read from the header.
+    #[inline]
+    fn num(&self) -> u16 {
+        u16::from_be_bytes([self.buf[0], self.buf[1]])
+    }
+
     /// Number of samples appended.
     pub fn num_samples(&self) -> usize {
-        usize::from(self.num)
+        usize::from(self.num())
     }
 
     /// Whether the chunk cannot take another sample.
     pub fn is_full(&self) -> bool {
-        self.num == u16::MAX
+        self.num() == u16::MAX
     }
 
     /// Timestamp of the first sample, decoded from the chunk's bytes (the
     /// head derives its open chunks' start from it instead of keeping a
     /// copy); `None` when empty.
     pub fn first_t(&self) -> Option<i64> {
-        if self.num == 0 {
+        if self.num() == 0 {
             return None;
         }
-        BitReader::new(self.w.bytes(), HEADER_LEN).read_varint()
+        BitReader::new(self.bytes(), HEADER_LEN).read_varint()
     }
 
     /// Timestamp of the last appended sample (meaningless when empty).
@@ -90,95 +107,104 @@ impl XorAppender {
     /// [`XorAppender::is_full`].
     #[inline]
     pub fn append(&mut self, t: i64, v: f64) {
-        assert!(!self.is_full(), "XOR chunk is full");
+        let num = self.num();
+        assert!(num != u16::MAX, "XOR chunk is full");
         // The writer grows its buffer by an eighth when a byte does not fit
         // (see `BitWriter::push_byte`): no spare room is reserved ahead.
+        let mut w = BitWriter::from_parts(std::mem::take(&mut self.buf), self.len, self.free);
         let vb = v.to_bits();
-        match self.num {
+        match num {
             0 => {
-                self.w.write_varint(t);
-                self.w.write_bits(vb, 64);
+                w.write_varint(t);
+                w.write_bits(vb, 64);
             }
             1 => {
                 let d = t.wrapping_sub(self.t);
-                self.w.write_varint(d);
+                w.write_varint(d);
                 self.t_delta = d;
-                self.write_value(vb);
+                self.write_value(&mut w, vb);
             }
             _ => {
                 let d = t.wrapping_sub(self.t);
                 let dod = d.wrapping_sub(self.t_delta);
-                self.write_dod(dod);
+                write_dod(&mut w, dod);
                 self.t_delta = d;
-                self.write_value(vb);
+                self.write_value(&mut w, vb);
             }
         }
         self.t = t;
         self.v = vb;
-        self.num += 1;
-        self.w.bytes_mut()[..HEADER_LEN].copy_from_slice(&self.num.to_be_bytes());
+        w.bytes_mut()[..HEADER_LEN].copy_from_slice(&(num + 1).to_be_bytes());
+        (self.buf, self.len, self.free) = w.into_parts();
     }
 
     #[inline]
-    fn write_dod(&mut self, dod: i64) {
-        if dod == 0 {
-            self.w.write_bit(false);
-            return;
-        }
-        for (prefix, plen, bits) in DOD_BUCKETS {
-            if fits(dod, bits) {
-                self.w.write_bits(prefix, plen);
-                self.w.write_bits(dod as u64, bits);
-                return;
-            }
-        }
-        self.w.write_bits(0b1111, 4);
-        self.w.write_bits(dod as u64, 64);
-    }
-
-    #[inline]
-    fn write_value(&mut self, vb: u64) {
+    fn write_value(&mut self, w: &mut BitWriter, vb: u64) {
         let delta = vb ^ self.v;
         if delta == 0 {
-            self.w.write_bit(false);
+            w.write_bit(false);
             return;
         }
-        self.w.write_bit(true);
         // Leading zeros are stored in 5 bits, so clamp to 31.
         let leading = (delta.leading_zeros() as u8).min(31);
         let trailing = delta.trailing_zeros() as u8;
         if self.leading != 0xff && leading >= self.leading && trailing >= self.trailing {
-            // Fits the previous window: reuse it.
-            self.w.write_bit(false);
+            // Fits the previous window: reuse it (control bits `10`, then
+            // the window's bits; one write when they fit a word).
             let sig = 64 - u32::from(self.leading) - u32::from(self.trailing);
-            self.w.write_bits(delta >> self.trailing, sig);
+            let bits = delta >> self.trailing;
+            if sig <= 62 {
+                w.write_bits((0b10 << sig) | bits, sig + 2);
+            } else {
+                w.write_bits(0b10, 2);
+                w.write_bits(bits, sig);
+            }
             return;
         }
         self.leading = leading;
         self.trailing = trailing;
         let sig = 64 - u32::from(leading) - u32::from(trailing);
-        self.w.write_bit(true);
-        self.w.write_bits(u64::from(leading), 5);
-        // 64 significant bits are written as 0 in 6 bits.
-        self.w.write_bits(u64::from(sig) & 0x3f, 6);
-        self.w.write_bits(delta >> trailing, sig);
+        // Control bits `11`, leading zeros in 5 bits, and the significant
+        // bit count in 6 (64 is written as 0), in one write.
+        w.write_bits((0b11 << 11) | (u64::from(leading) << 6) | (u64::from(sig) & 0x3f), 13);
+        w.write_bits(delta >> trailing, sig);
     }
 
     /// The encoded chunk (header included). Valid at any time.
     pub fn bytes(&self) -> &[u8] {
-        self.w.bytes()
+        &self.buf[..self.len as usize]
     }
 
     /// Heap bytes held (including spare capacity).
     pub fn heap_bytes(&self) -> usize {
-        self.w.capacity()
+        self.buf.len()
     }
 
     /// Releases spare capacity (call when the chunk is closed).
-    pub fn into_bytes(mut self) -> Vec<u8> {
-        self.w.shrink_to_fit();
-        self.w.into_bytes()
+    pub fn into_bytes(self) -> Vec<u8> {
+        let mut w = BitWriter::from_parts(self.buf, self.len, self.free);
+        w.shrink_to_fit();
+        w.into_bytes()
     }
+}
+
+/// Writes a delta of deltas in its bucket.
+#[inline]
+fn write_dod(w: &mut BitWriter, dod: i64) {
+    if dod == 0 {
+        w.write_bit(false);
+        return;
+    }
+    for (prefix, plen, bits) in DOD_BUCKETS {
+        if fits(dod, bits) {
+            // The prefix and the payload's low `bits` bits in one write.
+            let payload = dod as u64 & ((1u64 << bits) - 1);
+            w.write_bits((prefix << bits) | payload, plen + bits);
+            return;
+        }
+    }
+    w.write_bits(0b1111, 4);
+    w.write_bits(dod as u64, 64);
 }
 
 /// Whether `x` fits the signed `bits`-wide bucket (Prometheus' `bitRange`).
@@ -455,6 +481,42 @@ impl<B: AsRef<[u8]>> SampleIterator for XorIterator<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn appender_state_is_48_bytes() {
+        // The head keeps one per series: the writer's parts sit beside the
+        // appender's fields with no padding between them.
+        assert_eq!(std::mem::size_of::<XorAppender>(), 48);
+        assert_eq!(std::mem::size_of::<Option<XorAppender>>(), 48);
+    }
+
+    #[test]
+    fn append_matches_a_plain_bit_writer_and_grows_by_an_eighth() {
+        // The appender's bytes equal what a fresh writer makes of the same
+        // samples (header patched), its spare room stays zero, and past
+        // 256 bytes it grows by an eighth of its length.
+        let mut a = XorAppender::new();
+        let mut sizes = Vec::new();
+        for i in 0..2_000i64 {
+            a.append(i * 15_000 + (i * 7919) % 13, (i as f64).sqrt());
+            if sizes.last() != Some(&a.heap_bytes()) {
+                sizes.push(a.heap_bytes());
+            }
+            assert_eq!(a.num_samples(), (i + 1) as usize);
+            assert!(a.buf[a.len as usize..].iter().all(|&b| b == 0));
+        }
+        for w in sizes.windows(2).filter(|w| w[0] >= 256) {
+            assert_eq!(w[1], w[0] + w[0] / 8, "{sizes:?}");
+        }
+        let bytes = a.clone().into_bytes();
+        assert_eq!(bytes, a.bytes());
+        let got = collect_samples(&mut XorIterator::new(&bytes[..])).unwrap();
+        assert_eq!(got.len(), 2_000);
+        for (i, s) in got.iter().enumerate() {
+            let i = i as i64;
+            assert_eq!((s.t, s.v), (i * 15_000 + (i * 7919) % 13, (i as f64).sqrt()));
+        }
+    }
 
     #[test]
     fn first_t_is_decoded_from_the_bytes() {

@@ -54,6 +54,7 @@
 mod appender;
 pub mod chunk_file;
 mod index;
+mod key_map;
 mod series;
 mod slots;
 mod symbols;
@@ -75,6 +76,7 @@ pub use chunk_file::{HeadChunkError, HeadChunks};
 pub use symbols::LabelsView;
 
 use index::{FxHashMap, MemIndex};
+use key_map::KeyMap;
 use series::{Applied, CutParams, MemSeries};
 use slots::SeriesSlots;
 use symbols::SymbolTable;
@@ -312,10 +314,11 @@ impl<T> std::ops::Deref for Padded<T> {
 /// of 16. Callers compare the labels of every candidate, so two label sets
 /// whose hashes share a key only cost a second candidate: the first ref of
 /// a key is in `primary`, any other (and any ref past `u32::MAX`) in
-/// `collisions`.
+/// `collisions`. `primary` is a sorted array while the shard is small (see
+/// `key_map.rs`): ~8.5 bytes per series instead of a hash table's 9–19.
 #[derive(Default)]
 struct HashShard {
-    primary: FxHashMap<u32, u32>,
+    primary: KeyMap,
     collisions: FxHashMap<u32, Vec<u64>>,
 }
 
@@ -329,30 +332,28 @@ impl HashShard {
     /// The refs whose label hash may be `h`, to be checked by labels.
     fn candidates(&self, h: u64) -> impl Iterator<Item = u64> + '_ {
         let k = HashShard::key(h);
-        let first = self.primary.get(&k).map(|&r| u64::from(r));
+        let first = self.primary.get(k).map(u64::from);
         let rest = if self.collisions.is_empty() { None } else { self.collisions.get(&k) };
         first.into_iter().chain(rest.into_iter().flatten().copied())
     }
 
     fn insert(&mut self, h: u64, r: u64) {
         let k = HashShard::key(h);
-        match (self.primary.entry(k), u32::try_from(r)) {
-            (std::collections::hash_map::Entry::Vacant(v), Ok(narrow)) => {
-                v.insert(narrow);
-            }
-            _ => self.collisions.entry(k).or_default().push(r),
+        let stored = u32::try_from(r).is_ok_and(|narrow| self.primary.insert_new(k, narrow));
+        if !stored {
+            self.collisions.entry(k).or_default().push(r);
         }
     }
 
     fn remove(&mut self, h: u64, r: u64) {
         let k = HashShard::key(h);
-        if self.primary.get(&k).is_some_and(|&p| u64::from(p) == r) {
-            self.primary.remove(&k);
+        if self.primary.get(k).is_some_and(|p| u64::from(p) == r) {
+            self.primary.remove(k);
             let Some(v) = self.collisions.get_mut(&k) else { return };
             // Keep the first ref of the key in `primary` when it fits.
             if let Some(i) = v.iter().position(|&x| u32::try_from(x).is_ok()) {
                 let next = v.swap_remove(i);
-                self.primary.insert(k, next as u32);
+                self.primary.insert_new(k, next as u32);
             }
             if v.is_empty() {
                 self.collisions.remove(&k);
@@ -365,9 +366,9 @@ impl HashShard {
         }
     }
 
-    /// Heap bytes: the tables' buckets (an entry and a control byte each;
-    /// hashbrown keeps at least an eighth of its buckets free) and the
-    /// collision lists.
+    /// Heap bytes: the primary map, the collision table's buckets (an entry
+    /// and a control byte each; hashbrown keeps at least an eighth of its
+    /// buckets free) and the collision lists.
     fn heap_bytes(&self) -> usize {
         fn buckets(capacity: usize) -> usize {
             if capacity == 0 {
@@ -377,7 +378,7 @@ impl HashShard {
             }
         }
         let lists: usize = self.collisions.values().map(|v| v.capacity() * 8).sum();
-        buckets(self.primary.capacity()) * 9 + buckets(self.collisions.capacity()) * 33 + lists
+        self.primary.heap_bytes() + buckets(self.collisions.capacity()) * 33 + lists
     }
 }
 
@@ -1236,10 +1237,10 @@ mod hash_shard_tests {
         // Removing the primary ref keeps the others, a narrow one promoted.
         s.remove(a, 1);
         assert_eq!(candidates(&s, a), vec![2, wide]);
-        assert_eq!(s.primary.get(&0xdead_beef), Some(&2));
+        assert_eq!(s.primary.get(0xdead_beef), Some(2));
         s.remove(b, 2);
         assert_eq!(candidates(&s, a), vec![wide]);
-        assert!(!s.primary.contains_key(&0xdead_beef));
+        assert_eq!(s.primary.get(0xdead_beef), None);
         // A new narrow ref takes the free primary slot; the wide one stays.
         s.insert(b, 9);
         assert_eq!(candidates(&s, b), vec![9, wide]);
