@@ -48,35 +48,6 @@ enum CheckCommand {
     },
 }
 
-/// Caps glibc malloc's arenas at one per CPU the process may use, unless
-/// `MALLOC_ARENA_MAX` is set (then glibc applies that). Called before the
-/// server starts any thread.
-///
-/// glibc's default is 8 arenas per CPU, and every thread that allocates
-/// while another holds its arena moves to a new one: the ingest path's
-/// runtime and blocking threads spread the head's many small allocations
-/// over up to 16 arenas on 2 CPUs, and each arena keeps its own free space.
-/// With one arena per CPU the server's peak RSS at 1 M series was ~15 MiB
-/// lower at the same ingest rate (`benches/results/perf-mem8-2026-12-06h.md`).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn limit_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
-        return;
-    }
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let arenas = libc::c_int::try_from(cpus).unwrap_or(libc::c_int::MAX);
-    // SAFETY: `mallopt` sets a tunable of the C allocator and takes its own
-    // lock; it reads and writes no Rust-visible memory. A refusal (return
-    // value 0) leaves glibc's default in place, which is only less frugal.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, arenas);
-    }
-}
-
-/// Other allocators and C libraries keep their defaults.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -105,7 +76,6 @@ fn main() -> std::process::ExitCode {
             }
         }
         Command::Serve(args) => {
-            limit_malloc_arenas();
             let config = match ServeConfig::resolve(&args) {
                 Ok(c) => c,
                 Err(e) => {
