@@ -886,14 +886,20 @@ mod tests {
         }
     }
 
+    /// One encoded v1 `Label` message.
+    fn label(n: &str, v: &str) -> Vec<u8> {
+        v1::Label { name: n.into(), value: v.into() }.encode_to_vec()
+    }
+
+    /// A length-delimited field `num` holding `body` (shorter than 128 bytes).
+    fn field(num: u8, body: &[u8]) -> Vec<u8> {
+        let mut f = vec![num << 3 | 2, body.len() as u8];
+        f.extend_from_slice(body);
+        f
+    }
+
     #[test]
     fn label_bytes_only_when_the_labels_sit_together() {
-        let label = |n: &str, v: &str| v1::Label { name: n.into(), value: v.into() }.encode_to_vec();
-        let field = |num: u8, body: &[u8]| {
-            let mut f = vec![num << 3 | 2, body.len() as u8];
-            f.extend_from_slice(body);
-            f
-        };
         let sample = Sample { value: 1.0, timestamp: 5 }.encode_to_vec();
         let (a, b) = (field(1, &label("__name__", "up")), field(1, &label("job", "x")));
         let series = |parts: &[&[u8]]| field(1, &parts.concat());
@@ -916,12 +922,6 @@ mod tests {
     /// label among them is found by the split (as by the full decode).
     #[test]
     fn lazy_decoding_leaves_labels_together_for_the_split() {
-        let label = |n: &str, v: &str| v1::Label { name: n.into(), value: v.into() }.encode_to_vec();
-        let field = |num: u8, body: &[u8]| {
-            let mut f = vec![num << 3 | 2, body.len() as u8];
-            f.extend_from_slice(body);
-            f
-        };
         let sample = Sample { value: 1.0, timestamp: 5 }.encode_to_vec();
         let (a, b, c) = (field(1, &label("__name__", "up")), field(1, &label("job", "x")), field(1, &label("i", "1")));
         let series = |parts: &[&[u8]]| field(1, &parts.concat());
