@@ -763,3 +763,39 @@ impl Drop for HeadAppender<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod turn_tests {
+    use std::sync::mpsc;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use parking_lot::Mutex;
+
+    use super::super::{ApplyTurns, TURN_SLOTS};
+
+    /// More commits wait for their turn than there are condvars (tickets a
+    /// multiple of `TURN_SLOTS` apart share one), started in reverse order:
+    /// each still gets its turn, in ticket order, and none is left asleep.
+    #[test]
+    fn apply_turns_pass_in_ticket_order_with_slots_shared() {
+        let turns = Arc::new(ApplyTurns::default());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let n = 3 * TURN_SLOTS as u64 + 1;
+        let (done, finished) = mpsc::channel();
+        for ticket in (0..n).rev() {
+            let (turns, order, done) = (Arc::clone(&turns), Arc::clone(&order), done.clone());
+            std::thread::spawn(move || {
+                let turn = turns.wait(ticket);
+                order.lock().push(ticket);
+                drop(turn);
+                done.send(()).unwrap();
+            });
+        }
+        for _ in 0..n {
+            finished.recv_timeout(Duration::from_secs(10)).expect("a commit never got its turn");
+        }
+        assert_eq!(*order.lock(), (0..n).collect::<Vec<_>>());
+        assert_eq!(*turns.next.lock(), n);
+    }
+}

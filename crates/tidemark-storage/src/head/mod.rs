@@ -463,8 +463,15 @@ fn next_epoch() -> u64 {
 struct ApplyTurns {
     /// The ticket whose turn it is.
     next: Mutex<u64>,
-    turned: Condvar,
+    /// Ticket `t` waits on `turned[t % TURN_SLOTS]`, so passing the turn
+    /// wakes the commit whose turn it now is (and any waiting a multiple of
+    /// [`TURN_SLOTS`] tickets later), not every waiting commit.
+    turned: [Condvar; TURN_SLOTS],
 }
+
+/// Condvars of [`ApplyTurns`]: more than the commits that usually wait
+/// for their turn at once (those of one group-commit batch).
+const TURN_SLOTS: usize = 8;
 
 impl ApplyTurns {
     /// Waits until it is `ticket`'s turn; the turn passes on when the
@@ -472,7 +479,7 @@ impl ApplyTurns {
     fn wait(&self, ticket: u64) -> Turn<'_> {
         let mut next = self.next.lock();
         while *next != ticket {
-            self.turned.wait(&mut next);
+            self.turned[(ticket % TURN_SLOTS as u64) as usize].wait(&mut next);
         }
         Turn { turns: self }
     }
@@ -485,8 +492,9 @@ struct Turn<'a> {
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        *self.turns.next.lock() += 1;
-        self.turns.turned.notify_all();
+        let mut next = self.turns.next.lock();
+        *next += 1;
+        self.turns.turned[(*next % TURN_SLOTS as u64) as usize].notify_all();
     }
 }
 

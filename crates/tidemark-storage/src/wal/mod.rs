@@ -267,8 +267,14 @@ struct Inner {
     zero_ahead: u64,
     /// Group-commit queue. Lock order: never acquire `commit` while holding `io`.
     commit: Mutex<CommitState>,
-    /// Signalled when a batch finished (or failed).
-    committed: Condvar,
+    /// Where callers wait for a batch, by the parity of its round
+    /// ([`CommitState::round`]): those whose records the batch being
+    /// written carries wait on its round's condvar, those queued behind it
+    /// on the other. When a batch ends (or fails), every caller it carried
+    /// is woken, and exactly one caller queued behind it, to lead the next
+    /// batch at once; the others sleep on until that batch ends instead of
+    /// waking only to wait again.
+    committed: [Condvar; 2],
     /// The segment being written. Only a group-commit leader, `cut_segment`,
     /// the interval syncer and `close` touch it.
     io: Mutex<IoState>,
@@ -339,6 +345,19 @@ struct CommitState {
     uncompressed: u64,
     /// A caller is writing a batch right now.
     leader: bool,
+    /// Batches started so far (written or failed); the one being written,
+    /// if `leader`, is round `round`.
+    round: u64,
+    /// While `leader`: the last sequence number the batch being written
+    /// carries.
+    writing_upto: u64,
+    /// Times a caller woke up in [`Inner::drive`], and callers asleep
+    /// there now (the tests check that callers queued behind a batch are
+    /// not woken by it, but one).
+    #[cfg(test)]
+    wakeups: u64,
+    #[cfg(test)]
+    asleep: u64,
     /// A call queued for the next batch needs it fsynced (not only
     /// [`Wal::log_relaxed`] calls).
     want_sync: bool,
@@ -651,12 +670,18 @@ impl Wal {
                 done_seq: 0,
                 uncompressed: 0,
                 leader: false,
+                round: 0,
+                writing_upto: 0,
+                #[cfg(test)]
+                wakeups: 0,
+                #[cfg(test)]
+                asleep: 0,
                 want_sync: false,
                 batches: 0,
                 failures: Vec::new(),
                 closed: false,
             }),
-            committed: Condvar::new(),
+            committed: [Condvar::new(), Condvar::new()],
             io: Mutex::new(IoState { file, seg, size, end: size, attempted: size, first, dirty: false, broken }),
             checkpointing: Mutex::new(()),
             stop: Mutex::new(false),
@@ -985,13 +1010,29 @@ impl Inner {
     fn drive(&self, st: &mut parking_lot::MutexGuard<'_, CommitState>, upto: u64) {
         while st.done_seq < upto {
             if st.leader {
-                self.committed.wait(st);
+                // Carried by the batch being written: wait for it to end.
+                // Queued behind it: wait on the next round's condvar, where
+                // one caller is woken to lead when this batch ends.
+                let round = if upto <= st.writing_upto { st.round } else { st.round + 1 };
+                #[cfg(test)]
+                {
+                    st.asleep += 1;
+                }
+                self.committed[(round % 2) as usize].wait(st);
+                #[cfg(test)]
+                {
+                    st.asleep -= 1;
+                    st.wakeups += 1;
+                }
                 continue;
             }
             // Become the leader: write everything queued so far, ours included.
             st.leader = true;
+            st.round += 1;
+            let round = st.round;
             let first_seq = st.done_seq + 1;
             let batch_seq = st.next_seq;
+            st.writing_upto = batch_seq;
             let buf = mem::take(&mut st.buf);
             let ends = mem::take(&mut st.frame_ends);
             let sync = mem::take(&mut st.want_sync);
@@ -1013,7 +1054,14 @@ impl Inner {
                 buf.clear();
                 st.buf = buf;
             }
-            self.committed.notify_all();
+            // One caller queued behind this batch (if any waits already),
+            // to lead the next batch: woken first, so that it queues for the
+            // lock ahead of the callers this batch carried, all woken next.
+            // A caller that queues later and finds no leader leads by itself.
+            if st.next_seq > st.done_seq {
+                self.committed[((round + 1) % 2) as usize].notify_one();
+            }
+            self.committed[(round % 2) as usize].notify_all();
         }
     }
 

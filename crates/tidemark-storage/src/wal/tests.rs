@@ -595,6 +595,43 @@ fn callers_queued_behind_a_slow_write_share_one_batch() {
 }
 
 #[test]
+fn callers_queued_behind_a_batch_wake_once_one_of_them_to_lead() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Arc::new(Wal::open(dir.path(), WalOptions::default()).unwrap());
+    for round in 0..3u64 {
+        let before = { wal.inner.commit.lock().wakeups };
+        // The first caller leads and stalls on the segment lock (a slow
+        // fsync); the other seven queue behind it.
+        let io = wal.inner.io.lock();
+        let threads: Vec<_> = (0..8u64)
+            .map(|i| {
+                let wal = Arc::clone(&wal);
+                std::thread::spawn(move || wal.log(&[series([round * 100 + i])]).unwrap())
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while wal.inner.commit.lock().asleep < 7 {
+            assert!(std::time::Instant::now() < deadline, "writers never queued");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(io);
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Every caller but the first leader slept once and woke once: the
+        // ones the first batch carried when it ended, the ones queued
+        // behind it when theirs ended, except the one woken to lead it.
+        // (Waking all of them at the end of the first batch would wake
+        // the ones queued behind it twice.)
+        let st = wal.inner.commit.lock();
+        assert_eq!(st.wakeups - before, 7, "round {round}");
+        assert_eq!(st.done_seq, (round + 1) * 8);
+    }
+    wal.close().unwrap();
+    assert_eq!(replay_all(dir.path()).0.len(), 24);
+}
+
+#[test]
 fn enqueued_records_keep_their_order_in_one_batch_and_close_writes_unwaited_ones() {
     let dir = tempfile::tempdir().unwrap();
     let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
