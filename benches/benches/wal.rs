@@ -1,5 +1,6 @@
 //! WAL throughput in samples per second: appending commits of 1000 samples
-//! (without fsync and with an fsync per commit), appending and reading back
+//! (without fsync, with an fsync per commit, and from four callers at once
+//! sharing fsyncs by group commit), appending and reading back
 //! remote-write-shaped commits (2,000 samples of 11 targets: the compressed
 //! record types' encoder and decoder on realistic values), reading the log
 //! back, and replaying a log of 100k series into a fresh head (what a
@@ -60,6 +61,32 @@ fn log_throughput(c: &mut Criterion) {
         let upto = wal.cut_segment().unwrap();
         wal.checkpoint(upto, |_| true, i64::MAX).unwrap();
     }
+    // Four callers committing at once, an fsync per commit shared by the
+    // ones queued together (group commit, as concurrent remote-write
+    // requests commit): the throughput counts every caller's samples.
+    const CALLERS: u64 = 4;
+    g.throughput(Throughput::Elements(SERIES * CALLERS));
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    wal.log(&[series_record()]).unwrap();
+    g.bench_function("every_commit_1000_4_callers", |b| {
+        b.iter_custom(|iters| {
+            let start = std::time::Instant::now();
+            std::thread::scope(|s| {
+                for c in 0..CALLERS as usize {
+                    let (wal, batches) = (&wal, &batches);
+                    s.spawn(move || {
+                        for i in 0..iters as usize {
+                            wal.log(std::slice::from_ref(&batches[(i + c) % batches.len()])).unwrap();
+                        }
+                    });
+                }
+            });
+            start.elapsed()
+        })
+    });
+    let upto = wal.cut_segment().unwrap();
+    wal.checkpoint(upto, |_| true, i64::MAX).unwrap();
     g.finish();
 
     let mut g = c.benchmark_group("wal_replay");
