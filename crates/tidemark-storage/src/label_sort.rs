@@ -109,13 +109,59 @@ fn sort_in_runs<T: Send>(mut items: Vec<T>, labels: impl Fn(&T) -> &Labels + Syn
         let mut it = runs.into_iter();
         while let Some(a) = it.next() {
             match it.next() {
-                Some(b) => next.push(merge_two(a, b, labels)),
+                Some(b) => next.push(merge_two_parallel(a, b, labels, PARALLEL_MIN)),
                 None => next.push(a),
             }
         }
         runs = next;
     }
     runs.pop().unwrap_or_default()
+}
+
+/// [`merge_two`], with a merge of at least `min` items in all split in two
+/// halves merged at once, the second on another thread: the merge of a
+/// large selection's sorted runs (label comparisons, cache misses on each
+/// label set) was the serial part of its sort.
+fn merge_two_parallel<T: Send>(
+    mut a: Vec<T>,
+    mut b: Vec<T>,
+    labels: &(impl Fn(&T) -> &Labels + Sync),
+    min: usize,
+) -> Vec<T> {
+    if a.len() + b.len() < min.max(2) {
+        return merge_two(a, b, labels);
+    }
+    let (a_hi, b_hi) = split_for_merge(&mut a, &mut b, labels);
+    let (mut lo, hi) = std::thread::scope(|scope| {
+        let h = scope.spawn(move || merge_two(a_hi, b_hi, labels));
+        let lo = merge_two(a, b, labels);
+        (lo, h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+    });
+    lo.extend(hi);
+    lo
+}
+
+/// Splits two lists sorted by labels at the middle of the longer one: what
+/// stays in `a` and `b` comes, in their stable merge (`a` first on ties),
+/// before everything in the returned tails, so merging the heads and the
+/// tails separately and putting the tails after gives the same list.
+fn split_for_merge<T>(a: &mut Vec<T>, b: &mut Vec<T>, labels: &impl Fn(&T) -> &Labels) -> (Vec<T>, Vec<T>) {
+    if a.len() >= b.len() {
+        // `a`'s tail starts at its middle item; `b`'s items equal to it go
+        // after it (ties take `a`'s first), so `b`'s tail starts at them.
+        let m = a.len() / 2;
+        let j = match a.get(m) {
+            Some(pivot) => b.partition_point(|y| labels(y) < labels(pivot)),
+            None => b.len(),
+        };
+        (a.split_off(m), b.split_off(j))
+    } else {
+        // `b`'s tail starts at its middle item; `a`'s items equal to it go
+        // before it, so `a`'s tail starts after them.
+        let m = b.len() / 2;
+        let j = a.partition_point(|x| labels(x) <= labels(&b[m]));
+        (a.split_off(j), b.split_off(m))
+    }
 }
 
 /// Merges two lists sorted by labels, `a`'s item first on ties.
@@ -339,6 +385,26 @@ mod tests {
         assert_eq!(sort_in_runs(items[..1].to_vec(), |x| &x.0, 2).len(), 1);
         assert_eq!(threads_for(10), 1);
         assert!((1..=PARALLEL_MAX).contains(&threads_for(1 << 20)));
+    }
+
+    #[test]
+    fn a_merge_split_in_two_is_the_stable_merge() {
+        // Few distinct label sets, so ties fall on both sides of each split.
+        let run = |n: usize, tag: usize| -> Vec<(Labels, usize)> {
+            let mut v: Vec<(Labels, usize)> = (0..n)
+                .map(|i| (Labels::new([("k", format!("v{}", (i * 31 + tag) % 7).as_str())]).unwrap(), tag * 1000 + i))
+                .collect();
+            v.sort_by(|x, y| x.0.cmp(&y.0));
+            v
+        };
+        for (na, nb) in [(0, 0), (0, 5), (5, 0), (1, 1), (9, 3), (3, 9), (40, 41), (64, 7), (2, 100)] {
+            let (a, b) = (run(na, 1), run(nb, 2));
+            let want: Vec<usize> =
+                merge_two(a.clone(), b.clone(), &|x: &(Labels, usize)| &x.0).iter().map(|x| x.1).collect();
+            let got: Vec<usize> =
+                merge_two_parallel(a, b, &|x: &(Labels, usize)| &x.0, 0).iter().map(|x| x.1).collect();
+            assert_eq!(got, want, "{na} + {nb} items");
+        }
     }
 
     #[test]
