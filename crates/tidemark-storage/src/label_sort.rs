@@ -251,7 +251,54 @@ fn cmp_encoded(a: &[u8], b: &[u8]) -> Ordering {
 
 /// How many symbols from `depth` on the two streams share, at most
 /// `limit`; `usize::MAX` if they are equal to the end (and `limit` is).
+///
+/// Walks the two encodings a string at a time rather than a symbol at a
+/// time: while the strings are equal (most of them: a group's label sets
+/// share their name, job, most of their instance…) so are their symbols,
+/// one slice comparison each; only the first differing pair is looked into
+/// byte by byte. `depth` is where the caller's group starts to differ, so
+/// every symbol before it is shared and only counts.
 fn common_prefix(a: &[u8], b: &[u8], depth: usize, limit: usize) -> usize {
+    let (mut pa, mut pb) = (0usize, 0usize);
+    // Symbols before the current pair of strings.
+    let mut base = 0usize;
+    // Where the streams first differ, or `None` if they are equal to the end
+    // (then `base` is the number of symbols before the end).
+    let differ = loop {
+        match (raw_str(a, &mut pa), raw_str(b, &mut pb)) {
+            (None, None) => break None,
+            // The end against a string's first symbol (a byte or, for an
+            // empty string, its terminator): never equal.
+            (None, Some(_)) | (Some(_), None) => break Some(base),
+            (Some(x), Some(y)) => {
+                if x == y {
+                    base += x.len() + 1;
+                    continue;
+                }
+                // The first differing byte, or where the shorter one ends
+                // (its terminator against a byte of the longer one).
+                let same = x.iter().zip(y).take_while(|(p, q)| p == q).count();
+                break Some(base + same);
+            }
+        }
+    };
+    match differ {
+        Some(at) => at.saturating_sub(depth).min(limit),
+        None => {
+            let shared = base.saturating_sub(depth);
+            if shared < limit {
+                usize::MAX
+            } else {
+                limit
+            }
+        }
+    }
+}
+
+/// [`common_prefix`] symbol by symbol, through [`Symbols`]: the definition
+/// the tests check the string-at-a-time walk against.
+#[cfg(test)]
+fn common_prefix_by_symbols(a: &[u8], b: &[u8], depth: usize, limit: usize) -> usize {
     let (mut x, mut y) = (Symbols::at(a, depth), Symbols::at(b, depth));
     let mut n = 0;
     loop {
@@ -486,6 +533,27 @@ mod tests {
         ) {
             let (a, b) = (labels(&a), labels(&b));
             prop_assert_eq!(cmp_encoded(a.encoded(), b.encoded()), a.cmp(&b));
+        }
+
+        #[test]
+        fn string_walk_finds_the_shared_symbols(
+            a in prop::collection::vec(("[a-c]{1,2}", "[ab\u{0}]{0,3}|y{127,130}"), 0..4),
+            b in prop::collection::vec(("[a-c]{1,2}", "[ab\u{0}]{0,3}|y{127,130}"), 0..4),
+            limit in prop_oneof![Just(usize::MAX), 0usize..12],
+        ) {
+            let (a, b) = (labels(&a), labels(&b));
+            let (x, y) = (a.encoded(), b.encoded());
+            // Every depth up to where the streams part (the caller's
+            // precondition: the symbols before `depth` are shared).
+            let parted = common_prefix_by_symbols(x, y, 0, usize::MAX);
+            let last = if parted == usize::MAX { x.len() * 2 + 2 } else { parted };
+            for depth in 0..=last {
+                prop_assert_eq!(
+                    common_prefix(x, y, depth, limit),
+                    common_prefix_by_symbols(x, y, depth, limit),
+                    "depth {} limit {}", depth, limit
+                );
+            }
         }
 
         #[test]
