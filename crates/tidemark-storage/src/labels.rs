@@ -307,8 +307,39 @@ impl Labels {
     }
 
     /// A copy without the named labels.
+    ///
+    /// The encoding is canonical and pairs are encoded one after another,
+    /// so the copy is the bytes of the kept pairs as they are: found by
+    /// length hops and copied in runs into an allocation of the exact size
+    /// (every `rate` output drops `__name__` this way; re-encoding it pair
+    /// by pair cost a thousand instructions per series).
     pub fn without(&self, names: &[&str]) -> Labels {
-        Labels::from_sorted(self.iter().filter(|l| !names.contains(&l.name)).map(|l| (l.name, l.value)))
+        let data = &self.data[..];
+        // Byte ranges of the pairs to drop, in order.
+        let mut dropped: Vec<(usize, usize)> = Vec::new();
+        let mut pos = 0usize;
+        loop {
+            let start = pos;
+            let Some(name) = raw_str(data, &mut pos) else { break };
+            if raw_str(data, &mut pos).is_none() {
+                break;
+            }
+            if names.iter().any(|n| n.as_bytes() == name) {
+                dropped.push((start, pos));
+            }
+        }
+        if dropped.is_empty() {
+            return self.clone();
+        }
+        let removed: usize = dropped.iter().map(|(a, b)| b - a).sum();
+        let mut out = Vec::with_capacity(data.len() - removed);
+        let mut kept_from = 0usize;
+        for (a, b) in dropped {
+            out.extend_from_slice(&data[kept_from..a]);
+            kept_from = b;
+        }
+        out.extend_from_slice(&data[kept_from..]);
+        Labels { data: out.into_boxed_slice() }
     }
 }
 
@@ -639,6 +670,26 @@ mod tests {
         assert_eq!(a.get("c"), None);
         assert_eq!(a.cmp(&b), pairwise_cmp(&a, &b));
         assert_eq!(b.cmp(&a), pairwise_cmp(&b, &a));
+    }
+
+    #[test]
+    fn without_is_the_filtered_set() {
+        let long = "v".repeat(200);
+        let l = Labels::new([("__name__", "up"), ("__type__", "counter"), ("a", long.as_str()), ("job", "x")]).unwrap();
+        for names in [
+            &[][..],
+            &["__name__"][..],
+            &["__name__", "__type__", "__unit__"][..],
+            &["a"][..],
+            &["job"][..],
+            &["a", "job", "__name__", "__type__"][..],
+            &["nope"][..],
+        ] {
+            let want = Labels::from_sorted(l.iter().filter(|p| !names.contains(&p.name)).map(|p| (p.name, p.value)));
+            assert_eq!(l.without(names), want, "{names:?}");
+            assert_eq!(l.without(names).encoded(), want.encoded(), "{names:?}");
+        }
+        assert_eq!(Labels::empty().without(&["a"]), Labels::empty());
     }
 
     #[test]
