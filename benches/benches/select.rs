@@ -5,7 +5,11 @@
 //! `{__name__=~".+"}` (every series: `count({__name__=~".+"})`), `one_name`
 //! one metric of 1,000 series, `big_name` a metric of 40,000 series (the
 //! shape of `rate(http_requests_total[5m])`). The time is postings,
-//! the chunk lists and the sort into label order.
+//! the chunk lists and the sort into label order. `labels/cmp_neighbours`
+//! and `labels/without_name` time the two label-set operations a heavy
+//! instant query does per series besides: comparing label sets that share
+//! long prefixes (the sort's small groups and the merge of its runs) and
+//! dropping `__name__` from a `rate` output.
 //!
 //! ```text
 //! cargo bench -p tidemark-bench --bench select -- --warm-up-time 1 --measurement-time 3
@@ -53,7 +57,8 @@ fn select(c: &mut Criterion) {
     for (name, ms, want) in [
         ("all", vec![Matcher::new(MatchOp::Regex, "__name__", ".+").expect("regex")], SERIES),
         ("big_name", vec![Matcher::equal("__name__", "http_requests_total")], SERIES * 2 / 5),
-        ("one_name", vec![Matcher::equal("__name__", "node_metric_7")], SERIES * 3 / 5 / 60),
+        // Every `i` with `i % 60 == 7` has `i % 5 == 2`, so all of them.
+        ("one_name", vec![Matcher::equal("__name__", "node_metric_7")], (0..SERIES).filter(|i| i % 60 == 7).count()),
     ] {
         g.throughput(Throughput::Elements(want as u64));
         g.bench_function(name, |b| {
@@ -64,6 +69,15 @@ fn select(c: &mut Criterion) {
             })
         });
     }
+    g.finish();
+
+    let mut sets: Vec<Labels> = (0..SERIES).map(labels).collect();
+    sets.sort();
+    let mut g = c.benchmark_group("labels");
+    g.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    g.throughput(Throughput::Elements(SERIES as u64));
+    g.bench_function("cmp_neighbours", |b| b.iter(|| sets.windows(2).filter(|w| w[0] < w[1]).count()));
+    g.bench_function("without_name", |b| b.iter(|| sets.iter().map(|l| l.without(&["__name__"]).len()).sum::<usize>()));
     g.finish();
 }
 

@@ -156,6 +156,30 @@ fn experimental_functions_are_off_by_default() {
 }
 
 #[test]
+fn range_functions_refuse_colliding_outputs_unless_one_name_is_selected() {
+    let s = MemStorage::new();
+    for (name, x) in [("a_total", "1"), ("b_total", "1"), ("a_total", "2")] {
+        for t in [0, 30_000, 60_000] {
+            s.add(&labels(&[("__name__", name), ("x", x)]), t, t as f64);
+        }
+    }
+    let e = Engine::default();
+    // Two names, one label set once the names go: refused, whether the
+    // output is the answer or goes into an aggregation.
+    for q in [r#"rate({x="1"}[5m])"#, r#"sum(rate({__name__=~"a_total|b_total"}[5m]))"#, r#"rate({x=~"1|2"}[5m])"#] {
+        let r = e.instant_query(&s, q, 60_000);
+        assert!(matches!(r, Err(Error::Execution(ref m)) if m.contains("same labelset")), "{q}: {r:?}");
+    }
+    // One name, by name or by an equality matcher on `__name__`: distinct
+    // series stay distinct without it.
+    for q in ["rate(a_total[5m])", r#"rate({__name__="a_total"}[5m])"#, r#"rate({__name__="a_total", x=~".+"}[5m])"#] {
+        let v = vector(e.instant_query(&s, q, 60_000).unwrap().value);
+        assert_eq!(v.len(), 2, "{q}");
+        assert_eq!(v[0].0, labels(&[("x", "1")]), "{q}");
+    }
+}
+
+#[test]
 fn name_removal_modes_differ_only_in_when_the_name_goes() {
     let s = MemStorage::new();
     s.add(&labels(&[("__name__", "a"), ("x", "1")]), 0, 1.0);

@@ -109,13 +109,59 @@ fn sort_in_runs<T: Send>(mut items: Vec<T>, labels: impl Fn(&T) -> &Labels + Syn
         let mut it = runs.into_iter();
         while let Some(a) = it.next() {
             match it.next() {
-                Some(b) => next.push(merge_two(a, b, labels)),
+                Some(b) => next.push(merge_two_parallel(a, b, labels, PARALLEL_MIN)),
                 None => next.push(a),
             }
         }
         runs = next;
     }
     runs.pop().unwrap_or_default()
+}
+
+/// [`merge_two`], with a merge of at least `min` items in all split in two
+/// halves merged at once, the second on another thread: the merge of a
+/// large selection's sorted runs (label comparisons, cache misses on each
+/// label set) was the serial part of its sort.
+fn merge_two_parallel<T: Send>(
+    mut a: Vec<T>,
+    mut b: Vec<T>,
+    labels: &(impl Fn(&T) -> &Labels + Sync),
+    min: usize,
+) -> Vec<T> {
+    if a.len() + b.len() < min.max(2) {
+        return merge_two(a, b, labels);
+    }
+    let (a_hi, b_hi) = split_for_merge(&mut a, &mut b, labels);
+    let (mut lo, hi) = std::thread::scope(|scope| {
+        let h = scope.spawn(move || merge_two(a_hi, b_hi, labels));
+        let lo = merge_two(a, b, labels);
+        (lo, h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+    });
+    lo.extend(hi);
+    lo
+}
+
+/// Splits two lists sorted by labels at the middle of the longer one: what
+/// stays in `a` and `b` comes, in their stable merge (`a` first on ties),
+/// before everything in the returned tails, so merging the heads and the
+/// tails separately and putting the tails after gives the same list.
+fn split_for_merge<T>(a: &mut Vec<T>, b: &mut Vec<T>, labels: &impl Fn(&T) -> &Labels) -> (Vec<T>, Vec<T>) {
+    if a.len() >= b.len() {
+        // `a`'s tail starts at its middle item; `b`'s items equal to it go
+        // after it (ties take `a`'s first), so `b`'s tail starts at them.
+        let m = a.len() / 2;
+        let j = match a.get(m) {
+            Some(pivot) => b.partition_point(|y| labels(y) < labels(pivot)),
+            None => b.len(),
+        };
+        (a.split_off(m), b.split_off(j))
+    } else {
+        // `b`'s tail starts at its middle item; `a`'s items equal to it go
+        // before it, so `a`'s tail starts after them.
+        let m = b.len() / 2;
+        let j = a.partition_point(|x| labels(x) <= labels(&b[m]));
+        (a.split_off(j), b.split_off(m))
+    }
 }
 
 /// Merges two lists sorted by labels, `a`'s item first on ties.
@@ -205,7 +251,54 @@ fn cmp_encoded(a: &[u8], b: &[u8]) -> Ordering {
 
 /// How many symbols from `depth` on the two streams share, at most
 /// `limit`; `usize::MAX` if they are equal to the end (and `limit` is).
+///
+/// Walks the two encodings a string at a time rather than a symbol at a
+/// time: while the strings are equal (most of them: a group's label sets
+/// share their name, job, most of their instance…) so are their symbols,
+/// one slice comparison each; only the first differing pair is looked into
+/// byte by byte. `depth` is where the caller's group starts to differ, so
+/// every symbol before it is shared and only counts.
 fn common_prefix(a: &[u8], b: &[u8], depth: usize, limit: usize) -> usize {
+    let (mut pa, mut pb) = (0usize, 0usize);
+    // Symbols before the current pair of strings.
+    let mut base = 0usize;
+    // Where the streams first differ, or `None` if they are equal to the end
+    // (then `base` is the number of symbols before the end).
+    let differ = loop {
+        match (raw_str(a, &mut pa), raw_str(b, &mut pb)) {
+            (None, None) => break None,
+            // The end against a string's first symbol (a byte or, for an
+            // empty string, its terminator): never equal.
+            (None, Some(_)) | (Some(_), None) => break Some(base),
+            (Some(x), Some(y)) => {
+                if x == y {
+                    base += x.len() + 1;
+                    continue;
+                }
+                // The first differing byte, or where the shorter one ends
+                // (its terminator against a byte of the longer one).
+                let same = x.iter().zip(y).take_while(|(p, q)| p == q).count();
+                break Some(base + same);
+            }
+        }
+    };
+    match differ {
+        Some(at) => at.saturating_sub(depth).min(limit),
+        None => {
+            let shared = base.saturating_sub(depth);
+            if shared < limit {
+                usize::MAX
+            } else {
+                limit
+            }
+        }
+    }
+}
+
+/// [`common_prefix`] symbol by symbol, through [`Symbols`]: the definition
+/// the tests check the string-at-a-time walk against.
+#[cfg(test)]
+fn common_prefix_by_symbols(a: &[u8], b: &[u8], depth: usize, limit: usize) -> usize {
     let (mut x, mut y) = (Symbols::at(a, depth), Symbols::at(b, depth));
     let mut n = 0;
     loop {
@@ -342,6 +435,26 @@ mod tests {
     }
 
     #[test]
+    fn a_merge_split_in_two_is_the_stable_merge() {
+        // Few distinct label sets, so ties fall on both sides of each split.
+        let run = |n: usize, tag: usize| -> Vec<(Labels, usize)> {
+            let mut v: Vec<(Labels, usize)> = (0..n)
+                .map(|i| (Labels::new([("k", format!("v{}", (i * 31 + tag) % 7).as_str())]).unwrap(), tag * 1000 + i))
+                .collect();
+            v.sort_by(|x, y| x.0.cmp(&y.0));
+            v
+        };
+        for (na, nb) in [(0, 0), (0, 5), (5, 0), (1, 1), (9, 3), (3, 9), (40, 41), (64, 7), (2, 100)] {
+            let (a, b) = (run(na, 1), run(nb, 2));
+            let want: Vec<usize> =
+                merge_two(a.clone(), b.clone(), &|x: &(Labels, usize)| &x.0).iter().map(|x| x.1).collect();
+            let got: Vec<usize> =
+                merge_two_parallel(a, b, &|x: &(Labels, usize)| &x.0, 0).iter().map(|x| x.1).collect();
+            assert_eq!(got, want, "{na} + {nb} items");
+        }
+    }
+
+    #[test]
     fn symbol_order_is_labels_order_on_edge_cases() {
         let long = "x".repeat(200);
         let sets: Vec<Labels> = vec![
@@ -420,6 +533,27 @@ mod tests {
         ) {
             let (a, b) = (labels(&a), labels(&b));
             prop_assert_eq!(cmp_encoded(a.encoded(), b.encoded()), a.cmp(&b));
+        }
+
+        #[test]
+        fn string_walk_finds_the_shared_symbols(
+            a in prop::collection::vec(("[a-c]{1,2}", "[ab\u{0}]{0,3}|y{127,130}"), 0..4),
+            b in prop::collection::vec(("[a-c]{1,2}", "[ab\u{0}]{0,3}|y{127,130}"), 0..4),
+            limit in prop_oneof![Just(usize::MAX), 0usize..12],
+        ) {
+            let (a, b) = (labels(&a), labels(&b));
+            let (x, y) = (a.encoded(), b.encoded());
+            // Every depth up to where the streams part (the caller's
+            // precondition: the symbols before `depth` are shared).
+            let parted = common_prefix_by_symbols(x, y, 0, usize::MAX);
+            let last = if parted == usize::MAX { x.len() * 2 + 2 } else { parted };
+            for depth in 0..=last {
+                prop_assert_eq!(
+                    common_prefix(x, y, depth, limit),
+                    common_prefix_by_symbols(x, y, depth, limit),
+                    "depth {} limit {}", depth, limit
+                );
+            }
         }
 
         #[test]

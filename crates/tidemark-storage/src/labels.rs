@@ -307,8 +307,39 @@ impl Labels {
     }
 
     /// A copy without the named labels.
+    ///
+    /// The encoding is canonical and pairs are encoded one after another,
+    /// so the copy is the bytes of the kept pairs as they are: found by
+    /// length hops and copied in runs into an allocation of the exact size
+    /// (every `rate` output drops `__name__` this way; re-encoding it pair
+    /// by pair cost a thousand instructions per series).
     pub fn without(&self, names: &[&str]) -> Labels {
-        Labels::from_sorted(self.iter().filter(|l| !names.contains(&l.name)).map(|l| (l.name, l.value)))
+        let data = &self.data[..];
+        // Byte ranges of the pairs to drop, in order.
+        let mut dropped: Vec<(usize, usize)> = Vec::new();
+        let mut pos = 0usize;
+        loop {
+            let start = pos;
+            let Some(name) = raw_str(data, &mut pos) else { break };
+            if raw_str(data, &mut pos).is_none() {
+                break;
+            }
+            if names.iter().any(|n| n.as_bytes() == name) {
+                dropped.push((start, pos));
+            }
+        }
+        if dropped.is_empty() {
+            return self.clone();
+        }
+        let removed: usize = dropped.iter().map(|(a, b)| b - a).sum();
+        let mut out = Vec::with_capacity(data.len() - removed);
+        let mut kept_from = 0usize;
+        for (a, b) in dropped {
+            out.extend_from_slice(&data[kept_from..a]);
+            kept_from = b;
+        }
+        out.extend_from_slice(&data[kept_from..]);
+        Labels { data: out.into_boxed_slice() }
     }
 }
 
@@ -349,7 +380,19 @@ impl Ord for Labels {
     /// decoding them as UTF-8 again: sorting the series of a query compares
     /// label sets millions of times.
     fn cmp(&self, other: &Labels) -> Ordering {
-        let (mut pa, mut pb) = (0usize, 0usize);
+        // Label sets compared while sorting a selection share long prefixes
+        // (name, job, instance…). Equal bytes up to the first difference
+        // are equal strings with the same boundaries, so the string by
+        // string comparison starts at the string that holds it: found with
+        // a word-at-a-time scan and length hops instead of one slice
+        // comparison per string.
+        let diff = first_difference(&self.data, &other.data);
+        let mut start = 0usize;
+        let mut pos = 0usize;
+        while raw_str(&self.data, &mut pos).is_some() && pos <= diff {
+            start = pos;
+        }
+        let (mut pa, mut pb) = (start, start);
         // Names and values alternate, so comparing string by string is
         // comparing pair by pair, name then value.
         loop {
@@ -407,6 +450,26 @@ const SCRATCH_KEEP: usize = 64 * 1024;
 fn put_str(out: &mut Vec<u8>, s: &str) {
     put_uvarint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
+}
+
+/// The length of the longest common prefix of `a` and `b`, compared eight
+/// bytes at a time.
+#[inline]
+fn first_difference(a: &[u8], b: &[u8]) -> usize {
+    let mut i = 0usize;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let word = |c: &[u8]| <[u8; 8]>::try_from(c).map_or(0, u64::from_le_bytes);
+        let d = word(x) ^ word(y);
+        if d != 0 {
+            return i + (d.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    let n = a.len().min(b.len());
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
 }
 
 /// The next string of a validated encoding as bytes, without checking it
@@ -609,7 +672,58 @@ mod tests {
         assert_eq!(b.cmp(&a), pairwise_cmp(&b, &a));
     }
 
+    #[test]
+    fn without_is_the_filtered_set() {
+        let long = "v".repeat(200);
+        let l = Labels::new([("__name__", "up"), ("__type__", "counter"), ("a", long.as_str()), ("job", "x")]).unwrap();
+        for names in [
+            &[][..],
+            &["__name__"][..],
+            &["__name__", "__type__", "__unit__"][..],
+            &["a"][..],
+            &["job"][..],
+            &["a", "job", "__name__", "__type__"][..],
+            &["nope"][..],
+        ] {
+            let want = Labels::from_sorted(l.iter().filter(|p| !names.contains(&p.name)).map(|p| (p.name, p.value)));
+            assert_eq!(l.without(names), want, "{names:?}");
+            assert_eq!(l.without(names).encoded(), want.encoded(), "{names:?}");
+        }
+        assert_eq!(Labels::empty().without(&["a"]), Labels::empty());
+    }
+
+    #[test]
+    fn first_difference_finds_the_common_prefix() {
+        let a: Vec<u8> = (0..40).collect();
+        for i in 0..=40 {
+            let mut b = a.clone();
+            if i < 40 {
+                b[i] ^= 0x80;
+            }
+            assert_eq!(first_difference(&a, &b), i);
+            assert_eq!(first_difference(&a[..i], &a), i);
+            assert_eq!(first_difference(&a, &a[..i]), i);
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn shared_prefixes_compare_pairwise(
+            shared in proptest::collection::vec(("a[a-c]{0,9}", "[a-c]{0,12}|x{120,140}"), 0..6),
+            x in proptest::collection::vec(("[b-d]{1,3}", "[a-c\u{0}]{0,3}|x{120,140}"), 0..3),
+            y in proptest::collection::vec(("[b-d]{1,3}", "[a-c\u{0}]{0,3}|x{120,140}"), 0..3),
+        ) {
+            let set = |tail: &[(String, String)]| {
+                let mut m = std::collections::BTreeMap::new();
+                for (n, v) in shared.iter().chain(tail) { m.insert(n.clone(), v.clone()); }
+                Labels::new(m).unwrap()
+            };
+            let (a, b) = (set(&x), set(&y));
+            proptest::prop_assert_eq!(a.cmp(&b), pairwise_cmp(&a, &b));
+            proptest::prop_assert_eq!(b.cmp(&a), pairwise_cmp(&b, &a));
+            proptest::prop_assert_eq!(a.cmp(&a), Ordering::Equal);
+        }
+
         #[test]
         fn byte_order_is_the_pairwise_order(
             x in proptest::collection::vec(("[a-c]{1,3}", "[a-cé]{0,3}|x{120,140}"), 0..4),

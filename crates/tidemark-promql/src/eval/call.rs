@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use promql_parser::label::MatchOp as ParserOp;
-use promql_parser::parser::{Call, Expr};
+use promql_parser::parser::{Call, Expr, VectorSelector};
 use tidemark_storage::{Labels, Sample, METRIC_NAME};
 
 use super::selector::load_samples;
@@ -641,8 +641,11 @@ impl Evaluator<'_, '_> {
             err.map_or(Ok(points), Err)
         };
         // Without delayed name removal, two outputs with the same labels are
-        // an error, as in Prometheus.
-        let check_unique = !self.sh.delayed_name_removal();
+        // an error, as in Prometheus. Series selected with one metric name
+        // cannot collide: the storage holds each label set once, and
+        // removing the same name from distinct sets keeps them distinct.
+        let one_name = matches!(range_arg, RangeArg::Selector(ms) if selects_one_metric_name(&ms.vs));
+        let check_unique = !self.sh.delayed_name_removal() && !one_name;
         // The output label sets seen so far, by their bytes: no clone and no
         // SipHash per series (see `KeyIndex`).
         let mut seen_labels = super::key_index::KeyIndex::new();
@@ -707,6 +710,14 @@ impl Evaluator<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// Whether every series `vs` selects has the same metric name: one set of
+/// matchers (no `or`) with an equality matcher on `__name__` (which a bare
+/// metric name before the braces is).
+pub(crate) fn selects_one_metric_name(vs: &VectorSelector) -> bool {
+    vs.matchers.or_matchers.is_empty()
+        && (vs.name.is_some() || vs.matchers.matchers.iter().any(|m| m.name == METRIC_NAME && m.op == ParserOp::Equal))
 }
 
 fn unsupported(name: &str) -> Error {

@@ -9,7 +9,7 @@
 //! (`_int_malloc`, `malloc_consolidate`, `unlink_chunk` in the profiles).
 //! Consumers [`give`](PointsPool::give) the buffer back; producers
 //! [`take`](PointsPool::take) one. The pool never holds more buffers than
-//! were alive at once before (a worker batch's worth at most), so it does not
+//! were alive at once before (two rounds of worker batches at most), so it does not
 //! raise a query's peak memory; it is dropped with the query.
 
 use parking_lot::Mutex;

@@ -430,19 +430,22 @@ const PARALLEL_MIN_SERIES: usize = 512;
 /// Series each worker takes per batch.
 const PARALLEL_BATCH_PER_THREAD: usize = 1024;
 
-/// How many spare point buffers a query keeps for reuse: the outputs of one
-/// round of worker batches are alive at once at most, so keeping that many
-/// recycles every one of them without raising the peak.
+/// How many spare point buffers a query keeps for reuse: the outputs of two
+/// rounds of worker batches are alive at once at most (one round computed
+/// while the previous one goes to the sink, see [`Evaluator::map_series`]),
+/// so keeping that many recycles every one of them without raising the peak.
 pub(crate) fn max_spare_point_buffers(parallelism: usize) -> usize {
-    parallelism.max(1) * PARALLEL_BATCH_PER_THREAD
+    2 * parallelism.max(1) * PARALLEL_BATCH_PER_THREAD
 }
 
 impl Evaluator<'_, '_> {
     /// Runs `work` on every selected series and hands `(labels, samples
     /// read, output)` to `sink` in selection order. Large selections are
-    /// processed in batches spread over up to `EngineOptions::parallelism`
-    /// threads; each worker reuses one sample buffer, so memory stays
-    /// proportional to one series per worker plus one batch of outputs.
+    /// processed in rounds of batches spread over up to
+    /// `EngineOptions::parallelism` threads, the sink taking one round's
+    /// outputs while the next round is computed; each worker reuses one
+    /// sample buffer, so memory stays proportional to one series per worker
+    /// plus two rounds of outputs.
     pub(crate) fn map_series<T: Send>(
         &self,
         selected: Vec<SelectedSeries>,
@@ -475,8 +478,14 @@ impl Evaluator<'_, '_> {
             Ok(out)
         };
         let per = PARALLEL_BATCH_PER_THREAD;
-        let mut it = selected.into_iter().peekable();
-        while it.peek().is_some() {
+        let mut it = selected.into_iter();
+        // Rounds overlap: while the workers compute one round, this thread
+        // hands the previous round's outputs to the sink (an aggregation's
+        // group lookups and sums, or an answer's label edits), in order.
+        // The sink is serial work; done between rounds it left both cores
+        // idle but one.
+        let mut finished: Vec<Result<Vec<Mapped<T>>, Error>> = Vec::new();
+        loop {
             let mut chunks: Vec<Vec<SelectedSeries>> = Vec::with_capacity(threads);
             for _ in 0..threads {
                 let c: Vec<SelectedSeries> = it.by_ref().take(per).collect();
@@ -484,21 +493,38 @@ impl Evaluator<'_, '_> {
                     chunks.push(c);
                 }
             }
-            let results: Vec<Result<Vec<Mapped<T>>, Error>> = std::thread::scope(|scope| {
+            if chunks.is_empty() && finished.is_empty() {
+                break;
+            }
+            let previous = std::mem::take(&mut finished);
+            let (results, sunk) = std::thread::scope(|scope| {
                 let handles: Vec<_> = chunks.into_iter().map(|c| scope.spawn(|| run_chunk(c))).collect();
-                handles
+                let sunk = sink_round(previous, &mut sink);
+                let results: Vec<Result<Vec<Mapped<T>>, Error>> = handles
                     .into_iter()
                     .map(|h| h.join().unwrap_or_else(|_| Err(Error::Execution("query worker panicked".into()))))
-                    .collect()
+                    .collect();
+                (results, sunk)
             });
-            for r in results {
-                for (labels, read, v) in r? {
-                    sink(labels, read, v)?;
-                }
-            }
+            sunk?;
+            finished = results;
         }
         Ok(())
     }
+}
+
+/// Hands one round of worker outputs to `sink`, batch after batch in order;
+/// the first error (a worker's or the sink's) stops it.
+fn sink_round<T>(
+    round: Vec<Result<Vec<Mapped<T>>, Error>>,
+    sink: &mut impl FnMut(Labels, usize, T) -> Result<(), Error>,
+) -> Result<(), Error> {
+    for r in round {
+        for (labels, read, v) in r? {
+            sink(labels, read, v)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -293,6 +293,10 @@ type SeriesShard = SeriesSlots;
 /// within noise of 4.
 const SELECT_PREFETCH_STRIDE: usize = 4;
 
+/// How much of a series' open chunk the select loop prefetches ahead of
+/// copying it (a full chunk of 120 samples is a few hundred bytes).
+const OPEN_CHUNK_PREFETCH_BYTES: usize = 512;
+
 /// A lock shard on its own cache line: the lock word and the map header
 /// are fetched together, and neighbouring shards never share a line.
 #[repr(align(64))]
@@ -899,7 +903,14 @@ impl Head {
                     prefetch(p);
                 }
                 if let Some(c) = &s.open {
-                    prefetch(c.app.bytes().as_ptr());
+                    // Every line of the open chunk (the select copies it
+                    // whole), up to a few: the copy waited on each line
+                    // after the first in turn.
+                    let bytes = c.app.bytes();
+                    let end = bytes.len().min(OPEN_CHUNK_PREFETCH_BYTES);
+                    for off in (0..end).step_by(64) {
+                        prefetch(bytes[off..].as_ptr());
+                    }
                 }
             }
         }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use tidemark_promql::{CancellationToken, QueryOptions, QueryResult, Value};
+use tidemark_promql::{CancellationToken, QueryOptions, QueryResult, Value, VectorSample};
 
 use super::params::{parse_duration, parse_time, Params};
 use super::response::{ApiError, Reply};
@@ -171,9 +171,92 @@ fn thousands(n: usize) -> String {
 /// Series serialised between two interrupt checks.
 const RENDER_CHECK_EVERY: usize = 256;
 
+/// Asked every few series whether to stop serialising; shared by the
+/// threads that write one answer's parts.
+type Interrupt<'a> = &'a (dyn Fn() -> Result<(), ApiError> + Sync);
+
+/// Below this many samples a vector answer is written on one thread.
+const PARALLEL_RENDER_MIN: usize = 8192;
+
+/// At most this many threads write one vector answer.
+const PARALLEL_RENDER_MAX: usize = 4;
+
+/// Appends the samples of a vector answer, comma-separated, to `out`. A
+/// large answer (64 k series, 10 MB of JSON for a `rate` over every
+/// target) is cut into contiguous parts written at once on several threads
+/// and joined in order, each part's samples freed by the thread that wrote
+/// them: the same bytes as one thread writing them all, in a fraction of
+/// the time the request otherwise waits after the evaluation.
+fn vector_parts(out: &mut String, samples: Vec<VectorSample>, interrupt: Interrupt<'_>) -> Result<(), ApiError> {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let threads = cores.min(PARALLEL_RENDER_MAX).min(samples.len() / (PARALLEL_RENDER_MIN / 2)).max(1);
+    if threads <= 1 {
+        return vector_part(out, true, samples, interrupt);
+    }
+    let per = samples.len().div_ceil(threads);
+    let mut rest = samples;
+    let mut parts = Vec::with_capacity(threads);
+    while rest.len() > per {
+        let tail = rest.split_off(per);
+        parts.push(std::mem::replace(&mut rest, tail));
+    }
+    parts.push(rest);
+    let mut first = parts.remove(0);
+    let written: Vec<Result<String, ApiError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut s = String::new();
+                    vector_part(&mut s, false, part, interrupt).map(|()| s)
+                })
+            })
+            .collect();
+        let head = vector_part(out, true, std::mem::take(&mut first), interrupt);
+        let mut written = vec![head.map(|()| String::new())];
+        for h in handles {
+            written.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        written
+    });
+    let mut parts = written.into_iter();
+    parts.next().transpose()?;
+    for part in parts {
+        out.push_str(&part?);
+    }
+    Ok(())
+}
+
+/// Appends `samples` as JSON objects to `out`, each after a comma unless it
+/// is the answer's first (`first` for the part that starts the answer).
+fn vector_part(
+    out: &mut String,
+    first: bool,
+    samples: Vec<VectorSample>,
+    interrupt: Interrupt<'_>,
+) -> Result<(), ApiError> {
+    out.reserve(samples.len() * 64);
+    for (i, s) in samples.iter().enumerate() {
+        if i % RENDER_CHECK_EVERY == RENDER_CHECK_EVERY - 1 {
+            interrupt()?;
+        }
+        if i > 0 || !first {
+            out.push(',');
+        }
+        out.push_str("{\"metric\":");
+        json::labels(out, &s.labels);
+        out.push_str(",\"value\":[");
+        json::timestamp(out, s.t);
+        out.push(',');
+        json::value(out, s.v);
+        out.push_str("]}");
+    }
+    Ok(())
+}
+
 /// The `data` of a query answer, truncated to `limit` series (0: all).
 /// `interrupt` is asked every few series whether to stop.
-fn render(mut res: QueryResult, limit: usize, interrupt: &dyn Fn() -> Result<(), ApiError>) -> Result<Reply, ApiError> {
+fn render(mut res: QueryResult, limit: usize, interrupt: Interrupt<'_>) -> Result<Reply, ApiError> {
     let mut truncated = false;
     let mut out = String::with_capacity(256);
     out.push_str("{\"resultType\":\"");
@@ -202,23 +285,10 @@ fn render(mut res: QueryResult, limit: usize, interrupt: &dyn Fn() -> Result<(),
         Value::Vector(samples) => {
             let n = if limit > 0 && samples.len() > limit { limit } else { samples.len() };
             truncated = n < samples.len();
-            out.reserve(n * 64);
+            let mut samples = std::mem::take(samples);
+            samples.truncate(n);
             out.push('[');
-            for (i, s) in samples[..n].iter().enumerate() {
-                if i % RENDER_CHECK_EVERY == RENDER_CHECK_EVERY - 1 {
-                    interrupt()?;
-                }
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str("{\"metric\":");
-                json::labels(&mut out, &s.labels);
-                out.push_str(",\"value\":[");
-                json::timestamp(&mut out, s.t);
-                out.push(',');
-                json::value(&mut out, s.v);
-                out.push_str("]}");
-            }
+            vector_parts(&mut out, samples, interrupt)?;
             out.push(']');
         }
         Value::Matrix(series) => {
@@ -263,6 +333,42 @@ fn render(mut res: QueryResult, limit: usize, interrupt: &dyn Fn() -> Result<(),
 
 #[cfg(test)]
 mod tests {
+    use tidemark_promql::VectorSample;
+    use tidemark_storage::Labels;
+
+    fn samples(n: usize) -> Vec<VectorSample> {
+        (0..n)
+            .map(|i| VectorSample {
+                labels: Labels::new([("instance", format!("host-{i}").as_str()), ("job", "a\"b")]).unwrap(),
+                t: 1_700_000_000_000 + i as i64,
+                v: i as f64 / 7.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_vector_written_in_parts_is_the_same_bytes() {
+        let never = || Ok(());
+        for n in
+            [0, 1, 2, super::PARALLEL_RENDER_MIN - 1, super::PARALLEL_RENDER_MIN, 3 * super::PARALLEL_RENDER_MIN + 5]
+        {
+            let mut one = String::new();
+            super::vector_part(&mut one, true, samples(n), &never).unwrap();
+            let mut parts = String::new();
+            super::vector_parts(&mut parts, samples(n), &never).unwrap();
+            assert_eq!(parts, one, "{n} samples");
+            assert_eq!(one.matches("{\"metric\":").count(), n);
+        }
+    }
+
+    #[test]
+    fn a_vector_written_in_parts_stops_when_interrupted() {
+        let stop = || Err(super::ApiError::internal("stop"));
+        let mut out = String::new();
+        let err = super::vector_parts(&mut out, samples(3 * super::PARALLEL_RENDER_MIN), &stop).unwrap_err();
+        assert_eq!(err.message, "stop");
+    }
+
     #[test]
     fn thousands_separators() {
         assert_eq!(super::thousands(11_000), "11,000");
