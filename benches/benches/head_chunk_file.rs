@@ -94,6 +94,7 @@ fn head_chunk_file(c: &mut Criterion) {
                 encoding,
                 bytes: b.clone().into(),
                 timestamps: None,
+                summary: None,
             })
             .collect();
         g.bench_function(format!("read/{name}_decode_into"), |b| {

@@ -43,7 +43,7 @@ use std::cell::RefCell;
 
 use parking_lot::Mutex;
 
-use crate::chunkenc::{sealed, ChunkBytes, Encoding, XorIterator};
+use crate::chunkenc::{sealed, ChunkBytes, ChunkSummary, Encoding, XorIterator};
 use crate::sample::Sample;
 use crate::varint::{put_uvarint, put_varint, unzigzag};
 use crate::vfs::{SharedFs, WritableFile};
@@ -53,16 +53,23 @@ pub const DIR_NAME: &str = "chunks_head";
 
 /// Magic number at the start of every segment ("TMHC").
 const MAGIC: [u8; 4] = *b"TMHC";
-/// Format version of the segment files: 2, varint record headers (version
-/// 1 had fixed 29-byte headers and XOR data only; its files are deleted at
-/// open like any other, never read).
-const VERSION: u8 = 2;
+/// Format version of the segment files written: 3, varint record headers
+/// with a chunk summary ([`ChunkSummary`]) after the data length. Version 2
+/// (the same without the summary) is still read by [`scan_segment`];
+/// version 1 had fixed 29-byte headers and XOR data only. The head itself
+/// never reads old files: it deletes them at open and rebuilds the chunks
+/// from the WAL.
+const VERSION: u8 = 3;
+/// The previous format version, without chunk summaries.
+const VERSION_2: u8 = 2;
 /// Segment header: magic, version, 3 reserved bytes.
 const SEGMENT_HEADER_LEN: usize = 8;
 /// Longest record header: series ref uvarint, mint varint, `maxt - mint`
 /// uvarint (10 bytes each at most), encoding u8, data length uvarint (5
-/// bytes at most for a `u32`).
-const MAX_RECORD_HEADER_LEN: usize = 10 + 10 + 10 + 1 + 5;
+/// bytes at most for a `u32`), summary flag u8, sample and non-stale counts
+/// (uvarints, 5 bytes at most each for a `u32`), largest and smallest value
+/// (f64 each).
+const MAX_RECORD_HEADER_LEN: usize = 10 + 10 + 10 + 1 + 5 + 1 + 5 + 5 + 8 + 8;
 /// Trailing CRC32-C of a record.
 const CRC_LEN: usize = 4;
 
@@ -152,8 +159,9 @@ pub enum HeadChunkError {
         /// The encoding byte.
         encoding: u8,
     },
-    /// The bytes do not start with a segment header of this version.
-    #[error("not a head chunk segment of version {VERSION}")]
+    /// The bytes do not start with a segment header of a version this build
+    /// reads (2 or 3).
+    #[error("not a head chunk segment of version {VERSION_2} or {VERSION}")]
     NotASegment,
 }
 
@@ -253,16 +261,16 @@ impl HeadChunks {
     /// and the failure is logged and counted.
     pub(crate) fn write(&self, series_ref: u64, mint: i64, maxt: i64, xor: &[u8]) -> ChunkRef {
         if !self.reencode.load(Ordering::Relaxed) {
-            return self.write_record(series_ref, mint, maxt, Encoding::Xor, xor);
+            return self.write_record(series_ref, mint, maxt, Encoding::Xor, xor, None);
         }
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => {
                 let (samples, out) = &mut *scratch;
-                let (encoding, data) = reencode(xor, samples, out);
-                self.write_record(series_ref, mint, maxt, encoding, data)
+                let (encoding, data, summary) = reencode(xor, samples, out);
+                self.write_record(series_ref, mint, maxt, encoding, data, summary)
             }
             // Not reachable (nothing here re-enters); XOR is always right.
-            Err(_) => self.write_record(series_ref, mint, maxt, Encoding::Xor, xor),
+            Err(_) => self.write_record(series_ref, mint, maxt, Encoding::Xor, xor, None),
         })
     }
 
@@ -288,13 +296,22 @@ impl HeadChunks {
 
     /// Appends one record to the current segment (starting a new one when
     /// it would not fit).
-    fn write_record(&self, series_ref: u64, mint: i64, maxt: i64, encoding: Encoding, data: &[u8]) -> ChunkRef {
+    fn write_record(
+        &self,
+        series_ref: u64,
+        mint: i64,
+        maxt: i64,
+        encoding: Encoding,
+        data: &[u8],
+        summary: Option<ChunkSummary>,
+    ) -> ChunkRef {
         let mut header = Vec::with_capacity(MAX_RECORD_HEADER_LEN);
         put_uvarint(&mut header, series_ref);
         put_varint(&mut header, mint);
         put_uvarint(&mut header, maxt.wrapping_sub(mint) as u64);
         header.push(encoding as u8);
         put_uvarint(&mut header, data.len() as u64);
+        put_summary(&mut header, summary);
         let rec_len = header.len() + data.len() + CRC_LEN;
         let mut st = self.state.lock();
         let need_new = match st.segments.get(&st.current) {
@@ -426,6 +443,18 @@ impl HeadChunks {
         mint: i64,
         maxt: i64,
     ) -> Result<(Encoding, ChunkBytes), HeadChunkError> {
+        self.read_summarized(r, series_ref, mint, maxt).map(|(e, b, _)| (e, b))
+    }
+
+    /// [`HeadChunks::read`], with the chunk's summary if its record has one
+    /// (chunks written while re-encoding is on do).
+    pub(crate) fn read_summarized(
+        &self,
+        r: ChunkRef,
+        series_ref: Option<u64>,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<(Encoding, ChunkBytes, Option<ChunkSummary>), HeadChunkError> {
         let res = self.read_inner(r, series_ref, mint, maxt);
         if res.is_err() {
             self.damaged.fetch_add(1, Ordering::Relaxed);
@@ -439,7 +468,7 @@ impl HeadChunks {
         series_ref: Option<u64>,
         mint: i64,
         maxt: i64,
-    ) -> Result<(Encoding, ChunkBytes), HeadChunkError> {
+    ) -> Result<(Encoding, ChunkBytes, Option<ChunkSummary>), HeadChunkError> {
         let (segment, offset) = (r.segment(), r.offset());
         let oob = || HeadChunkError::OutOfBounds { segment, offset };
         let mut st = self.state.lock();
@@ -450,16 +479,16 @@ impl HeadChunks {
         }
         if off >= seg.written {
             let p = off - seg.written;
-            let len = record_len(&seg.pending, p).ok_or_else(oob)?;
+            let len = record_len(&seg.pending, p, VERSION).ok_or_else(oob)?;
             let rec = seg.pending.get(p..p + len).ok_or_else(oob)?;
-            let (encoding, start, n) = check(r, rec, series_ref, mint, maxt)?;
-            return Ok((encoding, ChunkBytes::Heap(rec[start..start + n].into())));
+            let (encoding, start, n, summary) = check(r, rec, series_ref, mint, maxt, VERSION)?;
+            return Ok((encoding, ChunkBytes::Heap(rec[start..start + n].into()), summary));
         }
         // On disk: map far enough for the header, then for the record.
         if off + MAX_RECORD_HEADER_LEN > seg.mapped {
             Self::remap(seg);
         }
-        let len = seg.map.as_ref().and_then(|m| record_len(&m[..seg.mapped], off)).ok_or_else(oob)?;
+        let len = seg.map.as_ref().and_then(|m| record_len(&m[..seg.mapped], off, VERSION)).ok_or_else(oob)?;
         if off + len > seg.written {
             return Err(oob());
         }
@@ -471,8 +500,8 @@ impl HeadChunks {
             return Err(oob());
         }
         drop(st);
-        let (encoding, start, n) = check(r, &map[off..off + len], series_ref, mint, maxt)?;
-        Ok((encoding, ChunkBytes::Mapped { map, start: off + start, len: n }))
+        let (encoding, start, n, summary) = check(r, &map[off..off + len], series_ref, mint, maxt, VERSION)?;
+        Ok((encoding, ChunkBytes::Mapped { map, start: off + start, len: n }, summary))
     }
 
     /// Deletes every segment whose chunks all end before `mint` (the
@@ -520,23 +549,75 @@ impl HeadChunks {
 }
 
 /// Re-encodes a closed XOR chunk with the sealed codec into `out` and
-/// returns the encoding to store and its bytes: the sealed ones when they
-/// are smaller, else `xor` itself (tiny chunks; or bytes that do not decode,
-/// which the head never produces, stored as they are rather than lost).
-fn reencode<'a>(xor: &'a [u8], samples: &mut Vec<Sample>, out: &'a mut Vec<u8>) -> (Encoding, &'a [u8]) {
+/// returns the encoding to store, its bytes and the chunk's summary: the
+/// sealed bytes when they are smaller, else `xor` itself (tiny chunks; or
+/// bytes that do not decode, which the head never produces, stored as they
+/// are rather than lost, and without a summary).
+fn reencode<'a>(
+    xor: &'a [u8],
+    samples: &mut Vec<Sample>,
+    out: &'a mut Vec<u8>,
+) -> (Encoding, &'a [u8], Option<ChunkSummary>) {
     samples.clear();
     out.clear();
     let decoded = XorIterator::new(xor).decode_into(samples);
     // The sealed codec needs strictly increasing timestamps; in-order head
     // chunks always have them, checked anyway as this must never lose data.
     if decoded.is_err() || samples.windows(2).any(|w| w[0].t >= w[1].t) {
-        return (Encoding::Xor, xor);
+        return (Encoding::Xor, xor, None);
     }
+    let summary = ChunkSummary::of(samples);
     sealed::encode_with_level(samples, ZSTD_LEVEL, out);
     if out.len() < xor.len() {
-        (Encoding::Sealed, &out[..])
+        (Encoding::Sealed, &out[..], summary)
     } else {
-        (Encoding::Xor, xor)
+        (Encoding::Xor, xor, summary)
+    }
+}
+
+/// Appends a record's summary field: a flag byte (0 none, 1 present), then
+/// the sample count, the non-stale count and, if that is not 0, the largest
+/// and smallest value as little-endian f64 bits.
+fn put_summary(out: &mut Vec<u8>, summary: Option<ChunkSummary>) {
+    let Some(s) = summary else {
+        out.push(0);
+        return;
+    };
+    out.push(1);
+    put_uvarint(out, u64::from(s.samples));
+    put_uvarint(out, u64::from(s.count));
+    if s.count > 0 {
+        out.extend_from_slice(&s.max.to_bits().to_le_bytes());
+        out.extend_from_slice(&s.min.to_bits().to_le_bytes());
+    }
+}
+
+/// Reads the summary field [`put_summary`] writes at `*pos` of `b`.
+/// `Some(None)`: the record has no summary; `None`: the field is cut short
+/// or malformed.
+fn get_summary(b: &[u8], pos: &mut usize) -> Option<Option<ChunkSummary>> {
+    let flag = *b.get(*pos)?;
+    *pos += 1;
+    match flag {
+        0 => Some(None),
+        1 => {
+            let samples = u32::try_from(get_uvarint(b, pos)?).ok()?;
+            let count = u32::try_from(get_uvarint(b, pos)?).ok()?;
+            if count > samples {
+                return None;
+            }
+            let (mut max, mut min) = (0.0, 0.0);
+            if count > 0 {
+                let f = |at: usize| -> Option<f64> {
+                    Some(f64::from_bits(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?)))
+                };
+                max = f(*pos)?;
+                min = f(*pos + 8)?;
+                *pos += 16;
+            }
+            Some(Some(ChunkSummary { samples, count, max, min }))
+        }
+        _ => None,
     }
 }
 
@@ -551,6 +632,8 @@ struct Header {
     len: usize,
     /// Length of the data.
     data_len: usize,
+    /// The chunk's summary, if the record has one (never in version 2).
+    summary: Option<ChunkSummary>,
 }
 
 impl Header {
@@ -577,10 +660,10 @@ fn get_uvarint(b: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
-/// Parses the header of the record starting at `off` in `buf`, if all of it
-/// is there and well-formed (the rest of the record is checked by the
-/// caller).
-fn parse_header(buf: &[u8], off: usize) -> Option<Header> {
+/// Parses the header of the record starting at `off` in `buf`, a segment of
+/// format `version`, if all of it is there and well-formed (the rest of the
+/// record is checked by the caller).
+fn parse_header(buf: &[u8], off: usize, version: u8) -> Option<Header> {
     let mut pos = off;
     let series_ref = get_uvarint(buf, &mut pos)?;
     let mint = unzigzag(get_uvarint(buf, &mut pos)?);
@@ -588,27 +671,30 @@ fn parse_header(buf: &[u8], off: usize) -> Option<Header> {
     let encoding = *buf.get(pos)?;
     pos += 1;
     let data_len = u32::try_from(get_uvarint(buf, &mut pos)?).ok()? as usize;
-    Some(Header { series_ref, mint, maxt, encoding, len: pos - off, data_len })
+    let summary = if version == VERSION_2 { None } else { get_summary(buf, &mut pos)? };
+    Some(Header { series_ref, mint, maxt, encoding, len: pos - off, data_len, summary })
 }
 
 /// Length of the record starting at `off` in `buf` (header, data, CRC), if
 /// its header is there (the rest is checked by the caller).
-fn record_len(buf: &[u8], off: usize) -> Option<usize> {
-    parse_header(buf, off)?.record_len()
+fn record_len(buf: &[u8], off: usize, version: u8) -> Option<usize> {
+    parse_header(buf, off, version)?.record_len()
 }
 
-/// Checks a whole record's CRC and identity; returns its encoding and where
-/// its data bytes are within it (start, length).
+/// Checks a whole record (of segment format `version`) for its CRC and identity;
+/// returns its encoding, where its data bytes are within it (start, length)
+/// and its summary.
 fn check(
     r: ChunkRef,
     b: &[u8],
     series_ref: Option<u64>,
     mint: i64,
     maxt: i64,
-) -> Result<(Encoding, usize, usize), HeadChunkError> {
+    version: u8,
+) -> Result<(Encoding, usize, usize, Option<ChunkSummary>), HeadChunkError> {
     let (segment, offset) = (r.segment(), r.offset());
     let oob = HeadChunkError::OutOfBounds { segment, offset };
-    let h = parse_header(b, 0).ok_or(oob.clone())?;
+    let h = parse_header(b, 0, version).ok_or(oob.clone())?;
     let n = b.len();
     if h.record_len() != Some(n) {
         return Err(oob);
@@ -625,7 +711,7 @@ fn check(
         offset,
         encoding: h.encoding,
     })?;
-    Ok((encoding, h.len, h.data_len))
+    Ok((encoding, h.len, h.data_len, h.summary))
 }
 
 /// One intact record of a segment, as [`scan_segment`] finds it.
@@ -643,6 +729,8 @@ pub struct SegmentRecord<'a> {
     pub encoding: Encoding,
     /// The chunk's bytes.
     pub data: &'a [u8],
+    /// The chunk's summary, if the record has one (format version 3 on).
+    pub summary: Option<ChunkSummary>,
 }
 
 /// What [`scan_segment`] found in a segment's bytes.
@@ -673,19 +761,21 @@ pub struct SegmentScan<'a> {
 /// assert_eq!(scan_segment(b"nope").unwrap_err(), HeadChunkError::NotASegment);
 /// ```
 pub fn scan_segment(bytes: &[u8]) -> Result<SegmentScan<'_>, HeadChunkError> {
-    if bytes.len() < SEGMENT_HEADER_LEN || bytes[..4] != MAGIC || bytes[4] != VERSION {
+    if bytes.len() < SEGMENT_HEADER_LEN || bytes[..4] != MAGIC || !matches!(bytes[4], VERSION | VERSION_2) {
         return Err(HeadChunkError::NotASegment);
     }
+    let version = bytes[4];
     let mut scan = SegmentScan { records: Vec::new(), valid_len: SEGMENT_HEADER_LEN, stopped: None };
     let mut off = SEGMENT_HEADER_LEN;
     while off < bytes.len() {
         let r = ChunkRef::new(0, u32::try_from(off).unwrap_or(u32::MAX));
-        let rec = record_len(bytes, off)
+        let rec = record_len(bytes, off, version)
             .and_then(|len| bytes.get(off..off.checked_add(len)?))
             .ok_or(HeadChunkError::OutOfBounds { segment: 0, offset: r.offset() });
         let checked = rec.and_then(|rec| {
-            let h = parse_header(rec, 0).ok_or(HeadChunkError::OutOfBounds { segment: 0, offset: r.offset() })?;
-            let (encoding, start, n) = check(r, rec, None, h.mint, h.maxt)?;
+            let h =
+                parse_header(rec, 0, version).ok_or(HeadChunkError::OutOfBounds { segment: 0, offset: r.offset() })?;
+            let (encoding, start, n, _) = check(r, rec, None, h.mint, h.maxt, version)?;
             Ok((rec.len(), h, encoding, &rec[start..start + n]))
         });
         match checked {
@@ -697,6 +787,7 @@ pub fn scan_segment(bytes: &[u8]) -> Result<SegmentScan<'_>, HeadChunkError> {
                     maxt: h.maxt,
                     encoding,
                     data,
+                    summary: h.summary,
                 });
                 off += len;
                 scan.valid_len = off;
