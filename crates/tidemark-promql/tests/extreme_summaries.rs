@@ -27,7 +27,7 @@ fn value(rng: &mut Rng, series: usize) -> f64 {
     match series {
         // Only NaNs and staleness markers: every extreme is NaN or absent.
         0 => {
-            if rng.next() % 3 == 0 {
+            if rng.next().is_multiple_of(3) {
                 stale_nan()
             } else {
                 f64::from_bits(0x7ff8_0000_0000_0000 | (rng.next() % 4))
@@ -61,7 +61,7 @@ fn extremes_from_chunk_summaries_match_reading_every_sample() {
         let t = 1_000_000 + i * 15_000;
         for (k, l) in series.iter().enumerate() {
             // Series 3 misses some scrapes, so chunks span unequal times.
-            if k == 3 && rng.next() % 5 == 0 {
+            if k == 3 && rng.next().is_multiple_of(5) {
                 continue;
             }
             let v = value(&mut rng, k);
