@@ -53,9 +53,10 @@ pub const DIR_NAME: &str = "chunks_head";
 
 /// Magic number at the start of every segment ("TMHC").
 const MAGIC: [u8; 4] = *b"TMHC";
-/// Format version of the segment files written: 3, varint record headers
-/// with a chunk summary ([`ChunkSummary`]) after the data length. Version 2
-/// (the same without the summary) is still read by [`scan_segment`];
+/// Format version of the segment files written: 3, varint record headers;
+/// a record's payload is a chunk summary ([`ChunkSummary`]) followed by the
+/// data, its length field counts both. Version 2 (no summary: the payload
+/// is the data) is still read by [`scan_segment`];
 /// version 1 had fixed 29-byte headers and XOR data only. The head itself
 /// never reads old files: it deletes them at open and rebuilds the chunks
 /// from the WAL.
@@ -65,11 +66,13 @@ const VERSION_2: u8 = 2;
 /// Segment header: magic, version, 3 reserved bytes.
 const SEGMENT_HEADER_LEN: usize = 8;
 /// Longest record header: series ref uvarint, mint varint, `maxt - mint`
-/// uvarint (10 bytes each at most), encoding u8, data length uvarint (5
-/// bytes at most for a `u32`), summary flag u8, sample and non-stale counts
-/// (uvarints, 5 bytes at most each for a `u32`), largest and smallest value
-/// (f64 each).
-const MAX_RECORD_HEADER_LEN: usize = 10 + 10 + 10 + 1 + 5 + 1 + 5 + 5 + 8 + 8;
+/// uvarint (10 bytes each at most), encoding u8, payload length uvarint (5
+/// bytes at most for a `u32`).
+const MAX_RECORD_HEADER_LEN: usize = 10 + 10 + 10 + 1 + 5;
+/// Longest summary field at the start of a payload: flag u8, sample and
+/// non-stale counts (uvarints, 5 bytes at most each for a `u32`), largest
+/// and smallest value (f64 each).
+const MAX_SUMMARY_LEN: usize = 1 + 5 + 5 + 8 + 8;
 /// Trailing CRC32-C of a record.
 const CRC_LEN: usize = 4;
 
@@ -310,8 +313,10 @@ impl HeadChunks {
         put_varint(&mut header, mint);
         put_uvarint(&mut header, maxt.wrapping_sub(mint) as u64);
         header.push(encoding as u8);
-        put_uvarint(&mut header, data.len() as u64);
-        put_summary(&mut header, summary);
+        let mut sum = [0u8; MAX_SUMMARY_LEN];
+        let sum_len = put_summary(&mut sum, summary);
+        put_uvarint(&mut header, (sum_len + data.len()) as u64);
+        header.extend_from_slice(&sum[..sum_len]);
         let rec_len = header.len() + data.len() + CRC_LEN;
         let mut st = self.state.lock();
         let need_new = match st.segments.get(&st.current) {
@@ -479,16 +484,18 @@ impl HeadChunks {
         }
         if off >= seg.written {
             let p = off - seg.written;
-            let len = record_len(&seg.pending, p, VERSION).ok_or_else(oob)?;
+            let h = parse_header(&seg.pending, p).ok_or_else(oob)?;
+            let len = h.record_len().ok_or_else(oob)?;
             let rec = seg.pending.get(p..p + len).ok_or_else(oob)?;
-            let (encoding, start, n, summary) = check(r, rec, series_ref, mint, maxt, VERSION)?;
+            let (encoding, start, n, summary) = check_parsed(r, rec, &h, series_ref, mint, maxt, VERSION)?;
             return Ok((encoding, ChunkBytes::Heap(rec[start..start + n].into()), summary));
         }
         // On disk: map far enough for the header, then for the record.
         if off + MAX_RECORD_HEADER_LEN > seg.mapped {
             Self::remap(seg);
         }
-        let len = seg.map.as_ref().and_then(|m| record_len(&m[..seg.mapped], off, VERSION)).ok_or_else(oob)?;
+        let h = seg.map.as_ref().and_then(|m| parse_header(&m[..seg.mapped], off)).ok_or_else(oob)?;
+        let len = h.record_len().ok_or_else(oob)?;
         if off + len > seg.written {
             return Err(oob());
         }
@@ -500,7 +507,7 @@ impl HeadChunks {
             return Err(oob());
         }
         drop(st);
-        let (encoding, start, n, summary) = check(r, &map[off..off + len], series_ref, mint, maxt, VERSION)?;
+        let (encoding, start, n, summary) = check_parsed(r, &map[off..off + len], &h, series_ref, mint, maxt, VERSION)?;
         Ok((encoding, ChunkBytes::Mapped { map, start: off + start, len: n }, summary))
     }
 
@@ -575,47 +582,56 @@ fn reencode<'a>(
     }
 }
 
-/// Appends a record's summary field: a flag byte (0 none, 1 present), then
-/// the sample count, the non-stale count and, if that is not 0, the largest
-/// and smallest value as little-endian f64 bits.
-fn put_summary(out: &mut Vec<u8>, summary: Option<ChunkSummary>) {
+/// Writes a record's summary field into `out` and returns its length: a
+/// flag byte (0 none, 1 present), then the sample count, the non-stale count
+/// and, if that is not 0, the largest and smallest value as little-endian
+/// f64 bits.
+fn put_summary(out: &mut [u8; MAX_SUMMARY_LEN], summary: Option<ChunkSummary>) -> usize {
     let Some(s) = summary else {
-        out.push(0);
-        return;
+        out[0] = 0;
+        return 1;
     };
-    out.push(1);
-    put_uvarint(out, u64::from(s.samples));
-    put_uvarint(out, u64::from(s.count));
-    if s.count > 0 {
-        out.extend_from_slice(&s.max.to_bits().to_le_bytes());
-        out.extend_from_slice(&s.min.to_bits().to_le_bytes());
+    out[0] = 1;
+    let mut n = 1;
+    for mut v in [s.samples, s.count] {
+        while v >= 0x80 {
+            out[n] = v as u8 | 0x80;
+            v >>= 7;
+            n += 1;
+        }
+        out[n] = v as u8;
+        n += 1;
     }
+    if s.count > 0 {
+        out[n..n + 8].copy_from_slice(&s.max.to_bits().to_le_bytes());
+        out[n + 8..n + 16].copy_from_slice(&s.min.to_bits().to_le_bytes());
+        n += 16;
+    }
+    n
 }
 
-/// Reads the summary field [`put_summary`] writes at `*pos` of `b`.
-/// `Some(None)`: the record has no summary; `None`: the field is cut short
-/// or malformed.
-fn get_summary(b: &[u8], pos: &mut usize) -> Option<Option<ChunkSummary>> {
-    let flag = *b.get(*pos)?;
-    *pos += 1;
-    match flag {
-        0 => Some(None),
+/// Reads the summary field [`put_summary`] writes at the start of `b`;
+/// returns it (`None`: the record has none) and the field's length, or
+/// `None` if the field is cut short or malformed.
+#[inline]
+fn get_summary(b: &[u8]) -> Option<(Option<ChunkSummary>, usize)> {
+    match *b.first()? {
+        0 => Some((None, 1)),
         1 => {
-            let samples = u32::try_from(get_uvarint(b, pos)?).ok()?;
-            let count = u32::try_from(get_uvarint(b, pos)?).ok()?;
+            let mut pos = 1;
+            let samples = u32::try_from(get_uvarint(b, &mut pos)?).ok()?;
+            let count = u32::try_from(get_uvarint(b, &mut pos)?).ok()?;
             if count > samples {
                 return None;
             }
             let (mut max, mut min) = (0.0, 0.0);
             if count > 0 {
-                let f = |at: usize| -> Option<f64> {
-                    Some(f64::from_bits(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?)))
-                };
-                max = f(*pos)?;
-                min = f(*pos + 8)?;
-                *pos += 16;
+                let v = b.get(pos..pos + 16)?;
+                max = f64::from_bits(u64::from_le_bytes(v[..8].try_into().ok()?));
+                min = f64::from_bits(u64::from_le_bytes(v[8..].try_into().ok()?));
+                pos += 16;
             }
-            Some(Some(ChunkSummary { samples, count, max, min }))
+            Some((Some(ChunkSummary { samples, count, max, min }), pos))
         }
         _ => None,
     }
@@ -630,10 +646,8 @@ struct Header {
     encoding: u8,
     /// Length of the header (where the data starts in the record).
     len: usize,
-    /// Length of the data.
+    /// Length of the payload: the summary (from version 3 on) and the data.
     data_len: usize,
-    /// The chunk's summary, if the record has one (never in version 2).
-    summary: Option<ChunkSummary>,
 }
 
 impl Header {
@@ -660,10 +674,10 @@ fn get_uvarint(b: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
-/// Parses the header of the record starting at `off` in `buf`, a segment of
-/// format `version`, if all of it is there and well-formed (the rest of the
-/// record is checked by the caller).
-fn parse_header(buf: &[u8], off: usize, version: u8) -> Option<Header> {
+/// Parses the header of the record starting at `off` in `buf`, if all of it
+/// is there and well-formed (the rest of the record, the summary included,
+/// is checked by the caller). The header is the same in versions 2 and 3.
+fn parse_header(buf: &[u8], off: usize) -> Option<Header> {
     let mut pos = off;
     let series_ref = get_uvarint(buf, &mut pos)?;
     let mint = unzigzag(get_uvarint(buf, &mut pos)?);
@@ -671,19 +685,18 @@ fn parse_header(buf: &[u8], off: usize, version: u8) -> Option<Header> {
     let encoding = *buf.get(pos)?;
     pos += 1;
     let data_len = u32::try_from(get_uvarint(buf, &mut pos)?).ok()? as usize;
-    let summary = if version == VERSION_2 { None } else { get_summary(buf, &mut pos)? };
-    Some(Header { series_ref, mint, maxt, encoding, len: pos - off, data_len, summary })
+    Some(Header { series_ref, mint, maxt, encoding, len: pos - off, data_len })
 }
 
 /// Length of the record starting at `off` in `buf` (header, data, CRC), if
 /// its header is there (the rest is checked by the caller).
-fn record_len(buf: &[u8], off: usize, version: u8) -> Option<usize> {
-    parse_header(buf, off, version)?.record_len()
+fn record_len(buf: &[u8], off: usize) -> Option<usize> {
+    parse_header(buf, off)?.record_len()
 }
 
-/// Checks a whole record (of segment format `version`) for its CRC and identity;
-/// returns its encoding, where its data bytes are within it (start, length)
-/// and its summary.
+/// Checks a whole record (of segment format `version`) for its CRC and
+/// identity; returns its encoding, where its data bytes are within it
+/// (start, length) and its summary.
 fn check(
     r: ChunkRef,
     b: &[u8],
@@ -692,9 +705,22 @@ fn check(
     maxt: i64,
     version: u8,
 ) -> Result<(Encoding, usize, usize, Option<ChunkSummary>), HeadChunkError> {
+    let h = parse_header(b, 0).ok_or(HeadChunkError::OutOfBounds { segment: r.segment(), offset: r.offset() })?;
+    check_parsed(r, b, &h, series_ref, mint, maxt, version)
+}
+
+/// [`check`], given the header already parsed from the start of `b`.
+fn check_parsed(
+    r: ChunkRef,
+    b: &[u8],
+    h: &Header,
+    series_ref: Option<u64>,
+    mint: i64,
+    maxt: i64,
+    version: u8,
+) -> Result<(Encoding, usize, usize, Option<ChunkSummary>), HeadChunkError> {
     let (segment, offset) = (r.segment(), r.offset());
     let oob = HeadChunkError::OutOfBounds { segment, offset };
-    let h = parse_header(b, 0, version).ok_or(oob.clone())?;
     let n = b.len();
     if h.record_len() != Some(n) {
         return Err(oob);
@@ -711,7 +737,9 @@ fn check(
         offset,
         encoding: h.encoding,
     })?;
-    Ok((encoding, h.len, h.data_len, h.summary))
+    let payload = &b[h.len..h.len + h.data_len];
+    let (summary, sum_len) = if version == VERSION_2 { (None, 0) } else { get_summary(payload).ok_or(oob)? };
+    Ok((encoding, h.len + sum_len, h.data_len - sum_len, summary))
 }
 
 /// One intact record of a segment, as [`scan_segment`] finds it.
@@ -769,17 +797,16 @@ pub fn scan_segment(bytes: &[u8]) -> Result<SegmentScan<'_>, HeadChunkError> {
     let mut off = SEGMENT_HEADER_LEN;
     while off < bytes.len() {
         let r = ChunkRef::new(0, u32::try_from(off).unwrap_or(u32::MAX));
-        let rec = record_len(bytes, off, version)
+        let rec = record_len(bytes, off)
             .and_then(|len| bytes.get(off..off.checked_add(len)?))
             .ok_or(HeadChunkError::OutOfBounds { segment: 0, offset: r.offset() });
         let checked = rec.and_then(|rec| {
-            let h =
-                parse_header(rec, 0, version).ok_or(HeadChunkError::OutOfBounds { segment: 0, offset: r.offset() })?;
-            let (encoding, start, n, _) = check(r, rec, None, h.mint, h.maxt, version)?;
-            Ok((rec.len(), h, encoding, &rec[start..start + n]))
+            let h = parse_header(rec, 0).ok_or(HeadChunkError::OutOfBounds { segment: 0, offset: r.offset() })?;
+            let (encoding, start, n, summary) = check(r, rec, None, h.mint, h.maxt, version)?;
+            Ok((rec.len(), h, encoding, &rec[start..start + n], summary))
         });
         match checked {
-            Ok((len, h, encoding, data)) => {
+            Ok((len, h, encoding, data, summary)) => {
                 scan.records.push(SegmentRecord {
                     offset: off,
                     series_ref: h.series_ref,
@@ -787,7 +814,7 @@ pub fn scan_segment(bytes: &[u8]) -> Result<SegmentScan<'_>, HeadChunkError> {
                     maxt: h.maxt,
                     encoding,
                     data,
-                    summary: h.summary,
+                    summary,
                 });
                 off += len;
                 scan.valid_len = off;
