@@ -15,7 +15,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tidemark_bench::compare::load::{Load, SyntheticOptions};
-use tidemark_storage::chunkenc::{sealed, Chunk, Encoding, XorAppender, XorIterator};
+use tidemark_storage::chunkenc::{sealed, Chunk, ChunkSummary, Encoding, Extreme, XorAppender, XorIterator};
 use tidemark_storage::head::chunk_file::{scan_segment, ZSTD_LEVEL};
 use tidemark_storage::head::{Head, HeadChunks, HeadOptions};
 use tidemark_storage::{Labels, Sample};
@@ -94,6 +94,7 @@ fn head_chunk_file(c: &mut Criterion) {
                 encoding,
                 bytes: b.clone().into(),
                 timestamps: None,
+                summary: None,
             })
             .collect();
         g.bench_function(format!("read/{name}_decode_into"), |b| {
@@ -135,6 +136,49 @@ fn head_chunk_file(c: &mut Criterion) {
             })
         });
     }
+    // `max_over_time` over a window that covers whole closed chunks: decode
+    // each chunk and fold its values, or take the summary its record keeps
+    // (what a reader of the head chunk file does since format version 3).
+    let summaries: Vec<ChunkSummary> = chunks.iter().filter_map(|c| ChunkSummary::of(c)).collect();
+    let sealed_chunks: Vec<Chunk> = sealeds
+        .iter()
+        .zip(&chunks)
+        .map(|(b, c)| Chunk {
+            mint: c[0].t,
+            maxt: c[c.len() - 1].t,
+            encoding: Encoding::Sealed,
+            bytes: b.clone().into(),
+            timestamps: None,
+            summary: None,
+        })
+        .collect();
+    g.bench_function("read/sealed_max_decoded", |b| {
+        let mut out = Vec::with_capacity(256);
+        b.iter(|| {
+            let mut best = f64::NAN;
+            for c in &sealed_chunks {
+                out.clear();
+                c.decode_into(&mut out).expect("decodes");
+                for s in &out {
+                    if Extreme::Max.keep(s.v, best) {
+                        best = s.v;
+                    }
+                }
+            }
+            best
+        })
+    });
+    g.bench_function("read/sealed_max_summary", |b| {
+        b.iter(|| {
+            let mut best = f64::NAN;
+            for v in summaries.iter().filter_map(|s| s.extreme(Extreme::Max)) {
+                if Extreme::Max.keep(v, best) {
+                    best = v;
+                }
+            }
+            best
+        })
+    });
     // A real segment: the chunks written through a head into a chunk file.
     let dir = tempfile::tempdir().expect("temp dir");
     let store =

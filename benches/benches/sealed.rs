@@ -101,6 +101,7 @@ fn sealed_codec(c: &mut Criterion) {
             encoding: Encoding::Sealed,
             bytes: bytes.clone().into(),
             timestamps: None,
+            summary: None,
         };
         g.bench_with_input(BenchmarkId::new("iter_drain_last_5m", name), &chunk, |b, chunk| {
             let mut out = Vec::with_capacity(N);

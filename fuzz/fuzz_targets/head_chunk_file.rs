@@ -1,5 +1,5 @@
 //! Reading arbitrary bytes as a head chunk segment (`chunks_head/`,
-//! `docs/format/head_chunks.md`) must never panic, and every record it
+//! `docs/format/head_chunks.md`, versions 2 and 3) must never panic, and every record it
 //! returns must decode (or fail to decode) without panicking, whatever its
 //! encoding. Even first byte: the rest is the segment body after a valid
 //! header. Odd: the rest, read with `arbitrary`, is a list of records
@@ -30,8 +30,14 @@ fn decode_all(bytes: &[u8]) -> usize {
     assert!(scan.valid_len <= bytes.len());
     assert_eq!(scan.stopped.is_none(), scan.valid_len == bytes.len());
     for r in &scan.records {
-        let chunk =
-            Chunk { mint: r.mint, maxt: r.maxt, encoding: r.encoding, bytes: r.data.to_vec().into(), timestamps: None };
+        let chunk = Chunk {
+            mint: r.mint,
+            maxt: r.maxt,
+            encoding: r.encoding,
+            bytes: r.data.to_vec().into(),
+            timestamps: None,
+            summary: r.summary,
+        };
         let _ = chunk.decode_into(&mut Vec::new());
         let mut it = chunk.iter();
         let _ = it.drain_range(r.mint, r.maxt, &mut Vec::new());
@@ -44,6 +50,9 @@ fuzz_target!(|input: &[u8]| {
     if flag % 2 == 0 {
         let mut seg = HEADER.to_vec();
         seg.extend_from_slice(rest);
+        decode_all(&seg);
+        // The same body as version 3 records (with a summary field).
+        seg[4] = 3;
         decode_all(&seg);
         decode_all(rest);
         return;

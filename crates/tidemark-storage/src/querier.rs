@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::chunkenc::{Chunk, ChunkIterator, ChunkSeries, DrainEnd};
+use crate::chunkenc::{Chunk, ChunkIterator, ChunkSeries, DrainEnd, Extreme};
 use crate::sample::{Sample, SampleIterator, VecIterator};
 use crate::{Error, Labels, Matcher};
 
@@ -425,6 +425,14 @@ impl SampleIterator for SeriesIterator {
         self.cursor().drain_into(out)
     }
 
+    /// Closed head chunks wholly inside `[mint, maxt]` are not decoded:
+    /// their summary stands in for them (see the trait method).
+    fn drain_extreme_into(&mut self, extreme: Extreme, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> usize {
+        let before = out.len();
+        let stood_in = self.cursor().drain_reduced(out, Some((extreme, mint, maxt)));
+        out.len() - before + stood_in
+    }
+
     /// Before the first read, over chunks that do not overlap, decodes only
     /// the last chunk that starts at or before the range's end: chunks after
     /// it hold nothing in range, and every sample of the chunks before it is
@@ -601,9 +609,23 @@ impl SampleIterator for Cursor {
     /// as `advance_to` enters it (the first sample after the last one handed
     /// out), and the first sample past `maxt` ends the series.
     fn drain_into(&mut self, out: &mut Vec<Sample>) {
+        self.drain_reduced(out, None);
+    }
+}
+
+impl Cursor {
+    /// [`SampleIterator::drain_into`]; with `reduce = (extreme, lo, hi)`,
+    /// a chunk not yet entered that lies wholly inside `[lo, hi]` and the
+    /// cursor's range and carries a summary is replaced by one sample (its
+    /// extreme at its `maxt`; none if all its samples are staleness
+    /// markers). Returns how many samples such chunks held beyond the ones
+    /// appended for them, so that `out`'s growth plus it is what
+    /// `drain_into` would have appended.
+    fn drain_reduced(&mut self, out: &mut Vec<Sample>, reduce: Option<(Extreme, i64, i64)>) -> usize {
         if self.done {
-            return;
+            return 0;
         }
+        let mut stood_in = 0usize;
         let started = self.started();
         let maxt = self.maxt;
         let end = match &mut self.inner {
@@ -644,9 +666,32 @@ impl SampleIterator for Cursor {
                     // without decoding them.
                     match chunks.by_ref().find(|c| c.maxt >= next_from) {
                         Some(next) => {
+                            // A chunk wholly inside the window, whose
+                            // summary the store kept, is not decoded: its
+                            // extreme stands in for its samples.
+                            let stand_in = match (reduce, next.summary) {
+                                (Some((extreme, lo, hi)), Some(summary))
+                                    if next.mint >= next_from && next.mint >= lo && next.maxt <= hi.min(maxt) =>
+                                {
+                                    Some((extreme, summary))
+                                }
+                                _ => None,
+                            };
                             *cur_maxt = next.maxt;
-                            *cur = Some(next.iter());
-                            from = next_from;
+                            if let Some((extreme, summary)) = stand_in {
+                                let mut held = summary.samples as usize;
+                                if let Some(v) = summary.extreme(extreme) {
+                                    out.push(Sample::new(next.maxt, v));
+                                    held = held.saturating_sub(1);
+                                }
+                                stood_in += held;
+                                self.last_t = next.maxt;
+                                next_from = self.last_t.saturating_add(1).max(self.mint);
+                                *cur = None;
+                            } else {
+                                *cur = Some(next.iter());
+                                from = next_from;
+                            }
                         }
                         None => {
                             *cur = None;
@@ -658,6 +703,7 @@ impl SampleIterator for Cursor {
         };
         debug_assert!(end != DrainEnd::Failed || self.err.is_some());
         self.done = true;
+        stood_in
     }
 }
 
@@ -677,6 +723,7 @@ mod tests {
             encoding: Encoding::Xor,
             bytes: ChunkBytes::from(a.into_bytes()),
             timestamps: None,
+            summary: None,
         }
     }
 
@@ -1005,6 +1052,92 @@ mod tests {
             proptest::prop_assert_eq!(&drained, &by_next);
             proptest::prop_assert_eq!(a.err().map(|e| e.to_string()), b.err().map(|e| e.to_string()));
             proptest::prop_assert!(!b.next() && !b.started());
+        }
+    }
+
+    /// A chunk of `values` (indices into a pool of awkward values) at
+    /// `start`, `start + step`, …, with its summary if `summarized`.
+    fn valued_chunk(start: i64, step: i64, values: &[u8], summarized: bool) -> Chunk {
+        let pool = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            3.5,
+            f64::NAN,
+            f64::from_bits(0x7ff8_0000_0000_0001),
+            f64::INFINITY,
+            crate::stale_nan(),
+        ];
+        let samples: Vec<(i64, f64)> =
+            values.iter().enumerate().map(|(i, &k)| (start + i as i64 * step, pool[k as usize % pool.len()])).collect();
+        let mut c = chunk(&samples);
+        if summarized {
+            let s: Vec<Sample> = samples.iter().map(|&(t, v)| Sample::new(t, v)).collect();
+            c.summary = crate::chunkenc::ChunkSummary::of(&s);
+        }
+        c
+    }
+
+    /// The `extreme` fold of the non-stale values, as bits.
+    fn fold(samples: &[Sample], extreme: Extreme) -> Option<u64> {
+        let mut it = samples.iter().map(|s| s.v).filter(|v| !crate::is_stale_nan(*v));
+        let mut best = it.next()?;
+        for v in it {
+            if extreme.keep(v, best) {
+                best = v;
+            }
+        }
+        Some(best.to_bits())
+    }
+
+    proptest::proptest! {
+        /// `drain_extreme_into` gives the same extreme (bits included) and
+        /// the same count of samples read as `drain_into`, and leaves out the
+        /// samples of summarized chunks wholly inside the window.
+        #[test]
+        fn drain_extreme_folds_like_drain(
+            chunks in proptest::collection::vec(
+                (proptest::collection::vec(0u8..9, 1..30), proptest::bool::ANY, 1i64..20),
+                0..6),
+            mint in -50i64..400,
+            len in 0i64..700,
+            win in (-60i64..500, 0i64..700),
+            max in proptest::bool::ANY,
+        ) {
+            let mut cs = Vec::new();
+            let mut t = 0i64;
+            for (values, summarized, gap) in &chunks {
+                cs.push(valued_chunk(t + gap, 7, values, *summarized));
+                t = cs[cs.len() - 1].maxt;
+            }
+            let extreme = if max { Extreme::Max } else { Extreme::Min };
+            let (lo, hi) = (win.0, win.0 + win.1);
+            let maxt = mint + len;
+            // The window is a sub-range of the selection, as for an
+            // evaluator's step.
+            let (lo, hi) = (lo.max(mint), hi.min(maxt));
+            let mut full = Vec::new();
+            SeriesIterator::new(cs.clone(), mint, maxt).drain_into(&mut full);
+            let mut it = SeriesIterator::new(cs.clone(), mint, maxt);
+            let mut reduced = Vec::new();
+            let read = it.drain_extreme_into(extreme, lo, hi, &mut reduced);
+            proptest::prop_assert!(it.err().is_none());
+            proptest::prop_assert_eq!(read, full.len());
+            // Outside the window the samples are the same.
+            let outside = |v: &[Sample]| v.iter().filter(|s| s.t < lo || s.t > hi).copied().collect::<Vec<_>>();
+            proptest::prop_assert_eq!(outside(&reduced), outside(&full));
+            let inside = |v: &[Sample]| v.iter().filter(|s| s.t >= lo && s.t <= hi).copied().collect::<Vec<_>>();
+            proptest::prop_assert_eq!(fold(&inside(&reduced), extreme), fold(&inside(&full), extreme));
+            proptest::prop_assert!(reduced.windows(2).all(|w| w[0].t < w[1].t));
+            // Every summarized chunk wholly inside the window and the
+            // selection was stood in for by at most one sample.
+            let skipped: usize = cs
+                .iter()
+                .filter(|c| c.summary.is_some() && c.mint >= lo.max(mint) && c.maxt <= hi)
+                .map(|c| c.summary.map_or(0, |s| s.samples as usize - usize::from(s.count > 0)))
+                .sum();
+            proptest::prop_assert_eq!(reduced.len() + skipped, full.len());
         }
     }
 

@@ -104,6 +104,39 @@ pub trait SampleIterator {
     fn drain_last_into(&mut self, out: &mut Vec<Sample>) {
         self.drain_into(out)
     }
+
+    /// Appends what [`SampleIterator::drain_into`] would append, for a
+    /// reader that wants only the `extreme` value of the window
+    /// `[mint, maxt]` (`max_over_time`/`min_over_time` after staleness
+    /// markers are dropped): the samples of a chunk that lies wholly inside
+    /// the window and whose store keeps its summary may be replaced by one
+    /// sample, the chunk's `extreme` value at the chunk's last timestamp
+    /// (none if every sample of the chunk is a staleness marker). Folding
+    /// the result with [`Extreme::keep`](crate::chunkenc::Extreme::keep)
+    /// gives the same value, bit for bit, as folding every sample. Returns
+    /// the number of samples `drain_into` would have appended (what the
+    /// reader counts as read). Default: `drain_into`.
+    ///
+    /// ```
+    /// use tidemark_storage::chunkenc::Extreme;
+    /// use tidemark_storage::{Sample, SampleIterator, VecIterator};
+    /// let mut it = VecIterator::new(vec![Sample::new(1, 1.0), Sample::new(2, 2.0)]);
+    /// let mut out = Vec::new();
+    /// assert_eq!(it.drain_extreme_into(Extreme::Max, 0, 10, &mut out), 2);
+    /// assert_eq!(out.len(), 2);
+    /// ```
+    fn drain_extreme_into(
+        &mut self,
+        extreme: crate::chunkenc::Extreme,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<Sample>,
+    ) -> usize {
+        let _ = (extreme, mint, maxt);
+        let before = out.len();
+        self.drain_into(out);
+        out.len() - before
+    }
 }
 
 /// A [`SampleIterator`] over an owned, sorted vector of samples.

@@ -4,9 +4,10 @@ use std::collections::HashMap;
 
 use promql_parser::label::MatchOp as ParserOp;
 use promql_parser::parser::{Call, Expr, VectorSelector};
-use tidemark_storage::{Labels, Sample, METRIC_NAME};
+use tidemark_storage::chunkenc::Extreme;
+use tidemark_storage::{is_stale_nan, Labels, Sample, METRIC_NAME};
 
-use super::selector::load_samples;
+use super::selector::{load_samples, StepGrid};
 use super::series::{asc_nan_last, desc_nan_last, merge_same_labels, SeriesBuilder, StepCursor, DUPLICATE_LABELSET};
 use super::{drop_metric_name, duration_ms, offset_ms, unparen, Evaluator, StepSeries, Val};
 use crate::error::Error;
@@ -14,6 +15,7 @@ use crate::functions::histogram::{bucket_fraction, bucket_quantile, Bucket};
 use crate::functions::math::{go_max, go_min, rfc3339_utc, MathFunction};
 use crate::functions::range::{counter_resets, validate_smoothing_args, RangeFunction, RangeWindow};
 use crate::go_fmt::{format_openmetrics_float, go_g, go_g_precision};
+use crate::storage::SelectedSeries;
 
 /// Longest label value `label_replace` and `label_join` may make. Each can
 /// multiply the length of what it reads (`label_join(x, "a", "", "a", "a")`
@@ -683,10 +685,14 @@ impl Evaluator<'_, '_> {
                 let at = self.at_ms(&ms.vs.at);
                 let (lo, hi) = self.window_bounds(range, offset, at);
                 let selected = self.select(&ms.vs, lo + 1, hi)?;
+                let extreme = extreme_window(f, grid, range, offset, at);
                 self.map_series(
                     selected,
                     |s, buf| {
-                        let read = load_samples(s, buf, true)?;
+                        let read = match extreme {
+                            Some((e, mint, maxt)) => load_extreme_samples(s, buf, e, mint, maxt)?,
+                            None => load_samples(s, buf, true)?,
+                        };
                         Ok((read, compute(buf, range, offset, at)?))
                     },
                     |labels, read, points| {
@@ -718,6 +724,54 @@ impl Evaluator<'_, '_> {
 pub(crate) fn selects_one_metric_name(vs: &VectorSelector) -> bool {
     vs.matchers.or_matchers.is_empty()
         && (vs.name.is_some() || vs.matchers.matchers.iter().any(|m| m.name == METRIC_NAME && m.op == ParserOp::Equal))
+}
+
+/// For `max_over_time`/`min_over_time` evaluated at a single step, the
+/// extreme wanted and the window `[mint, maxt]` (inclusive) of that step:
+/// the storage may then read a closed chunk lying wholly inside the window
+/// as its stored extreme instead of decoding it, which gives the same
+/// answer bit for bit (see `SampleIterator::drain_extreme_into`). `None`
+/// for every other function, or when there are several steps (their
+/// windows differ, so one chunk's extreme would not serve them all).
+fn extreme_window(
+    f: RangeFunction,
+    grid: StepGrid,
+    range: i64,
+    offset: i64,
+    at: Option<i64>,
+) -> Option<(Extreme, i64, i64)> {
+    let e = match f {
+        RangeFunction::MaxOverTime => Extreme::Max,
+        RangeFunction::MinOverTime => Extreme::Min,
+        _ => return None,
+    };
+    if grid.nsteps != 1 {
+        return None;
+    }
+    // The window `for_each_window` gives step 0: `(end - range, end]`.
+    let end = at.unwrap_or(grid.start).checked_sub(offset)?;
+    let start = end.checked_sub(range)?;
+    Some((e, start.checked_add(1)?, end))
+}
+
+/// [`load_samples`] for an extreme-only reader (staleness markers dropped):
+/// chunks wholly inside `[mint, maxt]` may arrive as one sample holding
+/// their `extreme`. Returns the number of samples the series holds in the
+/// selection, as `load_samples` would.
+fn load_extreme_samples(
+    s: &mut SelectedSeries,
+    buf: &mut Vec<Sample>,
+    extreme: Extreme,
+    mint: i64,
+    maxt: i64,
+) -> Result<usize, Error> {
+    buf.clear();
+    let read = s.samples.drain_extreme_into(extreme, mint, maxt, buf);
+    if let Some(e) = s.samples.err() {
+        return Err(Error::Storage(e.to_string()));
+    }
+    buf.retain(|p| !is_stale_nan(p.v));
+    Ok(read)
 }
 
 fn unsupported(name: &str) -> Error {

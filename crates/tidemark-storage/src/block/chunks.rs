@@ -220,6 +220,7 @@ impl ChunkFiles {
                 encoding: Encoding::Sealed,
                 bytes: ChunkBytes::Heap(Arc::from(bytes)),
                 timestamps: None,
+                summary: None,
             });
         }
         let encoding = Encoding::try_from(enc_byte).map_err(|e| format!("chunk {chunk_ref:#x}: {e}"))?;
@@ -229,6 +230,7 @@ impl ChunkFiles {
             encoding,
             bytes: ChunkBytes::Mapped { map: Arc::clone(map), start, len },
             timestamps: None,
+            summary: None,
         })
     }
 

@@ -11,6 +11,7 @@
 pub mod bstream;
 mod decoded;
 pub mod sealed;
+mod summary;
 pub mod xor;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::error::ChunkError;
 use crate::sample::{Sample, SampleIterator};
 
 pub use decoded::DecodedIterator;
+pub use summary::{ChunkSummary, Extreme};
 pub use xor::{DrainEnd, XorAppender, XorIterator};
 
 /// The on-disk encoding byte of a chunk.
@@ -98,6 +100,11 @@ pub struct Chunk {
     /// carry their timestamps (every XOR chunk). Shared, so cloning a chunk
     /// or handing the column to many chunks copies nothing.
     pub timestamps: Option<Arc<[i64]>>,
+    /// The chunk's extremes and sample counts, where the store keeps them
+    /// (closed head chunks); `None` elsewhere. Lets a reader that wants only
+    /// the largest or smallest value of a window skip decoding a chunk that
+    /// lies wholly inside it (see [`SampleIterator::drain_extreme_into`]).
+    pub summary: Option<ChunkSummary>,
 }
 
 impl Chunk {
@@ -219,8 +226,14 @@ mod tests {
         let mut bytes = Vec::new();
         let opts = sealed::EncodeOptions { shared_timestamps: Some(&ts), ..Default::default() };
         assert!(sealed::encode_with(&samples, &opts, &mut bytes));
-        let mut c =
-            Chunk { mint: 1_003, maxt: 46_002, encoding: Encoding::Sealed, bytes: bytes.into(), timestamps: None };
+        let mut c = Chunk {
+            mint: 1_003,
+            maxt: 46_002,
+            encoding: Encoding::Sealed,
+            bytes: bytes.into(),
+            timestamps: None,
+            summary: None,
+        };
         let mut out = Vec::new();
         assert!(c.decode_into(&mut out).is_err(), "no column, no timestamps");
         assert!(collect_samples(&mut c.iter()).is_err());

@@ -43,7 +43,7 @@ use std::cell::RefCell;
 
 use parking_lot::Mutex;
 
-use crate::chunkenc::{sealed, ChunkBytes, Encoding, XorIterator};
+use crate::chunkenc::{sealed, ChunkBytes, ChunkSummary, Encoding, XorIterator};
 use crate::sample::Sample;
 use crate::varint::{put_uvarint, put_varint, unzigzag};
 use crate::vfs::{SharedFs, WritableFile};
@@ -53,16 +53,26 @@ pub const DIR_NAME: &str = "chunks_head";
 
 /// Magic number at the start of every segment ("TMHC").
 const MAGIC: [u8; 4] = *b"TMHC";
-/// Format version of the segment files: 2, varint record headers (version
-/// 1 had fixed 29-byte headers and XOR data only; its files are deleted at
-/// open like any other, never read).
-const VERSION: u8 = 2;
+/// Format version of the segment files written: 3, varint record headers;
+/// a record's payload is a chunk summary ([`ChunkSummary`]) followed by the
+/// data, its length field counts both. Version 2 (no summary: the payload
+/// is the data) is still read by [`scan_segment`];
+/// version 1 had fixed 29-byte headers and XOR data only. The head itself
+/// never reads old files: it deletes them at open and rebuilds the chunks
+/// from the WAL.
+const VERSION: u8 = 3;
+/// The previous format version, without chunk summaries.
+const VERSION_2: u8 = 2;
 /// Segment header: magic, version, 3 reserved bytes.
 const SEGMENT_HEADER_LEN: usize = 8;
 /// Longest record header: series ref uvarint, mint varint, `maxt - mint`
-/// uvarint (10 bytes each at most), encoding u8, data length uvarint (5
+/// uvarint (10 bytes each at most), encoding u8, payload length uvarint (5
 /// bytes at most for a `u32`).
 const MAX_RECORD_HEADER_LEN: usize = 10 + 10 + 10 + 1 + 5;
+/// Longest summary field at the start of a payload: flag u8, sample and
+/// non-stale counts (uvarints, 5 bytes at most each for a `u32`), largest
+/// and smallest value (f64 each).
+const MAX_SUMMARY_LEN: usize = 1 + 5 + 5 + 8 + 8;
 /// Trailing CRC32-C of a record.
 const CRC_LEN: usize = 4;
 
@@ -152,8 +162,9 @@ pub enum HeadChunkError {
         /// The encoding byte.
         encoding: u8,
     },
-    /// The bytes do not start with a segment header of this version.
-    #[error("not a head chunk segment of version {VERSION}")]
+    /// The bytes do not start with a segment header of a version this build
+    /// reads (2 or 3).
+    #[error("not a head chunk segment of version {VERSION_2} or {VERSION}")]
     NotASegment,
 }
 
@@ -253,16 +264,16 @@ impl HeadChunks {
     /// and the failure is logged and counted.
     pub(crate) fn write(&self, series_ref: u64, mint: i64, maxt: i64, xor: &[u8]) -> ChunkRef {
         if !self.reencode.load(Ordering::Relaxed) {
-            return self.write_record(series_ref, mint, maxt, Encoding::Xor, xor);
+            return self.write_record(series_ref, mint, maxt, Encoding::Xor, xor, None);
         }
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => {
                 let (samples, out) = &mut *scratch;
-                let (encoding, data) = reencode(xor, samples, out);
-                self.write_record(series_ref, mint, maxt, encoding, data)
+                let (encoding, data, summary) = reencode(xor, samples, out);
+                self.write_record(series_ref, mint, maxt, encoding, data, summary)
             }
             // Not reachable (nothing here re-enters); XOR is always right.
-            Err(_) => self.write_record(series_ref, mint, maxt, Encoding::Xor, xor),
+            Err(_) => self.write_record(series_ref, mint, maxt, Encoding::Xor, xor, None),
         })
     }
 
@@ -288,13 +299,24 @@ impl HeadChunks {
 
     /// Appends one record to the current segment (starting a new one when
     /// it would not fit).
-    fn write_record(&self, series_ref: u64, mint: i64, maxt: i64, encoding: Encoding, data: &[u8]) -> ChunkRef {
+    fn write_record(
+        &self,
+        series_ref: u64,
+        mint: i64,
+        maxt: i64,
+        encoding: Encoding,
+        data: &[u8],
+        summary: Option<ChunkSummary>,
+    ) -> ChunkRef {
         let mut header = Vec::with_capacity(MAX_RECORD_HEADER_LEN);
         put_uvarint(&mut header, series_ref);
         put_varint(&mut header, mint);
         put_uvarint(&mut header, maxt.wrapping_sub(mint) as u64);
         header.push(encoding as u8);
-        put_uvarint(&mut header, data.len() as u64);
+        let mut sum = [0u8; MAX_SUMMARY_LEN];
+        let sum_len = put_summary(&mut sum, summary);
+        put_uvarint(&mut header, (sum_len + data.len()) as u64);
+        header.extend_from_slice(&sum[..sum_len]);
         let rec_len = header.len() + data.len() + CRC_LEN;
         let mut st = self.state.lock();
         let need_new = match st.segments.get(&st.current) {
@@ -426,6 +448,18 @@ impl HeadChunks {
         mint: i64,
         maxt: i64,
     ) -> Result<(Encoding, ChunkBytes), HeadChunkError> {
+        self.read_summarized(r, series_ref, mint, maxt).map(|(e, b, _)| (e, b))
+    }
+
+    /// [`HeadChunks::read`], with the chunk's summary if its record has one
+    /// (chunks written while re-encoding is on do).
+    pub(crate) fn read_summarized(
+        &self,
+        r: ChunkRef,
+        series_ref: Option<u64>,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<(Encoding, ChunkBytes, Option<ChunkSummary>), HeadChunkError> {
         let res = self.read_inner(r, series_ref, mint, maxt);
         if res.is_err() {
             self.damaged.fetch_add(1, Ordering::Relaxed);
@@ -439,7 +473,7 @@ impl HeadChunks {
         series_ref: Option<u64>,
         mint: i64,
         maxt: i64,
-    ) -> Result<(Encoding, ChunkBytes), HeadChunkError> {
+    ) -> Result<(Encoding, ChunkBytes, Option<ChunkSummary>), HeadChunkError> {
         let (segment, offset) = (r.segment(), r.offset());
         let oob = || HeadChunkError::OutOfBounds { segment, offset };
         let mut st = self.state.lock();
@@ -450,16 +484,18 @@ impl HeadChunks {
         }
         if off >= seg.written {
             let p = off - seg.written;
-            let len = record_len(&seg.pending, p).ok_or_else(oob)?;
+            let h = parse_header(&seg.pending, p).ok_or_else(oob)?;
+            let len = h.record_len().ok_or_else(oob)?;
             let rec = seg.pending.get(p..p + len).ok_or_else(oob)?;
-            let (encoding, start, n) = check(r, rec, series_ref, mint, maxt)?;
-            return Ok((encoding, ChunkBytes::Heap(rec[start..start + n].into())));
+            let (encoding, start, n, summary) = check_parsed(r, rec, &h, series_ref, mint, maxt, VERSION)?;
+            return Ok((encoding, ChunkBytes::Heap(rec[start..start + n].into()), summary));
         }
         // On disk: map far enough for the header, then for the record.
         if off + MAX_RECORD_HEADER_LEN > seg.mapped {
             Self::remap(seg);
         }
-        let len = seg.map.as_ref().and_then(|m| record_len(&m[..seg.mapped], off)).ok_or_else(oob)?;
+        let h = seg.map.as_ref().and_then(|m| parse_header(&m[..seg.mapped], off)).ok_or_else(oob)?;
+        let len = h.record_len().ok_or_else(oob)?;
         if off + len > seg.written {
             return Err(oob());
         }
@@ -471,8 +507,8 @@ impl HeadChunks {
             return Err(oob());
         }
         drop(st);
-        let (encoding, start, n) = check(r, &map[off..off + len], series_ref, mint, maxt)?;
-        Ok((encoding, ChunkBytes::Mapped { map, start: off + start, len: n }))
+        let (encoding, start, n, summary) = check_parsed(r, &map[off..off + len], &h, series_ref, mint, maxt, VERSION)?;
+        Ok((encoding, ChunkBytes::Mapped { map, start: off + start, len: n }, summary))
     }
 
     /// Deletes every segment whose chunks all end before `mint` (the
@@ -520,23 +556,84 @@ impl HeadChunks {
 }
 
 /// Re-encodes a closed XOR chunk with the sealed codec into `out` and
-/// returns the encoding to store and its bytes: the sealed ones when they
-/// are smaller, else `xor` itself (tiny chunks; or bytes that do not decode,
-/// which the head never produces, stored as they are rather than lost).
-fn reencode<'a>(xor: &'a [u8], samples: &mut Vec<Sample>, out: &'a mut Vec<u8>) -> (Encoding, &'a [u8]) {
+/// returns the encoding to store, its bytes and the chunk's summary: the
+/// sealed bytes when they are smaller, else `xor` itself (tiny chunks; or
+/// bytes that do not decode, which the head never produces, stored as they
+/// are rather than lost, and without a summary).
+fn reencode<'a>(
+    xor: &'a [u8],
+    samples: &mut Vec<Sample>,
+    out: &'a mut Vec<u8>,
+) -> (Encoding, &'a [u8], Option<ChunkSummary>) {
     samples.clear();
     out.clear();
     let decoded = XorIterator::new(xor).decode_into(samples);
     // The sealed codec needs strictly increasing timestamps; in-order head
     // chunks always have them, checked anyway as this must never lose data.
     if decoded.is_err() || samples.windows(2).any(|w| w[0].t >= w[1].t) {
-        return (Encoding::Xor, xor);
+        return (Encoding::Xor, xor, None);
     }
+    let summary = ChunkSummary::of(samples);
     sealed::encode_with_level(samples, ZSTD_LEVEL, out);
     if out.len() < xor.len() {
-        (Encoding::Sealed, &out[..])
+        (Encoding::Sealed, &out[..], summary)
     } else {
-        (Encoding::Xor, xor)
+        (Encoding::Xor, xor, summary)
+    }
+}
+
+/// Writes a record's summary field into `out` and returns its length: a
+/// flag byte (0 none, 1 present), then the sample count, the non-stale count
+/// and, if that is not 0, the largest and smallest value as little-endian
+/// f64 bits.
+fn put_summary(out: &mut [u8; MAX_SUMMARY_LEN], summary: Option<ChunkSummary>) -> usize {
+    let Some(s) = summary else {
+        out[0] = 0;
+        return 1;
+    };
+    out[0] = 1;
+    let mut n = 1;
+    for mut v in [s.samples, s.count] {
+        while v >= 0x80 {
+            out[n] = v as u8 | 0x80;
+            v >>= 7;
+            n += 1;
+        }
+        out[n] = v as u8;
+        n += 1;
+    }
+    if s.count > 0 {
+        out[n..n + 8].copy_from_slice(&s.max.to_bits().to_le_bytes());
+        out[n + 8..n + 16].copy_from_slice(&s.min.to_bits().to_le_bytes());
+        n += 16;
+    }
+    n
+}
+
+/// Reads the summary field [`put_summary`] writes at the start of `b`;
+/// returns it (`None`: the record has none) and the field's length, or
+/// `None` if the field is cut short or malformed.
+#[inline]
+fn get_summary(b: &[u8]) -> Option<(Option<ChunkSummary>, usize)> {
+    match *b.first()? {
+        0 => Some((None, 1)),
+        1 => {
+            let mut pos = 1;
+            let samples = u32::try_from(get_uvarint(b, &mut pos)?).ok()?;
+            let count = u32::try_from(get_uvarint(b, &mut pos)?).ok()?;
+            if count > samples {
+                return None;
+            }
+            let (mut max, mut min) = (0.0, 0.0);
+            if count > 0 {
+                let v = b.get(pos..pos + 16)?;
+                max = f64::from_bits(u64::from_le_bytes(v[..8].try_into().ok()?));
+                min = f64::from_bits(u64::from_le_bytes(v[8..].try_into().ok()?));
+                pos += 16;
+            }
+            Some((Some(ChunkSummary { samples, count, max, min }), pos))
+        }
+        _ => None,
     }
 }
 
@@ -549,7 +646,7 @@ struct Header {
     encoding: u8,
     /// Length of the header (where the data starts in the record).
     len: usize,
-    /// Length of the data.
+    /// Length of the payload: the summary (from version 3 on) and the data.
     data_len: usize,
 }
 
@@ -578,8 +675,8 @@ fn get_uvarint(b: &[u8], pos: &mut usize) -> Option<u64> {
 }
 
 /// Parses the header of the record starting at `off` in `buf`, if all of it
-/// is there and well-formed (the rest of the record is checked by the
-/// caller).
+/// is there and well-formed (the rest of the record, the summary included,
+/// is checked by the caller). The header is the same in versions 2 and 3.
 fn parse_header(buf: &[u8], off: usize) -> Option<Header> {
     let mut pos = off;
     let series_ref = get_uvarint(buf, &mut pos)?;
@@ -597,18 +694,33 @@ fn record_len(buf: &[u8], off: usize) -> Option<usize> {
     parse_header(buf, off)?.record_len()
 }
 
-/// Checks a whole record's CRC and identity; returns its encoding and where
-/// its data bytes are within it (start, length).
+/// Checks a whole record (of segment format `version`) for its CRC and
+/// identity; returns its encoding, where its data bytes are within it
+/// (start, length) and its summary.
 fn check(
     r: ChunkRef,
     b: &[u8],
     series_ref: Option<u64>,
     mint: i64,
     maxt: i64,
-) -> Result<(Encoding, usize, usize), HeadChunkError> {
+    version: u8,
+) -> Result<(Encoding, usize, usize, Option<ChunkSummary>), HeadChunkError> {
+    let h = parse_header(b, 0).ok_or(HeadChunkError::OutOfBounds { segment: r.segment(), offset: r.offset() })?;
+    check_parsed(r, b, &h, series_ref, mint, maxt, version)
+}
+
+/// [`check`], given the header already parsed from the start of `b`.
+fn check_parsed(
+    r: ChunkRef,
+    b: &[u8],
+    h: &Header,
+    series_ref: Option<u64>,
+    mint: i64,
+    maxt: i64,
+    version: u8,
+) -> Result<(Encoding, usize, usize, Option<ChunkSummary>), HeadChunkError> {
     let (segment, offset) = (r.segment(), r.offset());
     let oob = HeadChunkError::OutOfBounds { segment, offset };
-    let h = parse_header(b, 0).ok_or(oob.clone())?;
     let n = b.len();
     if h.record_len() != Some(n) {
         return Err(oob);
@@ -625,7 +737,9 @@ fn check(
         offset,
         encoding: h.encoding,
     })?;
-    Ok((encoding, h.len, h.data_len))
+    let payload = &b[h.len..h.len + h.data_len];
+    let (summary, sum_len) = if version == VERSION_2 { (None, 0) } else { get_summary(payload).ok_or(oob)? };
+    Ok((encoding, h.len + sum_len, h.data_len - sum_len, summary))
 }
 
 /// One intact record of a segment, as [`scan_segment`] finds it.
@@ -643,6 +757,8 @@ pub struct SegmentRecord<'a> {
     pub encoding: Encoding,
     /// The chunk's bytes.
     pub data: &'a [u8],
+    /// The chunk's summary, if the record has one (format version 3 on).
+    pub summary: Option<ChunkSummary>,
 }
 
 /// What [`scan_segment`] found in a segment's bytes.
@@ -673,9 +789,10 @@ pub struct SegmentScan<'a> {
 /// assert_eq!(scan_segment(b"nope").unwrap_err(), HeadChunkError::NotASegment);
 /// ```
 pub fn scan_segment(bytes: &[u8]) -> Result<SegmentScan<'_>, HeadChunkError> {
-    if bytes.len() < SEGMENT_HEADER_LEN || bytes[..4] != MAGIC || bytes[4] != VERSION {
+    if bytes.len() < SEGMENT_HEADER_LEN || bytes[..4] != MAGIC || !matches!(bytes[4], VERSION | VERSION_2) {
         return Err(HeadChunkError::NotASegment);
     }
+    let version = bytes[4];
     let mut scan = SegmentScan { records: Vec::new(), valid_len: SEGMENT_HEADER_LEN, stopped: None };
     let mut off = SEGMENT_HEADER_LEN;
     while off < bytes.len() {
@@ -685,11 +802,11 @@ pub fn scan_segment(bytes: &[u8]) -> Result<SegmentScan<'_>, HeadChunkError> {
             .ok_or(HeadChunkError::OutOfBounds { segment: 0, offset: r.offset() });
         let checked = rec.and_then(|rec| {
             let h = parse_header(rec, 0).ok_or(HeadChunkError::OutOfBounds { segment: 0, offset: r.offset() })?;
-            let (encoding, start, n) = check(r, rec, None, h.mint, h.maxt)?;
-            Ok((rec.len(), h, encoding, &rec[start..start + n]))
+            let (encoding, start, n, summary) = check(r, rec, None, h.mint, h.maxt, version)?;
+            Ok((rec.len(), h, encoding, &rec[start..start + n], summary))
         });
         match checked {
-            Ok((len, h, encoding, data)) => {
+            Ok((len, h, encoding, data, summary)) => {
                 scan.records.push(SegmentRecord {
                     offset: off,
                     series_ref: h.series_ref,
@@ -697,6 +814,7 @@ pub fn scan_segment(bytes: &[u8]) -> Result<SegmentScan<'_>, HeadChunkError> {
                     maxt: h.maxt,
                     encoding,
                     data,
+                    summary,
                 });
                 off += len;
                 scan.valid_len = off;

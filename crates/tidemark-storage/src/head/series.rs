@@ -60,8 +60,8 @@ impl StoredChunk {
 
     fn to_chunk(self, series_ref: u64, store: &HeadChunks) -> Result<Chunk, HeadChunkError> {
         // XOR or sealed, as the store chose (see `chunk_file`).
-        let (encoding, bytes) = store.read(self.at, Some(series_ref), self.mint, self.maxt)?;
-        Ok(Chunk { mint: self.mint, maxt: self.maxt, encoding, bytes, timestamps: None })
+        let (encoding, bytes, summary) = store.read_summarized(self.at, Some(series_ref), self.mint, self.maxt)?;
+        Ok(Chunk { mint: self.mint, maxt: self.maxt, encoding, bytes, timestamps: None, summary })
     }
 
     fn decode_into(
@@ -109,6 +109,7 @@ impl ClosedChunk {
             encoding: Encoding::Xor,
             bytes: ChunkBytes::Heap(self.bytes.clone()),
             timestamps: None,
+            summary: None,
         }
     }
 
@@ -495,6 +496,7 @@ impl MemSeries {
                 encoding: Encoding::Xor,
                 bytes: ChunkBytes::Heap(c.app.bytes().into()),
                 timestamps: None,
+                summary: None,
             });
         }
         // In-order chunks (closed, then the open one) are already sorted by
