@@ -9,8 +9,9 @@
 //! stage) before it is written, when that is smaller (it nearly always is:
 //! ~1.8 instead of ~3.1 bytes per sample at 15 s scrapes), and read back in whichever encoding its record
 //! names. While the WAL is replayed at open ([`HeadChunks::set_reencode`]
-//! off) closed chunks are stored as XOR, so a restart costs no more CPU than
-//! before the re-encoding existed; chunks closed after the replay are
+//! off) closed chunks are stored as XOR (with their summary, which needs
+//! only a decode), so a restart costs little more CPU than before the
+//! re-encoding existed; chunks closed after the replay are
 //! re-encoded again. A series keeps a packed [`ChunkRef`] (segment, offset) per closed
 //! chunk plus its time range. The file is derived data, rebuilt from the WAL at
 //! every open (the directory is emptied first), so writing it needs no
@@ -263,12 +264,18 @@ impl HeadChunks {
     /// file cannot be written, the chunk (and every later one) stays in RAM,
     /// and the failure is logged and counted.
     pub(crate) fn write(&self, series_ref: u64, mint: i64, maxt: i64, xor: &[u8]) -> ChunkRef {
-        if !self.reencode.load(Ordering::Relaxed) {
-            return self.write_record(series_ref, mint, maxt, Encoding::Xor, xor, None);
-        }
+        let reencode_on = self.reencode.load(Ordering::Relaxed);
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => {
                 let (samples, out) = &mut *scratch;
+                if !reencode_on {
+                    // Kept as XOR (WAL replay), but with its summary: a
+                    // decode costs far less than the re-encoding, and a
+                    // restarted server's `max_over_time` needs it as much
+                    // as one that never stopped.
+                    let summary = summarize(xor, samples);
+                    return self.write_record(series_ref, mint, maxt, Encoding::Xor, xor, summary);
+                }
                 let (encoding, data, summary) = reencode(xor, samples, out);
                 self.write_record(series_ref, mint, maxt, encoding, data, summary)
             }
@@ -553,6 +560,18 @@ impl HeadChunks {
     pub fn damaged_reads(&self) -> u64 {
         self.damaged.load(Ordering::Relaxed)
     }
+}
+
+/// The summary of a closed XOR chunk, decoded into `samples` (scratch);
+/// `None` for bytes that do not decode or are out of order, which
+/// [`reencode`] would also leave without one.
+fn summarize(xor: &[u8], samples: &mut Vec<Sample>) -> Option<ChunkSummary> {
+    samples.clear();
+    let decoded = XorIterator::new(xor).decode_into(samples);
+    if decoded.is_err() || samples.windows(2).any(|w| w[0].t >= w[1].t) {
+        return None;
+    }
+    ChunkSummary::of(samples)
 }
 
 /// Re-encodes a closed XOR chunk with the sealed codec into `out` and

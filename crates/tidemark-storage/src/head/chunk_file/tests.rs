@@ -235,6 +235,12 @@ fn with_reencoding_off_chunks_are_stored_as_xor_and_mix_with_sealed_ones() {
     let (encoding, got) = samples_of(&s, live, 2, mint, maxt);
     assert_eq!(encoding, Encoding::Sealed);
     assert!(same_bits(&got, &samples));
+    // Both carry the chunk's summary: a restarted head (chunks rebuilt by
+    // WAL replay, stored as XOR) answers `max_over_time` from it as well.
+    let want = crate::chunkenc::ChunkSummary::of(&samples);
+    assert!(want.is_some());
+    assert_eq!(s.read_summarized(replayed, Some(1), mint, maxt).unwrap().2, want);
+    assert_eq!(s.read_summarized(live, Some(2), mint, maxt).unwrap().2, want);
 }
 
 #[test]
@@ -370,8 +376,8 @@ proptest::proptest! {
     }
 }
 
-/// Chunks written while re-encoding is on are read back with their summary,
-/// from RAM and from the map; chunks written without one have none.
+/// Chunks are read back with their summary, from RAM and from the map;
+/// records written without one have none.
 #[test]
 fn summaries_are_read_back_with_their_chunks() {
     let dir = tempfile::tempdir().unwrap();
