@@ -459,7 +459,7 @@ impl HeadChunks {
     }
 
     /// [`HeadChunks::read`], with the chunk's summary if its record has one
-    /// (chunks written while re-encoding is on do).
+    /// (every chunk that decoded when it was written does).
     pub(crate) fn read_summarized(
         &self,
         r: ChunkRef,
