@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use promql_parser::label::MatchOp as ParserOp;
 use promql_parser::parser::{Call, Expr, VectorSelector};
 use tidemark_storage::chunkenc::Extreme;
-use tidemark_storage::{is_stale_nan, Labels, Sample, METRIC_NAME};
+use tidemark_storage::{Labels, Sample, METRIC_NAME};
 
-use super::selector::{load_samples, StepGrid};
+use super::selector::{load_extreme_samples, load_samples, StepGrid};
 use super::series::{asc_nan_last, desc_nan_last, merge_same_labels, SeriesBuilder, StepCursor, DUPLICATE_LABELSET};
 use super::{drop_metric_name, duration_ms, offset_ms, unparen, Evaluator, StepSeries, Val};
 use crate::error::Error;
@@ -15,7 +15,6 @@ use crate::functions::histogram::{bucket_fraction, bucket_quantile, Bucket};
 use crate::functions::math::{go_max, go_min, rfc3339_utc, MathFunction};
 use crate::functions::range::{counter_resets, validate_smoothing_args, RangeFunction, RangeWindow};
 use crate::go_fmt::{format_openmetrics_float, go_g, go_g_precision};
-use crate::storage::SelectedSeries;
 
 /// Longest label value `label_replace` and `label_join` may make. Each can
 /// multiply the length of what it reads (`label_join(x, "a", "", "a", "a")`
@@ -752,26 +751,6 @@ fn extreme_window(
     let end = at.unwrap_or(grid.start).checked_sub(offset)?;
     let start = end.checked_sub(range)?;
     Some((e, start.checked_add(1)?, end))
-}
-
-/// [`load_samples`] for an extreme-only reader (staleness markers dropped):
-/// chunks wholly inside `[mint, maxt]` may arrive as one sample holding
-/// their `extreme`. Returns the number of samples the series holds in the
-/// selection, as `load_samples` would.
-fn load_extreme_samples(
-    s: &mut SelectedSeries,
-    buf: &mut Vec<Sample>,
-    extreme: Extreme,
-    mint: i64,
-    maxt: i64,
-) -> Result<usize, Error> {
-    buf.clear();
-    let read = s.samples.drain_extreme_into(extreme, mint, maxt, buf);
-    if let Some(e) = s.samples.err() {
-        return Err(Error::Storage(e.to_string()));
-    }
-    buf.retain(|p| !is_stale_nan(p.v));
-    Ok(read)
 }
 
 fn unsupported(name: &str) -> Error {

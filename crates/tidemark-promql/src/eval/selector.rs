@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use promql_parser::label::MatchOp as ParserOp;
 use promql_parser::parser::{MatrixSelector, SubqueryExpr, VectorSelector};
+use tidemark_storage::chunkenc::Extreme;
 use tidemark_storage::{is_stale_nan, Labels, MatchOp, Matcher, Sample, METRIC_NAME};
 
 use super::{duration_ms, offset_ms, Evaluator, StepSeries, Val};
@@ -404,6 +405,26 @@ pub(crate) fn load_samples(s: &mut SelectedSeries, buf: &mut Vec<Sample>, drop_s
     if drop_stale {
         buf.retain(|p| !is_stale_nan(p.v));
     }
+    Ok(read)
+}
+
+/// [`load_samples`] for an extreme-only reader (staleness markers dropped):
+/// chunks wholly inside `[mint, maxt]` may arrive as one sample holding
+/// their `extreme`. Returns the number of samples the series holds in the
+/// selection, as `load_samples` would.
+pub(crate) fn load_extreme_samples(
+    s: &mut SelectedSeries,
+    buf: &mut Vec<Sample>,
+    extreme: Extreme,
+    mint: i64,
+    maxt: i64,
+) -> Result<usize, Error> {
+    buf.clear();
+    let read = s.samples.drain_extreme_into(extreme, mint, maxt, buf);
+    if let Some(e) = s.samples.err() {
+        return Err(Error::Storage(e.to_string()));
+    }
+    buf.retain(|p| !is_stale_nan(p.v));
     Ok(read)
 }
 

@@ -320,10 +320,10 @@ impl HeadChunks {
         put_varint(&mut header, mint);
         put_uvarint(&mut header, maxt.wrapping_sub(mint) as u64);
         header.push(encoding as u8);
-        let mut sum = [0u8; MAX_SUMMARY_LEN];
+        let mut sum = Vec::with_capacity(MAX_SUMMARY_LEN);
         let sum_len = put_summary(&mut sum, summary);
         put_uvarint(&mut header, (sum_len + data.len()) as u64);
-        header.extend_from_slice(&sum[..sum_len]);
+        header.extend_from_slice(&sum);
         let rec_len = header.len() + data.len() + CRC_LEN;
         let mut st = self.state.lock();
         let need_new = match st.segments.get(&st.current) {
@@ -566,12 +566,20 @@ impl HeadChunks {
 /// `None` for bytes that do not decode or are out of order, which
 /// [`reencode`] would also leave without one.
 fn summarize(xor: &[u8], samples: &mut Vec<Sample>) -> Option<ChunkSummary> {
-    samples.clear();
-    let decoded = XorIterator::new(xor).decode_into(samples);
-    if decoded.is_err() || samples.windows(2).any(|w| w[0].t >= w[1].t) {
+    if !decode_in_order(xor, samples) {
         return None;
     }
     ChunkSummary::of(samples)
+}
+
+/// Decodes a closed XOR chunk into `samples` (cleared first); false if the
+/// bytes do not decode or the timestamps are not strictly increasing (the
+/// sealed codec needs them so; in-order head chunks always have them,
+/// checked anyway as this must never lose data).
+fn decode_in_order(xor: &[u8], samples: &mut Vec<Sample>) -> bool {
+    samples.clear();
+    let decoded = XorIterator::new(xor).decode_into(samples);
+    decoded.is_ok() && samples.windows(2).all(|w| w[0].t < w[1].t)
 }
 
 /// Re-encodes a closed XOR chunk with the sealed codec into `out` and
@@ -584,12 +592,8 @@ fn reencode<'a>(
     samples: &mut Vec<Sample>,
     out: &'a mut Vec<u8>,
 ) -> (Encoding, &'a [u8], Option<ChunkSummary>) {
-    samples.clear();
     out.clear();
-    let decoded = XorIterator::new(xor).decode_into(samples);
-    // The sealed codec needs strictly increasing timestamps; in-order head
-    // chunks always have them, checked anyway as this must never lose data.
-    if decoded.is_err() || samples.windows(2).any(|w| w[0].t >= w[1].t) {
+    if !decode_in_order(xor, samples) {
         return (Encoding::Xor, xor, None);
     }
     let summary = ChunkSummary::of(samples);
@@ -601,32 +605,24 @@ fn reencode<'a>(
     }
 }
 
-/// Writes a record's summary field into `out` and returns its length: a
+/// Appends a record's summary field to `out` and returns its length: a
 /// flag byte (0 none, 1 present), then the sample count, the non-stale count
 /// and, if that is not 0, the largest and smallest value as little-endian
 /// f64 bits.
-fn put_summary(out: &mut [u8; MAX_SUMMARY_LEN], summary: Option<ChunkSummary>) -> usize {
+fn put_summary(out: &mut Vec<u8>, summary: Option<ChunkSummary>) -> usize {
+    let start = out.len();
     let Some(s) = summary else {
-        out[0] = 0;
+        out.push(0);
         return 1;
     };
-    out[0] = 1;
-    let mut n = 1;
-    for mut v in [s.samples, s.count] {
-        while v >= 0x80 {
-            out[n] = v as u8 | 0x80;
-            v >>= 7;
-            n += 1;
-        }
-        out[n] = v as u8;
-        n += 1;
-    }
+    out.push(1);
+    put_uvarint(out, u64::from(s.samples));
+    put_uvarint(out, u64::from(s.count));
     if s.count > 0 {
-        out[n..n + 8].copy_from_slice(&s.max.to_bits().to_le_bytes());
-        out[n + 8..n + 16].copy_from_slice(&s.min.to_bits().to_le_bytes());
-        n += 16;
+        out.extend_from_slice(&s.max.to_bits().to_le_bytes());
+        out.extend_from_slice(&s.min.to_bits().to_le_bytes());
     }
-    n
+    out.len() - start
 }
 
 /// Reads the summary field [`put_summary`] writes at the start of `b`;
