@@ -672,7 +672,7 @@ mod tests {
         fn batch_and_sample_by_sample_decoding_agree(
             samples in proptest::collection::vec((prop_oneof![
                 3 => (-2_000i64..2_000).prop_map(|j| 15_000 + j),
-                1 => (-600_000i64..600_000),
+                1 => -600_000i64..600_000,
                 1 => any::<i64>(),
             ], any_f64_bits()), 0..200),
             flips in proptest::collection::vec(any::<usize>(), 0..3),
