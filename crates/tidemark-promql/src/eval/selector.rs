@@ -524,26 +524,52 @@ impl Evaluator<'_, '_> {
             }
             todo.push_back((todo.len(), c));
         }
-        let batches = todo.len();
-        let window = 2 * threads;
-        let queue = BatchQueue {
-            state: Mutex::new(QueueState { todo, done: (0..batches).map(|_| None).collect(), sunk: 0, stop: false }),
-            changed: Condvar::new(),
-        };
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| queue.work(window, &run_chunk));
-            }
-            let result = (0..batches).try_for_each(|i| {
-                let outputs = queue.wait_for(i);
-                let sunk = outputs.and_then(|out| out.into_iter().try_for_each(|(l, read, v)| sink(l, read, v)));
-                queue.sunk(i + 1, sunk.is_err());
-                sunk
-            });
-            // On an error the workers stop after their current batch.
-            queue.sunk(batches, true);
-            result
+        run_batches(todo, threads, &run_chunk, &mut sink)
+    }
+}
+
+/// Runs `run` on every batch of `todo` (in order of their places, which
+/// are `0, 1, 2, …`) on `threads` workers and hands the outputs to `sink`
+/// on this thread, batch after batch in order, the workers at most two
+/// batches each ahead of it. The first error (a batch's or the sink's)
+/// stops everything and is returned.
+fn run_batches<T: Send>(
+    todo: std::collections::VecDeque<(usize, Vec<SelectedSeries>)>,
+    threads: usize,
+    run: &(impl Fn(Vec<SelectedSeries>) -> Result<Vec<Mapped<T>>, Error> + Sync),
+    sink: &mut impl FnMut(Labels, usize, T) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let batches = todo.len();
+    let window = 2 * threads.max(1);
+    let queue = BatchQueue {
+        state: Mutex::new(QueueState { todo, done: (0..batches).map(|_| None).collect(), sunk: 0, stop: false }),
+        changed: Condvar::new(),
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| queue.work(window, run));
+        }
+        // However this thread leaves (the end, an error, a panic in the
+        // sink), the workers stop after their current batch instead of
+        // waiting for the sink forever, so the scope can end.
+        let _stop = StopOnDrop(&queue);
+        (0..batches).try_for_each(|i| {
+            let outputs = queue.wait_for(i);
+            let sunk = outputs.and_then(|out| out.into_iter().try_for_each(|(l, read, v)| sink(l, read, v)));
+            queue.sunk(i + 1, sunk.is_err());
+            sunk
         })
+    })
+}
+
+/// Stops a [`BatchQueue`]'s workers when dropped.
+struct StopOnDrop<'a, T>(&'a BatchQueue<T>);
+
+impl<T> Drop for StopOnDrop<'_, T> {
+    fn drop(&mut self) {
+        let mut st = self.0.state.lock();
+        st.stop = true;
+        self.0.changed.notify_all();
     }
 }
 
@@ -667,6 +693,65 @@ fn prefetch(p: *const u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `n` batches of one series each, the series' place as its label.
+    fn batches(n: usize) -> std::collections::VecDeque<(usize, Vec<SelectedSeries>)> {
+        (0..n)
+            .map(|i| {
+                let labels = Labels::new([("i", i.to_string())]).unwrap();
+                (i, vec![SelectedSeries { labels, samples: Box::new(tidemark_storage::VecIterator::default()) }])
+            })
+            .collect()
+    }
+
+    fn run_one(batch: Vec<SelectedSeries>) -> Result<Vec<Mapped<usize>>, Error> {
+        Ok(batch.into_iter().map(|s| (s.labels, 1, 7)).collect())
+    }
+
+    #[test]
+    fn batches_reach_the_sink_in_order_and_the_first_error_stops_them() {
+        for threads in 1..=3 {
+            let mut seen = Vec::new();
+            let r = run_batches(batches(40), threads, &run_one, &mut |l: Labels, _, _| {
+                seen.push(l.get("i").unwrap().parse::<usize>().unwrap());
+                Ok(())
+            });
+            assert!(r.is_ok());
+            assert_eq!(seen, (0..40).collect::<Vec<_>>(), "{threads} threads");
+            // A batch's error comes after every earlier batch was sunk.
+            let failing = |b: Vec<SelectedSeries>| {
+                if b[0].labels.get("i") == Some("13") {
+                    return Err(Error::Execution("batch 13".into()));
+                }
+                run_one(b)
+            };
+            let mut sunk = 0;
+            let r = run_batches(batches(40), threads, &failing, &mut |_, _, _| {
+                sunk += 1;
+                Ok(())
+            });
+            assert!(matches!(r, Err(Error::Execution(ref m)) if m == "batch 13"));
+            assert_eq!(sunk, 13);
+        }
+    }
+
+    #[test]
+    fn a_panicking_batch_is_an_error_and_a_panicking_sink_does_not_hang() {
+        let panicking = |b: Vec<SelectedSeries>| {
+            if b[0].labels.get("i") == Some("2") {
+                panic!("worker");
+            }
+            run_one(b)
+        };
+        let r = run_batches(batches(10), 2, &panicking, &mut |_, _, _| Ok(()));
+        assert!(matches!(r, Err(Error::Execution(ref m)) if m.contains("panicked")));
+        // The workers are ahead of the sink (waiting for it) when it panics:
+        // they stop, and the panic comes out.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_batches(batches(50), 2, &run_one, &mut |_, _, _| -> Result<(), Error> { panic!("sink") })
+        }));
+        assert!(out.is_err());
+    }
 
     #[test]
     fn max_windows_bounds_the_windows_that_hold_samples() {
