@@ -180,6 +180,46 @@ fn range_functions_refuse_colliding_outputs_unless_one_name_is_selected() {
 }
 
 #[test]
+fn aggregations_group_range_function_outputs_as_if_their_names_were_gone() {
+    // `sum by (…)` over a range function may take its outputs with the
+    // metric name still on (it groups by other labels only); a grouping
+    // that names `__name__` or `__type__` must see them gone, and the
+    // non-counter info is the same either way.
+    let s = MemStorage::new();
+    for (name, job, ty) in [("a_total", "x", "counter"), ("a_total", "y", "counter"), ("gauge_g", "z", "gauge")] {
+        for t in [0, 30_000, 60_000] {
+            s.add(&labels(&[("__name__", name), ("job", job), ("__type__", ty)]), t, t as f64 / 1000.0);
+        }
+    }
+    let e = Engine::default();
+    // Every series holds the same samples: one rate, summed exactly.
+    let r = vector(e.instant_query(&s, "rate(a_total[5m])", 60_000).unwrap().value)[0].1;
+    assert!(r > 0.0);
+    for (q, want) in [
+        (
+            r#"sum by (job) (rate({__name__=~"a_total|gauge_g"}[5m]))"#,
+            vec![(labels(&[("job", "x")]), r), (labels(&[("job", "y")]), r), (labels(&[("job", "z")]), r)],
+        ),
+        (
+            "sum by (__name__, job) (rate(a_total[5m]))",
+            vec![(labels(&[("job", "x")]), r), (labels(&[("job", "y")]), r)],
+        ),
+        ("sum by (__type__) (rate(a_total[5m]))", vec![(labels(&[]), 2.0 * r)]),
+        (
+            "sum by (job, __unit__) (rate(a_total[5m]))",
+            vec![(labels(&[("job", "x")]), r), (labels(&[("job", "y")]), r)],
+        ),
+        ("sum without (job) (rate(a_total[5m]))", vec![(labels(&[]), 2.0 * r)]),
+        ("sum(rate(gauge_g[5m]))", vec![(labels(&[]), r)]),
+    ] {
+        let res = e.instant_query(&s, q, 60_000).unwrap();
+        let infos: Vec<String> = res.annotations.infos().map(|i| i.to_string()).collect();
+        assert_eq!(vector(res.value), want, "{q}");
+        assert_eq!(infos.iter().any(|i| i.contains("\"gauge_g\"")), q.contains("gauge_g"), "{q}: {infos:?}");
+    }
+}
+
+#[test]
 fn name_removal_modes_differ_only_in_when_the_name_goes() {
     let s = MemStorage::new();
     s.add(&labels(&[("__name__", "a"), ("x", "1")]), 0, 1.0);

@@ -194,7 +194,13 @@ fn sort_order<'a>(order: &mut [(u64, u32)], lab: &impl Fn(u32) -> &'a Labels) {
     while let Some((start, end, depth)) = stack.pop() {
         let group = &mut order[start..end];
         if group.len() < SMALL {
-            group.sort_by(|a, b| lab(a.1).cmp(lab(b.1)).then(a.1.cmp(&b.1)));
+            // The group shares its first `depth` symbols, so its encodings
+            // are the same bytes up to the string holding symbol `depth`:
+            // compared from there (a group of `le` values under one
+            // instance and route no longer walks the shared name, job and
+            // instance for every comparison).
+            let (from, _) = shared_strings_end(enc(group[0].1), depth);
+            group.sort_by(|a, b| cmp_from(enc(a.1), enc(b.1), from).then(a.1.cmp(&b.1)));
             continue;
         }
         // Skip what the whole group shares: the first item's stream against
@@ -202,8 +208,10 @@ fn sort_order<'a>(order: &mut [(u64, u32)], lab: &impl Fn(u32) -> &'a Labels) {
         // the shortest so far, so a group costs about its size in steps).
         let first = enc(group[0].1);
         let mut shared = usize::MAX;
+        // Walked from the string boundary all of the group shares.
+        let boundary = shared_strings_end(first, depth);
         for &(_, i) in &group[1..] {
-            shared = common_prefix(first, enc(i), depth, shared);
+            shared = common_prefix_from(first, enc(i), boundary, depth, shared);
             if shared == 0 {
                 break;
             }
@@ -214,8 +222,11 @@ fn sort_order<'a>(order: &mut [(u64, u32)], lab: &impl Fn(u32) -> &'a Labels) {
             continue;
         }
         let depth = depth + shared;
+        // Every item's stream is walked from the same string boundary, not
+        // from its start.
+        let (from, before) = shared_strings_end(first, depth);
         for e in group.iter_mut() {
-            e.0 = key_at(enc(e.1), depth);
+            e.0 = key_at(enc(e.1), from, depth - before);
         }
         // Unique (key, index) pairs: unstable is stable here.
         group.sort_unstable();
@@ -230,6 +241,45 @@ fn sort_order<'a>(order: &mut [(u64, u32)], lab: &impl Fn(u32) -> &'a Labels) {
                 stack.push((start + a, start + b, depth + KEY_SYMBOLS));
             }
             a = b;
+        }
+    }
+}
+
+/// Where the strings that lie wholly within the first `depth` symbols of
+/// `enc`'s stream end: a byte offset in `enc` at a string boundary. Label
+/// sets that share their first `depth` symbols have the same bytes before
+/// it (the same whole strings, lengths included).
+/// Returns the offset and the number of symbols before it.
+fn shared_strings_end(enc: &[u8], depth: usize) -> (usize, usize) {
+    let (mut pos, mut symbols) = (0usize, 0usize);
+    loop {
+        let mut next = pos;
+        match raw_str(enc, &mut next) {
+            // A string and its terminator, if all of it is shared.
+            Some(s) if symbols + s.len() < depth => {
+                symbols += s.len() + 1;
+                pos = next;
+            }
+            _ => return (pos, symbols),
+        }
+    }
+}
+
+/// [`Labels::cmp`] of two encodings that are the same bytes before `from`,
+/// a string boundary in both: the strings from there on, pair by pair (a
+/// string before its extensions, the shorter list of strings first), which
+/// is the order of their symbol streams.
+fn cmp_from(a: &[u8], b: &[u8], from: usize) -> std::cmp::Ordering {
+    let (mut pa, mut pb) = (from, from);
+    loop {
+        match (raw_str(a, &mut pa), raw_str(b, &mut pb)) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) => match x.cmp(y) {
+                std::cmp::Ordering::Equal => {}
+                o => return o,
+            },
         }
     }
 }
@@ -258,10 +308,18 @@ fn cmp_encoded(a: &[u8], b: &[u8]) -> Ordering {
 /// one slice comparison each; only the first differing pair is looked into
 /// byte by byte. `depth` is where the caller's group starts to differ, so
 /// every symbol before it is shared and only counts.
+#[cfg(test)]
 fn common_prefix(a: &[u8], b: &[u8], depth: usize, limit: usize) -> usize {
-    let (mut pa, mut pb) = (0usize, 0usize);
+    common_prefix_from(a, b, (0, 0), depth, limit)
+}
+
+/// [`common_prefix`] for two streams known to be the same bytes before
+/// `start.0`, a string boundary with `start.1` symbols before it (see
+/// [`shared_strings_end`]): the walk starts there.
+fn common_prefix_from(a: &[u8], b: &[u8], start: (usize, usize), depth: usize, limit: usize) -> usize {
+    let (mut pa, mut pb) = (start.0, start.0);
     // Symbols before the current pair of strings.
-    let mut base = 0usize;
+    let mut base = start.1;
     // Where the streams first differ, or `None` if they are equal to the end
     // (then `base` is the number of symbols before the end).
     let differ = loop {
@@ -316,10 +374,10 @@ fn common_prefix_by_symbols(a: &[u8], b: &[u8], depth: usize, limit: usize) -> u
     }
 }
 
-/// The [`KEY_SYMBOLS`] symbols from `depth` on, packed so that integer order
-/// is stream order.
-fn key_at(enc: &[u8], depth: usize) -> u64 {
-    let mut it = Symbols::at(enc, depth);
+/// The [`KEY_SYMBOLS`] symbols from `skip` symbols after byte `from` (a
+/// string boundary) on, packed so that integer order is stream order.
+fn key_at(enc: &[u8], from: usize, skip: usize) -> u64 {
+    let mut it = Symbols::at_from(enc, from, skip);
     let mut k = 0u64;
     for _ in 0..KEY_SYMBOLS {
         k = (k << SYMBOL_BITS) | u64::from(it.next_symbol());
@@ -341,8 +399,13 @@ struct Symbols<'a> {
 
 impl<'a> Symbols<'a> {
     /// The stream from symbol `skip` on.
-    fn at(buf: &'a [u8], mut skip: usize) -> Symbols<'a> {
-        let mut pos = 0;
+    #[cfg(test)]
+    fn at(buf: &'a [u8], skip: usize) -> Symbols<'a> {
+        Symbols::at_from(buf, 0, skip)
+    }
+
+    /// The stream from `skip` symbols after byte `pos` (a string boundary).
+    fn at_from(buf: &'a [u8], mut pos: usize, mut skip: usize) -> Symbols<'a> {
         loop {
             let Some(s) = raw_str(buf, &mut pos) else {
                 return Symbols { buf, pos: buf.len(), left: None };
@@ -553,6 +616,17 @@ mod tests {
                     common_prefix_by_symbols(x, y, depth, limit),
                     "depth {} limit {}", depth, limit
                 );
+                // From the boundary of the strings both share whole, the
+                // same; and from there the key and the order are too.
+                let start = shared_strings_end(x, depth);
+                prop_assert_eq!(start, shared_strings_end(y, depth));
+                prop_assert_eq!(x[..start.0].to_vec(), y[..start.0].to_vec());
+                prop_assert_eq!(
+                    common_prefix_from(x, y, start, depth, limit),
+                    common_prefix_by_symbols(x, y, depth, limit)
+                );
+                prop_assert_eq!(key_at(x, start.0, depth - start.1), key_at(x, 0, depth));
+                prop_assert_eq!(cmp_from(x, y, start.0), a.cmp(&b));
             }
         }
 

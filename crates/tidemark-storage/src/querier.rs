@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::chunkenc::{Chunk, ChunkIterator, ChunkSeries, DrainEnd, Extreme};
+use crate::chunkenc::{Chunk, ChunkBytes, ChunkIterator, ChunkSeries, DrainEnd, Encoding, Extreme, XorIterator};
 use crate::sample::{Sample, SampleIterator, VecIterator};
 use crate::{Error, Labels, Matcher};
 
@@ -398,6 +398,27 @@ impl SeriesIterator {
         let (pending, mint, maxt) = (&mut self.pending, self.mint, self.maxt);
         self.cursor.get_or_insert_with(|| Box::new(Cursor::new(std::mem::take(pending), mint, maxt)))
     }
+
+    /// Drains a series never read before over chunks that do not overlap
+    /// (nearly every series a query reads: one read of the whole range)
+    /// without a [`Cursor`]: each chunk's bytes are decoded where they are
+    /// (no iterator state allocated, no reference count taken on the
+    /// bytes), with exactly the samples, stand-ins and error that
+    /// [`Cursor::drain_reduced`] gives. Leaves the iterator exhausted.
+    /// `None` when the fast path does not apply (already read, or
+    /// overlapping chunks).
+    fn drain_fresh(&mut self, out: &mut Vec<Sample>, reduce: Option<(Extreme, i64, i64)>) -> Option<usize> {
+        if self.cursor.is_some() || self.pending.windows(2).any(|w| w[1].mint <= w[0].maxt) {
+            return None;
+        }
+        let chunks = std::mem::take(&mut self.pending);
+        let (stood_in, err) = drain_chunks(&chunks, self.mint, self.maxt, out, reduce);
+        if let Some(err) = err {
+            // The error is kept for `err`, as a drained cursor keeps it.
+            self.cursor = Some(Box::new(Cursor::failed(err, self.mint, self.maxt)));
+        }
+        Some(stood_in)
+    }
 }
 
 impl SampleIterator for SeriesIterator {
@@ -421,15 +442,50 @@ impl SampleIterator for SeriesIterator {
         self.cursor.as_ref().and_then(|c| c.err())
     }
 
+    /// Hop 0: the chunk list; hop 1: the first lines of each chunk's bytes
+    /// (a query window at the end of a series reads one or two chunks).
+    fn prefetch(&self, hop: u8) {
+        if self.cursor.is_some() {
+            return;
+        }
+        match hop {
+            0 => {
+                let p = self.pending.as_ptr().cast::<u8>();
+                let size = std::mem::size_of_val(self.pending.as_slice());
+                for off in (0..size.min(PREFETCH_LIST_BYTES)).step_by(64) {
+                    prefetch(p.wrapping_add(off));
+                }
+            }
+            1 => {
+                for c in self.pending.iter().take(PREFETCH_CHUNKS) {
+                    // Heap bytes only: reaching a mapped chunk's bytes would
+                    // read its map first.
+                    if let ChunkBytes::Heap(b) = &c.bytes {
+                        for off in (0..b.len().min(PREFETCH_CHUNK_BYTES)).step_by(64) {
+                            prefetch(b.as_ptr().wrapping_add(off));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn drain_into(&mut self, out: &mut Vec<Sample>) {
-        self.cursor().drain_into(out)
+        if self.drain_fresh(out, None).is_none() {
+            self.cursor().drain_into(out)
+        }
     }
 
     /// Closed head chunks wholly inside `[mint, maxt]` are not decoded:
     /// their summary stands in for them (see the trait method).
     fn drain_extreme_into(&mut self, extreme: Extreme, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> usize {
         let before = out.len();
-        let stood_in = self.cursor().drain_reduced(out, Some((extreme, mint, maxt)));
+        let reduce = Some((extreme, mint, maxt));
+        let stood_in = match self.drain_fresh(out, reduce) {
+            Some(n) => n,
+            None => self.cursor().drain_reduced(out, reduce),
+        };
         out.len() - before + stood_in
     }
 
@@ -450,8 +506,90 @@ impl SampleIterator for SeriesIterator {
                 self.pending.drain(..last - 1);
             }
         }
-        self.cursor().drain_into(out)
+        self.drain_into(out)
     }
+}
+
+/// How much of a series' chunk list [`SeriesIterator::prefetch`] loads.
+const PREFETCH_LIST_BYTES: usize = 256;
+
+/// How many of a series' chunks [`SeriesIterator::prefetch`] loads bytes of.
+const PREFETCH_CHUNKS: usize = 3;
+
+/// How much of each chunk [`SeriesIterator::prefetch`] loads: a head chunk
+/// of 120 samples is a few hundred bytes, read from its start.
+const PREFETCH_CHUNK_BYTES: usize = 256;
+
+/// Starts loading the cache line at `p` (a hint: never faults, whatever `p`
+/// is; a no-op where no stable prefetch instruction is available).
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing architecturally and cannot fault,
+    // even for a dangling or unmapped address; SSE is part of x86_64.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// [`Cursor::drain_reduced`] over `chunks` (sorted, not overlapping) for a
+/// series not read before, decoding each chunk in place: the samples in
+/// `[mint, maxt]` are appended to `out`. Returns the samples the stand-ins
+/// held beyond the ones appended for them, and the error that stopped the
+/// drain, if any.
+fn drain_chunks(
+    chunks: &[Chunk],
+    mint: i64,
+    maxt: i64,
+    out: &mut Vec<Sample>,
+    reduce: Option<(Extreme, i64, i64)>,
+) -> (usize, Option<Error>) {
+    let mut stood_in = 0usize;
+    // The first timestamp still wanted: after the last sample appended.
+    let mut next_from = mint;
+    for next in chunks {
+        // Chunks that end before the next sample wanted are not decoded.
+        if next.maxt < next_from {
+            continue;
+        }
+        if let (Some((extreme, lo, hi)), Some(summary)) = (reduce, next.summary) {
+            if next.mint >= next_from && next.mint >= lo && next.maxt <= hi.min(maxt) {
+                // Wholly inside the window: its extreme stands in for it.
+                let mut held = summary.samples as usize;
+                if let Some(v) = summary.extreme(extreme) {
+                    out.push(Sample::new(next.maxt, v));
+                    held = held.saturating_sub(1);
+                }
+                stood_in += held;
+                next_from = next.maxt.saturating_add(1).max(mint);
+                continue;
+            }
+        }
+        let before = out.len();
+        let (end, err) = match next.encoding {
+            Encoding::Xor => {
+                let mut it = XorIterator::new(next.bytes.as_ref());
+                let end = it.drain_range(next_from, maxt, out);
+                (end, it.err().cloned())
+            }
+            Encoding::Sealed => {
+                let mut it = next.iter();
+                let end = it.drain_range(next_from, maxt, out);
+                (end, it.err().cloned())
+            }
+        };
+        if out.len() > before {
+            next_from = out[out.len() - 1].t.saturating_add(1).max(mint);
+        }
+        match end {
+            DrainEnd::Exhausted => {}
+            DrainEnd::PastEnd => break,
+            DrainEnd::Failed => return (stood_in, err),
+        }
+    }
+    (stood_in, None)
 }
 
 /// The decoding state of a [`SeriesIterator`] being read.
@@ -487,6 +625,12 @@ impl Cursor {
             Inner::Sequential { chunks: chunks.into_iter(), cur: None, cur_maxt: i64::MIN }
         };
         Cursor { inner, mint, maxt, done: err.is_some(), err, last_t: i64::MIN }
+    }
+
+    /// A cursor already drained that stopped on `err`.
+    fn failed(err: Error, mint: i64, maxt: i64) -> Cursor {
+        let inner = Inner::Sequential { chunks: Vec::new().into_iter(), cur: None, cur_maxt: i64::MIN };
+        Cursor { inner, mint, maxt, done: true, err: Some(err), last_t: i64::MIN }
     }
 
     /// Moves to the first sample at or after `t` regardless of the range start.
@@ -1052,6 +1196,59 @@ mod tests {
             proptest::prop_assert_eq!(&drained, &by_next);
             proptest::prop_assert_eq!(a.err().map(|e| e.to_string()), b.err().map(|e| e.to_string()));
             proptest::prop_assert!(!b.next() && !b.started());
+        }
+    }
+
+    proptest::proptest! {
+        /// A series never read before is drained without a cursor; that
+        /// gives exactly what draining through a cursor gives: the samples,
+        /// the stand-ins of an extreme-only read, the count and the error.
+        #[test]
+        fn a_fresh_drain_is_the_cursor_drain(
+            chunks in proptest::collection::vec(
+                (proptest::prop_oneof![8 => proptest::strategy::Just(0u8), 3 => proptest::strategy::Just(1u8), 1 => proptest::strategy::Just(2u8)],
+                 -50i64..400,
+                 proptest::collection::vec(-3i64..25, 1..40),
+                 proptest::bool::ANY),
+                0..6),
+            mint in -100i64..500,
+            len in 0i64..600,
+            extreme in proptest::option::of((proptest::bool::ANY, -60i64..500, 0i64..700)),
+        ) {
+            let mut cs: Vec<Chunk> = chunks
+                .iter()
+                .map(|(k, s, d, summarized)| {
+                    let mut c = random_chunk(*k, *s, d);
+                    if *summarized && *k != 2 {
+                        let mut samples = Vec::new();
+                        c.decode_into(&mut samples).unwrap();
+                        c.summary = crate::chunkenc::ChunkSummary::of(&samples);
+                    }
+                    c
+                })
+                .collect();
+            cs.sort_by_key(|c| (c.mint, c.maxt));
+            let maxt = mint + len;
+            let mut fresh = SeriesIterator::new(cs.clone(), mint, maxt);
+            let mut cursor = SeriesIterator::new(cs, mint, maxt);
+            cursor.cursor();
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let (read_a, read_b) = match extreme {
+                None => {
+                    fresh.drain_into(&mut a);
+                    cursor.drain_into(&mut b);
+                    (a.len(), b.len())
+                }
+                Some((max, lo, span)) => {
+                    let e = if max { Extreme::Max } else { Extreme::Min };
+                    (fresh.drain_extreme_into(e, lo, lo + span, &mut a), cursor.drain_extreme_into(e, lo, lo + span, &mut b))
+                }
+            };
+            let bits = |v: &[Sample]| v.iter().map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>();
+            proptest::prop_assert_eq!(bits(&a), bits(&b));
+            proptest::prop_assert_eq!(read_a, read_b);
+            proptest::prop_assert_eq!(fresh.err().map(|e| e.to_string()), cursor.err().map(|e| e.to_string()));
+            proptest::prop_assert!(!fresh.next() && !fresh.started());
         }
     }
 

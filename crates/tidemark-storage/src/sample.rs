@@ -77,6 +77,18 @@ pub trait SampleIterator {
         None
     }
 
+    /// A hint that the iterator is about to be read: starts loading, without
+    /// waiting for it, the memory its first read reaches `hop` steps away
+    /// from the iterator's own state (0: what the state points to; 1: what
+    /// that points to). A reader going through many iterators hints each a
+    /// few iterators ahead, the farther hop first, so that every step of
+    /// the chain is in the cache when it is followed (each is a cache miss
+    /// that depends on the one before). Reads only what the previous hop
+    /// brought in; never changes what the iterator returns. Default: nothing.
+    fn prefetch(&self, hop: u8) {
+        let _ = hop;
+    }
+
     /// Appends every sample `next` would still return to `out`, leaving the
     /// iterator exhausted; check [`SampleIterator::err`] afterwards. Readers
     /// that want a whole series override it with a tight loop per chunk: one

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use tidemark_storage::{Labels, METRIC_NAME};
 
+use super::call::LabelUse;
 use super::key_index::KeyIndex;
 use super::selector::Order;
 use super::series::{asc_nan_last, desc_nan_last, SeriesBuilder, StepCursor};
@@ -82,6 +83,13 @@ impl Grouping {
                 }
             })
             .map(|l| (l.name, l.value))
+    }
+
+    /// Whether the group of a series and its labels never depend on the
+    /// series' metric name or metadata labels (`__type__`, `__unit__`): a
+    /// grouping `by` labels that are none of them.
+    fn ignores_metadata_labels(&self) -> bool {
+        !self.without && !self.names.iter().any(|n| super::METADATA_LABELS.contains(&n.as_str()))
     }
 
     /// Whether every series falls into one group (no grouping, or `by ()`).
@@ -343,7 +351,13 @@ impl Evaluator<'_, '_> {
         } else {
             Order::Labels
         };
-        let streamed = self.try_stream(e, order, &mut |s| {
+        // A grouping `by` labels other than the metric name and the
+        // metadata labels reads only those: a range function may hand its
+        // outputs over with just them (made by its workers; the group
+        // lookup below then reads a short label set).
+        let labels_used =
+            if grouping.ignores_metadata_labels() { LabelUse::Only(&grouping.names) } else { LabelUse::All };
+        let streamed = self.try_stream(e, order, labels_used, &mut |s| {
             self.sh.tick()?;
             let (g, new) = index.find_or_insert_pairs(grouping.pairs(&s.labels));
             if new {

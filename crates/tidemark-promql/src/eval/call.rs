@@ -553,7 +553,7 @@ impl Evaluator<'_, '_> {
 
     fn eval_range_function(&self, c: &Call, f: RangeFunction, args: &[&Expr]) -> Result<Val, Error> {
         let mut out = Vec::new();
-        self.stream_range_function(c, f, args, &mut |s| {
+        self.stream_range_function(c, f, args, LabelUse::All, &mut |s| {
             self.sh.hold(s.points.len())?;
             out.push(s);
             Ok(())
@@ -563,12 +563,15 @@ impl Evaluator<'_, '_> {
 
     /// Evaluates a function over a range vector and hands each output series
     /// to `sink` as soon as it is computed, so a consumer that folds series
-    /// (an aggregation) never holds them all.
+    /// (an aggregation) never holds them all. With [`LabelUse::Only`] the
+    /// sink reads only the labels named (none of them the metric name or a
+    /// metadata label), so an output series may carry just those.
     pub(crate) fn stream_range_function(
         &self,
         c: &Call,
         f: RangeFunction,
         args: &[&Expr],
+        labels_used: LabelUse<'_>,
         sink: &mut dyn FnMut(StepSeries) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let name = c.func.name;
@@ -650,27 +653,34 @@ impl Evaluator<'_, '_> {
         // The output label sets seen so far, by their bytes: no clone and no
         // SipHash per series (see `KeyIndex`).
         let mut seen_labels = super::key_index::KeyIndex::new();
-        let mut emit = |labels: Labels, input_drop: bool, points: Vec<Sample>| -> Result<(), Error> {
-            if points.is_empty() {
-                ctx.spare_points.give(points);
-                return Ok(());
-            }
-            if matches!(f, RangeFunction::Rate | RangeFunction::Increase) {
-                if let Some(metric) = labels.metric_name() {
-                    if !["_total", "_sum", "_count", "_bucket"].iter().any(|suf| metric.ends_with(suf)) {
-                        self.sh.info(
-                            format!(
-                                "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"
-                            ),
-                            args[mi],
-                        );
+        let counter_check = matches!(f, RangeFunction::Rate | RangeFunction::Increase);
+        let delayed = self.sh.delayed_name_removal();
+        // An output's labels as its consumer gets them, and the metric name
+        // to report as perhaps not a counter: pure, so workers can run it
+        // (on the calling thread it was serial work between the workers'
+        // batches). A consumer that reads only some labels gets only those
+        // (the same groups, and less for it to read), unless the duplicate
+        // check needs the whole edited set.
+        let relabel = |labels: &mut Labels, drop: bool| -> Option<String> {
+            let not_counter = if counter_check { not_counter_name(labels) } else { None };
+            match labels_used {
+                LabelUse::Only(names) if !check_unique => *labels = only(labels, names),
+                _ => {
+                    if drop && !delayed {
+                        drop_metric_name(labels);
                     }
                 }
             }
-            let drop = !keeps_name || input_drop;
-            let mut labels = labels;
-            if drop && !self.sh.delayed_name_removal() {
-                drop_metric_name(&mut labels);
+            not_counter
+        };
+        let mut emit = |labels: Labels, drop: bool, points: Vec<Sample>, not_counter: Option<String>| {
+            if let Some(metric) = not_counter {
+                self.sh.info(
+                    format!(
+                        "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"
+                    ),
+                    args[mi],
+                );
             }
             if check_unique && !seen_labels.find_or_insert(labels.encoded()).1 {
                 return Err(Error::Execution(DUPLICATE_LABELSET.into()));
@@ -685,6 +695,7 @@ impl Evaluator<'_, '_> {
                 let (lo, hi) = self.window_bounds(range, offset, at);
                 let selected = self.select(&ms.vs, lo + 1, hi)?;
                 let extreme = extreme_window(f, grid, range, offset, at);
+                let drop = !keeps_name;
                 self.map_series(
                     selected,
                     |s, buf| {
@@ -692,11 +703,17 @@ impl Evaluator<'_, '_> {
                             Some((e, mint, maxt)) => load_extreme_samples(s, buf, e, mint, maxt)?,
                             None => load_samples(s, buf, true)?,
                         };
-                        Ok((read, compute(buf, range, offset, at)?))
+                        let points = compute(buf, range, offset, at)?;
+                        let not_counter = if points.is_empty() { None } else { relabel(&mut s.labels, drop) };
+                        Ok((read, (points, not_counter)))
                     },
-                    |labels, read, points| {
+                    |labels, read, (points, not_counter)| {
                         self.sh.count_read(read);
-                        emit(labels, false, points)
+                        if points.is_empty() {
+                            ctx.spare_points.give(points);
+                            return Ok(());
+                        }
+                        emit(labels, drop, points, not_counter)
                     },
                 )?;
             }
@@ -708,13 +725,51 @@ impl Evaluator<'_, '_> {
                 for s in series {
                     self.sh.tick()?;
                     let points = compute(&s.points, range, offset, at)?;
-                    emit(s.labels, s.drop_name, points)?;
+                    if points.is_empty() {
+                        ctx.spare_points.give(points);
+                        continue;
+                    }
+                    let drop = !keeps_name || s.drop_name;
+                    let mut labels = s.labels;
+                    let not_counter = relabel(&mut labels, drop);
+                    emit(labels, drop, points, not_counter)?;
                 }
                 self.sh.release(held);
             }
         }
         Ok(())
     }
+}
+
+/// Which labels of a function's output series their consumer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LabelUse<'a> {
+    /// All of them: a series whose name the function drops must arrive
+    /// without it.
+    All,
+    /// Only these, none of them the metric name or a metadata label
+    /// (`__type__`, `__unit__`): an aggregation grouping `by` them. A series
+    /// may arrive with only these labels (its `drop_name` is kept).
+    Only(&'a [String]),
+}
+
+/// The pairs of `labels` whose names are among `names`.
+fn only(labels: &Labels, names: &[String]) -> Labels {
+    if names.is_empty() {
+        return Labels::empty();
+    }
+    Labels::from_sorted(labels.iter().filter(|l| names.iter().any(|n| n == l.name)).map(|l| (l.name, l.value)))
+}
+
+/// The metric name of `labels` if it does not end like a counter's
+/// (`_total`, `_sum`, `_count`, `_bucket`): what `rate` and `increase`
+/// report as an info annotation.
+fn not_counter_name(labels: &Labels) -> Option<String> {
+    let metric = labels.metric_name()?;
+    if ["_total", "_sum", "_count", "_bucket"].iter().any(|suf| metric.ends_with(suf)) {
+        return None;
+    }
+    Some(metric.to_string())
 }
 
 /// Whether every series `vs` selects has the same metric name: one set of

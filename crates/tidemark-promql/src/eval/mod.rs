@@ -153,10 +153,14 @@ pub(crate) fn evaluate(
         Val::Vector(series) => {
             let series = ev.finish_names(series)?;
             if instant {
-                let out: Vec<VectorSample> = series
-                    .into_iter()
-                    .filter_map(|s| s.points.first().map(|p| VectorSample { labels: s.labels, t: p.t, v: p.v }))
-                    .collect();
+                // Each series' points are freed here: on several threads
+                // for a large answer, as the name check before.
+                let threads = finish_threads(ctx, series.len());
+                let out: Vec<VectorSample> = map_parts(series, threads, |part| {
+                    part.into_iter()
+                        .filter_map(|s| s.points.first().map(|p| VectorSample { labels: s.labels, t: p.t, v: p.v }))
+                        .collect()
+                });
                 Value::Vector(out)
             } else {
                 let mut out: Vec<RangeSeries> = series
@@ -419,10 +423,13 @@ impl<'s, 'a> Evaluator<'s, 'a> {
     /// for any other node. `order` is the order the sink needs the series
     /// in; only a selector streamed directly may take [`selector::Order::Any`]
     /// (a range function's annotations follow its input's order).
+    /// `labels_used` says which labels of a range function's outputs the
+    /// sink reads (see [`call::LabelUse`]).
     pub(crate) fn try_stream(
         &self,
         e: &Expr,
         order: selector::Order,
+        labels_used: call::LabelUse<'_>,
         sink: &mut dyn FnMut(StepSeries) -> Result<(), Error>,
     ) -> Result<bool, Error> {
         let e = unparen(e);
@@ -440,7 +447,7 @@ impl<'s, 'a> Evaluator<'s, 'a> {
                 if !args.iter().any(|a| matches!(a, Expr::MatrixSelector(_) | Expr::Subquery(_))) {
                     return Ok(false);
                 }
-                self.stream_range_function(c, f, &args, sink)?;
+                self.stream_range_function(c, f, &args, labels_used, sink)?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -484,19 +491,89 @@ impl<'s, 'a> Evaluator<'s, 'a> {
 
     /// Applies delayed name removal at the end of evaluation and checks that
     /// no two series ended up with the same labels at the same time.
+    /// A large answer is checked on several threads: a look at every
+    /// series' labels, serial work after the evaluation otherwise.
     fn finish_names(&self, mut series: Vec<StepSeries>) -> Result<Vec<StepSeries>, Error> {
-        let mut changed = false;
-        for s in &mut series {
-            if s.drop_name && METADATA_LABELS.iter().any(|n| s.labels.get(n).is_some()) {
-                drop_metric_name(&mut s.labels);
-                changed = true;
+        let threads = finish_threads(self.sh.ctx, series.len());
+        let changed = for_each_part(&mut series, threads, |part| {
+            let mut changed = false;
+            for s in part {
+                if s.drop_name && METADATA_LABELS.iter().any(|n| s.labels.get(n).is_some()) {
+                    drop_metric_name(&mut s.labels);
+                    changed = true;
+                }
             }
-        }
-        if changed || self.sh.delayed_name_removal() {
+            changed
+        });
+        if changed.contains(&true) || self.sh.delayed_name_removal() {
             series = series::merge_same_labels(series)?;
         }
         Ok(series)
     }
+}
+
+/// Below this many output series the end of an evaluation (name checks,
+/// conversion to the answer) runs on the calling thread only.
+const PARALLEL_FINISH_MIN: usize = 8192;
+
+/// Threads for the end of an evaluation with `n` output series: up to the
+/// engine's parallelism, each with at least [`PARALLEL_FINISH_MIN`] / 2.
+fn finish_threads(ctx: &QueryContext<'_>, n: usize) -> usize {
+    if n < PARALLEL_FINISH_MIN {
+        return 1;
+    }
+    ctx.opts.parallelism.min(n / (PARALLEL_FINISH_MIN / 2)).max(1)
+}
+
+/// Runs `f` on `threads` contiguous parts of `items` at once (the first
+/// on the calling thread) and returns the parts' results in order.
+fn for_each_part<T: Send, R: Send>(items: &mut [T], threads: usize, f: impl Fn(&mut [T]) -> R + Sync) -> Vec<R> {
+    if threads <= 1 || items.len() < 2 {
+        return vec![f(items)];
+    }
+    let per = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let (first, rest) = items.split_at_mut(per.min(items.len()));
+        let handles: Vec<_> = rest.chunks_mut(per).map(|part| scope.spawn(move || f(part))).collect();
+        let mut out = vec![f(first)];
+        for h in handles {
+            out.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        out
+    })
+}
+
+/// Maps `items` to a list by `threads` contiguous parts at once (the first
+/// on the calling thread), each part consumed by its thread, and joins the
+/// parts' lists in order: the list one `f(items)` would give.
+fn map_parts<T: Send, U: Send>(items: Vec<T>, threads: usize, f: impl Fn(Vec<T>) -> Vec<U> + Sync) -> Vec<U> {
+    if threads <= 1 || items.len() < 2 {
+        return f(items);
+    }
+    let per = items.len().div_ceil(threads);
+    let mut rest = items;
+    let mut parts = Vec::with_capacity(threads);
+    while rest.len() > per {
+        let tail = rest.split_off(per);
+        parts.push(std::mem::replace(&mut rest, tail));
+    }
+    parts.push(rest);
+    let first = parts.remove(0);
+    let f = &f;
+    let done: Vec<Vec<U>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts.into_iter().map(|part| scope.spawn(move || f(part))).collect();
+        let mut done = vec![f(first)];
+        for h in handles {
+            done.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        done
+    });
+    let mut out = Vec::with_capacity(done.iter().map(Vec::len).sum());
+    for d in done {
+        out.extend(d);
+    }
+    out
 }
 
 /// Labels that describe the metric rather than the series: the name, and
@@ -573,4 +650,31 @@ pub(crate) fn unparen(mut e: &Expr) -> &Expr {
         e = &p.expr;
     }
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{for_each_part, map_parts};
+
+    #[test]
+    fn parts_are_mapped_in_order_on_any_number_of_threads() {
+        for n in [0usize, 1, 2, 3, 7, 100, 1001] {
+            let items: Vec<usize> = (0..n).collect();
+            let one: Vec<String> = items.iter().map(|i| format!("#{i}")).collect();
+            for threads in 1..=5 {
+                let mapped = map_parts(items.clone(), threads, |part| part.iter().map(|i| format!("#{i}")).collect());
+                assert_eq!(mapped, one, "{n} items, {threads} threads");
+                let mut edited = items.clone();
+                let sums = for_each_part(&mut edited, threads, |part| {
+                    for x in part.iter_mut() {
+                        *x *= 2;
+                    }
+                    part.iter().sum::<usize>()
+                });
+                assert_eq!(edited, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+                assert_eq!(sums.iter().sum::<usize>(), n * n.saturating_sub(1));
+                assert!(sums.len() <= threads.max(1));
+            }
+        }
+    }
 }

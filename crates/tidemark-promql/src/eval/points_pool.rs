@@ -12,26 +12,46 @@
 //! were alive at once before (two rounds of worker batches at most), so it does not
 //! raise a query's peak memory; it is dropped with the query.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use parking_lot::Mutex;
 use tidemark_storage::Sample;
+
+/// Buffers for fewer points than this are not kept, and a request for so
+/// few takes the pool's lock only when it holds spares: such an allocation
+/// (an instant query's one point per series) is cheaper than the lock,
+/// which every worker thread and the consumer share, so taking it for every
+/// series moved its cache line between the cores.
+const POOLED_MIN_CAPACITY: usize = 16;
 
 /// Spare, empty point buffers (see the module documentation).
 #[derive(Debug)]
 pub(crate) struct PointsPool {
     spare: Mutex<Vec<Vec<Sample>>>,
+    /// How many buffers `spare` holds (written under its lock): read
+    /// without it, an empty pool costs no lock.
+    held: AtomicUsize,
     max_spare: usize,
 }
 
 impl PointsPool {
     /// A pool that keeps at most `max_spare` buffers.
     pub(crate) fn new(max_spare: usize) -> PointsPool {
-        PointsPool { spare: Mutex::new(Vec::new()), max_spare }
+        PointsPool { spare: Mutex::new(Vec::new()), held: AtomicUsize::new(0), max_spare }
     }
 
     /// An empty buffer with room for at least `capacity` points: a spare
     /// one if there is any, else a new one.
     pub(crate) fn take(&self, capacity: usize) -> Vec<Sample> {
-        let spare = self.spare.lock().pop();
+        if capacity < POOLED_MIN_CAPACITY && self.held.load(Ordering::Relaxed) == 0 {
+            return Vec::with_capacity(capacity);
+        }
+        let spare = {
+            let mut spare = self.spare.lock();
+            let v = spare.pop();
+            self.held.store(spare.len(), Ordering::Relaxed);
+            v
+        };
         match spare {
             Some(mut v) => {
                 // Spares are stored empty (see `give`).
@@ -42,16 +62,17 @@ impl PointsPool {
         }
     }
 
-    /// Hands a buffer back for reuse; its contents are dropped. Buffers
-    /// without capacity, or beyond `max_spare`, are simply freed.
+    /// Hands a buffer back for reuse; its contents are dropped. Small
+    /// buffers, or any beyond `max_spare`, are simply freed.
     pub(crate) fn give(&self, mut v: Vec<Sample>) {
-        if v.capacity() == 0 {
+        if v.capacity() < POOLED_MIN_CAPACITY {
             return;
         }
         v.clear();
         let mut spare = self.spare.lock();
         if spare.len() < self.max_spare {
             spare.push(v);
+            self.held.store(spare.len(), Ordering::Relaxed);
         }
     }
 }
@@ -63,12 +84,12 @@ mod tests {
     #[test]
     fn buffers_come_back_empty_with_their_capacity() {
         let pool = PointsPool::new(2);
-        let mut a = pool.take(10);
-        assert!(a.is_empty() && a.capacity() >= 10);
+        let mut a = pool.take(30);
+        assert!(a.is_empty() && a.capacity() >= 30);
         a.push(Sample::new(1, 2.0));
         let cap = a.capacity();
         pool.give(a);
-        let b = pool.take(3);
+        let b = pool.take(20);
         assert!(b.is_empty());
         assert_eq!(b.capacity(), cap);
         let c = pool.take(50);
@@ -79,9 +100,22 @@ mod tests {
     fn keeps_at_most_max_spare() {
         let pool = PointsPool::new(2);
         for _ in 0..5 {
-            pool.give(Vec::with_capacity(4));
+            pool.give(Vec::with_capacity(POOLED_MIN_CAPACITY));
         }
         pool.give(Vec::new());
         assert_eq!(pool.spare.lock().len(), 2);
+    }
+
+    #[test]
+    fn small_buffers_are_not_kept_and_small_requests_take_spares() {
+        let pool = PointsPool::new(4);
+        pool.give(Vec::with_capacity(POOLED_MIN_CAPACITY - 1));
+        assert_eq!(pool.spare.lock().len(), 0);
+        assert!(pool.take(0).capacity() < POOLED_MIN_CAPACITY);
+        // A request for few points (a selector's growing buffer) still
+        // takes a spare when there is one.
+        pool.give(Vec::with_capacity(64));
+        assert_eq!(pool.take(0).capacity(), 64);
+        assert_eq!(pool.held.load(Ordering::Relaxed), 0);
     }
 }

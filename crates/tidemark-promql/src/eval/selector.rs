@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 
+use parking_lot::{Condvar, Mutex};
+
 use promql_parser::label::MatchOp as ParserOp;
 use promql_parser::parser::{MatrixSelector, SubqueryExpr, VectorSelector};
 use tidemark_storage::chunkenc::Extreme;
@@ -452,8 +454,8 @@ const PARALLEL_MIN_SERIES: usize = 512;
 const PARALLEL_BATCH_PER_THREAD: usize = 1024;
 
 /// How many spare point buffers a query keeps for reuse: the outputs of two
-/// rounds of worker batches are alive at once at most (one round computed
-/// while the previous one goes to the sink, see [`Evaluator::map_series`]),
+/// batches per worker are alive at once at most (the workers stay that
+/// close to the sink, see [`Evaluator::map_series`]),
 /// so keeping that many recycles every one of them without raising the peak.
 pub(crate) fn max_spare_point_buffers(parallelism: usize) -> usize {
     2 * parallelism.max(1) * PARALLEL_BATCH_PER_THREAD
@@ -462,11 +464,12 @@ pub(crate) fn max_spare_point_buffers(parallelism: usize) -> usize {
 impl Evaluator<'_, '_> {
     /// Runs `work` on every selected series and hands `(labels, samples
     /// read, output)` to `sink` in selection order. Large selections are
-    /// processed in rounds of batches spread over up to
-    /// `EngineOptions::parallelism` threads, the sink taking one round's
-    /// outputs while the next round is computed; each worker reuses one
-    /// sample buffer, so memory stays proportional to one series per worker
-    /// plus two rounds of outputs.
+    /// processed in batches by up to `EngineOptions::parallelism` worker
+    /// threads, the sink taking each batch's outputs in order while the
+    /// workers compute the next ones (at most two batches per worker
+    /// ahead); each worker reuses one sample buffer, so memory stays
+    /// proportional to one series per worker plus two batches of outputs
+    /// per worker.
     pub(crate) fn map_series<T: Send>(
         &self,
         selected: Vec<SelectedSeries>,
@@ -477,7 +480,10 @@ impl Evaluator<'_, '_> {
         let threads = ctx.opts.parallelism.max(1).min(selected.len() / PARALLEL_MIN_SERIES).max(1);
         if threads <= 1 {
             let mut buf = Vec::new();
-            for (i, mut s) in selected.into_iter().enumerate() {
+            let mut it = selected.into_iter();
+            for i in 0usize.. {
+                hint_ahead(it.as_slice());
+                let Some(mut s) = it.next() else { break };
                 if i % 64 == 0 {
                     ctx.check_interrupt()?;
                 }
@@ -489,7 +495,10 @@ impl Evaluator<'_, '_> {
         let run_chunk = |chunk: Vec<SelectedSeries>| -> Result<Vec<Mapped<T>>, Error> {
             let mut buf = Vec::new();
             let mut out = Vec::with_capacity(chunk.len());
-            for (i, mut s) in chunk.into_iter().enumerate() {
+            let mut it = chunk.into_iter();
+            for i in 0usize.. {
+                hint_ahead(it.as_slice());
+                let Some(mut s) = it.next() else { break };
                 if i % 64 == 0 {
                     ctx.check_interrupt()?;
                 }
@@ -498,59 +507,251 @@ impl Evaluator<'_, '_> {
             }
             Ok(out)
         };
+        // Batches of the selection, in order, are taken by `threads`
+        // workers started once (not once per round: a large selection made
+        // dozens of threads per query), and this thread hands each batch's
+        // outputs to the sink in order (an aggregation's group lookups and
+        // sums, or an answer's edits) while the workers compute the next
+        // ones. Workers stay at most `window` batches ahead of the sink, so
+        // at most that many batches of outputs are alive.
         let per = PARALLEL_BATCH_PER_THREAD;
+        let mut todo = std::collections::VecDeque::new();
         let mut it = selected.into_iter();
-        // Rounds overlap: while the workers compute one round, this thread
-        // hands the previous round's outputs to the sink (an aggregation's
-        // group lookups and sums, or an answer's label edits), in order.
-        // The sink is serial work; done between rounds it left both cores
-        // idle but one.
-        let mut finished: Vec<Result<Vec<Mapped<T>>, Error>> = Vec::new();
         loop {
-            let mut chunks: Vec<Vec<SelectedSeries>> = Vec::with_capacity(threads);
-            for _ in 0..threads {
-                let c: Vec<SelectedSeries> = it.by_ref().take(per).collect();
-                if !c.is_empty() {
-                    chunks.push(c);
-                }
-            }
-            if chunks.is_empty() && finished.is_empty() {
+            let c: Vec<SelectedSeries> = it.by_ref().take(per).collect();
+            if c.is_empty() {
                 break;
             }
-            let previous = std::mem::take(&mut finished);
-            let (results, sunk) = std::thread::scope(|scope| {
-                let handles: Vec<_> = chunks.into_iter().map(|c| scope.spawn(|| run_chunk(c))).collect();
-                let sunk = sink_round(previous, &mut sink);
-                let results: Vec<Result<Vec<Mapped<T>>, Error>> = handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err(Error::Execution("query worker panicked".into()))))
-                    .collect();
-                (results, sunk)
-            });
-            sunk?;
-            finished = results;
+            todo.push_back((todo.len(), c));
         }
-        Ok(())
+        run_batches(todo, threads, &run_chunk, &mut sink)
     }
 }
 
-/// Hands one round of worker outputs to `sink`, batch after batch in order;
-/// the first error (a worker's or the sink's) stops it.
-fn sink_round<T>(
-    round: Vec<Result<Vec<Mapped<T>>, Error>>,
+/// Runs `run` on every batch of `todo` (in order of their places, which
+/// are `0, 1, 2, …`) on `threads` workers and hands the outputs to `sink`
+/// on this thread, batch after batch in order, the workers at most two
+/// batches each ahead of it. The first error (a batch's or the sink's)
+/// stops everything and is returned.
+fn run_batches<T: Send>(
+    todo: std::collections::VecDeque<(usize, Vec<SelectedSeries>)>,
+    threads: usize,
+    run: &(impl Fn(Vec<SelectedSeries>) -> Result<Vec<Mapped<T>>, Error> + Sync),
     sink: &mut impl FnMut(Labels, usize, T) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    for r in round {
-        for (labels, read, v) in r? {
-            sink(labels, read, v)?;
+    let batches = todo.len();
+    let window = 2 * threads.max(1);
+    let queue = BatchQueue {
+        state: Mutex::new(QueueState { todo, done: (0..batches).map(|_| None).collect(), sunk: 0, stop: false }),
+        changed: Condvar::new(),
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| queue.work(window, run));
+        }
+        // However this thread leaves (the end, an error, a panic in the
+        // sink), the workers stop after their current batch instead of
+        // waiting for the sink forever, so the scope can end.
+        let _stop = StopOnDrop(&queue);
+        (0..batches).try_for_each(|i| {
+            let outputs = queue.wait_for(i);
+            let sunk = outputs.and_then(|out| out.into_iter().try_for_each(|(l, read, v)| sink(l, read, v)));
+            queue.sunk(i + 1, sunk.is_err());
+            sunk
+        })
+    })
+}
+
+/// Stops a [`BatchQueue`]'s workers when dropped.
+struct StopOnDrop<'a, T>(&'a BatchQueue<T>);
+
+impl<T> Drop for StopOnDrop<'_, T> {
+    fn drop(&mut self) {
+        let mut st = self.0.state.lock();
+        st.stop = true;
+        self.0.changed.notify_all();
+    }
+}
+
+/// The batches of one [`Evaluator::map_series`] and their outputs, shared
+/// by its workers and the thread that sinks the outputs.
+struct BatchQueue<T> {
+    state: Mutex<QueueState<T>>,
+    /// Signalled when a batch is done, the sink moves on, or work stops.
+    changed: Condvar,
+}
+
+struct QueueState<T> {
+    /// Batches not yet taken, with their place in the selection.
+    todo: std::collections::VecDeque<(usize, Vec<SelectedSeries>)>,
+    /// Outputs of finished batches not yet sunk, by place.
+    done: Vec<Option<Result<Vec<Mapped<T>>, Error>>>,
+    /// Batches handed to the sink so far.
+    sunk: usize,
+    /// Set when the sink stops (an error, or the end): no more batches.
+    stop: bool,
+}
+
+impl<T> BatchQueue<T> {
+    /// A worker: takes batches in order, at most `window` ahead of the
+    /// sink, until none are left or work stops. A panic in `run` becomes
+    /// the batch's error, so the sink never waits for a batch that cannot
+    /// come.
+    fn work(&self, window: usize, run: &(impl Fn(Vec<SelectedSeries>) -> Result<Vec<Mapped<T>>, Error> + Sync)) {
+        loop {
+            let (i, batch) = {
+                let mut st = self.state.lock();
+                loop {
+                    if st.stop {
+                        return;
+                    }
+                    let next = st.todo.front().map(|&(i, _)| i);
+                    match next {
+                        None => return,
+                        Some(i) if i >= st.sunk + window => self.changed.wait(&mut st),
+                        Some(_) => break,
+                    }
+                }
+                match st.todo.pop_front() {
+                    Some(b) => b,
+                    None => return,
+                }
+            };
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(batch)))
+                .unwrap_or_else(|_| Err(Error::Execution("query worker panicked".into())));
+            let mut st = self.state.lock();
+            st.done[i] = Some(out);
+            self.changed.notify_all();
         }
     }
-    Ok(())
+
+    /// Waits for the outputs of batch `i` and takes them.
+    fn wait_for(&self, i: usize) -> Result<Vec<Mapped<T>>, Error> {
+        let mut st = self.state.lock();
+        loop {
+            if let Some(out) = st.done[i].take() {
+                return out;
+            }
+            self.changed.wait(&mut st);
+        }
+    }
+
+    /// Records that the first `n` batches were sunk (and, with `stop`, that
+    /// no more are wanted), letting the workers move on.
+    fn sunk(&self, n: usize, stop: bool) {
+        let mut st = self.state.lock();
+        st.sunk = st.sunk.max(n);
+        st.stop |= stop;
+        self.changed.notify_all();
+    }
+}
+
+/// Series ahead of the one being read at which [`hint_ahead`] starts
+/// loading each step of the chain a read follows: the iterator's state and
+/// the labels, then what the state points to, then one step further. One
+/// series takes a microsecond or more to read, far more than a memory
+/// latency, so a short distance per step is enough.
+const HINT_STATE_AHEAD: usize = 3;
+const HINT_HOP0_AHEAD: usize = 2;
+const HINT_HOP1_AHEAD: usize = 1;
+
+/// Starts loading what reading the series in `ahead` (the ones still to be
+/// read, in order) will touch, a few series before it is read: each
+/// series' iterator state, its labels (a range function edits them) and,
+/// through the iterator ([`tidemark_storage::SampleIterator::prefetch`]),
+/// its chunk list and chunk bytes. A selection's series were made by other
+/// threads long before (during the select and the sort), so each of these
+/// is a cache miss, one depending on the other.
+#[inline]
+fn hint_ahead(ahead: &[SelectedSeries]) {
+    if let Some(s) = ahead.get(HINT_STATE_AHEAD) {
+        prefetch((&*s.samples as *const (dyn tidemark_storage::SampleIterator + Send)).cast::<u8>());
+        prefetch(s.labels.encoded().as_ptr());
+    }
+    if let Some(s) = ahead.get(HINT_HOP0_AHEAD) {
+        s.samples.prefetch(0);
+    }
+    if let Some(s) = ahead.get(HINT_HOP1_AHEAD) {
+        s.samples.prefetch(1);
+    }
+}
+
+/// Starts loading the cache line at `p` (a hint: never faults, whatever `p`
+/// is; a no-op where no stable prefetch instruction is available).
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing architecturally and cannot fault,
+    // even for a dangling or unmapped address; SSE is part of x86_64.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `n` batches of one series each, the series' place as its label.
+    fn batches(n: usize) -> std::collections::VecDeque<(usize, Vec<SelectedSeries>)> {
+        (0..n)
+            .map(|i| {
+                let labels = Labels::new([("i", i.to_string())]).unwrap();
+                (i, vec![SelectedSeries { labels, samples: Box::new(tidemark_storage::VecIterator::default()) }])
+            })
+            .collect()
+    }
+
+    fn run_one(batch: Vec<SelectedSeries>) -> Result<Vec<Mapped<usize>>, Error> {
+        Ok(batch.into_iter().map(|s| (s.labels, 1, 7)).collect())
+    }
+
+    #[test]
+    fn batches_reach_the_sink_in_order_and_the_first_error_stops_them() {
+        for threads in 1..=3 {
+            let mut seen = Vec::new();
+            let r = run_batches(batches(40), threads, &run_one, &mut |l: Labels, _, _| {
+                seen.push(l.get("i").unwrap().parse::<usize>().unwrap());
+                Ok(())
+            });
+            assert!(r.is_ok());
+            assert_eq!(seen, (0..40).collect::<Vec<_>>(), "{threads} threads");
+            // A batch's error comes after every earlier batch was sunk.
+            let failing = |b: Vec<SelectedSeries>| {
+                if b[0].labels.get("i") == Some("13") {
+                    return Err(Error::Execution("batch 13".into()));
+                }
+                run_one(b)
+            };
+            let mut sunk = 0;
+            let r = run_batches(batches(40), threads, &failing, &mut |_, _, _| {
+                sunk += 1;
+                Ok(())
+            });
+            assert!(matches!(r, Err(Error::Execution(ref m)) if m == "batch 13"));
+            assert_eq!(sunk, 13);
+        }
+    }
+
+    #[test]
+    fn a_panicking_batch_is_an_error_and_a_panicking_sink_does_not_hang() {
+        let panicking = |b: Vec<SelectedSeries>| {
+            if b[0].labels.get("i") == Some("2") {
+                panic!("worker");
+            }
+            run_one(b)
+        };
+        let r = run_batches(batches(10), 2, &panicking, &mut |_, _, _| Ok(()));
+        assert!(matches!(r, Err(Error::Execution(ref m)) if m.contains("panicked")));
+        // The workers are ahead of the sink (waiting for it) when it panics:
+        // they stop, and the panic comes out.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_batches(batches(50), 2, &run_one, &mut |_, _, _| -> Result<(), Error> { panic!("sink") })
+        }));
+        assert!(out.is_err());
+    }
 
     #[test]
     fn max_windows_bounds_the_windows_that_hold_samples() {

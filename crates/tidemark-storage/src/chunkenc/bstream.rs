@@ -206,6 +206,10 @@ pub struct BitPos {
 }
 
 impl<B: AsRef<[u8]>> BitReader<B> {
+    /// Bits [`BitReader::fill`] loads at least, unless the data ends first:
+    /// a refill takes whole bytes, so below 57 bits it can always add one.
+    pub const FILLED: u32 = 57;
+
     /// A reader starting at byte `start` of `data`.
     pub fn new(data: B, start: usize) -> BitReader<B> {
         BitReader { data, pos: start, window: 0, valid: 0 }
@@ -278,6 +282,18 @@ impl<B: AsRef<[u8]>> BitReader<B> {
         self.pos = at.pos;
         self.window = at.window;
         self.valid = at.valid;
+    }
+
+    /// The window loaded with at least [`BitReader::FILLED`] bits where the
+    /// data still holds them, and how many of its bits are real (the ones
+    /// past them are zero): for a decoder that reads several fields out of
+    /// one window and consumes them with [`BitReader::skip_bits`].
+    #[inline(always)]
+    pub fn fill(&mut self) -> (u64, u32) {
+        if self.valid < Self::FILLED {
+            self.refill();
+        }
+        (self.window, self.valid)
     }
 
     /// The next `n <= 32` bits without consuming them, zero-padded past the

@@ -63,7 +63,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
 
 use crate::chunkenc::ChunkSeries;
 use crate::matcher::Matcher;
@@ -292,6 +292,10 @@ type SeriesShard = SeriesSlots;
 /// prefetching (`benches/results/perf-query7-2026-12-06g.md`); 8 measured
 /// within noise of 4.
 const SELECT_PREFETCH_STRIDE: usize = 4;
+
+/// Refs the select loop reads under one hold of the symbol table's read
+/// lock (see `Head::select_refs`).
+const SELECT_SYMBOLS_RUN: usize = 256;
 
 /// How much of a series' open chunk the select loop prefetches ahead of
 /// copying it (a full chunk of 120 samples is a few hundred bytes).
@@ -840,20 +844,48 @@ impl Head {
         // At most one entry per ref: reserved once rather than grown by
         // doubling (copies, and a peak of 1.5–2× the list).
         let mut out = Vec::with_capacity(refs.len());
+        // The symbol table's read lock is held over a run of refs instead
+        // of taken per series: its lock word is shared by every thread
+        // that reads labels, and two select threads taking it for every
+        // series kept moving its cache line between their cores. Holding
+        // it while taking a shard lock reverses the lock order (an
+        // appender holds its shard while it waits to add symbols), so a
+        // shard is only tried then; a busy one is waited for with the
+        // table's lock let go. The run is short, so a writer waiting for
+        // the table is held up for a few hundred series at most.
+        let mut syms: Option<RwLockReadGuard<'_, SymbolTable>> = None;
         for (i, &r) in refs.iter().enumerate() {
+            if i % SELECT_SYMBOLS_RUN == 0 {
+                syms = None;
+            }
             self.prefetch_ahead(refs, i);
-            let shard = self.series_shard(r).lock();
+            let lock = self.series_shard(r);
+            let shard = match lock.try_lock() {
+                Some(g) => g,
+                None => {
+                    syms = None;
+                    lock.lock()
+                }
+            };
             let Some(s) = shard.get(&r) else { continue };
             let chunks = s.chunks_in(r, mint, maxt, &self.chunks, &mut damaged);
+            if damaged.is_empty() && (chunks.is_empty() || !labelled) {
+                if !chunks.is_empty() {
+                    out.push(ChunkSeries { labels: Labels::empty(), chunks });
+                }
+                continue;
+            }
+            // Taken under the shard lock: the lock order.
+            let table = syms.get_or_insert_with(|| self.symbols.read());
             if !damaged.is_empty() {
-                let labels = self.labels_of(s);
+                let labels = s.labels.view(table).to_labels();
                 for e in damaged.drain(..) {
                     tracing::error!(series = %labels, error = %e, "head chunk unreadable; its samples are left out");
                     warnings.push(format!("damaged data skipped: series {labels} in the head: {e}"));
                 }
             }
             if !chunks.is_empty() {
-                let labels = if labelled { self.labels_of(s) } else { Labels::empty() };
+                let labels = if labelled { s.labels.view(table).to_labels() } else { Labels::empty() };
                 out.push(ChunkSeries { labels, chunks });
             }
         }
@@ -877,13 +909,15 @@ impl Head {
         if let Some(&r) = refs.get(i + 3 * SELECT_PREFETCH_STRIDE) {
             prefetch((self.series_shard(r) as *const Mutex<SeriesShard>).cast());
         }
+        // Shards are only tried (see `select_refs`: the caller may hold the
+        // symbol table's lock); a busy one is simply not prefetched.
         if let Some(&r) = refs.get(i + 2 * SELECT_PREFETCH_STRIDE) {
-            if let Some(p) = self.series_shard(r).lock().slot_addr(r) {
+            if let Some(p) = self.series_shard(r).try_lock().and_then(|g| g.slot_addr(r)) {
                 prefetch(p);
             }
         }
         if let Some(&r) = refs.get(i + SELECT_PREFETCH_STRIDE) {
-            if let Some(s) = self.series_shard(r).lock().get(&r) {
+            if let Some(s) = self.series_shard(r).try_lock().as_ref().and_then(|g| g.get(&r)) {
                 // Every line the series spans (it need not start on one).
                 let p = (&**s as *const MemSeries).cast::<u8>();
                 let size = std::mem::size_of::<MemSeries>();
@@ -893,7 +927,7 @@ impl Head {
             }
         }
         if let Some(&r) = refs.get(i + SELECT_PREFETCH_STRIDE / 2) {
-            if let Some(s) = self.series_shard(r).lock().get(&r) {
+            if let Some(s) = self.series_shard(r).try_lock().as_ref().and_then(|g| g.get(&r)) {
                 // The label ids, the newest closed chunk's record (a query's
                 // range is usually at the end; the records ride behind the
                 // ids in the same buffer), the open chunk's first bytes (its

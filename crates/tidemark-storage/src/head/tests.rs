@@ -574,6 +574,53 @@ fn concurrent_appends_and_selects_lose_nothing() {
 }
 
 #[test]
+fn selects_holding_the_symbol_table_run_beside_series_creation_and_removal() {
+    // A select holds the symbol table's read lock over runs of series and
+    // only tries their shard locks, while appenders hold a shard and wait
+    // to add symbols, and truncation removes series and their symbols: all
+    // of them finish, and every selection is the series that existed.
+    let h = head_with(|o| o.stripes = 4);
+    let base = 20_000;
+    {
+        let mut app = h.appender();
+        for i in 0..base {
+            app.append(&lbl(&[("__name__", "m"), ("i", &i.to_string())]), 1_000_000, 1.0).unwrap();
+        }
+        app.commit().unwrap();
+    }
+    std::thread::scope(|sc| {
+        for th in 0..2 {
+            let h = &h;
+            sc.spawn(move || {
+                for round in 0..20 {
+                    let mut app = h.appender();
+                    for i in 0..200 {
+                        let l = lbl(&[("__name__", "other"), ("t", &th.to_string()), ("i", &format!("{round}-{i}"))]);
+                        // Refused once the other thread truncated past it:
+                        // the series is created all the same.
+                        let _ = app.append(&l, 1_000 * (round + 1), 1.0);
+                    }
+                    app.commit().unwrap();
+                    if round % 5 == 4 {
+                        h.truncate(1_000 * (round - 1));
+                    }
+                }
+            });
+        }
+        for _ in 0..2 {
+            let h = &h;
+            sc.spawn(move || {
+                for _ in 0..6 {
+                    let sel = h.select(&[Matcher::equal("__name__", "m")], 0, 2_000_000);
+                    assert_eq!(sel.len(), base);
+                    assert!(sel.windows(2).all(|w| w[0].labels < w[1].labels));
+                }
+            });
+        }
+    });
+}
+
+#[test]
 fn concurrent_creation_of_the_same_series_yields_one_ref() {
     let h = Head::new(HeadOptions { stripes: 4, ..HeadOptions::default() }, None);
     let refs: Vec<Vec<u64>> = std::thread::scope(|sc| {
