@@ -1472,3 +1472,108 @@ fn relaxed_logs_are_written_without_their_own_fsync_and_made_durable_by_the_next
     assert!(!records.contains(&series([4])), "the failed durable batch is rolled back");
     assert_eq!(records.last(), Some(&series([5])));
 }
+
+/// A waker that unparks the thread that made it and counts its wake-ups.
+struct Unpark {
+    thread: std::thread::Thread,
+    woken: std::sync::atomic::AtomicUsize,
+}
+
+impl std::task::Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.woken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.thread.unpark();
+    }
+}
+
+fn unpark_waker() -> (Arc<Unpark>, std::task::Waker) {
+    let u = Arc::new(Unpark { thread: std::thread::current(), woken: Default::default() });
+    (u.clone(), std::task::Waker::from(u))
+}
+
+/// Polls `ticket` until it is ready, sleeping until woken in between.
+fn poll_until_ready(wal: &Wal, ticket: WalTicket, waker: &std::task::Waker) -> Result<(), Error> {
+    let mut cx = std::task::Context::from_waker(waker);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let std::task::Poll::Ready(r) = wal.poll_wait(ticket, &mut cx) {
+            return r;
+        }
+        assert!(std::time::Instant::now() < deadline, "an async waiter was never written");
+        std::thread::park_timeout(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn async_waiters_are_written_by_the_writer_thread_and_share_batches_with_blocking_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Arc::new(Wal::open(dir.path(), WalOptions::default()).unwrap());
+    let (woken, waker) = unpark_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let a = wal.enqueue(Encoded::new(&[series([1])]).unwrap(), true).unwrap().unwrap();
+    // Nothing is written by polling: the first poll starts the writer.
+    assert!(wal.poll_wait(a, &mut cx).is_pending());
+    poll_until_ready(&wal, a, &waker).unwrap();
+    assert!(woken.woken.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the batch woke its async waiter");
+    assert!(wal.inner.commit.lock().wakers.is_empty());
+
+    // With the io lock held, the writer leads a batch (b) and stalls: c
+    // (async) and d (blocking) queue behind it and share the next batch.
+    let io = wal.inner.io.lock();
+    let b = wal.enqueue(Encoded::new(&[series([2])]).unwrap(), true).unwrap().unwrap();
+    assert!(wal.poll_wait(b, &mut cx).is_pending());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !wal.inner.commit.lock().leader {
+        assert!(std::time::Instant::now() < deadline, "the writer never led a batch");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let c = wal.enqueue(Encoded::new(&[series([3])]).unwrap(), true).unwrap().unwrap();
+    assert!(wal.poll_wait(c, &mut cx).is_pending());
+    let d = wal.enqueue(Encoded::new(&[series([4])]).unwrap(), true).unwrap().unwrap();
+    let blocking = {
+        let wal = wal.clone();
+        std::thread::spawn(move || wal.wait(d))
+    };
+    let batches = wal.inner.commit.lock().batches;
+    drop(io);
+    poll_until_ready(&wal, b, &waker).unwrap();
+    poll_until_ready(&wal, c, &waker).unwrap();
+    blocking.join().unwrap().unwrap();
+    assert_eq!(wal.inner.commit.lock().batches, batches + 2, "b, then c and d together");
+    wal.close().unwrap();
+    assert_eq!(replay_all(dir.path()).0, [series([1]), series([2]), series([3]), series([4])]);
+}
+
+#[test]
+fn an_async_waiter_of_a_failed_fsync_gets_the_error_and_the_log_heals() {
+    use crate::vfs::{FaultKind, Op};
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, faults) = open_faulty(dir.path(), WalOptions::default());
+    let (_, waker) = unpark_waker();
+    wal.log(&[series([1])]).unwrap();
+    faults.fail(Op::Sync, "", FaultKind::Io);
+    let a = wal.enqueue(Encoded::new(&[series([2])]).unwrap(), true).unwrap().unwrap();
+    assert!(matches!(poll_until_ready(&wal, a, &waker), Err(Error::Io { .. })), "a failed fsync is not acknowledged");
+    assert!(wal.inner.commit.lock().failures.is_empty(), "the async waiter collected its error");
+    faults.clear();
+    let b = wal.enqueue(Encoded::new(&[series([3])]).unwrap(), true).unwrap().unwrap();
+    poll_until_ready(&wal, b, &waker).unwrap();
+    wal.close().unwrap();
+    drop(wal);
+    assert_eq!(replay_all(dir.path()).0, [series([1]), series([3])]);
+}
+
+#[test]
+fn close_stops_the_writer_thread_and_writes_what_async_waiters_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let (_, waker) = unpark_waker();
+    let a = wal.enqueue(Encoded::new(&[series([1])]).unwrap(), true).unwrap().unwrap();
+    poll_until_ready(&wal, a, &waker).unwrap();
+    assert!(wal.writer.lock().is_some());
+    let b = wal.enqueue(Encoded::new(&[series([2])]).unwrap(), true).unwrap().unwrap();
+    wal.close().unwrap();
+    assert!(wal.writer.lock().is_none(), "close joined the writer");
+    poll_until_ready(&wal, b, &waker).unwrap();
+    assert_eq!(replay_all(dir.path()).0, [series([1]), series([2])]);
+}
