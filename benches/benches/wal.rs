@@ -1,10 +1,10 @@
 //! WAL throughput in samples per second: appending commits of 1000 samples
 //! (without fsync, with an fsync per commit, and from four callers at once
-//! sharing fsyncs by group commit, blocking or through the async wait),
-//! appending and reading back remote-write-shaped commits (2,000 samples of
-//! 11 targets: the compressed record types' encoder and decoder on
-//! realistic values), reading the log back, and replaying a log of 100k
-//! series into a fresh head (what a restart does).
+//! sharing fsyncs by group commit), appending and reading back
+//! remote-write-shaped commits (2,000 samples of 11 targets: the compressed
+//! record types' encoder and decoder on realistic values), reading the log
+//! back, and replaying a log of 100k series into a fresh head (what a
+//! restart does).
 //!
 //! ```text
 //! cargo bench -p tidemark-bench --bench wal -- --warm-up-time 1 --measurement-time 3
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use tidemark_storage::head::{Head, HeadOptions};
-use tidemark_storage::wal::{Encoded, Record, RefSample, RefSeries, SyncPolicy, Wal, WalOptions, DEFAULT_ZERO_AHEAD};
+use tidemark_storage::wal::{Record, RefSample, RefSeries, SyncPolicy, Wal, WalOptions, DEFAULT_ZERO_AHEAD};
 use tidemark_storage::Labels;
 
 const SERIES: u64 = 1000;
@@ -78,30 +78,6 @@ fn log_throughput(c: &mut Criterion) {
                     s.spawn(move || {
                         for i in 0..iters as usize {
                             wal.log(std::slice::from_ref(&batches[(i + c) % batches.len()])).unwrap();
-                        }
-                    });
-                }
-            });
-            start.elapsed()
-        })
-    });
-    // The same through the async wait (`poll_wait`): the log's writer
-    // thread writes the batches, the callers only queue and wait to be woken.
-    g.bench_function("every_commit_1000_4_async_callers", |b| {
-        b.iter_custom(|iters| {
-            let start = std::time::Instant::now();
-            std::thread::scope(|s| {
-                for c in 0..CALLERS as usize {
-                    let (wal, batches) = (&wal, &batches);
-                    s.spawn(move || {
-                        let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
-                        let mut cx = std::task::Context::from_waker(&waker);
-                        for i in 0..iters as usize {
-                            let rec = std::slice::from_ref(&batches[(i + c) % batches.len()]);
-                            let ticket = wal.enqueue(Encoded::new(rec).unwrap(), true).unwrap().unwrap();
-                            while let std::task::Poll::Pending = wal.poll_wait(ticket, &mut cx) {
-                                std::thread::park();
-                            }
                         }
                     });
                 }
@@ -272,12 +248,3 @@ fn remote_write_records(c: &mut Criterion) {
 
 criterion_group!(benches, log_throughput, remote_write_records, replay_many_series);
 criterion_main!(benches);
-
-/// Wakes a caller parked in `poll_wait`'s loop.
-struct Unpark(std::thread::Thread);
-
-impl std::task::Wake for Unpark {
-    fn wake(self: std::sync::Arc<Self>) {
-        self.0.unpark();
-    }
-}

@@ -551,14 +551,6 @@ impl CommitLog for LateWal {
             None => Err(Error::InvalidArgument("commit before the WAL was opened".into())),
         }
     }
-
-    fn poll_wait(&self, ticket: WalTicket, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Error>> {
-        match self.0.get() {
-            Some(wal) => wal.poll_wait(ticket, cx),
-            // Unreachable: tickets come from the bound WAL.
-            None => std::task::Poll::Ready(Err(Error::InvalidArgument("commit before the WAL was opened".into()))),
-        }
-    }
 }
 
 impl Db {
@@ -1016,20 +1008,6 @@ fn align_down(t: i64, range: i64) -> i64 {
 }
 
 impl Inner {
-    /// Counts a commit's outcome: a failure for health reporting, a
-    /// success clears an earlier failure.
-    fn after_commit(&self, committed: Result<crate::head::CommitStats, Error>) -> Result<(), Error> {
-        if let Err(e) = committed {
-            self.count_commit_failure(&e);
-            return Err(e);
-        }
-        if self.commit_failing_flag.load(Ordering::Acquire) {
-            *self.commit_failing.lock() = None;
-            self.commit_failing_flag.store(false, Ordering::Release);
-        }
-        Ok(())
-    }
-
     fn write_options(&self) -> BlockWriteOptions {
         BlockWriteOptions { encoding: self.opts.block_encoding, ..BlockWriteOptions::default() }
     }
@@ -1550,7 +1528,7 @@ pub struct Appender<'a> {
     db: &'a Inner,
 }
 
-impl<'a> Appender<'a> {
+impl Appender<'_> {
     /// Appends a sample to the series `labels` (created if new) and returns
     /// its reference for [`Appender::append_ref`].
     pub fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<u64, AppendError> {
@@ -1632,31 +1610,7 @@ impl<'a> Appender<'a> {
         self.commit_with(false)
     }
 
-    /// [`Appender::commit`] for async callers (a server's request
-    /// handler): the same checks, durability and outcome, but waiting for
-    /// the WAL's write and fsync (and for the batch's turn to be applied)
-    /// suspends the task instead of blocking its thread: a writer thread of
-    /// the WAL writes the group-commit batches of async commits. Encoding
-    /// and applying the batch run on the calling thread. A dropped future
-    /// still completes the commit (blocking in the drop), so drop it only
-    /// in an emergency; a server should run it to completion (e.g. spawn it).
-    pub async fn commit_async(self) -> Result<(), Error> {
-        let db = self.db;
-        let head = self.admit()?;
-        let committed = head.commit_async().await;
-        db.after_commit(committed)
-    }
-
     fn commit_with(self, durable: bool) -> Result<(), Error> {
-        let db = self.db;
-        let head = self.admit()?;
-        let committed = if durable { head.commit() } else { head.commit_relaxed() };
-        db.after_commit(committed)
-    }
-
-    /// The checks before a commit: the head appender to commit, or the
-    /// error (the batch rolled back).
-    fn admit(self) -> Result<HeadAppender<'a>, Error> {
         let db = self.db;
         if db.closed.load(Ordering::SeqCst) {
             self.head.rollback();
@@ -1667,7 +1621,16 @@ impl<'a> Appender<'a> {
             db.count_commit_failure(&e);
             return Err(e);
         }
-        Ok(self.head)
+        let committed = if durable { self.head.commit() } else { self.head.commit_relaxed() };
+        if let Err(e) = committed {
+            db.count_commit_failure(&e);
+            return Err(e);
+        }
+        if db.commit_failing_flag.load(Ordering::Acquire) {
+            *db.commit_failing.lock() = None;
+            db.commit_failing_flag.store(false, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Discards the batch.

@@ -68,7 +68,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tidemark_storage::{Appender, Db, NameValidation};
+use tidemark_storage::{Db, NameValidation};
 
 pub use self::decode::{decompress, decompress_into, BadRefs, Batch, MetadataView, SeriesView};
 pub use self::error::ReceiveError;
@@ -159,11 +159,6 @@ thread_local! {
 /// request does not pin its memory on every pool thread.
 const MAX_KEPT_BODY_BUFFER: usize = 4 << 20;
 
-/// Milliseconds since the epoch, by the system clock.
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Receives remote write requests into a database.
 ///
 /// ```
@@ -242,61 +237,10 @@ impl Receiver {
     /// request's headers (if present), `body` its raw bytes. Blocking (the
     /// append waits for the WAL): call it off the async executor.
     pub fn handle(&self, content_type: Option<&str>, content_encoding: Option<&str>, body: &[u8]) -> WriteResponse {
-        self.handle_at(content_type, content_encoding, body, now_ms())
-    }
-
-    /// [`Receiver::handle`] for async callers (a server's request handler):
-    /// the same answer, but the commit's wait for the WAL's write and fsync
-    /// suspends the task instead of blocking its thread
-    /// ([`Appender::commit_async`]). Decoding, validating and appending
-    /// the body run on the calling thread when first polled (about 1 ms
-    /// per 2,000 samples), then the task waits. Run the future to
-    /// completion (spawn it): dropping it while it waits completes the
-    /// commit blocking, in the drop.
-    ///
-    /// ```
-    /// use std::future::Future;
-    /// use std::sync::Arc;
-    /// use tidemark_remote::codec::encode_v1;
-    /// use tidemark_remote::proto::v1;
-    /// use tidemark_remote::{MetadataStore, Receiver, ReceiverOptions};
-    /// use tidemark_storage::Db;
-    ///
-    /// let db = Arc::new(Db::in_memory().unwrap());
-    /// let receiver = Receiver::new(db, Arc::new(MetadataStore::new()), ReceiverOptions::default());
-    /// let body = encode_v1(&v1::WriteRequest { timeseries: vec![], metadata: vec![] });
-    /// let answer = receiver.handle_async(Some("application/x-protobuf"), Some("snappy"), &body);
-    /// // Any executor runs it; without a WAL nothing waits.
-    /// let waker = std::task::Waker::noop();
-    /// let mut answer = std::pin::pin!(answer);
-    /// let std::task::Poll::Ready(resp) = answer.as_mut().poll(&mut std::task::Context::from_waker(waker)) else {
-    ///     panic!("an in-memory database does not wait")
-    /// };
-    /// assert_eq!(resp.status, 204);
-    /// ```
-    pub async fn handle_async(
-        &self,
-        content_type: Option<&str>,
-        content_encoding: Option<&str>,
-        body: &[u8],
-    ) -> WriteResponse {
-        let protocol = match negotiate(content_type, content_encoding) {
-            Ok(p) => p,
-            Err(e) => return self.respond(None, Outcome::default(), Some(e)),
-        };
-        self.counters.request(protocol);
-        let res = match self.append(protocol, body, now_ms()) {
-            Ok((app, outcome)) => {
-                let committed = app.commit_async().await;
-                self.finish(protocol, outcome, committed)
-            }
-            Err(e) => Err(e),
-        };
-        let (outcome, error) = match res {
-            Ok((outcome, error)) => (outcome, error),
-            Err(e) => (Outcome::default(), Some(e)),
-        };
-        self.respond(Some(protocol), outcome, error)
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        self.handle_at(content_type, content_encoding, body, now_ms)
     }
 
     /// [`Receiver::handle`] with the clock given (ms since the epoch), for
@@ -328,34 +272,26 @@ impl Receiver {
         body: &[u8],
         now_ms: i64,
     ) -> Result<(Outcome, Option<ReceiveError>), ReceiveError> {
-        let (app, outcome) = self.append(protocol, body, now_ms)?;
-        let committed = app.commit();
-        self.finish(protocol, outcome, committed)
-    }
-
-    /// Decodes a request and appends it, uncommitted: the appender to
-    /// commit and what ingesting did.
-    fn append(&self, protocol: Protocol, body: &[u8], now_ms: i64) -> Result<(Appender<'_>, Outcome), ReceiveError> {
         if body.len() > self.opts.max_body_bytes {
             return Err(ReceiveError::BodyTooLarge { size: body.len(), limit: self.opts.max_body_bytes });
         }
         let mut raw = BODY_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
-        let res = self.append_raw(protocol, body, now_ms, &mut raw);
+        let res = self.process_raw(protocol, body, now_ms, &mut raw);
         if raw.capacity() <= MAX_KEPT_BODY_BUFFER {
             BODY_BUFFER.with(|b| *b.borrow_mut() = raw);
         }
         res
     }
 
-    /// [`Receiver::append`] with the thread's reusable buffer for the
+    /// [`Receiver::process`] with the thread's reusable buffer for the
     /// decompressed body.
-    fn append_raw(
+    fn process_raw(
         &self,
         protocol: Protocol,
         body: &[u8],
         now_ms: i64,
         raw: &mut Vec<u8>,
-    ) -> Result<(Appender<'_>, Outcome), ReceiveError> {
+    ) -> Result<(Outcome, Option<ReceiveError>), ReceiveError> {
         decompress_into(body, self.opts.max_decompressed_bytes, raw)?;
         let mut batch = Batch::decode_lazy(protocol, raw)?;
         let max_t = match self.opts.max_future {
@@ -365,17 +301,7 @@ impl Receiver {
         let mut app = self.db.appender();
         let outcome = ingest::ingest(&mut batch, &mut app, &self.metadata, &self.opts, &self.cache, max_t)?;
         batch.recycle();
-        Ok((app, outcome))
-    }
-
-    /// What to answer once the commit of `outcome`'s batch is done.
-    fn finish(
-        &self,
-        protocol: Protocol,
-        outcome: Outcome,
-        committed: Result<(), tidemark_storage::Error>,
-    ) -> Result<(Outcome, Option<ReceiveError>), ReceiveError> {
-        if let Err(e) = committed {
+        if let Err(e) = app.commit() {
             tracing::error!(error = %e, protocol = protocol.as_str(), "remote write commit failed; the sender will retry");
             return Err(ReceiveError::Storage(e));
         }

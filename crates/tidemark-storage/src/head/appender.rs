@@ -510,39 +510,14 @@ impl<'a> HeadAppender<'a> {
         self.commit_with(false)
     }
 
-    /// [`HeadAppender::commit`] for async callers: the same steps and the
-    /// same outcome, but the wait for the log's write and fsync and for the
-    /// commit's turn to apply suspend the task instead of blocking its
-    /// thread (see [`super::CommitLog::poll_wait`]). Encoding, queueing and
-    /// applying run on the caller's thread, as in `commit`. Dropping the
-    /// future before it completes still completes the commit (blocking),
-    /// so no later commit waits for its turn forever and the head keeps
-    /// what the log holds.
-    pub async fn commit_async(self) -> Result<CommitStats, crate::Error> {
-        match self.submit(true) {
-            Submitted::Done(res) => res,
-            Submitted::Pending(p) => p.finish().await,
-        }
-    }
-
-    fn commit_with(self, durable: bool) -> Result<CommitStats, crate::Error> {
-        match self.submit(durable) {
-            Submitted::Done(res) => res,
-            Submitted::Pending(p) => p.finish_blocking(),
-        }
-    }
-
-    /// The first half of a commit: encodes and queues the records and takes
-    /// the apply ticket. Done at once without a log, with nothing to log,
-    /// or when queueing fails.
-    fn submit(mut self, durable: bool) -> Submitted<'a> {
+    fn commit_with(mut self, durable: bool) -> Result<CommitStats, crate::Error> {
         self.done = true;
         let head = self.head;
         let samples = std::mem::take(&mut self.samples);
         let Some(log) = head.log.clone() else {
             let stats = self.apply(&samples);
             self.recycle(samples);
-            return Submitted::Done(Ok(stats));
+            return Ok(stats);
         };
         // The samples' record is encoded before the commit lock is taken
         // when the log takes it encoded: concurrent commits then encode
@@ -553,7 +528,7 @@ impl<'a> HeadAppender<'a> {
             Some(Ok(e)) => Some(e),
             Some(Err(e)) => {
                 self.release();
-                return Submitted::Done(Err(e));
+                return Err(e);
             }
             None => None,
         };
@@ -588,7 +563,7 @@ impl<'a> HeadAppender<'a> {
                 None => {
                     if records.is_empty() && samples_record.is_none() {
                         drop(next_ticket);
-                        return Submitted::Done(Ok(self.apply(&[])));
+                        return Ok(self.apply(&[]));
                     }
                     let n = records.len();
                     records.extend(samples_record.take());
@@ -606,20 +581,30 @@ impl<'a> HeadAppender<'a> {
                 Err(e) => {
                     drop(next_ticket);
                     self.release();
-                    return Submitted::Done(Err(e));
+                    return Err(e);
                 }
             }
         };
-        Submitted::Pending(PendingCommit {
-            app: self,
-            log,
-            ticket,
-            queued,
-            logged_ok: None,
-            samples_record,
-            series_logged: logged,
-            finished: false,
-        })
+        // The write and fsync, shared with concurrent commits; no head lock
+        // is held.
+        let logged_ok = queued.map_or(Ok(()), |t| log.wait(t));
+        let _turn = head.apply_turns.wait(ticket);
+        if let Err(e) = logged_ok {
+            self.release();
+            return Err(e);
+        }
+        for r in logged {
+            if let Some(s) = head.series_shard(r).lock().get_mut(&r) {
+                s.logged = true;
+            }
+        }
+        let samples = match samples_record {
+            Some(Record::Samples(s)) => s,
+            _ => Vec::new(),
+        };
+        let stats = self.apply(&samples);
+        self.recycle(samples);
+        Ok(stats)
     }
 
     /// Applies the buffered samples (`samples` is what was buffered, in
@@ -713,107 +698,6 @@ impl<'a> HeadAppender<'a> {
             }
         }
         head.remove_if_empty(candidates);
-    }
-}
-
-/// Where [`HeadAppender::submit`] left a commit. Returned once and
-/// matched at once, never stored: boxing the large variant would only add
-/// an allocation per commit.
-#[allow(clippy::large_enum_variant)]
-enum Submitted<'a> {
-    /// Nothing to wait for: the commit's outcome.
-    Done(Result<CommitStats, crate::Error>),
-    /// Queued in the log with its apply ticket taken.
-    Pending(PendingCommit<'a>),
-}
-
-/// The second half of a commit: its records are queued in the log and its
-/// apply ticket is taken; it waits for the log, then for its turn, then
-/// applies (or rolls back if the log lost its records).
-///
-/// Invariant: every pending commit completes, in ticket order, whatever
-/// its caller does: later commits wait for its turn to pass, and the head
-/// must hold what the log holds. So dropping one that was not finished
-/// finishes it (blocking), and a finished one has `finished` set.
-struct PendingCommit<'a> {
-    app: HeadAppender<'a>,
-    log: std::sync::Arc<dyn super::CommitLog>,
-    ticket: u64,
-    /// The log's ticket, until its outcome is taken into `logged_ok`.
-    queued: Option<crate::wal::WalTicket>,
-    logged_ok: Option<Result<(), crate::Error>>,
-    /// The samples, handed back by the log for applying.
-    samples_record: Option<Record>,
-    /// Series whose record this commit logs.
-    series_logged: Vec<u64>,
-    finished: bool,
-}
-
-impl PendingCommit<'_> {
-    /// Waits blocking for the log and the turn, then completes.
-    fn finish_blocking(mut self) -> Result<CommitStats, crate::Error> {
-        // The write and fsync, shared with concurrent commits; no head lock
-        // is held.
-        if let Some(t) = self.queued.take() {
-            self.logged_ok = Some(self.log.wait(t));
-        }
-        let head = self.app.head;
-        let turn = head.apply_turns.wait(self.ticket);
-        self.complete(turn)
-    }
-
-    /// [`PendingCommit::finish_blocking`], suspending instead of blocking.
-    async fn finish(mut self) -> Result<CommitStats, crate::Error> {
-        if let Some(t) = self.queued {
-            let res = std::future::poll_fn(|cx| self.log.poll_wait(t, cx)).await;
-            // The outcome is taken: a drop from here on must not wait again.
-            self.queued = None;
-            self.logged_ok = Some(res);
-        }
-        let head = self.app.head;
-        let ticket = self.ticket;
-        let turn = std::future::poll_fn(|cx| head.apply_turns.poll_turn(ticket, cx)).await;
-        self.complete(turn)
-    }
-
-    /// Applies (or, if the log lost the records, rolls back) in this
-    /// commit's turn, which passes on when `turn` drops at the end.
-    fn complete(&mut self, turn: super::Turn<'_>) -> Result<CommitStats, crate::Error> {
-        let _turn = turn;
-        self.finished = true;
-        let head = self.app.head;
-        if let Err(e) = self.logged_ok.take().unwrap_or(Ok(())) {
-            self.app.release();
-            return Err(e);
-        }
-        for &r in &self.series_logged {
-            if let Some(s) = head.series_shard(r).lock().get_mut(&r) {
-                s.logged = true;
-            }
-        }
-        let samples = match self.samples_record.take() {
-            Some(Record::Samples(s)) => s,
-            _ => Vec::new(),
-        };
-        let stats = self.app.apply(&samples);
-        self.app.recycle(samples);
-        Ok(stats)
-    }
-}
-
-impl Drop for PendingCommit<'_> {
-    fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        // An async commit dropped before it completed: complete it here
-        // (see the type's invariant). Its outcome has no caller left.
-        if let Some(t) = self.queued.take() {
-            self.logged_ok = Some(self.log.wait(t));
-        }
-        let head = self.app.head;
-        let turn = head.apply_turns.wait(self.ticket);
-        let _ = self.complete(turn);
     }
 }
 
@@ -912,141 +796,6 @@ mod turn_tests {
             finished.recv_timeout(Duration::from_secs(10)).expect("a commit never got its turn");
         }
         assert_eq!(*order.lock(), (0..n).collect::<Vec<_>>());
-        assert_eq!(turns.state.lock().next, n);
-    }
-
-    /// A ticket polled before its turn is woken when the turn passes to it,
-    /// also by a blocking commit's turn.
-    #[test]
-    fn an_async_turn_is_woken_when_the_turn_passes_to_it() {
-        struct Count(std::sync::atomic::AtomicUsize);
-        impl std::task::Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
-        let turns = ApplyTurns::default();
-        let count = Arc::new(Count(Default::default()));
-        let waker = std::task::Waker::from(count.clone());
-        let mut cx = std::task::Context::from_waker(&waker);
-        assert!(turns.poll_turn(1, &mut cx).is_pending());
-        assert!(turns.poll_turn(2, &mut cx).is_pending());
-        let first = turns.wait(0);
-        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 0);
-        drop(first);
-        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 1, "only ticket 1 is woken");
-        let std::task::Poll::Ready(second) = turns.poll_turn(1, &mut cx) else { panic!("ticket 1's turn") };
-        drop(second);
-        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 2);
-        assert!(turns.poll_turn(2, &mut cx).is_ready());
-    }
-}
-
-#[cfg(test)]
-mod async_commit_tests {
-    use std::future::Future;
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
-    use std::time::Duration;
-
-    use crate::{Db, Labels, Matcher};
-
-    struct Unpark(std::thread::Thread);
-
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-
-    /// Runs `f` to completion on this thread.
-    fn block_on<F: Future>(f: F) -> F::Output {
-        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-        let mut cx = Context::from_waker(&waker);
-        let mut f = std::pin::pin!(f);
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-            assert!(std::time::Instant::now() < deadline, "an async commit never completed");
-            std::thread::park_timeout(Duration::from_secs(1));
-        }
-    }
-
-    fn series(i: u64) -> Labels {
-        Labels::new([("__name__", "up".to_owned()), ("i", i.to_string())]).unwrap()
-    }
-
-    fn sample_count(db: &Db) -> usize {
-        let found = db.querier(0, i64::MAX / 2).select(&[Matcher::equal("__name__", "up")]).unwrap();
-        found.iter().map(|s| s.samples().unwrap().len()).sum()
-    }
-
-    /// Async commits from several threads (mixed with blocking ones) all
-    /// apply, and replay after a restart finds every one of them.
-    #[test]
-    fn async_and_blocking_commits_from_many_threads_all_apply_and_replay() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(Db::open(dir.path()).unwrap());
-        let threads: Vec<_> = (0..4u64)
-            .map(|w| {
-                let db = db.clone();
-                std::thread::spawn(move || {
-                    for round in 0..40i64 {
-                        let mut app = db.appender();
-                        for i in 0..10 {
-                            app.append(&series(w * 10 + i), 1_000 + round * 1_000, round as f64).unwrap();
-                        }
-                        if w == 3 && round % 2 == 0 {
-                            app.commit().unwrap();
-                        } else {
-                            block_on(app.commit_async()).unwrap();
-                        }
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert_eq!(sample_count(&db), 4 * 10 * 40);
-        db.close().unwrap();
-        drop(db);
-        let db = Db::open(dir.path()).unwrap();
-        assert_eq!(sample_count(&db), 4 * 10 * 40, "every acknowledged commit replays");
-        db.close().unwrap();
-    }
-
-    /// An async commit dropped while it waits still completes (its samples
-    /// are logged, so the head must hold them) and passes its apply turn:
-    /// the next commit does not wait for ever.
-    #[test]
-    fn a_dropped_async_commit_completes_and_passes_its_turn() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(Db::open(dir.path()).unwrap());
-        let mut app = db.appender();
-        app.append(&series(1), 1_000, 1.0).unwrap();
-        {
-            let fut = app.commit_async();
-            let mut fut = std::pin::pin!(fut);
-            let _ = fut.as_mut().poll(&mut Context::from_waker(Waker::noop()));
-        }
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let db = db.clone();
-            std::thread::spawn(move || {
-                let mut app = db.appender();
-                app.append(&series(1), 2_000, 2.0).unwrap();
-                tx.send(block_on(app.commit_async())).unwrap();
-            });
-        }
-        rx.recv_timeout(Duration::from_secs(20)).expect("the next commit never got its turn").unwrap();
-        assert_eq!(sample_count(&db), 2);
-        db.close().unwrap();
-        drop(db);
-        let db = Db::open(dir.path()).unwrap();
-        assert_eq!(sample_count(&db), 2);
-        db.close().unwrap();
+        assert_eq!(*turns.next.lock(), n);
     }
 }

@@ -187,20 +187,6 @@ pub trait CommitLog: Send + Sync {
         let _ = ticket;
         Ok(())
     }
-
-    /// [`CommitLog::wait`] for async callers: `Ready` with the outcome once
-    /// the records of `ticket` are logged, else `Pending` with `cx`'s
-    /// waker woken when they are (see [`crate::wal::Wal::poll_wait`]).
-    /// Polled until `Ready`, once per ticket. Default: [`CommitLog::wait`],
-    /// blocking, so always `Ready`.
-    fn poll_wait(
-        &self,
-        ticket: crate::wal::WalTicket,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), crate::Error>> {
-        let _ = cx;
-        std::task::Poll::Ready(self.wait(ticket))
-    }
 }
 
 /// Cardinality of the head's index, as Prometheus' `/api/v1/status/tsdb`
@@ -477,26 +463,14 @@ fn next_epoch() -> u64 {
 /// replay depends on (apply re-checks each sample against what its series
 /// holds, so two commits to one series applied in the other order could
 /// keep different samples than replay would).
-///
-/// A commit waits for its turn blocking ([`ApplyTurns::wait`]) or, from
-/// async code, by polling ([`ApplyTurns::poll_turn`]); passing the turn
-/// wakes the next ticket's waiter of either kind.
 #[derive(Default)]
 struct ApplyTurns {
-    state: Mutex<TurnState>,
+    /// The ticket whose turn it is.
+    next: Mutex<u64>,
     /// Ticket `t` waits on `turned[t % TURN_SLOTS]`, so passing the turn
     /// wakes the commit whose turn it now is (and any waiting a multiple of
     /// [`TURN_SLOTS`] tickets later), not every waiting commit.
     turned: [Condvar; TURN_SLOTS],
-}
-
-/// The turn and the async waiters of [`ApplyTurns`].
-#[derive(Default)]
-struct TurnState {
-    /// The ticket whose turn it is.
-    next: u64,
-    /// Tickets polled before their turn, with their wakers.
-    wakers: Vec<(u64, std::task::Waker)>,
 }
 
 /// Condvars of [`ApplyTurns`]: more than the commits that usually wait
@@ -507,26 +481,11 @@ impl ApplyTurns {
     /// Waits until it is `ticket`'s turn; the turn passes on when the
     /// returned guard drops (also on a failed commit, or a panic).
     fn wait(&self, ticket: u64) -> Turn<'_> {
-        let mut st = self.state.lock();
-        while st.next != ticket {
-            self.turned[(ticket % TURN_SLOTS as u64) as usize].wait(&mut st);
+        let mut next = self.next.lock();
+        while *next != ticket {
+            self.turned[(ticket % TURN_SLOTS as u64) as usize].wait(&mut next);
         }
         Turn { turns: self }
-    }
-
-    /// [`ApplyTurns::wait`] for async callers: the turn if it is
-    /// `ticket`'s, else `Pending`, and `cx`'s waker is woken when it is.
-    fn poll_turn(&self, ticket: u64, cx: &mut std::task::Context<'_>) -> std::task::Poll<Turn<'_>> {
-        let mut st = self.state.lock();
-        if st.next == ticket {
-            st.wakers.retain(|(t, _)| *t != ticket);
-            return std::task::Poll::Ready(Turn { turns: self });
-        }
-        match st.wakers.iter_mut().find(|(t, _)| *t == ticket) {
-            Some((_, w)) => w.clone_from(cx.waker()),
-            None => st.wakers.push((ticket, cx.waker().clone())),
-        }
-        std::task::Poll::Pending
     }
 }
 
@@ -537,22 +496,9 @@ struct Turn<'a> {
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        let mut st = self.turns.state.lock();
-        st.next += 1;
-        let next = st.next;
-        self.turns.turned[(next % TURN_SLOTS as u64) as usize].notify_all();
-        if !st.wakers.is_empty() {
-            // Wakes the async waiter whose turn it is; forgets wakers of
-            // tickets already past (their commit waited blocking after all).
-            let mut i = 0;
-            while i < st.wakers.len() {
-                match st.wakers[i].0.cmp(&next) {
-                    std::cmp::Ordering::Greater => i += 1,
-                    std::cmp::Ordering::Equal => st.wakers.swap_remove(i).1.wake(),
-                    std::cmp::Ordering::Less => drop(st.wakers.swap_remove(i)),
-                }
-            }
-        }
+        let mut next = self.turns.next.lock();
+        *next += 1;
+        self.turns.turned[(*next % TURN_SLOTS as u64) as usize].notify_all();
     }
 }
 

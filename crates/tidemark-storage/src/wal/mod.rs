@@ -56,7 +56,6 @@ use std::io::{self, BufWriter, Write};
 use std::mem;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -254,9 +253,6 @@ pub struct CheckpointStats {
 pub struct Wal {
     inner: Arc<Inner>,
     syncer: Mutex<Option<JoinHandle<()>>>,
-    /// The thread that writes batches for [`Wal::poll_wait`] callers
-    /// (started by the first one that has to wait).
-    writer: Mutex<Option<JoinHandle<()>>>,
 }
 
 struct Inner {
@@ -279,9 +275,6 @@ struct Inner {
     /// batch at once; the others sleep on until that batch ends instead of
     /// waking only to wait again.
     committed: [Condvar; 2],
-    /// Where the writer thread ([`Inner::run_writer`]) sleeps while no
-    /// [`Wal::poll_wait`] caller waits for records that are not written.
-    writer_cv: Condvar,
     /// The segment being written. Only a group-commit leader, `cut_segment`,
     /// the interval syncer and `close` touch it.
     io: Mutex<IoState>,
@@ -368,11 +361,6 @@ struct CommitState {
     /// A call queued for the next batch needs it fsynced (not only
     /// [`Wal::log_relaxed`] calls).
     want_sync: bool,
-    /// [`Wal::poll_wait`] callers whose records are not written yet: their
-    /// sequence number and how to wake them. A batch that ends wakes (and
-    /// removes) the ones it carried; the writer thread writes batches
-    /// while any is left.
-    wakers: Vec<(u64, Waker)>,
     /// Batches written so far (each is one write, and one fsync under
     /// `EveryCommit`); fewer than `log` calls when commits were grouped.
     batches: u64,
@@ -689,13 +677,11 @@ impl Wal {
                 #[cfg(test)]
                 asleep: 0,
                 want_sync: false,
-                wakers: Vec::new(),
                 batches: 0,
                 failures: Vec::new(),
                 closed: false,
             }),
             committed: [Condvar::new(), Condvar::new()],
-            writer_cv: Condvar::new(),
             io: Mutex::new(IoState { file, seg, size, end: size, attempted: size, first, dirty: false, broken }),
             checkpointing: Mutex::new(()),
             stop: Mutex::new(false),
@@ -717,7 +703,7 @@ impl Wal {
             }
             _ => None,
         };
-        Ok((Wal { inner, syncer: Mutex::new(syncer), writer: Mutex::new(None) }, out.stats))
+        Ok((Wal { inner, syncer: Mutex::new(syncer) }, out.stats))
     }
 
     /// Reads everything committed: the newest complete checkpoint first (if
@@ -817,86 +803,6 @@ impl Wal {
         let mut st = self.inner.commit.lock();
         self.inner.drive(&mut st, ticket.0);
         st.outcome(ticket.0)
-    }
-
-    /// [`Wal::wait`] for async callers: `Ready` with the same outcome once
-    /// the records of `ticket` are written (and fsynced as asked), else
-    /// `Pending`, and `cx`'s waker is woken when the batch carrying them
-    /// ends. The caller never writes: a writer thread of the log (started
-    /// by the first call that has to wait) writes the queued batches while
-    /// such callers wait, sharing batches with blocking [`Wal::wait`]
-    /// callers as they share them with each other. Poll a ticket until it
-    /// is `Ready` (once `Ready`, its outcome is taken: do not poll it
-    /// again), or [`Wal::wait`] on it instead; a ticket never waited on
-    /// keeps the error of a failed batch queued for it.
-    ///
-    /// ```
-    /// use std::future::Future;
-    /// use std::sync::Arc;
-    /// use std::task::{Context, Poll, Wake, Waker};
-    /// use tidemark_storage::wal::{Encoded, Record, RefSample, Wal, WalOptions};
-    ///
-    /// struct Unpark(std::thread::Thread);
-    /// impl Wake for Unpark {
-    ///     fn wake(self: Arc<Self>) {
-    ///         self.0.unpark();
-    ///     }
-    /// }
-    /// let dir = tempfile::tempdir().unwrap();
-    /// let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
-    /// let rec = [Record::Samples(vec![RefSample { series_ref: 1, t: 1000, v: 1.0 }])];
-    /// let ticket = wal.enqueue(Encoded::new(&rec).unwrap(), true).unwrap().unwrap();
-    /// let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    /// let mut cx = Context::from_waker(&waker);
-    /// let outcome = loop {
-    ///     match wal.poll_wait(ticket, &mut cx) {
-    ///         Poll::Ready(r) => break r,
-    ///         Poll::Pending => std::thread::park(),
-    ///     }
-    /// };
-    /// outcome.unwrap(); // written and fsynced by the log's writer thread
-    /// ```
-    pub fn poll_wait(&self, ticket: WalTicket, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let inner = &*self.inner;
-        let mut st = inner.commit.lock();
-        if st.done_seq >= ticket.0 {
-            return Poll::Ready(st.outcome(ticket.0));
-        }
-        if !self.writer_started() {
-            // No thread to write for us: write as a blocking caller.
-            inner.drive(&mut st, ticket.0);
-            return Poll::Ready(st.outcome(ticket.0));
-        }
-        match st.wakers.iter_mut().find(|(seq, _)| *seq == ticket.0) {
-            Some((_, w)) => w.clone_from(cx.waker()),
-            None => st.wakers.push((ticket.0, cx.waker().clone())),
-        }
-        // A leader writing now wakes the writer when its batch ends (see
-        // `Inner::drive`); otherwise the writer starts a batch at once.
-        if !st.leader {
-            inner.writer_cv.notify_one();
-        }
-        Poll::Pending
-    }
-
-    /// Starts the writer thread if it is not running; `false` if it could
-    /// not be started.
-    fn writer_started(&self) -> bool {
-        let mut writer = self.writer.lock();
-        if writer.is_some() {
-            return true;
-        }
-        let inner = Arc::clone(&self.inner);
-        match std::thread::Builder::new().name("tidemark-wal-writer".into()).spawn(move || inner.run_writer()) {
-            Ok(h) => {
-                *writer = Some(h);
-                true
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot start the WAL writer thread; async commits write in place");
-                false
-            }
-        }
     }
 
     /// Closes the current segment (fsynced unless the policy is
@@ -1080,14 +986,6 @@ impl Wal {
             // The syncer never panics; a join error would only repeat a panic.
             let _ = h.join();
         }
-        // The writer stops once the log is closed (this is only called
-        // after `close` marked it so).
-        self.inner.writer_cv.notify_all();
-        let writer = self.writer.lock().take();
-        if let Some(h) = writer {
-            // As for the syncer.
-            let _ = h.join();
-        }
     }
 }
 
@@ -1106,41 +1004,6 @@ fn needs_fresh_segment(e: &io::Error, during_sync: bool) -> bool {
 }
 
 impl Inner {
-    /// The writer thread: writes every queued batch while some
-    /// [`Wal::poll_wait`] caller waits for records that are not written,
-    /// as a blocking caller of [`Inner::drive`] would (leading a batch, or
-    /// waiting for the one being written). Stops when the log is closed
-    /// (`close` writes what is queued itself).
-    fn run_writer(&self) {
-        let mut st = self.commit.lock();
-        while !st.closed {
-            if !st.wakers.is_empty() && st.done_seq < st.next_seq {
-                let upto = st.next_seq;
-                self.drive(&mut st, upto);
-            } else {
-                self.writer_cv.wait(&mut st);
-            }
-        }
-    }
-
-    /// Wakes the [`Wal::poll_wait`] callers the batches up to `done_seq`
-    /// carried, in sequence order, and the writer thread if others wait
-    /// for records still queued.
-    fn wake_async(&self, st: &mut CommitState) {
-        if st.wakers.is_empty() {
-            return;
-        }
-        let done = st.done_seq;
-        st.wakers.sort_unstable_by_key(|(seq, _)| *seq);
-        let carried = st.wakers.partition_point(|(seq, _)| *seq <= done);
-        for (_, w) in st.wakers.drain(..carried) {
-            w.wake();
-        }
-        if !st.wakers.is_empty() {
-            self.writer_cv.notify_one();
-        }
-    }
-
     /// Returns once every `enqueue` call up to sequence number `upto` is
     /// written (successfully or not): waits while another caller leads a
     /// batch, else leads one itself, writing everything queued so far.
@@ -1199,7 +1062,6 @@ impl Inner {
                 self.committed[((round + 1) % 2) as usize].notify_one();
             }
             self.committed[(round % 2) as usize].notify_all();
-            self.wake_async(st);
         }
     }
 

@@ -20,10 +20,7 @@
 //! ```
 //!
 //! Every handler that touches the database or runs a query does so on
-//! tokio's blocking pool (storage and engine are synchronous), except
-//! remote write: it decodes and appends on the worker (about 1 ms per
-//! 2,000 samples) and awaits the WAL's fsync without holding a thread
-//! (`write.rs`, `Receiver::handle_async`). A query whose
+//! tokio's blocking pool (storage and engine are synchronous). A query whose
 //! HTTP request goes away (client disconnect, server timeout) is cancelled,
 //! and so is every query when [`ApiState::shutdown`] fires. The whole
 //! request (reading the form body, queueing, parsing, evaluation,

@@ -17,8 +17,8 @@ fn plain(status: StatusCode, body: String) -> Response {
 
 /// `POST /api/v1/write`: refuses cross-origin browser requests (403, see
 /// `origin.rs`), reads at most `max_remote_write_body` bytes (413
-/// beyond), then lets the receiver decode, validate and append (the commit
-/// awaits the WAL's fsync) and relays its answer.
+/// beyond), then lets the receiver decode, validate and append on the
+/// blocking pool (appends wait for the WAL) and relays its answer.
 pub(crate) async fn write(State(st): State<Arc<ApiState>>, req: Request) -> Response {
     if let Some(refused) = super::origin::check(req.headers(), req.uri()) {
         return refused;
@@ -49,15 +49,16 @@ pub(crate) async fn write(State(st): State<Arc<ApiState>>, req: Request) -> Resp
         }
     };
     let receiver = st.receiver.clone();
-    // The receiver decodes and appends on this worker thread, then the
-    // task waits for the WAL's fsync without holding the thread (the WAL's
-    // writer thread writes the batch). Spawned, so that the commit runs to
-    // completion even if the client goes away mid-request (dropping it
-    // would complete it blocking).
-    let answer = tokio::spawn(async move {
-        receiver.handle_async(content_type.as_deref(), content_encoding.as_deref(), &bytes).await
-    })
-    .await;
+    let handle = move || receiver.handle(content_type.as_deref(), content_encoding.as_deref(), &bytes);
+    // On the multi-threaded runtime the request is handled on this worker
+    // thread (its other tasks move to another thread meanwhile): one
+    // thread hand-off less each way than the blocking pool. A
+    // current-thread runtime (tests) cannot block in place.
+    let answer = if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+        Ok(tokio::task::block_in_place(handle))
+    } else {
+        tokio::task::spawn_blocking(handle).await
+    };
     let answer = match answer {
         Ok(a) => a,
         Err(e) => return plain(StatusCode::INTERNAL_SERVER_ERROR, format!("remote write handler failed: {e}\n")),
