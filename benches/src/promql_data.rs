@@ -91,7 +91,7 @@ impl BenchQuery {
 pub const WINDOW_MS: i64 = 300_000;
 
 /// The benchmarked queries.
-pub const QUERIES: [BenchQuery; 8] = [
+pub const QUERIES: [BenchQuery; 10] = [
     BenchQuery { name: "sum_rate_instant", promql: "sum(rate(http_requests_total[5m]))", step_ms: None },
     BenchQuery { name: "rate_range_60s", promql: "rate(http_requests_total[5m])", step_ms: Some(60_000) },
     BenchQuery {
@@ -117,6 +117,20 @@ pub const QUERIES: [BenchQuery; 8] = [
     // Every window of a 15 s step overlaps 19 others: the case where `rate`
     // takes each window's counter resets from a per-series list.
     BenchQuery { name: "rate_range_15s", promql: "rate(http_requests_total[5m])", step_ms: Some(15_000) },
+    // `topk` over every window of a 15 s step: folded series by series
+    // into one heap per step, the input never materialised.
+    BenchQuery {
+        name: "topk_rate_range_15s",
+        promql: "topk(10, rate(http_requests_total[5m]))",
+        step_ms: Some(15_000),
+    },
+    // Many groups of few series each at a 15 s step (the shape of issue 13's
+    // CPU-busy query): the per-group, per-step states are walked once per series.
+    BenchQuery {
+        name: "avg_by_instance_irate_range_15s",
+        promql: "avg by (instance) (irate(http_requests_total[5m]))",
+        step_ms: Some(15_000),
+    },
     // Every series selected and sorted by labels (issue 13's heaviest instant query).
     BenchQuery { name: "count_all_instant", promql: r#"count({__name__=~".+"})"#, step_ms: None },
 ];

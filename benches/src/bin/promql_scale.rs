@@ -98,6 +98,7 @@ const QUERIES: &[Q] = &[
         step_ms: None,
     },
     Q { name: "topk_rate_60s", promql: "topk(10, rate(http_requests_total[5m]))", step_ms: Some(60_000) },
+    Q { name: "topk_rate_15s", promql: "topk(10, rate(http_requests_total[5m]))", step_ms: Some(15_000) },
     Q {
         name: "cpu_busy_60s",
         promql: r#"100 - (avg by (instance) (irate(node_cpu_seconds_total{mode="idle"}[5m])) * 100)"#,

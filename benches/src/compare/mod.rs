@@ -269,6 +269,14 @@ pub struct CompareArgs {
     /// Skip the seed queries.
     #[arg(long)]
     pub no_seed_queries: bool,
+    /// Before every query run (each system's, warm-ups included), wait
+    /// until no server has used CPU for 50 ms (at most 3 s), so that work a
+    /// server left behind after its own run (a Go server's garbage
+    /// collection after a heavy query) is not timed as part of the next
+    /// system's run. Applies to every system alike; each run's wait is in
+    /// the JSON report (`settle_ms`).
+    #[arg(long)]
+    pub settle_queries: bool,
     /// The `tidemark` binary (default: build it with `cargo build --release
     /// -p tidemark`).
     #[arg(long)]
@@ -961,15 +969,17 @@ fn run_point(
             .progress_chars("=> "),
     );
     qbar.set_prefix("? queries");
+    let procs: Vec<&tidemark_testkit::PeerProcess> = members.iter().map(|m| m.running.process()).collect();
+    let settle = || if args.settle_queries { wait_until_quiet(&procs) } else { 0.0 };
     let timed: Vec<Vec<Timed>> = specs
         .iter()
         .map(|q| {
             qbar.set_message(q.name.chars().take(40).collect::<String>());
             let runs = if q.heavy { args.query_runs } else { args.seed_runs };
             let t = if bases.len() == 1 {
-                vec![time_query(&http, &bases[0], q, runs)]
+                vec![time_query(&http, &bases[0], q, runs, &settle)]
             } else {
-                time_interleaved(&http, &bases, q, runs)
+                time_interleaved(&http, &bases, q, runs, &settle)
             };
             qbar.inc(1);
             t
@@ -990,6 +1000,37 @@ fn run_point(
         });
     }
     Ok(PointResult { after_rounds: rounds, at_ms: at, specs, memory, timed })
+}
+
+/// Sampling interval of [`wait_until_quiet`].
+const QUIET_WINDOW: Duration = Duration::from_millis(50);
+
+/// CPU all servers together may use in one [`QUIET_WINDOW`] for it to count
+/// as quiet: less than one clock tick (`/proc` counts CPU in 10 ms ticks),
+/// so a server with a thread busy for most of the window is not quiet.
+const QUIET_CPU_SECONDS: f64 = 0.005;
+
+/// Longest [`wait_until_quiet`] waits (a server that never goes quiet
+/// delays each run by this much, and no more).
+const QUIET_MAX: Duration = Duration::from_secs(3);
+
+/// Waits until none of `procs` used CPU over a [`QUIET_WINDOW`] (or
+/// [`QUIET_MAX`] passed), so that the next timed query run does not share
+/// the cores with work an earlier run left behind in another server (Go's
+/// garbage collector after a heavy query). Returns the wait in ms (at least
+/// one window). Applies to every system alike: see [`queries::Settle`].
+fn wait_until_quiet(procs: &[&tidemark_testkit::PeerProcess]) -> f64 {
+    let t0 = Instant::now();
+    let cpu = || procs.iter().filter_map(|p| p.stats().ok()).map(|s| s.cpu_seconds).sum::<f64>();
+    let mut before = cpu();
+    loop {
+        std::thread::sleep(QUIET_WINDOW);
+        let now = cpu();
+        if now - before < QUIET_CPU_SECONDS || t0.elapsed() >= QUIET_MAX {
+            return t0.elapsed().as_secs_f64() * 1e3;
+        }
+        before = now;
+    }
 }
 
 /// How many samples `running` holds, asked in PromQL one metric name at a

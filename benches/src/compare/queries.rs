@@ -217,6 +217,9 @@ pub struct Timed {
     pub result_series: usize,
     /// The error, if the system refused the query.
     pub error: Option<String>,
+    /// How long each measured run waited for the servers to go quiet
+    /// first (ms, in run order; see [`Settle`]).
+    pub settle_ms: Vec<f64>,
     /// The `data` of the last answer, for the agreement check (not written
     /// to the JSON report).
     #[serde(skip)]
@@ -233,7 +236,16 @@ impl Timed {
             serde_json::Value::Array(a) => a.len(),
             _ => 0,
         });
-        Timed { runs_ms, median_ms: spread.median_ms, p99_ms: spread.p99_ms, spread, result_series, error, data }
+        Timed {
+            runs_ms,
+            median_ms: spread.median_ms,
+            p99_ms: spread.p99_ms,
+            spread,
+            result_series,
+            error,
+            settle_ms: Vec::new(),
+            data,
+        }
     }
 }
 
@@ -252,15 +264,28 @@ pub fn run_once(http: &Http, base: &str, q: &QuerySpec) -> Result<(f64, serde_js
     Ok((ms, json["data"].clone()))
 }
 
+/// Called before every run of a query (warm-up included): waits until no
+/// server is still busy with work an earlier run left behind, and returns
+/// the wait in ms. A server that collects garbage or compacts after a heavy
+/// query would otherwise do it during the next system's timed run: with
+/// every system up and the runs interleaved, one system's leftover work is
+/// charged to whichever system runs next (on a 2-core machine a Go server's
+/// idle-priority GC workers take every core nobody else is using). Waiting
+/// applies to every system alike; `&|| 0.0` waits for nothing (what
+/// `compare` passes unless given `--settle-queries`).
+pub type Settle<'a> = &'a dyn Fn() -> f64;
+
 /// Runs `q` once to warm up, then `runs` times (the sequential mode: one
-/// system's runs back to back).
-pub fn time_query(http: &Http, base: &str, q: &QuerySpec, runs: usize) -> Timed {
+/// system's runs back to back), calling `settle` before each run.
+pub fn time_query(http: &Http, base: &str, q: &QuerySpec, runs: usize, settle: Settle<'_>) -> Timed {
+    settle();
     let data = match run_once(http, base, q) {
         Err(e) => return Timed::from_runs(Vec::new(), None, Some(e)),
         Ok((_, data)) => data,
     };
-    let (mut measured, mut data, mut error) = (Vec::new(), Some(data), None);
+    let (mut measured, mut data, mut error, mut waits) = (Vec::new(), Some(data), None, Vec::new());
     for _ in 0..runs {
+        waits.push(settle());
         match run_once(http, base, q) {
             Ok((ms, d)) => {
                 measured.push(ms);
@@ -272,7 +297,7 @@ pub fn time_query(http: &Http, base: &str, q: &QuerySpec, runs: usize) -> Timed 
             }
         }
     }
-    Timed::from_runs(measured, data, error)
+    Timed { settle_ms: waits, ..Timed::from_runs(measured, data, error) }
 }
 
 /// The order in which `systems` answer round `round` of an interleaved
@@ -286,10 +311,13 @@ pub fn interleaved_order(systems: usize, round: usize) -> impl Iterator<Item = u
 /// Times `q` on every one of `bases` (base URLs of systems that are all up)
 /// interleaved: one warm-up run each, then `runs` rounds in
 /// [`interleaved_order`], so drift of the machine's load hits every system
-/// alike. A system that refuses the query is not asked again.
-pub fn time_interleaved(http: &Http, bases: &[String], q: &QuerySpec, runs: usize) -> Vec<Timed> {
+/// alike; `settle` is called before every run, so work one system leaves
+/// behind is not timed as part of the next one's run. A system that
+/// refuses the query is not asked again.
+pub fn time_interleaved(http: &Http, bases: &[String], q: &QuerySpec, runs: usize, settle: Settle<'_>) -> Vec<Timed> {
     let n = bases.len();
     let mut measured: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut waits: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut data: Vec<Option<serde_json::Value>> = vec![None; n];
     let mut errors: Vec<Option<String>> = vec![None; n];
     for round in 0..=runs {
@@ -297,11 +325,13 @@ pub fn time_interleaved(http: &Http, bases: &[String], q: &QuerySpec, runs: usiz
             if errors[s].is_some() {
                 continue;
             }
+            let waited = settle();
             match run_once(http, &bases[s], q) {
                 Ok((ms, d)) => {
                     // Round 0 is the warm-up.
                     if round > 0 {
                         measured[s].push(ms);
+                        waits[s].push(waited);
                     }
                     data[s] = Some(d);
                 }
@@ -309,7 +339,13 @@ pub fn time_interleaved(http: &Http, bases: &[String], q: &QuerySpec, runs: usiz
             }
         }
     }
-    measured.into_iter().zip(data).zip(errors).map(|((m, d), e)| Timed::from_runs(m, d, e)).collect()
+    measured
+        .into_iter()
+        .zip(waits)
+        .zip(data)
+        .zip(errors)
+        .map(|(((m, w), d), e)| Timed { settle_ms: w, ..Timed::from_runs(m, d, e) })
+        .collect()
 }
 
 /// Nearest-rank percentile (`p` in [0, 1]: 0 is the minimum, 1 the
