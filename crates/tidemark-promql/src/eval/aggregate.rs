@@ -671,7 +671,7 @@ impl Evaluator<'_, '_> {
         // it entered a heap at some step, else `None`.
         let mut members: Vec<Option<(Labels, bool)>> = Vec::new();
         let mut held = 0usize;
-        let streamed = self.try_stream(e, Order::Labels, &mut |s| {
+        let streamed = self.try_stream(e, Order::Labels, LabelUse::All, &mut |s| {
             self.sh.tick()?;
             let StepSeries { labels, drop_name, points } = s;
             let si = members.len();
