@@ -8,17 +8,8 @@
 use tidemark_promql::{Engine, MemStorage, Value};
 use tidemark_storage::{stale_nan, Db, Labels};
 
-/// A small deterministic generator (xorshift), so the test needs no crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+mod common;
+use common::Rng;
 
 /// A value drawn mostly from a few awkward ones, so that ties, NaN runs and
 /// signed zeros meet chunk boundaries often.

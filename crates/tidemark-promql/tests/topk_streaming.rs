@@ -13,17 +13,8 @@
 use tidemark_promql::{Engine, MemStorage, QueryResult, Value};
 use tidemark_storage::{stale_nan, Labels};
 
-/// A small deterministic generator (xorshift), so the test needs no crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+mod common;
+use common::Rng;
 
 const START: i64 = 1_000_000;
 const SAMPLES: i64 = 240;

@@ -14,6 +14,7 @@ mod label_sort;
 mod labels;
 mod matcher;
 pub mod postings;
+pub mod prefetch;
 mod querier;
 pub mod retention;
 mod sample;

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::chunkenc::{Chunk, ChunkBytes, ChunkIterator, ChunkSeries, DrainEnd, Encoding, Extreme, XorIterator};
+use crate::prefetch::prefetch;
 use crate::sample::{Sample, SampleIterator, VecIterator};
 use crate::{Error, Labels, Matcher};
 
@@ -519,20 +520,6 @@ const PREFETCH_CHUNKS: usize = 3;
 /// How much of each chunk [`SeriesIterator::prefetch`] loads: a head chunk
 /// of 120 samples is a few hundred bytes, read from its start.
 const PREFETCH_CHUNK_BYTES: usize = 256;
-
-/// Starts loading the cache line at `p` (a hint: never faults, whatever `p`
-/// is; a no-op where no stable prefetch instruction is available).
-#[inline(always)]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing architecturally and cannot fault,
-    // even for a dangling or unmapped address; SSE is part of x86_64.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
 
 /// [`Cursor::drain_reduced`] over `chunks` (sorted, not overlapping) for a
 /// series not read before, decoding each chunk in place: the samples in

@@ -8,6 +8,7 @@ use parking_lot::{Condvar, Mutex};
 use promql_parser::label::MatchOp as ParserOp;
 use promql_parser::parser::{MatrixSelector, SubqueryExpr, VectorSelector};
 use tidemark_storage::chunkenc::Extreme;
+use tidemark_storage::prefetch::prefetch;
 use tidemark_storage::{is_stale_nan, Labels, MatchOp, Matcher, Sample, METRIC_NAME};
 
 use super::{duration_ms, offset_ms, Evaluator, StepSeries, Val};
@@ -674,20 +675,6 @@ fn hint_ahead(ahead: &[SelectedSeries]) {
     if let Some(s) = ahead.get(HINT_HOP1_AHEAD) {
         s.samples.prefetch(1);
     }
-}
-
-/// Starts loading the cache line at `p` (a hint: never faults, whatever `p`
-/// is; a no-op where no stable prefetch instruction is available).
-#[inline(always)]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing architecturally and cannot fault,
-    // even for a dangling or unmapped address; SSE is part of x86_64.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 #[cfg(test)]

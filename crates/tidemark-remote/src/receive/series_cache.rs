@@ -73,6 +73,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use parking_lot::Mutex;
 use tidemark_storage::head::{PackedHandle, SeriesHandle};
+use tidemark_storage::prefetch::prefetch;
 use xxhash_rust::xxh3::xxh3_128_with_seed;
 
 /// Shards (a power of two): concurrent requests rarely meet on one lock.
@@ -148,19 +149,6 @@ impl<V> Default for Shard<V> {
 #[inline]
 fn halves(key: Key) -> (u64, u64) {
     (key as u64, (key >> 64) as u64)
-}
-
-/// Starts loading the cache line at `p` (a hint: never faults).
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing architecturally and cannot fault;
-    // SSE is part of x86_64.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 impl<V: Copy> Shard<V> {

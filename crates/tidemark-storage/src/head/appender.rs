@@ -8,6 +8,7 @@ use super::index::FxHashMap;
 use super::series::MemSeries;
 use super::{Head, LabelsView};
 use crate::error::AppendError;
+use crate::prefetch::prefetch;
 use crate::wal::{Record, RefSample, RefSeries};
 use crate::{Labels, NameValidation};
 
@@ -170,20 +171,6 @@ impl PackedHandle {
             epoch: self.ref_epoch >> Self::REF_BITS,
         }
     }
-}
-
-/// Starts loading the cache line at `p` (a hint: never faults, whatever
-/// `p` is; a no-op where no stable prefetch instruction is available).
-#[inline(always)]
-pub(super) fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing architecturally and cannot fault,
-    // even for a dangling or unmapped address; SSE is part of x86_64.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// How many samples ahead applying a batch prefetches their series: a
@@ -428,7 +415,7 @@ impl<'a> HeadAppender<'a> {
     /// at `series` (a hint: nothing is dereferenced).
     #[inline]
     fn prefetch_series(&self, r: u64, series: *mut MemSeries) {
-        prefetch((self.head.series_shard(r) as *const Mutex<_>).cast());
+        prefetch(self.head.series_shard(r) as *const Mutex<_>);
         let p = series.cast::<u8>().cast_const();
         // The series' hot fields (open chunk, last sample, pending) span
         // its first lines.

@@ -905,9 +905,9 @@ impl Head {
     /// of a stale address is harmless.
     #[inline]
     fn prefetch_ahead(&self, refs: &[u64], i: usize) {
-        use appender::prefetch;
+        use crate::prefetch::prefetch;
         if let Some(&r) = refs.get(i + 3 * SELECT_PREFETCH_STRIDE) {
-            prefetch((self.series_shard(r) as *const Mutex<SeriesShard>).cast());
+            prefetch(self.series_shard(r) as *const Mutex<SeriesShard>);
         }
         // Shards are only tried (see `select_refs`: the caller may hold the
         // symbol table's lock); a busy one is simply not prefetched.
