@@ -572,24 +572,25 @@ impl<'a> HeadAppender<'a> {
                 }
             }
         };
-        // EXPERIMENT (upper bound of "apply while the fsync runs"; not
-        // failure-safe: a failed write leaves the samples applied): apply
-        // in log order first, then wait for the write and fsync.
-        let samples = match samples_record {
-            Some(Record::Samples(s)) => s,
-            _ => Vec::new(),
-        };
-        let stats = {
-            let _turn = head.apply_turns.wait(ticket);
-            self.apply(&samples)
-        };
-        self.recycle(samples);
-        queued.map_or(Ok(()), |t| log.wait(t))?;
+        // The write and fsync, shared with concurrent commits; no head lock
+        // is held.
+        let logged_ok = queued.map_or(Ok(()), |t| log.wait(t));
+        let _turn = head.apply_turns.wait(ticket);
+        if let Err(e) = logged_ok {
+            self.release();
+            return Err(e);
+        }
         for r in logged {
             if let Some(s) = head.series_shard(r).lock().get_mut(&r) {
                 s.logged = true;
             }
         }
+        let samples = match samples_record {
+            Some(Record::Samples(s)) => s,
+            _ => Vec::new(),
+        };
+        let stats = self.apply(&samples);
+        self.recycle(samples);
         Ok(stats)
     }
 
