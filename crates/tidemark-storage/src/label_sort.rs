@@ -146,7 +146,7 @@ fn set_keys(group: &mut [(u64, u32)], encs: &[&[u8]], from: usize, skip: usize) 
 
 /// Pushes the runs of equal keys of `group` (sorted by key), which starts
 /// at `start` in the whole list, for the next round at `depth`.
-fn push_runs(group: &[(u64, u32)], start: usize, depth: usize, stack: &mut Vec<(usize, usize, usize)>) {
+fn push_runs(group: &[(u64, u32)], start: usize, depth: usize, stack: &mut Vec<Group>) {
     let mut a = 0;
     while a < group.len() {
         let k = group[a].0;
@@ -167,12 +167,16 @@ fn sort_order(order: &mut [(u64, u32)], encs: &[&[u8]]) {
     sort_groups(order, encs, vec![(0, order.len(), 0)]);
 }
 
+/// A group of the list still to sort: `(start, end, depth)`, its items
+/// `order[start..end]` sharing their first `depth` symbols.
+type Group = (usize, usize, usize);
+
 /// Runs the rounds of [`sort_order`] on the groups in `stack`: `(start,
 /// end, depth)`, every item of the group sharing its first `depth`
 /// symbols. An explicit stack of groups instead of recursion: a group can
 /// only be split further where its label sets still differ, but very long
 /// shared label values could make deep levels.
-fn sort_groups(order: &mut [(u64, u32)], encs: &[&[u8]], mut stack: Vec<(usize, usize, usize)>) {
+fn sort_groups(order: &mut [(u64, u32)], encs: &[&[u8]], mut stack: Vec<Group>) {
     let enc = |i: u32| encs[i as usize];
     while let Some((start, end, depth)) = stack.pop() {
         // The next group's encodings start loading while this one is sorted
@@ -272,7 +276,7 @@ fn sort_order_parallel(order: &mut Vec<(u64, u32)>, encs: &[&[u8]], threads: usi
     push_runs(order, 0, shared + KEY_SYMBOLS, &mut groups);
     // Stack order pops the last group first; `groups` is in list order.
     // Contiguous ranges of groups of about `n / threads` items each.
-    let mut ranges: Vec<(usize, usize, Vec<(usize, usize, usize)>)> = Vec::with_capacity(threads);
+    let mut ranges: Vec<(usize, usize, Vec<Group>)> = Vec::with_capacity(threads);
     let target = n.div_ceil(threads);
     for g in groups {
         let full = ranges.len() == threads;
@@ -295,7 +299,7 @@ fn sort_order_parallel(order: &mut Vec<(u64, u32)>, encs: &[&[u8]], threads: usi
             rest = tail;
             at = e;
             // Group bounds relative to the part.
-            let stack: Vec<(usize, usize, usize)> = gs.into_iter().map(|(a, b, d)| (a - s, b - s, d)).collect();
+            let stack: Vec<Group> = gs.into_iter().map(|(a, b, d)| (a - s, b - s, d)).collect();
             if mine.is_none() {
                 mine = Some((part, stack));
             } else {
