@@ -26,6 +26,7 @@
 use std::cmp::Ordering;
 
 use crate::labels::raw_str;
+use crate::prefetch::prefetch;
 use crate::Labels;
 
 /// Symbols packed into one key: 7 × 9 bits (258 symbol values) fit a `u64`.
@@ -44,15 +45,7 @@ const TERM: u16 = 1;
 /// `items.sort_by(|a, b| labels(a).cmp(labels(b)))` but with far fewer
 /// label-set comparisons when there are many items.
 pub(crate) fn sort_by_labels<T>(items: &mut [T], labels: impl Fn(&T) -> &Labels) {
-    let n = items.len();
-    if n < SMALL || u32::try_from(n).is_err() {
-        items.sort_by(|a, b| labels(a).cmp(labels(b)));
-        return;
-    }
-    let mut order: Vec<(u64, u32)> = (0..n as u32).map(|i| (0, i)).collect();
-    sort_order(&mut order, &|i: u32| labels(&items[i as usize]));
-    let mut perm: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
-    apply_permutation(items, &mut perm);
+    sort_with_threads(items, labels, 1);
 }
 
 /// Below this many items a selection is read and sorted on one thread.
@@ -72,126 +65,129 @@ pub(crate) fn threads_for(n: usize) -> usize {
     cores.min(PARALLEL_MAX).min(n / (PARALLEL_MIN / 2)).max(1)
 }
 
-/// [`sort_by_labels`] on a large list split over [`threads_for`] threads:
-/// each sorts a contiguous run, then the runs are merged, the earlier run
-/// first on ties. That is the order of one stable sort of the whole list,
-/// so the result is exactly [`sort_by_labels`]'s.
-pub(crate) fn sort_by_labels_parallel<T: Send>(items: Vec<T>, labels: impl Fn(&T) -> &Labels + Sync) -> Vec<T> {
+/// [`sort_by_labels`] on a large list with [`threads_for`] threads: the
+/// first round (the shared prefix of all items, their keys and the sort of
+/// the keys) is split over the threads, then the groups of equal keys,
+/// which are sorted independently, are shared out among them. The order is
+/// a total one (labels, then input position), so the result is exactly
+/// [`sort_by_labels`]'s.
+pub(crate) fn sort_by_labels_parallel<T: Send>(mut items: Vec<T>, labels: impl Fn(&T) -> &Labels + Sync) -> Vec<T> {
     let threads = threads_for(items.len());
-    sort_in_runs(items, labels, threads)
+    sort_with_threads(&mut items, labels, threads);
+    items
 }
 
-/// [`sort_by_labels_parallel`] with `threads` runs.
-fn sort_in_runs<T: Send>(mut items: Vec<T>, labels: impl Fn(&T) -> &Labels + Sync, threads: usize) -> Vec<T> {
-    if threads <= 1 || items.len() < threads {
-        sort_by_labels(&mut items, &labels);
-        return items;
+/// [`sort_by_labels`] with up to `threads` threads.
+fn sort_with_threads<T>(items: &mut [T], labels: impl Fn(&T) -> &Labels, threads: usize) {
+    let n = items.len();
+    if n < SMALL || u32::try_from(n).is_err() {
+        items.sort_by(|a, b| labels(a).cmp(labels(b)));
+        return;
     }
-    let per = items.len().div_ceil(threads);
-    let mut runs: Vec<Vec<T>> = Vec::with_capacity(threads);
-    while items.len() > per {
-        let tail = items.split_off(per);
-        runs.push(std::mem::replace(&mut items, tail));
-    }
-    runs.push(items);
-    let labels = &labels;
-    std::thread::scope(|scope| {
-        let (first, rest) = runs.split_at_mut(1);
-        let handles: Vec<_> = rest.iter_mut().map(|r| scope.spawn(move || sort_by_labels(r, labels))).collect();
-        sort_by_labels(&mut first[0], labels);
-        for h in handles {
-            h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+    let mut perm = {
+        // Each item's encoding, read once in item order: the sort then
+        // reaches an encoding through this compact list instead of through
+        // the item (one dependent load less per look, and a list that
+        // stays in cache while the items do not).
+        let encs: Vec<&[u8]> = items.iter().map(|x| labels(x).encoded()).collect();
+        let mut order: Vec<(u64, u32)> = (0..n as u32).map(|i| (0, i)).collect();
+        if threads <= 1 {
+            sort_order(&mut order, &encs);
+        } else {
+            sort_order_parallel(&mut order, &encs, threads);
         }
-    });
-    // Merge the runs pairwise, in order (stable: ties take the earlier run).
-    while runs.len() > 1 {
-        let mut next = Vec::with_capacity(runs.len().div_ceil(2));
-        let mut it = runs.into_iter();
-        while let Some(a) = it.next() {
-            match it.next() {
-                Some(b) => next.push(merge_two_parallel(a, b, labels, PARALLEL_MIN)),
-                None => next.push(a),
+        order.into_iter().map(|(_, i)| i).collect::<Vec<u32>>()
+    };
+    apply_permutation(items, &mut perm);
+}
+
+/// Items ahead of the one being read whose encoding is asked for early
+/// ([`prefetch`]): the encodings are separate heap blocks, each a cache
+/// miss when read in sorted rather than allocation order.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Asks for the first bytes of item `e.1`'s encoding, if there is one.
+#[inline(always)]
+fn prefetch_item(encs: &[&[u8]], e: Option<&(u64, u32)>) {
+    if let Some(&(_, i)) = e {
+        if let Some(enc) = encs.get(i as usize) {
+            prefetch(enc.as_ptr());
+        }
+    }
+}
+
+/// How many symbols every item of `group` shares from `depth` on (walked
+/// against the group's first item, from the string boundary `boundary`
+/// they all share whole), `usize::MAX` if their label sets are all equal.
+fn group_shared(group: &[(u64, u32)], encs: &[&[u8]], boundary: (usize, usize), depth: usize) -> usize {
+    let first = encs[group[0].1 as usize];
+    let mut shared = usize::MAX;
+    // The shortest common run wins, and each walk stops at the shortest
+    // so far, so a group costs about its size in steps.
+    for k in 1..group.len() {
+        prefetch_item(encs, group.get(k + PREFETCH_AHEAD));
+        shared = common_prefix_from(first, encs[group[k].1 as usize], boundary, depth, shared);
+        if shared == 0 {
+            break;
+        }
+    }
+    shared
+}
+
+/// Sets each entry's key to the [`KEY_SYMBOLS`] symbols of its encoding
+/// after byte `from` (a string boundary), `skip` symbols on.
+fn set_keys(group: &mut [(u64, u32)], encs: &[&[u8]], from: usize, skip: usize) {
+    for k in 0..group.len() {
+        prefetch_item(encs, group.get(k + PREFETCH_AHEAD));
+        let e = &mut group[k];
+        e.0 = key_at(encs[e.1 as usize], from, skip);
+    }
+}
+
+/// Pushes the runs of equal keys of `group` (sorted by key), which starts
+/// at `start` in the whole list, for the next round at `depth`.
+fn push_runs(group: &[(u64, u32)], start: usize, depth: usize, stack: &mut Vec<Group>) {
+    let mut a = 0;
+    while a < group.len() {
+        let k = group[a].0;
+        let mut b = a + 1;
+        while b < group.len() && group[b].0 == k {
+            b += 1;
+        }
+        if b - a > 1 {
+            stack.push((start + a, start + b, depth));
+        }
+        a = b;
+    }
+}
+
+/// Sorts `order` (`(scratch key, index)` pairs) by the label sets encoded
+/// in `encs[index]`, ties by index.
+fn sort_order(order: &mut [(u64, u32)], encs: &[&[u8]]) {
+    sort_groups(order, encs, vec![(0, order.len(), 0)]);
+}
+
+/// A group of the list still to sort: `(start, end, depth)`, its items
+/// `order[start..end]` sharing their first `depth` symbols.
+type Group = (usize, usize, usize);
+
+/// Runs the rounds of [`sort_order`] on the groups in `stack`: `(start,
+/// end, depth)`, every item of the group sharing its first `depth`
+/// symbols. An explicit stack of groups instead of recursion: a group can
+/// only be split further where its label sets still differ, but very long
+/// shared label values could make deep levels.
+fn sort_groups(order: &mut [(u64, u32)], encs: &[&[u8]], mut stack: Vec<Group>) {
+    let enc = |i: u32| encs[i as usize];
+    while let Some((start, end, depth)) = stack.pop() {
+        // The next group's encodings start loading while this one is sorted
+        // (a small group is sorted by comparisons that read all of them).
+        if let Some(&(s, e, _)) = stack.last() {
+            if e - s < SMALL {
+                for x in &order[s..e] {
+                    prefetch_item(encs, Some(x));
+                }
             }
         }
-        runs = next;
-    }
-    runs.pop().unwrap_or_default()
-}
-
-/// [`merge_two`], with a merge of at least `min` items in all split in two
-/// halves merged at once, the second on another thread: the merge of a
-/// large selection's sorted runs (label comparisons, cache misses on each
-/// label set) was the serial part of its sort.
-fn merge_two_parallel<T: Send>(
-    mut a: Vec<T>,
-    mut b: Vec<T>,
-    labels: &(impl Fn(&T) -> &Labels + Sync),
-    min: usize,
-) -> Vec<T> {
-    if a.len() + b.len() < min.max(2) {
-        return merge_two(a, b, labels);
-    }
-    let (a_hi, b_hi) = split_for_merge(&mut a, &mut b, labels);
-    let (mut lo, hi) = std::thread::scope(|scope| {
-        let h = scope.spawn(move || merge_two(a_hi, b_hi, labels));
-        let lo = merge_two(a, b, labels);
-        (lo, h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-    });
-    lo.extend(hi);
-    lo
-}
-
-/// Splits two lists sorted by labels at the middle of the longer one: what
-/// stays in `a` and `b` comes, in their stable merge (`a` first on ties),
-/// before everything in the returned tails, so merging the heads and the
-/// tails separately and putting the tails after gives the same list.
-fn split_for_merge<T>(a: &mut Vec<T>, b: &mut Vec<T>, labels: &impl Fn(&T) -> &Labels) -> (Vec<T>, Vec<T>) {
-    if a.len() >= b.len() {
-        // `a`'s tail starts at its middle item; `b`'s items equal to it go
-        // after it (ties take `a`'s first), so `b`'s tail starts at them.
-        let m = a.len() / 2;
-        let j = match a.get(m) {
-            Some(pivot) => b.partition_point(|y| labels(y) < labels(pivot)),
-            None => b.len(),
-        };
-        (a.split_off(m), b.split_off(j))
-    } else {
-        // `b`'s tail starts at its middle item; `a`'s items equal to it go
-        // before it, so `a`'s tail starts after them.
-        let m = b.len() / 2;
-        let j = a.partition_point(|x| labels(x) <= labels(&b[m]));
-        (a.split_off(j), b.split_off(m))
-    }
-}
-
-/// Merges two lists sorted by labels, `a`'s item first on ties.
-fn merge_two<T>(a: Vec<T>, b: Vec<T>, labels: &impl Fn(&T) -> &Labels) -> Vec<T> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let mut a = a.into_iter().peekable();
-    let mut b = b.into_iter().peekable();
-    loop {
-        let take_a = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) => labels(y) >= labels(x),
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => break,
-        };
-        let next = if take_a { a.next() } else { b.next() };
-        out.extend(next);
-    }
-    out
-}
-
-/// Sorts `order` (`(scratch key, index)` pairs) by the label sets
-/// `lab(index)`, ties by index. An explicit stack of groups instead of
-/// recursion: a group can only be split further where its label sets
-/// still differ, but very long shared label values could make deep levels.
-fn sort_order<'a>(order: &mut [(u64, u32)], lab: &impl Fn(u32) -> &'a Labels) {
-    let enc = |i: u32| lab(i).encoded();
-    // (start, end, depth in symbols): every item of the group shares its
-    // first `depth` symbols.
-    let mut stack: Vec<(usize, usize, usize)> = vec![(0, order.len(), 0)];
-    while let Some((start, end, depth)) = stack.pop() {
         let group = &mut order[start..end];
         if group.len() < SMALL {
             // The group shares its first `depth` symbols, so its encodings
@@ -203,19 +199,10 @@ fn sort_order<'a>(order: &mut [(u64, u32)], lab: &impl Fn(u32) -> &'a Labels) {
             group.sort_by(|a, b| cmp_from(enc(a.1), enc(b.1), from).then(a.1.cmp(&b.1)));
             continue;
         }
-        // Skip what the whole group shares: the first item's stream against
-        // every other's, the shortest common run wins (each walk stops at
-        // the shortest so far, so a group costs about its size in steps).
-        let first = enc(group[0].1);
-        let mut shared = usize::MAX;
-        // Walked from the string boundary all of the group shares.
-        let boundary = shared_strings_end(first, depth);
-        for &(_, i) in &group[1..] {
-            shared = common_prefix_from(first, enc(i), boundary, depth, shared);
-            if shared == 0 {
-                break;
-            }
-        }
+        // Skip what the whole group shares, walked from the string boundary
+        // all of the group shares.
+        let boundary = shared_strings_end(enc(group[0].1), depth);
+        let shared = group_shared(group, encs, boundary, depth);
         if shared == usize::MAX {
             // Equal label sets: input order.
             group.sort_unstable_by_key(|e| e.1);
@@ -224,25 +211,130 @@ fn sort_order<'a>(order: &mut [(u64, u32)], lab: &impl Fn(u32) -> &'a Labels) {
         let depth = depth + shared;
         // Every item's stream is walked from the same string boundary, not
         // from its start.
-        let (from, before) = shared_strings_end(first, depth);
-        for e in group.iter_mut() {
-            e.0 = key_at(enc(e.1), from, depth - before);
-        }
+        let (from, before) = shared_strings_end(enc(group[0].1), depth);
+        set_keys(group, encs, from, depth - before);
         // Unique (key, index) pairs: unstable is stable here.
         group.sort_unstable();
-        let mut a = 0;
-        while a < group.len() {
-            let k = group[a].0;
-            let mut b = a + 1;
-            while b < group.len() && group[b].0 == k {
-                b += 1;
+        push_runs(group, start, depth + KEY_SYMBOLS, &mut stack);
+    }
+}
+
+/// [`sort_order`] with `threads` threads: the first round (the shared
+/// prefix, the keys and their sort) on contiguous parts at once, then the
+/// groups it leaves shared out in contiguous ranges of about equal size.
+fn sort_order_parallel(order: &mut Vec<(u64, u32)>, encs: &[&[u8]], threads: usize) {
+    let n = order.len();
+    let per = n.div_ceil(threads);
+    let first = encs[order[0].1 as usize];
+    let boundary = shared_strings_end(first, 0);
+    // The part walks are against the same first item, so the least of
+    // their shared runs is the whole list's.
+    let shared = std::thread::scope(|scope| {
+        let handles: Vec<_> = order[per..]
+            .chunks(per)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut shared = usize::MAX;
+                    for k in 0..part.len() {
+                        prefetch_item(encs, part.get(k + PREFETCH_AHEAD));
+                        shared = common_prefix_from(first, encs[part[k].1 as usize], boundary, 0, shared);
+                        if shared == 0 {
+                            break;
+                        }
+                    }
+                    shared
+                })
+            })
+            .collect();
+        let mut shared = group_shared(&order[..per], encs, boundary, 0);
+        for h in handles {
+            shared = shared.min(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        shared
+    });
+    if shared == usize::MAX {
+        // Equal label sets: input order, which the list is in.
+        return;
+    }
+    let (from, before) = shared_strings_end(first, shared);
+    std::thread::scope(|scope| {
+        let mut parts = order.chunks_mut(per);
+        let head = parts.next();
+        for part in parts {
+            scope.spawn(move || {
+                set_keys(part, encs, from, shared - before);
+                part.sort_unstable();
+            });
+        }
+        if let Some(part) = head {
+            set_keys(part, encs, from, shared - before);
+            part.sort_unstable();
+        }
+    });
+    merge_sorted_parts(order, per);
+    let mut groups = Vec::new();
+    push_runs(order, 0, shared + KEY_SYMBOLS, &mut groups);
+    // Stack order pops the last group first; `groups` is in list order.
+    // Contiguous ranges of groups of about `n / threads` items each.
+    let mut ranges: Vec<(usize, usize, Vec<Group>)> = Vec::with_capacity(threads);
+    let target = n.div_ceil(threads);
+    for g in groups {
+        let full = ranges.len() == threads;
+        match ranges.last_mut() {
+            Some(r) if r.1 - r.0 < target || full => {
+                r.1 = g.1;
+                r.2.push(g);
             }
-            if b - a > 1 {
-                stack.push((start + a, start + b, depth + KEY_SYMBOLS));
-            }
-            a = b;
+            _ => ranges.push((g.0, g.1, vec![g])),
         }
     }
+    std::thread::scope(|scope| {
+        let mut rest: &mut [(u64, u32)] = order;
+        let mut at = 0;
+        let mut mine = None;
+        for (s, e, gs) in ranges {
+            let tail = std::mem::take(&mut rest);
+            let (_, tail) = tail.split_at_mut(s - at);
+            let (part, tail) = tail.split_at_mut(e - s);
+            rest = tail;
+            at = e;
+            // Group bounds relative to the part.
+            let stack: Vec<Group> = gs.into_iter().map(|(a, b, d)| (a - s, b - s, d)).collect();
+            if mine.is_none() {
+                mine = Some((part, stack));
+            } else {
+                scope.spawn(move || sort_groups(part, encs, stack));
+            }
+        }
+        if let Some((part, stack)) = mine {
+            sort_groups(part, encs, stack);
+        }
+    });
+}
+
+/// Merges the sorted runs of `per` entries each that make up `order`
+/// (integer pairs, unique) into one sorted list.
+fn merge_sorted_parts(order: &mut Vec<(u64, u32)>, per: usize) {
+    let mut runs: Vec<&[(u64, u32)]> = order.chunks(per).collect();
+    if runs.len() <= 1 {
+        return;
+    }
+    let mut out = Vec::with_capacity(order.len());
+    loop {
+        // The run whose head is least (at most PARALLEL_MAX runs).
+        let mut best: Option<usize> = None;
+        for (r, run) in runs.iter().enumerate() {
+            if let Some(x) = run.first() {
+                if best.is_none_or(|b| *x < runs[b][0]) {
+                    best = Some(r);
+                }
+            }
+        }
+        let Some(b) = best else { break };
+        out.push(runs[b][0]);
+        runs[b] = &runs[b][1..];
+    }
+    *order = out;
 }
 
 /// Where the strings that lie wholly within the first `depth` symbols of
@@ -475,45 +567,60 @@ mod tests {
     }
 
     #[test]
-    fn sorting_in_runs_is_one_stable_sort() {
-        // Many equal label sets, so ties cross the runs' borders.
+    fn sorting_on_threads_is_one_stable_sort() {
+        // Many equal label sets, so ties cross the threads' parts.
         let mut items: Vec<(Labels, usize)> = Vec::new();
         for i in 0..20_000usize {
             let k = (i * 7919) % 4_001;
             let l = Labels::new([("__name__", "up"), ("instance", &format!("h{k}")), ("job", "api")]).unwrap();
             items.push((l, i));
         }
-        let mut want = items.clone();
-        want.sort_by(|a, b| a.0.cmp(&b.0));
-        for threads in [1, 2, 3, 4, 7] {
-            let got = sort_in_runs(items.clone(), |x| &x.0, threads);
-            assert!(got.iter().map(|x| x.1).eq(want.iter().map(|x| x.1)), "{threads} runs");
+        // Groups of very different sizes after the first round (one
+        // instance holds half the list), and label sets all equal.
+        let mut skewed: Vec<(Labels, usize)> = Vec::new();
+        for i in 0..9_000usize {
+            let inst = if i % 2 == 0 { "big".to_string() } else { format!("h{}", i % 97) };
+            let l = Labels::new([("instance", inst.as_str()), ("n", &format!("{}", (i * 31) % 1_000))]).unwrap();
+            skewed.push((l, i));
         }
-        let got = sort_by_labels_parallel(items.clone(), |x| &x.0);
-        assert!(got.iter().map(|x| x.1).eq(want.iter().map(|x| x.1)));
-        assert!(sort_in_runs(Vec::<(Labels, usize)>::new(), |x| &x.0, 2).is_empty());
-        assert_eq!(sort_in_runs(items[..1].to_vec(), |x| &x.0, 2).len(), 1);
+        let same: Vec<(Labels, usize)> = (0..5_000).map(|i| (Labels::new([("__name__", "up")]).unwrap(), i)).collect();
+        for list in [items, skewed, same] {
+            let mut want = list.clone();
+            want.sort_by(|a, b| a.0.cmp(&b.0));
+            for threads in [1, 2, 3, 4, 7] {
+                let mut got = list.clone();
+                sort_with_threads(&mut got, |x| &x.0, threads);
+                assert!(got.iter().map(|x| x.1).eq(want.iter().map(|x| x.1)), "{threads} threads");
+            }
+            let got = sort_by_labels_parallel(list.clone(), |x| &x.0);
+            assert!(got.iter().map(|x| x.1).eq(want.iter().map(|x| x.1)));
+        }
+        let mut empty = Vec::<(Labels, usize)>::new();
+        sort_with_threads(&mut empty, |x| &x.0, 2);
+        assert!(empty.is_empty());
         assert_eq!(threads_for(10), 1);
         assert!((1..=PARALLEL_MAX).contains(&threads_for(1 << 20)));
     }
 
     #[test]
-    fn a_merge_split_in_two_is_the_stable_merge() {
-        // Few distinct label sets, so ties fall on both sides of each split.
-        let run = |n: usize, tag: usize| -> Vec<(Labels, usize)> {
-            let mut v: Vec<(Labels, usize)> = (0..n)
-                .map(|i| (Labels::new([("k", format!("v{}", (i * 31 + tag) % 7).as_str())]).unwrap(), tag * 1000 + i))
+    fn sorted_parts_merge_into_one_sorted_list() {
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        for (n, per) in [(0usize, 1usize), (1, 1), (5, 2), (100, 7), (1000, 250), (1001, 334), (64, 64), (64, 100)] {
+            let mut order: Vec<(u64, u32)> = (0..n as u32)
+                .map(|i| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    (s % 50, i)
+                })
                 .collect();
-            v.sort_by(|x, y| x.0.cmp(&y.0));
-            v
-        };
-        for (na, nb) in [(0, 0), (0, 5), (5, 0), (1, 1), (9, 3), (3, 9), (40, 41), (64, 7), (2, 100)] {
-            let (a, b) = (run(na, 1), run(nb, 2));
-            let want: Vec<usize> =
-                merge_two(a.clone(), b.clone(), &|x: &(Labels, usize)| &x.0).iter().map(|x| x.1).collect();
-            let got: Vec<usize> =
-                merge_two_parallel(a, b, &|x: &(Labels, usize)| &x.0, 0).iter().map(|x| x.1).collect();
-            assert_eq!(got, want, "{na} + {nb} items");
+            let mut want = order.clone();
+            want.sort_unstable();
+            for part in order.chunks_mut(per) {
+                part.sort_unstable();
+            }
+            merge_sorted_parts(&mut order, per);
+            assert_eq!(order, want, "{n} in parts of {per}");
         }
     }
 

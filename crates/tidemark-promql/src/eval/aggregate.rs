@@ -387,8 +387,8 @@ impl Evaluator<'_, '_> {
         };
         // A grouping `by` labels other than the metric name and the
         // metadata labels reads only those: a range function may hand its
-        // outputs over with just them (made by its workers; the group
-        // lookup below then reads a short label set).
+        // outputs over without removing their names (no copy of each
+        // label set), or with no labels when there is no grouping.
         let labels_used =
             if grouping.ignores_metadata_labels() { LabelUse::Only(&grouping.names) } else { LabelUse::All };
         let streamed = self.try_stream(e, order, labels_used, &mut |s| {

@@ -658,13 +658,17 @@ impl Evaluator<'_, '_> {
         // An output's labels as its consumer gets them, and the metric name
         // to report as perhaps not a counter: pure, so workers can run it
         // (on the calling thread it was serial work between the workers'
-        // batches). A consumer that reads only some labels gets only those
-        // (the same groups, and less for it to read), unless the duplicate
-        // check needs the whole edited set.
+        // batches). A consumer that reads only some labels, none of them a
+        // metadata label, gets the labels as selected (their name needs no
+        // removal: it is not read), or none if it reads none; unless the
+        // duplicate check needs the whole edited set. (A copy of just the
+        // labels read was an allocation per series on a worker and a free
+        // on the consumer's thread, both contending for the allocator.)
         let relabel = |labels: &mut Labels, drop: bool| -> Option<String> {
             let not_counter = if counter_check { not_counter_name(labels) } else { None };
             match labels_used {
-                LabelUse::Only(names) if !check_unique => *labels = only(labels, names),
+                LabelUse::Only([]) if !check_unique => *labels = Labels::empty(),
+                LabelUse::Only(_) if !check_unique => {}
                 _ => {
                     if drop && !delayed {
                         drop_metric_name(labels);
@@ -749,16 +753,10 @@ pub(crate) enum LabelUse<'a> {
     All,
     /// Only these, none of them the metric name or a metadata label
     /// (`__type__`, `__unit__`): an aggregation grouping `by` them. A series
-    /// may arrive with only these labels (its `drop_name` is kept).
+    /// may arrive with its labels as selected, its name not removed even
+    /// where the function drops it (its `drop_name` says so), or with any
+    /// labels but these missing (none at all if there are none).
     Only(&'a [String]),
-}
-
-/// The pairs of `labels` whose names are among `names`.
-fn only(labels: &Labels, names: &[String]) -> Labels {
-    if names.is_empty() {
-        return Labels::empty();
-    }
-    Labels::from_sorted(labels.iter().filter(|l| names.iter().any(|n| n == l.name)).map(|l| (l.name, l.value)))
 }
 
 /// The metric name of `labels` if it does not end like a counter's

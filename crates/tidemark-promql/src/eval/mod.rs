@@ -156,11 +156,18 @@ pub(crate) fn evaluate(
                 // Each series' points are freed here: on several threads
                 // for a large answer, as the name check before.
                 let threads = finish_threads(ctx, series.len());
-                let out: Vec<VectorSample> = map_parts(series, threads, |part| {
-                    part.into_iter()
-                        .filter_map(|s| s.points.first().map(|p| VectorSample { labels: s.labels, t: p.t, v: p.v }))
+                let mut series = series;
+                let out: Vec<VectorSample> = map_parts(&mut series, threads, |part| {
+                    part.iter_mut()
+                        .filter_map(|s| {
+                            let p = *s.points.first()?;
+                            s.points = Vec::new();
+                            Some(VectorSample { labels: std::mem::take(&mut s.labels), t: p.t, v: p.v })
+                        })
                         .collect()
                 });
+                // Emptied: nothing left to free one by one.
+                drop(series);
                 Value::Vector(out)
             } else {
                 let mut out: Vec<RangeSeries> = series
@@ -498,7 +505,9 @@ impl<'s, 'a> Evaluator<'s, 'a> {
         let changed = for_each_part(&mut series, threads, |part| {
             let mut changed = false;
             for s in part {
-                if s.drop_name && METADATA_LABELS.iter().any(|n| s.labels.get(n).is_some()) {
+                // One pass over the names (three lookups walked each set
+                // to its end when none of them is there, as in most).
+                if s.drop_name && s.labels.iter().any(|l| METADATA_LABELS.contains(&l.name)) {
                     drop_metric_name(&mut s.labels);
                     changed = true;
                 }
@@ -545,31 +554,24 @@ fn for_each_part<T: Send, R: Send>(items: &mut [T], threads: usize, f: impl Fn(&
 }
 
 /// Maps `items` to a list by `threads` contiguous parts at once (the first
-/// on the calling thread), each part consumed by its thread, and joins the
-/// parts' lists in order: the list one `f(items)` would give.
-fn map_parts<T: Send, U: Send>(items: Vec<T>, threads: usize, f: impl Fn(Vec<T>) -> Vec<U> + Sync) -> Vec<U> {
+/// on the calling thread), each part a slice of `items` (nothing is copied
+/// out of it; `f` may empty what it takes, so it is freed by the thread
+/// that read it), and joins the parts' lists in order: the list one
+/// `f(items)` would give.
+fn map_parts<T: Send, U: Send>(items: &mut [T], threads: usize, f: impl Fn(&mut [T]) -> Vec<U> + Sync) -> Vec<U> {
     if threads <= 1 || items.len() < 2 {
         return f(items);
     }
     let per = items.len().div_ceil(threads);
-    let mut rest = items;
-    let mut parts = Vec::with_capacity(threads);
-    while rest.len() > per {
-        let tail = rest.split_off(per);
-        parts.push(std::mem::replace(&mut rest, tail));
-    }
-    parts.push(rest);
-    let first = parts.remove(0);
     let f = &f;
-    let done: Vec<Vec<U>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = parts.into_iter().map(|part| scope.spawn(move || f(part))).collect();
-        let mut done = vec![f(first)];
-        for h in handles {
-            done.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-        }
-        done
+    let (first, rest) = items.split_at_mut(per.min(items.len()));
+    let (mut out, done): (Vec<U>, Vec<Vec<U>>) = std::thread::scope(|scope| {
+        let handles: Vec<_> = rest.chunks_mut(per).map(|part| scope.spawn(move || f(part))).collect();
+        let first = f(first);
+        let done = handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect();
+        (first, done)
     });
-    let mut out = Vec::with_capacity(done.iter().map(Vec::len).sum());
+    out.reserve(done.iter().map(Vec::len).sum());
     for d in done {
         out.extend(d);
     }
@@ -662,7 +664,8 @@ mod tests {
             let items: Vec<usize> = (0..n).collect();
             let one: Vec<String> = items.iter().map(|i| format!("#{i}")).collect();
             for threads in 1..=5 {
-                let mapped = map_parts(items.clone(), threads, |part| part.iter().map(|i| format!("#{i}")).collect());
+                let mapped =
+                    map_parts(&mut items.clone(), threads, |part| part.iter().map(|i| format!("#{i}")).collect());
                 assert_eq!(mapped, one, "{n} items, {threads} threads");
                 let mut edited = items.clone();
                 let sums = for_each_part(&mut edited, threads, |part| {

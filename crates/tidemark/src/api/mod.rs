@@ -308,9 +308,10 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
 
 /// Runs `f` on the blocking pool with the request's parameters; a panic in
 /// `f` becomes an `internal` error instead of a dropped connection.
-pub(crate) async fn blocking<F>(f: F) -> ApiResult
+pub(crate) async fn blocking<F, R>(f: F) -> Result<R, ApiError>
 where
-    F: FnOnce() -> ApiResult + Send + 'static,
+    F: FnOnce() -> Result<R, ApiError> + Send + 'static,
+    R: Send + 'static,
 {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use tidemark_promql::{CancellationToken, QueryOptions, QueryResult, Value, VectorSample};
 
 use super::params::{parse_duration, parse_time, Params};
-use super::response::{ApiError, Reply};
+use super::response::{ApiError, Body, Reply, BODY_START};
 use super::{blocking, json, now_ms, ApiState};
 
 /// Cancels the query when the request goes away before it finishes (the
@@ -184,27 +184,21 @@ const PARALLEL_RENDER_MAX: usize = 4;
 /// Appends the samples of a vector answer, comma-separated, to `out`. A
 /// large answer (64 k series, 10 MB of JSON for a `rate` over every
 /// target) is cut into contiguous parts written at once on several threads
-/// and joined in order, each part's samples freed by the thread that wrote
-/// them: the same bytes as one thread writing them all, in a fraction of
-/// the time the request otherwise waits after the evaluation.
-fn vector_parts(out: &mut String, samples: Vec<VectorSample>, interrupt: Interrupt<'_>) -> Result<(), ApiError> {
+/// and joined in order, each part's label sets freed by the thread that
+/// wrote them: the same bytes as one thread writing them all, in a fraction
+/// of the time the request otherwise waits after the evaluation. The parts
+/// are slices of the one list (no part is copied out of it).
+fn vector_parts(out: &mut String, mut samples: Vec<VectorSample>, interrupt: Interrupt<'_>) -> Result<(), ApiError> {
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let threads = cores.min(PARALLEL_RENDER_MAX).min(samples.len() / (PARALLEL_RENDER_MIN / 2)).max(1);
     if threads <= 1 {
-        return vector_part(out, true, samples, interrupt);
+        return vector_part(out, true, &mut samples, interrupt);
     }
     let per = samples.len().div_ceil(threads);
-    let mut rest = samples;
-    let mut parts = Vec::with_capacity(threads);
-    while rest.len() > per {
-        let tail = rest.split_off(per);
-        parts.push(std::mem::replace(&mut rest, tail));
-    }
-    parts.push(rest);
-    let mut first = parts.remove(0);
     let written: Vec<Result<String, ApiError>> = std::thread::scope(|scope| {
+        let mut parts = samples.chunks_mut(per);
+        let first = parts.next().unwrap_or_default();
         let handles: Vec<_> = parts
-            .into_iter()
             .map(|part| {
                 scope.spawn(move || {
                     let mut s = String::new();
@@ -212,7 +206,7 @@ fn vector_parts(out: &mut String, samples: Vec<VectorSample>, interrupt: Interru
                 })
             })
             .collect();
-        let head = vector_part(out, true, std::mem::take(&mut first), interrupt);
+        let head = vector_part(out, true, first, interrupt);
         let mut written = vec![head.map(|()| String::new())];
         for h in handles {
             written.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
@@ -229,14 +223,16 @@ fn vector_parts(out: &mut String, samples: Vec<VectorSample>, interrupt: Interru
 
 /// Appends `samples` as JSON objects to `out`, each after a comma unless it
 /// is the answer's first (`first` for the part that starts the answer).
+/// Each label set is freed once written (left empty in the list), on the
+/// thread that wrote it.
 fn vector_part(
     out: &mut String,
     first: bool,
-    samples: Vec<VectorSample>,
+    samples: &mut [VectorSample],
     interrupt: Interrupt<'_>,
 ) -> Result<(), ApiError> {
     out.reserve(samples.len() * 64);
-    for (i, s) in samples.iter().enumerate() {
+    for (i, s) in samples.iter_mut().enumerate() {
         if i % RENDER_CHECK_EVERY == RENDER_CHECK_EVERY - 1 {
             interrupt()?;
         }
@@ -244,7 +240,7 @@ fn vector_part(
             out.push(',');
         }
         out.push_str("{\"metric\":");
-        json::labels(out, &s.labels);
+        json::labels(out, &std::mem::take(&mut s.labels));
         out.push_str(",\"value\":[");
         json::timestamp(out, s.t);
         out.push(',');
@@ -254,11 +250,13 @@ fn vector_part(
     Ok(())
 }
 
-/// The `data` of a query answer, truncated to `limit` series (0: all).
-/// `interrupt` is asked every few series whether to stop.
-fn render(mut res: QueryResult, limit: usize, interrupt: Interrupt<'_>) -> Result<Reply, ApiError> {
+/// The body of a query answer, its `data` truncated to `limit` series (0:
+/// all), written after the body's opening in the same buffer. `interrupt`
+/// is asked every few series whether to stop.
+fn render(mut res: QueryResult, limit: usize, interrupt: Interrupt<'_>) -> Result<Body, ApiError> {
     let mut truncated = false;
     let mut out = String::with_capacity(256);
+    out.push_str(BODY_START);
     out.push_str("{\"resultType\":\"");
     out.push_str(res.value.type_name());
     out.push_str("\",\"result\":");
@@ -324,11 +322,11 @@ fn render(mut res: QueryResult, limit: usize, interrupt: Interrupt<'_>) -> Resul
         }
     }
     out.push('}');
-    reply.data = out;
     if truncated {
         reply.warnings.push("results truncated due to limit".into());
     }
-    Ok(reply)
+    reply.push_body_end(&mut out);
+    Ok(Body(out))
 }
 
 #[cfg(test)]
@@ -353,7 +351,7 @@ mod tests {
             [0, 1, 2, super::PARALLEL_RENDER_MIN - 1, super::PARALLEL_RENDER_MIN, 3 * super::PARALLEL_RENDER_MIN + 5]
         {
             let mut one = String::new();
-            super::vector_part(&mut one, true, samples(n), &never).unwrap();
+            super::vector_part(&mut one, true, &mut samples(n), &never).unwrap();
             let mut parts = String::new();
             super::vector_parts(&mut parts, samples(n), &never).unwrap();
             assert_eq!(parts, one, "{n} samples");
@@ -367,6 +365,50 @@ mod tests {
         let mut out = String::new();
         let err = super::vector_parts(&mut out, samples(3 * super::PARALLEL_RENDER_MIN), &stop).unwrap_err();
         assert_eq!(err.message, "stop");
+    }
+
+    /// The body written from its opening on is the envelope `Reply` puts
+    /// around the same data and annotations: a vector (in parts or not),
+    /// with the limit's warning and the query's own annotations (more than
+    /// are listed), and a matrix.
+    #[test]
+    fn a_body_written_in_place_is_the_reply_body() {
+        use tidemark_promql::{Annotation, Annotations, QueryResult, QueryStats, RangeSeries, Value};
+        use tidemark_storage::Sample;
+        let never = || Ok(());
+        let mut many = Annotations::default();
+        for i in 0..12 {
+            many.add(Annotation::warning(format!("w{i}"), None));
+        }
+        many.add(Annotation::info("i", None));
+        let vector_data = |n: usize| {
+            let mut one = String::from(r#"{"resultType":"vector","result":["#);
+            super::vector_part(&mut one, true, &mut samples(n), &never).unwrap();
+            one.push_str("]}");
+            one
+        };
+        let big = 3 * super::PARALLEL_RENDER_MIN;
+        let matrix = Value::Matrix(vec![RangeSeries {
+            labels: Labels::new([("job", "x")]).unwrap(),
+            samples: vec![Sample { t: 1_000, v: 0.5 }, Sample { t: 2_500, v: f64::NAN }],
+        }]);
+        let matrix_data =
+            r#"{"resultType":"matrix","result":[{"metric":{"job":"x"},"values":[[1,"0.5"],[2.500,"NaN"]]}]}"#;
+        let cases = [
+            (Value::Vector(samples(3)), 0, Annotations::default(), vector_data(3), false),
+            (Value::Vector(samples(big)), 0, many.clone(), vector_data(big), false),
+            (Value::Vector(samples(10)), 4, many, vector_data(4), true),
+            (matrix, 0, Annotations::default(), matrix_data.to_string(), false),
+        ];
+        for (value, limit, annotations, data, truncated) in cases {
+            let res = QueryResult { value, annotations, stats: QueryStats::default() };
+            let mut want = super::Reply::new(data).with_annotations(&res.annotations);
+            if truncated {
+                want.warnings.push("results truncated due to limit".into());
+            }
+            let body = super::render(res, limit, &never).unwrap().0;
+            assert_eq!(body, want.into_body());
+        }
     }
 
     #[test]

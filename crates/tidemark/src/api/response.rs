@@ -166,27 +166,50 @@ impl Reply {
 
     /// The whole JSON body, built around `data` in place: a large result
     /// is moved within its own buffer, never copied into a second one.
-    pub fn into_body(self) -> String {
-        const PREFIX: &str = "{\"status\":\"success\",\"data\":";
+    /// (A large query answer is written after the opening to begin with,
+    /// see [`Body`].)
+    pub fn into_body(mut self) -> String {
+        let mut out = std::mem::take(&mut self.data);
         let mut suffix = String::new();
+        self.push_body_end(&mut suffix);
+        out.reserve(BODY_START.len() + suffix.len());
+        out.insert_str(0, BODY_START);
+        out.push_str(&suffix);
+        out
+    }
+
+    /// Appends what follows `data` in the body: the annotations (at most
+    /// [`MAX_ANNOTATIONS`] of each kind) and the closing brace.
+    pub(crate) fn push_body_end(&self, out: &mut String) {
         for (key, list, what) in [("warnings", &self.warnings, "warning"), ("infos", &self.infos, "info")] {
             if list.is_empty() {
                 continue;
             }
-            suffix.push_str(",\"");
-            suffix.push_str(key);
-            suffix.push_str("\":");
+            out.push_str(",\"");
+            out.push_str(key);
+            out.push_str("\":");
             let shown = list.iter().take(MAX_ANNOTATIONS).map(String::as_str);
             let more = list.len().saturating_sub(MAX_ANNOTATIONS);
             let summary = (more > 0).then(|| format!("{more} more {what} annotations omitted"));
-            json::string_array(&mut suffix, shown.chain(summary.as_deref()));
+            json::string_array(out, shown.chain(summary.as_deref()));
         }
-        suffix.push('}');
-        let mut out = self.data;
-        out.reserve(PREFIX.len() + suffix.len());
-        out.insert_str(0, PREFIX);
-        out.push_str(&suffix);
-        out
+        out.push('}');
+    }
+}
+
+/// The opening of a success body, up to its `data`.
+pub(crate) const BODY_START: &str = "{\"status\":\"success\",\"data\":";
+
+/// A whole success body written in one buffer from its opening on
+/// ([`BODY_START`], then `data`, then [`Reply::push_body_end`]): a query
+/// answer of many megabytes is not moved behind its opening afterwards,
+/// serial work after the answer is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Body(pub(crate) String);
+
+impl IntoResponse for Body {
+    fn into_response(self) -> Response {
+        json_response(StatusCode::OK, self.0)
     }
 }
 
