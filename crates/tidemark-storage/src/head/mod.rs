@@ -55,6 +55,7 @@ mod appender;
 pub mod chunk_file;
 mod index;
 mod key_map;
+mod open_copies;
 mod series;
 mod slots;
 mod symbols;
@@ -77,6 +78,7 @@ pub use symbols::LabelsView;
 
 use index::{FxHashMap, MemIndex};
 use key_map::KeyMap;
+use open_copies::OpenCopies;
 use series::{Applied, CutParams, MemSeries};
 use slots::SeriesSlots;
 use symbols::SymbolTable;
@@ -854,9 +856,15 @@ impl Head {
         // table's lock let go. The run is short, so a writer waiting for
         // the table is held up for a few hundred series at most.
         let mut syms: Option<RwLockReadGuard<'_, SymbolTable>> = None;
+        // The open chunks' copies of a run of series share one buffer (see
+        // `open_copies`), frozen at the end of each run.
+        let mut copies = OpenCopies::default();
         for (i, &r) in refs.iter().enumerate() {
             if i % SELECT_SYMBOLS_RUN == 0 {
                 syms = None;
+                copies.freeze_into(&mut out);
+            } else if copies.full() {
+                copies.freeze_into(&mut out);
             }
             self.prefetch_ahead(refs, i);
             let lock = self.series_shard(r);
@@ -868,10 +876,14 @@ impl Head {
                 }
             };
             let Some(s) = shard.get(&r) else { continue };
-            let chunks = s.chunks_in(r, mint, maxt, &self.chunks, &mut damaged);
-            if damaged.is_empty() && (chunks.is_empty() || !labelled) {
-                if !chunks.is_empty() {
+            let (chunks, open) = s.chunks_in(r, mint, maxt, &self.chunks, &mut damaged, copies.bytes_mut());
+            let any = !chunks.is_empty() || open.is_some();
+            if damaged.is_empty() && (!any || !labelled) {
+                if any {
                     out.push(ChunkSeries { labels: Labels::empty(), chunks });
+                    if let Some(c) = open {
+                        copies.wait(out.len() - 1, c);
+                    }
                 }
                 continue;
             }
@@ -884,11 +896,15 @@ impl Head {
                     warnings.push(format!("damaged data skipped: series {labels} in the head: {e}"));
                 }
             }
-            if !chunks.is_empty() {
+            if any {
                 let labels = if labelled { s.labels.view(table).to_labels() } else { Labels::empty() };
                 out.push(ChunkSeries { labels, chunks });
+                if let Some(c) = open {
+                    copies.wait(out.len() - 1, c);
+                }
             }
         }
+        copies.freeze_into(&mut out);
         out
     }
 
