@@ -5,7 +5,10 @@
 //! `{__name__=~".+"}` (every series: `count({__name__=~".+"})`), `one_name`
 //! one metric of 1,000 series, `big_name` a metric of 40,000 series (the
 //! shape of `rate(http_requests_total[5m])`). The time is postings,
-//! the chunk lists and the sort into label order. `labels/cmp_neighbours`
+//! the chunk lists and the sort into label order;
+//! `big_name_read_and_dropped_elsewhere` adds a second thread that reads
+//! every series' chunk bytes and drops it, as a query's evaluation
+//! threads do (the frees of the select's allocations). `labels/cmp_neighbours`
 //! and `labels/without_name` time the two label-set operations a heavy
 //! instant query does per series besides: comparing label sets that share
 //! long prefixes (the sort's small groups and the merge of its runs) and
@@ -69,6 +72,27 @@ fn select(c: &mut Criterion) {
             })
         });
     }
+    // As a query uses a selection: another thread reads each series' chunk
+    // bytes and drops the series (and with them the select's allocations:
+    // chunk lists, open-chunk copies), one after another.
+    let ms = vec![Matcher::equal("__name__", "http_requests_total")];
+    g.throughput(Throughput::Elements((SERIES * 2 / 5) as u64));
+    g.bench_function("big_name_read_and_dropped_elsewhere", |b| {
+        b.iter(|| {
+            let out = head.select(&ms, mint, maxt);
+            std::thread::scope(|s| {
+                s.spawn(move || {
+                    let mut bytes = 0usize;
+                    for cs in out {
+                        bytes += cs.chunks.iter().map(|c| c.bytes.as_ref().len()).sum::<usize>();
+                    }
+                    bytes
+                })
+                .join()
+                .expect("reader thread")
+            })
+        })
+    });
     g.finish();
 
     let mut sets: Vec<Labels> = (0..SERIES).map(labels).collect();

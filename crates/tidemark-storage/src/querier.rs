@@ -461,7 +461,8 @@ impl SampleIterator for SeriesIterator {
                 for c in self.pending.iter().take(PREFETCH_CHUNKS) {
                     // Heap bytes only: reaching a mapped chunk's bytes would
                     // read its map first.
-                    if let ChunkBytes::Heap(b) = &c.bytes {
+                    if !matches!(c.bytes, ChunkBytes::Mapped { .. }) {
+                        let b = c.bytes.as_ref();
                         for off in (0..b.len().min(PREFETCH_CHUNK_BYTES)).step_by(64) {
                             prefetch(b.as_ptr().wrapping_add(off));
                         }

@@ -44,11 +44,24 @@ impl TryFrom<u8> for Encoding {
     }
 }
 
-/// Chunk bytes on the heap or inside a memory-mapped file. Cheap to clone.
+/// Chunk bytes on the heap, in a heap buffer shared with other chunks, or
+/// inside a memory-mapped file. Cheap to clone.
 #[derive(Clone)]
 pub enum ChunkBytes {
     /// Bytes owned on the heap.
     Heap(Arc<[u8]>),
+    /// A range of a heap buffer that holds the bytes of several chunks: the
+    /// head's select copies the open chunks of a run of series into one
+    /// buffer (one allocation, freed once, instead of one per series). The
+    /// buffer stays alive while any of its chunks is referenced.
+    Shared {
+        /// The buffer.
+        buf: Arc<[u8]>,
+        /// Start offset of the chunk in the buffer.
+        start: u32,
+        /// Length of the chunk.
+        len: u32,
+    },
     /// A range of a mapped file; the map stays alive while referenced.
     Mapped {
         /// The mapped file.
@@ -65,6 +78,7 @@ impl AsRef<[u8]> for ChunkBytes {
     fn as_ref(&self) -> &[u8] {
         match self {
             ChunkBytes::Heap(b) => b,
+            ChunkBytes::Shared { buf, start, len } => &buf[*start as usize..*start as usize + *len as usize],
             ChunkBytes::Mapped { map, start, len } => &map[*start..*start + *len],
         }
     }

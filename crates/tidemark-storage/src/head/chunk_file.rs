@@ -201,6 +201,42 @@ struct State {
     on_disk: bool,
 }
 
+/// The maps of a store's segments at one moment, kept alive while held:
+/// lets a reader start loading the records it will read a few series ahead
+/// (the first bytes of a record, its header, were a cache miss per closed
+/// chunk a select read) without taking the store's lock for each.
+pub(crate) struct MappedRecords {
+    /// (segment index, its map), sorted by index.
+    maps: Vec<(u32, Arc<memmap2::Mmap>)>,
+}
+
+impl MappedRecords {
+    /// Bytes of a record [`MappedRecords::prefetch`] loads: its header and
+    /// summary, and the start of its data.
+    const PREFETCH_BYTES: usize = 128;
+
+    /// Starts loading the first bytes of the record at `r` if they are in
+    /// the mapped part of its segment; anything else (a record still in
+    /// RAM, beyond the map, in a segment gone since) is left alone. Only a
+    /// hint: nothing is read.
+    #[inline]
+    pub(crate) fn prefetch(&self, r: ChunkRef) {
+        if let Some(p) = self.record_start(r) {
+            crate::prefetch::prefetch(p.as_ptr());
+            crate::prefetch::prefetch(p.as_ptr().wrapping_add(64));
+        }
+    }
+
+    /// The mapped bytes from the record at `r` on, if at least
+    /// [`MappedRecords::PREFETCH_BYTES`] of them are mapped.
+    #[inline]
+    fn record_start(&self, r: ChunkRef) -> Option<&[u8]> {
+        let i = self.maps.binary_search_by_key(&r.segment(), |(s, _)| *s).ok()?;
+        let rest = self.maps[i].1.get(r.offset() as usize..)?;
+        (rest.len() >= Self::PREFETCH_BYTES).then_some(rest)
+    }
+}
+
 /// The store of closed head chunks. `Send + Sync`.
 pub struct HeadChunks {
     dir: Option<PathBuf>,
@@ -443,6 +479,15 @@ impl HeadChunks {
             }
             Err(e) => tracing::error!(path = %path.display(), error = %e, "head chunk file cannot be mapped"),
         }
+    }
+
+    /// The segments' current maps, for [`MappedRecords::prefetch`]: taken
+    /// once by a select (one hold of the store's lock) rather than per
+    /// record.
+    pub(crate) fn mapped_records(&self) -> MappedRecords {
+        let st = self.state.lock();
+        let maps = st.segments.iter().filter_map(|(&i, seg)| seg.map.as_ref().map(|m| (i, Arc::clone(m)))).collect();
+        MappedRecords { maps }
     }
 
     /// The encoding and bytes of the chunk at `r`, checked against its CRC,

@@ -55,6 +55,7 @@ mod appender;
 pub mod chunk_file;
 mod index;
 mod key_map;
+mod open_copies;
 mod series;
 mod slots;
 mod symbols;
@@ -72,11 +73,13 @@ use crate::sample::Sample;
 use crate::Labels;
 
 pub use appender::{CommitStats, HeadAppender, PackedHandle, SeriesHandle};
+use chunk_file::MappedRecords;
 pub use chunk_file::{HeadChunkError, HeadChunks};
 pub use symbols::LabelsView;
 
 use index::{FxHashMap, MemIndex};
 use key_map::KeyMap;
+use open_copies::OpenCopies;
 use series::{Applied, CutParams, MemSeries};
 use slots::SeriesSlots;
 use symbols::SymbolTable;
@@ -854,11 +857,19 @@ impl Head {
         // table's lock let go. The run is short, so a writer waiting for
         // the table is held up for a few hundred series at most.
         let mut syms: Option<RwLockReadGuard<'_, SymbolTable>> = None;
+        // The open chunks' copies of a run of series share one buffer (see
+        // `open_copies`), frozen at the end of each run.
+        let mut copies = OpenCopies::default();
+        // Where the head chunk file's records are, for the prefetching.
+        let records = self.chunks.mapped_records();
         for (i, &r) in refs.iter().enumerate() {
             if i % SELECT_SYMBOLS_RUN == 0 {
                 syms = None;
+                copies.freeze_into(&mut out);
+            } else if copies.full() {
+                copies.freeze_into(&mut out);
             }
-            self.prefetch_ahead(refs, i);
+            self.prefetch_ahead(refs, i, (mint, maxt), &records);
             let lock = self.series_shard(r);
             let shard = match lock.try_lock() {
                 Some(g) => g,
@@ -868,10 +879,14 @@ impl Head {
                 }
             };
             let Some(s) = shard.get(&r) else { continue };
-            let chunks = s.chunks_in(r, mint, maxt, &self.chunks, &mut damaged);
-            if damaged.is_empty() && (chunks.is_empty() || !labelled) {
-                if !chunks.is_empty() {
+            let (chunks, open) = s.chunks_in(r, mint, maxt, &self.chunks, &mut damaged, copies.bytes_mut());
+            let any = !chunks.is_empty() || open.is_some();
+            if damaged.is_empty() && (!any || !labelled) {
+                if any {
                     out.push(ChunkSeries { labels: Labels::empty(), chunks });
+                    if let Some(c) = open {
+                        copies.wait(out.len() - 1, c);
+                    }
                 }
                 continue;
             }
@@ -884,11 +899,15 @@ impl Head {
                     warnings.push(format!("damaged data skipped: series {labels} in the head: {e}"));
                 }
             }
-            if !chunks.is_empty() {
+            if any {
                 let labels = if labelled { s.labels.view(table).to_labels() } else { Labels::empty() };
                 out.push(ChunkSeries { labels, chunks });
+                if let Some(c) = open {
+                    copies.wait(out.len() - 1, c);
+                }
             }
         }
+        copies.freeze_into(&mut out);
         out
     }
 
@@ -902,9 +921,13 @@ impl Head {
     /// several refs they overlap. A stage that must read a pointer takes
     /// the shard's lock for that moment (uncontended, and its line is
     /// already loaded by then); nothing is read without it, and a prefetch
-    /// of a stale address is harmless.
+    /// of a stale address is harmless. The last stage, a ref ahead, starts
+    /// loading the head chunk file record of the series' newest closed
+    /// chunk if it overlaps `range` (its header is parsed and checked
+    /// first thing when the chunk is read): the series' closed-chunk list
+    /// was loaded by the stage before.
     #[inline]
-    fn prefetch_ahead(&self, refs: &[u64], i: usize) {
+    fn prefetch_ahead(&self, refs: &[u64], i: usize, range: (i64, i64), records: &MappedRecords) {
         use crate::prefetch::prefetch;
         if let Some(&r) = refs.get(i + 3 * SELECT_PREFETCH_STRIDE) {
             prefetch(self.series_shard(r) as *const Mutex<SeriesShard>);
@@ -945,6 +968,14 @@ impl Head {
                     for off in (0..end).step_by(64) {
                         prefetch(bytes[off..].as_ptr());
                     }
+                }
+            }
+        }
+        if let Some(&r) = refs.get(i + 1) {
+            if let Some(s) = self.series_shard(r).try_lock().as_ref().and_then(|g| g.get(&r)) {
+                let (mint, maxt) = range;
+                if let Some(c) = s.chunks().last().filter(|c| c.mint <= maxt && c.maxt >= mint) {
+                    records.prefetch(c.at);
                 }
             }
         }

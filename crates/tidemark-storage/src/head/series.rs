@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::chunk_file::{ChunkRef, HeadChunkError, HeadChunks};
+use super::open_copies::OpenCopy;
 use super::symbols::SymLabels;
 use crate::chunkenc::{sealed, Chunk, ChunkBytes, Encoding, XorAppender, XorIterator};
 use crate::sample::Sample;
@@ -464,6 +465,14 @@ impl MemSeries {
     /// Chunks overlapping `[mint, maxt]`: in-order ones, the open chunk
     /// copied, then out-of-order ones; sorted by `mint`. Stored chunks that
     /// cannot be read back are left out and their errors pushed to `damaged`.
+    ///
+    /// When the series has no out-of-order data, the open chunk (if in
+    /// range) is not in the list: its bytes are appended to `copies` and
+    /// its place is returned as an [`OpenCopy`], for the caller to push as
+    /// the list's last chunk once `copies` is frozen into a buffer shared by
+    /// a run of series (the list has room reserved for it). With
+    /// out-of-order data the open chunk is copied into its own allocation
+    /// and sorted in with the others, and no `OpenCopy` is returned.
     pub(crate) fn chunks_in(
         &self,
         series_ref: u64,
@@ -471,7 +480,8 @@ impl MemSeries {
         maxt: i64,
         store: &HeadChunks,
         damaged: &mut Vec<HeadChunkError>,
-    ) -> Vec<Chunk> {
+        copies: &mut Vec<u8>,
+    ) -> (Vec<Chunk>, Option<OpenCopy>) {
         let hit = |lo: i64, hi: i64| lo <= maxt && hi >= mint;
         // Closed chunks are sorted and do not overlap: the ones in range
         // are one run, found by binary search instead of a scan.
@@ -489,6 +499,20 @@ impl MemSeries {
                 Err(e) => damaged.push(e),
             }
         }
+        let Some(o) = &self.ooo else {
+            // In-order data only: the open chunk comes last, from the
+            // shared buffer.
+            let copy = open.map(|c| {
+                let bytes = c.app.bytes();
+                let start = copies.len();
+                copies.extend_from_slice(bytes);
+                // A chunk holds at most 65,535 samples of at most ~20
+                // bytes each, and the caller freezes `copies` long before
+                // 4 GiB: both fit a `u32`.
+                OpenCopy { mint: c.mint(), maxt: c.app.last_t(), start: start as u32, len: bytes.len() as u32 }
+            });
+            return (out, copy);
+        };
         if let Some(c) = open {
             out.push(Chunk {
                 mint: c.mint(),
@@ -501,14 +525,12 @@ impl MemSeries {
         }
         // In-order chunks (closed, then the open one) are already sorted by
         // `mint`; only out-of-order chunks need sorting in.
-        if let Some(o) = &self.ooo {
-            out.extend(o.chunks.iter().filter(|c| hit(c.mint, c.maxt)).map(ClosedChunk::to_chunk));
-            if o.buf.iter().any(|s| mint <= s.t && s.t <= maxt) {
-                out.extend(ClosedChunk::from_samples(&o.buf).map(|c| c.to_chunk()));
-            }
-            out.sort_by_key(|c| c.mint);
+        out.extend(o.chunks.iter().filter(|c| hit(c.mint, c.maxt)).map(ClosedChunk::to_chunk));
+        if o.buf.iter().any(|s| mint <= s.t && s.t <= maxt) {
+            out.extend(ClosedChunk::from_samples(&o.buf).map(|c| c.to_chunk()));
         }
-        out
+        out.sort_by_key(|c| c.mint);
+        (out, None)
     }
 
     /// Every sample with `mint <= t < maxt`, sorted, one per timestamp

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::*;
+use crate::chunkenc::ChunkBytes;
 use crate::error::AppendError;
 use crate::matcher::MatchOp;
 use crate::sample::{collect_samples, stale_nan};
@@ -962,4 +963,65 @@ fn handles_stay_sound_under_concurrent_removal() {
         writer.join().unwrap()
     });
     assert_eq!(h.stats().samples_appended, applied);
+}
+
+#[test]
+fn open_chunk_copies_share_one_buffer_per_run_and_read_back_exactly() {
+    // More series than one run of the select (`SELECT_SYMBOLS_RUN`), with
+    // open chunks of every length (some with closed chunks before them),
+    // every seventh series with out-of-order data (its open chunk is copied
+    // on its own and sorted in with the out-of-order chunks).
+    let h = head_with(|o| o.ooo_window = 1_000_000);
+    let n = 1_000usize;
+    let mut app = h.appender();
+    for i in 0..n {
+        let l = lbl(&[("__name__", "m"), ("i", &format!("{i:04}"))]);
+        let samples = 1 + (i * 37) % 300;
+        let r = app.append(&l, 0, i as f64).unwrap();
+        for k in 1..samples as i64 {
+            app.append_ref(r, k * 15_000, (i as f64) * 0.5 + (k * k) as f64 * 0.25).unwrap();
+        }
+        if i % 7 == 0 && samples > 1 {
+            // Late: between the last two samples.
+            app.append_ref(r, (samples as i64 - 1) * 15_000 - 7_000, -1.5).unwrap();
+        }
+    }
+    app.commit().unwrap();
+    let ms = [Matcher::equal("__name__", "m")];
+    for (mint, maxt) in [(i64::MIN, i64::MAX), (0, 15_000), (1_000_000, 2_000_000), (3_000_000, 4_000_000)] {
+        let refs = h.series_refs(&ms);
+        let mut warnings = Vec::new();
+        let got = h.select_refs(&refs, mint, maxt, true, &mut warnings);
+        assert!(warnings.is_empty());
+        // The model: every sample in range, read by another path.
+        let upper = if maxt == i64::MAX { maxt } else { maxt + 1 };
+        let want: BTreeMap<Labels, Vec<Sample>> = h.samples_for_block(mint, upper).into_iter().collect();
+        let mut seen = 0;
+        let mut buffers = std::collections::HashSet::new();
+        for cs in &got {
+            assert!(cs.chunks.windows(2).all(|w| w[0].mint <= w[1].mint), "chunks sorted by mint");
+            let in_range: Vec<Sample> = merged(cs).into_iter().filter(|s| mint <= s.t && s.t <= maxt).collect();
+            let bits = |v: &[Sample]| v.iter().map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>();
+            if let Some(w) = want.get(&cs.labels) {
+                assert_eq!(bits(&in_range), bits(w), "{}", cs.labels);
+                seen += 1;
+            } else {
+                assert!(in_range.is_empty(), "{}", cs.labels);
+            }
+            for c in &cs.chunks {
+                if let ChunkBytes::Shared { buf, start, len } = &c.bytes {
+                    assert_eq!(c.bytes.as_ref().len(), *len as usize);
+                    assert!((*start + *len) as usize <= buf.len());
+                    buffers.insert(Arc::as_ptr(buf) as *const u8 as usize);
+                }
+            }
+        }
+        assert_eq!(seen, want.len());
+        if mint == i64::MIN {
+            // Every series has an open chunk in range; those without
+            // out-of-order data share a buffer with their run.
+            assert!(!buffers.is_empty() && buffers.len() >= n.div_ceil(SELECT_SYMBOLS_RUN));
+            assert!(buffers.len() < n / 10, "{} buffers", buffers.len());
+        }
+    }
 }

@@ -429,3 +429,41 @@ fn version_2_segments_are_still_read() {
     seg[4] = 4;
     assert_eq!(scan_segment(&seg), Err(HeadChunkError::NotASegment));
 }
+
+#[test]
+fn mapped_records_point_at_records_on_disk_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), 4096);
+    let refs = round_trip(&s, 600);
+    let records = s.mapped_records();
+    let mut found = 0;
+    for (i, r) in refs.iter().enumerate() {
+        let on_disk =
+            matches!(s.read(*r, None, i as i64 * 10, i as i64 * 10 + 5).unwrap().1, ChunkBytes::Mapped { .. });
+        match records.record_start(*r) {
+            Some(rest) => {
+                // The record's own bytes: its header starts with the series ref.
+                let file = std::fs::read(dir.path().join(DIR_NAME).join(format!("{:08}", r.segment()))).unwrap();
+                let off = r.offset() as usize;
+                assert_eq!(&rest[..16], &file[off..off + 16], "record {i}");
+                assert!(on_disk, "record {i} is mapped, so it is read from the map");
+                records.prefetch(*r);
+                found += 1;
+            }
+            // Still in RAM, or too near the end of the map to prefetch.
+            None => records.prefetch(*r),
+        }
+    }
+    assert!(found > 300, "{found} of {} records mapped", refs.len());
+    // Records elsewhere: nothing, and no panic.
+    for r in [ChunkRef::new(999, 8), ChunkRef::new(0, u32::MAX), ChunkRef::new(0, 4095)] {
+        assert!(records.record_start(r).is_none());
+        records.prefetch(r);
+    }
+    // A truncated store's segments are gone, but the maps taken before
+    // stay valid while held.
+    s.truncate(i64::MAX);
+    assert!(records.record_start(refs[0]).is_some());
+    records.prefetch(refs[0]);
+    assert!(s.mapped_records().record_start(refs[0]).is_none());
+}
