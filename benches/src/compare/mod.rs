@@ -670,6 +670,8 @@ struct Member {
     cpu_start: f64,
     cpu_in_queries: f64,
     send_seconds: f64,
+    /// Samples and wall seconds of each phase sent, in order.
+    phases: Vec<(u64, f64)>,
 }
 
 /// Starts every system of `kinds`, sends them the load phase by phase and
@@ -775,7 +777,7 @@ fn start_members(kinds: &[SystemKind], bins: &TidemarkBins) -> Result<Vec<Member
         let running = Running::start(kind, &bins.for_kind(kind))?;
         let url = format!("{}/api/v1/write", running.process().url());
         let cpu_start = running.process().stats()?.cpu_seconds;
-        members.push(Member { running, url, cpu_start, cpu_in_queries: 0.0, send_seconds: 0.0 });
+        members.push(Member { running, url, cpu_start, cpu_in_queries: 0.0, send_seconds: 0.0, phases: Vec::new() });
     }
     Ok(members)
 }
@@ -817,9 +819,12 @@ fn send_load(
         build_seconds += t.elapsed().as_secs_f64();
         requests += phase.iter().map(Vec::len).sum::<usize>();
         request_bytes += phase.iter().flatten().map(|r| r.body.len() as u64).sum::<u64>();
+        let phase_samples = phase.iter().flatten().map(|r| u64::from(r.samples)).sum::<u64>();
         for m in members.iter_mut() {
             bar.set_prefix(format!("→ {}", m.running.kind.name()));
-            m.send_seconds += send_phase(&m.running, &m.url, &phase, &bar, &sent)?;
+            let seconds = send_phase(&m.running, &m.url, &phase, &bar, &sent)?;
+            m.send_seconds += seconds;
+            m.phases.push((phase_samples, seconds));
         }
         drop(phase);
         if query_after && !builder.finished() {
@@ -876,6 +881,7 @@ fn ingest_figures(m: &Member, load: &Load) -> Result<IngestFigures, CompareError
         peak_rss_bytes: after.peak_rss_bytes,
         rss_bytes: after.rss_bytes,
         peak_rss_per_series: after.peak_rss_bytes as f64 / load.series.len() as f64,
+        phase_samples_per_second: m.phases.iter().map(|&(n, s)| n as f64 / s.max(1e-9)).collect(),
     })
 }
 

@@ -94,6 +94,9 @@ pub struct IngestFigures {
     pub rss_bytes: u64,
     /// `peak_rss_bytes` ÷ series.
     pub peak_rss_per_series: f64,
+    /// The rate of each phase in order (the first creates every series;
+    /// empty where phases are not timed apart, e.g. in a sweep).
+    pub phase_samples_per_second: Vec<f64>,
 }
 
 /// One system's figures for one load.
@@ -451,6 +454,16 @@ pub fn render_load(l: &LoadReport, versions: &[(String, String)]) -> String {
         if let Some(r) = s.replay_seconds {
             let _ = writeln!(o, "- {} restart after SIGKILL to ready (WAL replay): {r:.1} s", s.system.name());
         }
+        if !s.ingest.phase_samples_per_second.is_empty() {
+            let rates: Vec<String> =
+                s.ingest.phase_samples_per_second.iter().map(|r| format!("{:.3}", r / 1e6)).collect();
+            let _ = writeln!(
+                o,
+                "- {} ingest rate by phase (the first creates the series), M samples/s: {}",
+                s.system.name(),
+                rates.join(", ")
+            );
+        }
     }
     for point in &l.query_points {
         render_point(&mut o, point, &kinds, &header, (t, v, p));
@@ -715,6 +728,7 @@ mod tests {
                 peak_rss_bytes: rss,
                 rss_bytes: rss,
                 peak_rss_per_series: 0.0,
+                phase_samples_per_second: Vec::new(),
             },
             live_data_dir_bytes: live,
             live_data_dir_by_entry: Vec::new(),

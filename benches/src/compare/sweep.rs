@@ -331,6 +331,7 @@ mod tests {
             peak_rss_bytes: rss_mib << 20,
             rss_bytes: rss_mib << 20,
             peak_rss_per_series: 0.0,
+            phase_samples_per_second: Vec::new(),
         }
     }
 
