@@ -669,9 +669,16 @@ struct Member {
     url: String,
     cpu_start: f64,
     cpu_in_queries: f64,
-    send_seconds: f64,
-    /// Samples and wall seconds of each phase sent, in order.
+    /// Samples and wall seconds of each phase sent, in order (their sum is
+    /// the member's sending time).
     phases: Vec<(u64, f64)>,
+}
+
+impl Member {
+    /// Wall seconds spent sending, over every phase.
+    fn send_seconds(&self) -> f64 {
+        self.phases.iter().map(|&(_, s)| s).sum()
+    }
 }
 
 /// Starts every system of `kinds`, sends them the load phase by phase and
@@ -777,7 +784,7 @@ fn start_members(kinds: &[SystemKind], bins: &TidemarkBins) -> Result<Vec<Member
         let running = Running::start(kind, &bins.for_kind(kind))?;
         let url = format!("{}/api/v1/write", running.process().url());
         let cpu_start = running.process().stats()?.cpu_seconds;
-        members.push(Member { running, url, cpu_start, cpu_in_queries: 0.0, send_seconds: 0.0, phases: Vec::new() });
+        members.push(Member { running, url, cpu_start, cpu_in_queries: 0.0, phases: Vec::new() });
     }
     Ok(members)
 }
@@ -823,7 +830,6 @@ fn send_load(
         for m in members.iter_mut() {
             bar.set_prefix(format!("→ {}", m.running.kind.name()));
             let seconds = send_phase(&m.running, &m.url, &phase, &bar, &sent)?;
-            m.send_seconds += seconds;
             m.phases.push((phase_samples, seconds));
         }
         drop(phase);
@@ -874,8 +880,8 @@ fn ingest_figures(m: &Member, load: &Load) -> Result<IngestFigures, CompareError
     let after = m.running.process().stats()?;
     let cpu = after.cpu_seconds - m.cpu_start - m.cpu_in_queries;
     Ok(IngestFigures {
-        seconds: m.send_seconds,
-        samples_per_second: load.samples as f64 / m.send_seconds,
+        seconds: m.send_seconds(),
+        samples_per_second: load.samples as f64 / m.send_seconds(),
         cpu_seconds: cpu,
         cpu_seconds_per_million: cpu / (load.samples as f64 / 1e6),
         peak_rss_bytes: after.peak_rss_bytes,
