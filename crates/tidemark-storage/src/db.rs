@@ -588,7 +588,11 @@ impl Db {
         };
         let damage = Arc::new(DamageLog::default());
         let (disk, head, blocks) = match dir {
-            None => (None, Arc::new(Head::new(head_opts(&opts), None)), Vec::new()),
+            None => {
+                let head = Arc::new(Head::new(head_opts(&opts), None));
+                Head::start_sealer(&head);
+                (None, head, Vec::new())
+            }
             Some(dir) => {
                 fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
                 let lock = lock_dir(&dir)?;
@@ -644,6 +648,9 @@ impl Db {
                         Record::Samples(s) => head.replay_samples(&s),
                     })?;
                 head.chunk_store().set_reencode(true);
+                // From now on closed chunks are re-encoded in the background
+                // (head/sealer.rs).
+                Head::start_sealer(&head);
                 // Samples already persisted in blocks (a crash between writing a
                 // block and checkpointing the WAL) must not come back to the head.
                 if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
@@ -945,6 +952,7 @@ impl Db {
             let _ = handle.join();
         }
         self.stop_scrubber();
+        self.inner.head.chunk_store().stop_sealer();
         let _g = self.inner.maintenance.lock();
         if let Some(d) = &self.inner.disk {
             d.wal.close()?;

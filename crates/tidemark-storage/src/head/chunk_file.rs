@@ -37,7 +37,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use std::cell::RefCell;
@@ -93,6 +93,16 @@ const WRITE_BUFFER: usize = 256 << 10;
 /// before the open one decodes it ~3× faster
 /// (`benches/results/perf-hchunk7-2026-12-06g.md`).
 pub const ZSTD_LEVEL: i32 = -1;
+/// First segment index of the staging area: main segments count up from 0
+/// and never reach it (2^31 segments would be 256 TiB at the default size).
+const STAGE_BASE: u32 = 1 << 31;
+/// Size of a staging segment (RAM only): small, so one is freed soon after
+/// the sealer has moved its records out.
+const STAGE_SEGMENT_SIZE: usize = 1 << 20;
+/// Chunks at most in the sealer's queue (~0.4 KiB of staged XOR bytes each
+/// at 15 s scrapes: ~13 MiB at most). A chunk closed while it is full is
+/// re-encoded inline, as without a sealer.
+pub(crate) const SEAL_QUEUE_CAP: usize = 32_768;
 
 thread_local! {
     /// Scratch of [`HeadChunks::write`]: decoded samples, the sealed bytes.
@@ -117,6 +127,133 @@ impl ChunkRef {
     pub(crate) fn offset(self) -> u32 {
         self.0 as u32
     }
+}
+
+/// A closed chunk staged as XOR, waiting for the sealer: the series, the
+/// chunk's time range and its staged record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Staged {
+    pub(crate) series_ref: u64,
+    pub(crate) mint: i64,
+    pub(crate) maxt: i64,
+    pub(crate) at: ChunkRef,
+}
+
+/// The sealer's bounded queue of staged chunks. Producers reserve a place
+/// first ([`SealQueue::reserve`]), so the queue never holds more than
+/// [`SEAL_QUEUE_CAP`] chunks plus one per applying thread.
+#[derive(Debug)]
+pub(crate) struct SealQueue {
+    jobs: Mutex<QueueState>,
+    ready: parking_lot::Condvar,
+    /// Chunks reserved or queued and not yet taken by the sealer.
+    len: AtomicUsize,
+    cap: AtomicUsize,
+    /// Set when the queue is closed, read by the sealer between jobs.
+    closed: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    jobs: std::collections::VecDeque<Staged>,
+    /// Whether the sealer sleeps waiting for jobs (only then is it woken).
+    waiting: bool,
+    closed: bool,
+}
+
+impl Default for SealQueue {
+    fn default() -> SealQueue {
+        SealQueue {
+            jobs: Mutex::new(QueueState::default()),
+            ready: parking_lot::Condvar::new(),
+            len: AtomicUsize::new(0),
+            cap: AtomicUsize::new(SEAL_QUEUE_CAP),
+            closed: AtomicBool::new(false),
+        }
+    }
+}
+
+impl SealQueue {
+    /// Takes a place in the queue if there is one.
+    fn reserve(&self) -> bool {
+        let cap = self.cap.load(Ordering::Relaxed);
+        let mut n = self.len.load(Ordering::Relaxed);
+        loop {
+            if n >= cap {
+                return false;
+            }
+            match self.len.compare_exchange_weak(n, n + 1, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(now) => n = now,
+            }
+        }
+    }
+
+    /// Queues a job whose place was reserved.
+    fn push(&self, job: Staged) {
+        let mut q = self.jobs.lock();
+        q.jobs.push_back(job);
+        if q.waiting {
+            q.waiting = false;
+            self.ready.notify_one();
+        }
+    }
+
+    /// Waits for jobs and moves up to `max` of them into `out` (oldest
+    /// first); false once the queue is closed.
+    pub(crate) fn next_batch(&self, out: &mut Vec<Staged>, max: usize) -> bool {
+        let mut q = self.jobs.lock();
+        loop {
+            if q.closed {
+                return false;
+            }
+            if !q.jobs.is_empty() {
+                let n = q.jobs.len().min(max);
+                out.extend(q.jobs.drain(..n));
+                self.len.fetch_sub(n, Ordering::Relaxed);
+                return true;
+            }
+            q.waiting = true;
+            self.ready.wait(&mut q);
+        }
+    }
+
+    /// Whether the queue was closed (the sealer should stop).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn close(&self) {
+        let mut q = self.jobs.lock();
+        q.closed = true;
+        self.closed.store(true, Ordering::Release);
+        self.len.fetch_sub(q.jobs.len(), Ordering::Relaxed);
+        q.jobs.clear();
+        self.ready.notify_all();
+    }
+
+    fn reopen(&self) {
+        self.jobs.lock().closed = false;
+        self.closed.store(false, Ordering::Release);
+    }
+
+    /// Sets the queue's capacity (tests: a full queue without filling one).
+    #[cfg(test)]
+    pub(crate) fn set_cap(&self, cap: usize) {
+        self.cap.store(cap, Ordering::Relaxed);
+    }
+}
+
+/// A store's sealer: its queue, whether a thread serves it, the thread.
+#[derive(Debug, Default)]
+struct SealState {
+    queue: Arc<SealQueue>,
+    running: AtomicBool,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Chunks sealed by the sealer.
+    sealed: AtomicU64,
+    /// Chunks re-encoded inline because the queue was full.
+    inline: AtomicU64,
 }
 
 /// A head chunk could not be read back.
@@ -184,12 +321,62 @@ struct Segment {
     pending: Vec<u8>,
     /// Newest `maxt` of the segment's chunks.
     max_t: i64,
+    /// Staging segments only: records written and not yet released by the
+    /// sealer (see [`HeadChunks::release_staged`]).
+    live: u32,
 }
 
 impl Segment {
+    fn empty() -> Segment {
+        Segment {
+            file: None,
+            path: None,
+            map: None,
+            mapped: 0,
+            written: 0,
+            pending: Vec::new(),
+            max_t: i64::MIN,
+            live: 0,
+        }
+    }
+
     fn len(&self) -> usize {
         self.written + self.pending.len()
     }
+
+    /// Appends one record (its header, data and CRC) to the pending bytes;
+    /// returns its offset in the segment.
+    fn append(&mut self, header: &[u8], data: &[u8], maxt: i64) -> usize {
+        let offset = self.len();
+        let start = self.pending.len();
+        self.pending.extend_from_slice(header);
+        self.pending.extend_from_slice(data);
+        let crc = crc32c::crc32c(&self.pending[start..]);
+        self.pending.extend_from_slice(&crc.to_le_bytes());
+        self.max_t = self.max_t.max(maxt);
+        offset
+    }
+}
+
+/// A record's header and summary field (everything before its data).
+fn record_header(
+    series_ref: u64,
+    mint: i64,
+    maxt: i64,
+    encoding: Encoding,
+    data_len: usize,
+    summary: Option<ChunkSummary>,
+) -> Vec<u8> {
+    let mut header = Vec::with_capacity(MAX_RECORD_HEADER_LEN + MAX_SUMMARY_LEN);
+    put_uvarint(&mut header, series_ref);
+    put_varint(&mut header, mint);
+    put_uvarint(&mut header, maxt.wrapping_sub(mint) as u64);
+    header.push(encoding as u8);
+    let mut sum = Vec::with_capacity(MAX_SUMMARY_LEN);
+    let sum_len = put_summary(&mut sum, summary);
+    put_uvarint(&mut header, (sum_len + data_len) as u64);
+    header.extend_from_slice(&sum);
+    header
 }
 
 struct State {
@@ -199,6 +386,10 @@ struct State {
     /// Whether new segments get files (false without a directory or
     /// after a write failed).
     on_disk: bool,
+    /// Index of the staging segment new XOR chunks go to, if any.
+    stage_current: Option<u32>,
+    /// Index the next staging segment gets.
+    next_stage: u32,
 }
 
 /// The maps of a store's segments at one moment, kept alive while held:
@@ -247,6 +438,24 @@ pub struct HeadChunks {
     damaged: AtomicU64,
     /// Whether [`HeadChunks::write`] re-encodes chunks with the sealed codec.
     reencode: AtomicBool,
+    /// The queue of staged chunks and the sealer thread working on it.
+    seal: SealState,
+}
+
+impl State {
+    fn new(on_disk: bool) -> State {
+        State { segments: BTreeMap::new(), current: 0, on_disk, stage_current: None, next_stage: STAGE_BASE }
+    }
+}
+
+impl Drop for HeadChunks {
+    fn drop(&mut self) {
+        // The sealer holds only a weak reference to the head: closing the
+        // queue ends it (it is not joined here: this may be its own thread,
+        // when it held the head's last strong reference).
+        self.seal.running.store(false, Ordering::Release);
+        self.seal.queue.close();
+    }
 }
 
 impl std::fmt::Debug for HeadChunks {
@@ -262,10 +471,11 @@ impl HeadChunks {
             dir: None,
             fs: None,
             segment_size: MEM_SEGMENT_SIZE,
-            state: Mutex::new(State { segments: BTreeMap::new(), current: 0, on_disk: false }),
+            state: Mutex::new(State::new(false)),
             write_failures: AtomicU64::new(0),
             reencode: AtomicBool::new(true),
             damaged: AtomicU64::new(0),
+            seal: SealState::default(),
         }
     }
 
@@ -282,10 +492,11 @@ impl HeadChunks {
             dir: Some(dir.to_path_buf()),
             fs: Some(fs),
             segment_size: segment_size.clamp(min, u32::MAX as usize),
-            state: Mutex::new(State { segments: BTreeMap::new(), current: 0, on_disk: true }),
+            state: Mutex::new(State::new(true)),
             write_failures: AtomicU64::new(0),
             reencode: AtomicBool::new(true),
             damaged: AtomicU64::new(0),
+            seal: SealState::default(),
         })
     }
 
@@ -351,15 +562,7 @@ impl HeadChunks {
         data: &[u8],
         summary: Option<ChunkSummary>,
     ) -> ChunkRef {
-        let mut header = Vec::with_capacity(MAX_RECORD_HEADER_LEN);
-        put_uvarint(&mut header, series_ref);
-        put_varint(&mut header, mint);
-        put_uvarint(&mut header, maxt.wrapping_sub(mint) as u64);
-        header.push(encoding as u8);
-        let mut sum = Vec::with_capacity(MAX_SUMMARY_LEN);
-        let sum_len = put_summary(&mut sum, summary);
-        put_uvarint(&mut header, (sum_len + data.len()) as u64);
-        header.extend_from_slice(&sum);
+        let header = record_header(series_ref, mint, maxt, encoding, data.len(), summary);
         let rec_len = header.len() + data.len() + CRC_LEN;
         let mut st = self.state.lock();
         let need_new = match st.segments.get(&st.current) {
@@ -371,17 +574,153 @@ impl HeadChunks {
         }
         let cur = st.current;
         let seg = st.segments.get_mut(&cur).expect("rotate creates the current segment");
-        let offset = seg.len();
-        let start = seg.pending.len();
-        seg.pending.extend_from_slice(&header);
-        seg.pending.extend_from_slice(data);
-        let crc = crc32c::crc32c(&seg.pending[start..]);
-        seg.pending.extend_from_slice(&crc.to_le_bytes());
-        seg.max_t = seg.max_t.max(maxt);
+        let offset = seg.append(&header, data, maxt);
         if seg.file.is_some() && seg.pending.len() >= WRITE_BUFFER && !self.flush(seg) {
             st.on_disk = false;
         }
         ChunkRef::new(cur, offset as u32)
+    }
+
+    /// Stores one closed XOR chunk of `series_ref`, as
+    /// [`HeadChunks::write`] does, except that while a sealer runs (and
+    /// the re-encoding is on) the chunk is only copied as it is into the
+    /// RAM staging area and queued: the sealer re-encodes it and moves the
+    /// series' reference to the sealed record later
+    /// ([`HeadChunks::seal_staged`]). With the queue full, or no sealer, the
+    /// chunk is re-encoded here.
+    pub(crate) fn write_closed(&self, series_ref: u64, mint: i64, maxt: i64, xor: &[u8]) -> ChunkRef {
+        if self.seal.running.load(Ordering::Relaxed) && self.reencode.load(Ordering::Relaxed) {
+            if self.seal.queue.reserve() {
+                let at = self.stage(series_ref, mint, maxt, xor);
+                self.seal.queue.push(Staged { series_ref, mint, maxt, at });
+                return at;
+            }
+            self.seal.inline.fetch_add(1, Ordering::Relaxed);
+        }
+        self.write(series_ref, mint, maxt, xor)
+    }
+
+    /// Appends an XOR record without a summary to the current staging
+    /// segment (starting a new one when it would not fit).
+    fn stage(&self, series_ref: u64, mint: i64, maxt: i64, xor: &[u8]) -> ChunkRef {
+        let header = record_header(series_ref, mint, maxt, Encoding::Xor, xor.len(), None);
+        let rec_len = header.len() + xor.len() + CRC_LEN;
+        let mut st = self.state.lock();
+        let cur = match st.stage_current {
+            Some(i) if st.segments.get(&i).is_some_and(|s| s.len() + rec_len <= STAGE_SEGMENT_SIZE) => i,
+            old => {
+                // The previous one is freed as soon as its last record is
+                // released (at once if that already happened).
+                if let Some(o) = old {
+                    if st.segments.get(&o).is_some_and(|s| s.live == 0) {
+                        st.segments.remove(&o);
+                    }
+                }
+                let i = st.next_stage;
+                st.next_stage = st.next_stage.checked_add(1).unwrap_or(STAGE_BASE);
+                let mut seg = Segment::empty();
+                seg.pending = Vec::with_capacity(STAGE_SEGMENT_SIZE.max(SEGMENT_HEADER_LEN + rec_len));
+                seg.pending.extend_from_slice(&MAGIC);
+                seg.pending.extend_from_slice(&[VERSION, 0, 0, 0]);
+                st.segments.insert(i, seg);
+                st.stage_current = Some(i);
+                i
+            }
+        };
+        let seg = st.segments.get_mut(&cur).expect("the staging segment was just found or made");
+        let offset = seg.append(&header, xor, maxt);
+        seg.live += 1;
+        ChunkRef::new(cur, offset as u32)
+    }
+
+    /// The sealer's step for one staged chunk: reads its XOR bytes,
+    /// re-encodes them and writes the sealed record (with its summary) to
+    /// the main segments. Returns the new record's reference, or `None` if
+    /// the staged record is gone (its segment was truncated away) or
+    /// cannot be read; the caller then leaves the series alone.
+    pub(crate) fn seal_staged(&self, job: &Staged) -> Option<ChunkRef> {
+        // Not through `read`: a record gone with its segment is no damage.
+        let (_, bytes, _) = match self.read_inner(job.at, Some(job.series_ref), job.mint, job.maxt) {
+            Ok(r) => r,
+            Err(HeadChunkError::MissingSegment { .. }) => return None,
+            Err(e) => {
+                tracing::error!(series_ref = job.series_ref, error = %e, "staged head chunk unreadable; left unsealed");
+                return None;
+            }
+        };
+        let at = SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            let (samples, out) = &mut *scratch;
+            let (encoding, data, summary) = reencode(bytes.as_ref(), samples, out);
+            self.write_record(job.series_ref, job.mint, job.maxt, encoding, data, summary)
+        });
+        self.seal.sealed.fetch_add(1, Ordering::Relaxed);
+        Some(at)
+    }
+
+    /// Marks the staged record at `r` as no longer needed (the series now
+    /// refers to its sealed copy, or no longer to either); a staging
+    /// segment whose every record is released is freed, unless chunks are
+    /// still being staged into it.
+    pub(crate) fn release_staged(&self, r: ChunkRef) {
+        let mut st = self.state.lock();
+        let current = st.stage_current == Some(r.segment());
+        let Some(seg) = st.segments.get_mut(&r.segment()) else { return };
+        seg.live = seg.live.saturating_sub(1);
+        if seg.live == 0 && !current {
+            st.segments.remove(&r.segment());
+        }
+    }
+
+    /// The queue of staged chunks, for the sealer thread.
+    pub(crate) fn seal_queue(&self) -> Arc<SealQueue> {
+        Arc::clone(&self.seal.queue)
+    }
+
+    /// Records the sealer thread started on this store's queue: from now on
+    /// [`HeadChunks::write_closed`] stages chunks.
+    pub(crate) fn attach_sealer(&self, handle: Option<std::thread::JoinHandle<()>>) {
+        *self.seal.thread.lock() = handle;
+        self.seal.queue.reopen();
+        self.seal.running.store(true, Ordering::Release);
+    }
+
+    /// Stops the sealer: closed chunks are re-encoded inline again, the
+    /// thread is told to stop and joined (unless this is the sealer
+    /// thread itself). Chunks still queued stay staged as XOR, which every
+    /// reader reads as well. Returns quickly: the thread finishes at most
+    /// the chunk it is on.
+    pub fn stop_sealer(&self) {
+        self.seal.running.store(false, Ordering::Release);
+        self.seal.queue.close();
+        let handle = self.seal.thread.lock().take();
+        if let Some(h) = handle {
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// Counts of the sealer: (chunks sealed in the background, chunks
+    /// re-encoded inline because its queue was full, chunks queued now).
+    pub fn sealer_counts(&self) -> (u64, u64, usize) {
+        (
+            self.seal.sealed.load(Ordering::Relaxed),
+            self.seal.inline.load(Ordering::Relaxed),
+            self.seal.queue.len.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Staged records not yet released by the sealer.
+    #[cfg(test)]
+    pub(crate) fn staged_records(&self) -> u64 {
+        self.state.lock().segments.range(STAGE_BASE..).map(|(_, s)| u64::from(s.live)).sum()
+    }
+
+    /// Whether `r` is a record of the staging area.
+    #[cfg(test)]
+    pub(crate) fn is_staged(r: ChunkRef) -> bool {
+        r.segment() >= STAGE_BASE
     }
 
     fn segment_size_now(&self, on_disk: bool) -> usize {
@@ -430,8 +769,7 @@ impl HeadChunks {
             // Pending bytes are final now: give back spare capacity.
             seg.pending.shrink_to_fit();
         }
-        let mut seg =
-            Segment { file: None, path: None, map: None, mapped: 0, written: 0, pending: Vec::new(), max_t: i64::MIN };
+        let mut seg = Segment::empty();
         let mut header = [0u8; SEGMENT_HEADER_LEN];
         header[..4].copy_from_slice(&MAGIC);
         header[4] = VERSION;
@@ -573,8 +911,16 @@ impl HeadChunks {
             self.rotate(&mut st);
         }
         let cur = st.current;
-        let doomed: Vec<u32> =
-            st.segments.iter().filter(|(&i, s)| i != cur && s.max_t < mint).map(|(&i, _)| i).collect();
+        let stage = st.stage_current;
+        // Staging segments go by the same rule (a chunk the sealer has not
+        // reached yet is dropped with its series' reference); their queued
+        // jobs then find the record gone and do nothing.
+        let doomed: Vec<u32> = st
+            .segments
+            .iter()
+            .filter(|(&i, s)| i != cur && Some(i) != stage && s.max_t < mint)
+            .map(|(&i, _)| i)
+            .collect();
         for i in &doomed {
             if let Some(seg) = st.segments.remove(i) {
                 if let (Some(path), Some(fs)) = (&seg.path, &self.fs) {

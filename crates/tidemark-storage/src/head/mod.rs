@@ -56,6 +56,7 @@ pub mod chunk_file;
 mod index;
 mod key_map;
 mod open_copies;
+mod sealer;
 mod series;
 mod slots;
 mod symbols;

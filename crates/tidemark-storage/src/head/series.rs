@@ -405,10 +405,28 @@ impl MemSeries {
         }
     }
 
-    /// Writes a closed in-order chunk to the store and keeps its reference.
+    /// Writes a closed in-order chunk to the store (staged for the sealer,
+    /// or re-encoded here: [`HeadChunks::write_closed`]) and keeps its
+    /// reference.
     fn push_closed(&mut self, series_ref: u64, mint: i64, maxt: i64, bytes: &[u8], store: &HeadChunks) {
-        let at = store.write(series_ref, mint, maxt, bytes);
+        let at = store.write_closed(series_ref, mint, maxt, bytes);
         self.labels.extend_tail(&StoredChunk { mint, maxt, at }.to_bytes());
+    }
+
+    /// Moves the reference of the closed chunk starting at `mint` from
+    /// `old` to `new` (the sealer's swap), only if the series still holds
+    /// exactly `old` for it. Returns whether it did.
+    pub(crate) fn replace_chunk_ref(&mut self, mint: i64, old: ChunkRef, new: ChunkRef) -> bool {
+        let chunks = self.chunks();
+        let i = chunks.partition_point(|c| c.mint < mint);
+        match chunks.get(i) {
+            Some(c) if c.mint == mint && c.at == old => {
+                let rec = StoredChunk { at: new, ..c }.to_bytes();
+                self.labels.tail_mut()[i * STORED_CHUNK_LEN..(i + 1) * STORED_CHUNK_LEN].copy_from_slice(&rec);
+                true
+            }
+            _ => false,
+        }
     }
 
     fn insert_ooo(&mut self, t: i64, v: f64) {

@@ -467,3 +467,113 @@ fn mapped_records_point_at_records_on_disk_only() {
     records.prefetch(refs[0]);
     assert!(s.mapped_records().record_start(refs[0]).is_none());
 }
+
+/// Takes every queued job (the sealer's batches, driven by hand).
+fn queued(s: &HeadChunks) -> Vec<Staged> {
+    let mut jobs = Vec::new();
+    while s.sealer_counts().2 > 0 {
+        assert!(s.seal.queue.next_batch(&mut jobs, 7));
+    }
+    jobs
+}
+
+/// Staging segments present, by index.
+fn staging_segments(s: &HeadChunks) -> Vec<u32> {
+    s.state.lock().segments.keys().copied().filter(|&i| i >= STAGE_BASE).collect()
+}
+
+#[test]
+fn staged_chunks_are_read_as_xor_then_sealed_and_their_segments_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    for s in [HeadChunks::in_memory(), store(dir.path(), 1 << 20)] {
+        // A sealer "running" that this test drives by hand.
+        s.attach_sealer(None);
+        // Enough chunks for several staging segments of 1 MiB.
+        let n = 6_000u64;
+        let chunks: Vec<(Vec<Sample>, Vec<u8>)> = (0..n).map(|i| xor_chunk(i, 120)).collect();
+        let staged: Vec<ChunkRef> =
+            chunks.iter().enumerate().map(|(i, (sm, x))| s.write_closed(i as u64, sm[0].t, sm[119].t, x)).collect();
+        assert!(staged.iter().all(|r| r.segment() >= STAGE_BASE));
+        assert!(staging_segments(&s).len() >= 2, "{:?}", staging_segments(&s));
+        // Staged records read back as the XOR chunk, without a summary.
+        for (i, r) in staged.iter().enumerate() {
+            let (sm, x) = &chunks[i];
+            let (encoding, bytes, summary) = s.read_summarized(*r, Some(i as u64), sm[0].t, sm[119].t).unwrap();
+            assert_eq!((encoding, bytes.as_ref(), summary), (Encoding::Xor, &x[..], None));
+        }
+        let jobs = queued(&s);
+        assert_eq!(jobs.len(), n as usize);
+        for (i, job) in jobs.iter().enumerate() {
+            let (sm, _) = &chunks[i];
+            assert_eq!((job.series_ref, job.mint, job.maxt, job.at), (i as u64, sm[0].t, sm[119].t, staged[i]));
+            let sealed = s.seal_staged(job).unwrap();
+            assert!(sealed.segment() < STAGE_BASE);
+            let (encoding, got) = samples_of(&s, sealed, i as u64, job.mint, job.maxt);
+            assert_eq!(encoding, Encoding::Sealed);
+            assert!(same_bits(&got, sm));
+            let summary = s.read_summarized(sealed, Some(i as u64), job.mint, job.maxt).unwrap().2;
+            assert_eq!(summary, crate::chunkenc::ChunkSummary::of(sm));
+            s.release_staged(job.at);
+        }
+        // Every staging segment but the one still being filled is freed.
+        assert_eq!(staging_segments(&s).len(), 1);
+        assert_eq!(s.sealer_counts(), (n, 0, 0));
+        assert_eq!(s.damaged_reads(), 0);
+        // The next segment started frees the drained one.
+        let big = vec![7u8; STAGE_SEGMENT_SIZE - 200];
+        let r = s.write_closed(1, 0, 10, &big);
+        assert_eq!(staging_segments(&s), vec![r.segment()]);
+    }
+}
+
+#[test]
+fn a_full_queue_or_a_stopped_sealer_reencodes_inline() {
+    let s = HeadChunks::in_memory();
+    let (sm, x) = xor_chunk(3, 120);
+    let (mint, maxt) = (sm[0].t, sm[119].t);
+    // No sealer: inline, as always.
+    assert!(s.write_closed(1, mint, maxt, &x).segment() < STAGE_BASE);
+    s.attach_sealer(None);
+    s.seal.queue.set_cap(2);
+    let refs: Vec<ChunkRef> = (0..3).map(|i| s.write_closed(i, mint, maxt, &x)).collect();
+    assert!(refs[0].segment() >= STAGE_BASE && refs[1].segment() >= STAGE_BASE);
+    assert!(refs[2].segment() < STAGE_BASE);
+    assert_eq!(samples_of(&s, refs[2], 2, mint, maxt).0, Encoding::Sealed);
+    assert_eq!(s.sealer_counts(), (0, 1, 2));
+    // Re-encoding off (WAL replay): stored as XOR in the main segments.
+    s.set_reencode(false);
+    let replayed = s.write_closed(4, mint, maxt, &x);
+    assert!(replayed.segment() < STAGE_BASE);
+    assert_eq!(samples_of(&s, replayed, 4, mint, maxt).0, Encoding::Xor);
+    s.set_reencode(true);
+    // Stopped: inline again, the queue emptied, staged records still read.
+    s.stop_sealer();
+    assert_eq!(s.sealer_counts().2, 0);
+    assert!(s.write_closed(5, mint, maxt, &x).segment() < STAGE_BASE);
+    assert!(same_bits(&samples_of(&s, refs[0], 0, mint, maxt).1, &sm));
+}
+
+#[test]
+fn truncation_frees_staged_chunks_and_their_jobs_then_do_nothing() {
+    let s = HeadChunks::in_memory();
+    s.attach_sealer(None);
+    let big = vec![1u8; STAGE_SEGMENT_SIZE / 4];
+    // Two staging segments: the first full of old chunks.
+    let old: Vec<ChunkRef> = (0..3).map(|i| s.write_closed(i, i as i64 * 10, i as i64 * 10 + 5, &big)).collect();
+    let newer = s.write_closed(9, 1_000, 1_005, &big);
+    assert_ne!(old[0].segment(), newer.segment());
+    s.truncate(500);
+    assert_eq!(staging_segments(&s), vec![newer.segment()]);
+    let jobs = queued(&s);
+    assert_eq!(jobs.len(), 4);
+    for job in &jobs[..3] {
+        assert_eq!(s.seal_staged(job), None);
+        s.release_staged(job.at);
+    }
+    // A missing record is not damage: nothing referred to it any more.
+    assert_eq!(s.damaged_reads(), 0);
+    // The current staging segment is never truncated away.
+    s.truncate(5_000);
+    assert_eq!(staging_segments(&s), vec![newer.segment()]);
+    assert!(s.seal_staged(&jobs[3]).is_some());
+}
