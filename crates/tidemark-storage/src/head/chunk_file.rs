@@ -4,16 +4,23 @@
 //! untouched pages not resident at all) holds them instead of the heap.
 //! Format: `docs/format/head_chunks.md`.
 //!
-//! The head closes XOR chunks; each is re-encoded with the sealed codec
-//! (`chunkenc::sealed`, zstd level [`ZSTD_LEVEL`], without a Huffman
-//! stage) before it is written, when that is smaller (it nearly always is:
-//! ~1.8 instead of ~3.1 bytes per sample at 15 s scrapes), and read back in whichever encoding its record
-//! names. While the WAL is replayed at open ([`HeadChunks::set_reencode`]
-//! off) closed chunks are stored as XOR (with their summary, which needs
-//! only a decode), so a restart costs little more CPU than before the
-//! re-encoding existed; chunks closed after the replay are
-//! re-encoded again. A series keeps a packed [`ChunkRef`] (segment, offset) per closed
-//! chunk plus its time range. The file is derived data, rebuilt from the WAL at
+//! The head closes XOR chunks; each is stored re-encoded with the sealed
+//! codec (`chunkenc::sealed`, zstd level [`ZSTD_LEVEL`], without a Huffman
+//! stage) when that is smaller (it nearly always is: ~1.8 instead of ~3.1
+//! bytes per sample at 15 s scrapes), and read back in whichever encoding
+//! its record names. While a sealer runs (`head/sealer.rs`, started by the
+//! database after the WAL replay) the re-encoding is off the append path:
+//! `HeadChunks::write_closed` copies the XOR bytes into a RAM **staging
+//! area** (segments of `STAGE_SEGMENT_SIZE` with indexes from
+//! `STAGE_BASE` up, never on disk) and queues the chunk; the sealer
+//! writes the sealed record to the main segments and moves the series'
+//! reference to it. With the queue full, or no sealer, the chunk is
+//! re-encoded inline. While the WAL is replayed at open
+//! ([`HeadChunks::set_reencode`] off) closed chunks are stored as XOR in the
+//! main segments (with their summary, which needs only a decode), so a
+//! restart costs little more CPU than before the re-encoding existed. A
+//! series keeps a packed [`ChunkRef`] (segment, offset) per closed chunk plus
+//! its time range. The file is derived data, rebuilt from the WAL at
 //! every open (the directory is emptied first), so writing it needs no
 //! fsync and a crash can only leave a file that is thrown away.
 //!
@@ -25,6 +32,13 @@
 //!   are in `pending` (RAM). A record never straddles the two.
 //! - Without a directory, or after a write failed, segments live in RAM
 //!   only (`written == 0` for new segments): same records, same refs.
+//! - A staging segment holds only records whose job is queued or being
+//!   sealed (`live` counts them); it is freed when the last is released
+//!   and chunks are no longer staged into it, or by truncation like any
+//!   segment. Staged records carry no summary (readers decode instead).
+//! - A series holding a staged reference reads it under its shard lock and
+//!   gets a heap copy; the sealer swaps the reference under the same lock
+//!   before releasing the record, so a released record is unreachable.
 //! - A record holds exactly the samples of the chunk handed to
 //!   [`HeadChunks::write`] (the re-encoding is lossless, bit for bit), and it
 //!   is built outside the store's lock: the lock covers only the copy into
