@@ -117,6 +117,10 @@ const STAGE_SEGMENT_SIZE: usize = 1 << 20;
 /// at 15 s scrapes: ~13 MiB at most). A chunk closed while it is full is
 /// re-encoded inline, as without a sealer.
 pub(crate) const SEAL_QUEUE_CAP: usize = 32_768;
+/// Queued chunks that wake a sleeping sealer.
+const WAKE_AT: usize = 256;
+/// Longest a sleeping sealer waits before it looks at the queue anyway.
+const SEALER_NAP: std::time::Duration = std::time::Duration::from_millis(20);
 
 thread_local! {
     /// Scratch of [`HeadChunks::write`]: decoded samples, the sealed bytes.
@@ -207,7 +211,11 @@ impl SealQueue {
     fn push(&self, job: Staged) {
         let mut q = self.jobs.lock();
         q.jobs.push_back(job);
-        if q.waiting {
+        // Woken for a whole batch only: a wake-up per chunk (a futex call
+        // and a context switch each) cost as much as the work moved off
+        // the append path. A sleeping sealer also looks every
+        // `SEALER_NAP` on its own, so a trickle of chunks is sealed soon.
+        if q.waiting && q.jobs.len() >= WAKE_AT {
             q.waiting = false;
             self.ready.notify_one();
         }
@@ -228,7 +236,8 @@ impl SealQueue {
                 return true;
             }
             q.waiting = true;
-            self.ready.wait(&mut q);
+            self.ready.wait_for(&mut q, SEALER_NAP);
+            q.waiting = false;
         }
     }
 
@@ -370,6 +379,21 @@ impl Segment {
         self.max_t = self.max_t.max(maxt);
         offset
     }
+}
+
+/// The data bytes of the staged record of `job` (a staging segment lives
+/// in RAM: its bytes are all pending), checked like any read.
+fn staged_data<'a>(st: &'a State, job: &Staged) -> Result<&'a [u8], HeadChunkError> {
+    let r = job.at;
+    let (segment, offset) = (r.segment(), r.offset());
+    let oob = || HeadChunkError::OutOfBounds { segment, offset };
+    let seg = st.segments.get(&segment).ok_or(HeadChunkError::MissingSegment { segment })?;
+    let p = (offset as usize).checked_sub(seg.written).filter(|&p| p >= SEGMENT_HEADER_LEN).ok_or_else(oob)?;
+    let h = parse_header(&seg.pending, p).ok_or_else(oob)?;
+    let len = h.record_len().ok_or_else(oob)?;
+    let rec = seg.pending.get(p..p + len).ok_or_else(oob)?;
+    let (_, start, n, _) = check_parsed(r, rec, &h, Some(job.series_ref), job.mint, job.maxt, VERSION)?;
+    Ok(&rec[start..start + n])
 }
 
 /// A record's header and summary field (everything before its data).
@@ -647,42 +671,111 @@ impl HeadChunks {
         ChunkRef::new(cur, offset as u32)
     }
 
-    /// The sealer's step for one staged chunk: reads its XOR bytes,
-    /// re-encodes them and writes the sealed record (with its summary) to
-    /// the main segments. Returns the new record's reference, or `None` if
-    /// the staged record is gone (its segment was truncated away) or
-    /// cannot be read; the caller then leaves the series alone.
+    /// The sealer's step for one staged chunk: [`HeadChunks::seal_batch`]
+    /// of one job.
+    #[cfg(test)]
     pub(crate) fn seal_staged(&self, job: &Staged) -> Option<ChunkRef> {
-        // Not through `read`: a record gone with its segment is no damage.
-        let (_, bytes, _) = match self.read_inner(job.at, Some(job.series_ref), job.mint, job.maxt) {
-            Ok(r) => r,
-            Err(HeadChunkError::MissingSegment { .. }) => return None,
-            Err(e) => {
-                tracing::error!(series_ref = job.series_ref, error = %e, "staged head chunk unreadable; left unsealed");
-                return None;
+        let mut out = Vec::with_capacity(1);
+        self.seal_batch(std::slice::from_ref(job), &mut out);
+        out[0]
+    }
+
+    /// The sealer's step for a batch of staged chunks: copies their XOR
+    /// bytes out of the staging area (one hold of the store's lock),
+    /// re-encodes each without the lock, and appends the sealed records
+    /// (with their summaries) to the main segments (one more hold). Pushes
+    /// to `out`, per job, the new record's reference, or `None` if the
+    /// staged record is gone (its segment was truncated away) or cannot be
+    /// read; the caller then leaves that series alone.
+    pub(crate) fn seal_batch(&self, jobs: &[Staged], out: &mut Vec<Option<ChunkRef>>) {
+        // The staged bytes, one after the other, and each job's span.
+        let mut raw: Vec<u8> = Vec::new();
+        let mut spans: Vec<Option<(usize, usize)>> = Vec::with_capacity(jobs.len());
+        {
+            let st = self.state.lock();
+            for job in jobs {
+                match staged_data(&st, job) {
+                    Ok(data) => {
+                        spans.push(Some((raw.len(), data.len())));
+                        raw.extend_from_slice(data);
+                    }
+                    // A record gone with its segment is no damage.
+                    Err(HeadChunkError::MissingSegment { .. }) => spans.push(None),
+                    Err(e) => {
+                        tracing::error!(series_ref = job.series_ref, error = %e, "staged head chunk unreadable; left unsealed");
+                        spans.push(None);
+                    }
+                }
             }
-        };
-        let at = SCRATCH.with(|cell| {
+        }
+        // Each record's header and data, one after the other: (job, header
+        // start, data start, end).
+        let mut enc: Vec<u8> = Vec::with_capacity(raw.len());
+        let mut recs: Vec<(usize, usize, usize, usize)> = Vec::with_capacity(jobs.len());
+        SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
-            let (samples, out) = &mut *scratch;
-            let (encoding, data, summary) = reencode(bytes.as_ref(), samples, out);
-            self.write_record(job.series_ref, job.mint, job.maxt, encoding, data, summary)
+            let (samples, sealed) = &mut *scratch;
+            for (i, (job, span)) in jobs.iter().zip(&spans).enumerate() {
+                let Some((at, len)) = *span else { continue };
+                let (encoding, data, summary) = reencode(&raw[at..at + len], samples, sealed);
+                let h = enc.len();
+                enc.extend_from_slice(&record_header(
+                    job.series_ref,
+                    job.mint,
+                    job.maxt,
+                    encoding,
+                    data.len(),
+                    summary,
+                ));
+                let d = enc.len();
+                enc.extend_from_slice(data);
+                recs.push((i, h, d, enc.len()));
+            }
         });
-        self.seal.sealed.fetch_add(1, Ordering::Relaxed);
-        Some(at)
+        let first = out.len();
+        out.resize(first + jobs.len(), None);
+        let mut st = self.state.lock();
+        for &(i, h, d, e) in &recs {
+            let rec_len = e - h + CRC_LEN;
+            let need_new = match st.segments.get(&st.current) {
+                None => true,
+                Some(s) => s.len() + rec_len > self.segment_size_now(st.on_disk) && s.len() > SEGMENT_HEADER_LEN,
+            };
+            if need_new {
+                self.rotate(&mut st);
+            }
+            let cur = st.current;
+            let seg = st.segments.get_mut(&cur).expect("rotate creates the current segment");
+            let offset = seg.append(&enc[h..d], &enc[d..e], jobs[i].maxt);
+            if seg.file.is_some() && seg.pending.len() >= WRITE_BUFFER && !self.flush(seg) {
+                st.on_disk = false;
+            }
+            out[first + i] = Some(ChunkRef::new(cur, offset as u32));
+        }
+        drop(st);
+        self.seal.sealed.fetch_add(recs.len() as u64, Ordering::Relaxed);
     }
 
     /// Marks the staged record at `r` as no longer needed (the series now
     /// refers to its sealed copy, or no longer to either); a staging
     /// segment whose every record is released is freed, unless chunks are
     /// still being staged into it.
+    #[cfg(test)]
     pub(crate) fn release_staged(&self, r: ChunkRef) {
+        self.release_staged_all(std::iter::once(r));
+    }
+
+    /// [`HeadChunks::release_staged`] of several records, in one hold of
+    /// the store's lock.
+    pub(crate) fn release_staged_all(&self, refs: impl IntoIterator<Item = ChunkRef>) {
         let mut st = self.state.lock();
-        let current = st.stage_current == Some(r.segment());
-        let Some(seg) = st.segments.get_mut(&r.segment()) else { return };
-        seg.live = seg.live.saturating_sub(1);
-        if seg.live == 0 && !current {
-            st.segments.remove(&r.segment());
+        for r in refs {
+            let current = st.stage_current == Some(r.segment());
+            let Some(seg) = st.segments.get_mut(&r.segment()) else { continue };
+            seg.live = seg.live.saturating_sub(1);
+            if seg.live == 0 && !current {
+                st.segments.remove(&r.segment());
+            }
         }
     }
 

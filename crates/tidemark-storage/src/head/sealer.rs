@@ -30,11 +30,13 @@
 
 use std::sync::{Arc, Weak};
 
-use super::chunk_file::{SealQueue, Staged};
+use super::chunk_file::{ChunkRef, SealQueue, Staged};
 use super::Head;
 
 /// Jobs taken from the queue per hold of its lock.
 const BATCH: usize = 256;
+/// Jobs sealed per hold of the store's lock.
+const SLICE: usize = 64;
 
 impl Head {
     /// Starts the sealer thread of `head` (a no-op if one runs). From then
@@ -53,17 +55,30 @@ impl Head {
     /// Seals one staged chunk: the sealed record is written, the series'
     /// reference moved to it if it still holds the staged one, and the
     /// staged record released. Returns whether the reference was moved.
+    #[cfg(test)]
     pub(crate) fn seal_one(&self, job: &Staged) -> bool {
-        let Some(sealed) = self.chunks.seal_staged(job) else {
-            // Gone with its segment (truncated): nothing refers to it.
-            // Unreadable otherwise: kept, the series still refers to it.
-            return false;
-        };
-        let moved = {
+        let mut sealed = Vec::with_capacity(1);
+        self.seal_all(std::slice::from_ref(job), &mut sealed) == 1
+    }
+
+    /// [`Head::seal_one`] for a batch of jobs (`sealed` is scratch): the
+    /// store's lock is taken a few times per batch, not per chunk. Returns
+    /// how many references were moved.
+    fn seal_all(&self, jobs: &[Staged], sealed: &mut Vec<Option<ChunkRef>>) -> usize {
+        sealed.clear();
+        self.chunks.seal_batch(jobs, sealed);
+        let mut moved = 0;
+        for (job, new) in jobs.iter().zip(sealed.iter()) {
+            // None: gone with its segment (truncated), nothing refers to
+            // it; or unreadable, kept: the series still refers to it.
+            let Some(new) = *new else { continue };
             let mut shard = self.series_shard(job.series_ref).lock();
-            shard.get_mut(&job.series_ref).is_some_and(|s| s.replace_chunk_ref(job.mint, job.at, sealed))
-        };
-        self.chunks.release_staged(job.at);
+            if shard.get_mut(&job.series_ref).is_some_and(|s| s.replace_chunk_ref(job.mint, job.at, new)) {
+                moved += 1;
+            }
+        }
+        // Released only now: no reader can reach them any more.
+        self.chunks.release_staged_all(jobs.iter().zip(sealed.iter()).filter(|(_, n)| n.is_some()).map(|(j, _)| j.at));
         moved
     }
 }
@@ -72,13 +87,15 @@ impl Head {
 /// queue is closed or the head is gone.
 fn run(queue: &SealQueue, head: &Weak<Head>) {
     let mut batch: Vec<Staged> = Vec::with_capacity(BATCH);
+    let mut sealed = Vec::with_capacity(BATCH);
     while queue.next_batch(&mut batch, BATCH) {
         let Some(head) = head.upgrade() else { return };
-        for job in batch.drain(..) {
+        // Small slices, so a stop waits for a few chunks at most.
+        for part in batch.chunks(SLICE) {
             if queue.is_closed() {
                 break;
             }
-            head.seal_one(&job);
+            head.seal_all(part, &mut sealed);
         }
         batch.clear();
     }
