@@ -697,9 +697,31 @@ impl Evaluator<'_, '_> {
                 let offset = offset_ms(&ms.vs.offset);
                 let at = self.at_ms(&ms.vs.at);
                 let (lo, hi) = self.window_bounds(range, offset, at);
-                let selected = self.select(&ms.vs, lo + 1, hi)?;
                 let extreme = extreme_window(f, grid, range, offset, at);
                 let drop = !keeps_name;
+                // One step, no scalar argument, every sample read: the
+                // function's one window per series is evaluated inside the
+                // storage's select, where the samples are (same samples,
+                // same code, same order: the same answer).
+                let pushable = ctx.opts.push_down_windows
+                    && grid.nsteps == 1
+                    && extreme.is_none()
+                    && scalars.is_empty()
+                    && !smoothing;
+                if pushable {
+                    if let Some(sel) = self.select_windows(&ms.vs, lo + 1, hi, f, grid, (range, offset, at))? {
+                        self.sh.count_read(sel.samples_read);
+                        for (mut labels, p) in sel.points {
+                            self.sh.tick()?;
+                            let not_counter = relabel(&mut labels, drop);
+                            let mut points = ctx.spare_points.take(1);
+                            points.push(p);
+                            emit(labels, drop, points, not_counter)?;
+                        }
+                        return Ok(());
+                    }
+                }
+                let selected = self.select(&ms.vs, lo + 1, hi)?;
                 self.map_series(
                     selected,
                     |s, buf| {
@@ -742,6 +764,58 @@ impl Evaluator<'_, '_> {
             }
         }
         Ok(())
+    }
+}
+
+impl Evaluator<'_, '_> {
+    /// Range function `f` of the selector `vs` at the single step of
+    /// `grid`, evaluated by the storage over each series' samples in
+    /// `[mint, maxt]` where they are stored (see
+    /// [`crate::SeriesSource::select_windows`]); `window` is the matrix
+    /// selector's (range, offset, `@`). Staleness markers are dropped and
+    /// the window evaluated exactly as the general path does after
+    /// `load_samples`. `None` when the storage has no such path (blocks in
+    /// the range, another source) or the selector has several matcher
+    /// sets: then the caller selects the series.
+    fn select_windows(
+        &self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+        f: RangeFunction,
+        grid: StepGrid,
+        window: (i64, i64, Option<i64>),
+    ) -> Result<Option<crate::storage::WindowSelection>, Error> {
+        let sets = super::selector::matcher_sets(vs)?;
+        let [set] = &sets[..] else { return Ok(None) };
+        let (range, offset, at) = window;
+        let no_interrupt = || Ok(());
+        let value = |samples: &[Sample]| -> Option<Sample> {
+            let mut out = None;
+            let mut eval = |samples: &[Sample]| {
+                // One step: at most one window. Its errors are interrupts
+                // only, and this one never interrupts.
+                let _ = grid.for_each_window(samples, range, offset, at, &no_interrupt, |_, ts, w, start, end| {
+                    let w = RangeWindow { samples: w, eval_t: ts, range_start: start, range_end: end };
+                    out = f.eval(&w, &[]).map(|v| Sample { t: ts, v });
+                });
+            };
+            if samples.iter().any(|p| tidemark_storage::is_stale_nan(p.v)) {
+                let live: Vec<Sample> =
+                    samples.iter().filter(|p| !tidemark_storage::is_stale_nan(p.v)).copied().collect();
+                eval(&live);
+            } else {
+                eval(samples);
+            }
+            out
+        };
+        let Some(r) = self.sh.ctx.source.select_windows(mint, maxt, set, &value) else { return Ok(None) };
+        let sel = r.map_err(Error::Storage)?;
+        let mut ann = self.sh.annotations.borrow_mut();
+        for w in &sel.warnings {
+            ann.add(crate::annotations::Annotation::warning(w.clone(), None));
+        }
+        Ok(Some(sel))
     }
 }
 
