@@ -711,9 +711,15 @@ impl Evaluator<'_, '_> {
                 if pushable {
                     if let Some(sel) = self.select_windows(&ms.vs, lo + 1, hi, f, grid, (range, offset, at))? {
                         self.sh.count_read(sel.samples_read);
-                        for (mut labels, p) in sel.points {
+                        let mut outputs = sel.points;
+                        // The outputs' label edits (the metric name dropped:
+                        // a new label set per series) on the worker threads,
+                        // as the general path does them; then each is handed
+                        // to the sink in order.
+                        let threads = ctx.opts.parallelism.max(1).min(outputs.len() / PUSHED_RELABEL_MIN_SERIES).max(1);
+                        let notes = relabel_all(&mut outputs, threads, &|labels| relabel(labels, drop));
+                        for ((labels, p), not_counter) in outputs.into_iter().zip(notes) {
                             self.sh.tick()?;
-                            let not_counter = relabel(&mut labels, drop);
                             let mut points = ctx.spare_points.take(1);
                             points.push(p);
                             emit(labels, drop, points, not_counter)?;
@@ -817,6 +823,34 @@ impl Evaluator<'_, '_> {
         }
         Ok(Some(sel))
     }
+}
+
+/// Fewest pushed-down outputs per thread that edit their labels on several
+/// threads (a label set without its name is an allocation and a copy).
+const PUSHED_RELABEL_MIN_SERIES: usize = 2048;
+
+/// Applies `relabel` to every output's labels, on `threads` threads (in
+/// contiguous runs), and returns what it said for each, in order.
+fn relabel_all(
+    outputs: &mut [(Labels, Sample)],
+    threads: usize,
+    relabel: &(dyn Fn(&mut Labels) -> Option<String> + Sync),
+) -> Vec<Option<String>> {
+    if threads <= 1 {
+        return outputs.iter_mut().map(|(l, _)| relabel(l)).collect();
+    }
+    let (n, per) = (outputs.len(), outputs.len().div_ceil(threads));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = outputs
+            .chunks_mut(per)
+            .map(|part| scope.spawn(move || part.iter_mut().map(|(l, _)| relabel(l)).collect::<Vec<_>>()))
+            .collect();
+        let mut notes = Vec::with_capacity(n);
+        for h in handles {
+            notes.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        notes
+    })
 }
 
 /// Which labels of a function's output series their consumer reads.
