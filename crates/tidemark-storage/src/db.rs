@@ -1670,7 +1670,7 @@ impl SeriesSource for HeadSource {
         maxt: i64,
         f: &crate::querier::WindowFn<'_>,
         warn: &mut Vec<String>,
-    ) -> Option<(Vec<(Labels, crate::sample::Sample)>, usize)> {
+    ) -> Option<(crate::querier::WindowPoints, usize)> {
         Some(self.0.select_windows(ms, mint, maxt, f, warn))
     }
     fn label_names(&self, ms: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, Error> {

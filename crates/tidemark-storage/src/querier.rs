@@ -23,6 +23,10 @@ use crate::{Error, Labels, Matcher};
 /// [`Querier::select_windows`] applies to each series in place.
 pub type WindowFn<'a> = dyn Fn(&[Sample]) -> Option<Sample> + Sync + 'a;
 
+/// What [`Querier::select_windows`] gives: each series for which the
+/// function gave a point, with that point, sorted by labels.
+pub type WindowPoints = Vec<(Labels, Sample)>;
+
 /// Something that holds series: the head or a block.
 pub(crate) trait SeriesSource: Send + Sync {
     /// Series matching `matchers` with chunks overlapping `[mint, maxt]`,
@@ -68,7 +72,7 @@ pub(crate) trait SeriesSource: Send + Sync {
         _maxt: i64,
         _f: &WindowFn<'_>,
         _warnings: &mut Vec<String>,
-    ) -> Option<(Vec<(Labels, Sample)>, usize)> {
+    ) -> Option<(WindowPoints, usize)> {
         None
     }
     /// Sorted label names of the series matching `matchers`.
@@ -313,7 +317,7 @@ impl Querier {
         &self,
         matchers: &[Matcher],
         f: &WindowFn<'_>,
-    ) -> Option<Result<(Vec<(Labels, Sample)>, usize), Error>> {
+    ) -> Option<Result<(WindowPoints, usize), Error>> {
         if self.mint > self.maxt {
             return Some(Ok((Vec::new(), 0)));
         }

@@ -928,7 +928,7 @@ impl Head {
         maxt: i64,
         f: &crate::querier::WindowFn<'_>,
         warnings: &mut Vec<String>,
-    ) -> (Vec<(Labels, Sample)>, usize) {
+    ) -> (crate::querier::WindowPoints, usize) {
         if mint > maxt {
             return (Vec::new(), 0);
         }
@@ -940,7 +940,7 @@ impl Head {
             // Contiguous runs of the refs on several threads, put back in
             // order (as `select_ref_order` does).
             let per = refs.len().div_ceil(threads);
-            let parts: Vec<(Vec<(Labels, Sample)>, usize, Vec<String>)> = std::thread::scope(|scope| {
+            let parts: Vec<(crate::querier::WindowPoints, usize, Vec<String>)> = std::thread::scope(|scope| {
                 let rest: Vec<_> = refs[per..]
                     .chunks(per)
                     .map(|part| {
@@ -979,7 +979,7 @@ impl Head {
         maxt: i64,
         f: &crate::querier::WindowFn<'_>,
         warnings: &mut Vec<String>,
-    ) -> (Vec<(Labels, Sample)>, usize) {
+    ) -> (crate::querier::WindowPoints, usize) {
         let mut damaged = Vec::new();
         let mut out = Vec::new();
         let mut read = 0usize;
@@ -1004,7 +1004,7 @@ impl Head {
             };
             let Some(s) = shard.get(&r) else { continue };
             samples.clear();
-            s.samples_between(r, mint, maxt, &self.chunks, &mut damaged, &mut samples, &mut scratch);
+            s.samples_between(r, (mint, maxt), &self.chunks, &mut damaged, &mut samples, &mut scratch);
             read += samples.len();
             let value = if samples.is_empty() { None } else { f(&samples) };
             if damaged.is_empty() && value.is_none() {

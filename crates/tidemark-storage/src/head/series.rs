@@ -533,7 +533,7 @@ impl MemSeries {
         (out, None)
     }
 
-    /// Appends the samples with `mint <= t <= maxt` to `out`, oldest first,
+    /// Appends the samples with `mint <= t <= maxt` (`range`) to `out`, oldest first,
     /// exactly as iterating over [`MemSeries::chunks_in`]'s chunks clipped
     /// to the range gives them, but read in place: the open chunk is
     /// decoded from the series' own bytes (no copy, no chunk list), and a
@@ -544,8 +544,7 @@ impl MemSeries {
     pub(crate) fn samples_between(
         &self,
         series_ref: u64,
-        mint: i64,
-        maxt: i64,
+        (mint, maxt): (i64, i64),
         store: &HeadChunks,
         damaged: &mut Vec<HeadChunkError>,
         out: &mut Vec<Sample>,
