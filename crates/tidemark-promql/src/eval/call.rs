@@ -839,7 +839,7 @@ fn relabel_all(
     if threads <= 1 {
         return outputs.iter_mut().map(|(l, _)| relabel(l)).collect();
     }
-    let (n, per) = (outputs.len(), outputs.len().div_ceil(threads));
+    let (n, per) = (outputs.len(), outputs.len().div_ceil(threads).max(1));
     std::thread::scope(|scope| {
         let handles: Vec<_> = outputs
             .chunks_mut(per)
@@ -1060,6 +1060,36 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_edits_on_threads_keep_every_output_in_place() {
+        // Uneven runs (n not a multiple of the threads), one thread, more
+        // threads than outputs: every output edited once, in place, and the
+        // notes in output order.
+        for n in [0usize, 1, 7, 1000] {
+            for threads in [1usize, 2, 3, 8] {
+                let mut outputs: Vec<(Labels, Sample)> = (0..n)
+                    .map(|i| {
+                        let name = if i % 3 == 0 { "up".to_string() } else { format!("m_{i}_total") };
+                        let l = Labels::new([("__name__", name), ("i", i.to_string())]).unwrap();
+                        (l, Sample { t: i as i64, v: i as f64 })
+                    })
+                    .collect();
+                let relabel = |l: &mut Labels| {
+                    let note = not_counter_name(l);
+                    drop_metric_name(l);
+                    note
+                };
+                let notes = relabel_all(&mut outputs, threads, &relabel);
+                assert_eq!(notes.len(), n);
+                for (i, ((l, p), note)) in outputs.iter().zip(&notes).enumerate() {
+                    assert_eq!(l, &Labels::new([("i", i.to_string())]).unwrap());
+                    assert_eq!(p.t, i as i64);
+                    assert_eq!(note.is_some(), i % 3 == 0, "{i}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn le_values_parse_like_go() {
