@@ -8,7 +8,9 @@
 //! the chunk lists and the sort into label order;
 //! `big_name_read_and_dropped_elsewhere` adds a second thread that reads
 //! every series' chunk bytes and drops it, as a query's evaluation
-//! threads do (the frees of the select's allocations). `labels/cmp_neighbours`
+//! threads do (the frees of the select's allocations); `big_name_windows`
+//! reads the same series' windows in place (`Head::select_windows`, the
+//! path of an instant `rate` pushed into the select). `labels/cmp_neighbours`
 //! and `labels/without_name` time the two label-set operations a heavy
 //! instant query does per series besides: comparing label sets that share
 //! long prefixes (the sort's small groups and the merge of its runs) and
@@ -21,7 +23,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
 use tidemark_storage::head::{Head, HeadOptions};
-use tidemark_storage::{Labels, MatchOp, Matcher};
+use tidemark_storage::{Labels, MatchOp, Matcher, Sample};
 
 const SERIES: usize = 100_000;
 const SAMPLES: i64 = 20;
@@ -91,6 +93,17 @@ fn select(c: &mut Criterion) {
                 .join()
                 .expect("reader thread")
             })
+        })
+    });
+    // The same selection as the instant range function pushed down reads
+    // it: each series' samples in the window decoded in place and reduced
+    // to one point (here their last), no chunk list or copy per series.
+    let last = |s: &[Sample]| s.last().copied();
+    g.bench_function("big_name_windows", |b| {
+        b.iter(|| {
+            let (out, read) = head.select_windows(&ms, mint, maxt, &last, &mut Vec::new());
+            assert_eq!(out.len(), SERIES * 2 / 5);
+            read
         })
     });
     g.finish();

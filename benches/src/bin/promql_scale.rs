@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p tidemark-bench --bin promql_scale -- [--series 368695] [--samples 257]
 //!     [--runs 5] [--parallelism 1] [--only NAME] [--loop-secs S] [--digests FILE]
+//!     [--end-offset-min M] [--no-pushdown]
 //! ```
 //!
 //! Builds an in-memory [`Db`] with the comparison tool's synthetic fleet
@@ -18,6 +19,16 @@
 //! `perf record`. `--digests FILE` writes one line
 //! per query with a hash of the exact result (labels, timestamps and the bits
 //! of every value): two builds answer identically iff their files are equal.
+//!
+//! By default the last scrape falls exactly on a 2 h boundary, where every
+//! series' last sample opens a new chunk: an instant query there reads each
+//! series' closed (sealed) chunk. `--end-offset-min M` moves the whole load
+//! (and the query time) M minutes later, so that instant queries read the
+//! open chunks in their middle, as a server's queries at the end of its
+//! load do (`--end-offset-min 37`, say). `--no-pushdown` turns off the
+//! engine's evaluation of instant range functions inside the select
+//! (`EngineOptions::push_down_windows`), for comparing the two paths in one
+//! binary.
 
 use std::hash::{Hash, Hasher};
 use std::time::Instant;
@@ -44,11 +55,22 @@ struct Args {
     only: Option<String>,
     loop_secs: f64,
     digests: Option<String>,
+    end_offset_min: i64,
+    pushdown: bool,
 }
 
 fn parse_args() -> Result<Args, BoxError> {
-    let mut a =
-        Args { series: 368_695, samples: 257, runs: 5, parallelism: 1, only: None, loop_secs: 0.0, digests: None };
+    let mut a = Args {
+        series: 368_695,
+        samples: 257,
+        runs: 5,
+        parallelism: 1,
+        only: None,
+        loop_secs: 0.0,
+        digests: None,
+        end_offset_min: 0,
+        pushdown: true,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -60,6 +82,8 @@ fn parse_args() -> Result<Args, BoxError> {
             "--only" => a.only = Some(val()?),
             "--loop-secs" => a.loop_secs = val()?.parse()?,
             "--digests" => a.digests = Some(val()?),
+            "--end-offset-min" => a.end_offset_min = val()?.parse()?,
+            "--no-pushdown" => a.pushdown = false,
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -130,7 +154,7 @@ fn build(args: &Args) -> Result<(Db, i64), BoxError> {
         series: args.series,
         targets: None,
         samples_per_series: args.samples,
-        end_ms: END_MS,
+        end_ms: END_MS + args.end_offset_min * 60_000,
         seed: 42,
     });
     let labels: Vec<Labels> = load
@@ -234,6 +258,7 @@ fn main() -> Result<(), BoxError> {
         parallelism: args.parallelism,
         max_samples: usize::MAX / 2,
         timeout: None,
+        push_down_windows: args.pushdown,
         ..EngineOptions::default()
     });
     if let (Some(only), true) = (&args.only, args.loop_secs > 0.0) {

@@ -62,6 +62,13 @@ pub struct EngineOptions {
     pub max_concurrency: usize,
     /// Limits on the size and shape of a query (defaults: see [`QueryLimits`]).
     pub limits: QueryLimits,
+    /// Evaluate a range function of a plain selector at a single step
+    /// (`rate(x[5m])` in an instant query, alone or under an aggregation)
+    /// inside the storage's select, over each series' samples where they
+    /// are stored (see [`crate::SeriesSource::select_windows`]), instead of
+    /// selecting the series and reading them afterwards. The answers are
+    /// the same either way; off only to compare the two paths. Default on.
+    pub push_down_windows: bool,
 }
 
 impl Default for EngineOptions {
@@ -76,6 +83,7 @@ impl Default for EngineOptions {
             parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             max_concurrency: 20,
             limits: QueryLimits::default(),
+            push_down_windows: true,
         }
     }
 }

@@ -41,7 +41,7 @@ pub use engine::{CancellationToken, ConcurrencyStats, Engine, EngineOptions, Que
 pub use error::{Error, ParseError};
 pub use limits::{LimitError, LimitKind, QueryLimits};
 pub use parse::{parse, parse_metric_selector};
-pub use storage::{MemStorage, SelectedSeries, SeriesSource};
+pub use storage::{MemStorage, SelectedSeries, SeriesSource, WindowSelection};
 pub use value::{RangeSeries, Value, VectorSample};
 
 /// The parser's syntax tree, re-exported so callers can inspect or rewrite queries.

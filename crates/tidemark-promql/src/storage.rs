@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use parking_lot::RwLock;
-use tidemark_storage::{Db, Labels, Matcher, Sample, SampleIterator, VecIterator};
+use tidemark_storage::{Db, Labels, Matcher, Sample, SampleIterator, VecIterator, WindowFn};
 
 /// A series returned by [`SeriesSource::select`]: its labels and an iterator
 /// over its samples in the selected time range.
@@ -19,6 +19,20 @@ impl std::fmt::Debug for SelectedSeries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SelectedSeries").field("labels", &self.labels).finish_non_exhaustive()
     }
+}
+
+/// What [`SeriesSource::select_windows`] gives: one point per series for
+/// which the function gave one, and what was read.
+#[derive(Debug, Default)]
+pub struct WindowSelection {
+    /// The series' labels (including `__name__`) and the function's point,
+    /// sorted by labels.
+    pub points: Vec<(Labels, Sample)>,
+    /// Samples read, over every selected series (with a point or not).
+    pub samples_read: usize,
+    /// Data in the range that could not be read (see
+    /// [`SeriesSource::select_with_warnings`]).
+    pub warnings: Vec<String>,
 }
 
 /// Anything the engine can read series from.
@@ -63,6 +77,24 @@ pub trait SeriesSource: Send + Sync {
         matchers: &[Matcher],
     ) -> Result<(Vec<SelectedSeries>, Vec<String>), String> {
         self.select_unordered_with_warnings(mint, maxt, matchers)
+    }
+
+    /// `f` applied to each series matching every matcher over its samples
+    /// in `[mint, maxt]` (exactly those [`SeriesSource::select`] would
+    /// give, oldest first, staleness markers included), read where they are
+    /// stored: for a function of one window per series (an instant range
+    /// function), which then needs no series handed out. `f` may run on
+    /// several threads; it is called once per series with samples in the
+    /// range. `None` when the source has no such path for this range (the
+    /// default): the caller then selects the series.
+    fn select_windows(
+        &self,
+        _mint: i64,
+        _maxt: i64,
+        _matchers: &[Matcher],
+        _f: &WindowFn<'_>,
+    ) -> Option<Result<WindowSelection, String>> {
+        None
     }
 }
 
@@ -111,6 +143,24 @@ impl SeriesSource for Db {
         // The head skips building each series' label set when nothing
         // else in the range has series.
         db_select(self, mint, maxt, matchers, Wanted::Unlabelled)
+    }
+
+    fn select_windows(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        f: &WindowFn<'_>,
+    ) -> Option<Result<WindowSelection, String>> {
+        // Only the head has this path: with blocks in the range the
+        // querier says `None` and the engine selects the series.
+        let q = self.querier(mint, maxt);
+        let r = q.select_windows(matchers, f)?;
+        Some(r.map_err(|e| e.to_string()).map(|(points, samples_read)| WindowSelection {
+            points,
+            samples_read,
+            warnings: q.warnings(),
+        }))
     }
 }
 

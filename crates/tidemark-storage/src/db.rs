@@ -1671,6 +1671,16 @@ impl SeriesSource for HeadSource {
     ) -> Result<Option<Vec<ChunkSeries>>, Error> {
         Ok(Some(self.0.select_unlabelled(ms, mint, maxt, warn)))
     }
+    fn select_windows(
+        &self,
+        ms: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        f: &crate::querier::WindowFn<'_>,
+        warn: &mut Vec<String>,
+    ) -> Option<(crate::querier::WindowPoints, usize)> {
+        Some(self.0.select_windows(ms, mint, maxt, f, warn))
+    }
     fn label_names(&self, ms: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, Error> {
         Ok(self.0.label_names(ms, mint, maxt))
     }

@@ -33,6 +33,6 @@ pub use db::{Appender, Db, DbBuilder, DbStats, Options, SCRUB_FIRST_DELAY};
 pub use error::{AppendError, BlockError, ChunkError, Error, Result, WalError};
 pub use labels::{Label, LabelError, Labels, LabelsIter, NameValidation, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher};
-pub use querier::{Querier, Series, SeriesIterator};
+pub use querier::{Querier, Series, SeriesIterator, WindowFn, WindowPoints};
 pub use sample::{collect_samples, is_stale_nan, stale_nan, Sample, SampleIterator, VecIterator, STALE_NAN_BITS};
 pub use wal::SyncPolicy;

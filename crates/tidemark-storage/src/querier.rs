@@ -18,6 +18,15 @@ use crate::prefetch::prefetch;
 use crate::sample::{Sample, SampleIterator, VecIterator};
 use crate::{Error, Labels, Matcher};
 
+/// A function of one series' samples in a range (oldest first, staleness
+/// markers included) giving at most one point: what
+/// [`Querier::select_windows`] applies to each series in place.
+pub type WindowFn<'a> = dyn Fn(&[Sample]) -> Option<Sample> + Sync + 'a;
+
+/// What [`Querier::select_windows`] gives: each series for which the
+/// function gave a point, with that point, sorted by labels.
+pub type WindowPoints = Vec<(Labels, Sample)>;
+
 /// Something that holds series: the head or a block.
 pub(crate) trait SeriesSource: Send + Sync {
     /// Series matching `matchers` with chunks overlapping `[mint, maxt]`,
@@ -52,6 +61,19 @@ pub(crate) trait SeriesSource: Send + Sync {
         _warnings: &mut Vec<String>,
     ) -> Result<Option<Vec<ChunkSeries>>, Error> {
         Ok(None)
+    }
+    /// `f` applied to each selected series' samples in `[mint, maxt]`,
+    /// read in place (see [`Querier::select_windows`]); `None` when the
+    /// source has no such path (the default).
+    fn select_windows(
+        &self,
+        _matchers: &[Matcher],
+        _mint: i64,
+        _maxt: i64,
+        _f: &WindowFn<'_>,
+        _warnings: &mut Vec<String>,
+    ) -> Option<(WindowPoints, usize)> {
+        None
     }
     /// Sorted label names of the series matching `matchers`.
     fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, Error>;
@@ -266,6 +288,46 @@ impl Querier {
         Ok(self.bounded_series(merged))
     }
 
+    /// `f` applied to the samples in the range of each series matching
+    /// all `matchers`, read where they are stored instead of handed out as
+    /// chunks: the series for which it gives a point, sorted by labels, and
+    /// the number of samples read (those of every series, with or without
+    /// a point). `f` sees exactly the samples [`Querier::select`]'s series
+    /// would yield, in the same order; it is called from the select's
+    /// threads, once per series with samples in the range. `None` when
+    /// the range is not held by the head alone (blocks overlap it): then
+    /// use [`Querier::select`].
+    ///
+    /// ```
+    /// use tidemark_storage::{Db, Labels, Matcher, Sample};
+    /// let db = Db::in_memory().unwrap();
+    /// let mut app = db.appender();
+    /// let up = Labels::new([("__name__", "up")]).unwrap();
+    /// for t in [1_000, 2_000, 3_000] {
+    ///     app.append(&up, t, t as f64).unwrap();
+    /// }
+    /// app.commit().unwrap();
+    /// let q = db.querier(1_500, 10_000);
+    /// let last = |s: &[Sample]| s.last().copied();
+    /// let (points, read) = q.select_windows(&[Matcher::equal("__name__", "up")], &last).unwrap().unwrap();
+    /// assert_eq!(read, 2);
+    /// assert_eq!(points, vec![(up, Sample { t: 3_000, v: 3_000.0 })]);
+    /// ```
+    pub fn select_windows(
+        &self,
+        matchers: &[Matcher],
+        f: &WindowFn<'_>,
+    ) -> Option<Result<(WindowPoints, usize), Error>> {
+        if self.mint > self.maxt {
+            return Some(Ok((Vec::new(), 0)));
+        }
+        let [source] = &self.sources[..] else { return None };
+        let mut warnings = Vec::new();
+        let out = source.select_windows(matchers, self.mint, self.maxt, f, &mut warnings)?;
+        self.add_warnings(warnings);
+        Some(Ok(out))
+    }
+
     /// Sorted, unique label names of the series matching `matchers` (all series if empty).
     pub fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, Error> {
         let mut lists = Vec::new();
@@ -390,7 +452,7 @@ pub struct SeriesIterator {
 }
 
 impl SeriesIterator {
-    fn new(chunks: Vec<Chunk>, mint: i64, maxt: i64) -> SeriesIterator {
+    pub(crate) fn new(chunks: Vec<Chunk>, mint: i64, maxt: i64) -> SeriesIterator {
         SeriesIterator { pending: chunks, mint, maxt, cursor: None }
     }
 

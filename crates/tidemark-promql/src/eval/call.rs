@@ -697,9 +697,37 @@ impl Evaluator<'_, '_> {
                 let offset = offset_ms(&ms.vs.offset);
                 let at = self.at_ms(&ms.vs.at);
                 let (lo, hi) = self.window_bounds(range, offset, at);
-                let selected = self.select(&ms.vs, lo + 1, hi)?;
                 let extreme = extreme_window(f, grid, range, offset, at);
                 let drop = !keeps_name;
+                // One step, no scalar argument, every sample read: the
+                // function's one window per series is evaluated inside the
+                // storage's select, where the samples are (same samples,
+                // same code, same order: the same answer).
+                let pushable = ctx.opts.push_down_windows
+                    && grid.nsteps == 1
+                    && extreme.is_none()
+                    && scalars.is_empty()
+                    && !smoothing;
+                if pushable {
+                    if let Some(sel) = self.select_windows(&ms.vs, lo + 1, hi, f, grid, (range, offset, at))? {
+                        self.sh.count_read(sel.samples_read);
+                        let mut outputs = sel.points;
+                        // The outputs' label edits (the metric name dropped:
+                        // a new label set per series) on the worker threads,
+                        // as the general path does them; then each is handed
+                        // to the sink in order.
+                        let threads = ctx.opts.parallelism.max(1).min(outputs.len() / PUSHED_RELABEL_MIN_SERIES).max(1);
+                        let notes = relabel_all(&mut outputs, threads, &|labels| relabel(labels, drop));
+                        for ((labels, p), not_counter) in outputs.into_iter().zip(notes) {
+                            self.sh.tick()?;
+                            let mut points = ctx.spare_points.take(1);
+                            points.push(p);
+                            emit(labels, drop, points, not_counter)?;
+                        }
+                        return Ok(());
+                    }
+                }
+                let selected = self.select(&ms.vs, lo + 1, hi)?;
                 self.map_series(
                     selected,
                     |s, buf| {
@@ -743,6 +771,86 @@ impl Evaluator<'_, '_> {
         }
         Ok(())
     }
+}
+
+impl Evaluator<'_, '_> {
+    /// Range function `f` of the selector `vs` at the single step of
+    /// `grid`, evaluated by the storage over each series' samples in
+    /// `[mint, maxt]` where they are stored (see
+    /// [`crate::SeriesSource::select_windows`]); `window` is the matrix
+    /// selector's (range, offset, `@`). Staleness markers are dropped and
+    /// the window evaluated exactly as the general path does after
+    /// `load_samples`. `None` when the storage has no such path (blocks in
+    /// the range, another source) or the selector has several matcher
+    /// sets: then the caller selects the series.
+    fn select_windows(
+        &self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+        f: RangeFunction,
+        grid: StepGrid,
+        window: (i64, i64, Option<i64>),
+    ) -> Result<Option<crate::storage::WindowSelection>, Error> {
+        let sets = super::selector::matcher_sets(vs)?;
+        let [set] = &sets[..] else { return Ok(None) };
+        let (range, offset, at) = window;
+        let no_interrupt = || Ok(());
+        let value = |samples: &[Sample]| -> Option<Sample> {
+            let mut out = None;
+            let mut eval = |samples: &[Sample]| {
+                // One step: at most one window. Its errors are interrupts
+                // only, and this one never interrupts.
+                let _ = grid.for_each_window(samples, range, offset, at, &no_interrupt, |_, ts, w, start, end| {
+                    let w = RangeWindow { samples: w, eval_t: ts, range_start: start, range_end: end };
+                    out = f.eval(&w, &[]).map(|v| Sample { t: ts, v });
+                });
+            };
+            if samples.iter().any(|p| tidemark_storage::is_stale_nan(p.v)) {
+                let live: Vec<Sample> =
+                    samples.iter().filter(|p| !tidemark_storage::is_stale_nan(p.v)).copied().collect();
+                eval(&live);
+            } else {
+                eval(samples);
+            }
+            out
+        };
+        let Some(r) = self.sh.ctx.source.select_windows(mint, maxt, set, &value) else { return Ok(None) };
+        let sel = r.map_err(Error::Storage)?;
+        let mut ann = self.sh.annotations.borrow_mut();
+        for w in &sel.warnings {
+            ann.add(crate::annotations::Annotation::warning(w.clone(), None));
+        }
+        Ok(Some(sel))
+    }
+}
+
+/// Fewest pushed-down outputs per thread that edit their labels on several
+/// threads (a label set without its name is an allocation and a copy).
+const PUSHED_RELABEL_MIN_SERIES: usize = 2048;
+
+/// Applies `relabel` to every output's labels, on `threads` threads (in
+/// contiguous runs), and returns what it said for each, in order.
+fn relabel_all(
+    outputs: &mut [(Labels, Sample)],
+    threads: usize,
+    relabel: &(dyn Fn(&mut Labels) -> Option<String> + Sync),
+) -> Vec<Option<String>> {
+    if threads <= 1 {
+        return outputs.iter_mut().map(|(l, _)| relabel(l)).collect();
+    }
+    let (n, per) = (outputs.len(), outputs.len().div_ceil(threads).max(1));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = outputs
+            .chunks_mut(per)
+            .map(|part| scope.spawn(move || part.iter_mut().map(|(l, _)| relabel(l)).collect::<Vec<_>>()))
+            .collect();
+        let mut notes = Vec::with_capacity(n);
+        for h in handles {
+            notes.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        notes
+    })
 }
 
 /// Which labels of a function's output series their consumer reads.
@@ -952,6 +1060,36 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_edits_on_threads_keep_every_output_in_place() {
+        // Uneven runs (n not a multiple of the threads), one thread, more
+        // threads than outputs: every output edited once, in place, and the
+        // notes in output order.
+        for n in [0usize, 1, 7, 1000] {
+            for threads in [1usize, 2, 3, 8] {
+                let mut outputs: Vec<(Labels, Sample)> = (0..n)
+                    .map(|i| {
+                        let name = if i % 3 == 0 { "up".to_string() } else { format!("m_{i}_total") };
+                        let l = Labels::new([("__name__", name), ("i", i.to_string())]).unwrap();
+                        (l, Sample { t: i as i64, v: i as f64 })
+                    })
+                    .collect();
+                let relabel = |l: &mut Labels| {
+                    let note = not_counter_name(l);
+                    drop_metric_name(l);
+                    note
+                };
+                let notes = relabel_all(&mut outputs, threads, &relabel);
+                assert_eq!(notes.len(), n);
+                for (i, ((l, p), note)) in outputs.iter().zip(&notes).enumerate() {
+                    assert_eq!(l, &Labels::new([("i", i.to_string())]).unwrap());
+                    assert_eq!(p.t, i as i64);
+                    assert_eq!(note.is_some(), i % 3 == 0, "{i}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn le_values_parse_like_go() {

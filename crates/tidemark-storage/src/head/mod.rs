@@ -912,6 +912,121 @@ impl Head {
         out
     }
 
+    /// Applies `f` to each series selected by `matchers` over its samples
+    /// in `[mint, maxt]` (oldest first, staleness markers included) and
+    /// returns the series for which it gave a value, sorted by labels, with
+    /// the number of samples read. The samples are read in place under the
+    /// series' shard lock (see [`MemSeries::samples_between`]): no copy of
+    /// the open chunk, no chunk list, no iterator per series; the lock is
+    /// held for one series at a time, as by [`Head::select`]. Series with
+    /// no sample in the range are skipped (`f` is not called on them).
+    /// Closed chunks that cannot be read back are left out and reported in
+    /// `warnings`, as by [`Head::select_reporting`].
+    pub fn select_windows(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        f: &crate::querier::WindowFn<'_>,
+        warnings: &mut Vec<String>,
+    ) -> (crate::querier::WindowPoints, usize) {
+        if mint > maxt {
+            return (Vec::new(), 0);
+        }
+        let refs = self.refs_for(matchers);
+        let threads = crate::label_sort::threads_for(refs.len());
+        let (out, read) = if threads <= 1 {
+            self.select_windows_refs(&refs, mint, maxt, f, warnings)
+        } else {
+            // Contiguous runs of the refs on several threads, put back in
+            // order (as `select_ref_order` does).
+            let per = refs.len().div_ceil(threads);
+            let parts: Vec<(crate::querier::WindowPoints, usize, Vec<String>)> = std::thread::scope(|scope| {
+                let rest: Vec<_> = refs[per..]
+                    .chunks(per)
+                    .map(|part| {
+                        scope.spawn(move || {
+                            let mut w = Vec::new();
+                            let (out, read) = self.select_windows_refs(part, mint, maxt, f, &mut w);
+                            (out, read, w)
+                        })
+                    })
+                    .collect();
+                let mut w = Vec::new();
+                let (first, read) = self.select_windows_refs(&refs[..per], mint, maxt, f, &mut w);
+                let mut parts = vec![(first, read, w)];
+                for h in rest {
+                    parts.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+                }
+                parts
+            });
+            let mut out = Vec::with_capacity(parts.iter().map(|p| p.0.len()).sum());
+            let mut read = 0;
+            for (o, r, w) in parts {
+                out.extend(o);
+                read += r;
+                warnings.extend(w);
+            }
+            (out, read)
+        };
+        (crate::label_sort::sort_by_labels_parallel(out, |x| &x.0), read)
+    }
+
+    /// [`Head::select_windows`] over `refs`, in their order.
+    fn select_windows_refs(
+        &self,
+        refs: &[u64],
+        mint: i64,
+        maxt: i64,
+        f: &crate::querier::WindowFn<'_>,
+        warnings: &mut Vec<String>,
+    ) -> (crate::querier::WindowPoints, usize) {
+        let mut damaged = Vec::new();
+        let mut out = Vec::new();
+        let mut read = 0usize;
+        // One sample buffer (and one for closed chunks) for the whole run.
+        let mut samples = Vec::new();
+        let mut scratch = Vec::new();
+        // The symbol table's lock over a run of refs, as in `select_refs`.
+        let mut syms: Option<RwLockReadGuard<'_, SymbolTable>> = None;
+        let records = self.chunks.mapped_records();
+        for (i, &r) in refs.iter().enumerate() {
+            if i % SELECT_SYMBOLS_RUN == 0 {
+                syms = None;
+            }
+            self.prefetch_ahead(refs, i, (mint, maxt), &records);
+            let lock = self.series_shard(r);
+            let shard = match lock.try_lock() {
+                Some(g) => g,
+                None => {
+                    syms = None;
+                    lock.lock()
+                }
+            };
+            let Some(s) = shard.get(&r) else { continue };
+            samples.clear();
+            s.samples_between(r, (mint, maxt), &self.chunks, &mut damaged, &mut samples, &mut scratch);
+            read += samples.len();
+            let value = if samples.is_empty() { None } else { f(&samples) };
+            if damaged.is_empty() && value.is_none() {
+                continue;
+            }
+            // Taken under the shard lock: the lock order.
+            let table = syms.get_or_insert_with(|| self.symbols.read());
+            if !damaged.is_empty() {
+                let labels = s.labels.view(table).to_labels();
+                for e in damaged.drain(..) {
+                    tracing::error!(series = %labels, error = %e, "head chunk unreadable; its samples are left out");
+                    warnings.push(format!("damaged data skipped: series {labels} in the head: {e}"));
+                }
+            }
+            if let Some(v) = value {
+                out.push((s.labels.view(table).to_labels(), v));
+            }
+        }
+        (out, read)
+    }
+
     /// Starts loading what the select loop will read for the refs a few
     /// places after `refs[i]`, one link of the chain per stage: the shard's
     /// lock, then its slot, then the series, then what the series points to

@@ -551,6 +551,59 @@ impl MemSeries {
         (out, None)
     }
 
+    /// Appends the samples with `mint <= t <= maxt` (`range`) to `out`, oldest first,
+    /// exactly as iterating over [`MemSeries::chunks_in`]'s chunks clipped
+    /// to the range gives them, but read in place: the open chunk is
+    /// decoded from the series' own bytes (no copy, no chunk list), and a
+    /// closed chunk from its record through `scratch`. A series with
+    /// out-of-order data is read through the chunk list and the querier's
+    /// merging iterator, as a select reads it. Closed chunks that cannot be
+    /// read back are left out and pushed to `damaged`.
+    pub(crate) fn samples_between(
+        &self,
+        series_ref: u64,
+        (mint, maxt): (i64, i64),
+        store: &HeadChunks,
+        damaged: &mut Vec<HeadChunkError>,
+        out: &mut Vec<Sample>,
+        scratch: &mut Vec<Sample>,
+    ) {
+        if self.ooo.is_some() {
+            // Overlapping chunks: merged as the general path merges them
+            // (one sample per timestamp), not re-implemented here.
+            let (chunks, _) = self.chunks_in(series_ref, mint, maxt, store, damaged, &mut Vec::new());
+            if !chunks.is_empty() {
+                let mut it = crate::querier::SeriesIterator::new(chunks, mint, maxt);
+                crate::sample::SampleIterator::drain_into(&mut it, out);
+                if let Some(e) = crate::sample::SampleIterator::err(&it) {
+                    tracing::error!(error = %e, "head chunk failed to decode");
+                }
+            }
+            return;
+        }
+        // In-order data only: closed chunks are sorted, do not overlap and
+        // end before the open chunk starts, and each holds strictly
+        // increasing timestamps; their samples in range, one chunk after
+        // the other, are what the iterator yields.
+        let closed = self.chunks();
+        let first = closed.partition_point(|c| c.maxt < mint);
+        let last = first + closed.range(first, closed.len()).partition_point(|c| c.mint <= maxt);
+        for c in closed.range(first, last).iter() {
+            scratch.clear();
+            match c.decode_into(Some(series_ref), store, scratch) {
+                Ok(()) => out.extend(scratch.iter().filter(|s| mint <= s.t && s.t <= maxt)),
+                Err(e) => damaged.push(e),
+            }
+        }
+        if let Some(c) = self.open.as_ref().filter(|c| c.app.last_t() >= mint) {
+            // Decoding stops at the first sample past `maxt`; the head
+            // encoded these bytes itself, so they cannot fail to decode.
+            if XorIterator::new(c.app.bytes()).drain_range(mint, maxt, out) == crate::chunkenc::DrainEnd::Failed {
+                tracing::error!(series_ref, "open head chunk failed to decode");
+            }
+        }
+    }
+
     /// Every sample with `mint <= t < maxt`, sorted, one per timestamp
     /// (in-order and out-of-order data merged). Fails if a stored chunk
     /// cannot be read back.

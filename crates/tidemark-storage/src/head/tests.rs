@@ -1025,3 +1025,60 @@ fn open_chunk_copies_share_one_buffer_per_run_and_read_back_exactly() {
         }
     }
 }
+
+#[test]
+fn select_windows_reads_exactly_the_samples_the_select_gives() {
+    // Series over several runs of the select, open chunks of every length
+    // (some with closed chunks before them, sealed in the chunk store),
+    // staleness markers, every seventh series with out-of-order data (read
+    // through the merging iterator), windows on and beside chunk edges.
+    let h = head_with(|o| o.ooo_window = 1_000_000);
+    let n = 700usize;
+    let mut app = h.appender();
+    for i in 0..n {
+        let l = lbl(&[("__name__", "m"), ("i", &format!("{i:04}"))]);
+        let samples = 1 + (i * 37) % 400;
+        let r = app.append(&l, 0, i as f64).unwrap();
+        for k in 1..samples as i64 {
+            let v = if k % 29 == 0 { stale_nan() } else { (i as f64) * 0.5 + (k * k) as f64 * 0.25 };
+            app.append_ref(r, k * 15_000, v).unwrap();
+        }
+        if i % 7 == 0 && samples > 3 {
+            app.append_ref(r, (samples as i64 - 1) * 15_000 - 7_000, -1.5).unwrap();
+            app.append_ref(r, 15_003, 99.0).unwrap();
+        }
+    }
+    app.commit().unwrap();
+    let ms = [Matcher::equal("__name__", "m")];
+    let bits = |v: &[Sample]| v.iter().map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>();
+    let ranges =
+        [(i64::MIN, i64::MAX), (0, 15_000), (1_785_000, 1_800_000), (1_799_999, 1_800_001), (3_000_001, 4_000_000)];
+    for (mint, maxt) in ranges {
+        // The function hands back a digest of the window it was given:
+        // every sample's time and value bits hashed, and its length.
+        let digest = |s: &[Sample]| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            bits(s).hash(&mut h);
+            Sample { t: h.finish() as i64, v: s.len() as f64 }
+        };
+        let f = |s: &[Sample]| Some(digest(s));
+        let mut warnings = Vec::new();
+        let (got, read) = h.select_windows(&ms, mint, maxt, &f, &mut warnings);
+        assert!(warnings.is_empty());
+        let want: Vec<(Labels, Vec<Sample>)> = h
+            .select(&ms, mint, maxt)
+            .iter()
+            .map(|cs| (cs.labels.clone(), merged(cs).into_iter().filter(|s| mint <= s.t && s.t <= maxt).collect()))
+            .filter(|(_, s): &(Labels, Vec<Sample>)| !s.is_empty())
+            .collect();
+        assert!(!want.is_empty());
+        assert_eq!(got.len(), want.len(), "{mint}..{maxt}");
+        assert_eq!(read, want.iter().map(|w| w.1.len()).sum::<usize>());
+        for ((gl, gp), (wl, ws)) in got.iter().zip(&want) {
+            assert_eq!(gl, wl);
+            let d = digest(ws);
+            assert_eq!((gp.t, gp.v.to_bits()), (d.t, d.v.to_bits()), "{gl} {mint}..{maxt}");
+        }
+    }
+}
