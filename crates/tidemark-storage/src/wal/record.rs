@@ -184,8 +184,7 @@ fn decimal_of(bits: u64) -> Option<(usize, i64)> {
 /// 2^53 the integer part converts exactly and the fraction `y - t` is exact.
 #[inline]
 fn round_mantissa(y: f64) -> Option<i64> {
-    // Also false for NaN.
-    if !(y.abs() < MAX_MANTISSA) {
+    if y.is_nan() || y.abs() >= MAX_MANTISSA {
         return None;
     }
     let t = y as i64;
