@@ -127,22 +127,12 @@ impl BitWriter {
     }
 
     /// Grows the buffer by exactly `additional` zeroed bytes.
-    ///
-    /// A new buffer is allocated, the used bytes copied into it and the old
-    /// one freed, instead of `realloc`: the head grows hundreds of
-    /// thousands of small buffers in turn, which lie between each other's
-    /// in the heap, so growing one in place almost never works, and glibc's
-    /// `realloc` then takes the arena's lock and its slow path both to
-    /// allocate and to free. A plain allocation and free of these sizes are
-    /// served by the thread's cache without a lock (the ingest profile:
-    /// `realloc` from here was ~4% of the server's CPU). The sizes, so the
-    /// memory held, are the same.
     #[cold]
     #[inline(never)]
     fn grow(&mut self, additional: usize) {
-        let mut v = Vec::with_capacity(self.buf.len() + additional);
-        v.extend_from_slice(&self.buf[..self.len]);
-        v.resize(self.buf.len() + additional, 0);
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        v.reserve_exact(additional);
+        v.resize(v.len() + additional, 0);
         self.buf = v.into_boxed_slice();
     }
 
