@@ -337,13 +337,6 @@ struct CommitState {
     /// Frames queued for the next batch, and where each one ends in `buf`.
     buf: Vec<u8>,
     frame_ends: Vec<usize>,
-    /// The emptied buffers of the batch written last, which the next
-    /// batch's queue starts from while the batch being written holds the
-    /// other pair: with commits queueing during every write, the queue
-    /// would otherwise grow a new buffer from nothing per batch (and the
-    /// leader free the old one, allocated on another thread).
-    spare_buf: Vec<u8>,
-    spare_ends: Vec<usize>,
     /// Sequence number of the last queued `log` call.
     next_seq: u64,
     /// Every `log` call with a sequence number up to this one is written.
@@ -401,13 +394,7 @@ pub struct Encoded {
 impl Encoded {
     /// Encodes `records` in order. Errors: a record too large for one frame.
     pub fn new(records: &[Record]) -> Result<Encoded, Error> {
-        // The buffers of the last `Encoded` this thread dropped (emptied):
-        // a commit's record needs tens of KiB, grown step by step otherwise.
-        let (frames, mut ends) = SPARE_ENCODED
-            .try_with(|s| s.try_borrow_mut().map(|mut s| mem::take(&mut *s)).unwrap_or_default())
-            .unwrap_or_default();
-        ends.reserve(records.len());
-        let mut e = Encoded { frames, ends, uncompressed: 0 };
+        let mut e = Encoded { frames: Vec::new(), ends: Vec::with_capacity(records.len()), uncompressed: 0 };
         for r in records {
             e.push(r)?;
         }
@@ -455,38 +442,6 @@ impl Encoded {
     /// Whether no record is encoded.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
-    }
-}
-
-thread_local! {
-    /// The emptied buffers of the last [`Encoded`] dropped on this thread
-    /// (a commit encodes and queues its records on one thread), for the
-    /// thread's next one.
-    static SPARE_ENCODED: std::cell::RefCell<(Vec<u8>, Vec<usize>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
-}
-
-/// An [`Encoded`]'s buffers are kept for reuse up to this capacity.
-const MAX_SPARE_ENCODED_BYTES: usize = 1 << 20;
-
-impl Drop for Encoded {
-    fn drop(&mut self) {
-        let cap = self.frames.capacity();
-        if cap == 0 || cap > MAX_SPARE_ENCODED_BYTES {
-            return;
-        }
-        let mut frames = mem::take(&mut self.frames);
-        let mut ends = mem::take(&mut self.ends);
-        frames.clear();
-        ends.clear();
-        // Not during the thread's teardown, and never replacing a larger pair.
-        let _ = SPARE_ENCODED.try_with(|s| {
-            if let Ok(mut s) = s.try_borrow_mut() {
-                if s.0.capacity() < cap {
-                    *s = (frames, ends);
-                }
-            }
-        });
     }
 }
 
@@ -711,8 +666,6 @@ impl Wal {
             commit: Mutex::new(CommitState {
                 buf: Vec::new(),
                 frame_ends: Vec::new(),
-                spare_buf: Vec::new(),
-                spare_ends: Vec::new(),
                 next_seq: 0,
                 done_seq: 0,
                 uncompressed: 0,
@@ -1044,9 +997,6 @@ impl Drop for Wal {
     }
 }
 
-/// A written batch's buffer is kept for a later batch up to this capacity.
-const MAX_SPARE_BATCH_BYTES: usize = 8 << 20;
-
 /// Whether a failure must move writing to a fresh segment: after any fsync
 /// failure and after write errors other than "no space" (see [`Broken`]).
 fn needs_fresh_segment(e: &io::Error, during_sync: bool) -> bool {
@@ -1083,12 +1033,8 @@ impl Inner {
             let first_seq = st.done_seq + 1;
             let batch_seq = st.next_seq;
             st.writing_upto = batch_seq;
-            // The queue continues in the spare buffers (empty, with the
-            // capacity of the batch before last).
-            let spare_buf = mem::take(&mut st.spare_buf);
-            let spare_ends = mem::take(&mut st.spare_ends);
-            let buf = mem::replace(&mut st.buf, spare_buf);
-            let ends = mem::replace(&mut st.frame_ends, spare_ends);
+            let buf = mem::take(&mut st.buf);
+            let ends = mem::take(&mut st.frame_ends);
             let sync = mem::take(&mut st.want_sync);
             let uncompressed = mem::take(&mut st.uncompressed);
             let res = parking_lot::MutexGuard::unlocked(st, || self.write_batch(&buf, &ends, sync, uncompressed));
@@ -1102,14 +1048,11 @@ impl Inner {
                     st.failures.push(FailedBatch { from: first_seq, to: batch_seq, left, err });
                 }
             }
-            // Keep this batch's buffers as the spare pair (a batch far
-            // larger than usual does not pin its buffers).
-            if buf.capacity() <= MAX_SPARE_BATCH_BYTES {
-                let (mut buf, mut ends) = (buf, ends);
+            if st.buf.is_empty() && st.buf.capacity() < buf.capacity() {
+                // Keep the larger buffer for the next batch.
+                let mut buf = buf;
                 buf.clear();
-                ends.clear();
-                st.spare_buf = buf;
-                st.spare_ends = ends;
+                st.buf = buf;
             }
             // One caller queued behind this batch (if any waits already),
             // to lead the next batch: woken first, so that it queues for the
