@@ -144,7 +144,6 @@ fn put_sample_columns(out: &mut Vec<u8>, samples: &[RefSample]) {
     // the kinds column's place is reserved and filled in one pass.
     let kinds_at = out.len();
     out.resize(kinds_at + samples.len(), 0);
-    let mut raw: Vec<u64> = Vec::new();
     for (i, s) in samples.iter().enumerate() {
         let bits = s.v.to_bits();
         match decimal_of(bits) {
@@ -152,14 +151,15 @@ fn put_sample_columns(out: &mut Vec<u8>, samples: &[RefSample]) {
                 out[kinds_at + i] = k as u8;
                 put_varint(out, m);
             }
-            None => {
-                out[kinds_at + i] = KIND_RAW;
-                raw.push(bits);
-            }
+            None => out[kinds_at + i] = KIND_RAW,
         }
     }
-    for bits in raw {
-        out.extend_from_slice(&bits.to_le_bytes());
+    // The raw values, in sample order, found again by their kind byte (no
+    // list of them kept on the side).
+    for (i, s) in samples.iter().enumerate() {
+        if out[kinds_at + i] == KIND_RAW {
+            out.extend_from_slice(&s.v.to_bits().to_le_bytes());
+        }
     }
 }
 
@@ -171,14 +171,32 @@ fn put_sample_columns(out: &mut Vec<u8>, samples: &[RefSample]) {
 fn decimal_of(bits: u64) -> Option<(usize, i64)> {
     let v = f64::from_bits(bits);
     let fit = |k: usize| {
-        let m = (v * POW10[k]).round();
-        if m.is_nan() || m.abs() >= MAX_MANTISSA {
-            return None;
-        }
-        let m = m as i64;
+        let m = round_mantissa(v * POW10[k])?;
         ((m as f64 / POW10[k]).to_bits() == bits).then_some((k, m))
     };
     (0..=MAX_DECIMALS).find_map(fit)
+}
+
+/// `y` rounded to the nearest integer, halves away from zero (as
+/// `f64::round`), if that is below 2^53 in magnitude; `None` for larger
+/// values, infinities and NaN. Without `f64::round`, which baseline x86-64
+/// has no instruction for (a libm call, up to ten per value here): below
+/// 2^53 the integer part converts exactly and the fraction `y - t` is exact.
+#[inline]
+fn round_mantissa(y: f64) -> Option<i64> {
+    if y.is_nan() || y.abs() >= MAX_MANTISSA {
+        return None;
+    }
+    let t = y as i64;
+    let frac = y - t as f64;
+    let m = if frac >= 0.5 {
+        t + 1
+    } else if frac <= -0.5 {
+        t - 1
+    } else {
+        t
+    };
+    (m.unsigned_abs() < 1 << 53).then_some(m)
 }
 
 /// Appends `flags`, then `cols` zstd-compressed (with its length first) if
@@ -622,6 +640,71 @@ mod tests {
         let small = body(&batch(2));
         assert_eq!(&small[..3], &[TYPE_SAMPLES_V2, 2, 0]);
         assert_eq!(decode_body(&small).unwrap(), batch(2));
+    }
+
+    /// `decimal_of`'s rounding as it was written first, with `f64::round`.
+    fn round_mantissa_libm(y: f64) -> Option<i64> {
+        let m = y.round();
+        if m.is_nan() || m.abs() >= MAX_MANTISSA {
+            return None;
+        }
+        Some(m as i64)
+    }
+
+    #[test]
+    fn mantissas_round_as_f64_round_does() {
+        let mut edges = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            0.49999999999999994,
+            -0.49999999999999994,
+            4503599627370495.5,
+            -4503599627370495.5,
+            4503599627370496.0,
+            MAX_MANTISSA,
+            -MAX_MANTISSA,
+            MAX_MANTISSA - 1.0,
+            -(MAX_MANTISSA - 1.0),
+            MAX_MANTISSA - 0.5,
+            1e300,
+            f64::MIN_POSITIVE,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        // Values around every power of two up to 2^54, and their halves.
+        for e in 0..=54 {
+            let p = (1u64 << e) as f64;
+            for d in [-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0] {
+                edges.push(p + d);
+                edges.push(-(p + d));
+                edges.push(f64::from_bits((p + d).to_bits().wrapping_add(1)));
+                edges.push(f64::from_bits((p + d).to_bits().wrapping_sub(1)));
+            }
+        }
+        for y in edges {
+            assert_eq!(round_mantissa(y), round_mantissa_libm(y), "{y:?}");
+        }
+        // Pseudo-random bit patterns and decimal-looking values scaled as
+        // `decimal_of` scales them.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let y = f64::from_bits(x);
+            assert_eq!(round_mantissa(y), round_mantissa_libm(y), "{y:?}");
+            let d = (x % 2_000_000_000) as f64 / 1000.0 - 1e6;
+            for p in POW10 {
+                assert_eq!(round_mantissa(d * p), round_mantissa_libm(d * p), "{d:?} * {p}");
+            }
+        }
     }
 
     #[test]
