@@ -601,18 +601,26 @@ impl HeadChunks {
         summary: Option<ChunkSummary>,
     ) -> ChunkRef {
         let header = record_header(series_ref, mint, maxt, encoding, data.len(), summary);
-        let rec_len = header.len() + data.len() + CRC_LEN;
         let mut st = self.state.lock();
+        self.append_record(&mut st, &header, data, maxt)
+    }
+
+    /// Appends one record (its header, its data; the CRC is added) to the
+    /// current main segment, starting a new one when it would not fit, and
+    /// flushes the segment's buffer when it is full. The caller holds the
+    /// store's lock.
+    fn append_record(&self, st: &mut State, header: &[u8], data: &[u8], maxt: i64) -> ChunkRef {
+        let rec_len = header.len() + data.len() + CRC_LEN;
         let need_new = match st.segments.get(&st.current) {
             None => true,
             Some(s) => s.len() + rec_len > self.segment_size_now(st.on_disk) && s.len() > SEGMENT_HEADER_LEN,
         };
         if need_new {
-            self.rotate(&mut st);
+            self.rotate(st);
         }
         let cur = st.current;
         let seg = st.segments.get_mut(&cur).expect("rotate creates the current segment");
-        let offset = seg.append(&header, data, maxt);
+        let offset = seg.append(header, data, maxt);
         if seg.file.is_some() && seg.pending.len() >= WRITE_BUFFER && !self.flush(seg) {
             st.on_disk = false;
         }
@@ -736,21 +744,7 @@ impl HeadChunks {
         out.resize(first + jobs.len(), None);
         let mut st = self.state.lock();
         for &(i, h, d, e) in &recs {
-            let rec_len = e - h + CRC_LEN;
-            let need_new = match st.segments.get(&st.current) {
-                None => true,
-                Some(s) => s.len() + rec_len > self.segment_size_now(st.on_disk) && s.len() > SEGMENT_HEADER_LEN,
-            };
-            if need_new {
-                self.rotate(&mut st);
-            }
-            let cur = st.current;
-            let seg = st.segments.get_mut(&cur).expect("rotate creates the current segment");
-            let offset = seg.append(&enc[h..d], &enc[d..e], jobs[i].maxt);
-            if seg.file.is_some() && seg.pending.len() >= WRITE_BUFFER && !self.flush(seg) {
-                st.on_disk = false;
-            }
-            out[first + i] = Some(ChunkRef::new(cur, offset as u32));
+            out[first + i] = Some(self.append_record(&mut st, &enc[h..d], &enc[d..e], jobs[i].maxt));
         }
         drop(st);
         self.seal.sealed.fetch_add(recs.len() as u64, Ordering::Relaxed);

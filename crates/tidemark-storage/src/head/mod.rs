@@ -65,7 +65,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use crate::chunkenc::ChunkSeries;
 use crate::matcher::Matcher;
@@ -871,14 +871,7 @@ impl Head {
                 copies.freeze_into(&mut out);
             }
             self.prefetch_ahead(refs, i, (mint, maxt), &records);
-            let lock = self.series_shard(r);
-            let shard = match lock.try_lock() {
-                Some(g) => g,
-                None => {
-                    syms = None;
-                    lock.lock()
-                }
-            };
+            let shard = self.lock_shard_in_select(r, &mut syms);
             let Some(s) = shard.get(&r) else { continue };
             let (chunks, open) = s.chunks_in(r, mint, maxt, &self.chunks, &mut damaged, copies.bytes_mut());
             let any = !chunks.is_empty() || open.is_some();
@@ -894,11 +887,7 @@ impl Head {
             // Taken under the shard lock: the lock order.
             let table = syms.get_or_insert_with(|| self.symbols.read());
             if !damaged.is_empty() {
-                let labels = s.labels.view(table).to_labels();
-                for e in damaged.drain(..) {
-                    tracing::error!(series = %labels, error = %e, "head chunk unreadable; its samples are left out");
-                    warnings.push(format!("damaged data skipped: series {labels} in the head: {e}"));
-                }
+                report_damaged(&s.labels.view(table).to_labels(), &mut damaged, warnings);
             }
             if any {
                 let labels = if labelled { s.labels.view(table).to_labels() } else { Labels::empty() };
@@ -910,6 +899,25 @@ impl Head {
         }
         copies.freeze_into(&mut out);
         out
+    }
+
+    /// Locks the shard of series `r` for a select loop. The symbol table's
+    /// read lock is taken under a shard lock (the lock order), so when the
+    /// shard is busy the table's guard is dropped before waiting for it.
+    #[inline]
+    fn lock_shard_in_select<'a>(
+        &'a self,
+        r: u64,
+        syms: &mut Option<RwLockReadGuard<'a, SymbolTable>>,
+    ) -> MutexGuard<'a, SeriesShard> {
+        let lock = self.series_shard(r);
+        match lock.try_lock() {
+            Some(g) => g,
+            None => {
+                *syms = None;
+                lock.lock()
+            }
+        }
     }
 
     /// Applies `f` to each series selected by `matchers` over its samples
@@ -995,14 +1003,7 @@ impl Head {
                 syms = None;
             }
             self.prefetch_ahead(refs, i, (mint, maxt), &records);
-            let lock = self.series_shard(r);
-            let shard = match lock.try_lock() {
-                Some(g) => g,
-                None => {
-                    syms = None;
-                    lock.lock()
-                }
-            };
+            let shard = self.lock_shard_in_select(r, &mut syms);
             let Some(s) = shard.get(&r) else { continue };
             samples.clear();
             s.samples_between(r, (mint, maxt), &self.chunks, &mut damaged, &mut samples, &mut scratch);
@@ -1014,11 +1015,7 @@ impl Head {
             // Taken under the shard lock: the lock order.
             let table = syms.get_or_insert_with(|| self.symbols.read());
             if !damaged.is_empty() {
-                let labels = s.labels.view(table).to_labels();
-                for e in damaged.drain(..) {
-                    tracing::error!(series = %labels, error = %e, "head chunk unreadable; its samples are left out");
-                    warnings.push(format!("damaged data skipped: series {labels} in the head: {e}"));
-                }
+                report_damaged(&s.labels.view(table).to_labels(), &mut damaged, warnings);
             }
             if let Some(v) = value {
                 out.push((s.labels.view(table).to_labels(), v));
@@ -1404,6 +1401,15 @@ impl CommitStats {
                 false
             }
         }
+    }
+}
+
+/// Logs each of a selected series' unreadable head chunks and adds a
+/// query warning for it; `damaged` is left empty.
+fn report_damaged(labels: &Labels, damaged: &mut Vec<chunk_file::HeadChunkError>, warnings: &mut Vec<String>) {
+    for e in damaged.drain(..) {
+        tracing::error!(series = %labels, error = %e, "head chunk unreadable; its samples are left out");
+        warnings.push(format!("damaged data skipped: series {labels} in the head: {e}"));
     }
 }
 
