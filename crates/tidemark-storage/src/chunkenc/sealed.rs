@@ -62,8 +62,9 @@ pub const DEFAULT_ZSTD_LEVEL: i32 = 9;
 /// power of ten.
 const MAX_DECIMALS: usize = 22;
 
-/// Values reach exactly up to, not including, `2^53` in magnitude.
-const MAX_MANTISSA: f64 = 9_007_199_254_740_992.0;
+/// Values reach exactly up to, not including, `2^53` in magnitude (the
+/// WAL's decimal mantissas too).
+pub(crate) const MAX_MANTISSA: f64 = 9_007_199_254_740_992.0;
 
 /// Exact powers of ten `10^0 ..= 10^22`.
 const POW10: [f64; MAX_DECIMALS + 1] = [
@@ -522,11 +523,19 @@ fn round_small(x: f64) -> Option<i64> {
     }
 }
 
+/// `y` rounded to the nearest integer, halves away from zero (as
+/// `f64::round`), if that is below 2^53 in magnitude; `None` for larger
+/// values, infinities and NaN. The WAL's decimal columns round with it too.
+#[inline(always)]
+pub(crate) fn round_mantissa(y: f64) -> Option<i64> {
+    round_small(y).filter(|m| m.unsigned_abs() < 1 << 53)
+}
+
 /// The mantissa nearest the value `bits` scaled by `10^k`, if it is below
 /// 2^53 in magnitude (NaN and ±Inf have none).
 #[inline(always)]
 fn nearest_mantissa(bits: u64, k: usize) -> Option<i64> {
-    round_small(f64::from_bits(bits) * POW10[k]).filter(|m| m.unsigned_abs() < 1 << 53)
+    round_mantissa(f64::from_bits(bits) * POW10[k])
 }
 
 /// The decoder's formula. The encoder keeps a mantissa only if this exact

@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 
 use super::{Record, RefSample, RefSeries};
+use crate::chunkenc::sealed::round_mantissa;
 use crate::Labels;
 
 /// Bytes of a frame header: `u32` body length, `u32` CRC32-C.
@@ -36,8 +37,6 @@ const KIND_RAW: u8 = 0xff;
 /// rounded division, the same on every IEEE-754 machine.
 const MAX_DECIMALS: usize = 9;
 const POW10: [f64; MAX_DECIMALS + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
-/// Mantissas are below this in magnitude (2^53), so they are exact doubles.
-const MAX_MANTISSA: f64 = 9_007_199_254_740_992.0;
 /// Largest column bytes one sample can take: ref and time varints (10 + 10),
 /// its kind byte, and a mantissa varint (10) or raw value (8).
 const MAX_SAMPLE_COLUMN_LEN: u64 = 31;
@@ -168,6 +167,9 @@ fn put_sample_columns(out: &mut Vec<u8>, samples: &[RefSample]) {
 /// `None` for values with more decimals, NaN, infinities and -0.0: those
 /// are stored raw.
 #[inline]
+// Rounding without `f64::round`, which baseline x86-64 has no instruction
+// for (a libm call, up to ten per value here): `round_mantissa`, shared
+// with the sealed chunk codec's decimal columns.
 fn decimal_of(bits: u64) -> Option<(usize, i64)> {
     let v = f64::from_bits(bits);
     let fit = |k: usize| {
@@ -175,28 +177,6 @@ fn decimal_of(bits: u64) -> Option<(usize, i64)> {
         ((m as f64 / POW10[k]).to_bits() == bits).then_some((k, m))
     };
     (0..=MAX_DECIMALS).find_map(fit)
-}
-
-/// `y` rounded to the nearest integer, halves away from zero (as
-/// `f64::round`), if that is below 2^53 in magnitude; `None` for larger
-/// values, infinities and NaN. Without `f64::round`, which baseline x86-64
-/// has no instruction for (a libm call, up to ten per value here): below
-/// 2^53 the integer part converts exactly and the fraction `y - t` is exact.
-#[inline]
-fn round_mantissa(y: f64) -> Option<i64> {
-    if y.is_nan() || y.abs() >= MAX_MANTISSA {
-        return None;
-    }
-    let t = y as i64;
-    let frac = y - t as f64;
-    let m = if frac >= 0.5 {
-        t + 1
-    } else if frac <= -0.5 {
-        t - 1
-    } else {
-        t
-    };
-    (m.unsigned_abs() < 1 << 53).then_some(m)
 }
 
 /// Appends `flags`, then `cols` zstd-compressed (with its length first) if
@@ -508,6 +488,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::chunkenc::sealed::MAX_MANTISSA;
 
     /// A body of the version-1 types, as the code before 2026-12-05 wrote
     /// it (kept to prove such records still read back).
