@@ -575,8 +575,10 @@ impl<'a> HeadAppender<'a> {
         // The write and fsync, shared with concurrent commits; no head lock
         // is held.
         let logged_ok = queued.map_or(Ok(()), |t| log.wait(t));
-        let _turn = head.apply_turns.wait(ticket);
+        // Completes the ticket however this ends (error, panic, or done).
+        let turn = head.apply_turns.guard(ticket);
         if let Err(e) = logged_ok {
+            drop(turn);
             self.release();
             return Err(e);
         }
@@ -589,7 +591,31 @@ impl<'a> HeadAppender<'a> {
             Some(Record::Samples(s)) => s,
             _ => Vec::new(),
         };
-        let stats = self.apply(&samples);
+        let mut stats = CommitStats::default();
+        // First the series no other appender touches: they need no turn
+        // (see `ApplyTurns`). `pending` counts this batch's samples of the
+        // series and, if this appender created it, its hold.
+        self.created.sort_unstable();
+        let created = std::mem::take(&mut self.created);
+        let mut deferred = Vec::new();
+        self.apply_runs(&samples, None, &mut stats, |s, r, start, len| {
+            // A series in several runs of the batch never passes (its
+            // `pending` counts them all): it waits, which is always safe.
+            let own = len as u64 + u64::from(created.binary_search(&r).is_ok());
+            let alone = u64::from(s.pending) == own;
+            if !alone {
+                deferred.push(start);
+            }
+            alone
+        });
+        self.created = created;
+        if !deferred.is_empty() {
+            // The rest in log order: after every earlier commit.
+            turn.wait();
+            self.apply_runs(&samples, Some(&deferred), &mut stats, |_, _, _, _| true);
+        }
+        drop(turn);
+        let stats = self.finish_apply(stats);
         self.recycle(samples);
         Ok(stats)
     }
@@ -598,42 +624,67 @@ impl<'a> HeadAppender<'a> {
     /// order, so `self.series` holds their series) and releases this
     /// appender's holds.
     fn apply(&mut self, samples: &[RefSample]) -> CommitStats {
+        let mut stats = CommitStats::default();
+        self.apply_runs(samples, None, &mut stats, |_, _, _, _| true);
+        self.finish_apply(stats)
+    }
+
+    /// Applies the runs of consecutive samples of one series (all of them,
+    /// or those starting at `starts`) that `take` accepts, given under the
+    /// series' lock the series, its ref, the run's start and length;
+    /// counts into `stats`.
+    fn apply_runs(
+        &self,
+        samples: &[RefSample],
+        starts: Option<&[usize]>,
+        stats: &mut CommitStats,
+        mut take: impl FnMut(&MemSeries, u64, usize, usize) -> bool,
+    ) {
         assert_eq!(samples.len(), self.series.len(), "a buffered sample without its series");
         let head = self.head;
-        let mut stats = CommitStats { series_created: self.created.len() as u64, ..CommitStats::default() };
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        {
-            let _t = head.truncate_lock.read();
-            let min_valid = head.min_valid_time();
-            let ooo = head.opts.ooo_window > 0;
-            let p = head.cut_params();
-            let mut i = 0;
-            while i < samples.len() {
-                let r = samples[i].series_ref;
-                // Overlap the cache misses of the series a few ahead (their
-                // shard lock and hot lines), as appending does.
-                if let (Some(ahead), Some(p)) =
-                    (samples.get(i + APPLY_PREFETCH_AHEAD), self.series.get(i + APPLY_PREFETCH_AHEAD))
-                {
-                    self.prefetch_series(ahead.series_ref, p.0.as_ptr());
+        let _t = head.truncate_lock.read();
+        let min_valid = head.min_valid_time();
+        let ooo = head.opts.ooo_window > 0;
+        let p = head.cut_params();
+        let mut next_start = starts.map(|s| s.iter());
+        let mut i = 0;
+        loop {
+            if let Some(it) = next_start.as_mut() {
+                match it.next() {
+                    Some(&start) => i = start,
+                    None => break,
                 }
-                let mut j = i;
-                while j < samples.len() && samples[j].series_ref == r {
-                    j += 1;
-                }
-                // Consecutive samples of one series share one lock.
-                let shard = head.series_shard(r).lock();
-                // Checked in the unit tests (run optimised, without debug
-                // assertions), which include concurrent truncation.
-                #[cfg(test)]
-                assert!(
-                    shard.get(&r).is_some_and(|b| std::ptr::eq(&**b, self.series[i].0.as_ptr())),
-                    "series {r} moved or went away while buffered"
-                );
-                // SAFETY: the series is present and at this address while
-                // its samples are buffered (see `SeriesPtr`), and we hold
-                // its shard lock, so this is the only reference to it.
-                let s = unsafe { &mut *self.series[i].0.as_ptr() };
+            }
+            if i >= samples.len() {
+                break;
+            }
+            let r = samples[i].series_ref;
+            // Overlap the cache misses of the series a few ahead (their
+            // shard lock and hot lines), as appending does.
+            if let (Some(ahead), Some(p)) =
+                (samples.get(i + APPLY_PREFETCH_AHEAD), self.series.get(i + APPLY_PREFETCH_AHEAD))
+            {
+                self.prefetch_series(ahead.series_ref, p.0.as_ptr());
+            }
+            let mut j = i + 1;
+            while j < samples.len() && samples[j].series_ref == r {
+                j += 1;
+            }
+            // Consecutive samples of one series share one lock.
+            let shard = head.series_shard(r).lock();
+            // Checked in the unit tests (run optimised, without debug
+            // assertions), which include concurrent truncation.
+            #[cfg(test)]
+            assert!(
+                shard.get(&r).is_some_and(|b| std::ptr::eq(&**b, self.series[i].0.as_ptr())),
+                "series {r} moved or went away while buffered"
+            );
+            // SAFETY: the series is present and at this address while
+            // its samples are buffered (see `SeriesPtr`), and we hold
+            // its shard lock, so this is the only reference to it.
+            let s = unsafe { &mut *self.series[i].0.as_ptr() };
+            if take(s, r, i, j - i) {
                 for smp in &samples[i..j] {
                     s.pending = s.pending.saturating_sub(1);
                     if smp.t < min_valid {
@@ -643,11 +694,18 @@ impl<'a> HeadAppender<'a> {
                         hi = hi.max(smp.t);
                     }
                 }
-                drop(shard);
-                i = j;
             }
-            head.extend_time_range(lo, hi);
+            drop(shard);
+            i = j;
         }
+        head.extend_time_range(lo, hi);
+    }
+
+    /// Counts the applied batch into the head and releases this appender's
+    /// holds on the series it created.
+    fn finish_apply(&mut self, mut stats: CommitStats) -> CommitStats {
+        let head = self.head;
+        stats.series_created = self.created.len() as u64;
         head.add_commit_stats(&stats);
         self.batch.clear();
         for r in std::mem::take(&mut self.created) {
@@ -773,7 +831,8 @@ mod turn_tests {
         for ticket in (0..n).rev() {
             let (turns, order, done) = (Arc::clone(&turns), Arc::clone(&order), done.clone());
             std::thread::spawn(move || {
-                let turn = turns.wait(ticket);
+                let turn = turns.guard(ticket);
+                turn.wait();
                 order.lock().push(ticket);
                 drop(turn);
                 done.send(()).unwrap();
@@ -783,6 +842,30 @@ mod turn_tests {
             finished.recv_timeout(Duration::from_secs(10)).expect("a commit never got its turn");
         }
         assert_eq!(*order.lock(), (0..n).collect::<Vec<_>>());
-        assert_eq!(*turns.next.lock(), n);
+        assert_eq!(turns.state.lock().next, n);
+    }
+
+    /// Tickets completed out of turn pass the turn on together once every
+    /// ticket before them has completed.
+    #[test]
+    fn out_of_turn_completions_pass_the_turn_once_the_gap_closes() {
+        let turns = Arc::new(ApplyTurns::default());
+        turns.complete(2);
+        turns.complete(1);
+        assert_eq!(turns.state.lock().next, 0);
+        let (done, finished) = mpsc::channel();
+        let waiter = Arc::clone(&turns);
+        std::thread::spawn(move || {
+            waiter.wait_for(3);
+            done.send(()).unwrap();
+        });
+        assert!(
+            finished.recv_timeout(Duration::from_millis(50)).is_err(),
+            "ticket 3 got its turn before ticket 0 completed"
+        );
+        turns.complete(0);
+        finished.recv_timeout(Duration::from_secs(10)).expect("ticket 3 never got its turn");
+        let st = turns.state.lock();
+        assert_eq!((st.next, st.done_ahead.len()), (3, 0));
     }
 }

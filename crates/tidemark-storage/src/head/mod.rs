@@ -14,9 +14,10 @@
 //!   while taking a shard lock. `truncate_lock` (read by commits and
 //!   replay, written by [`Head::truncate`]) makes truncation atomic with
 //!   respect to applying samples. With a commit log, `commit_lock`
-//!   orders commits into the log and `apply_turns` applies them in that
-//!   order; the wait for the log's write and fsync holds neither, so
-//!   concurrent commits share one (group commit).
+//!   orders commits into the log and `apply_turns` keeps each series'
+//!   samples applied in that order (commits to disjoint series apply
+//!   concurrently, in any order); the wait for the log's write and fsync
+//!   holds neither, so concurrent commits share one (group commit).
 //!
 //! # Appending
 //! [`HeadAppender`] buffers samples, checking each one against the series'
@@ -464,21 +465,39 @@ fn next_epoch() -> u64 {
     EPOCHS.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Orders the apply step of logged commits: a commit takes a ticket (in
-/// log order, under the commit lock), waits for its records to be logged
-/// without any head lock, then waits for its turn to apply. Invariant:
-/// commits apply in exactly the order their records sit in the log, which
-/// replay depends on (apply re-checks each sample against what its series
-/// holds, so two commits to one series applied in the other order could
-/// keep different samples than replay would).
+/// Orders the apply step of logged commits where their order matters.
+///
+/// A commit takes a ticket (in log order, under the commit lock) and waits
+/// for its records to be logged without any head lock. Replay applies the
+/// log in order, and applying re-checks each sample against what its
+/// series holds, so two commits to one series must apply in log order or
+/// the head could keep different samples than replay would. Commits to
+/// different series need no order at all.
+///
+/// Invariant kept by the appender: a commit applies a series' samples
+/// without waiting only when no other appender has samples of that series
+/// buffered or a hold on it (`MemSeries::pending` counts only its own),
+/// which rules out every earlier commit touching the series (each buffered
+/// before it took its ticket). The other series wait for the commit's turn:
+/// every earlier ticket completed. A commit completes when it is done
+/// applying (or failed), in any order; the turn passes to ticket `t` once
+/// all tickets before `t` have completed.
 #[derive(Default)]
 struct ApplyTurns {
-    /// The ticket whose turn it is.
-    next: Mutex<u64>,
+    state: Mutex<TurnState>,
     /// Ticket `t` waits on `turned[t % TURN_SLOTS]`, so passing the turn
     /// wakes the commit whose turn it now is (and any waiting a multiple of
     /// [`TURN_SLOTS`] tickets later), not every waiting commit.
     turned: [Condvar; TURN_SLOTS],
+}
+
+#[derive(Default)]
+struct TurnState {
+    /// The oldest ticket not completed: it is this ticket's turn.
+    next: u64,
+    /// Tickets after `next` that completed out of turn (few: at most the
+    /// commits in flight).
+    done_ahead: Vec<u64>,
 }
 
 /// Condvars of [`ApplyTurns`]: more than the commits that usually wait
@@ -486,27 +505,54 @@ struct ApplyTurns {
 const TURN_SLOTS: usize = 8;
 
 impl ApplyTurns {
-    /// Waits until it is `ticket`'s turn; the turn passes on when the
-    /// returned guard drops (also on a failed commit, or a panic).
-    fn wait(&self, ticket: u64) -> Turn<'_> {
-        let mut next = self.next.lock();
-        while *next != ticket {
-            self.turned[(ticket % TURN_SLOTS as u64) as usize].wait(&mut next);
+    /// The completion guard of `ticket`: completes it when dropped (also
+    /// on a failed commit, or a panic).
+    fn guard(&self, ticket: u64) -> Turn<'_> {
+        Turn { turns: self, ticket }
+    }
+
+    /// Waits until every ticket before `ticket` has completed.
+    fn wait_for(&self, ticket: u64) {
+        let mut st = self.state.lock();
+        while st.next != ticket {
+            self.turned[(ticket % TURN_SLOTS as u64) as usize].wait(&mut st);
         }
-        Turn { turns: self }
+    }
+
+    /// Marks `ticket` completed; if it was the oldest, the turn passes to
+    /// the next ticket not yet completed.
+    fn complete(&self, ticket: u64) {
+        let mut st = self.state.lock();
+        if st.next != ticket {
+            debug_assert!(ticket > st.next && !st.done_ahead.contains(&ticket), "ticket {ticket} completed twice");
+            st.done_ahead.push(ticket);
+            return;
+        }
+        st.next += 1;
+        while let Some(i) = st.done_ahead.iter().position(|&t| t == st.next) {
+            st.done_ahead.swap_remove(i);
+            st.next += 1;
+        }
+        self.turned[(st.next % TURN_SLOTS as u64) as usize].notify_all();
     }
 }
 
-/// The apply turn of one commit, passed on when dropped.
+/// One commit's ticket, completed when dropped.
 struct Turn<'a> {
     turns: &'a ApplyTurns,
+    ticket: u64,
+}
+
+impl Turn<'_> {
+    /// Waits for this ticket's turn (see [`ApplyTurns::wait_for`]).
+    fn wait(&self) {
+        self.turns.wait_for(self.ticket);
+    }
 }
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        let mut next = self.turns.next.lock();
-        *next += 1;
-        self.turns.turned[(*next % TURN_SLOTS as u64) as usize].notify_all();
+        self.turns.complete(self.ticket);
     }
 }
 

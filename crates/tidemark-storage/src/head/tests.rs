@@ -1082,3 +1082,134 @@ fn select_windows_reads_exactly_the_samples_the_select_gives() {
         }
     }
 }
+
+/// A log whose commits are logged only when the test releases their
+/// tickets, in any order: it lets later commits finish logging first.
+#[derive(Default)]
+struct GatedLog {
+    records: parking_lot::Mutex<Vec<Record>>,
+    released: parking_lot::Mutex<std::collections::HashSet<u64>>,
+    changed: parking_lot::Condvar,
+}
+
+impl GatedLog {
+    fn release(&self, ticket: u64) {
+        self.released.lock().insert(ticket);
+        self.changed.notify_all();
+    }
+
+    /// Waits until `n` commits have queued their records.
+    fn wait_queued(&self, n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.queued() < n {
+            assert!(std::time::Instant::now() < deadline, "a commit never queued");
+            std::thread::yield_now();
+        }
+    }
+
+    fn queued(&self) -> usize {
+        self.records.lock().iter().filter(|r| matches!(r, Record::Samples(_))).count()
+    }
+}
+
+impl CommitLog for GatedLog {
+    fn log(&self, records: &[Record]) -> Result<(), crate::Error> {
+        self.records.lock().extend_from_slice(records);
+        Ok(())
+    }
+
+    fn submit(&self, records: &[Record], _durable: bool) -> Result<Option<crate::wal::WalTicket>, crate::Error> {
+        let mut all = self.records.lock();
+        let ticket = all.iter().filter(|r| matches!(r, Record::Samples(_))).count() as u64;
+        all.extend_from_slice(records);
+        Ok(Some(crate::wal::WalTicket::for_tests(ticket)))
+    }
+
+    fn wait(&self, ticket: crate::wal::WalTicket) -> Result<(), crate::Error> {
+        let mut released = self.released.lock();
+        while !released.contains(&ticket.for_tests_seq()) {
+            self.changed.wait(&mut released);
+        }
+        Ok(())
+    }
+}
+
+/// Commits to disjoint series apply as soon as they are logged, in any
+/// order; commits to one series apply in log order even when the later
+/// one is logged first, so the head keeps what replay keeps.
+#[test]
+fn commits_apply_in_log_order_per_series_only() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let log = Arc::new(GatedLog::default());
+    let h = Arc::new(Head::new(HeadOptions { stripes: 4, ..HeadOptions::default() }, Some(log.clone())));
+    let commit = |name: &'static str, t: i64, v: f64| {
+        let (tx, rx) = mpsc::channel();
+        let h = Arc::clone(&h);
+        std::thread::spawn(move || {
+            let mut app = h.appender();
+            app.append(&lbl(&[("__name__", name)]), t, v).unwrap();
+            tx.send(app.commit().unwrap()).unwrap();
+        });
+        rx
+    };
+    let wait = Duration::from_secs(10);
+    // Tickets 0 (x) and 1 (y): y's log write finishes first and y applies
+    // without waiting for x.
+    let x = commit("x", 1_000, 1.0);
+    log.wait_queued(1);
+    let y = commit("y", 1_000, 1.0);
+    log.wait_queued(2);
+    log.release(1);
+    assert_eq!(y.recv_timeout(wait).expect("y waited for x").samples_applied, 1);
+    assert!(x.try_recv().is_err(), "x applied before it was logged");
+    log.release(0);
+    assert_eq!(x.recv_timeout(wait).unwrap().samples_applied, 1);
+    // Series z exists; tickets 2 and 3 both write z at t=2000 with
+    // different values. Ticket 3 is logged first but must wait for 2.
+    let z0 = commit("z", 1_000, 0.0);
+    log.wait_queued(3);
+    log.release(2);
+    z0.recv_timeout(wait).unwrap();
+    let (tx, first) = mpsc::channel();
+    let (tx2, second) = mpsc::channel();
+    let (h1, h2) = (Arc::clone(&h), Arc::clone(&h));
+    // Both appenders buffer before either commits: neither sees the
+    // other's sample yet.
+    let (ready_tx, ready) = mpsc::channel();
+    let (go1_tx, go1) = mpsc::channel::<()>();
+    let (go2_tx, go2) = mpsc::channel::<()>();
+    let r1 = ready_tx.clone();
+    std::thread::spawn(move || {
+        let mut app = h1.appender();
+        app.append(&lbl(&[("__name__", "z")]), 2_000, 1.0).unwrap();
+        r1.send(()).unwrap();
+        go1.recv().unwrap();
+        tx.send(app.commit().unwrap()).unwrap();
+    });
+    std::thread::spawn(move || {
+        let mut app = h2.appender();
+        app.append(&lbl(&[("__name__", "z")]), 2_000, 2.0).unwrap();
+        ready_tx.send(()).unwrap();
+        go2.recv().unwrap();
+        tx2.send(app.commit().unwrap()).unwrap();
+    });
+    ready.recv_timeout(wait).unwrap();
+    ready.recv_timeout(wait).unwrap();
+    go1_tx.send(()).unwrap();
+    log.wait_queued(4);
+    go2_tx.send(()).unwrap();
+    log.wait_queued(5);
+    log.release(4);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(second.try_recv().is_err(), "the later commit to z applied before the earlier one");
+    log.release(3);
+    let (a, b) = (first.recv_timeout(wait).unwrap(), second.recv_timeout(wait).unwrap());
+    assert_eq!((a.samples_applied, b.samples_applied, b.rejected_duplicate), (1, 0, 1));
+    let z = lbl(&[("__name__", "z")]);
+    assert_eq!(series_samples(&h, &z), vec![Sample::new(1_000, 0.0), Sample::new(2_000, 1.0)]);
+    // Replaying the log keeps exactly the same samples.
+    let replayed = Head::new(HeadOptions { stripes: 4, ..HeadOptions::default() }, None);
+    replay_into(&replayed, &log.records.lock().clone());
+    assert_eq!(replayed.samples_for_block(i64::MIN, i64::MAX), h.samples_for_block(i64::MIN, i64::MAX));
+}

@@ -450,6 +450,19 @@ impl Encoded {
 #[must_use = "queued records are written only when some caller waits"]
 pub struct WalTicket(u64);
 
+#[cfg(test)]
+impl WalTicket {
+    /// A ticket numbered `seq`, for test logs.
+    pub(crate) fn for_tests(seq: u64) -> WalTicket {
+        WalTicket(seq)
+    }
+
+    /// The number of a ticket made by [`WalTicket::for_tests`].
+    pub(crate) fn for_tests_seq(self) -> u64 {
+        self.0
+    }
+}
+
 impl CommitState {
     fn check_writable(&self) -> Result<(), Error> {
         if self.closed {
