@@ -10,6 +10,7 @@
 pub mod chunkenc;
 mod error;
 pub mod floor;
+pub mod histogram;
 mod label_sort;
 mod labels;
 mod matcher;
@@ -34,5 +35,8 @@ pub use error::{AppendError, BlockError, ChunkError, Error, Result, WalError};
 pub use labels::{Label, LabelError, Labels, LabelsIter, NameValidation, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher};
 pub use querier::{Querier, Series, SeriesIterator, WindowFn, WindowPoints};
-pub use sample::{collect_samples, is_stale_nan, stale_nan, Sample, SampleIterator, VecIterator, STALE_NAN_BITS};
+pub use sample::{
+    collect_samples, is_stale_nan, stale_nan, MixedIterator, Sample, SampleIterator, ValueKind, VecIterator,
+    STALE_NAN_BITS,
+};
 pub use wal::SyncPolicy;

@@ -1,5 +1,7 @@
 //! Samples and the iterator interface every sample source implements.
 
+use crate::histogram::{HistogramSample, HistogramValue};
+
 /// Bit pattern of Prometheus' staleness marker: a NaN that means "this series
 /// ended here". It must survive storage bit-exactly.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
@@ -148,6 +150,136 @@ pub trait SampleIterator {
         let before = out.len();
         self.drain_into(out);
         out.len() - before
+    }
+
+    /// Whether this series may hold native-histogram samples. When `false`
+    /// every sample is a float and readers may take their float-only paths
+    /// ([`SampleIterator::drain_into`] and friends). When `true`, readers
+    /// ask [`SampleIterator::kind`] per sample or use
+    /// [`SampleIterator::drain_mixed_into`]. Default: `false`.
+    fn has_histograms(&self) -> bool {
+        false
+    }
+
+    /// What the sample under the cursor holds. For a histogram sample,
+    /// [`SampleIterator::at`] gives its timestamp (its value is
+    /// meaningless) and [`SampleIterator::at_histogram`] the histogram.
+    /// Default: [`ValueKind::Float`].
+    fn kind(&self) -> ValueKind {
+        ValueKind::Float
+    }
+
+    /// The histogram sample under the cursor; `None` when it is a float.
+    fn at_histogram(&self) -> Option<HistogramSample> {
+        None
+    }
+
+    /// Appends every sample `next` would still return, floats to `floats`
+    /// and histograms to `histograms` (each in time order), leaving the
+    /// iterator exhausted. Default: per sample by [`SampleIterator::kind`],
+    /// or [`SampleIterator::drain_into`] when the series has no histograms.
+    ///
+    /// ```
+    /// use tidemark_storage::histogram::{FloatHistogram, HistogramSample, HistogramValue};
+    /// use tidemark_storage::{MixedIterator, Sample, SampleIterator};
+    /// let h = HistogramSample { t: 2, h: HistogramValue::Float(FloatHistogram::default()) };
+    /// let mut it = MixedIterator::new(vec![Sample::new(1, 1.0)], vec![h.clone()]);
+    /// let (mut floats, mut hists) = (Vec::new(), Vec::new());
+    /// it.drain_mixed_into(&mut floats, &mut hists);
+    /// assert_eq!((floats, hists), (vec![Sample::new(1, 1.0)], vec![h]));
+    /// ```
+    fn drain_mixed_into(&mut self, floats: &mut Vec<Sample>, histograms: &mut Vec<HistogramSample>) {
+        if !self.has_histograms() {
+            return self.drain_into(floats);
+        }
+        while self.next() {
+            match self.at_histogram() {
+                Some(h) => histograms.push(h),
+                None => floats.push(self.at()),
+            }
+        }
+    }
+}
+
+/// What one sample holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ValueKind {
+    /// An `f64`.
+    #[default]
+    Float,
+    /// A native histogram with integer counts.
+    Histogram,
+    /// A native histogram with float counts.
+    FloatHistogram,
+}
+
+/// A [`SampleIterator`] over owned floats and histograms of one series, each
+/// sorted by strictly increasing `t`, no timestamp in both.
+#[derive(Debug, Clone, Default)]
+pub struct MixedIterator {
+    floats: Vec<Sample>,
+    histograms: Vec<HistogramSample>,
+    /// Next unread float and histogram.
+    fi: usize,
+    hi: usize,
+    /// The sample under the cursor: `Some(true)` a histogram (at `hi - 1`),
+    /// `Some(false)` a float (at `fi - 1`), `None` before the first or after
+    /// the last.
+    cur: Option<bool>,
+}
+
+impl MixedIterator {
+    /// Iterates over both lists merged by time.
+    pub fn new(floats: Vec<Sample>, histograms: Vec<HistogramSample>) -> MixedIterator {
+        MixedIterator { floats, histograms, fi: 0, hi: 0, cur: None }
+    }
+}
+
+impl SampleIterator for MixedIterator {
+    fn next(&mut self) -> bool {
+        let f = self.floats.get(self.fi).map(|s| s.t);
+        let h = self.histograms.get(self.hi).map(|s| s.t);
+        self.cur = match (f, h) {
+            (Some(ft), Some(ht)) if ht < ft => Some(true),
+            (Some(_), _) => Some(false),
+            (None, Some(_)) => Some(true),
+            (None, None) => None,
+        };
+        match self.cur {
+            Some(true) => self.hi += 1,
+            Some(false) => self.fi += 1,
+            None => {}
+        }
+        self.cur.is_some()
+    }
+
+    fn at(&self) -> Sample {
+        match self.cur {
+            Some(true) => Sample { t: self.histograms[self.hi - 1].t, v: f64::NAN },
+            _ => self.floats[self.fi - 1],
+        }
+    }
+
+    fn started(&self) -> bool {
+        self.cur.is_some()
+    }
+
+    fn has_histograms(&self) -> bool {
+        !self.histograms.is_empty()
+    }
+
+    fn kind(&self) -> ValueKind {
+        match self.cur {
+            Some(true) => match self.histograms[self.hi - 1].h {
+                HistogramValue::Integer(_) => ValueKind::Histogram,
+                HistogramValue::Float(_) => ValueKind::FloatHistogram,
+            },
+            _ => ValueKind::Float,
+        }
+    }
+
+    fn at_histogram(&self) -> Option<HistogramSample> {
+        (self.cur == Some(true)).then(|| self.histograms[self.hi - 1].clone())
     }
 }
 
