@@ -42,7 +42,7 @@ pub use error::{Error, ParseError};
 pub use limits::{LimitError, LimitKind, QueryLimits};
 pub use parse::{parse, parse_metric_selector};
 pub use storage::{MemStorage, SelectedSeries, SeriesSource, WindowSelection};
-pub use value::{RangeSeries, Value, VectorSample};
+pub use value::{HistogramPoint, RangeSeries, Value, VectorSample};
 
 /// The parser's syntax tree, re-exported so callers can inspect or rewrite queries.
 pub use promql_parser::parser::Expr;

@@ -2,26 +2,43 @@
 
 use std::fmt;
 
+use tidemark_storage::histogram::FloatHistogram;
 use tidemark_storage::{Labels, Sample};
 
-/// One element of an instant vector: a series' labels and its value at `t`.
+/// One element of an instant vector: a series' labels and its value at `t`,
+/// a float or a native histogram.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VectorSample {
     /// The series' labels (after any `__name__` removal).
     pub labels: Labels,
     /// Evaluation timestamp in milliseconds.
     pub t: i64,
-    /// The value.
+    /// The value when the element is a float (meaningless when `h` is set).
     pub v: f64,
+    /// The value when the element is a native histogram.
+    pub h: Option<Box<FloatHistogram>>,
 }
 
-/// One series of a range vector (matrix): labels and samples in time order.
+/// One histogram point of a range vector: a timestamp and a histogram.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramPoint {
+    /// Milliseconds since the Unix epoch.
+    pub t: i64,
+    /// The value.
+    pub h: FloatHistogram,
+}
+
+/// One series of a range vector (matrix): labels, float samples and
+/// histogram samples, each in time order (a timestamp is in one of them at
+/// most).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RangeSeries {
     /// The series' labels.
     pub labels: Labels,
-    /// Samples, oldest first.
+    /// Float samples, oldest first.
     pub samples: Vec<Sample>,
+    /// Histogram samples, oldest first.
+    pub histograms: Vec<HistogramPoint>,
 }
 
 /// The value a query evaluates to.

@@ -146,6 +146,7 @@ pub(crate) fn evaluate(
                 Value::Matrix(vec![RangeSeries {
                     labels: Labels::empty(),
                     samples: v.iter().enumerate().map(|(i, &v)| Sample { t: ev.ts(i), v }).collect(),
+                    histograms: Vec::new(),
                 }])
             }
         }
@@ -162,7 +163,7 @@ pub(crate) fn evaluate(
                         .filter_map(|s| {
                             let p = *s.points.first()?;
                             s.points = Vec::new();
-                            Some(VectorSample { labels: std::mem::take(&mut s.labels), t: p.t, v: p.v })
+                            Some(VectorSample { labels: std::mem::take(&mut s.labels), t: p.t, v: p.v, h: None })
                         })
                         .collect()
                 });
@@ -173,7 +174,7 @@ pub(crate) fn evaluate(
                 let mut out: Vec<RangeSeries> = series
                     .into_iter()
                     .filter(|s| !s.points.is_empty())
-                    .map(|s| RangeSeries { labels: s.labels, samples: s.points })
+                    .map(|s| RangeSeries { labels: s.labels, samples: s.points, histograms: Vec::new() })
                     .collect();
                 out.sort_by(|a, b| a.labels.cmp(&b.labels));
                 Value::Matrix(out)
@@ -181,8 +182,10 @@ pub(crate) fn evaluate(
         }
         Val::Matrix(series) => {
             let series = ev.finish_names(series)?;
-            let mut out: Vec<RangeSeries> =
-                series.into_iter().map(|s| RangeSeries { labels: s.labels, samples: s.points }).collect();
+            let mut out: Vec<RangeSeries> = series
+                .into_iter()
+                .map(|s| RangeSeries { labels: s.labels, samples: s.points, histograms: Vec::new() })
+                .collect();
             out.sort_by(|a, b| a.labels.cmp(&b.labels));
             Value::Matrix(out)
         }

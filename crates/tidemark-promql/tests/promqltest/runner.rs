@@ -320,7 +320,7 @@ impl Runner {
         let mut vec = Vec::new();
         for s in series {
             if let Some(p) = s.samples.iter().find(|p| p.t == t) {
-                vec.push(VectorSample { labels: s.labels.clone(), t: p.t, v: p.v });
+                vec.push(VectorSample { labels: s.labels.clone(), t: p.t, v: p.v, h: None });
             }
         }
         let value = if matches!(instant, Value::Scalar { .. }) {

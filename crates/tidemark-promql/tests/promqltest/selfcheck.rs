@@ -221,7 +221,7 @@ fn one_eval(text: &str) -> Result<Eval, String> {
 }
 
 fn sample(l: Labels, t: i64, v: f64) -> VectorSample {
-    VectorSample { labels: l, t, v }
+    VectorSample { labels: l, t, v, h: None }
 }
 
 fn results() -> Result<(), String> {
@@ -258,6 +258,7 @@ fn results() -> Result<(), String> {
     let ser = |l: &Labels, pts: &[(i64, f64)]| RangeSeries {
         labels: l.clone(),
         samples: pts.iter().map(|&(t, v)| Sample { t, v }).collect(),
+        histograms: Vec::new(),
     };
     let m = Value::Matrix(vec![ser(&a, &[(0, 1.0), (120_000, 3.0)]), ser(&b, &[(60_000, 2.0), (120_000, 2.0)])]);
     check!(compare_result(&ev, &m, None).is_ok(), "matrix with gaps: {:?}", compare_result(&ev, &m, None));

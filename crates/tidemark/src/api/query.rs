@@ -340,6 +340,7 @@ mod tests {
                 labels: Labels::new([("instance", format!("host-{i}").as_str()), ("job", "a\"b")]).unwrap(),
                 t: 1_700_000_000_000 + i as i64,
                 v: i as f64 / 7.0,
+                h: None,
             })
             .collect()
     }
@@ -391,6 +392,7 @@ mod tests {
         let matrix = Value::Matrix(vec![RangeSeries {
             labels: Labels::new([("job", "x")]).unwrap(),
             samples: vec![Sample { t: 1_000, v: 0.5 }, Sample { t: 2_500, v: f64::NAN }],
+            histograms: Vec::new(),
         }]);
         let matrix_data =
             r#"{"resultType":"matrix","result":[{"metric":{"job":"x"},"values":[[1,"0.5"],[2.500,"NaN"]]}]}"#;
