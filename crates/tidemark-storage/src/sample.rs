@@ -91,13 +91,17 @@ pub trait SampleIterator {
         let _ = hop;
     }
 
-    /// Appends every sample `next` would still return to `out`, leaving the
-    /// iterator exhausted; check [`SampleIterator::err`] afterwards. Readers
-    /// that want a whole series override it with a tight loop per chunk: one
-    /// call instead of a chain of calls per sample.
+    /// Appends every float sample `next` would still return to `out`,
+    /// leaving the iterator exhausted; check [`SampleIterator::err`]
+    /// afterwards. Histogram samples are skipped: a float-only reader never
+    /// sees them (read them with [`SampleIterator::drain_mixed_into`]).
+    /// Readers that want a whole series override it with a tight loop per
+    /// chunk: one call instead of a chain of calls per sample.
     fn drain_into(&mut self, out: &mut Vec<Sample>) {
         while self.next() {
-            out.push(self.at());
+            if self.kind() == ValueKind::Float {
+                out.push(self.at());
+            }
         }
     }
 

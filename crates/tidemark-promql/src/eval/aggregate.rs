@@ -329,8 +329,10 @@ impl Evaluator<'_, '_> {
         params: Option<&Params>,
     ) -> Result<Val, Error> {
         let (labels, member) = self.groups_of(grouping, input);
-        let mut out: Vec<StepSeries> =
-            labels.into_iter().map(|l| StepSeries { labels: l, drop_name: false, points: Vec::new() }).collect();
+        let mut out: Vec<StepSeries> = labels
+            .into_iter()
+            .map(|l| StepSeries { labels: l, drop_name: false, points: Vec::new(), histograms: Vec::new() })
+            .collect();
         let mut groups = vec![GroupState::default(); out.len()];
         let mut cur = StepCursor::new(input.len());
         for step in 0..self.nsteps() {
@@ -431,7 +433,7 @@ impl Evaluator<'_, '_> {
             }
             if !points.is_empty() {
                 self.sh.hold(points.len())?;
-                out.push(StepSeries { labels, drop_name, points });
+                out.push(StepSeries { labels, drop_name, points, histograms: Vec::new() });
             }
         }
         Ok(Some(Val::Vector(out)))
@@ -617,6 +619,7 @@ impl Evaluator<'_, '_> {
                             labels: s.labels.clone(),
                             drop_name: s.drop_name,
                             points: vec![tidemark_storage::Sample { t, v: f }],
+                            histograms: Vec::new(),
                         });
                     } else {
                         out.push(&s.labels, s.drop_name, t, f)?;
@@ -673,7 +676,7 @@ impl Evaluator<'_, '_> {
         let mut held = 0usize;
         let streamed = self.try_stream(e, Order::Labels, LabelUse::All, &mut |s| {
             self.sh.tick()?;
-            let StepSeries { labels, drop_name, points } = s;
+            let StepSeries { labels, drop_name, points, .. } = s;
             let si = members.len();
             let mut entered = false;
             // Streamed points lie on the grid, oldest first; a point off
@@ -736,6 +739,7 @@ impl Evaluator<'_, '_> {
                         labels: labels.clone(),
                         drop_name: *drop_name,
                         points: vec![tidemark_storage::Sample { t, v: f }],
+                        histograms: Vec::new(),
                     });
                 } else {
                     out.push(labels, *drop_name, t, f)?;

@@ -61,7 +61,12 @@ impl Evaluator<'_, '_> {
                 let v = self.eval_scalar(args[0])?;
                 let points: Vec<Sample> = v.iter().enumerate().map(|(i, &v)| Sample { t: self.ts(i), v }).collect();
                 self.sh.hold(points.len())?;
-                return Ok(Val::Vector(vec![StepSeries { labels: Labels::empty(), drop_name: false, points }]));
+                return Ok(Val::Vector(vec![StepSeries {
+                    labels: Labels::empty(),
+                    drop_name: false,
+                    points,
+                    histograms: Vec::new(),
+                }]));
             }
             "scalar" => {
                 let series = self.eval_vector(args[0])?;
@@ -119,7 +124,12 @@ impl Evaluator<'_, '_> {
                         f.date_at(t / 1000).map(|v| Sample { t, v })
                     })
                     .collect();
-                return Ok(Val::Vector(vec![StepSeries { labels: Labels::empty(), drop_name: false, points }]));
+                return Ok(Val::Vector(vec![StepSeries {
+                    labels: Labels::empty(),
+                    drop_name: false,
+                    points,
+                    histograms: Vec::new(),
+                }]));
             }
             _ => {}
         }
@@ -312,7 +322,12 @@ impl Evaluator<'_, '_> {
         if points.is_empty() {
             return Ok(Val::Vector(Vec::new()));
         }
-        Ok(Val::Vector(vec![StepSeries { labels: absent_labels(arg), drop_name: false, points }]))
+        Ok(Val::Vector(vec![StepSeries {
+            labels: absent_labels(arg),
+            drop_name: false,
+            points,
+            histograms: Vec::new(),
+        }]))
     }
 
     fn eval_absent_over_time(&self, arg: &Expr) -> Result<Val, Error> {
@@ -348,7 +363,12 @@ impl Evaluator<'_, '_> {
         if points.is_empty() {
             return Ok(Val::Vector(Vec::new()));
         }
-        Ok(Val::Vector(vec![StepSeries { labels: absent_labels(arg), drop_name: true, points }]))
+        Ok(Val::Vector(vec![StepSeries {
+            labels: absent_labels(arg),
+            drop_name: true,
+            points,
+            histograms: Vec::new(),
+        }]))
     }
 
     /// The oldest exclusive window start and newest inclusive window end.
@@ -689,7 +709,7 @@ impl Evaluator<'_, '_> {
             if check_unique && !seen_labels.find_or_insert(labels.encoded()).1 {
                 return Err(Error::Execution(DUPLICATE_LABELSET.into()));
             }
-            sink(StepSeries { labels, drop_name: drop, points })
+            sink(StepSeries { labels, drop_name: drop, points, histograms: Vec::new() })
         };
         match range_arg {
             RangeArg::Selector(ms) => {

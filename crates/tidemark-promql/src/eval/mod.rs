@@ -161,6 +161,10 @@ pub(crate) fn evaluate(
                 let out: Vec<VectorSample> = map_parts(&mut series, threads, |part| {
                     part.iter_mut()
                         .filter_map(|s| {
+                            if let Some(h) = s.histograms.pop() {
+                                let labels = std::mem::take(&mut s.labels);
+                                return Some(VectorSample { labels, t: h.t, v: 0.0, h: Some(Box::new(h.h)) });
+                            }
                             let p = *s.points.first()?;
                             s.points = Vec::new();
                             Some(VectorSample { labels: std::mem::take(&mut s.labels), t: p.t, v: p.v, h: None })
@@ -173,8 +177,8 @@ pub(crate) fn evaluate(
             } else {
                 let mut out: Vec<RangeSeries> = series
                     .into_iter()
-                    .filter(|s| !s.points.is_empty())
-                    .map(|s| RangeSeries { labels: s.labels, samples: s.points, histograms: Vec::new() })
+                    .filter(|s| !s.points.is_empty() || !s.histograms.is_empty())
+                    .map(|s| RangeSeries { labels: s.labels, samples: s.points, histograms: s.histograms })
                     .collect();
                 out.sort_by(|a, b| a.labels.cmp(&b.labels));
                 Value::Matrix(out)
@@ -184,7 +188,7 @@ pub(crate) fn evaluate(
             let series = ev.finish_names(series)?;
             let mut out: Vec<RangeSeries> = series
                 .into_iter()
-                .map(|s| RangeSeries { labels: s.labels, samples: s.points, histograms: Vec::new() })
+                .map(|s| RangeSeries { labels: s.labels, samples: s.points, histograms: s.histograms })
                 .collect();
             out.sort_by(|a, b| a.labels.cmp(&b.labels));
             Value::Matrix(out)

@@ -8,6 +8,7 @@ use parking_lot::{Condvar, Mutex};
 use promql_parser::label::MatchOp as ParserOp;
 use promql_parser::parser::{MatrixSelector, SubqueryExpr, VectorSelector};
 use tidemark_storage::chunkenc::Extreme;
+use tidemark_storage::histogram::HistogramSample;
 use tidemark_storage::prefetch::prefetch;
 use tidemark_storage::{is_stale_nan, Labels, MatchOp, Matcher, Sample, METRIC_NAME};
 
@@ -15,6 +16,7 @@ use super::{duration_ms, offset_ms, Evaluator, StepSeries, Val};
 use crate::annotations::Annotation;
 use crate::error::Error;
 use crate::storage::SelectedSeries;
+use crate::value::HistogramPoint;
 
 /// The matcher sets of a selector: usually one; several when the selector
 /// uses `or` between matcher groups.
@@ -173,21 +175,36 @@ impl Evaluator<'_, '_> {
         self.map_series(
             selected,
             |s, buf| {
+                if s.samples.has_histograms() {
+                    let mut hbuf = Vec::new();
+                    let read = load_mixed_samples(s, buf, &mut hbuf, false)?;
+                    let mut points = spare.take(0);
+                    let mut histograms = Vec::new();
+                    grid.for_each_latest_mixed(buf, &hbuf, at, offset, lookback, |_, ts, latest| match latest {
+                        Latest::Float(p) => {
+                            let v = if sample_time { p.t as f64 / 1000.0 } else { p.v };
+                            points.push(Sample { t: ts, v });
+                        }
+                        Latest::Histogram(h) if sample_time => points.push(Sample { t: ts, v: h.t as f64 / 1000.0 }),
+                        Latest::Histogram(h) => histograms.push(HistogramPoint { t: ts, h: h.h.to_float() }),
+                    });
+                    return Ok((read, (points, histograms)));
+                }
                 let read = if newest_only { load_newest_samples(s, buf)? } else { load_samples(s, buf, false)? };
                 let mut points = spare.take(0);
                 grid.for_each_latest(buf, at, offset, lookback, |_, ts, p| {
                     let v = if sample_time { p.t as f64 / 1000.0 } else { p.v };
                     points.push(Sample { t: ts, v });
                 });
-                Ok((read, points))
+                Ok((read, (points, Vec::new())))
             },
-            |labels, read, points| {
+            |labels, read, (points, histograms)| {
                 self.sh.count_read(read);
-                if points.is_empty() {
+                if points.is_empty() && histograms.is_empty() {
                     spare.give(points);
                     return Ok(());
                 }
-                sink(StepSeries { labels, drop_name: false, points })
+                sink(StepSeries { labels, drop_name: false, points, histograms })
             },
         )
     }
@@ -205,13 +222,24 @@ impl Evaluator<'_, '_> {
         let selected = self.select(&ms.vs, t - range + 1, t)?;
         let mut out = Vec::with_capacity(selected.len());
         let mut buf = Vec::new();
+        let mut hbuf = Vec::new();
         for mut s in selected {
             self.sh.tick()?;
-            self.load(&mut s, &mut buf, true)?;
+            let histograms = if s.samples.has_histograms() {
+                let read = load_mixed_samples(&mut s, &mut buf, &mut hbuf, true)?;
+                self.sh.count_read(read);
+                hbuf.iter()
+                    .filter(|h| h.t > t - range && h.t <= t)
+                    .map(|h| HistogramPoint { t: h.t, h: h.h.to_float() })
+                    .collect()
+            } else {
+                self.load(&mut s, &mut buf, true)?;
+                Vec::new()
+            };
             buf.retain(|p| p.t > t - range && p.t <= t);
-            if !buf.is_empty() {
-                self.sh.hold(buf.len())?;
-                out.push(StepSeries { labels: s.labels, drop_name: false, points: buf.clone() });
+            if !buf.is_empty() || !histograms.is_empty() {
+                self.sh.hold(buf.len() + histograms.len())?;
+                out.push(StepSeries { labels: s.labels, drop_name: false, points: buf.clone(), histograms });
             }
         }
         Ok(out)
@@ -250,6 +278,7 @@ impl Evaluator<'_, '_> {
                 labels: Labels::empty(),
                 drop_name: false,
                 points: v.iter().enumerate().map(|(i, &v)| Sample { t: child.ts(i), v }).collect(),
+                histograms: Vec::new(),
             }],
             other => {
                 return Err(Error::InvalidQuery(format!(
@@ -317,6 +346,47 @@ impl StepGrid {
                 continue;
             }
             f(step, ts, p);
+        }
+    }
+
+    /// [`StepGrid::for_each_latest`] over a series holding floats and
+    /// histograms (each sorted, no timestamp in both): at each step the
+    /// newest sample of either kind, unless it is a staleness marker.
+    pub(crate) fn for_each_latest_mixed<'a>(
+        &self,
+        floats: &'a [Sample],
+        histograms: &'a [HistogramSample],
+        at: Option<i64>,
+        offset: i64,
+        lookback: i64,
+        mut f: impl FnMut(usize, i64, Latest<'a>),
+    ) {
+        let (mut i, mut j) = (0, 0);
+        for step in 0..self.nsteps {
+            let ts = self.start + step as i64 * self.interval;
+            let r = at.unwrap_or(ts).saturating_sub(offset);
+            while i < floats.len() && floats[i].t <= r {
+                i += 1;
+            }
+            while j < histograms.len() && histograms[j].t <= r {
+                j += 1;
+            }
+            let fl = i.checked_sub(1).map(|k| &floats[k]);
+            let hi = j.checked_sub(1).map(|k| &histograms[k]);
+            let latest = match (fl, hi) {
+                (Some(p), Some(h)) if h.t > p.t => Latest::Histogram(h),
+                (Some(p), _) => Latest::Float(*p),
+                (None, Some(h)) => Latest::Histogram(h),
+                (None, None) => continue,
+            };
+            let (t, stale) = match &latest {
+                Latest::Float(p) => (p.t, is_stale_nan(p.v)),
+                Latest::Histogram(h) => (h.t, h.h.is_stale()),
+            };
+            if t <= r.saturating_sub(lookback) || stale {
+                continue;
+            }
+            f(step, ts, latest);
         }
     }
 
@@ -409,6 +479,36 @@ pub(crate) fn load_samples(s: &mut SelectedSeries, buf: &mut Vec<Sample>, drop_s
         buf.retain(|p| !is_stale_nan(p.v));
     }
     Ok(read)
+}
+
+/// Reads a selected series that may hold histograms: floats into `buf`,
+/// histograms into `hbuf` (both cleared first), dropping staleness markers
+/// of both kinds if asked. Returns the number of samples read.
+pub(crate) fn load_mixed_samples(
+    s: &mut SelectedSeries,
+    buf: &mut Vec<Sample>,
+    hbuf: &mut Vec<HistogramSample>,
+    drop_stale: bool,
+) -> Result<usize, Error> {
+    buf.clear();
+    hbuf.clear();
+    s.samples.drain_mixed_into(buf, hbuf);
+    if let Some(e) = s.samples.err() {
+        return Err(Error::Storage(e.to_string()));
+    }
+    let read = buf.len() + hbuf.len();
+    if drop_stale {
+        buf.retain(|p| !is_stale_nan(p.v));
+        hbuf.retain(|h| !h.h.is_stale());
+    }
+    Ok(read)
+}
+
+/// The sample an instant selector picks at one step.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Latest<'a> {
+    Float(Sample),
+    Histogram(&'a HistogramSample),
 }
 
 /// [`load_samples`] for an extreme-only reader (staleness markers dropped):

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use tidemark_storage::{Labels, Sample};
 
 use crate::error::Error;
+use crate::value::HistogramPoint;
 
 /// One output series of a node: labels, whether `__name__` is to be dropped
 /// at the end (delayed name removal), and its points (one per step at most,
@@ -13,7 +14,11 @@ use crate::error::Error;
 pub(crate) struct StepSeries {
     pub(crate) labels: Labels,
     pub(crate) drop_name: bool,
+    /// Float points.
     pub(crate) points: Vec<Sample>,
+    /// Native-histogram points, oldest first; a step's value is a float
+    /// or a histogram, never both.
+    pub(crate) histograms: Vec<HistogramPoint>,
 }
 
 /// What a node evaluates to, for all steps of its evaluator.
@@ -58,6 +63,7 @@ pub(crate) fn merge_same_labels(series: Vec<StepSeries>) -> Result<Vec<StepSerie
         } else {
             let target = &mut out[i];
             target.points.extend_from_slice(&s.points);
+            target.histograms.extend(s.histograms);
             target.drop_name |= s.drop_name;
             merged_any = true;
         }
@@ -67,6 +73,14 @@ pub(crate) fn merge_same_labels(series: Vec<StepSeries>) -> Result<Vec<StepSerie
             s.points.sort_by_key(|p| p.t);
             if s.points.windows(2).any(|w| w[0].t == w[1].t) {
                 return Err(Error::Execution(DUPLICATE_LABELSET.into()));
+            }
+            if !s.histograms.is_empty() {
+                s.histograms.sort_by_key(|p| p.t);
+                let clash = s.histograms.windows(2).any(|w| w[0].t == w[1].t)
+                    || s.histograms.iter().any(|h| s.points.binary_search_by_key(&h.t, |p| p.t).is_ok());
+                if clash {
+                    return Err(Error::Execution(DUPLICATE_LABELSET.into()));
+                }
             }
         }
     }
@@ -100,7 +114,12 @@ impl SeriesBuilder {
             }
             None => {
                 self.index.insert(labels.clone(), self.series.len());
-                self.series.push(StepSeries { labels: labels.clone(), drop_name, points: vec![Sample { t, v }] });
+                self.series.push(StepSeries {
+                    labels: labels.clone(),
+                    drop_name,
+                    points: vec![Sample { t, v }],
+                    histograms: Vec::new(),
+                });
             }
         }
         Ok(())
@@ -140,7 +159,7 @@ impl StepCursor {
 
 /// Points held by a list of series (for the sample limit).
 pub(crate) fn total_points(series: &[StepSeries]) -> usize {
-    series.iter().map(|s| s.points.len()).sum()
+    series.iter().map(|s| s.points.len() + s.histograms.len()).sum()
 }
 
 /// Orders values from largest to smallest, NaN last (`sort_desc`, `topk`).
