@@ -116,3 +116,16 @@ fn timestamp_of_a_histogram_sample_is_its_time() {
     assert_eq!(v[0].v, 300.0);
     assert!(v[0].h.is_none());
 }
+
+#[test]
+fn histogram_count_sum_and_avg_read_histograms_and_ignore_floats() {
+    let src = source();
+    for (q, want) in [("histogram_count", 20.0), ("histogram_sum", 30.0), ("histogram_avg", 1.5)] {
+        let r = Engine::default().instant_query(&src, &format!("{q}({{job=\"api\"}})"), 330_000).unwrap();
+        let Value::Vector(v) = r.value else { panic!("{:?}", r.value) };
+        // `switching` holds a float at 330 s: ignored.
+        assert_eq!(v.len(), 1, "{q}");
+        assert_eq!(v[0].v, want, "{q}");
+        assert_eq!(v[0].labels, Labels::new([("job", "api")]).unwrap(), "{q}: the name is dropped");
+    }
+}

@@ -224,6 +224,9 @@ impl Evaluator<'_, '_> {
         return_bool: bool,
     ) -> Result<Vec<StepSeries>, Error> {
         for s in &mut series {
+            // Histogram operands are not combined with scalars yet: they
+            // are left out rather than passed through unchanged.
+            s.histograms.clear();
             let mut kept = 0;
             for i in 0..s.points.len() {
                 let p = s.points[i];

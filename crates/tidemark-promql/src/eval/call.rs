@@ -109,7 +109,11 @@ impl Evaluator<'_, '_> {
                 return Ok(Val::Scalar(a.iter().zip(&b).map(|(&x, &y)| f(x, y)).collect()));
             }
             "histogram_fraction" => return self.eval_histogram_fraction(&args),
-            "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" => {
+            "histogram_count" | "histogram_sum" | "histogram_avg" => {
+                let p = super::native::HistogramProperty::from_name(name).ok_or_else(|| unsupported(name))?;
+                return self.eval_histogram_property(p, args[0]);
+            }
+            "histogram_stddev" | "histogram_stdvar" => {
                 // These read native histograms only; float samples are ignored.
                 let _ = self.eval_vector(args[0])?;
                 return Ok(Val::Vector(Vec::new()));
@@ -172,6 +176,9 @@ impl Evaluator<'_, '_> {
         let mut argv = vec![0.0; scalars.len()];
         for s in &mut series {
             self.mark_drop_name(s);
+            // Element-wise math reads floats only (Prometheus skips
+            // histogram samples without an annotation).
+            s.histograms.clear();
             let mut kept = 0;
             for i in 0..s.points.len() {
                 let p = s.points[i];
@@ -192,7 +199,7 @@ impl Evaluator<'_, '_> {
 
     /// Prometheus fails right away when a function's output has two series
     /// with the same labels, unless name removal is delayed.
-    fn check_unique_unless_delayed(&self, series: Vec<StepSeries>) -> Result<Vec<StepSeries>, Error> {
+    pub(crate) fn check_unique_unless_delayed(&self, series: Vec<StepSeries>) -> Result<Vec<StepSeries>, Error> {
         if self.sh.delayed_name_removal() {
             return Ok(series);
         }
@@ -207,6 +214,11 @@ impl Evaluator<'_, '_> {
             for x in &mut s {
                 for p in &mut x.points {
                     p.v = p.t as f64 / 1000.0;
+                }
+                // A histogram's timestamp is a float like any other.
+                if !x.histograms.is_empty() {
+                    x.points.extend(x.histograms.drain(..).map(|h| Sample { t: h.t, v: h.t as f64 / 1000.0 }));
+                    x.points.sort_by_key(|p| p.t);
                 }
             }
             s

@@ -16,6 +16,7 @@ mod binary;
 mod call;
 mod info;
 mod key_index;
+mod native;
 pub(crate) mod points_pool;
 pub(crate) mod selector;
 mod series;
