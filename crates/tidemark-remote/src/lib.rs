@@ -45,6 +45,7 @@
 
 pub mod codec;
 pub mod forward;
+pub mod histogram;
 pub mod metadata;
 pub mod proto;
 
