@@ -402,7 +402,12 @@ mod tests {
         }
         assert_eq!(
             kinds,
-            vec![(0, ValueKind::Float), (10, ValueKind::Float), (20, ValueKind::FloatHistogram), (30, ValueKind::Histogram)]
+            vec![
+                (0, ValueKind::Float),
+                (10, ValueKind::Float),
+                (20, ValueKind::FloatHistogram),
+                (30, ValueKind::Histogram)
+            ]
         );
     }
 
