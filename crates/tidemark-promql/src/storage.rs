@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use parking_lot::RwLock;
-use tidemark_storage::{Db, Labels, Matcher, Sample, SampleIterator, VecIterator, WindowFn};
+use tidemark_storage::histogram::{FloatHistogram, HistogramSample, HistogramValue};
+use tidemark_storage::{Db, Labels, Matcher, MixedIterator, Sample, SampleIterator, VecIterator, WindowFn};
 
 /// A series returned by [`SeriesSource::select`]: its labels and an iterator
 /// over its samples in the selected time range.
@@ -190,6 +191,14 @@ fn db_select(
 
 /// A small in-memory series store, for tests and examples.
 ///
+/// A series holds float samples and native-histogram samples, at most one
+/// sample per timestamp: adding a sample of either kind at a timestamp
+/// that already has one replaces it (whatever its kind). Series without
+/// histograms are read through the float-only iterator
+/// ([`VecIterator`]); series with histograms in the selected range through
+/// a [`MixedIterator`] (so [`SampleIterator::has_histograms`] is `true`).
+/// Histograms are returned exactly as added, counter-reset hint included.
+///
 /// ```
 /// use tidemark_promql::{Engine, MemStorage, Value};
 /// use tidemark_storage::Labels;
@@ -200,9 +209,36 @@ fn db_select(
 /// let result = Engine::default().instant_query(&storage, "up", 10_000).unwrap();
 /// assert!(matches!(result.value, Value::Vector(ref v) if v.len() == 1));
 /// ```
+///
+/// Histograms:
+///
+/// ```
+/// use tidemark_promql::{MemStorage, SeriesSource};
+/// use tidemark_storage::histogram::{FloatHistogram, HistogramValue};
+/// use tidemark_storage::{Labels, Matcher, SampleIterator, ValueKind};
+///
+/// let storage = MemStorage::new();
+/// let labels = Labels::new([("__name__", "h")]).unwrap();
+/// storage.add(&labels, 0, 1.0);
+/// storage.add_float_histogram(&labels, 1_000, FloatHistogram { count: 2.0, sum: 3.0, ..Default::default() });
+/// let mut series = storage.select(0, 10_000, &[Matcher::equal("__name__", "h")]).unwrap();
+/// let it = &mut series[0].samples;
+/// assert!(it.has_histograms());
+/// assert!(it.next() && it.kind() == ValueKind::Float);
+/// assert!(it.next() && it.kind() == ValueKind::FloatHistogram);
+/// assert!(matches!(it.at_histogram().unwrap().h, HistogramValue::Float(ref h) if h.count == 2.0));
+/// ```
 #[derive(Debug, Default)]
 pub struct MemStorage {
-    series: RwLock<BTreeMap<Labels, Vec<Sample>>>,
+    series: RwLock<BTreeMap<Labels, MemSeries>>,
+}
+
+/// One series of a [`MemStorage`]: floats and histograms, each sorted by
+/// time, no timestamp in both.
+#[derive(Debug, Default)]
+struct MemSeries {
+    floats: Vec<Sample>,
+    histograms: Vec<HistogramSample>,
 }
 
 impl MemStorage {
@@ -211,15 +247,44 @@ impl MemStorage {
         MemStorage::default()
     }
 
-    /// Adds one sample. A sample at an existing timestamp replaces it;
-    /// samples may arrive in any order.
+    /// Adds one float sample. A sample (float or histogram) at an existing
+    /// timestamp is replaced; samples may arrive in any order.
     pub fn add(&self, labels: &Labels, t: i64, v: f64) {
         let mut map = self.series.write();
-        let samples = map.entry(labels.clone()).or_default();
+        let series = map.entry(labels.clone()).or_default();
+        if !series.histograms.is_empty() {
+            if let Ok(i) = series.histograms.binary_search_by_key(&t, |s| s.t) {
+                series.histograms.remove(i);
+            }
+        }
+        let samples = &mut series.floats;
         match samples.binary_search_by_key(&t, |s| s.t) {
             Ok(i) => samples[i].v = v,
             Err(i) => samples.insert(i, Sample { t, v }),
         }
+    }
+
+    /// Adds one native-histogram sample, integer or float, stored and
+    /// returned as given. A sample (float or histogram) at an existing
+    /// timestamp is replaced; samples may arrive in any order. A staleness
+    /// marker of a histogram series is a histogram whose sum is the
+    /// staleness NaN ([`HistogramValue::is_stale`]).
+    pub fn add_histogram(&self, labels: &Labels, t: i64, h: HistogramValue) {
+        let mut map = self.series.write();
+        let series = map.entry(labels.clone()).or_default();
+        if let Ok(i) = series.floats.binary_search_by_key(&t, |s| s.t) {
+            series.floats.remove(i);
+        }
+        let hs = &mut series.histograms;
+        match hs.binary_search_by_key(&t, |s| s.t) {
+            Ok(i) => hs[i].h = h,
+            Err(i) => hs.insert(i, HistogramSample { t, h }),
+        }
+    }
+
+    /// [`MemStorage::add_histogram`] for a histogram with float counts.
+    pub fn add_float_histogram(&self, labels: &Labels, t: i64, h: FloatHistogram) {
+        self.add_histogram(labels, t, HistogramValue::Float(h));
     }
 
     /// Removes every series.
@@ -237,20 +302,136 @@ impl SeriesSource for MemStorage {
     fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<SelectedSeries>, String> {
         let map = self.series.read();
         let mut out = Vec::new();
-        for (labels, samples) in map.iter() {
+        for (labels, series) in map.iter() {
             if !matchers.iter().all(|m| m.matches(labels.get(&m.name).unwrap_or(""))) {
                 continue;
             }
-            let lo = samples.partition_point(|s| s.t < mint);
-            let hi = samples.partition_point(|s| s.t <= maxt);
-            if lo >= hi {
+            let floats = &series.floats;
+            let lo = floats.partition_point(|s| s.t < mint);
+            let hi = floats.partition_point(|s| s.t <= maxt);
+            let hs = &series.histograms;
+            let (hlo, hhi) = if hs.is_empty() {
+                (0, 0)
+            } else {
+                (hs.partition_point(|s| s.t < mint), hs.partition_point(|s| s.t <= maxt))
+            };
+            if lo >= hi && hlo >= hhi {
                 continue;
             }
-            out.push(SelectedSeries {
-                labels: labels.clone(),
-                samples: Box::new(VecIterator::new(samples[lo..hi].to_vec())),
-            });
+            let samples: Box<dyn SampleIterator + Send> = if hlo >= hhi {
+                // The float-only path: what readers take when no
+                // histogram is in range.
+                Box::new(VecIterator::new(floats[lo..hi].to_vec()))
+            } else {
+                Box::new(MixedIterator::new(floats[lo..hi].to_vec(), hs[hlo..hhi].to_vec()))
+            };
+            out.push(SelectedSeries { labels: labels.clone(), samples });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tidemark_storage::histogram::Histogram;
+    use tidemark_storage::{stale_nan, ValueKind};
+
+    use super::*;
+
+    fn labels(name: &str) -> Labels {
+        Labels::new([("__name__", name)]).unwrap()
+    }
+
+    fn fh(count: f64) -> FloatHistogram {
+        FloatHistogram { count, sum: count * 2.0, ..FloatHistogram::default() }
+    }
+
+    fn read(s: &MemStorage, mint: i64, maxt: i64) -> Vec<(Labels, bool, Vec<Sample>, Vec<HistogramSample>)> {
+        let mut out: Vec<_> = s
+            .select(mint, maxt, &[])
+            .unwrap()
+            .into_iter()
+            .map(|mut sel| {
+                let has = sel.samples.has_histograms();
+                let (mut f, mut h) = (Vec::new(), Vec::new());
+                sel.samples.drain_mixed_into(&mut f, &mut h);
+                (sel.labels, has, f, h)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn float_only_series_take_the_float_path() {
+        let s = MemStorage::new();
+        s.add(&labels("a"), 20, 2.0);
+        s.add(&labels("a"), 10, 1.0);
+        s.add(&labels("a"), 20, 3.0);
+        let got = read(&s, 0, 100);
+        assert_eq!(got.len(), 1);
+        assert!(!got[0].1, "no histograms: float-only iterator");
+        assert_eq!(got[0].2, vec![Sample::new(10, 1.0), Sample::new(20, 3.0)]);
+    }
+
+    #[test]
+    fn histograms_and_floats_interleave_and_replace_each_other() {
+        let s = MemStorage::new();
+        let l = labels("h");
+        s.add(&l, 0, 1.0);
+        s.add_float_histogram(&l, 10, fh(1.0));
+        s.add(&l, 20, 2.0);
+        s.add_histogram(&l, 30, HistogramValue::Integer(Histogram { count: 3, ..Histogram::default() }));
+        // A float where a histogram was, and a histogram where a float was.
+        s.add(&l, 10, 5.0);
+        s.add_float_histogram(&l, 20, fh(4.0));
+        let got = read(&s, 0, 100);
+        assert!(got[0].1);
+        assert_eq!(got[0].2, vec![Sample::new(0, 1.0), Sample::new(10, 5.0)]);
+        let ts: Vec<i64> = got[0].3.iter().map(|h| h.t).collect();
+        assert_eq!(ts, vec![20, 30]);
+        assert_eq!(got[0].3[0].h, HistogramValue::Float(fh(4.0)));
+        assert!(matches!(got[0].3[1].h, HistogramValue::Integer(ref h) if h.count == 3));
+
+        // Cursor order and kinds.
+        let mut sel = s.select(0, 100, &[]).unwrap();
+        let it = &mut sel[0].samples;
+        let mut kinds = Vec::new();
+        while it.next() {
+            kinds.push((it.at().t, it.kind()));
+        }
+        assert_eq!(
+            kinds,
+            vec![
+                (0, ValueKind::Float),
+                (10, ValueKind::Float),
+                (20, ValueKind::FloatHistogram),
+                (30, ValueKind::Histogram)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_range_decides_the_iterator() {
+        let s = MemStorage::new();
+        let l = labels("h");
+        s.add(&l, 0, 1.0);
+        s.add_float_histogram(&l, 100, fh(1.0));
+        let got = read(&s, 0, 50);
+        assert!(!got[0].1, "the histogram is out of range");
+        let got = read(&s, 60, 200);
+        assert!(got[0].1 && got[0].2.is_empty() && got[0].3.len() == 1);
+        assert!(read(&s, 200, 300).is_empty(), "nothing in range: no series");
+    }
+
+    #[test]
+    fn histogram_staleness_markers_keep_their_bits() {
+        let s = MemStorage::new();
+        let l = labels("h");
+        s.add_float_histogram(&l, 0, FloatHistogram { sum: stale_nan(), ..FloatHistogram::default() });
+        let got = read(&s, 0, 0);
+        assert!(got[0].3[0].h.is_stale());
+        s.clear();
+        assert_eq!(s.series_count(), 0);
     }
 }

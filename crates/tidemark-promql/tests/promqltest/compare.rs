@@ -4,10 +4,11 @@
 
 use std::collections::HashMap;
 
-use tidemark_promql::{Annotations, Error, Value, VectorSample};
-use tidemark_storage::{is_stale_nan, Labels, Sample};
+use tidemark_promql::{Annotations, Error, RangeSeries, Value, VectorSample};
+use tidemark_storage::{is_stale_nan, Labels};
 
-use crate::notation::Point;
+use crate::histo::{compact, histograms_match, test_expression};
+use crate::notation::{HistPoint, Point};
 use crate::script::{Eval, EvalKind, ExpectKind, Expected, ExpectedSeries};
 
 /// Relative tolerance for sample values (upstream's `defaultEpsilon`).
@@ -54,15 +55,41 @@ fn fmt_points(points: &[Point]) -> String {
         .map(|p| match p {
             Point::Omitted => "_".into(),
             Point::Float(v) => fmt_f64(*v),
-            Point::Histogram => "{{histogram}}".into(),
+            Point::Histogram(hp) => test_expression(&hp.h),
         })
         .collect();
     format!("[{}]", items.join(" "))
 }
 
-fn fmt_samples(samples: &[Sample]) -> String {
-    let items: Vec<String> = samples.iter().map(|s| format!("{} @[{}]", fmt_f64(s.v), s.t)).collect();
-    format!("{} float point(s) [{}]", samples.len(), items.join(", "))
+/// A result series as upstream's `formatSeriesResult` shows it: its float
+/// points and its histogram points.
+pub fn fmt_series(s: &RangeSeries) -> String {
+    let floats: Vec<String> = s.samples.iter().map(|p| format!("{} @[{}]", fmt_f64(p.v), p.t)).collect();
+    let hists: Vec<String> = s.histograms.iter().map(|p| format!("{} @[{}]", test_expression(&p.h), p.t)).collect();
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    format!(
+        "{} float point{} [{}] and {} histogram point{} [{}]",
+        s.samples.len(),
+        plural(s.samples.len()),
+        floats.join(", "),
+        s.histograms.len(),
+        plural(s.histograms.len()),
+        hists.join(", ")
+    )
+}
+
+/// An instant-vector element's value as text: a float or `{{…}}`.
+fn fmt_element(s: &VectorSample) -> String {
+    match &s.h {
+        Some(h) => test_expression(h),
+        None => fmt_f64(s.v),
+    }
+}
+
+/// Whether an expected histogram matches an actual one, both compacted
+/// first as upstream does.
+fn hist_matches(exp: &HistPoint, cur: &tidemark_storage::histogram::FloatHistogram) -> bool {
+    histograms_match(&compact(&exp.h, 0), &compact(cur, 0), exp.hint_set)
 }
 
 /// Checks an error the query returned against the eval's `fail` expectations.
@@ -172,11 +199,11 @@ pub fn compare_result(ev: &Eval, value: &Value, eval_t: Option<i64>) -> Result<(
             let mut seen: Vec<&Labels> = Vec::new();
             for s in series {
                 let Some(exp) = by_labels.get(&s.labels) else {
-                    return Err(format!("unexpected metric {} in result, has {}", s.labels, fmt_samples(&s.samples)));
+                    return Err(format!("unexpected metric {} in result, has {}", s.labels, fmt_series(s)));
                 };
                 seen.push(&s.labels);
                 let mut floats: Vec<(i64, f64)> = Vec::new();
-                let mut histograms = 0usize;
+                let mut histograms: Vec<(i64, &HistPoint)> = Vec::new();
                 for (i, p) in exp.points.iter().enumerate() {
                     let t = (i as i64).checked_mul(step).and_then(|o| start.checked_add(o));
                     let t = match t {
@@ -191,16 +218,17 @@ pub fn compare_result(ev: &Eval, value: &Value, eval_t: Option<i64>) -> Result<(
                     };
                     match p {
                         Point::Float(v) => floats.push((t, *v)),
-                        Point::Histogram => histograms += 1,
+                        Point::Histogram(h) => histograms.push((t, h)),
                         Point::Omitted => {}
                     }
                 }
-                if floats.len() != s.samples.len() || histograms != 0 {
+                if floats.len() != s.samples.len() || histograms.len() != s.histograms.len() {
                     return Err(format!(
-                        "expected {} float points and {histograms} histogram points for {}, but got {}",
+                        "expected {} float points and {} histogram points for {}, but got {}",
                         floats.len(),
+                        histograms.len(),
                         s.labels,
-                        fmt_samples(&s.samples)
+                        fmt_series(s)
                     ));
                 }
                 for (i, ((et, ev_), got)) in floats.iter().zip(&s.samples).enumerate() {
@@ -209,7 +237,7 @@ pub fn compare_result(ev: &Eval, value: &Value, eval_t: Option<i64>) -> Result<(
                             "expected float value at index {i} for {} to have timestamp {et}, but it had timestamp {} (result has {})",
                             s.labels,
                             got.t,
-                            fmt_samples(&s.samples)
+                            fmt_series(s)
                         ));
                     }
                     if !almost_equal(got.v, *ev_, EPSILON) {
@@ -219,7 +247,27 @@ pub fn compare_result(ev: &Eval, value: &Value, eval_t: Option<i64>) -> Result<(
                             s.labels,
                             fmt_f64(*ev_),
                             fmt_f64(got.v),
-                            fmt_samples(&s.samples)
+                            fmt_series(s)
+                        ));
+                    }
+                }
+                for (i, ((et, eh), got)) in histograms.iter().zip(&s.histograms).enumerate() {
+                    if *et != got.t {
+                        return Err(format!(
+                            "expected histogram value at index {i} for {} to have timestamp {et}, but it had timestamp {} (result has {})",
+                            s.labels,
+                            got.t,
+                            fmt_series(s)
+                        ));
+                    }
+                    if !hist_matches(eh, &got.h) {
+                        return Err(format!(
+                            "expected histogram value at index {i} (t={}) for {} to be {}, but got {} (result has {})",
+                            got.t,
+                            s.labels,
+                            test_expression(&eh.h),
+                            test_expression(&got.h),
+                            fmt_series(s)
                         ));
                     }
                 }
@@ -262,7 +310,7 @@ pub fn compare_result(ev: &Eval, value: &Value, eval_t: Option<i64>) -> Result<(
 }
 
 fn fmt_vector(samples: &[VectorSample]) -> String {
-    let items: Vec<String> = samples.iter().map(|s| format!("{} => {} @[{}]", s.labels, fmt_f64(s.v), s.t)).collect();
+    let items: Vec<String> = samples.iter().map(|s| format!("{} => {} @[{}]", s.labels, fmt_element(s), s.t)).collect();
     format!("[{}]", items.join(", "))
 }
 
@@ -276,7 +324,7 @@ fn compare_vector(
     let mut seen: Vec<&Labels> = Vec::new();
     for (pos, s) in samples.iter().enumerate() {
         let Some(exp) = by_labels.get(&s.labels) else {
-            return Err(format!("unexpected metric {} in result, has value {}", s.labels, fmt_f64(s.v)));
+            return Err(format!("unexpected metric {} in result, has value {}", s.labels, fmt_element(s)));
         };
         if ev.is_ordered() && exp.pos != pos + 1 {
             return Err(format!(
@@ -287,13 +335,11 @@ fn compare_vector(
                 pos + 1
             ));
         }
-        let exp_v = match exp.points.first() {
-            Some(Point::Float(v)) => *v,
-            Some(Point::Histogram) => {
-                return Err(format!("expected histogram for {} but got float value {}", s.labels, fmt_f64(s.v)))
-            }
-            // Upstream compares against a zero SequenceValue here.
-            Some(Point::Omitted) => 0.0,
+        // Upstream compares an omitted expected value as a zero float.
+        let (exp_v, exp_h) = match exp.points.first() {
+            Some(Point::Float(v)) => (*v, None),
+            Some(Point::Histogram(h)) => (0.0, Some(h)),
+            Some(Point::Omitted) => (0.0, None),
             None => return Err(format!("expected series {} has no value", s.labels)),
         };
         if let Some(et) = eval_t {
@@ -301,8 +347,38 @@ fn compare_vector(
                 return Err(format!("expected timestamp {et} for {} but got {}", s.labels, s.t));
             }
         }
-        if !almost_equal(exp_v, s.v, EPSILON) {
-            return Err(format!("expected {} for {} but got {}", fmt_f64(exp_v), s.labels, fmt_f64(s.v)));
+        match (exp_h, &s.h) {
+            (None, Some(h)) => {
+                return Err(format!(
+                    "expected float value {} for {} but got histogram {}",
+                    fmt_f64(exp_v),
+                    s.labels,
+                    test_expression(h)
+                ))
+            }
+            (Some(e), None) => {
+                return Err(format!(
+                    "expected histogram {} for {} but got float value {}",
+                    test_expression(&e.h),
+                    s.labels,
+                    fmt_f64(s.v)
+                ))
+            }
+            (Some(e), Some(h)) => {
+                if !hist_matches(e, h) {
+                    return Err(format!(
+                        "expected {} for {} but got {}",
+                        test_expression(&e.h),
+                        s.labels,
+                        test_expression(h)
+                    ));
+                }
+            }
+            (None, None) => {
+                if !almost_equal(exp_v, s.v, EPSILON) {
+                    return Err(format!("expected {} for {} but got {}", fmt_f64(exp_v), s.labels, fmt_f64(s.v)));
+                }
+            }
         }
         seen.push(&s.labels);
     }

@@ -16,7 +16,10 @@
 //!   file (upstream or ours; the ratchet is then not enforced).
 
 mod compare;
+mod histo;
+mod nhcb;
 mod notation;
+mod readback;
 mod report;
 mod runner;
 mod script;

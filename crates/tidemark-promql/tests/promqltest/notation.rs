@@ -4,18 +4,32 @@
 
 use promql_parser::label::MatchOp;
 use promql_parser::parser::Expr;
+use tidemark_storage::histogram::{CounterResetHint, FloatHistogram, Span};
 use tidemark_storage::Labels;
 
+use crate::histo;
+
 /// One position of a series description.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Point {
     /// `_`: no sample at this step.
     Omitted,
     /// A float value (including a staleness marker, NaN and ±Inf).
     Float(f64),
-    /// A native histogram literal `{{…}}`. We do not store native
-    /// histograms, so its content is only checked for shape, not decoded.
-    Histogram,
+    /// A native histogram literal `{{…}}` (or one step of an expansion).
+    Histogram(Box<HistPoint>),
+}
+
+/// A native histogram of a series description, as upstream's
+/// `SequenceValue` holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistPoint {
+    /// The histogram (float counts, one span per sign, as written).
+    pub h: FloatHistogram,
+    /// Whether the literal spelled out `counter_reset_hint` (for an
+    /// expansion `{{a}}+{{b}}xN`, whether `b` did, for every step). An
+    /// expected histogram's hint is only compared when it was spelled out.
+    pub hint_set: bool,
 }
 
 /// A parsed `<selector> <values>` line.
@@ -30,7 +44,7 @@ pub struct SeriesDesc {
 impl SeriesDesc {
     /// Whether any point is a native histogram.
     pub fn has_histogram(&self) -> bool {
-        self.points.iter().any(|p| matches!(p, Point::Histogram))
+        self.points.iter().any(|p| matches!(p, Point::Histogram(_)))
     }
 }
 
@@ -124,7 +138,9 @@ fn parse_go_int(s: &str) -> Option<i64> {
     i64::try_from(v).ok()
 }
 
-fn parse_go_float(s: &str) -> Option<f64> {
+/// Go's `strconv.ParseFloat(s, 64)` for decimal notation, `Inf` and `NaN`
+/// (any case, optionally signed).
+pub fn parse_go_float(s: &str) -> Option<f64> {
     let (neg, body) = match s.as_bytes().first()? {
         b'-' => (true, &s[1..]),
         b'+' => (false, &s[1..]),
@@ -327,22 +343,205 @@ fn parse_item(item: &str, out: &mut Vec<Point>) -> Result<(), String> {
 /// `{{…}}`, `{{…}}xN`, `{{…}}+{{…}}xN`, `{{…}}-{{…}}xN`.
 fn parse_histogram_item(item: &str, out: &mut Vec<Point>) -> Result<(), String> {
     let close = item.find("}}").ok_or("unterminated histogram literal")?;
+    let base = parse_histogram_literal(&item[2..close])?;
     let rest = &item[close + 2..];
     if rest.is_empty() {
-        out.push(Point::Histogram);
+        out.push(Point::Histogram(Box::new(base)));
         return Ok(());
     }
-    let count_text = if let Some(r) = rest.strip_prefix('x') {
-        r
-    } else if rest.starts_with("+{{") || rest.starts_with("-{{") {
-        let c2 = rest.find("}}").ok_or("unterminated histogram literal")?;
-        rest[c2 + 2..].strip_prefix('x').ok_or("expected `x<count>` after the histogram increment")?
-    } else {
-        return Err(format!("unexpected {rest:?} after histogram literal"));
+    if let Some(r) = rest.strip_prefix('x') {
+        let n = parse_repeat(r)?;
+        out.extend(std::iter::repeat_n(Point::Histogram(Box::new(base)), n as usize + 1));
+        return Ok(());
+    }
+    let subtract = match rest.as_bytes()[0] {
+        b'+' => false,
+        b'-' => true,
+        _ => return Err(format!("unexpected {rest:?} after histogram literal")),
     };
-    let n = parse_repeat(count_text)?;
-    out.extend(std::iter::repeat_n(Point::Histogram, n as usize + 1));
+    let inc_text =
+        rest[1..].strip_prefix("{{").ok_or_else(|| format!("unexpected {rest:?} after histogram literal"))?;
+    let c2 = inc_text.find("}}").ok_or("unterminated histogram literal")?;
+    let inc = parse_histogram_literal(&inc_text[..c2])?;
+    let n =
+        parse_repeat(inc_text[c2 + 2..].strip_prefix('x').ok_or("expected `x<count>` after the histogram increment")?)?;
+    // Every step carries the increment's "hint spelled out" flag, the base
+    // included, as upstream's `histogramsSeries` does.
+    let hint_set = inc.hint_set;
+    let mut cur = base.h;
+    out.push(Point::Histogram(Box::new(HistPoint { h: cur.clone(), hint_set })));
+    for _ in 0..n {
+        if cur.schema > inc.h.schema {
+            return Err(format!(
+                "error combining histograms: cannot merge from schema {} to {}",
+                inc.h.schema, cur.schema
+            ));
+        }
+        cur = histo::add(&cur, &inc.h, subtract).map_err(|e| format!("error combining histograms: {e}"))?;
+        out.push(Point::Histogram(Box::new(HistPoint { h: cur.clone(), hint_set })));
+    }
     Ok(())
+}
+
+/// A cursor over the inside of a `{{…}}` literal.
+struct HistLexer<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl HistLexer<'_> {
+    fn skip_spaces(&mut self) -> bool {
+        let start = self.pos;
+        while self.s.as_bytes().get(self.pos).is_some_and(|b| *b == b' ' || *b == b'\t') {
+            self.pos += 1;
+        }
+        self.pos > start
+    }
+
+    fn done(&self) -> bool {
+        self.pos >= self.s.len()
+    }
+
+    /// A word of letters and underscores.
+    fn word(&mut self) -> &str {
+        let start = self.pos;
+        while self.s.as_bytes().get(self.pos).is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_') {
+            self.pos += 1;
+        }
+        &self.s[start..self.pos]
+    }
+
+    /// The text up to the next space, `]` or the end.
+    fn token(&mut self) -> &str {
+        let start = self.pos;
+        while self.s.as_bytes().get(self.pos).is_some_and(|b| !matches!(b, b' ' | b'\t' | b']' | b'[')) {
+            self.pos += 1;
+        }
+        &self.s[start..self.pos]
+    }
+
+    /// `signed_or_unsigned_number` (`signed` false: `number`): an optional
+    /// `-`, then a number as Go parses it, `Inf` or `NaN`.
+    fn number(&mut self, signed: bool) -> Result<f64, String> {
+        let t = self.token();
+        let (neg, body) = match t.strip_prefix('-') {
+            Some(b) if signed => (true, b),
+            _ => (false, t),
+        };
+        if body.is_empty() || body.starts_with(['-', '+']) {
+            return Err(format!("expected a number, got {t:?}"));
+        }
+        let v = match body.to_ascii_lowercase().as_str() {
+            "inf" => f64::INFINITY,
+            "nan" => f64::NAN,
+            _ => parse_go_number(body)?,
+        };
+        Ok(if neg { -v } else { v })
+    }
+
+    /// `int`: an optional `-` and decimal digits.
+    fn int(&mut self) -> Result<i64, String> {
+        let t = self.token();
+        let digits = t.strip_prefix('-').unwrap_or(t);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("expected an integer, got {t:?}"));
+        }
+        t.parse().map_err(|e| format!("invalid integer {t:?}: {e}"))
+    }
+
+    /// `[n n …]`: at least one number, single spaces between them (a space
+    /// before `]` is allowed).
+    fn bucket_set(&mut self) -> Result<Vec<f64>, String> {
+        if !self.s[self.pos..].starts_with('[') {
+            return Err("expected `[` to start a bucket list".into());
+        }
+        self.pos += 1;
+        let mut out = Vec::new();
+        loop {
+            if self.s[self.pos..].starts_with(']') {
+                if out.is_empty() {
+                    return Err("empty bucket list".into());
+                }
+                self.pos += 1;
+                return Ok(out);
+            }
+            if self.done() {
+                return Err("unterminated bucket list".into());
+            }
+            if !out.is_empty() && !self.skip_spaces() {
+                return Err("expected a space between buckets".into());
+            }
+            if self.s[self.pos..].starts_with(']') {
+                continue;
+            }
+            out.push(self.number(true)?);
+        }
+    }
+}
+
+/// The inside of a `{{…}}` literal: `key:value` items separated by
+/// spaces, each key at most once, as upstream's series-description
+/// grammar (`histogram_desc_map`) takes them.
+pub fn parse_histogram_literal(body: &str) -> Result<HistPoint, String> {
+    let mut lx = HistLexer { s: body, pos: 0 };
+    let mut h = FloatHistogram::default();
+    let mut hint_set = false;
+    let (mut buckets, mut offset, mut n_buckets, mut n_offset) = (None, 0i64, None, 0i64);
+    let mut seen: Vec<String> = Vec::new();
+    let leading_space = lx.skip_spaces();
+    if leading_space && !lx.done() {
+        return Err(format!("unexpected space at the start of histogram description {body:?}"));
+    }
+    while !lx.done() {
+        let key = lx.word().to_ascii_lowercase();
+        if key.is_empty() {
+            return Err(format!("histogram description incomplete at {:?}", &body[lx.pos..]));
+        }
+        if !lx.s[lx.pos..].starts_with(':') {
+            return Err(format!("missing `:` after histogram descriptor {key:?}"));
+        }
+        lx.pos += 1;
+        if seen.contains(&key) {
+            return Err(format!("duplicate key \"{key}\" in histogram"));
+        }
+        match key.as_str() {
+            "schema" => h.schema = i32::try_from(lx.int()?).map_err(|_| "schema out of range")?,
+            "sum" => h.sum = lx.number(true)?,
+            "count" => h.count = lx.number(true)?,
+            "z_bucket" => h.zero_count = lx.number(true)?,
+            "z_bucket_w" => h.zero_threshold = lx.number(false)?,
+            "custom_values" => h.custom_values = lx.bucket_set()?,
+            "buckets" => buckets = Some(lx.bucket_set()?),
+            "n_buckets" => n_buckets = Some(lx.bucket_set()?),
+            "offset" => offset = lx.int()?,
+            "n_offset" => n_offset = lx.int()?,
+            "counter_reset_hint" => {
+                hint_set = true;
+                h.counter_reset_hint = match lx.word().to_ascii_lowercase().as_str() {
+                    "unknown" => CounterResetHint::Unknown,
+                    "reset" => CounterResetHint::CounterReset,
+                    "not_reset" => CounterResetHint::NotCounterReset,
+                    "gauge" => CounterResetHint::Gauge,
+                    other => return Err(format!("unknown counter_reset_hint {other:?}")),
+                };
+            }
+            other => return Err(format!("bad histogram descriptor found: {other:?}")),
+        }
+        seen.push(key);
+        if !lx.done() && !lx.skip_spaces() {
+            return Err(format!("unexpected {:?} in histogram description", &body[lx.pos..]));
+        }
+    }
+    let side = |b: Option<Vec<f64>>, off: i64| -> Result<(Vec<Span>, Vec<f64>), String> {
+        let off = i32::try_from(off).map_err(|_| format!("offset {off} out of range"))?;
+        Ok(match b {
+            Some(b) if !b.is_empty() => (vec![Span { offset: off, length: b.len() as u32 }], b),
+            _ => (Vec::new(), Vec::new()),
+        })
+    };
+    (h.positive_spans, h.positive_buckets) = side(buckets, offset)?;
+    (h.negative_spans, h.negative_buckets) = side(n_buckets, n_offset)?;
+    Ok(HistPoint { h, hint_set })
 }
 
 /// A cursor over one value item.

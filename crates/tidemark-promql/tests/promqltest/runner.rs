@@ -4,6 +4,7 @@
 
 use std::any::Any;
 use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -15,8 +16,10 @@ use tidemark_promql::{Engine, EngineOptions, Error, MemStorage, QueryResult, Val
 use tidemark_storage::Labels;
 
 use crate::compare::{check_annotations, check_expected_failure, check_matrix_sorted, compare_result};
+use crate::nhcb;
 use crate::notation::Point;
-use crate::script::{Command, Eval, EvalKind, Expected, Load};
+use crate::readback::{read_back, Loaded};
+use crate::script::{Command, Eval, EvalKind, Load};
 use crate::variants::{at_modifier_variants, uses_query_context_functions};
 
 /// The engine settings of upstream's test engine (`NewTestEngine`).
@@ -109,9 +112,10 @@ enum QueryKind {
 pub struct Runner {
     engine: Engine,
     storage: Arc<MemStorage>,
-    /// Series Prometheus would hold but we cannot (native histograms, NHCB
-    /// conversions): evals whose selectors reach them cannot pass.
-    unsupported: Vec<(Labels, String)>,
+    /// Every sample loaded since the last `clear`, as written, per series:
+    /// a load re-derives what the store holds for the series it touches
+    /// (see `readback.rs`), which depends on the whole series.
+    loaded: BTreeMap<Labels, BTreeMap<i64, Loaded>>,
     /// Load lines that failed to parse since the last `clear`.
     broken_loads: Vec<String>,
     /// Series that had `@st` start timestamps, which we skip (out of scope).
@@ -126,7 +130,7 @@ impl Runner {
         Runner {
             engine: Engine::new(test_engine_options()),
             storage: Arc::new(MemStorage::new()),
-            unsupported: Vec::new(),
+            loaded: BTreeMap::new(),
             broken_loads: Vec::new(),
             st_series: Vec::new(),
             watchdog,
@@ -161,7 +165,7 @@ impl Runner {
         // A fresh store rather than `clear()`: a query abandoned by the
         // watchdog may still hold the old one.
         self.storage = Arc::new(MemStorage::new());
-        self.unsupported.clear();
+        self.loaded.clear();
         self.broken_loads.clear();
         self.st_series.clear();
     }
@@ -172,29 +176,47 @@ impl Runner {
             self.broken_loads.push(format!("line {line}: {msg}"));
         }
         self.st_series.extend(l.st_series.iter().cloned());
+        let mut touched: BTreeSet<Labels> = BTreeSet::new();
         for s in &l.series {
-            if s.points.iter().any(|p| matches!(p, Point::Histogram)) {
-                self.unsupported
-                    .push((s.labels.clone(), format!("native histogram series {} (line {})", s.labels, l.line)));
-                continue;
-            }
+            let series = self.loaded.entry(s.labels.clone()).or_default();
             for (i, p) in s.points.iter().enumerate() {
-                if let Point::Float(v) = p {
-                    let t = (i as i64).saturating_mul(l.step_ms);
-                    self.storage.add(&s.labels, t, *v);
+                let t = (i as i64).saturating_mul(l.step_ms);
+                match p {
+                    Point::Float(v) => {
+                        series.insert(t, Loaded::Float(*v));
+                    }
+                    Point::Histogram(h) => {
+                        series.insert(t, Loaded::Histogram(h.h.clone()));
+                    }
+                    Point::Omitted => {}
+                }
+            }
+            touched.insert(s.labels.clone());
+        }
+        if l.with_nhcb {
+            match nhcb::convert(&l.series, l.step_ms) {
+                Ok(converted) => {
+                    for (labels, samples) in converted {
+                        let series = self.loaded.entry(labels.clone()).or_default();
+                        for (t, h) in samples {
+                            series.insert(t, Loaded::Histogram(h));
+                        }
+                        touched.insert(labels);
+                    }
+                }
+                Err(e) => {
+                    let msg = format!("line {}: load_with_nhcb: {e}", l.line);
+                    errors.push(msg.clone());
+                    self.broken_loads.push(msg);
                 }
             }
         }
-        if l.with_nhcb {
-            for s in &l.series {
-                if let Some(base) = nhcb_base(&s.labels) {
-                    if !self.unsupported.iter().any(|(u, _)| *u == base) {
-                        let why = format!(
-                            "NHCB series {base} converted from classic histograms (load_with_nhcb, line {})",
-                            l.line
-                        );
-                        self.unsupported.push((base, why));
-                    }
+        for labels in touched {
+            let Some(series) = self.loaded.get(&labels) else { continue };
+            for (t, v) in read_back(series) {
+                match v {
+                    Loaded::Float(v) => self.storage.add(&labels, t, v),
+                    Loaded::Histogram(h) => self.storage.add_float_histogram(&labels, t, h),
                 }
             }
         }
@@ -211,23 +233,9 @@ impl Runner {
         selectors.iter().any(|vs| self.st_series.iter().any(|l| selector_matches(vs, l)))
     }
 
-    /// Why this eval cannot pass with our storage, if it cannot.
-    fn unsupported_reason(&self, ev: &Eval) -> Option<String> {
-        if let Some(b) = self.broken_loads.first() {
-            return Some(format!("data could not be loaded ({b})"));
-        }
-        if self.unsupported.is_empty() {
-            return None;
-        }
-        let expr = promql_parser::parser::parse(&ev.expr).ok()?;
-        let mut selectors = Vec::new();
-        collect_selectors(&expr, &mut selectors);
-        for vs in selectors {
-            if let Some((_, why)) = self.unsupported.iter().find(|(l, _)| selector_matches(vs, l)) {
-                return Some(format!("unsupported: the query reads {why}"));
-            }
-        }
-        None
+    /// Why this eval cannot pass, if a load before it failed.
+    fn unsupported_reason(&self) -> Option<String> {
+        self.broken_loads.first().map(|b| format!("data could not be loaded ({b})"))
     }
 
     fn run_eval(&self, ev: &Eval) -> Option<Failure> {
@@ -235,13 +243,8 @@ impl Runner {
         if let Some(p) = &ev.problem {
             return Some(as_written(format!("invalid eval block: {p}")));
         }
-        if let Some(reason) = self.unsupported_reason(ev) {
+        if let Some(reason) = self.unsupported_reason() {
             return Some(as_written(reason));
-        }
-        if let Expected::Series(s) = &ev.expected {
-            if s.iter().any(|s| s.points.iter().any(|p| matches!(p, Point::Histogram))) {
-                return Some(as_written("unsupported: expects native histogram values".into()));
-            }
         }
         match ev.kind {
             EvalKind::Range { start, end, step } => {
@@ -319,8 +322,12 @@ impl Runner {
         check_matrix_sorted(series).map_err(fail)?;
         let mut vec = Vec::new();
         for s in series {
+            // A series has a float or a histogram at a step, not both.
             if let Some(p) = s.samples.iter().find(|p| p.t == t) {
                 vec.push(VectorSample { labels: s.labels.clone(), t: p.t, v: p.v, h: None });
+            }
+            if let Some(p) = s.histograms.iter().find(|p| p.t == t) {
+                vec.push(VectorSample { labels: s.labels.clone(), t: p.t, v: 0.0, h: Some(Box::new(p.h.clone())) });
             }
         }
         let value = if matches!(instant, Value::Scalar { .. }) {
@@ -378,33 +385,6 @@ where
             Err(Error::Execution("promqltest: query thread ended without a result".into()))
         }
     }
-}
-
-/// The series `load_with_nhcb` creates from a classic histogram series:
-/// `x_bucket{le=…}`, `x_count`, `x_sum` → `x` without `le`.
-fn nhcb_base(labels: &Labels) -> Option<Labels> {
-    let name = labels.metric_name()?;
-    let base = if let Some(b) = name.strip_suffix("_bucket") {
-        let le: f64 = labels.get("le")?.parse().ok().or_else(|| match labels.get("le")? {
-            "+Inf" | "Inf" | "inf" => Some(f64::INFINITY),
-            _ => None,
-        })?;
-        if le.is_nan() {
-            return None;
-        }
-        b
-    } else if let Some(b) = name.strip_suffix("_count") {
-        b
-    } else {
-        name.strip_suffix("_sum")?
-    };
-    let pairs: Vec<(&str, &str)> = labels
-        .iter()
-        .filter(|l| l.name != "le" && l.name != "__name__")
-        .map(|l| (l.name, l.value))
-        .chain(std::iter::once(("__name__", base)))
-        .collect();
-    Labels::new(pairs).ok()
 }
 
 /// Every vector selector of a query (including those inside range selectors).

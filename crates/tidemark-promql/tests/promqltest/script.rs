@@ -45,7 +45,7 @@ pub struct Load {
     /// Interval between points, in milliseconds.
     pub step_ms: i64,
     /// `load_with_nhcb`: classic histograms are also converted to native
-    /// histograms with custom buckets (we cannot store those).
+    /// histograms with custom buckets (see `nhcb.rs`).
     pub with_nhcb: bool,
     /// The series, in file order. A later line for the same labels replaces
     /// an earlier one, as upstream keys series by label hash.
