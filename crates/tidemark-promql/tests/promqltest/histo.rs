@@ -46,12 +46,10 @@ fn layout(entries: &[(i32, f64)], fill: i64) -> (Vec<Span>, Vec<f64>) {
                 let gap = i64::from(i) - i64::from(n);
                 if gap <= fill {
                     let last = spans.len() - 1;
-                    for _ in 0..gap {
-                        buckets.push(0.0);
-                    }
+                    buckets.extend(std::iter::repeat_n(0.0, gap as usize));
                     spans[last].length += gap as u32 + 1;
                 } else {
-                    spans.push(Span { offset: (gap) as i32, length: 1 });
+                    spans.push(Span { offset: gap as i32, length: 1 });
                 }
             }
         }

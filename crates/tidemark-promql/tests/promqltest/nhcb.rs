@@ -122,9 +122,12 @@ enum Part {
     Sum,
 }
 
-/// The NHCB series a `load_with_nhcb` block adds: labels and samples by
-/// time, in label order. `step_ms` is the block's interval.
-pub fn convert(series: &[LoadSeries], step_ms: i64) -> Result<Vec<(Labels, Vec<(i64, FloatHistogram)>)>, String> {
+/// One converted series: its labels and its samples, oldest first.
+pub type NhcbSeries = (Labels, Vec<(i64, FloatHistogram)>);
+
+/// The NHCB series a `load_with_nhcb` block adds, in label order.
+/// `step_ms` is the block's interval.
+pub fn convert(series: &[LoadSeries], step_ms: i64) -> Result<Vec<NhcbSeries>, String> {
     let mut by_base: BTreeMap<Labels, BTreeMap<i64, Temp>> = BTreeMap::new();
     for s in series {
         let name = s.labels.get("__name__").unwrap_or("");

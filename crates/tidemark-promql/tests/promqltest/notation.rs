@@ -41,13 +41,6 @@ pub struct SeriesDesc {
     pub points: Vec<Point>,
 }
 
-impl SeriesDesc {
-    /// Whether any point is a native histogram.
-    pub fn has_histogram(&self) -> bool {
-        self.points.iter().any(|p| matches!(p, Point::Histogram(_)))
-    }
-}
-
 /// Parses a Prometheus duration (`1h30m`, `20s500ms`, `0`) into milliseconds.
 /// A plain number (`50`, as the DSL accepts for times) means seconds.
 pub fn parse_duration_ms(s: &str) -> Result<i64, String> {

@@ -137,6 +137,11 @@ impl Runner {
         }
     }
 
+    /// The store the loads went into.
+    pub fn storage(&self) -> &MemStorage {
+        &self.storage
+    }
+
     /// Runs every command of a script.
     pub fn run_script(&mut self, cmds: &[Command]) -> FileOutcome {
         let mut out = FileOutcome::default();
