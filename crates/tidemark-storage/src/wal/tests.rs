@@ -24,6 +24,22 @@ fn samples(items: impl IntoIterator<Item = (u64, i64, f64)>) -> Record {
     Record::Samples(items.into_iter().map(|(series_ref, t, v)| RefSample { series_ref, t, v }).collect())
 }
 
+/// Histogram samples `(ref, t, seed)`: the seed picks one of the shapes
+/// of [`histogram_record::tests::example`] (integer and float, stale,
+/// custom buckets, negative offsets).
+fn histograms(items: impl IntoIterator<Item = (u64, i64, u64)>) -> Record {
+    Record::HistogramSamples(
+        items
+            .into_iter()
+            .map(|(series_ref, t, seed)| RefHistogramSample {
+                series_ref,
+                t,
+                h: histogram_record::tests::example(seed),
+            })
+            .collect(),
+    )
+}
+
 fn opts(segment_size: u64, sync: SyncPolicy) -> WalOptions {
     WalOptions { segment_size, sync, ..WalOptions::default() }
 }
@@ -417,6 +433,7 @@ fn checkpoint_keeps_live_series_and_recent_samples_and_shrinks_the_log() {
                     sample_count += 1;
                 }
             }
+            Record::HistogramSamples(_) => unreachable!("this test logs no histogram samples"),
         }
     }
     assert_eq!(series_seen, [0, 2, 4, 6, 8]);
@@ -651,6 +668,7 @@ fn enqueued_records_keep_their_order_in_one_batch_and_close_writes_unwaited_ones
         .iter()
         .flat_map(|r| match r {
             Record::Samples(s) => s.iter().map(|s| s.t).collect(),
+            Record::HistogramSamples(s) => s.iter().map(|s| s.t).collect(),
             Record::Series(_) => vec![-1],
         })
         .collect();
@@ -1124,6 +1142,7 @@ fn arb_small_record() -> impl Strategy<Value = Record> {
     prop_oneof![
         prop::collection::vec(0u64..10, 0..3).prop_map(series),
         prop::collection::vec((0u64..10, 0i64..100, arb_value()), 0..6).prop_map(samples),
+        prop::collection::vec((0u64..10, 0i64..100, any::<u64>()), 0..4).prop_map(histograms),
     ]
 }
 
@@ -1144,10 +1163,14 @@ fn model_filter(rec: &Record, keep: impl Fn(u64) -> bool, mint: i64) -> Option<R
         Record::Samples(s) => {
             Record::Samples(s.iter().filter(|s| s.t >= mint && keep(s.series_ref)).copied().collect())
         }
+        Record::HistogramSamples(s) => {
+            Record::HistogramSamples(s.iter().filter(|s| s.t >= mint && keep(s.series_ref)).cloned().collect())
+        }
     };
     match &out {
         Record::Series(s) if s.is_empty() => None,
         Record::Samples(s) if s.is_empty() => None,
+        Record::HistogramSamples(s) if s.is_empty() => None,
         _ => Some(out),
     }
 }
@@ -1290,6 +1313,11 @@ fn plausible_log(plan: &[(bool, u8)]) -> Vec<Record> {
             let k = 1 + u64::from(p % 2);
             out.push(series(next_ref..next_ref + k));
             next_ref += k;
+        } else if p >= 200 {
+            let n = 1 + usize::from(p % 3);
+            out.push(histograms(
+                (0..n).map(|j| (1 + (u64::from(p) + j as u64) % (next_ref - 1), i as i64 * 10 + j as i64, j as u64)),
+            ));
         } else {
             let n = 1 + usize::from(p % 4);
             out.push(samples(
@@ -1369,6 +1397,13 @@ proptest! {
                     let kept: Vec<RefSample> = v.iter().copied().filter(|x| known.contains(&x.series_ref)).collect();
                     if !kept.is_empty() || v.is_empty() {
                         want.push(Record::Samples(kept));
+                    }
+                }
+                Record::HistogramSamples(v) => {
+                    let kept: Vec<RefHistogramSample> =
+                        v.iter().filter(|x| known.contains(&x.series_ref)).cloned().collect();
+                    if !kept.is_empty() || v.is_empty() {
+                        want.push(Record::HistogramSamples(kept));
                     }
                 }
             }
