@@ -66,7 +66,8 @@ fn truncate(path: &Path, len: u64) {
     OpenOptions::new().write(true).open(path).unwrap().set_len(len).unwrap();
 }
 
-/// A mix of every record kind and awkward float bit patterns.
+/// A mix of every record kind (empty ones too) and awkward float bit
+/// patterns.
 fn varied_records(n: u64) -> Vec<Record> {
     let specials =
         [f64::NAN, f64::from_bits(0x7ff8_0000_dead_beef), stale_nan(), -0.0, f64::INFINITY, f64::NEG_INFINITY];
@@ -78,8 +79,16 @@ fn varied_records(n: u64) -> Vec<Record> {
             (i * 2 + (k as u64 % 2), 1_700_000_000_000 + (i as i64) * 15_000 - k as i64, v)
         })));
     }
+    // Histogram samples of every shape, for the last two series only (so
+    // damage to an earlier series record orphans none of them).
+    if let Some(last) = n.checked_sub(1) {
+        out.push(histograms(
+            (0..7).map(|k| (last * 2 + k % 2, 1_700_000_000_000 + (last as i64) * 15_000 + k as i64, k)),
+        ));
+    }
     out.push(Record::Samples(vec![]));
     out.push(Record::Series(vec![]));
+    out.push(Record::HistogramSamples(vec![]));
     out
 }
 
@@ -99,7 +108,8 @@ fn records_round_trip_bit_exactly_across_many_segments() {
     assert_eq!(got, recs);
     assert_eq!(stats.stopped_at, None);
     assert_eq!(stats.records, recs.len() as u64);
-    assert_eq!(stats.samples, 250);
+    // 250 float samples and 7 histogram samples.
+    assert_eq!(stats.samples, 257);
     assert_eq!(stats.series, 100);
     assert_eq!(stats.segments, last);
 }
@@ -439,6 +449,81 @@ fn checkpoint_keeps_live_series_and_recent_samples_and_shrinks_the_log() {
     assert_eq!(series_seen, [0, 2, 4, 6, 8]);
     assert_eq!(sample_count, 250 + 2 + 1);
     assert_eq!(got[got.len() - 2..], [samples([(0, 500, 5.0), (9, 500, 9.0)]), samples([(2, 600, 6.0)])]);
+}
+
+#[test]
+fn checkpoint_keeps_histogram_samples_of_live_series_at_or_after_mint() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), opts(4096, SyncPolicy::Never)).unwrap();
+    wal.log(&[series(0..6)]).unwrap();
+    for t in 0..40i64 {
+        // Histogram and float samples in one commit, as an appender logs them.
+        wal.log(&[histograms((0..6).map(|r| (r, t * 10, r + t as u64))), samples([(5, t * 10, t as f64)])]).unwrap();
+    }
+    let upto = wal.cut_segment().unwrap();
+    // After the checkpoint's range: kept whatever its series and time.
+    wal.log(&[histograms([(0, 5, 3)])]).unwrap();
+    let keep = |r: u64| !r.is_multiple_of(3);
+    let mint = 200;
+    let stats = wal.checkpoint(upto, keep, mint).unwrap();
+    assert_eq!((stats.series_kept, stats.series_dropped), (4, 2));
+    // t = 200..=390: 20 timestamps, 4 kept series' histograms plus series
+    // 5's float sample each.
+    assert_eq!(stats.samples_kept, 20 * 4 + 20);
+    assert_eq!(stats.samples_dropped, 40 * 7 - (20 * 4 + 20));
+    drop(wal);
+
+    let (got, rstats) = replay_all(dir.path());
+    assert_eq!((rstats.checkpoint, rstats.stopped_at), (Some(upto), None));
+    let mut kept = Vec::new();
+    for r in &got {
+        if let Record::HistogramSamples(s) = r {
+            kept.extend(s.iter().cloned());
+        }
+    }
+    let mut want: Vec<RefHistogramSample> = Vec::new();
+    for t in 20..40i64 {
+        for r in (0..6).filter(|&r| keep(r)) {
+            want.push(RefHistogramSample {
+                series_ref: r,
+                t: t * 10,
+                h: histogram_record::tests::example(r + t as u64),
+            });
+        }
+    }
+    want.push(RefHistogramSample { series_ref: 0, t: 5, h: histogram_record::tests::example(3) });
+    // In log order, bit for bit (stale markers and NaN sums included).
+    assert_eq!(kept, want);
+    assert_eq!(rstats.samples, 20 * 4 + 20 + 1);
+}
+
+#[test]
+fn damage_drops_histogram_samples_of_lost_series_and_counts_lost_histograms() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = vec![
+        series([1]),
+        series([2]),
+        histograms([(1, 10, 0), (2, 10, 3)]),
+        histograms([(1, 20, 2), (2, 20, 6), (1, 21, 4)]),
+        histograms([(1, 30, 1)]),
+    ];
+    let offs = log_recording_offsets(dir.path(), &recs);
+    // Reopen: segment 1 is complete, so a bad frame in it is damage.
+    drop(Wal::open(dir.path(), opts(1 << 20, SyncPolicy::Never)).unwrap());
+    let seg = segment_path(dir.path(), 1);
+    let mut b = fs::read(&seg).unwrap();
+    // Damage the series record of ref 2 and the second histogram record.
+    b[offs[1] as usize + 10] ^= 0x01;
+    b[offs[3] as usize + 20] ^= 0x01;
+    fs::write(&seg, &b).unwrap();
+    let (got, stats) = replay_all(dir.path());
+    assert_eq!(got, [series([1]), histograms([(1, 10, 0)]), histograms([(1, 30, 1)])]);
+    let d = stats.damage.unwrap();
+    assert_eq!(d.records_skipped, 2);
+    assert_eq!((d.orphan_samples, d.orphan_series_refs), (1, 1));
+    assert_eq!(d.samples_lost, 3);
+    assert_eq!(d.series_lost, 1);
+    assert_eq!(stats.samples, 2);
 }
 
 #[test]
