@@ -976,8 +976,9 @@ impl Wal {
     /// format-1 types, or [`Wal::size_bytes`] if that is more: the quantity
     /// size retention bounds maintenance's writes by (`docs/retention.md`).
     /// Compression does not shrink it: it counts per series its reference
-    /// and labels in full, per sample its deltas and an 8-byte value.
-    /// Recomputed from the records at open.
+    /// and labels in full, per sample its deltas and an 8-byte value, per
+    /// histogram sample its type-5 columns uncompressed (histograms have no
+    /// format-1 type). Recomputed from the records at open.
     pub fn uncompressed_bytes(&self) -> u64 {
         self.size_bytes().max(self.inner.uncompressed.lock().total())
     }
