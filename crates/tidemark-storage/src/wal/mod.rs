@@ -139,6 +139,39 @@ impl PartialEq for RefSample {
 /// Equality is bit-exact: every float (sum, zero threshold, float counts,
 /// custom bounds) is compared by its bit pattern, so a staleness marker
 /// equals itself.
+///
+/// ```
+/// use tidemark_storage::histogram::{Histogram, HistogramValue, Span};
+/// use tidemark_storage::wal::{Record, RefHistogramSample, RefSeries, Wal, WalOptions};
+/// use tidemark_storage::{stale_nan, Labels};
+/// let dir = tempfile::tempdir().unwrap();
+/// let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+/// let labels = Labels::new([("__name__", "rpc_seconds")]).unwrap();
+/// let h = Histogram {
+///     schema: 0,
+///     count: 3,
+///     sum: 3.5,
+///     positive_spans: vec![Span { offset: 0, length: 2 }],
+///     positive_buckets: vec![2, -1],
+///     ..Histogram::default()
+/// };
+/// let stale = Histogram { sum: stale_nan(), ..Histogram::default() };
+/// wal.log(&[
+///     Record::Series(vec![RefSeries { series_ref: 1, labels }]),
+///     Record::HistogramSamples(vec![
+///         RefHistogramSample { series_ref: 1, t: 1000, h: HistogramValue::Integer(h) },
+///         RefHistogramSample { series_ref: 1, t: 2000, h: HistogramValue::Integer(stale) },
+///     ]),
+/// ])
+/// .unwrap();
+/// wal.close().unwrap();
+///
+/// let mut records = Vec::new();
+/// let stats = Wal::replay(dir.path(), |r| records.push(r)).unwrap();
+/// assert_eq!(stats.samples, 2);
+/// let Record::HistogramSamples(got) = &records[1] else { panic!() };
+/// assert!(got[1].h.is_stale());
+/// ```
 #[derive(Debug, Clone)]
 pub struct RefHistogramSample {
     /// The series reference (from an earlier [`RefSeries`]).
