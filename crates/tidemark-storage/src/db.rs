@@ -646,6 +646,9 @@ impl Db {
                             }
                         }
                         Record::Samples(s) => head.replay_samples(&s),
+                        // Histogram samples are not replayed into the head yet
+                        // (nothing logs them before the appender does): skipped.
+                        Record::HistogramSamples(_) => {}
                     })?;
                 head.chunk_store().set_reencode(true);
                 // From now on closed chunks are re-encoded in the background

@@ -36,6 +36,7 @@
 //! assert!(stats.stopped_at.is_none());
 //! ```
 
+mod histogram_record;
 mod hold;
 mod record;
 mod recover;
@@ -132,6 +133,61 @@ impl PartialEq for RefSample {
     }
 }
 
+/// One native histogram sample (integer or float counts, any schema) of a
+/// series known by reference.
+///
+/// Equality is bit-exact: every float (sum, zero threshold, float counts,
+/// custom bounds) is compared by its bit pattern, so a staleness marker
+/// equals itself.
+///
+/// ```
+/// use tidemark_storage::histogram::{Histogram, HistogramValue, Span};
+/// use tidemark_storage::wal::{Record, RefHistogramSample, RefSeries, Wal, WalOptions};
+/// use tidemark_storage::{stale_nan, Labels};
+/// let dir = tempfile::tempdir().unwrap();
+/// let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+/// let labels = Labels::new([("__name__", "rpc_seconds")]).unwrap();
+/// let h = Histogram {
+///     schema: 0,
+///     count: 3,
+///     sum: 3.5,
+///     positive_spans: vec![Span { offset: 0, length: 2 }],
+///     positive_buckets: vec![2, -1],
+///     ..Histogram::default()
+/// };
+/// let stale = Histogram { sum: stale_nan(), ..Histogram::default() };
+/// wal.log(&[
+///     Record::Series(vec![RefSeries { series_ref: 1, labels }]),
+///     Record::HistogramSamples(vec![
+///         RefHistogramSample { series_ref: 1, t: 1000, h: HistogramValue::Integer(h) },
+///         RefHistogramSample { series_ref: 1, t: 2000, h: HistogramValue::Integer(stale) },
+///     ]),
+/// ])
+/// .unwrap();
+/// wal.close().unwrap();
+///
+/// let mut records = Vec::new();
+/// let stats = Wal::replay(dir.path(), |r| records.push(r)).unwrap();
+/// assert_eq!(stats.samples, 2);
+/// let Record::HistogramSamples(got) = &records[1] else { panic!() };
+/// assert!(got[1].h.is_stale());
+/// ```
+#[derive(Debug, Clone)]
+pub struct RefHistogramSample {
+    /// The series reference (from an earlier [`RefSeries`]).
+    pub series_ref: u64,
+    /// Milliseconds since the epoch.
+    pub t: i64,
+    /// The histogram, stored bit-exactly (its kind, integer or float, too).
+    pub h: crate::histogram::HistogramValue,
+}
+
+impl PartialEq for RefHistogramSample {
+    fn eq(&self, o: &RefHistogramSample) -> bool {
+        self.series_ref == o.series_ref && self.t == o.t && histogram_record::bits_eq(&self.h, &o.h)
+    }
+}
+
 /// One logical WAL record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
@@ -139,6 +195,9 @@ pub enum Record {
     Series(Vec<RefSeries>),
     /// Samples appended in a commit.
     Samples(Vec<RefSample>),
+    /// Native histogram samples appended in a commit (integer and float
+    /// ones may be mixed; format type 5).
+    HistogramSamples(Vec<RefHistogramSample>),
 }
 
 /// When the log is fsynced. Under every policy, [`Wal::log`] has handed the
@@ -205,7 +264,7 @@ pub struct ReplayStats {
     pub records: u64,
     /// Series entries in those records.
     pub series: u64,
-    /// Sample entries in those records.
+    /// Sample entries in those records (float and histogram samples).
     pub samples: u64,
     /// Bytes of good data read from segments after the checkpoint.
     pub bytes: u64,
@@ -228,9 +287,10 @@ pub struct CheckpointStats {
     pub series_kept: u64,
     /// Series entries dropped because `keep_series` returned false.
     pub series_dropped: u64,
-    /// Sample entries kept.
+    /// Sample entries kept (float and histogram samples).
     pub samples_kept: u64,
-    /// Sample entries dropped (series not kept, or older than `mint`).
+    /// Sample entries dropped (series not kept, or older than `mint`;
+    /// float and histogram samples).
     pub samples_dropped: u64,
     /// Segment files deleted.
     pub segments_removed: u64,
@@ -949,8 +1009,9 @@ impl Wal {
     /// format-1 types, or [`Wal::size_bytes`] if that is more: the quantity
     /// size retention bounds maintenance's writes by (`docs/retention.md`).
     /// Compression does not shrink it: it counts per series its reference
-    /// and labels in full, per sample its deltas and an 8-byte value.
-    /// Recomputed from the records at open.
+    /// and labels in full, per sample its deltas and an 8-byte value, per
+    /// histogram sample its type-5 columns uncompressed (histograms have no
+    /// format-1 type). Recomputed from the records at open.
     pub fn uncompressed_bytes(&self) -> u64 {
         self.size_bytes().max(self.inner.uncompressed.lock().total())
     }
@@ -1371,6 +1432,13 @@ impl Inner {
                     stats.samples_dropped += n - s.len() as u64;
                     Record::Samples(s)
                 }
+                Record::HistogramSamples(mut s) => {
+                    let n = s.len() as u64;
+                    s.retain(|s| s.t >= mint && keep_series(s.series_ref));
+                    stats.samples_kept += s.len() as u64;
+                    stats.samples_dropped += n - s.len() as u64;
+                    Record::HistogramSamples(s)
+                }
             };
             if let Err(e) = w.write(&kept) {
                 failed = Some(e);
@@ -1435,6 +1503,7 @@ impl CheckpointWriter {
         let empty = match rec {
             Record::Series(s) => s.is_empty(),
             Record::Samples(s) => s.is_empty(),
+            Record::HistogramSamples(s) => s.is_empty(),
         };
         if empty && !self.keep_empty {
             return Ok(());
@@ -1476,6 +1545,7 @@ fn count(stats: &mut ReplayStats, rec: &Record) {
     match rec {
         Record::Series(s) => stats.series += s.len() as u64,
         Record::Samples(s) => stats.samples += s.len() as u64,
+        Record::HistogramSamples(s) => stats.samples += s.len() as u64,
     }
 }
 

@@ -3,6 +3,9 @@
 
 use std::cell::RefCell;
 
+use super::histogram_record::{
+    histogram_columns_len, put_histogram_columns, read_histogram_columns, MIN_HISTOGRAM_COLUMN_LEN,
+};
 use super::{Record, RefSample, RefSeries};
 use crate::chunkenc::sealed::round_mantissa;
 use crate::Labels;
@@ -21,6 +24,9 @@ const TYPE_SERIES_V2: u8 = 3;
 /// Samples record in columns, values as exact decimals where they are
 /// ones, optionally zstd-compressed. Written since 2026-12-05.
 const TYPE_SAMPLES_V2: u8 = 4;
+/// Histogram samples (integer and float, every schema) in columns,
+/// optionally zstd-compressed. Written since 2026-12-07.
+const TYPE_HISTOGRAMS: u8 = 5;
 
 /// Flag bit of the v2 types: the columns are zstd-compressed.
 const FLAG_ZSTD: u8 = 1;
@@ -36,7 +42,7 @@ const KIND_RAW: u8 = 0xff;
 /// mantissas below 2^53 are exact doubles, so `m / 10^k` is one correctly
 /// rounded division, the same on every IEEE-754 machine.
 const MAX_DECIMALS: usize = 9;
-const POW10: [f64; MAX_DECIMALS + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+pub(super) const POW10: [f64; MAX_DECIMALS + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 /// Largest column bytes one sample can take: ref and time varints (10 + 10),
 /// its kind byte, and a mantissa varint (10) or raw value (8).
 const MAX_SAMPLE_COLUMN_LEN: u64 = 31;
@@ -46,7 +52,7 @@ const MIN_SAMPLE_COLUMN_LEN: usize = 4;
 
 /// Appends one frame (header + body) for `rec` to `out`. Returns `Err` with
 /// the body length if the record is larger than [`MAX_BODY_LEN`]; `out` is
-/// then left as it was. Writes the v2 types (3 and 4).
+/// then left as it was. Writes the v2 types (3 and 4) and type 5.
 pub(crate) fn encode_frame(rec: &Record, out: &mut Vec<u8>) -> Result<(), usize> {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
@@ -63,6 +69,11 @@ pub(crate) fn encode_frame(rec: &Record, out: &mut Vec<u8>) -> Result<(), usize>
             Record::Samples(samples) => {
                 out.push(TYPE_SAMPLES_V2);
                 put_sample_columns(&mut cols, samples);
+                samples.len()
+            }
+            Record::HistogramSamples(samples) => {
+                out.push(TYPE_HISTOGRAMS);
+                put_histogram_columns(&mut cols, samples);
                 samples.len()
             }
         };
@@ -87,7 +98,9 @@ pub(crate) fn encode_frame(rec: &Record, out: &mut Vec<u8>) -> Result<(), usize>
 /// Bytes `rec` takes as a frame of the uncompressed format-1 types (1 and
 /// 2), computed without encoding it. Size retention bounds what persisting
 /// the head and checkpointing write by the log's size in these terms
-/// (`docs/retention.md`), which compression does not shrink.
+/// (`docs/retention.md`), which compression does not shrink. Histogram
+/// samples have no format-1 type: theirs is the frame of their type-5
+/// record with the columns stored uncompressed.
 pub(crate) fn v1_frame_len(rec: &Record) -> u64 {
     let ulen = |v: u64| crate::varint::uvarint_len(v) as u64;
     let vlen = |v: i64| ulen(crate::varint::zigzag(v));
@@ -113,6 +126,7 @@ pub(crate) fn v1_frame_len(rec: &Record) -> u64 {
                 .sum();
             ulen(samples.len() as u64) + head + entries
         }
+        Record::HistogramSamples(samples) => ulen(samples.len() as u64) + 1 + histogram_columns_len(samples),
     };
     FRAME_HEADER_LEN as u64 + 1 + body
 }
@@ -170,7 +184,7 @@ fn put_sample_columns(out: &mut Vec<u8>, samples: &[RefSample]) {
 // Rounding without `f64::round`, which baseline x86-64 has no instruction
 // for (a libm call, up to ten per value here): `round_mantissa`, shared
 // with the sealed chunk codec's decimal columns.
-fn decimal_of(bits: u64) -> Option<(usize, i64)> {
+pub(super) fn decimal_of(bits: u64) -> Option<(usize, i64)> {
     let v = f64::from_bits(bits);
     let fit = |k: usize| {
         let m = round_mantissa(v * POW10[k])?;
@@ -235,7 +249,7 @@ pub(crate) fn frame_crc(len_bytes: [u8; 4], body: &[u8]) -> u32 {
 }
 
 /// Decodes a frame body (type byte + payload) of any record type ever
-/// written (1 to 4). Never panics; every allocation is bounded by the
+/// written (1 to 5). Never panics; every allocation is bounded by the
 /// body's length (for compressed records: by what zstd can expand it to).
 pub(crate) fn decode_body(body: &[u8]) -> Result<Record, &'static str> {
     let (&ty, payload) = body.split_first().ok_or("empty record body")?;
@@ -270,6 +284,13 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Record, &'static str> {
             let n = r.uvarint()?;
             let max = n.saturating_mul(MAX_SAMPLE_COLUMN_LEN);
             with_columns(&mut r, n, MIN_SAMPLE_COLUMN_LEN, max, |c| read_sample_columns(c, n).map(Record::Samples))?
+        }
+        TYPE_HISTOGRAMS => {
+            let n = r.uvarint()?;
+            with_columns(&mut r, n, MIN_HISTOGRAM_COLUMN_LEN, u64::MAX, |c| {
+                let cols = c.bytes(c.remaining() as u64)?;
+                read_histogram_columns(cols, n).map(Record::HistogramSamples).map_err(|e| e.reason())
+            })?
         }
         _ => return Err("unknown record type"),
     };
@@ -395,19 +416,21 @@ fn read_sample_columns(r: &mut Reader<'_>, n: u64) -> Result<Vec<RefSample>, &'s
     Ok(samples)
 }
 
-/// For a body of the v2 types (3, 4) that does not decode: whether it is a
-/// samples record, and the entry count its uncompressed envelope states,
+/// For a body of the v2 types (3, 4) or type 5 that does not decode:
+/// whether it is a samples record (float or histogram), and the entry count its uncompressed envelope states,
 /// if the envelope itself is well-formed. Lets damage reports count what a
 /// record whose compressed columns were damaged held.
 pub(crate) fn envelope_count(body: &[u8]) -> Option<(bool, u64)> {
     let (&ty, payload) = body.split_first()?;
-    if ty != TYPE_SERIES_V2 && ty != TYPE_SAMPLES_V2 {
-        return None;
-    }
+    let min_entry = match ty {
+        TYPE_SERIES_V2 => 2,
+        TYPE_SAMPLES_V2 => MIN_SAMPLE_COLUMN_LEN,
+        TYPE_HISTOGRAMS => MIN_HISTOGRAM_COLUMN_LEN,
+        _ => return None,
+    };
     let mut r = Reader { buf: payload, pos: 0 };
     let n = r.uvarint().ok()?;
     let flags = r.byte().ok()?;
-    let min_entry = if ty == TYPE_SAMPLES_V2 { MIN_SAMPLE_COLUMN_LEN } else { 2 };
     // Only a count the declared columns could hold is believed.
     let cols = if flags == FLAG_ZSTD {
         r.uvarint().ok()?
@@ -416,7 +439,7 @@ pub(crate) fn envelope_count(body: &[u8]) -> Option<(bool, u64)> {
     } else {
         return None;
     };
-    (n <= cols / min_entry as u64).then_some((ty == TYPE_SAMPLES_V2, n))
+    (n <= cols / min_entry as u64).then_some((ty != TYPE_SERIES_V2, n))
 }
 
 /// `n` entries of at least `min_size` bytes must fit in `remaining` bytes.
@@ -513,6 +536,7 @@ mod tests {
                     }
                 }
             }
+            Record::HistogramSamples(_) => panic!("histogram samples have no format-1 record type"),
         }
         out
     }

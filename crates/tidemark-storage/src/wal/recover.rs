@@ -28,6 +28,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::histogram_record::MIN_HISTOGRAM_COLUMN_LEN;
 use super::record::{decode_body, envelope_count, frame_crc, FRAME_HEADER_LEN, MAX_BODY_LEN};
 use super::segment::{
     checkpoint_path, list_dir, scan_segment_from, segment_path, sync_dir, Listing, ScanEnd, SEGMENT_HEADER, TMP_SUFFIX,
@@ -156,7 +157,8 @@ fn frame_at(bytes: &[u8], p: usize) -> Option<(usize, Record)> {
 /// body's length (a version-1 sample entry takes 10 to 28 bytes, a series
 /// entry at least 2; in the version-2 types 3 and 4 a flags byte of 0 or 1
 /// follows the count, and uncompressed columns take 2 bytes per series and
-/// 4 to 31 bytes per sample).
+/// 4 to 31 bytes per sample; type 5 likewise, its uncompressed columns at
+/// least 15 bytes per histogram sample).
 fn plausible_body(body: &[u8]) -> bool {
     let Some((&ty, rest)) = body.split_first() else { return false };
     let mut count = 0u64;
@@ -177,10 +179,14 @@ fn plausible_body(body: &[u8]) -> bool {
         1 => payload >= count.saturating_mul(2) && (count > 0 || payload == 0),
         2 if count == 0 => payload == 0,
         2 => payload >= count.saturating_mul(10) && payload <= count.saturating_mul(28).saturating_add(20),
-        3 | 4 => {
+        3..=5 => {
             let Some(&flags) = rest.get(n) else { return false };
             let cols = payload - 1;
-            let (min, max) = if ty == 3 { (2, u64::MAX) } else { (4, 31) };
+            let (min, max) = match ty {
+                3 => (2, u64::MAX),
+                4 => (4, 31),
+                _ => (MIN_HISTOGRAM_COLUMN_LEN as u64, u64::MAX),
+            };
             match flags {
                 0 => cols >= count.saturating_mul(min) && cols <= count.saturating_mul(max) && (count > 0 || cols == 0),
                 // A compressed record is never empty: its length and data follow.
@@ -273,29 +279,43 @@ impl Emitter<'_> {
                 Record::Series(s)
             }
             Record::Samples(mut s) => {
-                if let Some(d) = &mut self.damage {
-                    let before = s.len();
-                    s.retain(|x| {
-                        let ok = self.known.contains(&x.series_ref);
-                        if !ok {
-                            d.orphan_samples += 1;
-                            self.orphan_refs.insert(x.series_ref);
-                            d.lost_time_range = Some(match d.lost_time_range {
-                                None => (x.t, x.t),
-                                Some((lo, hi)) => (lo.min(x.t), hi.max(x.t)),
-                            });
-                        }
-                        ok
-                    });
-                    if before > 0 && s.is_empty() {
-                        return;
-                    }
+                if !self.drop_orphans(&mut s, |x| (x.series_ref, x.t)) {
+                    return;
                 }
                 Record::Samples(s)
+            }
+            Record::HistogramSamples(mut s) => {
+                if !self.drop_orphans(&mut s, |x| (x.series_ref, x.t)) {
+                    return;
+                }
+                Record::HistogramSamples(s)
             }
         };
         count(stats, &rec);
         (self.f)(rec);
+    }
+
+    /// Once damage has been seen, removes (and counts) the samples whose
+    /// series reference no series record declared; `key` gives a sample's
+    /// reference and time. False when a non-empty record lost every sample
+    /// (it is then not handed out at all).
+    fn drop_orphans<T>(&mut self, s: &mut Vec<T>, key: impl Fn(&T) -> (u64, i64)) -> bool {
+        let Some(d) = &mut self.damage else { return true };
+        let before = s.len();
+        s.retain(|x| {
+            let (series_ref, t) = key(x);
+            let ok = self.known.contains(&series_ref);
+            if !ok {
+                d.orphan_samples += 1;
+                self.orphan_refs.insert(series_ref);
+                d.lost_time_range = Some(match d.lost_time_range {
+                    None => (t, t),
+                    Some((lo, hi)) => (lo.min(t), hi.max(t)),
+                });
+            }
+            ok
+        });
+        before == 0 || !s.is_empty()
     }
 
     fn damage(&mut self, region: DamagedRegion, lost: Option<Lost>) {
@@ -306,6 +326,12 @@ impl Emitter<'_> {
             Some(Lost::Counted { samples: true, count }) => d.samples_lost += count,
             Some(Lost::Record(Record::Series(s))) => d.series_lost += s.len() as u64,
             Some(Lost::Record(Record::Samples(s))) => {
+                d.samples_lost += s.len() as u64;
+                for x in &s {
+                    d.note_time(x.t);
+                }
+            }
+            Some(Lost::Record(Record::HistogramSamples(s))) => {
                 d.samples_lost += s.len() as u64;
                 for x in &s {
                     d.note_time(x.t);

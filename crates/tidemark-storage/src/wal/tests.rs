@@ -24,6 +24,22 @@ fn samples(items: impl IntoIterator<Item = (u64, i64, f64)>) -> Record {
     Record::Samples(items.into_iter().map(|(series_ref, t, v)| RefSample { series_ref, t, v }).collect())
 }
 
+/// Histogram samples `(ref, t, seed)`: the seed picks one of the shapes
+/// of [`histogram_record::tests::example`] (integer and float, stale,
+/// custom buckets, negative offsets).
+fn histograms(items: impl IntoIterator<Item = (u64, i64, u64)>) -> Record {
+    Record::HistogramSamples(
+        items
+            .into_iter()
+            .map(|(series_ref, t, seed)| RefHistogramSample {
+                series_ref,
+                t,
+                h: histogram_record::tests::example(seed),
+            })
+            .collect(),
+    )
+}
+
 fn opts(segment_size: u64, sync: SyncPolicy) -> WalOptions {
     WalOptions { segment_size, sync, ..WalOptions::default() }
 }
@@ -50,7 +66,8 @@ fn truncate(path: &Path, len: u64) {
     OpenOptions::new().write(true).open(path).unwrap().set_len(len).unwrap();
 }
 
-/// A mix of every record kind and awkward float bit patterns.
+/// A mix of every record kind (empty ones too) and awkward float bit
+/// patterns.
 fn varied_records(n: u64) -> Vec<Record> {
     let specials =
         [f64::NAN, f64::from_bits(0x7ff8_0000_dead_beef), stale_nan(), -0.0, f64::INFINITY, f64::NEG_INFINITY];
@@ -62,8 +79,16 @@ fn varied_records(n: u64) -> Vec<Record> {
             (i * 2 + (k as u64 % 2), 1_700_000_000_000 + (i as i64) * 15_000 - k as i64, v)
         })));
     }
+    // Histogram samples of every shape, for the last two series only (so
+    // damage to an earlier series record orphans none of them).
+    if let Some(last) = n.checked_sub(1) {
+        out.push(histograms(
+            (0..7).map(|k| (last * 2 + k % 2, 1_700_000_000_000 + (last as i64) * 15_000 + k as i64, k)),
+        ));
+    }
     out.push(Record::Samples(vec![]));
     out.push(Record::Series(vec![]));
+    out.push(Record::HistogramSamples(vec![]));
     out
 }
 
@@ -83,7 +108,8 @@ fn records_round_trip_bit_exactly_across_many_segments() {
     assert_eq!(got, recs);
     assert_eq!(stats.stopped_at, None);
     assert_eq!(stats.records, recs.len() as u64);
-    assert_eq!(stats.samples, 250);
+    // 250 float samples and 7 histogram samples.
+    assert_eq!(stats.samples, 257);
     assert_eq!(stats.series, 100);
     assert_eq!(stats.segments, last);
 }
@@ -417,11 +443,87 @@ fn checkpoint_keeps_live_series_and_recent_samples_and_shrinks_the_log() {
                     sample_count += 1;
                 }
             }
+            Record::HistogramSamples(_) => unreachable!("this test logs no histogram samples"),
         }
     }
     assert_eq!(series_seen, [0, 2, 4, 6, 8]);
     assert_eq!(sample_count, 250 + 2 + 1);
     assert_eq!(got[got.len() - 2..], [samples([(0, 500, 5.0), (9, 500, 9.0)]), samples([(2, 600, 6.0)])]);
+}
+
+#[test]
+fn checkpoint_keeps_histogram_samples_of_live_series_at_or_after_mint() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), opts(4096, SyncPolicy::Never)).unwrap();
+    wal.log(&[series(0..6)]).unwrap();
+    for t in 0..40i64 {
+        // Histogram and float samples in one commit, as an appender logs them.
+        wal.log(&[histograms((0..6).map(|r| (r, t * 10, r + t as u64))), samples([(5, t * 10, t as f64)])]).unwrap();
+    }
+    let upto = wal.cut_segment().unwrap();
+    // After the checkpoint's range: kept whatever its series and time.
+    wal.log(&[histograms([(0, 5, 3)])]).unwrap();
+    let keep = |r: u64| !r.is_multiple_of(3);
+    let mint = 200;
+    let stats = wal.checkpoint(upto, keep, mint).unwrap();
+    assert_eq!((stats.series_kept, stats.series_dropped), (4, 2));
+    // t = 200..=390: 20 timestamps, 4 kept series' histograms plus series
+    // 5's float sample each.
+    assert_eq!(stats.samples_kept, 20 * 4 + 20);
+    assert_eq!(stats.samples_dropped, 40 * 7 - (20 * 4 + 20));
+    drop(wal);
+
+    let (got, rstats) = replay_all(dir.path());
+    assert_eq!((rstats.checkpoint, rstats.stopped_at), (Some(upto), None));
+    let mut kept = Vec::new();
+    for r in &got {
+        if let Record::HistogramSamples(s) = r {
+            kept.extend(s.iter().cloned());
+        }
+    }
+    let mut want: Vec<RefHistogramSample> = Vec::new();
+    for t in 20..40i64 {
+        for r in (0..6).filter(|&r| keep(r)) {
+            want.push(RefHistogramSample {
+                series_ref: r,
+                t: t * 10,
+                h: histogram_record::tests::example(r + t as u64),
+            });
+        }
+    }
+    want.push(RefHistogramSample { series_ref: 0, t: 5, h: histogram_record::tests::example(3) });
+    // In log order, bit for bit (stale markers and NaN sums included).
+    assert_eq!(kept, want);
+    assert_eq!(rstats.samples, 20 * 4 + 20 + 1);
+}
+
+#[test]
+fn damage_drops_histogram_samples_of_lost_series_and_counts_lost_histograms() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = vec![
+        series([1]),
+        series([2]),
+        histograms([(1, 10, 0), (2, 10, 3)]),
+        histograms([(1, 20, 2), (2, 20, 6), (1, 21, 4)]),
+        histograms([(1, 30, 1)]),
+    ];
+    let offs = log_recording_offsets(dir.path(), &recs);
+    // Reopen: segment 1 is complete, so a bad frame in it is damage.
+    drop(Wal::open(dir.path(), opts(1 << 20, SyncPolicy::Never)).unwrap());
+    let seg = segment_path(dir.path(), 1);
+    let mut b = fs::read(&seg).unwrap();
+    // Damage the series record of ref 2 and the second histogram record.
+    b[offs[1] as usize + 10] ^= 0x01;
+    b[offs[3] as usize + 20] ^= 0x01;
+    fs::write(&seg, &b).unwrap();
+    let (got, stats) = replay_all(dir.path());
+    assert_eq!(got, [series([1]), histograms([(1, 10, 0)]), histograms([(1, 30, 1)])]);
+    let d = stats.damage.unwrap();
+    assert_eq!(d.records_skipped, 2);
+    assert_eq!((d.orphan_samples, d.orphan_series_refs), (1, 1));
+    assert_eq!(d.samples_lost, 3);
+    assert_eq!(d.series_lost, 1);
+    assert_eq!(stats.samples, 2);
 }
 
 #[test]
@@ -651,6 +753,7 @@ fn enqueued_records_keep_their_order_in_one_batch_and_close_writes_unwaited_ones
         .iter()
         .flat_map(|r| match r {
             Record::Samples(s) => s.iter().map(|s| s.t).collect(),
+            Record::HistogramSamples(s) => s.iter().map(|s| s.t).collect(),
             Record::Series(_) => vec![-1],
         })
         .collect();
@@ -1124,6 +1227,7 @@ fn arb_small_record() -> impl Strategy<Value = Record> {
     prop_oneof![
         prop::collection::vec(0u64..10, 0..3).prop_map(series),
         prop::collection::vec((0u64..10, 0i64..100, arb_value()), 0..6).prop_map(samples),
+        prop::collection::vec((0u64..10, 0i64..100, any::<u64>()), 0..4).prop_map(histograms),
     ]
 }
 
@@ -1144,10 +1248,14 @@ fn model_filter(rec: &Record, keep: impl Fn(u64) -> bool, mint: i64) -> Option<R
         Record::Samples(s) => {
             Record::Samples(s.iter().filter(|s| s.t >= mint && keep(s.series_ref)).copied().collect())
         }
+        Record::HistogramSamples(s) => {
+            Record::HistogramSamples(s.iter().filter(|s| s.t >= mint && keep(s.series_ref)).cloned().collect())
+        }
     };
     match &out {
         Record::Series(s) if s.is_empty() => None,
         Record::Samples(s) if s.is_empty() => None,
+        Record::HistogramSamples(s) if s.is_empty() => None,
         _ => Some(out),
     }
 }
@@ -1290,6 +1398,11 @@ fn plausible_log(plan: &[(bool, u8)]) -> Vec<Record> {
             let k = 1 + u64::from(p % 2);
             out.push(series(next_ref..next_ref + k));
             next_ref += k;
+        } else if p >= 200 {
+            let n = 1 + usize::from(p % 3);
+            out.push(histograms(
+                (0..n).map(|j| (1 + (u64::from(p) + j as u64) % (next_ref - 1), i as i64 * 10 + j as i64, j as u64)),
+            ));
         } else {
             let n = 1 + usize::from(p % 4);
             out.push(samples(
@@ -1369,6 +1482,13 @@ proptest! {
                     let kept: Vec<RefSample> = v.iter().copied().filter(|x| known.contains(&x.series_ref)).collect();
                     if !kept.is_empty() || v.is_empty() {
                         want.push(Record::Samples(kept));
+                    }
+                }
+                Record::HistogramSamples(v) => {
+                    let kept: Vec<RefHistogramSample> =
+                        v.iter().filter(|x| known.contains(&x.series_ref)).cloned().collect();
+                    if !kept.is_empty() || v.is_empty() {
+                        want.push(Record::HistogramSamples(kept));
                     }
                 }
             }
