@@ -47,6 +47,9 @@ mod integer;
 mod schema;
 mod validate;
 
+#[cfg(test)]
+mod prom_cases;
+
 pub use buckets::{
     AllFloatBucketIter, Bucket, CumulativeBucketIter, FloatBucketIter, IntBucketIter, ReverseFloatBucketIter,
 };
