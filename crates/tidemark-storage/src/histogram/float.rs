@@ -458,7 +458,7 @@ impl FloatHistogram {
     /// compensation of that zero count (including `c`'s, if given).
     fn zero_count_for_larger_threshold(&self, mut larger: f64, c: Option<&FloatHistogram>) -> (f64, f64, f64) {
         let mut cz = c.map_or(0.0, |c| c.zero_count);
-        if larger == self.zero_threshold || larger < self.zero_threshold {
+        if larger <= self.zero_threshold {
             return (self.zero_count, larger.max(self.zero_threshold), cz);
         }
         'outer: loop {

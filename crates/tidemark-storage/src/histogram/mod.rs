@@ -49,6 +49,8 @@ mod validate;
 
 #[cfg(test)]
 mod prom_cases;
+#[cfg(test)]
+mod proptests;
 
 pub use buckets::{
     AllFloatBucketIter, Bucket, CumulativeBucketIter, FloatBucketIter, IntBucketIter, ReverseFloatBucketIter,

@@ -393,7 +393,8 @@ mod tests {
         assert_eq!(exponential_bound(1, 0), 2.0);
         assert_eq!(exponential_bound(-1, 0), 0.5);
         // Prometheus' table value doubled, one ulp below sqrt(2).
-        assert_eq!(exponential_bound(1, 1), 1.414213562373095);
+        assert_eq!(exponential_bound(1, 1), f64::from_bits(0x3ff6_a09e_667f_3bcc));
+        assert_eq!(exponential_bound(1, 1), std::f64::consts::SQRT_2 - f64::EPSILON);
         assert_eq!(exponential_bound(2, 1), 2.0);
         assert_eq!(exponential_bound(1, -1), 4.0);
         assert_eq!(exponential_bound(-1, -2), 1.0 / 16.0);
