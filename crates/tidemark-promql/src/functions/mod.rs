@@ -4,5 +4,6 @@
 pub(crate) mod histogram;
 pub(crate) mod kahan;
 pub(crate) mod math;
+pub(crate) mod native_histogram;
 pub(crate) mod quantile;
 pub(crate) mod range;

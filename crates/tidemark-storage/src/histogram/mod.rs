@@ -39,6 +39,30 @@
 //! assert_eq!(h.to_float().positive_buckets, vec![2.0, 1.0]);
 //! ```
 
+mod buckets;
+mod display;
+mod float;
+mod generic;
+mod integer;
+mod schema;
+mod validate;
+
+#[cfg(test)]
+mod prom_cases;
+#[cfg(test)]
+mod proptests;
+
+pub use buckets::{
+    AllFloatBucketIter, Bucket, CumulativeBucketIter, FloatBucketIter, IntBucketIter, ReverseFloatBucketIter,
+};
+pub use display::{go_f, go_g};
+pub use float::{AddOutcome, HistogramOpError};
+pub use schema::{
+    custom_bucket_bounds_match, exponential_bound, get_bound, is_exponential_schema, is_known_schema, target_idx,
+    EXPONENTIAL_SCHEMA_MAX_RESERVED, EXPONENTIAL_SCHEMA_MIN_RESERVED,
+};
+pub use validate::{CountValue, HistogramError, HistogramErrorKind, HistogramPart};
+
 /// The schema of native histograms with custom bucket boundaries (NHCB).
 pub const CUSTOM_BUCKETS_SCHEMA: i32 = -53;
 /// The smallest exponential schema (the coarsest resolution, base 2^16).
