@@ -10,6 +10,7 @@
 
 use std::fmt::Write as _;
 
+use tidemark_storage::histogram::FloatHistogram;
 use tidemark_storage::Labels;
 
 /// Bytes at which [`string`] may have to escape something: control
@@ -249,6 +250,44 @@ pub(crate) fn value(out: &mut String, v: f64) {
     out.push('"');
 }
 
+/// Appends a native histogram as Prometheus' `jsonutil.MarshalHistogram`:
+/// `{"count":"…","sum":"…","buckets":[[b,"lower","upper","count"],…]}`,
+/// buckets ascending (negative, zero, positive), empty ones left out (and
+/// the `buckets` key with them when all are), `b` saying which bounds are
+/// inclusive: 0 upper only, 1 lower only, 2 neither, 3 both.
+pub(crate) fn histogram(out: &mut String, h: &FloatHistogram) {
+    out.push_str("{\"count\":");
+    value(out, h.count);
+    out.push_str(",\"sum\":");
+    value(out, h.sum);
+    let mut first = true;
+    for b in h.all_buckets() {
+        if b.count == 0.0 {
+            continue;
+        }
+        out.push_str(if first { ",\"buckets\":[[" } else { ",[" });
+        first = false;
+        let boundaries = match (b.lower_inclusive, b.upper_inclusive) {
+            (false, true) => '0',
+            (true, false) => '1',
+            (false, false) => '2',
+            (true, true) => '3',
+        };
+        out.push(boundaries);
+        out.push(',');
+        value(out, b.lower);
+        out.push(',');
+        value(out, b.upper);
+        out.push(',');
+        value(out, b.count);
+        out.push(']');
+    }
+    if !first {
+        out.push(']');
+    }
+    out.push('}');
+}
+
 /// The unquoted form of [`value`].
 pub(crate) fn push_go_float(out: &mut String, v: f64) {
     if v.is_nan() {
@@ -348,7 +387,37 @@ pub(crate) fn string_array<'a>(out: &mut String, items: impl IntoIterator<Item =
 
 #[cfg(test)]
 mod tests {
+    use tidemark_storage::histogram::Span;
+
     use super::*;
+
+    #[test]
+    fn histograms_are_written_as_prometheus_writes_them() {
+        // {{schema:0 count:20 sum:10 z_bucket:2 z_bucket_w:0.001
+        //   buckets:[1 2 0] n_buckets:[1 2]}}, an empty bucket included.
+        let h = FloatHistogram {
+            schema: 0,
+            count: 20.0,
+            sum: 10.0,
+            zero_threshold: 0.001,
+            zero_count: 2.0,
+            positive_spans: vec![Span { offset: 0, length: 3 }],
+            positive_buckets: vec![1.0, 2.0, 0.0],
+            negative_spans: vec![Span { offset: 0, length: 2 }],
+            negative_buckets: vec![1.0, 2.0],
+            ..FloatHistogram::default()
+        };
+        let mut out = String::new();
+        histogram(&mut out, &h);
+        assert_eq!(
+            out,
+            r#"{"count":"20","sum":"10","buckets":[[1,"-2","-1","2"],[1,"-1","-0.5","1"],[3,"-0.001","0.001","2"],[0,"0.5","1","1"],[0,"1","2","2"]]}"#
+        );
+        // No populated bucket: no `buckets` key.
+        let mut out = String::new();
+        histogram(&mut out, &FloatHistogram { count: 0.0, sum: f64::NAN, ..FloatHistogram::default() });
+        assert_eq!(out, r#"{"count":"0","sum":"NaN"}"#);
+    }
 
     fn v(x: f64) -> String {
         let mut s = String::new();

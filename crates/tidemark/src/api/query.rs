@@ -241,10 +241,20 @@ fn vector_part(
         }
         out.push_str("{\"metric\":");
         json::labels(out, &std::mem::take(&mut s.labels));
-        out.push_str(",\"value\":[");
-        json::timestamp(out, s.t);
-        out.push(',');
-        json::value(out, s.v);
+        match &s.h {
+            Some(h) => {
+                out.push_str(",\"histogram\":[");
+                json::timestamp(out, s.t);
+                out.push(',');
+                json::histogram(out, h);
+            }
+            None => {
+                out.push_str(",\"value\":[");
+                json::timestamp(out, s.t);
+                out.push(',');
+                json::value(out, s.v);
+            }
+        }
         out.push_str("]}");
     }
     Ok(())
@@ -305,18 +315,37 @@ fn render(mut res: QueryResult, limit: usize, interrupt: Interrupt<'_>) -> Resul
                 out.reserve(64 + s.samples.len() * 24);
                 out.push_str("{\"metric\":");
                 json::labels(&mut out, &s.labels);
-                out.push_str(",\"values\":[");
-                for (j, p) in s.samples.iter().enumerate() {
-                    if j > 0 {
+                // As Prometheus: each key only when the series has points
+                // of that kind.
+                if !s.samples.is_empty() {
+                    out.push_str(",\"values\":[");
+                    for (j, p) in s.samples.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        out.push('[');
+                        json::timestamp(&mut out, p.t);
                         out.push(',');
+                        json::value(&mut out, p.v);
+                        out.push(']');
                     }
-                    out.push('[');
-                    json::timestamp(&mut out, p.t);
-                    out.push(',');
-                    json::value(&mut out, p.v);
                     out.push(']');
                 }
-                out.push_str("]}");
+                if !s.histograms.is_empty() {
+                    out.push_str(",\"histograms\":[");
+                    for (j, p) in s.histograms.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        out.push('[');
+                        json::timestamp(&mut out, p.t);
+                        out.push(',');
+                        json::histogram(&mut out, &p.h);
+                        out.push(']');
+                    }
+                    out.push(']');
+                }
+                out.push('}');
             }
             out.push(']');
         }
