@@ -10,6 +10,9 @@
 
 pub mod bstream;
 mod decoded;
+pub mod float_histogram;
+pub mod histogram;
+pub mod histogram_meta;
 pub mod sealed;
 mod summary;
 pub mod xor;
@@ -20,6 +23,9 @@ use crate::error::ChunkError;
 use crate::sample::{Sample, SampleIterator};
 
 pub use decoded::DecodedIterator;
+pub use float_histogram::{FloatHistogramAppender, FloatHistogramIterator};
+pub use histogram::{HistogramAppender, HistogramIterator};
+pub use histogram_meta::{AppendOutcome, CounterResetHeader, CutReason, HistogramAppendError};
 pub use summary::{ChunkSummary, Extreme};
 pub use xor::{DrainEnd, XorAppender, XorIterator};
 
