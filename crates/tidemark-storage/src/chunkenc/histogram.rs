@@ -749,3 +749,7 @@ pub fn decode_timestamps(bytes: &[u8], out: &mut Vec<i64>) -> Result<(), crate::
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "histogram_tests.rs"]
+mod tests;
