@@ -895,3 +895,63 @@ fn realistic_series_bytes_per_sample() {
     assert!(per_sample < 16.0, "{per_sample} B/sample");
     assert!(fper < 40.0, "{fper} B/sample");
 }
+
+/// The worked example of `docs/format/histogram_chunks.md`, bit for bit.
+#[test]
+fn the_documented_example_chunk() {
+    let h1 = Histogram {
+        schema: 0,
+        zero_threshold: 2f64.powi(-128),
+        zero_count: 1,
+        count: 4,
+        sum: 3.5,
+        positive_spans: vec![Span { offset: 0, length: 2 }],
+        positive_buckets: vec![2, -1],
+        ..Histogram::default()
+    };
+    let h2 = Histogram { count: 6, sum: 6.0, positive_buckets: vec![3, -1], ..h1.clone() };
+    let mut a = HistogramAppender::new();
+    a.append(1000, &h1).unwrap();
+    a.append(16_000, &h2).unwrap();
+    let fields = [
+        // Layout: zero threshold 2^-128 (byte 116), schema 0, one positive
+        // span of length 2 at offset 0, no negative spans.
+        "01110100",
+        "0",
+        "10001",
+        "10010",
+        "0",
+        "0",
+        // Sample 1: t = 1000, count 4, zero count 1, sum 3.5 raw, bucket
+        // deltas 2 and -1.
+        "11110001111101000",
+        "10100",
+        "10001",
+        "0100000000001100000000000000000000000000000000000000000000000000",
+        "10010",
+        "10111",
+        // Sample 2: t delta of deltas 15000, count 2, zero count 0, sum XOR
+        // in a new window (11 leading zeros, 3 meaningful bits 101), bucket
+        // delta of deltas 1 and 0.
+        "111110000011101010011000",
+        "10010",
+        "0",
+        "1101011000011101",
+        "10001",
+        "0",
+    ];
+    let bits: String = fields.concat();
+    let mut want = vec![0u8, 2, 0];
+    for chunk in bits.as_bytes().chunks(8) {
+        let mut b = 0u8;
+        for (i, c) in chunk.iter().enumerate() {
+            if *c == b'1' {
+                b |= 0x80 >> i;
+            }
+        }
+        want.push(b);
+    }
+    assert_eq!(bits.len(), 174);
+    assert_eq!(a.bytes(), &want[..]);
+    assert_eq!(a.bytes().len(), 25);
+}
