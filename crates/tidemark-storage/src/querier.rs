@@ -624,7 +624,7 @@ fn drain_chunks(
                 let end = it.drain_range(next_from, maxt, out);
                 (end, it.err().cloned())
             }
-            Encoding::Sealed => {
+            Encoding::Sealed | Encoding::Histogram | Encoding::FloatHistogram => {
                 let mut it = next.iter();
                 let end = it.drain_range(next_from, maxt, out);
                 (end, it.err().cloned())

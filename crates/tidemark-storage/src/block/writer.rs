@@ -78,6 +78,9 @@ impl BlockWriteOptions {
         Ok(match self.encoding {
             Encoding::Xor => self.max_samples_per_chunk.min(xor::MAX_SAMPLES),
             Encoding::Sealed => self.max_samples_per_chunk,
+            Encoding::Histogram | Encoding::FloatHistogram => {
+                return Err(Error::InvalidArgument("float samples cannot be written in a histogram encoding".into()));
+            }
         })
     }
 }
@@ -217,6 +220,12 @@ fn write_into(
                 Encoding::Sealed if share => cols.add((si, ci), part, &mut out, &mut entries)?,
                 Encoding::Sealed => {
                     out.put((si, ci), part, None, &mut entries)?;
+                }
+                Encoding::Histogram | Encoding::FloatHistogram => {
+                    // Refused by `chunk_limit` before anything is written.
+                    return Err(Error::InvalidArgument(
+                        "float samples cannot be written in a histogram encoding".into(),
+                    ));
                 }
             }
         }

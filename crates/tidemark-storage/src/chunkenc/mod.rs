@@ -4,12 +4,18 @@
 //!   (appendable, ~120 samples).
 //! - [`Encoding::Sealed`]: a denser, lossless, non-appendable encoding for
 //!   sealed data in blocks (see [`sealed`]).
+//! - [`Encoding::Histogram`] and [`Encoding::FloatHistogram`]: native
+//!   histograms with integer or float counts, appendable (see [`histogram`]
+//!   and [`float_histogram`]).
 //!
 //! A [`Chunk`] pairs an encoding with its bytes, wherever they live (heap or
 //! a mapped block file), and hands out a [`ChunkIterator`].
 
 pub mod bstream;
 mod decoded;
+pub mod float_histogram;
+pub mod histogram;
+pub mod histogram_meta;
 pub mod sealed;
 mod summary;
 pub mod xor;
@@ -17,9 +23,13 @@ pub mod xor;
 use std::sync::Arc;
 
 use crate::error::ChunkError;
-use crate::sample::{Sample, SampleIterator};
+use crate::histogram::HistogramSample;
+use crate::sample::{Sample, SampleIterator, ValueKind};
 
 pub use decoded::DecodedIterator;
+pub use float_histogram::{FloatHistogramAppender, FloatHistogramIterator};
+pub use histogram::{HistogramAppender, HistogramIterator};
+pub use histogram_meta::{AppendOutcome, CounterResetHeader, CutReason, HistogramAppendError};
 pub use summary::{ChunkSummary, Extreme};
 pub use xor::{DrainEnd, XorAppender, XorIterator};
 
@@ -31,6 +41,11 @@ pub enum Encoding {
     Xor = 1,
     /// The sealed block encoding (see [`sealed`]).
     Sealed = 2,
+    /// Integer native histograms (see [`histogram`]). Not 3: block chunk
+    /// files use 3 for a chunk group record (`block::group::GROUP_ENCODING`).
+    Histogram = 4,
+    /// Float native histograms (see [`float_histogram`]).
+    FloatHistogram = 5,
 }
 
 impl TryFrom<u8> for Encoding {
@@ -39,6 +54,8 @@ impl TryFrom<u8> for Encoding {
         match b {
             1 => Ok(Encoding::Xor),
             2 => Ok(Encoding::Sealed),
+            4 => Ok(Encoding::Histogram),
+            5 => Ok(Encoding::FloatHistogram),
             other => Err(ChunkError::UnknownEncoding(other)),
         }
     }
@@ -134,14 +151,28 @@ impl Chunk {
                     Err(e) => ChunkIterator::Decoded(DecodedIterator::failed(e.into(), out)),
                 }
             }
+            Encoding::Histogram => ChunkIterator::Histogram(Box::new(HistogramIterator::new(self.bytes.clone()))),
+            Encoding::FloatHistogram => {
+                ChunkIterator::FloatHistogram(Box::new(FloatHistogramIterator::new(self.bytes.clone())))
+            }
         }
     }
 
-    /// Decodes every sample into `out`.
+    /// Decodes every sample into `out`. A histogram chunk gives its float
+    /// view (each sample's timestamp with a NaN value, as its iterator's
+    /// [`SampleIterator::at`]): read histograms through [`Chunk::iter`].
     pub fn decode_into(&self, out: &mut Vec<Sample>) -> Result<(), crate::Error> {
         match self.encoding {
             Encoding::Xor => XorIterator::new(self.bytes.as_ref()).decode_into(out),
             Encoding::Sealed => Ok(sealed::decode_with(self.bytes.as_ref(), self.timestamps.as_deref(), out)?),
+            Encoding::Histogram | Encoding::FloatHistogram => {
+                let mut it = self.iter();
+                it.drain_into(out);
+                match it.err() {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -164,6 +195,30 @@ pub enum ChunkIterator {
     Xor(XorIterator<ChunkBytes>),
     /// Iterating over samples decoded up front (or the decode error).
     Decoded(DecodedIterator),
+    /// Decoding an integer histogram chunk sample by sample (boxed: its
+    /// state is several times a float iterator's).
+    Histogram(Box<HistogramIterator<ChunkBytes>>),
+    /// Decoding a float histogram chunk sample by sample (boxed).
+    FloatHistogram(Box<FloatHistogramIterator<ChunkBytes>>),
+}
+
+/// [`ChunkIterator::drain_range`] over an iterator without a batch decoder:
+/// `seek(from)`, then `next` while in range.
+fn drain_range_by_samples(it: &mut dyn SampleIterator, from: i64, maxt: i64, out: &mut Vec<Sample>) -> DrainEnd {
+    let mut more = if it.started() { it.next() } else { it.seek(from) };
+    while more {
+        let s = it.at();
+        if s.t > maxt {
+            return DrainEnd::PastEnd;
+        }
+        out.push(s);
+        more = it.next();
+    }
+    if it.err().is_some() {
+        DrainEnd::Failed
+    } else {
+        DrainEnd::Exhausted
+    }
 }
 
 impl ChunkIterator {
@@ -175,6 +230,8 @@ impl ChunkIterator {
         match self {
             ChunkIterator::Xor(it) => it.drain_range(from, maxt, out),
             ChunkIterator::Decoded(it) => it.drain_range(from, maxt, out),
+            ChunkIterator::Histogram(it) => drain_range_by_samples(it.as_mut(), from, maxt, out),
+            ChunkIterator::FloatHistogram(it) => drain_range_by_samples(it.as_mut(), from, maxt, out),
         }
     }
 }
@@ -185,6 +242,8 @@ impl SampleIterator for ChunkIterator {
         match self {
             ChunkIterator::Xor(it) => it.next(),
             ChunkIterator::Decoded(it) => it.next(),
+            ChunkIterator::Histogram(it) => it.next(),
+            ChunkIterator::FloatHistogram(it) => it.next(),
         }
     }
 
@@ -192,6 +251,8 @@ impl SampleIterator for ChunkIterator {
         match self {
             ChunkIterator::Xor(it) => it.seek(t),
             ChunkIterator::Decoded(it) => it.seek(t),
+            ChunkIterator::Histogram(it) => it.seek(t),
+            ChunkIterator::FloatHistogram(it) => it.seek(t),
         }
     }
 
@@ -200,6 +261,8 @@ impl SampleIterator for ChunkIterator {
         match self {
             ChunkIterator::Xor(it) => it.at(),
             ChunkIterator::Decoded(it) => it.at(),
+            ChunkIterator::Histogram(it) => it.at(),
+            ChunkIterator::FloatHistogram(it) => it.at(),
         }
     }
 
@@ -207,6 +270,8 @@ impl SampleIterator for ChunkIterator {
         match self {
             ChunkIterator::Xor(it) => it.started(),
             ChunkIterator::Decoded(it) => it.started(),
+            ChunkIterator::Histogram(it) => it.started(),
+            ChunkIterator::FloatHistogram(it) => it.started(),
         }
     }
 
@@ -214,6 +279,28 @@ impl SampleIterator for ChunkIterator {
         match self {
             ChunkIterator::Xor(it) => it.err(),
             ChunkIterator::Decoded(it) => it.err(),
+            ChunkIterator::Histogram(it) => it.err(),
+            ChunkIterator::FloatHistogram(it) => it.err(),
+        }
+    }
+
+    fn has_histograms(&self) -> bool {
+        matches!(self, ChunkIterator::Histogram(_) | ChunkIterator::FloatHistogram(_))
+    }
+
+    fn kind(&self) -> ValueKind {
+        match self {
+            ChunkIterator::Histogram(it) => it.kind(),
+            ChunkIterator::FloatHistogram(it) => it.kind(),
+            _ => ValueKind::Float,
+        }
+    }
+
+    fn at_histogram(&self) -> Option<HistogramSample> {
+        match self {
+            ChunkIterator::Histogram(it) => it.at_histogram(),
+            ChunkIterator::FloatHistogram(it) => it.at_histogram(),
+            _ => None,
         }
     }
 
@@ -221,6 +308,8 @@ impl SampleIterator for ChunkIterator {
         match self {
             ChunkIterator::Xor(it) => it.drain_into(out),
             ChunkIterator::Decoded(it) => it.drain_into(out),
+            ChunkIterator::Histogram(it) => it.drain_into(out),
+            ChunkIterator::FloatHistogram(it) => it.drain_into(out),
         }
     }
 }
@@ -229,6 +318,68 @@ impl SampleIterator for ChunkIterator {
 mod tests {
     use super::*;
     use crate::sample::collect_samples;
+
+    #[test]
+    fn encoding_bytes_round_trip_and_skip_the_group_record() {
+        for e in [Encoding::Xor, Encoding::Sealed, Encoding::Histogram, Encoding::FloatHistogram] {
+            assert_eq!(Encoding::try_from(e as u8).unwrap(), e);
+        }
+        // 3 is a chunk group record in block chunk files.
+        assert_eq!(crate::block::group::GROUP_ENCODING, 3);
+        assert!(Encoding::try_from(3).is_err());
+        assert!(Encoding::try_from(6).is_err());
+    }
+
+    #[test]
+    fn histogram_chunks_iterate_through_chunk() {
+        use crate::histogram::{Histogram, HistogramValue, Span};
+        let h = |n: u64| Histogram {
+            count: n,
+            sum: n as f64,
+            positive_spans: vec![Span { offset: 0, length: 1 }],
+            positive_buckets: vec![n as i64],
+            ..Histogram::default()
+        };
+        let mut a = HistogramAppender::new();
+        let mut f = FloatHistogramAppender::new();
+        for i in 1..=5u64 {
+            a.append(i as i64 * 10, &h(i)).unwrap();
+            f.append(i as i64 * 10, &h(i).to_float()).unwrap();
+        }
+        for (encoding, bytes, kind) in [
+            (Encoding::Histogram, a.bytes().to_vec(), ValueKind::Histogram),
+            (Encoding::FloatHistogram, f.bytes().to_vec(), ValueKind::FloatHistogram),
+        ] {
+            let c = Chunk { mint: 10, maxt: 50, encoding, bytes: bytes.into(), timestamps: None, summary: None };
+            let mut it = c.iter();
+            assert!(it.has_histograms());
+            let (mut floats, mut hists) = (Vec::new(), Vec::new());
+            it.drain_mixed_into(&mut floats, &mut hists);
+            assert!(floats.is_empty());
+            assert_eq!(hists.iter().map(|s| s.t).collect::<Vec<_>>(), vec![10, 20, 30, 40, 50]);
+            assert_eq!(hists[2].h.to_float().count, 3.0);
+            assert!(matches!(
+                (&hists[0].h, kind),
+                (HistogramValue::Integer(_), ValueKind::Histogram)
+                    | (HistogramValue::Float(_), ValueKind::FloatHistogram)
+            ));
+            let mut it = c.iter();
+            assert!(it.next());
+            assert_eq!(it.kind(), kind);
+            // The float view: timestamps in range, NaN values.
+            let mut out = Vec::new();
+            assert_eq!(c.iter().drain_range(20, 40, &mut out), DrainEnd::PastEnd);
+            assert_eq!(out.iter().map(|s| s.t).collect::<Vec<_>>(), vec![20, 30, 40]);
+            assert!(out.iter().all(|s| s.v.is_nan()));
+            out.clear();
+            c.decode_into(&mut out).unwrap();
+            assert_eq!(out.len(), 5);
+            // Corrupt bytes: an error, not a panic.
+            let bad = Chunk { bytes: vec![0u8, 9, 0, 0xff].into(), ..c.clone() };
+            assert!(bad.decode_into(&mut Vec::new()).is_err());
+            assert_eq!(bad.iter().drain_range(i64::MIN, i64::MAX, &mut Vec::new()), DrainEnd::Failed);
+        }
+    }
 
     #[test]
     fn sealed_chunk_without_timestamps_decodes_only_with_its_shared_column() {

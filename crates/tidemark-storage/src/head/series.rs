@@ -79,6 +79,13 @@ impl StoredChunk {
                     tracing::error!(error = %e, "head chunk failed to decode");
                 }
             }
+            (encoding @ (Encoding::Histogram | Encoding::FloatHistogram), bytes) => {
+                // Not written by the head yet: the chunk's float view.
+                let c = Chunk { mint: self.mint, maxt: self.maxt, encoding, bytes, timestamps: None, summary: None };
+                if let Err(e) = c.decode_into(out) {
+                    tracing::error!(error = %e, "head chunk failed to decode");
+                }
+            }
         }
         Ok(())
     }
