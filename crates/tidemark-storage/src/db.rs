@@ -33,6 +33,7 @@ use crate::block::{self, Block, BlockMeta, BlockWriteOptions, CompactionMeta};
 use crate::chunkenc::{ChunkSeries, Encoding};
 use crate::damage::{self, DamageLog, DamageReport, QuarantinedBlock};
 use crate::head::{CommitLog, Head, HeadAppender, HeadChunks, HeadOptions};
+use crate::histogram::HistogramValue;
 use crate::querier::{Querier, SeriesSource};
 use crate::retention::{self, BlockInfo};
 use crate::vfs::{self, FileSystem, SharedFs};
@@ -177,7 +178,7 @@ impl Options {
 /// higher version is refused at open ([`Error::UnsupportedFormat`]) before
 /// anything in it is read, so records this code does not know are never
 /// taken for damage; a lower one is raised to it before the WAL is written.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 3;
 
 /// Format-affecting options, stored in `<dir>/tidemark.json`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -646,9 +647,7 @@ impl Db {
                             }
                         }
                         Record::Samples(s) => head.replay_samples(&s),
-                        // Histogram samples are not replayed into the head yet
-                        // (nothing logs them before the appender does): skipped.
-                        Record::HistogramSamples(_) => {}
+                        Record::HistogramSamples(s) => head.replay_histograms(&s),
                     })?;
                 head.chunk_store().set_reencode(true);
                 // From now on closed chunks are re-encoded in the background
@@ -1551,6 +1550,44 @@ impl Appender<'_> {
     /// returned: the hot path, with no label lookup.
     pub fn append_ref(&mut self, series_ref: u64, t: i64, v: f64) -> Result<(), AppendError> {
         self.head.append_ref(series_ref, t, v)
+    }
+
+    /// Appends a native-histogram sample to the series `labels` (created if
+    /// new) and returns its reference. The histogram is validated first
+    /// ([`AppendError::InvalidHistogram`]); it is stored as given, integer
+    /// or float counts.
+    ///
+    /// ```
+    /// use tidemark_storage::histogram::{FloatHistogram, HistogramValue, Span};
+    /// use tidemark_storage::{Db, Labels, MatchOp, Matcher, SampleIterator};
+    ///
+    /// let db = Db::in_memory().unwrap();
+    /// let l = Labels::new([("__name__", "request_seconds")]).unwrap();
+    /// let h = FloatHistogram {
+    ///     count: 2.0,
+    ///     sum: 0.7,
+    ///     positive_spans: vec![Span { offset: -1, length: 1 }],
+    ///     positive_buckets: vec![2.0],
+    ///     ..FloatHistogram::default()
+    /// };
+    /// let mut app = db.appender();
+    /// app.append_histogram(&l, 1_000, HistogramValue::Float(h.clone())).unwrap();
+    /// app.commit().unwrap();
+    ///
+    /// let q = db.querier(0, 2_000);
+    /// let s = q.select(&[Matcher::new(MatchOp::Equal, "__name__", "request_seconds").unwrap()]).unwrap();
+    /// let mut it = s[0].iter();
+    /// assert!(it.has_histograms() && it.next());
+    /// assert_eq!(it.at_histogram().unwrap().h.to_float().count, 2.0);
+    /// ```
+    pub fn append_histogram(&mut self, labels: &Labels, t: i64, h: HistogramValue) -> Result<u64, AppendError> {
+        labels.validate(self.db.opts.name_validation)?;
+        self.head.append_histogram(labels, t, h)
+    }
+
+    /// [`Appender::append_histogram`] by series reference.
+    pub fn append_histogram_ref(&mut self, series_ref: u64, t: i64, h: HistogramValue) -> Result<(), AppendError> {
+        self.head.append_histogram_ref(series_ref, t, h)
     }
 
     /// A handle to the series `series_ref` for [`Appender::append_handle`],

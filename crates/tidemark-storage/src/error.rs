@@ -48,6 +48,10 @@ pub enum AppendError {
     /// The label set is invalid.
     #[error("invalid labels: {0}")]
     InvalidLabels(#[from] LabelError),
+    /// A native histogram is not valid (inconsistent spans and buckets,
+    /// negative counts, unknown schema…); the text is Prometheus' message.
+    #[error("invalid histogram: {0}")]
+    InvalidHistogram(String),
 }
 
 /// A chunk's bytes could not be decoded.

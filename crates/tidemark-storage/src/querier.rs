@@ -14,8 +14,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::chunkenc::{Chunk, ChunkBytes, ChunkIterator, ChunkSeries, DrainEnd, Encoding, Extreme, XorIterator};
+use crate::histogram::HistogramSample;
 use crate::prefetch::prefetch;
-use crate::sample::{Sample, SampleIterator, VecIterator};
+use crate::sample::{MixedIterator, Sample, SampleIterator, ValueKind, VecIterator};
 use crate::{Error, Labels, Matcher};
 
 /// A function of one series' samples in a range (oldest first, staleness
@@ -443,17 +444,86 @@ impl Series {
 /// the chunk list is held per series until its turn.
 #[derive(Debug)]
 pub struct SeriesIterator {
-    /// The chunks, until the series is first read.
+    /// The float chunks, until the series is first read.
     pending: Vec<Chunk>,
     mint: i64,
     maxt: i64,
-    /// The decoding state, from the first read on.
+    /// The decoding state, from the first read on (from the start for a
+    /// series with histogram chunks, whose state holds them).
     cursor: Option<Box<Cursor>>,
 }
 
+/// The histogram side of a [`SeriesIterator`].
+#[derive(Debug)]
+struct HistPart {
+    /// The histogram chunks, until first read.
+    chunks: Vec<Chunk>,
+    /// Both kinds merged by time, once read sample by sample.
+    mixed: Option<MixedIterator>,
+    /// A histogram chunk that failed to decode.
+    err: Option<Error>,
+}
+
+impl HistPart {
+    /// Every histogram in `[mint, maxt]`, sorted, one per timestamp (the
+    /// first chunk's in source order, as for floats).
+    fn decode(&mut self, mint: i64, maxt: i64) -> Vec<HistogramSample> {
+        let mut all = Vec::new();
+        let mut floats = Vec::new();
+        for c in std::mem::take(&mut self.chunks) {
+            if c.maxt < mint || c.mint > maxt {
+                continue;
+            }
+            let mut it = c.iter();
+            it.drain_mixed_into(&mut floats, &mut all);
+            if let Some(e) = it.err() {
+                self.err.get_or_insert_with(|| e.clone());
+            }
+        }
+        all.retain(|h| mint <= h.t && h.t <= maxt);
+        all.sort_by_key(|h| h.t);
+        all.dedup_by_key(|h| h.t);
+        all
+    }
+}
+
 impl SeriesIterator {
-    pub(crate) fn new(chunks: Vec<Chunk>, mint: i64, maxt: i64) -> SeriesIterator {
-        SeriesIterator { pending: chunks, mint, maxt, cursor: None }
+    pub(crate) fn new(mut chunks: Vec<Chunk>, mint: i64, maxt: i64) -> SeriesIterator {
+        // The histogram chunks (a separate stream whose chunks may overlap
+        // the float ones in time) go apart, into the cursor made now.
+        let is_hist = |c: &Chunk| matches!(c.encoding, Encoding::Histogram | Encoding::FloatHistogram);
+        let cursor = chunks.iter().any(is_hist).then(|| {
+            let (h, f): (Vec<Chunk>, Vec<Chunk>) = chunks.drain(..).partition(is_hist);
+            let mut c = Cursor::new(f, mint, maxt);
+            c.hist = Some(Box::new(HistPart { chunks: h, mixed: None, err: None }));
+            Box::new(c)
+        });
+        SeriesIterator { pending: chunks, mint, maxt, cursor }
+    }
+
+    /// The histogram side, for a series with histogram chunks.
+    fn hist(&self) -> Option<&HistPart> {
+        self.cursor.as_ref()?.hist.as_deref()
+    }
+
+    /// The merged reader of a series with histograms, built on first use
+    /// (the float part drained through the cursor).
+    fn mixed(&mut self) -> Option<&mut MixedIterator> {
+        let (mint, maxt) = (self.mint, self.maxt);
+        let c = self.cursor.as_mut()?;
+        let part = c.hist.as_mut()?;
+        if part.mixed.is_none() {
+            let hists = part.decode(mint, maxt);
+            let mut floats = Vec::new();
+            // The cursor's float part, without its histogram side.
+            let mut hist = c.hist.take();
+            c.drain_into(&mut floats);
+            if let Some(h) = hist.as_mut() {
+                h.mixed = Some(MixedIterator::new(floats, hists));
+            }
+            c.hist = hist;
+        }
+        c.hist.as_mut()?.mixed.as_mut()
     }
 
     /// The decoding state, created on first use.
@@ -486,23 +556,73 @@ impl SeriesIterator {
 
 impl SampleIterator for SeriesIterator {
     fn next(&mut self) -> bool {
+        if let Some(m) = self.mixed() {
+            return m.next();
+        }
         self.cursor().next()
     }
 
     fn seek(&mut self, t: i64) -> bool {
+        if let Some(m) = self.mixed() {
+            return m.seek(t);
+        }
         self.cursor().seek(t)
     }
 
     fn at(&self) -> Sample {
+        if let Some(m) = self.hist().and_then(|h| h.mixed.as_ref()) {
+            return m.at();
+        }
         self.cursor.as_ref().map(|c| c.at()).unwrap_or_default()
     }
 
     fn started(&self) -> bool {
+        if let Some(h) = self.hist() {
+            return h.mixed.as_ref().is_some_and(|m| m.started());
+        }
         self.cursor.as_ref().is_some_and(|c| c.started())
     }
 
     fn err(&self) -> Option<&Error> {
-        self.cursor.as_ref().and_then(|c| c.err())
+        self.cursor.as_ref().and_then(|c| c.err()).or_else(|| self.hist().and_then(|h| h.err.as_ref()))
+    }
+
+    fn has_histograms(&self) -> bool {
+        self.hist().is_some()
+    }
+
+    fn kind(&self) -> ValueKind {
+        self.hist().and_then(|h| h.mixed.as_ref()).map_or(ValueKind::Float, |m| m.kind())
+    }
+
+    fn at_histogram(&self) -> Option<HistogramSample> {
+        self.hist()?.mixed.as_ref()?.at_histogram()
+    }
+
+    fn drain_mixed_into(&mut self, floats: &mut Vec<Sample>, histograms: &mut Vec<HistogramSample>) {
+        let (mint, maxt) = (self.mint, self.maxt);
+        let Some(c) = self.cursor.as_mut().filter(|c| c.hist.is_some()) else {
+            return self.drain_into(floats);
+        };
+        let mut hist = c.hist.take();
+        if let Some(part) = hist.as_mut() {
+            match part.mixed.as_mut() {
+                // Already read sample by sample: the rest from the merge.
+                Some(m) => {
+                    while m.next() {
+                        match m.at_histogram() {
+                            Some(h) => histograms.push(h),
+                            None => floats.push(m.at()),
+                        }
+                    }
+                }
+                None => {
+                    histograms.extend(part.decode(mint, maxt));
+                    c.drain_into(floats);
+                }
+            }
+        }
+        c.hist = hist;
     }
 
     /// Hop 0: the chunk list; hop 1: the first lines of each chunk's bytes
@@ -536,6 +656,10 @@ impl SampleIterator for SeriesIterator {
     }
 
     fn drain_into(&mut self, out: &mut Vec<Sample>) {
+        if let Some(m) = self.cursor.as_mut().and_then(|c| c.hist.as_mut()).and_then(|h| h.mixed.as_mut()) {
+            // Read sample by sample before: the floats left in the merge.
+            return m.drain_into(out);
+        }
         if self.drain_fresh(out, None).is_none() {
             self.cursor().drain_into(out)
         }
@@ -646,6 +770,9 @@ fn drain_chunks(
 #[derive(Debug)]
 struct Cursor {
     inner: Inner,
+    /// The series' histogram chunks, when it has any (see
+    /// [`SeriesIterator::new`]); the cursor itself reads the float chunks.
+    hist: Option<Box<HistPart>>,
     mint: i64,
     maxt: i64,
     done: bool,
@@ -674,13 +801,13 @@ impl Cursor {
         } else {
             Inner::Sequential { chunks: chunks.into_iter(), cur: None, cur_maxt: i64::MIN }
         };
-        Cursor { inner, mint, maxt, done: err.is_some(), err, last_t: i64::MIN }
+        Cursor { inner, hist: None, mint, maxt, done: err.is_some(), err, last_t: i64::MIN }
     }
 
     /// A cursor already drained that stopped on `err`.
     fn failed(err: Error, mint: i64, maxt: i64) -> Cursor {
         let inner = Inner::Sequential { chunks: Vec::new().into_iter(), cur: None, cur_maxt: i64::MIN };
-        Cursor { inner, mint, maxt, done: true, err: Some(err), last_t: i64::MIN }
+        Cursor { inner, hist: None, mint, maxt, done: true, err: Some(err), last_t: i64::MIN }
     }
 
     /// Moves to the first sample at or after `t` regardless of the range start.

@@ -8,8 +8,9 @@ use super::index::FxHashMap;
 use super::series::MemSeries;
 use super::{Head, LabelsView};
 use crate::error::AppendError;
+use crate::histogram::HistogramValue;
 use crate::prefetch::prefetch;
-use crate::wal::{Record, RefSample, RefSeries};
+use crate::wal::{Record, RefHistogramSample, RefSample, RefSeries};
 use crate::{Labels, NameValidation};
 
 /// What a commit did. Samples that passed [`HeadAppender::append`] can
@@ -28,6 +29,8 @@ pub struct CommitStats {
     /// Samples dropped at apply time for a different value at an existing
     /// timestamp.
     pub rejected_duplicate: u64,
+    /// Of `samples_applied`, native-histogram samples.
+    pub histograms_applied: u64,
     /// Series this appender created.
     pub series_created: u64,
 }
@@ -204,6 +207,12 @@ pub struct HeadAppender<'a> {
     /// The series of each of `samples`, at the same index.
     series: Vec<SeriesPtr>,
     batch: FxHashMap<u64, Batch>,
+    /// Native-histogram samples buffered, in append order, and the series
+    /// of each (as `samples` and `series`).
+    histograms: Vec<RefHistogramSample>,
+    histogram_series: Vec<SeriesPtr>,
+    /// Per series, the newest in-order histogram timestamp buffered.
+    histogram_last: FxHashMap<u64, i64>,
     created: Vec<u64>,
     /// Series of the batch whose `Series` record was not yet logged when
     /// their first sample was buffered: the only ones commit must check.
@@ -223,7 +232,18 @@ impl std::fmt::Debug for HeadAppender<'_> {
 impl<'a> HeadAppender<'a> {
     pub(super) fn new(head: &'a Head) -> HeadAppender<'a> {
         let Buffers { samples, series, batch } = head.buffer_pool.lock().pop().unwrap_or_default();
-        HeadAppender { head, samples, series, batch, created: Vec::new(), unlogged: Vec::new(), done: false }
+        HeadAppender {
+            head,
+            samples,
+            series,
+            batch,
+            histograms: Vec::new(),
+            histogram_series: Vec::new(),
+            histogram_last: FxHashMap::default(),
+            created: Vec::new(),
+            unlogged: Vec::new(),
+            done: false,
+        }
     }
 
     /// Returns (emptied) buffers to the head's pool so the next appender
@@ -246,6 +266,57 @@ impl<'a> HeadAppender<'a> {
     /// The labels must be non-empty and include `__name__`. A new series is
     /// created (and visible to lookups) even if the sample is rejected.
     pub fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<u64, AppendError> {
+        self.append_to(labels, |app, r, s| app.check_and_buffer(r, s, t, v))
+    }
+
+    /// Appends a native-histogram sample to the series `labels`, creating
+    /// the series if it is new, and returns the series' ref (see
+    /// [`HeadAppender::append`]). The histogram must be valid (spans
+    /// consistent with buckets, counts non-negative, schema in range: see
+    /// [`crate::histogram::Histogram::validate`]); a series may hold floats
+    /// and histograms at different timestamps.
+    ///
+    /// ```
+    /// use tidemark_storage::head::Head;
+    /// use tidemark_storage::histogram::{Histogram, HistogramValue, Span};
+    /// use tidemark_storage::Labels;
+    ///
+    /// let head = Head::new(Default::default());
+    /// let l = Labels::new([("__name__", "latency_seconds")]).unwrap();
+    /// let h = Histogram {
+    ///     count: 3,
+    ///     sum: 1.5,
+    ///     positive_spans: vec![Span { offset: 0, length: 1 }],
+    ///     positive_buckets: vec![3],
+    ///     ..Histogram::default()
+    /// };
+    /// let mut app = head.appender();
+    /// app.append_histogram(&l, 1_000, HistogramValue::Integer(h)).unwrap();
+    /// assert_eq!(app.commit().unwrap().histograms_applied, 1);
+    /// ```
+    pub fn append_histogram(&mut self, labels: &Labels, t: i64, h: HistogramValue) -> Result<u64, AppendError> {
+        validate_histogram(&h)?;
+        self.append_to(labels, |app, r, s| app.check_and_buffer_histogram(r, s, t, h))
+    }
+
+    /// [`HeadAppender::append_histogram`] to the series with ref `series_ref`.
+    pub fn append_histogram_ref(&mut self, series_ref: u64, t: i64, h: HistogramValue) -> Result<(), AppendError> {
+        validate_histogram(&h)?;
+        let head = self.head;
+        let mut shard = head.series_shard(series_ref).lock();
+        let Some(s) = shard.get_mut(&series_ref) else {
+            return Err(AppendError::UnknownSeriesRef(series_ref));
+        };
+        self.check_and_buffer_histogram(series_ref, s, t, h)
+    }
+
+    /// Finds or creates the series `labels` and hands it to `buffer` under
+    /// its shard lock; returns its ref.
+    fn append_to(
+        &mut self,
+        labels: &Labels,
+        buffer: impl FnOnce(&mut Self, u64, &mut MemSeries) -> Result<(), AppendError>,
+    ) -> Result<u64, AppendError> {
         labels.validate(NameValidation::Utf8)?;
         let head = self.head;
         let h = labels.stable_hash();
@@ -278,7 +349,7 @@ impl<'a> HeadAppender<'a> {
             self.created.push(r);
             s.pending += 1;
         }
-        let res = self.check_and_buffer(r, s, t, v);
+        let res = buffer(self, r, s);
         drop(shard);
         drop(hs);
         if created {
@@ -473,14 +544,56 @@ impl<'a> HeadAppender<'a> {
         }
     }
 
-    /// Number of samples buffered.
+    fn check_and_buffer_histogram(
+        &mut self,
+        r: u64,
+        s: &mut MemSeries,
+        t: i64,
+        h: HistogramValue,
+    ) -> Result<(), AppendError> {
+        let head = self.head;
+        let batch_last = self.histogram_last.get(&r).copied();
+        match check_histogram(head, s, batch_last, t, &h) {
+            Ok(Kind::Identical) => Ok(()),
+            Ok(kind) => {
+                match self.batch.entry(r) {
+                    std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().buffered += 1,
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        if !s.logged {
+                            self.unlogged.push(r);
+                        }
+                        e.insert(Batch { last: None, buffered: 1 });
+                    }
+                }
+                s.pending += 1;
+                if matches!(kind, Kind::InOrder) {
+                    self.histogram_last.insert(r, t);
+                }
+                self.histograms.push(RefHistogramSample { series_ref: r, t, h });
+                self.histogram_series.push(SeriesPtr(std::ptr::NonNull::from(s)));
+                Ok(())
+            }
+            Err(e) => {
+                let c = &head.counters;
+                let ctr = match e {
+                    AppendError::OutOfOrder { .. } => &c.rejected_out_of_order,
+                    AppendError::DuplicateTimestamp { .. } => &c.rejected_duplicate,
+                    _ => &c.rejected_too_old,
+                };
+                ctr.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Number of samples buffered (floats and histograms).
     pub fn len(&self) -> usize {
-        self.samples.len()
+        self.samples.len() + self.histograms.len()
     }
 
     /// Whether nothing is buffered.
     pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
+        self.samples.is_empty() && self.histograms.is_empty()
     }
 
     /// Logs the `Series` records of series not logged yet (new ones) and
@@ -501,8 +614,13 @@ impl<'a> HeadAppender<'a> {
         self.done = true;
         let head = self.head;
         let samples = std::mem::take(&mut self.samples);
+        let histograms = std::mem::take(&mut self.histograms);
         let Some(log) = head.log.clone() else {
-            let stats = self.apply(&samples);
+            // Histograms first, as a replay of the log would apply them.
+            let mut stats = CommitStats::default();
+            self.apply_histograms(&histograms, &mut stats);
+            self.apply_runs(&samples, None, &mut stats, |_, _, _, _| true);
+            let stats = self.finish_apply(stats);
             self.recycle(samples);
             return Ok(stats);
         };
@@ -543,6 +661,11 @@ impl<'a> HeadAppender<'a> {
             logged.extend(new_series.iter().map(|s| s.series_ref));
             if !new_series.is_empty() {
                 records.push(Record::Series(new_series));
+            }
+            // Histograms after their series and before the floats: replay
+            // applies them in this order, and so does the apply below.
+            if !histograms.is_empty() {
+                records.push(Record::HistogramSamples(histograms.clone()));
             }
             let submitted = match encoded {
                 // The series first: a sample's series is always logged before it.
@@ -609,9 +732,12 @@ impl<'a> HeadAppender<'a> {
             alone
         });
         self.created = created;
-        if !deferred.is_empty() {
-            // The rest in log order: after every earlier commit.
+        if !deferred.is_empty() || !histograms.is_empty() {
+            // The rest in log order: after every earlier commit. A series
+            // with histograms in this batch is never alone (its `pending`
+            // counts them), so its floats come after them, as in the log.
             turn.wait();
+            self.apply_histograms(&histograms, &mut stats);
             self.apply_runs(&samples, Some(&deferred), &mut stats, |_, _, _, _| true);
         }
         drop(turn);
@@ -627,6 +753,41 @@ impl<'a> HeadAppender<'a> {
         let mut stats = CommitStats::default();
         self.apply_runs(samples, None, &mut stats, |_, _, _, _| true);
         self.finish_apply(stats)
+    }
+
+    /// Applies the buffered histogram samples (`histograms` is what was
+    /// buffered, so `self.histogram_series` holds their series), in order.
+    fn apply_histograms(&self, histograms: &[RefHistogramSample], stats: &mut CommitStats) {
+        if histograms.is_empty() {
+            return;
+        }
+        assert_eq!(histograms.len(), self.histogram_series.len(), "a buffered histogram without its series");
+        let head = self.head;
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        let _t = head.truncate_lock.read();
+        let min_valid = head.min_valid_time();
+        let ooo = head.opts.ooo_window > 0;
+        for (smp, p) in histograms.iter().zip(&self.histogram_series) {
+            let r = smp.series_ref;
+            let shard = head.series_shard(r).lock();
+            // SAFETY: as in `apply_runs`: the series is present and at this
+            // address while its sample is buffered, and we hold its shard
+            // lock.
+            let s = unsafe { &mut *p.0.as_ptr() };
+            s.pending = s.pending.saturating_sub(1);
+            if smp.t < min_valid {
+                stats.rejected_too_old += 1;
+            } else {
+                let applied = s.apply_histogram(r, smp.t, &smp.h, ooo, &head.chunks);
+                if stats.record(applied) {
+                    stats.histograms_applied += 1;
+                    lo = lo.min(smp.t);
+                    hi = hi.max(smp.t);
+                }
+            }
+            drop(shard);
+        }
+        head.extend_time_range(lo, hi);
     }
 
     /// Applies the runs of consecutive samples of one series (all of them,
@@ -708,6 +869,8 @@ impl<'a> HeadAppender<'a> {
         stats.series_created = self.created.len() as u64;
         head.add_commit_stats(&stats);
         self.batch.clear();
+        self.histogram_series.clear();
+        self.histogram_last.clear();
         for r in std::mem::take(&mut self.created) {
             if let Some(s) = head.series_shard(r).lock().get_mut(&r) {
                 s.pending = s.pending.saturating_sub(1);
@@ -732,6 +895,9 @@ impl<'a> HeadAppender<'a> {
         }
         let samples = std::mem::take(&mut self.samples);
         self.recycle(samples);
+        self.histograms.clear();
+        self.histogram_series.clear();
+        self.histogram_last.clear();
         let mut candidates = Vec::new();
         for r in std::mem::take(&mut self.created) {
             let mut shard = head.series_shard(r).lock();
@@ -753,6 +919,10 @@ fn check(head: &Head, s: &MemSeries, batch_last: Option<(i64, u64)>, t: i64, v: 
     let trunc = head.min_valid_time();
     if t < trunc {
         return Err(AppendError::TooOld { t, min_valid_t: trunc });
+    }
+    // A timestamp holds one sample: one with a histogram refuses a float.
+    if s.hist().is_some_and(|h| h.has_at(t)) {
+        return Err(AppendError::DuplicateTimestamp { t });
     }
     let head_max = head.max_time();
     let window = head.opts.ooo_window;
@@ -798,6 +968,68 @@ fn check(head: &Head, s: &MemSeries, batch_last: Option<(i64, u64)>, t: i64, v: 
     }
     let last_t = last.map_or(i64::MIN, |l| l.0);
     Err(AppendError::OutOfOrder { t, last_t })
+}
+
+/// Refuses a histogram that is not valid (Prometheus' `Validate`).
+fn validate_histogram(h: &HistogramValue) -> Result<(), AppendError> {
+    let res = match h {
+        HistogramValue::Integer(h) => h.validate(),
+        HistogramValue::Float(h) => h.validate(),
+    };
+    res.map_err(|e| AppendError::InvalidHistogram(e.to_string()))
+}
+
+/// [`check`] for a histogram sample: where it may go in series `s`, given
+/// the newest in-order histogram timestamp this batch buffered for it. A
+/// timestamp that holds the other kind of sample is a duplicate.
+fn check_histogram(
+    head: &Head,
+    s: &MemSeries,
+    batch_last: Option<i64>,
+    t: i64,
+    h: &HistogramValue,
+) -> Result<Kind, AppendError> {
+    let trunc = head.min_valid_time();
+    if t < trunc {
+        return Err(AppendError::TooOld { t, min_valid_t: trunc });
+    }
+    if s.last().is_some_and(|(lt, _)| lt == t) {
+        return Err(AppendError::DuplicateTimestamp { t });
+    }
+    let head_max = head.max_time();
+    let window = head.opts.ooo_window;
+    let cw_end = if head_max == i64::MIN { i64::MIN } else { head_max.saturating_sub(head.opts.chunk_range / 2) };
+    let min_valid = trunc.max(cw_end);
+    let stored = s.hist().and_then(|d| d.last());
+    let last_t = match (batch_last, stored.map(|l| l.t)) {
+        (Some(b), Some(c)) => Some(b.max(c)),
+        (b, c) => b.or(c),
+    };
+    match last_t {
+        None if t >= min_valid => return Ok(Kind::InOrder),
+        Some(lt) if t > lt && t >= min_valid => return Ok(Kind::InOrder),
+        Some(lt) if t == lt => {
+            // Equal to the stored newest: nothing to do. Against a buffered
+            // one, apply decides (identical or duplicate).
+            return match stored {
+                Some(l) if l.t == t && super::histograms::same_value(&l.h, h) => Ok(Kind::Identical),
+                Some(l) if l.t == t => Err(AppendError::DuplicateTimestamp { t }),
+                _ => Ok(Kind::InOrder),
+            };
+        }
+        _ => {}
+    }
+    if window > 0 {
+        let ooo_min = head_max.saturating_sub(window);
+        if t < ooo_min {
+            return Err(AppendError::TooOld { t, min_valid_t: ooo_min });
+        }
+        return Ok(Kind::OutOfOrder);
+    }
+    if t < min_valid {
+        return Err(AppendError::TooOld { t, min_valid_t: min_valid });
+    }
+    Err(AppendError::OutOfOrder { t, last_t: last_t.unwrap_or(i64::MIN) })
 }
 
 impl Drop for HeadAppender<'_> {

@@ -54,6 +54,7 @@
 
 mod appender;
 pub mod chunk_file;
+mod histograms;
 mod index;
 mod key_map;
 mod open_copies;
@@ -720,26 +721,47 @@ impl Head {
     /// unknown refs are counted ([`HeadStats::replay_unknown_refs`]) and
     /// skipped; samples older than the minimum valid time are skipped.
     pub fn replay_samples(&self, samples: &[crate::wal::RefSample]) {
+        self.replay_each(samples, |s| (s.series_ref, s.t), |series, r, s, ooo, p| series.apply(r, s.t, s.v, ooo, p));
+    }
+
+    /// [`Head::replay_samples`] for native-histogram samples.
+    pub fn replay_histograms(&self, samples: &[crate::wal::RefHistogramSample]) {
+        self.replay_each(
+            samples,
+            |s| (s.series_ref, s.t),
+            |series, r, s, ooo, p| series.apply_histogram(r, s.t, &s.h, ooo, p.store),
+        );
+    }
+
+    /// Applies replayed samples of one kind: `key` gives a sample's series
+    /// ref (as logged) and time, `apply` stores it in its series.
+    fn replay_each<S>(
+        &self,
+        samples: &[S],
+        key: impl Fn(&S) -> (u64, i64),
+        apply: impl Fn(&mut MemSeries, u64, &S, bool, CutParams<'_>) -> Applied,
+    ) {
         let _t = self.truncate_lock.read();
         let aliases = self.replay_aliases.lock().clone();
         let min_valid = self.min_valid_time();
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         let mut stats = CommitStats::default();
         for s in samples {
-            let r = aliases.get(&s.series_ref).copied().unwrap_or(s.series_ref);
+            let (logged_ref, t) = key(s);
+            let r = aliases.get(&logged_ref).copied().unwrap_or(logged_ref);
             let mut shard = self.series_shard(r).lock();
             let Some(series) = shard.get_mut(&r) else {
                 self.counters.replay_unknown_refs.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
-            if s.t < min_valid {
+            if t < min_valid {
                 stats.rejected_too_old += 1;
                 continue;
             }
-            let applied = series.apply(r, s.t, s.v, self.opts.ooo_window > 0, self.cut_params());
+            let applied = apply(series, r, s, self.opts.ooo_window > 0, self.cut_params());
             if stats.record(applied) {
-                lo = lo.min(s.t);
-                hi = hi.max(s.t);
+                lo = lo.min(t);
+                hi = hi.max(t);
             }
         }
         self.extend_time_range(lo, hi);

@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use super::chunk_file::{ChunkRef, HeadChunkError, HeadChunks};
+use super::histograms::{HistApplied, HistData};
 use super::open_copies::OpenCopy;
 use super::symbols::SymLabels;
 use crate::chunkenc::{sealed, Chunk, ChunkBytes, Encoding, XorAppender, XorIterator};
+use crate::histogram::{HistogramSample, HistogramValue};
 use crate::sample::Sample;
 
 /// How many out-of-order samples are buffered (sorted, uncompressed) before
@@ -226,13 +228,23 @@ impl OpenChunk {
     }
 }
 
-/// Out-of-order data of a series: closed chunks (which may overlap each
-/// other and the in-order chunks) and a small sorted buffer.
+/// The parts of a series most series never have, boxed: out-of-order
+/// floats (closed chunks, which may overlap each other and the in-order
+/// chunks, and a small sorted buffer) and native histograms.
 #[derive(Debug, Default)]
-pub(crate) struct OooData {
+pub(crate) struct Extra {
+    /// The series' histogram samples, if it ever had any.
+    pub(crate) hist: Option<Box<HistData>>,
     pub(crate) chunks: Vec<ClosedChunk>,
     /// Sorted by strictly increasing `t`; at most [`OOO_CAP`] samples.
     pub(crate) buf: Vec<Sample>,
+}
+
+impl Extra {
+    /// Whether it holds nothing (and can be dropped).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.buf.is_empty() && self.hist.is_none()
+    }
 }
 
 /// The parameters chunk cutting needs, and where closed chunks go.
@@ -274,7 +286,7 @@ pub(crate) struct MemSeries {
     /// The open chunk is cut when a sample at or after this time arrives
     /// (Prometheus' `nextAt`).
     pub(crate) next_at: i64,
-    pub(crate) ooo: Option<Box<OooData>>,
+    pub(crate) extra: Option<Box<Extra>>,
     /// Holds by open appenders: one per buffered, not yet applied sample,
     /// plus one by the appender that created the series until it commits
     /// or rolls back. A held series is never garbage-collected.
@@ -285,7 +297,7 @@ pub(crate) struct MemSeries {
 
 impl MemSeries {
     pub(crate) fn new(labels: SymLabels) -> MemSeries {
-        MemSeries { labels, open: None, next_at: i64::MIN, ooo: None, pending: 0, logged: false }
+        MemSeries { labels, open: None, next_at: i64::MIN, extra: None, pending: 0, logged: false }
     }
 
     /// The closed in-order chunks, sorted by time.
@@ -302,9 +314,7 @@ impl MemSeries {
 
     /// Whether the series holds no samples at all.
     pub(crate) fn is_empty(&self) -> bool {
-        self.open.is_none()
-            && self.chunks().is_empty()
-            && self.ooo.as_ref().is_none_or(|o| o.chunks.is_empty() && o.buf.is_empty())
+        self.open.is_none() && self.chunks().is_empty() && self.extra.as_ref().is_none_or(|o| o.is_empty())
     }
 
     /// Value bits of the stored sample at `t`, if any (in-order or OOO).
@@ -314,7 +324,7 @@ impl MemSeries {
     pub(crate) fn value_at(&self, series_ref: Option<u64>, t: i64, store: &HeadChunks) -> Option<u64> {
         let mut buf = Vec::new();
         let find = |buf: &Vec<Sample>| buf.iter().find(|s| s.t == t).map(|s| s.v.to_bits());
-        if let Some(o) = &self.ooo {
+        if let Some(o) = &self.extra {
             if let Ok(i) = o.buf.binary_search_by_key(&t, |s| s.t) {
                 return Some(o.buf[i].v.to_bits());
             }
@@ -351,6 +361,11 @@ impl MemSeries {
     /// replay). The decision depends only on this series' data, so
     /// replaying a log in commit order reproduces the same state.
     pub(crate) fn apply(&mut self, series_ref: u64, t: i64, v: f64, ooo_enabled: bool, p: CutParams<'_>) -> Applied {
+        // A timestamp holds one sample: a histogram there makes this a
+        // duplicate (only series that ever had histograms look).
+        if self.hist().is_some_and(|h| h.has_at(t)) {
+            return Applied::RejectedDuplicate;
+        }
         match self.last() {
             Some((lt, lv)) if t == lt => {
                 if lv == v.to_bits() {
@@ -377,6 +392,46 @@ impl MemSeries {
                 Applied::InOrder
             }
         }
+    }
+
+    /// The series' histogram samples, if it has any.
+    #[inline]
+    pub(crate) fn hist(&self) -> Option<&HistData> {
+        self.extra.as_ref()?.hist.as_deref()
+    }
+
+    /// Stores one histogram sample that passed the appender's checks (or
+    /// comes from replay). A timestamp that holds a float is a duplicate.
+    pub(crate) fn apply_histogram(
+        &mut self,
+        series_ref: u64,
+        t: i64,
+        h: &HistogramValue,
+        ooo_enabled: bool,
+        store: &HeadChunks,
+    ) -> Applied {
+        let float_at_t = match self.last() {
+            None => false,
+            Some((lt, _)) if t > lt => false,
+            _ => self.value_at(Some(series_ref), t, store).is_some(),
+        };
+        if float_at_t {
+            return Applied::RejectedDuplicate;
+        }
+        let extra = self.extra.get_or_insert_with(Default::default);
+        let hist = extra.hist.get_or_insert_with(Default::default);
+        match hist.apply(t, h, ooo_enabled) {
+            HistApplied::InOrder => Applied::InOrder,
+            HistApplied::OutOfOrder => Applied::OutOfOrder,
+            HistApplied::Identical => Applied::Identical,
+            HistApplied::RejectedOutOfOrder => Applied::RejectedOutOfOrder,
+            HistApplied::RejectedDuplicate => Applied::RejectedDuplicate,
+        }
+    }
+
+    /// Every histogram sample with `mint <= t < maxt`, sorted.
+    pub(crate) fn histograms_in(&self, mint: i64, maxt: i64) -> Vec<HistogramSample> {
+        self.hist().map_or_else(Vec::new, |h| h.samples_in(mint, maxt))
     }
 
     /// Appends a sample newer than every in-order sample, cutting chunks by
@@ -437,7 +492,7 @@ impl MemSeries {
     }
 
     fn insert_ooo(&mut self, t: i64, v: f64) {
-        let o = self.ooo.get_or_insert_with(Default::default);
+        let o = self.extra.get_or_insert_with(Default::default);
         let i = o.buf.partition_point(|s| s.t < t);
         o.buf.insert(i, Sample::new(t, v));
         if o.buf.len() >= OOO_CAP {
@@ -466,12 +521,15 @@ impl MemSeries {
         if let Some(c) = &self.open {
             add(c.mint(), c.app.last_t());
         }
-        if let Some(o) = &self.ooo {
+        if let Some(o) = &self.extra {
             for c in &o.chunks {
                 add(c.mint, c.maxt);
             }
             if let (Some(a), Some(b)) = (o.buf.first(), o.buf.last()) {
                 add(a.t, b.t);
+            }
+            if let Some((a, b)) = o.hist.as_ref().and_then(|h| h.time_range()) {
+                add(a, b);
             }
         }
         r
@@ -482,8 +540,10 @@ impl MemSeries {
         let hit = |lo: i64, hi: i64| lo <= maxt && hi >= mint;
         self.chunks().iter().any(|c| hit(c.mint, c.maxt))
             || self.open.as_ref().is_some_and(|c| hit(c.mint(), c.app.last_t()))
-            || self.ooo.as_ref().is_some_and(|o| {
-                o.chunks.iter().any(|c| hit(c.mint, c.maxt)) || o.buf.iter().any(|s| mint <= s.t && s.t <= maxt)
+            || self.extra.as_ref().is_some_and(|o| {
+                o.chunks.iter().any(|c| hit(c.mint, c.maxt))
+                    || o.buf.iter().any(|s| mint <= s.t && s.t <= maxt)
+                    || o.hist.as_ref().is_some_and(|h| h.overlaps(mint, maxt))
             })
     }
 
@@ -516,7 +576,7 @@ impl MemSeries {
         let open = self.open.as_ref().filter(|c| hit(c.mint(), c.app.last_t()));
         // Sized once: the list is held for the whole query, and growing it
         // from empty allocated room for four chunks where one or two is usual.
-        let ooo_hint = self.ooo.as_ref().map_or(0, |o| o.chunks.len() + 1);
+        let ooo_hint = self.extra.as_ref().map_or(0, |o| o.chunks.len() + 1);
         let mut out: Vec<Chunk> = Vec::with_capacity(last - first + usize::from(open.is_some()) + ooo_hint);
         for c in closed.range(first, last).iter() {
             match c.to_chunk(series_ref, store) {
@@ -524,7 +584,7 @@ impl MemSeries {
                 Err(e) => damaged.push(e),
             }
         }
-        let Some(o) = &self.ooo else {
+        let Some(o) = &self.extra else {
             // In-order data only: the open chunk comes last, from the
             // shared buffer.
             let copy = open.map(|c| {
@@ -554,6 +614,9 @@ impl MemSeries {
         if o.buf.iter().any(|s| mint <= s.t && s.t <= maxt) {
             out.extend(ClosedChunk::from_samples(&o.buf).map(|c| c.to_chunk()));
         }
+        if let Some(h) = &o.hist {
+            h.chunks_in(mint, maxt, &mut out);
+        }
         out.sort_by_key(|c| c.mint);
         (out, None)
     }
@@ -575,7 +638,7 @@ impl MemSeries {
         out: &mut Vec<Sample>,
         scratch: &mut Vec<Sample>,
     ) {
-        if self.ooo.is_some() {
+        if self.extra.is_some() {
             // Overlapping chunks: merged as the general path merges them
             // (one sample per timestamp), not re-implemented here.
             let (chunks, _) = self.chunks_in(series_ref, mint, maxt, store, damaged, &mut Vec::new());
@@ -632,7 +695,7 @@ impl MemSeries {
             }
         }
         let mut unsorted = false;
-        if let Some(o) = &self.ooo {
+        if let Some(o) = &self.extra {
             for c in o.chunks.iter().filter(|c| hit(c.mint, c.maxt)) {
                 c.decode_into(&mut out);
                 unsorted = true;
@@ -697,7 +760,7 @@ impl MemSeries {
                 c.app = app;
             }
         }
-        if let Some(o) = &mut self.ooo {
+        if let Some(o) = &mut self.extra {
             let before = o.chunks.len();
             o.chunks.retain(|c| c.maxt >= mint);
             freed += before - o.chunks.len();
@@ -705,8 +768,14 @@ impl MemSeries {
                 *c = reencode_from(c, mint);
             }
             o.buf.retain(|s| s.t >= mint);
-            if o.chunks.is_empty() && o.buf.is_empty() {
-                self.ooo = None;
+            if let Some(h) = &mut o.hist {
+                freed += h.truncate(mint);
+                if h.is_empty() {
+                    o.hist = None;
+                }
+            }
+            if o.is_empty() {
+                self.extra = None;
             }
         }
         freed
@@ -714,7 +783,9 @@ impl MemSeries {
 
     /// Number of chunks held (in-order closed + open + out-of-order closed).
     pub(crate) fn num_chunks(&self) -> usize {
-        self.chunks().len() + usize::from(self.open.is_some()) + self.ooo.as_ref().map_or(0, |o| o.chunks.len())
+        self.chunks().len()
+            + usize::from(self.open.is_some())
+            + self.extra.as_ref().map_or(0, |o| o.chunks.len() + o.hist.as_ref().map_or(0, |h| h.num_chunks()))
     }
 
     /// Approximate heap bytes owned by this series (its box included; the
@@ -727,8 +798,11 @@ impl MemSeries {
             + self.labels.heap_bytes()
             + self.chunks().byte_len()
             + self.open.as_ref().map_or(0, |c| c.app.heap_bytes())
-            + self.ooo.as_ref().map_or(0, |o| {
-                std::mem::size_of::<OooData>() + closed(&o.chunks) + o.buf.capacity() * std::mem::size_of::<Sample>()
+            + self.extra.as_ref().map_or(0, |o| {
+                std::mem::size_of::<Extra>()
+                    + closed(&o.chunks)
+                    + o.buf.capacity() * std::mem::size_of::<Sample>()
+                    + o.hist.as_ref().map_or(0, |h| h.heap_bytes())
             })
     }
 }

@@ -66,8 +66,7 @@ fn replay_into(h: &Head, records: &[Record]) {
         match r {
             Record::Series(ss) => ss.iter().for_each(|s| h.replay_series(s.series_ref, s.labels.clone())),
             Record::Samples(ss) => h.replay_samples(ss),
-            // The head does not log histogram samples yet: nothing to replay.
-            Record::HistogramSamples(_) => {}
+            Record::HistogramSamples(ss) => h.replay_histograms(ss),
         }
     }
 }
