@@ -13,6 +13,7 @@
 
 mod aggregate;
 mod binary;
+mod binary_histogram;
 mod call;
 mod info;
 mod key_index;
@@ -483,6 +484,7 @@ impl<'s, 'a> Evaluator<'s, 'a> {
                     for p in &mut s.points {
                         p.v = -p.v;
                     }
+                    binary_histogram::negate_histograms(&mut s.histograms);
                 }
                 if !self.sh.delayed_name_removal() {
                     series = series::merge_same_labels(series)?;
