@@ -343,7 +343,7 @@ impl Evaluator<'_, '_> {
         let mut note = None;
         for s in &mut series {
             if !s.histograms.is_empty() {
-                if let Some(n) = self.histograms_with_scalar(op, s, scalar, swap, return_bool) {
+                if let Some(n) = self.histograms_with_scalar(op, s, scalar, swap) {
                     note = Some(n);
                 }
             }

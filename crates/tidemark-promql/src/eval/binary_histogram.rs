@@ -360,61 +360,65 @@ pub(super) fn negate_histograms(points: &mut [HistogramPoint]) {
     }
 }
 
+/// What a vector ∘ scalar operation does to a histogram point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScalarRule {
+    /// Multiplies it by the scalar (`h * f`, `f * h`).
+    Mul,
+    /// Divides it by the scalar (`h / f`).
+    Div,
+}
+
+impl ScalarRule {
+    /// The rule for `op` (`swap`: the scalar is the left operand), or the
+    /// info a histogram point is dropped with: the only cases [`combine`]
+    /// defines for a histogram and a float, comparisons (with `bool` too)
+    /// being undefined.
+    fn of(op: BinOp, swap: bool) -> Result<ScalarRule, Note> {
+        match (op, swap) {
+            (BinOp::Mul, _) => Ok(ScalarRule::Mul),
+            (BinOp::Div, false) => Ok(ScalarRule::Div),
+            _ => {
+                let (lhs, rhs) = if swap { ("float", "histogram") } else { ("histogram", "float") };
+                Err(Note::IncompatibleTypes { lhs, op: op.token(), rhs })
+            }
+        }
+    }
+
+    /// Applies the rule to `h` in place, compacting it after.
+    fn apply(self, h: &mut FloatHistogram, f: f64) {
+        match self {
+            ScalarRule::Mul => h.mul(f),
+            ScalarRule::Div => h.div(f),
+        }
+        .compact(0);
+    }
+}
+
 impl Evaluator<'_, '_> {
     /// The histogram points of `s` combined with a scalar (`swap`: the
     /// scalar is the left operand), as Prometheus' `VectorscalarBinop`
-    /// does: multiplication and division scale them, anything else drops
-    /// them with an info. Returns that info, if any point was dropped.
+    /// does: scaled in place (the points are this node's own), or all
+    /// dropped with the info returned.
     pub(super) fn histograms_with_scalar(
         &self,
         op: BinOp,
         s: &mut StepSeries,
         scalar: &[f64],
         swap: bool,
-        return_bool: bool,
     ) -> Option<Note> {
-        let mut note = None;
-        let mut floats: Vec<Sample> = Vec::new();
-        let mut kept: Vec<HistogramPoint> = Vec::with_capacity(s.histograms.len());
-        for p in &s.histograms {
-            let sv = StepValue::F(scalar[self.step_of(p.t)]);
-            let hv = StepValue::H(&p.h);
-            let (l, r) = if swap { (sv, hv) } else { (hv, sv) };
-            let (mut v, mut keep) = match combine(op, l, r) {
-                Ok((v, keep, n)) => {
-                    if n.is_some() {
-                        note = n;
-                    }
-                    (v, keep)
+        match ScalarRule::of(op, swap) {
+            Ok(rule) => {
+                for p in &mut s.histograms {
+                    rule.apply(&mut p.h, scalar[self.step_of(p.t)]);
                 }
-                Err(n) => {
-                    if n.is_some() {
-                        note = n;
-                    }
-                    continue;
-                }
-            };
-            if op.is_comparison() && swap {
-                // The vector's value is the result, even on the right.
-                v = OutValue::H(Cow::Borrowed(&p.h));
+                None
             }
-            if return_bool {
-                v = OutValue::F(if keep { 1.0 } else { 0.0 });
-                keep = true;
-            }
-            if keep {
-                match v {
-                    OutValue::F(v) => floats.push(Sample { t: p.t, v }),
-                    OutValue::H(h) => kept.push(HistogramPoint { t: p.t, h: h.into_owned() }),
-                }
+            Err(note) => {
+                s.histograms = Vec::new();
+                Some(note)
             }
         }
-        s.histograms = kept;
-        if !floats.is_empty() {
-            s.points.extend(floats);
-            s.points.sort_by_key(|p| p.t);
-        }
-        note
     }
 }
 
@@ -557,6 +561,48 @@ mod tests {
         let c = h(0, 4.0, 6.0, &[2.0, 2.0]);
         assert!(matches!(combine(BinOp::Eq, StepValue::H(&a), StepValue::H(&c)), Ok((_, false, None))));
         assert!(matches!(combine(BinOp::Ne, StepValue::H(&a), StepValue::H(&c)), Ok((_, true, None))));
+    }
+
+    /// The in-place vector ∘ scalar path gives what [`combine`] gives.
+    #[test]
+    fn histograms_with_scalar_agrees_with_combine() {
+        let x = h(0, 4.0, 6.0, &[1.0, 0.0, 3.0]);
+        let ops = [
+            BinOp::Add,
+            BinOp::Sub,
+            BinOp::Mul,
+            BinOp::Div,
+            BinOp::Mod,
+            BinOp::Pow,
+            BinOp::Atan2,
+            BinOp::Eq,
+            BinOp::Ne,
+            BinOp::Gt,
+            BinOp::Lt,
+            BinOp::Ge,
+            BinOp::Le,
+        ];
+        for op in ops {
+            for swap in [false, true] {
+                for f in [2.0, -0.5, 0.0, f64::NAN] {
+                    let (l, r) =
+                        if swap { (StepValue::F(f), StepValue::H(&x)) } else { (StepValue::H(&x), StepValue::F(f)) };
+                    let expected = combine(op, l, r);
+                    let got = ScalarRule::of(op, swap).map(|rule| {
+                        let mut g = x.clone();
+                        rule.apply(&mut g, f);
+                        g
+                    });
+                    match (expected, got) {
+                        (Ok((OutValue::H(e), true, None)), Ok(g)) => {
+                            assert!(e.equals(&g) && e.counter_reset_hint == g.counter_reset_hint, "{op:?} {swap} {f}")
+                        }
+                        (Err(Some(e)), Err(g)) => assert_eq!(e, g, "{op:?} {swap} {f}"),
+                        (e, g) => panic!("{op:?} swap={swap} {f}: combine {e:?}, in place {g:?}"),
+                    }
+                }
+            }
+        }
     }
 
     #[test]
