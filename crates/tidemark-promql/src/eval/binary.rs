@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use promql_parser::parser::{BinaryExpr, Expr, LabelModifier, VectorMatchCardinality};
 use tidemark_storage::{Labels, Sample, METRIC_NAME};
 
+use super::binary_histogram::{any_histograms, MixedLane};
 use super::series::{SeriesBuilder, StepCursor};
 use super::{drop_metric_name, Evaluator, StepSeries, Val};
 use crate::error::Error;
@@ -53,7 +54,29 @@ impl BinOp {
         })
     }
 
-    fn is_comparison(self) -> bool {
+    /// The operator as written in a query.
+    pub(super) fn token(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Mod => "%",
+            BinOp::Pow => "^",
+            BinOp::Atan2 => "atan2",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Gt => ">",
+            BinOp::Lt => "<",
+            BinOp::Ge => ">=",
+            BinOp::Le => "<=",
+            BinOp::And => "and",
+            BinOp::Or => "or",
+            BinOp::Unless => "unless",
+        }
+    }
+
+    pub(super) fn is_comparison(self) -> bool {
         matches!(self, BinOp::Eq | BinOp::Ne | BinOp::Gt | BinOp::Lt | BinOp::Ge | BinOp::Le)
     }
 
@@ -74,7 +97,7 @@ fn go_mod(x: f64, y: f64) -> f64 {
 
 /// Applies an arithmetic or comparison operator to two floats: the value
 /// and, for comparisons, whether the comparison holds.
-fn elem_binop(op: BinOp, l: f64, r: f64) -> (f64, bool) {
+pub(super) fn elem_binop(op: BinOp, l: f64, r: f64) -> (f64, bool) {
     match op {
         BinOp::Add => (l + r, true),
         BinOp::Sub => (l - r, true),
@@ -171,8 +194,98 @@ impl Matching {
     }
 }
 
+/// How the matching operators read and write the values of one kind of
+/// vector. The float lane ([`FloatLane`]) is for vectors of floats only,
+/// so their evaluation stays what it was before histograms; vectors with
+/// histogram points take [`MixedLane`].
+pub(super) trait Lane<'s> {
+    /// A value read from an input series at one step.
+    type V: Copy;
+    /// A value an operator computed.
+    type Out;
+    /// Position of each input series in its points.
+    type Cursor;
+
+    /// A cursor over `n` series.
+    fn cursor(n: usize) -> Self::Cursor;
+    /// The value of series `i` at `t` (times ascending per series).
+    fn read(c: &mut Self::Cursor, series: &'s [StepSeries], i: usize, t: i64) -> Option<Self::V>;
+    /// A `fill` modifier's value as an operand.
+    fn fill(v: f64) -> Self::V;
+    /// `l op r` and whether a comparison held; `None` when there is no
+    /// result (the lane remembers any annotation for [`Lane::end_step`]).
+    fn combine(&mut self, op: BinOp, l: Self::V, r: Self::V) -> Option<(Self::Out, bool)>;
+    /// The value of a `bool` comparison.
+    fn bool_value(keep: bool) -> Self::Out;
+    /// Adds a computed value to the output.
+    fn push(&mut self, labels: &Labels, drop_name: bool, t: i64, v: Self::Out) -> Result<(), Error>;
+    /// Adds an input value, unchanged, to the output (set operators).
+    fn push_input(&mut self, labels: &Labels, drop_name: bool, t: i64, v: Self::V) -> Result<(), Error>;
+    /// Reports what the step's operations left to report.
+    fn end_step(&mut self, ev: &Evaluator<'_, '_>, at: &Expr);
+    /// The output series.
+    fn finish(self) -> Vec<StepSeries>;
+}
+
+/// The lane of vectors without histograms.
+#[derive(Default)]
+struct FloatLane {
+    out: SeriesBuilder,
+}
+
+impl<'s> Lane<'s> for FloatLane {
+    type V = f64;
+    type Out = f64;
+    type Cursor = StepCursor;
+
+    fn cursor(n: usize) -> StepCursor {
+        StepCursor::new(n)
+    }
+
+    #[inline]
+    fn read(c: &mut StepCursor, series: &'s [StepSeries], i: usize, t: i64) -> Option<f64> {
+        c.value_at(series, i, t)
+    }
+
+    #[inline]
+    fn fill(v: f64) -> f64 {
+        v
+    }
+
+    #[inline]
+    fn combine(&mut self, op: BinOp, l: f64, r: f64) -> Option<(f64, bool)> {
+        Some(elem_binop(op, l, r))
+    }
+
+    #[inline]
+    fn bool_value(keep: bool) -> f64 {
+        if keep {
+            1.0
+        } else {
+            0.0
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, labels: &Labels, drop_name: bool, t: i64, v: f64) -> Result<(), Error> {
+        self.out.push(labels, drop_name, t, v)
+    }
+
+    #[inline]
+    fn push_input(&mut self, labels: &Labels, drop_name: bool, t: i64, v: f64) -> Result<(), Error> {
+        self.out.push(labels, drop_name, t, v)
+    }
+
+    #[inline]
+    fn end_step(&mut self, _: &Evaluator<'_, '_>, _: &Expr) {}
+
+    fn finish(self) -> Vec<StepSeries> {
+        self.out.finish()
+    }
+}
+
 impl Evaluator<'_, '_> {
-    pub(crate) fn eval_binary(&self, _e: &Expr, b: &BinaryExpr) -> Result<Val, Error> {
+    pub(crate) fn eval_binary(&self, e: &Expr, b: &BinaryExpr) -> Result<Val, Error> {
         let tok = b.op.to_string();
         let op = BinOp::from_token(&tok).ok_or_else(|| Error::InvalidQuery(format!("unknown operator {tok:?}")))?;
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
@@ -196,15 +309,18 @@ impl Evaluator<'_, '_> {
                     })
                     .collect(),
             )),
-            (Val::Vector(l), Val::Scalar(r)) => self.vector_scalar(op, l, &r, false, return_bool).map(Val::Vector),
-            (Val::Scalar(l), Val::Vector(r)) => self.vector_scalar(op, r, &l, true, return_bool).map(Val::Vector),
+            (Val::Vector(l), Val::Scalar(r)) => self.vector_scalar(e, op, l, &r, false, return_bool).map(Val::Vector),
+            (Val::Scalar(l), Val::Vector(r)) => self.vector_scalar(e, op, r, &l, true, return_bool).map(Val::Vector),
             (Val::Vector(l), Val::Vector(r)) => {
                 let m = Matching::of(b, op);
-                if op.is_set() {
-                    self.vector_set(op, &m, l, r).map(Val::Vector)
-                } else {
-                    self.vector_binop(op, &m, return_bool, l, r).map(Val::Vector)
-                }
+                let mixed = any_histograms(&l) || any_histograms(&r);
+                let out = match (op.is_set(), mixed) {
+                    (true, false) => self.vector_set(op, &m, FloatLane::default(), &l, &r)?,
+                    (true, true) => self.vector_set(op, &m, MixedLane::default(), &l, &r)?,
+                    (false, false) => self.vector_binop(e, op, &m, return_bool, FloatLane::default(), &l, &r)?,
+                    (false, true) => self.vector_binop(e, op, &m, return_bool, MixedLane::default(), &l, &r)?,
+                };
+                Ok(Val::Vector(out))
             }
             (l, r) => Err(Error::InvalidQuery(format!(
                 "binary expression must contain only scalar and instant vector types, got {} and {}",
@@ -217,16 +333,20 @@ impl Evaluator<'_, '_> {
     /// Vector ∘ scalar (or scalar ∘ vector when `swap`).
     fn vector_scalar(
         &self,
+        e: &Expr,
         op: BinOp,
         mut series: Vec<StepSeries>,
         scalar: &[f64],
         swap: bool,
         return_bool: bool,
     ) -> Result<Vec<StepSeries>, Error> {
+        let mut note = None;
         for s in &mut series {
-            // Histogram operands are not combined with scalars yet: they
-            // are left out rather than passed through unchanged.
-            s.histograms.clear();
+            if !s.histograms.is_empty() {
+                if let Some(n) = self.histograms_with_scalar(op, s, scalar, swap) {
+                    note = Some(n);
+                }
+            }
             let mut kept = 0;
             for i in 0..s.points.len() {
                 let p = s.points[i];
@@ -250,7 +370,11 @@ impl Evaluator<'_, '_> {
                 self.mark_drop_name(s);
             }
         }
-        series.retain(|s| !s.points.is_empty());
+        // Every point dropped for the same reason: one annotation.
+        if let Some(n) = note {
+            n.report(self, e);
+        }
+        series.retain(|s| !s.points.is_empty() || !s.histograms.is_empty());
         if !self.sh.delayed_name_removal() && (op.changes_metric_schema() || return_bool) {
             series = super::series::merge_same_labels(series)?;
         }
@@ -271,32 +395,32 @@ impl Evaluator<'_, '_> {
         (lo, ro, n)
     }
 
-    fn vector_set(
+    fn vector_set<'s, L: Lane<'s>>(
         &self,
         op: BinOp,
         m: &Matching,
-        l: Vec<StepSeries>,
-        r: Vec<StepSeries>,
+        mut lane: L,
+        l: &'s [StepSeries],
+        r: &'s [StepSeries],
     ) -> Result<Vec<StepSeries>, Error> {
-        let (lo, ro, nsig) = self.ordinals(m, &l, &r);
-        let mut lc = StepCursor::new(l.len());
-        let mut rc = StepCursor::new(r.len());
+        let (lo, ro, nsig) = self.ordinals(m, l, r);
+        let mut lc = L::cursor(l.len());
+        let mut rc = L::cursor(r.len());
         let mut present = vec![false; nsig];
-        let mut out = SeriesBuilder::new();
-        let mut lhs_step: Vec<(usize, f64)> = Vec::new();
-        let mut rhs_step: Vec<(usize, f64)> = Vec::new();
+        let mut lhs_step: Vec<(usize, L::V)> = Vec::new();
+        let mut rhs_step: Vec<(usize, L::V)> = Vec::new();
         for step in 0..self.nsteps() {
             self.sh.tick()?;
             let t = self.ts(step);
             lhs_step.clear();
             rhs_step.clear();
             for i in 0..l.len() {
-                if let Some(v) = lc.value_at(&l, i, t) {
+                if let Some(v) = L::read(&mut lc, l, i, t) {
                     lhs_step.push((i, v));
                 }
             }
             for i in 0..r.len() {
-                if let Some(v) = rc.value_at(&r, i, t) {
+                if let Some(v) = L::read(&mut rc, r, i, t) {
                     rhs_step.push((i, v));
                 }
             }
@@ -311,18 +435,18 @@ impl Evaluator<'_, '_> {
                     }
                     for &(i, v) in &lhs_step {
                         if present[lo[i]] {
-                            out.push(&l[i].labels, l[i].drop_name, t, v)?;
+                            lane.push_input(&l[i].labels, l[i].drop_name, t, v)?;
                         }
                     }
                 }
                 BinOp::Or => {
                     for &(i, v) in &lhs_step {
                         present[lo[i]] = true;
-                        out.push(&l[i].labels, l[i].drop_name, t, v)?;
+                        lane.push_input(&l[i].labels, l[i].drop_name, t, v)?;
                     }
                     for &(i, v) in &rhs_step {
                         if !present[ro[i]] {
-                            out.push(&r[i].labels, r[i].drop_name, t, v)?;
+                            lane.push_input(&r[i].labels, r[i].drop_name, t, v)?;
                         }
                     }
                 }
@@ -332,39 +456,41 @@ impl Evaluator<'_, '_> {
                     }
                     for &(i, v) in &lhs_step {
                         if !present[lo[i]] {
-                            out.push(&l[i].labels, l[i].drop_name, t, v)?;
+                            lane.push_input(&l[i].labels, l[i].drop_name, t, v)?;
                         }
                     }
                 }
             }
         }
-        let out = out.finish();
+        let out = lane.finish();
         self.sh.hold(super::series::total_points(&out))?;
         Ok(out)
     }
 
     /// Arithmetic and comparison between two vectors (Prometheus' `VectorBinop`).
-    fn vector_binop(
+    #[allow(clippy::too_many_arguments)]
+    fn vector_binop<'s, L: Lane<'s>>(
         &self,
+        e: &Expr,
         op: BinOp,
         m: &Matching,
         return_bool: bool,
-        l: Vec<StepSeries>,
-        r: Vec<StepSeries>,
+        mut lane: L,
+        l: &'s [StepSeries],
+        r: &'s [StepSeries],
     ) -> Result<Vec<StepSeries>, Error> {
-        let (lo, ro, nsig) = self.ordinals(m, &l, &r);
+        let (lo, ro, nsig) = self.ordinals(m, l, r);
         // For one-to-many, swap sides and account for it when computing values.
         let swapped = m.card == Card::OneToMany;
-        let (many, one, many_o, one_o) = if swapped { (&r, &l, &ro, &lo) } else { (&l, &r, &lo, &ro) };
-        let mut mc = StepCursor::new(many.len());
-        let mut oc = StepCursor::new(one.len());
-        let mut right: Vec<Option<(usize, f64)>> = vec![None; nsig];
+        let (many, one, many_o, one_o) = if swapped { (r, l, &ro, &lo) } else { (l, r, &lo, &ro) };
+        let mut mc = L::cursor(many.len());
+        let mut oc = L::cursor(one.len());
+        let mut right: Vec<Option<(usize, L::V)>> = vec![None; nsig];
         let mut state = MatchState { matched_one: vec![false; nsig], matched_many: vec![Vec::new(); nsig] };
         let mut result_labels: HashMap<(usize, usize), Labels> = HashMap::new();
-        let mut out = SeriesBuilder::new();
         let delayed = self.sh.delayed_name_removal();
-        let mut many_step: Vec<(usize, f64)> = Vec::new();
-        let mut one_step: Vec<(usize, f64)> = Vec::new();
+        let mut many_step: Vec<(usize, L::V)> = Vec::new();
+        let mut one_step: Vec<(usize, L::V)> = Vec::new();
         for step in 0..self.nsteps() {
             self.sh.tick()?;
             let t = self.ts(step);
@@ -372,12 +498,12 @@ impl Evaluator<'_, '_> {
             many_step.clear();
             one_step.clear();
             for i in 0..many.len() {
-                if let Some(v) = mc.value_at(many, i, t) {
+                if let Some(v) = L::read(&mut mc, many, i, t) {
                     many_step.push((i, v));
                 }
             }
             for i in 0..one.len() {
-                if let Some(v) = oc.value_at(one, i, t) {
+                if let Some(v) = L::read(&mut oc, one, i, t) {
                     one_step.push((i, v));
                 }
             }
@@ -409,7 +535,7 @@ impl Evaluator<'_, '_> {
                 let (j, rv) = match right[sig] {
                     Some((j, rv)) => (Some(j), rv),
                     None => match m.fill_rhs {
-                        Some(fill) => (None, fill),
+                        Some(fill) => (None, L::fill(fill)),
                         None => continue,
                     },
                 };
@@ -427,8 +553,7 @@ impl Evaluator<'_, '_> {
                         result_metric(&many[i].labels, &filled, op, m, !delayed && return_bool)
                     }
                 };
-                let st = &mut state;
-                st.apply(op, m, swapped, return_bool, sig, lv, rv, labels, t, &mut out)?;
+                state.apply(&mut lane, op, m, swapped, return_bool, sig, lv, rv, labels, t)?;
             }
             if let Some(fill) = m.fill_lhs {
                 for &(j, rv) in &one_step {
@@ -443,11 +568,12 @@ impl Evaluator<'_, '_> {
                     }
                     let filled = match_labels(&one[j].labels, m);
                     let labels = result_metric(&filled, &one[j].labels, op, m, !delayed && return_bool);
-                    state.apply(op, m, swapped, return_bool, sig, fill, rv, labels, t, &mut out)?;
+                    state.apply(&mut lane, op, m, swapped, return_bool, sig, L::fill(fill), rv, labels, t)?;
                 }
             }
+            lane.end_step(self, e);
         }
-        let out = out.finish();
+        let out = lane.finish();
         self.sh.hold(super::series::total_points(&out))?;
         Ok(out)
     }
@@ -469,26 +595,28 @@ impl MatchState {
     }
 
     /// Combines one matched pair (`lv` from the "many" side, `rv` from the
-    /// "one" side) into `out`, enforcing the matching's uniqueness rules
-    /// (Prometheus' `doBinOp`).
+    /// "one" side) into the lane's output, enforcing the matching's
+    /// uniqueness rules (Prometheus' `doBinOp`). A pair without result
+    /// (histograms the operator is not defined for) is left out before
+    /// those rules are checked, as Prometheus does.
     #[allow(clippy::too_many_arguments)]
-    fn apply(
+    fn apply<'s, L: Lane<'s>>(
         &mut self,
+        lane: &mut L,
         op: BinOp,
         m: &Matching,
         swapped: bool,
         return_bool: bool,
         sig: usize,
-        lv: f64,
-        rv: f64,
+        lv: L::V,
+        rv: L::V,
         labels: Labels,
         t: i64,
-        out: &mut SeriesBuilder,
     ) -> Result<(), Error> {
         let (fl, fr) = if swapped { (rv, lv) } else { (lv, rv) };
-        let (mut v, keep) = elem_binop(op, fl, fr);
+        let Some((mut v, keep)) = lane.combine(op, fl, fr) else { return Ok(()) };
         if return_bool {
-            v = if keep { 1.0 } else { 0.0 };
+            v = L::bool_value(keep);
         }
         if m.card == Card::OneToOne {
             if self.matched_one[sig] {
@@ -509,7 +637,7 @@ impl MatchState {
         if !keep && !return_bool {
             return Ok(());
         }
-        out.push(&labels, return_bool, t, v)
+        lane.push(&labels, return_bool, t, v)
     }
 }
 

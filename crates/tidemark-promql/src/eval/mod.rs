@@ -13,6 +13,7 @@
 
 mod aggregate;
 mod binary;
+mod binary_histogram;
 mod call;
 mod info;
 mod key_index;
@@ -31,7 +32,7 @@ use crate::annotations::{Annotation, Annotations, Position};
 use crate::engine::{QueryContext, QueryResult, QueryStats};
 use crate::error::Error;
 use crate::position::PositionMap;
-use crate::value::{RangeSeries, Value, VectorSample};
+use crate::value::{HistogramPoint, RangeSeries, Value, VectorSample};
 
 pub(crate) use series::{StepSeries, Val};
 
@@ -382,9 +383,13 @@ impl<'s, 'a> Evaluator<'s, 'a> {
             Val::Scalar(v) => Val::Scalar(vec![v[0]; n]),
             Val::Vector(mut series) => {
                 for s in &mut series {
-                    let Some(p) = s.points.first().copied() else { continue };
-                    self.sh.hold(n - 1)?;
-                    s.points = (0..n).map(|i| Sample { t: self.ts(i), v: p.v }).collect();
+                    if let Some(p) = s.points.first().copied() {
+                        self.sh.hold(n - 1)?;
+                        s.points = (0..n).map(|i| Sample { t: self.ts(i), v: p.v }).collect();
+                    } else if let Some(h) = s.histograms.pop() {
+                        self.sh.hold(n - 1)?;
+                        s.histograms = (0..n).map(|i| HistogramPoint { t: self.ts(i), h: h.h.clone() }).collect();
+                    }
                 }
                 Val::Vector(series)
             }
@@ -483,6 +488,7 @@ impl<'s, 'a> Evaluator<'s, 'a> {
                     for p in &mut s.points {
                         p.v = -p.v;
                     }
+                    binary_histogram::negate_histograms(&mut s.histograms);
                 }
                 if !self.sh.delayed_name_removal() {
                     series = series::merge_same_labels(series)?;
