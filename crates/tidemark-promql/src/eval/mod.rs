@@ -32,7 +32,7 @@ use crate::annotations::{Annotation, Annotations, Position};
 use crate::engine::{QueryContext, QueryResult, QueryStats};
 use crate::error::Error;
 use crate::position::PositionMap;
-use crate::value::{RangeSeries, Value, VectorSample};
+use crate::value::{HistogramPoint, RangeSeries, Value, VectorSample};
 
 pub(crate) use series::{StepSeries, Val};
 
@@ -383,9 +383,14 @@ impl<'s, 'a> Evaluator<'s, 'a> {
             Val::Scalar(v) => Val::Scalar(vec![v[0]; n]),
             Val::Vector(mut series) => {
                 for s in &mut series {
-                    let Some(p) = s.points.first().copied() else { continue };
-                    self.sh.hold(n - 1)?;
-                    s.points = (0..n).map(|i| Sample { t: self.ts(i), v: p.v }).collect();
+                    if let Some(p) = s.points.first().copied() {
+                        self.sh.hold(n - 1)?;
+                        s.points = (0..n).map(|i| Sample { t: self.ts(i), v: p.v }).collect();
+                    } else if let Some(h) = s.histograms.first() {
+                        self.sh.hold(n - 1)?;
+                        let h = h.h.clone();
+                        s.histograms = (0..n).map(|i| HistogramPoint { t: self.ts(i), h: h.clone() }).collect();
+                    }
                 }
                 Val::Vector(series)
             }
