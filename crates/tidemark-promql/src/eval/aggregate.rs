@@ -391,6 +391,13 @@ impl Evaluator<'_, '_> {
     /// it is computed (the model of Grafana Mimir's streaming engine). Peak
     /// memory is one state per group and step instead of one point per
     /// input series and step. Returns `None` if `e` cannot be streamed.
+    ///
+    /// A series with histogram points also folds them (see
+    /// `aggregate_histogram`): `sum`/`avg` into per-step histogram states
+    /// made for its group on first use, the other operators into the float
+    /// states (`count`, `group`) or nowhere (with an info). Series arrive in
+    /// the order the materialised path visits them at each step, so each
+    /// (group, step) sees its floats and histograms in the same order.
     fn aggregate_streaming(&self, op: Op, grouping: &Grouping, e: &Expr) -> Result<Option<Val>, Error> {
         if !matches!(op, Op::Sum | Op::Avg | Op::Count | Op::Min | Op::Max | Op::Group | Op::Stddev | Op::Stdvar) {
             return Ok(None);
@@ -550,6 +557,10 @@ impl Evaluator<'_, '_> {
         Ok(Val::Vector(out))
     }
 
+    /// `topk`, `bottomk`, `limitk` and `limit_ratio` over a materialised
+    /// input; `agg` is the aggregation (where topk/bottomk place the info
+    /// for an ignored histogram). `limitk`/`limit_ratio` keep histogram
+    /// samples as they are.
     fn aggregate_k(
         &self,
         agg: &Expr,
@@ -735,6 +746,8 @@ impl Evaluator<'_, '_> {
     /// could outweigh the input), for parameters that make `aggregate_k`
     /// fail or answer nothing (it evaluates its input first, so its errors
     /// come first), and for an expression that cannot be streamed.
+    /// Histogram points are ignored with Prometheus' info, placed at the
+    /// aggregation `agg` (`e` is its argument).
     fn aggregate_k_streaming(
         &self,
         op: Op,

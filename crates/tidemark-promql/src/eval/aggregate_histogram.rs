@@ -272,8 +272,8 @@ impl HistCell {
         CellResult::Histogram { h, collision }
     }
 
-    /// Whether the histograms of the group were combined into a value
-    /// (for `drop_name`).
+    /// Whether a series folded into the cell has its metric name to be
+    /// dropped (delayed name removal).
     pub(super) fn drop_name(&self) -> bool {
         self.drop_name
     }
