@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use tidemark_storage::{Labels, METRIC_NAME};
 
+use super::aggregate_histogram::{any_histograms, ignored_histogram_msg, HistCell, HistCursor, MixedBuilder};
 use super::call::LabelUse;
 use super::key_index::KeyIndex;
 use super::selector::Order;
@@ -15,9 +16,10 @@ use crate::error::Error;
 use crate::functions::kahan::kahan_sum_inc;
 use crate::functions::quantile::quantile;
 use crate::go_fmt::{format_float_f, go_g};
+use crate::value::HistogramPoint;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
+pub(super) enum Op {
     Sum,
     Avg,
     Min,
@@ -54,10 +56,30 @@ impl Op {
             _ => return None,
         })
     }
+
+    /// The operator's name in PromQL.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Op::Sum => "sum",
+            Op::Avg => "avg",
+            Op::Min => "min",
+            Op::Max => "max",
+            Op::Group => "group",
+            Op::Count => "count",
+            Op::Stddev => "stddev",
+            Op::Stdvar => "stdvar",
+            Op::Quantile => "quantile",
+            Op::CountValues => "count_values",
+            Op::Topk => "topk",
+            Op::Bottomk => "bottomk",
+            Op::Limitk => "limitk",
+            Op::LimitRatio => "limit_ratio",
+        }
+    }
 }
 
 /// How series are grouped.
-struct Grouping {
+pub(super) struct Grouping {
     without: bool,
     names: Vec<String>,
 }
@@ -112,7 +134,7 @@ impl Grouping {
 /// aggregation keeps one per group and step, and walks a group's states
 /// once per input series, so their size is memory traffic.
 #[derive(Debug, Clone, Copy, Default)]
-struct Fold {
+pub(super) struct Fold {
     /// `sum`, `avg` (while its sum is finite), `min`, `max`, `group` and the
     /// first value: the running result. `avg` once its sum overflowed: the
     /// running mean. `stddev`/`stdvar`: the sum of squared deviations.
@@ -122,16 +144,16 @@ struct Fold {
     aux: f64,
     /// Values folded (`avg`, `count`, `stddev`, `stdvar`).
     count: f64,
-    seen: bool,
+    pub(super) seen: bool,
     /// `avg` went over to an incremental mean (its sum overflowed).
     incremental_mean: bool,
-    drop_name: bool,
+    pub(super) drop_name: bool,
 }
 
 impl Fold {
     /// Folds one value into the group (Prometheus' `aggregation`, one step).
     #[inline(always)]
-    fn add(&mut self, op: Op, f: f64, drop_name: bool) {
+    pub(super) fn add(&mut self, op: Op, f: f64, drop_name: bool) {
         if !self.seen {
             *self = Fold { value: f, aux: 0.0, count: 1.0, seen: true, incremental_mean: false, drop_name };
             match op {
@@ -208,14 +230,14 @@ impl Fold {
 /// [`Fold`] plus the values `quantile` keeps: the state of one group at one
 /// step of a materialised aggregation.
 #[derive(Debug, Clone, Default)]
-struct GroupState {
-    fold: Fold,
+pub(super) struct GroupState {
+    pub(super) fold: Fold,
     values: Vec<f64>,
 }
 
 impl GroupState {
     /// Folds one value into the group (Prometheus' `aggregation`, one step).
-    fn add(&mut self, op: Op, f: f64, drop_name: bool) {
+    pub(super) fn add(&mut self, op: Op, f: f64, drop_name: bool) {
         if op == Op::Quantile {
             if !self.fold.seen {
                 self.values.clear();
@@ -226,7 +248,7 @@ impl GroupState {
     }
 
     /// The group's result; `q` is the quantile parameter at this step.
-    fn finish(&mut self, op: Op, q: f64) -> f64 {
+    pub(super) fn finish(&mut self, op: Op, q: f64) -> f64 {
         match op {
             Op::Quantile => quantile(q, &mut self.values),
             _ => self.fold.finish(op),
@@ -235,8 +257,8 @@ impl GroupState {
 }
 
 /// Scalar parameter of topk/bottomk/quantile/limitk/limit_ratio over all steps.
-struct Params {
-    values: Vec<f64>,
+pub(super) struct Params {
+    pub(super) values: Vec<f64>,
     min: f64,
     max: f64,
     any_nan: bool,
@@ -258,7 +280,8 @@ impl Params {
 }
 
 impl Evaluator<'_, '_> {
-    pub(crate) fn eval_aggregate(&self, a: &AggregateExpr) -> Result<Val, Error> {
+    /// Evaluates aggregation `a`, which is the node `e`.
+    pub(crate) fn eval_aggregate(&self, e: &Expr, a: &AggregateExpr) -> Result<Val, Error> {
         let op_name = a.op.to_string();
         let op = Op::from_name(&op_name)
             .ok_or_else(|| Error::InvalidQuery(format!("unknown aggregation operator {op_name:?}")))?;
@@ -276,7 +299,7 @@ impl Evaluator<'_, '_> {
             }
         }
         if let Some(p) = &params {
-            if let Some(v) = self.aggregate_k_streaming(op, &grouping, &a.expr, p)? {
+            if let Some(v) = self.aggregate_k_streaming(op, &grouping, e, &a.expr, p)? {
                 return Ok(v);
             }
         }
@@ -284,7 +307,7 @@ impl Evaluator<'_, '_> {
         match op {
             Op::Topk | Op::Bottomk | Op::Limitk | Op::LimitRatio => {
                 let params = params.ok_or_else(|| Error::InvalidQuery(format!("{op_name} needs a parameter")))?;
-                self.aggregate_k(a, op, &grouping, &input, params)
+                self.aggregate_k(e, a, op, &grouping, &input, params)
             }
             _ => {
                 if op == Op::Quantile {
@@ -302,12 +325,15 @@ impl Evaluator<'_, '_> {
                         }
                     }
                 }
+                if any_histograms(&input) {
+                    return self.aggregate_mixed(op, &grouping, &input, params.as_ref(), &a.expr);
+                }
                 self.aggregate(op, &grouping, &input, params.as_ref())
             }
         }
     }
 
-    fn groups_of(&self, grouping: &Grouping, input: &[StepSeries]) -> (Vec<Labels>, Vec<usize>) {
+    pub(super) fn groups_of(&self, grouping: &Grouping, input: &[StepSeries]) -> (Vec<Labels>, Vec<usize>) {
         let mut index = KeyIndex::new();
         let mut labels = Vec::new();
         let mut member = Vec::with_capacity(input.len());
@@ -365,6 +391,13 @@ impl Evaluator<'_, '_> {
     /// it is computed (the model of Grafana Mimir's streaming engine). Peak
     /// memory is one state per group and step instead of one point per
     /// input series and step. Returns `None` if `e` cannot be streamed.
+    ///
+    /// A series with histogram points also folds them (see
+    /// `aggregate_histogram`): `sum`/`avg` into per-step histogram states
+    /// made for its group on first use, the other operators into the float
+    /// states (`count`, `group`) or nowhere (with an info). Series arrive in
+    /// the order the materialised path visits them at each step, so each
+    /// (group, step) sees its floats and histograms in the same order.
     fn aggregate_streaming(&self, op: Op, grouping: &Grouping, e: &Expr) -> Result<Option<Val>, Error> {
         if !matches!(op, Op::Sum | Op::Avg | Op::Count | Op::Min | Op::Max | Op::Group | Op::Stddev | Op::Stdvar) {
             return Ok(None);
@@ -375,6 +408,9 @@ impl Evaluator<'_, '_> {
         let mut index = KeyIndex::new();
         let mut group_labels: Vec<Labels> = Vec::new();
         let mut states: Vec<Vec<Fold>> = Vec::new();
+        // Per group: its histogram states of `sum`/`avg`, one per step, made
+        // when a series of the group first brings histograms (else empty).
+        let mut hist_states: Vec<Vec<Option<HistCell>>> = Vec::new();
         // `count` and `group` into one group give the same answer whatever
         // order the series come in and whatever their labels (a count of
         // those with a point at each step; `drop_name` is or-ed): the
@@ -400,6 +436,7 @@ impl Evaluator<'_, '_> {
                 self.sh.hold(n)?;
                 group_labels.push(grouping.group_labels(&s.labels));
                 states.push(vec![Fold::default(); n]);
+                hist_states.push(Vec::new());
             }
             let cells = &mut states[g];
             let d = s.drop_name;
@@ -413,6 +450,9 @@ impl Evaluator<'_, '_> {
                 Op::Max => self.fold_series(cells, &s.points, |c, v| c.add(Op::Max, v, d)),
                 _ => self.fold_series(cells, &s.points, |c, v| c.add(op, v, d)),
             }
+            if !s.histograms.is_empty() {
+                self.fold_streamed_histograms(op, cells, &mut hist_states[g], &s, e)?;
+            }
             // Folded: the buffer serves the next series.
             self.sh.ctx.spare_points.give(s.points);
             Ok(())
@@ -420,20 +460,30 @@ impl Evaluator<'_, '_> {
         if !streamed {
             return Ok(None);
         }
-        self.sh.release(n * group_labels.len());
+        let with_histograms = hist_states.iter().filter(|h| !h.is_empty()).count();
+        self.sh.release(n * (group_labels.len() + with_histograms));
         let mut out = Vec::with_capacity(group_labels.len());
-        for (labels, cells) in group_labels.into_iter().zip(states) {
+        for ((labels, cells), hist_cells) in group_labels.into_iter().zip(states).zip(hist_states) {
             let mut drop_name = false;
             let mut points = Vec::new();
+            let mut histograms = Vec::new();
+            let mut hist_cells = hist_cells.into_iter();
             for (step, c) in cells.into_iter().enumerate() {
+                if let Some(cell) = hist_cells.next().flatten() {
+                    if let Some((h, d)) = self.finish_histogram_cell(op, cell, &c, e) {
+                        drop_name = d;
+                        histograms.push(HistogramPoint { t: self.ts(step), h });
+                    }
+                    continue;
+                }
                 if c.seen {
                     drop_name = c.drop_name;
                     points.push(tidemark_storage::Sample { t: self.ts(step), v: c.finish(op) });
                 }
             }
-            if !points.is_empty() {
-                self.sh.hold(points.len())?;
-                out.push(StepSeries { labels, drop_name, points, histograms: Vec::new() });
+            if !points.is_empty() || !histograms.is_empty() {
+                self.sh.hold(points.len() + histograms.len())?;
+                out.push(StepSeries { labels, drop_name, points, histograms });
             }
         }
         Ok(Some(Val::Vector(out)))
@@ -471,6 +521,7 @@ impl Evaluator<'_, '_> {
         }
         let input = self.eval_vector(&a.expr)?;
         let mut cur = StepCursor::new(input.len());
+        let mut hcur = HistCursor::new(input.len());
         let mut out = SeriesBuilder::new();
         for step in 0..self.nsteps() {
             self.sh.tick()?;
@@ -478,8 +529,16 @@ impl Evaluator<'_, '_> {
             let mut counts: Vec<(Labels, f64)> = Vec::new();
             let mut index: HashMap<Labels, usize> = HashMap::new();
             for (si, s) in input.iter().enumerate() {
-                let Some(f) = cur.value_at(&input, si, t) else { continue };
-                let with = s.labels.with(&label, &format_float_f(f)).map_err(|e| Error::InvalidQuery(e.to_string()))?;
+                // A histogram counts by its `String()` form.
+                let value = match cur.value_at(&input, si, t) {
+                    Some(f) => format_float_f(f),
+                    None if s.histograms.is_empty() => continue,
+                    None => match hcur.at(&input, si, t) {
+                        Some(h) => h.to_string(),
+                        None => continue,
+                    },
+                };
+                let with = s.labels.with(&label, &value).map_err(|e| Error::InvalidQuery(e.to_string()))?;
                 let g = grouping.group_labels(&with);
                 match index.get(&g) {
                     Some(&i) => counts[i].1 += 1.0,
@@ -498,8 +557,13 @@ impl Evaluator<'_, '_> {
         Ok(Val::Vector(out))
     }
 
+    /// `topk`, `bottomk`, `limitk` and `limit_ratio` over a materialised
+    /// input; `agg` is the aggregation (where topk/bottomk place the info
+    /// for an ignored histogram). `limitk`/`limit_ratio` keep histogram
+    /// samples as they are.
     fn aggregate_k(
         &self,
+        agg: &Expr,
         a: &AggregateExpr,
         op: Op,
         grouping: &Grouping,
@@ -548,6 +612,11 @@ impl Evaluator<'_, '_> {
         let ngroups = labels.len();
         let mut heaps: Vec<Vec<(f64, usize)>> = vec![Vec::new(); ngroups];
         let mut cur = StepCursor::new(input.len());
+        // Histogram samples: ignored by topk/bottomk, kept by limitk and
+        // limit_ratio (whose heap entries then carry an unused value).
+        let has_histograms = any_histograms(input);
+        let mut hcur = HistCursor::new(if has_histograms { input.len() } else { 0 });
+        let mut mixed_out = MixedBuilder::default();
         let instant = self.is_instant();
         let mut instant_out: Vec<StepSeries> = Vec::new();
         let mut out = SeriesBuilder::new();
@@ -570,7 +639,20 @@ impl Evaluator<'_, '_> {
             }
             let r = p.clamp(-1.0, 1.0);
             for (si, s) in input.iter().enumerate() {
-                let Some(f) = cur.value_at(input, si, t) else { continue };
+                let f = match cur.value_at(input, si, t) {
+                    Some(f) => f,
+                    None if s.histograms.is_empty() => continue,
+                    None => {
+                        if hcur.at(input, si, t).is_none() {
+                            continue;
+                        }
+                        if matches!(op, Op::Topk | Op::Bottomk) {
+                            self.sh.info(ignored_histogram_msg(op.name()), agg);
+                            continue;
+                        }
+                        0.0
+                    }
+                };
                 let h = &mut heaps[member[si]];
                 match op {
                     Op::Topk => {
@@ -614,20 +696,34 @@ impl Evaluator<'_, '_> {
                 }
                 for &(f, si) in h.iter() {
                     let s = &input[si];
-                    if instant {
-                        instant_out.push(StepSeries {
+                    let hist = if has_histograms && !s.histograms.is_empty() { hcur.at(input, si, t) } else { None };
+                    match (hist, instant) {
+                        (Some(hist), true) => instant_out.push(StepSeries {
+                            labels: s.labels.clone(),
+                            drop_name: s.drop_name,
+                            points: Vec::new(),
+                            histograms: vec![HistogramPoint { t, h: hist.clone() }],
+                        }),
+                        (Some(hist), false) => mixed_out.push_histogram(&s.labels, s.drop_name, t, hist.clone())?,
+                        (None, true) => instant_out.push(StepSeries {
                             labels: s.labels.clone(),
                             drop_name: s.drop_name,
                             points: vec![tidemark_storage::Sample { t, v: f }],
                             histograms: Vec::new(),
-                        });
-                    } else {
-                        out.push(&s.labels, s.drop_name, t, f)?;
+                        }),
+                        (None, false) if has_histograms => mixed_out.push(&s.labels, s.drop_name, t, f)?,
+                        (None, false) => out.push(&s.labels, s.drop_name, t, f)?,
                     }
                 }
             }
         }
-        let result = if instant { instant_out } else { out.finish() };
+        let result = if instant {
+            instant_out
+        } else if has_histograms {
+            mixed_out.finish()
+        } else {
+            out.finish()
+        };
         self.sh.hold(super::series::total_points(&result))?;
         Ok(Val::Vector(result))
     }
@@ -650,10 +746,13 @@ impl Evaluator<'_, '_> {
     /// could outweigh the input), for parameters that make `aggregate_k`
     /// fail or answer nothing (it evaluates its input first, so its errors
     /// come first), and for an expression that cannot be streamed.
+    /// Histogram points are ignored with Prometheus' info, placed at the
+    /// aggregation `agg` (`e` is its argument).
     fn aggregate_k_streaming(
         &self,
         op: Op,
         grouping: &Grouping,
+        agg: &Expr,
         e: &Expr,
         params: &Params,
     ) -> Result<Option<Val>, Error> {
@@ -676,7 +775,10 @@ impl Evaluator<'_, '_> {
         let mut held = 0usize;
         let streamed = self.try_stream(e, Order::Labels, LabelUse::All, &mut |s| {
             self.sh.tick()?;
-            let StepSeries { labels, drop_name, points, .. } = s;
+            let StepSeries { labels, drop_name, points, histograms } = s;
+            if !histograms.is_empty() {
+                self.sh.info(ignored_histogram_msg(op.name()), agg);
+            }
             let si = members.len();
             let mut entered = false;
             // Streamed points lie on the grid, oldest first; a point off

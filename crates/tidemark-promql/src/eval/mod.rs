@@ -12,6 +12,7 @@
 //! repeated for every step, as Prometheus does.
 
 mod aggregate;
+mod aggregate_histogram;
 mod binary;
 mod binary_histogram;
 mod call;
@@ -431,7 +432,7 @@ impl<'s, 'a> Evaluator<'s, 'a> {
                 Ok(Val::Matrix(out))
             }
             Expr::Call(c) => self.eval_call(e, c),
-            Expr::Aggregate(a) => self.eval_aggregate(a),
+            Expr::Aggregate(a) => self.eval_aggregate(e, a),
             Expr::Binary(b) => self.eval_binary(e, b),
             Expr::Extension(_) => Err(Error::InvalidQuery("extension expressions are not supported".into())),
         }
