@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use promql_parser::label::MatchOp as ParserOp;
 use promql_parser::parser::{Call, Expr, VectorSelector};
 use tidemark_storage::chunkenc::Extreme;
+use tidemark_storage::histogram::FloatHistogram;
 use tidemark_storage::{Labels, Sample, METRIC_NAME};
 
 use super::selector::{load_extreme_samples, load_samples, StepGrid};
@@ -13,6 +14,7 @@ use super::{drop_metric_name, duration_ms, offset_ms, unparen, Evaluator, StepSe
 use crate::error::Error;
 use crate::functions::histogram::{bucket_fraction, bucket_quantile, Bucket};
 use crate::functions::math::{go_max, go_min, rfc3339_utc, MathFunction};
+use crate::functions::native_histogram;
 use crate::functions::range::{counter_resets, validate_smoothing_args, RangeFunction, RangeWindow};
 use crate::go_fmt::{format_openmetrics_float, go_g, go_g_precision};
 
@@ -34,6 +36,25 @@ struct MonotonicityFix {
     max_bucket: f64,
     max_diff: f64,
     count: usize,
+}
+
+/// One histogram handed to `histogram_quantile` and its kin.
+enum HistInput<'a> {
+    /// The buckets of a classic histogram (series differing only in `le`),
+    /// in no particular order.
+    Classic(&'a mut Vec<Bucket>),
+    /// A native histogram.
+    Native(&'a FloatHistogram),
+}
+
+/// `msg` with ` for metric name "name"` appended unless `name` is empty
+/// (Prometheus' `maybeAddMetricName`).
+pub(crate) fn with_metric_name(msg: &str, name: &str) -> String {
+    if name.is_empty() {
+        msg.to_string()
+    } else {
+        format!("{msg} for metric name {name:?}")
+    }
 }
 
 /// Where the range-vector argument of a call comes from.
@@ -109,14 +130,9 @@ impl Evaluator<'_, '_> {
                 return Ok(Val::Scalar(a.iter().zip(&b).map(|(&x, &y)| f(x, y)).collect()));
             }
             "histogram_fraction" => return self.eval_histogram_fraction(&args),
-            "histogram_count" | "histogram_sum" | "histogram_avg" => {
+            "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" => {
                 let p = super::native::HistogramProperty::from_name(name).ok_or_else(|| unsupported(name))?;
                 return self.eval_histogram_property(p, args[0]);
-            }
-            "histogram_stddev" | "histogram_stdvar" => {
-                // These read native histograms only; float samples are ignored.
-                let _ = self.eval_vector(args[0])?;
-                return Ok(Val::Vector(Vec::new()));
             }
             "days_in_month" | "day_of_month" | "day_of_week" | "day_of_year" | "hour" | "minute" | "month" | "year"
                 if args.is_empty() =>
@@ -426,13 +442,14 @@ impl Evaluator<'_, '_> {
         Ok(Val::Vector(series))
     }
 
-    /// Groups classic-histogram bucket series per step and calls `f` with
-    /// each group's buckets.
+    /// Groups the histograms of `series` per step and calls `f` with each:
+    /// classic ones as the buckets of the series that differ only in `le`,
+    /// native ones one by one (Prometheus' `resetHistograms`).
     fn per_histogram(
         &self,
         series: &[StepSeries],
         arg: &Expr,
-        f: impl FnMut(&mut Vec<Bucket>, &Labels, i64, usize) -> Result<Option<f64>, Error>,
+        f: impl FnMut(HistInput<'_>, &Labels, i64, usize) -> Result<Option<f64>, Error>,
     ) -> Result<Vec<StepSeries>, Error> {
         self.per_histogram_variants(series, arg, None, f)
     }
@@ -440,18 +457,28 @@ impl Evaluator<'_, '_> {
     /// Like [`per_histogram`](Self::per_histogram), but calls `f` once per
     /// variant (index into `variants.1`) and labels each output with
     /// `variants.0 = variants.1[i]`.
+    ///
+    /// At a step where a native histogram has the labels of a classic
+    /// histogram's buckets (without `le`), neither is evaluated and the
+    /// "mix of classic and native histograms" warning is given. Native
+    /// histograms come first in each step's output, as in Prometheus.
     fn per_histogram_variants(
         &self,
         series: &[StepSeries],
         arg: &Expr,
         variants: Option<(&str, &[String])>,
-        mut f: impl FnMut(&mut Vec<Bucket>, &Labels, i64, usize) -> Result<Option<f64>, Error>,
+        mut f: impl FnMut(HistInput<'_>, &Labels, i64, usize) -> Result<Option<f64>, Error>,
     ) -> Result<Vec<StepSeries>, Error> {
-        // Group series by labels without `le`; remember each one's bound.
+        let delayed = self.sh.delayed_name_removal();
+        // Group float series by labels without `le`; remember each one's bound.
         let mut groups: HashMap<Labels, usize> = HashMap::new();
         let mut group_labels: Vec<Labels> = Vec::new();
         let mut member: Vec<Option<(usize, f64)>> = Vec::with_capacity(series.len());
         for s in series {
+            if s.points.is_empty() {
+                member.push(None);
+                continue;
+            }
             let le = s.labels.get("le").unwrap_or("");
             match parse_go_float(le) {
                 Some(bound) => {
@@ -463,7 +490,7 @@ impl Evaluator<'_, '_> {
                     member.push(Some((g, bound)));
                 }
                 None => {
-                    let name = if self.sh.delayed_name_removal() { s.labels.metric_name().unwrap_or("") } else { "" };
+                    let name = if delayed { s.labels.metric_name().unwrap_or("") } else { "" };
                     let mut msg = format!("bucket label \"le\" is missing or has a malformed value of {le:?}");
                     if !name.is_empty() {
                         msg.push_str(&format!(" for metric name {name:?}"));
@@ -473,9 +500,37 @@ impl Evaluator<'_, '_> {
                 }
             }
         }
+        // Series holding native histograms, with the classic group of the
+        // same labels if there is one, and a cursor into their points.
+        let natives: Vec<(usize, Option<usize>)> = series
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.histograms.is_empty())
+            .map(|(i, s)| (i, groups.get(&s.labels).copied()))
+            .collect();
+        let mut native_pos = vec![0usize; natives.len()];
+        let native_labels: Vec<Labels> = natives
+            .iter()
+            .map(|&(i, _)| {
+                let mut l = series[i].labels.clone();
+                if !delayed {
+                    drop_metric_name(&mut l);
+                }
+                l
+            })
+            .collect();
         let mut buckets: Vec<Vec<Bucket>> = vec![Vec::new(); group_labels.len()];
         let mut cur = StepCursor::new(series.len());
         let mut out = SeriesBuilder::new();
+        let nvariants = variants.map_or(1, |(_, v)| v.len());
+        let labelled = |labels: &Labels, variant: usize| -> Result<Labels, Error> {
+            match variants {
+                Some((name, values)) => {
+                    labels.with(name, &values[variant]).map_err(|e| Error::InvalidQuery(e.to_string()))
+                }
+                None => Ok(labels.clone()),
+            }
+        };
         for step in 0..self.nsteps() {
             let t = self.ts(step);
             for b in &mut buckets {
@@ -487,22 +542,40 @@ impl Evaluator<'_, '_> {
                     buckets[g].push(Bucket { upper_bound: bound, count: v });
                 }
             }
-            let nvariants = variants.map_or(1, |(_, v)| v.len());
+            for (k, &(i, g)) in natives.iter().enumerate() {
+                let hs = &series[i].histograms;
+                let p = &mut native_pos[k];
+                while *p < hs.len() && hs[*p].t < t {
+                    *p += 1;
+                }
+                let Some(h) = hs.get(*p).filter(|h| h.t == t) else { continue };
+                if let Some(g) = g.filter(|&g| !buckets[g].is_empty()) {
+                    let name = if delayed { series[i].labels.metric_name().unwrap_or("") } else { "" };
+                    let mut msg = "vector contains a mix of classic and native histograms".to_string();
+                    if !name.is_empty() {
+                        msg.push_str(&format!(" for metric name {name:?}"));
+                    }
+                    self.sh.warn(msg, arg);
+                    buckets[g].clear();
+                    continue;
+                }
+                for variant in 0..nvariants {
+                    if let Some(v) = f(HistInput::Native(&h.h), &series[i].labels, t, variant)? {
+                        out.push(&labelled(&native_labels[k], variant)?, true, t, v)?;
+                    }
+                }
+            }
             for (g, b) in buckets.iter_mut().enumerate() {
                 if b.is_empty() {
                     continue;
                 }
                 for variant in 0..nvariants {
-                    if let Some(v) = f(b, &group_labels[g], t, variant)? {
+                    if let Some(v) = f(HistInput::Classic(b), &group_labels[g], t, variant)? {
                         let mut labels = group_labels[g].clone();
-                        if !self.sh.delayed_name_removal() {
+                        if !delayed {
                             drop_metric_name(&mut labels);
                         }
-                        if let Some((name, values)) = variants {
-                            labels =
-                                labels.with(name, &values[variant]).map_err(|e| Error::InvalidQuery(e.to_string()))?;
-                        }
-                        out.push(&labels, true, t, v)?;
+                        out.push(&labelled(&labels, variant)?, true, t, v)?;
                     }
                 }
             }
@@ -530,12 +603,36 @@ impl Evaluator<'_, '_> {
         let args = [phis[0], vector];
         let names: Vec<String> = qs.iter().map(|q| format_openmetrics_float(q[0])).collect();
         let variants = label.map(|l| (l, names.as_slice()));
+        let delayed = self.sh.delayed_name_removal();
         let mut monotonicity: std::collections::BTreeMap<String, MonotonicityFix> = Default::default();
-        let out = self.per_histogram_variants(&series, vector, variants, |b, labels, t, variant| {
+        let out = self.per_histogram_variants(&series, vector, variants, |input, labels, t, variant| {
             let phi = qs[variant][self.step_of(t)];
+            let b = match input {
+                HistInput::Native(h) => {
+                    let r = native_histogram::histogram_quantile(phi, h);
+                    let name = if delayed { labels.metric_name().unwrap_or("") } else { "" };
+                    if r.nan_result {
+                        self.sh.info(
+                            with_metric_name("input to histogram_quantile has NaN observations, result is NaN", name),
+                            vector,
+                        );
+                    }
+                    if r.nan_skew {
+                        self.sh.info(
+                            with_metric_name(
+                                "input to histogram_quantile has NaN observations, result is skewed higher",
+                                name,
+                            ),
+                            vector,
+                        );
+                    }
+                    return Ok(Some(r.value));
+                }
+                HistInput::Classic(b) => b,
+            };
             let r = bucket_quantile(phi, b);
             if r.forced_monotonicity {
-                let name = if self.sh.delayed_name_removal() { labels.metric_name().unwrap_or("") } else { "" };
+                let name = if delayed { labels.metric_name().unwrap_or("") } else { "" };
                 let m = monotonicity.entry(name.to_string()).or_insert(MonotonicityFix {
                     min_t: t,
                     max_t: t,
@@ -576,9 +673,26 @@ impl Evaluator<'_, '_> {
         let lower = self.eval_scalar(args[0])?;
         let upper = self.eval_scalar(args[1])?;
         let series = self.eval_vector(args[2])?;
-        let out = self.per_histogram(&series, args[2], |b, _, t, _| {
+        let delayed = self.sh.delayed_name_removal();
+        let out = self.per_histogram(&series, args[2], |input, labels, t, _| {
             let step = self.step_of(t);
-            Ok(Some(bucket_fraction(lower[step], upper[step], b)))
+            Ok(Some(match input {
+                HistInput::Classic(b) => bucket_fraction(lower[step], upper[step], b),
+                HistInput::Native(h) => {
+                    let r = native_histogram::histogram_fraction(lower[step], upper[step], h);
+                    if r.nan_observations {
+                        let name = if delayed { labels.metric_name().unwrap_or("") } else { "" };
+                        self.sh.info(
+                            with_metric_name(
+                                "input to histogram_fraction has NaN observations, which are excluded from all fractions",
+                                name,
+                            ),
+                            args[2],
+                        );
+                    }
+                    r.value
+                }
+            }))
         })?;
         Ok(Val::Vector(out))
     }
