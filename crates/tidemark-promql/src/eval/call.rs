@@ -8,15 +8,17 @@ use tidemark_storage::chunkenc::Extreme;
 use tidemark_storage::histogram::FloatHistogram;
 use tidemark_storage::{Labels, Sample, METRIC_NAME};
 
-use super::selector::{load_extreme_samples, load_samples, StepGrid};
+use super::selector::{load_extreme_samples, load_mixed_samples, load_samples, StepGrid};
 use super::series::{asc_nan_last, desc_nan_last, merge_same_labels, SeriesBuilder, StepCursor, DUPLICATE_LABELSET};
 use super::{drop_metric_name, duration_ms, offset_ms, unparen, Evaluator, StepSeries, Val};
 use crate::error::Error;
 use crate::functions::histogram::{bucket_fraction, bucket_quantile, Bucket};
+use crate::functions::histogram_range::{MixedValue, MixedWindow, Notes};
 use crate::functions::math::{go_max, go_min, rfc3339_utc, MathFunction};
 use crate::functions::native_histogram;
 use crate::functions::range::{counter_resets, validate_smoothing_args, RangeFunction, RangeWindow};
 use crate::go_fmt::{format_openmetrics_float, go_g, go_g_precision};
+use crate::value::HistogramPoint;
 
 /// Longest label value `label_replace` and `label_join` may make. Each can
 /// multiply the length of what it reads (`label_join(x, "a", "", "a", "a")`
@@ -700,7 +702,7 @@ impl Evaluator<'_, '_> {
     fn eval_range_function(&self, c: &Call, f: RangeFunction, args: &[&Expr]) -> Result<Val, Error> {
         let mut out = Vec::new();
         self.stream_range_function(c, f, args, LabelUse::All, &mut |s| {
-            self.sh.hold(s.points.len())?;
+            self.sh.hold(s.points.len() + s.histograms.len())?;
             out.push(s);
             Ok(())
         })?;
@@ -790,6 +792,37 @@ impl Evaluator<'_, '_> {
             })?;
             err.map_or(Ok(points), Err)
         };
+        // One series holding histograms (rarely taken: floats-only series
+        // never come here): floats and histograms per window.
+        let compute_mixed = |floats: &[Sample],
+                             hists: &[HistogramPoint],
+                             range: i64,
+                             offset: i64,
+                             at: Option<i64>|
+         -> Result<MixedOut, Error> {
+            let mut out = MixedOut::default();
+            let mut argv = vec![0.0; scalars.len()];
+            let mut err = None;
+            for_each_mixed_window(grid, floats, hists, (range, offset, at), &interrupt, |step, w| {
+                for (slot, vals) in argv.iter_mut().zip(&scalars) {
+                    *slot = vals[step];
+                }
+                if smoothing && err.is_none() {
+                    if let Err(e) = validate_smoothing_args(argv[0], argv[1]) {
+                        err = Some(Error::InvalidQuery(e));
+                    }
+                }
+                match f.eval_mixed(w, &argv, &mut out.notes) {
+                    Some(MixedValue::Float(v)) => out.points.push(Sample { t: w.eval_t, v }),
+                    Some(MixedValue::Histogram(h)) => out.histograms.push(HistogramPoint { t: w.eval_t, h }),
+                    None => {}
+                }
+            })?;
+            err.map_or(Ok(out), Err)
+        };
+        // Where a range function's annotations point: its range argument
+        // (Prometheus points `quantile_over_time`'s at its first argument).
+        let note_at = if f == RangeFunction::QuantileOverTime { args[0] } else { args[mi] };
         // Without delayed name removal, two outputs with the same labels are
         // an error, as in Prometheus. Series selected with one metric name
         // cannot collide: the storage holds each label set once, and
@@ -823,7 +856,22 @@ impl Evaluator<'_, '_> {
             }
             not_counter
         };
-        let mut emit = |labels: Labels, drop: bool, points: Vec<Sample>, not_counter: Option<String>| {
+        let mut emit_mixed = |labels: Labels, drop: bool, out: MixedOut, not_counter: Option<String>| {
+            let MixedOut { points, histograms, notes, metric } = out;
+            for n in notes.iter() {
+                let msg = n.message(&metric);
+                if n.is_warning() {
+                    self.sh.warn(msg, note_at);
+                } else {
+                    self.sh.info(msg, note_at);
+                }
+            }
+            if points.is_empty() && histograms.is_empty() {
+                ctx.spare_points.give(points);
+                return Ok(());
+            }
+            // Prometheus' counter hint is only about float outputs.
+            let not_counter = if points.is_empty() { None } else { not_counter };
             if let Some(metric) = not_counter {
                 self.sh.info(
                     format!(
@@ -835,7 +883,7 @@ impl Evaluator<'_, '_> {
             if check_unique && !seen_labels.find_or_insert(labels.encoded()).1 {
                 return Err(Error::Execution(DUPLICATE_LABELSET.into()));
             }
-            sink(StepSeries { labels, drop_name: drop, points, histograms: Vec::new() })
+            sink(StepSeries { labels, drop_name: drop, points, histograms })
         };
         match range_arg {
             RangeArg::Selector(ms) => {
@@ -868,7 +916,7 @@ impl Evaluator<'_, '_> {
                             self.sh.tick()?;
                             let mut points = ctx.spare_points.take(1);
                             points.push(p);
-                            emit(labels, drop, points, not_counter)?;
+                            emit_mixed(labels, drop, MixedOut::floats(points), not_counter)?;
                         }
                         return Ok(());
                     }
@@ -877,21 +925,30 @@ impl Evaluator<'_, '_> {
                 self.map_series(
                     selected,
                     |s, buf| {
+                        if s.samples.has_histograms() {
+                            let mut hbuf = Vec::new();
+                            let read = load_mixed_samples(s, buf, &mut hbuf, true)?;
+                            let hists: Vec<HistogramPoint> =
+                                hbuf.iter().map(|h| HistogramPoint { t: h.t, h: h.h.to_float() }).collect();
+                            let mut out = compute_mixed(buf, &hists, range, offset, at)?;
+                            if !out.notes.is_empty() {
+                                out.metric = s.labels.metric_name().unwrap_or("").to_string();
+                            }
+                            let has_output = !out.points.is_empty() || !out.histograms.is_empty();
+                            let not_counter = if has_output { relabel(&mut s.labels, drop) } else { None };
+                            return Ok((read, (out, not_counter)));
+                        }
                         let read = match extreme {
                             Some((e, mint, maxt)) => load_extreme_samples(s, buf, e, mint, maxt)?,
                             None => load_samples(s, buf, true)?,
                         };
                         let points = compute(buf, range, offset, at)?;
                         let not_counter = if points.is_empty() { None } else { relabel(&mut s.labels, drop) };
-                        Ok((read, (points, not_counter)))
+                        Ok((read, (MixedOut::floats(points), not_counter)))
                     },
-                    |labels, read, (points, not_counter)| {
+                    |labels, read, (out, not_counter)| {
                         self.sh.count_read(read);
-                        if points.is_empty() {
-                            ctx.spare_points.give(points);
-                            return Ok(());
-                        }
-                        emit(labels, drop, points, not_counter)
+                        emit_mixed(labels, drop, out, not_counter)
                     },
                 )?;
             }
@@ -902,15 +959,23 @@ impl Evaluator<'_, '_> {
                 let (series, held) = self.eval_subquery(sq)?;
                 for s in series {
                     self.sh.tick()?;
-                    let points = compute(&s.points, range, offset, at)?;
-                    if points.is_empty() {
-                        ctx.spare_points.give(points);
+                    let out = if s.histograms.is_empty() {
+                        MixedOut::floats(compute(&s.points, range, offset, at)?)
+                    } else {
+                        let mut out = compute_mixed(&s.points, &s.histograms, range, offset, at)?;
+                        if !out.notes.is_empty() {
+                            out.metric = s.labels.metric_name().unwrap_or("").to_string();
+                        }
+                        out
+                    };
+                    if out.points.is_empty() && out.histograms.is_empty() {
+                        emit_mixed(s.labels, false, out, None)?;
                         continue;
                     }
                     let drop = !keeps_name || s.drop_name;
                     let mut labels = s.labels;
                     let not_counter = relabel(&mut labels, drop);
-                    emit(labels, drop, points, not_counter)?;
+                    emit_mixed(labels, drop, out, not_counter)?;
                 }
                 self.sh.release(held);
             }
@@ -969,6 +1034,70 @@ impl Evaluator<'_, '_> {
         }
         Ok(Some(sel))
     }
+}
+
+/// A range function's output for one series: float and histogram points,
+/// the notes raised, and the series' metric name for them (set only when
+/// there are notes).
+#[derive(Default)]
+struct MixedOut {
+    points: Vec<Sample>,
+    histograms: Vec<HistogramPoint>,
+    notes: Notes,
+    metric: String,
+}
+
+impl MixedOut {
+    fn floats(points: Vec<Sample>) -> MixedOut {
+        MixedOut { points, ..MixedOut::default() }
+    }
+}
+
+/// Calls `f(step, window)` for every step whose window `(end - range, end]`
+/// (`window` = `(range, offset, at)`; `end` = the step's time or `at`,
+/// minus `offset`) holds a float or a
+/// histogram; [`StepGrid::for_each_window`] over two sample lists.
+fn for_each_mixed_window(
+    grid: StepGrid,
+    floats: &[Sample],
+    hists: &[HistogramPoint],
+    window: (i64, i64, Option<i64>),
+    interrupt: &(dyn Fn() -> Result<(), Error> + Sync),
+    mut f: impl FnMut(usize, &MixedWindow<'_>),
+) -> Result<(), Error> {
+    let (range, offset, at) = window;
+    let (mut flo, mut fhi, mut hlo, mut hhi) = (0usize, 0usize, 0usize, 0usize);
+    for step in 0..grid.nsteps {
+        if step % 1024 == 1023 {
+            interrupt()?;
+        }
+        let ts = grid.start + step as i64 * grid.interval;
+        let end = at.unwrap_or(ts) - offset;
+        let start = end - range;
+        while fhi < floats.len() && floats[fhi].t <= end {
+            fhi += 1;
+        }
+        while flo < fhi && floats[flo].t <= start {
+            flo += 1;
+        }
+        while hhi < hists.len() && hists[hhi].t <= end {
+            hhi += 1;
+        }
+        while hlo < hhi && hists[hlo].t <= start {
+            hlo += 1;
+        }
+        if flo < fhi || hlo < hhi {
+            let w = MixedWindow {
+                floats: &floats[flo..fhi],
+                histograms: &hists[hlo..hhi],
+                eval_t: ts,
+                range_start: start,
+                range_end: end,
+            };
+            f(step, &w);
+        }
+    }
+    Ok(())
 }
 
 /// Fewest pushed-down outputs per thread that edit their labels on several
