@@ -347,6 +347,9 @@ impl Evaluator<'_, '_> {
             for p in &s.points {
                 present[self.step_of(p.t)] = true;
             }
+            for h in &s.histograms {
+                present[self.step_of(h.t)] = true;
+            }
         }
         let points: Vec<Sample> = (0..n).filter(|&i| !present[i]).map(|i| Sample { t: self.ts(i), v: 1.0 }).collect();
         if points.is_empty() {
@@ -375,9 +378,18 @@ impl Evaluator<'_, '_> {
             (Expr::MatrixSelector(ms), _) => {
                 let (lo, hi) = self.window_bounds(range, offset, at);
                 let mut buf = Vec::new();
+                let mut hbuf = Vec::new();
                 for mut s in self.select(&ms.vs, lo + 1, hi)? {
                     self.sh.tick()?;
-                    self.load(&mut s, &mut buf, true)?;
+                    if s.samples.has_histograms() {
+                        let read = load_mixed_samples(&mut s, &mut buf, &mut hbuf, true)?;
+                        self.sh.count_read(read);
+                        // Only the times matter: histograms join as samples.
+                        buf.extend(hbuf.iter().map(|h| Sample { t: h.t, v: 0.0 }));
+                        buf.sort_by_key(|p| p.t);
+                    } else {
+                        self.load(&mut s, &mut buf, true)?;
+                    }
                     mark(&buf)?;
                 }
             }
@@ -385,6 +397,10 @@ impl Evaluator<'_, '_> {
                 let (series, _) = self.eval_subquery(sq)?;
                 for s in &series {
                     mark(&s.points)?;
+                    if !s.histograms.is_empty() {
+                        let times: Vec<Sample> = s.histograms.iter().map(|h| Sample { t: h.t, v: 0.0 }).collect();
+                        mark(&times)?;
+                    }
                 }
             }
             _ => unreachable!("checked above"),
@@ -414,6 +430,13 @@ impl Evaluator<'_, '_> {
             self.sh.warn("sort is ineffective for range queries since results are always ordered by labels", call_expr);
         }
         let mut series = self.eval_vector(args[0])?;
+        if name == "sort" || name == "sort_desc" {
+            // Prometheus sorts floats only: histogram samples are dropped.
+            for s in &mut series {
+                s.histograms.clear();
+            }
+            series.retain(|s| !s.points.is_empty());
+        }
         if !self.is_instant() {
             return Ok(Val::Vector(series));
         }

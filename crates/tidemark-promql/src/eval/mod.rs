@@ -31,7 +31,7 @@ use crate::annotations::{Annotation, Annotations, Position};
 use crate::engine::{QueryContext, QueryResult, QueryStats};
 use crate::error::Error;
 use crate::position::PositionMap;
-use crate::value::{RangeSeries, Value, VectorSample};
+use crate::value::{HistogramPoint, RangeSeries, Value, VectorSample};
 
 pub(crate) use series::{StepSeries, Val};
 
@@ -382,6 +382,12 @@ impl<'s, 'a> Evaluator<'s, 'a> {
             Val::Scalar(v) => Val::Scalar(vec![v[0]; n]),
             Val::Vector(mut series) => {
                 for s in &mut series {
+                    if let Some(h) = s.histograms.first() {
+                        self.sh.hold(n - 1)?;
+                        let h = h.h.clone();
+                        s.histograms = (0..n).map(|i| HistogramPoint { t: self.ts(i), h: h.clone() }).collect();
+                        continue;
+                    }
                     let Some(p) = s.points.first().copied() else { continue };
                     self.sh.hold(n - 1)?;
                     s.points = (0..n).map(|i| Sample { t: self.ts(i), v: p.v }).collect();
@@ -419,7 +425,8 @@ impl<'s, 'a> Evaluator<'s, 'a> {
                 let mut out = Vec::with_capacity(series.len());
                 for mut s in series {
                     s.points.retain(|p| p.t > t - range && p.t <= t);
-                    if !s.points.is_empty() {
+                    s.histograms.retain(|p| p.t > t - range && p.t <= t);
+                    if !s.points.is_empty() || !s.histograms.is_empty() {
                         out.push(s);
                     }
                 }
