@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use promql_parser::label::MatchOp as ParserOp;
 use promql_parser::parser::{Call, Expr, VectorSelector};
 use tidemark_storage::chunkenc::Extreme;
-use tidemark_storage::histogram::FloatHistogram;
+use tidemark_storage::histogram::{CounterResetHint, FloatHistogram};
 use tidemark_storage::{Labels, Sample, METRIC_NAME};
 
 use super::selector::{load_extreme_samples, load_mixed_samples, load_samples, StepGrid};
@@ -980,8 +980,19 @@ impl Evaluator<'_, '_> {
                 let offset = offset_ms(&sq.offset);
                 let at = self.at_ms(&sq.at);
                 let (series, held) = self.eval_subquery(sq)?;
-                for s in series {
+                for mut s in series {
                     self.sh.tick()?;
+                    // As in Prometheus, explicit reset hints do not survive
+                    // a subquery: it may skip the sample with the reset, or
+                    // return it several times.
+                    for h in &mut s.histograms {
+                        if matches!(
+                            h.h.counter_reset_hint,
+                            CounterResetHint::CounterReset | CounterResetHint::NotCounterReset
+                        ) {
+                            h.h.counter_reset_hint = CounterResetHint::Unknown;
+                        }
+                    }
                     let out = if s.histograms.is_empty() {
                         MixedOut::floats(compute(&s.points, range, offset, at)?)
                     } else {
