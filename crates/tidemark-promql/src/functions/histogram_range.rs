@@ -707,4 +707,87 @@ mod tests {
         assert!(Note::MixedExponentialCustom.is_warning());
         assert!(!Note::IgnoredInMixedRange.is_warning());
     }
+
+    #[test]
+    fn delta_of_gauges_is_quiet_and_of_counters_warns() {
+        let mut g1 = h(1.0, &[1.0]);
+        g1.counter_reset_hint = CounterResetHint::Gauge;
+        let mut g2 = h(4.0, &[4.0]);
+        g2.counter_reset_hint = CounterResetHint::Gauge;
+        let hs = pts(&[(0, g1), (60_000, g2)]);
+        let w = window(&[], &hs, 60_000, 120_000);
+        let mut notes = Notes::default();
+        let Some(MixedValue::Histogram(r)) = RangeFunction::Delta.eval_mixed(&w, &[], &mut notes) else { panic!() };
+        // 3 over the sampled 60 s, extrapolated 60 s back to the window's
+        // start (within 1.1 intervals) and not at all at its end.
+        assert_eq!(r.count, 6.0);
+        assert!(notes.is_empty());
+        let hs = pts(&[(0, h(1.0, &[1.0])), (60_000, h(4.0, &[4.0]))]);
+        let w = window(&[], &hs, 60_000, 120_000);
+        RangeFunction::Delta.eval_mixed(&w, &[], &mut notes);
+        assert_eq!(notes.iter().collect::<Vec<_>>(), vec![Note::NotGauge]);
+        // rate of gauges warns the other way.
+        let mut notes = Notes::default();
+        let mut g = h(1.0, &[1.0]);
+        g.counter_reset_hint = CounterResetHint::Gauge;
+        let hs = pts(&[(0, g.clone()), (60_000, g)]);
+        let w = window(&[], &hs, 60_000, 120_000);
+        RangeFunction::Rate.eval_mixed(&w, &[], &mut notes);
+        assert_eq!(notes.iter().collect::<Vec<_>>(), vec![Note::NotCounter]);
+    }
+
+    #[test]
+    fn resets_and_changes_of_histograms() {
+        let a = h(3.0, &[3.0]);
+        let b = h(1.0, &[1.0]);
+        let hs = pts(&[(1, a.clone()), (2, a.clone()), (3, b.clone()), (4, b), (5, a)]);
+        let w = window(&[], &hs, 5, 10);
+        let mut notes = Notes::default();
+        assert_eq!(RangeFunction::Resets.eval_mixed(&w, &[], &mut notes), Some(MixedValue::Float(1.0)));
+        assert_eq!(RangeFunction::Changes.eval_mixed(&w, &[], &mut notes), Some(MixedValue::Float(2.0)));
+        assert_eq!(RangeFunction::CountOverTime.eval_mixed(&w, &[], &mut notes), Some(MixedValue::Float(5.0)));
+        assert_eq!(RangeFunction::TsOfFirstOverTime.eval_mixed(&w, &[], &mut notes), Some(MixedValue::Float(0.001)));
+        assert_eq!(RangeFunction::TsOfLastOverTime.eval_mixed(&w, &[], &mut notes), Some(MixedValue::Float(0.005)));
+        // Float-only functions give nothing for histograms alone, quietly.
+        assert_eq!(RangeFunction::MaxOverTime.eval_mixed(&w, &[], &mut notes), None);
+        assert_eq!(RangeFunction::Deriv.eval_mixed(&w, &[], &mut notes), None);
+        assert!(notes.is_empty());
+    }
+
+    #[test]
+    fn avg_over_time_switches_to_an_incremental_mean_on_overflow() {
+        let big = h(f64::MAX, &[f64::MAX]);
+        let hs = pts(&[(1, big.clone()), (2, big.clone()), (3, big)]);
+        let w = window(&[], &hs, 3, 10);
+        let mut notes = Notes::default();
+        let Some(MixedValue::Histogram(a)) = RangeFunction::AvgOverTime.eval_mixed(&w, &[], &mut notes) else {
+            panic!()
+        };
+        // Finite, and the mean of equal values up to rounding.
+        for v in [a.count, a.positive_buckets[0]] {
+            assert!(v.is_finite() && (v / f64::MAX - 1.0).abs() < 1e-12, "{v}");
+        }
+        // The plain sum overflows.
+        let Some(MixedValue::Histogram(s)) = RangeFunction::SumOverTime.eval_mixed(&w, &[], &mut notes) else {
+            panic!()
+        };
+        assert!(s.count.is_infinite());
+    }
+
+    #[test]
+    fn conflicting_hints_in_sum_over_time_warn() {
+        let mut r = h(1.0, &[1.0]);
+        r.counter_reset_hint = CounterResetHint::CounterReset;
+        let mut n = h(1.0, &[1.0]);
+        n.counter_reset_hint = CounterResetHint::NotCounterReset;
+        let hs = pts(&[(1, n), (2, r)]);
+        let w = window(&[], &hs, 2, 10);
+        let mut notes = Notes::default();
+        RangeFunction::SumOverTime.eval_mixed(&w, &[], &mut notes);
+        assert_eq!(notes.iter().collect::<Vec<_>>(), vec![Note::CounterResetCollision(HistOp::Agg)]);
+        assert_eq!(
+            Note::CounterResetCollision(HistOp::Agg).message(""),
+            "conflicting counter resets during histogram aggregation"
+        );
+    }
 }
