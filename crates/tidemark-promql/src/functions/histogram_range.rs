@@ -27,8 +27,11 @@ use crate::value::HistogramPoint;
 /// names it in its annotations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum HistOp {
+    /// "addition".
     Add,
+    /// "subtraction".
     Sub,
+    /// "aggregation" (`sum_over_time`, `avg_over_time`).
     Agg,
 }
 
@@ -116,17 +119,24 @@ impl Notes {
 /// (see [`RangeWindow`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MixedWindow<'a> {
+    /// Float samples in the window.
     pub(crate) floats: &'a [Sample],
+    /// Histogram samples in the window.
     pub(crate) histograms: &'a [HistogramPoint],
+    /// The step's evaluation time (see [`RangeWindow::eval_t`]).
     pub(crate) eval_t: i64,
+    /// Exclusive start of the window.
     pub(crate) range_start: i64,
+    /// Inclusive end of the window.
     pub(crate) range_end: i64,
 }
 
 /// A range function's value at one step.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum MixedValue {
+    /// A float.
     Float(f64),
+    /// A histogram.
     Histogram(FloatHistogram),
 }
 
