@@ -5,16 +5,20 @@ use std::collections::HashMap;
 use promql_parser::label::MatchOp as ParserOp;
 use promql_parser::parser::{Call, Expr, VectorSelector};
 use tidemark_storage::chunkenc::Extreme;
+use tidemark_storage::histogram::{CounterResetHint, FloatHistogram};
 use tidemark_storage::{Labels, Sample, METRIC_NAME};
 
-use super::selector::{load_extreme_samples, load_samples, StepGrid};
+use super::selector::{load_extreme_samples, load_mixed_samples, load_samples, StepGrid};
 use super::series::{asc_nan_last, desc_nan_last, merge_same_labels, SeriesBuilder, StepCursor, DUPLICATE_LABELSET};
 use super::{drop_metric_name, duration_ms, offset_ms, unparen, Evaluator, StepSeries, Val};
 use crate::error::Error;
 use crate::functions::histogram::{bucket_fraction, bucket_quantile, Bucket};
+use crate::functions::histogram_range::{MixedValue, MixedWindow, Notes};
 use crate::functions::math::{go_max, go_min, rfc3339_utc, MathFunction};
+use crate::functions::native_histogram;
 use crate::functions::range::{counter_resets, validate_smoothing_args, RangeFunction, RangeWindow};
 use crate::go_fmt::{format_openmetrics_float, go_g, go_g_precision};
+use crate::value::HistogramPoint;
 
 /// Longest label value `label_replace` and `label_join` may make. Each can
 /// multiply the length of what it reads (`label_join(x, "a", "", "a", "a")`
@@ -34,6 +38,25 @@ struct MonotonicityFix {
     max_bucket: f64,
     max_diff: f64,
     count: usize,
+}
+
+/// One histogram handed to `histogram_quantile` and its kin.
+enum HistInput<'a> {
+    /// The buckets of a classic histogram (series differing only in `le`),
+    /// in no particular order.
+    Classic(&'a mut Vec<Bucket>),
+    /// A native histogram.
+    Native(&'a FloatHistogram),
+}
+
+/// `msg` with ` for metric name "name"` appended unless `name` is empty
+/// (Prometheus' `maybeAddMetricName`).
+pub(crate) fn with_metric_name(msg: &str, name: &str) -> String {
+    if name.is_empty() {
+        msg.to_string()
+    } else {
+        format!("{msg} for metric name {name:?}")
+    }
 }
 
 /// Where the range-vector argument of a call comes from.
@@ -109,14 +132,9 @@ impl Evaluator<'_, '_> {
                 return Ok(Val::Scalar(a.iter().zip(&b).map(|(&x, &y)| f(x, y)).collect()));
             }
             "histogram_fraction" => return self.eval_histogram_fraction(&args),
-            "histogram_count" | "histogram_sum" | "histogram_avg" => {
+            "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" => {
                 let p = super::native::HistogramProperty::from_name(name).ok_or_else(|| unsupported(name))?;
                 return self.eval_histogram_property(p, args[0]);
-            }
-            "histogram_stddev" | "histogram_stdvar" => {
-                // These read native histograms only; float samples are ignored.
-                let _ = self.eval_vector(args[0])?;
-                return Ok(Val::Vector(Vec::new()));
             }
             "days_in_month" | "day_of_month" | "day_of_week" | "day_of_year" | "hour" | "minute" | "month" | "year"
                 if args.is_empty() =>
@@ -329,6 +347,9 @@ impl Evaluator<'_, '_> {
             for p in &s.points {
                 present[self.step_of(p.t)] = true;
             }
+            for h in &s.histograms {
+                present[self.step_of(h.t)] = true;
+            }
         }
         let points: Vec<Sample> = (0..n).filter(|&i| !present[i]).map(|i| Sample { t: self.ts(i), v: 1.0 }).collect();
         if points.is_empty() {
@@ -357,9 +378,18 @@ impl Evaluator<'_, '_> {
             (Expr::MatrixSelector(ms), _) => {
                 let (lo, hi) = self.window_bounds(range, offset, at);
                 let mut buf = Vec::new();
+                let mut hbuf = Vec::new();
                 for mut s in self.select(&ms.vs, lo + 1, hi)? {
                     self.sh.tick()?;
-                    self.load(&mut s, &mut buf, true)?;
+                    if s.samples.has_histograms() {
+                        let read = load_mixed_samples(&mut s, &mut buf, &mut hbuf, true)?;
+                        self.sh.count_read(read);
+                        // Only the times matter: histograms join as samples.
+                        buf.extend(hbuf.iter().map(|h| Sample { t: h.t, v: 0.0 }));
+                        buf.sort_by_key(|p| p.t);
+                    } else {
+                        self.load(&mut s, &mut buf, true)?;
+                    }
                     mark(&buf)?;
                 }
             }
@@ -367,6 +397,10 @@ impl Evaluator<'_, '_> {
                 let (series, _) = self.eval_subquery(sq)?;
                 for s in &series {
                     mark(&s.points)?;
+                    if !s.histograms.is_empty() {
+                        let times: Vec<Sample> = s.histograms.iter().map(|h| Sample { t: h.t, v: 0.0 }).collect();
+                        mark(&times)?;
+                    }
                 }
             }
             _ => unreachable!("checked above"),
@@ -396,6 +430,13 @@ impl Evaluator<'_, '_> {
             self.sh.warn("sort is ineffective for range queries since results are always ordered by labels", call_expr);
         }
         let mut series = self.eval_vector(args[0])?;
+        if name == "sort" || name == "sort_desc" {
+            // Prometheus sorts floats only: histogram samples are dropped.
+            for s in &mut series {
+                s.histograms.clear();
+            }
+            series.retain(|s| !s.points.is_empty());
+        }
         if !self.is_instant() {
             return Ok(Val::Vector(series));
         }
@@ -426,13 +467,14 @@ impl Evaluator<'_, '_> {
         Ok(Val::Vector(series))
     }
 
-    /// Groups classic-histogram bucket series per step and calls `f` with
-    /// each group's buckets.
+    /// Groups the histograms of `series` per step and calls `f` with each:
+    /// classic ones as the buckets of the series that differ only in `le`,
+    /// native ones one by one (Prometheus' `resetHistograms`).
     fn per_histogram(
         &self,
         series: &[StepSeries],
         arg: &Expr,
-        f: impl FnMut(&mut Vec<Bucket>, &Labels, i64, usize) -> Result<Option<f64>, Error>,
+        f: impl FnMut(HistInput<'_>, &Labels, i64, usize) -> Result<Option<f64>, Error>,
     ) -> Result<Vec<StepSeries>, Error> {
         self.per_histogram_variants(series, arg, None, f)
     }
@@ -440,18 +482,28 @@ impl Evaluator<'_, '_> {
     /// Like [`per_histogram`](Self::per_histogram), but calls `f` once per
     /// variant (index into `variants.1`) and labels each output with
     /// `variants.0 = variants.1[i]`.
+    ///
+    /// At a step where a native histogram has the labels of a classic
+    /// histogram's buckets (without `le`), neither is evaluated and the
+    /// "mix of classic and native histograms" warning is given. Native
+    /// histograms come first in each step's output, as in Prometheus.
     fn per_histogram_variants(
         &self,
         series: &[StepSeries],
         arg: &Expr,
         variants: Option<(&str, &[String])>,
-        mut f: impl FnMut(&mut Vec<Bucket>, &Labels, i64, usize) -> Result<Option<f64>, Error>,
+        mut f: impl FnMut(HistInput<'_>, &Labels, i64, usize) -> Result<Option<f64>, Error>,
     ) -> Result<Vec<StepSeries>, Error> {
-        // Group series by labels without `le`; remember each one's bound.
+        let delayed = self.sh.delayed_name_removal();
+        // Group float series by labels without `le`; remember each one's bound.
         let mut groups: HashMap<Labels, usize> = HashMap::new();
         let mut group_labels: Vec<Labels> = Vec::new();
         let mut member: Vec<Option<(usize, f64)>> = Vec::with_capacity(series.len());
         for s in series {
+            if s.points.is_empty() {
+                member.push(None);
+                continue;
+            }
             let le = s.labels.get("le").unwrap_or("");
             match parse_go_float(le) {
                 Some(bound) => {
@@ -463,7 +515,7 @@ impl Evaluator<'_, '_> {
                     member.push(Some((g, bound)));
                 }
                 None => {
-                    let name = if self.sh.delayed_name_removal() { s.labels.metric_name().unwrap_or("") } else { "" };
+                    let name = if delayed { s.labels.metric_name().unwrap_or("") } else { "" };
                     let mut msg = format!("bucket label \"le\" is missing or has a malformed value of {le:?}");
                     if !name.is_empty() {
                         msg.push_str(&format!(" for metric name {name:?}"));
@@ -473,9 +525,37 @@ impl Evaluator<'_, '_> {
                 }
             }
         }
+        // Series holding native histograms, with the classic group of the
+        // same labels if there is one, and a cursor into their points.
+        let natives: Vec<(usize, Option<usize>)> = series
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.histograms.is_empty())
+            .map(|(i, s)| (i, groups.get(&s.labels).copied()))
+            .collect();
+        let mut native_pos = vec![0usize; natives.len()];
+        let native_labels: Vec<Labels> = natives
+            .iter()
+            .map(|&(i, _)| {
+                let mut l = series[i].labels.clone();
+                if !delayed {
+                    drop_metric_name(&mut l);
+                }
+                l
+            })
+            .collect();
         let mut buckets: Vec<Vec<Bucket>> = vec![Vec::new(); group_labels.len()];
         let mut cur = StepCursor::new(series.len());
         let mut out = SeriesBuilder::new();
+        let nvariants = variants.map_or(1, |(_, v)| v.len());
+        let labelled = |labels: &Labels, variant: usize| -> Result<Labels, Error> {
+            match variants {
+                Some((name, values)) => {
+                    labels.with(name, &values[variant]).map_err(|e| Error::InvalidQuery(e.to_string()))
+                }
+                None => Ok(labels.clone()),
+            }
+        };
         for step in 0..self.nsteps() {
             let t = self.ts(step);
             for b in &mut buckets {
@@ -487,22 +567,40 @@ impl Evaluator<'_, '_> {
                     buckets[g].push(Bucket { upper_bound: bound, count: v });
                 }
             }
-            let nvariants = variants.map_or(1, |(_, v)| v.len());
+            for (k, &(i, g)) in natives.iter().enumerate() {
+                let hs = &series[i].histograms;
+                let p = &mut native_pos[k];
+                while *p < hs.len() && hs[*p].t < t {
+                    *p += 1;
+                }
+                let Some(h) = hs.get(*p).filter(|h| h.t == t) else { continue };
+                if let Some(g) = g.filter(|&g| !buckets[g].is_empty()) {
+                    let name = if delayed { series[i].labels.metric_name().unwrap_or("") } else { "" };
+                    let mut msg = "vector contains a mix of classic and native histograms".to_string();
+                    if !name.is_empty() {
+                        msg.push_str(&format!(" for metric name {name:?}"));
+                    }
+                    self.sh.warn(msg, arg);
+                    buckets[g].clear();
+                    continue;
+                }
+                for variant in 0..nvariants {
+                    if let Some(v) = f(HistInput::Native(&h.h), &series[i].labels, t, variant)? {
+                        out.push(&labelled(&native_labels[k], variant)?, true, t, v)?;
+                    }
+                }
+            }
             for (g, b) in buckets.iter_mut().enumerate() {
                 if b.is_empty() {
                     continue;
                 }
                 for variant in 0..nvariants {
-                    if let Some(v) = f(b, &group_labels[g], t, variant)? {
+                    if let Some(v) = f(HistInput::Classic(b), &group_labels[g], t, variant)? {
                         let mut labels = group_labels[g].clone();
-                        if !self.sh.delayed_name_removal() {
+                        if !delayed {
                             drop_metric_name(&mut labels);
                         }
-                        if let Some((name, values)) = variants {
-                            labels =
-                                labels.with(name, &values[variant]).map_err(|e| Error::InvalidQuery(e.to_string()))?;
-                        }
-                        out.push(&labels, true, t, v)?;
+                        out.push(&labelled(&labels, variant)?, true, t, v)?;
                     }
                 }
             }
@@ -530,12 +628,36 @@ impl Evaluator<'_, '_> {
         let args = [phis[0], vector];
         let names: Vec<String> = qs.iter().map(|q| format_openmetrics_float(q[0])).collect();
         let variants = label.map(|l| (l, names.as_slice()));
+        let delayed = self.sh.delayed_name_removal();
         let mut monotonicity: std::collections::BTreeMap<String, MonotonicityFix> = Default::default();
-        let out = self.per_histogram_variants(&series, vector, variants, |b, labels, t, variant| {
+        let out = self.per_histogram_variants(&series, vector, variants, |input, labels, t, variant| {
             let phi = qs[variant][self.step_of(t)];
+            let b = match input {
+                HistInput::Native(h) => {
+                    let r = native_histogram::histogram_quantile(phi, h);
+                    let name = if delayed { labels.metric_name().unwrap_or("") } else { "" };
+                    if r.nan_result {
+                        self.sh.info(
+                            with_metric_name("input to histogram_quantile has NaN observations, result is NaN", name),
+                            vector,
+                        );
+                    }
+                    if r.nan_skew {
+                        self.sh.info(
+                            with_metric_name(
+                                "input to histogram_quantile has NaN observations, result is skewed higher",
+                                name,
+                            ),
+                            vector,
+                        );
+                    }
+                    return Ok(Some(r.value));
+                }
+                HistInput::Classic(b) => b,
+            };
             let r = bucket_quantile(phi, b);
             if r.forced_monotonicity {
-                let name = if self.sh.delayed_name_removal() { labels.metric_name().unwrap_or("") } else { "" };
+                let name = if delayed { labels.metric_name().unwrap_or("") } else { "" };
                 let m = monotonicity.entry(name.to_string()).or_insert(MonotonicityFix {
                     min_t: t,
                     max_t: t,
@@ -576,9 +698,26 @@ impl Evaluator<'_, '_> {
         let lower = self.eval_scalar(args[0])?;
         let upper = self.eval_scalar(args[1])?;
         let series = self.eval_vector(args[2])?;
-        let out = self.per_histogram(&series, args[2], |b, _, t, _| {
+        let delayed = self.sh.delayed_name_removal();
+        let out = self.per_histogram(&series, args[2], |input, labels, t, _| {
             let step = self.step_of(t);
-            Ok(Some(bucket_fraction(lower[step], upper[step], b)))
+            Ok(Some(match input {
+                HistInput::Classic(b) => bucket_fraction(lower[step], upper[step], b),
+                HistInput::Native(h) => {
+                    let r = native_histogram::histogram_fraction(lower[step], upper[step], h);
+                    if r.nan_observations {
+                        let name = if delayed { labels.metric_name().unwrap_or("") } else { "" };
+                        self.sh.info(
+                            with_metric_name(
+                                "input to histogram_fraction has NaN observations, which are excluded from all fractions",
+                                name,
+                            ),
+                            args[2],
+                        );
+                    }
+                    r.value
+                }
+            }))
         })?;
         Ok(Val::Vector(out))
     }
@@ -586,7 +725,7 @@ impl Evaluator<'_, '_> {
     fn eval_range_function(&self, c: &Call, f: RangeFunction, args: &[&Expr]) -> Result<Val, Error> {
         let mut out = Vec::new();
         self.stream_range_function(c, f, args, LabelUse::All, &mut |s| {
-            self.sh.hold(s.points.len())?;
+            self.sh.hold(s.points.len() + s.histograms.len())?;
             out.push(s);
             Ok(())
         })?;
@@ -676,6 +815,37 @@ impl Evaluator<'_, '_> {
             })?;
             err.map_or(Ok(points), Err)
         };
+        // One series holding histograms (rarely taken: floats-only series
+        // never come here): floats and histograms per window.
+        let compute_mixed = |floats: &[Sample],
+                             hists: &[HistogramPoint],
+                             range: i64,
+                             offset: i64,
+                             at: Option<i64>|
+         -> Result<MixedOut, Error> {
+            let mut out = MixedOut::default();
+            let mut argv = vec![0.0; scalars.len()];
+            let mut err = None;
+            for_each_mixed_window(grid, floats, hists, (range, offset, at), &interrupt, |step, w| {
+                for (slot, vals) in argv.iter_mut().zip(&scalars) {
+                    *slot = vals[step];
+                }
+                if smoothing && err.is_none() {
+                    if let Err(e) = validate_smoothing_args(argv[0], argv[1]) {
+                        err = Some(Error::InvalidQuery(e));
+                    }
+                }
+                match f.eval_mixed(w, &argv, &mut out.notes) {
+                    Some(MixedValue::Float(v)) => out.points.push(Sample { t: w.eval_t, v }),
+                    Some(MixedValue::Histogram(h)) => out.histograms.push(HistogramPoint { t: w.eval_t, h }),
+                    None => {}
+                }
+            })?;
+            err.map_or(Ok(out), Err)
+        };
+        // Where a range function's annotations point: its range argument
+        // (Prometheus points `quantile_over_time`'s at its first argument).
+        let note_at = if f == RangeFunction::QuantileOverTime { args[0] } else { args[mi] };
         // Without delayed name removal, two outputs with the same labels are
         // an error, as in Prometheus. Series selected with one metric name
         // cannot collide: the storage holds each label set once, and
@@ -709,7 +879,22 @@ impl Evaluator<'_, '_> {
             }
             not_counter
         };
-        let mut emit = |labels: Labels, drop: bool, points: Vec<Sample>, not_counter: Option<String>| {
+        let mut emit_mixed = |labels: Labels, drop: bool, out: MixedOut, not_counter: Option<String>| {
+            let MixedOut { points, histograms, notes, metric } = out;
+            for n in notes.iter() {
+                let msg = n.message(&metric);
+                if n.is_warning() {
+                    self.sh.warn(msg, note_at);
+                } else {
+                    self.sh.info(msg, note_at);
+                }
+            }
+            if points.is_empty() && histograms.is_empty() {
+                ctx.spare_points.give(points);
+                return Ok(());
+            }
+            // Prometheus' counter hint is only about float outputs.
+            let not_counter = if points.is_empty() { None } else { not_counter };
             if let Some(metric) = not_counter {
                 self.sh.info(
                     format!(
@@ -721,7 +906,7 @@ impl Evaluator<'_, '_> {
             if check_unique && !seen_labels.find_or_insert(labels.encoded()).1 {
                 return Err(Error::Execution(DUPLICATE_LABELSET.into()));
             }
-            sink(StepSeries { labels, drop_name: drop, points, histograms: Vec::new() })
+            sink(StepSeries { labels, drop_name: drop, points, histograms })
         };
         match range_arg {
             RangeArg::Selector(ms) => {
@@ -754,7 +939,7 @@ impl Evaluator<'_, '_> {
                             self.sh.tick()?;
                             let mut points = ctx.spare_points.take(1);
                             points.push(p);
-                            emit(labels, drop, points, not_counter)?;
+                            emit_mixed(labels, drop, MixedOut::floats(points), not_counter)?;
                         }
                         return Ok(());
                     }
@@ -763,21 +948,30 @@ impl Evaluator<'_, '_> {
                 self.map_series(
                     selected,
                     |s, buf| {
+                        if s.samples.has_histograms() {
+                            let mut hbuf = Vec::new();
+                            let read = load_mixed_samples(s, buf, &mut hbuf, true)?;
+                            let hists: Vec<HistogramPoint> =
+                                hbuf.iter().map(|h| HistogramPoint { t: h.t, h: h.h.to_float() }).collect();
+                            let mut out = compute_mixed(buf, &hists, range, offset, at)?;
+                            if !out.notes.is_empty() {
+                                out.metric = s.labels.metric_name().unwrap_or("").to_string();
+                            }
+                            let has_output = !out.points.is_empty() || !out.histograms.is_empty();
+                            let not_counter = if has_output { relabel(&mut s.labels, drop) } else { None };
+                            return Ok((read, (out, not_counter)));
+                        }
                         let read = match extreme {
                             Some((e, mint, maxt)) => load_extreme_samples(s, buf, e, mint, maxt)?,
                             None => load_samples(s, buf, true)?,
                         };
                         let points = compute(buf, range, offset, at)?;
                         let not_counter = if points.is_empty() { None } else { relabel(&mut s.labels, drop) };
-                        Ok((read, (points, not_counter)))
+                        Ok((read, (MixedOut::floats(points), not_counter)))
                     },
-                    |labels, read, (points, not_counter)| {
+                    |labels, read, (out, not_counter)| {
                         self.sh.count_read(read);
-                        if points.is_empty() {
-                            ctx.spare_points.give(points);
-                            return Ok(());
-                        }
-                        emit(labels, drop, points, not_counter)
+                        emit_mixed(labels, drop, out, not_counter)
                     },
                 )?;
             }
@@ -786,17 +980,36 @@ impl Evaluator<'_, '_> {
                 let offset = offset_ms(&sq.offset);
                 let at = self.at_ms(&sq.at);
                 let (series, held) = self.eval_subquery(sq)?;
-                for s in series {
+                for mut s in series {
                     self.sh.tick()?;
-                    let points = compute(&s.points, range, offset, at)?;
-                    if points.is_empty() {
-                        ctx.spare_points.give(points);
+                    // As in Prometheus, explicit reset hints do not survive
+                    // a subquery: it may skip the sample with the reset, or
+                    // return it several times.
+                    for h in &mut s.histograms {
+                        if matches!(
+                            h.h.counter_reset_hint,
+                            CounterResetHint::CounterReset | CounterResetHint::NotCounterReset
+                        ) {
+                            h.h.counter_reset_hint = CounterResetHint::Unknown;
+                        }
+                    }
+                    let out = if s.histograms.is_empty() {
+                        MixedOut::floats(compute(&s.points, range, offset, at)?)
+                    } else {
+                        let mut out = compute_mixed(&s.points, &s.histograms, range, offset, at)?;
+                        if !out.notes.is_empty() {
+                            out.metric = s.labels.metric_name().unwrap_or("").to_string();
+                        }
+                        out
+                    };
+                    if out.points.is_empty() && out.histograms.is_empty() {
+                        emit_mixed(s.labels, false, out, None)?;
                         continue;
                     }
                     let drop = !keeps_name || s.drop_name;
                     let mut labels = s.labels;
                     let not_counter = relabel(&mut labels, drop);
-                    emit(labels, drop, points, not_counter)?;
+                    emit_mixed(labels, drop, out, not_counter)?;
                 }
                 self.sh.release(held);
             }
@@ -855,6 +1068,70 @@ impl Evaluator<'_, '_> {
         }
         Ok(Some(sel))
     }
+}
+
+/// A range function's output for one series: float and histogram points,
+/// the notes raised, and the series' metric name for them (set only when
+/// there are notes).
+#[derive(Default)]
+struct MixedOut {
+    points: Vec<Sample>,
+    histograms: Vec<HistogramPoint>,
+    notes: Notes,
+    metric: String,
+}
+
+impl MixedOut {
+    fn floats(points: Vec<Sample>) -> MixedOut {
+        MixedOut { points, ..MixedOut::default() }
+    }
+}
+
+/// Calls `f(step, window)` for every step whose window `(end - range, end]`
+/// (`window` = `(range, offset, at)`; `end` = the step's time or `at`,
+/// minus `offset`) holds a float or a
+/// histogram; [`StepGrid::for_each_window`] over two sample lists.
+fn for_each_mixed_window(
+    grid: StepGrid,
+    floats: &[Sample],
+    hists: &[HistogramPoint],
+    window: (i64, i64, Option<i64>),
+    interrupt: &(dyn Fn() -> Result<(), Error> + Sync),
+    mut f: impl FnMut(usize, &MixedWindow<'_>),
+) -> Result<(), Error> {
+    let (range, offset, at) = window;
+    let (mut flo, mut fhi, mut hlo, mut hhi) = (0usize, 0usize, 0usize, 0usize);
+    for step in 0..grid.nsteps {
+        if step % 1024 == 1023 {
+            interrupt()?;
+        }
+        let ts = grid.start + step as i64 * grid.interval;
+        let end = at.unwrap_or(ts) - offset;
+        let start = end - range;
+        while fhi < floats.len() && floats[fhi].t <= end {
+            fhi += 1;
+        }
+        while flo < fhi && floats[flo].t <= start {
+            flo += 1;
+        }
+        while hhi < hists.len() && hists[hhi].t <= end {
+            hhi += 1;
+        }
+        while hlo < hhi && hists[hlo].t <= start {
+            hlo += 1;
+        }
+        if flo < fhi || hlo < hhi {
+            let w = MixedWindow {
+                floats: &floats[flo..fhi],
+                histograms: &hists[hlo..hhi],
+                eval_t: ts,
+                range_start: start,
+                range_end: end,
+            };
+            f(step, &w);
+        }
+    }
+    Ok(())
 }
 
 /// Fewest pushed-down outputs per thread that edit their labels on several

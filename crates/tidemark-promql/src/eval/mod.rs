@@ -425,7 +425,8 @@ impl<'s, 'a> Evaluator<'s, 'a> {
                 let mut out = Vec::with_capacity(series.len());
                 for mut s in series {
                     s.points.retain(|p| p.t > t - range && p.t <= t);
-                    if !s.points.is_empty() {
+                    s.histograms.retain(|p| p.t > t - range && p.t <= t);
+                    if !s.points.is_empty() || !s.histograms.is_empty() {
                         out.push(s);
                     }
                 }

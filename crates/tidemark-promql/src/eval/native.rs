@@ -1,5 +1,6 @@
 //! Functions of native histograms that read one histogram per step:
-//! `histogram_count`, `histogram_sum`, `histogram_avg`.
+//! `histogram_count`, `histogram_sum`, `histogram_avg`,
+//! `histogram_stddev`, `histogram_stdvar`.
 
 use promql_parser::parser::Expr;
 use tidemark_storage::histogram::FloatHistogram;
@@ -7,6 +8,7 @@ use tidemark_storage::Sample;
 
 use super::{Evaluator, StepSeries, Val};
 use crate::error::Error;
+use crate::functions::native_histogram;
 
 /// A number read off one histogram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +19,10 @@ pub(crate) enum HistogramProperty {
     Sum,
     /// `histogram_avg`: their mean, sum / count.
     Avg,
+    /// `histogram_stddev`: the estimated standard deviation.
+    StdDev,
+    /// `histogram_stdvar`: the estimated variance.
+    StdVar,
 }
 
 impl HistogramProperty {
@@ -25,6 +31,8 @@ impl HistogramProperty {
             "histogram_count" => HistogramProperty::Count,
             "histogram_sum" => HistogramProperty::Sum,
             "histogram_avg" => HistogramProperty::Avg,
+            "histogram_stddev" => HistogramProperty::StdDev,
+            "histogram_stdvar" => HistogramProperty::StdVar,
             _ => return None,
         })
     }
@@ -33,7 +41,9 @@ impl HistogramProperty {
         match self {
             HistogramProperty::Count => h.count,
             HistogramProperty::Sum => h.sum,
-            HistogramProperty::Avg => h.sum / h.count,
+            HistogramProperty::Avg => native_histogram::histogram_avg(h),
+            HistogramProperty::StdDev => native_histogram::histogram_stddev(h),
+            HistogramProperty::StdVar => native_histogram::histogram_stdvar(h),
         }
     }
 }

@@ -13,9 +13,6 @@
 //! Prometheus attaches (all are about the histogram argument, so they carry
 //! its position and metric name).
 
-// The evaluator calls these once it handles native histograms.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use tidemark_storage::histogram::{Bucket, FloatHistogram};
 
 use super::kahan::kahan_sum_inc;
