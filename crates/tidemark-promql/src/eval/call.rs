@@ -945,12 +945,16 @@ impl Evaluator<'_, '_> {
                     }
                 }
                 let selected = self.select(&ms.vs, lo + 1, hi)?;
+                let stats_only = self.sh.stats_only(&ms.vs);
                 self.map_series(
                     selected,
                     |s, buf| {
                         if s.samples.has_histograms() {
                             let mut hbuf = Vec::new();
                             let read = load_mixed_samples(s, buf, &mut hbuf, true)?;
+                            if stats_only {
+                                super::histogram_stats::to_stats(&mut hbuf);
+                            }
                             let hists: Vec<HistogramPoint> =
                                 hbuf.iter().map(|h| HistogramPoint { t: h.t, h: h.h.to_float() }).collect();
                             let mut out = compute_mixed(buf, &hists, range, offset, at)?;

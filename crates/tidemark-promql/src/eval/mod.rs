@@ -16,6 +16,7 @@ mod aggregate_histogram;
 mod binary;
 mod binary_histogram;
 mod call;
+mod histogram_stats;
 mod info;
 mod key_index;
 mod native;
@@ -50,9 +51,17 @@ pub(crate) struct Shared<'a> {
     query_end: i64,
     /// Interrupt checks are rate-limited with this counter.
     ticks: Cell<u32>,
+    /// Selectors read as histogram statistics (see `histogram_stats`).
+    stats_selectors: std::collections::HashSet<usize>,
 }
 
 impl Shared<'_> {
+    /// Whether `vs` is read as histogram statistics (buckets dropped,
+    /// counter resets detected on the fly).
+    pub(crate) fn stats_only(&self, vs: &promql_parser::parser::VectorSelector) -> bool {
+        !self.stats_selectors.is_empty() && self.stats_selectors.contains(&(vs as *const _ as usize))
+    }
+
     /// Records that `n` more samples are held in memory; fails past the limit.
     pub(crate) fn hold(&self, n: usize) -> Result<(), Error> {
         let cur = self.current_samples.get() + n;
@@ -132,6 +141,7 @@ pub(crate) fn evaluate(
         query_start: start,
         query_end: end,
         ticks: Cell::new(0),
+        stats_selectors: histogram_stats::stats_selectors(expr),
     };
     let ev = Evaluator { sh: &sh, start, end, interval: if instant { 1 } else { step } };
     if !instant && matches!(expr.value_type(), ValueType::Matrix | ValueType::String) {

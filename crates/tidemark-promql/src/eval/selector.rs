@@ -172,12 +172,16 @@ impl Evaluator<'_, '_> {
         // only each series' newest sample in the window can be chosen.
         let newest_only = at.is_some() || grid.nsteps <= 1;
         let spare = &self.sh.ctx.spare_points;
+        let stats_only = self.sh.stats_only(vs);
         self.map_series(
             selected,
             |s, buf| {
                 if s.samples.has_histograms() {
                     let mut hbuf = Vec::new();
                     let read = load_mixed_samples(s, buf, &mut hbuf, false)?;
+                    if stats_only {
+                        super::histogram_stats::to_stats(&mut hbuf);
+                    }
                     let mut points = spare.take(0);
                     let mut histograms = Vec::new();
                     grid.for_each_latest_mixed(buf, &hbuf, at, offset, lookback, |_, ts, latest| match latest {
@@ -227,6 +231,9 @@ impl Evaluator<'_, '_> {
             self.sh.tick()?;
             let histograms = if s.samples.has_histograms() {
                 let read = load_mixed_samples(&mut s, &mut buf, &mut hbuf, true)?;
+                if self.sh.stats_only(&ms.vs) {
+                    super::histogram_stats::to_stats(&mut hbuf);
+                }
                 self.sh.count_read(read);
                 hbuf.iter()
                     .filter(|h| h.t > t - range && h.t <= t)

@@ -297,6 +297,14 @@ fn at_variants() -> Result<(), String> {
     check!(v[0].expr == "sum(rate(foo[5m] @ 100.000)) + bar @ 100.000 offset 1m", "rewritten {}", v[0].expr);
     let v = at_modifier_variants("foo", 0)?;
     check!(v.iter().map(|v| v.t).collect::<Vec<_>>() == vec![-1000, 0, 1000], "times at 0: {v:?}");
+    // Go prints a positive infinite literal as `+Inf` (annotation positions
+    // depend on it); strings keep their text.
+    let v = at_modifier_variants("histogram_fraction(-Inf, +Inf, h{le=\"Inf\"})", 60_000)?;
+    check!(
+        v[0].expr == "histogram_fraction(-Inf, +Inf, h{le=\"Inf\"} @ 60.000)",
+        "+Inf printed as Go does: {}",
+        v[0].expr
+    );
     check!(at_modifier_variants("time() - foo", 60_000)?.is_empty(), "time() disables @ variants");
     check!(at_modifier_variants("timestamp(foo)", 60_000)?.is_empty(), "timestamp() disables @ variants");
     let v = at_modifier_variants("max_over_time(timestamp(foo)[5m:1m]) + bar @ 50", 60_000)?;

@@ -111,6 +111,51 @@ fn add_at(expr: &mut Expr, ts: i64) -> bool {
 /// (valid) string. When the query text has `\x` escapes, string literals
 /// holding U+0080..U+00FF are printed with `\x` escapes again.
 fn print_like_go(original: &str, tree: &Expr) -> String {
+    plus_inf_like_go(&print_bytes_like_go(original, tree))
+}
+
+/// Go prints a positive infinite number literal as `+Inf`
+/// (`strconv.FormatFloat(v, 'f', -1, 64)`); the Rust printer writes
+/// `Inf`. Positions in annotations depend on the text, so bare `Inf`
+/// tokens outside string literals get their `+` back.
+fn plus_inf_like_go(s: &str) -> String {
+    let word = |x: char| x.is_ascii_alphanumeric() || x == '_';
+    let mut out = String::with_capacity(s.len() + 2);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut prev: Option<char> = None;
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' && q != '`' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if matches!(c, '"' | '\'' | '`') => quote = Some(c),
+            None if s[i..].starts_with("Inf")
+                && !prev.is_some_and(|x| word(x) || x == '+' || x == '-')
+                && !s[i + 3..].chars().next().is_some_and(word) =>
+            {
+                out.push_str("+Inf");
+                chars.next();
+                chars.next();
+                prev = Some('f');
+                continue;
+            }
+            None => {}
+        }
+        out.push(c);
+        prev = Some(c);
+    }
+    out
+}
+
+fn print_bytes_like_go(original: &str, tree: &Expr) -> String {
     if !original.contains("\\x") {
         return tree.to_string();
     }
