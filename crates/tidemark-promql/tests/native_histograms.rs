@@ -129,3 +129,84 @@ fn histogram_count_sum_and_avg_read_histograms_and_ignore_floats() {
         assert_eq!(v[0].labels, Labels::new([("job", "api")]).unwrap(), "{q}: the name is dropped");
     }
 }
+
+/// The database and `MemStorage` answer histogram queries alike (the
+/// database's in-place window path must not read histograms as missing).
+#[test]
+fn the_database_answers_histogram_queries_like_mem_storage() {
+    use tidemark_promql::MemStorage;
+    use tidemark_storage::histogram::Histogram;
+    use tidemark_storage::Db;
+
+    let db = Db::in_memory().unwrap();
+    let mem = MemStorage::new();
+    let l = labels("requests_seconds");
+    let mut app = db.appender();
+    for i in 0..40i64 {
+        // A counter with a reset at 20 and a bucket appearing at 10.
+        let n = (if i >= 20 { i - 20 } else { i }) as u64;
+        let (spans, buckets) = if n >= 10 {
+            (vec![Span { offset: 0, length: 3 }], vec![n as i64, 0, 1 - n as i64])
+        } else {
+            (vec![Span { offset: 0, length: 2 }], vec![n as i64, 0])
+        };
+        let count = if n >= 10 { 2 * n + 1 } else { 2 * n };
+        let h = HistogramValue::Integer(Histogram {
+            schema: 1,
+            count,
+            sum: n as f64 * 1.25,
+            positive_spans: spans,
+            positive_buckets: buckets,
+            ..Histogram::default()
+        });
+        app.append_histogram(&l, i * 15_000, h.clone()).unwrap();
+        mem.add_histogram(&l, i * 15_000, h);
+    }
+    app.commit().unwrap();
+    let engine = Engine::default();
+    // Two differences are by design, as in Prometheus' TSDB: the database
+    // reads back the hints a TSDB gives (the first sample of a chunk
+    // unknown, later ones "not a reset"), `MemStorage` the ones appended;
+    // and a sample read from a chunk has the empty buckets later samples
+    // added to the chunk. Both are normalised away.
+    let no_hints = |v: Value| match v {
+        Value::Vector(mut v) => {
+            for s in &mut v {
+                if let Some(h) = s.h.as_mut() {
+                    h.counter_reset_hint = Default::default();
+                    h.compact(0);
+                }
+            }
+            Value::Vector(v)
+        }
+        Value::Matrix(mut m) => {
+            for s in &mut m {
+                for h in &mut s.histograms {
+                    h.h.counter_reset_hint = Default::default();
+                    h.h.compact(0);
+                }
+            }
+            Value::Matrix(m)
+        }
+        other => other,
+    };
+    for q in [
+        "rate(requests_seconds[2m])",
+        "increase(requests_seconds[5m])",
+        "histogram_count(rate(requests_seconds[1m]))",
+        "histogram_quantile(0.9, rate(requests_seconds[3m]))",
+        "sum_over_time(requests_seconds[1m])",
+        "requests_seconds",
+        "resets(requests_seconds[10m])",
+    ] {
+        for t in [150_000, 300_000, 450_000, 585_000] {
+            let a = no_hints(engine.instant_query(&db, q, t).unwrap().value);
+            let b = no_hints(engine.instant_query(&mem, q, t).unwrap().value);
+            assert_eq!(a, b, "{q} at {t}");
+            assert!(matches!(&a, Value::Vector(v) if !v.is_empty()), "{q} at {t}: {a:?}");
+        }
+        let a = no_hints(engine.range_query(&db, q, 0, 585_000, 15_000).unwrap().value);
+        let b = no_hints(engine.range_query(&mem, q, 0, 585_000, 15_000).unwrap().value);
+        assert_eq!(a, b, "{q} as a range query");
+    }
+}

@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 
 use crate::block::chunks::MAX_CHUNK_FILE_SIZE;
 use crate::block::meta::CompactionMeta;
-use crate::block::writer::write_block_with;
+use crate::block::writer::{write_block_with, SeriesData};
 use crate::block::{Block, BlockError, BlockMeta, BlockWriteOptions, TMP_SUFFIX};
 use crate::chunkenc::ChunkSeries;
 use crate::error::Error;
+use crate::histogram::HistogramSample;
 use crate::{Labels, Sample};
 
 /// Range ladder helper: `base`, `3·base`, `9·base`, … while `<= max`.
@@ -184,7 +185,7 @@ struct MergeSeries<I: Iterator<Item = Result<ChunkSeries, Error>>> {
 }
 
 impl<I: Iterator<Item = Result<ChunkSeries, Error>>> Iterator for MergeSeries<I> {
-    type Item = Result<(Labels, Vec<Sample>), Error>;
+    type Item = Result<SeriesData, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
@@ -209,46 +210,81 @@ impl<I: Iterator<Item = Result<ChunkSeries, Error>>> Iterator for MergeSeries<I>
             .min()?
             .clone();
         let mut runs: Vec<(usize, Vec<Sample>)> = Vec::new();
+        let mut hist_runs: Vec<(usize, Vec<HistogramSample>)> = Vec::new();
         for (prio, it) in self.iters.iter_mut().enumerate() {
             if !matches!(it.peek(), Some(Ok(s)) if s.labels == min) {
                 continue;
             }
             let Some(Ok(series)) = it.next() else { continue };
             let mut samples = Vec::new();
+            let mut histograms = Vec::new();
             for c in &series.chunks {
-                if let Err(e) = c.decode_into(&mut samples) {
+                if let Err(e) = c.decode_mixed_into(&mut samples, &mut histograms) {
                     self.failed = true;
                     return Some(Err(e));
                 }
             }
             runs.push((prio, samples));
+            if !histograms.is_empty() {
+                hist_runs.push((prio, histograms));
+            }
         }
-        Some(Ok((min, merge_runs(runs))))
+        let floats = merge_runs(runs);
+        let mut histograms = merge_runs(hist_runs);
+        if !histograms.is_empty() && !floats.is_empty() {
+            // A timestamp holds one sample: should two blocks disagree on
+            // its kind, the float stays (as the head refuses a second kind).
+            histograms.retain(|h| floats.binary_search_by_key(&h.t, |s| s.t).is_err());
+        }
+        Some(Ok(SeriesData { labels: min, floats, histograms }))
+    }
+}
+
+/// A sample of either kind, for [`merge_runs`].
+trait Timed: Clone {
+    fn t(&self) -> i64;
+}
+
+impl Timed for Sample {
+    fn t(&self) -> i64 {
+        self.t
+    }
+}
+
+impl Timed for HistogramSample {
+    fn t(&self) -> i64 {
+        self.t
     }
 }
 
 /// Merges sorted sample runs of one series. Where timestamps collide the
 /// sample of the run with the highest priority wins.
-fn merge_runs(mut runs: Vec<(usize, Vec<Sample>)>) -> Vec<Sample> {
+fn merge_runs<S: Timed>(mut runs: Vec<(usize, Vec<S>)>) -> Vec<S> {
     runs.retain(|(_, r)| !r.is_empty());
     if runs.len() <= 1 {
         return runs.pop().map(|(_, r)| r).unwrap_or_default();
     }
     // Common case: the runs come from adjacent blocks and do not interleave.
-    runs.sort_by_key(|(_, r)| r[0].t);
-    if runs.windows(2).all(|w| w[0].1[w[0].1.len() - 1].t < w[1].1[0].t) {
+    runs.sort_by_key(|(_, r)| r[0].t());
+    if runs.windows(2).all(|w| w[0].1[w[0].1.len() - 1].t() < w[1].1[0].t()) {
         return runs.into_iter().flat_map(|(_, r)| r).collect();
     }
-    let mut by_t: BTreeMap<i64, (usize, f64)> = BTreeMap::new();
+    let mut by_t: BTreeMap<i64, (usize, S)> = BTreeMap::new();
     for (prio, run) in runs {
         for s in run {
-            let e = by_t.entry(s.t).or_insert((prio, s.v));
-            if prio >= e.0 {
-                *e = (prio, s.v);
+            match by_t.entry(s.t()) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert((prio, s));
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => {
+                    if prio >= e.get().0 {
+                        e.insert((prio, s));
+                    }
+                }
             }
         }
     }
-    by_t.into_iter().map(|(t, (_, v))| Sample::new(t, v)).collect()
+    by_t.into_values().map(|(_, s)| s).collect()
 }
 
 /// Ulids of blocks whose data another block already holds, left over by a

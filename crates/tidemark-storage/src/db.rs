@@ -1719,6 +1719,11 @@ impl SeriesSource for HeadSource {
         f: &crate::querier::WindowFn<'_>,
         warn: &mut Vec<String>,
     ) -> Option<(crate::querier::WindowPoints, usize)> {
+        // Window functions read floats in place; a head that holds native
+        // histograms answers through the general path, which reads both.
+        if self.0.has_histograms() {
+            return None;
+        }
         Some(self.0.select_windows(ms, mint, maxt, f, warn))
     }
     fn label_names(&self, ms: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, Error> {

@@ -46,7 +46,7 @@ fn gauge(i: u64) -> FloatHistogram {
         counter_reset_hint: CounterResetHint::Gauge,
         schema: -53,
         count: (i % 7) as f64 + 0.5,
-        sum: if i % 11 == 0 { f64::NAN } else { i as f64 },
+        sum: if i.is_multiple_of(11) { f64::NAN } else { i as f64 },
         positive_spans: vec![Span { offset: 0, length: 2 }],
         positive_buckets: vec![(i % 7) as f64, 0.5],
         custom_values: vec![0.25, 1.0],
@@ -202,5 +202,58 @@ fn out_of_order_histograms_within_the_window() {
     drop(db);
     let db = open();
     assert_eq!(times(&db), vec![5_000, 10_000, 20_000, 30_000, 40_000]);
+    db.close().unwrap();
+}
+
+/// Histograms go into blocks with the head (alternating with floats in one
+/// series, so a block holds runs of both kinds), survive compaction of
+/// those blocks, and read back exactly after a restart.
+#[test]
+fn histograms_survive_blocks_and_compaction() {
+    const MIN: i64 = 60_000;
+    let dir = tempfile::tempdir().unwrap();
+    let open = || builder(dir.path()).block_range(10 * MIN).open().unwrap();
+    let db = open();
+    let (lat, q) = (labels("latency_seconds"), labels("queue_depth"));
+    let mut want_q_floats = Vec::new();
+    for i in 0..160u64 {
+        let t = i as i64 * 15_000;
+        let mut app = db.appender();
+        app.append_histogram(&lat, t, HistogramValue::Integer(counter(i % 100))).unwrap();
+        // `queue_depth` alternates: 8 histograms, then 8 floats.
+        if (i / 8) % 2 == 0 {
+            app.append_histogram(&q, t, HistogramValue::Float(gauge(i))).unwrap();
+        } else {
+            app.append(&q, t, i as f64).unwrap();
+            want_q_floats.push(t);
+        }
+        app.commit().unwrap();
+    }
+    let check = |db: &Db| {
+        let (f, h) = read(db, "latency_seconds");
+        assert!(f.is_empty());
+        assert_eq!(h.len(), 160);
+        for (i, s) in h.iter().enumerate() {
+            assert!(same(&s.h, &HistogramValue::Integer(counter(i as u64 % 100))), "sample {i}: {:?}", s.h);
+        }
+        let (f, h) = read(db, "queue_depth");
+        assert_eq!(f.iter().map(|s| s.t).collect::<Vec<_>>(), want_q_floats);
+        assert_eq!(h.len(), 80);
+        for s in &h {
+            assert!(same(&s.h, &HistogramValue::Float(gauge((s.t / 15_000) as u64))), "{:?}", s.h);
+        }
+    };
+    check(&db);
+    assert!(db.persist_head().unwrap() >= 2, "blocks were cut");
+    check(&db);
+    let before = db.blocks().len();
+    assert!(db.compact().unwrap() >= 1, "blocks were compacted");
+    assert!(db.blocks().len() < before);
+    check(&db);
+    db.close().unwrap();
+    drop(db);
+    let db = open();
+    assert!(!db.blocks().is_empty());
+    check(&db);
     db.close().unwrap();
 }

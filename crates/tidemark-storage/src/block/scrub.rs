@@ -22,6 +22,7 @@ use std::path::Path;
 use super::chunks::{chunk_file_name, ChunkFiles, MAX_CHUNK_FILE_SIZE};
 use super::index::{ChunkMeta, IndexReader};
 use super::meta::{BlockMeta, CompactionMeta};
+use super::writer::SeriesData;
 use super::writer::{write_block_with, BlockWriteOptions};
 use super::{Block, BlockError, CHUNKS_DIRNAME, INDEX_FILENAME};
 use crate::{Error, Labels, Sample};
@@ -163,12 +164,17 @@ impl Block {
         let series = (0..self.index.num_series()).map(move |id| {
             let labels = self.check_index(cursor.series(id, &mut metas))?;
             let mut samples: Vec<Sample> = Vec::new();
-            let mut buf = Vec::new();
+            let mut histograms = Vec::new();
+            let (mut buf, mut hbuf) = (Vec::new(), Vec::new());
             for c in &metas {
                 let Ok(chunk) = self.readable_chunk(&labels, c) else { continue };
                 buf.clear();
-                match chunk.decode_into(&mut buf) {
-                    Ok(()) => samples.extend_from_slice(&buf),
+                hbuf.clear();
+                match chunk.decode_mixed_into(&mut buf, &mut hbuf) {
+                    Ok(()) => {
+                        samples.extend_from_slice(&buf);
+                        histograms.append(&mut hbuf);
+                    }
                     Err(e) => {
                         self.note_damage(&labels, c, e.to_string());
                     }
@@ -176,7 +182,9 @@ impl Block {
             }
             samples.sort_by_key(|s| s.t);
             samples.dedup_by_key(|s| s.t);
-            Ok((labels, samples))
+            histograms.sort_by_key(|h| h.t);
+            histograms.dedup_by_key(|h| h.t);
+            Ok(SeriesData { labels, floats: samples, histograms })
         });
         write_block_with(fs, parent_dir, m.min_time, m.max_time, compaction, series, opts, MAX_CHUNK_FILE_SIZE)
     }

@@ -238,7 +238,7 @@ fn chunk_files_are_split_at_the_size_limit() {
         0,
         H2,
         CompactionMeta::level1(),
-        series.iter().cloned().map(Ok),
+        series.iter().cloned().map(|(l, f)| Ok(crate::block::writer::SeriesData::floats(l, f))),
         &BlockWriteOptions::xor(),
         4096,
     )

@@ -25,8 +25,29 @@ use super::meta::{new_block_id, BlockMeta, BlockStats, CompactionMeta, META_FILE
 use super::{BlockError, CHUNKS_DIRNAME, INDEX_FILENAME, TMP_SUFFIX};
 use crate::chunkenc::{sealed, xor, Encoding, XorAppender};
 use crate::error::Error;
+use crate::histogram::HistogramSample;
 use crate::vfs::{self, SharedFs};
 use crate::{Labels, Sample};
+
+/// One series to write into a block: its labels, its float samples and its
+/// native-histogram samples, each sorted by strictly increasing time, no
+/// timestamp in both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesData {
+    /// The series' labels.
+    pub labels: Labels,
+    /// Float samples.
+    pub floats: Vec<Sample>,
+    /// Histogram samples.
+    pub histograms: Vec<HistogramSample>,
+}
+
+impl SeriesData {
+    /// A series of floats only.
+    pub fn floats(labels: Labels, floats: Vec<Sample>) -> SeriesData {
+        SeriesData { labels, floats, histograms: Vec::new() }
+    }
+}
 
 /// How a block's chunks are encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +123,8 @@ pub fn write_block(
     series: impl Iterator<Item = (Labels, Vec<Sample>)>,
     opts: &BlockWriteOptions,
 ) -> Result<BlockMeta, Error> {
-    write_block_with(&vfs::os(), parent_dir, mint, maxt, compaction, series.map(Ok), opts, MAX_CHUNK_FILE_SIZE)
+    let series = series.map(|(labels, floats)| Ok(SeriesData::floats(labels, floats)));
+    write_block_with(&vfs::os(), parent_dir, mint, maxt, compaction, series, opts, MAX_CHUNK_FILE_SIZE)
 }
 
 /// [`write_block`] through the file layer `fs`, over a fallible series
@@ -115,7 +137,7 @@ pub(crate) fn write_block_with(
     mint: i64,
     maxt: i64,
     mut compaction: CompactionMeta,
-    series: impl Iterator<Item = Result<(Labels, Vec<Sample>), Error>>,
+    series: impl Iterator<Item = Result<SeriesData, Error>>,
     opts: &BlockWriteOptions,
     max_chunk_file_size: u64,
 ) -> Result<BlockMeta, Error> {
@@ -165,7 +187,7 @@ fn write_into(
     maxt: i64,
     limit: usize,
     opts: &BlockWriteOptions,
-    series: impl Iterator<Item = Result<(Labels, Vec<Sample>), Error>>,
+    series: impl Iterator<Item = Result<SeriesData, Error>>,
     max_chunk_file_size: u64,
 ) -> Result<BlockStats, Error> {
     fs.create_dir(dir).map_err(|e| Error::io(dir, e))?;
@@ -177,7 +199,7 @@ fn write_into(
     let mut cols = ColumnTable::new(MAX_HELD_SAMPLES, MAX_REMEMBERED_TIMESTAMPS);
     let share = opts.shared_timestamps && opts.encoding == Encoding::Sealed;
     for item in series {
-        let (labels, samples) = item?;
+        let SeriesData { labels, floats: samples, histograms } = item?;
         if labels.is_empty() {
             return Err(BlockError::EmptyLabels.into());
         }
@@ -196,11 +218,77 @@ fn write_into(
             }
             prev_t = Some(s.t);
         }
-        if samples.is_empty() {
+        let mut prev_t: Option<i64> = None;
+        for s in &histograms {
+            if s.t < mint || s.t >= maxt {
+                return Err(BlockError::SampleOutOfRange { series: labels.to_string(), t: s.t, mint, maxt }.into());
+            }
+            if let Some(p) = prev_t.filter(|&p| p >= s.t) {
+                return Err(BlockError::SampleOutOfOrder { series: labels.to_string(), t: s.t, prev_t: p }.into());
+            }
+            prev_t = Some(s.t);
+        }
+        if samples.is_empty() && histograms.is_empty() {
             continue;
         }
         let si = entries.len();
         entries.push((labels, Vec::with_capacity(samples.len().div_ceil(limit))));
+        // Chunks of a series never overlap (the index stores each one's
+        // start after the previous one's end): where floats and histograms
+        // alternate, each run of one kind gets its own chunks.
+        let mut float_from = 0;
+        let mut hist_from = 0;
+        while float_from < samples.len() || hist_from < histograms.len() {
+            let next_hist = histograms.get(hist_from).map_or(i64::MAX, |h| h.t);
+            let float_to = float_from + samples[float_from..].partition_point(|s| s.t < next_hist);
+            if float_to > float_from {
+                write_float_run(
+                    &samples[float_from..float_to],
+                    si,
+                    limit,
+                    opts,
+                    share,
+                    &mut cols,
+                    &mut out,
+                    &mut entries,
+                )?;
+                float_from = float_to;
+                continue;
+            }
+            let next_float = samples.get(float_from).map_or(i64::MAX, |s| s.t);
+            let hist_to = hist_from + histograms[hist_from..].partition_point(|h| h.t < next_float);
+            for c in crate::head::histograms::encode_chunks(&histograms[hist_from..hist_to]) {
+                let chunk_ref = out.cw.write(c.encoding, &c.bytes)?;
+                entries[si].1.push(ChunkMeta { mint: c.mint, maxt: c.maxt, chunk_ref, shared_ts: None });
+            }
+            hist_from = hist_to;
+        }
+        stats.num_samples += (samples.len() + histograms.len()) as u64;
+        stats.num_series += 1;
+        stats.num_chunks += entries[si].1.len() as u64;
+    }
+    let columns = cols.finish(&mut out, &mut entries)?;
+    out.finish(&mut entries)?;
+    fs.sync_dir(&chunks_dir).map_err(|e| Error::io(&chunks_dir, e))?;
+    let index = write_index(&entries, &columns).map_err(BlockError::Limit)?;
+    write_file_synced(&**fs, &dir.join(INDEX_FILENAME), &index)?;
+    Ok(stats)
+}
+
+/// Writes one run of a series' float samples (series `si` of `entries`)
+/// as chunks of at most `limit` samples in the block's float encoding.
+#[allow(clippy::too_many_arguments)]
+fn write_float_run(
+    samples: &[Sample],
+    si: usize,
+    limit: usize,
+    opts: &BlockWriteOptions,
+    share: bool,
+    cols: &mut ColumnTable,
+    out: &mut SealedOut,
+    entries: &mut [(Labels, Vec<ChunkMeta>)],
+) -> Result<(), Error> {
+    {
         for part in samples.chunks(limit) {
             let ci = entries[si].1.len();
             entries[si].1.push(ChunkMeta {
@@ -217,9 +305,9 @@ fn write_into(
                     }
                     entries[si].1[ci].chunk_ref = out.cw.write(Encoding::Xor, a.bytes())?;
                 }
-                Encoding::Sealed if share => cols.add((si, ci), part, &mut out, &mut entries)?,
+                Encoding::Sealed if share => cols.add((si, ci), part, out, entries)?,
                 Encoding::Sealed => {
-                    out.put((si, ci), part, None, &mut entries)?;
+                    out.put((si, ci), part, None, entries)?;
                 }
                 Encoding::Histogram | Encoding::FloatHistogram => {
                     // Refused by `chunk_limit` before anything is written.
@@ -229,16 +317,8 @@ fn write_into(
                 }
             }
         }
-        stats.num_samples += samples.len() as u64;
-        stats.num_series += 1;
-        stats.num_chunks += entries[si].1.len() as u64;
     }
-    let columns = cols.finish(&mut out, &mut entries)?;
-    out.finish(&mut entries)?;
-    fs.sync_dir(&chunks_dir).map_err(|e| Error::io(&chunks_dir, e))?;
-    let index = write_index(&entries, &columns).map_err(BlockError::Limit)?;
-    write_file_synced(&**fs, &dir.join(INDEX_FILENAME), &index)?;
-    Ok(stats)
+    Ok(())
 }
 
 /// Shortest timestamp column the writer shares: below this, the column's

@@ -175,6 +175,26 @@ impl Chunk {
             }
         }
     }
+
+    /// [`Chunk::decode_into`] for a chunk of any encoding: floats to
+    /// `floats`, histograms to `histograms`.
+    pub fn decode_mixed_into(
+        &self,
+        floats: &mut Vec<Sample>,
+        histograms: &mut Vec<crate::histogram::HistogramSample>,
+    ) -> Result<(), crate::Error> {
+        match self.encoding {
+            Encoding::Xor | Encoding::Sealed => self.decode_into(floats),
+            Encoding::Histogram | Encoding::FloatHistogram => {
+                let mut it = self.iter();
+                it.drain_mixed_into(floats, histograms);
+                match it.err() {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
 }
 
 /// One series and its chunks from one source (the head or a block), as

@@ -763,6 +763,7 @@ impl<'a> HeadAppender<'a> {
         }
         assert_eq!(histograms.len(), self.histogram_series.len(), "a buffered histogram without its series");
         let head = self.head;
+        head.saw_histograms();
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         let _t = head.truncate_lock.read();
         let min_valid = head.min_valid_time();

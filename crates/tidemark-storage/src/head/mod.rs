@@ -54,7 +54,7 @@
 
 mod appender;
 pub mod chunk_file;
-mod histograms;
+pub(crate) mod histograms;
 mod index;
 mod key_map;
 mod open_copies;
@@ -69,6 +69,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
+use crate::block::writer::SeriesData;
 use crate::chunkenc::ChunkSeries;
 use crate::matcher::Matcher;
 use crate::postings::{postings_for_matchers, PostingsIndex};
@@ -435,6 +436,9 @@ pub struct Head {
     next_ref: AtomicU64,
     min_time: AtomicI64,
     max_time: AtomicI64,
+    /// Whether any series ever held a native histogram (until restart, or
+    /// replay of one): the in-place window reads are floats-only.
+    has_histograms: std::sync::atomic::AtomicBool,
     /// No sample older than this is accepted (raised by truncation).
     min_valid_time: AtomicI64,
     truncate_lock: RwLock<()>,
@@ -598,6 +602,7 @@ impl Head {
             next_ref: AtomicU64::new(1),
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
+            has_histograms: std::sync::atomic::AtomicBool::new(false),
             min_valid_time: AtomicI64::new(i64::MIN),
             truncate_lock: RwLock::new(()),
             epoch: AtomicU64::new(next_epoch()),
@@ -724,8 +729,23 @@ impl Head {
         self.replay_each(samples, |s| (s.series_ref, s.t), |series, r, s, ooo, p| series.apply(r, s.t, s.v, ooo, p));
     }
 
+    /// Whether any series ever held a native histogram (since open).
+    pub fn has_histograms(&self) -> bool {
+        self.has_histograms.load(Ordering::Relaxed)
+    }
+
+    /// Notes that a histogram was stored.
+    pub(crate) fn saw_histograms(&self) {
+        if !self.has_histograms() {
+            self.has_histograms.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// [`Head::replay_samples`] for native-histogram samples.
     pub fn replay_histograms(&self, samples: &[crate::wal::RefHistogramSample]) {
+        if !samples.is_empty() {
+            self.saw_histograms();
+        }
         self.replay_each(
             samples,
             |s| (s.series_ref, s.t),
@@ -1224,31 +1244,38 @@ impl Head {
     /// out-of-order data merged). A series whose chunks cannot be read back
     /// is left out and logged; [`Head::try_samples_for_block`] fails instead.
     pub fn samples_for_block(&self, mint: i64, maxt: i64) -> Vec<(Labels, Vec<Sample>)> {
-        self.series_for_block(mint, maxt).filter_map(Result::ok).collect()
+        self.series_for_block(mint, maxt)
+            .filter_map(Result::ok)
+            .filter(|s| !s.floats.is_empty())
+            .map(|s| (s.labels, s.floats))
+            .collect()
     }
 
     /// [`Head::samples_for_block`], failing if any closed chunk in the range
     /// cannot be read back from the head chunk file: what goes to a block
     /// must be complete (the WAL still holds the samples).
     pub fn try_samples_for_block(&self, mint: i64, maxt: i64) -> Result<Vec<(Labels, Vec<Sample>)>, crate::Error> {
-        self.series_for_block(mint, maxt).collect()
+        let all: Vec<SeriesData> = self.series_for_block(mint, maxt).collect::<Result<_, _>>()?;
+        Ok(all.into_iter().filter(|s| !s.floats.is_empty()).map(|s| (s.labels, s.floats)).collect())
     }
 
-    /// [`Head::try_samples_for_block`] without holding every sample at once:
-    /// the series overlapping `[mint, maxt)` are listed and sorted by labels
-    /// first, then each one's samples are read when the iterator reaches
-    /// it. Memory is one series' samples plus the label list, where the
-    /// whole range of every series would be gigabytes at a million series.
-    /// A series is read at the moment the iterator reaches it (as every
-    /// series was read at a different moment before): callers that need a
-    /// stable range raise the minimum valid time first, as persistence does.
-    /// A closed chunk that cannot be read back from the head chunk file
-    /// yields an `Err` item: what goes to a block must be complete.
+    /// Every series with samples in `[mint, maxt)` as a block gets it, its
+    /// floats and its native histograms, without holding every sample at
+    /// once: the series overlapping `[mint, maxt)` are listed and sorted by
+    /// labels first, then each one's samples are read when the iterator
+    /// reaches it. Memory is one series' samples plus the label list, where
+    /// the whole range of every series would be gigabytes at a million
+    /// series. A series is read at the moment the iterator reaches it (as
+    /// every series was read at a different moment before): callers that
+    /// need a stable range raise the minimum valid time first, as
+    /// persistence does. A closed chunk that cannot be read back from the
+    /// head chunk file yields an `Err` item: what goes to a block must be
+    /// complete.
     pub fn series_for_block(
         &self,
         mint: i64,
         maxt: i64,
-    ) -> impl Iterator<Item = Result<(Labels, Vec<Sample>), crate::Error>> + '_ {
+    ) -> impl Iterator<Item = Result<SeriesData, crate::Error>> + '_ {
         let refs = self.index.read().all_postings();
         let mut list: Vec<(Labels, u64)> = Vec::with_capacity(refs.len());
         for r in refs {
@@ -1260,9 +1287,17 @@ impl Head {
         }
         list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         list.into_iter().filter_map(move |(labels, r)| {
-            let samples = self.series_shard(r).lock().get(&r)?.samples_in(r, mint, maxt, &self.chunks);
+            let shard = self.series_shard(r).lock();
+            let s = shard.get(&r)?;
+            let samples = s.samples_in(r, mint, maxt, &self.chunks);
+            let histograms = s.histograms_in(mint, maxt);
+            drop(shard);
             match samples {
-                Ok(samples) => (!samples.is_empty()).then_some(Ok((labels, samples))),
+                Ok(floats) => (!floats.is_empty() || !histograms.is_empty()).then_some(Ok(SeriesData {
+                    labels,
+                    floats,
+                    histograms,
+                })),
                 Err(e) => {
                     tracing::error!(series = %labels, error = %e, "head chunk unreadable");
                     let path = self.chunks.dir().map(std::path::Path::to_path_buf).unwrap_or_default();

@@ -519,7 +519,10 @@ fn samples_for_block_merges_sorts_and_bounds() {
     let mut app = h.appender();
     app.append_ref(rb, 1_500, 1.5).unwrap();
     app.commit().unwrap();
-    let streamed = |lo, hi| h.series_for_block(lo, hi).collect::<Result<Vec<_>, _>>().unwrap();
+    let streamed = |lo, hi| {
+        let all = h.series_for_block(lo, hi).collect::<Result<Vec<_>, _>>().unwrap();
+        all.into_iter().map(|s| (s.labels, s.floats)).collect::<Vec<_>>()
+    };
     assert_eq!(streamed(1_000, 3_000), h.samples_for_block(1_000, 3_000));
     assert_eq!(streamed(0, 10_000), h.samples_for_block(0, 10_000));
     assert_eq!(h.series_for_block(4_000, 5_000).count(), 0);
