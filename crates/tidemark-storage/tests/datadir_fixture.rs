@@ -7,6 +7,11 @@
 //! - `datadir-v2/`: the code of 2026-12-07 (main `62dd83d`: compressed and
 //!   columnar WAL records, chunk-group blocks with sealed chunks), the last
 //!   format before native histograms.
+//! - `datadir-v3/`: the code of 2026-12-07 with native histograms (WAL
+//!   record type 5, histogram chunks in the block): the same floats plus two
+//!   histogram series (an integer counter histogram with a reset and new
+//!   buckets, a float gauge histogram with custom buckets ending in a
+//!   staleness marker).
 //!
 //! The fixture holds a block (the first 10-minute range), a WAL checkpoint
 //! (written when that block was persisted), several WAL segments after it
@@ -31,7 +36,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tidemark_storage::{Db, DbBuilder, Labels, MatchOp, Matcher, STALE_NAN_BITS};
+use tidemark_storage::histogram::{CounterResetHint, FloatHistogram, Histogram, HistogramValue, Span};
+use tidemark_storage::{Db, DbBuilder, Labels, MatchOp, Matcher, SampleIterator, STALE_NAN_BITS};
 
 const MIN: i64 = 60_000;
 /// Start of the data: a multiple of the 10-minute block range.
@@ -43,7 +49,102 @@ const ROUNDS: i64 = 160;
 const PERSIST_AFTER: i64 = 100;
 
 /// The fixture [`regenerate`] writes: the newest format.
-const NEWEST: &str = "datadir-v2";
+const NEWEST: &str = "datadir-v3";
+
+/// The fixtures that hold histogram series.
+const WITH_HISTOGRAMS: &[&str] = &["datadir-v3"];
+
+/// The histogram series (`k` = 0, 1) of the fixtures from v3 on.
+fn hist_labels(k: usize) -> Labels {
+    let name = if k == 0 { "hist_latency_seconds" } else { "hist_queue_gauge" };
+    Labels::new([("__name__", name), ("job", "hist")]).unwrap()
+}
+
+/// Histogram `k` in scrape round `r` (`None`: no sample that round).
+fn hist_value(k: usize, r: i64) -> Option<HistogramValue> {
+    if k == 0 {
+        // A counter; it resets at round 80, and a bucket appears at 40.
+        let n = if r >= 80 { r - 80 } else { r };
+        let mut h = Histogram {
+            schema: 2,
+            zero_threshold: 0.001,
+            zero_count: (n / 4) as u64,
+            sum: n as f64 * 0.125,
+            positive_spans: vec![Span { offset: -1, length: 2 }],
+            positive_buckets: vec![n, 1 - n],
+            negative_spans: vec![Span { offset: 0, length: 1 }],
+            negative_buckets: vec![n / 8],
+            ..Histogram::default()
+        };
+        if r % 80 >= 40 {
+            h.positive_spans.push(Span { offset: 3, length: 1 });
+            h.positive_buckets.push(2);
+        }
+        let buckets = |d: &[i64]| {
+            let mut acc = 0i64;
+            d.iter()
+                .map(|x| {
+                    acc += x;
+                    acc
+                })
+                .sum::<i64>()
+        };
+        h.count = (buckets(&h.positive_buckets) + buckets(&h.negative_buckets)) as u64 + h.zero_count;
+        return Some(HistogramValue::Integer(h));
+    }
+    match r {
+        150 => {
+            Some(HistogramValue::Float(FloatHistogram { sum: f64::from_bits(STALE_NAN_BITS), ..Default::default() }))
+        }
+        r if r < 150 && r % 2 == 0 => {
+            let c = (r % 9) as f64 + 0.5;
+            Some(HistogramValue::Float(FloatHistogram {
+                counter_reset_hint: CounterResetHint::Gauge,
+                schema: -53,
+                count: c + 1.0,
+                sum: c * 3.0,
+                positive_spans: vec![Span { offset: 0, length: 3 }],
+                positive_buckets: vec![c, 0.0, 1.0],
+                custom_values: vec![0.5, 1.0, 4.0],
+                ..Default::default()
+            }))
+        }
+        _ => None,
+    }
+}
+
+/// Every histogram sample of the fixtures from v3 on: `(series, t, value)`.
+fn hist_plan() -> Vec<(usize, i64, HistogramValue)> {
+    let mut out = Vec::new();
+    for r in 0..ROUNDS {
+        for k in 0..2 {
+            if let Some(h) = hist_value(k, r) {
+                out.push((k, T0 + r * STEP + 10 + k as i64, h));
+            }
+        }
+    }
+    out
+}
+
+/// Whether two histograms are the same data (empty buckets a chunk added
+/// and counter-reset hints aside).
+fn same_histogram(a: &HistogramValue, b: &HistogramValue) -> bool {
+    match (a, b) {
+        (HistogramValue::Integer(x), HistogramValue::Integer(y)) => {
+            let (mut x, mut y) = (x.clone(), y.clone());
+            x.compact(0);
+            y.compact(0);
+            x.equals(&y)
+        }
+        (HistogramValue::Float(x), HistogramValue::Float(y)) => {
+            let (mut x, mut y) = (x.clone(), y.clone());
+            x.compact(0);
+            y.compact(0);
+            x.equals(&y)
+        }
+        _ => false,
+    }
+}
 
 fn fixture_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(name)
@@ -159,6 +260,11 @@ fn datadir_v2_opens_and_reads_back_every_sample() {
     opens_and_reads_back_every_sample("datadir-v2");
 }
 
+#[test]
+fn datadir_v3_opens_and_reads_back_every_sample() {
+    opens_and_reads_back_every_sample("datadir-v3");
+}
+
 fn opens_and_reads_back_every_sample(name: &str) {
     let src = fixture_dir(name);
     // The fixture has every part a WAL replay reads: a block, a checkpoint
@@ -176,7 +282,18 @@ fn opens_and_reads_back_every_sample(name: &str) {
     assert!(!db.blocks().is_empty(), "the fixture holds a block");
     let q = db.querier(i64::MIN, i64::MAX);
     let mut got = BTreeMap::new();
+    let with_histograms = WITH_HISTOGRAMS.contains(&name);
+    let mut got_hist: BTreeMap<usize, Vec<(i64, HistogramValue)>> = BTreeMap::new();
     for s in q.select(&[Matcher::new(MatchOp::Regex, "__name__", ".+").unwrap()]).unwrap() {
+        if let Some(k) = (0..2).find(|&k| hist_labels(k) == *s.labels()) {
+            assert!(with_histograms, "{name} holds no histogram series");
+            let mut it = s.iter();
+            let (mut f, mut h) = (Vec::new(), Vec::new());
+            it.drain_mixed_into(&mut f, &mut h);
+            assert!(it.err().is_none() && f.is_empty(), "{:?}", it.err());
+            got_hist.insert(k, h.into_iter().map(|s| (s.t, s.h)).collect());
+            continue;
+        }
         let i = (0..SERIES).find(|&i| labels(i) == *s.labels()).expect("an expected series");
         let samples: Vec<(i64, u64)> = s.samples().unwrap().iter().map(|s| (s.t, s.v.to_bits())).collect();
         got.insert(i, samples);
@@ -185,6 +302,22 @@ fn opens_and_reads_back_every_sample(name: &str) {
     assert_eq!(got.len(), want.len());
     for (i, w) in &want {
         assert_eq!(got.get(i), Some(w), "series {i}");
+    }
+    if with_histograms {
+        let mut want_hist: BTreeMap<usize, Vec<(i64, HistogramValue)>> = BTreeMap::new();
+        for (k, t, h) in hist_plan() {
+            want_hist.entry(k).or_default().push((t, h));
+        }
+        assert_eq!(got_hist.len(), 2);
+        for (k, w) in &want_hist {
+            let g = &got_hist[k];
+            assert_eq!(g.len(), w.len(), "histogram series {k}");
+            for ((gt, gh), (wt, wh)) in g.iter().zip(w) {
+                assert_eq!(gt, wt, "histogram series {k}");
+                let stale = wh.is_stale() && gh.is_stale();
+                assert!(stale || same_histogram(gh, wh), "histogram series {k} at {gt}: {gh:?} != {wh:?}");
+            }
+        }
     }
     assert!(q.warnings().is_empty(), "{:?}", q.warnings());
     let damage = db.damage_report();
@@ -213,10 +346,18 @@ fn regenerate() {
     std::fs::create_dir_all(&dir).unwrap();
     let db = builder(&dir).open().unwrap();
     let mut round = 0;
+    let mut hists = hist_plan().into_iter().peekable();
     for c in plan() {
         let mut app = db.appender();
         for &(i, t, v) in &c {
             app.append(&labels(i), t, v).unwrap();
+        }
+        // A round's histograms go with its floats.
+        if c.len() > 1 {
+            let end = T0 + round * STEP + STEP;
+            while let Some((k, t, h)) = hists.next_if(|(_, t, _)| *t < end) {
+                app.append_histogram(&hist_labels(k), t, h).unwrap();
+            }
         }
         app.commit().unwrap();
         if c.len() > 1 {
