@@ -318,7 +318,7 @@ fn our_engine_answers_native_histogram_queries_like_prometheus_2_42() {
         let want = prometheus.instant(&raw, ms(SPAN + 5));
         let got = ours(|| engine.instant_query(&db, &raw, ms(SPAN + 5)));
         if let Some(d) = compare(&want, &got, false) {
-            println!("RAW {name}: the two stores do not hold the same samples: {d}");
+            panic!("{name}: the two stores do not hold the same samples: {d}");
         }
         if let Outcome::Ok(result::Res::Matrix(m)) = &want {
             loaded += m.iter().map(|(_, p)| p.len()).sum::<usize>();
