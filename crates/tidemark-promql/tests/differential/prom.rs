@@ -1,13 +1,14 @@
 //! The reference side: a real Prometheus 2.42 on 127.0.0.1 over blocks made
-//! by `promtool`, queried through its HTTP API. Starting, stopping and the
-//! HTTP client come from `tidemark-testkit`.
+//! by `promtool` (floats) or fed by remote write (native histograms), queried
+//! through its HTTP API. Starting, stopping and the HTTP client come from
+//! `tidemark-testkit`.
 
 use std::path::Path;
 use std::time::Duration;
 
 use tidemark_testkit::{find_binary, promtool_with_timeout, secs, url_encode, Http, PrometheusConfig};
 
-use super::result::{Outcome, Res};
+use super::result::{Hist, Outcome, Res, V};
 
 /// Fails the test (never skips) when `prometheus` or `promtool` is missing;
 /// the message names the Debian package.
@@ -44,8 +45,15 @@ impl Prometheus {
     /// Starts Prometheus over the TSDB in `tsdb` and waits, at most 30 s,
     /// until `/-/ready` answers 200.
     pub fn start(tsdb: &Path) -> Prometheus {
+        Prometheus::start_with(tsdb, &[])
+    }
+
+    /// [`Prometheus::start`] with extra command-line arguments (feature
+    /// flags, the remote-write receiver).
+    pub fn start_with(tsdb: &Path, extra: &[&str]) -> Prometheus {
         let mut config = PrometheusConfig::new(tsdb);
-        // No scrape targets: the TSDB holds only what promtool wrote.
+        // No scrape targets: the TSDB holds only what promtool or remote
+        // write put there.
         config.config_yaml = "scrape_configs: []\n".into();
         config.args = vec![
             "--storage.tsdb.retention.time=100y".into(),
@@ -53,8 +61,26 @@ impl Prometheus {
             "--query.lookback-delta=5m".into(),
             "--query.max-samples=50000000".into(),
         ];
+        config.args.extend(extra.iter().map(|a| a.to_string()));
         let server = tidemark_testkit::Prometheus::start(config).unwrap_or_else(|e| panic!("{e}"));
         Prometheus { server, http: Http::new(Duration::from_secs(30)) }
+    }
+
+    /// POSTs a snappy-compressed remote-write 1.0 body; fails the test unless
+    /// Prometheus accepts it (2xx).
+    #[allow(dead_code)] // used by the histogram test only
+    pub fn remote_write(&self, body: &[u8]) {
+        let headers = [
+            ("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", "snappy"),
+            ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+        ];
+        let url = self.server.remote_write_url();
+        match self.http.post(&url, &headers, body) {
+            Ok(r) if r.is_success() => {}
+            Ok(r) => panic!("remote write refused ({}): {}; log:\n{}", r.status, r.text(), self.log_tail()),
+            Err(e) => panic!("remote write failed: {e}; log:\n{}", self.log_tail()),
+        }
     }
 
     /// The last lines of Prometheus' log, for failure messages.
@@ -115,6 +141,18 @@ fn val(v: &serde_json::Value) -> Result<f64, String> {
     }
 }
 
+/// A histogram as `jsonutil.MarshalHistogram` writes it.
+fn hist(v: &serde_json::Value) -> Result<V, String> {
+    let mut buckets = Vec::new();
+    if let Some(bs) = v.get("buckets") {
+        for b in bs.as_array().ok_or("buckets is not an array")? {
+            let rule = b[0].as_u64().ok_or_else(|| format!("bad bucket boundaries {b}"))? as u8;
+            buckets.push((rule, val(&b[1])?, val(&b[2])?, val(&b[3])?));
+        }
+    }
+    Ok(V::H(Hist { count: val(&v["count"])?, sum: val(&v["sum"])?, buckets }))
+}
+
 fn labels(v: &serde_json::Value) -> Result<String, String> {
     let obj = v.as_object().ok_or("metric is not an object")?;
     let pairs: Vec<(String, String)> =
@@ -130,7 +168,11 @@ fn parse_data(data: &serde_json::Value) -> Result<Res, String> {
         Some("vector") => {
             let mut out = Vec::new();
             for s in result.as_array().ok_or("vector result is not an array")? {
-                out.push((labels(&s["metric"])?, ts(&s["value"][0])?, val(&s["value"][1])?));
+                if let Some(h) = s.get("histogram") {
+                    out.push((labels(&s["metric"])?, ts(&h[0])?, hist(&h[1])?));
+                } else {
+                    out.push((labels(&s["metric"])?, ts(&s["value"][0])?, V::F(val(&s["value"][1])?)));
+                }
             }
             Ok(Res::Vector(out))
         }
@@ -138,9 +180,18 @@ fn parse_data(data: &serde_json::Value) -> Result<Res, String> {
             let mut out = Vec::new();
             for s in result.as_array().ok_or("matrix result is not an array")? {
                 let mut points = Vec::new();
-                for p in s["values"].as_array().ok_or("values is not an array")? {
-                    points.push((ts(&p[0])?, val(&p[1])?));
+                if let Some(values) = s.get("values") {
+                    for p in values.as_array().ok_or("values is not an array")? {
+                        points.push((ts(&p[0])?, V::F(val(&p[1])?)));
+                    }
                 }
+                if let Some(hs) = s.get("histograms") {
+                    for p in hs.as_array().ok_or("histograms is not an array")? {
+                        points.push((ts(&p[0])?, hist(&p[1])?));
+                    }
+                }
+                // Floats and histograms of one series interleave by time.
+                points.sort_by_key(|p| p.0);
                 out.push((labels(&s["metric"])?, points));
             }
             Ok(Res::Matrix(out))

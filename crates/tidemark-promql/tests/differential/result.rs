@@ -1,4 +1,6 @@
-//! One form for both sides' answers, and the exact comparison.
+//! One form for both sides' answers, and the exact comparison. Values are
+//! floats or native histograms (compared by count, sum and non-empty
+//! buckets, as the HTTP API shows them).
 
 use std::collections::BTreeMap;
 
@@ -8,13 +10,80 @@ use tidemark_promql::{Error, Value};
 /// example Kahan-compensated sums in 3.x against plain sums in 2.42).
 const REL_TOL: f64 = 1e-9;
 
+/// A native histogram as the HTTP API shows it: count, sum, and the
+/// non-empty buckets in ascending order as `(boundaries, lower, upper,
+/// count)`, `boundaries` saying which bounds are inclusive (0 upper only,
+/// 1 lower only, 2 neither, 3 both).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hist {
+    pub count: f64,
+    pub sum: f64,
+    pub buckets: Vec<(u8, f64, f64, f64)>,
+}
+
+/// One value of a vector or matrix: a float or a histogram.
+#[derive(Debug, Clone, PartialEq)]
+pub enum V {
+    F(f64),
+    H(Hist),
+}
+
+impl From<f64> for V {
+    fn from(v: f64) -> V {
+        V::F(v)
+    }
+}
+
+impl V {
+    /// Whether the value is a histogram.
+    pub fn is_hist(&self) -> bool {
+        matches!(self, V::H(_))
+    }
+}
+
+impl std::fmt::Display for V {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            V::F(v) => write!(f, "{v}"),
+            V::H(h) => {
+                write!(f, "{{count:{} sum:{} buckets:", h.count, h.sum)?;
+                for (i, (b, lo, hi, c)) in h.buckets.iter().enumerate() {
+                    if i == 12 {
+                        return write!(f, " …{} more}}", h.buckets.len() - 12);
+                    }
+                    write!(f, " {b}[{lo},{hi}]={c}")?;
+                }
+                write!(f, "}}")
+            }
+        }
+    }
+}
+
+/// Our histogram in the API form.
+pub fn hist_of(h: &tidemark_storage::histogram::FloatHistogram) -> Hist {
+    let buckets = h
+        .all_buckets()
+        .filter(|b| b.count != 0.0)
+        .map(|b| {
+            let rule = match (b.lower_inclusive, b.upper_inclusive) {
+                (false, true) => 0,
+                (true, false) => 1,
+                (false, false) => 2,
+                (true, true) => 3,
+            };
+            (rule, b.lower, b.upper, b.count)
+        })
+        .collect();
+    Hist { count: h.count, sum: h.sum, buckets }
+}
+
 /// A query answer. Label sets are rendered as sorted `{a="b", …}` keys.
 #[derive(Debug)]
 pub enum Res {
     Scalar(i64, f64),
     String(i64, String),
-    Vector(Vec<(String, i64, f64)>),
-    Matrix(Vec<(String, Vec<(i64, f64)>)>),
+    Vector(Vec<(String, i64, V)>),
+    Matrix(Vec<(String, Vec<(i64, V)>)>),
 }
 
 impl Res {
@@ -34,6 +103,16 @@ impl Res {
             Res::Scalar(..) | Res::String(..) => true,
             Res::Vector(v) => !v.is_empty(),
             Res::Matrix(m) => m.iter().any(|(_, p)| !p.is_empty()),
+        }
+    }
+
+    /// Whether the answer holds a histogram.
+    #[allow(dead_code)] // used by the histogram test only
+    pub fn has_histograms(&self) -> bool {
+        match self {
+            Res::Scalar(..) | Res::String(..) => false,
+            Res::Vector(v) => v.iter().any(|(_, _, v)| v.is_hist()),
+            Res::Matrix(m) => m.iter().any(|(_, p)| p.iter().any(|(_, v)| v.is_hist())),
         }
     }
 }
@@ -67,10 +146,27 @@ pub fn from_ours(r: Result<tidemark_promql::QueryResult, Error>) -> Outcome {
         Ok(q) => Outcome::Ok(match q.value {
             Value::Scalar { t, v } => Res::Scalar(t, v),
             Value::String { t, s } => Res::String(t, s),
-            Value::Vector(v) => Res::Vector(v.into_iter().map(|s| (labels_key(&s.labels), s.t, s.v)).collect()),
+            Value::Vector(v) => Res::Vector(
+                v.into_iter()
+                    .map(|s| {
+                        let v = match &s.h {
+                            Some(h) => V::H(hist_of(h)),
+                            None => V::F(s.v),
+                        };
+                        (labels_key(&s.labels), s.t, v)
+                    })
+                    .collect(),
+            ),
             Value::Matrix(m) => Res::Matrix(
                 m.into_iter()
-                    .map(|s| (labels_key(&s.labels), s.samples.into_iter().map(|p| (p.t, p.v)).collect()))
+                    .map(|s| {
+                        // Floats and histograms interleaved by time, as the
+                        // API would list them.
+                        let mut points: Vec<(i64, V)> = s.samples.iter().map(|p| (p.t, V::F(p.v))).collect();
+                        points.extend(s.histograms.iter().map(|p| (p.t, V::H(hist_of(&p.h)))));
+                        points.sort_by_key(|p| p.0);
+                        (labels_key(&s.labels), points)
+                    })
                     .collect(),
             ),
         }),
@@ -89,6 +185,24 @@ pub fn close(a: f64, b: f64) -> bool {
         return false;
     }
     (a - b).abs() <= REL_TOL * a.abs().max(b.abs())
+}
+
+/// Equal values: floats by [`close`], histograms by count, sum and every
+/// non-empty bucket's bounds, inclusiveness and count.
+pub fn close_v(a: &V, b: &V) -> bool {
+    match (a, b) {
+        (V::F(a), V::F(b)) => close(*a, *b),
+        (V::H(a), V::H(b)) => {
+            close(a.count, b.count)
+                && close(a.sum, b.sum)
+                && a.buckets.len() == b.buckets.len()
+                && a.buckets
+                    .iter()
+                    .zip(&b.buckets)
+                    .all(|(x, y)| x.0 == y.0 && close(x.1, y.1) && close(x.2, y.2) && close(x.3, y.3))
+        }
+        _ => false,
+    }
 }
 
 /// Compares Prometheus' answer (`want`) with ours (`got`); `None` when they
@@ -132,14 +246,14 @@ fn compare_res(want: &Res, got: &Res, ordered: bool) -> Option<String> {
     }
 }
 
-fn compare_vectors(want: &[(String, i64, f64)], got: &[(String, i64, f64)], ordered: bool) -> Option<String> {
-    let mut w: BTreeMap<&str, (i64, f64)> = BTreeMap::new();
+fn compare_vectors(want: &[(String, i64, V)], got: &[(String, i64, V)], ordered: bool) -> Option<String> {
+    let mut w: BTreeMap<&str, (i64, &V)> = BTreeMap::new();
     for (k, t, v) in want {
-        w.insert(k, (*t, *v));
+        w.insert(k, (*t, v));
     }
-    let mut g: BTreeMap<&str, (i64, f64)> = BTreeMap::new();
+    let mut g: BTreeMap<&str, (i64, &V)> = BTreeMap::new();
     for (k, t, v) in got {
-        if g.insert(k, (*t, *v)).is_some() {
+        if g.insert(k, (*t, v)).is_some() {
             return Some(format!("we return the label set {k} twice"));
         }
     }
@@ -157,13 +271,13 @@ fn compare_vectors(want: &[(String, i64, f64)], got: &[(String, i64, f64)], orde
     }
     for (k, (wt, wv)) in &w {
         let (gt, gv) = g[k];
-        if *wt != gt || !close(*wv, gv) {
+        if *wt != gt || !close_v(wv, gv) {
             return Some(format!("{k}: want {wv} @{wt}, got {gv} @{gt}"));
         }
     }
     if ordered {
         for (i, ((wk, _, wv), (gk, _, gv))) in want.iter().zip(got).enumerate() {
-            if !close(*wv, *gv) {
+            if !close_v(wv, gv) {
                 return Some(format!("order differs at position {i}: want {wk} = {wv}, got {gk} = {gv}"));
             }
         }
@@ -171,9 +285,9 @@ fn compare_vectors(want: &[(String, i64, f64)], got: &[(String, i64, f64)], orde
     None
 }
 
-fn compare_matrices(want: &[(String, Vec<(i64, f64)>)], got: &[(String, Vec<(i64, f64)>)]) -> Option<String> {
-    let w: BTreeMap<&str, &Vec<(i64, f64)>> = want.iter().map(|(k, p)| (k.as_str(), p)).collect();
-    let mut g: BTreeMap<&str, &Vec<(i64, f64)>> = BTreeMap::new();
+fn compare_matrices(want: &[(String, Vec<(i64, V)>)], got: &[(String, Vec<(i64, V)>)]) -> Option<String> {
+    let w: BTreeMap<&str, &Vec<(i64, V)>> = want.iter().map(|(k, p)| (k.as_str(), p)).collect();
+    let mut g: BTreeMap<&str, &Vec<(i64, V)>> = BTreeMap::new();
     for (k, p) in got {
         if g.insert(k, p).is_some() {
             return Some(format!("we return the label set {k} twice"));
@@ -195,7 +309,7 @@ fn compare_matrices(want: &[(String, Vec<(i64, f64)>)], got: &[(String, Vec<(i64
         let gp = g[k];
         for (i, pair) in wp.iter().zip(gp.iter()).enumerate() {
             let ((wt, wv), (gt, gv)) = pair;
-            if wt != gt || !close(*wv, *gv) {
+            if wt != gt || !close_v(wv, gv) {
                 return Some(format!("{k} point {i}: want {wv} @{wt}, got {gv} @{gt}"));
             }
         }
