@@ -595,6 +595,24 @@ fn verify(snap: &Path, data: &ShapeData) -> Result<usize, Box<dyn std::error::Er
     Ok(checked)
 }
 
+/// Encodes every series' run with [`candidate`], decodes it back and checks
+/// it bit for bit (hints included); returns the bytes of the chunks as block
+/// chunk records (length varint, encoding byte, CRC32 added).
+fn measure_candidate(data: &ShapeData) -> Result<u64, Box<dyn std::error::Error>> {
+    let mut total = 0u64;
+    for (labels, samples) in &data.series {
+        let chunk = candidate::encode(samples);
+        let back = candidate::decode(&chunk)?;
+        if back != *samples {
+            return Err(format!("candidate encoding: series {labels} does not round-trip").into());
+        }
+        let len = chunk.len() as u64;
+        let varint = (64 - len.leading_zeros()).div_ceil(7).max(1) as u64;
+        total += varint + 1 + len + 4;
+    }
+    Ok(total)
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -638,6 +656,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let keep_t = keep.as_ref().map(|k| k.join(format!("{}-tidemark", shape.name())));
         let (ours, checked) = measure_tidemark(&data, keep_t.as_deref())?;
         let ours_time = t.elapsed();
+        let cand = measure_candidate(&data)?;
         let theirs = if prometheus && shape.prometheus_can_store() {
             let keep_p = keep.as_ref().map(|k| k.join(format!("{}-prometheus", shape.name())));
             match measure_prometheus(&data, keep_p.as_deref()) {
@@ -660,7 +679,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Some(p) => {
                 let (pc, pi) = bps(&p);
                 format!(
-                    "| {} | {} | {:.1} | {:.3} | {:.3} | {:.3} | {:.3} | **{:.2}** | {:.2} |",
+                    "| {} | {} | {:.1} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} | **{:.2}** |",
                     shape.name(),
                     data.samples,
                     data.buckets as f64 / n,
@@ -668,21 +687,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     oc,
                     pi,
                     oi,
+                    cand as f64 / n,
                     oc / pc,
-                    (oc + oi) / (pc + pi)
+                    cand as f64 / n / pc
                 )
             }
             None => format!(
-                "| {} | {} | {:.1} | — | {:.3} | — | {:.3} | — | — |",
+                "| {} | {} | {:.1} | — | {:.3} | — | {:.3} | {:.3} | — | — |",
                 shape.name(),
                 data.samples,
                 data.buckets as f64 / n,
                 oc,
-                oi
+                oi,
+                cand as f64 / n
             ),
         };
         println!(
-            "{}: tidemark chunks {} B index {} B ({} blocks, {checked} histograms read back equal, {:.1?}); prometheus {:?}; load average {}",
+            "{}: tidemark chunks {} B index {} B ({} blocks, {checked} histograms read back equal, {:.1?}); candidate sealed chunks {cand} B (round trip checked); prometheus {:?}; load average {}",
             shape.name(),
             ours.chunks,
             ours.index,
@@ -694,10 +715,365 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rows.push(line);
     }
     println!();
-    println!("| shape | samples | buckets/sample | Prometheus 2.42 chunks B/sample | Tidemark chunks B/sample | Prometheus index B/sample | Tidemark index B/sample | chunks ratio T/P | chunks+index ratio T/P |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| shape | samples | buckets/sample | Prometheus 2.42 chunks B/sample | Tidemark chunks B/sample | Prometheus index B/sample | Tidemark index B/sample | candidate sealed chunks B/sample | Tidemark / Prometheus chunks | candidate / Prometheus chunks |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         println!("{r}");
     }
     Ok(())
+}
+
+/// A candidate sealed encoding for the histogram runs of a block, measured
+/// here to size what a denser block encoding would win (not a storage
+/// format: nothing reads it outside this tool, which decodes every chunk it
+/// encodes and checks the round trip).
+///
+/// One chunk holds a series' whole run in the block. Its columns, each a
+/// sequence of LEB128 varints (signed ones zigzagged), one column after the
+/// other, the whole compressed with zstd level 9:
+///
+/// 1. header: sample count, kind (0 integer, 1 float), schema (zigzag),
+///    zero threshold (8 bytes), custom bounds (count + 8 bytes each);
+/// 2. timestamps: the first, then deltas of deltas;
+/// 3. counter-reset hints, one byte per sample (zstd turns the runs into a
+///    few bytes);
+/// 4. layouts: for each sample whose spans differ from the previous one's,
+///    its index (delta to the previous change) and its spans (positive then
+///    negative: count, then offset and length per span);
+/// 5. count and zero count: integer, the delta to the previous sample's;
+///    float, the XOR of the bit patterns with the previous sample's;
+/// 6. sum: the XOR of its bits with the previous sum's;
+/// 7. buckets: per sample, per bucket of its layout (positive then
+///    negative), the change of the bucket's absolute count since the
+///    previous sample's bucket of the same index (0 before it existed);
+///    floats as XORs of bit patterns.
+mod candidate {
+    use std::collections::HashMap;
+
+    use tidemark_storage::histogram::{
+        CounterResetHint, FloatHistogram, Histogram, HistogramSample, HistogramValue, Span,
+    };
+
+    fn put_u(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    fn put_i(out: &mut Vec<u8>, v: i64) {
+        put_u(out, ((v << 1) ^ (v >> 63)) as u64)
+    }
+    struct Rd<'a>(&'a [u8], usize);
+    impl Rd<'_> {
+        fn u(&mut self) -> Result<u64, String> {
+            let mut v = 0u64;
+            for shift in (0..70).step_by(7) {
+                let b = *self.0.get(self.1).ok_or("truncated")?;
+                self.1 += 1;
+                v |= u64::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
+                if b < 0x80 {
+                    return Ok(v);
+                }
+            }
+            Err("varint too long".into())
+        }
+        fn i(&mut self) -> Result<i64, String> {
+            let u = self.u()?;
+            Ok((u >> 1) as i64 ^ -((u & 1) as i64))
+        }
+        fn f(&mut self) -> Result<f64, String> {
+            let b = self.0.get(self.1..self.1 + 8).ok_or("truncated")?;
+            self.1 += 8;
+            Ok(f64::from_le_bytes(b.try_into().map_err(|_| "truncated")?))
+        }
+    }
+
+    /// Bucket indexes of a layout, in bucket order.
+    fn indexes(spans: &[Span]) -> Vec<i32> {
+        let mut out = Vec::new();
+        let mut i = 0i32;
+        for (n, s) in spans.iter().enumerate() {
+            // The first span's offset is its start index, a later one's the
+            // gap after the previous span's end.
+            let _ = n;
+            i += s.offset;
+            for _ in 0..s.length {
+                out.push(i);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// A sample's parts in the float-or-integer-agnostic form the columns use.
+    struct Parts<'a> {
+        hint: CounterResetHint,
+        pos: &'a [Span],
+        neg: &'a [Span],
+        /// Count, zero count, sum bits, then absolute bucket counts
+        /// (integers as i64, floats as bit patterns).
+        count: u64,
+        zero: u64,
+        sum: u64,
+        pbuckets: Vec<u64>,
+        nbuckets: Vec<u64>,
+    }
+
+    fn absolute(deltas: &[i64]) -> Vec<u64> {
+        let mut a = 0i64;
+        deltas
+            .iter()
+            .map(|d| {
+                a = a.wrapping_add(*d);
+                a as u64
+            })
+            .collect()
+    }
+
+    fn parts(h: &HistogramValue) -> Parts<'_> {
+        match h {
+            HistogramValue::Integer(h) => Parts {
+                hint: h.counter_reset_hint,
+                pos: &h.positive_spans,
+                neg: &h.negative_spans,
+                count: h.count,
+                zero: h.zero_count,
+                sum: h.sum.to_bits(),
+                pbuckets: absolute(&h.positive_buckets),
+                nbuckets: absolute(&h.negative_buckets),
+            },
+            HistogramValue::Float(h) => Parts {
+                hint: h.counter_reset_hint,
+                pos: &h.positive_spans,
+                neg: &h.negative_spans,
+                count: h.count.to_bits(),
+                zero: h.zero_count.to_bits(),
+                sum: h.sum.to_bits(),
+                pbuckets: h.positive_buckets.iter().map(|v| v.to_bits()).collect(),
+                nbuckets: h.negative_buckets.iter().map(|v| v.to_bits()).collect(),
+            },
+        }
+    }
+
+    fn hint_code(h: CounterResetHint) -> u8 {
+        match h {
+            CounterResetHint::Unknown => 0,
+            CounterResetHint::CounterReset => 1,
+            CounterResetHint::NotCounterReset => 2,
+            CounterResetHint::Gauge => 3,
+        }
+    }
+
+    fn put_spans(out: &mut Vec<u8>, spans: &[Span]) {
+        put_u(out, spans.len() as u64);
+        for s in spans {
+            put_i(out, i64::from(s.offset));
+            put_u(out, u64::from(s.length));
+        }
+    }
+
+    /// Encodes one run (same kind, schema, zero threshold and bounds
+    /// throughout; the caller splits runs where they change). Returns the
+    /// compressed chunk.
+    pub fn encode(run: &[HistogramSample]) -> Vec<u8> {
+        let float = matches!(run[0].h, HistogramValue::Float(_));
+        let (schema, zt, custom) = match &run[0].h {
+            HistogramValue::Integer(h) => (h.schema, h.zero_threshold, h.custom_values.clone()),
+            HistogramValue::Float(h) => (h.schema, h.zero_threshold, h.custom_values.clone()),
+        };
+        let mut out = Vec::new();
+        put_u(&mut out, run.len() as u64);
+        out.push(u8::from(float));
+        put_i(&mut out, i64::from(schema));
+        out.extend_from_slice(&zt.to_le_bytes());
+        put_u(&mut out, custom.len() as u64);
+        for c in &custom {
+            out.extend_from_slice(&c.to_le_bytes());
+        }
+        // Timestamps.
+        let (mut pt, mut pd) = (0i64, 0i64);
+        for (i, s) in run.iter().enumerate() {
+            match i {
+                0 => put_i(&mut out, s.t),
+                _ => {
+                    let d = s.t - pt;
+                    put_i(&mut out, d - pd);
+                    pd = d;
+                }
+            }
+            pt = s.t;
+        }
+        let all: Vec<Parts<'_>> = run.iter().map(|s| parts(&s.h)).collect();
+        for p in &all {
+            out.push(hint_code(p.hint));
+        }
+        // Layout changes.
+        let mut changes = Vec::new();
+        let mut last = 0usize;
+        for (i, p) in all.iter().enumerate() {
+            if i == 0 || p.pos != all[i - 1].pos || p.neg != all[i - 1].neg {
+                put_u(&mut changes, (i - last) as u64);
+                put_spans(&mut changes, p.pos);
+                put_spans(&mut changes, p.neg);
+                last = i;
+            }
+        }
+        put_u(&mut out, changes.len() as u64);
+        out.extend_from_slice(&changes);
+        let diff = |out: &mut Vec<u8>, prev: u64, cur: u64| {
+            if float {
+                put_u(out, prev ^ cur)
+            } else {
+                put_i(out, (cur as i64).wrapping_sub(prev as i64))
+            }
+        };
+        let (mut pc, mut pz, mut ps) = (0u64, 0u64, 0u64);
+        for p in &all {
+            diff(&mut out, pc, p.count);
+            diff(&mut out, pz, p.zero);
+            pc = p.count;
+            pz = p.zero;
+        }
+        for p in &all {
+            put_u(&mut out, ps ^ p.sum);
+            ps = p.sum;
+        }
+        let mut prev: [HashMap<i32, u64>; 2] = [HashMap::new(), HashMap::new()];
+        for p in &all {
+            for (side, (spans, vals)) in [(p.pos, &p.pbuckets), (p.neg, &p.nbuckets)].into_iter().enumerate() {
+                let mut next = HashMap::with_capacity(vals.len());
+                for (idx, v) in indexes(spans).into_iter().zip(vals.iter()) {
+                    let before = prev[side].get(&idx).copied().unwrap_or(if float { 0f64.to_bits() } else { 0 });
+                    diff(&mut out, before, *v);
+                    next.insert(idx, *v);
+                }
+                prev[side] = next;
+            }
+        }
+        zstd::bulk::compress(&out, 9).expect("zstd compresses")
+    }
+
+    fn get_spans(r: &mut Rd<'_>) -> Result<Vec<Span>, String> {
+        let n = r.u()? as usize;
+        (0..n)
+            .map(|_| Ok(Span { offset: i32::try_from(r.i()?).map_err(|e| e.to_string())?, length: r.u()? as u32 }))
+            .collect()
+    }
+
+    /// Decodes what [`encode`] wrote.
+    pub fn decode(chunk: &[u8]) -> Result<Vec<HistogramSample>, String> {
+        let raw = zstd::stream::decode_all(chunk).map_err(|e| e.to_string())?;
+        let mut r = Rd(&raw, 0);
+        let n = r.u()? as usize;
+        let float = *raw.get(r.1).ok_or("truncated")? == 1;
+        r.1 += 1;
+        let schema = r.i()? as i32;
+        let zt = r.f()?;
+        let custom = (0..r.u()?).map(|_| r.f()).collect::<Result<Vec<_>, _>>()?;
+        let mut ts = Vec::with_capacity(n);
+        let (mut t, mut d) = (0i64, 0i64);
+        for i in 0..n {
+            if i == 0 {
+                t = r.i()?;
+            } else {
+                d += r.i()?;
+                t += d;
+            }
+            ts.push(t);
+        }
+        let hints = raw.get(r.1..r.1 + n).ok_or("truncated")?.to_vec();
+        r.1 += n;
+        let changes_len = r.u()? as usize;
+        let end = r.1 + changes_len;
+        let mut layouts: Vec<(usize, Vec<Span>, Vec<Span>)> = Vec::new();
+        let mut at = 0usize;
+        while r.1 < end {
+            at += r.u()? as usize;
+            let pos = get_spans(&mut r)?;
+            let neg = get_spans(&mut r)?;
+            layouts.push((at, pos, neg));
+        }
+        let undiff = |r: &mut Rd<'_>, prev: u64| -> Result<u64, String> {
+            Ok(if float { prev ^ r.u()? } else { (prev as i64).wrapping_add(r.i()?) as u64 })
+        };
+        let (mut pc, mut pz) = (0u64, 0u64);
+        let mut cz = Vec::with_capacity(n);
+        for _ in 0..n {
+            pc = undiff(&mut r, pc)?;
+            pz = undiff(&mut r, pz)?;
+            cz.push((pc, pz));
+        }
+        let mut ps = 0u64;
+        let mut sums = Vec::with_capacity(n);
+        for _ in 0..n {
+            ps ^= r.u()?;
+            sums.push(ps);
+        }
+        let mut prev: [HashMap<i32, u64>; 2] = [HashMap::new(), HashMap::new()];
+        let mut li = 0usize;
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            while li + 1 < layouts.len() && layouts[li + 1].0 <= i {
+                li += 1;
+            }
+            let (_, pos, neg) = layouts.get(li).ok_or("no layout")?;
+            let mut vals: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+            for (side, spans) in [pos, neg].into_iter().enumerate() {
+                let mut next = HashMap::new();
+                for idx in indexes(spans) {
+                    let before = prev[side].get(&idx).copied().unwrap_or(0);
+                    let v = undiff(&mut r, before)?;
+                    vals[side].push(v);
+                    next.insert(idx, v);
+                }
+                prev[side] = next;
+            }
+            let hint = tidemark_storage::histogram::CounterResetHint::from_code(hints[i]).ok_or("bad hint")?;
+            let h = if float {
+                HistogramValue::Float(FloatHistogram {
+                    counter_reset_hint: hint,
+                    schema,
+                    zero_threshold: zt,
+                    zero_count: f64::from_bits(cz[i].1),
+                    count: f64::from_bits(cz[i].0),
+                    sum: f64::from_bits(sums[i]),
+                    positive_spans: pos.clone(),
+                    negative_spans: neg.clone(),
+                    positive_buckets: vals[0].iter().map(|b| f64::from_bits(*b)).collect(),
+                    negative_buckets: vals[1].iter().map(|b| f64::from_bits(*b)).collect(),
+                    custom_values: custom.clone(),
+                })
+            } else {
+                let deltas = |v: &[u64]| {
+                    let mut p = 0i64;
+                    v.iter()
+                        .map(|x| {
+                            let d = (*x as i64).wrapping_sub(p);
+                            p = *x as i64;
+                            d
+                        })
+                        .collect()
+                };
+                HistogramValue::Integer(Histogram {
+                    counter_reset_hint: hint,
+                    schema,
+                    zero_threshold: zt,
+                    zero_count: cz[i].1,
+                    count: cz[i].0,
+                    sum: f64::from_bits(sums[i]),
+                    positive_spans: pos.clone(),
+                    negative_spans: neg.clone(),
+                    positive_buckets: deltas(&vals[0]),
+                    negative_buckets: deltas(&vals[1]),
+                    custom_values: custom.clone(),
+                })
+            };
+            out.push(HistogramSample { t: ts[i], h });
+        }
+        if r.1 != raw.len() {
+            return Err(format!("{} bytes left over", raw.len() - r.1));
+        }
+        Ok(out)
+    }
 }
