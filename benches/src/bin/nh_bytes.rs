@@ -76,7 +76,8 @@ enum Shape {
 }
 
 impl Shape {
-    const ALL: [Shape; 6] = [Shape::Latency, Shape::Sparse, Shape::Wide, Shape::GaugeInt, Shape::GaugeFloat, Shape::Nhcb];
+    const ALL: [Shape; 6] =
+        [Shape::Latency, Shape::Sparse, Shape::Wide, Shape::GaugeInt, Shape::GaugeFloat, Shape::Nhcb];
 
     fn name(self) -> &'static str {
         match self {
@@ -584,7 +585,9 @@ fn verify(snap: &Path, data: &ShapeData) -> Result<usize, Box<dyn std::error::Er
                 kind_mismatch += 1;
             }
             if g.t != w.t || !same(&normal_form(&g.h)?, &normal_form(&w.h)?) {
-                return Err(format!("series {} at t={}: read back {:?}, written {:?}", s.labels(), w.t, g.h, w.h).into());
+                return Err(
+                    format!("series {} at t={}: read back {:?}, written {:?}", s.labels(), w.t, g.h, w.h).into()
+                );
             }
             checked += 1;
         }
@@ -600,7 +603,11 @@ fn verify(snap: &Path, data: &ShapeData) -> Result<usize, Box<dyn std::error::Er
 /// chunk records (length varint, encoding byte, CRC32 added).
 fn measure_candidate(data: &ShapeData) -> Result<u64, Box<dyn std::error::Error>> {
     let mut total = 0u64;
+    let mut sections = [0usize; 6];
     for (labels, samples) in &data.series {
+        for (a, b) in sections.iter_mut().zip(candidate::breakdown(samples)) {
+            *a += b;
+        }
         let chunk = candidate::encode(samples);
         let back = candidate::decode(&chunk)?;
         if back != *samples {
@@ -610,6 +617,10 @@ fn measure_candidate(data: &ShapeData) -> Result<u64, Box<dyn std::error::Error>
         let varint = (64 - len.leading_zeros()).div_ceil(7).max(1) as u64;
         total += varint + 1 + len + 4;
     }
+    let n = data.samples as f64;
+    let parts: Vec<String> =
+        candidate::SECTIONS.iter().zip(sections).map(|(name, b)| format!("{name} {:.3}", b as f64 / n)).collect();
+    println!("  candidate sections, each compressed alone, B/sample: {}", parts.join(", "));
     Ok(total)
 }
 
@@ -661,7 +672,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let keep_p = keep.as_ref().map(|k| k.join(format!("{}-prometheus", shape.name())));
             match measure_prometheus(&data, keep_p.as_deref()) {
                 Ok(p) if p.samples != data.samples as u64 => {
-                    return Err(format!("{}: Prometheus stored {} samples of {}", shape.name(), p.samples, data.samples).into())
+                    return Err(format!(
+                        "{}: Prometheus stored {} samples of {}",
+                        shape.name(),
+                        p.samples,
+                        data.samples
+                    )
+                    .into())
                 }
                 Ok(p) => Some(p),
                 Err(e) => {
@@ -877,6 +894,28 @@ mod candidate {
     /// throughout; the caller splits runs where they change). Returns the
     /// compressed chunk.
     pub fn encode(run: &[HistogramSample]) -> Vec<u8> {
+        zstd::bulk::compress(&encode_raw(run).0, 9).expect("zstd compresses")
+    }
+
+    /// The sections of a chunk, for [`breakdown`]'s figures.
+    pub const SECTIONS: [&str; 6] = ["header+timestamps", "hints", "layouts", "count+zero count", "sum", "buckets"];
+
+    /// The bytes each section of `run`'s chunk takes compressed alone
+    /// (zstd 9), in [`SECTIONS`] order.
+    pub fn breakdown(run: &[HistogramSample]) -> [usize; 6] {
+        let (raw, marks) = encode_raw(run);
+        let mut out = [0; 6];
+        let mut from = 0;
+        for (i, &to) in marks.iter().enumerate() {
+            out[i] = zstd::bulk::compress(&raw[from..to], 9).expect("zstd compresses").len();
+            from = to;
+        }
+        out
+    }
+
+    /// The uncompressed chunk and the end of each of its sections.
+    fn encode_raw(run: &[HistogramSample]) -> (Vec<u8>, [usize; 6]) {
+        let mut marks = [0usize; 6];
         let float = matches!(run[0].h, HistogramValue::Float(_));
         let (schema, zt, custom) = match &run[0].h {
             HistogramValue::Integer(h) => (h.schema, h.zero_threshold, h.custom_values.clone()),
@@ -904,10 +943,12 @@ mod candidate {
             }
             pt = s.t;
         }
+        marks[0] = out.len();
         let all: Vec<Parts<'_>> = run.iter().map(|s| parts(&s.h)).collect();
         for p in &all {
             out.push(hint_code(p.hint));
         }
+        marks[1] = out.len();
         // Layout changes.
         let mut changes = Vec::new();
         let mut last = 0usize;
@@ -921,6 +962,7 @@ mod candidate {
         }
         put_u(&mut out, changes.len() as u64);
         out.extend_from_slice(&changes);
+        marks[2] = out.len();
         let diff = |out: &mut Vec<u8>, prev: u64, cur: u64| {
             if float {
                 put_u(out, prev ^ cur)
@@ -935,10 +977,12 @@ mod candidate {
             pc = p.count;
             pz = p.zero;
         }
+        marks[3] = out.len();
         for p in &all {
             put_u(&mut out, ps ^ p.sum);
             ps = p.sum;
         }
+        marks[4] = out.len();
         let mut prev: [HashMap<i32, u64>; 2] = [HashMap::new(), HashMap::new()];
         for p in &all {
             for (side, (spans, vals)) in [(p.pos, &p.pbuckets), (p.neg, &p.nbuckets)].into_iter().enumerate() {
@@ -951,7 +995,8 @@ mod candidate {
                 prev[side] = next;
             }
         }
-        zstd::bulk::compress(&out, 9).expect("zstd compresses")
+        marks[5] = out.len();
+        (out, marks)
     }
 
     fn get_spans(r: &mut Rd<'_>) -> Result<Vec<Span>, String> {
