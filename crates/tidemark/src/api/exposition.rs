@@ -418,11 +418,8 @@ pub fn push_text_family(out: &mut String, mf: &MetricFamily) {
         } else if let Some(h) = &m.histogram {
             let mut inf_seen = false;
             for b in &h.bucket {
-                let c = if b.cumulative_count_float != 0.0 {
-                    b.cumulative_count_float
-                } else {
-                    b.cumulative_count as f64
-                };
+                let c =
+                    if b.cumulative_count_float != 0.0 { b.cumulative_count_float } else { b.cumulative_count as f64 };
                 push_sample(out, name, "_bucket", m, Some(b.upper_bound), c);
                 inf_seen |= b.upper_bound == f64::INFINITY;
             }

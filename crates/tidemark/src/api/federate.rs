@@ -177,7 +177,11 @@ enum Kind {
 /// Groups `latest` (sorted by metric name) into metric families as
 /// Prometheus' federation does, with the external labels added; for the
 /// text format, exponential native histograms are left out.
-pub(crate) fn families(latest: &[(Labels, i64, Latest)], external: &[(String, String)], format: Format) -> Vec<MetricFamily> {
+pub(crate) fn families(
+    latest: &[(Labels, i64, Latest)],
+    external: &[(String, String)],
+    format: Format,
+) -> Vec<MetricFamily> {
     let mut ext: Vec<(&str, &str)> = external.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     if !ext.iter().any(|(k, _)| *k == "instance") {
         ext.push(("instance", ""));
