@@ -15,6 +15,16 @@
 //! time). Queries must return exactly the model's samples, bit for bit
 //! (NaN payloads included).
 //!
+//! Native histograms (integer and float, any schema, custom buckets, bucket
+//! layouts that grow and shrink, counter resets, gauge hints, staleness
+//! markers) go to the same series as floats, at other timestamps or the
+//! same ones: a timestamp holds one sample of either kind. Floats and
+//! histograms are each in order within their kind (a histogram may go
+//! behind the newest float and vice versa); a commit applies the batch's
+//! histograms before its floats. Histograms read back with their kind and
+//! are compared after `compact(0)` (a stored sample reads back with the
+//! empty buckets a later sample of its chunk added), hints ignored.
+//!
 //! Retention is block-granular, so the model follows the blocks: samples in
 //! the range of a block that retention deleted are removed from the model,
 //! unless another surviving block overlaps that range, in which case they
@@ -38,7 +48,8 @@ use std::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use tidemark_fuzz::model::{Input, Op};
 use tidemark_storage::block::BlockMeta;
-use tidemark_storage::{AppendError, Db, Labels, MatchOp, Matcher, SyncPolicy};
+use tidemark_storage::histogram::{HistogramSample, HistogramValue};
+use tidemark_storage::{AppendError, Db, Labels, MatchOp, Matcher, Sample, SampleIterator, SyncPolicy};
 
 /// Block range: small so that blocks are cut often.
 const RANGE: i64 = 10_000;
@@ -46,9 +57,46 @@ const RETENTION: i64 = 60_000;
 const OOO_WINDOW: i64 = 20_000;
 const SERIES: u8 = 6;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A sample's value: float bits or a histogram.
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    F(u64),
+    H(HistogramValue),
+}
+
+impl Value {
+    fn is_hist(&self) -> bool {
+        matches!(self, Value::H(_))
+    }
+
+    /// The same data: floats bit for bit, histograms of the same kind equal
+    /// after dropping empty buckets, hints ignored.
+    fn same(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::F(a), Value::F(b)) => a == b,
+            (Value::H(a), Value::H(b)) => same_hist(a, b),
+            _ => false,
+        }
+    }
+}
+
+fn same_hist(a: &HistogramValue, b: &HistogramValue) -> bool {
+    match (a, b) {
+        (HistogramValue::Integer(x), HistogramValue::Integer(y)) => {
+            let (mut x, mut y) = (x.clone(), y.clone());
+            x.compact(0).equals(y.compact(0))
+        }
+        (HistogramValue::Float(x), HistogramValue::Float(y)) => {
+            let (mut x, mut y) = (x.clone(), y.clone());
+            x.compact(0).equals(y.compact(0))
+        }
+        _ => false,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 struct Stored {
-    bits: u64,
+    v: Value,
     /// False once retention may or may not have removed it.
     certain: bool,
 }
@@ -57,7 +105,7 @@ struct Stored {
 struct Model {
     window: i64,
     committed: BTreeMap<u8, BTreeMap<i64, Stored>>,
-    pending: Vec<(u8, i64, u64)>,
+    pending: Vec<(u8, i64, Value)>,
     /// Newest committed timestamp ever (not lowered by retention): an upper
     /// bound of the head's max time.
     newest: i64,
@@ -68,14 +116,20 @@ struct Model {
 }
 
 impl Model {
-    fn value_at(&self, s: u8, t: i64) -> Option<u64> {
-        let pending = self.pending.iter().rev().find(|p| p.0 == s && p.1 == t).map(|p| p.2);
-        pending.or_else(|| self.committed.get(&s).and_then(|m| m.get(&t)).map(|x| x.bits))
+    /// The values a timestamp holds: committed, and every pending one.
+    fn values_at(&self, s: u8, t: i64) -> Vec<&Value> {
+        let c = self.committed.get(&s).and_then(|m| m.get(&t)).map(|x| &x.v);
+        c.into_iter().chain(self.pending.iter().filter(|p| p.0 == s && p.1 == t).map(|p| &p.2)).collect()
     }
 
-    fn last_t(&self, s: u8) -> Option<i64> {
-        let c = self.committed.get(&s).and_then(|m| m.keys().next_back().copied());
-        let p = self.pending.iter().filter(|p| p.0 == s).map(|p| p.1).max();
+    /// The newest timestamp holding a sample of this kind (floats or
+    /// histograms), committed or pending.
+    fn last_t(&self, s: u8, hist: bool) -> Option<i64> {
+        let c = self
+            .committed
+            .get(&s)
+            .and_then(|m| m.iter().rev().find(|(_, x)| x.v.is_hist() == hist).map(|(&t, _)| t));
+        let p = self.pending.iter().filter(|p| p.0 == s && p.2.is_hist() == hist).map(|p| p.1).max();
         c.max(p)
     }
 
@@ -88,13 +142,16 @@ impl Model {
     }
 
     fn commit(&mut self) {
-        for (s, t, bits) in std::mem::take(&mut self.pending) {
+        let pending = std::mem::take(&mut self.pending);
+        // Histograms first, then floats, each in append order.
+        let (hists, floats): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| p.2.is_hist());
+        for (s, t, v) in hists.into_iter().chain(floats) {
             let m = self.committed.entry(s).or_default();
             if m.contains_key(&t) {
                 // Identical: a no-op; different: dropped at apply time.
                 continue;
             }
-            m.insert(t, Stored { bits, certain: true });
+            m.insert(t, Stored { v, certain: true });
             self.newest = self.newest.max(t);
         }
     }
@@ -210,14 +267,27 @@ fn run_generation(db: &Db, ops: &mut impl Iterator<Item = Op>, model: &mut Model
                 if dt > 0 {
                     model.cursor = t;
                 }
-                append(&mut app, model, s, t, v.bits());
+                append(&mut app, model, s, t, Value::F(v.bits()));
+            }
+            Op::AppendHistogram { s, dt, h } => {
+                let s = s % SERIES;
+                let t = model.cursor.saturating_add(i64::from(dt) * 10);
+                if dt > 0 {
+                    model.cursor = t;
+                }
+                append(&mut app, model, s, t, Value::H(h.build()));
             }
             Op::Duplicate { s, nth, same } => {
                 let s = s % SERIES;
                 let Some(m) = model.committed.get(&s).filter(|m| !m.is_empty()) else { continue };
                 let (&t, x) = m.iter().nth(usize::from(nth) % m.len()).expect("non-empty");
-                let bits = if same { x.bits } else { (f64::from_bits(x.bits) + 1.0).to_bits() };
-                append(&mut app, model, s, t, bits);
+                let v = match (&x.v, same) {
+                    (v, true) => v.clone(),
+                    (Value::F(bits), false) => Value::F((f64::from_bits(*bits) + 1.0).to_bits()),
+                    // The other kind at a histogram's timestamp.
+                    (Value::H(_), false) => Value::F(1.0f64.to_bits()),
+                };
+                append(&mut app, model, s, t, v);
             }
             Op::Commit => {
                 app.commit().expect("commit");
@@ -280,30 +350,40 @@ fn run_generation(db: &Db, ops: &mut impl Iterator<Item = Op>, model: &mut Model
     End::Done
 }
 
-fn append(app: &mut tidemark_storage::Appender<'_>, model: &mut Model, s: u8, t: i64, bits: u64) {
-    let existing = model.value_at(s, t);
-    let certain_committed = model.committed.get(&s).and_then(|m| m.get(&t)).filter(|x| x.certain).map(|x| x.bits);
-    match app.append(&labels(s), t, f64::from_bits(bits)) {
-        Ok(_) => {
-            if let Some(old) = certain_committed {
-                assert_eq!(old, bits, "series {s} t {t}: accepted a different value at a committed timestamp");
+fn append(app: &mut tidemark_storage::Appender<'_>, model: &mut Model, s: u8, t: i64, v: Value) {
+    let existing = model.values_at(s, t);
+    let differs = existing.iter().any(|e| !e.same(&v));
+    let certain_committed = model.committed.get(&s).and_then(|m| m.get(&t)).filter(|x| x.certain).map(|x| &x.v);
+    let hist = v.is_hist();
+    let res = match &v {
+        Value::F(bits) => app.append(&labels(s), t, f64::from_bits(*bits)).map(|_| ()),
+        Value::H(h) => app.append_histogram(&labels(s), t, h.clone()).map(|_| ()),
+    };
+    match res {
+        Ok(()) => {
+            if let (Some(old), false) = (certain_committed, hist) {
+                // A float is refused at a timestamp holding anything else
+                // (a histogram at one holding a float not newest among the
+                // floats may be accepted and then dropped at commit).
+                assert!(old.same(&v), "series {s} t {t}: accepted a different float at a committed timestamp");
             }
             if model.window == 0 {
-                if let Some(last) = model.last_t(s) {
+                if let Some(last) = model.last_t(s, hist) {
                     assert!(t >= last, "series {s}: accepted t {t} behind {last} without an out-of-order window");
-                    if t == last {
-                        assert_eq!(existing, Some(bits), "series {s}: accepted a different value at its last t {t}");
+                    if t == last && !hist {
+                        let other = existing.iter().any(|e| !e.is_hist() && !e.same(&v));
+                        assert!(!other, "series {s}: accepted a different value at its last t {t}");
                     }
                 }
             }
-            model.pending.push((s, t, bits));
+            model.pending.push((s, t, v));
         }
         Err(AppendError::DuplicateTimestamp { .. }) => {
-            assert!(existing.is_some_and(|b| b != bits), "series {s} t {t}: duplicate without a different value");
+            assert!(differs, "series {s} t {t}: duplicate without a different value");
         }
         Err(AppendError::OutOfOrder { .. }) => {
             assert!(model.window == 0, "out of order rejected with a window");
-            assert!(model.last_t(s).is_some_and(|l| t < l), "series {s} t {t}: out of order with nothing newer");
+            assert!(model.last_t(s, hist).is_some_and(|l| t < l), "series {s} t {t}: out of order with nothing newer");
         }
         Err(AppendError::TooOld { .. }) => {
             let bound = model.too_old_bound();
@@ -311,6 +391,25 @@ fn append(app: &mut tidemark_storage::Appender<'_>, model: &mut Model, s: u8, t:
         }
         Err(e) => panic!("unexpected append error: {e}"),
     }
+}
+
+/// A series' samples in the query range, floats and histograms in time
+/// order.
+fn read(series: &tidemark_storage::Series) -> Vec<(i64, Value)> {
+    let mut it = series.iter();
+    let mut floats: Vec<Sample> = Vec::new();
+    let mut hists: Vec<HistogramSample> = Vec::new();
+    it.drain_mixed_into(&mut floats, &mut hists);
+    if let Some(e) = it.err() {
+        panic!("iterate: {e}");
+    }
+    let mut out: Vec<(i64, Value)> = floats
+        .into_iter()
+        .map(|x| (x.t, Value::F(x.v.to_bits())))
+        .chain(hists.into_iter().map(|h| (h.t, Value::H(h.h))))
+        .collect();
+    out.sort_by_key(|x| x.0);
+    out
 }
 
 fn check_query(db: &Db, model: &Model, s: Option<u8>, mint: i64, maxt: i64) {
@@ -328,28 +427,22 @@ fn check_query(db: &Db, model: &Model, s: Option<u8>, mint: i64, maxt: i64) {
         let idx: u8 = series.labels().get("series").and_then(|v| v.parse().ok()).expect("our labels");
         assert_eq!(series.labels(), &labels(idx));
         seen.push(idx);
-        let samples = series.samples().expect("iterate");
+        let samples = read(series);
         let empty = BTreeMap::new();
         let want = model.committed.get(&idx).unwrap_or(&empty);
         let mut last = None;
-        for x in &samples {
-            assert!(last.is_none_or(|l| l < x.t), "series {idx}: timestamps not strictly increasing");
-            last = Some(x.t);
-            assert!(mint <= x.t && x.t <= maxt, "series {idx}: sample at {} outside [{mint}, {maxt}]", x.t);
-            match want.get(&x.t) {
-                Some(w) => assert_eq!(
-                    w.bits,
-                    x.v.to_bits(),
-                    "series {idx} t {}: value {:#x} instead of {:#x}",
-                    x.t,
-                    x.v.to_bits(),
-                    w.bits
-                ),
-                None => panic!("series {idx}: returned sample {} {:#x} that the model lacks", x.t, x.v.to_bits()),
+        for (t, v) in &samples {
+            let t = *t;
+            assert!(last.is_none_or(|l| l < t), "series {idx}: timestamps not strictly increasing");
+            last = Some(t);
+            assert!(mint <= t && t <= maxt, "series {idx}: sample at {t} outside [{mint}, {maxt}]");
+            match want.get(&t) {
+                Some(w) => assert!(w.v.same(v), "series {idx} t {t}: value {v:?} instead of {:?}", w.v),
+                None => panic!("series {idx}: returned sample {t} {v:?} that the model lacks"),
             }
         }
         for (&t, w) in want.range(mint..=maxt).filter(|(_, w)| w.certain) {
-            assert!(samples.iter().any(|x| x.t == t), "series {idx}: sample at {t} ({:#x}) missing", w.bits);
+            assert!(samples.iter().any(|x| x.0 == t), "series {idx}: sample at {t} ({:?}) missing", w.v);
         }
     }
     for (&idx, m) in &model.committed {

@@ -19,7 +19,10 @@ pub mod model {
     //! The `model` target's input: a sequence of database operations.
 
     use arbitrary::Arbitrary;
-    use tidemark_storage::stale_nan;
+    use tidemark_storage::histogram::{
+        CounterResetHint, Histogram, HistogramValue, Span, CUSTOM_BUCKETS_SCHEMA,
+    };
+    use tidemark_storage::{stale_nan, STALE_NAN_BITS};
 
     #[derive(Debug, Arbitrary)]
     pub enum Val {
@@ -41,6 +44,101 @@ pub mod model {
         }
     }
 
+    /// A native histogram to append, built by [`HistSpec::build`] so that it
+    /// is always valid: bucket layouts change from one append to the next
+    /// (buckets appear and disappear), counts go up and down (counter
+    /// resets), and the kind, schema and hint vary.
+    #[derive(Debug, Clone, Copy, Arbitrary)]
+    pub struct HistSpec {
+        /// Float counts instead of integer ones.
+        pub float: bool,
+        /// Picks the schema (one of six exponential ones, or custom buckets).
+        pub schema: u8,
+        /// Which of eight positive buckets are populated (a bit each).
+        pub layout: u8,
+        /// Drives the counts and the sum.
+        pub base: u16,
+        /// The counter reset hint (low two bits).
+        pub hint: u8,
+        /// A staleness marker (an empty histogram whose sum is the stale NaN).
+        pub stale: bool,
+    }
+
+    /// Upper bounds of the custom-bucket histograms [`HistSpec`] builds.
+    pub const CUSTOM_BOUNDS: [f64; 7] = [0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 50.0];
+
+    impl HistSpec {
+        /// The histogram this describes.
+        pub fn build(&self) -> HistogramValue {
+            const SCHEMAS: [i32; 7] = [0, 1, 3, -1, 8, -4, CUSTOM_BUCKETS_SCHEMA];
+            let schema = SCHEMAS[usize::from(self.schema) % SCHEMAS.len()];
+            let custom = schema == CUSTOM_BUCKETS_SCHEMA;
+            let hint = CounterResetHint::from_code(self.hint % 4).unwrap_or_default();
+            let base = u64::from(self.base);
+            // Bucket i of eight: index i - 2 (exponential) or i (custom, the
+            // last one being the +Inf bucket).
+            let first = if custom { 0 } else { -2 };
+            let pos: Vec<(i32, u64)> = (0..8)
+                .filter(|i| self.layout & (1 << i) != 0)
+                .map(|i| (first + i, (base >> i) + u64::from(i as u32 % 3)))
+                .collect();
+            // Negative buckets (exponential only) when `base` is odd.
+            let neg: Vec<(i32, u64)> =
+                if !custom && base % 2 == 1 { vec![(0, base % 5), (1, 1 + base % 3)] } else { Vec::new() };
+            let zero_count = if custom { 0 } else { base % 7 };
+            let (pos, neg, zero_count) = if self.stale { (Vec::new(), Vec::new(), 0) } else { (pos, neg, zero_count) };
+            let count = zero_count + pos.iter().map(|b| b.1).sum::<u64>() + neg.iter().map(|b| b.1).sum::<u64>();
+            let sum = if self.stale { f64::from_bits(STALE_NAN_BITS) } else { base as f64 * 1.5 - 7.0 };
+            let spans = |b: &[(i32, u64)]| {
+                let mut out: Vec<Span> = Vec::new();
+                let mut next = 0i32;
+                for &(i, _) in b {
+                    match out.last_mut() {
+                        Some(sp) if i == next => sp.length += 1,
+                        _ => out.push(Span { offset: i - next, length: 1 }),
+                    }
+                    next = i + 1;
+                }
+                out
+            };
+            let deltas = |b: &[(i32, u64)]| {
+                let mut prev = 0i64;
+                b.iter()
+                    .map(|&(_, c)| {
+                        let d = c as i64 - prev;
+                        prev = c as i64;
+                        d
+                    })
+                    .collect::<Vec<i64>>()
+            };
+            let h = Histogram {
+                counter_reset_hint: hint,
+                schema,
+                zero_threshold: if custom { 0.0 } else { 0.001 },
+                zero_count,
+                count,
+                sum,
+                positive_spans: spans(&pos),
+                negative_spans: spans(&neg),
+                positive_buckets: deltas(&pos),
+                negative_buckets: deltas(&neg),
+                custom_values: if custom { CUSTOM_BOUNDS.to_vec() } else { Vec::new() },
+            };
+            if self.float {
+                let mut f = h.to_float();
+                // Non-integer counts, still consistent.
+                for c in f.positive_buckets.iter_mut().chain(f.negative_buckets.iter_mut()) {
+                    *c *= 0.5;
+                }
+                f.zero_count *= 0.5;
+                f.count *= 0.5;
+                HistogramValue::Float(f)
+            } else {
+                HistogramValue::Integer(h)
+            }
+        }
+    }
+
     #[derive(Debug, Arbitrary)]
     pub enum Op {
         /// Append to series `s` at `cursor + 10 * dt`; the cursor follows
@@ -49,6 +147,13 @@ pub mod model {
             s: u8,
             dt: i16,
             v: Val,
+        },
+        /// Append a native histogram to series `s` at `cursor + 10 * dt`
+        /// (the same series and time line as floats).
+        AppendHistogram {
+            s: u8,
+            dt: i16,
+            h: HistSpec,
         },
         /// Re-append a committed sample: the same value or another one.
         Duplicate {

@@ -1,15 +1,30 @@
-//! `/federate`: the latest sample of every series matching `match[]`, in
-//! the Prometheus text exposition format 0.0.4, as Prometheus' federation
-//! endpoint writes it.
+//! `/federate`: the latest sample of every series matching `match[]`, as
+//! Prometheus' federation endpoint writes it, in the exposition format the
+//! `Accept` header negotiates (see [`super::exposition::Format::negotiate`]):
+//! the delimited protobuf exposition, which carries native histograms, or
+//! the text format 0.0.4 otherwise.
 //!
-//! - The latest sample within the lookback window before now; a series
-//!   whose latest sample is a staleness marker is left out.
-//! - Series are grouped by metric name, each group under a
-//!   `# TYPE <name> untyped` line (no `HELP`); nameless series are skipped.
+//! - The latest sample within the lookback window before now, float or
+//!   histogram; a series whose latest sample is a staleness marker (a stale
+//!   NaN float, or a histogram whose sum is one) is left out.
+//! - Samples are ordered by metric name (stably: within a name, by labels).
+//!   A new family starts when the name changes, or when the sample kind
+//!   changes (float, counter histogram, gauge histogram), so one name can
+//!   give several families, as in Prometheus. Floats are `untyped`;
+//!   histograms `HISTOGRAM`, or `GAUGE_HISTOGRAM` for a gauge hint. No
+//!   `HELP`; nameless series are skipped.
+//! - A histogram keeps its stored kind: an integer histogram is sent with
+//!   integer counts and bucket deltas (`sample_count`, `zero_count`,
+//!   `positive_delta`…), a float one with float counts (`sample_count_float`,
+//!   `zero_count_float`, `positive_count`…). Custom-bucket histograms are
+//!   sent as classic histograms (cumulative buckets), as Prometheus does.
+//! - In the text format, exponential native histograms cannot be expressed
+//!   and are left out (as Prometheus does); custom-bucket histograms are
+//!   written as classic histograms (`_bucket`, `_sum`, `_count`).
 //! - External labels the series lacks are appended after its own labels;
 //!   `instance=""` is appended when neither has an `instance` label
 //!   (Prometheus does this so the scraping server does not add its own).
-//! - Values are printed as Go's `%g`-like `FormatFloat(v, 'g', -1)`,
+//! - Text values are printed as Go's `%g`-like `FormatFloat(v, 'g', -1)`,
 //!   timestamps in milliseconds.
 //!
 //! Metric and label names are written as stored; names outside the legacy
@@ -21,12 +36,16 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tidemark_storage::{is_stale_nan, Labels, SampleIterator, METRIC_NAME};
+use parking_lot::Mutex;
+use prost::Message;
+use tidemark_storage::histogram::{CounterResetHint, HistogramSample, HistogramValue, CUSTOM_BUCKETS_SCHEMA};
+use tidemark_storage::{is_stale_nan, Labels, Sample, SampleIterator, METRIC_NAME};
 
+use super::exposition::{self, Format, LabelPair, Metric, MetricFamily, MetricType, Untyped};
 use super::params::parse_matchers;
 use super::query::Arrived;
 use super::response::{ApiError, ErrorType};
-use super::{bounded, json, now_ms, ApiState, Interrupt, Reply};
+use super::{bounded, now_ms, ApiState, Interrupt, Reply};
 
 fn plain(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
@@ -36,6 +55,7 @@ fn plain(status: StatusCode, body: String) -> Response {
 
 /// `GET|POST /federate?match[]=…`.
 pub(crate) async fn federate(State(st): State<Arc<ApiState>>, req: Request) -> Response {
+    let format = Format::negotiate(req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let (a, _cancel_on_drop) = match Arrived::read(&st, req).await {
         Ok(a) => a,
         Err(e) => return plain(StatusCode::BAD_REQUEST, format!("{}\n", e.message)),
@@ -49,16 +69,22 @@ pub(crate) async fn federate(State(st): State<Arc<ApiState>>, req: Request) -> R
         Err(e) => return plain(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
     let st2 = st.clone();
-    // The text travels in a `Reply` body; the JSON envelope is not used.
+    // The body is handed over in this slot; the `Reply` (a JSON envelope's
+    // data) is not used.
+    let body: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let slot = body.clone();
     let result = bounded(&st, a.at, a.token.clone(), move |interrupt| {
-        collect_and_render(&st2, &sets, interrupt).map(Reply::new)
+        let latest = collect(&st2, &sets, interrupt)?;
+        let families = families(&latest, &st2.options.external_labels, format);
+        *slot.lock() = encode(&families, format);
+        Ok(Reply::new(String::new()))
     })
     .await;
     match result {
-        Ok(reply) => {
-            let mut r = (StatusCode::OK, reply.data).into_response();
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+        Ok(_) => {
+            let bytes = std::mem::take(&mut *body.lock());
+            let mut r = (StatusCode::OK, bytes).into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
             r
         }
         Err(e) => {
@@ -71,16 +97,29 @@ pub(crate) async fn federate(State(st): State<Arc<ApiState>>, req: Request) -> R
     }
 }
 
-fn collect_and_render(
+/// The latest value of a series.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Latest {
+    /// A float.
+    Float(f64),
+    /// A histogram, of its stored kind.
+    Histogram(HistogramValue),
+}
+
+/// The latest sample of every matching series (stale ones left out), sorted
+/// stably by metric name.
+fn collect(
     st: &ApiState,
     sets: &[Vec<tidemark_storage::Matcher>],
     interrupt: Interrupt<'_>,
-) -> Result<String, ApiError> {
+) -> Result<Vec<(Labels, i64, Latest)>, ApiError> {
     let maxt = now_ms();
     let lookback = i64::try_from(st.options.lookback_delta.as_millis()).unwrap_or(i64::MAX);
     let q = st.db.querier(maxt.saturating_sub(lookback), maxt);
-    let mut latest: Vec<(Labels, i64, f64)> = Vec::new();
+    let mut latest: Vec<(Labels, i64, Latest)> = Vec::new();
     let mut seen: BTreeSet<Labels> = BTreeSet::new();
+    let mut floats: Vec<Sample> = Vec::new();
+    let mut hists: Vec<HistogramSample> = Vec::new();
     for set in sets {
         interrupt()?;
         for (i, s) in q.select(set).map_err(|e| ApiError::internal(e.to_string()))?.into_iter().enumerate() {
@@ -91,85 +130,145 @@ fn collect_and_render(
                 continue;
             }
             let mut it = s.iter();
-            let mut last = None;
-            while it.next() {
-                last = Some(it.at());
-            }
+            let last = if it.has_histograms() {
+                floats.clear();
+                hists.clear();
+                it.drain_mixed_into(&mut floats, &mut hists);
+                match (floats.last(), hists.pop()) {
+                    (Some(f), Some(h)) if f.t > h.t => Some((f.t, Latest::Float(f.v))),
+                    (_, Some(h)) => Some((h.t, Latest::Histogram(h.h))),
+                    (Some(f), None) => Some((f.t, Latest::Float(f.v))),
+                    (None, None) => None,
+                }
+            } else {
+                let mut last = None;
+                while it.next() {
+                    last = Some(it.at());
+                }
+                last.map(|smp| (smp.t, Latest::Float(smp.v)))
+            };
             if let Some(e) = it.err() {
                 return Err(ApiError::internal(e.to_string()));
             }
-            match last {
-                Some(smp) if !is_stale_nan(smp.v) => latest.push((s.labels().clone(), smp.t, smp.v)),
-                _ => {}
+            let stale = match &last {
+                Some((_, Latest::Float(v))) => is_stale_nan(*v),
+                Some((_, Latest::Histogram(h))) => h.is_stale(),
+                None => true,
+            };
+            if let (false, Some((t, v))) = (stale, last) {
+                latest.push((s.labels().clone(), t, v));
             }
         }
     }
     // Grouped by name; within a name, label order (the sort is stable).
     latest.sort_by(|a, b| a.0.metric_name().cmp(&b.0.metric_name()));
-    Ok(render(&latest, &st.options.external_labels))
+    Ok(latest)
 }
 
-fn escape_value(out: &mut String, v: &str) {
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
+/// What decides a family besides its name: floats, counter histograms and
+/// gauge histograms each need their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Float,
+    Histogram,
+    GaugeHistogram,
 }
 
-/// Writes the text format. `latest` is sorted by metric name.
-pub(crate) fn render(latest: &[(Labels, i64, f64)], external: &[(String, String)]) -> String {
+/// Groups `latest` (sorted by metric name) into metric families as
+/// Prometheus' federation does, with the external labels added; for the
+/// text format, exponential native histograms are left out.
+pub(crate) fn families(
+    latest: &[(Labels, i64, Latest)],
+    external: &[(String, String)],
+    format: Format,
+) -> Vec<MetricFamily> {
     let mut ext: Vec<(&str, &str)> = external.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     if !ext.iter().any(|(k, _)| *k == "instance") {
         ext.push(("instance", ""));
     }
     ext.sort();
-    let mut out = String::with_capacity(latest.len() * 80);
-    let mut last_name: Option<&str> = None;
+    let mut out: Vec<MetricFamily> = Vec::new();
+    let mut last: Option<(&str, Kind)> = None;
     for (labels, t, v) in latest {
         let Some(name) = labels.metric_name() else { continue };
-        if last_name != Some(name) {
-            out.push_str("# TYPE ");
-            out.push_str(name);
-            out.push_str(" untyped\n");
-            last_name = Some(name);
-        }
-        out.push_str(name);
-        let mut first = true;
-        let mut pair = |out: &mut String, k: &str, v: &str| {
-            out.push(if first { '{' } else { ',' });
-            first = false;
-            out.push_str(k);
-            out.push_str("=\"");
-            escape_value(out, v);
-            out.push('"');
+        let kind = match v {
+            Latest::Float(_) => Kind::Float,
+            Latest::Histogram(h) => {
+                let (schema, hint) = match h {
+                    HistogramValue::Integer(h) => (h.schema, h.counter_reset_hint),
+                    HistogramValue::Float(h) => (h.schema, h.counter_reset_hint),
+                };
+                // The text format has no native histograms; custom buckets
+                // go as classic ones.
+                if format == Format::Text && schema != CUSTOM_BUCKETS_SCHEMA {
+                    continue;
+                }
+                if hint == CounterResetHint::Gauge {
+                    Kind::GaugeHistogram
+                } else {
+                    Kind::Histogram
+                }
+            }
         };
-        for l in labels.iter().filter(|l| l.name != METRIC_NAME) {
-            pair(&mut out, l.name, l.value);
+        if last != Some((name, kind)) {
+            let ty = match kind {
+                Kind::Float => MetricType::Untyped,
+                Kind::Histogram => MetricType::Histogram,
+                Kind::GaugeHistogram => MetricType::GaugeHistogram,
+            };
+            out.push(MetricFamily { name: name.to_string(), r#type: ty as i32, ..MetricFamily::default() });
+            last = Some((name, kind));
         }
+        let mut label: Vec<LabelPair> = labels
+            .iter()
+            .filter(|l| l.name != METRIC_NAME)
+            .map(|l| LabelPair { name: l.name.to_string(), value: l.value.to_string() })
+            .collect();
         for (k, v) in &ext {
             if labels.get(k).is_none() {
-                pair(&mut out, k, v);
+                label.push(LabelPair { name: k.to_string(), value: v.to_string() });
             }
         }
-        if !first {
-            out.push('}');
+        let mut m = Metric { label, timestamp_ms: *t, ..Metric::default() };
+        match v {
+            Latest::Float(f) => m.untyped = Some(Untyped { value: *f }),
+            Latest::Histogram(HistogramValue::Integer(h)) => m.histogram = Some(exposition::integer_histogram(h)),
+            Latest::Histogram(HistogramValue::Float(h)) => m.histogram = Some(exposition::float_histogram(h)),
         }
-        out.push(' ');
-        // expfmt writes these three exactly, then 'g' formatting.
-        if *v == 0.0 {
-            out.push('0');
-        } else {
-            json::push_go_g(&mut out, *v);
+        if let Some(fam) = out.last_mut() {
+            fam.metric.push(m);
         }
-        out.push(' ');
-        out.push_str(&t.to_string());
-        out.push('\n');
     }
     out
+}
+
+/// The families in `format`.
+fn encode(families: &[MetricFamily], format: Format) -> Vec<u8> {
+    match format {
+        Format::ProtoDelimited => {
+            let mut buf = Vec::new();
+            for f in families {
+                // Writing to a Vec cannot run out of space.
+                let _ = f.encode_length_delimited(&mut buf);
+            }
+            buf
+        }
+        Format::Text => {
+            let mut s = String::new();
+            for f in families {
+                exposition::push_text_family(&mut s, f);
+            }
+            s.into_bytes()
+        }
+    }
+}
+
+/// Writes floats (sorted by metric name) in the text format.
+#[cfg(test)]
+pub(crate) fn render(latest: &[(Labels, i64, f64)], external: &[(String, String)]) -> String {
+    let latest: Vec<(Labels, i64, Latest)> =
+        latest.iter().map(|(l, t, v)| (l.clone(), *t, Latest::Float(*v))).collect();
+    String::from_utf8(encode(&families(&latest, external, Format::Text), Format::Text)).unwrap_or_default()
 }
 
 #[cfg(test)]

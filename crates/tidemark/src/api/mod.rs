@@ -29,6 +29,7 @@
 
 mod absent;
 mod admin;
+pub mod exposition;
 mod federate;
 mod format;
 mod health;
