@@ -489,14 +489,26 @@ impl prometheus_client::collector::Collector for ForwarderCollector {
         counter_family(
             &mut enc,
             "tidemark_forwarder_samples_read",
-            "Samples read from the WAL.",
+            "Samples read from the WAL (float and native histogram samples).",
             &by(&|s| s.samples_read),
         )?;
         counter_family(
             &mut enc,
             "tidemark_forwarder_samples_sent",
-            "Samples the endpoint acknowledged.",
+            "Samples the endpoint acknowledged (float and native histogram samples).",
             &by(&|s| s.samples_sent),
+        )?;
+        counter_family(
+            &mut enc,
+            "tidemark_forwarder_histograms_read",
+            "Native histogram samples read from the WAL (included in samples_read).",
+            &by(&|s| s.histograms_read),
+        )?;
+        counter_family(
+            &mut enc,
+            "tidemark_forwarder_histograms_sent",
+            "Native histogram samples the endpoint acknowledged (included in samples_sent).",
+            &by(&|s| s.histograms_sent),
         )?;
         let by_reason = |m: &dyn Fn(&ForwarderStats) -> &std::collections::BTreeMap<String, u64>| {
             let mut out = Vec::new();
