@@ -335,7 +335,8 @@ fn remote_histogram(out: &mut Seeds) -> Result<()> {
             }
             out.put("remote_histogram", &format!("{name}-{version}"), &seed)?;
         }
-        let series = |labels_refs: Vec<u32>| v2::TimeSeries { labels_refs, histograms: msgs.clone(), ..Default::default() };
+        let series =
+            |labels_refs: Vec<u32>| v2::TimeSeries { labels_refs, histograms: msgs.clone(), ..Default::default() };
         let v1req = v1::WriteRequest {
             timeseries: vec![v1::TimeSeries {
                 labels: vec![v1::Label { name: "__name__".into(), value: format!("seed_{name}") }],
@@ -344,7 +345,10 @@ fn remote_histogram(out: &mut Seeds) -> Result<()> {
             }],
             ..Default::default()
         };
-        let v2req = v2::Request { symbols: vec![String::new(), "__name__".into(), format!("seed_{name}")], timeseries: vec![series(vec![1, 2])] };
+        let v2req = v2::Request {
+            symbols: vec![String::new(), "__name__".into(), format!("seed_{name}")],
+            timeseries: vec![series(vec![1, 2])],
+        };
         let mut raw = vec![0u8];
         raw.extend_from_slice(&v1req.encode_to_vec());
         out.put("remote_v1", &format!("histograms-{name}"), &raw)?;

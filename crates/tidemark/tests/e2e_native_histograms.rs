@@ -382,7 +382,7 @@ remote_write:
     for name in ["nh_latency_seconds", "nh_float_histogram", "nh_queue_depth"] {
         for q in [
             format!("{name}[5m]"),
-            format!("{name}"),
+            name.to_string(),
             format!("histogram_count({name})"),
             format!("histogram_sum({name})"),
         ] {
