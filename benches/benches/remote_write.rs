@@ -182,7 +182,7 @@ fn remote_write(c: &mut Criterion) {
             });
         }
         let s = r.stats();
-        assert_eq!(s.samples_rejected, [0; 5]);
+        assert_eq!(s.samples_rejected, [0; tidemark_remote::RejectReason::COUNT]);
 
         g.bench_function(format!("{name}_decode_only_500x10"), |b| {
             b.iter(|| {

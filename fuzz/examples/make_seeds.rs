@@ -41,6 +41,7 @@ fn main() -> Result<()> {
     wal(&mut out, &series)?;
     blocks(&mut out, &series)?;
     remote(&mut out, &series)?;
+    remote_histogram(&mut out)?;
     http(&mut out)?;
     model(&mut out)?;
     web_config(&mut out)?;
@@ -313,6 +314,101 @@ fn remote(out: &mut Seeds, series: &[(Labels, Vec<Sample>)]) -> Result<()> {
         out.put(target, "capture-snappy", &snappy)?;
     }
     Ok(())
+}
+
+/// Native histogram messages of every kind, near the targets' clock
+/// (1_700_000_000_000): an integer histogram of schema 3 with negative,
+/// zero and positive buckets, its successor, a float histogram of schema
+/// 8, a custom-bucket one, a staleness marker, and two the receiver must
+/// refuse (a count that does not match the buckets, integer and float
+/// fields mixed). For `remote_histogram` (each message a length byte and
+/// its bytes, after the version byte) and, as whole requests, for
+/// `remote_v1` and `remote_v2`.
+fn remote_histogram(out: &mut Seeds) -> Result<()> {
+    for (name, msgs) in histogram_seed_messages() {
+        for (mode, version) in [(0u8, "v1"), (1u8, "v2")] {
+            let mut seed = vec![mode];
+            for m in &msgs {
+                let b = m.encode_to_vec();
+                seed.push(u8::try_from(b.len())?);
+                seed.extend_from_slice(&b);
+            }
+            out.put("remote_histogram", &format!("{name}-{version}"), &seed)?;
+        }
+        let series =
+            |labels_refs: Vec<u32>| v2::TimeSeries { labels_refs, histograms: msgs.clone(), ..Default::default() };
+        let v1req = v1::WriteRequest {
+            timeseries: vec![v1::TimeSeries {
+                labels: vec![v1::Label { name: "__name__".into(), value: format!("seed_{name}") }],
+                histograms: msgs.clone(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let v2req = v2::Request {
+            symbols: vec![String::new(), "__name__".into(), format!("seed_{name}")],
+            timeseries: vec![series(vec![1, 2])],
+        };
+        let mut raw = vec![0u8];
+        raw.extend_from_slice(&v1req.encode_to_vec());
+        out.put("remote_v1", &format!("histograms-{name}"), &raw)?;
+        let mut raw = vec![0u8];
+        raw.extend_from_slice(&v2req.encode_to_vec());
+        out.put("remote_v2", &format!("histograms-{name}"), &raw)?;
+    }
+    Ok(())
+}
+
+/// The messages of [`remote_histogram`], by seed name.
+fn histogram_seed_messages() -> Vec<(&'static str, Vec<proto::Histogram>)> {
+    use proto::histogram::{Count, ZeroCount};
+    use proto::BucketSpan;
+    const NOW: i64 = 1_700_000_000_000;
+    let int = |t: i64, k: u64| proto::Histogram {
+        count: Some(Count::CountInt(4 * k + 1)),
+        sum: 2.5 * k as f64,
+        schema: 3,
+        zero_threshold: 1e-3,
+        zero_count: Some(ZeroCount::ZeroCountInt(1)),
+        negative_spans: vec![BucketSpan { offset: -2, length: 1 }],
+        negative_deltas: vec![k as i64],
+        positive_spans: vec![BucketSpan { offset: 0, length: 2 }, BucketSpan { offset: 3, length: 1 }],
+        positive_deltas: vec![k as i64, -(k as i64), 2 * k as i64],
+        timestamp: t,
+        ..Default::default()
+    };
+    let float = proto::Histogram {
+        count: Some(Count::CountFloat(3.5)),
+        sum: -1.25,
+        schema: 8,
+        zero_threshold: 1e-128,
+        zero_count: Some(ZeroCount::ZeroCountFloat(0.5)),
+        positive_spans: vec![BucketSpan { offset: 300, length: 2 }],
+        positive_counts: vec![1.0, 2.0],
+        reset_hint: proto::ResetHint::Gauge as i32,
+        timestamp: NOW - 2_000,
+        ..Default::default()
+    };
+    let nhcb = proto::Histogram {
+        count: Some(Count::CountInt(6)),
+        sum: 4.0,
+        schema: -53,
+        positive_spans: vec![BucketSpan { offset: 0, length: 3 }],
+        positive_deltas: vec![1, 1, 1],
+        custom_values: vec![0.5, 1.0],
+        timestamp: NOW - 1_000,
+        ..Default::default()
+    };
+    let stale = proto::Histogram { sum: f64::from_bits(0x7ff0_0000_0000_0002), timestamp: NOW, ..Default::default() };
+    let mut bad_count = int(NOW - 500, 2);
+    bad_count.count = Some(Count::CountInt(1));
+    let mut mixed = int(NOW - 400, 2);
+    mixed.positive_counts = vec![1.0];
+    vec![
+        ("integer", vec![int(NOW - 3_000, 1), int(NOW - 2_000, 2), stale.clone()]),
+        ("kinds", vec![float, nhcb]),
+        ("invalid", vec![int(NOW - 600, 1), bad_count, mixed, stale]),
+    ]
 }
 
 /// Parameter sets in the http_params text form, as Grafana and the

@@ -130,7 +130,12 @@ pub fn from_proto(p: &proto::Histogram) -> Result<HistogramSample, HistogramProt
 /// The message for a timestamped histogram (what a sender puts on the
 /// wire; integer histograms stay integer).
 pub fn to_proto(s: &HistogramSample) -> proto::Histogram {
-    match &s.h {
+    value_to_proto(s.t, &s.h)
+}
+
+/// [`to_proto`] for a histogram and its timestamp held apart.
+pub fn value_to_proto(t: i64, h: &HistogramValue) -> proto::Histogram {
+    match h {
         HistogramValue::Integer(h) => proto::Histogram {
             count: Some(Count::CountInt(h.count)),
             sum: h.sum,
@@ -144,7 +149,7 @@ pub fn to_proto(s: &HistogramSample) -> proto::Histogram {
             positive_deltas: h.positive_buckets.clone(),
             positive_counts: Vec::new(),
             reset_hint: proto_hint(h.counter_reset_hint),
-            timestamp: s.t,
+            timestamp: t,
             custom_values: h.custom_values.clone(),
         },
         HistogramValue::Float(h) => proto::Histogram {
@@ -160,7 +165,7 @@ pub fn to_proto(s: &HistogramSample) -> proto::Histogram {
             positive_deltas: Vec::new(),
             positive_counts: h.positive_buckets.clone(),
             reset_hint: proto_hint(h.counter_reset_hint),
-            timestamp: s.t,
+            timestamp: t,
             custom_values: h.custom_values.clone(),
         },
     }

@@ -37,10 +37,15 @@
 //! - **5xx** only when retrying can help (storage full: 503; I/O error or
 //!   a poisoned WAL: 500), and then nothing of the request was stored.
 //!
-//! Staleness markers are kept bit-exactly; classic histograms and
-//! summaries are plain series; metadata feeds the [`MetadataStore`];
-//! exemplars and native histograms are counted and dropped until storage
+//! Native histograms (integer, float and custom-bucket) are stored as
+//! native histogram samples, with the same partial acceptance as floats
+//! (plus `invalid_histogram` for one storage's validation refuses).
+//! Staleness markers are kept bit-exactly, floats' and histograms' alike;
+//! classic histograms and summaries are plain series; metadata feeds the
+//! [`MetadataStore`]; exemplars are counted and dropped until storage
 //! keeps them. [`Receiver::stats`] exposes the counters for `/metrics`.
+//!
+//! The [`forward`]er ships float and native histogram samples alike.
 #![deny(missing_docs)]
 
 pub mod codec;

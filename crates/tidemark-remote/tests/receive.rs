@@ -1,6 +1,7 @@
 //! The remote write receiver, end to end through `Receiver::handle`: golden
 //! request bodies, every error path, partial acceptance, staleness markers,
-//! metadata, dropped exemplars and histograms, and a round-trip property.
+//! metadata, dropped exemplars, and a round-trip property. Native
+//! histograms have their own file (`receive_histograms.rs`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -122,6 +123,9 @@ fn golden_v2() -> v2::Request {
         count: Some(tidemark_remote::proto::histogram::Count::CountInt(3)),
         sum: 1.5,
         schema: 0,
+        zero_count: Some(tidemark_remote::proto::histogram::ZeroCount::ZeroCountInt(0)),
+        positive_spans: vec![tidemark_remote::proto::BucketSpan { offset: 0, length: 2 }],
+        positive_deltas: vec![1, 1],
         timestamp: NOW,
         ..Default::default()
     }];
@@ -179,16 +183,24 @@ fn golden_v1_file_ingests() {
 }
 
 #[test]
-fn golden_v2_file_ingests_and_counts_dropped_data() {
+fn golden_v2_file_ingests_and_counts_what_was_stored() {
     let body = std::fs::read(golden_dir().join("v2_basic.bin")).expect("golden file");
     let (db, r) = receiver();
     let resp = send(&r, V2, &body);
     assert_eq!((resp.status, resp.body.as_str()), (204, ""));
     assert_eq!(header(&resp, SAMPLES_WRITTEN), Some("2"));
-    assert_eq!(header(&resp, HISTOGRAMS_WRITTEN), Some("0"));
+    assert_eq!(header(&resp, HISTOGRAMS_WRITTEN), Some("1"));
     assert_eq!(header(&resp, EXEMPLARS_WRITTEN), Some("0"));
     assert_eq!(stored(&db, "http_requests_total")[0].1, vec![(NOW - 15_000, 41f64.to_bits()), (NOW, 42f64.to_bits())]);
-    assert!(stored(&db, "rpc_latency_seconds").is_empty(), "native histograms are not stored yet");
+    // The native histogram is a sample of its series (no float samples).
+    let q = db.querier(i64::MIN / 2, i64::MAX / 2);
+    let series = q.select(&[Matcher::equal("__name__", "rpc_latency_seconds")]).expect("select");
+    assert_eq!(series.len(), 1);
+    let (mut floats, mut hists) = (Vec::new(), Vec::new());
+    tidemark_storage::SampleIterator::drain_mixed_into(&mut series[0].iter(), &mut floats, &mut hists);
+    assert!(floats.is_empty());
+    assert_eq!(hists.len(), 1);
+    assert_eq!((hists[0].t, hists[0].h.to_float().count, hists[0].h.to_float().sum), (NOW, 3.0, 1.5));
     let md = r.metadata().get(None, None, None);
     assert_eq!(md["http_requests_total"][0].kind, MetricKind::Counter);
     assert_eq!(
@@ -196,7 +208,7 @@ fn golden_v2_file_ingests_and_counts_dropped_data() {
         MetricMetadata { kind: MetricKind::Histogram, help: "RPC latency.".into(), unit: "seconds".into() }
     );
     let s = r.stats();
-    assert_eq!((s.requests_v2, s.exemplars_dropped, s.histograms_dropped, s.metadata_entries), (1, 1, 1, 2));
+    assert_eq!((s.requests_v2, s.exemplars_dropped, s.histograms_appended, s.metadata_entries), (1, 1, 1, 2));
 }
 
 // ------------------------------------------ independently derived encodings
@@ -693,15 +705,17 @@ fn v2_metadata_is_recorded_by_family() {
 }
 
 #[test]
-fn v1_exemplars_and_histograms_are_dropped_and_counted() {
+fn v1_exemplars_are_dropped_and_counted_and_histograms_stored() {
     let (db, r) = receiver();
-    let mut s = v1_series(&[("__name__", "x")], &[(NOW, 1.0)]);
+    let mut s = v1_series(&[("__name__", "x")], &[(NOW - 3, 1.0)]);
     s.exemplars = vec![v1::Exemplar { labels: vec![label("trace_id", "t")], value: 1.0, timestamp: NOW }; 2];
-    s.histograms = vec![Histogram { timestamp: NOW, ..Default::default() }; 3];
-    assert_eq!(send(&r, V1, &v1_body(vec![s])).status, 204);
+    s.histograms = (0..3).map(|i| Histogram { timestamp: NOW - 2 + i, ..Default::default() }).collect();
+    let resp = send(&r, V1, &v1_body(vec![s]));
+    assert_eq!(resp.status, 204, "{}", resp.body);
+    // The float sample; the histograms are not floats.
     assert_eq!(stored(&db, "x")[0].1.len(), 1);
     let st = r.stats();
-    assert_eq!((st.exemplars_dropped, st.histograms_dropped), (2, 3));
+    assert_eq!((st.exemplars_dropped, st.samples_appended, st.histograms_appended), (2, 1, 3));
 }
 
 // ------------------------------------------------------------- property

@@ -305,14 +305,35 @@ impl prometheus_client::collector::Collector for ReceiverCollector {
         counter(
             &mut enc,
             "tidemark_remote_write_samples_appended",
-            "Samples from remote write stored.",
+            "Float samples from remote write stored.",
             s.samples_appended,
         )?;
-        let rejected: Vec<(&str, u64)> = RejectReason::ALL.iter().map(|&r| (r.as_str(), s.rejected(r))).collect();
+        // A float sample is never an invalid histogram: that reason is
+        // exported for histograms only.
+        let rejected: Vec<(&str, u64)> = RejectReason::ALL
+            .iter()
+            .filter(|&&r| r != RejectReason::InvalidHistogram)
+            .map(|&r| (r.as_str(), s.rejected(r)))
+            .collect();
         labelled_counter(
             &mut enc,
             "tidemark_remote_write_samples_rejected",
-            "Samples from remote write not stored, by reason.",
+            "Float samples from remote write not stored, by reason.",
+            "reason",
+            &rejected,
+        )?;
+        counter(
+            &mut enc,
+            "tidemark_remote_write_histograms_appended",
+            "Native histogram samples from remote write stored.",
+            s.histograms_appended,
+        )?;
+        let rejected: Vec<(&str, u64)> =
+            RejectReason::ALL.iter().map(|&r| (r.as_str(), s.histograms_rejected_for(r))).collect();
+        labelled_counter(
+            &mut enc,
+            "tidemark_remote_write_histograms_rejected",
+            "Native histogram samples from remote write not stored, by reason.",
             "reason",
             &rejected,
         )?;
@@ -321,12 +342,6 @@ impl prometheus_client::collector::Collector for ReceiverCollector {
             "tidemark_remote_write_exemplars_dropped",
             "Exemplars received and dropped (not stored yet).",
             s.exemplars_dropped,
-        )?;
-        counter(
-            &mut enc,
-            "tidemark_remote_write_histograms_dropped",
-            "Native histogram samples received and dropped (not stored yet).",
-            s.histograms_dropped,
         )?;
         counter(
             &mut enc,
@@ -474,14 +489,26 @@ impl prometheus_client::collector::Collector for ForwarderCollector {
         counter_family(
             &mut enc,
             "tidemark_forwarder_samples_read",
-            "Samples read from the WAL.",
+            "Samples read from the WAL (float and native histogram samples).",
             &by(&|s| s.samples_read),
         )?;
         counter_family(
             &mut enc,
             "tidemark_forwarder_samples_sent",
-            "Samples the endpoint acknowledged.",
+            "Samples the endpoint acknowledged (float and native histogram samples).",
             &by(&|s| s.samples_sent),
+        )?;
+        counter_family(
+            &mut enc,
+            "tidemark_forwarder_histograms_read",
+            "Native histogram samples read from the WAL (included in samples_read).",
+            &by(&|s| s.histograms_read),
+        )?;
+        counter_family(
+            &mut enc,
+            "tidemark_forwarder_histograms_sent",
+            "Native histogram samples the endpoint acknowledged (included in samples_sent).",
+            &by(&|s| s.histograms_sent),
         )?;
         let by_reason = |m: &dyn Fn(&ForwarderStats) -> &std::collections::BTreeMap<String, u64>| {
             let mut out = Vec::new();

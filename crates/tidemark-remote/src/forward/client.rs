@@ -17,10 +17,13 @@ pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 #[derive(Debug)]
 pub(crate) enum Outcome {
     /// 2xx: the endpoint has the data. A 2.0 receiver says how many
-    /// samples it wrote (`X-Prometheus-Remote-Write-Samples-Written`).
+    /// samples and native histograms it wrote
+    /// (`X-Prometheus-Remote-Write-Samples-Written`, `-Histograms-Written`).
     Sent {
-        /// The header's value, if the endpoint sent it.
+        /// The samples header's value, if the endpoint sent it.
         samples_written: Option<u64>,
+        /// The histograms header's value, if the endpoint sent it.
+        histograms_written: Option<u64>,
     },
     /// 5xx, 429 or a network error: send the same batch again later.
     Retry {
@@ -110,15 +113,15 @@ impl Client {
         };
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {
-            let samples_written = resp
-                .headers()
-                .get("x-prometheus-remote-write-samples-written")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse().ok());
+            let count = |name: &str| -> Option<u64> {
+                resp.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
+            };
+            let samples_written = count("x-prometheus-remote-write-samples-written");
+            let histograms_written = count("x-prometheus-remote-write-histograms-written");
             // Drain a little so the connection can be reused; errors here
             // do not change that the endpoint accepted the data.
             let _ = resp.body_mut().as_reader().take(MAX_ERROR_BODY).read_to_end(&mut Vec::new());
-            return Outcome::Sent { samples_written };
+            return Outcome::Sent { samples_written, histograms_written };
         }
         let retry_after = resp
             .headers()

@@ -8,13 +8,31 @@
 //! `+0.0`. Here every sample's value is written, so values arrive bit-exact
 //! (negative zero, every NaN payload, the staleness marker). The bytes are
 //! ordinary protobuf that any decoder (and the `prost` structs) reads.
+//!
+//! Native histograms are the one message encoded with prost
+//! ([`crate::histogram::value_to_proto`]: integer histograms as integer,
+//! float as float, custom bounds included); a sum of `-0.0`, which prost
+//! leaves out, is written again after it (the last occurrence of a field
+//! wins), so sums arrive bit-exact too (the histogram staleness marker is
+//! a NaN sum).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use prost::Message;
+use tidemark_storage::histogram::HistogramValue;
 use tidemark_storage::Labels;
 
 use super::Protocol;
+
+/// What a queued sample holds.
+#[derive(Debug, Clone)]
+pub(crate) enum QueuedValue {
+    /// A float sample's value.
+    Float(f64),
+    /// A native histogram sample's value.
+    Histogram(Box<HistogramValue>),
+}
 
 /// One sample waiting in a shard, with everything needed to send it.
 #[derive(Debug, Clone)]
@@ -23,13 +41,21 @@ pub(crate) struct QueuedSample {
     pub series_ref: u64,
     pub labels: Arc<Labels>,
     pub t: i64,
-    pub v: f64,
+    pub value: QueuedValue,
     /// The read chunk it came from, for acknowledgement.
     pub chunk: u64,
 }
 
+impl QueuedSample {
+    /// Whether it is a native histogram sample.
+    pub(crate) fn is_histogram(&self) -> bool {
+        matches!(self.value, QueuedValue::Histogram(_))
+    }
+}
+
 /// The snappy-compressed protobuf body of `batch`. Samples of one series
-/// become one time series entry, in the order they were queued.
+/// become one time series entry, in the order they were queued: its float
+/// samples, then its native histograms.
 pub(crate) fn encode(protocol: Protocol, batch: &[QueuedSample]) -> Result<Vec<u8>, snap::Error> {
     let raw = match protocol {
         Protocol::V1 => encode_v1(batch),
@@ -38,17 +64,23 @@ pub(crate) fn encode(protocol: Protocol, batch: &[QueuedSample]) -> Result<Vec<u
     snap::raw::Encoder::new().compress_vec(&raw)
 }
 
+/// One series of a batch: its labels, float samples and histograms.
+type Group<'a> = (&'a Labels, Vec<(i64, f64)>, Vec<(i64, &'a HistogramValue)>);
+
 /// Groups samples by series, keeping first-appearance order of series and
-/// queue order of samples within a series.
-fn group(batch: &[QueuedSample]) -> Vec<(&Labels, Vec<(i64, f64)>)> {
+/// queue order of samples (of each kind) within a series.
+fn group(batch: &[QueuedSample]) -> Vec<Group<'_>> {
     let mut index: HashMap<u64, usize> = HashMap::new();
-    let mut out: Vec<(&Labels, Vec<(i64, f64)>)> = Vec::new();
+    let mut out: Vec<Group<'_>> = Vec::new();
     for s in batch {
         let i = *index.entry(s.series_ref).or_insert_with(|| {
-            out.push((&s.labels, Vec::new()));
+            out.push((&s.labels, Vec::new(), Vec::new()));
             out.len() - 1
         });
-        out[i].1.push((s.t, s.v));
+        match &s.value {
+            QueuedValue::Float(v) => out[i].1.push((s.t, *v)),
+            QueuedValue::Histogram(h) => out[i].2.push((s.t, &**h)),
+        }
     }
     out
 }
@@ -89,11 +121,26 @@ fn put_samples(out: &mut Vec<u8>, field: u64, samples: &[(i64, f64)], scratch: &
     }
 }
 
-/// `prometheus.WriteRequest` { 1: repeated TimeSeries { 1: Label, 2: Sample } }.
+/// `Histogram` messages (same in both versions) as field `field`.
+fn put_histograms(out: &mut Vec<u8>, field: u64, hists: &[(i64, &HistogramValue)], scratch: &mut Vec<u8>) {
+    for &(t, h) in hists {
+        scratch.clear();
+        let p = crate::histogram::value_to_proto(t, h);
+        p.encode(scratch).unwrap_or_else(|_| unreachable!("a Vec grows as needed"));
+        if p.sum == 0.0 && p.sum.is_sign_negative() {
+            put_tag(scratch, 3, FIXED64);
+            scratch.extend_from_slice(&p.sum.to_bits().to_le_bytes());
+        }
+        put_bytes(out, field, scratch);
+    }
+}
+
+/// `prometheus.WriteRequest` { 1: repeated TimeSeries { 1: Label, 2: Sample,
+/// 4: Histogram } }.
 pub(crate) fn encode_v1(batch: &[QueuedSample]) -> Vec<u8> {
     let mut out = Vec::new();
     let (mut ts, mut item, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
-    for (labels, samples) in group(batch) {
+    for (labels, samples, hists) in group(batch) {
         ts.clear();
         for l in labels.iter() {
             item.clear();
@@ -102,13 +149,14 @@ pub(crate) fn encode_v1(batch: &[QueuedSample]) -> Vec<u8> {
             put_bytes(&mut ts, 1, &item);
         }
         put_samples(&mut ts, 2, &samples, &mut scratch);
+        put_histograms(&mut ts, 4, &hists, &mut scratch);
         put_bytes(&mut out, 1, &ts);
     }
     out
 }
 
 /// `io.prometheus.write.v2.Request` { 4: symbols, 5: TimeSeries { 1: packed
-/// labels_refs, 2: Sample } }.
+/// labels_refs, 2: Sample, 3: Histogram } }.
 pub(crate) fn encode_v2(batch: &[QueuedSample]) -> Vec<u8> {
     // The spec requires the empty string as symbol 0.
     let mut symbols: Vec<&str> = vec![""];
@@ -116,7 +164,7 @@ pub(crate) fn encode_v2(batch: &[QueuedSample]) -> Vec<u8> {
     let groups = group(batch);
     let mut series = Vec::new();
     let (mut ts, mut packed, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
-    for (labels, samples) in &groups {
+    for (labels, samples, hists) in &groups {
         ts.clear();
         packed.clear();
         for l in labels.iter() {
@@ -130,6 +178,7 @@ pub(crate) fn encode_v2(batch: &[QueuedSample]) -> Vec<u8> {
         }
         put_bytes(&mut ts, 1, &packed);
         put_samples(&mut ts, 2, samples, &mut scratch);
+        put_histograms(&mut ts, 3, hists, &mut scratch);
         put_bytes(&mut series, 5, &ts);
     }
     let mut out = Vec::with_capacity(series.len() + symbols.iter().map(|s| s.len() + 2).sum::<usize>());
@@ -147,7 +196,69 @@ mod tests {
     use prost::Message;
 
     fn q(series_ref: u64, labels: &Arc<Labels>, t: i64, v: f64) -> QueuedSample {
-        QueuedSample { series_ref, labels: labels.clone(), t, v, chunk: 0 }
+        QueuedSample { series_ref, labels: labels.clone(), t, value: QueuedValue::Float(v), chunk: 0 }
+    }
+
+    fn qh(series_ref: u64, labels: &Arc<Labels>, t: i64, h: HistogramValue) -> QueuedSample {
+        QueuedSample { series_ref, labels: labels.clone(), t, value: QueuedValue::Histogram(Box::new(h)), chunk: 0 }
+    }
+
+    /// Histograms go in each series' entry after its floats, integer as
+    /// integer and float as float, sums bit-exact (`-0.0`, the staleness
+    /// marker), in both versions.
+    #[test]
+    fn histograms_round_trip_in_their_series_with_both_protocols() {
+        use tidemark_storage::histogram::{FloatHistogram, Histogram, HistogramSample, Span};
+        let a = Arc::new(Labels::new([("__name__", "lat"), ("job", "a")]).unwrap());
+        let b = Arc::new(Labels::new([("__name__", "lat"), ("job", "b")]).unwrap());
+        let int = HistogramValue::Integer(Histogram {
+            count: 3,
+            sum: -0.0,
+            zero_count: 1,
+            zero_threshold: 0.001,
+            positive_spans: vec![Span { offset: -2, length: 2 }],
+            positive_buckets: vec![1, 0],
+            ..Histogram::default()
+        });
+        let float = HistogramValue::Float(FloatHistogram {
+            schema: -53,
+            count: 2.5,
+            sum: tidemark_storage::stale_nan(),
+            positive_spans: vec![Span { offset: 0, length: 2 }],
+            positive_buckets: vec![0.5, 2.0],
+            custom_values: vec![1.0],
+            ..FloatHistogram::default()
+        });
+        let batch =
+            vec![qh(1, &a, 5, int.clone()), q(1, &a, 1, 1.0), qh(2, &b, 7, float.clone()), qh(1, &a, 6, float.clone())];
+        let want_a = [HistogramSample { t: 5, h: int }, HistogramSample { t: 6, h: float.clone() }];
+        let want_b = [HistogramSample { t: 7, h: float }];
+        let bytes = |h: &[crate::proto::Histogram]| -> Vec<Vec<u8>> {
+            h.iter()
+                .map(|p| crate::histogram::to_proto(&crate::histogram::from_proto(p).unwrap()).encode_to_vec())
+                .collect()
+        };
+        let want = |w: &[HistogramSample]| -> Vec<Vec<u8>> {
+            w.iter().map(|s| crate::histogram::to_proto(s).encode_to_vec()).collect()
+        };
+        let check_sum = |h: &crate::proto::Histogram, bits: u64| assert_eq!(h.sum.to_bits(), bits);
+
+        let raw = snap::raw::Decoder::new().decompress_vec(&encode(Protocol::V1, &batch).unwrap()).unwrap();
+        let req = v1::WriteRequest::decode(raw.as_slice()).unwrap();
+        assert_eq!(req.timeseries.len(), 2);
+        assert_eq!(req.timeseries[0].samples.len(), 1);
+        assert_eq!(bytes(&req.timeseries[0].histograms), want(&want_a));
+        assert_eq!(bytes(&req.timeseries[1].histograms), want(&want_b));
+        check_sum(&req.timeseries[0].histograms[0], (-0.0f64).to_bits());
+        check_sum(&req.timeseries[1].histograms[0], tidemark_storage::STALE_NAN_BITS);
+        assert!(matches!(req.timeseries[0].histograms[0].count, Some(crate::proto::histogram::Count::CountInt(3))));
+
+        let raw = snap::raw::Decoder::new().decompress_vec(&encode(Protocol::V2, &batch).unwrap()).unwrap();
+        let req = v2::Request::decode(raw.as_slice()).unwrap();
+        assert_eq!(bytes(&req.timeseries[0].histograms), want(&want_a));
+        assert_eq!(bytes(&req.timeseries[1].histograms), want(&want_b));
+        check_sum(&req.timeseries[0].histograms[0], (-0.0f64).to_bits());
+        assert!(req.timeseries[1].samples.is_empty());
     }
 
     #[test]

@@ -26,8 +26,9 @@
 //!   forwarder overridden by the hold limit) is counted in
 //!   [`ForwarderStats::wal_segments_skipped`] and logged at `error`.
 //!   A remote write 2.0 endpoint that answers 2xx but reports (in
-//!   `X-Prometheus-Remote-Write-Samples-Written`) fewer samples written
-//!   than sent has the difference counted as dropped
+//!   `X-Prometheus-Remote-Write-Samples-Written` and
+//!   `-Histograms-Written`) fewer samples or histograms written than sent
+//!   has the difference counted as dropped
 //!   (`v2_partially_written`, or `v2_nothing_written` for none: typically
 //!   a 1.0-only receiver); a 2xx is never retried.
 //! - **At least once**: the position persisted in
@@ -46,8 +47,15 @@
 //! segment (typically the last two to three hours), then follows it.
 //! The reader keeps the labels of the series it has seen and forgets those
 //! that a WAL checkpoint shows are gone
-//! ([`ForwarderStats::series_tracked`]). Float samples only: the store
-//! holds no exemplars, native histograms or metadata to forward.
+//! ([`ForwarderStats::series_tracked`]).
+//!
+//! Float samples and native histogram samples (WAL record type 5) are
+//! forwarded: a histogram goes in its series' `histograms` (1.0
+//! `TimeSeries` field 4, 2.0 field 3), integer histograms as integer,
+//! float histograms as float, custom-bucket bounds included, the sum
+//! bit-exact (a NaN sum is the staleness marker). Counters named
+//! `samples_*` count both kinds, `histograms_*` the histograms among them.
+//! The store holds no exemplars or metadata to forward.
 //!
 //! ```no_run
 //! use tidemark_remote::forward::{Forwarder, ForwarderOptions, Protocol};
@@ -83,7 +91,7 @@ use tidemark_storage::wal::{Record, WalHold, WalPosition, WalTailer};
 use tidemark_storage::{Db, Labels};
 
 use self::client::Client;
-use self::encode::QueuedSample;
+use self::encode::{QueuedSample, QueuedValue};
 use self::queue::Tracker;
 
 /// Bytes of WAL frames one read takes before handing samples to shards.
@@ -308,10 +316,15 @@ pub enum ForwardError {
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct ForwarderStats {
-    /// Samples read from the WAL.
+    /// Samples read from the WAL, float and native histogram samples.
     pub samples_read: u64,
-    /// Samples the endpoint acknowledged.
+    /// Samples the endpoint acknowledged, float and native histogram.
     pub samples_sent: u64,
+    /// Native histogram samples read from the WAL (also in `samples_read`).
+    pub histograms_read: u64,
+    /// Native histogram samples the endpoint acknowledged (also in
+    /// `samples_sent`).
+    pub histograms_sent: u64,
     /// Samples in failed attempts that were retried, by reason (`http_503`,
     /// `http_429`, `network`, `timeout`); a sample counts once per attempt.
     pub samples_failed: BTreeMap<String, u64>,
@@ -353,6 +366,8 @@ pub struct ForwarderStats {
 struct Counters {
     samples_read: u64,
     samples_sent: u64,
+    histograms_read: u64,
+    histograms_sent: u64,
     samples_failed: BTreeMap<String, u64>,
     samples_dropped: BTreeMap<String, u64>,
     wal_skips: u64,
@@ -520,6 +535,8 @@ impl Forwarder {
         ForwarderStats {
             samples_read: c.samples_read,
             samples_sent: c.samples_sent,
+            histograms_read: c.histograms_read,
+            histograms_sent: c.histograms_sent,
             samples_failed: c.samples_failed.clone(),
             samples_dropped: c.samples_dropped.clone(),
             wal_skips: c.wal_skips,
@@ -615,7 +632,7 @@ fn run_reader(sh: &Shared, mut tailer: WalTailer, senders: Vec<SyncSender<Queued
         }
         let empty = read.records.is_empty();
         out.clear();
-        let (mut min_t, mut max_t, mut unknown) = (None::<i64>, None::<i64>, 0u64);
+        let (mut min_t, mut max_t, mut unknown, mut hists) = (None::<i64>, None::<i64>, 0u64, 0u64);
         let mark = read.position.segment.max(read.checkpoint.map_or(0, |c| c + 1));
         for rec in read.records {
             match rec {
@@ -632,14 +649,35 @@ fn run_reader(sh: &Shared, mut tailer: WalTailer, senders: Vec<SyncSender<Queued
                         };
                         min_t = Some(min_t.map_or(s.t, |m| m.min(s.t)));
                         max_t = Some(max_t.map_or(s.t, |m| m.max(s.t)));
-                        let q =
-                            QueuedSample { series_ref: s.series_ref, labels: labels.clone(), t: s.t, v: s.v, chunk: 0 };
+                        let q = QueuedSample {
+                            series_ref: s.series_ref,
+                            labels: labels.clone(),
+                            t: s.t,
+                            value: QueuedValue::Float(s.v),
+                            chunk: 0,
+                        };
                         out.push((shard_of(s.series_ref, senders.len()), q));
                     }
                 }
-                // The forwarder does not send native histograms yet; nothing
-                // logs them before the appender does. Skipped.
-                Record::HistogramSamples(_) => {}
+                Record::HistogramSamples(list) => {
+                    for s in list {
+                        let Some((labels, _)) = series.get(&s.series_ref) else {
+                            unknown += 1;
+                            continue;
+                        };
+                        min_t = Some(min_t.map_or(s.t, |m| m.min(s.t)));
+                        max_t = Some(max_t.map_or(s.t, |m| m.max(s.t)));
+                        hists += 1;
+                        let q = QueuedSample {
+                            series_ref: s.series_ref,
+                            labels: labels.clone(),
+                            t: s.t,
+                            value: QueuedValue::Histogram(Box::new(s.h)),
+                            chunk: 0,
+                        };
+                        out.push((shard_of(s.series_ref, senders.len()), q));
+                    }
+                }
             }
         }
         if let Some(c) = read.checkpoint {
@@ -652,6 +690,7 @@ fn run_reader(sh: &Shared, mut tailer: WalTailer, senders: Vec<SyncSender<Queued
             c.read_position = read.position;
             c.series_tracked = series.len() as u64;
             c.samples_read += out.len() as u64 + unknown;
+            c.histograms_read += hists;
             if unknown > 0 {
                 *c.samples_dropped.entry("unknown_series".into()).or_default() += unknown;
                 let msg = format!("{unknown} samples of series never seen in the WAL (lost series records) dropped");

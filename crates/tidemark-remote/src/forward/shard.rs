@@ -44,6 +44,8 @@ pub(super) fn run(sh: &Shared, rx: &Receiver<QueuedSample>) {
 /// Sends `batch` (retrying) and acknowledges it; empties it in any case.
 fn send_batch(sh: &Shared, batch: &mut Vec<QueuedSample>) {
     let n = batch.len() as u64;
+    let n_hist = batch.iter().filter(|s| s.is_histogram()).count() as u64;
+    let n_float = n - n_hist;
     let body = match encode(sh.opts.protocol, batch) {
         Ok(b) => b,
         Err(e) => {
@@ -66,20 +68,30 @@ fn send_batch(sh: &Shared, batch: &mut Vec<QueuedSample>) {
             c.bytes_sent += body.len() as u64;
         }
         match sh.client.send(&body) {
-            Outcome::Sent { samples_written } => {
-                // Remote write 2.0 receivers report what they wrote. None
-                // written means the endpoint did not understand the request
-                // (a 1.0-only receiver ignoring Content-Type); fewer means a
-                // partial write. Both are final: the spec forbids retrying
-                // a 2xx. 1.0 receivers send no header: all were written.
-                let written = match (sh.opts.protocol, samples_written) {
-                    (Protocol::V2, Some(w)) => w.min(n),
-                    _ => n,
+            Outcome::Sent { samples_written, histograms_written } => {
+                // Remote write 2.0 receivers report what they wrote, float
+                // samples and histograms apart (a header left out, when the
+                // other is there, is 0 written). None written means the
+                // endpoint did not understand the request (a 1.0-only
+                // receiver ignoring Content-Type); fewer means a partial
+                // write. Both are final: the spec forbids retrying a 2xx.
+                // 1.0 receivers send no header: all were written.
+                let (floats, hists) = match (sh.opts.protocol, samples_written, histograms_written) {
+                    (Protocol::V2, None, None) | (Protocol::V1, _, _) => (n_float, n_hist),
+                    (Protocol::V2, s, h) => (s.unwrap_or(0).min(n_float), h.unwrap_or(0).min(n_hist)),
                 };
-                sh.counters.lock().samples_sent += written;
+                let written = floats + hists;
+                {
+                    let mut c = sh.counters.lock();
+                    c.samples_sent += written;
+                    c.histograms_sent += hists;
+                }
                 let dropped = (written < n).then(|| {
                     let reason = if written == 0 { "v2_nothing_written" } else { "v2_partially_written" };
-                    (reason.to_string(), format!("the endpoint answered 2xx but wrote {written} of {n} samples"))
+                    let detail = format!(
+                        "the endpoint answered 2xx but wrote {floats} of {n_float} float samples and {hists} of {n_hist} histograms"
+                    );
+                    (reason.to_string(), detail)
                 });
                 finish_counted(sh, batch, dropped.map(|(r, d)| (r, d, n - written)));
                 return;

@@ -4,8 +4,10 @@
 //! [`Batch`] holds the decoded message (our zero-copy decoding in
 //! [`super::wire`], borrowing from the decompressed buffer) and lends out each
 //! series as a [`SeriesView`]: its label pairs as sent (1.0 strings, or 2.0
-//! symbol references resolved), its samples, and counts of what we do not
-//! store. Visiting a batch allocates at most one scratch vector.
+//! symbol references resolved), its samples, its native histogram
+//! messages (as bytes, decoded when appended: [`SeriesView::histogram`])
+//! and the count of its exemplars, which we do not store. Visiting a batch
+//! allocates at most one scratch vector.
 
 use super::error::ReceiveError;
 use super::negotiate::Protocol;
@@ -89,8 +91,9 @@ pub struct SeriesView<'a, 's> {
     pub samples: &'a [Sample],
     /// Exemplars sent (not stored).
     pub exemplars: usize,
-    /// Native histogram samples sent (not stored).
-    pub histograms: usize,
+    /// Native histogram messages, as sent (their structure checked; see
+    /// [`SeriesView::histogram`]).
+    pub histograms: &'s [&'a [u8]],
     /// 2.0 per-series metadata, when any field is set.
     pub metadata: Option<MetadataView<'a>>,
 }
@@ -102,6 +105,8 @@ pub struct BadRefs {
     pub reason: String,
     /// Samples it carried (counted as rejected).
     pub samples: usize,
+    /// Native histogram samples it carried (counted as rejected).
+    pub histograms: usize,
 }
 
 impl<'a, 's> SeriesView<'a, 's> {
@@ -114,6 +119,17 @@ impl<'a, 's> SeriesView<'a, 's> {
         let mut out = Vec::new();
         split_label_fields(self.label_bytes.unwrap_or_default(), &mut out).map_err(v1_error)?;
         Ok(Cow::Owned(out))
+    }
+
+    /// Decodes native histogram message `i` of the series into storage's
+    /// model: prost for the message, then
+    /// [`crate::histogram::from_proto`]. The error (a message mixing the
+    /// integer and float kinds, an unknown reset hint) rejects that sample
+    /// alone.
+    pub fn histogram(&self, i: usize) -> Result<tidemark_storage::histogram::HistogramSample, String> {
+        let bytes = self.histograms.get(i).ok_or_else(|| format!("no histogram {i} in the series"))?;
+        let p = super::wire::decode_histogram(bytes).map_err(|e| format!("cannot decode the histogram: {e}"))?;
+        crate::histogram::from_proto(&p).map_err(|e| e.to_string())
     }
 }
 
@@ -219,7 +235,7 @@ impl<'a> Batch<'a> {
                         label_bytes,
                         samples: &req.samples[s.samples.0 as usize..s.samples.1 as usize],
                         exemplars: s.exemplars as usize,
-                        histograms: s.histograms as usize,
+                        histograms: &req.histograms[s.histograms.0 as usize..s.histograms.1 as usize],
                         metadata: None,
                     }));
                 }
@@ -228,6 +244,7 @@ impl<'a> Batch<'a> {
                 for span in &req.series {
                     scratch.clear();
                     let samples = &req.samples[span.samples.0 as usize..span.samples.1 as usize];
+                    let histograms = &req.histograms[span.histograms.0 as usize..span.histograms.1 as usize];
                     match resolve(req, span, &mut scratch) {
                         Ok(metadata) => f(Ok(SeriesView {
                             labels: &scratch,
@@ -235,10 +252,10 @@ impl<'a> Batch<'a> {
                             label_bytes: None,
                             samples,
                             exemplars: span.exemplars as usize,
-                            histograms: span.histograms as usize,
+                            histograms,
                             metadata,
                         })),
-                        Err(reason) => f(Err(BadRefs { reason, samples: samples.len() })),
+                        Err(reason) => f(Err(BadRefs { reason, samples: samples.len(), histograms: histograms.len() })),
                     }
                 }
             }

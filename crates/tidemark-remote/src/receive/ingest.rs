@@ -12,13 +12,18 @@
 //! checked before the first sample is appended, so a malformed body still
 //! appends nothing. Otherwise the labels are validated and built once; the
 //! first sample goes through [`Appender::append`] (label lookup, series
-//! creation) and the rest through [`Appender::append_ref`]. A rejected
-//! sample does not stop the series or the batch: the storage appender
-//! keeps its other samples.
+//! creation) and the rest through [`Appender::append_ref`]. A series'
+//! native histograms follow its float samples (as in Prometheus'
+//! receiver), decoded one at a time from the bytes the wire decode kept
+//! and appended by the same series ref ([`Appender::append_histogram_ref`],
+//! or [`Appender::append_histogram`] when the series is not known yet). A
+//! rejected sample, float or histogram, does not stop the series or the
+//! batch: the storage appender keeps its other samples.
 
 use std::fmt::Write as _;
 
 use tidemark_storage::head::SeriesHandle;
+use tidemark_storage::histogram::HistogramValue;
 use tidemark_storage::{AppendError, Appender, LabelError, Labels, METRIC_NAME};
 
 use super::decode::{Batch, SeriesView};
@@ -32,16 +37,18 @@ use crate::MetadataStore;
 /// What ingesting a batch did (before the commit).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// Samples accepted by the appender.
+    /// Float samples accepted by the appender.
     pub samples_written: u64,
-    /// Samples rejected, by [`RejectReason`] index.
-    pub rejected: [u64; 5],
+    /// Float samples rejected, by [`RejectReason`] index.
+    pub rejected: [u64; RejectReason::COUNT],
+    /// Native histogram samples accepted by the appender.
+    pub histograms_written: u64,
+    /// Native histogram samples rejected, by [`RejectReason`] index.
+    pub histograms_rejected: [u64; RejectReason::COUNT],
     /// Series with at least one problem.
     pub series_rejected: u64,
     /// Exemplars dropped.
     pub exemplars_dropped: u64,
-    /// Native histogram samples dropped.
-    pub histograms_dropped: u64,
     /// Metadata entries received.
     pub metadata_entries: u64,
     /// One line per problem series, the first [`ReceiverOptions::max_errors_reported`].
@@ -49,22 +56,40 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Samples rejected, all reasons.
+    /// Float samples rejected, all reasons.
     pub fn rejected_total(&self) -> u64 {
         self.rejected.iter().sum()
     }
 
-    /// The 400 body: totals, counts by reason, then the first problems.
+    /// Native histogram samples rejected, all reasons.
+    pub fn histograms_rejected_total(&self) -> u64 {
+        self.histograms_rejected.iter().sum()
+    }
+
+    /// The 400 body: totals, counts by reason (floats and histograms
+    /// together), then the first problems. Histograms are named only when
+    /// the request carried some.
     pub fn summary(&self) -> String {
-        let mut s = format!(
-            "stored {} samples, rejected {} samples of {} series (",
-            self.samples_written,
-            self.rejected_total(),
-            self.series_rejected
-        );
+        let mut s = if self.histograms_written + self.histograms_rejected_total() > 0 {
+            format!(
+                "stored {} samples and {} histograms, rejected {} samples and {} histograms of {} series (",
+                self.samples_written,
+                self.histograms_written,
+                self.rejected_total(),
+                self.histograms_rejected_total(),
+                self.series_rejected
+            )
+        } else {
+            format!(
+                "stored {} samples, rejected {} samples of {} series (",
+                self.samples_written,
+                self.rejected_total(),
+                self.series_rejected
+            )
+        };
         let mut first = true;
         for r in RejectReason::ALL {
-            let n = self.rejected[r.index()];
+            let n = self.rejected[r.index()] + self.histograms_rejected[r.index()];
             if n > 0 {
                 let _ = write!(s, "{}{}: {n}", if first { "" } else { ", " }, r.as_str());
                 first = false;
@@ -127,7 +152,9 @@ pub fn ingest(
             let key = match series {
                 // Labels not sent together are keyed by their pairs, as in
                 // the second pass for 2.0.
-                Ok(s) if !s.samples.is_empty() => Some(cache.key(s.label_bytes, s.labels, &mut scratch)),
+                Ok(s) if !s.samples.is_empty() || !s.histograms.is_empty() => {
+                    Some(cache.key(s.label_bytes, s.labels, &mut scratch))
+                }
                 _ => None,
             };
             if let Some(k) = key {
@@ -156,21 +183,22 @@ pub fn ingest(
             Ok(s) => s,
             Err(bad) => {
                 out.rejected[RejectReason::InvalidSeries.index()] += bad.samples as u64;
+                out.histograms_rejected[RejectReason::InvalidSeries.index()] += bad.histograms as u64;
                 let reason = SeriesError::BadRefs(bad.reason);
                 out.note(limit, || format!("invalid series: {reason}"));
                 return;
             }
         };
         out.exemplars_dropped += series.exemplars as u64;
-        out.histograms_dropped += series.histograms as u64;
-        // A series without samples takes the full path: its validation
-        // (and 2.0's "no samples" rule) decide what to answer.
+        // A series without samples or histograms takes the full path: its
+        // validation (and 2.0's "no samples" rule) decide what to answer.
+        let has_data = !series.samples.is_empty() || !series.histograms.is_empty();
         let (key, entry) = match keys.get(i) {
             // Looked up in the first pass (or not cacheable there).
             Some(&key) => (key, hits[i]),
             None => {
-                let key = (cache.enabled() && !series.samples.is_empty())
-                    .then(|| cache.key(series.label_bytes, series.labels, &mut scratch));
+                let key =
+                    (cache.enabled() && has_data).then(|| cache.key(series.label_bytes, series.labels, &mut scratch));
                 (key, key.and_then(|k| cache.get(k)))
             }
         };
@@ -218,12 +246,13 @@ pub fn ingest(
                     Ok(p) => p,
                     Err(e) => {
                         out.rejected[RejectReason::InvalidSeries.index()] += series.samples.len() as u64;
+                        out.histograms_rejected[RejectReason::InvalidSeries.index()] += series.histograms.len() as u64;
                         out.note(limit, || format!("invalid series: {e}"));
                         return;
                     }
                 };
                 let labels = match series_labels(&pairs, opts.name_validation) {
-                    Ok(l) if v2 && series.samples.is_empty() && series.histograms == 0 => {
+                    Ok(l) if v2 && !has_data => {
                         drop(l);
                         out.note(limit, || format!("{}: {}", DisplayPairs(&pairs), SeriesError::NoSamples));
                         return;
@@ -231,6 +260,7 @@ pub fn ingest(
                     Ok(l) => l,
                     Err(e) => {
                         out.rejected[RejectReason::InvalidSeries.index()] += series.samples.len() as u64;
+                        out.histograms_rejected[RejectReason::InvalidSeries.index()] += series.histograms.len() as u64;
                         out.note(limit, || format!("{}: invalid series: {e}", DisplayPairs(&pairs)));
                         return;
                     }
@@ -304,6 +334,27 @@ impl Target<'_, '_, '_> {
     /// Appends by labels (looking the series up, creating it if new) and
     /// remembers the ref.
     fn append_by_labels(&mut self, app: &mut Appender<'_>, t: i64, v: f64) -> Result<(), AppendError> {
+        let r = app.append(self.labels()?, t, v)?;
+        self.series_ref = Some(r);
+        self.handle = None;
+        Ok(())
+    }
+
+    /// [`Target::append_by_labels`] for a native histogram sample.
+    fn append_histogram_by_labels(
+        &mut self,
+        app: &mut Appender<'_>,
+        t: i64,
+        h: HistogramValue,
+    ) -> Result<(), AppendError> {
+        let r = app.append_histogram(self.labels()?, t, h)?;
+        self.series_ref = Some(r);
+        self.handle = None;
+        Ok(())
+    }
+
+    /// The series' [`Labels`], built on first use.
+    fn labels(&mut self) -> Result<&Labels, AppendError> {
         // Without labels the series came from the cache: its pairs equal a
         // stored label set (sorted, unique, no empty value), which is what
         // `from_sorted` requires. Its label bytes, when pending, split as
@@ -319,15 +370,13 @@ impl Target<'_, '_, '_> {
                 slot.insert(Labels::from_sorted(pairs.iter().copied()))
             }
         };
-        let r = app.append(labels, t, v)?;
-        self.series_ref = Some(r);
-        self.handle = None;
-        Ok(())
+        Ok(labels)
     }
 }
 
-/// Appends one valid series' samples. `first_result`, when set, is the
-/// result of appending the first sample already (with the cache check).
+/// Appends one valid series' float samples, then its native histograms.
+/// `first_result`, when set, is the result of appending the first float
+/// sample already (with the cache check).
 fn append_series(
     app: &mut Appender<'_>,
     target: &mut Target<'_, '_, '_>,
@@ -340,8 +389,12 @@ fn append_series(
     // The first rejection of the series (reported) and how many followed.
     let mut first: Option<(RejectReason, String)> = None;
     let mut rejected = 0u64;
-    let mut reject = |reason: RejectReason, describe: &dyn Fn() -> String, out: &mut Outcome| {
-        out.rejected[reason.index()] += 1;
+    let mut reject = |reason: RejectReason, histogram: bool, describe: &dyn Fn() -> String, out: &mut Outcome| {
+        if histogram {
+            out.histograms_rejected[reason.index()] += 1;
+        } else {
+            out.rejected[reason.index()] += 1;
+        }
         rejected += 1;
         // Formatting only what may be reported keeps a batch of rejected
         // samples cheap.
@@ -354,6 +407,7 @@ fn append_series(
         if t > max_t {
             reject(
                 RejectReason::FutureTimestamp,
+                false,
                 &|| format!("sample timestamp {t} is too far in the future (newest accepted: {max_t})"),
                 out,
             );
@@ -374,7 +428,44 @@ fn append_series(
         };
         match res {
             Ok(()) => out.samples_written += 1,
-            Err(e) => reject(RejectReason::of(&e), &|| e.to_string(), out),
+            Err(e) => reject(RejectReason::of(&e), false, &|| e.to_string(), out),
+        }
+    }
+    for i in 0..series.histograms.len() {
+        let h = match series.histogram(i) {
+            Ok(h) => h,
+            Err(e) => {
+                reject(RejectReason::InvalidHistogram, true, &|| format!("invalid histogram: {e}"), out);
+                continue;
+            }
+        };
+        let t = h.t;
+        if t > max_t {
+            reject(
+                RejectReason::FutureTimestamp,
+                true,
+                &|| format!("histogram timestamp {t} is too far in the future (newest accepted: {max_t})"),
+                out,
+            );
+            continue;
+        }
+        let res = match target.series_ref {
+            Some(r) => match app.append_histogram_ref(r, t, h.h) {
+                // The series went away under us (head truncation): look it
+                // up again by labels, with the histogram decoded again (it
+                // was moved into the failed append; it decoded once, so it
+                // decodes the same way now).
+                Err(AppendError::UnknownSeriesRef(_)) => match series.histogram(i) {
+                    Ok(again) => target.append_histogram_by_labels(app, t, again.h),
+                    Err(e) => Err(AppendError::InvalidHistogram(e)),
+                },
+                other => other,
+            },
+            None => target.append_histogram_by_labels(app, t, h.h),
+        };
+        match res {
+            Ok(()) => out.histograms_written += 1,
+            Err(e) => reject(RejectReason::of(&e), true, &|| e.to_string(), out),
         }
     }
     if rejected > 0 {

@@ -9,7 +9,7 @@
 //!
 //! | status | when | sender |
 //! |---|---|---|
-//! | 204 | every sample stored (or the request held none) | done |
+//! | 204 | every sample (float or native histogram) stored (or the request held none) | done |
 //! | 400 | bad snappy or protobuf, a bad 2.0 symbol table, a 1.0 body sent with the 2.0 content type (only fields 1–3, which 1.0 uses and 2.0 reserves), or some samples or series rejected (see below) | must not retry |
 //! | 413 | body over [`ReceiverOptions::max_body_bytes`], or snappy declares more than [`ReceiverOptions::max_decompressed_bytes`] | must not retry |
 //! | 415 | `Content-Type` or `Content-Encoding` not supported ([`negotiate`](mod@self::negotiate)) | must not retry |
@@ -19,7 +19,8 @@
 //! 2.0 responses (every one after content negotiation succeeded, errors
 //! included) carry `X-Prometheus-Remote-Write-Samples-Written`,
 //! `-Histograms-Written` and `-Exemplars-Written` with what was actually
-//! stored; histograms and exemplars are always 0 until storage keeps them.
+//! stored (float samples, native histogram samples, exemplars); exemplars
+//! are always 0 until storage keeps them.
 //!
 //! # Partial acceptance
 //!
@@ -28,10 +29,14 @@
 //! out-of-order sample, so a sender's retry loop can never make progress
 //! on data that mixes good and bad samples):
 //!
-//! - every valid sample of the batch is stored, in one commit;
+//! - every valid sample of the batch, float or native histogram, is
+//!   stored, in one commit;
 //! - a sample is rejected alone when it is out of order, too old, a
 //!   different value at an existing timestamp, or more than
-//!   [`ReceiverOptions::max_future`] ahead of the receiver's clock; a whole
+//!   [`ReceiverOptions::max_future`] ahead of the receiver's clock, and a
+//!   native histogram also when it is invalid (storage's validation:
+//!   spans against buckets, counts, schema; or a message mixing integer
+//!   and float fields: `invalid_histogram`, with the validation's text); a whole
 //!   series is rejected when its labels are invalid (unsorted, duplicate or
 //!   empty names, names invalid under the validation scheme, no
 //!   `__name__`) or its 2.0 symbol references do not resolve;
@@ -46,14 +51,30 @@
 //!   nothing of the batch is stored and the answer is 5xx so the sender
 //!   retries the whole batch.
 //!
-//! Staleness markers (and every other NaN payload) are stored bit-exactly.
+//! Staleness markers (and every other NaN payload) are stored bit-exactly,
+//! in float samples and in native histograms' sums (a histogram whose sum
+//! is the staleness NaN is a histogram staleness marker).
 //! (`-0.0` arrives as `0.0` from most senders: proto3 encoders, prost's
 //! and Prometheus' gogo alike, omit a double that compares equal to zero.)
-//! Classic histograms and summaries are ordinary series. Exemplars and
-//! native histograms are dropped, counted ([`ReceiverStats`]) and logged
-//! (a warning at most every 10 s). 1.0 metadata entries and 2.0
-//! per-series metadata go to the [`MetadataStore`]; 2.0's
-//! `created_timestamp` is ignored.
+//! Classic histograms and summaries are ordinary series.
+//!
+//! # Native histograms
+//!
+//! A series' `histograms` (1.0 field 4, 2.0 field 3) are stored as native
+//! histogram samples of the same series, after its float samples:
+//! integer histograms (integer count) as integer histograms, float
+//! histograms as float histograms, custom-bucket histograms (schema -53)
+//! with their bounds. The wire decode keeps each message's bytes (the
+//! request is not copied) and checks their structure, so a malformed one
+//! is a 400 for the whole body as any other malformed field; each is then
+//! decoded with prost and [`crate::histogram::from_proto`] when appended.
+//! Rejections count per reason as for floats ([`ReceiverStats::histograms_rejected`]),
+//! and a 2.0 series holding only histograms is valid.
+//!
+//! Exemplars are dropped, counted ([`ReceiverStats`]) and logged (a
+//! warning at most every 10 s). 1.0 metadata entries and 2.0 per-series
+//! metadata go to the [`MetadataStore`]; 2.0's `created_timestamp` is
+//! ignored.
 
 mod decode;
 mod error;
@@ -87,7 +108,7 @@ pub const HISTOGRAMS_WRITTEN: &str = "X-Prometheus-Remote-Write-Histograms-Writt
 /// Response header: exemplars stored (2.0).
 pub const EXEMPLARS_WRITTEN: &str = "X-Prometheus-Remote-Write-Exemplars-Written";
 
-/// How often, at most, dropped exemplars and histograms are logged.
+/// How often, at most, dropped exemplars are logged.
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Limits and policies of a [`Receiver`].
@@ -324,16 +345,16 @@ impl Receiver {
         let mut headers = Vec::new();
         if protocol == Some(Protocol::V2) {
             headers.push((SAMPLES_WRITTEN, outcome.samples_written.to_string()));
-            headers.push((HISTOGRAMS_WRITTEN, "0".to_owned()));
+            headers.push((HISTOGRAMS_WRITTEN, outcome.histograms_written.to_string()));
             headers.push((EXEMPLARS_WRITTEN, "0".to_owned()));
         }
         WriteResponse { status, headers, body }
     }
 
-    /// Warns about dropped exemplars and histograms, at most every
-    /// [`DROP_LOG_INTERVAL`] so a steady stream does not flood the log.
+    /// Warns about dropped exemplars, at most every [`DROP_LOG_INTERVAL`]
+    /// so a steady stream does not flood the log.
     fn log_drops(&self, o: &Outcome) {
-        if o.exemplars_dropped == 0 && o.histograms_dropped == 0 {
+        if o.exemplars_dropped == 0 {
             return;
         }
         let now = i64::try_from(self.created.elapsed().as_millis()).unwrap_or(i64::MAX);
@@ -343,10 +364,8 @@ impl Receiver {
             let s = self.counters.snapshot();
             tracing::warn!(
                 exemplars = o.exemplars_dropped,
-                histograms = o.histograms_dropped,
                 exemplars_total = s.exemplars_dropped,
-                histograms_total = s.histograms_dropped,
-                "remote write: dropped exemplars and native histograms (storage does not keep them yet)"
+                "remote write: dropped exemplars (storage does not keep them yet)"
             );
         }
     }

@@ -6,7 +6,7 @@ use tidemark_storage::AppendError;
 
 use super::negotiate::Protocol;
 
-/// Why a sample was not stored.
+/// Why a sample (float or native histogram) was not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RejectReason {
     /// Older than its series' newest sample (outside any out-of-order window).
@@ -19,20 +19,30 @@ pub enum RejectReason {
     InvalidSeries,
     /// Further in the future than [`super::ReceiverOptions::max_future`] allows.
     FutureTimestamp,
+    /// A native histogram that is not valid: inconsistent spans and
+    /// buckets, negative or mismatched counts, an unknown schema (storage's
+    /// validation, Prometheus' messages), or a message mixing the integer
+    /// and float kinds. Never a float sample's reason.
+    InvalidHistogram,
 }
 
 impl RejectReason {
-    /// Every reason, in the order of [`ReceiverStats::samples_rejected`].
-    pub const ALL: [RejectReason; 5] = [
+    /// How many reasons there are.
+    pub const COUNT: usize = 6;
+
+    /// Every reason, in the order of [`ReceiverStats::samples_rejected`]
+    /// and [`ReceiverStats::histograms_rejected`].
+    pub const ALL: [RejectReason; RejectReason::COUNT] = [
         RejectReason::OutOfOrder,
         RejectReason::TooOld,
         RejectReason::Duplicate,
         RejectReason::InvalidSeries,
         RejectReason::FutureTimestamp,
+        RejectReason::InvalidHistogram,
     ];
 
     /// The metric label value: `out_of_order`, `too_old`, `duplicate`,
-    /// `invalid_series`, `future_timestamp`.
+    /// `invalid_series`, `future_timestamp`, `invalid_histogram`.
     pub fn as_str(self) -> &'static str {
         match self {
             RejectReason::OutOfOrder => "out_of_order",
@@ -40,6 +50,7 @@ impl RejectReason {
             RejectReason::Duplicate => "duplicate",
             RejectReason::InvalidSeries => "invalid_series",
             RejectReason::FutureTimestamp => "future_timestamp",
+            RejectReason::InvalidHistogram => "invalid_histogram",
         }
     }
 
@@ -49,6 +60,7 @@ impl RejectReason {
             AppendError::OutOfOrder { .. } => RejectReason::OutOfOrder,
             AppendError::TooOld { .. } => RejectReason::TooOld,
             AppendError::DuplicateTimestamp { .. } => RejectReason::Duplicate,
+            AppendError::InvalidHistogram(_) => RejectReason::InvalidHistogram,
             _ => RejectReason::InvalidSeries,
         }
     }
@@ -69,15 +81,18 @@ pub struct ReceiverStats {
     pub requests_v1: u64,
     /// Requests that negotiated remote write 2.0.
     pub requests_v2: u64,
-    /// Samples stored.
+    /// Float samples stored.
     pub samples_appended: u64,
-    /// Samples not stored, by reason, in [`RejectReason::ALL`] order.
-    pub samples_rejected: [u64; 5],
+    /// Float samples not stored, by reason, in [`RejectReason::ALL`] order
+    /// (never [`RejectReason::InvalidHistogram`]).
+    pub samples_rejected: [u64; RejectReason::COUNT],
+    /// Native histogram samples stored.
+    pub histograms_appended: u64,
+    /// Native histogram samples not stored, by reason, in
+    /// [`RejectReason::ALL`] order.
+    pub histograms_rejected: [u64; RejectReason::COUNT],
     /// Exemplars received and dropped (storage does not keep them yet).
     pub exemplars_dropped: u64,
-    /// Native histogram samples received and dropped (storage does not keep
-    /// them yet).
-    pub histograms_dropped: u64,
     /// Metadata entries received (1.0 entries, 2.0 series carrying metadata).
     pub metadata_entries: u64,
     /// Responses by status, in [`STATUSES`] order.
@@ -85,9 +100,14 @@ pub struct ReceiverStats {
 }
 
 impl ReceiverStats {
-    /// Samples rejected for `reason`.
+    /// Float samples rejected for `reason`.
     pub fn rejected(&self, reason: RejectReason) -> u64 {
         self.samples_rejected[reason.index()]
+    }
+
+    /// Native histogram samples rejected for `reason`.
+    pub fn histograms_rejected_for(&self, reason: RejectReason) -> u64 {
+        self.histograms_rejected[reason.index()]
     }
 
     /// Requests answered with `status` (0 for statuses not counted).
@@ -109,9 +129,10 @@ impl ReceiverStats {
 pub(crate) struct Counters {
     requests: [AtomicU64; 2],
     samples_appended: AtomicU64,
-    samples_rejected: [AtomicU64; 5],
+    samples_rejected: [AtomicU64; RejectReason::COUNT],
+    histograms_appended: AtomicU64,
+    histograms_rejected: [AtomicU64; RejectReason::COUNT],
     exemplars_dropped: AtomicU64,
-    histograms_dropped: AtomicU64,
     metadata_entries: AtomicU64,
     responses: [AtomicU64; 6],
 }
@@ -141,8 +162,11 @@ impl Counters {
         for (c, &n) in self.samples_rejected.iter().zip(&o.rejected) {
             add(c, n);
         }
+        add(&self.histograms_appended, o.histograms_written);
+        for (c, &n) in self.histograms_rejected.iter().zip(&o.histograms_rejected) {
+            add(c, n);
+        }
         add(&self.exemplars_dropped, o.exemplars_dropped);
-        add(&self.histograms_dropped, o.histograms_dropped);
         add(&self.metadata_entries, o.metadata_entries);
     }
 
@@ -153,8 +177,9 @@ impl Counters {
             requests_v2: load(&self.requests[1]),
             samples_appended: load(&self.samples_appended),
             samples_rejected: self.samples_rejected.each_ref().map(load),
+            histograms_appended: load(&self.histograms_appended),
+            histograms_rejected: self.histograms_rejected.each_ref().map(load),
             exemplars_dropped: load(&self.exemplars_dropped),
-            histograms_dropped: load(&self.histograms_dropped),
             metadata_entries: load(&self.metadata_entries),
             responses: self.responses.each_ref().map(load),
         }

@@ -5,9 +5,12 @@
 //! most of the decoding time. This decoder reads the same wire format and
 //! borrows every string from the decompressed buffer, keeping all series'
 //! labels and samples in two flat vectors. 2.0 gets the same treatment
-//! (symbols borrowed, references and samples flat). Exemplars and native
-//! histograms are only counted, but their structure is checked so that a
-//! body prost would refuse is refused here too. Both accept exactly
+//! (symbols borrowed, references and samples flat). Native histogram
+//! messages are kept as the bytes of each message (in a third flat vector)
+//! after their structure is checked, and decoded with prost only when
+//! appended ([`decode_histogram`]); exemplars are only counted, their
+//! structure checked too, so that a body prost would refuse is refused
+//! here too. Both accept exactly
 //! what the message definitions in [`crate::proto`] describe (tests check
 //! them against prost on random requests, and fuzz targets on arbitrary
 //! bytes).
@@ -23,8 +26,9 @@ pub struct SeriesSpan {
     pub samples: (u32, u32),
     /// Exemplars sent.
     pub exemplars: u32,
-    /// Native histogram samples sent.
-    pub histograms: u32,
+    /// Range of the series' native histogram messages in
+    /// [`V1Wire::histograms`].
+    pub histograms: (u32, u32),
 }
 
 /// One 1.0 `MetricMetadata` entry, borrowed.
@@ -47,6 +51,9 @@ pub struct V1Wire<'a> {
     pub labels: Vec<(&'a str, &'a str)>,
     /// Every series' samples, in order.
     pub samples: Vec<Sample>,
+    /// Every series' native histogram messages (their bytes, structure
+    /// checked), in order.
+    pub histograms: Vec<&'a [u8]>,
     /// The series.
     pub series: Vec<SeriesSpan>,
     /// Per series (parallel to `series`): the bytes of its label fields as
@@ -198,6 +205,7 @@ fn expect(wt: u8, want: u8) -> Result<(), WireError> {
 struct Spare {
     labels: Vec<(&'static str, &'static str)>,
     samples: Vec<Sample>,
+    histograms: Vec<&'static [u8]>,
     series: Vec<SeriesSpan>,
     label_bytes: Vec<Option<&'static [u8]>>,
     metadata: Vec<WireMetadata<'static>>,
@@ -238,6 +246,7 @@ impl V1Wire<'_> {
         let spare = Spare {
             labels: keep(self.labels),
             samples: keep(self.samples),
+            histograms: keep(self.histograms),
             series: keep(self.series),
             label_bytes: keep(self.label_bytes),
             metadata: keep(self.metadata),
@@ -265,6 +274,7 @@ pub fn decode_v1_lazy(buf: &[u8]) -> Result<V1Wire<'_>, WireError> {
     let mut out = V1Wire {
         labels: relabel(spare.labels),
         samples: spare.samples,
+        histograms: relabel(spare.histograms),
         series: spare.series,
         label_bytes: relabel(spare.label_bytes),
         metadata: relabel(spare.metadata),
@@ -293,8 +303,8 @@ fn len32(n: usize) -> Result<u32, WireError> {
 }
 
 fn time_series<'a>(buf: &'a [u8], out: &mut V1Wire<'a>) -> Result<(), WireError> {
-    let (l0, s0) = (out.labels.len(), out.samples.len());
-    let (mut exemplars, mut histograms) = (0u32, 0u32);
+    let (l0, s0, h0) = (out.labels.len(), out.samples.len(), out.histograms.len());
+    let mut exemplars = 0u32;
     // The label fields' byte range so far, and whether another field
     // came between two of them.
     let mut region: Option<(usize, usize)> = None;
@@ -326,8 +336,9 @@ fn time_series<'a>(buf: &'a [u8], out: &mut V1Wire<'a>) -> Result<(), WireError>
             }
             (4, wt) => {
                 expect(wt, LEN)?;
-                check_histogram(r.bytes()?)?;
-                histograms = histograms.saturating_add(1);
+                let h = r.bytes()?;
+                check_histogram(h)?;
+                out.histograms.push(h);
             }
             (_, wt) => r.skip(wt)?,
         }
@@ -347,7 +358,7 @@ fn time_series<'a>(buf: &'a [u8], out: &mut V1Wire<'a>) -> Result<(), WireError>
         labels: (len32(l0)?, len32(out.labels.len())?),
         samples: (len32(s0)?, len32(out.samples.len())?),
         exemplars,
-        histograms,
+        histograms: (len32(h0)?, len32(out.histograms.len())?),
     });
     out.label_bytes.push(match region {
         _ if split => None,
@@ -516,8 +527,9 @@ pub struct V2Span {
     pub samples: (u32, u32),
     /// Exemplars sent.
     pub exemplars: u32,
-    /// Native histogram samples sent.
-    pub histograms: u32,
+    /// Range of the series' native histogram messages in
+    /// [`V2Wire::histograms`].
+    pub histograms: (u32, u32),
     /// The metadata message, if present: (type, help_ref, unit_ref).
     pub metadata: Option<(i32, u32, u32)>,
 }
@@ -531,6 +543,9 @@ pub struct V2Wire<'a> {
     pub refs: Vec<u32>,
     /// Every series' samples, in order.
     pub samples: Vec<Sample>,
+    /// Every series' native histogram messages (their bytes, structure
+    /// checked), in order.
+    pub histograms: Vec<&'a [u8]>,
     /// The series.
     pub series: Vec<V2Span>,
     /// Top-level fields numbered 1 to 3, which 2.0 reserves and 1.0's
@@ -566,8 +581,8 @@ pub fn decode_v2(buf: &[u8]) -> Result<V2Wire<'_>, WireError> {
 }
 
 fn v2_series<'a>(buf: &'a [u8], out: &mut V2Wire<'a>) -> Result<(), WireError> {
-    let (r0, s0) = (out.refs.len(), out.samples.len());
-    let mut span = V2Span { refs: (0, 0), samples: (0, 0), exemplars: 0, histograms: 0, metadata: None };
+    let (r0, s0, h0) = (out.refs.len(), out.samples.len(), out.histograms.len());
+    let mut span = V2Span { refs: (0, 0), samples: (0, 0), exemplars: 0, histograms: (0, 0), metadata: None };
     let mut r = Reader::new(buf);
     while !r.done() {
         match r.key()? {
@@ -589,8 +604,9 @@ fn v2_series<'a>(buf: &'a [u8], out: &mut V2Wire<'a>) -> Result<(), WireError> {
             }
             (3, wt) => {
                 expect(wt, LEN)?;
-                check_histogram(r.bytes()?)?;
-                span.histograms = span.histograms.saturating_add(1);
+                let h = r.bytes()?;
+                check_histogram(h)?;
+                out.histograms.push(h);
             }
             (4, wt) => {
                 expect(wt, LEN)?;
@@ -612,6 +628,7 @@ fn v2_series<'a>(buf: &'a [u8], out: &mut V2Wire<'a>) -> Result<(), WireError> {
     }
     span.refs = (len32(r0)?, len32(out.refs.len())?);
     span.samples = (len32(s0)?, len32(out.samples.len())?);
+    span.histograms = (len32(h0)?, len32(out.histograms.len())?);
     out.series.push(span);
     Ok(())
 }
@@ -638,9 +655,9 @@ fn v2_metadata(buf: &[u8], mut m: (i32, u32, u32)) -> Result<(i32, u32, u32), Wi
     Ok(m)
 }
 
-/// What a field of a message we do not store must look like, so that a
-/// body prost would refuse is refused here too even though its exemplars
-/// and histograms are only counted.
+/// What a field of a message we do not decode here must look like, so
+/// that a body prost would refuse is refused here too even though its
+/// exemplars are only counted and its histograms decoded later.
 #[derive(Clone, Copy)]
 enum Shape {
     Varint,
@@ -709,6 +726,14 @@ fn check_span(buf: &[u8]) -> Result<(), WireError> {
     check(buf, |f| matches!(f, 1 | 2).then_some(Shape::Varint))
 }
 
+/// Decodes one native histogram message kept by [`decode_v1`] or
+/// [`decode_v2`] (its structure already checked there, so this fails only
+/// on what the structure check does not cover: none of prost's checks
+/// remain, but the error is returned rather than assumed away).
+pub fn decode_histogram(bytes: &[u8]) -> Result<crate::proto::Histogram, prost::DecodeError> {
+    <crate::proto::Histogram as prost::Message>::decode(bytes)
+}
+
 /// The native histogram message (identical in both versions).
 fn check_histogram(buf: &[u8]) -> Result<(), WireError> {
     check(buf, |f| match f {
@@ -729,12 +754,66 @@ mod tests {
     use super::*;
     use crate::proto::{v1, v2};
 
-    /// Series as (labels, samples, exemplar count, histogram count), and
-    /// the metadata entries.
-    type Flat = (Vec<(Vec<v1::Label>, Vec<Sample>, u32, u32)>, Vec<v1::MetricMetadata>);
+    /// Series as (labels, samples, exemplar count, histogram messages as
+    /// bytes), and the metadata entries.
+    type Flat = (Vec<(Vec<v1::Label>, Vec<Sample>, u32, Vec<Vec<u8>>)>, Vec<v1::MetricMetadata>);
 
-    /// The wire form rebuilt as prost structs (exemplar and histogram
-    /// contents are only counted, so they are compared by count).
+    /// The histogram messages of a series' range, as bytes.
+    fn hist_bytes(all: &[&[u8]], (s, e): (u32, u32)) -> Vec<Vec<u8>> {
+        all[s as usize..e as usize].iter().map(|b| b.to_vec()).collect()
+    }
+
+    /// A series' histograms as prost encodes them (the requests in these
+    /// tests are prost's encodings, so the kept bytes must be these).
+    fn prost_hist_bytes(h: &[crate::proto::Histogram]) -> Vec<Vec<u8>> {
+        h.iter().map(Message::encode_to_vec).collect()
+    }
+
+    /// An arbitrary histogram message: either kind, every field set or
+    /// left out, NaN sums included.
+    fn arb_histogram() -> impl Strategy<Value = crate::proto::Histogram> {
+        use crate::proto::histogram::{Count, ZeroCount};
+        let span =
+            (any::<i32>(), any::<u32>()).prop_map(|(offset, length)| crate::proto::BucketSpan { offset, length });
+        (
+            any::<i64>(),
+            any::<u64>(),
+            -60i32..10,
+            prop::option::of(prop_oneof![
+                any::<u64>().prop_map(Count::CountInt),
+                any::<f64>().prop_map(Count::CountFloat)
+            ]),
+            prop::option::of(prop_oneof![
+                any::<u64>().prop_map(ZeroCount::ZeroCountInt),
+                any::<f64>().prop_map(ZeroCount::ZeroCountFloat)
+            ]),
+            prop::collection::vec(span, 0..3),
+            prop::collection::vec(any::<i64>(), 0..4),
+            prop::collection::vec(any::<f64>(), 0..4),
+            0i32..5,
+        )
+            .prop_map(|(timestamp, sum_bits, schema, count, zero_count, spans, deltas, counts, reset_hint)| {
+                crate::proto::Histogram {
+                    count,
+                    sum: f64::from_bits(sum_bits),
+                    schema,
+                    zero_threshold: 1e-128,
+                    zero_count,
+                    negative_spans: spans.clone(),
+                    negative_deltas: deltas.clone(),
+                    negative_counts: counts.clone(),
+                    positive_spans: spans,
+                    positive_deltas: deltas,
+                    positive_counts: counts.clone(),
+                    reset_hint,
+                    timestamp,
+                    custom_values: counts,
+                }
+            })
+    }
+
+    /// The wire form rebuilt as prost structs (exemplar contents are only
+    /// counted, so they are compared by count; histograms by their bytes).
     fn to_prost(w: &V1Wire<'_>) -> Flat {
         let series = w
             .series
@@ -744,7 +823,12 @@ mod tests {
                     .iter()
                     .map(|&(n, v)| v1::Label { name: n.into(), value: v.into() })
                     .collect();
-                (labels, w.samples[s.samples.0 as usize..s.samples.1 as usize].to_vec(), s.exemplars, s.histograms)
+                (
+                    labels,
+                    w.samples[s.samples.0 as usize..s.samples.1 as usize].to_vec(),
+                    s.exemplars,
+                    hist_bytes(&w.histograms, s.histograms),
+                )
             })
             .collect();
         let md = w
@@ -764,7 +848,7 @@ mod tests {
         let series = req
             .timeseries
             .iter()
-            .map(|t| (t.labels.clone(), t.samples.clone(), t.exemplars.len() as u32, t.histograms.len() as u32))
+            .map(|t| (t.labels.clone(), t.samples.clone(), t.exemplars.len() as u32, prost_hist_bytes(&t.histograms)))
             .collect();
         (series, req.metadata.clone())
     }
@@ -777,7 +861,7 @@ mod tests {
         let label = ("[a-z_]{0,5}", "\\PC{0,6}").prop_map(|(name, value)| v1::Label { name, value });
         let sample = (any::<i64>(), any::<u64>()).prop_map(|(t, v)| Sample { timestamp: t, value: f64::from_bits(v) });
         let exemplar = any::<i64>().prop_map(|t| v1::Exemplar { labels: vec![], value: 1.0, timestamp: t });
-        let hist = any::<i64>().prop_map(|t| crate::proto::Histogram { timestamp: t, ..Default::default() });
+        let hist = arb_histogram();
         let series = (
             prop::collection::vec(label, 0..5),
             prop::collection::vec(sample, 0..5),
@@ -809,7 +893,7 @@ mod tests {
             prop_assert_eq!(bits(&ours), bits(&theirs));
             prop_assert_eq!(&ours.1, &theirs.1);
             let labels = |x: &Flat| {
-                x.0.iter().map(|s| (s.0.clone(), s.2, s.3)).collect::<Vec<_>>()
+                x.0.iter().map(|s| (s.0.clone(), s.2, s.3.clone())).collect::<Vec<_>>()
             };
             prop_assert_eq!(labels(&ours), labels(&theirs));
             // Label bytes, when given, are exactly the series' labels.
@@ -845,7 +929,7 @@ mod tests {
             prop::collection::vec(any::<u32>(), 0..6),
             prop::collection::vec(sample, 0..5),
             0..2usize,
-            0..2usize,
+            prop::collection::vec(arb_histogram(), 0..3),
             prop::option::of(meta),
             any::<i64>(),
         )
@@ -853,7 +937,7 @@ mod tests {
                 labels_refs,
                 samples,
                 exemplars: vec![v2::Exemplar { labels_refs: vec![1], value: 1.0, timestamp: 5 }; e],
-                histograms: vec![crate::proto::Histogram::default(); h],
+                histograms: h,
                 metadata,
                 created_timestamp,
             });
@@ -873,7 +957,11 @@ mod tests {
                 let ours: Vec<_> = w.samples[s.samples.0 as usize..s.samples.1 as usize].iter().map(|x| (x.timestamp, x.value.to_bits())).collect();
                 let theirs: Vec<_> = t.samples.iter().map(|x| (x.timestamp, x.value.to_bits())).collect();
                 prop_assert_eq!(ours, theirs);
-                prop_assert_eq!((s.exemplars as usize, s.histograms as usize), (t.exemplars.len(), t.histograms.len()));
+                prop_assert_eq!(s.exemplars as usize, t.exemplars.len());
+                prop_assert_eq!(hist_bytes(&w.histograms, s.histograms), prost_hist_bytes(&t.histograms));
+                for (b, h) in w.histograms[s.histograms.0 as usize..s.histograms.1 as usize].iter().zip(&t.histograms) {
+                    prop_assert_eq!(decode_histogram(b).expect("checked").encode_to_vec(), h.encode_to_vec());
+                }
                 prop_assert_eq!(s.metadata, t.metadata.as_ref().map(|m| (m.r#type, m.help_ref, m.unit_ref)));
             }
         }

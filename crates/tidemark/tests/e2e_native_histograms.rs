@@ -1,0 +1,413 @@
+//! Native histograms end to end with a real sender: a tiny HTTP target
+//! exposes native histograms in the protobuf exposition format (an integer
+//! histogram of schema 3 with negative, zero and positive buckets and a
+//! counter reset, a float histogram, a gauge histogram); Debian's
+//! Prometheus 2.42, started with `--enable-feature=native-histograms`,
+//! scrapes it every second and remote-writes (1.0, `send_native_histograms:
+//! true`, which 2.42 needs to send them at all) to `tidemark serve`. Then
+//! the same queries go to Prometheus and to Tidemark at one evaluation
+//! time T and the answers must be equal: the raw histograms over the whole
+//! run (`x[5m]`: every sample, its count, sum and every bucket as the JSON
+//! API renders them), `histogram_count(x)` and `histogram_sum(x)`. If
+//! Tidemark dropped histograms the raw answers would be empty and the test
+//! fails; it also checks that Tidemark's `/metrics` counts them.
+//!
+//! Deterministic: Prometheus sends with one shard, so Tidemark receives in
+//! Prometheus' WAL order; T lies half a scrape interval after a scrape and
+//! the queries start once Tidemark holds a sample after T (then it holds
+//! everything up to T). `x[5m]` reaches back before the first scrape, so
+//! the left-closed (2.42) and left-open (3.x) range boundaries select the
+//! same samples.
+//!
+//! Needs Debian's `prometheus` (2.42): fails, never skips, without it.
+//! Takes about 20 s.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use serde_json::Value as Json;
+use tidemark_testkit::{now_ms, secs, url_encode, Http, Prometheus, PrometheusConfig, Tidemark, TidemarkConfig};
+
+/// The whole test must finish within this (a hang is a failure).
+const TIME_LIMIT: Duration = Duration::from_secs(120);
+/// Scrapes to let happen before choosing T (the integer histogram resets
+/// at scrape [`RESET_AT`]).
+const SCRAPES: u64 = 12;
+/// The scrape at which the integer histogram's counts start again.
+const RESET_AT: u64 = 8;
+
+/// The `io.prometheus.client` exposition messages, only what the target
+/// writes (field numbers from `prompb/io/prometheus/client/metrics.proto`).
+mod client {
+    /// `MetricType`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+    #[repr(i32)]
+    pub enum MetricType {
+        Counter = 0,
+        Gauge = 1,
+        Summary = 2,
+        Untyped = 3,
+        Histogram = 4,
+        GaugeHistogram = 5,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct LabelPair {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub value: String,
+    }
+
+    #[derive(Clone, Copy, PartialEq, prost::Message)]
+    pub struct BucketSpan {
+        #[prost(sint32, tag = "1")]
+        pub offset: i32,
+        #[prost(uint32, tag = "2")]
+        pub length: u32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Histogram {
+        #[prost(uint64, tag = "1")]
+        pub sample_count: u64,
+        #[prost(double, tag = "4")]
+        pub sample_count_float: f64,
+        #[prost(double, tag = "2")]
+        pub sample_sum: f64,
+        #[prost(sint32, tag = "5")]
+        pub schema: i32,
+        #[prost(double, tag = "6")]
+        pub zero_threshold: f64,
+        #[prost(uint64, tag = "7")]
+        pub zero_count: u64,
+        #[prost(double, tag = "8")]
+        pub zero_count_float: f64,
+        #[prost(message, repeated, tag = "9")]
+        pub negative_span: Vec<BucketSpan>,
+        #[prost(sint64, repeated, tag = "10")]
+        pub negative_delta: Vec<i64>,
+        #[prost(double, repeated, tag = "11")]
+        pub negative_count: Vec<f64>,
+        #[prost(message, repeated, tag = "12")]
+        pub positive_span: Vec<BucketSpan>,
+        #[prost(sint64, repeated, tag = "13")]
+        pub positive_delta: Vec<i64>,
+        #[prost(double, repeated, tag = "14")]
+        pub positive_count: Vec<f64>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Metric {
+        #[prost(message, repeated, tag = "1")]
+        pub label: Vec<LabelPair>,
+        #[prost(message, optional, tag = "7")]
+        pub histogram: Option<Histogram>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct MetricFamily {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub help: String,
+        #[prost(enumeration = "MetricType", tag = "3")]
+        pub r#type: i32,
+        #[prost(message, repeated, tag = "4")]
+        pub metric: Vec<Metric>,
+    }
+}
+
+fn spans(s: &[(i32, u32)]) -> Vec<client::BucketSpan> {
+    s.iter().map(|&(offset, length)| client::BucketSpan { offset, length }).collect()
+}
+
+fn deltas(counts: &[u64]) -> Vec<i64> {
+    let mut prev = 0i64;
+    counts
+        .iter()
+        .map(|&c| {
+            let d = c as i64 - prev;
+            prev = c as i64;
+            d
+        })
+        .collect()
+}
+
+/// The families exposed at scrape `n` (1-based).
+fn families(n: u64) -> Vec<client::MetricFamily> {
+    // Integer, schema 3: counts grow, then start again at RESET_AT.
+    let m = if n >= RESET_AT { n - RESET_AT + 1 } else { n };
+    let pos = [m, 2 * m, 1, 3 * m, m];
+    let neg = [m];
+    let latency = client::Histogram {
+        sample_count: m + pos.iter().sum::<u64>() + neg.iter().sum::<u64>(),
+        sample_sum: 1.25 * m as f64 - 0.5,
+        schema: 3,
+        zero_threshold: 1e-3,
+        zero_count: m,
+        positive_span: spans(&[(-2, 3), (4, 2)]),
+        positive_delta: deltas(&pos),
+        negative_span: spans(&[(0, 1)]),
+        negative_delta: deltas(&neg),
+        ..Default::default()
+    };
+    // Float counts, schema 0 (2.42 takes a histogram as native only with
+    // integer deltas, a zero count or a zero threshold: hence the latter).
+    let f = n as f64;
+    let float = client::Histogram {
+        sample_count_float: 0.5 * f + 0.25 * f + 1.5 * f,
+        sample_sum: 3.75 * f,
+        schema: 0,
+        zero_threshold: 1e-3,
+        zero_count_float: 0.5 * f,
+        positive_span: spans(&[(0, 2)]),
+        positive_count: vec![0.25 * f, 1.5 * f],
+        ..Default::default()
+    };
+    // A gauge histogram: counts go up and down.
+    let g = n % 4 + 1;
+    let gauge = client::Histogram {
+        sample_count: 3 * g,
+        sample_sum: 2.0 * g as f64,
+        schema: 1,
+        zero_threshold: 1e-3,
+        zero_count: g,
+        positive_span: spans(&[(1, 2)]),
+        positive_delta: deltas(&[g, g]),
+        ..Default::default()
+    };
+    let family = |name: &str, kind: client::MetricType, h: client::Histogram| client::MetricFamily {
+        name: name.into(),
+        help: format!("{name} for the end-to-end test."),
+        r#type: kind as i32,
+        metric: vec![client::Metric {
+            label: vec![client::LabelPair { name: "path".into(), value: "/api".into() }],
+            histogram: Some(h),
+        }],
+    };
+    vec![
+        family("nh_latency_seconds", client::MetricType::Histogram, latency),
+        family("nh_float_histogram", client::MetricType::Histogram, float),
+        family("nh_queue_depth", client::MetricType::GaugeHistogram, gauge),
+    ]
+}
+
+/// The exposition body: each family length-delimited.
+fn body(n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in families(n) {
+        f.encode_length_delimited(&mut out).expect("a Vec grows");
+    }
+    out
+}
+
+const CONTENT_TYPE: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+/// The scrape target on 127.0.0.1: every request is a scrape.
+struct Target {
+    addr: std::net::SocketAddr,
+    scrapes: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Target {
+    fn start() -> Target {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let scrapes = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sc, sp) = (scrapes.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if sp.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(conn) = conn else { continue };
+                serve(conn, &sc);
+            }
+        });
+        Target { addr, scrapes, stop }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr); // unblocks accept
+    }
+}
+
+fn serve(conn: TcpStream, scrapes: &AtomicU64) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let Ok(mut w) = conn.try_clone() else { return };
+    let mut r = BufReader::new(conn);
+    let mut accept = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("accept") {
+                accept = v.trim().to_string();
+            }
+        }
+    }
+    // Only a scraper that asks for protobuf gets it: Prometheus without the
+    // feature flag would get a 406 and the test would say why.
+    if !accept.contains("application/vnd.google.protobuf") {
+        let msg = format!("this target only speaks protobuf; Accept was {accept:?}");
+        let _ =
+            write!(w, "HTTP/1.1 406 Not Acceptable\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}", msg.len());
+        return;
+    }
+    let n = scrapes.fetch_add(1, Ordering::SeqCst) + 1;
+    let b = body(n);
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        b.len()
+    );
+    let _ = w.write_all(head.as_bytes());
+    let _ = w.write_all(&b);
+}
+
+/// `GET /api/v1/query` answer's `data`, or why not.
+fn query(http: &Http, url: &str, q: &str, t_ms: i64) -> Result<Json, String> {
+    let r = http
+        .get(&format!("{url}/api/v1/query?query={}&time={}", url_encode(q), secs(t_ms)))
+        .map_err(|e| e.to_string())?;
+    let json: Json = serde_json::from_slice(&r.body).map_err(|e| format!("{}: {e}: {}", r.status, r.text()))?;
+    if json["status"] != "success" {
+        return Err(format!("{}: {}", r.status, r.text()));
+    }
+    Ok(json["data"].clone())
+}
+
+/// The timestamps (ms) of `name`'s histograms in the last 5 minutes.
+fn histogram_times(http: &Http, url: &str, name: &str) -> Vec<i64> {
+    let Ok(data) = query(http, url, &format!("{name}[5m]"), now_ms()) else { return Vec::new() };
+    let Some(series) = data["result"].as_array().and_then(|r| r.first()) else { return Vec::new() };
+    series["histograms"]
+        .as_array()
+        .map(|h| h.iter().filter_map(|p| p[0].as_f64()).map(|s| (s * 1000.0).round() as i64).collect())
+        .unwrap_or_default()
+}
+
+/// A result with its series sorted by labels (both servers sort, but the
+/// comparison should not depend on it).
+fn sorted(mut data: Json) -> Json {
+    if let Some(r) = data["result"].as_array_mut() {
+        r.sort_by_key(|s| s["metric"].to_string());
+    }
+    data
+}
+
+#[test]
+fn prometheus_remote_writes_native_histograms_to_tidemark_and_both_answer_the_same() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tidemark = Tidemark::start(TidemarkConfig::new(env!("CARGO_BIN_EXE_tidemark"), dir.path().join("tidemark")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let target = Target::start();
+    let mut config = PrometheusConfig::new(dir.path().join("prometheus"));
+    config.config_yaml = format!(
+        r#"global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: nh
+    static_configs: [{{targets: ["{target}"]}}]
+remote_write:
+  - url: {url}
+    remote_timeout: 10s
+    # 2.42 sends native histograms only when asked to.
+    send_native_histograms: true
+    queue_config:
+      # One shard: Tidemark receives in Prometheus' WAL order.
+      min_shards: 1
+      max_shards: 1
+      batch_send_deadline: 200ms
+      min_backoff: 100ms
+      max_backoff: 1s
+"#,
+        target = target.addr,
+        url = tidemark.remote_write_url(),
+    );
+    config.args = vec!["--enable-feature=native-histograms".into(), "--log.level=warn".into()];
+    let prom = Prometheus::start(config).unwrap_or_else(|e| panic!("{e}"));
+    let (p, t) = (prom.url(), tidemark.url());
+    let http = Http::new(Duration::from_secs(10));
+    let logs = || format!("Prometheus' log:\n{}\nTidemark's log:\n{}", prom.log_tail(30), tidemark.log_tail(30));
+
+    // Let SCRAPES scrapes happen (the reset among them).
+    while target.scrapes.load(Ordering::SeqCst) < SCRAPES {
+        assert!(
+            started.elapsed() < TIME_LIMIT / 2,
+            "only {} scrapes so far\n{}",
+            target.scrapes.load(Ordering::SeqCst),
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // T: half an interval after the newest scrape Prometheus stored.
+    let in_prom = histogram_times(&http, &p, "nh_latency_seconds");
+    let last = *in_prom.last().unwrap_or_else(|| panic!("Prometheus stored no native histogram\n{}", logs()));
+    let t_eval = last + 500;
+    // Wait until Tidemark holds a histogram after T: then it holds all up to T.
+    loop {
+        let times = histogram_times(&http, &t, "nh_latency_seconds");
+        if times.last().is_some_and(|&l| l > t_eval) {
+            break;
+        }
+        assert!(
+            started.elapsed() < TIME_LIMIT,
+            "Tidemark holds no native histogram after T={t_eval} (it holds {} of them): dropped or not received\n{}",
+            times.len(),
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let mut problems = Vec::new();
+    for name in ["nh_latency_seconds", "nh_float_histogram", "nh_queue_depth"] {
+        for q in [
+            format!("{name}[5m]"),
+            name.to_string(),
+            format!("histogram_count({name})"),
+            format!("histogram_sum({name})"),
+        ] {
+            let want = query(&http, &p, &q, t_eval).unwrap_or_else(|e| panic!("Prometheus: {q}: {e}"));
+            let got = query(&http, &t, &q, t_eval);
+            let ok = matches!(&got, Ok(g) if sorted(g.clone()) == sorted(want.clone()));
+            if !ok {
+                problems.push(format!("{q}\n  Prometheus: {want}\n  Tidemark:   {got:?}"));
+            }
+        }
+        // The raw answer holds every scrape (the comparison above would also
+        // pass on two empty answers).
+        let raw = query(&http, &p, &format!("{name}[5m]"), t_eval).expect("Prometheus");
+        let n = raw["result"][0]["histograms"].as_array().map_or(0, Vec::len) as u64;
+        assert!(n + 2 >= SCRAPES, "{name}: Prometheus holds only {n} histograms");
+    }
+    assert!(problems.is_empty(), "{} answers differ:\n{}\n{}", problems.len(), problems.join("\n"), logs());
+
+    // /metrics tells the truth about what the receiver stored.
+    let metrics = http.get(&format!("{t}/metrics")).expect("metrics").text();
+    let appended = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tidemark_remote_write_histograms_appended_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no tidemark_remote_write_histograms_appended_total in /metrics:\n{metrics}"));
+    assert!(appended >= (3 * SCRAPES) as f64, "{appended} histograms appended");
+    assert!(started.elapsed() < TIME_LIMIT, "took {:?}", started.elapsed());
+}
