@@ -580,13 +580,11 @@ fn a_histogram_at_a_float_timestamp_is_a_duplicate() {
     assert_eq!(hists.iter().map(|h| h.t).collect::<Vec<_>>(), vec![NOW - 1]);
 }
 
-/// Both kinds at one new timestamp of a series in one commit: both
-/// appends succeed (the conflict shows only at commit, as in Prometheus),
-/// and Prometheus keeps the float (committed first) and drops the
-/// histogram. Storage currently keeps the histogram and drops the float,
-/// which the receiver had counted as written; storage's to decide.
+/// Both kinds at one new timestamp of a series in one commit: Prometheus
+/// keeps the float (committed first) and drops the histogram. Storage keeps the one appended first in the batch and refuses
+/// the other with a duplicate-timestamp error, so the receiver (which
+/// appends a series' floats before its histograms) counts it as rejected.
 #[test]
-#[ignore = "storage: a float and a histogram at one new timestamp in one commit keep the histogram, not the float"]
 fn a_float_and_a_histogram_at_one_timestamp_in_one_commit_keep_one() {
     let db = Db::in_memory().expect("db");
     let l = tidemark_storage::Labels::new([("__name__", "both")]).expect("labels");
@@ -608,7 +606,7 @@ fn a_float_and_a_histogram_at_one_timestamp_in_one_commit_keep_one() {
     let res = app.append_histogram_ref(r, NOW, h(NOW));
     app.commit().expect("commit");
     let (floats, hists) = read_back(&db, "both");
-    assert!(res.is_ok());
+    assert!(matches!(res, Err(tidemark_storage::AppendError::DuplicateTimestamp { .. })), "{res:?}");
     let floats: Vec<i64> = floats.iter().map(|f| f.0).collect();
     let hists: Vec<i64> = hists.iter().map(|h| h.t).collect();
     assert_eq!((floats, hists), (vec![NOW - 2, NOW], vec![NOW - 1]));

@@ -213,6 +213,9 @@ pub struct HeadAppender<'a> {
     histogram_series: Vec<SeriesPtr>,
     /// Per series, the newest in-order histogram timestamp buffered.
     histogram_last: FxHashMap<u64, i64>,
+    /// Every (series, timestamp) with a buffered histogram: a float at one
+    /// of them in the same batch is a duplicate.
+    histogram_times: std::collections::HashSet<(u64, i64)>,
     created: Vec<u64>,
     /// Series of the batch whose `Series` record was not yet logged when
     /// their first sample was buffered: the only ones commit must check.
@@ -240,6 +243,7 @@ impl<'a> HeadAppender<'a> {
             histograms: Vec::new(),
             histogram_series: Vec::new(),
             histogram_last: FxHashMap::default(),
+            histogram_times: std::collections::HashSet::new(),
             created: Vec::new(),
             unlogged: Vec::new(),
             done: false,
@@ -499,6 +503,12 @@ impl<'a> HeadAppender<'a> {
     fn check_and_buffer(&mut self, r: u64, s: &mut MemSeries, t: i64, v: f64) -> Result<(), AppendError> {
         use std::collections::hash_map::Entry;
         let head = self.head;
+        // A histogram buffered at this timestamp keeps it (a timestamp holds
+        // one sample; the first appended in a batch wins).
+        if !self.histogram_times.is_empty() && self.histogram_times.contains(&(r, t)) {
+            head.counters.rejected_duplicate.fetch_add(1, Ordering::Relaxed);
+            return Err(AppendError::DuplicateTimestamp { t });
+        }
         // One hash lookup per sample: the entry serves the check and the
         // bookkeeping.
         let res = match self.batch.entry(r) {
@@ -553,7 +563,15 @@ impl<'a> HeadAppender<'a> {
     ) -> Result<(), AppendError> {
         let head = self.head;
         let batch_last = self.histogram_last.get(&r).copied();
-        match check_histogram(head, s, batch_last, t, &h) {
+        // A float buffered at this timestamp keeps it (as in Prometheus,
+        // where a batch's floats are committed before its histograms).
+        let float_here = self.batch.get(&r).and_then(|b| b.last).is_some_and(|(lt, _)| lt == t);
+        let checked = if float_here {
+            Err(AppendError::DuplicateTimestamp { t })
+        } else {
+            check_histogram(head, s, batch_last, t, &h)
+        };
+        match checked {
             Ok(Kind::Identical) => Ok(()),
             Ok(kind) => {
                 match self.batch.entry(r) {
@@ -569,6 +587,7 @@ impl<'a> HeadAppender<'a> {
                 if matches!(kind, Kind::InOrder) {
                     self.histogram_last.insert(r, t);
                 }
+                self.histogram_times.insert((r, t));
                 self.histograms.push(RefHistogramSample { series_ref: r, t, h });
                 self.histogram_series.push(SeriesPtr(std::ptr::NonNull::from(s)));
                 Ok(())
@@ -872,6 +891,7 @@ impl<'a> HeadAppender<'a> {
         self.batch.clear();
         self.histogram_series.clear();
         self.histogram_last.clear();
+        self.histogram_times.clear();
         for r in std::mem::take(&mut self.created) {
             if let Some(s) = head.series_shard(r).lock().get_mut(&r) {
                 s.pending = s.pending.saturating_sub(1);
@@ -899,6 +919,7 @@ impl<'a> HeadAppender<'a> {
         self.histograms.clear();
         self.histogram_series.clear();
         self.histogram_last.clear();
+        self.histogram_times.clear();
         let mut candidates = Vec::new();
         for r in std::mem::take(&mut self.created) {
             let mut shard = head.series_shard(r).lock();
