@@ -13,8 +13,6 @@ fn expected_hint(i: usize, run: &[HistogramSample]) -> CounterResetHint {
         (_, None) => CounterResetHint::Unknown,
         (CounterResetHint::NotCounterReset, Some(p)) => {
             let (a, b) = (parts(&run[i].h), parts(p));
-            let mut only = run[i].clone();
-            set_hint(&mut only.h, CounterResetHint::Unknown);
             let float = matches!(run[i].h, HistogramValue::Float(_));
             let dec = bucket_column(&[b, a], float).unwrap().1[1];
             let (a, b) = (parts(&run[i].h), parts(p));
