@@ -34,6 +34,13 @@ pub const VERSION: u8 = 1;
 const FLAG_FLOAT: u8 = 1;
 /// Flag: the body is a zstd frame without its magic number.
 const FLAG_ZSTD: u8 = 2;
+/// Layout change flags: which parts follow.
+const LAYOUT_SCHEMA: u8 = 1;
+const LAYOUT_ZERO_THRESHOLD: u8 = 2;
+const LAYOUT_CUSTOM: u8 = 4;
+const LAYOUT_POSITIVE: u8 = 8;
+const LAYOUT_NEGATIVE: u8 = 16;
+const LAYOUT_ALL: u8 = 31;
 /// Most samples in one chunk.
 pub const MAX_SAMPLES: usize = 1 << 16;
 /// Most spans, buckets and custom bounds (summed over the decoded samples)
@@ -245,14 +252,39 @@ pub fn encode_with_level(run: &[HistogramSample], zstd_level: i32, out: &mut Vec
         let p = &all[i];
         put_uvarint(&mut body, (i - last) as u64);
         last = i;
-        put_varint(&mut body, i64::from(p.schema));
-        body.extend_from_slice(&p.zero_threshold.to_bits().to_le_bytes());
-        put_uvarint(&mut body, p.custom.len() as u64);
-        for c in p.custom {
-            body.extend_from_slice(&c.to_bits().to_le_bytes());
+        // What changed from the previous layout (all of it for the first).
+        let what = match i.checked_sub(1).map(|j| &all[j]) {
+            None => LAYOUT_ALL,
+            Some(q) => {
+                u8::from(p.schema != q.schema) * LAYOUT_SCHEMA
+                    | u8::from(p.zero_threshold.to_bits() != q.zero_threshold.to_bits()) * LAYOUT_ZERO_THRESHOLD
+                    | u8::from(
+                        p.custom.len() != q.custom.len()
+                            || p.custom.iter().zip(q.custom).any(|(x, y)| x.to_bits() != y.to_bits()),
+                    ) * LAYOUT_CUSTOM
+                    | u8::from(p.pos != q.pos) * LAYOUT_POSITIVE
+                    | u8::from(p.neg != q.neg) * LAYOUT_NEGATIVE
+            }
+        };
+        body.push(what);
+        if what & LAYOUT_SCHEMA != 0 {
+            put_varint(&mut body, i64::from(p.schema));
         }
-        put_spans(&mut body, p.pos);
-        put_spans(&mut body, p.neg);
+        if what & LAYOUT_ZERO_THRESHOLD != 0 {
+            body.extend_from_slice(&p.zero_threshold.to_bits().to_le_bytes());
+        }
+        if what & LAYOUT_CUSTOM != 0 {
+            put_uvarint(&mut body, p.custom.len() as u64);
+            for c in p.custom {
+                body.extend_from_slice(&c.to_bits().to_le_bytes());
+            }
+        }
+        if what & LAYOUT_POSITIVE != 0 {
+            put_spans(&mut body, p.pos);
+        }
+        if what & LAYOUT_NEGATIVE != 0 {
+            put_spans(&mut body, p.neg);
+        }
     }
     let diff = |body: &mut Vec<u8>, prev: u64, cur: u64| put_diff(body, float, prev, cur);
     // Count and zero count.
@@ -420,6 +452,7 @@ impl Reader<'_> {
 }
 
 /// A layout read from the chunk.
+#[derive(Clone)]
 struct Layout {
     start: usize,
     schema: i32,
@@ -525,6 +558,8 @@ fn decode_body(body: &[u8], info: ChunkInfo, out: &mut Vec<HistogramSample>) -> 
     if k == 0 || k > n {
         return Err(ChunkError::Corrupt("sealed histogram chunk layout count out of range"));
     }
+    let budget = body.len().saturating_mul(MAX_ELEMENTS_PER_BYTE).saturating_add(ELEMENT_SLACK);
+    let mut elements = 0usize;
     let mut layouts: Vec<Layout> = Vec::with_capacity(k);
     let mut at = 0usize;
     for j in 0..k {
@@ -533,17 +568,48 @@ fn decode_body(body: &[u8], info: ChunkInfo, out: &mut Vec<HistogramSample>) -> 
             return Err(ChunkError::Corrupt("sealed histogram layout change out of place"));
         }
         at += gap as usize;
-        let schema =
-            i32::try_from(r.varint()?).map_err(|_| ChunkError::Corrupt("sealed histogram schema out of range"))?;
-        let zero_threshold = f64::from_bits(r.u64_le()?);
-        let c = r.count()?;
-        let mut custom = Vec::with_capacity(c);
-        for _ in 0..c {
-            custom.push(f64::from_bits(r.u64_le()?));
+        let what = r.byte()?;
+        if what & !LAYOUT_ALL != 0 || (j == 0 && what != LAYOUT_ALL) || what == 0 {
+            return Err(ChunkError::Corrupt("sealed histogram layout change flags invalid"));
         }
-        let pos = r.spans()?;
-        let neg = r.spans()?;
-        layouts.push(Layout { start: at, schema, zero_threshold, custom, pos, neg });
+        let mut l = match layouts.last() {
+            Some(p) => Layout { start: at, ..p.clone() },
+            None => Layout {
+                start: 0,
+                schema: 0,
+                zero_threshold: 0.0,
+                custom: Vec::new(),
+                pos: Vec::new(),
+                neg: Vec::new(),
+            },
+        };
+        if what & LAYOUT_SCHEMA != 0 {
+            l.schema =
+                i32::try_from(r.varint()?).map_err(|_| ChunkError::Corrupt("sealed histogram schema out of range"))?;
+        }
+        if what & LAYOUT_ZERO_THRESHOLD != 0 {
+            l.zero_threshold = f64::from_bits(r.u64_le()?);
+        }
+        if what & LAYOUT_CUSTOM != 0 {
+            let c = r.count()?;
+            l.custom = Vec::with_capacity(c);
+            for _ in 0..c {
+                l.custom.push(f64::from_bits(r.u64_le()?));
+            }
+        }
+        if what & LAYOUT_POSITIVE != 0 {
+            l.pos = r.spans()?;
+        }
+        if what & LAYOUT_NEGATIVE != 0 {
+            l.neg = r.spans()?;
+        }
+        // Layouts repeat the unchanged parts of the previous one: count
+        // them against the same bound as the samples.
+        elements = elements.saturating_add(l.custom.len() + l.pos.len() + l.neg.len());
+        if elements > budget {
+            return Err(ChunkError::Corrupt("sealed histogram chunk repeats too much for its size"));
+        }
+        layouts.push(l);
     }
     let undiff = |r: &mut Reader<'_>, prev: u64| -> Result<u64, ChunkError> {
         let v = r.uvarint()?;
@@ -562,8 +628,6 @@ fn decode_body(body: &[u8], info: ChunkInfo, out: &mut Vec<HistogramSample>) -> 
         ps ^= r.uvarint()?;
         sums.push(ps);
     }
-    let budget = body.len().saturating_mul(MAX_ELEMENTS_PER_BYTE).saturating_add(ELEMENT_SLACK);
-    let mut elements = 0usize;
     let mut prev: [Vec<(i64, u64)>; 2] = [Vec::new(), Vec::new()];
     let mut next: Vec<(i64, u64)> = Vec::new();
     let mut idx = Vec::new();

@@ -277,6 +277,7 @@ fn hostile_chunks_are_bounded() {
     body.push(0); // hint
     put_uvarint(&mut body, 1); // layouts
     put_uvarint(&mut body, 0);
+    body.push(LAYOUT_ALL);
     put_varint(&mut body, 0);
     body.extend_from_slice(&0u64.to_le_bytes());
     put_uvarint(&mut body, 0);
