@@ -300,8 +300,15 @@ pub fn encode_with_level(run: &[HistogramSample], zstd_level: i32, out: &mut Vec
         put_uvarint(&mut body, ps ^ p.sum);
         ps = p.sum;
     }
-    let elements: usize =
-        all.iter().map(|p| p.pos.len() + p.neg.len() + p.custom.len() + p.pbuckets.len() + p.nbuckets.len()).sum();
+    // What the decoder will build, counted as it counts (see
+    // `decode_body`): each layout's parts, then each sample's.
+    let layout_elements: usize =
+        changes.iter().map(|&i| all[i].pos.len() + all[i].neg.len() + all[i].custom.len()).sum();
+    let elements: usize = layout_elements
+        + all
+            .iter()
+            .map(|p| p.pos.len() + p.neg.len() + p.custom.len() + p.pbuckets.len() + p.nbuckets.len())
+            .sum::<usize>();
     body.extend_from_slice(&buckets);
     if elements > body.len().saturating_mul(MAX_ELEMENTS_PER_BYTE).saturating_add(ELEMENT_SLACK)
         || body.len() as u64 > MAX_BODY

@@ -342,3 +342,31 @@ fn chunk_iterator_reads_sealed_histograms() {
     assert!(!it.next());
     assert!(it.err().is_some());
 }
+
+#[test]
+fn what_the_encoder_accepts_the_decoder_accepts() {
+    // Empty custom-bucket histograms with many bounds, the bounds changing
+    // every sample: the decoder's bound on repeated parts is the tightest
+    // here. Whatever the encoder writes must decode.
+    for (bounds, samples) in [(10usize, 100usize), (200, 300), (1000, 2000), (3000, 50)] {
+        let run: Vec<HistogramSample> = (0..samples)
+            .map(|i| HistogramSample {
+                t: i as i64,
+                h: HistogramValue::Integer(Histogram {
+                    schema: CUSTOM_BUCKETS_SCHEMA,
+                    custom_values: (0..bounds).map(|b| (b + i % 2) as f64).collect(),
+                    ..Histogram::default()
+                }),
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        match encode(&run, &mut bytes) {
+            Ok(()) => {
+                let mut out = Vec::new();
+                decode(&bytes, &mut out).unwrap();
+                assert_eq!(out.len(), run.len());
+            }
+            Err(e) => assert_eq!(e, EncodeError::TooLarge, "{bounds} bounds × {samples}"),
+        }
+    }
+}
