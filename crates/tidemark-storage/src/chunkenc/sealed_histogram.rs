@@ -256,14 +256,14 @@ pub fn encode_with_level(run: &[HistogramSample], zstd_level: i32, out: &mut Vec
         let what = match i.checked_sub(1).map(|j| &all[j]) {
             None => LAYOUT_ALL,
             Some(q) => {
-                u8::from(p.schema != q.schema) * LAYOUT_SCHEMA
-                    | u8::from(p.zero_threshold.to_bits() != q.zero_threshold.to_bits()) * LAYOUT_ZERO_THRESHOLD
-                    | u8::from(
-                        p.custom.len() != q.custom.len()
-                            || p.custom.iter().zip(q.custom).any(|(x, y)| x.to_bits() != y.to_bits()),
-                    ) * LAYOUT_CUSTOM
-                    | u8::from(p.pos != q.pos) * LAYOUT_POSITIVE
-                    | u8::from(p.neg != q.neg) * LAYOUT_NEGATIVE
+                let flag = |changed: bool, bit: u8| if changed { bit } else { 0 };
+                let custom_changed = p.custom.len() != q.custom.len()
+                    || p.custom.iter().zip(q.custom).any(|(x, y)| x.to_bits() != y.to_bits());
+                flag(p.schema != q.schema, LAYOUT_SCHEMA)
+                    | flag(p.zero_threshold.to_bits() != q.zero_threshold.to_bits(), LAYOUT_ZERO_THRESHOLD)
+                    | flag(custom_changed, LAYOUT_CUSTOM)
+                    | flag(p.pos != q.pos, LAYOUT_POSITIVE)
+                    | flag(p.neg != q.neg, LAYOUT_NEGATIVE)
             }
         };
         body.push(what);
