@@ -792,4 +792,35 @@ mod tests {
         assert_eq!(ncols, 0);
         assert!(metas.iter().all(|m| m.shared_ts.is_none()));
     }
+
+    #[test]
+    fn histogram_runs_are_sealed_one_kind_per_chunk_within_the_limit() {
+        use crate::histogram::{Histogram, Span};
+        let h = |n: u64| Histogram {
+            count: n,
+            sum: n as f64 * 0.25,
+            positive_spans: vec![Span { offset: 1, length: 1 }],
+            positive_buckets: vec![n as i64],
+            ..Histogram::default()
+        };
+        let mut run: Vec<HistogramSample> =
+            (0..10).map(|i| HistogramSample { t: i * 10, h: HistogramValue::Integer(h(i as u64)) }).collect();
+        run.extend((10..13).map(|i| HistogramSample { t: i * 10, h: HistogramValue::Float(h(i as u64).to_float()) }));
+        let dir = tempfile::tempdir().unwrap();
+        let cw = ChunkWriter::new(vfs::os(), dir.path(), MAX_CHUNK_FILE_SIZE).unwrap();
+        let mut out = SealedOut::new(cw, true);
+        let mut metas = Vec::new();
+        write_sealed_histogram_run(&run, 4, &mut out, &mut metas).unwrap();
+        out.finish(&mut Vec::new()).unwrap();
+        let files = ChunkFiles::open(dir.path(), &|r| Error::InvalidArgument(r)).unwrap();
+        let spans: Vec<(i64, i64)> = metas.iter().map(|m| (m.mint, m.maxt)).collect();
+        assert_eq!(spans, vec![(0, 30), (40, 70), (80, 90), (100, 120)]);
+        let mut got = Vec::new();
+        for m in &metas {
+            let c: Chunk = files.chunk(m.chunk_ref, m.mint, m.maxt).unwrap();
+            assert_eq!(c.encoding, Encoding::SealedHistogram);
+            c.decode_mixed_into(&mut Vec::new(), &mut got).unwrap();
+        }
+        assert_eq!(format!("{got:?}"), format!("{run:?}"));
+    }
 }
