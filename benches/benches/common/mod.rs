@@ -47,6 +47,8 @@ pub fn opts(encoding: Encoding) -> BlockWriteOptions {
     match encoding {
         Encoding::Xor => BlockWriteOptions::xor(),
         Encoding::Sealed => BlockWriteOptions::default(),
-        Encoding::Histogram | Encoding::FloatHistogram => panic!("blocks of float samples have no histogram encoding"),
+        Encoding::Histogram | Encoding::FloatHistogram | Encoding::SealedHistogram => {
+            panic!("blocks of float samples have no histogram encoding")
+        }
     }
 }

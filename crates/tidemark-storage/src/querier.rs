@@ -491,7 +491,7 @@ impl SeriesIterator {
     pub(crate) fn new(mut chunks: Vec<Chunk>, mint: i64, maxt: i64) -> SeriesIterator {
         // The histogram chunks (a separate stream whose chunks may overlap
         // the float ones in time) go apart, into the cursor made now.
-        let is_hist = |c: &Chunk| matches!(c.encoding, Encoding::Histogram | Encoding::FloatHistogram);
+        let is_hist = |c: &Chunk| c.encoding.is_histogram();
         let cursor = chunks.iter().any(is_hist).then(|| {
             let (h, f): (Vec<Chunk>, Vec<Chunk>) = chunks.drain(..).partition(is_hist);
             let mut c = Cursor::new(f, mint, maxt);
@@ -748,7 +748,7 @@ fn drain_chunks(
                 let end = it.drain_range(next_from, maxt, out);
                 (end, it.err().cloned())
             }
-            Encoding::Sealed | Encoding::Histogram | Encoding::FloatHistogram => {
+            Encoding::Sealed | Encoding::Histogram | Encoding::FloatHistogram | Encoding::SealedHistogram => {
                 let mut it = next.iter();
                 let end = it.drain_range(next_from, maxt, out);
                 (end, it.err().cloned())

@@ -23,9 +23,9 @@ use super::group;
 use super::index::{write_index, ChunkMeta};
 use super::meta::{new_block_id, BlockMeta, BlockStats, CompactionMeta, META_FILENAME, META_VERSION};
 use super::{BlockError, CHUNKS_DIRNAME, INDEX_FILENAME, TMP_SUFFIX};
-use crate::chunkenc::{sealed, xor, Encoding, XorAppender};
+use crate::chunkenc::{sealed, sealed_histogram, xor, Encoding, XorAppender};
 use crate::error::Error;
-use crate::histogram::HistogramSample;
+use crate::histogram::{HistogramSample, HistogramValue};
 use crate::vfs::{self, SharedFs};
 use crate::{Labels, Sample};
 
@@ -99,7 +99,7 @@ impl BlockWriteOptions {
         Ok(match self.encoding {
             Encoding::Xor => self.max_samples_per_chunk.min(xor::MAX_SAMPLES),
             Encoding::Sealed => self.max_samples_per_chunk,
-            Encoding::Histogram | Encoding::FloatHistogram => {
+            Encoding::Histogram | Encoding::FloatHistogram | Encoding::SealedHistogram => {
                 return Err(Error::InvalidArgument("float samples cannot be written in a histogram encoding".into()));
             }
         })
@@ -257,9 +257,11 @@ fn write_into(
             }
             let next_float = samples.get(float_from).map_or(i64::MAX, |s| s.t);
             let hist_to = hist_from + histograms[hist_from..].partition_point(|h| h.t < next_float);
-            for c in crate::head::histograms::encode_chunks(&histograms[hist_from..hist_to]) {
-                let chunk_ref = out.cw.write(c.encoding, &c.bytes)?;
-                entries[si].1.push(ChunkMeta { mint: c.mint, maxt: c.maxt, chunk_ref, shared_ts: None });
+            let run = &histograms[hist_from..hist_to];
+            if opts.encoding == Encoding::Sealed {
+                write_sealed_histogram_run(run, limit.min(HISTOGRAM_CHUNK_SAMPLES), &mut out, &mut entries[si].1)?;
+            } else {
+                write_prometheus_histogram_run(run, &mut out, &mut entries[si].1)?;
             }
             hist_from = hist_to;
         }
@@ -309,7 +311,7 @@ fn write_float_run(
                 Encoding::Sealed => {
                     out.put((si, ci), part, None, entries)?;
                 }
-                Encoding::Histogram | Encoding::FloatHistogram => {
+                Encoding::Histogram | Encoding::FloatHistogram | Encoding::SealedHistogram => {
                     // Refused by `chunk_limit` before anything is written.
                     return Err(Error::InvalidArgument(
                         "float samples cannot be written in a histogram encoding".into(),
@@ -317,6 +319,59 @@ fn write_float_run(
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// Most samples of a [`Encoding::SealedHistogram`] chunk: a 2 h block of
+/// a series scraped every 15 s (480 samples) or every second (7200) is one
+/// or two chunks, so the index pays one chunk entry per series.
+pub const HISTOGRAM_CHUNK_SAMPLES: usize = 4096;
+
+/// Writes histogram samples in the Prometheus encodings (cut where the
+/// appenders cut).
+fn write_prometheus_histogram_run(
+    run: &[HistogramSample],
+    out: &mut SealedOut,
+    metas: &mut Vec<ChunkMeta>,
+) -> Result<(), Error> {
+    for c in crate::head::histograms::encode_chunks(run) {
+        let chunk_ref = out.cw.write(c.encoding, &c.bytes)?;
+        metas.push(ChunkMeta { mint: c.mint, maxt: c.maxt, chunk_ref, shared_ts: None });
+    }
+    Ok(())
+}
+
+/// Writes histogram samples as [`Encoding::SealedHistogram`] chunks of up
+/// to `limit` samples, one kind (integer or float counts) per chunk. A part
+/// the sealed encoding refuses (only invalid histograms, whose spans and
+/// buckets disagree, or pathological repetition) goes in the Prometheus
+/// encodings instead.
+fn write_sealed_histogram_run(
+    run: &[HistogramSample],
+    limit: usize,
+    out: &mut SealedOut,
+    metas: &mut Vec<ChunkMeta>,
+) -> Result<(), Error> {
+    let mut buf = Vec::new();
+    let mut from = 0;
+    while from < run.len() {
+        let float = matches!(run[from].h, HistogramValue::Float(_));
+        let same = run[from..].iter().take(limit).take_while(|s| matches!(s.h, HistogramValue::Float(_)) == float);
+        let to = from + same.count();
+        let part = &run[from..to];
+        buf.clear();
+        match sealed_histogram::encode(part, &mut buf) {
+            Ok(()) => {
+                let chunk_ref = out.cw.write(Encoding::SealedHistogram, &buf)?;
+                metas.push(ChunkMeta { mint: part[0].t, maxt: part[part.len() - 1].t, chunk_ref, shared_ts: None });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "histogram run written in the Prometheus encodings");
+                write_prometheus_histogram_run(part, out, metas)?;
+            }
+        }
+        from = to;
     }
     Ok(())
 }
@@ -736,5 +791,36 @@ mod tests {
         let (metas, ncols) = run(usize::MAX, usize::MAX, &[samples(&short, 0.0), samples(&short, 1.0)]);
         assert_eq!(ncols, 0);
         assert!(metas.iter().all(|m| m.shared_ts.is_none()));
+    }
+
+    #[test]
+    fn histogram_runs_are_sealed_one_kind_per_chunk_within_the_limit() {
+        use crate::histogram::{Histogram, Span};
+        let h = |n: u64| Histogram {
+            count: n,
+            sum: n as f64 * 0.25,
+            positive_spans: vec![Span { offset: 1, length: 1 }],
+            positive_buckets: vec![n as i64],
+            ..Histogram::default()
+        };
+        let mut run: Vec<HistogramSample> =
+            (0..10).map(|i| HistogramSample { t: i * 10, h: HistogramValue::Integer(h(i as u64)) }).collect();
+        run.extend((10..13).map(|i| HistogramSample { t: i * 10, h: HistogramValue::Float(h(i as u64).to_float()) }));
+        let dir = tempfile::tempdir().unwrap();
+        let cw = ChunkWriter::new(vfs::os(), dir.path(), MAX_CHUNK_FILE_SIZE).unwrap();
+        let mut out = SealedOut::new(cw, true);
+        let mut metas = Vec::new();
+        write_sealed_histogram_run(&run, 4, &mut out, &mut metas).unwrap();
+        out.finish(&mut Vec::new()).unwrap();
+        let files = ChunkFiles::open(dir.path(), &|r| Error::InvalidArgument(r)).unwrap();
+        let spans: Vec<(i64, i64)> = metas.iter().map(|m| (m.mint, m.maxt)).collect();
+        assert_eq!(spans, vec![(0, 30), (40, 70), (80, 90), (100, 120)]);
+        let mut got = Vec::new();
+        for m in &metas {
+            let c: Chunk = files.chunk(m.chunk_ref, m.mint, m.maxt).unwrap();
+            assert_eq!(c.encoding, Encoding::SealedHistogram);
+            c.decode_mixed_into(&mut Vec::new(), &mut got).unwrap();
+        }
+        assert_eq!(format!("{got:?}"), format!("{run:?}"));
     }
 }

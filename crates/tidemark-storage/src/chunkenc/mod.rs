@@ -7,6 +7,8 @@
 //! - [`Encoding::Histogram`] and [`Encoding::FloatHistogram`]: native
 //!   histograms with integer or float counts, appendable (see [`histogram`]
 //!   and [`float_histogram`]).
+//! - [`Encoding::SealedHistogram`]: a denser, lossless, non-appendable
+//!   encoding for native-histogram runs in blocks (see [`sealed_histogram`]).
 //!
 //! A [`Chunk`] pairs an encoding with its bytes, wherever they live (heap or
 //! a mapped block file), and hands out a [`ChunkIterator`].
@@ -17,6 +19,7 @@ pub mod float_histogram;
 pub mod histogram;
 pub mod histogram_meta;
 pub mod sealed;
+pub mod sealed_histogram;
 mod summary;
 pub mod xor;
 
@@ -30,6 +33,7 @@ pub use decoded::DecodedIterator;
 pub use float_histogram::{FloatHistogramAppender, FloatHistogramIterator};
 pub use histogram::{HistogramAppender, HistogramIterator};
 pub use histogram_meta::{AppendOutcome, CounterResetHeader, CutReason, HistogramAppendError};
+pub use sealed_histogram::SealedHistogramIterator;
 pub use summary::{ChunkSummary, Extreme};
 pub use xor::{DrainEnd, XorAppender, XorIterator};
 
@@ -46,6 +50,16 @@ pub enum Encoding {
     Histogram = 4,
     /// Float native histograms (see [`float_histogram`]).
     FloatHistogram = 5,
+    /// Native histograms (integer or float counts) in the sealed block
+    /// encoding (see [`sealed_histogram`]).
+    SealedHistogram = 6,
+}
+
+impl Encoding {
+    /// Whether chunks of this encoding hold native histograms.
+    pub fn is_histogram(self) -> bool {
+        matches!(self, Encoding::Histogram | Encoding::FloatHistogram | Encoding::SealedHistogram)
+    }
 }
 
 impl TryFrom<u8> for Encoding {
@@ -56,6 +70,7 @@ impl TryFrom<u8> for Encoding {
             2 => Ok(Encoding::Sealed),
             4 => Ok(Encoding::Histogram),
             5 => Ok(Encoding::FloatHistogram),
+            6 => Ok(Encoding::SealedHistogram),
             other => Err(ChunkError::UnknownEncoding(other)),
         }
     }
@@ -155,6 +170,9 @@ impl Chunk {
             Encoding::FloatHistogram => {
                 ChunkIterator::FloatHistogram(Box::new(FloatHistogramIterator::new(self.bytes.clone())))
             }
+            Encoding::SealedHistogram => {
+                ChunkIterator::SealedHistogram(Box::new(SealedHistogramIterator::new(self.bytes.as_ref())))
+            }
         }
     }
 
@@ -165,7 +183,7 @@ impl Chunk {
         match self.encoding {
             Encoding::Xor => XorIterator::new(self.bytes.as_ref()).decode_into(out),
             Encoding::Sealed => Ok(sealed::decode_with(self.bytes.as_ref(), self.timestamps.as_deref(), out)?),
-            Encoding::Histogram | Encoding::FloatHistogram => {
+            Encoding::Histogram | Encoding::FloatHistogram | Encoding::SealedHistogram => {
                 let mut it = self.iter();
                 it.drain_into(out);
                 match it.err() {
@@ -185,7 +203,7 @@ impl Chunk {
     ) -> Result<(), crate::Error> {
         match self.encoding {
             Encoding::Xor | Encoding::Sealed => self.decode_into(floats),
-            Encoding::Histogram | Encoding::FloatHistogram => {
+            Encoding::Histogram | Encoding::FloatHistogram | Encoding::SealedHistogram => {
                 let mut it = self.iter();
                 it.drain_mixed_into(floats, histograms);
                 match it.err() {
@@ -220,6 +238,8 @@ pub enum ChunkIterator {
     Histogram(Box<HistogramIterator<ChunkBytes>>),
     /// Decoding a float histogram chunk sample by sample (boxed).
     FloatHistogram(Box<FloatHistogramIterator<ChunkBytes>>),
+    /// A sealed histogram chunk, decoded up front (boxed).
+    SealedHistogram(Box<SealedHistogramIterator>),
 }
 
 /// [`ChunkIterator::drain_range`] over an iterator without a batch decoder:
@@ -252,6 +272,7 @@ impl ChunkIterator {
             ChunkIterator::Decoded(it) => it.drain_range(from, maxt, out),
             ChunkIterator::Histogram(it) => drain_range_by_samples(it.as_mut(), from, maxt, out),
             ChunkIterator::FloatHistogram(it) => drain_range_by_samples(it.as_mut(), from, maxt, out),
+            ChunkIterator::SealedHistogram(it) => drain_range_by_samples(it.as_mut(), from, maxt, out),
         }
     }
 }
@@ -264,6 +285,7 @@ impl SampleIterator for ChunkIterator {
             ChunkIterator::Decoded(it) => it.next(),
             ChunkIterator::Histogram(it) => it.next(),
             ChunkIterator::FloatHistogram(it) => it.next(),
+            ChunkIterator::SealedHistogram(it) => it.next(),
         }
     }
 
@@ -273,6 +295,7 @@ impl SampleIterator for ChunkIterator {
             ChunkIterator::Decoded(it) => it.seek(t),
             ChunkIterator::Histogram(it) => it.seek(t),
             ChunkIterator::FloatHistogram(it) => it.seek(t),
+            ChunkIterator::SealedHistogram(it) => it.seek(t),
         }
     }
 
@@ -283,6 +306,7 @@ impl SampleIterator for ChunkIterator {
             ChunkIterator::Decoded(it) => it.at(),
             ChunkIterator::Histogram(it) => it.at(),
             ChunkIterator::FloatHistogram(it) => it.at(),
+            ChunkIterator::SealedHistogram(it) => it.at(),
         }
     }
 
@@ -292,6 +316,7 @@ impl SampleIterator for ChunkIterator {
             ChunkIterator::Decoded(it) => it.started(),
             ChunkIterator::Histogram(it) => it.started(),
             ChunkIterator::FloatHistogram(it) => it.started(),
+            ChunkIterator::SealedHistogram(it) => it.started(),
         }
     }
 
@@ -301,17 +326,22 @@ impl SampleIterator for ChunkIterator {
             ChunkIterator::Decoded(it) => it.err(),
             ChunkIterator::Histogram(it) => it.err(),
             ChunkIterator::FloatHistogram(it) => it.err(),
+            ChunkIterator::SealedHistogram(it) => it.err(),
         }
     }
 
     fn has_histograms(&self) -> bool {
-        matches!(self, ChunkIterator::Histogram(_) | ChunkIterator::FloatHistogram(_))
+        matches!(
+            self,
+            ChunkIterator::Histogram(_) | ChunkIterator::FloatHistogram(_) | ChunkIterator::SealedHistogram(_)
+        )
     }
 
     fn kind(&self) -> ValueKind {
         match self {
             ChunkIterator::Histogram(it) => it.kind(),
             ChunkIterator::FloatHistogram(it) => it.kind(),
+            ChunkIterator::SealedHistogram(it) => it.kind(),
             _ => ValueKind::Float,
         }
     }
@@ -320,6 +350,7 @@ impl SampleIterator for ChunkIterator {
         match self {
             ChunkIterator::Histogram(it) => it.at_histogram(),
             ChunkIterator::FloatHistogram(it) => it.at_histogram(),
+            ChunkIterator::SealedHistogram(it) => it.at_histogram(),
             _ => None,
         }
     }
@@ -330,6 +361,7 @@ impl SampleIterator for ChunkIterator {
             ChunkIterator::Decoded(it) => it.drain_into(out),
             ChunkIterator::Histogram(it) => it.drain_into(out),
             ChunkIterator::FloatHistogram(it) => it.drain_into(out),
+            ChunkIterator::SealedHistogram(it) => it.drain_into(out),
         }
     }
 }
@@ -341,13 +373,15 @@ mod tests {
 
     #[test]
     fn encoding_bytes_round_trip_and_skip_the_group_record() {
-        for e in [Encoding::Xor, Encoding::Sealed, Encoding::Histogram, Encoding::FloatHistogram] {
+        for e in
+            [Encoding::Xor, Encoding::Sealed, Encoding::Histogram, Encoding::FloatHistogram, Encoding::SealedHistogram]
+        {
             assert_eq!(Encoding::try_from(e as u8).unwrap(), e);
         }
         // 3 is a chunk group record in block chunk files.
         assert_eq!(crate::block::group::GROUP_ENCODING, 3);
         assert!(Encoding::try_from(3).is_err());
-        assert!(Encoding::try_from(6).is_err());
+        assert!(Encoding::try_from(7).is_err());
     }
 
     #[test]

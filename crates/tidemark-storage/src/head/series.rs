@@ -81,7 +81,7 @@ impl StoredChunk {
                     tracing::error!(error = %e, "head chunk failed to decode");
                 }
             }
-            (encoding @ (Encoding::Histogram | Encoding::FloatHistogram), bytes) => {
+            (encoding @ (Encoding::Histogram | Encoding::FloatHistogram | Encoding::SealedHistogram), bytes) => {
                 // Not written by the head yet: the chunk's float view.
                 let c = Chunk { mint: self.mint, maxt: self.maxt, encoding, bytes, timestamps: None, summary: None };
                 if let Err(e) = c.decode_into(out) {
