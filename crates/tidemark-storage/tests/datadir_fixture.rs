@@ -8,7 +8,8 @@
 //!   columnar WAL records, chunk-group blocks with sealed chunks), the last
 //!   format before native histograms.
 //! - `datadir-v3/`: the code of 2026-12-07 with native histograms (WAL
-//!   record type 5, histogram chunks in the block): the same floats plus two
+//!   record type 5, histogram chunks in the block in the sealed histogram
+//!   encoding 6): the same floats plus two
 //!   histogram series (an integer counter histogram with a reset and new
 //!   buckets, a float gauge histogram with custom buckets ending in a
 //!   staleness marker).
