@@ -865,10 +865,19 @@ fn replaces(op: Op, root: f64, f: f64) -> bool {
     }
 }
 
-/// Whether `limit_ratio(r, …)` keeps a series: a stable hash of its labels
+/// Whether `limit_ratio(r, …)` keeps a series: the hash of its labels
 /// mapped to [0, 1) is below `r` (or, for negative `r`, at least `1 + r`).
+/// The hash is Prometheus' `labels.Hash` (xxHash64 of every `name 0xff
+/// value 0xff`), so the same series are kept as by Prometheus.
 fn ratio_selects(r: f64, labels: &Labels) -> bool {
-    let offset = labels.stable_hash() as f64 / u64::MAX as f64;
+    let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+    for l in labels.iter() {
+        h.update(l.name.as_bytes());
+        h.update(&[0xff]);
+        h.update(l.value.as_bytes());
+        h.update(&[0xff]);
+    }
+    let offset = h.digest() as f64 / u64::MAX as f64;
     if r >= 0.0 {
         offset < r
     } else {
