@@ -64,7 +64,9 @@ fn key(s: &HistogramSample) -> String {
     };
     let b = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     let raw = match &s.h {
-        HistogramValue::Integer(h) => format!("{} {} {:?} {:?}", h.count, h.zero_count, h.positive_buckets, h.negative_buckets),
+        HistogramValue::Integer(h) => {
+            format!("{} {} {:?} {:?}", h.count, h.zero_count, h.positive_buckets, h.negative_buckets)
+        }
         HistogramValue::Float(_) => String::new(),
     };
     format!(

@@ -81,6 +81,14 @@ impl Value {
 }
 
 fn same_hist(a: &HistogramValue, b: &HistogramValue) -> bool {
+    // A staleness marker reads back bare (no layout): markers are equal.
+    if a.is_stale() && b.is_stale() {
+        return matches!(
+            (a, b),
+            (HistogramValue::Integer(_), HistogramValue::Integer(_))
+                | (HistogramValue::Float(_), HistogramValue::Float(_))
+        );
+    }
     match (a, b) {
         (HistogramValue::Integer(x), HistogramValue::Integer(y)) => {
             let (mut x, mut y) = (x.clone(), y.clone());
@@ -125,10 +133,8 @@ impl Model {
     /// The newest timestamp holding a sample of this kind (floats or
     /// histograms), committed or pending.
     fn last_t(&self, s: u8, hist: bool) -> Option<i64> {
-        let c = self
-            .committed
-            .get(&s)
-            .and_then(|m| m.iter().rev().find(|(_, x)| x.v.is_hist() == hist).map(|(&t, _)| t));
+        let c =
+            self.committed.get(&s).and_then(|m| m.iter().rev().find(|(_, x)| x.v.is_hist() == hist).map(|(&t, _)| t));
         let p = self.pending.iter().filter(|p| p.0 == s && p.2.is_hist() == hist).map(|p| p.1).max();
         c.max(p)
     }

@@ -19,9 +19,7 @@ pub mod model {
     //! The `model` target's input: a sequence of database operations.
 
     use arbitrary::Arbitrary;
-    use tidemark_storage::histogram::{
-        CounterResetHint, Histogram, HistogramValue, Span, CUSTOM_BUCKETS_SCHEMA,
-    };
+    use tidemark_storage::histogram::{CounterResetHint, Histogram, HistogramValue, Span, CUSTOM_BUCKETS_SCHEMA};
     use tidemark_storage::{stale_nan, STALE_NAN_BITS};
 
     #[derive(Debug, Arbitrary)]

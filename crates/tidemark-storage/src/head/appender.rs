@@ -285,7 +285,7 @@ impl<'a> HeadAppender<'a> {
     /// use tidemark_storage::histogram::{Histogram, HistogramValue, Span};
     /// use tidemark_storage::Labels;
     ///
-    /// let head = Head::new(Default::default());
+    /// let head = Head::new(Default::default(), None);
     /// let l = Labels::new([("__name__", "latency_seconds")]).unwrap();
     /// let h = Histogram {
     ///     count: 3,

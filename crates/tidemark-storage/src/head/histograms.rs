@@ -232,8 +232,13 @@ pub(crate) struct HistData {
 /// Whether two histogram values are the same data: Prometheus' `Equals`
 /// (sum by bits, counter-reset hints not compared) after empty buckets are
 /// dropped, since a stored sample reads back with the empty buckets a
-/// later sample added to its chunk.
+/// later sample added to its chunk; any two staleness markers are equal.
 pub(crate) fn same_value(a: &HistogramValue, b: &HistogramValue) -> bool {
+    // A staleness marker carries no data (it reads back as a bare marker,
+    // as in Prometheus): two markers are the same sample.
+    if a.is_stale() && b.is_stale() {
+        return true;
+    }
     match (a, b) {
         (HistogramValue::Integer(x), HistogramValue::Integer(y)) => {
             let (mut x, mut y) = (x.clone(), y.clone());
