@@ -127,26 +127,6 @@ fn hist_plan() -> Vec<(usize, i64, HistogramValue)> {
     out
 }
 
-/// Whether two histograms are the same data (empty buckets a chunk added
-/// and counter-reset hints aside).
-fn same_histogram(a: &HistogramValue, b: &HistogramValue) -> bool {
-    match (a, b) {
-        (HistogramValue::Integer(x), HistogramValue::Integer(y)) => {
-            let (mut x, mut y) = (x.clone(), y.clone());
-            x.compact(0);
-            y.compact(0);
-            x.equals(&y)
-        }
-        (HistogramValue::Float(x), HistogramValue::Float(y)) => {
-            let (mut x, mut y) = (x.clone(), y.clone());
-            x.compact(0);
-            y.compact(0);
-            x.equals(&y)
-        }
-        _ => false,
-    }
-}
-
 fn fixture_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(name)
 }
@@ -316,7 +296,7 @@ fn opens_and_reads_back_every_sample(name: &str) {
             for ((gt, gh), (wt, wh)) in g.iter().zip(w) {
                 assert_eq!(gt, wt, "histogram series {k}");
                 let stale = wh.is_stale() && gh.is_stale();
-                assert!(stale || same_histogram(gh, wh), "histogram series {k} at {gt}: {gh:?} != {wh:?}");
+                assert!(stale || gh.same_data(wh), "histogram series {k} at {gt}: {gh:?} != {wh:?}");
             }
         }
     }

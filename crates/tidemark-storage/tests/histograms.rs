@@ -72,31 +72,13 @@ fn read(db: &Db, name: &str) -> (Vec<Sample>, Vec<HistogramSample>) {
     (f, h)
 }
 
-fn same(a: &HistogramValue, b: &HistogramValue) -> bool {
-    match (a, b) {
-        (HistogramValue::Integer(x), HistogramValue::Integer(y)) => {
-            let (mut x, mut y) = (x.clone(), y.clone());
-            x.compact(0);
-            y.compact(0);
-            x.equals(&y)
-        }
-        (HistogramValue::Float(x), HistogramValue::Float(y)) => {
-            let (mut x, mut y) = (x.clone(), y.clone());
-            x.compact(0);
-            y.compact(0);
-            x.equals(&y)
-        }
-        _ => false,
-    }
-}
-
 fn check(db: &Db) {
     let (f, h) = read(db, "latency_seconds");
     assert!(f.is_empty());
     assert_eq!(h.len(), 100);
     for (i, s) in h.iter().enumerate() {
         assert_eq!(s.t, i as i64 * 15_000);
-        assert!(same(&s.h, &HistogramValue::Integer(counter(i as u64))), "sample {i}: {:?}", s.h);
+        assert!(s.h.same_data(&HistogramValue::Integer(counter(i as u64))), "sample {i}: {:?}", s.h);
     }
     // The reset at 50 starts a chunk whose first sample reads "unknown"
     // (Prometheus' rule); the ones after it "not a reset".
@@ -107,7 +89,7 @@ fn check(db: &Db) {
     assert_eq!(h.len(), 41);
     for s in &h[..40] {
         let i = (s.t / 15_000) as u64;
-        assert!(same(&s.h, &HistogramValue::Float(gauge(i))), "{:?}", s.h);
+        assert!(s.h.same_data(&HistogramValue::Float(gauge(i))), "{:?}", s.h);
         assert_eq!(s.h.to_float().counter_reset_hint, CounterResetHint::Gauge);
     }
     assert!(h[40].h.is_stale(), "the staleness marker keeps its bits");
@@ -234,13 +216,13 @@ fn histograms_survive_blocks_and_compaction() {
         assert!(f.is_empty());
         assert_eq!(h.len(), 160);
         for (i, s) in h.iter().enumerate() {
-            assert!(same(&s.h, &HistogramValue::Integer(counter(i as u64 % 100))), "sample {i}: {:?}", s.h);
+            assert!(s.h.same_data(&HistogramValue::Integer(counter(i as u64 % 100))), "sample {i}: {:?}", s.h);
         }
         let (f, h) = read(db, "queue_depth");
         assert_eq!(f.iter().map(|s| s.t).collect::<Vec<_>>(), want_q_floats);
         assert_eq!(h.len(), 80);
         for s in &h {
-            assert!(same(&s.h, &HistogramValue::Float(gauge((s.t / 15_000) as u64))), "{:?}", s.h);
+            assert!(s.h.same_data(&HistogramValue::Float(gauge((s.t / 15_000) as u64))), "{:?}", s.h);
         }
     };
     check(&db);

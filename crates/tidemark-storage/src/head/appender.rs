@@ -1034,7 +1034,7 @@ fn check_histogram(
             // Equal to the stored newest: nothing to do. Against a buffered
             // one, apply decides (identical or duplicate).
             return match stored {
-                Some(l) if l.t == t && super::histograms::same_value(&l.h, h) => Ok(Kind::Identical),
+                Some(l) if l.t == t && l.h.same_data(h) => Ok(Kind::Identical),
                 Some(l) if l.t == t => Err(AppendError::DuplicateTimestamp { t }),
                 _ => Ok(Kind::InOrder),
             };

@@ -229,33 +229,6 @@ pub(crate) struct HistData {
     ooo: Vec<HistogramSample>,
 }
 
-/// Whether two histogram values are the same data: Prometheus' `Equals`
-/// (sum by bits, counter-reset hints not compared) after empty buckets are
-/// dropped, since a stored sample reads back with the empty buckets a
-/// later sample added to its chunk; any two staleness markers are equal.
-pub(crate) fn same_value(a: &HistogramValue, b: &HistogramValue) -> bool {
-    // A staleness marker carries no data (it reads back as a bare marker,
-    // as in Prometheus): two markers are the same sample.
-    if a.is_stale() && b.is_stale() {
-        return true;
-    }
-    match (a, b) {
-        (HistogramValue::Integer(x), HistogramValue::Integer(y)) => {
-            let (mut x, mut y) = (x.clone(), y.clone());
-            x.compact(0);
-            y.compact(0);
-            x.equals(&y)
-        }
-        (HistogramValue::Float(x), HistogramValue::Float(y)) => {
-            let (mut x, mut y) = (x.clone(), y.clone());
-            x.compact(0);
-            y.compact(0);
-            x.equals(&y)
-        }
-        _ => false,
-    }
-}
-
 impl HistData {
     /// The newest in-order sample.
     pub(crate) fn last(&self) -> Option<&HistogramSample> {
@@ -302,7 +275,7 @@ impl HistData {
     pub(crate) fn apply(&mut self, t: i64, h: &HistogramValue, ooo_enabled: bool) -> HistApplied {
         match &self.last {
             Some(l) if t == l.t => {
-                if same_value(&l.h, h) {
+                if l.h.same_data(h) {
                     HistApplied::Identical
                 } else {
                     HistApplied::RejectedDuplicate
@@ -313,7 +286,7 @@ impl HistData {
                     return HistApplied::RejectedOutOfOrder;
                 }
                 match self.value_at(t) {
-                    Some(v) if same_value(&v, h) => HistApplied::Identical,
+                    Some(v) if v.same_data(h) => HistApplied::Identical,
                     Some(_) => HistApplied::RejectedDuplicate,
                     None => {
                         let i = self.ooo.partition_point(|s| s.t < t);

@@ -239,6 +239,37 @@ impl HistogramValue {
     pub fn is_stale(&self) -> bool {
         crate::is_stale_nan(self.sum())
     }
+
+    /// Whether two values are the same data: Prometheus' `Equals` (sum by
+    /// bits, counter-reset hints not compared) after empty buckets are
+    /// dropped, since a stored sample reads back with the empty buckets a
+    /// later sample of its chunk added; any two staleness markers are equal
+    /// (a marker reads back bare). Integer and float values never are.
+    ///
+    /// ```
+    /// use tidemark_storage::histogram::{Histogram, HistogramValue, Span};
+    /// let a = Histogram { count: 1, positive_spans: vec![Span { offset: 0, length: 1 }], positive_buckets: vec![1], ..Histogram::default() };
+    /// let mut b = a.clone();
+    /// b.positive_spans = vec![Span { offset: 0, length: 2 }];
+    /// b.positive_buckets = vec![1, -1]; // an empty second bucket
+    /// assert!(HistogramValue::Integer(a).same_data(&HistogramValue::Integer(b)));
+    /// ```
+    pub fn same_data(&self, other: &HistogramValue) -> bool {
+        if self.is_stale() && other.is_stale() {
+            return true;
+        }
+        match (self, other) {
+            (HistogramValue::Integer(x), HistogramValue::Integer(y)) => {
+                let (mut x, mut y) = (x.clone(), y.clone());
+                x.compact(0).equals(y.compact(0))
+            }
+            (HistogramValue::Float(x), HistogramValue::Float(y)) => {
+                let (mut x, mut y) = (x.clone(), y.clone());
+                x.compact(0).equals(y.compact(0))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// One histogram sample: a timestamp in milliseconds and its value.
