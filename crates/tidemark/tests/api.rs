@@ -771,6 +771,12 @@ async fn remote_write_route_reaches_the_receiver() {
     let a = send(&app, declared).await;
     assert_eq!((a.status, a.body.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "request body larger than 4096 bytes\n"));
     assert_eq!(get(&app, "/api/v1/write").await.status, StatusCode::METHOD_NOT_ALLOWED);
+    // A form post (what a browser or a confused API client sends) is not a
+    // remote write: 415 with the accepted content types, as the remote write
+    // spec asks (found by the `http_params` fuzz target).
+    let a = post_form(&app, "/api/v1/write", "query=up&time=1014146450.5").await;
+    assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", a.body);
+    assert!(a.body.contains("unsupported content type") && a.body.contains("x-www-form-urlencoded"), "{}", a.body);
 }
 
 #[tokio::test]
