@@ -1,0 +1,1 @@
+//! Importing OpenMetrics text files (being built).

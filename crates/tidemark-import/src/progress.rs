@@ -1,0 +1,1 @@
+//! Progress bars for imports (being built).

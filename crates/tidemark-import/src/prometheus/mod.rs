@@ -1,0 +1,1 @@
+//! Importing Prometheus data directories (being built).
