@@ -36,6 +36,25 @@ pub(crate) fn uvarint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
+/// Reads an unsigned varint of at most 10 bytes at `*pos` of `b`,
+/// advancing `*pos` past it; `None` if it is cut short or overflows 64 bits.
+#[inline]
+pub(crate) fn get_uvarint(b: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for i in 0..10 {
+        let x = *b.get(*pos)?;
+        *pos += 1;
+        if i == 9 && x > 1 {
+            return None; // overflows 64 bits
+        }
+        v |= u64::from(x & 0x7f) << (7 * i);
+        if x < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ mod decoded;
 pub mod float_histogram;
 pub mod histogram;
 pub mod histogram_meta;
+pub mod prom_xor;
 pub mod sealed;
 pub mod sealed_histogram;
 mod summary;

@@ -60,7 +60,7 @@ use parking_lot::Mutex;
 
 use crate::chunkenc::{sealed, ChunkBytes, ChunkSummary, Encoding, XorIterator};
 use crate::sample::Sample;
-use crate::varint::{put_uvarint, put_varint, unzigzag};
+use crate::varint::{get_uvarint, put_uvarint, put_varint, unzigzag};
 use crate::vfs::{SharedFs, WritableFile};
 
 /// Name of the directory of head chunk segments inside the data directory.
@@ -1162,23 +1162,6 @@ impl Header {
     fn record_len(&self) -> Option<usize> {
         self.len.checked_add(self.data_len)?.checked_add(CRC_LEN)
     }
-}
-
-/// Reads an unsigned varint of at most 10 bytes at `*pos` of `b`.
-fn get_uvarint(b: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for i in 0..10 {
-        let x = *b.get(*pos)?;
-        *pos += 1;
-        if i == 9 && x > 1 {
-            return None; // overflows 64 bits
-        }
-        v |= u64::from(x & 0x7f) << (7 * i);
-        if x < 0x80 {
-            return Some(v);
-        }
-    }
-    None
 }
 
 /// Parses the header of the record starting at `off` in `buf`, if all of it
