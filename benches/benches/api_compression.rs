@@ -33,9 +33,15 @@ fn app() -> axum::Router {
         let instance = format!("10.0.{}.{}:9100", i / 250, i % 250);
         let l = Labels::new([("__name__", "http_requests_total"), ("instance", instance.as_str()), ("job", "api")])
             .expect("labels");
+        // Irregular increments (a fixed pseudo-random sequence), so rates
+        // have as many distinct digits as real ones do.
         let mut v = 0.0;
+        let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ i as u64;
         for k in 0..241i64 {
-            v += ((k * 7 + i) % 13) as f64;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v += (x % 10_000) as f64 / 7.0;
             app.append(&l, T0 + k * 15_000, v).expect("append");
         }
     }
