@@ -619,30 +619,76 @@ mod receiver_tests {
         );
     }
 
+    /// The fuzz target's seeds, in order, with the clock moving as the
+    /// target moves it: what each is answered.
+    #[test]
+    fn the_fuzz_seeds_are_answered_as_their_names_say() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/remote_ha");
+        let (db, rx) = receiver(1 << 10);
+        let mut now = T0;
+        for (seed, want) in [
+            ("seed-v1-r1", 204),
+            ("seed-v1-r2-same-second", 202),
+            ("seed-v2-r2", 202),
+            ("seed-v1-untracked", 204),
+            ("seed-v1-new-cluster", 204),
+            ("seed-v1-r2-after-failover", 204),
+            ("seed-v2-r1", 202),
+        ] {
+            let bytes = std::fs::read(dir.join(seed)).expect("seed");
+            let (&mode, rest) = bytes.split_first().expect("mode byte");
+            now += i64::from(mode >> 1) * 1_000;
+            let ct = if mode & 1 == 0 {
+                "application/x-protobuf"
+            } else {
+                "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+            };
+            let resp = rx.handle_at(Some(ct), Some("snappy"), &crate::codec::compress(rest), now);
+            assert_eq!(resp.status, want, "{seed}: {}", resp.body);
+        }
+        let names: Vec<String> = stored(&db).into_iter().map(|(l, _)| l).collect();
+        assert_eq!(
+            names,
+            vec![r#"{__name__="up", cluster="a", job="node"}"#, r#"{__name__="up", cluster="b", job="node"}"#]
+        );
+    }
+
     #[test]
     fn a_dropped_two_point_zero_request_reports_its_samples_as_written() {
+        for cache in [0, 1 << 10] {
+            two_point_zero(cache);
+        }
+    }
+
+    fn two_point_zero(cache: usize) {
         use crate::proto::v2;
-        let (_db, rx) = receiver(0);
+        let (db, rx) = receiver(cache);
         let symbols = ["", "__name__", "up", "cluster", "a", "__replica__", "r1", "r2"];
-        let body = |replica: u32| {
+        let body = |replica: u32, t: i64| {
             crate::codec::encode_v2(&v2::Request {
                 symbols: symbols.iter().map(|s| s.to_string()).collect(),
                 timeseries: vec![v2::TimeSeries {
                     labels_refs: vec![1, 2, 5, replica, 3, 4],
-                    samples: vec![Sample { value: 1.0, timestamp: T0 }, Sample { value: 1.0, timestamp: T0 + 1 }],
+                    samples: vec![Sample { value: 1.0, timestamp: t }, Sample { value: 1.0, timestamp: t + 1 }],
                     ..Default::default()
                 }],
             })
         };
         let ct = Some("application/x-protobuf;proto=io.prometheus.write.v2.Request");
-        let ok = rx.handle_at(ct, Some("snappy"), &body(6), T0);
+        let ok = rx.handle_at(ct, Some("snappy"), &body(6, T0), T0);
         assert_eq!((ok.status, ok.header(crate::receive::SAMPLES_WRITTEN)), (204, Some("2")));
-        let dropped = rx.handle_at(ct, Some("snappy"), &body(7), T0);
+        let dropped = rx.handle_at(ct, Some("snappy"), &body(7, T0), T0);
         assert_eq!((dropped.status, dropped.header(crate::receive::SAMPLES_WRITTEN)), (202, Some("2")));
         assert!(
             dropped.body.contains(r#"replica "r2" of cluster "a" is not the elected replica "r1""#),
             "{}",
             dropped.body
         );
+        // The elected replica again (a cache hit when the cache is on):
+        // one series, the replica label stripped.
+        let again = rx.handle_at(ct, Some("snappy"), &body(6, T0 + 1_000), T0 + 1_000);
+        assert_eq!(again.status, 204, "{}", again.body);
+        let want = vec![(T0, 1.0), (T0 + 1, 1.0), (T0 + 1_000, 1.0), (T0 + 1_001, 1.0)];
+        assert_eq!(stored(&db), vec![(r#"{__name__="up", cluster="a"}"#.to_owned(), want)]);
     }
 }
