@@ -692,3 +692,78 @@ mod receiver_tests {
         assert_eq!(stored(&db), vec![(r#"{__name__="up", cluster="a"}"#.to_owned(), want)]);
     }
 }
+
+/// Random interleavings of two replicas (and untracked senders) through a
+/// receiver with its series cache, against a plain model of the election.
+#[cfg(test)]
+mod model_tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+    use tidemark_storage::{Db, Matcher};
+
+    use super::HaOptions;
+    use crate::codec::encode_v1;
+    use crate::proto::{v1, Sample};
+    use crate::{MetadataStore, Receiver, ReceiverOptions};
+
+    const T0: i64 = 1_700_000_000_000;
+    const FAILOVER_MS: i64 = 3_000;
+
+    fn body(replica: Option<&str>, t: i64) -> Vec<u8> {
+        let mut labels = vec![v1::Label { name: "__name__".into(), value: "up".into() }];
+        if let Some(r) = replica {
+            labels.push(v1::Label { name: "__replica__".into(), value: r.into() });
+        }
+        labels.push(v1::Label { name: "cluster".into(), value: "a".into() });
+        let series =
+            v1::TimeSeries { labels, samples: vec![Sample { value: 1.0, timestamp: t }], ..Default::default() };
+        encode_v1(&v1::WriteRequest { timeseries: vec![series], metadata: vec![] })
+    }
+
+    proptest! {
+        #[test]
+        fn the_receiver_stores_what_the_model_elects(
+            steps in prop::collection::vec((0u8..3, 0i64..5_000), 1..60),
+            cache in prop::bool::ANY,
+        ) {
+            let db = Arc::new(Db::in_memory().expect("db"));
+            let opts = ReceiverOptions {
+                series_cache_entries: if cache { 1 << 10 } else { 0 },
+                ha: Some(HaOptions {
+                    failover_timeout: Duration::from_millis(FAILOVER_MS as u64),
+                    ..HaOptions::default()
+                }),
+                ..ReceiverOptions::default()
+            };
+            let rx = Receiver::new(db.clone(), Arc::new(MetadataStore::new()), opts);
+            // The model: the elected replica and when it was last accepted.
+            let mut elected: Option<(&str, i64)> = None;
+            let mut want = Vec::new();
+            let mut now = T0;
+            for (who, dt) in steps {
+                // Strictly increasing time: every sample is new.
+                now += dt + 1;
+                let replica = [Some("r1"), Some("r2"), None][usize::from(who)];
+                let accepted = match (replica, elected) {
+                    (None, _) => true,
+                    (Some(r), None) => { elected = Some((r, now)); true }
+                    (Some(r), Some((e, _))) if r == e => { elected = Some((r, now)); true }
+                    (Some(r), Some((_, seen))) if now - seen >= FAILOVER_MS => { elected = Some((r, now)); true }
+                    (Some(_), Some(_)) => false,
+                };
+                if accepted {
+                    want.push(now);
+                }
+                let resp = rx.handle_at(Some("application/x-protobuf"), Some("snappy"), &body(replica, now), now);
+                prop_assert_eq!(resp.status, if accepted { 204 } else { 202 }, "{}", resp.body);
+            }
+            let series = db.querier(0, i64::MAX / 2).select(&[Matcher::equal("__name__", "up")]).expect("select");
+            prop_assert_eq!(series.len(), 1);
+            prop_assert_eq!(series[0].labels().to_string(), r#"{__name__="up", cluster="a"}"#);
+            let got: Vec<i64> = series[0].samples().expect("samples").iter().map(|s| s.t).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}
