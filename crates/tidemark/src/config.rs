@@ -39,6 +39,11 @@
 //! max_body_size = "32MB"
 //! max_decompressed_size = "128MB"
 //!
+//! [remote_write.ha]                # HA-pair deduplication (README: HA pairs)
+//! replica_label = "__replica__"    # setting it turns deduplication on
+//! cluster_label = "cluster"
+//! failover_timeout = "30s"
+//!
 //! [rules]
 //! files = ["rules/*.yml"]        # Prometheus rule files (docs/rules.md)
 //! evaluation_interval = "1m"
@@ -83,6 +88,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tidemark_remote::forward::{redact_url, redacted_headers, split_userinfo, Auth, TlsOptions};
+use tidemark_remote::receive::HaOptions;
 use tidemark_storage::SyncPolicy;
 
 use crate::rules::RulesOptions;
@@ -226,6 +232,15 @@ pub struct ServeArgs {
     /// A label added to every alert sent and to /federate output, as NAME=VALUE (repeatable).
     #[arg(long = "external-label", value_name = "NAME=VALUE")]
     pub external_label: Vec<String>,
+    /// Deduplicate HA pairs of senders told apart by this label (e.g. __replica__): per cluster, store one replica's samples, drop the others', strip this label [default: off].
+    #[arg(long = "ha.replica-label", value_name = "NAME")]
+    pub ha_replica_label: Option<String>,
+    /// The label naming an HA pair's cluster (needs --ha.replica-label) [default: cluster].
+    #[arg(long = "ha.cluster-label", value_name = "NAME")]
+    pub ha_cluster_label: Option<String>,
+    /// Elect another replica of a cluster once the elected one has sent nothing this long (needs --ha.replica-label) [default: 30s].
+    #[arg(long = "ha.failover-timeout", value_name = "DURATION")]
+    pub ha_failover_timeout: Option<String>,
 }
 
 /// The remote-write protocol a forward target speaks.
@@ -395,6 +410,59 @@ struct FileQuery {
 struct FileRemoteWrite {
     max_body_size: Option<String>,
     max_decompressed_size: Option<String>,
+    #[serde(default)]
+    ha: FileHa,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHa {
+    replica_label: Option<String>,
+    cluster_label: Option<String>,
+    failover_timeout: Option<String>,
+}
+
+/// HA deduplication: on when a replica label is set (flag or file).
+fn resolve_ha(args: &ServeArgs, file: &FileHa) -> Result<Option<HaOptions>, ConfigError> {
+    let pick = |flag: &Option<String>, file: &Option<String>| flag.clone().or_else(|| file.clone());
+    let cluster = pick(&args.ha_cluster_label, &file.cluster_label);
+    let timeout = pick(&args.ha_failover_timeout, &file.failover_timeout);
+    let Some(replica_label) = pick(&args.ha_replica_label, &file.replica_label) else {
+        if let Some((setting, value)) =
+            cluster.map(|c| ("ha.cluster-label", c)).or_else(|| timeout.map(|t| ("ha.failover-timeout", t)))
+        {
+            return Err(ConfigError::Invalid {
+                setting,
+                value,
+                reason: "HA deduplication is off: set --ha.replica-label (remote_write.ha.replica_label) to turn it on"
+                    .into(),
+            });
+        }
+        return Ok(None);
+    };
+    let defaults = HaOptions::default();
+    let cluster_label = cluster.unwrap_or(defaults.cluster_label);
+    for (setting, name) in [("ha.replica-label", &replica_label), ("ha.cluster-label", &cluster_label)] {
+        if name.is_empty() || name == tidemark_storage::METRIC_NAME {
+            return Err(ConfigError::Invalid {
+                setting,
+                value: name.clone(),
+                reason: "not a usable label name".into(),
+            });
+        }
+    }
+    if cluster_label == replica_label {
+        return Err(ConfigError::Invalid {
+            setting: "ha.cluster-label",
+            value: cluster_label,
+            reason: "the cluster and replica labels must differ".into(),
+        });
+    }
+    let failover_timeout = match timeout {
+        None => defaults.failover_timeout,
+        Some(t) => parse_positive_duration("ha.failover-timeout", &t)?,
+    };
+    Ok(Some(HaOptions { cluster_label, replica_label, failover_timeout, ..defaults }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -617,6 +685,7 @@ impl ServeConfig {
         instance.lookback_delta = lookback_delta;
         instance.receiver.max_body_bytes = remote_write_max_body;
         instance.receiver.max_decompressed_bytes = remote_write_max_decompressed;
+        instance.receiver.ha = resolve_ha(args, &file.remote_write.ha)?;
         instance.enable_admin_api = args.web_enable_admin_api || file.web.enable_admin_api.unwrap_or(false);
 
         let defaults = ListenOptions::default();
@@ -1112,6 +1181,46 @@ external_url = "https://tm.example.com/prefix/"
             (args(|a| a.external_label = vec!["__x=1".into()]), "valid label name"),
             (args(|a| a.alertmanager_url = vec!["127.0.0.1:9093".into()]), "http://"),
             (args(|a| a.rules_evaluation_interval = Some("0s".into())), "rules.evaluation-interval"),
+        ] {
+            let e = ServeConfig::resolve(&f).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn ha_deduplication_is_on_with_a_replica_label_from_a_flag_or_the_file() {
+        assert_eq!(ServeConfig::resolve(&ServeArgs::default()).unwrap().instance.receiver.ha, None);
+        let c = ServeConfig::resolve(&args(|a| a.ha_replica_label = Some("__replica__".into()))).unwrap();
+        assert_eq!(c.instance.receiver.ha, Some(HaOptions::default()));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            "[remote_write.ha]\nreplica_label = \"replica\"\ncluster_label = \"dc\"\nfailover_timeout = \"1m\"\n",
+        )
+        .unwrap();
+        let c = ServeConfig::resolve(&args(|a| {
+            a.config_file = Some(path.clone());
+            a.ha_failover_timeout = Some("5s".into());
+        }))
+        .unwrap();
+        let ha = c.instance.receiver.ha.expect("on");
+        assert_eq!(
+            (ha.replica_label.as_str(), ha.cluster_label.as_str(), ha.failover_timeout),
+            ("replica", "dc", Duration::from_secs(5))
+        );
+        for (f, why) in [
+            (args(|a| a.ha_cluster_label = Some("dc".into())), "set --ha.replica-label"),
+            (args(|a| a.ha_failover_timeout = Some("5s".into())), "set --ha.replica-label"),
+            (args(|a| a.ha_replica_label = Some("cluster".into())), "must differ"),
+            (args(|a| a.ha_replica_label = Some(String::new())), "ha.replica-label"),
+            (
+                args(|a| {
+                    a.ha_replica_label = Some("r".into());
+                    a.ha_failover_timeout = Some("0s".into());
+                }),
+                "ha.failover-timeout",
+            ),
         ] {
             let e = ServeConfig::resolve(&f).unwrap_err().to_string();
             assert!(e.contains(why), "{e}");

@@ -33,7 +33,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use tidemark_remote::receive::STATUSES;
+use tidemark_remote::receive::{HaDropReason, STATUSES};
 use tidemark_remote::{Forwarder, ForwarderStats, Protocol, Receiver, RejectReason};
 use tidemark_storage::Db;
 
@@ -358,6 +358,42 @@ impl prometheus_client::collector::Collector for ReceiverCollector {
             "Remote-write responses, by status code.",
             "code",
             &responses,
+        )?;
+        let Some(ha) = self.0.ha() else { return Ok(()) };
+        let dropped: Vec<(&str, u64)> = HaDropReason::ALL.iter().map(|&r| (r.as_str(), s.ha_dropped(r))).collect();
+        labelled_counter(
+            &mut enc,
+            "tidemark_remote_write_ha_dropped_samples",
+            "Samples (float and native histogram) of remote-write requests dropped by HA deduplication, by reason.",
+            "reason",
+            &dropped,
+        )?;
+        let elections = ha.elections();
+        let elected: Vec<(Vec<(&'static str, String)>, f64)> = elections
+            .iter()
+            .map(|e| (vec![("cluster", e.cluster.clone()), ("replica", e.replica.clone())], 1.0))
+            .collect();
+        gauge_family(
+            &mut enc,
+            "tidemark_ha_elected_replica",
+            "The elected replica of each HA cluster (always 1).",
+            &elected,
+        )?;
+        let changes: Vec<(Vec<(&'static str, String)>, u64)> =
+            elections.iter().map(|e| (vec![("cluster", e.cluster.clone())], e.changes)).collect();
+        counter_family(
+            &mut enc,
+            "tidemark_ha_elected_replica_changes",
+            "Failovers: how many times each HA cluster's elected replica changed.",
+            &changes,
+        )?;
+        let last_seen: Vec<(Vec<(&'static str, String)>, f64)> =
+            elections.iter().map(|e| (vec![("cluster", e.cluster.clone())], e.last_seen_ms as f64 / 1000.0)).collect();
+        gauge_family(
+            &mut enc,
+            "tidemark_ha_elected_replica_last_seen_timestamp_seconds",
+            "When each HA cluster's elected replica last sent a request (receiver clock).",
+            &last_seen,
         )
     }
 }

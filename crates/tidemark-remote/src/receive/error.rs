@@ -59,6 +59,25 @@ pub enum ReceiveError {
     /// was stored; the message lists the first rejected series and reasons.
     #[error("{0}")]
     PartiallyRejected(String),
+    /// The HA tracker dropped the request: it comes from a replica of its
+    /// cluster that is not the elected one (202: the sender must not
+    /// retry, the elected replica's copy of the data is stored).
+    #[error("deduplicated: replica {replica:?} of cluster {cluster:?} is not the elected replica {elected:?}; its samples were dropped")]
+    HaDeduplicated {
+        /// The cluster.
+        cluster: String,
+        /// The replica that sent the request.
+        replica: String,
+        /// The elected replica.
+        elected: String,
+    },
+    /// The request names a new HA cluster while the tracker holds its
+    /// limit of clusters (400).
+    #[error("too many HA clusters (limit {limit}): the request's cluster is new; its samples were dropped")]
+    TooManyHaClusters {
+        /// The limit ([`super::ha::HaOptions::max_clusters`]).
+        limit: usize,
+    },
     /// Storing the batch failed in a way retrying can fix (e.g. the disk is
     /// full): nothing of the batch was stored (503 or 500).
     #[error("storage error, nothing of this request was stored: {0}")]
@@ -75,7 +94,9 @@ impl ReceiveError {
             | ReceiveError::BadProtobuf { .. }
             | ReceiveError::BadSymbolTable(_)
             | ReceiveError::V1BodyWithV2ContentType { .. }
-            | ReceiveError::PartiallyRejected(_) => 400,
+            | ReceiveError::PartiallyRejected(_)
+            | ReceiveError::TooManyHaClusters { .. } => 400,
+            ReceiveError::HaDeduplicated { .. } => 202,
             // Temporary conditions: come back later.
             ReceiveError::Storage(StorageError::StorageFull { .. } | StorageError::Closed) => 503,
             // The disk is full: as temporary as the size limit (writes

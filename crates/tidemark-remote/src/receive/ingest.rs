@@ -28,6 +28,7 @@ use tidemark_storage::{AppendError, Appender, LabelError, Labels, METRIC_NAME};
 
 use super::decode::{Batch, SeriesView};
 use super::error::ReceiveError;
+use super::ha;
 use super::series_cache::{Key, SeriesCache};
 use super::stats::RejectReason;
 use super::validate::{family_name, series_labels, DisplayPairs, SeriesError};
@@ -126,7 +127,9 @@ const PREFETCH_AHEAD: usize = 4;
 /// [`Batch::decode_lazy`]), validation, building its [`Labels`] and the
 /// label lookup. The pending labels of every other series are split and
 /// checked before anything is appended: a malformed body is an error and
-/// appends nothing.
+/// appends nothing. `strip`, when set, is the HA replica label name to
+/// remove from every series ([`super::ha`]); such series are cached in a
+/// key space of their own.
 pub fn ingest(
     batch: &mut Batch<'_>,
     app: &mut Appender<'_>,
@@ -134,6 +137,7 @@ pub fn ingest(
     opts: &ReceiverOptions,
     cache: &SeriesCache,
     max_t: i64,
+    strip: Option<&str>,
 ) -> Result<Outcome, ReceiveError> {
     let mut out = Outcome::default();
     let limit = opts.max_errors_reported;
@@ -153,7 +157,7 @@ pub fn ingest(
                 // Labels not sent together are keyed by their pairs, as in
                 // the second pass for 2.0.
                 Ok(s) if !s.samples.is_empty() || !s.histograms.is_empty() => {
-                    Some(cache.key(s.label_bytes, s.labels, &mut scratch))
+                    Some(ha::key_space(cache.key(s.label_bytes, s.labels, &mut scratch), strip))
                 }
                 _ => None,
             };
@@ -197,8 +201,8 @@ pub fn ingest(
             // Looked up in the first pass (or not cacheable there).
             Some(&key) => (key, hits[i]),
             None => {
-                let key =
-                    (cache.enabled() && has_data).then(|| cache.key(series.label_bytes, series.labels, &mut scratch));
+                let key = (cache.enabled() && has_data)
+                    .then(|| ha::key_space(cache.key(series.label_bytes, series.labels, &mut scratch), strip));
                 (key, key.and_then(|k| cache.get(k)))
             }
         };
@@ -243,6 +247,9 @@ pub fn ingest(
                 // A hit whose series went away still has its labels as
                 // bytes; they split as they did when validated.
                 let pairs = match series.pairs() {
+                    Ok(p) if ha::kept_len(&p, strip) != p.len() => {
+                        p.iter().copied().filter(|(n, _)| !ha::stripped(n, strip)).collect::<Vec<_>>().into()
+                    }
                     Ok(p) => p,
                     Err(e) => {
                         out.rejected[RejectReason::InvalidSeries.index()] += series.samples.len() as u64;
@@ -276,8 +283,9 @@ pub fn ingest(
         };
         // Invariant (a) of the cache: only pairs that are exactly the
         // validated labels (none dropped for an empty value) are entered.
-        let exact = labels.as_ref().is_some_and(|l| Some(l.len()) == series.pairs().ok().map(|p| p.len()));
-        let mut target = Target { series_ref: handle.map(|h| h.series_ref()), handle, labels, series: &series };
+        let exact =
+            labels.as_ref().is_some_and(|l| Some(l.len()) == series.pairs().ok().map(|p| ha::kept_len(&p, strip)));
+        let mut target = Target { series_ref: handle.map(|h| h.series_ref()), handle, labels, series: &series, strip };
         append_series(app, &mut target, &series, first_result, max_t, &mut out, limit);
         if let (Some(k), None, Some(r), true) = (key, cached, target.series_ref, exact) {
             if let Some(h) = app.handle(r) {
@@ -328,6 +336,8 @@ struct Target<'v, 'a, 's> {
     handle: Option<SeriesHandle>,
     labels: Option<Labels>,
     series: &'v SeriesView<'a, 's>,
+    /// The HA replica label removed from the pairs, if any.
+    strip: Option<&'v str>,
 }
 
 impl Target<'_, '_, '_> {
@@ -367,7 +377,7 @@ impl Target<'_, '_, '_> {
                     .series
                     .pairs()
                     .map_err(|e| AppendError::InvalidLabels(LabelError::InvalidName(e.to_string())))?;
-                slot.insert(Labels::from_sorted(pairs.iter().copied()))
+                slot.insert(Labels::from_sorted(pairs.iter().copied().filter(|(n, _)| !ha::stripped(n, self.strip))))
             }
         };
         Ok(labels)
@@ -509,7 +519,8 @@ mod tests {
     fn send_pending(db: &Db, cache: &SeriesCache, raw: &[u8]) -> Result<(Outcome, Vec<bool>), ReceiveError> {
         let mut batch = Batch::decode_lazy(Protocol::V1, raw).expect("valid structure");
         let mut app = db.appender();
-        let out = ingest(&mut batch, &mut app, &MetadataStore::new(), &ReceiverOptions::default(), cache, i64::MAX)?;
+        let out =
+            ingest(&mut batch, &mut app, &MetadataStore::new(), &ReceiverOptions::default(), cache, i64::MAX, None)?;
         app.commit().expect("commit");
         let mut pending = Vec::new();
         batch.for_each_series(|s| pending.push(s.map(|s| s.labels_pending).unwrap_or(false)));

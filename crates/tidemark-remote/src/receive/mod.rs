@@ -9,8 +9,9 @@
 //!
 //! | status | when | sender |
 //! |---|---|---|
+//! | 202 | dropped by HA deduplication: from a replica that is not its cluster's elected one ([`ha`](mod@self::ha)) | done |
 //! | 204 | every sample (float or native histogram) stored (or the request held none) | done |
-//! | 400 | bad snappy or protobuf, a bad 2.0 symbol table, a 1.0 body sent with the 2.0 content type (only fields 1–3, which 1.0 uses and 2.0 reserves), or some samples or series rejected (see below) | must not retry |
+//! | 400 | a new HA cluster beyond [`HaOptions::max_clusters`], bad snappy or protobuf, a bad 2.0 symbol table, a 1.0 body sent with the 2.0 content type (only fields 1–3, which 1.0 uses and 2.0 reserves), or some samples or series rejected (see below) | must not retry |
 //! | 413 | body over [`ReceiverOptions::max_body_bytes`], or snappy declares more than [`ReceiverOptions::max_decompressed_bytes`] | must not retry |
 //! | 415 | `Content-Type` or `Content-Encoding` not supported ([`negotiate`](mod@self::negotiate)) | must not retry |
 //! | 503 | storage full (retention cannot free space) or closing | retries later |
@@ -21,6 +22,18 @@
 //! `-Histograms-Written` and `-Exemplars-Written` with what was actually
 //! stored (float samples, native histogram samples, exemplars); exemplars
 //! are always 0 until storage keeps them.
+//!
+//! # HA pairs
+//!
+//! With [`ReceiverOptions::ha`] set, a request whose first series carries
+//! the cluster and the replica label goes through the [`HaTracker`]
+//! before anything is appended: from the elected replica it is stored
+//! with the replica label removed from every series; from another replica
+//! it is dropped whole (202, counted in
+//! [`ReceiverStats::ha_dropped_samples`]). A 2.0 sender checks the
+//! `-Written` headers of a 2xx and counts a request with all of them 0 as
+//! failed, so a dropped 2.0 request reports its samples and histograms as
+//! written: they are, by the elected replica.
 //!
 //! # Partial acceptance
 //!
@@ -78,6 +91,7 @@
 
 mod decode;
 mod error;
+pub mod ha;
 mod ingest;
 pub mod negotiate;
 mod series_cache;
@@ -93,6 +107,7 @@ use tidemark_storage::{Db, NameValidation};
 
 pub use self::decode::{decompress, decompress_into, BadRefs, Batch, MetadataView, SeriesView};
 pub use self::error::ReceiveError;
+pub use self::ha::{HaDecision, HaDropReason, HaElection, HaOptions, HaTracker};
 pub use self::ingest::Outcome;
 pub use self::negotiate::{negotiate, Protocol};
 use self::series_cache::SeriesCache;
@@ -137,6 +152,8 @@ pub struct ReceiverOptions {
     /// number of series in the head; 0 disables the map.
     /// Default 4 Mi.
     pub series_cache_entries: usize,
+    /// Deduplication of HA pairs ([`HaTracker`]). Default `None`: off.
+    pub ha: Option<HaOptions>,
 }
 
 impl Default for ReceiverOptions {
@@ -148,6 +165,7 @@ impl Default for ReceiverOptions {
             name_validation: NameValidation::Utf8,
             max_errors_reported: 10,
             series_cache_entries: 4 << 20,
+            ha: None,
         }
     }
 }
@@ -215,6 +233,7 @@ pub struct Receiver {
     opts: ReceiverOptions,
     cache: SeriesCache,
     counters: Counters,
+    ha: Option<HaTracker>,
     created: Instant,
     /// When dropped data was last logged, in ms since `created` (-1: never).
     last_drop_log: AtomicI64,
@@ -227,6 +246,7 @@ impl Receiver {
             db,
             metadata,
             cache: SeriesCache::new(opts.series_cache_entries),
+            ha: opts.ha.clone().map(HaTracker::new),
             opts,
             counters: Counters::default(),
             created: Instant::now(),
@@ -249,6 +269,11 @@ impl Receiver {
         &self.db
     }
 
+    /// The HA tracker, when [`ReceiverOptions::ha`] is set.
+    pub fn ha(&self) -> Option<&HaTracker> {
+        self.ha.as_ref()
+    }
+
     /// The counters since creation.
     pub fn stats(&self) -> ReceiverStats {
         self.counters.snapshot()
@@ -265,7 +290,7 @@ impl Receiver {
     }
 
     /// [`Receiver::handle`] with the clock given (ms since the epoch), for
-    /// the future-timestamp check.
+    /// the future-timestamp check and the HA tracker.
     pub fn handle_at(
         &self,
         content_type: Option<&str>,
@@ -315,12 +340,37 @@ impl Receiver {
     ) -> Result<(Outcome, Option<ReceiveError>), ReceiveError> {
         decompress_into(body, self.opts.max_decompressed_bytes, raw)?;
         let mut batch = Batch::decode_lazy(protocol, raw)?;
+        let strip = match self.ha.as_ref().map(|ha| ha.decide(&batch, now_ms)) {
+            None | Some(HaDecision::Untracked) => None,
+            Some(HaDecision::Accept) => self.opts.ha.as_ref().map(|o| o.replica_label.as_str()),
+            Some(HaDecision::Drop { cluster, replica, elected }) => {
+                let (samples, histograms) = ha::batch_samples(&batch);
+                self.counters.ha_dropped(HaDropReason::NotElected, samples + histograms);
+                tracing::debug!(
+                    cluster,
+                    replica,
+                    elected,
+                    samples,
+                    histograms,
+                    "HA: dropped a request of a replica that is not elected"
+                );
+                // What the 2.0 headers report (see the module docs).
+                let outcome =
+                    Outcome { samples_written: samples, histograms_written: histograms, ..Outcome::default() };
+                return Ok((outcome, Some(ReceiveError::HaDeduplicated { cluster, replica, elected })));
+            }
+            Some(HaDecision::TooManyClusters { limit }) => {
+                let (samples, histograms) = ha::batch_samples(&batch);
+                self.counters.ha_dropped(HaDropReason::TooManyClusters, samples + histograms);
+                return Err(ReceiveError::TooManyHaClusters { limit });
+            }
+        };
         let max_t = match self.opts.max_future {
             Some(d) => now_ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
             None => i64::MAX,
         };
         let mut app = self.db.appender();
-        let outcome = ingest::ingest(&mut batch, &mut app, &self.metadata, &self.opts, &self.cache, max_t)?;
+        let outcome = ingest::ingest(&mut batch, &mut app, &self.metadata, &self.opts, &self.cache, max_t, strip)?;
         batch.recycle();
         if let Err(e) = app.commit() {
             tracing::error!(error = %e, protocol = protocol.as_str(), "remote write commit failed; the sender will retry");

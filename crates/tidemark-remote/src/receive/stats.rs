@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tidemark_storage::AppendError;
 
+use super::ha::HaDropReason;
 use super::negotiate::Protocol;
 
 /// Why a sample (float or native histogram) was not stored.
@@ -71,7 +72,7 @@ impl RejectReason {
 }
 
 /// The statuses [`ReceiverStats::responses`] counts, in order.
-pub const STATUSES: [u16; 6] = [204, 400, 413, 415, 500, 503];
+pub const STATUSES: [u16; 7] = [202, 204, 400, 413, 415, 500, 503];
 
 /// A snapshot of a receiver's counters since it was created.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -96,7 +97,10 @@ pub struct ReceiverStats {
     /// Metadata entries received (1.0 entries, 2.0 series carrying metadata).
     pub metadata_entries: u64,
     /// Responses by status, in [`STATUSES`] order.
-    pub responses: [u64; 6],
+    pub responses: [u64; 7],
+    /// Samples (float and native histogram) of requests the HA tracker
+    /// dropped, by reason, in [`HaDropReason::ALL`] order.
+    pub ha_dropped_samples: [u64; HaDropReason::COUNT],
 }
 
 impl ReceiverStats {
@@ -113,6 +117,11 @@ impl ReceiverStats {
     /// Requests answered with `status` (0 for statuses not counted).
     pub fn responses_with(&self, status: u16) -> u64 {
         STATUSES.iter().position(|&s| s == status).map_or(0, |i| self.responses[i])
+    }
+
+    /// Samples (float and native histogram) the HA tracker dropped for `reason`.
+    pub fn ha_dropped(&self, reason: HaDropReason) -> u64 {
+        self.ha_dropped_samples[reason.index()]
     }
 
     /// Requests of `protocol`.
@@ -134,7 +143,8 @@ pub(crate) struct Counters {
     histograms_rejected: [AtomicU64; RejectReason::COUNT],
     exemplars_dropped: AtomicU64,
     metadata_entries: AtomicU64,
-    responses: [AtomicU64; 6],
+    responses: [AtomicU64; 7],
+    ha_dropped_samples: [AtomicU64; HaDropReason::COUNT],
 }
 
 impl Counters {
@@ -150,6 +160,10 @@ impl Counters {
         if let Some(i) = STATUSES.iter().position(|&s| s == status) {
             self.responses[i].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    pub(crate) fn ha_dropped(&self, reason: HaDropReason, samples: u64) {
+        self.ha_dropped_samples[reason.index()].fetch_add(samples, Ordering::Relaxed);
     }
 
     pub(crate) fn add_outcome(&self, o: &super::ingest::Outcome) {
@@ -182,6 +196,7 @@ impl Counters {
             exemplars_dropped: load(&self.exemplars_dropped),
             metadata_entries: load(&self.metadata_entries),
             responses: self.responses.each_ref().map(load),
+            ha_dropped_samples: self.ha_dropped_samples.each_ref().map(load),
         }
     }
 }
