@@ -29,6 +29,7 @@
 
 mod absent;
 mod admin;
+mod exemplars;
 pub mod exposition;
 mod federate;
 mod format;
@@ -275,7 +276,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/rules", get(rules::rules).post(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts).post(rules::alerts))
         .route("/api/v1/targets", get(absent::targets))
-        .route("/api/v1/query_exemplars", get(absent::query_exemplars).post(absent::query_exemplars))
+        .route("/api/v1/query_exemplars", get(exemplars::query_exemplars).post(exemplars::query_exemplars))
         .route("/api/v1/{*rest}", any(not_found))
         .route("/federate", get(federate::federate).post(federate::federate))
         .route("/-/healthy", get(health::healthy))
