@@ -729,6 +729,26 @@ fn v1_exemplars_are_stored_and_histograms_too() {
     assert_eq!(ex[0].exemplars.len(), 1);
 }
 
+/// Prometheus' sender puts exemplars in time series entries of their own,
+/// without samples: they go to the series with those labels if it exists.
+#[test]
+fn exemplars_sent_apart_from_their_samples_find_their_series() {
+    let (db, r) = receiver();
+    let mut only = v1_series(&[("__name__", "x"), ("job", "a")], &[]);
+    only.exemplars = vec![v1::Exemplar { labels: vec![label("trace_id", "early")], value: 1.0, timestamp: NOW - 5 }];
+    // Before the series exists: dropped (as Prometheus: unknown series).
+    let resp = send(&r, V1, &v1_body(vec![only.clone()]));
+    assert_eq!(resp.status, 204, "{}", resp.body);
+    assert_eq!((r.stats().exemplars_appended, r.stats().exemplars_dropped), (0, 1));
+    let samples = v1_series(&[("__name__", "x"), ("job", "a")], &[(NOW - 10, 1.0)]);
+    only.exemplars[0].labels[0].value = "late".into();
+    let resp = send(&r, V1, &v1_body(vec![samples, only]));
+    assert_eq!(resp.status, 204, "{}", resp.body);
+    assert_eq!((r.stats().exemplars_appended, r.stats().exemplars_dropped), (1, 1));
+    let got = db.exemplars(&[vec![Matcher::equal("job", "a")]], i64::MIN, i64::MAX);
+    assert_eq!(got[0].exemplars[0].labels.get("trace_id"), Some("late"));
+}
+
 /// Refused exemplars (out of order, label set over 128 characters,
 /// invalid labels, 2.0 references outside the table, of a series without
 /// stored samples) are counted and never fail the request.

@@ -1652,6 +1652,13 @@ impl Appender<'_> {
         self.head.append_exemplar(series_ref, ex)
     }
 
+    /// The reference of the series `labels` if it exists (nothing is
+    /// created): for [`Appender::append_exemplar`] when the series' samples
+    /// came in another batch.
+    pub fn series_ref(&self, labels: &Labels) -> Option<u64> {
+        self.db.head.ref_of(labels)
+    }
+
     /// [`Appender::append_histogram`] by series reference.
     pub fn append_histogram_ref(&mut self, series_ref: u64, t: i64, h: HistogramValue) -> Result<(), AppendError> {
         self.head.append_histogram_ref(series_ref, t, h)

@@ -481,24 +481,33 @@ fn append_series(
         let more = if rejected > 1 { format!(" (and {} more rejected samples)", rejected - 1) } else { String::new() };
         out.note(limit, || format!("{}: {first}{more}", DisplayPairs(&series.pairs().unwrap_or_default())));
     }
-    append_exemplars(app, target.series_ref, series, out);
+    append_exemplars(app, target, series, out);
 }
 
 /// Appends a series' exemplars (after its samples and histograms, as
-/// Prometheus' receiver does) to the series `series_ref`, the series its
-/// samples went to. A refused exemplar is counted and logged at debug
+/// Prometheus' receiver does) to the series its samples went to or, when
+/// none was appended in this request (Prometheus' sender puts exemplars in
+/// entries of their own, without samples), to the series with its labels
+/// if the head holds it. A refused exemplar is counted and logged at debug
 /// level, never a reason to fail the request (Prometheus' receiver:
 /// "exemplar storage is still experimental").
-fn append_exemplars(app: &mut Appender<'_>, series_ref: Option<u64>, series: &SeriesView<'_, '_>, out: &mut Outcome) {
-    let Some(r) = series_ref else {
-        // No sample or histogram of the series was appended: there is no
-        // series to attach them to (they stay counted as dropped).
-        if !series.exemplars.is_empty() {
-            tracing::debug!(
-                exemplars = series.exemplars.len(),
-                "exemplars of a series without appended samples dropped"
-            );
-        }
+fn append_exemplars(
+    app: &mut Appender<'_>,
+    target: &mut Target<'_, '_, '_>,
+    series: &SeriesView<'_, '_>,
+    out: &mut Outcome,
+) {
+    if series.exemplars.is_empty() {
+        return;
+    }
+    let found = match target.series_ref {
+        Some(r) => Some(r),
+        None => target.labels().ok().and_then(|l| app.series_ref(l)),
+    };
+    let Some(r) = found else {
+        // An unknown series (they stay counted as dropped), as Prometheus'
+        // "unknown HeadSeriesRef when trying to add exemplar".
+        tracing::debug!(exemplars = series.exemplars.len(), "exemplars of an unknown series dropped");
         return;
     };
     for i in 0..series.exemplars.len() {

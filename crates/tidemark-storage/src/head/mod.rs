@@ -646,6 +646,21 @@ impl Head {
         }
     }
 
+    /// The ref of the series `labels`, if the head holds it (a lookup
+    /// only: nothing is created). An exemplar sent apart from its series'
+    /// samples (Prometheus' remote write does so) finds its series with it.
+    pub fn ref_of(&self, labels: &Labels) -> Option<u64> {
+        let h = labels.stable_hash();
+        let hs = self.hash_shard(h).lock();
+        for cand in hs.candidates(h) {
+            let shard = self.series_shard(cand).lock();
+            if shard.get(&cand).is_some_and(|s| s.labels.view(&self.symbols.read()) == labels) {
+                return Some(cand);
+            }
+        }
+        None
+    }
+
     /// The options in effect (after clamping).
     pub fn options(&self) -> &HeadOptions {
         &self.opts

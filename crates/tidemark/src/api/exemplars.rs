@@ -13,12 +13,15 @@
 //!   "exemplars":[{"labels":{"trace_id":"abc123"},"value":"0.67","timestamp":1700000000.123}]}]
 //! ```
 //!
-//! A query without selectors (`1 + 1`) answers `null`, as Prometheus does;
-//! a bad query or time, or `end` before `start`, is `400 bad_data`.
+//! A query without selectors (`1 + 1`) answers `204 No Content` with an
+//! empty body, as Prometheus does (its API answers 204 for a handler that
+//! returns no data); a bad query or time, or `end` before `start`, is
+//! `400 bad_data`.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tidemark_storage::exemplar::SeriesExemplars;
 
@@ -32,10 +35,15 @@ pub(crate) async fn query_exemplars(State(st): State<Arc<ApiState>>, req: Reques
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    blocking(move || answer(&st, &p)).await.into_response()
+    match blocking(move || answer(&st, &p)).await {
+        Ok(Some(reply)) => reply.into_response(),
+        Ok(None) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
-fn answer(st: &ApiState, p: &Params) -> Result<Reply, ApiError> {
+/// The answer; `None` for a query without selectors.
+fn answer(st: &ApiState, p: &Params) -> Result<Option<Reply>, ApiError> {
     if let Some(e) = &p.error {
         return Err(ApiError::bad_data(format!("error parsing form values: {e}")));
     }
@@ -47,9 +55,9 @@ fn answer(st: &ApiState, p: &Params) -> Result<Reply, ApiError> {
     let expr = tidemark_promql::parse(p.get("query").unwrap_or("")).map_err(|e| ApiError::bad_data(e.to_string()))?;
     let sets = tidemark_promql::extract_selectors(&expr).map_err(|e| ApiError::bad_data(e.to_string()))?;
     if sets.is_empty() {
-        return Ok(Reply::new("null".into()));
+        return Ok(None);
     }
-    Ok(Reply::new(render(&st.db.exemplars(&sets, start, end))))
+    Ok(Some(Reply::new(render(&st.db.exemplars(&sets, start, end)))))
 }
 
 /// The `data` array: Prometheus' `exemplar.QueryResult` list as its
