@@ -40,7 +40,7 @@ pub use annotations::{Annotation, AnnotationKind, Annotations, Position};
 pub use engine::{CancellationToken, ConcurrencyStats, Engine, EngineOptions, QueryOptions, QueryResult, QueryStats};
 pub use error::{Error, ParseError};
 pub use limits::{LimitError, LimitKind, QueryLimits};
-pub use parse::{parse, parse_metric_selector};
+pub use parse::{extract_selectors, parse, parse_metric_selector};
 pub use storage::{MemStorage, SelectedSeries, SeriesSource, WindowSelection};
 pub use value::{HistogramPoint, RangeSeries, Value, VectorSample};
 

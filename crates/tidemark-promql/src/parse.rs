@@ -94,6 +94,36 @@ pub fn parse_metric_selector(input: &str) -> Result<Vec<Vec<tidemark_storage::Ma
     }
 }
 
+/// The matcher sets of every vector selector in `expr` (those inside range
+/// selectors and subqueries too), in the order they appear, as Prometheus'
+/// `parser.ExtractSelectors`: one set per selector (several for a selector
+/// with `or` groups). The exemplar API selects with them.
+///
+/// ```
+/// let e = tidemark_promql::parse(r#"rate(a{job="x"}[5m]) / on() b"#).unwrap();
+/// let sets = tidemark_promql::extract_selectors(&e).unwrap();
+/// assert_eq!(sets.len(), 2);
+/// assert_eq!(sets[0].len(), 2, "the name matcher and job");
+/// assert!(tidemark_promql::extract_selectors(&tidemark_promql::parse("1 + 2").unwrap()).unwrap().is_empty());
+/// ```
+pub fn extract_selectors(expr: &Expr) -> Result<Vec<Vec<tidemark_storage::Matcher>>, crate::Error> {
+    let mut out = Vec::new();
+    let mut stack = vec![expr];
+    while let Some(e) = stack.pop() {
+        match e {
+            Expr::VectorSelector(vs) => out.extend(crate::eval::selector::matcher_sets(vs)?),
+            Expr::MatrixSelector(ms) => out.extend(crate::eval::selector::matcher_sets(&ms.vs)?),
+            _ => {
+                // Children pushed in reverse: popped in the order they appear.
+                let mut c = crate::limits::children(e);
+                c.reverse();
+                stack.extend(c);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Names the kind of an expression for error messages.
 fn describe(e: &Expr) -> &'static str {
     match e {

@@ -1,6 +1,6 @@
 //! The remote write receiver, end to end through `Receiver::handle`: golden
 //! request bodies, every error path, partial acceptance, staleness markers,
-//! metadata, dropped exemplars, and a round-trip property. Native
+//! metadata, stored and refused exemplars, and a round-trip property. Native
 //! histograms have their own file (`receive_histograms.rs`).
 
 use std::path::PathBuf;
@@ -190,7 +190,11 @@ fn golden_v2_file_ingests_and_counts_what_was_stored() {
     assert_eq!((resp.status, resp.body.as_str()), (204, ""));
     assert_eq!(header(&resp, SAMPLES_WRITTEN), Some("2"));
     assert_eq!(header(&resp, HISTOGRAMS_WRITTEN), Some("1"));
-    assert_eq!(header(&resp, EXEMPLARS_WRITTEN), Some("0"));
+    assert_eq!(header(&resp, EXEMPLARS_WRITTEN), Some("1"));
+    let ex = db.exemplars(&[vec![Matcher::equal("__name__", "http_requests_total")]], i64::MIN, i64::MAX);
+    assert_eq!(ex.len(), 1);
+    assert_eq!(ex[0].exemplars.len(), 1);
+    assert_eq!((ex[0].exemplars[0].labels.get("trace_id"), ex[0].exemplars[0].t), (Some("abc"), NOW));
     assert_eq!(stored(&db, "http_requests_total")[0].1, vec![(NOW - 15_000, 41f64.to_bits()), (NOW, 42f64.to_bits())]);
     // The native histogram is a sample of its series (no float samples).
     let q = db.querier(i64::MIN / 2, i64::MAX / 2);
@@ -208,7 +212,8 @@ fn golden_v2_file_ingests_and_counts_what_was_stored() {
         MetricMetadata { kind: MetricKind::Histogram, help: "RPC latency.".into(), unit: "seconds".into() }
     );
     let s = r.stats();
-    assert_eq!((s.requests_v2, s.exemplars_dropped, s.histograms_appended, s.metadata_entries), (1, 1, 1, 2));
+    assert_eq!((s.requests_v2, s.exemplars_appended, s.histograms_appended, s.metadata_entries), (1, 1, 1, 2));
+    assert_eq!(s.exemplars_dropped, 0);
 }
 
 // ------------------------------------------ independently derived encodings
@@ -705,9 +710,10 @@ fn v2_metadata_is_recorded_by_family() {
 }
 
 #[test]
-fn v1_exemplars_are_dropped_and_counted_and_histograms_stored() {
+fn v1_exemplars_are_stored_and_histograms_too() {
     let (db, r) = receiver();
     let mut s = v1_series(&[("__name__", "x")], &[(NOW - 3, 1.0)]);
+    // A duplicate of the newest is accepted and ignored (as Prometheus).
     s.exemplars = vec![v1::Exemplar { labels: vec![label("trace_id", "t")], value: 1.0, timestamp: NOW }; 2];
     s.histograms = (0..3).map(|i| Histogram { timestamp: NOW - 2 + i, ..Default::default() }).collect();
     let resp = send(&r, V1, &v1_body(vec![s]));
@@ -715,7 +721,77 @@ fn v1_exemplars_are_dropped_and_counted_and_histograms_stored() {
     // The float sample; the histograms are not floats.
     assert_eq!(stored(&db, "x")[0].1.len(), 1);
     let st = r.stats();
-    assert_eq!((st.exemplars_dropped, st.samples_appended, st.histograms_appended), (2, 1, 3));
+    assert_eq!(
+        (st.exemplars_appended, st.exemplars_dropped, st.samples_appended, st.histograms_appended),
+        (2, 0, 1, 3)
+    );
+    let ex = db.exemplars(&[vec![Matcher::equal("__name__", "x")]], i64::MIN, i64::MAX);
+    assert_eq!(ex[0].exemplars.len(), 1);
+}
+
+/// Prometheus' sender puts exemplars in time series entries of their own,
+/// without samples: they go to the series with those labels if it exists.
+#[test]
+fn exemplars_sent_apart_from_their_samples_find_their_series() {
+    let (db, r) = receiver();
+    let mut only = v1_series(&[("__name__", "x"), ("job", "a")], &[]);
+    only.exemplars = vec![v1::Exemplar { labels: vec![label("trace_id", "early")], value: 1.0, timestamp: NOW - 5 }];
+    // Before the series exists: dropped (as Prometheus: unknown series).
+    let resp = send(&r, V1, &v1_body(vec![only.clone()]));
+    assert_eq!(resp.status, 204, "{}", resp.body);
+    assert_eq!((r.stats().exemplars_appended, r.stats().exemplars_dropped), (0, 1));
+    let samples = v1_series(&[("__name__", "x"), ("job", "a")], &[(NOW - 10, 1.0)]);
+    only.exemplars[0].labels[0].value = "late".into();
+    let resp = send(&r, V1, &v1_body(vec![samples, only]));
+    assert_eq!(resp.status, 204, "{}", resp.body);
+    assert_eq!((r.stats().exemplars_appended, r.stats().exemplars_dropped), (1, 1));
+    let got = db.exemplars(&[vec![Matcher::equal("job", "a")]], i64::MIN, i64::MAX);
+    assert_eq!(got[0].exemplars[0].labels.get("trace_id"), Some("late"));
+}
+
+/// Refused exemplars (out of order, label set over 128 characters,
+/// invalid labels, 2.0 references outside the table, of a series without
+/// stored samples) are counted and never fail the request.
+#[test]
+fn invalid_exemplars_are_dropped_without_failing_the_request() {
+    let (db, r) = receiver();
+    let ex = |labels: Vec<v1::Label>, t: i64| v1::Exemplar { labels, value: 0.5, timestamp: t };
+    let mut s = v1_series(&[("__name__", "x")], &[(NOW - 3, 1.0)]);
+    s.exemplars = vec![
+        ex(vec![label("trace_id", "a")], NOW - 10),
+        ex(vec![label("trace_id", "b")], NOW - 20),
+        ex(vec![label("trace_id", &"z".repeat(121))], NOW - 5),
+        ex(vec![label("trace_id", "c"), label("trace_id", "d")], NOW - 4),
+        ex(vec![label("trace_id", "e")], NOW - 1),
+    ];
+    // Its only sample is out of the accepted future range: no series ref.
+    let mut future = v1_series(&[("__name__", "y")], &[(NOW + 3_600_000, 1.0)]);
+    future.exemplars = vec![ex(vec![label("trace_id", "f")], NOW)];
+    let resp = send(&r, V1, &v1_body(vec![s, future]));
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert!(resp.body.contains("future"), "{}", resp.body);
+    let st = r.stats();
+    assert_eq!((st.exemplars_appended, st.exemplars_dropped), (2, 4));
+    let got = db.exemplars(&[vec![Matcher::equal("__name__", "x")]], i64::MIN, i64::MAX);
+    let traces: Vec<_> = got[0].exemplars.iter().map(|e| e.labels.get("trace_id").unwrap().to_owned()).collect();
+    assert_eq!(traces, ["a", "e"]);
+
+    // 2.0: a reference outside the symbol table; the header counts what was stored.
+    let mut st = SymbolTable::new();
+    let mut t = v2::TimeSeries {
+        labels_refs: st.labels_refs(&[("__name__", "x")]),
+        samples: vec![Sample { timestamp: NOW, value: 2.0 }],
+        ..Default::default()
+    };
+    t.exemplars = vec![
+        v2::Exemplar { labels_refs: vec![999, 1000], value: 1.0, timestamp: NOW },
+        v2::Exemplar { labels_refs: st.labels_refs(&[("trace_id", "g")]), value: 1.0, timestamp: NOW },
+    ];
+    let body = encode_v2(&st.into_request(vec![t]));
+    let resp = send(&r, V2, &body);
+    assert_eq!(resp.status, 204, "{}", resp.body);
+    assert_eq!(header(&resp, EXEMPLARS_WRITTEN), Some("1"));
+    assert_eq!((r.stats().exemplars_appended, r.stats().exemplars_dropped), (3, 5));
 }
 
 // ------------------------------------------------------------- property

@@ -118,6 +118,11 @@ pub struct Options {
     /// The file layer every write goes through. Default: the operating
     /// system's ([`vfs::OsFs`]); tests pass a [`vfs::FaultFs`].
     pub file_system: SharedFs,
+    /// Most exemplars kept, in one ring shared by all series (Prometheus'
+    /// `--storage.exemplars.exemplars-limit`). 0 disables exemplar storage.
+    /// Memory: [`crate::exemplar::BYTES_PER_EXEMPLAR`] per exemplar plus its
+    /// labels. Default: [`crate::exemplar::DEFAULT_MAX_EXEMPLARS`] (100 000).
+    pub max_exemplars: usize,
 }
 
 /// Delay between open and the first background scrub (unless
@@ -143,6 +148,7 @@ impl Default for Options {
             scrub_interval: Some(Duration::from_secs(24 * 3600)),
             scrub_bytes_per_sec: 64 << 20,
             file_system: vfs::os(),
+            max_exemplars: crate::exemplar::DEFAULT_MAX_EXEMPLARS,
         }
     }
 }
@@ -174,11 +180,12 @@ impl Options {
 }
 
 /// Data directory format this code reads and writes (`docs/format/datadir.md`):
-/// 2 since the WAL's compressed record types 3 and 4. A directory of a
+/// 4 since the WAL's exemplar record type 6 (3: histograms, 2: compressed
+/// record types 3 and 4). A directory of a
 /// higher version is refused at open ([`Error::UnsupportedFormat`]) before
 /// anything in it is read, so records this code does not know are never
 /// taken for damage; a lower one is raised to it before the WAL is written.
-pub(crate) const FORMAT_VERSION: u32 = 3;
+pub(crate) const FORMAT_VERSION: u32 = 4;
 
 /// Format-affecting options, stored in `<dir>/tidemark.json`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -207,6 +214,12 @@ pub struct DbBuilder {
 }
 
 impl DbBuilder {
+    /// Sets [`Options::max_exemplars`] (0 disables exemplar storage).
+    pub fn max_exemplars(mut self, n: usize) -> Self {
+        self.opts.max_exemplars = n;
+        self
+    }
+
     /// Replaces all options at once.
     pub fn options(mut self, opts: Options) -> Self {
         self.opts = opts;
@@ -591,6 +604,7 @@ impl Db {
         let (disk, head, blocks) = match dir {
             None => {
                 let head = Arc::new(Head::new(head_opts(&opts), None));
+                head.exemplars().resize(opts.max_exemplars);
                 Head::start_sealer(&head);
                 (None, head, Vec::new())
             }
@@ -621,6 +635,7 @@ impl Db {
                 )?;
                 let head =
                     Arc::new(Head::with_chunks(head_opts(&opts), Some(log.clone() as Arc<dyn CommitLog>), chunk_store));
+                head.exemplars().resize(opts.max_exemplars);
                 // Deleted data stays deleted: replay drops samples below the floor.
                 if floor != i64::MIN {
                     head.set_min_valid_time(floor);
@@ -648,6 +663,7 @@ impl Db {
                         }
                         Record::Samples(s) => head.replay_samples(&s),
                         Record::HistogramSamples(s) => head.replay_histograms(&s),
+                        Record::Exemplars(e) => head.replay_exemplars(&e),
                     })?;
                 head.chunk_store().set_reencode(true);
                 // From now on closed chunks are re-encoded in the background
@@ -980,6 +996,43 @@ impl Db {
     /// ```
     pub fn head_cardinality(&self, limit: usize) -> crate::head::Cardinality {
         self.inner.head.cardinality(limit)
+    }
+
+    /// The exemplars with `mint <= t <= maxt` of every series matching all
+    /// matchers of at least one of `matcher_sets` (an empty list matches
+    /// nothing), per series sorted by labels, each series' oldest first.
+    /// Exemplars are kept apart from samples, in a bounded ring
+    /// ([`Options::max_exemplars`]), and survive restarts through the WAL.
+    ///
+    /// ```
+    /// use tidemark_storage::exemplar::Exemplar;
+    /// use tidemark_storage::{Db, Labels, Matcher};
+    ///
+    /// let db = Db::in_memory().unwrap();
+    /// let l = Labels::new([("__name__", "requests_total"), ("job", "api")]).unwrap();
+    /// let mut app = db.appender();
+    /// let r = app.append(&l, 1_000, 3.0).unwrap();
+    /// let ex = Exemplar { labels: Labels::new([("trace_id", "abc123")]).unwrap(), value: 1.0, t: 990 };
+    /// app.append_exemplar(r, ex.clone()).unwrap();
+    /// app.commit().unwrap();
+    ///
+    /// let got = db.exemplars(&[vec![Matcher::equal("job", "api")]], 0, 2_000);
+    /// assert_eq!(got.len(), 1);
+    /// assert_eq!(got[0].series_labels, l);
+    /// assert_eq!(got[0].exemplars, vec![ex]);
+    /// ```
+    pub fn exemplars(
+        &self,
+        matcher_sets: &[Vec<crate::Matcher>],
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<crate::exemplar::SeriesExemplars> {
+        self.inner.head.exemplars().select(mint, maxt, matcher_sets)
+    }
+
+    /// The exemplar store's counters and gauges.
+    pub fn exemplar_stats(&self) -> crate::exemplar::ExemplarStats {
+        self.inner.head.exemplars().stats()
     }
 }
 
@@ -1583,6 +1636,27 @@ impl Appender<'_> {
     pub fn append_histogram(&mut self, labels: &Labels, t: i64, h: HistogramValue) -> Result<u64, AppendError> {
         labels.validate(self.db.opts.name_validation)?;
         self.head.append_histogram(labels, t, h)
+    }
+
+    /// Adds an exemplar to the series `series_ref` (a reference an append
+    /// returned), stored and logged with the batch at commit. Refused:
+    /// labels over [`crate::exemplar::MAX_LABEL_SET_RUNES`] characters, a
+    /// timestamp not after the series' newest exemplar, an unknown
+    /// reference. Duplicates of the newest, and every exemplar while the
+    /// store is disabled, are accepted and ignored. See [`Db::exemplars`].
+    pub fn append_exemplar(
+        &mut self,
+        series_ref: u64,
+        ex: crate::exemplar::Exemplar,
+    ) -> Result<(), crate::exemplar::ExemplarError> {
+        self.head.append_exemplar(series_ref, ex)
+    }
+
+    /// The reference of the series `labels` if it exists (nothing is
+    /// created): for [`Appender::append_exemplar`] when the series' samples
+    /// came in another batch.
+    pub fn series_ref(&self, labels: &Labels) -> Option<u64> {
+        self.db.head.ref_of(labels)
     }
 
     /// [`Appender::append_histogram`] by series reference.

@@ -9,6 +9,7 @@
 
 pub mod chunkenc;
 mod error;
+pub mod exemplar;
 pub mod floor;
 pub mod histogram;
 mod label_sort;

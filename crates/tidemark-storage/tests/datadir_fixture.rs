@@ -13,6 +13,10 @@
 //!   histogram series (an integer counter histogram with a reset and new
 //!   buckets, a float gauge histogram with custom buckets ending in a
 //!   staleness marker).
+//! - `datadir-v4/`: the code of 2026-12-07 with exemplars (WAL record type
+//!   6): the same floats and histograms plus exemplars on two float series
+//!   and the counter histogram, in the checkpoint (the ones not older than
+//!   the block) and in the segments after it.
 //!
 //! The fixture holds a block (the first 10-minute range), a WAL checkpoint
 //! (written when that block was persisted), several WAL segments after it
@@ -37,6 +41,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tidemark_storage::exemplar::Exemplar;
 use tidemark_storage::histogram::{CounterResetHint, FloatHistogram, Histogram, HistogramValue, Span};
 use tidemark_storage::{Db, DbBuilder, Labels, MatchOp, Matcher, SampleIterator, STALE_NAN_BITS};
 
@@ -50,10 +55,38 @@ const ROUNDS: i64 = 160;
 const PERSIST_AFTER: i64 = 100;
 
 /// The fixture [`regenerate`] writes: the newest format.
-const NEWEST: &str = "datadir-v3";
+const NEWEST: &str = "datadir-v4";
 
 /// The fixtures that hold histogram series.
-const WITH_HISTOGRAMS: &[&str] = &["datadir-v3"];
+const WITH_HISTOGRAMS: &[&str] = &["datadir-v3", "datadir-v4"];
+
+/// The fixtures that hold exemplars.
+const WITH_EXEMPLARS: &[&str] = &["datadir-v4"];
+
+/// Every exemplar of the fixtures from v4 on, in append order:
+/// `(series labels, round, exemplar)`. Series 0 and 2 every round, the
+/// counter histogram every third; trace ids, an empty label set, a
+/// multi-byte value and special values.
+fn exemplar_plan() -> Vec<(Labels, i64, Exemplar)> {
+    let mut out = Vec::new();
+    for r in 0..ROUNDS {
+        let t = T0 + r * STEP;
+        for (i, l) in [(0, labels(0)), (2, labels(2))] {
+            let ex_labels = match r % 5 {
+                4 => Labels::empty(),
+                3 => Labels::new([("span", "ré"), ("trace_id", &format!("{:032x}", mix(r as u64 + i)))]).unwrap(),
+                _ => Labels::new([("trace_id", format!("{:032x}", mix(r as u64 + i)))]).unwrap(),
+            };
+            let value = if r % 7 == 6 { f64::from_bits(0x7ff8_dead_beef_0001) } else { r as f64 * 0.001 + i as f64 };
+            out.push((l, r, Exemplar { labels: ex_labels, value, t: t + i as i64 - 3 }));
+        }
+        if r % 3 == 0 {
+            let ex = Exemplar { labels: Labels::new([("trace_id", format!("h{r}"))]).unwrap(), value: 0.25, t: t + 10 };
+            out.push((hist_labels(0), r, ex));
+        }
+    }
+    out
+}
 
 /// The histogram series (`k` = 0, 1) of the fixtures from v3 on.
 fn hist_labels(k: usize) -> Labels {
@@ -246,6 +279,11 @@ fn datadir_v3_opens_and_reads_back_every_sample() {
     opens_and_reads_back_every_sample("datadir-v3");
 }
 
+#[test]
+fn datadir_v4_opens_and_reads_back_every_sample_and_exemplar() {
+    opens_and_reads_back_every_sample("datadir-v4");
+}
+
 fn opens_and_reads_back_every_sample(name: &str) {
     let src = fixture_dir(name);
     // The fixture has every part a WAL replay reads: a block, a checkpoint
@@ -301,6 +339,30 @@ fn opens_and_reads_back_every_sample(name: &str) {
         }
     }
     assert!(q.warnings().is_empty(), "{:?}", q.warnings());
+    let all = [vec![Matcher::new(MatchOp::Regex, "__name__", ".+").unwrap()]];
+    let got_ex = db.exemplars(&all, i64::MIN, i64::MAX);
+    if WITH_EXEMPLARS.contains(&name) {
+        // The checkpoint dropped the exemplars older than the block's end.
+        let mint = db.blocks().iter().map(|b| b.max_time).max().unwrap();
+        let mut want: BTreeMap<Labels, Vec<Exemplar>> = BTreeMap::new();
+        for (l, _, e) in exemplar_plan() {
+            if e.t >= mint {
+                want.entry(l).or_default().push(e);
+            }
+        }
+        assert_eq!(got_ex.len(), 3);
+        let before_block = exemplar_plan().iter().filter(|(_, _, e)| e.t < mint).count();
+        assert!(before_block > 0 && want.values().map(Vec::len).sum::<usize>() > 100);
+        for s in &got_ex {
+            let w = &want[&s.series_labels];
+            assert_eq!(s.exemplars.len(), w.len(), "{}", s.series_labels);
+            for (g, w) in s.exemplars.iter().zip(w) {
+                assert!(g.same(w), "{}: {g:?} != {w:?}", s.series_labels);
+            }
+        }
+    } else {
+        assert!(got_ex.is_empty(), "{name} holds no exemplars");
+    }
     let damage = db.damage_report();
     assert!(damage.wal.is_empty() && damage.wal_corruptions == 0, "{damage:?}");
     db.close().unwrap();
@@ -328,16 +390,21 @@ fn regenerate() {
     let db = builder(&dir).open().unwrap();
     let mut round = 0;
     let mut hists = hist_plan().into_iter().peekable();
+    let mut exemplars = exemplar_plan().into_iter().peekable();
     for c in plan() {
         let mut app = db.appender();
+        let mut refs = BTreeMap::new();
         for &(i, t, v) in &c {
-            app.append(&labels(i), t, v).unwrap();
+            refs.insert(labels(i), app.append(&labels(i), t, v).unwrap());
         }
-        // A round's histograms go with its floats.
+        // A round's histograms and exemplars go with its floats.
         if c.len() > 1 {
             let end = T0 + round * STEP + STEP;
             while let Some((k, t, h)) = hists.next_if(|(_, t, _)| *t < end) {
-                app.append_histogram(&hist_labels(k), t, h).unwrap();
+                refs.insert(hist_labels(k), app.append_histogram(&hist_labels(k), t, h).unwrap());
+            }
+            while let Some((l, _, e)) = exemplars.next_if(|(_, r, _)| *r == round) {
+                app.append_exemplar(refs[&l], e).unwrap();
             }
         }
         app.commit().unwrap();

@@ -678,11 +678,11 @@ fn a_directory_of_a_newer_format_is_refused_untouched() {
         fill(&db, 3, 0, 5 * MIN, 15_000);
         db.close().unwrap();
     }
-    assert_eq!(stored_version(dir.path()), 3, "new directories are of format 3");
+    assert_eq!(stored_version(dir.path()), 4, "new directories are of format 4");
     let path = dir.path().join("tidemark.json");
     let newer = String::from_utf8(std::fs::read(&path).unwrap())
         .unwrap()
-        .replace("\"format_version\": 3", "\"format_version\": 4");
+        .replace("\"format_version\": 4", "\"format_version\": 5");
     std::fs::write(&path, &newer).unwrap();
     let wal = dir.path().join("wal");
     let listing = |d: &Path| {
@@ -696,7 +696,7 @@ fn a_directory_of_a_newer_format_is_refused_untouched() {
     };
     let (top, wal_files) = (listing(dir.path()), listing(&wal));
     match builder(dir.path()).open() {
-        Err(Error::UnsupportedFormat { found: 4, supported: 3, .. }) => {}
+        Err(Error::UnsupportedFormat { found: 5, supported: 4, .. }) => {}
         other => panic!("expected UnsupportedFormat, got {:?}", other.map(|_| ())),
     }
     assert_eq!(listing(dir.path()), top, "nothing created or removed");
@@ -704,22 +704,22 @@ fn a_directory_of_a_newer_format_is_refused_untouched() {
     assert!(!dir.path().join("quarantine").exists());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), newer);
     // Put back at the version this code writes: everything is there.
-    std::fs::write(&path, newer.replace("\"format_version\": 4", "\"format_version\": 3")).unwrap();
+    std::fs::write(&path, newer.replace("\"format_version\": 5", "\"format_version\": 4")).unwrap();
     let db = builder(dir.path()).open().unwrap();
     assert_eq!(count(&db), 3 * 20);
     db.close().unwrap();
 }
 
-/// A format-1 directory opens and is raised to the current format 3 (its
+/// A format-1 directory opens and is raised to the current format 4 (its
 /// WAL gets records of the new types from then on).
 #[test]
-fn a_format_1_directory_is_raised_to_format_3() {
+fn a_format_1_directory_is_raised_to_format_4() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tidemark.json"), r#"{ "format_version": 1, "block_range_ms": 600000 }"#).unwrap();
     let db = builder(dir.path()).open().unwrap();
     fill(&db, 2, 0, MIN, 15_000);
     db.close().unwrap();
-    assert_eq!(stored_version(dir.path()), 3);
+    assert_eq!(stored_version(dir.path()), 4);
 }
 
 /// WAL segment numbers and checkpoint names in `wal/`.

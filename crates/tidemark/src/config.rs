@@ -66,6 +66,9 @@
 //! idle_timeout = "2m"
 //! read_timeout = "5m"
 //!
+//! [storage.exemplars]
+//! max_exemplars = 100000         # one ring for all series; 0 disables exemplars
+//!
 //! [[forward]]
 //! name = "mimir"
 //! url = "https://mimir:9009/api/v1/push"
@@ -241,6 +244,9 @@ pub struct ServeArgs {
     /// Elect another replica of a cluster once the elected one has sent nothing this long (needs --ha.replica-label) [default: 30s].
     #[arg(long = "ha.failover-timeout", value_name = "DURATION")]
     pub ha_failover_timeout: Option<String>,
+    /// Most exemplars kept, in one in-memory ring shared by all series, about 40 bytes each plus their labels; 0 disables exemplar storage [default: 100000].
+    #[arg(long = "storage.exemplars.exemplars-limit", value_name = "N")]
+    pub storage_exemplars_limit: Option<usize>,
 }
 
 /// The remote-write protocol a forward target speaks.
@@ -333,6 +339,22 @@ struct FileConfig {
     rules: FileRules,
     #[serde(default)]
     alerting: FileAlerting,
+    #[serde(default)]
+    storage: FileStorage,
+}
+
+/// `[storage.exemplars]`, as Prometheus' `storage: exemplars: max_exemplars`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStorage {
+    #[serde(default)]
+    exemplars: FileExemplars,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileExemplars {
+    max_exemplars: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -687,6 +709,10 @@ impl ServeConfig {
         instance.receiver.max_decompressed_bytes = remote_write_max_decompressed;
         instance.receiver.ha = resolve_ha(args, &file.remote_write.ha)?;
         instance.enable_admin_api = args.web_enable_admin_api || file.web.enable_admin_api.unwrap_or(false);
+        instance.max_exemplars = args
+            .storage_exemplars_limit
+            .or(file.storage.exemplars.max_exemplars)
+            .unwrap_or(tidemark_storage::exemplar::DEFAULT_MAX_EXEMPLARS);
 
         let defaults = ListenOptions::default();
         let web = ListenOptions {
@@ -988,6 +1014,25 @@ headers = { "X-Scope-OrgID" = "a" }
         assert_eq!(c.forward.len(), 1);
         assert_eq!(c.forward[0].protocol, ForwardProtocol::V2);
         assert_eq!(c.forward[0].headers["X-Scope-OrgID"], "a");
+    }
+
+    #[test]
+    fn the_exemplar_limit_comes_from_the_flag_the_file_or_the_default() {
+        let c = ServeConfig::resolve(&args(|_| {})).unwrap();
+        assert_eq!(c.instance.max_exemplars, 100_000);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "[storage.exemplars]\nmax_exemplars = 0\n").unwrap();
+        let c = ServeConfig::resolve(&args(|a| a.config_file = Some(path.clone()))).unwrap();
+        assert_eq!(c.instance.max_exemplars, 0);
+        let c = ServeConfig::resolve(&args(|a| {
+            a.config_file = Some(path.clone());
+            a.storage_exemplars_limit = Some(5);
+        }))
+        .unwrap();
+        assert_eq!(c.instance.max_exemplars, 5);
+        std::fs::write(&path, "[storage.exemplars]\nmax = 1\n").unwrap();
+        assert!(ServeConfig::resolve(&args(|a| a.config_file = Some(path.clone()))).is_err());
     }
 
     #[test]

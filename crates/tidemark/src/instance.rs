@@ -78,6 +78,9 @@ pub struct TidemarkOptions {
     pub enable_admin_api: bool,
     /// Rule evaluation and alert notification (default: no rules).
     pub rules: RulesOptions,
+    /// Most exemplars kept (default 100 000; 0 disables exemplar storage):
+    /// see [`tidemark_storage::Options::max_exemplars`].
+    pub max_exemplars: usize,
 }
 
 impl TidemarkOptions {
@@ -102,6 +105,7 @@ impl TidemarkOptions {
             receiver: ReceiverOptions::default(),
             enable_admin_api: false,
             rules: RulesOptions::default(),
+            max_exemplars: tidemark_storage::exemplar::DEFAULT_MAX_EXEMPLARS,
         }
     }
 }
@@ -153,6 +157,7 @@ impl Tidemark {
                 .retention_size(opts.retention_size)
                 .out_of_order_window(opts.out_of_order_window)
                 .wal_sync(opts.wal_sync)
+                .max_exemplars(opts.max_exemplars)
                 .open()?,
         );
         let opened_in = started.elapsed();

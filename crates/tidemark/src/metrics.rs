@@ -189,6 +189,27 @@ impl prometheus_client::collector::Collector for DbCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let s = self.0.stats();
         gauge(&mut enc, "tidemark_head_series", "Series in the in-memory head.", clamp_i64(s.head_series))?;
+        let e = self.0.exemplar_stats();
+        gauge(
+            &mut enc,
+            "tidemark_exemplars_max",
+            "Exemplars the ring holds at most (the limit).",
+            clamp_i64(e.max_exemplars),
+        )?;
+        gauge(&mut enc, "tidemark_exemplars_in_storage", "Exemplars in the ring.", clamp_i64(e.exemplars_in_storage))?;
+        gauge(
+            &mut enc,
+            "tidemark_exemplars_series",
+            "Series with exemplars in the ring.",
+            clamp_i64(e.series_with_exemplars),
+        )?;
+        counter(&mut enc, "tidemark_exemplars_appended", "Exemplars stored since start.", e.appended_total)?;
+        counter(
+            &mut enc,
+            "tidemark_exemplars_out_of_order",
+            "Exemplars refused since start: not after their series' newest.",
+            e.out_of_order_total,
+        )?;
         gauge(&mut enc, "tidemark_head_chunks", "Chunks in the in-memory head.", clamp_i64(s.head_chunks))?;
         if s.head_min_time <= s.head_max_time {
             gauge(&mut enc, "tidemark_head_min_time_ms", "Oldest timestamp in the head, ms.", s.head_min_time)?;
@@ -339,8 +360,14 @@ impl prometheus_client::collector::Collector for ReceiverCollector {
         )?;
         counter(
             &mut enc,
+            "tidemark_remote_write_exemplars_appended",
+            "Exemplars from remote write stored.",
+            s.exemplars_appended,
+        )?;
+        counter(
+            &mut enc,
             "tidemark_remote_write_exemplars_dropped",
-            "Exemplars received and dropped (not stored yet).",
+            "Exemplars from remote write not stored (out of order, invalid, or of a series without stored samples).",
             s.exemplars_dropped,
         )?;
         counter(

@@ -32,6 +32,8 @@ pub(crate) enum QueuedValue {
     Float(f64),
     /// A native histogram sample's value.
     Histogram(Box<HistogramValue>),
+    /// An exemplar: its own labels and value (its time is the sample's).
+    Exemplar(Box<(Labels, f64)>),
 }
 
 /// One sample waiting in a shard, with everything needed to send it.
@@ -51,6 +53,11 @@ impl QueuedSample {
     pub(crate) fn is_histogram(&self) -> bool {
         matches!(self.value, QueuedValue::Histogram(_))
     }
+
+    /// Whether it is an exemplar.
+    pub(crate) fn is_exemplar(&self) -> bool {
+        matches!(self.value, QueuedValue::Exemplar(_))
+    }
 }
 
 /// The snappy-compressed protobuf body of `batch`. Samples of one series
@@ -64,8 +71,9 @@ pub(crate) fn encode(protocol: Protocol, batch: &[QueuedSample]) -> Result<Vec<u
     snap::raw::Encoder::new().compress_vec(&raw)
 }
 
-/// One series of a batch: its labels, float samples and histograms.
-type Group<'a> = (&'a Labels, Vec<(i64, f64)>, Vec<(i64, &'a HistogramValue)>);
+/// One series of a batch: its labels, float samples, histograms and
+/// exemplars.
+type Group<'a> = (&'a Labels, Vec<(i64, f64)>, Vec<(i64, &'a HistogramValue)>, Vec<(i64, &'a Labels, f64)>);
 
 /// Groups samples by series, keeping first-appearance order of series and
 /// queue order of samples (of each kind) within a series.
@@ -74,12 +82,13 @@ fn group(batch: &[QueuedSample]) -> Vec<Group<'_>> {
     let mut out: Vec<Group<'_>> = Vec::new();
     for s in batch {
         let i = *index.entry(s.series_ref).or_insert_with(|| {
-            out.push((&s.labels, Vec::new(), Vec::new()));
+            out.push((&s.labels, Vec::new(), Vec::new(), Vec::new()));
             out.len() - 1
         });
         match &s.value {
             QueuedValue::Float(v) => out[i].1.push((s.t, *v)),
             QueuedValue::Histogram(h) => out[i].2.push((s.t, &**h)),
+            QueuedValue::Exemplar(e) => out[i].3.push((s.t, &e.0, e.1)),
         }
     }
     out
@@ -135,12 +144,35 @@ fn put_histograms(out: &mut Vec<u8>, field: u64, hists: &[(i64, &HistogramValue)
     }
 }
 
+/// `Exemplar` messages as field `field`: labels (1.0: `Label` messages;
+/// 2.0: packed symbol references from `label`), value (always written, so
+/// it arrives bit-exact), timestamp.
+fn put_exemplars<'a>(
+    out: &mut Vec<u8>,
+    field: u64,
+    exemplars: &[(i64, &'a Labels, f64)],
+    scratch: &mut Vec<u8>,
+    mut label: impl FnMut(&mut Vec<u8>, &'a Labels),
+) {
+    for &(t, labels, v) in exemplars {
+        scratch.clear();
+        label(scratch, labels);
+        put_tag(scratch, 2, FIXED64);
+        scratch.extend_from_slice(&v.to_bits().to_le_bytes());
+        if t != 0 {
+            put_tag(scratch, 3, VARINT);
+            put_varint(scratch, t as u64);
+        }
+        put_bytes(out, field, scratch);
+    }
+}
+
 /// `prometheus.WriteRequest` { 1: repeated TimeSeries { 1: Label, 2: Sample,
-/// 4: Histogram } }.
+/// 3: Exemplar, 4: Histogram } }.
 pub(crate) fn encode_v1(batch: &[QueuedSample]) -> Vec<u8> {
     let mut out = Vec::new();
     let (mut ts, mut item, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
-    for (labels, samples, hists) in group(batch) {
+    for (labels, samples, hists, exemplars) in group(batch) {
         ts.clear();
         for l in labels.iter() {
             item.clear();
@@ -149,14 +181,43 @@ pub(crate) fn encode_v1(batch: &[QueuedSample]) -> Vec<u8> {
             put_bytes(&mut ts, 1, &item);
         }
         put_samples(&mut ts, 2, &samples, &mut scratch);
+        put_exemplars(&mut ts, 3, &exemplars, &mut scratch, |out, labels| {
+            let mut item = Vec::new();
+            for l in labels.iter() {
+                item.clear();
+                put_bytes(&mut item, 1, l.name.as_bytes());
+                put_bytes(&mut item, 2, l.value.as_bytes());
+                put_bytes(out, 1, &item);
+            }
+        });
         put_histograms(&mut ts, 4, &hists, &mut scratch);
         put_bytes(&mut out, 1, &ts);
     }
     out
 }
 
+/// The packed symbol references of `labels` into `packed`, adding new
+/// strings to the symbol table.
+fn label_refs<'a>(
+    labels: &'a Labels,
+    refs: &mut HashMap<&'a str, u32>,
+    symbols: &mut Vec<&'a str>,
+    packed: &mut Vec<u8>,
+) {
+    packed.clear();
+    for l in labels.iter() {
+        for s in [l.name, l.value] {
+            let r = *refs.entry(s).or_insert_with(|| {
+                symbols.push(s);
+                symbols.len() as u32 - 1
+            });
+            put_varint(packed, u64::from(r));
+        }
+    }
+}
+
 /// `io.prometheus.write.v2.Request` { 4: symbols, 5: TimeSeries { 1: packed
-/// labels_refs, 2: Sample, 3: Histogram } }.
+/// labels_refs, 2: Sample, 3: Histogram, 4: Exemplar } }.
 pub(crate) fn encode_v2(batch: &[QueuedSample]) -> Vec<u8> {
     // The spec requires the empty string as symbol 0.
     let mut symbols: Vec<&str> = vec![""];
@@ -164,21 +225,18 @@ pub(crate) fn encode_v2(batch: &[QueuedSample]) -> Vec<u8> {
     let groups = group(batch);
     let mut series = Vec::new();
     let (mut ts, mut packed, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
-    for (labels, samples, hists) in &groups {
+    for (labels, samples, hists, exemplars) in &groups {
         ts.clear();
-        packed.clear();
-        for l in labels.iter() {
-            for s in [l.name, l.value] {
-                let r = *refs.entry(s).or_insert_with(|| {
-                    symbols.push(s);
-                    symbols.len() as u32 - 1
-                });
-                put_varint(&mut packed, u64::from(r));
-            }
-        }
+        label_refs(labels, &mut refs, &mut symbols, &mut packed);
         put_bytes(&mut ts, 1, &packed);
         put_samples(&mut ts, 2, samples, &mut scratch);
         put_histograms(&mut ts, 3, hists, &mut scratch);
+        put_exemplars(&mut ts, 4, exemplars, &mut scratch, |out, labels| {
+            label_refs(labels, &mut refs, &mut symbols, &mut packed);
+            if !packed.is_empty() {
+                put_bytes(out, 1, &packed);
+            }
+        });
         put_bytes(&mut series, 5, &ts);
     }
     let mut out = Vec::with_capacity(series.len() + symbols.iter().map(|s| s.len() + 2).sum::<usize>());
@@ -259,6 +317,49 @@ mod tests {
         assert_eq!(bytes(&req.timeseries[1].histograms), want(&want_b));
         check_sum(&req.timeseries[0].histograms[0], (-0.0f64).to_bits());
         assert!(req.timeseries[1].samples.is_empty());
+    }
+
+    /// Exemplars go in their series' entry with their labels, value (bit
+    /// for bit, -0.0 too) and time, in both versions; a series with only
+    /// exemplars in the batch still has its entry.
+    #[test]
+    fn exemplars_round_trip_in_their_series_with_both_protocols() {
+        let a = Arc::new(Labels::new([("__name__", "req_total"), ("job", "a")]).unwrap());
+        let b = Arc::new(Labels::new([("__name__", "req_total"), ("job", "b")]).unwrap());
+        let qe = |r: u64, l: &Arc<Labels>, t: i64, ex: &[(&str, &str)], v: f64| QueuedSample {
+            series_ref: r,
+            labels: l.clone(),
+            t,
+            value: QueuedValue::Exemplar(Box::new((Labels::new(ex.iter().copied()).unwrap(), v))),
+            chunk: 0,
+        };
+        let batch = vec![
+            q(1, &a, 10, 1.0),
+            qe(1, &a, 9, &[("trace_id", "abc123")], 0.67),
+            qe(2, &b, 11, &[], -0.0),
+            qe(1, &a, 12, &[("span_id", "s1"), ("trace_id", "def")], 1.5),
+        ];
+        let raw = snap::raw::Decoder::new().decompress_vec(&encode(Protocol::V1, &batch).unwrap()).unwrap();
+        let req = v1::WriteRequest::decode(raw.as_slice()).unwrap();
+        assert_eq!(req.timeseries.len(), 2);
+        let ex = &req.timeseries[0].exemplars;
+        assert_eq!(ex.len(), 2);
+        assert_eq!((ex[0].labels[0].name.as_str(), ex[0].labels[0].value.as_str()), ("trace_id", "abc123"));
+        assert_eq!((ex[0].value, ex[0].timestamp), (0.67, 9));
+        assert_eq!((ex[1].labels.len(), ex[1].value, ex[1].timestamp), (2, 1.5, 12));
+        assert!(req.timeseries[1].samples.is_empty());
+        assert_eq!(req.timeseries[1].exemplars[0].value.to_bits(), (-0.0f64).to_bits());
+        assert!(req.timeseries[1].exemplars[0].labels.is_empty());
+
+        let raw = snap::raw::Decoder::new().decompress_vec(&encode(Protocol::V2, &batch).unwrap()).unwrap();
+        let req = v2::Request::decode(raw.as_slice()).unwrap();
+        let sym = |r: &[u32]| -> Vec<&str> { r.iter().map(|&i| req.symbols[i as usize].as_str()).collect() };
+        let ex = &req.timeseries[0].exemplars;
+        assert_eq!(sym(&ex[0].labels_refs), ["trace_id", "abc123"]);
+        assert_eq!(sym(&ex[1].labels_refs), ["span_id", "s1", "trace_id", "def"]);
+        assert_eq!((ex[0].value, ex[0].timestamp), (0.67, 9));
+        assert_eq!(req.timeseries[1].exemplars[0].value.to_bits(), (-0.0f64).to_bits());
+        assert_eq!(sym(&req.timeseries[1].labels_refs), ["__name__", "req_total", "job", "b"]);
     }
 
     #[test]

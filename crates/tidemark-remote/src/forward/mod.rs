@@ -191,6 +191,10 @@ pub struct ForwarderOptions {
     /// Samples queued per shard before the reader waits. Default
     /// 5 × `max_samples_per_send`.
     pub queue_capacity: Option<usize>,
+    /// Send the exemplars the WAL holds with their series' samples
+    /// (Prometheus' `send_exemplars`). Default true: a receiver that does
+    /// not store exemplars ignores them.
+    pub send_exemplars: bool,
 }
 
 impl ForwarderOptions {
@@ -213,6 +217,7 @@ impl ForwarderOptions {
             poll_interval: Duration::from_millis(100),
             flush_deadline: Duration::from_secs(10),
             queue_capacity: None,
+            send_exemplars: true,
         }
     }
 
@@ -325,6 +330,12 @@ pub struct ForwarderStats {
     /// Native histogram samples the endpoint acknowledged (also in
     /// `samples_sent`).
     pub histograms_sent: u64,
+    /// Exemplars read from the WAL (not in `samples_read`; 0 unless
+    /// [`ForwarderOptions::send_exemplars`]).
+    pub exemplars_read: u64,
+    /// Exemplars in requests the endpoint acknowledged (not in
+    /// `samples_sent`).
+    pub exemplars_sent: u64,
     /// Samples in failed attempts that were retried, by reason (`http_503`,
     /// `http_429`, `network`, `timeout`); a sample counts once per attempt.
     pub samples_failed: BTreeMap<String, u64>,
@@ -368,6 +379,8 @@ struct Counters {
     samples_sent: u64,
     histograms_read: u64,
     histograms_sent: u64,
+    exemplars_read: u64,
+    exemplars_sent: u64,
     samples_failed: BTreeMap<String, u64>,
     samples_dropped: BTreeMap<String, u64>,
     wal_skips: u64,
@@ -537,6 +550,8 @@ impl Forwarder {
             samples_sent: c.samples_sent,
             histograms_read: c.histograms_read,
             histograms_sent: c.histograms_sent,
+            exemplars_read: c.exemplars_read,
+            exemplars_sent: c.exemplars_sent,
             samples_failed: c.samples_failed.clone(),
             samples_dropped: c.samples_dropped.clone(),
             wal_skips: c.wal_skips,
@@ -633,6 +648,7 @@ fn run_reader(sh: &Shared, mut tailer: WalTailer, senders: Vec<SyncSender<Queued
         let empty = read.records.is_empty();
         out.clear();
         let (mut min_t, mut max_t, mut unknown, mut hists) = (None::<i64>, None::<i64>, 0u64, 0u64);
+        let mut exemplars = 0u64;
         let mark = read.position.segment.max(read.checkpoint.map_or(0, |c| c + 1));
         for rec in read.records {
             match rec {
@@ -678,6 +694,23 @@ fn run_reader(sh: &Shared, mut tailer: WalTailer, senders: Vec<SyncSender<Queued
                         out.push((shard_of(s.series_ref, senders.len()), q));
                     }
                 }
+                // Exemplars go with their series' samples (same shard);
+                // one of a series never seen is not worth an error.
+                Record::Exemplars(list) if sh.opts.send_exemplars => {
+                    for e in list {
+                        let Some((labels, _)) = series.get(&e.series_ref) else { continue };
+                        exemplars += 1;
+                        let q = QueuedSample {
+                            series_ref: e.series_ref,
+                            labels: labels.clone(),
+                            t: e.t,
+                            value: QueuedValue::Exemplar(Box::new((e.labels, e.v))),
+                            chunk: 0,
+                        };
+                        out.push((shard_of(e.series_ref, senders.len()), q));
+                    }
+                }
+                Record::Exemplars(_) => {}
             }
         }
         if let Some(c) = read.checkpoint {
@@ -689,8 +722,9 @@ fn run_reader(sh: &Shared, mut tailer: WalTailer, senders: Vec<SyncSender<Queued
             let mut c = sh.counters.lock();
             c.read_position = read.position;
             c.series_tracked = series.len() as u64;
-            c.samples_read += out.len() as u64 + unknown;
+            c.samples_read += out.len() as u64 - exemplars + unknown;
             c.histograms_read += hists;
+            c.exemplars_read += exemplars;
             if unknown > 0 {
                 *c.samples_dropped.entry("unknown_series".into()).or_default() += unknown;
                 let msg = format!("{unknown} samples of series never seen in the WAL (lost series records) dropped");

@@ -45,7 +45,10 @@ pub(super) fn run(sh: &Shared, rx: &Receiver<QueuedSample>) {
 fn send_batch(sh: &Shared, batch: &mut Vec<QueuedSample>) {
     let n = batch.len() as u64;
     let n_hist = batch.iter().filter(|s| s.is_histogram()).count() as u64;
-    let n_float = n - n_hist;
+    // Exemplars ride along: a 2xx acknowledges them whatever the receiver
+    // says it stored (Prometheus' sender does not retry exemplars either).
+    let n_ex = batch.iter().filter(|s| s.is_exemplar()).count() as u64;
+    let n_float = n - n_hist - n_ex;
     let body = match encode(sh.opts.protocol, batch) {
         Ok(b) => b,
         Err(e) => {
@@ -85,7 +88,9 @@ fn send_batch(sh: &Shared, batch: &mut Vec<QueuedSample>) {
                     let mut c = sh.counters.lock();
                     c.samples_sent += written;
                     c.histograms_sent += hists;
+                    c.exemplars_sent += n_ex;
                 }
+                let written = written + n_ex;
                 let dropped = (written < n).then(|| {
                     let reason = if written == 0 { "v2_nothing_written" } else { "v2_partially_written" };
                     let detail = format!(

@@ -6,14 +6,18 @@
 //! series as a [`SeriesView`]: its label pairs as sent (1.0 strings, or 2.0
 //! symbol references resolved), its samples, its native histogram
 //! messages (as bytes, decoded when appended: [`SeriesView::histogram`])
-//! and the count of its exemplars, which we do not store. Visiting a batch
+//! and its exemplar messages (as bytes, decoded when stored:
+//! [`SeriesView::exemplar`]). Visiting a batch
 //! allocates at most one scratch vector.
 
 use super::error::ReceiveError;
 use super::negotiate::Protocol;
 use std::borrow::Cow;
 
-use super::wire::{decode_v1, decode_v1_lazy, decode_v2, split_label_fields, V1Wire, V2Span, V2Wire, WireError};
+use super::wire::{
+    decode_v1, decode_v1_exemplar, decode_v1_lazy, decode_v2, decode_v2_exemplar, split_label_fields, V1Wire, V2Span,
+    V2Wire, WireError, WireExemplar,
+};
 use crate::proto::Sample;
 use crate::MetricKind;
 
@@ -89,8 +93,11 @@ pub struct SeriesView<'a, 's> {
     pub label_bytes: Option<&'a [u8]>,
     /// Float samples.
     pub samples: &'a [Sample],
-    /// Exemplars sent (not stored).
-    pub exemplars: usize,
+    /// Exemplar messages, as sent (their structure checked; see
+    /// [`SeriesView::exemplar`]).
+    pub exemplars: &'s [&'a [u8]],
+    /// 2.0: the request's symbol table, which exemplar labels refer to.
+    pub symbols: Option<&'s [&'a str]>,
     /// Native histogram messages, as sent (their structure checked; see
     /// [`SeriesView::histogram`]).
     pub histograms: &'s [&'a [u8]],
@@ -110,6 +117,29 @@ pub struct BadRefs {
 }
 
 impl<'a, 's> SeriesView<'a, 's> {
+    /// Exemplar `i` of the series, decoded: its label pairs (2.0: the
+    /// references resolved), value and timestamp; or why it is invalid.
+    pub fn exemplar(&self, i: usize) -> Result<WireExemplar<Vec<(&'a str, &'a str)>>, String> {
+        let bytes = self.exemplars.get(i).ok_or_else(|| format!("no exemplar {i}"))?;
+        let Some(symbols) = self.symbols else {
+            return decode_v1_exemplar(bytes).map_err(|e| e.to_string());
+        };
+        let e = decode_v2_exemplar(bytes).map_err(|e| e.to_string())?;
+        if !e.labels.len().is_multiple_of(2) {
+            return Err(format!("exemplar labels_refs has an odd length {}", e.labels.len()));
+        }
+        let sym = |r: u32| {
+            symbols.get(r as usize).copied().ok_or_else(|| {
+                format!("exemplar label reference {r} is outside the symbol table (size {})", symbols.len())
+            })
+        };
+        let mut labels = Vec::with_capacity(e.labels.len() / 2);
+        for pair in e.labels.chunks_exact(2) {
+            labels.push((sym(pair[0])?, sym(pair[1])?));
+        }
+        Ok(WireExemplar { labels, value: e.value, timestamp: e.timestamp })
+    }
+
     /// The label pairs: [`SeriesView::labels`], or the label bytes split
     /// (and checked) when they are pending.
     pub fn pairs(&self) -> Result<Cow<'s, [(&'a str, &'a str)]>, ReceiveError> {
@@ -234,7 +264,8 @@ impl<'a> Batch<'a> {
                         labels_pending: req.labels_pending(i),
                         label_bytes,
                         samples: &req.samples[s.samples.0 as usize..s.samples.1 as usize],
-                        exemplars: s.exemplars as usize,
+                        exemplars: &req.exemplars[s.exemplars.0 as usize..s.exemplars.1 as usize],
+                        symbols: None,
                         histograms: &req.histograms[s.histograms.0 as usize..s.histograms.1 as usize],
                         metadata: None,
                     }));
@@ -251,7 +282,8 @@ impl<'a> Batch<'a> {
                             labels_pending: false,
                             label_bytes: None,
                             samples,
-                            exemplars: span.exemplars as usize,
+                            exemplars: &req.exemplars[span.exemplars.0 as usize..span.exemplars.1 as usize],
+                            symbols: Some(&req.symbols),
                             histograms,
                             metadata,
                         })),

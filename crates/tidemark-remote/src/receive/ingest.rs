@@ -22,6 +22,7 @@
 
 use std::fmt::Write as _;
 
+use tidemark_storage::exemplar::Exemplar;
 use tidemark_storage::head::SeriesHandle;
 use tidemark_storage::histogram::HistogramValue;
 use tidemark_storage::{AppendError, Appender, LabelError, Labels, METRIC_NAME};
@@ -48,7 +49,12 @@ pub struct Outcome {
     pub histograms_rejected: [u64; RejectReason::COUNT],
     /// Series with at least one problem.
     pub series_rejected: u64,
-    /// Exemplars dropped.
+    /// Exemplars accepted by the appender (stored at commit; duplicates of
+    /// a series' newest exemplar included, as Prometheus counts them).
+    pub exemplars_written: u64,
+    /// Exemplars not stored: out of order, label set too long or invalid,
+    /// malformed (2.0 references), or of a series none of whose samples
+    /// could be appended. They never fail the request (as in Prometheus).
     pub exemplars_dropped: u64,
     /// Metadata entries received.
     pub metadata_entries: u64,
@@ -193,7 +199,9 @@ pub fn ingest(
                 return;
             }
         };
-        out.exemplars_dropped += series.exemplars as u64;
+        // Counted as dropped until `append_exemplars` stores them: every
+        // early return below (an invalid series) drops them.
+        out.exemplars_dropped += series.exemplars.len() as u64;
         // A series without samples or histograms takes the full path: its
         // validation (and 2.0's "no samples" rule) decide what to answer.
         let has_data = !series.samples.is_empty() || !series.histograms.is_empty();
@@ -482,6 +490,50 @@ fn append_series(
         let (_, first) = first.unwrap_or((RejectReason::InvalidSeries, String::new()));
         let more = if rejected > 1 { format!(" (and {} more rejected samples)", rejected - 1) } else { String::new() };
         out.note(limit, || format!("{}: {first}{more}", DisplayPairs(&series.pairs().unwrap_or_default())));
+    }
+    append_exemplars(app, target, series, out);
+}
+
+/// Appends a series' exemplars (after its samples and histograms, as
+/// Prometheus' receiver does) to the series its samples went to or, when
+/// none was appended in this request (Prometheus' sender puts exemplars in
+/// entries of their own, without samples), to the series with its labels
+/// if the head holds it. A refused exemplar is counted and logged at debug
+/// level, never a reason to fail the request (Prometheus' receiver:
+/// "exemplar storage is still experimental").
+fn append_exemplars(
+    app: &mut Appender<'_>,
+    target: &mut Target<'_, '_, '_>,
+    series: &SeriesView<'_, '_>,
+    out: &mut Outcome,
+) {
+    if series.exemplars.is_empty() {
+        return;
+    }
+    let found = match target.series_ref {
+        Some(r) => Some(r),
+        None => target.labels().ok().and_then(|l| app.series_ref(l)),
+    };
+    let Some(r) = found else {
+        // An unknown series (they stay counted as dropped), as Prometheus'
+        // "unknown HeadSeriesRef when trying to add exemplar".
+        tracing::debug!(exemplars = series.exemplars.len(), "exemplars of an unknown series dropped");
+        return;
+    };
+    for i in 0..series.exemplars.len() {
+        let res = series.exemplar(i).and_then(|e| {
+            let labels =
+                Labels::new(e.labels.iter().copied()).map_err(|err| format!("invalid exemplar labels: {err}"))?;
+            let ex = Exemplar { labels, value: e.value, t: e.timestamp };
+            app.append_exemplar(r, ex).map_err(|err| err.to_string())
+        });
+        match res {
+            Ok(()) => {
+                out.exemplars_dropped -= 1;
+                out.exemplars_written += 1;
+            }
+            Err(err) => tracing::debug!(error = %err, "remote write: exemplar dropped"),
+        }
     }
 }
 

@@ -20,8 +20,7 @@
 //! 2.0 responses (every one after content negotiation succeeded, errors
 //! included) carry `X-Prometheus-Remote-Write-Samples-Written`,
 //! `-Histograms-Written` and `-Exemplars-Written` with what was actually
-//! stored (float samples, native histogram samples, exemplars); exemplars
-//! are always 0 until storage keeps them.
+//! stored (float samples, native histogram samples, exemplars).
 //!
 //! # HA pairs
 //!
@@ -84,8 +83,14 @@
 //! Rejections count per reason as for floats ([`ReceiverStats::histograms_rejected`]),
 //! and a 2.0 series holding only histograms is valid.
 //!
-//! Exemplars are dropped, counted ([`ReceiverStats`]) and logged (a
-//! warning at most every 10 s). 1.0 metadata entries and 2.0 per-series
+//! Exemplars (1.0 `Exemplar{labels, value, timestamp}`, 2.0
+//! `Exemplar{labels_refs, value, timestamp}`) are stored with their series
+//! after its samples ([`tidemark_storage::Appender::append_exemplar`]).
+//! As in Prometheus' receiver, a refused exemplar (out of order, label set
+//! over 128 characters, invalid labels, or of a series none of whose
+//! samples was stored) never fails the request: it is counted
+//! ([`ReceiverStats::exemplars_dropped`]) and logged (a warning at most
+//! every 10 s). 1.0 metadata entries and 2.0 per-series
 //! metadata go to the [`MetadataStore`]; 2.0's `created_timestamp` is
 //! ignored.
 
@@ -396,7 +401,7 @@ impl Receiver {
         if protocol == Some(Protocol::V2) {
             headers.push((SAMPLES_WRITTEN, outcome.samples_written.to_string()));
             headers.push((HISTOGRAMS_WRITTEN, outcome.histograms_written.to_string()));
-            headers.push((EXEMPLARS_WRITTEN, "0".to_owned()));
+            headers.push((EXEMPLARS_WRITTEN, outcome.exemplars_written.to_string()));
         }
         WriteResponse { status, headers, body }
     }
@@ -415,7 +420,7 @@ impl Receiver {
             tracing::warn!(
                 exemplars = o.exemplars_dropped,
                 exemplars_total = s.exemplars_dropped,
-                "remote write: dropped exemplars (storage does not keep them yet)"
+                "remote write: dropped exemplars (out of order, invalid, or of a series without stored samples)"
             );
         }
     }

@@ -92,7 +92,10 @@ pub struct ReceiverStats {
     /// Native histogram samples not stored, by reason, in
     /// [`RejectReason::ALL`] order.
     pub histograms_rejected: [u64; RejectReason::COUNT],
-    /// Exemplars received and dropped (storage does not keep them yet).
+    /// Exemplars stored.
+    pub exemplars_appended: u64,
+    /// Exemplars received and not stored (out of order, invalid, or of a
+    /// series none of whose samples was stored).
     pub exemplars_dropped: u64,
     /// Metadata entries received (1.0 entries, 2.0 series carrying metadata).
     pub metadata_entries: u64,
@@ -141,6 +144,7 @@ pub(crate) struct Counters {
     samples_rejected: [AtomicU64; RejectReason::COUNT],
     histograms_appended: AtomicU64,
     histograms_rejected: [AtomicU64; RejectReason::COUNT],
+    exemplars_appended: AtomicU64,
     exemplars_dropped: AtomicU64,
     metadata_entries: AtomicU64,
     responses: [AtomicU64; 7],
@@ -180,6 +184,7 @@ impl Counters {
         for (c, &n) in self.histograms_rejected.iter().zip(&o.histograms_rejected) {
             add(c, n);
         }
+        add(&self.exemplars_appended, o.exemplars_written);
         add(&self.exemplars_dropped, o.exemplars_dropped);
         add(&self.metadata_entries, o.metadata_entries);
     }
@@ -193,6 +198,7 @@ impl Counters {
             samples_rejected: self.samples_rejected.each_ref().map(load),
             histograms_appended: load(&self.histograms_appended),
             histograms_rejected: self.histograms_rejected.each_ref().map(load),
+            exemplars_appended: load(&self.exemplars_appended),
             exemplars_dropped: load(&self.exemplars_dropped),
             metadata_entries: load(&self.metadata_entries),
             responses: self.responses.each_ref().map(load),

@@ -8,8 +8,9 @@
 //! (symbols borrowed, references and samples flat). Native histogram
 //! messages are kept as the bytes of each message (in a third flat vector)
 //! after their structure is checked, and decoded with prost only when
-//! appended ([`decode_histogram`]); exemplars are only counted, their
-//! structure checked too, so that a body prost would refuse is refused
+//! appended ([`decode_histogram`]); exemplar messages likewise (a fourth
+//! flat vector), decoded when stored ([`decode_v1_exemplar`],
+//! [`decode_v2_exemplar`]), so that a body prost would refuse is refused
 //! here too. Both accept exactly
 //! what the message definitions in [`crate::proto`] describe (tests check
 //! them against prost on random requests, and fuzz targets on arbitrary
@@ -24,8 +25,8 @@ pub struct SeriesSpan {
     pub labels: (u32, u32),
     /// Range of the series' samples in [`V1Wire::samples`].
     pub samples: (u32, u32),
-    /// Exemplars sent.
-    pub exemplars: u32,
+    /// Range of the series' exemplar messages in [`V1Wire::exemplars`].
+    pub exemplars: (u32, u32),
     /// Range of the series' native histogram messages in
     /// [`V1Wire::histograms`].
     pub histograms: (u32, u32),
@@ -54,6 +55,9 @@ pub struct V1Wire<'a> {
     /// Every series' native histogram messages (their bytes, structure
     /// checked), in order.
     pub histograms: Vec<&'a [u8]>,
+    /// Every series' exemplar messages (their bytes, structure checked),
+    /// in order.
+    pub exemplars: Vec<&'a [u8]>,
     /// The series.
     pub series: Vec<SeriesSpan>,
     /// Per series (parallel to `series`): the bytes of its label fields as
@@ -206,6 +210,7 @@ struct Spare {
     labels: Vec<(&'static str, &'static str)>,
     samples: Vec<Sample>,
     histograms: Vec<&'static [u8]>,
+    exemplars: Vec<&'static [u8]>,
     series: Vec<SeriesSpan>,
     label_bytes: Vec<Option<&'static [u8]>>,
     metadata: Vec<WireMetadata<'static>>,
@@ -247,6 +252,7 @@ impl V1Wire<'_> {
             labels: keep(self.labels),
             samples: keep(self.samples),
             histograms: keep(self.histograms),
+            exemplars: keep(self.exemplars),
             series: keep(self.series),
             label_bytes: keep(self.label_bytes),
             metadata: keep(self.metadata),
@@ -275,6 +281,7 @@ pub fn decode_v1_lazy(buf: &[u8]) -> Result<V1Wire<'_>, WireError> {
         labels: relabel(spare.labels),
         samples: spare.samples,
         histograms: relabel(spare.histograms),
+        exemplars: relabel(spare.exemplars),
         series: spare.series,
         label_bytes: relabel(spare.label_bytes),
         metadata: relabel(spare.metadata),
@@ -303,8 +310,7 @@ fn len32(n: usize) -> Result<u32, WireError> {
 }
 
 fn time_series<'a>(buf: &'a [u8], out: &mut V1Wire<'a>) -> Result<(), WireError> {
-    let (l0, s0, h0) = (out.labels.len(), out.samples.len(), out.histograms.len());
-    let mut exemplars = 0u32;
+    let (l0, s0, h0, e0) = (out.labels.len(), out.samples.len(), out.histograms.len(), out.exemplars.len());
     // The label fields' byte range so far, and whether another field
     // came between two of them.
     let mut region: Option<(usize, usize)> = None;
@@ -331,8 +337,9 @@ fn time_series<'a>(buf: &'a [u8], out: &mut V1Wire<'a>) -> Result<(), WireError>
             }
             (3, wt) => {
                 expect(wt, LEN)?;
-                check_v1_exemplar(r.bytes()?)?;
-                exemplars = exemplars.saturating_add(1);
+                let e = r.bytes()?;
+                check_v1_exemplar(e)?;
+                out.exemplars.push(e);
             }
             (4, wt) => {
                 expect(wt, LEN)?;
@@ -357,7 +364,7 @@ fn time_series<'a>(buf: &'a [u8], out: &mut V1Wire<'a>) -> Result<(), WireError>
     out.series.push(SeriesSpan {
         labels: (len32(l0)?, len32(out.labels.len())?),
         samples: (len32(s0)?, len32(out.samples.len())?),
-        exemplars,
+        exemplars: (len32(e0)?, len32(out.exemplars.len())?),
         histograms: (len32(h0)?, len32(out.histograms.len())?),
     });
     out.label_bytes.push(match region {
@@ -525,8 +532,8 @@ pub struct V2Span {
     pub refs: (u32, u32),
     /// Range of the series' samples in [`V2Wire::samples`].
     pub samples: (u32, u32),
-    /// Exemplars sent.
-    pub exemplars: u32,
+    /// Range of the series' exemplar messages in [`V2Wire::exemplars`].
+    pub exemplars: (u32, u32),
     /// Range of the series' native histogram messages in
     /// [`V2Wire::histograms`].
     pub histograms: (u32, u32),
@@ -546,6 +553,9 @@ pub struct V2Wire<'a> {
     /// Every series' native histogram messages (their bytes, structure
     /// checked), in order.
     pub histograms: Vec<&'a [u8]>,
+    /// Every series' exemplar messages (their bytes, structure checked),
+    /// in order.
+    pub exemplars: Vec<&'a [u8]>,
     /// The series.
     pub series: Vec<V2Span>,
     /// Top-level fields numbered 1 to 3, which 2.0 reserves and 1.0's
@@ -581,8 +591,8 @@ pub fn decode_v2(buf: &[u8]) -> Result<V2Wire<'_>, WireError> {
 }
 
 fn v2_series<'a>(buf: &'a [u8], out: &mut V2Wire<'a>) -> Result<(), WireError> {
-    let (r0, s0, h0) = (out.refs.len(), out.samples.len(), out.histograms.len());
-    let mut span = V2Span { refs: (0, 0), samples: (0, 0), exemplars: 0, histograms: (0, 0), metadata: None };
+    let (r0, s0, h0, e0) = (out.refs.len(), out.samples.len(), out.histograms.len(), out.exemplars.len());
+    let mut span = V2Span { refs: (0, 0), samples: (0, 0), exemplars: (0, 0), histograms: (0, 0), metadata: None };
     let mut r = Reader::new(buf);
     while !r.done() {
         match r.key()? {
@@ -610,8 +620,9 @@ fn v2_series<'a>(buf: &'a [u8], out: &mut V2Wire<'a>) -> Result<(), WireError> {
             }
             (4, wt) => {
                 expect(wt, LEN)?;
-                check_v2_exemplar(r.bytes()?)?;
-                span.exemplars = span.exemplars.saturating_add(1);
+                let e = r.bytes()?;
+                check_v2_exemplar(e)?;
+                out.exemplars.push(e);
             }
             (5, wt) => {
                 expect(wt, LEN)?;
@@ -629,6 +640,7 @@ fn v2_series<'a>(buf: &'a [u8], out: &mut V2Wire<'a>) -> Result<(), WireError> {
     span.refs = (len32(r0)?, len32(out.refs.len())?);
     span.samples = (len32(s0)?, len32(out.samples.len())?);
     span.histograms = (len32(h0)?, len32(out.histograms.len())?);
+    span.exemplars = (len32(e0)?, len32(out.exemplars.len())?);
     out.series.push(span);
     Ok(())
 }
@@ -722,6 +734,58 @@ fn check_v2_exemplar(buf: &[u8]) -> Result<(), WireError> {
     })
 }
 
+/// An exemplar as sent: its labels (1.0: pairs; 2.0: symbol references,
+/// name and value alternating), value and timestamp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireExemplar<L> {
+    /// The labels.
+    pub labels: L,
+    /// The value.
+    pub value: f64,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+}
+
+/// Decodes a 1.0 `Exemplar` message kept by [`decode_v1`] (fields as prost
+/// reads them: the last value and timestamp win, labels accumulate).
+pub fn decode_v1_exemplar(buf: &[u8]) -> Result<WireExemplar<Vec<(&str, &str)>>, WireError> {
+    let mut out = WireExemplar { labels: Vec::new(), value: 0.0, timestamp: 0 };
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        match r.key()? {
+            (1, LEN) => out.labels.push(label(r.bytes()?)?),
+            (2, FIXED64) => out.value = f64::from_bits(r.fixed64()?),
+            (3, VARINT) => out.timestamp = r.varint()? as i64,
+            (1..=3, _) => return Err(WireError("invalid wire type for a known field")),
+            (_, wt) => r.skip(wt)?,
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes a 2.0 `Exemplar` message kept by [`decode_v2`]; its label
+/// references are resolved by the caller.
+pub fn decode_v2_exemplar(buf: &[u8]) -> Result<WireExemplar<Vec<u32>>, WireError> {
+    let mut out = WireExemplar { labels: Vec::new(), value: 0.0, timestamp: 0 };
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        match r.key()? {
+            (1, LEN) => {
+                let mut p = Reader::new(r.bytes()?);
+                while !p.done() {
+                    out.labels.push(p.varint()? as u32);
+                }
+            }
+            (1, VARINT) => out.labels.push(r.varint()? as u32),
+            (2, FIXED64) => out.value = f64::from_bits(r.fixed64()?),
+            (3, VARINT) => out.timestamp = r.varint()? as i64,
+            (1..=3, _) => return Err(WireError("invalid wire type for a known field")),
+            (_, wt) => r.skip(wt)?,
+        }
+    }
+    Ok(out)
+}
+
 fn check_span(buf: &[u8]) -> Result<(), WireError> {
     check(buf, |f| matches!(f, 1 | 2).then_some(Shape::Varint))
 }
@@ -754,9 +818,10 @@ mod tests {
     use super::*;
     use crate::proto::{v1, v2};
 
-    /// Series as (labels, samples, exemplar count, histogram messages as
-    /// bytes), and the metadata entries.
-    type Flat = (Vec<(Vec<v1::Label>, Vec<Sample>, u32, Vec<Vec<u8>>)>, Vec<v1::MetricMetadata>);
+    /// Series as (labels, samples, exemplars as (label pairs, value bits,
+    /// timestamp), histogram messages as bytes), and the metadata entries.
+    type Flat = (Vec<(Vec<v1::Label>, Vec<Sample>, Vec<FlatExemplar>, Vec<Vec<u8>>)>, Vec<v1::MetricMetadata>);
+    type FlatExemplar = (Vec<(String, String)>, u64, i64);
 
     /// The histogram messages of a series' range, as bytes.
     fn hist_bytes(all: &[&[u8]], (s, e): (u32, u32)) -> Vec<Vec<u8>> {
@@ -812,8 +877,8 @@ mod tests {
             })
     }
 
-    /// The wire form rebuilt as prost structs (exemplar contents are only
-    /// counted, so they are compared by count; histograms by their bytes).
+    /// The wire form rebuilt as prost structs (exemplars decoded with
+    /// [`decode_v1_exemplar`]; histograms compared by their bytes).
     fn to_prost(w: &V1Wire<'_>) -> Flat {
         let series = w
             .series
@@ -826,7 +891,14 @@ mod tests {
                 (
                     labels,
                     w.samples[s.samples.0 as usize..s.samples.1 as usize].to_vec(),
-                    s.exemplars,
+                    w.exemplars[s.exemplars.0 as usize..s.exemplars.1 as usize]
+                        .iter()
+                        .map(|b| {
+                            let e = decode_v1_exemplar(b).expect("checked");
+                            let l = e.labels.iter().map(|&(n, v)| (n.to_owned(), v.to_owned())).collect();
+                            (l, e.value.to_bits(), e.timestamp)
+                        })
+                        .collect(),
                     hist_bytes(&w.histograms, s.histograms),
                 )
             })
@@ -848,7 +920,17 @@ mod tests {
         let series = req
             .timeseries
             .iter()
-            .map(|t| (t.labels.clone(), t.samples.clone(), t.exemplars.len() as u32, prost_hist_bytes(&t.histograms)))
+            .map(|t| {
+                let ex = t
+                    .exemplars
+                    .iter()
+                    .map(|e| {
+                        let l = e.labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect();
+                        (l, e.value.to_bits(), e.timestamp)
+                    })
+                    .collect();
+                (t.labels.clone(), t.samples.clone(), ex, prost_hist_bytes(&t.histograms))
+            })
             .collect();
         (series, req.metadata.clone())
     }
@@ -860,7 +942,9 @@ mod tests {
     fn arb_request() -> impl Strategy<Value = v1::WriteRequest> {
         let label = ("[a-z_]{0,5}", "\\PC{0,6}").prop_map(|(name, value)| v1::Label { name, value });
         let sample = (any::<i64>(), any::<u64>()).prop_map(|(t, v)| Sample { timestamp: t, value: f64::from_bits(v) });
-        let exemplar = any::<i64>().prop_map(|t| v1::Exemplar { labels: vec![], value: 1.0, timestamp: t });
+        let ex_label = ("[a-z_]{1,5}", "\\PC{0,6}").prop_map(|(name, value)| v1::Label { name, value });
+        let exemplar = (prop::collection::vec(ex_label, 0..3), any::<u64>(), any::<i64>())
+            .prop_map(|(labels, v, t)| v1::Exemplar { labels, value: f64::from_bits(v), timestamp: t });
         let hist = arb_histogram();
         let series = (
             prop::collection::vec(label, 0..5),
@@ -893,7 +977,7 @@ mod tests {
             prop_assert_eq!(bits(&ours), bits(&theirs));
             prop_assert_eq!(&ours.1, &theirs.1);
             let labels = |x: &Flat| {
-                x.0.iter().map(|s| (s.0.clone(), s.2, s.3.clone())).collect::<Vec<_>>()
+                x.0.iter().map(|s| (s.0.clone(), s.2.clone(), s.3.clone())).collect::<Vec<_>>()
             };
             prop_assert_eq!(labels(&ours), labels(&theirs));
             // Label bytes, when given, are exactly the series' labels.
@@ -928,7 +1012,11 @@ mod tests {
         let series = (
             prop::collection::vec(any::<u32>(), 0..6),
             prop::collection::vec(sample, 0..5),
-            0..2usize,
+            prop::collection::vec(
+                (prop::collection::vec(any::<u32>(), 0..4), any::<u64>(), any::<i64>())
+                    .prop_map(|(r, v, t)| v2::Exemplar { labels_refs: r, value: f64::from_bits(v), timestamp: t }),
+                0..3,
+            ),
             prop::collection::vec(arb_histogram(), 0..3),
             prop::option::of(meta),
             any::<i64>(),
@@ -936,7 +1024,7 @@ mod tests {
             .prop_map(|(labels_refs, samples, e, h, metadata, created_timestamp)| v2::TimeSeries {
                 labels_refs,
                 samples,
-                exemplars: vec![v2::Exemplar { labels_refs: vec![1], value: 1.0, timestamp: 5 }; e],
+                exemplars: e,
                 histograms: h,
                 metadata,
                 created_timestamp,
@@ -957,7 +1045,15 @@ mod tests {
                 let ours: Vec<_> = w.samples[s.samples.0 as usize..s.samples.1 as usize].iter().map(|x| (x.timestamp, x.value.to_bits())).collect();
                 let theirs: Vec<_> = t.samples.iter().map(|x| (x.timestamp, x.value.to_bits())).collect();
                 prop_assert_eq!(ours, theirs);
-                prop_assert_eq!(s.exemplars as usize, t.exemplars.len());
+                let ours: Vec<_> = w.exemplars[s.exemplars.0 as usize..s.exemplars.1 as usize]
+                    .iter()
+                    .map(|b| {
+                        let e = decode_v2_exemplar(b).expect("checked");
+                        (e.labels, e.value.to_bits(), e.timestamp)
+                    })
+                    .collect();
+                let theirs: Vec<_> = t.exemplars.iter().map(|e| (e.labels_refs.clone(), e.value.to_bits(), e.timestamp)).collect();
+                prop_assert_eq!(ours, theirs);
                 prop_assert_eq!(hist_bytes(&w.histograms, s.histograms), prost_hist_bytes(&t.histograms));
                 for (b, h) in w.histograms[s.histograms.0 as usize..s.histograms.1 as usize].iter().zip(&t.histograms) {
                     prop_assert_eq!(decode_histogram(b).expect("checked").encode_to_vec(), h.encode_to_vec());

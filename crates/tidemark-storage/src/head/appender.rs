@@ -8,9 +8,10 @@ use super::index::FxHashMap;
 use super::series::MemSeries;
 use super::{Head, LabelsView};
 use crate::error::AppendError;
+use crate::exemplar::{Exemplar, ExemplarError};
 use crate::histogram::HistogramValue;
 use crate::prefetch::prefetch;
-use crate::wal::{Record, RefHistogramSample, RefSample, RefSeries};
+use crate::wal::{Record, RefExemplar, RefHistogramSample, RefSample, RefSeries};
 use crate::{Labels, NameValidation};
 
 /// What a commit did. Samples that passed [`HeadAppender::append`] can
@@ -217,6 +218,11 @@ pub struct HeadAppender<'a> {
     /// of them in the same batch is a duplicate.
     histogram_times: std::collections::HashSet<(u64, i64)>,
     created: Vec<u64>,
+    /// Exemplars buffered, in append order, and each one's series labels.
+    exemplars: Vec<RefExemplar>,
+    exemplar_series: Vec<Labels>,
+    /// Per series, the index in `exemplars` of its newest buffered one.
+    exemplar_last: FxHashMap<u64, usize>,
     /// Series of the batch whose `Series` record was not yet logged when
     /// their first sample was buffered: the only ones commit must check.
     unlogged: Vec<u64>,
@@ -245,6 +251,9 @@ impl<'a> HeadAppender<'a> {
             histogram_last: FxHashMap::default(),
             histogram_times: std::collections::HashSet::new(),
             created: Vec::new(),
+            exemplars: Vec::new(),
+            exemplar_series: Vec::new(),
+            exemplar_last: FxHashMap::default(),
             unlogged: Vec::new(),
             done: false,
         }
@@ -301,6 +310,65 @@ impl<'a> HeadAppender<'a> {
     pub fn append_histogram(&mut self, labels: &Labels, t: i64, h: HistogramValue) -> Result<u64, AppendError> {
         validate_histogram(&h)?;
         self.append_to(labels, |app, r, s| app.check_and_buffer_histogram(r, s, t, h))
+    }
+
+    /// Buffers an exemplar for the series `series_ref` (a ref from this or
+    /// an earlier append), stored and logged with the batch at commit.
+    /// Checked now as Prometheus checks it: a label set over
+    /// [`crate::exemplar::MAX_LABEL_SET_RUNES`] characters and one not after
+    /// the series' newest exemplar (stored, or buffered in this batch) are
+    /// refused; a duplicate of the newest, or any exemplar while the store
+    /// is disabled (limit 0), is accepted and ignored.
+    ///
+    /// ```
+    /// use tidemark_storage::exemplar::{Exemplar, ExemplarError};
+    /// use tidemark_storage::head::Head;
+    /// use tidemark_storage::{Labels, Matcher};
+    ///
+    /// let head = Head::new(Default::default(), None);
+    /// let l = Labels::new([("__name__", "requests_total")]).unwrap();
+    /// let trace = Labels::new([("trace_id", "abc123")]).unwrap();
+    /// let mut app = head.appender();
+    /// let r = app.append(&l, 2_000, 7.0).unwrap();
+    /// app.append_exemplar(r, Exemplar { labels: trace.clone(), value: 1.0, t: 2_000 }).unwrap();
+    /// let late = app.append_exemplar(r, Exemplar { labels: trace, value: 1.0, t: 1_000 });
+    /// assert!(matches!(late, Err(ExemplarError::OutOfOrder { .. })));
+    /// app.commit().unwrap();
+    /// let got = head.exemplars().select(0, 5_000, &[vec![Matcher::equal("__name__", "requests_total")]]);
+    /// assert_eq!(got[0].exemplars.len(), 1);
+    /// ```
+    pub fn append_exemplar(&mut self, series_ref: u64, ex: Exemplar) -> Result<(), ExemplarError> {
+        let head = self.head;
+        if !head.exemplars.enabled() {
+            return Ok(());
+        }
+        crate::exemplar::check_label_set_length(&ex.labels)?;
+        let labels = {
+            let shard = head.series_shard(series_ref).lock();
+            let Some(s) = shard.get(&series_ref) else {
+                return Err(ExemplarError::UnknownSeriesRef(series_ref));
+            };
+            if !s.logged {
+                self.unlogged.push(series_ref);
+            }
+            head.labels_of(s)
+        };
+        // The newest exemplar of the series buffered in this batch, if
+        // any, else the store's newest decides.
+        if let Some(prev) = self.exemplar_last.get(&series_ref).map(|&i| &self.exemplars[i]) {
+            if prev.t == ex.t && prev.v.to_bits() == ex.value.to_bits() && prev.labels == ex.labels {
+                return Ok(());
+            }
+            if ex.t <= prev.t {
+                return Err(ExemplarError::OutOfOrder { t: ex.t, newest: prev.t });
+            }
+        } else if head.exemplars.validate(&labels, &ex)? != crate::exemplar::Added::Stored {
+            return Ok(());
+        }
+        self.exemplar_last.insert(series_ref, self.exemplars.len());
+        self.exemplars.push(RefExemplar { series_ref, t: ex.t, v: ex.value, labels: ex.labels });
+        self.exemplar_series.push(labels);
+        Ok(())
     }
 
     /// [`HeadAppender::append_histogram`] to the series with ref `series_ref`.
@@ -634,11 +702,13 @@ impl<'a> HeadAppender<'a> {
         let head = self.head;
         let samples = std::mem::take(&mut self.samples);
         let histograms = std::mem::take(&mut self.histograms);
+        let exemplars = std::mem::take(&mut self.exemplars);
         let Some(log) = head.log.clone() else {
             // Histograms first, as a replay of the log would apply them.
             let mut stats = CommitStats::default();
             self.apply_histograms(&histograms, &mut stats);
             self.apply_runs(&samples, None, &mut stats, |_, _, _, _| true);
+            self.apply_exemplars(&exemplars);
             let stats = self.finish_apply(stats);
             self.recycle(samples);
             return Ok(stats);
@@ -670,6 +740,8 @@ impl<'a> HeadAppender<'a> {
             // and be rolled out of the log while ours succeeds.
             let mut refs = std::mem::take(&mut self.unlogged);
             refs.sort_unstable();
+            // A series with an exemplar may be listed twice.
+            refs.dedup();
             let mut new_series = Vec::new();
             for r in refs {
                 let shard = head.series_shard(r).lock();
@@ -685,6 +757,11 @@ impl<'a> HeadAppender<'a> {
             // applies them in this order, and so does the apply below.
             if !histograms.is_empty() {
                 records.push(Record::HistogramSamples(histograms.clone()));
+            }
+            // Exemplars after their series; their place among the samples
+            // does not matter (they go to their own store).
+            if !exemplars.is_empty() {
+                records.push(Record::Exemplars(exemplars.clone()));
             }
             let submitted = match encoded {
                 // The series first: a sample's series is always logged before it.
@@ -751,13 +828,15 @@ impl<'a> HeadAppender<'a> {
             alone
         });
         self.created = created;
-        if !deferred.is_empty() || !histograms.is_empty() {
+        if !deferred.is_empty() || !histograms.is_empty() || !exemplars.is_empty() {
             // The rest in log order: after every earlier commit. A series
             // with histograms in this batch is never alone (its `pending`
             // counts them), so its floats come after them, as in the log.
+            // Exemplars too: the store keeps each series' in log order.
             turn.wait();
             self.apply_histograms(&histograms, &mut stats);
             self.apply_runs(&samples, Some(&deferred), &mut stats, |_, _, _, _| true);
+            self.apply_exemplars(&exemplars);
         }
         drop(turn);
         let stats = self.finish_apply(stats);
@@ -772,6 +851,19 @@ impl<'a> HeadAppender<'a> {
         let mut stats = CommitStats::default();
         self.apply_runs(samples, None, &mut stats, |_, _, _, _| true);
         self.finish_apply(stats)
+    }
+
+    /// Stores the buffered exemplars (`exemplars` is what was buffered, so
+    /// `self.exemplar_series` holds their series' labels). One refused
+    /// now (a concurrent commit stored a newer one first) is counted by
+    /// the store and dropped, as replay would drop it.
+    fn apply_exemplars(&mut self, exemplars: &[RefExemplar]) {
+        let series = std::mem::take(&mut self.exemplar_series);
+        self.exemplar_last.clear();
+        for (e, labels) in exemplars.iter().zip(&series) {
+            let ex = Exemplar { labels: e.labels.clone(), value: e.v, t: e.t };
+            let _ = self.head.exemplars.add(labels, &ex);
+        }
     }
 
     /// Applies the buffered histogram samples (`histograms` is what was
@@ -920,6 +1012,9 @@ impl<'a> HeadAppender<'a> {
         self.histogram_series.clear();
         self.histogram_last.clear();
         self.histogram_times.clear();
+        self.exemplars.clear();
+        self.exemplar_series.clear();
+        self.exemplar_last.clear();
         let mut candidates = Vec::new();
         for r in std::mem::take(&mut self.created) {
             let mut shard = head.series_shard(r).lock();

@@ -460,6 +460,8 @@ pub struct Head {
     buffer_pool: Mutex<Vec<appender::Buffers>>,
     /// Where closed in-order chunks go (files, or RAM without a directory).
     chunks: HeadChunks,
+    /// The exemplars of the head's series (`exemplar/`).
+    exemplars: crate::exemplar::ExemplarStorage,
 }
 
 /// A removal epoch never handed out before in this process: the epochs of
@@ -612,12 +614,51 @@ impl Head {
             counters: Counters::default(),
             buffer_pool: Mutex::new(Vec::new()),
             chunks,
+            exemplars: crate::exemplar::ExemplarStorage::default(),
         }
     }
 
     /// The store of closed in-order chunks.
     pub fn chunk_store(&self) -> &HeadChunks {
         &self.chunks
+    }
+
+    /// The exemplar store (limit [`crate::exemplar::DEFAULT_MAX_EXEMPLARS`]
+    /// unless resized), filled by [`HeadAppender::append_exemplar`] and
+    /// [`Head::replay_exemplars`].
+    pub fn exemplars(&self) -> &crate::exemplar::ExemplarStorage {
+        &self.exemplars
+    }
+
+    /// Stores logged exemplars again, in order, without logging them.
+    /// Exemplars of refs the head does not hold are skipped; refused ones
+    /// (out of order) are counted by the store.
+    pub fn replay_exemplars(&self, exemplars: &[crate::wal::RefExemplar]) {
+        if !self.exemplars.enabled() {
+            return;
+        }
+        let aliases = self.replay_aliases.lock().clone();
+        for e in exemplars {
+            let r = aliases.get(&e.series_ref).copied().unwrap_or(e.series_ref);
+            let Some(labels) = self.series_shard(r).lock().get(&r).map(|s| self.labels_of(s)) else { continue };
+            let ex = crate::exemplar::Exemplar { labels: e.labels.clone(), value: e.v, t: e.t };
+            let _ = self.exemplars.add(&labels, &ex);
+        }
+    }
+
+    /// The ref of the series `labels`, if the head holds it (a lookup
+    /// only: nothing is created). An exemplar sent apart from its series'
+    /// samples (Prometheus' remote write does so) finds its series with it.
+    pub fn ref_of(&self, labels: &Labels) -> Option<u64> {
+        let h = labels.stable_hash();
+        let hs = self.hash_shard(h).lock();
+        for cand in hs.candidates(h) {
+            let shard = self.series_shard(cand).lock();
+            if shard.get(&cand).is_some_and(|s| s.labels.view(&self.symbols.read()) == labels) {
+                return Some(cand);
+            }
+        }
+        None
     }
 
     /// The options in effect (after clamping).

@@ -67,6 +67,7 @@ fn replay_into(h: &Head, records: &[Record]) {
             Record::Series(ss) => ss.iter().for_each(|s| h.replay_series(s.series_ref, s.labels.clone())),
             Record::Samples(ss) => h.replay_samples(ss),
             Record::HistogramSamples(ss) => h.replay_histograms(ss),
+            Record::Exemplars(e) => h.replay_exemplars(e),
         }
     }
 }

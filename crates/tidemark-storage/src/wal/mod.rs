@@ -51,6 +51,7 @@ pub use self::hold::WalHold;
 pub(crate) use self::hold::{checkpoint_bound, WalHolds};
 pub use self::recover::{DamagedRegion, WalDamage};
 pub use self::tail::{SkipReason, TailRead, WalPosition, WalSkip, WalTailer};
+pub use crate::exemplar::RefExemplar;
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -198,6 +199,9 @@ pub enum Record {
     /// Native histogram samples appended in a commit (integer and float
     /// ones may be mixed; format type 5).
     HistogramSamples(Vec<RefHistogramSample>),
+    /// Exemplars appended in a commit (format type 6); logged after the
+    /// series they belong to.
+    Exemplars(Vec<RefExemplar>),
 }
 
 /// When the log is fsynced. Under every policy, [`Wal::log`] has handed the
@@ -266,6 +270,8 @@ pub struct ReplayStats {
     pub series: u64,
     /// Sample entries in those records (float and histogram samples).
     pub samples: u64,
+    /// Exemplar entries in those records.
+    pub exemplars: u64,
     /// Bytes of good data read from segments after the checkpoint.
     pub bytes: u64,
     /// Where and why replay stopped before the end of the log: a torn tail
@@ -1439,6 +1445,12 @@ impl Inner {
                     stats.samples_dropped += n - s.len() as u64;
                     Record::HistogramSamples(s)
                 }
+                // Kept as Prometheus keeps them (`wlog/checkpoint.go`): the
+                // ones not older than `mint`, here also only of kept series.
+                Record::Exemplars(mut e) => {
+                    e.retain(|e| e.t >= mint && keep_series(e.series_ref));
+                    Record::Exemplars(e)
+                }
             };
             if let Err(e) = w.write(&kept) {
                 failed = Some(e);
@@ -1504,6 +1516,7 @@ impl CheckpointWriter {
             Record::Series(s) => s.is_empty(),
             Record::Samples(s) => s.is_empty(),
             Record::HistogramSamples(s) => s.is_empty(),
+            Record::Exemplars(e) => e.is_empty(),
         };
         if empty && !self.keep_empty {
             return Ok(());
@@ -1546,6 +1559,7 @@ fn count(stats: &mut ReplayStats, rec: &Record) {
         Record::Series(s) => stats.series += s.len() as u64,
         Record::Samples(s) => stats.samples += s.len() as u64,
         Record::HistogramSamples(s) => stats.samples += s.len() as u64,
+        Record::Exemplars(e) => stats.exemplars += e.len() as u64,
     }
 }
 

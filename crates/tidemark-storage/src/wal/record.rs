@@ -27,6 +27,9 @@ const TYPE_SAMPLES_V2: u8 = 4;
 /// Histogram samples (integer and float, every schema) in columns,
 /// optionally zstd-compressed. Written since 2026-12-07.
 const TYPE_HISTOGRAMS: u8 = 5;
+/// Exemplars in columns, optionally zstd-compressed. Written since
+/// 2026-12-07 (data directory format 4).
+const TYPE_EXEMPLARS: u8 = 6;
 
 /// Flag bit of the v2 types: the columns are zstd-compressed.
 const FLAG_ZSTD: u8 = 1;
@@ -75,6 +78,11 @@ pub(crate) fn encode_frame(rec: &Record, out: &mut Vec<u8>) -> Result<(), usize>
                 out.push(TYPE_HISTOGRAMS);
                 put_histogram_columns(&mut cols, samples);
                 samples.len()
+            }
+            Record::Exemplars(exemplars) => {
+                out.push(TYPE_EXEMPLARS);
+                crate::exemplar::put_exemplar_columns(&mut cols, exemplars);
+                exemplars.len()
             }
         };
         put_uvarint(out, count as u64);
@@ -127,6 +135,7 @@ pub(crate) fn v1_frame_len(rec: &Record) -> u64 {
             ulen(samples.len() as u64) + head + entries
         }
         Record::HistogramSamples(samples) => ulen(samples.len() as u64) + 1 + histogram_columns_len(samples),
+        Record::Exemplars(e) => ulen(e.len() as u64) + 1 + crate::exemplar::exemplar_columns_len(e),
     };
     FRAME_HEADER_LEN as u64 + 1 + body
 }
@@ -249,7 +258,7 @@ pub(crate) fn frame_crc(len_bytes: [u8; 4], body: &[u8]) -> u32 {
 }
 
 /// Decodes a frame body (type byte + payload) of any record type ever
-/// written (1 to 5). Never panics; every allocation is bounded by the
+/// written (1 to 6). Never panics; every allocation is bounded by the
 /// body's length (for compressed records: by what zstd can expand it to).
 pub(crate) fn decode_body(body: &[u8]) -> Result<Record, &'static str> {
     let (&ty, payload) = body.split_first().ok_or("empty record body")?;
@@ -290,6 +299,13 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Record, &'static str> {
             with_columns(&mut r, n, MIN_HISTOGRAM_COLUMN_LEN, u64::MAX, |c| {
                 let cols = c.bytes(c.remaining() as u64)?;
                 read_histogram_columns(cols, n).map(Record::HistogramSamples).map_err(|e| e.reason())
+            })?
+        }
+        TYPE_EXEMPLARS => {
+            let n = r.uvarint()?;
+            with_columns(&mut r, n, crate::exemplar::MIN_EXEMPLAR_COLUMN_LEN, u64::MAX, |c| {
+                let cols = c.bytes(c.remaining() as u64)?;
+                crate::exemplar::read_exemplar_columns(cols, n).map(Record::Exemplars)
             })?
         }
         _ => return Err("unknown record type"),
@@ -536,7 +552,9 @@ mod tests {
                     }
                 }
             }
-            Record::HistogramSamples(_) => panic!("histogram samples have no format-1 record type"),
+            Record::HistogramSamples(_) | Record::Exemplars(_) => {
+                panic!("histogram samples and exemplars have no format-1 record type")
+            }
         }
         out
     }
@@ -614,6 +632,68 @@ mod tests {
             b[i] ^= x;
             let _ = decode_body(&b);
         }
+    }
+
+    fn exemplar() -> impl Strategy<Value = crate::wal::RefExemplar> {
+        let labels = prop_oneof![
+            Just(Labels::empty()),
+            "[0-9a-f]{1,32}".prop_map(|t| Labels::new([("trace_id", t)]).unwrap()),
+            ("[ -~é🙂]{1,20}", "[a-z_]{1,8}").prop_map(|(v, n)| Labels::new([(n, v)]).unwrap()),
+        ];
+        (prop_oneof![0u64..50, any::<u64>()], any::<i64>(), value(), labels)
+            .prop_map(|(series_ref, t, v, labels)| crate::wal::RefExemplar { series_ref, t, v, labels })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn exemplars_round_trip_bit_exactly(e in prop::collection::vec(exemplar(), 0..200)) {
+            let rec = Record::Exemplars(e);
+            let b = body(&rec);
+            prop_assert_eq!(b[0], TYPE_EXEMPLARS);
+            prop_assert_eq!(decode_body(&b).unwrap(), rec.clone());
+            // The format-1 size counts the columns uncompressed.
+            let Record::Exemplars(e) = &rec else { unreachable!() };
+            let mut cols = Vec::new();
+            crate::exemplar::put_exemplar_columns(&mut cols, e);
+            prop_assert_eq!(cols.len() as u64, crate::exemplar::exemplar_columns_len(e));
+            prop_assert_eq!(
+                v1_frame_len(&rec),
+                (FRAME_HEADER_LEN + 1 + crate::varint::uvarint_len(e.len() as u64) + 1 + cols.len()) as u64
+            );
+        }
+
+        #[test]
+        fn damaged_exemplar_bodies_never_panic(e in prop::collection::vec(exemplar(), 1..100), at in any::<usize>(), x in 1u8..=255) {
+            let mut b = body(&Record::Exemplars(e));
+            let i = at % b.len();
+            b[i] ^= x;
+            let _ = decode_body(&b);
+        }
+    }
+
+    #[test]
+    fn hostile_exemplar_records_are_rejected() {
+        // More exemplars than the columns can hold.
+        let mut b = vec![TYPE_EXEMPLARS];
+        put_uvarint(&mut b, 1 << 40);
+        b.extend_from_slice(&[0; 30]);
+        assert_eq!(decode_body(&b), Err("record count exceeds record length"));
+        // Labels that are not canonical (unsorted names).
+        let mut cols = vec![2, 2];
+        cols.extend_from_slice(&1f64.to_bits().to_le_bytes());
+        let bad = [1, b'b', 1, b'x', 1, b'a', 1, b'y'];
+        cols.push(bad.len() as u8);
+        cols.extend_from_slice(&bad);
+        let mut b = vec![TYPE_EXEMPLARS, 1, 0];
+        b.extend_from_slice(&cols);
+        assert_eq!(decode_body(&b), Err("invalid labels in exemplar record"));
+        // A label length past the end.
+        let mut b = vec![TYPE_EXEMPLARS, 1, 0, 2, 2];
+        b.extend_from_slice(&1f64.to_bits().to_le_bytes());
+        b.push(5);
+        assert_eq!(decode_body(&b), Err("truncated exemplar record"));
     }
 
     /// A remote-write-like batch: consecutive refs, one timestamp per

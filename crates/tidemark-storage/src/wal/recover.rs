@@ -290,6 +290,13 @@ impl Emitter<'_> {
                 }
                 Record::HistogramSamples(s)
             }
+            Record::Exemplars(mut e) => {
+                // Exemplars are no samples: an orphan is dropped, not counted.
+                if self.damage.is_some() {
+                    e.retain(|x| self.known.contains(&x.series_ref));
+                }
+                Record::Exemplars(e)
+            }
         };
         count(stats, &rec);
         (self.f)(rec);
@@ -337,7 +344,8 @@ impl Emitter<'_> {
                     d.note_time(x.t);
                 }
             }
-            None => {}
+            // Lost exemplars are not samples; the region is reported.
+            Some(Lost::Record(Record::Exemplars(_))) | None => {}
         }
         if region.checkpoint.is_some() {
             d.checkpoint = region.checkpoint;

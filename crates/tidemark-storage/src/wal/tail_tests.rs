@@ -26,7 +26,7 @@ fn sample_list(records: &[Record]) -> Vec<RefSample> {
         .iter()
         .flat_map(|r| match r {
             Record::Samples(s) => s.clone(),
-            Record::Series(_) | Record::HistogramSamples(_) => Vec::new(),
+            Record::Series(_) | Record::HistogramSamples(_) | Record::Exemplars(_) => Vec::new(),
         })
         .collect()
 }
@@ -36,7 +36,7 @@ fn series_refs(records: &[Record]) -> Vec<u64> {
         .iter()
         .flat_map(|r| match r {
             Record::Series(s) => s.iter().map(|s| s.series_ref).collect(),
-            Record::Samples(_) | Record::HistogramSamples(_) => Vec::new(),
+            Record::Samples(_) | Record::HistogramSamples(_) | Record::Exemplars(_) => Vec::new(),
         })
         .collect()
 }

@@ -86,10 +86,40 @@ fn varied_records(n: u64) -> Vec<Record> {
             (0..7).map(|k| (last * 2 + k % 2, 1_700_000_000_000 + (last as i64) * 15_000 + k as i64, k)),
         ));
     }
+    // Exemplars of the last two series (empty and multi-byte labels,
+    // special values), after their series.
+    if let Some(last) = n.checked_sub(1) {
+        out.push(exemplars(
+            (0..4).map(|k| {
+                (last * 2 + k % 2, 1_700_000_000_000 + (last as i64) * 15_000 + k as i64, specials[k as usize])
+            }),
+        ));
+    }
     out.push(Record::Samples(vec![]));
     out.push(Record::Series(vec![]));
     out.push(Record::HistogramSamples(vec![]));
+    out.push(Record::Exemplars(vec![]));
     out
+}
+
+/// Exemplars `(ref, t, v)`, with labels that vary with `t`: none, a trace
+/// id, and a multi-byte value.
+fn exemplars(items: impl IntoIterator<Item = (u64, i64, f64)>) -> Record {
+    Record::Exemplars(
+        items
+            .into_iter()
+            .map(|(series_ref, t, v)| RefExemplar {
+                series_ref,
+                t,
+                v,
+                labels: match t % 3 {
+                    0 => Labels::empty(),
+                    1 => Labels::new([("trace_id", format!("{t:032x}"))]).unwrap(),
+                    _ => Labels::new([("span", "zé"), ("trace_id", "🙂")]).unwrap(),
+                },
+            })
+            .collect(),
+    )
 }
 
 #[test]
@@ -443,7 +473,9 @@ fn checkpoint_keeps_live_series_and_recent_samples_and_shrinks_the_log() {
                     sample_count += 1;
                 }
             }
-            Record::HistogramSamples(_) => unreachable!("this test logs no histogram samples"),
+            Record::HistogramSamples(_) | Record::Exemplars(_) => {
+                unreachable!("this test logs no histogram samples or exemplars")
+            }
         }
     }
     assert_eq!(series_seen, [0, 2, 4, 6, 8]);
@@ -754,6 +786,7 @@ fn enqueued_records_keep_their_order_in_one_batch_and_close_writes_unwaited_ones
         .flat_map(|r| match r {
             Record::Samples(s) => s.iter().map(|s| s.t).collect(),
             Record::HistogramSamples(s) => s.iter().map(|s| s.t).collect(),
+            Record::Exemplars(e) => e.iter().map(|e| e.t).collect(),
             Record::Series(_) => vec![-1],
         })
         .collect();
@@ -1251,11 +1284,15 @@ fn model_filter(rec: &Record, keep: impl Fn(u64) -> bool, mint: i64) -> Option<R
         Record::HistogramSamples(s) => {
             Record::HistogramSamples(s.iter().filter(|s| s.t >= mint && keep(s.series_ref)).cloned().collect())
         }
+        Record::Exemplars(e) => {
+            Record::Exemplars(e.iter().filter(|e| e.t >= mint && keep(e.series_ref)).cloned().collect())
+        }
     };
     match &out {
         Record::Series(s) if s.is_empty() => None,
         Record::Samples(s) if s.is_empty() => None,
         Record::HistogramSamples(s) if s.is_empty() => None,
+        Record::Exemplars(e) if e.is_empty() => None,
         _ => Some(out),
     }
 }
@@ -1490,6 +1527,11 @@ proptest! {
                     if !kept.is_empty() || v.is_empty() {
                         want.push(Record::HistogramSamples(kept));
                     }
+                }
+                // After damage, orphan exemplars are dropped; the record
+                // is handed out even when that empties it.
+                Record::Exemplars(v) => {
+                    want.push(Record::Exemplars(v.iter().filter(|x| known.contains(&x.series_ref)).cloned().collect()));
                 }
             }
         }

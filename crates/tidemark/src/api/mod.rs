@@ -1,8 +1,8 @@
 //! The Prometheus HTTP API as an axum [`Router`]: queries, series and label
 //! lookups, metadata, status, `format_query`, the snapshot admin endpoint,
 //! `/federate`, remote write (`/api/v1/write`), the rule manager's rules and
-//! alerts, and the health checks; plus empty answers for targets and
-//! exemplars, which Tidemark does not have but Grafana asks for.
+//! alerts, exemplars, and the health checks; plus an empty answer for
+//! targets, which Tidemark does not have but Grafana asks for.
 //!
 //! Behaviour follows Prometheus' `web/api/v1`: GET and form-encoded POST
 //! with Go's parameter merging, the same JSON shapes and number formatting,
@@ -29,6 +29,7 @@
 
 mod absent;
 mod admin;
+mod exemplars;
 pub mod exposition;
 mod federate;
 mod format;
@@ -277,7 +278,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/rules", get(rules::rules).post(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts).post(rules::alerts))
         .route("/api/v1/targets", get(absent::targets))
-        .route("/api/v1/query_exemplars", get(absent::query_exemplars).post(absent::query_exemplars))
+        .route("/api/v1/query_exemplars", get(exemplars::query_exemplars).post(exemplars::query_exemplars))
         .route("/federate", get(federate::federate).post(federate::federate))
         .layer(compression_layer());
     // Remote write answers are a few bytes (and its protocol compresses
