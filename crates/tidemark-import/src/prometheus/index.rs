@@ -12,7 +12,7 @@ use super::decbuf::{crc32c, Decbuf};
 use super::format::FormatError;
 
 /// First four bytes of an index file.
-pub const MAGIC_INDEX: u32 = 0xBAAD_D700;
+pub const MAGIC_INDEX: u32 = 0xBAAA_D700;
 /// Size of the table of contents at the end of the file: six 8-byte
 /// offsets and a CRC.
 const TOC_LEN: usize = 6 * 8 + 4;

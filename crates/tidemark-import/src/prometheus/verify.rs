@@ -20,7 +20,10 @@ pub(crate) fn verify(
     wal: Option<(&[PathBuf], i64)>,
     summary: &ImportSummary,
 ) -> Result<(), E> {
-    let db = Db::open(data_dir)?;
+    // No retention and no background maintenance: imported data may be
+    // older than the default retention measured back from its newest
+    // sample, and verifying must not delete what it checks.
+    let db = Db::builder(data_dir).retention_time(None).maintenance_interval(None).scrub_interval(None).open()?;
     let mut checked = (0u64, 0u64);
     let res = (|| -> Result<(), E> {
         for b in blocks {
