@@ -561,3 +561,140 @@ fn import_wal(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tidemark_storage::{Db, Matcher};
+
+    /// A data directory written by Prometheus 2.42 (kept as it was written):
+    /// `promtool tsdb create-blocks-from openmetrics ../tiny.om` (3 series,
+    /// 40 samples each, 15 s apart from 1796600000 s), then a Prometheus run
+    /// scraping a node_exporter (`--collector.disable-defaults
+    /// --collector.loadavg --web.disable-exporter-metrics`) every second, with
+    /// `fx_temp_celsius{room="a"}` deleted over [+150 s, +300 s] (11 samples,
+    /// a block tombstone) and `node_load1` over two seconds of the head (a WAL
+    /// tombstone record, 2 samples).
+    fn fixture() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/prometheus/testdata/prom-2.42")
+    }
+
+    fn opts(dir: &Path, verify: bool) -> ImportOptions {
+        ImportOptions {
+            data_dir: dir.to_path_buf(),
+            block_duration: Duration::from_secs(7200),
+            max_memory_bytes: 1 << 30,
+            progress: false,
+            verify,
+        }
+    }
+
+    fn skipped(s: &ImportSummary, why: &str) -> u64 {
+        s.skipped.iter().find(|x| x.0 == why).map_or(0, |x| x.1)
+    }
+
+    #[test]
+    fn a_real_block_imports_with_its_tombstones() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = import_dir(&fixture(), false, &opts(dir.path(), true)).unwrap();
+        assert!(s.verified);
+        assert_eq!((s.series, s.float_samples, s.histogram_samples), (3, 120 - 11, 0));
+        assert_eq!((s.min_time_ms, s.max_time_ms), (1_796_600_000_000, 1_796_600_585_250));
+        assert_eq!(skipped(&s, "samples deleted by tombstones"), 11);
+        assert_eq!(skipped(&s, "WAL not read (pass --wal to import the head's data)"), 1);
+        assert_eq!(s.blocks_written.len(), 1);
+        let db = Db::builder(dir.path()).retention_time(None).maintenance_interval(None).open().unwrap();
+        let q = db.querier(i64::MIN, i64::MAX);
+        let a = q.select(&[Matcher::equal("room", "a")]).unwrap();
+        let got = a[0].samples().unwrap();
+        assert_eq!(got.len(), 40 - 11);
+        // Deleted: [+150 s, +300 s], both ends included.
+        assert!(got.iter().all(|x| x.t < 1_796_600_150_000 || x.t > 1_796_600_300_000));
+        assert_eq!(got[0].v, 20.0);
+        let total = q.select(&[Matcher::equal("__name__", "fx_requests_total")]).unwrap();
+        let t = total[0].samples().unwrap();
+        assert_eq!((t.len(), t[39].t, t[39].v), (40, 1_796_600_585_250, 39.0 * 39.0 * 3.0));
+    }
+
+    #[test]
+    fn the_wal_replays_as_prometheus_replays_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = import_dir(&fixture(), true, &opts(dir.path(), true)).unwrap();
+        assert!(s.verified);
+        // 3 backfilled series, and per scrape of the node_exporter: 3 load
+        // averages, 5 more of the exporter (build info, collector duration
+        // and success, two handler error counters) and 5 scrape series (up,
+        // scrape_duration_seconds, …).
+        assert_eq!(s.series, 3 + 13);
+        assert_eq!(skipped(&s, "samples deleted by tombstones"), 11 + 2);
+        let db = Db::builder(dir.path()).retention_time(None).maintenance_interval(None).open().unwrap();
+        let q = db.querier(i64::MIN, i64::MAX);
+        let load1 = q.select(&[Matcher::equal("__name__", "node_load1")]).unwrap()[0].samples().unwrap();
+        let up = q.select(&[Matcher::equal("__name__", "up")]).unwrap()[0].samples().unwrap();
+        assert_eq!(load1.len() + 2, up.len(), "node_load1 lost two seconds to the tombstone");
+        assert!(up.iter().all(|x| x.v == 1.0));
+        assert_eq!(s.float_samples, 120 - 11 + 13 * up.len() as u64 - 2);
+    }
+
+    #[test]
+    fn a_directory_in_use_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let err = import_dir(&fixture(), false, &opts(dir.path(), false)).unwrap_err();
+        assert!(matches!(err, E::Locked(_)), "{err}");
+        db.close().unwrap();
+        drop(db);
+        import_dir(&fixture(), false, &opts(dir.path(), false)).unwrap();
+    }
+
+    #[test]
+    fn deletable_blocks_are_skipped_and_an_empty_dir_is_not_prometheus() {
+        let src = tempfile::tempdir().unwrap();
+        let b = fixture().join("01M98MP02K0NQ0C47GVT901V3H");
+        let dst = src.path().join("01M98MP02K0NQ0C47GVT901V3H");
+        fs::create_dir_all(dst.join("chunks")).unwrap();
+        for f in ["index", "tombstones", "chunks/000001"] {
+            fs::copy(b.join(f), dst.join(f)).unwrap();
+        }
+        let meta = fs::read_to_string(b.join("meta.json")).unwrap();
+        let meta = meta.replace("\"level\": 1,", "\"level\": 1, \"deletable\": true,");
+        fs::write(dst.join("meta.json"), meta).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let s = import_dir(src.path(), false, &opts(out.path(), false)).unwrap();
+        assert_eq!(s.series, 0);
+        assert!(s.blocks_written.is_empty());
+        assert_eq!(skipped(&s, "blocks marked deletable (replaced by a compacted block)"), 1);
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(import_dir(empty.path(), true, &opts(out.path(), false)), Err(E::NotPrometheusDir(_))));
+    }
+
+    #[test]
+    fn a_corrupt_chunk_is_an_error_naming_the_file() {
+        let src = tempfile::tempdir().unwrap();
+        let b = fixture().join("01M98MP02K0NQ0C47GVT901V3H");
+        let dst = src.path().join("01M98MP02K0NQ0C47GVT901V3H");
+        fs::create_dir_all(dst.join("chunks")).unwrap();
+        for f in ["index", "meta.json", "chunks/000001"] {
+            fs::copy(b.join(f), dst.join(f)).unwrap();
+        }
+        let mut c = fs::read(dst.join("chunks/000001")).unwrap();
+        c[20] ^= 0x40;
+        fs::write(dst.join("chunks/000001"), c).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let err = import_dir(src.path(), false, &opts(out.path(), false)).unwrap_err();
+        assert!(err.to_string().contains("000001") && err.to_string().contains("checksum"), "{err}");
+        // Nothing half-written is left behind.
+        let left: Vec<_> = fs::read_dir(out.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("lock")]);
+    }
+
+    #[test]
+    fn a_small_memory_bound_splits_the_wal_into_more_blocks_with_the_same_data() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let big = import_dir(&fixture(), true, &opts(a.path(), true)).unwrap();
+        let small = import_dir(&fixture(), true, &ImportOptions { max_memory_bytes: 1, ..opts(b.path(), true) }).unwrap();
+        assert_eq!((big.series, big.float_samples), (small.series, small.float_samples));
+        assert!(small.blocks_written.len() > big.blocks_written.len());
+    }
+}
