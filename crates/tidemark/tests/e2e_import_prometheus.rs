@@ -340,9 +340,7 @@ fn sorted(mut data: Json) -> Json {
 fn close(a: &Json, b: &Json) -> bool {
     match (a, b) {
         (Json::String(x), Json::String(y)) => match (x.parse::<f64>(), y.parse::<f64>()) {
-            (Ok(p), Ok(q)) => {
-                (p.is_nan() && q.is_nan()) || p == q || (p - q).abs() <= 1e-9 * p.abs().max(q.abs())
-            }
+            (Ok(p), Ok(q)) => (p.is_nan() && q.is_nan()) || p == q || (p - q).abs() <= 1e-9 * p.abs().max(q.abs()),
             _ => x == y,
         },
         (Json::Array(x), Json::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| close(p, q)),
@@ -375,7 +373,13 @@ fn a_real_prometheus_data_directory_imports_completely_and_answers_the_same() {
     // 1. Backfill the capture into blocks.
     let om = capture(work.path());
     let out = promtool_with_timeout(
-        ["tsdb", "create-blocks-from", "openmetrics", om.to_str().expect("utf-8 path"), prom_dir.to_str().expect("utf-8")],
+        [
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            om.to_str().expect("utf-8 path"),
+            prom_dir.to_str().expect("utf-8"),
+        ],
         Duration::from_secs(120),
     )
     .expect("run promtool");
@@ -405,10 +409,7 @@ fn a_real_prometheus_data_directory_imports_completely_and_answers_the_same() {
         "Prometheus cut no head block in {RUN:?} with 10 s blocks: {blocks:?}; log: {}",
         p.log_tail(30)
     );
-    assert!(
-        blocks.iter().any(|b| b.join("tombstones").is_file()),
-        "no block has tombstones after the deletions"
-    );
+    assert!(blocks.iter().any(|b| b.join("tombstones").is_file()), "no block has tombstones after the deletions");
     let wal: Vec<String> = std::fs::read_dir(prom_dir.join("wal"))
         .expect("wal/")
         .flatten()
@@ -460,20 +461,40 @@ fn a_real_prometheus_data_directory_imports_completely_and_answers_the_same() {
     let mut mismatches = BTreeMap::new();
     for name in &names {
         assert!(started.elapsed() < TIME_LIMIT, "over the time limit at {name}");
-        let q = format!("/api/v1/query?query={}&time={}", url_encode(&format!("{{__name__=\"{name}\"}}[30d]")), secs(t_eval));
+        let q = format!(
+            "/api/v1/query?query={}&time={}",
+            url_encode(&format!("{{__name__=\"{name}\"}}[30d]")),
+            secs(t_eval)
+        );
         let (a, b) = (sorted(query(&http, &purl, &q)), sorted(query(&http, &turl, &q)));
         for s in a["result"].as_array().into_iter().flatten() {
             samples += s["values"].as_array().map_or(0, Vec::len);
             histograms += s["histograms"].as_array().map_or(0, Vec::len);
         }
         if a != b {
-            mismatches.insert(name.clone(), (a.to_string().chars().take(400).collect::<String>(), b.to_string().chars().take(400).collect::<String>()));
+            mismatches.insert(
+                name.clone(),
+                (
+                    a.to_string().chars().take(400).collect::<String>(),
+                    b.to_string().chars().take(400).collect::<String>(),
+                ),
+            );
         }
     }
-    assert!(mismatches.is_empty(), "{} of {} metrics differ, e.g. {:?}", mismatches.len(), names.len(), mismatches.iter().next());
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} metrics differ, e.g. {:?}",
+        mismatches.len(),
+        names.len(),
+        mismatches.iter().next()
+    );
     assert!(samples > 1_290_000 && histograms > 0, "compared {samples} samples, {histograms} histograms");
     // The deletions hold on both sides.
-    let q = format!("/api/v1/query?query={}&time={}", url_encode(r#"go_gc_duration_seconds{quantile="0"}[30d]"#), secs(t_eval));
+    let q = format!(
+        "/api/v1/query?query={}&time={}",
+        url_encode(r#"go_gc_duration_seconds{quantile="0"}[30d]"#),
+        secs(t_eval)
+    );
     assert_eq!(query(&http, &turl, &q)["result"], Json::Array(vec![]));
 
     // Functions over the backfilled data. Both targets were scraped every
@@ -490,10 +511,16 @@ fn a_real_prometheus_data_directory_imports_completely_and_answers_the_same() {
         "histogram_quantile(0.9, sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[5m])))",
         "max_over_time(node_load1[10m])",
     ] {
-        let q = format!("/api/v1/query_range?query={}&start={}&end={}&step=60", url_encode(expr), secs(start), secs(end));
+        let q =
+            format!("/api/v1/query_range?query={}&start={}&end={}&step=60", url_encode(expr), secs(start), secs(end));
         let (a, b) = (sorted(query(&http, &purl, &q)), sorted(query(&http, &turl, &q)));
         assert!(a["result"].as_array().is_some_and(|r| !r.is_empty()), "{expr}: Prometheus has no answer");
-        assert!(close(&a, &b), "{expr}:\nprometheus {}\ntidemark   {}", a.to_string().chars().take(600).collect::<String>(), b.to_string().chars().take(600).collect::<String>());
+        assert!(
+            close(&a, &b),
+            "{expr}:\nprometheus {}\ntidemark   {}",
+            a.to_string().chars().take(600).collect::<String>(),
+            b.to_string().chars().take(600).collect::<String>()
+        );
     }
     eprintln!(
         "compared {} metric names, {samples} float samples and {histograms} histograms: equal; took {:?}",

@@ -69,7 +69,8 @@ pub fn parse_chunk_record(b: &[u8]) -> Result<(u8, &[u8]), FormatError> {
     let len = d.uvarint().ok_or(FormatError::Truncated(W))?;
     let len = usize::try_from(len).map_err(|_| FormatError::Truncated(W))?;
     let body = d.rest();
-    let enc_and_data = body.get(..len.checked_add(1).ok_or(FormatError::Truncated(W))?).ok_or(FormatError::Truncated(W))?;
+    let enc_and_data =
+        body.get(..len.checked_add(1).ok_or(FormatError::Truncated(W))?).ok_or(FormatError::Truncated(W))?;
     let mut t = Decbuf::new(&body[enc_and_data.len()..]);
     let crc = t.be32().ok_or(FormatError::Truncated(W))?;
     if crc32c(enc_and_data) != crc {
@@ -193,7 +194,10 @@ impl ChunkFiles {
         let off = chunk_ref & 0xffff_ffff;
         let Some((p, f, size)) = self.files.get(seg) else {
             let p = self.files.first().map(|f| f.0.clone()).unwrap_or_default();
-            return Err(ChunkReadError::Format(p, FormatError::invalid(format!("chunk reference {chunk_ref:#x}: no segment {seg}"))));
+            return Err(ChunkReadError::Format(
+                p,
+                FormatError::invalid(format!("chunk reference {chunk_ref:#x}: no segment {seg}")),
+            ));
         };
         let fmt = |e| ChunkReadError::Format(p.clone(), e);
         if off < SEGMENT_HEADER_LEN as u64 || off >= *size {
@@ -295,6 +299,9 @@ mod tests {
         assert!(cf.read(3, &mut buf).is_err());
         assert!(cf.read(file.len() as u64 - 2, &mut buf).is_err());
         std::fs::write(dir.path().join("000002"), b"\x85\xbd\x40\xdd\x02\0\0\0").unwrap();
-        assert!(matches!(ChunkFiles::open(dir.path()), Err(ChunkReadError::Format(_, FormatError::UnsupportedVersion { .. }))));
+        assert!(matches!(
+            ChunkFiles::open(dir.path()),
+            Err(ChunkReadError::Format(_, FormatError::UnsupportedVersion { .. }))
+        ));
     }
 }

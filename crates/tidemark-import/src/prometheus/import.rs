@@ -479,7 +479,9 @@ pub(crate) fn replay_wal(
     }
     let n: u64 = invalid_refs
         .keys()
-        .map(|r| data.floats.remove(r).map_or(0, |v| v.len()) as u64 + data.hists.remove(r).map_or(0, |v| v.len()) as u64)
+        .map(|r| {
+            data.floats.remove(r).map_or(0, |v| v.len()) as u64 + data.hists.remove(r).map_or(0, |v| v.len()) as u64
+        })
         .sum();
     skips.add("WAL samples of series with invalid labels", n);
     flush(&mut data, skips)
@@ -527,39 +529,47 @@ fn import_wal(
     pb: &indicatif::ProgressBar,
 ) -> Result<(), E> {
     let span = i64::try_from(opts.block_duration.as_millis()).unwrap_or(i64::MAX).max(1);
-    replay_wal(segments, min_valid, opts.max_memory_bytes.max(1), skips, |n| pb.inc(n), |data, skips| {
-        let series = wal_series(data, skips);
-        // Blocks aligned to multiples of `span`, as Prometheus cuts them.
-        let mut windows: Vec<i64> = Vec::new();
-        for s in &series {
-            for t in s.floats.iter().map(|x| x.t).chain(s.histograms.iter().map(|x| x.t)) {
-                windows.push(t.div_euclid(span));
+    replay_wal(
+        segments,
+        min_valid,
+        opts.max_memory_bytes.max(1),
+        skips,
+        |n| pb.inc(n),
+        |data, skips| {
+            let series = wal_series(data, skips);
+            // Blocks aligned to multiples of `span`, as Prometheus cuts them.
+            let mut windows: Vec<i64> = Vec::new();
+            for s in &series {
+                for t in s.floats.iter().map(|x| x.t).chain(s.histograms.iter().map(|x| x.t)) {
+                    windows.push(t.div_euclid(span));
+                }
             }
-        }
-        windows.sort_unstable();
-        windows.dedup();
-        for w in windows {
-            let (mint, maxt) = (w.saturating_mul(span), w.saturating_mul(span).saturating_add(span));
-            let mut it = series.iter();
-            write_series(
-                &opts.data_dir,
-                mint,
-                maxt,
-                || loop {
-                    let s = it.next()?;
-                    let floats: Vec<Sample> = s.floats.iter().filter(|x| mint <= x.t && x.t < maxt).copied().collect();
-                    let histograms: Vec<HistogramSample> =
-                        s.histograms.iter().filter(|x| mint <= x.t && x.t < maxt).cloned().collect();
-                    if !floats.is_empty() || !histograms.is_empty() {
-                        return Some(Ok(SeriesData { labels: s.labels.clone(), floats, histograms }));
-                    }
-                },
-                totals,
-                written,
-            )?;
-        }
-        Ok(())
-    })
+            windows.sort_unstable();
+            windows.dedup();
+            for w in windows {
+                let (mint, maxt) = (w.saturating_mul(span), w.saturating_mul(span).saturating_add(span));
+                let mut it = series.iter();
+                write_series(
+                    &opts.data_dir,
+                    mint,
+                    maxt,
+                    || loop {
+                        let s = it.next()?;
+                        let floats: Vec<Sample> =
+                            s.floats.iter().filter(|x| mint <= x.t && x.t < maxt).copied().collect();
+                        let histograms: Vec<HistogramSample> =
+                            s.histograms.iter().filter(|x| mint <= x.t && x.t < maxt).cloned().collect();
+                        if !floats.is_empty() || !histograms.is_empty() {
+                            return Some(Ok(SeriesData { labels: s.labels.clone(), floats, histograms }));
+                        }
+                    },
+                    totals,
+                    written,
+                )?;
+            }
+            Ok(())
+        },
+    )
 }
 
 #[cfg(test)]
@@ -693,7 +703,8 @@ mod tests {
     fn a_small_memory_bound_splits_the_wal_into_more_blocks_with_the_same_data() {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let big = import_dir(&fixture(), true, &opts(a.path(), true)).unwrap();
-        let small = import_dir(&fixture(), true, &ImportOptions { max_memory_bytes: 1, ..opts(b.path(), true) }).unwrap();
+        let small =
+            import_dir(&fixture(), true, &ImportOptions { max_memory_bytes: 1, ..opts(b.path(), true) }).unwrap();
         assert_eq!((big.series, big.float_samples), (small.series, small.float_samples));
         assert!(small.blocks_written.len() > big.blocks_written.len());
     }

@@ -176,7 +176,8 @@ impl<'a> IndexReader<'a> {
         let off = usize::try_from(off).map_err(|_| FormatError::Truncated(W))?;
         let mut d = Decbuf::new(self.b.get(off..).ok_or(FormatError::Truncated(W))?);
         let len = d.uvarint().ok_or(FormatError::Truncated(W))?;
-        let data = d.bytes(usize::try_from(len).map_err(|_| FormatError::Truncated(W))?).ok_or(FormatError::Truncated(W))?;
+        let data =
+            d.bytes(usize::try_from(len).map_err(|_| FormatError::Truncated(W))?).ok_or(FormatError::Truncated(W))?;
         let crc = d.be32().ok_or(FormatError::Truncated(W))?;
         if crc32c(data) != crc {
             return Err(FormatError::Checksum(W));

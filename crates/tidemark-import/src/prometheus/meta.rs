@@ -28,17 +28,16 @@ pub struct PromBlockMeta {
 
 /// Parses a `meta.json`.
 pub fn parse_meta(b: &[u8]) -> Result<PromBlockMeta, FormatError> {
-    let v: serde_json::Value = serde_json::from_slice(b).map_err(|e| FormatError::invalid(format!("meta.json: {e}")))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(b).map_err(|e| FormatError::invalid(format!("meta.json: {e}")))?;
     let version = v.get("version").and_then(|x| x.as_u64());
     if version != Some(1) {
         return Err(FormatError::invalid(format!("meta.json: unsupported version {version:?} (want 1)")));
     }
-    let ulid = v
-        .get("ulid")
-        .and_then(|x| x.as_str())
-        .ok_or_else(|| FormatError::invalid("meta.json: no ulid"))?
-        .to_string();
-    let int = |k: &str| v.get(k).and_then(|x| x.as_i64()).ok_or_else(|| FormatError::invalid(format!("meta.json: no {k}")));
+    let ulid =
+        v.get("ulid").and_then(|x| x.as_str()).ok_or_else(|| FormatError::invalid("meta.json: no ulid"))?.to_string();
+    let int =
+        |k: &str| v.get(k).and_then(|x| x.as_i64()).ok_or_else(|| FormatError::invalid(format!("meta.json: no {k}")));
     let min_time = int("minTime")?;
     let max_time = int("maxTime")?;
     if min_time >= max_time {

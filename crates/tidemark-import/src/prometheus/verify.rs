@@ -37,12 +37,19 @@ pub(crate) fn verify(
             }
         }
         if let Some((segs, min_valid)) = wal {
-            replay_wal(segs, min_valid, u64::MAX, &mut Skips::default(), |_| {}, |data, skips| {
-                for s in wal_series(data, skips) {
-                    compare(&db, &s, &mut checked)?;
-                }
-                Ok(())
-            })?;
+            replay_wal(
+                segs,
+                min_valid,
+                u64::MAX,
+                &mut Skips::default(),
+                |_| {},
+                |data, skips| {
+                    for s in wal_series(data, skips) {
+                        compare(&db, &s, &mut checked)?;
+                    }
+                    Ok(())
+                },
+            )?;
         }
         if checked != (summary.float_samples, summary.histogram_samples) {
             return Err(E::Verify(format!(

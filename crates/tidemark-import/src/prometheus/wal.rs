@@ -49,7 +49,11 @@ impl RecordReader {
     /// Reads the segment `seg` (a whole file) and calls `f` with every
     /// complete record, decompressed. A record may continue from the
     /// previous segment given to the same reader.
-    pub fn read_segment(&mut self, seg: &[u8], mut f: impl FnMut(&[u8]) -> Result<(), FormatError>) -> Result<(), FormatError> {
+    pub fn read_segment(
+        &mut self,
+        seg: &[u8],
+        mut f: impl FnMut(&[u8]) -> Result<(), FormatError>,
+    ) -> Result<(), FormatError> {
         let mut scratch = Vec::new();
         for page in seg.chunks(PAGE_SIZE) {
             let mut d = Decbuf::new(page);
@@ -72,7 +76,9 @@ impl RecordReader {
                 let flags = ty & !KIND_MASK;
                 match kind {
                     1 | 2 if self.in_record => return Err(FormatError::invalid("WAL record starts inside another")),
-                    3 | 4 if !self.in_record => return Err(FormatError::invalid("WAL record continues without a start")),
+                    3 | 4 if !self.in_record => {
+                        return Err(FormatError::invalid("WAL record continues without a start"))
+                    }
                     1..=4 => {}
                     k => return Err(FormatError::invalid(format!("unknown WAL fragment kind {k}"))),
                 }
@@ -246,7 +252,11 @@ pub fn decode_record(rec: &[u8]) -> Result<Record, FormatError> {
             while !d.is_empty() {
                 let dr = d.varint().ok_or(t("histogram sample"))?;
                 let dt = d.varint().ok_or(t("histogram sample"))?;
-                let h = if float { HistogramValue::Float(float_histogram(&mut d)?) } else { HistogramValue::Integer(histogram(&mut d)?) };
+                let h = if float {
+                    HistogramValue::Float(float_histogram(&mut d)?)
+                } else {
+                    HistogramValue::Integer(histogram(&mut d)?)
+                };
                 out.push(((base_ref as i64).wrapping_add(dr) as u64, base_t.wrapping_add(dt), h));
             }
             Ok(Record::Histograms(out))
@@ -267,7 +277,8 @@ fn spans(d: &mut Decbuf<'_>) -> Result<Vec<Span>, FormatError> {
     }
     (0..n)
         .map(|_| {
-            let offset = i32::try_from(d.varint().ok_or(t("span"))?).map_err(|_| FormatError::invalid("span offset out of range"))?;
+            let offset = i32::try_from(d.varint().ok_or(t("span"))?)
+                .map_err(|_| FormatError::invalid("span offset out of range"))?;
             let length = d.uvarint32().ok_or(t("span"))?;
             Ok(Span { offset, length })
         })
@@ -292,7 +303,8 @@ fn custom_values(d: &mut Decbuf<'_>, schema: i32) -> Result<Vec<f64>, FormatErro
 
 fn histogram(d: &mut Decbuf<'_>) -> Result<Histogram, FormatError> {
     let counter_reset_hint = hint(d)?;
-    let schema = i32::try_from(d.varint().ok_or(t("histogram"))?).map_err(|_| FormatError::invalid("schema out of range"))?;
+    let schema =
+        i32::try_from(d.varint().ok_or(t("histogram"))?).map_err(|_| FormatError::invalid("schema out of range"))?;
     let zero_threshold = d.be64_f64().ok_or(t("histogram"))?;
     let zero_count = d.uvarint().ok_or(t("histogram"))?;
     let count_ = d.uvarint().ok_or(t("histogram"))?;
@@ -321,7 +333,8 @@ fn histogram(d: &mut Decbuf<'_>) -> Result<Histogram, FormatError> {
 
 fn float_histogram(d: &mut Decbuf<'_>) -> Result<FloatHistogram, FormatError> {
     let counter_reset_hint = hint(d)?;
-    let schema = i32::try_from(d.varint().ok_or(t("histogram"))?).map_err(|_| FormatError::invalid("schema out of range"))?;
+    let schema =
+        i32::try_from(d.varint().ok_or(t("histogram"))?).map_err(|_| FormatError::invalid("schema out of range"))?;
     let zero_threshold = d.be64_f64().ok_or(t("histogram"))?;
     let zero_count = d.be64_f64().ok_or(t("histogram"))?;
     let count_ = d.be64_f64().ok_or(t("histogram"))?;
