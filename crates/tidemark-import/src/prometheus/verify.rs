@@ -13,11 +13,13 @@ use super::{ImportSummary, PrometheusImportError as E};
 
 /// Checks that every sample of `blocks` (and of the WAL segments, replayed
 /// from `min_valid` on) reads back from `data_dir` with the same value, and
-/// that the counts match `summary`.
+/// that the counts match `summary`. The WAL is replayed with the import's
+/// memory bound `max_bytes`.
 pub(crate) fn verify(
     data_dir: &Path,
     blocks: &[PromBlock],
     wal: Option<(&[PathBuf], i64)>,
+    max_bytes: u64,
     summary: &ImportSummary,
 ) -> Result<(), E> {
     // No retention and no background maintenance: imported data may be
@@ -40,7 +42,7 @@ pub(crate) fn verify(
             replay_wal(
                 segs,
                 min_valid,
-                u64::MAX,
+                max_bytes,
                 &mut Skips::default(),
                 |_| {},
                 |data, skips| {
