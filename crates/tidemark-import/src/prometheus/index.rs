@@ -261,3 +261,65 @@ fn find_all_postings(b: &[u8], off: u64) -> Result<u64, FormatError> {
     }
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> Vec<u8> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/prometheus/testdata/prom-2.42/01M98MP02K0NQ0C47GVT901V3H/index");
+        std::fs::read(p).unwrap()
+    }
+
+    #[test]
+    fn reads_the_series_of_a_real_index() {
+        let b = fixture();
+        let ix = IndexReader::new(&b).unwrap();
+        assert_eq!(ix.version(), 2);
+        let ids = ix.series_ids().unwrap();
+        assert_eq!(ids.len(), 3);
+        let s: Vec<IndexSeries<'_>> = ids.iter().map(|&id| ix.series(id).unwrap()).collect();
+        let names: Vec<(&[u8], &[u8])> = s.iter().map(|s| s.labels[0]).collect();
+        assert_eq!(names[0], (&b"__name__"[..], &b"fx_requests_total"[..]));
+        assert_eq!(s[1].labels[1], (&b"room"[..], &b"a"[..]));
+        assert_eq!(s[2].labels[1], (&b"room"[..], &b"b"[..]));
+        for x in &s {
+            assert_eq!(x.chunks.len(), 1);
+            assert_eq!(x.chunks[0].chunk_ref >> 32, 0, "all in 000001");
+        }
+        assert_eq!((s[1].chunks[0].mint, s[1].chunks[0].maxt), (1_796_600_000_000, 1_796_600_585_000));
+        // Label sets come in order: what the block writer needs.
+        assert!(s.windows(2).all(|w| w[0].labels < w[1].labels));
+    }
+
+    #[test]
+    fn corruption_is_an_error() {
+        let b = fixture();
+        let ix = IndexReader::new(&b).unwrap();
+        let id = ix.series_ids().unwrap()[1];
+        // A flipped byte inside a series entry fails its checksum.
+        let mut bad = b.clone();
+        bad[id as usize * 16 + 3] ^= 0x01;
+        let ix2 = IndexReader::new(&bad).unwrap();
+        assert_eq!(ix2.series(id), Err(FormatError::Checksum("series entry")));
+        // A flipped byte in the table of contents.
+        let mut bad = b.clone();
+        let n = bad.len();
+        bad[n - 10] ^= 0x01;
+        assert_eq!(IndexReader::new(&bad).unwrap_err(), FormatError::Checksum("index table of contents"));
+        // Version 1, and not an index at all.
+        let mut v1 = b.clone();
+        v1[4] = 1;
+        assert_eq!(IndexReader::new(&v1).unwrap_err(), FormatError::UnsupportedVersion { what: "index", got: 1 });
+        assert!(matches!(IndexReader::new(b"no").unwrap_err(), FormatError::Truncated(_)));
+        assert!(matches!(IndexReader::new(&[0u8; 64]).unwrap_err(), FormatError::BadMagic { .. }));
+        // Every truncation fails cleanly.
+        for n in 0..b.len() {
+            let _ = IndexReader::new(&b[..n]).and_then(|ix| ix.series_ids());
+        }
+        // An id past the end.
+        assert!(ix.series(u64::MAX).is_err());
+        assert!(ix.series(b.len() as u64).is_err());
+    }
+}
