@@ -50,7 +50,7 @@ pub use meta::{
 };
 pub use reader::Block;
 pub use scrub::ChunkDamage;
-pub use writer::{write_block, BlockWriteOptions};
+pub use writer::{write_block, write_block_series, BlockWriteOptions, SeriesData};
 
 /// Name of the index file inside a block directory.
 pub const INDEX_FILENAME: &str = "index";

@@ -127,6 +127,21 @@ pub fn write_block(
     write_block_with(&vfs::os(), parent_dir, mint, maxt, compaction, series, opts, MAX_CHUNK_FILE_SIZE)
 }
 
+/// [`write_block`] for series that may hold native histograms, from a
+/// fallible source (read lazily: the writer pulls one series at a time, so
+/// a caller that decodes series on demand holds one in memory). The first
+/// error from `series` aborts the write and leaves no block behind.
+pub fn write_block_series(
+    parent_dir: &Path,
+    mint: i64,
+    maxt: i64,
+    compaction: CompactionMeta,
+    series: impl Iterator<Item = Result<SeriesData, Error>>,
+    opts: &BlockWriteOptions,
+) -> Result<BlockMeta, Error> {
+    write_block_with(&vfs::os(), parent_dir, mint, maxt, compaction, series, opts, MAX_CHUNK_FILE_SIZE)
+}
+
 /// [`write_block`] through the file layer `fs`, over a fallible series
 /// source and with a configurable chunk file size (tests use small files to
 /// exercise splitting).
