@@ -255,3 +255,83 @@ fn an_empty_import_writes_nothing() {
     assert!(s.blocks_written.is_empty());
     assert!(!s.verified);
 }
+
+#[test]
+fn data_below_the_retention_floor_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("deleted_before"), tidemark_storage::floor::encode(50 * H)).unwrap();
+    let file = write(tmp.path(), "in.om", &format!("a 1 {}\na 1 {}\n# EOF\n", 49 * 3600, 51 * 3600));
+    let e = import_file(&file, &opts(&data)).unwrap_err();
+    assert!(matches!(e, ImportError::BelowRetentionFloor { floor_ms, .. } if floor_ms == 50 * H), "{e}");
+    let file = write(tmp.path(), "in.om", &format!("a 1 {}\n# EOF\n", 51 * 3600));
+    assert!(import_file(&file, &opts(&data)).unwrap().verified);
+}
+
+mod model {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Random series and samples, written as OpenMetrics lines in a random
+    /// order with random label order and identical repeats, under a random
+    /// small memory bound: what reads back is exactly the model.
+    fn case() -> impl Strategy<Value = (Vec<(u8, u8, i64, i32)>, Vec<usize>, u64)> {
+        (
+            proptest::collection::vec((0u8..4, 0u8..3, 0i64..40_000_000, -1000i32..1000), 1..300),
+            proptest::collection::vec(0usize..1000, 0..40),
+            prop_oneof![Just(64u64 << 10), Just(1u64 << 20)],
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+        #[test]
+        fn import_reads_back_as_the_model((samples, repeats, bound) in case()) {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut model: BTreeMap<(u8, u8), BTreeMap<i64, f64>> = BTreeMap::new();
+            let mut lines = Vec::new();
+            for &(m, l, t, v) in &samples {
+                let v = f64::from(v) / 8.0;
+                // The text gives seconds; promtool's int64(seconds × 1000)
+                // may land 1 ms lower (8194.862 s → 8194861 ms).
+                let secs = format!("{}.{:03}", t / 1000, t % 1000);
+                let t = (secs.parse::<f64>().unwrap() * 1000.0) as i64;
+                // One value per series and timestamp (conflicts are refused, tested elsewhere).
+                let v = *model.entry((m, l)).or_default().entry(t).or_insert(v);
+                let line = if t % 2 == 0 {
+                    format!("m{m}{{l=\"{l}\",z=\"q\\\"\"}} {v} {secs}\n")
+                } else {
+                    format!("m{m}{{z=\"q\\\"\",l=\"{l}\"}} {v} {secs}\n")
+                };
+                lines.push(line);
+            }
+            for &r in &repeats {
+                let again = lines[r % lines.len()].clone();
+                lines.push(again);
+            }
+            let mut text: String = lines.concat();
+            text.push_str("# EOF\n");
+            let file = write(tmp.path(), "in.om", &text);
+            let mut o = opts(&tmp.path().join("data"));
+            o.max_memory_bytes = bound;
+            let s = import_file(&file, &o).unwrap();
+            prop_assert!(s.verified);
+            prop_assert_eq!(s.series, model.len() as u64);
+            prop_assert_eq!(s.float_samples, model.values().map(|m| m.len() as u64).sum::<u64>());
+            let db = Db::builder(tmp.path().join("data")).retention_time(None).maintenance_interval(None).open().unwrap();
+            let q = db.querier(0, 40_000_000);
+            for ((m, l), want) in &model {
+                let sel = q.select(&[Matcher::equal("__name__", format!("m{m}")), Matcher::equal("l", l.to_string())]).unwrap();
+                prop_assert_eq!(sel.len(), 1);
+                prop_assert_eq!(sel[0].labels().get("z"), Some("q\""));
+                let got: Vec<(i64, f64)> = sel[0].samples().unwrap().iter().map(|s| (s.t, s.v)).collect();
+                let want: Vec<(i64, f64)> = want.iter().map(|(&t, &v)| (t, v)).collect();
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+}
