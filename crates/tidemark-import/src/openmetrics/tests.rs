@@ -279,7 +279,10 @@ mod model {
     /// Random series and samples, written as OpenMetrics lines in a random
     /// order with random label order and identical repeats, under a random
     /// small memory bound: what reads back is exactly the model.
-    fn case() -> impl Strategy<Value = (Vec<(u8, u8, i64, i32)>, Vec<usize>, u64)> {
+    /// (metric, label, t ms, value × 8) samples; lines to repeat; memory bound.
+    type Case = (Vec<(u8, u8, i64, i32)>, Vec<usize>, u64);
+
+    fn case() -> impl Strategy<Value = Case> {
         (
             proptest::collection::vec((0u8..4, 0u8..3, 0i64..40_000_000, -1000i32..1000), 1..300),
             proptest::collection::vec(0usize..1000, 0..40),
