@@ -389,7 +389,13 @@ pub fn parse_float(s: &[u8]) -> Result<f64, String> {
     let t = std::str::from_utf8(s).map_err(|_| "invalid float".to_string())?;
     // Rust reads the same decimal forms and inf/infinity/nan spellings as Go;
     // Go also takes a sign before "nan", Rust as well.
-    t.parse::<f64>().map_err(|_| format!("strconv.ParseFloat: parsing {t:?}: invalid syntax"))
+    let v = t.parse::<f64>().map_err(|_| format!("strconv.ParseFloat: parsing {t:?}: invalid syntax"))?;
+    // Go refuses a finite spelling beyond the f64 range (ErrRange); Rust
+    // rounds it to infinity.
+    if v.is_infinite() && !t.trim_start_matches(['+', '-']).to_ascii_lowercase().starts_with("inf") {
+        return Err(format!("strconv.ParseFloat: parsing {t:?}: value out of range"));
+    }
+    Ok(v)
 }
 
 /// Seconds as written → milliseconds, truncating `seconds × 1000` as
@@ -510,6 +516,8 @@ mod tests {
         assert!(s.value.is_nan());
         assert_eq!(sample("x +Inf 1.5").value, f64::INFINITY);
         assert_eq!(sample("x -inf 1.5").timestamp_ms, Some(1500));
+        assert_eq!(sample("x -Infinity 1").value, f64::NEG_INFINITY);
+        assert_eq!(sample("x 1e-400 1").value, 0.0, "underflow is not an error in Go either");
         // Truncation of seconds × 1000 toward zero, as int64(ts*1000).
         assert_eq!(sample("x 1 -0.0015").timestamp_ms, Some(-1));
         assert_eq!(sample("x 1 0.0019").timestamp_ms, Some(1));
@@ -545,6 +553,8 @@ mod tests {
             "up 0x10 1",
             "up 1_000 1",
             "up 1 1e1000",
+            "up 1e400 1",
+            "up -1e400 1",
             "up 1 NaN",
             "up 1 1 2",
             "up abc 1",
