@@ -14,3 +14,4 @@ pub mod openmetrics;
 pub mod progress;
 pub mod prometheus;
 pub mod summary;
+pub mod target;

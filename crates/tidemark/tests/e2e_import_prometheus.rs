@@ -38,7 +38,8 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 use serde_json::Value as Json;
-use tidemark_import::prometheus::{import_dir, ImportOptions};
+use tidemark_import::prometheus::import_dir;
+use tidemark_import::summary::ImportOptions;
 use tidemark_testkit::{
     free_port, now_ms, promtool_with_timeout, secs, url_encode, Http, Prometheus, PrometheusConfig, Tidemark,
     TidemarkConfig,
@@ -445,6 +446,16 @@ fn a_real_prometheus_data_directory_imports_completely_and_answers_the_same() {
         matches!(again, Err(tidemark_import::prometheus::PrometheusImportError::Locked(_))),
         "import into a served directory must be refused: {again:?}"
     );
+    // The same through the command line: exit status 1 and the reason.
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .args(["import", "prometheus", "--quiet", "--wal", "--data-dir"])
+        .arg(&tm_dir)
+        .arg(&prom_dir)
+        .output()
+        .expect("run tidemark import prometheus");
+    let stderr = String::from_utf8_lossy(&cli.stderr);
+    assert_eq!(cli.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("in use"), "{stderr}");
 
     // 4. Prometheus on its own directory (WAL replayed) against Tidemark.
     let p = prometheus(&prom_dir, None);

@@ -1,7 +1,7 @@
 //! The import itself: Prometheus blocks and WAL into Tidemark blocks.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use tidemark_storage::block::meta::CompactionMeta;
@@ -14,7 +14,9 @@ use super::index::{IndexReader, IndexSeries};
 use super::meta::{parse_meta, PromBlockMeta};
 use super::tombstones::Tombstones;
 use super::wal::{decode_record, segments_to_read, Record, RecordReader};
-use super::{bar, verify, ImportOptions, ImportSummary, PrometheusImportError as E};
+use crate::target::{take_lock, LockError, Target};
+
+use super::{verify, ImportOptions, ImportSummary, PrometheusImportError as E};
 
 /// Reasons for leaving data out, counted.
 #[derive(Debug, Default)]
@@ -179,18 +181,6 @@ pub(crate) fn finish_series(
     Some(SeriesData { labels, floats, histograms: hists })
 }
 
-/// Takes the Tidemark data directory's lock, as `Db::open` does.
-fn lock_target(dir: &Path) -> Result<File, E> {
-    fs::create_dir_all(dir).map_err(|e| E::io(dir, e))?;
-    let path = dir.join("lock");
-    let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| E::io(&path, e))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(fs::TryLockError::WouldBlock) => Err(E::Locked(dir.to_path_buf())),
-        Err(fs::TryLockError::Error(e)) => Err(E::io(path, e)),
-    }
-}
-
 struct Totals {
     series: std::collections::HashSet<Labels>,
     floats: u64,
@@ -225,12 +215,15 @@ impl Totals {
 /// the block again when no series had samples.
 fn write_series(
     data_dir: &Path,
+    target: &Target,
     mint: i64,
     maxt: i64,
     mut series: impl FnMut() -> Option<Result<SeriesData, E>>,
     totals: &mut Totals,
     written: &mut Vec<String>,
 ) -> Result<(), E> {
+    // `maxt` is exclusive, as in block metas.
+    target.check(mint, maxt.saturating_sub(1))?;
     let mut failure: Option<E> = None;
     let mut n = 0u64;
     let it = std::iter::from_fn(|| match series()? {
@@ -267,7 +260,14 @@ pub fn import_dir(src: &Path, wal: bool, opts: &ImportOptions) -> Result<ImportS
     if blocks.is_empty() && !use_wal {
         return Err(E::NotPrometheusDir(src.to_path_buf()));
     }
-    let lock = lock_target(&opts.data_dir)?;
+    let target = Target::inspect(&opts.data_dir).map_err(|e| match e {
+        tidemark_storage::Error::Locked(p) => E::Locked(p),
+        e => E::Storage(e),
+    })?;
+    let lock = take_lock(&opts.data_dir).map_err(|e| match e {
+        LockError::Locked(p) => E::Locked(p),
+        LockError::Io { path, source } => E::io(path, source),
+    })?;
     let mut skips = Skips::default();
     let mut totals = Totals::new();
     let mut written = Vec::new();
@@ -284,7 +284,7 @@ pub fn import_dir(src: &Path, wal: bool, opts: &ImportOptions) -> Result<ImportS
     for s in &wal_segments {
         total_bytes += fs::metadata(s).map(|m| m.len()).unwrap_or(0);
     }
-    let pb = bar::bytes_bar(total_bytes, opts.progress);
+    let pb = crate::progress::Progress::bytes(opts.progress, "reading", total_bytes);
 
     for b in &blocks {
         if b.meta.deletable {
@@ -302,6 +302,7 @@ pub fn import_dir(src: &Path, wal: bool, opts: &ImportOptions) -> Result<ImportS
         let skips_ref = &mut skips;
         write_series(
             &opts.data_dir,
+            &target,
             b.meta.min_time,
             b.meta.max_time,
             || loop {
@@ -331,7 +332,7 @@ pub fn import_dir(src: &Path, wal: bool, opts: &ImportOptions) -> Result<ImportS
         // newest block ends; older samples are already in blocks.
         let min_valid = blocks.iter().map(|b| b.meta.max_time).max().unwrap_or(i64::MIN);
         pb.set_message("WAL");
-        import_wal(&wal_segments, min_valid, opts, &mut skips, &mut totals, &mut written, &pb)?;
+        import_wal(&wal_segments, min_valid, opts, &target, &mut skips, &mut totals, &mut written, &pb)?;
         let wbl = src.join("wbl");
         if wbl.is_dir() {
             let n = fs::read_dir(&wbl).map(|d| d.count() as u64).unwrap_or(0);
@@ -340,7 +341,7 @@ pub fn import_dir(src: &Path, wal: bool, opts: &ImportOptions) -> Result<ImportS
     } else if wal_dir.is_dir() {
         skips.add("WAL not read (pass --wal to import the head's data)", 1);
     }
-    pb.finish_and_clear();
+    pb.finish();
     drop(lock);
 
     let mut summary = ImportSummary {
@@ -559,10 +560,11 @@ fn import_wal(
     segments: &[PathBuf],
     min_valid: i64,
     opts: &ImportOptions,
+    target: &Target,
     skips: &mut Skips,
     totals: &mut Totals,
     written: &mut Vec<String>,
-    pb: &indicatif::ProgressBar,
+    pb: &crate::progress::Progress,
 ) -> Result<(), E> {
     let span = i64::try_from(opts.block_duration.as_millis()).unwrap_or(i64::MAX).max(1);
     replay_wal(
@@ -587,6 +589,7 @@ fn import_wal(
                 let mut it = series.iter();
                 write_series(
                     &opts.data_dir,
+                    target,
                     mint,
                     maxt,
                     || loop {
@@ -716,6 +719,22 @@ mod tests {
     }
 
     #[test]
+    fn importing_over_existing_blocks_is_refused() {
+        let out = tempfile::tempdir().unwrap();
+        let first = import_dir(&fixture(), false, &opts(out.path(), false)).unwrap();
+        assert!(!first.blocks_written.is_empty());
+        let again = import_dir(&fixture(), false, &opts(out.path(), false)).unwrap_err();
+        assert!(
+            matches!(&again, E::Conflict(crate::target::Conflict::OverlapsBlock { block, .. }) if first.blocks_written.contains(block)),
+            "{again}"
+        );
+        // Nothing more was written.
+        let blocks =
+            fs::read_dir(out.path()).unwrap().flatten().filter(|e| e.path().join("meta.json").exists()).count();
+        assert_eq!(blocks, first.blocks_written.len());
+    }
+
+    #[test]
     fn a_corrupt_chunk_is_an_error_naming_the_file() {
         let src = tempfile::tempdir().unwrap();
         let b = fixture().join("01M98MP02K0NQ0C47GVT901V3H");
@@ -730,9 +749,12 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let err = import_dir(src.path(), false, &opts(out.path(), false)).unwrap_err();
         assert!(err.to_string().contains("000001") && err.to_string().contains("checksum"), "{err}");
-        // Nothing half-written is left behind.
-        let left: Vec<_> = fs::read_dir(out.path()).unwrap().flatten().map(|e| e.file_name()).collect();
-        assert_eq!(left, vec![std::ffi::OsString::from("lock")]);
+        // Nothing half-written is left behind: no block, only what an
+        // empty data directory holds.
+        let blocks: Vec<_> =
+            fs::read_dir(out.path()).unwrap().flatten().filter(|e| e.path().join("meta.json").exists()).collect();
+        assert!(blocks.is_empty(), "{blocks:?}");
+        assert!(out.path().join("lock").exists());
     }
 
     #[test]

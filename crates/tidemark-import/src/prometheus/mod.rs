@@ -26,7 +26,8 @@
 //!
 //! ```no_run
 //! use std::path::Path;
-//! use tidemark_import::prometheus::{import_dir, ImportOptions};
+//! use tidemark_import::prometheus::import_dir;
+//! use tidemark_import::summary::ImportOptions;
 //!
 //! let opts = ImportOptions {
 //!     data_dir: "/var/lib/tidemark".into(),
@@ -39,23 +40,21 @@
 //! println!("{} series, {} samples", s.series, s.float_samples + s.histogram_samples);
 //! ```
 
-mod bar;
 pub mod chunks;
 mod decbuf;
 mod format;
 mod import;
 pub mod index;
 pub mod meta;
-mod shared_tmp;
 pub mod tombstones;
 mod verify;
 pub mod wal;
 
 use std::path::PathBuf;
 
+use crate::summary::{ImportOptions, ImportSummary};
 pub use format::FormatError;
 pub use import::import_dir;
-pub use shared_tmp::{ImportOptions, ImportSummary};
 
 /// Why an import of a Prometheus data directory failed.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +84,9 @@ pub enum PrometheusImportError {
     /// The target data directory is open in a running Tidemark.
     #[error("{0}: the data directory is in use (stop the Tidemark that has it open)")]
     Locked(PathBuf),
+    /// The data would overlap what the target data directory holds.
+    #[error(transparent)]
+    Conflict(#[from] crate::target::Conflict),
     /// Writing or reading Tidemark blocks failed.
     #[error("tidemark storage: {0}")]
     Storage(#[from] tidemark_storage::Error),
