@@ -1,7 +1,8 @@
 //! The Prometheus HTTP API as an axum [`Router`]: queries, series and label
 //! lookups, metadata, status, `format_query`, the snapshot admin endpoint,
-//! `/federate`, remote write (`/api/v1/write`), the rule manager's rules and
-//! alerts, and the health checks; plus empty answers for targets and
+//! `/federate`, remote write (`/api/v1/write`), remote read
+//! (`/api/v1/read`), the rule manager's rules and alerts, and the health
+//! checks; plus empty answers for targets and
 //! exemplars, which Tidemark does not have but Grafana asks for.
 //!
 //! Behaviour follows Prometheus' `web/api/v1`: GET and form-encoded POST
@@ -38,6 +39,7 @@ mod metadata;
 mod origin;
 pub mod params;
 mod query;
+mod read;
 pub mod response;
 mod rules;
 mod series;
@@ -53,10 +55,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
 use tidemark_promql::{CancellationToken, Engine, EngineOptions};
+use tidemark_remote::read::{ReadOptions, Reader};
 use tidemark_remote::{MetadataStore, Receiver, ReceiverOptions};
 use tidemark_storage::{Db, NameValidation};
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub(crate) use read::ReadCollector;
 pub use response::{ApiError, ApiResult, ErrorType, Reply};
 
 /// What `/api/v1/status/buildinfo` reports.
@@ -150,6 +154,10 @@ pub struct ApiOptions {
     /// Most queries evaluated at once by the engine [`ApiState::new`]
     /// makes (default 20); more wait within their timeout.
     pub max_concurrency: usize,
+    /// Remote read limits (`/api/v1/read`); its external labels are
+    /// replaced by [`ApiOptions::external_labels`]. Default: see
+    /// [`ReadOptions`].
+    pub remote_read: ReadOptions,
 }
 
 impl Default for ApiOptions {
@@ -171,6 +179,7 @@ impl Default for ApiOptions {
             storage_retention: String::new(),
             start_time: SystemTime::now(),
             max_concurrency: 20,
+            remote_read: ReadOptions::default(),
         }
     }
 }
@@ -186,6 +195,8 @@ pub struct ApiState {
     pub metadata: Arc<MetadataStore>,
     /// The remote write receiver behind `/api/v1/write`.
     pub receiver: Arc<Receiver>,
+    /// The remote read handler behind `/api/v1/read`.
+    pub reader: Reader,
     /// Settings.
     pub options: ApiOptions,
     /// Cancelling this token cancels every query in flight or queued, and
@@ -212,11 +223,16 @@ impl ApiState {
         let receiver_opts =
             ReceiverOptions { max_body_bytes: options.max_remote_write_body, ..ReceiverOptions::default() };
         let receiver = Arc::new(Receiver::new(db.clone(), metadata.clone(), receiver_opts));
+        let reader = Reader::new(
+            db.clone(),
+            ReadOptions { external_labels: options.external_labels.clone(), ..options.remote_read.clone() },
+        );
         ApiState {
             db,
             engine: Arc::new(engine),
             metadata,
             receiver,
+            reader,
             options,
             shutdown: CancellationToken::new(),
             rules: None,
@@ -272,6 +288,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/api/v1/admin/tsdb/snapshot", post(admin::snapshot).put(admin::snapshot))
         .route("/api/v1/write", post(write::write))
+        .route("/api/v1/read", post(read::read))
         .route("/api/v1/rules", get(rules::rules).post(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts).post(rules::alerts))
         .route("/api/v1/targets", get(absent::targets))
