@@ -206,7 +206,11 @@ impl Tidemark {
             opts.rules.external_labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let reader = Reader::new(
             db.clone(),
-            ReadOptions { external_labels: external_labels.clone(), ..opts.remote_read.clone() },
+            ReadOptions {
+                external_labels: external_labels.clone(),
+                regex_rewrite: Some(tidemark_promql::regex_compat::ascii_perl_classes),
+                ..opts.remote_read.clone()
+            },
         );
         server_metrics.register_collector(Box::new(api::ReadCollector(reader.clone())));
         let metrics = Arc::new(server_metrics);

@@ -107,6 +107,12 @@ pub struct ReadOptions {
     /// The server's external labels, added to every series answered.
     /// Default none.
     pub external_labels: Vec<(String, String)>,
+    /// Rewrites a matcher's regex before it is compiled, so that it means
+    /// what Go's RE2 makes of it (the client is Prometheus): the server
+    /// sets PromQL's `regex_compat::ascii_perl_classes`, so a selector
+    /// read remotely matches what it matches in a query. Default `None`:
+    /// compiled as sent (Rust's `regex`, where `\d` is Unicode).
+    pub regex_rewrite: Option<fn(&str) -> String>,
 }
 
 impl Default for ReadOptions {
@@ -119,6 +125,7 @@ impl Default for ReadOptions {
             max_body_bytes: 32 << 20,
             max_decompressed_bytes: 32 << 20,
             external_labels: Vec::new(),
+            regex_rewrite: None,
         }
     }
 }
@@ -393,7 +400,7 @@ impl Reader {
         let response_type = negotiate(&req.accepted_response_types)?;
         let mut queries = Vec::with_capacity(req.queries.len());
         for (i, q) in req.queries.iter().enumerate() {
-            let ms = matchers::to_storage(i, &q.matchers, &opts.external_labels)?;
+            let ms = matchers::to_storage(i, &q.matchers, &opts.external_labels, opts.regex_rewrite)?;
             queries.push(Prepared { mint: q.start_timestamp_ms, maxt: q.end_timestamp_ms, matchers: ms });
         }
         let permit = self.enter()?;

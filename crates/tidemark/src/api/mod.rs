@@ -225,7 +225,11 @@ impl ApiState {
         let receiver = Arc::new(Receiver::new(db.clone(), metadata.clone(), receiver_opts));
         let reader = Reader::new(
             db.clone(),
-            ReadOptions { external_labels: options.external_labels.clone(), ..options.remote_read.clone() },
+            ReadOptions {
+                external_labels: options.external_labels.clone(),
+                regex_rewrite: Some(tidemark_promql::regex_compat::ascii_perl_classes),
+                ..options.remote_read.clone()
+            },
         );
         ApiState {
             db,
