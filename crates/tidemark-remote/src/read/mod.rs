@@ -150,8 +150,8 @@ pub enum ReadError {
         /// The limit.
         limit: usize,
     },
-    /// The body is not snappy (400).
-    #[error("snappy: corrupt input: {0}")]
+    /// The body is not snappy (400; the decoder's text, which names snappy).
+    #[error("{0}")]
     CorruptSnappy(String),
     /// The body is not a `ReadRequest` (400).
     #[error("cannot decode the read request: {0}")]
