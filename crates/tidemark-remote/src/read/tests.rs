@@ -502,3 +502,30 @@ fn hints_are_accepted_and_change_nothing() {
     let (ReadBody::Bytes(a), ReadBody::Bytes(b)) = (plain.body, hinted.body) else { panic!() };
     assert_eq!(a, b);
 }
+
+#[test]
+fn a_stream_reads_storage_only_as_its_frames_are_taken() {
+    let db = Arc::new(Db::in_memory().unwrap());
+    let mut app = db.appender();
+    for i in 0..50 {
+        let l = Labels::new([("__name__", "many"), ("i", &i.to_string())]).unwrap();
+        for k in 0..10 {
+            app.append(&l, k * 1000, k as f64).unwrap();
+        }
+    }
+    app.commit().unwrap();
+    let reader = Reader::new(db, ReadOptions::default());
+    let body = request(
+        vec![query(0, i64::MAX, vec![matcher(MatcherType::Eq, "__name__", "many")])],
+        &[ResponseType::StreamedXorChunks],
+    );
+    let answer = reader.handle(&body);
+    // Only the first series' frame is built before the answer starts.
+    assert_eq!(reader.stats().samples_sent, 10);
+    let ReadBody::Stream(mut frames) = answer.body else { panic!() };
+    frames.next().unwrap().unwrap();
+    frames.next().unwrap().unwrap();
+    assert_eq!(reader.stats().samples_sent, 20, "one more series per frame taken");
+    assert_eq!(frames.count(), 48);
+    assert_eq!(reader.stats().samples_sent, 500);
+}

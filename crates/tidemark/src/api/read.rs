@@ -143,3 +143,77 @@ impl prometheus_client::collector::Collector for ReadCollector {
         ConstGauge::new(i64::try_from(s.in_flight).unwrap_or(i64::MAX)).encode(m)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use hyper::body::Body as _;
+    use prost::Message;
+    use tidemark_remote::proto::read::{LabelMatcher, MatcherType, Query, ReadRequest, ResponseType};
+    use tidemark_remote::read::ReadOptions;
+    use tidemark_storage::{Db, Labels};
+    use tower::ServiceExt;
+
+    use crate::api::{router, ApiOptions, ApiState};
+
+    fn streamed_request() -> Request<Body> {
+        let req = ReadRequest {
+            queries: vec![Query {
+                start_timestamp_ms: 0,
+                end_timestamp_ms: i64::MAX,
+                matchers: vec![LabelMatcher {
+                    r#type: MatcherType::Eq as i32,
+                    name: "__name__".into(),
+                    value: "m".into(),
+                }],
+                hints: None,
+            }],
+            accepted_response_types: vec![ResponseType::StreamedXorChunks as i32],
+        };
+        let body = snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).unwrap();
+        Request::post("/api/v1/read").body(Body::from(body)).unwrap()
+    }
+
+    #[test]
+    fn a_client_that_goes_away_gives_its_slot_back() {
+        let db = Arc::new(Db::in_memory().unwrap());
+        let mut app = db.appender();
+        for i in 0..200 {
+            let l = Labels::new([("__name__", "m"), ("i", &i.to_string())]).unwrap();
+            app.append(&l, 1000, 1.0).unwrap();
+        }
+        app.commit().unwrap();
+        let remote_read = ReadOptions { max_concurrent: 1, queue_timeout: Duration::ZERO, ..ReadOptions::default() };
+        let state = Arc::new(ApiState::new(db, ApiOptions { remote_read, ..ApiOptions::default() }));
+        let reader = state.reader.clone();
+        let app = router(state);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async {
+            // 200 frames, more than the channel holds: the writer blocks.
+            let resp = app.clone().oneshot(streamed_request()).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let mut body = resp.into_body();
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await.unwrap().unwrap();
+            // The slot is taken: a second read is refused at once.
+            let second = app.clone().oneshot(streamed_request()).await.unwrap();
+            assert_eq!(second.status(), 503);
+            drop(body);
+            // The writer notices at its next frame and gives the slot back.
+            let mut waited = 0;
+            while reader.stats().in_flight > 0 {
+                assert!(waited < 500, "the slot was never given back");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                waited += 1;
+            }
+            let third = app.clone().oneshot(streamed_request()).await.unwrap();
+            assert_eq!(third.status(), 200);
+            let all = axum::body::to_bytes(third.into_body(), usize::MAX).await.unwrap();
+            assert!(all.len() > 200 * 10, "the whole answer: {} bytes", all.len());
+        });
+        assert!(reader.stats().samples_sent < 2 * 200, "the first stream stopped early");
+    }
+}
