@@ -332,6 +332,7 @@ fn prometheus_reads_tidemark_and_answers_as_tidemark_does() {
     // SAMPLES under it: one query per metric family.
     let mut got = Answer::new();
     let mut stale_seen = 0;
+    let mut samples_bytes = 0;
     for name in [
         "http_requests_total",
         "http_request_duration_seconds_bucket",
@@ -352,6 +353,7 @@ fn prometheus_reads_tidemark_and_answers_as_tidemark_does() {
         let r = http.post(&read_url, &headers, &body).unwrap();
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.header("content-type"), Some("application/x-protobuf"));
+        samples_bytes += r.body.len();
         let resp = ReadResponse::decode(snap::raw::Decoder::new().decompress_vec(&r.body).unwrap().as_slice()).unwrap();
         for ts in &resp.results[0].timeseries {
             stale_seen += ts.samples.iter().filter(|s| is_stale_nan(s.value)).count();
@@ -360,6 +362,7 @@ fn prometheus_reads_tidemark_and_answers_as_tidemark_does() {
         }
     }
     assert_eq!(stale_seen, 1, "the staleness marker is sent as stored");
+    eprintln!("SAMPLES answers: {samples_bytes} bytes (snappy) for the same samples");
     assert_same("SAMPLES against the query API", &raw, &got);
 
     // STREAMED_XOR_CHUNKS, preferred over SAMPLES, is not limited.
@@ -368,6 +371,13 @@ fn prometheus_reads_tidemark_and_answers_as_tidemark_does() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("content-type"), Some("application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse"));
     let frames = read_frames(&r.body);
+    eprintln!(
+        "streamed answer: {} samples in {} frames, {} bytes ({:.2} bytes/sample)",
+        raw.values().map(Vec::len).sum::<usize>() + 1,
+        frames.len(),
+        r.body.len(),
+        r.body.len() as f64 / (raw.values().map(Vec::len).sum::<usize>() + 1) as f64
+    );
     assert!(frames.len() > raw.len(), "512-byte frames split the series: {} frames", frames.len());
     let mut got = Answer::new();
     for f in &frames {
