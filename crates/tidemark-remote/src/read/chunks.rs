@@ -7,7 +7,7 @@
 //! - **Splice.** A float series whose chunks do not overlap one another:
 //!   each XOR chunk that lies wholly inside the query range goes out as it
 //!   is stored, translated by the byte splice of
-//!   [`prom_xor::to_prometheus`](tidemark_storage::chunkenc::prom_xor::to_prometheus)
+//!   [`prom_xor::to_prometheus`]
 //!   (the head's chunks, block XOR chunks). Any other chunk (our sealed
 //!   block encoding, or an XOR chunk reaching outside the range) is
 //!   decoded, clipped to the range and re-encoded into XOR chunks of at
