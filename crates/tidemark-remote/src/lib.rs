@@ -1,4 +1,4 @@
-//! Prometheus remote write for Tidemark.
+//! Prometheus remote write and remote read for Tidemark.
 //!
 //! - [`proto`]: the wire messages of remote write 1.0
 //!   (`prometheus.WriteRequest`) and 2.0 (`io.prometheus.write.v2.Request`),
@@ -11,6 +11,8 @@
 //! - [`codec`]: encoding requests (protobuf + snappy) and the 2.0 symbol
 //!   table, for senders, tests and benchmarks.
 //! - [`forward`]: the forwarder, which ships the WAL to another endpoint.
+//! - [`read`]: the remote read handler (`SAMPLES` and
+//!   `STREAMED_XOR_CHUNKS` answers from a database).
 //!
 //! # Receiving: what is stored, what is answered
 //!
@@ -53,6 +55,7 @@ pub mod forward;
 pub mod histogram;
 pub mod metadata;
 pub mod proto;
+pub mod read;
 
 pub use forward::{Forwarder, ForwarderOptions, ForwarderStats};
 pub use metadata::{MetadataStore, MetricKind, MetricMetadata};

@@ -43,6 +43,10 @@
 //! replica_label = "__replica__"    # setting it turns deduplication on
 //! cluster_label = "cluster"
 //! failover_timeout = "30s"
+//! [remote_read]                  # POST /api/v1/read
+//! sample_limit = 50000000        # per query of a SAMPLES answer; 0: none
+//! concurrent_limit = 10          # 0: none
+//! max_bytes_in_frame = 1048576   # streamed answers
 //!
 //! [rules]
 //! files = ["rules/*.yml"]        # Prometheus rule files (docs/rules.md)
@@ -247,6 +251,15 @@ pub struct ServeArgs {
     /// Most exemplars kept, in one in-memory ring shared by all series, about 40 bytes each plus their labels; 0 disables exemplar storage [default: 100000].
     #[arg(long = "storage.exemplars.exemplars-limit", value_name = "N")]
     pub storage_exemplars_limit: Option<usize>,
+    /// Most samples one query of a remote read SAMPLES answer may hold (0: no limit) [default: 50000000].
+    #[arg(long = "storage.remote.read-sample-limit", value_name = "N")]
+    pub remote_read_sample_limit: Option<usize>,
+    /// Most remote read requests handled at once; more wait up to 2m, then get 503 (0: no limit) [default: 10].
+    #[arg(long = "storage.remote.read-concurrent-limit", value_name = "N")]
+    pub remote_read_concurrent_limit: Option<usize>,
+    /// Target size in bytes of one frame of a streamed remote read answer [default: 1048576].
+    #[arg(long = "storage.remote.read-max-bytes-in-frame", value_name = "BYTES")]
+    pub remote_read_max_bytes_in_frame: Option<usize>,
 }
 
 /// The remote-write protocol a forward target speaks.
@@ -341,6 +354,8 @@ struct FileConfig {
     alerting: FileAlerting,
     #[serde(default)]
     storage: FileStorage,
+    #[serde(default)]
+    remote_read: FileRemoteRead,
 }
 
 /// `[storage.exemplars]`, as Prometheus' `storage: exemplars: max_exemplars`.
@@ -355,6 +370,14 @@ struct FileStorage {
 #[serde(deny_unknown_fields)]
 struct FileExemplars {
     max_exemplars: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRemoteRead {
+    sample_limit: Option<usize>,
+    concurrent_limit: Option<usize>,
+    max_bytes_in_frame: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -732,6 +755,22 @@ impl ServeConfig {
             drain_timeout: defaults.drain_timeout,
         };
         instance.rules = resolve_rules(args, &file, listen)?;
+        let read_defaults = tidemark_remote::read::ReadOptions::default();
+        instance.remote_read = tidemark_remote::read::ReadOptions {
+            sample_limit: args
+                .remote_read_sample_limit
+                .or(file.remote_read.sample_limit)
+                .unwrap_or(read_defaults.sample_limit),
+            max_concurrent: args
+                .remote_read_concurrent_limit
+                .or(file.remote_read.concurrent_limit)
+                .unwrap_or(read_defaults.max_concurrent),
+            max_bytes_in_frame: args
+                .remote_read_max_bytes_in_frame
+                .or(file.remote_read.max_bytes_in_frame)
+                .unwrap_or(read_defaults.max_bytes_in_frame),
+            ..read_defaults
+        };
         let web_config_file = args.web_config_file.clone().or_else(|| file.web.config_file.clone());
         Ok(ServeConfig { listen, instance, forward, log_filter, web_config_file, web })
     }
@@ -1270,5 +1309,25 @@ external_url = "https://tm.example.com/prefix/"
             let e = ServeConfig::resolve(&f).unwrap_err().to_string();
             assert!(e.contains(why), "{e}");
         }
+    }
+
+    #[test]
+    fn remote_read_limits_from_flags_file_and_defaults() {
+        let c = ServeConfig::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!((c.instance.remote_read.sample_limit, c.instance.remote_read.max_concurrent), (50_000_000, 10));
+        assert_eq!(c.instance.remote_read.max_bytes_in_frame, 1 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "[remote_read]\nsample_limit = 7\nconcurrent_limit = 0\nmax_bytes_in_frame = 4096\n")
+            .unwrap();
+        let c = ServeConfig::resolve(&args(|a| {
+            a.config_file = Some(path.clone());
+            a.remote_read_sample_limit = Some(0);
+        }))
+        .unwrap();
+        let r = &c.instance.remote_read;
+        assert_eq!((r.sample_limit, r.max_concurrent, r.max_bytes_in_frame), (0, 0, 4096), "the flag wins");
+        std::fs::write(&path, "[remote_read]\nsample_limits = 7\n").unwrap();
+        assert!(ServeConfig::resolve(&args(|a| a.config_file = Some(path.clone()))).is_err(), "unknown keys refused");
     }
 }

@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use tidemark_promql::{CancellationToken, Engine, EngineOptions, QueryLimits, QueryResult};
 use tidemark_remote::forward::ForwardError;
+use tidemark_remote::read::{ReadOptions, Reader};
 use tidemark_remote::{Forwarder, ForwarderOptions, ForwarderStats, MetadataStore, Receiver, ReceiverOptions};
 use tidemark_storage::{Db, SyncPolicy};
 
@@ -81,6 +82,9 @@ pub struct TidemarkOptions {
     /// Most exemplars kept (default 100 000; 0 disables exemplar storage):
     /// see [`tidemark_storage::Options::max_exemplars`].
     pub max_exemplars: usize,
+    /// Remote read limits (`/api/v1/read`); the external labels are those
+    /// of `rules`. Default: see [`ReadOptions`].
+    pub remote_read: ReadOptions,
 }
 
 impl TidemarkOptions {
@@ -106,6 +110,7 @@ impl TidemarkOptions {
             enable_admin_api: false,
             rules: RulesOptions::default(),
             max_exemplars: tidemark_storage::exemplar::DEFAULT_MAX_EXEMPLARS,
+            remote_read: ReadOptions::default(),
         }
     }
 }
@@ -132,6 +137,7 @@ pub struct Tidemark {
     engine: Arc<Engine>,
     metadata: Arc<MetadataStore>,
     receiver: Arc<Receiver>,
+    reader: Reader,
     metrics: Arc<ServerMetrics>,
     forwarders: ForwarderList,
     api_options: ApiOptions,
@@ -201,6 +207,17 @@ impl Tidemark {
             notifier: notifier.clone(),
             reload: rules.status.clone(),
         }));
+        let external_labels: Vec<(String, String)> =
+            opts.rules.external_labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let reader = Reader::new(
+            db.clone(),
+            ReadOptions {
+                external_labels: external_labels.clone(),
+                regex_rewrite: Some(tidemark_promql::regex_compat::ascii_perl_classes),
+                ..opts.remote_read.clone()
+            },
+        );
+        server_metrics.register_collector(Box::new(api::ReadCollector(reader.clone())));
         let metrics = Arc::new(server_metrics);
         let api_options = ApiOptions {
             query_timeout: opts.query_timeout,
@@ -210,7 +227,8 @@ impl Tidemark {
             storage_retention: retention_text(opts.retention_time, opts.retention_size),
             max_concurrency: opts.query_max_concurrency,
             enable_admin_api: opts.enable_admin_api,
-            external_labels: opts.rules.external_labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            external_labels,
+            remote_read: opts.remote_read.clone(),
             ..ApiOptions::default()
         };
         let queries = CancellationToken::new();
@@ -231,6 +249,7 @@ impl Tidemark {
             engine,
             metadata,
             receiver,
+            reader,
             metrics,
             forwarders,
             api_options,
@@ -313,6 +332,11 @@ impl Tidemark {
         &self.receiver
     }
 
+    /// The remote read handler.
+    pub fn reader(&self) -> &Reader {
+        &self.reader
+    }
+
     /// Metric metadata received by remote write.
     pub fn metadata(&self) -> &Arc<MetadataStore> {
         &self.metadata
@@ -353,6 +377,7 @@ impl Tidemark {
             engine: self.engine.clone(),
             metadata: self.metadata.clone(),
             receiver: self.receiver.clone(),
+            reader: self.reader.clone(),
             options: self.api_options.clone(),
             shutdown: self.queries.clone(),
             rules: Some(self.rules.manager.clone()),

@@ -790,11 +790,14 @@ async fn health_and_unknown_paths() {
     assert_eq!(head.status, StatusCode::OK);
     err(&get(&app, "/api/v1/nope").await, 404, "not_found", "unknown API endpoint /api/v1/nope");
     err(
-        &send(&app, Request::post("/api/v1/read").body(Body::empty()).unwrap()).await,
+        &send(&app, Request::post("/api/v1/unknown").body(Body::empty()).unwrap()).await,
         404,
         "not_found",
-        "unknown API endpoint /api/v1/read",
+        "unknown API endpoint /api/v1/unknown",
     );
+    // Remote read exists: an empty body is a bad request, in plain text.
+    let a = send(&app, Request::post("/api/v1/read").body(Body::empty()).unwrap()).await;
+    assert_eq!((a.status, a.body.as_str()), (StatusCode::BAD_REQUEST, "snappy: corrupt input (empty)\n"));
 }
 
 /// Hostile or absurd parameters get an answer, never a crashed handler.

@@ -1,7 +1,8 @@
-//! Remote write wire messages, as `prost` derive structs (no `protoc` at
+//! Remote write and remote read wire messages, as `prost` derive structs (no `protoc` at
 //! build time). Field numbers and types follow the published `.proto` files:
 //! `prompb/types.proto` + `prompb/remote.proto` for 1.0 ([`v1`]) and
-//! `prompb/io/prometheus/write/v2/types.proto` for 2.0 ([`v2`]).
+//! `prompb/io/prometheus/write/v2/types.proto` for 2.0 ([`v2`]); remote
+//! read's requests and answers in [`read`].
 //!
 //! ```
 //! use prost::Message;
@@ -18,6 +19,7 @@
 //! assert_eq!(v1::WriteRequest::decode(bytes.as_slice()).unwrap(), req);
 //! ```
 
+pub mod read;
 pub mod v1;
 pub mod v2;
 

@@ -1,8 +1,9 @@
 //! The Prometheus HTTP API as an axum [`Router`]: queries, series and label
 //! lookups, metadata, status, `format_query`, the snapshot admin endpoint,
-//! `/federate`, remote write (`/api/v1/write`), the rule manager's rules and
-//! alerts, exemplars, and the health checks; plus an empty answer for
-//! targets, which Tidemark does not have but Grafana asks for.
+//! `/federate`, remote write (`/api/v1/write`), remote read
+//! (`/api/v1/read`), the rule manager's rules and alerts, exemplars, and
+//! the health checks; plus an empty answer for targets, which Tidemark does
+//! not have but Grafana asks for.
 //!
 //! Behaviour follows Prometheus' `web/api/v1`: GET and form-encoded POST
 //! with Go's parameter merging, the same JSON shapes and number formatting,
@@ -39,6 +40,7 @@ mod metadata;
 mod origin;
 pub mod params;
 mod query;
+mod read;
 pub mod response;
 mod rules;
 mod series;
@@ -54,11 +56,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
 use tidemark_promql::{CancellationToken, Engine, EngineOptions};
+use tidemark_remote::read::{ReadOptions, Reader};
 use tidemark_remote::{MetadataStore, Receiver, ReceiverOptions};
 use tidemark_storage::{Db, NameValidation};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 
+pub(crate) use read::ReadCollector;
 pub use response::{ApiError, ApiResult, ErrorType, Reply};
 
 /// What `/api/v1/status/buildinfo` reports.
@@ -152,6 +156,10 @@ pub struct ApiOptions {
     /// Most queries evaluated at once by the engine [`ApiState::new`]
     /// makes (default 20); more wait within their timeout.
     pub max_concurrency: usize,
+    /// Remote read limits (`/api/v1/read`); its external labels are
+    /// replaced by [`ApiOptions::external_labels`]. Default: see
+    /// [`ReadOptions`].
+    pub remote_read: ReadOptions,
 }
 
 impl Default for ApiOptions {
@@ -173,6 +181,7 @@ impl Default for ApiOptions {
             storage_retention: String::new(),
             start_time: SystemTime::now(),
             max_concurrency: 20,
+            remote_read: ReadOptions::default(),
         }
     }
 }
@@ -188,6 +197,8 @@ pub struct ApiState {
     pub metadata: Arc<MetadataStore>,
     /// The remote write receiver behind `/api/v1/write`.
     pub receiver: Arc<Receiver>,
+    /// The remote read handler behind `/api/v1/read`.
+    pub reader: Reader,
     /// Settings.
     pub options: ApiOptions,
     /// Cancelling this token cancels every query in flight or queued, and
@@ -214,11 +225,20 @@ impl ApiState {
         let receiver_opts =
             ReceiverOptions { max_body_bytes: options.max_remote_write_body, ..ReceiverOptions::default() };
         let receiver = Arc::new(Receiver::new(db.clone(), metadata.clone(), receiver_opts));
+        let reader = Reader::new(
+            db.clone(),
+            ReadOptions {
+                external_labels: options.external_labels.clone(),
+                regex_rewrite: Some(tidemark_promql::regex_compat::ascii_perl_classes),
+                ..options.remote_read.clone()
+            },
+        );
         ApiState {
             db,
             engine: Arc::new(engine),
             metadata,
             receiver,
+            reader,
             options,
             shutdown: CancellationToken::new(),
             rules: None,
@@ -281,12 +301,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/query_exemplars", get(exemplars::query_exemplars).post(exemplars::query_exemplars))
         .route("/federate", get(federate::federate).post(federate::federate))
         .layer(compression_layer());
-    // Remote write answers are a few bytes (and its protocol compresses
-    // bodies itself), the admin and health answers are short.
+    // Remote write answers are a few bytes and remote read's are snappy
+    // compressed by its protocol; the admin and health answers are short.
     Router::new()
         .merge(compressed)
         .route("/api/v1/admin/tsdb/snapshot", post(admin::snapshot).put(admin::snapshot))
         .route("/api/v1/write", post(write::write))
+        .route("/api/v1/read", post(read::read))
         .route("/api/v1/{*rest}", any(not_found))
         .route("/-/healthy", get(health::healthy))
         .route("/-/ready", get(health::ready))
