@@ -162,8 +162,8 @@ fn replay_many_series(c: &mut Criterion) {
         Wal::replay(dir.path(), |r| match r {
             Record::Series(s) => s.into_iter().for_each(|s| head.replay_series(s.series_ref, s.labels)),
             Record::Samples(s) => head.replay_samples(&s),
-            // This benchmark logs no histogram samples.
-            Record::HistogramSamples(_) => {}
+            // This benchmark logs no histogram samples or exemplars.
+            Record::HistogramSamples(_) | Record::Exemplars(_) => {}
         })
         .unwrap();
         head
