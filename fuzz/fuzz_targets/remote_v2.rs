@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use tidemark_remote::proto::v2;
-use tidemark_remote::receive::wire::{decode_histogram, decode_v2};
+use tidemark_remote::receive::wire::{decode_histogram, decode_v2, decode_v2_exemplar};
 use tidemark_remote::{codec, MetadataStore, Receiver, ReceiverOptions};
 use tidemark_storage::Db;
 
@@ -58,7 +58,16 @@ fn check_against_prost(raw: &[u8]) {
             .iter()
             .map(|x| (x.timestamp, x.value.to_bits()))
             .eq(t.samples.iter().map(|x| (x.timestamp, x.value.to_bits()))));
-        assert_eq!(s.exemplars as usize, t.exemplars.len());
+        // Exemplar messages are kept as bytes: each decodes as prost read it
+        // (or is refused alone, counted, when malformed).
+        let exemplars = &ours.exemplars[s.exemplars.0 as usize..s.exemplars.1 as usize];
+        assert_eq!(exemplars.len(), t.exemplars.len());
+        for (b, e) in exemplars.iter().zip(&t.exemplars) {
+            if let Ok(mine) = decode_v2_exemplar(b) {
+                assert_eq!(mine.labels, e.labels_refs);
+                assert_eq!((mine.value.to_bits(), mine.timestamp), (e.value.to_bits(), e.timestamp));
+            }
+        }
         // Histogram messages are kept as bytes: each reads as prost read it.
         let hists = &ours.histograms[s.histograms.0 as usize..s.histograms.1 as usize];
         assert_eq!(hists.len(), t.histograms.len());
