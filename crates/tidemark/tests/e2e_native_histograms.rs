@@ -40,87 +40,9 @@ const SCRAPES: u64 = 12;
 /// The scrape at which the integer histogram's counts start again.
 const RESET_AT: u64 = 8;
 
-/// The `io.prometheus.client` exposition messages, only what the target
-/// writes (field numbers from `prompb/io/prometheus/client/metrics.proto`).
-mod client {
-    /// `MetricType`.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
-    #[repr(i32)]
-    pub enum MetricType {
-        Counter = 0,
-        Gauge = 1,
-        Summary = 2,
-        Untyped = 3,
-        Histogram = 4,
-        GaugeHistogram = 5,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct LabelPair {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(string, tag = "2")]
-        pub value: String,
-    }
-
-    #[derive(Clone, Copy, PartialEq, prost::Message)]
-    pub struct BucketSpan {
-        #[prost(sint32, tag = "1")]
-        pub offset: i32,
-        #[prost(uint32, tag = "2")]
-        pub length: u32,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Histogram {
-        #[prost(uint64, tag = "1")]
-        pub sample_count: u64,
-        #[prost(double, tag = "4")]
-        pub sample_count_float: f64,
-        #[prost(double, tag = "2")]
-        pub sample_sum: f64,
-        #[prost(sint32, tag = "5")]
-        pub schema: i32,
-        #[prost(double, tag = "6")]
-        pub zero_threshold: f64,
-        #[prost(uint64, tag = "7")]
-        pub zero_count: u64,
-        #[prost(double, tag = "8")]
-        pub zero_count_float: f64,
-        #[prost(message, repeated, tag = "9")]
-        pub negative_span: Vec<BucketSpan>,
-        #[prost(sint64, repeated, tag = "10")]
-        pub negative_delta: Vec<i64>,
-        #[prost(double, repeated, tag = "11")]
-        pub negative_count: Vec<f64>,
-        #[prost(message, repeated, tag = "12")]
-        pub positive_span: Vec<BucketSpan>,
-        #[prost(sint64, repeated, tag = "13")]
-        pub positive_delta: Vec<i64>,
-        #[prost(double, repeated, tag = "14")]
-        pub positive_count: Vec<f64>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Metric {
-        #[prost(message, repeated, tag = "1")]
-        pub label: Vec<LabelPair>,
-        #[prost(message, optional, tag = "7")]
-        pub histogram: Option<Histogram>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct MetricFamily {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(string, tag = "2")]
-        pub help: String,
-        #[prost(enumeration = "MetricType", tag = "3")]
-        pub r#type: i32,
-        #[prost(message, repeated, tag = "4")]
-        pub metric: Vec<Metric>,
-    }
-}
+/// The `io.prometheus.client` exposition messages the target writes: the
+/// server's own (`/federate` writes them too).
+use tidemark::api::exposition as client;
 
 fn spans(s: &[(i32, u32)]) -> Vec<client::BucketSpan> {
     s.iter().map(|&(offset, length)| client::BucketSpan { offset, length }).collect()
@@ -188,6 +110,7 @@ fn families(n: u64) -> Vec<client::MetricFamily> {
         metric: vec![client::Metric {
             label: vec![client::LabelPair { name: "path".into(), value: "/api".into() }],
             histogram: Some(h),
+            ..Default::default()
         }],
     };
     vec![
