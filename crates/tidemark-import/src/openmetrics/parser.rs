@@ -509,6 +509,11 @@ mod tests {
         let s = sample(r#"foo_total 17.0 1520879607.789 # {id="counter-test"} 5 123"#);
         assert_eq!(s.timestamp_ms, Some(1_520_879_607_789));
         assert!(s.has_exemplar);
+        // Before the epoch: seconds × 1000 truncated toward zero, as Go's
+        // `int64(ts * 1000)` (the fuzz target once wrote -1269 ms back as
+        // `-2.731`; the parser was right).
+        assert_eq!(sample("up 1 -1.269").timestamp_ms, Some(-1269));
+        assert_eq!(sample("up 1 -0.5").timestamp_ms, Some(-500));
         let s = sample("up{} 1");
         assert_eq!(s.timestamp_ms, None);
         assert_eq!(s.labels().count(), 0);
