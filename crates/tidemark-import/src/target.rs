@@ -77,7 +77,7 @@ impl Target {
     /// Opens `dir` (created if missing) briefly, without background work or
     /// retention, to read its blocks, head start and retention floor.
     pub(crate) fn inspect(dir: &Path) -> Result<Target, tidemark_storage::Error> {
-        let db = Db::builder(dir).retention_time(None).maintenance_interval(None).scrub_interval(None).open()?;
+        let db = open_quiet(dir)?;
         let st = db.stats();
         let blocks = db.blocks().into_iter().map(|m| (m.ulid, m.min_time, m.max_time)).collect();
         let t = Target { blocks, head_min: st.head_min_time, head_series: st.head_series, floor: st.retention_floor };
@@ -106,6 +106,13 @@ impl Target {
         }
         Ok(())
     }
+}
+
+/// Opens the data directory as an import reads it: no retention (imported
+/// history may be older than any retention window, and checking it must
+/// never delete it), no maintenance or scrub threads.
+pub(crate) fn open_quiet(dir: &Path) -> Result<Db, tidemark_storage::Error> {
+    Db::builder(dir).retention_time(None).maintenance_interval(None).scrub_interval(None).open()
 }
 
 /// The data directory's lock could not be taken.

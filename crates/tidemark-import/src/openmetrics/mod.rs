@@ -270,7 +270,7 @@ fn sync_dir(p: &Path) -> Result<(), ImportError> {
 
 /// Opens the data directory without background work or retention.
 fn open_db(dir: &Path) -> Result<Db, ImportError> {
-    Db::builder(dir).retention_time(None).maintenance_interval(None).scrub_interval(None).open().map_err(|e| match e {
+    crate::target::open_quiet(dir).map_err(|e| match e {
         tidemark_storage::Error::Locked(p) => ImportError::Locked(p),
         e => ImportError::Storage(e),
     })

@@ -25,7 +25,7 @@ pub(crate) fn verify(
     // No retention and no background maintenance: imported data may be
     // older than the default retention measured back from its newest
     // sample, and verifying must not delete what it checks.
-    let db = Db::builder(data_dir).retention_time(None).maintenance_interval(None).scrub_interval(None).open()?;
+    let db = crate::target::open_quiet(data_dir)?;
     let mut checked = (0u64, 0u64);
     let res = (|| -> Result<(), E> {
         for b in blocks {
