@@ -31,6 +31,7 @@ mod http;
 mod peers;
 mod process;
 mod promtool;
+mod scrape_target;
 mod webhook;
 
 pub use alertmanager::{Alertmanager, AlertmanagerConfig};
@@ -41,6 +42,7 @@ pub use peers::{
 };
 pub use process::{find_binary, free_port, PeerProcess, ProcessStats};
 pub use promtool::{promtool, promtool_with_env, promtool_with_timeout, PromtoolOutput};
+pub use scrape_target::ScrapeTarget;
 pub use webhook::{ReceivedRequest, WebhookReceiver};
 
 /// Milliseconds since the Unix epoch as the decimal seconds that

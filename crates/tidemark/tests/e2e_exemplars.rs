@@ -16,10 +16,7 @@
 //! Needs Debian's `prometheus` (2.42): fails, never skips, without it.
 //! Takes about 20 s.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
@@ -65,76 +62,10 @@ rpc_latency_seconds_count{{path="/api"}} {b3}
     )
 }
 
-/// The scrape target on 127.0.0.1: every request is a scrape.
-struct Target {
-    addr: std::net::SocketAddr,
-    scrapes: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Target {
-    fn start() -> Target {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let scrapes = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (sc, sp) = (scrapes.clone(), stop.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if sp.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(conn) = conn else { continue };
-                serve(conn, &sc);
-            }
-        });
-        Target { addr, scrapes, stop }
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr); // unblocks accept
-    }
-}
-
-fn serve(conn: TcpStream, scrapes: &AtomicU64) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-    let Ok(mut w) = conn.try_clone() else { return };
-    let mut r = BufReader::new(conn);
-    let mut accept = String::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("accept") {
-                accept = v.trim().to_string();
-            }
-        }
-    }
-    // Exemplars exist only in OpenMetrics: a scraper that does not ask for
-    // it gets a 406 and the test says why.
-    if !accept.contains("application/openmetrics-text") {
-        let msg = format!("this target only speaks OpenMetrics; Accept was {accept:?}");
-        let _ =
-            write!(w, "HTTP/1.1 406 Not Acceptable\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}", msg.len());
-        return;
-    }
-    let n = scrapes.fetch_add(1, Ordering::SeqCst) + 1;
-    let b = body(n);
-    let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        b.len()
-    );
-    let _ = w.write_all(head.as_bytes());
-    let _ = w.write_all(b.as_bytes());
+/// The scrape target on 127.0.0.1 (`tidemark_testkit::ScrapeTarget`).
+fn start_target() -> tidemark_testkit::ScrapeTarget {
+    tidemark_testkit::ScrapeTarget::start("application/openmetrics-text", CONTENT_TYPE, |n| body(n).into_bytes())
+        .expect("scrape target")
 }
 
 /// `/api/v1/query_exemplars` answer's `data` (GET, or POST as a form), or why not.
@@ -201,7 +132,7 @@ fn prometheus_remote_writes_exemplars_to_tidemark_and_both_answer_the_same() {
     let data_dir = dir.path().join("tidemark");
     let mut tidemark = Tidemark::start(TidemarkConfig::new(env!("CARGO_BIN_EXE_tidemark"), &data_dir))
         .unwrap_or_else(|e| panic!("{e}"));
-    let target = Target::start();
+    let target = start_target();
     let mut config = PrometheusConfig::new(dir.path().join("prometheus"));
     config.config_yaml = format!(
         r#"global:

@@ -29,11 +29,8 @@
 //! without them. Takes about 90 s.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::Message;
@@ -140,61 +137,15 @@ fn body(n: u64) -> Vec<u8> {
     out
 }
 
-/// A scrape target on 127.0.0.1 serving [`body`]; every request is a scrape.
-struct Target {
-    addr: std::net::SocketAddr,
-    stop: Arc<AtomicBool>,
-}
-
-impl Target {
-    fn start() -> Target {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let scrapes = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let sp = stop.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if sp.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(conn) = conn else { continue };
-                serve(conn, &scrapes);
-            }
-        });
-        Target { addr, stop }
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr); // unblocks accept
-    }
-}
-
-fn serve(conn: TcpStream, scrapes: &AtomicU64) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-    let Ok(mut w) = conn.try_clone() else { return };
-    let mut r = BufReader::new(conn);
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        if line.trim_end().is_empty() {
-            break;
-        }
-    }
-    let b = body(scrapes.fetch_add(1, Ordering::SeqCst) + 1);
-    let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.google.protobuf; \
-         proto=io.prometheus.client.MetricFamily; encoding=delimited\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
-        b.len()
-    );
-    let _ = w.write_all(head.as_bytes());
-    let _ = w.write_all(&b);
+/// The scrape target on 127.0.0.1 (`tidemark_testkit::ScrapeTarget`).
+fn start_target() -> tidemark_testkit::ScrapeTarget {
+    // Any scraper gets the protobuf body (the Prometheus runs ask for it).
+    tidemark_testkit::ScrapeTarget::start(
+        "",
+        "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+        body,
+    )
+    .expect("scrape target")
 }
 
 /// The capture, decompressed into `dir`.
@@ -210,7 +161,7 @@ fn capture(dir: &Path) -> PathBuf {
 
 /// A Prometheus 2.42 on `dir` that keeps data forever; `scrape` selects the
 /// self-scrape and the histogram target (then with 10 s head blocks).
-fn prometheus(dir: &Path, scrape: Option<&Target>) -> Prometheus {
+fn prometheus(dir: &Path, scrape: Option<&tidemark_testkit::ScrapeTarget>) -> Prometheus {
     let mut cfg = PrometheusConfig::new(dir);
     cfg.args = vec!["--storage.tsdb.retention.time=10y".into(), "--web.enable-admin-api".into()];
     if let Some(t) = scrape {
@@ -314,7 +265,7 @@ fn a_real_prometheus_data_directory_imports_completely_and_answers_the_same() {
     assert!(!backfilled.is_empty(), "promtool wrote no block");
 
     // 2. Two runs of Prometheus scraping, deletions in the second.
-    let target = Target::start();
+    let target = start_target();
     let mut p = prometheus(&prom_dir, Some(&target));
     std::thread::sleep(RUN);
     p.terminate(Duration::from_secs(30)).expect("stop prometheus (run 1)");

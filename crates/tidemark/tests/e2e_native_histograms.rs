@@ -22,10 +22,7 @@
 //! Needs Debian's `prometheus` (2.42): fails, never skips, without it.
 //! Takes about 20 s.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use prost::Message;
@@ -132,76 +129,9 @@ fn body(n: u64) -> Vec<u8> {
 const CONTENT_TYPE: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
 
-/// The scrape target on 127.0.0.1: every request is a scrape.
-struct Target {
-    addr: std::net::SocketAddr,
-    scrapes: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Target {
-    fn start() -> Target {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let scrapes = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (sc, sp) = (scrapes.clone(), stop.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if sp.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(conn) = conn else { continue };
-                serve(conn, &sc);
-            }
-        });
-        Target { addr, scrapes, stop }
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr); // unblocks accept
-    }
-}
-
-fn serve(conn: TcpStream, scrapes: &AtomicU64) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-    let Ok(mut w) = conn.try_clone() else { return };
-    let mut r = BufReader::new(conn);
-    let mut accept = String::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("accept") {
-                accept = v.trim().to_string();
-            }
-        }
-    }
-    // Only a scraper that asks for protobuf gets it: Prometheus without the
-    // feature flag would get a 406 and the test would say why.
-    if !accept.contains("application/vnd.google.protobuf") {
-        let msg = format!("this target only speaks protobuf; Accept was {accept:?}");
-        let _ =
-            write!(w, "HTTP/1.1 406 Not Acceptable\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}", msg.len());
-        return;
-    }
-    let n = scrapes.fetch_add(1, Ordering::SeqCst) + 1;
-    let b = body(n);
-    let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        b.len()
-    );
-    let _ = w.write_all(head.as_bytes());
-    let _ = w.write_all(&b);
+/// The scrape target on 127.0.0.1 (`tidemark_testkit::ScrapeTarget`).
+fn start_target() -> tidemark_testkit::ScrapeTarget {
+    tidemark_testkit::ScrapeTarget::start("application/vnd.google.protobuf", CONTENT_TYPE, body).expect("scrape target")
 }
 
 /// `GET /api/v1/query` answer's `data`, or why not.
@@ -241,7 +171,7 @@ fn prometheus_remote_writes_native_histograms_to_tidemark_and_both_answer_the_sa
     let dir = tempfile::tempdir().expect("tempdir");
     let tidemark = Tidemark::start(TidemarkConfig::new(env!("CARGO_BIN_EXE_tidemark"), dir.path().join("tidemark")))
         .unwrap_or_else(|e| panic!("{e}"));
-    let target = Target::start();
+    let target = start_target();
     let mut config = PrometheusConfig::new(dir.path().join("prometheus"));
     config.config_yaml = format!(
         r#"global:
