@@ -89,9 +89,62 @@ pub fn format_openmetrics_float(v: f64) -> String {
     }
 }
 
+/// Go's `strconv.Quote` of a byte string, which need not be UTF-8: `"`
+/// and `\\` escaped, the C escapes, `\xNN` for other control bytes and for
+/// every byte that is not part of valid UTF-8, `\u`/`\U` for non-printable
+/// characters. Prometheus prints label names this way in its messages.
+///
+/// ```
+/// assert_eq!(tidemark_promql::go_fmt::quote_bytes(b"a\xc5z\n\"\xc3\xa9"), r#""a\xc5z\n\"é""#);
+/// ```
+pub fn quote_bytes(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\x07' => out.push_str("\\a"),
+                '\x08' => out.push_str("\\b"),
+                '\x0c' => out.push_str("\\f"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\x0b' => out.push_str("\\v"),
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    let _ = write!(out, "\\x{:02x}", c as u32);
+                }
+                c if c.is_control() && (c as u32) < 0x10000 => {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c if c.is_control() => {
+                    let _ = write!(out, "\\U{:08x}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quote_bytes_is_go_strconv_quote() {
+        assert_eq!(quote_bytes(b"job"), "\"job\"");
+        assert_eq!(quote_bytes(b"a\xc5z"), r#""a\xc5z""#);
+        assert_eq!(quote_bytes(b"\xff\xfe"), r#""\xff\xfe""#);
+        assert_eq!(quote_bytes("tab\there\u{1}\u{7f}\\".as_bytes()), r#""tab\there\x01\x7f\\""#);
+        assert_eq!(quote_bytes("\u{85}".as_bytes()), r#""\u0085""#);
+    }
 
     #[test]
     fn go_g_formats_like_go() {

@@ -516,6 +516,9 @@ impl Evaluator<'_, '_> {
         if label.is_empty() {
             return Err(Error::InvalidQuery(format!("invalid label name {label:?}")));
         }
+        if let Some(bytes) = a.param.as_deref().and_then(|p| self.string_literal_bytes_if_not_utf8(p)) {
+            return Err(Error::InvalidQuery(format!("invalid label name {}", crate::go_fmt::quote_bytes(&bytes))));
+        }
         if !grouping.without {
             grouping.names.push(label.clone());
         }

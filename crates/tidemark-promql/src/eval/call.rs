@@ -329,13 +329,16 @@ impl Evaluator<'_, '_> {
     /// has become the valid character U+00FF; Go keeps the single byte 0xFF,
     /// which is not a valid label name.
     fn string_literal_is_utf8(&self, e: &Expr) -> bool {
-        let Some(pos) = self.sh.position(e) else { return true };
+        self.string_literal_bytes_if_not_utf8(e).is_none()
+    }
+
+    /// The bytes Go would decode string literal `e` to, when they are not
+    /// valid UTF-8 (see [`Evaluator::string_literal_is_utf8`]).
+    pub(crate) fn string_literal_bytes_if_not_utf8(&self, e: &Expr) -> Option<Vec<u8>> {
+        let pos = self.sh.position(e)?;
         let query = self.sh.ctx.query;
-        let Some(start) = byte_offset(query, pos.line, pos.column) else { return true };
-        match go_unquote_bytes(&query[start..]) {
-            Some(bytes) => std::str::from_utf8(&bytes).is_ok(),
-            None => true,
-        }
+        let start = byte_offset(query, pos.line, pos.column)?;
+        go_unquote_bytes(&query[start..]).filter(|bytes| std::str::from_utf8(bytes).is_err())
     }
 
     /// `absent(v)`: 1 at the steps where `v` has no series.

@@ -19,10 +19,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use promql_parser::label::MatchOp as ParserOp;
 use promql_parser::parser::{Expr, SubqueryExpr, VectorSelector};
+use tidemark_storage::histogram::FloatHistogram;
 use tidemark_storage::{Labels, MatchOp, Matcher, METRIC_NAME};
 
-use super::selector::load_samples;
-use super::series::{total_points, SeriesBuilder, StepCursor};
+use super::aggregate_histogram::{HistCursor, MixedBuilder};
+use super::selector::{load_mixed_samples, Latest};
+use super::series::{total_points, StepCursor};
 use super::{offset_ms, unparen, Evaluator, StepSeries, Val};
 use crate::error::Error;
 
@@ -122,6 +124,10 @@ struct InfoSeries {
     /// sample's own time decides between two info series of the same
     /// identity: the newer one wins.
     points: Vec<(usize, i64)>,
+    /// The steps at which the sample found is a native histogram: info
+    /// samples must be floats, so such a step fails the query where a
+    /// series to enrich has a value (as Prometheus' `combineWithInfoVector`).
+    histogram_steps: Vec<usize>,
 }
 
 /// Which info series an info metric identity (name plus identifying labels)
@@ -272,16 +278,23 @@ impl Evaluator<'_, '_> {
         self.map_series(
             selected,
             |s, buf| {
-                let read = load_samples(s, buf, false)?;
-                let mut points = Vec::new();
-                grid.for_each_latest(buf, pin, offset, lookback, |step, _, p| points.push((step, p.t)));
-                Ok((read, points))
+                let mut hbuf = Vec::new();
+                let read = load_mixed_samples(s, buf, &mut hbuf, false)?;
+                let (mut points, mut histogram_steps) = (Vec::new(), Vec::new());
+                grid.for_each_latest_mixed(buf, &hbuf, pin, offset, lookback, |step, _, latest| match latest {
+                    Latest::Float(p) => points.push((step, p.t)),
+                    Latest::Histogram(h) => {
+                        points.push((step, h.t));
+                        histogram_steps.push(step);
+                    }
+                });
+                Ok((read, (points, histogram_steps)))
             },
-            |labels, read, points| {
+            |labels, read, (points, histogram_steps)| {
                 self.sh.count_read(read);
                 if !points.is_empty() {
                     self.sh.hold(points.len())?;
-                    out.push(InfoSeries { labels, points });
+                    out.push(InfoSeries { labels, points, histogram_steps });
                 }
                 Ok(())
             },
@@ -333,13 +346,19 @@ impl Evaluator<'_, '_> {
         let data_names: HashSet<&str> = selector.data_matchers.iter().map(|m| m.name.as_str()).collect();
         let keeps_unmatched = selector.keeps_unmatched();
         let mut base_cursor = StepCursor::new(base.len());
+        let mut base_hist_cursor = HistCursor::new(base.len());
         let mut info_pos = vec![0usize; info.len()];
+        let mut info_hist_pos = vec![0usize; info.len()];
         let mut winners: Vec<Option<(usize, i64)>> = vec![None; groups.len()];
         // The last label set built for each base series and the info series it came from.
         let mut cache: Vec<Option<(Vec<usize>, Labels)>> = vec![None; base.len()];
-        let mut present: Vec<(usize, f64)> = Vec::new();
+        let mut present: Vec<(usize, StepValue<'_>)> = Vec::new();
         let mut matched: Vec<usize> = Vec::new();
-        let mut out = SeriesBuilder::new();
+        let mut out = MixedBuilder::default();
+        let emit = |out: &mut MixedBuilder, labels: &Labels, drop_name: bool, t: i64, v: &StepValue<'_>| match v {
+            StepValue::Float(v) => out.push(labels, drop_name, t, *v),
+            StepValue::Histogram(h) => out.push_histogram(labels, drop_name, t, (*h).clone()),
+        };
 
         for step in 0..self.nsteps() {
             self.sh.tick()?;
@@ -347,7 +366,9 @@ impl Evaluator<'_, '_> {
             present.clear();
             for i in 0..base.len() {
                 if let Some(v) = base_cursor.value_at(base, i, t) {
-                    present.push((i, v));
+                    present.push((i, StepValue::Float(v)));
+                } else if let Some(h) = base_hist_cursor.at(base, i, t) {
+                    present.push((i, StepValue::Histogram(h)));
                 }
             }
             if present.is_empty() {
@@ -359,6 +380,9 @@ impl Evaluator<'_, '_> {
                 winners[g] = None;
                 for &k in members {
                     let Some(orig_t) = info_point_at(&info[k].points, &mut info_pos[k], step) else { continue };
+                    if step_listed(&info[k].histogram_steps, &mut info_hist_pos[k], step) {
+                        return Err(Error::Execution("info sample should be float".into()));
+                    }
                     match winners[g] {
                         Some((_, existing_t)) if existing_t > orig_t => {}
                         Some((existing, existing_t)) if existing_t == orig_t => {
@@ -372,17 +396,17 @@ impl Evaluator<'_, '_> {
                 }
             }
 
-            for &(i, v) in &present {
-                let s = &base[i];
+            for (i, v) in &present {
+                let (i, s) = (*i, &base[*i]);
                 if ignored[i] {
-                    out.push(&s.labels, s.drop_name, t, v)?;
+                    emit(&mut out, &s.labels, s.drop_name, t, v)?;
                     continue;
                 }
                 matched.clear();
                 matched.extend(base_groups[i].iter().filter_map(|&g| winners[g].map(|(k, _)| k)));
                 if matched.is_empty() {
                     if keeps_unmatched {
-                        out.push(&s.labels, s.drop_name, t, v)?;
+                        emit(&mut out, &s.labels, s.drop_name, t, v)?;
                     }
                     continue;
                 }
@@ -392,12 +416,27 @@ impl Evaluator<'_, '_> {
                     cache[i] = Some((matched.clone(), labels));
                 }
                 if let Some((_, labels)) = &cache[i] {
-                    out.push(labels, s.drop_name, t, v)?;
+                    emit(&mut out, labels, s.drop_name, t, v)?;
                 }
             }
         }
         Ok(out.finish())
     }
+}
+
+/// A value of a series to enrich at one step.
+enum StepValue<'a> {
+    Float(f64),
+    Histogram(&'a FloatHistogram),
+}
+
+/// Whether `steps` (increasing) holds `step`; `pos` is a cursor into
+/// `steps` for steps asked in increasing order.
+fn step_listed(steps: &[usize], pos: &mut usize, step: usize) -> bool {
+    while *pos < steps.len() && steps[*pos] < step {
+        *pos += 1;
+    }
+    steps.get(*pos) == Some(&step)
 }
 
 /// The sample time info series `points` has at `step`, if any; `pos` is a
