@@ -6,7 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidemark_promql::{CancellationToken, Engine, QueryOptions, Value};
+use tidemark_promql::{CancellationToken, Engine, QueryOptions, Value, VectorSample};
+use tidemark_storage::histogram::FloatHistogram;
 use tidemark_storage::{Db, Labels};
 
 use crate::notifier::Alert;
@@ -92,16 +93,53 @@ impl RuleEnv {
     }
 
     /// Evaluates a rule expression at `t_ms` as Prometheus' `EngineQueryFunc`
-    /// does: a vector as is, a scalar as one sample without labels, anything
-    /// else an error.
-    pub fn query(&self, expr: &str, t_ms: i64) -> Result<Vec<(Labels, f64)>, String> {
+    /// does: a vector as is (floats and native histograms), a scalar as one
+    /// float sample without labels, anything else an error.
+    pub fn query_vector(&self, expr: &str, t_ms: i64) -> Result<Vec<VectorSample>, String> {
         let opts = QueryOptions { cancellation: Some(self.cancel.child()), ..QueryOptions::default() };
         let result = self.engine.instant_query_with(&*self.db, expr, t_ms, &opts).map_err(|e| e.to_string())?;
         match result.value {
-            Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.v)).collect()),
-            Value::Scalar { v, .. } => Ok(vec![(Labels::empty(), v)]),
+            Value::Vector(v) => Ok(v),
+            Value::Scalar { t, v } => Ok(vec![VectorSample { labels: Labels::empty(), t, v, h: None }]),
             _ => Err("rule result is not a vector or scalar".to_string()),
         }
+    }
+
+    /// [`RuleEnv::query_vector`] as floats, for alerts and templates: a
+    /// native histogram's value is 0, as Prometheus' `Sample.F` of a
+    /// histogram sample.
+    pub fn query(&self, expr: &str, t_ms: i64) -> Result<Vec<(Labels, f64)>, String> {
+        Ok(self.query_vector(expr, t_ms)?.into_iter().map(|s| (s.labels, float_value(s.v, &s.h))).collect())
+    }
+}
+
+/// A sample a rule writes: a float (recorded values, `ALERTS`,
+/// `ALERTS_FOR_STATE`) or a recorded native histogram.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleSample {
+    /// A float sample of the series.
+    Float(Labels, f64),
+    /// A native-histogram sample of the series (stored with float counts,
+    /// as Prometheus' rule manager appends them).
+    Histogram(Labels, Box<FloatHistogram>),
+}
+
+impl RuleSample {
+    /// The series the sample belongs to.
+    pub fn labels(&self) -> &Labels {
+        match self {
+            RuleSample::Float(l, _) | RuleSample::Histogram(l, _) => l,
+        }
+    }
+}
+
+/// The float value Prometheus gives a sample: its float, or 0 for a native
+/// histogram.
+pub(crate) fn float_value(v: f64, h: &Option<Box<FloatHistogram>>) -> f64 {
+    if h.is_some() {
+        0.0
+    } else {
+        v
     }
 }
 

@@ -8,10 +8,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
+use tidemark_storage::histogram::HistogramValue;
 use tidemark_storage::{stale_nan, AppendError, Labels};
 
 use crate::alerting::{Alert, AlertState, AlertingRule};
-use crate::env::RuleEnv;
+use crate::env::{RuleEnv, RuleSample};
 use crate::error::RuleError;
 use crate::model::{GroupSpec, RuleKind};
 use crate::recording::RecordingRule;
@@ -306,7 +307,9 @@ impl Group {
             self.stats.lock().rule_evaluations += 1;
             let result = match rule {
                 Rule::Recording(r) => r.eval(&self.env, ts - offset_ms, limit),
-                Rule::Alerting(r) => r.eval(&self.env, ts, offset_ms, limit),
+                Rule::Alerting(r) => r
+                    .eval(&self.env, ts, offset_ms, limit)
+                    .map(|v| v.into_iter().map(|(l, v)| RuleSample::Float(l, v)).collect()),
             };
             let outcome = match result {
                 Err(e) => Err(e),
@@ -348,14 +351,24 @@ impl Group {
     /// as out of order, too old or duplicate is dropped and counted (as in
     /// Prometheus); a commit failure fails the rule and keeps the previous
     /// series set, so their staleness markers are written later.
-    fn append_results(&self, index: usize, rule: &Rule, vector: Vec<(Labels, f64)>, t: i64) -> Result<(), RuleError> {
+    fn append_results(&self, index: usize, rule: &Rule, vector: Vec<RuleSample>, t: i64) -> Result<(), RuleError> {
         let mut state = self.state.lock();
         let mut app = self.env.db.appender();
         let mut returned = HashSet::with_capacity(vector.len());
         let mut first_error: Option<String> = None;
         let (mut out_of_order, mut too_old, mut duplicates) = (0usize, 0usize, 0usize);
-        for (labels, v) in vector {
-            match app.append(&labels, t, v) {
+        for sample in vector {
+            let (labels, appended) = match sample {
+                RuleSample::Float(l, v) => {
+                    let r = app.append(&l, t, v);
+                    (l, r)
+                }
+                RuleSample::Histogram(l, h) => {
+                    let r = app.append_histogram(&l, t, HistogramValue::Float(*h));
+                    (l, r)
+                }
+            };
+            match appended {
                 Ok(_) => {
                     returned.insert(labels);
                 }

@@ -23,7 +23,7 @@ pub mod template;
 pub mod unittest;
 
 pub use alerting::{Alert, AlertState, AlertingRule};
-pub use env::{AlertSink, RuleEnv};
+pub use env::{AlertSink, RuleEnv, RuleSample};
 pub use error::RuleError;
 pub use file::{
     expand_globs, load_rule_file, load_rule_files, parse_duration, parse_rule_text, DurationError, RuleFileError,

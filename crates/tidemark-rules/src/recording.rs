@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use parking_lot::Mutex;
 use tidemark_storage::Labels;
 
-use crate::env::{labels_to_map, RuleEnv};
+use crate::env::{labels_to_map, RuleEnv, RuleSample};
 use crate::error::RuleError;
 use crate::status::RuleStatus;
 
@@ -37,23 +37,26 @@ impl RecordingRule {
         &self.query
     }
 
-    /// Evaluates the rule at `ts_ms - offset_ms`: the result with `__name__`
-    /// set to the rule's name and its labels applied, as Prometheus'
-    /// `RecordingRule.Eval`.
-    pub(crate) fn eval(&self, env: &RuleEnv, t_ms: i64, limit: usize) -> Result<Vec<(Labels, f64)>, RuleError> {
-        let result = env.query(&self.expr, t_ms).map_err(RuleError::Query)?;
+    /// Evaluates the rule at `ts_ms - offset_ms`: the result (floats and
+    /// native histograms) with `__name__` set to the rule's name and its
+    /// labels applied, as Prometheus' `RecordingRule.Eval`.
+    pub(crate) fn eval(&self, env: &RuleEnv, t_ms: i64, limit: usize) -> Result<Vec<RuleSample>, RuleError> {
+        let result = env.query_vector(&self.expr, t_ms).map_err(RuleError::Query)?;
         let mut out = Vec::with_capacity(result.len());
-        for (labels, v) in result {
-            let mut m = labels_to_map(&labels);
+        for s in result {
+            let mut m = labels_to_map(&s.labels);
             m.insert("__name__".to_string(), self.name.clone());
             for (k, v) in &self.labels {
                 m.insert(k.clone(), v.clone());
             }
             let l = Labels::new(&m).map_err(|e| RuleError::Labels(e.to_string()))?;
-            out.push((l, v));
+            out.push(match s.h {
+                Some(h) => RuleSample::Histogram(l, h),
+                None => RuleSample::Float(l, s.v),
+            });
         }
         let mut seen = std::collections::HashSet::with_capacity(out.len());
-        if !out.iter().all(|(l, _)| seen.insert(l.clone())) {
+        if !out.iter().all(|s| seen.insert(s.labels().clone())) {
             return Err(RuleError::DuplicateRecordedLabelSet);
         }
         if limit > 0 && out.len() > limit {

@@ -437,3 +437,116 @@ fn templates_are_parsed_once_and_expand_as_the_one_shot_expander_does() {
     let e = expand_alert_template("T", bad, &data, MIN, None).unwrap_err();
     assert_eq!(a.annotations["bad"], format!("<error expanding template: {e}>"));
 }
+
+/// A latency counter histogram of route `r` after `n` scrapes (schema 0,
+/// two buckets growing at different speeds per route).
+fn latency_histogram(n: u64, r: u64) -> tidemark_storage::histogram::Histogram {
+    use tidemark_storage::histogram::{Histogram, Span};
+    let (a, b) = (n * (r + 1), n * 2 + r);
+    Histogram {
+        schema: 0,
+        count: a + b,
+        sum: (a + 3 * b) as f64 * 0.1,
+        positive_spans: vec![Span { offset: 0, length: 2 }],
+        positive_buckets: vec![a as i64, b as i64 - a as i64],
+        ..Histogram::default()
+    }
+}
+
+/// The histogram samples (and float samples) stored under `name`.
+fn raw_mixed(
+    db: &Db,
+    name: &str,
+) -> (Vec<tidemark_storage::Sample>, Vec<tidemark_storage::histogram::HistogramSample>) {
+    use tidemark_storage::SampleIterator;
+    let q = db.querier(i64::MIN / 2, i64::MAX / 2);
+    let (mut f, mut h) = (Vec::new(), Vec::new());
+    for s in q.select(&[Matcher::equal("__name__", name)]).unwrap() {
+        let mut it = s.iter();
+        it.drain_mixed_into(&mut f, &mut h);
+        assert!(it.err().is_none(), "{:?}", it.err());
+    }
+    (f, h)
+}
+
+/// The native histograms `q` answers at `t`, by label set.
+fn query_histograms(db: &Db, q: &str, t: i64) -> Vec<(String, tidemark_storage::histogram::FloatHistogram)> {
+    match Engine::default().instant_query(db, q, t).unwrap().value {
+        Value::Vector(v) => {
+            let mut out: Vec<_> = v
+                .into_iter()
+                .map(|s| {
+                    (
+                        s.labels.to_string(),
+                        *s.h.unwrap_or_else(|| panic!("{q}: a float where a histogram was expected")),
+                    )
+                })
+                .collect();
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn recording_rules_record_native_histograms_as_histograms() {
+    use tidemark_storage::histogram::HistogramValue;
+    let f = fixture();
+    // Two routes of job "api", scraped every 15 s for 10 minutes; route 1 stops at 6m.
+    for r in 0..2u64 {
+        let l = Labels::new([("__name__", "latency_seconds"), ("job", "api"), ("route", ["/a", "/b"][r as usize])])
+            .unwrap();
+        let mut app = f.db.appender();
+        let last = if r == 1 { 24 } else { 40 };
+        for n in 0..=last {
+            app.append_histogram(&l, n as i64 * 15_000, HistogramValue::Integer(latency_histogram(n, r))).unwrap();
+        }
+        app.commit().unwrap();
+    }
+    let spec = GroupSpec::new("latency")
+        .rule(RuleSpec::recording("route:latency_seconds:rate1m", "rate(latency_seconds[1m])"))
+        .rule(RuleSpec::recording("job:latency_seconds:rate1m", "sum by (job) (route:latency_seconds:rate1m)"))
+        .rule(RuleSpec::recording("job:latency_seconds:p90", "histogram_quantile(0.9, job:latency_seconds:rate1m)"))
+        .rule(RuleSpec::alerting("LatencyRecorded", "job:latency_seconds:rate1m"));
+    let g = Group::new(spec, f.env.clone(), false).unwrap();
+    for m in 2..=9 {
+        eval_at(&f, &g, m * MIN);
+    }
+
+    // Each recorded sample is the histogram the expression answers at that time.
+    let (floats, hs) = raw_mixed(&f.db, "job:latency_seconds:rate1m");
+    assert!(floats.is_empty(), "{floats:?}");
+    assert_eq!(hs.iter().map(|s| s.t).collect::<Vec<_>>(), (2..=9).map(|m| m * MIN).collect::<Vec<_>>());
+    for s in &hs {
+        let want = query_histograms(&f.db, "sum by (job) (rate(latency_seconds[1m]))", s.t);
+        let HistogramValue::Float(got) = &s.h else {
+            panic!("rule histograms are stored with float counts: {:?}", s.h)
+        };
+        assert_eq!(want.len(), 1);
+        assert_eq!((got.count, got.sum), (want[0].1.count, want[0].1.sum), "at {}", s.t);
+        assert_eq!(got.positive_buckets, want[0].1.positive_buckets, "at {}", s.t);
+    }
+    // A rule downstream of a recorded histogram reads it as a histogram.
+    for m in 2..=9 {
+        let direct = query(&f.db, "histogram_quantile(0.9, sum by (job) (rate(latency_seconds[1m])))", m * MIN);
+        let recorded = query(&f.db, "job:latency_seconds:p90", m * MIN);
+        assert_eq!(recorded.len(), 1);
+        assert_eq!(recorded[0].1, direct[0].1, "p90 at {m}m");
+        assert!(recorded[0].1 > 0.0);
+    }
+    // Route 1's series vanished after 6m: a staleness marker ends its recorded series.
+    let (route_floats, route_hs) = raw_mixed(&f.db, "route:latency_seconds:rate1m");
+    assert!(route_floats.iter().all(|s| tidemark_storage::is_stale_nan(s.v)));
+    assert_eq!(route_floats.len(), 1, "{route_floats:?}");
+    assert_eq!(route_hs.len(), 8 + 5, "route 0 at 2..=9m, route 1 at 2..=6m");
+    assert_eq!(query_histograms(&f.db, "route:latency_seconds:rate1m", 9 * MIN).len(), 1);
+    // An alert on a histogram result fires with the value 0, as Prometheus' Sample.F.
+    let alerts = raw(&f.db, "ALERTS");
+    assert!(!alerts.is_empty());
+    let firing: Vec<_> =
+        g.alerts().into_iter().filter(|(name, a)| name == "LatencyRecorded" && a.state == AlertState::Firing).collect();
+    assert_eq!(firing.len(), 1, "{firing:?}");
+    assert_eq!(firing[0].1.value, 0.0);
+    assert_eq!(g.rules().iter().filter(|r| r.status().health != RuleHealth::Good).count(), 0);
+}
