@@ -89,10 +89,11 @@ pub fn format_openmetrics_float(v: f64) -> String {
     }
 }
 
-/// Go's `strconv.Quote` of a byte string, which need not be UTF-8: `"`
-/// and `\\` escaped, the C escapes, `\xNN` for other control bytes and for
-/// every byte that is not part of valid UTF-8, `\u`/`\U` for non-printable
-/// characters. Prometheus prints label names this way in its messages.
+/// Go's `strconv.Quote` of a byte string, which need not be UTF-8 (`%q`):
+/// `"` and `\\` escaped, the C escapes, `\xNN` for other non-printable
+/// ASCII and for every byte that is not part of valid UTF-8, `\u`/`\U` for
+/// other non-printable characters. Prometheus prints label names this way
+/// in its messages; templates and promtool's reports print strings so.
 ///
 /// ```
 /// assert_eq!(tidemark_promql::go_fmt::quote_bytes(b"a\xc5z\n\"\xc3\xa9"), r#""a\xc5z\n\"é""#);
@@ -106,23 +107,23 @@ pub fn quote_bytes(bytes: &[u8]) -> String {
             match c {
                 '"' => out.push_str("\\\""),
                 '\\' => out.push_str("\\\\"),
-                '\x07' => out.push_str("\\a"),
-                '\x08' => out.push_str("\\b"),
-                '\x0c' => out.push_str("\\f"),
+                '\u{7}' => out.push_str("\\a"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
                 '\n' => out.push_str("\\n"),
                 '\r' => out.push_str("\\r"),
                 '\t' => out.push_str("\\t"),
-                '\x0b' => out.push_str("\\v"),
-                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                '\u{b}' => out.push_str("\\v"),
+                c if is_print(c) => out.push(c),
+                c if (c as u32) < 0x80 => {
                     let _ = write!(out, "\\x{:02x}", c as u32);
                 }
-                c if c.is_control() && (c as u32) < 0x10000 => {
+                c if (c as u32) < 0x10000 => {
                     let _ = write!(out, "\\u{:04x}", c as u32);
                 }
-                c if c.is_control() => {
+                c => {
                     let _ = write!(out, "\\U{:08x}", c as u32);
                 }
-                c => out.push(c),
             }
         }
         for b in chunk.invalid() {
@@ -131,6 +132,17 @@ pub fn quote_bytes(bytes: &[u8]) -> String {
     }
     out.push('"');
     out
+}
+
+/// An approximation of Go's `unicode.IsPrint`: no controls, no format
+/// characters, no separators other than the ASCII space.
+pub fn is_print(c: char) -> bool {
+    if c == ' ' {
+        return true;
+    }
+    !(c.is_control()
+        || c.is_whitespace()
+        || matches!(c as u32, 0xAD | 0x600..=0x605 | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB | 0xE000..=0xF8FF | 0xFFFE | 0xFFFF))
 }
 
 #[cfg(test)]

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use tidemark_storage::{Labels, METRIC_NAME};
 
-use super::aggregate_histogram::{any_histograms, ignored_histogram_msg, HistCell, HistCursor, MixedBuilder};
+use super::aggregate_histogram::{any_histograms, ignored_histogram_msg, HistCell};
 use super::call::LabelUse;
 use super::key_index::KeyIndex;
 use super::selector::Order;
-use super::series::{asc_nan_last, desc_nan_last, SeriesBuilder, StepCursor};
+use super::series::{asc_nan_last, desc_nan_last, HistCursor, MixedBuilder, SeriesBuilder, StepCursor};
 use super::{Evaluator, StepSeries, Val};
 use crate::error::Error;
 use crate::functions::kahan::kahan_sum_inc;

@@ -18,14 +18,12 @@
 //! float paths of `aggregate.rs` test `histograms.is_empty()` once per
 //! series (or once per input) and are otherwise untouched.
 
-use std::collections::HashMap;
-
 use promql_parser::parser::Expr;
 use tidemark_storage::histogram::{CounterResetHint, FloatHistogram, HistogramOpError};
 use tidemark_storage::{Labels, Sample, METRIC_NAME};
 
 use super::aggregate::{Fold, GroupState, Grouping, Op, Params};
-use super::series::{StepCursor, DUPLICATE_LABELSET};
+use super::series::{HistCursor, StepCursor};
 use super::{Evaluator, StepSeries, Val};
 use crate::error::Error;
 use crate::value::HistogramPoint;
@@ -48,29 +46,6 @@ pub(super) const MISMATCHED_CUSTOM_BUCKETS_MSG: &str = "mismatched custom bucket
 
 /// Warning: histograms of one group disagreed on counter resets.
 pub(super) const COUNTER_RESET_COLLISION_MSG: &str = "conflicting counter resets during histogram aggregation";
-
-/// Walks the histogram points of many series step by step (the histogram
-/// counterpart of [`StepCursor`]).
-pub(super) struct HistCursor {
-    pos: Vec<usize>,
-}
-
-impl HistCursor {
-    pub(super) fn new(n: usize) -> HistCursor {
-        HistCursor { pos: vec![0; n] }
-    }
-
-    /// The histogram of series `i` at time `t`, if it has one. Times must
-    /// be asked in non-decreasing order per series.
-    pub(super) fn at<'a>(&mut self, series: &'a [StepSeries], i: usize, t: i64) -> Option<&'a FloatHistogram> {
-        let hs = &series[i].histograms;
-        let p = &mut self.pos[i];
-        while *p < hs.len() && hs[*p].t < t {
-            *p += 1;
-        }
-        hs.get(*p).filter(|h| h.t == t).map(|h| &h.h)
-    }
-}
 
 /// What a [`HistCell`] gives for its group and step.
 #[derive(Debug)]
@@ -276,64 +251,6 @@ impl HistCell {
     /// dropped (delayed name removal).
     pub(super) fn drop_name(&self) -> bool {
         self.drop_name
-    }
-}
-
-/// Collects per-step output series with float and histogram points,
-/// keyed by labels (the mixed counterpart of `SeriesBuilder`).
-#[derive(Debug, Default)]
-pub(super) struct MixedBuilder {
-    index: HashMap<Labels, usize>,
-    series: Vec<StepSeries>,
-}
-
-impl MixedBuilder {
-    fn entry(&mut self, labels: &Labels, drop_name: bool, t: i64) -> Result<&mut StepSeries, Error> {
-        let i = match self.index.get(labels) {
-            Some(&i) => {
-                let s = &self.series[i];
-                if s.points.last().is_some_and(|p| p.t == t) || s.histograms.last().is_some_and(|p| p.t == t) {
-                    return Err(Error::Execution(DUPLICATE_LABELSET.into()));
-                }
-                i
-            }
-            None => {
-                self.index.insert(labels.clone(), self.series.len());
-                self.series.push(StepSeries {
-                    labels: labels.clone(),
-                    drop_name: false,
-                    points: Vec::new(),
-                    histograms: Vec::new(),
-                });
-                self.series.len() - 1
-            }
-        };
-        let s = &mut self.series[i];
-        s.drop_name |= drop_name;
-        Ok(s)
-    }
-
-    /// Adds the float value of series `labels` at time `t` (steps in
-    /// increasing time order).
-    pub(super) fn push(&mut self, labels: &Labels, drop_name: bool, t: i64, v: f64) -> Result<(), Error> {
-        self.entry(labels, drop_name, t)?.points.push(Sample { t, v });
-        Ok(())
-    }
-
-    /// Adds the histogram value of series `labels` at time `t`.
-    pub(super) fn push_histogram(
-        &mut self,
-        labels: &Labels,
-        drop_name: bool,
-        t: i64,
-        h: FloatHistogram,
-    ) -> Result<(), Error> {
-        self.entry(labels, drop_name, t)?.histograms.push(HistogramPoint { t, h });
-        Ok(())
-    }
-
-    pub(super) fn finish(self) -> Vec<StepSeries> {
-        self.series
     }
 }
 

@@ -22,14 +22,13 @@
 //! - The set operators pass histograms through like floats.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use promql_parser::parser::Expr;
 use tidemark_storage::histogram::{CounterResetHint, FloatHistogram, HistogramOpError};
-use tidemark_storage::{Labels, Sample};
+use tidemark_storage::Labels;
 
 use super::binary::{elem_binop, BinOp, Lane};
-use super::series::DUPLICATE_LABELSET;
+use super::series::MixedBuilder;
 use super::{Evaluator, StepSeries};
 use crate::error::Error;
 use crate::value::HistogramPoint;
@@ -224,55 +223,11 @@ impl MixedCursor {
     }
 }
 
-/// Collects the per-step output of an operator, floats and histograms,
-/// into series keyed by labels, failing when two outputs of the same step
-/// have the same labels (the float [`super::series::SeriesBuilder`] with
-/// histograms).
-#[derive(Debug, Default)]
-pub(super) struct MixedBuilder {
-    index: HashMap<Labels, usize>,
-    series: Vec<StepSeries>,
-}
-
-impl MixedBuilder {
-    /// The series `labels`, created if new; fails if it has a value at `t`.
-    fn series_at(&mut self, labels: &Labels, drop_name: bool, t: i64) -> Result<&mut StepSeries, Error> {
-        let i = match self.index.get(labels) {
-            Some(&i) => {
-                let s = &self.series[i];
-                if s.points.last().is_some_and(|p| p.t == t) || s.histograms.last().is_some_and(|h| h.t == t) {
-                    return Err(Error::Execution(DUPLICATE_LABELSET.into()));
-                }
-                i
-            }
-            None => {
-                self.index.insert(labels.clone(), self.series.len());
-                self.series.push(StepSeries {
-                    labels: labels.clone(),
-                    drop_name: false,
-                    points: Vec::new(),
-                    histograms: Vec::new(),
-                });
-                self.series.len() - 1
-            }
-        };
-        let s = &mut self.series[i];
-        s.drop_name |= drop_name;
-        Ok(s)
-    }
-
-    /// Adds the value of series `labels` at `t`; steps in increasing order.
-    pub(super) fn push(&mut self, labels: &Labels, drop_name: bool, t: i64, v: OutValue<'_>) -> Result<(), Error> {
-        let s = self.series_at(labels, drop_name, t)?;
-        match v {
-            OutValue::F(v) => s.points.push(Sample { t, v }),
-            OutValue::H(h) => s.histograms.push(HistogramPoint { t, h: h.into_owned() }),
-        }
-        Ok(())
-    }
-
-    pub(super) fn finish(self) -> Vec<StepSeries> {
-        self.series
+/// Adds an operator's output value to `out`.
+fn push_out(out: &mut MixedBuilder, labels: &Labels, drop_name: bool, t: i64, v: OutValue<'_>) -> Result<(), Error> {
+    match v {
+        OutValue::F(v) => out.push(labels, drop_name, t, v),
+        OutValue::H(h) => out.push_histogram(labels, drop_name, t, h.into_owned()),
     }
 }
 
@@ -325,7 +280,7 @@ impl<'s> Lane<'s> for MixedLane {
     }
 
     fn push(&mut self, labels: &Labels, drop_name: bool, t: i64, v: OutValue<'s>) -> Result<(), Error> {
-        self.out.push(labels, drop_name, t, v)
+        push_out(&mut self.out, labels, drop_name, t, v)
     }
 
     fn push_input(&mut self, labels: &Labels, drop_name: bool, t: i64, v: StepValue<'s>) -> Result<(), Error> {
@@ -333,7 +288,7 @@ impl<'s> Lane<'s> for MixedLane {
             StepValue::F(f) => OutValue::F(f),
             StepValue::H(h) => OutValue::H(Cow::Borrowed(h)),
         };
-        self.out.push(labels, drop_name, t, v)
+        push_out(&mut self.out, labels, drop_name, t, v)
     }
 
     fn end_step(&mut self, ev: &Evaluator<'_, '_>, at: &Expr) {
@@ -425,6 +380,7 @@ impl Evaluator<'_, '_> {
 #[cfg(test)]
 mod tests {
     use tidemark_storage::histogram::Span;
+    use tidemark_storage::Sample;
 
     use super::*;
 
@@ -616,10 +572,10 @@ mod tests {
         let mut b = MixedBuilder::default();
         let l = Labels::from_sorted([("a", "b")]);
         let x = h(0, 1.0, 1.0, &[1.0]);
-        b.push(&l, false, 10, OutValue::F(1.0)).unwrap();
-        assert!(b.push(&l, false, 10, OutValue::H(Cow::Borrowed(&x))).is_err());
-        b.push(&l, true, 20, OutValue::H(Cow::Borrowed(&x))).unwrap();
-        assert!(b.push(&l, false, 20, OutValue::F(2.0)).is_err());
+        push_out(&mut b, &l, false, 10, OutValue::F(1.0)).unwrap();
+        assert!(push_out(&mut b, &l, false, 10, OutValue::H(Cow::Borrowed(&x))).is_err());
+        push_out(&mut b, &l, true, 20, OutValue::H(Cow::Borrowed(&x))).unwrap();
+        assert!(push_out(&mut b, &l, false, 20, OutValue::F(2.0)).is_err());
         let out = b.finish();
         assert_eq!(out.len(), 1);
         assert!(out[0].drop_name);

@@ -22,9 +22,8 @@ use promql_parser::parser::{Expr, SubqueryExpr, VectorSelector};
 use tidemark_storage::histogram::FloatHistogram;
 use tidemark_storage::{Labels, MatchOp, Matcher, METRIC_NAME};
 
-use super::aggregate_histogram::{HistCursor, MixedBuilder};
 use super::selector::{load_mixed_samples, Latest};
-use super::series::{total_points, StepCursor};
+use super::series::{total_points, HistCursor, MixedBuilder, StepCursor};
 use super::{offset_ms, unparen, Evaluator, StepSeries, Val};
 use crate::error::Error;
 

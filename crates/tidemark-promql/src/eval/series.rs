@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use tidemark_storage::histogram::FloatHistogram;
 use tidemark_storage::{Labels, Sample};
 
 use crate::error::Error;
@@ -154,6 +155,87 @@ impl StepCursor {
         } else {
             None
         }
+    }
+}
+
+/// Walks the histogram points of many series step by step (the histogram
+/// counterpart of [`StepCursor`]).
+pub(crate) struct HistCursor {
+    pos: Vec<usize>,
+}
+
+impl HistCursor {
+    pub(crate) fn new(n: usize) -> HistCursor {
+        HistCursor { pos: vec![0; n] }
+    }
+
+    /// The histogram of series `i` at time `t`, if it has one. Times must
+    /// be asked in non-decreasing order per series.
+    pub(crate) fn at<'a>(&mut self, series: &'a [StepSeries], i: usize, t: i64) -> Option<&'a FloatHistogram> {
+        let hs = &series[i].histograms;
+        let p = &mut self.pos[i];
+        while *p < hs.len() && hs[*p].t < t {
+            *p += 1;
+        }
+        hs.get(*p).filter(|h| h.t == t).map(|h| &h.h)
+    }
+}
+
+/// Collects per-step output series with float and histogram points,
+/// keyed by labels (the mixed counterpart of [`SeriesBuilder`]).
+#[derive(Debug, Default)]
+pub(crate) struct MixedBuilder {
+    index: HashMap<Labels, usize>,
+    series: Vec<StepSeries>,
+}
+
+impl MixedBuilder {
+    fn entry(&mut self, labels: &Labels, drop_name: bool, t: i64) -> Result<&mut StepSeries, Error> {
+        let i = match self.index.get(labels) {
+            Some(&i) => {
+                let s = &self.series[i];
+                if s.points.last().is_some_and(|p| p.t == t) || s.histograms.last().is_some_and(|p| p.t == t) {
+                    return Err(Error::Execution(DUPLICATE_LABELSET.into()));
+                }
+                i
+            }
+            None => {
+                self.index.insert(labels.clone(), self.series.len());
+                self.series.push(StepSeries {
+                    labels: labels.clone(),
+                    drop_name: false,
+                    points: Vec::new(),
+                    histograms: Vec::new(),
+                });
+                self.series.len() - 1
+            }
+        };
+        let s = &mut self.series[i];
+        s.drop_name |= drop_name;
+        Ok(s)
+    }
+
+    /// Adds the float value of series `labels` at time `t` (steps in
+    /// increasing time order).
+    pub(crate) fn push(&mut self, labels: &Labels, drop_name: bool, t: i64, v: f64) -> Result<(), Error> {
+        self.entry(labels, drop_name, t)?.points.push(Sample { t, v });
+        Ok(())
+    }
+
+    /// Adds the histogram value of series `labels` at time `t`.
+    pub(crate) fn push_histogram(
+        &mut self,
+        labels: &Labels,
+        drop_name: bool,
+        t: i64,
+        h: FloatHistogram,
+    ) -> Result<(), Error> {
+        self.entry(labels, drop_name, t)?.histograms.push(HistogramPoint { t, h });
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> Vec<StepSeries> {
+        self.series
     }
 }
 

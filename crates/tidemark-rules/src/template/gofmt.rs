@@ -2,7 +2,8 @@
 //! over template values, for the `print`, `printf` and `println` builtins
 //! and for error messages. Floats go through `tidemark_promql::go_fmt`.
 
-use tidemark_promql::go_fmt::{go_g, go_g_precision};
+pub(crate) use tidemark_promql::go_fmt::is_print;
+use tidemark_promql::go_fmt::{go_g, go_g_precision, quote_bytes};
 
 use super::value::Value;
 
@@ -13,38 +14,7 @@ use super::value::Value;
 /// assert_eq!(tidemark_rules::template::go_quote("a\"b\n"), r#""a\"b\n""#);
 /// ```
 pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if is_print(c) => out.push(c),
-            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// An approximation of Go's `unicode.IsPrint`: no controls, no format
-/// characters, no separators other than the ASCII space.
-pub(crate) fn is_print(c: char) -> bool {
-    if c == ' ' {
-        return true;
-    }
-    !(c.is_control()
-        || c.is_whitespace()
-        || matches!(c as u32, 0xAD | 0x600..=0x605 | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB | 0xE000..=0xF8FF | 0xFFFE | 0xFFFF))
+    quote_bytes(s.as_bytes())
 }
 
 /// Go's `fmt.Sprint`: spaces between operands when neither is a string.
