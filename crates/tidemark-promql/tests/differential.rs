@@ -26,14 +26,13 @@ mod prom;
 mod result;
 
 use std::collections::BTreeMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use tidemark_promql::{Engine, MemStorage};
 use tidemark_storage::Labels;
 
 use data::{SPAN, T0};
-use result::{compare, from_ours, Outcome};
+use result::{compare, ours, Mismatch, Outcome};
 
 /// Queries whose answers differ between Prometheus 2.42 and 3.x by design.
 /// A mismatch on one of these is reported but does not fail the test; each
@@ -159,29 +158,6 @@ fn load_ours(d: &data::Data) -> MemStorage {
         }
     }
     storage
-}
-
-/// Runs our engine, turning a panic into a failure outcome so one bad query
-/// does not hide the others.
-fn ours(f: impl FnOnce() -> Result<tidemark_promql::QueryResult, tidemark_promql::Error>) -> Outcome {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => from_ours(r),
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            Outcome::Err { parse: false, msg: format!("OUR ENGINE PANICKED: {msg}") }
-        }
-    }
-}
-
-/// One disagreement.
-struct Mismatch {
-    query: String,
-    at: String,
-    detail: String,
 }
 
 #[test]

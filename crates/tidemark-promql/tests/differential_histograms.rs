@@ -30,7 +30,6 @@ mod prom;
 mod result;
 
 use std::collections::BTreeMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use tidemark_promql::Engine;
@@ -40,7 +39,7 @@ use tidemark_storage::{Db, Labels};
 
 use data::{SPAN, T0};
 use histograms::Val;
-use result::{compare, from_ours, Outcome};
+use result::{compare, ours, Mismatch, Outcome};
 
 /// 3.x interpolates exponentially within exponential buckets (quantile.go:
 /// `histogramQuantile`, `HistogramFraction`); 2.42 interpolated linearly.
@@ -260,28 +259,6 @@ fn load_prometheus(data: &[histograms::Series], prometheus: &prom::Prometheus) -
     }
     flush(&mut series, &mut requests);
     requests
-}
-
-/// Runs our engine, turning a panic into a failure outcome.
-fn ours(f: impl FnOnce() -> Result<tidemark_promql::QueryResult, tidemark_promql::Error>) -> Outcome {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => from_ours(r),
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            Outcome::Err { parse: false, msg: format!("OUR ENGINE PANICKED: {msg}") }
-        }
-    }
-}
-
-/// One disagreement.
-struct Mismatch {
-    query: String,
-    at: String,
-    detail: String,
 }
 
 #[test]

@@ -326,3 +326,26 @@ fn compare_matrices(want: &[(String, Vec<(i64, V)>)], got: &[(String, Vec<(i64, 
     }
     None
 }
+
+/// Runs our engine, turning a panic into a failure outcome so one bad query
+/// does not hide the others.
+pub fn ours(f: impl FnOnce() -> Result<tidemark_promql::QueryResult, Error>) -> Outcome {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => from_ours(r),
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Outcome::Err { parse: false, msg: format!("OUR ENGINE PANICKED: {msg}") }
+        }
+    }
+}
+
+/// One disagreement between our answer and Prometheus'.
+pub struct Mismatch {
+    pub query: String,
+    pub at: String,
+    pub detail: String,
+}
