@@ -210,3 +210,33 @@ fn the_database_answers_histogram_queries_like_mem_storage() {
         assert_eq!(a, b, "{q} as a range query");
     }
 }
+
+/// The sample limit weighs a histogram by its size, as Prometheus does
+/// (`HPoint.size`: (168 + 8 per span, bucket and bound + 8) / 16), so wide
+/// histograms cannot hold far more memory than the limit means.
+#[test]
+fn the_sample_limit_counts_a_histogram_by_its_size() {
+    use tidemark_promql::{EngineOptions, Error};
+    let mut s = Mixed::default();
+    let wide = FloatHistogram {
+        schema: 3,
+        count: 100.0,
+        sum: 1.0,
+        positive_spans: vec![Span { offset: 0, length: 100 }],
+        positive_buckets: vec![1.0; 100],
+        ..FloatHistogram::default()
+    };
+    // (168 + 8 * 101 + 8) / 16 = 61 samples each.
+    for i in 0..10 {
+        s.hist(&labels("wide"), i * 60_000, wide.clone());
+        s.float(&labels("flat"), i * 60_000, 1.0);
+    }
+    let engine = Engine::new(EngineOptions { max_samples: 100, ..EngineOptions::default() });
+    // One wide histogram fits (61), ten raw ones do not (610); ten floats do.
+    assert!(engine.instant_query(&s, "wide", 60_000).is_ok());
+    assert_eq!(engine.instant_query(&s, "wide[10m]", 540_000).unwrap_err(), Error::TooManySamples { limit: 100 });
+    assert!(engine.instant_query(&s, "flat[10m]", 540_000).is_ok());
+    // Over a range: two steps of one wide histogram hold 122.
+    assert_eq!(engine.range_query(&s, "wide", 0, 60_000, 60_000).unwrap_err(), Error::TooManySamples { limit: 100 });
+    assert!(engine.range_query(&s, "wide", 0, 0, 60_000).is_ok());
+}

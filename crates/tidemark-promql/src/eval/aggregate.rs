@@ -482,7 +482,7 @@ impl Evaluator<'_, '_> {
                 }
             }
             if !points.is_empty() || !histograms.is_empty() {
-                self.sh.hold(points.len() + histograms.len())?;
+                self.sh.hold(points.len() + super::series::histogram_points_weight(&histograms))?;
                 out.push(StepSeries { labels, drop_name, points, histograms });
             }
         }

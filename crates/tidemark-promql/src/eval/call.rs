@@ -728,7 +728,7 @@ impl Evaluator<'_, '_> {
     fn eval_range_function(&self, c: &Call, f: RangeFunction, args: &[&Expr]) -> Result<Val, Error> {
         let mut out = Vec::new();
         self.stream_range_function(c, f, args, LabelUse::All, &mut |s| {
-            self.sh.hold(s.points.len() + s.histograms.len())?;
+            self.sh.hold(s.points.len() + super::series::histogram_points_weight(&s.histograms))?;
             out.push(s);
             Ok(())
         })?;

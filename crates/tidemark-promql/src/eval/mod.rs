@@ -398,7 +398,7 @@ impl<'s, 'a> Evaluator<'s, 'a> {
                         self.sh.hold(n - 1)?;
                         s.points = (0..n).map(|i| Sample { t: self.ts(i), v: p.v }).collect();
                     } else if let Some(h) = s.histograms.pop() {
-                        self.sh.hold(n - 1)?;
+                        self.sh.hold((n - 1) * series::histogram_weight(&h.h))?;
                         s.histograms = (0..n).map(|i| HistogramPoint { t: self.ts(i), h: h.h.clone() }).collect();
                     }
                 }

@@ -143,7 +143,7 @@ impl Evaluator<'_, '_> {
     ) -> Result<Vec<StepSeries>, Error> {
         let mut out = Vec::new();
         self.stream_vector_selector(vs, sample_time, Order::Labels, &mut |s| {
-            self.sh.hold(s.points.len())?;
+            self.sh.hold(s.points.len() + super::series::histogram_points_weight(&s.histograms))?;
             out.push(s);
             Ok(())
         })?;
@@ -245,7 +245,7 @@ impl Evaluator<'_, '_> {
             };
             buf.retain(|p| p.t > t - range && p.t <= t);
             if !buf.is_empty() || !histograms.is_empty() {
-                self.sh.hold(buf.len() + histograms.len())?;
+                self.sh.hold(buf.len() + super::series::histogram_points_weight(&histograms))?;
                 out.push(StepSeries { labels: s.labels, drop_name: false, points: buf.clone(), histograms });
             }
         }

@@ -240,8 +240,30 @@ impl MixedBuilder {
 }
 
 /// Points held by a list of series (for the sample limit).
+/// A histogram point counts as many samples as the 16-byte float points its
+/// memory would hold (Prometheus' `HPoint.size`: the histogram's
+/// `FloatHistogram.Size()` plus the timestamp, over 16), so the sample limit
+/// bounds memory whether a query holds floats or wide histograms.
 pub(crate) fn total_points(series: &[StepSeries]) -> usize {
-    series.iter().map(|s| s.points.len() + s.histograms.len()).sum()
+    series.iter().map(|s| s.points.len() + histogram_points_weight(&s.histograms)).sum()
+}
+
+/// The samples `histograms` count as against the sample limit (see
+/// [`total_points`]).
+pub(crate) fn histogram_points_weight(histograms: &[HistogramPoint]) -> usize {
+    histograms.iter().map(|p| histogram_weight(&p.h)).sum()
+}
+
+/// [`total_points`]' weight of one histogram: 168 bytes of fixed fields, 8
+/// per span, bucket and custom bound, 8 for the timestamp, over 16.
+pub(crate) fn histogram_weight(h: &FloatHistogram) -> usize {
+    let bytes = 168
+        + 8 * (h.positive_spans.len()
+            + h.negative_spans.len()
+            + h.positive_buckets.len()
+            + h.negative_buckets.len()
+            + h.custom_values.len());
+    (bytes + 8) / 16
 }
 
 /// Orders values from largest to smallest, NaN last (`sort_desc`, `topk`).
