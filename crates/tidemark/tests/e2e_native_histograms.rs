@@ -19,8 +19,11 @@
 //! the left-closed (2.42) and left-open (3.x) range boundaries select the
 //! same samples.
 //!
+//! A second test gives both the same rule file over these histograms and
+//! compares what the rules record (see [`RULES`]).
+//!
 //! Needs Debian's `prometheus` (2.42): fails, never skips, without it.
-//! Takes about 20 s.
+//! Takes about 30 s (the two tests run side by side).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -262,5 +265,123 @@ remote_write:
         .and_then(|v| v.trim().parse::<f64>().ok())
         .unwrap_or_else(|| panic!("no tidemark_remote_write_histograms_appended_total in /metrics:\n{metrics}"));
     assert!(appended >= (3 * SCRAPES) as f64, "{appended} histograms appended");
+    assert!(started.elapsed() < TIME_LIMIT, "took {:?}", started.elapsed());
+}
+
+/// Rules over native histograms, evaluated by both: one rule file, given to
+/// Prometheus (`rule_files`) and to `tidemark serve` (`--rules.file`) by the
+/// same absolute path, so the group runs on the same slot in both and
+/// records at the same timestamps. Every rule reads its input 10 s in the
+/// past (`offset 10s`; Prometheus sends within 200 ms), so at each
+/// evaluation both hold the same data. The recorded histograms (a `sum by`
+/// over the integer histogram, `h + h` over the float one), a float rule
+/// over a recorded histogram and the `ALERTS` of an alert on it must be
+/// equal at every timestamp both recorded.
+const RULES: &str = r#"groups:
+  - name: native-histograms
+    interval: 1s
+    rules:
+      - record: job:nh_latency_seconds:sum
+        expr: sum by (job) (nh_latency_seconds offset 10s)
+      - record: job:nh_latency_seconds:count
+        expr: histogram_count(job:nh_latency_seconds:sum)
+      - record: nh_float_histogram:double
+        expr: nh_float_histogram offset 10s + nh_float_histogram offset 10s
+      - alert: LatencyObserved
+        expr: histogram_count(job:nh_latency_seconds:sum) > 0
+        labels:
+          severity: info
+"#;
+
+/// `name`'s points of the last 2 minutes by timestamp (ms): each a
+/// histogram or a float value as the JSON API renders it.
+fn points(http: &Http, url: &str, name: &str) -> std::collections::BTreeMap<(String, i64), Json> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(data) = query(http, url, &format!("{name}[2m]"), now_ms()) else { return out };
+    for s in data["result"].as_array().into_iter().flatten() {
+        let labels = s["metric"].to_string();
+        for key in ["values", "histograms"] {
+            for p in s[key].as_array().into_iter().flatten() {
+                let t = (p[0].as_f64().unwrap_or(0.0) * 1000.0).round() as i64;
+                out.insert((labels.clone(), t), p[1].clone());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn rules_over_native_histograms_record_what_prometheus_records() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(&rules, RULES).expect("rule file");
+    let rules = rules.display().to_string();
+    let tidemark = Tidemark::start(
+        TidemarkConfig::new(env!("CARGO_BIN_EXE_tidemark"), dir.path().join("tidemark"))
+            .with_args(&["--rules.file", &rules]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let target = start_target();
+    let mut config = PrometheusConfig::new(dir.path().join("prometheus"));
+    config.config_yaml = format!(
+        r#"global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files: ["{rules}"]
+scrape_configs:
+  - job_name: nh
+    static_configs: [{{targets: ["{target}"]}}]
+remote_write:
+  - url: {url}
+    send_native_histograms: true
+    queue_config: {{min_shards: 1, max_shards: 1, batch_send_deadline: 200ms, min_backoff: 100ms, max_backoff: 1s}}
+"#,
+        target = target.addr,
+        url = tidemark.remote_write_url(),
+    );
+    config.args = vec!["--enable-feature=native-histograms".into(), "--log.level=warn".into()];
+    let prom = Prometheus::start(config).unwrap_or_else(|e| panic!("{e}"));
+    let (p, t) = (prom.url(), tidemark.url());
+    let http = Http::new(Duration::from_secs(10));
+    let logs = || format!("Prometheus' log:\n{}\nTidemark's log:\n{}", prom.log_tail(30), tidemark.log_tail(30));
+
+    // Scrapes past the reset and 10 s more, so that several evaluations
+    // read data from both sides of it.
+    while target.scrapes.load(Ordering::SeqCst) < RESET_AT + 16 {
+        assert!(started.elapsed() < TIME_LIMIT / 2, "too few scrapes\n{}", logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Let both finish the evaluation in progress.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let mut compared = 0;
+    let mut problems = Vec::new();
+    for name in ["job:nh_latency_seconds:sum", "job:nh_latency_seconds:count", "nh_float_histogram:double", "ALERTS"] {
+        let theirs = points(&http, &p, name);
+        let ours = points(&http, &t, name);
+        let common: Vec<_> = theirs.keys().filter(|k| ours.contains_key(k)).collect();
+        if common.len() < 5 {
+            problems.push(format!(
+                "{name}: only {} timestamps recorded by both (Prometheus {:?}, Tidemark {:?})",
+                common.len(),
+                theirs.keys().map(|k| k.1).collect::<Vec<_>>(),
+                ours.keys().map(|k| k.1).collect::<Vec<_>>()
+            ));
+        }
+        for k in common {
+            compared += 1;
+            if theirs[k] != ours[k] {
+                problems.push(format!("{name} {} @{}: Prometheus {} Tidemark {}", k.0, k.1, theirs[k], ours[k]));
+            }
+        }
+    }
+    eprintln!("rules over native histograms: {compared} recorded points equal in Prometheus 2.42 and Tidemark");
+    assert!(problems.is_empty(), "{} differences:\n{}\n{}", problems.len(), problems.join("\n"), logs());
+    // The recorded histograms are histograms in both (not floats).
+    let data = query(&http, &t, "job:nh_latency_seconds:sum", now_ms() - 2000).expect("Tidemark");
+    assert!(data["result"][0]["histogram"].is_array(), "not a histogram: {data}");
+    assert!(compared >= 20, "only {compared} points compared");
     assert!(started.elapsed() < TIME_LIMIT, "took {:?}", started.elapsed());
 }
