@@ -74,6 +74,14 @@ impl Prometheus {
     /// Writes the config, starts `prometheus` and waits until `/-/ready`
     /// answers 200.
     pub fn start(config: PrometheusConfig) -> Result<Prometheus, KitError> {
+        match config.port {
+            Some(port) => Prometheus::start_on(&config, port),
+            None => retry_if_port_taken(|| Prometheus::start_on(&config, free_port())),
+        }
+    }
+
+    /// [`Prometheus::start`] on `port`.
+    fn start_on(config: &PrometheusConfig, port: u16) -> Result<Prometheus, KitError> {
         let bin = find_binary("prometheus")?;
         let work = work_dir("prometheus")?;
         let file = work.path().join("prometheus.yml");
@@ -82,7 +90,6 @@ impl Prometheus {
             path: file.clone(),
             source,
         })?;
-        let port = config.port.unwrap_or_else(free_port);
         let mut args: Vec<OsString> = vec![
             format!("--config.file={}", file.display()).into(),
             format!("--storage.tsdb.path={}", config.storage_dir.display()).into(),
@@ -132,16 +139,18 @@ impl VictoriaMetrics {
     /// Starts `victoria-metrics` and waits until `/health` answers 200.
     pub fn start(config: VictoriaMetricsConfig) -> Result<VictoriaMetrics, KitError> {
         let bin = find_binary("victoria-metrics")?;
-        let work = work_dir("victoria-metrics")?;
-        let port = free_port();
-        let mut args: Vec<OsString> = vec![
-            format!("-storageDataPath={}", config.data_dir.display()).into(),
-            format!("-httpListenAddr=127.0.0.1:{port}").into(),
-        ];
-        args.extend(config.args.iter().map(OsString::from));
-        let mut process = PeerProcess::spawn("victoria-metrics", &bin, &args, port, work)?;
-        process.wait_ready("/health", config.ready_timeout)?;
-        Ok(VictoriaMetrics { process })
+        retry_if_port_taken(|| {
+            let work = work_dir("victoria-metrics")?;
+            let port = free_port();
+            let mut args: Vec<OsString> = vec![
+                format!("-storageDataPath={}", config.data_dir.display()).into(),
+                format!("-httpListenAddr=127.0.0.1:{port}").into(),
+            ];
+            args.extend(config.args.iter().map(OsString::from));
+            let mut process = PeerProcess::spawn("victoria-metrics", &bin, &args, port, work)?;
+            process.wait_ready("/health", config.ready_timeout)?;
+            Ok(VictoriaMetrics { process })
+        })
     }
 
     /// The Prometheus remote-write URL (`/api/v1/write`).
@@ -163,13 +172,15 @@ impl NodeExporter {
     /// 30 s) until `/metrics` answers 200.
     pub fn start(args: &[&str]) -> Result<NodeExporter, KitError> {
         let bin = find_binary("prometheus-node-exporter")?;
-        let work = work_dir("node-exporter")?;
-        let port = free_port();
-        let mut all: Vec<OsString> = vec![format!("--web.listen-address=127.0.0.1:{port}").into()];
-        all.extend(args.iter().map(OsString::from));
-        let mut process = PeerProcess::spawn("node-exporter", &bin, &all, port, work)?;
-        process.wait_ready("/metrics", Duration::from_secs(30))?;
-        Ok(NodeExporter { process })
+        retry_if_port_taken(|| {
+            let work = work_dir("node-exporter")?;
+            let port = free_port();
+            let mut all: Vec<OsString> = vec![format!("--web.listen-address=127.0.0.1:{port}").into()];
+            all.extend(args.iter().map(OsString::from));
+            let mut process = PeerProcess::spawn("node-exporter", &bin, &all, port, work)?;
+            process.wait_ready("/metrics", Duration::from_secs(30))?;
+            Ok(NodeExporter { process })
+        })
     }
 
     /// `127.0.0.1:<port>`, as a scrape target.
@@ -238,8 +249,12 @@ impl Tidemark {
                 ),
             });
         }
+        retry_if_port_taken(|| Tidemark::start_on(&config, free_port()))
+    }
+
+    /// [`Tidemark::start`] on `port`.
+    fn start_on(config: &TidemarkConfig, port: u16) -> Result<Tidemark, KitError> {
         let work = work_dir("tidemark")?;
-        let port = free_port();
         let mut args: Vec<OsString> = vec![
             "serve".into(),
             "--listen".into(),
@@ -277,5 +292,62 @@ impl Tidemark {
     /// The remote-write URL (`/api/v1/write`).
     pub fn remote_write_url(&self) -> String {
         format!("{}/api/v1/write", self.base_url())
+    }
+}
+
+/// Runs `start` again (at most five times in all) while it fails because
+/// the port [`free_port`] chose was taken before the peer bound it: by
+/// another test's process, or by an outgoing connection the kernel gave it
+/// as its ephemeral port. Any other failure is returned at once.
+fn retry_if_port_taken<T>(mut start: impl FnMut() -> Result<T, KitError>) -> Result<T, KitError> {
+    let mut attempt = 1;
+    loop {
+        match start() {
+            Err(KitError::Exited { log, .. })
+                if attempt < 5 && log.to_ascii_lowercase().contains("address already in use") =>
+            {
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exited(log: &str) -> KitError {
+        KitError::Exited { name: "peer".into(), status: "exit status: 1".into(), log: log.into() }
+    }
+
+    #[test]
+    fn a_taken_port_is_retried_and_other_failures_are_not() {
+        let mut calls = 0;
+        let r = retry_if_port_taken(|| {
+            calls += 1;
+            if calls < 3 {
+                Err(exited("cannot listen on 127.0.0.1:1: Address already in use (os error 98)"))
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(r.unwrap(), 3);
+
+        let mut calls = 0;
+        let r: Result<(), _> = retry_if_port_taken(|| {
+            calls += 1;
+            Err(exited("bind: address already in use"))
+        });
+        assert!(r.is_err());
+        assert_eq!(calls, 5, "gives up after five attempts");
+
+        let mut calls = 0;
+        let r: Result<(), _> = retry_if_port_taken(|| {
+            calls += 1;
+            Err(exited("invalid flag"))
+        });
+        assert!(r.is_err());
+        assert_eq!(calls, 1);
     }
 }
