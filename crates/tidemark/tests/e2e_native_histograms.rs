@@ -137,6 +137,43 @@ fn start_target() -> tidemark_testkit::ScrapeTarget {
     tidemark_testkit::ScrapeTarget::start("application/vnd.google.protobuf", CONTENT_TYPE, body).expect("scrape target")
 }
 
+/// Prometheus 2.42 with native histograms on, scraping `target` every
+/// second and remote-writing (1.0) to `tidemark` in WAL order. `global_extra`
+/// is YAML appended to the `global:` section (indented) and after it.
+fn start_prometheus(
+    dir: &std::path::Path,
+    target: &tidemark_testkit::ScrapeTarget,
+    tidemark: &Tidemark,
+    global_extra: &str,
+) -> Prometheus {
+    let mut config = PrometheusConfig::new(dir.join("prometheus"));
+    config.config_yaml = format!(
+        r#"global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+{global_extra}scrape_configs:
+  - job_name: nh
+    static_configs: [{{targets: ["{target}"]}}]
+remote_write:
+  - url: {url}
+    remote_timeout: 10s
+    # 2.42 sends native histograms only when asked to.
+    send_native_histograms: true
+    queue_config:
+      # One shard: Tidemark receives in Prometheus' WAL order.
+      min_shards: 1
+      max_shards: 1
+      batch_send_deadline: 200ms
+      min_backoff: 100ms
+      max_backoff: 1s
+"#,
+        target = target.addr,
+        url = tidemark.remote_write_url(),
+    );
+    config.args = vec!["--enable-feature=native-histograms".into(), "--log.level=warn".into()];
+    Prometheus::start(config).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// `GET /api/v1/query` answer's `data`, or why not.
 fn query(http: &Http, url: &str, q: &str, t_ms: i64) -> Result<Json, String> {
     let r = http
@@ -175,32 +212,7 @@ fn prometheus_remote_writes_native_histograms_to_tidemark_and_both_answer_the_sa
     let tidemark = Tidemark::start(TidemarkConfig::new(env!("CARGO_BIN_EXE_tidemark"), dir.path().join("tidemark")))
         .unwrap_or_else(|e| panic!("{e}"));
     let target = start_target();
-    let mut config = PrometheusConfig::new(dir.path().join("prometheus"));
-    config.config_yaml = format!(
-        r#"global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: nh
-    static_configs: [{{targets: ["{target}"]}}]
-remote_write:
-  - url: {url}
-    remote_timeout: 10s
-    # 2.42 sends native histograms only when asked to.
-    send_native_histograms: true
-    queue_config:
-      # One shard: Tidemark receives in Prometheus' WAL order.
-      min_shards: 1
-      max_shards: 1
-      batch_send_deadline: 200ms
-      min_backoff: 100ms
-      max_backoff: 1s
-"#,
-        target = target.addr,
-        url = tidemark.remote_write_url(),
-    );
-    config.args = vec!["--enable-feature=native-histograms".into(), "--log.level=warn".into()];
-    let prom = Prometheus::start(config).unwrap_or_else(|e| panic!("{e}"));
+    let prom = start_prometheus(dir.path(), &target, &tidemark, "");
     let (p, t) = (prom.url(), tidemark.url());
     let http = Http::new(Duration::from_secs(10));
     let logs = || format!("Prometheus' log:\n{}\nTidemark's log:\n{}", prom.log_tail(30), tidemark.log_tail(30));
@@ -323,26 +335,12 @@ fn rules_over_native_histograms_record_what_prometheus_records() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let target = start_target();
-    let mut config = PrometheusConfig::new(dir.path().join("prometheus"));
-    config.config_yaml = format!(
-        r#"global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files: ["{rules}"]
-scrape_configs:
-  - job_name: nh
-    static_configs: [{{targets: ["{target}"]}}]
-remote_write:
-  - url: {url}
-    send_native_histograms: true
-    queue_config: {{min_shards: 1, max_shards: 1, batch_send_deadline: 200ms, min_backoff: 100ms, max_backoff: 1s}}
-"#,
-        target = target.addr,
-        url = tidemark.remote_write_url(),
+    let prom = start_prometheus(
+        dir.path(),
+        &target,
+        &tidemark,
+        &format!("  evaluation_interval: 1s\nrule_files: [\"{rules}\"]\n"),
     );
-    config.args = vec!["--enable-feature=native-histograms".into(), "--log.level=warn".into()];
-    let prom = Prometheus::start(config).unwrap_or_else(|e| panic!("{e}"));
     let (p, t) = (prom.url(), tidemark.url());
     let http = Http::new(Duration::from_secs(10));
     let logs = || format!("Prometheus' log:\n{}\nTidemark's log:\n{}", prom.log_tail(30), tidemark.log_tail(30));
